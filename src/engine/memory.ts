@@ -1,0 +1,86 @@
+// The in-memory engine: a sorted array of keys with a map of values. Used by tests and the
+// simulator. Snapshots copy the key space, which is fine at test sizes.
+import { decodeChunk, exportChunks } from './codec.js';
+import type { Engine, RangeOptions, ReadView, WriteOp } from './types.js';
+
+const compare = (a: Uint8Array, b: Uint8Array): number => Buffer.compare(a, b);
+const hex = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
+
+/** Index of the first key >= key in a sorted array. */
+function lowerBound(keys: Uint8Array[], key: Uint8Array): number {
+  let lo = 0;
+  let hi = keys.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(keys[mid]!, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+class SortedMap implements ReadView {
+  constructor(
+    protected keys: Uint8Array[] = [],
+    protected values = new Map<string, Uint8Array>(),
+  ) {}
+
+  get(key: Uint8Array): Uint8Array | undefined {
+    return this.values.get(hex(key));
+  }
+
+  *range({ start, end, reverse = false, limit }: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {
+    const from = lowerBound(this.keys, start);
+    const to = end === undefined ? this.keys.length : lowerBound(this.keys, end);
+    const max = limit ?? Infinity;
+    let yielded = 0;
+    for (let i = reverse ? to - 1 : from; reverse ? i >= from : i < to; i += reverse ? -1 : 1) {
+      if (yielded++ >= max) return;
+      const key = this.keys[i]!;
+      yield [key, this.values.get(hex(key))!];
+    }
+  }
+
+  close(): void {}
+}
+
+export class MemoryEngine extends SortedMap implements Engine {
+  readonly kind = 'memory' as const;
+
+  write(ops: WriteOp[]): void {
+    for (const op of ops) {
+      const id = hex(op.key);
+      const exists = this.values.has(id);
+      if (op.type === 'put') {
+        if (!exists) this.keys.splice(lowerBound(this.keys, op.key), 0, Uint8Array.from(op.key));
+        this.values.set(id, Uint8Array.from(op.value));
+      } else if (exists) {
+        this.keys.splice(lowerBound(this.keys, op.key), 1);
+        this.values.delete(id);
+      }
+    }
+  }
+
+  snapshot(): ReadView {
+    return new SortedMap([...this.keys], new Map(this.values));
+  }
+
+  async sync(): Promise<void> {}
+
+  export(chunkBytes?: number): Iterable<Uint8Array> {
+    return exportChunks(this.snapshot(), chunkBytes);
+  }
+
+  import(chunks: Iterable<Uint8Array>): void {
+    const keys: Uint8Array[] = [];
+    const values = new Map<string, Uint8Array>();
+    for (const chunk of chunks) {
+      for (const [key, value] of decodeChunk(chunk)) {
+        keys.push(Uint8Array.from(key));
+        values.set(hex(key), Uint8Array.from(value));
+      }
+    }
+    keys.sort(compare);
+    this.keys = keys;
+    this.values = values;
+  }
+}

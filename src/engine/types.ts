@@ -1,0 +1,42 @@
+// The storage engine interface. The MVCC layer is the only user; it sees ordered byte keys.
+// All calls are synchronous: the apply loop runs one command at a time and must read its own
+// writes. Durability comes from the WAL (the applied raft index is written in the same batch as
+// the data it covers, so after a crash the server replays what the engine does not yet hold).
+
+export type WriteOp =
+  | { type: 'put'; key: Uint8Array; value: Uint8Array }
+  | { type: 'del'; key: Uint8Array };
+
+export interface RangeOptions {
+  /** Inclusive lower bound. */
+  start: Uint8Array;
+  /** Exclusive upper bound; undefined means "to the end of the key space". */
+  end?: Uint8Array;
+  /** Iterate from the highest key down. */
+  reverse?: boolean;
+  /** Stop after this many pairs; undefined means no limit. */
+  limit?: number;
+}
+
+/** A consistent read view: later writes are invisible to it. Close it when done. */
+export interface ReadView {
+  get(key: Uint8Array): Uint8Array | undefined;
+  range(options: RangeOptions): Iterable<[key: Uint8Array, value: Uint8Array]>;
+  close(): void;
+}
+
+export interface Engine extends ReadView {
+  readonly kind: 'lmdb' | 'memory';
+  /** Applies all ops atomically, in order. */
+  write(ops: WriteOp[]): void;
+  /** A consistent read view as of now. */
+  snapshot(): ReadView;
+  /** Resolves when every write so far is on stable storage (call before releasing WAL entries). */
+  sync(): Promise<void>;
+  /** The whole key space as a stream of chunks, from a consistent view (see exportChunks). */
+  export(chunkBytes?: number): Iterable<Uint8Array>;
+  /** Replaces the whole key space with an export, atomically. */
+  import(chunks: Iterable<Uint8Array>): void;
+}
+
+export type EngineKind = Engine['kind'];
