@@ -1,0 +1,82 @@
+// The configuration of one Lichen node. The CLI fills it from flags, LICHEN_* environment
+// variables and a JSON config file (in that order of precedence); tests build it directly.
+import type { EngineKind } from '../engine/types.js';
+
+export interface PeerSpec {
+  /** The member's name, unique in the cluster. */
+  name: string;
+  /** host:port of the member's peer (raft) listener. */
+  peerAddress: string;
+}
+
+export interface NodeConfig {
+  /** This member's name; must appear in initialCluster when bootstrapping. */
+  name: string;
+  /** Where the WAL, snapshots and engine files live. Created if missing. */
+  dataDir: string;
+  /** host:port for the etcd v3 gRPC API. Port 0 picks a free port. */
+  listenClient: string;
+  /** host:port for raft traffic between members. Port 0 picks a free port. */
+  listenPeer: string;
+  /** host:port for the HTTP/JSON API, /metrics and /health; empty disables it. */
+  listenHttp: string;
+  /** The members of a new cluster. Ignored when dataDir already holds a cluster. */
+  initialCluster: PeerSpec[];
+  /** Shared by all members of one cluster; derived from initialCluster when absent. */
+  clusterToken: string;
+  engine: EngineKind;
+  /** Largest client request accepted (etcd's default: 1.5 MiB). */
+  maxRequestBytes: number;
+  /** The raft tick. Election timeout = electionTicks * tickMs. */
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Take a state machine snapshot and compact the log after this many applied entries. */
+  snapshotEntries: number;
+  /** Also snapshot when the WAL grows past this size. */
+  snapshotWalBytes: number;
+  /** Client requests waiting for raft, per node; beyond it requests fail with Overloaded. */
+  pendingRequestsMax: number;
+  /** How long a client request may wait for commit/apply before Timeout. */
+  requestTimeoutMs: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Test-only fault injection; never set these in production. */
+  unsafe: {
+    /** Added before every WAL fsync (slow disk). */
+    walSyncDelayMs: number;
+    /** Skip fsync entirely: acknowledged writes can be lost on power failure. */
+    walNoSync: boolean;
+    /** Serve "linearizable" reads locally without ReadIndex (stale reads possible). */
+    readsWithoutReadIndex: boolean;
+  };
+}
+
+export const MAX_REQUEST_BYTES_DEFAULT = 1.5 * 1024 * 1024;
+
+export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConfig, 'name' | 'dataDir'>): NodeConfig {
+  const base: NodeConfig = {
+    name: overrides.name,
+    dataDir: overrides.dataDir,
+    listenClient: '127.0.0.1:2379',
+    listenPeer: '127.0.0.1:2380',
+    listenHttp: '127.0.0.1:4001',
+    initialCluster: [],
+    clusterToken: '',
+    engine: 'lmdb',
+    maxRequestBytes: MAX_REQUEST_BYTES_DEFAULT,
+    tickMs: 100,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    snapshotEntries: 10_000,
+    snapshotWalBytes: 64 * 1024 * 1024,
+    pendingRequestsMax: 10_000,
+    requestTimeoutMs: 5_000,
+    logLevel: 'info',
+    unsafe: { walSyncDelayMs: 0, walNoSync: false, readsWithoutReadIndex: false },
+  };
+  const config = { ...base, ...overrides, unsafe: { ...base.unsafe, ...overrides.unsafe } };
+  if (config.initialCluster.length === 0) {
+    config.initialCluster = [{ name: config.name, peerAddress: config.listenPeer }];
+  }
+  return config;
+}
