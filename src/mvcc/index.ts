@@ -1,0 +1,24 @@
+// The MVCC layer's public surface: the etcd v3 data model over an Engine.
+export * from './types.js';
+export { type Command, encodeCommand, decodeCommand, COMMAND_FORMAT_VERSION, TXN_DEPTH_MAX } from './command.js';
+export {
+  MvccStore,
+  type ApplyResult,
+  type ApplyResponse,
+  type MvccStoreOptions,
+  type LeaseInfo,
+  type ScanEventsOptions,
+  type ScanEventsResult,
+  leaseIdFromIndex,
+  LEASE_TTL_SECONDS_MAX,
+  ERR_COMPACTED,
+  ERR_FUTURE_REVISION,
+  ERR_LEASE_NOT_FOUND,
+  ERR_LEASE_EXISTS,
+  ERR_KEY_NOT_FOUND,
+  ERR_VALUE_PROVIDED,
+  ERR_LEASE_PROVIDED,
+  ERR_DUPLICATE_KEY,
+} from './store.js';
+export { WatchHub, type Watcher, type WatchMessage, type WatchRequest, type WatchSink, type WatchHubOptions } from './watch.js';
+export { Lessor, type LessorOptions } from './lessor.js';

@@ -1,0 +1,111 @@
+// Lessor: the leader-side lease clocks. The lease table itself (ids, granted TTLs, attached keys)
+// is replicated state inside MvccStore; the expiry clocks are not: keep-alives only touch the
+// leader's clocks, and when a lease runs out the leader proposes a leaseRevoke command so every
+// replica deletes the same keys at the same revision. A new leader cannot know how far the old
+// leader's clocks had run, so promote() restarts every lease at its full TTL (as etcd does).
+//
+// Time is injected (nowMs) so tests and the simulator control it.
+import { LichenError } from '../errors.js';
+import { ERR_LEASE_NOT_FOUND } from './store.js';
+
+export interface LessorOptions {
+  /** Leases shorter than this get this TTL (etcd: ceil(1.5 * election timeout)). */
+  minTtlSeconds?: number;
+  /** After expired() hands out an id, it is not handed out again for this long (the revoke is in flight). */
+  revokeRetryMs?: number;
+}
+
+interface LeaseClock {
+  ttlSeconds: number;
+  /** Absolute expiry in ms; Infinity while this node is not the primary. */
+  expiresAtMs: number;
+  /** expired() skips the lease until this time (a revoke was proposed). */
+  retryAtMs: number;
+}
+
+export class Lessor {
+  private readonly clocks = new Map<number, LeaseClock>();
+  private primary = false;
+  readonly minTtlSeconds: number;
+  private readonly revokeRetryMs: number;
+
+  constructor(options: LessorOptions = {}) {
+    this.minTtlSeconds = options.minTtlSeconds ?? 0;
+    this.revokeRetryMs = options.revokeRetryMs ?? 3_000;
+  }
+
+  get isPrimary(): boolean {
+    return this.primary;
+  }
+
+  get size(): number {
+    return this.clocks.size;
+  }
+
+  /** Records a granted lease (call when a leaseGrant applies, on every replica). */
+  grant(id: number, ttlSeconds: number, nowMs: number): void {
+    const ttl = Math.max(ttlSeconds, this.minTtlSeconds);
+    this.clocks.set(id, { ttlSeconds: ttl, expiresAtMs: this.primary ? nowMs + ttl * 1000 : Infinity, retryAtMs: 0 });
+  }
+
+  /** Forgets a lease (call when a leaseRevoke applies). */
+  revoke(id: number): void {
+    this.clocks.delete(id);
+  }
+
+  /** A keep-alive: restarts the lease's clock and returns its TTL in seconds. Leader only. */
+  renew(id: number, nowMs: number): number {
+    if (!this.primary) throw new LichenError('NotLeader', 'etcdserver: not primary');
+    const clock = this.clocks.get(id);
+    // An expired lease is as good as revoked: its revoke is on the way.
+    if (clock === undefined || clock.expiresAtMs <= nowMs) throw new LichenError('LeaseNotFound', ERR_LEASE_NOT_FOUND, { lease: id });
+    clock.expiresAtMs = nowMs + clock.ttlSeconds * 1000;
+    return clock.ttlSeconds;
+  }
+
+  /** Remaining whole seconds (truncated, as etcd's TimeToLive), -1 when unknown or expired. */
+  remaining(id: number, nowMs: number): number {
+    const clock = this.clocks.get(id);
+    if (clock === undefined) return -1;
+    if (clock.expiresAtMs === Infinity) return clock.ttlSeconds;
+    const leftMs = clock.expiresAtMs - nowMs;
+    return leftMs <= 0 ? -1 : Math.floor(leftMs / 1000);
+  }
+
+  /**
+   * Up to `max` ids whose time ran out, for the leader to propose leaseRevoke. Each id is then
+   * held back for revokeRetryMs, so a revoke lost to a leader change is proposed again later.
+   */
+  expired(nowMs: number, max: number): number[] {
+    const ids: number[] = [];
+    if (!this.primary) return ids;
+    for (const [id, clock] of this.clocks) {
+      if (ids.length >= max) break;
+      if (clock.expiresAtMs > nowMs || clock.retryAtMs > nowMs) continue;
+      clock.retryAtMs = nowMs + this.revokeRetryMs;
+      ids.push(id);
+    }
+    return ids;
+  }
+
+  /** This node became leader: every lease gets a full TTL from now. */
+  promote(nowMs: number): void {
+    this.primary = true;
+    for (const clock of this.clocks.values()) {
+      clock.expiresAtMs = nowMs + clock.ttlSeconds * 1000;
+      clock.retryAtMs = 0;
+    }
+  }
+
+  /** This node stopped being leader: clocks stop until the next promote. */
+  demote(): void {
+    this.primary = false;
+    for (const clock of this.clocks.values()) clock.expiresAtMs = Infinity;
+  }
+
+  /** Replaces the table (after a snapshot install or on start) from the store's leases. */
+  reset(leases: readonly { ID: number; grantedTTL: number }[], nowMs: number): void {
+    this.clocks.clear();
+    for (const lease of leases) this.grant(lease.ID, lease.grantedTTL, nowMs);
+  }
+}

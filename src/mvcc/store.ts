@@ -1,0 +1,733 @@
+// MvccStore: the etcd v3 data model (revisions, ranges, txns, compaction, leases) over an Engine.
+//
+// Determinism: apply() depends only on the store's state and the command (lease ids picked for
+// ID=0 derive from the raft index), so replicas applying the same log hold byte-identical
+// engines. Every apply ends in ONE engine.write that also records the applied index, so after a
+// crash the server replays exactly the entries the engine does not yet hold.
+//
+// Semantics follow etcd (api/etcdserverpb/rpc.proto, server/mvcc, server/etcdserver/apply):
+// an empty store is at revision 1; each command that changes keys takes the next revision and
+// numbers its changes with sub revisions 0, 1, ...; a command that changes nothing keeps the
+// revision. See layout.ts for the engine keys and keyindex.ts for why the key index is in memory.
+import { crc32 } from 'node:zlib';
+import { LichenError, assert } from '../errors.js';
+import type { Engine, WriteOp } from '../engine/types.js';
+import { keyBytes, keyString } from './bytes.js';
+import type { Command } from './command.js';
+import { KeyIndex, previousOf, visibleAt, type Revision } from './keyindex.js';
+import {
+  META_APPLIED_INDEX,
+  META_COMPACT_REVISION,
+  META_CURRENT_REVISION,
+  PREFIX_LEASE,
+  PREFIX_REVISION,
+  decodeNumber,
+  decodeRecord,
+  encodeNumber,
+  encodeRecord,
+  leaseKey,
+  parseLeaseKey,
+  parseRevisionKey,
+  prefixEnd,
+  revisionKey,
+  type StoredRecord,
+} from './layout.js';
+import {
+  CompareResult,
+  CompareTarget,
+  EventType,
+  SortOrder,
+  SortTarget,
+  type Compare,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type Event,
+  type HashKVResponse,
+  type KeyValue,
+  type LeaseGrantResponse,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type RequestOp,
+  type ResponseOp,
+  type TxnRequest,
+  type TxnResponse,
+} from './types.js';
+
+export const ERR_COMPACTED = 'etcdserver: mvcc: required revision has been compacted';
+export const ERR_FUTURE_REVISION = 'etcdserver: mvcc: required revision is a future revision';
+export const ERR_LEASE_NOT_FOUND = 'etcdserver: requested lease not found';
+export const ERR_LEASE_EXISTS = 'etcdserver: lease already exists';
+export const ERR_LEASE_TTL_TOO_LARGE = 'etcdserver: too large lease TTL';
+export const ERR_KEY_NOT_FOUND = 'etcdserver: key not found';
+export const ERR_VALUE_PROVIDED = 'etcdserver: value is provided';
+export const ERR_LEASE_PROVIDED = 'etcdserver: lease is provided';
+export const ERR_DUPLICATE_KEY = 'etcdserver: duplicate key given in txn request';
+
+/** etcd's MaxLeaseTTL: 9,000,000,000 seconds (about 285 years). */
+export const LEASE_TTL_SECONDS_MAX = 9_000_000_000;
+/** Bounds one history scan (eventsSince / watch catch-up) so a sparse watcher cannot stall apply. */
+export const EVENT_SCAN_RECORDS_MAX_DEFAULT = 10_000;
+
+export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | LeaseGrantResponse | Record<string, never>;
+export type ApplyResult =
+  | { revision: number; response: ApplyResponse; events: Event[] }
+  | { revision: number; error: LichenError };
+
+export interface MvccStoreOptions {
+  /** Leases granted with a shorter TTL get this one (etcd: ceil(1.5 * election timeout)). Same on every replica. */
+  minLeaseTtlSeconds?: number;
+}
+
+export interface LeaseInfo {
+  ID: number;
+  grantedTTL: number;
+  keys: Uint8Array[];
+}
+
+export interface ScanEventsOptions {
+  fromRevision: number;
+  /** Inclusive; default the current revision. */
+  toRevision?: number;
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+  prevKv?: boolean;
+  /** Stop at the first revision boundary after this many events. */
+  eventsMax?: number;
+  /** Stop at the first revision boundary after examining this many records. */
+  recordsMax?: number;
+}
+
+export interface ScanEventsResult {
+  events: Event[];
+  /** The first revision not scanned yet: continue from here. */
+  nextRevision: number;
+}
+
+interface LeaseState {
+  ttl: number;
+  keys: Set<string>;
+}
+
+/** Key bounds as index strings: a single key, or [start, end) with end undefined = no bound. */
+interface KeyBounds {
+  single: boolean;
+  start: string;
+  end: string | undefined;
+}
+
+function keyBounds(key: Uint8Array, rangeEnd: Uint8Array | undefined): KeyBounds {
+  const start = keyString(key);
+  if (rangeEnd === undefined || rangeEnd.length === 0) return { single: true, start, end: undefined };
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return { single: false, start, end: undefined };
+  return { single: false, start, end: keyString(rangeEnd) };
+}
+
+function inBounds(bounds: KeyBounds, key: string): boolean {
+  if (bounds.single) return key === bounds.start;
+  return key >= bounds.start && (bounds.end === undefined || key < bounds.end);
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The state of one apply: its revision, sub revision counter, engine ops and unflushed records. */
+class ApplyBatch {
+  readonly ops: WriteOp[] = [];
+  readonly records = new Map<string, StoredRecord>();
+  readonly events: Event[] = [];
+  sub = 0;
+  constructor(readonly revision: number) {}
+}
+
+const revisionId = (main: number, sub: number): string => `${main}/${sub}`;
+
+export class MvccStore {
+  private readonly index = new KeyIndex();
+  private readonly leaseTable = new Map<number, LeaseState>();
+  private applied = 0;
+  private current = 1;
+  private compacted = 0;
+  private batch: ApplyBatch | undefined;
+  private readonly minLeaseTtlSeconds: number;
+
+  private constructor(private readonly engine: Engine, options: MvccStoreOptions) {
+    this.minLeaseTtlSeconds = options.minLeaseTtlSeconds ?? 0;
+  }
+
+  static open(engine: Engine, options: MvccStoreOptions = {}): MvccStore {
+    const store = new MvccStore(engine, options);
+    store.reload();
+    return store;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get currentRevision(): number {
+    return this.current;
+  }
+
+  get compactRevision(): number {
+    return this.compacted;
+  }
+
+  /** The number of keys the index tracks (live or with history). */
+  get keyCount(): number {
+    return this.index.keyCount;
+  }
+
+  /** Rebuilds the in-memory state (meta, key index, lease table) from the engine. */
+  private reload(): void {
+    this.index.clear();
+    this.leaseTable.clear();
+    this.applied = decodeNumber(this.engine.get(META_APPLIED_INDEX), 0);
+    this.current = decodeNumber(this.engine.get(META_CURRENT_REVISION), 1);
+    this.compacted = decodeNumber(this.engine.get(META_COMPACT_REVISION), 0);
+    for (const [key, value] of this.engine.range({ start: Uint8Array.of(PREFIX_LEASE), end: prefixEnd(PREFIX_LEASE) })) {
+      this.leaseTable.set(parseLeaseKey(key), { ttl: decodeNumber(value, 0), keys: new Set() });
+    }
+    // Records come in revision order, so the last one seen per key is its newest.
+    const leaseOfKey = new Map<string, number>();
+    for (const [key, value] of this.engine.range({ start: Uint8Array.of(PREFIX_REVISION), end: prefixEnd(PREFIX_REVISION) })) {
+      const { main, sub } = parseRevisionKey(key);
+      const record = decodeRecord(value);
+      const name = keyString(record.key);
+      this.index.appendUnsorted(name, main, sub, record.tombstone);
+      if (record.lease !== 0 && !record.tombstone) leaseOfKey.set(name, record.lease);
+      else leaseOfKey.delete(name);
+    }
+    this.index.finishLoad();
+    for (const [name, lease] of leaseOfKey) this.leaseTable.get(lease)?.keys.add(name);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Apply
+
+  apply(index: number, command: Command): ApplyResult {
+    if (index <= this.applied) return { revision: this.current, response: {}, events: [] };
+    assert(this.batch === undefined, 'mvcc: apply re-entered');
+    const batch = new ApplyBatch(this.current + 1);
+    this.batch = batch;
+    let result: ApplyResult;
+    try {
+      const response = this.execute(index, command, batch);
+      result = { revision: batch.sub > 0 ? batch.revision : this.current, response, events: batch.events };
+    } catch (error) {
+      // Validation happens before any change, so an expected error leaves nothing to undo.
+      if (!(error instanceof LichenError)) throw error;
+      assert(batch.sub === 0, 'mvcc: command failed after changing keys');
+      result = { revision: this.current, error };
+      batch.ops.length = 0;
+    } finally {
+      this.batch = undefined;
+    }
+    if (batch.sub > 0) {
+      this.current = batch.revision;
+      batch.ops.push({ type: 'put', key: META_CURRENT_REVISION, value: encodeNumber(this.current) });
+    }
+    this.applied = index;
+    batch.ops.push({ type: 'put', key: META_APPLIED_INDEX, value: encodeNumber(index) });
+    // If this write throws (disk failure), memory and engine disagree: the error propagates and
+    // the process must restart (reopening rebuilds memory from the engine).
+    this.engine.write(batch.ops);
+    return result;
+  }
+
+  private execute(index: number, command: Command, batch: ApplyBatch): ApplyResponse {
+    switch (command.type) {
+      case 'put':
+        this.checkPutStatic(command.request);
+        this.checkPutDynamic(command.request);
+        return this.put(command.request, batch);
+      case 'deleteRange':
+        return this.deleteRange(command.request, batch);
+      case 'txn':
+        return this.txn(command.request, batch);
+      case 'compact':
+        this.compact(command.request.revision, batch);
+        return {};
+      case 'leaseGrant':
+        return this.leaseGrant(index, command.request.ID ?? 0, command.request.TTL, batch);
+      case 'leaseRevoke':
+        this.leaseRevoke(command.id, batch);
+        return {};
+      case 'noop':
+        return {};
+    }
+  }
+
+  private readRecord(main: number, sub: number): StoredRecord {
+    const pending = this.batch?.records.get(revisionId(main, sub));
+    if (pending !== undefined) return pending;
+    const bytes = this.engine.get(revisionKey(main, sub));
+    assert(bytes !== undefined, `mvcc: record ${main}/${sub} missing`);
+    return decodeRecord(bytes);
+  }
+
+  private toKeyValue(record: StoredRecord, main: number): KeyValue {
+    return {
+      key: record.key,
+      createRevision: record.createRevision,
+      modRevision: main,
+      version: record.version,
+      value: record.value,
+      lease: record.lease,
+    };
+  }
+
+  /** The live key-value at `revision` (Infinity: newest, including this apply's changes). */
+  private getAt(key: string, revision: number): KeyValue | undefined {
+    const at = visibleAt(this.index.get(key), revision);
+    return at === undefined ? undefined : this.toKeyValue(this.readRecord(at.main, at.sub), at.main);
+  }
+
+  private writeRecord(batch: ApplyBatch, record: StoredRecord): { main: number; sub: number } {
+    const main = batch.revision;
+    const sub = batch.sub++;
+    batch.records.set(revisionId(main, sub), record);
+    batch.ops.push({ type: 'put', key: revisionKey(main, sub), value: encodeRecord(record) });
+    this.index.append(keyString(record.key), main, sub, record.tombstone);
+    return { main, sub };
+  }
+
+  private checkPutStatic(request: PutRequest): void {
+    if (request.ignoreValue && request.value !== undefined && request.value.length > 0) {
+      throw new LichenError('InvalidArgument', ERR_VALUE_PROVIDED);
+    }
+    if (request.ignoreLease && request.lease !== undefined && request.lease !== 0) {
+      throw new LichenError('InvalidArgument', ERR_LEASE_PROVIDED);
+    }
+    if (request.key.length === 0) throw new LichenError('InvalidArgument', 'etcdserver: key is not provided');
+  }
+
+  /** Checks that depend on the state before the command (etcd: checkRequestPut). */
+  private checkPutDynamic(request: PutRequest): void {
+    if (request.ignoreValue || request.ignoreLease) {
+      if (this.getAt(keyString(request.key), Infinity) === undefined) throw new LichenError('InvalidArgument', ERR_KEY_NOT_FOUND);
+    }
+    const lease = request.lease ?? 0;
+    if (lease !== 0 && !this.leaseTable.has(lease)) throw new LichenError('LeaseNotFound', ERR_LEASE_NOT_FOUND, { lease });
+  }
+
+  private put(request: PutRequest, batch: ApplyBatch): PutResponse {
+    const name = keyString(request.key);
+    const previous = this.getAt(name, Infinity);
+    const value = request.ignoreValue ? previous!.value : (request.value ?? EMPTY);
+    const lease = request.ignoreLease ? previous!.lease : (request.lease ?? 0);
+    const record: StoredRecord = {
+      key: Uint8Array.from(request.key),
+      value: Uint8Array.from(value),
+      createRevision: previous?.createRevision ?? batch.revision,
+      version: (previous?.version ?? 0) + 1,
+      lease,
+      tombstone: false,
+    };
+    const { main } = this.writeRecord(batch, record);
+    if (previous !== undefined && previous.lease !== 0) this.leaseTable.get(previous.lease)?.keys.delete(name);
+    if (lease !== 0) this.leaseTable.get(lease)!.keys.add(name);
+    const kv = this.toKeyValue(record, main);
+    batch.events.push(previous === undefined ? { type: EventType.PUT, kv } : { type: EventType.PUT, kv, prevKv: previous });
+    return request.prevKv && previous !== undefined ? { prevKv: previous } : {};
+  }
+
+  private deleteRange(request: DeleteRangeRequest, batch: ApplyBatch): DeleteRangeResponse {
+    const bounds = keyBounds(request.key, request.rangeEnd);
+    const victims: KeyValue[] = [];
+    for (const name of this.keysIn(bounds)) {
+      const kv = this.getAt(name, Infinity);
+      if (kv !== undefined) victims.push(kv);
+    }
+    for (const kv of victims) this.deleteKey(kv, batch);
+    return { deleted: victims.length, prevKvs: request.prevKv ? victims : [] };
+  }
+
+  private deleteKey(previous: KeyValue, batch: ApplyBatch): void {
+    const record: StoredRecord = { key: previous.key, value: EMPTY, createRevision: 0, version: 0, lease: 0, tombstone: true };
+    const { main } = this.writeRecord(batch, record);
+    if (previous.lease !== 0) this.leaseTable.get(previous.lease)?.keys.delete(keyString(previous.key));
+    const kv: KeyValue = { key: previous.key, createRevision: 0, modRevision: main, version: 0, value: EMPTY, lease: 0 };
+    batch.events.push({ type: EventType.DELETE, kv, prevKv: previous });
+  }
+
+  private *keysIn(bounds: KeyBounds): Iterable<string> {
+    if (bounds.single) {
+      if (this.index.get(bounds.start) !== undefined) yield bounds.start;
+      return;
+    }
+    if (bounds.end !== undefined && bounds.end <= bounds.start) return;
+    yield* this.index.keys(bounds.start, bounds.end);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Txn
+
+  private txn(request: TxnRequest, batch: ApplyBatch): TxnResponse {
+    for (const branch of [request.success, request.failure]) {
+      checkDuplicates(branch);
+      this.checkStatic(branch);
+    }
+    // As etcd does, every compare along the chosen path (nested txns too) is evaluated against
+    // the state before the txn, then the path's puts are checked, then the path executes.
+    const path = this.choosePath(request);
+    this.checkPath(request, path);
+    return this.executeTxn(request, path, batch);
+  }
+
+  private checkStatic(ops: RequestOp[]): void {
+    for (const op of ops) {
+      if ('requestPut' in op) this.checkPutStatic(op.requestPut);
+      else if ('requestTxn' in op) {
+        this.checkStatic(op.requestTxn.success);
+        this.checkStatic(op.requestTxn.failure);
+      }
+    }
+  }
+
+  /** The chosen branch of each txn along the path, in depth-first order. */
+  private choosePath(request: TxnRequest, path: boolean[] = []): boolean[] {
+    const succeeded = request.compare.every((compare) => this.evaluate(compare));
+    path.push(succeeded);
+    for (const op of succeeded ? request.success : request.failure) {
+      if ('requestTxn' in op) this.choosePath(op.requestTxn, path);
+    }
+    return path;
+  }
+
+  private checkPath(request: TxnRequest, path: boolean[], at = { i: 0 }): void {
+    const succeeded = path[at.i++]!;
+    for (const op of succeeded ? request.success : request.failure) {
+      if ('requestPut' in op) this.checkPutDynamic(op.requestPut);
+      else if ('requestTxn' in op) this.checkPath(op.requestTxn, path, at);
+    }
+  }
+
+  private executeTxn(request: TxnRequest, path: boolean[], batch: ApplyBatch, at = { i: 0 }): TxnResponse {
+    const succeeded = path[at.i++]!;
+    const responses: ResponseOp[] = [];
+    for (const op of succeeded ? request.success : request.failure) {
+      if ('requestRange' in op) responses.push({ responseRange: this.rangeInternal(op.requestRange, true) });
+      else if ('requestPut' in op) responses.push({ responsePut: this.put(op.requestPut, batch) });
+      else if ('requestDeleteRange' in op) responses.push({ responseDeleteRange: this.deleteRange(op.requestDeleteRange, batch) });
+      else responses.push({ responseTxn: this.executeTxn(op.requestTxn, path, batch, at) });
+    }
+    return { succeeded, responses };
+  }
+
+  private evaluate(compare: Compare): boolean {
+    const bounds = keyBounds(compare.key, compare.rangeEnd);
+    let any = false;
+    for (const name of this.keysIn(bounds)) {
+      const kv = this.getAt(name, Infinity);
+      if (kv === undefined) continue;
+      any = true;
+      if (!compareKeyValue(compare, kv)) return false;
+    }
+    if (any) return true;
+    // etcd: a missing key compares as a zero KeyValue, except that a value compare fails.
+    if (compare.target === CompareTarget.VALUE) return false;
+    return compareKeyValue(compare, { key: compare.key, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0 });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Compaction and leases
+
+  private compact(revision: number, batch: ApplyBatch): void {
+    if (revision <= this.compacted) throw compactedError(this.compacted);
+    if (revision > this.current) throw new LichenError('FutureRevision', ERR_FUTURE_REVISION, { currentRevision: this.current });
+    const dropped: Revision[] = [];
+    this.index.compact(revision, dropped);
+    for (const { main, sub } of dropped) batch.ops.push({ type: 'del', key: revisionKey(main, sub) });
+    this.compacted = revision;
+    batch.ops.push({ type: 'put', key: META_COMPACT_REVISION, value: encodeNumber(revision) });
+  }
+
+  private leaseGrant(index: number, requestedId: number, ttl: number, batch: ApplyBatch): LeaseGrantResponse {
+    if (!Number.isSafeInteger(requestedId) || requestedId < 0) throw new LichenError('InvalidArgument', `etcdserver: invalid lease id ${requestedId}`);
+    if (!Number.isSafeInteger(ttl)) throw new LichenError('InvalidArgument', `etcdserver: invalid lease TTL ${ttl}`);
+    if (ttl > LEASE_TTL_SECONDS_MAX) throw new LichenError('InvalidArgument', ERR_LEASE_TTL_TOO_LARGE);
+    let id = requestedId;
+    if (id === 0) {
+      id = leaseIdFromIndex(index);
+      // Probing is bounded by the table size: some id among size+1 candidates is free.
+      while (this.leaseTable.has(id)) id = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
+    } else if (this.leaseTable.has(id)) {
+      throw new LichenError('LeaseExists', ERR_LEASE_EXISTS, { lease: id });
+    }
+    const grantedTtl = Math.max(ttl, this.minLeaseTtlSeconds);
+    this.leaseTable.set(id, { ttl: grantedTtl, keys: new Set() });
+    batch.ops.push({ type: 'put', key: leaseKey(id), value: encodeNumber(grantedTtl) });
+    return { ID: id, TTL: grantedTtl };
+  }
+
+  private leaseRevoke(id: number, batch: ApplyBatch): void {
+    const lease = this.leaseTable.get(id);
+    if (lease === undefined) throw new LichenError('LeaseNotFound', ERR_LEASE_NOT_FOUND, { lease: id });
+    // Sorted so every replica deletes the keys in the same order (same sub revisions).
+    for (const name of [...lease.keys].sort()) {
+      const kv = this.getAt(name, Infinity);
+      assert(kv !== undefined && kv.lease === id, 'mvcc: lease key table out of date');
+      this.deleteKey(kv, batch);
+    }
+    this.leaseTable.delete(id);
+    batch.ops.push({ type: 'del', key: leaseKey(id) });
+  }
+
+  lease(id: number): LeaseInfo | undefined {
+    const lease = this.leaseTable.get(id);
+    if (lease === undefined) return undefined;
+    return { ID: id, grantedTTL: lease.ttl, keys: [...lease.keys].sort().map(keyBytes) };
+  }
+
+  leases(): { ID: number; grantedTTL: number }[] {
+    return [...this.leaseTable].map(([ID, lease]) => ({ ID, grantedTTL: lease.ttl })).sort((a, b) => a.ID - b.ID);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reads
+
+  range(request: RangeRequest): RangeResponse {
+    return this.rangeInternal(request, false);
+  }
+
+  private checkReadRevision(revision: number): void {
+    if (!Number.isSafeInteger(revision)) throw new LichenError('InvalidArgument', `invalid revision ${revision}`);
+    if (revision > this.current) throw new LichenError('FutureRevision', ERR_FUTURE_REVISION, { currentRevision: this.current });
+    if (revision > 0 && revision < this.compacted) throw compactedError(this.compacted);
+  }
+
+  /** inTxn: revision 0 reads the newest state including the txn's earlier writes (as etcd). */
+  private rangeInternal(request: RangeRequest, inTxn: boolean): RangeResponse {
+    const requested = request.revision ?? 0;
+    this.checkReadRevision(requested);
+    const revision = requested > 0 ? requested : inTxn ? Infinity : this.current;
+    const sortOrder = request.sortOrder ?? SortOrder.NONE;
+    const sortTarget = request.sortTarget ?? SortTarget.KEY;
+    const limit = request.limit !== undefined && request.limit > 0 ? request.limit : 0;
+    const filtered =
+      (request.minModRevision ?? 0) !== 0 || (request.maxModRevision ?? 0) !== 0 ||
+      (request.minCreateRevision ?? 0) !== 0 || (request.maxCreateRevision ?? 0) !== 0;
+    // etcd fetches everything when it must sort or filter, else one more than the limit (to set
+    // `more`); note it checks sortOrder only, so a non-key target with order NONE sorts the
+    // first limit+1 keys.
+    const fetchMax = sortOrder !== SortOrder.NONE || filtered || limit === 0 ? Infinity : limit + 1;
+
+    let count = 0;
+    const found: { name: string; at: Revision }[] = [];
+    for (const name of this.keysIn(keyBounds(request.key, request.rangeEnd))) {
+      const at = visibleAt(this.index.get(name), revision);
+      if (at === undefined) continue;
+      count++;
+      if (!request.countOnly && found.length < fetchMax) found.push({ name, at });
+    }
+    if (request.countOnly) return { kvs: [], more: false, count };
+
+    let kvs = found.map(({ at }) => {
+      const kv = this.toKeyValue(this.readRecord(at.main, at.sub), at.main);
+      if (request.keysOnly) kv.value = EMPTY;
+      return kv;
+    });
+    if (filtered) kvs = kvs.filter((kv) => passesFilters(request, kv));
+    const order = sortOrder === SortOrder.NONE && sortTarget !== SortTarget.KEY ? SortOrder.ASCEND : sortOrder;
+    if (order !== SortOrder.NONE) sortKeyValues(kvs, sortTarget, order);
+    let more = false;
+    if (limit > 0 && kvs.length > limit) {
+      kvs = kvs.slice(0, limit);
+      more = true;
+    }
+    return { kvs, more, count };
+  }
+
+  /**
+   * A deterministic CRC32 over every stored revision record (engine key and value bytes) with
+   * main revision <= revision. Replicas that applied the same log agree, since compaction is
+   * itself a replicated command; compare hashes only between equal compactRevisions.
+   */
+  hashKV(revision = 0): HashKVResponse {
+    this.checkReadRevision(revision);
+    const hashRevision = revision > 0 ? revision : this.current;
+    let hash = 0;
+    for (const [key, value] of this.engine.range({ start: revisionKey(0, 0), end: revisionKey(hashRevision + 1, 0) })) {
+      hash = crc32(value, crc32(key, hash));
+    }
+    return { hash, compactRevision: this.compacted, hashRevision };
+  }
+
+  /** Every event with revision >= fromRevision on the key range, in revision order (bounded by limit, at revision boundaries). */
+  eventsSince(fromRevision: number, key: Uint8Array, rangeEnd?: Uint8Array, limit?: number): Event[] {
+    const events: Event[] = [];
+    let next = fromRevision;
+    // Bounded: each scan advances at least one revision.
+    while (next <= this.current) {
+      const eventsMax = limit === undefined ? undefined : limit - events.length;
+      if (eventsMax !== undefined && eventsMax <= 0) break;
+      const result = this.scanEvents({ fromRevision: next, key, rangeEnd, prevKv: true, eventsMax });
+      events.push(...result.events);
+      next = result.nextRevision;
+    }
+    return events;
+  }
+
+  /** One bounded step of history scanning, for watch catch-up. */
+  scanEvents(options: ScanEventsOptions): ScanEventsResult {
+    const from = Math.max(options.fromRevision, 1);
+    if (from < this.compacted) throw compactedError(this.compacted);
+    const to = Math.min(options.toRevision ?? this.current, this.current);
+    const eventsMax = options.eventsMax ?? Infinity;
+    const recordsMax = options.recordsMax ?? EVENT_SCAN_RECORDS_MAX_DEFAULT;
+    const bounds = keyBounds(options.key, options.rangeEnd);
+    const events: Event[] = [];
+    let examined = 0;
+    let lastMain = -1;
+    for (const [key, value] of this.engine.range({ start: revisionKey(from, 0), end: revisionKey(to + 1, 0) })) {
+      const { main, sub } = parseRevisionKey(key);
+      if (main !== lastMain && (events.length >= eventsMax || examined >= recordsMax)) return { events, nextRevision: main };
+      lastMain = main;
+      examined++;
+      const record = decodeRecord(value);
+      const name = keyString(record.key);
+      if (!inBounds(bounds, name)) continue;
+      const kv = record.tombstone
+        ? { key: record.key, createRevision: 0, modRevision: main, version: 0, value: EMPTY, lease: 0 }
+        : this.toKeyValue(record, main);
+      const event: Event = { type: record.tombstone ? EventType.DELETE : EventType.PUT, kv };
+      if (options.prevKv) {
+        const previous = previousOf(this.index.get(name) ?? [], main, sub);
+        if (previous !== undefined && !previous.tombstone) event.prevKv = this.toKeyValue(this.readRecord(previous.main, previous.sub), previous.main);
+      }
+      events.push(event);
+    }
+    return { events, nextRevision: to + 1 };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Snapshots
+
+  /** The whole state machine as engine export chunks, from a consistent engine view. */
+  export(chunkBytes?: number): Iterable<Uint8Array> {
+    return this.engine.export(chunkBytes);
+  }
+
+  /** Replaces the whole state with a snapshot from export() and rebuilds the in-memory indexes. */
+  install(chunks: Iterable<Uint8Array>): void {
+    this.engine.import(chunks);
+    this.reload();
+  }
+}
+
+function compactedError(compactRevision: number): LichenError {
+  return new LichenError('Compacted', ERR_COMPACTED, { compactRevision });
+}
+
+/** A well-mixed, positive, safe-integer lease id from a raft index (splitmix-style, 52 bits). */
+export function leaseIdFromIndex(index: number): number {
+  const mix = (x: number): number => {
+    x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+    x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+    return (x ^ (x >>> 16)) >>> 0;
+  };
+  const low = index % 0x1_0000_0000;
+  const high = Math.floor(index / 0x1_0000_0000);
+  const a = mix(low ^ 0x9e3779b9);
+  const b = mix(high ^ a ^ 0x7f4a7c15);
+  const id = (b & 0xfffff) * 0x1_0000_0000 + a;
+  return id === 0 ? 1 : id;
+}
+
+function compareKeyValue(compare: Compare, kv: KeyValue): boolean {
+  let diff: number;
+  switch (compare.target) {
+    case CompareTarget.VERSION: diff = kv.version - (compare.version ?? 0); break;
+    case CompareTarget.CREATE: diff = kv.createRevision - (compare.createRevision ?? 0); break;
+    case CompareTarget.MOD: diff = kv.modRevision - (compare.modRevision ?? 0); break;
+    case CompareTarget.LEASE: diff = kv.lease - (compare.lease ?? 0); break;
+    case CompareTarget.VALUE: diff = Buffer.compare(kv.value, compare.value ?? EMPTY); break;
+    default: throw new LichenError('InvalidArgument', `unknown compare target ${String(compare.target)}`);
+  }
+  switch (compare.result) {
+    case CompareResult.EQUAL: return diff === 0;
+    case CompareResult.NOT_EQUAL: return diff !== 0;
+    case CompareResult.GREATER: return diff > 0;
+    case CompareResult.LESS: return diff < 0;
+    default: throw new LichenError('InvalidArgument', `unknown compare result ${String(compare.result)}`);
+  }
+}
+
+function passesFilters(request: RangeRequest, kv: KeyValue): boolean {
+  const { minModRevision = 0, maxModRevision = 0, minCreateRevision = 0, maxCreateRevision = 0 } = request;
+  if (maxModRevision !== 0 && kv.modRevision > maxModRevision) return false;
+  if (minModRevision !== 0 && kv.modRevision < minModRevision) return false;
+  if (maxCreateRevision !== 0 && kv.createRevision > maxCreateRevision) return false;
+  if (minCreateRevision !== 0 && kv.createRevision < minCreateRevision) return false;
+  return true;
+}
+
+function sortKeyValues(kvs: KeyValue[], target: SortTarget, order: SortOrder): void {
+  const sign = order === SortOrder.DESCEND ? -1 : 1;
+  const by = (kv: KeyValue): number | Uint8Array => {
+    switch (target) {
+      case SortTarget.VERSION: return kv.version;
+      case SortTarget.CREATE: return kv.createRevision;
+      case SortTarget.MOD: return kv.modRevision;
+      case SortTarget.VALUE: return kv.value;
+      default: return kv.key;
+    }
+  };
+  kvs.sort((a, b) => {
+    const x = by(a);
+    const y = by(b);
+    const diff = typeof x === 'number' ? x - (y as number) : Buffer.compare(x, y as Uint8Array);
+    return sign * diff;
+  });
+}
+
+/**
+ * etcd's checkIntervals: within one txn branch no key may be put twice, nor put and deleted;
+ * puts in the then/else branches of a nested txn may overlap each other (only one runs).
+ */
+function checkDuplicates(ops: RequestOp[]): void {
+  collectWrites(ops);
+}
+
+interface Writes {
+  puts: Set<string>;
+  deletes: KeyBounds[];
+}
+
+function overlapsDeletes(deletes: KeyBounds[], key: string): boolean {
+  return deletes.some((bounds) => inBounds(bounds, key));
+}
+
+function duplicate(): never {
+  throw new LichenError('DuplicateKey', ERR_DUPLICATE_KEY);
+}
+
+function collectWrites(ops: RequestOp[]): Writes {
+  const deletes: KeyBounds[] = [];
+  for (const op of ops) {
+    if ('requestDeleteRange' in op) deletes.push(keyBounds(op.requestDeleteRange.key, op.requestDeleteRange.rangeEnd));
+  }
+  const puts = new Set<string>();
+  for (const op of ops) {
+    if (!('requestTxn' in op)) continue;
+    const then = collectWrites(op.requestTxn.success);
+    const otherwise = collectWrites(op.requestTxn.failure);
+    for (const key of then.puts) {
+      if (puts.has(key) || overlapsDeletes(deletes, key)) duplicate();
+      puts.add(key);
+    }
+    for (const key of otherwise.puts) {
+      if ((puts.has(key) && !then.puts.has(key)) || overlapsDeletes(deletes, key)) duplicate();
+      puts.add(key);
+    }
+    deletes.push(...then.deletes, ...otherwise.deletes);
+  }
+  for (const op of ops) {
+    if (!('requestPut' in op)) continue;
+    const key = keyString(op.requestPut.key);
+    if (puts.has(key) || overlapsDeletes(deletes, key)) duplicate();
+    puts.add(key);
+  }
+  return { puts, deletes };
+}

@@ -1,0 +1,258 @@
+// WatchHub: delivers MVCC events to watchers, modelled on etcd's watchableStore.
+//
+// A watcher is "synced" when it has been sent everything up to the hub's revision: live events
+// from notify() go straight to its sink. A watcher starting in the past is "unsynced": it catches
+// up from the store's history (scanEvents) in bounded batches, driven by syncUnsynced(), and then
+// becomes synced. Sinks have bounded buffers: send() returns false when full, and the watcher
+// then drops back to unsynced at the first revision it did not take, to be re-read from history
+// later, so the hub never buffers without bound and a watcher sees every event exactly once, in
+// revision order. A watcher whose next revision was compacted away gets a compacted notice and is
+// cancelled (as etcd does).
+//
+// Batches hold whole revisions: one revision's events are never split across two messages, so a
+// batch may exceed batchEventsMax when a single revision is larger (e.g. a big delete).
+import { LichenError, assert } from '../errors.js';
+import { keyString } from './bytes.js';
+import type { MvccStore } from './store.js';
+import { EventType, type Event } from './types.js';
+
+export interface WatchRequest {
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+  /** 0 or absent: from the next revision (only future events). */
+  startRevision?: number;
+  prevKv?: boolean;
+  noPut?: boolean;
+  noDelete?: boolean;
+}
+
+export type WatchMessage =
+  | { type: 'events'; watchId: number; revision: number; events: Event[] }
+  | { type: 'compacted'; watchId: number; compactRevision: number }
+  | { type: 'progress'; watchId: number; revision: number };
+
+export interface WatchSink {
+  /** Takes the message, or returns false (message NOT taken) when the sink's bounded buffer is full. */
+  send(message: WatchMessage): boolean;
+}
+
+export interface Watcher {
+  readonly id: number;
+  /** True while live events go straight to the sink. */
+  readonly synced: boolean;
+  readonly cancelled: boolean;
+  cancel(): void;
+}
+
+export interface WatchHubOptions {
+  /** Events per catch-up batch (whole revisions; see the header comment). */
+  batchEventsMax?: number;
+  /** Unsynced watchers advanced per syncUnsynced() call. */
+  syncWatchersMax?: number;
+  /** Upper bound on live watchers. */
+  watchersMax?: number;
+}
+
+class WatcherState implements Watcher {
+  synced = false;
+  cancelled = false;
+  /** Unsynced: the next revision to read from history. Synced: events below it are skipped. */
+  nextRevision: number;
+  readonly single: boolean;
+  readonly start: string;
+  readonly end: string | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly request: WatchRequest,
+    readonly sink: WatchSink,
+    private readonly hub: WatchHub,
+  ) {
+    this.nextRevision = request.startRevision ?? 0;
+    this.start = keyString(request.key);
+    const rangeEnd = request.rangeEnd;
+    this.single = rangeEnd === undefined || rangeEnd.length === 0;
+    this.end = this.single || (rangeEnd!.length === 1 && rangeEnd![0] === 0) ? undefined : keyString(rangeEnd!);
+  }
+
+  matches(key: string): boolean {
+    if (this.single) return key === this.start;
+    return key >= this.start && (this.end === undefined || key < this.end);
+  }
+
+  /** Filters events for this watcher (type filters, prevKv stripping). */
+  select(events: Event[], checkKey: boolean): Event[] {
+    const out: Event[] = [];
+    for (const event of events) {
+      if (event.kv.modRevision < this.nextRevision) continue;
+      if (event.type === EventType.PUT ? this.request.noPut : this.request.noDelete) continue;
+      if (checkKey && !this.matches(keyString(event.kv.key))) continue;
+      out.push(this.request.prevKv || event.prevKv === undefined ? event : { type: event.type, kv: event.kv });
+    }
+    return out;
+  }
+
+  cancel(): void {
+    this.hub.remove(this);
+  }
+}
+
+export class WatchHub {
+  private revision: number;
+  private nextId = 1;
+  private readonly synced = new Set<WatcherState>();
+  private readonly unsynced = new Set<WatcherState>();
+  /** Synced single-key watchers by key, so notify() costs per event, not per watcher. */
+  private readonly byKey = new Map<string, Set<WatcherState>>();
+  private readonly rangeWatchers = new Set<WatcherState>();
+  private readonly batchEventsMax: number;
+  private readonly syncWatchersMax: number;
+  private readonly watchersMax: number;
+
+  constructor(private readonly store: MvccStore, options: WatchHubOptions = {}) {
+    this.revision = store.currentRevision;
+    this.batchEventsMax = options.batchEventsMax ?? 1000;
+    this.syncWatchersMax = options.syncWatchersMax ?? 64;
+    this.watchersMax = options.watchersMax ?? 100_000;
+  }
+
+  /** The newest revision the hub has been told about. */
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  get watcherCount(): number {
+    return this.synced.size + this.unsynced.size;
+  }
+
+  get unsyncedCount(): number {
+    return this.unsynced.size;
+  }
+
+  create(request: WatchRequest, sink: WatchSink): Watcher {
+    if (this.watcherCount >= this.watchersMax) {
+      throw new LichenError('Overloaded', `watch: too many watchers (${this.watchersMax})`);
+    }
+    const watcher = new WatcherState(this.nextId++, request, sink, this);
+    const start = request.startRevision ?? 0;
+    if (start > 0 && start <= this.revision) {
+      this.unsynced.add(watcher);
+      this.catchUp(watcher);
+    } else {
+      this.makeSynced(watcher);
+    }
+    return watcher;
+  }
+
+  /** @internal Called by Watcher.cancel(). */
+  remove(watcher: WatcherState): void {
+    if (watcher.cancelled) return;
+    watcher.cancelled = true;
+    this.unsynced.delete(watcher);
+    this.unlinkSynced(watcher);
+  }
+
+  private makeSynced(watcher: WatcherState): void {
+    this.unsynced.delete(watcher);
+    watcher.synced = true;
+    this.synced.add(watcher);
+    if (watcher.single) {
+      let set = this.byKey.get(watcher.start);
+      if (set === undefined) this.byKey.set(watcher.start, (set = new Set()));
+      set.add(watcher);
+    } else {
+      this.rangeWatchers.add(watcher);
+    }
+  }
+
+  private unlinkSynced(watcher: WatcherState): void {
+    if (!watcher.synced) return;
+    watcher.synced = false;
+    this.synced.delete(watcher);
+    if (watcher.single) {
+      const set = this.byKey.get(watcher.start);
+      set?.delete(watcher);
+      if (set?.size === 0) this.byKey.delete(watcher.start);
+    } else {
+      this.rangeWatchers.delete(watcher);
+    }
+  }
+
+  private makeUnsynced(watcher: WatcherState, nextRevision: number): void {
+    this.unlinkSynced(watcher);
+    watcher.nextRevision = nextRevision;
+    this.unsynced.add(watcher);
+  }
+
+  /**
+   * Delivers the events of one applied command (all at `revision`) to synced watchers. Call after
+   * every apply that changed the revision, in order.
+   */
+  notify(events: Event[], revision: number): void {
+    assert(revision >= this.revision, `watch: notify went back from ${this.revision} to ${revision}`);
+    this.revision = revision;
+    if (events.length === 0) return;
+    const perWatcher = new Map<WatcherState, Event[]>();
+    const add = (watcher: WatcherState, event: Event): void => {
+      const list = perWatcher.get(watcher);
+      if (list === undefined) perWatcher.set(watcher, [event]);
+      else list.push(event);
+    };
+    for (const event of events) {
+      const key = keyString(event.kv.key);
+      for (const watcher of this.byKey.get(key) ?? []) add(watcher, event);
+      for (const watcher of this.rangeWatchers) if (watcher.matches(key)) add(watcher, event);
+    }
+    for (const [watcher, candidates] of perWatcher) {
+      const selected = watcher.select(candidates, false);
+      if (selected.length === 0) continue;
+      const sent = watcher.sink.send({ type: 'events', watchId: watcher.id, revision, events: selected });
+      if (!sent) this.makeUnsynced(watcher, selected[0]!.kv.modRevision);
+    }
+  }
+
+  /**
+   * Advances up to syncWatchersMax unsynced watchers by one bounded batch each. Call it
+   * periodically (e.g. every tick) and when a sink drains. Returns how many are still unsynced.
+   */
+  syncUnsynced(): number {
+    let budget = this.syncWatchersMax;
+    for (const watcher of [...this.unsynced]) {
+      if (budget-- <= 0) break;
+      this.catchUp(watcher);
+    }
+    return this.unsynced.size;
+  }
+
+  private catchUp(watcher: WatcherState): void {
+    const compactRevision = this.store.compactRevision;
+    if (watcher.nextRevision < compactRevision) {
+      if (watcher.sink.send({ type: 'compacted', watchId: watcher.id, compactRevision })) this.remove(watcher);
+      return;
+    }
+    // The hub may lag the store by one apply (notify comes after apply); read only what the hub
+    // has seen, so live events continue exactly where history stops.
+    const to = this.revision;
+    if (watcher.nextRevision <= to) {
+      const scan = this.store.scanEvents({
+        fromRevision: watcher.nextRevision,
+        toRevision: to,
+        key: watcher.request.key,
+        rangeEnd: watcher.request.rangeEnd,
+        prevKv: watcher.request.prevKv === true,
+        eventsMax: this.batchEventsMax,
+      });
+      const selected = watcher.select(scan.events, false);
+      if (selected.length > 0 && !watcher.sink.send({ type: 'events', watchId: watcher.id, revision: to, events: selected })) return;
+      watcher.nextRevision = scan.nextRevision;
+    }
+    if (watcher.nextRevision > to) this.makeSynced(watcher);
+  }
+
+  /** Progress notices (progress_notify / RequestProgress) to synced watchers: "nothing up to revision". */
+  progress(): void {
+    for (const watcher of this.synced) {
+      watcher.sink.send({ type: 'progress', watchId: watcher.id, revision: this.revision });
+    }
+  }
+}
