@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Snapshot } from '../raft/types.js';
+import { SNAPSHOTS_KEPT, SnapshotStore, WalCorruptError, type SyncEvent } from './index.js';
+
+function tempDir(t: { after: (fn: () => void) => void }): string {
+  const dir = fs.mkdtempSync(join(tmpdir(), 'lichen-snap-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const snapshot = (index: number, term: number, bytes = 64): Snapshot => ({
+  metadata: { index, term, conf: { voters: [1, 2, 3], learners: [4] } },
+  data: Uint8Array.from({ length: bytes }, (_, i) => (i * 7 + index) & 0xff),
+});
+
+test('an empty store loads nothing', async (t) => {
+  const store = new SnapshotStore(join(tempDir(t), 'snap'));
+  assert.equal(await store.load(), undefined);
+  assert.equal(await store.load(snapshot(5, 1).metadata), undefined);
+});
+
+test('save then load returns the newest snapshot or the one named, byte for byte', async (t) => {
+  const store = new SnapshotStore(join(tempDir(t), 'snap'));
+  await store.save(snapshot(10, 1));
+  await store.save(snapshot(20, 2, 100_000));
+  const newest = await store.load();
+  assert.deepEqual(newest?.metadata, snapshot(20, 2).metadata);
+  assert.deepEqual(Buffer.from(newest!.data), Buffer.from(snapshot(20, 2, 100_000).data));
+  const named = await store.load(snapshot(10, 1).metadata);
+  assert.deepEqual(Buffer.from(named!.data), Buffer.from(snapshot(10, 1).data));
+  assert.equal(await store.load(snapshot(10, 2).metadata), undefined, 'same index, other term');
+});
+
+test('save flushes the file and the directory, and keeps only the newest few', async (t) => {
+  const dir = join(tempDir(t), 'snap');
+  const syncs: SyncEvent[] = [];
+  const store = new SnapshotStore(dir, { onSync: (event) => syncs.push(event) });
+  await store.save(snapshot(1, 1));
+  assert.deepEqual(
+    syncs.map((s) => s.kind),
+    ['file', 'dir'],
+  );
+  for (let i = 2; i <= 6; i++) await store.save(snapshot(i * 10, 1));
+  const kept = await store.listMetadata();
+  assert.equal(kept.length, SNAPSHOTS_KEPT);
+  assert.deepEqual(
+    kept.map((m) => m.index),
+    [40, 50, 60],
+  );
+});
+
+test('a crash during save leaves the previous snapshot loadable and the temp file is cleaned up', async (t) => {
+  const dir = join(tempDir(t), 'snap');
+  const store = new SnapshotStore(dir);
+  await store.save(snapshot(10, 1));
+  // What a crash before the rename leaves behind: a partial temporary file.
+  fs.writeFileSync(join(dir, '0000000000000014-0000000000000001.snap.tmp'), Buffer.alloc(30, 9));
+  assert.deepEqual((await store.load())?.metadata.index, 10);
+  await store.save(snapshot(30, 1));
+  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
+});
+
+test('a snapshot file with a flipped byte or cut short fails its checksum with WalCorruptError', async (t) => {
+  const dir = join(tempDir(t), 'snap');
+  const store = new SnapshotStore(dir);
+  await store.save(snapshot(10, 1, 5000));
+  const [name] = fs.readdirSync(dir);
+  const path = join(dir, name!);
+  const original = fs.readFileSync(path);
+  for (const offset of [2, 20, 2500, original.length - 1]) {
+    const broken = Buffer.from(original);
+    broken[offset]! ^= 0x01;
+    fs.writeFileSync(path, broken);
+    await assert.rejects(store.load(), (error: unknown) => error instanceof WalCorruptError && error.file === path);
+  }
+  fs.writeFileSync(path, original.subarray(0, original.length - 10));
+  await assert.rejects(store.load(snapshot(10, 1).metadata), /truncated/);
+});

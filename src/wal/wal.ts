@@ -1,0 +1,505 @@
+// The segmented write-ahead log for one raft group: hard state and entries, written before the
+// messages of the same Ready are sent (see DESIGN.md, "Rule of the write path").
+//
+// Layout: <dir>/<seq>-<nextIndex>.wal, both numbers as 16 hex digits, so names sort in log order.
+// Each segment starts with a SegmentHeader record (its seq, the index its first entry should have,
+// and the hard state and snapshot marker current when it was created), which lets replay start at
+// any segment once older ones are released. Then come records (see record.ts): one Batch per
+// save(), and SnapshotMarker records.
+//
+// One save() is one Batch record: one write, one fdatasync (group commit). Being one record also
+// makes a Ready all-or-nothing on disk: a crash leaves either the whole batch or a torn tail.
+//
+// Opening replays every segment. A damaged record at the very end of the last segment is an
+// unacknowledged write cut short by a crash (a torn tail): it is cut off and reported. Damage
+// anywhere else would lose acknowledged data, so open throws WalCorruptError instead.
+import fs from 'node:fs';
+import { join } from 'node:path';
+import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
+import { ErrorCode, LichenError, assert } from '../errors.js';
+import { Disk, type DiskStats, type SyncEvent } from './disk.js';
+import { WalCorruptError } from './errors.js';
+import { LogModel } from './log-model.js';
+import {
+  PayloadError,
+  RECORD_HEADER_BYTES,
+  RecordType,
+  decodeBatch,
+  decodeSegmentHeader,
+  decodeSnapshotMarker,
+  encodeBatch,
+  encodeRecord,
+  encodeSegmentHeader,
+  encodeSnapshotMarker,
+  scanRecord,
+  type ScanResult,
+} from './record.js';
+
+export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** save() calls waiting behind the one in progress; more means the caller is not awaiting. */
+export const PENDING_OPERATIONS_MAX = 1024;
+/** Disk sectors are written whole or not at all on the devices we care about. */
+const SECTOR_BYTES = 512;
+
+export interface WalOptions {
+  dir: string;
+  /** Roll over to a new segment when the current one would grow past this. Default 64 MiB. */
+  segmentBytes?: number;
+  /** Test-only slow disk: delay added before each fsync (used by fault tests). */
+  syncDelayMs?: number;
+  /** Test-only: skip fdatasync (unsafe). */
+  noSync?: boolean;
+  /** Called after every fsync (tests count them). */
+  onSync?: (event: SyncEvent) => void;
+}
+
+export interface WalState {
+  hardState: HardState;
+  /** The latest snapshot marker. */
+  snapshot?: SnapshotMetadata;
+  /** Entries after the snapshot, in order, conflicts already resolved. */
+  entries: Entry[];
+  /** Set when open cut off a torn record at the tail of the last segment. */
+  repairedTail?: { file: string; offset: number; bytesDropped: number };
+}
+
+export interface WalUpdate {
+  hardState?: HardState;
+  entries: Entry[];
+}
+
+interface Segment {
+  seq: number;
+  /** lastIndex + 1 when the segment was created (also in its name and header). */
+  nextIndex: number;
+  path: string;
+  sizeBytes: number;
+  /** Bytes of the header record at the start (0 until replay has read it). */
+  headerBytes: number;
+  /** The highest entry index written into this segment (0 if none). */
+  maxEntryIndex: number;
+}
+
+const SEGMENT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+const TEMP_SUFFIX = '.tmp';
+
+const hex16 = (n: number): string => n.toString(16).padStart(16, '0');
+export const segmentFileName = (seq: number, nextIndex: number): string => `${hex16(seq)}-${hex16(nextIndex)}.wal`;
+
+export class Wal {
+  private readonly disk: Disk;
+  private readonly segmentBytes: number;
+  private tailFd: number;
+  private queue: Promise<unknown> = Promise.resolve();
+  private pending = 0;
+  private failure: Error | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly dir: string,
+    options: WalOptions,
+    private readonly model: LogModel,
+    private readonly segments: Segment[],
+    disk: Disk,
+  ) {
+    this.disk = disk;
+    this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
+    assert(this.segmentBytes >= 1024, `wal: segmentBytes ${this.segmentBytes} is below 1024`);
+    this.tailFd = fs.openSync(this.tail.path, 'r+');
+  }
+
+  /** Opens (creating if missing) the WAL in options.dir and replays it. */
+  static async open(options: WalOptions): Promise<{ wal: Wal; state: WalState }> {
+    const dir = options.dir;
+    fs.mkdirSync(dir, { recursive: true });
+    const disk = new Disk(options);
+    const names = fs.readdirSync(dir);
+    for (const name of names) {
+      // A segment that was being created when we crashed; its content is in no acknowledged write.
+      if (name.endsWith(`.wal${TEMP_SUFFIX}`)) fs.unlinkSync(join(dir, name));
+    }
+    const segments = listSegments(dir, names);
+    const model = new LogModel(true);
+    let repairedTail: WalState['repairedTail'];
+    if (segments.length === 0) {
+      segments.push(await createSegment(disk, dir, 1, model));
+    } else {
+      for (let i = 0; i < segments.length; i++) {
+        const repaired = await replaySegment(disk, segments[i]!, i === 0, i === segments.length - 1, model);
+        repairedTail ??= repaired;
+      }
+      const missing = model.missingBefore();
+      if (missing !== undefined) {
+        throw new WalCorruptError(
+          segments[0]!.path,
+          0,
+          `entries from index ${missing} are in no segment and no snapshot covers them (snapshot ${model.snapshot?.index ?? 0})`,
+        );
+      }
+    }
+    const entries = model.takeEntries();
+    const wal = new Wal(dir, options, model, segments, disk);
+    const state: WalState = { hardState: model.hardState, entries };
+    if (model.snapshot) state.snapshot = model.snapshot;
+    if (repairedTail) state.repairedTail = repairedTail;
+    return { wal, state };
+  }
+
+  get lastIndex(): number {
+    return this.model.lastIndex;
+  }
+
+  /** Bytes in all segment files. */
+  get sizeBytes(): number {
+    let total = 0;
+    for (const segment of this.segments) total += segment.sizeBytes;
+    return total;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  /** Counters of writes and flushes, for tests and metrics. */
+  get stats(): Readonly<DiskStats> {
+    return this.disk.stats;
+  }
+
+  private get tail(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /**
+   * Persists one Ready's hard state and entries with a single write and a single fdatasync.
+   * Entries at or below lastIndex replace that suffix of the log (truncation on conflict); the
+   * batch records it implicitly by its first index, and replay applies the same rule.
+   */
+  save(update: WalUpdate): Promise<void> {
+    return this.enqueue(async () => {
+      const { hardState, entries } = update;
+      if (!hardState && entries.length === 0) return;
+      this.checkEntries(entries);
+      const record = encodeRecord(RecordType.Batch, encodeBatch(hardState ? { hardState, entries } : { entries }));
+      await this.appendDurably(record);
+      if (hardState) this.model.setHardState(hardState);
+      this.model.appendEntries(entries, 'wal save');
+      if (entries.length > 0) {
+        const tail = this.tail;
+        tail.maxEntryIndex = Math.max(tail.maxEntryIndex, entries[entries.length - 1]!.index);
+      }
+    });
+  }
+
+  /** Records that a snapshot up to meta.index is durable (call after the snapshot file is). */
+  saveSnapshotMarker(meta: SnapshotMetadata): Promise<void> {
+    return this.enqueue(async () => {
+      const current = this.model.snapshot;
+      if (current && meta.index <= current.index) return; // Not newer: replay would ignore it too.
+      await this.appendDurably(encodeRecord(RecordType.SnapshotMarker, encodeSnapshotMarker(meta)));
+      this.model.applySnapshot(meta);
+    });
+  }
+
+  /**
+   * Deletes whole segments, oldest first, whose entries all sit at or below `index` (which must
+   * be covered by the snapshot marker). The live tail segment is never deleted.
+   */
+  releaseTo(index: number): Promise<void> {
+    return this.enqueue(async () => {
+      const covered = this.model.snapshot?.index ?? 0;
+      assert(index <= covered, `wal: releaseTo(${index}) beyond the snapshot marker at ${covered}`);
+      let released = 0;
+      while (this.segments.length - released > 1) {
+        const segment = this.segments[released]!;
+        const next = this.segments[released + 1]!;
+        // The next segment starts after lastIndex as it was then; entries up to there may live
+        // in this segment or earlier ones, so all of them must be covered as well.
+        if (Math.max(segment.maxEntryIndex, next.nextIndex - 1) > index) break;
+        released++;
+      }
+      if (released === 0) return;
+      for (const segment of this.segments.splice(0, released)) fs.unlinkSync(segment.path);
+      await this.disk.syncDir(this.dir);
+    });
+  }
+
+  /** Waits for queued operations, then closes the tail segment. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue.catch(() => undefined);
+    this.closed = true;
+    fs.closeSync(this.tailFd);
+  }
+
+  private checkEntries(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const first = entries[0]!;
+    const covered = this.model.snapshot?.index ?? 0;
+    assert(first.index > covered, `wal save: entry ${first.index} is covered by the snapshot at ${covered}`);
+    assert(
+      first.index <= this.model.lastIndex + 1,
+      `wal save: entry ${first.index} leaves a gap after last index ${this.model.lastIndex}`,
+    );
+    for (let i = 1; i < entries.length; i++) {
+      assert(
+        entries[i]!.index === entries[i - 1]!.index + 1,
+        `wal save: entries are not contiguous (${entries[i - 1]!.index} then ${entries[i]!.index})`,
+      );
+    }
+  }
+
+  /** Runs operations one at a time, in call order; a failed flush makes the WAL unusable. */
+  private enqueue(operation: () => Promise<void>): Promise<void> {
+    if (this.closed) return Promise.reject(new LichenError(ErrorCode.Internal, 'wal is closed'));
+    if (this.pending >= PENDING_OPERATIONS_MAX) {
+      return Promise.reject(
+        new LichenError(ErrorCode.Overloaded, `wal: more than ${PENDING_OPERATIONS_MAX} operations queued`),
+      );
+    }
+    this.pending++;
+    const run = this.queue.then(async () => {
+      try {
+        if (this.failure) {
+          throw new LichenError(ErrorCode.Internal, `wal unusable after an I/O error: ${this.failure.message}`);
+        }
+        await operation();
+      } finally {
+        this.pending--;
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async appendDurably(record: Buffer): Promise<void> {
+    try {
+      const tail = this.tail;
+      if (tail.sizeBytes > tail.headerBytes && tail.sizeBytes + record.length > this.segmentBytes) {
+        await this.rollOver();
+      }
+      const segment = this.tail;
+      this.disk.writeAll(this.tailFd, record, segment.sizeBytes);
+      segment.sizeBytes += record.length;
+      await this.disk.syncFile(this.tailFd, segment.path);
+    } catch (error) {
+      // After a failed write or flush the page cache and the disk may disagree (fsyncgate): stop.
+      if (!(error instanceof LichenError)) this.failure = error as Error;
+      throw error;
+    }
+  }
+
+  private async rollOver(): Promise<void> {
+    const segment = await createSegment(this.disk, this.dir, this.tail.seq + 1, this.model);
+    fs.closeSync(this.tailFd);
+    this.segments.push(segment);
+    this.tailFd = fs.openSync(segment.path, 'r+');
+  }
+}
+
+function listSegments(dir: string, names: string[]): Segment[] {
+  const segments: Segment[] = [];
+  for (const name of names) {
+    const match = SEGMENT_NAME.exec(name);
+    if (!match) continue;
+    const path = join(dir, name);
+    segments.push({
+      seq: parseInt(match[1]!, 16),
+      nextIndex: parseInt(match[2]!, 16),
+      path,
+      sizeBytes: fs.statSync(path).size,
+      headerBytes: 0,
+      maxEntryIndex: 0,
+    });
+  }
+  segments.sort((a, b) => a.seq - b.seq);
+  for (let i = 1; i < segments.length; i++) {
+    if (segments[i]!.seq !== segments[i - 1]!.seq + 1) {
+      throw new WalCorruptError(segments[i]!.path, 0, `segment ${segments[i - 1]!.seq + 1} is missing`);
+    }
+  }
+  return segments;
+}
+
+/**
+ * Writes a new segment under a temporary name, flushes it, renames it into place and flushes the
+ * directory: a crash leaves either no segment or a complete header.
+ */
+async function createSegment(disk: Disk, dir: string, seq: number, model: LogModel): Promise<Segment> {
+  const nextIndex = model.lastIndex + 1;
+  const header = encodeRecord(
+    RecordType.SegmentHeader,
+    encodeSegmentHeader(
+      model.snapshot
+        ? { seq, nextIndex, hardState: model.hardState, snapshot: model.snapshot }
+        : { seq, nextIndex, hardState: model.hardState },
+    ),
+  );
+  const path = join(dir, segmentFileName(seq, nextIndex));
+  const temp = path + TEMP_SUFFIX;
+  const fd = fs.openSync(temp, 'w');
+  try {
+    disk.writeAll(fd, header, 0);
+    await disk.syncFile(fd, temp);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temp, path);
+  await disk.syncDir(dir);
+  return { seq, nextIndex, path, sizeBytes: header.length, headerBytes: header.length, maxEntryIndex: 0 };
+}
+
+/** Replays one segment into the model; repairs (and returns) a torn tail of the last segment. */
+async function replaySegment(
+  disk: Disk,
+  segment: Segment,
+  isFirst: boolean,
+  isLast: boolean,
+  model: LogModel,
+): Promise<WalState['repairedTail']> {
+  const buf = fs.readFileSync(segment.path);
+  let offset = 0;
+  while (offset < buf.length) {
+    const result = scanRecord(buf, offset);
+    if (result.kind !== 'record') {
+      if (isLast && isTornTail(buf, offset, result)) {
+        return await repairTail(disk, segment, offset, buf.length - offset, isFirst, model);
+      }
+      throw new WalCorruptError(segment.path, offset, describeDamage(result));
+    }
+    try {
+      applyRecord(segment, offset, result.type, result.payload, isFirst, model);
+    } catch (error) {
+      if (error instanceof PayloadError) throw new WalCorruptError(segment.path, offset, error.message);
+      throw error;
+    }
+    offset = result.end;
+  }
+  if (buf.length === 0) {
+    // Only possible if the file system lost the content of a renamed segment; treat as torn.
+    if (isLast) return await repairTail(disk, segment, 0, 0, isFirst, model);
+    throw new WalCorruptError(segment.path, 0, 'empty segment');
+  }
+  return undefined;
+}
+
+function applyRecord(
+  segment: Segment,
+  offset: number,
+  type: RecordType,
+  payload: Buffer,
+  isFirst: boolean,
+  model: LogModel,
+): void {
+  const where = `${segment.path} at byte offset ${offset}`;
+  if (offset === 0) {
+    if (type !== RecordType.SegmentHeader) throw new WalCorruptError(segment.path, 0, 'segment does not start with a header');
+    const header = decodeSegmentHeader(payload);
+    if (header.seq !== segment.seq || header.nextIndex !== segment.nextIndex) {
+      throw new WalCorruptError(
+        segment.path,
+        0,
+        `header says segment ${header.seq} starting at index ${header.nextIndex}, the file name disagrees`,
+      );
+    }
+    segment.headerBytes = payload.length + RECORD_HEADER_BYTES;
+    if (isFirst) model.startAt(header.nextIndex, header.hardState, header.snapshot);
+    else {
+      assert(
+        header.nextIndex === model.lastIndex + 1,
+        `${where}: segment starts at index ${header.nextIndex} but the log before it ends at ${model.lastIndex}`,
+      );
+    }
+    return;
+  }
+  switch (type) {
+    case RecordType.Batch: {
+      const batch = decodeBatch(payload);
+      model.appendEntries(batch.entries, where);
+      if (batch.hardState) model.setHardState(batch.hardState);
+      const last = batch.entries[batch.entries.length - 1];
+      if (last) segment.maxEntryIndex = Math.max(segment.maxEntryIndex, last.index);
+      return;
+    }
+    case RecordType.SnapshotMarker:
+      model.applySnapshot(decodeSnapshotMarker(payload));
+      return;
+    case RecordType.SegmentHeader:
+    case RecordType.Snapshot:
+      throw new WalCorruptError(segment.path, offset, `unexpected record type ${type} inside a segment`);
+  }
+}
+
+/**
+ * A failure at `offset` of the last segment is a torn write (never acknowledged, since
+ * acknowledgement follows the flush) when: the record runs past the end of the file; or
+ * everything from `offset` on is zeros (the size reached the disk before the data); or the last
+ * record's header is intact and a whole sector of its payload is zeros (part of the write never
+ * reached the disk). Anything else is damage to data that may have been acknowledged.
+ */
+function isTornTail(buf: Buffer, offset: number, result: Exclude<ScanResult, { kind: 'record' }>): boolean {
+  if (result.kind === 'incomplete') return true;
+  if (isZero(buf, offset, buf.length)) return true;
+  if (result.kind === 'bad-payload' && result.end === buf.length) {
+    const payloadStart = offset + RECORD_HEADER_BYTES;
+    let sectorStart = payloadStart;
+    while (sectorStart < result.end) {
+      const sectorEnd = Math.min(result.end, (Math.floor(sectorStart / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+      if (sectorEnd - sectorStart === SECTOR_BYTES || sectorEnd === result.end) {
+        if (isZero(buf, sectorStart, sectorEnd)) return true;
+      }
+      sectorStart = sectorEnd;
+    }
+  }
+  return false;
+}
+
+function isZero(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+function describeDamage(result: Exclude<ScanResult, { kind: 'record' }>): string {
+  switch (result.kind) {
+    case 'incomplete':
+      return 'record runs past the end of a segment that is not the last';
+    case 'bad-header':
+      return 'record header checksum mismatch';
+    case 'bad-payload':
+      return 'record payload checksum mismatch';
+  }
+}
+
+async function repairTail(
+  disk: Disk,
+  segment: Segment,
+  offset: number,
+  bytesDropped: number,
+  isFirst: boolean,
+  model: LogModel,
+): Promise<WalState['repairedTail']> {
+  const fd = fs.openSync(segment.path, 'r+');
+  let sizeBytes = offset;
+  try {
+    fs.ftruncateSync(fd, offset);
+    if (offset === 0) {
+      // Even the header was torn: write it again from what the name and the log before it say.
+      if (isFirst) model.startAt(segment.nextIndex, model.hardState, model.snapshot);
+      assert(segment.nextIndex === model.lastIndex + 1, `${segment.path}: torn segment does not follow the log`);
+      const header = encodeRecord(
+        RecordType.SegmentHeader,
+        encodeSegmentHeader(
+          model.snapshot
+            ? { seq: segment.seq, nextIndex: segment.nextIndex, hardState: model.hardState, snapshot: model.snapshot }
+            : { seq: segment.seq, nextIndex: segment.nextIndex, hardState: model.hardState },
+        ),
+      );
+      disk.writeAll(fd, header, 0);
+      sizeBytes = segment.headerBytes = header.length;
+    }
+    await disk.syncFile(fd, segment.path);
+  } finally {
+    fs.closeSync(fd);
+  }
+  segment.sizeBytes = sizeBytes;
+  return bytesDropped > 0 ? { file: segment.path, offset, bytesDropped } : undefined;
+}
