@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry, createLichenMetrics, exponentialBuckets, FSYNC_BUCKETS_SECONDS } from './metrics.js';
+import { Registry, createLichenMetrics, exponentialBuckets, httpRequestSecondsOn, FSYNC_BUCKETS_SECONDS } from './metrics.js';
 
 test('an unlabeled counter renders HELP, TYPE and 0 before any increment', () => {
   const registry = new Registry();
@@ -190,4 +190,15 @@ test('createLichenMetrics registers every Lichen metric with its sources', () =>
     assert.ok(text.split('\n').includes(line), `missing line: ${line}`);
   }
   for (const type of ['gauge', 'counter', 'histogram']) assert.match(text, new RegExp(`# TYPE lichen_\\w+ ${type}`));
+});
+
+test('httpRequestSecondsOn returns the registered histogram or registers it once', () => {
+  const registry = new Registry();
+  const first = httpRequestSecondsOn(registry);
+  assert.equal(httpRequestSecondsOn(registry), first);
+  const lichen = createLichenMetrics({ raftTerm: () => 0, raftCommitIndex: () => 0, raftAppliedIndex: () => 0, mvccRevision: () => 0, walBytes: () => 0 });
+  assert.equal(httpRequestSecondsOn(lichen.registry), lichen.httpRequestSeconds);
+  const clash = new Registry();
+  clash.counter({ name: 'lichen_http_request_seconds', help: 'wrong type' });
+  assert.throws(() => httpRequestSecondsOn(clash), /not a histogram/);
 });

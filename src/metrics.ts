@@ -360,8 +360,25 @@ export function createLichenMetrics(sources: LichenMetricSources, registry = new
     raftProposalsTotal: registry.counter({ name: 'lichen_raft_proposals_total', help: 'Raft proposals by outcome.', labelNames: ['result'] }),
     walFsyncSeconds: registry.histogram({ name: 'lichen_wal_fsync_seconds', help: 'Latency of WAL fsync calls.', buckets: FSYNC_BUCKETS_SECONDS }),
     walBytes: registry.gauge({ name: 'lichen_wal_bytes', help: 'Bytes in the write-ahead log segments.', collect: sources.walBytes }),
-    httpRequestSeconds: registry.histogram({ name: 'lichen_http_request_seconds', help: 'HTTP API request latency by route and status code.', labelNames: ['route', 'code'] }),
+    httpRequestSeconds: httpRequestSecondsOn(registry),
     grpcRequestSeconds: registry.histogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'] }),
     mvccRevision: registry.gauge({ name: 'lichen_mvcc_revision', help: 'The current MVCC revision of the key-value store.', collect: sources.mvccRevision }),
   };
+}
+
+export const HTTP_REQUEST_SECONDS = 'lichen_http_request_seconds';
+
+/**
+ * The lichen_http_request_seconds histogram of `registry`, registered on first use. The HTTP
+ * server calls this so it works both with a registry from createLichenMetrics and a bare one.
+ */
+export function httpRequestSecondsOn(registry: Registry): Histogram<'route' | 'code'> {
+  const existing = registry.get(HTTP_REQUEST_SECONDS);
+  if (existing) {
+    assert(existing instanceof Histogram, `${HTTP_REQUEST_SECONDS} is registered but is not a histogram`);
+    const labels = (existing as Histogram<string>).labelNames;
+    assert(labels.length === 2 && labels[0] === 'route' && labels[1] === 'code', `${HTTP_REQUEST_SECONDS} must have labels route, code`);
+    return existing as Histogram<'route' | 'code'>;
+  }
+  return registry.histogram({ name: HTTP_REQUEST_SECONDS, help: 'HTTP API request latency by route and status code.', labelNames: ['route', 'code'] });
 }

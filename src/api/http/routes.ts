@@ -1,0 +1,295 @@
+// The routes of the HTTP/JSON API and their handlers. Each handler gets parsed input and returns
+// a Reply; it reports failures by throwing LichenError, which server.ts maps through the one
+// table in errors.ts. Routes are matched on the raw path (not a normalized URL) so that keys like
+// "a/../b" reach the store unchanged.
+import { ErrorCode, LichenError } from '../../errors.js';
+import type { RangeRequest } from '../../mvcc/types.js';
+import type { Registry } from '../../metrics.js';
+import { CONTENT_TYPE_PROMETHEUS } from '../../metrics.js';
+import type { EtcdBackend, Member } from '../backend.js';
+import {
+  bytesField,
+  describeKey,
+  jsonInteger,
+  jsonString,
+  jsonValueBytes,
+  keyValueJson,
+  parseJsonObject,
+  percentDecode,
+  prefixRange,
+  queryBoolean,
+  queryInteger,
+  type Query,
+} from './codec.js';
+import { invalidArgument, MethodNotAllowedError } from './errors.js';
+
+export interface RouteContext {
+  method: string;
+  query: Query;
+  /** The content type without parameters, lower case ('' when absent). */
+  contentType: string;
+  /** Reads the whole body (at most maxRequestBytes, else TooLarge). */
+  body(): Promise<Uint8Array>;
+  /** Path parameters: the decoded key of /v1/kv/<key>. */
+  key?: Uint8Array;
+}
+
+export interface Reply {
+  status: number;
+  /** Sent as JSON unless `text` is given. */
+  json?: unknown;
+  text?: string;
+  contentType?: string;
+  headers?: Record<string, string>;
+}
+
+export interface RouteDeps {
+  backend: EtcdBackend;
+  registry: Registry;
+  /** Bound on the linearizable read /health makes. */
+  healthTimeoutMs: number;
+  /** A prefix GET returns at most this many keys (with "more": true when cut short). */
+  rangeKeysMax: number;
+}
+
+type Handler = (context: RouteContext, deps: RouteDeps) => Promise<Reply>;
+
+interface Route {
+  /** The label of lichen_http_request_seconds: the template, never the raw path. */
+  template: string;
+  handlers: Readonly<Record<string, Handler>>;
+}
+
+export const KV_PATH_PREFIX = '/v1/kv/';
+
+const ok = (json: unknown): Reply => ({ status: 200, json });
+
+// ---- input helpers ----
+
+/** The "key" query parameter as bytes; missing or empty is a 400. */
+function requiredQueryKey(query: Query): Uint8Array {
+  const key = query.get('key');
+  if (key === undefined) throw invalidArgument('missing query parameter "key"');
+  if (key.length === 0) throw invalidArgument('query parameter "key" must not be empty');
+  return key;
+}
+
+function readRequestFields(query: Query): Pick<RangeRequest, 'revision' | 'serializable'> {
+  return { revision: queryInteger(query, 'rev', 0), serializable: queryBoolean(query, 'serializable') };
+}
+
+function notFound(key: Uint8Array): LichenError {
+  return new LichenError(ErrorCode.NotFound, `key ${describeKey(key)} not found`);
+}
+
+// ---- KV handlers shared by the simple and the REST routes ----
+
+async function getOne(deps: RouteDeps, key: Uint8Array, query: Query): Promise<Reply> {
+  const result = await deps.backend.range({ key, ...readRequestFields(query) });
+  const kv = result.kvs[0];
+  if (!kv) throw notFound(key);
+  return ok({ ...keyValueJson(kv), revision: result.header.revision });
+}
+
+async function getPrefix(deps: RouteDeps, prefix: Uint8Array, query: Query): Promise<Reply> {
+  const requested = queryInteger(query, 'limit', 0);
+  // 0 means "no limit" to etcd; here it means "our cap", so one request cannot build an
+  // unbounded response. "more" tells the client to continue from the last key.
+  const limit = requested === 0 ? deps.rangeKeysMax : Math.min(requested, deps.rangeKeysMax);
+  const result = await deps.backend.range({ ...prefixRange(prefix), limit, ...readRequestFields(query) });
+  return ok({
+    kvs: result.kvs.map((kv) => keyValueJson(kv)),
+    count: result.count,
+    more: result.more,
+    revision: result.header.revision,
+  });
+}
+
+async function putValue(deps: RouteDeps, key: Uint8Array, value: Uint8Array, options: { lease?: number; prevKv?: boolean }): Promise<Reply> {
+  const result = await deps.backend.put({ key, value, lease: options.lease ?? 0, prevKv: options.prevKv ?? false });
+  return ok({
+    ...bytesField(key, 'key', 'keyEncoding'),
+    revision: result.header.revision,
+    ...(result.prevKv ? { prevKv: keyValueJson(result.prevKv) } : {}),
+  });
+}
+
+async function deleteKeys(deps: RouteDeps, key: Uint8Array, query: Query): Promise<Reply> {
+  const prevKv = queryBoolean(query, 'prevKv');
+  const range = queryBoolean(query, 'prefix') ? prefixRange(key) : { key };
+  const result = await deps.backend.deleteRange({ ...range, prevKv });
+  return ok({
+    deleted: result.deleted,
+    revision: result.header.revision,
+    ...(prevKv ? { prevKvs: result.prevKvs.map((kv) => keyValueJson(kv)) } : {}),
+  });
+}
+
+// ---- simple routes ----
+
+const getRoute: Handler = (context, deps) => getOne(deps, requiredQueryKey(context.query), context.query);
+
+/**
+ * /set takes its fields from a JSON body {"key", "value", "encoding"?, "lease"?} when the request
+ * has a body, otherwise from the query (?key=k&value=v&lease=N). Never from both: mixing them
+ * would make it unclear which one wins.
+ */
+const setRoute: Handler = async (context, deps) => {
+  const body = context.method === 'GET' ? new Uint8Array() : await context.body();
+  if (body.length > 0) {
+    const json = parseJsonObject(body);
+    const key = jsonString(json, 'key', true)!;
+    if (key === '') throw invalidArgument('JSON field "key" must not be empty');
+    const value = jsonValueBytes(json, true)!;
+    return putValue(deps, new Uint8Array(Buffer.from(key, 'utf8')), value, { lease: jsonInteger(json, 'lease') });
+  }
+  const key = requiredQueryKey(context.query);
+  const value = context.query.get('value');
+  if (value === undefined) throw invalidArgument('missing query parameter "value" (or send a JSON body {"key", "value"})');
+  return putValue(deps, key, value, { lease: queryInteger(context.query, 'lease', 0) });
+};
+
+const deleteRoute: Handler = (context, deps) => deleteKeys(deps, requiredQueryKey(context.query), context.query);
+
+// ---- REST routes ----
+
+function restKey(context: RouteContext, allowEmpty: boolean): Uint8Array {
+  const key = context.key!;
+  if (key.length === 0 && !allowEmpty) {
+    throw invalidArgument(`the key in ${KV_PATH_PREFIX}<key> must not be empty (GET or DELETE ${KV_PATH_PREFIX}?prefix=true covers all keys)`);
+  }
+  return key;
+}
+
+const restGet: Handler = (context, deps) => {
+  if (queryBoolean(context.query, 'prefix')) return getPrefix(deps, restKey(context, true), context.query);
+  return getOne(deps, restKey(context, false), context.query);
+};
+
+/**
+ * The body is the value's raw bytes, unless Content-Type is application/json: then it is
+ * {"value", "encoding"?, "lease"?}. ?lease=N and ?prevKv=true work with either.
+ */
+const restPut: Handler = async (context, deps) => {
+  const key = restKey(context, false);
+  const body = await context.body();
+  const prevKv = queryBoolean(context.query, 'prevKv');
+  let lease = queryInteger(context.query, 'lease', 0);
+  let value = body;
+  if (context.contentType === 'application/json') {
+    const json = parseJsonObject(body);
+    value = jsonValueBytes(json, true)!;
+    lease = jsonInteger(json, 'lease') ?? lease;
+  }
+  return putValue(deps, key, value, { lease, prevKv });
+};
+
+const restDelete: Handler = (context, deps) => {
+  const prefix = queryBoolean(context.query, 'prefix');
+  return deleteKeys(deps, restKey(context, prefix), context.query);
+};
+
+// ---- cluster routes ----
+
+const statusRoute: Handler = async (_context, deps) => {
+  const { header, ...status } = await deps.backend.status();
+  return ok({ header, ...status });
+};
+
+const membersRoute: Handler = async (context, deps) => {
+  const result = await deps.backend.memberList(queryBoolean(context.query, 'linearizable'));
+  return ok({ header: result.header, members: result.members });
+};
+
+const leaderRoute: Handler = async (_context, deps) => {
+  const leaderId = deps.backend.leaderId();
+  if (leaderId === 0) throw new LichenError(ErrorCode.Unavailable, 'no leader is known');
+  const { members, header } = await deps.backend.memberList(false);
+  // The member list can lag the leader we heard from (a just-added member); the id is still true.
+  const member: Partial<Member> & { id: number } = members.find((m) => m.id === leaderId) ?? { id: leaderId };
+  return ok({ header, leader: member });
+};
+
+/** Resolves with `promise`, or rejects with Timeout after `timeoutMs`. */
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LichenError(ErrorCode.Timeout, `${what} did not complete within ${timeoutMs} ms`)), timeoutMs);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Like etcd's /health: healthy when a leader is known, no alarm is raised, and a linearizable
+ * read completes within healthTimeoutMs. Answers {"health": "true"} or 503 {"health": "false",
+ * "reason", "error"}.
+ */
+const healthRoute: Handler = async (_context, deps) => {
+  const unhealthy = (code: ErrorCode, reason: string): Reply => ({
+    status: 503,
+    json: { health: 'false', reason, error: { code, message: reason } },
+  });
+  if (deps.backend.leaderId() === 0) return unhealthy(ErrorCode.Unavailable, 'no leader is known');
+  try {
+    const check = async (): Promise<string | undefined> => {
+      const { alarms } = await deps.backend.alarm({ action: 0, memberId: 0, alarm: 0 });
+      if (alarms.length > 0) return `alarm raised: ${alarms.map((a) => `${a.alarm === 1 ? 'NOSPACE' : a.alarm === 2 ? 'CORRUPT' : a.alarm} on member ${a.memberId}`).join(', ')}`;
+      await deps.backend.range({ key: new Uint8Array(Buffer.from('health')), countOnly: true });
+      return undefined;
+    };
+    const problem = await withTimeout(check(), deps.healthTimeoutMs, 'the health check (alarms and a linearizable read)');
+    if (problem) return unhealthy(ErrorCode.Unavailable, problem);
+  } catch (error) {
+    const code = error instanceof LichenError ? error.code : ErrorCode.Internal;
+    const message = error instanceof LichenError ? error.message : 'internal error';
+    return unhealthy(code, `health check failed: ${message}`);
+  }
+  return ok({ health: 'true' });
+};
+
+const metricsRoute: Handler = async (_context, deps) => ({
+  status: 200,
+  text: deps.registry.render(),
+  contentType: CONTENT_TYPE_PROMETHEUS,
+});
+
+const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
+  ['/get', { template: '/get', handlers: { GET: getRoute } }],
+  ['/set', { template: '/set', handlers: { GET: setRoute, PUT: setRoute, POST: setRoute } }],
+  ['/delete', { template: '/delete', handlers: { DELETE: deleteRoute } }],
+  ['/v1/status', { template: '/v1/status', handlers: { GET: statusRoute } }],
+  ['/v1/members', { template: '/v1/members', handlers: { GET: membersRoute } }],
+  ['/v1/leader', { template: '/v1/leader', handlers: { GET: leaderRoute } }],
+  ['/health', { template: '/health', handlers: { GET: healthRoute } }],
+  ['/metrics', { template: '/metrics', handlers: { GET: metricsRoute } }],
+]);
+
+const KV_ROUTE: Route = { template: `${KV_PATH_PREFIX}:key`, handlers: { GET: restGet, PUT: restPut, DELETE: restDelete } };
+
+export const UNMATCHED_ROUTE = 'unmatched';
+
+export interface RouteMatch {
+  template: string;
+  handler: Handler;
+  key?: Uint8Array;
+}
+
+/** Finds the handler for a raw path (no query) and method; throws NotFound or MethodNotAllowed. */
+export function matchRoute(path: string, method: string): RouteMatch {
+  let route = ROUTES.get(path);
+  let key: Uint8Array | undefined;
+  if (!route && path.startsWith(KV_PATH_PREFIX)) {
+    route = KV_ROUTE;
+    key = percentDecode(path.slice(KV_PATH_PREFIX.length), false);
+  }
+  if (!route) throw new LichenError(ErrorCode.NotFound, `no route for ${method} ${path}`);
+  const handler = route.handlers[method];
+  if (!handler) throw new MethodNotAllowedError(method, Object.keys(route.handlers));
+  return { template: route.template, handler, key };
+}
+
+/** The template label for a path, for metrics of requests that failed before matching. */
+export function templateOf(path: string): string {
+  return ROUTES.get(path)?.template ?? (path.startsWith(KV_PATH_PREFIX) ? KV_ROUTE.template : UNMATCHED_ROUTE);
+}
