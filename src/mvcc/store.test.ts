@@ -1,0 +1,602 @@
+// MvccStore behaviour tables, written from the etcd v3 API docs (rpc.proto comments, "KV API
+// guarantees", "Interacting with etcd") and run on every available engine.
+import { afterEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Engine } from '../engine/types.js';
+import { LichenError } from '../errors.js';
+import type { Command } from './command.js';
+import {
+  ERR_COMPACTED,
+  ERR_DUPLICATE_KEY,
+  ERR_FUTURE_REVISION,
+  ERR_KEY_NOT_FOUND,
+  ERR_LEASE_EXISTS,
+  ERR_LEASE_NOT_FOUND,
+  ERR_LEASE_PROVIDED,
+  ERR_VALUE_PROVIDED,
+  MvccStore,
+  leaseIdFromIndex,
+} from './store.js';
+import { Harness, b, engineFactories, randomCommands, s, show } from './testkit.js';
+import {
+  CompareResult,
+  CompareTarget,
+  SortOrder,
+  SortTarget,
+  type Compare,
+  type RangeRequest,
+  type RequestOp,
+  type TxnResponse,
+} from './types.js';
+
+const ZERO = Uint8Array.of(0);
+
+function expectError(result: ReturnType<Harness['apply']>, code: string, message: string): LichenError {
+  assert.ok('error' in result, `expected ${code}, got a response`);
+  assert.equal(result.error.code, code);
+  assert.equal(result.error.message, message);
+  return result.error;
+}
+
+function throwsLichen(fn: () => unknown, code: string, message: string): LichenError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof LichenError, String(error));
+    assert.equal(error.code, code);
+    assert.equal(error.message, message);
+    return error;
+  }
+  assert.fail(`expected ${code}`);
+}
+
+for (const factory of engineFactories()) {
+  describe(`MvccStore on the ${factory.kind} engine`, () => {
+    const cleanups: (() => void)[] = [];
+    afterEach(() => {
+      while (cleanups.length > 0) cleanups.pop()!();
+    });
+    const freshEngine = (): Engine => {
+      const { engine, cleanup } = factory.create();
+      cleanups.push(cleanup);
+      return engine;
+    };
+    const fresh = (options?: Parameters<typeof Harness.open>[1]): Harness => Harness.open(freshEngine(), options);
+
+    /** The fixture of the range table (revision after each write in the comment). */
+    const rangeFixture = (): Harness => {
+      const h = fresh();
+      h.put('a', '1'); // 2
+      h.put('b', '2'); // 3
+      h.put('c', '3'); // 4
+      h.put('a', '4'); // 5
+      h.del('b'); // 6
+      h.put('b', '5'); // 7
+      h.put('foo', 'x'); // 8
+      h.put('foo/1', 'y'); // 9
+      h.put('fop', 'z'); // 10
+      return h;
+    };
+
+    it('starts an empty store at revision 1 with nothing applied', () => {
+      const h = fresh();
+      assert.equal(h.store.currentRevision, 1);
+      assert.equal(h.store.compactRevision, 0);
+      assert.equal(h.store.appliedIndex, 0);
+      assert.deepEqual(h.store.range({ key: ZERO, rangeEnd: ZERO }), { kvs: [], more: false, count: 0 });
+    });
+
+    describe('range', () => {
+      const A = 'a=4@2/5/v2';
+      const B = 'b=5@7/7/v1';
+      const C = 'c=3@4/4/v1';
+      const FOO = 'foo=x@8/8/v1';
+      const FOO1 = 'foo/1=y@9/9/v1';
+      const FOP = 'fop=z@10/10/v1';
+      const cases: { name: string; request: Partial<RangeRequest> & { key: Uint8Array }; kvs: string[]; more?: boolean; count: number }[] = [
+        { name: 'a single key (rangeEnd empty)', request: { key: b('a') }, kvs: [A], count: 1 },
+        { name: 'a missing key', request: { key: b('zz') }, kvs: [], count: 0 },
+        { name: '[key, rangeEnd)', request: { key: b('a'), rangeEnd: b('c') }, kvs: [A, B], count: 2 },
+        { name: 'a prefix (rangeEnd = prefix + 1)', request: { key: b('foo'), rangeEnd: b('fop') }, kvs: [FOO, FOO1], count: 2 },
+        { name: "every key >= key (rangeEnd '\\0')", request: { key: b('c'), rangeEnd: ZERO }, kvs: [C, FOO, FOO1, FOP], count: 4 },
+        { name: "all keys (key and rangeEnd '\\0')", request: { key: ZERO, rangeEnd: ZERO }, kvs: [A, B, C, FOO, FOO1, FOP], count: 6 },
+        { name: 'rangeEnd before key is empty', request: { key: b('c'), rangeEnd: b('a') }, kvs: [], count: 0 },
+        { name: 'limit cuts short and sets more; count is the whole range', request: { key: ZERO, rangeEnd: ZERO, limit: 2 }, kvs: [A, B], more: true, count: 6 },
+        { name: 'limit equal to the size: more is false', request: { key: ZERO, rangeEnd: ZERO, limit: 6 }, kvs: [A, B, C, FOO, FOO1, FOP], count: 6 },
+        { name: 'historical revision 4', request: { key: ZERO, rangeEnd: ZERO, revision: 4 }, kvs: ['a=1@2/2/v1', 'b=2@3/3/v1', C], count: 3 },
+        { name: 'historical revision 6 hides the deleted key', request: { key: ZERO, rangeEnd: ZERO, revision: 6 }, kvs: [A, C], count: 2 },
+        { name: 'revision 1 (before any write) is empty', request: { key: ZERO, rangeEnd: ZERO, revision: 1 }, kvs: [], count: 0 },
+        { name: 'countOnly returns no kvs', request: { key: ZERO, rangeEnd: ZERO, countOnly: true }, kvs: [], count: 6 },
+        { name: 'keysOnly drops values', request: { key: b('a'), rangeEnd: b('c'), keysOnly: true }, kvs: ['a=@2/5/v2', 'b=@7/7/v1'], count: 2 },
+        { name: 'sort by key descending', request: { key: ZERO, rangeEnd: ZERO, sortOrder: SortOrder.DESCEND }, kvs: [FOP, FOO1, FOO, C, B, A], count: 6 },
+        { name: 'sort order NONE with target MOD sorts ascending', request: { key: ZERO, rangeEnd: ZERO, sortTarget: SortTarget.MOD }, kvs: [C, A, B, FOO, FOO1, FOP], count: 6 },
+        { name: 'sort by create revision descending', request: { key: ZERO, rangeEnd: ZERO, sortTarget: SortTarget.CREATE, sortOrder: SortOrder.DESCEND }, kvs: [FOP, FOO1, FOO, B, C, A], count: 6 },
+        { name: 'sort by value descending', request: { key: ZERO, rangeEnd: ZERO, sortTarget: SortTarget.VALUE, sortOrder: SortOrder.DESCEND }, kvs: [FOP, FOO1, FOO, B, A, C], count: 6 },
+        { name: 'sort by version ascending, with limit', request: { key: ZERO, rangeEnd: ZERO, sortTarget: SortTarget.VERSION, sortOrder: SortOrder.ASCEND, limit: 5 }, kvs: [B, C, FOO, FOO1, FOP], more: true, count: 6 },
+        // etcd only fetches everything when sortOrder != NONE, so here it sorts the first limit+1 keys.
+        { name: 'target VERSION with order NONE and a limit sorts the first limit+1 keys', request: { key: ZERO, rangeEnd: ZERO, sortTarget: SortTarget.VERSION, limit: 2 }, kvs: [B, C], more: true, count: 6 },
+        { name: 'minModRevision filters; count stays the whole range', request: { key: ZERO, rangeEnd: ZERO, minModRevision: 7 }, kvs: [B, FOO, FOO1, FOP], count: 6 },
+        { name: 'maxModRevision filters', request: { key: ZERO, rangeEnd: ZERO, maxModRevision: 5 }, kvs: [A, C], count: 6 },
+        { name: 'create revision window', request: { key: ZERO, rangeEnd: ZERO, minCreateRevision: 3, maxCreateRevision: 8 }, kvs: [B, C, FOO], count: 6 },
+        { name: 'filter then limit', request: { key: ZERO, rangeEnd: ZERO, minModRevision: 5, limit: 2 }, kvs: [A, B], more: true, count: 6 },
+      ];
+      for (const c of cases) {
+        it(c.name, () => {
+          const h = rangeFixture();
+          const response = h.store.range(c.request);
+          assert.deepEqual(response.kvs.map(show), c.kvs);
+          assert.equal(response.more, c.more ?? false);
+          assert.equal(response.count, c.count);
+        });
+      }
+
+      it('rejects a future revision', () => {
+        const h = rangeFixture();
+        const error = throwsLichen(() => h.store.range({ key: b('a'), revision: 11 }), 'FutureRevision', ERR_FUTURE_REVISION);
+        assert.equal(error.code, 'FutureRevision');
+      });
+
+      it('rejects a compacted revision with the compact revision in details, and reads at it', () => {
+        const h = rangeFixture();
+        h.ok({ type: 'compact', request: { revision: 5 } });
+        const error = throwsLichen(() => h.store.range({ key: b('a'), revision: 4 }), 'Compacted', ERR_COMPACTED);
+        assert.equal(error.details['compactRevision'], 5);
+        assert.deepEqual(h.all(5), ['a=4@2/5/v2', 'b=2@3/3/v1', 'c=3@4/4/v1']);
+      });
+    });
+
+    describe('put', () => {
+      it('creates a key with create = mod = the new revision and version 1', () => {
+        const h = fresh();
+        const result = h.put('k', 'v', { prevKv: true });
+        assert.equal(result.revision, 2);
+        assert.deepEqual(result.response, {});
+        assert.deepEqual(h.all(), ['k=v@2/2/v1']);
+      });
+
+      it('updates keep the create revision, bump version, and return prevKv when asked', () => {
+        const h = fresh();
+        h.put('k', 'v1');
+        const result = h.put('k', 'v2', { prevKv: true });
+        assert.equal(result.revision, 3);
+        assert.equal(show((result.response as { prevKv: never }).prevKv), 'k=v1@2/2/v1');
+        assert.deepEqual(h.all(), ['k=v2@2/3/v2']);
+        assert.deepEqual(h.put('k', 'v2').response, {}, 'no prevKv unless asked');
+      });
+
+      it('putting the same value again still takes a revision', () => {
+        const h = fresh();
+        h.put('k', 'v');
+        assert.equal(h.put('k', 'v').revision, 3);
+      });
+
+      it('a delete resets version and create revision (new generation)', () => {
+        const h = fresh();
+        h.put('k', 'v1');
+        h.put('k', 'v2');
+        h.del('k');
+        h.put('k', 'v3');
+        assert.deepEqual(h.all(), ['k=v3@5/5/v1']);
+      });
+
+      it('ignoreValue keeps the value and ignoreLease keeps the lease', () => {
+        const h = fresh();
+        h.ok({ type: 'leaseGrant', request: { ID: 7, TTL: 60 } });
+        h.put('k', 'v', { lease: 7 });
+        h.ok({ type: 'put', request: { key: b('k'), ignoreValue: true, lease: 0 } });
+        assert.deepEqual(h.all(), ['k=v@2/3/v2']);
+        h.put('k', 'w', { lease: 7 });
+        h.ok({ type: 'put', request: { key: b('k'), value: b('x'), ignoreLease: true } });
+        assert.deepEqual(h.all(), ['k=x@2/5/v4/l7']);
+      });
+
+      const errorCases: { name: string; request: Command; code: string; message: string }[] = [
+        { name: 'ignoreValue on a missing key', request: { type: 'put', request: { key: b('nope'), ignoreValue: true } }, code: 'InvalidArgument', message: ERR_KEY_NOT_FOUND },
+        { name: 'ignoreLease on a missing key', request: { type: 'put', request: { key: b('nope'), value: b('v'), ignoreLease: true } }, code: 'InvalidArgument', message: ERR_KEY_NOT_FOUND },
+        { name: 'ignoreValue with a value', request: { type: 'put', request: { key: b('k'), value: b('v'), ignoreValue: true } }, code: 'InvalidArgument', message: ERR_VALUE_PROVIDED },
+        { name: 'ignoreLease with a lease', request: { type: 'put', request: { key: b('k'), value: b('v'), lease: 5, ignoreLease: true } }, code: 'InvalidArgument', message: ERR_LEASE_PROVIDED },
+        { name: 'a lease that does not exist', request: { type: 'put', request: { key: b('k'), value: b('v'), lease: 99 } }, code: 'LeaseNotFound', message: ERR_LEASE_NOT_FOUND },
+      ];
+      for (const c of errorCases) {
+        it(`fails without a new revision: ${c.name}`, () => {
+          const h = fresh();
+          h.put('k', 'v');
+          const result = h.apply(c.request);
+          expectError(result, c.code, c.message);
+          assert.equal(result.revision, 2);
+          assert.equal(h.store.currentRevision, 2);
+          assert.equal(h.store.appliedIndex, h.index, 'an error still advances the applied index');
+          assert.deepEqual(h.all(), ['k=v@2/2/v1']);
+        });
+      }
+
+      it('emits a PUT event with the previous value', () => {
+        const h = fresh();
+        h.put('k', 'v1');
+        const { events } = h.put('k', 'v2');
+        assert.equal(events.length, 1);
+        assert.equal(events[0]!.type, 0);
+        assert.equal(show(events[0]!.kv), 'k=v2@2/3/v2');
+        assert.equal(show(events[0]!.prevKv), 'k=v1@2/2/v1');
+      });
+    });
+
+    describe('deleteRange', () => {
+      it('deletes one key at a new revision', () => {
+        const h = fresh();
+        h.put('a', '1');
+        const result = h.del('a');
+        assert.equal(result.revision, 3);
+        assert.deepEqual(result.response, { deleted: 1, prevKvs: [] });
+        assert.deepEqual(h.all(), []);
+        assert.deepEqual(h.all(2), ['a=1@2/2/v1']);
+      });
+
+      it('deleting nothing does not take a revision', () => {
+        const h = fresh();
+        h.put('a', '1');
+        const result = h.del('b');
+        assert.equal(result.revision, 2);
+        assert.deepEqual(result.response, { deleted: 0, prevKvs: [] });
+        assert.deepEqual(result.events, []);
+        assert.equal(h.store.currentRevision, 2);
+      });
+
+      it('deletes a range at ONE revision with prevKvs and DELETE events', () => {
+        const h = fresh();
+        for (const key of ['p/1', 'p/2', 'p/3', 'q']) h.put(key, key);
+        const result = h.ok({ type: 'deleteRange', request: { key: b('p/'), rangeEnd: b('p0'), prevKv: true } });
+        assert.equal(result.revision, 6);
+        const response = result.response as { deleted: number; prevKvs: never[] };
+        assert.equal(response.deleted, 3);
+        assert.deepEqual(response.prevKvs.map(show), ['p/1=p/1@2/2/v1', 'p/2=p/2@3/3/v1', 'p/3=p/3@4/4/v1']);
+        assert.deepEqual(
+          result.events.map((e) => [e.type, s(e.kv.key), e.kv.modRevision, e.kv.version, show(e.prevKv)]),
+          [
+            [1, 'p/1', 6, 0, 'p/1=p/1@2/2/v1'],
+            [1, 'p/2', 6, 0, 'p/2=p/2@3/3/v1'],
+            [1, 'p/3', 6, 0, 'p/3=p/3@4/4/v1'],
+          ],
+        );
+        assert.deepEqual(h.all(), ['q=q@5/5/v1']);
+      });
+
+      it("deletes every key from key on with rangeEnd '\\0'", () => {
+        const h = fresh();
+        for (const key of ['a', 'b', 'c']) h.put(key, key);
+        assert.deepEqual((h.del('b', '\0').response as { deleted: number }).deleted, 2);
+        assert.deepEqual(h.all(), ['a=a@2/2/v1']);
+      });
+    });
+
+    describe('txn', () => {
+      const cmp = (key: string, target: CompareTarget, result: CompareResult, value: number | string, rangeEnd?: string): Compare => {
+        const compare: Compare = { key: b(key), target, result, rangeEnd: rangeEnd === undefined ? undefined : b(rangeEnd) };
+        if (target === CompareTarget.VALUE) compare.value = b(value as string);
+        else if (target === CompareTarget.VERSION) compare.version = value as number;
+        else if (target === CompareTarget.CREATE) compare.createRevision = value as number;
+        else if (target === CompareTarget.MOD) compare.modRevision = value as number;
+        else compare.lease = value as number;
+        return compare;
+      };
+      const put = (key: string, value: string): RequestOp => ({ requestPut: { key: b(key), value: b(value) } });
+      const del = (key: string, rangeEnd?: string): RequestOp => ({ requestDeleteRange: { key: b(key), rangeEnd: rangeEnd === undefined ? undefined : b(rangeEnd) } });
+      const get = (key: string): RequestOp => ({ requestRange: { key: b(key) } });
+      const { EQUAL, GREATER, LESS, NOT_EQUAL } = CompareResult;
+      const { VERSION, CREATE, MOD, VALUE, LEASE } = CompareTarget;
+
+      /** Fixture: a=1 (create 2, mod 4, version 2, lease 5), b=2 (create 3, mod 3). */
+      const txnFixture = (): Harness => {
+        const h = fresh();
+        h.ok({ type: 'leaseGrant', request: { ID: 5, TTL: 60 } });
+        h.put('a', '0');
+        h.put('b', '2');
+        h.put('a', '1', { lease: 5 });
+        return h;
+      };
+      const compareCases: { name: string; compare: Compare[]; succeeded: boolean }[] = [
+        { name: 'version equal', compare: [cmp('a', VERSION, EQUAL, 2)], succeeded: true },
+        { name: 'version greater (false)', compare: [cmp('a', VERSION, GREATER, 2)], succeeded: false },
+        { name: 'create less', compare: [cmp('a', CREATE, LESS, 3)], succeeded: true },
+        { name: 'mod not equal', compare: [cmp('a', MOD, NOT_EQUAL, 4)], succeeded: false },
+        { name: 'value equal', compare: [cmp('b', VALUE, EQUAL, '2')], succeeded: true },
+        { name: 'value greater (byte order)', compare: [cmp('b', VALUE, GREATER, '10')], succeeded: true },
+        { name: 'lease equal', compare: [cmp('a', LEASE, EQUAL, 5)], succeeded: true },
+        { name: 'a missing key has version 0', compare: [cmp('zz', VERSION, EQUAL, 0)], succeeded: true },
+        { name: 'a missing key has create revision 0', compare: [cmp('zz', CREATE, EQUAL, 0)], succeeded: true },
+        { name: 'a value compare on a missing key fails', compare: [cmp('zz', VALUE, NOT_EQUAL, 'x')], succeeded: false },
+        { name: 'all compares must hold', compare: [cmp('a', VERSION, EQUAL, 2), cmp('b', VERSION, EQUAL, 2)], succeeded: false },
+        { name: 'a range compare holds for every key', compare: [cmp('a', VERSION, GREATER, 0, 'c')], succeeded: true },
+        { name: 'a range compare fails if one key fails', compare: [cmp('a', MOD, LESS, 4, 'c')], succeeded: false },
+        { name: 'a range compare over no keys compares a zero kv', compare: [cmp('x', CREATE, EQUAL, 0, 'y')], succeeded: true },
+        { name: 'no compares succeed', compare: [], succeeded: true },
+      ];
+      for (const c of compareCases) {
+        it(`compare: ${c.name}`, () => {
+          const h = txnFixture();
+          const result = h.ok({ type: 'txn', request: { compare: c.compare, success: [get('a')], failure: [get('b')] } });
+          const response = result.response as TxnResponse;
+          assert.equal(response.succeeded, c.succeeded);
+          const ranged = response.responses[0]!;
+          assert.ok('responseRange' in ranged);
+          assert.equal(s(ranged.responseRange.kvs[0]!.key), c.succeeded ? 'a' : 'b');
+          assert.equal(result.revision, 4, 'a read-only txn keeps the revision');
+        });
+      }
+
+      it('writes every op of a txn at ONE revision with sub revisions, and reads its own writes', () => {
+        const h = txnFixture();
+        const result = h.ok({
+          type: 'txn',
+          request: { compare: [], success: [put('x', '1'), put('y', '2'), del('b'), get('x')], failure: [] },
+        });
+        assert.equal(result.revision, 5);
+        assert.deepEqual(result.events.map((e) => `${e.type}:${s(e.kv.key)}@${e.kv.modRevision}`), ['0:x@5', '0:y@5', '1:b@5']);
+        const responses = (result.response as TxnResponse).responses;
+        const last = responses[3]!;
+        assert.ok('responseRange' in last);
+        assert.deepEqual(last.responseRange.kvs.map(show), ['x=1@5/5/v1']);
+        assert.deepEqual(h.all(), ['a=1@2/4/v2/l5', 'x=1@5/5/v1', 'y=2@5/5/v1']);
+        assert.deepEqual(h.all(4), ['a=1@2/4/v2/l5', 'b=2@3/3/v1']);
+      });
+
+      it('runs the failure branch when a compare fails', () => {
+        const h = txnFixture();
+        const result = h.ok({ type: 'txn', request: { compare: [cmp('a', VALUE, EQUAL, 'nope')], success: [put('s', '1')], failure: [put('f', '1')] } });
+        assert.equal((result.response as TxnResponse).succeeded, false);
+        assert.deepEqual(h.all().map((kv) => kv.split('=')[0]), ['a', 'b', 'f']);
+      });
+
+      it('nested txns run inside the same revision and evaluate compares before the txn writes', () => {
+        const h = txnFixture();
+        // etcd evaluates every compare on the path against the state before the txn, so the
+        // nested compare sees k as missing even though the outer txn put it first.
+        const result = h.ok({
+          type: 'txn',
+          request: {
+            compare: [],
+            success: [
+              put('k', '1'),
+              { requestTxn: { compare: [cmp('k', VERSION, EQUAL, 0)], success: [put('nested', 'then')], failure: [put('nested', 'else')] } },
+            ],
+            failure: [],
+          },
+        });
+        const response = result.response as TxnResponse;
+        const nested = response.responses[1]!;
+        assert.ok('responseTxn' in nested);
+        assert.equal(nested.responseTxn.succeeded, true);
+        assert.equal(result.revision, 5);
+        assert.deepEqual(h.all(), ['a=1@2/4/v2/l5', 'b=2@3/3/v1', 'k=1@5/5/v1', 'nested=then@5/5/v1']);
+      });
+
+      const duplicateCases: { name: string; ops: RequestOp[]; duplicate: boolean }[] = [
+        { name: 'one key put twice', ops: [put('k', '1'), put('k', '2')], duplicate: true },
+        { name: 'a put inside a deleted range', ops: [del('a', 'z'), put('k', '2')], duplicate: true },
+        { name: 'a put of a deleted key', ops: [put('k', '1'), del('k')], duplicate: true },
+        { name: 'a nested put of an outer key', ops: [put('k', '1'), { requestTxn: { compare: [], success: [put('k', '2')], failure: [] } }], duplicate: true },
+        { name: 'then and else putting one key (only one runs)', ops: [{ requestTxn: { compare: [], success: [put('k', '1')], failure: [put('k', '2')] } }], duplicate: false },
+        { name: 'two overlapping deletes', ops: [del('a', 'z'), del('k')], duplicate: false },
+        { name: 'different keys', ops: [put('k', '1'), put('l', '2'), del('m')], duplicate: false },
+      ];
+      for (const c of duplicateCases) {
+        it(`duplicate keys: ${c.name} ${c.duplicate ? 'is rejected' : 'is allowed'}`, () => {
+          const h = txnFixture();
+          const result = h.apply({ type: 'txn', request: { compare: [], success: c.ops, failure: [] } });
+          if (c.duplicate) {
+            expectError(result, 'DuplicateKey', ERR_DUPLICATE_KEY);
+            assert.equal(h.store.currentRevision, 4);
+          } else {
+            assert.ok(!('error' in result));
+          }
+        });
+      }
+
+      it('checks put leases only on the branch that runs', () => {
+        const h = txnFixture();
+        const bad: RequestOp = { requestPut: { key: b('k'), value: b('v'), lease: 404 } };
+        const ok = h.apply({ type: 'txn', request: { compare: [cmp('a', VERSION, EQUAL, 2)], success: [put('s', '1')], failure: [bad] } });
+        assert.ok(!('error' in ok));
+        const failed = h.apply({ type: 'txn', request: { compare: [], success: [put('x', '1'), bad], failure: [] } });
+        expectError(failed, 'LeaseNotFound', ERR_LEASE_NOT_FOUND);
+        assert.deepEqual(h.store.range({ key: b('x') }).kvs, [], 'nothing of the failed txn applied');
+      });
+
+      it('a txn whose only write deletes nothing keeps the revision', () => {
+        const h = txnFixture();
+        const result = h.ok({ type: 'txn', request: { compare: [], success: [del('nothing'), get('a')], failure: [] } });
+        assert.equal(result.revision, 4);
+        assert.equal(h.store.currentRevision, 4);
+      });
+    });
+
+    describe('compact', () => {
+      it('removes old versions physically, keeps the newest of each key, and keeps reads at or after it', () => {
+        const h = fresh();
+        h.put('a', '1'); // 2
+        h.put('a', '2'); // 3
+        h.put('b', '1'); // 4
+        h.del('b'); // 5
+        h.put('c', '1'); // 6
+        h.put('a', '3'); // 7
+        const before = [...h.engine.range({ start: b('r'), end: b('s') })].length;
+        h.ok({ type: 'compact', request: { revision: 5 } });
+        const after = [...h.engine.range({ start: b('r'), end: b('s') })].length;
+        // Dropped: a@2 (a@3 is newest at 5), b@4 and b's tombstone @5.
+        assert.equal(before - after, 3);
+        assert.equal(h.store.compactRevision, 5);
+        assert.deepEqual(h.all(5), ['a=2@2/3/v2']);
+        assert.deepEqual(h.all(6), ['a=2@2/3/v2', 'c=1@6/6/v1']);
+        assert.deepEqual(h.all(), ['a=3@2/7/v3', 'c=1@6/6/v1']);
+        assert.equal(h.store.keyCount, 2, 'a key deleted at or before the compact revision leaves the index');
+        h.put('b', 'again');
+        assert.deepEqual(h.store.range({ key: b('b') }).kvs.map(show), ['b=again@8/8/v1']);
+      });
+
+      const errorCases = [
+        { name: 'at the compact revision', revision: 3, code: 'Compacted', message: ERR_COMPACTED },
+        { name: 'below the compact revision', revision: 2, code: 'Compacted', message: ERR_COMPACTED },
+        { name: 'above the current revision', revision: 6, code: 'FutureRevision', message: ERR_FUTURE_REVISION },
+      ];
+      for (const c of errorCases) {
+        it(`refuses to compact ${c.name}`, () => {
+          const h = fresh();
+          for (let i = 0; i < 4; i++) h.put('k', `${i}`);
+          h.ok({ type: 'compact', request: { revision: 3 } });
+          const error = expectError(h.apply({ type: 'compact', request: { revision: c.revision } }), c.code, c.message);
+          if (c.code === 'Compacted') assert.equal(error.details['compactRevision'], 3);
+        });
+      }
+
+      it('history reads, hashes and event scans below the compact revision fail with Compacted', () => {
+        const h = fresh();
+        for (let i = 0; i < 4; i++) h.put('k', `${i}`);
+        h.ok({ type: 'compact', request: { revision: 4 } });
+        throwsLichen(() => h.store.hashKV(3), 'Compacted', ERR_COMPACTED);
+        throwsLichen(() => h.store.eventsSince(3, b('k')), 'Compacted', ERR_COMPACTED);
+        assert.deepEqual(h.store.eventsSince(4, b('k')).map((e) => e.kv.modRevision), [4, 5]);
+      });
+    });
+
+    describe('leases', () => {
+      it('grants with a given id, refuses it twice, and lists leases', () => {
+        const h = fresh();
+        assert.deepEqual(h.ok({ type: 'leaseGrant', request: { ID: 42, TTL: 30 } }).response, { ID: 42, TTL: 30 });
+        expectError(h.apply({ type: 'leaseGrant', request: { ID: 42, TTL: 30 } }), 'LeaseExists', ERR_LEASE_EXISTS);
+        assert.equal(h.store.currentRevision, 1, 'granting does not change the revision');
+        assert.deepEqual(h.store.leases(), [{ ID: 42, grantedTTL: 30 }]);
+      });
+
+      it('picks the id for ID 0 from the raft index, identically on every replica', () => {
+        const one = fresh();
+        const two = fresh();
+        const first = one.ok({ type: 'leaseGrant', request: { TTL: 10 } }).response as { ID: number };
+        const second = two.ok({ type: 'leaseGrant', request: { TTL: 10, ID: 0 } }).response as { ID: number };
+        assert.equal(first.ID, leaseIdFromIndex(1));
+        assert.equal(first.ID, second.ID);
+        assert.ok(first.ID > 0 && Number.isSafeInteger(first.ID));
+        assert.notEqual(leaseIdFromIndex(2), leaseIdFromIndex(1));
+      });
+
+      it('applies the minimum TTL', () => {
+        const h = fresh({ minLeaseTtlSeconds: 5 });
+        assert.deepEqual(h.ok({ type: 'leaseGrant', request: { ID: 1, TTL: 1 } }).response, { ID: 1, TTL: 5 });
+      });
+
+      it('attaches keys, detaches keys re-put without the lease, and revokes the rest at ONE revision', () => {
+        const h = fresh();
+        h.ok({ type: 'leaseGrant', request: { ID: 9, TTL: 60 } });
+        h.put('x', '1', { lease: 9 });
+        h.put('y', '1', { lease: 9 });
+        h.put('z', '1', { lease: 9 });
+        h.put('y', '2'); // detaches y
+        assert.deepEqual(h.store.lease(9)?.keys.map(s), ['x', 'z']);
+        const result = h.ok({ type: 'leaseRevoke', id: 9 });
+        assert.equal(result.revision, 6);
+        assert.deepEqual(result.events.map((e) => `${e.type}:${s(e.kv.key)}@${e.kv.modRevision}`), ['1:x@6', '1:z@6']);
+        assert.deepEqual(h.all(), ['y=2@3/5/v2']);
+        assert.equal(h.store.lease(9), undefined);
+        expectError(h.apply({ type: 'leaseRevoke', id: 9 }), 'LeaseNotFound', ERR_LEASE_NOT_FOUND);
+      });
+
+      it('revoking a lease without keys keeps the revision', () => {
+        const h = fresh();
+        h.ok({ type: 'leaseGrant', request: { ID: 3, TTL: 60 } });
+        assert.equal(h.ok({ type: 'leaseRevoke', id: 3 }).revision, 1);
+      });
+
+      it('a deleted key leaves its lease', () => {
+        const h = fresh();
+        h.ok({ type: 'leaseGrant', request: { ID: 3, TTL: 60 } });
+        h.put('x', '1', { lease: 3 });
+        h.del('x');
+        assert.deepEqual(h.store.lease(3)?.keys, []);
+      });
+    });
+
+    describe('durability, replay and snapshots', () => {
+      it('skips an index it already applied (idempotent replay)', () => {
+        const h = fresh();
+        const command: Command = { type: 'put', request: { key: b('k'), value: b('v') } };
+        assert.equal(h.store.apply(1, command).revision, 2);
+        const again = h.store.apply(1, command);
+        assert.deepEqual(again, { revision: 2, response: {}, events: [] });
+        assert.equal(h.store.apply(0, command).revision, 2);
+        assert.deepEqual(h.all(), ['k=v@2/2/v1']);
+        assert.equal(h.store.appliedIndex, 1);
+      });
+
+      it('reopening rebuilds the same state from the engine (index, leases, meta)', () => {
+        const engine = freshEngine();
+        const h = Harness.open(engine);
+        for (const command of randomCommands(7, 200)) h.apply(command);
+        const reopened = MvccStore.open(engine);
+        assert.equal(reopened.appliedIndex, h.store.appliedIndex);
+        assert.equal(reopened.currentRevision, h.store.currentRevision);
+        assert.equal(reopened.compactRevision, h.store.compactRevision);
+        assert.deepEqual(reopened.hashKV(), h.store.hashKV());
+        assert.deepEqual(reopened.leases(), h.store.leases());
+        for (const lease of h.store.leases()) assert.deepEqual(reopened.lease(lease.ID), h.store.lease(lease.ID));
+        const everything = { key: ZERO, rangeEnd: ZERO };
+        assert.deepEqual(reopened.range(everything), h.store.range(everything));
+        for (let rev = h.store.compactRevision; rev <= h.store.currentRevision; rev++) {
+          assert.deepEqual(reopened.range({ ...everything, revision: rev }), h.store.range({ ...everything, revision: rev }));
+        }
+      });
+
+      it('two stores fed the same commands have equal hashes at every step; different commands differ', () => {
+        const one = fresh();
+        const two = fresh();
+        for (const command of randomCommands(11, 300)) {
+          const x = one.apply(command);
+          const y = two.apply(command);
+          assert.deepEqual('error' in x ? x.error.code : x.revision, 'error' in y ? y.error.code : y.revision);
+          assert.deepEqual(one.store.hashKV(), two.store.hashKV());
+        }
+        const before = one.store.hashKV();
+        one.put('extra', 'value');
+        assert.notEqual(one.store.hashKV().hash, before.hash);
+        assert.deepEqual(one.store.hashKV(before.hashRevision), before, 'a historical hash ignores later writes');
+      });
+
+      it('export then install into a fresh store gives equal hashes, ranges, leases and meta', () => {
+        const source = fresh();
+        for (const command of randomCommands(23, 300)) source.apply(command);
+        const target = fresh();
+        target.put('stale', 'state'); // replaced by the install
+        target.store.install(source.store.export(256));
+        assert.equal(target.store.appliedIndex, source.store.appliedIndex);
+        assert.equal(target.store.currentRevision, source.store.currentRevision);
+        assert.equal(target.store.compactRevision, source.store.compactRevision);
+        assert.deepEqual(target.store.hashKV(), source.store.hashKV());
+        assert.deepEqual(target.store.leases(), source.store.leases());
+        const everything = { key: ZERO, rangeEnd: ZERO };
+        assert.deepEqual(target.store.range(everything), source.store.range(everything));
+        // Both continue identically.
+        target.index = source.index;
+        for (const command of randomCommands(24, 50)) {
+          source.apply(command);
+          target.apply(command);
+        }
+        assert.deepEqual(target.store.hashKV(), source.store.hashKV());
+      });
+    });
+
+    describe('history (eventsSince)', () => {
+      it('returns puts and deletes in revision order with prevKv, bounded by a limit at revision boundaries', () => {
+        const h = fresh();
+        h.put('k', '1'); // 2
+        h.put('other', '1'); // 3
+        h.put('k', '2'); // 4
+        h.del('k'); // 5
+        const events = h.store.eventsSince(2, b('k'));
+        assert.deepEqual(
+          events.map((e) => `${e.type}:${show(e.kv)} prev ${show(e.prevKv)}`),
+          ['0:k=1@2/2/v1 prev <none>', '0:k=2@2/4/v2 prev k=1@2/2/v1', '1:k=@0/5/v0 prev k=2@2/4/v2'],
+        );
+        assert.equal(h.store.eventsSince(2, b('k'), undefined, 2).length, 2);
+        assert.deepEqual(h.store.eventsSince(1, ZERO, ZERO).map((e) => e.kv.modRevision), [2, 3, 4, 5]);
+      });
+    });
+  });
+}
