@@ -1,0 +1,123 @@
+// The one table that turns Lichen's expected failures into gRPC statuses. etcd clients (clientv3,
+// the etcd3 npm package, etcdctl) recognise errors by their exact message text, so the messages
+// below are etcd's own (etcd-io/etcd api/v3rpc/rpctypes/error.go), word for word.
+//
+// A LichenError picks its row by code. Where etcd has several messages for what Lichen treats as
+// one code (e.g. MembershipRefused), the thrower names etcd's error in details.etcdError, using a
+// key of ETCD_ERRORS, and that row wins.
+import { status as GrpcStatus, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
+
+export interface GrpcErrorRow {
+  code: GrpcStatus;
+  message: string;
+}
+
+/** etcd's named server errors: gRPC status code and exact message. */
+export const ETCD_ERRORS = {
+  emptyKey: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: key is not provided' },
+  keyNotFound: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: key not found' },
+  valueProvided: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: value is provided' },
+  leaseProvided: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: lease is provided' },
+  ttlZero: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: ttl is 0' },
+  tooManyOps: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: too many operations in txn request' },
+  duplicateKey: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: duplicate key given in txn request' },
+  invalidSortOption: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: invalid sort option' },
+  compacted: { code: GrpcStatus.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision has been compacted' },
+  futureRevision: { code: GrpcStatus.OUT_OF_RANGE, message: 'etcdserver: mvcc: required revision is a future revision' },
+  noSpace: { code: GrpcStatus.RESOURCE_EXHAUSTED, message: 'etcdserver: mvcc: database space exceeded' },
+
+  leaseNotFound: { code: GrpcStatus.NOT_FOUND, message: 'etcdserver: requested lease not found' },
+  leaseExists: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: lease already exists' },
+  leaseTTLTooLarge: { code: GrpcStatus.OUT_OF_RANGE, message: 'etcdserver: too large lease TTL' },
+
+  memberExists: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: member ID already exist' },
+  peerURLExists: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: Peer URLs already exists' },
+  memberNotEnoughStarted: {
+    code: GrpcStatus.FAILED_PRECONDITION,
+    message: 'etcdserver: re-configuration failed due to not enough started members',
+  },
+  memberBadURLs: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: given member URLs are invalid' },
+  memberNotFound: { code: GrpcStatus.NOT_FOUND, message: 'etcdserver: member not found' },
+  memberNotLearner: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: can only promote a learner member' },
+  learnerNotReady: {
+    code: GrpcStatus.FAILED_PRECONDITION,
+    message: 'etcdserver: can only promote a learner member which is in sync with leader',
+  },
+  tooManyLearners: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: too many learner members in cluster' },
+
+  requestTooLarge: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: request is too large' },
+  tooManyRequests: { code: GrpcStatus.RESOURCE_EXHAUSTED, message: 'etcdserver: too many requests' },
+
+  authNotEnabled: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: authentication is not enabled' },
+  permissionDenied: { code: GrpcStatus.PERMISSION_DENIED, message: 'etcdserver: permission denied' },
+
+  noLeader: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: no leader' },
+  notLeader: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: not leader' },
+  leaderChanged: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: leader changed' },
+  stopped: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: server stopped' },
+  timeout: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: request timed out' },
+  timeoutDueToLeaderFail: {
+    code: GrpcStatus.UNAVAILABLE,
+    message: 'etcdserver: request timed out, possibly due to previous leader failure',
+  },
+  unhealthy: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: unhealthy cluster' },
+  corrupt: { code: GrpcStatus.DATA_LOSS, message: 'etcdserver: corrupt cluster' },
+  notSupportedForLearner: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: rpc not supported for learner' },
+  badLeaderTransferee: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
+} as const satisfies Record<string, GrpcErrorRow>;
+
+export type EtcdErrorName = keyof typeof ETCD_ERRORS;
+
+/**
+ * Lichen error code → gRPC status. `message: null` passes the LichenError's own message through
+ * (prefixed "etcdserver: " when it lacks it) because the code covers many distinct situations.
+ */
+export const GRPC_ERROR_TABLE: Record<ErrorCode, { code: GrpcStatus; message: string | null }> = {
+  [ErrorCode.InvalidArgument]: { code: GrpcStatus.INVALID_ARGUMENT, message: null },
+  [ErrorCode.TooLarge]: ETCD_ERRORS.requestTooLarge,
+  [ErrorCode.Compacted]: ETCD_ERRORS.compacted,
+  [ErrorCode.FutureRevision]: ETCD_ERRORS.futureRevision,
+  [ErrorCode.NotLeader]: ETCD_ERRORS.notLeader,
+  [ErrorCode.Unavailable]: ETCD_ERRORS.noLeader,
+  [ErrorCode.Timeout]: ETCD_ERRORS.timeout,
+  [ErrorCode.Overloaded]: ETCD_ERRORS.tooManyRequests,
+  [ErrorCode.LeaseNotFound]: ETCD_ERRORS.leaseNotFound,
+  [ErrorCode.LeaseExists]: ETCD_ERRORS.leaseExists,
+  [ErrorCode.MemberNotFound]: ETCD_ERRORS.memberNotFound,
+  [ErrorCode.MemberExists]: ETCD_ERRORS.peerURLExists,
+  [ErrorCode.MembershipRefused]: ETCD_ERRORS.memberNotEnoughStarted,
+  [ErrorCode.DuplicateKey]: ETCD_ERRORS.duplicateKey,
+  [ErrorCode.NotFound]: { code: GrpcStatus.NOT_FOUND, message: null },
+  [ErrorCode.Internal]: { code: GrpcStatus.INTERNAL, message: null },
+};
+
+/** The gRPC code and message for any thrown value. Non-Lichen errors are internal errors. */
+export function grpcErrorFor(error: unknown): GrpcErrorRow {
+  if (!isLichenError(error)) {
+    const text = error instanceof Error ? error.message : String(error);
+    return { code: GrpcStatus.INTERNAL, message: `lichen: internal error: ${text}` };
+  }
+  const named = error.details['etcdError'];
+  if (typeof named === 'string' && named in ETCD_ERRORS) return ETCD_ERRORS[named as EtcdErrorName];
+  const row = GRPC_ERROR_TABLE[error.code];
+  if (row.message !== null) return { code: row.code, message: row.message };
+  const own = error.message.startsWith('etcdserver: ') ? error.message : `etcdserver: ${error.message}`;
+  return { code: row.code, message: own };
+}
+
+/** A grpc-js ServiceError for a callback or stream.destroy/emit. */
+export function toServiceError(error: unknown): Partial<ServiceError> {
+  const { code, message } = grpcErrorFor(error);
+  const metadata = new Metadata();
+  // The leader hint lets Lichen's own client go straight to the leader.
+  if (isLichenError(error, ErrorCode.NotLeader) && typeof error.details['leaderId'] === 'number') {
+    metadata.set('lichen-leader-id', String(error.details['leaderId']));
+  }
+  return { code, details: message, message, metadata };
+}
+
+/** A LichenError that maps to one of etcd's named errors. */
+export function etcdError(name: EtcdErrorName, code: ErrorCode = ErrorCode.InvalidArgument): LichenError {
+  return new LichenError(code, ETCD_ERRORS[name].message, { etcdError: name });
+}

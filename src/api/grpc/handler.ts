@@ -1,0 +1,90 @@
+// Plumbing shared by the service implementations: the request context, the request-size check,
+// the "require a leader" metadata etcd clients send, and the unary wrapper that maps errors.
+import type {
+  Metadata,
+  sendUnaryData,
+  ServerUnaryCall,
+  ServiceDefinition,
+  UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { ErrorCode, LichenError } from '../../errors.js';
+import type { EtcdBackend } from '../backend.js';
+import { etcdError, toServiceError } from './errors.js';
+
+export interface HandlerContext {
+  backend: EtcdBackend;
+  /** Largest accepted request message, in encoded bytes (etcd's --max-request-bytes). */
+  maxRequestBytes: number;
+  /** Encoded size of a decoded request message (recorded when it was deserialized). */
+  sizeOf(message: object): number;
+}
+
+/** Remembers each request message's encoded size, so we can apply etcd's size limit exactly. */
+export class RequestSizes {
+  private readonly sizes = new WeakMap<object, number>();
+
+  sizeOf(message: object): number {
+    return this.sizes.get(message) ?? 0;
+  }
+
+  /** A copy of the definition whose deserializers record the size of what they decode. */
+  instrument(definition: ServiceDefinition): ServiceDefinition {
+    const copy: Record<string, unknown> = {};
+    for (const [name, method] of Object.entries(definition)) {
+      const deserialize = method.requestDeserialize;
+      copy[name] = {
+        ...method,
+        requestDeserialize: (bytes: Buffer) => {
+          const message = deserialize(bytes) as object;
+          if (message !== null && typeof message === 'object') this.sizes.set(message, bytes.length);
+          return message;
+        },
+      };
+    }
+    return copy as ServiceDefinition;
+  }
+}
+
+export function checkRequestSize(ctx: HandlerContext, message: object): void {
+  if (ctx.sizeOf(message) > ctx.maxRequestBytes) throw etcdError('requestTooLarge', ErrorCode.TooLarge);
+}
+
+/**
+ * etcd clients attach "hasleader: true" to say "fail rather than wait when the member has no
+ * leader" (clientv3.WithRequireLeader, used by etcdctl watch).
+ */
+export function checkRequireLeader(ctx: HandlerContext, metadata: Metadata): void {
+  const values = metadata.get('hasleader');
+  if (values.length > 0 && String(values[0]) === 'true' && ctx.backend.leaderId() === 0) {
+    throw etcdError('noLeader', ErrorCode.Unavailable);
+  }
+}
+
+/** A unary handler: size and leader checks, then `run`; any throw becomes an etcd error status. */
+export function unary<Req extends object>(
+  ctx: HandlerContext,
+  run: (request: Req) => Promise<object> | object,
+): (call: ServerUnaryCall<Req, object>, callback: sendUnaryData<object>) => void {
+  return (call, callback) => {
+    const respond = async (): Promise<object> => {
+      checkRequestSize(ctx, call.request);
+      checkRequireLeader(ctx, call.metadata);
+      return run(call.request);
+    };
+    respond().then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toServiceError(error)),
+    );
+  };
+}
+
+/** A handler for RPCs Lichen declares (for wire compatibility) but does not serve. */
+export function unimplemented(message: string): (call: unknown, callback: sendUnaryData<object>) => void {
+  return (_call, callback) => callback({ code: 12 /* UNIMPLEMENTED */, details: message, message });
+}
+
+export type Implementation = UntypedServiceImplementation;
+
+export function invalidArgument(message: string): LichenError {
+  return new LichenError(ErrorCode.InvalidArgument, message);
+}

@@ -1,0 +1,51 @@
+// The KV service: Range, Put, DeleteRange, Txn, Compact.
+import { ErrorCode, LichenError } from '../../errors.js';
+import { unary, type HandlerContext, type Implementation } from './handler.js';
+import {
+  decodeDeleteRangeRequest,
+  decodePutRequest,
+  decodeRangeRequest,
+  decodeTxnRequest,
+  encodeDeleteRangeResponse,
+  encodeHeader,
+  encodePutResponse,
+  encodeRangeResponse,
+  encodeTxnResponse,
+  toSafeInt,
+  type WireDeleteRangeRequest,
+  type WireLong,
+  type WirePutRequest,
+  type WireRangeRequest,
+  type WireTxnRequest,
+} from './wire.js';
+
+export function kvService(ctx: HandlerContext): Implementation {
+  const { backend } = ctx;
+  return {
+    Range: unary<WireRangeRequest>(ctx, async (w) => {
+      const response = await backend.range(decodeRangeRequest(w));
+      return encodeRangeResponse(response, encodeHeader(response.header));
+    }),
+    Put: unary<WirePutRequest>(ctx, async (w) => {
+      const response = await backend.put(decodePutRequest(w));
+      return encodePutResponse(response, encodeHeader(response.header));
+    }),
+    DeleteRange: unary<WireDeleteRangeRequest>(ctx, async (w) => {
+      const response = await backend.deleteRange(decodeDeleteRangeRequest(w));
+      return encodeDeleteRangeResponse(response, encodeHeader(response.header));
+    }),
+    Txn: unary<WireTxnRequest>(ctx, async (w) => {
+      const response = await backend.txn(decodeTxnRequest(w));
+      return encodeTxnResponse(response, encodeHeader(response.header));
+    }),
+    Compact: unary<{ revision: WireLong; physical: boolean }>(ctx, async (w) => {
+      const revision = toSafeInt(w.revision, 'revision');
+      if (revision <= 0) {
+        // etcd compacting at <= 0 reports the revision as already compacted.
+        throw new LichenError(ErrorCode.Compacted, 'compaction revision must be positive');
+      }
+      const response = await backend.compact({ revision, physical: w.physical ?? false });
+      return { header: encodeHeader(response.header) };
+    }),
+  };
+}

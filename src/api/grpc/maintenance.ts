@@ -1,0 +1,141 @@
+// The Maintenance service, the Auth service (only AuthStatus is served) and grpc.health.v1.
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
+import { ErrorCode, LichenError } from '../../errors.js';
+import { AlarmAction, type AlarmRequest } from '../backend.js';
+import { toServiceError } from './errors.js';
+import { checkRequireLeader, unary, unimplemented, type HandlerContext, type Implementation } from './handler.js';
+import { SERVICE_NAMES } from './proto.js';
+import { encodeHeader, toSafeInt, toSafeUint, type WireLong } from './wire.js';
+
+/** Snapshot blobs are sent in pieces of at most this size (etcd uses 32 KiB). */
+export const SNAPSHOT_CHUNK_BYTES_MAX = 64 * 1024;
+/** etcd appends the SHA-256 of the snapshot as its last 32 bytes, so restores can verify it. */
+const SHA256_BYTES = 32;
+
+export function maintenanceService(ctx: HandlerContext): Implementation {
+  const { backend } = ctx;
+  return {
+    Status: unary<object>(ctx, async () => {
+      const s = await backend.status();
+      return {
+        header: encodeHeader(s.header),
+        version: s.version,
+        dbSize: s.dbSize,
+        leader: s.leader,
+        raftIndex: s.raftIndex,
+        raftTerm: s.raftTerm,
+        raftAppliedIndex: s.raftAppliedIndex,
+        errors: s.errors,
+        dbSizeInUse: s.dbSizeInUse,
+        isLearner: s.isLearner,
+      };
+    }),
+    Alarm: unary<{ action: number; memberID: WireLong; alarm: number }>(ctx, async (w) => {
+      const request: AlarmRequest = {
+        action: (w.action ?? 0) as AlarmRequest['action'],
+        memberId: toSafeUint(w.memberID, 'memberID'),
+        alarm: (w.alarm ?? 0) as AlarmRequest['alarm'],
+      };
+      if (request.action > AlarmAction.DEACTIVATE || request.alarm > 2) {
+        throw new LichenError(ErrorCode.InvalidArgument, 'etcdserver: unknown alarm action or type');
+      }
+      const r = await backend.alarm(request);
+      return { header: encodeHeader(r.header), alarms: r.alarms.map((a) => ({ memberID: a.memberId, alarm: a.alarm })) };
+    }),
+    HashKV: unary<{ revision: WireLong }>(ctx, async (w) => {
+      const r = await backend.hashKV(Math.max(0, toSafeInt(w.revision, 'revision')));
+      return {
+        header: encodeHeader(r.header),
+        hash: r.hash >>> 0,
+        compact_revision: r.compactRevision,
+        hash_revision: r.hashRevision,
+      };
+    }),
+    MoveLeader: unary<{ targetID: WireLong }>(ctx, async (w) => {
+      const r = await backend.moveLeader(toSafeUint(w.targetID, 'targetID'));
+      return { header: encodeHeader(r.header) };
+    }),
+    // Lichen's engine needs no defragmentation; answering success keeps etcdctl scripts working.
+    Defragment: unary<object>(ctx, () => ({ header: encodeHeader(backend.header()) })),
+    Hash: unimplemented(
+      'lichen: Hash (a hash of the whole backend file) is not supported; use HashKV, which hashes the MVCC key space',
+    ),
+    Downgrade: unimplemented('lichen: Downgrade is not supported'),
+    Snapshot: (call: ServerWritableStream<object, object>) => void streamSnapshot(ctx, call),
+  };
+}
+
+async function streamSnapshot(ctx: HandlerContext, call: ServerWritableStream<object, object>): Promise<void> {
+  let aborted = false;
+  call.on('cancelled', () => void (aborted = true));
+  try {
+    checkRequireLeader(ctx, call.metadata);
+    const snapshot = await ctx.backend.snapshot();
+    const header = encodeHeader(snapshot.header);
+    const hash = createHash('sha256');
+    let remaining = snapshot.sizeBytes + SHA256_BYTES;
+    const send = async (blob: Uint8Array): Promise<void> => {
+      remaining -= blob.length;
+      if (remaining < SHA256_BYTES && blob.length !== SHA256_BYTES) {
+        throw new LichenError(ErrorCode.Internal, 'snapshot is longer than its announced size');
+      }
+      if (!call.write({ header, remaining_bytes: remaining, blob })) await once(call, 'drain');
+    };
+    for await (const chunk of snapshot.chunks) {
+      if (aborted) return;
+      hash.update(chunk);
+      for (let offset = 0; offset < chunk.length; offset += SNAPSHOT_CHUNK_BYTES_MAX) {
+        await send(chunk.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES_MAX));
+      }
+    }
+    if (remaining !== SHA256_BYTES) throw new LichenError(ErrorCode.Internal, 'snapshot is shorter than its announced size');
+    await send(hash.digest());
+    call.end();
+  } catch (error) {
+    if (!aborted) call.destroy(toServiceError(error) as Error);
+  }
+}
+
+const AUTH_NOT_SUPPORTED = 'lichen: auth is not supported yet (Lichen serves every request without authentication)';
+
+export function authService(ctx: HandlerContext): Implementation {
+  const names = [
+    'AuthEnable', 'AuthDisable', 'Authenticate', 'UserAdd', 'UserGet', 'UserList', 'UserDelete',
+    'UserChangePassword', 'UserGrantRole', 'UserRevokeRole', 'RoleAdd', 'RoleGet', 'RoleList',
+    'RoleDelete', 'RoleGrantPermission', 'RoleRevokePermission',
+  ];
+  const implementation: Implementation = {
+    AuthStatus: unary<object>(ctx, () => ({
+      header: encodeHeader(ctx.backend.header()),
+      enabled: false,
+      authRevision: 0,
+    })),
+  };
+  for (const name of names) implementation[name] = unimplemented(AUTH_NOT_SUPPORTED);
+  return implementation;
+}
+
+const HealthStatus = { SERVING: 1, NOT_SERVING: 2 } as const;
+
+/** grpc.health.v1: SERVING while this member knows a leader. */
+export function healthService(ctx: HandlerContext): Implementation {
+  const known = new Set<string>(['', ...SERVICE_NAMES]);
+  const statusNow = (): number => (ctx.backend.leaderId() !== 0 ? HealthStatus.SERVING : HealthStatus.NOT_SERVING);
+  return {
+    Check: (call: ServerUnaryCall<{ service: string }, object>, callback: sendUnaryData<object>) => {
+      const service = call.request.service ?? '';
+      if (!known.has(service)) {
+        callback({ code: 5 /* NOT_FOUND */, details: `unknown service ${service}`, message: `unknown service ${service}` });
+        return;
+      }
+      callback(null, { status: statusNow() });
+    },
+    List: (_call: ServerUnaryCall<object, object>, callback: sendUnaryData<object>) => {
+      const status = statusNow();
+      callback(null, { statuses: Object.fromEntries([...known].map((name) => [name, { status }])) });
+    },
+    Watch: unimplemented('lichen: health Watch is not supported; poll Check'),
+  };
+}

@@ -1,0 +1,80 @@
+// Starts the etcd v3 gRPC API over an EtcdBackend.
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import type { EtcdBackend } from '../backend.js';
+import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
+import { clusterService } from './cluster.js';
+import { kvService } from './kv.js';
+import { leaseService } from './lease.js';
+import { authService, healthService, maintenanceService } from './maintenance.js';
+import { serviceDefinition, type ServiceName } from './proto.js';
+import { watchService } from './watch.js';
+
+/** etcd's default --max-request-bytes. */
+export const MAX_REQUEST_BYTES_DEFAULT = 1.5 * 1024 * 1024;
+/**
+ * etcd lets gRPC receive messages this much larger than --max-request-bytes, so an oversized
+ * request reaches the server and gets etcd's own "request is too large" error rather than a
+ * transport-level RESOURCE_EXHAUSTED.
+ */
+export const GRPC_OVERHEAD_BYTES = 512 * 1024;
+
+/** How long close() lets calls finish before cutting them off. */
+export const CLOSE_GRACE_MS = 1000;
+
+export interface GrpcServerOptions {
+  backend: EtcdBackend;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  maxRequestBytes?: number;
+}
+
+export interface GrpcServerHandle {
+  port: number;
+  /** Stops accepting calls and ends the open ones (watch streams included). */
+  close(): Promise<void>;
+}
+
+export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const maxRequestBytes = options.maxRequestBytes ?? MAX_REQUEST_BYTES_DEFAULT;
+  const sizes = new RequestSizes();
+  const ctx: HandlerContext = { backend: options.backend, maxRequestBytes, sizeOf: (m) => sizes.sizeOf(m) };
+  const server = new Server({
+    'grpc.max_receive_message_length': maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    'grpc.max_send_message_length': -1,
+  });
+  const services: [ServiceName, Implementation][] = [
+    ['etcdserverpb.KV', kvService(ctx)],
+    ['etcdserverpb.Watch', watchService(ctx)],
+    ['etcdserverpb.Lease', leaseService(ctx)],
+    ['etcdserverpb.Cluster', clusterService(ctx)],
+    ['etcdserverpb.Maintenance', maintenanceService(ctx)],
+    ['etcdserverpb.Auth', authService(ctx)],
+    ['grpc.health.v1.Health', healthService(ctx)],
+  ];
+  for (const [name, implementation] of services) {
+    server.addService(sizes.instrument(serviceDefinition(name)), implementation);
+  }
+  const host = options.host ?? '127.0.0.1';
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    );
+  });
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Streams (watch, keep-alive) never end on their own: give unary calls a moment, then force.
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, CLOSE_GRACE_MS);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

@@ -1,0 +1,281 @@
+// The Watch service: one bidirectional stream per client connection carrying many watchers.
+//
+// Order on the stream, as etcd guarantees it: a watcher's "created" response comes before any of
+// its events; its events arrive in revision order; a compacted start revision is reported as one
+// response with compact_revision set and canceled = true, right after "created".
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { ErrorCode, isLichenError } from '../../errors.js';
+import type { WatchCreate, WatchHandle, WatchSink } from '../backend.js';
+import { grpcErrorFor, toServiceError } from './errors.js';
+import { checkRequestSize, checkRequireLeader, type HandlerContext, type Implementation } from './handler.js';
+import { encodeEvent, encodeHeader, toSafeInt, type WireLong } from './wire.js';
+
+/** Watchers on one stream; etcd has no limit, but every collection here is bounded. */
+export const WATCHERS_PER_STREAM_MAX = 4096;
+/**
+ * Responses buffered for a client that does not read. Past it, the watcher that wants to send
+ * is canceled with a reason; the client can re-create it from the last revision it saw.
+ */
+export const WATCH_STREAM_QUEUE_MAX = 4096;
+
+/** etcd's id for responses that belong to no single watcher (stream-wide progress). */
+const NO_WATCH_ID = -1;
+const FILTER_NOPUT = 0;
+const FILTER_NODELETE = 1;
+
+const CANCEL_REASON_SLOW = 'lichen: the client did not read the watch stream fast enough; re-create the watch from the last revision received';
+const CANCEL_REASON_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
+const CANCEL_REASON_TOO_MANY = `lichen: too many watchers on one stream (at most ${WATCHERS_PER_STREAM_MAX})`;
+
+interface WireWatchCreate {
+  key: Uint8Array;
+  range_end: Uint8Array;
+  start_revision: WireLong;
+  progress_notify: boolean;
+  filters: number[];
+  prev_kv: boolean;
+  watch_id: WireLong;
+  fragment: boolean;
+}
+
+interface WireWatchRequest {
+  request_union?: 'create_request' | 'cancel_request' | 'progress_request';
+  create_request?: WireWatchCreate;
+  cancel_request?: { watch_id: WireLong };
+  progress_request?: object;
+}
+
+interface WireWatchResponse {
+  header: object;
+  watch_id: number;
+  created?: boolean;
+  canceled?: boolean;
+  compact_revision?: number;
+  cancel_reason?: string;
+  events?: object[];
+}
+
+interface Watcher {
+  id: number;
+  handle?: WatchHandle;
+  /** Until "created" is written, the watcher's output waits here (the backend may call the sink inside watch()). */
+  early: WireWatchResponse[] | null;
+  /** Set once the watcher ended (canceled by either side); later sink calls are dropped. */
+  ended: boolean;
+}
+
+export function watchService(ctx: HandlerContext): Implementation {
+  return {
+    Watch: (call: ServerDuplexStream<WireWatchRequest, WireWatchResponse>) => new WatchStream(ctx, call).start(),
+  };
+}
+
+class WatchStream {
+  private readonly watchers = new Map<number, Watcher>();
+  private nextWatchId = 0;
+  private closed = false;
+  /** A stream-wide progress request waiting for its watchers to report. */
+  private progress: { waiting: Set<number>; revisionMin: number } | null = null;
+
+  constructor(
+    private readonly ctx: HandlerContext,
+    private readonly call: ServerDuplexStream<WireWatchRequest, WireWatchResponse>,
+  ) {}
+
+  start(): void {
+    try {
+      checkRequireLeader(this.ctx, this.call.metadata);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.call.on('data', (request: WireWatchRequest) => this.onRequest(request));
+    this.call.on('end', () => {
+      this.cancelAll();
+      this.call.end();
+    });
+    this.call.on('error', () => this.cancelAll());
+    this.call.on('cancelled', () => this.cancelAll());
+  }
+
+  private onRequest(request: WireWatchRequest): void {
+    if (this.closed) return;
+    try {
+      checkRequestSize(this.ctx, request);
+      switch (request.request_union) {
+        case 'create_request':
+          return this.create(request.create_request!);
+        case 'cancel_request':
+          return this.cancel(toSafeInt(request.cancel_request!.watch_id, 'watch_id'));
+        case 'progress_request':
+          return this.requestProgress();
+        default:
+          return; // An empty request: etcd ignores it too.
+      }
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private create(w: WireWatchCreate): void {
+    const requestedId = toSafeInt(w.watch_id, 'watch_id');
+    if (this.watchers.size >= WATCHERS_PER_STREAM_MAX) return this.refuse(CANCEL_REASON_TOO_MANY);
+    if (requestedId > 0 && this.watchers.has(requestedId)) return this.refuse(CANCEL_REASON_DUPLICATE_ID);
+    const id = requestedId > 0 ? requestedId : this.allocateId();
+    const filters = w.filters ?? [];
+    const request: WatchCreate = {
+      // etcd: an empty key means the smallest key, "\0".
+      key: w.key && w.key.length > 0 ? w.key : new Uint8Array([0]),
+      rangeEnd: w.range_end && w.range_end.length > 0 ? w.range_end : undefined,
+      startRevision: Math.max(0, toSafeInt(w.start_revision, 'start_revision')),
+      prevKv: w.prev_kv ?? false,
+      noPut: filters.includes(FILTER_NOPUT),
+      noDelete: filters.includes(FILTER_NODELETE),
+      progressNotify: w.progress_notify ?? false,
+    };
+    const watcher: Watcher = { id, early: [], ended: false };
+    this.watchers.set(id, watcher);
+    try {
+      watcher.handle = this.ctx.backend.watch(request, this.sinkFor(watcher));
+    } catch (error) {
+      this.watchers.delete(id);
+      if (isLichenError(error, ErrorCode.Compacted) && typeof error.details['compactRevision'] === 'number') {
+        // Report it the way etcd does: created, then canceled with the compact revision.
+        this.write({ header: this.header(), watch_id: id, created: true });
+        this.write({ header: this.header(), watch_id: id, canceled: true, compact_revision: error.details['compactRevision'] });
+        return;
+      }
+      return this.refuse(grpcErrorFor(error).message);
+    }
+    this.write({ header: this.header(), watch_id: id, created: true });
+    const early = watcher.early ?? [];
+    watcher.early = null;
+    for (const response of early) this.write(response);
+  }
+
+  /** etcd's answer to a create it cannot honour: created and canceled at once, id -1. */
+  private refuse(reason: string): void {
+    this.write({ header: this.header(), watch_id: NO_WATCH_ID, created: true, canceled: true, cancel_reason: reason });
+  }
+
+  private allocateId(): number {
+    // Bounded: at most WATCHERS_PER_STREAM_MAX ids are taken.
+    while (this.watchers.has(this.nextWatchId)) this.nextWatchId++;
+    return this.nextWatchId++;
+  }
+
+  private cancel(id: number): void {
+    const watcher = this.watchers.get(id);
+    // etcd sends nothing for an unknown id.
+    if (!watcher) return;
+    this.end(watcher);
+    watcher.handle?.cancel();
+    this.write({ header: this.header(), watch_id: id, canceled: true });
+  }
+
+  private sinkFor(watcher: Watcher): WatchSink {
+    return {
+      onEvents: (events, revision) => {
+        if (watcher.ended || events.length === 0) return;
+        if (watcher.early === null && this.call.writableLength >= WATCH_STREAM_QUEUE_MAX) {
+          this.end(watcher);
+          watcher.handle?.cancel();
+          this.write({ header: this.header(), watch_id: watcher.id, canceled: true, cancel_reason: CANCEL_REASON_SLOW });
+          return;
+        }
+        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: events.map(encodeEvent) });
+      },
+      onCompacted: (compactRevision) => {
+        if (watcher.ended) return;
+        this.emit(watcher, { header: this.header(), watch_id: watcher.id, canceled: true, compact_revision: compactRevision });
+        this.end(watcher);
+      },
+      onProgress: (revision) => {
+        if (watcher.ended) return;
+        if (this.progress?.waiting.has(watcher.id)) {
+          this.progress.revisionMin = Math.min(this.progress.revisionMin, revision);
+          this.progress.waiting.delete(watcher.id);
+          this.finishProgressIfDone();
+          return;
+        }
+        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id });
+      },
+      onCanceled: (reason) => {
+        if (watcher.ended) return;
+        this.emit(watcher, { header: this.header(), watch_id: watcher.id, canceled: true, cancel_reason: reason });
+        this.end(watcher);
+      },
+    };
+  }
+
+  private emit(watcher: Watcher, response: WireWatchResponse): void {
+    if (watcher.early !== null) {
+      if (watcher.early.length >= WATCH_STREAM_QUEUE_MAX) {
+        // The backend replayed more history inside watch() than we buffer: give up on this watcher.
+        watcher.early.length = 0;
+        watcher.early.push({ header: this.header(), watch_id: watcher.id, canceled: true, cancel_reason: CANCEL_REASON_SLOW });
+        this.end(watcher);
+        watcher.handle?.cancel();
+        return;
+      }
+      watcher.early.push(response);
+      return;
+    }
+    this.write(response);
+  }
+
+  /** Marks a watcher ended and forgets it; a pending stream-wide progress stops waiting for it. */
+  private end(watcher: Watcher): void {
+    watcher.ended = true;
+    this.watchers.delete(watcher.id);
+    if (this.progress?.waiting.delete(watcher.id)) this.finishProgressIfDone();
+  }
+
+  /**
+   * A stream-wide progress request: answered (watch_id -1) with a revision every watcher of the
+   * stream has seen, so every later event on the stream is newer. With no watchers the current
+   * revision is that answer.
+   */
+  private requestProgress(): void {
+    if (this.progress !== null) return; // The pending answer will serve this request too.
+    const live = [...this.watchers.values()].filter((w) => !w.ended && w.handle !== undefined);
+    if (live.length === 0) {
+      this.write({ header: this.header(), watch_id: NO_WATCH_ID });
+      return;
+    }
+    this.progress = { waiting: new Set(live.map((w) => w.id)), revisionMin: Number.MAX_SAFE_INTEGER };
+    for (const watcher of live) watcher.handle!.requestProgress();
+  }
+
+  private finishProgressIfDone(): void {
+    const progress = this.progress;
+    if (progress === null || progress.waiting.size > 0) return;
+    this.progress = null;
+    const revision = progress.revisionMin === Number.MAX_SAFE_INTEGER ? undefined : progress.revisionMin;
+    this.write({ header: this.header(revision), watch_id: NO_WATCH_ID });
+  }
+
+  private header(revision?: number): object {
+    return encodeHeader(this.ctx.backend.header(revision));
+  }
+
+  private write(response: WireWatchResponse): void {
+    if (!this.closed) this.call.write(response);
+  }
+
+  private cancelAll(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.progress = null;
+    for (const watcher of [...this.watchers.values()]) {
+      watcher.ended = true;
+      watcher.handle?.cancel();
+    }
+    this.watchers.clear();
+  }
+
+  private fail(error: unknown): void {
+    this.cancelAll();
+    this.call.destroy(toServiceError(error) as Error);
+  }
+}
