@@ -6,7 +6,7 @@ import { ErrorCode, LichenError } from '../../errors.js';
 import type { RangeRequest } from '../../mvcc/types.js';
 import type { Registry } from '../../metrics.js';
 import { CONTENT_TYPE_PROMETHEUS } from '../../metrics.js';
-import type { EtcdBackend, Member } from '../backend.js';
+import { AlarmAction, AlarmType, type AlarmMember, type EtcdBackend, type Member } from '../backend.js';
 import {
   bytesField,
   describeKey,
@@ -210,6 +210,11 @@ const leaderRoute: Handler = async (_context, deps) => {
   return ok({ header, leader: member });
 };
 
+function describeAlarm(alarm: AlarmMember): string {
+  const name = Object.entries(AlarmType).find(([, value]) => value === alarm.alarm)?.[0] ?? String(alarm.alarm);
+  return `${name} on member ${alarm.memberId}`;
+}
+
 /** Resolves with `promise`, or rejects with Timeout after `timeoutMs`. */
 function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -233,8 +238,8 @@ const healthRoute: Handler = async (_context, deps) => {
   if (deps.backend.leaderId() === 0) return unhealthy(ErrorCode.Unavailable, 'no leader is known');
   try {
     const check = async (): Promise<string | undefined> => {
-      const { alarms } = await deps.backend.alarm({ action: 0, memberId: 0, alarm: 0 });
-      if (alarms.length > 0) return `alarm raised: ${alarms.map((a) => `${a.alarm === 1 ? 'NOSPACE' : a.alarm === 2 ? 'CORRUPT' : a.alarm} on member ${a.memberId}`).join(', ')}`;
+      const { alarms } = await deps.backend.alarm({ action: AlarmAction.GET, memberId: 0, alarm: AlarmType.NONE });
+      if (alarms.length > 0) return `alarm raised: ${alarms.map(describeAlarm).join(', ')}`;
       await deps.backend.range({ key: new Uint8Array(Buffer.from('health')), countOnly: true });
       return undefined;
     };

@@ -120,7 +120,9 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
   const method = request.method ?? 'GET';
   const route = templateOf(path);
   response.once('close', () => {
-    env.requestSeconds.observe((env.nowMs() - startedMs) / 1000, { route, code: String(response.statusCode) });
+    // A client that went away before the answer was written leaves no status worth recording.
+    const code = response.writableFinished ? String(response.statusCode) : 'aborted';
+    env.requestSeconds.observe((env.nowMs() - startedMs) / 1000, { route, code });
   });
   try {
     if (rawUrl.length > URL_CHARS_MAX) throw new LichenError(ErrorCode.TooLarge, `URL is longer than ${URL_CHARS_MAX} characters`);
