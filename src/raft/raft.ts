@@ -1,0 +1,1035 @@
+// The Raft state machine (Ongaro & Ousterhout 2014; Ongaro's thesis 2014), in the shape of
+// etcd-io/raft: a synchronous object driven by tick(), step(message) and local requests, which
+// queues outgoing messages and exposes its log; RawNode turns that into Ready batches.
+//
+// Roles are swapped handlers: becomeFollower / becomeCandidate / becomePreCandidate / becomeLeader
+// set `stepRole` and `tickRole`. Each role's step function is an exhaustive switch over the
+// message union. Messages from other terms are sorted out once, in step(), before the role sees them.
+//
+// The two rules the simulator wants to break on purpose are protected methods: canGrantVote (the
+// vote-granting rule, §5.2 + §5.4.1) and maybeCommit (the commit rule, §5.3 + §5.4.2). Subclass Raft,
+// override one of them, and pass the subclass to `new RawNode(config, Subclass)`.
+
+import { LichenError, assert, isLichenError } from '../errors.js';
+import { RaftLog } from './log.js';
+import { applyChangeToConf, decodeConfChange, validateConfChange } from './membership.js';
+import type { Progress } from './progress.js';
+import { ProgressTracker } from './progress.js';
+import { ReadOnlyQueue, decodeRoundContext, encodeRoundContext, type PendingRead } from './readindex.js';
+import type { Storage } from './storage.js';
+import {
+  EntryType,
+  NONE,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+} from './types.js';
+
+export interface RaftConfig {
+  /** This member's id (positive). */
+  id: NodeId;
+  /** What is persisted; the core only reads it. */
+  storage: Storage;
+  /** The only source of randomness (election timeouts); returns a number in [0, 1). */
+  random: () => number;
+  /** Ticks without hearing from a leader before a follower campaigns. Default 10. */
+  electionTicks?: number;
+  /** Ticks between leader heartbeats. Default 1. */
+  heartbeatTicks?: number;
+  /** The last applied index when restarting (entries after it are delivered again). */
+  applied?: number;
+  /** Appends in flight per follower in replicate state. Default 256. */
+  maxInflightMsgs?: number;
+  /** Payload bytes of entries per App message (at least one entry is always sent). Default 1 MiB. */
+  maxMsgBytes?: number;
+  /**
+   * Payload bytes of proposals appended by this leader and not yet applied; beyond it propose throws
+   * Overloaded (a single proposal is always accepted when nothing is pending). Default 32 MiB.
+   */
+  maxUncommittedBytes?: number;
+  /** Payload bytes of committed entries per Ready. Default 8 MiB. */
+  maxApplyBytes?: number;
+  /** Reads waiting for leadership confirmation; beyond it readIndex throws Overloaded. Default 4096. */
+  maxPendingReads?: number;
+  /** Run a pre-election before campaigning (thesis §9.6). Default true. */
+  preVote?: boolean;
+  /** A leader steps down without a recent quorum; followers keep a leader lease (thesis §6.2, §9.6). Default true. */
+  checkQuorum?: boolean;
+}
+
+export type Role = 'follower' | 'candidate' | 'precandidate' | 'leader';
+
+export interface SoftState {
+  lead: NodeId;
+  role: Role;
+}
+
+export interface ReadState {
+  /** Once the application has applied this index, it may serve the read identified by `context`. */
+  index: number;
+  context: Uint8Array;
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A message as the core writes it: `from` is always this node; `term` defaults to the current term. */
+type Outgoing = DistributiveOmit<Message, 'from' | 'term'> & { term?: number };
+export type VoteRequest = Extract<Message, { type: 'Vote' | 'PreVote' }>;
+type AppendMessage = Extract<Message, { type: 'App' }>;
+type AppendResponse = Extract<Message, { type: 'AppResp' }>;
+type HeartbeatMessage = Extract<Message, { type: 'Heartbeat' }>;
+type HeartbeatResponse = Extract<Message, { type: 'HeartbeatResp' }>;
+type SnapshotMessage = Extract<Message, { type: 'Snap' }>;
+type ProposalInput = Pick<Entry, 'type' | 'data'>;
+
+const MIB = 1024 * 1024;
+/** Forwarded proposals and reads waiting for the leader's first commit are bounded like everything else. */
+const MAX_QUEUED_READ_REQUESTS = 4096;
+
+function unavailable(message: string, lead: NodeId): LichenError {
+  return new LichenError('Unavailable', message, { leaderId: lead });
+}
+
+function assertNever(m: never): never {
+  throw new Error(`unhandled message ${JSON.stringify(m)}`);
+}
+
+export class Raft {
+  readonly id: NodeId;
+  term = 0;
+  vote: NodeId = NONE;
+  lead: NodeId = NONE;
+  role: Role = 'follower';
+  readonly log: RaftLog;
+  readonly tracker: ProgressTracker;
+  /** Outgoing messages not yet handed out in a Ready. */
+  msgs: Message[] = [];
+  /** Confirmed reads not yet handed out in a Ready. */
+  readStates: ReadState[] = [];
+  /** The member leadership is being transferred to (thesis §3.10), or NONE. */
+  leadTransferee: NodeId = NONE;
+  /** The log index of the latest membership change this leader appended; see membership.ts. */
+  pendingConfIndex = 0;
+  /** Payload bytes this leader appended and has not yet applied (proposal back-pressure). */
+  uncommittedBytes = 0;
+  electionElapsed = 0;
+  heartbeatElapsed = 0;
+  randomizedElectionTimeout = 0;
+
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly maxMsgBytes: number;
+  readonly maxUncommittedBytes: number;
+  readonly maxApplyBytes: number;
+  protected readonly random: () => number;
+
+  private stepRole: (m: Message) => void = (m) => this.stepFollower(m);
+  private tickRole: () => void = () => this.tickElection();
+  private readonly readOnly: ReadOnlyQueue;
+  /** Reads received before this leader committed an entry of its term (thesis §6.4 step 1). */
+  private waitingReads: Array<{ from: NodeId; context: Uint8Array }> = [];
+
+  constructor(config: RaftConfig) {
+    assert(Number.isSafeInteger(config.id) && config.id > 0, `raft id ${config.id} must be a positive integer`);
+    this.id = config.id;
+    this.random = config.random;
+    this.electionTicks = config.electionTicks ?? 10;
+    this.heartbeatTicks = config.heartbeatTicks ?? 1;
+    assert(this.heartbeatTicks >= 1, 'heartbeatTicks must be at least 1');
+    assert(this.electionTicks > this.heartbeatTicks, 'electionTicks must exceed heartbeatTicks');
+    this.preVote = config.preVote ?? true;
+    this.checkQuorum = config.checkQuorum ?? true;
+    this.maxMsgBytes = config.maxMsgBytes ?? MIB;
+    this.maxUncommittedBytes = config.maxUncommittedBytes ?? 32 * MIB;
+    this.maxApplyBytes = config.maxApplyBytes ?? 8 * MIB;
+    const maxInflight = config.maxInflightMsgs ?? 256;
+    assert(maxInflight >= 1, 'maxInflightMsgs must be at least 1');
+    this.readOnly = new ReadOnlyQueue(config.maxPendingReads ?? 4096);
+
+    this.log = new RaftLog(config.storage);
+    const { hardState, confState } = config.storage.initialState();
+    this.tracker = new ProgressTracker(maxInflight);
+    this.tracker.setConf(confState, this.log.lastIndex() + 1, false);
+    this.loadHardState(hardState);
+    if (config.applied !== undefined && config.applied > 0) this.log.appliedTo(config.applied);
+    this.becomeFollower(this.term, NONE);
+  }
+
+  private loadHardState(hs: HardState): void {
+    if (hs.term === 0 && hs.vote === NONE && hs.commit === 0) return;
+    assert(
+      hs.commit >= this.log.committed && hs.commit <= this.log.lastIndex(),
+      `hard state commit ${hs.commit} outside [${this.log.committed}, ${this.log.lastIndex()}]`,
+    );
+    this.log.commitTo(hs.commit);
+    this.term = hs.term;
+    this.vote = hs.vote;
+  }
+
+  // ---------------------------------------------------------------- state that leaves the core
+
+  softState(): SoftState {
+    return { lead: this.lead, role: this.role };
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  isLearner(): boolean {
+    return this.tracker.learners.has(this.id);
+  }
+
+  /** Whether this node may campaign: only voters of the current configuration (not learners, not removed nodes). */
+  promotable(): boolean {
+    return this.tracker.isVoter(this.id);
+  }
+
+  takeMessages(): Message[] {
+    const out = this.msgs;
+    this.msgs = [];
+    // The heartbeats of every open ReadIndex round are now on their way: later reads need a new round.
+    this.readOnly.seal();
+    return out;
+  }
+
+  takeReadStates(): ReadState[] {
+    const out = this.readStates;
+    this.readStates = [];
+    return out;
+  }
+
+  /** Called by RawNode.advance(): the Ready's snapshot and entries are on stable storage. */
+  onPersisted(lastEntry: { index: number; term: number } | undefined, snapshotIndex: number | undefined): void {
+    if (snapshotIndex !== undefined) {
+      this.log.stableSnapTo(snapshotIndex);
+      if (snapshotIndex > this.log.applied && snapshotIndex <= this.log.committed) this.log.appliedTo(snapshotIndex);
+    }
+    if (lastEntry) this.log.stableTo(lastEntry.index, lastEntry.term);
+    // Thesis §10.2.1: the leader's own log counts toward commit only once it is persisted.
+    if (this.role === 'leader') {
+      const self = this.tracker.progress.get(this.id);
+      if (self && self.maybeUpdate(this.log.persistedIndex()) && this.maybeCommit()) this.onCommitAdvanced();
+    }
+  }
+
+  /** Called by RawNode.advance(): the Ready's committed entries were applied. */
+  onApplied(index: number, payloadBytes: number): void {
+    if (index > this.log.applied) this.log.appliedTo(index);
+    this.uncommittedBytes = Math.max(0, this.uncommittedBytes - payloadBytes);
+  }
+
+  // ---------------------------------------------------------------- role transitions
+
+  private send(m: Outgoing): void {
+    if (m.to === this.id) return;
+    this.msgs.push({ ...m, from: this.id, term: m.term ?? this.term } as Message);
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    const r = this.random();
+    assert(r >= 0 && r < 1, `random() returned ${r}, outside [0, 1)`);
+    this.randomizedElectionTimeout = this.electionTicks + Math.floor(r * this.electionTicks);
+  }
+
+  private reset(term: number): void {
+    if (this.term !== term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.abortLeaderTransfer();
+    this.tracker.votes.clear();
+    this.tracker.resetProgress(this.log.lastIndex() + 1, this.id, this.log.persistedIndex());
+    this.pendingConfIndex = 0;
+    this.uncommittedBytes = 0;
+    this.readOnly.clear();
+    this.waitingReads = [];
+  }
+
+  becomeFollower(term: number, lead: NodeId): void {
+    this.stepRole = (m) => this.stepFollower(m);
+    this.tickRole = () => this.tickElection();
+    this.reset(term);
+    this.lead = lead;
+    this.role = 'follower';
+  }
+
+  becomePreCandidate(): void {
+    assert(this.role !== 'leader', 'a leader cannot become a pre-candidate');
+    // A pre-election neither increments the term nor changes the vote (thesis §9.6).
+    this.stepRole = (m) => this.stepCandidate(m);
+    this.tickRole = () => this.tickElection();
+    this.tracker.votes.clear();
+    this.lead = NONE;
+    this.role = 'precandidate';
+  }
+
+  becomeCandidate(): void {
+    assert(this.role !== 'leader', 'a leader cannot become a candidate');
+    this.stepRole = (m) => this.stepCandidate(m);
+    this.tickRole = () => this.tickElection();
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = 'candidate';
+  }
+
+  becomeLeader(): void {
+    assert(this.role !== 'follower', 'a follower cannot become leader without an election');
+    this.stepRole = (m) => this.stepLeader(m);
+    this.tickRole = () => this.tickHeartbeat();
+    this.reset(this.term);
+    this.lead = this.id;
+    this.role = 'leader';
+    const self = this.tracker.progress.get(this.id);
+    if (self) {
+      self.becomeReplicate();
+      self.recentActive = true;
+    }
+    // §5.4.2 / thesis §6.4: a new leader appends a no-op so that an entry of its term gets committed,
+    // which commits everything before it and lets it serve reads.
+    this.appendEntries([{ type: EntryType.Normal, data: new Uint8Array(0) }]);
+    // Ongaro's fix: no membership change until an entry of this term is committed (and applied).
+    this.pendingConfIndex = this.log.lastIndex();
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  tick(): void {
+    this.tickRole();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.electionTicks) {
+      this.electionElapsed = 0;
+      // Thesis §6.2: a leader that has not heard from a quorum within an election timeout steps down,
+      // so clients stop sending it requests it cannot commit.
+      if (this.checkQuorum && !this.tracker.quorumActive(this.id)) {
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+      // Thesis §3.10: a transfer that did not finish within an election timeout is aborted.
+      if (this.leadTransferee !== NONE) this.abortLeaderTransfer();
+    }
+    if (this.role !== 'leader') return;
+    if (this.heartbeatElapsed >= this.heartbeatTicks) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat();
+    }
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  /** Starts an election now (a pre-election first when preVote is on). */
+  campaign(): void {
+    this.hup(false);
+  }
+
+  private hup(transfer: boolean): void {
+    if (this.role === 'leader') return;
+    if (!this.promotable()) return;
+    // A node must apply every committed membership change before campaigning, or it might count
+    // votes with a configuration the rest of the group has already left.
+    if (this.hasUnappliedConfChanges()) return;
+    if (this.preVote && !transfer) this.runElection('pre', false);
+    else this.runElection('real', transfer);
+  }
+
+  private hasUnappliedConfChanges(): boolean {
+    let lo = Math.max(this.log.applied + 1, this.log.firstIndex());
+    const hi = this.log.committed + 1;
+    // Bounded: every page holds at least one entry.
+    while (lo < hi) {
+      const page = this.log.slice(lo, hi, this.maxMsgBytes);
+      if (page.some((e) => e.type === EntryType.ConfChange)) return true;
+      lo += page.length;
+    }
+    return false;
+  }
+
+  private runElection(kind: 'pre' | 'real', transfer: boolean): void {
+    let term: number;
+    if (kind === 'pre') {
+      this.becomePreCandidate();
+      // Thesis §9.6: ask for votes for the term we would use, without adopting it.
+      term = this.term + 1;
+    } else {
+      this.becomeCandidate();
+      term = this.term;
+    }
+    this.tracker.recordVote(this.id, true);
+    if (this.tracker.tallyVotes().result === 'won') {
+      // A single-voter group wins at once.
+      if (kind === 'pre') this.runElection('real', false);
+      else this.becomeLeader();
+      return;
+    }
+    const lastLogIndex = this.log.lastIndex();
+    const lastLogTerm = this.log.lastTerm();
+    for (const id of [...this.tracker.voters].sort((a, b) => a - b)) {
+      if (id === this.id) continue;
+      this.send({ type: kind === 'pre' ? 'PreVote' : 'Vote', to: id, term, lastLogIndex, lastLogTerm, transfer });
+    }
+  }
+
+  /**
+   * The vote-granting rule. §5.2: "Each server will vote for at most one candidate in a given term,
+   * on a first-come-first-served basis." §5.4.1: "the voter denies its vote if its own log is more
+   * up-to-date than that of the candidate." A pre-vote for a later term is granted on the log
+   * check alone, since granting it changes nothing (thesis §9.6). Called only for requests whose
+   * term is >= ours (older ones are rejected before).
+   */
+  protected canGrantVote(m: VoteRequest): boolean {
+    const free =
+      this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (m.type === 'PreVote' && m.term > this.term);
+    return free && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+  }
+
+  private handleVoteRequest(m: VoteRequest): void {
+    const respType = m.type === 'Vote' ? 'VoteResp' : 'PreVoteResp';
+    if (this.canGrantVote(m)) {
+      // A granted pre-vote carries the term it was asked for, so the pre-candidate can tell
+      // current answers from stale ones; a real vote is for our (now equal) term.
+      this.send({ type: respType, to: m.from, term: m.term, reject: false });
+      if (m.type === 'Vote') {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send({ type: respType, to: m.from, reject: true });
+    }
+  }
+
+  // ---------------------------------------------------------------- step
+
+  /** Handles a message from a peer. */
+  step(m: Message): void {
+    if (m.to !== this.id) return;
+    if (!this.stepTerm(m)) return;
+    if (m.type === 'Vote' || m.type === 'PreVote') {
+      this.handleVoteRequest(m);
+      return;
+    }
+    this.stepRole(m);
+  }
+
+  /**
+   * The term rules common to every role (§5.1: "If a server receives a request with a stale term
+   * number, it rejects the request"; "If one server's current term is smaller than the other's,
+   * then it updates its current term"). Returns whether the role should see the message.
+   */
+  private stepTerm(m: Message): boolean {
+    // Forwarded requests describe no claim about terms; the receiver's role decides what to do.
+    if (m.type === 'Prop' || m.type === 'ReadIndex' || m.type === 'TransferLeader') return true;
+    if (m.term > this.term) {
+      if (m.type === 'Vote' || m.type === 'PreVote') {
+        // Thesis §9.6 (leader lease with CheckQuorum): a server that heard from a leader within the
+        // minimum election timeout neither updates its term nor grants a vote, unless the campaign
+        // was started by a leadership transfer.
+        const inLease = this.checkQuorum && this.lead !== NONE && this.electionElapsed < this.electionTicks;
+        if (inLease && !m.transfer) return false;
+      }
+      if (m.type === 'PreVote') {
+        // A pre-vote never changes our term.
+      } else if (m.type === 'PreVoteResp' && !m.reject) {
+        // A granted pre-vote carries the future term; we adopt it only when we win.
+      } else if (m.type === 'App' || m.type === 'Heartbeat' || m.type === 'Snap' || m.type === 'ReadIndexResp') {
+        // Only a leader sends these, so we know the leader of the new term.
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, NONE);
+      }
+      return true;
+    }
+    if (m.term < this.term) {
+      if ((this.checkQuorum || this.preVote) && (m.type === 'App' || m.type === 'Heartbeat')) {
+        // A stale leader (for example one that was partitioned away) would otherwise never learn the
+        // new term, since with pre-vote and leases nobody else will disrupt it: tell it.
+        this.send({ type: 'AppResp', to: m.from, reject: false, index: 0, rejectHint: 0, hintTerm: 0 });
+      } else if (m.type === 'PreVote') {
+        // Reject explicitly so the pre-candidate learns our term and stops waiting.
+        this.send({ type: 'PreVoteResp', to: m.from, reject: true });
+      }
+      return false;
+    }
+    return true;
+  }
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case 'App':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleAppendEntries(m);
+        return;
+      case 'Heartbeat':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleHeartbeat(m);
+        return;
+      case 'Snap':
+        this.electionElapsed = 0;
+        this.lead = m.from;
+        this.handleSnapshot(m);
+        return;
+      case 'TimeoutNow':
+        // Thesis §3.10: the leader asks us to start an election at once, skipping the pre-vote (the
+        // voters still hear from that leader and would refuse a pre-vote).
+        this.hup(true);
+        return;
+      case 'ReadIndexResp':
+        this.readStates.push({ index: m.index, context: m.context });
+        return;
+      case 'Prop':
+      case 'ReadIndex':
+      case 'TransferLeader':
+        // Forwarded to us by a node that thinks we lead; we do not forward twice (no loops).
+        return;
+      case 'Vote':
+      case 'PreVote':
+      case 'VoteResp':
+      case 'PreVoteResp':
+      case 'AppResp':
+      case 'HeartbeatResp':
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    const myResponse = this.role === 'precandidate' ? 'PreVoteResp' : 'VoteResp';
+    switch (m.type) {
+      case 'App':
+        // §5.2: "If the AppendEntries RPC is from another server claiming to be leader whose term is
+        // at least as large as the candidate's current term, then the candidate ... returns to
+        // follower state."
+        this.becomeFollower(m.term, m.from);
+        this.handleAppendEntries(m);
+        return;
+      case 'Heartbeat':
+        this.becomeFollower(m.term, m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'Snap':
+        this.becomeFollower(m.term, m.from);
+        this.handleSnapshot(m);
+        return;
+      case 'VoteResp':
+      case 'PreVoteResp': {
+        if (m.type !== myResponse) return;
+        this.tracker.recordVote(m.from, !m.reject);
+        const { result } = this.tracker.tallyVotes();
+        if (result === 'won') {
+          if (this.role === 'precandidate') {
+            this.runElection('real', false);
+          } else {
+            this.becomeLeader();
+            this.bcastAppend();
+          }
+        } else if (result === 'lost') {
+          this.becomeFollower(this.term, NONE);
+        }
+        return;
+      }
+      case 'Prop':
+      case 'ReadIndex':
+      case 'TransferLeader':
+      case 'TimeoutNow':
+      case 'ReadIndexResp':
+      case 'Vote':
+      case 'PreVote':
+      case 'AppResp':
+      case 'HeartbeatResp':
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  private stepLeader(m: Message): void {
+    switch (m.type) {
+      case 'Prop':
+        this.handleForwardedProposal(m.entries);
+        return;
+      case 'ReadIndex':
+        try {
+          this.handleReadIndexRequest(m.from, m.context);
+        } catch (error) {
+          if (!isLichenError(error)) throw error;
+          // Overloaded: the follower's read times out and is retried.
+        }
+        return;
+      case 'TransferLeader':
+        if (this.tracker.progress.has(m.transferee)) this.handleTransferLeader(m.transferee);
+        return;
+      case 'AppResp':
+        this.handleAppendResponse(m);
+        return;
+      case 'HeartbeatResp':
+        this.handleHeartbeatResponse(m);
+        return;
+      case 'App':
+      case 'Heartbeat':
+      case 'Snap':
+        // Another leader in our own term would violate Election Safety (§5.2); nothing sensible to do.
+        return;
+      case 'Vote':
+      case 'PreVote':
+      case 'VoteResp':
+      case 'PreVoteResp':
+      case 'ReadIndexResp':
+      case 'TimeoutNow':
+        return;
+      default:
+        assertNever(m);
+    }
+  }
+
+  // ---------------------------------------------------------------- follower side of replication
+
+  private handleAppendEntries(m: AppendMessage): void {
+    if (m.prevLogIndex < this.log.committed) {
+      // Everything up to our commit index matches the leader (Leader Completeness); say so.
+      this.send({ type: 'AppResp', to: m.from, reject: false, index: this.log.committed, rejectHint: 0, hintTerm: 0 });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.prevLogIndex, m.prevLogTerm, m.commit, m.entries);
+    if (lastNew !== undefined) {
+      this.send({ type: 'AppResp', to: m.from, reject: false, index: lastNew, rejectHint: 0, hintTerm: 0 });
+      return;
+    }
+    // §5.3: "If a follower's log is inconsistent with the leader's, the AppendEntries consistency
+    // check will fail". We answer with the largest index whose term is <= prevLogTerm, so the
+    // leader can skip every entry of a conflicting term in one round trip.
+    const hint = this.log.findConflictByTerm(Math.min(m.prevLogIndex, this.log.lastIndex()), m.prevLogTerm);
+    this.send({
+      type: 'AppResp',
+      to: m.from,
+      reject: true,
+      index: m.prevLogIndex,
+      rejectHint: hint.index,
+      hintTerm: hint.term,
+    });
+  }
+
+  private handleHeartbeat(m: HeartbeatMessage): void {
+    // The leader sends min(our match, its commit), so this never passes our matching prefix.
+    this.log.commitTo(m.commit);
+    this.send({ type: 'HeartbeatResp', to: m.from, context: m.context });
+  }
+
+  private handleSnapshot(m: SnapshotMessage): void {
+    if (this.restore(m.snapshot)) {
+      this.send({ type: 'AppResp', to: m.from, reject: false, index: this.log.lastIndex(), rejectHint: 0, hintTerm: 0 });
+    } else {
+      this.send({ type: 'AppResp', to: m.from, reject: false, index: this.log.committed, rejectHint: 0, hintTerm: 0 });
+    }
+  }
+
+  /**
+   * §7: install a snapshot only if it is newer than what we have committed. If our log already holds
+   * the snapshot's last entry, just fast-forward the commit index and keep the log.
+   */
+  private restore(snap: import('./types.js').Snapshot): boolean {
+    const { index, term, conf } = snap.metadata;
+    if (index <= this.log.committed) return false;
+    if (this.log.matchTerm(index, term)) {
+      this.log.commitTo(index);
+      return false;
+    }
+    this.log.restore(snap);
+    this.tracker.setConf(conf, this.log.lastIndex() + 1, false);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- leader side of replication
+
+  private appendEntries(inputs: ProposalInput[]): void {
+    const first = this.log.lastIndex() + 1;
+    const entries: Entry[] = inputs.map((e, i) => ({ term: this.term, index: first + i, type: e.type, data: e.data }));
+    this.log.append(entries);
+    // The leader's own match advances only in onPersisted (after the fsync), not here.
+  }
+
+  /**
+   * The commit rule. §5.3: "A log entry is committed once the leader that created the entry has
+   * replicated it on a majority of the servers." §5.4.2: "Raft never commits log entries from
+   * previous terms by counting replicas. Only log entries from the leader's current term are
+   * committed by counting replicas." Returns whether the commit index advanced.
+   */
+  protected maybeCommit(): boolean {
+    return this.log.maybeCommit(this.tracker.quorumMatchIndex(), this.term);
+  }
+
+  private onCommitAdvanced(): void {
+    // Tell the followers (commit travels in appends) and serve reads that waited for this term's first commit.
+    this.bcastAppend();
+    if (this.committedEntryInCurrentTerm()) this.releaseWaitingReads();
+  }
+
+  committedEntryInCurrentTerm(): boolean {
+    return this.log.termOrZero(this.log.committed) === this.term;
+  }
+
+  private bcastAppend(): void {
+    for (const id of this.tracker.progress.keys()) {
+      if (id !== this.id) this.sendAppend(id, true);
+    }
+  }
+
+  /**
+   * Sends `to` the entries it needs next, within its flow control window; a snapshot when those
+   * entries are compacted. Returns whether a message was sent.
+   */
+  private sendAppend(to: NodeId, sendIfEmpty = true): boolean {
+    const pr = this.tracker.progress.get(to);
+    if (!pr || pr.isPaused()) return false;
+    let prevLogTerm: number;
+    let entries: Entry[];
+    try {
+      prevLogTerm = this.log.term(pr.next - 1);
+      entries = this.log.entriesFrom(pr.next, this.maxMsgBytes);
+    } catch (error) {
+      if (isLichenError(error, 'Compacted')) return this.sendSnapshot(to, pr);
+      throw error;
+    }
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send({ type: 'App', to, prevLogIndex: pr.next - 1, prevLogTerm, entries, commit: this.log.committed });
+    switch (pr.state) {
+      case 'replicate':
+        if (entries.length > 0) {
+          const last = entries[entries.length - 1]!.index;
+          pr.optimisticUpdate(last);
+          pr.inflights.add(last);
+        }
+        break;
+      case 'probe':
+        // One probe at a time until the follower answers (or answers a heartbeat).
+        pr.probeSent = true;
+        break;
+      case 'snapshot':
+        assert(false, 'sendAppend in snapshot state');
+    }
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    // Do not stream snapshots to members we have not heard from lately.
+    if (!pr.recentActive) return false;
+    const snap = this.log.snapshot();
+    assert(snap.metadata.index > 0, `member ${to} needs compacted entries but there is no snapshot`);
+    this.send({ type: 'Snap', to, snapshot: snap });
+    pr.becomeSnapshot(snap.metadata.index);
+    return true;
+  }
+
+  private handleAppendResponse(m: AppendResponse): void {
+    const pr = this.tracker.progress.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    if (m.reject) {
+      let matchHint = m.rejectHint;
+      if (m.hintTerm > 0) matchHint = this.log.findConflictByTerm(m.rejectHint, m.hintTerm).index;
+      if (pr.maybeDecrTo(m.index, matchHint)) {
+        if (pr.state === 'replicate') pr.becomeProbe();
+        this.sendAppend(m.from);
+      }
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (!pr.maybeUpdate(m.index)) return;
+    switch (pr.state) {
+      case 'probe':
+        pr.becomeReplicate();
+        break;
+      case 'snapshot':
+        if (pr.match + 1 >= this.log.firstIndex()) {
+          pr.becomeProbe();
+          pr.becomeReplicate();
+        }
+        break;
+      case 'replicate':
+        pr.inflights.freeLE(m.index);
+        break;
+    }
+    if (this.maybeCommit()) this.onCommitAdvanced();
+    else if (wasPaused) this.sendAppend(m.from);
+    // Fill the flow control window (bounded by its size).
+    for (let i = 0; i < pr.inflights.capacity && this.sendAppend(m.from, false); i++);
+    // Thesis §3.10: once the transferee has caught up, tell it to campaign.
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  private bcastHeartbeat(): void {
+    const seq = this.readOnly.lastSeq();
+    const context = seq === undefined ? new Uint8Array(0) : encodeRoundContext(seq);
+    for (const id of this.tracker.progress.keys()) {
+      if (id !== this.id) this.sendHeartbeat(id, context);
+    }
+  }
+
+  private sendHeartbeat(to: NodeId, context: Uint8Array): void {
+    const pr = this.tracker.progress.get(to);
+    // Never tell a follower a commit index beyond what it is known to hold.
+    const commit = Math.min(pr?.match ?? 0, this.log.committed);
+    this.send({ type: 'Heartbeat', to, commit, context });
+  }
+
+  private handleHeartbeatResponse(m: HeartbeatResponse): void {
+    const pr = this.tracker.progress.get(m.from);
+    if (!pr) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    // If appends were lost the window may be full forever; a heartbeat answer frees one slot.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+    const seq = decodeRoundContext(m.context);
+    if (seq === undefined) return;
+    const confirmed = this.readOnly.ack(seq, m.from, (acks) => this.tracker.hasQuorum(acks, this.id));
+    for (const read of confirmed) this.answerRead(read);
+  }
+
+  // ---------------------------------------------------------------- proposals
+
+  /** Proposes a state machine command. Throws Unavailable without a leader or during a transfer. */
+  propose(data: Uint8Array): void {
+    this.proposeEntries([{ type: EntryType.Normal, data }]);
+  }
+
+  /** Proposes a membership change (see membership.ts). Throws MembershipRefused while one is pending. */
+  proposeConfChange(data: Uint8Array): void {
+    this.proposeEntries([{ type: EntryType.ConfChange, data }]);
+  }
+
+  private proposeEntries(inputs: ProposalInput[]): void {
+    switch (this.role) {
+      case 'leader':
+        this.leaderAppend(inputs);
+        return;
+      case 'follower':
+        if (this.lead === NONE) throw unavailable('proposal dropped: no leader is known', NONE);
+        // Forward to the leader (entries get their term and index there).
+        this.send({
+          type: 'Prop',
+          to: this.lead,
+          entries: inputs.map((e) => ({ term: 0, index: 0, type: e.type, data: e.data })),
+        });
+        return;
+      case 'candidate':
+      case 'precandidate':
+        throw unavailable('proposal dropped: an election is in progress', NONE);
+    }
+  }
+
+  private handleForwardedProposal(entries: Entry[]): void {
+    try {
+      this.leaderAppend(entries.map((e) => ({ type: e.type, data: e.data })));
+    } catch (error) {
+      // Refused (transfer in progress, overloaded, membership change pending): the follower's
+      // client times out and retries, as with any lost message.
+      if (!isLichenError(error)) throw error;
+    }
+  }
+
+  private leaderAppend(inputs: ProposalInput[]): void {
+    if (!this.tracker.progress.has(this.id)) throw unavailable('proposal dropped: this leader was removed', NONE);
+    if (this.leadTransferee !== NONE) {
+      throw unavailable(`proposal dropped: leadership transfer to ${this.leadTransferee} in progress`, this.id);
+    }
+    let confChanges = 0;
+    for (const e of inputs) {
+      if (e.type !== EntryType.ConfChange) continue;
+      confChanges++;
+      this.checkConfChangeAllowed(decodeConfChange(e.data), confChanges);
+    }
+    let bytes = 0;
+    for (const e of inputs) bytes += e.data.length;
+    // A proposal is always accepted when nothing is uncommitted, so one large entry cannot livelock.
+    if (this.uncommittedBytes > 0 && bytes > 0 && this.uncommittedBytes + bytes > this.maxUncommittedBytes) {
+      throw new LichenError('Overloaded', `too many uncommitted proposals (${this.uncommittedBytes} bytes)`, {
+        uncommittedBytes: this.uncommittedBytes,
+      });
+    }
+    this.uncommittedBytes += bytes;
+    this.appendEntries(inputs);
+    if (confChanges > 0) this.pendingConfIndex = this.log.lastIndex();
+    this.bcastAppend();
+  }
+
+  private checkConfChangeAllowed(cc: ConfChange, countInBatch: number): void {
+    if (countInBatch > 1) throw new LichenError('MembershipRefused', 'only one membership change at a time');
+    if (this.pendingConfIndex > this.log.applied) {
+      throw new LichenError(
+        'MembershipRefused',
+        `a membership change (or this new leader's first entry) at index ${this.pendingConfIndex} is not yet applied`,
+        { pendingConfIndex: this.pendingConfIndex, applied: this.log.applied },
+      );
+    }
+    validateConfChange(this.tracker.confState(), cc);
+  }
+
+  /**
+   * Applies a committed membership change (called when the application applies the entry) and
+   * returns the new membership.
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    const next = applyChangeToConf(this.tracker.confState(), cc);
+    this.tracker.setConf(next, this.log.lastIndex() + 1, true);
+    if (this.role === 'leader') {
+      if (!this.tracker.isVoter(this.id)) {
+        // A removed leader steps down; the remaining voters elect a new leader.
+        this.becomeFollower(this.term, NONE);
+        return next;
+      }
+      if (this.leadTransferee !== NONE && !this.tracker.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
+      // The quorum changed: entries may now be committed, and new members need appends.
+      if (this.maybeCommit()) this.onCommitAdvanced();
+      else this.bcastAppend();
+    }
+    return next;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /** Thesis §6.4 ReadIndex; the answer arrives as a ReadState (possibly on a later Ready). */
+  readIndex(context: Uint8Array): void {
+    switch (this.role) {
+      case 'leader':
+        this.handleReadIndexRequest(this.id, context);
+        return;
+      case 'follower':
+        if (this.lead === NONE) throw unavailable('read dropped: no leader is known', NONE);
+        this.send({ type: 'ReadIndex', to: this.lead, context });
+        return;
+      case 'candidate':
+      case 'precandidate':
+        throw unavailable('read dropped: an election is in progress', NONE);
+    }
+  }
+
+  private handleReadIndexRequest(from: NodeId, context: Uint8Array): void {
+    // Thesis §6.4 step 1: until the leader has committed an entry of its term it may not know the
+    // latest commit index, so reads wait for its no-op to commit.
+    if (!this.committedEntryInCurrentTerm()) {
+      if (this.waitingReads.length >= MAX_QUEUED_READ_REQUESTS) {
+        throw new LichenError('Overloaded', 'too many reads waiting for the leader to commit');
+      }
+      this.waitingReads.push({ from, context });
+      return;
+    }
+    this.startRead(from, context);
+  }
+
+  private startRead(from: NodeId, context: Uint8Array): void {
+    if (this.readOnly.isFull()) throw new LichenError('Overloaded', 'too many reads waiting for a heartbeat round');
+    const { newRound } = this.readOnly.add({ index: this.log.committed, context, from });
+    if (this.tracker.hasQuorum(new Set(), this.id)) {
+      // A single voter is its own quorum: no round trip needed.
+      for (const read of this.readOnly.releaseAll()) this.answerRead(read);
+      return;
+    }
+    if (newRound) this.bcastHeartbeat();
+  }
+
+  private releaseWaitingReads(): void {
+    const waiting = this.waitingReads;
+    this.waitingReads = [];
+    for (const r of waiting) {
+      try {
+        this.startRead(r.from, r.context);
+      } catch (error) {
+        if (!isLichenError(error)) throw error;
+      }
+    }
+  }
+
+  private answerRead(read: PendingRead): void {
+    if (read.from === this.id) this.readStates.push({ index: read.index, context: read.context });
+    else this.send({ type: 'ReadIndexResp', to: read.from, index: read.index, context: read.context });
+  }
+
+  // ---------------------------------------------------------------- leadership transfer
+
+  /** Thesis §3.10. On a follower, forwards the request to the leader. */
+  transferLeader(to: NodeId): void {
+    switch (this.role) {
+      case 'leader': {
+        const pr = this.tracker.progress.get(to);
+        if (!pr) throw new LichenError('MemberNotFound', `member ${to} is not in the group`);
+        if (pr.isLearner) throw new LichenError('InvalidArgument', `member ${to} is a learner and cannot lead`);
+        this.handleTransferLeader(to);
+        return;
+      }
+      case 'follower':
+        if (this.lead === NONE) throw unavailable('transfer dropped: no leader is known', NONE);
+        this.send({ type: 'TransferLeader', to: this.lead, transferee: to });
+        return;
+      case 'candidate':
+      case 'precandidate':
+        throw unavailable('transfer dropped: an election is in progress', NONE);
+    }
+  }
+
+  private handleTransferLeader(to: NodeId): void {
+    const pr = this.tracker.progress.get(to);
+    if (!pr || pr.isLearner) return;
+    if (this.leadTransferee !== NONE) {
+      if (this.leadTransferee === to) return;
+      this.abortLeaderTransfer();
+    }
+    if (to === this.id) return;
+    // The transfer must finish within one election timeout (checked in tickHeartbeat).
+    this.electionElapsed = 0;
+    this.leadTransferee = to;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to);
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.send({ type: 'TimeoutNow', to });
+  }
+
+  private abortLeaderTransfer(): void {
+    this.leadTransferee = NONE;
+  }
+
+  // ---------------------------------------------------------------- flow control reports
+
+  reportUnreachable(id: NodeId): void {
+    if (this.role !== 'leader') return;
+    const pr = this.tracker.progress.get(id);
+    // Appends in flight are probably lost: fall back to probing.
+    if (pr && pr.state === 'replicate') pr.becomeProbe();
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    if (this.role !== 'leader') return;
+    const pr = this.tracker.progress.get(id);
+    if (!pr || pr.state !== 'snapshot') return;
+    if (!ok) pr.pendingSnapshot = 0;
+    // Probe from after the snapshot (or from match after a failure), and wait for the follower's
+    // answer (or a heartbeat answer) before sending more.
+    pr.becomeProbe();
+    pr.probeSent = true;
+  }
+}
