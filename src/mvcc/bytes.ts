@@ -139,7 +139,8 @@ export class ByteReader {
   raw(length: number): Uint8Array {
     if (this.offset + length > this.buffer.length) this.fail('truncated');
     // Copy so that callers may keep the bytes after the source buffer is reused.
-    const out = Uint8Array.prototype.slice.call(this.buffer, this.offset, this.offset + length);
+    const out = new Uint8Array(length);
+    out.set(this.buffer.subarray(this.offset, this.offset + length));
     this.offset += length;
     return out;
   }
@@ -175,5 +176,5 @@ export function keyString(bytes: Uint8Array): string {
 }
 
 export function keyBytes(key: string): Uint8Array {
-  return Buffer.from(key, 'latin1');
+  return new Uint8Array(Buffer.from(key, 'latin1'));
 }

@@ -53,7 +53,7 @@ export function engineFactories(): EngineFactory[] {
   return factories;
 }
 
-export const b = (text: string): Uint8Array => Buffer.from(text, 'latin1');
+export const b = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'latin1'));
 export const s = (bytes: Uint8Array | undefined): string => (bytes === undefined ? '<none>' : Buffer.from(bytes).toString('latin1'));
 
 /** "key=value@create/mod/v<version>[/l<lease>]" — compact and readable in assertion diffs. */
@@ -125,7 +125,7 @@ export function randomCommands(seed: number, count: number): Command[] {
       commands.push({ type: 'put', request: { key: b(pick(keys)), value: b(`v${i}`), prevKv: random() < 0.5 } });
     } else if (roll < 0.6) {
       const key = pick(keys);
-      commands.push({ type: 'deleteRange', request: { key: b(key), rangeEnd: random() < 0.3 ? b('f0') : undefined } });
+      commands.push({ type: 'deleteRange', request: random() < 0.3 ? { key: b(key), rangeEnd: b('f0') } : { key: b(key) } });
     } else if (roll < 0.8) {
       const [k1, k2] = [pick(keys), pick(keys)];
       commands.push({

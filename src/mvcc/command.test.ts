@@ -1,0 +1,76 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LichenError } from '../errors.js';
+import { decodeCommand, encodeCommand, type Command } from './command.js';
+import { b, randomCommands } from './testkit.js';
+
+const commands: { name: string; command: Command }[] = [
+  { name: 'a plain put', command: { type: 'put', request: { key: b('k'), value: b('v') } } },
+  {
+    name: 'a put with every option, false kept apart from absent',
+    command: { type: 'put', request: { key: b('k'), value: new Uint8Array(0), lease: Number.MAX_SAFE_INTEGER, prevKv: false, ignoreValue: true, ignoreLease: false } },
+  },
+  { name: 'a put of binary bytes', command: { type: 'put', request: { key: Uint8Array.of(0, 255, 128), value: Uint8Array.from({ length: 300 }, (_, i) => i % 256) } } },
+  { name: 'a delete range', command: { type: 'deleteRange', request: { key: b('a'), rangeEnd: Uint8Array.of(0), prevKv: true } } },
+  {
+    name: 'a nested txn with every op and compare kind',
+    command: {
+      type: 'txn',
+      request: {
+        compare: [
+          { key: b('a'), target: 0, result: 0, version: 3 },
+          { key: b('a'), rangeEnd: b('b'), target: 3, result: 3, value: b('x') },
+          { key: b('a'), target: 4, result: 1, lease: -1 },
+        ],
+        success: [
+          { requestRange: { key: b('a'), rangeEnd: b('z'), limit: 10, revision: 5, sortOrder: 2, sortTarget: 4, keysOnly: true, countOnly: false, minModRevision: 1, maxCreateRevision: 9 } },
+          { requestTxn: { compare: [], success: [{ requestPut: { key: b('n'), value: b('1') } }], failure: [{ requestDeleteRange: { key: b('n') } }] } },
+        ],
+        failure: [{ requestDeleteRange: { key: b('q') } }],
+      },
+    },
+  },
+  { name: 'a compaction', command: { type: 'compact', request: { revision: 2 ** 40, physical: true } } },
+  { name: 'a lease grant without id', command: { type: 'leaseGrant', request: { TTL: 60 } } },
+  { name: 'a lease grant with id', command: { type: 'leaseGrant', request: { TTL: 0, ID: 123456789012 } } },
+  { name: 'a lease revoke', command: { type: 'leaseRevoke', id: 77 } },
+  { name: 'a noop', command: { type: 'noop' } },
+];
+
+describe('command codec', () => {
+  for (const { name, command } of commands) {
+    it(`round-trips ${name}`, () => {
+      assert.deepEqual(decodeCommand(encodeCommand(command)), command);
+    });
+  }
+
+  it('round-trips a generated command stream', () => {
+    for (const command of randomCommands(5, 500)) assert.deepEqual(decodeCommand(encodeCommand(command)), command);
+  });
+
+  it('is several times smaller than JSON with base64 bytes', () => {
+    const command: Command = { type: 'put', request: { key: b('/registry/pods/default/web-1'), value: b('x'.repeat(16)), prevKv: true } };
+    const binary = encodeCommand(command).length;
+    const json = Buffer.byteLength(
+      JSON.stringify(command, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value)),
+    );
+    assert.ok(binary * 2 < json, `binary ${binary} B vs json ${json} B`);
+  });
+
+  const garbage: { name: string; bytes: Uint8Array }[] = [
+    { name: 'an unknown format version', bytes: Uint8Array.of(9, 1, 0, 0) },
+    { name: 'an unknown tag', bytes: Uint8Array.of(1, 99) },
+    { name: 'a truncated put', bytes: encodeCommand({ type: 'put', request: { key: b('key'), value: b('value') } }).subarray(0, 6) },
+    { name: 'trailing bytes', bytes: Uint8Array.of(...encodeCommand({ type: 'noop' }), 0) },
+    { name: 'an empty buffer', bytes: new Uint8Array(0) },
+  ];
+  for (const { name, bytes } of garbage) {
+    it(`rejects ${name} with InvalidArgument`, () => {
+      assert.throws(() => decodeCommand(bytes), (error: unknown) => error instanceof LichenError && error.code === 'InvalidArgument');
+    });
+  }
+
+  it('refuses to encode numbers outside the safe-integer range', () => {
+    assert.throws(() => encodeCommand({ type: 'leaseRevoke', id: 2 ** 60 }), LichenError);
+  });
+});
