@@ -92,6 +92,8 @@ export const GRPC_ERROR_TABLE: Record<ErrorCode, { code: GrpcStatus; message: st
   [ErrorCode.Internal]: { code: GrpcStatus.INTERNAL, message: null },
 };
 
+const ROWS_BY_MESSAGE = new Map<string, GrpcErrorRow>(Object.values(ETCD_ERRORS).map((row) => [row.message, row]));
+
 /** The gRPC code and message for any thrown value. Non-Lichen errors are internal errors. */
 export function grpcErrorFor(error: unknown): GrpcErrorRow {
   if (!isLichenError(error)) {
@@ -100,6 +102,9 @@ export function grpcErrorFor(error: unknown): GrpcErrorRow {
   }
   const named = error.details['etcdError'];
   if (typeof named === 'string' && named in ETCD_ERRORS) return ETCD_ERRORS[named as EtcdErrorName];
+  // A thrower that already used etcd's exact text (as src/mvcc does) gets that error's gRPC code.
+  const byMessage = ROWS_BY_MESSAGE.get(error.message);
+  if (byMessage) return byMessage;
   const row = GRPC_ERROR_TABLE[error.code];
   if (row.message !== null) return { code: row.code, message: row.message };
   const own = error.message.startsWith('etcdserver: ') ? error.message : `etcdserver: ${error.message}`;
