@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { ErrorCode, LichenError } from '../../errors.js';
-import { Registry } from '../../metrics.js';
+import { httpRequestSecondsOn, Registry } from '../../metrics.js';
 import { startHttpServer, type HttpServer, type HttpServerOptions } from './server.js';
 import { StoreBackend, TEST_CLUSTER_ID, TEST_MEMBER_ID } from './test-backend.js';
 
@@ -456,4 +456,47 @@ describe('HTTP API over a single-node MVCC store', () => {
       assert.equal((await ctx.call('GET', '/v1/status')).status, 200);
     });
   });
+
+  describe('request accounting', () => {
+    test('request latency comes from the injected clock and lands under the route template', async () => {
+      let clockMs = 0;
+      const timed = await startWith({ nowMs: () => (clockMs += 125) });
+      try {
+        await timed.call('GET', '/v1/kv/absent');
+        await timed.call('PUT', '/v1/kv/present', { body: 'v' });
+        // The response 'close' event may trail the client's read by a tick.
+        const histogram = httpRequestSecondsOn(timed.registry);
+        await waitFor(() => histogram.get({ route: '/v1/kv/:key', code: '200' }).count === 1);
+        assert.deepEqual(histogram.get({ route: '/v1/kv/:key', code: '404' }), { count: 1, sum: 0.125 });
+        assert.deepEqual(histogram.get({ route: '/v1/kv/:key', code: '200' }), { count: 1, sum: 0.125 });
+      } finally {
+        await timed.server.close();
+      }
+    });
+
+    test('a client that leaves before the answer is counted as aborted and the server keeps serving', async () => {
+      const { server, backend, registry, call } = await startWith();
+      try {
+        backend.hangNext('range');
+        const controller = new AbortController();
+        const pending = fetch(`http://127.0.0.1:${server.port}/get?key=k`, { signal: controller.signal });
+        await waitFor(() => backend.callsOf('range').length === 1);
+        controller.abort();
+        await assert.rejects(pending, { name: 'AbortError' });
+        await waitFor(() => httpRequestSecondsOn(registry).get({ route: '/get', code: 'aborted' }).count === 1);
+        assert.equal((await call('GET', '/v1/status')).status, 200);
+      } finally {
+        await server.close();
+      }
+    });
+  });
 });
+
+/** Polls a condition on the event loop (no timers), bounded by a number of turns. */
+async function waitFor(condition: () => boolean, turnsMax = 10_000): Promise<void> {
+  for (let turn = 0; turn < turnsMax; turn++) {
+    if (condition()) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  assert.fail('condition not reached');
+}
