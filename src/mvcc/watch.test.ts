@@ -1,0 +1,171 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryEngine } from '../engine/memory.js';
+import type { Command } from './command.js';
+import { Harness, b, s } from './testkit.js';
+import { WatchHub, type WatchMessage, type WatchSink } from './watch.js';
+
+/** A sink with a bounded buffer: refuses messages while holding `capacity` of them. */
+class BoundedSink implements WatchSink {
+  readonly buffer: WatchMessage[] = [];
+  readonly received: WatchMessage[] = [];
+  maxHeld = 0;
+  constructor(private readonly capacity = Infinity) {}
+
+  send(message: WatchMessage): boolean {
+    if (this.buffer.length >= this.capacity) return false;
+    this.buffer.push(message);
+    this.maxHeld = Math.max(this.maxHeld, this.buffer.length);
+    return true;
+  }
+
+  drain(): void {
+    this.received.push(...this.buffer.splice(0));
+  }
+
+  /** Every event delivered so far as "type:key@mod". */
+  events(): string[] {
+    this.drain();
+    return this.received.flatMap((m) => (m.type === 'events' ? m.events.map((e) => `${e.type}:${s(e.kv.key)}@${e.kv.modRevision}`) : []));
+  }
+}
+
+/** A store and a hub wired the way the server wires them: notify after every apply. */
+function setup(options?: ConstructorParameters<typeof WatchHub>[1]): { h: Harness; hub: WatchHub; run(command: Command): void; put(key: string, value: string): void } {
+  const h = Harness.open(new MemoryEngine());
+  const hub = new WatchHub(h.store, options);
+  const run = (command: Command): void => {
+    const result = h.apply(command);
+    if (!('error' in result)) hub.notify(result.events, result.revision);
+  };
+  return { h, hub, run, put: (key, value) => run({ type: 'put', request: { key: b(key), value: b(value) } }) };
+}
+
+describe('WatchHub', () => {
+  it('delivers live events to a watcher on one key, in order', () => {
+    const { hub, put, run } = setup();
+    const sink = new BoundedSink();
+    const watcher = hub.create({ key: b('k') }, sink);
+    assert.equal(watcher.synced, true);
+    put('k', '1');
+    put('other', '1');
+    put('k', '2');
+    run({ type: 'deleteRange', request: { key: b('k') } });
+    assert.deepEqual(sink.events(), ['0:k@2', '0:k@4', '1:k@5']);
+    const first = sink.received[0]!;
+    assert.ok(first.type === 'events' && first.revision === 2 && first.watchId === watcher.id);
+  });
+
+  it('a prefix watcher sees every key in its range; filters and prevKv apply', () => {
+    const { hub, put, run } = setup();
+    const all = new BoundedSink();
+    const noDelete = new BoundedSink();
+    const noPut = new BoundedSink();
+    hub.create({ key: b('p/'), rangeEnd: b('p0'), prevKv: true }, all);
+    hub.create({ key: b('p/'), rangeEnd: b('p0'), noDelete: true }, noDelete);
+    hub.create({ key: b('p/'), rangeEnd: b('p0'), noPut: true }, noPut);
+    put('p/a', '1');
+    put('q', '1');
+    put('p/b', '1');
+    put('p/a', '2');
+    run({ type: 'deleteRange', request: { key: b('p/'), rangeEnd: b('p0') } });
+    assert.deepEqual(all.events(), ['0:p/a@2', '0:p/b@4', '0:p/a@5', '1:p/a@6', '1:p/b@6']);
+    assert.deepEqual(noDelete.events(), ['0:p/a@2', '0:p/b@4', '0:p/a@5']);
+    assert.deepEqual(noPut.events(), ['1:p/a@6', '1:p/b@6']);
+    const update = all.received[2]!;
+    assert.ok(update.type === 'events');
+    assert.equal(s(update.events[0]!.prevKv?.value), '1', 'prevKv when asked');
+    const noPrev = noDelete.received[2]!;
+    assert.ok(noPrev.type === 'events' && noPrev.events[0]!.prevKv === undefined, 'no prevKv unless asked');
+  });
+
+  it('catches up from history in bounded batches, then continues live without gaps or duplicates', () => {
+    const { hub, put } = setup({ batchEventsMax: 3 });
+    for (let i = 0; i < 10; i++) put('k', `${i}`); // revisions 2..11
+    const sink = new BoundedSink();
+    const watcher = hub.create({ key: b('k'), startRevision: 4, prevKv: true }, sink);
+    assert.equal(watcher.synced, false, 'a past start revision begins unsynced');
+    assert.equal(sink.buffer.length, 1, 'create sends the first batch at once');
+    const batchSizes = () => sink.received.map((m) => (m.type === 'events' ? m.events.length : 0));
+    for (let step = 0; step < 10 && !watcher.synced; step++) hub.syncUnsynced();
+    assert.equal(watcher.synced, true);
+    put('k', 'live-1');
+    put('k', 'live-2');
+    const revisions = sink.events().map((e) => Number(e.split('@')[1]));
+    assert.deepEqual(revisions, [4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+    assert.ok(batchSizes().every((n) => n <= 3), `batches ${batchSizes().join(',')}`);
+    const firstEvent = sink.received[0]!;
+    assert.ok(firstEvent.type === 'events');
+    assert.equal(s(firstEvent.events[0]!.prevKv?.value), '1', 'history events carry prevKv');
+  });
+
+  it('a start revision in the future only sees events from that revision', () => {
+    const { hub, put } = setup();
+    const sink = new BoundedSink();
+    hub.create({ key: b('k'), startRevision: 4 }, sink);
+    for (let i = 0; i < 4; i++) put('k', `${i}`); // 2..5
+    assert.deepEqual(sink.events(), ['0:k@4', '0:k@5']);
+  });
+
+  it('a start revision below the compact revision gets a compacted notice and is cancelled', () => {
+    const { hub, put, run } = setup();
+    for (let i = 0; i < 5; i++) put('k', `${i}`); // 2..6
+    run({ type: 'compact', request: { revision: 5 } });
+    const sink = new BoundedSink();
+    const watcher = hub.create({ key: b('k'), startRevision: 3 }, sink);
+    assert.deepEqual(sink.buffer, [{ type: 'compacted', watchId: watcher.id, compactRevision: 5 }]);
+    assert.equal(watcher.cancelled, true);
+    assert.equal(hub.watcherCount, 0);
+    const atCompaction = new BoundedSink();
+    hub.create({ key: b('k'), startRevision: 5 }, atCompaction);
+    assert.deepEqual(atCompaction.events(), ['0:k@5', '0:k@6'], 'the compact revision itself is still readable');
+  });
+
+  it('a slow sink drops back to unsynced instead of buffering, then catches up exactly', () => {
+    const { hub, put } = setup({ batchEventsMax: 4 });
+    const sink = new BoundedSink(2);
+    const watcher = hub.create({ key: b('k') }, sink);
+    for (let i = 0; i < 20; i++) put('k', `${i}`); // 2..21
+    assert.equal(sink.maxHeld, 2, 'never holds more than its capacity');
+    assert.equal(watcher.synced, false, 'moved to unsynced when the buffer filled');
+    for (let round = 0; round < 50 && !watcher.synced; round++) {
+      sink.drain();
+      hub.syncUnsynced();
+    }
+    assert.equal(watcher.synced, true);
+    put('k', 'after');
+    const revisions = sink.events().map((e) => Number(e.split('@')[1]));
+    assert.deepEqual(revisions, Array.from({ length: 21 }, (_, i) => i + 2));
+  });
+
+  it('an unsynced watcher overtaken by compaction gets the compacted notice', () => {
+    const { hub, put, run } = setup();
+    const sink = new BoundedSink(1);
+    const watcher = hub.create({ key: b('k') }, sink);
+    for (let i = 0; i < 5; i++) put('k', `${i}`); // 2..6; only revision 2 fits
+    run({ type: 'compact', request: { revision: 6 } });
+    sink.drain();
+    hub.syncUnsynced();
+    assert.deepEqual(sink.buffer, [{ type: 'compacted', watchId: watcher.id, compactRevision: 6 }]);
+    assert.equal(watcher.cancelled, true);
+  });
+
+  it('cancelled watchers get nothing more; progress goes to synced watchers', () => {
+    const { hub, put } = setup();
+    const gone = new BoundedSink();
+    const kept = new BoundedSink();
+    hub.create({ key: b('k') }, gone).cancel();
+    const watcher = hub.create({ key: b('k') }, kept);
+    put('k', '1');
+    hub.progress();
+    assert.deepEqual(gone.events(), []);
+    assert.deepEqual(kept.buffer.at(-1), { type: 'progress', watchId: watcher.id, revision: 2 });
+  });
+
+  it('refuses watchers beyond watchersMax', () => {
+    const { hub } = setup({ watchersMax: 2 });
+    hub.create({ key: b('a') }, new BoundedSink());
+    hub.create({ key: b('b') }, new BoundedSink());
+    assert.throws(() => hub.create({ key: b('c') }, new BoundedSink()), { code: 'Overloaded' });
+  });
+});
