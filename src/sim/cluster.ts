@@ -1,0 +1,415 @@
+// The simulated cluster: real RawNodes driven by the virtual clock and network, each with a
+// virtual disk. This file owns the Ready handling loop, which is where the write-path rule is
+// enforced (persist, then send, then apply, then advance) and where crashes can strike between
+// those stages.
+
+import { isLichenError, LichenError } from '../errors.js';
+import type { ConfChange, ConfState, Entry, Message, NodeId, Snapshot } from '../raft/types.js';
+import { ConfChangeType, EntryType } from '../raft/types.js';
+import { NodeDisk } from './disk.js';
+import { Hasher } from './hash.js';
+import { SafetyMonitor, SafetyViolation } from './invariants.js';
+import { KvStateMachine, type ApplyOutcome } from './kv-state-machine.js';
+import { Network } from './network.js';
+import type { Prng } from './prng.js';
+import type { RaftVariant } from './options.js';
+import {
+  createRawNode,
+  decodeConfChange,
+  isLeaderRole,
+  MemoryStorage,
+  type SimRawNode,
+} from './raft-adapter.js';
+
+/** A node's volatile state: everything here is lost in a crash. */
+interface LiveState {
+  raw: SimRawNode;
+  storage: MemoryStorage;
+  sm: KvStateMachine;
+  /** The membership as of sm.appliedIndex. */
+  conf: ConfState;
+  /** Index of the last snapshot this incarnation made or restored. */
+  snapshotIndex: number;
+  /** Reads waiting for their ReadIndex answer, then for apply: context → key and read index. */
+  pendingReads: Map<string, { key: string; index: number | undefined }>;
+  /** The term in which this incarnation was last seen as leader (leader-change detection). */
+  leaderTerm: number;
+  /** The commit index already reported to the safety monitor. */
+  commitObserved: number;
+}
+
+export class SimNode {
+  readonly disk = new NodeDisk();
+  live: LiveState | undefined;
+  /** Set once the node was started at least once (its disk is meaningful). */
+  started = false;
+  /** Stopped because the committed membership no longer has it. */
+  removed = false;
+  constructor(readonly id: NodeId) {}
+}
+
+export interface ClusterConfig {
+  /** Time units per raft tick. */
+  tickSteps: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  snapshotEvery: number;
+  compactKeep: number;
+  variant: RaftVariant;
+}
+
+/** What the cluster tells its environment (clients, the membership driver). */
+export interface ClusterListener {
+  onApplied(node: NodeId, outcome: ApplyOutcome): void;
+  onRead(node: NodeId, context: string, value: string | undefined): void;
+}
+
+/** Stages of Ready handling between which a crash may strike. */
+export type CrashPoint = 'before-persist' | 'after-persist' | 'after-send' | 'after-apply';
+const CRASH_POINTS: readonly CrashPoint[] = ['before-persist', 'after-persist', 'after-send', 'after-apply'];
+
+/** Ready batches one node may produce in one step before we call it a livelock. */
+const READY_ROUNDS_MAX = 64;
+
+const decoder = new TextDecoder();
+
+export class Cluster {
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly monitor = new SafetyMonitor();
+  readonly trace = new Hasher();
+  /** The latest committed membership, as first applied by any node. */
+  committedConf: ConfState;
+  private committedConfIndex = 0;
+  /** The initial voters: each one bootstraps the group on its first start (RawNode.bootstrap). */
+  private readonly bootstrapVoters: NodeId[];
+  /** Membership changes committed (counted once, when the first node applies each). */
+  confChangesApplied = 0;
+  now = 0;
+  readyCrashRate = 0;
+  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0 };
+  listener: ClusterListener | undefined;
+
+  constructor(
+    readonly config: ClusterConfig,
+    readonly network: Network,
+    private readonly random: Prng,
+    nodeIds: NodeId[],
+    initialVoters: NodeId[],
+  ) {
+    for (const id of nodeIds) this.nodes.set(id, new SimNode(id));
+    this.committedConf = { voters: [...initialVoters], learners: [] };
+    this.bootstrapVoters = [...initialVoters];
+  }
+
+  node(id: NodeId): SimNode {
+    const node = this.nodes.get(id);
+    if (node === undefined) throw new Error(`no simulated node ${id}`);
+    return node;
+  }
+
+  running(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.live !== undefined);
+  }
+
+  /** Starts (or restarts) a node from what its disk holds. */
+  start(id: NodeId): void {
+    const node = this.node(id);
+    if (node.live !== undefined) return;
+    const storage = new MemoryStorage();
+    const disk = node.disk;
+    let sm = new KvStateMachine();
+    let conf: ConfState = { voters: [], learners: [] };
+    if (disk.snapshot !== undefined) {
+      storage.applySnapshot(disk.snapshot);
+      sm = KvStateMachine.fromSnapshot(disk.snapshot.data, disk.snapshot.metadata.index);
+      conf = disk.snapshot.metadata.conf;
+    }
+    storage.append(disk.entriesAfterSnapshot());
+    storage.setHardState(disk.hardState);
+    const raw = createRawNode(this.config.variant, {
+      id,
+      storage,
+      random: this.random.fork(),
+      electionTicks: this.config.electionTicks,
+      heartbeatTicks: this.config.heartbeatTicks,
+      applied: sm.appliedIndex,
+      preVote: this.config.preVote,
+      checkQuorum: this.config.checkQuorum,
+      maxInflightMsgs: 16,
+      maxMsgBytes: 1024,
+    });
+    if (!node.started && this.bootstrapVoters.includes(id)) raw.bootstrap(this.bootstrapVoters);
+    node.live = {
+      raw,
+      storage,
+      sm,
+      conf,
+      snapshotIndex: sm.appliedIndex,
+      pendingReads: new Map(),
+      leaderTerm: 0,
+      commitObserved: disk.hardState.commit,
+    };
+    if (node.started) this.stats.restarts++;
+    node.started = true;
+    node.removed = false;
+    this.trace.string(`start${id}@${this.now};`);
+  }
+
+  /** Loses everything volatile; the disk stays as it is. */
+  crash(id: NodeId): void {
+    const node = this.node(id);
+    if (node.live === undefined) return;
+    node.live = undefined;
+    this.stats.crashes++;
+    this.trace.string(`crash${id}@${this.now};`);
+  }
+
+  /** Delivers the messages due now. */
+  deliver(): void {
+    const { deliver, lost } = this.network.takeDue(this.now);
+    for (const message of deliver) {
+      const target = this.nodes.get(message.to)?.live;
+      if (target === undefined) {
+        this.reportLost(message);
+        continue;
+      }
+      this.trace.string(`m${message.from}>${message.to}${message.type}${message.term};`);
+      this.callRaft(message.to, () => target.raw.step(message));
+      if (message.type === 'Snap') this.nodes.get(message.from)?.live?.raw.reportSnapshot(message.to, true);
+    }
+    for (const message of lost) this.reportLost(message);
+  }
+
+  /** What a real transport does when a message cannot be delivered. */
+  private reportLost(message: Message): void {
+    const sender = this.nodes.get(message.from)?.live;
+    if (sender === undefined) return;
+    if (message.type === 'Snap') sender.raw.reportSnapshot(message.to, false);
+    else if (this.random.chance(0.2)) sender.raw.reportUnreachable(message.to);
+  }
+
+  /** Ticks the nodes whose tick falls on this time unit (each node has its own phase). */
+  tick(): void {
+    for (const node of this.running()) {
+      if ((this.now + node.id * 3) % this.config.tickSteps === 0) this.callRaft(node.id, () => node.live!.raw.tick());
+    }
+  }
+
+  /**
+   * Runs raft code, turning expected refusals into a return value and anything else into a
+   * simulator failure with the node named.
+   */
+  callRaft<T>(id: NodeId, action: () => T): T | LichenError {
+    try {
+      return action();
+    } catch (error) {
+      if (isLichenError(error)) return error;
+      if (error instanceof SafetyViolation) throw error;
+      const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      throw new SafetyViolation('raft-crash', `node ${id} threw at time ${this.now}: ${text}`);
+    }
+  }
+
+  /** Handles every pending Ready of every running node, in id order. */
+  processReadies(): void {
+    for (const node of [...this.nodes.values()]) {
+      for (let round = 0; node.live !== undefined && node.live.raw.hasReady(); round++) {
+        if (round >= READY_ROUNDS_MAX) {
+          throw new SafetyViolation('raft-crash', `node ${node.id} produced more than ${READY_ROUNDS_MAX} Ready batches in one step`);
+        }
+        this.handleReady(node);
+      }
+    }
+  }
+
+  private maybeCrash(node: SimNode, point: CrashPoint): boolean {
+    if (!this.random.chance(this.readyCrashRate)) return false;
+    this.stats.readyCrashes++;
+    this.trace.string(`rc${node.id}${point};`);
+    this.crash(node.id);
+    return true;
+  }
+
+  private handleReady(node: SimNode): void {
+    const live = node.live!;
+    const ready = live.raw.ready();
+    const crashPoint = this.readyCrashRate > 0 ? this.random.pick(CRASH_POINTS) : undefined;
+
+    if (crashPoint === 'before-persist' && this.maybeCrash(node, crashPoint)) return;
+    this.persist(node, live, ready);
+    if (crashPoint === 'after-persist' && this.maybeCrash(node, crashPoint)) return;
+    for (const message of ready.messages) this.network.send(message, this.now);
+    if (crashPoint === 'after-send' && this.maybeCrash(node, crashPoint)) return;
+    if (ready.snapshot !== undefined && ready.snapshot.metadata.index > live.sm.appliedIndex) {
+      this.restoreSnapshot(node, live, ready.snapshot);
+    }
+    for (const entry of ready.committedEntries) this.apply(node, live, entry);
+    for (const state of ready.readStates) {
+      const context = decoder.decode(state.context);
+      const pending = live.pendingReads.get(context);
+      if (pending !== undefined && pending.index === undefined) pending.index = state.index;
+    }
+    this.serveReads(node, live);
+    this.maybeSnapshot(node, live);
+    if (crashPoint === 'after-apply' && this.maybeCrash(node, crashPoint)) return;
+    this.callRaft(node.id, () => live.raw.advance());
+  }
+
+  private persist(node: SimNode, live: LiveState, ready: ReturnType<SimRawNode['ready']>): void {
+    const disk = node.disk;
+    if (ready.snapshot !== undefined) {
+      const meta = ready.snapshot.metadata;
+      disk.installSnapshot(ready.snapshot, this.monitor.chainForSnapshot(meta.index, meta.term));
+      live.storage.applySnapshot(ready.snapshot);
+      this.stats.snapshotsInstalled++;
+    }
+    if (ready.entries.length > 0) {
+      const added = disk.append(ready.entries);
+      live.storage.append(ready.entries);
+      this.monitor.observeAppend(node.id, added);
+    }
+    if (ready.hardState !== undefined) {
+      disk.setHardState(ready.hardState);
+      live.storage.setHardState(ready.hardState);
+      if (ready.hardState.commit > live.commitObserved) {
+        this.monitor.observeCommit(node.id, ready.hardState.term, live.commitObserved, ready.hardState.commit, disk);
+        live.commitObserved = ready.hardState.commit;
+      }
+    }
+  }
+
+  private restoreSnapshot(node: SimNode, live: LiveState, snapshot: Snapshot): void {
+    const index = snapshot.metadata.index;
+    live.sm = KvStateMachine.fromSnapshot(snapshot.data, index);
+    live.conf = snapshot.metadata.conf;
+    live.snapshotIndex = index;
+    this.monitor.observeRestore(node.id, index, live.sm.digest());
+    this.trace.string(`restore${node.id}:${index};`);
+  }
+
+  private apply(node: SimNode, live: LiveState, entry: Entry): void {
+    if (entry.index !== live.sm.appliedIndex + 1) {
+      throw new SafetyViolation(
+        'state-machine-safety',
+        `node ${node.id} was handed entry ${entry.index} to apply after applying ${live.sm.appliedIndex}`,
+      );
+    }
+    this.stats.applied++;
+    this.trace.string(`a${node.id}:${entry.index};`);
+    if (entry.type === EntryType.ConfChange) {
+      const change = decodeConfChange(entry.data);
+      const conf = this.callRaft(node.id, () => live.raw.applyConfChange(change));
+      if (conf instanceof LichenError) throw new SafetyViolation('raft-crash', `applyConfChange refused a committed change: ${conf.message}`);
+      live.conf = conf;
+      live.sm.skip(entry.index);
+      this.monitor.observeApply(node.id, entry, live.sm.digest());
+      this.onConfApplied(entry.index, change, conf);
+      return;
+    }
+    const outcome = live.sm.applyCommand(entry.index, entry.data);
+    this.monitor.observeApply(node.id, entry, live.sm.digest());
+    if (outcome !== undefined) this.listener?.onApplied(node.id, outcome);
+  }
+
+  /** Tracks the committed membership and stops members once their removal is committed. */
+  private onConfApplied(index: number, change: ConfChange, conf: ConfState): void {
+    if (index <= this.committedConfIndex) return;
+    this.committedConfIndex = index;
+    // The bootstrap entries are not changes made during the run.
+    if (index > this.bootstrapVoters.length) this.confChangesApplied++;
+    this.committedConf = { voters: [...conf.voters], learners: [...conf.learners] };
+    this.trace.string(`conf${index}:${change.type}:${change.nodeId};`);
+    if (change.type === ConfChangeType.RemoveNode) this.pendingStops.add(change.nodeId);
+  }
+
+  /** Nodes to stop at the end of this step (their removal was committed). */
+  readonly pendingStops = new Set<NodeId>();
+
+  stopRemoved(): void {
+    for (const id of this.pendingStops) {
+      const node = this.node(id);
+      if (this.isMember(id)) continue;
+      node.live = undefined;
+      node.removed = true;
+      this.trace.string(`stop${id}@${this.now};`);
+    }
+    this.pendingStops.clear();
+  }
+
+  isMember(id: NodeId): boolean {
+    return this.committedConf.voters.includes(id) || this.committedConf.learners.includes(id);
+  }
+
+  private serveReads(node: SimNode, live: LiveState): void {
+    for (const [context, pending] of live.pendingReads) {
+      if (pending.index !== undefined && live.sm.appliedIndex >= pending.index) {
+        live.pendingReads.delete(context);
+        this.listener?.onRead(node.id, context, live.sm.read(pending.key));
+      }
+    }
+  }
+
+  private maybeSnapshot(node: SimNode, live: LiveState): void {
+    const applied = live.sm.appliedIndex;
+    if (applied - live.snapshotIndex < this.config.snapshotEvery) return;
+    const snapshot = live.storage.createSnapshot(applied, live.conf, live.sm.snapshotData());
+    const compactIndex = Math.max(live.storage.firstIndex() - 1, applied - this.config.compactKeep);
+    live.storage.compact(compactIndex);
+    node.disk.saveOwnSnapshot(snapshot, compactIndex);
+    live.snapshotIndex = applied;
+    this.stats.snapshotsMade++;
+    this.trace.string(`snap${node.id}:${applied};`);
+  }
+
+  /** Election Safety and Leader Completeness, checked every step. */
+  checkLeaders(): void {
+    for (const node of this.running()) {
+      const live = node.live!;
+      const status = live.raw.status();
+      if (!isLeaderRole(status.role)) continue;
+      this.monitor.observeLeader(node.id, status.term);
+      if (live.leaderTerm !== status.term) {
+        live.leaderTerm = status.term;
+        this.monitor.observeNewLeader(node.id, status.term, node.disk);
+        this.trace.string(`leader${node.id}:${status.term};`);
+      }
+    }
+  }
+
+  /** The running node that believes it leads with the highest term, if any. */
+  leader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    let bestTerm = -1;
+    for (const node of this.running()) {
+      const status = node.live!.raw.status();
+      if (isLeaderRole(status.role) && status.term > bestTerm) {
+        best = node;
+        bestTerm = status.term;
+      }
+    }
+    return best;
+  }
+
+  /** Starts a ReadIndex round for a client read on one node. */
+  startRead(id: NodeId, context: string, key: string): LichenError | undefined {
+    const live = this.node(id).live;
+    if (live === undefined) return new LichenError('Unavailable', `node ${id} is down`);
+    live.pendingReads.set(context, { key, index: undefined });
+    const result = this.callRaft(id, () => live.raw.readIndex(new TextEncoder().encode(context)));
+    if (result instanceof LichenError) {
+      live.pendingReads.delete(context);
+      return result;
+    }
+    return undefined;
+  }
+
+  /** Proposes a command on one node. */
+  propose(id: NodeId, data: Uint8Array): LichenError | undefined {
+    const live = this.node(id).live;
+    if (live === undefined) return new LichenError('Unavailable', `node ${id} is down`);
+    const result = this.callRaft(id, () => live.raw.propose(data));
+    return result instanceof LichenError ? result : undefined;
+  }
+}

@@ -1,0 +1,186 @@
+// The safety properties of Raft (Figure 3 of the paper), checked incrementally while the
+// simulation runs, so a violation is reported at the step that caused it:
+//
+// - Election Safety: at most one leader can be elected in a given term.
+// - Log Matching: if two logs contain an entry with the same index and term, the logs are
+//   identical in all entries up through that index. Checked over the persisted logs: every
+//   persisted entry carries the chain hash of its prefix, and one registry maps (index, term) to
+//   the chain hash any log may have there.
+// - Leader Completeness: if a log entry is committed in a given term, that entry is present in
+//   the logs of the leaders of all higher-numbered terms. Checked when a node becomes leader.
+// - State Machine Safety: if a server has applied a log entry at a given index, no other server
+//   will ever apply a different log entry for the same index. Checked on every apply, together
+//   with a digest of the whole state machine after that index (which also covers snapshots).
+
+import type { Entry, NodeId } from '../raft/types.js';
+import type { DiskEntry, NodeDisk } from './disk.js';
+import { Hasher } from './hash.js';
+
+export type ViolationKind =
+  | 'election-safety'
+  | 'log-matching'
+  | 'leader-completeness'
+  | 'state-machine-safety'
+  | 'linearizability'
+  | 'liveness'
+  | 'raft-crash';
+
+/** A broken property. The simulation stops at the first one and reports it with its seed. */
+export class SafetyViolation extends Error {
+  override readonly name = 'SafetyViolation';
+  constructor(
+    readonly kind: ViolationKind,
+    message: string,
+  ) {
+    super(`${kind}: ${message}`);
+  }
+}
+
+function entryFingerprint(entry: Entry): string {
+  return new Hasher().number(entry.term).number(entry.type).bytes(entry.data).digest();
+}
+
+export class SafetyMonitor {
+  private leaderOfTerm = new Map<number, NodeId>();
+  /** `${index}:${term}` → chain hash of the prefix ending there. */
+  private chainRegistry = new Map<string, string>();
+  /** index → chain hash of the committed prefix ending there. */
+  private committedChain = new Map<number, string>();
+  /**
+   * term → the highest index a node at that term had persisted as committed. The entry was
+   * committed in that term or earlier, so a leader of any higher term must hold it.
+   */
+  private committedIndexSeenAtTerm = new Map<number, number>();
+  /** index → what was applied there (entry fingerprint) and the state digest after it. */
+  private applied = new Map<number, { fingerprint: string; digest: string | undefined; node: NodeId }>();
+  checks = 0;
+
+  /** Election Safety, called every step for every node that believes it leads. */
+  observeLeader(id: NodeId, term: number): void {
+    this.checks++;
+    const known = this.leaderOfTerm.get(term);
+    if (known === undefined) this.leaderOfTerm.set(term, id);
+    else if (known !== id) {
+      throw new SafetyViolation('election-safety', `nodes ${known} and ${id} are both leader of term ${term}`);
+    }
+  }
+
+  /** The chain hash a snapshot at (index, term) stands for: the registered one, or a fresh name. */
+  chainForSnapshot(index: number, term: number): string {
+    const key = `${index}:${term}`;
+    let chain = this.chainRegistry.get(key);
+    if (chain === undefined) {
+      // Only the bootstrap snapshot is made from nothing; give it a stable name.
+      chain = `snapshot:${index}:${term}`;
+      this.chainRegistry.set(key, chain);
+    }
+    return chain;
+  }
+
+  /** Log Matching, for entries just persisted on one node's disk. */
+  observeAppend(id: NodeId, added: DiskEntry[]): void {
+    for (const { entry, chain } of added) {
+      this.checks++;
+      const key = `${entry.index}:${entry.term}`;
+      const known = this.chainRegistry.get(key);
+      if (known === undefined) this.chainRegistry.set(key, chain);
+      else if (known !== chain) {
+        throw new SafetyViolation(
+          'log-matching',
+          `node ${id} persisted entry ${entry.index} of term ${entry.term} after a prefix that differs from another log's`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Records that a node persisted `commit` as committed while at `term`. Committed prefixes must
+   * agree between nodes (this is where a leader that commits too early is caught first).
+   */
+  observeCommit(id: NodeId, term: number, fromIndex: number, commit: number, disk: NodeDisk): void {
+    for (let index = Math.max(fromIndex + 1, disk.firstIndex()); index <= commit; index++) {
+      this.checks++;
+      const chain = disk.chainAt(index);
+      if (chain === undefined) continue;
+      const known = this.committedChain.get(index);
+      if (known === undefined) this.committedChain.set(index, chain);
+      else if (known !== chain) {
+        throw new SafetyViolation(
+          'state-machine-safety',
+          `node ${id} committed a different entry at index ${index} than another node did`,
+        );
+      }
+    }
+    const seen = this.committedIndexSeenAtTerm.get(term) ?? 0;
+    if (commit > seen) this.committedIndexSeenAtTerm.set(term, commit);
+  }
+
+  /** Leader Completeness, called when a node is first seen as leader of `term`. */
+  observeNewLeader(id: NodeId, term: number, disk: NodeDisk): void {
+    this.checks++;
+    let required = 0;
+    for (const [seenTerm, index] of this.committedIndexSeenAtTerm) {
+      if (seenTerm < term && index > required) required = index;
+    }
+    if (required === 0) return;
+    if (disk.lastIndex() < required) {
+      throw new SafetyViolation(
+        'leader-completeness',
+        `node ${id} became leader of term ${term} with last index ${disk.lastIndex()}, missing committed index ${required}`,
+      );
+    }
+    // Compare at the required index, or at the snapshot when the leader compacted past it.
+    const at = Math.max(required, disk.snapshotIndex());
+    const chain = disk.chainAt(at);
+    const committed = this.committedChain.get(at);
+    if (chain !== undefined && committed !== undefined && chain !== committed) {
+      throw new SafetyViolation(
+        'leader-completeness',
+        `node ${id} became leader of term ${term} but its log differs from the committed log at index ${at}`,
+      );
+    }
+  }
+
+  /** State Machine Safety, for one applied entry; `digest` is the state after it (commands only). */
+  observeApply(id: NodeId, entry: Entry, digest: string | undefined): void {
+    this.checks++;
+    const fingerprint = entryFingerprint(entry);
+    const known = this.applied.get(entry.index);
+    if (known === undefined) {
+      this.applied.set(entry.index, { fingerprint, digest, node: id });
+      return;
+    }
+    // A snapshot restore records the state at an index without the entry: fill the entry in.
+    if (known.fingerprint === '') known.fingerprint = fingerprint;
+    else if (known.fingerprint !== fingerprint) {
+      throw new SafetyViolation(
+        'state-machine-safety',
+        `nodes ${known.node} and ${id} applied different entries at index ${entry.index}`,
+      );
+    }
+    if (digest !== undefined && known.digest !== undefined && digest !== known.digest) {
+      throw new SafetyViolation(
+        'state-machine-safety',
+        `nodes ${known.node} and ${id} reached different states after applying index ${entry.index}`,
+      );
+    }
+    if (known.digest === undefined && digest !== undefined) known.digest = digest;
+  }
+
+  /** A node restored its state machine from a snapshot at `index`: its state must match. */
+  observeRestore(id: NodeId, index: number, digest: string): void {
+    this.checks++;
+    const known = this.applied.get(index);
+    if (known === undefined) {
+      this.applied.set(index, { fingerprint: '', digest, node: id });
+      return;
+    }
+    if (known.digest !== undefined && known.digest !== digest) {
+      throw new SafetyViolation(
+        'state-machine-safety',
+        `node ${id} restored a snapshot at index ${index} whose state differs from what node ${known.node} applied`,
+      );
+    }
+    if (known.digest === undefined) known.digest = digest;
+  }
+}

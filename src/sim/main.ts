@@ -1,0 +1,8 @@
+// The simulator's command line: `npm run sim -- [--seeds N] [--seed S] [--start S] [option flags]`.
+// Prints one JSON summary; for each failing seed also one command that replays it exactly.
+import { runCampaign, parseArgs } from './campaign.js';
+
+const args = parseArgs(process.argv.slice(2));
+const summary = runCampaign(args);
+console.log(JSON.stringify(summary, null, 2));
+process.exit(summary.failures.length > 0 ? 1 : 0);

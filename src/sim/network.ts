@@ -1,0 +1,116 @@
+// The virtual network: every message gets a delivery time drawn from the seeded PRNG, so messages
+// are delayed, reordered (a later message may draw a shorter delay), dropped and duplicated.
+// Partitions split the nodes into groups; a message between groups is lost at delivery time, so a
+// partition also eats what was already in flight, as a real one would.
+
+import type { Message, NodeId } from '../raft/types.js';
+import { assert } from '../errors.js';
+import type { Prng } from './prng.js';
+
+export interface NetworkFaults {
+  /** Probability that a message is lost. */
+  dropRate: number;
+  /** Probability that a message is delivered twice (the copy with its own delay). */
+  duplicateRate: number;
+  /** Normal one-way delay range in time units (both ends included). */
+  delayMin: number;
+  delayMax: number;
+  /** Probability that a message is held back much longer (delayMax..slowDelayMax): reordering. */
+  slowRate: number;
+  slowDelayMax: number;
+}
+
+interface InFlight {
+  deliverAt: number;
+  /** Send order, so that equal delivery times keep a deterministic order. */
+  seq: number;
+  message: Message;
+}
+
+/** The most messages the network holds at once; a run that exceeds it has a runaway sender. */
+export const IN_FLIGHT_MAX = 200_000;
+
+export class Network {
+  private queue: InFlight[] = [];
+  private seq = 0;
+  /** partitionOf.get(id) is the group of a node; nodes not listed are in group 0. */
+  private partitionOf = new Map<NodeId, number>();
+  sent = 0;
+  delivered = 0;
+  dropped = 0;
+  duplicated = 0;
+
+  constructor(
+    private readonly random: Prng,
+    public faults: NetworkFaults,
+  ) {}
+
+  send(message: Message, now: number): void {
+    this.sent++;
+    if (this.random.chance(this.faults.dropRate)) {
+      this.dropped++;
+      return;
+    }
+    this.enqueue(message, now);
+    if (this.random.chance(this.faults.duplicateRate)) {
+      this.duplicated++;
+      this.enqueue(message, now);
+    }
+  }
+
+  private enqueue(message: Message, now: number): void {
+    assert(this.queue.length < IN_FLIGHT_MAX, `network holds more than ${IN_FLIGHT_MAX} messages`);
+    const slow = this.random.chance(this.faults.slowRate);
+    const delay = slow
+      ? this.random.between(this.faults.delayMax, this.faults.slowDelayMax)
+      : this.random.between(this.faults.delayMin, this.faults.delayMax);
+    const item: InFlight = { deliverAt: now + delay, seq: this.seq++, message };
+    // Insert in (deliverAt, seq) order. Most messages land near the end, so search from there.
+    let i = this.queue.length;
+    while (i > 0 && this.queue[i - 1]!.deliverAt > item.deliverAt) i--;
+    this.queue.splice(i, 0, item);
+  }
+
+  /**
+   * Removes and returns the messages due at or before `now`, in delivery order. Messages that cross
+   * a partition are returned in `lost` instead (the caller tells the sender about lost snapshots).
+   */
+  takeDue(now: number): { deliver: Message[]; lost: Message[] } {
+    let count = 0;
+    while (count < this.queue.length && this.queue[count]!.deliverAt <= now) count++;
+    const due = this.queue.splice(0, count);
+    const deliver: Message[] = [];
+    const lost: Message[] = [];
+    for (const item of due) {
+      if (this.connected(item.message.from, item.message.to)) deliver.push(item.message);
+      else lost.push(item.message);
+    }
+    this.delivered += deliver.length;
+    this.dropped += lost.length;
+    return { deliver, lost };
+  }
+
+  connected(a: NodeId, b: NodeId): boolean {
+    return (this.partitionOf.get(a) ?? 0) === (this.partitionOf.get(b) ?? 0);
+  }
+
+  /** Splits the cluster: each listed group gets its own partition; unlisted nodes stay in group 0. */
+  partition(groups: NodeId[][]): void {
+    this.partitionOf.clear();
+    groups.forEach((group, i) => {
+      for (const id of group) this.partitionOf.set(id, i + 1);
+    });
+  }
+
+  heal(): void {
+    this.partitionOf.clear();
+  }
+
+  isPartitioned(): boolean {
+    return this.partitionOf.size > 0;
+  }
+
+  inFlight(): number {
+    return this.queue.length;
+  }
+}

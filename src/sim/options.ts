@@ -1,0 +1,119 @@
+// Simulation options: one record that, with the seed, fully determines a run. The CLI parses
+// them from flags and prints them back as flags so a failing seed can be replayed exactly.
+
+/** Which raft rules the nodes run: the real ones, or a deliberately broken variant. */
+export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote';
+export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote'];
+
+export interface SimOptions {
+  seed: number;
+  /** Length of the faulty phase in time units (one time unit = one simulator step). */
+  steps: number;
+  /** Voters the cluster starts with. */
+  nodes: number;
+  /** Extra node ids that membership changes may add (and remove, and re-add). */
+  spareNodes: number;
+  clients: number;
+  keys: number;
+  /** Time units per raft tick (the message delays below are in time units too). */
+  tickSteps: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Upper bounds for per-seed fault rates; each seed draws its own rates in [0, max]. */
+  crashRateMax: number;
+  partitionRateMax: number;
+  dropRateMax: number;
+  duplicateRateMax: number;
+  /** Probability that a crash hits a node in the middle of handling one Ready batch. */
+  readyCrashRateMax: number;
+  membershipRateMax: number;
+  transferRateMax: number;
+  /** Faults off entirely: a clean run (used by the liveness baseline). */
+  faults: boolean;
+  /** Nodes snapshot their state machine every this many applied entries, then compact. */
+  snapshotEvery: number;
+  /** Entries kept behind a snapshot when compacting (0 compacts everything the snapshot covers). */
+  compactKeep: number;
+  /** After faults stop, a leader must be elected and a write commit within this many raft ticks. */
+  livenessTicksMax: number;
+  variant: RaftVariant;
+  /** Work budget for the linearizability check of one run (see src/check). */
+  checkStepsMax: number;
+}
+
+export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
+  steps: 3000,
+  nodes: 3,
+  spareNodes: 2,
+  clients: 4,
+  keys: 3,
+  tickSteps: 10,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  crashRateMax: 0.004,
+  partitionRateMax: 0.004,
+  dropRateMax: 0.1,
+  duplicateRateMax: 0.05,
+  readyCrashRateMax: 0.003,
+  membershipRateMax: 0.01,
+  transferRateMax: 0.003,
+  faults: true,
+  snapshotEvery: 12,
+  compactKeep: 3,
+  livenessTicksMax: 200,
+  variant: 'correct',
+  checkStepsMax: 5_000_000,
+};
+
+/** Flag name for each option (kebab case), in the order replay commands print them. */
+const FLAGS: Record<Exclude<keyof SimOptions, 'seed'>, string> = {
+  steps: 'steps',
+  nodes: 'nodes',
+  spareNodes: 'spare-nodes',
+  clients: 'clients',
+  keys: 'keys',
+  tickSteps: 'tick-steps',
+  electionTicks: 'election-ticks',
+  heartbeatTicks: 'heartbeat-ticks',
+  crashRateMax: 'crash-rate',
+  partitionRateMax: 'partition-rate',
+  dropRateMax: 'drop-rate',
+  duplicateRateMax: 'dup-rate',
+  readyCrashRateMax: 'ready-crash-rate',
+  membershipRateMax: 'membership-rate',
+  transferRateMax: 'transfer-rate',
+  faults: 'faults',
+  snapshotEvery: 'snapshot-every',
+  compactKeep: 'compact-keep',
+  livenessTicksMax: 'liveness-ticks',
+  variant: 'variant',
+  checkStepsMax: 'check-steps',
+};
+
+/** The flags that differ from the defaults, e.g. ["--nodes", "5"]. */
+export function optionsToFlags(options: Omit<SimOptions, 'seed'>): string[] {
+  const flags: string[] = [];
+  for (const key of Object.keys(FLAGS) as (keyof typeof FLAGS)[]) {
+    if (options[key] !== DEFAULT_OPTIONS[key]) flags.push(`--${FLAGS[key]}`, String(options[key]));
+  }
+  return flags;
+}
+
+/** Parses one option flag; returns false when `flag` is not an option flag. */
+export function applyFlag(options: Omit<SimOptions, 'seed'>, flag: string, value: string): boolean {
+  const key = (Object.keys(FLAGS) as (keyof typeof FLAGS)[]).find((k) => FLAGS[k] === flag);
+  if (key === undefined) return false;
+  const target = options as Record<string, unknown>;
+  if (key === 'variant') {
+    if (!RAFT_VARIANTS.includes(value as RaftVariant)) throw new Error(`--variant must be one of ${RAFT_VARIANTS.join(', ')}`);
+    target[key] = value;
+  } else if (key === 'faults') {
+    if (value !== 'true' && value !== 'false') throw new Error('--faults must be true or false');
+    target[key] = value === 'true';
+  } else {
+    const number = Number(value);
+    if (!Number.isFinite(number) || number < 0) throw new Error(`--${flag} needs a non-negative number, got ${value}`);
+    target[key] = number;
+  }
+  return true;
+}

@@ -1,0 +1,339 @@
+// One simulated run: a seed and options in, a verdict out. The run has three phases:
+//
+// 1. Faults (options.steps time units): clients issue operations while nodes crash and restart,
+//    the network drops, duplicates, delays and partitions messages, and membership changes and
+//    leadership transfers happen. Safety invariants are checked after every step.
+// 2. Liveness: faults stop (network healed, every member up, non-members stopped). A leader must
+//    be elected and a fresh write must commit within options.livenessTicksMax raft ticks.
+// 3. Drain: clients finish what they have in flight; then the whole client history must pass the
+//    linearizability checker.
+//
+// Everything random comes from one Prng seeded with options.seed, so a run is reproducible from
+// its seed and options alone; `trace` is a hash of every event, to prove it.
+
+import { checkOperations, kvModel, type KvOperation } from '../check/index.js';
+import { ConfChangeType, type ConfChange, type NodeId } from '../raft/types.js';
+import { ClientPool } from './clients.js';
+import { Cluster } from './cluster.js';
+import { SafetyViolation, type ViolationKind } from './invariants.js';
+import { encodeCommand } from './kv-state-machine.js';
+import { Network } from './network.js';
+import type { SimOptions } from './options.js';
+import { Prng } from './prng.js';
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  violation?: { kind: ViolationKind; message: string; time: number };
+  /** Time units simulated (all phases). */
+  steps: number;
+  /** Operations in the checked history, and how many of them have an unknown outcome. */
+  ops: number;
+  unknownOps: number;
+  /** Raft ticks from the end of faults until a leader committed a fresh write. */
+  livenessTicks: number | undefined;
+  check: 'ok' | 'illegal' | 'unknown' | 'skipped';
+  faults: {
+    crashes: number;
+    readyCrashes: number;
+    partitions: number;
+    membershipProposed: number;
+    membershipApplied: number;
+    transfers: number;
+    snapshotsMade: number;
+    snapshotsInstalled: number;
+    messagesSent: number;
+    messagesDropped: number;
+    messagesDuplicated: number;
+  };
+  /** Hash of every event of the run: equal seeds and options give equal traces. */
+  trace: string;
+}
+
+/** Drain phase limit: time units to let in-flight client operations finish. */
+const DRAIN_STEPS_MAX = 3000;
+
+export function runSimulation(options: SimOptions): SimResult {
+  return new Simulation(options).run();
+}
+
+class Simulation {
+  private readonly random: Prng;
+  private readonly cluster: Cluster;
+  private readonly clients: ClientPool;
+  private readonly network: Network;
+  private readonly rates: { crash: number; partition: number; membership: number; transfer: number };
+  private now = 0;
+  private restartAt = new Map<NodeId, number>();
+  private healAt: number | undefined;
+  private counts = { partitions: 0, membershipProposed: 0, transfers: 0 };
+  private readonly allIds: NodeId[];
+  private probe: { call: number; target: NodeId | undefined; proposedAt: number; doneAt: number | undefined } | undefined;
+
+  constructor(private readonly options: SimOptions) {
+    this.random = new Prng(options.seed);
+    const r = this.random;
+    const faults = options.faults;
+    // Each seed draws its own fault mix, so a campaign covers calm and stormy runs alike.
+    const draw = (max: number) => (faults ? r.float() * max : 0);
+    this.rates = {
+      crash: draw(options.crashRateMax),
+      partition: draw(options.partitionRateMax),
+      membership: draw(options.membershipRateMax),
+      transfer: draw(options.transferRateMax),
+    };
+    const tick = options.tickSteps;
+    this.network = new Network(r.fork(), {
+      dropRate: draw(options.dropRateMax),
+      duplicateRate: draw(options.duplicateRateMax),
+      delayMin: 1,
+      delayMax: Math.max(1, Math.round(tick * (0.5 + r.float()))),
+      slowRate: faults ? r.float() * 0.05 : 0,
+      slowDelayMax: tick * 10,
+    });
+    this.allIds = Array.from({ length: options.nodes + options.spareNodes }, (_, i) => i + 1);
+    const initialVoters = this.allIds.slice(0, options.nodes);
+    this.cluster = new Cluster(
+      {
+        tickSteps: tick,
+        electionTicks: options.electionTicks,
+        heartbeatTicks: options.heartbeatTicks,
+        preVote: r.chance(0.5),
+        checkQuorum: r.chance(0.5),
+        snapshotEvery: options.snapshotEvery,
+        compactKeep: options.compactKeep,
+        variant: options.variant,
+      },
+      this.network,
+      r.fork(),
+      this.allIds,
+      initialVoters,
+    );
+    this.cluster.readyCrashRate = draw(options.readyCrashRateMax);
+    this.clients = new ClientPool(this.cluster, r.fork(), options.clients, options.keys, {
+      startRate: 0.05,
+      attemptTimeoutSteps: tick * 30,
+      operationTimeoutSteps: tick * 150,
+      refusalBackoffSteps: tick * 2,
+    });
+    this.cluster.listener = {
+      onApplied: (node, outcome) => {
+        if (outcome.command.clientId === 0) this.onProbeApplied(node);
+        else this.clients.onApplied(node, outcome);
+      },
+      onRead: (node, context, value) => this.clients.onRead(node, context, value),
+    };
+    for (const id of initialVoters) this.cluster.start(id);
+  }
+
+  run(): SimResult {
+    let violation: SimResult['violation'];
+    let livenessTicks: number | undefined;
+    let check: SimResult['check'] = 'skipped';
+    try {
+      for (let i = 0; i < this.options.steps; i++) this.step(true);
+      this.calmDown();
+      livenessTicks = this.awaitLiveness();
+      this.drain();
+      check = this.checkHistory();
+    } catch (error) {
+      if (!(error instanceof SafetyViolation)) throw error;
+      violation = { kind: error.kind, message: error.message, time: this.now };
+    }
+    const stats = this.cluster.stats;
+    const history = this.clients.history;
+    return {
+      seed: this.options.seed,
+      ok: violation === undefined,
+      ...(violation ? { violation } : {}),
+      steps: this.now,
+      ops: history.length,
+      unknownOps: history.filter((o) => o.return === Infinity).length,
+      livenessTicks,
+      check,
+      faults: {
+        crashes: stats.crashes,
+        readyCrashes: stats.readyCrashes,
+        partitions: this.counts.partitions,
+        membershipProposed: this.counts.membershipProposed,
+        membershipApplied: this.cluster.confChangesApplied,
+        transfers: this.counts.transfers,
+        snapshotsMade: stats.snapshotsMade,
+        snapshotsInstalled: stats.snapshotsInstalled,
+        messagesSent: this.network.sent,
+        messagesDropped: this.network.dropped,
+        messagesDuplicated: this.network.duplicated,
+      },
+      trace: this.cluster.trace.digest(),
+    };
+  }
+
+  /** One time unit. `faulty` enables fault injection and new client operations. */
+  private step(faulty: boolean): void {
+    this.cluster.now = this.now;
+    if (faulty) this.injectFaults();
+    this.restartDueNodes();
+    this.cluster.deliver();
+    this.cluster.tick();
+    this.clients.step(this.now, faulty);
+    if (faulty) this.changeMembership();
+    this.cluster.processReadies();
+    this.cluster.stopRemoved();
+    this.cluster.checkLeaders();
+    this.now++;
+  }
+
+  private injectFaults(): void {
+    const r = this.random;
+    if (r.chance(this.rates.crash)) {
+      const running = this.cluster.running();
+      if (running.length > 0) {
+        const victim = r.pick(running).id;
+        this.cluster.crash(victim);
+        this.restartAt.set(victim, this.now + r.between(5, 100) * this.options.tickSteps / 2);
+      }
+    }
+    if (this.healAt !== undefined && this.now >= this.healAt) {
+      this.network.heal();
+      this.healAt = undefined;
+      this.cluster.trace.string(`heal@${this.now};`);
+    } else if (this.healAt === undefined && r.chance(this.rates.partition)) {
+      this.partition();
+    }
+    if (r.chance(this.rates.transfer)) this.transferLeadership();
+  }
+
+  private partition(): void {
+    const r = this.random;
+    const ids = this.allIds;
+    const leader = this.cluster.leader()?.id;
+    let isolated: NodeId[];
+    const mode = r.int(3);
+    if (mode === 0 && leader !== undefined) isolated = [leader];
+    else if (mode === 1) isolated = [r.pick(ids)];
+    else isolated = ids.filter(() => r.chance(0.5));
+    this.network.partition([isolated]);
+    this.healAt = this.now + r.between(10, 100) * this.options.tickSteps;
+    this.counts.partitions++;
+    this.cluster.trace.string(`part${isolated.join(',')}@${this.now};`);
+  }
+
+  /** Crashed nodes come back after their downtime (removed nodes stay down until re-added). */
+  private restartDueNodes(): void {
+    for (const [id, at] of this.restartAt) {
+      if (this.now < at) continue;
+      this.restartAt.delete(id);
+      if (!this.cluster.node(id).removed) this.cluster.start(id);
+    }
+  }
+
+  private transferLeadership(): void {
+    const leader = this.cluster.leader();
+    if (leader === undefined) return;
+    const others = this.cluster.committedConf.voters.filter((id) => id !== leader.id);
+    if (others.length === 0) return;
+    const to = this.random.pick(others);
+    this.counts.transfers++;
+    this.cluster.trace.string(`transfer${leader.id}>${to}@${this.now};`);
+    this.cluster.callRaft(leader.id, () => leader.live!.raw.transferLeader(to));
+  }
+
+  /** Proposes one membership change on the leader: add learner, promote, remove, or re-add. */
+  private changeMembership(): void {
+    const r = this.random;
+    if (!r.chance(this.rates.membership)) return;
+    const leader = this.cluster.leader();
+    if (leader === undefined) return;
+    const conf = leader.live!.conf;
+    const members = new Set([...conf.voters, ...conf.learners]);
+    const outsiders = this.allIds.filter((id) => !members.has(id));
+    const minVoters = Math.min(3, this.options.nodes);
+    const choices: ConfChange[] = [];
+    for (const id of outsiders) choices.push({ type: ConfChangeType.AddLearner, nodeId: id, context: new Uint8Array(0) });
+    for (const id of conf.learners) {
+      choices.push({ type: ConfChangeType.AddNode, nodeId: id, context: new Uint8Array(0) });
+      choices.push({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
+    }
+    if (conf.voters.length > minVoters) {
+      for (const id of conf.voters) choices.push({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
+    }
+    if (choices.length === 0) return;
+    const change = r.pick(choices);
+    // A node joining (or re-joining, with whatever its disk still holds) must be running to catch up.
+    if (change.type === ConfChangeType.AddLearner) this.cluster.start(change.nodeId);
+    this.counts.membershipProposed++;
+    this.cluster.trace.string(`cc${change.type}:${change.nodeId}@${this.now};`);
+    this.cluster.callRaft(leader.id, () => leader.live!.raw.proposeConfChange(change));
+  }
+
+  /** Ends all faults: heal the network, bring every member up, stop every non-member. */
+  private calmDown(): void {
+    this.network.heal();
+    this.healAt = undefined;
+    this.network.faults = { ...this.network.faults, dropRate: 0, duplicateRate: 0, slowRate: 0 };
+    this.cluster.readyCrashRate = 0;
+    this.restartAt.clear();
+    for (const id of this.allIds) {
+      if (this.cluster.isMember(id)) this.cluster.start(id);
+      else if (this.cluster.node(id).live !== undefined) this.cluster.crash(id);
+    }
+    this.cluster.trace.string(`calm@${this.now};`);
+  }
+
+  /** Runs until a leader commits a fresh write; returns the raft ticks that took. */
+  private awaitLiveness(): number {
+    const start = this.now;
+    const deadline = start + this.options.livenessTicksMax * this.options.tickSteps;
+    this.probe = { call: start, target: undefined, proposedAt: -Infinity, doneAt: undefined };
+    const data = encodeCommand({ clientId: 0, requestId: 1, op: { kind: 'put', key: '__liveness', value: 'probe' } });
+    while (this.probe.doneAt === undefined) {
+      if (this.now > deadline) {
+        const leader = this.cluster.leader();
+        throw new SafetyViolation(
+          'liveness',
+          `no write committed within ${this.options.livenessTicksMax} ticks after faults stopped (leader: ${leader?.id ?? 'none'})`,
+        );
+      }
+      const leader = this.cluster.leader();
+      const retryDue = this.now - this.probe.proposedAt > this.options.tickSteps * this.options.electionTicks;
+      if (leader !== undefined && (leader.id !== this.probe.target || retryDue)) {
+        if (this.cluster.propose(leader.id, data) === undefined) {
+          this.probe.target = leader.id;
+          this.probe.proposedAt = this.now;
+        }
+      }
+      this.step(false);
+    }
+    this.history().push({
+      clientId: 0,
+      input: { kind: 'put', key: '__liveness', value: 'probe' },
+      call: start,
+      output: {},
+      return: this.probe.doneAt,
+    });
+    return Math.ceil((this.probe.doneAt - start) / this.options.tickSteps);
+  }
+
+  private onProbeApplied(node: NodeId): void {
+    if (this.probe !== undefined && this.probe.doneAt === undefined && node === this.probe.target) {
+      this.probe.doneAt = this.now;
+    }
+  }
+
+  private history(): KvOperation[] {
+    return this.clients.history;
+  }
+
+  private drain(): void {
+    for (let i = 0; i < DRAIN_STEPS_MAX && !this.clients.idle(); i++) this.step(false);
+    this.clients.abandonAll();
+  }
+
+  private checkHistory(): SimResult['check'] {
+    const result = checkOperations(kvModel, this.history(), { searchStepsMax: this.options.checkStepsMax });
+    if (result.result === 'illegal') {
+      throw new SafetyViolation('linearizability', `history not linearizable:\n${result.failure!.text}`);
+    }
+    return result.result;
+  }
+}
