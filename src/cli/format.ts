@@ -1,0 +1,161 @@
+// Output of the client commands. "simple" follows etcdctl's simple printer (get prints a key
+// line then a value line; put prints OK), so scripts written for etcdctl keep working.
+// "json" prints the response object, bytes as base64 (as etcdctl's json output does).
+// Keys and values are written as raw bytes, so binary data survives a pipe.
+import type { DeleteRangeResponse, Event, KeyValue, RangeResponse, ResponseOp, TxnResponse } from '../mvcc/types.js';
+import { EventType } from '../mvcc/types.js';
+import type { CliMember, EndpointStatus } from './client-port.js';
+
+export type OutputFormat = 'simple' | 'json';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['simple', 'json'];
+
+/** One output line: text, or raw bytes (a key or a value). */
+export type Line = string | Uint8Array;
+
+export function linesToBuffer(lines: readonly Line[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const line of lines) {
+    parts.push(typeof line === 'string' ? Buffer.from(line, 'utf8') : Buffer.from(line.buffer, line.byteOffset, line.byteLength));
+    parts.push(NEWLINE);
+  }
+  return Buffer.concat(parts);
+}
+const NEWLINE = Buffer.from('\n');
+
+/** Member and lease ids print in hex, as etcd prints them. */
+export function formatId(id: number): string {
+  return id.toString(16);
+}
+
+export function kvLines(kv: KeyValue, options: { keysOnly?: boolean } = {}): Line[] {
+  return options.keysOnly ? [kv.key] : [kv.key, kv.value];
+}
+
+export function formatPut(response: { prevKv?: KeyValue }): Line[] {
+  return ['OK', ...(response.prevKv ? kvLines(response.prevKv) : [])];
+}
+
+export function formatRange(response: RangeResponse, options: { keysOnly?: boolean; countOnly?: boolean }): Line[] {
+  if (options.countOnly) return [String(response.count)];
+  return response.kvs.flatMap((kv) => kvLines(kv, options));
+}
+
+export function formatDelete(response: DeleteRangeResponse): Line[] {
+  return [String(response.deleted), ...response.prevKvs.flatMap((kv) => kvLines(kv))];
+}
+
+export function formatEvent(event: Event): Line[] {
+  const lines: Line[] = [event.type === EventType.PUT ? 'PUT' : 'DELETE'];
+  if (event.prevKv) lines.push(...kvLines(event.prevKv));
+  lines.push(...kvLines(event.kv));
+  return lines;
+}
+
+/** etcdctl prints SUCCESS/FAILURE, then each op's result after a blank line. */
+export function formatTxn(response: TxnResponse): Line[] {
+  const lines: Line[] = [response.succeeded ? 'SUCCESS' : 'FAILURE'];
+  for (const op of response.responses) {
+    lines.push('', ...formatResponseOp(op));
+  }
+  return lines;
+}
+
+function formatResponseOp(op: ResponseOp): Line[] {
+  if ('responseRange' in op) return formatRange(op.responseRange, {});
+  if ('responsePut' in op) return formatPut(op.responsePut);
+  if ('responseDeleteRange' in op) return formatDelete(op.responseDeleteRange);
+  return formatTxn(op.responseTxn);
+}
+
+export function formatLeaseGranted(id: number, ttl: number): Line[] {
+  return [`lease ${formatId(id)} granted with TTL(${ttl}s)`];
+}
+
+export function formatLeaseTimeToLive(
+  response: { ID: number; TTL: number; grantedTTL: number; keys: Uint8Array[] },
+  withKeys: boolean,
+): Line[] {
+  if (response.TTL === -1) return [`lease ${formatId(response.ID)} already expired`];
+  let line = `lease ${formatId(response.ID)} granted with TTL(${response.grantedTTL}s), remaining(${response.TTL}s)`;
+  if (withKeys) {
+    const keys = response.keys.map((k) => Buffer.from(k).toString('utf8')).join(', ');
+    line += `, attached keys([${keys}])`;
+  }
+  return [line];
+}
+
+export function formatLeaseList(ids: readonly number[]): Line[] {
+  return [`found ${ids.length} leases`, ...ids.map(formatId)];
+}
+
+/** etcdctl member list: id, status, name, peer URLs, client URLs, is learner. */
+export function formatMembers(members: readonly CliMember[]): Line[] {
+  return members.map((m) =>
+    [
+      formatId(m.id),
+      m.name === '' ? 'unstarted' : 'started',
+      m.name,
+      m.peerURLs.join(','),
+      m.clientURLs.join(','),
+      String(m.isLearner),
+    ].join(', '),
+  );
+}
+
+/** A table with one row per endpoint; a failed endpoint shows its error in the last column. */
+export function formatStatusTable(statuses: readonly EndpointStatus[]): Line[] {
+  const header = ['ENDPOINT', 'ID', 'LEADER', 'IS LEADER', 'TERM', 'RAFT INDEX', 'APPLIED', 'REVISION', 'DB SIZE', 'ERRORS'];
+  const rows = statuses.map(({ endpoint, status, error }) => {
+    if (status === undefined) return [endpoint, '-', '-', '-', '-', '-', '-', '-', '-', error ?? 'unknown error'];
+    const memberId = status.header?.memberId ?? 0;
+    return [
+      endpoint,
+      formatId(memberId),
+      formatId(status.leader),
+      String(memberId !== 0 && memberId === status.leader),
+      String(status.raftTerm),
+      String(status.raftIndex),
+      String(status.raftAppliedIndex),
+      String(status.header?.revision ?? '-'),
+      formatBytes(status.dbSize),
+      status.errors.join('; '),
+    ];
+  });
+  return formatTable([header, ...rows]);
+}
+
+/** Left-aligned columns separated by two spaces; trailing spaces trimmed. */
+export function formatTable(rows: readonly (readonly string[])[]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1000) return `${bytes} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = -1;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+/** The response object as one JSON line; bytes become base64, as in etcdctl's json output. */
+export function formatJson(value: unknown): Line[] {
+  return [
+    JSON.stringify(value, function replacer(this: Record<string, unknown>, key, v: unknown) {
+      const original = key === '' ? v : this[key];
+      if (original instanceof Uint8Array) return Buffer.from(original).toString('base64');
+      if (typeof v === 'bigint') return v.toString();
+      return v;
+    }),
+  ];
+}

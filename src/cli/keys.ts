@@ -1,0 +1,51 @@
+// Key ranges as the etcd API expresses them (see RangeRequest in src/mvcc/types.ts), built from
+// what the user typed: one key, every key with a prefix, or every key from a key on.
+import { UsageError } from './args.js';
+
+const encoder = new TextEncoder();
+
+export function toBytes(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+export interface KeyRange {
+  key: Uint8Array;
+  rangeEnd?: Uint8Array;
+}
+
+/** The smallest key greater than every key with this prefix; [0] when there is none (all 0xff). */
+export function prefixEnd(prefix: Uint8Array): Uint8Array {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if ((prefix[i] as number) < 0xff) {
+      const end = prefix.slice(0, i + 1);
+      end[i] = (prefix[i] as number) + 1;
+      return end;
+    }
+  }
+  return new Uint8Array([0]);
+}
+
+export function keyRange(keyText: string, options: { prefix?: boolean; fromKey?: boolean }): KeyRange {
+  if (options.prefix && options.fromKey) throw new UsageError('--prefix and --from-key cannot be used together');
+  const key = toBytes(keyText);
+  if (options.fromKey) {
+    // An empty key with --from-key means every key, which etcd writes as key [0].
+    return { key: key.length === 0 ? new Uint8Array([0]) : key, rangeEnd: new Uint8Array([0]) };
+  }
+  if (options.prefix) {
+    if (key.length === 0) return { key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) };
+    return { key, rangeEnd: prefixEnd(key) };
+  }
+  return { key };
+}
+
+/** Lease and member ids are hex, as etcd prints them; a 0x prefix is accepted. */
+export function parseHexId(text: string, what: string): number {
+  const digits = text.trim().replace(/^0x/i, '');
+  if (!/^[0-9a-fA-F]{1,14}$/.test(digits)) {
+    throw new UsageError(`invalid ${what}: "${text}" (expected a hexadecimal id, as printed by lichen)`);
+  }
+  const id = parseInt(digits, 16);
+  if (!Number.isSafeInteger(id)) throw new UsageError(`invalid ${what}: "${text}" (larger than 2^53 - 1)`);
+  return id;
+}

@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MAX_REQUEST_BYTES_DEFAULT } from '../server/config.js';
+import { parseArgs } from './args.js';
+import { resolveServeConfig, SERVE_FLAG_SPECS, SERVE_OPTIONS } from './serve-config.js';
+
+function resolve(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}) {
+  const { flags } = parseArgs(argv, SERVE_FLAG_SPECS);
+  return resolveServeConfig({
+    flags,
+    env,
+    readFile: (path) => {
+      const text = files[path];
+      if (text === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
+      return text;
+    },
+  });
+}
+
+test('with nothing set, the defaults apply and the node forms a cluster of itself', () => {
+  const { config, sources, unsafeWarnings } = resolve([]);
+  assert.equal(config.name, 'default');
+  assert.equal(config.dataDir, 'data/default');
+  assert.equal(config.listenClient, '127.0.0.1:2379');
+  assert.equal(config.maxRequestBytes, MAX_REQUEST_BYTES_DEFAULT);
+  assert.deepEqual(config.initialCluster, [{ name: 'default', peerAddress: '127.0.0.1:2380' }]);
+  assert.equal(sources.name, 'default');
+  assert.deepEqual(unsafeWarnings, []);
+});
+
+test('a flag beats the environment, which beats the file, which beats the default', () => {
+  const files = {
+    'c.json': JSON.stringify({ name: 'from-file', 'tick-ms': 50, electionTicks: 20, engine: 'memory', 'log-level': 'debug' }),
+  };
+  const env = { LICHEN_NAME: 'from-env', LICHEN_TICK_MS: '70', LICHEN_CONFIG: 'c.json' };
+  const { config, sources } = resolve(['--name', 'from-flag'], env, files);
+  assert.equal(config.name, 'from-flag');
+  assert.equal(sources.name, 'flag');
+  assert.equal(config.tickMs, 70);
+  assert.equal(sources['tick-ms'], 'env');
+  assert.equal(config.electionTicks, 20);
+  assert.equal(sources['election-ticks'], 'file');
+  assert.equal(config.engine, 'memory');
+  assert.equal(config.logLevel, 'debug');
+  assert.equal(config.heartbeatTicks, 1);
+  assert.equal(sources['heartbeat-ticks'], 'default');
+  assert.equal(config.dataDir, 'data/from-flag', 'the default data dir follows the final name');
+});
+
+test('--config on the command line beats LICHEN_CONFIG', () => {
+  const files = { 'a.json': '{"name":"a"}', 'b.json': '{"name":"b"}' };
+  assert.equal(resolve(['--config', 'b.json'], { LICHEN_CONFIG: 'a.json' }, files).config.name, 'b');
+});
+
+test('an empty environment variable counts as unset', () => {
+  assert.equal(resolve([], { LICHEN_NAME: '' }).config.name, 'default');
+});
+
+test('every option can be set from a flag, its LICHEN_* variable and its file key', () => {
+  for (const option of SERVE_OPTIONS) {
+    assert.equal(option.env, `LICHEN_${option.flag.toUpperCase().replaceAll('-', '_')}`, `env name of --${option.flag}`);
+  }
+  const values: Record<string, string> = {
+    name: 'n1',
+    'data-dir': '/tmp/x',
+    'listen-client': '127.0.0.1:3000',
+    'listen-peer': '127.0.0.1:3001',
+    'listen-http': '127.0.0.1:3002',
+    'initial-cluster': 'n1=127.0.0.1:3001,n2=127.0.0.1:3011',
+    'cluster-token': 'tok',
+    engine: 'memory',
+    'max-request-bytes': '2048',
+    'tick-ms': '20',
+    'election-ticks': '12',
+    'heartbeat-ticks': '2',
+    'snapshot-entries': '500',
+    'request-timeout-ms': '900',
+    'log-level': 'warn',
+  };
+  assert.deepEqual(Object.keys(values).sort(), SERVE_OPTIONS.map((o) => o.flag).sort(), 'this test covers every option');
+  const viaFlags = resolve(Object.entries(values).flatMap(([k, v]) => [`--${k}`, v])).config;
+  const viaEnv = resolve([], Object.fromEntries(SERVE_OPTIONS.map((o) => [o.env, values[o.flag] as string]))).config;
+  const viaFile = resolve(['--config', 'f.json'], {}, { 'f.json': JSON.stringify(values) }).config;
+  assert.deepEqual(viaEnv, viaFlags);
+  assert.deepEqual(viaFile, viaFlags);
+  assert.deepEqual(viaFlags.initialCluster, [
+    { name: 'n1', peerAddress: '127.0.0.1:3001' },
+    { name: 'n2', peerAddress: '127.0.0.1:3011' },
+  ]);
+  assert.equal(viaFlags.maxRequestBytes, 2048);
+  assert.equal(viaFlags.clusterToken, 'tok');
+});
+
+test('the file may list the initial cluster as an array or a map', () => {
+  const asArray = { initialCluster: [{ name: 'a', peerAddress: 'h:1' }, { name: 'b', peerAddress: 'h:2' }], name: 'a' };
+  const asMap = { 'initial-cluster': { a: 'h:1', b: 'h:2' }, name: 'a' };
+  const fromArray = resolve(['--config', 'x'], {}, { x: JSON.stringify(asArray) }).config.initialCluster;
+  const fromMap = resolve(['--config', 'x'], {}, { x: JSON.stringify(asMap) }).config.initialCluster;
+  assert.deepEqual(fromArray, [{ name: 'a', peerAddress: 'h:1' }, { name: 'b', peerAddress: 'h:2' }]);
+  assert.deepEqual(fromMap, fromArray);
+});
+
+test('--listen-http none (or empty) disables the HTTP listener', () => {
+  assert.equal(resolve(['--listen-http', 'none']).config.listenHttp, '');
+  assert.equal(resolve(['--listen-http=']).config.listenHttp, '');
+});
+
+test('invalid values fail with a message naming the flag, variable or file key', () => {
+  const cases: [string[], Record<string, string>, Record<string, string>, RegExp][] = [
+    [['--tick-ms', 'fast'], {}, {}, /invalid value for --tick-ms: "fast" \(expected an integer\)/],
+    [[], { LICHEN_TICK_MS: '0' }, {}, /invalid value for LICHEN_TICK_MS: "0" \(expected an integer between 1 and 60000\)/],
+    [['--config', 'c'], {}, { c: '{"tick-ms": "x"}' }, /invalid value for "tick-ms" in config file c/],
+    [['--engine', 'rocks'], {}, {}, /invalid value for --engine: "rocks" \(expected lmdb or memory\)/],
+    [['--listen-client', 'localhost'], {}, {}, /invalid value for --listen-client: "localhost" \(expected host:port\)/],
+    [['--listen-peer', 'h:70000'], {}, {}, /--listen-peer: "h:70000" \(port must be 0..65535\)/],
+    [['--log-level', 'loud'], {}, {}, /invalid value for --log-level: "loud"/],
+    [['--name', 'bad name'], {}, {}, /invalid value for --name: "bad name"/],
+    [['--max-request-bytes', '10'], {}, {}, /--max-request-bytes: "10" \(expected an integer between 1024 and/],
+    [['--initial-cluster', 'a=h:1,a=h:2', '--name', 'a'], {}, {}, /member name "a" appears twice/],
+    [['--initial-cluster', 'a=h:1,b=h:1', '--name', 'a'], {}, {}, /address h:1 appears twice/],
+    [['--initial-cluster', 'a-h:1'], {}, {}, /invalid value for --initial-cluster: "a-h:1" \(expected name=host:port\)/],
+    [['--initial-cluster', 'a=h:1,b=h:2', '--name', 'c'], {}, {}, /--initial-cluster \(a, b\) does not list this member's --name "c"/],
+    [['--election-ticks', '3', '--heartbeat-ticks', '3'], {}, {}, /--heartbeat-ticks \(3\) must be smaller than --election-ticks \(3\)/],
+    [['--listen-client', 'h:5', '--listen-peer', 'h:5'], {}, {}, /--listen-client and --listen-peer are both h:5/],
+    [['--config', 'missing.json'], {}, {}, /cannot read config file missing.json: ENOENT/],
+    [['--config', 'c'], {}, { c: '{oops' }, /config file c is not valid JSON/],
+    [['--config', 'c'], {}, { c: '[1]' }, /config file c must hold a JSON object/],
+    [['--config', 'c'], {}, { c: '{"data_dir":"x"}' }, /unknown key "data_dir" in config file c/],
+    [['--config', 'c'], {}, { c: '{"unsafeWalNoSync":true}' }, /unsafe options are accepted from the environment only/],
+  ];
+  for (const [argv, env, files, expected] of cases) {
+    assert.throws(() => resolve(argv, env, files), expected, `${argv.join(' ')} ${JSON.stringify(env)}`);
+  }
+});
+
+test('unsafe options come from the environment only and each produces a warning', () => {
+  const { config, unsafeWarnings } = resolve([], {
+    LICHEN_UNSAFE_WAL_SYNC_DELAY_MS: '25',
+    LICHEN_UNSAFE_WAL_NO_SYNC: 'true',
+    LICHEN_UNSAFE_READS_WITHOUT_READINDEX: '1',
+  });
+  assert.deepEqual(config.unsafe, { walSyncDelayMs: 25, walNoSync: true, readsWithoutReadIndex: true });
+  assert.equal(unsafeWarnings.length, 3);
+  assert.match(unsafeWarnings.join('\n'), /LICHEN_UNSAFE_WAL_NO_SYNC: the WAL is never fsynced/);
+  assert.throws(() => resolve([], { LICHEN_UNSAFE_WAL_NO_SYNC: 'maybe' }), /invalid value for LICHEN_UNSAFE_WAL_NO_SYNC: "maybe"/);
+  assert.deepEqual(resolve([], { LICHEN_UNSAFE_WAL_NO_SYNC: '0' }).unsafeWarnings, []);
+});
