@@ -1,0 +1,83 @@
+// Turns a gRPC failure into a LichenError with a stable code, recognising etcd's error texts.
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { ErrorCode, LichenError } from '../errors.js';
+import { ETCD_ERRORS, type EtcdErrorName } from '../api/grpc/errors.js';
+
+const CODE_BY_ETCD_ERROR: Partial<Record<EtcdErrorName, ErrorCode>> = {
+  compacted: ErrorCode.Compacted,
+  futureRevision: ErrorCode.FutureRevision,
+  leaseNotFound: ErrorCode.LeaseNotFound,
+  leaseExists: ErrorCode.LeaseExists,
+  memberNotFound: ErrorCode.MemberNotFound,
+  memberExists: ErrorCode.MemberExists,
+  peerURLExists: ErrorCode.MemberExists,
+  memberNotEnoughStarted: ErrorCode.MembershipRefused,
+  memberNotLearner: ErrorCode.MembershipRefused,
+  learnerNotReady: ErrorCode.MembershipRefused,
+  tooManyLearners: ErrorCode.MembershipRefused,
+  badLeaderTransferee: ErrorCode.MembershipRefused,
+  duplicateKey: ErrorCode.DuplicateKey,
+  requestTooLarge: ErrorCode.TooLarge,
+  tooManyRequests: ErrorCode.Overloaded,
+  noLeader: ErrorCode.Unavailable,
+  leaderChanged: ErrorCode.Unavailable,
+  stopped: ErrorCode.Unavailable,
+  unhealthy: ErrorCode.Unavailable,
+  notSupportedForLearner: ErrorCode.Unavailable,
+  notLeader: ErrorCode.NotLeader,
+  timeout: ErrorCode.Timeout,
+  timeoutDueToLeaderFail: ErrorCode.Timeout,
+};
+
+const NAME_BY_MESSAGE = new Map<string, EtcdErrorName>(
+  (Object.entries(ETCD_ERRORS) as [EtcdErrorName, { message: string }][]).map(([name, row]) => [row.message, name]),
+);
+
+const CODE_BY_GRPC_STATUS: Partial<Record<status, ErrorCode>> = {
+  [status.INVALID_ARGUMENT]: ErrorCode.InvalidArgument,
+  [status.OUT_OF_RANGE]: ErrorCode.InvalidArgument,
+  [status.NOT_FOUND]: ErrorCode.NotFound,
+  [status.UNAVAILABLE]: ErrorCode.Unavailable,
+  [status.DEADLINE_EXCEEDED]: ErrorCode.Timeout,
+  [status.RESOURCE_EXHAUSTED]: ErrorCode.Overloaded,
+};
+
+export function isServiceError(error: unknown): error is ServiceError {
+  return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number';
+}
+
+/** A LichenError for a failed call; details keep the gRPC code, etcd's error name and the leader hint. */
+export function fromGrpcError(error: unknown): LichenError {
+  if (error instanceof LichenError) return error;
+  if (!isServiceError(error)) {
+    return new LichenError(ErrorCode.Internal, error instanceof Error ? error.message : String(error));
+  }
+  const message = error.details || error.message;
+  const etcdError = NAME_BY_MESSAGE.get(message);
+  const code = (etcdError && CODE_BY_ETCD_ERROR[etcdError]) ?? CODE_BY_GRPC_STATUS[error.code] ?? ErrorCode.Internal;
+  const details: Record<string, unknown> = { grpcCode: error.code };
+  if (etcdError) details['etcdError'] = etcdError;
+  const leader = error.metadata?.get('lichen-leader-id')[0];
+  if (leader !== undefined) details['leaderId'] = Number(leader);
+  return new LichenError(code, message, details);
+}
+
+/**
+ * True when the server certainly did not execute the request, so even a write may be sent again:
+ * it was refused before any work (not leader), or the connection never got established.
+ */
+export function surelyNotExecuted(error: LichenError): boolean {
+  if (error.details['etcdError'] === 'notLeader') return true;
+  if (error.details['grpcCode'] !== status.UNAVAILABLE || error.details['etcdError'] !== undefined) return false;
+  return /No connection established|ECONNREFUSED|Name resolution failed|connection refused/i.test(error.message);
+}
+
+/** True when another endpoint (or the same one later) may well answer differently. */
+export function worthRetrying(error: LichenError): boolean {
+  return (
+    error.code === ErrorCode.Unavailable ||
+    error.code === ErrorCode.NotLeader ||
+    error.code === ErrorCode.Timeout ||
+    error.code === ErrorCode.Overloaded
+  );
+}

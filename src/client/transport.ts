@@ -1,0 +1,158 @@
+// Endpoints, connections and the retry policy of the client.
+//
+// Policy: a call goes to the current endpoint. If it fails in a way another member may not
+// (UNAVAILABLE, "not leader", overloaded, timed out), the client moves to the next endpoint and
+// tries again, until the retry budget is spent. Reads and other idempotent calls retry on all of
+// those. Writes retry only when the server surely did not execute them (refused as "not leader",
+// or no connection at all) unless the caller opts in with `retryWrites`: a write whose outcome is
+// unknown (timed out, connection lost mid-call) is reported, never silently repeated.
+import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { ErrorCode, LichenError } from '../errors.js';
+import { etcdClientConstructors } from '../api/grpc/proto.js';
+import { fromGrpcError, surelyNotExecuted, worthRetrying } from './errors.js';
+
+export type ServiceKey = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Health';
+
+export interface ClientOptions {
+  /** host:port of each member's client (gRPC) address. At least one. */
+  endpoints: string[];
+  /** Deadline of one attempt. Default 5000. */
+  timeoutMs?: number;
+  /** Total time a call may spend retrying across endpoints. Default 10000. */
+  retryBudgetMs?: number;
+  /** Retry writes even when their outcome is unknown (they may then apply twice). Default false. */
+  retryWrites?: boolean;
+  /** First pause between rounds over all endpoints; doubles up to retryBackoffMaxMs. Default 50. */
+  retryBackoffMs?: number;
+  retryBackoffMaxMs?: number;
+  /** Injected clock and sleep, for tests. */
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export const TIMEOUT_MS_DEFAULT = 5000;
+export const RETRY_BUDGET_MS_DEFAULT = 10_000;
+/** A bound on attempts per call, whatever the budget. */
+export const ATTEMPTS_MAX = 64;
+
+export interface CallOptions {
+  /** Safe to send again after an unknown outcome (reads, deletes of nothing, status...). */
+  idempotent: boolean;
+  /** Override the client's retryWrites for this call. */
+  retryWrites?: boolean;
+}
+
+type Clients = Record<ServiceKey, Client>;
+
+export class Transport {
+  readonly endpoints: string[];
+  readonly timeoutMs: number;
+  readonly retryBudgetMs: number;
+  private readonly retryWrites: boolean;
+  private readonly backoffMs: number;
+  private readonly backoffMaxMs: number;
+  readonly now: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  private readonly connections = new Map<string, Clients>();
+  private current = 0;
+  private closed = false;
+
+  constructor(options: ClientOptions) {
+    if (options.endpoints.length === 0) throw new LichenError(ErrorCode.InvalidArgument, 'at least one endpoint is required');
+    this.endpoints = options.endpoints.map((e) => e.replace(/^https?:\/\//, ''));
+    this.timeoutMs = options.timeoutMs ?? TIMEOUT_MS_DEFAULT;
+    this.retryBudgetMs = options.retryBudgetMs ?? RETRY_BUDGET_MS_DEFAULT;
+    this.retryWrites = options.retryWrites ?? false;
+    this.backoffMs = options.retryBackoffMs ?? 50;
+    this.backoffMaxMs = options.retryBackoffMaxMs ?? 1000;
+    this.now = options.now ?? Date.now;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  get currentEndpoint(): string {
+    return this.endpoints[this.current]!;
+  }
+
+  /** Moves to the next endpoint (after a failure that another member may not have). */
+  rotate(): void {
+    this.current = (this.current + 1) % this.endpoints.length;
+  }
+
+  /** Prefer this endpoint from now on (e.g. the leader's). */
+  prefer(endpoint: string): void {
+    const index = this.endpoints.indexOf(endpoint);
+    if (index >= 0) this.current = index;
+  }
+
+  clients(endpoint: string = this.currentEndpoint): Clients {
+    if (this.closed) throw new LichenError(ErrorCode.Unavailable, 'the client is closed');
+    let clients = this.connections.get(endpoint);
+    if (!clients) {
+      const constructors = etcdClientConstructors();
+      const options = { 'grpc.max_receive_message_length': -1 };
+      const kv = new constructors.KV(endpoint, credentials.createInsecure(), options);
+      // All services of one endpoint share one HTTP/2 channel.
+      const shared = { ...options, channelOverride: kv.getChannel() };
+      clients = {
+        KV: kv,
+        Watch: new constructors.Watch(endpoint, credentials.createInsecure(), shared),
+        Lease: new constructors.Lease(endpoint, credentials.createInsecure(), shared),
+        Cluster: new constructors.Cluster(endpoint, credentials.createInsecure(), shared),
+        Maintenance: new constructors.Maintenance(endpoint, credentials.createInsecure(), shared),
+        Health: new constructors.Health(endpoint, credentials.createInsecure(), shared),
+      };
+      this.connections.set(endpoint, clients);
+    }
+    return clients;
+  }
+
+  /** One attempt of a unary call on one endpoint. */
+  callOnce<T>(endpoint: string, service: ServiceKey, method: string, request: object, timeoutMs: number): Promise<T> {
+    const client = this.clients(endpoint)[service] as unknown as Record<string, Function>;
+    const fn = client[method];
+    if (typeof fn !== 'function') throw new LichenError(ErrorCode.Internal, `no method ${service}.${method}`);
+    return new Promise<T>((resolve, reject) => {
+      fn.call(client, request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
+        error ? reject(fromGrpcError(error)) : resolve(response),
+      );
+    });
+  }
+
+  /** A unary call with endpoint failover and retries within the budget. */
+  async call<T>(service: ServiceKey, method: string, request: object, options: CallOptions): Promise<T> {
+    const deadline = this.now() + this.retryBudgetMs;
+    const retryUnknown = options.idempotent || (options.retryWrites ?? this.retryWrites);
+    let backoff = this.backoffMs;
+    let lastError: LichenError | undefined;
+    for (let attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
+      const remaining = deadline - this.now();
+      if (remaining <= 0) break;
+      const endpoint = this.currentEndpoint;
+      try {
+        return await this.callOnce<T>(endpoint, service, method, request, Math.min(this.timeoutMs, remaining));
+      } catch (error) {
+        const failure = fromGrpcError(error);
+        lastError = failure;
+        if (!worthRetrying(failure)) throw failure;
+        if (!retryUnknown && !surelyNotExecuted(failure)) {
+          throw new LichenError(failure.code, failure.message, { ...failure.details, outcomeUnknown: true });
+        }
+        this.rotate();
+        // After a full round over the endpoints, pause before the next round.
+        if ((attempt + 1) % this.endpoints.length === 0) {
+          await this.sleep(Math.min(backoff, Math.max(0, deadline - this.now())));
+          backoff = Math.min(backoff * 2, this.backoffMaxMs);
+        }
+      }
+    }
+    throw lastError ?? new LichenError(ErrorCode.Timeout, 'retry budget spent before any attempt');
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const clients of this.connections.values()) {
+      for (const client of Object.values(clients)) client.close();
+    }
+    this.connections.clear();
+  }
+}

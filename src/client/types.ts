@@ -1,0 +1,114 @@
+// What the client returns: etcd's responses with camelCase names, numbers instead of int64
+// strings (Lichen keeps every revision and id below 2^53) and Buffers for keys and values.
+import { ErrorCode, LichenError } from '../errors.js';
+
+export type Bytes = string | Uint8Array;
+
+export interface KeyValue {
+  key: Buffer;
+  value: Buffer;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: number;
+}
+
+export interface Header {
+  clusterId: number;
+  memberId: number;
+  revision: number;
+  raftTerm: number;
+}
+
+export interface RangeResult {
+  header: Header;
+  kvs: KeyValue[];
+  more: boolean;
+  count: number;
+}
+
+export interface PutResult {
+  header: Header;
+  prevKv?: KeyValue;
+}
+
+export interface DeleteResult {
+  header: Header;
+  deleted: number;
+  prevKvs: KeyValue[];
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+export interface Member {
+  id: number;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+export function toBuffer(value: Bytes): Buffer {
+  return typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** The end of the range of every key starting with prefix (etcd's "prefix + 1"). */
+export function prefixEnd(prefix: Bytes): Buffer {
+  const end = Buffer.from(toBuffer(prefix));
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  // All 0xff (or empty): every key from prefix on.
+  return Buffer.from([0]);
+}
+
+/** An int64/uint64 from the wire as a number; Lichen never sends one above 2^53. */
+export function num(value: unknown): number {
+  const n = typeof value === 'number' ? value : Number(value ?? 0);
+  if (!Number.isSafeInteger(n)) throw new LichenError(ErrorCode.Internal, `server sent an integer beyond 2^53: ${String(value)}`);
+  return n;
+}
+
+export function header(w: any): Header {
+  return { clusterId: num(w?.cluster_id), memberId: num(w?.member_id), revision: num(w?.revision), raftTerm: num(w?.raft_term) };
+}
+
+export function keyValue(w: any): KeyValue {
+  return {
+    key: w.key,
+    value: w.value,
+    createRevision: num(w.create_revision),
+    modRevision: num(w.mod_revision),
+    version: num(w.version),
+    lease: num(w.lease),
+  };
+}
+
+export function rangeResult(w: any): RangeResult {
+  return { header: header(w.header), kvs: (w.kvs ?? []).map(keyValue), more: w.more, count: num(w.count) };
+}
+
+export function putResult(w: any): PutResult {
+  return w.prev_kv ? { header: header(w.header), prevKv: keyValue(w.prev_kv) } : { header: header(w.header) };
+}
+
+export function deleteResult(w: any): DeleteResult {
+  return { header: header(w.header), deleted: num(w.deleted), prevKvs: (w.prev_kvs ?? []).map(keyValue) };
+}
+
+export function member(w: any): Member {
+  return { id: num(w.ID), name: w.name, peerURLs: w.peerURLs, clientURLs: w.clientURLs, isLearner: w.isLearner };
+}
+
+export function watchEvent(w: any): WatchEvent {
+  const event: WatchEvent = { type: w.type === 1 || w.type === 'DELETE' ? 'delete' : 'put', kv: keyValue(w.kv) };
+  if (w.prev_kv) event.prevKv = keyValue(w.prev_kv);
+  return event;
+}
