@@ -29,15 +29,20 @@ export interface VisibleRevision extends Revision {
   tombstone: boolean;
 }
 
-class SortedKeys {
-  private chunks: string[][] = [];
-  size = 0;
+/** A chunk of the sorted key list: keys and their revision arrays side by side. */
+interface Chunk {
+  keys: string[];
+  revs: KeyRevisions[];
+}
 
-  /** Replaces the contents with already-sorted unique keys. */
-  load(sorted: string[]): void {
+class SortedKeys {
+  private chunks: Chunk[] = [];
+
+  /** Replaces the contents with already-sorted unique keys and their revisions. */
+  load(keys: string[], revs: KeyRevisions[]): void {
     this.chunks = [];
-    for (let i = 0; i < sorted.length; i += CHUNK_KEYS_MAX / 2) this.chunks.push(sorted.slice(i, i + CHUNK_KEYS_MAX / 2));
-    this.size = sorted.length;
+    const step = CHUNK_KEYS_MAX / 2;
+    for (let i = 0; i < keys.length; i += step) this.chunks.push({ keys: keys.slice(i, i + step), revs: revs.slice(i, i + step) });
   }
 
   /** The index of the first chunk whose last key is >= key (or the last chunk). */
@@ -46,48 +51,53 @@ class SortedKeys {
     let hi = this.chunks.length - 1;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const chunk = this.chunks[mid]!;
-      if (chunk[chunk.length - 1]! < key) lo = mid + 1;
+      const keys = this.chunks[mid]!.keys;
+      if (keys[keys.length - 1]! < key) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  insert(key: string): void {
+  insert(key: string, revs: KeyRevisions): void {
     if (this.chunks.length === 0) {
-      this.chunks.push([key]);
-      this.size = 1;
+      this.chunks.push({ keys: [key], revs: [revs] });
       return;
     }
     const c = this.chunkFor(key);
     const chunk = this.chunks[c]!;
-    const at = lowerBound(chunk, key);
-    assert(chunk[at] !== key, 'key index: inserting a key twice');
-    chunk.splice(at, 0, key);
-    this.size++;
-    if (chunk.length > CHUNK_KEYS_MAX) this.chunks.splice(c + 1, 0, chunk.splice(CHUNK_KEYS_MAX / 2));
+    const at = lowerBound(chunk.keys, key);
+    assert(chunk.keys[at] !== key, 'key index: inserting a key twice');
+    chunk.keys.splice(at, 0, key);
+    chunk.revs.splice(at, 0, revs);
+    if (chunk.keys.length > CHUNK_KEYS_MAX) {
+      const half = CHUNK_KEYS_MAX / 2;
+      this.chunks.splice(c + 1, 0, { keys: chunk.keys.splice(half), revs: chunk.revs.splice(half) });
+    }
   }
 
   remove(key: string): void {
     if (this.chunks.length === 0) return;
     const c = this.chunkFor(key);
     const chunk = this.chunks[c]!;
-    const at = lowerBound(chunk, key);
-    if (chunk[at] !== key) return;
-    chunk.splice(at, 1);
-    this.size--;
-    if (chunk.length === 0) this.chunks.splice(c, 1);
+    const at = lowerBound(chunk.keys, key);
+    if (chunk.keys[at] !== key) return;
+    chunk.keys.splice(at, 1);
+    chunk.revs.splice(at, 1);
+    if (chunk.keys.length === 0) this.chunks.splice(c, 1);
   }
 
-  /** Keys in [start, end); end undefined means to the end. */
-  *range(start: string, end: string | undefined): Iterable<string> {
+  /**
+   * Visits keys in [start, end) in order (end undefined: to the end) until visit returns false.
+   * A callback rather than a generator: ranges over a million keys run several times faster.
+   */
+  scan(start: string, end: string | undefined, visit: (key: string, revs: KeyRevisions) => boolean | void): void {
     if (this.chunks.length === 0) return;
     for (let c = this.chunkFor(start), first = true; c < this.chunks.length; c++, first = false) {
-      const chunk = this.chunks[c]!;
-      for (let i = first ? lowerBound(chunk, start) : 0; i < chunk.length; i++) {
-        const key = chunk[i]!;
+      const { keys, revs } = this.chunks[c]!;
+      for (let i = first ? lowerBound(keys, start) : 0; i < keys.length; i++) {
+        const key = keys[i]!;
         if (end !== undefined && key >= end) return;
-        yield key;
+        if (visit(key, revs[i]!) === false) return;
       }
     }
   }
@@ -118,38 +128,48 @@ export class KeyIndex {
 
   /** Appends a revision; revisions of one key are appended in increasing order. */
   append(key: string, main: number, sub: number, tombstone: boolean): void {
-    let revs = this.revisions.get(key);
-    if (revs === undefined) {
-      revs = [];
-      this.revisions.set(key, revs);
-      this.sorted.insert(key);
+    const encoded = tombstone ? -(sub + 1) : sub;
+    const revs = this.revisions.get(key);
+    if (revs !== undefined) {
+      revs.push(main, encoded);
+      return;
     }
-    revs.push(main, tombstone ? -(sub + 1) : sub);
+    // An array literal has exactly two slots; growing [] by push would reserve seventeen.
+    const fresh = [main, encoded];
+    this.revisions.set(key, fresh);
+    this.sorted.insert(key, fresh);
   }
 
   /** Appends without maintaining order (bulk load); call finishLoad() afterwards. */
   appendUnsorted(key: string, main: number, sub: number, tombstone: boolean): void {
-    let revs = this.revisions.get(key);
-    if (revs === undefined) {
-      revs = [];
-      this.revisions.set(key, revs);
-    }
-    revs.push(main, tombstone ? -(sub + 1) : sub);
+    const encoded = tombstone ? -(sub + 1) : sub;
+    const revs = this.revisions.get(key);
+    if (revs === undefined) this.revisions.set(key, [main, encoded]);
+    else revs.push(main, encoded);
   }
 
   finishLoad(): void {
-    this.sorted.load([...this.revisions.keys()].sort());
+    const keys = [...this.revisions.keys()].sort();
+    const revs = keys.map((key) => {
+      const grown = this.revisions.get(key)!;
+      if (grown.length === 2) return grown;
+      // Trim the spare capacity that push() reserved while loading.
+      const exact = grown.slice();
+      this.revisions.set(key, exact);
+      return exact;
+    });
+    this.sorted.load(keys, revs);
   }
 
   /** Forgets every key (before a reload). */
   clear(): void {
     this.revisions.clear();
-    this.sorted.load([]);
+    this.sorted.load([], []);
   }
 
-  /** Keys in [start, end) in byte order; end undefined means to the end. */
-  keys(start: string, end: string | undefined): Iterable<string> {
-    return this.sorted.range(start, end);
+  /** Visits keys in [start, end) in byte order (end undefined: to the end) until visit returns false. */
+  scan(start: string, end: string | undefined, visit: (key: string, revs: KeyRevisions) => boolean | void): void {
+    this.sorted.scan(start, end, visit);
   }
 
   /**

@@ -85,6 +85,33 @@ export function decodeRecord(bytes: Uint8Array): StoredRecord {
   return { key, value, createRevision, version, lease, tombstone: (flags & FLAG_TOMBSTONE) !== 0 };
 }
 
+/**
+ * Only what rebuilding the key index needs (key as an index string, tombstone flag, lease),
+ * without copying the value: open() reads every record once, so this is its hot loop.
+ */
+export function decodeRecordHead(bytes: Uint8Array): { key: string; tombstone: boolean; lease: number } {
+  const buf = asBuffer(bytes);
+  if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
+  const tombstone = (buf[1]! & FLAG_TOMBSTONE) !== 0;
+  let offset = 2;
+  const varint = (): number => {
+    let result = 0;
+    let scale = 1;
+    for (;;) {
+      const byte = buf[offset++]!;
+      result += (byte & 0x7f) * scale;
+      if (byte < 0x80) return result;
+      scale *= 0x80;
+    }
+  };
+  varint(); // create revision
+  varint(); // version
+  const lease = varint();
+  const keyLength = varint();
+  const key = buf.toString('latin1', offset, offset + keyLength);
+  return { key, tombstone, lease };
+}
+
 /** The smallest byte string greater than every string that starts with `prefix`. */
 export function prefixEnd(prefix: number): Uint8Array {
   return Uint8Array.of(prefix + 1);

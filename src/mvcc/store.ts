@@ -14,7 +14,7 @@ import { LichenError, assert } from '../errors.js';
 import type { Engine, WriteOp } from '../engine/types.js';
 import { keyBytes, keyString } from './bytes.js';
 import type { Command } from './command.js';
-import { KeyIndex, previousOf, visibleAt, type Revision } from './keyindex.js';
+import { KeyIndex, previousOf, visibleAt, type KeyRevisions, type Revision } from './keyindex.js';
 import {
   META_APPLIED_INDEX,
   META_COMPACT_REVISION,
@@ -23,6 +23,7 @@ import {
   PREFIX_REVISION,
   decodeNumber,
   decodeRecord,
+  decodeRecordHead,
   encodeNumber,
   encodeRecord,
   leaseKey,
@@ -192,11 +193,10 @@ export class MvccStore {
     const leaseOfKey = new Map<string, number>();
     for (const [key, value] of this.engine.range({ start: Uint8Array.of(PREFIX_REVISION), end: prefixEnd(PREFIX_REVISION) })) {
       const { main, sub } = parseRevisionKey(key);
-      const record = decodeRecord(value);
-      const name = keyString(record.key);
-      this.index.appendUnsorted(name, main, sub, record.tombstone);
-      if (record.lease !== 0 && !record.tombstone) leaseOfKey.set(name, record.lease);
-      else leaseOfKey.delete(name);
+      const head = decodeRecordHead(value);
+      this.index.appendUnsorted(head.key, main, sub, head.tombstone);
+      if (head.lease !== 0 && !head.tombstone) leaseOfKey.set(head.key, head.lease);
+      else leaseOfKey.delete(head.key);
     }
     this.index.finishLoad();
     for (const [name, lease] of leaseOfKey) this.leaseTable.get(lease)?.keys.add(name);
@@ -335,10 +335,10 @@ export class MvccStore {
   private deleteRange(request: DeleteRangeRequest, batch: ApplyBatch): DeleteRangeResponse {
     const bounds = keyBounds(request.key, request.rangeEnd);
     const victims: KeyValue[] = [];
-    for (const name of this.keysIn(bounds)) {
-      const kv = this.getAt(name, Infinity);
-      if (kv !== undefined) victims.push(kv);
-    }
+    this.scanKeys(bounds, (name, revs) => {
+      const at = visibleAt(revs, Infinity);
+      if (at !== undefined) victims.push(this.toKeyValue(this.readRecord(at.main, at.sub), at.main));
+    });
     for (const kv of victims) this.deleteKey(kv, batch);
     return { deleted: victims.length, prevKvs: request.prevKv ? victims : [] };
   }
@@ -351,13 +351,15 @@ export class MvccStore {
     batch.events.push({ type: EventType.DELETE, kv, prevKv: previous });
   }
 
-  private *keysIn(bounds: KeyBounds): Iterable<string> {
+  /** Visits the index entries of the keys in bounds, in key order, until visit returns false. */
+  private scanKeys(bounds: KeyBounds, visit: (name: string, revs: KeyRevisions) => boolean | void): void {
     if (bounds.single) {
-      if (this.index.get(bounds.start) !== undefined) yield bounds.start;
+      const revs = this.index.get(bounds.start);
+      if (revs !== undefined) visit(bounds.start, revs);
       return;
     }
     if (bounds.end !== undefined && bounds.end <= bounds.start) return;
-    yield* this.index.keys(bounds.start, bounds.end);
+    this.index.scan(bounds.start, bounds.end, visit);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -418,13 +420,15 @@ export class MvccStore {
   private evaluate(compare: Compare): boolean {
     const bounds = keyBounds(compare.key, compare.rangeEnd);
     let any = false;
-    for (const name of this.keysIn(bounds)) {
-      const kv = this.getAt(name, Infinity);
-      if (kv === undefined) continue;
+    let holds = true;
+    this.scanKeys(bounds, (_name, revs) => {
+      const at = visibleAt(revs, Infinity);
+      if (at === undefined) return true;
       any = true;
-      if (!compareKeyValue(compare, kv)) return false;
-    }
-    if (any) return true;
+      holds = compareKeyValue(compare, this.toKeyValue(this.readRecord(at.main, at.sub), at.main));
+      return holds;
+    });
+    if (any) return holds;
     // etcd: a missing key compares as a zero KeyValue, except that a value compare fails.
     if (compare.target === CompareTarget.VALUE) return false;
     return compareKeyValue(compare, { key: compare.key, createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0 });
@@ -515,12 +519,13 @@ export class MvccStore {
 
     let count = 0;
     const found: { name: string; at: Revision }[] = [];
-    for (const name of this.keysIn(keyBounds(request.key, request.rangeEnd))) {
-      const at = visibleAt(this.index.get(name), revision);
-      if (at === undefined) continue;
+    const countOnly = request.countOnly === true;
+    this.scanKeys(keyBounds(request.key, request.rangeEnd), (name, revs) => {
+      const at = visibleAt(revs, revision);
+      if (at === undefined) return;
       count++;
-      if (!request.countOnly && found.length < fetchMax) found.push({ name, at });
-    }
+      if (!countOnly && found.length < fetchMax) found.push({ name, at });
+    });
     if (request.countOnly) return { kvs: [], more: false, count };
 
     let kvs = found.map(({ at }) => {
