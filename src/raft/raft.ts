@@ -132,6 +132,8 @@ export class Raft {
   private readonly readOnly: ReadOnlyQueue;
   /** Reads received before this leader committed an entry of its term (thesis §6.4 step 1). */
   private waitingReads: Array<{ from: NodeId; context: Uint8Array }> = [];
+  /** Proposals appended since the last Ready; their appends go out together (batching). */
+  private proposalsPending = false;
 
   constructor(config: RaftConfig) {
     assert(Number.isSafeInteger(config.id) && config.id > 0, `raft id ${config.id} must be a positive integer`);
@@ -190,6 +192,7 @@ export class Raft {
   }
 
   takeMessages(): Message[] {
+    this.flushProposals();
     const out = this.msgs;
     this.msgs = [];
     // The heartbeats of every open ReadIndex round are now on their way: later reads need a new round.
@@ -252,6 +255,7 @@ export class Raft {
     this.uncommittedBytes = 0;
     this.readOnly.clear();
     this.waitingReads = [];
+    this.proposalsPending = false;
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -873,7 +877,21 @@ export class Raft {
     this.uncommittedBytes += bytes;
     this.appendEntries(inputs);
     if (confChanges > 0) this.pendingConfIndex = this.log.lastIndex();
-    this.bcastAppend();
+    // Batching: proposals accumulate until the next Ready, and then go out together in as few
+    // appends as maxMsgBytes allows (see flushProposals).
+    this.proposalsPending = true;
+  }
+
+  /** Whether proposals were appended whose appends have not been sent yet. */
+  hasPendingProposals(): boolean {
+    return this.proposalsPending;
+  }
+
+  /** Sends the appends for proposals batched since the last Ready. */
+  flushProposals(): void {
+    if (!this.proposalsPending) return;
+    this.proposalsPending = false;
+    if (this.role === 'leader') this.bcastAppend();
   }
 
   private checkConfChangeAllowed(cc: ConfChange, countInBatch: number): void {

@@ -171,7 +171,7 @@ export class RawNode {
     if (soft.lead !== this.prevSoftState.lead || soft.role !== this.prevSoftState.role) return true;
     if (!sameHardState(raft.hardState(), this.prevHardState)) return true;
     if (raft.log.unstableSnapshot()) return true;
-    if (raft.msgs.length > 0 || raft.readStates.length > 0) return true;
+    if (raft.msgs.length > 0 || raft.readStates.length > 0 || raft.hasPendingProposals()) return true;
     if (raft.log.unstableEntries().length > 0) return true;
     return raft.log.hasNextCommittedEntries();
   }
@@ -179,6 +179,7 @@ export class RawNode {
   ready(): Ready {
     assert(!this.outstanding, 'ready() called again before advance()');
     const raft = this.raft;
+    raft.flushProposals();
     const entries = raft.log.unstableEntries();
     const snapshot = raft.log.unstableSnapshot();
     const rd: Ready = {

@@ -47,6 +47,22 @@ export interface NetworkOptions {
   voters?: NodeId[];
   /** Ids started empty, to join later through membership changes. */
   joiners?: NodeId[];
+  /** Prepared storage for some ids (no bootstrap for them); see storageWithLog. */
+  storage?: (id: NodeId) => MemoryStorage | undefined;
+}
+
+/**
+ * A storage holding entries with the given terms at indexes 1..n (payload "t<term>i<index>"),
+ * membership `conf`, and hard state `term` (default: the last entry's term) with no vote.
+ */
+export function storageWithLog(terms: number[], conf: ConfState, term?: number, commit = 0): MemoryStorage {
+  const storage = new MemoryStorage();
+  storage.append(
+    terms.map((t, i) => ({ term: t, index: i + 1, type: EntryType.Normal, data: text(`t${t}i${i + 1}`) })),
+  );
+  storage.setConfState(conf);
+  storage.setHardState({ term: term ?? terms[terms.length - 1] ?? 0, vote: 0, commit });
+  return storage;
 }
 
 export class Network {
@@ -68,8 +84,9 @@ export class Network {
     const joiners = new Set(options.joiners ?? []);
     const voters = options.voters ?? ids.filter((id) => !joiners.has(id));
     for (const id of ids) {
-      const node = this.makeNode(id, new MemoryStorage(), 0);
-      if (!joiners.has(id)) node.raw.bootstrap(voters);
+      const prepared = options.storage?.(id);
+      const node = this.makeNode(id, prepared ?? new MemoryStorage(), 0);
+      if (!joiners.has(id) && !prepared) node.raw.bootstrap(voters);
       this.nodes.set(id, node);
     }
     this.stabilize();
