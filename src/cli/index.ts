@@ -1,0 +1,21 @@
+// The public surface of the CLI: the command table and the dispatcher, so the process entry
+// (main.ts), the shell and tests all run commands the same way.
+import type { Command } from './command.js';
+import { CLIENT_COMMANDS } from './client-commands.js';
+import { serveCommand } from './serve.js';
+import { createShellCommand } from './shell.js';
+import { upCommand } from './up.js';
+
+export const COMMANDS: readonly Command[] = [
+  serveCommand,
+  upCommand,
+  createShellCommand(() => COMMANDS),
+  ...CLIENT_COMMANDS,
+];
+
+export { dispatch, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './dispatch.js';
+export type { Command, CommandContext } from './command.js';
+export type { CliClient, ClientFactory, ClientOptions } from './client-port.js';
+export { parseArgs, splitWords, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
+export { resolveServeConfig, SERVE_OPTIONS, UNSAFE_ENV } from './serve-config.js';
+export { parseTxnInput } from './txn-input.js';

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// The `lichen` command. This file only wires the process (argv, streams, signals, exit code)
+// to the command table; the commands live in their own modules.
+import { fileURLToPath } from 'node:url';
+import type { CommandContext } from './command.js';
+import { dispatch } from './dispatch.js';
+import { COMMANDS } from './index.js';
+import { openSdkClient } from './sdk-adapter.js';
+
+/** After a second Ctrl-C, a command gets this long to stop before the process exits anyway. */
+export const FORCE_EXIT_GRACE_MS = 2_000;
+
+async function main(): Promise<void> {
+  const stop = new AbortController();
+  const force = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      stop.abort(signal);
+      return;
+    }
+    force.abort(signal);
+    // Bounded: a command that ignores the force signal does not keep the process alive.
+    setTimeout(() => process.exit(130), FORCE_EXIT_GRACE_MS).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const context: CommandContext = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    signal: stop.signal,
+    forceSignal: force.signal,
+    selfPath: fileURLToPath(import.meta.url),
+    interactive: process.stdin.isTTY === true,
+    openClient: openSdkClient,
+  };
+  const code = await dispatch(COMMANDS, process.argv.slice(2), context, { inShell: false });
+  await flush(process.stdout);
+  await flush(process.stderr);
+  // Exit explicitly: client connections and timers of a finished command must not keep us alive.
+  process.exit(code);
+}
+
+function flush(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0) resolve();
+    else stream.write('', () => resolve());
+  });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`lichen: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

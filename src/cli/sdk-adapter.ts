@@ -1,0 +1,237 @@
+// Adapts the Lichen client SDK (src/client) to the CliClient view the commands use. The SDK is
+// imported lazily: `lichen help` and usage errors should not pay for loading gRPC.
+import { ErrorCode, isLichenError } from '../errors.js';
+import { EventType, type Event, type KeyValue, type RangeRequest, type ResponseOp, type TxnRequest, type TxnResponse } from '../mvcc/types.js';
+import type { LichenClient, OpResult, TxnResult } from '../client/index.js';
+import type { CliClient, CliWatchCreate, CliWatchSink, ClientOptions, EndpointStatus } from './client-port.js';
+
+export async function openSdkClient(options: ClientOptions): Promise<CliClient> {
+  const sdk = await import('../client/index.js');
+  // One attempt per endpoint within the user's timeout, plus a pause between rounds.
+  const client = new sdk.LichenClient({
+    endpoints: options.endpoints,
+    timeoutMs: options.timeoutMs,
+    retryBudgetMs: options.timeoutMs * Math.max(2, options.endpoints.length),
+  });
+  return new SdkCliClient(client, options.endpoints);
+}
+
+type CompareWire = Parameters<ReturnType<LichenClient['txn']>['if']>[number];
+type OpWire = Parameters<ReturnType<LichenClient['txn']>['then']>[number];
+
+const COMPARE_FIELD = ['version', 'create_revision', 'mod_revision', 'value', 'lease'] as const;
+
+/** The SDK's txn builder takes wire-shaped compares and ops; build them from the store's types. */
+function compareToWire(compare: TxnRequest['compare'][number]): CompareWire {
+  const operand = [compare.version, compare.createRevision, compare.modRevision, compare.value, compare.lease][compare.target];
+  const wire: Record<string, unknown> = {
+    key: Buffer.from(compare.key),
+    target: compare.target,
+    result: compare.result,
+    [COMPARE_FIELD[compare.target]]: compare.target === 3 ? Buffer.from(compare.value ?? new Uint8Array()) : (operand ?? 0),
+  };
+  if (compare.rangeEnd !== undefined) wire.range_end = Buffer.from(compare.rangeEnd);
+  return { wire };
+}
+
+function opToWire(op: TxnRequest['success'][number]): OpWire {
+  if ('requestRange' in op) {
+    const r = op.requestRange;
+    return {
+      writes: false,
+      wire: {
+        request_range: {
+          key: Buffer.from(r.key),
+          range_end: r.rangeEnd === undefined ? undefined : Buffer.from(r.rangeEnd),
+          limit: r.limit ?? 0,
+          revision: r.revision ?? 0,
+          keys_only: r.keysOnly ?? false,
+          count_only: r.countOnly ?? false,
+        },
+      },
+    };
+  }
+  if ('requestPut' in op) {
+    const r = op.requestPut;
+    return {
+      writes: true,
+      wire: {
+        request_put: { key: Buffer.from(r.key), value: Buffer.from(r.value ?? new Uint8Array()), lease: r.lease ?? 0, prev_kv: r.prevKv ?? false },
+      },
+    };
+  }
+  if ('requestDeleteRange' in op) {
+    const r = op.requestDeleteRange;
+    return {
+      writes: true,
+      wire: {
+        request_delete_range: {
+          key: Buffer.from(r.key),
+          range_end: r.rangeEnd === undefined ? undefined : Buffer.from(r.rangeEnd),
+          prev_kv: r.prevKv ?? false,
+        },
+      },
+    };
+  }
+  const nested = op.requestTxn;
+  const writes = [...nested.success, ...nested.failure].some((o) => opToWire(o).writes);
+  return {
+    writes,
+    wire: {
+      request_txn: {
+        compare: nested.compare.map((c) => compareToWire(c).wire),
+        success: nested.success.map((o) => opToWire(o).wire),
+        failure: nested.failure.map((o) => opToWire(o).wire),
+      },
+    },
+  };
+}
+
+function txnFromSdk(result: TxnResult): TxnResponse & { header: TxnResult['header'] } {
+  return { header: result.header, succeeded: result.succeeded, responses: result.results.map(opFromSdk) };
+}
+
+function opFromSdk(result: OpResult): ResponseOp {
+  switch (result.type) {
+    case 'range':
+      return { responseRange: result.range };
+    case 'put':
+      return { responsePut: result.put };
+    case 'delete':
+      return { responseDeleteRange: result.delete };
+    case 'txn':
+      return { responseTxn: txnFromSdk(result.txn) };
+  }
+}
+
+const SORT_TARGETS = ['key', 'version', 'create', 'mod', 'value'] as const;
+
+class SdkCliClient implements CliClient {
+  constructor(
+    private readonly client: LichenClient,
+    private readonly endpoints: readonly string[],
+  ) {}
+
+  range(r: RangeRequest) {
+    return this.client.get(Buffer.from(r.key), {
+      ...(r.rangeEnd === undefined ? {} : { rangeEnd: Buffer.from(r.rangeEnd) }),
+      revision: r.revision ?? 0,
+      limit: r.limit ?? 0,
+      serializable: r.serializable ?? false,
+      keysOnly: r.keysOnly ?? false,
+      countOnly: r.countOnly ?? false,
+      ...(r.sortOrder ? { sort: { target: SORT_TARGETS[r.sortTarget ?? 0], order: r.sortOrder === 2 ? 'descend' : 'ascend' } as const } : {}),
+    });
+  }
+
+  put(r: Parameters<CliClient['put']>[0]) {
+    return this.client.put(Buffer.from(r.key), Buffer.from(r.value ?? new Uint8Array()), { lease: r.lease ?? 0, prevKv: r.prevKv ?? false });
+  }
+
+  deleteRange(r: Parameters<CliClient['deleteRange']>[0]) {
+    return this.client.delete(Buffer.from(r.key), {
+      ...(r.rangeEnd === undefined ? {} : { rangeEnd: Buffer.from(r.rangeEnd) }),
+      prevKv: r.prevKv ?? false,
+    });
+  }
+
+  async txn(r: TxnRequest) {
+    const result = await this.client
+      .txn()
+      .if(...r.compare.map(compareToWire))
+      .then(...r.success.map(opToWire))
+      .else(...r.failure.map(opToWire))
+      .commit();
+    return txnFromSdk(result);
+  }
+
+  async compact(r: { revision: number; physical?: boolean }) {
+    return { header: await this.client.compact(r.revision, { physical: r.physical ?? false }) };
+  }
+
+  async watch(r: CliWatchCreate, sink: CliWatchSink) {
+    const watcher = this.client.watch(Buffer.from(r.key), {
+      ...(r.rangeEnd === undefined ? {} : { rangeEnd: Buffer.from(r.rangeEnd) }),
+      ...(r.startRevision ? { startRevision: r.startRevision } : {}),
+      prevKv: r.prevKv ?? false,
+      onEvents: (batch) => {
+        const events: Event[] = batch.events.map((e) => ({
+          type: e.type === 'put' ? EventType.PUT : EventType.DELETE,
+          kv: e.kv as KeyValue,
+          ...(e.prevKv ? { prevKv: e.prevKv as KeyValue } : {}),
+        }));
+        if (events.length > 0) sink.onEvents(events, batch.revision);
+      },
+      onError: (error) => sink.onEnd(error.message),
+    });
+    return { cancel: () => watcher.cancel() };
+  }
+
+  async leaseGrant(ttlSeconds: number) {
+    const r = await this.client.leaseGrant(ttlSeconds);
+    return { header: r.header, ID: r.id, TTL: r.ttl };
+  }
+
+  async leaseRevoke(id: number) {
+    return { header: await this.client.leaseRevoke(id) };
+  }
+
+  async leaseKeepAliveOnce(id: number) {
+    try {
+      return { ID: id, TTL: await this.client.leaseKeepAliveOnce(id) };
+    } catch (error) {
+      // A lease that is gone is an answer, not a failure: the command reports it as expired.
+      if (isLichenError(error, ErrorCode.LeaseNotFound)) return { ID: id, TTL: 0 };
+      throw error;
+    }
+  }
+
+  async leaseTimeToLive(id: number, keys: boolean) {
+    const r = await this.client.leaseTimeToLive(id, { keys });
+    return { ID: r.id, TTL: r.ttl, grantedTTL: r.grantedTtl, keys: r.keys };
+  }
+
+  async leaseLeases() {
+    return { ids: await this.client.leases() };
+  }
+
+  async memberList() {
+    return { members: await this.client.memberList() };
+  }
+
+  memberAdd(peerURLs: string[], isLearner: boolean) {
+    return this.client.memberAdd(peerURLs, { isLearner });
+  }
+
+  async memberRemove(id: number) {
+    return { members: await this.client.memberRemove(id) };
+  }
+
+  async memberUpdate(id: number, peerURLs: string[]) {
+    return { members: await this.client.memberUpdate(id, peerURLs) };
+  }
+
+  async memberPromote(id: number) {
+    return { members: await this.client.memberPromote(id) };
+  }
+
+  async statusAll(): Promise<EndpointStatus[]> {
+    return Promise.all(
+      this.endpoints.map(async (endpoint) => {
+        try {
+          return { endpoint, status: await this.client.status(endpoint) };
+        } catch (error) {
+          return { endpoint, error: error instanceof Error ? error.message : String(error) };
+        }
+      }),
+    );
+  }
+
+  async moveLeader(targetId: number) {
+    return { header: await this.client.moveLeader(targetId) };
+  }
+
+  async close() {
+    this.client.close();
+  }
+}

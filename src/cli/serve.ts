@@ -1,0 +1,87 @@
+// `lichen serve`: runs one node in the foreground until SIGINT/SIGTERM, logging JSON lines to
+// stderr. The server module is imported lazily so client commands start fast.
+import { createLogger, type Logger } from '../log.js';
+import type { Command, CommandContext } from './command.js';
+import { expectPositionals, whenAborted } from './command.js';
+import { resolveServeConfig, SERVE_FLAG_SPECS, SERVE_OPTIONS, UNSAFE_ENV } from './serve-config.js';
+
+/** A node that takes longer than this to close is abandoned (exit 1) rather than hanging forever. */
+export const SERVE_CLOSE_TIMEOUT_MS = 15_000;
+
+export const serveCommand: Command = {
+  name: 'serve',
+  usage: '[flags]',
+  summary: 'Run one Lichen node in the foreground',
+  details: [
+    'Every flag can also be set as an environment variable (LICHEN_ plus the flag name in capitals,',
+    'e.g. LICHEN_DATA_DIR) or as a key in the --config JSON file. Precedence: flag > env > file > default.',
+    '',
+    'Test-only fault injection (environment only, never in production):',
+    `  ${UNSAFE_ENV.walSyncDelayMs}=<ms>          delay every WAL fsync`,
+    `  ${UNSAFE_ENV.walNoSync}=1                 skip fsync (acknowledged writes can be lost)`,
+    `  ${UNSAFE_ENV.readsWithoutReadIndex}=1  serve linearizable reads locally (stale reads)`,
+    '',
+    'Example: lichen serve --name n1 --data-dir data/n1 --initial-cluster n1=127.0.0.1:2380',
+  ].join('\n'),
+  flags: SERVE_FLAG_SPECS,
+  processOnly: true,
+  async run(args, context) {
+    expectPositionals(args, serveCommand, 0);
+    const { config, sources, unsafeWarnings } = resolveServeConfig({ flags: args.flags, env: context.env });
+    const logger = createLogger({ name: config.name, level: config.logLevel, streams: [context.stderr] });
+    warnAboutUnsafeOptions(unsafeWarnings, config.name, context);
+    logger.info('starting lichen node', {
+      dataDir: config.dataDir,
+      listenClient: config.listenClient,
+      listenPeer: config.listenPeer,
+      listenHttp: config.listenHttp,
+      initialCluster: config.initialCluster.map((p) => `${p.name}=${p.peerAddress}`).join(','),
+      engine: config.engine,
+      settings: describeSources(sources),
+    });
+
+    const { startNode } = await import('../server/index.js');
+    const node = await startNode(config, logger);
+    logger.info('lichen node ready', { memberId: node.memberId.toString(16), ...node.addresses });
+
+    await whenAborted(context.signal);
+    logger.info('shutting down');
+    return closeWithin(node, logger);
+  },
+};
+
+/** Unsafe options are logged through a logger fixed at warn level, so no --log-level can hide them. */
+function warnAboutUnsafeOptions(warnings: string[], name: string, context: CommandContext): void {
+  if (warnings.length === 0) return;
+  const loud = createLogger({ name, level: 'warn', streams: [context.stderr] });
+  for (const warning of warnings) {
+    loud.warn(`UNSAFE TEST-ONLY OPTION SET, NEVER USE IN PRODUCTION: ${warning}`, { unsafe: true });
+  }
+}
+
+function describeSources(sources: Record<string, string>): string {
+  return SERVE_OPTIONS.filter((o) => sources[o.flag] !== 'default')
+    .map((o) => `${o.flag}:${sources[o.flag]}`)
+    .join(' ');
+}
+
+async function closeWithin(node: { close(): Promise<void> }, logger: Logger): Promise<number> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), SERVE_CLOSE_TIMEOUT_MS);
+  });
+  try {
+    const outcome = await Promise.race([node.close().then(() => 'closed' as const), timedOut]);
+    if (outcome === 'timeout') {
+      logger.error('node did not close in time; exiting anyway', { timeoutMs: SERVE_CLOSE_TIMEOUT_MS });
+      return 1;
+    }
+    logger.info('stopped');
+    return 0;
+  } catch (error) {
+    logger.error('closing the node failed', { err: error });
+    return 1;
+  } finally {
+    clearTimeout(timer);
+  }
+}
