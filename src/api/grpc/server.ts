@@ -32,8 +32,8 @@ export interface GrpcServerOptions {
 
 export interface GrpcServerHandle {
   port: number;
-  /** Stops accepting calls and ends the open ones (watch streams included). */
-  close(): Promise<void>;
+  /** Stops accepting calls; open ones (watch streams included) are cut off after graceMs. */
+  close(graceMs?: number): Promise<void>;
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
@@ -64,13 +64,13 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
   return {
     port,
-    close: () =>
+    close: (graceMs = CLOSE_GRACE_MS) =>
       new Promise<void>((resolve) => {
         // Streams (watch, keep-alive) never end on their own: give unary calls a moment, then force.
         const force = setTimeout(() => {
           server.forceShutdown();
           resolve();
-        }, CLOSE_GRACE_MS);
+        }, graceMs);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();

@@ -1,0 +1,275 @@
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { ErrorCode, LichenError } from '../errors.js';
+import { startGrpcServer, type GrpcServerHandle } from '../api/grpc/server.js';
+import { MemoryBackend } from '../api/grpc/testing/memory-backend.js';
+import { LichenClient, compare, op, prefixEnd, type WatchBatch } from './index.js';
+
+/** No real waiting in tests: backoff pauses resolve at once. */
+const noSleep = () => Promise.resolve();
+
+async function deadEndpoint(): Promise<string> {
+  // A port that was free a moment ago and has no listener now: connections are refused.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return `127.0.0.1:${port}`;
+}
+
+async function rejectsCode(promise: Promise<unknown>, code: ErrorCode): Promise<LichenError> {
+  let caught: unknown;
+  await assert.rejects(promise, (error) => {
+    caught = error;
+    assert.ok(error instanceof LichenError, String(error));
+    assert.equal(error.code, code, error.message);
+    return true;
+  });
+  return caught as LichenError;
+}
+
+async function nextBatch(iterator: AsyncIterator<WatchBatch>): Promise<WatchBatch> {
+  const result = await iterator.next();
+  assert.equal(result.done, false);
+  return result.value;
+}
+
+describe('LichenClient against one server', () => {
+  let backend: MemoryBackend;
+  let server: GrpcServerHandle;
+  let client: LichenClient;
+  before(async () => {
+    backend = new MemoryBackend();
+    server = await startGrpcServer({ backend, port: 0 });
+    client = new LichenClient({ endpoints: [`127.0.0.1:${server.port}`], sleep: noSleep });
+  });
+  after(async () => {
+    client.close();
+    await server.close(0);
+  });
+
+  it('computes prefix ends as etcd does', () => {
+    assert.deepEqual(prefixEnd('a/'), Buffer.from('a0'));
+    assert.deepEqual(prefixEnd(Buffer.from([0x61, 0xff])), Buffer.from([0x62]));
+    assert.deepEqual(prefixEnd(Buffer.from([0xff])), Buffer.from([0]));
+  });
+
+  it('puts, gets, lists a prefix and deletes it', async () => {
+    const put = await client.put('app/a', '1');
+    assert.equal(put.header.clusterId, 1001);
+    await client.put('app/b', '2');
+    await client.put('apple', 'not in the prefix');
+    assert.equal((await client.getValue('app/a'))?.toString(), '1');
+    assert.equal(await client.getValue('app/missing'), undefined);
+    const listed = await client.getPrefix('app/', { sort: { target: 'key', order: 'descend' } });
+    assert.deepEqual(listed.kvs.map((kv) => kv.key.toString()), ['app/b', 'app/a']);
+    assert.equal(listed.kvs[0]!.version, 1);
+    const again = await client.put('app/a', '3', { prevKv: true });
+    assert.equal(again.prevKv?.value.toString(), '1');
+    const deleted = await client.deletePrefix('app/');
+    assert.equal(deleted.deleted, 2);
+    assert.equal((await client.getPrefix('app/')).count, 0);
+  });
+
+  it('runs a compare-and-swap txn built with compare/then/else', async () => {
+    await client.put('lock', 'free');
+    const take = () =>
+      client.txn().if(compare.value('lock', '==', 'free')).then(op.put('lock', 'taken')).else(op.get('lock')).commit();
+    const won = await take();
+    assert.equal(won.succeeded, true);
+    assert.equal(won.results[0]!.type, 'put');
+    const lost = await take();
+    assert.equal(lost.succeeded, false);
+    const read = lost.results[0]!;
+    assert.equal(read.type === 'range' && read.range.kvs[0]!.value.toString(), 'taken');
+    const created = await client.txn().if(compare.missing('fresh')).then(op.put('fresh', 'x')).commit();
+    assert.equal(created.succeeded, true);
+  });
+
+  it('grants, renews, inspects, lists and revokes leases', async () => {
+    const lease = await client.leaseGrant(20);
+    await client.put('session', 'me', { lease: lease.id });
+    assert.equal(await client.leaseKeepAliveOnce(lease.id), 20);
+    const ttl = await client.leaseTimeToLive(lease.id, { keys: true });
+    assert.equal(ttl.grantedTtl, 20);
+    assert.deepEqual(ttl.keys.map(String), ['session']);
+    assert.ok((await client.leases()).includes(lease.id));
+    await client.leaseRevoke(lease.id);
+    assert.equal(await client.getValue('session'), undefined);
+    assert.equal((await client.leaseTimeToLive(lease.id)).ttl, -1);
+    await rejectsCode(client.leaseKeepAliveOnce(lease.id), ErrorCode.LeaseNotFound);
+    await rejectsCode(client.leaseRevoke(lease.id), ErrorCode.LeaseNotFound);
+  });
+
+  it('keeps a lease alive continuously and reports a lost lease', async () => {
+    const lease = await client.leaseGrant(30);
+    const renewed = new Promise<number>((resolve) => {
+      const keepAlive = client.leaseKeepAlive(lease.id, 30, {
+        onRenewed: (ttl) => {
+          keepAlive.stop();
+          resolve(ttl);
+        },
+      });
+    });
+    assert.equal(await renewed, 30);
+    await client.leaseRevoke(lease.id);
+    const lost = new Promise<void>((resolve) => client.leaseKeepAlive(lease.id, 30, { onLost: resolve }));
+    await lost;
+  });
+
+  it('manages members and reads status, hashes, and compacts', async () => {
+    const added = await client.memberAdd(['http://127.0.0.1:3380'], { isLearner: true });
+    assert.equal(added.member.isLearner, true);
+    assert.equal((await client.memberPromote(added.member.id)).find((m) => m.id === added.member.id)?.isLearner, false);
+    await client.memberUpdate(added.member.id, ['http://127.0.0.1:3381']);
+    assert.equal((await client.memberList()).length, 2);
+    await client.moveLeader(added.member.id);
+    const status = await client.status();
+    assert.equal(status.leader, added.member.id);
+    backend.leader = 1;
+    assert.equal((await client.memberRemove(added.member.id)).length, 1);
+    await rejectsCode(client.memberRemove(added.member.id), ErrorCode.MemberNotFound);
+    const hash = await client.hashKV();
+    assert.equal(hash.hashRevision, backend.revision);
+    const put = await client.put('to-compact', 'x');
+    await client.compact(put.header.revision);
+    await rejectsCode(client.get('to-compact', { revision: 1 }), ErrorCode.Compacted);
+  });
+
+  it('watches a prefix as an async iterator, in order, with prev_kv', async () => {
+    const watcher = client.watch('w/', { prefix: true, prevKv: true });
+    await watcher.ready();
+    const iterator = watcher[Symbol.asyncIterator]();
+    await client.put('w/1', 'a');
+    await client.put('w/1', 'b');
+    await client.delete('w/1');
+    const first = await nextBatch(iterator);
+    const second = await nextBatch(iterator);
+    const third = await nextBatch(iterator);
+    assert.deepEqual([first, second, third].map((b) => b.events[0]!.type), ['put', 'put', 'delete']);
+    assert.equal(second.events[0]!.prevKv?.value.toString(), 'a');
+    assert.ok(first.revision < second.revision && second.revision < third.revision);
+    assert.equal(watcher.revision, third.revision);
+    watcher.cancel();
+    assert.equal((await iterator.next()).done, true);
+  });
+
+  it('ends a watch whose start revision was compacted with a Compacted error', async () => {
+    const put = await client.put('wc', '1');
+    await client.put('wc', '2');
+    await client.compact(put.header.revision + 1);
+    const watcher = client.watch('wc', { startRevision: 1 });
+    const error = await rejectsCode(watcher[Symbol.asyncIterator]().next(), ErrorCode.Compacted);
+    assert.equal(error.details['compactRevision'], put.header.revision + 1);
+  });
+});
+
+describe('LichenClient failover and retries', () => {
+  let backend: MemoryBackend;
+  const servers: GrpcServerHandle[] = [];
+  const clients: LichenClient[] = [];
+
+  before(() => {
+    backend = new MemoryBackend();
+  });
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.close();
+    for (const server of servers.splice(0)) await server.close(0);
+  });
+
+  /** Two servers over one backend: two "members" that share state, like a healthy cluster. */
+  async function twoServers(shared: MemoryBackend = backend): Promise<[string, string, GrpcServerHandle, GrpcServerHandle]> {
+    const a = await startGrpcServer({ backend: shared, port: 0 });
+    const b = await startGrpcServer({ backend: shared, port: 0 });
+    servers.push(a, b);
+    return [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`, a, b];
+  }
+
+  function newClient(endpoints: string[], extra: Partial<ConstructorParameters<typeof LichenClient>[0]> = {}): LichenClient {
+    const client = new LichenClient({ endpoints, sleep: noSleep, timeoutMs: 2000, ...extra });
+    clients.push(client);
+    return client;
+  }
+
+  it('skips an endpoint that refuses connections, for reads and for writes', async () => {
+    const [live] = await twoServers();
+    const client = newClient([await deadEndpoint(), live]);
+    await client.put('failover', 'ok');
+    assert.equal((await client.getValue('failover'))?.toString(), 'ok');
+    assert.equal(client.endpoint, live);
+  });
+
+  it('moves to the next endpoint after "not leader" and applies the write once', async () => {
+    const [a, b] = await twoServers();
+    const client = newClient([a, b]);
+    const before = backend.revision;
+    backend.failNext('put', new LichenError(ErrorCode.NotLeader, 'not leader', { leaderId: 2 }));
+    await client.put('leader-follow', 'v');
+    assert.equal(backend.revision, before + 1);
+    assert.equal(client.endpoint, b);
+  });
+
+  it('does not retry a write whose outcome is unknown unless asked to', async () => {
+    const [a, b] = await twoServers();
+    const client = newClient([a, b]);
+    backend.failNext('put', new LichenError(ErrorCode.Timeout, 'timed out'));
+    const error = await rejectsCode(client.put('unknown', 'v'), ErrorCode.Timeout);
+    assert.equal(error.details['outcomeUnknown'], true);
+    assert.equal(error.message, 'etcdserver: request timed out');
+
+    backend.failNext('put', new LichenError(ErrorCode.Timeout, 'timed out'));
+    await client.put('unknown', 'v', { retry: true });
+    assert.equal((await client.getValue('unknown'))?.toString(), 'v');
+  });
+
+  it('retries reads on "no leader" across endpoints', async () => {
+    const [a, b] = await twoServers();
+    const client = newClient([a, b]);
+    await client.put('read-retry', 'v');
+    backend.failNext('range', new LichenError(ErrorCode.Unavailable, 'no leader'));
+    backend.failNext('range', new LichenError(ErrorCode.Unavailable, 'no leader'));
+    assert.equal((await client.getValue('read-retry'))?.toString(), 'v');
+  });
+
+  it('gives up when the retry budget is spent', async () => {
+    const isolated = new MemoryBackend();
+    const [a, b] = await twoServers(isolated);
+    let nowMs = 0;
+    const client = newClient([a, b], {
+      retryBudgetMs: 1000,
+      now: () => nowMs,
+      // Each backoff pause moves the injected clock instead of waiting.
+      sleep: async (ms) => void (nowMs += Math.max(ms, 100)),
+    });
+    for (let i = 0; i < 100; i++) isolated.failNext('range', new LichenError(ErrorCode.Unavailable, 'no leader'));
+    await rejectsCode(client.get('x'), ErrorCode.Unavailable);
+    const attempts = isolated.calls.filter((c) => c.method === 'range').length;
+    // Budget 1000 ms, at least 100 ms per round of two endpoints: about 20 attempts.
+    assert.ok(attempts >= 10 && attempts <= 24, `attempts ${attempts}`);
+  });
+
+  it('resumes a watch on another endpoint from the last revision, without gaps or repeats', async () => {
+    const fresh = new MemoryBackend();
+    const a = await startGrpcServer({ backend: fresh, port: 0 });
+    const b = await startGrpcServer({ backend: fresh, port: 0 });
+    servers.push(b);
+    const client = newClient([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]);
+    const watcher = client.watch('r/', { prefix: true });
+    await watcher.ready();
+    const iterator = watcher[Symbol.asyncIterator]();
+    await client.put('r/1', '1');
+    assert.equal((await nextBatch(iterator)).events[0]!.kv.value.toString(), '1');
+    // The first member goes away; writes continue on the second one meanwhile.
+    await a.close(0);
+    const writer = newClient([`127.0.0.1:${b.port}`]);
+    await writer.put('r/2', '2');
+    await writer.put('r/3', '3');
+    const seen = [(await nextBatch(iterator)).events[0]!.kv.value.toString(), (await nextBatch(iterator)).events[0]!.kv.value.toString()];
+    assert.deepEqual(seen, ['2', '3']);
+    assert.equal(watcher.creations, 2);
+    await writer.put('r/4', '4');
+    assert.equal((await nextBatch(iterator)).events[0]!.kv.value.toString(), '4');
+    watcher.cancel();
+  });
+});
