@@ -5,11 +5,14 @@
 // - every put then costs one engine write (the revision record) instead of three (record,
 //   latest-pointer, history entry), and ranges walk a JS structure instead of decoding engine
 //   keys;
-// - memory stays bounded by the number of live key versions, not by values: keys are Latin-1
-//   strings (one char per byte, so string order is byte order) mapped to small number arrays —
-//   roughly 100–150 bytes per key, i.e. ~150 MB for 1M keys, values stay in the engine;
-// - the cost is startup: open scans every revision record once (1M records of ~300 B is one
-//   sequential engine pass, about a second on lmdb) and sorts the keys once.
+// - memory stays bounded by the number of key versions, not by values: keys are Latin-1
+//   strings (one char per byte, so string order is byte order) mapped to small number arrays;
+//   values stay in the engine;
+// - the cost is startup: open scans every revision record once and sorts the keys once.
+// Measured on this 2-core machine (1M keys of 13 B with 256 B values, lmdb): index heap 142 MB,
+// open 3.5 s (1.1 s of it the lmdb scan), a limit-100 range over the 1M-key prefix 27 ms (etcd
+// semantics: count walks the whole range). A persistent index would open instantly but triple
+// the writes per put; etcd makes the same choice as we do.
 //
 // Keys are kept in a "sorted list of sorted chunks": inserting a new key splices one chunk of at
 // most CHUNK_KEYS_MAX strings instead of a million-element array.

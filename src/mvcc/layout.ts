@@ -94,22 +94,21 @@ export function decodeRecordHead(bytes: Uint8Array): { key: string; tombstone: b
   if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
   const tombstone = (buf[1]! & FLAG_TOMBSTONE) !== 0;
   let offset = 2;
-  const varint = (): number => {
-    let result = 0;
-    let scale = 1;
-    for (;;) {
-      const byte = buf[offset++]!;
-      result += (byte & 0x7f) * scale;
-      if (byte < 0x80) return result;
-      scale *= 0x80;
-    }
-  };
-  varint(); // create revision
-  varint(); // version
-  const lease = varint();
-  const keyLength = varint();
-  const key = buf.toString('latin1', offset, offset + keyLength);
-  return { key, tombstone, lease };
+  // Skip the create revision and version varints.
+  for (let skipped = 0; skipped < 2; offset++) if (buf[offset]! < 0x80) skipped++;
+  let lease = 0;
+  for (let scale = 1; ; scale *= 0x80) {
+    const byte = buf[offset++]!;
+    lease += (byte & 0x7f) * scale;
+    if (byte < 0x80) break;
+  }
+  let keyLength = 0;
+  for (let scale = 1; ; scale *= 0x80) {
+    const byte = buf[offset++]!;
+    keyLength += (byte & 0x7f) * scale;
+    if (byte < 0x80) break;
+  }
+  return { key: buf.toString('latin1', offset, offset + keyLength), tombstone, lease };
 }
 
 /** The smallest byte string greater than every string that starts with `prefix`. */

@@ -481,6 +481,8 @@ for (const factory of engineFactories()) {
       it('applies the minimum TTL', () => {
         const h = fresh({ minLeaseTtlSeconds: 5 });
         assert.deepEqual(h.ok({ type: 'leaseGrant', request: { ID: 1, TTL: 1 } }).response, { ID: 1, TTL: 5 });
+        const plain = fresh();
+        assert.deepEqual(plain.ok({ type: 'leaseGrant', request: { ID: 2, TTL: 0 } }).response, { ID: 2, TTL: 1 }, 'at least one second');
       });
 
       it('attaches keys, detaches keys re-put without the lease, and revokes the rest at ONE revision', () => {

@@ -459,7 +459,8 @@ export class MvccStore {
     } else if (this.leaseTable.has(id)) {
       throw new LichenError('LeaseExists', ERR_LEASE_EXISTS, { lease: id });
     }
-    const grantedTtl = Math.max(ttl, this.minLeaseTtlSeconds);
+    // etcd raises short TTLs to its minimum (at least one second), it does not refuse them.
+    const grantedTtl = Math.max(ttl, this.minLeaseTtlSeconds, 1);
     this.leaseTable.set(id, { ttl: grantedTtl, keys: new Set() });
     batch.ops.push({ type: 'put', key: leaseKey(id), value: encodeNumber(grantedTtl) });
     return { ID: id, TTL: grantedTtl };
