@@ -1,0 +1,117 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Raft, type VoteRequest } from './raft.js';
+import { RawNode } from './rawnode.js';
+import { MemoryStorage } from './storage.js';
+import { Network, seededRandom, text } from './testkit.js';
+
+test('a Ready carries hard state only when it changed, and mustSync only for entries, term or vote', () => {
+  const net = new Network([1]);
+  const rn = net.node(1).raw;
+  rn.campaign();
+  let rd = rn.ready();
+  assert.ok(rd.hardState && rd.hardState.term === 2 && rd.hardState.vote === 1);
+  assert.deepEqual(rd.softState, { lead: 1, role: 'leader' });
+  assert.equal(rd.mustSync, true);
+  net.node(1).storage.append(rd.entries);
+  rn.advance();
+  rd = rn.ready();
+  assert.equal(rd.entries.length, 0);
+  assert.ok(rd.hardState, 'the commit index moved');
+  assert.equal(rd.mustSync, false, 'a commit-only change needs no fsync');
+  assert.equal(rd.softState, undefined);
+  rn.advance();
+  assert.equal(rn.hasReady(), false);
+});
+
+test('hasReady is false while a Ready is outstanding, and ready() twice without advance() is a bug', () => {
+  const net = new Network([1]);
+  const rn = net.node(1).raw;
+  rn.campaign();
+  assert.equal(rn.hasReady(), true);
+  rn.ready();
+  assert.equal(rn.hasReady(), false);
+  assert.throws(() => rn.ready(), /before advance/);
+  rn.advance();
+  assert.throws(() => rn.advance(), /without an outstanding/);
+});
+
+test('committed entries are handed to the application only once persisted locally', () => {
+  const storage = new MemoryStorage();
+  storage.setConfState({ voters: [1, 2, 3], learners: [] });
+  const rn = new RawNode({ id: 2, storage, random: seededRandom(2) });
+  rn.step({
+    type: 'App',
+    from: 1,
+    to: 2,
+    term: 1,
+    prevLogIndex: 0,
+    prevLogTerm: 0,
+    entries: [{ term: 1, index: 1, type: 0, data: text('x') }],
+    commit: 1,
+  });
+  let rd = rn.ready();
+  assert.equal(rd.entries.length, 1);
+  assert.equal(rd.hardState?.commit, 1);
+  assert.equal(rd.committedEntries.length, 0, 'not applied before it is on our disk');
+  storage.append(rd.entries);
+  storage.setHardState(rd.hardState!);
+  rn.advance();
+  rd = rn.ready();
+  assert.deepEqual(rd.committedEntries.map((e) => e.index), [1]);
+  rn.advance();
+  assert.equal(rn.status().applied, 1);
+});
+
+test('status reports role, term, commit, membership and (on the leader) progress', () => {
+  const net = new Network([1, 2, 3]);
+  net.campaign(1);
+  net.propose(1, 'x');
+  const s = net.node(1).raw.status();
+  assert.equal(s.role, 'leader');
+  assert.equal(s.lead, 1);
+  assert.equal(s.commit, s.lastIndex);
+  assert.equal(s.applied, s.commit);
+  assert.deepEqual(s.conf, { voters: [1, 2, 3], learners: [] });
+  assert.equal(s.progress?.get(2)?.match, s.lastIndex);
+  assert.equal(s.progress?.get(2)?.state, 'replicate');
+  assert.equal(net.node(2).raw.status().progress, undefined);
+});
+
+test('bootstrap writes the initial membership as committed entries that every later member learns', () => {
+  const net = new Network([1, 2, 3, 4], { joiners: [4] });
+  assert.deepEqual(net.node(1).conf, { voters: [1, 2, 3], learners: [] });
+  assert.equal(net.raft(1).log.committed, 3);
+  net.campaign(1);
+  net.node(1).raw.proposeConfChange({ type: 1, nodeId: 4, context: new Uint8Array(0) });
+  net.stabilize();
+  net.tickAll(2);
+  assert.deepEqual(net.node(4).conf, { voters: [1, 2, 3], learners: [4] }, 'the joiner replayed the bootstrap entries');
+});
+
+test('a subclass that grants two votes in one term can elect two leaders in one term (for the simulator)', () => {
+  class DoubleVoteRaft extends Raft {
+    protected override canGrantVote(m: VoteRequest): boolean {
+      return this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    }
+  }
+  for (const [raftClass, expectTwo] of [
+    [DoubleVoteRaft, true],
+    [Raft, false],
+  ] as const) {
+    const net = new Network([1, 2, 3], { config: { preVote: false, checkQuorum: false }, raftClass: () => raftClass });
+    net.cut(1, 2);
+    // Appends from 1 to 3 are held, so 3 does not learn of leader 1 before 2's request arrives.
+    net.route = (m) => (m.from === 1 && m.type === 'App' ? 'hold' : 'deliver');
+    net.campaign(1);
+    net.campaign(2);
+    const leaders = net.leaders();
+    const terms = new Set(leaders.map((id) => net.raft(id).term));
+    if (expectTwo) {
+      assert.deepEqual(leaders, [1, 2]);
+      assert.equal(terms.size, 1, 'two leaders in the same term');
+    } else {
+      assert.deepEqual(leaders, [1]);
+    }
+  }
+});
