@@ -162,6 +162,21 @@ describe('WatchHub', () => {
     assert.deepEqual(kept.buffer.at(-1), { type: 'progress', watchId: watcher.id, revision: 2 });
   });
 
+  it('after a snapshot install, synced watchers catch up from the new history', () => {
+    const source = setup();
+    const target = setup();
+    const sink = new BoundedSink();
+    target.hub.create({ key: b('k') }, sink);
+    target.put('k', 'mine'); // revision 2 on the target
+    for (let i = 0; i < 4; i++) source.put('k', `${i}`); // source revisions 2..5
+    target.h.store.install(source.h.store.export());
+    target.hub.restored();
+    target.hub.syncUnsynced();
+    target.h.index = source.h.index;
+    target.put('k', 'live'); // 6
+    assert.deepEqual(sink.events(), ['0:k@2', '0:k@3', '0:k@4', '0:k@5', '0:k@6']);
+  });
+
   it('refuses watchers beyond watchersMax', () => {
     const { hub } = setup({ watchersMax: 2 });
     hub.create({ key: b('a') }, new BoundedSink());

@@ -249,10 +249,20 @@ export class WatchHub {
     if (watcher.nextRevision > to) this.makeSynced(watcher);
   }
 
-  /** Progress notices (progress_notify / RequestProgress) to synced watchers: "nothing up to revision". */
-  progress(): void {
+  /** Progress notices (progress_notify / RequestProgress) to synced watchers: "nothing more up to revision". */
+  progress(revision = this.revision): void {
     for (const watcher of this.synced) {
-      watcher.sink.send({ type: 'progress', watchId: watcher.id, revision: this.revision });
+      watcher.sink.send({ type: 'progress', watchId: watcher.id, revision: Math.min(revision, this.revision) });
     }
+  }
+
+  /**
+   * Call after store.install() (a raft snapshot replaced the state): as etcd's watchable store
+   * does on restore, every synced watcher drops to unsynced at the revision it needs next and
+   * catches up from the new history, or gets a compacted notice if that is gone.
+   */
+  restored(): void {
+    for (const watcher of [...this.synced]) this.makeUnsynced(watcher, Math.max(watcher.nextRevision, this.revision + 1));
+    this.revision = this.store.currentRevision;
   }
 }
