@@ -86,7 +86,11 @@ export interface AlarmRequest {
   alarm: AlarmType;
 }
 
-/** A consistent point-in-time copy of the state machine, streamed in chunks. */
+/**
+ * A consistent point-in-time copy of the state machine, streamed in chunks. The gRPC layer pads
+ * it with zero bytes to a multiple of 512 and appends its SHA-256 (what etcdctl snapshot save
+ * checks), so the format must be self-delimiting: a reader must ignore trailing zero bytes.
+ */
 export interface SnapshotStream {
   /** The revision the snapshot was taken at. */
   header: ResponseHeader;

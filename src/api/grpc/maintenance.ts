@@ -13,6 +13,12 @@ import { encodeHeader, toSafeInt, toSafeUint, type WireLong } from './wire.js';
 export const SNAPSHOT_CHUNK_BYTES_MAX = 64 * 1024;
 /** etcd appends the SHA-256 of the snapshot as its last 32 bytes, so restores can verify it. */
 const SHA256_BYTES = 32;
+/**
+ * etcdctl (3.4) accepts a snapshot only if its length is a multiple of 512 (bbolt files are
+ * whole pages) plus the 32-byte hash, so we pad the blob with zero bytes up to a multiple of 512.
+ * Snapshot formats must therefore be self-delimiting (see SnapshotStream in ../backend.ts).
+ */
+export const SNAPSHOT_ALIGN_BYTES = 512;
 
 export function maintenanceService(ctx: HandlerContext): Implementation {
   const { backend } = ctx;
@@ -75,10 +81,11 @@ async function streamSnapshot(ctx: HandlerContext, call: ServerWritableStream<ob
     const snapshot = await ctx.backend.snapshot();
     const header = encodeHeader(snapshot.header);
     const hash = createHash('sha256');
-    let remaining = snapshot.sizeBytes + SHA256_BYTES;
+    const paddedBytes = Math.ceil(snapshot.sizeBytes / SNAPSHOT_ALIGN_BYTES) * SNAPSHOT_ALIGN_BYTES;
+    let remaining = paddedBytes + SHA256_BYTES;
     const send = async (blob: Uint8Array): Promise<void> => {
       remaining -= blob.length;
-      if (remaining < SHA256_BYTES && blob.length !== SHA256_BYTES) {
+      if (remaining < 0) {
         throw new LichenError(ErrorCode.Internal, 'snapshot is longer than its announced size');
       }
       if (!call.write({ header, remaining_bytes: remaining, blob })) await once(call, 'drain');
@@ -90,7 +97,14 @@ async function streamSnapshot(ctx: HandlerContext, call: ServerWritableStream<ob
         await send(chunk.subarray(offset, offset + SNAPSHOT_CHUNK_BYTES_MAX));
       }
     }
-    if (remaining !== SHA256_BYTES) throw new LichenError(ErrorCode.Internal, 'snapshot is shorter than its announced size');
+    if (remaining !== paddedBytes - snapshot.sizeBytes + SHA256_BYTES) {
+      throw new LichenError(ErrorCode.Internal, 'snapshot is shorter than its announced size');
+    }
+    if (paddedBytes > snapshot.sizeBytes) {
+      const padding = new Uint8Array(paddedBytes - snapshot.sizeBytes);
+      hash.update(padding);
+      await send(padding);
+    }
     await send(hash.digest());
     call.end();
   } catch (error) {

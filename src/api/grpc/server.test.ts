@@ -452,6 +452,7 @@ describe('gRPC Cluster, Maintenance, Auth and Health services', () => {
     assert.equal(messages.at(-1).remaining_bytes, '0');
     const blobs = messages.map((m) => m.blob as Buffer);
     const body = Buffer.concat(blobs.slice(0, -1));
+    assert.equal(body.length % 512, 0, 'etcdctl wants whole 512-byte pages');
     assert.deepEqual(blobs.at(-1), createHash('sha256').update(body).digest());
     const remaining = messages.map((m) => Number(m.remaining_bytes));
     assert.deepEqual(remaining, [...remaining].sort((x, y) => y - x));
