@@ -134,7 +134,8 @@ async function checkPortsFree(plans: NodePlan[], previous: ClusterFile | undefin
     alive.length > 0
       ? `a previous 'lichen up' seems to be running still (pids ${alive.join(', ')}); stop it first`
       : 'choose other ports with --base-port';
-  throw new UsageError(`port${busy.length > 1 ? 's' : ''} already in use: ${busy.join(', ')}; ${hint}`);
+  // Not a usage error: the call was right, the machine is not ready for it (exit 1).
+  throw new Error(`port${busy.length > 1 ? 's' : ''} already in use: ${busy.join(', ')}; ${hint}`);
 }
 
 export function isAlive(pid: number): boolean {

@@ -1,0 +1,193 @@
+// End to end: `lichen up --nodes 3` as a real process tree, client commands through the real
+// CLI, a clean SIGTERM shutdown, and a restart that keeps the data. Every wait is bounded and
+// driven by output (the "leader:" line, process exits), never by sleeping.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isAlive, type ClusterFile } from './up.js';
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+const TSX = import.meta.resolve('tsx');
+/** Bounds on each wait; far above what the steps take on the 2-core machine. */
+const LEADER_WAIT_MS = 45_000;
+const EXIT_WAIT_MS = 30_000;
+const COMMAND_TIMEOUT_MS = 30_000;
+
+function canListen(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A base port whose 3-node block (base .. base+22) is free right now; bounded attempts. */
+async function freeBasePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 3_000) * 10;
+    const ports = [0, 1, 2].flatMap((i) => [0, 1, 2].map((k) => base + 10 * i + k));
+    let free = true;
+    for (const port of ports) {
+      if (!(await canListen(port))) {
+        free = false;
+        break;
+      }
+    }
+    if (free) return base;
+  }
+  throw new Error('no free block of ports found');
+}
+
+function startUp(dir: string, extraArgs: string[]): { child: ChildProcess; output: () => string; waitForLine: (prefix: string) => Promise<string> } {
+  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'up', '--dir', join(dir, 'data'), ...extraArgs], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LICHEN_ENDPOINTS: '' },
+  });
+  let stdout = '';
+  let stderr = '';
+  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    // Complete lines only: the last piece may still be growing.
+    for (const line of stdout.split('\n').slice(0, -1)) {
+      for (const waiter of waiters.filter((w) => line.startsWith(w.prefix))) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(line);
+      }
+    }
+  });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const output = () => `stdout:\n${stdout}\nstderr:\n${stderr}`;
+  const waitForLine = (prefix: string) =>
+    new Promise<string>((resolve, reject) => {
+      const existing = stdout.split('\n').slice(0, -1).find((l) => l.startsWith(prefix));
+      if (existing !== undefined) return resolve(existing);
+      const timer = setTimeout(() => reject(new Error(`no "${prefix}" line within ${LEADER_WAIT_MS} ms\n${output()}`)), LEADER_WAIT_MS);
+      const onExit = () => reject(new Error(`lichen up exited before printing "${prefix}"\n${output()}`));
+      child.once('exit', onExit);
+      waiters.push({
+        prefix,
+        resolve: (line) => {
+          clearTimeout(timer);
+          child.off('exit', onExit);
+          resolve(line);
+        },
+      });
+    });
+  return { child, output, waitForLine };
+}
+
+function waitForExit(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`process ${child.pid} did not exit within ${EXIT_WAIT_MS} ms`)), EXIT_WAIT_MS);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+function lichen(dir: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', TSX, MAIN, ...args],
+      { cwd: dir, timeout: COMMAND_TIMEOUT_MS, env: { ...process.env, LICHEN_ENDPOINTS: '' } },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function readCluster(dir: string): ClusterFile {
+  return JSON.parse(readFileSync(join(dir, 'data', 'cluster.json'), 'utf8')) as ClusterFile;
+}
+
+/** Kills whatever a failed run left behind: the up process and every node it recorded. */
+function killEverything(dir: string, child: ChildProcess | undefined): void {
+  if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  if (!existsSync(join(dir, 'data', 'cluster.json'))) return;
+  for (const node of readCluster(dir).nodes) {
+    if (node.pid !== null && isAlive(node.pid)) process.kill(node.pid, 'SIGKILL');
+  }
+}
+
+test('lichen up runs a 3-node cluster that serves the CLI, stops cleanly on SIGTERM and restarts with its data', { timeout: 180_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
+  const base = await freeBasePort();
+  const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${base + 10 * i}`).join(',');
+  let up: ReturnType<typeof startUp> | undefined;
+  try {
+    up = startUp(dir, ['--nodes', '3', '--base-port', String(base), '--engine', 'memory']);
+    const leaderLine = await up.waitForLine('leader: ');
+    assert.match(leaderLine, /^leader: node[123] \(member [0-9a-f]+/);
+    assert.match(up.output(), new RegExp(`node2 +127\\.0\\.0\\.1:${base + 10} +127\\.0\\.0\\.1:${base + 11} +127\\.0\\.0\\.1:${base + 12}`));
+
+    const cluster = readCluster(dir);
+    assert.deepEqual(
+      cluster.nodes.map((n) => [n.name, n.client, n.peer, n.http]),
+      [0, 1, 2].map((i) => [`node${i + 1}`, `127.0.0.1:${base + 10 * i}`, `127.0.0.1:${base + 10 * i + 1}`, `127.0.0.1:${base + 10 * i + 2}`]),
+    );
+    assert.ok(cluster.nodes.every((n) => typeof n.pid === 'number' && isAlive(n.pid)));
+
+    assert.deepEqual(await lichen(dir, ['put', 'user:1', 'Alice', '--endpoints', endpoints]), { code: 0, stdout: 'OK\n', stderr: '' });
+    assert.deepEqual(await lichen(dir, ['get', 'user:1', '--endpoints', endpoints]), { code: 0, stdout: 'user:1\nAlice\n', stderr: '' });
+    const status = await lichen(dir, ['status', '--endpoints', endpoints]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.stdout.trim().split('\n').length, 4, 'a header and one row per endpoint');
+    assert.equal((status.stdout.match(/ true /g) ?? []).length, 1, 'exactly one endpoint is the leader');
+
+    up.child.kill('SIGTERM');
+    assert.equal(await waitForExit(up.child), 0, up.output());
+    assert.match(up.output(), /stopping the cluster\.\.\.\nstopped\n/);
+    assert.doesNotMatch(up.output(), /exited unexpectedly/);
+    for (const node of cluster.nodes) {
+      assert.equal(isAlive(node.pid as number), false, `${node.name} (pid ${node.pid}) is gone`);
+      assert.match(readFileSync(join(dir, 'data', `${node.name}.log`), 'utf8'), /"msg":"stopped"/, `${node.name} closed cleanly`);
+    }
+  } finally {
+    killEverything(dir, up?.child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lichen up restarts a stopped cluster from cluster.json with the same ports and data', { timeout: 180_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
+  const base = await freeBasePort();
+  const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${base + 10 * i}`).join(',');
+  let up: ReturnType<typeof startUp> | undefined;
+  try {
+    up = startUp(dir, ['--base-port', String(base)]);
+    await up.waitForLine('leader: ');
+    assert.equal((await lichen(dir, ['put', 'kept', 'across-restart', '--endpoints', endpoints])).code, 0);
+    up.child.kill('SIGTERM');
+    assert.equal(await waitForExit(up.child), 0, up.output());
+
+    // No --nodes or --base-port: both come from cluster.json.
+    up = startUp(dir, []);
+    await up.waitForLine('leader: ');
+    assert.match(up.output(), new RegExp(`node1 +127\\.0\\.0\\.1:${base} `));
+    const got = await lichen(dir, ['get', 'kept', '--endpoints', endpoints]);
+    assert.deepEqual(got, { code: 0, stdout: 'kept\nacross-restart\n', stderr: '' });
+
+    const busy = await lichen(dir, ['up', '--dir', join(dir, 'data')]);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, /ports already in use: .*a previous 'lichen up' seems to be running still/);
+
+    up.child.kill('SIGTERM');
+    assert.equal(await waitForExit(up.child), 0, up.output());
+    for (const node of readCluster(dir).nodes) assert.equal(isAlive(node.pid as number), false);
+  } finally {
+    killEverything(dir, up?.child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
