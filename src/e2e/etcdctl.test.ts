@@ -1,0 +1,115 @@
+// Compatibility with a client nobody here wrote: Debian's etcdctl (package etcd-client, v3.4),
+// against a real 3-member Lichen cluster. The expected outputs are etcdctl's own formats.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { ProcessCluster } from '../server/testing/process-cluster.js';
+
+let cluster: ProcessCluster;
+let endpoints: string;
+
+before(async () => {
+  cluster = await ProcessCluster.start({ nodes: 3 });
+  endpoints = cluster.members.map((m) => m.client).join(',');
+});
+
+after(async () => {
+  await cluster?.stop();
+});
+
+/**
+ * Runs etcdctl with the cluster's endpoints; resolves with stdout (and stderr after it when
+ * asked: `endpoint health` reports there), rejects with stderr.
+ */
+function etcdctl(args: string[], input?: string, withStderr = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      'etcdctl',
+      [`--endpoints=${endpoints}`, '--command-timeout=10s', ...args],
+      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`etcdctl ${args.join(' ')}: ${stderr || error.message}`)) : resolve(withStderr ? stdout + stderr : stdout),
+    );
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+test('put, get, get --prefix and del --prefix print what etcd prints', async () => {
+  assert.equal(await etcdctl(['put', 'fruit/apple', 'red']), 'OK\n');
+  assert.equal(await etcdctl(['put', 'fruit/banana', 'yellow']), 'OK\n');
+  assert.equal(await etcdctl(['get', 'fruit/apple']), 'fruit/apple\nred\n');
+  assert.equal(await etcdctl(['get', '--prefix', 'fruit/']), 'fruit/apple\nred\nfruit/banana\nyellow\n');
+  assert.equal(await etcdctl(['get', '--prefix', '--keys-only', 'fruit/']), 'fruit/apple\n\nfruit/banana\n\n');
+  const json = JSON.parse(await etcdctl(['get', 'fruit/apple', '-w', 'json']));
+  assert.equal(Buffer.from(json.kvs[0].value, 'base64').toString(), 'red');
+  assert.equal(json.count, 1);
+  assert.equal(await etcdctl(['del', '--prefix', 'fruit/']), '2\n');
+  assert.equal(await etcdctl(['get', '--prefix', 'fruit/']), '');
+});
+
+test('txn reads compares and branches from standard input', async () => {
+  await etcdctl(['put', 'txn/key', 'expected']);
+  const taken = await etcdctl(['txn'], 'value("txn/key") = "expected"\n\nput txn/result success\n\nput txn/result failure\n\n');
+  assert.equal(taken, 'SUCCESS\n\nOK\n');
+  assert.equal(await etcdctl(['get', 'txn/result', '--print-value-only']), 'success\n');
+  const notTaken = await etcdctl(['txn'], 'value("txn/key") = "other"\n\nput txn/result success\n\nget txn/key\n\n');
+  assert.equal(notTaken, 'FAILURE\n\ntxn/key\nexpected\n');
+});
+
+test('watch prints each change as etcd does, from the past and live', async () => {
+  await etcdctl(['put', 'watched', 'v1']);
+  const { header } = JSON.parse(await etcdctl(['get', 'watched', '-w', 'json']));
+  const watcher = spawn('etcdctl', [`--endpoints=${endpoints}`, 'watch', 'watched', `--rev=${header.revision}`], {
+    env: { ...process.env, ETCDCTL_API: '3' },
+  });
+  try {
+    let output = '';
+    const expected = 'PUT\nwatched\nv1\nPUT\nwatched\nv2\nDELETE\nwatched\n\n';
+    const seen = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`watch printed only: ${JSON.stringify(output)}`)), 15_000);
+      watcher.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.startsWith(expected)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    // The historical event arrives first; the live ones follow once the watch is established.
+    await new Promise<void>((resolve) => watcher.stdout.once('data', () => resolve()));
+    await etcdctl(['put', 'watched', 'v2']);
+    await etcdctl(['del', 'watched']);
+    await seen;
+  } finally {
+    watcher.kill('SIGKILL');
+  }
+});
+
+test('lease grant, keep-alive --once, timetolive, list and revoke', async () => {
+  const granted = await etcdctl(['lease', 'grant', '60']);
+  const match = /^lease ([0-9a-f]+) granted with TTL\(60s\)\n$/.exec(granted);
+  assert.ok(match, `unexpected grant output: ${granted}`);
+  const id = match[1]!;
+  assert.equal(await etcdctl(['lease', 'keep-alive', '--once', id]), `lease ${id} keepalived with TTL(60)\n`);
+  await etcdctl(['put', 'leased', 'value', `--lease=${id}`]);
+  assert.match(await etcdctl(['lease', 'timetolive', '--keys', id]), new RegExp(`^lease ${id} granted with TTL\\(60s\\), remaining\\(\\d+s\\), attached keys\\(\\[leased\\]\\)\\n$`));
+  assert.match(await etcdctl(['lease', 'list']), new RegExp(`found 1 leases\\n${id}\\n`));
+  assert.equal(await etcdctl(['lease', 'revoke', id]), `lease ${id} revoked\n`);
+  assert.equal(await etcdctl(['get', 'leased']), '', 'revoking a lease deletes its keys');
+});
+
+test('member list, endpoint status and endpoint health describe the cluster', async () => {
+  const members = (await etcdctl(['member', 'list'])).trim().split('\n');
+  assert.equal(members.length, 3);
+  for (const m of cluster.members) {
+    assert.ok(
+      members.some((line) => line.includes(`, started, ${m.name}, http://${m.peer}, http://${m.client}, false`)),
+      `member list lacks ${m.name}: ${members.join(' | ')}`,
+    );
+  }
+  const status = (await etcdctl(['endpoint', 'status'])).trim().split('\n');
+  assert.equal(status.length, 3);
+  assert.equal(status.filter((line) => line.split(', ')[4] === 'true').length, 1, `exactly one leader expected: ${status.join(' | ')}`);
+  const health = await etcdctl(['endpoint', 'health'], undefined, true);
+  for (const m of cluster.members) assert.match(health, new RegExp(`${m.client} is healthy: successfully committed proposal`));
+});

@@ -1,0 +1,325 @@
+// The etcd v3 semantics on top of one cluster member: what each API call means in terms of
+// proposals (writes), ReadIndex barriers (linearizable reads), local state (serializable reads)
+// and the leader's lease clocks. Both API layers (gRPC, HTTP) call this.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type {
+  AlarmRequest,
+  EtcdBackend,
+  Member as ApiMember,
+  MemberAddResponse,
+  MemberListResponse,
+  SnapshotStream,
+  StatusResponse,
+  WatchCreate,
+  WatchHandle,
+  WatchSink,
+  WithHeader,
+} from '../api/backend.js';
+import type {
+  CompactionRequest,
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  HashKVResponse,
+  LeaseGrantRequest,
+  LeaseGrantResponse,
+  LeaseTimeToLiveResponse,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  ResponseHeader,
+  TxnRequest,
+  TxnResponse,
+} from '../mvcc/types.js';
+import { ConfChangeType } from '../raft/index.js';
+import { ErrorCode, LichenError } from '../errors.js';
+import type { NodeConfig } from './config.js';
+import { hashToId } from './ids.js';
+import type { Member } from './members.js';
+import type { ClusterNode } from './node.js';
+import { watchStore } from './watch.js';
+
+/** The API version we implement; clients parse it as semver. */
+export const ETCD_API_VERSION = '3.5.0';
+/** How often a progress_notify watcher hears "nothing new up to revision R" (etcd: 10 minutes). */
+const WATCH_PROGRESS_INTERVAL_MS = 10 * 60 * 1000;
+/** A learner may be promoted once its log is within this fraction of the leader's (etcd: 90%). */
+const LEARNER_READY_FRACTION = 0.9;
+
+/** Lease calls that only the leader can answer, forwarded from followers. */
+export interface LeaderForwarder {
+  leaseKeepAlive(leaderClientAddress: string, id: number): Promise<number>;
+  leaseTimeToLive(leaderClientAddress: string, id: number, keys: boolean): Promise<LeaseTimeToLiveResponse>;
+}
+
+export class NodeBackend implements EtcdBackend {
+  constructor(
+    private readonly node: ClusterNode,
+    private readonly config: NodeConfig,
+    private readonly forwarder: LeaderForwarder,
+  ) {}
+
+  header(revision?: number): ResponseHeader {
+    return {
+      clusterId: this.node.clusterId,
+      memberId: this.node.memberId,
+      revision: revision ?? this.node.store.currentRevision,
+      raftTerm: this.node.raftTerm,
+    };
+  }
+
+  leaderId(): number {
+    return this.node.leaderId;
+  }
+
+  // ---- KV ----
+
+  async range(r: RangeRequest): Promise<WithHeader<RangeResponse>> {
+    if (!r.serializable) await this.node.linearizableBarrier();
+    const response = this.node.store.range(r);
+    return { header: this.header(), ...response };
+  }
+
+  async put(r: PutRequest): Promise<WithHeader<PutResponse>> {
+    const applied = await this.node.propose({ type: 'put', request: r });
+    return { header: this.header(applied.revision), ...(applied.response as PutResponse) };
+  }
+
+  async deleteRange(r: DeleteRangeRequest): Promise<WithHeader<DeleteRangeResponse>> {
+    const applied = await this.node.propose({ type: 'deleteRange', request: r });
+    return { header: this.header(applied.revision), ...(applied.response as DeleteRangeResponse) };
+  }
+
+  async txn(r: TxnRequest): Promise<WithHeader<TxnResponse>> {
+    const applied = await this.node.propose({ type: 'txn', request: r });
+    return { header: this.header(applied.revision), ...(applied.response as TxnResponse) };
+  }
+
+  async compact(r: CompactionRequest): Promise<WithHeader<object>> {
+    const applied = await this.node.propose({ type: 'compact', request: r });
+    return { header: this.header(applied.revision) };
+  }
+
+  // ---- Watch ----
+
+  watch(r: WatchCreate, sink: WatchSink): WatchHandle {
+    return watchStore(this.node, r, sink, WATCH_PROGRESS_INTERVAL_MS, this.config.tickMs);
+  }
+
+  // ---- Lease ----
+
+  async leaseGrant(r: LeaseGrantRequest): Promise<WithHeader<LeaseGrantResponse>> {
+    if (!Number.isInteger(r.TTL) || r.TTL <= 0) {
+      throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: lease TTL must be a positive number of seconds, got ${r.TTL}`);
+    }
+    const applied = await this.node.propose({ type: 'leaseGrant', request: r });
+    return { header: this.header(applied.revision), ...(applied.response as LeaseGrantResponse) };
+  }
+
+  async leaseRevoke(id: number): Promise<WithHeader<object>> {
+    const applied = await this.node.propose({ type: 'leaseRevoke', id });
+    return { header: this.header(applied.revision) };
+  }
+
+  async leaseKeepAlive(id: number): Promise<WithHeader<{ TTL: number }>> {
+    await this.node.waitForLeader();
+    if (this.node.isLeader()) {
+      if (!this.node.store.lease(id)) throw leaseNotFound();
+      return { header: this.header(), TTL: this.node.lessor.renew(id, Date.now()) };
+    }
+    return { header: this.header(), TTL: await this.forwarder.leaseKeepAlive(this.leaderClientAddress(), id) };
+  }
+
+  async leaseTimeToLive(id: number, keys: boolean): Promise<WithHeader<LeaseTimeToLiveResponse>> {
+    await this.node.waitForLeader();
+    if (!this.node.isLeader()) {
+      return { header: this.header(), ...(await this.forwarder.leaseTimeToLive(this.leaderClientAddress(), id, keys)) };
+    }
+    await this.node.linearizableBarrier();
+    const lease = this.node.store.lease(id);
+    if (!lease) return { header: this.header(), ID: id, TTL: -1, grantedTTL: 0, keys: [] };
+    const remainingSeconds = Math.max(0, Math.ceil(this.node.lessor.remaining(id, Date.now())));
+    return { header: this.header(), ID: id, TTL: remainingSeconds, grantedTTL: lease.grantedTTL, keys: keys ? lease.keys : [] };
+  }
+
+  async leaseLeases(): Promise<WithHeader<{ ids: number[] }>> {
+    await this.node.linearizableBarrier();
+    return { header: this.header(), ids: this.node.store.leases().map((l) => l.ID) };
+  }
+
+  private leaderClientAddress(): string {
+    const leader = this.node.leader();
+    if (!leader || leader.clientAddress === '') {
+      throw new LichenError(ErrorCode.Unavailable, 'etcdserver: leader has not published its client address yet');
+    }
+    return leader.clientAddress;
+  }
+
+  // ---- Cluster ----
+
+  async memberList(linearizable: boolean): Promise<WithHeader<MemberListResponse>> {
+    if (linearizable) await this.node.linearizableBarrier();
+    return { header: this.header(), members: this.node.members.map(toApiMember) };
+  }
+
+  async memberAdd(peerURLs: string[], isLearner: boolean): Promise<WithHeader<MemberAddResponse>> {
+    const peerAddress = addressOfUrls(peerURLs);
+    if (this.node.members.some((m) => m.peerAddress === peerAddress)) {
+      throw new LichenError(ErrorCode.MemberExists, 'etcdserver: peerURL exists');
+    }
+    // The proposer picks the id; every replica learns it from the committed entry.
+    const id = hashToId(`added\0${peerAddress}\0${Date.now()}\0${Math.random()}`);
+    await this.node.proposeConfChange(isLearner ? ConfChangeType.AddLearner : ConfChangeType.AddNode, id, { name: '', peerAddress });
+    const members = this.node.members.map(toApiMember);
+    return { header: this.header(), member: members.find((m) => m.id === id)!, members };
+  }
+
+  async memberRemove(id: number): Promise<WithHeader<MemberListResponse>> {
+    const member = this.requireMember(id);
+    if (!member.isLearner) this.refuseIfQuorumWouldBeLost(id);
+    await this.node.proposeConfChange(ConfChangeType.RemoveNode, id);
+    return { header: this.header(), members: this.node.members.map(toApiMember) };
+  }
+
+  async memberUpdate(id: number, peerURLs: string[]): Promise<WithHeader<MemberListResponse>> {
+    const member = this.requireMember(id);
+    const peerAddress = addressOfUrls(peerURLs);
+    await this.node.proposeConfChange(ConfChangeType.UpdateNode, id, { name: member.name, peerAddress });
+    return { header: this.header(), members: this.node.members.map(toApiMember) };
+  }
+
+  async memberPromote(id: number): Promise<WithHeader<MemberListResponse>> {
+    const member = this.requireMember(id);
+    if (!member.isLearner) {
+      throw new LichenError(ErrorCode.MembershipRefused, 'etcdserver: can only promote a learner member');
+    }
+    this.refuseIfLearnerBehind(id);
+    await this.node.proposeConfChange(ConfChangeType.AddNode, id);
+    return { header: this.header(), members: this.node.members.map(toApiMember) };
+  }
+
+  private requireMember(id: number): Member {
+    const member = this.node.members.find((m) => m.id === id);
+    if (!member) throw new LichenError(ErrorCode.MemberNotFound, 'etcdserver: member not found');
+    return member;
+  }
+
+  /**
+   * On the leader, refuse to remove a voter when the voters that stay and are known to be
+   * active would not form a quorum of the new configuration (etcd's same rule). Followers lack
+   * the progress view; the leader's own check is what matters and raft serializes changes.
+   */
+  private refuseIfQuorumWouldBeLost(id: number): void {
+    const status = this.node.raftStatus();
+    if (status.role !== 'leader' || !status.progress) return;
+    const remaining = status.conf.voters.filter((v) => v !== id);
+    const active = remaining.filter((v) => v === status.id || status.progress!.get(v)?.recentActive);
+    if (active.length < Math.floor(remaining.length / 2) + 1) {
+      throw new LichenError(
+        ErrorCode.MembershipRefused,
+        `etcdserver: re-configuration failed due to not enough started members (${active.length} of ${remaining.length} remaining voters are active)`,
+      );
+    }
+  }
+
+  private refuseIfLearnerBehind(id: number): void {
+    const status = this.node.raftStatus();
+    if (status.role !== 'leader' || !status.progress) return;
+    const match = status.progress.get(id)?.match ?? 0;
+    if (match < status.commit * LEARNER_READY_FRACTION) {
+      throw new LichenError(
+        ErrorCode.MembershipRefused,
+        `etcdserver: can only promote a learner member which is in sync with leader (learner at ${match}, leader committed ${status.commit})`,
+      );
+    }
+  }
+
+  // ---- Maintenance ----
+
+  async status(): Promise<WithHeader<StatusResponse>> {
+    const raft = this.node.raftStatus();
+    const dbSize = directoryBytes(join(this.config.dataDir, 'engine'));
+    return {
+      header: this.header(),
+      version: ETCD_API_VERSION,
+      dbSize,
+      dbSizeInUse: dbSize,
+      leader: raft.lead,
+      raftIndex: raft.commit,
+      raftTerm: raft.term,
+      raftAppliedIndex: this.node.appliedIndex,
+      isLearner: this.node.isLearner,
+      errors: this.node.removedReason ? [this.node.removedReason] : [],
+    };
+  }
+
+  async hashKV(revision: number): Promise<WithHeader<HashKVResponse>> {
+    const response = this.node.store.hashKV(revision === 0 ? this.node.store.currentRevision : revision);
+    return { header: this.header(), ...response };
+  }
+
+  async moveLeader(targetId: number): Promise<WithHeader<object>> {
+    await this.node.transferLeadership(targetId);
+    return { header: this.header() };
+  }
+
+  async snapshot(): Promise<SnapshotStream> {
+    await this.node.linearizableBarrier();
+    const header = this.header();
+    // Materialized so the size is known up front (etcd sends remaining_bytes with each chunk).
+    const chunks = [...this.node.store.export()];
+    const sizeBytes = chunks.reduce((total, chunk) => total + chunk.length, 0);
+    return {
+      header,
+      sizeBytes,
+      chunks: (async function* () {
+        yield* chunks;
+      })(),
+    };
+  }
+
+  async alarm(_r: AlarmRequest): Promise<WithHeader<{ alarms: [] }>> {
+    // Lichen raises no alarms yet (no space quota, no corruption check): every action sees none.
+    return { header: this.header(), alarms: [] };
+  }
+}
+
+function leaseNotFound(): LichenError {
+  return new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
+}
+
+function toApiMember(member: Member): ApiMember {
+  return {
+    id: member.id,
+    name: member.name,
+    peerURLs: [`http://${member.peerAddress}`],
+    clientURLs: member.clientAddress ? [`http://${member.clientAddress}`] : [],
+    isLearner: member.isLearner,
+  };
+}
+
+/** "http://host:port" (or bare host:port) → host:port; exactly one URL is supported. */
+export function addressOfUrls(peerURLs: string[]): string {
+  if (peerURLs.length !== 1) {
+    throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: exactly one peer URL is supported, got ${peerURLs.length}`);
+  }
+  const text = peerURLs[0]!;
+  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: "${text}" is not a valid peer URL`);
+  }
+  if (!url.port) throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: peer URL "${text}" has no port`);
+  return `${url.hostname}:${url.port}`;
+}
+
+function directoryBytes(dir: string): number {
+  try {
+    return readdirSync(dir).reduce((total, name) => total + statSync(join(dir, name)).size, 0);
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,102 @@
+// Starting and stopping one Lichen member: durable state, the raft member, and the client APIs.
+import { startGrpcServer } from '../api/grpc/index.js';
+import { startHttpServer } from '../api/http/index.js';
+import { createLichenMetrics } from '../metrics.js';
+import type { Logger } from '../log.js';
+import { ErrorCode, LichenError } from '../errors.js';
+import { NodeBackend } from './backend.js';
+import type { NodeConfig } from './config.js';
+import { GrpcLeaderForwarder } from './forward.js';
+import { ClusterNode, splitAddress } from './node.js';
+import { openNodeState } from './state.js';
+
+export { defaultNodeConfig, type NodeConfig, type PeerSpec } from './config.js';
+export { ClusterNode } from './node.js';
+export { NodeBackend } from './backend.js';
+
+export interface LichenNode {
+  readonly memberId: number;
+  readonly clusterId: number;
+  /** Where each listener ended up (ports resolved when the config asked for port 0). */
+  readonly addresses: { client: string; peer: string; http: string };
+  readonly node: ClusterNode;
+  close(): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig, logger: Logger): Promise<LichenNode> {
+  const state = await openNodeState(config, logger);
+  // The client listeners start first so the member can publish their real addresses.
+  const backendRef: { backend?: NodeBackend } = {};
+  const metricsRef: { node?: ClusterNode } = {};
+  const metrics = createLichenMetrics({
+    raftTerm: () => metricsRef.node?.raftTerm ?? 0,
+    raftCommitIndex: () => metricsRef.node?.raftStatus().commit ?? 0,
+    raftAppliedIndex: () => metricsRef.node?.appliedIndex ?? 0,
+    mvccRevision: () => state.store.currentRevision,
+    walBytes: () => state.wal.sizeBytes,
+  });
+  const lazyBackend = lazy(() => backendRef.backend);
+  const [clientHost, clientPort] = splitAddress(config.listenClient);
+  const grpc = await startGrpcServer({
+    backend: lazyBackend,
+    host: clientHost,
+    port: clientPort,
+    maxRequestBytes: config.maxRequestBytes,
+  });
+  let http: { port: number; close(): Promise<void> } | undefined;
+  if (config.listenHttp) {
+    const [httpHost, httpPort] = splitAddress(config.listenHttp);
+    http = await startHttpServer({
+      backend: lazyBackend,
+      registry: metrics.registry,
+      host: httpHost,
+      port: httpPort,
+      maxRequestBytes: config.maxRequestBytes,
+    });
+  }
+  const addresses = {
+    client: `${clientHost}:${grpc.port}`,
+    http: http ? `${splitAddress(config.listenHttp)[0]}:${http.port}` : '',
+    peer: '',
+  };
+  const node = new ClusterNode(state, config, logger, metrics, { client: addresses.client, http: addresses.http });
+  metricsRef.node = node;
+  const forwarder = new GrpcLeaderForwarder(config.requestTimeoutMs);
+  backendRef.backend = new NodeBackend(node, config, forwarder);
+  await node.start();
+  addresses.peer = node.peerAddress;
+  let closing: Promise<void> | undefined;
+  return {
+    memberId: node.memberId,
+    clusterId: node.clusterId,
+    addresses,
+    node,
+    close: () =>
+      (closing ??= (async () => {
+        await grpc.close();
+        await http?.close();
+        forwarder.close();
+        await node.close();
+        logger.info('member stopped');
+      })()),
+  };
+}
+
+/**
+ * A proxy that resolves its target on each use, so the listeners can start (and their ports be
+ * known) before the member exists. A request in that short window is told to come back.
+ */
+function lazy<T extends object>(target: () => T | undefined): T {
+  return new Proxy({} as T, {
+    get(_unused, property) {
+      const current = target();
+      if (!current) {
+        return () => {
+          throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server is starting');
+        };
+      }
+      const value = Reflect.get(current, property) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+    },
+  });
+}

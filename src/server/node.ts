@@ -1,0 +1,550 @@
+// One cluster member: the raft core driven by a single loop that persists, sends and applies in
+// the order the Ready contract requires, plus the client-facing operations built on it
+// (proposals, linearizable reads, leases, membership, leadership transfer).
+//
+// Concurrency model: everything that touches the RawNode runs inside the loop. Callers enqueue
+// closures (step a message, tick, propose, read) into a bounded inbox; the loop drains the inbox,
+// then handles one Ready: while that Ready's fsync is in flight, new work accumulates in the
+// inbox, so the next Ready carries all of it under one fsync (group commit for free).
+import { performance } from 'node:perf_hooks';
+import {
+  ConfChangeType,
+  EntryType,
+  RawNode,
+  decodeConfChange,
+  encodeConfChange,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type Ready,
+  type Snapshot,
+} from '../raft/index.js';
+import { Lessor, WatchHub, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../mvcc/index.js';
+import { TcpTransport } from '../transport/index.js';
+import { ErrorCode, LichenError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { NodeConfig } from './config.js';
+import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { formatId } from './ids.js';
+import { decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
+import { PendingProposals, ReadRounds } from './requests.js';
+import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+import type { NodeState } from './state.js';
+import type { LichenMetrics } from '../metrics.js';
+
+/** Peer messages waiting for the loop; beyond this they are dropped and raft retransmits. */
+const INBOX_MAX = 50_000;
+/** Entries kept behind a snapshot so a briefly slow follower catches up without a snapshot. */
+const SNAPSHOT_CATCH_UP_ENTRIES = 5_000;
+/** Expired leases revoked per tick, so a mass expiry does not flood the log. */
+const LEASE_REVOKES_PER_TICK = 64;
+
+/** The successful outcome of an applied proposal. */
+export type Applied = Extract<ApplyResult, { response: unknown }>;
+
+/** What a conf-change entry's context carries besides the member's name and address. */
+interface ConfContext extends Partial<MemberContext> {
+  origin: number;
+  sequence: number;
+}
+
+export class ClusterNode {
+  readonly memberId: number;
+  readonly clusterId: number;
+  readonly hub: WatchHub;
+  readonly lessor: Lessor;
+
+  private readonly raw: RawNode;
+  private readonly transport: TcpTransport;
+  private readonly proposals: PendingProposals<Applied | void>;
+  private readonly reads: ReadRounds;
+  private inbox: Array<() => void> = [];
+  private wakeLoop: (() => void) | undefined;
+  private loopDone: Promise<void> = Promise.resolve();
+  private ticker: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  private lead = 0;
+  private role = 'follower';
+  private term = 0;
+  private applied: number;
+  private snapshotIndex: number;
+  private confState: ConfState;
+  private publishedAttributes = false;
+  private publishAttemptAtMs = -Infinity;
+  private leaderWaiters: Array<() => void> = [];
+  /** Set when this member learns it was removed: it stops serving and says why. */
+  removedReason: string | undefined;
+
+  constructor(
+    private readonly state: NodeState,
+    private readonly config: NodeConfig,
+    private readonly logger: Logger,
+    private readonly metrics: LichenMetrics,
+    private readonly publicAddresses: { client: string; http: string },
+  ) {
+    this.memberId = state.identity.memberId;
+    this.clusterId = state.identity.clusterId;
+    this.applied = state.snapshotIndex;
+    this.snapshotIndex = state.snapshotIndex;
+    this.confState = state.storage.initialState().confState;
+    this.raw = new RawNode({
+      id: this.memberId,
+      storage: state.storage,
+      random: Math.random,
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      // Raft re-delivers every entry after the snapshot; apply skips what the engine already
+      // holds but still replays membership, which lives only in the log and snapshot.
+      applied: state.snapshotIndex,
+      maxMsgBytes: config.maxRequestBytes + 64 * 1024,
+    });
+    this.hub = new WatchHub(state.store);
+    this.lessor = new Lessor({
+      minTtlSeconds: Math.ceil((1.5 * config.electionTicks * config.tickMs) / 1000),
+      revokeRetryMs: config.requestTimeoutMs,
+    });
+    for (const lease of state.store.leases()) this.lessor.grant(lease.ID, lease.grantedTTL, Date.now());
+    this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs });
+    this.reads = new ReadRounds({
+      max: config.pendingRequestsMax,
+      timeoutMs: config.requestTimeoutMs,
+      retryMs: config.electionTicks * config.tickMs,
+      now: () => performance.now(),
+      issue: (context) => this.enqueue(() => this.raw.readIndex(context)),
+      appliedIndex: () => this.applied,
+    });
+    const [host, port] = splitAddress(config.listenPeer);
+    this.transport = new TcpTransport({
+      id: this.memberId,
+      clusterId: this.clusterId,
+      listen: { host, port },
+      onMessage: (m) => this.receive(m),
+      onUnreachable: (peer) => this.enqueue(() => this.raw.reportUnreachable(peer)),
+      onSnapshotSent: (peer, ok) => this.enqueue(() => this.raw.reportSnapshot(peer, ok)),
+      logger: (event, fields) => {
+        // A peer that is down makes the transport redial with backoff: that is expected and
+        // logged at debug; a refused handshake or a dropped message is worth a warning.
+        const problem = /queue-full|too-large|refused|rejected|protocol-error|listener-error|unknown-peer|dropped/.test(event);
+        const notable = /connected|listening/.test(event);
+        const log = problem ? this.logger.warn : notable ? this.logger.info : this.logger.debug;
+        log.call(this.logger, `transport: ${event}`, fields);
+      },
+    });
+  }
+
+  get store(): NodeState['store'] {
+    return this.state.store;
+  }
+
+  get members(): Member[] {
+    return this.state.members.list();
+  }
+
+  get leaderId(): number {
+    return this.lead;
+  }
+
+  get raftTerm(): number {
+    return this.term;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  get isLearner(): boolean {
+    return this.confState.learners.includes(this.memberId);
+  }
+
+  get peerAddress(): string {
+    return `${this.transport.address.host}:${this.transport.address.port}`;
+  }
+
+  raftStatus(): ReturnType<RawNode['status']> {
+    return this.raw.status();
+  }
+
+  async start(): Promise<void> {
+    await this.transport.start();
+    this.syncPeers();
+    this.loopDone = this.runLoop().catch((error: unknown) => this.fail(error));
+    this.ticker = setInterval(() => this.onTick(), this.config.tickMs);
+    this.logger.info('member started', {
+      memberId: formatId(this.memberId),
+      clusterId: formatId(this.clusterId),
+      peer: this.peerAddress,
+      applied: this.applied,
+      members: this.state.members.list().map((m) => m.name),
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.ticker);
+    this.wakeLoop?.();
+    await this.loopDone;
+    await this.transport.close();
+    const closed = new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
+    this.proposals.rejectAll(closed);
+    await this.state.wal.close();
+    await this.state.engine.sync();
+    this.state.engine.close();
+  }
+
+  // ---- Client operations -------------------------------------------------------------------
+
+  /** Replicates a command and resolves with its result once this member has applied it. */
+  async propose(command: Command): Promise<Applied> {
+    const body = encodeCommand(command);
+    if (body.length > this.config.maxRequestBytes) {
+      throw new LichenError(ErrorCode.TooLarge, 'etcdserver: request is too large', { limitBytes: this.config.maxRequestBytes });
+    }
+    const result = (await this.proposeEnvelope(EnvelopeKind.Mvcc, body)) as ApplyResult;
+    if ('error' in result) throw result.error;
+    return result;
+  }
+
+  /** Resolves once this member has applied everything committed before the call (ReadIndex). */
+  async linearizableBarrier(): Promise<void> {
+    this.assertServing();
+    if (this.config.unsafe.readsWithoutReadIndex) return;
+    await this.waitForLeader();
+    await this.reads.wait();
+  }
+
+  async proposeConfChange(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
+    this.assertServing();
+    await this.waitForLeader();
+    const { sequence, result } = this.proposals.register();
+    const context: ConfContext = { ...member, origin: this.memberId, sequence };
+    const cc: ConfChange = { type, nodeId, context: encodeJson(context) };
+    this.enqueue(() => {
+      try {
+        this.raw.proposeConfChange(cc);
+      } catch (error) {
+        this.proposals.reject(sequence, error as Error);
+      }
+    });
+    await result;
+  }
+
+  /** Asks the leader to hand leadership to `target`; resolves when `target` leads. */
+  async transferLeadership(target: number): Promise<void> {
+    this.assertServing();
+    if (!this.confState.voters.includes(target)) {
+      throw new LichenError(ErrorCode.MemberNotFound, `etcdserver: member ${formatId(target)} is not a voting member`);
+    }
+    await this.waitForLeader();
+    if (this.lead === target) return;
+    const deadline = performance.now() + this.config.requestTimeoutMs;
+    this.enqueue(() => this.raw.transferLeader(target));
+    while (this.lead !== target) {
+      if (performance.now() > deadline) {
+        throw new LichenError(ErrorCode.Timeout, 'etcdserver: leadership transfer timed out');
+      }
+      await new Promise<void>((resolve) => this.leaderWaiters.push(resolve));
+    }
+  }
+
+  /** The member that leads now, if known. */
+  leader(): Member | undefined {
+    return this.lead === 0 ? undefined : this.state.members.get(this.lead);
+  }
+
+  isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  /** Resolves when some leader is known, or fails after the request timeout. */
+  async waitForLeader(): Promise<void> {
+    const deadline = performance.now() + this.config.requestTimeoutMs;
+    while (this.lead === 0) {
+      this.assertServing();
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: no leader');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.leaderWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  private assertServing(): void {
+    if (this.removedReason) throw new LichenError(ErrorCode.Unavailable, this.removedReason);
+    if (this.stopped) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
+  }
+
+  private async proposeEnvelope(kind: EnvelopeKind, body: Uint8Array): Promise<Applied | void | ApplyResult> {
+    this.assertServing();
+    await this.waitForLeader();
+    const { sequence, result } = this.proposals.register();
+    const data = encodeEnvelope({ kind, origin: this.memberId, sequence, body });
+    this.enqueue(() => {
+      try {
+        this.raw.propose(data);
+        this.metrics.raftProposalsTotal.inc({ result: 'proposed' });
+      } catch (error) {
+        this.metrics.raftProposalsTotal.inc({ result: 'dropped' });
+        this.proposals.reject(sequence, error as Error);
+      }
+    });
+    return result;
+  }
+
+  /** A proposal no client waits for (lease expiry, attribute publication). */
+  private proposeDetached(kind: EnvelopeKind, body: Uint8Array): void {
+    const data = encodeEnvelope({ kind, origin: this.memberId, sequence: 0, body });
+    this.enqueue(() => {
+      try {
+        this.raw.propose(data);
+      } catch {
+        // No leader right now: the tick that wanted this proposal will try again.
+      }
+    });
+  }
+
+  // ---- The loop ------------------------------------------------------------------------------
+
+  private receive(message: Message): void {
+    if (this.inbox.length >= INBOX_MAX) return;
+    this.enqueue(() => {
+      try {
+        this.raw.step(message);
+      } catch (error) {
+        this.logger.warn('raft: dropped a peer message', { type: message.type, from: formatId(message.from), error: String(error) });
+      }
+    });
+  }
+
+  private enqueue(action: () => void): void {
+    this.inbox.push(action);
+    const wake = this.wakeLoop;
+    this.wakeLoop = undefined;
+    wake?.();
+  }
+
+  private onTick(): void {
+    this.enqueue(() => this.raw.tick());
+    this.reads.onTick();
+    this.hub.syncUnsynced();
+    if (this.role === 'leader') this.revokeExpiredLeases();
+    if (!this.publishedAttributes && this.lead !== 0) this.publishAttributes();
+  }
+
+  private async runLoop(): Promise<void> {
+    while (!this.stopped) {
+      if (this.inbox.length === 0 && !this.raw.hasReady()) {
+        await new Promise<void>((resolve) => (this.wakeLoop = resolve));
+        continue;
+      }
+      const actions = this.inbox;
+      this.inbox = [];
+      for (const action of actions) action();
+      if (this.raw.hasReady()) await this.handleReady(this.raw.ready());
+    }
+  }
+
+  /**
+   * Handles one Ready in the order raft requires: persist (snapshot, then entries and hard state
+   * under one fsync), then send, then apply, then advance. A leader sends first: its appends may
+   * travel while its own fsync runs (thesis §10.2.1), because raft counts the leader's own copy
+   * only after advance().
+   */
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
+    if (rd.hardState) this.term = rd.hardState.term;
+    const [early, late] = this.role === 'leader' ? partition(rd.messages, isLeaderReplication) : [[], rd.messages];
+    this.transport.send(early);
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    if (rd.hardState || rd.entries.length > 0) {
+      const started = performance.now();
+      await this.state.wal.save({ hardState: rd.hardState, entries: rd.entries });
+      this.metrics.walFsyncSeconds.observe((performance.now() - started) / 1000);
+      if (rd.entries.length > 0) this.state.storage.append(rd.entries);
+      if (rd.hardState) this.state.storage.setHardState(rd.hardState);
+    }
+    this.transport.send(late);
+    for (const entry of rd.committedEntries) this.applyEntry(entry);
+    for (const readState of rd.readStates) this.reads.onReadState(readState.context, readState.index);
+    this.reads.onApplied(this.applied);
+    this.raw.advance();
+    await this.maybeSnapshot();
+  }
+
+  private onSoftState(lead: number, role: string): void {
+    const wasLeader = this.role === 'leader';
+    if (lead !== this.lead) {
+      this.metrics.raftLeaderChangesTotal.inc();
+      this.logger.info('leader changed', { from: formatId(this.lead), to: formatId(lead), role });
+    }
+    this.lead = lead;
+    this.role = role;
+    if (role === 'leader' && !wasLeader) {
+      // A new leader restarts every lease clock at a full TTL (as etcd does): it cannot know
+      // when the old leader last heard a keep-alive.
+      this.lessor.promote(Date.now());
+    } else if (role !== 'leader' && wasLeader) {
+      this.lessor.demote();
+    }
+    if (lead !== 0) {
+      const waiters = this.leaderWaiters;
+      this.leaderWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.type === EntryType.ConfChange) {
+      this.applyConfChange(entry);
+    } else if (entry.data.length > 0) {
+      const envelope = decodeEnvelope(entry.data);
+      if (envelope.kind === EnvelopeKind.MemberAttributes) {
+        this.state.members.applyAttributes(envelope.origin, decodeJson<MemberAttributes>(envelope.body));
+      } else if (entry.index > this.state.store.appliedIndex) {
+        const command = decodeCommand(envelope.body);
+        const result = this.state.store.apply(entry.index, command);
+        this.afterApply(command, result);
+        if (envelope.origin === this.memberId) this.proposals.resolve(envelope.sequence, result as Applied);
+      }
+    }
+    this.applied = entry.index;
+  }
+
+  private afterApply(command: Command, result: ApplyResult): void {
+    if ('error' in result) return;
+    if (result.events.length > 0) this.hub.notify(result.events, result.revision);
+    if (command.type === 'leaseGrant') {
+      const granted = result.response as { ID: number; TTL: number };
+      this.lessor.grant(granted.ID, granted.TTL, Date.now());
+    } else if (command.type === 'leaseRevoke') {
+      this.lessor.revoke(command.id);
+    }
+  }
+
+  private applyConfChange(entry: Entry): void {
+    const cc = decodeConfChange(entry.data);
+    const context = cc.context.length > 0 ? decodeJson<ConfContext>(cc.context) : undefined;
+    this.state.members.applyConfChange(cc);
+    this.confState = this.raw.applyConfChange(cc);
+    this.syncPeers();
+    this.logger.info('membership changed', { change: cc.type, member: formatId(cc.nodeId), voters: this.confState.voters.map(formatId) });
+    if (context && context.origin === this.memberId) this.proposals.resolve(context.sequence, undefined);
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.memberId) {
+      this.removedReason = 'etcdserver: the member has been permanently removed from the cluster';
+      this.logger.error('this member was removed from the cluster; it stops serving', { memberId: formatId(this.memberId) });
+      this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    }
+  }
+
+  /** Makes the transport dial exactly the current members (other than this one). */
+  private syncPeers(): void {
+    const current = new Set<number>();
+    for (const member of this.state.members.list()) {
+      if (member.id === this.memberId) continue;
+      current.add(member.id);
+      this.transport.updatePeer(member.id, member.peerAddress);
+    }
+    for (const id of this.knownPeers) if (!current.has(id)) this.transport.removePeer(id);
+    this.knownPeers = current;
+  }
+  private knownPeers = new Set<number>();
+
+  private async installSnapshot(snapshot: Snapshot): Promise<void> {
+    await this.state.snapshots.save(snapshot);
+    await this.state.wal.saveSnapshotMarker(snapshot.metadata);
+    this.state.storage.applySnapshot(snapshot);
+    const { members, engineData } = decodeSnapshotData(snapshot.data);
+    this.state.store.install([engineData]);
+    // Watchers were synced to the old state: they re-read what they missed from the new history.
+    this.hub.restored();
+    this.state.members = members;
+    this.confState = snapshot.metadata.conf;
+    this.applied = snapshot.metadata.index;
+    this.snapshotIndex = snapshot.metadata.index;
+    this.syncPeers();
+    this.logger.info('installed a snapshot from the leader', { index: snapshot.metadata.index, term: snapshot.metadata.term });
+  }
+
+  /** Snapshots the state machine and releases log entries once enough have been applied. */
+  private async maybeSnapshot(): Promise<void> {
+    const entriesSince = this.applied - this.snapshotIndex;
+    const walTooBig = this.state.wal.sizeBytes >= this.config.snapshotWalBytes && entriesSince > 0;
+    if (entriesSince < this.config.snapshotEntries && !walTooBig) return;
+    const index = this.applied;
+    const data = encodeSnapshotData(this.state.members, this.state.store.export());
+    const snapshot = this.state.storage.createSnapshot(index, this.confState, data);
+    await this.state.snapshots.save(snapshot);
+    await this.state.wal.saveSnapshotMarker(snapshot.metadata);
+    // The engine must hold everything up to `index` durably before the log entries go.
+    await this.state.engine.sync();
+    const compactTo = Math.max(this.snapshotIndex, index - SNAPSHOT_CATCH_UP_ENTRIES);
+    if (compactTo > this.state.storage.firstIndex() - 1) {
+      this.state.storage.compact(compactTo);
+      await this.state.wal.releaseTo(compactTo);
+    }
+    this.snapshotIndex = index;
+    this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
+  }
+
+  private revokeExpiredLeases(): void {
+    // The lessor hands out each expired lease once per retry period, so a lost revoke repeats.
+    for (const id of this.lessor.expired(Date.now(), LEASE_REVOKES_PER_TICK)) {
+      this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'leaseRevoke', id }));
+    }
+  }
+
+  private publishAttributes(): void {
+    const self = this.state.members.get(this.memberId);
+    if (!self) return;
+    if (self.clientAddress === this.publicAddresses.client && self.httpAddress === this.publicAddresses.http) {
+      this.publishedAttributes = true;
+      return;
+    }
+    const now = performance.now();
+    if (now - this.publishAttemptAtMs < this.config.requestTimeoutMs) return;
+    this.publishAttemptAtMs = now;
+    const attributes: MemberAttributes = { name: this.config.name, clientAddress: this.publicAddresses.client, httpAddress: this.publicAddresses.http };
+    this.proposeDetached(EnvelopeKind.MemberAttributes, encodeJson(attributes));
+  }
+
+  private fail(error: unknown): void {
+    // A WAL or engine failure leaves this member unable to keep its promises: stop it loudly.
+    this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
+    this.removedReason = `etcdserver: member failed: ${(error as Error)?.message ?? String(error)}`;
+    this.stopped = true;
+    clearInterval(this.ticker);
+    this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    process.exitCode = 1;
+  }
+}
+
+/**
+ * Messages a leader may send before its own fsync completes: replication traffic, which raft
+ * answers only from the followers' persisted state. Votes and acknowledgements always wait.
+ */
+function isLeaderReplication(message: Message): boolean {
+  return message.type === 'App' || message.type === 'Heartbeat' || message.type === 'Snap' || message.type === 'TimeoutNow';
+}
+
+function partition<T>(items: T[], test: (item: T) => boolean): [T[], T[]] {
+  const yes: T[] = [];
+  const no: T[] = [];
+  for (const item of items) (test(item) ? yes : no).push(item);
+  return [yes, no];
+}
+
+export function splitAddress(address: string): [host: string, port: number] {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new LichenError(ErrorCode.InvalidArgument, `"${address}" is not a host:port address`);
+  }
+  return [host, port];
+}

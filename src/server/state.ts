@@ -1,0 +1,162 @@
+// Opening a node's durable state: the identity file, the engine, the WAL and the snapshots, and
+// bootstrapping a brand-new cluster. Everything a node knows after a restart comes from here.
+import { mkdir, readFile, rename, writeFile, open as openFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { MemoryEngine, type Engine } from '../engine/index.js';
+const openEngine = (_kind: string, _dir: string): Engine => new MemoryEngine(); // TEMP until lmdb lands
+import { MvccStore } from '../mvcc/index.js';
+import { ConfChangeType, MemoryStorage, type HardState, type Snapshot } from '../raft/index.js';
+import { SnapshotStore, Wal } from '../wal/index.js';
+import { ErrorCode, LichenError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { NodeConfig } from './config.js';
+import { clusterIdOf, formatId, memberIdOf } from './ids.js';
+import { MemberTable, encodeJson } from './members.js';
+import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+
+/** Who this data directory belongs to. Written once, when the member first starts. */
+export interface Identity {
+  version: 1;
+  name: string;
+  memberId: number;
+  clusterId: number;
+}
+
+export interface NodeState {
+  identity: Identity;
+  engine: Engine;
+  store: MvccStore;
+  wal: Wal;
+  snapshots: SnapshotStore;
+  storage: MemoryStorage;
+  members: MemberTable;
+  /** The index of the snapshot the raft log starts after. */
+  snapshotIndex: number;
+}
+
+const IDENTITY_FILE = 'member.json';
+
+export async function openNodeState(config: NodeConfig, logger: Logger): Promise<NodeState> {
+  await mkdir(config.dataDir, { recursive: true });
+  const identity = (await readIdentity(config.dataDir)) ?? (await bootstrapIdentity(config));
+  if (identity.name !== config.name) {
+    throw new LichenError(
+      ErrorCode.InvalidArgument,
+      `data directory ${config.dataDir} belongs to member "${identity.name}", not "${config.name}"`,
+    );
+  }
+  const engine = openEngine(config.engine, join(config.dataDir, 'engine'));
+  const store = MvccStore.open(engine);
+  const snapshots = new SnapshotStore(join(config.dataDir, 'snap'));
+  const { wal, state } = await Wal.open({
+    dir: join(config.dataDir, 'wal'),
+    syncDelayMs: config.unsafe.walSyncDelayMs,
+    noSync: config.unsafe.walNoSync,
+  });
+  if (state.repairedTail) {
+    logger.warn('wal: repaired a torn record at the tail', { ...state.repairedTail });
+  }
+
+  let snapshot = state.snapshot ? await snapshots.load(state.snapshot) : undefined;
+  if (state.snapshot && !snapshot) {
+    throw new LichenError(
+      ErrorCode.Internal,
+      `the WAL names snapshot ${state.snapshot.index} (term ${state.snapshot.term}) but no such snapshot file is in ${join(config.dataDir, 'snap')}`,
+    );
+  }
+  let hardState = state.hardState;
+  if (!snapshot) {
+    // A brand-new member of a new cluster: the first snapshot holds the initial membership.
+    snapshot = initialSnapshot(config, identity, engine);
+    await snapshots.save(snapshot);
+    await wal.saveSnapshotMarker(snapshot.metadata);
+    hardState = { term: snapshot.metadata.term, vote: 0, commit: snapshot.metadata.index };
+    await wal.save({ hardState, entries: [] });
+    logger.info('bootstrapped a new cluster member', {
+      memberId: formatId(identity.memberId),
+      clusterId: formatId(identity.clusterId),
+      members: config.initialCluster.map((p) => p.name),
+    });
+  }
+
+  const { members, engineData } = decodeSnapshotData(snapshot.data);
+  if (store.appliedIndex < snapshot.metadata.index) {
+    // The engine lags the snapshot (a snapshot was received but the engine not yet replaced, or
+    // the engine's last writes were lost): the snapshot is the truth.
+    store.install([engineData]);
+  }
+  const storage = new MemoryStorage();
+  storage.applySnapshot(snapshot);
+  storage.setHardState(mergeCommit(hardState, snapshot));
+  if (state.entries.length > 0) storage.append(state.entries);
+  return { identity, engine, store, wal, snapshots, storage, members, snapshotIndex: snapshot.metadata.index };
+}
+
+/** The persisted commit can trail a snapshot installed from the leader; never go below it. */
+function mergeCommit(hardState: HardState, snapshot: Snapshot): HardState {
+  return { ...hardState, commit: Math.max(hardState.commit, snapshot.metadata.index) };
+}
+
+function initialSnapshot(config: NodeConfig, identity: Identity, engine: Engine): Snapshot {
+  const members = new MemberTable();
+  const voters: number[] = [];
+  for (const peer of config.initialCluster) {
+    const id = memberIdOf(peer, config.clusterToken);
+    voters.push(id);
+    members.applyConfChange({
+      type: ConfChangeType.AddNode,
+      nodeId: id,
+      context: encodeJson({ name: peer.name, peerAddress: peer.peerAddress }),
+    });
+  }
+  if (!voters.includes(identity.memberId)) {
+    throw new LichenError(
+      ErrorCode.InvalidArgument,
+      `--initial-cluster does not contain this member (${config.name}=${config.listenPeer})`,
+    );
+  }
+  return {
+    metadata: { index: 1, term: 1, conf: { voters, learners: [] } },
+    data: encodeSnapshotData(members, engine.export()),
+  };
+}
+
+async function readIdentity(dataDir: string): Promise<Identity | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dataDir, IDENTITY_FILE), 'utf8')) as Identity;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new LichenError(ErrorCode.Internal, `cannot read ${join(dataDir, IDENTITY_FILE)}: ${(error as Error).message}`);
+  }
+}
+
+async function bootstrapIdentity(config: NodeConfig): Promise<Identity> {
+  const self = config.initialCluster.find((p) => p.name === config.name);
+  if (!self) {
+    throw new LichenError(
+      ErrorCode.InvalidArgument,
+      `--initial-cluster (${config.initialCluster.map((p) => p.name).join(', ')}) has no member named "${config.name}"`,
+    );
+  }
+  const identity: Identity = {
+    version: 1,
+    name: config.name,
+    memberId: memberIdOf(self, config.clusterToken),
+    clusterId: clusterIdOf(config.initialCluster, config.clusterToken),
+  };
+  await writeFileDurably(join(config.dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n');
+  return identity;
+}
+
+/** Write to a temporary name, fsync, rename, so a crash leaves the old file or the new one. */
+async function writeFileDurably(path: string, text: string): Promise<void> {
+  const temp = `${path}.tmp`;
+  await writeFile(temp, text);
+  const handle = await openFile(temp, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, path);
+}

@@ -1,0 +1,197 @@
+// A real multi-process cluster on loopback for end-to-end tests: each member is a separate
+// `lichen serve` process with its own data directory and free ports. Every process it starts is
+// stopped by stop(), also when a test fails.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { etcdClientConstructors } from '../../api/grpc/proto.js';
+
+const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+
+export interface MemberProcess {
+  name: string;
+  client: string;
+  peer: string;
+  http: string;
+  dataDir: string;
+  process: ChildProcess | undefined;
+  /** stderr lines, for diagnosing a failed test. */
+  log: string[];
+}
+
+export interface ProcessClusterOptions {
+  nodes: number;
+  engine?: 'lmdb' | 'memory';
+  /** Extra environment for every member (e.g. LICHEN_UNSAFE_* fault switches). */
+  env?: Record<string, string>;
+  /** Extra flags for every member. */
+  flags?: string[];
+}
+
+/** A port the OS just handed out; free unless someone grabs it before the member binds it. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class ProcessCluster {
+  readonly members: MemberProcess[] = [];
+  readonly root: string;
+  private readonly clients = new Map<string, Record<string, Client>>();
+
+  private constructor(private readonly options: ProcessClusterOptions) {
+    this.root = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
+  }
+
+  static async start(options: ProcessClusterOptions): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(options);
+    try {
+      for (let i = 1; i <= options.nodes; i++) {
+        cluster.members.push({
+          name: `n${i}`,
+          client: `127.0.0.1:${await freePort()}`,
+          peer: `127.0.0.1:${await freePort()}`,
+          http: `127.0.0.1:${await freePort()}`,
+          dataDir: join(cluster.root, `n${i}`),
+          process: undefined,
+          log: [],
+        });
+      }
+      await Promise.all(cluster.members.map((m) => cluster.launch(m)));
+      await cluster.waitForLeader();
+      return cluster;
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+  }
+
+  get initialCluster(): string {
+    return this.members.map((m) => `${m.name}=${m.peer}`).join(',');
+  }
+
+  /** Starts (or restarts) a member's process and resolves once it listens. */
+  launch(member: MemberProcess): Promise<void> {
+    const args = [
+      '--import', 'tsx', MAIN, 'serve',
+      '--name', member.name,
+      '--data-dir', member.dataDir,
+      '--listen-client', member.client,
+      '--listen-peer', member.peer,
+      '--listen-http', member.http,
+      '--initial-cluster', this.initialCluster,
+      '--engine', this.options.engine ?? 'lmdb',
+      ...(this.options.flags ?? []),
+    ];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...this.options.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    member.process = child;
+    return new Promise((resolve, reject) => {
+      let buffered = '';
+      const onExit = (code: number | null, signal: string | null): void =>
+        reject(new Error(`${member.name} exited before it started (code ${code}, signal ${signal}):\n${member.log.slice(-20).join('\n')}`));
+      child.once('exit', onExit);
+      child.stderr!.setEncoding('utf8');
+      child.stderr!.on('data', (text: string) => {
+        buffered += text;
+        const lines = buffered.split('\n');
+        buffered = lines.pop()!;
+        for (const line of lines) {
+          member.log.push(line);
+          if (member.log.length > 2000) member.log.shift();
+          if (line.includes('"member started"')) {
+            child.off('exit', onExit);
+            resolve();
+          }
+        }
+      });
+    });
+  }
+
+  /** SIGKILL (or another signal) and wait until the process is gone. */
+  async kill(member: MemberProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = member.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+    member.process = undefined;
+    this.dropClients(member);
+  }
+
+  async stop(): Promise<void> {
+    for (const clients of this.clients.values()) for (const c of Object.values(clients)) c.close();
+    this.clients.clear();
+    await Promise.all(this.members.map((m) => this.kill(m, 'SIGKILL')));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  /** A unary etcd v3 call, e.g. call(m, 'KV', 'Put', { key, value }). */
+  call<T = any>(member: MemberProcess, service: 'KV' | 'Lease' | 'Cluster' | 'Maintenance', method: string, request: object, timeoutMs = 10_000): Promise<T> {
+    const client = this.client(member, service) as unknown as Record<string, Function>;
+    return new Promise<T>((resolve, reject) => {
+      client[method]!.call(client, request, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
+        error ? reject(error) : resolve(response),
+      );
+    });
+  }
+
+  /** Polls Status on the running members until they agree on one leader; returns it. */
+  async waitForLeader(timeoutMs = 20_000, among = this.running()): Promise<MemberProcess> {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      const leaders = await Promise.all(
+        among.map((m) => this.call<{ leader: string }>(m, 'Maintenance', 'Status', {}, 1000).then((s) => s.leader, () => '0')),
+      );
+      last = leaders.join(',');
+      if (leaders[0] !== '0' && leaders.every((l) => l === leaders[0])) {
+        // Survivors keep naming a killed leader until their election timeout: only a running
+        // member counts.
+        const name = (await this.memberIds(among[0]!)).get(leaders[0]!);
+        const leader = among.find((m) => m.name === name);
+        if (leader) return leader;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`no agreed leader within ${timeoutMs} ms (last seen: ${last})`);
+  }
+
+  running(): MemberProcess[] {
+    return this.members.filter((m) => m.process !== undefined);
+  }
+
+  private async memberIds(member: MemberProcess): Promise<Map<string, string>> {
+    const list = await this.call<{ members: { ID: string; name: string }[] }>(member, 'Cluster', 'MemberList', {});
+    return new Map(list.members.map((m) => [m.ID, m.name]));
+  }
+
+  private client(member: MemberProcess, service: string): Client {
+    let clients = this.clients.get(member.name);
+    if (!clients) {
+      clients = {};
+      this.clients.set(member.name, clients);
+    }
+    const constructors = etcdClientConstructors() as unknown as Record<string, new (address: string, creds: unknown) => Client>;
+    clients[service] ??= new constructors[service]!(member.client, credentials.createInsecure());
+    return clients[service]!;
+  }
+
+  private dropClients(member: MemberProcess): void {
+    for (const client of Object.values(this.clients.get(member.name) ?? {})) client.close();
+    this.clients.delete(member.name);
+  }
+}

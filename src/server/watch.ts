@@ -1,0 +1,69 @@
+// Connects an API watcher (src/api/backend.ts WatchSink) to the member's WatchHub, and adds the
+// progress notifications etcd sends: periodic ones for progress_notify watchers, and one on
+// request once the watcher has caught up.
+import type { WatchCreate, WatchHandle, WatchSink } from '../api/backend.js';
+import type { WatchMessage } from '../mvcc/index.js';
+import type { ClusterNode } from './node.js';
+
+export function watchStore(node: ClusterNode, request: WatchCreate, sink: WatchSink, progressIntervalMs: number, retryMs: number): WatchHandle {
+  let ended = false;
+  const watcher = node.hub.create(
+    {
+      key: request.key,
+      rangeEnd: request.rangeEnd,
+      startRevision: request.startRevision,
+      prevKv: request.prevKv,
+      noPut: request.noPut,
+      noDelete: request.noDelete,
+    },
+    {
+      send(message: WatchMessage): boolean {
+        if (ended) return true;
+        switch (message.type) {
+          case 'events':
+            sink.onEvents(message.events, message.revision);
+            return true;
+          case 'compacted':
+            end();
+            sink.onCompacted(message.compactRevision);
+            return true;
+          case 'progress':
+            sink.onProgress(message.revision);
+            return true;
+        }
+      },
+    },
+  );
+  // A progress notice promises "nothing below this revision is still coming", which only holds
+  // once the watcher is synced; until then the notice waits.
+  let progressWanted = false;
+  const sendProgressIfSynced = (): void => {
+    if (ended || !progressWanted || !watcher.synced) return;
+    progressWanted = false;
+    sink.onProgress(node.hub.currentRevision);
+  };
+  const timers: NodeJS.Timeout[] = [setInterval(sendProgressIfSynced, retryMs)];
+  if (request.progressNotify) {
+    timers.push(
+      setInterval(() => {
+        progressWanted = true;
+        sendProgressIfSynced();
+      }, progressIntervalMs),
+    );
+  }
+  function end(): void {
+    ended = true;
+    for (const timer of timers) clearInterval(timer);
+  }
+  return {
+    cancel(): void {
+      if (ended) return;
+      end();
+      watcher.cancel();
+    },
+    requestProgress(): void {
+      progressWanted = true;
+      sendProgressIfSynced();
+    },
+  };
+}
