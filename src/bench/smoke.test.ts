@@ -1,0 +1,118 @@
+// Runs the benchmark for real against a single-member Lichen server started in this process
+// (real gRPC, raft, WAL and MVCC). Numbers are not asserted: only that requests flowed, nothing
+// failed, and the result is shaped as documented.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { startNode, defaultNodeConfig, type LichenNode } from '../server/index.js';
+import { createSilentLogger } from '../log.js';
+import { parseCommandArgs } from '../cli/command.js';
+import type { CommandContext } from '../cli/command.js';
+import { benchRangeCommand, runBench, runHttpPutBench, type BenchOptions, type BenchResult } from './index.js';
+
+let node: LichenNode;
+let dataDir: string;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'lichen-bench-'));
+  node = await startNode(
+    defaultNodeConfig({
+      name: 'bench1',
+      dataDir,
+      listenClient: '127.0.0.1:0',
+      listenPeer: '127.0.0.1:0',
+      listenHttp: '127.0.0.1:0',
+      logLevel: 'error',
+    }),
+    createSilentLogger(),
+  );
+});
+
+after(async () => {
+  await node?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+function options(overrides: Partial<BenchOptions>): BenchOptions {
+  return {
+    kind: 'put',
+    endpoints: [node.addresses.client],
+    clients: 8,
+    conns: 2,
+    keySizeBytes: 8,
+    valueSizeBytes: 16,
+    keySpaceSize: 100,
+    sequentialKeys: false,
+    consistency: 'l',
+    targetLeader: false,
+    readRatio: 0.5,
+    preload: false,
+    requestTimeoutMs: 5_000,
+    ...overrides,
+  };
+}
+
+function assertCleanRun(result: BenchResult, expectedRequests?: number): void {
+  assert.deepEqual(result.errorSamples, []);
+  assert.equal(result.errors, 0);
+  assert.ok(result.requests > 0);
+  if (expectedRequests !== undefined) assert.equal(result.requests, expectedRequests);
+  assert.equal(result.latency.count, result.requests);
+  assert.ok(result.throughputPerSecond > 0);
+  assert.ok(result.latency.p50Ms <= result.latency.p99Ms && result.latency.p99Ms <= result.latency.maxMs);
+  assert.equal(result.histogram.reduce((sum, bar) => sum + bar.count, 0), result.requests);
+  assert.equal(result.stoppedReason, undefined);
+}
+
+test('a one-second put run against a real server completes with no errors', async () => {
+  const result = await runBench(options({ kind: 'put', durationMs: 1_000, targetLeader: true }));
+  assertCleanRun(result);
+  assert.equal(result.leaderEndpoint, node.addresses.client);
+  assert.ok(result.elapsedSeconds >= 1 && result.elapsedSeconds < 10);
+});
+
+test('range (after preloading), txn and mixed runs complete with no errors', async () => {
+  const range = await runBench(options({ kind: 'range', total: 200, preload: true, consistency: 's' }));
+  assertCleanRun(range, 200);
+  assert.equal(range.preloadedKeys, 100);
+  assertCleanRun(await runBench(options({ kind: 'range', total: 200, consistency: 'l' })), 200);
+  assertCleanRun(await runBench(options({ kind: 'txn', total: 200 })), 200);
+  const mixed = await runBench(options({ kind: 'mixed', total: 200, readRatio: 0.5, sequentialKeys: true }));
+  assertCleanRun(mixed, 200);
+  assert.equal((mixed.operations?.read?.count ?? 0) + (mixed.operations?.write?.count ?? 0), 200);
+});
+
+test('the command prints one JSON object with -w json', async () => {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const args = parseCommandArgs(benchRangeCommand, [
+    '--endpoints', node.addresses.client, '--total', '100', '--key-space-size', '10', '--clients', '4', '--conns', '2', '-w', 'json',
+  ]);
+  const context = { stdout, stderr, signal: new AbortController().signal } as unknown as CommandContext;
+  const code = await benchRangeCommand.run(args, context);
+  assert.equal(code, 0);
+  const result = JSON.parse(String(stdout.read())) as BenchResult;
+  assert.equal(result.kind, 'range');
+  assert.equal(result.requests, 100);
+  assert.equal(result.preloadedKeys, 10);
+  // stderr is not a terminal and --progress was not given: no progress output.
+  assert.equal(stderr.read(), null);
+});
+
+test('the HTTP put benchmark writes through PUT /v1/kv/<key> on keep-alive connections', async () => {
+  const result = await runHttpPutBench({
+    urls: [node.addresses.http],
+    connections: 4,
+    total: 200,
+    keySizeBytes: 8,
+    valueSizeBytes: 16,
+    keySpaceSize: 50,
+    sequentialKeys: true,
+    requestTimeoutMs: 5_000,
+  });
+  assertCleanRun(result, 200);
+  assert.equal(result.kind, 'http-put');
+});
