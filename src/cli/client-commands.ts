@@ -294,7 +294,7 @@ async function readTxnInteractively(context: CommandContext): Promise<string> {
       if (line.trim() !== '') continue;
       section++;
       if (section === TXN_PROMPTS.length) break;
-      context.stderr.write(`\n${TXN_PROMPTS[section]}\n`);
+      context.stderr.write(`${TXN_PROMPTS[section]}\n`);
     }
   } finally {
     rl.close();
