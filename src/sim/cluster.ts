@@ -34,6 +34,8 @@ interface LiveState {
   pendingReads: Map<string, { key: string; index: number | undefined }>;
   /** The term in which this incarnation was last seen as leader (leader-change detection). */
   leaderTerm: number;
+  /** The commit index this incarnation had when last seen as leader. */
+  leaderCommit: number;
   /** The commit index already reported to the safety monitor. */
   commitObserved: number;
 }
@@ -57,6 +59,7 @@ export interface ClusterConfig {
   checkQuorum: boolean;
   snapshotEvery: number;
   compactKeep: number;
+  msgBytesMax: number;
   variant: RaftVariant;
 }
 
@@ -138,7 +141,7 @@ export class Cluster {
       preVote: this.config.preVote,
       checkQuorum: this.config.checkQuorum,
       maxInflightMsgs: 16,
-      maxMsgBytes: 1024,
+      maxMsgBytes: this.config.msgBytesMax,
     });
     if (!node.started && this.bootstrapVoters.includes(id)) raw.bootstrap(this.bootstrapVoters);
     node.live = {
@@ -149,6 +152,7 @@ export class Cluster {
       snapshotIndex: sm.appliedIndex,
       pendingReads: new Map(),
       leaderTerm: 0,
+      leaderCommit: 0,
       commitObserved: disk.hardState.commit,
     };
     if (node.started) this.stats.restarts++;
@@ -363,8 +367,13 @@ export class Cluster {
     this.trace.string(`snap${node.id}:${applied};`);
   }
 
-  /** Election Safety and Leader Completeness, checked every step. */
-  checkLeaders(): void {
+  /**
+   * Election Safety and Leader Completeness, checked every step. Returns the leaders that are new
+   * this step and those whose commit index advanced (moments a fault is most revealing).
+   */
+  checkLeaders(): { elected: NodeId[]; committed: NodeId[] } {
+    const fresh: NodeId[] = [];
+    const committed: NodeId[] = [];
     for (const node of this.running()) {
       const live = node.live!;
       const status = live.raw.status();
@@ -374,8 +383,13 @@ export class Cluster {
         live.leaderTerm = status.term;
         this.monitor.observeNewLeader(node.id, status.term, node.disk);
         this.trace.string(`leader${node.id}:${status.term};`);
+        fresh.push(node.id);
+      } else if (status.commit > live.leaderCommit) {
+        committed.push(node.id);
       }
+      live.leaderCommit = status.commit;
     }
+    return { elected: fresh, committed };
   }
 
   /** The running node that believes it leads with the highest term, if any. */

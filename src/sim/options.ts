@@ -27,6 +27,12 @@ export interface SimOptions {
   /** Probability that a crash hits a node in the middle of handling one Ready batch. */
   readyCrashRateMax: number;
   membershipRateMax: number;
+  /**
+   * Probability that a newly elected leader is isolated or crashed at once, before its first
+   * appends spread. Leader changes with entries of several terms in flight are where the commit
+   * and election rules matter (the Figure 8 scenario needs three of them in a row).
+   */
+  newLeaderFaultRateMax: number;
   transferRateMax: number;
   /** Faults off entirely: a clean run (used by the liveness baseline). */
   faults: boolean;
@@ -37,6 +43,8 @@ export interface SimOptions {
   /** After faults stop, a leader must be elected and a write commit within this many raft ticks. */
   livenessTicksMax: number;
   variant: RaftVariant;
+  /** Payload bytes per append message (raft's maxMsgBytes); small values send one entry each. */
+  msgBytesMax: number;
   /** Work budget for the linearizability check of one run (see src/check). */
   checkStepsMax: number;
 }
@@ -56,12 +64,14 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
   duplicateRateMax: 0.05,
   readyCrashRateMax: 0.003,
   membershipRateMax: 0.01,
+  newLeaderFaultRateMax: 0.5,
   transferRateMax: 0.003,
   faults: true,
   snapshotEvery: 12,
   compactKeep: 3,
   livenessTicksMax: 200,
   variant: 'correct',
+  msgBytesMax: 1024,
   checkStepsMax: 5_000_000,
 };
 
@@ -81,12 +91,14 @@ const FLAGS: Record<Exclude<keyof SimOptions, 'seed'>, string> = {
   duplicateRateMax: 'dup-rate',
   readyCrashRateMax: 'ready-crash-rate',
   membershipRateMax: 'membership-rate',
+  newLeaderFaultRateMax: 'new-leader-fault-rate',
   transferRateMax: 'transfer-rate',
   faults: 'faults',
   snapshotEvery: 'snapshot-every',
   compactKeep: 'compact-keep',
   livenessTicksMax: 'liveness-ticks',
   variant: 'variant',
+  msgBytesMax: 'msg-bytes',
   checkStepsMax: 'check-steps',
 };
 

@@ -53,8 +53,12 @@ export interface SimResult {
 /** Drain phase limit: time units to let in-flight client operations finish. */
 const DRAIN_STEPS_MAX = 3000;
 
-export function runSimulation(options: SimOptions): SimResult {
-  return new Simulation(options).run();
+/**
+ * Runs one seed. `log`, when given, receives a status line per node every tick of the liveness
+ * phase (for debugging a replayed seed).
+ */
+export function runSimulation(options: SimOptions, log?: (line: string) => void): SimResult {
+  return new Simulation(options, log).run();
 }
 
 class Simulation {
@@ -62,7 +66,7 @@ class Simulation {
   private readonly cluster: Cluster;
   private readonly clients: ClientPool;
   private readonly network: Network;
-  private readonly rates: { crash: number; partition: number; membership: number; transfer: number };
+  private readonly rates: { crash: number; partition: number; membership: number; transfer: number; newLeader: number };
   private now = 0;
   private restartAt = new Map<NodeId, number>();
   private healAt: number | undefined;
@@ -70,7 +74,10 @@ class Simulation {
   private readonly allIds: NodeId[];
   private probe: { call: number; target: NodeId | undefined; proposedAt: number; doneAt: number | undefined } | undefined;
 
-  constructor(private readonly options: SimOptions) {
+  constructor(
+    private readonly options: SimOptions,
+    private readonly log?: (line: string) => void,
+  ) {
     this.random = new Prng(options.seed);
     const r = this.random;
     const faults = options.faults;
@@ -81,6 +88,7 @@ class Simulation {
       partition: draw(options.partitionRateMax),
       membership: draw(options.membershipRateMax),
       transfer: draw(options.transferRateMax),
+      newLeader: draw(options.newLeaderFaultRateMax),
     };
     const tick = options.tickSteps;
     this.network = new Network(r.fork(), {
@@ -102,6 +110,7 @@ class Simulation {
         checkQuorum: r.chance(0.5),
         snapshotEvery: options.snapshotEvery,
         compactKeep: options.compactKeep,
+        msgBytesMax: options.msgBytesMax,
         variant: options.variant,
       },
       this.network,
@@ -179,8 +188,32 @@ class Simulation {
     if (faulty) this.changeMembership();
     this.cluster.processReadies();
     this.cluster.stopRemoved();
-    this.cluster.checkLeaders();
+    const leaders = this.cluster.checkLeaders();
+    if (faulty) {
+      for (const id of leaders.elected) this.maybeStrikeLeader(id, this.rates.newLeader);
+      // Commits are frequent, so each one is a smaller chance.
+      for (const id of leaders.committed) this.maybeStrikeLeader(id, this.rates.newLeader / 10);
+    }
     this.now++;
+  }
+
+  /**
+   * Isolates or crashes a leader just elected or just committing, before what it sends next
+   * arrives anywhere (a partition also eats messages already in flight).
+   */
+  private maybeStrikeLeader(id: NodeId, rate: number): void {
+    const r = this.random;
+    if (!r.chance(rate)) return;
+    const tick = this.options.tickSteps;
+    if (r.chance(0.5)) {
+      this.network.partition([[id]]);
+      this.healAt = this.now + r.between(3, 40) * tick;
+      this.counts.partitions++;
+      this.cluster.trace.string(`isolate${id}@${this.now};`);
+    } else {
+      this.cluster.crash(id);
+      this.restartAt.set(id, this.now + r.between(3, 40) * tick);
+    }
   }
 
   private injectFaults(): void {
@@ -188,7 +221,10 @@ class Simulation {
     if (r.chance(this.rates.crash)) {
       const running = this.cluster.running();
       if (running.length > 0) {
-        const victim = r.pick(running).id;
+        // Leaders crash more often than their share: leader changes with entries in flight are
+        // where commit and election rules matter most.
+        const leader = this.cluster.leader();
+        const victim = leader !== undefined && r.chance(0.5) ? leader.id : r.pick(running).id;
         this.cluster.crash(victim);
         this.restartAt.set(victim, this.now + r.between(5, 100) * this.options.tickSteps / 2);
       }
@@ -302,6 +338,7 @@ class Simulation {
           this.probe.proposedAt = this.now;
         }
       }
+      if (this.log !== undefined && this.now % this.options.tickSteps === 0) this.logStatus();
       this.step(false);
     }
     this.history().push({
@@ -312,6 +349,15 @@ class Simulation {
       return: this.probe.doneAt,
     });
     return Math.ceil((this.probe.doneAt - start) / this.options.tickSteps);
+  }
+
+  private logStatus(): void {
+    const parts = this.cluster.running().map((node) => {
+      const s = node.live!.raw.status();
+      const conf = `${s.conf.voters.join(',')}/${s.conf.learners.join(',')}`;
+      return `${node.id}:${s.role} t${s.term} lead=${s.lead} commit=${s.commit} applied=${s.applied} last=${s.lastIndex} conf=${conf}`;
+    });
+    this.log!(`t=${this.now} ${parts.join(' | ')}`);
   }
 
   private onProbeApplied(node: NodeId): void {
