@@ -1,0 +1,205 @@
+// Framing of the peer byte stream. Every frame is a u32 big-endian length (the bytes after the
+// length field), a u8 kind, and the payload:
+//
+//   Hello      magic "LCHN" · u8 protocol version · varint clusterId · varint from · varint to
+//              (the first frame on a connection, sent by the dialer)
+//   HelloAck   u8 accepted (0/1) · utf-8 reason (why it was refused; empty when accepted)
+//   Message    one message in the codec's encoding (src/transport/codec.ts)
+//   SnapBegin  varint total snapshot data bytes · a Snap message whose snapshot data is empty
+//   SnapChunk  raw snapshot data bytes (the chunks after a SnapBegin add up to its total)
+//
+// A frame's size (length field included) never exceeds the receiver's maxFrameBytes; a receiver
+// closes the connection on an oversize or empty frame rather than buffering without bound.
+import type { NodeId } from '../raft/types.js';
+import { LichenError, ErrorCode } from '../errors.js';
+
+export const PROTOCOL_VERSION = 1;
+export const FRAME_LENGTH_BYTES = 4;
+/** The length field plus the kind byte. */
+export const FRAME_HEADER_BYTES = 5;
+const HELLO_MAGIC = Buffer.from('LCHN', 'latin1');
+/** Hello and HelloAck are tiny; before the handshake the receiver accepts no larger frame. */
+export const HANDSHAKE_FRAME_BYTES_MAX = 1024;
+const REASON_BYTES_MAX = HANDSHAKE_FRAME_BYTES_MAX - FRAME_HEADER_BYTES - 1;
+
+export const FrameKind = { Hello: 1, HelloAck: 2, Message: 3, SnapBegin: 4, SnapChunk: 5 } as const;
+export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
+
+/** Fills in the frame header of a buffer whose first FRAME_HEADER_BYTES were left as headroom. */
+export function writeFrameHeader(frame: Buffer, kind: FrameKind): Buffer {
+  frame.writeUInt32BE(frame.length - FRAME_LENGTH_BYTES, 0);
+  frame[FRAME_LENGTH_BYTES] = kind;
+  return frame;
+}
+
+/** A header for a frame whose payload is written separately (snapshot chunks, to avoid a copy). */
+export function frameHeader(kind: FrameKind, payloadBytes: number): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+  header.writeUInt32BE(payloadBytes + 1, 0);
+  header[FRAME_LENGTH_BYTES] = kind;
+  return header;
+}
+
+function protocolError(reason: string): LichenError {
+  return new LichenError(ErrorCode.InvalidArgument, `peer protocol error: ${reason}`);
+}
+
+// Small varint helpers for the frame payloads (the codec has its own, tuned for messages).
+function varintBytes(value: number): number[] {
+  const bytes: number[] = [];
+  while (value >= 0x80) {
+    bytes.push((value % 128) | 0x80);
+    value = Math.floor(value / 128);
+  }
+  bytes.push(value);
+  return bytes;
+}
+
+function readVarint(bytes: Uint8Array, offset: number, what: string): { value: number; next: number } {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8; i++) {
+    if (offset + i >= bytes.length) throw protocolError(`truncated ${what}`);
+    const byte = bytes[offset + i]!;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) {
+      if (value > Number.MAX_SAFE_INTEGER) throw protocolError(`${what} exceeds 2^53 - 1`);
+      return { value, next: offset + i + 1 };
+    }
+    scale *= 128;
+  }
+  throw protocolError(`${what} varint too long`);
+}
+
+export interface Hello {
+  protocolVersion: number;
+  clusterId: number;
+  from: NodeId;
+  to: NodeId;
+}
+
+export function encodeHello(hello: Omit<Hello, 'protocolVersion'>): Buffer {
+  const payload = [
+    ...HELLO_MAGIC,
+    PROTOCOL_VERSION,
+    ...varintBytes(hello.clusterId),
+    ...varintBytes(hello.from),
+    ...varintBytes(hello.to),
+  ];
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
+  frame.set(payload, FRAME_HEADER_BYTES);
+  return writeFrameHeader(frame, FrameKind.Hello);
+}
+
+/** Parses a Hello payload (the frame after its kind byte). The version is checked by the caller. */
+export function decodeHello(payload: Uint8Array): Hello {
+  if (payload.length < HELLO_MAGIC.length + 1 || !HELLO_MAGIC.equals(payload.subarray(0, HELLO_MAGIC.length))) {
+    throw protocolError('the first frame is not a Lichen peer hello (wrong magic); is this a Lichen peer port?');
+  }
+  const protocolVersion = payload[HELLO_MAGIC.length]!;
+  const clusterId = readVarint(payload, HELLO_MAGIC.length + 1, 'clusterId');
+  const from = readVarint(payload, clusterId.next, 'from');
+  const to = readVarint(payload, from.next, 'to');
+  if (to.next !== payload.length) throw protocolError('trailing bytes after the hello');
+  return { protocolVersion, clusterId: clusterId.value, from: from.value, to: to.value };
+}
+
+export function encodeHelloAck(accepted: boolean, reason: string): Buffer {
+  const reasonBytes = Buffer.from(reason, 'utf8').subarray(0, REASON_BYTES_MAX);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + reasonBytes.length);
+  frame[FRAME_HEADER_BYTES] = accepted ? 1 : 0;
+  frame.set(reasonBytes, FRAME_HEADER_BYTES + 1);
+  return writeFrameHeader(frame, FrameKind.HelloAck);
+}
+
+export function decodeHelloAck(payload: Uint8Array): { accepted: boolean; reason: string } {
+  if (payload.length < 1 || payload[0]! > 1) throw protocolError('malformed hello acknowledgement');
+  return {
+    accepted: payload[0] === 1,
+    reason: Buffer.from(payload.buffer, payload.byteOffset + 1, payload.length - 1).toString('utf8'),
+  };
+}
+
+/** SnapBegin payload: the total data length, then the Snap message encoded without its data. */
+export function encodeSnapBegin(totalBytes: number, emptySnapMessage: Uint8Array): Buffer {
+  const total = varintBytes(totalBytes);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + total.length + emptySnapMessage.length);
+  frame.set(total, FRAME_HEADER_BYTES);
+  frame.set(emptySnapMessage, FRAME_HEADER_BYTES + total.length);
+  return writeFrameHeader(frame, FrameKind.SnapBegin);
+}
+
+export function decodeSnapBegin(payload: Uint8Array): { totalBytes: number; message: Uint8Array } {
+  const total = readVarint(payload, 0, 'snapshot total bytes');
+  return { totalBytes: total.value, message: payload.subarray(total.next) };
+}
+
+/**
+ * Splits a byte stream into frames. Frames that arrive whole inside one socket read are handed out
+ * as subarrays of that read (no copy); a frame split across reads is assembled into one buffer of
+ * its exact size, so assembly is linear in the frame size. Each handed-out frame starts with its
+ * kind byte (the length field is stripped).
+ */
+export class FrameReader {
+  #header = Buffer.alloc(FRAME_LENGTH_BYTES);
+  #headerFill = 0;
+  #frame: Buffer | null = null;
+  #frameFill = 0;
+  #stopped = false;
+
+  /** The largest accepted frame including its length field; may be raised after the handshake. */
+  constructor(public frameBytesMax: number) {}
+
+  /** Stops handing out frames, also from the rest of the chunk being processed. */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /**
+   * Feeds one chunk. Calls onFrame for each complete frame in order. Returns an error description
+   * if the stream is broken (the caller must close the connection), or null.
+   */
+  push(chunk: Buffer, onFrame: (frame: Buffer) => void): string | null {
+    let offset = 0;
+    while (offset < chunk.length && !this.#stopped) {
+      if (this.#frame !== null) {
+        const take = Math.min(this.#frame.length - this.#frameFill, chunk.length - offset);
+        chunk.copy(this.#frame, this.#frameFill, offset, offset + take);
+        this.#frameFill += take;
+        offset += take;
+        if (this.#frameFill === this.#frame.length) {
+          const frame = this.#frame;
+          this.#frame = null;
+          onFrame(frame);
+        }
+        continue;
+      }
+      let length: number;
+      if (this.#headerFill === 0 && chunk.length - offset >= FRAME_LENGTH_BYTES) {
+        length = chunk.readUInt32BE(offset);
+        offset += FRAME_LENGTH_BYTES;
+      } else {
+        const take = Math.min(FRAME_LENGTH_BYTES - this.#headerFill, chunk.length - offset);
+        chunk.copy(this.#header, this.#headerFill, offset, offset + take);
+        this.#headerFill += take;
+        offset += take;
+        if (this.#headerFill < FRAME_LENGTH_BYTES) return null;
+        this.#headerFill = 0;
+        length = this.#header.readUInt32BE(0);
+      }
+      if (length === 0) return 'empty frame';
+      if (length + FRAME_LENGTH_BYTES > this.frameBytesMax) {
+        return `frame of ${length + FRAME_LENGTH_BYTES} bytes exceeds the limit of ${this.frameBytesMax}`;
+      }
+      if (chunk.length - offset >= length) {
+        const frame = chunk.subarray(offset, offset + length);
+        offset += length;
+        onFrame(frame);
+      } else {
+        this.#frame = Buffer.allocUnsafe(length);
+        this.#frameFill = 0;
+      }
+    }
+    return null;
+  }
+}

@@ -1,0 +1,21 @@
+// Peer messaging for raft: a TCP transport with binary frames, and an in-memory twin for tests.
+export {
+  CODEC_VERSION,
+  MESSAGE_TYPE_CODES,
+  encodeMessage,
+  decodeMessage,
+  encodedMessageBytes,
+  type DecodeOptions,
+} from './codec.js';
+export { PROTOCOL_VERSION, FrameKind, FrameReader } from './frame.js';
+export {
+  TcpTransport,
+  SEND_QUEUE_MAX_DEFAULT,
+  MAX_FRAME_BYTES_DEFAULT,
+  MAX_SNAPSHOT_BYTES_DEFAULT,
+  type TransportOptions,
+  type TransportLogger,
+  type TransportStats,
+  type PeerStats,
+  type InboundStats,
+} from './tcp.js';

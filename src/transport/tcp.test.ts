@@ -1,0 +1,358 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import type { Message, NodeId } from '../raft/types.js';
+import { TcpTransport, type TransportOptions } from './tcp.js';
+import { encodeHello, FrameKind } from './frame.js';
+import { Waiter, plain, seededRandom } from './testing.js';
+
+const TEST_TIMEOUT_MS = 15_000;
+
+/** A transport on 127.0.0.1 that records everything it receives and reports. */
+class Node {
+  readonly received: Message[] = [];
+  readonly unreachable: NodeId[] = [];
+  readonly snapshotsSent: { peer: NodeId; ok: boolean }[] = [];
+  readonly events: { event: string; fields: Record<string, unknown> }[] = [];
+  readonly transport: TcpTransport;
+
+  constructor(
+    readonly id: NodeId,
+    readonly waiter: Waiter,
+    overrides: Partial<TransportOptions> = {},
+  ) {
+    this.transport = new TcpTransport({
+      id,
+      clusterId: 7,
+      listen: { host: '127.0.0.1', port: 0 },
+      onMessage: (m) => {
+        this.received.push(m);
+        waiter.poke();
+      },
+      onUnreachable: (peer) => {
+        this.unreachable.push(peer);
+        waiter.poke();
+      },
+      onSnapshotSent: (peer, ok) => {
+        this.snapshotsSent.push({ peer, ok });
+        waiter.poke();
+      },
+      logger: (event, fields) => {
+        this.events.push({ event, fields });
+        waiter.poke();
+      },
+      ...overrides,
+    });
+  }
+
+  get addressText(): string {
+    return `127.0.0.1:${this.transport.address.port}`;
+  }
+
+  hasEvent(event: string): boolean {
+    return this.events.some((e) => e.event === event);
+  }
+}
+
+/** Runs a test body with nodes that are always closed afterwards, also when the body fails. */
+async function withNodes(
+  count: number,
+  body: (nodes: Node[], waiter: Waiter) => Promise<void>,
+  overrides: (id: NodeId) => Partial<TransportOptions> = () => ({}),
+): Promise<void> {
+  const waiter = new Waiter();
+  const nodes = Array.from({ length: count }, (_, i) => new Node(i + 1, waiter, overrides(i + 1)));
+  try {
+    for (const node of nodes) await node.transport.start();
+    await body(nodes, waiter);
+  } finally {
+    await Promise.all(nodes.map((node) => node.transport.close()));
+  }
+}
+
+function heartbeat(from: NodeId, to: NodeId, commit: number): Message {
+  return { type: 'Heartbeat', from, to, term: 1, commit, context: new Uint8Array(0) };
+}
+
+function append(from: NodeId, to: NodeId, index: number, dataBytes = 16): Message {
+  return {
+    type: 'App',
+    from,
+    to,
+    term: 3,
+    prevLogIndex: index - 1,
+    prevLogTerm: 3,
+    commit: index - 1,
+    entries: [{ term: 3, index, type: 0, data: Buffer.alloc(dataBytes, index % 251) }],
+  };
+}
+
+/** A port nobody listens on: bind one, remember it, release it. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+test('a message round-trips between two transports', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(2, async ([a, b], waiter) => {
+    a!.transport.addPeer(2, b!.addressText);
+    b!.transport.addPeer(1, a!.addressText);
+    const request = append(1, 2, 5, 1024);
+    a!.transport.send([request]);
+    await waiter.until(() => b!.received.length === 1, 'B to receive the append');
+    assert.deepEqual(plain(b!.received[0]), plain(request));
+    const reply: Message = { type: 'AppResp', from: 2, to: 1, term: 3, reject: false, index: 5, rejectHint: 0, hintTerm: 0 };
+    b!.transport.send([reply]);
+    await waiter.until(() => a!.received.length === 1, 'A to receive the reply');
+    assert.deepEqual(plain(a!.received[0]), plain(reply));
+    assert.equal(a!.transport.stats().peers[2]!.connected, true);
+    assert.ok(a!.transport.stats().peers[2]!.sentBytes > 1024);
+  });
+});
+
+test('many messages sent in many batches arrive complete and in order', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const total = 20_000;
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      const random = seededRandom(3);
+      let next = 1;
+      // Batches of random sizes, some sent in the same turn and some in later turns.
+      while (next <= total) {
+        const size = Math.min(total - next + 1, 1 + Math.floor(random() * 300));
+        a!.transport.send(Array.from({ length: size }, (_, i) => append(1, 2, next + i, 1 + (i % 200))));
+        next += size;
+        if (random() < 0.3) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await waiter.until(() => b!.received.length === total, `B to receive ${total} messages`, 10_000);
+      b!.received.forEach((m, i) => {
+        assert.equal(m.type, 'App');
+        if (m.type === 'App') assert.equal(m.entries[0]!.index, i + 1);
+      });
+      assert.equal(a!.transport.stats().peers[2]!.dropped, 0);
+    },
+    () => ({ sendQueueMax: total }),
+  );
+});
+
+test('the link reconnects after the peer restarts on the same port', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(
+    1,
+    async ([a], waiter) => {
+      const b = new Node(2, waiter);
+      const { port } = await b.transport.start();
+      let restarted: Node | null = null;
+      try {
+        a!.transport.addPeer(2, b.addressText);
+        a!.transport.send([heartbeat(1, 2, 1)]);
+        await waiter.until(() => b.received.length === 1, 'first heartbeat');
+        await b.transport.close();
+        await waiter.until(() => a!.unreachable.includes(2), 'A to notice B is gone');
+        assert.equal(a!.transport.stats().peers[2]!.connected, false);
+        // Sent while B is down: queued, then delivered once the link is back.
+        a!.transport.send([heartbeat(1, 2, 2)]);
+        restarted = new Node(2, waiter, { listen: { host: '127.0.0.1', port } });
+        await restarted.transport.start();
+        await waiter.until(() => restarted!.received.length >= 1, 'heartbeat after restart');
+        assert.equal((restarted.received[0] as { commit: number }).commit, 2);
+        assert.equal(a!.transport.stats().peers[2]!.connected, true);
+      } finally {
+        await b.transport.close();
+        await restarted?.transport.close();
+      }
+    },
+    () => ({ reconnectBackoffMs: { min: 5, max: 50 } }),
+  );
+});
+
+test('a full send queue drops messages and reports the peer unreachable', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const port = await closedPort();
+  await withNodes(
+    1,
+    async ([a]) => {
+      a!.transport.addPeer(2, `127.0.0.1:${port}`);
+      a!.transport.send(Array.from({ length: 15 }, (_, i) => heartbeat(1, 2, i)));
+      // Drops happen synchronously inside send(), before the failed dial is even noticed.
+      assert.deepEqual(a!.unreachable, [2, 2, 2, 2, 2]);
+      const stats = a!.transport.stats().peers[2]!;
+      assert.equal(stats.queued, 10);
+      assert.equal(stats.dropped, 5);
+      assert.equal(stats.connected, false);
+      assert.ok(a!.hasEvent('queue-full'));
+      // A dropped snapshot fails right away, so raft leaves its snapshot state.
+      a!.transport.send([
+        { type: 'Snap', from: 1, to: 2, term: 1, snapshot: { metadata: { index: 1, term: 1, conf: { voters: [1], learners: [] } }, data: new Uint8Array(10) } },
+      ]);
+      assert.deepEqual(a!.snapshotsSent, [{ peer: 2, ok: false }]);
+    },
+    () => ({ sendQueueMax: 10 }),
+  );
+});
+
+test('messages to a peer that was never added are dropped and reported', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(1, async ([a]) => {
+    a!.transport.send([heartbeat(1, 9, 1)]);
+    assert.deepEqual(a!.unreachable, [9]);
+    assert.equal(a!.transport.stats().unknownPeerDrops, 1);
+  });
+});
+
+test('a peer of another cluster is refused and both sides surface the error', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => a!.hasEvent('handshake-refused') && b!.hasEvent('handshake-rejected'), 'refusal');
+      const reason = String(b!.events.find((e) => e.event === 'handshake-rejected')!.fields['reason']);
+      assert.match(reason, /member 1 belongs to cluster 100, but member 2 belongs to cluster 200/);
+      const peerStats = a!.transport.stats().peers[2]!;
+      assert.equal(peerStats.connected, false);
+      assert.ok(peerStats.refused >= 1);
+      assert.match(peerStats.lastError ?? '', /cluster 100.*cluster 200/);
+      assert.ok(b!.transport.stats().inbound.rejected >= 1);
+      assert.match(b!.transport.stats().inbound.lastError ?? '', /cluster 100/);
+      await waiter.until(() => a!.unreachable.includes(2), 'A to report B unreachable');
+      assert.equal(b!.received.length, 0);
+    },
+    (id) => ({ clusterId: id * 100 }),
+  );
+});
+
+test('a dial addressed to another member id is refused', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(2, async ([a, b], waiter) => {
+    // A believes member 3 lives at B's address (a stale address after a member was replaced).
+    a!.transport.addPeer(3, b!.addressText);
+    await waiter.until(() => a!.hasEvent('handshake-refused'), 'refusal');
+    assert.match(a!.transport.stats().peers[3]!.lastError ?? '', /member 1 dialed member 3, but this address is member 2/);
+  });
+});
+
+test('a 10 MiB snapshot arrives in chunks and the sender learns it was sent', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const maxFrameBytes = 1024 * 1024;
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      const data = Buffer.alloc(10 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+      const snap: Message = {
+        type: 'Snap',
+        from: 1,
+        to: 2,
+        term: 4,
+        snapshot: { metadata: { index: 100, term: 4, conf: { voters: [1, 2, 3], learners: [4] } }, data },
+      };
+      // Messages before and after the snapshot keep their order around it.
+      a!.transport.send([heartbeat(1, 2, 1), snap, heartbeat(1, 2, 2)]);
+      await waiter.until(() => b!.received.length === 3 && a!.snapshotsSent.length === 1, 'snapshot delivery');
+      assert.deepEqual(b!.received.map((m) => m.type), ['Heartbeat', 'Snap', 'Heartbeat']);
+      const got = b!.received[1] as Extract<Message, { type: 'Snap' }>;
+      assert.deepEqual(got.snapshot.metadata, snap.snapshot.metadata);
+      assert.ok(data.equals(got.snapshot.data), 'snapshot data differs');
+      assert.deepEqual(a!.snapshotsSent, [{ peer: 2, ok: true }]);
+      const inbound = b!.transport.stats().inbound;
+      assert.ok(inbound.snapshotChunksReceived >= 10, `only ${inbound.snapshotChunksReceived} chunks`);
+    },
+    () => ({ maxFrameBytes }),
+  );
+});
+
+test('an empty snapshot is delivered and reported sent', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(2, async ([a, b], waiter) => {
+    a!.transport.addPeer(2, b!.addressText);
+    const snap: Message = {
+      type: 'Snap',
+      from: 1,
+      to: 2,
+      term: 4,
+      snapshot: { metadata: { index: 7, term: 2, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(0) },
+    };
+    a!.transport.send([snap]);
+    await waiter.until(() => b!.received.length === 1 && a!.snapshotsSent.length === 1, 'empty snapshot');
+    assert.deepEqual(plain(b!.received[0]), plain(snap));
+    assert.deepEqual(a!.snapshotsSent, [{ peer: 2, ok: true }]);
+  });
+});
+
+test('a snapshot over the receiver limit is dropped and logged, later messages still flow', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      const snap: Message = {
+        type: 'Snap',
+        from: 1,
+        to: 2,
+        term: 1,
+        snapshot: { metadata: { index: 1, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(100_000) },
+      };
+      a!.transport.send([snap, heartbeat(1, 2, 9)]);
+      await waiter.until(() => b!.received.length === 1, 'heartbeat after the dropped snapshot');
+      assert.equal(b!.received[0]!.type, 'Heartbeat');
+      assert.ok(b!.hasEvent('snapshot-too-large'));
+      assert.equal(b!.transport.stats().inbound.snapshotsDropped, 1);
+    },
+    (id) => (id === 2 ? { maxSnapshotBytes: 50_000, maxFrameBytes: 16 * 1024 } : { maxFrameBytes: 16 * 1024 }),
+  );
+});
+
+/** Opens a raw socket to a transport, optionally says hello, and writes `bytes`; resolves on close. */
+async function rawConnection(port: number, hello: boolean, bytes: Buffer): Promise<void> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.on('error', () => {});
+  // Read (and ignore) the hello acknowledgement, or the socket never sees the end of the stream.
+  socket.resume();
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  if (hello) socket.write(encodeHello({ clusterId: 7, from: 1, to: 2 }));
+  socket.write(bytes);
+  await closed;
+}
+
+test('garbage on the socket is rejected without harming the receiver', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(2, async ([a, b], waiter) => {
+    const port = b!.transport.address.port;
+    const random = seededRandom(99);
+    const garbage = Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256)));
+    // Before the handshake: random bytes (the length prefix is far over the handshake limit).
+    await rawConnection(port, false, garbage);
+    // An HTTP request instead of a hello.
+    await rawConnection(port, false, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    // After a valid hello: a message frame that does not decode.
+    const badMessage = Buffer.from([0, 0, 0, 4, FrameKind.Message, 1, 99, 1]);
+    await rawConnection(port, true, badMessage);
+    // After a valid hello: a frame whose length is over maxFrameBytes.
+    await rawConnection(port, true, Buffer.from([0xff, 0xff, 0xff, 0xff, FrameKind.Message]));
+    // After a valid hello: a snapshot chunk without a SnapBegin.
+    await rawConnection(port, true, Buffer.from([0, 0, 0, 3, FrameKind.SnapChunk, 1, 2]));
+    await waiter.until(() => b!.transport.stats().inbound.protocolErrors >= 5, 'five protocol errors');
+    assert.equal(b!.received.length, 0);
+    assert.match(b!.transport.stats().inbound.lastError ?? '', /snapshot chunk without SnapBegin/);
+    // The receiver still serves real peers.
+    a!.transport.addPeer(2, b!.addressText);
+    a!.transport.send([heartbeat(1, 2, 1)]);
+    await waiter.until(() => b!.received.length === 1, 'a good message after the garbage');
+  });
+});
+
+test('close() stops reconnecting and later sends are ignored', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const port = await closedPort();
+  const waiter = new Waiter();
+  const a = new Node(1, waiter, { reconnectBackoffMs: { min: 1, max: 2 } });
+  await a.transport.start();
+  a.transport.addPeer(2, `127.0.0.1:${port}`);
+  await waiter.until(() => a.unreachable.length >= 2, 'a few failed dials');
+  await a.transport.close();
+  const reportsAtClose = a.unreachable.length;
+  a.transport.send([heartbeat(1, 2, 1)]);
+  assert.equal(a.unreachable.length, reportsAtClose);
+  assert.deepEqual(a.transport.stats().peers, {});
+});

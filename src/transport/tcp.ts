@@ -1,0 +1,853 @@
+// Raft messages between nodes over raw TCP with length-prefixed binary frames (see frame.ts for
+// the frame format and codec.ts for the message encoding).
+//
+// Shape: each node listens; for traffic A → B, A keeps one persistent outbound connection to B
+// (so every connection carries data in one direction, plus B's one-frame handshake reply). The
+// dialer sends Hello(protocol version, clusterId, from, to); the listener answers HelloAck and
+// refuses, with a reason naming both sides, a peer of another cluster or a dial meant for another
+// member id. Refusals are logged and counted on both sides, never silent.
+//
+// Sending never blocks and never throws for network trouble: send() encodes each message into its
+// destination's bounded queue and schedules one flush per event-loop turn, which writes every
+// queued frame in a single socket write and stops at socket backpressure until 'drain'. A full
+// queue drops the message and reports the peer unreachable, which makes raft slow down and retry.
+//
+// Snapshots are streamed: a SnapBegin frame (the Snap message without data, plus the data length)
+// followed by chunks that each fit in maxFrameBytes, written straight from the snapshot's buffer.
+// The receiver reassembles them up to maxSnapshotBytes and delivers one Snap message.
+//
+// Received messages alias the socket's read buffers (see codec.ts); Node allocates a fresh buffer
+// per read, so raft may keep entries it receives without copying them.
+import net from 'node:net';
+import type { Message, NodeId } from '../raft/types.js';
+import { assert } from '../errors.js';
+import { decodeMessage, encodeMessage } from './codec.js';
+import {
+  FRAME_HEADER_BYTES,
+  FrameKind,
+  FrameReader,
+  HANDSHAKE_FRAME_BYTES_MAX,
+  PROTOCOL_VERSION,
+  decodeHello,
+  decodeHelloAck,
+  decodeSnapBegin,
+  encodeHello,
+  encodeHelloAck,
+  encodeSnapBegin,
+  frameHeader,
+  writeFrameHeader,
+} from './frame.js';
+
+export type TransportLogger = (event: string, fields: Record<string, unknown>) => void;
+
+export interface TransportOptions {
+  id: NodeId;
+  clusterId: number;
+  /** port 0 picks a free port; read the chosen one from start()'s result or `address`. */
+  listen: { host: string; port: number };
+  /** Called synchronously for each received message, in the order the sender sent them. */
+  onMessage: (m: Message) => void;
+  /** A send failed or the peer is down: the server calls raft.reportUnreachable. */
+  onUnreachable?: (peer: NodeId) => void;
+  /** A Snap message was fully written (ok) or failed: the server calls raft.reportSnapshot. */
+  onSnapshotSent?: (peer: NodeId, ok: boolean) => void;
+  /** Messages queued per peer (default 4096); when full the message is dropped and onUnreachable called. */
+  sendQueueMax?: number;
+  /** The largest frame sent or accepted, length field included (default 4 MiB). Snapshots are chunked under it. */
+  maxFrameBytes?: number;
+  /** The largest snapshot a receiver reassembles (default 1 GiB); larger ones are dropped and logged. */
+  maxSnapshotBytes?: number;
+  /** Reconnect delay: starts at min, doubles per failed attempt up to max, with jitter (default 50..2000). */
+  reconnectBackoffMs?: { min: number; max: number };
+  /** A dial or inbound connection that has not completed its handshake by then is closed (default 5000). */
+  handshakeTimeoutMs?: number;
+  /** Inbound connections accepted at once (default 256); more are closed immediately. */
+  maxInboundConnections?: number;
+  /** Randomness for backoff jitter, in [0, 1) (default Math.random). */
+  random?: () => number;
+  logger?: TransportLogger;
+}
+
+export interface PeerStats {
+  address: string;
+  /** True once the handshake succeeded and until the connection closes. */
+  connected: boolean;
+  queued: number;
+  dropped: number;
+  sentBytes: number;
+  /** Handshakes this peer refused (other cluster, other member id, other protocol version). */
+  refused: number;
+  lastError: string | null;
+}
+
+export interface InboundStats {
+  connections: number;
+  /** Handshakes this node refused. */
+  rejected: number;
+  protocolErrors: number;
+  lastError: string | null;
+  receivedBytes: number;
+  messagesReceived: number;
+  snapshotsReceived: number;
+  snapshotChunksReceived: number;
+  snapshotsDropped: number;
+}
+
+export interface TransportStats {
+  peers: Record<NodeId, PeerStats>;
+  inbound: InboundStats;
+  /** Messages addressed to an id that was never added with addPeer. */
+  unknownPeerDrops: number;
+}
+
+export const SEND_QUEUE_MAX_DEFAULT = 4096;
+export const MAX_FRAME_BYTES_DEFAULT = 4 * 1024 * 1024;
+export const MAX_SNAPSHOT_BYTES_DEFAULT = 1024 * 1024 * 1024;
+const RECONNECT_BACKOFF_MS_DEFAULT = { min: 50, max: 2000 };
+const HANDSHAKE_TIMEOUT_MS_DEFAULT = 5000;
+const MAX_INBOUND_CONNECTIONS_DEFAULT = 256;
+/** The smallest sensible frame limit: a chunk must carry real data after the header. */
+const MAX_FRAME_BYTES_MIN = 1024;
+/** One socket write carries at most this many bytes of small frames, so one write stays cheap. */
+const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
+const KEEPALIVE_INITIAL_DELAY_MS = 5000;
+const EMPTY_BYTES = new Uint8Array(0);
+
+interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'logger'>> {
+  onUnreachable: (peer: NodeId) => void;
+  onSnapshotSent: (peer: NodeId, ok: boolean) => void;
+  logger: TransportLogger;
+}
+
+type SnapMessage = Extract<Message, { type: 'Snap' }>;
+
+/** A queued snapshot: its SnapBegin frame, then chunks cut from `data` as they are written. */
+interface SnapItem {
+  kind: 'snap';
+  begin: Buffer;
+  data: Uint8Array;
+  /** How much of `data` is handed to the socket; -1 until SnapBegin is written. */
+  written: number;
+  reported: boolean;
+}
+
+type QueueItem = { kind: 'frame'; frame: Buffer } | SnapItem;
+
+function parseAddress(address: string): { host: string; port: number } | null {
+  const colon = address.lastIndexOf(':');
+  if (colon <= 0) return null;
+  let host = address.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const port = Number(address.slice(colon + 1));
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
+  return { host, port };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The outbound side towards one peer: its queue, its connection, its reconnect timer. */
+class PeerLink {
+  address: string;
+  #socket: net.Socket | null = null;
+  #state: 'idle' | 'dialing' | 'open' | 'backoff' | 'closed' = 'idle';
+  #queue: QueueItem[] = [];
+  #head = 0;
+  #blocked = false;
+  #flushScheduled = false;
+  #failedAttempts = 0;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  /** Snapshots fully handed to the socket whose write callback has not fired yet. */
+  #snapsInFlight = new Set<SnapItem>();
+  dropped = 0;
+  sentBytes = 0;
+  refused = 0;
+  lastError: string | null = null;
+  #loggedQueueFull = false;
+
+  constructor(
+    readonly id: NodeId,
+    address: string,
+    readonly options: ResolvedOptions,
+  ) {
+    this.address = address;
+  }
+
+  get connected(): boolean {
+    return this.#state === 'open';
+  }
+
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  start(): void {
+    this.#dial();
+  }
+
+  /** Points the link at a new address: drops the current connection and dials at once. */
+  retarget(address: string): void {
+    if (address === this.address || this.#state === 'closed') return;
+    this.address = address;
+    this.#failedAttempts = 0;
+    this.#clearReconnectTimer();
+    this.#dropConnection('peer address changed');
+    this.#dial();
+  }
+
+  /** Stops for good: no callbacks afterwards, since the caller is shutting down or removed the peer. */
+  close(): void {
+    this.#state = 'closed';
+    this.#clearReconnectTimer();
+    this.#queue = [];
+    this.#head = 0;
+    this.#snapsInFlight.clear();
+    const socket = this.#socket;
+    this.#socket = null;
+    socket?.destroy();
+  }
+
+  enqueue(m: Message): void {
+    if (this.#state === 'closed') return;
+    if (this.queued >= this.options.sendQueueMax) {
+      this.dropped++;
+      if (!this.#loggedQueueFull) {
+        this.#loggedQueueFull = true;
+        this.options.logger('queue-full', { peer: this.id, queued: this.queued, message: m.type });
+      }
+      if (m.type === 'Snap') this.options.onSnapshotSent(this.id, false);
+      this.options.onUnreachable(this.id);
+      return;
+    }
+    this.#loggedQueueFull = false;
+    const item = m.type === 'Snap' ? this.#snapItem(m) : this.#frameItem(m);
+    if (item === null) return;
+    this.#queue.push(item);
+    if (this.#state === 'open') this.#scheduleFlush();
+  }
+
+  #frameItem(m: Message): QueueItem | null {
+    const frame = writeFrameHeader(encodeMessage(m, FRAME_HEADER_BYTES), FrameKind.Message);
+    if (frame.length > this.options.maxFrameBytes) {
+      // Raft bounds its message sizes (entries per append); a message this large is dropped so the
+      // log shows the limit to raise, and raft treats the peer as unreachable and retries.
+      this.dropped++;
+      this.options.logger('message-too-large', {
+        peer: this.id,
+        message: m.type,
+        bytes: frame.length,
+        maxFrameBytes: this.options.maxFrameBytes,
+      });
+      this.options.onUnreachable(this.id);
+      return null;
+    }
+    return { kind: 'frame', frame };
+  }
+
+  #snapItem(m: SnapMessage): SnapItem {
+    const withoutData: SnapMessage = { ...m, snapshot: { metadata: m.snapshot.metadata, data: EMPTY_BYTES } };
+    const begin = encodeSnapBegin(m.snapshot.data.length, encodeMessage(withoutData));
+    assert(begin.length <= this.options.maxFrameBytes, 'transport: snapshot metadata exceeds maxFrameBytes');
+    return { kind: 'snap', begin, data: m.snapshot.data, written: -1, reported: false };
+  }
+
+  #dial(): void {
+    if (this.#state === 'closed') return;
+    const target = parseAddress(this.address);
+    if (target === null) {
+      this.lastError = `invalid peer address ${JSON.stringify(this.address)} (want host:port)`;
+      this.options.logger('dial-failed', { peer: this.id, address: this.address, error: this.lastError });
+      this.#onFailure();
+      return;
+    }
+    this.#state = 'dialing';
+    const socket = net.connect({ host: target.host, port: target.port });
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    socket.setTimeout(this.options.handshakeTimeoutMs);
+    const reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX);
+    socket.on('connect', () => {
+      socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
+      socket.write(encodeHello({ clusterId: this.options.clusterId, from: this.options.id, to: this.id }));
+    });
+    socket.on('timeout', () => {
+      socket.destroy(new Error(`no handshake reply within ${this.options.handshakeTimeoutMs} ms`));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (socket !== this.#socket) return;
+      const error = reader.push(chunk, (frame) => this.#onReplyFrame(socket, reader, frame));
+      if (error !== null) socket.destroy(new Error(`bad reply from peer: ${error}`));
+    });
+    socket.on('drain', () => {
+      if (socket !== this.#socket) return;
+      this.#blocked = false;
+      this.#flush();
+    });
+    socket.on('error', (error) => {
+      if (socket !== this.#socket) return;
+      this.lastError = errorText(error);
+    });
+    socket.on('close', () => this.#onClose(socket));
+  }
+
+  #onReplyFrame(socket: net.Socket, reader: FrameReader, frame: Buffer): void {
+    if (this.#state !== 'dialing' || frame[0] !== FrameKind.HelloAck) {
+      reader.stop();
+      socket.destroy(new Error(`unexpected frame kind ${frame[0]} from the listener`));
+      return;
+    }
+    let ack: { accepted: boolean; reason: string };
+    try {
+      ack = decodeHelloAck(frame.subarray(1));
+    } catch (error) {
+      reader.stop();
+      socket.destroy(error as Error);
+      return;
+    }
+    if (!ack.accepted) {
+      reader.stop();
+      this.refused++;
+      this.lastError = `refused by peer ${this.id} at ${this.address}: ${ack.reason}`;
+      this.options.logger('handshake-refused', {
+        localId: this.options.id,
+        peer: this.id,
+        address: this.address,
+        clusterId: this.options.clusterId,
+        reason: ack.reason,
+      });
+      socket.destroy();
+      return;
+    }
+    socket.setTimeout(0);
+    this.#state = 'open';
+    this.#failedAttempts = 0;
+    this.lastError = null;
+    this.options.logger('peer-connected', { peer: this.id, address: this.address });
+    this.#scheduleFlush();
+  }
+
+  #onClose(socket: net.Socket): void {
+    if (socket !== this.#socket) return;
+    this.#socket = null;
+    const wasOpen = this.#state === 'open';
+    this.options.logger(wasOpen ? 'peer-disconnected' : 'dial-failed', {
+      peer: this.id,
+      address: this.address,
+      error: this.lastError,
+    });
+    this.#onFailure();
+  }
+
+  /** Shared by every kind of connection failure: fail snapshots, report, and retry later. */
+  #onFailure(): void {
+    this.#blocked = false;
+    this.#failSnapshots();
+    this.options.onUnreachable(this.id);
+    if (this.#state === 'closed') return;
+    this.#state = 'backoff';
+    this.#clearReconnectTimer();
+    const { min, max } = this.options.reconnectBackoffMs;
+    const ceiling = Math.min(max, min * 2 ** Math.min(this.#failedAttempts, 30));
+    // "Equal jitter": half the delay is fixed, half random, so peers that failed together spread out.
+    const delayMs = ceiling / 2 + (this.options.random() * ceiling) / 2;
+    this.#failedAttempts++;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#dial();
+    }, delayMs);
+    // A pending reconnect alone must not keep the process alive.
+    this.#reconnectTimer.unref();
+  }
+
+  /** Closes the current socket without the failure path (used when the address changes). */
+  #dropConnection(reason: string): void {
+    const socket = this.#socket;
+    if (socket === null) return;
+    this.#socket = null;
+    this.#state = 'idle';
+    this.#blocked = false;
+    this.#failSnapshots();
+    socket.destroy();
+    this.options.logger('peer-disconnected', { peer: this.id, address: this.address, error: reason });
+  }
+
+  /**
+   * A snapshot cannot resume on a new connection (the receiver's reassembly state went with the
+   * old one), and a stale snapshot is not worth keeping: every queued or in-flight snapshot fails
+   * and raft sends a fresh one when the peer is back.
+   */
+  #failSnapshots(): void {
+    const failed: SnapItem[] = [...this.#snapsInFlight];
+    this.#snapsInFlight.clear();
+    const kept: QueueItem[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const item = this.#queue[i]!;
+      if (item.kind === 'snap') failed.push(item);
+      else kept.push(item);
+    }
+    if (kept.length !== this.queued) {
+      this.#queue = kept;
+      this.#head = 0;
+    }
+    for (const item of failed) this.#reportSnapshot(item, false);
+  }
+
+  #reportSnapshot(item: SnapItem, ok: boolean): void {
+    if (item.reported || this.#state === 'closed') return;
+    item.reported = true;
+    this.options.onSnapshotSent(this.id, ok);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // setImmediate runs after the current turn's I/O callbacks, so every send() of this turn
+    // lands in the same socket write.
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    const socket = this.#socket;
+    if (this.#state !== 'open' || socket === null) return;
+    while (this.#head < this.#queue.length && !this.#blocked) {
+      const item = this.#queue[this.#head]!;
+      if (item.kind === 'snap') {
+        if (this.#writeSnapshot(socket, item)) this.#head++;
+        continue;
+      }
+      const frames: Buffer[] = [];
+      let bytes = 0;
+      while (this.#head < this.#queue.length && bytes < WRITE_BATCH_BYTES_MAX) {
+        const next = this.#queue[this.#head]!;
+        if (next.kind !== 'frame') break;
+        frames.push(next.frame);
+        bytes += next.frame.length;
+        this.#head++;
+      }
+      this.sentBytes += bytes;
+      const batch = frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes);
+      if (!socket.write(batch)) this.#blocked = true;
+    }
+    this.#compactQueue();
+  }
+
+  /** Writes as much of a snapshot as backpressure allows; true when all of it is handed over. */
+  #writeSnapshot(socket: net.Socket, item: SnapItem): boolean {
+    if (item.written < 0) {
+      item.written = 0;
+      this.sentBytes += item.begin.length;
+      // Without data the SnapBegin frame is the whole snapshot, so its write completes it.
+      const empty = item.data.length === 0;
+      if (empty) this.#snapsInFlight.add(item);
+      const more = socket.write(item.begin, empty ? (error) => this.#onSnapshotWritten(item, error) : undefined);
+      if (!more) this.#blocked = true;
+    }
+    const chunkBytesMax = this.options.maxFrameBytes - FRAME_HEADER_BYTES;
+    while (item.written < item.data.length && !this.#blocked) {
+      const end = Math.min(item.data.length, item.written + chunkBytesMax);
+      const chunk = item.data.subarray(item.written, end);
+      item.written = end;
+      const last = end === item.data.length;
+      this.sentBytes += FRAME_HEADER_BYTES + chunk.length;
+      socket.cork();
+      socket.write(frameHeader(FrameKind.SnapChunk, chunk.length));
+      const more = socket.write(chunk, last ? (error) => this.#onSnapshotWritten(item, error) : undefined);
+      socket.uncork();
+      if (!more) this.#blocked = true;
+      if (last) this.#snapsInFlight.add(item);
+    }
+    return item.written === item.data.length;
+  }
+
+  #onSnapshotWritten(item: SnapItem, error: Error | null | undefined): void {
+    if (!this.#snapsInFlight.delete(item)) return;
+    this.#reportSnapshot(item, !error);
+  }
+
+  #compactQueue(): void {
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #clearReconnectTimer(): void {
+    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
+  }
+}
+
+/** A snapshot being reassembled from chunks; `data` is null when it is over the limit and skipped. */
+interface Reassembly {
+  message: SnapMessage;
+  totalBytes: number;
+  receivedBytes: number;
+  data: Buffer | null;
+}
+
+/** The receiving side of one inbound connection. */
+class InboundConnection {
+  #remoteId: NodeId | null = null;
+  #reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX);
+  #snapshot: Reassembly | null = null;
+  #closing = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly transport: { options: ResolvedOptions; inbound: InboundStats; onAccepted(conn: InboundConnection): void },
+  ) {
+    socket.setNoDelay(true);
+    socket.setTimeout(transport.options.handshakeTimeoutMs);
+    socket.on('timeout', () => this.#fail(`no hello within ${transport.options.handshakeTimeoutMs} ms`));
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    // Errors (resets by the peer) end in 'close'; the listener only has to exist so none is thrown.
+    socket.on('error', () => {});
+  }
+
+  get remoteId(): NodeId | null {
+    return this.#remoteId;
+  }
+
+  get #logFields(): Record<string, unknown> {
+    return { localId: this.transport.options.id, remoteId: this.#remoteId, remoteAddress: this.socket.remoteAddress };
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closing) return;
+    this.transport.inbound.receivedBytes += chunk.length;
+    const error = this.#reader.push(chunk, (frame) => this.#onFrame(frame));
+    if (error !== null) this.#fail(error);
+  }
+
+  #onFrame(frame: Buffer): void {
+    const kind = frame[0];
+    const payload = frame.subarray(1);
+    if (this.#remoteId === null) {
+      if (kind !== FrameKind.Hello) return this.#fail(`first frame has kind ${kind}, not hello`);
+      return this.#onHello(payload);
+    }
+    switch (kind) {
+      case FrameKind.Message:
+        return this.#onMessageFrame(payload);
+      case FrameKind.SnapBegin:
+        return this.#onSnapBegin(payload);
+      case FrameKind.SnapChunk:
+        return this.#onSnapChunk(payload);
+      default:
+        return this.#fail(`unexpected frame kind ${kind}`);
+    }
+  }
+
+  #onHello(payload: Buffer): void {
+    let hello;
+    try {
+      hello = decodeHello(payload);
+    } catch (error) {
+      return this.#fail(errorText(error));
+    }
+    const { id, clusterId } = this.transport.options;
+    let refusal: string | null = null;
+    if (hello.protocolVersion !== PROTOCOL_VERSION) {
+      refusal = `member ${hello.from} speaks peer protocol version ${hello.protocolVersion}, member ${id} speaks ${PROTOCOL_VERSION}`;
+    } else if (hello.clusterId !== clusterId) {
+      refusal = `member ${hello.from} belongs to cluster ${hello.clusterId}, but member ${id} belongs to cluster ${clusterId}`;
+    } else if (hello.to !== id) {
+      refusal = `member ${hello.from} dialed member ${hello.to}, but this address is member ${id} (stale peer address?)`;
+    } else if (hello.from === id) {
+      refusal = `member ${hello.from} dialed itself`;
+    }
+    if (refusal !== null) {
+      this.transport.inbound.rejected++;
+      this.transport.inbound.lastError = refusal;
+      this.transport.options.logger('handshake-rejected', {
+        ...this.#logFields,
+        remoteId: hello.from,
+        remoteClusterId: hello.clusterId,
+        localClusterId: clusterId,
+        dialedId: hello.to,
+        reason: refusal,
+      });
+      this.#closing = true;
+      this.#reader.stop();
+      this.socket.end(encodeHelloAck(false, refusal));
+      this.socket.setTimeout(this.transport.options.handshakeTimeoutMs, () => this.socket.destroy());
+      return;
+    }
+    this.#remoteId = hello.from;
+    this.#reader.frameBytesMax = this.transport.options.maxFrameBytes;
+    this.socket.setTimeout(0);
+    this.socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
+    this.socket.write(encodeHelloAck(true, ''));
+    this.transport.onAccepted(this);
+  }
+
+  /** Decodes one message and checks it really comes from the handshaken peer and is for us. */
+  #decode(bytes: Uint8Array): Message | null {
+    let m: Message;
+    try {
+      m = decodeMessage(bytes);
+    } catch (error) {
+      this.#fail(errorText(error));
+      return null;
+    }
+    if (m.from !== this.#remoteId || m.to !== this.transport.options.id) {
+      this.#fail(`message ${m.type} from ${m.from} to ${m.to} on a connection from ${this.#remoteId}`);
+      return null;
+    }
+    return m;
+  }
+
+  #onMessageFrame(payload: Buffer): void {
+    const m = this.#decode(payload);
+    if (m === null) return;
+    if (m.type === 'Snap') return this.#fail('a snapshot must arrive as SnapBegin and chunks');
+    this.#deliver(m);
+  }
+
+  #onSnapBegin(payload: Buffer): void {
+    if (this.#snapshot !== null) return this.#fail('a snapshot began before the previous one finished');
+    let begin;
+    try {
+      begin = decodeSnapBegin(payload);
+    } catch (error) {
+      return this.#fail(errorText(error));
+    }
+    const m = this.#decode(begin.message);
+    if (m === null) return;
+    if (m.type !== 'Snap' || m.snapshot.data.length !== 0) return this.#fail('SnapBegin does not carry an empty Snap');
+    const { maxSnapshotBytes } = this.transport.options;
+    let data: Buffer | null = null;
+    if (begin.totalBytes > maxSnapshotBytes) {
+      this.transport.options.logger('snapshot-too-large', {
+        ...this.#logFields,
+        bytes: begin.totalBytes,
+        maxSnapshotBytes,
+      });
+    } else {
+      data = Buffer.allocUnsafe(begin.totalBytes);
+    }
+    this.#snapshot = { message: m, totalBytes: begin.totalBytes, receivedBytes: 0, data };
+    if (begin.totalBytes === 0) this.#finishSnapshot();
+  }
+
+  #onSnapChunk(payload: Buffer): void {
+    const snapshot = this.#snapshot;
+    if (snapshot === null) return this.#fail('snapshot chunk without SnapBegin');
+    if (payload.length === 0) return this.#fail('empty snapshot chunk');
+    if (snapshot.receivedBytes + payload.length > snapshot.totalBytes) {
+      return this.#fail(`snapshot chunks exceed the announced ${snapshot.totalBytes} bytes`);
+    }
+    snapshot.data?.set(payload, snapshot.receivedBytes);
+    snapshot.receivedBytes += payload.length;
+    this.transport.inbound.snapshotChunksReceived++;
+    if (snapshot.receivedBytes === snapshot.totalBytes) this.#finishSnapshot();
+  }
+
+  #finishSnapshot(): void {
+    const snapshot = this.#snapshot!;
+    this.#snapshot = null;
+    if (snapshot.data === null) {
+      this.transport.inbound.snapshotsDropped++;
+      this.transport.options.logger('snapshot-dropped', { ...this.#logFields, bytes: snapshot.totalBytes });
+      return;
+    }
+    this.transport.inbound.snapshotsReceived++;
+    const { message } = snapshot;
+    this.#deliver({ ...message, snapshot: { metadata: message.snapshot.metadata, data: snapshot.data } });
+  }
+
+  #deliver(m: Message): void {
+    this.transport.inbound.messagesReceived++;
+    // Not wrapped in try/catch on purpose: an exception from raft is a broken invariant and crashes.
+    this.transport.options.onMessage(m);
+  }
+
+  /** A peer broke the protocol: log it, count it, and close the connection (the dialer reconnects). */
+  #fail(reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#reader.stop();
+    this.#snapshot = null;
+    this.transport.inbound.protocolErrors++;
+    this.transport.inbound.lastError = reason;
+    this.transport.options.logger('protocol-error', { ...this.#logFields, error: reason });
+    this.socket.destroy();
+  }
+
+  close(): void {
+    this.#closing = true;
+    this.#reader.stop();
+    this.socket.destroy();
+  }
+}
+
+export class TcpTransport {
+  readonly options: ResolvedOptions;
+  readonly inbound: InboundStats = {
+    connections: 0,
+    rejected: 0,
+    protocolErrors: 0,
+    lastError: null,
+    receivedBytes: 0,
+    messagesReceived: 0,
+    snapshotsReceived: 0,
+    snapshotChunksReceived: 0,
+    snapshotsDropped: 0,
+  };
+  #server: net.Server | null = null;
+  #address: { host: string; port: number } | null = null;
+  #peers = new Map<NodeId, PeerLink>();
+  #connections = new Set<InboundConnection>();
+  #unknownPeerDrops = 0;
+  #closed = false;
+
+  constructor(options: TransportOptions) {
+    const maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES_DEFAULT;
+    assert(maxFrameBytes >= MAX_FRAME_BYTES_MIN, `transport: maxFrameBytes must be at least ${MAX_FRAME_BYTES_MIN}`);
+    assert(maxFrameBytes <= 2 ** 32, 'transport: maxFrameBytes must fit the u32 length field');
+    const backoff = options.reconnectBackoffMs ?? RECONNECT_BACKOFF_MS_DEFAULT;
+    assert(backoff.min > 0 && backoff.max >= backoff.min, 'transport: reconnectBackoffMs needs 0 < min <= max');
+    assert(Number.isSafeInteger(options.id) && options.id > 0, 'transport: id must be a positive safe integer');
+    this.options = {
+      id: options.id,
+      clusterId: options.clusterId,
+      listen: options.listen,
+      onMessage: options.onMessage,
+      onUnreachable: options.onUnreachable ?? (() => {}),
+      onSnapshotSent: options.onSnapshotSent ?? (() => {}),
+      sendQueueMax: options.sendQueueMax ?? SEND_QUEUE_MAX_DEFAULT,
+      maxFrameBytes,
+      maxSnapshotBytes: options.maxSnapshotBytes ?? MAX_SNAPSHOT_BYTES_DEFAULT,
+      reconnectBackoffMs: backoff,
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT,
+      maxInboundConnections: options.maxInboundConnections ?? MAX_INBOUND_CONNECTIONS_DEFAULT,
+      random: options.random ?? Math.random,
+      logger: options.logger ?? (() => {}),
+    };
+  }
+
+  /** Starts listening; resolves with the bound address (the real port when asked for port 0). */
+  async start(): Promise<{ host: string; port: number }> {
+    assert(this.#server === null && !this.#closed, 'transport: start() called twice or after close()');
+    const server = net.createServer((socket) => this.#onConnection(socket));
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: this.options.listen.host, port: this.options.listen.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => this.options.logger('listener-error', { error: errorText(error) }));
+    const bound = server.address() as net.AddressInfo;
+    this.#address = { host: this.options.listen.host, port: bound.port };
+    this.options.logger('listening', { id: this.options.id, ...this.#address });
+    return this.#address;
+  }
+
+  get address(): { host: string; port: number } {
+    assert(this.#address !== null, 'transport: address read before start()');
+    return this.#address;
+  }
+
+  addPeer(id: NodeId, address: string): void {
+    assert(id !== this.options.id, 'transport: a node is not its own peer');
+    if (this.#closed) return;
+    const existing = this.#peers.get(id);
+    if (existing !== undefined) return existing.retarget(address);
+    const link = new PeerLink(id, address, this.options);
+    this.#peers.set(id, link);
+    link.start();
+  }
+
+  updatePeer(id: NodeId, address: string): void {
+    this.addPeer(id, address);
+  }
+
+  /** Forgets a peer: its queue is discarded and no more callbacks name it. */
+  removePeer(id: NodeId): void {
+    this.#peers.get(id)?.close();
+    this.#peers.delete(id);
+  }
+
+  send(messages: Message[]): void {
+    if (this.#closed) return;
+    for (const m of messages) {
+      const link = this.#peers.get(m.to);
+      if (link === undefined) {
+        this.#unknownPeerDrops++;
+        this.options.logger('unknown-peer', { peer: m.to, message: m.type });
+        if (m.type === 'Snap') this.options.onSnapshotSent(m.to, false);
+        this.options.onUnreachable(m.to);
+        continue;
+      }
+      link.enqueue(m);
+    }
+  }
+
+  stats(): TransportStats {
+    const peers: Record<NodeId, PeerStats> = {};
+    for (const [id, link] of this.#peers) {
+      peers[id] = {
+        address: link.address,
+        connected: link.connected,
+        queued: link.queued,
+        dropped: link.dropped,
+        sentBytes: link.sentBytes,
+        refused: link.refused,
+        lastError: link.lastError,
+      };
+    }
+    return {
+      peers,
+      inbound: { ...this.inbound, connections: this.#connections.size },
+      unknownPeerDrops: this.#unknownPeerDrops,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const link of this.#peers.values()) link.close();
+    this.#peers.clear();
+    for (const connection of this.#connections) connection.close();
+    this.#connections.clear();
+    const server = this.#server;
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  #onConnection(socket: net.Socket): void {
+    if (this.#closed || this.#connections.size >= this.options.maxInboundConnections) {
+      this.options.logger('inbound-refused', {
+        remoteAddress: socket.remoteAddress,
+        reason: this.#closed ? 'closing' : `over ${this.options.maxInboundConnections} inbound connections`,
+      });
+      socket.destroy();
+      return;
+    }
+    const connection = new InboundConnection(socket, {
+      options: this.options,
+      inbound: this.inbound,
+      onAccepted: (accepted) => this.#onAccepted(accepted),
+    });
+    this.#connections.add(connection);
+    socket.on('close', () => this.#connections.delete(connection));
+  }
+
+  /** A peer that reconnects replaces its previous inbound connection (likely half-open). */
+  #onAccepted(accepted: InboundConnection): void {
+    for (const connection of this.#connections) {
+      if (connection !== accepted && connection.remoteId === accepted.remoteId) {
+        connection.close();
+        this.#connections.delete(connection);
+      }
+    }
+  }
+}
