@@ -1,0 +1,586 @@
+// npm run bench:compare [-- --duration 10 --scenarios put-64,range-s-64 --quick]
+//
+// Runs the same benchmark scenarios against a 3-member etcd cluster (when the `etcd` binary is
+// installed; Debian: apt-get install -y etcd-server) and a 3-member Lichen cluster, one after the
+// other on this machine, and writes bench-results/compare-<date>.json and .md with both results
+// and the ratio Lichen/etcd per scenario. It installs nothing. Every process it starts listens on
+// 127.0.0.1 only and is stopped at the end (also on failure or Ctrl-C).
+//
+// etcd members are started with:
+//   --name <m>                          the member's name, used in --initial-cluster
+//   --data-dir <tmp>/<m>                its WAL and bbolt database (fsync on, etcd's default)
+//   --listen-client-urls http://127.0.0.1:<c>      where clients connect (gRPC and HTTP)
+//   --advertise-client-urls http://127.0.0.1:<c>   what the member tells clients about itself
+//   --listen-peer-urls http://127.0.0.1:<p>        where other members connect
+//   --initial-advertise-peer-urls http://127.0.0.1:<p>
+//   --initial-cluster m1=http://127.0.0.1:<p1>,m2=…,m3=…   the founding members
+//   --initial-cluster-state new         bootstrap a new cluster
+//   --initial-cluster-token <unique>    so members of an old run cannot join this one
+// Lichen members are started with `lichen serve --name --data-dir --listen-client --listen-peer
+// --listen-http --initial-cluster m1=127.0.0.1:<p1>,…` (fsync on by default as well).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  findLeaderEndpoint,
+  formatSummary,
+  runBench,
+  runHttpPutBench,
+  type BenchOptions,
+  type BenchResult,
+} from '../src/bench/index.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MEMBERS = 3;
+/** How long a cluster may take to elect a leader before we give up. */
+const CLUSTER_READY_TIMEOUT_MS = 30_000;
+/** A member that does not exit this long after SIGTERM is killed. */
+const STOP_TIMEOUT_MS = 10_000;
+
+// ---------------------------------------------------------------- flags
+
+interface CompareFlags {
+  durationSeconds: number;
+  scenarios: string[] | undefined;
+  outDir: string;
+  etcdBinary: string;
+  skipEtcd: boolean;
+  skipLichen: boolean;
+  verbose: boolean;
+}
+
+const USAGE = `Usage: npm run bench:compare -- [flags]
+  --duration <s>         seconds per scenario (default 10)
+  --quick                1-second scenarios (same as --duration 1)
+  --scenarios <a,b>      run only these scenarios (${'names below'})
+  --out <dir>            where to write results (default bench-results)
+  --etcd <path>          etcd binary (default: etcd on PATH, else /usr/bin/etcd)
+  --skip-etcd            run Lichen only
+  --skip-lichen          run etcd only
+  --verbose              print each run's full summary
+`;
+
+function parseFlags(argv: string[]): CompareFlags {
+  const flags: CompareFlags = {
+    durationSeconds: 10,
+    scenarios: undefined,
+    outDir: join(ROOT, 'bench-results'),
+    etcdBinary: '',
+    skipEtcd: false,
+    skipLichen: false,
+    verbose: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${name} needs a value\n${USAGE}`);
+      return v;
+    };
+    switch (name) {
+      case '--duration': {
+        const seconds = Number(value().replace(/s$/, ''));
+        if (!(seconds > 0) || seconds > 3600) throw new Error(`--duration must be between 0 and 3600 seconds`);
+        flags.durationSeconds = seconds;
+        break;
+      }
+      case '--quick':
+        flags.durationSeconds = 1;
+        break;
+      case '--scenarios':
+        flags.scenarios = value().split(',').map((s) => s.trim()).filter(Boolean);
+        break;
+      case '--out':
+        flags.outDir = value();
+        break;
+      case '--etcd':
+        flags.etcdBinary = value();
+        break;
+      case '--skip-etcd':
+        flags.skipEtcd = true;
+        break;
+      case '--skip-lichen':
+        flags.skipLichen = true;
+        break;
+      case '--verbose':
+        flags.verbose = true;
+        break;
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE + scenarioHelp());
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown flag: ${arg}\n${USAGE}`);
+    }
+  }
+  return flags;
+}
+
+// ---------------------------------------------------------------- scenarios
+
+type System = 'etcd' | 'lichen';
+
+interface Scenario {
+  name: string;
+  description: string;
+  lichenOnly?: boolean;
+  /** The gRPC benchmark's options, or undefined for the HTTP scenario. */
+  grpc?: Omit<BenchOptions, 'endpoints' | 'durationMs' | 'requestTimeoutMs'>;
+  http?: { connections: number; keySpaceSize: number };
+}
+
+const WRITE_DEFAULTS = {
+  keySizeBytes: 8,
+  valueSizeBytes: 256,
+  keySpaceSize: 100_000,
+  sequentialKeys: false,
+  consistency: 'l' as const,
+  readRatio: 0.5,
+  preload: false,
+};
+const READ_DEFAULTS = { ...WRITE_DEFAULTS, keySpaceSize: 1_000, preload: true, targetLeader: false };
+
+const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'put-1',
+    description: 'put, 1 client, 1 conn, to the leader (latency of one write)',
+    grpc: { ...WRITE_DEFAULTS, kind: 'put', clients: 1, conns: 1, targetLeader: true },
+  },
+  {
+    name: 'put-64',
+    description: 'put, 64 clients, 8 conns, to the leader',
+    grpc: { ...WRITE_DEFAULTS, kind: 'put', clients: 64, conns: 8, targetLeader: true },
+  },
+  {
+    name: 'range-l-64',
+    description: 'linearizable range of 1 key, 64 clients, 8 conns, all members',
+    grpc: { ...READ_DEFAULTS, kind: 'range', clients: 64, conns: 8, consistency: 'l' },
+  },
+  {
+    name: 'range-s-64',
+    description: 'serializable range of 1 key, 64 clients, 8 conns, all members',
+    grpc: { ...READ_DEFAULTS, kind: 'range', clients: 64, conns: 8, consistency: 's' },
+  },
+  {
+    name: 'txn-64',
+    description: 'txn (1 version compare + 1 put), 64 clients, 8 conns, to the leader',
+    grpc: { ...WRITE_DEFAULTS, kind: 'txn', clients: 64, conns: 8, targetLeader: true },
+  },
+  {
+    name: 'http-put-64',
+    description: 'PUT /v1/kv/<key> over HTTP, 64 keep-alive connections, to the leader (Lichen only)',
+    lichenOnly: true,
+    http: { connections: 64, keySpaceSize: 100_000 },
+  },
+];
+
+function scenarioHelp(): string {
+  return `\nScenarios:\n${SCENARIOS.map((s) => `  ${s.name.padEnd(12)} ${s.description}`).join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- processes
+
+const children = new Set<ChildProcess>();
+
+function killAllChildren(): void {
+  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+process.on('exit', killAllChildren);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\n${signal}: stopping the clusters\n`);
+    killAllChildren();
+    process.exit(130);
+  });
+}
+
+/** A port that was free a moment ago on 127.0.0.1 (the OS picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  // Bounded: the OS hands out distinct ephemeral ports; a repeat is rare.
+  for (let attempt = 0; attempt < count * 10 && ports.size < count; attempt++) ports.add(await freePort());
+  if (ports.size < count) throw new Error('could not find enough free ports');
+  return [...ports];
+}
+
+function startProcess(command: string, args: string[], logPath: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const log = createWriteStream(logPath);
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: ROOT });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const outcome = await Promise.race([exited.then(() => 'exited'), sleep(STOP_TIMEOUT_MS).then(() => 'timeout')]);
+  if (outcome === 'timeout') {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+interface Cluster {
+  system: System;
+  clientEndpoints: string[];
+  /** Lichen only: each member's HTTP listener, in the same order as clientEndpoints. */
+  httpEndpoints: string[];
+  members: ChildProcess[];
+  dataDir: string;
+  version: string;
+}
+
+async function waitForLeader(cluster: Cluster): Promise<string> {
+  const deadline = Date.now() + CLUSTER_READY_TIMEOUT_MS;
+  let last = '';
+  while (Date.now() < deadline) {
+    const exited = cluster.members.find((m) => m.exitCode !== null);
+    if (exited) throw new Error(`${cluster.system} member exited with code ${exited.exitCode}; logs in ${cluster.dataDir}`);
+    const { leader, statuses } = await findLeaderEndpoint(cluster.clientEndpoints, 1_000);
+    if (leader !== undefined && statuses.every((s) => s.error === undefined)) return leader;
+    last = statuses.map((s) => `${s.endpoint}: ${s.error ?? `leader ${s.leaderId}`}`).join('; ');
+    await sleep(200);
+  }
+  throw new Error(`${cluster.system} cluster did not elect a leader within ${CLUSTER_READY_TIMEOUT_MS} ms (${last}); logs in ${cluster.dataDir}`);
+}
+
+function findEtcd(explicit: string): string | undefined {
+  if (explicit !== '') return existsSync(explicit) ? explicit : undefined;
+  const which = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
+  const onPath = which.status === 0 ? which.stdout.trim() : '';
+  if (onPath !== '') return onPath;
+  return existsSync('/usr/bin/etcd') ? '/usr/bin/etcd' : undefined;
+}
+
+async function startEtcdCluster(binary: string): Promise<Cluster> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-etcd-'));
+  const ports = await freePorts(MEMBERS * 2);
+  const names = Array.from({ length: MEMBERS }, (_u, i) => `etcd${i + 1}`);
+  const peerUrl = (i: number) => `http://127.0.0.1:${ports[MEMBERS + i]}`;
+  const clientUrl = (i: number) => `http://127.0.0.1:${ports[i]}`;
+  const initialCluster = names.map((n, i) => `${n}=${peerUrl(i)}`).join(',');
+  // One token for all members: it seeds the cluster id, which must match between them.
+  const clusterToken = `bench-${process.pid}-${Date.now()}`;
+  const version = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]?.trim() ?? 'unknown';
+  const members = names.map((name, i) =>
+    startProcess(
+      binary,
+      [
+        '--name', name,
+        '--data-dir', join(dataDir, name),
+        '--listen-client-urls', clientUrl(i),
+        '--advertise-client-urls', clientUrl(i),
+        '--listen-peer-urls', peerUrl(i),
+        '--initial-advertise-peer-urls', peerUrl(i),
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', clusterToken,
+        '--log-level', 'warn',
+      ],
+      join(dataDir, `${name}.log`),
+    ),
+  );
+  return { system: 'etcd', clientEndpoints: names.map((_n, i) => `127.0.0.1:${ports[i]}`), httpEndpoints: [], members, dataDir, version };
+}
+
+/** The newest modification time of any .ts file under a folder (bounded walk). */
+function newestSourceMs(dir: string, depth = 0): number {
+  if (depth > 6) return 0;
+  let newest = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const stat = statSync(path);
+    if (stat.isDirectory()) newest = Math.max(newest, newestSourceMs(path, depth + 1));
+    else if (name.endsWith('.ts')) newest = Math.max(newest, stat.mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Prefers the compiled CLI when it is at least as new as the sources; otherwise runs the sources
+ * through tsx (same code, transpiled once at start-up), so a stale dist/ is never measured.
+ */
+function lichenCommand(): { command: string; args: string[]; how: string } {
+  const dist = join(ROOT, 'dist', 'cli', 'main.js');
+  if (existsSync(dist) && statSync(dist).mtimeMs >= newestSourceMs(join(ROOT, 'src'))) {
+    return { command: process.execPath, args: [dist], how: 'dist/cli/main.js' };
+  }
+  return { command: process.execPath, args: ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')], how: 'tsx src/cli/main.ts (dist/ missing or older than src/)' };
+}
+
+async function startLichenCluster(): Promise<Cluster> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-lichen-'));
+  const ports = await freePorts(MEMBERS * 3);
+  const names = Array.from({ length: MEMBERS }, (_u, i) => `lichen${i + 1}`);
+  const clientAddress = (i: number) => `127.0.0.1:${ports[i]}`;
+  const peerAddress = (i: number) => `127.0.0.1:${ports[MEMBERS + i]}`;
+  const httpAddress = (i: number) => `127.0.0.1:${ports[2 * MEMBERS + i]}`;
+  const initialCluster = names.map((n, i) => `${n}=${peerAddress(i)}`).join(',');
+  const { command, args, how } = lichenCommand();
+  const packageVersion = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const members = names.map((name, i) =>
+    startProcess(
+      command,
+      [
+        ...args,
+        'serve',
+        '--name', name,
+        '--data-dir', join(dataDir, name),
+        '--listen-client', clientAddress(i),
+        '--listen-peer', peerAddress(i),
+        '--listen-http', httpAddress(i),
+        '--initial-cluster', initialCluster,
+        '--log-level', 'warn',
+      ],
+      join(dataDir, `${name}.log`),
+    ),
+  );
+  return {
+    system: 'lichen',
+    clientEndpoints: names.map((_n, i) => clientAddress(i)),
+    httpEndpoints: names.map((_n, i) => httpAddress(i)),
+    members,
+    dataDir,
+    version: `lichen ${packageVersion} (${how})`,
+  };
+}
+
+/** Stops every member; the data (and the members' logs) are kept when the run went wrong. */
+async function stopCluster(cluster: Cluster, keepData: boolean): Promise<void> {
+  await Promise.all(cluster.members.map(stopProcess));
+  if (keepData) process.stdout.write(`  ${cluster.system} data and logs kept in ${cluster.dataDir}\n`);
+  else rmSync(cluster.dataDir, { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- running
+
+interface ScenarioOutcome {
+  result?: BenchResult;
+  error?: string;
+}
+
+async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: number, verbose: boolean): Promise<ScenarioOutcome> {
+  try {
+    let result: BenchResult;
+    if (scenario.grpc !== undefined) {
+      result = await runBench({ ...scenario.grpc, endpoints: cluster.clientEndpoints, durationMs, requestTimeoutMs: 10_000 });
+    } else if (scenario.http !== undefined) {
+      const leader = await waitForLeader(cluster);
+      const httpLeader = cluster.httpEndpoints[cluster.clientEndpoints.indexOf(leader)] as string;
+      result = await runHttpPutBench({
+        urls: [httpLeader],
+        connections: scenario.http.connections,
+        durationMs,
+        keySizeBytes: 8,
+        valueSizeBytes: 256,
+        keySpaceSize: scenario.http.keySpaceSize,
+        sequentialKeys: false,
+        requestTimeoutMs: 10_000,
+      });
+    } else {
+      throw new Error(`scenario ${scenario.name} has no workload`);
+    }
+    if (verbose) process.stdout.write(`\n${formatSummary(result)}\n`);
+    return { result };
+  } catch (error) {
+    return { error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+function oneLine(system: System, scenario: Scenario, outcome: ScenarioOutcome): string {
+  if (outcome.error !== undefined) return `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} FAILED: ${outcome.error}`;
+  const r = outcome.result as BenchResult;
+  return (
+    `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} ${r.throughputPerSecond.toFixed(0).padStart(7)} req/s  ` +
+    `p50 ${r.latency.p50Ms.toFixed(2)} ms  p99 ${r.latency.p99Ms.toFixed(2)} ms  errors ${r.errors}  tool CPU ${r.tool.cpuPercentOfOneCore.toFixed(0)}%`
+  );
+}
+
+async function runSystem(
+  system: System,
+  start: () => Promise<Cluster>,
+  scenarios: readonly Scenario[],
+  durationMs: number,
+  verbose: boolean,
+): Promise<{ version: string; outcomes: Record<string, ScenarioOutcome> }> {
+  process.stdout.write(`\nStarting a ${MEMBERS}-member ${system} cluster…\n`);
+  const cluster = await start();
+  const outcomes: Record<string, ScenarioOutcome> = {};
+  let failed = true;
+  try {
+    const leader = await waitForLeader(cluster);
+    process.stdout.write(`  ${cluster.version}; leader at ${leader}\n`);
+    for (const scenario of scenarios) {
+      if (scenario.lichenOnly && system !== 'lichen') continue;
+      const outcome = await runScenario(cluster, scenario, durationMs, verbose);
+      outcomes[scenario.name] = outcome;
+      process.stdout.write(oneLine(system, scenario, outcome) + '\n');
+    }
+    failed = Object.values(outcomes).some((o) => o.error !== undefined || (o.result?.errors ?? 0) > 0);
+  } finally {
+    await stopCluster(cluster, failed);
+  }
+  return { version: cluster.version, outcomes };
+}
+
+// ---------------------------------------------------------------- report
+
+function machineInfo() {
+  let cpuModel = cpus()[0]?.model ?? 'unknown';
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'));
+    if (line) cpuModel = line.split(':').slice(1).join(':').trim();
+  } catch {
+    // Not Linux: keep what os.cpus() said.
+  }
+  const nproc = spawnSync('nproc', [], { encoding: 'utf8' });
+  return {
+    nproc: nproc.status === 0 ? Number(nproc.stdout.trim()) : cpus().length,
+    cpuModel,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+  };
+}
+
+interface SystemReport {
+  ran: boolean;
+  version?: string;
+  note?: string;
+  scenarios: Record<string, ScenarioOutcome>;
+}
+
+function ratio(lichen: number | undefined, etcd: number | undefined): string {
+  if (lichen === undefined || etcd === undefined || etcd === 0) return '–';
+  return `${(lichen / etcd).toFixed(2)}×`;
+}
+
+function cell(outcome: ScenarioOutcome | undefined, pick: (r: BenchResult) => number, digits: number): string {
+  if (outcome === undefined) return '–';
+  if (outcome.result === undefined) return 'failed';
+  return pick(outcome.result).toFixed(digits);
+}
+
+function markdownReport(report: {
+  date: string;
+  machine: ReturnType<typeof machineInfo>;
+  durationSeconds: number;
+  scenarios: readonly Scenario[];
+  etcd: SystemReport;
+  lichen: SystemReport;
+}): string {
+  const { machine, etcd, lichen } = report;
+  const lines = [
+    `# Lichen vs etcd — ${report.date}`,
+    '',
+    `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.platform}.`,
+    `Each scenario ran ${report.durationSeconds} s against a 3-member cluster on loopback; the benchmark`,
+    'process (lichen bench, grpc-js) shares the same CPUs, so on a small machine it competes with the',
+    'servers: see "tool CPU" (% of one core used by the benchmark itself).',
+    '',
+    `- etcd: ${etcd.ran ? etcd.version : `not run — ${etcd.note}`}`,
+    `- Lichen: ${lichen.ran ? lichen.version : `not run — ${lichen.note}`}`,
+    '',
+    '| scenario | Lichen req/s | etcd req/s | Lichen/etcd | Lichen p50 / p99 ms | etcd p50 / p99 ms | tool CPU % (L / e) |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const scenario of report.scenarios) {
+    const l = lichen.scenarios[scenario.name];
+    const e = etcd.scenarios[scenario.name];
+    const throughput = (o: ScenarioOutcome | undefined) => o?.result?.throughputPerSecond;
+    lines.push(
+      `| ${scenario.name} | ${cell(l, (r) => r.throughputPerSecond, 0)} | ${scenario.lichenOnly ? 'n/a' : cell(e, (r) => r.throughputPerSecond, 0)} | ` +
+        `${ratio(throughput(l), throughput(e))} | ${cell(l, (r) => r.latency.p50Ms, 2)} / ${cell(l, (r) => r.latency.p99Ms, 2)} | ` +
+        `${scenario.lichenOnly ? 'n/a' : `${cell(e, (r) => r.latency.p50Ms, 2)} / ${cell(e, (r) => r.latency.p99Ms, 2)}`} | ` +
+        `${cell(l, (r) => r.tool.cpuPercentOfOneCore, 0)} / ${scenario.lichenOnly ? 'n/a' : cell(e, (r) => r.tool.cpuPercentOfOneCore, 0)} |`,
+    );
+  }
+  lines.push('', 'Scenarios:', '');
+  for (const scenario of report.scenarios) lines.push(`- **${scenario.name}**: ${scenario.description}`);
+  const failures = [...Object.entries(lichen.scenarios).map(([n, o]) => ['Lichen', n, o] as const), ...Object.entries(etcd.scenarios).map(([n, o]) => ['etcd', n, o] as const)]
+    .filter(([, , o]) => o.error !== undefined || (o.result?.errors ?? 0) > 0);
+  if (failures.length > 0) {
+    lines.push('', 'Failures and errors:', '');
+    for (const [system, name, outcome] of failures) {
+      const detail = outcome.error ?? outcome.result?.errorSamples.map((s) => `${s.count} × ${s.message}`).join('; ');
+      lines.push(`- ${system} ${name}: ${detail}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const unknown = (flags.scenarios ?? []).filter((name) => !SCENARIOS.some((s) => s.name === name));
+  if (unknown.length > 0) throw new Error(`unknown scenario: ${unknown.join(', ')}${scenarioHelp()}`);
+  const scenarios = SCENARIOS.filter((s) => flags.scenarios === undefined || flags.scenarios.includes(s.name));
+  const durationMs = flags.durationSeconds * 1000;
+  const date = new Date();
+  const machine = machineInfo();
+  process.stdout.write(
+    `bench:compare — ${date.toISOString()} — ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}\n` +
+      `Scenarios: ${scenarios.map((s) => s.name).join(', ')}; ${flags.durationSeconds} s each\n`,
+  );
+
+  const etcd: SystemReport = { ran: false, scenarios: {} };
+  const lichen: SystemReport = { ran: false, scenarios: {} };
+  const etcdBinary = findEtcd(flags.etcdBinary);
+  const etcdScenarios = scenarios.filter((s) => !s.lichenOnly);
+  if (flags.skipEtcd) {
+    etcd.note = 'skipped (--skip-etcd)';
+  } else if (etcdBinary === undefined) {
+    etcd.note = 'etcd is not installed (Debian: apt-get install -y etcd-server); Lichen ran alone';
+    process.stdout.write(`\n${etcd.note}\n`);
+  } else if (etcdScenarios.length === 0) {
+    etcd.note = 'no selected scenario applies to etcd';
+  } else {
+    const run = await runSystem('etcd', () => startEtcdCluster(etcdBinary), etcdScenarios, durationMs, flags.verbose);
+    Object.assign(etcd, { ran: true, version: run.version, scenarios: run.outcomes });
+  }
+  if (flags.skipLichen) {
+    lichen.note = 'skipped (--skip-lichen)';
+  } else {
+    const run = await runSystem('lichen', startLichenCluster, scenarios, durationMs, flags.verbose);
+    Object.assign(lichen, { ran: true, version: run.version, scenarios: run.outcomes });
+  }
+
+  const stamp = date.toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+  mkdirSync(flags.outDir, { recursive: true });
+  const jsonPath = join(flags.outDir, `compare-${stamp}.json`);
+  const mdPath = join(flags.outDir, `compare-${stamp}.md`);
+  const report = { date: date.toISOString(), machine, durationSeconds: flags.durationSeconds, scenarios, etcd, lichen };
+  writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
+  const markdown = markdownReport(report);
+  writeFileSync(mdPath, markdown);
+  process.stdout.write(`\n${markdown}\nWrote ${jsonPath}\nWrote ${mdPath}\n`);
+  const anyFailed = [...Object.values(etcd.scenarios), ...Object.values(lichen.scenarios)].some((o) => o.error !== undefined);
+  process.exitCode = anyFailed ? 1 : 0;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench:compare failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  killAllChildren();
+  process.exit(1);
+});
