@@ -469,9 +469,13 @@ export class Raft {
         // A stale leader (for example one that was partitioned away) would otherwise never learn the
         // new term, since with pre-vote and leases nobody else will disrupt it: tell it.
         this.send({ type: 'AppResp', to: m.from, reject: false, index: 0, rejectHint: 0, hintTerm: 0 });
-      } else if (m.type === 'PreVote') {
-        // Reject explicitly so the pre-candidate learns our term and stops waiting.
-        this.send({ type: 'PreVoteResp', to: m.from, reject: true });
+      } else if (m.type === 'PreVote' || m.type === 'Vote') {
+        // Reject explicitly so the (pre-)candidate learns our term (§5.1: RequestVote returns
+        // currentTerm "for candidate to update itself"). Staying silent can stall elections: a
+        // candidate that never hears of a higher term keeps campaigning below it (simulator seed
+        // 3605: a stale voter kept raising other nodes' terms while the up-to-date candidates were
+        // never told).
+        this.send({ type: m.type === 'Vote' ? 'VoteResp' : 'PreVoteResp', to: m.from, reject: true });
       }
       return false;
     }
