@@ -19,3 +19,5 @@ export {
   type PeerStats,
   type InboundStats,
 } from './tcp.js';
+export { MemoryNetwork, MemoryTransport, type MemoryNetworkOptions, type MemoryTransportOptions } from './memory.js';
+export type { Transport } from './types.js';

@@ -21,6 +21,7 @@
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
 import { assert } from '../errors.js';
+import type { Transport } from './types.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import {
   FRAME_HEADER_BYTES,
@@ -688,7 +689,7 @@ class InboundConnection {
   }
 }
 
-export class TcpTransport {
+export class TcpTransport implements Transport {
   readonly options: ResolvedOptions;
   readonly inbound: InboundStats = {
     connections: 0,
