@@ -1,0 +1,228 @@
+// One conformance suite, run against every engine: the MVCC layer must not be able to tell them apart.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LmdbEngine, MemoryEngine, openEngine, type Engine, type EngineKind, type RangeOptions } from './index.js';
+
+const b = (s: string): Uint8Array => Buffer.from(s);
+const str = (u: Uint8Array): string => Buffer.from(u).toString();
+const put = (key: Uint8Array | string, value: Uint8Array | string) =>
+  ({ type: 'put', key: typeof key === 'string' ? b(key) : key, value: typeof value === 'string' ? b(value) : value }) as const;
+const del = (key: string) => ({ type: 'del', key: b(key) }) as const;
+
+/** Opens engines of one kind and closes/removes all of them when the test ends. */
+function factory(kind: EngineKind, t: { after: (fn: () => Promise<void> | void) => void }): () => Engine {
+  const root = fs.mkdtempSync(join(tmpdir(), `lichen-engine-${kind}-`));
+  const opened: Engine[] = [];
+  t.after(async () => {
+    for (const engine of opened) {
+      if (engine instanceof LmdbEngine) await engine.closeAsync();
+      else engine.close();
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+  return () => {
+    const engine = openEngine(kind, join(root, `e${opened.length}`));
+    opened.push(engine);
+    return engine;
+  };
+}
+
+const keysOf = (engine: Pick<Engine, 'range'>, options: RangeOptions): string[] =>
+  [...engine.range(options)].map(([key]) => str(key));
+
+for (const kind of ['memory', 'lmdb'] as const) {
+  describe(`${kind} engine`, () => {
+    test('reports its kind and starts with an empty key space', (t) => {
+      const engine = factory(kind, t)();
+      assert.equal(engine.kind, kind);
+      assert.deepEqual([...engine.range({ start: new Uint8Array(0) })], []);
+      assert.deepEqual([...engine.range({ start: new Uint8Array(0), reverse: true })], []);
+      assert.equal(engine.get(b('missing')), undefined);
+      assert.deepEqual([...engine.export()], []);
+    });
+
+    test('get returns the latest value, and nothing after a delete', (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('k', 'v1')]);
+      assert.equal(str(engine.get(b('k'))!), 'v1');
+      engine.write([put('k', 'v2')]);
+      assert.equal(str(engine.get(b('k'))!), 'v2');
+      engine.write([del('k'), del('never-existed')]);
+      assert.equal(engine.get(b('k')), undefined);
+      engine.write([]);
+    });
+
+    test('range honours inclusive start, exclusive end, reverse and limit', (t) => {
+      const engine = factory(kind, t)();
+      engine.write(['c', 'a', 'e', 'b', 'd'].map((k) => put(k, k.toUpperCase())));
+      assert.deepEqual(keysOf(engine, { start: b('b'), end: b('d') }), ['b', 'c']);
+      assert.deepEqual(keysOf(engine, { start: b('b'), end: b('d'), reverse: true }), ['c', 'b']);
+      assert.deepEqual(keysOf(engine, { start: b('bb'), end: b('dd') }), ['c', 'd']);
+      assert.deepEqual(keysOf(engine, { start: b('bb'), end: b('dd'), reverse: true }), ['d', 'c']);
+      assert.deepEqual(keysOf(engine, { start: b('') }), ['a', 'b', 'c', 'd', 'e']);
+      assert.deepEqual(keysOf(engine, { start: b(''), reverse: true }), ['e', 'd', 'c', 'b', 'a']);
+      assert.deepEqual(keysOf(engine, { start: b('c') }), ['c', 'd', 'e']);
+      assert.deepEqual(keysOf(engine, { start: b('c'), reverse: true }), ['e', 'd', 'c']);
+      assert.deepEqual(keysOf(engine, { start: b('a'), limit: 2 }), ['a', 'b']);
+      assert.deepEqual(keysOf(engine, { start: b('a'), reverse: true, limit: 2 }), ['e', 'd']);
+      assert.deepEqual(keysOf(engine, { start: b('b'), end: b('e'), reverse: true, limit: 1 }), ['d']);
+      assert.deepEqual(keysOf(engine, { start: b('a'), limit: 0 }), []);
+      assert.deepEqual(keysOf(engine, { start: b('d'), end: b('b') }), [], 'start after end');
+      assert.deepEqual(keysOf(engine, { start: b('c'), end: b('c') }), [], 'empty interval');
+      assert.deepEqual(keysOf(engine, { start: b('f') }), []);
+      assert.deepEqual(
+        [...engine.range({ start: b('a'), end: b('c') })].map(([k, v]) => [str(k), str(v)]),
+        [
+          ['a', 'A'],
+          ['b', 'B'],
+        ],
+      );
+    });
+
+    test('binary keys order bytewise, including 0x00, 0xff and the empty key', (t) => {
+      const engine = factory(kind, t)();
+      const keys = [
+        Uint8Array.from([0xff]),
+        Uint8Array.from([0x00]),
+        Uint8Array.from([0x00, 0x00]),
+        Uint8Array.from([0x01, 0xff, 0x00]),
+        Uint8Array.from([0xff, 0xff]),
+        new Uint8Array(0),
+        Uint8Array.from([0x7f]),
+      ];
+      engine.write(keys.map((key, i) => put(key, Uint8Array.from([i]))));
+      const sorted = [...keys].sort(Buffer.compare).map((k) => Buffer.from(k).toString('hex'));
+      const hexKeys = (options: RangeOptions) => [...engine.range(options)].map(([k]) => Buffer.from(k).toString('hex'));
+      assert.deepEqual(hexKeys({ start: new Uint8Array(0) }), sorted);
+      assert.deepEqual(hexKeys({ start: new Uint8Array(0), reverse: true }), [...sorted].reverse());
+      assert.deepEqual(hexKeys({ start: Uint8Array.from([0x00]), end: Uint8Array.from([0x01]) }), ['00', '0000']);
+      assert.deepEqual(hexKeys({ start: Uint8Array.from([0xff]), end: Uint8Array.from([0xff, 0xff, 0x00]) }), ['ff', 'ffff']);
+      assert.deepEqual([...engine.get(new Uint8Array(0))!], [5]);
+      assert.deepEqual([...engine.get(Uint8Array.from([0x00, 0x00]))!], [2]);
+      engine.write([{ type: 'del', key: new Uint8Array(0) }]);
+      assert.equal(engine.get(new Uint8Array(0)), undefined);
+    });
+
+    test('a write batch is applied in order and atomically: a failing batch changes nothing', (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('a', '1'), put('a', '2'), del('b'), put('b', '3'), del('a')]);
+      assert.equal(engine.get(b('a')), undefined);
+      assert.equal(str(engine.get(b('b'))!), '3');
+      if (kind === 'lmdb') {
+        // A key over the limit fails the whole batch: nothing of it is written.
+        assert.throws(() => engine.write([put('c', '1'), put(new Uint8Array(5000), 'x')]), /exceeds/);
+        assert.equal(engine.get(b('c')), undefined);
+      }
+    });
+
+    test('written bytes are copied: mutating the caller buffers afterwards changes nothing', (t) => {
+      const engine = factory(kind, t)();
+      const key = b('key');
+      const value = b('value');
+      engine.write([put(key, value)]);
+      value[0] = 0x56;
+      key[0] = 0x4b;
+      assert.equal(str(engine.get(b('key'))!), 'value');
+      const [[, ranged]] = [...engine.range({ start: b('key') })] as [[Uint8Array, Uint8Array]];
+      engine.write([put('key', 'other')]);
+      assert.equal(str(ranged), 'value');
+    });
+
+    test('a snapshot keeps its view while later writes happen, in get and range, until closed', (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('a', '1'), put('b', '1')]);
+      const view = engine.snapshot();
+      engine.write([put('a', '2'), del('b'), put('c', '2')]);
+      assert.equal(str(view.get(b('a'))!), '1');
+      assert.equal(str(view.get(b('b'))!), '1');
+      assert.equal(view.get(b('c')), undefined);
+      assert.deepEqual(keysOf(view, { start: b('') }), ['a', 'b']);
+      assert.deepEqual(keysOf(view, { start: b('a'), end: b('b'), reverse: true }), ['a']);
+      assert.equal(str(engine.get(b('a'))!), '2');
+      assert.deepEqual(keysOf(engine, { start: b('') }), ['a', 'c']);
+      const second = engine.snapshot();
+      engine.write([put('d', '3')]);
+      assert.deepEqual(keysOf(second, { start: b('') }), ['a', 'c']);
+      second.close();
+      view.close();
+      view.close(); // closing twice is harmless
+    });
+
+    test('a snapshot stays consistent across event-loop turns', async (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('x', 'old')]);
+      const view = engine.snapshot();
+      await new Promise((resolve) => setImmediate(resolve));
+      engine.write([put('x', 'new')]);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(str(view.get(b('x'))!), 'old');
+      assert.deepEqual([...view.range({ start: b('') })].map(([, v]) => str(v)), ['old']);
+      view.close();
+      assert.equal(str(engine.get(b('x'))!), 'new');
+    });
+
+    test('values of 1.5 MiB round-trip through write, get, range, export and import', (t) => {
+      const open = factory(kind, t);
+      const engine = open();
+      const large = Uint8Array.from({ length: 1.5 * 1024 * 1024 }, (_, i) => (i * 31) & 0xff);
+      engine.write([put('big', large), put('small', 's')]);
+      assert.ok(Buffer.from(engine.get(b('big'))!).equals(large));
+      const [[key, value]] = [...engine.range({ start: b('big'), limit: 1 })] as [[Uint8Array, Uint8Array]];
+      assert.equal(str(key), 'big');
+      assert.ok(Buffer.from(value).equals(large));
+      const target = open();
+      target.import(engine.export(64 * 1024));
+      assert.ok(Buffer.from(target.get(b('big'))!).equals(large));
+      assert.equal(str(target.get(b('small'))!), 's');
+    });
+
+    for (const otherKind of ['memory', 'lmdb'] as const) {
+      test(`export from ${kind} then import into ${otherKind} reproduces the key space and replaces the old one`, (t) => {
+        const source = factory(kind, t)();
+        source.write(
+          Array.from({ length: 300 }, (_, i) =>
+            put(Uint8Array.from([i >> 8, i & 0xff, 0x00]), Buffer.from(`value-${i}`.repeat(1 + (i % 5)))),
+          ),
+        );
+        source.write([put(new Uint8Array(0), 'empty-key')]);
+        const target = factory(otherKind, t)();
+        target.write([put('stale', 'x'), put(Uint8Array.from([0, 5, 0]), 'old')]);
+        target.import(source.export(512));
+        const all = (engine: Engine) =>
+          [...engine.range({ start: new Uint8Array(0) })].map(([k, v]) => [Buffer.from(k).toString('hex'), str(v)]);
+        assert.deepEqual(all(target), all(source));
+        assert.equal(target.get(b('stale')), undefined);
+        // Export chunks respect the requested size (no record is split, so a chunk may exceed it by one record).
+        for (const chunk of source.export(512)) assert.ok(chunk.length < 512 + 64);
+      });
+    }
+
+    test('an import with a damaged chunk throws and leaves the engine unchanged', (t) => {
+      const open = factory(kind, t)();
+      open.write([put('keep', 'me')]);
+      const good = new MemoryEngine();
+      good.write([put('new', '1')]);
+      const [chunk] = [...good.export()];
+      const truncated = chunk!.subarray(0, chunk!.length - 1);
+      assert.throws(() => open.import([chunk!, truncated]), /truncated/);
+      assert.equal(str(open.get(b('keep'))!), 'me');
+      assert.equal(open.get(b('new')), undefined);
+    });
+
+    test('importing an empty export empties the engine', (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('a', '1')]);
+      engine.import([]);
+      assert.deepEqual([...engine.range({ start: new Uint8Array(0) })], []);
+    });
+
+    test('sync resolves', async (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('a', '1')]);
+      await engine.sync();
+    });
+  });
+}
