@@ -1,0 +1,23 @@
+// Seeds that once exposed a bug (in raft or in the simulator). The tests replay every one of them
+// with its options; each entry says what it found. Add a seed here whenever a campaign fails and
+// the fix lands, so the bug stays fixed.
+
+import type { SimOptions } from './options.js';
+
+export interface RegressionSeed {
+  seed: number;
+  /** Options that differ from DEFAULT_OPTIONS (as the failing campaign ran them). */
+  options: Partial<Omit<SimOptions, 'seed'>>;
+  found: string;
+}
+
+export const REGRESSION_SEEDS: RegressionSeed[] = [
+  {
+    seed: 3605,
+    options: {},
+    found:
+      'raft liveness: voters silently dropped RequestVote with a stale term, so up-to-date candidates ' +
+      'never learned the higher term a stale voter kept raising; no leader for 200+ ticks after faults ' +
+      'stopped (fixed: reject with the current term, §5.1)',
+  },
+];
