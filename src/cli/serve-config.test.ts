@@ -75,6 +75,8 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
     'election-ticks': '12',
     'heartbeat-ticks': '2',
     'snapshot-entries': '500',
+    'snapshot-catch-up-entries': '50',
+    'snapshot-wal-bytes': '1048576',
     'request-timeout-ms': '900',
     'log-level': 'warn',
   };

@@ -150,6 +150,11 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     parse: parseInitialCluster,
   }),
   option({
+    flag: 'join', env: 'LICHEN_JOIN', key: 'join', valueName: 'host:port',
+    description: "Join a running cluster through any member's client address: added as a learner, promoted once caught up; not needed on restart",
+    parse: parseOptionalAddress,
+  }),
+  option({
     flag: 'cluster-token', env: 'LICHEN_CLUSTER_TOKEN', key: 'clusterToken', valueName: 'token',
     description: 'Shared by all members of one cluster (default: derived from the initial cluster)',
     parse: asText,
@@ -189,6 +194,16 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     flag: 'snapshot-entries', env: 'LICHEN_SNAPSHOT_ENTRIES', key: 'snapshotEntries', valueName: 'count',
     description: 'Snapshot and compact the log after this many applied entries (default: 10000)',
     parse: integerParser(1, 100_000_000),
+  }),
+  option({
+    flag: 'snapshot-catch-up-entries', env: 'LICHEN_SNAPSHOT_CATCH_UP_ENTRIES', key: 'snapshotCatchUpEntries', valueName: 'count',
+    description: 'Log entries kept behind a snapshot for slow followers (default: 5000)',
+    parse: integerParser(0, 100_000_000),
+  }),
+  option({
+    flag: 'snapshot-wal-bytes', env: 'LICHEN_SNAPSHOT_WAL_BYTES', key: 'snapshotWalBytes', valueName: 'bytes',
+    description: 'Also snapshot when the WAL grows past this many bytes (default: 67108864)',
+    parse: integerParser(1024, Number.MAX_SAFE_INTEGER),
   }),
   option({
     flag: 'request-timeout-ms', env: 'LICHEN_REQUEST_TIMEOUT_MS', key: 'requestTimeoutMs', valueName: 'ms',

@@ -22,6 +22,12 @@ export interface NodeConfig {
   listenHttp: string;
   /** The members of a new cluster. Ignored when dataDir already holds a cluster. */
   initialCluster: PeerSpec[];
+  /**
+   * host:port of any running member's client (gRPC) API. A new member with an empty data
+   * directory asks that cluster to add it as a learner instead of bootstrapping a new cluster;
+   * ignored once the data directory holds a member.
+   */
+  join: string;
   /** Shared by all members of one cluster; derived from initialCluster when absent. */
   clusterToken: string;
   engine: EngineKind;
@@ -33,6 +39,11 @@ export interface NodeConfig {
   heartbeatTicks: number;
   /** Take a state machine snapshot and compact the log after this many applied entries. */
   snapshotEntries: number;
+  /**
+   * Entries kept in the log behind a snapshot, so a briefly slow follower catches up from the
+   * log instead of a full snapshot (etcd keeps 5,000).
+   */
+  snapshotCatchUpEntries: number;
   /** Also snapshot when the WAL grows past this size. */
   snapshotWalBytes: number;
   /** Client requests waiting for raft, per node; beyond it requests fail with Overloaded. */
@@ -61,6 +72,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     listenPeer: '127.0.0.1:2380',
     listenHttp: '127.0.0.1:4001',
     initialCluster: [],
+    join: '',
     clusterToken: '',
     engine: 'lmdb',
     maxRequestBytes: MAX_REQUEST_BYTES_DEFAULT,
@@ -68,6 +80,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     electionTicks: 10,
     heartbeatTicks: 1,
     snapshotEntries: 10_000,
+    snapshotCatchUpEntries: 5_000,
     snapshotWalBytes: 64 * 1024 * 1024,
     pendingRequestsMax: 10_000,
     requestTimeoutMs: 5_000,

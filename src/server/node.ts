@@ -35,8 +35,6 @@ import type { LichenMetrics } from '../metrics.js';
 
 /** Peer messages waiting for the loop; beyond this they are dropped and raft retransmits. */
 const INBOX_MAX = 50_000;
-/** Entries kept behind a snapshot so a briefly slow follower catches up without a snapshot. */
-const SNAPSHOT_CATCH_UP_ENTRIES = 5_000;
 /** Expired leases revoked per tick, so a mass expiry does not flood the log. */
 const LEASE_REVOKES_PER_TICK = 64;
 
@@ -71,6 +69,8 @@ export class ClusterNode {
   private applied: number;
   private snapshotIndex: number;
   private confState: ConfState;
+  /** A member that joined with --join promotes itself once it has caught up; this guards that. */
+  private promotingSelf = false;
   private publishedAttributes = false;
   private publishAttemptAtMs = -Infinity;
   private leaderWaiters: Array<() => void> = [];
@@ -335,6 +335,23 @@ export class ClusterNode {
     this.hub.syncUnsynced();
     if (this.role === 'leader') this.revokeExpiredLeases();
     if (!this.publishedAttributes && this.lead !== 0) this.publishAttributes();
+    this.maybePromoteSelf();
+  }
+
+  /**
+   * A member that joined as a learner asks to become a voter once it has applied everything
+   * that was committed when it joined (the threshold is documented in the README): from then on
+   * it is as up to date as any follower, so adding it cannot stall commits.
+   */
+  private maybePromoteSelf(): void {
+    const joined = this.state.identity.joined;
+    if (!joined || this.promotingSelf || !this.isLearner || this.lead === 0) return;
+    if (this.applied < joined.catchUpIndex) return;
+    this.promotingSelf = true;
+    this.proposeConfChange(ConfChangeType.AddNode, this.memberId)
+      .then(() => this.logger.info('promoted this learner to a voting member', { applied: this.applied }))
+      .catch((error: unknown) => this.logger.warn('self-promotion did not complete; will retry', { error: String(error) }))
+      .finally(() => (this.promotingSelf = false));
   }
 
   private async runLoop(): Promise<void> {
@@ -483,7 +500,7 @@ export class ClusterNode {
     await this.state.wal.saveSnapshotMarker(snapshot.metadata);
     // The engine must hold everything up to `index` durably before the log entries go.
     await this.state.engine.sync();
-    const compactTo = Math.max(this.snapshotIndex, index - SNAPSHOT_CATCH_UP_ENTRIES);
+    const compactTo = Math.max(this.snapshotIndex, index - this.config.snapshotCatchUpEntries);
     if (compactTo > this.state.storage.firstIndex() - 1) {
       this.state.storage.compact(compactTo);
       await this.state.wal.releaseTo(compactTo);

@@ -11,7 +11,8 @@ import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { clusterIdOf, formatId, memberIdOf } from './ids.js';
-import { MemberTable, encodeJson } from './members.js';
+import { MemberTable, encodeJson, type Member } from './members.js';
+import { clusterIdAt, joinCluster } from './join.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 
 /** Who this data directory belongs to. Written once, when the member first starts. */
@@ -20,6 +21,8 @@ export interface Identity {
   name: string;
   memberId: number;
   clusterId: number;
+  /** Set when this member joined a running cluster (--join) instead of bootstrapping one. */
+  joined?: { catchUpIndex: number; members: Member[] };
 }
 
 export interface NodeState {
@@ -38,7 +41,9 @@ const IDENTITY_FILE = 'member.json';
 
 export async function openNodeState(config: NodeConfig, logger: Logger): Promise<NodeState> {
   await mkdir(config.dataDir, { recursive: true });
-  const identity = (await readIdentity(config.dataDir)) ?? (await bootstrapIdentity(config));
+  const existing = await readIdentity(config.dataDir);
+  if (existing && config.join) await refuseOtherCluster(existing, config);
+  const identity = existing ?? (config.join ? await joinIdentity(config, logger) : await bootstrapIdentity(config));
   if (identity.name !== config.name) {
     throw new LichenError(
       ErrorCode.InvalidArgument,
@@ -65,6 +70,15 @@ export async function openNodeState(config: NodeConfig, logger: Logger): Promise
     );
   }
   let hardState = state.hardState;
+  if (!snapshot && identity.joined) {
+    // A joining member starts empty: the leader sends it a snapshot, since every log starts
+    // after the bootstrap snapshot. Until then it knows its peers from the join answer.
+    const storage = new MemoryStorage();
+    storage.setHardState(hardState);
+    if (state.entries.length > 0) storage.append(state.entries);
+    const members = MemberTable.fromJSON({ members: identity.joined.members, removed: [] });
+    return { identity, engine, store, wal, snapshots, storage, members, snapshotIndex: 0 };
+  }
   if (!snapshot) {
     // A brand-new member of a new cluster: the first snapshot holds the initial membership.
     snapshot = initialSnapshot(config, identity, engine);
@@ -79,7 +93,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger): Promise
     });
   }
 
-  const { members, engineData } = decodeSnapshotData(snapshot.data);
+  const { members, engineData } = decodeSnapshotData(snapshot!.data);
   if (store.appliedIndex < snapshot.metadata.index) {
     // The engine lags the snapshot (a snapshot was received but the engine not yet replaced, or
     // the engine's last writes were lost): the snapshot is the truth.
@@ -127,6 +141,41 @@ async function readIdentity(dataDir: string): Promise<Identity | undefined> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new LichenError(ErrorCode.Internal, `cannot read ${join(dataDir, IDENTITY_FILE)}: ${(error as Error).message}`);
+  }
+}
+
+async function joinIdentity(config: NodeConfig, logger: Logger): Promise<Identity> {
+  const joined = await joinCluster(config);
+  const identity: Identity = {
+    version: 1,
+    name: config.name,
+    memberId: joined.memberId,
+    clusterId: joined.clusterId,
+    joined: { catchUpIndex: joined.catchUpIndex, members: joined.members },
+  };
+  await writeFileDurably(join(config.dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n');
+  logger.info('joined the cluster as a learner', {
+    via: config.join,
+    memberId: formatId(identity.memberId),
+    clusterId: formatId(identity.clusterId),
+    catchUpIndex: joined.catchUpIndex,
+  });
+  return identity;
+}
+
+/** A data directory of one cluster must not be pointed at another. */
+async function refuseOtherCluster(identity: Identity, config: NodeConfig): Promise<void> {
+  let clusterId: number;
+  try {
+    clusterId = await clusterIdAt(config);
+  } catch {
+    return; // The cluster to join is unreachable: the transport's handshake still guards peers.
+  }
+  if (clusterId !== identity.clusterId) {
+    throw new LichenError(
+      ErrorCode.InvalidArgument,
+      `data directory ${config.dataDir} belongs to cluster ${formatId(identity.clusterId)}, but --join ${config.join} is a member of cluster ${formatId(clusterId)}`,
+    );
   }
 }
 

@@ -79,14 +79,16 @@ export const GRPC_ERROR_TABLE: Record<ErrorCode, { code: GrpcStatus; message: st
   [ErrorCode.Compacted]: ETCD_ERRORS.compacted,
   [ErrorCode.FutureRevision]: ETCD_ERRORS.futureRevision,
   [ErrorCode.NotLeader]: ETCD_ERRORS.notLeader,
-  [ErrorCode.Unavailable]: ETCD_ERRORS.noLeader,
+  // Unavailable has several causes (no leader, stopped, removed member): keep the thrower's text.
+  [ErrorCode.Unavailable]: { code: GrpcStatus.UNAVAILABLE, message: null },
   [ErrorCode.Timeout]: ETCD_ERRORS.timeout,
   [ErrorCode.Overloaded]: ETCD_ERRORS.tooManyRequests,
   [ErrorCode.LeaseNotFound]: ETCD_ERRORS.leaseNotFound,
   [ErrorCode.LeaseExists]: ETCD_ERRORS.leaseExists,
   [ErrorCode.MemberNotFound]: ETCD_ERRORS.memberNotFound,
   [ErrorCode.MemberExists]: ETCD_ERRORS.peerURLExists,
-  [ErrorCode.MembershipRefused]: ETCD_ERRORS.memberNotEnoughStarted,
+  // Refusals differ (quorum, learner behind, a change pending): the thrower's text says which.
+  [ErrorCode.MembershipRefused]: { code: GrpcStatus.FAILED_PRECONDITION, message: null },
   [ErrorCode.DuplicateKey]: ETCD_ERRORS.duplicateKey,
   [ErrorCode.NotFound]: { code: GrpcStatus.NOT_FOUND, message: null },
   [ErrorCode.Internal]: { code: GrpcStatus.INTERNAL, message: null },

@@ -174,7 +174,9 @@ describe('gRPC error table', () => {
   const cases: [LichenError | Error, status, string][] = [
     [new LichenError(ErrorCode.Compacted, 'x'), status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision has been compacted'],
     [new LichenError(ErrorCode.FutureRevision, 'x'), status.OUT_OF_RANGE, 'etcdserver: mvcc: required revision is a future revision'],
-    [new LichenError(ErrorCode.Unavailable, 'x'), status.UNAVAILABLE, 'etcdserver: no leader'],
+    [new LichenError(ErrorCode.Unavailable, 'etcdserver: no leader'), status.UNAVAILABLE, 'etcdserver: no leader'],
+    [new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped'), status.UNAVAILABLE, 'etcdserver: server stopped'],
+    [new LichenError(ErrorCode.MembershipRefused, 'etcdserver: a membership change is already in progress'), status.FAILED_PRECONDITION, 'etcdserver: a membership change is already in progress'],
     [new LichenError(ErrorCode.Timeout, 'x'), status.UNAVAILABLE, 'etcdserver: request timed out'],
     [new LichenError(ErrorCode.TooLarge, 'x'), status.INVALID_ARGUMENT, 'etcdserver: request is too large'],
     [new LichenError(ErrorCode.DuplicateKey, 'x'), status.INVALID_ARGUMENT, 'etcdserver: duplicate key given in txn request'],

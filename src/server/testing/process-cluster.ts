@@ -1,13 +1,15 @@
-// A real multi-process cluster on loopback for end-to-end tests: each member is a separate
-// `lichen serve` process with its own data directory and free ports. Every process it starts is
-// stopped by stop(), also when a test fails.
+// A real multi-process cluster on loopback for end-to-end tests and `lichen check`: each member
+// is a separate `lichen serve` process with its own data directory and free ports. Every process
+// it starts is stopped by stop(), also when a test fails. Fault injection uses kill/launch (crash
+// and restart, optionally with extra environment such as a slow disk), pause/resume (SIGSTOP and
+// SIGCONT) and advertisePeer (put a proxy in front of each member's peer listener).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, credentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../../api/grpc/proto.js';
 
 const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
@@ -15,12 +17,17 @@ const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
 export interface MemberProcess {
   name: string;
   client: string;
+  /** The peer address other members dial (the one in --initial-cluster). */
   peer: string;
+  /** The address the member's peer listener binds; equals `peer` unless a proxy sits in between. */
+  listenPeer: string;
   http: string;
   dataDir: string;
   process: ChildProcess | undefined;
   /** stderr lines, for diagnosing a failed test. */
   log: string[];
+  /** True between pause() and resume(). */
+  paused: boolean;
 }
 
 export interface ProcessClusterOptions {
@@ -30,6 +37,20 @@ export interface ProcessClusterOptions {
   env?: Record<string, string>;
   /** Extra flags for every member. */
   flags?: string[];
+  /**
+   * Chooses the peer address a member advertises, given the port its listener binds. Used to put
+   * a fault-injecting proxy in front of each member. Default: the listener's own address.
+   */
+  advertisePeer?: (name: string, listenPeer: string) => Promise<string>;
+  /** Also append every member's stderr to <logDir>/<name>.log. */
+  logDir?: string;
+  /** Bound on one member's start (until it logs "member started"). Default 30000. */
+  launchTimeoutMs?: number;
+}
+
+/** Per-launch changes, e.g. a slow disk for one restart. */
+export interface LaunchOptions {
+  env?: Record<string, string>;
 }
 
 /** A port the OS just handed out; free unless someone grabs it before the member binds it. */
@@ -56,15 +77,20 @@ export class ProcessCluster {
   static async start(options: ProcessClusterOptions): Promise<ProcessCluster> {
     const cluster = new ProcessCluster(options);
     try {
+      if (options.logDir) mkdirSync(options.logDir, { recursive: true });
       for (let i = 1; i <= options.nodes; i++) {
+        const name = `n${i}`;
+        const listenPeer = `127.0.0.1:${await freePort()}`;
         cluster.members.push({
-          name: `n${i}`,
+          name,
           client: `127.0.0.1:${await freePort()}`,
-          peer: `127.0.0.1:${await freePort()}`,
+          peer: options.advertisePeer ? await options.advertisePeer(name, listenPeer) : listenPeer,
+          listenPeer,
           http: `127.0.0.1:${await freePort()}`,
-          dataDir: join(cluster.root, `n${i}`),
+          dataDir: join(cluster.root, name),
           process: undefined,
           log: [],
+          paused: false,
         });
       }
       await Promise.all(cluster.members.map((m) => cluster.launch(m)));
@@ -81,38 +107,54 @@ export class ProcessCluster {
   }
 
   /** Starts (or restarts) a member's process and resolves once it listens. */
-  launch(member: MemberProcess): Promise<void> {
+  launch(member: MemberProcess, launchOptions: LaunchOptions = {}): Promise<void> {
     const args = [
       '--import', 'tsx', MAIN, 'serve',
       '--name', member.name,
       '--data-dir', member.dataDir,
       '--listen-client', member.client,
-      '--listen-peer', member.peer,
+      '--listen-peer', member.listenPeer,
       '--listen-http', member.http,
       '--initial-cluster', this.initialCluster,
       '--engine', this.options.engine ?? 'lmdb',
       ...(this.options.flags ?? []),
     ];
     const child = spawn(process.execPath, args, {
-      env: { ...process.env, ...this.options.env },
+      env: { ...process.env, ...this.options.env, ...launchOptions.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     member.process = child;
+    member.paused = false;
+    const logFile = this.options.logDir ? join(this.options.logDir, `${member.name}.log`) : undefined;
+    const launchTimeoutMs = this.options.launchTimeoutMs ?? 30_000;
     return new Promise((resolve, reject) => {
       let buffered = '';
-      const onExit = (code: number | null, signal: string | null): void =>
+      const onExit = (code: number | null, signal: string | null): void => {
+        clearTimeout(timer);
+        if (member.process === child) member.process = undefined;
         reject(new Error(`${member.name} exited before it started (code ${code}, signal ${signal}):\n${member.log.slice(-20).join('\n')}`));
+      };
+      // A member that never reports in is killed, which rejects through onExit.
+      const timer = setTimeout(() => {
+        member.log.push(`(harness) no "member started" within ${launchTimeoutMs} ms; killing it`);
+        child.kill('SIGKILL');
+      }, launchTimeoutMs);
       child.once('exit', onExit);
       child.stderr!.setEncoding('utf8');
       child.stderr!.on('data', (text: string) => {
         buffered += text;
         const lines = buffered.split('\n');
         buffered = lines.pop()!;
+        if (logFile && lines.length > 0) appendFileSync(logFile, lines.join('\n') + '\n');
         for (const line of lines) {
           member.log.push(line);
           if (member.log.length > 2000) member.log.shift();
           if (line.includes('"member started"')) {
+            clearTimeout(timer);
             child.off('exit', onExit);
+            child.once('exit', () => {
+              if (member.process === child) member.process = undefined;
+            });
             resolve();
           }
         }
@@ -123,13 +165,33 @@ export class ProcessCluster {
   /** SIGKILL (or another signal) and wait until the process is gone. */
   async kill(member: MemberProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = member.process;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) {
+      member.process = undefined;
+      return;
+    }
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill(signal);
+      // A stopped process only acts on SIGKILL; any other signal waits for SIGCONT.
+      if (member.paused && signal !== 'SIGKILL') child.kill('SIGCONT');
     });
     member.process = undefined;
+    member.paused = false;
     this.dropClients(member);
+  }
+
+  /** SIGSTOP: the process keeps its sockets but does nothing until resume(). */
+  pause(member: MemberProcess): void {
+    if (!member.process || member.paused) return;
+    member.process.kill('SIGSTOP');
+    member.paused = true;
+  }
+
+  /** SIGCONT after pause(). */
+  resume(member: MemberProcess): void {
+    if (!member.process || !member.paused) return;
+    member.process.kill('SIGCONT');
+    member.paused = false;
   }
 
   async stop(): Promise<void> {
@@ -143,7 +205,9 @@ export class ProcessCluster {
   call<T = any>(member: MemberProcess, service: 'KV' | 'Lease' | 'Cluster' | 'Maintenance', method: string, request: object, timeoutMs = 10_000): Promise<T> {
     const client = this.client(member, service) as unknown as Record<string, Function>;
     return new Promise<T>((resolve, reject) => {
-      client[method]!.call(client, request, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
+      // waitForReady: a member that was just (re)started may have refused an earlier connection;
+      // the call waits for the channel to reconnect instead of failing at once.
+      client[method]!.call(client, request, new Metadata({ waitForReady: true }), { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
         error ? reject(error) : resolve(response),
       );
     });
@@ -174,7 +238,8 @@ export class ProcessCluster {
     return this.members.filter((m) => m.process !== undefined);
   }
 
-  private async memberIds(member: MemberProcess): Promise<Map<string, string>> {
+  /** Member names by member id (the id as the gRPC API's decimal text), as `member` knows them. */
+  async memberIds(member: MemberProcess): Promise<Map<string, string>> {
     const list = await this.call<{ members: { ID: string; name: string }[] }>(member, 'Cluster', 'MemberList', {});
     return new Map(list.members.map((m) => [m.ID, m.name]));
   }
