@@ -1,0 +1,231 @@
+// The nemesis: injects one fault at a time into a running process cluster on a seeded schedule,
+// holds it, heals it, and records each fault's interval in the history. At the end of a run,
+// stop() heals whatever is still active, so the cluster can recover before the final reads.
+//
+// Faults are scheduled in wall time (a real cluster has no virtual clock), but every wait is
+// bounded and ends early when the run stops.
+import type { MemberProcess, ProcessCluster } from '../server/testing/process-cluster.js';
+import type { FaultRecord, History } from './history.js';
+import { PARTITION_MODES, partitionGroups, type PartitionMode, type PeerNetwork } from './network.js';
+import type { Prng } from './prng.js';
+
+export type FaultKind = 'kill' | 'pause' | 'partition' | 'slow-disk' | 'membership' | 'clock';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'clock'];
+/** Faults this build can inject (see the report for why the others are missing). */
+export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk'];
+
+/** Whom a kill or pause hits. */
+export type FaultTarget = 'leader' | 'random';
+
+/** One fault of a fixed schedule (tests use one to make a run fail on purpose). */
+export interface PlannedFault {
+  kind: FaultKind;
+  /** For partitions: the shape; for kill, pause and slow-disk: the target. */
+  mode?: PartitionMode | FaultTarget;
+  /** Quiet time before the fault starts. */
+  afterMs: number;
+  holdMs: number;
+}
+
+export interface NemesisOptions {
+  faults: readonly FaultKind[];
+  /** Quiet time between faults, uniformly in [min, max]. */
+  quietMs: [number, number];
+  /** How long a fault is held, uniformly in [min, max]. */
+  holdMs: [number, number];
+  /** Run exactly these faults, in order, instead of random ones. */
+  plan?: readonly PlannedFault[];
+  /** WAL fsync delay of a slow-disk restart, uniformly in [min, max] ms. */
+  slowDiskDelayMs?: [number, number];
+}
+
+export interface NemesisDeps {
+  cluster: ProcessCluster;
+  network: PeerNetwork;
+  history: History;
+  prng: Prng;
+  /** Progress lines for a human (stderr of `lichen check`). */
+  log: (line: string) => void;
+  /** Problems the run must report (e.g. a member that did not restart). */
+  errors: string[];
+}
+
+/** How long to look for the leader before picking a random target instead. */
+const LEADER_LOOKUP_MS = 3000;
+
+export class Nemesis {
+  private stopRequested = false;
+  private wakeSleep: (() => void) | undefined;
+  private loop: Promise<void> = Promise.resolve();
+  /** Undoes the active fault; set while a fault is held. */
+  private undo: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly deps: NemesisDeps,
+    private readonly options: NemesisOptions,
+  ) {}
+
+  start(): void {
+    this.loop = this.run().catch((error: unknown) => {
+      this.deps.errors.push(`nemesis failed: ${(error as Error)?.stack ?? String(error)}`);
+    });
+  }
+
+  /** Ends the schedule and heals the active fault; resolves when the cluster is whole again. */
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    this.wakeSleep?.();
+    await this.loop;
+    await this.healActive();
+  }
+
+  private async run(): Promise<void> {
+    const plan = this.options.plan;
+    for (let i = 0; plan === undefined || i < plan.length; i++) {
+      const planned = plan?.[i];
+      const quietMs = planned?.afterMs ?? this.between(this.options.quietMs);
+      await this.sleep(quietMs);
+      if (this.stopRequested) return;
+      const kind = planned?.kind ?? this.deps.prng.pick(this.options.faults);
+      await this.inject(kind, planned?.mode);
+      await this.sleep(planned?.holdMs ?? this.between(this.options.holdMs));
+      await this.healActive();
+      if (this.stopRequested) return;
+    }
+  }
+
+  private async inject(kind: FaultKind, mode: PartitionMode | FaultTarget | undefined): Promise<void> {
+    switch (kind) {
+      case 'kill':
+        return this.kill((mode as FaultTarget | undefined) ?? this.deps.prng.pick(['leader', 'random'] as const));
+      case 'pause':
+        return this.pause((mode as FaultTarget | undefined) ?? this.deps.prng.pick(['leader', 'random'] as const));
+      case 'partition':
+        return this.partition((mode as PartitionMode | undefined) ?? this.deps.prng.pick(PARTITION_MODES));
+      case 'slow-disk':
+        return this.slowDisk();
+      case 'membership':
+      case 'clock':
+        throw new Error(`the ${kind} fault is not supported by this build`);
+    }
+  }
+
+  private async kill(target: FaultTarget): Promise<void> {
+    const { member, why } = await this.chooseTarget(target);
+    if (!member) return;
+    await this.deps.cluster.kill(member);
+    const record = this.begin('kill', `SIGKILL ${member.name}${why}`);
+    this.undo = async () => {
+      await this.relaunch(member, record);
+    };
+  }
+
+  private async pause(target: FaultTarget): Promise<void> {
+    const { member, why } = await this.chooseTarget(target);
+    if (!member) return;
+    const { cluster } = this.deps;
+    cluster.pause(member);
+    const record = this.begin('pause', `SIGSTOP ${member.name}${why}`);
+    this.undo = async () => {
+      cluster.resume(member);
+      this.end(record, `SIGCONT ${member.name}`);
+    };
+  }
+
+  private async partition(mode: PartitionMode): Promise<void> {
+    const { network, prng } = this.deps;
+    const names = this.deps.cluster.members.map((m) => m.name);
+    const leader = mode === 'isolate-leader' ? (await this.findLeader())?.name : undefined;
+    const { groups, links, description } = partitionGroups(mode, names, (n) => prng.int(n), leader);
+    network.partition(groups, description, links);
+    const record = this.begin('partition', description);
+    this.undo = async () => {
+      network.heal();
+      this.end(record, 'healed');
+    };
+  }
+
+  private async slowDisk(): Promise<void> {
+    const { cluster, prng } = this.deps;
+    const candidates = cluster.members.filter((m) => m.process !== undefined && !m.paused);
+    if (candidates.length === 0) return;
+    const member = prng.pick(candidates);
+    const [min, max] = this.options.slowDiskDelayMs ?? [20, 150];
+    const delayMs = prng.between(min, max);
+    await cluster.kill(member);
+    const record = this.begin('slow-disk', `${member.name} restarted with a ${delayMs} ms delay before every WAL fsync`);
+    try {
+      await cluster.launch(member, { env: { LICHEN_UNSAFE_WAL_SYNC_DELAY_MS: String(delayMs) } });
+    } catch (error) {
+      this.deps.errors.push(`slow-disk: ${member.name} did not restart: ${(error as Error).message}`);
+    }
+    this.undo = async () => {
+      await cluster.kill(member);
+      await this.relaunch(member, record);
+    };
+  }
+
+  private async relaunch(member: MemberProcess, record: FaultRecord): Promise<void> {
+    try {
+      await this.deps.cluster.launch(member);
+      this.end(record, `restarted ${member.name}`);
+    } catch (error) {
+      this.end(record, `${member.name} FAILED to restart`);
+      this.deps.errors.push(`${member.name} did not restart after ${record.kind}: ${(error as Error).message}`);
+    }
+  }
+
+  private async chooseTarget(target: FaultTarget): Promise<{ member: MemberProcess | undefined; why: string }> {
+    if (target === 'leader') {
+      const leader = await this.findLeader();
+      if (leader) return { member: leader, why: ' (leader)' };
+    }
+    const candidates = this.deps.cluster.members.filter((m) => m.process !== undefined && !m.paused);
+    if (candidates.length === 0) return { member: undefined, why: '' };
+    return { member: this.deps.prng.pick(candidates), why: target === 'leader' ? ' (no leader found; random)' : '' };
+  }
+
+  private async findLeader(): Promise<MemberProcess | undefined> {
+    const { cluster } = this.deps;
+    const among = cluster.members.filter((m) => m.process !== undefined && !m.paused);
+    if (among.length === 0) return undefined;
+    try {
+      return await cluster.waitForLeader(LEADER_LOOKUP_MS, among);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private begin(kind: string, detail: string): FaultRecord {
+    const record = this.deps.history.faultStarted(kind, detail);
+    this.deps.log(`${(record.startMs / 1000).toFixed(1)}s  fault  ${kind}: ${detail}`);
+    return record;
+  }
+
+  private end(record: FaultRecord, detail: string): void {
+    this.deps.history.faultEnded(record, detail);
+    this.deps.log(`${(record.endMs! / 1000).toFixed(1)}s  heal   ${record.kind}: ${detail}`);
+  }
+
+  private async healActive(): Promise<void> {
+    const undo = this.undo;
+    this.undo = undefined;
+    if (undo) await undo();
+  }
+
+  private between([min, max]: [number, number]): number {
+    return this.deps.prng.between(min, max);
+  }
+
+  /** Sleeps up to `ms`; stop() cuts it short. */
+  private sleep(ms: number): Promise<void> {
+    if (this.stopRequested) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wakeSleep = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
