@@ -1,0 +1,40 @@
+// Smoke test of scripts/bench-storage.ts: the quick run finishes and prints one JSON object with
+// every figure. No assertion on absolute numbers (they depend on the machine).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+const isRate = (value: unknown): boolean => typeof value === 'number' && Number.isFinite(value) && value > 0;
+
+test('bench:storage --quick prints one JSON object with every storage figure', () => {
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench-storage.ts', '--quick'], {
+    cwd: REPO_ROOT,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(run.status, 0, `bench failed: ${run.stderr}`);
+  const result = JSON.parse(run.stdout) as Record<string, any>;
+  assert.equal(result.benchmark, 'storage');
+  assert.equal(result.quick, true);
+  assert.ok(isRate(result.rawFdatasyncPerSec));
+  assert.ok(isRate(result.rawFdatasyncAsyncPerSec));
+  assert.deepEqual(
+    result.wal.batches.map((b: { batchEntries: number }) => b.batchEntries),
+    [1, 16, 64, 256],
+  );
+  for (const batch of result.wal.batches) {
+    assert.ok(isRate(batch.entriesPerSec) && isRate(batch.savesPerSec), JSON.stringify(batch));
+    assert.equal(batch.fdatasyncsPerSave, 1, 'group commit: one flush per save');
+  }
+  for (const kind of ['lmdb', 'memory']) {
+    const figures = result.engines[kind];
+    for (const field of ['putPerSec', 'putBatched100PerSec', 'getPerSec', 'rangePerSec', 'rangeKeysPerSec']) {
+      assert.ok(isRate(figures[field]), `${kind}.${field} = ${figures[field]}`);
+    }
+  }
+  assert.ok(typeof result.mvcc === 'object' && result.mvcc !== null);
+  assert.ok(isRate(result.durationMs));
+});
