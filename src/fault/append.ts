@@ -158,7 +158,10 @@ function checkKey(
   }
   for (const { op: o, list } of observations) {
     const mismatch = list.findIndex((element, i) => finalList[i] !== element);
-    if (mismatch >= 0) {
+    // A list that runs past the final one because its last element was lost is a lost append
+    // (reported above), not a second anomaly.
+    const lostTail = mismatch >= 0 && mismatch >= finalList.length && !position.has(list[mismatch]!);
+    if (mismatch >= 0 && !lostTail) {
       const writer = appendOf.get(list[mismatch]!);
       report({
         kind: 'order-violation',
