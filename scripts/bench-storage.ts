@@ -12,8 +12,8 @@ import { LmdbEngine, MemoryEngine, type Engine } from '../src/engine/index.js';
 
 const quick = process.argv.includes('--quick');
 /** Time spent measuring each figure. */
-const PHASE_MS = quick ? 60 : 1500;
-const WAL_PHASE_MS = quick ? 80 : 2000;
+const PHASE_MS = quick ? 60 : 1000;
+const WAL_PHASE_MS = quick ? 80 : 1500;
 const WAL_BATCH_SIZES = [1, 16, 64, 256] as const;
 const WAL_ENTRY_BYTES = 256;
 const ENGINE_KEYS = quick ? 2_000 : 50_000;
