@@ -154,12 +154,18 @@ test('conflicting entries truncate the suffix, and replay after a restart resolv
 test('saving a gap, or entries whose terms go down, is a broken invariant', async (t) => {
   const dir = tempDir(t);
   const { wal } = await Wal.open({ dir });
-  t.after(() => wal.close());
   await wal.save({ entries: range(1, 2, 3) });
   await assert.rejects(wal.save({ entries: [entry(4)] }), /gap/);
-  await assert.rejects(wal.save({ entries: [entry(3), entry(5)] }), /not contiguous/);
+  await assert.rejects(wal.save({ entries: [entry(3, 3), entry(5, 3)] }), /not contiguous/);
   await assert.rejects(wal.save({ entries: [entry(3, 2)] }), /below the term/);
+  await assert.rejects(wal.save({ entries: [entry(3, 3), entry(4, 2)] }), /below the term/);
   assert.equal(wal.lastIndex, 2);
+  // Refused saves never reached the disk: the log still opens and ends at 2.
+  await wal.save({ entries: [entry(3, 4)] });
+  await wal.close();
+  const { wal: again, state } = await Wal.open({ dir });
+  t.after(() => again.close());
+  assert.deepEqual(indexes(state.entries), [1, 2, 3]);
 });
 
 test('segments roll over when full, replay spans them, and releaseTo deletes only covered whole segments', async (t) => {

@@ -240,11 +240,21 @@ export class Wal {
       first.index <= this.model.lastIndex + 1,
       `wal save: entry ${first.index} leaves a gap after last index ${this.model.lastIndex}`,
     );
-    for (let i = 1; i < entries.length; i++) {
+    // Checked before writing: a record that replay would refuse must never reach the disk.
+    let previousTerm = this.model.termAt(first.index - 1);
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      if (i > 0) {
+        assert(
+          entry.index === entries[i - 1]!.index + 1,
+          `wal save: entries are not contiguous (${entries[i - 1]!.index} then ${entry.index})`,
+        );
+      }
       assert(
-        entries[i]!.index === entries[i - 1]!.index + 1,
-        `wal save: entries are not contiguous (${entries[i - 1]!.index} then ${entries[i]!.index})`,
+        previousTerm === undefined || entry.term >= previousTerm,
+        `wal save: entry ${entry.index} has term ${entry.term}, below the term ${previousTerm} of the entry before it`,
       );
+      previousTerm = entry.term;
     }
   }
 
