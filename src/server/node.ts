@@ -112,7 +112,7 @@ export class ClusterNode {
       timeoutMs: config.requestTimeoutMs,
       retryMs: config.electionTicks * config.tickMs,
       now: () => performance.now(),
-      issue: (context) => this.enqueue(() => this.raw.readIndex(context)),
+      issue: (context) => this.enqueue(() => this.issueReadIndex(context)),
       appliedIndex: () => this.applied,
     });
     const [host, port] = splitAddress(config.listenPeer);
@@ -240,7 +240,15 @@ export class ClusterNode {
     await this.waitForLeader();
     if (this.lead === target) return;
     const deadline = performance.now() + this.config.requestTimeoutMs;
-    this.enqueue(() => this.raw.transferLeader(target));
+    this.enqueue(() => {
+      try {
+        this.raw.transferLeader(target);
+      } catch (error) {
+        // The leader changed since the check above; the wait below ends in Timeout. Letting the
+        // error escape into the loop would stop this member.
+        this.logger.warn('raft: leadership transfer refused', { target: formatId(target), error: String(error) });
+      }
+    });
     while (this.lead !== target) {
       if (performance.now() > deadline) {
         throw new LichenError(ErrorCode.Timeout, 'etcdserver: leadership transfer timed out');
@@ -307,6 +315,19 @@ export class ClusterNode {
         // No leader right now: the tick that wanted this proposal will try again.
       }
     });
+  }
+
+  /**
+   * Asks raft for a read index. Raft refuses while an election is in progress or before the new
+   * leader has committed in its term; that refusal must not escape into the loop (it would stop
+   * the member): the round stays in flight and ReadRounds re-issues it after retryMs.
+   */
+  private issueReadIndex(context: Uint8Array): void {
+    try {
+      this.raw.readIndex(context);
+    } catch (error) {
+      this.logger.debug('raft: read index refused; the read round will be retried', { error: String(error) });
+    }
   }
 
   // ---- The loop ------------------------------------------------------------------------------
