@@ -2,7 +2,7 @@
 // workloads' clients while the nemesis injects faults, heal, wait for recovery, read the final
 // state, check the history and build the verdict. Every process and socket it opens is closed
 // before it returns, also when something throws.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LichenClient } from '../client/index.js';
@@ -67,7 +67,11 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
   let cluster: ProcessCluster | undefined;
   const runStarted = history.now();
   try {
-    if (options.outDir) mkdirSync(options.outDir, { recursive: true });
+    if (options.outDir) {
+      mkdirSync(options.outDir, { recursive: true });
+      // Member logs are appended to; a previous run's must not mix in.
+      rmSync(join(options.outDir, 'logs'), { recursive: true, force: true });
+    }
     log(`starting ${options.nodes} members (seed ${options.seed})`);
     cluster = await ProcessCluster.start({
       nodes: options.nodes,
@@ -96,8 +100,11 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
     let stopping = false;
     const workerCount = Math.max(options.clients, options.workloads.length);
     for (let i = 0; i < workerCount; i++) {
-      const member = cluster.members[i % cluster.members.length]!;
-      const workload = options.workloads[i % options.workloads.length]!;
+      // Each workload goes round the members on its own, starting at a different member, so
+      // every workload has clients on several members whatever the counts are.
+      const workloadIndex = i % options.workloads.length;
+      const workload = options.workloads[workloadIndex]!;
+      const member = cluster.members[(Math.floor(i / options.workloads.length) + workloadIndex) % cluster.members.length]!;
       const client = openClient([member.client]);
       clients.push(client);
       contexts.push({
@@ -188,6 +195,16 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
       }
     }
     clusterAnomalies.push(...(await compareReplicas(cluster, recoveryMs, errors)));
+    for (const member of cluster.members) {
+      if (member.troubles.length === 0) continue;
+      clusterAnomalies.push({
+        kind: 'member-error',
+        workload: 'cluster',
+        description: `${member.name} logged ${member.troubles.length} error(s) or crashed; first: ${member.troubles[0]!.slice(0, 600)}`,
+        opIds: [],
+        text: member.troubles.join('\n'),
+      });
+    }
     if (options.workloads.includes('register')) {
       log('checking linearizability of the register history');
       checks.push(checkRegister(history, { timeoutMs: options.checkTimeoutMs ?? 60_000 }));

@@ -28,6 +28,17 @@ export interface MemberProcess {
   log: string[];
   /** True between pause() and resume(). */
   paused: boolean;
+  /** Error-level log lines and exits nobody asked for (a crash), newest last, at most 100. */
+  troubles: string[];
+}
+
+const TROUBLES_MAX = 100;
+/** Processes the harness itself killed: their exit is not a crash. */
+const killedByHarness = new WeakSet<ChildProcess>();
+
+function noteTrouble(member: MemberProcess, text: string): void {
+  member.troubles.push(text);
+  if (member.troubles.length > TROUBLES_MAX) member.troubles.shift();
 }
 
 export interface ProcessClusterOptions {
@@ -91,6 +102,7 @@ export class ProcessCluster {
           process: undefined,
           log: [],
           paused: false,
+          troubles: [],
         });
       }
       await Promise.all(cluster.members.map((m) => cluster.launch(m)));
@@ -149,10 +161,12 @@ export class ProcessCluster {
         for (const line of lines) {
           member.log.push(line);
           if (member.log.length > 2000) member.log.shift();
+          if (line.includes('"level":"error"')) noteTrouble(member, line);
           if (line.includes('"member started"')) {
             clearTimeout(timer);
             child.off('exit', onExit);
-            child.once('exit', () => {
+            child.once('exit', (code, signal) => {
+              if (!killedByHarness.has(child)) noteTrouble(member, `${member.name} exited by itself (code ${code}, signal ${signal})`);
               if (member.process === child) member.process = undefined;
             });
             resolve();
@@ -169,6 +183,7 @@ export class ProcessCluster {
       member.process = undefined;
       return;
     }
+    killedByHarness.add(child);
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
       child.kill(signal);
