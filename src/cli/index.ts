@@ -1,6 +1,7 @@
 // The public surface of the CLI: the command table and the dispatcher, so the process entry
 // (main.ts), the shell and tests all run commands the same way.
 import { BENCH_COMMANDS } from '../bench/index.js';
+import { checkCommand } from './check.js';
 import type { Command } from './command.js';
 import { CLIENT_COMMANDS } from './client-commands.js';
 import { serveCommand } from './serve.js';
@@ -14,6 +15,7 @@ export const COMMANDS: readonly Command[] = [
   ...CLIENT_COMMANDS,
   // The benchmark (src/bench) is written against this folder's Command shape.
   ...BENCH_COMMANDS,
+  checkCommand,
 ];
 
 export { dispatch, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './dispatch.js';
