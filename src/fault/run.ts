@@ -196,7 +196,7 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
     }
     clusterAnomalies.push(...(await compareReplicas(cluster, recoveryMs, errors)));
     for (const member of cluster.members) {
-      if (member.troubles.length === 0) continue;
+      if (member.troubles === undefined || member.troubles.length === 0) continue;
       clusterAnomalies.push({
         kind: 'member-error',
         workload: 'cluster',

@@ -28,8 +28,11 @@ export interface MemberProcess {
   log: string[];
   /** True between pause() and resume(). */
   paused: boolean;
-  /** Error-level log lines and exits nobody asked for (a crash), newest last, at most 100. */
-  troubles: string[];
+  /**
+   * Error-level log lines and exits nobody asked for (a crash), newest last, at most 100.
+   * Created on the first trouble (members built by hand may leave it out).
+   */
+  troubles?: string[];
 }
 
 const TROUBLES_MAX = 100;
@@ -37,8 +40,9 @@ const TROUBLES_MAX = 100;
 const killedByHarness = new WeakSet<ChildProcess>();
 
 function noteTrouble(member: MemberProcess, text: string): void {
-  member.troubles.push(text);
-  if (member.troubles.length > TROUBLES_MAX) member.troubles.shift();
+  const troubles = (member.troubles ??= []);
+  troubles.push(text);
+  if (troubles.length > TROUBLES_MAX) troubles.shift();
 }
 
 export interface ProcessClusterOptions {
