@@ -4,7 +4,8 @@
 //
 // Faults are scheduled in wall time (a real cluster has no virtual clock), but every wait is
 // bounded and ends early when the run stops.
-import type { MemberProcess, ProcessCluster } from '../server/testing/process-cluster.js';
+import { join } from 'node:path';
+import { freePort, type MemberProcess, type ProcessCluster } from '../server/testing/process-cluster.js';
 import type { FaultRecord, History } from './history.js';
 import { PARTITION_MODES, partitionGroups, type PartitionMode, type PeerNetwork } from './network.js';
 import type { Prng } from './prng.js';
@@ -12,7 +13,7 @@ import type { Prng } from './prng.js';
 export type FaultKind = 'kill' | 'pause' | 'partition' | 'slow-disk' | 'membership' | 'clock';
 export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'clock'];
 /** Faults this build can inject (see the report for why the others are missing). */
-export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk'];
+export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership'];
 
 /** Whom a kill or pause hits. */
 export type FaultTarget = 'leader' | 'random';
@@ -59,6 +60,7 @@ export class Nemesis {
   private loop: Promise<void> = Promise.resolve();
   /** Undoes the active fault; set while a fault is held. */
   private undo: (() => Promise<void>) | undefined;
+  private joinerCount = 0;
 
   constructor(
     private readonly deps: NemesisDeps,
@@ -105,6 +107,7 @@ export class Nemesis {
       case 'slow-disk':
         return this.slowDisk();
       case 'membership':
+        return this.addAndRemoveMember();
       case 'clock':
         throw new Error(`the ${kind} fault is not supported by this build`);
     }
@@ -162,6 +165,59 @@ export class Nemesis {
     this.undo = async () => {
       await cluster.kill(member);
       await this.relaunch(member, record);
+    };
+  }
+
+  /**
+   * Grows the cluster by one member under load (a new process started with LICHEN_JOIN: it joins
+   * as a learner, catches up and promotes itself), holds, then removes it again with MemberRemove
+   * and stops it. The joiner advertises its own peer listener (a joining member cannot advertise
+   * a proxy), so it is left out of partitions; only one fault is active at a time anyway.
+   */
+  private async addAndRemoveMember(): Promise<void> {
+    const { cluster } = this.deps;
+    const via = cluster.members.find((m) => m.process !== undefined && !m.paused);
+    if (!via) return;
+    const name = `j${++this.joinerCount}`;
+    const listenPeer = `127.0.0.1:${await freePort()}`;
+    const joiner: MemberProcess = {
+      name,
+      client: `127.0.0.1:${await freePort()}`,
+      peer: listenPeer,
+      listenPeer,
+      http: `127.0.0.1:${await freePort()}`,
+      dataDir: join(cluster.root, name),
+      process: undefined,
+      log: [],
+      paused: false,
+    };
+    const record = this.begin('membership', `${name} joins through ${via.name}`);
+    cluster.members.push(joiner);
+    try {
+      await cluster.launch(joiner, { env: { LICHEN_JOIN: via.client } });
+    } catch (error) {
+      this.deps.errors.push(`membership: ${name} did not start: ${(error as Error).message}`);
+    }
+    this.undo = async () => {
+      let removed = 'removal failed';
+      const deadline = performance.now() + 20_000;
+      while (performance.now() < deadline) {
+        const peers = cluster.members.filter((m) => m !== joiner && m.process !== undefined && !m.paused);
+        try {
+          const ids = await cluster.memberIds(peers[0]!);
+          const id = [...ids].find(([, n]) => n === name)?.[0];
+          if (id !== undefined) await cluster.call(peers[0]!, 'Cluster', 'MemberRemove', { ID: id }, 5000);
+          removed = id === undefined ? `${name} was not a member` : `removed ${name}`;
+          break;
+        } catch (error) {
+          removed = `removal failed: ${(error as Error).message}`;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
+      if (removed.startsWith('removal failed')) this.deps.errors.push(`membership: ${name}: ${removed}`);
+      await cluster.kill(joiner);
+      cluster.members.splice(cluster.members.indexOf(joiner), 1);
+      this.end(record, removed);
     };
   }
 
