@@ -2,8 +2,7 @@
 // bootstrapping a brand-new cluster. Everything a node knows after a restart comes from here.
 import { mkdir, readFile, rename, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MemoryEngine, type Engine } from '../engine/index.js';
-const openEngine = (_kind: string, _dir: string): Engine => new MemoryEngine(); // TEMP until lmdb lands
+import { openEngine, type Engine } from '../engine/index.js';
 import { MvccStore } from '../mvcc/index.js';
 import { ConfChangeType, MemoryStorage, type HardState, type Snapshot } from '../raft/index.js';
 import { SnapshotStore, Wal } from '../wal/index.js';
