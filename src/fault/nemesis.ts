@@ -204,8 +204,9 @@ export class Nemesis {
       while (performance.now() < deadline) {
         const peers = cluster.members.filter((m) => m !== joiner && m.process !== undefined && !m.paused);
         try {
-          const ids = await cluster.memberIds(peers[0]!);
-          const id = [...ids].find(([, n]) => n === name)?.[0];
+          // By peer address: a learner that has not published its attributes yet has no name.
+          const list = await cluster.call<{ members: { ID: string; peerURLs: string[] }[] }>(peers[0]!, 'Cluster', 'MemberList', {}, 5000);
+          const id = list.members.find((m) => m.peerURLs.some((url) => url.endsWith(`//${listenPeer}`) || url === listenPeer))?.ID;
           if (id !== undefined) await cluster.call(peers[0]!, 'Cluster', 'MemberRemove', { ID: id }, 5000);
           removed = id === undefined ? `${name} was not a member` : `removed ${name}`;
           break;
