@@ -244,7 +244,11 @@ export class Cluster {
     if (crashPoint === 'before-persist' && this.maybeCrash(node, crashPoint)) return;
     this.persist(node, live, ready);
     if (crashPoint === 'after-persist' && this.maybeCrash(node, crashPoint)) return;
-    for (const message of ready.messages) this.network.send(message, this.now);
+    for (const message of ready.messages) {
+      // A real transport knows when a snapshot stream fails and tells raft (reportSnapshot);
+      // without that the leader would wait for that follower forever.
+      if (!this.network.send(message, this.now) && message.type === 'Snap') live.raw.reportSnapshot(message.to, false);
+    }
     if (crashPoint === 'after-send' && this.maybeCrash(node, crashPoint)) return;
     if (ready.snapshot !== undefined && ready.snapshot.metadata.index > live.sm.appliedIndex) {
       this.restoreSnapshot(node, live, ready.snapshot);

@@ -45,17 +45,19 @@ export class Network {
     public faults: NetworkFaults,
   ) {}
 
-  send(message: Message, now: number): void {
+  /** Queues a message; returns false when the network lost it on the spot. */
+  send(message: Message, now: number): boolean {
     this.sent++;
     if (this.random.chance(this.faults.dropRate)) {
       this.dropped++;
-      return;
+      return false;
     }
     this.enqueue(message, now);
     if (this.random.chance(this.faults.duplicateRate)) {
       this.duplicated++;
       this.enqueue(message, now);
     }
+    return true;
   }
 
   private enqueue(message: Message, now: number): void {

@@ -20,4 +20,12 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'never learned the higher term a stale voter kept raising; no leader for 200+ ticks after faults ' +
       'stopped (fixed: reject with the current term, §5.1)',
   },
+  {
+    seed: 15884,
+    options: {},
+    found:
+      'simulator: a snapshot message the network dropped at send time was never reported to raft ' +
+      '(reportSnapshot), so the leader waited for two followers forever and commits stalled ' +
+      '(fixed: report the loss, as a real transport does)',
+  },
 ];
