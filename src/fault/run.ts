@@ -87,13 +87,12 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
     const contexts: { context: WorkerContext; workload: Workload }[] = [];
     if (options.workloads.includes('watch')) {
       const startRevision = (await withRetries(() => openOnce(endpoints, (c) => c.get(WATCH_PREFIX, { prefix: true })))).header.revision + 1;
-      cluster.members.forEach((member, i) => {
+      for (const member of cluster.members) {
         const preferred = [member.client, ...endpoints.filter((e) => e !== member.client)];
         const client = openClient(preferred);
         clients.push(client);
         watchers.push(new WatchRecorder(`watcher-${member.name}`, member.name, client, startRevision, history));
-        void i;
-      });
+      }
       await withTimeout(Promise.all(watchers.map((w) => w.ready())), 20_000, 'watchers did not start');
     }
 
