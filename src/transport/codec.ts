@@ -343,55 +343,61 @@ export function decodeMessage(bytes: Uint8Array, options: DecodeOptions = {}): M
   const from = reader.uvarint('from');
   const to = reader.uvarint('to');
   const term = reader.uvarint('term');
-  const message = readVariant(reader, { from, to, term }, type);
+  const message = readVariant(reader, type, from, to, term);
   if (reader.remaining() !== 0) throw malformed(`${reader.remaining()} unexpected trailing bytes`, reader.offset);
   return message;
 }
 
-function readVariant(reader: Reader, base: { from: number; to: number; term: number }, type: MessageType): Message {
+// Object literals with the fields spelled out (rather than spreading a base object) give every
+// message of a type one hidden class, which the profiler showed matters on the receive path.
+function readVariant(reader: Reader, type: MessageType, from: number, to: number, term: number): Message {
   switch (type) {
     case 'Vote':
     case 'PreVote':
       return {
-        ...base,
         type,
+        from,
+        to,
+        term,
         lastLogIndex: reader.uvarint('lastLogIndex'),
         lastLogTerm: reader.uvarint('lastLogTerm'),
         transfer: reader.bool('transfer'),
       };
     case 'VoteResp':
     case 'PreVoteResp':
-      return { ...base, type, reject: reader.bool('reject') };
+      return { type, from, to, term, reject: reader.bool('reject') };
     case 'App': {
       const prevLogIndex = reader.uvarint('prevLogIndex');
       const prevLogTerm = reader.uvarint('prevLogTerm');
       const commit = reader.uvarint('commit');
-      return { ...base, type, prevLogIndex, prevLogTerm, entries: readEntries(reader), commit };
+      return { type, from, to, term, prevLogIndex, prevLogTerm, entries: readEntries(reader), commit };
     }
     case 'AppResp':
       return {
-        ...base,
         type,
+        from,
+        to,
+        term,
         reject: reader.bool('reject'),
         index: reader.uvarint('index'),
         rejectHint: reader.uvarint('rejectHint'),
         hintTerm: reader.uvarint('hintTerm'),
       };
     case 'Heartbeat':
-      return { ...base, type, commit: reader.uvarint('commit'), context: reader.bytes('context') };
+      return { type, from, to, term, commit: reader.uvarint('commit'), context: reader.bytes('context') };
     case 'HeartbeatResp':
     case 'ReadIndex':
-      return { ...base, type, context: reader.bytes('context') };
+      return { type, from, to, term, context: reader.bytes('context') };
     case 'Snap':
-      return { ...base, type, snapshot: readSnapshot(reader) };
+      return { type, from, to, term, snapshot: readSnapshot(reader) };
     case 'Prop':
-      return { ...base, type, entries: readEntries(reader) };
+      return { type, from, to, term, entries: readEntries(reader) };
     case 'ReadIndexResp':
-      return { ...base, type, index: reader.uvarint('index'), context: reader.bytes('context') };
+      return { type, from, to, term, index: reader.uvarint('index'), context: reader.bytes('context') };
     case 'TimeoutNow':
-      return { ...base, type };
+      return { type, from, to, term };
     case 'TransferLeader':
-      return { ...base, type, transferee: reader.uvarint('transferee') };
+      return { type, from, to, term, transferee: reader.uvarint('transferee') };
     default: {
       const unknown: never = type;
       throw malformed(`unknown message type ${String(unknown)}`, 1);

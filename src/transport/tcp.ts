@@ -20,7 +20,7 @@
 // per read, so raft may keep entries it receives without copying them.
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
-import { assert } from '../errors.js';
+import { assert, isLichenError } from '../errors.js';
 import type { Transport } from './types.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import {
@@ -142,6 +142,11 @@ function parseAddress(address: string): { host: string; port: number } | null {
   const port = Number(address.slice(colon + 1));
   if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
   return { host, port };
+}
+
+/** Decoders throw LichenError for bad input; anything else is a bug in this process and must crash. */
+function rethrowIfBug(error: unknown): void {
+  if (!isLichenError(error)) throw error;
 }
 
 function errorText(error: unknown): string {
@@ -302,6 +307,7 @@ class PeerLink {
     try {
       ack = decodeHelloAck(frame.subarray(1));
     } catch (error) {
+      rethrowIfBug(error);
       reader.stop();
       socket.destroy(error as Error);
       return;
@@ -551,6 +557,7 @@ class InboundConnection {
     try {
       hello = decodeHello(payload);
     } catch (error) {
+      rethrowIfBug(error);
       return this.#fail(errorText(error));
     }
     const { id, clusterId } = this.transport.options;
@@ -595,6 +602,7 @@ class InboundConnection {
     try {
       m = decodeMessage(bytes);
     } catch (error) {
+      rethrowIfBug(error);
       this.#fail(errorText(error));
       return null;
     }
@@ -618,6 +626,7 @@ class InboundConnection {
     try {
       begin = decodeSnapBegin(payload);
     } catch (error) {
+      rethrowIfBug(error);
       return this.#fail(errorText(error));
     }
     const m = this.#decode(begin.message);
