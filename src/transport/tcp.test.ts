@@ -356,3 +356,29 @@ test('close() stops reconnecting and later sends are ignored', { timeout: TEST_T
   assert.equal(a.unreachable.length, reportsAtClose);
   assert.deepEqual(a.transport.stats().peers, {});
 });
+
+test('a snapshot queued for a peer that cannot be reached is reported failed', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const port = await closedPort();
+  await withNodes(1, async ([a], waiter) => {
+    a!.transport.addPeer(2, `127.0.0.1:${port}`);
+    a!.transport.send([
+      { type: 'Snap', from: 1, to: 2, term: 1, snapshot: { metadata: { index: 3, term: 1, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(1000) } },
+      heartbeat(1, 2, 1),
+    ]);
+    await waiter.until(() => a!.snapshotsSent.length === 1, 'snapshot failure report');
+    assert.deepEqual(a!.snapshotsSent, [{ peer: 2, ok: false }]);
+    // The heartbeat stays queued for when the peer comes back; the stale snapshot does not.
+    assert.equal(a!.transport.stats().peers[2]!.queued, 1);
+  });
+});
+
+test('updatePeer redirects queued traffic to the new address', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const port = await closedPort();
+  await withNodes(2, async ([a, b], waiter) => {
+    a!.transport.addPeer(2, `127.0.0.1:${port}`);
+    a!.transport.send([heartbeat(1, 2, 1)]);
+    a!.transport.updatePeer(2, b!.addressText);
+    await waiter.until(() => b!.received.length === 1, 'heartbeat at the new address');
+    assert.equal(a!.transport.stats().peers[2]!.address, b!.addressText);
+  });
+});
