@@ -19,7 +19,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'workload', type: 'string', valueName: 'name', description: 'register, append, watch or all; a comma list works too (default all)' },
   { name: 'faults', type: 'string', valueName: 'list', description: `Comma list of ${SUPPORTED_FAULTS.join(', ')}; none for no faults (default: all of them)` },
   { name: 'seed', type: 'integer', valueName: 'n', description: 'Seeds the fault schedule and the operations (default: random, printed)' },
-  { name: 'out', type: 'string', valueName: 'dir', description: 'Where verdict.json, report.html, history.json and member logs go (default: a new temp dir)' },
+  { name: 'out', type: 'string', valueName: 'dir', description: 'Where verdict.json, report.html, history.jsonl and member logs go (default: a new temp dir)' },
   { name: 'clients', type: 'integer', min: 1, valueName: 'n', description: 'Client workers, spread over workloads and members (default 6)' },
   { name: 'keys', type: 'integer', min: 1, valueName: 'n', description: 'Keys per workload; fewer keys mean more contention (default 6)' },
   { name: 'unsafe-reads', type: 'boolean', description: 'TEST ONLY: members serve reads without ReadIndex, to show the check catches stale reads' },

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkAppend } from './append.js';
+import { checkAppend, digestList } from './append.js';
 import type { HistoryOp, OpStatus } from './history.js';
 
 let nextId = 0;
@@ -8,13 +8,14 @@ function append(key: string, element: string, before: string[], status: OpStatus
   return {
     id: nextId++, workload: 'append', process: nextId, worker: 0, node: 'n1', f: 'append', key,
     input: { element }, invokeMs, completeMs, status,
-    output: status === 'ok' ? { before } : undefined, error: status === 'fail' ? 'conflict' : undefined,
+    output: status === 'ok' ? { before: digestList(before), after: digestList([...before, element]) } : undefined,
+    error: status === 'fail' ? 'conflict' : undefined,
   };
 }
 function read(key: string, list: string[], invokeMs: number, completeMs: number): HistoryOp {
   return {
     id: nextId++, workload: 'append', process: nextId, worker: 0, node: 'n2', f: 'read', key,
-    input: {}, invokeMs, completeMs, status: 'ok', output: { list }, error: undefined,
+    input: {}, invokeMs, completeMs, status: 'ok', output: { list: digestList(list) }, error: undefined,
   };
 }
 const kinds = (ops: HistoryOp[], final: Record<string, string[]>) =>
@@ -60,4 +61,10 @@ test('a read concurrent with an append may miss it', () => {
 test('a failed append that shows up in the final list, and elements nobody appended, are reported', () => {
   const ops = [append('k', 'a', [], 'fail', 0, 10)];
   assert.deepEqual(kinds(ops, { k: ['a', 'zz'] }), ['failed-append-applied', 'phantom-element']);
+});
+
+test('list digests tell a prefix of the final list from a list with the same length but other contents', () => {
+  assert.deepEqual(digestList(['a', 'b']), digestList(['a', 'b']));
+  assert.notEqual(digestList(['a', 'b']).hash, digestList(['b', 'a']).hash);
+  assert.notEqual(digestList(['ab']).hash, digestList(['a', 'b']).hash);
 });

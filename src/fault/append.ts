@@ -13,9 +13,42 @@ import type { Anomaly, WorkloadCheck } from './verdict.js';
 import { failedOutcome, runWorker, type WorkerContext } from './worker.js';
 
 export const APPEND_PREFIX = 'app/';
+/**
+ * A list this long moves its slot on to a fresh key (app/<slot>.<generation + 1>), so values and
+ * per-operation records stay small however long the run is.
+ */
+export const APPEND_LIST_ELEMENTS_MAX = 64;
 
 export interface AppendOptions {
   keyCount: number;
+  /** The current generation of each slot, shared by every append worker of the run. */
+  generations: Map<number, number>;
+}
+
+/**
+ * What the history keeps of an observed list: its length, a hash of its contents and its last
+ * element. Keeping whole lists would cost memory quadratic in the run's length.
+ */
+export interface ListDigest {
+  length: number;
+  hash: number;
+  last: string | undefined;
+}
+
+const FNV_OFFSET_32 = 0x811c9dc5;
+
+/** FNV-1a over the elements, each followed by a space; extendDigest adds one element. */
+export function digestList(list: readonly string[]): ListDigest {
+  let digest: ListDigest = { length: 0, hash: FNV_OFFSET_32, last: undefined };
+  for (const element of list) digest = extendDigest(digest, element);
+  return digest;
+}
+
+export function extendDigest(digest: ListDigest, element: string): ListDigest {
+  let hash = digest.hash;
+  for (let i = 0; i < element.length; i++) hash = Math.imul(hash ^ element.charCodeAt(i), 0x01000193) >>> 0;
+  hash = Math.imul(hash ^ 0x20, 0x01000193) >>> 0;
+  return { length: digest.length + 1, hash, last: element };
 }
 
 /** A list value is its elements separated by spaces (elements never contain one). */
@@ -27,7 +60,9 @@ export async function appendWorker(context: WorkerContext, options: AppendOption
   const { history, client, prng } = context;
   let sequence = 0;
   await runWorker(context, async (process) => {
-    const key = `${APPEND_PREFIX}${prng.int(options.keyCount)}`;
+    const slot = prng.int(options.keyCount);
+    const generation = options.generations.get(slot) ?? 0;
+    const key = `${APPEND_PREFIX}${slot}.${generation}`;
     const f = prng.next() < 0.7 ? 'append' : 'read';
     const element = `${context.worker}.${process}.${sequence++}`;
     const input = f === 'append' ? { element } : {};
@@ -37,8 +72,11 @@ export async function appendWorker(context: WorkerContext, options: AppendOption
       const read = await client.get(key);
       const kv = read.kvs[0];
       const before = parseList(kv?.value.toString());
+      if (before.length >= APPEND_LIST_ELEMENTS_MAX && (options.generations.get(slot) ?? 0) === generation) {
+        options.generations.set(slot, generation + 1);
+      }
       if (f === 'read') {
-        history.complete(entry, 'ok', { list: before, revision: read.header.revision });
+        history.complete(entry, 'ok', { list: digestList(before), revision: read.header.revision });
       } else {
         const after = [...before, element];
         wrote = true;
@@ -47,8 +85,9 @@ export async function appendWorker(context: WorkerContext, options: AppendOption
           .if(kv === undefined ? compare.missing(key) : compare.modRevision(key, '==', kv.modRevision))
           .then(op.put(key, after.join(' ')))
           .commit();
-        if (result.succeeded) history.complete(entry, 'ok', { before, revision: result.header.revision });
-        else history.complete(entry, 'fail', { before }, 'conflict: the list changed since it was read');
+        const digest = digestList(before);
+        if (result.succeeded) history.complete(entry, 'ok', { before: digest, after: extendDigest(digest, element), revision: result.header.revision });
+        else history.complete(entry, 'fail', { before: digest }, 'conflict: the list changed since it was read');
       }
     } catch (error) {
       const { status, message } = failedOutcome(error, wrote);
@@ -150,28 +189,32 @@ function checkKey(
 
   // Every observed state, and the state an acknowledged append produced, must be a prefix of the
   // final list: lists only grow, so anything else means a lost or reordered write.
-  const observations: { op: HistoryOp; list: string[] }[] = [];
+  const prefixHashes = [FNV_OFFSET_32];
+  let running = digestList([]);
+  for (const element of finalList) {
+    running = extendDigest(running, element);
+    prefixHashes.push(running.hash);
+  }
+  const observations: { op: HistoryOp; list: ListDigest; element?: string }[] = [];
   for (const o of ops) {
     if (o.status !== 'ok') continue;
-    if (o.f === 'read') observations.push({ op: o, list: o.output!['list'] as string[] });
-    else observations.push({ op: o, list: [...(o.output!['before'] as string[]), o.input['element'] as string] });
+    if (o.f === 'read') observations.push({ op: o, list: o.output!['list'] as ListDigest });
+    else observations.push({ op: o, list: o.output!['after'] as ListDigest, element: o.input['element'] as string });
   }
-  for (const { op: o, list } of observations) {
-    const mismatch = list.findIndex((element, i) => finalList[i] !== element);
-    // A list that runs past the final one because its last element was lost is a lost append
-    // (reported above), not a second anomaly.
-    const lostTail = mismatch >= 0 && mismatch >= finalList.length && !position.has(list[mismatch]!);
-    if (mismatch >= 0 && !lostTail) {
-      const writer = appendOf.get(list[mismatch]!);
-      report({
-        kind: 'order-violation',
-        description:
-          `${o.f} by process ${o.process} on ${o.node} observed [${abbreviate(list)}], which is not a prefix of the final ` +
-          `list of ${key}: position ${mismatch} is ${list[mismatch]} there but ${finalList[mismatch] ?? 'nothing'} finally`,
-        opIds: [o.id, ...(writer ? [writer.id] : [])],
-        culpritOpIds: [o.id],
-      });
-    }
+  for (const { op: o, list, element } of observations) {
+    if (list.length <= finalList.length && prefixHashes[list.length] === list.hash) continue;
+    // An append whose element was lost is reported as a lost append, not a second anomaly.
+    if (element !== undefined && !position.has(element)) continue;
+    const writer = list.last === undefined ? undefined : appendOf.get(list.last);
+    report({
+      kind: 'order-violation',
+      description:
+        `${o.f} by process ${o.process} on ${o.node} observed a list of ${list.length} elements ending in ${list.last} that is not ` +
+        `the first ${list.length} elements of the final list of ${key} (${finalList.length} elements; ${list.last} is at position ` +
+        `${position.get(list.last ?? '') ?? 'nowhere'} there)`,
+      opIds: [o.id, ...(writer && writer !== o ? [writer.id] : [])],
+      culpritOpIds: [o.id],
+    });
   }
 
   // Real time: an operation that began after an append was acknowledged must observe it. The
@@ -188,7 +231,7 @@ function checkKey(
   }
   for (const o of ops) {
     if (o.status !== 'ok') continue;
-    const seen = o.f === 'read' ? (o.output!['list'] as string[]) : (o.output!['before'] as string[]);
+    const seen = o.f === 'read' ? (o.output!['list'] as ListDigest) : (o.output!['before'] as ListDigest);
     const need = lastBefore(required, o.invokeMs);
     if (need !== undefined && seen.length < need.length) {
       report({
@@ -219,8 +262,4 @@ function lastBefore<T extends { atMs: number }>(entries: readonly T[], t: number
     else high = mid;
   }
   return low === 0 ? undefined : entries[low - 1];
-}
-
-function abbreviate(list: readonly string[]): string {
-  return list.length <= 6 ? list.join(' ') : `${list.slice(0, 2).join(' ')} … ${list.slice(-3).join(' ')} (${list.length})`;
 }

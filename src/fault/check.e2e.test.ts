@@ -74,7 +74,7 @@ test('the check fails when members serve reads without ReadIndex and the old lea
     const report = readFileSync(join(outDir, 'report.html'), 'utf8');
     assert.match(report, /lichen check: FAIL/);
     assert.match(report, /stroke="#c0392b"/, 'the anomaly operations are outlined in the timeline');
-    assert.ok(existsSync(join(outDir, 'history.json')));
+    assert.ok(existsSync(join(outDir, 'history.jsonl')));
   } finally {
     rmSync(outDir, { recursive: true, force: true });
   }

@@ -2,7 +2,7 @@
 // workloads' clients while the nemesis injects faults, heal, wait for recovery, read the final
 // state, check the history and build the verdict. Every process and socket it opens is closed
 // before it returns, also when something throws.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LichenClient } from '../client/index.js';
@@ -131,12 +131,13 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
     );
 
     log(`running ${workerCount} clients on ${options.workloads.join(', ')} for ${(options.durationMs / 1000).toFixed(0)} s; faults: ${options.faults.join(', ') || 'none'}`);
+    const generations = new Map<number, number>();
     const running = contexts.map(({ context, workload }) => {
       const work =
         workload === 'register'
           ? registerWorker(context, { keyCount })
           : workload === 'append'
-            ? appendWorker(context, { keyCount: Math.max(1, Math.ceil(keyCount / 2)) })
+            ? appendWorker(context, { keyCount: Math.max(1, Math.ceil(keyCount / 2)), generations })
             : watchWriter(context, { keyCount: Math.max(1, Math.ceil(keyCount / 2)) });
       return work.catch((error: unknown) => {
         errors.push(`worker ${context.worker} (${workload}) crashed: ${(error as Error)?.stack ?? String(error)}`);
@@ -225,7 +226,7 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
     });
     if (options.outDir) {
       writeFileSync(join(options.outDir, 'verdict.json'), JSON.stringify(verdict, null, 2) + '\n');
-      writeFileSync(join(options.outDir, 'history.json'), JSON.stringify({ ops: history.ops, faults: history.faults }) + '\n');
+      writeHistory(join(options.outDir, 'history.jsonl'), history);
       writeFileSync(join(options.outDir, 'report.html'), renderReport(verdict, history));
     }
     return verdict;
@@ -273,6 +274,17 @@ async function compareReplicas(cluster: ProcessCluster, timeoutMs: number, error
     errors.push(`replica comparison failed: ${(error as Error).message}`);
   }
   return [];
+}
+
+/** One JSON object per line (faults first, then operations): a long run's history is too big for one string. */
+function writeHistory(path: string, history: History): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const fault of history.faults) writeSync(fd, JSON.stringify({ fault }) + '\n');
+    for (const op of history.ops) writeSync(fd, JSON.stringify({ op }) + '\n');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function openOnce<T>(endpoints: string[], use: (client: LichenClient) => Promise<T>): Promise<T> {
