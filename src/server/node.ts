@@ -390,9 +390,17 @@ export class ClusterNode {
 
   /**
    * Handles one Ready in the order raft requires: persist (snapshot, then entries and hard state
-   * under one fsync), then send, then apply, then advance. A leader sends first: its appends may
-   * travel while its own fsync runs (thesis §10.2.1), because raft counts the leader's own copy
-   * only after advance().
+   * under one fsync), then send, then advance. A leader sends first: its appends may travel while
+   * its own fsync runs (thesis §10.2.1), because raft counts the leader's own copy only after
+   * advance().
+   *
+   * Committed entries are applied while this Ready's fsync runs, not after it (as etcd's server
+   * does): raft hands out only entries that are committed AND already persisted on this member
+   * (log.nextCommittedEntries stops at the persisted index), so nothing they depend on is in the
+   * write in flight. The only thing that may then be durable later than the state machine is the
+   * commit index in this Ready's hard state, which is a lower bound the leader teaches again; the
+   * engine keeps its own applied index. A Ready with a snapshot keeps the strict order, since its
+   * committed entries follow the snapshot.
    */
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
@@ -400,19 +408,31 @@ export class ClusterNode {
     const [early, late] = this.role === 'leader' ? partition(rd.messages, isLeaderReplication) : [[], rd.messages];
     this.transport.send(early);
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
+    let persisted: Promise<void> | undefined;
+    const started = performance.now();
     if (rd.hardState || rd.entries.length > 0) {
-      const started = performance.now();
-      await this.state.wal.save({ hardState: rd.hardState, entries: rd.entries });
-      this.metrics.walFsyncSeconds.observe((performance.now() - started) / 1000);
+      // mustSync is false when only the commit index moved: written, not flushed (see WalUpdate.sync).
+      persisted = this.state.wal.save({ hardState: rd.hardState, entries: rd.entries, sync: rd.mustSync });
+      // Awaited below; this only keeps a failure from being reported as unhandled if apply throws first.
+      persisted.catch(() => undefined);
+    }
+    if (!rd.snapshot) this.applyCommitted(rd);
+    if (persisted) {
+      await persisted;
+      if (rd.mustSync) this.metrics.walFsyncSeconds.observe((performance.now() - started) / 1000);
       if (rd.entries.length > 0) this.state.storage.append(rd.entries);
       if (rd.hardState) this.state.storage.setHardState(rd.hardState);
     }
     this.transport.send(late);
+    if (rd.snapshot) this.applyCommitted(rd);
+    this.raw.advance();
+    await this.maybeSnapshot();
+  }
+
+  private applyCommitted(rd: Ready): void {
     for (const entry of rd.committedEntries) this.applyEntry(entry);
     for (const readState of rd.readStates) this.reads.onReadState(readState.context, readState.index);
     this.reads.onApplied(this.applied);
-    this.raw.advance();
-    await this.maybeSnapshot();
   }
 
   private onSoftState(lead: number, role: string): void {

@@ -111,6 +111,41 @@ test('group commit: one save of many entries is one write and one fdatasync', as
   assert.ok(wal.stats.bytesWritten > bytesBefore + 320 * 8);
 });
 
+test('a commit-only hard state saved with sync: false is written without a flush and replays', async (t) => {
+  const dir = tempDir(t);
+  const { wal } = await Wal.open({ dir });
+  await wal.save({ hardState: { term: 2, vote: 1, commit: 0 }, entries: range(1, 3, 2) });
+  const syncsBefore = wal.stats.fileSyncs;
+  const bytesBefore = wal.stats.bytesWritten;
+  await wal.save({ hardState: { term: 2, vote: 1, commit: 3 }, entries: [], sync: false });
+  assert.equal(wal.stats.fileSyncs, syncsBefore);
+  assert.ok(wal.stats.bytesWritten > bytesBefore);
+  await wal.close();
+  const { wal: again, state } = await Wal.open({ dir });
+  t.after(() => again.close());
+  assert.deepEqual(state.hardState, { term: 2, vote: 1, commit: 3 });
+  assert.deepEqual(indexes(state.entries), [1, 2, 3]);
+});
+
+test('entries saved with sync: false are a broken invariant (entries are always flushed)', async (t) => {
+  const dir = tempDir(t);
+  const { wal } = await Wal.open({ dir });
+  t.after(() => wal.close());
+  await assert.rejects(wal.save({ entries: [entry(1)], sync: false }), /entries must be flushed/);
+  assert.equal(wal.lastIndex, 0);
+});
+
+test('a save on an idle WAL writes before save() returns, so its flush overlaps the caller', async (t) => {
+  const dir = tempDir(t);
+  const { wal } = await Wal.open({ dir });
+  t.after(() => wal.close());
+  const bytesBefore = wal.stats.bytesWritten;
+  const saved = wal.save({ entries: [entry(1)] });
+  assert.ok(wal.stats.bytesWritten > bytesBefore, 'the record reached the file synchronously');
+  await saved;
+  assert.equal(wal.lastIndex, 1);
+});
+
 test('saves issued without awaiting are applied in call order, each durable when it resolves', async (t) => {
   const dir = tempDir(t);
   const { wal } = await Wal.open({ dir });

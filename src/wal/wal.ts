@@ -66,6 +66,15 @@ export interface WalState {
 export interface WalUpdate {
   hardState?: HardState;
   entries: Entry[];
+  /**
+   * Whether the save must be flushed (fdatasync) before it resolves; default true. Raft's Ready
+   * says when a flush is needed (`mustSync`): a save that only moves the commit index may skip
+   * it. The record is still written, so replay sees it whenever it reached the disk. Losing it in
+   * a machine crash is harmless: the commit index is only a lower bound that the leader teaches
+   * again, and the state machine records its own applied index, so nothing acknowledged depends
+   * on this record. Entries, term and vote are always flushed (pass false only without them).
+   */
+  sync?: boolean;
 }
 
 interface Segment {
@@ -178,9 +187,11 @@ export class Wal {
     return this.enqueue(async () => {
       const { hardState, entries } = update;
       if (!hardState && entries.length === 0) return;
+      const sync = update.sync ?? true;
+      assert(sync || entries.length === 0, 'wal save: entries must be flushed (sync: false is for a commit-only hard state)');
       this.checkEntries(entries);
       const record = encodeRecord(RecordType.Batch, encodeBatch(hardState ? { hardState, entries } : { entries }));
-      await this.appendDurably(record);
+      await this.append(record, sync);
       if (hardState) this.model.setHardState(hardState);
       this.model.appendEntries(entries, 'wal save');
       if (entries.length > 0) {
@@ -195,7 +206,7 @@ export class Wal {
     return this.enqueue(async () => {
       const current = this.model.snapshot;
       if (current && meta.index <= current.index) return; // Not newer: replay would ignore it too.
-      await this.appendDurably(encodeRecord(RecordType.SnapshotMarker, encodeSnapshotMarker(meta)));
+      await this.append(encodeRecord(RecordType.SnapshotMarker, encodeSnapshotMarker(meta)), true);
       this.model.applySnapshot(meta);
     });
   }
@@ -258,7 +269,12 @@ export class Wal {
     }
   }
 
-  /** Runs operations one at a time, in call order; a failed flush makes the WAL unusable. */
+  /**
+   * Runs operations one at a time, in call order; a failed flush makes the WAL unusable. When
+   * nothing is queued the operation starts at once, inside the caller's turn: its write reaches
+   * the page cache and its fdatasync is on its way before the caller goes on (the server applies
+   * already-committed entries while this Ready's flush runs).
+   */
   private enqueue(operation: () => Promise<void>): Promise<void> {
     if (this.closed) return Promise.reject(new LichenError(ErrorCode.Internal, 'wal is closed'));
     if (this.pending >= PENDING_OPERATIONS_MAX) {
@@ -266,8 +282,7 @@ export class Wal {
         new LichenError(ErrorCode.Overloaded, `wal: more than ${PENDING_OPERATIONS_MAX} operations queued`),
       );
     }
-    this.pending++;
-    const run = this.queue.then(async () => {
+    const start = async (): Promise<void> => {
       try {
         if (this.failure) {
           throw new LichenError(ErrorCode.Internal, `wal unusable after an I/O error: ${this.failure.message}`);
@@ -276,12 +291,13 @@ export class Wal {
       } finally {
         this.pending--;
       }
-    });
+    };
+    const run = this.pending++ === 0 ? start() : this.queue.then(start);
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async appendDurably(record: Buffer): Promise<void> {
+  private async append(record: Buffer, sync: boolean): Promise<void> {
     try {
       const tail = this.tail;
       if (tail.sizeBytes > tail.headerBytes && tail.sizeBytes + record.length > this.segmentBytes) {
@@ -290,7 +306,7 @@ export class Wal {
       const segment = this.tail;
       this.disk.writeAll(this.tailFd, record, segment.sizeBytes);
       segment.sizeBytes += record.length;
-      await this.disk.syncFile(this.tailFd, segment.path);
+      if (sync) await this.disk.syncFile(this.tailFd, segment.path);
     } catch (error) {
       // After a failed write or flush the page cache and the disk may disagree (fsyncgate): stop.
       if (!(error instanceof LichenError)) this.failure = error as Error;
