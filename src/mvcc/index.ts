@@ -10,6 +10,8 @@ export {
   type ScanEventsOptions,
   type ScanEventsResult,
   leaseIdFromIndex,
+  isReadOnlyTxn,
+  isSerializableTxn,
   LEASE_TTL_SECONDS_MAX,
   ERR_COMPACTED,
   ERR_FUTURE_REVISION,

@@ -15,6 +15,8 @@ import {
   ERR_LEASE_PROVIDED,
   ERR_VALUE_PROVIDED,
   MvccStore,
+  isReadOnlyTxn,
+  isSerializableTxn,
   leaseIdFromIndex,
 } from './store.js';
 import { Harness, b, engineFactories, randomCommands, s, show } from './testkit.js';
@@ -407,6 +409,35 @@ for (const factory of engineFactories()) {
         const result = h.ok({ type: 'txn', request: { compare: [], success: [del('nothing'), get('a')], failure: [] } });
         assert.equal(result.revision, 4);
         assert.equal(h.store.currentRevision, 4);
+      });
+
+      it('a read-only txn (ranges only, nested too) answers exactly as the applied txn would, without an apply', () => {
+        const requests = [
+          { compare: [cmp('a', VERSION, EQUAL, 2)], success: [get('a'), get('b')], failure: [get('zzz')] },
+          { compare: [cmp('a', VALUE, EQUAL, 'nope')], success: [get('a')], failure: [{ requestTxn: { compare: [cmp('b', MOD, EQUAL, 3)], success: [get('b')], failure: [] } }] },
+          { compare: [], success: [{ requestRange: { key: b('a'), rangeEnd: Uint8Array.of(0), revision: 2 } }], failure: [] },
+        ];
+        for (const request of requests) {
+          const h = txnFixture();
+          const appliedBefore = h.store.appliedIndex;
+          const read = h.store.readTxn(request);
+          assert.equal(h.store.appliedIndex, appliedBefore);
+          assert.equal(h.store.currentRevision, 4);
+          const applied = h.ok({ type: 'txn', request });
+          assert.deepEqual(read, applied.response);
+        }
+      });
+
+      it('isReadOnlyTxn accepts only txns whose every op, in both branches and nested txns, is a range', () => {
+        assert.equal(isReadOnlyTxn({ compare: [], success: [get('a')], failure: [get('b')] }), true);
+        assert.equal(isReadOnlyTxn({ compare: [], success: [], failure: [] }), true);
+        assert.equal(isReadOnlyTxn({ compare: [], success: [get('a')], failure: [put('b', '1')] }), false);
+        assert.equal(isReadOnlyTxn({ compare: [], success: [{ requestTxn: { compare: [], success: [del('x')], failure: [] } }], failure: [] }), false);
+        assert.equal(isReadOnlyTxn({ compare: [], success: [{ requestTxn: { compare: [], success: [get('x')], failure: [] } }], failure: [] }), true);
+        const serializableGet: RequestOp = { requestRange: { key: b('a'), serializable: true } };
+        assert.equal(isSerializableTxn({ compare: [], success: [serializableGet], failure: [] }), true);
+        assert.equal(isSerializableTxn({ compare: [], success: [serializableGet], failure: [get('b')] }), false);
+        assert.throws(() => fresh().store.readTxn({ compare: [], success: [put('a', '1')], failure: [] }));
       });
     });
 

@@ -377,6 +377,19 @@ export class MvccStore {
     return this.executeTxn(request, path, batch);
   }
 
+  /**
+   * Runs a txn whose every operation, in both branches and nested txns, is a range (see
+   * isReadOnlyTxn) against the current state, without a raft entry: the server serves it like a
+   * range, after a ReadIndex barrier when linearizable (as etcd does). Compares and ranges see
+   * exactly what an applied txn would, since it would change nothing.
+   */
+  readTxn(request: TxnRequest): TxnResponse {
+    assert(isReadOnlyTxn(request), 'mvcc: readTxn given a txn that writes');
+    assert(this.batch === undefined, 'mvcc: readTxn during an apply');
+    const path = this.choosePath(request);
+    return this.executeTxn(request, path, new ApplyBatch(this.current + 1));
+  }
+
   private checkStatic(ops: RequestOp[]): void {
     for (const op of ops) {
       if ('requestPut' in op) this.checkPutStatic(op.requestPut);
@@ -620,6 +633,22 @@ export class MvccStore {
     this.engine.import(chunks);
     this.reload();
   }
+}
+
+/** Whether a txn only reads: every op of both branches is a range, recursively through nested txns. */
+export function isReadOnlyTxn(request: TxnRequest, depth = 0): boolean {
+  // Decoded txns are depth-bounded at the API edge; this bound keeps the recursion finite regardless.
+  if (depth > 64) return false;
+  const readOnly = (op: RequestOp): boolean =>
+    'requestRange' in op || ('requestTxn' in op && isReadOnlyTxn(op.requestTxn, depth + 1));
+  return request.success.every(readOnly) && request.failure.every(readOnly);
+}
+
+/** Whether every range of a read-only txn is serializable (then no ReadIndex round is needed). */
+export function isSerializableTxn(request: TxnRequest): boolean {
+  const serializable = (op: RequestOp): boolean =>
+    'requestRange' in op ? op.requestRange.serializable === true : 'requestTxn' in op ? isSerializableTxn(op.requestTxn) : false;
+  return request.success.every(serializable) && request.failure.every(serializable);
 }
 
 function compactedError(compactRevision: number): LichenError {

@@ -22,7 +22,7 @@ function findLmdbOpener(): LmdbOpener | undefined {
   const module = engines as Record<string, unknown>;
   const openEngine = module['openEngine'];
   if (typeof openEngine === 'function') {
-    return (path) => (openEngine as (options: object) => Engine)({ kind: 'lmdb', path });
+    return (path) => (openEngine as (kind: string, dir: string) => Engine)('lmdb', path);
   }
   const LmdbEngine = module['LmdbEngine'] as { open?: (path: string) => Engine; new (path: string): Engine } | undefined;
   if (typeof LmdbEngine === 'function') return (path) => (LmdbEngine.open ? LmdbEngine.open(path) : new LmdbEngine(path));

@@ -33,6 +33,7 @@ import type {
   TxnResponse,
 } from '../mvcc/types.js';
 import { ConfChangeType } from '../raft/index.js';
+import { isReadOnlyTxn, isSerializableTxn } from '../mvcc/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
 import { hashToId } from './ids.js';
@@ -92,6 +93,12 @@ export class NodeBackend implements EtcdBackend {
   }
 
   async txn(r: TxnRequest): Promise<WithHeader<TxnResponse>> {
+    if (isReadOnlyTxn(r)) {
+      // Only ranges: served like a range (etcd does the same), with no raft entry, fsync or apply.
+      if (!isSerializableTxn(r)) await this.node.linearizableBarrier();
+      const response = this.node.store.readTxn(r);
+      return { header: this.header(), ...response };
+    }
     const applied = await this.node.propose({ type: 'txn', request: r });
     return { header: this.header(applied.revision), ...(applied.response as TxnResponse) };
   }
