@@ -44,7 +44,14 @@ export const serveCommand: Command = {
     const node = await startNode(config, logger);
     logger.info('lichen node ready', { memberId: node.memberId.toString(16), ...node.addresses });
 
-    await whenAborted(context.signal);
+    const halt = await Promise.race([whenAborted(context.signal).then(() => undefined), node.halted]);
+    if (halt) {
+      // Removed from the cluster (or a fatal storage failure): stop, say why, and exit non-zero
+      // so a supervisor does not mistake it for a clean shutdown.
+      logger.error(`stopping: ${halt.reason}`, { removed: halt.removed });
+      await closeWithin(node, logger);
+      return 1;
+    }
     logger.info('shutting down');
     return closeWithin(node, logger);
   },

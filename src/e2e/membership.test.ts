@@ -137,7 +137,13 @@ test('a member is replaced under load: add the new one, then remove the old one'
     const oldId = (await members(cluster, stay!)).find((m) => m.name === old!.name)!.ID;
     await cluster.call(stay!, 'Cluster', 'MemberRemove', { ID: oldId });
     await eventually('n1 is gone from the member list', async () => !(await members(cluster, stay!)).some((m) => m.name === old!.name));
+    // The removed member stops by itself, says why, and refuses to start again on its data.
+    const removedProcess = old!.process!;
+    await eventually('the removed member exits', async () => removedProcess.exitCode !== null);
+    assert.equal(removedProcess.exitCode, 1);
+    assert.ok(old!.log.some((line) => line.includes('removed from the cluster')), 'the removed member says why it stopped');
     await cluster.kill(old!);
+    await assert.rejects(cluster.launch(old!), /was removed from cluster/);
     const afterRemoval = writer.acknowledged.size;
     await eventually('the writer commits after the removal', async () => writer.acknowledged.size > afterRemoval + 10);
     await writer.stop();

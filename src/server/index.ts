@@ -8,7 +8,7 @@ import { NodeBackend } from './backend.js';
 import type { NodeConfig } from './config.js';
 import { GrpcLeaderForwarder } from './forward.js';
 import { ClusterNode, splitAddress } from './node.js';
-import { openNodeState } from './state.js';
+import { markRemoved, openNodeState } from './state.js';
 
 export { defaultNodeConfig, type NodeConfig, type PeerSpec } from './config.js';
 export { ClusterNode } from './node.js';
@@ -20,6 +20,11 @@ export interface LichenNode {
   /** Where each listener ended up (ports resolved when the config asked for port 0). */
   readonly addresses: { client: string; peer: string; http: string };
   readonly node: ClusterNode;
+  /**
+   * Resolves when the member stops serving on its own: removed from the cluster (recorded in
+   * its data directory, so it refuses to start again) or a fatal storage failure.
+   */
+  readonly halted: Promise<{ removed: boolean; reason: string }>;
   close(): Promise<void>;
 }
 
@@ -65,12 +70,17 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   backendRef.backend = new NodeBackend(node, config, forwarder);
   await node.start();
   addresses.peer = node.peerAddress;
+  const halted = node.halted.then(async (halt) => {
+    if (halt.removed) await markRemoved(config.dataDir, state.identity);
+    return halt;
+  });
   let closing: Promise<void> | undefined;
   return {
     memberId: node.memberId,
     clusterId: node.clusterId,
     addresses,
     node,
+    halted,
     close: () =>
       (closing ??= (async () => {
         await grpc.close();

@@ -76,6 +76,9 @@ export class ClusterNode {
   private leaderWaiters: Array<() => void> = [];
   /** Set when this member learns it was removed: it stops serving and says why. */
   removedReason: string | undefined;
+  /** Resolves when this member stops serving on its own: removed from the cluster, or a fatal failure. */
+  readonly halted: Promise<{ removed: boolean; reason: string }>;
+  private resolveHalted!: (halt: { removed: boolean; reason: string }) => void;
 
   constructor(
     private readonly state: NodeState,
@@ -84,6 +87,7 @@ export class ClusterNode {
     private readonly metrics: LichenMetrics,
     private readonly publicAddresses: { client: string; http: string },
   ) {
+    this.halted = new Promise((resolve) => (this.resolveHalted = resolve));
     this.memberId = state.identity.memberId;
     this.clusterId = state.identity.clusterId;
     this.applied = state.snapshotIndex;
@@ -497,6 +501,7 @@ export class ClusterNode {
       this.removedReason = 'etcdserver: the member has been permanently removed from the cluster';
       this.logger.error('this member was removed from the cluster; it stops serving', { memberId: formatId(this.memberId) });
       this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
+      this.resolveHalted({ removed: true, reason: this.removedReason });
     }
   }
 
@@ -578,6 +583,7 @@ export class ClusterNode {
     this.stopped = true;
     clearInterval(this.ticker);
     this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    this.resolveHalted({ removed: false, reason: this.removedReason });
     process.exitCode = 1;
   }
 }

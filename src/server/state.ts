@@ -22,6 +22,8 @@ export interface Identity {
   clusterId: number;
   /** Set when this member joined a running cluster (--join) instead of bootstrapping one. */
   joined?: { catchUpIndex: number; members: Member[] };
+  /** Set when this member was removed from its cluster: it must not start again on this data. */
+  removed?: boolean;
 }
 
 export interface NodeState {
@@ -41,6 +43,13 @@ const IDENTITY_FILE = 'member.json';
 export async function openNodeState(config: NodeConfig, logger: Logger): Promise<NodeState> {
   await mkdir(config.dataDir, { recursive: true });
   const existing = await readIdentity(config.dataDir);
+  if (existing?.removed) {
+    throw new LichenError(
+      ErrorCode.InvalidArgument,
+      `member "${existing.name}" (${formatId(existing.memberId)}) was removed from cluster ${formatId(existing.clusterId)}; ` +
+        `to add this machine again, delete ${config.dataDir} and start it with --join`,
+    );
+  }
   if (existing && config.join) await refuseOtherCluster(existing, config);
   const identity = existing ?? (config.join ? await joinIdentity(config, logger) : await bootstrapIdentity(config));
   if (identity.name !== config.name) {
@@ -132,6 +141,12 @@ function initialSnapshot(config: NodeConfig, identity: Identity, engine: Engine)
     metadata: { index: 1, term: 1, conf: { voters, learners: [] } },
     data: encodeSnapshotData(members, engine.export()),
   };
+}
+
+/** Records that this member was removed, so it refuses to start on this data again. */
+export async function markRemoved(dataDir: string, identity: Identity): Promise<void> {
+  identity.removed = true;
+  await writeFileDurably(join(dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n');
 }
 
 async function readIdentity(dataDir: string): Promise<Identity | undefined> {
