@@ -191,3 +191,41 @@ test('lichen up restarts a stopped cluster from cluster.json with the same ports
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('lichen up --add joins one more node to the running cluster, and --remove takes one out', { timeout: 180_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
+  const base = await freeBasePort();
+  const endpoints = [0, 2].map((i) => `127.0.0.1:${base + 10 * i}`).join(',');
+  let up: ReturnType<typeof startUp> | undefined;
+  let add: ReturnType<typeof startUp> | undefined;
+  try {
+    up = startUp(dir, ['--nodes', '3', '--base-port', String(base)]);
+    await up.waitForLine('leader: ');
+    add = startUp(dir, ['--add']);
+    assert.match(await add.waitForLine('node4 joins through'), new RegExp(`^node4 joins through 127\\.0\\.0\\.1:${base}`));
+    assert.deepEqual(readCluster(dir).nodes.map((n) => n.name), ['node1', 'node2', 'node3', 'node4']);
+    // The joiner becomes a voter once it has caught up: member list shows it as not a learner.
+    const deadline = Date.now() + LEADER_WAIT_MS;
+    let members = '';
+    while (!/, started, node4, .*, false\n/.test(members)) {
+      assert.ok(Date.now() < deadline, `node4 was not promoted: ${members}`);
+      members = (await lichen(dir, ['member', 'list', '--endpoints', endpoints])).stdout;
+    }
+
+    const removed = await lichen(dir, ['up', '--remove', 'node2', '--dir', join(dir, 'data')]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.match(removed.stdout, /^removed node2 \(member [0-9a-f]+\); it stops by itself\n$/);
+    assert.deepEqual(readCluster(dir).nodes.map((n) => n.name), ['node1', 'node3', 'node4']);
+    assert.doesNotMatch((await lichen(dir, ['member', 'list', '--endpoints', endpoints])).stdout, /node2/);
+    assert.deepEqual(await lichen(dir, ['put', 'after', 'removal', '--endpoints', endpoints]), { code: 0, stdout: 'OK\n', stderr: '' });
+
+    add.child.kill('SIGTERM');
+    assert.equal(await waitForExit(add.child), 0, add.output());
+    up.child.kill('SIGTERM');
+    await waitForExit(up.child);
+  } finally {
+    killEverything(dir, add?.child);
+    killEverything(dir, up?.child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -158,13 +158,20 @@ interface RunningNode {
 
 export const upCommand: Command = {
   name: 'up',
-  usage: '[--nodes N] [--base-port P] [--dir ./data]',
+  usage: '[--nodes N] [--base-port P] [--dir ./data] | --add | --remove <name>',
   summary: 'Run a local N-node cluster in the foreground (Ctrl-C stops it)',
   details: [
     'Node i (from 0) listens on P+10*i (client gRPC), P+10*i+1 (peer), P+10*i+2 (HTTP);',
     'with the default P=2379: node1 2379/2380/2381, node2 2389/2390/2391, node3 2399/2400/2401.',
     'Data goes to <dir>/<name>, logs to <dir>/<name>.log; <dir>/cluster.json lists the nodes.',
     'Running it again on the same --dir restarts the same cluster with its data.',
+    '',
+    'While the cluster runs, from another terminal on the same --dir:',
+    '  lichen up --add            start one more node (the next name and ports) that joins the',
+    '                             cluster as a learner and is promoted once caught up; it runs in',
+    '                             this terminal until Ctrl-C and is restarted by later `lichen up`s',
+    '  lichen up --remove node2   remove that member from the cluster (it stops by itself) and',
+    '                             from cluster.json',
   ].join('\n'),
   flags: [
     { name: 'nodes', type: 'integer', min: 1, valueName: 'n', description: 'Number of nodes, 1..9 (default: 3, or as in cluster.json)' },
@@ -173,6 +180,8 @@ export const upCommand: Command = {
     { name: 'engine', type: 'string', choices: ['lmdb', 'memory'], valueName: 'lmdb|memory', description: 'Storage engine (default: lmdb)' },
     { name: 'log-level', type: 'string', choices: LOG_LEVELS, valueName: LOG_LEVELS.join('|'), description: 'Log level of the nodes (default: info)' },
     { name: 'quiet-leader', type: 'boolean', description: 'Do not wait for and print the leader' },
+    { name: 'add', type: 'boolean', description: 'Add one node to the running cluster of --dir (see above)' },
+    { name: 'remove', type: 'string', valueName: 'name', description: 'Remove the named node from the running cluster of --dir' },
   ],
   processOnly: true,
   run: runUp,
@@ -180,6 +189,10 @@ export const upCommand: Command = {
 
 async function runUp(args: ParsedArgs, context: CommandContext): Promise<number> {
   expectPositionals(args, upCommand, 0);
+  const remove = stringFlag(args, 'remove');
+  if (booleanFlag(args, 'add') && remove !== undefined) throw new UsageError('--add and --remove cannot be used together');
+  if (booleanFlag(args, 'add')) return runAddNode(args, context);
+  if (remove !== undefined) return runRemoveNode(remove, args, context);
   const nodeCount = integerFlag(args, 'nodes');
   if (nodeCount !== undefined && nodeCount > UP_NODES_MAX) {
     throw new UsageError(`invalid value for --nodes: ${nodeCount} (at most ${UP_NODES_MAX})`);
@@ -227,6 +240,74 @@ async function runUp(args: ParsedArgs, context: CommandContext): Promise<number>
   context.stdout.write('stopping the cluster...\n');
   await stopChildren(nodes, context.forceSignal);
   context.stdout.write('stopped\n');
+  return 0;
+}
+
+/** The cluster.json of a cluster that `up --add/--remove` changes; it must exist. */
+function requireClusterFile(args: ParsedArgs): { dir: string; file: ClusterFile } {
+  const dir = resolve(stringFlag(args, 'dir') ?? 'data');
+  const file = readClusterFile(dir);
+  if (file === undefined || file.nodes.length === 0) {
+    throw new UsageError(`no cluster in ${dir} (${CLUSTER_FILE} is missing): start one with \`lichen up\` first`);
+  }
+  return { dir, file };
+}
+
+/** `up --add`: one more node, joining through the existing ones, in this terminal's foreground. */
+async function runAddNode(args: ParsedArgs, context: CommandContext): Promise<number> {
+  const { dir, file } = requireClusterFile(args);
+  const first = file.nodes[0]!;
+  // The slot after the highest one in use: a removed node's name, ports and data are not reused.
+  const basePort = portOf(first.client) - UP_PORT_STRIDE * (Number(/\d+$/.exec(first.name)?.[0] ?? 1) - 1);
+  const slots = Math.max(...file.nodes.map((n) => (portOf(n.client) - basePort) / UP_PORT_STRIDE + 1)) + 1;
+  if (slots > UP_NODES_MAX) throw new UsageError(`the cluster in ${dir} has used all ${UP_NODES_MAX} node slots`);
+  const plan = planCluster(slots, basePort, hostOf(first.client)).at(-1)!;
+  await checkPortsFree([plan], undefined);
+  const join = file.nodes.filter((n) => n.pid !== null && isAlive(n.pid)).map((n) => n.client)[0] ?? first.client;
+  // The node joins through LICHEN_JOIN, so a later plain `lichen up` restarts it like the others.
+  const node = startChild(plan, {
+    dir,
+    initialCluster: [...file.nodes, plan].map((p) => `${p.name}=${p.peer}`).join(','),
+    args,
+    context: { ...context, env: { ...context.env, LICHEN_JOIN: join } },
+  });
+  writeClusterFile(dir, { nodes: [...file.nodes, { ...plan, pid: node.child.pid ?? null }] });
+  printAddressTable(context, [node], dir);
+  context.stdout.write(`${plan.name} joins through ${join}; it is promoted to a voter once it has caught up\n`);
+  const outcome = await Promise.race([
+    whenAborted(context.signal).then(() => 'signal' as const),
+    node.exited.then(() => 'exited' as const),
+  ]);
+  if (outcome === 'exited') {
+    context.stderr.write(`${plan.name} exited; see ${node.logPath}\n`);
+    return 1;
+  }
+  await stopChildren([node], context.forceSignal);
+  context.stdout.write('stopped\n');
+  return 0;
+}
+
+/** `up --remove <name>`: takes the member out of the cluster and out of cluster.json. */
+async function runRemoveNode(name: string, args: ParsedArgs, context: CommandContext): Promise<number> {
+  const { dir, file } = requireClusterFile(args);
+  if (!file.nodes.some((n) => n.name === name)) {
+    throw new UsageError(`no node named "${name}" in ${join(dir, CLUSTER_FILE)} (nodes: ${file.nodes.map((n) => n.name).join(', ')})`);
+  }
+  const others = file.nodes.filter((n) => n.name !== name).map((n) => n.client);
+  const client = await context.openClient({ endpoints: others, timeoutMs: 10_000 });
+  try {
+    const { members } = await client.memberList();
+    const member = members.find((m) => m.name === name);
+    if (member === undefined) {
+      context.stderr.write(`${name} is not a member of the running cluster; removing it from ${CLUSTER_FILE} only\n`);
+    } else {
+      await client.memberRemove(member.id);
+      context.stdout.write(`removed ${name} (member ${member.id.toString(16)}); it stops by itself\n`);
+    }
+  } finally {
+    await client.close();
+  }
+  writeClusterFile(dir, { nodes: file.nodes.filter((n) => n.name !== name) });
   return 0;
 }
 

@@ -1,7 +1,8 @@
 // End-to-end: a real 3-member cluster of separate processes on loopback.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProcessCluster, type MemberProcess } from '../server/testing/process-cluster.js';
+import { E2E_TEST_TIMEOUT_MS, ProcessCluster, type MemberProcess } from '../server/testing/process-cluster.js';
+
 
 let cluster: ProcessCluster;
 
@@ -26,14 +27,14 @@ async function hashAt(m: MemberProcess, revision: number): Promise<string> {
   return response.hash;
 }
 
-test('a write through one member is read back linearizably through every other member', async () => {
+test('a write through one member is read back linearizably through every other member', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const [a, b, c] = cluster.members;
   await put(a!, 'greeting', 'hello');
   assert.equal(await get(b!, 'greeting'), 'hello');
   assert.equal(await get(c!, 'greeting'), 'hello');
 });
 
-test('after the leader is killed, a new leader is elected and writes continue', async () => {
+test('after the leader is killed, a new leader is elected and writes continue', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const leader = await cluster.waitForLeader();
   await cluster.kill(leader);
   const survivors = cluster.running();

@@ -3,7 +3,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Etcd3 } from 'etcd3';
-import { ProcessCluster } from '../server/testing/process-cluster.js';
+import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
+
 
 let cluster: ProcessCluster;
 let client: Etcd3;
@@ -18,7 +19,7 @@ after(async () => {
   await cluster?.stop();
 });
 
-test('put, get, prefix reads and deletes behave as on etcd', async () => {
+test('put, get, prefix reads and deletes behave as on etcd', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   await client.put('user/1').value('Alice');
   await client.put('user/2').value('Bob');
   assert.equal(await client.get('user/1').string(), 'Alice');
@@ -30,7 +31,7 @@ test('put, get, prefix reads and deletes behave as on etcd', async () => {
   assert.deepEqual(await client.getAll().prefix('user/').keys(), []);
 });
 
-test('a transaction takes the branch its comparison selects', async () => {
+test('a transaction takes the branch its comparison selects', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   await client.put('stock').value('5');
   const taken = await client.if('stock', 'Value', '==', '5').then(client.put('stock').value('4')).else(client.get('stock')).commit();
   assert.equal(taken.succeeded, true);
@@ -40,7 +41,7 @@ test('a transaction takes the branch its comparison selects', async () => {
   assert.equal(await client.get('stock').string(), '4');
 });
 
-test('a watcher sees puts and deletes in order', async () => {
+test('a watcher sees puts and deletes in order', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const watcher = await client.watch().key('watched').create();
   try {
     const seen: string[] = [];
@@ -63,7 +64,7 @@ test('a watcher sees puts and deletes in order', async () => {
   }
 });
 
-test('a lease keeps its key alive, and revoking it deletes the key', async () => {
+test('a lease keeps its key alive, and revoking it deletes the key', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const lease = client.lease(30, { autoKeepAlive: false });
   await lease.put('session').value('on');
   const keepAlive = await lease.keepaliveOnce();
@@ -76,7 +77,7 @@ test('a lease keeps its key alive, and revoking it deletes the key', async () =>
   assert.equal(await client.get('session').string(), null);
 });
 
-test('cluster and maintenance calls describe the members', async () => {
+test('cluster and maintenance calls describe the members', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const { members } = await client.cluster.memberList({});
   assert.deepEqual(members.map((m) => m.name).sort(), ['n1', 'n2', 'n3']);
   const status = await client.maintenance.status({});

@@ -3,7 +3,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { ProcessCluster } from '../server/testing/process-cluster.js';
+import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
+
 
 let cluster: ProcessCluster;
 let endpoints: string;
@@ -34,7 +35,7 @@ function etcdctl(args: string[], input?: string, withStderr = false): Promise<st
   });
 }
 
-test('put, get, get --prefix and del --prefix print what etcd prints', async () => {
+test('put, get, get --prefix and del --prefix print what etcd prints', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   assert.equal(await etcdctl(['put', 'fruit/apple', 'red']), 'OK\n');
   assert.equal(await etcdctl(['put', 'fruit/banana', 'yellow']), 'OK\n');
   assert.equal(await etcdctl(['get', 'fruit/apple']), 'fruit/apple\nred\n');
@@ -47,7 +48,7 @@ test('put, get, get --prefix and del --prefix print what etcd prints', async () 
   assert.equal(await etcdctl(['get', '--prefix', 'fruit/']), '');
 });
 
-test('txn reads compares and branches from standard input', async () => {
+test('txn reads compares and branches from standard input', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   await etcdctl(['put', 'txn/key', 'expected']);
   const taken = await etcdctl(['txn'], 'value("txn/key") = "expected"\n\nput txn/result success\n\nput txn/result failure\n\n');
   assert.equal(taken, 'SUCCESS\n\nOK\n');
@@ -56,7 +57,7 @@ test('txn reads compares and branches from standard input', async () => {
   assert.equal(notTaken, 'FAILURE\n\ntxn/key\nexpected\n');
 });
 
-test('watch prints each change as etcd does, from the past and live', async () => {
+test('watch prints each change as etcd does, from the past and live', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   await etcdctl(['put', 'watched', 'v1']);
   const { header } = JSON.parse(await etcdctl(['get', 'watched', '-w', 'json']));
   const watcher = spawn('etcdctl', [`--endpoints=${endpoints}`, 'watch', 'watched', `--rev=${header.revision}`], {
@@ -85,7 +86,7 @@ test('watch prints each change as etcd does, from the past and live', async () =
   }
 });
 
-test('lease grant, keep-alive --once, timetolive, list and revoke', async () => {
+test('lease grant, keep-alive --once, timetolive, list and revoke', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const granted = await etcdctl(['lease', 'grant', '60']);
   const match = /^lease ([0-9a-f]+) granted with TTL\(60s\)\n$/.exec(granted);
   assert.ok(match, `unexpected grant output: ${granted}`);
@@ -98,7 +99,7 @@ test('lease grant, keep-alive --once, timetolive, list and revoke', async () => 
   assert.equal(await etcdctl(['get', 'leased']), '', 'revoking a lease deletes its keys');
 });
 
-test('member list, endpoint status and endpoint health describe the cluster', async () => {
+test('member list, endpoint status and endpoint health describe the cluster', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const members = (await etcdctl(['member', 'list'])).trim().split('\n');
   assert.equal(members.length, 3);
   for (const m of cluster.members) {

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ProcessCluster, freePort, type MemberProcess } from '../server/testing/process-cluster.js';
+import { E2E_TEST_TIMEOUT_MS, ProcessCluster, freePort, type MemberProcess } from '../server/testing/process-cluster.js';
+
 
 interface Member {
   ID: string;
@@ -25,6 +26,7 @@ class Writer {
   private async loop(prefix: string): Promise<void> {
     for (let i = 0; this.running; i++) {
       const members = this.cluster.running();
+      if (members.length === 0) return; // The cluster is being stopped.
       const member = members[i % members.length]!;
       const key = `${prefix}/${String(i).padStart(6, '0')}`;
       try {
@@ -103,7 +105,7 @@ async function assertConverged(cluster: ProcessCluster, acknowledged: Map<string
   assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, `HashKV differs at revision ${revision}: ${hashes.map((h) => h.hash).join(', ')}`);
 }
 
-test('a one-member cluster grows to three by --join while a client writes', async () => {
+test('a one-member cluster grows to three by --join while a client writes', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const cluster = await ProcessCluster.start({ nodes: 1 });
   try {
     const writer = new Writer(cluster, 'grow');
@@ -127,7 +129,7 @@ test('a one-member cluster grows to three by --join while a client writes', asyn
   }
 });
 
-test('a member is replaced under load: add the new one, then remove the old one', async () => {
+test('a member is replaced under load: add the new one, then remove the old one', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const cluster = await ProcessCluster.start({ nodes: 3 });
   try {
     const writer = new Writer(cluster, 'replace');
@@ -154,7 +156,7 @@ test('a member is replaced under load: add the new one, then remove the old one'
   }
 });
 
-test('MoveLeader hands leadership to the chosen member', async () => {
+test('MoveLeader hands leadership to the chosen member', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const cluster = await ProcessCluster.start({ nodes: 3 });
   try {
     const leader = await cluster.waitForLeader();
@@ -169,7 +171,7 @@ test('MoveLeader hands leadership to the chosen member', async () => {
   }
 });
 
-test('a follower that fell behind past compaction catches up from a snapshot', async () => {
+test('a follower that fell behind past compaction catches up from a snapshot', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const cluster = await ProcessCluster.start({
     nodes: 3,
     flags: ['--snapshot-entries', '50', '--snapshot-catch-up-entries', '10'],

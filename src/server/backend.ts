@@ -185,6 +185,7 @@ export class NodeBackend implements EtcdBackend {
   async memberRemove(id: number): Promise<WithHeader<MemberListResponse>> {
     const member = this.requireMember(id);
     if (!member.isLearner) this.refuseIfQuorumWouldBeLost(id);
+    await this.handOffLeadershipFrom(id);
     await this.node.proposeConfChange(ConfChangeType.RemoveNode, id);
     return { header: this.header(), members: this.node.members.map(toApiMember) };
   }
@@ -204,6 +205,18 @@ export class NodeBackend implements EtcdBackend {
     this.refuseIfLearnerBehind(id);
     await this.node.proposeConfChange(ConfChangeType.AddNode, id);
     return { header: this.header(), members: this.node.members.map(toApiMember) };
+  }
+
+  /**
+   * Removing the leader itself would leave the cluster without one until an election timeout
+   * passes, so, as etcd does, leadership moves to another voter first (this member when it votes).
+   */
+  private async handOffLeadershipFrom(id: number): Promise<void> {
+    await this.node.waitForLeader();
+    if (this.node.leaderId !== id) return;
+    const voters = this.node.raftStatus().conf.voters.filter((v) => v !== id);
+    const target = voters.includes(this.node.memberId) ? this.node.memberId : voters[0];
+    if (target !== undefined) await this.node.transferLeadership(target);
   }
 
   private requireMember(id: number): Member {

@@ -1,27 +1,36 @@
-// Lease keep-alives and time-to-live questions only the leader can answer (it alone runs the
-// lease clocks). A follower forwards them to the leader's client address over gRPC, as etcd
-// forwards them over its peer HTTP API.
+// Calls one member makes to another's client (gRPC) address. Lease keep-alives and
+// time-to-live questions only the leader can answer (it alone runs the lease clocks), so a
+// follower forwards them, as etcd forwards them over its peer HTTP API. And a member that has
+// heard no leader for long asks the others whether it is still a member (see ClusterNode).
 import { credentials, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { LeaderForwarder } from './backend.js';
 
-/** Leader connections kept open at once; a new leader's replaces the oldest. */
-const LEADER_CLIENTS_MAX = 4;
+/** Connections to other members kept open at once; a new one replaces the oldest. */
+const CLIENTS_MAX = 16;
 
 interface KeepAliveReply {
   ID: string;
   TTL: string;
 }
 
-export class GrpcLeaderForwarder implements LeaderForwarder {
+/** What another member says about the membership, and how far it has applied the log. */
+export interface MembershipView {
+  appliedIndex: number;
+  memberIds: number[];
+}
+
+type ServiceName = 'Lease' | 'Cluster' | 'Maintenance';
+
+export class MemberCalls implements LeaderForwarder {
   private readonly clients = new Map<string, Client>();
 
   constructor(private readonly timeoutMs: number) {}
 
   async leaseKeepAlive(address: string, id: number): Promise<number> {
-    const client = this.client(address) as Client & { LeaseKeepAlive: () => ClientDuplexStream<{ ID: string }, KeepAliveReply> };
+    const client = this.client('Lease', address) as Client & { LeaseKeepAlive: () => ClientDuplexStream<{ ID: string }, KeepAliveReply> };
     const stream = client.LeaseKeepAlive();
     try {
       const reply = await new Promise<KeepAliveReply>((resolve, reject) => {
@@ -46,7 +55,7 @@ export class GrpcLeaderForwarder implements LeaderForwarder {
 
   async leaseTimeToLive(address: string, id: number, keys: boolean): Promise<LeaseTimeToLiveResponse> {
     type Reply = { ID: string; TTL: string; grantedTTL: string; keys: Buffer[] };
-    const client = this.client(address) as Client & {
+    const client = this.client('Lease', address) as Client & {
       LeaseTimeToLive: (req: object, options: object, callback: (e: ServiceError | null, r: Reply) => void) => void;
     };
     const reply = await new Promise<Reply>((resolve, reject) => {
@@ -57,21 +66,37 @@ export class GrpcLeaderForwarder implements LeaderForwarder {
     return { ID: Number(reply.ID), TTL: Number(reply.TTL), grantedTTL: Number(reply.grantedTTL), keys: reply.keys };
   }
 
+  async membership(address: string): Promise<MembershipView> {
+    type Unary = (req: object, options: object, callback: (e: ServiceError | null, r: any) => void) => void;
+    const call = <T>(service: ServiceName, method: string): Promise<T> => {
+      const client = this.client(service, address) as unknown as Record<string, Unary>;
+      return new Promise<T>((resolve, reject) =>
+        client[method]!.call(client, {}, { deadline: Date.now() + this.timeoutMs }, (error, response) =>
+          error ? reject(forwardFailed(error)) : resolve(response as T),
+        ),
+      );
+    };
+    const status = await call<{ raftAppliedIndex: string }>('Maintenance', 'Status');
+    const list = await call<{ members: { ID: string }[] }>('Cluster', 'MemberList');
+    return { appliedIndex: Number(status.raftAppliedIndex), memberIds: list.members.map((m) => Number(m.ID)) };
+  }
+
   close(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
 
-  private client(address: string): Client {
-    let client = this.clients.get(address);
+  private client(service: ServiceName, address: string): Client {
+    const key = `${service} ${address}`;
+    let client = this.clients.get(key);
     if (!client) {
-      if (this.clients.size >= LEADER_CLIENTS_MAX) {
+      if (this.clients.size >= CLIENTS_MAX) {
         const [oldest, oldClient] = this.clients.entries().next().value as [string, Client];
         oldClient.close();
         this.clients.delete(oldest);
       }
-      client = new (etcdClientConstructors().Lease)(address, credentials.createInsecure());
-      this.clients.set(address, client);
+      client = new (etcdClientConstructors()[service])(address, credentials.createInsecure());
+      this.clients.set(key, client);
     }
     return client;
   }

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { NodeBackend } from './backend.js';
 import type { NodeConfig } from './config.js';
-import { GrpcLeaderForwarder } from './forward.js';
+import { MemberCalls } from './forward.js';
 import { ClusterNode, splitAddress } from './node.js';
 import { markRemoved, openNodeState } from './state.js';
 
@@ -64,9 +64,11 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     http: http ? `${splitAddress(config.listenHttp)[0]}:${http.port}` : '',
     peer: '',
   };
-  const node = new ClusterNode(state, config, logger, metrics, { client: addresses.client, http: addresses.http });
+  const forwarder = new MemberCalls(config.requestTimeoutMs);
+  const node = new ClusterNode(state, config, logger, metrics, { client: addresses.client, http: addresses.http }, (address) =>
+    forwarder.membership(address),
+  );
   metricsRef.node = node;
-  const forwarder = new GrpcLeaderForwarder(config.requestTimeoutMs);
   backendRef.backend = new NodeBackend(node, config, forwarder);
   await node.start();
   addresses.peer = node.peerAddress;

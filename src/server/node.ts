@@ -22,7 +22,7 @@ import {
 } from '../raft/index.js';
 import { Lessor, WatchHub, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../mvcc/index.js';
 import { TcpTransport } from '../transport/index.js';
-import { ErrorCode, LichenError } from '../errors.js';
+import { ErrorCode, LichenError, isLichenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
@@ -32,9 +32,12 @@ import { PendingProposals, ReadRounds } from './requests.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import type { NodeState } from './state.js';
 import type { LichenMetrics } from '../metrics.js';
+import type { MembershipView } from './forward.js';
 
 /** Peer messages waiting for the loop; beyond this they are dropped and raft retransmits. */
 const INBOX_MAX = 50_000;
+/** Election timeouts without a leader before a member asks the others whether it was removed. */
+const MEMBERSHIP_PROBE_ELECTIONS = 3;
 /** Expired leases revoked per tick, so a mass expiry does not flood the log. */
 const LEASE_REVOKES_PER_TICK = 64;
 
@@ -86,6 +89,8 @@ export class ClusterNode {
     private readonly logger: Logger,
     private readonly metrics: LichenMetrics,
     private readonly publicAddresses: { client: string; http: string },
+    /** Asks the member at a client address for its view of the membership (see probeMembership). */
+    private readonly askMembership: (clientAddress: string) => Promise<MembershipView>,
   ) {
     this.halted = new Promise((resolve) => (this.resolveHalted = resolve));
     this.memberId = state.identity.memberId;
@@ -219,7 +224,49 @@ export class ClusterNode {
     await this.reads.wait();
   }
 
+  /**
+   * Proposes a membership change and resolves once it is applied here. A new leader refuses
+   * changes until its first entry is applied (Ongaro's rule); that refusal only means "not yet",
+   * so we wait for the entry and try again. A refusal because another membership change is still
+   * pending is the caller's to see.
+   */
   async proposeConfChange(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
+    const deadline = performance.now() + this.config.requestTimeoutMs;
+    for (;;) {
+      try {
+        return await this.proposeConfChangeOnce(type, nodeId, member);
+      } catch (error) {
+        const pending = isLichenError(error, ErrorCode.MembershipRefused) ? error.details['pendingConfIndex'] : undefined;
+        if (typeof pending !== 'number' || this.hasUnappliedConfChange(pending) || performance.now() > deadline) throw error;
+        await this.waitForApplied(pending, deadline);
+      }
+    }
+  }
+
+  /** Whether a ConfChange entry lies between the applied index and `upTo` (inclusive). */
+  private hasUnappliedConfChange(upTo: number): boolean {
+    const from = Math.max(this.applied + 1, this.state.storage.firstIndex());
+    if (from > upTo) return false;
+    return this.state.storage.entries(from, upTo + 1).some((e) => e.type === EntryType.ConfChange);
+  }
+
+  /** Resolves once this member has applied `index`, or at the deadline (whichever is first). */
+  private waitForApplied(index: number, deadline: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
+      this.appliedWaiters.push({
+        index,
+        wake: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+  private appliedWaiters: { index: number; wake: () => void }[] = [];
+
+  private async proposeConfChangeOnce(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
     this.assertServing();
     await this.waitForLeader();
     const { sequence, result } = this.proposals.register();
@@ -361,7 +408,40 @@ export class ClusterNode {
     if (this.role === 'leader') this.revokeExpiredLeases();
     if (!this.publishedAttributes && this.lead !== 0) this.publishAttributes();
     this.maybePromoteSelf();
+    this.maybeProbeMembership();
   }
+
+  /**
+   * A follower that is removed may never see its removal commit: the leader stops replicating to
+   * it as soon as the change applies there. It then hears no leader and campaigns in vain. So a
+   * member without a leader for several election timeouts asks the others whether it is still a
+   * member, and trusts an answer only from a member that has applied at least as much of the log
+   * as itself (so that member has seen this member's own addition too).
+   */
+  private maybeProbeMembership(): void {
+    const now = performance.now();
+    if (this.lead !== 0 || this.removedReason) {
+      this.leaderlessSinceMs = now;
+      return;
+    }
+    const patienceMs = MEMBERSHIP_PROBE_ELECTIONS * this.config.electionTicks * this.config.tickMs;
+    if (now - this.leaderlessSinceMs < patienceMs || this.probingMembership) return;
+    this.probingMembership = true;
+    this.leaderlessSinceMs = now;
+    const others = this.state.members.list().filter((m) => m.id !== this.memberId && m.clientAddress !== '');
+    void Promise.allSettled(others.map((m) => this.askMembership(m.clientAddress)))
+      .then((answers) => {
+        for (const answer of answers) {
+          if (answer.status !== 'fulfilled' || answer.value.appliedIndex < this.applied) continue;
+          if (!answer.value.memberIds.includes(this.memberId) && !this.removedReason) {
+            this.onRemoved('another member reports that this member was removed');
+          }
+        }
+      })
+      .finally(() => (this.probingMembership = false));
+  }
+  private leaderlessSinceMs = performance.now();
+  private probingMembership = false;
 
   /**
    * A member that joined as a learner asks to become a voter once it has applied everything
@@ -437,6 +517,11 @@ export class ClusterNode {
     for (const entry of rd.committedEntries) this.applyEntry(entry);
     for (const readState of rd.readStates) this.reads.onReadState(readState.context, readState.index);
     this.reads.onApplied(this.applied);
+    if (this.appliedWaiters.length > 0) {
+      const due = this.appliedWaiters.filter((w) => w.index <= this.applied);
+      this.appliedWaiters = this.appliedWaiters.filter((w) => w.index > this.applied);
+      for (const waiter of due) waiter.wake();
+    }
   }
 
   private onSoftState(lead: number, role: string): void {
@@ -498,11 +583,15 @@ export class ClusterNode {
     this.logger.info('membership changed', { change: cc.type, member: formatId(cc.nodeId), voters: this.confState.voters.map(formatId) });
     if (context && context.origin === this.memberId) this.proposals.resolve(context.sequence, undefined);
     if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.memberId) {
-      this.removedReason = 'etcdserver: the member has been permanently removed from the cluster';
-      this.logger.error('this member was removed from the cluster; it stops serving', { memberId: formatId(this.memberId) });
-      this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
-      this.resolveHalted({ removed: true, reason: this.removedReason });
+      this.onRemoved('the removal was applied here');
     }
+  }
+
+  private onRemoved(how: string): void {
+    this.removedReason = 'etcdserver: the member has been permanently removed from the cluster';
+    this.logger.error('this member was removed from the cluster; it stops serving', { memberId: formatId(this.memberId), how });
+    this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    this.resolveHalted({ removed: true, reason: this.removedReason });
   }
 
   /** Makes the transport dial exactly the current members (other than this one). */

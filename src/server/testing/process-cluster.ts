@@ -68,15 +68,35 @@ export interface LaunchOptions {
   env?: Record<string, string>;
 }
 
-/** A port the OS just handed out; free unless someone grabs it before the member binds it. */
+/** A real-process test that hangs fails after this long instead of stalling the suite. */
+export const E2E_TEST_TIMEOUT_MS = 120_000;
+
+/**
+ * Ports for test members come from below Linux's ephemeral range (32768-60999): outgoing
+ * connections take ephemeral ports, so a port the OS handed out for listening could be taken by
+ * a client socket before the member binds it. Below the range only other listeners compete.
+ */
+const TEST_PORT_MIN = 20_000;
+const TEST_PORT_MAX = 32_000;
+const FREE_PORT_ATTEMPTS_MAX = 200;
+const portsHandedOut = new Set<number>();
+
+/** A port nobody listens on now, not handed out before by this process. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < FREE_PORT_ATTEMPTS_MAX; attempt++) {
+    const port = TEST_PORT_MIN + Math.floor(Math.random() * (TEST_PORT_MAX - TEST_PORT_MIN));
+    if (portsHandedOut.has(port) || !(await canListen(port))) continue;
+    portsHandedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port in ${TEST_PORT_MIN}..${TEST_PORT_MAX} after ${FREE_PORT_ATTEMPTS_MAX} attempts`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
