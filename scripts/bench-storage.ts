@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Entry } from '../src/raft/types.js';
 import { Wal } from '../src/wal/index.js';
 import { LmdbEngine, MemoryEngine, type Engine } from '../src/engine/index.js';
+import { mulberry32 } from '../src/random.js';
 
 const quick = process.argv.includes('--quick');
 /** Time spent measuring each figure. */
@@ -21,18 +22,6 @@ const ENGINE_VALUE_BYTES = 100;
 const RANGE_LIMIT = 100;
 /** Operations between clock reads, so reading the clock does not dominate fast operations. */
 const CLOCK_EVERY = 64;
-
-/** mulberry32, so every run touches the same keys in the same order. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const round = (n: number): number => Math.round(n);
 
@@ -144,7 +133,7 @@ function keyOf(i: number): Uint8Array {
 }
 
 function benchEngine(engine: Engine): EngineFigure {
-  const random = prng(42);
+  const random = mulberry32(42);
   const value = Buffer.alloc(ENGINE_VALUE_BYTES, 0x62);
   // Random insertion order over a fixed key set, so neither engine gets the append-only best case.
   const order = Array.from({ length: ENGINE_KEYS }, (_, i) => i);
@@ -207,7 +196,7 @@ async function benchMvcc(root: string): Promise<Record<string, number | string>>
         store.apply(++index, { type: 'put', request: { key: keyOf(i % keys), value } });
         return 1;
       });
-      const random = prng(7);
+      const random = mulberry32(7);
       const rangeOnePerSec = rateSync(PHASE_MS, () => {
         store.range({ key: keyOf(Math.floor(random() * Math.min(keys, index))) });
         return 1;

@@ -8,20 +8,9 @@ import {
   LatencyHistogram,
   SUB_BUCKET_BITS,
 } from './histogram.js';
+import { mulberry32 } from '../random.js';
 
 const RELATIVE_PRECISION = 1 / 2 ** SUB_BUCKET_BITS;
-
-/** A small seeded PRNG (mulberry32) so the distributions are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function exactPercentile(sorted: number[], percentile: number): number {
   const rank = Math.max(1, Math.ceil((percentile / 100) * sorted.length));
@@ -74,7 +63,7 @@ test('percentiles of a uniform distribution are within the precision of the exac
 });
 
 test('percentiles of a long-tailed (exponential) distribution are within the precision', () => {
-  const random = seeded(42);
+  const random = mulberry32(42);
   const h = new LatencyHistogram();
   const values: number[] = [];
   for (let i = 0; i < 50_000; i++) {
@@ -125,7 +114,7 @@ test('negative and absurdly large values are clamped into range', () => {
 });
 
 test('merging two histograms equals recording everything in one', () => {
-  const random = seeded(7);
+  const random = mulberry32(7);
   const a = new LatencyHistogram();
   const b = new LatencyHistogram();
   const all = new LatencyHistogram();
@@ -142,7 +131,7 @@ test('merging two histograms equals recording everything in one', () => {
 });
 
 test('bins are log-spaced, contiguous, span min to max, and add up to the count', () => {
-  const random = seeded(3);
+  const random = mulberry32(3);
   const h = new LatencyHistogram();
   for (let i = 0; i < 10_000; i++) h.record(Math.round(-Math.log(1 - random()) * 3_000) + 100);
   const bins = h.bins(12);

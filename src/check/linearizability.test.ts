@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkOperations, kvModel } from './index.js';
 import type { KvInput, KvOperation, KvOutput } from './index.js';
+import { mulberry32 } from '../random.js';
 
 let nextClient = 1;
 function op(input: KvInput, call: number, ret: number, output?: KvOutput): KvOperation {
@@ -173,17 +174,6 @@ test('a return before the call is rejected as a malformed history', () => {
   assert.throws(() => checkOperations(kvModel, [put('x', '1', 10, 5)]), RangeError);
 });
 
-/** A tiny seeded generator so the large history below is the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Builds a history with heavy overlap that is linearizable by construction: operations run against

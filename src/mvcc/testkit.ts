@@ -8,6 +8,7 @@ import type { Engine } from '../engine/types.js';
 import type { Command } from './command.js';
 import { MvccStore, type ApplyResult, type MvccStoreOptions } from './store.js';
 import type { KeyValue, PutRequest } from './types.js';
+import { mulberry32 } from '../random.js';
 
 export interface EngineFactory {
   kind: string;
@@ -100,16 +101,7 @@ export class Harness {
 }
 
 /** Deterministic PRNG (mulberry32) for generated command streams. */
-export function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = mulberry32;
 
 /** A random but valid command stream over a small key space (puts, deletes, txns, leases, compactions). */
 export function randomCommands(seed: number, count: number): Command[] {

@@ -19,6 +19,7 @@ import type { InboundStats, PeerStats, TransportLogger, TransportOptions, Transp
 import { MAX_FRAME_BYTES_DEFAULT, MAX_SNAPSHOT_BYTES_DEFAULT, SEND_QUEUE_MAX_DEFAULT } from './tcp.js';
 import { FRAME_HEADER_BYTES } from './frame.js';
 import type { Transport } from './types.js';
+import { mulberry32 } from '../random.js';
 
 export interface MemoryNetworkOptions {
   /** Seed of the PRNG behind setDropRate (default 1). */
@@ -38,7 +39,8 @@ export class MemoryNetwork {
   #isolated = new Set<NodeId>();
   #dropRate = 0;
   #filter: ((m: Message) => boolean) | null = null;
-  #randomState: number;
+  /** Seeded, so lossy runs replay exactly. */
+  readonly #random: () => number;
   #nextPort = 1;
   delivered = 0;
   dropped = 0;
@@ -46,7 +48,7 @@ export class MemoryNetwork {
   constructor(options: MemoryNetworkOptions = {}) {
     this.encode = options.encode ?? true;
     this.#observer = options.observer;
-    this.#randomState = (options.seed ?? 1) >>> 0;
+    this.#random = mulberry32(options.seed ?? 1);
   }
 
   /** Cuts every link between nodes of different groups, both ways. Nodes in no group are untouched. */
@@ -127,14 +129,7 @@ export class MemoryNetwork {
     return this.#nextPort++;
   }
 
-  /** mulberry32, so lossy runs replay exactly from the seed. */
-  #random(): number {
-    this.#randomState = (this.#randomState + 0x6d2b79f5) >>> 0;
-    let t = this.#randomState;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+
 }
 
 export interface MemoryTransportOptions extends TransportOptions {

@@ -2,18 +2,10 @@
 // a bounded wait for an event. Not part of the public surface.
 import type { Entry, Message, MessageType, Snapshot } from '../raft/types.js';
 import { MESSAGE_TYPE_CODES } from './codec.js';
+import { mulberry32 } from '../random.js';
 
 /** mulberry32: small, fast and good enough to generate test inputs reproducibly from a seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 export const ALL_MESSAGE_TYPES = Object.keys(MESSAGE_TYPE_CODES) as MessageType[];
 

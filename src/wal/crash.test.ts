@@ -12,24 +12,13 @@ import { LmdbEngine } from '../engine/lmdb.js';
 import { decodeChunk } from '../engine/codec.js';
 import { APPLIED_KEY, CRASH_SEGMENT_BYTES, entryKey, entryText } from './crash-writer.js';
 import { SnapshotStore, Wal } from './index.js';
+import { mulberry32 } from '../random.js';
 
 const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const KILLS = 24;
 const LINE_WAIT_MS = 15_000;
 const SEED = 0x5eed_1234;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with the same kill points. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Reads a child's stdout line by line; next() waits (bounded) for the next line. */
 class LineReader {
@@ -132,7 +121,7 @@ test('SIGKILL at random moments never loses an acknowledged entry (real processe
     for (const child of children) child.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const random = prng(SEED);
+  const random = mulberry32(SEED);
   let acked = 0;
   let snapshots = 0;
   let repairedRuns = 0;
