@@ -27,7 +27,7 @@ import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { formatId } from './ids.js';
-import { decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
+import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 import { PendingProposals, ReadRounds } from './requests.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import type { NodeState } from './state.js';
@@ -195,6 +195,7 @@ export class ClusterNode {
     clearInterval(this.ticker);
     this.wakeLoop?.();
     await this.loopDone;
+    await this.snapshotTask;
     await this.transport.close();
     const closed = new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
     this.proposals.rejectAll(closed);
@@ -510,7 +511,7 @@ export class ClusterNode {
     this.transport.send(late);
     if (rd.snapshot) this.applyCommitted(rd);
     this.raw.advance();
-    await this.maybeSnapshot();
+    this.maybeSnapshot();
   }
 
   private applyCommitted(rd: Ready): void {
@@ -623,24 +624,55 @@ export class ClusterNode {
     this.logger.info('installed a snapshot from the leader', { index: snapshot.metadata.index, term: snapshot.metadata.term });
   }
 
-  /** Snapshots the state machine and releases log entries once enough have been applied. */
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Snapshots the state machine and releases log entries once enough have been applied. The copy
+   * is read from a consistent engine view taken now, but collected in the background a chunk per
+   * event-loop turn, so writes keep flowing while a large store is copied.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotTask) return;
     const entriesSince = this.applied - this.snapshotIndex;
     const walTooBig = this.state.wal.sizeBytes >= this.config.snapshotWalBytes && entriesSince > 0;
     if (entriesSince < this.config.snapshotEntries && !walTooBig) return;
     const index = this.applied;
-    const data = encodeSnapshotData(this.state.members, this.state.store.export());
-    const snapshot = this.state.storage.createSnapshot(index, this.confState, data);
+    const conf = this.confState;
+    const members = MemberTable.fromJSON(this.state.members.toJSON());
+    const chunks = this.state.store.export()[Symbol.iterator]();
+    // Pulling the first chunk now pins the engine view at `index`, before the next apply.
+    const first = chunks.next();
+    this.snapshotTask = this.takeSnapshot(index, conf, members, first, chunks)
+      .catch((error: unknown) => this.fail(error))
+      .finally(() => (this.snapshotTask = undefined));
+  }
+  /** The snapshot being collected and saved in the background, if any (close() waits for it). */
+  private snapshotTask: Promise<void> | undefined;
+
+  private async takeSnapshot(
+    index: number,
+    conf: ConfState,
+    members: MemberTable,
+    first: IteratorResult<Uint8Array>,
+    rest: Iterator<Uint8Array>,
+  ): Promise<void> {
+    const parts: Uint8Array[] = [];
+    for (let chunk = first; !chunk.done; chunk = rest.next()) {
+      parts.push(chunk.value);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // A snapshot installed from the leader meanwhile supersedes this one; a closing member stops.
+    if (this.stopped || index <= this.state.storage.snapshot().metadata.index) return;
+    const data = encodeSnapshotData(members, parts);
+    const snapshot = this.state.storage.createSnapshot(index, conf, data);
     await this.state.snapshots.save(snapshot);
     await this.state.wal.saveSnapshotMarker(snapshot.metadata);
     // The engine must hold everything up to `index` durably before the log entries go.
     await this.state.engine.sync();
-    const compactTo = Math.max(this.snapshotIndex, index - this.config.snapshotCatchUpEntries);
+    const compactTo = Math.max(this.state.storage.firstIndex() - 1, index - this.config.snapshotCatchUpEntries);
     if (compactTo > this.state.storage.firstIndex() - 1) {
       this.state.storage.compact(compactTo);
       await this.state.wal.releaseTo(compactTo);
     }
-    this.snapshotIndex = index;
+    this.snapshotIndex = Math.max(this.snapshotIndex, index);
     this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
   }
 
