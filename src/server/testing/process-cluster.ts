@@ -12,7 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { Metadata, credentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../../api/grpc/proto.js';
 
-const MAIN = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+/**
+ * How to start `lichen serve`: from TypeScript through tsx when this file runs as TypeScript
+ * (tests), from the compiled entry when it runs from dist/ (`lichen check` after a build).
+ */
+const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
+const MAIN_ARGS = RUNNING_FROM_SOURCE
+  ? ['--import', 'tsx', fileURLToPath(new URL('../../cli/main.ts', import.meta.url))]
+  : [fileURLToPath(new URL('../../cli/main.js', import.meta.url))];
 
 export interface MemberProcess {
   name: string;
@@ -145,7 +152,7 @@ export class ProcessCluster {
   /** Starts (or restarts) a member's process and resolves once it listens. */
   launch(member: MemberProcess, launchOptions: LaunchOptions = {}): Promise<void> {
     const args = [
-      '--import', 'tsx', MAIN, 'serve',
+      ...MAIN_ARGS, 'serve',
       '--name', member.name,
       '--data-dir', member.dataDir,
       '--listen-client', member.client,
