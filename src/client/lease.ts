@@ -65,7 +65,7 @@ export class KeepAlive {
   constructor(
     private readonly transport: Transport,
     readonly id: number,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly options: KeepAliveOptions,
   ) {
     void this.tick();

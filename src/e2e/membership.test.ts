@@ -3,8 +3,7 @@
 // snapshot. After each, every member holds the same data and no acknowledged write is lost.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { E2E_TEST_TIMEOUT_MS, ProcessCluster, freePort, type MemberProcess } from '../server/testing/process-cluster.js';
+import { E2E_TEST_TIMEOUT_MS, ProcessCluster, type MemberProcess } from '../server/testing/process-cluster.js';
 
 
 interface Member {
@@ -57,22 +56,10 @@ async function eventually(what: string, condition: () => Promise<boolean>, timeo
   }
 }
 
-/** Starts a new member that joins through `via` (LICHEN_JOIN), tracked by the cluster. */
+/** Starts a new member that joins through `via`, tracked by the cluster. */
 async function addByJoin(cluster: ProcessCluster, name: string, via: MemberProcess): Promise<MemberProcess> {
-  const listenPeer = `127.0.0.1:${await freePort()}`;
-  const member: MemberProcess = {
-    name,
-    client: `127.0.0.1:${await freePort()}`,
-    peer: listenPeer,
-    listenPeer,
-    http: `127.0.0.1:${await freePort()}`,
-    dataDir: join(cluster.root, name),
-    process: undefined,
-    log: [],
-    paused: false,
-  };
-  cluster.members.push(member);
-  await cluster.launch(member, { env: { LICHEN_JOIN: via.client } });
+  const member = await cluster.newJoiner(name);
+  await cluster.join(member, via);
   return member;
 }
 

@@ -4,8 +4,7 @@
 //
 // Faults are scheduled in wall time (a real cluster has no virtual clock), but every wait is
 // bounded and ends early when the run stops.
-import { join } from 'node:path';
-import { freePort, type MemberProcess, type ProcessCluster } from '../server/testing/process-cluster.js';
+import { type MemberProcess, type ProcessCluster } from '../server/testing/process-cluster.js';
 import type { FaultRecord, History } from './history.js';
 import { PARTITION_MODES, partitionGroups, type PartitionMode, type PeerNetwork } from './network.js';
 import type { Prng } from './prng.js';
@@ -179,22 +178,11 @@ export class Nemesis {
     const via = cluster.members.find((m) => m.process !== undefined && !m.paused);
     if (!via) return;
     const name = `j${++this.joinerCount}`;
-    const listenPeer = `127.0.0.1:${await freePort()}`;
-    const joiner: MemberProcess = {
-      name,
-      client: `127.0.0.1:${await freePort()}`,
-      peer: listenPeer,
-      listenPeer,
-      http: `127.0.0.1:${await freePort()}`,
-      dataDir: join(cluster.root, name),
-      process: undefined,
-      log: [],
-      paused: false,
-    };
+    const joiner = await cluster.newJoiner(name);
+    const listenPeer = joiner.listenPeer;
     const record = this.begin('membership', `${name} joins through ${via.name}`);
-    cluster.members.push(joiner);
     try {
-      await cluster.launch(joiner, { env: { LICHEN_JOIN: via.client } });
+      await cluster.join(joiner, via);
     } catch (error) {
       this.deps.errors.push(`membership: ${name} did not start: ${(error as Error).message}`);
     }

@@ -335,7 +335,7 @@ export class MvccStore {
   private deleteRange(request: DeleteRangeRequest, batch: ApplyBatch): DeleteRangeResponse {
     const bounds = keyBounds(request.key, request.rangeEnd);
     const victims: KeyValue[] = [];
-    this.scanKeys(bounds, (name, revs) => {
+    this.scanKeys(bounds, (_name, revs) => {
       const at = visibleAt(revs, Infinity);
       if (at !== undefined) victims.push(this.toKeyValue(this.readRecord(at.main, at.sub), at.main));
     });

@@ -12,7 +12,6 @@ import {
   EntryType,
   RawNode,
   decodeConfChange,
-  encodeConfChange,
   type ConfChange,
   type ConfState,
   type Entry,

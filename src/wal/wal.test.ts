@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Entry, HardState } from '../raft/types.js';
-import { Wal, WalCorruptError, type SyncEvent, type WalOptions } from './index.js';
+import { Wal, WalCorruptError, type SyncEvent } from './index.js';
 import {
   RECORD_HEADER_BYTES,
   RecordType,
@@ -28,11 +28,6 @@ const entry = (index: number, term = 1, text = `entry-${index}`): Entry => ({
 });
 const range = (from: number, to: number, term = 1): Entry[] =>
   Array.from({ length: to - from + 1 }, (_, i) => entry(from + i, term));
-
-async function reopen(options: WalOptions) {
-  const opened = await Wal.open(options);
-  return opened;
-}
 
 function segmentFiles(dir: string): string[] {
   return fs.readdirSync(dir).filter((n) => n.endsWith('.wal')).sort();

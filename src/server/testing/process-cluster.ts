@@ -207,6 +207,32 @@ export class ProcessCluster {
     });
   }
 
+  /**
+   * A new member, not started yet, that will join the running cluster (see join()). It listens
+   * on its own peer port: a joiner cannot advertise a proxy address.
+   */
+  async newJoiner(name: string): Promise<MemberProcess> {
+    const listenPeer = `127.0.0.1:${await freePort()}`;
+    const member: MemberProcess = {
+      name,
+      client: `127.0.0.1:${await freePort()}`,
+      peer: listenPeer,
+      listenPeer,
+      http: `127.0.0.1:${await freePort()}`,
+      dataDir: join(this.root, name),
+      process: undefined,
+      log: [],
+      paused: false,
+    };
+    this.members.push(member);
+    return member;
+  }
+
+  /** Starts a member from newJoiner() with --join through `via` (as LICHEN_JOIN). */
+  join(member: MemberProcess, via: MemberProcess): Promise<void> {
+    return this.launch(member, { env: { LICHEN_JOIN: via.client } });
+  }
+
   /** SIGKILL (or another signal) and wait until the process is gone. */
   async kill(member: MemberProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = member.process;
