@@ -55,3 +55,14 @@ test('after the leader is killed, a new leader is elected and writes continue', 
   const hashes = await Promise.all(cluster.members.map((m) => hashAt(m, revision)));
   assert.equal(new Set(hashes).size, 1, `members disagree on HashKV at revision ${revision}: ${hashes.join(', ')}`);
 });
+
+test('/metrics reports raft, WAL and per-method gRPC latency figures', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  const member = cluster.running()[0]!;
+  await put(member, 'metered', 'yes');
+  const text = await (await fetch(`http://${member.http}/metrics`)).text();
+  assert.match(text, /^lichen_grpc_request_seconds_count\{method="\/etcdserverpb\.KV\/Put",code="OK"\} [1-9]\d*$/m);
+  assert.match(text, /^lichen_raft_term [1-9]\d*$/m);
+  assert.match(text, /^lichen_raft_applied_index [1-9]\d*$/m);
+  assert.match(text, /^lichen_wal_fsync_seconds_count [1-9]\d*$/m);
+  assert.match(text, /^lichen_mvcc_revision [1-9]\d*$/m);
+});

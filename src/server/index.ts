@@ -47,6 +47,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     host: clientHost,
     port: clientPort,
     maxRequestBytes: config.maxRequestBytes,
+    requestSeconds: metrics.grpcRequestSeconds,
   });
   let http: { port: number; close(): Promise<void> } | undefined;
   if (config.listenHttp) {

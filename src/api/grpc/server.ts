@@ -1,5 +1,6 @@
 // Starts the etcd v3 gRPC API over an EtcdBackend.
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status, type ServiceDefinition, type ServiceError, type sendUnaryData } from '@grpc/grpc-js';
+import type { Histogram } from '../../metrics.js';
 import type { EtcdBackend } from '../backend.js';
 import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
 import { clusterService } from './cluster.js';
@@ -28,6 +29,8 @@ export interface GrpcServerOptions {
   /** 0 picks a free port. */
   port: number;
   maxRequestBytes?: number;
+  /** Where unary call latencies go, by full method name and status code name. */
+  requestSeconds?: Histogram<'method' | 'code'>;
 }
 
 export interface GrpcServerHandle {
@@ -54,7 +57,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ['grpc.health.v1.Health', healthService(ctx)],
   ];
   for (const [name, implementation] of services) {
-    server.addService(sizes.instrument(serviceDefinition(name)), implementation);
+    const definition = serviceDefinition(name);
+    const timed = options.requestSeconds ? timeUnaryCalls(definition, implementation, options.requestSeconds) : implementation;
+    server.addService(sizes.instrument(definition), timed);
   }
   const host = options.host ?? '127.0.0.1';
   const port = await new Promise<number>((resolve, reject) => {
@@ -77,4 +82,23 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         });
       }),
   };
+}
+
+/** Wraps every unary method of a service so its latency and outcome are recorded. */
+function timeUnaryCalls(definition: ServiceDefinition, implementation: Implementation, histogram: Histogram<'method' | 'code'>): Implementation {
+  const timed: Implementation = { ...implementation };
+  for (const [name, method] of Object.entries(definition)) {
+    const handler = implementation[name];
+    if (method.requestStream || method.responseStream || typeof handler !== 'function') continue;
+    const unary = handler as (call: unknown, callback: sendUnaryData<unknown>) => void;
+    timed[name] = (call: unknown, callback: sendUnaryData<unknown>) => {
+      const started = performance.now();
+      unary(call, (error: Partial<ServiceError> | null, response?: unknown) => {
+        const code = status[error?.code ?? status.OK] ?? String(error?.code);
+        histogram.observe((performance.now() - started) / 1000, { method: method.path, code });
+        callback(error, response);
+      });
+    };
+  }
+  return timed;
 }
