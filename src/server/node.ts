@@ -76,6 +76,15 @@ export class ClusterNode {
   private publishedAttributes = false;
   private publishAttemptAtMs = -Infinity;
   private leaderWaiters: Array<() => void> = [];
+  /** Callers waiting until this member has applied an index (see waitForApplied). */
+  private appliedWaiters: { index: number; wake: () => void }[] = [];
+  /** Since when no leader is known, and whether a membership probe is out (maybeProbeMembership). */
+  private leaderlessSinceMs = performance.now();
+  private probingMembership = false;
+  /** The peers the transport dials, kept equal to the other members (syncPeers). */
+  private knownPeers = new Set<number>();
+  /** The snapshot being collected and saved in the background, if any (close() waits for it). */
+  private snapshotTask: Promise<void> | undefined;
   /** Set when this member learns it was removed: it stops serving and says why. */
   removedReason: string | undefined;
   /** Resolves when this member stops serving on its own: removed from the cluster, or a fatal failure. */
@@ -264,7 +273,6 @@ export class ClusterNode {
       });
     });
   }
-  private appliedWaiters: { index: number; wake: () => void }[] = [];
 
   private async proposeConfChangeOnce(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
     this.assertServing();
@@ -440,8 +448,6 @@ export class ClusterNode {
       })
       .finally(() => (this.probingMembership = false));
   }
-  private leaderlessSinceMs = performance.now();
-  private probingMembership = false;
 
   /**
    * A member that joined as a learner asks to become a voter once it has applied everything
@@ -605,7 +611,6 @@ export class ClusterNode {
     for (const id of this.knownPeers) if (!current.has(id)) this.transport.removePeer(id);
     this.knownPeers = current;
   }
-  private knownPeers = new Set<number>();
 
   private async installSnapshot(snapshot: Snapshot): Promise<void> {
     await this.state.snapshots.save(snapshot);
@@ -643,8 +648,6 @@ export class ClusterNode {
       .catch((error: unknown) => this.fail(error))
       .finally(() => (this.snapshotTask = undefined));
   }
-  /** The snapshot being collected and saved in the background, if any (close() waits for it). */
-  private snapshotTask: Promise<void> | undefined;
 
   private async takeSnapshot(
     index: number,
