@@ -1,8 +1,9 @@
 // gRPC channels for the benchmark: a fixed set of KV clients created once, each on its own TCP
 // connection, plus leader discovery through Maintenance.Status. Only the etcd v3 API is used, so
 // the same code drives etcd and Lichen.
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
-import { etcdClientConstructors } from '../api/grpc/proto.js';
+import { credentials, makeClientConstructor, Metadata, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { withFastKvCodec } from '../api/grpc/kv-codec.js';
+import { etcdClientConstructors, serviceDefinition } from '../api/grpc/proto.js';
 
 /** The largest response we accept; ranges in the benchmark return one key, so this is generous. */
 const RECEIVE_MESSAGE_BYTES_MAX = 16 * 1024 * 1024;
@@ -46,8 +47,20 @@ function bindUnary(client: Client, method: string): (request: unknown, timeoutMs
     });
 }
 
+let fastKvClient: ServiceClientConstructor | undefined;
+
+/**
+ * The KV client class with Lichen's own protobuf codec instead of protobufjs, so the benchmark
+ * spends its CPU on requests rather than on encoding them (it often shares the machine with the
+ * servers it measures). The codec is wire-exact, so etcd is driven the same way.
+ */
+function fastKvClientConstructor(): ServiceClientConstructor {
+  fastKvClient ??= makeClientConstructor(withFastKvCodec(serviceDefinition('etcdserverpb.KV')), 'KV');
+  return fastKvClient;
+}
+
 export function openKvChannel(endpoint: string): KvChannel {
-  const { KV } = etcdClientConstructors();
+  const KV = fastKvClientConstructor();
   const client = new KV(endpoint, credentials.createInsecure(), CHANNEL_OPTIONS);
   return {
     endpoint,

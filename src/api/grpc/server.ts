@@ -7,7 +7,8 @@ import { clusterService } from './cluster.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { authService, healthService, maintenanceService } from './maintenance.js';
-import { serviceDefinition, type ServiceName } from './proto.js';
+import { servedServiceDefinition } from './kv-codec.js';
+import type { ServiceName } from './proto.js';
 import { watchService } from './watch.js';
 
 /** etcd's default --max-request-bytes. */
@@ -57,7 +58,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ['grpc.health.v1.Health', healthService(ctx)],
   ];
   for (const [name, implementation] of services) {
-    const definition = serviceDefinition(name);
+    const definition = servedServiceDefinition(name);
     const timed = options.requestSeconds ? timeUnaryCalls(definition, implementation, options.requestSeconds) : implementation;
     server.addService(sizes.instrument(definition), timed);
   }
