@@ -5,8 +5,9 @@
 // A LichenError picks its row by code. Where etcd has several messages for what Lichen treats as
 // one code (e.g. MembershipRefused), the thrower names etcd's error in details.etcdError, using a
 // key of ETCD_ERRORS, and that row wins.
-import { status as GrpcStatus, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
+import type { StatusError } from './http2-server.js';
 
 export interface GrpcErrorRow {
   code: GrpcStatus;
@@ -113,15 +114,14 @@ export function grpcErrorFor(error: unknown): GrpcErrorRow {
   return { code: row.code, message: own };
 }
 
-/** A grpc-js ServiceError for a callback or stream.destroy/emit. */
-export function toServiceError(error: unknown): Partial<ServiceError> {
+/** The status a failed call ends with (see http2-server.ts). */
+export function toServiceError(error: unknown): StatusError {
   const { code, message } = grpcErrorFor(error);
-  const metadata = new Metadata();
   // The leader hint lets Lichen's own client go straight to the leader.
   if (isLichenError(error, ErrorCode.NotLeader) && typeof error.details['leaderId'] === 'number') {
-    metadata.set('lichen-leader-id', String(error.details['leaderId']));
+    return { code, details: message, metadata: { 'lichen-leader-id': String(error.details['leaderId']) } };
   }
-  return { code, details: message, message, metadata };
+  return { code, details: message };
 }
 
 /** A LichenError that maps to one of etcd's named errors. */

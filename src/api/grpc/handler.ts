@@ -1,15 +1,11 @@
 // Plumbing shared by the service implementations: the request context, the request-size check,
 // the "require a leader" metadata etcd clients send, and the unary wrapper that maps errors.
-import type {
-  Metadata,
-  sendUnaryData,
-  ServerUnaryCall,
-  ServiceDefinition,
-  UntypedServiceImplementation,
-} from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../../errors.js';
 import type { EtcdBackend } from '../backend.js';
 import { etcdError, toServiceError } from './errors.js';
+import type { CallMetadata, Implementation, ServerCall, ServiceDefinition, UnaryCallback, UnaryHandler } from './http2-server.js';
+
+export type { Implementation };
 
 export interface HandlerContext {
   backend: EtcdBackend;
@@ -53,7 +49,7 @@ export function checkRequestSize(ctx: HandlerContext, message: object): void {
  * etcd clients attach "hasleader: true" to say "fail rather than wait when the member has no
  * leader" (clientv3.WithRequireLeader, used by etcdctl watch).
  */
-export function checkRequireLeader(ctx: HandlerContext, metadata: Metadata): void {
+export function checkRequireLeader(ctx: HandlerContext, metadata: CallMetadata): void {
   const values = metadata.get('hasleader');
   if (values.length > 0 && String(values[0]) === 'true' && ctx.backend.leaderId() === 0) {
     throw etcdError('noLeader', ErrorCode.Unavailable);
@@ -64,7 +60,7 @@ export function checkRequireLeader(ctx: HandlerContext, metadata: Metadata): voi
 export function unary<Req extends object>(
   ctx: HandlerContext,
   run: (request: Req) => Promise<object> | object,
-): (call: ServerUnaryCall<Req, object>, callback: sendUnaryData<object>) => void {
+): (call: ServerCall<Req, object>, callback: UnaryCallback<object>) => void {
   return (call, callback) => {
     const respond = async (): Promise<object> => {
       checkRequestSize(ctx, call.request);
@@ -79,11 +75,9 @@ export function unary<Req extends object>(
 }
 
 /** A handler for RPCs Lichen declares (for wire compatibility) but does not serve. */
-export function unimplemented(message: string): (call: unknown, callback: sendUnaryData<object>) => void {
-  return (_call, callback) => callback({ code: 12 /* UNIMPLEMENTED */, details: message, message });
+export function unimplemented(message: string): UnaryHandler {
+  return (_call, callback) => callback({ code: 12 /* UNIMPLEMENTED */, details: message });
 }
-
-export type Implementation = UntypedServiceImplementation;
 
 export function invalidArgument(message: string): LichenError {
   return new LichenError(ErrorCode.InvalidArgument, message);

@@ -1,7 +1,7 @@
 // The Lease service: grant, revoke, the keep-alive stream, time-to-live, and listing.
-import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { ErrorCode, isLichenError } from '../../errors.js';
 import { toServiceError } from './errors.js';
+import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, unary, type HandlerContext, type Implementation } from './handler.js';
 import { encodeHeader, LEASE_TTL_MAX_SECONDS, toSafeInt, type WireLong } from './wire.js';
 import { etcdError } from './errors.js';
@@ -38,7 +38,7 @@ export function leaseService(ctx: HandlerContext): Implementation {
       const response = await backend.leaseLeases();
       return { header: encodeHeader(response.header), leases: response.ids.map((ID) => ({ ID })) };
     }),
-    LeaseKeepAlive: (call: ServerDuplexStream<{ ID: WireLong }, object>) => keepAliveStream(ctx, call),
+    LeaseKeepAlive: (call: ServerCall<{ ID: WireLong }, object>) => keepAliveStream(ctx, call),
   };
 }
 
@@ -46,7 +46,7 @@ export function leaseService(ctx: HandlerContext): Implementation {
  * Answers keep-alive requests in the order they arrive. A lease that does not exist gets TTL 0
  * (etcd's answer, which clients read as "expired"), not a stream error.
  */
-function keepAliveStream(ctx: HandlerContext, call: ServerDuplexStream<{ ID: WireLong }, object>): void {
+function keepAliveStream(ctx: HandlerContext, call: ServerCall<{ ID: WireLong }, object>): void {
   let chain: Promise<void> = Promise.resolve();
   let pending = 0;
   let failed = false;
@@ -54,7 +54,7 @@ function keepAliveStream(ctx: HandlerContext, call: ServerDuplexStream<{ ID: Wir
   const fail = (error: unknown): void => {
     if (failed) return;
     failed = true;
-    call.destroy(toServiceError(error) as Error);
+    call.destroy(toServiceError(error));
   };
 
   const renew = async (id: number): Promise<void> => {

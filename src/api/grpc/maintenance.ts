@@ -1,10 +1,10 @@
 // The Maintenance service, the Auth service (only AuthStatus is served) and grpc.health.v1.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../../errors.js';
 import { AlarmAction, type AlarmRequest } from '../backend.js';
 import { toServiceError } from './errors.js';
+import type { ServerCall, UnaryCallback } from './http2-server.js';
 import { checkRequireLeader, unary, unimplemented, type HandlerContext, type Implementation } from './handler.js';
 import { SERVICE_NAMES } from './proto.js';
 import { encodeHeader, toSafeInt, toSafeUint, type WireLong } from './wire.js';
@@ -69,11 +69,11 @@ export function maintenanceService(ctx: HandlerContext): Implementation {
       'lichen: Hash (a hash of the whole backend file) is not supported; use HashKV, which hashes the MVCC key space',
     ),
     Downgrade: unimplemented('lichen: Downgrade is not supported'),
-    Snapshot: (call: ServerWritableStream<object, object>) => void streamSnapshot(ctx, call),
+    Snapshot: (call: ServerCall<object, object>) => void streamSnapshot(ctx, call),
   };
 }
 
-async function streamSnapshot(ctx: HandlerContext, call: ServerWritableStream<object, object>): Promise<void> {
+async function streamSnapshot(ctx: HandlerContext, call: ServerCall<object, object>): Promise<void> {
   let aborted = false;
   call.on('cancelled', () => void (aborted = true));
   try {
@@ -108,7 +108,7 @@ async function streamSnapshot(ctx: HandlerContext, call: ServerWritableStream<ob
     await send(hash.digest());
     call.end();
   } catch (error) {
-    if (!aborted) call.destroy(toServiceError(error) as Error);
+    if (!aborted) call.destroy(toServiceError(error));
   }
 }
 
@@ -138,15 +138,15 @@ export function healthService(ctx: HandlerContext): Implementation {
   const known = new Set<string>(['', ...SERVICE_NAMES]);
   const statusNow = (): number => (ctx.backend.leaderId() !== 0 ? HealthStatus.SERVING : HealthStatus.NOT_SERVING);
   return {
-    Check: (call: ServerUnaryCall<{ service: string }, object>, callback: sendUnaryData<object>) => {
+    Check: (call: ServerCall<{ service: string }, object>, callback: UnaryCallback<object>) => {
       const service = call.request.service ?? '';
       if (!known.has(service)) {
-        callback({ code: 5 /* NOT_FOUND */, details: `unknown service ${service}`, message: `unknown service ${service}` });
+        callback({ code: 5 /* NOT_FOUND */, details: `unknown service ${service}` });
         return;
       }
       callback(null, { status: statusNow() });
     },
-    List: (_call: ServerUnaryCall<object, object>, callback: sendUnaryData<object>) => {
+    List: (_call: ServerCall<object, object>, callback: UnaryCallback<object>) => {
       const status = statusNow();
       callback(null, { statuses: Object.fromEntries([...known].map((name) => [name, { status }])) });
     },

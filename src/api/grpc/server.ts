@@ -1,8 +1,10 @@
-// Starts the etcd v3 gRPC API over an EtcdBackend.
-import { Server, ServerCredentials, status, type ServiceDefinition, type ServiceError, type sendUnaryData } from '@grpc/grpc-js';
+// Starts the etcd v3 gRPC API over an EtcdBackend, served by our gRPC-over-HTTP/2 server
+// (http2-server.ts says why it is not grpc-js's).
+import { status } from '@grpc/grpc-js';
 import type { Histogram } from '../../metrics.js';
 import type { EtcdBackend } from '../backend.js';
 import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
+import { GrpcRouter, listenHttp2Grpc } from './http2-server.js';
 import { clusterService } from './cluster.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
@@ -44,9 +46,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const maxRequestBytes = options.maxRequestBytes ?? MAX_REQUEST_BYTES_DEFAULT;
   const sizes = new RequestSizes();
   const ctx: HandlerContext = { backend: options.backend, maxRequestBytes, sizeOf: (m) => sizes.sizeOf(m) };
-  const server = new Server({
-    'grpc.max_receive_message_length': maxRequestBytes + GRPC_OVERHEAD_BYTES,
-    'grpc.max_send_message_length': -1,
+  const router = new GrpcRouter({
+    receiveMessageBytesMax: maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    onUnaryDone: options.requestSeconds
+      ? (path, code, seconds) => options.requestSeconds!.observe(seconds, { method: path, code: status[code] ?? String(code) })
+      : undefined,
   });
   const services: [ServiceName, Implementation][] = [
     ['etcdserverpb.KV', kvService(ctx)],
@@ -57,49 +61,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ['etcdserverpb.Auth', authService(ctx)],
     ['grpc.health.v1.Health', healthService(ctx)],
   ];
-  for (const [name, implementation] of services) {
-    const definition = servedServiceDefinition(name);
-    const timed = options.requestSeconds ? timeUnaryCalls(definition, implementation, options.requestSeconds) : implementation;
-    server.addService(sizes.instrument(definition), timed);
-  }
-  const host = options.host ?? '127.0.0.1';
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    );
-  });
-  return {
-    port,
-    close: (graceMs = CLOSE_GRACE_MS) =>
-      new Promise<void>((resolve) => {
-        // Streams (watch, keep-alive) never end on their own: give unary calls a moment, then force.
-        const force = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      }),
-  };
-}
-
-/** Wraps every unary method of a service so its latency and outcome are recorded. */
-function timeUnaryCalls(definition: ServiceDefinition, implementation: Implementation, histogram: Histogram<'method' | 'code'>): Implementation {
-  const timed: Implementation = { ...implementation };
-  for (const [name, method] of Object.entries(definition)) {
-    const handler = implementation[name];
-    if (method.requestStream || method.responseStream || typeof handler !== 'function') continue;
-    const unary = handler as (call: unknown, callback: sendUnaryData<unknown>) => void;
-    timed[name] = (call: unknown, callback: sendUnaryData<unknown>) => {
-      const started = performance.now();
-      unary(call, (error: Partial<ServiceError> | null, response?: unknown) => {
-        const code = status[error?.code ?? status.OK] ?? String(error?.code);
-        histogram.observe((performance.now() - started) / 1000, { method: method.path, code });
-        callback(error, response);
-      });
-    };
-  }
-  return timed;
+  for (const [name, implementation] of services) router.addService(sizes.instrument(servedServiceDefinition(name)), implementation);
+  const server = await listenHttp2Grpc(router, options.host ?? '127.0.0.1', options.port);
+  return { port: server.port, close: (graceMs = CLOSE_GRACE_MS) => server.close(graceMs) };
 }

@@ -3,10 +3,10 @@
 // Order on the stream, as etcd guarantees it: a watcher's "created" response comes before any of
 // its events; its events arrive in revision order; a compacted start revision is reported as one
 // response with compact_revision set and canceled = true, right after "created".
-import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { ErrorCode, isLichenError } from '../../errors.js';
 import type { WatchCreate, WatchHandle, WatchSink } from '../backend.js';
 import { grpcErrorFor, toServiceError } from './errors.js';
+import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, type HandlerContext, type Implementation } from './handler.js';
 import { encodeEvent, encodeHeader, toSafeInt, type WireLong } from './wire.js';
 
@@ -66,7 +66,7 @@ interface Watcher {
 
 export function watchService(ctx: HandlerContext): Implementation {
   return {
-    Watch: (call: ServerDuplexStream<WireWatchRequest, WireWatchResponse>) => new WatchStream(ctx, call).start(),
+    Watch: (call: ServerCall<WireWatchRequest, WireWatchResponse>) => new WatchStream(ctx, call).start(),
   };
 }
 
@@ -79,7 +79,7 @@ class WatchStream {
 
   constructor(
     private readonly ctx: HandlerContext,
-    private readonly call: ServerDuplexStream<WireWatchRequest, WireWatchResponse>,
+    private readonly call: ServerCall<WireWatchRequest, WireWatchResponse>,
   ) {}
 
   start(): void {
@@ -276,6 +276,6 @@ class WatchStream {
 
   private fail(error: unknown): void {
     this.cancelAll();
-    this.call.destroy(toServiceError(error) as Error);
+    this.call.destroy(toServiceError(error));
   }
 }

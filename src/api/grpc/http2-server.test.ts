@@ -1,0 +1,186 @@
+// The gRPC-over-HTTP/2 server, driven by a real grpc-js client: statuses, trailers, limits,
+// compression, streaming in both directions, cancellation and shutdown.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { credentials, makeGenericClientConstructor, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { GrpcRouter, listenHttp2Grpc, percentEncode, type Http2GrpcServer, type ServerCall, type UnaryCallback } from './http2-server.js';
+
+const identity = (bytes: Buffer): Buffer => bytes;
+const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
+  path: `/test.Echo/${name}`,
+  originalName: name,
+  requestStream,
+  responseStream,
+  requestSerialize: identity,
+  requestDeserialize: (bytes: Buffer): Buffer => {
+    if (bytes.toString() === 'poison') throw new Error('poisoned message');
+    return bytes;
+  },
+  responseSerialize: identity,
+  responseDeserialize: identity,
+});
+const DEFINITION = {
+  Echo: method('Echo', false, false),
+  Fail: method('Fail', false, false),
+  Count: method('Count', false, true),
+  Chat: method('Chat', true, true),
+  Hold: method('Hold', true, true),
+};
+const MESSAGE_BYTES_MAX = 1024;
+
+type Callback = (error: ServiceError | null, response?: Buffer) => void;
+
+/** The final status of a streaming call (events.once would reject on the 'error' that precedes it). */
+const statusOf = (call: NodeJS.EventEmitter): Promise<{ code: number }> => new Promise((resolve) => call.on('status', resolve));
+
+describe('gRPC over node:http2', () => {
+  let server: Http2GrpcServer;
+  let client: Client & Record<string, Function>;
+  const unaryDone: { path: string; code: number }[] = [];
+  const cancelled: string[] = [];
+
+  before(async () => {
+    const router = new GrpcRouter({ receiveMessageBytesMax: MESSAGE_BYTES_MAX, onUnaryDone: (path, code) => unaryDone.push({ path, code }) });
+    router.addService(DEFINITION, {
+      Echo: (call: ServerCall<Buffer, Buffer>, callback: UnaryCallback<Buffer>) => {
+        const leader = call.metadata.get('hasleader');
+        callback(null, Buffer.concat([call.request, Buffer.from(leader.length > 0 ? `|${leader[0]}` : '')]));
+      },
+      Fail: (_call: ServerCall, callback: UnaryCallback<Buffer>) =>
+        callback({ code: 9, details: 'etcdserver: naïve 100% failure', metadata: { 'lichen-leader-id': '42' } }),
+      Count: (call: ServerCall<Buffer, Buffer>) => {
+        const n = Number(call.request.toString());
+        for (let i = 1; i <= n; i++) call.write(Buffer.from(String(i)));
+        call.end();
+      },
+      Chat: (call: ServerCall<Buffer, Buffer>) => {
+        call.on('data', (message: Buffer) => call.write(Buffer.from(`echo:${message.toString()}`)));
+        call.on('end', () => call.end());
+      },
+      Hold: (call: ServerCall<Buffer, Buffer>) => {
+        call.on('cancelled', () => cancelled.push('Hold'));
+      },
+    });
+    server = await listenHttp2Grpc(router, '127.0.0.1', 0);
+    const Client = makeGenericClientConstructor(DEFINITION, 'Echo');
+    client = new Client(`127.0.0.1:${server.port}`, credentials.createInsecure()) as never;
+  });
+
+  after(async () => {
+    client.close();
+    await server.close(100);
+  });
+
+  const unary = (name: string, request: Buffer, metadata = new Metadata()): Promise<Buffer> =>
+    new Promise((resolve, reject) =>
+      client[name]!.call(client, request, metadata, ((error, response) => (error ? reject(error) : resolve(response!))) as Callback),
+    );
+
+  it('answers a unary call and passes request metadata', async () => {
+    assert.equal((await unary('Echo', Buffer.from('hi'))).toString(), 'hi');
+    const metadata = new Metadata();
+    metadata.set('hasleader', 'true');
+    assert.equal((await unary('Echo', Buffer.from('hi'), metadata)).toString(), 'hi|true');
+    assert.deepEqual(unaryDone.at(-1), { path: '/test.Echo/Echo', code: 0 });
+  });
+
+  it('answers an empty message', async () => {
+    assert.equal((await unary('Echo', Buffer.alloc(0))).length, 0);
+  });
+
+  it('ends a failed call with its status, a percent-encoded message and trailing metadata', async () => {
+    const error = (await unary('Fail', Buffer.from('x')).catch((e: unknown) => e)) as ServiceError;
+    assert.equal(error.code, 9);
+    assert.equal(error.details, 'etcdserver: naïve 100% failure');
+    assert.deepEqual(error.metadata.get('lichen-leader-id'), ['42']);
+    assert.equal(percentEncode('a%b ü'), 'a%25b %C3%BC');
+  });
+
+  it('refuses a message over the limit with RESOURCE_EXHAUSTED, naming both sizes', async () => {
+    const error = (await unary('Echo', Buffer.alloc(MESSAGE_BYTES_MAX + 1)).catch((e: unknown) => e)) as ServiceError;
+    assert.equal(error.code, 8);
+    assert.match(error.details, /larger than max \(1025 vs\. 1024\)/);
+  });
+
+  it('reports a message it cannot decode as INTERNAL', async () => {
+    const error = (await unary('Echo', Buffer.from('poison')).catch((e: unknown) => e)) as ServiceError;
+    assert.equal(error.code, 13);
+    assert.match(error.details, /poisoned message/);
+  });
+
+  it('answers an unknown method with UNIMPLEMENTED', async () => {
+    const Other = makeGenericClientConstructor({ Nope: { ...method('Nope', false, false), path: '/test.Echo/Nope' } }, 'Other');
+    const other = new Other(`127.0.0.1:${server.port}`, credentials.createInsecure()) as Client & Record<string, Function>;
+    const error = await new Promise<ServiceError>((resolve) => other['Nope']!.call(other, Buffer.from('x'), (e: ServiceError) => resolve(e)));
+    other.close();
+    assert.equal(error.code, 12);
+    assert.match(error.details, /\/test\.Echo\/Nope/);
+  });
+
+  it('decompresses gzip and deflate request messages', async () => {
+    for (const algorithm of [1 /* deflate */, 2 /* gzip */]) {
+      const Ctor = makeGenericClientConstructor(DEFINITION, 'Echo');
+      const zipped = new Ctor(`127.0.0.1:${server.port}`, credentials.createInsecure(), {
+        'grpc.default_compression_algorithm': algorithm,
+        'grpc.use_local_subchannel_pool': 1,
+      }) as Client & Record<string, Function>;
+      const text = 'compress me '.repeat(20);
+      const response = await new Promise<Buffer>((resolve, reject) =>
+        zipped['Echo']!.call(zipped, Buffer.from(text), ((e, r) => (e ? reject(e) : resolve(r!))) as Callback),
+      );
+      zipped.close();
+      assert.equal(response.toString(), text);
+    }
+  });
+
+  it('streams responses to one request', async () => {
+    const call = client['Count']!.call(client, Buffer.from('5'));
+    const seen: string[] = [];
+    call.on('data', (m: Buffer) => seen.push(m.toString()));
+    await once(call, 'status');
+    assert.deepEqual(seen, ['1', '2', '3', '4', '5']);
+  });
+
+  it('carries a bidirectional stream until the client half-closes', async () => {
+    const call = client['Chat']!.call(client);
+    const seen: string[] = [];
+    call.on('data', (m: Buffer) => seen.push(m.toString()));
+    call.write(Buffer.from('a'));
+    call.write(Buffer.from('b'));
+    call.end();
+    const [status] = await once(call, 'status');
+    assert.equal(status.code, 0);
+    assert.deepEqual(seen, ['echo:a', 'echo:b']);
+  });
+
+  it('tells the handler when the client cancels', async () => {
+    const call = client['Hold']!.call(client);
+    call.on('error', () => undefined);
+    call.write(Buffer.from('x'));
+    await new Promise((resolve) => setImmediate(resolve));
+    call.cancel();
+    await statusOf(call);
+    for (let i = 0; i < 100 && !cancelled.includes('Hold'); i++) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(cancelled, ['Hold']);
+  });
+
+  it('cuts off open streams once the grace period of close() has passed', async () => {
+    const router = new GrpcRouter({ receiveMessageBytesMax: MESSAGE_BYTES_MAX });
+    let arrived!: () => void;
+    const held = new Promise<void>((resolve) => (arrived = resolve));
+    router.addService(DEFINITION, { Hold: () => arrived() });
+    const own = await listenHttp2Grpc(router, '127.0.0.1', 0);
+    const Ctor = makeGenericClientConstructor(DEFINITION, 'Echo');
+    const c = new Ctor(`127.0.0.1:${own.port}`, credentials.createInsecure()) as Client & Record<string, Function>;
+    const call = c['Hold']!.call(c);
+    call.on('error', () => undefined);
+    call.write(Buffer.from('x'));
+    const ended = statusOf(call);
+    await held;
+    await own.close(10);
+    const status = await ended;
+    assert.notEqual(status.code, 0);
+    c.close();
+  });
+});
