@@ -27,6 +27,8 @@ export function exponentialBuckets(start: number, factor: number, count: number)
 
 /** fsync latencies, 0.5 ms to ~8 s (etcd's wal_fsync_duration_seconds uses the same shape). */
 export const FSYNC_BUCKETS_SECONDS: readonly number[] = exponentialBuckets(0.0005, 2, 15);
+/** Request latencies on loopback are often under a millisecond: 100 µs to ~13 s, doubling. */
+export const REQUEST_BUCKETS_SECONDS: readonly number[] = exponentialBuckets(0.0001, 2, 18);
 
 export type Labels<L extends string> = { readonly [K in L]: string };
 
@@ -361,7 +363,7 @@ export function createLichenMetrics(sources: LichenMetricSources, registry = new
     walFsyncSeconds: registry.histogram({ name: 'lichen_wal_fsync_seconds', help: 'Latency of WAL fsync calls.', buckets: FSYNC_BUCKETS_SECONDS }),
     walBytes: registry.gauge({ name: 'lichen_wal_bytes', help: 'Bytes in the write-ahead log segments.', collect: sources.walBytes }),
     httpRequestSeconds: httpRequestSecondsOn(registry),
-    grpcRequestSeconds: registry.histogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'] }),
+    grpcRequestSeconds: registry.histogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'], buckets: REQUEST_BUCKETS_SECONDS }),
     mvccRevision: registry.gauge({ name: 'lichen_mvcc_revision', help: 'The current MVCC revision of the key-value store.', collect: sources.mvccRevision }),
   };
 }
@@ -380,5 +382,5 @@ export function httpRequestSecondsOn(registry: Registry): Histogram<'route' | 'c
     assert(labels.length === 2 && labels[0] === 'route' && labels[1] === 'code', `${HTTP_REQUEST_SECONDS} must have labels route, code`);
     return existing as Histogram<'route' | 'code'>;
   }
-  return registry.histogram({ name: HTTP_REQUEST_SECONDS, help: 'HTTP API request latency by route and status code.', labelNames: ['route', 'code'] });
+  return registry.histogram({ name: HTTP_REQUEST_SECONDS, help: 'HTTP API request latency by route and status code.', labelNames: ['route', 'code'], buckets: REQUEST_BUCKETS_SECONDS });
 }
