@@ -44,7 +44,7 @@ export interface NodeConfig {
    * log instead of a full snapshot (etcd keeps 5,000).
    */
   snapshotCatchUpEntries: number;
-  /** Also snapshot when the WAL grows past this size. */
+  /** Also snapshot when the WAL has grown this much since the last snapshot's compaction. */
   snapshotWalBytes: number;
   /** Client requests waiting for raft, per node; beyond it requests fail with Overloaded. */
   pendingRequestsMax: number;

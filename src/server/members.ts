@@ -38,6 +38,12 @@ export function decodeJson<T>(bytes: Uint8Array): T {
   return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as T;
 }
 
+function hasPeerAddress(context: Uint8Array): boolean {
+  if (context.length === 0) return false;
+  const address = decodeJson<Partial<MemberContext>>(context).peerAddress;
+  return typeof address === 'string' && address !== '';
+}
+
 export class MemberTable {
   private readonly members = new Map<number, Member>();
   /** Ids removed from the cluster: they may never rejoin under the same id (as in etcd). */
@@ -74,7 +80,28 @@ export class MemberTable {
     return this.list().find((m) => m.peerAddress === address);
   }
 
-  /** Applies a committed conf change. Idempotent, because restarts replay entries. */
+  /**
+   * Why a committed conf change cannot take effect, or undefined when it can. A change is checked
+   * when proposed, but another change may commit between that check and this one: a learner's
+   * promotion can commit after its removal, an update after the member left. Every member decides
+   * here from the same applied state, so all of them refuse the same changes (as etcd's
+   * ValidateConfigurationChange does at apply).
+   */
+  refusal(cc: ConfChange): string | undefined {
+    const existing = this.members.get(cc.nodeId);
+    switch (cc.type) {
+      case ConfChangeType.AddNode:
+      case ConfChangeType.AddLearner:
+        if (this.removed.has(cc.nodeId)) return `member ${cc.nodeId.toString(16)} was removed, and a removed id never rejoins`;
+        if (!existing && !hasPeerAddress(cc.context)) return `member ${cc.nodeId.toString(16)} is not in the cluster`;
+        return undefined;
+      case ConfChangeType.RemoveNode:
+      case ConfChangeType.UpdateNode:
+        return existing ? undefined : `member ${cc.nodeId.toString(16)} is not in the cluster`;
+    }
+  }
+
+  /** Applies a committed conf change (refusal() said yes). Idempotent, because restarts replay entries. */
   applyConfChange(cc: ConfChange): void {
     const existing = this.members.get(cc.nodeId);
     switch (cc.type) {
@@ -102,7 +129,7 @@ export class MemberTable {
         this.removed.add(cc.nodeId);
         return;
       case ConfChangeType.UpdateNode: {
-        assert(existing !== undefined, `UpdateNode for unknown member ${cc.nodeId} was committed`);
+        assert(existing !== undefined, `UpdateNode for unknown member ${cc.nodeId} was applied (refusal() says no)`);
         existing.peerAddress = decodeJson<MemberContext>(cc.context).peerAddress;
         return;
       }

@@ -29,6 +29,7 @@ import { formatId } from './ids.js';
 import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 import { PendingProposals, ReadRounds } from './requests.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+import { snapshotDue } from './snapshot-policy.js';
 import type { NodeState } from './state.js';
 import type { LichenMetrics } from '../metrics.js';
 import type { MembershipView } from './forward.js';
@@ -83,6 +84,8 @@ export class ClusterNode {
   private probingMembership = false;
   /** The peers the transport dials, kept equal to the other members (syncPeers). */
   private knownPeers = new Set<number>();
+  /** The WAL's size when the last snapshot released what it could (see snapshot-policy.ts). */
+  private walBytesAfterCompaction = 0;
   /** The snapshot being collected and saved in the background, if any (close() waits for it). */
   private snapshotTask: Promise<void> | undefined;
   /** Set when this member learns it was removed: it stops serving and says why. */
@@ -583,6 +586,15 @@ export class ClusterNode {
   private applyConfChange(entry: Entry): void {
     const cc = decodeConfChange(entry.data);
     const context = cc.context.length > 0 ? decodeJson<ConfContext>(cc.context) : undefined;
+    const refusal = this.state.members.refusal(cc);
+    if (refusal) {
+      // Raft's configuration stays as it is; every member refuses the same entry.
+      this.logger.warn('membership change refused at apply', { change: cc.type, member: formatId(cc.nodeId), index: entry.index, reason: refusal });
+      if (context && context.origin === this.memberId) {
+        this.proposals.reject(context.sequence, new LichenError(ErrorCode.MemberNotFound, 'etcdserver: member not found', { reason: refusal }));
+      }
+      return;
+    }
     this.state.members.applyConfChange(cc);
     this.confState = this.raw.applyConfChange(cc);
     this.syncPeers();
@@ -635,9 +647,8 @@ export class ClusterNode {
    */
   private maybeSnapshot(): void {
     if (this.snapshotTask) return;
-    const entriesSince = this.applied - this.snapshotIndex;
-    const walTooBig = this.state.wal.sizeBytes >= this.config.snapshotWalBytes && entriesSince > 0;
-    if (entriesSince < this.config.snapshotEntries && !walTooBig) return;
+    const progress = { entriesSinceSnapshot: this.applied - this.snapshotIndex, walBytes: this.state.wal.sizeBytes, walBytesAfterCompaction: this.walBytesAfterCompaction };
+    if (!snapshotDue(this.config, progress)) return;
     const index = this.applied;
     const conf = this.confState;
     const members = MemberTable.fromJSON(this.state.members.toJSON());
@@ -675,6 +686,7 @@ export class ClusterNode {
       await this.state.wal.releaseTo(compactTo);
     }
     this.snapshotIndex = Math.max(this.snapshotIndex, index);
+    this.walBytesAfterCompaction = this.state.wal.sizeBytes;
     this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
   }
 
