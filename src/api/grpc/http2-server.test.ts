@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { credentials, makeGenericClientConstructor, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
-import { GrpcRouter, listenHttp2Grpc, percentEncode, type Http2GrpcServer, type ServerCall, type UnaryCallback } from './http2-server.js';
+import { GrpcRouter, MessageReader, listenHttp2Grpc, percentEncode, type Http2GrpcServer, type ServerCall, type UnaryCallback } from './http2-server.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
@@ -182,5 +182,46 @@ describe('gRPC over node:http2', () => {
     const status = await ended;
     assert.notEqual(status.code, 0);
     c.close();
+  });
+});
+
+describe('gRPC message framing', () => {
+  const frame = (body: Buffer): Buffer => {
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(body.length, 1);
+    return Buffer.concat([prefix, body]);
+  };
+  const noFailure = (code: number, details: string): never => assert.fail(`unexpected failure ${code}: ${details}`);
+
+  it('reassembles messages split anywhere, and several in one chunk', () => {
+    const bodies = [Buffer.from('first'), Buffer.alloc(0), Buffer.from('third message')];
+    const wire = Buffer.concat(bodies.map(frame));
+    for (const size of [1, 2, 3, 5, 7, wire.length]) {
+      const reader = new MessageReader(1024, undefined);
+      const seen: string[] = [];
+      for (let at = 0; at < wire.length; at += size) {
+        for (const message of reader.push(wire.subarray(at, at + size), noFailure)) seen.push(message.toString());
+      }
+      assert.deepEqual(seen, ['first', '', 'third message'], `chunk size ${size}`);
+    }
+  });
+
+  it('delivers a large message that arrives in many chunks intact', () => {
+    const body = Buffer.alloc(200_000);
+    for (let i = 0; i < body.length; i++) body[i] = i % 251;
+    const wire = frame(body);
+    const reader = new MessageReader(body.length, undefined);
+    const seen: Buffer[] = [];
+    for (let at = 0; at < wire.length; at += 16_384) seen.push(...reader.push(wire.subarray(at, at + 16_384), noFailure));
+    assert.equal(seen.length, 1);
+    assert.ok(seen[0]!.equals(body));
+  });
+
+  it('fails on the length prefix of an oversized message, before its bytes arrive', () => {
+    const reader = new MessageReader(10, undefined);
+    const failures: [number, string][] = [];
+    assert.deepEqual(reader.push(frame(Buffer.alloc(11)).subarray(0, 5), (code, details) => failures.push([code, details])), []);
+    assert.deepEqual(failures, [[8, 'Received message larger than max (11 vs. 10)']]);
+    assert.deepEqual(reader.push(Buffer.alloc(11), noFailure), []);
   });
 });

@@ -95,7 +95,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
    * waiting for 'drain' never waits forever; writers learn of the end from 'cancelled'.
    */
   write(message: Res): boolean {
-    if (this.finished || this.stream.destroyed) return true;
+    if (this.finished || this.stream.destroyed || this.stream.closed) return true;
     this.sendHeaders();
     return this.stream.write(frameMessage(this.method.responseSerialize(message as never)));
   }
@@ -118,7 +118,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
 
   /** The unary fast path: one message and status OK with as few stream operations as possible. */
   respond(message: Res): void {
-    if (this.finished || this.stream.destroyed) return;
+    if (this.finished || this.stream.destroyed || this.stream.closed) return;
     this.finished = true;
     this.sendHeaders();
     this.stream.once('wantTrailers', sendOkTrailers);
@@ -285,10 +285,12 @@ function deserialize(definition: MethodDefinition, message: Buffer, fail: (code:
 /**
  * Cuts the request body into gRPC messages: each is a 1-byte compressed flag, a 4-byte
  * big-endian length, then that many bytes. A message longer than the limit fails the call
- * before its bytes are buffered.
+ * before its bytes are buffered. Chunks are joined once per message, not once per chunk, so a
+ * large message arriving in many DATA frames is copied once.
  */
 export class MessageReader {
-  private pending: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private failed = false;
 
   constructor(
@@ -298,15 +300,16 @@ export class MessageReader {
 
   push(chunk: Buffer, fail: (code: number, details: string) => void): Buffer[] {
     if (this.failed) return [];
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
     const messages: Buffer[] = [];
-    while (this.pending.length >= 5) {
-      const compressed = this.pending[0] === 1;
-      const length = this.pending.readUInt32BE(1);
+    while (this.buffered >= 5) {
+      const head = this.head();
+      const compressed = head[0] === 1;
+      const length = head.readUInt32BE(1);
       if (length > this.messageBytesMax) return this.stop(fail, GrpcCode.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${this.messageBytesMax})`);
-      if (this.pending.length < 5 + length) break;
-      const body = this.pending.subarray(5, 5 + length);
-      this.pending = this.pending.subarray(5 + length);
+      if (this.buffered < 5 + length) break;
+      const body = this.take(5 + length).subarray(5);
       if (!compressed) {
         messages.push(body);
         continue;
@@ -316,6 +319,24 @@ export class MessageReader {
       messages.push(inflated);
     }
     return messages;
+  }
+
+  /** The first chunk, made at least 5 bytes long (a message prefix may span chunks). */
+  private head(): Buffer {
+    if (this.chunks[0]!.length < 5) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+    return this.chunks[0]!;
+  }
+
+  /** Removes and returns the first `bytes` bytes (the caller checked they are buffered). */
+  private take(bytes: number): Buffer {
+    const first = this.chunks[0]!;
+    const whole = first.length >= bytes ? first : Buffer.concat(this.chunks, this.buffered);
+    const rest = whole.subarray(bytes);
+    if (whole === first) this.chunks.shift();
+    else this.chunks = [];
+    if (rest.length > 0) this.chunks.unshift(rest);
+    this.buffered -= bytes;
+    return whole.subarray(0, bytes);
   }
 
   /** The decompressed message, or why it cannot be had. */
