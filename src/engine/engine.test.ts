@@ -55,6 +55,38 @@ for (const kind of ['memory', 'lmdb'] as const) {
       engine.write([]);
     });
 
+    test('a batch commits its writes together; reads inside it see them', (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('a', 'old'), put('gone', 'x')]);
+      const seen = engine.batch(() => {
+        engine.write([put('a', 'new')]);
+        engine.batch(() => engine.write([put('b', 'B'), del('gone')])); // nested: joins the outer batch
+        return { a: str(engine.get(b('a'))!), keys: keysOf(engine, { start: new Uint8Array(0) }) };
+      });
+      assert.deepEqual(seen, { a: 'new', keys: ['a', 'b'] });
+      assert.equal(str(engine.get(b('a'))!), 'new');
+      assert.deepEqual(keysOf(engine, { start: new Uint8Array(0) }), ['a', 'b']);
+    });
+
+    test('a batch that throws keeps none of its writes', (t) => {
+      const engine = factory(kind, t)();
+      engine.write([put('a', 'old'), put('gone', 'x')]);
+      assert.throws(
+        () =>
+          engine.batch(() => {
+            engine.write([put('a', 'new'), put('b', 'B')]);
+            engine.write([del('gone')]);
+            throw new Error('disk on fire');
+          }),
+        /disk on fire/,
+      );
+      assert.equal(str(engine.get(b('a'))!), 'old');
+      assert.equal(engine.get(b('b')), undefined);
+      assert.deepEqual(keysOf(engine, { start: new Uint8Array(0) }), ['a', 'gone']);
+      engine.write([put('c', 'C')]);
+      assert.equal(str(engine.get(b('c'))!), 'C');
+    });
+
     test('range honours inclusive start, exclusive end, reverse and limit', (t) => {
       const engine = factory(kind, t)();
       engine.write(['c', 'a', 'e', 'b', 'd'].map((k) => put(k, k.toUpperCase())));

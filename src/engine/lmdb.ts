@@ -135,6 +135,7 @@ export interface LmdbEngineOptions {
 export class LmdbEngine implements Engine {
   readonly kind = 'lmdb' as const;
   private closed = false;
+  private batching = false;
 
   private constructor(private readonly db: RootDatabase<Buffer, Buffer>) {}
 
@@ -163,14 +164,26 @@ export class LmdbEngine implements Engine {
   write(ops: WriteOp[]): void {
     for (const op of ops) checkKey(op.key);
     const stored = ops.map((op) => toStored(op.key));
-    // One synchronous LMDB write transaction: all ops or none (an exception aborts it).
-    this.db.transactionSync(() => {
+    // One synchronous LMDB write transaction (or the batch's): all ops or none (a throw aborts it).
+    this.batch(() => {
       for (let i = 0; i < ops.length; i++) {
         const op = ops[i]!;
         if (op.type === 'put') this.db.put(stored[i]!, Buffer.from(op.value.buffer, op.value.byteOffset, op.value.byteLength));
         else this.db.remove(stored[i]!);
       }
     });
+  }
+
+  batch<T>(fn: () => T): T {
+    // Inside a batch, writes join its transaction: no child transaction (lmdb-js makes one for a
+    // nested transactionSync), since a throw aborts the whole batch anyway.
+    if (this.batching) return fn();
+    this.batching = true;
+    try {
+      return this.db.transactionSync(fn);
+    } finally {
+      this.batching = false;
+    }
   }
 
   snapshot(): ReadView {

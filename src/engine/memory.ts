@@ -45,11 +45,28 @@ class SortedMap implements ReadView {
 
 export class MemoryEngine extends SortedMap implements Engine {
   readonly kind = 'memory' as const;
+  /** While a batch runs: each written key's value before the batch (undefined: absent). */
+  private undo: Map<string, { key: Uint8Array; value: Uint8Array | undefined }> | undefined;
+
+  batch<T>(fn: () => T): T {
+    if (this.undo) return fn();
+    const undo = (this.undo = new Map());
+    try {
+      return fn();
+    } catch (error) {
+      this.undo = undefined;
+      for (const { key, value } of undo.values()) this.write([value === undefined ? { type: 'del', key } : { type: 'put', key, value }]);
+      throw error;
+    } finally {
+      this.undo = undefined;
+    }
+  }
 
   write(ops: WriteOp[]): void {
     for (const op of ops) {
       const id = hex(op.key);
       const exists = this.values.has(id);
+      if (this.undo && !this.undo.has(id)) this.undo.set(id, { key: Uint8Array.from(op.key), value: this.values.get(id) });
       if (op.type === 'put') {
         if (!exists) this.keys.splice(lowerBound(this.keys, op.key), 0, Uint8Array.from(op.key));
         this.values.set(id, Uint8Array.from(op.value));

@@ -29,6 +29,13 @@ export interface Engine extends ReadView {
   readonly kind: 'lmdb' | 'memory';
   /** Applies all ops atomically, in order. */
   write(ops: WriteOp[]): void;
+  /**
+   * Runs `fn` so that every write it makes is committed together, as one write: reads inside
+   * see them, and if `fn` throws none of them is kept. Nested calls join the outer one. (The
+   * server applies all committed entries of a Ready in one batch: an LMDB commit per entry cost
+   * more than the rest of applying it.)
+   */
+  batch<T>(fn: () => T): T;
   /** A consistent read view as of now. */
   snapshot(): ReadView;
   /** Resolves when every write so far is on stable storage (call before releasing WAL entries). */

