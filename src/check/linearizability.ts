@@ -22,7 +22,7 @@ import type {
   Operation,
   Partition,
 } from './types.js';
-import { SEARCH_STEPS_MAX_DEFAULT } from './types.js';
+import { MEMO_ENTRIES_MAX_DEFAULT, SEARCH_STEPS_MAX_DEFAULT } from './types.js';
 
 /** One event of the doubly linked event list: the call or the return of one operation. */
 interface EventNode {
@@ -96,10 +96,12 @@ class SearchBudget {
   steps = 0;
   private readonly stepsMax: number;
   private readonly deadlineMs: number | undefined;
-  private stoppedBy: 'timeout' | 'searchStepsMax' | undefined;
+  private readonly memoEntriesMax: number;
+  private stoppedBy: 'timeout' | 'searchStepsMax' | 'memoEntriesMax' | undefined;
 
   constructor(options: CheckOptions) {
     this.stepsMax = options.searchStepsMax ?? SEARCH_STEPS_MAX_DEFAULT;
+    this.memoEntriesMax = options.memoEntriesMax ?? MEMO_ENTRIES_MAX_DEFAULT;
     this.deadlineMs = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
   }
 
@@ -118,7 +120,13 @@ class SearchBudget {
     return this.stoppedBy === undefined;
   }
 
-  exhausted(): 'timeout' | 'searchStepsMax' | undefined {
+  /** Whether one more memo entry fits (the memo of one partition holds `size` now). */
+  remember(size: number): boolean {
+    if (size >= this.memoEntriesMax) this.stoppedBy = 'memoEntriesMax';
+    return this.stoppedBy === undefined;
+  }
+
+  exhausted(): 'timeout' | 'searchStepsMax' | 'memoEntriesMax' | undefined {
     return this.stoppedBy;
   }
 }
@@ -132,7 +140,7 @@ function searchPartition<State, Input, Output>(
 ): PartitionOutcome {
   const head = buildEventList(ops);
   const knownCount = ops.reduce((n, op) => n + (op.return === Infinity ? 0 : 1), 0);
-  const linearized = new Uint32Array(Math.ceil(ops.length / 32) + 1);
+  const linearized = new LinearizedSet(ops.length);
   const seen = new Set<string>();
   const stack: { call: EventNode; state: State }[] = [];
   let state = model.init();
@@ -150,27 +158,30 @@ function searchPartition<State, Input, Output>(
       const outcomeKnown = op.return !== Infinity;
       const next = model.step(state, op.input, op.output, outcomeKnown);
       if (next !== undefined) {
-        setBit(linearized, event.opIndex, true);
-        const key = bitsetKey(linearized) + '\u0000' + model.stateKey(next);
+        linearized.toggle(event.opIndex);
+        const key = linearized.key() + model.stateKey(next);
         if (!seen.has(key)) {
+          if (!budget.remember(seen.size)) return { kind: 'unknown' };
           seen.add(key);
           stack.push({ call: event, state });
           state = next;
           if (outcomeKnown) linearizedKnown++;
-          if (stack.length > longest.length) longest = stack.map((s) => s.call.opIndex);
           lift(event);
           event = head.next;
           continue;
         }
-        setBit(linearized, event.opIndex, false);
+        linearized.toggle(event.opIndex);
       }
       event = event.next;
     } else {
       // This operation returned before anything else could be linearized: undo the last choice.
+      // The deepest stack is copied only here, when it is about to shrink: copying it at every
+      // new depth made a long legal history quadratic.
+      if (stack.length > longest.length) longest = stack.map((s) => s.call.opIndex);
       const top = stack.pop();
       if (top === undefined) return { kind: 'illegal', longest };
       state = top.state;
-      setBit(linearized, top.call.opIndex, false);
+      linearized.toggle(top.call.opIndex);
       if (ops[top.call.opIndex]!.return !== Infinity) linearizedKnown--;
       unlift(top.call);
       event = top.call.next;
@@ -228,20 +239,44 @@ function relink(node: EventNode): void {
   if (node.next !== null) node.next.prev = node;
 }
 
-function setBit(bits: Uint32Array, index: number, value: boolean): void {
-  const word = index >>> 5;
-  const mask = 1 << (index & 31);
-  bits[word] = value ? bits[word]! | mask : bits[word]! & ~mask;
-}
+/**
+ * The set of linearized operations, kept as a 96-bit Zobrist hash: each operation has three
+ * random words, and the set's hash is the XOR of its members' words, updated in O(1) per change.
+ * The memo needs only equality of sets; a bitset key grew with the history (a 40,000-operation key
+ * made every memo entry 5 KB, and a 30-minute `lichen check` ran out of memory). Two different
+ * sets share a hash with probability about n²/2^97 for n memo entries; that could only prune a
+ * branch, so the worst case is a false 'illegal', never a missed violation.
+ */
+class LinearizedSet {
+  private readonly words: Uint32Array;
+  private h0 = 0;
+  private h1 = 0;
+  private h2 = 0;
 
-/** The bitset as a compact string (two UTF-16 units per 32-bit word). */
-function bitsetKey(bits: Uint32Array): string {
-  let key = '';
-  for (let i = 0; i < bits.length; i++) {
-    const word = bits[i]!;
-    key += String.fromCharCode(word & 0xffff, word >>> 16);
+  constructor(size: number) {
+    this.words = new Uint32Array(size * 3);
+    let seed = 0x9e3779b9 ^ size; // deterministic, so a replayed check searches identically
+    for (let i = 0; i < this.words.length; i++) {
+      // splitmix32
+      seed = (seed + 0x9e3779b9) | 0;
+      let z = seed;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      this.words[i] = (z ^ (z >>> 16)) >>> 0;
+    }
   }
-  return key;
+
+  /** Adds the operation if absent, removes it if present. */
+  toggle(opIndex: number): void {
+    this.h0 ^= this.words[opIndex * 3]!;
+    this.h1 ^= this.words[opIndex * 3 + 1]!;
+    this.h2 ^= this.words[opIndex * 3 + 2]!;
+  }
+
+  /** Six UTF-16 units naming the set, then a separator before the model state's key. */
+  key(): string {
+    return String.fromCharCode(this.h0 & 0xffff, this.h0 >>> 16, this.h1 & 0xffff, this.h1 >>> 16, this.h2 & 0xffff, this.h2 >>> 16, 0);
+  }
 }
 
 function renderOperations<State, Input, Output>(

@@ -61,6 +61,11 @@ export interface CheckOptions {
    * result is 'unknown'. Default SEARCH_STEPS_MAX_DEFAULT.
    */
   searchStepsMax?: number;
+  /**
+   * Most (linearized set, state) pairs remembered per partition; past it the result is 'unknown'.
+   * Bounds the checker's memory (an entry is a short string). Default MEMO_ENTRIES_MAX_DEFAULT.
+   */
+  memoEntriesMax?: number;
 }
 
 export interface CheckResult<Input, Output> {
@@ -81,8 +86,11 @@ export interface CheckResult<Input, Output> {
     text: string;
   };
   /** Set when result is 'unknown': why the search stopped. */
-  stoppedBy?: 'timeout' | 'searchStepsMax';
+  stoppedBy?: 'timeout' | 'searchStepsMax' | 'memoEntriesMax';
 }
 
 /** Default for CheckOptions.searchStepsMax: enough for thousands of ops per key with real overlap. */
 export const SEARCH_STEPS_MAX_DEFAULT = 20_000_000;
+
+/** Default for CheckOptions.memoEntriesMax: about 500 MB of memo at worst. */
+export const MEMO_ENTRIES_MAX_DEFAULT = 5_000_000;
