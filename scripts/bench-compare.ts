@@ -380,11 +380,35 @@ async function stopCluster(cluster: Cluster, keepData: boolean): Promise<void> {
 interface ScenarioOutcome {
   result?: BenchResult;
   error?: string;
+  /** CPU time the cluster's members used during the scenario (user + system), when known. */
+  serverCpuSeconds?: number;
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+
+/**
+ * CPU seconds (user + system) the processes have used so far, from /proc (Linux); undefined
+ * elsewhere. The server-side cost of a request, unlike its latency, does not depend on how much
+ * the benchmark client and the other members crowd the same cores.
+ */
+function cpuSecondsOf(children: readonly ChildProcess[]): number | undefined {
+  try {
+    let ticks = 0;
+    for (const child of children) {
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime and stime (fields 14 and 15 of stat)
+    }
+    return ticks / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
 }
 
 async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: number, verbose: boolean): Promise<ScenarioOutcome> {
   try {
     let result: BenchResult;
+    const cpuBefore = cpuSecondsOf(cluster.members);
     if (scenario.grpc !== undefined) {
       result = await runBench({ ...scenario.grpc, endpoints: cluster.clientEndpoints, durationMs, requestTimeoutMs: 10_000 });
     } else if (scenario.http !== undefined) {
@@ -404,7 +428,9 @@ async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: num
       throw new Error(`scenario ${scenario.name} has no workload`);
     }
     if (verbose) process.stdout.write(`\n${formatSummary(result)}\n`);
-    return { result };
+    const cpuAfter = cpuSecondsOf(cluster.members);
+    const serverCpuSeconds = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
+    return { result, serverCpuSeconds };
   } catch (error) {
     return { error: error instanceof Error ? error.message : String(error) };
   }
@@ -415,7 +441,8 @@ function oneLine(system: System, scenario: Scenario, outcome: ScenarioOutcome): 
   const r = outcome.result as BenchResult;
   return (
     `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} ${r.throughputPerSecond.toFixed(0).padStart(7)} req/s  ` +
-    `p50 ${r.latency.p50Ms.toFixed(2)} ms  p99 ${r.latency.p99Ms.toFixed(2)} ms  errors ${r.errors}  tool CPU ${r.tool.cpuPercentOfOneCore.toFixed(0)}%`
+    `p50 ${r.latency.p50Ms.toFixed(2)} ms  p99 ${r.latency.p99Ms.toFixed(2)} ms  errors ${r.errors}  tool CPU ${r.tool.cpuPercentOfOneCore.toFixed(0)}%  ` +
+    `server CPU ${serverMicrosPerRequest(outcome)} µs/req`
   );
 }
 
@@ -472,6 +499,13 @@ interface SystemReport {
   scenarios: Record<string, ScenarioOutcome>;
 }
 
+/** The members' CPU time per completed request, in µs (all members together). */
+function serverMicrosPerRequest(outcome: ScenarioOutcome | undefined): string {
+  const requests = outcome?.result?.requests ?? 0;
+  if (outcome?.serverCpuSeconds === undefined || requests === 0) return '–';
+  return ((outcome.serverCpuSeconds * 1e6) / requests).toFixed(0);
+}
+
 function ratio(lichen: number | undefined, etcd: number | undefined): string {
   if (lichen === undefined || etcd === undefined || etcd === 0) return '–';
   return `${(lichen / etcd).toFixed(2)}×`;
@@ -498,13 +532,15 @@ function markdownReport(report: {
     `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.platform}.`,
     `Each scenario ran ${report.durationSeconds} s against a 3-member cluster on loopback; the benchmark`,
     'process (lichen bench, grpc-js) shares the same CPUs, so on a small machine it competes with the',
-    'servers: see "tool CPU" (% of one core used by the benchmark itself).',
+    'servers: see "tool CPU" (% of one core used by the benchmark itself). "Server CPU" is the CPU time',
+    'all three members used per request (user + system, from /proc): the cost of a request that does',
+    'not depend on how crowded the cores are.',
     '',
     `- etcd: ${etcd.ran ? etcd.version : `not run — ${etcd.note}`}`,
     `- Lichen: ${lichen.ran ? lichen.version : `not run — ${lichen.note}`}`,
     '',
-    '| scenario | Lichen req/s | etcd req/s | Lichen/etcd | Lichen p50 / p99 ms | etcd p50 / p99 ms | tool CPU % (L / e) |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| scenario | Lichen req/s | etcd req/s | Lichen/etcd | Lichen p50 / p99 ms | etcd p50 / p99 ms | tool CPU % (L / e) | server CPU µs/req (L / e) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const scenario of report.scenarios) {
     const l = lichen.scenarios[scenario.name];
@@ -514,7 +550,8 @@ function markdownReport(report: {
       `| ${scenario.name} | ${cell(l, (r) => r.throughputPerSecond, 0)} | ${scenario.lichenOnly ? 'n/a' : cell(e, (r) => r.throughputPerSecond, 0)} | ` +
         `${ratio(throughput(l), throughput(e))} | ${cell(l, (r) => r.latency.p50Ms, 2)} / ${cell(l, (r) => r.latency.p99Ms, 2)} | ` +
         `${scenario.lichenOnly ? 'n/a' : `${cell(e, (r) => r.latency.p50Ms, 2)} / ${cell(e, (r) => r.latency.p99Ms, 2)}`} | ` +
-        `${cell(l, (r) => r.tool.cpuPercentOfOneCore, 0)} / ${scenario.lichenOnly ? 'n/a' : cell(e, (r) => r.tool.cpuPercentOfOneCore, 0)} |`,
+        `${cell(l, (r) => r.tool.cpuPercentOfOneCore, 0)} / ${scenario.lichenOnly ? 'n/a' : cell(e, (r) => r.tool.cpuPercentOfOneCore, 0)} | ` +
+        `${serverMicrosPerRequest(l)} / ${scenario.lichenOnly ? 'n/a' : serverMicrosPerRequest(e)} |`,
     );
   }
   lines.push('', 'Scenarios:', '');
