@@ -523,8 +523,8 @@ export class ClusterNode {
   }
 
   private applyCommitted(rd: Ready): void {
-    // One engine commit for all of them: an LMDB commit per entry cost more than the rest of
-    // applying it (about 40 µs of 130 µs per put).
+    // One engine commit for all of them: an LMDB commit per entry was about a third of the cost
+    // of applying it (40 of 130 µs per put, traced).
     if (rd.committedEntries.length > 0) this.state.engine.batch(() => rd.committedEntries.forEach((entry) => this.applyEntry(entry)));
     for (const readState of rd.readStates) this.reads.onReadState(readState.context, readState.index);
     this.reads.onApplied(this.applied);
