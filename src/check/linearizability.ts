@@ -23,6 +23,7 @@ import type {
   Partition,
 } from './types.js';
 import { MEMO_ENTRIES_MAX_DEFAULT, SEARCH_STEPS_MAX_DEFAULT } from './types.js';
+import { mulberry32 } from '../random.js';
 
 /** One event of the doubly linked event list: the call or the return of one operation. */
 interface EventNode {
@@ -255,15 +256,9 @@ class LinearizedSet {
 
   constructor(size: number) {
     this.words = new Uint32Array(size * 3);
-    let seed = 0x9e3779b9 ^ size; // deterministic, so a replayed check searches identically
-    for (let i = 0; i < this.words.length; i++) {
-      // splitmix32
-      seed = (seed + 0x9e3779b9) | 0;
-      let z = seed;
-      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-      this.words[i] = (z ^ (z >>> 16)) >>> 0;
-    }
+    // Seeded, so a replayed check searches identically. mulberry32 yields k / 2^32 for a 32-bit k.
+    const random = mulberry32(size);
+    for (let i = 0; i < this.words.length; i++) this.words[i] = random() * 2 ** 32;
   }
 
   /** Adds the operation if absent, removes it if present. */
