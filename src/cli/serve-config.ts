@@ -191,6 +191,11 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     parse: integerParser(1, 10_000),
   }),
   option({
+    flag: 'follower-commit-delay-ms', env: 'LICHEN_FOLLOWER_COMMIT_DELAY_MS', key: 'followerCommitDelayMs', valueName: 'ms',
+    description: 'How long a leader may hold back a commit index to send it with the next append; 0 sends it at once (default: 2)',
+    parse: integerParser(0, 1_000),
+  }),
+  option({
     flag: 'snapshot-entries', env: 'LICHEN_SNAPSHOT_ENTRIES', key: 'snapshotEntries', valueName: 'count',
     description: 'Snapshot and compact the log after this many applied entries (default: 10000)',
     parse: integerParser(1, 100_000_000),

@@ -52,6 +52,8 @@ export class Progress {
   probeSent = false;
   /** In snapshot state: the index of the snapshot being sent. */
   pendingSnapshot = 0;
+  /** The highest commit index sent to this member, in an append or a heartbeat. */
+  commitSent = 0;
   /** Heard from this member since the last check-quorum round. */
   recentActive = false;
   readonly inflights: Inflights;

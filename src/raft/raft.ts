@@ -58,6 +58,13 @@ export interface RaftConfig {
   preVote?: boolean;
   /** A leader steps down without a recent quorum; followers keep a leader lease (thesis §6.2, §9.6). Default true. */
   checkQuorum?: boolean;
+  /**
+   * When the commit index advances, tell followers only in appends that carry new entries, in
+   * heartbeats, or when the application calls flushCommit(); etcd instead sends every follower an
+   * append at once. At low load this saves a message round per write (and a wake-up of every
+   * follower); followers learn each commit one append later. Safety does not depend on it. Default false.
+   */
+  lazyCommitBroadcast?: boolean;
 }
 
 export type Role = 'follower' | 'candidate' | 'precandidate' | 'leader';
@@ -122,6 +129,7 @@ export class Raft {
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
+  readonly lazyCommitBroadcast: boolean;
   readonly maxMsgBytes: number;
   readonly maxUncommittedBytes: number;
   readonly maxApplyBytes: number;
@@ -145,6 +153,7 @@ export class Raft {
     assert(this.electionTicks > this.heartbeatTicks, 'electionTicks must exceed heartbeatTicks');
     this.preVote = config.preVote ?? true;
     this.checkQuorum = config.checkQuorum ?? true;
+    this.lazyCommitBroadcast = config.lazyCommitBroadcast ?? false;
     this.maxMsgBytes = config.maxMsgBytes ?? MIB;
     this.maxUncommittedBytes = config.maxUncommittedBytes ?? 32 * MIB;
     this.maxApplyBytes = config.maxApplyBytes ?? 8 * MIB;
@@ -691,8 +700,26 @@ export class Raft {
 
   private onCommitAdvanced(): void {
     // Tell the followers (commit travels in appends) and serve reads that waited for this term's first commit.
-    this.bcastAppend();
+    if (this.lazyCommitBroadcast) this.bcastNewEntries();
+    else this.bcastAppend();
     if (this.committedEntryInCurrentTerm()) this.releaseWaitingReads();
+  }
+
+  /** Whether a follower we replicate to has not been told the current commit index yet. */
+  commitUnannounced(): boolean {
+    if (this.role !== 'leader') return false;
+    for (const [id, pr] of this.tracker.progress) {
+      if (id !== this.id && pr.state === 'replicate' && pr.commitSent < this.log.committed) return true;
+    }
+    return false;
+  }
+
+  /** Sends the commit index to every follower that has not been told it (see lazyCommitBroadcast). */
+  flushCommit(): void {
+    if (this.role !== 'leader') return;
+    for (const [id, pr] of this.tracker.progress) {
+      if (id !== this.id && pr.commitSent < this.log.committed) this.sendAppend(id, true);
+    }
   }
 
   committedEntryInCurrentTerm(): boolean {
@@ -702,6 +729,12 @@ export class Raft {
   private bcastAppend(): void {
     for (const id of this.tracker.progress.keys()) {
       if (id !== this.id) this.sendAppend(id, true);
+    }
+  }
+
+  private bcastNewEntries(): void {
+    for (const id of this.tracker.progress.keys()) {
+      if (id !== this.id) this.sendAppend(id, false);
     }
   }
 
@@ -723,6 +756,7 @@ export class Raft {
     }
     if (entries.length === 0 && !sendIfEmpty) return false;
     this.send({ type: 'App', to, prevLogIndex: pr.next - 1, prevLogTerm, entries, commit: this.log.committed });
+    pr.commitSent = this.log.committed;
     switch (pr.state) {
       case 'replicate':
         if (entries.length > 0) {
@@ -801,6 +835,7 @@ export class Raft {
     // Never tell a follower a commit index beyond what it is known to hold.
     const commit = Math.min(pr?.match ?? 0, this.log.committed);
     this.send({ type: 'Heartbeat', to, commit, context });
+    if (pr) pr.commitSent = Math.max(pr.commitSent, commit);
   }
 
   private handleHeartbeatResponse(m: HeartbeatResponse): void {

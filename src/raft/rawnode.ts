@@ -147,6 +147,16 @@ export class RawNode {
     this.raft.readIndex(context);
   }
 
+  /** With lazyCommitBroadcast: whether some follower has not been told the current commit index. */
+  commitUnannounced(): boolean {
+    return this.raft.commitUnannounced();
+  }
+
+  /** With lazyCommitBroadcast: tells every follower the current commit index now. */
+  flushCommit(): void {
+    this.raft.flushCommit();
+  }
+
   transferLeader(to: NodeId): void {
     this.raft.transferLeader(to);
   }

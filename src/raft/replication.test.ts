@@ -200,6 +200,45 @@ test('proposals made before the next Ready are batched into one append per follo
   leader.advance();
 });
 
+test('lazyCommitBroadcast: the new commit index waits for the next append, or for flushCommit', () => {
+  const net = new Network([1, 2, 3], { config: { lazyCommitBroadcast: true } });
+  net.campaign(1);
+  net.raft(1).flushCommit();
+  net.stabilize();
+  const sent: Message[] = [];
+  net.route = (m) => {
+    sent.push(m);
+    return 'deliver';
+  };
+  net.propose(1, 'a');
+  const leader = net.raft(1);
+  assert.deepEqual(net.node(1).applied, ['a'], 'the leader commits and applies at once');
+  assert.deepEqual(net.node(2).applied, [], 'followers have not been told yet');
+  assert.equal(sent.filter((m) => m.type === 'App' && m.entries.length === 0).length, 0, 'no append only for the commit');
+  assert.ok(leader.commitUnannounced());
+
+  net.propose(1, 'b');
+  assert.deepEqual(net.node(2).applied, ['a'], "b's append carried a's commit");
+  assert.deepEqual(net.node(3).applied, ['a']);
+
+  net.raft(1).flushCommit();
+  net.stabilize();
+  assert.ok(!leader.commitUnannounced());
+  for (const id of [2, 3]) assert.deepEqual(net.node(id).applied, ['a', 'b']);
+});
+
+test('lazyCommitBroadcast: a heartbeat tells followers the commit index too', () => {
+  const net = new Network([1, 2, 3], { config: { lazyCommitBroadcast: true } });
+  net.campaign(1);
+  net.propose(1, 'a');
+  assert.deepEqual(net.node(2).applied, []);
+  net.tick(1);
+  net.stabilize();
+  assert.ok(!net.raft(1).commitUnannounced());
+  assert.deepEqual(net.node(2).applied, ['a']);
+  assert.deepEqual(net.node(3).applied, ['a']);
+});
+
 test('flow control: maxMsgBytes bounds the entries per append (at least one entry is always sent)', () => {
   const net = new Network([1, 2], { config: { maxMsgBytes: 10 } });
   net.campaign(1);

@@ -37,6 +37,12 @@ export interface NodeConfig {
   tickMs: number;
   electionTicks: number;
   heartbeatTicks: number;
+  /**
+   * How long a leader may hold back a new commit index from its followers, so that it travels in
+   * the next append instead of a message of its own (see RaftConfig.lazyCommitBroadcast). Followers
+   * apply, and serve serializable reads and watches, up to this much later. 0 sends it at once.
+   */
+  followerCommitDelayMs: number;
   /** Take a state machine snapshot and compact the log after this many applied entries. */
   snapshotEntries: number;
   /**
@@ -79,6 +85,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     tickMs: 100,
     electionTicks: 10,
     heartbeatTicks: 1,
+    followerCommitDelayMs: 2,
     snapshotEntries: 10_000,
     snapshotCatchUpEntries: 5_000,
     snapshotWalBytes: 64 * 1024 * 1024,

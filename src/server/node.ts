@@ -64,6 +64,8 @@ export class ClusterNode {
   private wakeLoop: (() => void) | undefined;
   private loopDone: Promise<void> = Promise.resolve();
   private ticker: NodeJS.Timeout | undefined;
+  /** Sends a held-back commit index to the followers (see NodeConfig.followerCommitDelayMs). */
+  private commitFlush: NodeJS.Timeout | undefined;
   private stopped = false;
 
   private lead = 0;
@@ -115,6 +117,7 @@ export class ClusterNode {
       random: Math.random,
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
+      lazyCommitBroadcast: config.followerCommitDelayMs > 0,
       // Raft re-delivers every entry after the snapshot; apply skips what the engine already
       // holds but still replays membership, which lives only in the log and snapshot.
       applied: state.snapshotIndex,
@@ -204,6 +207,7 @@ export class ClusterNode {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.ticker);
+    clearTimeout(this.commitFlush);
     this.wakeLoop?.();
     await this.loopDone;
     await this.snapshotTask;
@@ -520,6 +524,15 @@ export class ClusterNode {
     if (rd.snapshot) this.applyCommitted(rd);
     this.raw.advance();
     this.maybeSnapshot();
+    this.scheduleCommitFlush();
+  }
+
+  private scheduleCommitFlush(): void {
+    if (this.commitFlush || this.stopped || !this.raw.commitUnannounced()) return;
+    this.commitFlush = setTimeout(() => {
+      this.commitFlush = undefined;
+      this.enqueue(() => this.raw.flushCommit());
+    }, this.config.followerCommitDelayMs);
   }
 
   private applyCommitted(rd: Ready): void {
@@ -719,6 +732,7 @@ export class ClusterNode {
     this.removedReason = `etcdserver: member failed: ${(error as Error)?.message ?? String(error)}`;
     this.stopped = true;
     clearInterval(this.ticker);
+    clearTimeout(this.commitFlush);
     this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
     this.resolveHalted({ removed: false, reason: this.removedReason });
     process.exitCode = 1;

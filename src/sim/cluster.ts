@@ -57,6 +57,8 @@ export interface ClusterConfig {
   heartbeatTicks: number;
   preVote: boolean;
   checkQuorum: boolean;
+  /** Leaders hold back commit indexes (RaftConfig.lazyCommitBroadcast), flushed half a tick after each tick. */
+  lazyCommitBroadcast: boolean;
   snapshotEvery: number;
   compactKeep: number;
   msgBytesMax: number;
@@ -140,6 +142,7 @@ export class Cluster {
       applied: sm.appliedIndex,
       preVote: this.config.preVote,
       checkQuorum: this.config.checkQuorum,
+      lazyCommitBroadcast: this.config.lazyCommitBroadcast,
       maxInflightMsgs: 16,
       maxMsgBytes: this.config.msgBytesMax,
     });
@@ -194,10 +197,16 @@ export class Cluster {
     else if (this.random.chance(0.2)) sender.raw.reportUnreachable(message.to);
   }
 
-  /** Ticks the nodes whose tick falls on this time unit (each node has its own phase). */
+  /**
+   * Ticks the nodes whose tick falls on this time unit (each node has its own phase). Half a tick
+   * later a lazy leader flushes its commit index, as a member's short commit timer would.
+   */
   tick(): void {
+    const flushPhase = Math.floor(this.config.tickSteps / 2);
     for (const node of this.running()) {
-      if ((this.now + node.id * 3) % this.config.tickSteps === 0) this.callRaft(node.id, () => node.live!.raw.tick());
+      const phase = (this.now + node.id * 3) % this.config.tickSteps;
+      if (phase === 0) this.callRaft(node.id, () => node.live!.raw.tick());
+      else if (phase === flushPhase && this.config.lazyCommitBroadcast) this.callRaft(node.id, () => node.live!.raw.flushCommit());
     }
   }
 

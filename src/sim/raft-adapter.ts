@@ -27,6 +27,7 @@ export interface SimRaftConfig {
   applied: number;
   preVote: boolean;
   checkQuorum: boolean;
+  lazyCommitBroadcast: boolean;
   maxInflightMsgs: number;
   maxMsgBytes: number;
 }

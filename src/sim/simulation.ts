@@ -108,6 +108,8 @@ class Simulation {
         heartbeatTicks: options.heartbeatTicks,
         preVote: r.chance(0.5),
         checkQuorum: r.chance(0.5),
+        // From the seed, not the PRNG, so that every recorded seed replays the run it recorded.
+        lazyCommitBroadcast: options.seed % 2 === 0,
         snapshotEvery: options.snapshotEvery,
         compactKeep: options.compactKeep,
         msgBytesMax: options.msgBytesMax,
