@@ -74,6 +74,7 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
     'tick-ms': '20',
     'election-ticks': '12',
     'heartbeat-ticks': '2',
+    'follower-commit-delay-ms': '0',
     'snapshot-entries': '500',
     'snapshot-catch-up-entries': '50',
     'snapshot-wal-bytes': '1048576',
@@ -94,6 +95,7 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
   ]);
   assert.equal(viaFlags.maxRequestBytes, 2048);
   assert.equal(viaFlags.clusterToken, 'tok');
+  assert.equal(viaFlags.followerCommitDelayMs, 0);
 });
 
 test('the file may list the initial cluster as an array or a map', () => {

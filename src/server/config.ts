@@ -86,7 +86,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     electionTicks: 10,
     heartbeatTicks: 1,
     followerCommitDelayMs: 2,
-    snapshotEntries: 10_000,
+    snapshotEntries: 100_000,
     snapshotCatchUpEntries: 5_000,
     snapshotWalBytes: 64 * 1024 * 1024,
     pendingRequestsMax: 10_000,

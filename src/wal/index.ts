@@ -1,5 +1,5 @@
 // The write-ahead log and the snapshot files of one raft group.
-export { Wal, SEGMENT_BYTES_DEFAULT, segmentFileName } from './wal.js';
+export { Wal, SEGMENT_BYTES_DEFAULT, PREALLOCATE_BYTES, segmentFileName } from './wal.js';
 export type { WalOptions, WalState, WalUpdate } from './wal.js';
 export { SnapshotStore, SNAPSHOTS_KEPT } from './snapshot-store.js';
 export { WalCorruptError } from './errors.js';

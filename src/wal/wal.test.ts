@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Entry, HardState } from '../raft/types.js';
-import { Wal, WalCorruptError, type SyncEvent } from './index.js';
+import { PREALLOCATE_BYTES, Wal, WalCorruptError, type SyncEvent } from './index.js';
 import {
   RECORD_HEADER_BYTES,
   RecordType,
@@ -198,6 +198,24 @@ test('saving a gap, or entries whose terms go down, is a broken invariant', asyn
   assert.deepEqual(indexes(state.entries), [1, 2, 3]);
 });
 
+test('a segment is preallocated with zeros ahead of its records, and cut back to its records when full', async (t) => {
+  const dir = tempDir(t);
+  const segmentBytes = 4096;
+  const { wal } = await Wal.open({ dir, segmentBytes });
+  await wal.save({ entries: [entry(1, 1, 'first')] });
+  const [first] = segmentFiles(dir);
+  assert.equal(fs.statSync(join(dir, first!)).size, segmentBytes, 'preallocated up to the segment size');
+  for (let i = 2; segmentFiles(dir).length === 1; i++) await wal.save({ entries: [entry(i, 1, 'x'.repeat(500))] });
+  const full = fs.readFileSync(join(dir, first!));
+  assert.ok(full.length < segmentBytes && full[full.length - 1] !== 0, 'the full segment ends with its last record');
+  await wal.close();
+  const { wal: again, state } = await Wal.open({ dir, segmentBytes });
+  assert.equal(state.repairedTail, undefined);
+  assert.equal(state.entries[0]!.index, 1);
+  assert.equal(again.lastIndex, state.entries.length);
+  await again.close();
+});
+
 test('segments roll over when full, replay spans them, and releaseTo deletes only covered whole segments', async (t) => {
   const dir = tempDir(t);
   const segmentBytes = 4096;
@@ -272,7 +290,8 @@ test('a torn last record is cut off at every byte offset, keeping every earlier 
   const [file] = segmentFiles(dir);
   const path = join(dir, file!);
   const whole = fs.readFileSync(path);
-  assert.equal(whole.length, after);
+  assert.equal(whole.length, before + PREALLOCATE_BYTES, 'the records, then the zeros preallocated by the first save');
+  assert.ok(whole.subarray(after).every((byte) => byte === 0));
   for (let cut = before; cut < after; cut++) {
     fs.writeFileSync(path, whole.subarray(0, cut));
     const { wal: reopened, state } = await Wal.open({ dir });
@@ -291,7 +310,7 @@ test('a torn last record is cut off at every byte offset, keeping every earlier 
   }
 });
 
-test('a tail of zeros, or a last record with a zeroed sector, is a torn write', async (t) => {
+test('zeros after the last record are unused space; a last record with a zeroed sector is a torn write', async (t) => {
   const dir = tempDir(t);
   const { wal } = await Wal.open({ dir });
   await wal.save({ entries: range(1, 2) });
@@ -305,9 +324,15 @@ test('a tail of zeros, or a last record with a zeroed sector, is a torn write', 
   fs.writeFileSync(path, zeroTail);
   let opened = await Wal.open({ dir });
   assert.deepEqual(indexes(opened.state.entries), [1, 2]);
-  assert.equal(opened.state.repairedTail?.bytesDropped, 700);
+  assert.equal(opened.state.repairedTail, undefined, 'nothing to repair');
+  // The next save goes where the zeros begin.
+  await opened.wal.save({ entries: [entry(3, 1, 'after-zeros')] });
+  await opened.wal.close();
+  opened = await Wal.open({ dir });
+  assert.deepEqual(indexes(opened.state.entries), [1, 2, 3]);
   await opened.wal.close();
 
+  // `whole` ends in preallocated zeros, so the damaged record is followed by zeros, not the end of the file.
   const zeroSector = Buffer.from(whole);
   const sector = Math.ceil((start + 100) / 512) * 512;
   zeroSector.fill(0, sector, sector + 512);

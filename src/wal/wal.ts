@@ -13,6 +13,12 @@
 // Opening replays every segment. A damaged record at the very end of the last segment is an
 // unacknowledged write cut short by a crash (a torn tail): it is cut off and reported. Damage
 // anywhere else would lose acknowledged data, so open throws WalCorruptError instead.
+//
+// Segments are preallocated: zeros are written ahead of the records (PREALLOCATE_BYTES at a
+// time), so that most saves overwrite blocks the file already has. Their fdatasync then changes
+// no file size and no extent, and ext4 flushes the data without a journal commit (measured on
+// this machine: 0.10 instead of 0.15 ms per fdatasync, and 6% more single-client puts). Replay
+// reads zeros after the last record as unused space.
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
@@ -38,6 +44,9 @@ import {
 export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** save() calls waiting behind the one in progress; more means the caller is not awaiting. */
 export const PENDING_OPERATIONS_MAX = 1024;
+/** Zeros written ahead of the records whenever a save would reach the end of the file. */
+export const PREALLOCATE_BYTES = 1024 * 1024;
+const ZEROS = Buffer.alloc(64 * 1024);
 /** Disk sectors are written whole or not at all on the devices we care about. */
 const SECTOR_BYTES = 512;
 
@@ -82,7 +91,10 @@ interface Segment {
   /** lastIndex + 1 when the segment was created (also in its name and header). */
   nextIndex: number;
   path: string;
+  /** Bytes up to the end of the last record. */
   sizeBytes: number;
+  /** Bytes in the file: the records, then preallocated zeros. */
+  allocatedBytes: number;
   /** Bytes of the header record at the start (0 until replay has read it). */
   headerBytes: number;
   /** The highest entry index written into this segment (0 if none). */
@@ -304,8 +316,10 @@ export class Wal {
         await this.rollOver();
       }
       const segment = this.tail;
+      const end = segment.sizeBytes + record.length;
+      if (end > segment.allocatedBytes) this.preallocate(segment, end);
       this.disk.writeAll(this.tailFd, record, segment.sizeBytes);
-      segment.sizeBytes += record.length;
+      segment.sizeBytes = end;
       if (sync) await this.disk.syncFile(this.tailFd, segment.path);
     } catch (error) {
       // After a failed write or flush the page cache and the disk may disagree (fsyncgate): stop.
@@ -314,8 +328,24 @@ export class Wal {
     }
   }
 
+  /**
+   * Extends the tail segment with zeros up to PREALLOCATE_BYTES past `end` (where the record about
+   * to be written ends), within the segment size unless the record alone exceeds it. The save's
+   * own fdatasync makes them durable.
+   */
+  private preallocate(segment: Segment, end: number): void {
+    const target = Math.max(end, Math.min(end + PREALLOCATE_BYTES, this.segmentBytes));
+    for (let at = end; at < target; at += ZEROS.length) {
+      this.disk.writeAll(this.tailFd, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
+    }
+    segment.allocatedBytes = target;
+  }
+
   private async rollOver(): Promise<void> {
     const segment = await createSegment(this.disk, this.dir, this.tail.seq + 1, this.model);
+    // The old segment's unused zeros go (not flushed: if the cut is lost, replay skips them).
+    fs.ftruncateSync(this.tailFd, this.tail.sizeBytes);
+    this.tail.allocatedBytes = this.tail.sizeBytes;
     fs.closeSync(this.tailFd);
     this.segments.push(segment);
     this.tailFd = fs.openSync(segment.path, 'r+');
@@ -328,11 +358,13 @@ function listSegments(dir: string, names: string[]): Segment[] {
     const match = SEGMENT_NAME.exec(name);
     if (!match) continue;
     const path = join(dir, name);
+    const fileBytes = fs.statSync(path).size;
     segments.push({
       seq: parseInt(match[1]!, 16),
       nextIndex: parseInt(match[2]!, 16),
       path,
-      sizeBytes: fs.statSync(path).size,
+      sizeBytes: fileBytes,
+      allocatedBytes: fileBytes,
       headerBytes: 0,
       maxEntryIndex: 0,
     });
@@ -371,7 +403,7 @@ async function createSegment(disk: Disk, dir: string, seq: number, model: LogMod
   }
   fs.renameSync(temp, path);
   await disk.syncDir(dir);
-  return { seq, nextIndex, path, sizeBytes: header.length, headerBytes: header.length, maxEntryIndex: 0 };
+  return { seq, nextIndex, path, sizeBytes: header.length, allocatedBytes: header.length, headerBytes: header.length, maxEntryIndex: 0 };
 }
 
 /** Replays one segment into the model; repairs (and returns) a torn tail of the last segment. */
@@ -385,6 +417,11 @@ async function replaySegment(
   const buf = fs.readFileSync(segment.path);
   let offset = 0;
   while (offset < buf.length) {
+    if (offset > 0 && isZero(buf, offset, buf.length)) {
+      // Preallocated space after the last record (or a write whose data never reached the disk).
+      segment.sizeBytes = offset;
+      return undefined;
+    }
     const result = scanRecord(buf, offset);
     if (result.kind !== 'record') {
       if (isLast && isTornTail(buf, offset, result)) {
@@ -459,13 +496,14 @@ function applyRecord(
  * A failure at `offset` of the last segment is a torn write (never acknowledged, since
  * acknowledgement follows the flush) when: the record runs past the end of the file; or
  * everything from `offset` on is zeros (the size reached the disk before the data); or the last
- * record's header is intact and a whole sector of its payload is zeros (part of the write never
- * reached the disk). Anything else is damage to data that may have been acknowledged.
+ * record's header is intact, only zeros follow it, and a whole sector of its payload is zeros
+ * (part of the write never reached the disk). Anything else is damage to data that may have
+ * been acknowledged.
  */
 function isTornTail(buf: Buffer, offset: number, result: Exclude<ScanResult, { kind: 'record' }>): boolean {
   if (result.kind === 'incomplete') return true;
   if (isZero(buf, offset, buf.length)) return true;
-  if (result.kind === 'bad-payload' && result.end === buf.length) {
+  if (result.kind === 'bad-payload' && isZero(buf, result.end, buf.length)) {
     const payloadStart = offset + RECORD_HEADER_BYTES;
     let sectorStart = payloadStart;
     while (sectorStart < result.end) {
@@ -526,6 +564,6 @@ async function repairTail(
   } finally {
     fs.closeSync(fd);
   }
-  segment.sizeBytes = sizeBytes;
+  segment.sizeBytes = segment.allocatedBytes = sizeBytes;
   return bytesDropped > 0 ? { file: segment.path, offset, bytesDropped } : undefined;
 }
