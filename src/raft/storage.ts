@@ -46,15 +46,19 @@ export function entryBytes(entry: Entry): number {
  * fewer than one entry, so that a single large entry still makes progress.
  */
 export function limitBytes(entries: Entry[], maxBytes: number): Entry[] {
-  if (entries.length <= 1) return entries;
-  let total = entryBytes(entries[0]!);
-  let count = 1;
-  while (count < entries.length) {
-    total += entryBytes(entries[count]!);
-    if (total > maxBytes) break;
-    count++;
+  const end = endWithin(entries, 0, entries.length, maxBytes);
+  return end === entries.length ? entries : entries.slice(0, end);
+}
+
+/** Where the longest run of entries[start..end) within `maxBytes` ends (at least one entry). */
+function endWithin(entries: Entry[], start: number, end: number, maxBytes: number): number {
+  if (end - start <= 1 || maxBytes === Number.POSITIVE_INFINITY) return end;
+  let total = entryBytes(entries[start]!);
+  for (let i = start + 1; i < end; i++) {
+    total += entryBytes(entries[i]!);
+    if (total > maxBytes) return i;
   }
-  return count === entries.length ? entries : entries.slice(0, count);
+  return end;
 }
 
 function compactedError(index: number, firstIndex: number): LichenError {
@@ -116,7 +120,8 @@ export class MemoryStorage implements Storage {
     if (lo <= offset) throw compactedError(lo, offset + 1);
     assert(hi <= this.lastIndex() + 1, `storage.entries hi ${hi} beyond last index ${this.lastIndex()}`);
     assert(lo <= hi, `storage.entries lo ${lo} > hi ${hi}`);
-    return limitBytes(this.ents.slice(lo - offset, hi - offset), maxBytes);
+    // Bounded before copying: a follower far behind must not cost a copy of the whole log.
+    return this.ents.slice(lo - offset, endWithin(this.ents, lo - offset, hi - offset, maxBytes));
   }
 
   snapshot(): Snapshot {
@@ -174,7 +179,10 @@ export class MemoryStorage implements Storage {
     const fresh = entries[0]!.index < first ? entries.slice(first - entries[0]!.index) : entries;
     const at = fresh[0]!.index;
     assert(at <= this.lastIndex() + 1, `append leaves a gap: last ${this.lastIndex()}, appending ${at}`);
-    const offset = this.ents[0]!.index;
-    this.ents = this.ents.slice(0, at - offset).concat(fresh);
+    // In place: copying the log on every append was quadratic (a fifth of a follower's CPU with
+    // 100,000 entries kept between snapshots).
+    const keep = at - this.ents[0]!.index;
+    if (keep < this.ents.length) this.ents.length = keep;
+    for (const entry of fresh) this.ents.push(entry);
   }
 }
