@@ -705,11 +705,14 @@ export class Raft {
     if (this.committedEntryInCurrentTerm()) this.releaseWaitingReads();
   }
 
-  /** Whether a follower we replicate to has not been told the current commit index yet. */
+  /**
+   * Whether a follower we replicate to, and may send to now, has not been told the current commit
+   * index yet. A paused one (window full, or probing) hears it with its next append or heartbeat.
+   */
   commitUnannounced(): boolean {
     if (this.role !== 'leader') return false;
     for (const [id, pr] of this.tracker.progress) {
-      if (id !== this.id && pr.state === 'replicate' && pr.commitSent < this.log.committed) return true;
+      if (id !== this.id && pr.state === 'replicate' && !pr.isPaused() && pr.commitSent < this.log.committed) return true;
     }
     return false;
   }
