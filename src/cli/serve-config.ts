@@ -197,7 +197,7 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
   }),
   option({
     flag: 'snapshot-entries', env: 'LICHEN_SNAPSHOT_ENTRIES', key: 'snapshotEntries', valueName: 'count',
-    description: 'Snapshot and compact the log after this many applied entries (default: 100000, as etcd)',
+    description: 'Snapshot and compact the log after this many applied entries, plus a random 0-25% per member (default: 100000, as etcd)',
     parse: integerParser(1, 100_000_000),
   }),
   option({
