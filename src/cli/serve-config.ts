@@ -207,7 +207,7 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
   }),
   option({
     flag: 'snapshot-wal-bytes', env: 'LICHEN_SNAPSHOT_WAL_BYTES', key: 'snapshotWalBytes', valueName: 'bytes',
-    description: 'Also snapshot when the WAL has grown this many bytes since the last snapshot (default: 67108864)',
+    description: 'Also snapshot when the WAL has grown this many bytes since the last snapshot, plus the same random 0-25% (default: 67108864)',
     parse: integerParser(1024, Number.MAX_SAFE_INTEGER),
   }),
   option({
