@@ -700,8 +700,8 @@ export class Raft {
 
   private onCommitAdvanced(): void {
     // Tell the followers (commit travels in appends) and serve reads that waited for this term's first commit.
-    if (this.lazyCommitBroadcast) this.bcastNewEntries();
-    else this.bcastAppend();
+    // Lazily: only appends that carry entries anyway (see lazyCommitBroadcast).
+    this.bcastAppend(!this.lazyCommitBroadcast);
     if (this.committedEntryInCurrentTerm()) this.releaseWaitingReads();
   }
 
@@ -729,15 +729,9 @@ export class Raft {
     return this.log.termOrZero(this.log.committed) === this.term;
   }
 
-  private bcastAppend(): void {
+  private bcastAppend(sendIfEmpty = true): void {
     for (const id of this.tracker.progress.keys()) {
-      if (id !== this.id) this.sendAppend(id, true);
-    }
-  }
-
-  private bcastNewEntries(): void {
-    for (const id of this.tracker.progress.keys()) {
-      if (id !== this.id) this.sendAppend(id, false);
+      if (id !== this.id) this.sendAppend(id, sendIfEmpty);
     }
   }
 
