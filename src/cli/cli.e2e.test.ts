@@ -108,6 +108,13 @@ function lichen(dir: string, args: string[]): Promise<{ code: number; stdout: st
   });
 }
 
+/** The last lines of a member's log under <dir>/data, for failure messages. */
+function logTail(dir: string, name: string, lines = 40): string {
+  const path = join(dir, 'data', `${name}.log`);
+  if (!existsSync(path)) return `(no ${name}.log)`;
+  return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
 function readCluster(dir: string): ClusterFile {
   return JSON.parse(readFileSync(join(dir, 'data', 'cluster.json'), 'utf8')) as ClusterFile;
 }
@@ -208,7 +215,8 @@ test('lichen up --add joins one more node to the running cluster, and --remove t
     const deadline = Date.now() + LEADER_WAIT_MS;
     let members = '';
     while (!/, started, node4, .*, false\n/.test(members)) {
-      assert.ok(Date.now() < deadline, `node4 was not promoted: ${members}`);
+      // The data directory is removed below, so a failure carries what node4 and `up --add` said.
+      assert.ok(Date.now() < deadline, `node4 was not promoted: ${members}\n${add.output()}\n${logTail(dir, 'node4')}`);
       members = (await lichen(dir, ['member', 'list', '--endpoints', endpoints])).stdout;
     }
 
