@@ -43,8 +43,19 @@ const STOP_TIMEOUT_MS = 10_000;
 
 // ---------------------------------------------------------------- flags
 
+/**
+ * Seconds of puts (16 clients, not measured) each cluster gets before its first scenario, so that
+ * every scenario measures a server in its steady state. A fresh Node process spends its first
+ * seconds compiling its hot paths (measured: TurboFan's threads used 18% of the leader's CPU 2–7 s
+ * after start, 2% at 20–25 s), and put-1, the first scenario, paid for all of it: 660–720 req/s
+ * cold against 850–925 after 5 s of warm-up. etcd gets the same warm-up.
+ */
+const DEFAULT_WARMUP_SECONDS = 5;
+const WARMUP_CLIENTS = 16;
+
 interface CompareFlags {
   durationSeconds: number;
+  warmupSeconds: number;
   scenarios: string[] | undefined;
   outDir: string;
   etcdBinary: string;
@@ -55,7 +66,8 @@ interface CompareFlags {
 
 const USAGE = `Usage: npm run bench:compare -- [flags]
   --duration <s>         seconds per scenario (default 10)
-  --quick                1-second scenarios (same as --duration 1)
+  --warmup <s>           seconds of unmeasured puts before the first scenario (default 5; 0: none)
+  --quick                1-second scenarios and warm-up (same as --duration 1 --warmup 1)
   --scenarios <a,b>      run only these scenarios (${'names below'})
   --out <dir>            where to write results (default bench-results)
   --etcd <path>          etcd binary (default: etcd on PATH, else /usr/bin/etcd)
@@ -67,6 +79,7 @@ const USAGE = `Usage: npm run bench:compare -- [flags]
 function parseFlags(argv: string[]): CompareFlags {
   const flags: CompareFlags = {
     durationSeconds: 10,
+    warmupSeconds: DEFAULT_WARMUP_SECONDS,
     scenarios: undefined,
     outDir: join(ROOT, 'bench-results'),
     etcdBinary: '',
@@ -89,8 +102,15 @@ function parseFlags(argv: string[]): CompareFlags {
         flags.durationSeconds = seconds;
         break;
       }
+      case '--warmup': {
+        const seconds = Number(value().replace(/s$/, ''));
+        if (!(seconds >= 0) || seconds > 600) throw new Error(`--warmup must be between 0 and 600 seconds`);
+        flags.warmupSeconds = seconds;
+        break;
+      }
       case '--quick':
         flags.durationSeconds = 1;
+        flags.warmupSeconds = 1;
         break;
       case '--scenarios':
         flags.scenarios = value().split(',').map((s) => s.trim()).filter(Boolean);
@@ -436,6 +456,25 @@ async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: num
   }
 }
 
+/** Unmeasured puts to the leader; a failure here shows up again in the scenarios, so it is only reported. */
+async function warmUp(cluster: Cluster, durationMs: number): Promise<void> {
+  try {
+    const result = await runBench({
+      ...WRITE_DEFAULTS,
+      kind: 'put',
+      clients: WARMUP_CLIENTS,
+      conns: WARMUP_CLIENTS / 4,
+      targetLeader: true,
+      endpoints: cluster.clientEndpoints,
+      durationMs,
+      requestTimeoutMs: 10_000,
+    });
+    process.stdout.write(`  warm-up: ${result.requests} puts in ${(durationMs / 1000).toFixed(0)} s, ${WARMUP_CLIENTS} clients (not measured)\n`);
+  } catch (error) {
+    process.stdout.write(`  warm-up failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+}
+
 function oneLine(system: System, scenario: Scenario, outcome: ScenarioOutcome): string {
   if (outcome.error !== undefined) return `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} FAILED: ${outcome.error}`;
   const r = outcome.result as BenchResult;
@@ -451,6 +490,7 @@ async function runSystem(
   start: () => Promise<Cluster>,
   scenarios: readonly Scenario[],
   durationMs: number,
+  warmupMs: number,
   verbose: boolean,
 ): Promise<{ version: string; outcomes: Record<string, ScenarioOutcome> }> {
   process.stdout.write(`\nStarting a ${MEMBERS}-member ${system} cluster…\n`);
@@ -460,6 +500,7 @@ async function runSystem(
   try {
     const leader = await waitForLeader(cluster);
     process.stdout.write(`  ${cluster.version}; leader at ${leader}\n`);
+    if (warmupMs > 0) await warmUp(cluster, warmupMs);
     for (const scenario of scenarios) {
       if (scenario.lichenOnly && system !== 'lichen') continue;
       const outcome = await runScenario(cluster, scenario, durationMs, verbose);
@@ -521,6 +562,7 @@ function markdownReport(report: {
   date: string;
   machine: ReturnType<typeof machineInfo>;
   durationSeconds: number;
+  warmupSeconds: number;
   scenarios: readonly Scenario[];
   etcd: SystemReport;
   lichen: SystemReport;
@@ -530,7 +572,8 @@ function markdownReport(report: {
     `# Lichen vs etcd — ${report.date}`,
     '',
     `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.platform}.`,
-    `Each scenario ran ${report.durationSeconds} s against a 3-member cluster on loopback; the benchmark`,
+    `Each scenario ran ${report.durationSeconds} s against a 3-member cluster on loopback, after ${report.warmupSeconds} s of`,
+    `unmeasured puts (${WARMUP_CLIENTS} clients) so that no scenario pays for a cold start; the benchmark`,
     'process (lichen bench, grpc-js) shares the same CPUs, so on a small machine it competes with the',
     'servers: see "tool CPU" (% of one core used by the benchmark itself). "Server CPU" is the CPU time',
     'all three members used per request (user + system, from /proc): the cost of a request that does',
@@ -574,11 +617,12 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`unknown scenario: ${unknown.join(', ')}${scenarioHelp()}`);
   const scenarios = SCENARIOS.filter((s) => flags.scenarios === undefined || flags.scenarios.includes(s.name));
   const durationMs = flags.durationSeconds * 1000;
+  const warmupMs = flags.warmupSeconds * 1000;
   const date = new Date();
   const machine = machineInfo();
   process.stdout.write(
     `bench:compare — ${date.toISOString()} — ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}\n` +
-      `Scenarios: ${scenarios.map((s) => s.name).join(', ')}; ${flags.durationSeconds} s each\n`,
+      `Scenarios: ${scenarios.map((s) => s.name).join(', ')}; ${flags.durationSeconds} s each after ${flags.warmupSeconds} s of warm-up\n`,
   );
 
   const etcd: SystemReport = { ran: false, scenarios: {} };
@@ -593,13 +637,13 @@ async function main(): Promise<void> {
   } else if (etcdScenarios.length === 0) {
     etcd.note = 'no selected scenario applies to etcd';
   } else {
-    const run = await runSystem('etcd', () => startEtcdCluster(etcdBinary), etcdScenarios, durationMs, flags.verbose);
+    const run = await runSystem('etcd', () => startEtcdCluster(etcdBinary), etcdScenarios, durationMs, warmupMs, flags.verbose);
     Object.assign(etcd, { ran: true, version: run.version, scenarios: run.outcomes });
   }
   if (flags.skipLichen) {
     lichen.note = 'skipped (--skip-lichen)';
   } else {
-    const run = await runSystem('lichen', startLichenCluster, scenarios, durationMs, flags.verbose);
+    const run = await runSystem('lichen', startLichenCluster, scenarios, durationMs, warmupMs, flags.verbose);
     Object.assign(lichen, { ran: true, version: run.version, scenarios: run.outcomes });
   }
 
@@ -607,7 +651,7 @@ async function main(): Promise<void> {
   mkdirSync(flags.outDir, { recursive: true });
   const jsonPath = join(flags.outDir, `compare-${stamp}.json`);
   const mdPath = join(flags.outDir, `compare-${stamp}.md`);
-  const report = { date: date.toISOString(), machine, durationSeconds: flags.durationSeconds, scenarios, etcd, lichen };
+  const report = { date: date.toISOString(), machine, durationSeconds: flags.durationSeconds, warmupSeconds: flags.warmupSeconds, scenarios, etcd, lichen };
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
   const markdown = markdownReport(report);
   writeFileSync(mdPath, markdown);
