@@ -1,4 +1,5 @@
-// A gRPC server on node:http2 that serves this folder's service definitions and implementations.
+// A gRPC server that serves this folder's service definitions and implementations over the
+// HTTP/2 server in ./h2 (h2/connection.ts says why not node:http2).
 //
 // Why not @grpc/grpc-js's Server: on this machine a unary call costs its server 48–93 µs of CPU,
 // against 31 µs for the same call answered straight from node:http2 (same grpc-js client, 64 calls
@@ -10,9 +11,11 @@
 //
 // Not implemented: server-side deadlines (grpc-timeout). The client enforces its own deadline and
 // resets the stream, which cancels the call here, and every Lichen operation has its own timeout.
-import http2 from 'node:http2';
 import { EventEmitter } from 'node:events';
 import zlib from 'node:zlib';
+import type { H2Stream, RequestHeaders } from './h2/connection.js';
+import { encodeHeaders } from './h2/hpack.js';
+import { listenH2, type H2Server } from './h2/server.js';
 
 /** The gRPC status codes this server sets itself (handlers may use any). */
 export const GrpcCode = {
@@ -57,7 +60,7 @@ export interface Http2GrpcServerOptions {
 
 /** The request headers, read the way grpc-js's Metadata is read: every value of a key. */
 export class CallMetadata {
-  constructor(private readonly headers: http2.IncomingHttpHeaders) {}
+  constructor(private readonly headers: RequestHeaders) {}
 
   get(key: string): string[] {
     const value = this.headers[key.toLowerCase()];
@@ -78,7 +81,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   private finished = false;
 
   constructor(
-    private readonly stream: http2.ServerHttp2Stream,
+    private readonly stream: H2Stream,
     private readonly method: MethodDefinition,
     readonly metadata: CallMetadata,
   ) {
@@ -86,7 +89,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   }
 
   get writableLength(): number {
-    return this.stream.writableLength;
+    return this.stream.queuedBytes;
   }
 
   /**
@@ -95,7 +98,7 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
    * waiting for 'drain' never waits forever; writers learn of the end from 'cancelled'.
    */
   write(message: Res): boolean {
-    if (this.finished || this.stream.destroyed || this.stream.closed) return true;
+    if (this.finished || this.stream.ended) return true;
     this.sendHeaders();
     return this.stream.write(frameMessage(this.method.responseSerialize(message as never)));
   }
@@ -118,26 +121,21 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
 
   /** The unary fast path: one message and status OK with as few stream operations as possible. */
   respond(message: Res): void {
-    if (this.finished || this.stream.destroyed || this.stream.closed) return;
+    if (this.finished || this.stream.ended) return;
     this.finished = true;
     this.sendHeaders();
-    this.stream.once('wantTrailers', sendOkTrailers);
-    this.stream.end(frameMessage(this.method.responseSerialize(message as never)));
+    this.stream.end(frameMessage(this.method.responseSerialize(message as never)), OK_TRAILERS);
   }
 
   finish(code: number, details: string, metadata?: Record<string, string>): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.stream.destroyed || this.stream.closed) return;
-    const trailers: http2.OutgoingHttpHeaders = { ...metadata, 'grpc-status': String(code), 'grpc-message': percentEncode(details) };
-    if (!this.headersSent) {
-      // Trailers-only: one HEADERS frame carries the status and ends the stream.
-      this.headersSent = true;
-      this.stream.respond({ ...RESPONSE_HEADERS, ...trailers }, { endStream: true });
-      return;
-    }
-    this.stream.once('wantTrailers', () => this.stream.sendTrailers(trailers));
-    this.stream.end();
+    if (this.stream.ended) return;
+    const trailers: Array<[string, string]> = [...Object.entries(metadata ?? {}), ['grpc-status', String(code)], ['grpc-message', percentEncode(details)]];
+    // Trailers-only when nothing was sent yet: one HEADERS frame carries the status and ends the stream.
+    const fields = this.headersSent ? trailers : [...RESPONSE_HEADER_FIELDS, ...trailers];
+    this.headersSent = true;
+    this.stream.end(undefined, encodeHeaders(fields));
   }
 
   /**
@@ -154,26 +152,24 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   private sendHeaders(): void {
     if (this.headersSent) return;
     this.headersSent = true;
-    this.stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    this.stream.respond(RESPONSE_HEADERS);
   }
 }
 
-const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = Object.freeze({
-  ':status': 200,
-  'content-type': 'application/grpc',
-  'grpc-accept-encoding': 'identity,deflate,gzip',
-}) as http2.OutgoingHttpHeaders;
-const OK_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' }) as http2.OutgoingHttpHeaders;
+const RESPONSE_HEADER_FIELDS: ReadonlyArray<[string, string]> = [
+  [':status', '200'],
+  ['content-type', 'application/grpc'],
+  ['grpc-accept-encoding', 'identity,deflate,gzip'],
+];
+// The header blocks every call sends, encoded once.
+const RESPONSE_HEADERS = encodeHeaders(RESPONSE_HEADER_FIELDS);
+const OK_TRAILERS = encodeHeaders([['grpc-status', '0']]);
+const UNSUPPORTED_MEDIA_TYPE = encodeHeaders([
+  [':status', '415'],
+  ['content-type', 'text/plain'],
+]);
 
-function sendOkTrailers(this: http2.ServerHttp2Stream): void {
-  this.sendTrailers(OK_TRAILERS);
-}
-
-export interface Http2GrpcServer {
-  readonly port: number;
-  /** Stops accepting connections; open calls get `graceMs` to finish, then are cut off. */
-  close(graceMs: number): Promise<void>;
-}
+export type Http2GrpcServer = H2Server;
 
 export class GrpcRouter {
   private readonly methods = new Map<string, { definition: MethodDefinition; handler: UnaryHandler | StreamHandler }>();
@@ -188,57 +184,57 @@ export class GrpcRouter {
   }
 
   /** Serves one HTTP/2 stream as a gRPC call. */
-  handle(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', () => undefined); // A reset by the client surfaces as 'close' below.
-    const contentType = headers['content-type'] ?? '';
+  handle(stream: H2Stream): void {
+    const headers = stream.headers;
+    const contentType = firstValue(headers['content-type']) ?? '';
     if (headers[':method'] !== 'POST' || !contentType.startsWith('application/grpc')) {
-      stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
+      stream.end(undefined, UNSUPPORTED_MEDIA_TYPE);
       return;
     }
-    const path = headers[':path'] ?? '';
+    const path = firstValue(headers[':path']) ?? '';
     const route = this.methods.get(path);
     const call = new ServerCall(stream, route?.definition ?? UNKNOWN_METHOD, new CallMetadata(headers));
-    stream.on('close', () => call.markCancelled());
+    stream.onClose = () => call.markCancelled();
     if (!route) return call.finish(GrpcCode.UNIMPLEMENTED, `The server does not implement the method ${path}`);
     const { definition, handler } = route;
     if (definition.requestStream && !definition.responseStream) {
       return call.finish(GrpcCode.UNIMPLEMENTED, `client-streaming method ${path} is not served`);
     }
-    if (definition.responseStream) stream.on('drain', () => call.emit('drain'));
+    if (definition.responseStream) stream.onDrain = () => call.emit('drain');
     const reader = new MessageReader(this.options.receiveMessageBytesMax, firstValue(headers['grpc-encoding']));
     const fail = (code: number, details: string): void => {
       call.finish(code, details);
-      stream.removeAllListeners('data');
+      stream.onData = undefined;
     };
     if (definition.requestStream) {
       handler(call, undefined as never);
-      stream.on('data', (chunk: Buffer) => {
+      stream.onData = (chunk) => {
         for (const message of reader.push(chunk, fail)) {
           const request = deserialize(definition, message, fail);
           if (request === undefined || call.done) return;
           call.emit('data', request);
         }
-      });
-      stream.on('end', () => {
+      };
+      stream.onEnd = () => {
         if (!call.done) call.emit('end');
-      });
+      };
       return;
     }
     let request: unknown;
     let count = 0;
-    stream.on('data', (chunk: Buffer) => {
+    stream.onData = (chunk) => {
       for (const message of reader.push(chunk, fail)) {
         if (++count > 1) return fail(GrpcCode.UNIMPLEMENTED, `received more than one request message for ${path}`);
         request = deserialize(definition, message, fail);
       }
-    });
-    stream.on('end', () => {
+    };
+    stream.onEnd = () => {
       if (call.done) return;
       if (count === 0) return call.finish(GrpcCode.UNIMPLEMENTED, `received no request message for ${path}`);
       call.request = request;
       if (definition.responseStream) return (handler as StreamHandler)(call);
       this.runUnary(call, handler as UnaryHandler, path);
-    });
+    };
   }
 
   private runUnary(call: ServerCall, handler: UnaryHandler, path: string): void {
@@ -378,40 +374,6 @@ export function percentEncode(text: string): string {
 }
 
 /** Listens on host:port (0 picks a free port) and serves every stream through `router`. */
-export async function listenHttp2Grpc(router: GrpcRouter, host: string, port: number): Promise<Http2GrpcServer> {
-  // maxSessionMemory is in MiB; the default (10) is tight for a connection carrying many watch
-  // streams and a snapshot at once, and going over it resets the connection (ENHANCE_YOUR_CALM).
-  const server = http2.createServer({ maxSessionMemory: 64 });
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let closing = false;
-  server.on('session', (session) => {
-    // A connection accepted while we shut down would keep the server open: refuse it.
-    if (closing) return session.destroy();
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
-    session.on('error', () => undefined); // Its streams are closed and their calls cancelled.
-  });
-  server.on('stream', (stream, headers) => router.handle(stream, headers));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  return {
-    port: typeof address === 'object' && address ? address.port : port,
-    close: (graceMs) =>
-      new Promise<void>((resolve) => {
-        closing = true;
-        server.close(() => resolve());
-        for (const session of sessions) session.close();
-        // Watch and keep-alive streams never end on their own: after the grace period, cut them.
-        const force = setTimeout(() => {
-          for (const session of sessions) session.destroy();
-        }, graceMs);
-        server.once('close', () => clearTimeout(force));
-      }),
-  };
+export function listenHttp2Grpc(router: GrpcRouter, host: string, port: number): Promise<Http2GrpcServer> {
+  return listenH2(host, port, (stream) => router.handle(stream));
 }
