@@ -34,7 +34,7 @@ type Callback = (error: ServiceError | null, response?: Buffer) => void;
 /** The final status of a streaming call (events.once would reject on the 'error' that precedes it). */
 const statusOf = (call: NodeJS.EventEmitter): Promise<{ code: number }> => new Promise((resolve) => call.on('status', resolve));
 
-describe('gRPC over node:http2', () => {
+describe('gRPC over HTTP/2', () => {
   let server: Http2GrpcServer;
   let client: Client & Record<string, Function>;
   const unaryDone: { path: string; code: number }[] = [];
