@@ -71,7 +71,6 @@ export class H2Stream {
   onDrain: (() => void) | undefined;
 
   remoteEnded = false;
-  localEnded = false;
   closed = false;
   /** Response bytes not yet handed to the socket (waiting for flow-control window). */
   queuedBytes = 0;
@@ -123,11 +122,6 @@ export class H2Stream {
     this.queue.push(new EndOfStream(block));
     this.connection.flushStream(this);
   }
-
-  /** Abandons the stream with RST_STREAM. */
-  reset(code: number = ErrorCode.CANCEL): void {
-    if (!this.closed) this.connection.resetStream(this, code);
-  }
 }
 
 export class Http2Connection {
@@ -160,10 +154,6 @@ export class Http2Connection {
     socket.on('drain', () => this.releaseWaiters());
     socket.on('close', () => this.onSocketClosed());
     socket.on('error', () => undefined); // 'close' follows and cancels the streams.
-  }
-
-  get openStreams(): number {
-    return this.streams.size;
   }
 
   /** Graceful shutdown: GOAWAY now, the socket ends once the open streams have finished. */
@@ -366,7 +356,6 @@ export class Http2Connection {
   private endRemote(stream: H2Stream): void {
     stream.remoteEnded = true;
     stream.onEnd?.();
-    if (stream.localEnded) this.closeStream(stream);
   }
 
   private onRstStream(streamId: number, payload: Buffer): void {
@@ -488,12 +477,11 @@ export class Http2Connection {
 
   /** Our side is done. A client still sending is told to stop (RST_STREAM NO_ERROR, RFC 9113 §8.1). */
   private endLocal(stream: H2Stream): void {
-    stream.localEnded = true;
     if (!stream.remoteEnded) this.send(rstStreamFrame(stream.id, ErrorCode.NO_ERROR));
     this.closeStream(stream);
   }
 
-  resetStream(stream: H2Stream, code: number): void {
+  private resetStream(stream: H2Stream, code: number): void {
     this.send(rstStreamFrame(stream.id, code));
     this.closeStream(stream);
   }
