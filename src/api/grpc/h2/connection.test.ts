@@ -271,7 +271,9 @@ describe('HTTP/2 server layer: shutdown', () => {
   });
 });
 
+/** Yields to the event loop until `condition` holds; gives up after 10 s (a bound, not a delay). */
 async function waitFor(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 1000 && !condition(); i++) await new Promise((resolve) => setImmediate(resolve));
+  const deadline = performance.now() + 10_000;
+  while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
   assert.ok(condition(), 'condition not reached');
 }
