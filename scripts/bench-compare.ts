@@ -582,17 +582,20 @@ function markdownReport(report: {
     `- etcd: ${etcd.ran ? etcd.version : `not run — ${etcd.note}`}`,
     `- Lichen: ${lichen.ran ? lichen.version : `not run — ${lichen.note}`}`,
     '',
-    '| scenario | Lichen req/s | etcd req/s | Lichen/etcd | Lichen p50 / p99 ms | etcd p50 / p99 ms | tool CPU % (L / e) | server CPU µs/req (L / e) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | Lichen req/s | etcd req/s | Lichen/etcd | Lichen p50 / p99 ms | etcd p50 / p99 ms | p50 / p99 Lichen/etcd | tool CPU % (L / e) | server CPU µs/req (L / e) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const scenario of report.scenarios) {
     const l = lichen.scenarios[scenario.name];
     const e = etcd.scenarios[scenario.name];
     const throughput = (o: ScenarioOutcome | undefined) => o?.result?.throughputPerSecond;
+    const p50 = (o: ScenarioOutcome | undefined) => o?.result?.latency.p50Ms;
+    const p99 = (o: ScenarioOutcome | undefined) => o?.result?.latency.p99Ms;
     lines.push(
       `| ${scenario.name} | ${cell(l, (r) => r.throughputPerSecond, 0)} | ${scenario.lichenOnly ? 'n/a' : cell(e, (r) => r.throughputPerSecond, 0)} | ` +
         `${ratio(throughput(l), throughput(e))} | ${cell(l, (r) => r.latency.p50Ms, 2)} / ${cell(l, (r) => r.latency.p99Ms, 2)} | ` +
         `${scenario.lichenOnly ? 'n/a' : `${cell(e, (r) => r.latency.p50Ms, 2)} / ${cell(e, (r) => r.latency.p99Ms, 2)}`} | ` +
+        `${scenario.lichenOnly ? 'n/a' : `${ratio(p50(l), p50(e))} / ${ratio(p99(l), p99(e))}`} | ` +
         `${cell(l, (r) => r.tool.cpuPercentOfOneCore, 0)} / ${scenario.lichenOnly ? 'n/a' : cell(e, (r) => r.tool.cpuPercentOfOneCore, 0)} | ` +
         `${serverMicrosPerRequest(l)} / ${scenario.lichenOnly ? 'n/a' : serverMicrosPerRequest(e)} |`,
     );
