@@ -16,8 +16,9 @@
 //
 // Segments are preallocated: zeros are written ahead of the records (PREALLOCATE_BYTES at a
 // time), so that most saves overwrite blocks the file already has. Their fdatasync then changes
-// no file size and no extent, and ext4 flushes the data without a journal commit (measured on
-// this machine: 0.10 instead of 0.15 ms per fdatasync, and 6% more single-client puts). Replay
+// no file size and no extent, so it flushes only data: no inode write (this machine's ext4 has no
+// journal; a journaling ext4 would otherwise commit its journal). Measured here: 0.10 instead of
+// 0.15 ms per fdatasync, and 6% more single-client puts. Replay
 // reads zeros after the last record as unused space.
 import fs from 'node:fs';
 import { join } from 'node:path';
