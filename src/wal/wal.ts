@@ -18,8 +18,8 @@
 // time), so that most saves overwrite blocks the file already has. Their fdatasync then changes
 // no file size and no extent, so it flushes only data: no inode write (this machine's ext4 has no
 // journal; a journaling ext4 would otherwise commit its journal). Measured here: 0.10 instead of
-// 0.15 ms per fdatasync, and 6% more single-client puts. Replay
-// reads zeros after the last record as unused space.
+// 0.15 ms per fdatasync, and 6% more single-client puts. Replay reads zeros after the last record
+// as unused space.
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';

@@ -134,7 +134,6 @@ export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
     const trailers: Array<[string, string]> = [...Object.entries(metadata ?? {}), ['grpc-status', String(code)], ['grpc-message', percentEncode(details)]];
     // Trailers-only when nothing was sent yet: one HEADERS frame carries the status and ends the stream.
     const fields = this.headersSent ? trailers : [...RESPONSE_HEADER_FIELDS, ...trailers];
-    this.headersSent = true;
     this.stream.end(undefined, encodeHeaders(fields));
   }
 
