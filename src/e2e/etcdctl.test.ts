@@ -114,3 +114,22 @@ test('member list, endpoint status and endpoint health describe the cluster', { 
   const health = await etcdctl(['endpoint', 'health'], undefined, true);
   for (const m of cluster.members) assert.match(health, new RegExp(`${m.client} is healthy: successfully committed proposal`));
 });
+
+// Regression: Lichen refused the watch with "lichen: internal error: Cannot access 'timers'
+// before initialization" instead of reporting the compaction.
+test('watch --rev=1 after a compaction says the revision was compacted, as etcd does', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  await etcdctl(['put', 'compacted/key', 'v1']);
+  const { header } = JSON.parse(await etcdctl(['put', 'compacted/key', 'v2', '-w', 'json']));
+  assert.equal(await etcdctl(['compact', String(header.revision)]), `compacted revision ${header.revision}\n`);
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(
+      'etcdctl',
+      [`--endpoints=${endpoints}`, 'watch', '--rev=1', 'compacted/key'],
+      { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 20_000 },
+      (error, out, err) => resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stdout: out, stderr: err }),
+    );
+  });
+  assert.equal(stdout, '');
+  assert.equal(stderr, 'watch was canceled (etcdserver: mvcc: required revision has been compacted)\nError: watch is canceled by the server\n');
+  assert.equal(code, 5, 'etcdctl exits with its watch-canceled status');
+});

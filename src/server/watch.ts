@@ -7,6 +7,13 @@ import type { ClusterNode } from './node.js';
 
 export function watchStore(node: ClusterNode, request: WatchCreate, sink: WatchSink, progressIntervalMs: number, retryMs: number): WatchHandle {
   let ended = false;
+  const timers: NodeJS.Timeout[] = [];
+  // Declared before the hub's watcher: a start revision that is already compacted ends the
+  // watcher inside create() itself.
+  const end = (): void => {
+    ended = true;
+    for (const timer of timers) clearInterval(timer);
+  };
   const watcher = node.hub.create(
     {
       key: request.key,
@@ -42,18 +49,16 @@ export function watchStore(node: ClusterNode, request: WatchCreate, sink: WatchS
     progressWanted = false;
     sink.onProgress(node.hub.currentRevision);
   };
-  const timers: NodeJS.Timeout[] = [setInterval(sendProgressIfSynced, retryMs)];
-  if (request.progressNotify) {
-    timers.push(
-      setInterval(() => {
-        progressWanted = true;
-        sendProgressIfSynced();
-      }, progressIntervalMs),
-    );
-  }
-  function end(): void {
-    ended = true;
-    for (const timer of timers) clearInterval(timer);
+  if (!ended) {
+    timers.push(setInterval(sendProgressIfSynced, retryMs));
+    if (request.progressNotify) {
+      timers.push(
+        setInterval(() => {
+          progressWanted = true;
+          sendProgressIfSynced();
+        }, progressIntervalMs),
+      );
+    }
   }
   return {
     cancel(): void {

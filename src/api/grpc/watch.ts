@@ -142,7 +142,7 @@ class WatchStream {
       if (isLichenError(error, ErrorCode.Compacted) && typeof error.details['compactRevision'] === 'number') {
         // Report it the way etcd does: created, then canceled with the compact revision.
         this.write({ header: this.header(), watch_id: id, created: true });
-        this.write({ header: this.header(), watch_id: id, canceled: true, compact_revision: error.details['compactRevision'] });
+        this.write({ header: this.header(0), watch_id: id, canceled: true, compact_revision: error.details['compactRevision'] });
         return;
       }
       return this.refuse(grpcErrorFor(error).message);
@@ -187,7 +187,8 @@ class WatchStream {
       },
       onCompacted: (compactRevision) => {
         if (watcher.ended) return;
-        this.emit(watcher, { header: this.header(), watch_id: watcher.id, canceled: true, compact_revision: compactRevision });
+        // etcd's notice carries header revision 0 and no reason (clients derive it from compact_revision).
+        this.emit(watcher, { header: this.header(0), watch_id: watcher.id, canceled: true, compact_revision: compactRevision });
         this.end(watcher);
       },
       onProgress: (revision) => {
