@@ -349,6 +349,10 @@ export interface LichenMetrics {
   /** method: the full gRPC method name; code: the gRPC status name. */
   grpcRequestSeconds: Histogram<'method' | 'code'>;
   mvccRevision: Gauge;
+  /** reason: why a peer's handshake was refused (src/transport/tcp.ts PeerRefusal). */
+  peerHandshakesRefusedTotal: Counter<'reason'>;
+  /** reason: from_mismatch | to_mismatch (a bound peer connection carried someone else's message). */
+  peerMessagesDroppedTotal: Counter<'reason'>;
 }
 
 /** Registers every Lichen metric on `registry` (a new one by default), one line each. */
@@ -365,6 +369,8 @@ export function createLichenMetrics(sources: LichenMetricSources, registry = new
     httpRequestSeconds: httpRequestSecondsOn(registry),
     grpcRequestSeconds: registry.histogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'], buckets: REQUEST_BUCKETS_SECONDS }),
     mvccRevision: registry.gauge({ name: 'lichen_mvcc_revision', help: 'The current MVCC revision of the key-value store.', collect: sources.mvccRevision }),
+    peerHandshakesRefusedTotal: registry.counter({ name: 'lichen_peer_handshakes_refused_total', help: 'Peer connections refused at the handshake, by reason (unproven: the dialer did not prove its member id).', labelNames: ['reason'] }),
+    peerMessagesDroppedTotal: registry.counter({ name: 'lichen_peer_messages_dropped_total', help: 'Messages dropped on a bound peer connection because they named another sender or receiver.', labelNames: ['reason'] }),
   };
 }
 

@@ -148,6 +148,8 @@ export class ClusterNode {
       onMessage: (m) => this.receive(m),
       onUnreachable: (peer) => this.enqueue(() => this.raw.reportUnreachable(peer)),
       onSnapshotSent: (peer, ok) => this.enqueue(() => this.raw.reportSnapshot(peer, ok)),
+      onRefusal: (refusal) =>
+        (refusal.kind === 'handshake' ? metrics.peerHandshakesRefusedTotal : metrics.peerMessagesDroppedTotal).inc({ reason: refusal.reason }),
       logger: (event, fields) => {
         // A peer that is down makes the transport redial with backoff: that is expected and
         // logged at debug; a refused handshake or a dropped message is worth a warning.
@@ -192,8 +194,9 @@ export class ClusterNode {
   }
 
   async start(): Promise<void> {
-    await this.transport.start();
+    // Peers first: the listener accepts only current members, so it must know them when it opens.
     this.syncPeers();
+    await this.transport.start();
     this.loopDone = this.runLoop().catch((error: unknown) => this.fail(error));
     this.ticker = setInterval(() => this.onTick(), this.config.tickMs);
     this.logger.info('member started', {

@@ -3,17 +3,24 @@
 //
 //   Hello      magic "LCHN" · u8 protocol version · varint clusterId · varint from · varint to
 //              (the first frame on a connection, sent by the dialer)
-//   HelloAck   u8 accepted (0/1) · utf-8 reason (why it was refused; empty when accepted)
+//   HelloAck   u8 accepted (0/1) · utf-8 reason (why it was refused; empty when accepted; it
+//              never names an id of the cluster: whoever dials may be a stranger)
+//   Challenge  a random nonce of NONCE_BYTES: "if you are the member you claim, send this back"
+//   Proof      the nonce of a Challenge, sent back on the connection it vouches for
 //   Message    one message in the codec's encoding (src/transport/codec.ts)
 //   SnapBegin  varint total snapshot data bytes · a Snap message whose snapshot data is empty
 //   SnapChunk  raw snapshot data bytes (the chunks after a SnapBegin add up to its total)
 //
+// Challenge and Proof bind a connection to one member id (tcp.ts says how and why); they may
+// travel before the HelloAck, in both directions' connections.
+//
 // A frame's size (length field included) never exceeds the receiver's maxFrameBytes; a receiver
 // closes the connection on an oversize or empty frame rather than buffering without bound.
 import type { NodeId } from '../raft/types.js';
-import { LichenError, ErrorCode } from '../errors.js';
+import { LichenError, ErrorCode, assert } from '../errors.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: the dialer proves its member id (Challenge and Proof) before the HelloAck. */
+export const PROTOCOL_VERSION = 2;
 export const FRAME_LENGTH_BYTES = 4;
 /** The length field plus the kind byte. */
 export const FRAME_HEADER_BYTES = 5;
@@ -22,7 +29,7 @@ const HELLO_MAGIC = Buffer.from('LCHN', 'latin1');
 export const HANDSHAKE_FRAME_BYTES_MAX = 1024;
 const REASON_BYTES_MAX = HANDSHAKE_FRAME_BYTES_MAX - FRAME_HEADER_BYTES - 1;
 
-export const FrameKind = { Hello: 1, HelloAck: 2, Message: 3, SnapBegin: 4, SnapChunk: 5 } as const;
+export const FrameKind = { Hello: 1, HelloAck: 2, Message: 3, SnapBegin: 4, SnapChunk: 5, Challenge: 6, Proof: 7 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 /** Fills in the frame header of a buffer whose first FRAME_HEADER_BYTES were left as headroom. */
@@ -118,6 +125,22 @@ export function decodeHelloAck(payload: Uint8Array): { accepted: boolean; reason
     accepted: payload[0] === 1,
     reason: Buffer.from(payload.buffer, payload.byteOffset + 1, payload.length - 1).toString('utf8'),
   };
+}
+
+/** 128 random bits: an impostor cannot guess a challenge within a handshake timeout. */
+export const NONCE_BYTES = 16;
+
+export function encodeNonceFrame(kind: typeof FrameKind.Challenge | typeof FrameKind.Proof, nonce: Uint8Array): Buffer {
+  assert(nonce.length === NONCE_BYTES, `a nonce has ${NONCE_BYTES} bytes`);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + NONCE_BYTES);
+  frame.set(nonce, FRAME_HEADER_BYTES);
+  return writeFrameHeader(frame, kind);
+}
+
+/** The nonce of a Challenge or Proof payload. */
+export function decodeNonce(payload: Uint8Array): Buffer {
+  if (payload.length !== NONCE_BYTES) throw protocolError(`a challenge or proof carries ${NONCE_BYTES} bytes, not ${payload.length}`);
+  return Buffer.from(payload.buffer, payload.byteOffset, payload.length);
 }
 
 /** SnapBegin payload: the total data length, then the Snap message encoded without its data. */

@@ -166,6 +166,7 @@ export class MemoryTransport implements Transport {
   readonly inbound: InboundStats = {
     connections: 0,
     rejected: 0,
+    mismatchedMessagesDropped: 0,
     protocolErrors: 0,
     lastError: null,
     receivedBytes: 0,

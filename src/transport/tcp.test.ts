@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
-import { TcpTransport, type TransportOptions } from './tcp.js';
-import { encodeHello, FrameKind } from './frame.js';
+import { TcpTransport, type PeerRefusal, type TransportOptions } from './tcp.js';
+import { encodeMessage } from './codec.js';
+import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, writeFrameHeader } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
 
 const TEST_TIMEOUT_MS = 15_000;
@@ -14,6 +15,7 @@ class Node {
   readonly unreachable: NodeId[] = [];
   readonly snapshotsSent: { peer: NodeId; ok: boolean }[] = [];
   readonly events: { event: string; fields: Record<string, unknown> }[] = [];
+  readonly refusals: PeerRefusal[] = [];
   readonly transport: TcpTransport;
 
   constructor(
@@ -35,6 +37,10 @@ class Node {
       },
       onSnapshotSent: (peer, ok) => {
         this.snapshotsSent.push({ peer, ok });
+        waiter.poke();
+      },
+      onRefusal: (refusal) => {
+        this.refusals.push(refusal);
         waiter.poke();
       },
       logger: (event, fields) => {
@@ -119,6 +125,7 @@ test('many messages sent in many batches arrive complete and in order', { timeou
     2,
     async ([a, b], waiter) => {
       a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
       const random = seededRandom(3);
       let next = 1;
       // Batches of random sizes, some sent in the same turn and some in later turns.
@@ -145,6 +152,7 @@ test('the link reconnects after the peer restarts on the same port', { timeout: 
     async ([a], waiter) => {
       const b = new Node(2, waiter);
       const { port } = await b.transport.start();
+      b.transport.addPeer(1, a!.addressText);
       let restarted: Node | null = null;
       try {
         a!.transport.addPeer(2, b.addressText);
@@ -156,6 +164,7 @@ test('the link reconnects after the peer restarts on the same port', { timeout: 
         // Sent while B is down: queued, then delivered once the link is back.
         a!.transport.send([heartbeat(1, 2, 2)]);
         restarted = new Node(2, waiter, { listen: { host: '127.0.0.1', port } });
+        restarted.transport.addPeer(1, a!.addressText);
         await restarted.transport.start();
         await waiter.until(() => restarted!.received.length >= 1, 'heartbeat after restart');
         assert.equal((restarted.received[0] as { commit: number }).commit, 2);
@@ -201,21 +210,29 @@ test('messages to a peer that was never added are dropped and reported', { timeo
   });
 });
 
-test('a peer of another cluster is refused and both sides surface the error', { timeout: TEST_TIMEOUT_MS }, async () => {
+/** The refusal text a dialer got must not name the cluster's ids (the dialer may be a stranger). */
+function assertNamesNoId(text: string, ids: number[]): void {
+  for (const id of ids) assert.doesNotMatch(text, new RegExp(`\\b${id}\\b`), `refusal ${JSON.stringify(text)} names ${id}`);
+}
+
+test('a peer of another cluster is refused, both sides surface the error, and the refusal names no id', { timeout: TEST_TIMEOUT_MS }, async () => {
   await withNodes(
     2,
     async ([a, b], waiter) => {
       a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
       a!.transport.send([heartbeat(1, 2, 1)]);
       await waiter.until(() => a!.hasEvent('handshake-refused') && b!.hasEvent('handshake-rejected'), 'refusal');
-      const reason = String(b!.events.find((e) => e.event === 'handshake-rejected')!.fields['reason']);
-      assert.match(reason, /member 1 belongs to cluster 100, but member 2 belongs to cluster 200/);
+      const rejected = b!.events.find((e) => e.event === 'handshake-rejected')!.fields;
+      // The listener's own log has the ids; the dialer is told only what kind of mismatch it is.
+      assert.deepEqual([rejected['remoteClusterId'], rejected['localClusterId']], [100, 200]);
       const peerStats = a!.transport.stats().peers[2]!;
       assert.equal(peerStats.connected, false);
       assert.ok(peerStats.refused >= 1);
-      assert.match(peerStats.lastError ?? '', /cluster 100.*cluster 200/);
+      assert.match(peerStats.lastError ?? '', /the dialer belongs to another cluster/);
+      const told = String(a!.events.find((e) => e.event === 'handshake-refused')!.fields['reason']);
+      assertNamesNoId(told, [1, 2, 200]);
       assert.ok(b!.transport.stats().inbound.rejected >= 1);
-      assert.match(b!.transport.stats().inbound.lastError ?? '', /cluster 100/);
       await waiter.until(() => a!.unreachable.includes(2), 'A to report B unreachable');
       assert.equal(b!.received.length, 0);
     },
@@ -227,8 +244,11 @@ test('a dial addressed to another member id is refused', { timeout: TEST_TIMEOUT
   await withNodes(2, async ([a, b], waiter) => {
     // A believes member 3 lives at B's address (a stale address after a member was replaced).
     a!.transport.addPeer(3, b!.addressText);
+    b!.transport.addPeer(1, a!.addressText);
     await waiter.until(() => a!.hasEvent('handshake-refused'), 'refusal');
-    assert.match(a!.transport.stats().peers[3]!.lastError ?? '', /member 1 dialed member 3, but this address is member 2/);
+    const told = a!.transport.stats().peers[3]!.lastError ?? '';
+    assert.match(told, /the dialer wants another member than the one at this address \(stale peer address\?\)/);
+    assertNamesNoId(told.slice(told.indexOf(': ')), [1, 2, 3]);
   });
 });
 
@@ -237,6 +257,7 @@ test('a 10 MiB snapshot arrives in chunks and the sender learns it was sent', { 
   await withNodes(
     2,
     async ([a, b], waiter) => {
+      b!.transport.addPeer(1, a!.addressText);
       a!.transport.addPeer(2, b!.addressText);
       const data = Buffer.alloc(10 * 1024 * 1024);
       for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
@@ -264,6 +285,7 @@ test('a 10 MiB snapshot arrives in chunks and the sender learns it was sent', { 
 
 test('an empty snapshot is delivered and reported sent', { timeout: TEST_TIMEOUT_MS }, async () => {
   await withNodes(2, async ([a, b], waiter) => {
+    b!.transport.addPeer(1, a!.addressText);
     a!.transport.addPeer(2, b!.addressText);
     const snap: Message = {
       type: 'Snap',
@@ -283,6 +305,7 @@ test('a snapshot over the receiver limit is dropped and logged, later messages s
   await withNodes(
     2,
     async ([a, b], waiter) => {
+      b!.transport.addPeer(1, a!.addressText);
       a!.transport.addPeer(2, b!.addressText);
       const snap: Message = {
         type: 'Snap',
@@ -301,46 +324,228 @@ test('a snapshot over the receiver limit is dropped and logged, later messages s
   );
 });
 
-/** Opens a raw socket to a transport, optionally says hello, and writes `bytes`; resolves on close. */
-async function rawConnection(port: number, hello: boolean, bytes: Buffer): Promise<void> {
-  const socket = net.connect({ host: '127.0.0.1', port });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  socket.on('error', () => {});
-  // Read (and ignore) the hello acknowledgement, or the socket never sees the end of the stream.
-  socket.resume();
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  if (hello) socket.write(encodeHello({ clusterId: 7, from: 1, to: 2 }));
-  socket.write(bytes);
-  await closed;
+/** One raw connection to a transport: what came back, and whether it closed. */
+class RawDial {
+  readonly frames: Buffer[] = [];
+  closed = false;
+
+  constructor(
+    readonly socket: net.Socket,
+    waiter: Waiter,
+  ) {
+    const reader = new FrameReader(1 << 20);
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(chunk, (frame) => this.frames.push(Buffer.from(frame)));
+      waiter.poke();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.closed = true;
+      waiter.poke();
+    });
+  }
+
+  /** The HelloAck, once it came. */
+  get ack(): { accepted: boolean; reason: string } | undefined {
+    const frame = this.frames.find((f) => f[0] === FrameKind.HelloAck);
+    return frame && decodeHelloAck(frame.subarray(1));
+  }
+
+  write(...frames: Buffer[]): void {
+    this.socket.write(Buffer.concat(frames));
+  }
+}
+
+/**
+ * Hand-made frames for protocol tests, playing a member or an impostor. listen() makes it the
+ * process at a member's registered peer address, so it receives the challenges a real member
+ * there would; dial() connects to a transport claiming any id.
+ */
+class RawPeer {
+  readonly challenges: Buffer[] = [];
+  #server = net.createServer((socket) => this.#onConnection(socket));
+  #sockets = new Set<net.Socket>();
+
+  constructor(readonly waiter: Waiter) {}
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.#server.listen(0, '127.0.0.1', resolve));
+    return `127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`;
+  }
+
+  async dial(port: number, hello: { clusterId: number; from: NodeId; to: NodeId }): Promise<RawDial> {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    this.#sockets.add(socket);
+    const dial = new RawDial(socket, this.waiter);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    dial.write(encodeHello(hello));
+    return dial;
+  }
+
+  /** Dials as member `from` and proves it with the challenge that reaches this peer's address. */
+  async provenDial(port: number, from: NodeId, to: NodeId): Promise<RawDial> {
+    const seen = this.challenges.length;
+    const dial = await this.dial(port, { clusterId: 7, from, to });
+    await this.waiter.until(() => this.challenges.length > seen, 'a challenge at the registered address');
+    // A proof that does not match is ignored, not held against the connection.
+    dial.write(encodeNonceFrame(FrameKind.Proof, Buffer.alloc(16, 1)), encodeNonceFrame(FrameKind.Proof, this.challenges.at(-1)!));
+    await this.waiter.until(() => dial.ack !== undefined, 'the hello acknowledgement');
+    assert.deepEqual(dial.ack, { accepted: true, reason: '' });
+    return dial;
+  }
+
+  #onConnection(socket: net.Socket): void {
+    this.#sockets.add(socket);
+    socket.on('error', () => {});
+    const reader = new FrameReader(1 << 20);
+    socket.on('data', (chunk: Buffer) =>
+      reader.push(chunk, (frame) => {
+        if (frame[0] === FrameKind.Challenge) this.challenges.push(Buffer.from(frame.subarray(1)));
+        this.waiter.poke();
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+function messageFrame(m: Message): Buffer {
+  return writeFrameHeader(encodeMessage(m, FRAME_HEADER_BYTES), FrameKind.Message);
+}
+
+function proposal(from: NodeId, to: NodeId): Message {
+  return { type: 'Prop', from, to, term: 0, entries: [{ term: 0, index: 0, type: 0, data: Buffer.from('forged') }] };
+}
+
+async function withRawPeer(waiter: Waiter, body: (raw: RawPeer) => Promise<void>): Promise<void> {
+  const raw = new RawPeer(waiter);
+  try {
+    await body(raw);
+  } finally {
+    await raw.close();
+  }
 }
 
 test('garbage on the socket is rejected without harming the receiver', { timeout: TEST_TIMEOUT_MS }, async () => {
   await withNodes(2, async ([a, b], waiter) => {
-    const port = b!.transport.address.port;
-    const random = seededRandom(99);
-    const garbage = Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256)));
-    // Before the handshake: random bytes (the length prefix is far over the handshake limit).
-    await rawConnection(port, false, garbage);
-    // An HTTP request instead of a hello.
-    await rawConnection(port, false, Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-    // After a valid hello: a message frame that does not decode.
-    const badMessage = Buffer.from([0, 0, 0, 4, FrameKind.Message, 1, 99, 1]);
-    await rawConnection(port, true, badMessage);
-    // After a valid hello: a frame whose length is over maxFrameBytes.
-    await rawConnection(port, true, Buffer.from([0xff, 0xff, 0xff, 0xff, FrameKind.Message]));
-    // After a valid hello: a snapshot chunk without a SnapBegin.
-    await rawConnection(port, true, Buffer.from([0, 0, 0, 3, FrameKind.SnapChunk, 1, 2]));
-    await waiter.until(() => b!.transport.stats().inbound.protocolErrors >= 5, 'five protocol errors');
-    assert.equal(b!.received.length, 0);
-    assert.match(b!.transport.stats().inbound.lastError ?? '', /snapshot chunk without SnapBegin/);
+    await withRawPeer(waiter, async (raw) => {
+      b!.transport.addPeer(3, await raw.listen());
+      const port = b!.transport.address.port;
+      const random = seededRandom(99);
+      const garbage = Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256)));
+      const unbound = { clusterId: 7, from: 3, to: 2 };
+      const sendAndWaitClose = async (dial: RawDial, bytes: Buffer): Promise<void> => {
+        dial.write(bytes);
+        await waiter.until(() => dial.closed, 'the receiver to close the connection');
+      };
+      // Before the handshake: random bytes (the length prefix is far over the handshake limit).
+      await sendAndWaitClose(await raw.dial(port, unbound), garbage.subarray(16));
+      // After a hello, before the proof: a message, even a well-formed one.
+      await sendAndWaitClose(await raw.dial(port, unbound), messageFrame(heartbeat(3, 2, 1)));
+      // After the proof: a message frame that does not decode.
+      await sendAndWaitClose(await raw.provenDial(port, 3, 2), Buffer.from([0, 0, 0, 4, FrameKind.Message, 1, 99, 1]));
+      // After the proof: a frame whose length is over maxFrameBytes.
+      await sendAndWaitClose(await raw.provenDial(port, 3, 2), Buffer.from([0xff, 0xff, 0xff, 0xff, FrameKind.Message]));
+      // After the proof: a snapshot chunk without a SnapBegin.
+      await sendAndWaitClose(await raw.provenDial(port, 3, 2), Buffer.from([0, 0, 0, 3, FrameKind.SnapChunk, 1, 2]));
+      assert.equal(b!.transport.stats().inbound.protocolErrors, 5);
+      assert.equal(b!.received.length, 0);
+      assert.match(b!.transport.stats().inbound.lastError ?? '', /snapshot chunk without SnapBegin/);
+      // An HTTP request instead of a hello.
+      const http = await raw.dial(port, unbound);
+      http.socket.destroy();
+      const request = net.connect({ host: '127.0.0.1', port });
+      request.on('error', () => {});
+      request.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waiter.until(() => b!.transport.stats().inbound.protocolErrors === 6, 'the HTTP request rejected');
+      request.destroy();
+    });
     // The receiver still serves real peers.
+    b!.transport.addPeer(1, a!.addressText);
     a!.transport.addPeer(2, b!.addressText);
     a!.transport.send([heartbeat(1, 2, 1)]);
     await waiter.until(() => b!.received.length === 1, 'a good message after the garbage');
   });
+});
+
+test('an impostor that knows the cluster id and a member id gets no message delivered', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => b!.received.length === 1, 'the real member to be heard');
+      await withRawPeer(waiter, async (impostor) => {
+        const port = b!.transport.address.port;
+        // B challenges member 1 at its registered address; the real member 1 answers on its own
+        // connection, where the proof binds nothing. The impostor never sees the nonce.
+        const hasty = await impostor.dial(port, { clusterId: 7, from: 1, to: 2 });
+        hasty.write(messageFrame(proposal(1, 2)), messageFrame(append(1, 2, 9)), messageFrame({ type: 'TimeoutNow', from: 1, to: 2, term: 9 }));
+        await waiter.until(() => hasty.closed, 'the impostor to be cut off');
+        assert.match(b!.transport.stats().inbound.lastError ?? '', /before the dialer proved its member id/);
+        // One that waits for the acknowledgement is refused at the handshake timeout.
+        const patient = await impostor.dial(port, { clusterId: 7, from: 1, to: 2 });
+        await waiter.until(() => patient.closed, 'the patient impostor to be refused');
+        assert.equal(patient.ack?.accepted, false);
+        assert.match(patient.ack!.reason, /did not prove its member id/);
+        assertNamesNoId(patient.ack!.reason, [1, 2, 7]);
+        assert.deepEqual(b!.refusals, [{ kind: 'handshake', reason: 'unproven' }]);
+        assert.equal(impostor.challenges.length, 0);
+      });
+      // Nothing of the impostor's arrived, and the real member's connection survived its claims.
+      assert.equal(b!.received.length, 1);
+      a!.transport.send([heartbeat(1, 2, 2)]);
+      await waiter.until(() => b!.received.length === 2, 'the real member after the impostors');
+      assert.deepEqual(b!.received.map((m) => [m.type, m.from]), [['Heartbeat', 1], ['Heartbeat', 1]]);
+      assert.equal(a!.transport.stats().peers[2]!.connected, true);
+    },
+    () => ({ handshakeTimeoutMs: 1000 }),
+  );
+});
+
+test('a message on a bound connection that names another sender or receiver is dropped and counted', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(2, async ([, b], waiter) => {
+    await withRawPeer(waiter, async (raw) => {
+      b!.transport.addPeer(3, await raw.listen());
+      const dial = await raw.provenDial(b!.transport.address.port, 3, 2);
+      dial.write(messageFrame(proposal(1, 2)), messageFrame(heartbeat(3, 9, 1)), messageFrame(heartbeat(3, 2, 2)));
+      await waiter.until(() => b!.received.length === 1, 'the honest message');
+      assert.deepEqual(b!.received.map((m) => [m.type, m.from]), [['Heartbeat', 3]]);
+      assert.equal(b!.transport.stats().inbound.mismatchedMessagesDropped, 2);
+      assert.deepEqual(b!.refusals, [
+        { kind: 'message', reason: 'from_mismatch' },
+        { kind: 'message', reason: 'to_mismatch' },
+      ]);
+      assert.equal(dial.closed, false);
+    });
+  });
+});
+
+test('a dialer that is not a current member is refused, and a removed member is cut off', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => a!.hasEvent('handshake-refused'), 'refusal of a stranger');
+      assert.match(a!.transport.stats().peers[2]!.lastError ?? '', /the dialer is not a current member of this cluster$/);
+      assert.deepEqual(b!.refusals, [{ kind: 'handshake', reason: 'not_member' }]);
+      b!.transport.addPeer(1, a!.addressText);
+      await waiter.until(() => b!.received.length === 1, 'the heartbeat once B knows A');
+      b!.transport.removePeer(1);
+      await waiter.until(() => b!.refusals.length === 2, 'the removed member refused on its redial');
+      a!.transport.send([heartbeat(1, 2, 2)]);
+      assert.equal(b!.received.length, 1);
+    },
+    () => ({ reconnectBackoffMs: { min: 5, max: 50 } }),
+  );
 });
 
 test('close() stops reconnecting and later sends are ignored', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -375,6 +580,7 @@ test('a snapshot queued for a peer that cannot be reached is reported failed', {
 test('updatePeer redirects queued traffic to the new address', { timeout: TEST_TIMEOUT_MS }, async () => {
   const port = await closedPort();
   await withNodes(2, async ([a, b], waiter) => {
+    b!.transport.addPeer(1, a!.addressText);
     a!.transport.addPeer(2, `127.0.0.1:${port}`);
     a!.transport.send([heartbeat(1, 2, 1)]);
     a!.transport.updatePeer(2, b!.addressText);

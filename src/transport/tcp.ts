@@ -2,10 +2,36 @@
 // the frame format and codec.ts for the message encoding).
 //
 // Shape: each node listens; for traffic A → B, A keeps one persistent outbound connection to B
-// (so every connection carries data in one direction, plus B's one-frame handshake reply). The
-// dialer sends Hello(protocol version, clusterId, from, to); the listener answers HelloAck and
-// refuses, with a reason naming both sides, a peer of another cluster or a dial meant for another
-// member id. Refusals are logged and counted on both sides, never silent.
+// (so every connection carries data in one direction, plus B's handshake frames). The dialer
+// sends Hello(protocol version, clusterId, from, to); the listener refuses a peer of another
+// cluster, a dial meant for another member id, and an id that is not a current member (a peer
+// added with addPeer). Refusals are logged and counted on both sides, never silent; the refusal
+// text sent back names no id, since whoever dials may be a stranger.
+//
+// Binding a connection to a member id. A Hello only claims an id, and a cluster's ids are public
+// (every gRPC response header carries the cluster id, the Cluster API lists the members), so the
+// listener believes the claim only once the dialer proves it, by return routability (the idea of
+// QUIC's address validation and of SCTP's cookies): the listener B sends a random nonce in a
+// Challenge over B's OWN outbound link to the claimed member A's registered peer address; A sends
+// it back in a Proof on its current connection to B; the connection on which the nonce arrives is
+// bound to A, and only then does B send HelloAck and read messages from it. An impostor that dials
+// from anywhere else never sees the nonce: its connection stays unbound, carries nothing but
+// handshake frames, and is cut at the handshake timeout, while A keeps its own connection (a new
+// connection replaces an older one of the same member only once it is bound). On a bound
+// connection, a message whose `from` is not the bound id, or whose `to` is not us, is dropped and
+// counted. Removing a peer closes its connections.
+//
+// What the binding protects against, and what not. It stops anyone who cannot receive traffic
+// sent to a member's peer address (another host, a client of the cluster, a process that read the
+// ids off the API) from speaking as that member: no forged append, proposal or TimeoutNow reaches
+// raft. It does not stop someone who can read or redirect traffic to that address (on the network
+// path, or by changing the member's peer address through the Cluster API, which auth guards), and
+// it hides nothing. Peer TLS covers those (see TransportOptions.tls): the nonce then travels
+// encrypted to a listener whose certificate the dialer verified, and with client certificates
+// required, only holders of a certificate from the cluster's CA can say Hello at all. Why both:
+// TLS proves that the other end holds one of the cluster's certificates, not which member it is
+// (peer certificates name hosts, not member ids, as in etcd), and it needs configuration; the
+// dial-back needs none, costs one round trip per new connection, and binds the id in both modes.
 //
 // Sending never blocks and never throws for network trouble: send() encodes each message into its
 // destination's bounded queue and schedules one flush per event-loop turn, which writes every
@@ -18,6 +44,7 @@
 //
 // Received messages alias the socket's read buffers (see codec.ts); Node allocates a fresh buffer
 // per read, so raft may keep entries it receives without copying them.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
 import { assert, isLichenError } from '../errors.js';
@@ -28,18 +55,30 @@ import {
   FrameKind,
   FrameReader,
   HANDSHAKE_FRAME_BYTES_MAX,
+  NONCE_BYTES,
   PROTOCOL_VERSION,
   decodeHello,
   decodeHelloAck,
+  decodeNonce,
   decodeSnapBegin,
   encodeHello,
   encodeHelloAck,
+  encodeNonceFrame,
   encodeSnapBegin,
   frameHeader,
   writeFrameHeader,
 } from './frame.js';
 
 export type TransportLogger = (event: string, fields: Record<string, unknown>) => void;
+
+/**
+ * Why a listener refused a handshake or dropped a message of a bound connection (metric labels):
+ * `unproven` is a dialer that did not prove its member id in time (an impostor, or a member whose
+ * own peer address does not reach it).
+ */
+export type PeerRefusal =
+  | { kind: 'handshake'; reason: 'version' | 'cluster' | 'wrong_member' | 'not_member' | 'self' | 'unproven' }
+  | { kind: 'message'; reason: 'from_mismatch' | 'to_mismatch' };
 
 export interface TransportOptions {
   id: NodeId;
@@ -66,6 +105,10 @@ export interface TransportOptions {
   maxInboundConnections?: number;
   /** Randomness for backoff jitter, in [0, 1) (default Math.random). */
   random?: () => number;
+  /** Unpredictable bytes for handshake challenges (default crypto.randomBytes). */
+  randomNonce?: () => Uint8Array;
+  /** Counts refusals (the server's metrics); they are logged and in stats() as well. */
+  onRefusal?: (refusal: PeerRefusal) => void;
   logger?: TransportLogger;
 }
 
@@ -83,8 +126,10 @@ export interface PeerStats {
 
 export interface InboundStats {
   connections: number;
-  /** Handshakes this node refused. */
+  /** Handshakes this node refused (unproven member ids included). */
   rejected: number;
+  /** Messages on a bound connection whose `from` is not the bound member (or `to` not us), dropped. */
+  mismatchedMessagesDropped: number;
   protocolErrors: number;
   lastError: string | null;
   receivedBytes: number;
@@ -112,11 +157,16 @@ const MAX_FRAME_BYTES_MIN = 1024;
 /** One socket write carries at most this many bytes of small frames, so one write stays cheap. */
 const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
 const KEEPALIVE_INITIAL_DELAY_MS = 5000;
+/** Challenges kept for a peer whose link is not connected yet; older ones are for dead connections. */
+const CHALLENGES_QUEUED_MAX = 8;
+/** Challenges relayed for one connection before it is bound (a peer challenges each of our dials once). */
+const CHALLENGES_UNBOUND_MAX = 8;
 const EMPTY_BYTES = new Uint8Array(0);
 
-interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'logger'>> {
+interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger'>> {
   onUnreachable: (peer: NodeId) => void;
   onSnapshotSent: (peer: NodeId, ok: boolean) => void;
+  onRefusal: (refusal: PeerRefusal) => void;
   logger: TransportLogger;
 }
 
@@ -157,7 +207,13 @@ function errorText(error: unknown): string {
 class PeerLink {
   address: string;
   #socket: net.Socket | null = null;
+  /** The socket is connected and its Hello written: handshake frames may follow at once. */
+  #socketReady = false;
   #state: 'idle' | 'dialing' | 'open' | 'backoff' | 'closed' = 'idle';
+  /** Challenge frames waiting for the next connection (see sendChallenge). */
+  #challenges: Buffer[] = [];
+  /** Whether this dial attempt's backoff was already cut short by a challenge (see #hurry). */
+  #hurried = false;
   #queue: QueueItem[] = [];
   #head = 0;
   #blocked = false;
@@ -202,11 +258,39 @@ class PeerLink {
     this.#dial();
   }
 
+  /**
+   * Sends a Challenge to this peer (it proves an inbound connection that claims to be this peer).
+   * It goes on the current connection, even one still waiting for its HelloAck, since the peer
+   * may be proving our own dial at the same time; without a connection it waits for the next one,
+   * and a link in backoff redials sooner: a dial from the peer says it is up again.
+   */
+  sendChallenge(nonce: Uint8Array): void {
+    const frame = encodeNonceFrame(FrameKind.Challenge, nonce);
+    if (this.#socketReady) {
+      this.#socket!.write(frame);
+      return;
+    }
+    if (this.#state === 'closed') return;
+    if (this.#challenges.length >= CHALLENGES_QUEUED_MAX) this.#challenges.shift();
+    this.#challenges.push(frame);
+    this.#hurry();
+  }
+
+  /**
+   * Answers a Challenge on the current connection: that is the connection the peer is proving.
+   * Without one the proof is dropped, since the connection it was for is gone.
+   */
+  sendProof(nonce: Uint8Array): void {
+    if (this.#socketReady) this.#socket!.write(encodeNonceFrame(FrameKind.Proof, nonce));
+  }
+
   /** Stops for good: no callbacks afterwards, since the caller is shutting down or removed the peer. */
   close(): void {
     this.#state = 'closed';
     this.#clearReconnectTimer();
     this.#queue = [];
+    this.#challenges = [];
+    this.#socketReady = false;
     this.#head = 0;
     this.#snapsInFlight.clear();
     const socket = this.#socket;
@@ -268,14 +352,19 @@ class PeerLink {
       return;
     }
     this.#state = 'dialing';
+    this.#hurried = false;
     const socket = net.connect({ host: target.host, port: target.port });
     this.#socket = socket;
     socket.setNoDelay(true);
     socket.setTimeout(this.options.handshakeTimeoutMs);
     const reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX);
     socket.on('connect', () => {
+      if (socket !== this.#socket) return;
       socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
       socket.write(encodeHello({ clusterId: this.options.clusterId, from: this.options.id, to: this.id }));
+      for (const challenge of this.#challenges) socket.write(challenge);
+      this.#challenges = [];
+      this.#socketReady = true;
     });
     socket.on('timeout', () => {
       socket.destroy(new Error(`no handshake reply within ${this.options.handshakeTimeoutMs} ms`));
@@ -337,6 +426,7 @@ class PeerLink {
   #onClose(socket: net.Socket): void {
     if (socket !== this.#socket) return;
     this.#socket = null;
+    this.#socketReady = false;
     const wasOpen = this.#state === 'open';
     this.options.logger(wasOpen ? 'peer-disconnected' : 'dial-failed', {
       peer: this.id,
@@ -359,6 +449,10 @@ class PeerLink {
     // "Equal jitter": half the delay is fixed, half random, so peers that failed together spread out.
     const delayMs = ceiling / 2 + (this.options.random() * ceiling) / 2;
     this.#failedAttempts++;
+    this.#scheduleDial(delayMs);
+  }
+
+  #scheduleDial(delayMs: number): void {
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
       this.#dial();
@@ -367,11 +461,24 @@ class PeerLink {
     this.#reconnectTimer.unref();
   }
 
+  /**
+   * Cuts a backoff short (to the minimum delay) once per dial attempt, so that challenges reach
+   * a peer that just came back without waiting out a long backoff, while a stranger's stream of
+   * claims cannot make us dial faster than once per minimum delay.
+   */
+  #hurry(): void {
+    if (this.#state !== 'backoff' || this.#hurried || this.#reconnectTimer === null) return;
+    this.#hurried = true;
+    this.#clearReconnectTimer();
+    this.#scheduleDial(this.options.reconnectBackoffMs.min);
+  }
+
   /** Closes the current socket without the failure path (used when the address changes). */
   #dropConnection(reason: string): void {
     const socket = this.#socket;
     if (socket === null) return;
     this.#socket = null;
+    this.#socketReady = false;
     this.#state = 'idle';
     this.#blocked = false;
     this.#failSnapshots();
@@ -499,8 +606,31 @@ interface Reassembly {
   data: Buffer | null;
 }
 
-/** The receiving side of one inbound connection. */
+/** What an inbound connection needs from its transport. */
+interface InboundHost {
+  options: ResolvedOptions;
+  inbound: InboundStats;
+  /** Whether `id` is a current member other than this one (a peer added with addPeer). */
+  isPeer(id: NodeId): boolean;
+  /** Asks member `id`, over our own link to its registered address, to prove a connection. */
+  challenge(id: NodeId, nonce: Uint8Array): void;
+  /** Proves our own connection to member `id` by sending back the nonce it challenged us with. */
+  prove(id: NodeId, nonce: Uint8Array): void;
+  onAccepted(conn: InboundConnection): void;
+}
+
+/**
+ * The receiving side of one inbound connection: it waits for a Hello, then for the Proof that
+ * binds it to the claimed member id (see the top of this file), then reads that member's messages.
+ */
 class InboundConnection {
+  /** The id the Hello claimed; null before the Hello. */
+  #claimedId: NodeId | null = null;
+  /** The nonce the claimed member must send back on this connection; null once bound. */
+  #nonce: Buffer | null = null;
+  #challengesRelayed = 0;
+  #loggedMismatch = false;
+  /** The member this connection is bound to; null until it proved the claimed id. */
   #remoteId: NodeId | null = null;
   #reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX);
   #snapshot: Reassembly | null = null;
@@ -508,22 +638,28 @@ class InboundConnection {
 
   constructor(
     readonly socket: net.Socket,
-    readonly transport: { options: ResolvedOptions; inbound: InboundStats; onAccepted(conn: InboundConnection): void },
+    readonly transport: InboundHost,
   ) {
     socket.setNoDelay(true);
     socket.setTimeout(transport.options.handshakeTimeoutMs);
-    socket.on('timeout', () => this.#fail(`no hello within ${transport.options.handshakeTimeoutMs} ms`));
+    socket.on('timeout', () => this.#onHandshakeTimeout());
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     // Errors (resets by the peer) end in 'close'; the listener only has to exist so none is thrown.
     socket.on('error', () => {});
   }
 
+  /** The member this connection is bound to, or null while it is not (yet) proven. */
   get remoteId(): NodeId | null {
     return this.#remoteId;
   }
 
+  /** The member id the dialer claims or proved, for closing a removed member's connections. */
+  get claimedId(): NodeId | null {
+    return this.#claimedId;
+  }
+
   get #logFields(): Record<string, unknown> {
-    return { localId: this.transport.options.id, remoteId: this.#remoteId, remoteAddress: this.socket.remoteAddress };
+    return { localId: this.transport.options.id, remoteId: this.#claimedId, bound: this.#remoteId !== null, remoteAddress: this.socket.remoteAddress };
   }
 
   #onData(chunk: Buffer): void {
@@ -536,10 +672,13 @@ class InboundConnection {
   #onFrame(frame: Buffer): void {
     const kind = frame[0];
     const payload = frame.subarray(1);
-    if (this.#remoteId === null) {
+    if (this.#claimedId === null) {
       if (kind !== FrameKind.Hello) return this.#fail(`first frame has kind ${kind}, not hello`);
       return this.#onHello(payload);
     }
+    if (kind === FrameKind.Challenge) return this.#onChallenge(payload);
+    if (kind === FrameKind.Proof) return this.#onProof(payload);
+    if (this.#remoteId === null) return this.#fail(`frame kind ${kind} before the dialer proved its member id`);
     switch (kind) {
       case FrameKind.Message:
         return this.#onMessageFrame(payload);
@@ -561,34 +700,63 @@ class InboundConnection {
       return this.#fail(errorText(error));
     }
     const { id, clusterId } = this.transport.options;
-    let refusal: string | null = null;
+    // The reasons go back to a dialer that may be a stranger: they name no id of this cluster.
+    // Our own log gets the ids (see #refuse).
+    let refusal: [Extract<PeerRefusal, { kind: 'handshake' }>['reason'], string] | null = null;
     if (hello.protocolVersion !== PROTOCOL_VERSION) {
-      refusal = `member ${hello.from} speaks peer protocol version ${hello.protocolVersion}, member ${id} speaks ${PROTOCOL_VERSION}`;
+      refusal = ['version', `the dialer speaks peer protocol version ${hello.protocolVersion}, this member speaks ${PROTOCOL_VERSION}`];
     } else if (hello.clusterId !== clusterId) {
-      refusal = `member ${hello.from} belongs to cluster ${hello.clusterId}, but member ${id} belongs to cluster ${clusterId}`;
+      refusal = ['cluster', 'the dialer belongs to another cluster'];
     } else if (hello.to !== id) {
-      refusal = `member ${hello.from} dialed member ${hello.to}, but this address is member ${id} (stale peer address?)`;
+      refusal = ['wrong_member', 'the dialer wants another member than the one at this address (stale peer address?)'];
     } else if (hello.from === id) {
-      refusal = `member ${hello.from} dialed itself`;
+      refusal = ['self', 'the dialer claims the id of the member it dialed'];
+    } else if (!this.transport.isPeer(hello.from)) {
+      refusal = ['not_member', 'the dialer is not a current member of this cluster'];
     }
     if (refusal !== null) {
-      this.transport.inbound.rejected++;
-      this.transport.inbound.lastError = refusal;
-      this.transport.options.logger('handshake-rejected', {
-        ...this.#logFields,
-        remoteId: hello.from,
-        remoteClusterId: hello.clusterId,
-        localClusterId: clusterId,
-        dialedId: hello.to,
-        reason: refusal,
-      });
-      this.#closing = true;
-      this.#reader.stop();
-      this.socket.end(encodeHelloAck(false, refusal));
-      this.socket.setTimeout(this.transport.options.handshakeTimeoutMs, () => this.socket.destroy());
-      return;
+      return this.#refuse(refusal[0], refusal[1], { claimedId: hello.from, remoteClusterId: hello.clusterId, localClusterId: clusterId, dialedId: hello.to });
     }
-    this.#remoteId = hello.from;
+    this.#claimedId = hello.from;
+    this.#nonce = Buffer.from(this.transport.options.randomNonce());
+    assert(this.#nonce.length === NONCE_BYTES, `transport: randomNonce must return ${NONCE_BYTES} bytes`);
+    this.transport.challenge(hello.from, this.#nonce);
+  }
+
+  /** The member this connection claims asks us to prove one of our own connections to it. */
+  #onChallenge(payload: Buffer): void {
+    let nonce: Buffer;
+    try {
+      nonce = decodeNonce(payload);
+    } catch (error) {
+      rethrowIfBug(error);
+      return this.#fail(errorText(error));
+    }
+    // Relaying is harmless even for an impostor (the proof goes to the real member, which ignores
+    // nonces it did not issue), but an unbound connection gets only a few.
+    if (this.#remoteId === null && ++this.#challengesRelayed > CHALLENGES_UNBOUND_MAX) {
+      return this.#fail(`more than ${CHALLENGES_UNBOUND_MAX} challenges before the dialer proved its member id`);
+    }
+    this.transport.prove(this.#claimedId!, nonce);
+  }
+
+  #onProof(payload: Buffer): void {
+    let nonce: Buffer;
+    try {
+      nonce = decodeNonce(payload);
+    } catch (error) {
+      rethrowIfBug(error);
+      return this.#fail(errorText(error));
+    }
+    // A proof of another connection (an impostor's claim that the real member answered on its
+    // own connection, or a connection that is gone) is ignored, not held against this one.
+    if (this.#nonce === null || !timingSafeEqual(nonce, this.#nonce)) return;
+    this.#bind();
+  }
+
+  #bind(): void {
+    this.#remoteId = this.#claimedId;
+    this.#nonce = null;
     this.#reader.frameBytesMax = this.transport.options.maxFrameBytes;
     this.socket.setTimeout(0);
     this.socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
@@ -596,7 +764,30 @@ class InboundConnection {
     this.transport.onAccepted(this);
   }
 
-  /** Decodes one message and checks it really comes from the handshaken peer and is for us. */
+  #onHandshakeTimeout(): void {
+    const { handshakeTimeoutMs } = this.transport.options;
+    if (this.#claimedId === null) return this.#fail(`no hello within ${handshakeTimeoutMs} ms`);
+    this.#refuse('unproven', `the dialer did not prove its member id within ${handshakeTimeoutMs} ms (the proof comes back over the link to the member's registered peer address)`, {});
+  }
+
+  /** Refuses the handshake: logs and counts it, tells the dialer why, and closes. */
+  #refuse(reason: Extract<PeerRefusal, { kind: 'handshake' }>['reason'], text: string, details: Record<string, unknown>): void {
+    if (this.#closing) return;
+    this.transport.inbound.rejected++;
+    this.transport.inbound.lastError = text;
+    this.transport.options.onRefusal({ kind: 'handshake', reason });
+    this.transport.options.logger('handshake-rejected', { ...this.#logFields, ...details, reason: text });
+    this.#closing = true;
+    this.#reader.stop();
+    this.socket.end(encodeHelloAck(false, text));
+    this.socket.setTimeout(this.transport.options.handshakeTimeoutMs, () => this.socket.destroy());
+  }
+
+  /**
+   * Decodes one message of a bound connection. A message that claims another sender than the
+   * bound member, or another receiver than us, is dropped and counted (null), as is one that
+   * does not decode (the connection closes: the stream is broken).
+   */
   #decode(bytes: Uint8Array): Message | null {
     let m: Message;
     try {
@@ -607,7 +798,12 @@ class InboundConnection {
       return null;
     }
     if (m.from !== this.#remoteId || m.to !== this.transport.options.id) {
-      this.#fail(`message ${m.type} from ${m.from} to ${m.to} on a connection from ${this.#remoteId}`);
+      const reason = m.from !== this.#remoteId ? 'from_mismatch' : 'to_mismatch';
+      this.transport.inbound.mismatchedMessagesDropped++;
+      this.transport.options.onRefusal({ kind: 'message', reason });
+      // Logged once per connection: the counters tell how many more followed.
+      if (!this.#loggedMismatch) this.transport.options.logger('message-dropped', { ...this.#logFields, reason, message: m.type, from: m.from, to: m.to });
+      this.#loggedMismatch = true;
       return null;
     }
     return m;
@@ -703,6 +899,7 @@ export class TcpTransport implements Transport {
   readonly inbound: InboundStats = {
     connections: 0,
     rejected: 0,
+    mismatchedMessagesDropped: 0,
     protocolErrors: 0,
     lastError: null,
     receivedBytes: 0,
@@ -739,6 +936,8 @@ export class TcpTransport implements Transport {
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT,
       maxInboundConnections: options.maxInboundConnections ?? MAX_INBOUND_CONNECTIONS_DEFAULT,
       random: options.random ?? Math.random,
+      randomNonce: options.randomNonce ?? (() => randomBytes(NONCE_BYTES)),
+      onRefusal: options.onRefusal ?? (() => {}),
       logger: options.logger ?? (() => {}),
     };
   }
@@ -781,10 +980,15 @@ export class TcpTransport implements Transport {
     this.addPeer(id, address);
   }
 
-  /** Forgets a peer: its queue is discarded and no more callbacks name it. */
+  /** Forgets a peer: its queue is discarded, its connections close, and no more callbacks name it. */
   removePeer(id: NodeId): void {
     this.#peers.get(id)?.close();
     this.#peers.delete(id);
+    for (const connection of this.#connections) {
+      if (connection.claimedId !== id) continue;
+      connection.close();
+      this.#connections.delete(connection);
+    }
   }
 
   send(messages: Message[]): void {
@@ -845,13 +1049,19 @@ export class TcpTransport implements Transport {
     const connection = new InboundConnection(socket, {
       options: this.options,
       inbound: this.inbound,
+      isPeer: (id) => this.#peers.has(id),
+      challenge: (id, nonce) => this.#peers.get(id)?.sendChallenge(nonce),
+      prove: (id, nonce) => this.#peers.get(id)?.sendProof(nonce),
       onAccepted: (accepted) => this.#onAccepted(accepted),
     });
     this.#connections.add(connection);
     socket.on('close', () => this.#connections.delete(connection));
   }
 
-  /** A peer that reconnects replaces its previous inbound connection (likely half-open). */
+  /**
+   * A peer that reconnects replaces its previous inbound connection (likely half-open). Only a
+   * bound connection does: an unproven claim of the same id leaves the member's connection alone.
+   */
   #onAccepted(accepted: InboundConnection): void {
     for (const connection of this.#connections) {
       if (connection !== accepted && connection.remoteId === accepted.remoteId) {
