@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_REQUEST_BYTES_DEFAULT } from '../server/config.js';
+import { requestBytesMaxDefault } from '../limits.js';
 import { parseArgs } from './args.js';
 import { resolveServeConfig, SERVE_FLAG_SPECS, SERVE_OPTIONS } from './serve-config.js';
 
@@ -22,7 +22,7 @@ test('with nothing set, the defaults apply and the node forms a cluster of itsel
   assert.equal(config.name, 'default');
   assert.equal(config.dataDir, 'data/default');
   assert.equal(config.listenClient, '127.0.0.1:2379');
-  assert.equal(config.maxRequestBytes, MAX_REQUEST_BYTES_DEFAULT);
+  assert.equal(config.maxRequestBytes, requestBytesMaxDefault);
   assert.deepEqual(config.initialCluster, [{ name: 'default', peerAddress: '127.0.0.1:2380' }]);
   assert.equal(sources.name, 'default');
   assert.deepEqual(unsafeWarnings, []);

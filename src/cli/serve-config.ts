@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
 import { isLogLevel, LOG_LEVELS } from '../log.js';
+import { configFileBytesMax, initialClusterMembersMax, requestBytesMax, requestBytesMaxDefault } from '../limits.js';
 import { parseBoolean, parseInteger, UsageError, type FlagSpec } from './args.js';
 
 type Source = 'flag' | 'env' | 'file' | 'default';
@@ -27,10 +28,6 @@ interface ServeOption<K extends keyof SettableConfig = keyof SettableConfig> {
 /** Host names, IPv4, or bracketed IPv6, then a port. */
 const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-/** A request larger than this would not fit the transport's frames comfortably; refuse it early. */
-export const MAX_REQUEST_BYTES_LIMIT = 64 * 1024 * 1024;
-/** Cluster sizes beyond this are almost certainly a typo in --initial-cluster. */
-export const INITIAL_CLUSTER_MEMBERS_MAX = 64;
 
 function asText(raw: unknown, where: string): string {
   if (typeof raw === 'string') return raw.trim();
@@ -86,8 +83,8 @@ export function parseInitialCluster(raw: unknown, where: string): PeerSpec[] {
   } else {
     throw new UsageError(`invalid value for ${where}: expected name=host:port,...`);
   }
-  if (entries.length > INITIAL_CLUSTER_MEMBERS_MAX) {
-    throw new UsageError(`invalid value for ${where}: ${entries.length} members (at most ${INITIAL_CLUSTER_MEMBERS_MAX})`);
+  if (entries.length > initialClusterMembersMax) {
+    throw new UsageError(`invalid value for ${where}: ${entries.length} members (at most ${initialClusterMembersMax})`);
   }
   const peers = entries.map(([name, address]) => ({
     name: parseName(name, `${where} (member name)`),
@@ -172,8 +169,8 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
   }),
   option({
     flag: 'max-request-bytes', env: 'LICHEN_MAX_REQUEST_BYTES', key: 'maxRequestBytes', valueName: 'bytes',
-    description: 'Largest client request accepted (default: 1572864)',
-    parse: integerParser(1024, MAX_REQUEST_BYTES_LIMIT),
+    description: `Largest client request accepted, at most ${requestBytesMax} (default: ${requestBytesMaxDefault})`,
+    parse: integerParser(1024, requestBytesMax),
   }),
   option({
     flag: 'tick-ms', env: 'LICHEN_TICK_MS', key: 'tickMs', valueName: 'ms',
@@ -267,9 +264,6 @@ export interface ResolvedServeConfig {
   unsafeWarnings: string[];
 }
 
-/** Config files larger than this are refused: a node's config is a few hundred bytes. */
-export const CONFIG_FILE_BYTES_MAX = 1024 * 1024;
-
 export function resolveServeConfig(input: ResolveInput): ResolvedServeConfig {
   const readFile = input.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
   const configPath = pickConfigPath(input);
@@ -313,7 +307,7 @@ function loadConfigFile(path: string, readFile: (path: string) => string): Recor
   } catch (error) {
     throw new UsageError(`cannot read config file ${path}: ${(error as Error).message}`);
   }
-  if (text.length > CONFIG_FILE_BYTES_MAX) throw new UsageError(`config file ${path} is larger than ${CONFIG_FILE_BYTES_MAX} bytes`);
+  if (text.length > configFileBytesMax) throw new UsageError(`config file ${path} is larger than ${configFileBytesMax} bytes`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

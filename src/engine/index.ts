@@ -1,6 +1,6 @@
 export type { Engine, EngineKind, RangeOptions, ReadView, WriteOp } from './types.js';
 export { MemoryEngine } from './memory.js';
-export { LmdbEngine, LMDB_KEY_BYTES_MAX } from './lmdb.js';
+export { LmdbEngine } from './lmdb.js';
 export type { LmdbEngineOptions } from './lmdb.js';
 export { exportChunks, decodeChunk, EXPORT_CHUNK_BYTES_DEFAULT } from './codec.js';
 import type { Engine, EngineKind } from './types.js';

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isLichenError } from '../errors.js';
-import { LMDB_KEY_BYTES_MAX, LmdbEngine, type WriteOp } from './index.js';
+import { lmdbKeyBytesMax } from '../limits.js';
+import { LmdbEngine, type WriteOp } from './index.js';
 
 const b = (s: string): Uint8Array => Buffer.from(s);
 const str = (u: Uint8Array): string => Buffer.from(u).toString();
@@ -48,10 +49,10 @@ test('an exception in the middle of a write aborts the whole transaction', async
 test('keys up to the limit are stored; longer keys are refused as TooLarge', async (t) => {
   const engine = LmdbEngine.open({ dir: tempDir(t) });
   t.after(() => engine.closeAsync());
-  const longest = new Uint8Array(LMDB_KEY_BYTES_MAX).fill(0xab);
+  const longest = new Uint8Array(lmdbKeyBytesMax).fill(0xab);
   engine.write([{ type: 'put', key: longest, value: b('ok') }]);
   assert.equal(str(engine.get(longest)!), 'ok');
-  const tooLong = new Uint8Array(LMDB_KEY_BYTES_MAX + 1);
+  const tooLong = new Uint8Array(lmdbKeyBytesMax + 1);
   assert.throws(
     () => engine.write([{ type: 'put', key: tooLong, value: b('x') }]),
     (error: unknown) => isLichenError(error, 'TooLarge'),

@@ -28,10 +28,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ErrorCode, LichenError } from '../errors.js';
 import { decodeChunk, exportChunks } from './codec.js';
 import type { Engine, RangeOptions, ReadView, WriteOp } from './types.js';
+import { lmdbKeyBytesMax } from '../limits.js';
 
 const PAGE_BYTES = 8192;
-/** The longest key the engine accepts: LMDB's limit at 8 KiB pages, less the prefix byte. */
-export const LMDB_KEY_BYTES_MAX = 4026 - 1;
 const KEY_PREFIX = 0x00;
 
 type Transaction = ReturnType<RootDatabase['useReadTransaction']>;
@@ -49,8 +48,8 @@ const fromStored = (stored: Buffer): Uint8Array => stored.subarray(1);
 const STORED_END = Buffer.from([KEY_PREFIX + 1]);
 
 function checkKey(key: Uint8Array): void {
-  if (key.length > LMDB_KEY_BYTES_MAX) {
-    throw new LichenError(ErrorCode.TooLarge, `engine key of ${key.length} bytes exceeds ${LMDB_KEY_BYTES_MAX}`);
+  if (key.length > lmdbKeyBytesMax) {
+    throw new LichenError(ErrorCode.TooLarge, `engine key of ${key.length} bytes exceeds ${lmdbKeyBytesMax}`);
   }
 }
 
@@ -107,7 +106,7 @@ class LmdbReadView implements ReadView {
 
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkOpen();
-    if (key.length > LMDB_KEY_BYTES_MAX) return undefined;
+    if (key.length > lmdbKeyBytesMax) return undefined;
     return getStored(this.db, toStored(key), this.transaction);
   }
 
@@ -153,7 +152,7 @@ export class LmdbEngine implements Engine {
   }
 
   get(key: Uint8Array): Uint8Array | undefined {
-    if (key.length > LMDB_KEY_BYTES_MAX) return undefined;
+    if (key.length > lmdbKeyBytesMax) return undefined;
     return this.db.get(toStored(key));
   }
 

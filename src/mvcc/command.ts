@@ -5,6 +5,7 @@
 // compact (a 16-byte put is ~25 bytes versus ~90 as JSON+base64) and keeps absent and false
 // fields apart, so decode(encode(c)) deep-equals c.
 import { LichenError } from '../errors.js';
+import { commandTxnDepthMax } from '../limits.js';
 import { ByteReader, ByteWriter } from './bytes.js';
 import type {
   CompactionRequest,
@@ -27,8 +28,6 @@ export type Command =
   | { type: 'noop' };
 
 export const COMMAND_FORMAT_VERSION = 1;
-/** Nested txns deeper than this are refused (etcd bounds the total ops; we also bound depth). */
-export const TXN_DEPTH_MAX = 32;
 
 type FieldKind = 'bytes' | 'int' | 'bool';
 type Schema = readonly (readonly [name: string, kind: FieldKind])[];
@@ -91,7 +90,7 @@ function readFields<T>(r: ByteReader, schema: Schema): T {
 }
 
 function writeTxn(w: ByteWriter, txn: TxnRequest, depth: number): void {
-  if (depth > TXN_DEPTH_MAX) throw new LichenError('InvalidArgument', `txn nested deeper than ${TXN_DEPTH_MAX}`);
+  if (depth > commandTxnDepthMax) throw new LichenError('InvalidArgument', `txn nested deeper than ${commandTxnDepthMax}`);
   w.uvar(txn.compare.length);
   for (const compare of txn.compare) writeFields(w, COMPARE_SCHEMA, compare);
   for (const branch of [txn.success, txn.failure]) {
@@ -108,7 +107,7 @@ function writeOp(w: ByteWriter, op: RequestOp, depth: number): void {
 }
 
 function readTxn(r: ByteReader, depth: number): TxnRequest {
-  if (depth > TXN_DEPTH_MAX) throw new LichenError('InvalidArgument', `txn nested deeper than ${TXN_DEPTH_MAX}`);
+  if (depth > commandTxnDepthMax) throw new LichenError('InvalidArgument', `txn nested deeper than ${commandTxnDepthMax}`);
   const compare: Compare[] = [];
   const compareCount = r.uvar();
   for (let i = 0; i < compareCount; i++) compare.push(readFields<Compare>(r, COMPARE_SCHEMA));

@@ -1,6 +1,6 @@
 // The MVCC layer's public surface: the etcd v3 data model over an Engine.
 export * from './types.js';
-export { type Command, encodeCommand, decodeCommand, COMMAND_FORMAT_VERSION, TXN_DEPTH_MAX } from './command.js';
+export { type Command, encodeCommand, decodeCommand, COMMAND_FORMAT_VERSION } from './command.js';
 export {
   MvccStore,
   type ApplyResult,
@@ -12,7 +12,6 @@ export {
   leaseIdFromIndex,
   isReadOnlyTxn,
   isSerializableTxn,
-  LEASE_TTL_SECONDS_MAX,
   ERR_COMPACTED,
   ERR_FUTURE_REVISION,
   ERR_LEASE_NOT_FOUND,

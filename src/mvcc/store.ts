@@ -11,6 +11,7 @@
 // revision. See layout.ts for the engine keys and keyindex.ts for why the key index is in memory.
 import { crc32 } from 'node:zlib';
 import { LichenError, assert } from '../errors.js';
+import { historyScanRecordsMax, leaseTtlSecondsMax } from '../limits.js';
 import type { Engine, WriteOp } from '../engine/types.js';
 import { keyBytes, keyString } from './bytes.js';
 import type { Command } from './command.js';
@@ -66,10 +67,6 @@ export const ERR_VALUE_PROVIDED = 'etcdserver: value is provided';
 export const ERR_LEASE_PROVIDED = 'etcdserver: lease is provided';
 export const ERR_DUPLICATE_KEY = 'etcdserver: duplicate key given in txn request';
 
-/** etcd's MaxLeaseTTL: 9,000,000,000 seconds (about 285 years). */
-export const LEASE_TTL_SECONDS_MAX = 9_000_000_000;
-/** Bounds one history scan (eventsSince / watch catch-up) so a sparse watcher cannot stall apply. */
-export const EVENT_SCAN_RECORDS_MAX_DEFAULT = 10_000;
 
 export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | LeaseGrantResponse | Record<string, never>;
 export type ApplyResult =
@@ -463,7 +460,7 @@ export class MvccStore {
   private leaseGrant(index: number, requestedId: number, ttl: number, batch: ApplyBatch): LeaseGrantResponse {
     if (!Number.isSafeInteger(requestedId) || requestedId < 0) throw new LichenError('InvalidArgument', `etcdserver: invalid lease id ${requestedId}`);
     if (!Number.isSafeInteger(ttl)) throw new LichenError('InvalidArgument', `etcdserver: invalid lease TTL ${ttl}`);
-    if (ttl > LEASE_TTL_SECONDS_MAX) throw new LichenError('InvalidArgument', ERR_LEASE_TTL_TOO_LARGE);
+    if (ttl > leaseTtlSecondsMax) throw new LichenError('InvalidArgument', ERR_LEASE_TTL_TOO_LARGE);
     let id = requestedId;
     if (id === 0) {
       id = leaseIdFromIndex(index);
@@ -594,7 +591,7 @@ export class MvccStore {
     if (from < this.compacted) throw compactedError(this.compacted);
     const to = Math.min(options.toRevision ?? this.current, this.current);
     const eventsMax = options.eventsMax ?? Infinity;
-    const recordsMax = options.recordsMax ?? EVENT_SCAN_RECORDS_MAX_DEFAULT;
+    const recordsMax = options.recordsMax ?? historyScanRecordsMax;
     const bounds = keyBounds(options.key, options.rangeEnd);
     const events: Event[] = [];
     let examined = 0;

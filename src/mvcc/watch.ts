@@ -15,6 +15,7 @@ import { LichenError, assert } from '../errors.js';
 import { keyString } from './bytes.js';
 import type { MvccStore } from './store.js';
 import { EventType, type Event } from './types.js';
+import { watchBatchEventsMax, watchSyncWatchersMax, watchersMax } from '../limits.js';
 
 export interface WatchRequest {
   key: Uint8Array;
@@ -111,9 +112,9 @@ export class WatchHub {
 
   constructor(private readonly store: MvccStore, options: WatchHubOptions = {}) {
     this.revision = store.currentRevision;
-    this.batchEventsMax = options.batchEventsMax ?? 1000;
-    this.syncWatchersMax = options.syncWatchersMax ?? 64;
-    this.watchersMax = options.watchersMax ?? 100_000;
+    this.batchEventsMax = options.batchEventsMax ?? watchBatchEventsMax;
+    this.syncWatchersMax = options.syncWatchersMax ?? watchSyncWatchersMax;
+    this.watchersMax = options.watchersMax ?? watchersMax;
   }
 
   /** The newest revision the hub has been told about. */

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { isLichenError } from '../errors.js';
 import { RaftLog } from './log.js';
 import { Inflights, Progress, ProgressTracker } from './progress.js';
-import { MemoryStorage, limitBytes } from './storage.js';
+import { MemoryStorage, entryBytes, limitBytes } from './storage.js';
+import { raftEntryOverheadBytesMax } from '../limits.js';
 import { text } from './testkit.js';
 import type { Entry } from './types.js';
 
@@ -25,10 +26,13 @@ test('MemoryStorage: append truncates a conflicting suffix and rejects gaps', ()
   assert.throws(() => s.append([ent(6, 3)]), /gap/);
 });
 
-test('MemoryStorage: entries honours maxBytes but returns at least one entry', () => {
+test('MemoryStorage: entries honours maxBytes (entryBytes: data plus wire overhead) but returns at least one entry', () => {
   const s = new MemoryStorage();
   s.append([ent(1, 1, 'aaaa'), ent(2, 1, 'bbbb'), ent(3, 1, 'cccc')]);
-  assert.equal(s.entries(1, 4, 8).length, 2);
+  const each = entryBytes(ent(1, 1, 'aaaa'));
+  assert.equal(each, 4 + raftEntryOverheadBytesMax);
+  assert.equal(s.entries(1, 4, 2 * each).length, 2);
+  assert.equal(s.entries(1, 4, 3 * each - 1).length, 2);
   assert.equal(s.entries(1, 4, 1).length, 1);
   assert.equal(s.entries(1, 4).length, 3);
   assert.equal(limitBytes([], 0).length, 0);

@@ -11,12 +11,19 @@
 // override one of them, and pass the subclass to `new RawNode(config, Subclass)`.
 
 import { LichenError, assert, isLichenError } from '../errors.js';
+import {
+  raftAppendBatchBytesMax,
+  raftApplyBytesMax,
+  raftInflightMessagesMax,
+  raftPendingReadsMax,
+  raftUncommittedBytesMax,
+} from '../limits.js';
 import { RaftLog } from './log.js';
 import { applyChangeToConf, decodeConfChange, validateConfChange } from './membership.js';
 import type { Progress } from './progress.js';
 import { ProgressTracker } from './progress.js';
 import { ReadOnlyQueue, decodeRoundContext, encodeRoundContext, type PendingRead } from './readindex.js';
-import type { Storage } from './storage.js';
+import { entryBytes, type Storage } from './storage.js';
 import {
   EntryType,
   NONE,
@@ -41,18 +48,18 @@ export interface RaftConfig {
   heartbeatTicks?: number;
   /** The last applied index when restarting (entries after it are delivered again). */
   applied?: number;
-  /** Appends in flight per follower in replicate state. Default 256. */
+  /** Appends in flight per follower in replicate state. Default raftInflightMessagesMax (limits.ts). */
   maxInflightMsgs?: number;
-  /** Payload bytes of entries per App message (at least one entry is always sent). Default 1 MiB. */
+  /** Bytes of entries (entryBytes) per App message (at least one entry is always sent). Default raftAppendBatchBytesMax. */
   maxMsgBytes?: number;
   /**
-   * Payload bytes of proposals appended by this leader and not yet applied; beyond it propose throws
-   * Overloaded (a single proposal is always accepted when nothing is pending). Default 32 MiB.
+   * Bytes of proposals appended by this leader and not yet applied; beyond it propose throws
+   * Overloaded (a single proposal is always accepted when nothing is pending). Default raftUncommittedBytesMax.
    */
   maxUncommittedBytes?: number;
-  /** Payload bytes of committed entries per Ready. Default 8 MiB. */
+  /** Bytes of committed entries per Ready (at least one entry). Default raftApplyBytesMax. */
   maxApplyBytes?: number;
-  /** Reads waiting for leadership confirmation; beyond it readIndex throws Overloaded. Default 4096. */
+  /** Reads waiting for leadership confirmation; beyond it readIndex throws Overloaded. Default raftPendingReadsMax. */
   maxPendingReads?: number;
   /** Run a pre-election before campaigning (thesis §9.6). Default true. */
   preVote?: boolean;
@@ -91,9 +98,6 @@ type HeartbeatResponse = Extract<Message, { type: 'HeartbeatResp' }>;
 type SnapshotMessage = Extract<Message, { type: 'Snap' }>;
 type ProposalInput = Pick<Entry, 'type' | 'data'>;
 
-const MIB = 1024 * 1024;
-/** Forwarded proposals and reads waiting for the leader's first commit are bounded like everything else. */
-const MAX_QUEUED_READ_REQUESTS = 4096;
 
 function unavailable(message: string, lead: NodeId): LichenError {
   return new LichenError('Unavailable', message, { leaderId: lead });
@@ -154,12 +158,12 @@ export class Raft {
     this.preVote = config.preVote ?? true;
     this.checkQuorum = config.checkQuorum ?? true;
     this.lazyCommitBroadcast = config.lazyCommitBroadcast ?? false;
-    this.maxMsgBytes = config.maxMsgBytes ?? MIB;
-    this.maxUncommittedBytes = config.maxUncommittedBytes ?? 32 * MIB;
-    this.maxApplyBytes = config.maxApplyBytes ?? 8 * MIB;
-    const maxInflight = config.maxInflightMsgs ?? 256;
+    this.maxMsgBytes = config.maxMsgBytes ?? raftAppendBatchBytesMax;
+    this.maxUncommittedBytes = config.maxUncommittedBytes ?? raftUncommittedBytesMax;
+    this.maxApplyBytes = config.maxApplyBytes ?? raftApplyBytesMax;
+    const maxInflight = config.maxInflightMsgs ?? raftInflightMessagesMax;
     assert(maxInflight >= 1, 'maxInflightMsgs must be at least 1');
-    this.readOnly = new ReadOnlyQueue(config.maxPendingReads ?? 4096);
+    this.readOnly = new ReadOnlyQueue(config.maxPendingReads ?? raftPendingReadsMax);
 
     this.log = new RaftLog(config.storage);
     const { hardState, confState } = config.storage.initialState();
@@ -903,7 +907,7 @@ export class Raft {
       this.checkConfChangeAllowed(decodeConfChange(e.data), confChanges);
     }
     let bytes = 0;
-    for (const e of inputs) bytes += e.data.length;
+    for (const e of inputs) bytes += entryBytes(e);
     // A proposal is always accepted when nothing is uncommitted, so one large entry cannot livelock.
     if (this.uncommittedBytes > 0 && bytes > 0 && this.uncommittedBytes + bytes > this.maxUncommittedBytes) {
       throw new LichenError('Overloaded', `too many uncommitted proposals (${this.uncommittedBytes} bytes)`, {
@@ -985,7 +989,7 @@ export class Raft {
     // Thesis §6.4 step 1: until the leader has committed an entry of its term it may not know the
     // latest commit index, so reads wait for its no-op to commit.
     if (!this.committedEntryInCurrentTerm()) {
-      if (this.waitingReads.length >= MAX_QUEUED_READ_REQUESTS) {
+      if (this.waitingReads.length >= raftPendingReadsMax) {
         throw new LichenError('Overloaded', 'too many reads waiting for the leader to commit');
       }
       this.waitingReads.push({ from, context });

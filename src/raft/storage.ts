@@ -3,6 +3,7 @@
 // what the core reads back (entries for followers, terms for the consistency check, snapshots).
 
 import { LichenError, assert } from '../errors.js';
+import { raftEntryOverheadBytesMax } from '../limits.js';
 import type { ConfState, Entry, HardState, Snapshot } from './types.js';
 
 /** A read-only view of the persisted log, hard state and latest snapshot. */
@@ -36,9 +37,13 @@ export function emptySnapshot(): Snapshot {
   return { metadata: { index: 0, term: 0, conf: emptyConfState() }, data: new Uint8Array(0) };
 }
 
-/** Payload bytes of an entry, used for every byte budget in the core (messages, apply, uncommitted). */
-export function entryBytes(entry: Entry): number {
-  return entry.data.length;
+/**
+ * The bytes an entry counts for in every byte budget of the core (messages, apply, uncommitted):
+ * its data plus the most its term, index, type and length take on the wire, as etcd counts an
+ * entry's encoded size. So the budget of an append bounds its encoding, however small its entries.
+ */
+export function entryBytes(entry: Pick<Entry, 'data'>): number {
+  return entry.data.length + raftEntryOverheadBytesMax;
 }
 
 /**

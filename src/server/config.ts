@@ -1,6 +1,7 @@
 // The configuration of one Lichen node. The CLI fills it from flags, LICHEN_* environment
 // variables and a JSON config file (in that order of precedence); tests build it directly.
 import type { EngineKind } from '../engine/types.js';
+import { pendingRequestsMax, requestBytesMaxDefault } from '../limits.js';
 
 export interface PeerSpec {
   /** The member's name, unique in the cluster. */
@@ -68,8 +69,6 @@ export interface NodeConfig {
   };
 }
 
-export const MAX_REQUEST_BYTES_DEFAULT = 1.5 * 1024 * 1024;
-
 export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConfig, 'name' | 'dataDir'>): NodeConfig {
   const base: NodeConfig = {
     name: overrides.name,
@@ -81,7 +80,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     join: '',
     clusterToken: '',
     engine: 'lmdb',
-    maxRequestBytes: MAX_REQUEST_BYTES_DEFAULT,
+    maxRequestBytes: requestBytesMaxDefault,
     tickMs: 100,
     electionTicks: 10,
     heartbeatTicks: 1,
@@ -89,7 +88,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     snapshotEntries: 100_000,
     snapshotCatchUpEntries: 5_000,
     snapshotWalBytes: 64 * 1024 * 1024,
-    pendingRequestsMax: 10_000,
+    pendingRequestsMax,
     requestTimeoutMs: 5_000,
     logLevel: 'info',
     unsafe: { walSyncDelayMs: 0, walNoSync: false, readsWithoutReadIndex: false },

@@ -4,6 +4,7 @@
 // The origin and sequence identify the waiting client request; both are 0 for entries no client
 // waits for (lease expiry, member attribute publication).
 import { assert } from '../errors.js';
+import { proposalHeaderBytesMax } from '../limits.js';
 
 export const EnvelopeKind = {
   /** body: an encoded mvcc Command. */
@@ -22,6 +23,7 @@ export interface Envelope {
 
 const VERSION = 1;
 const HEADER_BYTES = 18;
+assert(HEADER_BYTES <= proposalHeaderBytesMax, 'the envelope header outgrew proposalHeaderBytesMax (limits.ts)');
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   const out = Buffer.allocUnsafe(HEADER_BYTES + envelope.body.length);

@@ -7,9 +7,7 @@ import { etcdClientConstructors } from '../api/grpc/proto.js';
 import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { LeaderForwarder } from './backend.js';
-
-/** Connections to other members kept open at once; a new one replaces the oldest. */
-const CLIENTS_MAX = 16;
+import { memberClientsMax } from '../limits.js';
 
 interface KeepAliveReply {
   ID: string;
@@ -90,7 +88,7 @@ export class MemberCalls implements LeaderForwarder {
     const key = `${service} ${address}`;
     let client = this.clients.get(key);
     if (!client) {
-      if (this.clients.size >= CLIENTS_MAX) {
+      if (this.clients.size >= memberClientsMax) {
         const [oldest, oldClient] = this.clients.entries().next().value as [string, Client];
         oldClient.close();
         this.clients.delete(oldest);

@@ -4,6 +4,7 @@ import { startHttpServer } from '../api/http/index.js';
 import { createLichenMetrics } from '../metrics.js';
 import type { Logger } from '../log.js';
 import { ErrorCode, LichenError } from '../errors.js';
+import { checkLimits } from '../limits.js';
 import { NodeBackend } from './backend.js';
 import type { NodeConfig } from './config.js';
 import { MemberCalls } from './forward.js';
@@ -29,6 +30,7 @@ export interface LichenNode {
 }
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<LichenNode> {
+  checkLimits(config);
   const state = await openNodeState(config, logger);
   // The client listeners start first so the member can publish their real addresses.
   const backendRef: { backend?: NodeBackend } = {};

@@ -22,6 +22,7 @@ import {
 import { Lessor, WatchHub, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../mvcc/index.js';
 import { TcpTransport } from '../transport/index.js';
 import { ErrorCode, LichenError, isLichenError } from '../errors.js';
+import { inboxMessagesMax } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
@@ -34,8 +35,6 @@ import type { NodeState } from './state.js';
 import type { LichenMetrics } from '../metrics.js';
 import type { MembershipView } from './forward.js';
 
-/** Peer messages waiting for the loop; beyond this they are dropped and raft retransmits. */
-const INBOX_MAX = 50_000;
 /** Election timeouts without a leader before a member asks the others whether it was removed. */
 const MEMBERSHIP_PROBE_ELECTIONS = 3;
 /** Expired leases revoked per tick, so a mass expiry does not flood the log. */
@@ -123,7 +122,6 @@ export class ClusterNode {
       // Raft re-delivers every entry after the snapshot; apply skips what the engine already
       // holds but still replays membership, which lives only in the log and snapshot.
       applied: state.snapshotIndex,
-      maxMsgBytes: config.maxRequestBytes + 64 * 1024,
     });
     this.hub = new WatchHub(state.store);
     this.lessor = new Lessor({
@@ -229,6 +227,9 @@ export class ClusterNode {
   /** Replicates a command and resolves with its result once this member has applied it. */
   async propose(command: Command): Promise<Applied> {
     const body = encodeCommand(command);
+    // The only size check a request needs before it is proposed: checkLimits() made sure at
+    // start-up that any request within --max-request-bytes fits a raft entry, and any raft entry a
+    // peer message and a peer frame, on every member whatever its own --max-request-bytes.
     if (body.length > this.config.maxRequestBytes) {
       throw new LichenError(ErrorCode.TooLarge, 'etcdserver: request is too large', { limitBytes: this.config.maxRequestBytes });
     }
@@ -404,7 +405,7 @@ export class ClusterNode {
   // ---- The loop ------------------------------------------------------------------------------
 
   private receive(message: Message): void {
-    if (this.inbox.length >= INBOX_MAX) return;
+    if (this.inbox.length >= inboxMessagesMax) return;
     this.enqueue(() => {
       try {
         this.raw.step(message);

@@ -18,6 +18,7 @@
 // closes the connection on an oversize or empty frame rather than buffering without bound.
 import type { NodeId } from '../raft/types.js';
 import { LichenError, ErrorCode, assert } from '../errors.js';
+import { peerHandshakeFrameBytesMax } from '../limits.js';
 
 /** 2: the dialer proves its member id (Challenge and Proof) before the HelloAck. */
 export const PROTOCOL_VERSION = 2;
@@ -26,7 +27,7 @@ export const FRAME_LENGTH_BYTES = 4;
 export const FRAME_HEADER_BYTES = 5;
 const HELLO_MAGIC = Buffer.from('LCHN', 'latin1');
 /** Hello and HelloAck are tiny; before the handshake the receiver accepts no larger frame. */
-export const HANDSHAKE_FRAME_BYTES_MAX = 1024;
+export const HANDSHAKE_FRAME_BYTES_MAX = peerHandshakeFrameBytesMax;
 const REASON_BYTES_MAX = HANDSHAKE_FRAME_BYTES_MAX - FRAME_HEADER_BYTES - 1;
 
 export const FrameKind = { Hello: 1, HelloAck: 2, Message: 3, SnapBegin: 4, SnapChunk: 5, Challenge: 6, Proof: 7 } as const;

@@ -10,9 +10,6 @@ export {
 export { PROTOCOL_VERSION, FrameKind, FrameReader } from './frame.js';
 export {
   TcpTransport,
-  SEND_QUEUE_MAX_DEFAULT,
-  MAX_FRAME_BYTES_DEFAULT,
-  MAX_SNAPSHOT_BYTES_DEFAULT,
   type TransportOptions,
   type TransportLogger,
   type TransportStats,

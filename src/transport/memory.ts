@@ -16,7 +16,7 @@ import type { Message, NodeId } from '../raft/types.js';
 import { assert } from '../errors.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import type { InboundStats, PeerStats, TransportLogger, TransportOptions, TransportStats } from './tcp.js';
-import { MAX_FRAME_BYTES_DEFAULT, MAX_SNAPSHOT_BYTES_DEFAULT, SEND_QUEUE_MAX_DEFAULT } from './tcp.js';
+import { peerFrameBytesMax, peerSendQueueMessagesMax, peerSnapshotBytesMax } from '../limits.js';
 import { FRAME_HEADER_BYTES } from './frame.js';
 import type { Transport } from './types.js';
 import { mulberry32 } from '../random.js';
@@ -180,9 +180,9 @@ export class MemoryTransport implements Transport {
     this.options = options;
     this.#network = options.network;
     this.#logger = options.logger ?? (() => {});
-    this.#sendQueueMax = options.sendQueueMax ?? SEND_QUEUE_MAX_DEFAULT;
-    this.#maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES_DEFAULT;
-    this.#maxSnapshotBytes = options.maxSnapshotBytes ?? MAX_SNAPSHOT_BYTES_DEFAULT;
+    this.#sendQueueMax = options.sendQueueMax ?? peerSendQueueMessagesMax;
+    this.#maxFrameBytes = options.maxFrameBytes ?? peerFrameBytesMax;
+    this.#maxSnapshotBytes = options.maxSnapshotBytes ?? peerSnapshotBytesMax;
   }
 
   async start(): Promise<{ host: string; port: number }> {

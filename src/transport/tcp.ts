@@ -39,7 +39,8 @@
 // queue drops the message and reports the peer unreachable, which makes raft slow down and retry.
 //
 // Snapshots are streamed: a SnapBegin frame (the Snap message without data, plus the data length)
-// followed by chunks that each fit in maxFrameBytes, written straight from the snapshot's buffer.
+// followed by chunks of at most peerSnapshotChunkBytesMax that each fit in maxFrameBytes, written
+// straight from the snapshot's buffer.
 // The receiver reassembles them up to maxSnapshotBytes and delivers one Snap message.
 //
 // Received messages alias the socket's read buffers (see codec.ts); Node allocates a fresh buffer
@@ -48,6 +49,13 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import type { Message, NodeId } from '../raft/types.js';
 import { assert, isLichenError } from '../errors.js';
+import {
+  peerFrameBytesMax,
+  peerInboundConnectionsMax,
+  peerSendQueueMessagesMax,
+  peerSnapshotBytesMax,
+  peerSnapshotChunkBytesMax,
+} from '../limits.js';
 import type { Transport } from './types.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import {
@@ -91,17 +99,17 @@ export interface TransportOptions {
   onUnreachable?: (peer: NodeId) => void;
   /** A Snap message was fully written (ok) or failed: the server calls raft.reportSnapshot. */
   onSnapshotSent?: (peer: NodeId, ok: boolean) => void;
-  /** Messages queued per peer (default 4096); when full the message is dropped and onUnreachable called. */
+  /** Messages queued per peer (default peerSendQueueMessagesMax); when full the message is dropped and onUnreachable called. */
   sendQueueMax?: number;
-  /** The largest frame sent or accepted, length field included (default 4 MiB). Snapshots are chunked under it. */
+  /** The largest frame sent or accepted, length field included (default peerFrameBytesMax). Snapshots are chunked under it. */
   maxFrameBytes?: number;
-  /** The largest snapshot a receiver reassembles (default 1 GiB); larger ones are dropped and logged. */
+  /** The largest snapshot a receiver reassembles (default peerSnapshotBytesMax); larger ones are dropped and logged. */
   maxSnapshotBytes?: number;
   /** Reconnect delay: starts at min, doubles per failed attempt up to max, with jitter (default 50..2000). */
   reconnectBackoffMs?: { min: number; max: number };
   /** A dial or inbound connection that has not completed its handshake by then is closed (default 5000). */
   handshakeTimeoutMs?: number;
-  /** Inbound connections accepted at once (default 256); more are closed immediately. */
+  /** Inbound connections accepted at once (default peerInboundConnectionsMax); more are closed immediately. */
   maxInboundConnections?: number;
   /** Randomness for backoff jitter, in [0, 1) (default Math.random). */
   random?: () => number;
@@ -146,12 +154,8 @@ export interface TransportStats {
   unknownPeerDrops: number;
 }
 
-export const SEND_QUEUE_MAX_DEFAULT = 4096;
-export const MAX_FRAME_BYTES_DEFAULT = 4 * 1024 * 1024;
-export const MAX_SNAPSHOT_BYTES_DEFAULT = 1024 * 1024 * 1024;
 const RECONNECT_BACKOFF_MS_DEFAULT = { min: 50, max: 2000 };
 const HANDSHAKE_TIMEOUT_MS_DEFAULT = 5000;
-const MAX_INBOUND_CONNECTIONS_DEFAULT = 256;
 /** The smallest sensible frame limit: a chunk must carry real data after the header. */
 const MAX_FRAME_BYTES_MIN = 1024;
 /** One socket write carries at most this many bytes of small frames, so one write stays cheap. */
@@ -560,7 +564,7 @@ class PeerLink {
       const more = socket.write(item.begin, empty ? (error) => this.#onSnapshotWritten(item, error) : undefined);
       if (!more) this.#blocked = true;
     }
-    const chunkBytesMax = this.options.maxFrameBytes - FRAME_HEADER_BYTES;
+    const chunkBytesMax = Math.min(peerSnapshotChunkBytesMax, this.options.maxFrameBytes - FRAME_HEADER_BYTES);
     while (item.written < item.data.length && !this.#blocked) {
       const end = Math.min(item.data.length, item.written + chunkBytesMax);
       const chunk = item.data.subarray(item.written, end);
@@ -916,7 +920,7 @@ export class TcpTransport implements Transport {
   #closed = false;
 
   constructor(options: TransportOptions) {
-    const maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES_DEFAULT;
+    const maxFrameBytes = options.maxFrameBytes ?? peerFrameBytesMax;
     assert(maxFrameBytes >= MAX_FRAME_BYTES_MIN, `transport: maxFrameBytes must be at least ${MAX_FRAME_BYTES_MIN}`);
     assert(maxFrameBytes <= 2 ** 32, 'transport: maxFrameBytes must fit the u32 length field');
     const backoff = options.reconnectBackoffMs ?? RECONNECT_BACKOFF_MS_DEFAULT;
@@ -929,12 +933,12 @@ export class TcpTransport implements Transport {
       onMessage: options.onMessage,
       onUnreachable: options.onUnreachable ?? (() => {}),
       onSnapshotSent: options.onSnapshotSent ?? (() => {}),
-      sendQueueMax: options.sendQueueMax ?? SEND_QUEUE_MAX_DEFAULT,
+      sendQueueMax: options.sendQueueMax ?? peerSendQueueMessagesMax,
       maxFrameBytes,
-      maxSnapshotBytes: options.maxSnapshotBytes ?? MAX_SNAPSHOT_BYTES_DEFAULT,
+      maxSnapshotBytes: options.maxSnapshotBytes ?? peerSnapshotBytesMax,
       reconnectBackoffMs: backoff,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS_DEFAULT,
-      maxInboundConnections: options.maxInboundConnections ?? MAX_INBOUND_CONNECTIONS_DEFAULT,
+      maxInboundConnections: options.maxInboundConnections ?? peerInboundConnectionsMax,
       random: options.random ?? Math.random,
       randomNonce: options.randomNonce ?? (() => randomBytes(NONCE_BYTES)),
       onRefusal: options.onRefusal ?? (() => {}),

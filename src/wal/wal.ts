@@ -41,10 +41,9 @@ import {
   scanRecord,
   type ScanResult,
 } from './record.js';
+import { walPendingOperationsMax } from '../limits.js';
 
 export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
-/** save() calls waiting behind the one in progress; more means the caller is not awaiting. */
-export const PENDING_OPERATIONS_MAX = 1024;
 /** Zeros written ahead of the records whenever a save would reach the end of the file. */
 export const PREALLOCATE_BYTES = 1024 * 1024;
 const ZEROS = Buffer.alloc(64 * 1024);
@@ -290,9 +289,9 @@ export class Wal {
    */
   private enqueue(operation: () => Promise<void>): Promise<void> {
     if (this.closed) return Promise.reject(new LichenError(ErrorCode.Internal, 'wal is closed'));
-    if (this.pending >= PENDING_OPERATIONS_MAX) {
+    if (this.pending >= walPendingOperationsMax) {
       return Promise.reject(
-        new LichenError(ErrorCode.Overloaded, `wal: more than ${PENDING_OPERATIONS_MAX} operations queued`),
+        new LichenError(ErrorCode.Overloaded, `wal: more than ${walPendingOperationsMax} operations queued`),
       );
     }
     const start = async (): Promise<void> => {

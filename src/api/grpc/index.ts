@@ -1,5 +1,5 @@
 // The etcd v3 gRPC API of a Lichen node.
-export { startGrpcServer, MAX_REQUEST_BYTES_DEFAULT, GRPC_OVERHEAD_BYTES } from './server.js';
+export { startGrpcServer } from './server.js';
 export type { GrpcServerOptions, GrpcServerHandle } from './server.js';
 export { ETCD_ERRORS, GRPC_ERROR_TABLE, grpcErrorFor, etcdError } from './errors.js';
 export type { EtcdErrorName } from './errors.js';

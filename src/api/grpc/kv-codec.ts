@@ -22,9 +22,9 @@
 // wire type is not the declared one is skipped like an unknown field, as proto3 parsers do.
 import assert from 'node:assert';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { txnDepthMax } from '../../limits.js';
 import { serviceDefinition, type ServiceName } from './proto.js';
 import {
-  TXN_DEPTH_MAX,
   type WireBytes,
   type WireCompare,
   type WireDeleteRangeRequest,
@@ -114,10 +114,10 @@ type EncodableValue<V> = [V] extends [Uint8Array]
 const MAX_SAFE_HIGH_WORD = 0x1fffff; // hi * 2^32 + lo is a safe integer iff hi <= 2^21 - 1
 const TWO_32 = 4294967296;
 /**
- * wire.ts rejects txns nested deeper than TXN_DEPTH_MAX with etcd's error; the decoder only needs
+ * wire.ts rejects txns nested deeper than txnDepthMax with etcd's error; the decoder only needs
  * its recursion bounded, so it allows more and leaves the friendlier error to the handler.
  */
-const TXN_NESTING_MAX = TXN_DEPTH_MAX * 4;
+const TXN_NESTING_MAX = txnDepthMax * 4;
 /** Shared default for absent bytes fields: it has no bytes, so sharing it cannot leak data. */
 const EMPTY_BYTES: Buffer = Buffer.alloc(0);
 

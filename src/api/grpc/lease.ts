@@ -3,7 +3,8 @@ import { ErrorCode, isLichenError } from '../../errors.js';
 import { toServiceError } from './errors.js';
 import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, unary, type HandlerContext, type Implementation } from './handler.js';
-import { encodeHeader, LEASE_TTL_MAX_SECONDS, toSafeInt, type WireLong } from './wire.js';
+import { leaseTtlSecondsMax } from '../../limits.js';
+import { encodeHeader, toSafeInt, type WireLong } from './wire.js';
 import { etcdError } from './errors.js';
 
 /** Keep-alive requests of one stream waiting for their answer; beyond it the stream fails. */
@@ -15,7 +16,7 @@ export function leaseService(ctx: HandlerContext): Implementation {
     LeaseGrant: unary<{ TTL: WireLong; ID: WireLong }>(ctx, async (w) => {
       const TTL = toSafeInt(w.TTL, 'TTL');
       const ID = toSafeInt(w.ID, 'ID');
-      if (TTL > LEASE_TTL_MAX_SECONDS) throw etcdError('leaseTTLTooLarge', ErrorCode.InvalidArgument);
+      if (TTL > leaseTtlSecondsMax) throw etcdError('leaseTTLTooLarge', ErrorCode.InvalidArgument);
       const response = await backend.leaseGrant({ TTL, ID });
       return { header: encodeHeader(response.header), ID: response.ID, TTL: response.TTL, error: '' };
     }),

@@ -1,6 +1,7 @@
 // Starts the etcd v3 gRPC API over an EtcdBackend, served by our gRPC-over-HTTP/2 server
 // (http2-server.ts says why it is not grpc-js's).
 import { status } from '@grpc/grpc-js';
+import { grpcRequestOverheadBytes, requestBytesMaxDefault } from '../../limits.js';
 import type { Histogram } from '../../metrics.js';
 import type { EtcdBackend } from '../backend.js';
 import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
@@ -13,14 +14,6 @@ import { servedServiceDefinition } from './kv-codec.js';
 import type { ServiceName } from './proto.js';
 import { watchService } from './watch.js';
 
-/** etcd's default --max-request-bytes. */
-export const MAX_REQUEST_BYTES_DEFAULT = 1.5 * 1024 * 1024;
-/**
- * etcd lets gRPC receive messages this much larger than --max-request-bytes, so an oversized
- * request reaches the server and gets etcd's own "request is too large" error rather than a
- * transport-level RESOURCE_EXHAUSTED.
- */
-export const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 /** How long close() lets calls finish before cutting them off. */
 export const CLOSE_GRACE_MS = 1000;
@@ -43,11 +36,11 @@ export interface GrpcServerHandle {
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
-  const maxRequestBytes = options.maxRequestBytes ?? MAX_REQUEST_BYTES_DEFAULT;
+  const maxRequestBytes = options.maxRequestBytes ?? requestBytesMaxDefault;
   const sizes = new RequestSizes();
   const ctx: HandlerContext = { backend: options.backend, maxRequestBytes, sizeOf: (m) => sizes.sizeOf(m) };
   const router = new GrpcRouter({
-    receiveMessageBytesMax: maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    receiveMessageBytesMax: maxRequestBytes + grpcRequestOverheadBytes,
     onUnaryDone: options.requestSeconds
       ? (path, code, seconds) => options.requestSeconds!.observe(seconds, { method: path, code: status[code] ?? String(code) })
       : undefined,

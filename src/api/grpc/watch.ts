@@ -9,14 +9,8 @@ import { grpcErrorFor, toServiceError } from './errors.js';
 import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, type HandlerContext, type Implementation } from './handler.js';
 import { encodeEvent, encodeHeader, toSafeInt, type WireLong } from './wire.js';
+import { watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
 
-/** Watchers on one stream; etcd has no limit, but every collection here is bounded. */
-export const WATCHERS_PER_STREAM_MAX = 4096;
-/**
- * Responses buffered for a client that does not read. Past it, the watcher that wants to send
- * is canceled with a reason; the client can re-create it from the last revision it saw.
- */
-export const WATCH_STREAM_QUEUE_MAX = 4096;
 
 /** etcd's id for responses that belong to no single watcher (stream-wide progress). */
 const NO_WATCH_ID = -1;
@@ -25,7 +19,7 @@ const FILTER_NODELETE = 1;
 
 const CANCEL_REASON_SLOW = 'lichen: the client did not read the watch stream fast enough; re-create the watch from the last revision received';
 const CANCEL_REASON_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
-const CANCEL_REASON_TOO_MANY = `lichen: too many watchers on one stream (at most ${WATCHERS_PER_STREAM_MAX})`;
+const CANCEL_REASON_TOO_MANY = `lichen: too many watchers on one stream (at most ${watchersPerStreamMax})`;
 
 interface WireWatchCreate {
   key: Uint8Array;
@@ -119,7 +113,7 @@ class WatchStream {
 
   private create(w: WireWatchCreate): void {
     const requestedId = toSafeInt(w.watch_id, 'watch_id');
-    if (this.watchers.size >= WATCHERS_PER_STREAM_MAX) return this.refuse(CANCEL_REASON_TOO_MANY);
+    if (this.watchers.size >= watchersPerStreamMax) return this.refuse(CANCEL_REASON_TOO_MANY);
     if (requestedId > 0 && this.watchers.has(requestedId)) return this.refuse(CANCEL_REASON_DUPLICATE_ID);
     const id = requestedId > 0 ? requestedId : this.allocateId();
     const filters = w.filters ?? [];
@@ -159,7 +153,7 @@ class WatchStream {
   }
 
   private allocateId(): number {
-    // Bounded: at most WATCHERS_PER_STREAM_MAX ids are taken.
+    // Bounded: at most watchersPerStreamMax ids are taken.
     while (this.watchers.has(this.nextWatchId)) this.nextWatchId++;
     return this.nextWatchId++;
   }
@@ -177,7 +171,7 @@ class WatchStream {
     return {
       onEvents: (events, revision) => {
         if (watcher.ended || events.length === 0) return;
-        if (watcher.early === null && this.call.writableLength >= WATCH_STREAM_QUEUE_MAX) {
+        if (watcher.early === null && this.call.writableLength >= watchStreamResponsesMax) {
           this.end(watcher);
           watcher.handle?.cancel();
           this.write({ header: this.header(), watch_id: watcher.id, canceled: true, cancel_reason: CANCEL_REASON_SLOW });
@@ -211,7 +205,7 @@ class WatchStream {
 
   private emit(watcher: Watcher, response: WireWatchResponse): void {
     if (watcher.early !== null) {
-      if (watcher.early.length >= WATCH_STREAM_QUEUE_MAX) {
+      if (watcher.early.length >= watchStreamResponsesMax) {
         // The backend replayed more history inside watch() than we buffer: give up on this watcher.
         watcher.early.length = 0;
         watcher.early.push({ header: this.header(), watch_id: watcher.id, canceled: true, cancel_reason: CANCEL_REASON_SLOW });

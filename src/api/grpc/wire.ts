@@ -2,6 +2,7 @@
 // decimal strings, bytes as Buffer) and the internal shapes of src/mvcc/types.ts, with the
 // validation etcd does at its API edge (src/api/grpc errors are thrown as LichenError).
 import { ErrorCode, LichenError } from '../../errors.js';
+import { txnDepthMax, txnOpsMax } from '../../limits.js';
 import type {
   Compare,
   DeleteRangeRequest,
@@ -21,12 +22,6 @@ import type {
 import type { Member } from '../backend.js';
 import { etcdError } from './errors.js';
 
-/** etcd's default --max-txn-ops. */
-export const TXN_OPS_MAX = 128;
-/** Nested txns are legal in etcd; we bound the depth so decoding is a bounded loop. */
-export const TXN_DEPTH_MAX = 16;
-/** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */
-export const LEASE_TTL_MAX_SECONDS = 9_000_000_000;
 
 /** An int64/uint64 as decoded (string) or as we encode it (number). */
 export type WireLong = string | number;
@@ -242,13 +237,13 @@ export function decodeCompare(w: WireCompare): Compare {
 }
 
 export function decodeTxnRequest(w: WireTxnRequest, depth = 0): TxnRequest {
-  if (depth > TXN_DEPTH_MAX) {
-    throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: txn nesting deeper than ${TXN_DEPTH_MAX}`);
+  if (depth > txnDepthMax) {
+    throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: txn nesting deeper than ${txnDepthMax}`);
   }
   const compare = w.compare ?? [];
   const success = w.success ?? [];
   const failure = w.failure ?? [];
-  if (compare.length > TXN_OPS_MAX || success.length > TXN_OPS_MAX || failure.length > TXN_OPS_MAX) {
+  if (compare.length > txnOpsMax || success.length > txnOpsMax || failure.length > txnOpsMax) {
     throw etcdError('tooManyOps');
   }
   return {

@@ -10,12 +10,11 @@
 import { isUtf8 } from 'node:buffer';
 import type { KeyValue } from '../../mvcc/types.js';
 import { invalidArgument } from './errors.js';
+import { httpQueryParamsMax } from '../../limits.js';
 
 /** The query string of a URL as name → raw bytes of the (last) value. */
 export type Query = Map<string, Uint8Array>;
 
-/** Query parameters beyond this count make the request invalid (bounds the parsing work). */
-export const QUERY_PARAMS_MAX = 64;
 
 const HEX = /^[0-9a-fA-F]{2}$/;
 
@@ -48,7 +47,7 @@ export function parseQuery(search: string): Query {
   const text = search.startsWith('?') ? search.slice(1) : search;
   if (text === '') return query;
   const parts = text.split('&');
-  if (parts.length > QUERY_PARAMS_MAX) throw invalidArgument(`too many query parameters (at most ${QUERY_PARAMS_MAX})`);
+  if (parts.length > httpQueryParamsMax) throw invalidArgument(`too many query parameters (at most ${httpQueryParamsMax})`);
   for (const part of parts) {
     if (part === '') continue;
     const eq = part.indexOf('=');

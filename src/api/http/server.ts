@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
 import { createSilentLogger, type Logger } from '../../log.js';
 import { httpRequestSecondsOn, type Histogram, type Registry } from '../../metrics.js';
-import { MAX_REQUEST_BYTES_DEFAULT } from '../../server/config.js';
+import { httpConnectionsMax, httpRangeKeysMax, httpUrlCharsMax, requestBytesMaxDefault } from '../../limits.js';
 import type { EtcdBackend } from '../backend.js';
 import { readBody } from './body.js';
 import { parseQuery } from './codec.js';
@@ -44,17 +44,13 @@ export interface HttpServer {
 }
 
 export const HEALTH_TIMEOUT_MS_DEFAULT = 2_000;
-export const RANGE_KEYS_MAX_DEFAULT = 10_000;
-export const CONNECTIONS_MAX_DEFAULT = 1_024;
 export const REQUEST_TIMEOUT_MS_DEFAULT = 60_000;
-/** Request lines longer than this are refused before parsing (keys live in the URL). */
-export const URL_CHARS_MAX = 64 * 1024;
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const host = options.host ?? '127.0.0.1';
-  const maxRequestBytes = options.maxRequestBytes ?? MAX_REQUEST_BYTES_DEFAULT;
+  const maxRequestBytes = options.maxRequestBytes ?? requestBytesMaxDefault;
   const log = options.log ?? createSilentLogger();
   const nowMs = options.nowMs ?? (() => performance.now());
   const requestSeconds = httpRequestSecondsOn(options.registry);
@@ -62,17 +58,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     backend: options.backend,
     registry: options.registry,
     healthTimeoutMs: options.healthTimeoutMs ?? HEALTH_TIMEOUT_MS_DEFAULT,
-    rangeKeysMax: options.rangeKeysMax ?? RANGE_KEYS_MAX_DEFAULT,
+    rangeKeysMax: options.rangeKeysMax ?? httpRangeKeysMax,
   };
 
   const server = createServer(
     // The default header limit (16 KiB) would cut off long keys in URLs before we could answer.
-    { maxHeaderSize: URL_CHARS_MAX + 16 * 1024, requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT },
+    { maxHeaderSize: httpUrlCharsMax + 16 * 1024, requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT },
     (request, response) => {
       void handleRequest(request, response, { deps, maxRequestBytes, log, nowMs, requestSeconds });
     },
   );
-  server.maxConnections = options.connectionsMax ?? CONNECTIONS_MAX_DEFAULT;
+  server.maxConnections = options.connectionsMax ?? httpConnectionsMax;
   // Malformed HTTP never reaches the handler; answer it plainly and drop the connection.
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
     if (socket.writable && error.code !== 'ECONNRESET') {
@@ -125,7 +121,7 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
     env.requestSeconds.observe((env.nowMs() - startedMs) / 1000, { route, code });
   });
   try {
-    if (rawUrl.length > URL_CHARS_MAX) throw new LichenError(ErrorCode.TooLarge, `URL is longer than ${URL_CHARS_MAX} characters`);
+    if (rawUrl.length > httpUrlCharsMax) throw new LichenError(ErrorCode.TooLarge, `URL is longer than ${httpUrlCharsMax} characters`);
     const match = matchRoute(path, method);
     const reply = await match.handler(
       {

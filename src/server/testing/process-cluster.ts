@@ -322,8 +322,10 @@ export class ProcessCluster {
       clients = {};
       this.clients.set(member.name, clients);
     }
-    const constructors = etcdClientConstructors() as unknown as Record<string, new (address: string, creds: unknown) => Client>;
-    clients[service] ??= new constructors[service]!(member.client, credentials.createInsecure());
+    const constructors = etcdClientConstructors() as unknown as Record<string, new (address: string, creds: unknown, options: object) => Client>;
+    // As etcd's clientv3, no limit on what a response may hold (grpc-js's default is 4 MiB).
+    const options = { 'grpc.max_receive_message_length': -1 };
+    clients[service] ??= new constructors[service]!(member.client, credentials.createInsecure(), options);
     return clients[service]!;
   }
 

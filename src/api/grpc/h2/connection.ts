@@ -9,7 +9,7 @@
 // blocks encoded without a dynamic table. Every frame queued during one turn of the event loop
 // leaves in one socket write.
 import type net from 'node:net';
-import { HpackDecoder, HEADER_LIST_BYTES_MAX } from './hpack.js';
+import { HpackDecoder } from './hpack.js';
 import {
   CLIENT_PREFACE,
   ConnectionError,
@@ -30,24 +30,16 @@ import {
   windowUpdateFrame,
   writeFrameHeader,
 } from './frames.js';
+import { grpcConcurrentStreamsMax, grpcHeaderBlockBytesMax, grpcHeaderListBytesMax, grpcUnreadResponseBytesMax } from '../../../limits.js';
 
 /** Receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE), given back as data arrives. */
 export const STREAM_WINDOW_BYTES = 1 << 20;
 /** Receive window of the whole connection, raised from the protocol's 64 KiB at the start. */
 export const CONNECTION_WINDOW_BYTES = 16 << 20;
-/** Streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
-export const CONCURRENT_STREAMS_MAX = 10_000;
-/** An encoded header block (HEADERS plus CONTINUATION frames) larger than this ends the connection. */
-export const HEADER_BLOCK_BYTES_MAX = 256 << 10;
 /** Response bytes one stream may have queued before write() asks its caller to wait for drain. */
 export const STREAM_BUFFER_BYTES = 64 << 10;
 /** Bytes waiting in the socket above which every write() asks its caller to wait for drain. */
 export const SOCKET_BUFFER_BYTES = 1 << 20;
-/**
- * Bytes waiting in the socket above which the client is taken to have stopped reading: the
- * connection is closed rather than let responses pile up in memory.
- */
-export const SOCKET_BYTES_MAX = 64 << 20;
 /** Bytes of queued frames written as one joined buffer; more go out corked, without the copy. */
 const JOIN_BYTES_MAX = 64 << 10;
 
@@ -211,9 +203,9 @@ export class Http2Connection {
     this.send(
       settingsFrame([
         [Setting.ENABLE_PUSH, 0],
-        [Setting.MAX_CONCURRENT_STREAMS, CONCURRENT_STREAMS_MAX],
+        [Setting.MAX_CONCURRENT_STREAMS, grpcConcurrentStreamsMax],
         [Setting.INITIAL_WINDOW_SIZE, STREAM_WINDOW_BYTES],
-        [Setting.MAX_HEADER_LIST_SIZE, HEADER_LIST_BYTES_MAX],
+        [Setting.MAX_HEADER_LIST_SIZE, grpcHeaderListBytesMax],
       ]),
     );
     this.send(windowUpdateFrame(0, CONNECTION_WINDOW_BYTES - DEFAULT_WINDOW_BYTES));
@@ -321,7 +313,7 @@ export class Http2Connection {
     if (block === undefined) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `CONTINUATION without HEADERS on stream ${streamId}`);
     block.chunks.push(payload);
     block.bytes += payload.length;
-    if (block.bytes > HEADER_BLOCK_BYTES_MAX) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `header block over ${HEADER_BLOCK_BYTES_MAX} bytes`);
+    if (block.bytes > grpcHeaderBlockBytesMax) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `header block over ${grpcHeaderBlockBytesMax} bytes`);
     if ((flags & Flag.END_HEADERS) !== 0) this.finishHeaderBlock();
   }
 
@@ -344,7 +336,7 @@ export class Http2Connection {
     if (streamId % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `client stream ids are odd, got ${streamId}`);
     if (streamId <= this.lastStreamId) return; // A stream that is already closed.
     this.lastStreamId = streamId;
-    if (this.goingAway || this.streams.size >= CONCURRENT_STREAMS_MAX) return this.send(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
+    if (this.goingAway || this.streams.size >= grpcConcurrentStreamsMax) return this.send(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
     const headers = requestHeaders(fields);
     if (headers === undefined) return this.send(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
     const stream = new H2Stream(this, streamId, headers, this.peerStreamWindow);
@@ -534,7 +526,7 @@ export class Http2Connection {
     const bytes = this.outBytes;
     this.out = [];
     this.outBytes = 0;
-    if (this.socket.writableLength > SOCKET_BYTES_MAX) {
+    if (this.socket.writableLength > grpcUnreadResponseBytesMax) {
       this.socket.destroy();
       return;
     }

@@ -5,12 +5,12 @@ import net from 'node:net';
 import { once } from 'node:events';
 import {
   encodeHeaders,
-  HEADER_LIST_BYTES_MAX,
   HpackDecoder,
   HpackError,
   huffmanCodeOf,
   huffmanDecode,
 } from './hpack.js';
+import { grpcHeaderListBytesMax } from '../../../limits.js';
 
 type Fields = Array<[string, string]>;
 
@@ -340,8 +340,8 @@ describe('HpackDecoder rejects bad blocks', () => {
     return Buffer.from([0x40, ...literal(name), ...literal(value)]);
   }
 
-  it(`rejects header lists over ${HEADER_LIST_BYTES_MAX} bytes (name + value + 32 per field)`, () => {
-    const atLimit = 'v'.repeat(HEADER_LIST_BYTES_MAX - 1 - 32);
+  it(`rejects header lists over ${grpcHeaderListBytesMax} bytes (name + value + 32 per field)`, () => {
+    const atLimit = 'v'.repeat(grpcHeaderListBytesMax - 1 - 32);
     assert.equal(new HpackDecoder().decode(encodeHeaders([['x', atLimit]]))[0]![1].length, atLimit.length);
     assertHpackError(() => new HpackDecoder().decode(encodeHeaders([['x', atLimit + 'v']])), /exceeds/);
     const many = Array.from({ length: 2048 }, (): [string, string] => [':method', 'GET']); // 2048 * 42

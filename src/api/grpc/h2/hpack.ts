@@ -9,19 +9,13 @@
 // Strings are latin1 both ways (one char per byte, lossless): HTTP/2 field values are bytes, and
 // the gRPC layer reads only ASCII headers.
 import assert from 'node:assert';
+import { grpcHeaderListBytesMax } from '../../../limits.js';
 
 /** Any malformed header block. The connection answers it with COMPRESSION_ERROR (RFC 7540 §4.3). */
 export class HpackError extends Error {
   override name = 'HpackError';
 }
 
-/**
- * The largest decoded header list we accept, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts
- * (RFC 7540 §6.5.2: name + value + 32 bytes per field). etcd clients send a few hundred bytes
- * (the gRPC headers, perhaps an auth token), so 64 KiB refuses nothing real and bounds the memory
- * one request can make us hold. The connection should advertise it in its SETTINGS.
- */
-export const HEADER_LIST_BYTES_MAX = 65536;
 
 /** The fixed cost of a field in the dynamic table and in the header list size (RFC 7541 §4.1). */
 const FIELD_OVERHEAD_BYTES = 32;
@@ -476,8 +470,8 @@ export class HpackDecoder {
       }
       const field = this.readField(reader, first);
       listBytes += entryBytes(field[0], field[1]);
-      if (listBytes > HEADER_LIST_BYTES_MAX) {
-        throw new HpackError(`header list exceeds ${HEADER_LIST_BYTES_MAX} bytes`);
+      if (listBytes > grpcHeaderListBytesMax) {
+        throw new HpackError(`header list exceeds ${grpcHeaderListBytesMax} bytes`);
       }
       fields.push(field);
     }

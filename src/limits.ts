@@ -1,0 +1,223 @@
+// Every limit Lichen enforces, named in one place. A name says what is bounded, its unit, and ends
+// in Max (`requestBytesMax`, `inboxMessagesMax`); the default of a limit an operator can change
+// ends in Default. Limits that depend on each other are derived from each other here, and
+// checkLimits() asserts their relations at start-up, so a request the API accepts can always be
+// replicated: request ≤ raft entry ≤ raft message ≤ peer frame.
+//
+// This module imports only errors.ts (a leaf): every layer, the raft core included, may import it.
+import { ErrorCode, LichenError } from './errors.js';
+//
+// The README's "Limits" table lists the limits a user meets; keep the two in step.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+// ---- Client requests -----------------------------------------------------------------------
+
+/** etcd's default --max-request-bytes: the largest request a member accepts unless configured. */
+export const requestBytesMaxDefault = 1.5 * MiB;
+/**
+ * The largest --max-request-bytes a member may be given. Everything a member accepts from its
+ * peers is sized for this, not for its own setting, so members configured differently still
+ * understand each other (a follower with the default limit must receive a leader's 16 MiB entry).
+ */
+export const requestBytesMax = 64 * MiB;
+/**
+ * etcd lets gRPC receive messages this much larger than --max-request-bytes, so an oversized
+ * request reaches the server and gets etcd's own "request is too large" error rather than a
+ * transport-level RESOURCE_EXHAUSTED.
+ */
+export const grpcRequestOverheadBytes = 512 * KiB;
+/** etcd's default --max-txn-ops: compares, successes or failures in one txn. */
+export const txnOpsMax = 128;
+/** Nested txns are legal in etcd; we bound the depth so decoding is a bounded loop. */
+export const txnDepthMax = 16;
+/**
+ * The depth the raft command codec accepts (src/mvcc/command.ts); above txnDepthMax so a command
+ * the API accepted always decodes, on every member.
+ */
+export const commandTxnDepthMax = 32;
+/** etcd's MaxLeaseTTL. */
+export const leaseTtlSecondsMax = 9_000_000_000;
+/** Client requests waiting for raft (proposals and reads), per member; beyond it "too many requests". */
+export const pendingRequestsMax = 10_000;
+
+// ---- gRPC (src/api/grpc) --------------------------------------------------------------------
+
+/** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
+export const grpcConcurrentStreamsMax = 10_000;
+/** An encoded header block (HEADERS plus CONTINUATION frames) larger than this ends the connection. */
+export const grpcHeaderBlockBytesMax = 256 * KiB;
+/**
+ * The largest decoded header list we accept, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts
+ * (RFC 7540 §6.5.2: name + value + 32 bytes per field). etcd clients send a few hundred bytes
+ * (the gRPC headers, perhaps an auth token), so 64 KiB refuses nothing real and bounds the memory
+ * one request can make us hold. The connection advertises it in its SETTINGS.
+ */
+export const grpcHeaderListBytesMax = 64 * KiB;
+/**
+ * Bytes waiting in a client's socket above which the client is taken to have stopped reading: the
+ * connection is closed rather than let responses pile up in memory.
+ */
+export const grpcUnreadResponseBytesMax = 64 * MiB;
+/** Watchers on one watch stream; etcd has no limit, but every collection here is bounded. */
+export const watchersPerStreamMax = 4096;
+/**
+ * Responses buffered for a watch client that does not read. Past it, the watcher that wants to
+ * send is canceled with a reason; the client can re-create it from the last revision it saw.
+ */
+export const watchStreamResponsesMax = 4096;
+
+// ---- HTTP/JSON API (src/api/http) -----------------------------------------------------------
+
+/** Keys one HTTP prefix GET returns; beyond it the response says `more: true`. */
+export const httpRangeKeysMax = 10_000;
+/** HTTP connections open at once. */
+export const httpConnectionsMax = 1024;
+/** Request lines longer than this are refused before parsing (keys live in the URL). */
+export const httpUrlCharsMax = 64 * KiB;
+/** Query parameters beyond this count make the request invalid (bounds the parsing work). */
+export const httpQueryParamsMax = 64;
+
+// ---- Watches and history (src/mvcc) ---------------------------------------------------------
+
+/** Live watchers per member. */
+export const watchersMax = 100_000;
+/** Events per catch-up batch of an unsynced watcher (whole revisions; one revision may exceed it). */
+export const watchBatchEventsMax = 1000;
+/** Unsynced watchers advanced per catch-up step, so catching up never stalls the member. */
+export const watchSyncWatchersMax = 64;
+/** Revision records one history scan examines (watch catch-up), so a sparse watcher cannot stall apply. */
+export const historyScanRecordsMax = 10_000;
+
+// ---- Storage --------------------------------------------------------------------------------
+
+/**
+ * The longest key the lmdb engine accepts: LMDB's limit at 8 KiB pages (4026 bytes) less the
+ * engine's prefix byte. Engine keys are revisions and ids (src/mvcc/layout.ts), never user keys.
+ */
+export const lmdbKeyBytesMax = 4026 - 1;
+/** WAL save() calls waiting behind the one in progress; more means the caller is not awaiting. */
+export const walPendingOperationsMax = 1024;
+
+// ---- Members and configuration --------------------------------------------------------------
+
+/** Connections to other members' client APIs kept open at once (forwarding); a new one replaces the oldest. */
+export const memberClientsMax = 16;
+/** Cluster sizes beyond this are almost certainly a typo in --initial-cluster. */
+export const initialClusterMembersMax = 64;
+/** Config files larger than this are refused: a member's config is a few hundred bytes. */
+export const configFileBytesMax = 1 * MiB;
+
+// ---- Raft and the peer transport ------------------------------------------------------------
+
+/**
+ * The header the server puts in front of every proposal (src/server/envelope.ts: version, kind,
+ * origin member, request sequence; 18 bytes today). The room left here is what the envelope may
+ * grow to without changing any other limit.
+ */
+export const proposalHeaderBytesMax = 64;
+/** Data bytes of one raft entry: the largest request any member accepts, plus its header. */
+export const raftEntryBytesMax = requestBytesMax + proposalHeaderBytesMax;
+/**
+ * Bytes one entry adds to its data inside a peer message (src/transport/codec.ts): term and index
+ * (varints of at most 8 bytes each), the type byte, the data length (a varint of at most 8).
+ * The raft core counts it in every entry's size, so the size of a batch bounds its encoding.
+ */
+export const raftEntryOverheadBytesMax = 8 + 8 + 1 + 8;
+/**
+ * Bytes of a peer message besides its entries (codec.ts): version and type bytes, then at most
+ * seven varints of 8 bytes (from, to, term, prevLogIndex, prevLogTerm, commit, entry count).
+ */
+export const raftMessageHeaderBytesMax = 2 + 7 * 8;
+/**
+ * Entry bytes (data plus overhead) batched into one append when it carries more than one entry
+ * (etcd's MaxSizePerMsg). An entry larger than this travels alone.
+ */
+export const raftAppendBatchBytesMax = 1 * MiB;
+/** The largest peer message: a batch of entries, or one entry of the largest allowed size. */
+export const raftMessageBytesMax =
+  raftMessageHeaderBytesMax + Math.max(raftAppendBatchBytesMax, raftEntryBytesMax + raftEntryOverheadBytesMax);
+/** Appends in flight to one follower in replicate state. */
+export const raftInflightMessagesMax = 256;
+/**
+ * Entry bytes a leader has appended and not yet applied; beyond it proposals fail with
+ * "too many requests" (one proposal is always taken when nothing is pending).
+ */
+export const raftUncommittedBytesMax = 32 * MiB;
+/** Entry bytes of committed entries handed out for applying in one Ready (at least one entry). */
+export const raftApplyBytesMax = 8 * MiB;
+/** Reads waiting for leadership confirmation, and reads queued before a new leader's first commit. */
+export const raftPendingReadsMax = 4096;
+/** Peer messages waiting for a member's loop; beyond it they are dropped and raft retransmits. */
+export const inboxMessagesMax = 50_000;
+
+/** A peer frame's header (src/transport/frame.ts): a u32 length and a kind byte. */
+export const peerFrameHeaderBytes = 5;
+/** The largest frame a member sends or accepts from a peer after the handshake. */
+export const peerFrameBytesMax = peerFrameHeaderBytes + raftMessageBytesMax;
+/** Before the handshake completes a connection may send no larger frame (Hello and HelloAck are tiny). */
+export const peerHandshakeFrameBytesMax = 1 * KiB;
+/**
+ * Snapshot data bytes per frame. Smaller than a frame may be, so a snapshot being streamed holds
+ * up the heartbeats queued behind it on the same connection for one chunk at most.
+ */
+export const peerSnapshotChunkBytesMax = 4 * MiB - peerFrameHeaderBytes;
+/** The largest snapshot a member reassembles from its peers; larger ones are dropped and logged. */
+export const peerSnapshotBytesMax = 1024 * MiB;
+/** Messages queued for one peer; when full, messages are dropped and the peer reported unreachable. */
+export const peerSendQueueMessagesMax = 4096;
+/** Inbound peer connections open at once; more are closed at once. */
+export const peerInboundConnectionsMax = 256;
+
+// ---- Start-up checks ----------------------------------------------------------------------
+
+/** The settings the derived limits depend on. */
+export interface LimitSettings {
+  /** --max-request-bytes. */
+  maxRequestBytes: number;
+}
+
+/**
+ * Throws InvalidArgument naming the setting and the limit when a relation between limits does not hold.
+ * Called once at start-up (src/server/index.ts); the static relations are checked here too so that
+ * a change to this file that breaks them fails the first test that starts a member.
+ */
+export function checkLimits(settings: LimitSettings): void {
+  const problems: string[] = [];
+  const need = (holds: boolean, problem: string): void => {
+    if (!holds) problems.push(problem);
+  };
+  const { maxRequestBytes } = settings;
+  need(
+    Number.isSafeInteger(maxRequestBytes) && maxRequestBytes > 0 && maxRequestBytes <= requestBytesMax,
+    `--max-request-bytes (${maxRequestBytes}) must be between 1 and ${requestBytesMax}, the largest request a raft entry is sized for`,
+  );
+  need(txnDepthMax <= commandTxnDepthMax, `txnDepthMax (${txnDepthMax}) exceeds commandTxnDepthMax (${commandTxnDepthMax})`);
+  need(
+    raftEntryBytesMax >= requestBytesMax + proposalHeaderBytesMax,
+    `raftEntryBytesMax (${raftEntryBytesMax}) cannot hold the largest request (${requestBytesMax}) and its header`,
+  );
+  need(
+    raftMessageBytesMax >= raftMessageHeaderBytesMax + raftEntryBytesMax + raftEntryOverheadBytesMax,
+    `raftMessageBytesMax (${raftMessageBytesMax}) cannot carry one entry of raftEntryBytesMax (${raftEntryBytesMax})`,
+  );
+  need(
+    raftMessageBytesMax >= raftMessageHeaderBytesMax + raftAppendBatchBytesMax,
+    `raftMessageBytesMax (${raftMessageBytesMax}) cannot carry a batch of raftAppendBatchBytesMax (${raftAppendBatchBytesMax})`,
+  );
+  need(
+    peerFrameBytesMax >= peerFrameHeaderBytes + raftMessageBytesMax,
+    `peerFrameBytesMax (${peerFrameBytesMax}) cannot carry a message of raftMessageBytesMax (${raftMessageBytesMax})`,
+  );
+  need(peerFrameBytesMax <= 2 ** 32, `peerFrameBytesMax (${peerFrameBytesMax}) does not fit the frame's u32 length`);
+  need(
+    peerFrameHeaderBytes + peerSnapshotChunkBytesMax <= peerFrameBytesMax,
+    `peerSnapshotChunkBytesMax (${peerSnapshotChunkBytesMax}) does not fit a frame of peerFrameBytesMax (${peerFrameBytesMax})`,
+  );
+  need(
+    peerHandshakeFrameBytesMax <= peerFrameBytesMax,
+    `peerHandshakeFrameBytesMax (${peerHandshakeFrameBytesMax}) exceeds peerFrameBytesMax (${peerFrameBytesMax})`,
+  );
+  if (problems.length > 0) throw new LichenError(ErrorCode.InvalidArgument, `limits: ${problems.join('; ')}`);
+}
