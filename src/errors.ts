@@ -33,6 +33,10 @@ export const ErrorCode = {
   DuplicateKey: 'DuplicateKey',
   /** Unknown resource (HTTP route, watch id). */
   NotFound: 'NotFound',
+  /** The space quota is used up (the NOSPACE alarm is raised): writes that add data are refused. */
+  NoSpace: 'NoSpace',
+  /** The CORRUPT alarm is raised: a member's data differs from the others', writes are refused. */
+  Corrupt: 'Corrupt',
   /** Something failed that the caller cannot fix; details in the message. */
   Internal: 'Internal',
 } as const;

@@ -9,6 +9,8 @@
 // Errors: every method reports expected failures by throwing (or rejecting with) a LichenError
 // from src/errors.ts; the API layers map its code to a gRPC status / HTTP status in one table.
 import type {
+  AlarmMember,
+  AlarmType,
   CompactionRequest,
   DeleteRangeRequest,
   DeleteRangeResponse,
@@ -68,15 +70,9 @@ export interface StatusResponse {
   errors: string[];
 }
 
-export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
-export type AlarmType = (typeof AlarmType)[keyof typeof AlarmType];
+export { AlarmType, type AlarmMember } from '../mvcc/types.js';
 export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
 export type AlarmAction = (typeof AlarmAction)[keyof typeof AlarmAction];
-
-export interface AlarmMember {
-  memberId: number;
-  alarm: AlarmType;
-}
 
 export interface AlarmRequest {
   action: AlarmAction;

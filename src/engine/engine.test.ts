@@ -44,6 +44,22 @@ for (const kind of ['memory', 'lmdb'] as const) {
       assert.deepEqual([...engine.export()], []);
     });
 
+    test('space: what is written is in use; deleting frees it for reuse without shrinking below the high-water mark', (t) => {
+      const engine = factory(kind, t)();
+      const empty = engine.space();
+      const value = new Uint8Array(64 * 1024);
+      engine.write(Array.from({ length: 32 }, (_, i) => put(`big/${i}`, value)));
+      const full = engine.space();
+      assert.ok(full.inUseBytes - empty.inUseBytes >= 32 * value.length, `2 MiB written, in use grew by ${full.inUseBytes - empty.inUseBytes}`);
+      assert.ok(full.sizeBytes >= full.inUseBytes);
+      engine.write(Array.from({ length: 32 }, (_, i) => del(`big/${i}`)));
+      const freed = engine.space();
+      assert.ok(freed.inUseBytes < full.inUseBytes - 31 * value.length, `deleting 2 MiB left ${freed.inUseBytes} bytes in use`);
+      // lmdb keeps its file at the high-water mark (as bbolt does); memory holds only live data.
+      if (kind === 'lmdb') assert.ok(freed.sizeBytes >= full.sizeBytes);
+      else assert.equal(freed.sizeBytes, freed.inUseBytes);
+    });
+
     test('get returns the latest value, and nothing after a delete', (t) => {
       const engine = factory(kind, t)();
       engine.write([put('k', 'v1')]);

@@ -1,7 +1,7 @@
 // The in-memory engine: a sorted array of keys with a map of values. Used by tests and the
 // simulator. Snapshots copy the key space, which is fine at test sizes.
 import { decodeChunk, exportChunks } from './codec.js';
-import type { Engine, RangeOptions, ReadView, WriteOp } from './types.js';
+import type { Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
 
 const compare = (a: Uint8Array, b: Uint8Array): number => Buffer.compare(a, b);
 const hex = (key: Uint8Array): string => Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('hex');
@@ -47,6 +47,8 @@ export class MemoryEngine extends SortedMap implements Engine {
   readonly kind = 'memory' as const;
   /** While a batch runs: each written key's value before the batch (undefined: absent). */
   private undo: Map<string, { key: Uint8Array; value: Uint8Array | undefined }> | undefined;
+  /** The bytes of every key and value held, kept up to date by write() and import(). */
+  private bytes = 0;
 
   batch<T>(fn: () => T): T {
     if (this.undo) return fn();
@@ -67,9 +69,11 @@ export class MemoryEngine extends SortedMap implements Engine {
       const id = hex(op.key);
       const exists = this.values.has(id);
       if (this.undo && !this.undo.has(id)) this.undo.set(id, { key: Uint8Array.from(op.key), value: this.values.get(id) });
+      if (exists) this.bytes -= op.key.length + this.values.get(id)!.length;
       if (op.type === 'put') {
         if (!exists) this.keys.splice(lowerBound(this.keys, op.key), 0, Uint8Array.from(op.key));
         this.values.set(id, Uint8Array.from(op.value));
+        this.bytes += op.key.length + op.value.length;
       } else if (exists) {
         this.keys.splice(lowerBound(this.keys, op.key), 1);
         this.values.delete(id);
@@ -83,6 +87,11 @@ export class MemoryEngine extends SortedMap implements Engine {
 
   async sync(): Promise<void> {}
 
+  /** Nothing is allocated beyond the keys and values, so the size and the size in use agree. */
+  space(): EngineSpace {
+    return { sizeBytes: this.bytes, inUseBytes: this.bytes };
+  }
+
   export(chunkBytes?: number): Iterable<Uint8Array> {
     return exportChunks(this.snapshot(), chunkBytes);
   }
@@ -90,12 +99,15 @@ export class MemoryEngine extends SortedMap implements Engine {
   import(chunks: Iterable<Uint8Array>): void {
     const keys: Uint8Array[] = [];
     const values = new Map<string, Uint8Array>();
+    let bytes = 0;
     for (const chunk of chunks) {
       for (const [key, value] of decodeChunk(chunk)) {
         keys.push(Uint8Array.from(key));
         values.set(hex(key), Uint8Array.from(value));
+        bytes += key.length + value.length;
       }
     }
+    this.bytes = bytes;
     keys.sort(compare);
     this.keys = keys;
     this.values = values;

@@ -40,6 +40,8 @@ export interface Engine extends ReadView {
   snapshot(): ReadView;
   /** Resolves when every write so far is on stable storage (call before releasing WAL entries). */
   sync(): Promise<void>;
+  /** How much space the engine takes and how much of it holds data (see EngineSpace). */
+  space(): EngineSpace;
   /** The whole key space as a stream of chunks, from a consistent view (see exportChunks). */
   export(chunkBytes?: number): Iterable<Uint8Array>;
   /** Replaces the whole key space with an export, atomically. */
@@ -47,3 +49,13 @@ export interface Engine extends ReadView {
 }
 
 export type EngineKind = Engine['kind'];
+
+/**
+ * An engine's size, as etcd's Status reports its backend's: sizeBytes is what the data file
+ * occupies (etcd's db_size), inUseBytes the part of it that holds live pages (db_size_in_use);
+ * the rest is free space the engine reuses for new writes. The space quota counts inUseBytes.
+ */
+export interface EngineSpace {
+  sizeBytes: number;
+  inUseBytes: number;
+}

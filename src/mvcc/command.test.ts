@@ -35,6 +35,8 @@ const commands: { name: string; command: Command }[] = [
   { name: 'a lease grant with id', command: { type: 'leaseGrant', request: { TTL: 0, ID: 123456789012 } } },
   { name: 'a lease revoke', command: { type: 'leaseRevoke', id: 77 } },
   { name: 'a noop', command: { type: 'noop' } },
+  { name: 'an alarm activation', command: { type: 'alarmActivate', memberId: 2 ** 52 + 7, alarm: 1 } },
+  { name: 'an alarm deactivation for member 0', command: { type: 'alarmDeactivate', memberId: 0, alarm: 2 } },
 ];
 
 describe('command codec', () => {

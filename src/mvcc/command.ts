@@ -8,6 +8,7 @@ import { LichenError } from '../errors.js';
 import { commandTxnDepthMax } from '../limits.js';
 import { ByteReader, ByteWriter } from './bytes.js';
 import type {
+  AlarmType,
   CompactionRequest,
   Compare,
   DeleteRangeRequest,
@@ -25,7 +26,9 @@ export type Command =
   | { type: 'compact'; request: CompactionRequest }
   | { type: 'leaseGrant'; request: LeaseGrantRequest }
   | { type: 'leaseRevoke'; id: number }
-  | { type: 'noop' };
+  | { type: 'noop' }
+  | { type: 'alarmActivate'; memberId: number; alarm: AlarmType }
+  | { type: 'alarmDeactivate'; memberId: number; alarm: AlarmType };
 
 export const COMMAND_FORMAT_VERSION = 1;
 
@@ -48,7 +51,9 @@ const COMPARE_SCHEMA: Schema = [
 const COMPACT_SCHEMA: Schema = [['revision', 'int'], ['physical', 'bool']];
 const GRANT_SCHEMA: Schema = [['TTL', 'int'], ['ID', 'int']];
 
-const TAGS = { put: 1, deleteRange: 2, txn: 3, compact: 4, leaseGrant: 5, leaseRevoke: 6, noop: 7 } as const;
+const TAGS = {
+  put: 1, deleteRange: 2, txn: 3, compact: 4, leaseGrant: 5, leaseRevoke: 6, noop: 7, alarmActivate: 8, alarmDeactivate: 9,
+} as const;
 const OP_RANGE = 0;
 const OP_PUT = 1;
 const OP_DELETE = 2;
@@ -139,6 +144,8 @@ export function encodeCommand(command: Command): Uint8Array {
     case 'leaseGrant': writeFields(w, GRANT_SCHEMA, command.request); break;
     case 'leaseRevoke': w.svar(command.id); break;
     case 'noop': break;
+    case 'alarmActivate':
+    case 'alarmDeactivate': w.uvar(command.memberId).u8(command.alarm); break;
   }
   return w.finish();
 }
@@ -157,6 +164,8 @@ export function decodeCommand(bytes: Uint8Array): Command {
     case TAGS.leaseGrant: command = { type: 'leaseGrant', request: readFields<LeaseGrantRequest>(r, GRANT_SCHEMA) }; break;
     case TAGS.leaseRevoke: command = { type: 'leaseRevoke', id: r.svar() }; break;
     case TAGS.noop: command = { type: 'noop' }; break;
+    case TAGS.alarmActivate: command = { type: 'alarmActivate', memberId: r.uvar(), alarm: r.u8() as AlarmType }; break;
+    case TAGS.alarmDeactivate: command = { type: 'alarmDeactivate', memberId: r.uvar(), alarm: r.u8() as AlarmType }; break;
     default: throw new LichenError('InvalidArgument', `command: unknown tag ${tag}`);
   }
   if (!r.done) throw new LichenError('InvalidArgument', 'command: trailing bytes');

@@ -20,6 +20,9 @@ export {
   ERR_VALUE_PROVIDED,
   ERR_LEASE_PROVIDED,
   ERR_DUPLICATE_KEY,
+  ERR_NO_SPACE,
+  ERR_CORRUPT,
+  txnHasPut,
 } from './store.js';
 export { WatchHub, type Watcher, type WatchMessage, type WatchRequest, type WatchSink, type WatchHubOptions } from './watch.js';
 export { Lessor, type LessorOptions } from './lessor.js';

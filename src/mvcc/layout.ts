@@ -1,7 +1,9 @@
-// The on-engine layout of the MVCC store. Three reserved one-byte prefixes:
+// The on-engine layout of the MVCC store. Reserved one-byte prefixes:
 //   'r' + main revision (u64 BE) + sub revision (u32 BE)  → a revision record (see encodeRecord)
 //   'm' + name                                            → meta: applied index, revisions
 //   'l' + lease id (u64 BE)                               → a lease (its granted TTL)
+//   'A' + alarm type (u8) + member id (u64 BE)            → a raised alarm (value: one byte, 1)
+// Alarms sort by type, then member, which is the order Alarm GET lists them in.
 // Revision records sort by (main, sub), so history for watch catch-up and HashKV is one ordered
 // engine scan, and compaction deletes records by their exact keys.
 import { ByteReader, ByteWriter, asBuffer, readU64, writeU64 } from './bytes.js';
@@ -9,6 +11,7 @@ import { ByteReader, ByteWriter, asBuffer, readU64, writeU64 } from './bytes.js'
 export const PREFIX_REVISION = 0x72; // 'r'
 export const PREFIX_META = 0x6d; // 'm'
 export const PREFIX_LEASE = 0x6c; // 'l'
+export const PREFIX_ALARM = 0x41; // 'A'
 const RECORD_FORMAT = 1;
 const FLAG_TOMBSTONE = 1;
 
@@ -38,6 +41,19 @@ export function leaseKey(id: number): Uint8Array {
 
 export function parseLeaseKey(key: Uint8Array): number {
   return readU64(asBuffer(key), 1);
+}
+
+export function alarmKey(alarm: number, memberId: number): Uint8Array {
+  const key = Buffer.allocUnsafe(10);
+  key[0] = PREFIX_ALARM;
+  key[1] = alarm;
+  writeU64(key, 2, memberId);
+  return key;
+}
+
+export function parseAlarmKey(key: Uint8Array): { alarm: number; memberId: number } {
+  const buf = asBuffer(key);
+  return { alarm: buf[1]!, memberId: readU64(buf, 2) };
 }
 
 export function encodeNumber(value: number): Uint8Array {

@@ -7,12 +7,14 @@ import { LichenError } from '../errors.js';
 import type { Command } from './command.js';
 import {
   ERR_COMPACTED,
+  ERR_CORRUPT,
   ERR_DUPLICATE_KEY,
   ERR_FUTURE_REVISION,
   ERR_KEY_NOT_FOUND,
   ERR_LEASE_EXISTS,
   ERR_LEASE_NOT_FOUND,
   ERR_LEASE_PROVIDED,
+  ERR_NO_SPACE,
   ERR_VALUE_PROVIDED,
   MvccStore,
   isReadOnlyTxn,
@@ -21,6 +23,7 @@ import {
 } from './store.js';
 import { Harness, b, engineFactories, randomCommands, s, show } from './testkit.js';
 import {
+  AlarmType,
   CompareResult,
   CompareTarget,
   SortOrder,
@@ -544,6 +547,84 @@ for (const factory of engineFactories()) {
         h.put('x', '1', { lease: 3 });
         h.del('x');
         assert.deepEqual(h.store.lease(3)?.keys, []);
+      });
+    });
+
+    describe('alarms', () => {
+      const NOSPACE = AlarmType.NOSPACE;
+      const CORRUPT = AlarmType.CORRUPT;
+      const activate = (h: Harness, memberId: number, alarm: AlarmType) => h.ok({ type: 'alarmActivate', memberId, alarm }).response;
+      const deactivate = (h: Harness, memberId: number, alarm: AlarmType) => h.ok({ type: 'alarmDeactivate', memberId, alarm }).response;
+
+      it('keys alarms by member and type, lists them by type then member, and clears one at a time (as etcd)', () => {
+        const h = fresh();
+        assert.deepEqual(activate(h, 7, CORRUPT), { alarms: [{ memberId: 7, alarm: CORRUPT }] });
+        assert.deepEqual(activate(h, 9, NOSPACE), { alarms: [{ memberId: 9, alarm: NOSPACE }] });
+        assert.deepEqual(activate(h, 0, NOSPACE), { alarms: [{ memberId: 0, alarm: NOSPACE }] });
+        assert.deepEqual(activate(h, 9, NOSPACE), { alarms: [{ memberId: 9, alarm: NOSPACE }] }, 'raising twice answers the alarm again');
+        assert.deepEqual(activate(h, 9, AlarmType.NONE), { alarms: [] }, 'NONE is not an alarm (etcd 3.5 ignores it)');
+        assert.deepEqual(h.store.alarms(), [
+          { memberId: 0, alarm: NOSPACE },
+          { memberId: 9, alarm: NOSPACE },
+          { memberId: 7, alarm: CORRUPT },
+        ]);
+        assert.deepEqual(h.store.alarms(CORRUPT), [{ memberId: 7, alarm: CORRUPT }]);
+        assert.deepEqual(deactivate(h, 0, CORRUPT), { alarms: [] }, 'member 0 is a key of its own, not "every member"');
+        assert.deepEqual(deactivate(h, 9, NOSPACE), { alarms: [{ memberId: 9, alarm: NOSPACE }] });
+        assert.deepEqual(deactivate(h, 9, NOSPACE), { alarms: [] });
+        assert.equal(h.store.currentRevision, 1, 'alarms do not move the revision');
+      });
+
+      it('NOSPACE refuses puts, txns with a put (nested too) and lease grants; reads, deletes, compaction and revokes go on', () => {
+        const h = fresh();
+        h.put('a', '1');
+        const { response } = h.ok({ type: 'leaseGrant', request: { TTL: 60, ID: 5 } });
+        assert.deepEqual(response, { ID: 5, TTL: 60 });
+        activate(h, 3, NOSPACE);
+        expectError(h.apply({ type: 'put', request: { key: b('b'), value: b('2') } }), 'NoSpace', ERR_NO_SPACE);
+        expectError(h.apply({ type: 'leaseGrant', request: { TTL: 60 } }), 'NoSpace', ERR_NO_SPACE);
+        const nested: RequestOp = { requestTxn: { compare: [], success: [], failure: [{ requestPut: { key: b('c'), value: b('3') } }] } };
+        expectError(h.apply({ type: 'txn', request: { compare: [], success: [nested], failure: [] } }), 'NoSpace', ERR_NO_SPACE);
+        const deleting = h.ok({ type: 'txn', request: { compare: [], success: [{ requestDeleteRange: { key: b('a') } }], failure: [] } });
+        assert.equal((deleting.response as TxnResponse).succeeded, true);
+        h.ok({ type: 'compact', request: { revision: h.store.currentRevision } });
+        h.ok({ type: 'leaseRevoke', id: 5 });
+        assert.deepEqual(h.all(), []);
+        deactivate(h, 3, NOSPACE);
+        h.put('b', '2');
+        assert.deepEqual(h.all(), ['b=2@4/4/v1']);
+      });
+
+      it('CORRUPT refuses every write, compaction and lease call, but not reads nor the alarm commands', () => {
+        const h = fresh();
+        h.put('a', '1');
+        activate(h, 4, CORRUPT);
+        const refused: Command[] = [
+          { type: 'put', request: { key: b('b'), value: b('2') } },
+          { type: 'deleteRange', request: { key: b('a') } },
+          { type: 'txn', request: { compare: [], success: [{ requestDeleteRange: { key: b('a') } }], failure: [] } },
+          { type: 'compact', request: { revision: 2 } },
+          { type: 'leaseGrant', request: { TTL: 60 } },
+          { type: 'leaseRevoke', id: 1 },
+        ];
+        for (const command of refused) expectError(h.apply(command), 'Corrupt', ERR_CORRUPT);
+        assert.deepEqual(h.all(), ['a=1@2/2/v1']);
+        activate(h, 4, NOSPACE);
+        deactivate(h, 4, CORRUPT);
+        expectError(h.apply(refused[0]!), 'NoSpace', ERR_NO_SPACE);
+        h.del('a');
+      });
+
+      it('alarms survive a reopen and travel in snapshots', () => {
+        const engine = freshEngine();
+        const h = Harness.open(engine);
+        activate(h, 2 ** 52, NOSPACE);
+        activate(h, 0, CORRUPT);
+        assert.deepEqual(MvccStore.open(engine).alarms(), h.store.alarms());
+        const target = fresh();
+        activate(target, 1, NOSPACE); // replaced by the install
+        target.store.install(h.store.export());
+        assert.deepEqual(target.store.alarms(), [{ memberId: 2 ** 52, alarm: NOSPACE }, { memberId: 0, alarm: CORRUPT }]);
       });
     });
 

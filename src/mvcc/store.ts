@@ -13,6 +13,7 @@ import { crc32 } from 'node:zlib';
 import { LichenError, assert } from '../errors.js';
 import { historyScanRecordsMax, leaseTtlSecondsMax } from '../limits.js';
 import type { Engine, WriteOp } from '../engine/types.js';
+import { AlarmTable } from './alarms.js';
 import { keyBytes, keyString } from './bytes.js';
 import type { Command } from './command.js';
 import { KeyIndex, previousOf, visibleAt, type KeyRevisions, type Revision } from './keyindex.js';
@@ -35,11 +36,14 @@ import {
   type StoredRecord,
 } from './layout.js';
 import {
+  AlarmType,
   CompareResult,
   CompareTarget,
   EventType,
   SortOrder,
   SortTarget,
+  type AlarmMember,
+  type AlarmResponse,
   type Compare,
   type DeleteRangeRequest,
   type DeleteRangeResponse,
@@ -66,9 +70,11 @@ export const ERR_KEY_NOT_FOUND = 'etcdserver: key not found';
 export const ERR_VALUE_PROVIDED = 'etcdserver: value is provided';
 export const ERR_LEASE_PROVIDED = 'etcdserver: lease is provided';
 export const ERR_DUPLICATE_KEY = 'etcdserver: duplicate key given in txn request';
+export const ERR_NO_SPACE = 'etcdserver: mvcc: database space exceeded';
+export const ERR_CORRUPT = 'etcdserver: corrupt cluster';
 
 
-export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | LeaseGrantResponse | Record<string, never>;
+export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | LeaseGrantResponse | AlarmResponse | Record<string, never>;
 export type ApplyResult =
   | { revision: number; response: ApplyResponse; events: Event[] }
   | { revision: number; error: LichenError };
@@ -143,6 +149,7 @@ const revisionId = (main: number, sub: number): string => `${main}/${sub}`;
 export class MvccStore {
   private readonly index = new KeyIndex();
   private readonly leaseTable = new Map<number, LeaseState>();
+  private readonly alarmTable = new AlarmTable();
   private applied = 0;
   private current = 1;
   private compacted = 0;
@@ -183,6 +190,7 @@ export class MvccStore {
     this.applied = decodeNumber(this.engine.get(META_APPLIED_INDEX), 0);
     this.current = decodeNumber(this.engine.get(META_CURRENT_REVISION), 1);
     this.compacted = decodeNumber(this.engine.get(META_COMPACT_REVISION), 0);
+    this.alarmTable.load(this.engine);
     for (const [key, value] of this.engine.range({ start: Uint8Array.of(PREFIX_LEASE), end: prefixEnd(PREFIX_LEASE) })) {
       this.leaseTable.set(parseLeaseKey(key), { ttl: decodeNumber(value, 0), keys: new Set() });
     }
@@ -233,6 +241,7 @@ export class MvccStore {
   }
 
   private execute(index: number, command: Command, batch: ApplyBatch): ApplyResponse {
+    this.refuseUnderAlarm(command);
     switch (command.type) {
       case 'put':
         this.checkPutStatic(command.request);
@@ -252,7 +261,32 @@ export class MvccStore {
         return {};
       case 'noop':
         return {};
+      case 'alarmActivate':
+        return { alarms: command.alarm === AlarmType.NONE ? [] : [this.alarmTable.activate(command.memberId, command.alarm, batch.ops)] };
+      case 'alarmDeactivate': {
+        const cleared = this.alarmTable.deactivate(command.memberId, command.alarm, batch.ops);
+        return { alarms: cleared ? [cleared] : [] };
+      }
     }
+  }
+
+  /**
+   * etcd's capped and corrupt appliers: while NOSPACE is raised, what would add data (puts, txns
+   * with a put, lease grants) fails; while CORRUPT is raised, every write fails. Reads, deletes,
+   * compaction (under NOSPACE) and the alarm commands themselves still apply, so an operator can
+   * free space and disarm. Unlike etcd 3.4, puts in nested txns count too.
+   */
+  private refuseUnderAlarm(command: Command): void {
+    if (command.type === 'noop' || command.type === 'alarmActivate' || command.type === 'alarmDeactivate') return;
+    if (this.alarmTable.has(AlarmType.CORRUPT)) throw new LichenError('Corrupt', ERR_CORRUPT);
+    if (!this.alarmTable.has(AlarmType.NOSPACE)) return;
+    const addsData = command.type === 'put' || command.type === 'leaseGrant' || (command.type === 'txn' && txnHasPut(command.request));
+    if (addsData) throw new LichenError('NoSpace', ERR_NO_SPACE);
+  }
+
+  /** The raised alarms of one type (NONE: all), sorted by type, then member id. */
+  alarms(type: AlarmType = AlarmType.NONE): AlarmMember[] {
+    return this.alarmTable.list(type);
   }
 
   private readRecord(main: number, sub: number): StoredRecord {
@@ -630,6 +664,14 @@ export class MvccStore {
     this.engine.import(chunks);
     this.reload();
   }
+}
+
+/** Whether any branch of a txn, at any depth, puts a key. */
+export function txnHasPut(request: TxnRequest, depth = 0): boolean {
+  // Decoded txns are depth-bounded at the API edge; this bound keeps the recursion finite regardless.
+  if (depth > 64) return true;
+  const puts = (op: RequestOp): boolean => 'requestPut' in op || ('requestTxn' in op && txnHasPut(op.requestTxn, depth + 1));
+  return request.success.some(puts) || request.failure.some(puts);
 }
 
 /** Whether a txn only reads: every op of both branches is a range, recursively through nested txns. */

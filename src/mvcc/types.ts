@@ -160,3 +160,17 @@ export interface ResponseHeader {
   revision: number;
   raftTerm: number;
 }
+
+/** etcd's AlarmType; NONE in a GET means "every type". */
+export const AlarmType = { NONE: 0, NOSPACE: 1, CORRUPT: 2 } as const;
+export type AlarmType = (typeof AlarmType)[keyof typeof AlarmType];
+
+/** A raised alarm: etcd keys alarms by (member id, type); member id 0 is a key like any other. */
+export interface AlarmMember {
+  memberId: number;
+  alarm: AlarmType;
+}
+
+export interface AlarmResponse {
+  alarms: AlarmMember[];
+}

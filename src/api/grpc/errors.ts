@@ -92,6 +92,8 @@ export const GRPC_ERROR_TABLE: Record<ErrorCode, { code: GrpcStatus; message: st
   [ErrorCode.MembershipRefused]: { code: GrpcStatus.FAILED_PRECONDITION, message: null },
   [ErrorCode.DuplicateKey]: ETCD_ERRORS.duplicateKey,
   [ErrorCode.NotFound]: { code: GrpcStatus.NOT_FOUND, message: null },
+  [ErrorCode.NoSpace]: ETCD_ERRORS.noSpace,
+  [ErrorCode.Corrupt]: ETCD_ERRORS.corrupt,
   [ErrorCode.Internal]: { code: GrpcStatus.INTERNAL, message: null },
 };
 

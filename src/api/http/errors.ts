@@ -17,6 +17,7 @@ export type HttpErrorCode = ErrorCode | (typeof HttpOnlyCode)[keyof typeof HttpO
  * - NotLeader is 503 (with details.leaderId): the HTTP API does not redirect; retry elsewhere.
  * - Overloaded is 429 with Retry-After, so clients back off instead of hammering a full queue.
  * - Conflicts with existing state (LeaseExists, MemberExists, MembershipRefused) are 409.
+ * - NoSpace is 507 Insufficient Storage: the space quota is used up until an operator frees it.
  */
 export const HTTP_STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = {
   InvalidArgument: 400,
@@ -34,6 +35,8 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = {
   MembershipRefused: 409,
   DuplicateKey: 400,
   NotFound: 404,
+  NoSpace: 507,
+  Corrupt: 500,
   Internal: 500,
   MethodNotAllowed: 405,
 };
