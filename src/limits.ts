@@ -97,6 +97,11 @@ export const historyScanRecordsMax = 10_000;
  * engine's prefix byte. Engine keys are revisions and ids (src/mvcc/layout.ts), never user keys.
  */
 export const lmdbKeyBytesMax = 4026 - 1;
+/**
+ * etcd's default --quota-backend-bytes (DefaultQuotaBytes, 2 GiB): once the data in use reaches
+ * the quota, the NOSPACE alarm is raised and writes that add data are refused (src/server/quota.ts).
+ */
+export const quotaBackendBytesDefault = 2 * 1024 * MiB;
 /** WAL save() calls waiting behind the one in progress; more means the caller is not awaiting. */
 export const walPendingOperationsMax = 1024;
 

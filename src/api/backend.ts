@@ -10,7 +10,6 @@
 // from src/errors.ts; the API layers map its code to a gRPC status / HTTP status in one table.
 import type {
   AlarmMember,
-  AlarmType,
   CompactionRequest,
   DeleteRangeRequest,
   DeleteRangeResponse,
@@ -70,9 +69,19 @@ export interface StatusResponse {
   errors: string[];
 }
 
+import { AlarmType } from '../mvcc/types.js';
 export { AlarmType, type AlarmMember } from '../mvcc/types.js';
 export const AlarmAction = { GET: 0, ACTIVATE: 1, DEACTIVATE: 2 } as const;
 export type AlarmAction = (typeof AlarmAction)[keyof typeof AlarmAction];
+
+/**
+ * An alarm as etcd's Status lists it in `errors` (the AlarmMember's protobuf text form, with its
+ * trailing space; a zero member id is left out): "memberID:8211 alarm:NOSPACE ".
+ */
+export function alarmStatusText(alarm: AlarmMember): string {
+  const name = Object.entries(AlarmType).find(([, value]) => value === alarm.alarm)?.[0] ?? String(alarm.alarm);
+  return `${alarm.memberId === 0 ? '' : `memberID:${alarm.memberId} `}alarm:${name} `;
+}
 
 export interface AlarmRequest {
   action: AlarmAction;

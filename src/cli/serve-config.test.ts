@@ -79,6 +79,9 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
     'snapshot-catch-up-entries': '50',
     'snapshot-wal-bytes': '1048576',
     'request-timeout-ms': '900',
+    'quota-backend-bytes': '8388608',
+    'auto-compaction-mode': 'revision',
+    'auto-compaction-retention': '1000',
     'log-level': 'warn',
   };
   for (const option of SERVE_OPTIONS) assert.ok(option.flag in values, `this test covers --${option.flag}`);
@@ -96,6 +99,17 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
   assert.equal(viaFlags.maxRequestBytes, 2048);
   assert.equal(viaFlags.clusterToken, 'tok');
   assert.equal(viaFlags.followerCommitDelayMs, 0);
+  assert.equal(viaFlags.quotaBackendBytes, 8388608);
+  assert.equal(viaFlags.autoCompactionMode, 'revision');
+  assert.equal(viaFlags.autoCompactionRetention, '1000');
+});
+
+test('--quota-backend-bytes 0 means the 2 GiB default and a negative quota disables it, as in etcd', () => {
+  assert.equal(resolve([]).config.quotaBackendBytes, 2 * 1024 ** 3);
+  assert.equal(resolve(['--quota-backend-bytes', '0']).config.quotaBackendBytes, 2 * 1024 ** 3);
+  assert.equal(resolve(['--quota-backend-bytes', '-1']).config.quotaBackendBytes, -1);
+  assert.equal(resolve([]).config.autoCompactionRetention, '0', 'auto compaction is off by default');
+  assert.equal(resolve(['--auto-compaction-retention', '1h30m']).config.autoCompactionRetention, '1h30m');
 });
 
 test('the file may list the initial cluster as an array or a map', () => {
@@ -134,6 +148,10 @@ test('invalid values fail with a message naming the flag, variable or file key',
     [['--config', 'c'], {}, { c: '[1]' }, /config file c must hold a JSON object/],
     [['--config', 'c'], {}, { c: '{"data_dir":"x"}' }, /unknown key "data_dir" in config file c/],
     [['--config', 'c'], {}, { c: '{"unsafeWalNoSync":true}' }, /unsafe options are accepted from the environment only/],
+    [['--quota-backend-bytes', '2G'], {}, {}, /invalid value for --quota-backend-bytes: "2G" \(expected an integer/],
+    [['--auto-compaction-mode', 'daily'], {}, {}, /invalid value for --auto-compaction-mode: "daily" \(expected periodic or revision\)/],
+    [['--auto-compaction-retention', 'soon'], {}, {}, /invalid value for --auto-compaction-retention with --auto-compaction-mode periodic: retention "soon"/],
+    [['--auto-compaction-mode', 'revision', '--auto-compaction-retention', '5m'], {}, {}, /must be a number of revisions in revision mode/],
   ];
   for (const [argv, env, files, expected] of cases) {
     assert.throws(() => resolve(argv, env, files), expected, `${argv.join(' ')} ${JSON.stringify(env)}`);

@@ -5,8 +5,9 @@
 // parser, and an error names the flag, variable or file key the bad value came from.
 import { readFileSync } from 'node:fs';
 import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
+import { parseCompactionRetention } from '../server/compactor.js';
 import { isLogLevel, LOG_LEVELS } from '../log.js';
-import { configFileBytesMax, initialClusterMembersMax, requestBytesMax, requestBytesMaxDefault } from '../limits.js';
+import { configFileBytesMax, initialClusterMembersMax, quotaBackendBytesDefault, requestBytesMax, requestBytesMaxDefault } from '../limits.js';
 import { parseBoolean, parseInteger, UsageError, type FlagSpec } from './args.js';
 
 type Source = 'flag' | 'env' | 'file' | 'default';
@@ -208,6 +209,30 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     parse: integerParser(1024, Number.MAX_SAFE_INTEGER),
   }),
   option({
+    flag: 'quota-backend-bytes', env: 'LICHEN_QUOTA_BACKEND_BYTES', key: 'quotaBackendBytes', valueName: 'bytes',
+    description: 'Raise the NOSPACE alarm and refuse writes that add data once the data in use reaches this; 0 means the default, negative disables (default: 2147483648, as etcd)',
+    parse: (raw, where) => {
+      const bytes = parseInteger(asText(raw, where), where, Number.MIN_SAFE_INTEGER);
+      return bytes === 0 ? quotaBackendBytesDefault : bytes;
+    },
+  }),
+  option({
+    flag: 'auto-compaction-mode', env: 'LICHEN_AUTO_COMPACTION_MODE', key: 'autoCompactionMode', valueName: 'periodic|revision',
+    description: "How --auto-compaction-retention is read: 'periodic' a duration, 'revision' a number of revisions (default: periodic)",
+    parse: (raw, where) => {
+      const mode = asText(raw, where);
+      if (mode !== 'periodic' && mode !== 'revision') {
+        throw new UsageError(`invalid value for ${where}: "${mode}" (expected periodic or revision)`);
+      }
+      return mode;
+    },
+  }),
+  option({
+    flag: 'auto-compaction-retention', env: 'LICHEN_AUTO_COMPACTION_RETENTION', key: 'autoCompactionRetention', valueName: 'retention',
+    description: "History the leader keeps when it compacts: periodic, a duration ('5m', '1h30m') or hours ('1'); revision, a revision count; 0 disables (default: 0)",
+    parse: asText,
+  }),
+  option({
     flag: 'request-timeout-ms', env: 'LICHEN_REQUEST_TIMEOUT_MS', key: 'requestTimeoutMs', valueName: 'ms',
     description: 'How long a client request may wait for commit and apply (default: 5000)',
     parse: integerParser(1, 3_600_000),
@@ -390,6 +415,11 @@ function validateConfig(config: NodeConfig, sources: Record<string, Source>): vo
   if (explicitCluster && !config.initialCluster.some((peer) => peer.name === config.name)) {
     const names = config.initialCluster.map((p) => p.name).join(', ');
     throw new UsageError(`--initial-cluster (${names}) does not list this member's --name "${config.name}"`);
+  }
+  try {
+    parseCompactionRetention(config.autoCompactionMode, config.autoCompactionRetention);
+  } catch (error) {
+    throw new UsageError(`invalid value for --auto-compaction-retention with --auto-compaction-mode ${config.autoCompactionMode}: ${(error as Error).message}`);
   }
   const listeners = [
     ['--listen-client', config.listenClient],

@@ -84,3 +84,26 @@ test('cluster and maintenance calls describe the members', { timeout: E2E_TEST_T
   assert.notEqual(status.leader, '0');
   assert.match(status.version, /^3\.\d+\.\d+$/);
 });
+
+test('alarms: activate, get and deactivate for all members (member id 0) and for one member, as etcd answers', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  const memberID = (await client.maintenance.status({})).header.member_id;
+  const alarm = (action: 'Get' | 'Activate' | 'Deactivate', member: string, type: 'None' | 'Nospace' | 'Corrupt') =>
+    client.maintenance.alarm({ action, memberID: member, alarm: type }).then((r) => r.alarms);
+  try {
+    assert.deepEqual(await alarm('Get', '0', 'None'), []);
+    assert.deepEqual(await alarm('Activate', '0', 'Nospace'), [{ memberID: '0', alarm: 'Nospace' }]);
+    assert.deepEqual(await alarm('Activate', memberID, 'Corrupt'), [{ memberID, alarm: 'Corrupt' }]);
+    assert.deepEqual(await alarm('Get', '0', 'None'), [
+      { memberID: '0', alarm: 'Nospace' },
+      { memberID, alarm: 'Corrupt' },
+    ]);
+    assert.deepEqual(await alarm('Get', memberID, 'Corrupt'), [{ memberID, alarm: 'Corrupt' }]);
+    // Each alarm is keyed by its member id: clearing member 0's CORRUPT clears nothing.
+    assert.deepEqual(await alarm('Deactivate', '0', 'Corrupt'), []);
+    assert.deepEqual(await alarm('Deactivate', memberID, 'Corrupt'), [{ memberID, alarm: 'Corrupt' }]);
+    assert.deepEqual(await alarm('Deactivate', '0', 'Nospace'), [{ memberID: '0', alarm: 'Nospace' }]);
+    assert.deepEqual(await alarm('Get', '0', 'None'), []);
+  } finally {
+    for (const raised of await alarm('Get', '0', 'None')) await alarm('Deactivate', raised.memberID, raised.alarm as 'Nospace' | 'Corrupt');
+  }
+});

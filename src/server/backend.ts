@@ -1,20 +1,22 @@
 // The etcd v3 semantics on top of one cluster member: what each API call means in terms of
 // proposals (writes), ReadIndex barriers (linearizable reads), local state (serializable reads)
 // and the leader's lease clocks. Both API layers (gRPC, HTTP) call this.
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import type {
-  AlarmRequest,
-  EtcdBackend,
-  Member as ApiMember,
-  MemberAddResponse,
-  MemberListResponse,
-  SnapshotStream,
-  StatusResponse,
-  WatchCreate,
-  WatchHandle,
-  WatchSink,
-  WithHeader,
+import {
+  AlarmAction,
+  AlarmType,
+  alarmStatusText,
+  type AlarmMember,
+  type AlarmRequest,
+  type EtcdBackend,
+  type Member as ApiMember,
+  type MemberAddResponse,
+  type MemberListResponse,
+  type SnapshotStream,
+  type StatusResponse,
+  type WatchCreate,
+  type WatchHandle,
+  type WatchSink,
+  type WithHeader,
 } from '../api/backend.js';
 import type {
   CompactionRequest,
@@ -33,12 +35,13 @@ import type {
   TxnResponse,
 } from '../mvcc/types.js';
 import { ConfChangeType } from '../raft/index.js';
-import { isReadOnlyTxn, isSerializableTxn } from '../mvcc/index.js';
+import { ERR_NO_SPACE, isReadOnlyTxn, isSerializableTxn, type Command } from '../mvcc/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
 import { hashToId } from './ids.js';
 import type { Member } from './members.js';
 import type { ClusterNode } from './node.js';
+import { quotaAdmits } from './quota.js';
 import { watchStore } from './watch.js';
 
 /** The API version we implement; clients parse it as semver. */
@@ -83,7 +86,7 @@ export class NodeBackend implements EtcdBackend {
   }
 
   async put(r: PutRequest): Promise<WithHeader<PutResponse>> {
-    const applied = await this.node.propose({ type: 'put', request: r });
+    const applied = await this.proposeWithinQuota({ type: 'put', request: r });
     return { header: this.header(applied.revision), ...(applied.response as PutResponse) };
   }
 
@@ -99,8 +102,21 @@ export class NodeBackend implements EtcdBackend {
       const response = this.node.store.readTxn(r);
       return { header: this.header(), ...response };
     }
-    const applied = await this.node.propose({ type: 'txn', request: r });
+    const applied = await this.proposeWithinQuota({ type: 'txn', request: r });
     return { header: this.header(applied.revision), ...(applied.response as TxnResponse) };
+  }
+
+  /**
+   * etcd's quotaKVServer / quotaLeaseServer: a write that would take the data in use past the
+   * quota is refused before it is proposed, and this member's NOSPACE alarm is raised (etcd waits
+   * for that proposal and ignores its outcome, and so do we).
+   */
+  private async proposeWithinQuota(command: Command): ReturnType<ClusterNode['propose']> {
+    if (!quotaAdmits(this.config.quotaBackendBytes, this.node.inUseBytesEstimate, command)) {
+      await this.node.propose({ type: 'alarmActivate', memberId: this.node.memberId, alarm: AlarmType.NOSPACE }).catch(() => undefined);
+      throw new LichenError(ErrorCode.NoSpace, ERR_NO_SPACE);
+    }
+    return this.node.propose(command);
   }
 
   async compact(r: CompactionRequest): Promise<WithHeader<object>> {
@@ -120,7 +136,7 @@ export class NodeBackend implements EtcdBackend {
     if (!Number.isInteger(r.TTL) || r.TTL <= 0) {
       throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: lease TTL must be a positive number of seconds, got ${r.TTL}`);
     }
-    const applied = await this.node.propose({ type: 'leaseGrant', request: r });
+    const applied = await this.proposeWithinQuota({ type: 'leaseGrant', request: r });
     return { header: this.header(applied.revision), ...(applied.response as LeaseGrantResponse) };
   }
 
@@ -259,18 +275,19 @@ export class NodeBackend implements EtcdBackend {
 
   async status(): Promise<WithHeader<StatusResponse>> {
     const raft = this.node.raftStatus();
-    const dbSize = directoryBytes(join(this.config.dataDir, 'engine'));
+    const space = this.node.measureSpace();
+    const alarms = this.node.store.alarms().map(alarmStatusText);
     return {
       header: this.header(),
       version: ETCD_API_VERSION,
-      dbSize,
-      dbSizeInUse: dbSize,
+      dbSize: space.sizeBytes,
+      dbSizeInUse: space.inUseBytes,
       leader: raft.lead,
       raftIndex: raft.commit,
       raftTerm: raft.term,
       raftAppliedIndex: this.node.appliedIndex,
       isLearner: this.node.isLearner,
-      errors: this.node.removedReason ? [this.node.removedReason] : [],
+      errors: this.node.removedReason ? [this.node.removedReason, ...alarms] : alarms,
     };
   }
 
@@ -299,9 +316,19 @@ export class NodeBackend implements EtcdBackend {
     };
   }
 
-  async alarm(_r: AlarmRequest): Promise<WithHeader<{ alarms: [] }>> {
-    // Lichen raises no alarms yet (no space quota, no corruption check): every action sees none.
-    return { header: this.header(), alarms: [] };
+  /**
+   * As etcd: GET lists the raised alarms of one type (NONE: all), whatever the member id; ACTIVATE
+   * and DEACTIVATE act on the one (member id, type) alarm named, member id 0 included, and answer
+   * it (nothing when there was nothing to clear). Reads are linearizable, as etcd's go through raft.
+   */
+  async alarm(r: AlarmRequest): Promise<WithHeader<{ alarms: AlarmMember[] }>> {
+    if (r.action === AlarmAction.GET) {
+      await this.node.linearizableBarrier();
+      return { header: this.header(), alarms: this.node.store.alarms(r.alarm) };
+    }
+    const type = r.action === AlarmAction.ACTIVATE ? 'alarmActivate' : 'alarmDeactivate';
+    const applied = await this.node.propose({ type, memberId: r.memberId, alarm: r.alarm });
+    return { header: this.header(applied.revision), alarms: (applied.response as { alarms: AlarmMember[] }).alarms };
   }
 }
 
@@ -334,12 +361,4 @@ export function addressOfUrls(peerURLs: string[]): string {
   }
   if (!url.port) throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: peer URL "${text}" has no port`);
   return `${url.hostname}:${url.port}`;
-}
-
-function directoryBytes(dir: string): number {
-  try {
-    return readdirSync(dir).reduce((total, name) => total + statSync(join(dir, name)).size, 0);
-  } catch {
-    return 0;
-  }
 }

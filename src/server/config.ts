@@ -1,7 +1,8 @@
 // The configuration of one Lichen node. The CLI fills it from flags, LICHEN_* environment
 // variables and a JSON config file (in that order of precedence); tests build it directly.
 import type { EngineKind } from '../engine/types.js';
-import { pendingRequestsMax, requestBytesMaxDefault } from '../limits.js';
+import { pendingRequestsMax, quotaBackendBytesDefault, requestBytesMaxDefault } from '../limits.js';
+import type { AutoCompactionMode } from './compactor.js';
 
 export interface PeerSpec {
   /** The member's name, unique in the cluster. */
@@ -53,6 +54,15 @@ export interface NodeConfig {
   snapshotCatchUpEntries: number;
   /** Also snapshot when the WAL has grown this much since the last snapshot's compaction. */
   snapshotWalBytes: number;
+  /**
+   * The space quota (etcd's --quota-backend-bytes): once the engine's pages in use reach it, the
+   * NOSPACE alarm is raised and writes that add data are refused. Negative disables the quota.
+   */
+  quotaBackendBytes: number;
+  /** How --auto-compaction-retention is read: a duration ('periodic') or a revision count. */
+  autoCompactionMode: AutoCompactionMode;
+  /** '0' disables auto compaction; otherwise as etcd reads it (see parseCompactionRetention). */
+  autoCompactionRetention: string;
   /** Client requests waiting for raft, per node; beyond it requests fail with Overloaded. */
   pendingRequestsMax: number;
   /** How long a client request may wait for commit/apply before Timeout. */
@@ -88,6 +98,9 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     snapshotEntries: 100_000,
     snapshotCatchUpEntries: 5_000,
     snapshotWalBytes: 64 * 1024 * 1024,
+    quotaBackendBytes: quotaBackendBytesDefault,
+    autoCompactionMode: 'periodic',
+    autoCompactionRetention: '0',
     pendingRequestsMax,
     requestTimeoutMs: 5_000,
     logLevel: 'info',

@@ -19,7 +19,8 @@ import {
   type Ready,
   type Snapshot,
 } from '../raft/index.js';
-import { Lessor, WatchHub, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../mvcc/index.js';
+import { AlarmType, Lessor, WatchHub, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../mvcc/index.js';
+import type { EngineSpace } from '../engine/index.js';
 import { TcpTransport } from '../transport/index.js';
 import { ErrorCode, LichenError, isLichenError } from '../errors.js';
 import { inboxMessagesMax } from '../limits.js';
@@ -34,6 +35,8 @@ import { snapshotDue } from './snapshot-policy.js';
 import type { NodeState } from './state.js';
 import type { LichenMetrics } from '../metrics.js';
 import type { MembershipView } from './forward.js';
+import { Compactor, parseCompactionRetention } from './compactor.js';
+import { quotaCost } from './quota.js';
 
 /** Election timeouts without a leader before a member asks the others whether it was removed. */
 const MEMBERSHIP_PROBE_ELECTIONS = 3;
@@ -91,6 +94,13 @@ export class ClusterNode {
   private snapshotSpread = Math.random();
   /** The snapshot being collected and saved in the background, if any (close() waits for it). */
   private snapshotTask: Promise<void> | undefined;
+  /** The engine's space, sampled once per tick (measuring it costs ~19 µs on lmdb). */
+  private sampledSpace: EngineSpace;
+  /** The quota cost of the writes applied since sampledSpace was measured. */
+  private costAppliedSinceSample = 0;
+  /** When this member last proposed its own NOSPACE alarm (so a tick does not repeat it). */
+  private noSpaceProposedAtMs = -Infinity;
+  private readonly compactor: Compactor | undefined;
   /** Set when this member learns it was removed: it stops serving and says why. */
   removedReason: string | undefined;
   /** Resolves when this member stops serving on its own: removed from the cluster, or a fatal failure. */
@@ -129,6 +139,19 @@ export class ClusterNode {
       revokeRetryMs: config.requestTimeoutMs,
     });
     for (const lease of state.store.leases()) this.lessor.grant(lease.ID, lease.grantedTTL, Date.now());
+    this.sampledSpace = state.engine.space();
+    const retention = parseCompactionRetention(config.autoCompactionMode, config.autoCompactionRetention);
+    this.compactor =
+      retention > 0
+        ? new Compactor({
+            mode: config.autoCompactionMode,
+            retention,
+            now: () => performance.now(),
+            currentRevision: () => this.state.store.currentRevision,
+            compact: async (revision) => void (await this.propose({ type: 'compact', request: { revision } })),
+            log: (message, fields) => this.logger.info(message, fields),
+          })
+        : undefined;
     this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs });
     this.reads = new ReadRounds({
       max: config.pendingRequestsMax,
@@ -177,6 +200,22 @@ export class ClusterNode {
 
   get appliedIndex(): number {
     return this.applied;
+  }
+
+  /**
+   * The data in use now, for the space quota: as measured at the last tick, plus what the writes
+   * applied since then cost in etcd's estimate, so a burst of writes between two ticks cannot run
+   * far past the quota before the next measurement.
+   */
+  get inUseBytesEstimate(): number {
+    return this.sampledSpace.inUseBytes + this.costAppliedSinceSample;
+  }
+
+  /** Measures the engine's space now (and keeps it as the sample). */
+  measureSpace(): EngineSpace {
+    this.sampledSpace = this.state.engine.space();
+    this.costAppliedSinceSample = 0;
+    return this.sampledSpace;
   }
 
   get isLearner(): boolean {
@@ -427,6 +466,9 @@ export class ClusterNode {
     this.reads.onTick();
     this.hub.syncUnsynced();
     if (this.role === 'leader') this.revokeExpiredLeases();
+    this.measureSpace();
+    this.maybeRaiseNoSpace();
+    this.compactor?.tick(this.role === 'leader');
     if (!this.publishedAttributes && this.lead !== 0) this.publishAttributes();
     this.maybePromoteSelf();
     this.maybeProbeMembership();
@@ -596,11 +638,15 @@ export class ClusterNode {
   private afterApply(command: Command, result: ApplyResult): void {
     if ('error' in result) return;
     if (result.events.length > 0) this.hub.notify(result.events, result.revision);
+    this.costAppliedSinceSample += quotaCost(command);
     if (command.type === 'leaseGrant') {
       const granted = result.response as { ID: number; TTL: number };
       this.lessor.grant(granted.ID, granted.TTL, Date.now());
     } else if (command.type === 'leaseRevoke') {
       this.lessor.revoke(command.id);
+    } else if (command.type === 'alarmActivate' || command.type === 'alarmDeactivate') {
+      const changed = (result.response as { alarms: unknown[] }).alarms.length > 0;
+      if (changed) this.logger.warn(command.type === 'alarmActivate' ? 'alarm raised' : 'alarm disarmed', { alarm: command.alarm, memberId: formatId(command.memberId) });
     }
   }
 
@@ -715,6 +761,24 @@ export class ClusterNode {
     this.walBytesAfterCompaction = this.state.wal.sizeBytes;
     this.snapshotSpread = Math.random();
     this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
+  }
+
+  /**
+   * Once the data in use reaches the quota, this member raises its own NOSPACE alarm through raft
+   * (etcd raises it when a write crosses the quota; sampling each tick catches that within one).
+   */
+  private maybeRaiseNoSpace(): void {
+    const quota = this.config.quotaBackendBytes;
+    if (quota < 0 || this.sampledSpace.inUseBytes < quota || this.lead === 0) return;
+    if (this.state.store.alarms(AlarmType.NOSPACE).some((a) => a.memberId === this.memberId)) return;
+    const now = performance.now();
+    if (now - this.noSpaceProposedAtMs < this.config.requestTimeoutMs) return;
+    this.noSpaceProposedAtMs = now;
+    this.logger.warn('the data in use reached --quota-backend-bytes: raising the NOSPACE alarm', {
+      inUseBytes: this.sampledSpace.inUseBytes,
+      quotaBytes: quota,
+    });
+    this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'alarmActivate', memberId: this.memberId, alarm: AlarmType.NOSPACE }));
   }
 
   private revokeExpiredLeases(): void {
