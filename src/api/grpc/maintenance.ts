@@ -63,7 +63,9 @@ export function maintenanceService(ctx: HandlerContext): Implementation {
       const r = await backend.moveLeader(toSafeUint(w.targetID, 'targetID'));
       return { header: encodeHeader(r.header) };
     }),
-    // Lichen's engine needs no defragmentation; answering success keeps etcdctl scripts working.
+    // lmdb reuses the pages compaction frees, and the space quota counts pages in use, so the
+    // quota recovers without a defragmentation (README, "Space quota, alarms and compaction").
+    // The file keeps its size; answering success keeps etcd's runbook and etcdctl scripts working.
     Defragment: unary<object>(ctx, () => ({ header: encodeHeader(backend.header()) })),
     Hash: unimplemented(
       'lichen: Hash (a hash of the whole backend file) is not supported; use HashKV, which hashes the MVCC key space',
