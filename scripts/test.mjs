@@ -4,8 +4,9 @@
 // files ourselves and fail loudly when there are none.
 //
 // Usage: node scripts/test.mjs [substring ...]   — only files whose path contains a substring.
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 
@@ -30,9 +31,58 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = Math.max(1, availableParallelism());
+// A whole-suite run uses every core for minutes and its real-process tests have deadlines. Two at
+// once on one machine (several checkouts, several people) starve each other into false timeouts,
+// so whole-suite runs take turns through a lock directory; filtered runs are small and go ahead.
+const release = filters.length === 0 ? await takeMachineTurn() : () => undefined;
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit' },
 );
+release();
 process.exit(result.status ?? 1);
+
+/** Waits until no other whole-suite run holds the machine's lock, takes it, returns its release. */
+async function takeMachineTurn() {
+  const lock = join(tmpdir(), 'lichen-npm-test.lock');
+  const owner = join(lock, 'pid');
+  let announced = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(owner, String(process.pid));
+      const release = () => rmSync(lock, { recursive: true, force: true });
+      process.on('exit', release);
+      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130));
+      return release;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+    }
+    const holder = Number(readFileSafe(owner));
+    if (holder > 0 && !isAlive(holder)) {
+      rmSync(lock, { recursive: true, force: true });
+      continue;
+    }
+    if (!announced) console.error(`waiting for another whole-suite run on this machine (pid ${holder || '?'}, lock ${lock})`);
+    announced = true;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+function readFileSafe(path) {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
