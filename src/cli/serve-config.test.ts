@@ -82,6 +82,8 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
     'quota-backend-bytes': '8388608',
     'auto-compaction-mode': 'revision',
     'auto-compaction-retention': '1000',
+    'experimental-initial-corrupt-check': 'true',
+    'experimental-corrupt-check-time': '1m30s',
     'log-level': 'warn',
   };
   for (const option of SERVE_OPTIONS) assert.ok(option.flag in values, `this test covers --${option.flag}`);
@@ -102,6 +104,15 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
   assert.equal(viaFlags.quotaBackendBytes, 8388608);
   assert.equal(viaFlags.autoCompactionMode, 'revision');
   assert.equal(viaFlags.autoCompactionRetention, '1000');
+  assert.equal(viaFlags.experimentalInitialCorruptCheck, true);
+  assert.equal(viaFlags.experimentalCorruptCheckTimeMs, 90_000);
+});
+
+test('--experimental-initial-corrupt-check is a switch, as in etcd', () => {
+  assert.equal(resolve([]).config.experimentalInitialCorruptCheck, false);
+  assert.equal(resolve(['--experimental-initial-corrupt-check']).config.experimentalInitialCorruptCheck, true);
+  assert.equal(resolve(['--experimental-initial-corrupt-check=false']).config.experimentalInitialCorruptCheck, false);
+  assert.equal(resolve([]).config.experimentalCorruptCheckTimeMs, 0);
 });
 
 test('--quota-backend-bytes 0 means the 2 GiB default and a negative quota disables it, as in etcd', () => {
@@ -152,6 +163,7 @@ test('invalid values fail with a message naming the flag, variable or file key',
     [['--auto-compaction-mode', 'daily'], {}, {}, /invalid value for --auto-compaction-mode: "daily" \(expected periodic or revision\)/],
     [['--auto-compaction-retention', 'soon'], {}, {}, /invalid value for --auto-compaction-retention with --auto-compaction-mode periodic: retention "soon"/],
     [['--auto-compaction-mode', 'revision', '--auto-compaction-retention', '5m'], {}, {}, /must be a number of revisions in revision mode/],
+    [['--experimental-corrupt-check-time', '5'], {}, {}, /invalid value for --experimental-corrupt-check-time: "5" is not a duration/],
   ];
   for (const [argv, env, files, expected] of cases) {
     assert.throws(() => resolve(argv, env, files), expected, `${argv.join(' ')} ${JSON.stringify(env)}`);

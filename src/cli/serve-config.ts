@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
 import { parseCompactionRetention } from '../server/compactor.js';
+import { parseGoDurationMs } from '../server/duration.js';
 import { isLogLevel, LOG_LEVELS } from '../log.js';
 import { configFileBytesMax, initialClusterMembersMax, quotaBackendBytesDefault, requestBytesMax, requestBytesMaxDefault } from '../limits.js';
 import { parseBoolean, parseInteger, UsageError, type FlagSpec } from './args.js';
@@ -22,6 +23,8 @@ interface ServeOption<K extends keyof SettableConfig = keyof SettableConfig> {
   key: K;
   description: string;
   valueName: string;
+  /** A switch: the flag alone means true (`--flag=false` turns it off). */
+  isSwitch?: boolean;
   /** Converts a raw value (a string from a flag or env var, any JSON value from the file). */
   parse(raw: unknown, where: string): SettableConfig[K];
 }
@@ -233,6 +236,23 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     parse: asText,
   }),
   option({
+    flag: 'experimental-initial-corrupt-check', env: 'LICHEN_EXPERIMENTAL_INITIAL_CORRUPT_CHECK', key: 'experimentalInitialCorruptCheck', valueName: 'true|false',
+    isSwitch: true,
+    description: "Before starting, compare this member's HashKV with its peers' and refuse to start if one differs (default: false, as etcd)",
+    parse: (raw, where) => parseBoolean(asText(raw, where), where),
+  }),
+  option({
+    flag: 'experimental-corrupt-check-time', env: 'LICHEN_EXPERIMENTAL_CORRUPT_CHECK_TIME', key: 'experimentalCorruptCheckTimeMs', valueName: 'duration',
+    description: "How often the leader compares HashKV with its peers and raises CORRUPT for one that differs, e.g. '5m'; 0s never (default: 0s, as etcd)",
+    parse: (raw, where) => {
+      try {
+        return parseGoDurationMs(asText(raw, where));
+      } catch (error) {
+        throw new UsageError(`invalid value for ${where}: ${(error as Error).message}`);
+      }
+    },
+  }),
+  option({
     flag: 'request-timeout-ms', env: 'LICHEN_REQUEST_TIMEOUT_MS', key: 'requestTimeoutMs', valueName: 'ms',
     description: 'How long a client request may wait for commit and apply (default: 5000)',
     parse: integerParser(1, 3_600_000),
@@ -259,7 +279,7 @@ export const CONFIG_FILE_FLAG: FlagSpec = {
 export const SERVE_FLAG_SPECS: readonly FlagSpec[] = [
   ...SERVE_OPTIONS.map((o) => ({
     name: o.flag,
-    type: 'string' as const,
+    type: o.isSwitch ? ('boolean' as const) : ('string' as const),
     valueName: o.valueName,
     description: `${o.description}. Env ${o.env}`,
   })),

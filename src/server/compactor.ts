@@ -11,6 +11,7 @@
 // revision, retention N: every 5 minutes the leader compacts at current revision - N, unless
 // that is not positive or is where it compacted last time.
 import { LichenError, isLichenError } from '../errors.js';
+import { parseGoDurationMs } from './duration.js';
 
 export type AutoCompactionMode = 'periodic' | 'revision';
 
@@ -19,8 +20,6 @@ const HOUR_MS = 60 * 60 * 1000;
 const PERIODIC_SAMPLES_PER_PERIOD = 10;
 /** etcd's revInterval: revision-mode compaction runs every 5 minutes. */
 export const REVISION_MODE_INTERVAL_MS = 5 * 60 * 1000;
-
-const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS };
 
 /**
  * etcd's parseCompactionRetention: an integer is hours (periodic) or revisions (revision); in
@@ -37,16 +36,11 @@ export function parseCompactionRetention(mode: AutoCompactionMode, text: string)
   if (mode === 'revision') {
     throw new LichenError('InvalidArgument', `retention "${text}" must be a number of revisions in revision mode`);
   }
-  const parts = /^(\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$/.test(trimmed) ? trimmed.match(/\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h)/g)! : null;
-  if (parts === null) {
+  try {
+    return parseGoDurationMs(trimmed);
+  } catch {
     throw new LichenError('InvalidArgument', `retention "${text}" is neither a number of hours nor a duration like 5m or 1h30m`);
   }
-  let ms = 0;
-  for (const part of parts) {
-    const [, amount, unit] = /^(\d+(?:\.\d+)?)(.+)$/.exec(part)!;
-    ms += Number(amount) * DURATION_UNITS_MS[unit!]!;
-  }
-  return ms;
 }
 
 export interface CompactorOptions {

@@ -63,6 +63,10 @@ export interface NodeConfig {
   autoCompactionMode: AutoCompactionMode;
   /** '0' disables auto compaction; otherwise as etcd reads it (see parseCompactionRetention). */
   autoCompactionRetention: string;
+  /** etcd's --experimental-initial-corrupt-check: compare HashKV with the peers before starting. */
+  experimentalInitialCorruptCheck: boolean;
+  /** etcd's --experimental-corrupt-check-time: how often the leader compares HashKV; 0 never. */
+  experimentalCorruptCheckTimeMs: number;
   /** Client requests waiting for raft, per node; beyond it requests fail with Overloaded. */
   pendingRequestsMax: number;
   /** How long a client request may wait for commit/apply before Timeout. */
@@ -101,6 +105,8 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     quotaBackendBytes: quotaBackendBytesDefault,
     autoCompactionMode: 'periodic',
     autoCompactionRetention: '0',
+    experimentalInitialCorruptCheck: false,
+    experimentalCorruptCheckTimeMs: 0,
     pendingRequestsMax,
     requestTimeoutMs: 5_000,
     logLevel: 'info',

@@ -8,6 +8,7 @@ import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { LeaderForwarder } from './backend.js';
 import { memberClientsMax } from '../limits.js';
+import type { MemberHash } from './corruption.js';
 
 interface KeepAliveReply {
   ID: string;
@@ -77,6 +78,25 @@ export class MemberCalls implements LeaderForwarder {
     const status = await call<{ raftAppliedIndex: string }>('Maintenance', 'Status');
     const list = await call<{ members: { ID: string }[] }>('Cluster', 'MemberList');
     return { appliedIndex: Number(status.raftAppliedIndex), memberIds: list.members.map((m) => Number(m.ID)) };
+  }
+
+  /** Another member's HashKV at `revision` (for the corruption checks in corruption.ts). */
+  async hashKV(address: string, revision: number): Promise<MemberHash> {
+    type Reply = { header: { member_id: string; revision: string }; hash: number; compact_revision: string };
+    const client = this.client('Maintenance', address) as unknown as {
+      HashKV: (req: object, options: object, callback: (e: ServiceError | null, r: Reply) => void) => void;
+    };
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      client.HashKV({ revision }, { deadline: Date.now() + this.timeoutMs }, (error, response) =>
+        error ? reject(new LichenError(ErrorCode.Unavailable, error.details || error.message)) : resolve(response),
+      );
+    });
+    return {
+      memberId: Number(reply.header.member_id),
+      hash: reply.hash,
+      revision: Number(reply.header.revision),
+      compactRevision: Number(reply.compact_revision),
+    };
   }
 
   close(): void {

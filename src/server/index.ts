@@ -10,6 +10,8 @@ import type { NodeConfig } from './config.js';
 import { MemberCalls } from './forward.js';
 import { ClusterNode, splitAddress } from './node.js';
 import { markRemoved, openNodeState } from './state.js';
+import { checkInitialHashKV, startCorruptionMonitor, type CorruptionCheckDeps } from './corruption.js';
+import { AlarmType } from '../mvcc/index.js';
 
 export { defaultNodeConfig, type NodeConfig, type PeerSpec } from './config.js';
 export { ClusterNode } from './node.js';
@@ -32,6 +34,18 @@ export interface LichenNode {
 export async function startNode(config: NodeConfig, logger: Logger): Promise<LichenNode> {
   checkLimits(config);
   const state = await openNodeState(config, logger);
+  const forwarder = new MemberCalls(config.requestTimeoutMs);
+  const hashes: CorruptionCheckDeps = {
+    memberId: state.identity.memberId,
+    localHash: () => state.store.hashKV(),
+    peerAddresses: () =>
+      state.members
+        .list()
+        .filter((m) => m.id !== state.identity.memberId && m.clientAddress !== '')
+        .map((m) => m.clientAddress),
+    askPeer: (address, revision) => forwarder.hashKV(address, revision),
+    logger,
+  };
   // The client listeners start first so the member can publish their real addresses.
   const backendRef: { backend?: NodeBackend } = {};
   const metricsRef: { node?: ClusterNode } = {};
@@ -67,14 +81,38 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     http: http ? `${splitAddress(config.listenHttp)[0]}:${http.port}` : '',
     peer: '',
   };
-  const forwarder = new MemberCalls(config.requestTimeoutMs);
   const node = new ClusterNode(state, config, logger, metrics, { client: addresses.client, http: addresses.http }, (address) =>
     forwarder.membership(address),
   );
   metricsRef.node = node;
-  backendRef.backend = new NodeBackend(node, config, forwarder);
   await node.start();
   addresses.peer = node.peerAddress;
+  if (config.experimentalInitialCorruptCheck) {
+    // etcd checks before it serves any traffic. The peers' client addresses are in the log, so
+    // here the member first replays its log (taking part in raft), and serves clients only
+    // once the check passes.
+    await node.replayed();
+    await checkInitialHashKV(hashes).catch(async (error: unknown) => {
+      await grpc.close();
+      await http?.close();
+      forwarder.close();
+      await node.close();
+      throw error;
+    });
+  }
+  backendRef.backend = new NodeBackend(node, config, forwarder);
+  const stopCorruptionMonitor =
+    config.experimentalCorruptCheckTimeMs > 0
+      ? startCorruptionMonitor(
+          {
+            ...hashes,
+            isLeader: () => node.isLeader(),
+            barrier: () => node.linearizableBarrier(),
+            raiseCorrupt: async (memberId) => void (await node.propose({ type: 'alarmActivate', memberId, alarm: AlarmType.CORRUPT })),
+          },
+          config.experimentalCorruptCheckTimeMs,
+        )
+      : () => {};
   const halted = node.halted.then(async (halt) => {
     if (halt.removed) await markRemoved(config.dataDir, state.identity);
     return halt;
@@ -88,6 +126,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     halted,
     close: () =>
       (closing ??= (async () => {
+        stopCorruptionMonitor();
         await grpc.close();
         await http?.close();
         forwarder.close();

@@ -101,6 +101,8 @@ export class ClusterNode {
   /** When this member last proposed its own NOSPACE alarm (so a tick does not repeat it). */
   private noSpaceProposedAtMs = -Infinity;
   private readonly compactor: Compactor | undefined;
+  /** The commit index this member's log held when it started (see replayed()). */
+  private readonly commitAtStart: number;
   /** Set when this member learns it was removed: it stops serving and says why. */
   removedReason: string | undefined;
   /** Resolves when this member stops serving on its own: removed from the cluster, or a fatal failure. */
@@ -122,6 +124,7 @@ export class ClusterNode {
     this.applied = state.snapshotIndex;
     this.snapshotIndex = state.snapshotIndex;
     this.confState = state.storage.initialState().confState;
+    this.commitAtStart = state.storage.initialState().hardState.commit;
     this.raw = new RawNode({
       id: this.memberId,
       storage: state.storage,
@@ -309,6 +312,14 @@ export class ClusterNode {
     const from = Math.max(this.applied + 1, this.state.storage.firstIndex());
     if (from > upTo) return false;
     return this.state.storage.entries(from, upTo + 1).some((e) => e.type === EntryType.ConfChange);
+  }
+
+  /**
+   * Resolves once this member has applied everything its log had committed when it started (its
+   * membership, with the peers' client addresses, lives in the log), or after the request timeout.
+   */
+  replayed(): Promise<void> {
+    return this.waitForApplied(this.commitAtStart, performance.now() + this.config.requestTimeoutMs);
   }
 
   /** Resolves once this member has applied `index`, or at the deadline (whichever is first). */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { etcdClientConstructors } from '../../api/grpc/proto.js';
 import { createSilentLogger } from '../../log.js';
 import { defaultNodeConfig, startNode, type LichenNode, type NodeConfig } from '../index.js';
+import { freePort } from './process-cluster.js';
 
 export type GrpcService = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance';
 
@@ -60,4 +61,14 @@ export async function startTestMember(overrides: Partial<NodeConfig> = {}): Prom
       if (!options.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Starts a cluster of `size` members in this process, each in its own temporary directory. */
+export async function startTestCluster(size: number, overrides: Partial<NodeConfig> = {}): Promise<TestMember[]> {
+  const peers = await Promise.all(
+    Array.from({ length: size }, async (_, i) => ({ name: `m${i + 1}`, peerAddress: `127.0.0.1:${await freePort()}` })),
+  );
+  return Promise.all(
+    peers.map((peer) => startTestMember({ ...overrides, name: peer.name, listenPeer: peer.peerAddress, initialCluster: peers })),
+  );
 }
