@@ -167,6 +167,9 @@ test('createLichenMetrics registers every Lichen metric with its sources', () =>
     raftAppliedIndex: () => 41,
     mvccRevision: () => 17,
     walBytes: () => 4096,
+    dbSizeBytes: () => 65536,
+    dbSizeInUseBytes: () => 24576,
+    quotaBackendBytes: () => 2147483648,
   });
   metrics.raftLeaderChangesTotal.inc();
   metrics.raftProposalsTotal.inc({ result: 'committed' });
@@ -186,6 +189,9 @@ test('createLichenMetrics registers every Lichen metric with its sources', () =>
     'lichen_http_request_seconds_count{route="/v1/kv/:key",code="200"} 1',
     'lichen_grpc_request_seconds_count{method="/etcdserverpb.KV/Range",code="OK"} 1',
     'lichen_mvcc_revision 17',
+    'lichen_mvcc_db_total_size_in_bytes 65536',
+    'lichen_mvcc_db_total_size_in_use_in_bytes 24576',
+    'lichen_server_quota_backend_bytes 2147483648',
   ]) {
     assert.ok(text.split('\n').includes(line), `missing line: ${line}`);
   }
@@ -196,7 +202,11 @@ test('httpRequestSecondsOn returns the registered histogram or registers it once
   const registry = new Registry();
   const first = httpRequestSecondsOn(registry);
   assert.equal(httpRequestSecondsOn(registry), first);
-  const lichen = createLichenMetrics({ raftTerm: () => 0, raftCommitIndex: () => 0, raftAppliedIndex: () => 0, mvccRevision: () => 0, walBytes: () => 0 });
+  const zero = (): number => 0;
+  const lichen = createLichenMetrics({
+    raftTerm: zero, raftCommitIndex: zero, raftAppliedIndex: zero, mvccRevision: zero, walBytes: zero,
+    dbSizeBytes: zero, dbSizeInUseBytes: zero, quotaBackendBytes: zero,
+  });
   assert.equal(httpRequestSecondsOn(lichen.registry), lichen.httpRequestSeconds);
   const clash = new Registry();
   clash.counter({ name: 'lichen_http_request_seconds', help: 'wrong type' });

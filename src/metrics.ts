@@ -331,6 +331,10 @@ export interface LichenMetricSources {
   mvccRevision: () => number;
   /** Total bytes in the WAL's segment files. */
   walBytes: () => number;
+  /** The storage engine's size and the part of it in use (EngineSpace), and the space quota. */
+  dbSizeBytes: () => number;
+  dbSizeInUseBytes: () => number;
+  quotaBackendBytes: () => number;
 }
 
 /** The handles the server, WAL and API layers record into. */
@@ -349,6 +353,9 @@ export interface LichenMetrics {
   /** method: the full gRPC method name; code: the gRPC status name. */
   grpcRequestSeconds: Histogram<'method' | 'code'>;
   mvccRevision: Gauge;
+  dbSizeBytes: Gauge;
+  dbSizeInUseBytes: Gauge;
+  quotaBackendBytes: Gauge;
   /** reason: why a peer's handshake was refused (src/transport/tcp.ts PeerRefusal). */
   peerHandshakesRefusedTotal: Counter<'reason'>;
   /** reason: from_mismatch | to_mismatch (a bound peer connection carried someone else's message). */
@@ -369,6 +376,9 @@ export function createLichenMetrics(sources: LichenMetricSources, registry = new
     httpRequestSeconds: httpRequestSecondsOn(registry),
     grpcRequestSeconds: registry.histogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'], buckets: REQUEST_BUCKETS_SECONDS }),
     mvccRevision: registry.gauge({ name: 'lichen_mvcc_revision', help: 'The current MVCC revision of the key-value store.', collect: sources.mvccRevision }),
+    dbSizeBytes: registry.gauge({ name: 'lichen_mvcc_db_total_size_in_bytes', help: 'Size of the storage engine file (etcd: etcd_mvcc_db_total_size_in_bytes).', collect: sources.dbSizeBytes }),
+    dbSizeInUseBytes: registry.gauge({ name: 'lichen_mvcc_db_total_size_in_use_in_bytes', help: 'Bytes of the storage engine in use; the space quota counts these.', collect: sources.dbSizeInUseBytes }),
+    quotaBackendBytes: registry.gauge({ name: 'lichen_server_quota_backend_bytes', help: 'The space quota (--quota-backend-bytes); negative: no quota.', collect: sources.quotaBackendBytes }),
     peerHandshakesRefusedTotal: registry.counter({ name: 'lichen_peer_handshakes_refused_total', help: 'Peer connections refused at the handshake, by reason (unproven: the dialer did not prove its member id).', labelNames: ['reason'] }),
     peerMessagesDroppedTotal: registry.counter({ name: 'lichen_peer_messages_dropped_total', help: 'Messages dropped on a bound peer connection because they named another sender or receiver.', labelNames: ['reason'] }),
   };

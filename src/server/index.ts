@@ -55,6 +55,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     raftAppliedIndex: () => metricsRef.node?.appliedIndex ?? 0,
     mvccRevision: () => state.store.currentRevision,
     walBytes: () => state.wal.sizeBytes,
+    dbSizeBytes: () => state.engine.space().sizeBytes,
+    dbSizeInUseBytes: () => state.engine.space().inUseBytes,
+    quotaBackendBytes: () => config.quotaBackendBytes,
   });
   const lazyBackend = lazy(() => backendRef.backend);
   const [clientHost, clientPort] = splitAddress(config.listenClient);
