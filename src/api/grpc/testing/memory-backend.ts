@@ -348,11 +348,21 @@ export class MemoryBackend implements EtcdBackend {
     };
   }
 
+  /** etcd's semantics (see NodeBackend.alarm): GET filters by type; the others act on one (member, type). */
   async alarm(r: AlarmRequest): Promise<WithHeader<{ alarms: AlarmMember[] }>> {
     this.enter('alarm', r);
-    if (r.action === 2) this.alarms = this.alarms.filter((a) => !(a.alarm === r.alarm && (r.memberId === 0 || a.memberId === r.memberId)));
-    if (r.action === 1) this.alarms.push({ memberId: r.memberId, alarm: r.alarm });
-    return { header: this.header(), alarms: [...this.alarms] };
+    const named = (a: AlarmMember): boolean => a.memberId === r.memberId && a.alarm === r.alarm;
+    let alarms: AlarmMember[];
+    if (r.action === 0) {
+      alarms = this.alarms.filter((a) => r.alarm === 0 || a.alarm === r.alarm);
+    } else if (r.action === 1) {
+      if (r.alarm !== 0 && !this.alarms.some(named)) this.alarms.push({ memberId: r.memberId, alarm: r.alarm });
+      alarms = this.alarms.filter(named);
+    } else {
+      alarms = this.alarms.filter(named);
+      this.alarms = this.alarms.filter((a) => !named(a));
+    }
+    return { header: this.header(), alarms: alarms.map((a) => ({ ...a })) };
   }
 
   // ---- the tiny MVCC ----
