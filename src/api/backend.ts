@@ -92,9 +92,9 @@ export interface AlarmRequest {
 }
 
 /**
- * A consistent point-in-time copy of the state machine, streamed in chunks. The gRPC layer pads
- * it with zero bytes to a multiple of 512 and appends its SHA-256 (what etcdctl snapshot save
- * checks), so the format must be self-delimiting: a reader must ignore trailing zero bytes.
+ * A consistent point-in-time copy of the state machine, streamed in chunks: etcd 3.4's backend
+ * as a bbolt file (src/backup). The gRPC layer appends its SHA-256, which `etcdctl snapshot
+ * restore` checks (and pads to a multiple of 512 bytes first, which a bbolt file already is).
  */
 export interface SnapshotStream {
   /** The revision the snapshot was taken at. */
@@ -200,6 +200,11 @@ export interface EtcdBackend {
   /** Transfers leadership to targetId; only the leader can; resolves when done. */
   moveLeader(targetId: number): Promise<WithHeader<object>>;
   snapshot(): Promise<SnapshotStream>;
+  /**
+   * etcd's Hash: a CRC-32C of the whole backend as etcd lays it out, leaving out the consistent
+   * index, so members holding the same data agree.
+   */
+  hash(): Promise<WithHeader<{ hash: number }>>;
   /** GET lists the raised alarms (an empty list when none); DEACTIVATE clears one. */
   alarm(r: AlarmRequest): Promise<WithHeader<{ alarms: AlarmMember[] }>>;
 }

@@ -88,7 +88,7 @@ function printResponse(context: CommandContext, args: ParsedArgs, response: unkn
   print(context, outputFormat(args) === 'json' ? formatJson(response) : simple());
 }
 
-async function withClient<T>(args: ParsedArgs, context: CommandContext, use: (client: CliClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(args: ParsedArgs, context: CommandContext, use: (client: CliClient) => Promise<T>): Promise<T> {
   const endpoints = resolveEndpoints(args, context.env);
   const timeout = stringFlag(args, 'timeout');
   const envTimeout = context.env.LICHEN_TIMEOUT;
@@ -119,7 +119,7 @@ export async function readAll(stream: Readable, bytesMax = STDIN_BYTES_MAX): Pro
   return Buffer.concat(chunks);
 }
 
-function clientCommand(
+export function clientCommand(
   spec: Omit<Command, 'flags' | 'run'> & {
     flags?: readonly FlagSpec[];
     run(args: ParsedArgs, context: CommandContext, command: Command): Promise<number>;

@@ -86,6 +86,8 @@ export interface CliClient {
 
   /** Asks every endpoint for its status (not just one); failures are reported per endpoint. */
   statusAll(): Promise<EndpointStatus[]>;
+  /** The first endpoint's backend in etcd's snapshot format, streamed; no deadline (abort with the signal). */
+  snapshot(signal: AbortSignal): AsyncIterable<Uint8Array>;
   /** Transfers leadership; the client finds the current leader itself. */
   moveLeader(targetId: number): Promise<WithHeader<object>>;
 

@@ -1,6 +1,10 @@
 // The client commands and the dispatcher, run in-process against a small in-memory fake of
 // the cluster client: flags become the right requests, results print in etcdctl's format, and
 // mistakes give exit code 2 with a message.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -135,9 +139,19 @@ class FakeCluster implements CliClient {
     this.record('moveLeader', id);
     return { header: this.header() };
   }
+  /** What snapshot() streams: by default 1 KiB and its SHA-256, in three pieces. */
+  snapshotBytes: Buffer = withSha256(Buffer.alloc(1024, 7));
+  async *snapshot(_signal: AbortSignal) {
+    this.record('snapshot', undefined);
+    for (let i = 0; i < this.snapshotBytes.length; i += 500) yield this.snapshotBytes.subarray(i, i + 500);
+  }
   async close() {
     this.closed++;
   }
+}
+
+function withSha256(body: Buffer): Buffer {
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }
 
 function sink(): { stream: Writable; read: () => string } {
@@ -368,9 +382,6 @@ test('serve rejects a bad flag value before starting anything, naming the flag',
 
 test('the shell runs a script of commands over one client and keeps history', async () => {
   const cluster = new FakeCluster();
-  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
-  const { join } = await import('node:path');
-  const { tmpdir } = await import('node:os');
   const dir = mkdtempSync(join(tmpdir(), 'lichen-shell-'));
   try {
     const historyFile = join(dir, 'history');
@@ -421,4 +432,37 @@ test('the shell does not offer process commands', async () => {
   }, { inShell: false });
   assert.equal(code, 2);
   assert.match(err.read(), /unknown command: up/);
+});
+
+test('snapshot save writes the stream to the file once its SHA-256 checks, from exactly one endpoint', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-cli-snapshot-'));
+  try {
+    const cluster = new FakeCluster();
+    const path = join(dir, 'backup.db');
+    const two = await run(cluster, ['snapshot', 'save', path, '--endpoints', '127.0.0.1:1,127.0.0.1:2']);
+    assert.equal(two.code, 2);
+    assert.match(two.stderr, /snapshot must be requested to one selected node, not multiple \[127.0.0.1:1 127.0.0.1:2\]/);
+    assert.deepEqual(await run(cluster, ['snapshot', 'save', path]), { code: 0, stdout: `Snapshot saved at ${path}\n`, stderr: '' });
+    assert.deepEqual(readFileSync(path), cluster.snapshotBytes);
+    cluster.snapshotBytes = Buffer.from(cluster.snapshotBytes);
+    cluster.snapshotBytes[10] ^= 1; // damaged in transit: the trailer no longer matches
+    const damaged = await run(cluster, ['snapshot', 'save', join(dir, 'damaged.db')]);
+    assert.equal(damaged.code, 1);
+    assert.match(damaged.stderr, /the snapshot received is damaged: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}/);
+    assert.deepEqual(readdirSync(dir), ['backup.db'], 'neither the damaged file nor a .part is left');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('snapshot restore checks its flags as etcdctl does', async () => {
+  const cluster = new FakeCluster();
+  const mismatch = await run(cluster, [
+    'snapshot', 'restore', 'x.db', '--name', 'n1', '--initial-cluster', 'n1=http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2390',
+  ]);
+  assert.equal(mismatch.code, 2);
+  assert.match(mismatch.stderr, /--initial-cluster has n1=127.0.0.1:2380 but missing from --initial-advertise-peer-urls=http:\/\/127.0.0.1:2390/);
+  const absent = await run(cluster, ['snapshot', 'restore', 'x.db', '--name', 'n9', '--initial-cluster', 'n1=127.0.0.1:2380']);
+  assert.equal(absent.code, 2);
+  assert.match(absent.stderr, /--initial-cluster has no member named "n9"/);
 });

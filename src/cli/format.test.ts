@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventType, type KeyValue } from '../mvcc/types.js';
 import {
+  formatBoxTable,
   formatBytes,
   formatDelete,
   formatEvent,
@@ -103,10 +104,27 @@ test('status prints an aligned table with one row per endpoint, errors included'
   ]);
 });
 
-test('sizes print in decimal units', () => {
+test('sizes print in decimal units, rounded as go-humanize (etcdctl) rounds them', () => {
+  assert.equal(formatBytes(5), '5 B');
   assert.equal(formatBytes(999), '999 B');
   assert.equal(formatBytes(1500), '1.5 kB');
   assert.equal(formatBytes(25_000_000), '25 MB');
+  assert.equal(formatBytes(20480), '20 kB', 'etcdctl snapshot status of a 20480-byte file');
+  assert.equal(formatBytes(20_500), '20 kB', "Go's %.0f rounds 20.5 to the even 20");
+  assert.equal(formatBytes(21_500), '22 kB');
+  assert.equal(formatBytes(9_960), '10 kB', '9.96 rounds to 10.0, which is printed without a decimal');
+  assert.equal(formatBytes(9_940), '9.9 kB');
+});
+
+test('boxed tables look like etcdctl -w table', () => {
+  // etcdctl snapshot status -w table, 3.4.23.
+  assert.deepEqual(formatBoxTable(['HASH', 'REVISION', 'TOTAL KEYS', 'TOTAL SIZE'], [['2e8d6acb', '7', '13', '20 kB']]), [
+    '+----------+----------+------------+------------+',
+    '|   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |',
+    '+----------+----------+------------+------------+',
+    '| 2e8d6acb |        7 |         13 |      20 kB |',
+    '+----------+----------+------------+------------+',
+  ]);
 });
 
 test('json output encodes bytes as base64 and keeps every field', () => {

@@ -136,16 +136,33 @@ export function formatTable(rows: readonly (readonly string[])[]): string[] {
   );
 }
 
+/** Sizes as etcdctl prints them (go-humanize's Bytes): SI units, one decimal below 10. */
 export function formatBytes(bytes: number): string {
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = -1;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+  if (bytes < 10) return `${bytes} B`;
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
+  const exponent = Math.min(Math.floor(Math.log(bytes) / Math.log(1000)), units.length - 1);
+  const value = Math.floor((bytes / 1000 ** exponent) * 10 + 0.5) / 10;
+  // Go's %.0f rounds a half to the even neighbour (20.5 → 20); value has one decimal at most.
+  const whole = Math.abs(value % 1) === 0.5 ? 2 * Math.round(value / 2) : Math.round(value);
+  return `${value < 10 ? value.toFixed(1) : whole} ${units[exponent]}`;
+}
+
+/** A boxed table as etcdctl's -w table prints it: headers centred, cells right-aligned. */
+export function formatBoxTable(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const rule = `+${widths.map((w) => '-'.repeat(w + 2)).join('+')}+`;
+  const centre = (text: string, width: number): string => {
+    const left = Math.floor((width - text.length) / 2);
+    return ' '.repeat(left) + text + ' '.repeat(width - text.length - left);
+  };
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [
+    rule,
+    line(header.map((title, i) => centre(title, widths[i]!))),
+    rule,
+    ...rows.map((row) => line(widths.map((w, i) => (row[i] ?? '').padStart(w)))),
+    rule,
+  ];
 }
 
 /** The response object as one JSON line; bytes become base64, as in etcdctl's json output. */

@@ -6,6 +6,7 @@ import type { Command } from './command.js';
 import { CLIENT_COMMANDS } from './client-commands.js';
 import { serveCommand } from './serve.js';
 import { createShellCommand } from './shell.js';
+import { SNAPSHOT_COMMANDS } from './snapshot.js';
 import { upCommand } from './up.js';
 
 export const COMMANDS: readonly Command[] = [
@@ -13,6 +14,7 @@ export const COMMANDS: readonly Command[] = [
   upCommand,
   createShellCommand(() => COMMANDS),
   ...CLIENT_COMMANDS,
+  ...SNAPSHOT_COMMANDS,
   // The benchmark (src/bench) is written against this folder's Command shape.
   ...BENCH_COMMANDS,
   checkCommand,

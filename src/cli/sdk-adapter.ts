@@ -227,6 +227,10 @@ class SdkCliClient implements CliClient {
     );
   }
 
+  snapshot(signal: AbortSignal): AsyncIterable<Uint8Array> {
+    return this.client.snapshot({ signal });
+  }
+
   async moveLeader(targetId: number) {
     return { header: await this.client.moveLeader(targetId) };
   }

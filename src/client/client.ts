@@ -1,4 +1,7 @@
 // LichenClient: the TypeScript SDK for Lichen (and any etcd v3 server).
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import { ErrorCode, LichenError } from '../errors.js';
+import { fromGrpcError } from './errors.js';
 import { KeepAlive, keepAliveOnce, type KeepAliveOptions } from './lease.js';
 import { Transport, type ClientOptions } from './transport.js';
 import { TxnBuilder, txnResult, type TxnResult } from './txn.js';
@@ -232,6 +235,33 @@ export class LichenClient {
   async hashKV(revision = 0, endpoint: string = this.transport.currentEndpoint): Promise<{ hash: number; compactRevision: number; hashRevision: number; header: Header }> {
     const r = await this.transport.callOnce<any>(endpoint, 'Maintenance', 'HashKV', { revision }, this.transport.timeoutMs);
     return { hash: r.hash, compactRevision: num(r.compact_revision), hashRevision: num(r.hash_revision), header: header(r.header) };
+  }
+
+  /**
+   * The backend of the current endpoint's member as a stream of bytes: etcd's snapshot format (a
+   * bbolt file, then its SHA-256). No deadline: a large store takes as long as it takes; abort
+   * with the signal. Ends with an error if the stream ends before the bytes it announced.
+   */
+  async *snapshot(options: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
+    const call = (this.transport.clients().Maintenance as any).Snapshot({}) as ClientReadableStream<{ blob: Buffer; remaining_bytes: string }>;
+    const abort = (): void => call.cancel();
+    options.signal?.addEventListener('abort', abort);
+    let remaining = -1;
+    try {
+      for await (const message of call) {
+        remaining = num(message.remaining_bytes);
+        yield message.blob;
+      }
+    } catch (error) {
+      throw fromGrpcError(error);
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+      call.cancel();
+    }
+    if (remaining !== 0) {
+      const what = remaining < 0 ? 'before any data' : `with ${remaining} bytes still announced`;
+      throw new LichenError(ErrorCode.Unavailable, `the snapshot stream ended ${what}`);
+    }
   }
 
   /** Stops keep-alives and watchers and closes every connection. */

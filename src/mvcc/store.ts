@@ -35,6 +35,7 @@ import {
   revisionKey,
   type StoredRecord,
 } from './layout.js';
+import { MvccStateView } from './state.js';
 import {
   AlarmType,
   CompareResult,
@@ -657,6 +658,11 @@ export class MvccStore {
   /** The whole state machine as engine export chunks, from a consistent engine view. */
   export(chunkBytes?: number): Iterable<Uint8Array> {
     return this.engine.export(chunkBytes);
+  }
+
+  /** A consistent view of the whole state as of now (later applies do not change it). */
+  stateView(): MvccStateView {
+    return new MvccStateView(this.engine.snapshot());
   }
 
   /** Replaces the whole state with a snapshot from export() and rebuilds the in-memory indexes. */

@@ -1,6 +1,10 @@
 // The etcd v3 semantics on top of one cluster member: what each API call means in terms of
 // proposals (writes), ReadIndex barriers (linearizable reads), local state (serializable reads)
 // and the leader's lease clocks. Both API layers (gRPC, HTTP) call this.
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BackendHasher, renderBackend, writeBackendFile, type BackendSource } from '../backup/index.js';
 import {
   AlarmAction,
   AlarmType,
@@ -42,12 +46,15 @@ import { hashToId } from './ids.js';
 import type { Member } from './members.js';
 import type { ClusterNode } from './node.js';
 import { quotaAdmits } from './quota.js';
+import { TMP_DIR } from './state.js';
 import { watchStore } from './watch.js';
 
 /** The API version we implement; clients parse it as semver. */
 export const ETCD_API_VERSION = '3.5.0';
 /** How often a progress_notify watcher hears "nothing new up to revision R" (etcd: 10 minutes). */
 const WATCH_PROGRESS_INTERVAL_MS = 10 * 60 * 1000;
+/** Snapshot files are read and sent in pieces of this size. */
+const SNAPSHOT_READ_BYTES = 64 * 1024;
 /** A learner may be promoted once its log is within this fraction of the leader's (etcd: 90%). */
 const LEARNER_READY_FRACTION = 0.9;
 
@@ -301,19 +308,46 @@ export class NodeBackend implements EtcdBackend {
     return { header: this.header() };
   }
 
+  /**
+   * The backend as etcd 3.4 lays it out, as a bbolt file: built from a consistent view into a
+   * temporary file (memory stays bounded however large the store), then streamed from it. The
+   * file is unlinked as soon as it is open, so nothing is left behind when the stream ends or is
+   * abandoned; a crash meanwhile leaves it in tmp/, which the next start empties.
+   */
   async snapshot(): Promise<SnapshotStream> {
     await this.node.linearizableBarrier();
     const header = this.header();
-    // Materialized so the size is known up front (etcd sends remaining_bytes with each chunk).
-    const chunks = [...this.node.store.export()];
-    const sizeBytes = chunks.reduce((total, chunk) => total + chunk.length, 0);
-    return {
-      header,
-      sizeBytes,
-      chunks: (async function* () {
-        yield* chunks;
-      })(),
-    };
+    const source = this.backendSource();
+    const dir = join(this.config.dataDir, TMP_DIR);
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, `snapshot-${process.pid}-${randomUUID()}.db`);
+    let file: FileHandle;
+    let sizeBytes: number;
+    try {
+      ({ sizeBytes } = await writeBackendFile(source, path));
+      file = await open(path, 'r');
+    } finally {
+      source.mvcc.close();
+      await rm(path, { force: true });
+    }
+    return { header, sizeBytes, chunks: readChunks(file) };
+  }
+
+  async hash(): Promise<WithHeader<{ hash: number }>> {
+    const header = this.header();
+    const source = this.backendSource();
+    const hasher = new BackendHasher();
+    try {
+      await renderBackend(source, hasher);
+    } finally {
+      source.mvcc.close();
+    }
+    return { header, hash: hasher.hash };
+  }
+
+  /** This member's state at this moment: the engine view and the member table agree. */
+  private backendSource(): BackendSource {
+    return { mvcc: this.node.store.stateView(), members: this.node.members.map(toApiMember), removedMemberIds: this.node.removedMemberIds };
   }
 
   /**
@@ -329,6 +363,20 @@ export class NodeBackend implements EtcdBackend {
     const type = r.action === AlarmAction.ACTIVATE ? 'alarmActivate' : 'alarmDeactivate';
     const applied = await this.node.propose({ type, memberId: r.memberId, alarm: r.alarm });
     return { header: this.header(applied.revision), alarms: (applied.response as { alarms: AlarmMember[] }).alarms };
+  }
+}
+
+/** A file's bytes in pieces of SNAPSHOT_READ_BYTES; closes it when read or abandoned. */
+async function* readChunks(file: FileHandle): AsyncIterable<Uint8Array> {
+  try {
+    for (;;) {
+      const buffer = Buffer.allocUnsafe(SNAPSHOT_READ_BYTES);
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) return;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await file.close();
   }
 }
 

@@ -193,6 +193,11 @@ export class ClusterNode {
     return this.state.members.list();
   }
 
+  /** Ids removed from the cluster (they never rejoin). */
+  get removedMemberIds(): number[] {
+    return this.state.members.toJSON().removed;
+  }
+
   get leaderId(): number {
     return this.lead;
   }

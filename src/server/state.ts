@@ -1,6 +1,6 @@
 // Opening a node's durable state: the identity file, the engine, the WAL and the snapshots, and
 // bootstrapping a brand-new cluster. Everything a node knows after a restart comes from here.
-import { mkdir, readFile, rename, writeFile, open as openFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openEngine, type Engine } from '../engine/index.js';
 import { MvccStore } from '../mvcc/index.js';
@@ -39,9 +39,12 @@ export interface NodeState {
 }
 
 const IDENTITY_FILE = 'member.json';
+/** Files that live only while the process uses them (snapshots being sent); emptied at start. */
+export const TMP_DIR = 'tmp';
 
 export async function openNodeState(config: NodeConfig, logger: Logger): Promise<NodeState> {
   await mkdir(config.dataDir, { recursive: true });
+  await rm(join(config.dataDir, TMP_DIR), { recursive: true, force: true });
   const existing = await readIdentity(config.dataDir);
   if (existing?.removed) {
     throw new LichenError(

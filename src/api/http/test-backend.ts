@@ -2,6 +2,7 @@
 // raft. Writes are applied at once with increasing indexes. It records every call and lets a
 // test make the next call of a method fail or hang, so the HTTP tests can check error mapping
 // and timeouts against real store semantics (revisions, compaction, prefix ranges).
+import { BackendHasher, renderBackend } from '../../backup/index.js';
 import { ErrorCode, LichenError } from '../../errors.js';
 import { MemoryEngine } from '../../engine/index.js';
 import type { Command } from '../../mvcc/command.js';
@@ -166,6 +167,18 @@ export class StoreBackend implements EtcdBackend {
   async hashKV(revision: number): Promise<WithHeader<HashKVResponse>> {
     await this.enter('hashKV', revision);
     return { ...this.store.hashKV(revision), header: this.header() };
+  }
+
+  async hash(): Promise<WithHeader<{ hash: number }>> {
+    await this.enter('hash', undefined);
+    const source = { mvcc: this.store.stateView(), members: this.members, removedMemberIds: [] };
+    const hasher = new BackendHasher();
+    try {
+      await renderBackend(source, hasher);
+    } finally {
+      source.mvcc.close();
+    }
+    return { hash: hasher.hash, header: this.header() };
   }
 
   async moveLeader(_targetId: number): Promise<WithHeader<object>> {

@@ -68,6 +68,8 @@ export interface ProcessClusterOptions {
   logDir?: string;
   /** Bound on one member's start (until it logs "member started"). Default 30000. */
   launchTimeoutMs?: number;
+  /** Runs once the members' names, addresses and data directories are chosen, before any starts (e.g. to restore a snapshot into them). */
+  beforeLaunch?: (cluster: ProcessCluster) => Promise<void>;
 }
 
 /** Per-launch changes, e.g. a slow disk for one restart. */
@@ -136,6 +138,7 @@ export class ProcessCluster {
           troubles: [],
         });
       }
+      await options.beforeLaunch?.(cluster);
       await Promise.all(cluster.members.map((m) => cluster.launch(m)));
       await cluster.waitForLeader();
       return cluster;

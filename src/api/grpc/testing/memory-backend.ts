@@ -320,11 +320,21 @@ export class MemoryBackend implements EtcdBackend {
   async hashKV(revision: number): Promise<WithHeader<{ hash: number; compactRevision: number; hashRevision: number }>> {
     this.enter('hashKV', revision);
     const at = revision === 0 ? this.revision : revision;
+    return { header: this.header(), hash: this.liveKeysHash(at), compactRevision: this.compactRevision, hashRevision: at };
+  }
+
+  async hash(): Promise<WithHeader<{ hash: number }>> {
+    this.enter('hash');
+    return { header: this.header(), hash: this.liveKeysHash(this.revision) };
+  }
+
+  /** FNV-1a over every live key and value at a revision, so that a write changes it. */
+  private liveKeysHash(revision: number): number {
     let hash = 2166136261;
-    for (const kv of this.rangeAt({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) }, at)) {
+    for (const kv of this.rangeAt({ key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) }, revision)) {
       for (const byte of [...kv.key, ...kv.value]) hash = Math.imul(hash ^ byte, 16777619) >>> 0;
     }
-    return { header: this.header(), hash, compactRevision: this.compactRevision, hashRevision: at };
+    return hash;
   }
 
   async moveLeader(targetId: number): Promise<WithHeader<object>> {
