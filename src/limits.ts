@@ -175,6 +175,13 @@ export const peerSendQueueMessagesMax = 4096;
 /** Inbound peer connections open at once; more are closed at once. */
 export const peerInboundConnectionsMax = 256;
 
+// ---- Snapshots in etcd's format (src/bbolt, src/backup) ---------------------------------------
+
+/** bbolt's MaxKeySize: the longest key a bbolt file may hold (etcd's revision keys are 17-18 bytes). */
+export const bboltKeyBytesMax = 32768;
+/** bbolt's MaxValueSize: the largest value; every key version (an mvccpb.KeyValue) must fit. */
+export const bboltValueBytesMax = 2 ** 31 - 2;
+
 // ---- Start-up checks ----------------------------------------------------------------------
 
 /** The settings the derived limits depend on. */
@@ -219,6 +226,10 @@ export function checkLimits(settings: LimitSettings): void {
   need(
     peerFrameHeaderBytes + peerSnapshotChunkBytesMax <= peerFrameBytesMax,
     `peerSnapshotChunkBytesMax (${peerSnapshotChunkBytesMax}) does not fit a frame of peerFrameBytesMax (${peerFrameBytesMax})`,
+  );
+  need(
+    raftEntryBytesMax <= bboltValueBytesMax,
+    `raftEntryBytesMax (${raftEntryBytesMax}) exceeds bboltValueBytesMax (${bboltValueBytesMax}): a key version could not be written to a snapshot`,
   );
   need(
     peerHandshakeFrameBytesMax <= peerFrameBytesMax,

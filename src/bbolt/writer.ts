@@ -14,6 +14,7 @@
 // leaf); both are valid bbolt files and read the same.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { assert } from '../errors.js';
+import { bboltKeyBytesMax, bboltValueBytesMax } from '../limits.js';
 import {
   BUCKET_HEADER_BYTES,
   BUCKET_LEAF_FLAG,
@@ -27,9 +28,6 @@ import {
   writePageHeader,
 } from './format.js';
 
-/** bbolt's MaxKeySize and MaxValueSize: larger pairs are refused by bbolt's Put. */
-export const BOLT_KEY_BYTES_MAX = 32768;
-export const BOLT_VALUE_BYTES_MAX = 2 ** 31 - 2;
 /** Written pages are collected up to this size, then written with one call. */
 const WRITE_BATCH_BYTES = 1 << 20;
 
@@ -167,8 +165,8 @@ export class BoltWriter {
     this.checkOpen();
     assert(this.bucketTree !== undefined, 'bbolt writer: put() before bucket()');
     if (key.length === 0) throw formatError('a key must not be empty');
-    if (key.length > BOLT_KEY_BYTES_MAX) throw formatError(`a key of ${key.length} bytes is over bbolt's ${BOLT_KEY_BYTES_MAX}`);
-    if (value.length > BOLT_VALUE_BYTES_MAX) throw formatError(`a value of ${value.length} bytes is over bbolt's ${BOLT_VALUE_BYTES_MAX}`);
+    if (key.length > bboltKeyBytesMax) throw formatError(`a key of ${key.length} bytes is over bbolt's ${bboltKeyBytesMax}`);
+    if (value.length > bboltValueBytesMax) throw formatError(`a value of ${value.length} bytes is over bbolt's ${bboltValueBytesMax}`);
     this.bucketTree.put({ flags: 0, key, value });
   }
 
