@@ -93,6 +93,8 @@ describe("etcd's backend format", () => {
     harness.put('b', '2', { lease: 0x1234 });
     harness.del('a');
     harness.ok({ type: 'compact', request: { revision: 3 } });
+    harness.ok({ type: 'alarmActivate', memberId: 0x1b, alarm: 1 });
+    harness.ok({ type: 'alarmActivate', memberId: 5, alarm: 2 });
     const path = await fileOf(harness.store);
     const reader = BoltReader.open(path);
     const contents = new Map<string, [string, string][]>();
@@ -126,10 +128,12 @@ describe("etcd's backend format", () => {
       [text('finishedCompactRev'), hex(revisionKey(3, 0))],
       [text('scheduledCompactRev'), hex(revisionKey(3, 0))],
     ]);
-    assert.equal(contents.get('alarm')!.length + contents.get('authRoles')!.length + contents.get('authUsers')!.length, 0);
+    // AlarmMember {memberID, alarm} as the key, sorted as bytes: member 5 (CORRUPT) before 0x1b (NOSPACE).
+    assert.deepEqual(contents.get('alarm'), [['08051002', ''], ['081b1001', '']]);
+    assert.equal(contents.get('authRoles')!.length + contents.get('authUsers')!.length, 0);
     const status = snapshotStatus(path);
     assert.equal(status.revision, 4);
-    assert.equal(status.totalKey, 13, 'auth 1, cluster 1, key 3, lease 1, members 2, members_removed 2, meta 3');
+    assert.equal(status.totalKey, 15, 'alarm 2, auth 1, cluster 1, key 3, lease 1, members 2, members_removed 2, meta 3');
     assert.equal(status.totalSize, 14 * 4096, 'two metas, ten buckets, the root, the freelist');
   });
 

@@ -115,6 +115,19 @@ export function decodeLease(bytes: Uint8Array): { id: number | bigint; ttl: numb
   return { id: intField(fields, 1), ttl: safe(intField(fields, 2), 'lease TTL') };
 }
 
+/** etcdserverpb.AlarmMember (memberID 1, alarm 2): the key of a raised alarm; its value is empty. */
+export function encodeAlarmMember(memberId: number, alarm: number): Buffer {
+  return encodeMessage([
+    [1, memberId],
+    [2, alarm],
+  ]);
+}
+
+export function decodeAlarmMember(bytes: Uint8Array): { memberId: number | bigint; alarm: number } {
+  const fields = decodeMessage(bytes, 'etcdserverpb.AlarmMember');
+  return { memberId: intField(fields, 1), alarm: safe(intField(fields, 2), 'alarm type') };
+}
+
 /** A member as etcd's membership store marshals it (Go field order; empty optional fields left out). */
 export interface EtcdMember {
   id: number;

@@ -4,7 +4,10 @@
 //
 // What is not carried over, as etcd's own restore does not either: the membership (members,
 // members_removed, cluster), which the restore replaces with the new cluster's, and the
-// consistent index, which belongs to the old raft log. Alarms and auth are not carried yet.
+// consistent index, which belongs to the old raft log. Nor are the alarms, which etcd's restore
+// keeps: they name members of the old cluster (by ids Lichen may not even hold) and describe its
+// state, not the new one's; they are returned so that the restore can say which were raised.
+// Auth is not carried yet.
 //
 // Lease ids: etcd draws them from 63 bits; Lichen keeps ids below 2^53 (JavaScript numbers). A
 // lease id at or above 2^53 is renumbered to its low 53 bits (the next free id on a collision),
@@ -16,6 +19,7 @@ import {
   Bucket,
   META_FINISHED_COMPACT,
   META_SCHEDULED_COMPACT,
+  decodeAlarmMember,
   decodeKeyValue,
   decodeLease,
   parseRevisionKey,
@@ -29,6 +33,8 @@ export interface EtcdBackendContents {
   scheduledCompactRevision: number;
   /** Lease ids at or above 2^53 and the ids they were given. */
   renumberedLeases: { from: bigint; to: number }[];
+  /** The alarms raised in the file (not restored). */
+  alarms: { memberId: number | bigint; alarm: number }[];
 }
 
 export function readEtcdBackend(reader: BoltReader): EtcdBackendContents {
@@ -46,6 +52,7 @@ export function readEtcdBackend(reader: BoltReader): EtcdBackendContents {
     state: { compactRevision, records: records(keyBucket, renumber), leases },
     scheduledCompactRevision: Math.max(compactRevision, revisionOf(META_SCHEDULED_COMPACT)),
     renumberedLeases,
+    alarms: [...(reader.bucket(Bucket.alarm) ?? [])].map((pair) => decodeAlarmMember(pair.key)),
   };
 }
 

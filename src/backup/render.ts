@@ -15,6 +15,7 @@ import {
   META_CONSISTENT_INDEX,
   META_FINISHED_COMPACT,
   META_SCHEDULED_COMPACT,
+  encodeAlarmMember,
   encodeKeyValue,
   encodeLease,
   encodeMember,
@@ -36,6 +37,7 @@ export interface BackendSource {
   removedMemberIds: number[];
 }
 
+const EMPTY = new Uint8Array(0);
 /** Bytes rendered between two yields to the event loop. */
 const RENDER_SLICE_BYTES = 1 << 20;
 
@@ -51,7 +53,12 @@ export async function renderBackend(source: BackendSource, sink: BucketSink, pau
     }
   };
 
+  // Keys are encoded messages: their byte order is not the alarms' order.
+  const byKey = <T>(list: T[], key: (item: T) => Buffer): [Buffer, T][] =>
+    list.map((item): [Buffer, T] => [key(item), item]).sort(([a], [b]) => Buffer.compare(a, b));
+
   sink.bucket(Bucket.alarm);
+  for (const [key] of byKey([...mvcc.alarms()], (a) => encodeAlarmMember(a.memberId, a.alarm))) await put(key, EMPTY);
   sink.bucket(Bucket.auth);
   // What etcd's auth store holds before auth is ever enabled: revision 1, no enable flag.
   await put(AUTH_REVISION, u64(1));
@@ -67,9 +74,7 @@ export async function renderBackend(source: BackendSource, sink: BucketSink, pau
   sink.bucket(Bucket.lease);
   for (const lease of mvcc.leases()) await put(u64(lease.id), encodeLease(lease.id, lease.ttl));
 
-  // Keys are hex strings, so their byte order is not the ids' numeric order.
-  const byKey = <T>(list: T[], key: (item: T) => Buffer): [Buffer, T][] =>
-    list.map((item): [Buffer, T] => [key(item), item]).sort(([a], [b]) => Buffer.compare(a, b));
+  // Member keys are hex strings, whose byte order is not the ids' numeric order either.
   sink.bucket(Bucket.members);
   for (const [key, member] of byKey(source.members, (m) => memberKey(m.id))) {
     await put(key, encodeMember(member));

@@ -6,6 +6,7 @@ import { booleanFlag, stringFlag, UsageError, type FlagSpec, type ParsedArgs } f
 import { clientCommand, resolveEndpoints, withClient } from './client-commands.js';
 import { expectPositionals, type Command } from './command.js';
 import { formatBoxTable, formatBytes, formatId, formatJson, linesToBuffer, type Line } from './format.js';
+import { AlarmType } from '../mvcc/types.js';
 import { parseInitialCluster } from './serve-config.js';
 
 const saveCommand = clientCommand({
@@ -72,6 +73,9 @@ const statusCommand: Command = {
   },
 };
 
+/** etcd's AlarmType name, as etcdctl alarm list prints it. */
+const alarmName = (alarm: number): string => Object.entries(AlarmType).find(([, value]) => value === alarm)?.[0] ?? String(alarm);
+
 const RESTORE_FLAGS: readonly FlagSpec[] = [
   { name: 'name', type: 'string', valueName: 'name', description: 'This member\'s name, as for lichen serve --name (default: default)' },
   { name: 'data-dir', type: 'string', valueName: 'dir', description: 'The data directory to create; it must not exist or be empty (default: data/<name>)' },
@@ -113,7 +117,15 @@ const restoreCommand: Command = {
     const { restoreSnapshot } = await import('../server/restore.js');
     const result = await restoreSnapshot(options);
     if (stringFlag(args, 'write-out') === 'json') {
-      context.stdout.write(linesToBuffer(formatJson({ ...result, renumberedLeases: result.renumberedLeases.map(({ from, to }) => ({ from: from.toString(16), to: formatId(to) })) })));
+      context.stdout.write(
+        linesToBuffer(
+          formatJson({
+            ...result,
+            renumberedLeases: result.renumberedLeases.map(({ from, to }) => ({ from: from.toString(16), to: formatId(to) })),
+            droppedAlarms: result.droppedAlarms.map(({ memberId, alarm }) => ({ memberId: memberId.toString(16), alarm: alarmName(alarm) })),
+          }),
+        ),
+      );
       return 0;
     }
     const leases = result.leases === 1 ? '1 lease' : `${result.leases} leases`;
@@ -121,6 +133,9 @@ const restoreCommand: Command = {
       `Restored ${snapshotPath} into ${options.dataDir}: revision ${result.revision} (compacted at ${result.compactRevision}), ` +
         `${result.records} key versions, ${leases}; member ${formatId(result.memberId)} of cluster ${formatId(result.clusterId)}`,
       ...result.renumberedLeases.map(({ from, to }) => `lease ${from.toString(16)} is now ${formatId(to)} (Lichen keeps lease ids below 2^53)`),
+      ...result.droppedAlarms.map(
+        ({ memberId, alarm }) => `alarm ${alarmName(alarm)} of member ${memberId.toString(16)} was raised in the snapshot; the new cluster starts without it`,
+      ),
     ];
     context.stdout.write(linesToBuffer(lines));
     return 0;

@@ -148,6 +148,8 @@ test('a Lichen snapshot passes etcdctl snapshot status and restore, and etcd ser
     for (let i = 0; i < 300; i++) await put(`many/${String(i).padStart(3, '0')}`, `value ${i}`);
     await put('a', '5');
     const lichenState = await everything(m.client);
+    // A raised alarm travels in the alarm bucket: etcd must list it after the restore.
+    await cluster.call(m, 'Maintenance', 'Alarm', { action: 1, memberID: 0x77, alarm: 1 });
 
     const file = join(dir, 'lichen.db');
     assert.match(await etcdctl(m.client, 'snapshot', 'save', file), /Snapshot saved at/);
@@ -169,6 +171,9 @@ test('a Lichen snapshot passes etcdctl snapshot status and restore, and etcd ser
     const hexLease = BigInt(leaseId).toString(16);
     assert.deepEqual(await leaseIds(etcd.client), await leaseIds(m.client));
     assert.deepEqual(await leaseOf(etcd.client, hexLease), await leaseOf(m.client, hexLease));
+    assert.equal(await etcdctl(etcd.client, 'alarm', 'list'), 'memberID:119 alarm:NOSPACE \n');
+    assert.equal(await etcdctl(etcd.client, 'alarm', 'list'), await etcdctl(m.client, 'alarm', 'list'));
+    await etcdctl(etcd.client, 'alarm', 'disarm');
     // Both continue from the same revision.
     assert.deepEqual(JSON.parse(await etcdctl(etcd.client, 'put', 'after', 'x', '-w', 'json')).header.revision, lichenState.revision + 1);
   } finally {

@@ -7,6 +7,7 @@ import {
   META_APPLIED_INDEX,
   META_COMPACT_REVISION,
   META_CURRENT_REVISION,
+  PREFIX_ALARM,
   PREFIX_LEASE,
   PREFIX_REVISION,
   decodeNumber,
@@ -14,12 +15,14 @@ import {
   encodeNumber,
   encodeRecord,
   leaseKey,
+  parseAlarmKey,
   parseLeaseKey,
   parseRevisionKey,
   prefixEnd,
   revisionKey,
   type StoredRecord,
 } from './layout.js';
+import type { AlarmMember, AlarmType } from './types.js';
 
 export type { StoredRecord } from './layout.js';
 
@@ -52,6 +55,14 @@ export class MvccStateView {
   *records(): Iterable<RevisionRecord> {
     for (const [key, value] of this.view.range({ start: Uint8Array.of(PREFIX_REVISION), end: prefixEnd(PREFIX_REVISION) })) {
       yield { ...parseRevisionKey(key), record: decodeRecord(value) };
+    }
+  }
+
+  /** The raised alarms, by type, then member id. */
+  *alarms(): Iterable<AlarmMember> {
+    for (const [key] of this.view.range({ start: Uint8Array.of(PREFIX_ALARM), end: prefixEnd(PREFIX_ALARM) })) {
+      const { alarm, memberId } = parseAlarmKey(key);
+      yield { memberId, alarm: alarm as AlarmType };
     }
   }
 

@@ -32,6 +32,7 @@ async function snapshotFile(withHash = true): Promise<string> {
   harness.ok({ type: 'leaseGrant', request: { ID: 77, TTL: 60 } });
   harness.put('a', '3', { lease: 77 });
   harness.ok({ type: 'compact', request: { revision: 3 } });
+  harness.ok({ type: 'alarmActivate', memberId: 0x99, alarm: 1 });
   const path = join(dir, 'backup.db');
   const mvcc = harness.store.stateView();
   try {
@@ -58,6 +59,7 @@ describe('snapshot restore', () => {
     // a@2 stays: it is a's newest version at the compaction (3), as etcd keeps it.
     assert.deepEqual({ ...result, memberId: 0, clusterId: 0 }, {
       memberId: 0, clusterId: 0, revision: 4, compactRevision: 3, records: 3, leases: 1, renumberedLeases: [],
+      droppedAlarms: [{ memberId: 0x99, alarm: 1 }],
     });
     const config = defaultNodeConfig({ name: 'n2', dataDir: join(dir, 'n2'), initialCluster: CLUSTER, clusterToken: 'tok' });
     const state = await openNodeState(config, createSilentLogger());
@@ -68,6 +70,7 @@ describe('snapshot restore', () => {
       assert.deepEqual(harness.all(), ['a=3@2/4/v2/l77', 'b=2@3/3/v1']);
       assert.equal(state.store.lease(77)?.grantedTTL, 60);
       assert.equal(state.store.compactRevision, 3);
+      assert.deepEqual(state.store.alarms(), [], 'the new cluster starts without the old one\'s alarms');
       assert.equal(state.snapshotIndex, 1, 'the restored state is the first raft snapshot');
     } finally {
       await state.wal.close();

@@ -39,6 +39,8 @@ export interface RestoreResult {
   records: number;
   leases: number;
   renumberedLeases: { from: bigint; to: number }[];
+  /** Alarms raised in the snapshot, which the new cluster starts without. */
+  droppedAlarms: { memberId: number | bigint; alarm: number }[];
 }
 
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreResult> {
@@ -96,6 +98,7 @@ async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<Restore
       records,
       leases: leases.length,
       renumberedLeases: contents.renumberedLeases,
+      droppedAlarms: contents.alarms,
     };
   } finally {
     await engine.closeAsync();
