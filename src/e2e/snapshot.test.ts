@@ -195,7 +195,8 @@ test('an etcd snapshot restored with lichen snapshot restore serves the same dat
     await etcdctl(e, 'put', 'a', '3');
     await etcdctl(e, 'del', 'b');
     // etcd draws lease ids from 63 bits: above 2^53, so Lichen renumbers it.
-    const leaseHex = /lease ([0-9a-f]+) granted/.exec(await etcdctl(e, 'lease', 'grant', '600'))![1]!;
+    // etcdctl prints ids zero-padded to 16 digits; restore prints them as etcd's logs do, unpadded.
+    const leaseHex = BigInt(`0x${/lease ([0-9a-f]+) granted/.exec(await etcdctl(e, 'lease', 'grant', '600'))![1]!}`).toString(16);
     assert.ok(BigInt(`0x${leaseHex}`) >= 2n ** 53n, `etcd's lease id ${leaseHex} is above 2^53`);
     await etcdctl(e, 'put', 'leased', 'yes', `--lease=${leaseHex}`);
     await etcdctl(e, 'compact', '4');
