@@ -12,7 +12,7 @@ import { MemoryEngine } from '../engine/index.js';
 import { MvccStore, writeMvccState } from '../mvcc/index.js';
 import { Harness, b, randomCommands } from '../mvcc/testkit.js';
 import type { Member } from '../api/backend.js';
-import { BackendHasher, readEtcdBackend, renderBackend, snapshotStatus, writeBackendFile, type BackendSource } from './index.js';
+import { backendHash, readEtcdBackend, snapshotStatus, writeBackendFile, type BackendSource } from './index.js';
 import { Bucket, encodeKeyValue, encodeLease, revisionKey, u64 } from './layout.js';
 
 let dir: string;
@@ -53,14 +53,12 @@ function restore(path: string): MvccStore {
 }
 
 async function hashOf(store: MvccStore): Promise<number> {
-  const hasher = new BackendHasher();
   const view = source(store);
   try {
-    await renderBackend(view, hasher, async () => {});
+    return await backendHash(view, async () => {});
   } finally {
     view.mvcc.close();
   }
-  return hasher.hash;
 }
 
 function storeWith(seed: number, count: number, firstIndex = 1): Harness {

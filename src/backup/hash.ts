@@ -9,10 +9,10 @@
 import { BoltReader } from '../bbolt/index.js';
 import { crc32cUpdate } from '../wal/index.js';
 import { Bucket, META_CONSISTENT_INDEX, parseRevisionKey } from './layout.js';
-import type { BucketSink } from './render.js';
+import { renderBackend, type BackendSource, type BucketSink } from './render.js';
 
 /** The Hash RPC's CRC-32C, fed by renderBackend. */
-export class BackendHasher implements BucketSink {
+class BackendHasher implements BucketSink {
   private crc = 0;
   private inMeta = false;
 
@@ -29,6 +29,13 @@ export class BackendHasher implements BucketSink {
   get hash(): number {
     return this.crc;
   }
+}
+
+/** The Hash RPC's answer for a source (the caller closes its view). */
+export async function backendHash(source: BackendSource, pause?: () => Promise<unknown>): Promise<number> {
+  const hasher = new BackendHasher();
+  await renderBackend(source, hasher, pause);
+  return hasher.hash;
 }
 
 /** What `etcdctl snapshot status` reports (clientv3/snapshot Status). */

@@ -6,7 +6,7 @@ import { BoltWriter, type BoltFileSummary } from '../bbolt/index.js';
 import { renderBackend, type BackendSource } from './render.js';
 
 export { renderBackend, type BackendSource, type BucketSink } from './render.js';
-export { BackendHasher, snapshotStatus, type SnapshotStatus } from './hash.js';
+export { backendHash, snapshotStatus, type SnapshotStatus } from './hash.js';
 export { readEtcdBackend, type EtcdBackendContents } from './read.js';
 export { checkSnapshotHash, HASHED_LENGTH_UNIT, SHA256_BYTES, type SnapshotHash } from './trailer.js';
 

@@ -69,9 +69,7 @@ class TreeBuilder {
   constructor(private readonly file: BoltWriter) {}
 
   put(entry: LeafEntry): void {
-    if (this.lastKey !== undefined && Buffer.compare(this.lastKey, entry.key) >= 0) {
-      throw new Error('bbolt writer: keys must be added in strictly ascending order');
-    }
+    assert(this.lastKey === undefined || Buffer.compare(this.lastKey, entry.key) < 0, 'bbolt writer: keys must be added in strictly ascending order');
     this.lastKey = entry.key;
     this.add(0, ELEMENT_BYTES + entry.key.length + entry.value.length, entry);
   }
@@ -153,9 +151,10 @@ export class BoltWriter {
     this.checkOpen();
     this.endBucket();
     if (name.length === 0) throw formatError('a bucket name must not be empty');
-    if (this.lastBucketName !== undefined && Buffer.compare(this.lastBucketName, name) >= 0) {
-      throw new Error('bbolt writer: buckets must be added in strictly ascending name order');
-    }
+    assert(
+      this.lastBucketName === undefined || Buffer.compare(this.lastBucketName, name) < 0,
+      'bbolt writer: buckets must be added in strictly ascending name order',
+    );
     this.bucketName = this.lastBucketName = Uint8Array.from(name);
     this.bucketTree = new TreeBuilder(this);
   }

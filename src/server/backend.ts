@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BackendHasher, renderBackend, writeBackendFile, type BackendSource } from '../backup/index.js';
+import { backendHash, writeBackendFile, type BackendSource } from '../backup/index.js';
 import {
   AlarmAction,
   AlarmType,
@@ -315,12 +315,12 @@ export class NodeBackend implements EtcdBackend {
    * abandoned; a crash meanwhile leaves it in tmp/, which the next start empties.
    */
   async snapshot(): Promise<SnapshotStream> {
+    const dir = join(this.config.dataDir, TMP_DIR);
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, `snapshot-${randomUUID()}.db`);
     await this.node.linearizableBarrier();
     const header = this.header();
     const source = this.backendSource();
-    const dir = join(this.config.dataDir, TMP_DIR);
-    await mkdir(dir, { recursive: true });
-    const path = join(dir, `snapshot-${process.pid}-${randomUUID()}.db`);
     let file: FileHandle;
     let sizeBytes: number;
     try {
@@ -336,13 +336,11 @@ export class NodeBackend implements EtcdBackend {
   async hash(): Promise<WithHeader<{ hash: number }>> {
     const header = this.header();
     const source = this.backendSource();
-    const hasher = new BackendHasher();
     try {
-      await renderBackend(source, hasher);
+      return { header, hash: await backendHash(source) };
     } finally {
       source.mvcc.close();
     }
-    return { header, hash: hasher.hash };
   }
 
   /** This member's state at this moment: the engine view and the member table agree. */

@@ -2,7 +2,7 @@
 // raft. Writes are applied at once with increasing indexes. It records every call and lets a
 // test make the next call of a method fail or hang, so the HTTP tests can check error mapping
 // and timeouts against real store semantics (revisions, compaction, prefix ranges).
-import { BackendHasher, renderBackend } from '../../backup/index.js';
+import { backendHash } from '../../backup/index.js';
 import { ErrorCode, LichenError } from '../../errors.js';
 import { MemoryEngine } from '../../engine/index.js';
 import type { Command } from '../../mvcc/command.js';
@@ -171,14 +171,12 @@ export class StoreBackend implements EtcdBackend {
 
   async hash(): Promise<WithHeader<{ hash: number }>> {
     await this.enter('hash', undefined);
-    const source = { mvcc: this.store.stateView(), members: this.members, removedMemberIds: [] };
-    const hasher = new BackendHasher();
+    const mvcc = this.store.stateView();
     try {
-      await renderBackend(source, hasher);
+      return { hash: await backendHash({ mvcc, members: this.members, removedMemberIds: [] }), header: this.header() };
     } finally {
-      source.mvcc.close();
+      mvcc.close();
     }
-    return { hash: hasher.hash, header: this.header() };
   }
 
   async moveLeader(_targetId: number): Promise<WithHeader<object>> {
