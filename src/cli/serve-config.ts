@@ -111,6 +111,17 @@ function integerParser(min: number, max: number) {
   return (raw: unknown, where: string): number => parseInteger(asText(raw, where), where, min, max);
 }
 
+/** A parser that accepts one of a few words. */
+function oneOf<T extends string>(choices: readonly T[]) {
+  return (raw: unknown, where: string): T => {
+    const text = asText(raw, where);
+    if (!(choices as readonly string[]).includes(text)) {
+      throw new UsageError(`invalid value for ${where}: "${text}" (expected ${choices.join(' or ')})`);
+    }
+    return text as T;
+  };
+}
+
 function option<K extends keyof SettableConfig>(spec: ServeOption<K>): ServeOption {
   return spec as unknown as ServeOption;
 }
@@ -163,13 +174,7 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
   option({
     flag: 'engine', env: 'LICHEN_ENGINE', key: 'engine', valueName: 'lmdb|memory',
     description: 'Storage engine (default: lmdb)',
-    parse: (raw, where) => {
-      const engine = asText(raw, where);
-      if (engine !== 'lmdb' && engine !== 'memory') {
-        throw new UsageError(`invalid value for ${where}: "${engine}" (expected lmdb or memory)`);
-      }
-      return engine;
-    },
+    parse: oneOf(['lmdb', 'memory'] as const),
   }),
   option({
     flag: 'max-request-bytes', env: 'LICHEN_MAX_REQUEST_BYTES', key: 'maxRequestBytes', valueName: 'bytes',
@@ -222,13 +227,7 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
   option({
     flag: 'auto-compaction-mode', env: 'LICHEN_AUTO_COMPACTION_MODE', key: 'autoCompactionMode', valueName: 'periodic|revision',
     description: "How --auto-compaction-retention is read: 'periodic' a duration, 'revision' a number of revisions (default: periodic)",
-    parse: (raw, where) => {
-      const mode = asText(raw, where);
-      if (mode !== 'periodic' && mode !== 'revision') {
-        throw new UsageError(`invalid value for ${where}: "${mode}" (expected periodic or revision)`);
-      }
-      return mode;
-    },
+    parse: oneOf(['periodic', 'revision'] as const),
   }),
   option({
     flag: 'auto-compaction-retention', env: 'LICHEN_AUTO_COMPACTION_RETENTION', key: 'autoCompactionRetention', valueName: 'retention',
