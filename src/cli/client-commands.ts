@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type { Event } from '../mvcc/types.js';
 import { booleanFlag, integerFlag, parseInteger, stringFlag, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
-import type { CliClient } from './client-port.js';
+import type { CliAlarm, CliClient } from './client-port.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import {
   formatDelete,
@@ -513,6 +513,33 @@ const statusCommand = clientCommand({
   },
 });
 
+/** etcdctl prints an alarm as its protobuf text; Lichen names the member in hex, as elsewhere. */
+const formatAlarms = (alarms: readonly CliAlarm[]): string[] => alarms.map((a) => `memberID:${formatId(a.memberId)} alarm:${a.alarm}`);
+
+const alarmListCommand = clientCommand({
+  name: 'alarm list',
+  usage: '',
+  summary: 'List the raised alarms (NOSPACE: the space quota is used up; CORRUPT: a member differs)',
+  async run(args, context, command) {
+    expectPositionals(args, command, 0);
+    const response = await withClient(args, context, (client) => client.alarmList());
+    printResponse(context, args, response, () => formatAlarms(response.alarms));
+    return 0;
+  },
+});
+
+const alarmDisarmCommand = clientCommand({
+  name: 'alarm disarm',
+  usage: '',
+  summary: 'Clear every raised alarm (after freeing space: compact, then disarm); lists those cleared',
+  async run(args, context, command) {
+    expectPositionals(args, command, 0);
+    const response = await withClient(args, context, (client) => client.alarmDisarm());
+    printResponse(context, args, response, () => formatAlarms(response.alarms));
+    return 0;
+  },
+});
+
 const moveLeaderCommand = clientCommand({
   name: 'move-leader',
   usage: '<member-id>',
@@ -549,4 +576,6 @@ export const CLIENT_COMMANDS: readonly Command[] = [
   statusCommand,
   compactCommand,
   moveLeaderCommand,
+  alarmListCommand,
+  alarmDisarmCommand,
 ];

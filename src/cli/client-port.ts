@@ -39,6 +39,12 @@ export interface CliStatus {
   header?: ResponseHeader;
 }
 
+export interface CliAlarm {
+  memberId: number;
+  /** NOSPACE or CORRUPT. */
+  alarm: string;
+}
+
 /** The status of one endpoint, or why it could not be had. */
 export interface EndpointStatus {
   endpoint: string;
@@ -90,6 +96,10 @@ export interface CliClient {
   snapshot(signal: AbortSignal): AsyncIterable<Uint8Array>;
   /** Transfers leadership; the client finds the current leader itself. */
   moveLeader(targetId: number): Promise<WithHeader<object>>;
+  /** The raised alarms (etcd's Alarm GET). */
+  alarmList(): Promise<WithHeader<{ alarms: CliAlarm[] }>>;
+  /** Clears every raised alarm, one (member, type) at a time; answers those cleared. */
+  alarmDisarm(): Promise<WithHeader<{ alarms: CliAlarm[] }>>;
 
   close(): Promise<void>;
 }

@@ -145,6 +145,17 @@ class FakeCluster implements CliClient {
     this.record('snapshot', undefined);
     for (let i = 0; i < this.snapshotBytes.length; i += 500) yield this.snapshotBytes.subarray(i, i + 500);
   }
+  alarms = [{ memberId: 0xa1, alarm: 'NOSPACE' }];
+  async alarmList() {
+    this.record('alarmList', undefined);
+    return { header: this.header(), alarms: [...this.alarms] };
+  }
+  async alarmDisarm() {
+    this.record('alarmDisarm', undefined);
+    const cleared = this.alarms;
+    this.alarms = [];
+    return { header: this.header(), alarms: cleared };
+  }
   async close() {
     this.closed++;
   }
@@ -309,6 +320,14 @@ test('status, compact and move-leader print one line each (status a table)', asy
   assert.match(status.stdout, /127\.0\.0\.1:2379 +a1 +a1 +true +2 +7 +7 +1 +4\.1 kB/);
   assert.equal((await run(cluster, ['compact', '5'])).stdout, 'compacted revision 5\n');
   assert.equal((await run(cluster, ['move-leader', 'b2'])).stdout, 'Leadership transferred from a1 to b2\n');
+});
+
+test('alarm list and alarm disarm print one alarm a line, as etcdctl (member ids in hex)', async () => {
+  const cluster = new FakeCluster();
+  assert.equal((await run(cluster, ['alarm', 'list'])).stdout, 'memberID:a1 alarm:NOSPACE\n');
+  assert.equal((await run(cluster, ['alarm', 'disarm'])).stdout, 'memberID:a1 alarm:NOSPACE\n');
+  assert.equal((await run(cluster, ['alarm', 'list'])).stdout, '');
+  assert.deepEqual(JSON.parse((await run(cluster, ['alarm', 'list', '-w', 'json'])).stdout).alarms, []);
 });
 
 test('watch prints events until aborted, then exits 0', async () => {

@@ -235,6 +235,14 @@ class SdkCliClient implements CliClient {
     return { header: await this.client.moveLeader(targetId) };
   }
 
+  async alarmList() {
+    return this.client.alarmList();
+  }
+
+  async alarmDisarm() {
+    return this.client.alarmDisarm();
+  }
+
   async close() {
     this.client.close();
   }

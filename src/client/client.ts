@@ -6,6 +6,7 @@ import { KeepAlive, keepAliveOnce, type KeepAliveOptions } from './lease.js';
 import { Transport, type ClientOptions } from './transport.js';
 import { TxnBuilder, txnResult, type TxnResult } from './txn.js';
 import {
+  ALARM_TYPES,
   deleteResult,
   header,
   member,
@@ -14,6 +15,8 @@ import {
   putResult,
   rangeResult,
   toBuffer,
+  type Alarm,
+  type AlarmName,
   type Bytes,
   type DeleteResult,
   type Header,
@@ -227,6 +230,27 @@ export class LichenClient {
     };
   }
 
+  /** The raised alarms, of every type or of one. */
+  async alarmList(type: AlarmName = 'NONE'): Promise<{ header: Header; alarms: Alarm[] }> {
+    const r = await this.transport.call<any>('Maintenance', 'Alarm', { action: 'GET', alarm: type }, { idempotent: true });
+    return alarmResult(r);
+  }
+
+  /**
+   * Clears one alarm, or (no argument) every raised alarm, as etcd's clientv3 AlarmDisarm does:
+   * the server clears one (member, type) at a time. Answers the alarms cleared.
+   */
+  async alarmDisarm(alarm?: Alarm): Promise<{ header: Header; alarms: Alarm[] }> {
+    if (alarm === undefined) {
+      const listed = await this.alarmList();
+      const cleared: Alarm[] = [];
+      for (const raised of listed.alarms) cleared.push(...(await this.alarmDisarm(raised)).alarms);
+      return { header: listed.header, alarms: cleared };
+    }
+    const request = { action: 'DEACTIVATE', memberID: alarm.memberId, alarm: alarm.alarm };
+    return alarmResult(await this.transport.call<any>('Maintenance', 'Alarm', request, { idempotent: true }));
+  }
+
   async moveLeader(targetId: number): Promise<Header> {
     const r = await this.transport.call<any>('Maintenance', 'MoveLeader', { targetID: targetId }, { idempotent: true });
     return header(r.header);
@@ -272,6 +296,10 @@ export class LichenClient {
     this.watchers.clear();
     this.transport.close();
   }
+}
+
+function alarmResult(r: { header: unknown; alarms: { memberID: unknown; alarm: number }[] }): { header: Header; alarms: Alarm[] } {
+  return { header: header(r.header), alarms: r.alarms.map((a) => ({ memberId: num(a.memberID), alarm: ALARM_TYPES[a.alarm] ?? 'NONE' })) };
 }
 
 function rangeEndOf(key: Bytes, options: { rangeEnd?: Bytes; prefix?: boolean }): Buffer | undefined {

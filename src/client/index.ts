@@ -10,4 +10,4 @@ export { KeepAlive } from './lease.js';
 export type { KeepAliveOptions } from './lease.js';
 export { fromGrpcError } from './errors.js';
 export { prefixEnd } from './types.js';
-export type { KeyValue, Header, RangeResult, PutResult, DeleteResult, WatchEvent, Member, Bytes } from './types.js';
+export type { KeyValue, Header, RangeResult, PutResult, DeleteResult, WatchEvent, Member, Bytes, Alarm, AlarmName } from './types.js';

@@ -44,6 +44,16 @@ export interface WatchEvent {
   prevKv?: KeyValue;
 }
 
+/** etcd's alarm types (AlarmType in rpc.proto). */
+export const ALARM_TYPES = ['NONE', 'NOSPACE', 'CORRUPT'] as const;
+export type AlarmName = (typeof ALARM_TYPES)[number];
+
+/** A raised alarm: etcd keys alarms by member id and type. */
+export interface Alarm {
+  memberId: number;
+  alarm: AlarmName;
+}
+
 export interface Member {
   id: number;
   name: string;

@@ -5,6 +5,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { LichenClient } from '../client/index.js';
 import { startTestMember, type TestMember } from './testing/in-process.js';
 
 const QUOTA_BYTES = 4 * 1024 * 1024;
@@ -71,8 +72,16 @@ test('a member over --quota-backend-bytes raises NOSPACE, serves reads and delet
   const compacted = await member.call('Maintenance', 'Status', {});
   assert.ok(Number(compacted.dbSizeInUse) < QUOTA_BYTES / 2, `in use after compaction: ${compacted.dbSizeInUse}`);
   await refusedWithNoSpace(put('before-disarm'), 'put while the alarm is still raised');
-  const disarmed = await member.call('Maintenance', 'Alarm', { action: 'DEACTIVATE', memberID: memberId, alarm: 'NOSPACE' });
-  assert.deepEqual(disarmed.alarms, nospace);
+  // Disarm as `lichen alarm disarm` does, through the SDK (etcd's clientv3 AlarmDisarm: list, then
+  // clear each (member, type)).
+  const client = new LichenClient({ endpoints: [member.node.addresses.client] });
+  try {
+    const disarmed = await client.alarmDisarm();
+    assert.deepEqual(disarmed.alarms, [{ memberId: member.node.memberId, alarm: 'NOSPACE' }]);
+    assert.deepEqual((await client.alarmList()).alarms, []);
+  } finally {
+    client.close();
+  }
   assert.deepEqual(await alarms(), []);
   assert.deepEqual((await member.call('Maintenance', 'Status', {})).errors, []);
   await put('key/0');
