@@ -53,7 +53,7 @@ export interface CompactorOptions {
   currentRevision: () => number;
   /** Proposes a compaction at `revision`; resolves once applied. */
   compact: (revision: number) => Promise<void>;
-  log: (message: string, fields: Record<string, unknown>) => void;
+  log: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
 }
 
 export class Compactor {
@@ -121,10 +121,10 @@ export class Compactor {
     try {
       await this.options.compact(revision);
       onSuccess();
-      this.options.log('auto compaction done', { mode: this.mode, revision });
+      this.options.log('info', 'auto compaction done', { mode: this.mode, revision });
     } catch (error) {
       if (isLichenError(error, 'Compacted')) onSuccess();
-      else this.options.log('auto compaction failed; will retry', { mode: this.mode, revision, error: String(error) });
+      else this.options.log('warn', 'auto compaction failed; will retry', { mode: this.mode, revision, error: String(error) });
     } finally {
       this.inFlight = false;
     }

@@ -152,7 +152,7 @@ export class ClusterNode {
             now: () => performance.now(),
             currentRevision: () => this.state.store.currentRevision,
             compact: async (revision) => void (await this.propose({ type: 'compact', request: { revision } })),
-            log: (message, fields) => this.logger.info(message, fields),
+            log: (level, message, fields) => this.logger[level](message, fields),
           })
         : undefined;
     this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs });
