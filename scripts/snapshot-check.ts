@@ -4,9 +4,9 @@
 // else the sources through tsx) and a one-member etcd (`etcd` from PATH), loads the same --keys
 // keys of --value-bytes into each (txns of 128 puts, 8 in flight), then --rounds times, one after
 // the other, times `etcdctl snapshot save` against each while sampling the Lichen member's
-// resident set size every 20 ms. Checks each Lichen snapshot with `etcdctl snapshot status`.
+// anonymous resident memory every 20 ms. Checks each Lichen snapshot with `etcdctl snapshot status`.
 // Prints one JSON object: the save times of both (compare ratios from the same run only), the
-// file sizes, and Lichen's RSS before and at most during each save. Every process listens on
+// file sizes, and Lichen's anonymous RSS before and at most during each save. Every process listens on
 // 127.0.0.1 only and is stopped at the end (also on failure or Ctrl-C).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -49,8 +49,12 @@ function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Anonymous resident memory (heap, stacks; /proc RssAnon) in MiB. VmRSS would also count the
+ * engine's memory-mapped file pages, which a full read of the store maps in as it goes.
+ */
 function rssMiB(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:')) ?? '';
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('RssAnon:')) ?? '';
   return Math.round(Number(/(\d+) kB/.exec(line)?.[1] ?? NaN) / 1024);
 }
 
@@ -148,7 +152,7 @@ async function main(): Promise<void> {
       const status = JSON.parse(await etcdctl(['snapshot', 'status', lichenFile, '-w', 'json'])) as { totalKey: number };
       const etcd = await timeSave(etcdEndpoint, etcdFile);
       rounds.push({ lichenSeconds: lichen.seconds, etcdSeconds: etcd.seconds, ratio: Math.round((lichen.seconds / etcd.seconds) * 100) / 100,
-        lichenRssBeforeMiB: rssBeforeMiB, lichenRssPeakDuringSaveMiB: lichen.rssPeakMiB, lichenFilePairs: status.totalKey });
+        lichenAnonRssBeforeMiB: rssBeforeMiB, lichenAnonRssPeakDuringSaveMiB: lichen.rssPeakMiB, lichenFilePairs: status.totalKey });
     }
     process.stdout.write(JSON.stringify({
       keys: flags.keys, valueBytes: flags.valueBytes, loadSeconds,
