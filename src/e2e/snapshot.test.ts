@@ -158,6 +158,10 @@ test('a Lichen snapshot passes etcdctl snapshot status and restore, and etcd ser
     assert.deepEqual(JSON.parse(await lichen('snapshot', 'status', file, '-w', 'json')), statusJson, 'lichen and etcdctl agree');
     assert.equal(await lichen('snapshot', 'status', file), await etcdctl(m.client, 'snapshot', 'status', file));
     assert.equal(await lichen('snapshot', 'status', file, '-w', 'table'), await etcdctl(m.client, 'snapshot', 'status', file, '-w', 'table'));
+    const ownFile = join(dir, 'lichen-cli.db');
+    assert.equal(await lichen('snapshot', 'save', ownFile, '--endpoints', m.client), `Snapshot saved at ${ownFile}\n`);
+    const ownStatus = JSON.parse(await etcdctl(m.client, 'snapshot', 'status', ownFile, '-w', 'json'));
+    assert.deepEqual([ownStatus.revision, ownStatus.totalKey], [statusJson.revision, statusJson.totalKey], 'lichen snapshot save wrote the same state');
 
     const peer = `127.0.0.1:${await freePort()}`;
     const dataDir = join(dir, 'etcd');
