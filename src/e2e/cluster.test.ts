@@ -65,6 +65,10 @@ test('/metrics reports raft, WAL and per-method gRPC latency figures', { timeout
   assert.match(text, /^lichen_raft_applied_index [1-9]\d*$/m);
   assert.match(text, /^lichen_wal_fsync_seconds_count [1-9]\d*$/m);
   assert.match(text, /^lichen_mvcc_revision [1-9]\d*$/m);
+  assert.match(text, /^lichen_server_has_leader 1$/m);
+  assert.match(text, /^lichen_server_is_leader [01]$/m);
+  assert.match(text, /^process_cpu_user_seconds_total \d/m);
+  assert.match(text, /^nodejs_heap_size_used_bytes \d/m);
 });
 
 test('Hash is equal on members holding the same data, and a write changes it', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {

@@ -53,6 +53,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     raftTerm: () => metricsRef.node?.raftTerm ?? 0,
     raftCommitIndex: () => metricsRef.node?.raftStatus().commit ?? 0,
     raftAppliedIndex: () => metricsRef.node?.appliedIndex ?? 0,
+    hasLeader: () => (metricsRef.node?.leaderId ?? 0) !== 0,
+    isLeader: () => metricsRef.node?.isLeader() ?? false,
     mvccRevision: () => state.store.currentRevision,
     walBytes: () => state.wal.sizeBytes,
     dbSizeBytes: () => state.engine.space().sizeBytes,

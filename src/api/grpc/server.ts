@@ -42,7 +42,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const router = new GrpcRouter({
     receiveMessageBytesMax: maxRequestBytes + grpcRequestOverheadBytes,
     onUnaryDone: options.requestSeconds
-      ? (path, code, seconds) => options.requestSeconds!.observe(seconds, { method: path, code: status[code] ?? String(code) })
+      ? (path, code, seconds) => options.requestSeconds!.observe({ method: path, code: status[code] ?? String(code) }, seconds)
       : undefined,
   });
   const services: [ServiceName, Implementation][] = [

@@ -5,7 +5,6 @@
 import { ErrorCode, LichenError } from '../../errors.js';
 import type { RangeRequest } from '../../mvcc/types.js';
 import type { Registry } from '../../metrics.js';
-import { CONTENT_TYPE_PROMETHEUS } from '../../metrics.js';
 import { AlarmAction, AlarmType, type AlarmMember, type EtcdBackend, type Member } from '../backend.js';
 import {
   bytesField,
@@ -255,8 +254,8 @@ const healthRoute: Handler = async (_context, deps) => {
 
 const metricsRoute: Handler = async (_context, deps) => ({
   status: 200,
-  text: deps.registry.render(),
-  contentType: CONTENT_TYPE_PROMETHEUS,
+  text: await deps.registry.metrics(),
+  contentType: deps.registry.contentType,
 });
 
 const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([

@@ -465,10 +465,9 @@ describe('HTTP API over a single-node MVCC store', () => {
         await timed.call('GET', '/v1/kv/absent');
         await timed.call('PUT', '/v1/kv/present', { body: 'v' });
         // The response 'close' event may trail the client's read by a tick.
-        const histogram = httpRequestSecondsOn(timed.registry);
-        await waitFor(() => histogram.get({ route: '/v1/kv/:key', code: '200' }).count === 1);
-        assert.deepEqual(histogram.get({ route: '/v1/kv/:key', code: '404' }), { count: 1, sum: 0.125 });
-        assert.deepEqual(histogram.get({ route: '/v1/kv/:key', code: '200' }), { count: 1, sum: 0.125 });
+        await waitFor(async () => (await requestSeconds(timed.registry, { route: '/v1/kv/:key', code: '200' })).count === 1);
+        assert.deepEqual(await requestSeconds(timed.registry, { route: '/v1/kv/:key', code: '404' }), { count: 1, sum: 0.125 });
+        assert.deepEqual(await requestSeconds(timed.registry, { route: '/v1/kv/:key', code: '200' }), { count: 1, sum: 0.125 });
       } finally {
         await timed.server.close();
       }
@@ -483,7 +482,7 @@ describe('HTTP API over a single-node MVCC store', () => {
         await waitFor(() => backend.callsOf('range').length === 1);
         controller.abort();
         await assert.rejects(pending, { name: 'AbortError' });
-        await waitFor(() => httpRequestSecondsOn(registry).get({ route: '/get', code: 'aborted' }).count === 1);
+        await waitFor(async () => (await requestSeconds(registry, { route: '/get', code: 'aborted' })).count === 1);
         assert.equal((await call('GET', '/v1/status')).status, 200);
       } finally {
         await server.close();
@@ -492,10 +491,18 @@ describe('HTTP API over a single-node MVCC store', () => {
   });
 });
 
+/** Count and sum of one series of lichen_http_request_seconds. */
+async function requestSeconds(registry: Registry, labels: { route: string; code: string }): Promise<{ count: number; sum: number }> {
+  const { values } = await httpRequestSecondsOn(registry).get();
+  const of = (suffix: string): number =>
+    values.find((v) => v.metricName === `lichen_http_request_seconds_${suffix}` && v.labels.route === labels.route && v.labels.code === labels.code)?.value ?? 0;
+  return { count: of('count'), sum: of('sum') };
+}
+
 /** Polls a condition on the event loop (no timers), bounded by a number of turns. */
-async function waitFor(condition: () => boolean, turnsMax = 10_000): Promise<void> {
+async function waitFor(condition: () => boolean | Promise<boolean>, turnsMax = 10_000): Promise<void> {
   for (let turn = 0; turn < turnsMax; turn++) {
-    if (condition()) return;
+    if (await condition()) return;
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   assert.fail('condition not reached');

@@ -118,7 +118,7 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
   response.once('close', () => {
     // A client that went away before the answer was written leaves no status worth recording.
     const code = response.writableFinished ? String(response.statusCode) : 'aborted';
-    env.requestSeconds.observe((env.nowMs() - startedMs) / 1000, { route, code });
+    env.requestSeconds.observe({ route, code }, (env.nowMs() - startedMs) / 1000);
   });
   try {
     if (rawUrl.length > httpUrlCharsMax) throw new LichenError(ErrorCode.TooLarge, `URL is longer than ${httpUrlCharsMax} characters`);
