@@ -43,7 +43,7 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
     valueName: 'host:port,...',
     description: `Cluster endpoints (default: LICHEN_ENDPOINTS, else ${DEFAULT_ENDPOINT})`,
   },
-  { name: 'timeout', type: 'string', valueName: 'duration', description: 'Per-request timeout: 500ms, 5s, 1m (default: 5s)' },
+  { name: 'timeout', type: 'string', valueName: 'duration', description: 'How long a command may take, every endpoint tried: 500ms, 5s, 1m (default: 5s, or LICHEN_TIMEOUT)' },
   { name: 'write-out', short: 'w', type: 'string', choices: OUTPUT_FORMATS, valueName: 'simple|json', description: 'Output format (default: simple)' },
 ];
 
@@ -88,17 +88,16 @@ function printResponse(context: CommandContext, args: ParsedArgs, response: unkn
   print(context, outputFormat(args) === 'json' ? formatJson(response) : simple());
 }
 
+/** --timeout, else LICHEN_TIMEOUT, else 5 s. */
+export function resolveTimeoutMs(args: ParsedArgs, env: Record<string, string | undefined>): number {
+  const timeout = stringFlag(args, 'timeout');
+  if (timeout !== undefined) return parseDurationMs(timeout, '--timeout');
+  return env.LICHEN_TIMEOUT ? parseDurationMs(env.LICHEN_TIMEOUT, 'LICHEN_TIMEOUT') : DEFAULT_TIMEOUT_MS;
+}
+
 export async function withClient<T>(args: ParsedArgs, context: CommandContext, use: (client: CliClient) => Promise<T>): Promise<T> {
   const endpoints = resolveEndpoints(args, context.env);
-  const timeout = stringFlag(args, 'timeout');
-  const envTimeout = context.env.LICHEN_TIMEOUT;
-  const timeoutMs =
-    timeout !== undefined
-      ? parseDurationMs(timeout, '--timeout')
-      : envTimeout
-        ? parseDurationMs(envTimeout, 'LICHEN_TIMEOUT')
-        : DEFAULT_TIMEOUT_MS;
-  const client = await context.openClient({ endpoints, timeoutMs });
+  const client = await context.openClient({ endpoints, timeoutMs: resolveTimeoutMs(args, context.env) });
   try {
     return await use(client);
   } finally {

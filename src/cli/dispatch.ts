@@ -1,5 +1,6 @@
 // Turns an argument vector into a command run: help, version, lookup in the command table,
-// flag parsing, and the mapping of failures to exit codes (2: usage, 1: the operation failed).
+// flag parsing, and the mapping of failures to exit codes (2: usage, 3: the cluster could not be
+// reached or gave no answer in time, 1: any other failure).
 // Used by main.ts for the process and by the shell for each line typed.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -17,6 +18,8 @@ import {
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** No endpoint answered within --timeout: nothing listens, no leader, or no answer in time. */
+export const EXIT_UNAVAILABLE = 3;
 
 export interface DispatchOptions {
   /** Inside `lichen shell`: process-only commands (serve, up, shell) are unknown there. */
@@ -65,8 +68,13 @@ export async function dispatch(
   } catch (error) {
     if (error instanceof UsageError) return usageFailure(context, error.message, command.name, options.inShell);
     context.stderr.write(`Error: ${describeFailure(error)}\n`);
-    return EXIT_FAILURE;
+    return isClusterUnavailable(error) ? EXIT_UNAVAILABLE : EXIT_FAILURE;
   }
+}
+
+/** The client gave up without an answer from the cluster (see src/client/transport.ts). */
+function isClusterUnavailable(error: unknown): boolean {
+  return (error as { details?: Record<string, unknown> } | null)?.details?.['clusterUnavailable'] === true;
 }
 
 function usageFailure(context: CommandContext, message: string, commandName: string | undefined, inShell: boolean): number {
@@ -81,6 +89,8 @@ export function describeFailure(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     const message = error.message || error.name;
+    // The client's sentence about unreachable endpoints is complete; a code would only add noise.
+    if (isClusterUnavailable(error)) return message;
     return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
   }
   return String(error);

@@ -20,7 +20,7 @@ export const COMMANDS: readonly Command[] = [
   checkCommand,
 ];
 
-export { dispatch, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './dispatch.js';
+export { dispatch, EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE } from './dispatch.js';
 export type { Command, CommandContext } from './command.js';
 export type { CliClient, ClientFactory, ClientOptions } from './client-port.js';
 export { parseArgs, splitWords, UsageError, type FlagSpec, type ParsedArgs } from './args.js';

@@ -7,13 +7,10 @@ import type { CliClient, CliWatchCreate, CliWatchSink, ClientOptions, EndpointSt
 
 export async function openSdkClient(options: ClientOptions): Promise<CliClient> {
   const sdk = await import('../client/index.js');
-  // One attempt per endpoint within the user's timeout, plus a pause between rounds.
-  const client = new sdk.LichenClient({
-    endpoints: options.endpoints,
-    timeoutMs: options.timeoutMs,
-    retryBudgetMs: options.timeoutMs * Math.max(2, options.endpoints.length),
-  });
-  return new SdkCliClient(client, options.endpoints);
+  // --timeout bounds the whole command: attempts on every endpoint and the pauses between them.
+  const client = new sdk.LichenClient({ endpoints: options.endpoints, timeoutMs: options.timeoutMs, retryBudgetMs: options.timeoutMs });
+  const describe = (error: unknown) => sdk.describeAttemptFailure(sdk.fromGrpcError(error), options.timeoutMs);
+  return new SdkCliClient(client, options.endpoints, describe);
 }
 
 type CompareWire = Parameters<ReturnType<LichenClient['txn']>['if']>[number];
@@ -110,6 +107,8 @@ class SdkCliClient implements CliClient {
   constructor(
     private readonly client: LichenClient,
     private readonly endpoints: readonly string[],
+    /** Why a call to one endpoint failed, as a phrase ("refused the connection"). */
+    private readonly describeFailure: (error: unknown) => string,
   ) {}
 
   range(r: RangeRequest) {
@@ -221,7 +220,7 @@ class SdkCliClient implements CliClient {
         try {
           return { endpoint, status: await this.client.status(endpoint) };
         } catch (error) {
-          return { endpoint, error: error instanceof Error ? error.message : String(error) };
+          return { endpoint, error: this.describeFailure(error) };
         }
       }),
     );

@@ -9,7 +9,7 @@ import { PassThrough } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { splitWords, stringFlag, UsageError, type ParsedArgs } from './args.js';
 import type { CliClient, ClientFactory, ClientOptions } from './client-port.js';
-import { CLIENT_FLAGS, resolveEndpoints } from './client-commands.js';
+import { CLIENT_FLAGS, resolveEndpoints, resolveTimeoutMs } from './client-commands.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import { describeFailure, dispatch } from './dispatch.js';
 
@@ -109,6 +109,9 @@ async function runShell(args: ParsedArgs, context: CommandContext, table: () => 
   const path = historyPath(context.env);
   trimHistoryFile(path);
   const terminal = context.interactive;
+  const session = sessionClientFactory(context.openClient);
+  // Before readline starts reading: lines typed meanwhile wait in stdin instead of being missed.
+  if (terminal) context.stdout.write(`${await greeting(session.factory, endpoints, resolveTimeoutMs(args, context.env))}; type help for commands\n`);
   const rl = createInterface({
     input: context.stdin,
     output: context.stdout,
@@ -119,7 +122,6 @@ async function runShell(args: ParsedArgs, context: CommandContext, table: () => 
     history: loadHistory(path).reverse(),
     removeHistoryDuplicates: true,
   } as Parameters<typeof createInterface>[0]);
-  const session = sessionClientFactory(context.openClient);
   // A script piped into the shell gets only the commands' output, no prompts.
   const prompt = () => {
     if (terminal) rl.prompt();
@@ -137,7 +139,6 @@ async function runShell(args: ParsedArgs, context: CommandContext, table: () => 
   const stopOnSignal = () => rl.close();
   context.signal.addEventListener('abort', stopOnSignal, { once: true });
 
-  if (terminal) context.stdout.write(`connected to ${endpoints.join(',')}; type help for commands\n`);
   prompt();
   let lastCode = 0;
   try {
@@ -184,6 +185,19 @@ async function runShell(args: ParsedArgs, context: CommandContext, table: () => 
   if (terminal) context.stdout.write('\n');
   // From a script, the last command's failure is the shell's; at a terminal the user saw it.
   return terminal ? 0 : lastCode;
+}
+
+/**
+ * What the shell says when it starts: whether the endpoints answer (Maintenance.Status on each,
+ * within the timeout), so that nobody reads "connected" while nothing listens.
+ */
+async function greeting(open: ClientFactory, endpoints: string[], timeoutMs: number): Promise<string> {
+  const statuses = await (await open({ endpoints, timeoutMs })).statusAll();
+  const answered = statuses.filter((s) => s.status !== undefined).map((s) => s.endpoint);
+  if (answered.length === statuses.length) return `connected to ${answered.join(',')}`;
+  const failed = statuses.filter((s) => s.status === undefined).map((s) => `${s.endpoint} ${s.error ?? 'failed'}`);
+  if (answered.length > 0) return `connected to ${answered.join(',')} (${failed.join('; ')})`;
+  return `not connected: ${failed.join('; ')}; every command will try again`;
 }
 
 /** Waits for the command to finish, or for a typed line that `for await` will hand to it. */

@@ -4,7 +4,9 @@ import { createServer } from 'node:net';
 import { ErrorCode, LichenError } from '../errors.js';
 import { startGrpcServer, type GrpcServerHandle } from '../api/grpc/server.js';
 import { MemoryBackend } from '../api/grpc/testing/memory-backend.js';
+import { Metadata, status } from '@grpc/grpc-js';
 import { LichenClient, compare, op, prefixEnd, type WatchBatch } from './index.js';
+import { describeAttemptFailure, fromGrpcError, surelyNotExecuted } from './errors.js';
 
 /** No real waiting in tests: backoff pauses resolve at once. */
 const noSleep = () => Promise.resolve();
@@ -230,6 +232,28 @@ describe('LichenClient failover and retries', () => {
     backend.failNext('range', new LichenError(ErrorCode.Unavailable, 'no leader'));
     backend.failNext('range', new LichenError(ErrorCode.Unavailable, 'no leader'));
     assert.equal((await client.getValue('read-retry'))?.toString(), 'v');
+  });
+
+  it('when no endpoint can be reached, says in one sentence which were tried and why each failed', async () => {
+    const [a, b] = [await deadEndpoint(), await deadEndpoint()];
+    let nowMs = 0;
+    const client = newClient([a, b], { retryBudgetMs: 1000, now: () => nowMs, sleep: async (ms) => void (nowMs += Math.max(ms, 100)) });
+    for (const call of [() => client.get('x'), () => client.put('x', 'y')]) {
+      const error = await rejectsCode(call(), ErrorCode.Unavailable);
+      assert.match(error.message, new RegExp(`^cannot reach the cluster within 1s: ${a} refused the connection; ${b} refused the connection$`));
+      assert.equal(error.details['clusterUnavailable'], true);
+      nowMs = 0;
+    }
+  });
+
+  it('knows a write whose deadline passed before any connection was never sent', () => {
+    const deadline = (details: string) => fromGrpcError(Object.assign(new Error(details), { code: status.DEADLINE_EXCEEDED, details, metadata: new Metadata() }));
+    const unsent = deadline('Deadline exceeded after 0.144s,name resolution: 0.001s,Waiting for LB pick');
+    const sent = deadline('Deadline exceeded after 5.004s,name resolution: 0.001s,LB pick: 0.002s,remote_addr=127.0.0.1:2379');
+    assert.equal(surelyNotExecuted(unsent), true);
+    assert.equal(surelyNotExecuted(sent), false);
+    assert.equal(describeAttemptFailure(unsent, 144), 'could not be connected to within 144ms');
+    assert.equal(describeAttemptFailure(sent, 5000), 'gave no answer within 5s');
   });
 
   it('gives up when the retry budget is spent', async () => {

@@ -68,8 +68,41 @@ export function fromGrpcError(error: unknown): LichenError {
  */
 export function surelyNotExecuted(error: LichenError): boolean {
   if (error.details['etcdError'] === 'notLeader') return true;
-  if (error.details['grpcCode'] !== status.UNAVAILABLE || error.details['etcdError'] !== undefined) return false;
+  if (error.details['etcdError'] !== undefined) return false;
+  if (error.details['grpcCode'] === status.DEADLINE_EXCEEDED) return neverConnected(error);
+  if (error.details['grpcCode'] !== status.UNAVAILABLE) return false;
   return /No connection established|ECONNREFUSED|Name resolution failed|connection refused/i.test(error.message);
+}
+
+/** A deadline that passed while grpc-js still had no connection to send the call on. */
+function neverConnected(error: LichenError): boolean {
+  return error.details['grpcCode'] === status.DEADLINE_EXCEEDED && error.message.includes('Waiting for LB pick');
+}
+
+/** "750ms", "1.5s", "5s": a duration as a person would say it. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  return `${Number((ms / 1000).toFixed(1))}s`;
+}
+
+/**
+ * Why one attempt on one endpoint failed, as the rest of a sentence that starts with the
+ * endpoint: "refused the connection", "gave no answer within 5s". grpc-js's own texts (name
+ * resolution, LB pick, the channel's last error) are library internals a user cannot act on.
+ */
+export function describeAttemptFailure(error: LichenError, attemptMs: number): string {
+  if (error.details['etcdError'] !== undefined) return `answered "${error.message}"`;
+  if (error.details['grpcCode'] === undefined) return `failed (${error.message})`;
+  if (neverConnected(error)) return `could not be connected to within ${formatDuration(attemptMs)}`;
+  if (error.details['grpcCode'] === status.DEADLINE_EXCEEDED) return `gave no answer within ${formatDuration(attemptMs)}`;
+  const text = error.message;
+  if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused the connection';
+  if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/i.test(text)) return 'is a host name that does not resolve';
+  if (/EHOSTUNREACH|ENETUNREACH/i.test(text)) return 'is unreachable (no route to the host)';
+  if (/ETIMEDOUT/i.test(text)) return 'did not accept the connection in time';
+  if (/ECONNRESET|Connection dropped|socket hang up|closed/i.test(text)) return 'dropped the connection';
+  if (error.details['grpcCode'] === status.UNAVAILABLE) return 'could not be reached';
+  return `failed (${text.split(/[.,\n]/)[0]})`;
 }
 
 /** True when another endpoint (or the same one later) may well answer differently. */

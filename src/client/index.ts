@@ -8,6 +8,6 @@ export { Watcher } from './watch.js';
 export type { WatchOptions, WatchBatch } from './watch.js';
 export { KeepAlive } from './lease.js';
 export type { KeepAliveOptions } from './lease.js';
-export { fromGrpcError } from './errors.js';
+export { describeAttemptFailure, fromGrpcError } from './errors.js';
 export { prefixEnd } from './types.js';
 export type { KeyValue, Header, RangeResult, PutResult, DeleteResult, WatchEvent, Member, Bytes, Alarm, AlarmName } from './types.js';

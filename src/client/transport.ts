@@ -9,7 +9,7 @@
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
-import { fromGrpcError, surelyNotExecuted, worthRetrying } from './errors.js';
+import { describeAttemptFailure, formatDuration, fromGrpcError, surelyNotExecuted, worthRetrying } from './errors.js';
 
 export type ServiceKey = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Health';
 
@@ -118,24 +118,35 @@ export class Transport {
     });
   }
 
-  /** A unary call with endpoint failover and retries within the budget. */
+  /**
+   * A unary call with endpoint failover and retries within the budget. When the budget is spent,
+   * or a write's outcome is unknown because no answer came, the error says in one sentence which
+   * endpoints were tried and why each failed, and carries `clusterUnavailable: true`.
+   */
   async call<T>(service: ServiceKey, method: string, request: object, options: CallOptions): Promise<T> {
-    const deadline = this.now() + this.retryBudgetMs;
+    const started = this.now();
+    const deadline = started + this.retryBudgetMs;
     const retryUnknown = options.idempotent || (options.retryWrites ?? this.retryWrites);
     let backoff = this.backoffMs;
     let lastError: LichenError | undefined;
+    const failures = new Map<string, string>();
     for (let attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
       const remaining = deadline - this.now();
       if (remaining <= 0) break;
       const endpoint = this.currentEndpoint;
+      const attemptMs = Math.min(this.timeoutMs, remaining);
       try {
-        return await this.callOnce<T>(endpoint, service, method, request, Math.min(this.timeoutMs, remaining));
+        return await this.callOnce<T>(endpoint, service, method, request, attemptMs);
       } catch (error) {
         const failure = fromGrpcError(error);
         lastError = failure;
         if (!worthRetrying(failure)) throw failure;
+        failures.set(endpoint, describeAttemptFailure(failure, attemptMs));
         if (!retryUnknown && !surelyNotExecuted(failure)) {
-          throw new LichenError(failure.code, failure.message, { ...failure.details, outcomeUnknown: true });
+          const answered = failure.details['etcdError'] !== undefined;
+          if (answered) throw new LichenError(failure.code, failure.message, { ...failure.details, outcomeUnknown: true });
+          const sentence = `no answer within ${formatDuration(this.now() - started)}, so the write may or may not have been applied: ${this.describeFailures(failures)}`;
+          throw new LichenError(failure.code, sentence, { ...failure.details, outcomeUnknown: true, clusterUnavailable: true });
         }
         this.rotate();
         // After a full round over the endpoints, pause before the next round.
@@ -145,7 +156,13 @@ export class Transport {
         }
       }
     }
-    throw lastError ?? new LichenError(ErrorCode.Timeout, 'retry budget spent before any attempt');
+    const sentence = `cannot reach the cluster within ${formatDuration(this.now() - started)}: ${this.describeFailures(failures)}`;
+    throw new LichenError(lastError?.code ?? ErrorCode.Timeout, sentence, { ...lastError?.details, clusterUnavailable: true });
+  }
+
+  /** "a:2379 refused the connection; b:2379 was not tried", every endpoint in order. */
+  private describeFailures(failures: ReadonlyMap<string, string>): string {
+    return this.endpoints.map((endpoint) => `${endpoint} ${failures.get(endpoint) ?? 'was not tried'}`).join('; ');
   }
 
   close(): void {
