@@ -69,7 +69,9 @@ export interface RaftConfig {
    * When the commit index advances, tell followers only in appends that carry new entries, in
    * heartbeats, or when the application calls flushCommit(); etcd instead sends every follower an
    * append at once. At low load this saves a message round per write (and a wake-up of every
-   * follower); followers learn each commit one append later. Safety does not depend on it. Default false.
+   * follower); followers learn each commit one append later. Except the follower an entry was
+   * proposed through: its client waits until that follower applies the entry, so it is told at
+   * once when the entry commits. Safety does not depend on it. Default false.
    */
   lazyCommitBroadcast?: boolean;
 }
@@ -146,6 +148,12 @@ export class Raft {
   private waitingReads: Array<{ from: NodeId; context: Uint8Array }> = [];
   /** Proposals appended since the last Ready; their appends go out together (batching). */
   private proposalsPending = false;
+  /**
+   * Leader: per follower, the last index of the entries it forwarded (Prop) that have not
+   * committed yet. That follower is told the commit at once, lazyCommitBroadcast or not, since its
+   * client waits for it to apply them. One number per follower.
+   */
+  private forwardedUpTo = new Map<NodeId, number>();
 
   constructor(config: RaftConfig) {
     assert(Number.isSafeInteger(config.id) && config.id > 0, `raft id ${config.id} must be a positive integer`);
@@ -269,6 +277,7 @@ export class Raft {
     this.readOnly.clear();
     this.waitingReads = [];
     this.proposalsPending = false;
+    this.forwardedUpTo.clear();
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -590,7 +599,7 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case 'Prop':
-        this.handleForwardedProposal(m.entries);
+        this.handleForwardedProposal(m.from, m.entries);
         return;
       case 'ReadIndex':
         try {
@@ -704,8 +713,15 @@ export class Raft {
 
   private onCommitAdvanced(): void {
     // Tell the followers (commit travels in appends) and serve reads that waited for this term's first commit.
-    // Lazily: only appends that carry entries anyway (see lazyCommitBroadcast).
+    // Lazily: only appends that carry entries anyway (see lazyCommitBroadcast), except to a
+    // follower whose forwarded proposals just committed: its client is waiting.
     this.bcastAppend(!this.lazyCommitBroadcast);
+    for (const [id, upTo] of this.forwardedUpTo) {
+      if (upTo > this.log.committed) continue;
+      this.forwardedUpTo.delete(id);
+      const pr = this.tracker.progress.get(id);
+      if (pr && pr.commitSent < this.log.committed) this.sendAppend(id, true);
+    }
     if (this.committedEntryInCurrentTerm()) this.releaseWaitingReads();
   }
 
@@ -885,9 +901,10 @@ export class Raft {
     }
   }
 
-  private handleForwardedProposal(entries: Entry[]): void {
+  private handleForwardedProposal(from: NodeId, entries: Entry[]): void {
     try {
       this.leaderAppend(entries.map((e) => ({ type: e.type, data: e.data })));
+      if (from !== this.id && this.tracker.progress.has(from)) this.forwardedUpTo.set(from, this.log.lastIndex());
     } catch (error) {
       // Refused (transfer in progress, overloaded, membership change pending): the follower's
       // client times out and retries, as with any lost message.

@@ -227,6 +227,21 @@ test('lazyCommitBroadcast: the new commit index waits for the next append, or fo
   for (const id of [2, 3]) assert.deepEqual(net.node(id).applied, ['a', 'b']);
 });
 
+test('lazyCommitBroadcast: the follower a proposal came through is told at once when it commits', () => {
+  // Regression (issue 13, item 9): its client waits until that follower applies the entry, so
+  // holding the commit back made every write through a follower wait for the flush timer.
+  const net = new Network([1, 2, 3], { config: { lazyCommitBroadcast: true } });
+  net.campaign(1);
+  net.raft(1).flushCommit();
+  net.stabilize();
+  net.propose(2, 'via-2');
+  assert.deepEqual(net.node(2).applied, ['via-2'], 'the proposing follower applied it without a flush');
+  assert.deepEqual(net.node(3).applied, [], 'the other follower still learns it lazily');
+  assert.ok(net.raft(1).commitUnannounced());
+  net.propose(1, 'direct');
+  assert.deepEqual(net.node(2).applied, ['via-2'], "the leader's own proposals stay lazy for every follower");
+});
+
 test('lazyCommitBroadcast: a heartbeat tells followers the commit index too', () => {
   const net = new Network([1, 2, 3], { config: { lazyCommitBroadcast: true } });
   net.campaign(1);
