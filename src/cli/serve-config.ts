@@ -153,7 +153,7 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
   }),
   option({
     flag: 'listen-http', env: 'LICHEN_LISTEN_HTTP', key: 'listenHttp', valueName: 'host:port',
-    description: "HTTP/JSON API, /metrics, /health and dashboard; 'none' disables it (default: 127.0.0.1:4001)",
+    description: "HTTP/JSON API, /metrics and /health; 'none' disables it (default: 127.0.0.1:4001)",
     parse: parseOptionalAddress,
   }),
   option({
