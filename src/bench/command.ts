@@ -64,7 +64,7 @@ function createBenchCommand(kind: BenchKind): Command {
     flags: kind === 'mixed' ? BENCH_FLAGS : BENCH_FLAGS.filter((f) => f.name !== 'read-ratio'),
     async run(args: ParsedArgs, context: CommandContext): Promise<number> {
       expectPositionals(args, command, 0);
-      const options = benchOptionsFromArgs(kind, args);
+      const options = benchOptionsFromArgs(kind, args, context.env);
       const json = stringFlag(args, 'write-out') === 'json';
       const terminal = isTerminal(context.stderr);
       const showProgress = booleanFlag(args, 'progress') || terminal;

@@ -4,6 +4,7 @@
 import { credentials, makeClientConstructor, Metadata, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { withFastKvCodec } from '../api/grpc/kv-codec.js';
 import { etcdClientConstructors, serviceDefinition } from '../api/grpc/proto.js';
+import { describeAttemptFailure, fromGrpcError } from '../client/errors.js';
 
 /** The largest response we accept; ranges in the benchmark return one key, so this is generous. */
 const RECEIVE_MESSAGE_BYTES_MAX = 16 * 1024 * 1024;
@@ -84,6 +85,7 @@ export interface EndpointStatus {
   memberId?: string;
   /** The leader the member knows of, "0" when none. */
   leaderId?: string;
+  /** Why the endpoint did not answer, to follow its address: "refused the connection". */
   error?: string;
 }
 
@@ -106,7 +108,7 @@ export async function endpointStatus(endpoint: string, timeoutMs = STATUS_TIMEOU
     });
     return { endpoint, memberId: String(status.header?.member_id ?? '0'), leaderId: String(status.leader ?? '0') };
   } catch (error) {
-    return { endpoint, error: error instanceof Error ? error.message : String(error) };
+    return { endpoint, error: describeAttemptFailure(fromGrpcError(error), timeoutMs) };
   } finally {
     client.close();
   }

@@ -64,7 +64,7 @@ export const PRELOAD_KEYS_MAX = 1_000_000;
 export const DURATION_MAX_SECONDS = 24 * 3600;
 
 export const BENCH_FLAGS: readonly FlagSpec[] = [
-  { name: 'endpoints', type: 'string', valueName: 'host:port,...', description: 'gRPC endpoints (default 127.0.0.1:2379)' },
+  { name: 'endpoints', type: 'string', valueName: 'host:port,...', description: 'gRPC endpoints (default: LICHEN_ENDPOINTS, else 127.0.0.1:2379)' },
   { name: 'clients', type: 'integer', min: 1, description: 'Concurrent requests in flight (default 1)' },
   { name: 'conns', type: 'integer', min: 1, description: 'gRPC channels; clients are spread over them (default 1)' },
   { name: 'total', type: 'integer', min: 1, description: 'Number of requests (default 10000 unless --duration)' },
@@ -118,8 +118,8 @@ export function parseEndpoints(raw: string): string[] {
   return endpoints;
 }
 
-/** Builds the options of `lichen bench <kind>` from parsed flags, applying defaults. */
-export function benchOptionsFromArgs(kind: BenchKind, args: ParsedArgs): BenchOptions {
+/** Builds the options of `lichen bench <kind>` from parsed flags and LICHEN_ENDPOINTS, applying defaults. */
+export function benchOptionsFromArgs(kind: BenchKind, args: ParsedArgs, env: Record<string, string | undefined> = {}): BenchOptions {
   const flags = args.flags;
   const num = (name: string): number | undefined => (typeof flags[name] === 'number' ? (flags[name] as number) : undefined);
   const str = (name: string): string | undefined => (typeof flags[name] === 'string' ? (flags[name] as string) : undefined);
@@ -133,7 +133,7 @@ export function benchOptionsFromArgs(kind: BenchKind, args: ParsedArgs): BenchOp
   if (readRatioRaw !== undefined && kind !== 'mixed') throw new UsageError('--read-ratio applies to bench mixed only');
   const options: BenchOptions = {
     kind,
-    endpoints: parseEndpoints(str('endpoints') ?? BENCH_DEFAULTS.endpoints.join(',')),
+    endpoints: parseEndpoints(str('endpoints') ?? (env.LICHEN_ENDPOINTS || BENCH_DEFAULTS.endpoints.join(','))),
     clients: num('clients') ?? BENCH_DEFAULTS.clients,
     conns: num('conns') ?? BENCH_DEFAULTS.conns,
     ...(total !== undefined ? { total } : {}),

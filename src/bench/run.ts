@@ -1,7 +1,7 @@
 // runBench: one etcd v3 benchmark run (put, range, txn, mixed) from options to a BenchResult.
 // Channels are opened once and shared by the workers; each request allocates only its message.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { openKvChannels, findLeaderEndpoint, type KvChannel } from './connections.js';
+import { openKvChannels, findLeaderEndpoint, type EndpointStatus, type KvChannel } from './connections.js';
 import { driveLoad, type LoadOutcome } from './driver.js';
 import { makeValue, randomKeyPicker, sequentialKeyPicker, type KeyPicker } from './keys.js';
 import { validateBenchOptions, type BenchOptions } from './options.js';
@@ -28,14 +28,23 @@ export async function resolveLeader(endpoints: readonly string[], signal?: Abort
     if (signal?.aborted) break;
     const { leader, statuses } = await findLeaderEndpoint(endpoints);
     if (leader !== undefined) return leader;
-    const failures = statuses.filter((s) => s.error !== undefined).map((s) => `${s.endpoint}: ${s.error}`);
-    lastProblem =
-      failures.length === statuses.length
-        ? failures.join('; ')
-        : 'no endpoint reported a leader that is itself among the endpoints (is the leader missing from --endpoints?)';
+    if (statuses.every((s) => s.error !== undefined)) throw unreachable(statuses);
+    lastProblem = 'no endpoint reported a leader that is itself among the endpoints (is the leader missing from --endpoints?)';
     await sleep(LEADER_RETRY_DELAY_MS);
   }
   throw new LichenError(ErrorCode.Unavailable, `cannot find the leader: ${lastProblem}`);
+}
+
+/** The CLI's "cluster unavailable" error (exit 3): one sentence, every endpoint and why it failed. */
+function unreachable(statuses: readonly EndpointStatus[]): LichenError {
+  const why = statuses.map((s) => `${s.endpoint} ${s.error ?? 'answered'}`).join('; ');
+  return new LichenError(ErrorCode.Unavailable, `cannot reach the cluster: ${why}`, { clusterUnavailable: true });
+}
+
+/** A benchmark of a cluster nobody answers for measures nothing: say so before starting. */
+async function checkReachable(endpoints: readonly string[]): Promise<void> {
+  const { statuses } = await findLeaderEndpoint(endpoints);
+  if (statuses.every((s) => s.error !== undefined)) throw unreachable(statuses);
 }
 
 /** The request sent for each benchmark kind, built from a key (the value is shared). */
@@ -97,6 +106,7 @@ export async function runBench(options: BenchOptions, controls: RunControls = {}
   validateBenchOptions(options);
   const startedAt = new Date().toISOString();
   const leaderEndpoint = options.targetLeader ? await resolveLeader(options.endpoints, controls.signal) : undefined;
+  if (leaderEndpoint === undefined) await checkReachable(options.endpoints);
   const targets = leaderEndpoint !== undefined ? [leaderEndpoint] : options.endpoints;
   const channels = openKvChannels(targets, options.conns);
   try {

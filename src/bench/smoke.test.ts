@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { startNode, defaultNodeConfig, type LichenNode } from '../server/index.js';
 import { createSilentLogger } from '../log.js';
@@ -100,6 +101,28 @@ test('the command prints one JSON object with -w json', async () => {
   assert.equal(result.preloadedKeys, 10);
   // stderr is not a terminal and --progress was not given: no progress output.
   assert.equal(stderr.read(), null);
+});
+
+test('the command takes LICHEN_ENDPOINTS, and fails at once, naming each endpoint, when none answers', async () => {
+  // Regression (issue 13, item 10): bench ignored LICHEN_ENDPOINTS and printed a summary of zeros
+  // against a dead cluster.
+  const listener = createServer();
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const dead = `127.0.0.1:${(listener.address() as { port: number }).port}`;
+  await new Promise((resolve) => listener.close(resolve));
+  const stdout = new PassThrough();
+  const args = parseCommandArgs(benchRangeCommand, ['--total', '10', '-w', 'json']);
+  const context = { stdout, stderr: new PassThrough(), env: { LICHEN_ENDPOINTS: dead }, signal: new AbortController().signal } as unknown as CommandContext;
+  await assert.rejects(benchRangeCommand.run(args, context), (error: Error & { details?: Record<string, unknown> }) => {
+    assert.equal(error.message, `cannot reach the cluster: ${dead} refused the connection`);
+    assert.equal(error.details?.['clusterUnavailable'], true);
+    return true;
+  });
+  assert.equal(stdout.read(), null, 'no summary');
+
+  const live = { ...context, stdout, env: { LICHEN_ENDPOINTS: node.addresses.client } } as CommandContext;
+  assert.equal(await benchRangeCommand.run(args, live), 0);
+  assert.equal((JSON.parse(String(stdout.read())) as BenchResult).requests, 10);
 });
 
 test('the HTTP put benchmark writes through PUT /v1/kv/<key> on keep-alive connections', async () => {

@@ -4,6 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import type { CommandContext } from './command.js';
 import { dispatch } from './dispatch.js';
+import { unknownVariableWarnings } from './environment.js';
 import { COMMANDS } from './index.js';
 import { openSdkClient } from './sdk-adapter.js';
 
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
     interactive: process.stdin.isTTY === true,
     openClient: openSdkClient,
   };
+  for (const warning of unknownVariableWarnings(process.env)) process.stderr.write(`${warning}\n`);
   const code = await dispatch(COMMANDS, process.argv.slice(2), context, { inShell: false });
   await flush(process.stdout);
   await flush(process.stderr);
