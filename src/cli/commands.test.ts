@@ -278,17 +278,18 @@ test('txn reads its sections from stdin and prints the outcome', async () => {
 
 test('lease commands take and print hex ids', async () => {
   const cluster = new FakeCluster();
-  assert.equal((await run(cluster, ['lease', 'grant', '10'])).stdout, 'lease 2a granted with TTL(10s)\n');
-  assert.equal((await run(cluster, ['lease', 'keep-alive', '2a', '--once'])).stdout, 'lease 2a keepalived with TTL(10)\n');
+  assert.equal((await run(cluster, ['lease', 'grant', '10'])).stdout, 'lease 000000000000002a granted with TTL(10s)\n');
+  // The padded form it prints is taken back as it is (regression: more than 14 digits were refused).
+  assert.equal((await run(cluster, ['lease', 'keep-alive', '000000000000002a', '--once'])).stdout, 'lease 000000000000002a keepalived with TTL(10)\n');
   assert.equal(
     (await run(cluster, ['lease', 'timetolive', '0x2a', '--keys'])).stdout,
-    'lease 2a granted with TTL(10s), remaining(10s), attached keys([k1])\n',
+    'lease 000000000000002a granted with TTL(10s), remaining(10s), attached keys([k1])\n',
   );
-  assert.equal((await run(cluster, ['lease', 'list'])).stdout, 'found 1 leases\n2a\n');
-  assert.equal((await run(cluster, ['lease', 'revoke', '2a'])).stdout, 'lease 2a revoked\n');
+  assert.equal((await run(cluster, ['lease', 'list'])).stdout, 'found 1 leases\n000000000000002a\n');
+  assert.equal((await run(cluster, ['lease', 'revoke', '2a'])).stdout, 'lease 000000000000002a revoked\n');
   const expired = await run(cluster, ['lease', 'keep-alive', '2a', '--once']);
   assert.equal(expired.code, 1);
-  assert.equal(expired.stderr, 'lease 2a expired or revoked.\n');
+  assert.equal(expired.stderr, 'lease 000000000000002a expired or revoked.\n');
   assert.equal((await run(cluster, ['put', 'k', 'v', '--lease', '2a'])).code, 0);
   assert.equal((cluster.calls.at(-1)?.request as { lease: number }).lease, 0x2a);
 });
@@ -297,17 +298,17 @@ test('member commands print like etcdctl and member add prints how to start the 
   const cluster = new FakeCluster();
   assert.equal(
     (await run(cluster, ['member', 'list'])).stdout,
-    'a1, started, node1, http://127.0.0.1:2380, http://127.0.0.1:2379, false\n',
+    '00000000000000a1, started, node1, http://127.0.0.1:2380, http://127.0.0.1:2379, false\n',
   );
   const added = await run(cluster, ['member', 'add', 'node4', '--peer-urls', '127.0.0.1:2410', '--learner']);
   assert.equal(
     added.stdout,
-    'Member b2 added to cluster c1\n\nLICHEN_NAME="node4"\nLICHEN_INITIAL_CLUSTER="node1=127.0.0.1:2380,node4=127.0.0.1:2410"\nLICHEN_LISTEN_PEER="127.0.0.1:2410"\n',
+    'Member 00000000000000b2 added to cluster 00000000000000c1\n\nLICHEN_NAME="node4"\nLICHEN_INITIAL_CLUSTER="node1=127.0.0.1:2380,node4=127.0.0.1:2410"\nLICHEN_LISTEN_PEER="127.0.0.1:2410"\n',
   );
   assert.deepEqual(cluster.calls.at(-1)?.request, { peerURLs: ['http://127.0.0.1:2410'], isLearner: true });
-  assert.equal((await run(cluster, ['member', 'promote', 'b2'])).stdout, 'Member b2 promoted in cluster c1\n');
-  assert.equal((await run(cluster, ['member', 'remove', 'b2'])).stdout, 'Member b2 removed from cluster c1\n');
-  assert.equal((await run(cluster, ['member', 'update', 'a1', '--peer-urls', 'h:1'])).stdout, 'Member a1 updated in cluster c1\n');
+  assert.equal((await run(cluster, ['member', 'promote', 'b2'])).stdout, 'Member 00000000000000b2 promoted in cluster 00000000000000c1\n');
+  assert.equal((await run(cluster, ['member', 'remove', 'b2'])).stdout, 'Member 00000000000000b2 removed from cluster 00000000000000c1\n');
+  assert.equal((await run(cluster, ['member', 'update', 'a1', '--peer-urls', 'h:1'])).stdout, 'Member 00000000000000a1 updated in cluster 00000000000000c1\n');
   const missing = await run(cluster, ['member', 'update', 'a1']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /member update needs --peer-urls/);
@@ -317,9 +318,9 @@ test('status, compact and move-leader print one line each (status a table)', asy
   const cluster = new FakeCluster();
   const status = await run(cluster, ['status']);
   assert.match(status.stdout, /^ENDPOINT +ID +LEADER +IS LEADER/);
-  assert.match(status.stdout, /127\.0\.0\.1:2379 +a1 +a1 +true +2 +7 +7 +1 +4\.1 kB/);
+  assert.match(status.stdout, /127\.0\.0\.1:2379 +00000000000000a1 +00000000000000a1 +true +2 +7 +7 +1 +4\.1 kB/);
   assert.equal((await run(cluster, ['compact', '5'])).stdout, 'compacted revision 5\n');
-  assert.equal((await run(cluster, ['move-leader', 'b2'])).stdout, 'Leadership transferred from a1 to b2\n');
+  assert.equal((await run(cluster, ['move-leader', 'b2'])).stdout, 'Leadership transferred from 00000000000000a1 to 00000000000000b2\n');
 });
 
 test('alarm list and alarm disarm print one alarm a line, as etcdctl (member ids in hex)', async () => {

@@ -70,12 +70,12 @@ test('txn prints SUCCESS or FAILURE, then each op result after a blank line', ()
 });
 
 test('leases print with hex ids as etcdctl does', () => {
-  assert.equal(text(formatLeaseList([0x1d77aa9e3826, 1])), 'found 2 leases\n1d77aa9e3826\n1\n');
+  assert.equal(text(formatLeaseList([0x1d77aa9e3826, 1])), 'found 2 leases\n00001d77aa9e3826\n0000000000000001\n');
   assert.equal(
     text(formatLeaseTimeToLive({ ID: 255, TTL: 8, grantedTTL: 10, keys: [toBytes('a'), toBytes('b')] }, true)),
-    'lease ff granted with TTL(10s), remaining(8s), attached keys([a, b])\n',
+    'lease 00000000000000ff granted with TTL(10s), remaining(8s), attached keys([a, b])\n',
   );
-  assert.equal(text(formatLeaseTimeToLive({ ID: 255, TTL: -1, grantedTTL: 0, keys: [] }, false)), 'lease ff already expired\n');
+  assert.equal(text(formatLeaseTimeToLive({ ID: 255, TTL: -1, grantedTTL: 0, keys: [] }, false)), 'lease 00000000000000ff already expired\n');
 });
 
 test('member list prints id, status, name, peer URLs, client URLs and learner flag', () => {
@@ -85,8 +85,8 @@ test('member list prints id, status, name, peer URLs, client URLs and learner fl
   ];
   assert.equal(
     text(formatMembers(members)),
-    'abc, started, node1, http://127.0.0.1:2380, http://127.0.0.1:2379, false\n' +
-      'def, unstarted, , http://127.0.0.1:2390, , true\n',
+    '0000000000000abc, started, node1, http://127.0.0.1:2380, http://127.0.0.1:2379, false\n' +
+      '0000000000000def, unstarted, , http://127.0.0.1:2390, , true\n',
   );
 });
 
@@ -98,9 +98,9 @@ test('status prints an aligned table with one row per endpoint, errors included'
     { endpoint: '127.0.0.1:2389', error: 'connection refused' },
   ]);
   assert.deepEqual(lines, [
-    'ENDPOINT        ID  LEADER  IS LEADER  TERM  RAFT INDEX  APPLIED  REVISION  DB SIZE  ERRORS',
-    '127.0.0.1:2379  a   a       true       3     9           9        42        20 kB',
-    '127.0.0.1:2389  -   -       -          -     -           -        -         -        connection refused',
+    'ENDPOINT        ID                LEADER            IS LEADER  TERM  RAFT INDEX  APPLIED  REVISION  DB SIZE  ERRORS',
+    '127.0.0.1:2379  000000000000000a  000000000000000a  true       3     9           9        42        20 kB',
+    '127.0.0.1:2389  -                 -                 -          -     -           -        -         -        connection refused',
   ]);
 });
 

@@ -5,6 +5,7 @@
 import type { DeleteRangeResponse, Event, KeyValue, RangeResponse, ResponseOp, TxnResponse } from '../mvcc/types.js';
 import { EventType } from '../mvcc/types.js';
 import type { CliMember, EndpointStatus } from './client-port.js';
+import { formatId } from '../ids.js';
 
 export type OutputFormat = 'simple' | 'json';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['simple', 'json'];
@@ -22,10 +23,7 @@ export function linesToBuffer(lines: readonly Line[]): Buffer {
 }
 const NEWLINE = Buffer.from('\n');
 
-/** Member and lease ids print in hex, as etcd prints them. */
-export function formatId(id: number): string {
-  return id.toString(16);
-}
+export { formatId };
 
 export function kvLines(kv: KeyValue, options: { keysOnly?: boolean } = {}): Line[] {
   return options.keysOnly ? [kv.key] : [kv.key, kv.value];

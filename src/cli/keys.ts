@@ -42,7 +42,7 @@ export function keyRange(keyText: string, options: { prefix?: boolean; fromKey?:
 /** Lease and member ids are hex, as etcd prints them; a 0x prefix is accepted. */
 export function parseHexId(text: string, what: string): number {
   const digits = text.trim().replace(/^0x/i, '');
-  if (!/^[0-9a-fA-F]{1,14}$/.test(digits)) {
+  if (!/^[0-9a-fA-F]{1,16}$/.test(digits)) {
     throw new UsageError(`invalid ${what}: "${text}" (expected a hexadecimal id, as printed by lichen)`);
   }
   const id = parseInt(digits, 16);

@@ -87,7 +87,8 @@ export async function checkInitialHashKV(deps: CorruptionCheckDeps): Promise<voi
     deps.logger.warn('corruption check: a peer has a different hash', { local, peer });
   }
   if (mismatched.length > 0) {
-    throw new LichenError(ErrorCode.Corrupt, `${formatId(deps.memberId)} found data inconsistency with peers`);
+    // etcd's exact text, with the id as etcd's types.ID prints it (hex, not padded).
+    throw new LichenError(ErrorCode.Corrupt, `${deps.memberId.toString(16)} found data inconsistency with peers`);
   }
   deps.logger.info('initial corruption check passed; no corruption', { revision: local.revision, peers: deps.peerAddresses().length });
 }

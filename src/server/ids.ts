@@ -27,7 +27,4 @@ export function clusterIdOf(initialCluster: PeerSpec[], clusterToken: string): n
   return hashToId(`cluster\0${members.join(',')}\0${clusterToken}`);
 }
 
-/** Ids as etcd prints them: lowercase hex. */
-export function formatId(id: number): string {
-  return id.toString(16);
-}
+export { formatId } from '../ids.js';

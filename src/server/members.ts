@@ -4,6 +4,7 @@
 // so it never needs a write of its own.
 import { ConfChangeType, type ConfChange } from '../raft/index.js';
 import { assert } from '../errors.js';
+import { formatId } from '../ids.js';
 
 export interface Member {
   id: number;
@@ -92,12 +93,12 @@ export class MemberTable {
     switch (cc.type) {
       case ConfChangeType.AddNode:
       case ConfChangeType.AddLearner:
-        if (this.removed.has(cc.nodeId)) return `member ${cc.nodeId.toString(16)} was removed, and a removed id never rejoins`;
-        if (!existing && !hasPeerAddress(cc.context)) return `member ${cc.nodeId.toString(16)} is not in the cluster`;
+        if (this.removed.has(cc.nodeId)) return `member ${formatId(cc.nodeId)} was removed, and a removed id never rejoins`;
+        if (!existing && !hasPeerAddress(cc.context)) return `member ${formatId(cc.nodeId)} is not in the cluster`;
         return undefined;
       case ConfChangeType.RemoveNode:
       case ConfChangeType.UpdateNode:
-        return existing ? undefined : `member ${cc.nodeId.toString(16)} is not in the cluster`;
+        return existing ? undefined : `member ${formatId(cc.nodeId)} is not in the cluster`;
     }
   }
 

@@ -180,7 +180,7 @@ export class ClusterNode {
         const problem = /queue-full|too-large|refused|rejected|protocol-error|listener-error|unknown-peer|dropped/.test(event);
         const notable = /connected|listening/.test(event);
         const log = problem ? this.logger.warn : notable ? this.logger.info : this.logger.debug;
-        log.call(this.logger, `transport: ${event}`, fields);
+        log.call(this.logger, `transport: ${event}`, withHexIds(fields));
       },
     });
   }
@@ -854,4 +854,14 @@ export function splitAddress(address: string): [host: string, port: number] {
     throw new LichenError(ErrorCode.InvalidArgument, `"${address}" is not a host:port address`);
   }
   return [host, port];
+}
+
+/** The transport logs ids as numbers; every other log line shows them as formatId does. */
+function withHexIds(fields: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(fields)) {
+    const isId = name === 'peer' || name === 'from' || name === 'to' || name === 'id' || name.endsWith('Id');
+    out[name] = isId && typeof value === 'number' && value > 0 ? formatId(value) : value;
+  }
+  return out;
 }

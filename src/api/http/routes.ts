@@ -3,7 +3,8 @@
 // table in errors.ts. Routes are matched on the raw path (not a normalized URL) so that keys like
 // "a/../b" reach the store unchanged.
 import { ErrorCode, LichenError } from '../../errors.js';
-import type { RangeRequest } from '../../mvcc/types.js';
+import { formatId } from '../../ids.js';
+import type { RangeRequest, ResponseHeader } from '../../mvcc/types.js';
 import type { Registry } from '../../metrics.js';
 import { AlarmAction, AlarmType, type AlarmMember, type EtcdBackend, type Member } from '../backend.js';
 import {
@@ -189,15 +190,24 @@ const restDelete: Handler = (context, deps) => {
 };
 
 // ---- cluster routes ----
+// Member and cluster ids are shown as the CLI and the logs show them (formatId: 16 hex digits).
+
+function headerJson(header: ResponseHeader): object {
+  return { ...header, clusterId: formatId(header.clusterId), memberId: formatId(header.memberId) };
+}
+
+function memberJson(member: Partial<Member> & { id: number }): object {
+  return { ...member, id: formatId(member.id) };
+}
 
 const statusRoute: Handler = async (_context, deps) => {
   const { header, ...status } = await deps.backend.status();
-  return ok({ header, ...status });
+  return ok({ header: headerJson(header), ...status, leader: formatId(status.leader) });
 };
 
 const membersRoute: Handler = async (context, deps) => {
   const result = await deps.backend.memberList(queryBoolean(context.query, 'linearizable'));
-  return ok({ header: result.header, members: result.members });
+  return ok({ header: headerJson(result.header), members: result.members.map(memberJson) });
 };
 
 const leaderRoute: Handler = async (_context, deps) => {
@@ -206,7 +216,7 @@ const leaderRoute: Handler = async (_context, deps) => {
   const { members, header } = await deps.backend.memberList(false);
   // The member list can lag the leader we heard from (a just-added member); the id is still true.
   const member: Partial<Member> & { id: number } = members.find((m) => m.id === leaderId) ?? { id: leaderId };
-  return ok({ header, leader: member });
+  return ok({ header: headerJson(header), leader: memberJson(member) });
 };
 
 function describeAlarm(alarm: AlarmMember): string {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { ErrorCode, LichenError } from '../../errors.js';
+import { formatId } from '../../ids.js';
 import { httpRequestSecondsOn, Registry } from '../../metrics.js';
 import { startHttpServer, type HttpServer, type HttpServerOptions } from './server.js';
 import { StoreBackend, TEST_CLUSTER_ID, TEST_MEMBER_ID } from './test-backend.js';
@@ -310,18 +311,20 @@ describe('HTTP API over a single-node MVCC store', () => {
   });
 
   describe('cluster routes', () => {
-    test('GET /v1/status returns the backend status with its header', async () => {
+    test('GET /v1/status returns the backend status with its header, ids as 16 hex digits', async () => {
       const status = await ctx.call('GET', '/v1/status');
       assert.equal(status.status, 200);
       assert.equal(status.json.version, '3.5.0');
-      assert.equal(status.json.leader, TEST_MEMBER_ID);
-      assert.equal(status.json.header.clusterId, TEST_CLUSTER_ID);
+      assert.equal(status.json.leader, formatId(TEST_MEMBER_ID));
+      assert.equal(status.json.header.clusterId, formatId(TEST_CLUSTER_ID));
+      assert.match(status.json.header.memberId, /^[0-9a-f]{16}$/);
       assert.equal(status.json.raftAppliedIndex, ctx.backend.store.appliedIndex);
     });
 
     test('GET /v1/members lists members, linearizable only when asked', async () => {
       const members = await ctx.call('GET', '/v1/members');
       assert.deepEqual(members.json.members.map((m: { name: string }) => m.name), ['node-a', 'node-b']);
+      for (const member of members.json.members) assert.match(member.id, /^[0-9a-f]{16}$/);
       await ctx.call('GET', '/v1/members?linearizable=true');
       assert.deepEqual(ctx.backend.callsOf('memberList').slice(-2), [false, true]);
     });
@@ -329,7 +332,7 @@ describe('HTTP API over a single-node MVCC store', () => {
     test('GET /v1/leader names the leader, or is a 503 when none is known', async () => {
       const leader = await ctx.call('GET', '/v1/leader');
       assert.equal(leader.status, 200);
-      assert.equal(leader.json.leader.id, TEST_MEMBER_ID);
+      assert.equal(leader.json.leader.id, formatId(TEST_MEMBER_ID));
       assert.equal(leader.json.leader.name, 'node-a');
       ctx.backend.leader = 0;
       try {
