@@ -325,8 +325,8 @@ test('status, compact and move-leader print one line each (status a table)', asy
 
 test('alarm list and alarm disarm print one alarm a line, as etcdctl (member ids in hex)', async () => {
   const cluster = new FakeCluster();
-  assert.equal((await run(cluster, ['alarm', 'list'])).stdout, 'memberID:a1 alarm:NOSPACE\n');
-  assert.equal((await run(cluster, ['alarm', 'disarm'])).stdout, 'memberID:a1 alarm:NOSPACE\n');
+  assert.equal((await run(cluster, ['alarm', 'list'])).stdout, 'memberID:00000000000000a1 alarm:NOSPACE\n');
+  assert.equal((await run(cluster, ['alarm', 'disarm'])).stdout, 'memberID:00000000000000a1 alarm:NOSPACE\n');
   assert.equal((await run(cluster, ['alarm', 'list'])).stdout, '');
   assert.deepEqual(JSON.parse((await run(cluster, ['alarm', 'list', '-w', 'json'])).stdout).alarms, []);
 });
