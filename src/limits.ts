@@ -63,8 +63,14 @@ export const grpcUnreadResponseBytesMax = 64 * MiB;
 /** Watchers on one watch stream; etcd has no limit, but every collection here is bounded. */
 export const watchersPerStreamMax = 4096;
 /**
- * Responses buffered for a watch client that does not read. Past it, the watcher that wants to
- * send is canceled with a reason; the client can re-create it from the last revision it saw.
+ * Response bytes a watch stream may have waiting for a client that reads slowly. Past it, the
+ * stream's watchers take no new events until the client has read; they catch up from history
+ * then (as etcd's slow watchers do), so nothing is lost and nothing piles up.
+ */
+export const watchStreamBufferedBytesMax = 64 * KiB;
+/**
+ * Responses a new watcher may have waiting for its "created" response (history a backend replays
+ * inside watch()); past it, it takes no more until then and catches up from history.
  */
 export const watchStreamResponsesMax = 4096;
 

@@ -29,6 +29,9 @@ import type {
 
 export type { ResponseHeader } from '../mvcc/types.js';
 
+/** The etcd API version Lichen implements (Status, /version); clients parse it as semver. */
+export const ETCD_API_VERSION = '3.5.0';
+
 /** A response of the backend: the store's answer plus the header the server fills in. */
 export type WithHeader<T> = T & { header: ResponseHeader };
 
@@ -127,8 +130,10 @@ export interface WatchSink {
   /**
    * Events in revision order, never repeating or skipping a matching event. `revision` is the
    * store revision the batch brings the watcher to (at least the last event's modRevision).
+   * Returns false when the sink cannot take them now (its client is behind): the backend keeps
+   * them and offers them again later, from history, starting with the first of this batch.
    */
-  onEvents(events: Event[], revision: number): void;
+  onEvents(events: Event[], revision: number): boolean;
   /** The start revision (or the point a slow watcher fell behind to) was compacted away. */
   onCompacted(compactRevision: number): void;
   /**

@@ -22,6 +22,7 @@ import {
   type WatchSink,
   type WithHeader,
 } from '../api/backend.js';
+import { ETCD_API_VERSION } from '../api/backend.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -49,8 +50,6 @@ import { quotaAdmits } from './quota.js';
 import { TMP_DIR } from './state.js';
 import { watchStore } from './watch.js';
 
-/** The API version we implement; clients parse it as semver. */
-export const ETCD_API_VERSION = '3.5.0';
 /** How often a progress_notify watcher hears "nothing new up to revision R" (etcd: 10 minutes). */
 const WATCH_PROGRESS_INTERVAL_MS = 10 * 60 * 1000;
 /** Snapshot files are read and sent in pieces of this size. */

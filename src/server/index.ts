@@ -69,6 +69,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     port: clientPort,
     maxRequestBytes: config.maxRequestBytes,
     requestSeconds: metrics.grpcRequestSeconds,
+    registry: metrics.registry,
   });
   let http: { port: number; close(): Promise<void> } | undefined;
   if (config.listenHttp) {

@@ -28,8 +28,7 @@ export function watchStore(node: ClusterNode, request: WatchCreate, sink: WatchS
         if (ended) return true;
         switch (message.type) {
           case 'events':
-            sink.onEvents(message.events, message.revision);
-            return true;
+            return sink.onEvents(message.events, message.revision);
           case 'compacted':
             end();
             sink.onCompacted(message.compactRevision);

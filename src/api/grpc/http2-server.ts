@@ -15,13 +15,14 @@ import { EventEmitter } from 'node:events';
 import zlib from 'node:zlib';
 import type { H2Stream, RequestHeaders } from './h2/connection.js';
 import { encodeHeaders } from './h2/hpack.js';
-import { listenH2, type H2Server } from './h2/server.js';
+import { listenH2, type H2ListenOptions, type H2Server } from './h2/server.js';
 
 /** The gRPC status codes this server sets itself (handlers may use any). */
 export const GrpcCode = {
   OK: 0,
   CANCELLED: 1,
   UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -70,11 +71,26 @@ export class CallMetadata {
 }
 
 /**
- * One call, shaped like the subset of grpc-js's server call objects the services use: `request`
- * (unary and server-streaming), `metadata`, and for streams write/end/destroy, `writableLength`,
- * and the events 'data' and 'end' (requests from the client), 'drain' and 'cancelled'.
+ * One call as the services see it, whatever carries it (an HTTP/2 stream here, or the JSON
+ * gateway in src/api/gateway): the subset of grpc-js's server call objects the services use:
+ * `request` (unary and server-streaming), `metadata`, and for streams write/end/destroy,
+ * `writableLength` (response bytes not yet handed to the socket), and the events 'data' and 'end'
+ * (requests from the client), 'drain' and 'cancelled'.
  */
-export class ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
+export interface ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
+  request: Req;
+  readonly metadata: CallMetadata;
+  readonly writableLength: number;
+  /** Sends one response message; false means "wait for 'drain'". */
+  write(message: Res): boolean;
+  /** Ends the call with status OK. */
+  end(): void;
+  /** Ends the call with `error`'s status (UNKNOWN when none is given). */
+  destroy(error?: StatusError): void;
+}
+
+/** A call carried by an HTTP/2 stream. */
+class Http2Call<Req = unknown, Res = unknown> extends EventEmitter implements ServerCall<Req, Res> {
   request!: Req;
   cancelled = false;
   private headersSent = false;
@@ -170,8 +186,13 @@ const UNSUPPORTED_MEDIA_TYPE = encodeHeaders([
 
 export type Http2GrpcServer = H2Server;
 
+export interface RegisteredMethod {
+  definition: MethodDefinition;
+  handler: UnaryHandler | StreamHandler;
+}
+
 export class GrpcRouter {
-  private readonly methods = new Map<string, { definition: MethodDefinition; handler: UnaryHandler | StreamHandler }>();
+  private readonly methods = new Map<string, RegisteredMethod>();
 
   constructor(private readonly options: Http2GrpcServerOptions) {}
 
@@ -192,7 +213,7 @@ export class GrpcRouter {
     }
     const path = firstValue(headers[':path']) ?? '';
     const route = this.methods.get(path);
-    const call = new ServerCall(stream, route?.definition ?? UNKNOWN_METHOD, new CallMetadata(headers));
+    const call = new Http2Call(stream, route?.definition ?? UNKNOWN_METHOD, new CallMetadata(headers));
     stream.onClose = () => call.markCancelled();
     if (!route) return call.finish(GrpcCode.UNIMPLEMENTED, `The server does not implement the method ${path}`);
     const { definition, handler } = route;
@@ -232,25 +253,34 @@ export class GrpcRouter {
       if (count === 0) return call.finish(GrpcCode.UNIMPLEMENTED, `received no request message for ${path}`);
       call.request = request;
       if (definition.responseStream) return (handler as StreamHandler)(call);
-      this.runUnary(call, handler as UnaryHandler, path);
+      this.runUnary(path, handler as UnaryHandler, call, (error, response) => {
+        if (error) call.finish(error.code, error.details, error.metadata);
+        else call.respond(response);
+      });
     };
   }
 
-  private runUnary(call: ServerCall, handler: UnaryHandler, path: string): void {
+  /** The method served at a gRPC path ("/etcdserverpb.KV/Range"), for callers that carry calls themselves. */
+  method(path: string): RegisteredMethod | undefined {
+    return this.methods.get(path);
+  }
+
+  /** Largest request message accepted, in bytes (after decompression). */
+  get receiveMessageBytesMax(): number {
+    return this.options.receiveMessageBytesMax;
+  }
+
+  /** Runs a unary handler, records its duration, and hands its outcome to `reply` (once). */
+  runUnary(path: string, handler: UnaryHandler, call: ServerCall, reply: UnaryCallback<unknown>): void {
     const started = performance.now();
     const done = (code: number): void => this.options.onUnaryDone?.(path, code, (performance.now() - started) / 1000);
     try {
       handler(call, (error, response) => {
-        if (error) {
-          call.finish(error.code, error.details, error.metadata);
-          done(error.code);
-        } else {
-          call.respond(response);
-          done(GrpcCode.OK);
-        }
+        reply(error, response);
+        done(error ? error.code : GrpcCode.OK);
       });
     } catch (error) {
-      call.finish(GrpcCode.INTERNAL, `handler failed: ${error instanceof Error ? error.message : String(error)}`);
+      reply({ code: GrpcCode.INTERNAL, details: `handler failed: ${error instanceof Error ? error.message : String(error)}` });
       done(GrpcCode.INTERNAL);
     }
   }
@@ -373,6 +403,6 @@ export function percentEncode(text: string): string {
 }
 
 /** Listens on host:port (0 picks a free port) and serves every stream through `router`. */
-export function listenHttp2Grpc(router: GrpcRouter, host: string, port: number): Promise<Http2GrpcServer> {
-  return listenH2(host, port, (stream) => router.handle(stream));
+export function listenHttp2Grpc(router: GrpcRouter, host: string, port: number, options?: H2ListenOptions): Promise<Http2GrpcServer> {
+  return listenH2(host, port, (stream) => router.handle(stream), options);
 }

@@ -324,6 +324,16 @@ describe('gRPC Watch service', () => {
     w.close();
   });
 
+  it('keeps sending events after the client half-closes its side, as etcd does', async () => {
+    const w = openWatch();
+    w.stream.write({ create_request: { key: b('half') } });
+    assert.equal((await w.next()).created, true);
+    w.stream.end();
+    await h.call('KV', 'Put', { key: b('half'), value: b('1') });
+    assert.deepEqual((await w.next()).events[0].kv.value, b('1'));
+    w.close();
+  });
+
   it('cancels every watcher of a stream when the client goes away', async () => {
     const w = openWatch();
     w.stream.write({ create_request: { key: b('gone1') } });
@@ -331,12 +341,17 @@ describe('gRPC Watch service', () => {
     await w.next();
     await w.next();
     assert.equal(h.backend.watcherCount(), 2);
-    const ended = new Promise((resolve) => w.stream.on('status', resolve));
-    w.stream.end();
-    await ended;
-    assert.equal(h.backend.watcherCount(), 0);
+    w.close();
+    await waitFor(() => h.backend.watcherCount() === 0);
   });
 });
+
+/** Yields to the event loop until `condition` holds; gives up after 10 s (a bound, not a delay). */
+async function waitFor(condition: () => boolean): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(condition(), 'condition not reached');
+}
 
 describe('gRPC Lease service', () => {
   let h: Harness;

@@ -1,9 +1,12 @@
-// Starts the etcd v3 gRPC API over an EtcdBackend, served by our gRPC-over-HTTP/2 server
-// (http2-server.ts says why it is not grpc-js's).
+// Starts the client port of a member: the etcd v3 gRPC API over an EtcdBackend, served by our
+// gRPC-over-HTTP/2 server (http2-server.ts says why it is not grpc-js's), and on the same port,
+// told apart by the first bytes of each connection (h2/sniff.ts), etcd's HTTP/1.1 JSON gateway
+// (gateway/server.ts), which runs the same service handlers.
 import { status } from '@grpc/grpc-js';
 import { grpcRequestOverheadBytes, requestBytesMaxDefault } from '../../limits.js';
-import type { Histogram } from '../../metrics.js';
-import type { EtcdBackend } from '../backend.js';
+import type { Histogram, Registry } from '../../metrics.js';
+import { ETCD_API_VERSION, type EtcdBackend } from '../backend.js';
+import { Gateway } from './gateway/server.js';
 import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
 import { GrpcRouter, listenHttp2Grpc } from './http2-server.js';
 import { clusterService } from './cluster.js';
@@ -17,6 +20,8 @@ import { watchService } from './watch.js';
 
 /** How long close() lets calls finish before cutting them off. */
 export const CLOSE_GRACE_MS = 1000;
+/** Bound on the read the gateway's /health makes. */
+export const HEALTH_TIMEOUT_MS = 2000;
 
 export interface GrpcServerOptions {
   backend: EtcdBackend;
@@ -27,6 +32,8 @@ export interface GrpcServerOptions {
   maxRequestBytes?: number;
   /** Where unary call latencies go, by full method name and status code name. */
   requestSeconds?: Histogram<'method' | 'code'>;
+  /** What the gateway's GET /metrics renders (404 without it). */
+  registry?: Registry;
 }
 
 export interface GrpcServerHandle {
@@ -55,6 +62,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ['grpc.health.v1.Health', healthService(ctx)],
   ];
   for (const [name, implementation] of services) router.addService(sizes.instrument(servedServiceDefinition(name)), implementation);
-  const server = await listenHttp2Grpc(router, options.host ?? '127.0.0.1', options.port);
-  return { port: server.port, close: (graceMs = CLOSE_GRACE_MS) => server.close(graceMs) };
+  const gateway = new Gateway({
+    router,
+    backend: options.backend,
+    registry: options.registry,
+    version: ETCD_API_VERSION,
+    healthTimeoutMs: HEALTH_TIMEOUT_MS,
+  });
+  const server = await listenHttp2Grpc(router, options.host ?? '127.0.0.1', options.port, { http1: (socket) => gateway.accept(socket) });
+  return {
+    port: server.port,
+    close: async (graceMs = CLOSE_GRACE_MS) => {
+      await Promise.all([server.close(graceMs), gateway.close(graceMs)]);
+    },
+  };
 }

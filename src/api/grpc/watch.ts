@@ -3,13 +3,19 @@
 // Order on the stream, as etcd guarantees it: a watcher's "created" response comes before any of
 // its events; its events arrive in revision order; a compacted start revision is reported as one
 // response with compact_revision set and canceled = true, right after "created".
+//
+// A client that reads slowly is not dropped: while its responses wait unsent, the watchers of its
+// stream refuse new events, and the backend re-reads them from history once it reads again (as
+// etcd's slow "victim" watchers catch up), so memory stays bounded and no event is lost. The
+// stream lives until the client cancels it: a client that half-closes its side (as the JSON
+// gateway does when a request body ends) keeps receiving events, as from etcd.
 import { ErrorCode, isLichenError } from '../../errors.js';
 import type { WatchCreate, WatchHandle, WatchSink } from '../backend.js';
 import { grpcErrorFor, toServiceError } from './errors.js';
 import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, type HandlerContext, type Implementation } from './handler.js';
 import { encodeEvent, encodeHeader, toSafeInt, type WireLong } from './wire.js';
-import { watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
+import { watchStreamBufferedBytesMax, watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
 
 
 /** etcd's id for responses that belong to no single watcher (stream-wide progress). */
@@ -17,7 +23,6 @@ const NO_WATCH_ID = -1;
 const FILTER_NOPUT = 0;
 const FILTER_NODELETE = 1;
 
-const CANCEL_REASON_SLOW = 'lichen: the client did not read the watch stream fast enough; re-create the watch from the last revision received';
 const CANCEL_REASON_DUPLICATE_ID = 'mvcc: duplicate watch ID provided on the WatchStream';
 const CANCEL_REASON_TOO_MANY = `lichen: too many watchers on one stream (at most ${watchersPerStreamMax})`;
 
@@ -84,10 +89,7 @@ class WatchStream {
       return;
     }
     this.call.on('data', (request: WireWatchRequest) => this.onRequest(request));
-    this.call.on('end', () => {
-      this.cancelAll();
-      this.call.end();
-    });
+    // No 'end' handler: etcd keeps a watch stream open after the client half-closes it.
     this.call.on('error', () => this.cancelAll());
     this.call.on('cancelled', () => this.cancelAll());
   }
@@ -170,14 +172,12 @@ class WatchStream {
   private sinkFor(watcher: Watcher): WatchSink {
     return {
       onEvents: (events, revision) => {
-        if (watcher.ended || events.length === 0) return;
-        if (watcher.early === null && this.call.writableLength >= watchStreamResponsesMax) {
-          this.end(watcher);
-          watcher.handle?.cancel();
-          this.write({ header: this.header(), watch_id: watcher.id, canceled: true, cancel_reason: CANCEL_REASON_SLOW });
-          return;
-        }
+        if (watcher.ended || events.length === 0) return true;
+        // Not taken while the client is behind: the backend offers them again from history.
+        const behind = watcher.early === null ? this.call.writableLength >= watchStreamBufferedBytesMax : watcher.early.length >= watchStreamResponsesMax;
+        if (behind) return false;
         this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: events.map(encodeEvent) });
+        return true;
       },
       onCompacted: (compactRevision) => {
         if (watcher.ended) return;
@@ -204,19 +204,8 @@ class WatchStream {
   }
 
   private emit(watcher: Watcher, response: WireWatchResponse): void {
-    if (watcher.early !== null) {
-      if (watcher.early.length >= watchStreamResponsesMax) {
-        // The backend replayed more history inside watch() than we buffer: give up on this watcher.
-        watcher.early.length = 0;
-        watcher.early.push({ header: this.header(), watch_id: watcher.id, canceled: true, cancel_reason: CANCEL_REASON_SLOW });
-        this.end(watcher);
-        watcher.handle?.cancel();
-        return;
-      }
-      watcher.early.push(response);
-      return;
-    }
-    this.write(response);
+    if (watcher.early !== null) watcher.early.push(response);
+    else this.write(response);
   }
 
   /** Marks a watcher ended and forgets it; a pending stream-wide progress stops waiting for it. */

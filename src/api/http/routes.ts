@@ -6,7 +6,8 @@ import { ErrorCode, LichenError } from '../../errors.js';
 import { formatId } from '../../ids.js';
 import type { RangeRequest, ResponseHeader } from '../../mvcc/types.js';
 import type { Registry } from '../../metrics.js';
-import { AlarmAction, AlarmType, type AlarmMember, type EtcdBackend, type Member } from '../backend.js';
+import type { EtcdBackend, Member } from '../backend.js';
+import { checkHealth } from '../health.js';
 import {
   bytesField,
   describeKey,
@@ -219,47 +220,15 @@ const leaderRoute: Handler = async (_context, deps) => {
   return ok({ header: headerJson(header), leader: memberJson(member) });
 };
 
-function describeAlarm(alarm: AlarmMember): string {
-  const name = Object.entries(AlarmType).find(([, value]) => value === alarm.alarm)?.[0] ?? String(alarm.alarm);
-  return `${name} on member ${alarm.memberId}`;
-}
-
-/** Resolves with `promise`, or rejects with Timeout after `timeoutMs`. */
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new LichenError(ErrorCode.Timeout, `${what} did not complete within ${timeoutMs} ms`)), timeoutMs);
-    timer.unref();
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Like etcd's /health: healthy when a leader is known, no alarm is raised, and a linearizable
  * read completes within healthTimeoutMs. Answers {"health": "true"} or 503 {"health": "false",
  * "reason", "error"}.
  */
 const healthRoute: Handler = async (_context, deps) => {
-  const unhealthy = (code: ErrorCode, reason: string): Reply => ({
-    status: 503,
-    json: { health: 'false', reason, error: { code, message: reason } },
-  });
-  if (deps.backend.leaderId() === 0) return unhealthy(ErrorCode.Unavailable, 'no leader is known');
-  try {
-    const check = async (): Promise<string | undefined> => {
-      const { alarms } = await deps.backend.alarm({ action: AlarmAction.GET, memberId: 0, alarm: AlarmType.NONE });
-      if (alarms.length > 0) return `alarm raised: ${alarms.map(describeAlarm).join(', ')}`;
-      await deps.backend.range({ key: new Uint8Array(Buffer.from('health')), countOnly: true });
-      return undefined;
-    };
-    const problem = await withTimeout(check(), deps.healthTimeoutMs, 'the health check (alarms and a linearizable read)');
-    if (problem) return unhealthy(ErrorCode.Unavailable, problem);
-  } catch (error) {
-    const code = error instanceof LichenError ? error.code : ErrorCode.Internal;
-    const message = error instanceof LichenError ? error.message : 'internal error';
-    return unhealthy(code, `health check failed: ${message}`);
-  }
-  return ok({ health: 'true' });
+  const problem = await checkHealth(deps.backend, deps.healthTimeoutMs);
+  if (!problem) return ok({ health: 'true' });
+  return { status: 503, json: { health: 'false', reason: problem.reason, error: { code: problem.code, message: problem.reason } } };
 };
 
 const metricsRoute: Handler = async (_context, deps) => ({
