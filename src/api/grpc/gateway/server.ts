@@ -73,6 +73,9 @@ export class Gateway {
   private readonly server: Server;
   private readonly routes = new Map<string, Route>();
   private readonly jsonBytesMax: number;
+  /** Connections handed to the HTTP server (it counts only those it accepted itself). */
+  private readonly sockets = new Set<net.Socket>();
+  private closing = false;
 
   constructor(private readonly options: GatewayOptions) {
     const root = etcdProtoRoot();
@@ -99,17 +102,25 @@ export class Gateway {
 
   /** Serves HTTP/1.1 on an accepted connection (its first bytes put back). */
   accept(socket: net.Socket): void {
+    if (this.closing) return void socket.destroy();
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
     this.server.emit('connection', socket);
   }
 
-  /** Closes idle connections now and ends every other one after `graceMs`. */
-  close(graceMs: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-      const force = setTimeout(() => this.server.closeAllConnections(), graceMs);
-      this.server.once('close', () => clearTimeout(force));
-    });
+  /**
+   * Closes idle keep-alive connections now and every other one after `graceMs` (watch and
+   * keep-alive streams never end on their own); resolves once all are closed.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.closing = true;
+    // Stops the headers-timeout timer and closes the idle connections.
+    this.server.close();
+    const force = setTimeout(() => {
+      for (const socket of this.sockets) socket.destroy();
+    }, graceMs);
+    await Promise.all([...this.sockets].map((socket) => new Promise((resolve) => socket.once('close', resolve))));
+    clearTimeout(force);
   }
 
   private handle(request: IncomingMessage, response: ServerResponse): void {

@@ -1,0 +1,92 @@
+// Test support: one real etcd (Debian's etcd-server, v3.4) on loopback, free ports, a temporary
+// data directory, stopped and removed by stop(). Tests that compare Lichen with etcd need it; CI
+// installs it (.ci/run), and without it they fail saying so rather than pass without comparing.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, rmSync, closeSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './process-cluster.js';
+
+export interface EtcdProcess {
+  /** host:port of the client URL (gRPC and the JSON gateway). */
+  readonly client: string;
+  readonly peer: string;
+  readonly version: string;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** How long etcd may take to answer /health after it starts. */
+const READY_TIMEOUT_MS = 30_000;
+
+export function findEtcd(): string {
+  const which = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
+  const onPath = which.status === 0 ? which.stdout.trim() : '';
+  if (onPath !== '') return onPath;
+  if (existsSync('/usr/bin/etcd')) return '/usr/bin/etcd';
+  throw new Error('etcd is not installed: this test compares Lichen with a real etcd 3.4 (Debian: apt-get install -y etcd-server; .ci/run does it)');
+}
+
+export async function startEtcd(): Promise<EtcdProcess> {
+  const binary = findEtcd();
+  const version = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]?.replace('etcd Version: ', '').trim() ?? 'unknown';
+  const dataDir = mkdtempSync(join(tmpdir(), 'lichen-etcd-'));
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const client = `127.0.0.1:${clientPort}`;
+  const peer = `127.0.0.1:${peerPort}`;
+  const log = openSync(join(dataDir, 'etcd.log'), 'a');
+  const child: ChildProcess = spawn(
+    binary,
+    [
+      '--name', 'golden',
+      '--data-dir', join(dataDir, 'data'),
+      '--listen-client-urls', `http://${client}`,
+      '--advertise-client-urls', `http://${client}`,
+      '--listen-peer-urls', `http://${peer}`,
+      '--initial-advertise-peer-urls', `http://${peer}`,
+      '--initial-cluster', `golden=http://${peer}`,
+      '--log-level', 'warn',
+    ],
+    { stdio: ['ignore', log, log] },
+  );
+  closeSync(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await waitHealthy(client, child);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { client, peer, version, dataDir, stop };
+}
+
+/** Polls GET /health (a bounded wait for a process to come up, not a delay). */
+async function waitHealthy(client: string, child: ChildProcess): Promise<void> {
+  const deadline = performance.now() + READY_TIMEOUT_MS;
+  while (performance.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`etcd exited with status ${child.exitCode} before it was ready`);
+    if (await healthy(client)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`etcd on ${client} was not healthy within ${READY_TIMEOUT_MS} ms`);
+}
+
+function healthy(client: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`http://${client}/health`, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.setTimeout(1000, () => req.destroy());
+    req.end();
+  });
+}
