@@ -74,6 +74,20 @@ export const watchStreamBufferedBytesMax = 64 * KiB;
  */
 export const watchStreamResponsesMax = 4096;
 
+// ---- The client port's JSON gateway (src/api/grpc/gateway, h2/sniff.ts) --------------------
+
+/** A connection to the client port must send its first bytes within this (they tell gRPC from HTTP/1.1). */
+export const clientFirstBytesMsMax = 10_000;
+/**
+ * A gateway request's JSON may be this many times the largest gRPC message: bytes travel as
+ * base64 (4/3 of their size) beside field names and punctuation. A larger body is refused unread.
+ */
+export const gatewayJsonExpansionMax = 2;
+/** The request headers of a gateway request must arrive within this. */
+export const gatewayHeadersMsMax = 60_000;
+/** An idle keep-alive gateway connection is closed after this (etcd keeps them; clients pool them). */
+export const gatewayKeepAliveIdleMsMax = 60_000;
+
 // ---- HTTP/JSON API (src/api/http) -----------------------------------------------------------
 
 /** Keys one HTTP prefix GET returns; beyond it the response says `more: true`. */

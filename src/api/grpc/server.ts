@@ -6,6 +6,7 @@ import { status } from '@grpc/grpc-js';
 import { grpcRequestOverheadBytes, requestBytesMaxDefault } from '../../limits.js';
 import type { Histogram, Registry } from '../../metrics.js';
 import { ETCD_API_VERSION, type EtcdBackend } from '../backend.js';
+import { HEALTH_TIMEOUT_MS_DEFAULT } from '../http/server.js';
 import { Gateway } from './gateway/server.js';
 import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
 import { GrpcRouter, listenHttp2Grpc } from './http2-server.js';
@@ -20,8 +21,6 @@ import { watchService } from './watch.js';
 
 /** How long close() lets calls finish before cutting them off. */
 export const CLOSE_GRACE_MS = 1000;
-/** Bound on the read the gateway's /health makes. */
-export const HEALTH_TIMEOUT_MS = 2000;
 
 export interface GrpcServerOptions {
   backend: EtcdBackend;
@@ -67,7 +66,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     backend: options.backend,
     registry: options.registry,
     version: ETCD_API_VERSION,
-    healthTimeoutMs: HEALTH_TIMEOUT_MS,
+    healthTimeoutMs: HEALTH_TIMEOUT_MS_DEFAULT,
   });
   const server = await listenHttp2Grpc(router, options.host ?? '127.0.0.1', options.port, { http1: (socket) => gateway.accept(socket) });
   return {

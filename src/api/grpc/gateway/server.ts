@@ -11,6 +11,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { ErrorCode, isLichenError } from '../../../errors.js';
+import { gatewayHeadersMsMax, gatewayJsonExpansionMax, gatewayKeepAliveIdleMsMax } from '../../../limits.js';
 import type { Registry } from '../../../metrics.js';
 import type { EtcdBackend } from '../../backend.js';
 import { checkHealth } from '../../health.js';
@@ -24,16 +25,6 @@ import { JsonSyntaxError, readJsonValue } from './json-text.js';
 import { ProtoJsonError, encodeFromJson, etcdProtoRoot, jsonFromEncoded } from './proto-json.js';
 import { GATEWAY_ROUTES, V3BETA_PREFIX, V3_PREFIX, type GatewayRoute } from './routes.js';
 import type protobuf from 'protobufjs';
-
-/**
- * A request's JSON may be this many times the largest gRPC message: bytes travel as base64 (4/3
- * of their size) beside field names and punctuation. A larger body is refused unread.
- */
-export const GATEWAY_JSON_EXPANSION_MAX = 2;
-/** An idle keep-alive connection is closed after this (etcd keeps them forever; clients pool them). */
-export const GATEWAY_KEEP_ALIVE_TIMEOUT_MS = 60_000;
-/** Request headers must arrive within this. */
-export const GATEWAY_HEADERS_TIMEOUT_MS = 60_000;
 
 export interface GatewayOptions {
   router: GrpcRouter;
@@ -84,10 +75,10 @@ export class Gateway {
       if (!method) continue;
       this.routes.set(path, { ...route, method, requestMessage: root.lookupType(route.requestType), responseMessage: root.lookupType(route.responseType) });
     }
-    this.jsonBytesMax = GATEWAY_JSON_EXPANSION_MAX * options.router.receiveMessageBytesMax;
+    this.jsonBytesMax = gatewayJsonExpansionMax * options.router.receiveMessageBytesMax;
     this.server = createServer(
       // No requestTimeout: the body of a watch or keep-alive call is a stream that stays open.
-      { requestTimeout: 0, headersTimeout: GATEWAY_HEADERS_TIMEOUT_MS, keepAliveTimeout: GATEWAY_KEEP_ALIVE_TIMEOUT_MS },
+      { requestTimeout: 0, headersTimeout: gatewayHeadersMsMax, keepAliveTimeout: gatewayKeepAliveIdleMsMax },
       (request, response) => this.handle(request, response),
     );
     // Node checks headersTimeout on a timer it starts when the server starts listening; this

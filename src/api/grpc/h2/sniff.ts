@@ -7,13 +7,11 @@
 // It takes an already-accepted socket, so a TLS listener can call it for connections whose ALPN
 // did not name "h2" (clients without ALPN, or "http/1.1").
 import type net from 'node:net';
+import { clientFirstBytesMsMax } from '../../../limits.js';
 import { CLIENT_PREFACE } from './frames.js';
 
 /** Enough of the preface to tell it from any HTTP/1 request line ("PRI" is no HTTP/1 method). */
 const PREFACE_START = CLIENT_PREFACE.subarray(0, 4);
-
-/** A connection that sends nothing for this long after connecting is closed. */
-export const FIRST_BYTES_TIMEOUT_MS = 10_000;
 
 export interface ProtocolTargets {
   http2(socket: net.Socket): void;
@@ -21,7 +19,7 @@ export interface ProtocolTargets {
 }
 
 /** Reads the first bytes of `socket`, then hands it, bytes put back, to the protocol they show. */
-export function routeByFirstBytes(socket: net.Socket, targets: ProtocolTargets, timeoutMs = FIRST_BYTES_TIMEOUT_MS): void {
+export function routeByFirstBytes(socket: net.Socket, targets: ProtocolTargets, timeoutMs = clientFirstBytesMsMax): void {
   let received: Buffer = Buffer.alloc(0);
   const onData = (chunk: Buffer): void => {
     received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
