@@ -270,9 +270,11 @@ export class NodeBackend implements EtcdBackend {
     if (status.role !== 'leader' || !status.progress) return;
     const match = status.progress.get(id)?.match ?? 0;
     if (match < status.commit * LEARNER_READY_FRACTION) {
+      // etcd's words for gRPC clients (which match on them); the numbers stay in the message.
       throw new LichenError(
         ErrorCode.MembershipRefused,
         `etcdserver: can only promote a learner member which is in sync with leader (learner at ${match}, leader committed ${status.commit})`,
+        { etcdError: 'learnerNotReady', learnerMatch: match, leaderCommit: status.commit },
       );
     }
   }

@@ -362,7 +362,8 @@ export class ClusterNode {
   async transferLeadership(target: number): Promise<void> {
     this.assertServing();
     if (!this.confState.voters.includes(target)) {
-      throw new LichenError(ErrorCode.MemberNotFound, `etcdserver: member ${formatId(target)} is not a voting member`);
+      // etcd answers a transferee that is no voting member with ErrBadLeaderTransferee.
+      throw new LichenError(ErrorCode.MembershipRefused, `etcdserver: member ${formatId(target)} is not a voting member`, { etcdError: 'badLeaderTransferee' });
     }
     await this.waitForLeader();
     if (this.lead === target) return;
