@@ -12,6 +12,7 @@ export interface EtcdProcess {
   /** host:port of the client URL (gRPC and the JSON gateway). */
   readonly client: string;
   readonly peer: string;
+  readonly pid: number;
   readonly version: string;
   readonly dataDir: string;
   stop(): Promise<void>;
@@ -65,7 +66,7 @@ export async function startEtcd(): Promise<EtcdProcess> {
     await stop();
     throw error;
   }
-  return { client, peer, version, dataDir, stop };
+  return { client, peer, pid: child.pid!, version, dataDir, stop };
 }
 
 /** Polls GET /health (a bounded wait for a process to come up, not a delay). */
