@@ -39,8 +39,6 @@ const KNOWN_DIFFERENCES: Record<string, string> = {
   'gRPC Maintenance.Defragment': 'Lichen fills the response header, which etcd 3.4 leaves out of Defragment answers',
   'maintenance/transfer-leadership to itself': 'Lichen fills the response header, which etcd 3.4 leaves out of MoveLeader answers',
   'maintenance/snapshot': "Lichen sends a header with every snapshot chunk (etcd 3.5's behaviour); etcd 3.4 sends none",
-  'maintenance/hash': 'Maintenance.Hash (a hash of the whole backend) is not served yet (issue 15, item 3)',
-  'gRPC Maintenance.Hash': 'Maintenance.Hash (a hash of the whole backend) is not served yet (issue 15, item 3)',
   ...Object.fromEntries(
     [
       'auth/authenticate', 'auth/user/add', 'auth/user/get', 'auth/user/list', 'auth/user/changepw', 'auth/role/add', 'auth/role/grant',
