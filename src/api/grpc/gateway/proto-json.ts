@@ -208,9 +208,13 @@ function jsonKind(value: JsonValue): string {
   return 'object';
 }
 
+const jsonNames = new Map<string, string>();
+
 /** protoc's JSON name: underscores dropped, the letter after each one upper-cased. */
 function jsonName(protoName: string): string {
-  return protoName.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase());
+  let name = jsonNames.get(protoName);
+  if (name === undefined) jsonNames.set(protoName, (name = protoName.replace(/_([a-z])/g, (_match, letter: string) => letter.toUpperCase())));
+  return name;
 }
 
 /** The Go type name golang/protobuf registers for an enum: package.Outer_Inner. */
