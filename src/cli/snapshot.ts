@@ -121,8 +121,8 @@ const restoreCommand: Command = {
         linesToBuffer(
           formatJson({
             ...result,
-            renumberedLeases: result.renumberedLeases.map(({ from, to }) => ({ from: from.toString(16), to: formatId(to) })),
-            droppedAlarms: result.droppedAlarms.map(({ memberId, alarm }) => ({ memberId: memberId.toString(16), alarm: alarmName(alarm) })),
+            renumberedLeases: result.renumberedLeases.map(({ from, to }) => ({ from: formatId(from), to: formatId(to) })),
+            droppedAlarms: result.droppedAlarms.map(({ memberId, alarm }) => ({ memberId: formatId(memberId), alarm: alarmName(alarm) })),
           }),
         ),
       );
@@ -132,9 +132,9 @@ const restoreCommand: Command = {
     const lines = [
       `Restored ${snapshotPath} into ${options.dataDir}: revision ${result.revision} (compacted at ${result.compactRevision}), ` +
         `${result.records} key versions, ${leases}; member ${formatId(result.memberId)} of cluster ${formatId(result.clusterId)}`,
-      ...result.renumberedLeases.map(({ from, to }) => `lease ${from.toString(16)} is now ${formatId(to)} (Lichen keeps lease ids below 2^53)`),
+      ...result.renumberedLeases.map(({ from, to }) => `lease ${formatId(from)} is now ${formatId(to)} (Lichen keeps lease ids below 2^53)`),
       ...result.droppedAlarms.map(
-        ({ memberId, alarm }) => `alarm ${alarmName(alarm)} of member ${memberId.toString(16)} was raised in the snapshot; the new cluster starts without it`,
+        ({ memberId, alarm }) => `alarm ${alarmName(alarm)} of member ${formatId(memberId)} was raised in the snapshot; the new cluster starts without it`,
       ),
     ];
     context.stdout.write(linesToBuffer(lines));
