@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { startNode, defaultNodeConfig, type LichenNode } from '../server/index.js';
 import { createSilentLogger } from '../log.js';
+import { deadEndpoint } from '../client/testing.js';
 import { parseCommandArgs } from '../cli/command.js';
 import type { CommandContext } from '../cli/command.js';
 import { benchRangeCommand, runBench, runHttpPutBench, type BenchOptions, type BenchResult } from './index.js';
@@ -106,10 +106,7 @@ test('the command prints one JSON object with -w json', async () => {
 test('the command takes LICHEN_ENDPOINTS, and fails at once, naming each endpoint, when none answers', async () => {
   // Regression (issue 13, item 10): bench ignored LICHEN_ENDPOINTS and printed a summary of zeros
   // against a dead cluster.
-  const listener = createServer();
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-  const dead = `127.0.0.1:${(listener.address() as { port: number }).port}`;
-  await new Promise((resolve) => listener.close(resolve));
+  const dead = await deadEndpoint();
   const stdout = new PassThrough();
   const args = parseCommandArgs(benchRangeCommand, ['--total', '10', '-w', 'json']);
   const context = { stdout, stderr: new PassThrough(), env: { LICHEN_ENDPOINTS: dead }, signal: new AbortController().signal } as unknown as CommandContext;

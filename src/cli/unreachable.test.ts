@@ -5,22 +5,14 @@
 // why it failed, and exit with 3, the code for "cluster unavailable".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { startGrpcServer } from '../api/grpc/server.js';
 import { MemoryBackend } from '../api/grpc/testing/memory-backend.js';
+import { deadEndpoint } from '../client/testing.js';
 import type { CommandContext } from './command.js';
 import { dispatch, EXIT_UNAVAILABLE } from './dispatch.js';
 import { COMMANDS } from './index.js';
 import { openSdkClient } from './sdk-adapter.js';
-
-async function deadEndpoint(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return `127.0.0.1:${port}`;
-}
 
 function sink(): { stream: Writable; read: () => string } {
   const chunks: Buffer[] = [];

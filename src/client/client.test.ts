@@ -1,24 +1,16 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { ErrorCode, LichenError } from '../errors.js';
 import { startGrpcServer, type GrpcServerHandle } from '../api/grpc/server.js';
 import { MemoryBackend } from '../api/grpc/testing/memory-backend.js';
 import { Metadata, status } from '@grpc/grpc-js';
 import { LichenClient, compare, op, prefixEnd, type WatchBatch } from './index.js';
 import { describeAttemptFailure, fromGrpcError, surelyNotExecuted } from './errors.js';
+import { deadEndpoint } from './testing.js';
 
 /** No real waiting in tests: backoff pauses resolve at once. */
 const noSleep = () => Promise.resolve();
 
-async function deadEndpoint(): Promise<string> {
-  // A port that was free a moment ago and has no listener now: connections are refused.
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return `127.0.0.1:${port}`;
-}
 
 async function rejectsCode(promise: Promise<unknown>, code: ErrorCode): Promise<LichenError> {
   let caught: unknown;
