@@ -157,8 +157,8 @@ class Http2Call<Req = unknown, Res = unknown> extends EventEmitter implements Se
    * The client reset the stream or the connection dropped before we finished. A writer waiting
    * for 'drain' is woken too: its next write is dropped and it sees `done`.
    */
-  markCancelled(): void {
-    if (this.finished || this.cancelled) return;
+  markCancelled(evenIfFinished = false): void {
+    if ((this.finished && !evenIfFinished) || this.cancelled) return;
     this.cancelled = true;
     this.emit('cancelled');
     this.emit('drain');
@@ -222,9 +222,12 @@ export class GrpcRouter {
     }
     if (definition.responseStream) stream.onDrain = () => call.emit('drain');
     const reader = new MessageReader(this.options.receiveMessageBytesMax, firstValue(headers['grpc-encoding']));
+    // The transport ends the call (a message it cannot read): the client gets the status, and a
+    // streaming handler hears 'cancelled' so it lets go of what the call holds (watchers).
     const fail = (code: number, details: string): void => {
       call.finish(code, details);
       stream.onData = undefined;
+      call.markCancelled(true);
     };
     if (definition.requestStream) {
       handler(call, undefined as never);

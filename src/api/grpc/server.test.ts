@@ -334,6 +334,25 @@ describe('gRPC Watch service', () => {
     w.close();
   });
 
+  // Regression: a stream the transport failed (a message over the size limit) left its watchers
+  // registered, because the handler was never told the call had ended.
+  it('cancels the watchers of a stream that sends a message over the size limit', async () => {
+    const small = await startHarness({ maxRequestBytes: 1024 });
+    try {
+      const stream = (small.clients.Watch as any).Watch() as NodeJS.EventEmitter & { write(m: object): void; cancel(): void };
+      const queue = new MessageQueue<any>(stream);
+      stream.on('error', () => undefined);
+      stream.write({ create_request: { key: b('kept') } });
+      await queue.next();
+      assert.equal(small.backend.watcherCount(), 1);
+      stream.write({ create_request: { key: Buffer.alloc(600 * 1024) } });
+      await waitFor(() => small.backend.watcherCount() === 0);
+      stream.cancel();
+    } finally {
+      await small.close();
+    }
+  });
+
   it('cancels every watcher of a stream when the client goes away', async () => {
     const w = openWatch();
     w.stream.write({ create_request: { key: b('gone1') } });
