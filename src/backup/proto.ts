@@ -1,6 +1,6 @@
 // The few protobuf messages etcd stores in its backend, as (field number → value) lists: varint
 // fields (int64, uint64, enum, bool) and length-delimited ones (bytes, string, nested message).
-// Why not protobufjs (already installed under @grpc/proto-loader): a snapshot encodes one
+// Why not protobufjs (a dependency: the JSON gateway uses it): a snapshot encodes one
 // mvccpb.KeyValue per stored revision on the serving member, and this encoder takes 0.50–0.92 µs
 // of CPU per 256-byte KeyValue against protobufjs's 0.92–1.46 µs (200,000 encodes each, five
 // alternated rounds, process CPU time, 2026-12-06, the 2-core machine at load 24); and
