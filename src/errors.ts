@@ -39,6 +39,12 @@ export const ErrorCode = {
   Corrupt: 'Corrupt',
   /** Something failed that the caller cannot fix; details in the message. */
   Internal: 'Internal',
+  /** No valid credentials: none given while auth is enabled, a wrong password, an invalid or expired token. */
+  Unauthenticated: 'Unauthenticated',
+  /** The caller is known but may not do this (a key outside its roles' permissions, an admin call by a non-root user). */
+  PermissionDenied: 'PermissionDenied',
+  /** The request does not fit the current state: a user or role exists already, a role is not granted, auth is off. */
+  FailedPrecondition: 'FailedPrecondition',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -74,6 +74,9 @@ export const watchStreamBufferedBytesMax = 64 * KiB;
  */
 export const watchStreamResponsesMax = 4096;
 
+/** Requests of one watch stream waiting while a create's token is checked; past it the stream fails. */
+export const watchRequestsQueuedMax = 1024;
+
 // ---- The client port's JSON gateway (src/api/grpc/gateway, h2/sniff.ts) --------------------
 
 /** A connection to the client port must send its first bytes within this (they tell gRPC from HTTP/1.1). */
@@ -109,6 +112,25 @@ export const watchBatchEventsMax = 1000;
 export const watchSyncWatchersMax = 64;
 /** Revision records one history scan examines (watch catch-up), so a sparse watcher cannot stall apply. */
 export const historyScanRecordsMax = 10_000;
+
+// ---- Authentication (src/auth) --------------------------------------------------------------
+
+/**
+ * Simple auth tokens one member keeps; past it the least recently used goes. Each costs a login
+ * (a bcrypt check and a raft entry), so only a flood of logins reaches it.
+ */
+export const authTokensMax = 100_000;
+/** Verified JWTs a member remembers, so a token's signature is checked once, not per request; then the cache starts over. */
+export const jwtVerifiedTokensMax = 10_000;
+/** Password checks and hashes waiting for the bcrypt worker; past it they fail with "too many requests". */
+export const passwordJobsQueuedMax = 256;
+/**
+ * Password checks of one login when the auth state keeps moving between the check and the
+ * token's log entry; then the login fails with "revision of auth store is old" (etcd has no bound).
+ */
+export const authenticateAttemptsMax = 5;
+/** The longest --auth-token-ttl: a longer one is a typo, not a policy. */
+export const authTokenTtlSecondsMax = 24 * 3600;
 
 // ---- Storage --------------------------------------------------------------------------------
 

@@ -153,10 +153,66 @@ export interface WatchHandle {
 }
 
 /**
+ * What a client presented to prove who it is: a token (gRPC metadata "token" or "authorization",
+ * the HTTP Authorization header) and the common name of its verified TLS client certificate.
+ */
+export interface Credentials {
+  token?: string;
+  commonName?: string;
+}
+
+/**
+ * An authenticated client. `authRevision` is the auth revision a JWT was issued at; absent for
+ * simple tokens and certificates, which are checked against the auth state at the time of the check.
+ */
+export interface Caller {
+  user: string;
+  authRevision?: number;
+}
+
+/** etcd's authpb.Permission; permType READ 0, WRITE 1, READWRITE 2. */
+export interface KeyPermission {
+  permType: number;
+  key: Uint8Array;
+  /** Empty: the key alone; [0]: every key from `key` on; else [key, rangeEnd). */
+  rangeEnd: Uint8Array;
+}
+
+/**
+ * etcd's Auth service. Every change needs the root role once auth is enabled, except that a user
+ * may read itself (userGet) and the roles it has (roleGet). Callers come from identify().
+ */
+export interface AuthBackend {
+  /**
+   * The user that credentials stand for; undefined when none were given (or a certificate's name
+   * is not to be used). Throws Unauthenticated ("invalid auth token") for a token that is not valid.
+   */
+  identify(credentials: Credentials): Promise<Caller | undefined>;
+  authEnable(caller?: Caller): Promise<WithHeader<object>>;
+  authDisable(caller?: Caller): Promise<WithHeader<object>>;
+  authStatus(): Promise<WithHeader<{ enabled: boolean; authRevision: number }>>;
+  /** Checks the password and returns a new token. */
+  authenticate(name: string, password: string): Promise<WithHeader<{ token: string }>>;
+  userAdd(r: { name: string; password: string; noPassword: boolean }, caller?: Caller): Promise<WithHeader<object>>;
+  userGet(name: string, caller?: Caller): Promise<WithHeader<{ roles: string[] }>>;
+  userList(caller?: Caller): Promise<WithHeader<{ users: string[] }>>;
+  userDelete(name: string, caller?: Caller): Promise<WithHeader<object>>;
+  userChangePassword(name: string, password: string, caller?: Caller): Promise<WithHeader<object>>;
+  userGrantRole(user: string, role: string, caller?: Caller): Promise<WithHeader<object>>;
+  userRevokeRole(user: string, role: string, caller?: Caller): Promise<WithHeader<object>>;
+  roleAdd(name: string, caller?: Caller): Promise<WithHeader<object>>;
+  roleGet(role: string, caller?: Caller): Promise<WithHeader<{ perm: KeyPermission[] }>>;
+  roleList(caller?: Caller): Promise<WithHeader<{ roles: string[] }>>;
+  roleDelete(role: string, caller?: Caller): Promise<WithHeader<object>>;
+  roleGrantPermission(role: string, perm: KeyPermission, caller?: Caller): Promise<WithHeader<object>>;
+  roleRevokePermission(role: string, key: Uint8Array, rangeEnd: Uint8Array, caller?: Caller): Promise<WithHeader<object>>;
+}
+
+/**
  * Everything the etcd v3 services need from a node. Methods that may wait for raft return
  * promises; cheap local facts are synchronous.
  */
-export interface EtcdBackend {
+export interface EtcdBackend extends AuthBackend {
   /**
    * The header for a response: this cluster and member, the current raft term, and the given
    * revision (the current store revision when absent).
@@ -166,25 +222,28 @@ export interface EtcdBackend {
   leaderId(): number;
 
   // ---- KV ----
+  // `caller` (from identify) is checked against the permissions of its roles while auth is
+  // enabled, as etcd checks it; an anonymous request then fails with "user name is empty".
+
   /** Linearizable unless r.serializable (then served from local state, possibly stale). */
-  range(r: RangeRequest): Promise<WithHeader<RangeResponse>>;
-  put(r: PutRequest): Promise<WithHeader<PutResponse>>;
-  deleteRange(r: DeleteRangeRequest): Promise<WithHeader<DeleteRangeResponse>>;
-  txn(r: TxnRequest): Promise<WithHeader<TxnResponse>>;
-  /** Compacted when r.revision <= the compact revision, FutureRevision when > current. */
-  compact(r: CompactionRequest): Promise<WithHeader<object>>;
+  range(r: RangeRequest, caller?: Caller): Promise<WithHeader<RangeResponse>>;
+  put(r: PutRequest, caller?: Caller): Promise<WithHeader<PutResponse>>;
+  deleteRange(r: DeleteRangeRequest, caller?: Caller): Promise<WithHeader<DeleteRangeResponse>>;
+  txn(r: TxnRequest, caller?: Caller): Promise<WithHeader<TxnResponse>>;
+  /** Compacted when r.revision <= the compact revision, FutureRevision when > current. Any caller may compact (as in etcd 3.4). */
+  compact(r: CompactionRequest, caller?: Caller): Promise<WithHeader<object>>;
 
   // ---- Watch ----
   /**
    * Starts a watcher. Throws Compacted synchronously only if it prefers to; the usual way to
    * report a compacted start revision is sink.onCompacted (as etcd does, after "created").
    */
-  watch(r: WatchCreate, sink: WatchSink): WatchHandle;
+  watch(r: WatchCreate, sink: WatchSink, caller?: Caller): WatchHandle;
 
   // ---- Lease ----
-  leaseGrant(r: LeaseGrantRequest): Promise<WithHeader<LeaseGrantResponse>>;
-  /** LeaseNotFound when the lease does not exist. */
-  leaseRevoke(id: number): Promise<WithHeader<object>>;
+  leaseGrant(r: LeaseGrantRequest, caller?: Caller): Promise<WithHeader<LeaseGrantResponse>>;
+  /** LeaseNotFound when the lease does not exist. Needs write permission on every key of the lease. */
+  leaseRevoke(id: number, caller?: Caller): Promise<WithHeader<object>>;
   /** Renews the lease and returns its TTL in seconds; LeaseNotFound when it does not exist. */
   leaseKeepAlive(id: number): Promise<WithHeader<{ TTL: number }>>;
   /** TTL -1 when the lease does not exist; keys only when `keys` is true. */
@@ -193,23 +252,28 @@ export interface EtcdBackend {
 
   // ---- Cluster ----
   memberList(linearizable: boolean): Promise<WithHeader<MemberListResponse>>;
-  memberAdd(peerURLs: string[], isLearner: boolean): Promise<WithHeader<MemberAddResponse>>;
-  memberRemove(id: number): Promise<WithHeader<MemberListResponse>>;
-  memberUpdate(id: number, peerURLs: string[]): Promise<WithHeader<MemberListResponse>>;
-  memberPromote(id: number): Promise<WithHeader<MemberListResponse>>;
+  // Membership changes need the root role while auth is enabled.
+  memberAdd(peerURLs: string[], isLearner: boolean, caller?: Caller): Promise<WithHeader<MemberAddResponse>>;
+  memberRemove(id: number, caller?: Caller): Promise<WithHeader<MemberListResponse>>;
+  memberUpdate(id: number, peerURLs: string[], caller?: Caller): Promise<WithHeader<MemberListResponse>>;
+  memberPromote(id: number, caller?: Caller): Promise<WithHeader<MemberListResponse>>;
 
   // ---- Maintenance ----
   status(): Promise<WithHeader<StatusResponse>>;
+  // hashKV, hash, snapshot and defragment need the root role while auth is enabled; status does not.
+
   /** Hash of the MVCC key space up to `revision` (0: the current revision). */
-  hashKV(revision: number): Promise<WithHeader<HashKVResponse>>;
+  hashKV(revision: number, caller?: Caller): Promise<WithHeader<HashKVResponse>>;
   /** Transfers leadership to targetId; only the leader can; resolves when done. */
   moveLeader(targetId: number): Promise<WithHeader<object>>;
-  snapshot(): Promise<SnapshotStream>;
+  snapshot(caller?: Caller): Promise<SnapshotStream>;
   /**
    * etcd's Hash: a CRC-32C of the whole backend as etcd lays it out, leaving out the consistent
    * index, so members holding the same data agree.
    */
-  hash(): Promise<WithHeader<{ hash: number }>>;
+  hash(caller?: Caller): Promise<WithHeader<{ hash: number }>>;
+  /** Lichen's engine needs no defragmentation: this only checks the caller and answers a header. */
+  defragment(caller?: Caller): Promise<WithHeader<object>>;
   /** GET lists the raised alarms (an empty list when none); DEACTIVATE clears one. */
   alarm(r: AlarmRequest): Promise<WithHeader<{ alarms: AlarmMember[] }>>;
 }

@@ -1,6 +1,6 @@
 // The member health check both client APIs answer /health with (etcd's checks): a leader is
 // known, no alarm is raised, and a linearizable read completes in time.
-import { ErrorCode, LichenError } from '../errors.js';
+import { ErrorCode, isLichenError, LichenError } from '../errors.js';
 import { AlarmAction, AlarmType, type AlarmMember, type EtcdBackend } from './backend.js';
 
 export interface HealthProblem {
@@ -18,7 +18,13 @@ export async function checkHealth(backend: EtcdBackend, timeoutMs: number, optio
     const check = async (): Promise<string | undefined> => {
       const { alarms } = await backend.alarm({ action: AlarmAction.GET, memberId: 0, alarm: AlarmType.NONE });
       if (alarms.length > 0) return `alarm raised: ${alarms.map(describeAlarm).join(', ')}`;
-      await backend.range({ key: new Uint8Array(Buffer.from('health')), countOnly: true, serializable: options.serializable === true });
+      try {
+        await backend.range({ key: new Uint8Array(Buffer.from('health')), countOnly: true, serializable: options.serializable === true });
+      } catch (error) {
+        // With auth enabled this anonymous read is refused, but only after its ReadIndex round
+        // succeeded: the member is healthy (etcd's /health reasons the same way).
+        if (!isLichenError(error, ErrorCode.Unauthenticated) && !isLichenError(error, ErrorCode.PermissionDenied)) throw error;
+      }
       return undefined;
     };
     const problem = await withTimeout(check(), timeoutMs, 'the health check (alarms and a read)');

@@ -85,6 +85,9 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
     'experimental-initial-corrupt-check': 'true',
     'experimental-corrupt-check-time': '1m30s',
     'log-level': 'warn',
+    'auth-token': 'simple',
+    'auth-token-ttl': '60',
+    'bcrypt-cost': '5',
   };
   for (const option of SERVE_OPTIONS) assert.ok(option.flag in values, `this test covers --${option.flag}`);
   // Values for options this build does not have (yet) are left out rather than rejected.
@@ -164,6 +167,9 @@ test('invalid values fail with a message naming the flag, variable or file key',
     [['--auto-compaction-retention', 'soon'], {}, {}, /invalid value for --auto-compaction-retention with --auto-compaction-mode periodic: retention "soon"/],
     [['--auto-compaction-mode', 'revision', '--auto-compaction-retention', '5m'], {}, {}, /must be a number of revisions in revision mode/],
     [['--experimental-corrupt-check-time', '5'], {}, {}, /invalid value for --experimental-corrupt-check-time: "5" is not a duration/],
+    [['--auth-token', 'jwt,sign-method=XX1'], {}, {}, /invalid value for --auth-token: sign-method must be one of RS256/],
+    [[], { LICHEN_AUTH_TOKEN: 'opaque' }, {}, /invalid value for LICHEN_AUTH_TOKEN: unknown token type "opaque"/],
+    [['--bcrypt-cost', '3'], {}, {}, /--bcrypt-cost: "3" \(expected an integer between 4 and 31\)/],
   ];
   for (const [argv, env, files, expected] of cases) {
     assert.throws(() => resolve(argv, env, files), expected, `${argv.join(' ')} ${JSON.stringify(env)}`);

@@ -4,11 +4,19 @@
 // parsing and error messages cannot drift apart. Values from every source go through the same
 // parser, and an error names the flag, variable or file key the bad value came from.
 import { readFileSync } from 'node:fs';
+import { BCRYPT_COST_MAX, BCRYPT_COST_MIN, parseAuthTokenSpec } from '../auth/index.js';
 import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
 import { parseCompactionRetention } from '../server/compactor.js';
 import { parseGoDurationMs } from '../server/duration.js';
 import { isLogLevel, LOG_LEVELS } from '../log.js';
-import { configFileBytesMax, initialClusterMembersMax, quotaBackendBytesDefault, requestBytesMax, requestBytesMaxDefault } from '../limits.js';
+import {
+  authTokenTtlSecondsMax,
+  configFileBytesMax,
+  initialClusterMembersMax,
+  quotaBackendBytesDefault,
+  requestBytesMax,
+  requestBytesMaxDefault,
+} from '../limits.js';
 import { parseBoolean, parseInteger, UsageError, type FlagSpec } from './args.js';
 
 type Source = 'flag' | 'env' | 'file' | 'default';
@@ -264,6 +272,30 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
       if (!isLogLevel(level)) throw new UsageError(`invalid value for ${where}: "${level}" (expected ${LOG_LEVELS.join(', ')})`);
       return level;
     },
+  }),
+  option({
+    flag: 'auth-token', env: 'LICHEN_AUTH_TOKEN', key: 'authToken', valueName: 'simple|jwt,...',
+    description:
+      'Auth tokens, as etcd: simple, or jwt,priv-key=<path>,sign-method=<RS256|PS256|ES256|HS256|...>[,pub-key=<path>][,ttl=5m] (default: simple)',
+    parse: (raw, where) => {
+      const text = asText(raw, where);
+      try {
+        parseAuthTokenSpec(text);
+      } catch (error) {
+        throw new UsageError(`invalid value for ${where}: ${(error as Error).message.replace(/^invalid --auth-token: /, '')}`);
+      }
+      return text;
+    },
+  }),
+  option({
+    flag: 'auth-token-ttl', env: 'LICHEN_AUTH_TOKEN_TTL', key: 'authTokenTtlSeconds', valueName: 'seconds',
+    description: 'A simple token expires this long after its last use (default: 300)',
+    parse: integerParser(1, authTokenTtlSecondsMax),
+  }),
+  option({
+    flag: 'bcrypt-cost', env: 'LICHEN_BCRYPT_COST', key: 'bcryptCost', valueName: `${BCRYPT_COST_MIN}-${BCRYPT_COST_MAX}`,
+    description: 'bcrypt cost of password hashes; each step doubles the time (default: 10, as etcd)',
+    parse: integerParser(BCRYPT_COST_MIN, BCRYPT_COST_MAX),
   }),
 ];
 

@@ -37,6 +37,18 @@ const commands: { name: string; command: Command }[] = [
   { name: 'a noop', command: { type: 'noop' } },
   { name: 'an alarm activation', command: { type: 'alarmActivate', memberId: 2 ** 52 + 7, alarm: 1 } },
   { name: 'an alarm deactivation for member 0', command: { type: 'alarmDeactivate', memberId: 0, alarm: 2 } },
+  { name: 'auth enable', command: { type: 'authEnable' } },
+  { name: 'an authenticate', command: { type: 'authenticate', name: 'alice', tokenPrefix: 'abcdefghABCDEFGH', checkedRevision: 12 } },
+  { name: 'a user add with a UTF-8 name', command: { type: 'userAdd', name: 'zoë', passwordHash: '$2b$10$abc', noPassword: false } },
+  { name: 'a no-password user add', command: { type: 'userAdd', name: 'svc', passwordHash: '', noPassword: true } },
+  { name: 'a role grant', command: { type: 'userGrantRole', user: 'alice', role: 'root' } },
+  { name: 'a permission grant', command: { type: 'roleGrantPermission', name: 'r', permType: 2, key: b('/a/'), rangeEnd: Uint8Array.of(0) } },
+  { name: 'a permission revoke', command: { type: 'roleRevokePermission', role: 'r', key: b('k'), rangeEnd: new Uint8Array(0) } },
+  {
+    name: 'a put carrying its caller',
+    command: { type: 'authorized', user: 'alice', authRevision: 9, command: { type: 'put', request: { key: b('k'), value: b('v') } } },
+  },
+  { name: 'an auth change carrying its caller', command: { type: 'authorized', user: 'root', authRevision: 1, command: { type: 'roleDelete', role: 'r' } } },
 ];
 
 describe('command codec', () => {
@@ -65,6 +77,10 @@ describe('command codec', () => {
     { name: 'a truncated put', bytes: encodeCommand({ type: 'put', request: { key: b('key'), value: b('value') } }).subarray(0, 6) },
     { name: 'trailing bytes', bytes: Uint8Array.of(...encodeCommand({ type: 'noop' }), 0) },
     { name: 'an empty buffer', bytes: new Uint8Array(0) },
+    {
+      name: 'an authorized command inside another',
+      bytes: Uint8Array.of(1, 16, 1, 0x61, 1, ...encodeCommand({ type: 'authorized', user: 'b', authRevision: 1, command: { type: 'noop' } }).subarray(1)),
+    },
   ];
   for (const { name, bytes } of garbage) {
     it(`rejects ${name} with InvalidArgument`, () => {

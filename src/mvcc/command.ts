@@ -19,7 +19,8 @@ import type {
   TxnRequest,
 } from './types.js';
 
-export type Command =
+/** What the MVCC store applies. */
+export type MvccCommand =
   | { type: 'put'; request: PutRequest }
   | { type: 'deleteRange'; request: DeleteRangeRequest }
   | { type: 'txn'; request: TxnRequest }
@@ -30,9 +31,48 @@ export type Command =
   | { type: 'alarmActivate'; memberId: number; alarm: AlarmType }
   | { type: 'alarmDeactivate'; memberId: number; alarm: AlarmType };
 
+/** etcd's authpb.Permission.Type. */
+export const PermissionType = { READ: 0, WRITE: 1, READWRITE: 2 } as const;
+export type PermissionType = (typeof PermissionType)[keyof typeof PermissionType];
+
+/**
+ * What the auth store applies (src/auth). Passwords travel only as bcrypt hashes, made by the
+ * member that took the request, so the log never holds a password and every replica stores the
+ * same hash. `authenticate` registers a simple token "<tokenPrefix>.<raft index>" on every member
+ * (empty prefix: a JWT, signed by the proposer alone) if the auth revision is still the one the
+ * password was checked at.
+ */
+export type AuthCommand =
+  | { type: 'authEnable' }
+  | { type: 'authDisable' }
+  | { type: 'authenticate'; name: string; tokenPrefix: string; checkedRevision: number }
+  | { type: 'userAdd'; name: string; passwordHash: string; noPassword: boolean }
+  | { type: 'userDelete'; name: string }
+  | { type: 'userChangePassword'; name: string; passwordHash: string }
+  | { type: 'userGrantRole'; user: string; role: string }
+  | { type: 'userRevokeRole'; name: string; role: string }
+  | { type: 'roleAdd'; name: string }
+  | { type: 'roleDelete'; role: string }
+  | { type: 'roleGrantPermission'; name: string; permType: PermissionType; key: Uint8Array; rangeEnd: Uint8Array }
+  | { type: 'roleRevokePermission'; role: string; key: Uint8Array; rangeEnd: Uint8Array };
+
+/**
+ * A command carrying the credentials of the client that asked for it (etcd's RequestHeader
+ * username and auth_revision), so every replica checks permissions at apply against the same
+ * auth state. Commands of anonymous clients are not wrapped.
+ */
+export interface AuthorizedCommand {
+  type: 'authorized';
+  user: string;
+  authRevision: number;
+  command: MvccCommand | AuthCommand;
+}
+
+export type Command = MvccCommand | AuthCommand | AuthorizedCommand;
+
 export const COMMAND_FORMAT_VERSION = 1;
 
-type FieldKind = 'bytes' | 'int' | 'bool';
+type FieldKind = 'bytes' | 'string' | 'int' | 'bool';
 type Schema = readonly (readonly [name: string, kind: FieldKind])[];
 
 const RANGE_SCHEMA: Schema = [
@@ -54,12 +94,30 @@ const GRANT_SCHEMA: Schema = [['TTL', 'int'], ['ID', 'int']];
 const TAGS = {
   put: 1, deleteRange: 2, txn: 3, compact: 4, leaseGrant: 5, leaseRevoke: 6, noop: 7, alarmActivate: 8, alarmDeactivate: 9,
 } as const;
+
+/** Auth commands: tags 16–39, each a flat schema of its fields. */
+const AUTH_SCHEMAS: { [T in AuthCommand['type']]: readonly [tag: number, schema: Schema] } = {
+  authEnable: [17, []],
+  authDisable: [18, []],
+  authenticate: [19, [['name', 'string'], ['tokenPrefix', 'string'], ['checkedRevision', 'int']]],
+  userAdd: [20, [['name', 'string'], ['passwordHash', 'string'], ['noPassword', 'bool']]],
+  userDelete: [21, [['name', 'string']]],
+  userChangePassword: [22, [['name', 'string'], ['passwordHash', 'string']]],
+  userGrantRole: [23, [['user', 'string'], ['role', 'string']]],
+  userRevokeRole: [24, [['name', 'string'], ['role', 'string']]],
+  roleAdd: [25, [['name', 'string']]],
+  roleDelete: [26, [['role', 'string']]],
+  roleGrantPermission: [27, [['name', 'string'], ['permType', 'int'], ['key', 'bytes'], ['rangeEnd', 'bytes']]],
+  roleRevokePermission: [28, [['role', 'string'], ['key', 'bytes'], ['rangeEnd', 'bytes']]],
+};
+const TAG_AUTHORIZED = 16;
+const AUTH_TYPES_BY_TAG = new Map(Object.entries(AUTH_SCHEMAS).map(([type, [tag]]) => [tag, type as AuthCommand['type']]));
 const OP_RANGE = 0;
 const OP_PUT = 1;
 const OP_DELETE = 2;
 const OP_TXN = 3;
 
-function writeFields(w: ByteWriter, schema: Schema, object: object): void {
+function writeFields(w: ByteWriter, schema: Schema, object: object): ByteWriter {
   const record = object as Record<string, unknown>;
   let present = 0;
   let bools = 0;
@@ -75,8 +133,10 @@ function writeFields(w: ByteWriter, schema: Schema, object: object): void {
     const value = record[name];
     if (value === undefined || kind === 'bool') continue;
     if (kind === 'bytes') w.bytes(value as Uint8Array);
+    else if (kind === 'string') w.bytes(Buffer.from(value as string, 'utf8'));
     else w.svar(value as number);
   }
+  return w;
 }
 
 function readFields<T>(r: ByteReader, schema: Schema): T {
@@ -89,12 +149,13 @@ function readFields<T>(r: ByteReader, schema: Schema): T {
     if (Math.floor(present / bit) % 2 === 0) continue;
     if (kind === 'bool') out[name] = Math.floor(bools / bit) % 2 === 1;
     else if (kind === 'bytes') out[name] = r.bytes();
+    else if (kind === 'string') out[name] = Buffer.from(r.bytes()).toString('utf8');
     else out[name] = r.svar();
   }
   return out as T;
 }
 
-function writeTxn(w: ByteWriter, txn: TxnRequest, depth: number): void {
+function writeTxn(w: ByteWriter, txn: TxnRequest, depth: number): ByteWriter {
   if (depth > commandTxnDepthMax) throw new LichenError('InvalidArgument', `txn nested deeper than ${commandTxnDepthMax}`);
   w.uvar(txn.compare.length);
   for (const compare of txn.compare) writeFields(w, COMPARE_SCHEMA, compare);
@@ -102,6 +163,7 @@ function writeTxn(w: ByteWriter, txn: TxnRequest, depth: number): void {
     w.uvar(branch.length);
     for (const op of branch) writeOp(w, op, depth);
   }
+  return w;
 }
 
 function writeOp(w: ByteWriter, op: RequestOp, depth: number): void {
@@ -135,39 +197,59 @@ function readOps(r: ByteReader, depth: number): RequestOp[] {
 }
 
 export function encodeCommand(command: Command): Uint8Array {
-  const w = new ByteWriter().u8(COMMAND_FORMAT_VERSION).u8(TAGS[command.type]);
+  return writeCommand(new ByteWriter().u8(COMMAND_FORMAT_VERSION), command).finish();
+}
+
+function writeCommand(w: ByteWriter, command: Command): ByteWriter {
   switch (command.type) {
-    case 'put': writeFields(w, PUT_SCHEMA, command.request); break;
-    case 'deleteRange': writeFields(w, DELETE_SCHEMA, command.request); break;
-    case 'txn': writeTxn(w, command.request, 0); break;
-    case 'compact': writeFields(w, COMPACT_SCHEMA, command.request); break;
-    case 'leaseGrant': writeFields(w, GRANT_SCHEMA, command.request); break;
-    case 'leaseRevoke': w.svar(command.id); break;
-    case 'noop': break;
+    case 'put': return writeFields(w.u8(TAGS.put), PUT_SCHEMA, command.request);
+    case 'deleteRange': return writeFields(w.u8(TAGS.deleteRange), DELETE_SCHEMA, command.request);
+    case 'txn': return writeTxn(w.u8(TAGS.txn), command.request, 0);
+    case 'compact': return writeFields(w.u8(TAGS.compact), COMPACT_SCHEMA, command.request);
+    case 'leaseGrant': return writeFields(w.u8(TAGS.leaseGrant), GRANT_SCHEMA, command.request);
+    case 'leaseRevoke': return w.u8(TAGS.leaseRevoke).svar(command.id);
+    case 'noop': return w.u8(TAGS.noop);
     case 'alarmActivate':
-    case 'alarmDeactivate': w.uvar(command.memberId).u8(command.alarm); break;
+    case 'alarmDeactivate': return w.u8(TAGS[command.type]).uvar(command.memberId).u8(command.alarm);
+    case 'authorized':
+      if (command.command.type === ('authorized' as string)) throw new LichenError('InvalidArgument', 'command: nested authorized command');
+      return writeCommand(w.u8(TAG_AUTHORIZED).bytes(Buffer.from(command.user, 'utf8')).uvar(command.authRevision), command.command);
+    default: {
+      const [tag, schema] = AUTH_SCHEMAS[command.type];
+      return writeFields(w.u8(tag), schema, command);
+    }
   }
-  return w.finish();
 }
 
 export function decodeCommand(bytes: Uint8Array): Command {
   const r = new ByteReader(bytes, 'command');
   const version = r.u8();
   if (version !== COMMAND_FORMAT_VERSION) throw new LichenError('InvalidArgument', `command: unknown format version ${version}`);
-  const tag = r.u8();
-  let command: Command;
-  switch (tag) {
-    case TAGS.put: command = { type: 'put', request: readFields<PutRequest>(r, PUT_SCHEMA) }; break;
-    case TAGS.deleteRange: command = { type: 'deleteRange', request: readFields<DeleteRangeRequest>(r, DELETE_SCHEMA) }; break;
-    case TAGS.txn: command = { type: 'txn', request: readTxn(r, 0) }; break;
-    case TAGS.compact: command = { type: 'compact', request: readFields<CompactionRequest>(r, COMPACT_SCHEMA) }; break;
-    case TAGS.leaseGrant: command = { type: 'leaseGrant', request: readFields<LeaseGrantRequest>(r, GRANT_SCHEMA) }; break;
-    case TAGS.leaseRevoke: command = { type: 'leaseRevoke', id: r.svar() }; break;
-    case TAGS.noop: command = { type: 'noop' }; break;
-    case TAGS.alarmActivate: command = { type: 'alarmActivate', memberId: r.uvar(), alarm: r.u8() as AlarmType }; break;
-    case TAGS.alarmDeactivate: command = { type: 'alarmDeactivate', memberId: r.uvar(), alarm: r.u8() as AlarmType }; break;
-    default: throw new LichenError('InvalidArgument', `command: unknown tag ${tag}`);
-  }
+  const command = readCommand(r, true);
   if (!r.done) throw new LichenError('InvalidArgument', 'command: trailing bytes');
   return command;
+}
+
+function readCommand(r: ByteReader, outermost: boolean): Command {
+  const tag = r.u8();
+  switch (tag) {
+    case TAGS.put: return { type: 'put', request: readFields<PutRequest>(r, PUT_SCHEMA) };
+    case TAGS.deleteRange: return { type: 'deleteRange', request: readFields<DeleteRangeRequest>(r, DELETE_SCHEMA) };
+    case TAGS.txn: return { type: 'txn', request: readTxn(r, 0) };
+    case TAGS.compact: return { type: 'compact', request: readFields<CompactionRequest>(r, COMPACT_SCHEMA) };
+    case TAGS.leaseGrant: return { type: 'leaseGrant', request: readFields<LeaseGrantRequest>(r, GRANT_SCHEMA) };
+    case TAGS.leaseRevoke: return { type: 'leaseRevoke', id: r.svar() };
+    case TAGS.noop: return { type: 'noop' };
+    case TAGS.alarmActivate: return { type: 'alarmActivate', memberId: r.uvar(), alarm: r.u8() as AlarmType };
+    case TAGS.alarmDeactivate: return { type: 'alarmDeactivate', memberId: r.uvar(), alarm: r.u8() as AlarmType };
+    case TAG_AUTHORIZED: {
+      if (!outermost) throw new LichenError('InvalidArgument', 'command: nested authorized command');
+      const user = Buffer.from(r.bytes()).toString('utf8');
+      const authRevision = r.uvar();
+      return { type: 'authorized', user, authRevision, command: readCommand(r, false) as AuthorizedCommand['command'] };
+    }
+  }
+  const type = AUTH_TYPES_BY_TAG.get(tag);
+  if (type === undefined) throw new LichenError('InvalidArgument', `command: unknown tag ${tag}`);
+  return { type, ...readFields<object>(r, AUTH_SCHEMAS[type][1]) } as AuthCommand;
 }

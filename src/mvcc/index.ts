@@ -1,6 +1,15 @@
 // The MVCC layer's public surface: the etcd v3 data model over an Engine.
 export * from './types.js';
-export { type Command, encodeCommand, decodeCommand, COMMAND_FORMAT_VERSION } from './command.js';
+export {
+  type Command,
+  type MvccCommand,
+  type AuthCommand,
+  type AuthorizedCommand,
+  PermissionType,
+  encodeCommand,
+  decodeCommand,
+  COMMAND_FORMAT_VERSION,
+} from './command.js';
 export {
   MvccStore,
   type ApplyResult,

@@ -4,6 +4,8 @@
 //   'l' + lease id (u64 BE)                               → a lease (its granted TTL)
 //   'A' + alarm type (u8) + member id (u64 BE)            → a raised alarm (value: one byte, 1)
 // Alarms sort by type, then member, which is the order Alarm GET lists them in.
+// Auth state (src/auth/store.ts) lives beside the MVCC data in the same engine, so snapshots carry it:
+//   'a' + kind + name                                     → 'm' meta (enabled, revision), 'u' users, 'r' roles
 // Revision records sort by (main, sub), so history for watch catch-up and HashKV is one ordered
 // engine scan, and compaction deletes records by their exact keys.
 import { ByteReader, ByteWriter, asBuffer, readU64, writeU64 } from './bytes.js';

@@ -4,7 +4,7 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine } from '../engine/types.js';
 import { LichenError } from '../errors.js';
-import type { Command } from './command.js';
+import type { MvccCommand as Command } from './command.js';
 import {
   ERR_COMPACTED,
   ERR_CORRUPT,

@@ -15,7 +15,7 @@ import { historyScanRecordsMax, leaseTtlSecondsMax } from '../limits.js';
 import type { Engine, WriteOp } from '../engine/types.js';
 import { AlarmTable } from './alarms.js';
 import { keyBytes, keyString } from './bytes.js';
-import type { Command } from './command.js';
+import type { MvccCommand } from './command.js';
 import { KeyIndex, previousOf, visibleAt, type KeyRevisions, type Revision } from './keyindex.js';
 import {
   META_APPLIED_INDEX,
@@ -211,7 +211,7 @@ export class MvccStore {
   // ---------------------------------------------------------------------------------------------
   // Apply
 
-  apply(index: number, command: Command): ApplyResult {
+  apply(index: number, command: MvccCommand): ApplyResult {
     if (index <= this.applied) return { revision: this.current, response: {}, events: [] };
     assert(this.batch === undefined, 'mvcc: apply re-entered');
     const batch = new ApplyBatch(this.current + 1);
@@ -241,7 +241,7 @@ export class MvccStore {
     return result;
   }
 
-  private execute(index: number, command: Command, batch: ApplyBatch): ApplyResponse {
+  private execute(index: number, command: MvccCommand, batch: ApplyBatch): ApplyResponse {
     this.refuseUnderAlarm(command);
     switch (command.type) {
       case 'put':
@@ -277,7 +277,7 @@ export class MvccStore {
    * compaction (under NOSPACE) and the alarm commands themselves still apply, so an operator can
    * free space and disarm. Unlike etcd 3.4, puts in nested txns count too.
    */
-  private refuseUnderAlarm(command: Command): void {
+  private refuseUnderAlarm(command: MvccCommand): void {
     if (command.type === 'noop' || command.type === 'alarmActivate' || command.type === 'alarmDeactivate') return;
     if (this.alarmTable.has(AlarmType.CORRUPT)) throw new LichenError('Corrupt', ERR_CORRUPT);
     if (!this.alarmTable.has(AlarmType.NOSPACE)) return;
@@ -288,6 +288,18 @@ export class MvccStore {
   /** The raised alarms of one type (NONE: all), sorted by type, then member id. */
   alarms(type: AlarmType = AlarmType.NONE): AlarmMember[] {
     return this.alarmTable.list(type);
+  }
+
+  /**
+   * Records entry `index` as applied together with `ops` on state kept beside the MVCC data in
+   * the same engine (auth, under its own key prefix), in one engine write, so a crash keeps both
+   * or neither. The MVCC revision does not move.
+   */
+  applyBeside(index: number, ops: readonly WriteOp[]): void {
+    if (index <= this.applied) return;
+    assert(this.batch === undefined, 'mvcc: apply re-entered');
+    this.applied = index;
+    this.engine.write([...ops, { type: 'put', key: META_APPLIED_INDEX, value: encodeNumber(index) }]);
   }
 
   private readRecord(main: number, sub: number): StoredRecord {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as engines from '../engine/index.js';
 import type { Engine } from '../engine/types.js';
-import type { Command } from './command.js';
+import type { MvccCommand as Command } from './command.js';
 import { MvccStore, type ApplyResult, type MvccStoreOptions } from './store.js';
 import type { KeyValue, PutRequest } from './types.js';
 import { mulberry32 } from '../random.js';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryEngine } from '../engine/memory.js';
-import type { Command } from './command.js';
+import type { MvccCommand as Command } from './command.js';
 import { Harness, b, s } from './testkit.js';
 import { WatchHub, type WatchMessage, type WatchSink } from './watch.js';
 

@@ -11,6 +11,7 @@ import {
   alarmStatusText,
   type AlarmMember,
   type AlarmRequest,
+  type Caller,
   type EtcdBackend,
   type Member as ApiMember,
   type MemberAddResponse,
@@ -35,12 +36,13 @@ import type {
   PutResponse,
   RangeRequest,
   RangeResponse,
-  ResponseHeader,
   TxnRequest,
   TxnResponse,
 } from '../mvcc/types.js';
 import { ConfChangeType } from '../raft/index.js';
-import { ERR_NO_SPACE, isReadOnlyTxn, isSerializableTxn, type Command } from '../mvcc/index.js';
+import { ERR_NO_SPACE, isReadOnlyTxn, isSerializableTxn, type MvccCommand } from '../mvcc/index.js';
+import { authorizeTxn } from '../auth/index.js';
+import { NodeAuthBackend } from './auth-backend.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
 import { hashToId } from './ids.js';
@@ -63,20 +65,13 @@ export interface LeaderForwarder {
   leaseTimeToLive(leaderClientAddress: string, id: number, keys: boolean): Promise<LeaseTimeToLiveResponse>;
 }
 
-export class NodeBackend implements EtcdBackend {
+export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   constructor(
-    private readonly node: ClusterNode,
-    private readonly config: NodeConfig,
+    node: ClusterNode,
+    config: NodeConfig,
     private readonly forwarder: LeaderForwarder,
-  ) {}
-
-  header(revision?: number): ResponseHeader {
-    return {
-      clusterId: this.node.clusterId,
-      memberId: this.node.memberId,
-      revision: revision ?? this.node.store.currentRevision,
-      raftTerm: this.node.raftTerm,
-    };
+  ) {
+    super(node, config);
   }
 
   leaderId(): number {
@@ -85,30 +80,32 @@ export class NodeBackend implements EtcdBackend {
 
   // ---- KV ----
 
-  async range(r: RangeRequest): Promise<WithHeader<RangeResponse>> {
+  async range(r: RangeRequest, caller?: Caller): Promise<WithHeader<RangeResponse>> {
     if (!r.serializable) await this.node.linearizableBarrier();
+    this.node.auth.checkRead(this.authInfo(caller), r.key, r.rangeEnd);
     const response = this.node.store.range(r);
     return { header: this.header(), ...response };
   }
 
-  async put(r: PutRequest): Promise<WithHeader<PutResponse>> {
-    const applied = await this.proposeWithinQuota({ type: 'put', request: r });
+  async put(r: PutRequest, caller?: Caller): Promise<WithHeader<PutResponse>> {
+    const applied = await this.proposeWithinQuota({ type: 'put', request: r }, caller);
     return { header: this.header(applied.revision), ...(applied.response as PutResponse) };
   }
 
-  async deleteRange(r: DeleteRangeRequest): Promise<WithHeader<DeleteRangeResponse>> {
-    const applied = await this.node.propose({ type: 'deleteRange', request: r });
+  async deleteRange(r: DeleteRangeRequest, caller?: Caller): Promise<WithHeader<DeleteRangeResponse>> {
+    const applied = await this.proposeAs({ type: 'deleteRange', request: r }, caller);
     return { header: this.header(applied.revision), ...(applied.response as DeleteRangeResponse) };
   }
 
-  async txn(r: TxnRequest): Promise<WithHeader<TxnResponse>> {
+  async txn(r: TxnRequest, caller?: Caller): Promise<WithHeader<TxnResponse>> {
     if (isReadOnlyTxn(r)) {
       // Only ranges: served like a range (etcd does the same), with no raft entry, fsync or apply.
       if (!isSerializableTxn(r)) await this.node.linearizableBarrier();
+      if (this.node.auth.enabled) authorizeTxn({ auth: this.node.auth, mvcc: this.node.store }, this.authInfo(caller), r);
       const response = this.node.store.readTxn(r);
       return { header: this.header(), ...response };
     }
-    const applied = await this.proposeWithinQuota({ type: 'txn', request: r });
+    const applied = await this.proposeWithinQuota({ type: 'txn', request: r }, caller);
     return { header: this.header(applied.revision), ...(applied.response as TxnResponse) };
   }
 
@@ -117,37 +114,39 @@ export class NodeBackend implements EtcdBackend {
    * quota is refused before it is proposed, and this member's NOSPACE alarm is raised (etcd waits
    * for that proposal and ignores its outcome, and so do we).
    */
-  private async proposeWithinQuota(command: Command): ReturnType<ClusterNode['propose']> {
+  private async proposeWithinQuota(command: MvccCommand, caller: Caller | undefined): ReturnType<ClusterNode['propose']> {
     if (!quotaAdmits(this.config.quotaBackendBytes, this.node.inUseBytesEstimate, command)) {
       await this.node.propose({ type: 'alarmActivate', memberId: this.node.memberId, alarm: AlarmType.NOSPACE }).catch(() => undefined);
       throw new LichenError(ErrorCode.NoSpace, ERR_NO_SPACE);
     }
-    return this.node.propose(command);
+    return this.proposeAs(command, caller);
   }
 
-  async compact(r: CompactionRequest): Promise<WithHeader<object>> {
-    const applied = await this.node.propose({ type: 'compact', request: r });
+  async compact(r: CompactionRequest, caller?: Caller): Promise<WithHeader<object>> {
+    const applied = await this.proposeAs({ type: 'compact', request: r }, caller);
     return { header: this.header(applied.revision) };
   }
 
   // ---- Watch ----
 
-  watch(r: WatchCreate, sink: WatchSink): WatchHandle {
+  watch(r: WatchCreate, sink: WatchSink, caller?: Caller): WatchHandle {
+    // Checked once, when the watcher starts (as etcd does); later permission changes do not end it.
+    this.node.auth.checkRead(this.authInfo(caller), r.key, r.rangeEnd);
     return watchStore(this.node, r, sink, WATCH_PROGRESS_INTERVAL_MS, this.config.tickMs);
   }
 
   // ---- Lease ----
 
-  async leaseGrant(r: LeaseGrantRequest): Promise<WithHeader<LeaseGrantResponse>> {
+  async leaseGrant(r: LeaseGrantRequest, caller?: Caller): Promise<WithHeader<LeaseGrantResponse>> {
     if (!Number.isInteger(r.TTL) || r.TTL <= 0) {
       throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: lease TTL must be a positive number of seconds, got ${r.TTL}`);
     }
-    const applied = await this.proposeWithinQuota({ type: 'leaseGrant', request: r });
+    const applied = await this.proposeWithinQuota({ type: 'leaseGrant', request: r }, caller);
     return { header: this.header(applied.revision), ...(applied.response as LeaseGrantResponse) };
   }
 
-  async leaseRevoke(id: number): Promise<WithHeader<object>> {
-    const applied = await this.node.propose({ type: 'leaseRevoke', id });
+  async leaseRevoke(id: number, caller?: Caller): Promise<WithHeader<object>> {
+    const applied = await this.proposeAs({ type: 'leaseRevoke', id }, caller);
     return { header: this.header(applied.revision) };
   }
 
@@ -192,7 +191,8 @@ export class NodeBackend implements EtcdBackend {
     return { header: this.header(), members: this.node.members.map(toApiMember) };
   }
 
-  async memberAdd(peerURLs: string[], isLearner: boolean): Promise<WithHeader<MemberAddResponse>> {
+  async memberAdd(peerURLs: string[], isLearner: boolean, caller?: Caller): Promise<WithHeader<MemberAddResponse>> {
+    this.checkAdmin(caller);
     const peerAddress = addressOfUrls(peerURLs);
     if (this.node.members.some((m) => m.peerAddress === peerAddress)) {
       throw new LichenError(ErrorCode.MemberExists, 'etcdserver: peerURL exists');
@@ -204,7 +204,8 @@ export class NodeBackend implements EtcdBackend {
     return { header: this.header(), member: members.find((m) => m.id === id)!, members };
   }
 
-  async memberRemove(id: number): Promise<WithHeader<MemberListResponse>> {
+  async memberRemove(id: number, caller?: Caller): Promise<WithHeader<MemberListResponse>> {
+    this.checkAdmin(caller);
     const member = this.requireMember(id);
     if (!member.isLearner) this.refuseIfQuorumWouldBeLost(id);
     await this.handOffLeadershipFrom(id);
@@ -212,14 +213,16 @@ export class NodeBackend implements EtcdBackend {
     return { header: this.header(), members: this.node.members.map(toApiMember) };
   }
 
-  async memberUpdate(id: number, peerURLs: string[]): Promise<WithHeader<MemberListResponse>> {
+  async memberUpdate(id: number, peerURLs: string[], caller?: Caller): Promise<WithHeader<MemberListResponse>> {
+    this.checkAdmin(caller);
     const member = this.requireMember(id);
     const peerAddress = addressOfUrls(peerURLs);
     await this.node.proposeConfChange(ConfChangeType.UpdateNode, id, { name: member.name, peerAddress });
     return { header: this.header(), members: this.node.members.map(toApiMember) };
   }
 
-  async memberPromote(id: number): Promise<WithHeader<MemberListResponse>> {
+  async memberPromote(id: number, caller?: Caller): Promise<WithHeader<MemberListResponse>> {
+    this.checkAdmin(caller);
     const member = this.requireMember(id);
     if (!member.isLearner) {
       throw new LichenError(ErrorCode.MembershipRefused, 'etcdserver: can only promote a learner member');
@@ -299,7 +302,8 @@ export class NodeBackend implements EtcdBackend {
     };
   }
 
-  async hashKV(revision: number): Promise<WithHeader<HashKVResponse>> {
+  async hashKV(revision: number, caller?: Caller): Promise<WithHeader<HashKVResponse>> {
+    this.checkAdmin(caller);
     const response = this.node.store.hashKV(revision === 0 ? this.node.store.currentRevision : revision);
     return { header: this.header(), ...response };
   }
@@ -315,7 +319,8 @@ export class NodeBackend implements EtcdBackend {
    * file is unlinked as soon as it is open, so nothing is left behind when the stream ends or is
    * abandoned; a crash meanwhile leaves it in tmp/, which the next start empties.
    */
-  async snapshot(): Promise<SnapshotStream> {
+  async snapshot(caller?: Caller): Promise<SnapshotStream> {
+    this.checkAdmin(caller);
     const dir = join(this.config.dataDir, TMP_DIR);
     await mkdir(dir, { recursive: true });
     const path = join(dir, `snapshot-${randomUUID()}.db`);
@@ -334,7 +339,8 @@ export class NodeBackend implements EtcdBackend {
     return { header, sizeBytes, chunks: readChunks(file) };
   }
 
-  async hash(): Promise<WithHeader<{ hash: number }>> {
+  async hash(caller?: Caller): Promise<WithHeader<{ hash: number }>> {
+    this.checkAdmin(caller);
     const header = this.header();
     const source = this.backendSource();
     try {
@@ -347,6 +353,11 @@ export class NodeBackend implements EtcdBackend {
   /** This member's state at this moment: the engine view and the member table agree. */
   private backendSource(): BackendSource {
     return { mvcc: this.node.store.stateView(), members: this.node.members.map(toApiMember), removedMemberIds: this.node.removedMemberIds };
+  }
+
+  async defragment(caller?: Caller): Promise<WithHeader<object>> {
+    this.checkAdmin(caller);
+    return { header: this.header() };
   }
 
   /**

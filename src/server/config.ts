@@ -1,5 +1,7 @@
 // The configuration of one Lichen node. The CLI fills it from flags, LICHEN_* environment
 // variables and a JSON config file (in that order of precedence); tests build it directly.
+import { AUTH_TOKEN_TTL_SECONDS_DEFAULT } from '../auth/tokens.js';
+import { BCRYPT_COST_DEFAULT } from '../auth/password.js';
 import type { EngineKind } from '../engine/types.js';
 import { pendingRequestsMax, quotaBackendBytesDefault, requestBytesMaxDefault } from '../limits.js';
 import type { AutoCompactionMode } from './compactor.js';
@@ -72,6 +74,12 @@ export interface NodeConfig {
   /** How long a client request may wait for commit/apply before Timeout. */
   requestTimeoutMs: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** etcd's --auth-token: "simple", or "jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>,ttl=<duration>". */
+  authToken: string;
+  /** etcd's --auth-token-ttl: a simple token expires this long after its last use. */
+  authTokenTtlSeconds: number;
+  /** etcd's --bcrypt-cost: the cost of the password hashes this member makes (4–31). */
+  bcryptCost: number;
   /** Test-only fault injection; never set these in production. */
   unsafe: {
     /** Added before every WAL fsync (slow disk). */
@@ -110,6 +118,9 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     pendingRequestsMax,
     requestTimeoutMs: 5_000,
     logLevel: 'info',
+    authToken: 'simple',
+    authTokenTtlSeconds: AUTH_TOKEN_TTL_SECONDS_DEFAULT,
+    bcryptCost: BCRYPT_COST_DEFAULT,
     unsafe: { walSyncDelayMs: 0, walNoSync: false, readsWithoutReadIndex: false },
   };
   const config = { ...base, ...overrides, unsafe: { ...base.unsafe, ...overrides.unsafe } };

@@ -19,7 +19,8 @@ import {
   type Ready,
   type Snapshot,
 } from '../raft/index.js';
-import { AlarmType, Lessor, WatchHub, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../mvcc/index.js';
+import { AlarmType, Lessor, WatchHub, decodeCommand, encodeCommand, type Command } from '../mvcc/index.js';
+import { applyCommand, createTokenProvider, type ApplyResult, type ReplicatedState, type TokenProvider } from '../auth/index.js';
 import type { EngineSpace } from '../engine/index.js';
 import { TcpTransport } from '../transport/index.js';
 import { ErrorCode, LichenError, isLichenError } from '../errors.js';
@@ -57,6 +58,10 @@ export class ClusterNode {
   readonly clusterId: number;
   readonly hub: WatchHub;
   readonly lessor: Lessor;
+  /** This member's auth tokens (simple tokens are member-local; see src/auth/tokens.ts). */
+  readonly tokens: TokenProvider;
+  /** What committed entries apply to (the store and auth objects, which a snapshot reloads in place). */
+  private readonly replicated: ReplicatedState;
 
   private readonly raw: RawNode;
   private readonly transport: TcpTransport;
@@ -155,6 +160,12 @@ export class ClusterNode {
             log: (level, message, fields) => this.logger[level](message, fields),
           })
         : undefined;
+    this.tokens = createTokenProvider(config.authToken, {
+      ttlMs: config.authTokenTtlSeconds * 1000,
+      now: () => Date.now(),
+      waitForApplied: (index) => this.waitForApplied(index, performance.now() + this.config.requestTimeoutMs),
+    });
+    this.replicated = { mvcc: state.store, auth: state.auth, onAuthApplied: (index, command) => this.tokens.onApplied(index, command) };
     this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs });
     this.reads = new ReadRounds({
       max: config.pendingRequestsMax,
@@ -187,6 +198,10 @@ export class ClusterNode {
 
   get store(): NodeState['store'] {
     return this.state.store;
+  }
+
+  get auth(): NodeState['auth'] {
+    return this.state.auth;
   }
 
   get members(): Member[] {
@@ -480,6 +495,7 @@ export class ClusterNode {
 
   private onTick(): void {
     this.enqueue(() => this.raw.tick());
+    this.tokens.sweep();
     this.reads.onTick();
     this.hub.syncUnsynced();
     if (this.role === 'leader') this.revokeExpiredLeases();
@@ -644,8 +660,8 @@ export class ClusterNode {
         this.state.members.applyAttributes(envelope.origin, decodeJson<MemberAttributes>(envelope.body));
       } else if (entry.index > this.state.store.appliedIndex) {
         const command = decodeCommand(envelope.body);
-        const result = this.state.store.apply(entry.index, command);
-        this.afterApply(command, result);
+        const result = applyCommand(this.replicated, entry.index, command);
+        this.afterApply(command.type === 'authorized' ? command.command : command, result);
         if (envelope.origin === this.memberId) this.proposals.resolve(envelope.sequence, result as Applied);
       }
     }
@@ -714,6 +730,7 @@ export class ClusterNode {
     this.state.storage.applySnapshot(snapshot);
     const { members, engineData } = decodeSnapshotData(snapshot.data);
     this.state.store.install([engineData]);
+    this.state.auth.reload();
     // Watchers were synced to the old state: they re-read what they missed from the new history.
     this.hub.restored();
     this.state.members = members;

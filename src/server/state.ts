@@ -3,6 +3,7 @@
 import { mkdir, readFile, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openEngine, type Engine } from '../engine/index.js';
+import { AuthStore } from '../auth/index.js';
 import { MvccStore } from '../mvcc/index.js';
 import { ConfChangeType, MemoryStorage, type HardState, type Snapshot } from '../raft/index.js';
 import { SnapshotStore, Wal } from '../wal/index.js';
@@ -30,6 +31,8 @@ export interface NodeState {
   identity: Identity;
   engine: Engine;
   store: MvccStore;
+  /** Users, roles and permissions: replicated state in the same engine (see src/auth). */
+  auth: AuthStore;
   wal: Wal;
   snapshots: SnapshotStore;
   storage: MemoryStorage;
@@ -88,7 +91,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger): Promise
     storage.setHardState(hardState);
     if (state.entries.length > 0) storage.append(state.entries);
     const members = MemberTable.fromJSON({ members: identity.joined.members, removed: [] });
-    return { identity, engine, store, wal, snapshots, storage, members, snapshotIndex: 0 };
+    return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: 0 };
   }
   if (!snapshot) {
     // A brand-new member of a new cluster: the first snapshot holds the initial membership.
@@ -114,7 +117,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger): Promise
   storage.applySnapshot(snapshot);
   storage.setHardState(mergeCommit(hardState, snapshot));
   if (state.entries.length > 0) storage.append(state.entries);
-  return { identity, engine, store, wal, snapshots, storage, members, snapshotIndex: snapshot.metadata.index };
+  return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: snapshot.metadata.index };
 }
 
 /** The persisted commit can trail a snapshot installed from the leader; never go below it. */

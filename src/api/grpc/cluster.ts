@@ -13,21 +13,21 @@ export function clusterService(ctx: HandlerContext): Implementation {
     MemberList: unary<{ linearizable: boolean }>(ctx, async (w) => {
       const r = await backend.memberList(w.linearizable ?? false);
       return { header: encodeHeader(r.header), members: r.members.map(encodeMember) };
-    }),
-    MemberAdd: unary<{ peerURLs: string[]; isLearner: boolean }>(ctx, async (w) => {
-      const r = await backend.memberAdd(checkPeerURLs(w.peerURLs), w.isLearner ?? false);
+    }, { identify: false }),
+    MemberAdd: unary<{ peerURLs: string[]; isLearner: boolean }>(ctx, async (w, caller) => {
+      const r = await backend.memberAdd(checkPeerURLs(w.peerURLs), w.isLearner ?? false, caller);
       return { header: encodeHeader(r.header), member: encodeMember(r.member), members: r.members.map(encodeMember) };
     }),
-    MemberRemove: unary<{ ID: WireLong }>(ctx, async (w) => {
-      const r = await backend.memberRemove(memberId(w.ID));
+    MemberRemove: unary<{ ID: WireLong }>(ctx, async (w, caller) => {
+      const r = await backend.memberRemove(memberId(w.ID), caller);
       return { header: encodeHeader(r.header), members: r.members.map(encodeMember) };
     }),
-    MemberUpdate: unary<{ ID: WireLong; peerURLs: string[] }>(ctx, async (w) => {
-      const r = await backend.memberUpdate(memberId(w.ID), checkPeerURLs(w.peerURLs));
+    MemberUpdate: unary<{ ID: WireLong; peerURLs: string[] }>(ctx, async (w, caller) => {
+      const r = await backend.memberUpdate(memberId(w.ID), checkPeerURLs(w.peerURLs), caller);
       return { header: encodeHeader(r.header), members: r.members.map(encodeMember) };
     }),
-    MemberPromote: unary<{ ID: WireLong }>(ctx, async (w) => {
-      const r = await backend.memberPromote(memberId(w.ID));
+    MemberPromote: unary<{ ID: WireLong }>(ctx, async (w, caller) => {
+      const r = await backend.memberPromote(memberId(w.ID), caller);
       return { header: encodeHeader(r.header), members: r.members.map(encodeMember) };
     }),
   };

@@ -6,6 +6,7 @@
 // one code (e.g. MembershipRefused), the thrower names etcd's error in details.etcdError, using a
 // key of ETCD_ERRORS, and that row wins.
 import { status as GrpcStatus } from '@grpc/grpc-js';
+import type { AuthErrorName } from '../../auth/errors.js';
 import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
 import type { StatusError } from './http2-server.js';
 
@@ -50,8 +51,25 @@ export const ETCD_ERRORS = {
   requestTooLarge: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: request is too large' },
   tooManyRequests: { code: GrpcStatus.RESOURCE_EXHAUSTED, message: 'etcdserver: too many requests' },
 
-  authNotEnabled: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: authentication is not enabled' },
+  rootUserNotExist: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: root user does not exist' },
+  rootRoleNotExist: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: root user does not have root role' },
+  userAlreadyExist: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: user name already exists' },
+  userEmpty: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: user name is empty' },
+  userNotFound: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: user name not found' },
+  roleAlreadyExist: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: role name already exists' },
+  roleNotFound: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: role name not found' },
+  roleEmpty: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: role name is empty' },
+  authFailed: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: authentication failed, invalid user ID or password' },
+  // Not one of etcd's rpctypes errors: etcd 3.4 sends its auth package's text with code Unknown.
+  noPasswordUser: { code: GrpcStatus.UNKNOWN, message: 'auth: authentication failed, password was given for no password user' },
   permissionDenied: { code: GrpcStatus.PERMISSION_DENIED, message: 'etcdserver: permission denied' },
+  roleNotGranted: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: role is not granted to the user' },
+  permissionNotGranted: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: permission is not granted to the role' },
+  authNotEnabled: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: authentication is not enabled' },
+  invalidAuthToken: { code: GrpcStatus.UNAUTHENTICATED, message: 'etcdserver: invalid auth token' },
+  invalidAuthMgmt: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: invalid auth management' },
+  authOldRevision: { code: GrpcStatus.INVALID_ARGUMENT, message: 'etcdserver: revision of auth store is old' },
+  verifyOnly: { code: GrpcStatus.UNKNOWN, message: 'auth: token signing attempted with verify-only key' },
 
   noLeader: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: no leader' },
   notLeader: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: not leader' },
@@ -69,6 +87,10 @@ export const ETCD_ERRORS = {
 } as const satisfies Record<string, GrpcErrorRow>;
 
 export type EtcdErrorName = keyof typeof ETCD_ERRORS;
+
+// Every error src/auth throws names a row of the table above (checked when compiling).
+const AUTH_ERROR_ROWS: Record<AuthErrorName, GrpcErrorRow> = ETCD_ERRORS;
+void AUTH_ERROR_ROWS;
 
 /**
  * Lichen error code → gRPC status. `message: null` passes the LichenError's own message through
@@ -95,6 +117,10 @@ export const GRPC_ERROR_TABLE: Record<ErrorCode, { code: GrpcStatus; message: st
   [ErrorCode.NoSpace]: ETCD_ERRORS.noSpace,
   [ErrorCode.Corrupt]: ETCD_ERRORS.corrupt,
   [ErrorCode.Internal]: { code: GrpcStatus.INTERNAL, message: null },
+  // src/auth names etcd's error for each of these (details.etcdError), which wins over this row.
+  [ErrorCode.Unauthenticated]: { code: GrpcStatus.UNAUTHENTICATED, message: null },
+  [ErrorCode.PermissionDenied]: ETCD_ERRORS.permissionDenied,
+  [ErrorCode.FailedPrecondition]: { code: GrpcStatus.FAILED_PRECONDITION, message: null },
 };
 
 const ROWS_BY_MESSAGE = new Map<string, GrpcErrorRow>(Object.values(ETCD_ERRORS).map((row) => [row.message, row]));

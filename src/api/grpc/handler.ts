@@ -1,7 +1,7 @@
 // Plumbing shared by the service implementations: the request context, the request-size check,
 // the "require a leader" metadata etcd clients send, and the unary wrapper that maps errors.
 import { ErrorCode, LichenError } from '../../errors.js';
-import type { EtcdBackend } from '../backend.js';
+import type { Caller, Credentials, EtcdBackend } from '../backend.js';
 import { etcdError, toServiceError } from './errors.js';
 import type { CallMetadata, Implementation, ServerCall, ServiceDefinition, UnaryCallback, UnaryHandler } from './http2-server.js';
 
@@ -56,16 +56,43 @@ export function checkRequireLeader(ctx: HandlerContext, metadata: CallMetadata):
   }
 }
 
-/** A unary handler: size and leader checks, then `run`; any throw becomes an etcd error status. */
+/**
+ * What the client presented: the token from metadata "token" (etcd's clients) or "authorization"
+ * (etcd's grpc-gateway passes the HTTP Authorization header so), and the common name of its
+ * verified TLS client certificate, which the TLS layer sets on the call.
+ */
+export function credentialsOf(call: { metadata: CallMetadata; peerCommonName?: string }): Credentials {
+  const token = call.metadata.get('token')[0] ?? call.metadata.get('authorization')[0];
+  return { token: token === undefined ? undefined : String(token), commonName: call.peerCommonName };
+}
+
+/** The authenticated caller, undefined when no credentials came; throws for an invalid token. */
+export async function callerOf(ctx: HandlerContext, call: { metadata: CallMetadata; peerCommonName?: string }): Promise<Caller | undefined> {
+  const credentials = credentialsOf(call);
+  if (credentials.token === undefined && !credentials.commonName) return undefined;
+  return ctx.backend.identify(credentials);
+}
+
+export interface UnaryOptions {
+  /**
+   * Whether to check the caller's credentials (an invalid token fails the call). etcd 3.4 looks
+   * at no credentials for some calls (Status, MemberList, MoveLeader, LeaseTimeToLive, LeaseLeases).
+   */
+  identify?: boolean;
+}
+
+/** A unary handler: size, leader and credential checks, then `run`; any throw becomes an etcd error status. */
 export function unary<Req extends object>(
   ctx: HandlerContext,
-  run: (request: Req) => Promise<object> | object,
+  run: (request: Req, caller: Caller | undefined) => Promise<object> | object,
+  options: UnaryOptions = {},
 ): (call: ServerCall<Req, object>, callback: UnaryCallback<object>) => void {
   return (call, callback) => {
     const respond = async (): Promise<object> => {
       checkRequestSize(ctx, call.request);
       checkRequireLeader(ctx, call.metadata);
-      return run(call.request);
+      const caller = options.identify === false ? undefined : await callerOf(ctx, call);
+      return run(call.request, caller);
     };
     respond().then(
       (response) => callback(null, response),

@@ -22,29 +22,29 @@ import {
 export function kvService(ctx: HandlerContext): Implementation {
   const { backend } = ctx;
   return {
-    Range: unary<WireRangeRequest>(ctx, async (w) => {
-      const response = await backend.range(decodeRangeRequest(w));
+    Range: unary<WireRangeRequest>(ctx, async (w, caller) => {
+      const response = await backend.range(decodeRangeRequest(w), caller);
       return encodeRangeResponse(response, encodeHeader(response.header));
     }),
-    Put: unary<WirePutRequest>(ctx, async (w) => {
-      const response = await backend.put(decodePutRequest(w));
+    Put: unary<WirePutRequest>(ctx, async (w, caller) => {
+      const response = await backend.put(decodePutRequest(w), caller);
       return encodePutResponse(response, encodeHeader(response.header));
     }),
-    DeleteRange: unary<WireDeleteRangeRequest>(ctx, async (w) => {
-      const response = await backend.deleteRange(decodeDeleteRangeRequest(w));
+    DeleteRange: unary<WireDeleteRangeRequest>(ctx, async (w, caller) => {
+      const response = await backend.deleteRange(decodeDeleteRangeRequest(w), caller);
       return encodeDeleteRangeResponse(response, encodeHeader(response.header));
     }),
-    Txn: unary<WireTxnRequest>(ctx, async (w) => {
-      const response = await backend.txn(decodeTxnRequest(w));
+    Txn: unary<WireTxnRequest>(ctx, async (w, caller) => {
+      const response = await backend.txn(decodeTxnRequest(w), caller);
       return encodeTxnResponse(response, encodeHeader(response.header));
     }),
-    Compact: unary<{ revision: WireLong; physical: boolean }>(ctx, async (w) => {
+    Compact: unary<{ revision: WireLong; physical: boolean }>(ctx, async (w, caller) => {
       const revision = toSafeInt(w.revision, 'revision');
       if (revision <= 0) {
         // etcd compacting at <= 0 reports the revision as already compacted.
         throw new LichenError(ErrorCode.Compacted, 'compaction revision must be positive');
       }
-      const response = await backend.compact({ revision, physical: w.physical ?? false });
+      const response = await backend.compact({ revision, physical: w.physical ?? false }, caller);
       return { header: encodeHeader(response.header) };
     }),
   };

@@ -13,15 +13,15 @@ export const KEEPALIVE_PENDING_MAX = 1024;
 export function leaseService(ctx: HandlerContext): Implementation {
   const { backend } = ctx;
   return {
-    LeaseGrant: unary<{ TTL: WireLong; ID: WireLong }>(ctx, async (w) => {
+    LeaseGrant: unary<{ TTL: WireLong; ID: WireLong }>(ctx, async (w, caller) => {
       const TTL = toSafeInt(w.TTL, 'TTL');
       const ID = toSafeInt(w.ID, 'ID');
       if (TTL > leaseTtlSecondsMax) throw etcdError('leaseTTLTooLarge', ErrorCode.InvalidArgument);
-      const response = await backend.leaseGrant({ TTL, ID });
+      const response = await backend.leaseGrant({ TTL, ID }, caller);
       return { header: encodeHeader(response.header), ID: response.ID, TTL: response.TTL, error: '' };
     }),
-    LeaseRevoke: unary<{ ID: WireLong }>(ctx, async (w) => {
-      const response = await backend.leaseRevoke(toSafeInt(w.ID, 'ID'));
+    LeaseRevoke: unary<{ ID: WireLong }>(ctx, async (w, caller) => {
+      const response = await backend.leaseRevoke(toSafeInt(w.ID, 'ID'), caller);
       return { header: encodeHeader(response.header) };
     }),
     LeaseTimeToLive: unary<{ ID: WireLong; keys: boolean }>(ctx, async (w) => {
@@ -34,11 +34,11 @@ export function leaseService(ctx: HandlerContext): Implementation {
         if (!isLichenError(error, ErrorCode.LeaseNotFound)) throw error;
         return { header: encodeHeader(backend.header()), ID: id, TTL: -1, grantedTTL: 0, keys: [] };
       }
-    }),
+    }, { identify: false }),
     LeaseLeases: unary<object>(ctx, async () => {
       const response = await backend.leaseLeases();
       return { header: encodeHeader(response.header), leases: response.ids.map((ID) => ({ ID })) };
-    }),
+    }, { identify: false }),
     LeaseKeepAlive: (call: ServerCall<{ ID: WireLong }, object>) => keepAliveStream(ctx, call),
   };
 }

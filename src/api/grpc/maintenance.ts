@@ -1,4 +1,4 @@
-// The Maintenance service, the Auth service (only AuthStatus is served) and grpc.health.v1.
+// The Maintenance service and grpc.health.v1.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { ErrorCode, LichenError } from '../../errors.js';
@@ -6,7 +6,7 @@ import { AlarmAction, type AlarmRequest } from '../backend.js';
 import { HASHED_LENGTH_UNIT, SHA256_BYTES } from '../../backup/index.js';
 import { toServiceError } from './errors.js';
 import type { ServerCall, UnaryCallback } from './http2-server.js';
-import { checkRequireLeader, unary, unimplemented, type HandlerContext, type Implementation } from './handler.js';
+import { callerOf, checkRequireLeader, unary, unimplemented, type HandlerContext, type Implementation } from './handler.js';
 import { SERVICE_NAMES } from './proto.js';
 import { encodeHeader, toSafeInt, toSafeUint, type WireLong } from './wire.js';
 
@@ -30,7 +30,7 @@ export function maintenanceService(ctx: HandlerContext): Implementation {
         dbSizeInUse: s.dbSizeInUse,
         isLearner: s.isLearner,
       };
-    }),
+    }, { identify: false }),
     Alarm: unary<{ action: number; memberID: WireLong; alarm: number }>(ctx, async (w) => {
       const request: AlarmRequest = {
         action: (w.action ?? 0) as AlarmRequest['action'],
@@ -43,8 +43,8 @@ export function maintenanceService(ctx: HandlerContext): Implementation {
       const r = await backend.alarm(request);
       return { header: encodeHeader(r.header), alarms: r.alarms.map((a) => ({ memberID: a.memberId, alarm: a.alarm })) };
     }),
-    HashKV: unary<{ revision: WireLong }>(ctx, async (w) => {
-      const r = await backend.hashKV(Math.max(0, toSafeInt(w.revision, 'revision')));
+    HashKV: unary<{ revision: WireLong }>(ctx, async (w, caller) => {
+      const r = await backend.hashKV(Math.max(0, toSafeInt(w.revision, 'revision')), caller);
       return {
         header: encodeHeader(r.header),
         hash: r.hash >>> 0,
@@ -55,13 +55,13 @@ export function maintenanceService(ctx: HandlerContext): Implementation {
     MoveLeader: unary<{ targetID: WireLong }>(ctx, async (w) => {
       const r = await backend.moveLeader(toSafeUint(w.targetID, 'targetID'));
       return { header: encodeHeader(r.header) };
-    }),
+    }, { identify: false }),
     // lmdb reuses the pages compaction frees, and the space quota counts pages in use, so the
     // quota recovers without a defragmentation (README, "Space quota, alarms and compaction").
     // The file keeps its size; answering success keeps etcd's runbook and etcdctl scripts working.
-    Defragment: unary<object>(ctx, () => ({ header: encodeHeader(backend.header()) })),
-    Hash: unary<object>(ctx, async () => {
-      const r = await backend.hash();
+    Defragment: unary<object>(ctx, async (_w, caller) => ({ header: encodeHeader((await backend.defragment(caller)).header) })),
+    Hash: unary<object>(ctx, async (_w, caller) => {
+      const r = await backend.hash(caller);
       return { header: encodeHeader(r.header), hash: r.hash >>> 0 };
     }),
     Downgrade: unimplemented('lichen: Downgrade is not supported'),
@@ -74,7 +74,7 @@ async function streamSnapshot(ctx: HandlerContext, call: ServerCall<object, obje
   call.on('cancelled', () => void (aborted = true));
   try {
     checkRequireLeader(ctx, call.metadata);
-    const snapshot = await ctx.backend.snapshot();
+    const snapshot = await ctx.backend.snapshot(await callerOf(ctx, call));
     const header = encodeHeader(snapshot.header);
     const hash = createHash('sha256');
     // `etcdctl snapshot restore` finds the hash by the length (see src/backup/trailer.ts). A bbolt
@@ -108,25 +108,6 @@ async function streamSnapshot(ctx: HandlerContext, call: ServerCall<object, obje
   } catch (error) {
     if (!aborted) call.destroy(toServiceError(error));
   }
-}
-
-const AUTH_NOT_SUPPORTED = 'lichen: auth is not supported yet (Lichen serves every request without authentication)';
-
-export function authService(ctx: HandlerContext): Implementation {
-  const names = [
-    'AuthEnable', 'AuthDisable', 'Authenticate', 'UserAdd', 'UserGet', 'UserList', 'UserDelete',
-    'UserChangePassword', 'UserGrantRole', 'UserRevokeRole', 'RoleAdd', 'RoleGet', 'RoleList',
-    'RoleDelete', 'RoleGrantPermission', 'RoleRevokePermission',
-  ];
-  const implementation: Implementation = {
-    AuthStatus: unary<object>(ctx, () => ({
-      header: encodeHeader(ctx.backend.header()),
-      enabled: false,
-      authRevision: 0,
-    })),
-  };
-  for (const name of names) implementation[name] = unimplemented(AUTH_NOT_SUPPORTED);
-  return implementation;
 }
 
 const HealthStatus = { SERVING: 1, NOT_SERVING: 2 } as const;

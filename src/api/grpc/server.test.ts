@@ -500,11 +500,16 @@ describe('gRPC Cluster, Maintenance, Auth and Health services', () => {
     assert.ok(body.toString().includes(Buffer.from('snap').toString('hex')));
   });
 
-  it('says auth is disabled and refuses auth changes clearly', async () => {
+  it('maps a backend without auth to etcd\'s answers: disabled, no login, no valid token', async () => {
     const s = await h.call('Auth', 'AuthStatus', {});
     assert.equal(s.enabled, false);
-    await rejectsWith(h.call('Auth', 'AuthEnable', {}), status.UNIMPLEMENTED, /auth is not supported yet/);
-    await rejectsWith(h.call('Auth', 'Authenticate', { name: 'root', password: 'x' }), status.UNIMPLEMENTED, /auth is not supported yet/);
+    await rejectsWith(h.call('Auth', 'Authenticate', { name: 'root', password: 'x' }), status.FAILED_PRECONDITION, /^etcdserver: authentication is not enabled$/);
+    const metadata = new Metadata();
+    metadata.set('token', 'stale.1');
+    const kv = h.clients.KV as unknown as Record<string, Function>;
+    const failure = await new Promise<ServiceError>((resolve) => kv['Range']!.call(h.clients.KV, { key: Buffer.from('k') }, metadata, (e: ServiceError) => resolve(e)));
+    assert.equal(failure.code, status.UNAUTHENTICATED);
+    assert.equal(failure.details, 'etcdserver: invalid auth token');
   });
 
   it('reports SERVING while a leader is known', async () => {

@@ -9,13 +9,14 @@
 // etcd's slow "victim" watchers catch up), so memory stays bounded and no event is lost. The
 // stream lives until the client cancels it: a client that half-closes its side (as the JSON
 // gateway does when a request body ends) keeps receiving events, as from etcd.
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { ErrorCode, isLichenError } from '../../errors.js';
-import type { WatchCreate, WatchHandle, WatchSink } from '../backend.js';
-import { grpcErrorFor, toServiceError } from './errors.js';
+import type { Caller, Credentials, WatchCreate, WatchHandle, WatchSink } from '../backend.js';
+import { etcdError, grpcErrorFor, toServiceError } from './errors.js';
 import type { ServerCall } from './http2-server.js';
-import { checkRequestSize, checkRequireLeader, type HandlerContext, type Implementation } from './handler.js';
+import { checkRequestSize, checkRequireLeader, credentialsOf, type HandlerContext, type Implementation } from './handler.js';
 import { encodeEvent, encodeHeader, toSafeInt, type WireLong } from './wire.js';
-import { watchStreamBufferedBytesMax, watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
+import { watchRequestsQueuedMax, watchStreamBufferedBytesMax, watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
 
 
 /** etcd's id for responses that belong to no single watcher (stream-wide progress). */
@@ -75,11 +76,18 @@ class WatchStream {
   private closed = false;
   /** A stream-wide progress request waiting for its watchers to report. */
   private progress: { waiting: Set<number>; revisionMin: number } | null = null;
+  /** What the client presented when it opened the stream; checked again at each create (as etcd). */
+  private readonly credentials: Credentials;
+  /** Requests wait here, in order, while a create's credentials are checked (only when there are credentials). */
+  private queue: Promise<void> = Promise.resolve();
+  private queued = 0;
 
   constructor(
     private readonly ctx: HandlerContext,
     private readonly call: ServerCall<WireWatchRequest, WireWatchResponse>,
-  ) {}
+  ) {
+    this.credentials = credentialsOf(call);
+  }
 
   start(): void {
     try {
@@ -96,11 +104,28 @@ class WatchStream {
 
   private onRequest(request: WireWatchRequest): void {
     if (this.closed) return;
+    if (this.credentials.token === undefined && !this.credentials.commonName) return this.handle(request, undefined);
+    if (++this.queued > watchRequestsQueuedMax) return this.fail(etcdError('tooManyRequests', ErrorCode.Overloaded));
+    this.queue = this.queue.then(async () => {
+      let caller: Caller | undefined;
+      try {
+        if (request.request_union === 'create_request') caller = await this.ctx.backend.identify(this.credentials);
+      } catch (error) {
+        this.refuse(cancelReason(error));
+        return;
+      } finally {
+        this.queued--;
+      }
+      if (!this.closed) this.handle(request, caller);
+    });
+  }
+
+  private handle(request: WireWatchRequest, caller: Caller | undefined): void {
     try {
       checkRequestSize(this.ctx, request);
       switch (request.request_union) {
         case 'create_request':
-          return this.create(request.create_request!);
+          return this.create(request.create_request!, caller);
         case 'cancel_request':
           return this.cancel(toSafeInt(request.cancel_request!.watch_id, 'watch_id'));
         case 'progress_request':
@@ -113,7 +138,7 @@ class WatchStream {
     }
   }
 
-  private create(w: WireWatchCreate): void {
+  private create(w: WireWatchCreate, caller: Caller | undefined): void {
     const requestedId = toSafeInt(w.watch_id, 'watch_id');
     if (this.watchers.size >= watchersPerStreamMax) return this.refuse(CANCEL_REASON_TOO_MANY);
     if (requestedId > 0 && this.watchers.has(requestedId)) return this.refuse(CANCEL_REASON_DUPLICATE_ID);
@@ -132,7 +157,7 @@ class WatchStream {
     const watcher: Watcher = { id, early: [], ended: false };
     this.watchers.set(id, watcher);
     try {
-      watcher.handle = this.ctx.backend.watch(request, this.sinkFor(watcher));
+      watcher.handle = this.ctx.backend.watch(request, this.sinkFor(watcher), caller);
     } catch (error) {
       this.watchers.delete(id);
       if (isLichenError(error, ErrorCode.Compacted) && typeof error.details['compactRevision'] === 'number') {
@@ -141,7 +166,7 @@ class WatchStream {
         this.write({ header: this.header(0), watch_id: id, canceled: true, compact_revision: error.details['compactRevision'] });
         return;
       }
-      return this.refuse(grpcErrorFor(error).message);
+      return this.refuse(cancelReason(error));
     }
     this.write({ header: this.header(), watch_id: id, created: true });
     const early = watcher.early ?? [];
@@ -262,4 +287,20 @@ class WatchStream {
     this.cancelAll();
     this.call.destroy(toServiceError(error));
   }
+}
+
+const GO_CODE_NAMES: Partial<Record<number, string>> = {
+  [GrpcStatus.INVALID_ARGUMENT]: 'InvalidArgument',
+  [GrpcStatus.PERMISSION_DENIED]: 'PermissionDenied',
+  [GrpcStatus.UNAUTHENTICATED]: 'Unauthenticated',
+};
+
+/**
+ * Why a create was refused. An auth failure reads as etcd writes it, the Go text of a gRPC status
+ * ("rpc error: code = PermissionDenied desc = etcdserver: permission denied"); others as the message.
+ */
+function cancelReason(error: unknown): string {
+  const { code, message } = grpcErrorFor(error);
+  const auth = isLichenError(error) && (error.code === ErrorCode.Unauthenticated || error.code === ErrorCode.PermissionDenied);
+  return auth ? `rpc error: code = ${GO_CODE_NAMES[code] ?? code} desc = ${message}` : message;
 }

@@ -16,8 +16,10 @@ export type HttpErrorCode = ErrorCode | (typeof HttpOnlyCode)[keyof typeof HttpO
  * - FutureRevision is 400: the client asked for a revision that does not exist yet.
  * - NotLeader is 503 (with details.leaderId): the HTTP API does not redirect; retry elsewhere.
  * - Overloaded is 429 with Retry-After, so clients back off instead of hammering a full queue.
- * - Conflicts with existing state (LeaseExists, MemberExists, MembershipRefused) are 409.
+ * - Conflicts with existing state (LeaseExists, MemberExists, MembershipRefused, and
+ *   FailedPrecondition: a user or role that exists, a role not granted, auth not enabled) are 409.
  * - NoSpace is 507 Insufficient Storage: the space quota is used up until an operator frees it.
+ * - Unauthenticated (no, wrong or expired credentials) is 401; PermissionDenied is 403.
  */
 export const HTTP_STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = {
   InvalidArgument: 400,
@@ -38,6 +40,9 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = {
   NoSpace: 507,
   Corrupt: 500,
   Internal: 500,
+  Unauthenticated: 401,
+  PermissionDenied: 403,
+  FailedPrecondition: 409,
   MethodNotAllowed: 405,
 };
 

@@ -6,7 +6,7 @@ import { ErrorCode, LichenError } from '../../errors.js';
 import { formatId } from '../../ids.js';
 import type { RangeRequest, ResponseHeader } from '../../mvcc/types.js';
 import type { Registry } from '../../metrics.js';
-import type { EtcdBackend, Member } from '../backend.js';
+import type { Caller, EtcdBackend, Member } from '../backend.js';
 import { checkHealth } from '../health.js';
 import {
   bytesField,
@@ -33,6 +33,11 @@ export interface RouteContext {
   body(): Promise<Uint8Array>;
   /** Path parameters: the decoded key of /v1/kv/<key>. */
   key?: Uint8Array;
+  /**
+   * Who sends the request, from its Authorization header (a token from /v1/auth/authenticate)
+   * or its verified TLS client certificate; undefined when anonymous. Rejects an invalid token.
+   */
+  caller(): Promise<Caller | undefined>;
 }
 
 export interface Reply {
@@ -85,19 +90,19 @@ function notFound(key: Uint8Array): LichenError {
 
 // ---- KV handlers shared by the simple and the REST routes ----
 
-async function getOne(deps: RouteDeps, key: Uint8Array, query: Query): Promise<Reply> {
-  const result = await deps.backend.range({ key, ...readRequestFields(query) });
+async function getOne(deps: RouteDeps, key: Uint8Array, query: Query, caller: Caller | undefined): Promise<Reply> {
+  const result = await deps.backend.range({ key, ...readRequestFields(query) }, caller);
   const kv = result.kvs[0];
   if (!kv) throw notFound(key);
   return ok({ ...keyValueJson(kv), revision: result.header.revision });
 }
 
-async function getPrefix(deps: RouteDeps, prefix: Uint8Array, query: Query): Promise<Reply> {
+async function getPrefix(deps: RouteDeps, prefix: Uint8Array, query: Query, caller: Caller | undefined): Promise<Reply> {
   const requested = queryInteger(query, 'limit', 0);
   // 0 means "no limit" to etcd; here it means "our cap", so one request cannot build an
   // unbounded response. "more" tells the client to continue from the last key.
   const limit = requested === 0 ? deps.rangeKeysMax : Math.min(requested, deps.rangeKeysMax);
-  const result = await deps.backend.range({ ...prefixRange(prefix), limit, ...readRequestFields(query) });
+  const result = await deps.backend.range({ ...prefixRange(prefix), limit, ...readRequestFields(query) }, caller);
   return ok({
     kvs: result.kvs.map((kv) => keyValueJson(kv)),
     count: result.count,
@@ -106,8 +111,13 @@ async function getPrefix(deps: RouteDeps, prefix: Uint8Array, query: Query): Pro
   });
 }
 
-async function putValue(deps: RouteDeps, key: Uint8Array, value: Uint8Array, options: { lease?: number; prevKv?: boolean }): Promise<Reply> {
-  const result = await deps.backend.put({ key, value, lease: options.lease ?? 0, prevKv: options.prevKv ?? false });
+async function putValue(
+  deps: RouteDeps,
+  key: Uint8Array,
+  value: Uint8Array,
+  options: { lease?: number; prevKv?: boolean; caller: Caller | undefined },
+): Promise<Reply> {
+  const result = await deps.backend.put({ key, value, lease: options.lease ?? 0, prevKv: options.prevKv ?? false }, options.caller);
   return ok({
     ...bytesField(key, 'key', 'keyEncoding'),
     revision: result.header.revision,
@@ -115,10 +125,10 @@ async function putValue(deps: RouteDeps, key: Uint8Array, value: Uint8Array, opt
   });
 }
 
-async function deleteKeys(deps: RouteDeps, key: Uint8Array, query: Query): Promise<Reply> {
+async function deleteKeys(deps: RouteDeps, key: Uint8Array, query: Query, caller: Caller | undefined): Promise<Reply> {
   const prevKv = queryBoolean(query, 'prevKv');
   const range = queryBoolean(query, 'prefix') ? prefixRange(key) : { key };
-  const result = await deps.backend.deleteRange({ ...range, prevKv });
+  const result = await deps.backend.deleteRange({ ...range, prevKv }, caller);
   return ok({
     deleted: result.deleted,
     revision: result.header.revision,
@@ -128,7 +138,7 @@ async function deleteKeys(deps: RouteDeps, key: Uint8Array, query: Query): Promi
 
 // ---- simple routes ----
 
-const getRoute: Handler = (context, deps) => getOne(deps, requiredQueryKey(context.query), context.query);
+const getRoute: Handler = async (context, deps) => getOne(deps, requiredQueryKey(context.query), context.query, await context.caller());
 
 /**
  * /set takes its fields from a JSON body {"key", "value", "encoding"?, "lease"?} when the request
@@ -142,15 +152,15 @@ const setRoute: Handler = async (context, deps) => {
     const key = jsonString(json, 'key', true)!;
     if (key === '') throw invalidArgument('JSON field "key" must not be empty');
     const value = jsonValueBytes(json, true)!;
-    return putValue(deps, new Uint8Array(Buffer.from(key, 'utf8')), value, { lease: jsonInteger(json, 'lease') });
+    return putValue(deps, new Uint8Array(Buffer.from(key, 'utf8')), value, { lease: jsonInteger(json, 'lease'), caller: await context.caller() });
   }
   const key = requiredQueryKey(context.query);
   const value = context.query.get('value');
   if (value === undefined) throw invalidArgument('missing query parameter "value" (or send a JSON body {"key", "value"})');
-  return putValue(deps, key, value, { lease: queryInteger(context.query, 'lease', 0) });
+  return putValue(deps, key, value, { lease: queryInteger(context.query, 'lease', 0), caller: await context.caller() });
 };
 
-const deleteRoute: Handler = (context, deps) => deleteKeys(deps, requiredQueryKey(context.query), context.query);
+const deleteRoute: Handler = async (context, deps) => deleteKeys(deps, requiredQueryKey(context.query), context.query, await context.caller());
 
 // ---- REST routes ----
 
@@ -162,9 +172,10 @@ function restKey(context: RouteContext, allowEmpty: boolean): Uint8Array {
   return key;
 }
 
-const restGet: Handler = (context, deps) => {
-  if (queryBoolean(context.query, 'prefix')) return getPrefix(deps, restKey(context, true), context.query);
-  return getOne(deps, restKey(context, false), context.query);
+const restGet: Handler = async (context, deps) => {
+  const caller = await context.caller();
+  if (queryBoolean(context.query, 'prefix')) return getPrefix(deps, restKey(context, true), context.query, caller);
+  return getOne(deps, restKey(context, false), context.query, caller);
 };
 
 /**
@@ -182,12 +193,21 @@ const restPut: Handler = async (context, deps) => {
     value = jsonValueBytes(json, true)!;
     lease = jsonInteger(json, 'lease') ?? lease;
   }
-  return putValue(deps, key, value, { lease, prevKv });
+  return putValue(deps, key, value, { lease, prevKv, caller: await context.caller() });
 };
 
-const restDelete: Handler = (context, deps) => {
+const restDelete: Handler = async (context, deps) => {
   const prefix = queryBoolean(context.query, 'prefix');
-  return deleteKeys(deps, restKey(context, prefix), context.query);
+  return deleteKeys(deps, restKey(context, prefix), context.query, await context.caller());
+};
+
+// ---- auth routes ----
+
+/** {"name", "password"} → {"token"}: send the token as the Authorization header of later requests. */
+const authenticateRoute: Handler = async (context, deps) => {
+  const json = parseJsonObject(await context.body());
+  const result = await deps.backend.authenticate(jsonString(json, 'name', true)!, jsonString(json, 'password', true)!);
+  return ok({ token: result.token, revision: result.header.revision });
 };
 
 // ---- cluster routes ----
@@ -244,6 +264,7 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/v1/status', { template: '/v1/status', handlers: { GET: statusRoute } }],
   ['/v1/members', { template: '/v1/members', handlers: { GET: membersRoute } }],
   ['/v1/leader', { template: '/v1/leader', handlers: { GET: leaderRoute } }],
+  ['/v1/auth/authenticate', { template: '/v1/auth/authenticate', handlers: { POST: authenticateRoute } }],
   ['/health', { template: '/health', handlers: { GET: healthRoute } }],
   ['/metrics', { template: '/metrics', handlers: { GET: metricsRoute } }],
 ]);

@@ -7,7 +7,7 @@ import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
 import { createSilentLogger, type Logger } from '../../log.js';
 import { httpRequestSecondsOn, type Histogram, type Registry } from '../../metrics.js';
 import { httpConnectionsMax, httpRangeKeysMax, httpUrlCharsMax, requestBytesMaxDefault } from '../../limits.js';
-import type { EtcdBackend } from '../backend.js';
+import type { Caller, EtcdBackend } from '../backend.js';
 import { readBody } from './body.js';
 import { parseQuery } from './codec.js';
 import { errorResponse } from './errors.js';
@@ -130,6 +130,7 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
         contentType: (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase(),
         body: () => readBody(request, env.maxRequestBytes),
         key: match.key,
+        caller: () => callerOf(env.deps.backend, request),
       },
       env.deps,
     );
@@ -143,6 +144,18 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
     if (isLichenError(error, ErrorCode.TooLarge)) headers['Connection'] = 'close';
     send(response, { status: failure.status, json: failure.body, headers });
   }
+}
+
+/**
+ * The credentials of a request: a token in the Authorization header, bare as etcd's gateway takes
+ * it or as "Bearer <token>", and the common name of a verified TLS client certificate, which the
+ * TLS layer sets on the request. HTTP Basic is not taken: it would cost a bcrypt check per request.
+ */
+function callerOf(backend: EtcdBackend, request: IncomingMessage & { peerCommonName?: string }): Promise<Caller | undefined> {
+  const header = request.headers.authorization;
+  const token = header === undefined ? undefined : header.replace(/^Bearer\s+/i, '');
+  if (token === undefined && !request.peerCommonName) return Promise.resolve(undefined);
+  return backend.identify({ token, commonName: request.peerCommonName });
 }
 
 function send(response: ServerResponse, reply: Reply): void {

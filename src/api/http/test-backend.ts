@@ -3,9 +3,10 @@
 // test make the next call of a method fail or hang, so the HTTP tests can check error mapping
 // and timeouts against real store semantics (revisions, compaction, prefix ranges).
 import { backendHash } from '../../backup/index.js';
+import { NoAuthBackend } from '../grpc/testing/no-auth.js';
 import { ErrorCode, LichenError } from '../../errors.js';
 import { MemoryEngine } from '../../engine/index.js';
-import type { Command } from '../../mvcc/command.js';
+import type { MvccCommand } from '../../mvcc/command.js';
 import { MvccStore } from '../../mvcc/store.js';
 import type {
   CompactionRequest,
@@ -42,7 +43,7 @@ export const TEST_CLUSTER_ID = 0x1234;
 export const TEST_MEMBER_ID = 0xabc;
 export const TEST_RAFT_TERM = 3;
 
-export class StoreBackend implements EtcdBackend {
+export class StoreBackend extends NoAuthBackend implements EtcdBackend {
   readonly store = MvccStore.open(new MemoryEngine());
   /** Every call in order: the method name and its first argument. */
   readonly calls: Array<{ method: string; request: unknown }> = [];
@@ -201,7 +202,7 @@ export class StoreBackend implements EtcdBackend {
     throw failure;
   }
 
-  private applyCommand<T>(command: Command): WithHeader<T> {
+  private applyCommand<T>(command: MvccCommand): WithHeader<T> {
     this.raftIndex++;
     const result = this.store.apply(this.raftIndex, command);
     if ('error' in result) throw result.error;

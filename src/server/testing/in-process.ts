@@ -1,7 +1,7 @@
 // Test support: one real Lichen member (raft, WAL, lmdb, gRPC) started in this process on free
 // loopback ports, with raw grpc-js clients built from the etcd protos, so a test sees exactly
 // what an etcd client sees on the wire.
-import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,14 +10,14 @@ import { createSilentLogger } from '../../log.js';
 import { defaultNodeConfig, startNode, type LichenNode, type NodeConfig } from '../index.js';
 import { freePort } from './process-cluster.js';
 
-export type GrpcService = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance';
+export type GrpcService = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth';
 
 export interface TestMember {
   node: LichenNode;
   dataDir: string;
   client(service: GrpcService): Client;
-  /** Calls a unary method; resolves with the response or rejects with the ServiceError. */
-  call<T = any>(service: GrpcService, method: string, request: object): Promise<T>;
+  /** Calls a unary method (with `token` as its metadata when given); resolves with the response or rejects with the ServiceError. */
+  call<T = any>(service: GrpcService, method: string, request: object, token?: string): Promise<T>;
   /** Stops the member and its clients; keeps the data directory when `keepData`. */
   close(options?: { keepData?: boolean }): Promise<void>;
 }
@@ -48,10 +48,12 @@ export async function startTestMember(overrides: Partial<NodeConfig> = {}): Prom
     node,
     dataDir,
     client,
-    call: (service, method, request) =>
+    call: (service, method, request, token) =>
       new Promise((resolve, reject) => {
         const target = client(service) as unknown as Record<string, Function>;
-        target[method]!.call(target, request, (error: ServiceError | null, response: unknown) =>
+        const metadata = new Metadata();
+        if (token !== undefined) metadata.set('token', token);
+        target[method]!.call(target, request, metadata, (error: ServiceError | null, response: unknown) =>
           error ? reject(error) : resolve(response as never),
         );
       }),

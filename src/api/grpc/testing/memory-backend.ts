@@ -4,6 +4,7 @@
 //
 // Test hooks: `failNext(method, error)` makes the next call of a method throw; `calls` records
 // every call's method name and arguments; `leader` can be set to 0 to simulate "no leader".
+import { NoAuthBackend } from './no-auth.js';
 import { ErrorCode, LichenError } from '../../../errors.js';
 import type {
   Compare,
@@ -66,7 +67,7 @@ export function inRange(key: Uint8Array, start: Uint8Array, end: Uint8Array | un
   return fromStartToEnd || compareBytes(key, end) < 0;
 }
 
-export class MemoryBackend implements EtcdBackend {
+export class MemoryBackend extends NoAuthBackend implements EtcdBackend {
   clusterId = 1001;
   memberId = 1;
   raftTerm = 2;

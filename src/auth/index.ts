@@ -1,0 +1,19 @@
+// Authentication and authorization as etcd does them: users, roles and key-range permissions
+// replicated through raft (store.ts, apply.ts), tokens (tokens.ts), bcrypt passwords (password.ts).
+export { AuthStore, ROOT_USER, ROOT_ROLE, PREFIX_AUTH, type AuthInfo, type User, type Role, type Permission } from './store.js';
+export { applyCommand, authorizeTxn, type ApplyResult, type AppliedResponse, type AuthenticateApplied, type ReplicatedState } from './apply.js';
+export { authError, isAuthErrorOf, type AuthErrorName } from './errors.js';
+export { KeySet, intervalOf, type KeyInterval } from './key-set.js';
+export {
+  SimpleTokens,
+  createTokenProvider,
+  JwtTokens,
+  parseAuthTokenSpec,
+  loadJwtKeys,
+  parseGoDurationMs,
+  AUTH_TOKEN_TTL_SECONDS_DEFAULT,
+  type TokenProvider,
+  type TokenInfo,
+  type AuthTokenSpec,
+} from './tokens.js';
+export { hashPassword, checkPassword, BCRYPT_COST_MIN, BCRYPT_COST_MAX, BCRYPT_COST_DEFAULT } from './password.js';
