@@ -4,7 +4,7 @@
 // or refuse it alike. A refused command changes nothing but the applied index.
 import { isLichenError, LichenError } from '../errors.js';
 import type { ApplyResponse, MvccStore } from '../mvcc/index.js';
-import type { AuthCommand, Command, MvccCommand } from '../mvcc/command.js';
+import { isAuthCommand, type AuthCommand, type Command, type MvccCommand } from '../mvcc/command.js';
 import type { Event, RequestOp, TxnRequest } from '../mvcc/types.js';
 import type { AuthInfo, AuthStore } from './store.js';
 
@@ -30,7 +30,7 @@ export interface ReplicatedState {
 export function applyCommand(state: ReplicatedState, index: number, command: Command): ApplyResult {
   const info: AuthInfo | undefined = command.type === 'authorized' ? { user: command.user, revision: command.authRevision } : undefined;
   const inner = command.type === 'authorized' ? command.command : command;
-  if (isMvccCommand(inner)) {
+  if (!isAuthCommand(inner)) {
     try {
       if (state.auth.enabled) authorizeMvcc(state, info, inner);
     } catch (error) {
@@ -59,19 +59,10 @@ function refuse(state: ReplicatedState, index: number, error: unknown): ApplyRes
   return { revision: state.mvcc.currentRevision, error };
 }
 
-function isMvccCommand(command: MvccCommand | AuthCommand): command is MvccCommand {
-  switch (command.type) {
-    case 'put': case 'deleteRange': case 'txn': case 'compact': case 'leaseGrant': case 'leaseRevoke': case 'noop':
-      return true;
-    default:
-      return false;
-  }
-}
-
 /**
  * etcd's authApplierV3 checks, plus two it lacks in 3.4 (both only refuse more): ops of nested
  * txns are checked like top-level ones, and a txn put's prevKv and lease are checked like a
- * plain put's. Leases and compaction need no permission, as in etcd.
+ * plain put's. Lease grants, compaction and alarms need no permission, as in etcd.
  */
 type Stores = Pick<ReplicatedState, 'auth' | 'mvcc'>;
 
@@ -92,7 +83,7 @@ function authorizeMvcc(state: Stores, info: AuthInfo | undefined, command: MvccC
       // Revoking deletes the lease's keys: the caller must be able to write every one of them.
       for (const key of mvcc.lease(command.id)?.keys ?? []) auth.checkWrite(info, key);
       return;
-    case 'compact': case 'leaseGrant': case 'noop':
+    case 'compact': case 'leaseGrant': case 'noop': case 'alarmActivate': case 'alarmDeactivate':
       return;
   }
 }

@@ -154,6 +154,15 @@ describe('AuthStore', () => {
     succeeds(replica.as('root', { type: 'leaseRevoke', id: 5 }));
   });
 
+  it('passes MVCC commands that need no permission to the MVCC store, alarms among them, with or without a caller', () => {
+    const replica = setUp();
+    succeeds(replica.apply({ type: 'alarmActivate', memberId: 1, alarm: 1 }));
+    assert.equal(replica.state.mvcc.alarms().length, 1);
+    succeeds(replica.as('alice', { type: 'alarmDeactivate', memberId: 1, alarm: 1 }));
+    assert.equal(replica.state.mvcc.alarms().length, 0);
+    succeeds(replica.apply({ type: 'compact', request: { revision: 1 } }));
+  });
+
   it('still records the raft index of a refused command, and changes nothing else', () => {
     const replica = setUp();
     const revision = replica.state.mvcc.currentRevision;

@@ -111,6 +111,12 @@ const AUTH_SCHEMAS: { [T in AuthCommand['type']]: readonly [tag: number, schema:
   roleRevokePermission: [28, [['role', 'string'], ['key', 'bytes'], ['rangeEnd', 'bytes']]],
 };
 const TAG_AUTHORIZED = 16;
+
+/** Whether a command is for the auth store (src/auth) rather than the MVCC store. */
+export function isAuthCommand(command: MvccCommand | AuthCommand): command is AuthCommand {
+  return Object.hasOwn(AUTH_SCHEMAS, command.type);
+}
+
 const AUTH_TYPES_BY_TAG = new Map(Object.entries(AUTH_SCHEMAS).map(([type, [tag]]) => [tag, type as AuthCommand['type']]));
 const OP_RANGE = 0;
 const OP_PUT = 1;

@@ -6,6 +6,7 @@ export {
   type AuthCommand,
   type AuthorizedCommand,
   PermissionType,
+  isAuthCommand,
   encodeCommand,
   decodeCommand,
   COMMAND_FORMAT_VERSION,
