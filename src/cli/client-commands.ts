@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type { Event } from '../mvcc/types.js';
 import { booleanFlag, integerFlag, parseInteger, stringFlag, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
-import type { CliAlarm, CliClient } from './client-port.js';
+import type { CliAlarm, CliClient, ClientOptions } from './client-port.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import {
   formatDelete,
@@ -45,7 +45,29 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
   },
   { name: 'timeout', type: 'string', valueName: 'duration', description: 'How long a command may take, every endpoint tried: 500ms, 5s, 1m (default: 5s, or LICHEN_TIMEOUT)' },
   { name: 'write-out', short: 'w', type: 'string', choices: OUTPUT_FORMATS, valueName: 'simple|json', description: 'Output format (default: simple)' },
+  { name: 'user', type: 'string', valueName: 'name[:password]', description: 'Log in as this user when auth is enabled (default: LICHEN_USER)' },
+  { name: 'password', type: 'string', valueName: 'password', description: 'The password, when --user has none (default: LICHEN_PASSWORD)' },
 ];
+
+/** --user name[:password] and --password (or LICHEN_USER, LICHEN_PASSWORD), as etcdctl takes them. */
+export function resolveAuth(args: ParsedArgs, env: Record<string, string | undefined>): ClientOptions['auth'] {
+  const userFlag = stringFlag(args, 'user');
+  const passwordFlag = stringFlag(args, 'password');
+  const raw = userFlag ?? (env.LICHEN_USER || undefined);
+  const explicit = passwordFlag ?? (userFlag === undefined ? env.LICHEN_PASSWORD || undefined : undefined);
+  const where = userFlag !== undefined ? '--user' : 'LICHEN_USER';
+  if (raw === undefined) {
+    if (passwordFlag !== undefined) throw new UsageError('--password needs --user');
+    return undefined;
+  }
+  const colon = raw.indexOf(':');
+  const user = colon < 0 ? raw : raw.slice(0, colon);
+  if (user === '') throw new UsageError(`${where} needs a user name`);
+  if (colon >= 0 && explicit !== undefined) throw new UsageError(`give the password in ${where} name:password or with --password, not both`);
+  const password = colon >= 0 ? raw.slice(colon + 1) : explicit;
+  if (password === undefined) throw new UsageError(`${where} ${user} needs a password: ${where} ${user}:<password>, or --password`);
+  return { user, password };
+}
 
 export function resolveEndpoints(args: ParsedArgs, env: Record<string, string | undefined>): string[] {
   const raw = stringFlag(args, 'endpoints') ?? (env.LICHEN_ENDPOINTS || DEFAULT_ENDPOINT);
@@ -97,7 +119,8 @@ export function resolveTimeoutMs(args: ParsedArgs, env: Record<string, string | 
 
 export async function withClient<T>(args: ParsedArgs, context: CommandContext, use: (client: CliClient) => Promise<T>): Promise<T> {
   const endpoints = resolveEndpoints(args, context.env);
-  const client = await context.openClient({ endpoints, timeoutMs: resolveTimeoutMs(args, context.env) });
+  const auth = resolveAuth(args, context.env);
+  const client = await context.openClient({ endpoints, timeoutMs: resolveTimeoutMs(args, context.env), ...(auth ? { auth } : {}) });
   try {
     return await use(client);
   } finally {

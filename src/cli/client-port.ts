@@ -108,6 +108,8 @@ export interface ClientOptions {
   endpoints: string[];
   /** Per-request deadline. */
   timeoutMs: number;
+  /** Log in as this user (etcd authentication). */
+  auth?: { user: string; password: string };
 }
 
 export type ClientFactory = (options: ClientOptions) => Promise<CliClient>;

@@ -263,6 +263,28 @@ test('endpoints come from --endpoints, else LICHEN_ENDPOINTS, else 127.0.0.1:237
   assert.match((await run(cluster, ['get', 'k', '--timeout', 'soon'])).stderr, /invalid value for --timeout: "soon"/);
 });
 
+test('--user name:password, --user name --password, or LICHEN_USER and LICHEN_PASSWORD log the client in', async () => {
+  const cluster = new FakeCluster();
+  await run(cluster, ['get', 'k', '--user', 'alice:s3:cret']);
+  await run(cluster, ['get', 'k', '--user', 'bob', '--password', 'pw']);
+  await run(cluster, ['get', 'k'], { env: { LICHEN_USER: 'carol', LICHEN_PASSWORD: 'x' } });
+  assert.deepEqual(
+    cluster.opened.map((o) => o.auth),
+    [{ user: 'alice', password: 's3:cret' }, { user: 'bob', password: 'pw' }, { user: 'carol', password: 'x' }],
+  );
+  const mistakes: [string[], RegExp][] = [
+    [['--user', 'alice'], /--user alice needs a password: --user alice:<password>, or --password/],
+    [['--user', 'alice:pw', '--password', 'pw'], /not both/],
+    [['--password', 'pw'], /--password needs --user/],
+    [['--user', ':pw'], /--user needs a user name/],
+  ];
+  for (const [flags, message] of mistakes) {
+    const failed = await run(cluster, ['get', 'k', ...flags]);
+    assert.equal(failed.code, 2, flags.join(' '));
+    assert.match(failed.stderr, message);
+  }
+});
+
 test('txn reads its sections from stdin and prints the outcome', async () => {
   const cluster = new FakeCluster();
   const { code, stdout } = await run(cluster, ['txn'], { stdin: '\nput a 1\n\nput a 2\n' });

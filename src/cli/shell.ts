@@ -9,7 +9,7 @@ import { PassThrough } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { splitWords, stringFlag, UsageError, type ParsedArgs } from './args.js';
 import type { CliClient, ClientFactory, ClientOptions } from './client-port.js';
-import { CLIENT_FLAGS, resolveEndpoints, resolveTimeoutMs } from './client-commands.js';
+import { CLIENT_FLAGS, resolveAuth, resolveEndpoints, resolveTimeoutMs } from './client-commands.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import { describeFailure, dispatch } from './dispatch.js';
 
@@ -61,7 +61,7 @@ function appendHistory(path: string | undefined, line: string): void {
 function sessionClientFactory(open: ClientFactory): { factory: ClientFactory; closeAll(): Promise<void> } {
   let cached: { key: string; client: CliClient } | undefined;
   const factory: ClientFactory = async (options: ClientOptions) => {
-    const key = `${options.endpoints.join(',')}|${options.timeoutMs}`;
+    const key = `${options.endpoints.join(',')}|${options.timeoutMs}|${options.auth?.user ?? ''}|${options.auth?.password ?? ''}`;
     if (cached?.key !== key) {
       await cached?.client.close().catch(() => undefined);
       cached = undefined;
@@ -105,6 +105,9 @@ async function runShell(args: ParsedArgs, context: CommandContext, table: () => 
   const env: Record<string, string | undefined> = { ...context.env, LICHEN_ENDPOINTS: endpoints.join(',') };
   const timeout = stringFlag(args, 'timeout');
   if (timeout !== undefined) env.LICHEN_TIMEOUT = timeout;
+  // Commands typed in the shell log in as the shell does.
+  const auth = resolveAuth(args, context.env);
+  if (auth) Object.assign(env, { LICHEN_USER: auth.user, LICHEN_PASSWORD: auth.password });
 
   const path = historyPath(context.env);
   trimHistoryFile(path);

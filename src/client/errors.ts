@@ -27,6 +27,12 @@ const CODE_BY_ETCD_ERROR: Partial<Record<EtcdErrorName, ErrorCode>> = {
   notLeader: ErrorCode.NotLeader,
   timeout: ErrorCode.Timeout,
   timeoutDueToLeaderFail: ErrorCode.Timeout,
+  permissionDenied: ErrorCode.PermissionDenied,
+  invalidAuthToken: ErrorCode.Unauthenticated,
+  authFailed: ErrorCode.Unauthenticated,
+  userEmpty: ErrorCode.Unauthenticated,
+  authOldRevision: ErrorCode.Unauthenticated,
+  authNotEnabled: ErrorCode.FailedPrecondition,
 };
 
 const NAME_BY_MESSAGE = new Map<string, EtcdErrorName>(
@@ -60,6 +66,14 @@ export function fromGrpcError(error: unknown): LichenError {
   const leader = error.metadata?.get('lichen-leader-id')[0];
   if (leader !== undefined) details['leaderId'] = Number(leader);
   return new LichenError(code, message, details);
+}
+
+/** A watch the server refused: its cancel reason (for auth, etcd writes "rpc error: code = … desc = …") as an error. */
+export function refusalOf(reason: string): LichenError {
+  const message = /^rpc error: code = \w+ desc = (.*)$/s.exec(reason)?.[1] ?? reason;
+  const etcdError = NAME_BY_MESSAGE.get(message);
+  const code = (etcdError && CODE_BY_ETCD_ERROR[etcdError]) ?? ErrorCode.InvalidArgument;
+  return new LichenError(code, message, etcdError ? { etcdError } : {});
 }
 
 /**
@@ -103,6 +117,15 @@ export function describeAttemptFailure(error: LichenError, attemptMs: number): s
   if (/ECONNRESET|Connection dropped|socket hang up|closed/i.test(text)) return 'dropped the connection';
   if (error.details['grpcCode'] === status.UNAVAILABLE) return 'could not be reached';
   return `failed (${text.split(/[.,\n]/)[0]})`;
+}
+
+/**
+ * True when a member refused the request's token (invalid, expired, issued for an older auth
+ * state) or found none while auth is enabled: a new login may let it through (clientv3's rule).
+ */
+export function needsNewToken(error: LichenError): boolean {
+  const name = error.details['etcdError'];
+  return name === 'invalidAuthToken' || name === 'authOldRevision' || name === 'userEmpty';
 }
 
 /** True when another endpoint (or the same one later) may well answer differently. */

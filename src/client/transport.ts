@@ -6,12 +6,18 @@
 // those. Writes retry only when the server surely did not execute them (refused as "not leader",
 // or no connection at all) unless the caller opts in with `retryWrites`: a write whose outcome is
 // unknown (timed out, connection lost mid-call) is reported, never silently repeated.
+//
+// Auth (as etcd's clientv3): with `auth` set, the client logs in on first use and sends the token
+// with every call; when a member answers that the token is invalid, expired, issued for an older
+// auth state, or missing (auth was enabled since), it logs in again and repeats the call once.
+// A cluster with auth disabled answers the login with "authentication is not enabled": the
+// client then sends no token.
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
-import { describeAttemptFailure, formatDuration, fromGrpcError, surelyNotExecuted, worthRetrying } from './errors.js';
+import { describeAttemptFailure, formatDuration, fromGrpcError, needsNewToken, surelyNotExecuted, worthRetrying } from './errors.js';
 
-export type ServiceKey = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Health';
+export type ServiceKey = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Health' | 'Auth';
 
 export interface ClientOptions {
   /** host:port of each member's client (gRPC) address. At least one. */
@@ -25,6 +31,8 @@ export interface ClientOptions {
   /** First pause between rounds over all endpoints; doubles up to retryBackoffMaxMs. Default 50. */
   retryBackoffMs?: number;
   retryBackoffMaxMs?: number;
+  /** Log in as this user (etcd authentication). */
+  auth?: { user: string; password: string };
   /** Injected clock and sleep, for tests. */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -40,6 +48,8 @@ export interface CallOptions {
   idempotent: boolean;
   /** Override the client's retryWrites for this call. */
   retryWrites?: boolean;
+  /** Send no token (the login itself). */
+  anonymous?: boolean;
 }
 
 type Clients = Record<ServiceKey, Client>;
@@ -56,6 +66,9 @@ export class Transport {
   private readonly connections = new Map<string, Clients>();
   private current = 0;
   private closed = false;
+  private readonly auth: ClientOptions['auth'];
+  /** The login in progress or done: resolves to the token (undefined when auth is disabled). */
+  private login: Promise<string | undefined> | undefined;
 
   constructor(options: ClientOptions) {
     if (options.endpoints.length === 0) throw new LichenError(ErrorCode.InvalidArgument, 'at least one endpoint is required');
@@ -67,6 +80,7 @@ export class Transport {
     this.backoffMaxMs = options.retryBackoffMaxMs ?? 1000;
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.auth = options.auth;
   }
 
   get currentEndpoint(): string {
@@ -100,19 +114,43 @@ export class Transport {
         Cluster: new constructors.Cluster(endpoint, credentials.createInsecure(), shared),
         Maintenance: new constructors.Maintenance(endpoint, credentials.createInsecure(), shared),
         Health: new constructors.Health(endpoint, credentials.createInsecure(), shared),
+        Auth: new constructors.Auth(endpoint, credentials.createInsecure(), shared),
       };
       this.connections.set(endpoint, clients);
     }
     return clients;
   }
 
+  /** Metadata for a call or stream: the token, after logging in when none is held yet. */
+  async metadata(): Promise<Metadata> {
+    const metadata = new Metadata();
+    if (!this.auth) return metadata;
+    this.login ??= this.call<{ token: string }>('Auth', 'Authenticate', { name: this.auth.user, password: this.auth.password }, { idempotent: true, anonymous: true }).then(
+      (response) => response.token,
+      (error: LichenError) => {
+        if (error.details['etcdError'] === 'authNotEnabled') return undefined;
+        this.login = undefined;
+        throw error;
+      },
+    );
+    const token = await this.login;
+    if (token !== undefined) metadata.set('token', token);
+    return metadata;
+  }
+
+  /** Drops the token a member refused; the next call logs in again. */
+  forgetToken(): void {
+    this.login = undefined;
+  }
+
   /** One attempt of a unary call on one endpoint. */
-  callOnce<T>(endpoint: string, service: ServiceKey, method: string, request: object, timeoutMs: number): Promise<T> {
+  async callOnce<T>(endpoint: string, service: ServiceKey, method: string, request: object, timeoutMs: number, anonymous = false): Promise<T> {
     const client = this.clients(endpoint)[service] as unknown as Record<string, Function>;
     const fn = client[method];
     if (typeof fn !== 'function') throw new LichenError(ErrorCode.Internal, `no method ${service}.${method}`);
+    const metadata = anonymous ? new Metadata() : await this.metadata();
     return new Promise<T>((resolve, reject) => {
-      fn.call(client, request, new Metadata(), { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
+      fn.call(client, request, metadata, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
         error ? reject(fromGrpcError(error)) : resolve(response),
       );
     });
@@ -130,16 +168,23 @@ export class Transport {
     let backoff = this.backoffMs;
     let lastError: LichenError | undefined;
     const failures = new Map<string, string>();
+    let loggedInAgain = false;
     for (let attempt = 0; attempt < ATTEMPTS_MAX; attempt++) {
       const remaining = deadline - this.now();
       if (remaining <= 0) break;
       const endpoint = this.currentEndpoint;
       const attemptMs = Math.min(this.timeoutMs, remaining);
       try {
-        return await this.callOnce<T>(endpoint, service, method, request, attemptMs);
+        return await this.callOnce<T>(endpoint, service, method, request, attemptMs, options.anonymous);
       } catch (error) {
         const failure = fromGrpcError(error);
         lastError = failure;
+        // A refused token means the request was not executed: log in again and repeat it once.
+        if (this.auth && !options.anonymous && !loggedInAgain && needsNewToken(failure)) {
+          loggedInAgain = true;
+          this.forgetToken();
+          continue;
+        }
         if (!worthRetrying(failure)) throw failure;
         failures.set(endpoint, describeAttemptFailure(failure, attemptMs));
         if (!retryUnknown && !surelyNotExecuted(failure)) {

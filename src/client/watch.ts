@@ -4,7 +4,7 @@
 // with a Compacted error (the events in between are gone; the caller must re-read).
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
-import { fromGrpcError } from './errors.js';
+import { fromGrpcError, needsNewToken, refusalOf } from './errors.js';
 import type { Transport } from './transport.js';
 import { prefixEnd, toBuffer, num, watchEvent, type Bytes, type WatchEvent } from './types.js';
 
@@ -107,9 +107,17 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   private connect(): void {
     if (this.ended) return;
+    // The token (when the client logs in) travels in the stream's metadata.
+    this.transport.metadata().then(
+      (metadata) => this.open(metadata),
+      (error: unknown) => this.fail(fromGrpcError(error)),
+    );
+  }
+
+  private open(metadata: Metadata): void {
+    if (this.ended) return;
     let call: WatchCall;
     try {
-      const metadata = new Metadata();
       metadata.set('hasleader', 'true');
       call = (this.transport.clients().Watch as any).Watch(metadata) as WatchCall;
     } catch (error) {
@@ -142,7 +150,15 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   private onMessage(m: any): void {
     const revision = num(m.header?.revision);
     if (m.created) {
-      if (m.canceled) return this.fail(new LichenError(ErrorCode.InvalidArgument, m.cancel_reason || 'watch refused'));
+      if (m.canceled) {
+        const refusal = refusalOf(m.cancel_reason || 'watch refused');
+        if (needsNewToken(refusal) && this.failedReconnects === 0) {
+          // The stream's token was refused: log in again and open a new stream (once in a row).
+          this.transport.forgetToken();
+          return this.reconnect(refusal);
+        }
+        return this.fail(refusal);
+      }
       this.creations++;
       this.failedReconnects = 0;
       // With no start revision the watch starts after the server's current revision.

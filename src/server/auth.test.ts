@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { MessageQueue } from '../api/grpc/testing/harness.js';
+import { LichenClient } from '../client/index.js';
+import { isLichenError } from '../errors.js';
 import { startTestMember, type TestMember } from './testing/in-process.js';
 
 const b = (text: string): Buffer => Buffer.from(text);
@@ -230,6 +232,40 @@ describe('JWT tokens on a member', () => {
     } finally {
       await member.close();
       rmSync(keyDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the Lichen client with a user', () => {
+  it('logs in, sends its token with calls and watch streams, and logs in again when a member refuses the token', async () => {
+    const member = await startTestMember({ bcryptCost: 4 });
+    const endpoints = [member.node.addresses.client];
+    const anonymous = new LichenClient({ endpoints });
+    const alice = new LichenClient({ endpoints, auth: { user: 'alice', password: 'alicepw' } });
+    try {
+      // Before auth is enabled the login answers "not enabled" and the client sends no token.
+      await alice.put('/app/before', 'v');
+      const { root } = await enableAuth(member);
+      await alice.put('/app/x', '1');
+      assert.equal((await alice.get('/app/x')).kvs[0]!.value.toString(), '1');
+      await assert.rejects(alice.put('/other', '1'), (e) => isLichenError(e, 'PermissionDenied'));
+      await assert.rejects(anonymous.get('/app/x'), (e) => isLichenError(e, 'Unauthenticated') && e.message === 'etcdserver: user name is empty');
+
+      const seen: string[] = [];
+      const watcher = alice.watch('/app/', { prefix: true, onEvents: (batch) => seen.push(...batch.events.map((e) => e.kv.key.toString())) });
+      await watcher.ready();
+      // A password change ends alice's token: the next call is refused, the client logs in again.
+      await member.call('Auth', 'UserChangePassword', { name: 'alice', password: 'alicepw' }, root);
+      await alice.put('/app/y', '2');
+      assert.equal((await alice.get('/app/y')).kvs[0]!.value.toString(), '2');
+      const refused = alice.watch('/other');
+      await assert.rejects(refused.ready(), (e) => isLichenError(e, 'PermissionDenied') && e.message === 'etcdserver: permission denied');
+      watcher.cancel();
+      assert.ok(seen.includes('/app/y'), `the watch saw ${seen.join(', ')}`);
+    } finally {
+      anonymous.close();
+      alice.close();
+      await member.close();
     }
   });
 });

@@ -276,13 +276,22 @@ export class ProcessCluster {
     rmSync(this.root, { recursive: true, force: true });
   }
 
-  /** A unary etcd v3 call, e.g. call(m, 'KV', 'Put', { key, value }). */
-  call<T = any>(member: MemberProcess, service: 'KV' | 'Lease' | 'Cluster' | 'Maintenance', method: string, request: object, timeoutMs = 10_000): Promise<T> {
+  /** A unary etcd v3 call, e.g. call(m, 'KV', 'Put', { key, value }), with an auth token when given. */
+  call<T = any>(
+    member: MemberProcess,
+    service: 'KV' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth',
+    method: string,
+    request: object,
+    timeoutMs = 10_000,
+    token?: string,
+  ): Promise<T> {
     const client = this.client(member, service) as unknown as Record<string, Function>;
+    // waitForReady: a member that was just (re)started may have refused an earlier connection;
+    // the call waits for the channel to reconnect instead of failing at once.
+    const metadata = new Metadata({ waitForReady: true });
+    if (token !== undefined) metadata.set('token', token);
     return new Promise<T>((resolve, reject) => {
-      // waitForReady: a member that was just (re)started may have refused an earlier connection;
-      // the call waits for the channel to reconnect instead of failing at once.
-      client[method]!.call(client, request, new Metadata({ waitForReady: true }), { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
+      client[method]!.call(client, request, metadata, { deadline: Date.now() + timeoutMs }, (error: ServiceError | null, response: T) =>
         error ? reject(error) : resolve(response),
       );
     });
