@@ -12,7 +12,6 @@
 //   it was issued (the client then authenticates again).
 import { createPrivateKey, createPublicKey, createSecretKey, randomInt, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { SignJWT, jwtVerify } from 'jose';
 import { ErrorCode, LichenError } from '../errors.js';
 import { authTokensMax, jwtVerifiedTokensMax } from '../limits.js';
 import type { AuthCommand } from '../mvcc/command.js';
@@ -178,6 +177,7 @@ export class JwtTokens implements TokenProvider {
       throw authError('verifyOnly');
     }
     const expiresAtSeconds = Math.floor((this.options.now() + this.options.ttlMs) / 1000);
+    const { SignJWT } = await loadJose();
     return new SignJWT({ username: user, revision })
       .setProtectedHeader({ alg: this.options.signMethod })
       .setExpirationTime(expiresAtSeconds)
@@ -188,6 +188,7 @@ export class JwtTokens implements TokenProvider {
     const now = this.options.now();
     const cached = this.verified.get(token);
     if (cached) return cached.expiresAtMs > now ? cached.info : undefined;
+    const { jwtVerify } = await loadJose();
     let payload: Record<string, unknown>;
     try {
       ({ payload } = await jwtVerify(token, this.options.publicKey, { algorithms: [this.options.signMethod], currentDate: new Date(now) }));
@@ -201,6 +202,14 @@ export class JwtTokens implements TokenProvider {
     this.verified.set(token, { info, expiresAtMs: exp * 1000 });
     return info;
   }
+}
+
+/**
+ * jose is loaded on first use: importing it takes 200–370 ms here (measured 2026-12-06 under
+ * load), which every member start and every `lichen` command would pay for JWTs they never use.
+ */
+function loadJose(): Promise<typeof import('jose')> {
+  return import('jose');
 }
 
 /** `--auth-token` parsed: etcd's syntax "simple" or "jwt,pub-key=<path>,priv-key=<path>,sign-method=<alg>,ttl=<duration>". */
