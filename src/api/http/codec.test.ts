@@ -41,7 +41,7 @@ test('parseQuery keeps the last value of a repeated name and bounds the paramete
 
 test('keyValueJson marks non-UTF-8 keys and values as base64 and leaves text alone', () => {
   const kv = { key: text('k'), value: text('v'), createRevision: 2, modRevision: 3, version: 2, lease: 0 };
-  assert.deepEqual(keyValueJson(kv), { key: 'k', value: 'v', createRevision: 2, modRevision: 3, version: 2, lease: 0 });
+  assert.deepEqual(keyValueJson(kv), { key: 'k', value: 'v', createRevision: 2, modRevision: 3, version: 2, lease: '0000000000000000' });
   const binary = keyValueJson({ ...kv, key: bytes(0xc3), value: bytes(0xff) });
   assert.deepEqual([binary.key, binary.keyEncoding, binary.value, binary.encoding], ['ww==', 'base64', '/w==', 'base64']);
 });

@@ -7,9 +7,12 @@
 //   is base64 and the object says so: "encoding": "base64" for the value, "keyEncoding":
 //   "base64" for the key. Clients that only store text never see base64.
 // - In JSON input, "value" is a string taken as UTF-8, or base64 when "encoding": "base64".
+// - Lease ids are shown as everywhere else (formatId: 16 hex digits) and taken in that form; a
+//   JSON body may still give the decimal number older scripts send (see parseLeaseId).
 import { isUtf8 } from 'node:buffer';
 import type { KeyValue } from '../../mvcc/types.js';
 import { invalidArgument } from './errors.js';
+import { formatId } from '../../ids.js';
 import { httpQueryParamsMax } from '../../limits.js';
 
 /** The query string of a URL as name → raw bytes of the (last) value. */
@@ -78,6 +81,35 @@ export function queryInteger(query: Query, name: string, fallback: number): numb
   return parseNonNegativeInteger(text, `query parameter "${name}"`);
 }
 
+/** The ?lease= parameter (see parseLeaseId), or 0 (no lease) when absent. */
+export function queryLeaseId(query: Query): number {
+  const text = queryString(query, 'lease');
+  return text === undefined ? 0 : parseLeaseId(text, 'query parameter "lease"');
+}
+
+/** The "lease" field of a JSON body: the id as text (see parseLeaseId), or the decimal number. */
+export function jsonLeaseId(body: Record<string, unknown>): number | undefined {
+  const value = body.lease;
+  if (typeof value === 'string') return parseLeaseId(value, 'JSON field "lease"');
+  // The number is the form every version before the hex ids took, so those scripts keep working.
+  return jsonInteger(body, 'lease');
+}
+
+/**
+ * A lease id as the CLI, etcdctl and this API print it: exactly 16 hex digits. Exactly 16 (the
+ * CLI also takes fewer) because an older script's decimal id would read as another id in hex:
+ * a short one is refused instead, and a 16-digit one (most generated ids are 16 digits in decimal
+ * too) almost surely names no lease, so the request fails with LeaseNotFound.
+ */
+export function parseLeaseId(text: string, what: string): number {
+  if (!/^[0-9a-fA-F]{16}$/.test(text)) {
+    throw invalidArgument(`${what} must be a lease id of 16 hex digits as lichen prints it (e.g. 0001d2c3b4a59687), got ${JSON.stringify(text)}`);
+  }
+  const id = BigInt(`0x${text}`);
+  if (id > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${what} ${text} is out of range: Lichen's lease ids are below 2^53`);
+  return Number(id);
+}
+
 export function parseNonNegativeInteger(text: string, what: string): number {
   if (!/^\d{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) {
     throw invalidArgument(`${what} must be a non-negative integer below 2^53, got ${JSON.stringify(text)}`);
@@ -118,7 +150,8 @@ export interface KeyValueJson {
   createRevision: number;
   modRevision: number;
   version: number;
-  lease: number;
+  /** formatId of the lease; 16 zeros for a key without a lease. */
+  lease: string;
 }
 
 export function keyValueJson(kv: KeyValue, options: { keysOnly?: boolean } = {}): KeyValueJson {
@@ -128,7 +161,7 @@ export function keyValueJson(kv: KeyValue, options: { keysOnly?: boolean } = {})
     createRevision: kv.createRevision,
     modRevision: kv.modRevision,
     version: kv.version,
-    lease: kv.lease,
+    lease: formatId(kv.lease),
   };
 }
 

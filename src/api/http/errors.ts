@@ -2,6 +2,7 @@
 // response: {"error": {"code", "message", "details"?}}. Handlers throw LichenError (or the
 // HTTP-only MethodNotAllowed below); the server turns whatever was thrown into a response here.
 import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
+import { formatId } from '../../ids.js';
 
 /** Codes that exist only at the HTTP layer (routing), besides every LichenError code. */
 export const HttpOnlyCode = {
@@ -101,9 +102,13 @@ export function errorResponse(error: unknown): ErrorResponse & { internal: boole
   };
 }
 
+/** The details that hold a lease or member id: shown as formatId shows ids everywhere else. */
+const ID_DETAILS: ReadonlySet<string> = new Set(['lease', 'leaderId', 'nodeId']);
+
 /** Details with only JSON-friendly values (bytes as UTF-8 text), or undefined when empty. */
 function jsonSafeDetails(details: Record<string, unknown>): Record<string, unknown> | undefined {
   const entries = Object.entries(details).flatMap(([name, value]): Array<[string, unknown]> => {
+    if (ID_DETAILS.has(name) && (typeof value === 'number' || typeof value === 'bigint')) return [[name, formatId(value)]];
     if (value instanceof Uint8Array) return [[name, Buffer.from(value).toString('utf8')]];
     if (typeof value === 'bigint') return [[name, value.toString()]];
     if (typeof value === 'function' || typeof value === 'symbol' || value === undefined) return [];

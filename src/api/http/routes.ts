@@ -11,7 +11,7 @@ import { checkHealth } from '../health.js';
 import {
   bytesField,
   describeKey,
-  jsonInteger,
+  jsonLeaseId,
   jsonString,
   jsonValueBytes,
   keyValueJson,
@@ -20,6 +20,7 @@ import {
   prefixRange,
   queryBoolean,
   queryInteger,
+  queryLeaseId,
   type Query,
 } from './codec.js';
 import { invalidArgument, MethodNotAllowedError } from './errors.js';
@@ -142,7 +143,7 @@ const getRoute: Handler = async (context, deps) => getOne(deps, requiredQueryKey
 
 /**
  * /set takes its fields from a JSON body {"key", "value", "encoding"?, "lease"?} when the request
- * has a body, otherwise from the query (?key=k&value=v&lease=N). Never from both: mixing them
+ * has a body, otherwise from the query (?key=k&value=v&lease=<id>). Never from both: mixing them
  * would make it unclear which one wins.
  */
 const setRoute: Handler = async (context, deps) => {
@@ -152,12 +153,12 @@ const setRoute: Handler = async (context, deps) => {
     const key = jsonString(json, 'key', true)!;
     if (key === '') throw invalidArgument('JSON field "key" must not be empty');
     const value = jsonValueBytes(json, true)!;
-    return putValue(deps, new Uint8Array(Buffer.from(key, 'utf8')), value, { lease: jsonInteger(json, 'lease'), caller: await context.caller() });
+    return putValue(deps, new Uint8Array(Buffer.from(key, 'utf8')), value, { lease: jsonLeaseId(json), caller: await context.caller() });
   }
   const key = requiredQueryKey(context.query);
   const value = context.query.get('value');
   if (value === undefined) throw invalidArgument('missing query parameter "value" (or send a JSON body {"key", "value"})');
-  return putValue(deps, key, value, { lease: queryInteger(context.query, 'lease', 0), caller: await context.caller() });
+  return putValue(deps, key, value, { lease: queryLeaseId(context.query), caller: await context.caller() });
 };
 
 const deleteRoute: Handler = async (context, deps) => deleteKeys(deps, requiredQueryKey(context.query), context.query, await context.caller());
@@ -180,18 +181,18 @@ const restGet: Handler = async (context, deps) => {
 
 /**
  * The body is the value's raw bytes, unless Content-Type is application/json: then it is
- * {"value", "encoding"?, "lease"?}. ?lease=N and ?prevKv=true work with either.
+ * {"value", "encoding"?, "lease"?}. ?lease=<id> and ?prevKv=true work with either.
  */
 const restPut: Handler = async (context, deps) => {
   const key = restKey(context, false);
   const body = await context.body();
   const prevKv = queryBoolean(context.query, 'prevKv');
-  let lease = queryInteger(context.query, 'lease', 0);
+  let lease = queryLeaseId(context.query);
   let value = body;
   if (context.contentType === 'application/json') {
     const json = parseJsonObject(body);
     value = jsonValueBytes(json, true)!;
-    lease = jsonInteger(json, 'lease') ?? lease;
+    lease = jsonLeaseId(json) ?? lease;
   }
   return putValue(deps, key, value, { lease, prevKv, caller: await context.caller() });
 };

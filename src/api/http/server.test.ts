@@ -92,7 +92,7 @@ describe('HTTP API over a single-node MVCC store', () => {
         createRevision: set.json.revision,
         modRevision: set.json.revision,
         version: 1,
-        lease: 0,
+        lease: '0000000000000000',
         revision: set.json.revision,
       });
     });
@@ -139,6 +139,43 @@ describe('HTTP API over a single-node MVCC store', () => {
       assertError(await ctx.call('POST', '/set', { body: '{"key":"k"}' }), 400, 'InvalidArgument', /JSON field "value" is required/);
       assertError(await ctx.call('POST', '/set', { body: '{"key":"k","value":5}' }), 400, 'InvalidArgument', /"value" must be a string, got number/);
       assertError(await ctx.call('POST', '/set', { body: '{"key":"k","value":"v","lease":-1}' }), 400, 'InvalidArgument', /"lease" must be a non-negative integer/);
+    });
+
+    test('lease ids go in and come out as 16 hex digits, as the CLI prints them; a JSON number still works', async () => {
+      const granted = await ctx.backend.leaseGrant({ ID: 0, TTL: 60 });
+      const id = formatId(granted.ID);
+      assert.ok(granted.ID > 0xffff_ffff, 'a generated id, wider than 32 bits');
+      const viaQuery = await ctx.call('PUT', `/v1/kv/leased/query?lease=${id}`, { body: 'q' });
+      assert.equal(viaQuery.status, 200, viaQuery.text);
+      const viaSet = await ctx.call('GET', `/set?key=leased/set&value=s&lease=${id.toUpperCase()}`);
+      assert.equal(viaSet.status, 200, viaSet.text);
+      const viaJson = await ctx.call('POST', '/set', { body: JSON.stringify({ key: 'leased/json', value: 'j', lease: id }) });
+      assert.equal(viaJson.status, 200, viaJson.text);
+      const viaNumber = await ctx.call('PUT', '/v1/kv/leased/number', {
+        body: JSON.stringify({ value: 'n', lease: granted.ID }),
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(viaNumber.status, 200, viaNumber.text);
+
+      const listed = await ctx.call('GET', '/v1/kv/leased/?prefix=true');
+      assert.deepEqual(
+        listed.json.kvs.map((kv: { key: string; lease: string }) => `${kv.key} ${kv.lease}`),
+        ['json', 'number', 'query', 'set'].map((k) => `leased/${k} ${id}`),
+      );
+      assert.equal((await ctx.call('GET', '/get?key=leased/set')).json.lease, id);
+    });
+
+    test('a lease id that is not 16 hex digits is a 400; an unknown one a 404 naming it in hex', async () => {
+      assertError(await ctx.call('PUT', '/v1/kv/leased/bad?lease=123', { body: 'v' }), 400, 'InvalidArgument', /query parameter "lease" must be a lease id of 16 hex digits.*"123"/);
+      assertError(await ctx.call('GET', '/set?key=k&value=v&lease=0x00000000000000ff'), 400, 'InvalidArgument', /16 hex digits/);
+      assertError(await ctx.call('POST', '/set', { body: '{"key":"k","value":"v","lease":"ff"}' }), 400, 'InvalidArgument', /JSON field "lease" must be a lease id of 16 hex digits/);
+      assertError(await ctx.call('POST', '/set', { body: '{"key":"k","value":"v","lease":true}' }), 400, 'InvalidArgument', /"lease" must be a non-negative integer/);
+      assertError(await ctx.call('PUT', '/v1/kv/k?lease=ffffffffffffffff', { body: 'v' }), 400, 'InvalidArgument', /out of range: Lichen's lease ids are below 2\^53/);
+      const unknown = await ctx.call('PUT', '/v1/kv/k?lease=00000000000000ab', { body: 'v' });
+      assertError(unknown, 404, 'LeaseNotFound', /requested lease not found/);
+      assert.deepEqual(unknown.json.error.details, { lease: '00000000000000ab' });
+      const none = await ctx.call('PUT', '/v1/kv/leased/none?lease=0000000000000000', { body: 'v' });
+      assert.equal(none.status, 200, none.text);
     });
 
     test('invalid JSON bodies are a 400 that names the problem', async () => {
@@ -448,7 +485,7 @@ describe('HTTP API over a single-node MVCC store', () => {
       }
       ctx.backend.failNext('range', new LichenError(ErrorCode.NotLeader, 'not the leader', { leaderId: 7 }));
       const notLeader = await ctx.call('GET', '/get?key=k');
-      assert.deepEqual(notLeader.json.error.details, { leaderId: 7 });
+      assert.deepEqual(notLeader.json.error.details, { leaderId: '0000000000000007' });
     });
 
     test('an unexpected backend exception is a 500 that does not leak its message', async () => {
