@@ -43,20 +43,31 @@ async function freeBasePort(): Promise<number> {
   throw new Error('no free block of ports found');
 }
 
-function startUp(dir: string, extraArgs: string[]): { child: ChildProcess; output: () => string; waitForLine: (prefix: string) => Promise<string> } {
+/** `input`: `up` reads its standard input from a pipe the test writes (else it reads nothing). */
+function startUp(
+  dir: string,
+  extraArgs: string[],
+  options: { input?: boolean } = {},
+): { child: ChildProcess; output: () => string; waitForLine: (prefix: string, occurrence?: number) => Promise<string> } {
   const child = spawn(process.execPath, ['--import', TSX, MAIN, 'up', '--dir', join(dir, 'data'), ...extraArgs], {
     cwd: dir,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.input === true ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     env: { ...process.env, LICHEN_ENDPOINTS: '' },
   });
   let stdout = '';
   let stderr = '';
-  const waiters: { prefix: string; resolve: (line: string) => void }[] = [];
+  const waiters: { find: () => string | undefined; resolve: (line: string) => void }[] = [];
+  /** The occurrence-th complete line (the last piece may still be growing) that starts with prefix. */
+  const findLine = (prefix: string, occurrence: number) =>
+    stdout
+      .split('\n')
+      .slice(0, -1)
+      .filter((l) => l.startsWith(prefix))[occurrence - 1];
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
-    // Complete lines only: the last piece may still be growing.
-    for (const line of stdout.split('\n').slice(0, -1)) {
-      for (const waiter of waiters.filter((w) => line.startsWith(w.prefix))) {
+    for (const waiter of [...waiters]) {
+      const line = waiter.find();
+      if (line !== undefined) {
         waiters.splice(waiters.indexOf(waiter), 1);
         waiter.resolve(line);
       }
@@ -64,15 +75,15 @@ function startUp(dir: string, extraArgs: string[]): { child: ChildProcess; outpu
   });
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const output = () => `stdout:\n${stdout}\nstderr:\n${stderr}`;
-  const waitForLine = (prefix: string) =>
+  const waitForLine = (prefix: string, occurrence = 1) =>
     new Promise<string>((resolve, reject) => {
-      const existing = stdout.split('\n').slice(0, -1).find((l) => l.startsWith(prefix));
+      const existing = findLine(prefix, occurrence);
       if (existing !== undefined) return resolve(existing);
-      const timer = setTimeout(() => reject(new Error(`no "${prefix}" line within ${LEADER_WAIT_MS} ms\n${output()}`)), LEADER_WAIT_MS);
-      const onExit = () => reject(new Error(`lichen up exited before printing "${prefix}"\n${output()}`));
+      const timer = setTimeout(() => reject(new Error(`no "${prefix}" line (#${occurrence}) within ${LEADER_WAIT_MS} ms\n${output()}`)), LEADER_WAIT_MS);
+      const onExit = () => reject(new Error(`lichen up exited before printing "${prefix}" (#${occurrence})\n${output()}`));
       child.once('exit', onExit);
       waiters.push({
-        prefix,
+        find: () => findLine(prefix, occurrence),
         resolve: (line) => {
           clearTimeout(timer);
           child.off('exit', onExit);
@@ -224,6 +235,9 @@ test('lichen up --add joins one more node to the running cluster, and --remove t
     assert.equal(removed.code, 0, removed.stderr);
     assert.match(removed.stdout, /^removed node2 \(member [0-9a-f]+\); it stops by itself\n$/);
     assert.deepEqual(readCluster(dir).nodes.map((n) => n.name), ['node1', 'node3', 'node4']);
+    // Not a crash: `up` neither calls it one nor offers to restart it.
+    await up.waitForLine('node2 was removed from the cluster and has stopped');
+    assert.doesNotMatch(up.output(), /node2 .*exited unexpectedly|to restart/);
     assert.doesNotMatch((await lichen(dir, ['member', 'list', '--endpoints', endpoints])).stdout, /node2/);
     assert.deepEqual(await lichen(dir, ['put', 'after', 'removal', '--endpoints', endpoints]), { code: 0, stdout: 'OK\n', stderr: '' });
 
@@ -233,6 +247,47 @@ test('lichen up --add joins one more node to the running cluster, and --remove t
     await waitForExit(up.child);
   } finally {
     killEverything(dir, add?.child);
+    killEverything(dir, up?.child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('lichen up reports a crashed leader and the new one, and restarts the node on "r"', { timeout: 240_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
+  const base = await freeBasePort();
+  const endpoints = [0, 1, 2].map((i) => `127.0.0.1:${base + 10 * i}`).join(',');
+  let up: ReturnType<typeof startUp> | undefined;
+  try {
+    up = startUp(dir, ['--nodes', '3', '--base-port', String(base), '--engine', 'memory'], { input: true });
+    const crashed = /^leader: (node\d)/.exec(await up.waitForLine('leader: '))![1]!;
+    const pid = readCluster(dir).nodes.find((n) => n.name === crashed)!.pid as number;
+    process.kill(pid, 'SIGKILL');
+
+    assert.match(await up.waitForLine(`${crashed} (pid`), new RegExp(`^${crashed} \\(pid ${pid}\\) exited unexpectedly with signal SIGKILL; see `));
+    await up.waitForLine(`${crashed} was the leader: the others elect a new one`);
+    assert.equal(await up.waitForLine('to restart '), `to restart ${crashed}: a line "r" on the standard input of this lichen up, or stop it and run it again on ${join(dir, 'data')}`);
+    const next = await up.waitForLine('leader: ', 2);
+    assert.match(next, /^leader: node\d \(member [0-9a-f]{16}, term \d+\)$/);
+    assert.notEqual(/^leader: (node\d)/.exec(next)![1], crashed, up.output());
+    assert.deepEqual(await lichen(dir, ['put', 'while', 'down', '--endpoints', endpoints]), { code: 0, stdout: 'OK\n', stderr: '' });
+
+    up.child.stdin!.write('r\n');
+    const restarted = Number(/^restarted node\d \(pid (\d+)\)$/.exec(await up.waitForLine(`restarted ${crashed}`))![1]);
+    assert.ok(isAlive(restarted));
+    assert.equal(readCluster(dir).nodes.find((n) => n.name === crashed)!.pid, restarted);
+    // The restarted node catches up and serves the write it missed.
+    const own = readCluster(dir).nodes.find((n) => n.name === crashed)!.client;
+    const deadline = Date.now() + LEADER_WAIT_MS;
+    let got = await lichen(dir, ['get', 'while', '--endpoints', own]);
+    while (got.stdout !== 'while\ndown\n') {
+      assert.ok(Date.now() < deadline, `${crashed} did not serve again: ${JSON.stringify(got)}\n${up.output()}\n${logTail(dir, crashed)}`);
+      got = await lichen(dir, ['get', 'while', '--endpoints', own]);
+    }
+
+    up.child.kill('SIGTERM');
+    assert.equal(await waitForExit(up.child), 0, up.output());
+    for (const node of readCluster(dir).nodes) assert.equal(isAlive(node.pid as number), false, `${node.name} is gone`);
+  } finally {
     killEverything(dir, up?.child);
     rmSync(dir, { recursive: true, force: true });
   }

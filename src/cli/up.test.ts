@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { choosePlan, planCluster, readClusterFile, type ClusterFile } from './up.js';
+import { adviceAfterExit, choosePlan, planCluster, readClusterFile, type ClusterFile } from './up.js';
+import { chooseLeader, UP_LEADER_POLL_MS, watchLeader, type LeaderView, type WatchedNode } from './up-leader.js';
 
 test('node i listens on base+10i (client), +1 (peer) and +2 (http)', () => {
   assert.deepEqual(planCluster(3, 2379), [
@@ -47,4 +48,60 @@ test('cluster.json is read back, and a damaged one is a clear error', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+const leaderOf = (name: string, term: number): LeaderView => ({ id: `00000000000000a${name.at(-1)}`, name, term, clientAddress: '' });
+const running = (names: string[]) => planCluster(3, 2379).map((p) => ({ ...p, running: names.includes(p.name) }));
+
+test('after a node exits: whether a leader is to be elected, and how to restart it', () => {
+  const context = { leader: leaderOf('node1', 2), interactive: true, dir: '/d' };
+  assert.deepEqual(adviceAfterExit('node1', running(['node2', 'node3']), context), [
+    'node1 was the leader: the others elect a new one',
+    'press r and Enter to restart node1',
+  ]);
+  assert.deepEqual(adviceAfterExit('node2', running(['node1', 'node3']), context), ['press r and Enter to restart node2']);
+  assert.deepEqual(adviceAfterExit('node3', running(['node1']), { ...context, interactive: false }), [
+    'only 1 of 3 nodes run: no leader can be elected until 2 run',
+    'to restart node2, node3: a line "r" on the standard input of this lichen up, or stop it and run it again on /d',
+  ]);
+});
+
+test('the leader is the one named in the highest term, unless its node has exited', () => {
+  const nodes = running(['node2', 'node3']);
+  assert.deepEqual(chooseLeader([leaderOf('node2', 3), undefined, leaderOf('node3', 2)], nodes), leaderOf('node2', 3));
+  // The survivors still name the crashed leader until their election timeout: no leader yet.
+  assert.equal(chooseLeader([leaderOf('node1', 2), leaderOf('node1', 2)], nodes), undefined);
+  assert.equal(chooseLeader([undefined, undefined], nodes), undefined);
+  // A node this `up` does not run (added by `up --add` elsewhere) counts as running.
+  assert.deepEqual(chooseLeader([leaderOf('node4', 5)], nodes), leaderOf('node4', 5));
+});
+
+test('the leader watch reports the first leader, then only changes, and once that none was seen', async () => {
+  let now = 0;
+  const nodes: WatchedNode[] = running(['node1', 'node2', 'node3']);
+  // What every running node answers, round by round; the last round repeats.
+  const rounds: (LeaderView | undefined)[] = [undefined, undefined, leaderOf('node1', 2), leaderOf('node1', 2), leaderOf('node1', 2), leaderOf('node3', 3)];
+  let round = 0;
+  const printed: string[] = [];
+  const stop = new AbortController();
+  await watchLeader(
+    {
+      nodes: () => nodes,
+      signal: stop.signal,
+      waitMs: UP_LEADER_POLL_MS,
+      onLeader: (view) => printed.push(`leader ${view.name} term ${view.term}`),
+      onNoLeader: () => printed.push(`no leader at ${now} ms`),
+    },
+    {
+      ask: async () => rounds[Math.min(round, rounds.length - 1)],
+      now: () => now,
+      sleep: async (ms) => {
+        now += ms;
+        round++;
+        if (round === 4) nodes[0] = { ...nodes[0]!, running: false }; // node1 crashes; the others still name it
+        if (round === 8) stop.abort();
+      },
+    },
+  );
+  assert.deepEqual(printed, [`no leader at ${UP_LEADER_POLL_MS} ms`, 'leader node1 term 2', 'leader node3 term 3']);
 });

@@ -9,11 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
 import { booleanFlag, integerFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 import { expectPositionals, whenAborted, type Command, type CommandContext } from './command.js';
 import { formatTable } from './format.js';
 import { LOG_LEVELS } from '../log.js';
+import { watchLeader, type LeaderView } from './up-leader.js';
 
 export const UP_NODES_MAX = 9;
 export const UP_BASE_PORT_DEFAULT = 2379;
@@ -22,8 +23,6 @@ export const UP_PORT_STRIDE = 10;
 export const UP_STOP_TIMEOUT_MS = 10_000;
 /** How long `up` waits for a leader before saying it has not seen one yet. */
 export const UP_LEADER_WAIT_MS = 60_000;
-const LEADER_POLL_INTERVAL_MS = 200;
-const LEADER_REQUEST_TIMEOUT_MS = 1_000;
 
 export interface NodePlan {
   name: string;
@@ -154,6 +153,8 @@ interface RunningNode {
   logPath: string;
   exited: Promise<void>;
   exitedAlready: boolean;
+  /** It stopped because it was removed from the cluster (`up --remove`): not to be restarted. */
+  removed?: boolean;
 }
 
 export const upCommand: Command = {
@@ -172,6 +173,9 @@ export const upCommand: Command = {
     '                             this terminal until Ctrl-C and is restarted by later `lichen up`s',
     '  lichen up --remove node2   remove that member from the cluster (it stops by itself) and',
     '                             from cluster.json',
+    '',
+    'It reports the leader, each new one, and a node that exits on its own; then r and Enter',
+    '(typed here, or a line "r" on its standard input) restarts the nodes that have exited.',
   ].join('\n'),
   flags: [
     { name: 'nodes', type: 'integer', min: 1, valueName: 'n', description: 'Number of nodes, 1..9 (default: 3, or as in cluster.json)' },
@@ -208,31 +212,12 @@ async function runUp(args: ParsedArgs, context: CommandContext): Promise<number>
   mkdirSync(dir, { recursive: true });
 
   const initialCluster = plans.map((p) => `${p.name}=${p.peer}`).join(',');
-  const nodes = plans.map((plan) => startChild(plan, { dir, initialCluster, args, context }));
+  const startOptions: StartChildOptions = { dir, initialCluster, args, context };
+  const nodes = plans.map((plan) => startChild(plan, startOptions));
   writeClusterFile(dir, { nodes: nodes.map((n) => ({ ...n.plan, pid: n.child.pid ?? null })) });
   printAddressTable(context, nodes, dir);
 
-  let stopping = false;
-  const allExited = Promise.all(nodes.map((n) => n.exited));
-  for (const node of nodes) {
-    node.exited.then(() => {
-      if (!stopping) {
-        const { exitCode, signalCode } = node.child;
-        const how = signalCode !== null ? `signal ${signalCode}` : `code ${exitCode}`;
-        context.stdout.write(`${node.plan.name} (pid ${node.child.pid}) exited unexpectedly with ${how}; see ${node.logPath}\n`);
-      }
-    }, () => undefined);
-  }
-
-  if (!booleanFlag(args, 'quiet-leader')) {
-    void announceLeader(plans, context).catch(() => undefined);
-  }
-
-  const outcome = await Promise.race([
-    whenAborted(context.signal).then(() => 'signal' as const),
-    allExited.then(() => 'all-exited' as const),
-  ]);
-  stopping = true;
+  const outcome = await superviseCluster(nodes, startOptions);
   if (outcome === 'all-exited') {
     context.stderr.write('every node has exited; stopping\n');
     return 1;
@@ -241,6 +226,159 @@ async function runUp(args: ParsedArgs, context: CommandContext): Promise<number>
   await stopChildren(nodes, context.forceSignal);
   context.stdout.write('stopped\n');
   return 0;
+}
+
+/**
+ * While the cluster runs: reports each node that exits and the leader (the first, then every
+ * change), and restarts the nodes that have exited when a line "r" is read from stdin. Resolves
+ * on Ctrl-C (the signal) or when every node has exited. A restarted node replaces its entry in
+ * `nodes`, so the caller stops what runs now.
+ */
+async function superviseCluster(nodes: RunningNode[], start: StartChildOptions): Promise<'signal' | 'all-exited'> {
+  const { dir, args, context } = start;
+  let stopping = false;
+  let leader: LeaderView | undefined;
+  let everyNodeExited!: () => void;
+  const allExited = new Promise<void>((resolveAll) => (everyNodeExited = resolveAll));
+  const print = (line: string) => context.stdout.write(`${line}\n`);
+  const exitedNodes = () => nodes.filter((n) => n.exitedAlready && n.removed !== true);
+  // Read only while a node is down: reading a terminal from the background stops the process.
+  const commands = readLines(context.stdin, (line) => {
+    if (line.trim() === '' || stopping) return;
+    if (line.trim() !== 'r') return print(`unknown command ${JSON.stringify(line.trim())}: r restarts the nodes that have exited`);
+    const down = exitedNodes();
+    if (down.length === 0) return print('every node runs: nothing to restart');
+    for (const node of down) {
+      const fresh = startChild(node.plan, start);
+      nodes[nodes.indexOf(node)] = fresh;
+      watchExit(fresh);
+      recordPid(dir, node.plan.name, fresh.child.pid ?? null);
+      print(`restarted ${node.plan.name} (pid ${fresh.child.pid ?? '-'})`);
+    }
+    commands.pause();
+  });
+  const watchExit = (node: RunningNode) => {
+    void node.exited.then(() => {
+      if (stopping) return;
+      node.removed = wasRemoved(join(dir, node.plan.name));
+      print(describeExit(node));
+      if (nodes.every((n) => n.exitedAlready)) return everyNodeExited();
+      if (node.removed) return;
+      const members = nodes.filter((n) => n.removed !== true).map((n) => ({ ...n.plan, running: !n.exitedAlready }));
+      for (const line of adviceAfterExit(node.plan.name, members, { leader, interactive: context.interactive, dir })) print(line);
+      commands.resume();
+    });
+  };
+  nodes.forEach(watchExit);
+
+  const supervising = new AbortController();
+  if (!booleanFlag(args, 'quiet-leader')) {
+    void watchLeader({
+      nodes: () => nodes.map((n) => ({ ...n.plan, running: !n.exitedAlready })),
+      signal: AbortSignal.any([context.signal, supervising.signal]),
+      waitMs: UP_LEADER_WAIT_MS,
+      onLeader: (view) => {
+        leader = view;
+        const name = view.name || nodes.find((n) => n.plan.client === view.clientAddress)?.plan.name || 'unknown';
+        print(`leader: ${name} (member ${view.id}, term ${view.term})`);
+      },
+      onNoLeader: () => print(`no leader after ${UP_LEADER_WAIT_MS / 1000}s; check the logs`),
+    });
+  }
+
+  const outcome = await Promise.race([
+    whenAborted(context.signal).then(() => 'signal' as const),
+    allExited.then(() => 'all-exited' as const),
+  ]);
+  stopping = true;
+  supervising.abort();
+  commands.close();
+  return outcome;
+}
+
+function describeExit(node: RunningNode): string {
+  if (node.removed === true) return `${node.plan.name} was removed from the cluster and has stopped`;
+  const { exitCode, signalCode } = node.child;
+  const how = signalCode !== null ? `signal ${signalCode}` : `code ${exitCode}`;
+  return `${node.plan.name} (pid ${node.child.pid}) exited unexpectedly with ${how}; see ${node.logPath}`;
+}
+
+/**
+ * What a node's exit means for the cluster (no majority left, or a new leader to be elected) and
+ * how to restart the nodes that are down. `members` are the cluster's nodes, `exited` among them.
+ */
+export function adviceAfterExit(
+  exited: string,
+  members: readonly (NodePlan & { running: boolean })[],
+  context: { leader: LeaderView | undefined; interactive: boolean; dir: string },
+): string[] {
+  const lines: string[] = [];
+  const running = members.filter((n) => n.running).length;
+  const majority = Math.floor(members.length / 2) + 1;
+  const { leader } = context;
+  const ledBy = (n: NodePlan) => leader !== undefined && (n.name === leader.name || n.client === leader.clientAddress);
+  if (running < majority) {
+    lines.push(`only ${running} of ${members.length} nodes run: no leader can be elected until ${majority} run`);
+  } else if (members.some((n) => n.name === exited && ledBy(n))) {
+    lines.push(`${exited} was the leader: the others elect a new one`);
+  }
+  const down = members.filter((n) => !n.running).map((n) => n.name).join(', ');
+  lines.push(
+    context.interactive
+      ? `press r and Enter to restart ${down}`
+      : `to restart ${down}: a line "r" on the standard input of this lichen up, or stop it and run it again on ${context.dir}`,
+  );
+  return lines;
+}
+
+/** Whether the node's data directory says it was removed from its cluster (src/server/state.ts). */
+function wasRemoved(dataDir: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(join(dataDir, 'member.json'), 'utf8')) as { removed?: unknown }).removed === true;
+  } catch {
+    return false;
+  }
+}
+
+/** Updates one node's pid in cluster.json, which `up --add/--remove` may have changed meanwhile. */
+function recordPid(dir: string, name: string, pid: number | null): void {
+  const file = readClusterFile(dir);
+  if (file === undefined || !file.nodes.some((n) => n.name === name)) return;
+  writeClusterFile(dir, { nodes: file.nodes.map((n) => (n.name === name ? { ...n, pid } : n)) });
+}
+
+/**
+ * Calls onLine for each line read from `input` while resumed; starts paused. Errors (a terminal
+ * that went away) end the reading quietly.
+ */
+function readLines(input: Readable, onLine: (line: string) => void): { resume(): void; pause(): void; close(): void } {
+  let pending = '';
+  let listening = false;
+  const onData = (chunk: Buffer | string) => {
+    const lines = (pending + chunk.toString()).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) onLine(line.replace(/\r$/, ''));
+  };
+  const ignore = () => undefined;
+  return {
+    resume() {
+      if (!listening) {
+        listening = true;
+        input.on('data', onData);
+        input.on('error', ignore);
+      }
+      input.resume();
+    },
+    pause() {
+      if (listening) input.pause();
+    },
+    close() {
+      if (!listening) return;
+      input.off('data', onData);
+      input.off('error', ignore);
+      input.pause();
+    },
+  };
 }
 
 /** The cluster.json of a cluster that `up --add/--remove` changes; it must exist. */
@@ -379,60 +517,6 @@ function printAddressTable(context: CommandContext, nodes: RunningNode[], dir: s
       '',
     ].join('\n'),
   );
-}
-
-/**
- * Polls each node's HTTP /v1/leader until one names a leader, then prints it. Bounded by
- * UP_LEADER_WAIT_MS and by the abort signal.
- */
-async function announceLeader(plans: NodePlan[], context: CommandContext): Promise<void> {
-  const deadline = Date.now() + UP_LEADER_WAIT_MS;
-  while (Date.now() < deadline && !context.signal.aborted) {
-    for (const plan of plans) {
-      const leader = await askLeader(plan, context.signal);
-      if (leader !== undefined) {
-        const name = leader.name || plans.find((p) => p.client === leader.clientAddress)?.name || 'unknown';
-        context.stdout.write(`leader: ${name} (member ${leader.id}${leader.term ? `, term ${leader.term}` : ''})\n`);
-        return;
-      }
-    }
-    await delay(LEADER_POLL_INTERVAL_MS, undefined, { signal: context.signal });
-  }
-  if (!context.signal.aborted) {
-    context.stdout.write(`no leader after ${UP_LEADER_WAIT_MS / 1000}s; check the logs\n`);
-  }
-}
-
-interface LeaderInfo {
-  id: string;
-  name: string;
-  term: string;
-  clientAddress: string;
-}
-
-async function askLeader(plan: NodePlan, signal: AbortSignal): Promise<LeaderInfo | undefined> {
-  try {
-    const response = await fetch(`http://${plan.http}/v1/leader`, {
-      signal: AbortSignal.any([signal, AbortSignal.timeout(LEADER_REQUEST_TIMEOUT_MS)]),
-    });
-    if (!response.ok) return undefined;
-    const body = (await response.json()) as {
-      header?: { raftTerm?: unknown };
-      leader?: { id?: unknown; name?: unknown; clientURLs?: unknown };
-    };
-    const leader = body.leader;
-    if (leader === undefined || leader.id === undefined || leader.id === 0 || leader.id === '0') return undefined;
-    const id = typeof leader.id === 'number' ? leader.id.toString(16) : String(leader.id);
-    const clientUrls = Array.isArray(leader.clientURLs) ? (leader.clientURLs as unknown[]) : [];
-    return {
-      id,
-      name: typeof leader.name === 'string' ? leader.name : '',
-      term: body.header?.raftTerm === undefined ? '' : String(body.header.raftTerm),
-      clientAddress: String(clientUrls[0] ?? '').replace(/^[a-z]+:\/\//i, ''),
-    };
-  } catch {
-    return undefined;
-  }
 }
 
 /**
