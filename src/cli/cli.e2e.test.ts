@@ -147,7 +147,9 @@ test('lichen up runs a 3-node cluster that serves the CLI, stops cleanly on SIGT
   try {
     up = startUp(dir, ['--nodes', '3', '--base-port', String(base), '--engine', 'memory']);
     const leaderLine = await up.waitForLine('leader: ');
-    assert.match(leaderLine, /^leader: node[123] \(member [0-9a-f]+/);
+    const [, leaderName, leaderId] = /^leader: (node[123]) \(member ([0-9a-f]{16}),/.exec(leaderLine) ?? assert.fail(leaderLine);
+    // The node's own log names it by the same 16 hex digits.
+    assert.match(readFileSync(join(dir, 'data', `${leaderName}.log`), 'utf8'), new RegExp(`"msg":"lichen node ready","memberId":"${leaderId}"`));
     assert.match(up.output(), new RegExp(`node2 +127\\.0\\.0\\.1:${base + 10} +127\\.0\\.0\\.1:${base + 11} +127\\.0\\.0\\.1:${base + 12}`));
 
     const cluster = readCluster(dir);
@@ -233,7 +235,7 @@ test('lichen up --add joins one more node to the running cluster, and --remove t
 
     const removed = await lichen(dir, ['up', '--remove', 'node2', '--dir', join(dir, 'data')]);
     assert.equal(removed.code, 0, removed.stderr);
-    assert.match(removed.stdout, /^removed node2 \(member [0-9a-f]+\); it stops by itself\n$/);
+    assert.match(removed.stdout, /^removed node2 \(member [0-9a-f]{16}\); it stops by itself\n$/);
     assert.deepEqual(readCluster(dir).nodes.map((n) => n.name), ['node1', 'node3', 'node4']);
     // Not a crash: `up` neither calls it one nor offers to restart it.
     await up.waitForLine('node2 was removed from the cluster and has stopped');

@@ -1,8 +1,10 @@
 // `lichen serve`: runs one node in the foreground until SIGINT/SIGTERM, logging JSON lines to
 // stderr. The server module is imported lazily so client commands start fast.
+import { formatId } from '../ids.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Command, CommandContext } from './command.js';
 import { expectPositionals, whenAborted } from './command.js';
+import { formatTable } from './format.js';
 import { resolveServeConfig, SERVE_FLAG_SPECS, SERVE_OPTIONS, UNSAFE_ENV } from './serve-config.js';
 
 /** A node that takes longer than this to close is abandoned (exit 1) rather than hanging forever. */
@@ -17,9 +19,11 @@ export const serveCommand: Command = {
     'e.g. LICHEN_DATA_DIR) or as a key in the --config JSON file. Precedence: flag > env > file > default.',
     '',
     'Test-only fault injection (environment only, never in production):',
-    `  ${UNSAFE_ENV.walSyncDelayMs}=<ms>          delay every WAL fsync`,
-    `  ${UNSAFE_ENV.walNoSync}=1                 skip fsync (acknowledged writes can be lost)`,
-    `  ${UNSAFE_ENV.readsWithoutReadIndex}=1  serve linearizable reads locally (stale reads)`,
+    ...formatTable([
+      [`${UNSAFE_ENV.walSyncDelayMs}=<ms>`, 'delay every WAL fsync'],
+      [`${UNSAFE_ENV.walNoSync}=1`, 'skip fsync (acknowledged writes can be lost)'],
+      [`${UNSAFE_ENV.readsWithoutReadIndex}=1`, 'serve linearizable reads locally (stale reads)'],
+    ]).map((line) => `  ${line}`),
     '',
     'Example: lichen serve --name n1 --data-dir data/n1 --initial-cluster n1=127.0.0.1:2380',
   ].join('\n'),
@@ -42,7 +46,7 @@ export const serveCommand: Command = {
 
     const { startNode } = await import('../server/index.js');
     const node = await startNode(config, logger);
-    logger.info('lichen node ready', { memberId: node.memberId.toString(16), ...node.addresses });
+    logger.info('lichen node ready', { memberId: formatId(node.memberId), ...node.addresses });
 
     const halt = await Promise.race([whenAborted(context.signal).then(() => undefined), node.halted]);
     if (halt) {

@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { booleanFlag, integerFlag, stringFlag, UsageError, type ParsedArgs } from './args.js';
 import { expectPositionals, whenAborted, type Command, type CommandContext } from './command.js';
 import { formatTable } from './format.js';
+import { formatId } from '../ids.js';
 import { LOG_LEVELS } from '../log.js';
 import { watchLeader, type LeaderView } from './up-leader.js';
 
@@ -440,7 +441,7 @@ async function runRemoveNode(name: string, args: ParsedArgs, context: CommandCon
       context.stderr.write(`${name} is not a member of the running cluster; removing it from ${CLUSTER_FILE} only\n`);
     } else {
       await client.memberRemove(member.id);
-      context.stdout.write(`removed ${name} (member ${member.id.toString(16)}); it stops by itself\n`);
+      context.stdout.write(`removed ${name} (member ${formatId(member.id)}); it stops by itself\n`);
     }
   } finally {
     await client.close();
