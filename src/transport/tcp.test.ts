@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.js';
 import { TcpTransport, type PeerRefusal, type TransportOptions } from './tcp.js';
 import { encodeMessage } from './codec.js';
 import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, writeFrameHeader } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
+import { createCertificateAuthority, issueCertificate, peerTlsOptions, selfSignedCertificate, type PemPair, type TlsMaterial } from '../tls/index.js';
 
 const TEST_TIMEOUT_MS = 15_000;
 
@@ -423,10 +425,10 @@ function proposal(from: NodeId, to: NodeId): Message {
   return { type: 'Prop', from, to, term: 0, entries: [{ term: 0, index: 0, type: 0, data: Buffer.from('forged') }] };
 }
 
-async function withRawPeer(waiter: Waiter, body: (raw: RawPeer) => Promise<void>): Promise<void> {
+async function withRawPeer<T>(waiter: Waiter, body: (raw: RawPeer) => Promise<T>): Promise<T> {
   const raw = new RawPeer(waiter);
   try {
-    await body(raw);
+    return await body(raw);
   } finally {
     await raw.close();
   }
@@ -587,4 +589,140 @@ test('updatePeer redirects queued traffic to the new address', { timeout: TEST_T
     await waiter.until(() => b!.received.length === 1, 'heartbeat at the new address');
     assert.equal(a!.transport.stats().peers[2]!.address, b!.addressText);
   });
+});
+
+// ---- Peer TLS ---------------------------------------------------------------------------------
+
+interface TestCerts {
+  ca: PemPair;
+  members: Map<NodeId, PemPair>;
+  /** Signed by the cluster's CA, but nobody's member certificate. */
+  outsider: PemPair;
+  /** From another CA altogether. */
+  stranger: PemPair;
+}
+
+let testCerts: Promise<TestCerts> | undefined;
+
+/** Certificates for members 1..3 (common name "member"), made once per file run. */
+function certs(): Promise<TestCerts> {
+  return (testCerts ??= (async () => {
+    const hosts = ['127.0.0.1', 'localhost'];
+    const ca = await createCertificateAuthority('test CA', 1);
+    const issue = (authority: PemPair, commonName: string) => issueCertificate(authority, { commonName, hosts, usage: 'server-and-client', validDays: 1 });
+    const members = new Map<NodeId, PemPair>();
+    for (const id of [1, 2, 3]) members.set(id, await issue(ca, 'member'));
+    const otherCa = await createCertificateAuthority('other CA', 1);
+    return { ca, members, outsider: await issue(ca, 'outsider'), stranger: await issue(otherCa, 'member') };
+  })());
+}
+
+function material(pair: PemPair, ca: PemPair | undefined, overrides: Partial<TlsMaterial> = {}): TlsMaterial {
+  return {
+    cert: Buffer.from(pair.cert),
+    key: Buffer.from(pair.key),
+    ca: ca && Buffer.from(ca.cert),
+    requireClientCert: ca !== undefined,
+    commonNameIsUser: false,
+    selfSigned: ca === undefined,
+    allowedCn: '',
+    ...overrides,
+  };
+}
+
+/**
+ * Dials over TLS with `options`, says Hello, and sends a forged proposal at once; resolves when
+ * the listener closes the connection with whether it ever accepted the claim.
+ */
+async function tlsForgery(port: number, options: tls.ConnectionOptions, waiter: Waiter): Promise<{ accepted: boolean }> {
+  const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
+  const dial = new RawDial(socket, waiter);
+  socket.on('secureConnect', () => dial.write(encodeHello({ clusterId: 7, from: 1, to: 2 }), messageFrame(proposal(1, 2))));
+  await waiter.until(() => dial.closed, 'the listener to close the TLS connection');
+  return { accepted: dial.ack?.accepted === true };
+}
+
+test('peers with certificates from one CA talk over TLS; dialers without a valid certificate are refused', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { ca, members, outsider, stranger } = await certs();
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => b!.received.length === 1, 'a heartbeat over TLS');
+      const port = b!.transport.address.port;
+      const plain = await withRawPeer(waiter, async (raw) => {
+        const dial = await raw.dial(port, { clusterId: 7, from: 1, to: 2 });
+        dial.write(messageFrame(proposal(1, 2)));
+        await waiter.until(() => dial.closed, 'the plain dialer to be cut off');
+        return dial.ack;
+      });
+      assert.equal(plain, undefined);
+      assert.deepEqual(await tlsForgery(port, {}, waiter), { accepted: false });
+      assert.deepEqual(await tlsForgery(port, { cert: stranger.cert, key: stranger.key }, waiter), { accepted: false });
+      assert.deepEqual(b!.refusals, [1, 2, 3].map(() => ({ kind: 'handshake', reason: 'tls' })));
+      // A certificate of the cluster's CA gets through TLS, but not past the member-id binding.
+      assert.deepEqual(await tlsForgery(port, { cert: outsider.cert, key: outsider.key }, waiter), { accepted: false });
+      assert.match(b!.transport.stats().inbound.lastError ?? '', /before the dialer proved its member id/);
+      a!.transport.send([heartbeat(1, 2, 2)]);
+      await waiter.until(() => b!.received.length === 2, 'the real member after the forgeries');
+      assert.deepEqual(b!.received.map((m) => m.type), ['Heartbeat', 'Heartbeat']);
+    },
+    (id) => ({ tls: peerTlsOptions(material(members.get(id)!, ca)) }),
+  );
+});
+
+test('an allowed common name is required of the certificates at both ends', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { ca, members, outsider } = await certs();
+  await withNodes(
+    3,
+    async ([a, b, c], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => b!.received.length === 1, 'members with the allowed name');
+      // Member 3 presents the outsider's certificate: refused when it dials, and when it is dialed.
+      c!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(3, c!.addressText);
+      await waiter.until(() => b!.refusals.some((r) => r.reason === 'tls'), 'B to refuse C');
+      assert.match(b!.transport.stats().inbound.lastError ?? '', /common name "outsider", not the allowed "member"/);
+      b!.transport.send([heartbeat(2, 3, 1)]);
+      await waiter.until(() => /not the allowed "member"/.test(b!.transport.stats().peers[3]!.lastError ?? ''), 'B to refuse dialing C');
+      assert.equal(c!.received.length, 0);
+    },
+    (id) => ({ tls: peerTlsOptions(material(id === 3 ? outsider : members.get(id)!, ca, { allowedCn: 'member' })) }),
+  );
+});
+
+test('auto TLS: self-signed certificates without a chain check, and the member-id binding still applies', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const selfSigned = await Promise.all([1, 2].map(() => selfSignedCertificate({ commonName: 'lichen', hosts: ['127.0.0.1'], usage: 'server-and-client', validDays: 1 })));
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => b!.received.length === 1, 'a heartbeat over auto TLS');
+      assert.deepEqual(await tlsForgery(b!.transport.address.port, {}, waiter), { accepted: false });
+      assert.match(b!.transport.stats().inbound.lastError ?? '', /before the dialer proved its member id/);
+      assert.equal(b!.received.length, 1);
+    },
+    (id) => ({ tls: peerTlsOptions(material(selfSigned[id - 1]!, undefined)) }),
+  );
+});
+
+test('a member with peer TLS and one without are told why they cannot talk', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { ca, members } = await certs();
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
+      // B (TLS) dials A (plain); A (plain) dials B (TLS).
+      await waiter.until(() => /the dialer speaks TLS/.test(a!.transport.stats().inbound.lastError ?? ''), 'A to name the mismatch');
+      await waiter.until(() => /does its peer port use TLS and ours not/.test(a!.transport.stats().peers[2]!.lastError ?? ''), 'A to guess why B does not answer');
+    },
+    (id) => (id === 2 ? { tls: peerTlsOptions(material(members.get(2)!, ca)) } : {}),
+  );
 });

@@ -47,6 +47,7 @@
 // per read, so raft may keep entries it receives without copying them.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.js';
 import { assert, isLichenError } from '../errors.js';
 import {
@@ -79,13 +80,19 @@ import {
 
 export type TransportLogger = (event: string, fields: Record<string, unknown>) => void;
 
+export interface PeerTls {
+  server: tls.TlsOptions;
+  client: tls.ConnectionOptions;
+  accept?: (socket: tls.TLSSocket) => string | undefined;
+}
+
 /**
  * Why a listener refused a handshake or dropped a message of a bound connection (metric labels):
  * `unproven` is a dialer that did not prove its member id in time (an impostor, or a member whose
  * own peer address does not reach it).
  */
 export type PeerRefusal =
-  | { kind: 'handshake'; reason: 'version' | 'cluster' | 'wrong_member' | 'not_member' | 'self' | 'unproven' }
+  | { kind: 'handshake'; reason: 'tls' | 'version' | 'cluster' | 'wrong_member' | 'not_member' | 'self' | 'unproven' }
   | { kind: 'message'; reason: 'from_mismatch' | 'to_mismatch' };
 
 export interface TransportOptions {
@@ -115,6 +122,11 @@ export interface TransportOptions {
   random?: () => number;
   /** Unpredictable bytes for handshake challenges (default crypto.randomBytes). */
   randomNonce?: () => Uint8Array;
+  /**
+   * Peer TLS: the listener serves with `server`, dials use `client`, and `accept` may refuse an
+   * accepted connection (a certificate's common name) with a reason. Without it, plain TCP.
+   */
+  tls?: PeerTls;
   /** Counts refusals (the server's metrics); they are logged and in stats() as well. */
   onRefusal?: (refusal: PeerRefusal) => void;
   logger?: TransportLogger;
@@ -167,7 +179,8 @@ const CHALLENGES_QUEUED_MAX = 8;
 const CHALLENGES_UNBOUND_MAX = 8;
 const EMPTY_BYTES = new Uint8Array(0);
 
-interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger'>> {
+interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls'>> {
+  tls: PeerTls | undefined;
   onUnreachable: (peer: NodeId) => void;
   onSnapshotSent: (peer: NodeId, ok: boolean) => void;
   onRefusal: (refusal: PeerRefusal) => void;
@@ -205,6 +218,14 @@ function rethrowIfBug(error: unknown): void {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Whether the first bytes of a connection are a TLS handshake record (TLS 1.0 to 1.3) rather than
+ * a Lichen frame: a member with peer TLS dialed one without. Worth its own error message.
+ */
+function looksLikeTls(chunk: Buffer): boolean {
+  return chunk.length >= 3 && chunk[0] === 0x16 && chunk[1] === 0x03 && chunk[2]! <= 0x04;
 }
 
 /** The outbound side towards one peer: its queue, its connection, its reconnect timer. */
@@ -357,12 +378,13 @@ class PeerLink {
     }
     this.#state = 'dialing';
     this.#hurried = false;
-    const socket = net.connect({ host: target.host, port: target.port });
+    const peerTls = this.options.tls;
+    const socket = peerTls ? tls.connect({ ...peerTls.client, host: target.host, port: target.port }) : net.connect({ host: target.host, port: target.port });
     this.#socket = socket;
     socket.setNoDelay(true);
     socket.setTimeout(this.options.handshakeTimeoutMs);
     const reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX);
-    socket.on('connect', () => {
+    socket.on(peerTls ? 'secureConnect' : 'connect', () => {
       if (socket !== this.#socket) return;
       socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
       socket.write(encodeHello({ clusterId: this.options.clusterId, from: this.options.id, to: this.id }));
@@ -373,7 +395,10 @@ class PeerLink {
     socket.on('timeout', () => {
       socket.destroy(new Error(`no handshake reply within ${this.options.handshakeTimeoutMs} ms`));
     });
+    // Whether the listener said anything, or the socket failed: a silent close gets a hint (#onClose).
+    let heard = false;
     socket.on('data', (chunk: Buffer) => {
+      heard = true;
       if (socket !== this.#socket) return;
       const error = reader.push(chunk, (frame) => this.#onReplyFrame(socket, reader, frame));
       if (error !== null) socket.destroy(new Error(`bad reply from peer: ${error}`));
@@ -384,10 +409,11 @@ class PeerLink {
       this.#flush();
     });
     socket.on('error', (error) => {
+      heard = true;
       if (socket !== this.#socket) return;
       this.lastError = errorText(error);
     });
-    socket.on('close', () => this.#onClose(socket));
+    socket.on('close', () => this.#onClose(socket, heard));
   }
 
   #onReplyFrame(socket: net.Socket, reader: FrameReader, frame: Buffer): void {
@@ -427,8 +453,12 @@ class PeerLink {
     this.#scheduleFlush();
   }
 
-  #onClose(socket: net.Socket): void {
+  #onClose(socket: net.Socket, heard: boolean): void {
     if (socket !== this.#socket) return;
+    if (this.#state === 'dialing' && this.#socketReady && !heard) {
+      // Silence is what a TLS listener answers to a plain hello.
+      this.lastError = 'the peer closed the connection without answering the hello (does its peer port use TLS and ours not?)';
+    }
     this.#socket = null;
     this.#socketReady = false;
     const wasOpen = this.#state === 'open';
@@ -668,6 +698,9 @@ class InboundConnection {
 
   #onData(chunk: Buffer): void {
     if (this.#closing) return;
+    if (this.#claimedId === null && !this.transport.options.tls && looksLikeTls(chunk)) {
+      return this.#fail('the dialer speaks TLS: its peer port uses TLS and ours does not (set --peer-cert-file or --peer-auto-tls on every member, or on none)');
+    }
     this.transport.inbound.receivedBytes += chunk.length;
     const error = this.#reader.push(chunk, (frame) => this.#onFrame(frame));
     if (error !== null) this.#fail(error);
@@ -943,13 +976,15 @@ export class TcpTransport implements Transport {
       randomNonce: options.randomNonce ?? (() => randomBytes(NONCE_BYTES)),
       onRefusal: options.onRefusal ?? (() => {}),
       logger: options.logger ?? (() => {}),
+      tls: options.tls,
     };
   }
 
   /** Starts listening; resolves with the bound address (the real port when asked for port 0). */
   async start(): Promise<{ host: string; port: number }> {
     assert(this.#server === null && !this.#closed, 'transport: start() called twice or after close()');
-    const server = net.createServer((socket) => this.#onConnection(socket));
+    const peerTls = this.options.tls;
+    const server = peerTls ? this.#tlsServer(peerTls) : net.createServer((socket) => this.#onConnection(socket));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -1039,6 +1074,30 @@ export class TcpTransport implements Transport {
     this.#connections.clear();
     const server = this.#server;
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /**
+   * A TLS listener: connections reach #onConnection once their handshake verified what the
+   * options demand; failed handshakes are refusals, logged and counted like the others.
+   */
+  #tlsServer(peerTls: PeerTls): tls.Server {
+    const server = tls.createServer({ ...peerTls.server, handshakeTimeout: this.options.handshakeTimeoutMs }, (socket) => {
+      const problem = peerTls.accept?.(socket);
+      if (problem === undefined) return this.#onConnection(socket);
+      this.#refuseTls(problem, socket.remoteAddress);
+      socket.destroy();
+    });
+    // Handshakes in flight are not in #connections yet; the listener bounds them.
+    server.maxConnections = this.options.maxInboundConnections;
+    server.on('tlsClientError', (error, socket) => this.#refuseTls(`TLS handshake failed: ${error.message}`, socket.remoteAddress));
+    return server;
+  }
+
+  #refuseTls(reason: string, remoteAddress: string | undefined): void {
+    this.inbound.rejected++;
+    this.inbound.lastError = reason;
+    this.options.onRefusal({ kind: 'handshake', reason: 'tls' });
+    this.options.logger('handshake-rejected', { localId: this.options.id, remoteAddress, reason });
   }
 
   #onConnection(socket: net.Socket): void {
