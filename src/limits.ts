@@ -216,6 +216,13 @@ export const peerSnapshotBytesMax = 1024 * MiB;
 export const peerSendQueueMessagesMax = 4096;
 /** Inbound peer connections open at once; more are closed at once. */
 export const peerInboundConnectionsMax = 256;
+/**
+ * Challenges (src/transport/tcp.ts: the dial-back that binds a connection to a member id) kept
+ * for a peer whose link is not connected yet; older ones are for connections long gone.
+ */
+export const peerQueuedChallengesMax = 8;
+/** Challenges a connection may relay before it is bound (a peer challenges each of our dials once). */
+export const peerUnboundChallengesMax = 8;
 
 // ---- Snapshots in etcd's format (src/bbolt, src/backup) ---------------------------------------
 

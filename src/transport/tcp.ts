@@ -53,7 +53,9 @@ import { assert, isLichenError } from '../errors.js';
 import {
   peerFrameBytesMax,
   peerInboundConnectionsMax,
+  peerQueuedChallengesMax,
   peerSendQueueMessagesMax,
+  peerUnboundChallengesMax,
   peerSnapshotBytesMax,
   peerSnapshotChunkBytesMax,
 } from '../limits.js';
@@ -173,10 +175,6 @@ const MAX_FRAME_BYTES_MIN = 1024;
 /** One socket write carries at most this many bytes of small frames, so one write stays cheap. */
 const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
 const KEEPALIVE_INITIAL_DELAY_MS = 5000;
-/** Challenges kept for a peer whose link is not connected yet; older ones are for dead connections. */
-const CHALLENGES_QUEUED_MAX = 8;
-/** Challenges relayed for one connection before it is bound (a peer challenges each of our dials once). */
-const CHALLENGES_UNBOUND_MAX = 8;
 const EMPTY_BYTES = new Uint8Array(0);
 
 interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls'>> {
@@ -296,7 +294,7 @@ class PeerLink {
       return;
     }
     if (this.#state === 'closed') return;
-    if (this.#challenges.length >= CHALLENGES_QUEUED_MAX) this.#challenges.shift();
+    if (this.#challenges.length >= peerQueuedChallengesMax) this.#challenges.shift();
     this.#challenges.push(frame);
     this.#hurry();
   }
@@ -771,8 +769,8 @@ class InboundConnection {
     }
     // Relaying is harmless even for an impostor (the proof goes to the real member, which ignores
     // nonces it did not issue), but an unbound connection gets only a few.
-    if (this.#remoteId === null && ++this.#challengesRelayed > CHALLENGES_UNBOUND_MAX) {
-      return this.#fail(`more than ${CHALLENGES_UNBOUND_MAX} challenges before the dialer proved its member id`);
+    if (this.#remoteId === null && ++this.#challengesRelayed > peerUnboundChallengesMax) {
+      return this.#fail(`more than ${peerUnboundChallengesMax} challenges before the dialer proved its member id`);
     }
     this.transport.prove(this.#claimedId!, nonce);
   }
