@@ -88,11 +88,22 @@ test('every option can be set from a flag, its LICHEN_* variable and its file ke
     'auth-token': 'simple',
     'auth-token-ttl': '60',
     'bcrypt-cost': '5',
+    'cert-file': '/tls/server.pem',
+    'key-file': '/tls/server-key.pem',
+    'trusted-ca-file': '/tls/ca.pem',
+    'client-cert-auth': 'true',
+    'auto-tls': 'false',
+    'peer-cert-file': '/tls/peer.pem',
+    'peer-key-file': '/tls/peer-key.pem',
+    'peer-trusted-ca-file': '/tls/ca.pem',
+    'peer-client-cert-auth': 'true',
+    'peer-cert-allowed-cn': 'member',
+    'peer-auto-tls': 'false',
   };
   for (const option of SERVE_OPTIONS) assert.ok(option.flag in values, `this test covers --${option.flag}`);
   // Values for options this build does not have (yet) are left out rather than rejected.
   for (const flag of Object.keys(values)) if (!SERVE_OPTIONS.some((o) => o.flag === flag)) delete values[flag];
-  const viaFlags = resolve(Object.entries(values).flatMap(([k, v]) => [`--${k}`, v])).config;
+  const viaFlags = resolve(Object.entries(values).map(([k, v]) => `--${k}=${v}`)).config;
   const viaEnv = resolve([], Object.fromEntries(SERVE_OPTIONS.map((o) => [o.env, values[o.flag] as string]))).config;
   const viaFile = resolve(['--config', 'f.json'], {}, { 'f.json': JSON.stringify(values) }).config;
   assert.deepEqual(viaEnv, viaFlags);
@@ -187,4 +198,15 @@ test('unsafe options come from the environment only and each produces a warning'
   assert.match(unsafeWarnings.join('\n'), /LICHEN_UNSAFE_WAL_NO_SYNC: the WAL is never fsynced/);
   assert.throws(() => resolve([], { LICHEN_UNSAFE_WAL_NO_SYNC: 'maybe' }), /invalid value for LICHEN_UNSAFE_WAL_NO_SYNC: "maybe"/);
   assert.deepEqual(resolve([], { LICHEN_UNSAFE_WAL_NO_SYNC: '0' }).unsafeWarnings, []);
+});
+
+test('TLS switches need no value, as etcd\'s; TLS flags that cannot work together are refused by name', () => {
+  const { config } = resolve(['--auto-tls', '--peer-auto-tls', '--name', 'n1']);
+  assert.equal(config.autoTls, true);
+  assert.equal(config.peerAutoTls, true);
+  assert.equal(config.name, 'n1');
+  assert.equal(resolve([], { LICHEN_PEER_CLIENT_CERT_AUTH: 'true', LICHEN_PEER_AUTO_TLS: 'true', LICHEN_PEER_TRUSTED_CA_FILE: '/ca.pem' }).config.peerClientCertAuth, true);
+  assert.throws(() => resolve(['--cert-file', '/c.pem']), /--cert-file and --key-file must be given together/);
+  assert.throws(() => resolve(['--auto-tls', '--client-cert-auth']), /--client-cert-auth needs --trusted-ca-file/);
+  assert.throws(() => resolve(['--peer-trusted-ca-file', '/ca.pem']), /--peer-trusted-ca-file needs TLS: give --peer-cert-file and --peer-key-file, or --peer-auto-tls/);
 });

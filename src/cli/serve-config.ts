@@ -5,9 +5,10 @@
 // parser, and an error names the flag, variable or file key the bad value came from.
 import { readFileSync } from 'node:fs';
 import { BCRYPT_COST_MAX, BCRYPT_COST_MIN, parseAuthTokenSpec } from '../auth/index.js';
-import { defaultNodeConfig, type NodeConfig, type PeerSpec } from '../server/config.js';
+import { clientTlsSettings, defaultNodeConfig, peerTlsSettings, type NodeConfig, type PeerSpec } from '../server/config.js';
 import { parseCompactionRetention } from '../server/compactor.js';
 import { parseGoDurationMs } from '../server/duration.js';
+import { tlsSettingsProblem } from '../tls/index.js';
 import { isLogLevel, LOG_LEVELS } from '../log.js';
 import {
   authTokenTtlSecondsMax,
@@ -113,6 +114,14 @@ export function parseInitialCluster(raw: unknown, where: string): PeerSpec[] {
     addresses.add(peer.peerAddress);
   }
   return peers;
+}
+
+function parseSwitch(raw: unknown, where: string): boolean {
+  return parseBoolean(asText(raw, where), where);
+}
+
+function parsePath(raw: unknown, where: string): string {
+  return asText(raw, where);
 }
 
 function integerParser(min: number, max: number) {
@@ -246,7 +255,7 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     flag: 'experimental-initial-corrupt-check', env: 'LICHEN_EXPERIMENTAL_INITIAL_CORRUPT_CHECK', key: 'experimentalInitialCorruptCheck', valueName: 'true|false',
     isSwitch: true,
     description: "Before starting, compare this member's HashKV with its peers' and refuse to start if one differs (default: false, as etcd)",
-    parse: (raw, where) => parseBoolean(asText(raw, where), where),
+    parse: parseSwitch,
   }),
   option({
     flag: 'experimental-corrupt-check-time', env: 'LICHEN_EXPERIMENTAL_CORRUPT_CHECK_TIME', key: 'experimentalCorruptCheckTimeMs', valueName: 'duration',
@@ -263,6 +272,61 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     flag: 'request-timeout-ms', env: 'LICHEN_REQUEST_TIMEOUT_MS', key: 'requestTimeoutMs', valueName: 'ms',
     description: 'How long a client request may wait for commit and apply (default: 5000)',
     parse: integerParser(1, 3_600_000),
+  }),
+  option({
+    flag: 'cert-file', env: 'LICHEN_CERT_FILE', key: 'certFile', valueName: 'path',
+    description: 'PEM certificate the client listeners (gRPC and HTTP) serve over TLS; with --key-file',
+    parse: parsePath,
+  }),
+  option({
+    flag: 'key-file', env: 'LICHEN_KEY_FILE', key: 'keyFile', valueName: 'path',
+    description: 'PEM private key of --cert-file',
+    parse: parsePath,
+  }),
+  option({
+    flag: 'trusted-ca-file', env: 'LICHEN_TRUSTED_CA_FILE', key: 'trustedCaFile', valueName: 'path',
+    description: 'CA bundle that signs client certificates; when set, every client must present one (as etcd)',
+    parse: parsePath,
+  }),
+  option({
+    flag: 'client-cert-auth', env: 'LICHEN_CLIENT_CERT_AUTH', key: 'clientCertAuth', valueName: 'true|false', isSwitch: true,
+    description: "Clients must present a certificate from --trusted-ca-file; its common name is the user when a request carries no token",
+    parse: parseSwitch,
+  }),
+  option({
+    flag: 'auto-tls', env: 'LICHEN_AUTO_TLS', key: 'autoTls', valueName: 'true|false', isSwitch: true,
+    description: 'Client TLS with a self-signed certificate kept in <data-dir>/fixtures/client (clients skip verification)',
+    parse: parseSwitch,
+  }),
+  option({
+    flag: 'peer-cert-file', env: 'LICHEN_PEER_CERT_FILE', key: 'peerCertFile', valueName: 'path',
+    description: 'PEM certificate for raft traffic, served to peers and presented when dialing them; with --peer-key-file',
+    parse: parsePath,
+  }),
+  option({
+    flag: 'peer-key-file', env: 'LICHEN_PEER_KEY_FILE', key: 'peerKeyFile', valueName: 'path',
+    description: 'PEM private key of --peer-cert-file',
+    parse: parsePath,
+  }),
+  option({
+    flag: 'peer-trusted-ca-file', env: 'LICHEN_PEER_TRUSTED_CA_FILE', key: 'peerTrustedCaFile', valueName: 'path',
+    description: "CA bundle that signs the members' peer certificates; when set, every dialing peer must present one",
+    parse: parsePath,
+  }),
+  option({
+    flag: 'peer-client-cert-auth', env: 'LICHEN_PEER_CLIENT_CERT_AUTH', key: 'peerClientCertAuth', valueName: 'true|false', isSwitch: true,
+    description: 'Peers must present a certificate from --peer-trusted-ca-file',
+    parse: parseSwitch,
+  }),
+  option({
+    flag: 'peer-cert-allowed-cn', env: 'LICHEN_PEER_CERT_ALLOWED_CN', key: 'peerCertAllowedCn', valueName: 'name',
+    description: "The common name every peer's certificate must have",
+    parse: asText,
+  }),
+  option({
+    flag: 'peer-auto-tls', env: 'LICHEN_PEER_AUTO_TLS', key: 'peerAutoTls', valueName: 'true|false', isSwitch: true,
+    description: 'Peer TLS with a self-signed certificate kept in <data-dir>/fixtures/peer (peers skip chain verification; the member-id binding still holds)',
+    parse: parseSwitch,
   }),
   option({
     flag: 'log-level', env: 'LICHEN_LOG_LEVEL', key: 'logLevel', valueName: LOG_LEVELS.join('|'),
@@ -457,6 +521,10 @@ function readUnsafeOptions(env: Record<string, string | undefined>): { unsafe: N
 
 /** Checks that concern more than one option; names the flags involved. */
 function validateConfig(config: NodeConfig, sources: Record<string, Source>): void {
+  for (const [settings, prefix] of [[clientTlsSettings(config), ''], [peerTlsSettings(config), 'peer-']] as const) {
+    const problem = tlsSettingsProblem(settings, prefix);
+    if (problem !== undefined) throw new UsageError(problem);
+  }
   if (config.heartbeatTicks >= config.electionTicks) {
     throw new UsageError(
       `--heartbeat-ticks (${config.heartbeatTicks}) must be smaller than --election-ticks (${config.electionTicks})`,

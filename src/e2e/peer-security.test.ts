@@ -3,25 +3,20 @@
 // members' peer ports claiming another member's id and sends what that member would: a proposal
 // to the leader, an append to a follower, a TimeoutNow. Nothing of it may be applied, and the
 // members' hashes must stay equal.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { E2E_TEST_TIMEOUT_MS, ProcessCluster, type MemberProcess } from '../server/testing/process-cluster.js';
 import { encodeMessage } from '../transport/codec.js';
 import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, writeFrameHeader } from '../transport/frame.js';
 import type { Entry, Message } from '../raft/types.js';
 import { EnvelopeKind, encodeEnvelope } from '../server/envelope.js';
 import { encodeCommand } from '../mvcc/command.js';
-
-let cluster: ProcessCluster;
-
-before(async () => {
-  cluster = await ProcessCluster.start({ nodes: 3 });
-});
-
-after(async () => {
-  await cluster?.stop();
-});
+import { createCertificateAuthority, issueCertificate } from '../tls/index.js';
 
 interface Target {
   member: MemberProcess;
@@ -33,7 +28,7 @@ interface Target {
 }
 
 /** What an outsider learns from the client API: the cluster id, and each member's id, peer address and raft position. */
-async function reconnoitre(): Promise<{ clusterId: number; leaderId: number; targets: Target[] }> {
+async function reconnoitre(cluster: ProcessCluster): Promise<{ clusterId: number; leaderId: number; targets: Target[] }> {
   const list = await cluster.call<{ header: { cluster_id: string }; members: { ID: string; name: string; peerURLs: string[] }[] }>(
     cluster.members[0]!,
     'Cluster',
@@ -61,14 +56,23 @@ function messageFrame(m: Message): Buffer {
   return writeFrameHeader(encodeMessage(m, FRAME_HEADER_BYTES), FrameKind.Message);
 }
 
+/** How the attacker reaches a peer port: a socket, and the event after which it may write. */
+type Connect = (host: string, port: number) => { socket: net.Socket; ready: 'connect' | 'secureConnect' };
+
+const plainTcp: Connect = (host, port) => ({ socket: net.connect({ host, port }), ready: 'connect' });
+
+function overTls(options: tls.ConnectionOptions): Connect {
+  return (host, port) => ({ socket: tls.connect({ host, port, rejectUnauthorized: false, ...options }), ready: 'secureConnect' });
+}
+
 /**
  * Dials a peer port, says Hello as `from`, and sends `messages` at once without waiting for the
  * acknowledgement (as a member would after it). Resolves, when the listener closes the connection
  * or after a bound, with whether the listener ever accepted the claim.
  */
-async function forge(peer: string, hello: { clusterId: number; from: number; to: number }, messages: Message[]): Promise<{ accepted: boolean }> {
+async function forge(connect: Connect, peer: string, hello: { clusterId: number; from: number; to: number }, messages: Message[]): Promise<{ accepted: boolean }> {
   const at = peer.lastIndexOf(':');
-  const socket = net.connect({ host: peer.slice(0, at), port: Number(peer.slice(at + 1)) });
+  const { socket, ready } = connect(peer.slice(0, at), Number(peer.slice(at + 1)));
   socket.on('error', () => {});
   let accepted = false;
   const reader = new FrameReader(1 << 20);
@@ -77,7 +81,7 @@ async function forge(peer: string, hello: { clusterId: number; from: number; to:
       if (frame[0] === FrameKind.HelloAck && decodeHelloAck(frame.subarray(1)).accepted) accepted = true;
     }),
   );
-  socket.on('connect', () => socket.write(Buffer.concat([encodeHello(hello), ...messages.map(messageFrame)])));
+  socket.on(ready, () => socket.write(Buffer.concat([encodeHello(hello), ...messages.map(messageFrame)])));
   await new Promise<void>((resolve) => {
     // A listener that accepted keeps the connection open: three seconds are plenty on loopback.
     const timer = setTimeout(resolve, 3000);
@@ -90,7 +94,7 @@ async function forge(peer: string, hello: { clusterId: number; from: number; to:
   return { accepted };
 }
 
-async function getSerializable(member: MemberProcess, key: string): Promise<number> {
+async function getSerializable(cluster: ProcessCluster, member: MemberProcess, key: string): Promise<number> {
   const response = await cluster.call<{ count: string }>(member, 'KV', 'Range', {
     key: Buffer.from(key),
     range_end: Buffer.from(key.slice(0, -1) + String.fromCharCode(key.charCodeAt(key.length - 1) + 1)),
@@ -100,8 +104,13 @@ async function getSerializable(member: MemberProcess, key: string): Promise<numb
   return Number(response.count);
 }
 
-test('forged proposals, appends and TimeoutNow from a process that knows the ids are not applied', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
-  const { clusterId, leaderId, targets } = await reconnoitre();
+/**
+ * The attack: each way of connecting in `connects` sends a proposal to the leader (claiming a
+ * follower's id, and a made-up one), an append to a follower (claiming the leader's), then a
+ * TimeoutNow. None may be accepted, nothing forged applied, and the members' hashes stay equal.
+ */
+async function replayForgedFrames(cluster: ProcessCluster, connects: Connect[]): Promise<void> {
+  const { clusterId, leaderId, targets } = await reconnoitre(cluster);
   const leader = targets.find((t) => t.id === leaderId)!;
   const [follower, other] = targets.filter((t) => t.id !== leaderId) as [Target, Target];
   const proposal = (from: number, key: string): Message => ({
@@ -112,12 +121,12 @@ test('forged proposals, appends and TimeoutNow from a process that knows the ids
     entries: [{ term: 0, index: 0, type: 0, data: forgedPut(key) }],
   });
   const entry: Entry = { term: follower.term, index: follower.commit + 1, type: 0, data: forgedPut('forged/append') };
-  const attempts = await Promise.all([
+  const forgeries = (connect: Connect): Promise<{ accepted: boolean }>[] => [
     // A proposal forwarded "from a follower", and one from a made-up member id.
-    forge(leader.peer, { clusterId, from: follower.id, to: leader.id }, [proposal(follower.id, 'forged/proposal')]),
-    forge(leader.peer, { clusterId, from: 42, to: leader.id }, [proposal(42, 'forged/made-up')]),
+    forge(connect, leader.peer, { clusterId, from: follower.id, to: leader.id }, [proposal(follower.id, 'forged/proposal')]),
+    forge(connect, leader.peer, { clusterId, from: 42, to: leader.id }, [proposal(42, 'forged/made-up')]),
     // An append "from the leader" that a follower would take and commit.
-    forge(follower.peer, { clusterId, from: leader.id, to: follower.id }, [
+    forge(connect, follower.peer, { clusterId, from: leader.id, to: follower.id }, [
       {
         type: 'App',
         from: leader.id,
@@ -129,23 +138,73 @@ test('forged proposals, appends and TimeoutNow from a process that knows the ids
         commit: entry.index,
       },
     ]),
-  ]);
+  ];
+  const attempts = await Promise.all(connects.flatMap(forgeries));
   // Then a TimeoutNow "from the leader", which would make a follower campaign at once (after the
   // others: a new leader could overwrite a forged entry before it commits).
-  attempts.push(await forge(other.peer, { clusterId, from: leader.id, to: other.id }, [{ type: 'TimeoutNow', from: leader.id, to: other.id, term: other.term }]));
-  assert.deepEqual(attempts.map((a) => a.accepted), [false, false, false, false], 'a forged claim was accepted');
+  const timeoutNow: Message = { type: 'TimeoutNow', from: leader.id, to: other.id, term: other.term };
+  for (const connect of connects) attempts.push(await forge(connect, other.peer, { clusterId, from: leader.id, to: other.id }, [timeoutNow]));
+  assert.deepEqual(
+    attempts.map((a) => a.accepted),
+    attempts.map(() => false),
+    'a forged claim was accepted',
+  );
 
   // A real write after the attack: once every member has applied it, compare them.
   const written = await cluster.call<{ header: { revision: string } }>(leader.member, 'KV', 'Put', { key: Buffer.from('after'), value: Buffer.from('1') });
   const revision = Number(written.header.revision);
   for (const target of targets) {
     const deadline = Date.now() + 20_000;
-    while ((await getSerializable(target.member, 'after')) === 0) {
+    while ((await getSerializable(cluster, target.member, 'after')) === 0) {
       assert.ok(Date.now() < deadline, `${target.member.name} did not apply the real write within 20 s`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    assert.equal(await getSerializable(target.member, 'forged/'), 0, `${target.member.name} applied a forged write`);
+    assert.equal(await getSerializable(cluster, target.member, 'forged/'), 0, `${target.member.name} applied a forged write`);
   }
   const hashes = await Promise.all(targets.map((t) => cluster.call<{ hash: string }>(t.member, 'Maintenance', 'HashKV', { revision })));
   assert.equal(new Set(hashes.map((h) => h.hash)).size, 1, `members disagree on HashKV at revision ${revision}`);
+}
+
+test('forged proposals, appends and TimeoutNow from a process that knows the ids are not applied', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  const cluster = await ProcessCluster.start({ nodes: 3 });
+  try {
+    await replayForgedFrames(cluster, [plainTcp]);
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('with peer TLS, dialers without a valid certificate get no frame through', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-peer-tls-'));
+  let cluster: ProcessCluster | undefined;
+  try {
+    const ca = await createCertificateAuthority('cluster CA', 1);
+    const member = await issueCertificate(ca, { commonName: 'member', hosts: ['127.0.0.1'], usage: 'server-and-client', validDays: 1 });
+    const otherCa = await createCertificateAuthority('other CA', 1);
+    const stranger = await issueCertificate(otherCa, { commonName: 'member', hosts: ['127.0.0.1'], usage: 'server-and-client', validDays: 1 });
+    const file = (name: string, text: string): string => {
+      writeFileSync(join(dir, name), text);
+      return join(dir, name);
+    };
+    cluster = await ProcessCluster.start({
+      nodes: 3,
+      flags: [
+        '--peer-cert-file', file('member.pem', member.cert),
+        '--peer-key-file', file('member-key.pem', member.key),
+        '--peer-trusted-ca-file', file('ca.pem', ca.cert),
+        '--peer-client-cert-auth',
+        '--peer-cert-allowed-cn', 'member',
+      ],
+    });
+    await replayForgedFrames(cluster, [plainTcp, overTls({}), overTls({ cert: stranger.cert, key: stranger.key })]);
+    // They were stopped by TLS itself: every member counted its refused handshakes.
+    for (const member of cluster.members) {
+      const metrics = await (await fetch(`http://${member.http}/metrics`)).text();
+      const refused = Number(/^lichen_peer_handshakes_refused_total\{reason="tls"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+      assert.ok(refused >= 3, `${member.name} counted ${refused} refused TLS handshakes`);
+    }
+  } finally {
+    await cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

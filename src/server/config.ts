@@ -5,6 +5,7 @@ import { BCRYPT_COST_DEFAULT } from '../auth/password.js';
 import type { EngineKind } from '../engine/types.js';
 import { pendingRequestsMax, quotaBackendBytesDefault, requestBytesMaxDefault } from '../limits.js';
 import type { AutoCompactionMode } from './compactor.js';
+import type { TlsSettings } from '../tls/index.js';
 
 export interface PeerSpec {
   /** The member's name, unique in the cluster. */
@@ -80,6 +81,25 @@ export interface NodeConfig {
   authTokenTtlSeconds: number;
   /** etcd's --bcrypt-cost: the cost of the password hashes this member makes (4–31). */
   bcryptCost: number;
+  // Client TLS, for the gRPC and HTTP listeners (etcd's flags; src/tls/settings.ts has the rules).
+  /** PEM certificate and key the client listeners serve; both or neither. */
+  certFile: string;
+  keyFile: string;
+  /** CA that signs client certificates; when set, every client must present one. */
+  trustedCaFile: string;
+  /** Clients must present a certificate from trustedCaFile, and its common name is the user. */
+  clientCertAuth: boolean;
+  /** Without certFile: serve a self-signed certificate kept in <dataDir>/fixtures/client. */
+  autoTls: boolean;
+  // Peer TLS, for raft traffic: the same certificate serves the listener and the dials.
+  peerCertFile: string;
+  peerKeyFile: string;
+  peerTrustedCaFile: string;
+  peerClientCertAuth: boolean;
+  /** The common name every peer certificate must have ('' accepts any the CA signed). */
+  peerCertAllowedCn: string;
+  /** Without peerCertFile: a self-signed certificate in <dataDir>/fixtures/peer; peers skip the chain check. */
+  peerAutoTls: boolean;
   /** Test-only fault injection; never set these in production. */
   unsafe: {
     /** Added before every WAL fsync (slow disk). */
@@ -121,6 +141,17 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     authToken: 'simple',
     authTokenTtlSeconds: AUTH_TOKEN_TTL_SECONDS_DEFAULT,
     bcryptCost: BCRYPT_COST_DEFAULT,
+    certFile: '',
+    keyFile: '',
+    trustedCaFile: '',
+    clientCertAuth: false,
+    autoTls: false,
+    peerCertFile: '',
+    peerKeyFile: '',
+    peerTrustedCaFile: '',
+    peerClientCertAuth: false,
+    peerCertAllowedCn: '',
+    peerAutoTls: false,
     unsafe: { walSyncDelayMs: 0, walNoSync: false, readsWithoutReadIndex: false },
   };
   const config = { ...base, ...overrides, unsafe: { ...base.unsafe, ...overrides.unsafe } };
@@ -128,4 +159,20 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     config.initialCluster = [{ name: config.name, peerAddress: config.listenPeer }];
   }
   return config;
+}
+
+export function clientTlsSettings(config: NodeConfig): TlsSettings {
+  const { certFile, keyFile, trustedCaFile, clientCertAuth, autoTls } = config;
+  return { certFile, keyFile, trustedCaFile, clientCertAuth, autoTls, allowedCn: '' };
+}
+
+export function peerTlsSettings(config: NodeConfig): TlsSettings {
+  return {
+    certFile: config.peerCertFile,
+    keyFile: config.peerKeyFile,
+    trustedCaFile: config.peerTrustedCaFile,
+    clientCertAuth: config.peerClientCertAuth,
+    autoTls: config.peerAutoTls,
+    allowedCn: config.peerCertAllowedCn,
+  };
 }

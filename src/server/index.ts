@@ -6,7 +6,9 @@ import type { Logger } from '../log.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { checkLimits } from '../limits.js';
 import { NodeBackend } from './backend.js';
-import type { NodeConfig } from './config.js';
+import { peerTlsSettings, type NodeConfig } from './config.js';
+import { loadTlsMaterial, peerTlsOptions } from '../tls/index.js';
+import { join } from 'node:path';
 import { MemberCalls } from './forward.js';
 import { ClusterNode, splitAddress } from './node.js';
 import { markRemoved, openNodeState } from './state.js';
@@ -33,6 +35,8 @@ export interface LichenNode {
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<LichenNode> {
   checkLimits(config);
+  // Certificates first: a bad file should stop the member before it touches its data.
+  const peerTls = await loadTlsMaterial(peerTlsSettings(config), autoTlsPlace(config, 'peer', config.listenPeer));
   const state = await openNodeState(config, logger);
   const forwarder = new MemberCalls(config.requestTimeoutMs);
   const hashes: CorruptionCheckDeps = {
@@ -87,8 +91,14 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     http: http ? `${splitAddress(config.listenHttp)[0]}:${http.port}` : '',
     peer: '',
   };
-  const node = new ClusterNode(state, config, logger, metrics, { client: addresses.client, http: addresses.http }, (address) =>
-    forwarder.membership(address),
+  const node = new ClusterNode(
+    state,
+    config,
+    logger,
+    metrics,
+    { client: addresses.client, http: addresses.http },
+    (address) => forwarder.membership(address),
+    peerTls && peerTlsOptions(peerTls),
   );
   metricsRef.node = node;
   await node.start();
@@ -140,6 +150,12 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
         logger.info('member stopped');
       })()),
   };
+}
+
+/** Where auto TLS keeps a listener's self-signed certificate (etcd's place), and the names it covers. */
+function autoTlsPlace(config: NodeConfig, kind: 'client' | 'peer', ...listeners: string[]): { dir: string; hosts: string[] } {
+  const hosts = listeners.filter((address) => address !== '').map((address) => splitAddress(address)[0]);
+  return { dir: join(config.dataDir, 'fixtures', kind), hosts: [...hosts, '127.0.0.1', '::1', 'localhost'] };
 }
 
 /**

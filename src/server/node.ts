@@ -22,7 +22,7 @@ import {
 import { AlarmType, Lessor, WatchHub, decodeCommand, encodeCommand, type Command } from '../mvcc/index.js';
 import { applyCommand, createTokenProvider, type ApplyResult, type ReplicatedState, type TokenProvider } from '../auth/index.js';
 import type { EngineSpace } from '../engine/index.js';
-import { TcpTransport } from '../transport/index.js';
+import { TcpTransport, type PeerTls } from '../transport/index.js';
 import { ErrorCode, LichenError, isLichenError } from '../errors.js';
 import { inboxMessagesMax } from '../limits.js';
 import type { Logger } from '../log.js';
@@ -122,6 +122,8 @@ export class ClusterNode {
     private readonly publicAddresses: { client: string; http: string },
     /** Asks the member at a client address for its view of the membership (see probeMembership). */
     private readonly askMembership: (clientAddress: string) => Promise<MembershipView>,
+    /** Peer TLS for the transport; plain TCP without it. */
+    peerTls?: PeerTls,
   ) {
     this.halted = new Promise((resolve) => (this.resolveHalted = resolve));
     this.memberId = state.identity.memberId;
@@ -180,6 +182,7 @@ export class ClusterNode {
       id: this.memberId,
       clusterId: this.clusterId,
       listen: { host, port },
+      tls: peerTls,
       onMessage: (m) => this.receive(m),
       onUnreachable: (peer) => this.enqueue(() => this.raw.reportUnreachable(peer)),
       onSnapshotSent: (peer, ok) => this.enqueue(() => this.raw.reportSnapshot(peer, ok)),

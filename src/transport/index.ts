@@ -11,6 +11,8 @@ export { PROTOCOL_VERSION, FrameKind, FrameReader } from './frame.js';
 export {
   TcpTransport,
   type TransportOptions,
+  type PeerTls,
+  type PeerRefusal,
   type TransportLogger,
   type TransportStats,
   type PeerStats,
