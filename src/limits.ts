@@ -81,6 +81,8 @@ export const watchRequestsQueuedMax = 1024;
 
 /** A connection to the client port must send its first bytes within this (they tell gRPC from HTTP/1.1). */
 export const clientFirstBytesMsMax = 10_000;
+/** A client's TLS handshake (gRPC and HTTP ports) must finish within this (Node's default is 120 s). */
+export const clientTlsHandshakeMsMax = 10_000;
 /**
  * A gateway request's JSON may be this many times the largest gRPC message: bytes travel as
  * base64 (4/3 of their size) beside field names and punctuation. A larger body is refused unread.

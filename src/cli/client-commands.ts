@@ -5,7 +5,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import type { Event } from '../mvcc/types.js';
-import { booleanFlag, integerFlag, parseInteger, stringFlag, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
+import { readFileSync } from 'node:fs';
+import type { ClientTls } from '../client/tls.js';
+import { booleanFlag, integerFlag, parseBoolean, parseInteger, stringFlag, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
 import type { CliAlarm, CliClient, ClientOptions } from './client-port.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import {
@@ -44,6 +46,14 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
     description: `Cluster endpoints (default: LICHEN_ENDPOINTS, else ${DEFAULT_ENDPOINT})`,
   },
   { name: 'timeout', type: 'string', valueName: 'duration', description: 'How long a command may take, every endpoint tried: 500ms, 5s, 1m (default: 5s, or LICHEN_TIMEOUT)' },
+  { name: 'cacert', type: 'string', valueName: 'path', description: "TLS: verify the members' certificates with this CA bundle (also LICHEN_CACERT)" },
+  { name: 'cert', type: 'string', valueName: 'path', description: 'TLS: client certificate, for members with --client-cert-auth (also LICHEN_CERT)' },
+  { name: 'key', type: 'string', valueName: 'path', description: 'TLS: private key of --cert (also LICHEN_KEY)' },
+  {
+    name: 'insecure-skip-tls-verify',
+    type: 'boolean',
+    description: "TLS without verifying the members' certificates, for members with --auto-tls (also LICHEN_INSECURE_SKIP_TLS_VERIFY)",
+  },
   { name: 'write-out', short: 'w', type: 'string', choices: OUTPUT_FORMATS, valueName: 'simple|json', description: 'Output format (default: simple)' },
   { name: 'user', type: 'string', valueName: 'name[:password]', description: 'Log in as this user when auth is enabled (default: LICHEN_USER)' },
   { name: 'password', type: 'string', valueName: 'password', description: 'The password, when --user has none (default: LICHEN_PASSWORD)' },
@@ -86,6 +96,51 @@ export function resolveEndpoints(args: ParsedArgs, env: Record<string, string | 
   return endpoints;
 }
 
+/** The TLS flags of the client commands, with the environment variable each falls back to. */
+export const TLS_FLAG_ENV = {
+  cacert: 'LICHEN_CACERT',
+  cert: 'LICHEN_CERT',
+  key: 'LICHEN_KEY',
+  'insecure-skip-tls-verify': 'LICHEN_INSECURE_SKIP_TLS_VERIFY',
+} as const;
+
+/**
+ * TLS towards the cluster, as etcdctl decides it: on when any TLS flag is given or an endpoint
+ * says https://; undefined means cleartext. Files are read here, so a wrong path is a usage error.
+ */
+export function resolveClientTls(
+  args: ParsedArgs,
+  env: Record<string, string | undefined>,
+  readFile: (path: string) => Buffer = readFileSync,
+): ClientTls | undefined {
+  const setting = (flag: keyof typeof TLS_FLAG_ENV): { value: string; where: string } | undefined => {
+    const fromFlag = flag === 'insecure-skip-tls-verify' ? (booleanFlag(args, flag) ? 'true' : undefined) : stringFlag(args, flag);
+    if (fromFlag !== undefined) return { value: fromFlag, where: `--${flag}` };
+    const fromEnv = env[TLS_FLAG_ENV[flag]];
+    return fromEnv ? { value: fromEnv, where: TLS_FLAG_ENV[flag] } : undefined;
+  };
+  const read = (flag: 'cacert' | 'cert' | 'key'): Buffer | undefined => {
+    const found = setting(flag);
+    if (found === undefined) return undefined;
+    try {
+      return readFile(found.value);
+    } catch (error) {
+      throw new UsageError(`cannot read ${found.where} file ${found.value}: ${(error as Error).message}`);
+    }
+  };
+  const skip = setting('insecure-skip-tls-verify');
+  const tls: ClientTls = {
+    ca: read('cacert'),
+    cert: read('cert'),
+    key: read('key'),
+    insecureSkipVerify: skip !== undefined && parseBoolean(skip.value, skip.where),
+  };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new UsageError('--cert and --key must be given together');
+  const rawEndpoints = stringFlag(args, 'endpoints') ?? env.LICHEN_ENDPOINTS ?? '';
+  const wanted = tls.ca !== undefined || tls.cert !== undefined || tls.insecureSkipVerify || /(^|,)\s*https:\/\//.test(rawEndpoints);
+  return wanted ? tls : undefined;
+}
+
 /** "500ms", "5s", "1m"; a bare integer is milliseconds. */
 export function parseDurationMs(text: string, what: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
@@ -120,7 +175,8 @@ export function resolveTimeoutMs(args: ParsedArgs, env: Record<string, string | 
 export async function withClient<T>(args: ParsedArgs, context: CommandContext, use: (client: CliClient) => Promise<T>): Promise<T> {
   const endpoints = resolveEndpoints(args, context.env);
   const auth = resolveAuth(args, context.env);
-  const client = await context.openClient({ endpoints, timeoutMs: resolveTimeoutMs(args, context.env), ...(auth ? { auth } : {}) });
+  const tls = resolveClientTls(args, context.env);
+  const client = await context.openClient({ endpoints, timeoutMs: resolveTimeoutMs(args, context.env), ...(auth && { auth }), ...(tls && { tls }) });
   try {
     return await use(client);
   } finally {

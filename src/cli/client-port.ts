@@ -1,6 +1,7 @@
 // The narrow view of a cluster client that the CLI commands need. Commands code against this
 // interface, not against the SDK directly, so their formatting and flag handling can be tested
 // with an in-memory fake, and an SDK change touches one adapter (sdk-adapter.ts) only.
+import type { ClientTls } from '../client/tls.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -110,6 +111,8 @@ export interface ClientOptions {
   timeoutMs: number;
   /** Log in as this user (etcd authentication). */
   auth?: { user: string; password: string };
+  /** TLS towards the members; cleartext when absent. */
+  tls?: ClientTls;
 }
 
 export type ClientFactory = (options: ClientOptions) => Promise<CliClient>;

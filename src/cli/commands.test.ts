@@ -2,7 +2,7 @@
 // the cluster client: flags become the right requests, results print in etcdctl's format, and
 // mistakes give exit code 2 with a message.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -282,6 +282,35 @@ test('--user name:password, --user name --password, or LICHEN_USER and LICHEN_PA
     const failed = await run(cluster, ['get', 'k', ...flags]);
     assert.equal(failed.code, 2, flags.join(' '));
     assert.match(failed.stderr, message);
+  }
+});
+
+test('TLS comes from --cacert, --cert and --key (or LICHEN_*), --insecure-skip-tls-verify, or an https:// endpoint', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-cli-tls-'));
+  try {
+    for (const name of ['ca', 'cert', 'key']) writeFileSync(join(dir, `${name}.pem`), name.toUpperCase());
+    const cluster = new FakeCluster();
+    const files = { cacert: join(dir, 'ca.pem'), cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+    await run(cluster, ['get', 'k', '--cacert', files.cacert, '--cert', files.cert, '--key', files.key]);
+    await run(cluster, ['get', 'k'], { env: { LICHEN_CACERT: files.cacert } });
+    await run(cluster, ['get', 'k', '--endpoints', 'https://h:1']);
+    await run(cluster, ['get', 'k', '--insecure-skip-tls-verify']);
+    const text = (b: Buffer | undefined) => b?.toString();
+    assert.deepEqual(
+      cluster.opened.map((o) => o.tls && { ca: text(o.tls.ca), cert: text(o.tls.cert), key: text(o.tls.key), skip: o.tls.insecureSkipVerify }),
+      [
+        { ca: 'CA', cert: 'CERT', key: 'KEY', skip: false },
+        { ca: 'CA', cert: undefined, key: undefined, skip: false },
+        { ca: undefined, cert: undefined, key: undefined, skip: false },
+        { ca: undefined, cert: undefined, key: undefined, skip: true },
+      ],
+    );
+    const unpaired = await run(cluster, ['get', 'k', '--cert', files.cert]);
+    assert.equal(unpaired.code, 2);
+    assert.match(unpaired.stderr, /--cert and --key must be given together/);
+    assert.match((await run(cluster, ['get', 'k', '--cacert', join(dir, 'none.pem')])).stderr, /cannot read --cacert file .*none\.pem/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

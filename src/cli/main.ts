@@ -11,7 +11,23 @@ import { openSdkClient } from './sdk-adapter.js';
 /** After a second Ctrl-C, a command gets this long to stop before the process exits anyway. */
 export const FORCE_EXIT_GRACE_MS = 2_000;
 
+/**
+ * grpc-js (1.14, channel-credentials.js) sets the TLS server name to the endpoint's host, which
+ * for Lichen is usually an IP address, and Node warns about that once per process (DEP0123). The
+ * certificate is still checked against the IP; the warning is about grpc-js, not the user's setup,
+ * so only that one is kept off stderr (where `lichen serve` writes JSON lines).
+ */
+function silenceGrpcServerNameWarning(): void {
+  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: unknown }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emitWarning(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 async function main(): Promise<void> {
+  silenceGrpcServerNameWarning();
   const stop = new AbortController();
   const force = new AbortController();
   let signals = 0;

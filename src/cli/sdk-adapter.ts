@@ -8,7 +8,7 @@ import type { CliClient, CliWatchCreate, CliWatchSink, ClientOptions, EndpointSt
 export async function openSdkClient(options: ClientOptions): Promise<CliClient> {
   const sdk = await import('../client/index.js');
   // --timeout bounds the whole command: attempts on every endpoint and the pauses between them.
-  const client = new sdk.LichenClient({ endpoints: options.endpoints, timeoutMs: options.timeoutMs, retryBudgetMs: options.timeoutMs, auth: options.auth });
+  const client = new sdk.LichenClient({ endpoints: options.endpoints, timeoutMs: options.timeoutMs, retryBudgetMs: options.timeoutMs, auth: options.auth, tls: options.tls });
   const describe = (error: unknown) => sdk.describeAttemptFailure(sdk.fromGrpcError(error), options.timeoutMs);
   return new SdkCliClient(client, options.endpoints, describe);
 }

@@ -7,9 +7,11 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { splitWords, stringFlag, UsageError, type ParsedArgs } from './args.js';
+import { createHash } from 'node:crypto';
+import type { ClientTls } from '../client/tls.js';
+import { booleanFlag, splitWords, stringFlag, UsageError, type ParsedArgs } from './args.js';
 import type { CliClient, ClientFactory, ClientOptions } from './client-port.js';
-import { CLIENT_FLAGS, resolveAuth, resolveEndpoints, resolveTimeoutMs } from './client-commands.js';
+import { CLIENT_FLAGS, TLS_FLAG_ENV, resolveAuth, resolveClientTls, resolveEndpoints, resolveTimeoutMs } from './client-commands.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import { describeFailure, dispatch } from './dispatch.js';
 
@@ -57,11 +59,19 @@ function appendHistory(path: string | undefined, line: string): void {
   }
 }
 
+/** Tells TLS settings apart without keeping their bytes in a cache key. */
+function tlsFingerprint(tls: ClientTls | undefined): string {
+  if (tls === undefined) return 'plain';
+  const hash = createHash('sha256');
+  for (const part of [tls.ca, tls.cert, tls.key]) hash.update(part ?? '').update('\0');
+  return `${hash.digest('hex')}${tls.insecureSkipVerify ? '-insecure' : ''}`;
+}
+
 /** One client for the whole session; the commands' close() leaves it open. */
 function sessionClientFactory(open: ClientFactory): { factory: ClientFactory; closeAll(): Promise<void> } {
   let cached: { key: string; client: CliClient } | undefined;
   const factory: ClientFactory = async (options: ClientOptions) => {
-    const key = `${options.endpoints.join(',')}|${options.timeoutMs}|${options.auth?.user ?? ''}|${options.auth?.password ?? ''}`;
+    const key = `${options.endpoints.join(',')}|${options.timeoutMs}|${options.auth?.user ?? ''}|${options.auth?.password ?? ''}|${tlsFingerprint(options.tls)}`;
     if (cached?.key !== key) {
       await cached?.client.close().catch(() => undefined);
       cached = undefined;
@@ -102,12 +112,18 @@ async function runShell(args: ParsedArgs, context: CommandContext, table: () => 
   expectPositionals(args, command, 0);
   // Validate now, so a bad --endpoints fails before the prompt appears.
   const endpoints = resolveEndpoints(args, context.env);
-  const env: Record<string, string | undefined> = { ...context.env, LICHEN_ENDPOINTS: endpoints.join(',') };
+  resolveClientTls(args, context.env);
+  // The commands typed at the prompt connect as the shell was told to (https:// included).
+  const env: Record<string, string | undefined> = { ...context.env, LICHEN_ENDPOINTS: stringFlag(args, 'endpoints') ?? context.env.LICHEN_ENDPOINTS };
   const timeout = stringFlag(args, 'timeout');
   if (timeout !== undefined) env.LICHEN_TIMEOUT = timeout;
   // Commands typed in the shell log in as the shell does.
   const auth = resolveAuth(args, context.env);
   if (auth) Object.assign(env, { LICHEN_USER: auth.user, LICHEN_PASSWORD: auth.password });
+  for (const [flag, variable] of Object.entries(TLS_FLAG_ENV)) {
+    const value = flag === 'insecure-skip-tls-verify' ? (booleanFlag(args, flag) ? 'true' : undefined) : stringFlag(args, flag);
+    if (value !== undefined) env[variable] = value;
+  }
 
   const path = historyPath(context.env);
   trimHistoryFile(path);

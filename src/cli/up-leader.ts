@@ -1,6 +1,8 @@
 // Which node of a `lichen up` cluster leads: every running node is asked over its HTTP API
 // (/v1/leader) a few times a second, and every change is reported, so that after the leader
 // crashes the user sees the one the others elect.
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** A node as the watch sees it: `running` is false once its process has exited. */
@@ -41,14 +43,24 @@ export interface LeaderWatchIo {
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
-const realIo: LeaderWatchIo = {
-  ask: askLeader,
-  now: () => Date.now(),
-  sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
-};
+/** PEM CA and client certificate of a cluster started with `up --tls`. */
+export interface ClientCertificates {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** The real network (HTTPS with the client certificate when given) and clock. */
+export function leaderWatchIo(tls?: ClientCertificates): LeaderWatchIo {
+  return {
+    ask: (node, signal) => askLeader(node, signal, tls),
+    now: () => Date.now(),
+    sleep: (ms, signal) => delay(ms, undefined, { signal }).catch(() => undefined),
+  };
+}
 
 /** Runs until the signal is aborted. */
-export async function watchLeader(watch: LeaderWatch, io: LeaderWatchIo = realIo): Promise<void> {
+export async function watchLeader(watch: LeaderWatch, io: LeaderWatchIo = leaderWatchIo()): Promise<void> {
   const deadline = io.now() + watch.waitMs;
   let last: LeaderView | undefined;
   let warned = false;
@@ -85,23 +97,38 @@ export function chooseLeader(answers: readonly (LeaderView | undefined)[], nodes
   return node !== undefined && !node.running ? undefined : leader;
 }
 
-async function askLeader(node: WatchedNode, signal: AbortSignal): Promise<LeaderView | undefined> {
-  try {
-    const response = await fetch(`http://${node.http}/v1/leader`, {
-      signal: AbortSignal.any([signal, AbortSignal.timeout(LEADER_REQUEST_TIMEOUT_MS)]),
+/** GET of a JSON document over HTTP, or HTTPS with client certificates; undefined unless 200. */
+function getJson(url: string, signal: AbortSignal, tls: ClientCertificates | undefined): Promise<unknown> {
+  return new Promise((resolveGet, rejectGet) => {
+    const options = { signal: AbortSignal.any([signal, AbortSignal.timeout(LEADER_REQUEST_TIMEOUT_MS)]), ...tls };
+    const request = (tls ? httpsGet : httpGet)(url, options, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        try {
+          resolveGet(response.statusCode === 200 ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : undefined);
+        } catch (error) {
+          rejectGet(error);
+        }
+      });
+      response.on('error', rejectGet);
     });
-    if (!response.ok) return undefined;
-    const body = (await response.json()) as {
-      header?: { raftTerm?: unknown };
-      leader?: { id?: unknown; name?: unknown; clientURLs?: unknown };
-    };
-    const leader = body.leader;
+    request.on('error', rejectGet);
+  });
+}
+
+async function askLeader(node: WatchedNode, signal: AbortSignal, tls: ClientCertificates | undefined): Promise<LeaderView | undefined> {
+  try {
+    const body = (await getJson(`${tls ? 'https' : 'http'}://${node.http}/v1/leader`, signal, tls)) as
+      | { header?: { raftTerm?: unknown }; leader?: { id?: unknown; name?: unknown; clientURLs?: unknown } }
+      | undefined;
+    const leader = body?.leader;
     if (typeof leader?.id !== 'string' || /^0*$/.test(leader.id)) return undefined;
     const clientUrls = Array.isArray(leader.clientURLs) ? (leader.clientURLs as unknown[]) : [];
     return {
       id: leader.id,
       name: typeof leader.name === 'string' ? leader.name : '',
-      term: Number(body.header?.raftTerm ?? 0),
+      term: Number(body?.header?.raftTerm ?? 0),
       clientAddress: String(clientUrls[0] ?? '').replace(/^[a-z]+:\/\//i, ''),
     };
   } catch {

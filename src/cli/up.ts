@@ -4,7 +4,9 @@
 // base+10*i+2 (HTTP). With the default base 2379: node1 2379/2380/2381, node2 2389/2390/2391,
 // node3 2399/2400/2401. Data lives in <dir>/<name>, each node's log in <dir>/<name>.log, and
 // <dir>/cluster.json records names, addresses and pids. Running `lichen up` again on the same
-// dir reuses the names, ports and data (a different --base-port moves the ports).
+// dir reuses the names, ports and data (a different --base-port moves the ports). With --tls,
+// every port serves TLS and wants client certificates, made under <dir>/tls (see
+// tls/local-cluster.ts); the cluster keeps TLS on later runs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -15,7 +17,8 @@ import { expectPositionals, whenAborted, type Command, type CommandContext } fro
 import { formatTable } from './format.js';
 import { formatId } from '../ids.js';
 import { LOG_LEVELS } from '../log.js';
-import { watchLeader, type LeaderView } from './up-leader.js';
+import { leaderWatchIo, watchLeader, type LeaderView } from './up-leader.js';
+import { clientTlsHints, clusterClientTls, ensureClusterTls, serveTlsFlags, type ClusterTls } from '../tls/index.js';
 
 export const UP_NODES_MAX = 9;
 export const UP_BASE_PORT_DEFAULT = 2379;
@@ -34,6 +37,8 @@ export interface NodePlan {
 
 export interface ClusterFile {
   nodes: (NodePlan & { pid: number | null })[];
+  /** Started with --tls: certificates in <dir>/tls, TLS on every port. */
+  tls?: boolean;
 }
 
 export const CLUSTER_FILE = 'cluster.json';
@@ -185,6 +190,11 @@ export const upCommand: Command = {
     { name: 'engine', type: 'string', choices: ['lmdb', 'memory'], valueName: 'lmdb|memory', description: 'Storage engine (default: lmdb)' },
     { name: 'log-level', type: 'string', choices: LOG_LEVELS, valueName: LOG_LEVELS.join('|'), description: 'Log level of the nodes (default: info)' },
     { name: 'quiet-leader', type: 'boolean', description: 'Do not wait for and print the leader' },
+    {
+      name: 'tls',
+      type: 'boolean',
+      description: 'TLS on every port with client certificates: makes a CA and certificates in <dir>/tls and prints the etcdctl flags (kept on later runs)',
+    },
     { name: 'add', type: 'boolean', description: 'Add one node to the running cluster of --dir (see above)' },
     { name: 'remove', type: 'string', valueName: 'name', description: 'Remove the named node from the running cluster of --dir' },
   ],
@@ -211,12 +221,13 @@ async function runUp(args: ParsedArgs, context: CommandContext): Promise<number>
   const plans = choosePlan({ nodeCount, basePort, existing });
   await checkPortsFree(plans, existing);
   mkdirSync(dir, { recursive: true });
+  const tls = booleanFlag(args, 'tls') || existing?.tls === true ? await ensureClusterTls(dir, plans) : undefined;
 
   const initialCluster = plans.map((p) => `${p.name}=${p.peer}`).join(',');
-  const startOptions: StartChildOptions = { dir, initialCluster, args, context };
+  const startOptions: StartChildOptions = { dir, initialCluster, args, context, tls };
   const nodes = plans.map((plan) => startChild(plan, startOptions));
-  writeClusterFile(dir, { nodes: nodes.map((n) => ({ ...n.plan, pid: n.child.pid ?? null })) });
-  printAddressTable(context, nodes, dir);
+  writeClusterFile(dir, { nodes: nodes.map((n) => ({ ...n.plan, pid: n.child.pid ?? null })), ...(tls ? { tls: true } : {}) });
+  printAddressTable(context, nodes, dir, tls);
 
   const outcome = await superviseCluster(nodes, startOptions);
   if (outcome === 'all-exited') {
@@ -284,7 +295,7 @@ async function superviseCluster(nodes: RunningNode[], start: StartChildOptions):
         print(`leader: ${name} (member ${view.id}, term ${view.term})`);
       },
       onNoLeader: () => print(`no leader after ${UP_LEADER_WAIT_MS / 1000}s; check the logs`),
-    });
+    }, leaderWatchIo(start.tls && clusterClientTls(dir)));
   }
 
   const outcome = await Promise.race([
@@ -403,15 +414,17 @@ async function runAddNode(args: ParsedArgs, context: CommandContext): Promise<nu
   const plan = planCluster(slots, basePort, hostOf(first.client)).at(-1)!;
   await checkPortsFree([plan], undefined);
   const join = file.nodes.filter((n) => n.pid !== null && isAlive(n.pid)).map((n) => n.client)[0] ?? first.client;
+  const tls = file.tls === true ? await ensureClusterTls(dir, [plan]) : undefined;
   // The node joins through LICHEN_JOIN, so a later plain `lichen up` restarts it like the others.
   const node = startChild(plan, {
     dir,
     initialCluster: [...file.nodes, plan].map((p) => `${p.name}=${p.peer}`).join(','),
     args,
     context: { ...context, env: { ...context.env, LICHEN_JOIN: join } },
+    tls,
   });
-  writeClusterFile(dir, { nodes: [...file.nodes, { ...plan, pid: node.child.pid ?? null }] });
-  printAddressTable(context, [node], dir);
+  writeClusterFile(dir, { ...file, nodes: [...file.nodes, { ...plan, pid: node.child.pid ?? null }] });
+  printAddressTable(context, [node], dir, tls);
   context.stdout.write(`${plan.name} joins through ${join}; it is promoted to a voter once it has caught up\n`);
   const outcome = await Promise.race([
     whenAborted(context.signal).then(() => 'signal' as const),
@@ -433,7 +446,7 @@ async function runRemoveNode(name: string, args: ParsedArgs, context: CommandCon
     throw new UsageError(`no node named "${name}" in ${join(dir, CLUSTER_FILE)} (nodes: ${file.nodes.map((n) => n.name).join(', ')})`);
   }
   const others = file.nodes.filter((n) => n.name !== name).map((n) => n.client);
-  const client = await context.openClient({ endpoints: others, timeoutMs: 10_000 });
+  const client = await context.openClient({ endpoints: others, timeoutMs: 10_000, tls: file.tls === true ? clusterClientTls(dir) : undefined });
   try {
     const { members } = await client.memberList();
     const member = members.find((m) => m.name === name);
@@ -446,7 +459,7 @@ async function runRemoveNode(name: string, args: ParsedArgs, context: CommandCon
   } finally {
     await client.close();
   }
-  writeClusterFile(dir, { nodes: file.nodes.filter((n) => n.name !== name) });
+  writeClusterFile(dir, { ...file, nodes: file.nodes.filter((n) => n.name !== name) });
   return 0;
 }
 
@@ -455,10 +468,11 @@ interface StartChildOptions {
   initialCluster: string;
   args: ParsedArgs;
   context: CommandContext;
+  tls: ClusterTls | undefined;
 }
 
 function startChild(plan: NodePlan, options: StartChildOptions): RunningNode {
-  const { dir, initialCluster, args, context } = options;
+  const { dir, initialCluster, args, context, tls } = options;
   const logPath = join(dir, `${plan.name}.log`);
   const serveArgs = [
     'serve',
@@ -473,6 +487,7 @@ function startChild(plan: NodePlan, options: StartChildOptions): RunningNode {
   if (engine !== undefined) serveArgs.push('--engine', engine);
   const logLevel = stringFlag(args, 'log-level');
   if (logLevel !== undefined) serveArgs.push('--log-level', logLevel);
+  if (tls !== undefined) serveArgs.push(...serveTlsFlags(tls, plan.name));
 
   // The log file is the child's stdout and stderr directly, so logging survives this process.
   const logFd = openSync(logPath, 'a');
@@ -503,7 +518,7 @@ function startChild(plan: NodePlan, options: StartChildOptions): RunningNode {
   return node;
 }
 
-function printAddressTable(context: CommandContext, nodes: RunningNode[], dir: string): void {
+function printAddressTable(context: CommandContext, nodes: RunningNode[], dir: string, tls: ClusterTls | undefined): void {
   const rows = [
     ['NAME', 'CLIENT', 'PEER', 'HTTP', 'PID', 'LOG'],
     ...nodes.map((n) => [n.plan.name, n.plan.client, n.plan.peer, n.plan.http, String(n.child.pid ?? '-'), n.logPath]),
@@ -514,7 +529,9 @@ function printAddressTable(context: CommandContext, nodes: RunningNode[], dir: s
       `starting ${nodes.length} node${nodes.length === 1 ? '' : 's'} (data in ${dir})`,
       ...formatTable(rows),
       `endpoints: ${endpoints}`,
-      `try: LICHEN_ENDPOINTS=${endpoints} lichen put hello world`,
+      ...(tls === undefined
+        ? [`try: LICHEN_ENDPOINTS=${endpoints} lichen put hello world`]
+        : [`TLS on every port, client certificates required (certificates in ${tls.dir}); try:`, ...clientTlsHints(tls, endpoints)]),
       '',
     ].join('\n'),
   );

@@ -2,6 +2,7 @@
 export { LichenClient } from './client.js';
 export type { GetOptions, PutOptions, DeleteOptions, StatusResult } from './client.js';
 export type { ClientOptions } from './transport.js';
+export { channelCredentials, type ClientTls } from './tls.js';
 export { compare, op, TxnBuilder } from './txn.js';
 export type { CompareOperator, TxnResult, OpResult } from './txn.js';
 export { Watcher } from './watch.js';

@@ -12,16 +12,19 @@
 // auth state, or missing (auth was enabled since), it logs in again and repeats the call once.
 // A cluster with auth disabled answers the login with "authentication is not enabled": the
 // client then sends no token.
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import { describeAttemptFailure, formatDuration, fromGrpcError, needsNewToken, surelyNotExecuted, worthRetrying } from './errors.js';
+import { channelCredentials, type ClientTls } from './tls.js';
 
 export type ServiceKey = 'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Health' | 'Auth';
 
 export interface ClientOptions {
-  /** host:port of each member's client (gRPC) address. At least one. */
+  /** host:port of each member's client (gRPC) address. At least one; https:// turns TLS on. */
   endpoints: string[];
+  /** TLS towards the members; also on, with the system's CAs, when an endpoint says https://. */
+  tls?: ClientTls;
   /** Deadline of one attempt. Default 5000. */
   timeoutMs?: number;
   /** Total time a call may spend retrying across endpoints. Default 10000. */
@@ -64,6 +67,7 @@ export class Transport {
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;
   private readonly connections = new Map<string, Clients>();
+  private readonly credentials: ChannelCredentials;
   private current = 0;
   private closed = false;
   private readonly auth: ClientOptions['auth'];
@@ -73,6 +77,8 @@ export class Transport {
   constructor(options: ClientOptions) {
     if (options.endpoints.length === 0) throw new LichenError(ErrorCode.InvalidArgument, 'at least one endpoint is required');
     this.endpoints = options.endpoints.map((e) => e.replace(/^https?:\/\//, ''));
+    const https = options.endpoints.some((e) => e.startsWith('https://'));
+    this.credentials = channelCredentials(options.tls ?? (https ? {} : undefined));
     this.timeoutMs = options.timeoutMs ?? TIMEOUT_MS_DEFAULT;
     this.retryBudgetMs = options.retryBudgetMs ?? RETRY_BUDGET_MS_DEFAULT;
     this.retryWrites = options.retryWrites ?? false;
@@ -104,17 +110,17 @@ export class Transport {
     if (!clients) {
       const constructors = etcdClientConstructors();
       const options = { 'grpc.max_receive_message_length': -1 };
-      const kv = new constructors.KV(endpoint, credentials.createInsecure(), options);
+      const kv = new constructors.KV(endpoint, this.credentials, options);
       // All services of one endpoint share one HTTP/2 channel.
       const shared = { ...options, channelOverride: kv.getChannel() };
       clients = {
         KV: kv,
-        Watch: new constructors.Watch(endpoint, credentials.createInsecure(), shared),
-        Lease: new constructors.Lease(endpoint, credentials.createInsecure(), shared),
-        Cluster: new constructors.Cluster(endpoint, credentials.createInsecure(), shared),
-        Maintenance: new constructors.Maintenance(endpoint, credentials.createInsecure(), shared),
-        Health: new constructors.Health(endpoint, credentials.createInsecure(), shared),
-        Auth: new constructors.Auth(endpoint, credentials.createInsecure(), shared),
+        Watch: new constructors.Watch(endpoint, this.credentials, shared),
+        Lease: new constructors.Lease(endpoint, this.credentials, shared),
+        Cluster: new constructors.Cluster(endpoint, this.credentials, shared),
+        Maintenance: new constructors.Maintenance(endpoint, this.credentials, shared),
+        Health: new constructors.Health(endpoint, this.credentials, shared),
+        Auth: new constructors.Auth(endpoint, this.credentials, shared),
       };
       this.connections.set(endpoint, clients);
     }

@@ -66,12 +66,20 @@ export interface LeaderForwarder {
 }
 
 export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
+  /** Members of one cluster serve TLS alike, so this member's settings tell the schemes of all. */
+  private readonly apiMember: (member: Member) => ApiMember;
+
   constructor(
     node: ClusterNode,
     config: NodeConfig,
     private readonly forwarder: LeaderForwarder,
   ) {
     super(node, config);
+    const schemes = {
+      client: config.certFile !== '' || config.autoTls ? 'https' : 'http',
+      peer: config.peerCertFile !== '' || config.peerAutoTls ? 'https' : 'http',
+    };
+    this.apiMember = (member) => toApiMember(member, schemes);
   }
 
   leaderId(): number {
@@ -188,7 +196,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
 
   async memberList(linearizable: boolean): Promise<WithHeader<MemberListResponse>> {
     if (linearizable) await this.node.linearizableBarrier();
-    return { header: this.header(), members: this.node.members.map(toApiMember) };
+    return { header: this.header(), members: this.node.members.map(this.apiMember) };
   }
 
   async memberAdd(peerURLs: string[], isLearner: boolean, caller?: Caller): Promise<WithHeader<MemberAddResponse>> {
@@ -200,7 +208,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     // The proposer picks the id; every replica learns it from the committed entry.
     const id = hashToId(`added\0${peerAddress}\0${Date.now()}\0${Math.random()}`);
     await this.node.proposeConfChange(isLearner ? ConfChangeType.AddLearner : ConfChangeType.AddNode, id, { name: '', peerAddress });
-    const members = this.node.members.map(toApiMember);
+    const members = this.node.members.map(this.apiMember);
     return { header: this.header(), member: members.find((m) => m.id === id)!, members };
   }
 
@@ -210,7 +218,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     if (!member.isLearner) this.refuseIfQuorumWouldBeLost(id);
     await this.handOffLeadershipFrom(id);
     await this.node.proposeConfChange(ConfChangeType.RemoveNode, id);
-    return { header: this.header(), members: this.node.members.map(toApiMember) };
+    return { header: this.header(), members: this.node.members.map(this.apiMember) };
   }
 
   async memberUpdate(id: number, peerURLs: string[], caller?: Caller): Promise<WithHeader<MemberListResponse>> {
@@ -218,7 +226,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     const member = this.requireMember(id);
     const peerAddress = addressOfUrls(peerURLs);
     await this.node.proposeConfChange(ConfChangeType.UpdateNode, id, { name: member.name, peerAddress });
-    return { header: this.header(), members: this.node.members.map(toApiMember) };
+    return { header: this.header(), members: this.node.members.map(this.apiMember) };
   }
 
   async memberPromote(id: number, caller?: Caller): Promise<WithHeader<MemberListResponse>> {
@@ -229,7 +237,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     }
     this.refuseIfLearnerBehind(id);
     await this.node.proposeConfChange(ConfChangeType.AddNode, id);
-    return { header: this.header(), members: this.node.members.map(toApiMember) };
+    return { header: this.header(), members: this.node.members.map(this.apiMember) };
   }
 
   /**
@@ -352,7 +360,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
 
   /** This member's state at this moment: the engine view and the member table agree. */
   private backendSource(): BackendSource {
-    return { mvcc: this.node.store.stateView(), members: this.node.members.map(toApiMember), removedMemberIds: this.node.removedMemberIds };
+    return { mvcc: this.node.store.stateView(), members: this.node.members.map(this.apiMember), removedMemberIds: this.node.removedMemberIds };
   }
 
   async defragment(caller?: Caller): Promise<WithHeader<object>> {
@@ -394,12 +402,13 @@ function leaseNotFound(): LichenError {
   return new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
 }
 
-function toApiMember(member: Member): ApiMember {
+/** A member as the Cluster API shows it; the URL schemes say whether its ports serve TLS. */
+function toApiMember(member: Member, schemes: { client: string; peer: string }): ApiMember {
   return {
     id: member.id,
     name: member.name,
-    peerURLs: [`http://${member.peerAddress}`],
-    clientURLs: member.clientAddress ? [`http://${member.clientAddress}`] : [],
+    peerURLs: [`${schemes.peer}://${member.peerAddress}`],
+    clientURLs: member.clientAddress ? [`${schemes.client}://${member.clientAddress}`] : [],
     isLearner: member.isLearner,
   };
 }

@@ -2,7 +2,7 @@
 // time-to-live questions only the leader can answer (it alone runs the lease clocks), so a
 // follower forwards them, as etcd forwards them over its peer HTTP API. And a member that has
 // heard no leader for long asks the others whether it is still a member (see ClusterNode).
-import { credentials, type Client, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
 import { ErrorCode, LichenError } from '../errors.js';
@@ -26,7 +26,11 @@ type ServiceName = 'Lease' | 'Cluster' | 'Maintenance';
 export class MemberCalls implements LeaderForwarder {
   private readonly clients = new Map<string, Client>();
 
-  constructor(private readonly timeoutMs: number) {}
+  constructor(
+    private readonly timeoutMs: number,
+    /** TLS as the members' client listeners serve it (cleartext without client TLS). */
+    private readonly credentials: ChannelCredentials,
+  ) {}
 
   async leaseKeepAlive(address: string, id: number): Promise<number> {
     const client = this.client('Lease', address) as Client & { LeaseKeepAlive: () => ClientDuplexStream<{ ID: string }, KeepAliveReply> };
@@ -113,7 +117,7 @@ export class MemberCalls implements LeaderForwarder {
         oldClient.close();
         this.clients.delete(oldest);
       }
-      client = new (etcdClientConstructors()[service])(address, credentials.createInsecure());
+      client = new (etcdClientConstructors()[service])(address, this.credentials);
       this.clients.set(key, client);
     }
     return client;

@@ -6,8 +6,10 @@ import type { Logger } from '../log.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { checkLimits } from '../limits.js';
 import { NodeBackend } from './backend.js';
-import { peerTlsSettings, type NodeConfig } from './config.js';
-import { loadTlsMaterial, peerTlsOptions } from '../tls/index.js';
+import { clientTlsSettings, peerTlsSettings, type NodeConfig } from './config.js';
+import { loadTlsMaterial, peerTlsOptions, serverOptions, verifiedCommonName, type TlsMaterial } from '../tls/index.js';
+import { channelCredentials } from '../client/tls.js';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { MemberCalls } from './forward.js';
 import { ClusterNode, splitAddress } from './node.js';
@@ -37,8 +39,14 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   checkLimits(config);
   // Certificates first: a bad file should stop the member before it touches its data.
   const peerTls = await loadTlsMaterial(peerTlsSettings(config), autoTlsPlace(config, 'peer', config.listenPeer));
-  const state = await openNodeState(config, logger);
-  const forwarder = new MemberCalls(config.requestTimeoutMs);
+  const clientTls = await loadTlsMaterial(clientTlsSettings(config), autoTlsPlace(config, 'client', config.listenClient, config.listenHttp));
+  const listenerTls = clientTls && clientListenerTls(clientTls);
+  // Members reach each other's client API (--join, forwarding, membership probes) as clients do.
+  const memberCredentials = channelCredentials(
+    clientTls && { ca: clientTls.ca, cert: clientTls.cert, key: clientTls.key, insecureSkipVerify: clientTls.selfSigned },
+  );
+  const state = await openNodeState(config, logger, memberCredentials);
+  const forwarder = new MemberCalls(config.requestTimeoutMs, memberCredentials);
   const hashes: CorruptionCheckDeps = {
     memberId: state.identity.memberId,
     localHash: () => state.store.hashKV(),
@@ -74,6 +82,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     maxRequestBytes: config.maxRequestBytes,
     requestSeconds: metrics.grpcRequestSeconds,
     registry: metrics.registry,
+    tls: listenerTls,
   });
   let http: { port: number; close(): Promise<void> } | undefined;
   if (config.listenHttp) {
@@ -84,6 +93,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       host: httpHost,
       port: httpPort,
       maxRequestBytes: config.maxRequestBytes,
+      tls: listenerTls,
     });
   }
   const addresses = {
@@ -149,6 +159,17 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
         await node.close();
         logger.info('member stopped');
       })()),
+  };
+}
+
+/**
+ * TLS of the client listeners: a verified client certificate's common name is the user of the
+ * requests that carry no token, with --client-cert-auth only (as in etcd).
+ */
+function clientListenerTls(material: TlsMaterial): { options: ReturnType<typeof serverOptions>; peerCommonName(socket: TLSSocket): string | undefined } {
+  return {
+    options: serverOptions(material, []),
+    peerCommonName: (socket) => (material.commonNameIsUser ? verifiedCommonName(socket) : undefined),
   };
 }
 

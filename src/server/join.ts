@@ -5,7 +5,7 @@
 //
 // Joining is idempotent: if a member with our peer address exists already (a previous attempt
 // crashed after MemberAdd), we take over its id instead of adding a second one.
-import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, Client, ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
@@ -28,12 +28,12 @@ export interface JoinResult {
   catchUpIndex: number;
 }
 
-export async function joinCluster(config: NodeConfig): Promise<JoinResult> {
+export async function joinCluster(config: NodeConfig, credentials: ChannelCredentials): Promise<JoinResult> {
   const constructors = etcdClientConstructors();
-  const cluster = new constructors.Cluster(config.join, credentials.createInsecure());
-  const maintenance = new constructors.Maintenance(config.join, credentials.createInsecure());
+  const cluster = new constructors.Cluster(config.join, credentials);
+  const maintenance = new constructors.Maintenance(config.join, credentials);
   try {
-    const peerUrl = `http://${config.listenPeer}`;
+    const peerUrl = `${config.peerCertFile !== '' || config.peerAutoTls ? 'https' : 'http'}://${config.listenPeer}`;
     const listed = await call<{ header: { cluster_id: string }; members: WireMember[] }>(cluster, 'MemberList', {}, config);
     let self = listed.members.find((m) => m.peerURLs.includes(peerUrl));
     let members = listed.members;
@@ -56,8 +56,8 @@ export async function joinCluster(config: NodeConfig): Promise<JoinResult> {
 }
 
 /** The id of the cluster the member at config.join belongs to. */
-export async function clusterIdAt(config: NodeConfig): Promise<number> {
-  const cluster = new (etcdClientConstructors().Cluster)(config.join, credentials.createInsecure());
+export async function clusterIdAt(config: NodeConfig, credentials: ChannelCredentials): Promise<number> {
+  const cluster = new (etcdClientConstructors().Cluster)(config.join, credentials);
   try {
     const listed = await call<{ header: { cluster_id: string } }>(cluster, 'MemberList', {}, config);
     return Number(listed.header.cluster_id);

@@ -12,6 +12,8 @@ import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { clusterIdOf, formatId, memberIdOf } from './ids.js';
 import { MemberTable, encodeJson, type Member } from './members.js';
+import type { ChannelCredentials } from '@grpc/grpc-js';
+import { channelCredentials } from '../client/tls.js';
 import { clusterIdAt, joinCluster } from './join.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 
@@ -45,7 +47,8 @@ const IDENTITY_FILE = 'member.json';
 /** Files that live only while the process uses them (snapshots being sent); emptied at start. */
 export const TMP_DIR = 'tmp';
 
-export async function openNodeState(config: NodeConfig, logger: Logger): Promise<NodeState> {
+/** `credentials`: how to reach other members' client API for --join (default: cleartext). */
+export async function openNodeState(config: NodeConfig, logger: Logger, credentials = channelCredentials(undefined)): Promise<NodeState> {
   await mkdir(config.dataDir, { recursive: true });
   await rm(join(config.dataDir, TMP_DIR), { recursive: true, force: true });
   const existing = await readIdentity(config.dataDir);
@@ -56,8 +59,8 @@ export async function openNodeState(config: NodeConfig, logger: Logger): Promise
         `to add this machine again, delete ${config.dataDir} and start it with --join`,
     );
   }
-  if (existing && config.join) await refuseOtherCluster(existing, config);
-  const identity = existing ?? (config.join ? await joinIdentity(config, logger) : await bootstrapIdentity(config));
+  if (existing && config.join) await refuseOtherCluster(existing, config, credentials);
+  const identity = existing ?? (config.join ? await joinIdentity(config, logger, credentials) : await bootstrapIdentity(config));
   if (identity.name !== config.name) {
     throw new LichenError(
       ErrorCode.InvalidArgument,
@@ -164,8 +167,8 @@ async function readIdentity(dataDir: string): Promise<Identity | undefined> {
   }
 }
 
-async function joinIdentity(config: NodeConfig, logger: Logger): Promise<Identity> {
-  const joined = await joinCluster(config);
+async function joinIdentity(config: NodeConfig, logger: Logger, credentials: ChannelCredentials): Promise<Identity> {
+  const joined = await joinCluster(config, credentials);
   const identity: Identity = {
     version: 1,
     name: config.name,
@@ -184,10 +187,10 @@ async function joinIdentity(config: NodeConfig, logger: Logger): Promise<Identit
 }
 
 /** A data directory of one cluster must not be pointed at another. */
-async function refuseOtherCluster(identity: Identity, config: NodeConfig): Promise<void> {
+async function refuseOtherCluster(identity: Identity, config: NodeConfig, credentials: ChannelCredentials): Promise<void> {
   let clusterId: number;
   try {
-    clusterId = await clusterIdAt(config);
+    clusterId = await clusterIdAt(config, credentials);
   } catch {
     return; // The cluster to join is unreachable: the transport's handshake still guards peers.
   }

@@ -1,6 +1,8 @@
-// TLS for Lichen's listeners and dialers: certificates (certs.ts) and etcd's TLS flags turned
-// into Node's TLS options (settings.ts).
-export { createCertificateAuthority, issueCertificate, selfSignedCertificate, commonNameOf, type PemPair, type CertificateRequest } from './certs.js';
+// TLS for Lichen's listeners and dialers: certificates (certs.ts), etcd's TLS flags turned into
+// Node's TLS options (settings.ts), and the certificates of a local cluster (local-cluster.ts).
+// certs.ts is not re-exported: its library takes about a second to load on a busy machine, so
+// only the code that makes certificates loads it (with import()), and tests import it directly.
+export type { PemPair, CertificateRequest } from './certs.js';
 export {
   TLS_OFF,
   SELF_SIGNED_VALID_DAYS,
@@ -14,3 +16,4 @@ export {
   type TlsSettings,
   type TlsMaterial,
 } from './settings.js';
+export { ensureClusterTls, serveTlsFlags, clientTlsHints, clusterClientTls, clusterTlsDir, type ClusterTls, type LocalMember } from './local-cluster.js';

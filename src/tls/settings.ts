@@ -12,7 +12,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { ErrorCode, LichenError } from '../errors.js';
-import { selfSignedCertificate } from './certs.js';
 
 /** One listener kind's TLS flags, as etcd names them (the peer ones have the --peer- prefix). */
 export interface TlsSettings {
@@ -168,6 +167,7 @@ async function autoCertificate(dir: string, hosts: string[]): Promise<{ cert: Bu
   const certPath = join(dir, 'cert.pem');
   const keyPath = join(dir, 'key.pem');
   if (existsSync(certPath) && existsSync(keyPath)) return { cert: await readFile(certPath), key: await readFile(keyPath) };
+  const { selfSignedCertificate } = await import('./certs.js');
   const made = await selfSignedCertificate({ commonName: 'lichen', hosts, usage: 'server-and-client', validDays: SELF_SIGNED_VALID_DAYS });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(keyPath, made.key, { mode: 0o600 });

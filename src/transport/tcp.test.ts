@@ -7,7 +7,8 @@ import { TcpTransport, type PeerRefusal, type TransportOptions } from './tcp.js'
 import { encodeMessage } from './codec.js';
 import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, writeFrameHeader } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
-import { createCertificateAuthority, issueCertificate, peerTlsOptions, selfSignedCertificate, type PemPair, type TlsMaterial } from '../tls/index.js';
+import { createCertificateAuthority, issueCertificate, selfSignedCertificate, type PemPair } from '../tls/certs.js';
+import { peerTlsOptions, type TlsMaterial } from '../tls/index.js';
 
 const TEST_TIMEOUT_MS = 15_000;
 

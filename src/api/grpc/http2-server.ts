@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import zlib from 'node:zlib';
 import type { H2Stream, RequestHeaders } from './h2/connection.js';
 import { encodeHeaders } from './h2/hpack.js';
-import { listenH2, type H2ListenOptions, type H2Server } from './h2/server.js';
+import { listenH2, type ClientIdentity, type H2ListenOptions, type H2Server } from './h2/server.js';
 
 /** The gRPC status codes this server sets itself (handlers may use any). */
 export const GrpcCode = {
@@ -80,6 +80,11 @@ export class CallMetadata {
 export interface ServerCall<Req = unknown, Res = unknown> extends EventEmitter {
   request: Req;
   readonly metadata: CallMetadata;
+  /**
+   * The common name of the client's verified TLS certificate when it names the user (etcd's
+   * --client-cert-auth): the user of a call that carries no token.
+   */
+  readonly peerCommonName: string | undefined;
   readonly writableLength: number;
   /** Sends one response message; false means "wait for 'drain'". */
   write(message: Res): boolean;
@@ -100,6 +105,7 @@ class Http2Call<Req = unknown, Res = unknown> extends EventEmitter implements Se
     private readonly stream: H2Stream,
     private readonly method: MethodDefinition,
     readonly metadata: CallMetadata,
+    readonly peerCommonName: string | undefined,
   ) {
     super();
   }
@@ -203,8 +209,8 @@ export class GrpcRouter {
     }
   }
 
-  /** Serves one HTTP/2 stream as a gRPC call. */
-  handle(stream: H2Stream): void {
+  /** Serves one HTTP/2 stream as a gRPC call from `client`. */
+  handle(stream: H2Stream, client: ClientIdentity = { peerCommonName: undefined }): void {
     const headers = stream.headers;
     const contentType = firstValue(headers['content-type']) ?? '';
     if (headers[':method'] !== 'POST' || !contentType.startsWith('application/grpc')) {
@@ -213,7 +219,7 @@ export class GrpcRouter {
     }
     const path = firstValue(headers[':path']) ?? '';
     const route = this.methods.get(path);
-    const call = new Http2Call(stream, route?.definition ?? UNKNOWN_METHOD, new CallMetadata(headers));
+    const call = new Http2Call(stream, route?.definition ?? UNKNOWN_METHOD, new CallMetadata(headers), client.peerCommonName);
     stream.onClose = () => call.markCancelled();
     if (!route) return call.finish(GrpcCode.UNIMPLEMENTED, `The server does not implement the method ${path}`);
     const { definition, handler } = route;
@@ -407,5 +413,5 @@ export function percentEncode(text: string): string {
 
 /** Listens on host:port (0 picks a free port) and serves every stream through `router`. */
 export function listenHttp2Grpc(router: GrpcRouter, host: string, port: number, options?: H2ListenOptions): Promise<Http2GrpcServer> {
-  return listenH2(host, port, (stream) => router.handle(stream), options);
+  return listenH2(host, port, (stream, client) => router.handle(stream, client), options);
 }

@@ -10,6 +10,7 @@ import { HEALTH_TIMEOUT_MS_DEFAULT } from '../http/server.js';
 import { Gateway } from './gateway/server.js';
 import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
 import { GrpcRouter, listenHttp2Grpc } from './http2-server.js';
+import type { H2Tls } from './h2/server.js';
 import { clusterService } from './cluster.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
@@ -30,6 +31,8 @@ export interface GrpcServerOptions {
   /** 0 picks a free port. */
   port: number;
   maxRequestBytes?: number;
+  /** Serve TLS (ALPN h2) instead of cleartext HTTP/2. */
+  tls?: H2Tls;
   /** Where unary call latencies go, by full method name and status code name. */
   requestSeconds?: Histogram<'method' | 'code'>;
   /** What the gateway's GET /metrics renders (404 without it). */
@@ -69,7 +72,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     version: ETCD_API_VERSION,
     healthTimeoutMs: HEALTH_TIMEOUT_MS_DEFAULT,
   });
-  const server = await listenHttp2Grpc(router, options.host ?? '127.0.0.1', options.port, { http1: (socket) => gateway.accept(socket) });
+  const server = await listenHttp2Grpc(router, options.host ?? '127.0.0.1', options.port, {
+    http1: (socket, client) => gateway.accept(socket, client),
+    tls: options.tls,
+  });
   return {
     port: server.port,
     close: async (graceMs = CLOSE_GRACE_MS) => {

@@ -2,11 +2,13 @@
 // handler, and writes JSON. Every failure, ours or the backend's, leaves as a JSON error with
 // the status from errors.ts; nothing a client sends can crash the process.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
 import { createSilentLogger, type Logger } from '../../log.js';
 import { httpRequestSecondsOn, type Histogram, type Registry } from '../../metrics.js';
-import { httpConnectionsMax, httpRangeKeysMax, httpUrlCharsMax, requestBytesMaxDefault } from '../../limits.js';
+import { clientTlsHandshakeMsMax, httpConnectionsMax, httpRangeKeysMax, httpUrlCharsMax, requestBytesMaxDefault } from '../../limits.js';
 import type { Caller, EtcdBackend } from '../backend.js';
 import { readBody } from './body.js';
 import { parseQuery } from './codec.js';
@@ -15,6 +17,8 @@ import { matchRoute, templateOf, type Reply, type RouteDeps } from './routes.js'
 
 export interface HttpServerOptions {
   backend: EtcdBackend;
+  /** Serve HTTPS: the TLS options, and how a connection's verified certificate names its user. */
+  tls?: { options: TlsOptions; peerCommonName(socket: TLSSocket): string | undefined };
   /** GET /metrics renders it; lichen_http_request_seconds is registered on it when missing. */
   registry: Registry;
   /** Default 127.0.0.1. */
@@ -61,13 +65,16 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     rangeKeysMax: options.rangeKeysMax ?? httpRangeKeysMax,
   };
 
-  const server = createServer(
-    // The default header limit (16 KiB) would cut off long keys in URLs before we could answer.
-    { maxHeaderSize: httpUrlCharsMax + 16 * 1024, requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT },
-    (request, response) => {
-      void handleRequest(request, response, { deps, maxRequestBytes, log, nowMs, requestSeconds });
-    },
-  );
+  // The default header limit (16 KiB) would cut off long keys in URLs before we could answer.
+  const httpOptions = { maxHeaderSize: httpUrlCharsMax + 16 * 1024, requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT };
+  const withTls = options.tls;
+  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
+    const peerCommonName = withTls?.peerCommonName(request.socket as TLSSocket);
+    void handleRequest(request, response, { deps, maxRequestBytes, log, nowMs, requestSeconds }, peerCommonName);
+  };
+  const server = withTls
+    ? createTlsServer({ ...withTls.options, ...httpOptions, ALPNProtocols: ['http/1.1'], handshakeTimeout: clientTlsHandshakeMsMax }, onRequest)
+    : createServer(httpOptions, onRequest);
   server.maxConnections = options.connectionsMax ?? httpConnectionsMax;
   // Malformed HTTP never reaches the handler; answer it plainly and drop the connection.
   server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
@@ -108,7 +115,7 @@ interface RequestDeps {
   requestSeconds: Histogram<'route' | 'code'>;
 }
 
-async function handleRequest(request: IncomingMessage, response: ServerResponse, env: RequestDeps): Promise<void> {
+async function handleRequest(request: IncomingMessage, response: ServerResponse, env: RequestDeps, peerCommonName: string | undefined): Promise<void> {
   const startedMs = env.nowMs();
   const rawUrl = request.url ?? '';
   const queryAt = rawUrl.indexOf('?');
@@ -130,7 +137,7 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
         contentType: (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase(),
         body: () => readBody(request, env.maxRequestBytes),
         key: match.key,
-        caller: () => callerOf(env.deps.backend, request),
+        caller: () => callerOf(env.deps.backend, request, peerCommonName),
       },
       env.deps,
     );
@@ -149,13 +156,13 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
 /**
  * The credentials of a request: a token in the Authorization header, bare as etcd's gateway takes
  * it or as "Bearer <token>", and the common name of a verified TLS client certificate, which the
- * TLS layer sets on the request. HTTP Basic is not taken: it would cost a bcrypt check per request.
+ * TLS layer reads from the connection. HTTP Basic is not taken: it would cost a bcrypt check per request.
  */
-function callerOf(backend: EtcdBackend, request: IncomingMessage & { peerCommonName?: string }): Promise<Caller | undefined> {
+function callerOf(backend: EtcdBackend, request: IncomingMessage, peerCommonName: string | undefined): Promise<Caller | undefined> {
   const header = request.headers.authorization;
   const token = header === undefined ? undefined : header.replace(/^Bearer\s+/i, '');
-  if (token === undefined && !request.peerCommonName) return Promise.resolve(undefined);
-  return backend.identify({ token, commonName: request.peerCommonName });
+  if (token === undefined && !peerCommonName) return Promise.resolve(undefined);
+  return backend.identify({ token, commonName: peerCommonName });
 }
 
 function send(response: ServerResponse, reply: Reply): void {

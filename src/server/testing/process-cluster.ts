@@ -9,8 +9,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Metadata, credentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../../api/grpc/proto.js';
+import { channelCredentials } from '../../client/tls.js';
+import { clusterClientTls, ensureClusterTls, serveTlsFlags, type ClusterTls } from '../../tls/index.js';
 
 /**
  * How to start `lichen serve`: from TypeScript through tsx when this file runs as TypeScript
@@ -70,6 +72,11 @@ export interface ProcessClusterOptions {
   launchTimeoutMs?: number;
   /** Runs once the members' names, addresses and data directories are chosen, before any starts (e.g. to restore a snapshot into them). */
   beforeLaunch?: (cluster: ProcessCluster) => Promise<void>;
+  /**
+   * TLS on every port with client certificates, as `lichen up --tls` makes it (a CA and
+   * certificates under the cluster's root, see `tls`); the harness's own calls use the client one.
+   */
+  tls?: boolean;
 }
 
 /** Per-launch changes, e.g. a slow disk for one restart. */
@@ -112,6 +119,9 @@ function canListen(port: number): Promise<boolean> {
 export class ProcessCluster {
   readonly members: MemberProcess[] = [];
   readonly root: string;
+  /** The CA and certificates of a cluster started with `tls` (client.pem is the CLI's). */
+  tls: ClusterTls | undefined;
+  private credentials: ChannelCredentials = channelCredentials(undefined);
   private readonly clients = new Map<string, Record<string, Client>>();
 
   private constructor(private readonly options: ProcessClusterOptions) {
@@ -139,6 +149,10 @@ export class ProcessCluster {
         });
       }
       await options.beforeLaunch?.(cluster);
+      if (options.tls) {
+        cluster.tls = await ensureClusterTls(cluster.root, cluster.members);
+        cluster.credentials = channelCredentials(clusterClientTls(cluster.root));
+      }
       await Promise.all(cluster.members.map((m) => cluster.launch(m)));
       await cluster.waitForLeader();
       return cluster;
@@ -163,6 +177,7 @@ export class ProcessCluster {
       '--listen-http', member.http,
       '--initial-cluster', this.initialCluster,
       '--engine', this.options.engine ?? 'lmdb',
+      ...(this.tls ? serveTlsFlags(this.tls, member.name) : []),
       ...(this.options.flags ?? []),
     ];
     const child = spawn(process.execPath, args, {
@@ -227,6 +242,7 @@ export class ProcessCluster {
       log: [],
       paused: false,
     };
+    if (this.tls) await ensureClusterTls(this.root, [member]);
     this.members.push(member);
     return member;
   }
@@ -337,7 +353,7 @@ export class ProcessCluster {
     const constructors = etcdClientConstructors() as unknown as Record<string, new (address: string, creds: unknown, options: object) => Client>;
     // As etcd's clientv3, no limit on what a response may hold (grpc-js's default is 4 MiB).
     const options = { 'grpc.max_receive_message_length': -1 };
-    clients[service] ??= new constructors[service]!(member.client, credentials.createInsecure(), options);
+    clients[service] ??= new constructors[service]!(member.client, this.credentials, options);
     return clients[service]!;
   }
 

@@ -25,6 +25,7 @@ export class GatewayCall<Req = unknown, Res = unknown> extends EventEmitter impl
     private readonly response: ServerResponse,
     /** The JSON text of a response message. */
     private readonly toJson: (message: Res) => string,
+    readonly peerCommonName: string | undefined,
   ) {
     super();
     response.on('drain', () => this.emit('drain'));

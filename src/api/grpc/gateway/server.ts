@@ -17,6 +17,7 @@ import type { EtcdBackend } from '../../backend.js';
 import { checkHealth } from '../../health.js';
 import { readBody } from '../../http/body.js';
 import type { RequestHeaders } from '../h2/connection.js';
+import type { ClientIdentity } from '../h2/server.js';
 import { CallMetadata, GrpcCode, type GrpcRouter, type RegisteredMethod, type StatusError, type StreamHandler, type UnaryHandler } from '../http2-server.js';
 import { GatewayCall, RESPONSE_HEADERS } from './call.js';
 import { httpStatusOf, unaryErrorBody } from './errors.js';
@@ -66,6 +67,8 @@ export class Gateway {
   private readonly jsonBytesMax: number;
   /** Connections handed to the HTTP server (it counts only those it accepted itself). */
   private readonly sockets = new Set<net.Socket>();
+  /** Who is on each connection, as its transport told (TLS client certificates). */
+  private readonly clients = new WeakMap<net.Socket, ClientIdentity>();
   private closing = false;
 
   constructor(private readonly options: GatewayOptions) {
@@ -91,9 +94,10 @@ export class Gateway {
     });
   }
 
-  /** Serves HTTP/1.1 on an accepted connection (its first bytes put back). */
-  accept(socket: net.Socket): void {
+  /** Serves HTTP/1.1 on an accepted connection (its first bytes put back) from `client`. */
+  accept(socket: net.Socket, client?: ClientIdentity): void {
     if (this.closing) return void socket.destroy();
+    if (client !== undefined) this.clients.set(socket, client);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     this.server.emit('connection', socket);
@@ -151,7 +155,7 @@ export class Gateway {
     if (!route) return plainError(response, 404, 'Not Found');
     if (request.method !== 'POST') return plainError(response, 405, 'Method Not Allowed');
     const toJson = (message: unknown): string => jsonFromEncoded(route.responseMessage, route.method.definition.responseSerialize(message as never));
-    const call = new GatewayCall<unknown, unknown>(metadataOf(request), response, toJson);
+    const call = new GatewayCall<unknown, unknown>(metadataOf(request), response, toJson, this.clients.get(request.socket)?.peerCommonName);
     if (route.kind === 'bidi-stream') return this.serveBidiStream(route, call, request, response);
     void this.readRequest(route, request).then(
       (message) => {

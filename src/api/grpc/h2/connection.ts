@@ -5,10 +5,10 @@
 // the per-stream Duplex objects) was 28% of the leader's CPU, the largest single share; under one
 // client it also sends a response's trailers one event-loop turn after its data (sendTrailers
 // defers to setImmediate, and the write after it to the next turn). This file does only what a
-// gRPC server needs: no server push, no priorities, no HTTP/1 upgrade, no TLS (yet), and header
+// gRPC server needs: no server push, no priorities, no HTTP/1 upgrade (TLS is the listener's, server.ts), and header
 // blocks encoded without a dynamic table. Every frame queued during one turn of the event loop
 // leaves in one socket write.
-import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { HpackDecoder } from './hpack.js';
 import {
   CLIENT_PREFACE,
@@ -139,7 +139,8 @@ export class Http2Connection {
   private closed = false;
 
   constructor(
-    private readonly socket: net.Socket,
+    /** Any byte stream: a TCP socket, or a TLS socket after its handshake. */
+    private readonly socket: Duplex,
     private readonly onStream: (stream: H2Stream) => void,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));

@@ -1,7 +1,24 @@
-// A listening socket whose connections speak HTTP/2 (connection.ts) and hand over request streams.
+// A listening socket whose connections speak HTTP/2 (connection.ts) and hand over request streams,
+// over plain TCP (prior knowledge, as gRPC clients speak it) or TLS (ALPN "h2").
 import net from 'node:net';
+import tls from 'node:tls';
+import { clientTlsHandshakeMsMax } from '../../../limits.js';
 import { Http2Connection, type H2Stream } from './connection.js';
 import { routeByFirstBytes } from './sniff.js';
+
+/** Who is on the other end of a connection, as far as its transport tells. */
+export interface ClientIdentity {
+  /** The common name of a verified client certificate that names the user (TLS with client-cert-auth). */
+  peerCommonName: string | undefined;
+}
+
+/** A TLS listener: its options, and how a connection's verified certificate names its user. */
+export interface H2Tls {
+  options: tls.TlsOptions;
+  peerCommonName(socket: tls.TLSSocket): string | undefined;
+}
+
+const PLAIN: ClientIdentity = { peerCommonName: undefined };
 
 export interface H2Server {
   readonly port: number;
@@ -11,27 +28,54 @@ export interface H2Server {
 
 export interface H2ListenOptions {
   /**
-   * Where connections that do not open with the HTTP/2 preface go (sniff.ts), their first bytes
-   * put back; without it every connection is taken as HTTP/2.
+   * Where connections that do not speak HTTP/2 go, with who is on them: without TLS, those that do
+   * not open with the HTTP/2 preface (sniff.ts, their first bytes put back); with TLS, those whose
+   * ALPN names "http/1.1", and those without ALPN that do not open with the preface. Without it
+   * every connection is taken as HTTP/2.
    */
-  http1?: (socket: net.Socket) => void;
+  http1?: (socket: net.Socket, client: ClientIdentity) => void;
+  /** Serve TLS, offering ALPN "h2" (and "http/1.1" with `http1`). */
+  tls?: H2Tls;
 }
 
-/** Listens on host:port (0 picks a free port) and passes every request stream to `onStream`. */
-export async function listenH2(host: string, port: number, onStream: (stream: H2Stream) => void, options: H2ListenOptions = {}): Promise<H2Server> {
+/**
+ * Listens on host:port (0 picks a free port) and passes every request stream to `onStream`, with
+ * the identity of the connection it came on.
+ */
+export async function listenH2(
+  host: string,
+  port: number,
+  onStream: (stream: H2Stream, client: ClientIdentity) => void,
+  options: H2ListenOptions = {},
+): Promise<H2Server> {
   const connections = new Set<Http2Connection>();
   let closing = false;
-  const http2 = (socket: net.Socket): void => {
-    const connection = new Http2Connection(socket, onStream);
+  const http2 = (socket: net.Socket, client: ClientIdentity): void => {
+    const connection = new Http2Connection(socket, (stream) => onStream(stream, client));
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   };
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  /** Hands a connection to its protocol: by ALPN when TLS negotiated one, else by its first bytes. */
+  const serve = (socket: net.Socket, client: ClientIdentity, alpn: string | false | null): void => {
     // A connection accepted while we shut down would keep the server open: refuse it.
     if (closing) return void socket.destroy();
-    if (options.http1) routeByFirstBytes(socket, { http2, http1: options.http1 });
-    else http2(socket);
-  });
+    const { http1 } = options;
+    if (http1 === undefined || alpn === 'h2') return http2(socket, client);
+    if (alpn === 'http/1.1') return http1(socket, client);
+    routeByFirstBytes(socket, { http2: (s) => http2(s, client), http1: (s) => http1(s, client) });
+  };
+  const withTls = options.tls;
+  const server = withTls
+    ? tls.createServer(
+        { ...withTls.options, ALPNProtocols: options.http1 ? ['h2', 'http/1.1'] : ['h2'], handshakeTimeout: clientTlsHandshakeMsMax },
+        (socket) => {
+          socket.setNoDelay(true);
+          serve(socket, { peerCommonName: withTls.peerCommonName(socket) }, socket.alpnProtocol);
+        },
+      )
+    : net.createServer({ noDelay: true }, (socket) => serve(socket, PLAIN, false));
+  // A failed TLS handshake (no or a bad client certificate) only ends that connection.
+  server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -1,0 +1,90 @@
+// The client listeners over TLS: gRPC (ALPN h2, Lichen's own HTTP/2 server) and the HTTP API, with
+// client certificates required, and the verified certificate's common name on each gRPC call.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { get } from 'node:https';
+import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { GrpcRouter, listenHttp2Grpc, type ServerCall, type UnaryCallback } from './http2-server.js';
+import { startHttpServer } from '../http/server.js';
+import { StoreBackend } from '../http/test-backend.js';
+import { Registry } from '../../metrics.js';
+import { createCertificateAuthority, issueCertificate } from '../../tls/certs.js';
+import { serverOptions, verifiedCommonName, type TlsMaterial } from '../../tls/index.js';
+
+const identity = (bytes: Buffer): Buffer => bytes;
+const WHO_AM_I = {
+  WhoAmI: {
+    path: '/test.Tls/WhoAmI',
+    originalName: 'WhoAmI',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  },
+};
+
+async function pki() {
+  const ca = await createCertificateAuthority('test CA', 1);
+  const server = await issueCertificate(ca, { commonName: 'member', hosts: ['127.0.0.1', 'localhost'], usage: 'server-and-client', validDays: 1 });
+  const alice = await issueCertificate(ca, { commonName: 'alice', hosts: [], usage: 'client', validDays: 1 });
+  const otherCa = await createCertificateAuthority('other CA', 1);
+  const mallory = await issueCertificate(otherCa, { commonName: 'root', hosts: [], usage: 'client', validDays: 1 });
+  const material: TlsMaterial = {
+    cert: Buffer.from(server.cert),
+    key: Buffer.from(server.key),
+    ca: Buffer.from(ca.cert),
+    requireClientCert: true,
+    commonNameIsUser: true,
+    selfSigned: false,
+    allowedCn: '',
+  };
+  return { ca, alice, mallory, material };
+}
+
+const listenerTls = (material: TlsMaterial) => ({ options: serverOptions(material, []), peerCommonName: verifiedCommonName });
+
+test('gRPC over TLS: the verified client certificate names the caller; no or a foreign certificate is refused', async () => {
+  const { ca, alice, mallory, material } = await pki();
+  const router = new GrpcRouter({ receiveMessageBytesMax: 1024 });
+  router.addService(WHO_AM_I, {
+    WhoAmI: (call: ServerCall<Buffer, Buffer>, callback: UnaryCallback<Buffer>) => callback(null, Buffer.from(call.peerCommonName ?? '(nobody)')),
+  });
+  const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { tls: listenerTls(material) });
+  const Client = makeGenericClientConstructor(WHO_AM_I, 'Tls');
+  const ask = (creds: ReturnType<typeof credentials.createSsl>): Promise<string> => {
+    const client = new Client(`127.0.0.1:${server.port}`, creds) as unknown as Record<string, Function> & { close(): void };
+    return new Promise<string>((resolve, reject) =>
+      client.WhoAmI!(Buffer.from(''), new Metadata(), { deadline: Date.now() + 5000 }, (error: ServiceError | null, response: Buffer) =>
+        error ? reject(error) : resolve(response.toString()),
+      ),
+    ).finally(() => client.close());
+  };
+  try {
+    assert.equal(await ask(credentials.createSsl(Buffer.from(ca.cert), Buffer.from(alice.key), Buffer.from(alice.cert))), 'alice');
+    await assert.rejects(ask(credentials.createSsl(Buffer.from(ca.cert))), /certificate required|UNAVAILABLE|No connection established/);
+    await assert.rejects(ask(credentials.createSsl(Buffer.from(ca.cert), Buffer.from(mallory.key), Buffer.from(mallory.cert))), /UNAVAILABLE|No connection established|unknown ca/);
+  } finally {
+    await server.close(0);
+  }
+});
+
+test('the HTTP API over TLS serves a client with a certificate and refuses one without', async () => {
+  const { ca, alice, material } = await pki();
+  const server = await startHttpServer({ backend: new StoreBackend(), registry: new Registry(), port: 0, tls: listenerTls(material) });
+  const fetchStatus = (options: { cert?: string; key?: string }): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const request = get(`https://127.0.0.1:${server.port}/v1/kv/missing`, { ca: ca.cert, ...options }, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      });
+      request.on('error', reject);
+    });
+  try {
+    assert.equal(await fetchStatus({ cert: alice.cert, key: alice.key }), 404);
+    await assert.rejects(fetchStatus({}), /certificate required|socket hang up|ECONNRESET/);
+  } finally {
+    await server.close();
+  }
+});
