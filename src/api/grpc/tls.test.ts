@@ -1,10 +1,14 @@
-// The client listeners over TLS: gRPC (ALPN h2, Lichen's own HTTP/2 server) and the HTTP API, with
-// client certificates required, and the verified certificate's common name on each gRPC call.
+// The client listeners over TLS: gRPC (ALPN h2, Lichen's own HTTP/2 server) beside HTTP/1.1 on the
+// client port, and the HTTP API, with client certificates required, and the verified
+// certificate's common name on each call.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:https';
+import type net from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { GrpcRouter, listenHttp2Grpc, type ServerCall, type UnaryCallback } from './http2-server.js';
+import type { ClientIdentity } from './h2/server.js';
 import { startHttpServer } from '../http/server.js';
 import { StoreBackend } from '../http/test-backend.js';
 import { Registry } from '../../metrics.js';
@@ -65,6 +69,48 @@ test('gRPC over TLS: the verified client certificate names the caller; no or a f
     assert.equal(await ask(credentials.createSsl(Buffer.from(ca.cert), Buffer.from(alice.key), Buffer.from(alice.cert))), 'alice');
     await assert.rejects(ask(credentials.createSsl(Buffer.from(ca.cert))), /certificate required|UNAVAILABLE|No connection established/);
     await assert.rejects(ask(credentials.createSsl(Buffer.from(ca.cert), Buffer.from(mallory.key), Buffer.from(mallory.cert))), /UNAVAILABLE|No connection established|unknown ca/);
+  } finally {
+    await server.close(0);
+  }
+});
+
+test('over TLS the client port routes by ALPN (h2 to gRPC, http/1.1 to HTTP/1), by the first bytes without ALPN; both know the certificate', async () => {
+  const { ca, alice, material } = await pki();
+  const router = new GrpcRouter({ receiveMessageBytesMax: 1024 });
+  router.addService(WHO_AM_I, {
+    WhoAmI: (call: ServerCall<Buffer, Buffer>, callback: UnaryCallback<Buffer>) => callback(null, Buffer.from(`grpc:${call.peerCommonName}`)),
+  });
+  const http1 = (socket: net.Socket, client: ClientIdentity): void => {
+    const body = `http1:${client.peerCommonName}`;
+    socket.resume(); // Read to the end, so the socket sees the client close it.
+    socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+  };
+  const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { tls: listenerTls(material), http1 });
+  const exchange = (alpn: string[] | undefined): Promise<{ alpn: string | false | null; text: string }> =>
+    new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: alice.cert, key: alice.key, ...(alpn && { ALPNProtocols: alpn }) });
+      let text = '';
+      socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => {
+        resolve({ alpn: socket.alpnProtocol, text: text.slice(text.indexOf('\r\n\r\n') + 4) });
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+  try {
+    assert.deepEqual(await exchange(['http/1.1']), { alpn: 'http/1.1', text: 'http1:alice' });
+    assert.deepEqual(await exchange(undefined), { alpn: false, text: 'http1:alice' });
+    const client = new (makeGenericClientConstructor(WHO_AM_I, 'Tls'))(
+      `127.0.0.1:${server.port}`,
+      credentials.createSsl(Buffer.from(ca.cert), Buffer.from(alice.key), Buffer.from(alice.cert)),
+    ) as unknown as Record<string, Function> & { close(): void };
+    const reply = await new Promise<string>((resolve, reject) =>
+      client.WhoAmI!(Buffer.from(''), new Metadata(), { deadline: Date.now() + 5000 }, (error: ServiceError | null, response: Buffer) =>
+        error ? reject(error) : resolve(response.toString()),
+      ),
+    ).finally(() => client.close());
+    assert.equal(reply, 'grpc:alice');
   } finally {
     await server.close(0);
   }
