@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { get } from 'node:https';
+import { get, request as httpsRequest } from 'node:https';
 import { Etcd3 } from 'etcd3';
 import { LichenClient } from '../client/index.js';
 import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
@@ -69,7 +69,7 @@ test('the etcd3 npm client with TLS credentials: writes, reads and a watch', { t
   }
 });
 
-test('the SDK and the HTTP API connect with the client certificate', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+test('the SDK, the HTTP API and the JSON gateway connect with the client certificate', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const client = new LichenClient({ endpoints: cluster.members.map((m) => m.client), tls: clusterClientTls(cluster.root) });
   try {
     await client.put('tls/sdk', 'ok');
@@ -86,6 +86,18 @@ test('the SDK and the HTTP API connect with the client certificate', { timeout: 
     }).on('error', reject);
   });
   assert.equal(JSON.parse(body).value, 'ok');
+  // etcd's JSON gateway on the client port: ALPN http/1.1 beside gRPC's h2.
+  const range = await new Promise<string>((resolve, reject) => {
+    const { ca, cert, key } = clusterClientTls(cluster.root);
+    const request = httpsRequest(`https://${cluster.members[1]!.client}/v3/kv/range`, { method: 'POST', ca, cert, key }, (response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => resolve(text));
+    });
+    request.on('error', reject);
+    request.end(JSON.stringify({ key: Buffer.from('tls/sdk').toString('base64') }));
+  });
+  assert.equal(Buffer.from(JSON.parse(range).kvs[0].value, 'base64').toString(), 'ok');
 });
 
 test('with TLS on, dialers of the peer port without a valid certificate get no frame through', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
