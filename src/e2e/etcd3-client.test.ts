@@ -2,8 +2,9 @@
 // real 3-member Lichen cluster.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Etcd3, EtcdPermissionDeniedError, Range } from 'etcd3';
+import { Etcd3 } from 'etcd3';
 import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
+import { etcd3AuthScenario } from './auth-scenarios.js';
 
 
 let cluster: ProcessCluster;
@@ -110,38 +111,5 @@ test('alarms: activate, get and deactivate for all members (member id 0) and for
 
 test('auth: a role with a prefix, a user who works inside it and is refused outside, logins again after a password change', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const hosts = cluster.members.map((m) => `http://${m.client}`);
-  await client.user('root').create('rootpw');
-  await client.role('root').create();
-  await client.user('root').addRole('root');
-  await client.auth.authEnable({});
-  const root = new Etcd3({ hosts, auth: { username: 'root', password: 'rootpw' } });
-  const alice = new Etcd3({ hosts, auth: { username: 'alice', password: 'alicepw' } });
-  try {
-    await assert.rejects(client.put('app/anonymous').value('1').exec(), /etcdserver: user name is empty/);
-    await root.role('app').create();
-    await root.role('app').grant({ permission: 'Readwrite', range: Range.prefix('app/') });
-    assert.deepEqual(
-      (await root.role('app').permissions()).map((p) => [p.permission, p.range.start.toString(), p.range.end.toString()]),
-      [['Readwrite', 'app/', 'app0']],
-    );
-    await root.user('alice').create('alicepw');
-    await root.user('alice').addRole('app');
-
-    await alice.put('app/x').value('1');
-    assert.equal(await alice.get('app/x').string(), '1');
-    assert.deepEqual(await alice.getAll().prefix('app/').strings(), { 'app/x': '1' });
-    await assert.rejects(alice.put('other').value('1').exec(), EtcdPermissionDeniedError);
-    await assert.rejects(alice.get('other').string(), EtcdPermissionDeniedError);
-    await assert.rejects(alice.getAll().prefix('').keys(), EtcdPermissionDeniedError);
-
-    // A password change ends alice's token; etcd3 logs in again on "invalid auth token".
-    await root.user('alice').setPassword('alicepw');
-    assert.equal(await alice.get('app/x').string(), '1');
-  } finally {
-    await root.auth.authDisable({});
-    root.close();
-    alice.close();
-  }
-  await client.put('app/anonymous').value('again');
-  assert.equal(await client.get('app/anonymous').string(), 'again');
+  await etcd3AuthScenario({ connect: (auth) => new Etcd3({ hosts, ...(auth && { auth }) }), anonymous: client, anonymousError: /etcdserver: user name is empty/ });
 });

@@ -1,30 +1,49 @@
 // End-to-end: a 3-member cluster of separate processes with TLS on every port and client
 // certificates required, as `lichen up --tls` makes it. Clients nobody here wrote (Debian's
-// etcdctl, the etcd3 npm client) connect with certificates; the SDK and the HTTP API do too; and
-// the forged-frame attack (forged-frames.ts) from dialers without a valid certificate gets nothing
-// through the peer port.
+// etcdctl, the etcd3 npm client) connect with certificates, also with authentication on (the
+// scenarios of auth-scenarios.ts, and a certificate's common name as the user); the SDK and the
+// HTTP API do too; and the forged-frame attack (forged-frames.ts) from dialers without a valid
+// certificate gets nothing through the peer port.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { get, request as httpsRequest } from 'node:https';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, EtcdPermissionDeniedError } from 'etcd3';
 import { LichenClient } from '../client/index.js';
 import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
 import { createCertificateAuthority, issueCertificate } from '../tls/certs.js';
 import { clusterClientTls } from '../tls/index.js';
+import { etcd3AuthScenario, Etcdctl, etcdctlAuthScenario, tokenExpiryScenario } from './auth-scenarios.js';
 import { overTls, plainTcp, replayForgedFrames } from './forged-frames.js';
+
+/** Simple tokens live this long after their last use on this cluster. */
+const TOKEN_TTL_SECONDS = 1;
 
 let cluster: ProcessCluster;
 let https: string[];
 let files: { ca: string; cert: string; key: string };
 
 before(async () => {
-  cluster = await ProcessCluster.start({ nodes: 3, tls: true });
+  // bcrypt cost 4 keeps the many logins of the auth tests cheap; the cost does not change behaviour.
+  cluster = await ProcessCluster.start({ nodes: 3, tls: true, flags: ['--bcrypt-cost', '4', '--auth-token-ttl', String(TOKEN_TTL_SECONDS)] });
   https = cluster.members.map((m) => `https://${m.client}`);
   const tls = cluster.tls!;
   files = { ca: tls.caFile, cert: tls.clientCertFile, key: tls.clientKeyFile };
 });
+
+/** A client certificate from the cluster's CA with this common name; its files in the cluster's tls dir. */
+async function clientCertificate(commonName: string): Promise<{ cert: string; key: string }> {
+  const dir = cluster.tls!.dir;
+  const ca = { cert: readFileSync(join(dir, 'ca.pem'), 'utf8'), key: readFileSync(join(dir, 'ca-key.pem'), 'utf8') };
+  const pair = await issueCertificate(ca, { commonName, hosts: [], usage: 'client', validDays: 1 });
+  const cert = join(dir, `user-${commonName}.pem`);
+  const key = join(dir, `user-${commonName}-key.pem`);
+  writeFileSync(cert, pair.cert);
+  writeFileSync(key, pair.key, { mode: 0o600 });
+  return { cert, key };
+}
 
 after(async () => {
   await cluster?.stop();
@@ -116,5 +135,39 @@ test('with TLS on, dialers of the peer port without a valid certificate get no f
     });
     const refused = Number(/^lichen_peer_handshakes_refused_total\{reason="tls"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
     assert.ok(refused >= 3, `${member.name} counted ${refused} refused TLS handshakes`);
+  }
+});
+
+test('TLS and auth together with etcdctl: passwords, a role with a prefix, the certificate\'s common name as the user, token expiry, auth disable', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  // The cluster's client certificate (common name root) is etcdctl's unless a run names another.
+  const ctl = new Etcdctl(https, [`--cacert=${files.ca}`, `--cert=${files.cert}`, `--key=${files.key}`]);
+  const nobody = await clientCertificate('nobody');
+  const alice = await clientCertificate('alice');
+  await etcdctlAuthScenario(ctl, {
+    // Every client presents a certificate here; one that names no user may do nothing (etcd's answer).
+    anonymous: { flags: [`--cert=${nobody.cert}`, `--key=${nobody.key}`], error: 'etcdserver: permission denied' },
+    aliceByCertificate: [`--cert=${alice.cert}`, `--key=${alice.key}`],
+  });
+  await tokenExpiryScenario(cluster, ctl, TOKEN_TTL_SECONDS);
+  // Tidy up for the etcd3 test below, which starts on a cluster without users.
+  for (const user of ['alice', 'root']) await ctl.ok(['user', 'delete', user]);
+  await ctl.ok(['role', 'delete', 'app']);
+  await ctl.ok(['role', 'delete', 'root']);
+});
+
+test('TLS and auth together with the etcd3 npm client', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  const ca = readFileSync(files.ca);
+  const nobody = await clientCertificate('nobody-etcd3');
+  const connect = (certificate: { cert: string | Buffer; key: string | Buffer }, auth?: { username: string; password: string }) =>
+    new Etcd3({
+      hosts: https,
+      credentials: { rootCertificate: ca, certChain: readFileSync(certificate.cert), privateKey: readFileSync(certificate.key) },
+      ...(auth && { auth }),
+    });
+  const anonymous = connect(nobody);
+  try {
+    await etcd3AuthScenario({ connect: (auth) => connect(files, auth), anonymous, anonymousError: EtcdPermissionDeniedError });
+  } finally {
+    anonymous.close();
   }
 });
