@@ -212,15 +212,22 @@ test('lichen up restarts a stopped cluster from cluster.json with the same ports
   }
 });
 
-test('lichen up --add joins one more node to the running cluster, and --remove takes one out', { timeout: 180_000 }, async () => {
+test('lichen up --tls: TLS on every port; --add joins one more node to the running cluster, and --remove takes one out', { timeout: 180_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
   const base = await freeBasePort();
   const endpoints = [0, 2].map((i) => `127.0.0.1:${base + 10 * i}`).join(',');
+  const tlsDir = join(dir, 'data', 'tls');
+  const client = ['--cacert', join(tlsDir, 'ca.pem'), '--cert', join(tlsDir, 'client.pem'), '--key', join(tlsDir, 'client-key.pem')];
   let up: ReturnType<typeof startUp> | undefined;
   let add: ReturnType<typeof startUp> | undefined;
   try {
-    up = startUp(dir, ['--nodes', '3', '--base-port', String(base)]);
+    up = startUp(dir, ['--nodes', '3', '--base-port', String(base), '--tls']);
     await up.waitForLine('leader: ');
+    // It prints how to connect; without a client certificate nothing gets through.
+    assert.match(up.output(), new RegExp(`etcdctl --endpoints=https://127\\.0\\.0\\.1:${base},.* --cacert=${tlsDir}/ca\\.pem --cert=${tlsDir}/client\\.pem --key=${tlsDir}/client-key\\.pem`));
+    assert.deepEqual(await lichen(dir, ['put', 'over', 'tls', '--endpoints', endpoints, ...client]), { code: 0, stdout: 'OK\n', stderr: '' });
+    const refused = await lichen(dir, ['get', 'over', '--endpoints', endpoints, '--cacert', join(tlsDir, 'ca.pem'), '--timeout', '2s']);
+    assert.notEqual(refused.code, 0, refused.stdout);
     add = startUp(dir, ['--add']);
     assert.match(await add.waitForLine('node4 joins through'), new RegExp(`^node4 joins through 127\\.0\\.0\\.1:${base}`));
     assert.deepEqual(readCluster(dir).nodes.map((n) => n.name), ['node1', 'node2', 'node3', 'node4']);
@@ -230,7 +237,7 @@ test('lichen up --add joins one more node to the running cluster, and --remove t
     while (!/, started, node4, .*, false\n/.test(members)) {
       // The data directory is removed below, so a failure carries what node4 and `up --add` said.
       assert.ok(Date.now() < deadline, `node4 was not promoted: ${members}\n${add.output()}\n${logTail(dir, 'node4')}`);
-      members = (await lichen(dir, ['member', 'list', '--endpoints', endpoints])).stdout;
+      members = (await lichen(dir, ['member', 'list', '--endpoints', endpoints, ...client])).stdout;
     }
 
     const removed = await lichen(dir, ['up', '--remove', 'node2', '--dir', join(dir, 'data')]);
@@ -240,8 +247,8 @@ test('lichen up --add joins one more node to the running cluster, and --remove t
     // Not a crash: `up` neither calls it one nor offers to restart it.
     await up.waitForLine('node2 was removed from the cluster and has stopped');
     assert.doesNotMatch(up.output(), /node2 .*exited unexpectedly|to restart/);
-    assert.doesNotMatch((await lichen(dir, ['member', 'list', '--endpoints', endpoints])).stdout, /node2/);
-    assert.deepEqual(await lichen(dir, ['put', 'after', 'removal', '--endpoints', endpoints]), { code: 0, stdout: 'OK\n', stderr: '' });
+    assert.doesNotMatch((await lichen(dir, ['member', 'list', '--endpoints', endpoints, ...client])).stdout, /node2/);
+    assert.deepEqual(await lichen(dir, ['put', 'after', 'removal', '--endpoints', endpoints, ...client]), { code: 0, stdout: 'OK\n', stderr: '' });
 
     add.child.kill('SIGTERM');
     assert.equal(await waitForExit(add.child), 0, add.output());
