@@ -1,10 +1,11 @@
 // gRPC channels for the benchmark: a fixed set of KV clients created once, each on its own TCP
 // connection, plus leader discovery through Maintenance.Status. Only the etcd v3 API is used, so
 // the same code drives etcd and Lichen.
-import { credentials, makeClientConstructor, Metadata, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
+import { makeClientConstructor, Metadata, type ChannelCredentials, type Client, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { withFastKvCodec } from '../api/grpc/kv-codec.js';
 import { etcdClientConstructors, serviceDefinition } from '../api/grpc/proto.js';
 import { describeAttemptFailure, fromGrpcError } from '../client/errors.js';
+import { channelCredentials, type ClientTls } from '../client/tls.js';
 
 /** The largest response we accept; ranges in the benchmark return one key, so this is generous. */
 const RECEIVE_MESSAGE_BYTES_MAX = 16 * 1024 * 1024;
@@ -60,9 +61,9 @@ function fastKvClientConstructor(): ServiceClientConstructor {
   return fastKvClient;
 }
 
-export function openKvChannel(endpoint: string): KvChannel {
+export function openKvChannel(endpoint: string, credentials: ChannelCredentials): KvChannel {
   const KV = fastKvClientConstructor();
-  const client = new KV(endpoint, credentials.createInsecure(), CHANNEL_OPTIONS);
+  const client = new KV(endpoint, credentials, CHANNEL_OPTIONS);
   return {
     endpoint,
     put: bindUnary(client, 'Put'),
@@ -72,10 +73,11 @@ export function openKvChannel(endpoint: string): KvChannel {
   };
 }
 
-/** Opens `count` channels, spread over the endpoints round robin (channel i → endpoint i mod n). */
-export function openKvChannels(endpoints: readonly string[], count: number): KvChannel[] {
+/** Opens `count` channels, spread over the endpoints round robin (channel i → endpoint i mod n); TLS when `tls` is given. */
+export function openKvChannels(endpoints: readonly string[], count: number, tls?: ClientTls): KvChannel[] {
+  const credentials = channelCredentials(tls);
   const channels: KvChannel[] = [];
-  for (let i = 0; i < count; i++) channels.push(openKvChannel(endpoints[i % endpoints.length] as string));
+  for (let i = 0; i < count; i++) channels.push(openKvChannel(endpoints[i % endpoints.length] as string, credentials));
   return channels;
 }
 
@@ -95,9 +97,9 @@ interface StatusResponse {
 }
 
 /** Asks one endpoint for its status. Never throws: failures are reported in `error`. */
-export async function endpointStatus(endpoint: string, timeoutMs = STATUS_TIMEOUT_MS): Promise<EndpointStatus> {
+export async function endpointStatus(endpoint: string, timeoutMs = STATUS_TIMEOUT_MS, tls?: ClientTls): Promise<EndpointStatus> {
   const { Maintenance } = etcdClientConstructors();
-  const client = new Maintenance(endpoint, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  const client = new Maintenance(endpoint, channelCredentials(tls), { 'grpc.use_local_subchannel_pool': 1 });
   try {
     const status = await new Promise<StatusResponse>((resolve, reject) => {
       const call = (client as unknown as Record<string, UnaryMethod>)['Status'] as UnaryMethod;
@@ -124,10 +126,10 @@ export function pickLeader(statuses: readonly EndpointStatus[]): string | undefi
   return statuses.find((s) => s.memberId !== undefined && leaderIds.has(s.memberId))?.endpoint;
 }
 
-export async function findLeaderEndpoint(endpoints: readonly string[], timeoutMs = STATUS_TIMEOUT_MS): Promise<{
+export async function findLeaderEndpoint(endpoints: readonly string[], timeoutMs = STATUS_TIMEOUT_MS, tls?: ClientTls): Promise<{
   leader: string | undefined;
   statuses: EndpointStatus[];
 }> {
-  const statuses = await Promise.all(endpoints.map((e) => endpointStatus(e, timeoutMs)));
+  const statuses = await Promise.all(endpoints.map((e) => endpointStatus(e, timeoutMs, tls)));
   return { leader: pickLeader(statuses), statuses };
 }

@@ -99,3 +99,12 @@ test('impossible combinations are refused with a message naming the flag', () =>
   assert.throws(() => parseArgs(['--consistency', 'x'], BENCH_FLAGS), /expected one of l, s/);
   assert.throws(() => parseArgs(['-w', 'yaml'], BENCH_FLAGS), /expected one of simple, json/);
 });
+
+test('TLS: an https:// endpoint or a TLS flag turns it on, as for the other client commands', () => {
+  assert.equal(optionsFor('put', ['--endpoints', '127.0.0.1:2379']).tls, undefined);
+  const https = optionsFor('put', ['--endpoints', 'https://127.0.0.1:2379']);
+  assert.deepEqual(https.endpoints, ['127.0.0.1:2379']);
+  assert.deepEqual(https.tls, { ca: undefined, cert: undefined, key: undefined, insecureSkipVerify: false });
+  assert.equal(optionsFor('range', ['--insecure-skip-tls-verify']).tls?.insecureSkipVerify, true);
+  assert.throws(() => optionsFor('put', ['--cacert', '/nonexistent/ca.pem']), /cannot read --cacert file \/nonexistent\/ca\.pem/);
+});

@@ -2,6 +2,8 @@
 // the command-line flags that set them, and the checks that reject impossible combinations
 // before any connection is opened.
 import { UsageError, type FlagSpec, type ParsedArgs } from '../cli/args.js';
+import { CLIENT_FLAGS, resolveClientTls, TLS_FLAG_ENV } from '../cli/client-commands.js';
+import type { ClientTls } from '../client/tls.js';
 
 export const BENCH_KINDS = ['put', 'range', 'txn', 'mixed'] as const;
 export type BenchKind = (typeof BENCH_KINDS)[number];
@@ -39,6 +41,8 @@ export interface BenchOptions {
   preload: boolean;
   /** A request that takes longer than this fails with DEADLINE_EXCEEDED. */
   requestTimeoutMs: number;
+  /** TLS towards the endpoints (etcd's benchmark takes --cacert, --cert, --key too); cleartext when absent. */
+  tls?: ClientTls;
 }
 
 export const BENCH_DEFAULTS = {
@@ -81,6 +85,8 @@ export const BENCH_FLAGS: readonly FlagSpec[] = [
   { name: 'request-timeout-ms', type: 'integer', min: 1, valueName: 'ms', description: 'Per-request deadline (default 10000)' },
   { name: 'progress', type: 'boolean', description: 'Print a progress line on stderr (default: only when stderr is a terminal)' },
   { name: 'write-out', short: 'w', type: 'string', choices: ['simple', 'json'], valueName: 'simple|json', description: 'Output format (default simple)' },
+  // TLS as the other client commands take it: --cacert, --cert, --key, --insecure-skip-tls-verify.
+  ...CLIENT_FLAGS.filter((f) => f.name in TLS_FLAG_ENV),
 ];
 
 /** Accepts "10", "2.5", "10s", "500ms". */
@@ -103,7 +109,7 @@ export function parseRatio(raw: string, what: string): number {
   return value;
 }
 
-/** Splits "a:1,http://b:2" into host:port strings (the scheme is dropped: we speak plaintext gRPC). */
+/** Splits "a:1,http://b:2" into host:port strings (the scheme is dropped; https:// turns TLS on, see resolveClientTls). */
 export function parseEndpoints(raw: string): string[] {
   const endpoints = raw
     .split(',')
@@ -149,6 +155,8 @@ export function benchOptionsFromArgs(kind: BenchKind, args: ParsedArgs, env: Rec
     preload: bool('preload') ?? (kind === 'range' || kind === 'mixed'),
     requestTimeoutMs: num('request-timeout-ms') ?? BENCH_DEFAULTS.requestTimeoutMs,
   };
+  const tls = resolveClientTls(args, env);
+  if (tls) options.tls = tls;
   validateBenchOptions(options);
   return options;
 }

@@ -7,6 +7,7 @@ import { makeValue, randomKeyPicker, sequentialKeyPicker, type KeyPicker } from 
 import { validateBenchOptions, type BenchOptions } from './options.js';
 import { histogramBars, summarizeLatency, type BenchResult, type ProgressSnapshot } from './report.js';
 import { LichenError, ErrorCode } from '../errors.js';
+import type { ClientTls } from '../client/tls.js';
 
 /** Compare.CompareResult.NOT_EQUAL and Compare.CompareTarget.VERSION in rpc.proto. */
 const COMPARE_NOT_EQUAL = 3;
@@ -22,11 +23,11 @@ export interface RunControls {
 }
 
 /** Finds the leader among the endpoints, retrying for a few seconds while there is none. */
-export async function resolveLeader(endpoints: readonly string[], signal?: AbortSignal): Promise<string> {
+export async function resolveLeader(endpoints: readonly string[], signal?: AbortSignal, tls?: ClientTls): Promise<string> {
   let lastProblem = 'no endpoint reported a leader';
   for (let attempt = 0; attempt < LEADER_ATTEMPTS_MAX; attempt++) {
     if (signal?.aborted) break;
-    const { leader, statuses } = await findLeaderEndpoint(endpoints);
+    const { leader, statuses } = await findLeaderEndpoint(endpoints, undefined, tls);
     if (leader !== undefined) return leader;
     if (statuses.every((s) => s.error !== undefined)) throw unreachable(statuses);
     lastProblem = 'no endpoint reported a leader that is itself among the endpoints (is the leader missing from --endpoints?)';
@@ -42,8 +43,8 @@ function unreachable(statuses: readonly EndpointStatus[]): LichenError {
 }
 
 /** A benchmark of a cluster nobody answers for measures nothing: say so before starting. */
-async function checkReachable(endpoints: readonly string[]): Promise<void> {
-  const { statuses } = await findLeaderEndpoint(endpoints);
+async function checkReachable(endpoints: readonly string[], tls: ClientTls | undefined): Promise<void> {
+  const { statuses } = await findLeaderEndpoint(endpoints, undefined, tls);
   if (statuses.every((s) => s.error !== undefined)) throw unreachable(statuses);
 }
 
@@ -105,10 +106,10 @@ async function preloadKeys(options: BenchOptions, channels: KvChannel[], value: 
 export async function runBench(options: BenchOptions, controls: RunControls = {}): Promise<BenchResult> {
   validateBenchOptions(options);
   const startedAt = new Date().toISOString();
-  const leaderEndpoint = options.targetLeader ? await resolveLeader(options.endpoints, controls.signal) : undefined;
-  if (leaderEndpoint === undefined) await checkReachable(options.endpoints);
+  const leaderEndpoint = options.targetLeader ? await resolveLeader(options.endpoints, controls.signal, options.tls) : undefined;
+  if (leaderEndpoint === undefined) await checkReachable(options.endpoints, options.tls);
   const targets = leaderEndpoint !== undefined ? [leaderEndpoint] : options.endpoints;
-  const channels = openKvChannels(targets, options.conns);
+  const channels = openKvChannels(targets, options.conns, options.tls);
   try {
     const value = makeValue(options.valueSizeBytes);
     const preloaded = options.preload ? await preloadKeys(options, channels, value, controls) : 0;

@@ -103,6 +103,23 @@ test('the command prints one JSON object with -w json', async () => {
   assert.equal(stderr.read(), null);
 });
 
+test('over TLS: --insecure-skip-tls-verify against a member with --auto-tls; the same run in cleartext reaches nothing', async () => {
+  const tlsDataDir = mkdtempSync(join(tmpdir(), 'lichen-bench-tls-'));
+  const config = { name: 'bench-tls', dataDir: tlsDataDir, listenClient: '127.0.0.1:0', listenPeer: '127.0.0.1:0', listenHttp: '127.0.0.1:0' };
+  const tlsNode = await startNode(defaultNodeConfig({ ...config, logLevel: 'error', autoTls: true, peerAutoTls: true }), createSilentLogger());
+  try {
+    const flags = ['--endpoints', tlsNode.addresses.client, '--total', '20', '--key-space-size', '5', '-w', 'json'];
+    const stdout = new PassThrough();
+    const context = { stdout, stderr: new PassThrough(), env: {}, signal: new AbortController().signal } as unknown as CommandContext;
+    assert.equal(await benchRangeCommand.run(parseCommandArgs(benchRangeCommand, [...flags, '--insecure-skip-tls-verify']), context), 0);
+    assert.equal((JSON.parse(String(stdout.read())) as BenchResult).requests, 20);
+    await assert.rejects(benchRangeCommand.run(parseCommandArgs(benchRangeCommand, flags), context), /cannot reach the cluster/);
+  } finally {
+    await tlsNode.close();
+    rmSync(tlsDataDir, { recursive: true, force: true });
+  }
+});
+
 test('the command takes LICHEN_ENDPOINTS, and fails at once, naming each endpoint, when none answers', async () => {
   // Regression (issue 13, item 10): bench ignored LICHEN_ENDPOINTS and printed a summary of zeros
   // against a dead cluster.
