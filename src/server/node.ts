@@ -6,6 +6,7 @@
 // closures (step a message, tick, propose, read) into a bounded inbox; the loop drains the inbox,
 // then handles one Ready: while that Ready's fsync is in flight, new work accumulates in the
 // inbox, so the next Ready carries all of it under one fsync (group commit for free).
+import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   ConfChangeType,
@@ -174,6 +175,7 @@ export class ClusterNode {
       timeoutMs: config.requestTimeoutMs,
       retryMs: config.electionTicks * config.tickMs,
       now: () => performance.now(),
+      incarnation: randomBytes(8),
       issue: (context) => this.enqueue(() => this.issueReadIndex(context)),
       appliedIndex: () => this.applied,
     });
@@ -282,6 +284,7 @@ export class ClusterNode {
     await this.transport.close();
     const closed = new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
     this.proposals.rejectAll(closed);
+    this.reads.rejectAll(closed);
     await this.state.wal.close();
     await this.state.engine.sync();
     this.state.engine.close();
@@ -711,8 +714,13 @@ export class ClusterNode {
   private onRemoved(how: string): void {
     this.removedReason = 'etcdserver: the member has been permanently removed from the cluster';
     this.logger.error('this member was removed from the cluster; it stops serving', { memberId: formatId(this.memberId), how });
-    this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));
     this.resolveHalted({ removed: true, reason: this.removedReason });
+  }
+
+  private rejectWaiting(error: LichenError): void {
+    this.proposals.rejectAll(error);
+    this.reads.rejectAll(error);
   }
 
   /** Makes the transport dial exactly the current members (other than this one). */
@@ -846,7 +854,7 @@ export class ClusterNode {
     this.stopped = true;
     clearInterval(this.ticker);
     clearTimeout(this.commitFlush);
-    this.proposals.rejectAll(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));
     this.resolveHalted({ removed: false, reason: this.removedReason });
     process.exitCode = 1;
   }

@@ -1,7 +1,7 @@
 // Client requests waiting on raft: proposals waiting to be applied, and linearizable reads
 // waiting for a ReadIndex round. Both are bounded and time out with a typed error, because a
 // proposal lost in a leader change never reports back.
-import { ErrorCode, LichenError } from '../errors.js';
+import { ErrorCode, LichenError, assert } from '../errors.js';
 
 interface Waiter<T> {
   resolve: (value: T) => void;
@@ -59,26 +59,41 @@ export class PendingProposals<T> {
   }
 }
 
+/** A read waiting for a round: told when it may go, or why it may not. */
+interface ReadWaiter {
+  done: (error?: Error) => void;
+  deadlineMs: number;
+}
+
 interface Round {
   id: number;
-  waiters: Waiter<void>[];
+  waiters: ReadWaiter[];
   startedAtMs: number;
   /** Set when the leader confirmed the round: reads may go once applied reaches it. */
   readIndex?: number;
 }
+
+/** Bytes of a round's context: this incarnation's 8 random bytes, then the round id (u64). */
+const ROUND_CONTEXT_BYTES = 16;
 
 /**
  * Batched ReadIndex (Raft thesis §6.4). Reads that arrive while a round is in flight wait for the
  * next round, because the in-flight round's index may predate their arrival; one round then
  * serves all of them. A round the leader never answers (leader change, dropped message) is
  * re-issued after `retryMs` with a fresh id.
+ *
+ * A round's context starts with 64 random bits drawn once per process (`incarnation`): an answer
+ * meant for a previous process of this member, still in flight when it restarted, must never
+ * match a round of the new one, or it would release reads at an index older than their arrival.
+ * Time is injected and read only on calls (onTick checks retries and deadlines), so the simulator
+ * runs this class on its virtual clock.
  */
 export class ReadRounds {
-  /** Round ids start from the clock so that an answer meant for a previous process never matches. */
-  private nextId: number;
+  private nextId = 1;
   private inFlight: Round | undefined;
-  private queued: Waiter<void>[] = [];
+  private queued: ReadWaiter[] = [];
   private readonly confirmed: Round[] = [];
+  private readonly incarnation: Uint8Array;
 
   constructor(
     private readonly options: {
@@ -86,12 +101,15 @@ export class ReadRounds {
       timeoutMs: number;
       retryMs: number;
       now: () => number;
+      /** 8 random bytes, drawn anew by every process (see the class comment). */
+      incarnation: Uint8Array;
       /** Asks raft for a read index; the answer arrives through onReadState. */
       issue: (context: Uint8Array) => void;
       appliedIndex: () => number;
     },
   ) {
-    this.nextId = options.now() * 1000;
+    assert(options.incarnation.length === 8, 'ReadRounds: the incarnation is 8 bytes');
+    this.incarnation = Uint8Array.from(options.incarnation);
   }
 
   get size(): number {
@@ -100,26 +118,22 @@ export class ReadRounds {
 
   /** Resolves when this node has applied everything committed before the call. */
   wait(): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.waitFor((error) => (error ? reject(error) : resolve())));
+  }
+
+  /** wait() with a callback: called once, without an error when the read may go. */
+  waitFor(done: (error?: Error) => void): void {
     if (this.size >= this.options.max) {
-      return Promise.reject(new LichenError(ErrorCode.Overloaded, `too many reads in flight (limit ${this.options.max})`));
+      done(new LichenError(ErrorCode.Overloaded, `too many reads in flight (limit ${this.options.max})`));
+      return;
     }
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter<void> = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.forget(waiter);
-          reject(new LichenError(ErrorCode.Timeout, 'etcdserver: request timed out'));
-        }, this.options.timeoutMs),
-      };
-      this.queued.push(waiter);
-      this.maybeStartRound();
-    });
+    this.queued.push({ done, deadlineMs: this.options.now() + this.options.timeoutMs });
+    this.maybeStartRound();
   }
 
   onReadState(context: Uint8Array, index: number): void {
     const round = this.inFlight;
-    if (!round || decodeRoundId(context) !== round.id) return;
+    if (!round || this.roundIdOf(context) !== round.id) return;
     this.inFlight = undefined;
     round.readIndex = index;
     this.confirmed.push(round);
@@ -129,21 +143,29 @@ export class ReadRounds {
 
   onApplied(applied: number): void {
     while (this.confirmed.length > 0 && this.confirmed[0]!.readIndex! <= applied) {
-      for (const waiter of this.confirmed.shift()!.waiters) {
-        clearTimeout(waiter.timer);
-        waiter.resolve();
-      }
+      for (const waiter of this.confirmed.shift()!.waiters) waiter.done();
     }
   }
 
-  /** Called every tick: re-issues a round the leader has not answered in time. */
+  /** Called every tick: fails reads past their deadline and re-issues a round not answered in time. */
   onTick(): void {
+    const now = this.options.now();
+    this.expire(now);
     const round = this.inFlight;
-    if (round && this.options.now() - round.startedAtMs >= this.options.retryMs) {
+    if (round && now - round.startedAtMs >= this.options.retryMs) {
       round.id = this.nextId++;
-      round.startedAtMs = this.options.now();
-      this.options.issue(encodeRoundId(round.id));
+      round.startedAtMs = now;
+      this.options.issue(this.encodeRoundId(round.id));
     }
+  }
+
+  /** Fails every waiting read (the member stops). */
+  rejectAll(error: Error): void {
+    const waiters = [...this.queued, ...(this.inFlight?.waiters ?? []), ...this.confirmed.flatMap((r) => r.waiters)];
+    this.queued = [];
+    this.inFlight = undefined;
+    this.confirmed.length = 0;
+    for (const waiter of waiters) waiter.done(error);
   }
 
   private maybeStartRound(): void {
@@ -151,27 +173,35 @@ export class ReadRounds {
     const round: Round = { id: this.nextId++, waiters: this.queued, startedAtMs: this.options.now() };
     this.queued = [];
     this.inFlight = round;
-    this.options.issue(encodeRoundId(round.id));
+    this.options.issue(this.encodeRoundId(round.id));
   }
 
-  private forget(waiter: Waiter<void>): void {
-    const drop = (list: Waiter<void>[]): void => {
-      const at = list.indexOf(waiter);
-      if (at >= 0) list.splice(at, 1);
+  private expire(now: number): void {
+    const late = (waiter: ReadWaiter): boolean => waiter.deadlineMs <= now;
+    const expired: ReadWaiter[] = [];
+    const keep = (list: ReadWaiter[]): ReadWaiter[] => {
+      if (!list.some(late)) return list;
+      expired.push(...list.filter(late));
+      return list.filter((waiter) => !late(waiter));
     };
-    drop(this.queued);
-    if (this.inFlight) drop(this.inFlight.waiters);
-    for (const round of this.confirmed) drop(round.waiters);
+    this.queued = keep(this.queued);
+    if (this.inFlight) this.inFlight.waiters = keep(this.inFlight.waiters);
+    for (const round of this.confirmed) round.waiters = keep(round.waiters);
+    for (const waiter of expired) waiter.done(new LichenError(ErrorCode.Timeout, 'etcdserver: request timed out'));
   }
-}
 
-function encodeRoundId(id: number): Uint8Array {
-  const out = Buffer.allocUnsafe(8);
-  out.writeDoubleBE(id);
-  return out;
-}
+  private encodeRoundId(id: number): Uint8Array {
+    const out = Buffer.allocUnsafe(ROUND_CONTEXT_BYTES);
+    out.set(this.incarnation, 0);
+    out.writeBigUInt64BE(BigInt(id), 8);
+    return out;
+  }
 
-function decodeRoundId(context: Uint8Array): number {
-  if (context.length !== 8) return -1;
-  return Buffer.from(context.buffer, context.byteOffset, 8).readDoubleBE(0);
+  /** The round id a context names, or -1 when it is not one of this incarnation's. */
+  private roundIdOf(context: Uint8Array): number {
+    if (context.length !== ROUND_CONTEXT_BYTES) return -1;
+    const bytes = Buffer.from(context.buffer, context.byteOffset, ROUND_CONTEXT_BYTES);
+    if (!bytes.subarray(0, 8).equals(this.incarnation)) return -1;
+    return Number(bytes.readBigUInt64BE(8));
+  }
 }

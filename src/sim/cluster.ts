@@ -4,6 +4,7 @@
 // those stages.
 
 import { isLichenError, LichenError } from '../errors.js';
+import { ReadRounds } from '../server/requests.js';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Snapshot } from '../raft/types.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
 import { NodeDisk } from './disk.js';
@@ -30,8 +31,8 @@ interface LiveState {
   conf: ConfState;
   /** Index of the last snapshot this incarnation made or restored. */
   snapshotIndex: number;
-  /** Reads waiting for their ReadIndex answer, then for apply: context → key and read index. */
-  pendingReads: Map<string, { key: string; index: number | undefined }>;
+  /** Linearizable reads, batched into ReadIndex rounds by the class the server uses. */
+  reads: ReadRounds;
   /** The term in which this incarnation was last seen as leader (leader-change detection). */
   leaderTerm: number;
   /** The commit index this incarnation had when last seen as leader. */
@@ -78,7 +79,8 @@ const CRASH_POINTS: readonly CrashPoint[] = ['before-persist', 'after-persist', 
 /** Ready batches one node may produce in one step before we call it a livelock. */
 const READY_ROUNDS_MAX = 64;
 
-const decoder = new TextDecoder();
+/** Reads waiting on one node at most (the production default). */
+const READS_MAX = 10_000;
 
 export class Cluster {
   readonly nodes = new Map<NodeId, SimNode>();
@@ -147,17 +149,30 @@ export class Cluster {
       maxMsgBytes: this.config.msgBytesMax,
     });
     if (!node.started && this.bootstrapVoters.includes(id)) raw.bootstrap(this.bootstrapVoters);
-    node.live = {
+    const startedAt = this.now;
+    const live: LiveState = {
       raw,
       storage,
       sm,
       conf,
       snapshotIndex: sm.appliedIndex,
-      pendingReads: new Map(),
+      reads: new ReadRounds({
+        max: READS_MAX,
+        // Clients give up on their own; a read they abandoned is ignored when it completes.
+        timeoutMs: Infinity,
+        retryMs: this.config.electionTicks * this.config.tickSteps,
+        // Like performance.now() in a member, this clock starts at zero with every process.
+        now: () => this.now - startedAt,
+        incarnation: this.random.bytes(8),
+        // Refused while an election runs: the round stays in flight and is re-issued.
+        issue: (context) => this.callRaft(id, () => raw.readIndex(context)),
+        appliedIndex: () => live.sm.appliedIndex,
+      }),
       leaderTerm: 0,
       leaderCommit: 0,
       commitObserved: disk.hardState.commit,
     };
+    node.live = live;
     if (node.started) this.stats.restarts++;
     node.started = true;
     node.removed = false;
@@ -205,7 +220,10 @@ export class Cluster {
     const flushPhase = Math.floor(this.config.tickSteps / 2);
     for (const node of this.running()) {
       const phase = (this.now + node.id * 3) % this.config.tickSteps;
-      if (phase === 0) this.callRaft(node.id, () => node.live!.raw.tick());
+      if (phase === 0) {
+        this.callRaft(node.id, () => node.live!.raw.tick());
+        node.live!.reads.onTick();
+      }
       else if (phase === flushPhase && this.config.lazyCommitBroadcast) this.callRaft(node.id, () => node.live!.raw.flushCommit());
     }
   }
@@ -263,12 +281,8 @@ export class Cluster {
       this.restoreSnapshot(node, live, ready.snapshot);
     }
     for (const entry of ready.committedEntries) this.apply(node, live, entry);
-    for (const state of ready.readStates) {
-      const context = decoder.decode(state.context);
-      const pending = live.pendingReads.get(context);
-      if (pending !== undefined && pending.index === undefined) pending.index = state.index;
-    }
-    this.serveReads(node, live);
+    for (const state of ready.readStates) live.reads.onReadState(state.context, state.index);
+    live.reads.onApplied(live.sm.appliedIndex);
     this.maybeSnapshot(node, live);
     if (crashPoint === 'after-apply' && this.maybeCrash(node, crashPoint)) return;
     this.callRaft(node.id, () => live.raw.advance());
@@ -359,15 +373,6 @@ export class Cluster {
     return this.committedConf.voters.includes(id) || this.committedConf.learners.includes(id);
   }
 
-  private serveReads(node: SimNode, live: LiveState): void {
-    for (const [context, pending] of live.pendingReads) {
-      if (pending.index !== undefined && live.sm.appliedIndex >= pending.index) {
-        live.pendingReads.delete(context);
-        this.listener?.onRead(node.id, context, live.sm.read(pending.key));
-      }
-    }
-  }
-
   private maybeSnapshot(node: SimNode, live: LiveState): void {
     const applied = live.sm.appliedIndex;
     if (applied - live.snapshotIndex < this.config.snapshotEvery) return;
@@ -423,12 +428,11 @@ export class Cluster {
   startRead(id: NodeId, context: string, key: string): LichenError | undefined {
     const live = this.node(id).live;
     if (live === undefined) return new LichenError('Unavailable', `node ${id} is down`);
-    live.pendingReads.set(context, { key, index: undefined });
-    const result = this.callRaft(id, () => live.raw.readIndex(new TextEncoder().encode(context)));
-    if (result instanceof LichenError) {
-      live.pendingReads.delete(context);
-      return result;
-    }
+    // A member waits for a leader before it starts a round; the simulated client backs off instead.
+    if (live.raw.status().lead === 0) return new LichenError('Unavailable', `node ${id} knows no leader`);
+    live.reads.waitFor((error) => {
+      if (error === undefined) this.listener?.onRead(id, context, live.sm.read(key));
+    });
     return undefined;
   }
 

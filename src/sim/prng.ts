@@ -38,6 +38,13 @@ export class Prng {
     return t;
   }
 
+  /** `count` random bytes. */
+  bytes(count: number): Uint8Array {
+    const out = new Uint8Array(count);
+    for (let i = 0; i < count; i++) out[i] = this.nextU32() & 0xff;
+    return out;
+  }
+
   /** A float in [0, 1). */
   float(): number {
     return this.nextU32() / 4294967296;

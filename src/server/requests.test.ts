@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ReadRounds } from './requests.js';
+
+/** A ReadRounds as one process incarnation builds it; `issued` collects its round contexts. */
+function incarnation(options: { now: () => number; applied: () => number; incarnation: Uint8Array }) {
+  const issued: Uint8Array[] = [];
+  const rounds = new ReadRounds({
+    max: 100,
+    timeoutMs: 60_000,
+    retryMs: 1_000,
+    now: options.now,
+    incarnation: options.incarnation,
+    issue: (context) => issued.push(context),
+    appliedIndex: options.applied,
+  });
+  return { rounds, issued };
+}
+
+/** 'released' when the read went, 'waiting' when it is still held after the current turn. */
+async function outcome(read: Promise<void>): Promise<'released' | 'waiting'> {
+  return Promise.race([read.then(() => 'released' as const), new Promise<'waiting'>((resolve) => setImmediate(() => resolve('waiting')))]);
+}
+
+test('a ReadIndex answer meant for a previous incarnation of the member does not release a read', async () => {
+  // Both processes see their clock start near zero (performance.now() restarts with the process).
+  const now = () => 0.5;
+  let applied = 7;
+  const before = incarnation({ now, applied: () => applied, incarnation: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) });
+  void before.rounds.wait().catch(() => undefined);
+  assert.equal(before.issued.length, 1);
+  // The member restarts; the leader's answer to the old round (read index 7) is still on its way.
+  applied = 9;
+  const after = incarnation({ now, applied: () => applied, incarnation: Uint8Array.of(8, 7, 6, 5, 4, 3, 2, 1) });
+  const read = after.rounds.wait();
+  assert.equal(after.issued.length, 1);
+  after.rounds.onReadState(before.issued[0]!, 7);
+  assert.equal(await outcome(read), 'waiting', 'the old answer released a read of the new incarnation');
+  // The answer to the new incarnation's own round does release it.
+  after.rounds.onReadState(after.issued[0]!, 9);
+  assert.equal(await outcome(read), 'released');
+});
+
+test('a read past its deadline fails on the next tick; an unanswered round is re-issued under a new id', async () => {
+  let now = 0;
+  const { rounds, issued } = incarnation({ now: () => now, applied: () => 0, incarnation: new Uint8Array(8) });
+  const read = rounds.wait();
+  now = 999;
+  rounds.onTick();
+  assert.equal(issued.length, 1, 'not re-issued before retryMs');
+  now = 1000;
+  rounds.onTick();
+  assert.equal(issued.length, 2);
+  assert.notDeepEqual(issued[1], issued[0]);
+  rounds.onReadState(issued[0]!, 0);
+  assert.equal(await outcome(read), 'waiting', 'the answer to the replaced id is ignored');
+  now = 60_000;
+  rounds.onTick();
+  await assert.rejects(read, /request timed out/);
+  assert.equal(rounds.size, 0);
+});

@@ -1,0 +1,110 @@
+// A scripted simulation of one read across a member's restart: the leader's answer to a ReadIndex
+// round of the member's previous process arrives after the restart, while a new read waits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Message, NodeId } from '../raft/types.js';
+import { Cluster } from './cluster.js';
+import { encodeCommand } from './kv-state-machine.js';
+import { Network } from './network.js';
+import { Prng } from './prng.js';
+
+/** A network that holds back the messages `hold` selects until release() lets them through. */
+class HoldingNetwork extends Network {
+  held: Message[] = [];
+  hold: (m: Message) => boolean = () => false;
+  private readonly passing = new Set<Message>();
+
+  override takeDue(now: number): { deliver: Message[]; lost: Message[] } {
+    const due = super.takeDue(now);
+    const deliver = due.deliver.filter((m) => {
+      if (this.passing.delete(m) || !this.hold(m)) return true;
+      this.held.push(m);
+      return false;
+    });
+    return { deliver, lost: due.lost };
+  }
+
+  release(which: (m: Message) => boolean, now: number): Message[] {
+    const released = this.held.filter(which);
+    this.held = this.held.filter((m) => !which(m));
+    for (const m of released) {
+      this.passing.add(m);
+      this.send(m, now);
+    }
+    return released;
+  }
+}
+
+function setUp() {
+  const network = new HoldingNetwork(new Prng(1), { dropRate: 0, duplicateRate: 0, delayMin: 1, delayMax: 3, slowRate: 0, slowDelayMax: 3 });
+  const config = {
+    tickSteps: 10,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    preVote: true,
+    checkQuorum: true,
+    lazyCommitBroadcast: false,
+    snapshotEvery: 1000,
+    compactKeep: 3,
+    msgBytesMax: 1024,
+    variant: 'correct' as const,
+  };
+  const cluster = new Cluster(config, network, new Prng(2), [1, 2, 3], [1, 2, 3]);
+  const reads = new Map<string, string | undefined>();
+  cluster.listener = { onApplied: () => {}, onRead: (_node, context, value) => reads.set(context, value) };
+  for (const id of [1, 2, 3]) cluster.start(id);
+  let now = 0;
+  const step = () => {
+    cluster.now = now++;
+    cluster.deliver();
+    cluster.tick();
+    cluster.processReadies();
+    cluster.checkLeaders();
+  };
+  const until = (what: string, condition: () => boolean) => {
+    for (let i = 0; i < 5000 && !condition(); i++) step();
+    assert.ok(condition(), `timed out waiting until ${what}`);
+  };
+  const value = (id: NodeId) => cluster.node(id).live?.sm.read('k');
+  const put = (leader: NodeId, requestId: number, v: string) =>
+    assert.equal(cluster.propose(leader, encodeCommand({ clientId: 1, requestId, op: { kind: 'put', key: 'k', value: v } })), undefined);
+  return { network, cluster, reads, step, until, value, put, now: () => now };
+}
+
+test("a ReadIndex answer for a member's previous process does not release a read of the restarted one", () => {
+  const { network, cluster, reads, step, until, value, put, now } = setUp();
+  until('a leader is elected', () => cluster.leader() !== undefined);
+  const leader = cluster.leader()!.id;
+  const member = leader === 1 ? 2 : 1;
+  put(leader, 1, 'v1');
+  until('the member applied v1', () => value(member) === 'v1');
+
+  // The answer to the member's read is held back in the network.
+  const answerTo = (m: Message) => m.to === member && m.type === 'ReadIndexResp';
+  network.hold = answerTo;
+  assert.equal(cluster.startRead(member, 'before', 'k'), undefined);
+  until('the leader answered the first read', () => network.held.length > 0);
+
+  // The member restarts; meanwhile v2 is committed without it, and appends to it are held back
+  // too, so it stays at v1 while it hears the leader's heartbeats.
+  cluster.crash(member);
+  put(leader, 2, 'v2');
+  until('the leader applied v2', () => value(leader) === 'v2');
+  network.hold = (m) => answerTo(m) || (m.to === member && m.type === 'App');
+  cluster.start(member);
+  until('the restarted member knows the leader', () => cluster.node(member).live!.raw.status().lead === leader);
+  assert.equal(value(member), 'v1');
+  const oldAnswers = new Set(network.held.filter(answerTo));
+
+  // A new read starts after v2 was acknowledged: it must not return v1.
+  assert.equal(cluster.startRead(member, 'after', 'k'), undefined);
+  until('the leader answered the new read', () => network.held.filter(answerTo).length > oldAnswers.size);
+  assert.ok(network.release((m) => oldAnswers.has(m), now()).length > 0);
+  for (let i = 0; i < 20; i++) step();
+  assert.equal(reads.has('after'), false, `the old answer released the new read (it read ${reads.get('after')})`);
+
+  network.hold = () => false;
+  network.release(() => true, now());
+  until('the new read is served', () => reads.has('after'));
+  assert.equal(reads.get('after'), 'v2');
+});
