@@ -45,7 +45,15 @@ export const serveCommand: Command = {
     });
 
     const { startNode } = await import('../server/index.js');
-    const node = await startNode(config, logger);
+    // A signal during start-up (a join that waits on an unreachable member, say) stops it: the
+    // process exits when this returns, which releases whatever the start had opened.
+    const starting = startNode(config, logger);
+    const node = await Promise.race([starting, whenAborted(context.signal).then(() => undefined)]);
+    if (node === undefined) {
+      starting.catch(() => undefined);
+      logger.info('start-up interrupted by a signal; stopped');
+      return 0;
+    }
     logger.info('lichen node ready', { memberId: formatId(node.memberId), ...node.addresses });
 
     const halt = await Promise.race([whenAborted(context.signal).then(() => undefined), node.halted]);

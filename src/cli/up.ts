@@ -8,7 +8,7 @@
 // every port serves TLS and wants client certificates, made under <dir>/tls (see
 // tls/local-cluster.ts); the cluster keeps TLS on later runs.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -19,6 +19,7 @@ import { formatId } from '../ids.js';
 import { LOG_LEVELS } from '../log.js';
 import { leaderWatchIo, watchLeader, type LeaderView } from './up-leader.js';
 import { clientTlsHints, clusterClientTls, ensureClusterTls, serveTlsFlags, type ClusterTls } from '../tls/index.js';
+import { createDirectory } from '../directories.js';
 
 export const UP_NODES_MAX = 9;
 export const UP_BASE_PORT_DEFAULT = 2379;
@@ -220,7 +221,7 @@ async function runUp(args: ParsedArgs, context: CommandContext): Promise<number>
   const existing = readClusterFile(dir);
   const plans = choosePlan({ nodeCount, basePort, existing });
   await checkPortsFree(plans, existing);
-  mkdirSync(dir, { recursive: true });
+  createDirectory(dir);
   const tls = booleanFlag(args, 'tls') || existing?.tls === true ? await ensureClusterTls(dir, plans) : undefined;
 
   const initialCluster = plans.map((p) => `${p.name}=${p.peer}`).join(',');
@@ -481,8 +482,10 @@ function startChild(plan: NodePlan, options: StartChildOptions): RunningNode {
     '--listen-client', plan.client,
     '--listen-peer', plan.peer,
     '--listen-http', plan.http,
-    '--initial-cluster', initialCluster,
   ];
+  // Only a new data directory takes --initial-cluster: an existing one knows its membership,
+  // which may have changed since (up --add, up --remove) in ways this node may not have seen.
+  if (!existsSync(join(dir, plan.name, 'member.json'))) serveArgs.push('--initial-cluster', initialCluster);
   const engine = stringFlag(args, 'engine');
   if (engine !== undefined) serveArgs.push('--engine', engine);
   const logLevel = stringFlag(args, 'log-level');

@@ -2,10 +2,11 @@
 // workloads' clients while the nemesis injects faults, heal, wait for recovery, read the final
 // state, check the history and build the verdict. Every process and socket it opens is closed
 // before it returns, also when something throws.
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { LichenClient } from '../client/index.js';
+import { createDirectory } from '../directories.js';
 import { ProcessCluster } from '../server/testing/process-cluster.js';
 import { APPEND_PREFIX, appendWorker, checkAppend, parseList } from './append.js';
 import { History, type Workload } from './history.js';
@@ -68,7 +69,7 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
   const runStarted = history.now();
   try {
     if (options.outDir) {
-      mkdirSync(options.outDir, { recursive: true });
+      createDirectory(options.outDir);
       // Member logs are appended to; a previous run's must not mix in.
       rmSync(join(options.outDir, 'logs'), { recursive: true, force: true });
     }

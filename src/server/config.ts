@@ -28,6 +28,11 @@ export interface NodeConfig {
   /** The members of a new cluster. Ignored when dataDir already holds a cluster. */
   initialCluster: PeerSpec[];
   /**
+   * Whether initialCluster was given (not this node alone by default): only then must it agree
+   * with the membership of a data directory that exists (see state.ts).
+   */
+  initialClusterGiven: boolean;
+  /**
    * host:port of any running member's client (gRPC) API. A new member with an empty data
    * directory asks that cluster to add it as a learner instead of bootstrapping a new cluster;
    * ignored once the data directory holds a member.
@@ -119,6 +124,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     listenPeer: '127.0.0.1:2380',
     listenHttp: '127.0.0.1:4001',
     initialCluster: [],
+    initialClusterGiven: false,
     join: '',
     clusterToken: '',
     engine: 'lmdb',
@@ -155,6 +161,7 @@ export function defaultNodeConfig(overrides: Partial<NodeConfig> & Pick<NodeConf
     unsafe: { walSyncDelayMs: 0, walNoSync: false, readsWithoutReadIndex: false },
   };
   const config = { ...base, ...overrides, unsafe: { ...base.unsafe, ...overrides.unsafe } };
+  config.initialClusterGiven = config.initialCluster.length > 0;
   if (config.initialCluster.length === 0) {
     config.initialCluster = [{ name: config.name, peerAddress: config.listenPeer }];
   }

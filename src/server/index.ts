@@ -1,4 +1,5 @@
 // Starting and stopping one Lichen member: durable state, the raft member, and the client APIs.
+import { createServer, type Server } from 'node:net';
 import { startGrpcServer } from '../api/grpc/index.js';
 import { startHttpServer } from '../api/http/index.js';
 import { createLichenMetrics } from '../metrics.js';
@@ -13,7 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { MemberCalls } from './forward.js';
 import { ClusterNode, splitAddress } from './node.js';
-import { markRemoved, openNodeState } from './state.js';
+import { markRemoved, openNodeState, type NodeState } from './state.js';
 import { checkInitialHashKV, startCorruptionMonitor, type CorruptionCheckDeps } from './corruption.js';
 import { AlarmType } from '../mvcc/index.js';
 
@@ -37,7 +38,9 @@ export interface LichenNode {
 
 export async function startNode(config: NodeConfig, logger: Logger): Promise<LichenNode> {
   checkLimits(config);
-  // Certificates first: a bad file should stop the member before it touches its data.
+  // Certificates first: a bad file should stop the member before it touches its data. (Auto TLS
+  // writes its self-signed certificates under the data directory here; only they may remain there
+  // after a failed start, and a later start reuses them, as etcd does.)
   const peerTls = await loadTlsMaterial(peerTlsSettings(config), autoTlsPlace(config, 'peer', config.listenPeer));
   const clientTls = await loadTlsMaterial(clientTlsSettings(config), autoTlsPlace(config, 'client', config.listenClient, config.listenHttp));
   const listenerTls = clientTls && clientListenerTls(clientTls);
@@ -45,121 +48,173 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   const memberCredentials = channelCredentials(
     clientTls && { ca: clientTls.ca, cert: clientTls.cert, key: clientTls.key, insecureSkipVerify: clientTls.selfSigned },
   );
-  const state = await openNodeState(config, logger, memberCredentials);
-  const forwarder = new MemberCalls(config.requestTimeoutMs, memberCredentials);
-  const hashes: CorruptionCheckDeps = {
-    memberId: state.identity.memberId,
-    localHash: () => state.store.hashKV(),
-    peerAddresses: () =>
-      state.members
-        .list()
-        .filter((m) => m.id !== state.identity.memberId && m.clientAddress !== '')
-        .map((m) => m.clientAddress),
-    askPeer: (address, revision) => forwarder.hashKV(address, revision),
-    logger,
-  };
+  // Every listener is bound before anything is written to the data directory (or a join asks the
+  // cluster to add this member): a port that is taken must not leave a half-made member behind.
   // The client listeners start first so the member can publish their real addresses.
   const backendRef: { backend?: NodeBackend } = {};
-  const metricsRef: { node?: ClusterNode } = {};
+  const metricsRef: { node?: ClusterNode; state?: NodeState } = {};
   const metrics = createLichenMetrics({
     raftTerm: () => metricsRef.node?.raftTerm ?? 0,
     raftCommitIndex: () => metricsRef.node?.raftStatus().commit ?? 0,
     raftAppliedIndex: () => metricsRef.node?.appliedIndex ?? 0,
     hasLeader: () => (metricsRef.node?.leaderId ?? 0) !== 0,
     isLeader: () => metricsRef.node?.isLeader() ?? false,
-    mvccRevision: () => state.store.currentRevision,
-    walBytes: () => state.wal.sizeBytes,
-    dbSizeBytes: () => state.engine.space().sizeBytes,
-    dbSizeInUseBytes: () => state.engine.space().inUseBytes,
+    mvccRevision: () => metricsRef.state?.store.currentRevision ?? 0,
+    walBytes: () => metricsRef.state?.wal.sizeBytes ?? 0,
+    dbSizeBytes: () => metricsRef.state?.engine.space().sizeBytes ?? 0,
+    dbSizeInUseBytes: () => metricsRef.state?.engine.space().inUseBytes ?? 0,
     quotaBackendBytes: () => config.quotaBackendBytes,
   });
   const lazyBackend = lazy(() => backendRef.backend);
-  const [clientHost, clientPort] = splitAddress(config.listenClient);
-  const grpc = await startGrpcServer({
-    backend: lazyBackend,
-    host: clientHost,
-    port: clientPort,
-    maxRequestBytes: config.maxRequestBytes,
-    requestSeconds: metrics.grpcRequestSeconds,
-    registry: metrics.registry,
-    tls: listenerTls,
-  });
-  let http: { port: number; close(): Promise<void> } | undefined;
-  if (config.listenHttp) {
-    const [httpHost, httpPort] = splitAddress(config.listenHttp);
-    http = await startHttpServer({
-      backend: lazyBackend,
-      registry: metrics.registry,
-      host: httpHost,
-      port: httpPort,
-      maxRequestBytes: config.maxRequestBytes,
-      tls: listenerTls,
-    });
-  }
-  const addresses = {
-    client: `${clientHost}:${grpc.port}`,
-    http: http ? `${splitAddress(config.listenHttp)[0]}:${http.port}` : '',
-    peer: '',
-  };
-  const node = new ClusterNode(
-    state,
-    config,
-    logger,
-    metrics,
-    { client: addresses.client, http: addresses.http },
-    (address) => forwarder.membership(address),
-    peerTls && peerTlsOptions(peerTls),
-  );
-  metricsRef.node = node;
-  await node.start();
-  addresses.peer = node.peerAddress;
-  if (config.experimentalInitialCorruptCheck) {
-    // etcd checks before it serves any traffic. The peers' client addresses are in the log, so
-    // here the member first replays its log (taking part in raft), and serves clients only
-    // once the check passes.
-    await node.replayed();
-    await checkInitialHashKV(hashes).catch(async (error: unknown) => {
-      await grpc.close();
-      await http?.close();
-      forwarder.close();
-      await node.close();
-      throw error;
-    });
-  }
-  backendRef.backend = new NodeBackend(node, config, forwarder);
-  const stopCorruptionMonitor =
-    config.experimentalCorruptCheckTimeMs > 0
-      ? startCorruptionMonitor(
-          {
-            ...hashes,
-            isLeader: () => node.isLeader(),
-            barrier: () => node.linearizableBarrier(),
-            raiseCorrupt: async (memberId) => void (await node.propose({ type: 'alarmActivate', memberId, alarm: AlarmType.CORRUPT })),
-          },
-          config.experimentalCorruptCheckTimeMs,
-        )
-      : () => {};
-  const halted = node.halted.then(async (halt) => {
-    if (halt.removed) await markRemoved(config.dataDir, state.identity);
-    return halt;
-  });
-  let closing: Promise<void> | undefined;
-  return {
-    memberId: node.memberId,
-    clusterId: node.clusterId,
-    addresses,
-    node,
-    halted,
-    close: () =>
-      (closing ??= (async () => {
-        stopCorruptionMonitor();
-        await grpc.close();
-        await http?.close();
+  const opened: { close(): Promise<void> }[] = [];
+  try {
+    const [clientHost, clientPort] = splitAddress(config.listenClient);
+    const grpc = await listening(LISTENERS.client, config.listenClient, () =>
+      startGrpcServer({
+        backend: lazyBackend,
+        host: clientHost,
+        port: clientPort,
+        maxRequestBytes: config.maxRequestBytes,
+        requestSeconds: metrics.grpcRequestSeconds,
+        registry: metrics.registry,
+        tls: listenerTls,
+      }),
+    );
+    opened.push(grpc);
+    let http: { port: number; close(): Promise<void> } | undefined;
+    if (config.listenHttp) {
+      const [httpHost, httpPort] = splitAddress(config.listenHttp);
+      http = await listening(LISTENERS.http, config.listenHttp, () =>
+        startHttpServer({
+          backend: lazyBackend,
+          registry: metrics.registry,
+          host: httpHost,
+          port: httpPort,
+          maxRequestBytes: config.maxRequestBytes,
+          tls: listenerTls,
+        }),
+      );
+      opened.push(http);
+    }
+    const peerListener = await listening(LISTENERS.peer, config.listenPeer, () => bindTcp(config.listenPeer));
+    opened.push({ close: () => new Promise<void>((resolve) => peerListener.close(() => resolve())) });
+
+    const state = await openNodeState(config, logger, memberCredentials);
+    metricsRef.state = state;
+    const forwarder = new MemberCalls(config.requestTimeoutMs, memberCredentials);
+    const hashes: CorruptionCheckDeps = {
+      memberId: state.identity.memberId,
+      localHash: () => state.store.hashKV(),
+      peerAddresses: () =>
+        state.members
+          .list()
+          .filter((m) => m.id !== state.identity.memberId && m.clientAddress !== '')
+          .map((m) => m.clientAddress),
+      askPeer: (address, revision) => forwarder.hashKV(address, revision),
+      logger,
+    };
+    const addresses = {
+      client: `${clientHost}:${grpc.port}`,
+      http: http ? `${splitAddress(config.listenHttp)[0]}:${http.port}` : '',
+      peer: '',
+    };
+    const node = new ClusterNode(
+      state,
+      config,
+      logger,
+      metrics,
+      { client: addresses.client, http: addresses.http },
+      peerListener,
+      (address) => forwarder.membership(address),
+      peerTls && peerTlsOptions(peerTls),
+    );
+    metricsRef.node = node;
+    await node.start();
+    addresses.peer = node.peerAddress;
+    if (config.experimentalInitialCorruptCheck) {
+      // etcd checks before it serves any traffic. The peers' client addresses are in the log, so
+      // here the member first replays its log (taking part in raft), and serves clients only
+      // once the check passes.
+      await node.replayed();
+      await checkInitialHashKV(hashes).catch(async (error: unknown) => {
         forwarder.close();
         await node.close();
-        logger.info('member stopped');
-      })()),
-  };
+        throw error;
+      });
+    }
+    backendRef.backend = new NodeBackend(node, config, forwarder);
+    const stopCorruptionMonitor =
+      config.experimentalCorruptCheckTimeMs > 0
+        ? startCorruptionMonitor(
+            {
+              ...hashes,
+              isLeader: () => node.isLeader(),
+              barrier: () => node.linearizableBarrier(),
+              raiseCorrupt: async (memberId) => void (await node.propose({ type: 'alarmActivate', memberId, alarm: AlarmType.CORRUPT })),
+            },
+            config.experimentalCorruptCheckTimeMs,
+          )
+        : () => {};
+    const halted = node.halted.then(async (halt) => {
+      if (halt.removed) await markRemoved(config.dataDir, state.identity);
+      return halt;
+    });
+    let closing: Promise<void> | undefined;
+    return {
+      memberId: node.memberId,
+      clusterId: node.clusterId,
+      addresses,
+      node,
+      halted,
+      close: () =>
+        (closing ??= (async () => {
+          stopCorruptionMonitor();
+          await grpc.close();
+          await http?.close();
+          forwarder.close();
+          await node.close();
+          logger.info('member stopped');
+        })()),
+    };
+  } catch (error) {
+    for (const listener of opened.reverse()) await listener.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The listeners of a member: the flag that sets each one and what it serves (for error messages). */
+const LISTENERS = {
+  client: '--listen-client (the etcd v3 gRPC API)',
+  http: '--listen-http (the HTTP/JSON API)',
+  peer: '--listen-peer (raft traffic between members)',
+} as const;
+
+/** Runs a listener's start; a failure to bind names the address and the listener's role. */
+async function listening<T>(role: string, address: string, start: () => Promise<T>): Promise<T> {
+  try {
+    return await start();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EADDRINUSE' ? 'the address is already in use' : (error as Error).message;
+    throw new LichenError(ErrorCode.InvalidArgument, `cannot listen on ${address} for ${role}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}`);
+  }
+}
+
+/**
+ * A TCP server listening on host:port (port 0 picks a free one). Until the transport takes it over
+ * (start() replaces the 'connection' listener), a dialing peer is turned away and redials later:
+ * an accepted socket nobody reads would never see its peer hang up, and would hold close() forever.
+ */
+function bindTcp(address: string): Promise<Server> {
+  const [host, port] = splitAddress(address);
+  const server = createServer((socket) => socket.destroy());
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
 }
 
 /**

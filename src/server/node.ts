@@ -7,6 +7,7 @@
 // then handles one Ready: while that Ready's fsync is in flight, new work accumulates in the
 // inbox, so the next Ready carries all of it under one fsync (group commit for free).
 import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
   ConfChangeType,
@@ -121,6 +122,8 @@ export class ClusterNode {
     private readonly logger: Logger,
     private readonly metrics: LichenMetrics,
     private readonly publicAddresses: { client: string; http: string },
+    /** The peer listener, already bound (before anything was written to the data directory). */
+    peerListener: Server,
     /** Asks the member at a client address for its view of the membership (see probeMembership). */
     private readonly askMembership: (clientAddress: string) => Promise<MembershipView>,
     /** Peer TLS for the transport; plain TCP without it. */
@@ -184,6 +187,7 @@ export class ClusterNode {
       id: this.memberId,
       clusterId: this.clusterId,
       listen: { host, port },
+      server: peerListener,
       tls: peerTls,
       onMessage: (m) => this.receive(m),
       onUnreachable: (peer) => this.enqueue(() => this.raw.reportUnreachable(peer)),

@@ -1,17 +1,19 @@
 // Opening a node's durable state: the identity file, the engine, the WAL and the snapshots, and
 // bootstrapping a brand-new cluster. Everything a node knows after a restart comes from here.
-import { mkdir, readFile, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openEngine, type Engine } from '../engine/index.js';
 import { AuthStore } from '../auth/index.js';
 import { MvccStore } from '../mvcc/index.js';
-import { ConfChangeType, MemoryStorage, type HardState, type Snapshot } from '../raft/index.js';
+import { ConfChangeType, EntryType, MemoryStorage, decodeConfChange, type Entry, type HardState, type Snapshot } from '../raft/index.js';
 import { SnapshotStore, Wal } from '../wal/index.js';
+import { createDirectory } from '../directories.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { NodeConfig } from './config.js';
+import type { NodeConfig, PeerSpec } from './config.js';
 import { clusterIdOf, formatId, memberIdOf } from './ids.js';
-import { MemberTable, encodeJson, type Member } from './members.js';
+import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes } from './members.js';
+import { EnvelopeKind, decodeEnvelope } from './envelope.js';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { channelCredentials } from '../client/tls.js';
 import { clusterIdAt, joinCluster } from './join.js';
@@ -27,6 +29,8 @@ export interface Identity {
   joined?: { catchUpIndex: number; members: Member[] };
   /** Set when this member was removed from its cluster: it must not start again on this data. */
   removed?: boolean;
+  /** The --initial-cluster this member bootstrapped with (not set for a member that joined). */
+  initialCluster?: PeerSpec[];
 }
 
 export interface NodeState {
@@ -49,7 +53,7 @@ export const TMP_DIR = 'tmp';
 
 /** `credentials`: how to reach other members' client API for --join (default: cleartext). */
 export async function openNodeState(config: NodeConfig, logger: Logger, credentials = channelCredentials(undefined)): Promise<NodeState> {
-  await mkdir(config.dataDir, { recursive: true });
+  createDirectory(config.dataDir);
   await rm(join(config.dataDir, TMP_DIR), { recursive: true, force: true });
   const existing = await readIdentity(config.dataDir);
   if (existing?.removed) {
@@ -94,6 +98,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     storage.setHardState(hardState);
     if (state.entries.length > 0) storage.append(state.entries);
     const members = MemberTable.fromJSON({ members: identity.joined.members, removed: [] });
+    if (existing) refuseOtherMembership(config, identity, membershipAfter(members, state.entries));
     return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: 0 };
   }
   if (!snapshot) {
@@ -111,6 +116,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   }
 
   const { members, engineData } = decodeSnapshotData(snapshot!.data);
+  if (existing) refuseOtherMembership(config, identity, membershipAfter(members, state.entries));
   if (store.appliedIndex < snapshot.metadata.index) {
     // The engine lags the snapshot (a snapshot was received but the engine not yet replaced, or
     // the engine's last writes were lost): the snapshot is the truth.
@@ -121,6 +127,49 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   storage.setHardState(mergeCommit(hardState, snapshot));
   if (state.entries.length > 0) storage.append(state.entries);
   return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: snapshot.metadata.index };
+}
+
+/**
+ * --initial-cluster only shapes a new cluster; on a data directory that holds a member it must
+ * describe that member's cluster, either as it was created or as it is now (after members were
+ * added or removed). Anything else means the flags are meant for another cluster, and starting
+ * anyway would silently run the old one (a one-member cluster electing itself, say).
+ */
+function refuseOtherMembership(config: NodeConfig, identity: Identity, current: Member[]): void {
+  if (!config.initialClusterGiven) return;
+  const given = config.initialCluster;
+  const created = identity.initialCluster;
+  if (describesMembership(given, current)) return;
+  if (created ? describesMembership(given, created) : !identity.joined && clusterIdOf(given, config.clusterToken) === identity.clusterId) return;
+  const list = (peers: readonly { name: string; peerAddress: string }[]) => peers.map((p) => `${p.name || '(unnamed)'}=${p.peerAddress}`).join(',');
+  throw new LichenError(
+    ErrorCode.InvalidArgument,
+    `data directory ${config.dataDir} holds member "${identity.name}" of a cluster whose members are ${list(current)}` +
+      (created ? ` (created with --initial-cluster ${list(created)})` : '') +
+      `, but --initial-cluster is ${list(given)}. --initial-cluster only creates a new cluster from an empty data directory: ` +
+      'leave it out (or give that membership) to restart this member, or give an empty --data-dir to start a new cluster',
+  );
+}
+
+/** Whether the peers name exactly these members (a member that has not published its name matches by address). */
+function describesMembership(peers: readonly PeerSpec[], members: readonly { name: string; peerAddress: string }[]): boolean {
+  if (peers.length !== members.length) return false;
+  return members.every((m) => peers.some((p) => p.peerAddress === m.peerAddress && (m.name === '' || p.name === m.name)));
+}
+
+/** The membership after the conf changes and published names among `entries`, as raft will replay them. */
+function membershipAfter(table: MemberTable, entries: readonly Entry[]): Member[] {
+  const members = MemberTable.fromJSON(table.toJSON());
+  for (const entry of entries) {
+    if (entry.type === EntryType.ConfChange) {
+      const cc = decodeConfChange(entry.data);
+      if (members.refusal(cc) === undefined) members.applyConfChange(cc);
+    } else if (entry.data.length > 0) {
+      const envelope = decodeEnvelope(entry.data);
+      if (envelope.kind === EnvelopeKind.MemberAttributes) members.applyAttributes(envelope.origin, decodeJson<MemberAttributes>(envelope.body));
+    }
+  }
+  return members.list();
 }
 
 /** The persisted commit can trail a snapshot installed from the leader; never go below it. */
@@ -215,6 +264,7 @@ async function bootstrapIdentity(config: NodeConfig): Promise<Identity> {
     name: config.name,
     memberId: memberIdOf(self, config.clusterToken),
     clusterId: clusterIdOf(config.initialCluster, config.clusterToken),
+    initialCluster: config.initialCluster.map(({ name, peerAddress }) => ({ name, peerAddress })),
   };
   await writeFileDurably(join(config.dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n');
   return identity;

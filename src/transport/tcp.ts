@@ -102,6 +102,8 @@ export interface TransportOptions {
   clusterId: number;
   /** port 0 picks a free port; read the chosen one from start()'s result or `address`. */
   listen: { host: string; port: number };
+  /** A server already listening on `listen`, bound by the caller early; start() takes it over (its 'connection' listeners are replaced). */
+  server?: net.Server;
   /** Called synchronously for each received message, in the order the sender sent them. */
   onMessage: (m: Message) => void;
   /** A send failed or the peer is down: the server calls raft.reportUnreachable. */
@@ -177,7 +179,7 @@ const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
 const KEEPALIVE_INITIAL_DELAY_MS = 5000;
 const EMPTY_BYTES = new Uint8Array(0);
 
-interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls'>> {
+interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls' | 'server'>> {
   tls: PeerTls | undefined;
   onUnreachable: (peer: NodeId) => void;
   onSnapshotSent: (peer: NodeId, ok: boolean) => void;
@@ -944,6 +946,7 @@ export class TcpTransport implements Transport {
     snapshotsDropped: 0,
   };
   #server: net.Server | null = null;
+  readonly #given: net.Server | undefined;
   #address: { host: string; port: number } | null = null;
   #peers = new Map<NodeId, PeerLink>();
   #connections = new Set<InboundConnection>();
@@ -957,6 +960,7 @@ export class TcpTransport implements Transport {
     const backoff = options.reconnectBackoffMs ?? RECONNECT_BACKOFF_MS_DEFAULT;
     assert(backoff.min > 0 && backoff.max >= backoff.min, 'transport: reconnectBackoffMs needs 0 < min <= max');
     assert(Number.isSafeInteger(options.id) && options.id > 0, 'transport: id must be a positive safe integer');
+    this.#given = options.server;
     this.options = {
       id: options.id,
       clusterId: options.clusterId,
@@ -982,15 +986,24 @@ export class TcpTransport implements Transport {
   async start(): Promise<{ host: string; port: number }> {
     assert(this.#server === null && !this.#closed, 'transport: start() called twice or after close()');
     const peerTls = this.options.tls;
-    const server = peerTls ? this.#tlsServer(peerTls) : net.createServer((socket) => this.#onConnection(socket));
+    const server = this.#given ?? net.createServer();
+    // With TLS, each accepted socket is handed to a TLS server that never listens itself (Node's
+    // documented way to inject a connection), so the listener can be bound before the transport exists.
+    const tlsServer = peerTls ? this.#tlsServer(peerTls) : undefined;
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: net.Socket) => (tlsServer ? tlsServer.emit('connection', socket) : this.#onConnection(socket)));
+    // Handshakes in flight are not in #connections yet; the listener bounds them.
+    if (tlsServer) server.maxConnections = this.options.maxInboundConnections;
     this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.options.listen.host, port: this.options.listen.port }, () => {
-        server.off('error', reject);
-        resolve();
+    if (!server.listening) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.options.listen.host, port: this.options.listen.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    }
     server.on('error', (error) => this.options.logger('listener-error', { error: errorText(error) }));
     const bound = server.address() as net.AddressInfo;
     this.#address = { host: this.options.listen.host, port: bound.port };
@@ -1085,8 +1098,6 @@ export class TcpTransport implements Transport {
       this.#refuseTls(problem, socket.remoteAddress);
       socket.destroy();
     });
-    // Handshakes in flight are not in #connections yet; the listener bounds them.
-    server.maxConnections = this.options.maxInboundConnections;
     server.on('tlsClientError', (error, socket) => this.#refuseTls(`TLS handshake failed: ${error.message}`, socket.remoteAddress));
     return server;
   }

@@ -4,7 +4,7 @@
 // and restart, optionally with extra environment such as a slow disk), pause/resume (SIGSTOP and
 // SIGCONT) and advertisePeer (put a proxy in front of each member's peer listener).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -175,7 +175,9 @@ export class ProcessCluster {
       '--listen-client', member.client,
       '--listen-peer', member.listenPeer,
       '--listen-http', member.http,
-      '--initial-cluster', this.initialCluster,
+      // Only a new data directory takes --initial-cluster; an existing one knows its membership
+      // (which members added or removed since may have changed).
+      ...(existsSync(join(member.dataDir, 'member.json')) ? [] : ['--initial-cluster', this.initialCluster]),
       '--engine', this.options.engine ?? 'lmdb',
       ...(this.tls ? serveTlsFlags(this.tls, member.name) : []),
       ...(this.options.flags ?? []),
