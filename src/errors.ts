@@ -45,6 +45,11 @@ export const ErrorCode = {
   PermissionDenied: 'PermissionDenied',
   /** The request does not fit the current state: a user or role exists already, a role is not granted, auth is off. */
   FailedPrecondition: 'FailedPrecondition',
+  /**
+   * This member lost data it had promised to keep (raft log entries it acknowledged, or its whole
+   * data directory): it must stop rather than vote, serve or accept writes.
+   */
+  DataLoss: 'DataLoss',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -74,10 +74,10 @@ async function forge(connect: Connect, peer: string, hello: { clusterId: number;
   const reader = new FrameReader(1 << 20);
   socket.on('data', (chunk: Buffer) =>
     reader.push(chunk, (frame) => {
-      if (frame[0] === FrameKind.HelloAck && decodeHelloAck(frame.subarray(1)).accepted) accepted = true;
+      if (frame[0] === FrameKind.HelloAck && decodeHelloAck(frame.subarray(1)).status === 'accepted') accepted = true;
     }),
   );
-  socket.on(ready, () => socket.write(Buffer.concat([encodeHello(hello), ...messages.map(messageFrame)])));
+  socket.on(ready, () => socket.write(Buffer.concat([encodeHello({ ...hello, dataDirId: new Uint8Array(8) }), ...messages.map(messageFrame)])));
   await new Promise<void>((resolve) => {
     // A listener that accepted keeps the connection open: three seconds are plenty on loopback.
     const timer = setTimeout(resolve, 3000);

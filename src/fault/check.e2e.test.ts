@@ -79,3 +79,21 @@ test('the check fails when members serve reads without ReadIndex and the old lea
     rmSync(outDir, { recursive: true, force: true });
   }
 });
+
+test('a member whose data directory is wiped is refused, then removed and added again: no anomaly', { timeout: 180_000 }, async () => {
+  const verdict = await runCheck({
+    nodes: 3,
+    durationMs: 12_000,
+    workloads: ['register', 'append'],
+    faults: ['wipe'],
+    seed: 13,
+    clients: 4,
+    keyCount: 4,
+    plan: [{ kind: 'wipe', afterMs: 1000, holdMs: 1000 }],
+  });
+  const why = JSON.stringify({ anomalies: verdict.anomalies, errors: verdict.errors, faults: verdict.faults }, null, 1);
+  assert.equal(verdict.valid, true, why);
+  assert.deepEqual(verdict.errors, []);
+  assert.equal(verdict.faults.length, 1);
+  assert.match(verdict.faults[0]!.detail, /; refused \(by another data directory\); removed n\d and added it again with --join$/, why);
+});

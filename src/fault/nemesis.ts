@@ -4,15 +4,16 @@
 //
 // Faults are scheduled in wall time (a real cluster has no virtual clock), but every wait is
 // bounded and ends early when the run stops.
+import { rmSync } from 'node:fs';
 import { type MemberProcess, type ProcessCluster } from '../server/testing/process-cluster.js';
 import type { FaultRecord, History } from './history.js';
 import { PARTITION_MODES, partitionGroups, type PartitionMode, type PeerNetwork } from './network.js';
 import type { Prng } from './prng.js';
 
-export type FaultKind = 'kill' | 'pause' | 'partition' | 'slow-disk' | 'membership' | 'clock';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'clock'];
+export type FaultKind = 'kill' | 'pause' | 'partition' | 'slow-disk' | 'membership' | 'wipe' | 'clock';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'wipe', 'clock'];
 /** Faults this build can inject (see the report for why the others are missing). */
-export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership'];
+export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'wipe'];
 
 /** Whom a kill or pause hits. */
 export type FaultTarget = 'leader' | 'random';
@@ -107,6 +108,8 @@ export class Nemesis {
         return this.slowDisk();
       case 'membership':
         return this.addAndRemoveMember();
+      case 'wipe':
+        return this.wipeDataDirectory();
       case 'clock':
         throw new Error(`the ${kind} fault is not supported by this build`);
     }
@@ -207,6 +210,57 @@ export class Nemesis {
       await cluster.kill(joiner);
       cluster.members.splice(cluster.members.indexOf(joiner), 1);
       this.end(record, removed);
+    };
+  }
+
+  /**
+   * Deletes a member's data directory while it is down and starts it again with the flags of its
+   * first start (--initial-cluster, or --join for one that joined), which must be refused with the
+   * remedy rather than let it take part with an empty log. The heal is that remedy, as the README
+   * documents it: MemberRemove, an empty data directory, and a start with --join.
+   */
+  private async wipeDataDirectory(): Promise<void> {
+    const { cluster, network, prng } = this.deps;
+    const candidates = cluster.members.filter((m) => m.process !== undefined && !m.paused);
+    if (candidates.length < cluster.members.length || candidates.length < 3) return;
+    const member = prng.pick(candidates);
+    const via = (): MemberProcess => cluster.members.find((m) => m !== member && m.process !== undefined && !m.paused)!;
+    const oldId = [...(await cluster.memberIds(via()))].find(([, name]) => name === member.name)?.[0];
+    await cluster.wipe(member);
+    const record = this.begin('wipe', `${member.name}: data directory deleted, restarted with the same flags`);
+    let refusal = 'no refusal';
+    const troubles = member.troubles?.length ?? 0;
+    try {
+      await (member.joined ? cluster.join(member, via()) : cluster.launch(member));
+      this.deps.errors.push(`wipe: ${member.name} started on an empty data directory instead of refusing`);
+    } catch (error) {
+      refusal = /by another data directory|has already been bootstrapped/.exec((error as Error).message)?.[0] ?? 'no refusal';
+      if (refusal === 'no refusal') this.deps.errors.push(`wipe: ${member.name} failed to start without the expected refusal: ${(error as Error).message}`);
+      // The refusal's error line is the expected outcome, not trouble to report.
+      else member.troubles?.splice(troubles);
+    }
+    this.undo = async () => {
+      let outcome = 'remedy failed';
+      const deadline = performance.now() + 30_000;
+      while (performance.now() < deadline) {
+        try {
+          if (oldId !== undefined && (await cluster.memberIds(via())).has(oldId)) await cluster.call(via(), 'Cluster', 'MemberRemove', { ID: oldId }, 5000);
+          rmSync(member.dataDir, { recursive: true, force: true });
+          await cluster.join(member, via());
+          // A joiner advertises its own peer listener: the proxies see it by its new id.
+          const list = await cluster.call<{ members: { ID: string; peerURLs: string[] }[] }>(via(), 'Cluster', 'MemberList', {}, 5000);
+          const newId = list.members.find((m) => m.peerURLs.some((url) => url.endsWith(`//${member.listenPeer}`)))?.ID;
+          if (newId !== undefined) network.setMemberId(member.name, Number(newId));
+          outcome = `refused (${refusal}); removed ${member.name} and added it again with --join`;
+          break;
+        } catch (error) {
+          outcome = `remedy failed: ${(error as Error).message}`;
+          await cluster.kill(member);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      }
+      if (outcome.startsWith('remedy failed')) this.deps.errors.push(`wipe: ${member.name}: ${outcome}`);
+      this.end(record, outcome);
     };
   }
 

@@ -36,7 +36,7 @@ test('a bridge member links two halves that cannot see each other', () => {
 });
 
 test('the hello frame names the direction of a peer connection', () => {
-  const hello = encodeHello({ clusterId: 77, from: 5, to: 9 });
+  const hello = encodeHello({ clusterId: 77, from: 5, to: 9, dataDirId: new Uint8Array(8) });
   assert.equal(readHelloPair(hello.subarray(0, 3)), 'incomplete');
   assert.equal(readHelloPair(hello.subarray(0, hello.length - 1)), 'incomplete');
   assert.deepEqual(readHelloPair(hello), { from: 5, to: 9 });
@@ -54,7 +54,7 @@ async function echoServer(): Promise<net.Server> {
 async function exchange(port: number, from: number, payload: string, timeoutMs: number): Promise<{ echoed: string; closed: boolean }> {
   const socket = net.connect(port, '127.0.0.1');
   await once(socket, 'connect');
-  const hello = encodeHello({ clusterId: 1, from, to: 2 });
+  const hello = encodeHello({ clusterId: 1, from, to: 2, dataDirId: new Uint8Array(8) });
   socket.write(Buffer.concat([hello, Buffer.from(payload)]));
   let received = Buffer.alloc(0);
   socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
@@ -84,7 +84,7 @@ test('the proxy passes allowed directions, black-holes blocked ones and cuts the
     // A live connection is cut when its direction becomes blocked.
     const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
-    socket.write(encodeHello({ clusterId: 1, from: 4, to: 2 }));
+    socket.write(encodeHello({ clusterId: 1, from: 4, to: 2, dataDirId: new Uint8Array(8) }));
     await once(socket, 'data');
     blocked.add(4);
     const closedPromise = once(socket, 'close');

@@ -6,6 +6,15 @@ import { LichenError, assert, isLichenError } from '../errors.js';
 import { entryBytes, limitBytes, type Storage } from './storage.js';
 import type { Entry, Snapshot } from './types.js';
 
+/** etcd's words for it (raft's commitTo panics with them). */
+export function logLost(commit: number, lastIndex: number): LichenError {
+  return new LichenError(
+    'DataLoss',
+    `tocommit(${commit}) is out of range [lastIndex(${lastIndex})]. Was the raft log corrupted, truncated, or lost?`,
+    { commit, lastIndex },
+  );
+}
+
 /** Entries and a snapshot not yet persisted. Entries start at `offset`. */
 class Unstable {
   snapshot: Snapshot | undefined;
@@ -188,9 +197,14 @@ export class RaftLog {
     return this.lastIndex();
   }
 
+  /**
+   * Throws DataLoss when `index` lies beyond the log: a leader tells a follower a commit index only
+   * up to what the follower acknowledged, so this follower lost entries it had promised to keep (a
+   * truncated WAL, a wiped data directory). It must stop, not keep voting with the shorter log.
+   */
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    assert(index <= this.lastIndex(), `commit ${index} beyond last index ${this.lastIndex()}`);
+    if (index > this.lastIndex()) throw logLost(index, this.lastIndex());
     this.committed = index;
   }
 

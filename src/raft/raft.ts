@@ -184,10 +184,8 @@ export class Raft {
 
   private loadHardState(hs: HardState): void {
     if (hs.term === 0 && hs.vote === NONE && hs.commit === 0) return;
-    assert(
-      hs.commit >= this.log.committed && hs.commit <= this.log.lastIndex(),
-      `hard state commit ${hs.commit} outside [${this.log.committed}, ${this.log.lastIndex()}]`,
-    );
+    assert(hs.commit >= this.log.committed, `hard state commit ${hs.commit} below the snapshot's ${this.log.committed}`);
+    // A commit index beyond the log means the log lost entries after it was written: DataLoss.
     this.log.commitTo(hs.commit);
     this.term = hs.term;
     this.vote = hs.vote;

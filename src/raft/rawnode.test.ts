@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isLichenError } from '../errors.js';
 import { Raft, type VoteRequest } from './raft.js';
 import { RawNode } from './rawnode.js';
 import { MemoryStorage } from './storage.js';
@@ -114,4 +115,22 @@ test('a subclass that grants two votes in one term can elect two leaders in one 
       assert.deepEqual(leaders, [1]);
     }
   }
+});
+
+test('a commit index beyond the log is DataLoss with etcd words, from a heartbeat and from a restart', () => {
+  // The leader tells a follower a commit only up to what the follower acknowledged, so a follower
+  // whose log ends before it lost entries it had promised (a wiped or truncated data directory).
+  const storage = new MemoryStorage();
+  storage.setConfState({ voters: [1, 2, 3], learners: [] });
+  const rn = new RawNode({ id: 2, storage, random: seededRandom(2) });
+  assert.throws(
+    () => rn.step({ type: 'Heartbeat', from: 1, to: 2, term: 3, commit: 7, context: new Uint8Array(0) }),
+    (error: unknown) =>
+      isLichenError(error, 'DataLoss') &&
+      error.message === 'tocommit(7) is out of range [lastIndex(0)]. Was the raft log corrupted, truncated, or lost?',
+  );
+  const truncated = new MemoryStorage();
+  truncated.setConfState({ voters: [1, 2, 3], learners: [] });
+  truncated.setHardState({ term: 3, vote: 1, commit: 7 });
+  assert.throws(() => new RawNode({ id: 2, storage: truncated, random: seededRandom(2) }), (error: unknown) => isLichenError(error, 'DataLoss'));
 });

@@ -89,7 +89,10 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   // ---- KV ----
 
   async range(r: RangeRequest, caller?: Caller): Promise<WithHeader<RangeResponse>> {
-    if (!r.serializable) await this.node.linearizableBarrier();
+    // A serializable read is served from local state, which only a serving member may do (one
+    // waiting for its new cluster, or stopped by lost data, would answer from an empty store).
+    if (r.serializable) this.node.assertServing();
+    else await this.node.linearizableBarrier();
     this.node.auth.checkRead(this.authInfo(caller), r.key, r.rangeEnd);
     const response = this.node.store.range(r);
     return { header: this.header(), ...response };
@@ -108,7 +111,8 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   async txn(r: TxnRequest, caller?: Caller): Promise<WithHeader<TxnResponse>> {
     if (isReadOnlyTxn(r)) {
       // Only ranges: served like a range (etcd does the same), with no raft entry, fsync or apply.
-      if (!isSerializableTxn(r)) await this.node.linearizableBarrier();
+      if (isSerializableTxn(r)) this.node.assertServing();
+      else await this.node.linearizableBarrier();
       if (this.node.auth.enabled) authorizeTxn({ auth: this.node.auth, mvcc: this.node.store }, this.authInfo(caller), r);
       const response = this.node.store.readTxn(r);
       return { header: this.header(), ...response };

@@ -67,6 +67,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   });
   const lazyBackend = lazy(() => backendRef.backend);
   const opened: { close(): Promise<void> }[] = [];
+  let started: ClusterNode | undefined;
   try {
     const [clientHost, clientPort] = splitAddress(config.listenClient);
     const grpc = await listening(LISTENERS.client, config.listenClient, () =>
@@ -129,6 +130,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       peerTls && peerTlsOptions(peerTls),
     );
     metricsRef.node = node;
+    started = node;
     await node.start();
     addresses.peer = node.peerAddress;
     if (config.experimentalInitialCorruptCheck) {
@@ -156,7 +158,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
           )
         : () => {};
     const halted = node.halted.then(async (halt) => {
-      if (halt.removed) await markRemoved(config.dataDir, state.identity);
+      if (halt.removed) await markRemoved(state);
       return halt;
     });
     let closing: Promise<void> | undefined;
@@ -177,6 +179,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
         })()),
     };
   } catch (error) {
+    await started?.close().catch(() => undefined);
     for (const listener of opened.reverse()) await listener.close().catch(() => undefined);
     throw error;
   }

@@ -3,8 +3,9 @@
 // the other members' peer addresses from the answer. Raft then sends it a snapshot and the log
 // tail, and the member promotes itself once it has caught up (see ClusterNode.maybePromoteSelf).
 //
-// Joining is idempotent: if a member with our peer address exists already (a previous attempt
-// crashed after MemberAdd), we take over its id instead of adding a second one.
+// Joining is idempotent: if a learner with our peer address exists already that never started (a
+// previous attempt crashed after MemberAdd), we take over its id instead of adding a second one.
+// One that was promoted or started had a data directory, so ours must have been lost: refused.
 import type { ChannelCredentials, Client, ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import { ErrorCode, LichenError } from '../errors.js';
@@ -37,6 +38,16 @@ export async function joinCluster(config: NodeConfig, credentials: ChannelCreden
     const listed = await call<{ header: { cluster_id: string }; members: WireMember[] }>(cluster, 'MemberList', {}, config);
     let self = listed.members.find((m) => m.peerURLs.includes(peerUrl));
     let members = listed.members;
+    if (self && (!self.isLearner || self.clientURLs.length > 0)) {
+      // A member at our address that was promoted, or that started (it published its client
+      // address), had a data directory: ours is empty, so that one was lost (see data-dirs.ts).
+      throw new LichenError(
+        ErrorCode.DataLoss,
+        `member ${Number(self.ID).toString(16)} at ${config.listenPeer} has already been bootstrapped, and this data directory ` +
+          `(${config.dataDir}) is empty: its data was lost. Remove it first (\`lichen member remove ${Number(self.ID).toString(16)}\`), ` +
+          'then join again with this empty data directory',
+      );
+    }
     if (!self) {
       const added = await call<{ member: WireMember; members: WireMember[] }>(cluster, 'MemberAdd', { peerURLs: [peerUrl], isLearner: true }, config);
       self = added.member;

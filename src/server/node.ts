@@ -31,6 +31,7 @@ import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { formatId } from './ids.js';
+import { dataDirIdBytes, dataDirIdHex } from './data-dirs.js';
 import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 import { PendingProposals, ReadRounds } from './requests.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
@@ -76,6 +77,10 @@ export class ClusterNode {
   /** Sends a held-back commit index to the followers (see NodeConfig.followerCommitDelayMs). */
   private commitFlush: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Set once raft runs: a member of a new cluster waits for its peers first (see start()). */
+  private raftStarted = false;
+  /** Settles start() of a member that waits for the other initial members (see data-dirs.ts). */
+  private confirmation: { resolve: () => void; reject: (error: Error) => void } | undefined;
 
   private lead = 0;
   private role = 'follower';
@@ -194,6 +199,9 @@ export class ClusterNode {
       onSnapshotSent: (peer, ok) => this.enqueue(() => this.raw.reportSnapshot(peer, ok)),
       onRefusal: (refusal) =>
         (refusal.kind === 'handshake' ? metrics.peerHandshakesRefusedTotal : metrics.peerMessagesDroppedTotal).inc({ reason: refusal.reason }),
+      dataDirId: dataDirIdBytes(state.identity.dataDirId),
+      admitPeer: (peer, dataDirId, direction) => this.admitPeer(peer, dataDirIdHex(dataDirId), direction),
+      onSuperseded: (peer) => this.onSuperseded(peer),
       logger: (event, fields) => {
         // A peer that is down makes the transport redial with backoff: that is expected and
         // logged at debug; a refused handshake or a dropped message is worth a warning.
@@ -266,6 +274,14 @@ export class ClusterNode {
     // Peers first: the listener accepts only current members, so it must know them when it opens.
     this.syncPeers();
     await this.transport.start();
+    const waitingFor = this.state.dataDirs.waitingFor();
+    if (waitingFor.length > 0) {
+      this.logger.info('waiting until every other member of the new cluster has recorded this data directory (see the README, "Lost data directories")', {
+        waitingFor: waitingFor.map((id) => this.state.members.get(id)?.name ?? formatId(id)),
+      });
+      await new Promise<void>((resolve, reject) => (this.confirmation = { resolve, reject }));
+    }
+    this.raftStarted = true;
     this.loopDone = this.runLoop().catch((error: unknown) => this.fail(error));
     this.ticker = setInterval(() => this.onTick(), this.config.tickMs);
     this.logger.info('member started', {
@@ -275,6 +291,63 @@ export class ClusterNode {
       applied: this.applied,
       members: this.state.members.list().map((m) => m.name),
     });
+  }
+
+  /**
+   * Both ends of every peer connection ask this before the other side's messages are read: a peer
+   * must name the data directory this member first saw for it (data-dirs.ts says why). A new one is
+   * recorded durably first. An accepted dial of ours tells us the peer has recorded ours.
+   */
+  private async admitPeer(peer: number, dataDirId: string, direction: 'inbound' | 'outbound'): Promise<string | undefined> {
+    const { dataDirs } = this.state;
+    const admission = dataDirs.check(peer, dataDirId);
+    if (!admission.admit) {
+      this.logger.warn('refused a member that came back with another data directory; it must be removed and added again', {
+        member: formatId(peer),
+        name: this.state.members.get(peer)?.name,
+        dataDir: dataDirId,
+        known: admission.known,
+      });
+      return `member ${formatId(peer)} is known here by data directory ${admission.known}, not ${dataDirId}`;
+    }
+    if (admission.fresh) {
+      dataDirs.record(peer, dataDirId);
+      await this.saveDataDirs();
+    }
+    if (direction === 'outbound' && dataDirs.waitingFor().includes(peer)) {
+      dataDirs.acceptedBy(peer);
+      if (dataDirs.waitingFor().length === 0) {
+        this.state.identity.confirmed = true;
+        await this.state.saveIdentity();
+        this.logger.info('every member of the new cluster has recorded this data directory');
+        this.confirmation?.resolve();
+      }
+    }
+    return undefined;
+  }
+
+  private saveDataDirs(): Promise<void> {
+    this.state.identity.peerDataDirs = Object.fromEntries(this.state.dataDirs.entries().map(([id, dir]) => [formatId(id), dir]));
+    return this.state.saveIdentity();
+  }
+
+  /** A peer knows this member by another data directory: this one was lost or replaced. */
+  private onSuperseded(peer: number): void {
+    if (this.removedReason !== undefined) return;
+    const who = this.state.members.get(peer)?.name || formatId(peer);
+    const error = new LichenError(
+      ErrorCode.DataLoss,
+      `member ${who} knows member "${this.config.name}" (${formatId(this.memberId)}) by another data directory than ${this.config.dataDir} ` +
+        `(${this.state.identity.dataDirId}): this member's data was lost or replaced, and with it the votes and log entries it had promised, ` +
+        `so it must not take part under its old identity. ${remedy(this.memberId)}`,
+    );
+    if (this.confirmation && !this.raftStarted) {
+      this.logger.error(error.message);
+      this.removedReason = `etcdserver: member failed: ${error.message}`;
+      this.confirmation.reject(error);
+      return;
+    }
+    this.fail(error);
   }
 
   async close(): Promise<void> {
@@ -436,9 +509,11 @@ export class ClusterNode {
     }
   }
 
-  private assertServing(): void {
+  /** Throws Unavailable unless this member serves: raft runs, and it was neither removed nor stopped. */
+  assertServing(): void {
     if (this.removedReason) throw new LichenError(ErrorCode.Unavailable, this.removedReason);
     if (this.stopped) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
+    if (!this.raftStarted) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server is starting (waiting for the other members of the new cluster)');
   }
 
   private async proposeEnvelope(kind: EnvelopeKind, body: Uint8Array): Promise<Applied | void | ApplyResult> {
@@ -486,11 +561,15 @@ export class ClusterNode {
   // ---- The loop ------------------------------------------------------------------------------
 
   private receive(message: Message): void {
-    if (this.inbox.length >= inboxMessagesMax) return;
+    if (this.inbox.length >= inboxMessagesMax || !this.raftStarted) return;
     this.enqueue(() => {
       try {
         this.raw.step(message);
       } catch (error) {
+        if (isLichenError(error, ErrorCode.DataLoss)) {
+          this.fail(new LichenError(ErrorCode.DataLoss, `${error.message} This member lost log entries it had acknowledged. ${remedy(this.memberId)}`));
+          return;
+        }
         this.logger.warn('raft: dropped a peer message', { type: message.type, from: formatId(message.from), error: String(error) });
       }
     });
@@ -707,6 +786,10 @@ export class ClusterNode {
     }
     this.state.members.applyConfChange(cc);
     this.confState = this.raw.applyConfChange(cc);
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId !== this.memberId) {
+      this.state.dataDirs.forget(cc.nodeId);
+      void this.saveDataDirs().catch((error: unknown) => this.fail(error));
+    }
     this.syncPeers();
     this.logger.info('membership changed', { change: cc.type, member: formatId(cc.nodeId), voters: this.confState.voters.map(formatId) });
     if (context && context.origin === this.memberId) this.proposals.resolve(context.sequence, undefined);
@@ -852,8 +935,9 @@ export class ClusterNode {
   }
 
   private fail(error: unknown): void {
-    // A WAL or engine failure leaves this member unable to keep its promises: stop it loudly.
-    this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
+    // A WAL or engine failure, or lost data, leaves this member unable to keep its promises: stop it loudly.
+    if (isLichenError(error, ErrorCode.DataLoss)) this.logger.error(`fatal: ${error.message}`);
+    else this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
     this.removedReason = `etcdserver: member failed: ${(error as Error)?.message ?? String(error)}`;
     this.stopped = true;
     clearInterval(this.ticker);
@@ -877,6 +961,15 @@ function partition<T>(items: T[], test: (item: T) => boolean): [T[], T[]] {
   const no: T[] = [];
   for (const item of items) (test(item) ? yes : no).push(item);
   return [yes, no];
+}
+
+/** What an operator does about a member that lost its data (the README's "Lost data directories"). */
+function remedy(memberId: number): string {
+  return (
+    `To bring it back, remove it and add it again with an empty data directory: run ` +
+    `\`lichen member remove ${formatId(memberId)} --endpoints <a running member's client address>\`, then start this member ` +
+    `with an empty --data-dir and --join <a running member's client address>.`
+  );
 }
 
 export function splitAddress(address: string): [host: string, port: number] {

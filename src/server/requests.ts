@@ -177,16 +177,10 @@ export class ReadRounds {
   }
 
   private expire(now: number): void {
-    const late = (waiter: ReadWaiter): boolean => waiter.deadlineMs <= now;
     const expired: ReadWaiter[] = [];
-    const keep = (list: ReadWaiter[]): ReadWaiter[] => {
-      if (!list.some(late)) return list;
-      expired.push(...list.filter(late));
-      return list.filter((waiter) => !late(waiter));
-    };
-    this.queued = keep(this.queued);
-    if (this.inFlight) this.inFlight.waiters = keep(this.inFlight.waiters);
-    for (const round of this.confirmed) round.waiters = keep(round.waiters);
+    this.queued = dropExpired(this.queued, now, expired);
+    if (this.inFlight) this.inFlight.waiters = dropExpired(this.inFlight.waiters, now, expired);
+    for (const round of this.confirmed) round.waiters = dropExpired(round.waiters, now, expired);
     for (const waiter of expired) waiter.done(new LichenError(ErrorCode.Timeout, 'etcdserver: request timed out'));
   }
 
@@ -204,4 +198,12 @@ export class ReadRounds {
     if (!bytes.subarray(0, 8).equals(this.incarnation)) return -1;
     return Number(bytes.readBigUInt64BE(8));
   }
+}
+
+/** The waiters whose deadline has not passed; the others are added to `expired`. */
+function dropExpired(waiters: ReadWaiter[], now: number, expired: ReadWaiter[]): ReadWaiter[] {
+  if (waiters.every((waiter) => waiter.deadlineMs > now)) return waiters;
+  const kept: ReadWaiter[] = [];
+  for (const waiter of waiters) (waiter.deadlineMs > now ? kept : expired).push(waiter);
+  return kept;
 }

@@ -1,5 +1,6 @@
 // Opening a node's durable state: the identity file, the engine, the WAL and the snapshots, and
 // bootstrapping a brand-new cluster. Everything a node knows after a restart comes from here.
+import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openEngine, type Engine } from '../engine/index.js';
@@ -16,6 +17,7 @@ import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes
 import { EnvelopeKind, decodeEnvelope } from './envelope.js';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { channelCredentials } from '../client/tls.js';
+import { DATA_DIR_ID_BYTES, PeerDataDirs } from './data-dirs.js';
 import { clusterIdAt, joinCluster } from './join.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 
@@ -31,6 +33,15 @@ export interface Identity {
   removed?: boolean;
   /** The --initial-cluster this member bootstrapped with (not set for a member that joined). */
   initialCluster?: PeerSpec[];
+  /** 64 random bits (hex) drawn when this data directory was created (see data-dirs.ts). */
+  dataDirId: string;
+  /** The data directory id each peer named when it first talked to this member: member id (hex) → id (hex). */
+  peerDataDirs: Record<string, string>;
+  /**
+   * Whether every other member of the initial cluster has recorded this data directory, so this
+   * member may take part in raft (always true for a member that joined; see data-dirs.ts).
+   */
+  confirmed: boolean;
 }
 
 export interface NodeState {
@@ -45,6 +56,10 @@ export interface NodeState {
   members: MemberTable;
   /** The index of the snapshot the raft log starts after. */
   snapshotIndex: number;
+  /** The peers' data directories, and the initial members this one still waits for. */
+  dataDirs: PeerDataDirs;
+  /** Writes `identity` to member.json (writes are queued, each durable before the next). */
+  saveIdentity(): Promise<void>;
 }
 
 const IDENTITY_FILE = 'member.json';
@@ -70,6 +85,12 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
       ErrorCode.InvalidArgument,
       `data directory ${config.dataDir} belongs to member "${identity.name}", not "${config.name}"`,
     );
+  }
+  const saveIdentity = identityWriter(config.dataDir, identity);
+  if (identity.dataDirId === undefined) {
+    // Written by a version without data directory ids: this directory is the one its peers know.
+    Object.assign(identity, { dataDirId: newDataDirId(), peerDataDirs: {}, confirmed: true });
+    await saveIdentity();
   }
   const engine = openEngine(config.engine, join(config.dataDir, 'engine'));
   const store = MvccStore.open(engine);
@@ -99,7 +120,8 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     if (state.entries.length > 0) storage.append(state.entries);
     const members = MemberTable.fromJSON({ members: identity.joined.members, removed: [] });
     if (existing) refuseOtherMembership(config, identity, membershipAfter(members, state.entries));
-    return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: 0 };
+    const dataDirs = peerDataDirs(identity, members);
+    return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: 0, dataDirs, saveIdentity };
   }
   if (!snapshot) {
     // A brand-new member of a new cluster: the first snapshot holds the initial membership.
@@ -126,7 +148,30 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   storage.applySnapshot(snapshot);
   storage.setHardState(mergeCommit(hardState, snapshot));
   if (state.entries.length > 0) storage.append(state.entries);
-  return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: snapshot.metadata.index };
+  const dataDirs = peerDataDirs(identity, members);
+  return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: snapshot.metadata.index, dataDirs, saveIdentity };
+}
+
+/** The peers' data directories as member.json records them; until confirmed, the other members wait. */
+function peerDataDirs(identity: Identity, members: MemberTable): PeerDataDirs {
+  return new PeerDataDirs({
+    known: Object.entries(identity.peerDataDirs).map(([id, dataDirId]) => [parseInt(id, 16), dataDirId]),
+    awaiting: identity.confirmed ? [] : members.list().map((m) => m.id).filter((id) => id !== identity.memberId),
+  });
+}
+
+function newDataDirId(): string {
+  return randomBytes(DATA_DIR_ID_BYTES).toString('hex');
+}
+
+/** Saves the identity; calls are queued so that writes never overlap and land in order. */
+function identityWriter(dataDir: string, identity: Identity): () => Promise<void> {
+  let last: Promise<void> = Promise.resolve();
+  return () => {
+    const write = last.then(() => writeFileDurably(join(dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n'));
+    last = write.catch(() => undefined);
+    return write;
+  };
 }
 
 /**
@@ -202,9 +247,9 @@ function initialSnapshot(config: NodeConfig, identity: Identity, engine: Engine)
 }
 
 /** Records that this member was removed, so it refuses to start on this data again. */
-export async function markRemoved(dataDir: string, identity: Identity): Promise<void> {
-  identity.removed = true;
-  await writeFileDurably(join(dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n');
+export async function markRemoved(state: NodeState): Promise<void> {
+  state.identity.removed = true;
+  await state.saveIdentity();
 }
 
 async function readIdentity(dataDir: string): Promise<Identity | undefined> {
@@ -224,6 +269,10 @@ async function joinIdentity(config: NodeConfig, logger: Logger, credentials: Cha
     memberId: joined.memberId,
     clusterId: joined.clusterId,
     joined: { catchUpIndex: joined.catchUpIndex, members: joined.members },
+    dataDirId: newDataDirId(),
+    peerDataDirs: {},
+    // A joiner is a learner until promoted, and it is promoted only by a cluster that knows it.
+    confirmed: true,
   };
   await writeFileDurably(join(config.dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n');
   logger.info('joined the cluster as a learner', {
@@ -265,6 +314,9 @@ async function bootstrapIdentity(config: NodeConfig): Promise<Identity> {
     memberId: memberIdOf(self, config.clusterToken),
     clusterId: clusterIdOf(config.initialCluster, config.clusterToken),
     initialCluster: config.initialCluster.map(({ name, peerAddress }) => ({ name, peerAddress })),
+    dataDirId: newDataDirId(),
+    peerDataDirs: {},
+    confirmed: config.initialCluster.length === 1,
   };
   await writeFileDurably(join(config.dataDir, IDENTITY_FILE), JSON.stringify(identity, null, 2) + '\n');
   return identity;

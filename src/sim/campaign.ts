@@ -93,6 +93,8 @@ export function runCampaign(args: CampaignArgs, now: () => number = Date.now): C
       partitions: 0,
       membershipProposed: 0,
       membershipApplied: 0,
+      wipes: 0,
+      wipesRefused: 0,
       transfers: 0,
       snapshotsMade: 0,
       snapshotsInstalled: 0,

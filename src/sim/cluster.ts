@@ -8,6 +8,7 @@ import { ReadRounds } from '../server/requests.js';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Snapshot } from '../raft/types.js';
 import { ConfChangeType, EntryType } from '../raft/types.js';
 import { NodeDisk } from './disk.js';
+import { PeerDataDirs } from '../server/data-dirs.js';
 import { Hasher } from './hash.js';
 import { SafetyMonitor, SafetyViolation } from './invariants.js';
 import { KvStateMachine, type ApplyOutcome } from './kv-state-machine.js';
@@ -39,17 +40,32 @@ interface LiveState {
   leaderCommit: number;
   /** The commit index already reported to the safety monitor. */
   commitObserved: number;
+  /** Whether raft runs: a new member of the initial cluster first waits for its peers (data-dirs.ts). */
+  raftStarted: boolean;
+  /** The peers this process has an established connection to (see connect()). */
+  links: Set<NodeId>;
 }
 
 export class SimNode {
-  readonly disk = new NodeDisk();
   live: LiveState | undefined;
   /** Set once the node was started at least once (its disk is meaningful). */
   started = false;
   /** Stopped because the committed membership no longer has it. */
   removed = false;
-  constructor(readonly id: NodeId) {}
+  /** Added by a membership change (it joined) rather than bootstrapped with the initial voters. */
+  joined = false;
+  /** Its disk was wiped since it last ran. */
+  wiped = false;
+  /** Stopped for good because a peer knows it by another data directory (or its join was refused). */
+  superseded = false;
+  constructor(
+    readonly id: NodeId,
+    public disk: NodeDisk,
+  ) {}
 }
+
+/** What happened to a start: running, refused for good (a wiped member), or to be tried again later. */
+export type StartOutcome = 'started' | 'refused' | 'deferred';
 
 export interface ClusterConfig {
   /** Time units per raft tick. */
@@ -95,7 +111,7 @@ export class Cluster {
   confChangesApplied = 0;
   now = 0;
   readyCrashRate = 0;
-  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0 };
+  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0, wipes: 0, refusals: 0 };
   listener: ClusterListener | undefined;
 
   constructor(
@@ -105,9 +121,24 @@ export class Cluster {
     nodeIds: NodeId[],
     initialVoters: NodeId[],
   ) {
-    for (const id of nodeIds) this.nodes.set(id, new SimNode(id));
+    for (const id of nodeIds) this.addNode(id);
     this.committedConf = { voters: [...initialVoters], learners: [] };
     this.bootstrapVoters = [...initialVoters];
+  }
+
+  /** A new machine with an empty disk (not started, not a member). */
+  addNode(id: NodeId): SimNode {
+    const node = new SimNode(id, this.newDisk());
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  private newDisk(): NodeDisk {
+    return new NodeDisk(Buffer.from(this.random.bytes(8)).toString('hex'));
+  }
+
+  private get checksDataDirs(): boolean {
+    return this.config.variant !== 'unchecked-wipes';
   }
 
   node(id: NodeId): SimNode {
@@ -120,10 +151,21 @@ export class Cluster {
     return [...this.nodes.values()].filter((n) => n.live !== undefined);
   }
 
-  /** Starts (or restarts) a node from what its disk holds. */
-  start(id: NodeId): void {
+  /**
+   * Starts (or restarts) a node from what its disk holds, as `lichen serve` with the flags of its
+   * first start would: an initial voter on an empty disk bootstraps again (and must then wait for its
+   * peers); a joiner on an empty disk joins again, which the cluster refuses while its id is a member.
+   */
+  start(id: NodeId): StartOutcome {
     const node = this.node(id);
-    if (node.live !== undefined) return;
+    if (node.live !== undefined) return 'started';
+    if (node.joined && !node.started) {
+      const via = this.joinTarget();
+      if (via === undefined) return 'deferred';
+      const conf = via.live!.raw.status().conf;
+      // join.ts: a member id already in the cluster had a data directory, so this empty one is a lost one.
+      if (node.wiped && this.checksDataDirs && (conf.voters.includes(id) || conf.learners.includes(id))) return this.refuse(node, 'join');
+    }
     const storage = new MemoryStorage();
     const disk = node.disk;
     let sm = new KvStateMachine();
@@ -148,7 +190,13 @@ export class Cluster {
       maxInflightMsgs: 16,
       maxMsgBytes: this.config.msgBytesMax,
     });
-    if (!node.started && this.bootstrapVoters.includes(id)) raw.bootstrap(this.bootstrapVoters);
+    // An initial voter whose disk holds nothing (first start, a crash before its first write, a wipe)
+    // bootstraps, as a member with an empty data directory and --initial-cluster does.
+    if (!node.joined && this.bootstrapVoters.includes(id) && disk.isEmpty()) {
+      raw.bootstrap(this.bootstrapVoters);
+      // A member of a new cluster waits until every other one has recorded its data directory.
+      if (this.checksDataDirs) disk.dataDirs = new PeerDataDirs({ known: disk.dataDirs.entries(), awaiting: this.bootstrapVoters.filter((v) => v !== id) });
+    }
     const startedAt = this.now;
     const live: LiveState = {
       raw,
@@ -171,12 +219,70 @@ export class Cluster {
       leaderTerm: 0,
       leaderCommit: 0,
       commitObserved: disk.hardState.commit,
+      raftStarted: !this.checksDataDirs || disk.dataDirs.waitingFor().length === 0,
+      links: new Set(),
     };
     node.live = live;
     if (node.started) this.stats.restarts++;
     node.started = true;
     node.removed = false;
     this.trace.string(`start${id}@${this.now};`);
+    return 'started';
+  }
+
+  /** The member a joiner asks: the leader, else the running member with the lowest id. */
+  private joinTarget(): SimNode | undefined {
+    const leader = this.leader();
+    if (leader !== undefined) return leader;
+    return [...this.nodes.values()].find((n) => n.live?.raftStarted === true && this.isMember(n.id));
+  }
+
+  /** Wipes a node's disk: it crashes and will restart, when started again, on an empty disk. */
+  wipe(id: NodeId): void {
+    const node = this.node(id);
+    this.crash(id);
+    node.disk = this.newDisk();
+    node.started = false;
+    node.wiped = true;
+    this.stats.wipes++;
+    this.trace.string(`wipe${id}@${this.now};`);
+  }
+
+  /** The node stops for good: a peer knows it by another data directory, or its join was refused. */
+  private refuse(node: SimNode, how: string): 'refused' {
+    this.crash(node.id);
+    node.superseded = true;
+    this.stats.refusals++;
+    this.trace.string(`refused${node.id}:${how}@${this.now};`);
+    return 'refused';
+  }
+
+  /**
+   * The peer handshake of src/transport with the checks of src/server/data-dirs.ts: `a` dials `b`,
+   * `b` admits `a` by the data directory it first saw for it (else `a` is superseded and stops),
+   * `a` in turn admits `b`, and both record a new one. A message travels only on an established
+   * connection. (Which members know whose address is not modelled: any node may dial any other.)
+   */
+  private connect(a: SimNode, b: SimNode): void {
+    if (b.live === undefined || a.live!.links.has(b.id) || !this.network.connected(a.id, b.id)) return;
+    if (!b.disk.dataDirs.check(a.id, a.disk.dataDirId).admit) {
+      this.refuse(a, `by${b.id}`);
+      return;
+    }
+    b.disk.dataDirs.record(a.id, a.disk.dataDirId);
+    if (!a.disk.dataDirs.check(b.id, b.disk.dataDirId).admit) return;
+    a.disk.dataDirs.record(b.id, b.disk.dataDirId);
+    a.disk.dataDirs.acceptedBy(b.id);
+    a.live!.links.add(b.id);
+    if (!a.live!.raftStarted && a.disk.dataDirs.waitingFor().length === 0) {
+      a.live!.raftStarted = true;
+      this.trace.string(`confirmed${a.id}@${this.now};`);
+    }
+  }
+
+  /** A process that ended takes its connections with it (its own go with its LiveState). */
+  private dropLinksTo(id: NodeId): void {
+    for (const node of this.nodes.values()) node.live?.links.delete(id);
   }
 
   /** Loses everything volatile; the disk stays as it is. */
@@ -184,6 +290,7 @@ export class Cluster {
     const node = this.node(id);
     if (node.live === undefined) return;
     node.live = undefined;
+    this.dropLinksTo(id);
     this.stats.crashes++;
     this.trace.string(`crash${id}@${this.now};`);
   }
@@ -193,7 +300,8 @@ export class Cluster {
     const { deliver, lost } = this.network.takeDue(this.now);
     for (const message of deliver) {
       const target = this.nodes.get(message.to)?.live;
-      if (target === undefined) {
+      const linked = !this.checksDataDirs || this.nodes.get(message.from)?.live?.links.has(message.to) === true;
+      if (target === undefined || !linked || !target.raftStarted) {
         this.reportLost(message);
         continue;
       }
@@ -220,11 +328,15 @@ export class Cluster {
     const flushPhase = Math.floor(this.config.tickSteps / 2);
     for (const node of this.running()) {
       const phase = (this.now + node.id * 3) % this.config.tickSteps;
+      if (phase === 0 && this.checksDataDirs) {
+        // Each tick a node (re)dials the nodes it has no connection to, as the transport does.
+        for (const peer of this.nodes.values()) if (peer !== node && node.live !== undefined) this.connect(node, peer);
+      }
+      if (node.live === undefined || !node.live.raftStarted) continue;
       if (phase === 0) {
         this.callRaft(node.id, () => node.live!.raw.tick());
         node.live!.reads.onTick();
-      }
-      else if (phase === flushPhase && this.config.lazyCommitBroadcast) this.callRaft(node.id, () => node.live!.raw.flushCommit());
+      } else if (phase === flushPhase && this.config.lazyCommitBroadcast) this.callRaft(node.id, () => node.live!.raw.flushCommit());
     }
   }
 
@@ -236,6 +348,13 @@ export class Cluster {
     try {
       return action();
     } catch (error) {
+      if (isLichenError(error, 'DataLoss')) {
+        // A member that finds it lost data stops. With its data directory checked, a wiped member
+        // never gets this far: here it would mean one took part.
+        if (this.checksDataDirs) throw new SafetyViolation('raft-crash', `node ${id} at time ${this.now}: ${error.message}`);
+        this.lostData.add(id);
+        return error;
+      }
       if (isLichenError(error)) return error;
       if (error instanceof SafetyViolation) throw error;
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -246,6 +365,7 @@ export class Cluster {
   /** Handles every pending Ready of every running node, in id order. */
   processReadies(): void {
     for (const node of [...this.nodes.values()]) {
+      // A member waiting for its peers handles Readies too: it writes its bootstrap, as a real one does.
       for (let round = 0; node.live !== undefined && node.live.raw.hasReady(); round++) {
         if (round >= READY_ROUNDS_MAX) {
           throw new SafetyViolation('raft-crash', `node ${node.id} produced more than ${READY_ROUNDS_MAX} Ready batches in one step`);
@@ -335,6 +455,8 @@ export class Cluster {
       if (conf instanceof LichenError) throw new SafetyViolation('raft-crash', `applyConfChange refused a committed change: ${conf.message}`);
       live.conf = conf;
       live.sm.skip(entry.index);
+      // A removed member's id is never used again (the simulator does reuse it, with the same disk).
+      if (change.type === ConfChangeType.RemoveNode && change.nodeId !== node.id) node.disk.dataDirs.forget(change.nodeId);
       this.monitor.observeApply(node.id, entry, live.sm.digest());
       this.onConfApplied(entry.index, change, conf);
       return;
@@ -357,8 +479,12 @@ export class Cluster {
 
   /** Nodes to stop at the end of this step (their removal was committed). */
   readonly pendingStops = new Set<NodeId>();
+  /** Nodes to stop at the end of this step: raft found they lost data (unchecked-wipes only). */
+  private readonly lostData = new Set<NodeId>();
 
   stopRemoved(): void {
+    for (const id of this.lostData) this.refuse(this.node(id), 'dataloss');
+    this.lostData.clear();
     for (const id of this.pendingStops) {
       const node = this.node(id);
       if (this.isMember(id)) continue;
@@ -427,7 +553,7 @@ export class Cluster {
   /** Starts a ReadIndex round for a client read on one node. */
   startRead(id: NodeId, context: string, key: string): LichenError | undefined {
     const live = this.node(id).live;
-    if (live === undefined) return new LichenError('Unavailable', `node ${id} is down`);
+    if (live === undefined || !live.raftStarted) return new LichenError('Unavailable', `node ${id} is down or starting`);
     // A member waits for a leader before it starts a round; the simulated client backs off instead.
     if (live.raw.status().lead === 0) return new LichenError('Unavailable', `node ${id} knows no leader`);
     live.reads.waitFor((error) => {
@@ -439,7 +565,7 @@ export class Cluster {
   /** Proposes a command on one node. */
   propose(id: NodeId, data: Uint8Array): LichenError | undefined {
     const live = this.node(id).live;
-    if (live === undefined) return new LichenError('Unavailable', `node ${id} is down`);
+    if (live === undefined || !live.raftStarted) return new LichenError('Unavailable', `node ${id} is down or starting`);
     const result = this.callRaft(id, () => live.raw.propose(data));
     return result instanceof LichenError ? result : undefined;
   }

@@ -1,13 +1,15 @@
 // The virtual disk of one node: what survives a crash. It holds exactly what the node persisted
 // from its Ready batches (snapshot, entries, hard state) plus the snapshots it made itself, and
 // nothing else: the raft object, the in-memory state machine and pending client requests are lost
-// in a crash. On restart the node rebuilds a MemoryStorage from this record.
+// in a crash. On restart the node rebuilds a MemoryStorage from this record. A wipe replaces the
+// whole disk with an empty one under a new data directory id.
 //
 // Every persisted entry also carries the chain hash of the log prefix it ends, so the log matching
 // check can compare whole prefixes in O(1).
 
 import type { Entry, HardState, Snapshot } from '../raft/types.js';
 import { assert } from '../errors.js';
+import { PeerDataDirs } from '../server/data-dirs.js';
 import { chainHash } from './hash.js';
 
 export interface DiskEntry {
@@ -16,6 +18,8 @@ export interface DiskEntry {
 }
 
 export class NodeDisk {
+  /** What member.json holds besides the log: the peers' data directories, and whom a new member waits for. */
+  dataDirs = new PeerDataDirs({ known: [], awaiting: [] });
   hardState: HardState = { term: 0, vote: 0, commit: 0 };
   snapshot: Snapshot | undefined;
   /** The chain hash of the prefix the snapshot covers (ending at its index). */
@@ -24,6 +28,14 @@ export class NodeDisk {
   entries: DiskEntry[] = [];
   /** Writes so far (a crash point counter and a statistic). */
   writes = 0;
+
+  /** `dataDirId`: drawn when the disk is created, as a data directory's id (src/server/data-dirs.ts). */
+  constructor(readonly dataDirId: string) {}
+
+  /** Nothing was ever written (a node's first start, or a crash before its first write). */
+  isEmpty(): boolean {
+    return this.writes === 0;
+  }
 
   snapshotIndex(): number {
     return this.snapshot?.metadata.index ?? 0;

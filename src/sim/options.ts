@@ -1,9 +1,13 @@
 // Simulation options: one record that, with the seed, fully determines a run. The CLI parses
 // them from flags and prints them back as flags so a failing seed can be replayed exactly.
 
-/** Which raft rules the nodes run: the real ones, or a deliberately broken variant. */
-export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote';
-export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote'];
+/**
+ * Which rules the nodes run: the real ones, or a deliberately broken variant. `unchecked-wipes`
+ * runs the real raft but lets a member whose disk was wiped take part again as if nothing happened
+ * (no data directory ids, see src/server/data-dirs.ts).
+ */
+export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote' | 'unchecked-wipes';
+export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote', 'unchecked-wipes'];
 
 export interface SimOptions {
   seed: number;
@@ -26,6 +30,12 @@ export interface SimOptions {
   duplicateRateMax: number;
   /** Probability that a crash hits a node in the middle of handling one Ready batch. */
   readyCrashRateMax: number;
+  /**
+   * Probability per step that a member's disk is wiped: it crashes and restarts later on an empty
+   * disk, as an operator's `rm -rf` of its data directory would leave it. It must be refused, and is
+   * then removed and replaced by a new member, the documented remedy.
+   */
+  wipeRateMax: number;
   membershipRateMax: number;
   /**
    * Probability that a newly elected leader is isolated or crashed at once, before its first
@@ -63,6 +73,7 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
   dropRateMax: 0.1,
   duplicateRateMax: 0.05,
   readyCrashRateMax: 0.003,
+  wipeRateMax: 0.0004,
   membershipRateMax: 0.01,
   newLeaderFaultRateMax: 0.5,
   transferRateMax: 0.003,
@@ -90,6 +101,7 @@ const FLAGS: Record<Exclude<keyof SimOptions, 'seed'>, string> = {
   dropRateMax: 'drop-rate',
   duplicateRateMax: 'dup-rate',
   readyCrashRateMax: 'ready-crash-rate',
+  wipeRateMax: 'wipe-rate',
   membershipRateMax: 'membership-rate',
   newLeaderFaultRateMax: 'new-leader-fault-rate',
   transferRateMax: 'transfer-rate',

@@ -56,6 +56,8 @@ const RAFT_CLASSES: Record<RaftVariant, RaftClass> = {
   correct: Raft,
   'commit-by-count': CommitByCountRaft,
   'double-vote': DoubleVoteRaft,
+  // The raft rules are the real ones; the simulated members skip their data directory checks.
+  'unchecked-wipes': Raft,
 };
 
 export function createRawNode(variant: RaftVariant, config: SimRaftConfig): SimRawNode {

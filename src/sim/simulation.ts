@@ -39,6 +39,9 @@ export interface SimResult {
     partitions: number;
     membershipProposed: number;
     membershipApplied: number;
+    /** Members whose disk was wiped, and how many of those (or of their restarts) were refused. */
+    wipes: number;
+    wipesRefused: number;
     transfers: number;
     snapshotsMade: number;
     snapshotsInstalled: number;
@@ -49,6 +52,9 @@ export interface SimResult {
   /** Hash of every event of the run: equal seeds and options give equal traces. */
   trace: string;
 }
+
+/** Raft ticks a restarted wiped member may wait for its peers before the operator gives up on it. */
+const WIPED_WAIT_TICKS_MAX = 100;
 
 /** Drain phase limit: time units to let in-flight client operations finish. */
 const DRAIN_STEPS_MAX = 3000;
@@ -66,13 +72,21 @@ class Simulation {
   private readonly cluster: Cluster;
   private readonly clients: ClientPool;
   private readonly network: Network;
-  private readonly rates: { crash: number; partition: number; membership: number; transfer: number; newLeader: number };
+  private readonly rates: { crash: number; partition: number; membership: number; transfer: number; newLeader: number; wipe: number };
   private now = 0;
   private restartAt = new Map<NodeId, number>();
   private healAt: number | undefined;
   private counts = { partitions: 0, membershipProposed: 0, transfers: 0 };
   private readonly allIds: NodeId[];
   private probe: { call: number; target: NodeId | undefined; proposedAt: number; doneAt: number | undefined } | undefined;
+  /**
+   * Wiped members on their way out, as an operator follows the documented remedy: once refused
+   * (or still waiting for peers long after its restart), the member is removed; then a new member
+   * with a new id takes its place (the membership driver adds it later).
+   */
+  private readonly wiped = new Map<NodeId, { restartedAt: number; removalProposedAt: number }>();
+  /** Ids of wiped members that were removed: never added again (a real member id is never reused). */
+  private readonly retired = new Set<NodeId>();
 
   constructor(
     private readonly options: SimOptions,
@@ -89,6 +103,7 @@ class Simulation {
       membership: draw(options.membershipRateMax),
       transfer: draw(options.transferRateMax),
       newLeader: draw(options.newLeaderFaultRateMax),
+      wipe: draw(options.wipeRateMax),
     };
     const tick = options.tickSteps;
     this.network = new Network(r.fork(), {
@@ -171,6 +186,8 @@ class Simulation {
         transfers: this.counts.transfers,
         snapshotsMade: stats.snapshotsMade,
         snapshotsInstalled: stats.snapshotsInstalled,
+        wipes: stats.wipes,
+        wipesRefused: stats.refusals,
         messagesSent: this.network.sent,
         messagesDropped: this.network.dropped,
         messagesDuplicated: this.network.duplicated,
@@ -184,6 +201,7 @@ class Simulation {
     this.cluster.now = this.now;
     if (faulty) this.injectFaults();
     this.restartDueNodes();
+    this.followRemedy();
     this.cluster.deliver();
     this.cluster.tick();
     this.clients.step(this.now, faulty);
@@ -239,6 +257,76 @@ class Simulation {
       this.partition();
     }
     if (r.chance(this.rates.transfer)) this.transferLeadership();
+    if (r.chance(this.rates.wipe)) this.wipe();
+  }
+
+  /**
+   * Wipes the disk of one running member, which restarts later on an empty disk. One at a time: a
+   * wiped member stays down until it is replaced, and two at once could leave no quorum to do that.
+   */
+  private wipe(): void {
+    if (this.wiped.size > 0 || !this.membershipSettled()) return;
+    // A voter only when the others still form a quorum without it (else nobody could remove it:
+    // a real cluster that loses a quorum's disks needs its data restored, which is not this fault).
+    const { voters, learners } = this.cluster.committedConf;
+    const eligible = new Set([...learners, ...(voters.length >= 3 ? voters : [])]);
+    const candidates = this.cluster.running().filter((n) => n.live!.raftStarted && eligible.has(n.id));
+    if (candidates.length === 0) return;
+    const victim = this.random.pick(candidates).id;
+    this.cluster.wipe(victim);
+    this.restartAt.set(victim, this.now + this.random.between(5, 100) * this.options.tickSteps / 2);
+    this.wiped.set(victim, { restartedAt: Infinity, removalProposedAt: -Infinity });
+  }
+
+  /**
+   * Whether every member runs and has applied the committed membership. A wipe right after a
+   * change would take a second member from the old configuration, whose quorum is still needed
+   * until everyone knows the change committed (the removed member may already have stopped).
+   */
+  private membershipSettled(): boolean {
+    const { voters, learners } = this.cluster.committedConf;
+    const members = [...voters, ...learners];
+    const same = (a: number[], b: number[]) => a.length === b.length && a.every((id) => b.includes(id));
+    return members.every((id) => {
+      const live = this.cluster.node(id).live;
+      if (live === undefined || !live.raftStarted) return false;
+      const conf = live.raw.status().conf;
+      return same(conf.voters, voters) && same(conf.learners, learners);
+    });
+  }
+
+  /** The operator's remedy for a wiped member: remove it once it is refused, then replace it. */
+  private followRemedy(): void {
+    const tick = this.options.tickSteps;
+    for (const [id, state] of this.wiped) {
+      const node = this.cluster.node(id);
+      if (!this.cluster.isMember(id)) {
+        this.wiped.delete(id);
+        this.retired.add(id);
+        this.cluster.crash(id);
+        const replacement = Math.max(...this.allIds) + 1;
+        this.allIds.push(replacement);
+        this.cluster.addNode(replacement);
+        this.cluster.trace.string(`replace${id}by${replacement}@${this.now};`);
+        continue;
+      }
+      // Taking part again means its peers accepted it: it never talked to them before the wipe (or,
+      // in the unchecked-wipes variant, nobody checks).
+      if (node.live?.raftStarted === true) {
+        this.wiped.delete(id);
+        continue;
+      }
+      // A member that never hears back from the peers it waits for is as good as refused.
+      const waitedTooLong = node.live !== undefined && !node.live.raftStarted && this.now - state.restartedAt > WIPED_WAIT_TICKS_MAX * tick;
+      if (!node.superseded && !waitedTooLong) continue;
+      const leader = this.cluster.leader();
+      if (leader === undefined || this.now - state.removalProposedAt < this.options.electionTicks * tick) continue;
+      state.removalProposedAt = this.now;
+      this.cluster.trace.string(`remove-wiped${id}@${this.now};`);
+      this.cluster.callRaft(leader.id, () =>
+        leader.live!.raw.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) }),
+      );
+    }
   }
 
   private partition(): void {
@@ -256,12 +344,16 @@ class Simulation {
     this.cluster.trace.string(`part${isolated.join(',')}@${this.now};`);
   }
 
-  /** Crashed nodes come back after their downtime (removed nodes stay down until re-added). */
+  /** Crashed nodes come back after their downtime (removed and refused nodes stay down). */
   private restartDueNodes(): void {
     for (const [id, at] of this.restartAt) {
       if (this.now < at) continue;
       this.restartAt.delete(id);
-      if (!this.cluster.node(id).removed) this.cluster.start(id);
+      const node = this.cluster.node(id);
+      if (node.removed || node.superseded) continue;
+      if (this.cluster.start(id) === 'deferred') this.restartAt.set(id, this.now + this.options.tickSteps);
+      const wiped = this.wiped.get(id);
+      if (wiped !== undefined && node.live !== undefined) wiped.restartedAt = this.now;
     }
   }
 
@@ -280,11 +372,13 @@ class Simulation {
   private changeMembership(): void {
     const r = this.random;
     if (!r.chance(this.rates.membership)) return;
+    // An operator replacing a wiped member makes no other membership change meanwhile.
+    if (this.wiped.size > 0) return;
     const leader = this.cluster.leader();
     if (leader === undefined) return;
     const conf = leader.live!.conf;
     const members = new Set([...conf.voters, ...conf.learners]);
-    const outsiders = this.allIds.filter((id) => !members.has(id));
+    const outsiders = this.allIds.filter((id) => !members.has(id) && !this.retired.has(id));
     const minVoters = Math.min(3, this.options.nodes);
     const choices: ConfChange[] = [];
     for (const id of outsiders) choices.push({ type: ConfChangeType.AddLearner, nodeId: id, context: new Uint8Array(0) });
@@ -298,7 +392,10 @@ class Simulation {
     if (choices.length === 0) return;
     const change = r.pick(choices);
     // A node joining (or re-joining, with whatever its disk still holds) must be running to catch up.
-    if (change.type === ConfChangeType.AddLearner) this.cluster.start(change.nodeId);
+    if (change.type === ConfChangeType.AddLearner) {
+      this.cluster.node(change.nodeId).joined = true;
+      this.cluster.start(change.nodeId);
+    }
     this.counts.membershipProposed++;
     this.cluster.trace.string(`cc${change.type}:${change.nodeId}@${this.now};`);
     this.cluster.callRaft(leader.id, () => leader.live!.raw.proposeConfChange(change));
@@ -312,8 +409,12 @@ class Simulation {
     this.cluster.readyCrashRate = 0;
     this.restartAt.clear();
     for (const id of this.allIds) {
-      if (this.cluster.isMember(id)) this.cluster.start(id);
-      else if (this.cluster.node(id).live !== undefined) this.cluster.crash(id);
+      const node = this.cluster.node(id);
+      if (this.cluster.isMember(id) && !node.superseded) {
+        this.cluster.start(id);
+        const wiped = this.wiped.get(id);
+        if (wiped !== undefined && node.live !== undefined && wiped.restartedAt === Infinity) wiped.restartedAt = this.now;
+      } else if (node.live !== undefined) this.cluster.crash(id);
     }
     this.cluster.trace.string(`calm@${this.now};`);
   }

@@ -1,10 +1,13 @@
 // Framing of the peer byte stream. Every frame is a u32 big-endian length (the bytes after the
 // length field), a u8 kind, and the payload:
 //
-//   Hello      magic "LCHN" · u8 protocol version · varint clusterId · varint from · varint to
-//              (the first frame on a connection, sent by the dialer)
-//   HelloAck   u8 accepted (0/1) · utf-8 reason (why it was refused; empty when accepted; it
-//              never names an id of the cluster: whoever dials may be a stranger)
+//   Hello      magic "LCHN" · u8 protocol version · varint clusterId · varint from · varint to ·
+//              the dialer's data directory id (DATA_DIR_ID_BYTES) (the first frame on a
+//              connection, sent by the dialer)
+//   HelloAck   u8 status · accepted (1): the listener's data directory id; refused (0), or
+//              refused because the listener knows the dialer's member by another data directory
+//              (2, "superseded"): a utf-8 reason, which never names an id of the cluster (whoever
+//              dials may be a stranger)
 //   Challenge  a random nonce of NONCE_BYTES: "if you are the member you claim, send this back"
 //   Proof      the nonce of a Challenge, sent back on the connection it vouches for
 //   Message    one message in the codec's encoding (src/transport/codec.ts)
@@ -20,8 +23,13 @@ import type { NodeId } from '../raft/types.js';
 import { LichenError, ErrorCode, assert } from '../errors.js';
 import { peerHandshakeFrameBytesMax } from '../limits.js';
 
-/** 2: the dialer proves its member id (Challenge and Proof) before the HelloAck. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * 2: the dialer proves its member id (Challenge and Proof) before the HelloAck. 3: both sides
+ * name their data directory (src/server/data-dirs.ts says why).
+ */
+export const PROTOCOL_VERSION = 3;
+/** A data directory id: 64 random bits drawn when the directory was created. */
+export const DATA_DIR_ID_BYTES = 8;
 export const FRAME_LENGTH_BYTES = 4;
 /** The length field plus the kind byte. */
 export const FRAME_HEADER_BYTES = 5;
@@ -84,15 +92,18 @@ export interface Hello {
   clusterId: number;
   from: NodeId;
   to: NodeId;
+  dataDirId: Uint8Array;
 }
 
 export function encodeHello(hello: Omit<Hello, 'protocolVersion'>): Buffer {
+  assert(hello.dataDirId.length === DATA_DIR_ID_BYTES, `a data directory id has ${DATA_DIR_ID_BYTES} bytes`);
   const payload = [
     ...HELLO_MAGIC,
     PROTOCOL_VERSION,
     ...varintBytes(hello.clusterId),
     ...varintBytes(hello.from),
     ...varintBytes(hello.to),
+    ...hello.dataDirId,
   ];
   const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
   frame.set(payload, FRAME_HEADER_BYTES);
@@ -105,27 +116,40 @@ export function decodeHello(payload: Uint8Array): Hello {
     throw protocolError('the first frame is not a Lichen peer hello (wrong magic); is this a Lichen peer port?');
   }
   const protocolVersion = payload[HELLO_MAGIC.length]!;
+  // Another version's hello may be laid out differently: the caller refuses it by its version.
+  if (protocolVersion !== PROTOCOL_VERSION) return { protocolVersion, clusterId: 0, from: 0, to: 0, dataDirId: new Uint8Array(0) };
   const clusterId = readVarint(payload, HELLO_MAGIC.length + 1, 'clusterId');
   const from = readVarint(payload, clusterId.next, 'from');
   const to = readVarint(payload, from.next, 'to');
-  if (to.next !== payload.length) throw protocolError('trailing bytes after the hello');
-  return { protocolVersion, clusterId: clusterId.value, from: from.value, to: to.value };
+  if (to.next + DATA_DIR_ID_BYTES !== payload.length) throw protocolError('the hello does not end with a data directory id');
+  return { protocolVersion, clusterId: clusterId.value, from: from.value, to: to.value, dataDirId: Uint8Array.from(payload.subarray(to.next)) };
 }
 
-export function encodeHelloAck(accepted: boolean, reason: string): Buffer {
-  const reasonBytes = Buffer.from(reason, 'utf8').subarray(0, REASON_BYTES_MAX);
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + reasonBytes.length);
-  frame[FRAME_HEADER_BYTES] = accepted ? 1 : 0;
-  frame.set(reasonBytes, FRAME_HEADER_BYTES + 1);
+/** What a HelloAck says: accepted with the listener's data directory id, or refused with a reason. */
+export type HelloAck = { status: 'accepted'; dataDirId: Uint8Array } | { status: 'refused' | 'superseded'; reason: string };
+
+const ACK_STATUS = { refused: 0, accepted: 1, superseded: 2 } as const;
+
+export function encodeHelloAck(ack: HelloAck): Buffer {
+  const body = ack.status === 'accepted' ? ack.dataDirId : Buffer.from(ack.reason, 'utf8').subarray(0, REASON_BYTES_MAX);
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 1 + body.length);
+  frame[FRAME_HEADER_BYTES] = ACK_STATUS[ack.status];
+  frame.set(body, FRAME_HEADER_BYTES + 1);
   return writeFrameHeader(frame, FrameKind.HelloAck);
 }
 
-export function decodeHelloAck(payload: Uint8Array): { accepted: boolean; reason: string } {
-  if (payload.length < 1 || payload[0]! > 1) throw protocolError('malformed hello acknowledgement');
-  return {
-    accepted: payload[0] === 1,
-    reason: Buffer.from(payload.buffer, payload.byteOffset + 1, payload.length - 1).toString('utf8'),
-  };
+export function decodeHelloAck(payload: Uint8Array): HelloAck {
+  const body = payload.subarray(1);
+  switch (payload[0]) {
+    case ACK_STATUS.accepted:
+      if (body.length !== DATA_DIR_ID_BYTES) throw protocolError('malformed hello acknowledgement');
+      return { status: 'accepted', dataDirId: Uint8Array.from(body) };
+    case ACK_STATUS.refused:
+    case ACK_STATUS.superseded:
+      return { status: payload[0] === ACK_STATUS.refused ? 'refused' : 'superseded', reason: Buffer.from(body).toString('utf8') };
+    default:
+      throw protocolError('malformed hello acknowledgement');
+  }
 }
 
 /** 128 random bits: an impostor cannot guess a challenge within a handshake timeout. */

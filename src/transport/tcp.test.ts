@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import type { Message, NodeId } from '../raft/types.js';
 import { TcpTransport, type PeerRefusal, type TransportOptions } from './tcp.js';
 import { encodeMessage } from './codec.js';
-import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, writeFrameHeader } from './frame.js';
+import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, writeFrameHeader, type HelloAck } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
 import { createCertificateAuthority, issueCertificate, selfSignedCertificate, type PemPair } from '../tls/certs.js';
 import { peerTlsOptions, type TlsMaterial } from '../tls/index.js';
@@ -349,7 +349,7 @@ class RawDial {
   }
 
   /** The HelloAck, once it came. */
-  get ack(): { accepted: boolean; reason: string } | undefined {
+  get ack(): HelloAck | undefined {
     const frame = this.frames.find((f) => f[0] === FrameKind.HelloAck);
     return frame && decodeHelloAck(frame.subarray(1));
   }
@@ -384,7 +384,7 @@ class RawPeer {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    dial.write(encodeHello(hello));
+    dial.write(encodeHello({ ...hello, dataDirId: new Uint8Array(8) }));
     return dial;
   }
 
@@ -396,7 +396,7 @@ class RawPeer {
     // A proof that does not match is ignored, not held against the connection.
     dial.write(encodeNonceFrame(FrameKind.Proof, Buffer.alloc(16, 1)), encodeNonceFrame(FrameKind.Proof, this.challenges.at(-1)!));
     await this.waiter.until(() => dial.ack !== undefined, 'the hello acknowledgement');
-    assert.deepEqual(dial.ack, { accepted: true, reason: '' });
+    assert.equal(dial.ack?.status, 'accepted');
     return dial;
   }
 
@@ -496,9 +496,10 @@ test('an impostor that knows the cluster id and a member id gets no message deli
         // One that waits for the acknowledgement is refused at the handshake timeout.
         const patient = await impostor.dial(port, { clusterId: 7, from: 1, to: 2 });
         await waiter.until(() => patient.closed, 'the patient impostor to be refused');
-        assert.equal(patient.ack?.accepted, false);
-        assert.match(patient.ack!.reason, /did not prove its member id/);
-        assertNamesNoId(patient.ack!.reason, [1, 2, 7]);
+        const ack = patient.ack;
+        assert.ok(ack?.status === 'refused');
+        assert.match(ack.reason, /did not prove its member id/);
+        assertNamesNoId(ack.reason, [1, 2, 7]);
         assert.deepEqual(b!.refusals, [{ kind: 'handshake', reason: 'unproven' }]);
         assert.equal(impostor.challenges.length, 0);
       });
@@ -638,9 +639,9 @@ function material(pair: PemPair, ca: PemPair | undefined, overrides: Partial<Tls
 async function tlsForgery(port: number, options: tls.ConnectionOptions, waiter: Waiter): Promise<{ accepted: boolean }> {
   const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
   const dial = new RawDial(socket, waiter);
-  socket.on('secureConnect', () => dial.write(encodeHello({ clusterId: 7, from: 1, to: 2 }), messageFrame(proposal(1, 2))));
+  socket.on('secureConnect', () => dial.write(encodeHello({ clusterId: 7, from: 1, to: 2, dataDirId: new Uint8Array(8) }), messageFrame(proposal(1, 2))));
   await waiter.until(() => dial.closed, 'the listener to close the TLS connection');
-  return { accepted: dial.ack?.accepted === true };
+  return { accepted: dial.ack?.status === 'accepted' };
 }
 
 test('peers with certificates from one CA talk over TLS; dialers without a valid certificate are refused', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -725,5 +726,54 @@ test('a member with peer TLS and one without are told why they cannot talk', { t
       await waiter.until(() => /does its peer port use TLS and ours not/.test(a!.transport.stats().peers[2]!.lastError ?? ''), 'A to guess why B does not answer');
     },
     (id) => (id === 2 ? { tls: peerTlsOptions(material(members.get(2)!, ca)) } : {}),
+  );
+});
+
+test('both ends of a connection admit the other by its data directory id; a refused dialer learns it is superseded', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const ids: Record<number, Uint8Array> = { 1: Uint8Array.of(1, 1, 1, 1, 1, 1, 1, 1), 2: Uint8Array.of(2, 2, 2, 2, 2, 2, 2, 2) };
+  const asked: { by: NodeId; peer: NodeId; dataDirId: number[] }[] = [];
+  const superseded: { by: NodeId; peer: NodeId; reason: string }[] = [];
+  /** Member 2 knows member 1 by another data directory once `stale` is set. */
+  let stale = false;
+  let poke = (): void => {};
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      poke = () => waiter.poke();
+      a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => b!.received.length === 1, 'B to receive the heartbeat');
+      assert.deepEqual(
+        [...new Set(asked.map((x) => `${x.by}<${x.peer}:${x.dataDirId[0]}`))].sort(),
+        ['1<2:2', '2<1:1'],
+        'each end admitted the other by the id its handshake named',
+      );
+
+      // Member 1 comes back with another data directory: member 2 refuses it, member 1 is told.
+      stale = true;
+      b!.transport.removePeer(1);
+      b!.transport.addPeer(1, a!.addressText);
+      a!.transport.removePeer(2);
+      a!.transport.addPeer(2, b!.addressText);
+      a!.transport.send([heartbeat(1, 2, 2)]);
+      await waiter.until(() => superseded.length > 0, 'A to learn that B refuses its data directory');
+      assert.equal(superseded[0]!.by, 1);
+      assert.equal(superseded[0]!.peer, 2);
+      assert.ok(b!.refusals.some((r) => r.kind === 'handshake' && r.reason === 'superseded'));
+      assert.equal(b!.received.length, 1, 'nothing from the refused data directory reached raft');
+    },
+    (id) => ({
+      dataDirId: ids[id],
+      admitPeer: async (peer, dataDirId) => {
+        asked.push({ by: id, peer, dataDirId: [...dataDirId] });
+        poke();
+        return id === 2 && stale ? 'known by another data directory' : undefined;
+      },
+      onSuperseded: (peer, reason) => {
+        superseded.push({ by: id, peer, reason });
+        poke();
+      },
+    }),
   );
 });

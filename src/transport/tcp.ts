@@ -33,6 +33,11 @@
 // (peer certificates name hosts, not member ids, as in etcd), and it needs configuration; the
 // dial-back needs none, costs one round trip per new connection, and binds the id in both modes.
 //
+// Data directories. The Hello names the dialer's data directory id and the HelloAck the listener's;
+// once the dialer proved its member id, each end asks admitPeer whether the other may talk to it
+// (src/server/data-dirs.ts: a member that comes back with another data directory lost what it had
+// promised). A dialer refused that way is told it is "superseded" (onSuperseded) and stops.
+//
 // Sending never blocks and never throws for network trouble: send() encodes each message into its
 // destination's bounded queue and schedules one flush per event-loop turn, which writes every
 // queued frame in a single socket write and stops at socket backpressure until 'drain'. A full
@@ -69,6 +74,7 @@ import {
   NONCE_BYTES,
   PROTOCOL_VERSION,
   decodeHello,
+  DATA_DIR_ID_BYTES,
   decodeHelloAck,
   decodeNonce,
   decodeSnapBegin,
@@ -78,6 +84,7 @@ import {
   encodeSnapBegin,
   frameHeader,
   writeFrameHeader,
+  type HelloAck,
 } from './frame.js';
 
 export type TransportLogger = (event: string, fields: Record<string, unknown>) => void;
@@ -94,7 +101,7 @@ export interface PeerTls {
  * own peer address does not reach it).
  */
 export type PeerRefusal =
-  | { kind: 'handshake'; reason: 'tls' | 'version' | 'cluster' | 'wrong_member' | 'not_member' | 'self' | 'unproven' }
+  | { kind: 'handshake'; reason: 'tls' | 'version' | 'cluster' | 'wrong_member' | 'not_member' | 'self' | 'unproven' | 'superseded' }
   | { kind: 'message'; reason: 'from_mismatch' | 'to_mismatch' };
 
 export interface TransportOptions {
@@ -133,6 +140,18 @@ export interface TransportOptions {
   tls?: PeerTls;
   /** Counts refusals (the server's metrics); they are logged and in stats() as well. */
   onRefusal?: (refusal: PeerRefusal) => void;
+  /** This member's data directory id (DATA_DIR_ID_BYTES), sent in every handshake (default zeros). */
+  dataDirId?: Uint8Array;
+  /**
+   * Decides whether a peer whose handshake names this data directory id may talk to us: resolves
+   * undefined to admit it (once whatever must be remembered of it is durable) or with the reason
+   * why not (this member knows that peer by another data directory). Asked on both ends of every
+   * connection, after the dialer proved its member id: 'inbound' on the listener, 'outbound' on the
+   * dialer once the listener accepted it. Default: admit everyone.
+   */
+  admitPeer?: (peer: NodeId, dataDirId: Uint8Array, direction: 'inbound' | 'outbound') => Promise<string | undefined>;
+  /** A peer refused our dial because it knows this member by another data directory (see admitPeer). */
+  onSuperseded?: (peer: NodeId, reason: string) => void;
   logger?: TransportLogger;
 }
 
@@ -179,8 +198,9 @@ const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
 const KEEPALIVE_INITIAL_DELAY_MS = 5000;
 const EMPTY_BYTES = new Uint8Array(0);
 
-interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls' | 'server'>> {
+interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls' | 'server' | 'onSuperseded'>> {
   tls: PeerTls | undefined;
+  onSuperseded: (peer: NodeId, reason: string) => void;
   onUnreachable: (peer: NodeId) => void;
   onSnapshotSent: (peer: NodeId, ok: boolean) => void;
   onRefusal: (refusal: PeerRefusal) => void;
@@ -387,7 +407,7 @@ class PeerLink {
     socket.on(peerTls ? 'secureConnect' : 'connect', () => {
       if (socket !== this.#socket) return;
       socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
-      socket.write(encodeHello({ clusterId: this.options.clusterId, from: this.options.id, to: this.id }));
+      socket.write(encodeHello({ clusterId: this.options.clusterId, from: this.options.id, to: this.id, dataDirId: this.options.dataDirId }));
       for (const challenge of this.#challenges) socket.write(challenge);
       this.#challenges = [];
       this.#socketReady = true;
@@ -422,7 +442,7 @@ class PeerLink {
       socket.destroy(new Error(`unexpected frame kind ${frame[0]} from the listener`));
       return;
     }
-    let ack: { accepted: boolean; reason: string };
+    let ack: HelloAck;
     try {
       ack = decodeHelloAck(frame.subarray(1));
     } catch (error) {
@@ -431,8 +451,8 @@ class PeerLink {
       socket.destroy(error as Error);
       return;
     }
-    if (!ack.accepted) {
-      reader.stop();
+    reader.stop();
+    if (ack.status !== 'accepted') {
       this.refused++;
       this.lastError = `refused by peer ${this.id} at ${this.address}: ${ack.reason}`;
       this.options.logger('handshake-refused', {
@@ -443,14 +463,24 @@ class PeerLink {
         reason: ack.reason,
       });
       socket.destroy();
+      if (ack.status === 'superseded') this.options.onSuperseded(this.id, ack.reason);
       return;
     }
-    socket.setTimeout(0);
-    this.#state = 'open';
-    this.#failedAttempts = 0;
-    this.lastError = null;
-    this.options.logger('peer-connected', { peer: this.id, address: this.address });
-    this.#scheduleFlush();
+    void this.options.admitPeer(this.id, ack.dataDirId, 'outbound').then((refusal) => {
+      if (socket !== this.#socket || this.#state !== 'dialing') return;
+      if (refusal !== undefined) {
+        this.lastError = refusal;
+        this.options.logger('peer-superseded', { peer: this.id, address: this.address, reason: refusal });
+        socket.destroy();
+        return;
+      }
+      socket.setTimeout(0);
+      this.#state = 'open';
+      this.#failedAttempts = 0;
+      this.lastError = null;
+      this.options.logger('peer-connected', { peer: this.id, address: this.address });
+      this.#scheduleFlush();
+    }, (error: unknown) => socket.destroy(error as Error));
   }
 
   #onClose(socket: net.Socket, heard: boolean): void {
@@ -660,7 +690,9 @@ interface InboundHost {
 class InboundConnection {
   /** The id the Hello claimed; null before the Hello. */
   #claimedId: NodeId | null = null;
-  /** The nonce the claimed member must send back on this connection; null once bound. */
+  /** The data directory id the Hello named. */
+  #dataDirId: Uint8Array | null = null;
+  /** The nonce the claimed member must send back on this connection; null once proven. */
   #nonce: Buffer | null = null;
   #challengesRelayed = 0;
   #loggedMismatch = false;
@@ -755,6 +787,7 @@ class InboundConnection {
       return this.#refuse(refusal[0], refusal[1], { claimedId: hello.from, remoteClusterId: hello.clusterId, localClusterId: clusterId, dialedId: hello.to });
     }
     this.#claimedId = hello.from;
+    this.#dataDirId = hello.dataDirId;
     this.#nonce = Buffer.from(this.transport.options.randomNonce());
     assert(this.#nonce.length === NONCE_BYTES, `transport: randomNonce must return ${NONCE_BYTES} bytes`);
     this.transport.challenge(hello.from, this.#nonce);
@@ -788,16 +821,20 @@ class InboundConnection {
     // A proof of another connection (an impostor's claim that the real member answered on its
     // own connection, or a connection that is gone) is ignored, not held against this one.
     if (this.#nonce === null || !timingSafeEqual(nonce, this.#nonce)) return;
-    this.#bind();
+    this.#nonce = null;
+    void this.transport.options.admitPeer(this.#claimedId!, this.#dataDirId!, 'inbound').then((refusal) => {
+      if (this.#closing) return;
+      if (refusal === undefined) return this.#bind();
+      this.#refuse('superseded', 'this member knows the dialer by another data directory: its data was lost or replaced', { refusal }, 'superseded');
+    }, (error: unknown) => this.#fail(`cannot admit the dialer: ${errorText(error)}`));
   }
 
   #bind(): void {
     this.#remoteId = this.#claimedId;
-    this.#nonce = null;
     this.#reader.frameBytesMax = this.transport.options.maxFrameBytes;
     this.socket.setTimeout(0);
     this.socket.setKeepAlive(true, KEEPALIVE_INITIAL_DELAY_MS);
-    this.socket.write(encodeHelloAck(true, ''));
+    this.socket.write(encodeHelloAck({ status: 'accepted', dataDirId: this.transport.options.dataDirId }));
     this.transport.onAccepted(this);
   }
 
@@ -808,7 +845,12 @@ class InboundConnection {
   }
 
   /** Refuses the handshake: logs and counts it, tells the dialer why, and closes. */
-  #refuse(reason: Extract<PeerRefusal, { kind: 'handshake' }>['reason'], text: string, details: Record<string, unknown>): void {
+  #refuse(
+    reason: Extract<PeerRefusal, { kind: 'handshake' }>['reason'],
+    text: string,
+    details: Record<string, unknown>,
+    status: 'refused' | 'superseded' = 'refused',
+  ): void {
     if (this.#closing) return;
     this.transport.inbound.rejected++;
     this.transport.inbound.lastError = text;
@@ -816,7 +858,7 @@ class InboundConnection {
     this.transport.options.logger('handshake-rejected', { ...this.#logFields, ...details, reason: text });
     this.#closing = true;
     this.#reader.stop();
-    this.socket.end(encodeHelloAck(false, text));
+    this.socket.end(encodeHelloAck({ status, reason: text }));
     this.socket.setTimeout(this.transport.options.handshakeTimeoutMs, () => this.socket.destroy());
   }
 
@@ -977,6 +1019,9 @@ export class TcpTransport implements Transport {
       random: options.random ?? Math.random,
       randomNonce: options.randomNonce ?? (() => randomBytes(NONCE_BYTES)),
       onRefusal: options.onRefusal ?? (() => {}),
+      dataDirId: options.dataDirId ?? new Uint8Array(DATA_DIR_ID_BYTES),
+      admitPeer: options.admitPeer ?? (() => Promise.resolve(undefined)),
+      onSuperseded: options.onSuperseded ?? (() => {}),
       logger: options.logger ?? (() => {}),
       tls: options.tls,
     };

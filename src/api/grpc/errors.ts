@@ -121,6 +121,7 @@ export const GRPC_ERROR_TABLE: Record<ErrorCode, { code: GrpcStatus; message: st
   [ErrorCode.Unauthenticated]: { code: GrpcStatus.UNAUTHENTICATED, message: null },
   [ErrorCode.PermissionDenied]: ETCD_ERRORS.permissionDenied,
   [ErrorCode.FailedPrecondition]: { code: GrpcStatus.FAILED_PRECONDITION, message: null },
+  [ErrorCode.DataLoss]: { code: GrpcStatus.DATA_LOSS, message: null },
 };
 
 const ROWS_BY_MESSAGE = new Map<string, GrpcErrorRow>(Object.values(ETCD_ERRORS).map((row) => [row.message, row]));

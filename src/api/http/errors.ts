@@ -44,6 +44,7 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<HttpErrorCode, number>> = {
   Unauthenticated: 401,
   PermissionDenied: 403,
   FailedPrecondition: 409,
+  DataLoss: 500,
   MethodNotAllowed: 405,
 };
 

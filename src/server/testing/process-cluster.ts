@@ -37,6 +37,8 @@ export interface MemberProcess {
   log: string[];
   /** True between pause() and resume(). */
   paused: boolean;
+  /** Set once it joined with --join (a member's flags on a new data directory: --join, not --initial-cluster). */
+  joined?: boolean;
   /**
    * Error-level log lines and exits nobody asked for (a crash), newest last, at most 100.
    * Created on the first trouble (members built by hand may leave it out).
@@ -249,9 +251,16 @@ export class ProcessCluster {
     return member;
   }
 
-  /** Starts a member from newJoiner() with --join through `via` (as LICHEN_JOIN). */
+  /** Starts a member from newJoiner() (or one whose data directory was wiped) with --join through `via` (as LICHEN_JOIN). */
   join(member: MemberProcess, via: MemberProcess): Promise<void> {
+    member.joined = true;
     return this.launch(member, { env: { LICHEN_JOIN: via.client } });
+  }
+
+  /** SIGKILL, then delete the member's data directory, as an operator's `rm -rf` would. */
+  async wipe(member: MemberProcess): Promise<void> {
+    await this.kill(member);
+    rmSync(member.dataDir, { recursive: true, force: true });
   }
 
   /** SIGKILL (or another signal) and wait until the process is gone. */

@@ -1,0 +1,56 @@
+// A member whose data directory is deleted while it is down, with real processes: started again
+// with the same flags it is refused (it would otherwise re-bootstrap under its old member id, vote
+// with an empty log and serve "not found" for keys that exist), it says how to bring it back, and
+// that remedy (remove it, then start it with --join on an empty directory) works.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
+
+async function eventually(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+test('a member restarted on a wiped data directory is refused with the remedy, and the remedy works', { timeout: 2 * E2E_TEST_TIMEOUT_MS }, async () => {
+  const cluster = await ProcessCluster.start({ nodes: 3 });
+  try {
+    const [n1, , n3] = cluster.members;
+    for (let i = 0; i < 20; i++) await cluster.call(n1!, 'KV', 'Put', { key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) });
+    const oldId = BigInt((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id).toString(16);
+
+    await cluster.wipe(n3!);
+    await assert.rejects(cluster.launch(n3!), (error: Error) => {
+      assert.match(error.message, /exited before it started \(code 1/);
+      assert.match(error.message, /knows member \\?"n3\\?" \(([0-9a-f]+)\) by another data directory/);
+      assert.ok(error.message.includes(`lichen member remove ${oldId}`), error.message);
+      assert.match(error.message, /--join/);
+      return true;
+    });
+    // The members that know n3 logged why they refused it.
+    const refusedBy = cluster.members.filter((m) => m.log.some((line) => line.includes('came back with another data directory')));
+    assert.ok(refusedBy.length > 0, 'no member logged the refusal');
+    // The cluster still serves, without n3.
+    await cluster.call(n1!, 'KV', 'Put', { key: Buffer.from('after-wipe'), value: Buffer.from('yes') });
+
+    // The remedy: remove the old member, empty the directory, join again.
+    await cluster.call(n1!, 'Cluster', 'MemberRemove', { ID: BigInt(`0x${oldId}`).toString() });
+    rmSync(n3!.dataDir, { recursive: true, force: true });
+    await cluster.join(n3!, n1!);
+    await eventually('n3 is a voter again', async () => {
+      const list = await cluster.call<{ members: { name: string; isLearner: boolean }[] }>(n1!, 'Cluster', 'MemberList', {});
+      return list.members.some((m) => m.name === 'n3' && !m.isLearner);
+    });
+    await eventually('n3 serves every key', async () => {
+      const { kvs } = await cluster.call<{ kvs: unknown[] }>(n3!, 'KV', 'Range', { key: Buffer.from('\0'), range_end: Buffer.from('\0'), serializable: true });
+      return kvs.length === 21;
+    });
+    const newId = BigInt((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id).toString(16);
+    assert.notEqual(newId, oldId, 'it came back as a new member');
+  } finally {
+    await cluster.stop();
+  }
+});
