@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
+import { formatId } from '../ids.js';
 import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
 
 async function eventually(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
@@ -20,7 +21,7 @@ test('a member restarted on a wiped data directory is refused with the remedy, a
   try {
     const [n1, , n3] = cluster.members;
     for (let i = 0; i < 20; i++) await cluster.call(n1!, 'KV', 'Put', { key: Buffer.from(`k${i}`), value: Buffer.from(`v${i}`) });
-    const oldId = BigInt((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id).toString(16);
+    const oldId = formatId(Number((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id));
 
     await cluster.wipe(n3!);
     await assert.rejects(cluster.launch(n3!), (error: Error) => {
@@ -48,7 +49,7 @@ test('a member restarted on a wiped data directory is refused with the remedy, a
       const { kvs } = await cluster.call<{ kvs: unknown[] }>(n3!, 'KV', 'Range', { key: Buffer.from('\0'), range_end: Buffer.from('\0'), serializable: true });
       return kvs.length === 21;
     });
-    const newId = BigInt((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id).toString(16);
+    const newId = formatId(Number((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id));
     assert.notEqual(newId, oldId, 'it came back as a new member');
   } finally {
     await cluster.stop();

@@ -10,6 +10,7 @@ import type { ChannelCredentials, Client, ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
+import { formatId } from './ids.js';
 import type { Member } from './members.js';
 
 interface WireMember {
@@ -43,8 +44,8 @@ export async function joinCluster(config: NodeConfig, credentials: ChannelCreden
       // address), had a data directory: ours is empty, so that one was lost (see data-dirs.ts).
       throw new LichenError(
         ErrorCode.DataLoss,
-        `member ${Number(self.ID).toString(16)} at ${config.listenPeer} has already been bootstrapped, and this data directory ` +
-          `(${config.dataDir}) is empty: its data was lost. Remove it first (\`lichen member remove ${Number(self.ID).toString(16)}\`), ` +
+        `member ${formatId(Number(self.ID))} at ${config.listenPeer} has already been bootstrapped, and this data directory ` +
+          `(${config.dataDir}) is empty: its data was lost. Remove it first (\`lichen member remove ${formatId(Number(self.ID))}\`), ` +
           'then join again with this empty data directory',
       );
     }
