@@ -43,16 +43,20 @@ async function freeBasePort(): Promise<number> {
   throw new Error('no free block of ports found');
 }
 
-/** `input`: `up` reads its standard input from a pipe the test writes (else it reads nothing). */
+/**
+ * `input`: `up` reads its standard input from a pipe the test writes (else it reads nothing).
+ * `ownGroup`: `up` leads a process group of its own, as a shell's job does (so a test may signal the group).
+ */
 function startUp(
   dir: string,
   extraArgs: string[],
-  options: { input?: boolean } = {},
+  options: { input?: boolean; ownGroup?: boolean } = {},
 ): { child: ChildProcess; output: () => string; waitForLine: (prefix: string, occurrence?: number) => Promise<string> } {
   const child = spawn(process.execPath, ['--import', TSX, MAIN, 'up', '--dir', join(dir, 'data'), ...extraArgs], {
     cwd: dir,
     stdio: [options.input === true ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     env: { ...process.env, LICHEN_ENDPOINTS: '' },
+    detached: options.ownGroup === true,
   });
   let stdout = '';
   let stderr = '';
@@ -299,5 +303,37 @@ test('lichen up reports a crashed leader and the new one, and restarts the node 
   } finally {
     killEverything(dir, up?.child);
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Resolves once none of the pids is alive; rejects after EXIT_WAIT_MS naming the survivors. */
+async function allGone(pids: number[], what: string): Promise<void> {
+  const deadline = Date.now() + EXIT_WAIT_MS;
+  while (pids.some((pid) => isAlive(pid))) {
+    if (Date.now() > deadline) throw new Error(`${what}: nodes ${pids.filter((pid) => isAlive(pid)).join(', ')} still run ${EXIT_WAIT_MS} ms later`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('nodes started by lichen up end with it: closing its terminal (SIGHUP to the group) or SIGKILL of up', { timeout: 360_000 }, async () => {
+  for (const how of ['SIGHUP', 'SIGKILL'] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
+    let up: ReturnType<typeof startUp> | undefined;
+    try {
+      const base = await freeBasePort();
+      up = startUp(dir, ['--nodes', '3', '--base-port', String(base), '--engine', 'memory'], { ownGroup: true });
+      await up.waitForLine('leader: ');
+      const pids = readCluster(dir).nodes.map((n) => n.pid as number);
+      assert.ok(pids.every((pid) => isAlive(pid)));
+      // A closing terminal sends SIGHUP to its foreground process group (npm, sh and `up`; each
+      // node leads a group of its own). SIGKILL stands for every end `up` cannot act on.
+      if (how === 'SIGHUP') process.kill(-up.child.pid!, 'SIGHUP');
+      else up.child.kill('SIGKILL');
+      await waitForExit(up.child);
+      await allGone(pids, `after ${how} of lichen up`);
+    } finally {
+      killEverything(dir, up?.child);
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });

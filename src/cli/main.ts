@@ -43,6 +43,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // A closing terminal sends SIGHUP: stop as on Ctrl-C (`lichen up` then stops its nodes).
+  process.on('SIGHUP', onSignal);
+  // A terminal or pipe that went away (EIO, EPIPE) must not crash a command that is still
+  // stopping what it started; what it would have printed has nowhere to go anyway.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  // `lichen up` starts its nodes with an IPC channel, which closes when `up` ends, however it
+  // ends (a signal, a crash, SIGKILL): a node stops then, as on SIGTERM. (The node leads a process
+  // group of its own, so the terminal's signals do not reach it.)
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => onSignal('SIGHUP'));
+  }
 
   const context: CommandContext = {
     stdout: process.stdout,

@@ -498,7 +498,8 @@ function startChild(plan: NodePlan, options: StartChildOptions): RunningNode {
   try {
     child = spawn(process.execPath, [...process.execArgv, context.selfPath, ...serveArgs], {
       env: context.env as NodeJS.ProcessEnv,
-      stdio: ['ignore', logFd, logFd],
+      // The IPC channel is how a node notices that `up` is gone, however `up` ended (see main.ts).
+      stdio: ['ignore', logFd, logFd, 'ipc'],
       // Its own process group: a Ctrl-C in the terminal reaches `up` only, which stops the
       // children in order instead of every process racing to shut down at once.
       detached: true,
