@@ -339,7 +339,7 @@ export class ClusterNode {
       ErrorCode.DataLoss,
       `member ${who} knows member "${this.config.name}" (${formatId(this.memberId)}) by another data directory than ${this.config.dataDir} ` +
         `(${this.state.identity.dataDirId}): this member's data was lost or replaced, and with it the votes and log entries it had promised, ` +
-        `so it must not take part under its old identity. ${remedy(this.memberId)}`,
+        `so it must not take part under its old identity. ${remedy(this.memberId, this.config.dataDir)}`,
     );
     if (this.confirmation && !this.raftStarted) {
       this.logger.error(error.message);
@@ -567,7 +567,7 @@ export class ClusterNode {
         this.raw.step(message);
       } catch (error) {
         if (isLichenError(error, ErrorCode.DataLoss)) {
-          this.fail(new LichenError(ErrorCode.DataLoss, `${error.message} This member lost log entries it had acknowledged. ${remedy(this.memberId)}`));
+          this.fail(new LichenError(ErrorCode.DataLoss, `${error.message} This member lost log entries it had acknowledged. ${remedy(this.memberId, this.config.dataDir)}`));
           return;
         }
         this.logger.warn('raft: dropped a peer message', { type: message.type, from: formatId(message.from), error: String(error) });
@@ -964,11 +964,11 @@ function partition<T>(items: T[], test: (item: T) => boolean): [T[], T[]] {
 }
 
 /** What an operator does about a member that lost its data (the README's "Lost data directories"). */
-function remedy(memberId: number): string {
+function remedy(memberId: number, dataDir: string): string {
   return (
     `To bring it back, remove it and add it again with an empty data directory: run ` +
-    `\`lichen member remove ${formatId(memberId)} --endpoints <a running member's client address>\`, then start this member ` +
-    `with an empty --data-dir and --join <a running member's client address>.`
+    `\`lichen member remove ${formatId(memberId)} --endpoints <a running member's client address>\`, then delete ${dataDir} ` +
+    `and start this member again with --join <a running member's client address> instead of --initial-cluster.`
   );
 }
 
