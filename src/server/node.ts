@@ -353,6 +353,7 @@ export class ClusterNode {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (!this.raftStarted) this.confirmation?.reject(new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped'));
     clearInterval(this.ticker);
     clearTimeout(this.commitFlush);
     this.wakeLoop?.();
