@@ -4,9 +4,23 @@
 // that remedy (remove it, then start it with --join on an empty directory) works.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { formatId } from '../ids.js';
 import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
+
+const MAIN = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+
+/** Runs a `lichen ...` command line as a user types it. */
+function lichen(commandLine: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const args = commandLine.split(/\s+/).slice(1);
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { timeout: 60_000, env: { ...process.env, LICHEN_ENDPOINTS: '' } }, (error, stdout, stderr) =>
+      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
 
 async function eventually(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -24,11 +38,14 @@ test('a member restarted on a wiped data directory is refused with the remedy, a
     const oldId = formatId(Number((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id));
 
     await cluster.wipe(n3!);
+    let removeCommand = '';
     await assert.rejects(cluster.launch(n3!), (error: Error) => {
       assert.match(error.message, /exited before it started \(code 1/);
       assert.match(error.message, /knows member \\?"n3\\?" \(([0-9a-f]+)\) by another data directory/);
-      assert.ok(error.message.includes(`lichen member remove ${oldId}`), error.message);
       assert.match(error.message, /--join/);
+      // The message spells out the remedy's first command; the test runs it as written.
+      removeCommand = /run `(lichen member remove [0-9a-f]{16} --endpoints) <a running member's client address>`/.exec(error.message)?.[1] ?? '';
+      assert.equal(removeCommand, `lichen member remove ${oldId} --endpoints`, error.message);
       return true;
     });
     // The members that know n3 logged why they refused it.
@@ -37,8 +54,11 @@ test('a member restarted on a wiped data directory is refused with the remedy, a
     // The cluster still serves, without n3.
     await cluster.call(n1!, 'KV', 'Put', { key: Buffer.from('after-wipe'), value: Buffer.from('yes') });
 
-    // The remedy: remove the old member, empty the directory, join again.
-    await cluster.call(n1!, 'Cluster', 'MemberRemove', { ID: BigInt(`0x${oldId}`).toString() });
+    // The remedy, as the message and the README give it: remove the old member, empty the
+    // directory, start it again with --join (LICHEN_JOIN here).
+    const removed = await lichen(`${removeCommand} ${n1!.client}`);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.match(removed.stdout, new RegExp(`Member ${oldId} removed`));
     rmSync(n3!.dataDir, { recursive: true, force: true });
     await cluster.join(n3!, n1!);
     await eventually('n3 is a voter again', async () => {
