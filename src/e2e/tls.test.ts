@@ -155,7 +155,7 @@ test('TLS and auth together with etcdctl: passwords, a role with a prefix, the c
   await ctl.ok(['role', 'delete', 'root']);
 });
 
-test('TLS and auth together with the etcd3 npm client', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+test('TLS and auth together with the etcd3 npm client: a role with a prefix, permission denied outside it, a new login after a password change and after token expiry', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const ca = readFileSync(files.ca);
   const nobody = await clientCertificate('nobody-etcd3');
   const connect = (certificate: { cert: string | Buffer; key: string | Buffer }, auth?: { username: string; password: string }) =>
@@ -166,7 +166,7 @@ test('TLS and auth together with the etcd3 npm client', { timeout: E2E_TEST_TIME
     });
   const anonymous = connect(nobody);
   try {
-    await etcd3AuthScenario({ connect: (auth) => connect(files, auth), anonymous, anonymousError: EtcdPermissionDeniedError });
+    await etcd3AuthScenario({ connect: (auth) => connect(files, auth), anonymous, anonymousError: EtcdPermissionDeniedError, tokenTtlSeconds: TOKEN_TTL_SECONDS });
   } finally {
     anonymous.close();
   }
