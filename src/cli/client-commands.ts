@@ -10,6 +10,7 @@ import type { ClientTls } from '../client/tls.js';
 import { booleanFlag, integerFlag, parseBoolean, parseInteger, stringFlag, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
 import type { CliAlarm, CliClient, ClientOptions } from './client-port.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
+import { EXIT_FAILURE, EXIT_UNAVAILABLE } from './dispatch.js';
 import {
   formatDelete,
   formatEvent,
@@ -308,7 +309,8 @@ const watchCommand = clientCommand({
     const range = keyRange(key as string, { prefix: booleanFlag(args, 'prefix'), fromKey: booleanFlag(args, 'from-key') });
     const json = outputFormat(args) === 'json';
     return withClient(args, context, async (client) => {
-      const ended = new Promise<string>((resolve) => {
+      // Runs until Ctrl-C (exit 0) or until the watch ends with an error (dispatch reports it).
+      await new Promise<void>((resolve, reject) => {
         void client
           .watch(
             { ...range, startRevision: integerFlag(args, 'rev') ?? 0, prevKv: booleanFlag(args, 'prev-kv') },
@@ -317,19 +319,16 @@ const watchCommand = clientCommand({
                 if (json) print(context, formatJson({ revision, events }));
                 else for (const event of events) print(context, formatEvent(event));
               },
-              onEnd: resolve,
+              onEnd: reject,
             },
           )
           .then((handle) => {
             if (context.signal.aborted) handle.cancel();
             else context.signal.addEventListener('abort', () => handle.cancel(), { once: true });
-          }, (error: unknown) => resolve(`watch failed: ${(error as Error).message}`));
-        context.signal.addEventListener('abort', () => resolve(''), { once: true });
+          }, reject);
+        context.signal.addEventListener('abort', () => resolve(), { once: true });
       });
-      const reason = await ended;
-      if (context.signal.aborted) return 0;
-      context.stderr.write(`watch ended: ${reason}\n`);
-      return 1;
+      return 0;
     });
   },
 });
@@ -587,7 +586,9 @@ const statusCommand = clientCommand({
     expectPositionals(args, command, 0);
     const statuses = await withClient(args, context, (client) => client.statusAll());
     printResponse(context, args, statuses, () => formatStatusTable(statuses));
-    return statuses.every((s) => s.status !== undefined) ? 0 : 1;
+    if (statuses.every((s) => s.status !== undefined)) return 0;
+    // The table names why each endpoint failed; none answering is "cluster unavailable".
+    return statuses.some((s) => s.status !== undefined) ? EXIT_FAILURE : EXIT_UNAVAILABLE;
   },
 });
 

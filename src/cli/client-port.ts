@@ -62,8 +62,8 @@ export interface CliWatchCreate {
 
 export interface CliWatchSink {
   onEvents(events: Event[], revision: number): void;
-  /** The watch cannot continue: compacted start revision, canceled by the server, lost stream. */
-  onEnd(reason: string): void;
+  /** The watch cannot continue: compacted start revision, canceled by the server, no endpoint answers. */
+  onEnd(error: Error): void;
 }
 
 export interface CliWatchHandle {

@@ -161,7 +161,7 @@ class SdkCliClient implements CliClient {
         }));
         if (events.length > 0) sink.onEvents(events, batch.revision);
       },
-      onError: (error) => sink.onEnd(error.message),
+      onError: (error) => sink.onEnd(error),
     });
     return { cancel: () => watcher.cancel() };
   }

@@ -4,6 +4,9 @@
 // "connected". Now they give up within --timeout with one sentence naming every endpoint and
 // why it failed, and exit with 3, the code for "cluster unavailable".
 import { test } from 'node:test';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { startGrpcServer } from '../api/grpc/server.js';
@@ -60,12 +63,44 @@ test('get and put against dead endpoints give up within --timeout, name each end
   }
 });
 
-test('status shows why each endpoint failed, without library internals', async () => {
+test('watch, lease keep-alive and snapshot save against dead endpoints: within --timeout, one sentence, exit 3', async () => {
+  const endpoints = [await deadEndpoint(), await deadEndpoint()];
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-unreachable-'));
+  const cases = [
+    ['watch', 'foo'],
+    ['lease', 'keep-alive', '0005da517aae1ace', '--once'],
+    ['snapshot', 'save', join(dir, 'snap.db')],
+  ];
+  try {
+    for (const argv of cases) {
+      const result = await run([...argv, '--endpoints', argv[0] === 'snapshot' ? endpoints[0]! : endpoints.join(','), '--timeout', '1s']);
+      assert.equal(result.code, EXIT_UNAVAILABLE, `${argv.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /^Error: cannot reach the cluster within [\d.]+m?s: 127\.0\.0\.1:\d+ (refused the connection|could not be reached)[^\n]*\n$/);
+      assert.doesNotMatch(result.stderr, /No connection established|Resolution note|LB pick/);
+      assert.ok(result.elapsedMs < 3000, `${argv.join(' ')} took ${Math.round(result.elapsedMs)} ms with --timeout 1s`);
+    }
+    assert.deepEqual(readdirSync(dir), [], 'snapshot save leaves no file behind');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('status shows why each endpoint failed, without library internals; none answering is exit 3', async () => {
   const dead = await deadEndpoint();
   const result = await run(['status', '--endpoints', dead, '--timeout', '1s']);
-  assert.equal(result.code, 1);
+  assert.equal(result.code, EXIT_UNAVAILABLE);
   assert.match(result.stdout, /refused the connection/);
   assert.doesNotMatch(result.stdout, /No connection established|Resolution note|LB pick/);
+
+  // One endpoint answers: the cluster is reachable, the other endpoint failed (etcdctl: exit 1).
+  const server = await startGrpcServer({ backend: new MemoryBackend(), port: 0 });
+  try {
+    const partly = await run(['status', '--endpoints', `127.0.0.1:${server.port},${dead}`, '--timeout', '1s']);
+    assert.equal(partly.code, 1, partly.stderr);
+    assert.match(partly.stdout, /refused the connection/);
+  } finally {
+    await server.close(0);
+  }
 });
 
 test('the shell says "not connected" when nothing answers and "connected" when the endpoint does', async () => {

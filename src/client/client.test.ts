@@ -238,6 +238,44 @@ describe('LichenClient failover and retries', () => {
     }
   });
 
+  it('a watch, a keep-alive and a snapshot no endpoint answers end with the same sentence', async () => {
+    const [a, b] = [await deadEndpoint(), await deadEndpoint()];
+    let nowMs = 0;
+    const client = newClient([a, b], { retryBudgetMs: 1000, now: () => nowMs, sleep: async (ms) => void (nowMs += Math.max(ms, 100)) });
+    const failures = `${a} refused the connection; ${b} refused the connection`;
+    const watcher = client.watch('w');
+    const watchError = await rejectsCode(watcher.ready(), ErrorCode.Unavailable);
+    assert.match(watchError.message, new RegExp(`^cannot reach the cluster within 1s: ${failures}$`));
+    assert.equal(watchError.details['clusterUnavailable'], true);
+
+    const keepAliveError = await rejectsCode(client.leaseKeepAliveOnce(1), ErrorCode.Unavailable);
+    assert.match(keepAliveError.message, new RegExp(`^cannot reach the cluster within 0ms: ${failures}$`));
+    assert.equal(keepAliveError.details['clusterUnavailable'], true);
+
+    // A snapshot comes from one member: the first endpoint. (grpc-js shares the subchannel that
+    // already failed, without its last error.)
+    const snapshotClient = newClient([a, b], { now: () => nowMs });
+    const snapshotError = await rejectsCode((async () => { for await (const _ of snapshotClient.snapshot()) assert.fail('no data'); })(), ErrorCode.Unavailable);
+    assert.match(snapshotError.message, new RegExp(`^cannot reach the cluster within 0ms: ${a} (refused the connection|could not be reached); ${b} was not tried$`));
+    assert.equal(snapshotError.details['clusterUnavailable'], true);
+  });
+
+  it('a watch that loses every endpoint gives up after WATCH_RECONNECTS_MAX reconnects, with the sentence', async () => {
+    const [live, server] = await (async () => {
+      const s = await startGrpcServer({ backend: new MemoryBackend(), port: 0 });
+      return [`127.0.0.1:${s.port}`, s] as const;
+    })();
+    const client = newClient([live]);
+    let onError!: (error: LichenError) => void;
+    const ending = new Promise<LichenError>((resolve) => (onError = resolve));
+    const watcher = client.watch('w', { onEvents: () => undefined, onError });
+    await watcher.ready();
+    await server.close(0);
+    const ended = await ending;
+    assert.match(ended.message, new RegExp(`^cannot reach the cluster within \\d+m?s: ${live} (refused the connection|dropped the connection)$`));
+    assert.equal(ended.details['clusterUnavailable'], true);
+  });
+
   it('knows a write whose deadline passed before any connection was never sent', () => {
     const deadline = (details: string) => fromGrpcError(Object.assign(new Error(details), { code: status.DEADLINE_EXCEEDED, details, metadata: new Metadata() }));
     const unsent = deadline('Deadline exceeded after 0.144s,name resolution: 0.001s,Waiting for LB pick');

@@ -1,7 +1,7 @@
 // LichenClient: the TypeScript SDK for Lichen (and any etcd v3 server).
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
-import { fromGrpcError } from './errors.js';
+import { describeAttemptFailure, fromGrpcError, worthRetrying } from './errors.js';
 import { KeepAlive, keepAliveOnce, type KeepAliveOptions } from './lease.js';
 import { Transport, type ClientOptions } from './transport.js';
 import { TxnBuilder, txnResult, type TxnResult } from './txn.js';
@@ -267,7 +267,9 @@ export class LichenClient {
    * with the signal. Ends with an error if the stream ends before the bytes it announced.
    */
   async *snapshot(options: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
-    const call = (this.transport.clients().Maintenance as any).Snapshot({}) as ClientReadableStream<{ blob: Buffer; remaining_bytes: string }>;
+    const started = this.transport.now();
+    const endpoint = this.transport.currentEndpoint;
+    const call = (this.transport.clients(endpoint).Maintenance as any).Snapshot({}) as ClientReadableStream<{ blob: Buffer; remaining_bytes: string }>;
     const abort = (): void => call.cancel();
     options.signal?.addEventListener('abort', abort);
     let remaining = -1;
@@ -277,7 +279,10 @@ export class LichenClient {
         yield message.blob;
       }
     } catch (error) {
-      throw fromGrpcError(error);
+      const failure = fromGrpcError(error);
+      const unanswered = remaining < 0 && failure.details['etcdError'] === undefined && worthRetrying(failure);
+      if (!unanswered) throw failure;
+      throw this.transport.unreachable(started, new Map([[endpoint, describeAttemptFailure(failure, this.transport.timeoutMs)]]), failure);
     } finally {
       options.signal?.removeEventListener('abort', abort);
       call.cancel();

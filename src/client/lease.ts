@@ -1,15 +1,18 @@
 // Lease keep-alives over the LeaseKeepAlive stream: one renewal (keepAliveOnce) or continuous
 // renewal every interval until stopped or the lease is lost.
 import { ErrorCode, LichenError } from '../errors.js';
-import { fromGrpcError } from './errors.js';
+import { describeAttemptFailure, fromGrpcError } from './errors.js';
 import type { Transport } from './transport.js';
 import { num } from './types.js';
 
 /** Renews a lease once; resolves with its new TTL in seconds. LeaseNotFound when it is gone. */
 export async function keepAliveOnce(transport: Transport, id: number): Promise<number> {
+  const started = transport.now();
+  const failures = new Map<string, string>();
   let lastError: LichenError | undefined;
   // One try per endpoint: a keep-alive is idempotent.
   for (let attempt = 0; attempt < transport.endpoints.length; attempt++) {
+    const endpoint = transport.currentEndpoint;
     try {
       const ttl = await renewOnStream(transport, id);
       if (ttl <= 0) throw new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
@@ -17,10 +20,11 @@ export async function keepAliveOnce(transport: Transport, id: number): Promise<n
     } catch (error) {
       lastError = fromGrpcError(error);
       if (lastError.code !== ErrorCode.Unavailable && lastError.code !== ErrorCode.Timeout) throw lastError;
+      failures.set(endpoint, describeAttemptFailure(lastError, transport.timeoutMs));
       transport.rotate();
     }
   }
-  throw lastError!;
+  throw transport.unreachable(started, failures, lastError);
 }
 
 function renewOnStream(transport: Transport, id: number): Promise<number> {

@@ -207,8 +207,16 @@ export class Transport {
         }
       }
     }
+    throw this.unreachable(started, failures, lastError);
+  }
+
+  /**
+   * The error for a cluster no endpoint answered since `started`: one sentence naming every
+   * endpoint and why it failed (`failures`, by endpoint; see describeAttemptFailure).
+   */
+  unreachable(started: number, failures: ReadonlyMap<string, string>, lastError?: LichenError): LichenError {
     const sentence = `cannot reach the cluster within ${formatDuration(this.now() - started)}: ${this.describeFailures(failures)}`;
-    throw new LichenError(lastError?.code ?? ErrorCode.Timeout, sentence, { ...lastError?.details, clusterUnavailable: true });
+    return new LichenError(lastError?.code ?? ErrorCode.Timeout, sentence, { ...lastError?.details, clusterUnavailable: true });
   }
 
   /** "a:2379 refused the connection; b:2379 was not tried", every endpoint in order. */

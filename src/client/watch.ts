@@ -1,10 +1,13 @@
 // A watcher that survives endpoint failures: it remembers the revision after the last one it
 // delivered and, when its stream breaks, re-creates the watch there on the next endpoint, so the
 // consumer sees every event exactly once and in order. A compacted resume point ends the watcher
-// with a Compacted error (the events in between are gone; the caller must re-read).
+// with a Compacted error (the events in between are gone; the caller must re-read). A watch no
+// endpoint confirms within the client's retry budget, or that loses every endpoint for
+// WATCH_RECONNECTS_MAX reconnects in a row, ends with the client's "cannot reach the cluster"
+// sentence.
 import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
-import { fromGrpcError, needsNewToken, refusalOf } from './errors.js';
+import { describeAttemptFailure, fromGrpcError, needsNewToken, refusalOf } from './errors.js';
 import type { Transport } from './transport.js';
 import { prefixEnd, toBuffer, num, watchEvent, type Bytes, type WatchEvent } from './types.js';
 
@@ -48,6 +51,11 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   private failure: LichenError | undefined;
   private ended = false;
   private failedReconnects = 0;
+  /** Since when the watch has had no confirmed stream (its creation, or the first failed reconnect in a row). */
+  private failingSince: number;
+  /** Why each endpoint failed since then. */
+  private readonly failures = new Map<string, string>();
+  private endpoint: string;
   private readonly createdWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   private everCreated = false;
   /** How many times the watch was (re)created on a stream; tests and metrics read it. */
@@ -59,6 +67,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     private readonly options: WatchOptions,
   ) {
     this.nextRevision = options.startRevision ?? 0;
+    this.failingSince = transport.now();
+    this.endpoint = transport.currentEndpoint;
     this.connect();
   }
 
@@ -119,7 +129,8 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     let call: WatchCall;
     try {
       metadata.set('hasleader', 'true');
-      call = (this.transport.clients().Watch as any).Watch(metadata) as WatchCall;
+      this.endpoint = this.transport.currentEndpoint;
+      call = (this.transport.clients(this.endpoint).Watch as any).Watch(metadata) as WatchCall;
     } catch (error) {
       return this.fail(fromGrpcError(error));
     }
@@ -161,6 +172,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
       }
       this.creations++;
       this.failedReconnects = 0;
+      this.failures.clear();
       // With no start revision the watch starts after the server's current revision.
       if (this.nextRevision === 0) this.nextRevision = revision + 1;
       this.everCreated = true;
@@ -207,10 +219,17 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     if (this.ended) return;
     this.call?.cancel();
     this.call = undefined;
-    if (++this.failedReconnects > WATCH_RECONNECTS_MAX) return this.fail(cause);
+    if (this.failedReconnects++ === 0 && this.everCreated) this.failingSince = this.transport.now();
+    this.failures.set(this.endpoint, describeAttemptFailure(cause, this.transport.timeoutMs));
+    const neverConfirmed = !this.everCreated && this.transport.now() - this.failingSince >= this.transport.retryBudgetMs;
+    if (neverConfirmed || this.failedReconnects > WATCH_RECONNECTS_MAX) {
+      return this.fail(this.transport.unreachable(this.failingSince, this.failures, cause));
+    }
     this.transport.rotate();
-    const delayMs = Math.min(1000, 25 * 2 ** Math.min(this.failedReconnects - 1, 6));
-    void this.transport.sleep(this.failedReconnects === 1 ? 0 : delayMs).then(() => this.connect());
+    const backoffMs = this.failedReconnects === 1 ? 0 : Math.min(1000, 25 * 2 ** Math.min(this.failedReconnects - 1, 6));
+    // Never confirmed: the last try comes when the budget runs out, not after it.
+    const budgetLeftMs = this.everCreated ? Infinity : this.failingSince + this.transport.retryBudgetMs - this.transport.now();
+    void this.transport.sleep(Math.min(backoffMs, budgetLeftMs)).then(() => this.connect());
   }
 
   private fail(error: LichenError): void {
