@@ -1,5 +1,6 @@
 // The member health check both client APIs answer /health with (etcd's checks): a leader is
 // known, no alarm is raised, and a linearizable read completes in time.
+import { formatId } from '../ids.js';
 import { ErrorCode, isLichenError, LichenError } from '../errors.js';
 import { AlarmAction, AlarmType, type AlarmMember, type EtcdBackend } from './backend.js';
 
@@ -38,7 +39,7 @@ export async function checkHealth(backend: EtcdBackend, timeoutMs: number, optio
 
 function describeAlarm(alarm: AlarmMember): string {
   const name = Object.entries(AlarmType).find(([, value]) => value === alarm.alarm)?.[0] ?? String(alarm.alarm);
-  return `${name} on member ${alarm.memberId}`;
+  return `${name} on member ${formatId(alarm.memberId)}`;
 }
 
 /** Resolves with `promise`, or rejects with Timeout after `timeoutMs`. */

@@ -403,7 +403,7 @@ describe('HTTP API over a single-node MVCC store', () => {
       const alarm = await ctx.call('GET', '/health');
       ctx.backend.alarms = [];
       assert.equal(alarm.status, 503);
-      assert.match(alarm.json.reason, /alarm raised: NOSPACE on member 2748/);
+      assert.match(alarm.json.reason, /alarm raised: NOSPACE on member 0000000000000abc/);
 
       ctx.backend.failNext('range', new LichenError(ErrorCode.Unavailable, 'quorum lost'));
       const failed = await ctx.call('GET', '/health');
