@@ -1,7 +1,7 @@
 // LichenClient: the TypeScript SDK for Lichen (and any etcd v3 server).
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
-import { describeAttemptFailure, fromGrpcError, worthRetrying } from './errors.js';
+import { describeAttemptFailure, fromGrpcError } from './errors.js';
 import { KeepAlive, keepAliveOnce, type KeepAliveOptions } from './lease.js';
 import { Transport, type ClientOptions } from './transport.js';
 import { TxnBuilder, txnResult, type TxnResult } from './txn.js';
@@ -280,7 +280,7 @@ export class LichenClient {
       }
     } catch (error) {
       const failure = fromGrpcError(error);
-      const unanswered = remaining < 0 && failure.details['etcdError'] === undefined && worthRetrying(failure);
+      const unanswered = remaining < 0 && failure.details['etcdError'] === undefined && (failure.code === ErrorCode.Unavailable || failure.code === ErrorCode.Timeout);
       if (!unanswered) throw failure;
       throw this.transport.unreachable(started, new Map([[endpoint, describeAttemptFailure(failure, this.transport.timeoutMs)]]), failure);
     } finally {
