@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { adviceAfterExit, choosePlan, planCluster, readClusterFile, type ClusterFile } from './up.js';
+import { adviceAfterExit, choosePlan, planCluster, readClusterFile, recordPid, type ClusterFile } from './up.js';
 import { chooseLeader, UP_LEADER_POLL_MS, watchLeader, type LeaderView, type WatchedNode } from './up-leader.js';
 
 test('node i listens on base+10i (client), +1 (peer) and +2 (http)', () => {
@@ -45,6 +45,18 @@ test('cluster.json is read back, and a damaged one is a clear error', () => {
     assert.throws(() => readClusterFile(dir), /cluster.json does not describe a cluster/);
     writeFileSync(join(dir, 'cluster.json'), '{');
     assert.throws(() => readClusterFile(dir), /cluster.json is not valid JSON/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a restarted node\'s pid is recorded in cluster.json, which keeps the rest (a TLS cluster stays one)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lichen-up-'));
+  try {
+    const node = (name: string, pid: number) => ({ name, client: 'h:1', peer: 'h:2', http: 'h:3', pid });
+    writeFileSync(join(dir, 'cluster.json'), JSON.stringify({ nodes: [node('node1', 10), node('node2', 11)], tls: true }));
+    recordPid(dir, 'node2', 12);
+    assert.deepEqual(readClusterFile(dir), { nodes: [node('node1', 10), node('node2', 12)], tls: true });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

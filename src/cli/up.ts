@@ -354,10 +354,10 @@ function wasRemoved(dataDir: string): boolean {
 }
 
 /** Updates one node's pid in cluster.json, which `up --add/--remove` may have changed meanwhile. */
-function recordPid(dir: string, name: string, pid: number | null): void {
+export function recordPid(dir: string, name: string, pid: number | null): void {
   const file = readClusterFile(dir);
   if (file === undefined || !file.nodes.some((n) => n.name === name)) return;
-  writeClusterFile(dir, { nodes: file.nodes.map((n) => (n.name === name ? { ...n, pid } : n)) });
+  writeClusterFile(dir, { ...file, nodes: file.nodes.map((n) => (n.name === name ? { ...n, pid } : n)) });
 }
 
 /**
