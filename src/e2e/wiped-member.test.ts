@@ -1,7 +1,8 @@
 // A member whose data directory is deleted while it is down, with real processes: started again
 // with the same flags it is refused (it would otherwise re-bootstrap under its old member id, vote
 // with an empty log and serve "not found" for keys that exist), it says how to bring it back, and
-// that remedy (remove it, then start it with --join on an empty directory) works.
+// that remedy (remove it, then start it with --join on an empty directory) works, also for a
+// member that joins after it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -71,6 +72,22 @@ test('a member restarted on a wiped data directory is refused with the remedy, a
     });
     const newId = formatId(Number((await cluster.call<{ header: { member_id: string } }>(n3!, 'Maintenance', 'Status', {})).header.member_id));
     assert.notEqual(newId, oldId, 'it came back as a new member');
+
+    // With the new n3 leading, a member that joins now is sent the cluster's first snapshot (its
+    // only one so far), whose membership lacks the new n3: it must still reach its leader.
+    const leader = await cluster.waitForLeader();
+    if (leader !== n3) await cluster.call(leader, 'Maintenance', 'MoveLeader', { targetID: BigInt(`0x${newId}`).toString() });
+    await eventually('n3 leads', async () => (await cluster.waitForLeader()) === n3);
+    const n4 = await cluster.newJoiner('n4');
+    await cluster.join(n4, n1!);
+    await eventually('n4 is a voter', async () => {
+      const list = await cluster.call<{ members: { name: string; isLearner: boolean }[] }>(n3!, 'Cluster', 'MemberList', {});
+      return list.members.some((m) => m.name === 'n4' && !m.isLearner);
+    });
+    await eventually('n4 serves every key', async () => {
+      const { kvs } = await cluster.call<{ kvs: unknown[] }>(n4, 'KV', 'Range', { key: Buffer.from('\0'), range_end: Buffer.from('\0'), serializable: true });
+      return kvs.length === 21;
+    });
   } finally {
     await cluster.stop();
   }

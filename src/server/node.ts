@@ -811,11 +811,19 @@ export class ClusterNode {
     this.reads.rejectAll(error);
   }
 
-  /** Makes the transport dial exactly the current members (other than this one). */
+  /**
+   * Makes the transport dial exactly the current members (other than this one). A member that
+   * joined also keeps the members it was told of at its join until it has applied that far: the
+   * leader may send it an older snapshot (the first one, say), whose membership lacks members
+   * added since, the leader itself among them; dropping them would leave it unable to answer the
+   * leader (or accept its connection), so it could never apply the changes that add them back.
+   */
   private syncPeers(): void {
     const current = new Set<number>();
-    for (const member of this.state.members.list()) {
-      if (member.id === this.memberId) continue;
+    const joined = this.state.identity.joined;
+    const catchingUp = joined !== undefined && this.applied < joined.catchUpIndex ? joined.members : [];
+    for (const member of [...this.state.members.list(), ...catchingUp]) {
+      if (member.id === this.memberId || current.has(member.id) || this.state.members.isRemoved(member.id)) continue;
       current.add(member.id);
       this.transport.updatePeer(member.id, member.peerAddress);
     }
