@@ -1,8 +1,9 @@
 // etcd authentication end to end with Debian's etcdctl (v3.4) against a real 3-member Lichen
 // cluster without TLS (tls.test.ts runs the same scenarios with TLS and client certificates).
+import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
-import { Etcdctl, etcdctlAuthScenario, tokenExpiryScenario } from './auth-scenarios.js';
+import { Etcdctl, ROOT_LOGIN, etcdctlAuthScenario, tokenExpiryScenario } from './auth-scenarios.js';
 
 /** Simple tokens live this long after their last use on this cluster. */
 const TOKEN_TTL_SECONDS = 1;
@@ -26,4 +27,25 @@ test('etcdctl: user add root, auth enable, a role with a prefix, a user who may 
 
 test('a simple token works on every member, and expires when unused for --auth-token-ttl', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   await tokenExpiryScenario(cluster, ctl, TOKEN_TTL_SECONDS);
+});
+
+test('a put without credentials sent right after "auth disable" to a member that has not applied it yet succeeds, as in etcd', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  await ctl.ok([...ROOT_LOGIN, 'auth', 'enable']);
+  const leader = await cluster.waitForLeader();
+  const lagging = cluster.members.find((m) => m !== leader)!;
+  // A call first, so the channel to it is open and the put below is queued in its socket while it is stopped.
+  await cluster.call(lagging, 'Maintenance', 'Status', {});
+  cluster.pause(lagging);
+  try {
+    const { token } = await cluster.call(leader, 'Auth', 'Authenticate', { name: 'root', password: 'rootpw' });
+    await cluster.call(leader, 'Auth', 'AuthDisable', {}, 10_000, token);
+    // The stopped member still holds "enabled"; the put's entry will follow the disable in the
+    // log, where etcd checks it: it must not be refused with "user name is empty".
+    const put = cluster.call(lagging, 'KV', 'Put', { key: Buffer.from('/after-disable'), value: Buffer.from('anyone') });
+    cluster.resume(lagging);
+    await put;
+    assert.equal((await cluster.call(leader, 'KV', 'Range', { key: Buffer.from('/after-disable') })).count, '1');
+  } finally {
+    cluster.resume(lagging);
+  }
 });

@@ -176,13 +176,18 @@ export class NodeAuthBackend implements AuthBackend {
   /**
    * Replicates a command with its caller, for every replica to check at apply. A put, delete or
    * write txn without any caller while auth is enabled is refused here, before it costs a log
-   * entry (at apply it would fail the same way, unless auth were disabled in between).
+   * entry (at apply it would fail the same way). "Enabled" is checked after a ReadIndex: this
+   * member may not have applied an "auth disable" the client already saw acknowledged, and the
+   * command's entry would follow it in the log, where etcd checks it and lets it through.
    */
   protected async proposeAs(command: MvccCommand | AuthCommand, caller: Caller | undefined): Promise<Applied> {
     const info = this.authInfo(caller);
     if (!info) {
       const needsUser = command.type === 'put' || command.type === 'deleteRange' || command.type === 'txn';
-      if (needsUser && this.node.auth.enabled) throw authError('userEmpty');
+      if (needsUser && this.node.auth.enabled) {
+        await this.node.linearizableBarrier();
+        if (this.node.auth.enabled) throw authError('userEmpty');
+      }
       return this.node.propose(command);
     }
     const authorized: Command = { type: 'authorized', user: info.user, authRevision: info.revision, command };
