@@ -30,43 +30,65 @@ export function findEtcd(): string {
 }
 
 export async function startEtcd(): Promise<EtcdProcess> {
+  const [member] = await startEtcdCluster(1);
+  return member!;
+}
+
+/**
+ * `size` etcd members on loopback forming one cluster (fsync on, etcd's default); each member's
+ * stop() stops it, and the last one stopped removes the data directory.
+ */
+export async function startEtcdCluster(size: number): Promise<EtcdProcess[]> {
   const binary = findEtcd();
   const version = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]?.replace('etcd Version: ', '').trim() ?? 'unknown';
   const dataDir = mkdtempSync(join(tmpdir(), 'lichen-etcd-'));
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
-  const client = `127.0.0.1:${clientPort}`;
-  const peer = `127.0.0.1:${peerPort}`;
-  const log = openSync(join(dataDir, 'etcd.log'), 'a');
-  const child: ChildProcess = spawn(
-    binary,
-    [
-      '--name', 'golden',
-      '--data-dir', join(dataDir, 'data'),
-      '--listen-client-urls', `http://${client}`,
-      '--advertise-client-urls', `http://${client}`,
-      '--listen-peer-urls', `http://${peer}`,
-      '--initial-advertise-peer-urls', `http://${peer}`,
-      '--initial-cluster', `golden=http://${peer}`,
-      '--log-level', 'warn',
-    ],
-    { stdio: ['ignore', log, log] },
-  );
-  closeSync(log);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(dataDir, { recursive: true, force: true });
-  };
+  const addresses: { name: string; client: string; peer: string }[] = [];
+  for (let i = 0; i < size; i++) {
+    addresses.push({ name: size === 1 ? 'golden' : `etcd${i + 1}`, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}` });
+  }
+  const initialCluster = addresses.map((a) => `${a.name}=http://${a.peer}`).join(',');
+  let running = size;
+  const started = addresses.map(({ name, client, peer }) => {
+    const log = openSync(join(dataDir, `${name}.log`), 'a');
+    const child: ChildProcess = spawn(
+      binary,
+      [
+        '--name', name,
+        '--data-dir', join(dataDir, name),
+        '--listen-client-urls', `http://${client}`,
+        '--advertise-client-urls', `http://${client}`,
+        '--listen-peer-urls', `http://${peer}`,
+        '--initial-advertise-peer-urls', `http://${peer}`,
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-token', `lichen-test-${process.pid}-${dataDir}`,
+        '--log-level', 'warn',
+      ],
+      { stdio: ['ignore', log, log] },
+    );
+    closeSync(log);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    let stopped = false;
+    const stop = async (): Promise<void> => {
+      if (stopped) return;
+      stopped = true;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      if (--running === 0) rmSync(dataDir, { recursive: true, force: true });
+    };
+    const member: EtcdProcess = { client, peer, pid: child.pid!, version, dataDir, stop };
+    return { member, child };
+  });
+  const members = started.map((s) => s.member);
   try {
-    await waitHealthy(client, child);
+    // An etcd member answers /health only once the cluster has a leader.
+    await Promise.all(started.map(({ member, child }) => waitHealthy(member.client, child)));
   } catch (error) {
-    await stop();
+    await Promise.all(members.map((m) => m.stop()));
     throw error;
   }
-  return { client, peer, pid: child.pid!, version, dataDir, stop };
+  return members;
 }
 
 /** Polls GET /health (a bounded wait for a process to come up, not a delay). */

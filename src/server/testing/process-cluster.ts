@@ -63,6 +63,8 @@ export interface ProcessClusterOptions {
   env?: Record<string, string>;
   /** Extra flags for every member. */
   flags?: string[];
+  /** Flags for node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS may not carry). */
+  nodeFlags?: string[];
   /**
    * Chooses the peer address a member advertises, given the port its listener binds. Used to put
    * a fault-injecting proxy in front of each member. Default: the listener's own address.
@@ -171,6 +173,7 @@ export class ProcessCluster {
   /** Starts (or restarts) a member's process and resolves once it listens. */
   launch(member: MemberProcess, launchOptions: LaunchOptions = {}): Promise<void> {
     const args = [
+      ...(this.options.nodeFlags ?? []),
       ...MAIN_ARGS, 'serve',
       '--name', member.name,
       '--data-dir', member.dataDir,

@@ -1,0 +1,401 @@
+// The cost of etcd authentication on put and range latency (issue 14): a 3-member cluster on
+// loopback with 1,000 roles of 10 key ranges each, all granted to one non-root user, measured
+// with auth off and with auth on (as that user, so every request's permission check searches the
+// user's 10,000 merged intervals), alternated --rounds times in one run, off-on then on-off
+// (ABBA), so drift in the machine's load falls on both sides alike. Prints one JSON object.
+//
+//   node --import tsx scripts/bench-auth.ts --bench /path/to/etcd-go-bench-tls \
+//     [--seconds 5] [--rounds 2] [--systems lichen,etcd] [--modes off,user] [--scenarios put-1,put-64,range-1,range-64]
+//     [--profile-dir <dir>]
+//
+// --bench: a load generator on etcd's Go client (clientv3) taking --endpoints --op --clients
+// --conns --seconds --keys --user --password and printing one JSON line with p50ms (Lichen's
+// tests do not use it; it is a local tool). --modes: off (auth disabled, no token), user (the
+// non-root user with the 1,000 roles), root (the root user: a token lookup, no interval search).
+// etcd is the same etcd 3.4 (/usr/bin/etcd) on the same setup, for its own cost of auth.
+// --profile-dir: Lichen's members run with node --cpu-prof and write their profiles there.
+//
+// The benchmarked keys are k0000000..k0009999 (the tool's key names); role r's range j is
+// [k, k "\xff") for the key number j*1000+r, so the 10,000 ranges stay disjoint after merging
+// (touching ranges would merge into one and make the search trivial). Compare ratios from one
+// run only: absolute figures move with the machine's load.
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { etcdClientConstructors } from '../src/api/grpc/proto.js';
+import { startEtcdCluster } from '../src/server/testing/etcd-process.js';
+import { ProcessCluster } from '../src/server/testing/process-cluster.js';
+
+type System = 'lichen' | 'etcd';
+type Mode = 'off' | 'user' | 'root';
+
+const SCENARIOS = {
+  'put-1': { op: 'put', clients: 1, conns: 1 },
+  'put-64': { op: 'put', clients: 64, conns: 8 },
+  'range-1': { op: 'range', clients: 1, conns: 1 },
+  'range-64': { op: 'range', clients: 64, conns: 8 },
+  'srange-64': { op: 'srange', clients: 64, conns: 8 },
+} as const;
+type ScenarioName = keyof typeof SCENARIOS;
+
+const KEYS = 10_000;
+const ROOT_PASSWORD = 'bench-root';
+const USER = 'bench';
+const USER_PASSWORD = 'bench-user';
+/** Setup requests in flight at once (roles, permissions and grants are ~12,000 raft proposals). */
+const SETUP_CONCURRENCY = 16;
+/** Seconds of unmeasured puts before the first round (a fresh Node process compiles its hot paths). */
+const WARMUP_SECONDS = 5;
+/** Seconds of unmeasured ranges after each switch of auth mode. */
+const SETTLE_SECONDS = 1;
+
+interface Flags {
+  bench: string;
+  seconds: number;
+  rounds: number;
+  roles: number;
+  rangesPerRole: number;
+  systems: System[];
+  modes: Mode[];
+  scenarios: ScenarioName[];
+  /** Lichen members run with node --cpu-prof and write their profiles here when stopped. */
+  profileDir: string | undefined;
+}
+
+function parseFlags(argv: string[]): Flags {
+  const args = new Map<string, string>();
+  for (let i = 0; i < argv.length; i += 2) {
+    const name = argv[i]!;
+    if (!name.startsWith('--') || argv[i + 1] === undefined) throw new Error(`usage: see the comment at the top of scripts/bench-auth.ts (bad argument ${name})`);
+    args.set(name.slice(2), argv[i + 1]!);
+  }
+  const list = <T extends string>(name: string, fallback: string, allowed: readonly string[]): T[] => {
+    const values = (args.get(name) ?? fallback).split(',').filter(Boolean);
+    for (const v of values) if (!allowed.includes(v)) throw new Error(`--${name}: "${v}" is not one of ${allowed.join(', ')}`);
+    return values as T[];
+  };
+  const bench = args.get('bench');
+  if (!bench) throw new Error('--bench <path of the etcd Go client load generator> is required');
+  const flags: Flags = {
+    bench,
+    seconds: Number(args.get('seconds') ?? 5),
+    rounds: Number(args.get('rounds') ?? 2),
+    roles: Number(args.get('roles') ?? 1000),
+    rangesPerRole: Number(args.get('ranges-per-role') ?? 10),
+    systems: list<System>('systems', 'lichen', ['lichen', 'etcd']),
+    modes: list<Mode>('modes', 'off,user', ['off', 'user', 'root']),
+    scenarios: list<ScenarioName>('scenarios', 'put-1,put-64,range-1,range-64', Object.keys(SCENARIOS)),
+    profileDir: args.get('profile-dir'),
+  };
+  if (!(flags.seconds > 0) || !(flags.rounds >= 1) || !(flags.roles >= 1) || !(flags.rangesPerRole >= 1)) throw new Error('--seconds, --rounds, --roles and --ranges-per-role must be positive');
+  if (flags.roles * flags.rangesPerRole > KEYS) throw new Error(`--roles × --ranges-per-role must be at most ${KEYS} (one range per benchmarked key)`);
+  return flags;
+}
+
+// ------------------------------------------------------------------------------ the cluster
+
+interface Target {
+  system: System;
+  version: string;
+  endpoints: string[];
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+async function startTarget(system: System, profileDir: string | undefined): Promise<Target> {
+  if (system === 'etcd') {
+    const members = await startEtcdCluster(3);
+    return { system, version: `etcd ${members[0]!.version}`, endpoints: members.map((m) => m.client), pids: members.map((m) => m.pid), stop: async () => void (await Promise.all(members.map((m) => m.stop()))) };
+  }
+  const nodeFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags });
+  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return { system, version: `lichen ${version}`, endpoints: cluster.members.map((m) => m.client), pids: cluster.members.map((m) => m.process!.pid!), stop: async () => {
+      // SIGTERM first: a member writes its CPU profile when it exits by itself.
+      await Promise.all(cluster.members.map((m) => cluster.kill(m, 'SIGTERM')));
+      await cluster.stop();
+    },
+  };
+}
+
+type Service = 'Auth' | 'KV';
+const clients = new Map<string, Client>();
+
+function call<T = unknown>(endpoint: string, service: Service, method: string, request: object, token?: string): Promise<T> {
+  const id = `${endpoint} ${service}`;
+  let client = clients.get(id);
+  if (!client) {
+    client = new (etcdClientConstructors()[service])(endpoint, credentials.createInsecure());
+    clients.set(id, client);
+  }
+  const metadata = new Metadata({ waitForReady: true });
+  if (token !== undefined) metadata.set('token', token);
+  const methods = client as unknown as Record<string, Function>;
+  return new Promise<T>((resolve, reject) =>
+    methods[method]!.call(client, request, metadata, { deadline: Date.now() + 30_000 }, (error: ServiceError | null, response: T) => (error ? reject(error) : resolve(response))),
+  );
+}
+
+/** How many times a setup call that timed out is sent again (etcd under load times some out). */
+const SETUP_ATTEMPTS_MAX = 5;
+
+/**
+ * Runs the calls `SETUP_CONCURRENCY` at a time; a call that timed out is sent again, and then
+ * "already exists" means its first attempt was applied (grants are idempotent in etcd and Lichen).
+ */
+async function inParallel(calls: readonly (() => Promise<unknown>)[]): Promise<void> {
+  let next = 0;
+  const attempt = async (run: () => Promise<unknown>): Promise<void> => {
+    for (let i = 1; ; i++) {
+      try {
+        await run();
+        return;
+      } catch (error) {
+        const message = (error as ServiceError).details ?? '';
+        if (i > 1 && message.includes('already exists')) return;
+        if (i >= SETUP_ATTEMPTS_MAX || !message.includes('timed out')) throw error;
+      }
+    }
+  };
+  const worker = async (): Promise<void> => {
+    while (next < calls.length) await attempt(calls[next++]!);
+  };
+  await Promise.all(Array.from({ length: SETUP_CONCURRENCY }, worker));
+}
+
+const keyOf = (n: number): string => `k${String(n).padStart(7, '0')}`;
+const roleOf = (r: number): string => `role${String(r).padStart(4, '0')}`;
+
+/** Root, the roles with their ranges, the user holding them all; the benchmarked keys written once. Auth stays disabled. */
+async function setUp(target: Target, flags: Flags): Promise<void> {
+  const endpoint = target.endpoints[0]!;
+  await call(endpoint, 'Auth', 'UserAdd', { name: 'root', password: ROOT_PASSWORD });
+  await call(endpoint, 'Auth', 'UserGrantRole', { user: 'root', role: 'root' });
+  await call(endpoint, 'Auth', 'UserAdd', { name: USER, password: USER_PASSWORD });
+  const roles = Array.from({ length: flags.roles }, (_u, r) => r);
+  await inParallel(roles.map((r) => () => call(endpoint, 'Auth', 'RoleAdd', { name: roleOf(r) })));
+  await inParallel(
+    roles.flatMap((r) =>
+      Array.from({ length: flags.rangesPerRole }, (_u, j) => () => {
+        const key = Buffer.from(keyOf(j * flags.roles + r), 'latin1');
+        const rangeEnd = Buffer.concat([key, Buffer.of(0xff)]);
+        return call(endpoint, 'Auth', 'RoleGrantPermission', { name: roleOf(r), perm: { permType: 2 /* READWRITE */, key, range_end: rangeEnd } });
+      }),
+    ),
+  );
+  await inParallel(roles.map((r) => () => call(endpoint, 'Auth', 'UserGrantRole', { user: USER, role: roleOf(r) })));
+  const load = await runTool(flags.bench, target, { op: 'load', clients: 64, conns: 8 }, 600, undefined);
+  // A key whose put timed out (etcd under load) is still read (as missing) and written below.
+  if (load.ok !== KEYS) process.stderr.write(`${target.system}: ${KEYS - load.ok} of ${KEYS} keys not loaded (${load.firstErr})\n`);
+}
+
+async function setAuth(target: Target, enabled: boolean): Promise<void> {
+  const endpoint = target.endpoints[0]!;
+  const status = await call<{ enabled: boolean }>(endpoint, 'Auth', 'AuthStatus', {});
+  if (status.enabled === enabled) return;
+  if (enabled) {
+    await call(endpoint, 'Auth', 'AuthEnable', {});
+    return;
+  }
+  const { token } = await call<{ token: string }>(endpoint, 'Auth', 'Authenticate', { name: 'root', password: ROOT_PASSWORD });
+  await call(endpoint, 'Auth', 'AuthDisable', {}, token);
+}
+
+// ------------------------------------------------------------------------------ measuring
+
+interface ToolResult {
+  ok: number;
+  errors: number;
+  qps: number;
+  seconds: number;
+  p50ms: number;
+  p99ms: number;
+  firstErr: string;
+  /**
+   * CPU seconds (user + system) all members used while the tool measured: its last `seconds`
+   * before it exited. Not before: each of the tool's connections logs in first, and a login costs
+   * a bcrypt check (0.1–0.2 s of CPU), which would otherwise count as the requests' cost.
+   */
+  serverCpuSeconds: number;
+  /** The same for the tool itself, which shares the machine's cores with the members. */
+  toolCpuSeconds: number;
+  /** When the tool measured, in µs of CLOCK_MONOTONIC: the clock of node --cpu-prof's timestamps. */
+  windowMonotonicUs: [number, number];
+}
+
+/** How often the members' CPU time is read while the tool runs. */
+const CPU_SAMPLE_INTERVAL_MS = 50;
+
+async function runTool(
+  bench: string,
+  target: Target,
+  workload: { op: string; clients: number; conns: number },
+  seconds: number,
+  login: { user: string; password: string } | undefined,
+): Promise<ToolResult> {
+  const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(KEYS)];
+  if (login) args.push('--user', login.user, '--password', login.password);
+  const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 120) * 1000 });
+  const samples: { atMs: number; cpu: number; toolCpu: number }[] = [];
+  const sample = (): void => {
+    let toolCpu = samples[samples.length - 1]?.toolCpu ?? 0;
+    try {
+      toolCpu = cpuSeconds([child.pid!]);
+    } catch {
+      // The tool has exited: its last reading stands.
+    }
+    samples.push({ atMs: performance.now(), cpu: cpuSeconds(target.pids), toolCpu });
+  };
+  sample();
+  const timer = setInterval(sample, CPU_SAMPLE_INTERVAL_MS);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | string>((resolve) => child.once('close', (status, signal) => resolve(status ?? signal ?? 'unknown')));
+  clearInterval(timer);
+  sample();
+  const endUs = Number(process.hrtime.bigint() / 1000n);
+  if (code !== 0) throw new Error(`${bench} failed (${code}): ${stderr.slice(-2000)}`);
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'serverCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs'>;
+  const end = samples[samples.length - 1]!;
+  const startMs = end.atMs - result.seconds * 1000;
+  const start = [...samples].reverse().find((s) => s.atMs <= startMs) ?? samples[0]!;
+  return { ...result, serverCpuSeconds: end.cpu - start.cpu, toolCpuSeconds: end.toolCpu - start.toolCpu, windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6), endUs] };
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) the members used so far, from /proc. */
+function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+interface Sample {
+  round: number;
+  mode: Mode;
+  scenario: ScenarioName;
+  p50Ms: number;
+  p99Ms: number;
+  requestsPerSecond: number;
+  errors: number;
+  /** CPU time all three members used per request (µs): the server's cost, whatever the load. */
+  serverCpuMicrosPerRequest: number;
+  /** The tool's CPU time per request (µs): with a token, etcd's client does more per request. */
+  toolCpuMicrosPerRequest: number;
+}
+
+function loginOf(mode: Mode): { user: string; password: string } | undefined {
+  if (mode === 'user') return { user: USER, password: USER_PASSWORD };
+  if (mode === 'root') return { user: 'root', password: ROOT_PASSWORD };
+  return undefined;
+}
+
+async function measure(target: Target, flags: Flags): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for (let round = 0; round < flags.rounds; round++) {
+    // ABBA: off-on, then on-off.
+    const modes = round % 2 === 0 ? flags.modes : [...flags.modes].reverse();
+    for (const mode of modes) {
+      await setAuth(target, mode !== 'off');
+      // Unmeasured: after any auth change each member derives the user's merged ranges on its
+      // first check (7–17 ms for 10,000 ranges, see AuthStore.roleIntervals): a one-off, not the
+      // cost per request this measures.
+      await runTool(flags.bench, target, SCENARIOS['range-1'], SETTLE_SECONDS, loginOf(mode));
+      for (const scenario of flags.scenarios) {
+        const r = await runTool(flags.bench, target, SCENARIOS[scenario], flags.seconds, loginOf(mode));
+        if (r.errors > 0) process.stderr.write(`${target.system} ${mode} ${scenario}: ${r.errors} errors, first: ${r.firstErr}\n`);
+        const sample: Sample = {
+          round,
+          mode,
+          scenario,
+          p50Ms: r.p50ms,
+          p99Ms: r.p99ms,
+          requestsPerSecond: r.qps,
+          errors: r.errors,
+          serverCpuMicrosPerRequest: Math.round((r.serverCpuSeconds * 1e6) / Math.max(1, r.ok)),
+          toolCpuMicrosPerRequest: Math.round((r.toolCpuSeconds * 1e6) / Math.max(1, r.ok)),
+        };
+        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req, ${sample.toolCpuMicrosPerRequest} µs tool CPU/req\n`);
+        if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);
+        samples.push(sample);
+      }
+    }
+  }
+  return samples;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** Per scenario and mode, the median p50 over the rounds, and each auth mode's cost relative to "off". */
+function summarize(samples: Sample[], flags: Flags): Record<string, Record<string, number>> {
+  const summary: Record<string, Record<string, number>> = {};
+  for (const scenario of flags.scenarios) {
+    const row: Record<string, number> = {};
+    const of = (mode: Mode, pick: (s: Sample) => number): number => median(samples.filter((s) => s.scenario === scenario && s.mode === mode).map(pick));
+    for (const mode of flags.modes) {
+      row[`${mode}P50Ms`] = Number(of(mode, (s) => s.p50Ms).toFixed(3));
+      row[`${mode}CpuMicrosPerRequest`] = of(mode, (s) => s.serverCpuMicrosPerRequest);
+      row[`${mode}ToolCpuMicrosPerRequest`] = of(mode, (s) => s.toolCpuMicrosPerRequest);
+    }
+    if (flags.modes.includes('off')) {
+      for (const mode of flags.modes.filter((m) => m !== 'off')) {
+        row[`${mode}P50CostPercent`] = Number(((of(mode, (s) => s.p50Ms) / of('off', (s) => s.p50Ms) - 1) * 100).toFixed(1));
+        row[`${mode}CpuCostPercent`] = Number(((of(mode, (s) => s.serverCpuMicrosPerRequest) / of('off', (s) => s.serverCpuMicrosPerRequest) - 1) * 100).toFixed(1));
+      }
+    }
+    summary[scenario] = row;
+  }
+  return summary;
+}
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  const loadBefore = loadavg().map((l) => Number(l.toFixed(2)));
+  const systems: Record<string, unknown> = {};
+  for (const system of flags.systems) {
+    process.stderr.write(`starting a 3-member ${system} cluster, ${flags.roles} roles × ${flags.rangesPerRole} ranges…\n`);
+    const target = await startTarget(system, flags.profileDir);
+    try {
+      const setupStart = performance.now();
+      await setUp(target, flags);
+      process.stderr.write(`${system}: set up in ${((performance.now() - setupStart) / 1000).toFixed(1)} s\n`);
+      await runTool(flags.bench, target, SCENARIOS['put-64'], WARMUP_SECONDS, undefined);
+      const samples = await measure(target, flags);
+      systems[system] = { version: target.version, summary: summarize(samples, flags), samples };
+    } catch (error) {
+      // The other system's figures are still worth printing.
+      process.stderr.write(`${system}: ${error instanceof Error ? error.stack : String(error)}\n`);
+      systems[system] = { version: target.version, error: error instanceof Error ? error.message : String(error) };
+    } finally {
+      for (const client of clients.values()) client.close();
+      clients.clear();
+      await target.stop();
+    }
+  }
+  console.log(
+    JSON.stringify({
+      date: new Date().toISOString(),
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavgBefore: loadBefore, loadavgAfter: loadavg().map((l) => Number(l.toFixed(2))), node: process.version },
+      setup: { members: 3, roles: flags.roles, rangesPerRole: flags.rangesPerRole, keys: KEYS, user: USER, tokens: 'simple' },
+      command: `node --import tsx scripts/bench-auth.ts ${process.argv.slice(2).join(' ')}`,
+      tool: `${flags.bench} --endpoints <3 members> --op put|range --clients N --conns M --seconds ${flags.seconds} --keys ${KEYS} [--user ${USER} --password …]`,
+      systems,
+    }),
+  );
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
