@@ -60,6 +60,30 @@ export const grpcHeaderListBytesMax = 64 * KiB;
  * connection is closed rather than let responses pile up in memory.
  */
 export const grpcUnreadResponseBytesMax = 64 * MiB;
+/**
+ * What a stream may send before the server has consumed it (its HTTP/2 receive window, given back
+ * as messages are handed on): one frame, so a request of up to 16 KiB arrives whole without
+ * waiting. A larger message gets window for all of it once its connection can reserve the room.
+ */
+export const grpcStreamWindowBytesMax = 16 * KiB;
+/**
+ * Header lists of a connection's open streams plus request data they sent within their windows.
+ * Past it, a new stream is refused (REFUSED_STREAM) and one sending more data is ended with
+ * RESOURCE_EXHAUSTED.
+ */
+export const grpcConnectionBufferedBytesMax = 8 * MiB;
+/** Messages of the largest allowed size one connection may have room reserved for at once. */
+export const grpcConnectionReservedMessagesMax = 4;
+/** Bytes a connection may reserve for messages larger than a stream window (each with its 5-byte prefix). */
+export function grpcConnectionReservedBytesMax(grpcMessageBytesMax: number): number {
+  return grpcConnectionReservedMessagesMax * (grpcMessageBytesMax + 5);
+}
+/** The HTTP/2 handshake (client preface, SETTINGS, acknowledgement of ours) must finish within this. */
+export const grpcHandshakeMsMax = 10_000;
+/** A connection without any open stream for this long is sent GOAWAY (NO_ERROR) and closed. */
+export const grpcConnectionIdleMsMax = 5 * 60_000;
+/** Client connections open at once; one more is answered with GOAWAY (ENHANCE_YOUR_CALM) and closed. */
+export const grpcConnectionsMax = 1024;
 /** Watchers on one watch stream; etcd has no limit, but every collection here is bounded. */
 export const watchersPerStreamMax = 4096;
 /**
@@ -286,5 +310,14 @@ export function checkLimits(settings: LimitSettings): void {
     peerHandshakeFrameBytesMax <= peerFrameBytesMax,
     `peerHandshakeFrameBytesMax (${peerHandshakeFrameBytesMax}) exceeds peerFrameBytesMax (${peerFrameBytesMax})`,
   );
+  need(
+    grpcHeaderListBytesMax <= grpcConnectionBufferedBytesMax,
+    `grpcHeaderListBytesMax (${grpcHeaderListBytesMax}) exceeds grpcConnectionBufferedBytesMax (${grpcConnectionBufferedBytesMax}): a stream with the largest headers could never open`,
+  );
+  need(
+    grpcStreamWindowBytesMax >= 16 * KiB && grpcStreamWindowBytesMax < 2 ** 31,
+    `grpcStreamWindowBytesMax (${grpcStreamWindowBytesMax}) must hold one frame (16 KiB) and be below 2^31`,
+  );
+  need(grpcConnectionReservedMessagesMax >= 1, `grpcConnectionReservedMessagesMax (${grpcConnectionReservedMessagesMax}) must let one message of the largest size through`);
   if (problems.length > 0) throw new LichenError(ErrorCode.InvalidArgument, `limits: ${problems.join('; ')}`);
 }

@@ -5,6 +5,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { credentials, makeGenericClientConstructor, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { GrpcRouter, MessageReader, listenHttp2Grpc, percentEncode, type Http2GrpcServer, type ServerCall, type UnaryCallback } from './http2-server.js';
+import { grpcServerLimits } from './server.js';
+import { UnfinishedStreams } from './testing/unfinished-streams.js';
+import { DEFAULT_WINDOW_BYTES } from './h2/frames.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
@@ -62,7 +65,7 @@ describe('gRPC over HTTP/2', () => {
         call.on('cancelled', () => cancelled.push('Hold'));
       },
     });
-    server = await listenHttp2Grpc(router, '127.0.0.1', 0);
+    server = await listenHttp2Grpc(router, '127.0.0.1', 0, grpcServerLimits(MESSAGE_BYTES_MAX));
     const Client = makeGenericClientConstructor(DEFINITION, 'Echo');
     client = new Client(`127.0.0.1:${server.port}`, credentials.createInsecure()) as never;
   });
@@ -170,7 +173,7 @@ describe('gRPC over HTTP/2', () => {
     let arrived!: () => void;
     const held = new Promise<void>((resolve) => (arrived = resolve));
     router.addService(DEFINITION, { Hold: () => arrived() });
-    const own = await listenHttp2Grpc(router, '127.0.0.1', 0);
+    const own = await listenHttp2Grpc(router, '127.0.0.1', 0, grpcServerLimits(MESSAGE_BYTES_MAX));
     const Ctor = makeGenericClientConstructor(DEFINITION, 'Echo');
     const c = new Ctor(`127.0.0.1:${own.port}`, credentials.createInsecure()) as Client & Record<string, Function>;
     const call = c['Hold']!.call(c);
@@ -182,6 +185,71 @@ describe('gRPC over HTTP/2', () => {
     const status = await ended;
     assert.notEqual(status.code, 0);
     c.close();
+  });
+});
+
+describe('gRPC over HTTP/2: request bytes a connection may make the server hold', () => {
+  const messageBytesMax = 64 * 1024;
+  const options = grpcServerLimits(messageBytesMax);
+  const limits = { ...options, limits: { ...options.limits, bufferedBytesMax: 1024 * 1024 } };
+  let server: Http2GrpcServer;
+  let client: Client & Record<string, Function>;
+  before(async () => {
+    const router = new GrpcRouter({ receiveMessageBytesMax: messageBytesMax });
+    router.addService(DEFINITION, {
+      Echo: (call: ServerCall<Buffer, Buffer>, callback: UnaryCallback<Buffer>) => callback(null, call.request),
+      Chat: (call: ServerCall<Buffer, Buffer>) => {
+        call.on('data', (message: Buffer) => call.write(message));
+        call.on('end', () => call.end());
+      },
+    });
+    server = await listenHttp2Grpc(router, '127.0.0.1', 0, limits);
+    const Client = makeGenericClientConstructor(DEFINITION, 'Echo');
+    client = new Client(`127.0.0.1:${server.port}`, credentials.createInsecure()) as never;
+  });
+  after(async () => {
+    client.close();
+    await server.close(100);
+  });
+
+  const echo = (request: Buffer): Promise<Buffer> =>
+    new Promise((resolve, reject) => client['Echo']!.call(client, request, (error: ServiceError | null, response?: Buffer) => (error ? reject(error) : resolve(response!))));
+
+  it('receives messages larger than a stream window, many at once on one connection', async () => {
+    // 40 messages of 60 KiB need 2.4 MiB; the connection reserves room for four at a time.
+    const bodies = Array.from({ length: 40 }, (_, i) => Buffer.alloc(60 * 1024, i));
+    const answers = await Promise.all(bodies.map(echo));
+    answers.forEach((answer, i) => assert.ok(answer.equals(bodies[i]!), `message ${i}`));
+  });
+
+  it('receives a stream of large messages in turn', async () => {
+    const call = client['Chat']!.call(client);
+    const got: Buffer[] = [];
+    call.on('data', (message: Buffer) => got.push(message));
+    const ended = once(call, 'end');
+    const bodies = [40_000, 60_000, 60_000, 100, 50_000].map((bytes, i) => Buffer.alloc(bytes, i));
+    for (const body of bodies) call.write(body);
+    call.end();
+    await ended;
+    assert.deepEqual(got.map((m) => m.length), bodies.map((b) => b.length));
+    got.forEach((message, i) => assert.ok(message.equals(bodies[i]!)));
+  });
+
+  it('holds unfinished messages only up to the connection limits, ends the rest with RESOURCE_EXHAUSTED, and serves others', async () => {
+    const attack = await UnfinishedStreams.open({ host: '127.0.0.1', port: server.port, streams: 200, messageBytes: messageBytesMax, path: '/test.Echo/Echo' });
+    try {
+      await attack.settled();
+      const { bufferedBytesMax, reservedBytesMax } = limits.limits;
+      const refused = attack.report.statuses['8'] ?? 0;
+      assert.ok(refused > 0, `some streams were refused: ${JSON.stringify(attack.report)}`);
+      assert.deepEqual(Object.keys(attack.report.statuses), ['8'], 'only RESOURCE_EXHAUSTED');
+      // What it could send: what the server holds, plus what each refused stream sent within its
+      // window (the default one: the attacker sends before it hears our SETTINGS), dropped.
+      assert.ok(attack.report.sentBytes <= bufferedBytesMax + reservedBytesMax + refused * DEFAULT_WINDOW_BYTES, `sent ${attack.report.sentBytes}`);
+      assert.ok((await echo(Buffer.from('still here'))).equals(Buffer.from('still here')));
+    } finally {
+      attack.close();
+    }
   });
 });
 

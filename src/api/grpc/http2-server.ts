@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import zlib from 'node:zlib';
 import type { H2Stream, RequestHeaders } from './h2/connection.js';
 import { encodeHeaders } from './h2/hpack.js';
-import { listenH2, type ClientIdentity, type H2ListenOptions, type H2Server } from './h2/server.js';
+import { listenH2, type ClientIdentity, type H2Server, type H2ServerOptions } from './h2/server.js';
 
 /** The gRPC status codes this server sets itself (handlers may use any). */
 export const GrpcCode = {
@@ -235,6 +235,13 @@ export class GrpcRouter {
       stream.onData = undefined;
       call.markCancelled(true);
     };
+    stream.onRefused = (reason) => fail(GrpcCode.RESOURCE_EXHAUSTED, `request refused: ${reason}`);
+    // Messages handed on are no longer ours to hold: the client may send that much more. A
+    // partial message needs room for all of it before the client may send the rest.
+    const admit = (): void => {
+      stream.release(stream.held - reader.bufferedBytes);
+      stream.need(reader.wholeMessageBytes);
+    };
     if (definition.requestStream) {
       handler(call, undefined as never);
       stream.onData = (chunk) => {
@@ -243,6 +250,7 @@ export class GrpcRouter {
           if (request === undefined || call.done) return;
           call.emit('data', request);
         }
+        admit();
       };
       stream.onEnd = () => {
         if (!call.done) call.emit('end');
@@ -256,6 +264,7 @@ export class GrpcRouter {
         if (++count > 1) return fail(GrpcCode.UNIMPLEMENTED, `received more than one request message for ${path}`);
         request = deserialize(definition, message, fail);
       }
+      admit();
     };
     stream.onEnd = () => {
       if (call.done) return;
@@ -326,6 +335,16 @@ export class MessageReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private failed = false;
+
+  /** Bytes received and not yet handed on as a message. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** The size of the message being received, prefix included, once its prefix is in (else 0). */
+  get wholeMessageBytes(): number {
+    return this.buffered >= 5 ? 5 + this.head().readUInt32BE(1) : 0;
+  }
 
   constructor(
     private readonly messageBytesMax: number,
@@ -412,6 +431,6 @@ export function percentEncode(text: string): string {
 }
 
 /** Listens on host:port (0 picks a free port) and serves every stream through `router`. */
-export function listenHttp2Grpc(router: GrpcRouter, host: string, port: number, options?: H2ListenOptions): Promise<Http2GrpcServer> {
+export function listenHttp2Grpc(router: GrpcRouter, host: string, port: number, options: H2ServerOptions): Promise<Http2GrpcServer> {
   return listenH2(host, port, (stream, client) => router.handle(stream, client), options);
 }

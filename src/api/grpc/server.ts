@@ -3,14 +3,24 @@
 // told apart by the first bytes of each connection (h2/sniff.ts), etcd's HTTP/1.1 JSON gateway
 // (gateway/server.ts), which runs the same service handlers.
 import { status } from '@grpc/grpc-js';
-import { grpcRequestOverheadBytes, requestBytesMaxDefault } from '../../limits.js';
+import {
+  grpcConcurrentStreamsMax,
+  grpcConnectionBufferedBytesMax,
+  grpcConnectionIdleMsMax,
+  grpcConnectionReservedBytesMax,
+  grpcConnectionsMax,
+  grpcHandshakeMsMax,
+  grpcRequestOverheadBytes,
+  grpcStreamWindowBytesMax,
+  requestBytesMaxDefault,
+} from '../../limits.js';
 import type { Histogram, Registry } from '../../metrics.js';
 import { ETCD_API_VERSION, type EtcdBackend } from '../backend.js';
 import { HEALTH_TIMEOUT_MS_DEFAULT } from '../http/server.js';
 import { Gateway } from './gateway/server.js';
 import { RequestSizes, type HandlerContext, type Implementation } from './handler.js';
 import { GrpcRouter, listenHttp2Grpc } from './http2-server.js';
-import type { H2Tls } from './h2/server.js';
+import type { H2ServerOptions, H2Tls } from './h2/server.js';
 import { clusterService } from './cluster.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
@@ -23,6 +33,21 @@ import { watchService } from './watch.js';
 
 /** How long close() lets calls finish before cutting them off. */
 export const CLOSE_GRACE_MS = 1000;
+
+/** The HTTP/2 limits (src/limits.ts) for a member whose gRPC messages may be `messageBytesMax` long. */
+export function grpcServerLimits(messageBytesMax: number): H2ServerOptions {
+  return {
+    connectionsMax: grpcConnectionsMax,
+    limits: {
+      streamsMax: grpcConcurrentStreamsMax,
+      streamWindowBytes: grpcStreamWindowBytesMax,
+      bufferedBytesMax: grpcConnectionBufferedBytesMax,
+      reservedBytesMax: grpcConnectionReservedBytesMax(messageBytesMax),
+      handshakeTimeoutMs: grpcHandshakeMsMax,
+      idleTimeoutMs: grpcConnectionIdleMsMax,
+    },
+  };
+}
 
 export interface GrpcServerOptions {
   backend: EtcdBackend;
@@ -49,8 +74,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const maxRequestBytes = options.maxRequestBytes ?? requestBytesMaxDefault;
   const sizes = new RequestSizes();
   const ctx: HandlerContext = { backend: options.backend, maxRequestBytes, sizeOf: (m) => sizes.sizeOf(m) };
+  const messageBytesMax = maxRequestBytes + grpcRequestOverheadBytes;
   const router = new GrpcRouter({
-    receiveMessageBytesMax: maxRequestBytes + grpcRequestOverheadBytes,
+    receiveMessageBytesMax: messageBytesMax,
     onUnaryDone: options.requestSeconds
       ? (path, code, seconds) => options.requestSeconds!.observe({ method: path, code: status[code] ?? String(code) }, seconds)
       : undefined,
@@ -73,6 +99,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     healthTimeoutMs: HEALTH_TIMEOUT_MS_DEFAULT,
   });
   const server = await listenHttp2Grpc(router, options.host ?? '127.0.0.1', options.port, {
+    ...grpcServerLimits(messageBytesMax),
     http1: (socket, client) => gateway.accept(socket, client),
     tls: options.tls,
   });

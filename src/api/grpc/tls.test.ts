@@ -9,6 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { GrpcRouter, listenHttp2Grpc, type ServerCall, type UnaryCallback } from './http2-server.js';
 import type { ClientIdentity } from './h2/server.js';
+import { grpcServerLimits } from './server.js';
 import { startHttpServer } from '../http/server.js';
 import { StoreBackend } from '../http/test-backend.js';
 import { Registry } from '../../metrics.js';
@@ -55,7 +56,7 @@ test('gRPC over TLS: the verified client certificate names the caller; no or a f
   router.addService(WHO_AM_I, {
     WhoAmI: (call: ServerCall<Buffer, Buffer>, callback: UnaryCallback<Buffer>) => callback(null, Buffer.from(call.peerCommonName ?? '(nobody)')),
   });
-  const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { tls: listenerTls(material) });
+  const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { ...grpcServerLimits(1024), tls: listenerTls(material) });
   const Client = makeGenericClientConstructor(WHO_AM_I, 'Tls');
   const ask = (creds: ReturnType<typeof credentials.createSsl>): Promise<string> => {
     const client = new Client(`127.0.0.1:${server.port}`, creds) as unknown as Record<string, Function> & { close(): void };
@@ -85,7 +86,7 @@ test('over TLS the client port routes by ALPN (h2 to gRPC, http/1.1 to HTTP/1), 
     socket.resume(); // Read to the end, so the socket sees the client close it.
     socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   };
-  const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { tls: listenerTls(material), http1 });
+  const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { ...grpcServerLimits(1024), tls: listenerTls(material), http1 });
   const exchange = (alpn: string[] | undefined): Promise<{ alpn: string | false | null; text: string }> =>
     new Promise((resolve, reject) => {
       const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: alice.cert, key: alice.key, ...(alpn && { ALPNProtocols: alpn }) });

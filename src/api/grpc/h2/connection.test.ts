@@ -5,10 +5,20 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
-import { listenH2, type H2Server } from './server.js';
-import { STREAM_BUFFER_BYTES, type H2Stream } from './connection.js';
+import { listenH2, type H2Server, type H2ServerOptions } from './server.js';
+import { STREAM_BUFFER_BYTES, type H2Limits, type H2Stream, type H2Timers } from './connection.js';
 import { encodeHeaders } from './hpack.js';
-import { CLIENT_PREFACE, ErrorCode, FrameType, frame, settingsFrame } from './frames.js';
+import { CLIENT_PREFACE, ErrorCode, Flag, FrameType, frame, rstStreamFrame, settingsFrame } from './frames.js';
+
+const LIMITS: H2Limits = {
+  streamsMax: 1000,
+  streamWindowBytes: 16_384,
+  bufferedBytesMax: 1 << 20,
+  reservedBytesMax: 1 << 20,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+};
+const OPTIONS: H2ServerOptions = { connectionsMax: 100, limits: LIMITS };
 
 const OK = encodeHeaders([[':status', '200']]);
 const DONE = encodeHeaders([['x-done', 'yes']]);
@@ -30,7 +40,10 @@ function handler(seen: Map<string, Seen>, drained: () => void): (stream: H2Strea
     seen.set(path, entry);
     stream.onClose = () => (entry.closed = true);
     const body: Buffer[] = [];
-    stream.onData = (chunk) => body.push(Buffer.from(chunk));
+    stream.onData = (chunk) => {
+      body.push(Buffer.from(chunk));
+      stream.release(chunk.length);
+    };
     stream.onEnd = () => {
       if (path === '/hold') return;
       stream.respond(OK);
@@ -77,7 +90,7 @@ describe('HTTP/2 server layer', () => {
   const url = (): string => `http://127.0.0.1:${server.port}`;
 
   before(async () => {
-    server = await listenH2('127.0.0.1', 0, handler(seen, () => drains++));
+    server = await listenH2('127.0.0.1', 0, handler(seen, () => drains++), OPTIONS);
   });
   after(async () => {
     await server.close(100);
@@ -179,7 +192,7 @@ describe('HTTP/2 server layer', () => {
 describe('HTTP/2 server layer: what clients must not send', () => {
   let server: H2Server;
   before(async () => {
-    server = await listenH2('127.0.0.1', 0, () => undefined);
+    server = await listenH2('127.0.0.1', 0, () => undefined, OPTIONS);
   });
   after(async () => {
     await server.close(100);
@@ -238,13 +251,18 @@ describe('HTTP/2 server layer: what clients must not send', () => {
 describe('HTTP/2 server layer: shutdown', () => {
   it('lets open streams finish after GOAWAY, then cuts the ones left at the end of the grace period', async () => {
     const holds: H2Stream[] = [];
-    const server = await listenH2('127.0.0.1', 0, (stream) => {
-      stream.onEnd = () => {
-        if (stream.headers[':path'] === '/hold') return void holds.push(stream);
-        stream.respond(OK);
-        stream.end(Buffer.from('late answer'), DONE);
-      };
-    });
+    const server = await listenH2(
+      '127.0.0.1',
+      0,
+      (stream) => {
+        stream.onEnd = () => {
+          if (stream.headers[':path'] === '/hold') return void holds.push(stream);
+          stream.respond(OK);
+          stream.end(Buffer.from('late answer'), DONE);
+        };
+      },
+      OPTIONS,
+    );
     const client = http2.connect(`http://127.0.0.1:${server.port}`);
     client.on('error', () => undefined);
     try {
@@ -277,3 +295,312 @@ async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
   assert.ok(condition(), 'condition not reached');
 }
+
+/** Timers a test fires by hand (the connection's handshake and idle deadlines). */
+class ManualTimers implements H2Timers {
+  private next = 1;
+  readonly pending = new Map<number, { callback: () => void; ms: number }>();
+  setTimeout(callback: () => void, ms: number): unknown {
+    const id = this.next++;
+    this.pending.set(id, { callback, ms });
+    return id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.pending.delete(handle as number);
+  }
+  /** Runs the timers set for `ms`; returns how many ran. */
+  fire(ms: number): number {
+    const due = [...this.pending].filter(([, timer]) => timer.ms === ms);
+    for (const [id, timer] of due) {
+      this.pending.delete(id);
+      timer.callback();
+    }
+    return due.length;
+  }
+}
+
+interface Frame {
+  type: number;
+  flags: number;
+  streamId: number;
+  payload: Buffer;
+}
+
+/** A client on a raw socket that sends exactly the frames a test writes and records every frame it gets. */
+class RawClient {
+  readonly frames: Frame[] = [];
+  closed = false;
+  private pending = Buffer.alloc(0);
+  private pings = 0;
+
+  constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      let data = Buffer.concat([this.pending, chunk]);
+      while (data.length >= 9 && data.length >= 9 + data.readUIntBE(0, 3)) {
+        const length = data.readUIntBE(0, 3);
+        this.frames.push({ type: data[3]!, flags: data[4]!, streamId: data.readUInt32BE(5) & 0x7fffffff, payload: data.subarray(9, 9 + length) });
+        data = data.subarray(9 + length);
+      }
+      this.pending = Buffer.from(data);
+    });
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => undefined);
+  }
+
+  static async connect(port: number, handshake = true): Promise<RawClient> {
+    const client = new RawClient(net.connect(port, '127.0.0.1'));
+    await once(client.socket, 'connect');
+    if (handshake) {
+      client.socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([]), frame(FrameType.SETTINGS, Flag.ACK, 0)]));
+      await client.sync();
+    }
+    return client;
+  }
+
+  /** Opens stream `id` with a POST to `path` (extra header fields optional). */
+  open(id: number, path: string, extra: Array<[string, string]> = []): void {
+    const block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', 'test'], ...extra]);
+    this.socket.write(frame(FrameType.HEADERS, Flag.END_HEADERS, id, block));
+  }
+
+  /** Sends `bytes` of data on stream `id`, in frames of at most 16 KiB. */
+  data(id: number, bytes: number, end = false): void {
+    for (let left = bytes; ; left -= 16_384) {
+      const last = left <= 16_384;
+      this.socket.write(frame(FrameType.DATA, last && end ? Flag.END_STREAM : 0, id, Buffer.alloc(Math.min(left, 16_384), 0x61)));
+      if (last) return;
+    }
+  }
+
+  /** Resolves once the server has answered a PING sent now: it has handled everything sent before. */
+  async sync(): Promise<void> {
+    const payload = Buffer.alloc(8);
+    payload.writeUInt32BE(++this.pings);
+    this.socket.write(frame(FrameType.PING, 0, 0, payload));
+    await waitFor(() => this.closed || this.frames.some((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0 && f.payload.equals(payload)));
+  }
+
+  /** The window the server has given stream `id` beyond its initial window. */
+  windowUpdates(id: number): number {
+    return this.frames.filter((f) => f.type === FrameType.WINDOW_UPDATE && f.streamId === id).reduce((sum, f) => sum + f.payload.readUInt32BE(0), 0);
+  }
+
+  resetCode(id: number): number | undefined {
+    return this.frames.find((f) => f.type === FrameType.RST_STREAM && f.streamId === id)?.payload.readUInt32BE(0);
+  }
+
+  goaway(): { code: number; reason: string } | undefined {
+    const goaway = this.frames.find((f) => f.type === FrameType.GOAWAY);
+    return goaway && { code: goaway.payload.readUInt32BE(4), reason: goaway.payload.subarray(8).toString() };
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+describe('HTTP/2 server layer: what one connection may make the server hold', () => {
+  const limits: H2Limits = { ...LIMITS, bufferedBytesMax: 64 * 1024, reservedBytesMax: 256 * 1024 };
+  let server: H2Server;
+  const streams = new Map<number, H2Stream>();
+  const refusals = new Map<number, string>();
+  before(async () => {
+    server = await listenH2(
+      '127.0.0.1',
+      0,
+      (stream) => {
+        // Hold everything; the test releases and asks for room by hand.
+        streams.set(stream.id, stream);
+        stream.onRefused = (reason) => refusals.set(stream.id, reason);
+      },
+      { connectionsMax: 100, limits },
+    );
+  });
+  after(async () => {
+    await server.close(100);
+  });
+
+  it('gives a stream window back only as its caller releases what it holds', async () => {
+    const client = await RawClient.connect(server.port);
+    try {
+      client.open(1, '/held');
+      client.data(1, 16_384);
+      await client.sync();
+      assert.equal(streams.get(1)!.held, 16_384);
+      assert.equal(client.windowUpdates(1), 0, 'nothing released, no window');
+      // Over the window: the stream is reset, nothing more is held.
+      client.data(1, 1);
+      await client.sync();
+      assert.equal(client.resetCode(1), ErrorCode.FLOW_CONTROL_ERROR);
+    } finally {
+      client.close();
+    }
+    const client2 = await RawClient.connect(server.port);
+    try {
+      client2.open(1, '/released');
+      client2.data(1, 16_384);
+      await client2.sync();
+      const stream = streams.get(1)!;
+      stream.release(4_000);
+      await client2.sync();
+      assert.equal(client2.windowUpdates(1), 0, 'refills wait for half a window');
+      stream.release(12_384);
+      await client2.sync();
+      assert.equal(client2.windowUpdates(1), 16_384);
+    } finally {
+      client2.close();
+    }
+  });
+
+  it('reserves room for messages larger than a window, granting them in order as room frees', async () => {
+    streams.clear();
+    const client = await RawClient.connect(server.port);
+    try {
+      for (const id of [1, 3, 5]) {
+        client.open(id, '/large');
+        client.data(id, 100);
+      }
+      await client.sync();
+      // Two of 120 KiB fit in 256 KiB; the third waits for room without any window.
+      for (const id of [1, 3, 5]) streams.get(id)!.need(120 * 1024);
+      await client.sync();
+      assert.equal(client.windowUpdates(1), 120 * 1024 - 16_384);
+      assert.equal(client.windowUpdates(3), 120 * 1024 - 16_384);
+      assert.equal(client.windowUpdates(5), 0);
+      // Stream 1's message arrives and is consumed: its reservation goes to stream 5.
+      client.data(1, 120 * 1024 - 100);
+      await client.sync();
+      assert.equal(streams.get(1)!.held, 120 * 1024);
+      streams.get(1)!.release(120 * 1024);
+      streams.get(1)!.need(0);
+      await client.sync();
+      assert.equal(client.windowUpdates(5), 120 * 1024 - 16_384);
+      // A message larger than all the room a connection may reserve is refused outright.
+      streams.get(3)!.need(limits.reservedBytesMax + 1);
+      await client.sync();
+      assert.match(refusals.get(3)!, /larger than the 262144 bytes a connection may reserve/);
+      assert.equal(client.resetCode(3), ErrorCode.ENHANCE_YOUR_CALM, 'a caller that does not end the stream sees it reset');
+    } finally {
+      client.close();
+    }
+  });
+
+  it('refuses data beyond the bytes a connection may buffer, and streams whose headers would pass them', async () => {
+    streams.clear();
+    refusals.clear();
+    const client = await RawClient.connect(server.port);
+    try {
+      // Four streams fill 64 KiB with header lists and data held within their windows.
+      for (const id of [1, 3, 5, 7]) client.open(id, '/fill');
+      for (const id of [1, 3, 5]) client.data(id, 16_384);
+      await client.sync();
+      client.data(7, 16_384);
+      await client.sync();
+      assert.match(refusals.get(7)!, /unfinished requests and headers; the limit is 65536/);
+      assert.equal(client.resetCode(7), ErrorCode.ENHANCE_YOUR_CALM);
+      assert.equal(streams.get(7)!.held, 0, 'the refused data was not kept');
+      client.open(9, '/big-headers', [['x-pad', 'p'.repeat(16_000)]]);
+      await client.sync();
+      assert.equal(client.resetCode(9), ErrorCode.REFUSED_STREAM, 'refused before any processing: a client may retry it');
+      assert.equal(streams.has(9), false);
+      // Room comes back as streams end.
+      client.socket.write(rstStreamFrame(1, ErrorCode.CANCEL));
+      client.open(11, '/after');
+      client.data(11, 16_384);
+      await client.sync();
+      assert.equal(streams.get(11)!.held, 16_384);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('lets streams opened before the client acknowledged its SETTINGS use the default window until then', async () => {
+    streams.clear();
+    const client = await RawClient.connect(server.port, false);
+    try {
+      client.socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([])]));
+      client.open(1, '/early');
+      client.data(1, 40_000);
+      await client.sync();
+      assert.equal(client.resetCode(1), undefined);
+      assert.equal(streams.get(1)!.held, 40_000);
+      client.socket.write(frame(FrameType.SETTINGS, Flag.ACK, 0));
+      await client.sync();
+      // From the acknowledgement on, its window is 16 KiB, of which it used 40,000 bytes: all
+      // of those come back once released, and no more.
+      streams.get(1)!.release(40_000);
+      await client.sync();
+      assert.equal(client.windowUpdates(1), 40_000);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('HTTP/2 server layer: deadlines and the connection limit', () => {
+  it('ends a connection that does not complete its handshake in time with GOAWAY SETTINGS_TIMEOUT', async () => {
+    const timers = new ManualTimers();
+    const server = await listenH2('127.0.0.1', 0, () => undefined, { connectionsMax: 100, limits: LIMITS, timers });
+    const client = await RawClient.connect(server.port, false);
+    try {
+      client.socket.write(CLIENT_PREFACE); // ... and never SETTINGS
+      await waitFor(() => timers.pending.size === 1);
+      assert.equal(timers.fire(LIMITS.handshakeTimeoutMs), 1);
+      await waitFor(() => client.closed);
+      assert.deepEqual(client.goaway(), { code: ErrorCode.SETTINGS_TIMEOUT, reason: 'no HTTP/2 handshake (preface, SETTINGS and acknowledgement) within 10000 ms' });
+    } finally {
+      client.close();
+      await server.close(100);
+    }
+  });
+
+  it('sends GOAWAY NO_ERROR to a connection that has no open stream for the idle time, and only then', async () => {
+    const timers = new ManualTimers();
+    const server = await listenH2(
+      '127.0.0.1',
+      0,
+      (stream) => {
+        stream.onEnd = () => stream.end(undefined, OK);
+      },
+      { connectionsMax: 100, limits: LIMITS, timers },
+    );
+    const client = await RawClient.connect(server.port);
+    try {
+      assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [LIMITS.idleTimeoutMs], 'the handshake deadline gave way to the idle one');
+      client.open(1, '/quick');
+      await client.sync();
+      assert.equal(timers.pending.size, 0, 'no idle deadline while a stream is open');
+      client.data(1, 0, true);
+      await client.sync();
+      assert.equal(timers.pending.size, 1, 'idle again once it ended');
+      timers.fire(LIMITS.idleTimeoutMs);
+      await waitFor(() => client.closed);
+      assert.deepEqual(client.goaway(), { code: ErrorCode.NO_ERROR, reason: 'idle for 60000 ms' });
+    } finally {
+      client.close();
+      await server.close(100);
+    }
+  });
+
+  it('answers a connection over the limit with GOAWAY ENHANCE_YOUR_CALM naming it', async () => {
+    const server = await listenH2('127.0.0.1', 0, () => undefined, { connectionsMax: 1, limits: LIMITS });
+    const first = await RawClient.connect(server.port);
+    const second = await RawClient.connect(server.port, false);
+    try {
+      second.socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([])]));
+      await waitFor(() => second.closed);
+      assert.deepEqual(second.goaway(), { code: ErrorCode.ENHANCE_YOUR_CALM, reason: 'too many connections (the limit is 1)' });
+      assert.equal(first.closed, false);
+      first.close();
+      await waitFor(() => server.connections === 0);
+      // The first one's place is free again.
+      const third = await RawClient.connect(server.port);
+      assert.equal(third.goaway(), undefined);
+      third.close();
+    } finally {
+      first.close();
+      second.close();
+      await server.close(100);
+    }
+  });
+});

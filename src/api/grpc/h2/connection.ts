@@ -9,7 +9,7 @@
 // blocks encoded without a dynamic table. Every frame queued during one turn of the event loop
 // leaves in one socket write.
 import type { Duplex } from 'node:stream';
-import { HpackDecoder } from './hpack.js';
+import { HpackDecoder, entryBytes } from './hpack.js';
 import {
   CLIENT_PREFACE,
   ConnectionError,
@@ -30,10 +30,50 @@ import {
   windowUpdateFrame,
   writeFrameHeader,
 } from './frames.js';
-import { grpcConcurrentStreamsMax, grpcHeaderBlockBytesMax, grpcHeaderListBytesMax, grpcUnreadResponseBytesMax } from '../../../limits.js';
+import { grpcHeaderBlockBytesMax, grpcHeaderListBytesMax, grpcUnreadResponseBytesMax } from '../../../limits.js';
 
-/** Receive window of each stream (SETTINGS_INITIAL_WINDOW_SIZE), given back as data arrives. */
-export const STREAM_WINDOW_BYTES = 1 << 20;
+/**
+ * What one connection may make the server hold, and how long it may take to say anything. Request
+ * data is admitted through flow control: a client cannot send beyond the windows we advertise, and
+ * we give window back only as the caller consumes what it was given (H2Stream.release), or, for a
+ * message larger than a stream window, once the connection has room for all of it (H2Stream.need).
+ */
+export interface H2Limits {
+  /** Streams open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with REFUSED_STREAM. */
+  streamsMax: number;
+  /**
+   * Each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE): what a stream may send before
+   * its caller asks for more. One frame's worth, so that a small request arrives whole in one go.
+   */
+  streamWindowBytes: number;
+  /**
+   * Bytes held for all streams outside reservations: their header lists and the data they sent
+   * within their windows. A stream whose header list would pass it is refused (REFUSED_STREAM);
+   * one whose data would is ended (H2Stream.onRefused, else ENHANCE_YOUR_CALM).
+   */
+  bufferedBytesMax: number;
+  /**
+   * Bytes reserved at once for messages larger than a stream window. A stream waits, without
+   * window, until all of its message fits; reservations are granted in the order asked.
+   */
+  reservedBytesMax: number;
+  /** The client preface, its SETTINGS and its acknowledgement of ours must arrive within this. */
+  handshakeTimeoutMs: number;
+  /** A connection with no open stream for this long is sent GOAWAY (NO_ERROR) and closed. */
+  idleTimeoutMs: number;
+}
+
+/** setTimeout and clearTimeout, injected so that tests drive the timeouts. */
+export interface H2Timers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const NODE_TIMERS: H2Timers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
 /** Receive window of the whole connection, raised from the protocol's 64 KiB at the start. */
 export const CONNECTION_WINDOW_BYTES = 16 << 20;
 /** Response bytes one stream may have queued before write() asks its caller to wait for drain. */
@@ -53,6 +93,10 @@ class EndOfStream {
 /**
  * One request stream. The caller sets the callbacks it wants when the connection hands the
  * stream over (before any data arrives) and answers with respond/write/end.
+ *
+ * Data handed to onData stays counted against the connection's limits until the caller gives it
+ * back with release(); the stream's window refills only then. A caller that must hold more than
+ * a stream window at once (a whole gRPC message) says so with need().
  */
 export class H2Stream {
   onData: ((chunk: Buffer) => void) | undefined;
@@ -61,14 +105,24 @@ export class H2Stream {
   onClose: (() => void) | undefined;
   /** write() returned false earlier and queued data has drained below the limits. */
   onDrain: (() => void) | undefined;
+  /**
+   * The connection refuses more data for this stream (its limits are reached; `reason` says
+   * which). The caller should end the stream with an error; if it does not, the stream is reset.
+   */
+  onRefused: ((reason: string) => void) | undefined;
 
   remoteEnded = false;
   closed = false;
   /** Response bytes not yet handed to the socket (waiting for flow-control window). */
   queuedBytes = 0;
   sendWindow: number;
-  receiveWindow = STREAM_WINDOW_BYTES;
-  receivedUnacknowledged = 0;
+  receiveWindow: number;
+  /** Bytes handed to onData and not yet released. */
+  held = 0;
+  /** Bytes reserved for this stream's current message (0: it lives within its window). */
+  reserved = 0;
+  /** Bytes this stream waits to have reserved (0: it is not waiting). */
+  wanted = 0;
   readonly queue: Array<Buffer | EndOfStream> = [];
   private ending = false;
 
@@ -76,9 +130,27 @@ export class H2Stream {
     private readonly connection: Http2Connection,
     readonly id: number,
     readonly headers: RequestHeaders,
+    /** The header list's size, counted against the connection's buffered bytes while the stream is open. */
+    readonly headerBytes: number,
     sendWindow: number,
+    receiveWindow: number,
   ) {
     this.sendWindow = sendWindow;
+    this.receiveWindow = receiveWindow;
+  }
+
+  /** The caller is done with `bytes` of the data it was given: the client may send that much more. */
+  release(bytes: number): void {
+    if (bytes > 0) this.connection.release(this, bytes);
+  }
+
+  /**
+   * The caller cannot go on until it holds `bytes` at once (counting what it holds now). Up to a
+   * stream window this only refills the window; beyond it, the bytes are reserved on the
+   * connection, and the window opens once they are.
+   */
+  need(bytes: number): void {
+    this.connection.need(this, bytes);
   }
 
   /** Whether end() was called (the response may still be waiting for window). */
@@ -121,7 +193,10 @@ export class Http2Connection {
   private readonly decoder = new HpackDecoder();
   private pending: Buffer | undefined;
   private prefaceSeen = false;
+  private prefaceSent = false;
   private settingsSeen = false;
+  /** Whether the client acknowledged our SETTINGS: until then its streams start with the default window. */
+  private settingsAcknowledged = false;
   private headerBlock: { streamId: number; endStream: boolean; chunks: Buffer[]; bytes: number } | undefined;
   private lastStreamId = 0;
   private receiveWindow = CONNECTION_WINDOW_BYTES;
@@ -129,12 +204,22 @@ export class Http2Connection {
   private sendWindow = DEFAULT_WINDOW_BYTES;
   private peerStreamWindow = DEFAULT_WINDOW_BYTES;
   private peerFrameBytes = DEFAULT_FRAME_BYTES;
+  /** The window a new stream starts with, as the client sees it. */
+  private streamWindow = DEFAULT_WINDOW_BYTES;
+  /** Header lists of open streams plus data held outside reservations (H2Limits.bufferedBytesMax). */
+  private bufferedBytes = 0;
+  /** Sum of the streams' reservations (H2Limits.reservedBytesMax). */
+  private reservedBytes = 0;
+  /** Streams waiting for a reservation, in the order they asked. */
+  private readonly reservationQueue: H2Stream[] = [];
   private out: Buffer[] = [];
   private outBytes = 0;
   private flushQueued = false;
   /** Streams with data waiting for window, and streams whose caller waits for onDrain. */
   private readonly blocked = new Set<H2Stream>();
   private readonly waitingForDrain = new Set<H2Stream>();
+  /** The handshake deadline until it completes, then the idle deadline while no stream is open. */
+  private timer: unknown;
   private goingAway = false;
   private closed = false;
 
@@ -142,23 +227,61 @@ export class Http2Connection {
     /** Any byte stream: a TCP socket, or a TLS socket after its handshake. */
     private readonly socket: Duplex,
     private readonly onStream: (stream: H2Stream) => void,
+    private readonly limits: H2Limits,
+    private readonly timers: H2Timers = NODE_TIMERS,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('drain', () => this.releaseWaiters());
     socket.on('close', () => this.onSocketClosed());
     socket.on('error', () => undefined); // 'close' follows and cancels the streams.
+    this.timer = timers.setTimeout(() => this.onHandshakeTimeout(), limits.handshakeTimeoutMs);
   }
 
   /** Graceful shutdown: GOAWAY now, the socket ends once the open streams have finished. */
-  goAway(): void {
+  goAway(code: number = ErrorCode.NO_ERROR, reason = 'server shutting down'): void {
     if (this.goingAway || this.closed) return;
     this.goingAway = true;
-    this.send(goawayFrame(this.lastStreamId, ErrorCode.NO_ERROR, 'server shutting down'));
+    this.sendPrefaceIfNeeded();
+    this.send(goawayFrame(this.lastStreamId, code, reason));
     this.endIfIdle();
   }
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  // ------------------------------------------------------------------ timeouts
+
+  private get handshakeDone(): boolean {
+    return this.settingsSeen && this.settingsAcknowledged;
+  }
+
+  private onHandshakeTimeout(): void {
+    this.timer = undefined;
+    if (this.handshakeDone) return;
+    // SETTINGS_TIMEOUT (RFC 9113 §6.5.3): our SETTINGS, or the client's, never completed.
+    this.fail(ErrorCode.SETTINGS_TIMEOUT, `no HTTP/2 handshake (preface, SETTINGS and acknowledgement) within ${this.limits.handshakeTimeoutMs} ms`);
+  }
+
+  /** Arms the idle deadline when the handshake is done and no stream is open; disarms it otherwise. */
+  private updateIdleTimer(): void {
+    if (!this.handshakeDone || this.closed) return;
+    const idle = this.streams.size === 0 && !this.goingAway;
+    if (idle && this.timer === undefined) {
+      this.timer = this.timers.setTimeout(() => {
+        this.timer = undefined;
+        this.goAway(ErrorCode.NO_ERROR, `idle for ${this.limits.idleTimeoutMs} ms`);
+      }, this.limits.idleTimeoutMs);
+    } else if (!idle && this.timer !== undefined) {
+      this.timers.clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private clearTimer(): void {
+    if (this.timer === undefined) return;
+    this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   // ------------------------------------------------------------------ input
@@ -199,18 +322,23 @@ export class Http2Connection {
       return -1;
     }
     this.prefaceSeen = true;
-    // Our preface (RFC 9113 §3.4) goes out once the client's is in, so that a client speaking
-    // something else gets only the refusal below.
+    this.sendPrefaceIfNeeded();
+    return CLIENT_PREFACE.length;
+  }
+
+  /** Our preface (RFC 9113 §3.4), sent once the client's is in, or before a GOAWAY that ends the connection early. */
+  private sendPrefaceIfNeeded(): void {
+    if (this.prefaceSent) return;
+    this.prefaceSent = true;
     this.send(
       settingsFrame([
         [Setting.ENABLE_PUSH, 0],
-        [Setting.MAX_CONCURRENT_STREAMS, grpcConcurrentStreamsMax],
-        [Setting.INITIAL_WINDOW_SIZE, STREAM_WINDOW_BYTES],
+        [Setting.MAX_CONCURRENT_STREAMS, this.limits.streamsMax],
+        [Setting.INITIAL_WINDOW_SIZE, this.limits.streamWindowBytes],
         [Setting.MAX_HEADER_LIST_SIZE, grpcHeaderListBytesMax],
       ]),
     );
     this.send(windowUpdateFrame(0, CONNECTION_WINDOW_BYTES - DEFAULT_WINDOW_BYTES));
-    return CLIENT_PREFACE.length;
   }
 
   /** Something other than HTTP/2 with prior knowledge: HTTP/1 gets a readable answer, others a GOAWAY. */
@@ -273,12 +401,30 @@ export class Http2Connection {
     if (stream.receiveWindow < 0) return this.resetStream(stream, ErrorCode.FLOW_CONTROL_ERROR);
     const data = unpad(flags, payload);
     const endStream = (flags & Flag.END_STREAM) !== 0;
-    if (!endStream) this.replenishStreamWindow(stream, payload.length);
-    if (data.length > 0) stream.onData?.(data);
-    if (endStream && !stream.closed) this.endRemote(stream);
+    // Marked before the data is handed over, so that nothing the caller does asks for window the
+    // client can no longer use.
+    if (endStream) stream.remoteEnded = true;
+    if (data.length > 0) {
+      if (stream.reserved === 0) {
+        if (this.bufferedBytes + data.length > this.limits.bufferedBytesMax) {
+          return this.refuse(stream, `the connection holds ${this.bufferedBytes} bytes of unfinished requests and headers; the limit is ${this.limits.bufferedBytesMax}`);
+        }
+        this.bufferedBytes += data.length;
+      }
+      stream.held += data.length;
+      stream.onData?.(data);
+    }
+    if (endStream) {
+      if (!stream.closed) stream.onEnd?.();
+    } else if (data.length < payload.length) {
+      this.refill(stream, false); // Padding is never held: its window comes back at once.
+    }
   }
 
-  /** Data is consumed as it arrives, so window is given back once half of it is used. */
+  /**
+   * The connection window only guards against a client that ignores stream windows: what is held
+   * is bounded per stream and per connection (H2Limits), so it is given back as data arrives.
+   */
   private consumeConnectionWindow(bytes: number): void {
     this.receiveWindow -= bytes;
     if (this.receiveWindow < 0) throw new ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, 'the client sent more than the connection window');
@@ -290,12 +436,83 @@ export class Http2Connection {
     }
   }
 
-  private replenishStreamWindow(stream: H2Stream, bytes: number): void {
-    stream.receivedUnacknowledged += bytes;
-    if (stream.receivedUnacknowledged < STREAM_WINDOW_BYTES / 2) return;
-    this.send(windowUpdateFrame(stream.id, stream.receivedUnacknowledged));
-    stream.receiveWindow += stream.receivedUnacknowledged;
-    stream.receivedUnacknowledged = 0;
+  /** The stream's data passes a limit: its caller ends it with an error, or it is reset. */
+  private refuse(stream: H2Stream, reason: string): void {
+    stream.onRefused?.(reason);
+    if (!stream.closed) this.resetStream(stream, ErrorCode.ENHANCE_YOUR_CALM);
+  }
+
+  // ------------------------------------------------------------------ admission
+
+  release(stream: H2Stream, bytes: number): void {
+    if (stream.closed) return;
+    if (bytes > stream.held) throw new Error(`stream ${stream.id} released ${bytes} bytes but holds ${stream.held}`);
+    stream.held -= bytes;
+    // A reserved stream's window waits for need(), which says what the next message takes.
+    if (stream.reserved > 0) return;
+    this.bufferedBytes -= bytes;
+    this.refill(stream, false);
+  }
+
+  need(stream: H2Stream, bytes: number): void {
+    if (stream.closed) return;
+    if (bytes <= this.streamWindow) {
+      // Within a window: no reservation; the window is refilled at once if it is too short now.
+      this.dropReservation(stream);
+      this.refill(stream, stream.held + stream.receiveWindow < bytes);
+      return;
+    }
+    if (bytes === stream.reserved) return this.refill(stream, true);
+    if (stream.remoteEnded || bytes === stream.wanted) return;
+    if (bytes > this.limits.reservedBytesMax) {
+      return this.refuse(stream, `a message of ${bytes} bytes is larger than the ${this.limits.reservedBytesMax} bytes a connection may reserve`);
+    }
+    this.dropReservation(stream);
+    stream.wanted = bytes;
+    this.reservationQueue.push(stream);
+    this.grantReservations();
+  }
+
+  /** Ends the stream's reservation or its wait for one; what it still holds counts as buffered again. */
+  private dropReservation(stream: H2Stream): void {
+    if (stream.wanted > 0) {
+      stream.wanted = 0;
+      this.reservationQueue.splice(this.reservationQueue.indexOf(stream), 1);
+    }
+    if (stream.reserved > 0) {
+      this.reservedBytes -= stream.reserved;
+      this.bufferedBytes += stream.held;
+      stream.reserved = 0;
+      this.grantReservations();
+    }
+  }
+
+  /** Grants waiting reservations in order while they fit; a granted stream's window opens to its message. */
+  private grantReservations(): void {
+    while (this.reservationQueue.length > 0) {
+      const stream = this.reservationQueue[0]!;
+      if (this.reservedBytes + stream.wanted > this.limits.reservedBytesMax) return;
+      this.reservationQueue.shift();
+      this.reservedBytes += stream.wanted;
+      this.bufferedBytes -= stream.held;
+      stream.reserved = stream.wanted;
+      stream.wanted = 0;
+      this.refill(stream, true);
+    }
+  }
+
+  /**
+   * Opens the stream's window up to what it may hold (its reservation, else a stream window)
+   * minus what it holds. Refills within a window are batched (half a window at a time) unless
+   * `now`: the caller then waits for bytes the client cannot send yet.
+   */
+  private refill(stream: H2Stream, now: boolean): void {
+    if (stream.remoteEnded || stream.closed) return;
+    const allowed = stream.reserved > 0 ? stream.reserved : this.streamWindow;
+    const increment = allowed - stream.held - stream.receiveWindow;
+    if (increment <= 0 || (!now && stream.reserved === 0 && increment < allowed / 2)) return;
+    this.send(windowUpdateFrame(stream.id, increment));
+    stream.receiveWindow += increment;
   }
 
   private onHeaders(flags: number, streamId: number, payload: Buffer): void {
@@ -337,11 +554,16 @@ export class Http2Connection {
     if (streamId % 2 === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `client stream ids are odd, got ${streamId}`);
     if (streamId <= this.lastStreamId) return; // A stream that is already closed.
     this.lastStreamId = streamId;
-    if (this.goingAway || this.streams.size >= grpcConcurrentStreamsMax) return this.send(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
+    // Refused streams were not processed at all: clients may retry them (RFC 9113 §8.7).
+    const headerBytes = fields.reduce((sum, [name, value]) => sum + entryBytes(name, value), 0);
+    const full = this.streams.size >= this.limits.streamsMax || this.bufferedBytes + headerBytes > this.limits.bufferedBytesMax;
+    if (this.goingAway || full) return this.send(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
     const headers = requestHeaders(fields);
     if (headers === undefined) return this.send(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
-    const stream = new H2Stream(this, streamId, headers, this.peerStreamWindow);
+    const stream = new H2Stream(this, streamId, headers, headerBytes, this.peerStreamWindow, this.streamWindow);
     this.streams.set(streamId, stream);
+    this.bufferedBytes += headerBytes;
+    this.updateIdleTimer();
     this.onStream(stream);
     if (endStream && !stream.closed) this.endRemote(stream);
   }
@@ -362,12 +584,35 @@ export class Http2Connection {
     if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'SETTINGS on a stream');
     if ((flags & Flag.ACK) !== 0) {
       if (payload.length !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS acknowledgement with a payload');
-      return;
+      return this.onSettingsAcknowledged();
     }
     if (payload.length % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS payload is not a multiple of 6 bytes');
     for (let at = 0; at < payload.length; at += 6) this.applySetting(payload.readUInt16BE(at), payload.readUInt32BE(at + 2));
     this.send(frame(FrameType.SETTINGS, Flag.ACK, 0));
     this.flushBlocked();
+    this.onHandshakeProgress();
+  }
+
+  /**
+   * Our SETTINGS are in force from the client's acknowledgement on: the streams it opened before
+   * started with the default window, and now shrink (or grow) by the difference (RFC 9113 §6.9.2).
+   */
+  private onSettingsAcknowledged(): void {
+    if (this.settingsAcknowledged) return;
+    this.settingsAcknowledged = true;
+    const delta = this.limits.streamWindowBytes - this.streamWindow;
+    this.streamWindow = this.limits.streamWindowBytes;
+    for (const stream of this.streams.values()) {
+      stream.receiveWindow += delta;
+      this.refill(stream, false);
+    }
+    this.onHandshakeProgress();
+  }
+
+  private onHandshakeProgress(): void {
+    if (!this.handshakeDone) return;
+    this.clearTimer();
+    this.updateIdleTimer();
   }
 
   private applySetting(id: number, value: number): void {
@@ -481,6 +726,9 @@ export class Http2Connection {
 
   private closeStream(stream: H2Stream): void {
     if (stream.closed) return;
+    this.dropReservation(stream);
+    this.bufferedBytes -= stream.headerBytes + stream.held;
+    stream.held = 0;
     stream.closed = true;
     stream.queue.length = 0;
     stream.queuedBytes = 0;
@@ -488,6 +736,7 @@ export class Http2Connection {
     this.blocked.delete(stream);
     this.waitingForDrain.delete(stream);
     stream.onClose?.();
+    this.updateIdleTimer();
     this.endIfIdle();
   }
 
@@ -546,21 +795,25 @@ export class Http2Connection {
     if (!this.goingAway || this.streams.size > 0 || this.closed) return;
     this.flushOutput();
     this.closed = true;
+    this.clearTimer();
     this.socket.end();
   }
 
   /** A connection error: GOAWAY with the code and reason, then the socket closes. */
   private fail(code: number, reason: string): void {
     if (this.closed) return;
+    this.sendPrefaceIfNeeded();
     this.send(goawayFrame(this.lastStreamId, code, reason));
     this.flushOutput();
     this.closed = true;
+    this.clearTimer();
     this.socket.end();
     this.cancelAll();
   }
 
   private onSocketClosed(): void {
     this.closed = true;
+    this.clearTimer();
     this.cancelAll();
   }
 

@@ -436,7 +436,8 @@ class DynamicTable {
   }
 }
 
-function entryBytes(name: string, value: string): number {
+/** A field's size as the header list size and the dynamic table count it (RFC 7541 §4.1). */
+export function entryBytes(name: string, value: string): number {
   return name.length + value.length + FIELD_OVERHEAD_BYTES;
 }
 

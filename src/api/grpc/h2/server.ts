@@ -3,7 +3,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { clientTlsHandshakeMsMax } from '../../../limits.js';
-import { Http2Connection, type H2Stream } from './connection.js';
+import { Http2Connection, NODE_TIMERS, type H2Limits, type H2Stream, type H2Timers } from './connection.js';
+import { ErrorCode, goawayFrame, settingsFrame } from './frames.js';
 import { routeByFirstBytes } from './sniff.js';
 
 /** Who is on the other end of a connection, as far as its transport tells. */
@@ -22,11 +23,17 @@ const PLAIN: ClientIdentity = { peerCommonName: undefined };
 
 export interface H2Server {
   readonly port: number;
+  /** HTTP/2 connections open now. */
+  readonly connections: number;
   /** Stops accepting connections; open streams get `graceMs` to finish, then are cut off. */
   close(graceMs: number): Promise<void>;
 }
 
-export interface H2ListenOptions {
+export interface H2ServerOptions {
+  limits: H2Limits;
+  /** HTTP/2 connections open at once; one more is answered with GOAWAY (ENHANCE_YOUR_CALM) and closed. */
+  connectionsMax: number;
+  timers?: H2Timers;
   /**
    * Where connections that do not speak HTTP/2 go, with who is on them: without TLS, those that do
    * not open with the HTTP/2 preface (sniff.ts, their first bytes put back); with TLS, those whose
@@ -39,6 +46,12 @@ export interface H2ListenOptions {
 }
 
 /**
+ * How long a refused connection may stay open for the client to read our GOAWAY: closing a socket
+ * with unread input makes the kernel send a reset, which the client would see instead.
+ */
+const REFUSAL_LINGER_MS = 2000;
+
+/**
  * Listens on host:port (0 picks a free port) and passes every request stream to `onStream`, with
  * the identity of the connection it came on.
  */
@@ -46,12 +59,14 @@ export async function listenH2(
   host: string,
   port: number,
   onStream: (stream: H2Stream, client: ClientIdentity) => void,
-  options: H2ListenOptions = {},
+  options: H2ServerOptions,
 ): Promise<H2Server> {
+  const timers = options.timers ?? NODE_TIMERS;
   const connections = new Set<Http2Connection>();
   let closing = false;
   const http2 = (socket: net.Socket, client: ClientIdentity): void => {
-    const connection = new Http2Connection(socket, (stream) => onStream(stream, client));
+    if (connections.size >= options.connectionsMax) return refuseConnection(socket, `too many connections (the limit is ${options.connectionsMax})`, timers);
+    const connection = new Http2Connection(socket, (stream) => onStream(stream, client), options.limits, timers);
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   };
@@ -86,6 +101,9 @@ export async function listenH2(
   const address = server.address();
   return {
     port: typeof address === 'object' && address ? address.port : port,
+    get connections() {
+      return connections.size;
+    },
     close: (graceMs) =>
       new Promise<void>((resolve) => {
         closing = true;
@@ -98,4 +116,16 @@ export async function listenH2(
         server.once('close', () => clearTimeout(force));
       }),
   };
+}
+
+/**
+ * Answers a connection over the limit with our preface and a GOAWAY that names the reason, so
+ * the client reports it (and retries elsewhere or later) instead of seeing a reset.
+ */
+function refuseConnection(socket: net.Socket, reason: string, timers: H2Timers): void {
+  socket.on('error', () => undefined);
+  socket.end(Buffer.concat([settingsFrame([]), goawayFrame(0, ErrorCode.ENHANCE_YOUR_CALM, reason)]));
+  socket.resume(); // Read and drop what the client sends until it closes.
+  const linger = timers.setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+  socket.on('close', () => timers.clearTimeout(linger));
 }
