@@ -121,8 +121,20 @@ export const gatewayKeepAliveIdleMsMax = 60_000;
 
 /** Keys one HTTP prefix GET returns; beyond it the response says `more: true`. */
 export const httpRangeKeysMax = 10_000;
-/** HTTP connections open at once. */
+/** HTTP connections open at once; one more is answered 503 (JSON) and closed. */
 export const httpConnectionsMax = 1024;
+/**
+ * A request's headers must arrive within this of the connection's start (or of the previous
+ * response's end), else 408: a client that trickles its headers holds a connection no longer.
+ */
+export const httpHeadersMsMax = 10_000;
+/** A request's headers and body must arrive within this, else 408. */
+export const httpRequestMsMax = 60_000;
+/**
+ * Key and value bytes in one HTTP prefix GET response (at least one key is always returned);
+ * beyond it the response says `more: true` and the client continues after its last key.
+ */
+export const httpResponseBytesMax = 4 * MiB;
 /** Request lines longer than this are refused before parsing (keys live in the URL). */
 export const httpUrlCharsMax = 64 * KiB;
 /** Query parameters beyond this count make the request invalid (bounds the parsing work). */

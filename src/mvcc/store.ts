@@ -586,15 +586,25 @@ export class MvccStore {
     });
     if (request.countOnly) return { kvs: [], more: false, count };
 
-    let kvs = found.map(({ at }) => {
+    const order = sortOrder === SortOrder.NONE && sortTarget !== SortTarget.KEY ? SortOrder.ASCEND : sortOrder;
+    // Values are read one by one, so a byte bound stops the reading itself, not only the answer.
+    const bytesMax = !filtered && order === SortOrder.NONE ? (request.bytesMax ?? Infinity) : Infinity;
+    let kvs: KeyValue[] = [];
+    let bytes = 0;
+    let cut = false;
+    for (const { at } of found) {
       const kv = this.toKeyValue(this.readRecord(at.main, at.sub), at.main);
       if (request.keysOnly) kv.value = EMPTY;
-      return kv;
-    });
+      bytes += kv.key.length + kv.value.length;
+      if (bytes > bytesMax && kvs.length > 0) {
+        cut = true;
+        break;
+      }
+      kvs.push(kv);
+    }
     if (filtered) kvs = kvs.filter((kv) => passesFilters(request, kv));
-    const order = sortOrder === SortOrder.NONE && sortTarget !== SortTarget.KEY ? SortOrder.ASCEND : sortOrder;
     if (order !== SortOrder.NONE) sortKeyValues(kvs, sortTarget, order);
-    let more = false;
+    let more = cut;
     if (limit > 0 && kvs.length > limit) {
       kvs = kvs.slice(0, limit);
       more = true;

@@ -38,11 +38,17 @@ export interface RangeRequest {
   maxModRevision?: number;
   minCreateRevision?: number;
   maxCreateRevision?: number;
+  /**
+   * Lichen's own, not etcd's (the HTTP API sets it): stop once the keys and values read pass this
+   * many bytes, keeping at least one key, and say `more`. Applies to unsorted, unfiltered ranges,
+   * whose keys are read in order and can be cut anywhere.
+   */
+  bytesMax?: number;
 }
 
 export interface RangeResponse {
   kvs: KeyValue[];
-  /** True when limit cut the result short. */
+  /** True when limit (or bytesMax) cut the result short. */
   more: boolean;
   /** The number of keys in the range (before limit). */
   count: number;

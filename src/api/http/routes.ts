@@ -57,6 +57,8 @@ export interface RouteDeps {
   healthTimeoutMs: number;
   /** A prefix GET returns at most this many keys (with "more": true when cut short). */
   rangeKeysMax: number;
+  /** ... and stops once its keys and values pass this many bytes (at least one key; "more": true). */
+  responseBytesMax: number;
 }
 
 type Handler = (context: RouteContext, deps: RouteDeps) => Promise<Reply>;
@@ -101,9 +103,9 @@ async function getOne(deps: RouteDeps, key: Uint8Array, query: Query, caller: Ca
 async function getPrefix(deps: RouteDeps, prefix: Uint8Array, query: Query, caller: Caller | undefined): Promise<Reply> {
   const requested = queryInteger(query, 'limit', 0);
   // 0 means "no limit" to etcd; here it means "our cap", so one request cannot build an
-  // unbounded response. "more" tells the client to continue from the last key.
+  // unbounded response, in keys or in bytes. "more" tells the client to continue from the last key.
   const limit = requested === 0 ? deps.rangeKeysMax : Math.min(requested, deps.rangeKeysMax);
-  const result = await deps.backend.range({ ...prefixRange(prefix), limit, ...readRequestFields(query) }, caller);
+  const result = await deps.backend.range({ ...prefixRange(prefix), limit, bytesMax: deps.responseBytesMax, ...readRequestFields(query) }, caller);
   return ok({
     kvs: result.kvs.map((kv) => keyValueJson(kv)),
     count: result.count,

@@ -7,6 +7,7 @@ import { formatId } from '../../ids.js';
 import { httpRequestSecondsOn, Registry } from '../../metrics.js';
 import { startHttpServer, type HttpServer, type HttpServerOptions } from './server.js';
 import { StoreBackend, TEST_CLUSTER_ID, TEST_MEMBER_ID } from './test-backend.js';
+import { ManualTimers } from '../testing/manual-timers.js';
 
 interface Answer {
   status: number;
@@ -296,6 +297,24 @@ describe('HTTP API over a single-node MVCC store', () => {
       }
     });
 
+    test('a prefix GET stops once its keys and values pass responseBytesMax, and always returns one key', async () => {
+      // Before this limit, 150 values of 1.4 MB came back in one 210 MB response.
+      const capped = await startWith({ responseBytesMax: 100 });
+      try {
+        for (const k of ['a', 'b', 'c', 'd']) await capped.call('PUT', `/v1/kv/bytes/${k}`, { body: k.repeat(40) });
+        const first = await capped.call('GET', '/v1/kv/bytes/?prefix=true');
+        assert.deepEqual(first.json.kvs.map((kv: { key: string }) => kv.key), ['bytes/a', 'bytes/b'], '2 × 47 bytes fit in 100, a third does not');
+        assert.equal(first.json.more, true);
+        assert.equal(first.json.count, 4);
+        await capped.call('PUT', '/v1/kv/huge', { body: 'h'.repeat(300) });
+        const one = await capped.call('GET', '/v1/kv/huge?prefix=true');
+        assert.equal(one.json.kvs.length, 1, 'a key larger than the cap still comes back, alone');
+        assert.equal(one.json.more, false);
+      } finally {
+        await capped.server.close();
+      }
+    });
+
     test('DELETE /v1/kv/<key> deletes one key, and ?prefix=true deletes the range with ?prevKv', async () => {
       for (const k of ['1', '2', '3']) await ctx.call('PUT', `/v1/kv/gone/${k}`, { body: `v${k}` });
       await ctx.call('PUT', '/v1/kv/gone', { body: 'the bare prefix key stays' });
@@ -528,6 +547,80 @@ describe('HTTP API over a single-node MVCC store', () => {
         await server.close();
       }
     });
+  });
+});
+
+describe('HTTP API: what one client may take of the server', () => {
+  /** A connection that sends `payload` and keeps everything the server answers. */
+  async function holder(port: number, payload: string): Promise<{ received: () => string; closed: () => boolean; socket: ReturnType<typeof connect> }> {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    let closed = false;
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(payload);
+    return { received: () => received, closed: () => closed, socket };
+  }
+
+  test('a connection over connectionsMax is answered 503 with a JSON error, and one is free again once a holder leaves', async () => {
+    // Before: node's maxConnections reset such connections; about 1,100 slow clients locked
+    // everyone else out of the HTTP API without a word.
+    const { server, call } = await startWith({ connectionsMax: 2 });
+    const slow = [await holder(server.port, 'GET /get?key=a HTTP/1.1\r\n'), await holder(server.port, 'GET /get?key=b HTTP/1.1\r\n')];
+    try {
+      await waitFor(() => server.connections === 2);
+      const refused = await call('GET', '/v1/status');
+      assertError(refused, 503, 'Unavailable', /too many HTTP connections \(the limit is 2\); retry later/);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      slow[0]!.socket.destroy();
+      await waitFor(() => server.connections === 1);
+      assert.equal((await call('GET', '/v1/status')).status, 200);
+    } finally {
+      for (const s of slow) s.socket.destroy();
+      await server.close();
+    }
+  });
+
+  test('a client that does not finish its headers in time gets 408, and a kept-alive connection gets the same time again', async () => {
+    const timers = new ManualTimers();
+    const { server } = await startWith({ timers, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000 });
+    try {
+      const slow = await holder(server.port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n');
+      await waitFor(() => timers.pending.size === 1);
+      assert.equal(timers.fire(10_000), 1);
+      await waitFor(() => slow.closed());
+      assert.match(slow.received(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+      assert.match(slow.received(), /"code":"Timeout","message":"the client did not send its request headers within 10000 ms"/);
+
+      const kept = await holder(server.port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => /\r\n\r\n\{/.test(kept.received()));
+      assert.match(kept.received(), /^HTTP\/1\.1 200 OK/);
+      await waitFor(() => timers.pending.size === 1);
+      assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [10_000], 'the next request has its own header deadline');
+      timers.fire(10_000);
+      await waitFor(() => kept.closed());
+      assert.match(kept.received(), /408 Request Timeout/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a client that does not finish its body in time gets 408 through the waiting handler', async () => {
+    const timers = new ManualTimers();
+    const { server } = await startWith({ timers, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000 });
+    try {
+      const slow = await holder(server.port, 'PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc');
+      await waitFor(() => [...timers.pending.values()].some((t) => t.ms === 60_000));
+      timers.fire(60_000);
+      await waitFor(() => slow.closed());
+      assert.match(slow.received(), /^HTTP\/1\.1 408 Request Timeout\r\n/);
+      assert.match(slow.received(), /"message":"the client did not send its request body within 60000 ms"/);
+    } finally {
+      await server.close();
+    }
   });
 });
 

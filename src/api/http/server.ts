@@ -2,13 +2,23 @@
 // handler, and writes JSON. Every failure, ours or the backend's, leaves as a JSON error with
 // the status from errors.ts; nothing a client sends can crash the process.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
-import type { TLSSocket, TlsOptions } from 'node:tls';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
+import tls, { type TLSSocket, type TlsOptions } from 'node:tls';
 import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
 import { createSilentLogger, type Logger } from '../../log.js';
 import { httpRequestSecondsOn, type Histogram, type Registry } from '../../metrics.js';
-import { clientTlsHandshakeMsMax, httpConnectionsMax, httpRangeKeysMax, httpUrlCharsMax, requestBytesMaxDefault } from '../../limits.js';
+import {
+  clientTlsHandshakeMsMax,
+  httpConnectionsMax,
+  httpHeadersMsMax,
+  httpRangeKeysMax,
+  httpRequestMsMax,
+  httpResponseBytesMax,
+  httpUrlCharsMax,
+  requestBytesMaxDefault,
+} from '../../limits.js';
+import { HttpAdmission } from './admission.js';
+import type { Timers } from '../timers.js';
 import type { Caller, EtcdBackend } from '../backend.js';
 import { readBody } from './body.js';
 import { parseQuery } from './codec.js';
@@ -29,12 +39,18 @@ export interface HttpServerOptions {
   maxRequestBytes?: number;
   /** Bound on the read that /health makes. Default 2000 ms. */
   healthTimeoutMs?: number;
-  /** A prefix GET returns at most this many keys. Default 10,000. */
+  /** A prefix GET returns at most this many keys. Default httpRangeKeysMax. */
   rangeKeysMax?: number;
-  /** Open connections beyond this are refused by the kernel accept path. Default 1024. */
+  /** ... and stops once its keys and values pass this many bytes. Default httpResponseBytesMax. */
+  responseBytesMax?: number;
+  /** Open connections beyond this are answered 503. Default httpConnectionsMax. */
   connectionsMax?: number;
-  /** A request (headers and body) must arrive within this. Default 60 s. */
+  /** A request's headers must arrive within this. Default httpHeadersMsMax. */
+  headersTimeoutMs?: number;
+  /** A request (headers and body) must arrive within this. Default httpRequestMsMax. */
   requestTimeoutMs?: number;
+  /** Timers for those deadlines; tests inject their own. */
+  timers?: Timers;
   log?: Logger;
   /** Monotonic milliseconds, for request latency; injected by tests. Default performance.now. */
   nowMs?: () => number;
@@ -43,12 +59,13 @@ export interface HttpServerOptions {
 export interface HttpServer {
   readonly host: string;
   readonly port: number;
+  /** Connections open now. */
+  readonly connections: number;
   /** Stops accepting, drops open connections (including keep-alive ones), resolves when closed. */
   close(): Promise<void>;
 }
 
 export const HEALTH_TIMEOUT_MS_DEFAULT = 2_000;
-export const REQUEST_TIMEOUT_MS_DEFAULT = 60_000;
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
@@ -63,45 +80,53 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     registry: options.registry,
     healthTimeoutMs: options.healthTimeoutMs ?? HEALTH_TIMEOUT_MS_DEFAULT,
     rangeKeysMax: options.rangeKeysMax ?? httpRangeKeysMax,
+    responseBytesMax: options.responseBytesMax ?? httpResponseBytesMax,
   };
 
-  // The default header limit (16 KiB) would cut off long keys in URLs before we could answer.
-  const httpOptions = { maxHeaderSize: httpUrlCharsMax + 16 * 1024, requestTimeout: options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS_DEFAULT };
+  // Deadlines and the connection limit are the admission's (admission.ts says why not node's).
   const withTls = options.tls;
-  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    const peerCommonName = withTls?.peerCommonName(request.socket as TLSSocket);
-    void handleRequest(request, response, { deps, maxRequestBytes, log, nowMs, requestSeconds }, peerCommonName);
-  };
-  const server = withTls
-    ? createTlsServer({ ...withTls.options, ...httpOptions, ALPNProtocols: ['http/1.1'], handshakeTimeout: clientTlsHandshakeMsMax }, onRequest)
-    : createServer(httpOptions, onRequest);
-  server.maxConnections = options.connectionsMax ?? httpConnectionsMax;
-  // Malformed HTTP never reaches the handler; answer it plainly and drop the connection.
-  server.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
-    if (socket.writable && error.code !== 'ECONNRESET') {
-      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    } else {
-      socket.destroy();
-    }
-  });
-
+  const server = createServer(
+    // The default header limit (16 KiB) would cut off long keys in URLs before we could answer.
+    { maxHeaderSize: httpUrlCharsMax + 16 * 1024, requestTimeout: 0 },
+    (request, response) => {
+      const peerCommonName = withTls?.peerCommonName(request.socket as TLSSocket);
+      void handleRequest(request, response, { deps, maxRequestBytes, log, nowMs, requestSeconds }, peerCommonName);
+    },
+  );
+  const admission = new HttpAdmission(
+    server,
+    {
+      connectionsMax: options.connectionsMax ?? httpConnectionsMax,
+      headersTimeoutMs: options.headersTimeoutMs ?? httpHeadersMsMax,
+      requestTimeoutMs: options.requestTimeoutMs ?? httpRequestMsMax,
+    },
+    options.timers,
+  );
+  // With TLS, a connection is admitted once its handshake is done (bounded by its own deadline).
+  const listener = withTls
+    ? tls.createServer({ ...withTls.options, ALPNProtocols: ['http/1.1'], handshakeTimeout: clientTlsHandshakeMsMax }, (socket) => admission.admit(socket))
+    : net.createServer({ noDelay: true }, (socket) => admission.admit(socket));
+  // A failed TLS handshake (no or a bad client certificate) only ends that connection.
+  listener.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
+    listener.once('error', reject);
+    listener.listen(options.port ?? 0, host, () => {
+      listener.off('error', reject);
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  const port = (listener.address() as AddressInfo).port;
   log.info('http api listening', { host, port });
 
   return {
     host,
     port,
+    get connections() {
+      return admission.connections;
+    },
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        listener.close(() => resolve());
         server.closeAllConnections();
       }),
   };

@@ -6,7 +6,8 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
 import { listenH2, type H2Server, type H2ServerOptions } from './server.js';
-import { STREAM_BUFFER_BYTES, type H2Limits, type H2Stream, type H2Timers } from './connection.js';
+import { STREAM_BUFFER_BYTES, type H2Limits, type H2Stream } from './connection.js';
+import { ManualTimers } from '../../testing/manual-timers.js';
 import { encodeHeaders } from './hpack.js';
 import { CLIENT_PREFACE, ErrorCode, Flag, FrameType, frame, rstStreamFrame, settingsFrame } from './frames.js';
 
@@ -294,29 +295,6 @@ async function waitFor(condition: () => boolean): Promise<void> {
   const deadline = performance.now() + 10_000;
   while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
   assert.ok(condition(), 'condition not reached');
-}
-
-/** Timers a test fires by hand (the connection's handshake and idle deadlines). */
-class ManualTimers implements H2Timers {
-  private next = 1;
-  readonly pending = new Map<number, { callback: () => void; ms: number }>();
-  setTimeout(callback: () => void, ms: number): unknown {
-    const id = this.next++;
-    this.pending.set(id, { callback, ms });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number);
-  }
-  /** Runs the timers set for `ms`; returns how many ran. */
-  fire(ms: number): number {
-    const due = [...this.pending].filter(([, timer]) => timer.ms === ms);
-    for (const [id, timer] of due) {
-      this.pending.delete(id);
-      timer.callback();
-    }
-    return due.length;
-  }
 }
 
 interface Frame {

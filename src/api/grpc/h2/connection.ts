@@ -31,6 +31,7 @@ import {
   writeFrameHeader,
 } from './frames.js';
 import { grpcHeaderBlockBytesMax, grpcHeaderListBytesMax, grpcUnreadResponseBytesMax } from '../../../limits.js';
+import { nodeTimers, type Timers } from '../../timers.js';
 
 /**
  * What one connection may make the server hold, and how long it may take to say anything. Request
@@ -62,17 +63,6 @@ export interface H2Limits {
   /** A connection with no open stream for this long is sent GOAWAY (NO_ERROR) and closed. */
   idleTimeoutMs: number;
 }
-
-/** setTimeout and clearTimeout, injected so that tests drive the timeouts. */
-export interface H2Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const NODE_TIMERS: H2Timers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms).unref(),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 /** Receive window of the whole connection, raised from the protocol's 64 KiB at the start. */
 export const CONNECTION_WINDOW_BYTES = 16 << 20;
@@ -228,7 +218,7 @@ export class Http2Connection {
     private readonly socket: Duplex,
     private readonly onStream: (stream: H2Stream) => void,
     private readonly limits: H2Limits,
-    private readonly timers: H2Timers = NODE_TIMERS,
+    private readonly timers: Timers = nodeTimers,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('drain', () => this.releaseWaiters());

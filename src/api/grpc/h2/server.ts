@@ -3,7 +3,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { clientTlsHandshakeMsMax } from '../../../limits.js';
-import { Http2Connection, NODE_TIMERS, type H2Limits, type H2Stream, type H2Timers } from './connection.js';
+import { Http2Connection, type H2Limits, type H2Stream } from './connection.js';
+import { nodeTimers, type Timers } from '../../timers.js';
+import { endWithAnswer } from '../../linger.js';
 import { ErrorCode, goawayFrame, settingsFrame } from './frames.js';
 import { routeByFirstBytes } from './sniff.js';
 
@@ -33,7 +35,7 @@ export interface H2ServerOptions {
   limits: H2Limits;
   /** HTTP/2 connections open at once; one more is answered with GOAWAY (ENHANCE_YOUR_CALM) and closed. */
   connectionsMax: number;
-  timers?: H2Timers;
+  timers?: Timers;
   /**
    * Where connections that do not speak HTTP/2 go, with who is on them: without TLS, those that do
    * not open with the HTTP/2 preface (sniff.ts, their first bytes put back); with TLS, those whose
@@ -46,12 +48,6 @@ export interface H2ServerOptions {
 }
 
 /**
- * How long a refused connection may stay open for the client to read our GOAWAY: closing a socket
- * with unread input makes the kernel send a reset, which the client would see instead.
- */
-const REFUSAL_LINGER_MS = 2000;
-
-/**
  * Listens on host:port (0 picks a free port) and passes every request stream to `onStream`, with
  * the identity of the connection it came on.
  */
@@ -61,7 +57,7 @@ export async function listenH2(
   onStream: (stream: H2Stream, client: ClientIdentity) => void,
   options: H2ServerOptions,
 ): Promise<H2Server> {
-  const timers = options.timers ?? NODE_TIMERS;
+  const timers = options.timers ?? nodeTimers;
   const connections = new Set<Http2Connection>();
   let closing = false;
   const http2 = (socket: net.Socket, client: ClientIdentity): void => {
@@ -122,10 +118,6 @@ export async function listenH2(
  * Answers a connection over the limit with our preface and a GOAWAY that names the reason, so
  * the client reports it (and retries elsewhere or later) instead of seeing a reset.
  */
-function refuseConnection(socket: net.Socket, reason: string, timers: H2Timers): void {
-  socket.on('error', () => undefined);
-  socket.end(Buffer.concat([settingsFrame([]), goawayFrame(0, ErrorCode.ENHANCE_YOUR_CALM, reason)]));
-  socket.resume(); // Read and drop what the client sends until it closes.
-  const linger = timers.setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
-  socket.on('close', () => timers.clearTimeout(linger));
+function refuseConnection(socket: net.Socket, reason: string, timers: Timers): void {
+  endWithAnswer(socket, Buffer.concat([settingsFrame([]), goawayFrame(0, ErrorCode.ENHANCE_YOUR_CALM, reason)]), timers);
 }
