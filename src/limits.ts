@@ -248,8 +248,13 @@ export const peerHandshakeFrameBytesMax = 1 * KiB;
  * up the heartbeats queued behind it on the same connection for one chunk at most.
  */
 export const peerSnapshotChunkBytesMax = 4 * MiB - peerFrameHeaderBytes;
-/** The largest snapshot a member reassembles from its peers; larger ones are dropped and logged. */
+/** The largest snapshot a member receives from its peers; larger ones are dropped and logged. */
 export const peerSnapshotBytesMax = 1024 * MiB;
+/**
+ * Snapshot data received and not yet written to its file; past it the connection is not read
+ * until the disk catches up, so a received snapshot holds at most this plus one chunk in memory.
+ */
+export const peerSnapshotPendingBytesMax = peerSnapshotChunkBytesMax;
 /** Messages queued for one peer; when full, messages are dropped and the peer reported unreachable. */
 export const peerSendQueueMessagesMax = 4096;
 /** Inbound peer connections open at once; more are closed at once. */

@@ -41,3 +41,17 @@ export function* decodeChunk(chunk: Uint8Array): Iterable<[Uint8Array, Uint8Arra
     yield [key, take()];
   }
 }
+
+/** How many leading bytes of `bytes` are whole records (a chunk may be cut there and decoded). */
+export function wholeRecordsBytes(bytes: Uint8Array): number {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let end = 0;
+  for (;;) {
+    if (end + 4 > view.length) return end;
+    const valueAt = end + 4 + view.readUInt32BE(end);
+    if (valueAt + 4 > view.length) return end;
+    const next = valueAt + 4 + view.readUInt32BE(valueAt);
+    if (next > view.length) return end;
+    end = next;
+  }
+}

@@ -173,6 +173,11 @@ export class RawNode {
     this.raft.reportSnapshot(id, ok);
   }
 
+  /** The snapshot raft took from a leader and has not had persisted yet (it is in the next Ready). */
+  pendingSnapshot(): Snapshot | undefined {
+    return this.raft.log.unstableSnapshot();
+  }
+
   /** Whether ready() has something. False while a Ready is outstanding (call advance() first). */
   hasReady(): boolean {
     if (this.outstanding) return false;

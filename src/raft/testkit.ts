@@ -6,7 +6,7 @@ import { decodeConfChange } from './membership.js';
 import { Raft, type RaftConfig, type ReadState } from './raft.js';
 import { RawNode, type RaftClass, type Ready } from './rawnode.js';
 import { MemoryStorage } from './storage.js';
-import { EntryType, type ConfState, type Entry, type Message, type NodeId } from './types.js';
+import { EntryType, snapshotBytes, type ConfState, type Entry, type Message, type NodeId } from './types.js';
 
 /** A small seeded PRNG (mulberry32), so every test run is the same. */
 export function seededRandom(seed: number): () => number {
@@ -126,7 +126,7 @@ export class Network {
     const old = this.node(id);
     const snap = old.storage.snapshot();
     const node = this.makeNode(id, old.storage, 0);
-    node.applied = snap.data.length > 0 ? (JSON.parse(new TextDecoder().decode(snap.data)) as string[]) : [];
+    node.applied = snap.data.byteLength > 0 ? (JSON.parse(new TextDecoder().decode(snapshotBytes(snap.data))) as string[]) : [];
     node.appliedIndex = snap.metadata.index;
     node.conf = snap.metadata.conf;
     this.nodes.set(id, node);
@@ -158,7 +158,7 @@ export class Network {
     // 1. Persist.
     if (rd.snapshot) {
       node.storage.applySnapshot(rd.snapshot);
-      node.applied = JSON.parse(new TextDecoder().decode(rd.snapshot.data)) as string[];
+      node.applied = JSON.parse(new TextDecoder().decode(snapshotBytes(rd.snapshot.data))) as string[];
       node.appliedIndex = rd.snapshot.metadata.index;
       node.conf = rd.snapshot.metadata.conf;
     }

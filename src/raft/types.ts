@@ -2,6 +2,8 @@
 // Other layers (wal, transport, sim, server) depend on these shapes, so changes here are contract
 // changes: the transport codec and the WAL record format encode every field below.
 
+import { assert } from '../errors.js';
+
 /** A member id. Ids are positive safe integers; NONE (0) means "no node" (no vote, no leader). */
 export type NodeId = number;
 export const NONE: NodeId = 0;
@@ -42,7 +44,30 @@ export interface SnapshotMetadata {
 /** A state machine snapshot. `data` is opaque to raft (the server puts the engine export in it). */
 export interface Snapshot {
   metadata: SnapshotMetadata;
-  data: Uint8Array;
+  data: SnapshotData;
+}
+
+/**
+ * Snapshot bytes, in memory or in a file the server reads in pieces: a snapshot received from a
+ * peer is streamed to disk rather than held whole. Raft only carries them.
+ */
+export type SnapshotData = Uint8Array | SnapshotFile;
+
+export interface SnapshotFile {
+  readonly byteLength: number;
+  /** `length` bytes (fewer at the end) starting at `offset`. */
+  read(offset: number, length: number): Uint8Array;
+}
+
+/** The bytes of snapshot data in memory, for callers that never see a file. */
+export function snapshotBytes(data: SnapshotData): Uint8Array {
+  assert(data instanceof Uint8Array, 'snapshot data is in a file, not in memory');
+  return data;
+}
+
+/** `length` bytes of snapshot data starting at `offset`, wherever they are. */
+export function readSnapshotData(data: SnapshotData, offset: number, length: number): Uint8Array {
+  return data instanceof Uint8Array ? data.subarray(offset, offset + length) : data.read(offset, length);
 }
 
 /**

@@ -7,7 +7,7 @@ import { openEngine, type Engine } from '../engine/index.js';
 import { AuthStore } from '../auth/index.js';
 import { MvccStore } from '../mvcc/index.js';
 import { ConfChangeType, EntryType, MemoryStorage, decodeConfChange, type Entry, type HardState, type Snapshot } from '../raft/index.js';
-import { SnapshotStore, Wal } from '../wal/index.js';
+import { SnapshotStore, Wal, type LoadedSnapshot } from '../wal/index.js';
 import { createDirectory } from '../directories.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -95,6 +95,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   const engine = openEngine(config.engine, join(config.dataDir, 'engine'));
   const store = MvccStore.open(engine);
   const snapshots = new SnapshotStore(join(config.dataDir, 'snap'));
+  snapshots.removeIncoming();
   const { wal, state } = await Wal.open({
     dir: join(config.dataDir, 'wal'),
     syncDelayMs: config.unsafe.walSyncDelayMs,
@@ -137,12 +138,12 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     });
   }
 
-  const { members, engineData } = decodeSnapshotData(snapshot!.data);
+  const { members, engineChunks } = decodeSnapshotData(snapshot!.data);
   if (existing) refuseOtherMembership(config, identity, membershipAfter(members, state.entries));
   if (store.appliedIndex < snapshot.metadata.index) {
     // The engine lags the snapshot (a snapshot was received but the engine not yet replaced, or
     // the engine's last writes were lost): the snapshot is the truth.
-    store.install([engineData]);
+    store.install(engineChunks);
   }
   const storage = new MemoryStorage();
   storage.applySnapshot(snapshot);
@@ -222,7 +223,7 @@ function mergeCommit(hardState: HardState, snapshot: Snapshot): HardState {
   return { ...hardState, commit: Math.max(hardState.commit, snapshot.metadata.index) };
 }
 
-function initialSnapshot(config: NodeConfig, identity: Identity, engine: Engine): Snapshot {
+function initialSnapshot(config: NodeConfig, identity: Identity, engine: Engine): LoadedSnapshot {
   const members = new MemberTable();
   const voters: number[] = [];
   for (const peer of config.initialCluster) {

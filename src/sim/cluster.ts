@@ -6,7 +6,7 @@
 import { isLichenError, LichenError } from '../errors.js';
 import { ReadRounds } from '../server/requests.js';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Snapshot } from '../raft/types.js';
-import { ConfChangeType, EntryType } from '../raft/types.js';
+import { ConfChangeType, EntryType, snapshotBytes } from '../raft/types.js';
 import { NodeDisk } from './disk.js';
 import { PeerDataDirs } from '../server/data-dirs.js';
 import { Hasher } from './hash.js';
@@ -172,7 +172,7 @@ export class Cluster {
     let conf: ConfState = { voters: [], learners: [] };
     if (disk.snapshot !== undefined) {
       storage.applySnapshot(disk.snapshot);
-      sm = KvStateMachine.fromSnapshot(disk.snapshot.data, disk.snapshot.metadata.index);
+      sm = KvStateMachine.fromSnapshot(snapshotBytes(disk.snapshot.data), disk.snapshot.metadata.index);
       conf = disk.snapshot.metadata.conf;
     }
     storage.append(disk.entriesAfterSnapshot());
@@ -433,7 +433,7 @@ export class Cluster {
 
   private restoreSnapshot(node: SimNode, live: LiveState, snapshot: Snapshot): void {
     const index = snapshot.metadata.index;
-    live.sm = KvStateMachine.fromSnapshot(snapshot.data, index);
+    live.sm = KvStateMachine.fromSnapshot(snapshotBytes(snapshot.data), index);
     live.conf = snapshot.metadata.conf;
     live.snapshotIndex = index;
     this.monitor.observeRestore(node.id, index, live.sm.digest());

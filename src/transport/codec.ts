@@ -24,7 +24,7 @@
 // messages are safe to keep; pass { copy: true } when decoding from a buffer you will reuse, or to
 // avoid pinning a large receive buffer with a small entry.
 import type { ConfState, Entry, Message, MessageType, Snapshot } from '../raft/types.js';
-import { EntryType } from '../raft/types.js';
+import { EntryType, snapshotBytes } from '../raft/types.js';
 import { LichenError, ErrorCode, assert } from '../errors.js';
 
 export const CODEC_VERSION = 1;
@@ -138,7 +138,8 @@ function writeSnapshot(sink: Sink, snapshot: Snapshot): void {
   sink.uvarint(snapshot.metadata.term);
   writeIds(sink, snapshot.metadata.conf.voters);
   writeIds(sink, snapshot.metadata.conf.learners);
-  sink.bytes(snapshot.data);
+  // A snapshot in a file never travels as one message: the TCP transport streams it in chunks.
+  sink.bytes(snapshotBytes(snapshot.data));
 }
 
 function writeMessage(sink: Sink, m: Message): void {

@@ -346,9 +346,9 @@ export class MemoryTransport implements Transport {
   #receive(m: Message, bytes: number): void {
     this.inbound.receivedBytes += bytes;
     if (m.type === 'Snap') {
-      if (m.snapshot.data.length > this.#maxSnapshotBytes) {
+      if (m.snapshot.data.byteLength > this.#maxSnapshotBytes) {
         this.inbound.snapshotsDropped++;
-        this.#logger('snapshot-too-large', { remoteId: m.from, bytes: m.snapshot.data.length });
+        this.#logger('snapshot-too-large', { remoteId: m.from, bytes: m.snapshot.data.byteLength });
         return;
       }
       this.inbound.snapshotsReceived++;

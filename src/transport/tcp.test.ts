@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Message, NodeId } from '../raft/types.js';
-import { TcpTransport, type PeerRefusal, type TransportOptions } from './tcp.js';
+import { snapshotBytes, type Message, type NodeId } from '../raft/types.js';
+import { TcpTransport, type PeerRefusal, type SnapshotSink, type TransportOptions } from './tcp.js';
 import { encodeMessage } from './codec.js';
 import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, writeFrameHeader, type HelloAck } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
@@ -277,12 +277,64 @@ test('a 10 MiB snapshot arrives in chunks and the sender learns it was sent', { 
       assert.deepEqual(b!.received.map((m) => m.type), ['Heartbeat', 'Snap', 'Heartbeat']);
       const got = b!.received[1] as Extract<Message, { type: 'Snap' }>;
       assert.deepEqual(got.snapshot.metadata, snap.snapshot.metadata);
-      assert.ok(data.equals(got.snapshot.data), 'snapshot data differs');
+      assert.ok(data.equals(snapshotBytes(got.snapshot.data)), 'snapshot data differs');
       assert.deepEqual(a!.snapshotsSent, [{ peer: 2, ok: true }]);
       const inbound = b!.transport.stats().inbound;
       assert.ok(inbound.snapshotChunksReceived >= 10, `only ${inbound.snapshotChunksReceived} chunks`);
     },
     () => ({ maxFrameBytes }),
+  );
+});
+
+test('a snapshot goes to its sink as it arrives, the connection is not read while the sink lags, and what follows waits for its delivery', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const maxFrameBytes = 64 * 1024;
+  const pendingMax = 128 * 1024;
+  // A sink whose writes complete only when the test says so; it notes the most it ever held.
+  const writes: Array<() => void> = [];
+  let pendingBytes = 0;
+  let mostPending = 0;
+  let finishing: (() => void) | undefined;
+  let poke = (): void => undefined;
+  const sink: SnapshotSink = {
+    get pendingBytes() {
+      return pendingBytes;
+    },
+    write: (chunk) => {
+      pendingBytes += chunk.length;
+      mostPending = Math.max(mostPending, pendingBytes);
+      poke();
+      return new Promise((resolve) => writes.push(() => ((pendingBytes -= chunk.length), resolve())));
+    },
+    finish: () =>
+      new Promise((resolve) => {
+        finishing = () => resolve(data);
+        poke();
+      }),
+    abort: () => undefined,
+  };
+  const data = Buffer.alloc(4 * 1024 * 1024, 7);
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      poke = () => waiter.poke();
+      b!.transport.addPeer(1, a!.addressText);
+      a!.transport.addPeer(2, b!.addressText);
+      const snap: Message = { type: 'Snap', from: 1, to: 2, term: 4, snapshot: { metadata: { index: 100, term: 4, conf: { voters: [1, 2], learners: [] } }, data } };
+      a!.transport.send([snap, heartbeat(1, 2, 9)]);
+      while (finishing === undefined) {
+        await waiter.until(() => pendingBytes > pendingMax || finishing !== undefined, 'the sink to fill');
+        for (const complete of writes.splice(0)) complete();
+      }
+      for (const complete of writes.splice(0)) complete();
+      assert.equal(b!.received.length, 0, 'nothing after the snapshot is delivered before the snapshot');
+      finishing();
+      await waiter.until(() => b!.received.length === 2, 'delivery');
+      assert.deepEqual(b!.received.map((m) => m.type), ['Snap', 'Heartbeat']);
+      // Past the bound the connection was not read: the sink never held more than the bound
+      // plus what one read of the socket carried (node reads 64 KiB at a time).
+      assert.ok(mostPending <= pendingMax + 64 * 1024, `the sink held ${mostPending} bytes at once`);
+    },
+    (id) => (id === 2 ? { maxFrameBytes, snapshotPendingBytesMax: pendingMax, receiveSnapshot: () => sink } : { maxFrameBytes }),
   );
 });
 

@@ -45,15 +45,18 @@
 //
 // Snapshots are streamed: a SnapBegin frame (the Snap message without data, plus the data length)
 // followed by chunks of at most peerSnapshotChunkBytesMax that each fit in maxFrameBytes, written
-// straight from the snapshot's buffer.
-// The receiver reassembles them up to maxSnapshotBytes and delivers one Snap message.
+// straight from the snapshot's buffer (or read from its file). Only a connection bound to a member
+// gets this far. The receiver hands the chunks, up to maxSnapshotBytes in all, to a sink (the
+// server's: a file in its snapshot store), stops reading the connection while more than
+// snapshotPendingBytesMax of them wait to be stored, and delivers one Snap message whose data is
+// what the sink made of them; frames behind the snapshot wait for that delivery.
 //
 // Received messages alias the socket's read buffers (see codec.ts); Node allocates a fresh buffer
 // per read, so raft may keep entries it receives without copying them.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Message, NodeId } from '../raft/types.js';
+import { readSnapshotData, type Message, type NodeId, type SnapshotData } from '../raft/types.js';
 import { assert, isLichenError } from '../errors.js';
 import {
   peerFrameBytesMax,
@@ -63,6 +66,7 @@ import {
   peerUnboundChallengesMax,
   peerSnapshotBytesMax,
   peerSnapshotChunkBytesMax,
+  peerSnapshotPendingBytesMax,
 } from '../limits.js';
 import type { Transport } from './types.js';
 import { decodeMessage, encodeMessage } from './codec.js';
@@ -138,6 +142,13 @@ export interface TransportOptions {
    * accepted connection (a certificate's common name) with a reason. Without it, plain TCP.
    */
   tls?: PeerTls;
+  /**
+   * Where a snapshot's data goes as it arrives (the server streams it into a file of its snapshot
+   * store). Default: a buffer in memory, for tests.
+   */
+  receiveSnapshot?: (m: SnapMessage, dataBytes: number) => SnapshotSink;
+  /** Snapshot bytes a sink may have pending before the connection stops being read (default peerSnapshotPendingBytesMax). */
+  snapshotPendingBytesMax?: number;
   /** Counts refusals (the server's metrics); they are logged and in stats() as well. */
   onRefusal?: (refusal: PeerRefusal) => void;
   /** This member's data directory id (DATA_DIR_ID_BYTES), sent in every handshake (default zeros). */
@@ -209,11 +220,37 @@ interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable
 
 type SnapMessage = Extract<Message, { type: 'Snap' }>;
 
+/** Receives one snapshot's data in order; the transport stops reading while pendingBytes is high. */
+export interface SnapshotSink {
+  /** Bytes handed to write() that are not stored yet. */
+  readonly pendingBytes: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Called once all the data was written: the snapshot's data, to deliver. */
+  finish(): Promise<SnapshotData>;
+  /** The reception is cut short: drop what was stored. */
+  abort(): void;
+}
+
+/** The default sink: the data in one buffer. */
+function memorySink(dataBytes: number): SnapshotSink {
+  const data = Buffer.allocUnsafe(dataBytes);
+  let at = 0;
+  return {
+    pendingBytes: 0,
+    write: async (chunk) => {
+      data.set(chunk, at);
+      at += chunk.length;
+    },
+    finish: async () => data,
+    abort: () => undefined,
+  };
+}
+
 /** A queued snapshot: its SnapBegin frame, then chunks cut from `data` as they are written. */
 interface SnapItem {
   kind: 'snap';
   begin: Buffer;
-  data: Uint8Array;
+  data: SnapshotData;
   /** How much of `data` is handed to the socket; -1 until SnapBegin is written. */
   written: number;
   reported: boolean;
@@ -382,7 +419,7 @@ class PeerLink {
 
   #snapItem(m: SnapMessage): SnapItem {
     const withoutData: SnapMessage = { ...m, snapshot: { metadata: m.snapshot.metadata, data: EMPTY_BYTES } };
-    const begin = encodeSnapBegin(m.snapshot.data.length, encodeMessage(withoutData));
+    const begin = encodeSnapBegin(m.snapshot.data.byteLength, encodeMessage(withoutData));
     assert(begin.length <= this.options.maxFrameBytes, 'transport: snapshot metadata exceeds maxFrameBytes');
     return { kind: 'snap', begin, data: m.snapshot.data, written: -1, reported: false };
   }
@@ -619,17 +656,17 @@ class PeerLink {
       item.written = 0;
       this.sentBytes += item.begin.length;
       // Without data the SnapBegin frame is the whole snapshot, so its write completes it.
-      const empty = item.data.length === 0;
+      const empty = item.data.byteLength === 0;
       if (empty) this.#snapsInFlight.add(item);
       const more = socket.write(item.begin, empty ? (error) => this.#onSnapshotWritten(item, error) : undefined);
       if (!more) this.#blocked = true;
     }
     const chunkBytesMax = Math.min(peerSnapshotChunkBytesMax, this.options.maxFrameBytes - FRAME_HEADER_BYTES);
-    while (item.written < item.data.length && !this.#blocked) {
-      const end = Math.min(item.data.length, item.written + chunkBytesMax);
-      const chunk = item.data.subarray(item.written, end);
+    while (item.written < item.data.byteLength && !this.#blocked) {
+      const end = Math.min(item.data.byteLength, item.written + chunkBytesMax);
+      const chunk = readSnapshotData(item.data, item.written, end - item.written);
       item.written = end;
-      const last = end === item.data.length;
+      const last = end === item.data.byteLength;
       this.sentBytes += FRAME_HEADER_BYTES + chunk.length;
       socket.cork();
       socket.write(frameHeader(FrameKind.SnapChunk, chunk.length));
@@ -638,7 +675,7 @@ class PeerLink {
       if (!more) this.#blocked = true;
       if (last) this.#snapsInFlight.add(item);
     }
-    return item.written === item.data.length;
+    return item.written === item.data.byteLength;
   }
 
   #onSnapshotWritten(item: SnapItem, error: Error | null | undefined): void {
@@ -662,12 +699,12 @@ class PeerLink {
   }
 }
 
-/** A snapshot being reassembled from chunks; `data` is null when it is over the limit and skipped. */
-interface Reassembly {
+/** A snapshot being received; `sink` is null when it is over the limit and skipped. */
+interface Reception {
   message: SnapMessage;
   totalBytes: number;
   receivedBytes: number;
-  data: Buffer | null;
+  sink: SnapshotSink | null;
 }
 
 /** What an inbound connection needs from its transport. */
@@ -699,7 +736,9 @@ class InboundConnection {
   /** The member this connection is bound to; null until it proved the claimed id. */
   #remoteId: NodeId | null = null;
   #reader = new FrameReader(HANDSHAKE_FRAME_BYTES_MAX);
-  #snapshot: Reassembly | null = null;
+  #snapshot: Reception | null = null;
+  /** Frames that arrived after a whole snapshot that is not delivered yet (see #finishSnapshot). */
+  #deferred: Buffer[] | null = null;
   #closing = false;
 
   constructor(
@@ -712,6 +751,7 @@ class InboundConnection {
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     // Errors (resets by the peer) end in 'close'; the listener only has to exist so none is thrown.
     socket.on('error', () => {});
+    socket.on('close', () => this.#abortSnapshot());
   }
 
   /** The member this connection is bound to, or null while it is not (yet) proven. */
@@ -739,6 +779,7 @@ class InboundConnection {
   }
 
   #onFrame(frame: Buffer): void {
+    if (this.#deferred !== null) return void this.#deferred.push(frame);
     const kind = frame[0];
     const payload = frame.subarray(1);
     if (this.#claimedId === null) {
@@ -906,19 +947,15 @@ class InboundConnection {
     }
     const m = this.#decode(begin.message);
     if (m === null) return;
-    if (m.type !== 'Snap' || m.snapshot.data.length !== 0) return this.#fail('SnapBegin does not carry an empty Snap');
-    const { maxSnapshotBytes } = this.transport.options;
-    let data: Buffer | null = null;
+    if (m.type !== 'Snap' || m.snapshot.data.byteLength !== 0) return this.#fail('SnapBegin does not carry an empty Snap');
+    const { maxSnapshotBytes, receiveSnapshot } = this.transport.options;
+    let sink: SnapshotSink | null = null;
     if (begin.totalBytes > maxSnapshotBytes) {
-      this.transport.options.logger('snapshot-too-large', {
-        ...this.#logFields,
-        bytes: begin.totalBytes,
-        maxSnapshotBytes,
-      });
+      this.transport.options.logger('snapshot-too-large', { ...this.#logFields, bytes: begin.totalBytes, maxSnapshotBytes });
     } else {
-      data = Buffer.allocUnsafe(begin.totalBytes);
+      sink = receiveSnapshot(m, begin.totalBytes);
     }
-    this.#snapshot = { message: m, totalBytes: begin.totalBytes, receivedBytes: 0, data };
+    this.#snapshot = { message: m, totalBytes: begin.totalBytes, receivedBytes: 0, sink };
     if (begin.totalBytes === 0) this.#finishSnapshot();
   }
 
@@ -929,23 +966,63 @@ class InboundConnection {
     if (snapshot.receivedBytes + payload.length > snapshot.totalBytes) {
       return this.#fail(`snapshot chunks exceed the announced ${snapshot.totalBytes} bytes`);
     }
-    snapshot.data?.set(payload, snapshot.receivedBytes);
     snapshot.receivedBytes += payload.length;
     this.transport.inbound.snapshotChunksReceived++;
+    const sink = snapshot.sink;
+    if (sink !== null) {
+      // The data goes to the sink (a file) as it comes; while more than snapshotPendingBytesMax of
+      // it waits to be stored, this connection is not read.
+      sink.write(payload).then(
+        () => this.#updateReading(),
+        (error: unknown) => this.#fail(`cannot store the snapshot: ${errorText(error)}`),
+      );
+      this.#updateReading();
+    }
     if (snapshot.receivedBytes === snapshot.totalBytes) this.#finishSnapshot();
   }
 
+  /**
+   * A snapshot is whole: it is delivered once its sink has stored it, and the frames that follow
+   * it wait (in order, and with this connection not read) until then.
+   */
   #finishSnapshot(): void {
     const snapshot = this.#snapshot!;
     this.#snapshot = null;
-    if (snapshot.data === null) {
+    if (snapshot.sink === null) {
       this.transport.inbound.snapshotsDropped++;
       this.transport.options.logger('snapshot-dropped', { ...this.#logFields, bytes: snapshot.totalBytes });
       return;
     }
-    this.transport.inbound.snapshotsReceived++;
-    const { message } = snapshot;
-    this.#deliver({ ...message, snapshot: { metadata: message.snapshot.metadata, data: snapshot.data } });
+    this.#deferred = [];
+    this.#updateReading();
+    snapshot.sink.finish().then(
+      (data) => {
+        if (this.#closing) return;
+        this.transport.inbound.snapshotsReceived++;
+        const { message } = snapshot;
+        this.#deliver({ ...message, snapshot: { metadata: message.snapshot.metadata, data } });
+        const deferred = this.#deferred!;
+        this.#deferred = null;
+        // A frame below may finish another snapshot, which defers the ones after it in turn.
+        for (const frame of deferred) if (!this.#closing) this.#onFrame(frame);
+        this.#updateReading();
+      },
+      (error: unknown) => this.#fail(`cannot store the snapshot: ${errorText(error)}`),
+    );
+  }
+
+  /** Reads the socket unless a snapshot's data waits to be stored, or a whole snapshot to be delivered. */
+  #updateReading(): void {
+    if (this.#closing) return;
+    const pending = this.#snapshot?.sink?.pendingBytes ?? 0;
+    if (this.#deferred !== null || pending > this.transport.options.snapshotPendingBytesMax) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /** A snapshot cut short (the connection failed or closed) leaves nothing behind. */
+  #abortSnapshot(): void {
+    this.#snapshot?.sink?.abort();
+    this.#snapshot = null;
   }
 
   #deliver(m: Message): void {
@@ -959,7 +1036,7 @@ class InboundConnection {
     if (this.#closing) return;
     this.#closing = true;
     this.#reader.stop();
-    this.#snapshot = null;
+    this.#abortSnapshot();
     this.transport.inbound.protocolErrors++;
     this.transport.inbound.lastError = reason;
     this.transport.options.logger('protocol-error', { ...this.#logFields, error: reason });
@@ -969,6 +1046,7 @@ class InboundConnection {
   close(): void {
     this.#closing = true;
     this.#reader.stop();
+    this.#abortSnapshot();
     this.socket.destroy();
   }
 }
@@ -1018,6 +1096,8 @@ export class TcpTransport implements Transport {
       maxInboundConnections: options.maxInboundConnections ?? peerInboundConnectionsMax,
       random: options.random ?? Math.random,
       randomNonce: options.randomNonce ?? (() => randomBytes(NONCE_BYTES)),
+      receiveSnapshot: options.receiveSnapshot ?? ((_m, dataBytes) => memorySink(dataBytes)),
+      snapshotPendingBytesMax: options.snapshotPendingBytesMax ?? peerSnapshotPendingBytesMax,
       onRefusal: options.onRefusal ?? (() => {}),
       dataDirId: options.dataDirId ?? new Uint8Array(DATA_DIR_ID_BYTES),
       admitPeer: options.admitPeer ?? (() => Promise.resolve(undefined)),

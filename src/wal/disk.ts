@@ -15,6 +15,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 const fdatasyncAsync = promisify(fs.fdatasync);
 const fsyncAsync = promisify(fs.fsync);
+const writeAsync = promisify(fs.write);
 
 export interface SyncEvent {
   kind: 'file' | 'dir';
@@ -47,6 +48,18 @@ export class Disk {
     // Each iteration writes at least one byte or throws, so the loop ends after bytes.length turns.
     while (written < bytes.length) {
       written += fs.writeSync(fd, bytes, written, bytes.length - written, position + written);
+    }
+    this.stats.bytesWritten += bytes.length;
+  }
+
+  /**
+   * writeAll on the thread pool, for long streams of data (a snapshot received from a peer) that
+   * should not hold the event loop while the kernel takes them.
+   */
+  async writeAllAsync(fd: number, bytes: Uint8Array, position: number): Promise<void> {
+    let written = 0;
+    while (written < bytes.length) {
+      written += (await writeAsync(fd, bytes, written, bytes.length - written, position + written)).bytesWritten;
     }
     this.stats.bytesWritten += bytes.length;
   }

@@ -273,12 +273,11 @@ export function decodeSnapshotPayload(payload: Buffer): { metadata: SnapshotMeta
 }
 
 /**
- * Frames payload parts as one record: returns the header to write in front of them. The parts are
- * checksummed in order, so a large payload (a snapshot) need not be copied into one buffer.
+ * The header to write in front of a payload of `length` bytes whose checksum is `payloadCrc`. The
+ * payload itself is not needed, so a large one (a snapshot) can be checksummed in pieces, and
+ * need not be in memory at all.
  */
-export function frameRecord(type: RecordType, parts: readonly Uint8Array[], payloadCrc: number): Buffer {
-  let length = 0;
-  for (const part of parts) length += part.length;
+export function frameRecord(type: RecordType, length: number, payloadCrc: number): Buffer {
   assert(length <= RECORD_PAYLOAD_BYTES_MAX, `wal: record payload of ${length} bytes exceeds ${RECORD_PAYLOAD_BYTES_MAX}`);
   const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
   header.writeUInt32BE(payloadCrc, 4);
@@ -290,7 +289,7 @@ export function frameRecord(type: RecordType, parts: readonly Uint8Array[], payl
 
 /** Header plus payload in one buffer, ready for a single write. */
 export function encodeRecord(type: RecordType, payload: Uint8Array): Buffer {
-  const header = frameRecord(type, [payload], crc32c(payload));
+  const header = frameRecord(type, payload.length, crc32c(payload));
   return Buffer.concat([header, payload]);
 }
 

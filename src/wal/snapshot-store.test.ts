@@ -12,7 +12,7 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return dir;
 }
 
-const snapshot = (index: number, term: number, bytes = 64): Snapshot => ({
+const snapshot = (index: number, term: number, bytes = 64): Snapshot & { data: Uint8Array } => ({
   metadata: { index, term, conf: { voters: [1, 2, 3], learners: [4] } },
   data: Uint8Array.from({ length: bytes }, (_, i) => (i * 7 + index) & 0xff),
 });
@@ -89,3 +89,48 @@ test('a snapshot file with a flipped byte or cut short fails its checksum with W
   fs.writeFileSync(path, original.subarray(0, original.length - 10));
   await assert.rejects(store.load(snapshot(10, 1).metadata), /truncated/);
 });
+
+test('a snapshot received in pieces reads back from its file, and saving it makes that file the store\'s', async (t) => {
+  const dir = join(tempDir(t), 'snap');
+  const store = new SnapshotStore(dir);
+  await store.save(snapshot(10, 1));
+  const expected = snapshot(40, 3, 3 * 1024 * 1024 + 5);
+  const receiver = store.receive(expected.metadata, expected.data.length, 2);
+  for (let at = 0; at < expected.data.length; at += 1024 * 1024) void receiver.write(expected.data.subarray(at, at + 1024 * 1024));
+  const received = await receiver.finish();
+  assert.equal(received.byteLength, expected.data.length);
+  assert.ok(Buffer.from(received.read(1024 * 1024 - 3, 10)).equals(Buffer.from(expected.data.subarray(1024 * 1024 - 3, 1024 * 1024 + 7))));
+  assert.equal((await store.load())?.metadata.index, 10, 'not the store\'s snapshot until saved');
+  await store.save({ metadata: expected.metadata, data: received });
+  const loaded = await store.load();
+  assert.deepEqual(loaded?.metadata, expected.metadata);
+  assert.ok(Buffer.from(loaded!.data).equals(Buffer.from(expected.data)), 'the checksummed file holds the data');
+  assert.ok(Buffer.from(received.read(0, 64)).equals(Buffer.from(expected.data.subarray(0, 64))), 'still readable after the move');
+  assert.deepEqual(fs.readdirSync(dir).filter((name) => name.endsWith('.incoming')), []);
+});
+
+test('a reception cut short, a received snapshot discarded, and the leftovers of a crash leave no file behind', async (t) => {
+  const dir = join(tempDir(t), 'snap');
+  const store = new SnapshotStore(dir);
+  const incoming = (): string[] => fs.readdirSync(dir).filter((name) => name.endsWith('.incoming'));
+  const cut = store.receive(snapshot(5, 1).metadata, 1000, 2);
+  await cut.write(new Uint8Array(300));
+  assert.equal(incoming().length, 1);
+  cut.abort();
+  await waitFor(() => incoming().length === 0);
+  const whole = store.receive(snapshot(6, 1).metadata, 10, 3);
+  void whole.write(new Uint8Array(10));
+  (await whole.finish()).discard();
+  assert.deepEqual(incoming(), []);
+  // A crash mid-reception leaves a file that opening the store again removes.
+  fs.writeFileSync(join(dir, '0000000000000007-0000000000000001.snap.from-2-1.incoming'), Buffer.alloc(10));
+  new SnapshotStore(dir).removeIncoming();
+  assert.deepEqual(incoming(), []);
+});
+
+/** Yields to the event loop until `condition` holds; gives up after 10 s (a bound, not a delay). */
+async function waitFor(condition: () => boolean): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(condition(), 'condition not reached');
+}
