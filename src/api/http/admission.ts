@@ -33,6 +33,8 @@ interface Connection {
 
 export class HttpAdmission {
   private readonly open = new Map<Socket, Connection>();
+  /** Connections answered and ended, still open for the client to read the answer. */
+  private readonly ending = new Set<Socket>();
 
   constructor(
     private readonly server: Server,
@@ -47,11 +49,16 @@ export class HttpAdmission {
     return this.open.size;
   }
 
+  /** Closes every connection now (node's closeAllConnections knows only servers that listen themselves). */
+  closeAll(): void {
+    for (const socket of [...this.open.keys(), ...this.ending]) socket.destroy();
+  }
+
   /** Serves HTTP/1.1 on an accepted socket, or answers 503 when the connections are all taken. */
   admit(socket: Socket): void {
     if (this.open.size >= this.limits.connectionsMax) {
       const error = new LichenError(ErrorCode.Unavailable, `too many HTTP connections (the limit is ${this.limits.connectionsMax}); retry later`);
-      return answerAndClose(socket, 503, error, this.timers);
+      return this.answerAndClose(socket, 503, error);
     }
     const connection: Connection = { socket, deadline: undefined, request: undefined, response: undefined };
     this.open.set(socket, connection);
@@ -104,7 +111,7 @@ export class HttpAdmission {
         response.end(body);
         return;
       }
-      if (response === undefined) answerAndClose(connection.socket, 408, error, this.timers);
+      if (response === undefined) this.answerAndClose(connection.socket, 408, error);
     }, ms);
   }
 
@@ -112,20 +119,22 @@ export class HttpAdmission {
   private onClientError(error: NodeJS.ErrnoException, socket: Socket): void {
     if (!socket.writable || error.code === 'ECONNRESET') return void socket.destroy();
     if (error.code === 'HPE_HEADER_OVERFLOW') {
-      return answerAndClose(socket, 431, new LichenError(ErrorCode.TooLarge, 'request headers are too large'), this.timers);
+      return this.answerAndClose(socket, 431, new LichenError(ErrorCode.TooLarge, 'request headers are too large'));
     }
-    answerAndClose(socket, 400, new LichenError(ErrorCode.InvalidArgument, `malformed HTTP request: ${error.message}`), this.timers);
+    this.answerAndClose(socket, 400, new LichenError(ErrorCode.InvalidArgument, `malformed HTTP request: ${error.message}`));
+  }
+
+  /** Writes a whole response with a JSON error on the raw socket, ends it, and lets the client read it. */
+  private answerAndClose(socket: Socket, status: number, error: LichenError): void {
+    const failure = errorResponse(error);
+    const body = JSON.stringify(failure.body) + '\n';
+    const headers = { ...failure.headers, 'Content-Type': JSON_CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
+    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    this.ending.add(socket);
+    socket.once('close', () => this.ending.delete(socket));
+    endWithAnswer(socket, `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${head}\r\n${body}`, this.timers);
   }
 }
 
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 503: 'Service Unavailable' };
-
-/** Writes a whole response with a JSON error on the raw socket, ends it, and lets the client read it. */
-function answerAndClose(socket: Socket, status: number, error: LichenError, timers: Timers): void {
-  const failure = errorResponse(error);
-  const body = JSON.stringify(failure.body) + '\n';
-  const headers = { ...failure.headers, 'Content-Type': JSON_CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
-  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  endWithAnswer(socket, `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n${head}\r\n${body}`, timers);
-}

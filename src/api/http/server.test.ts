@@ -608,6 +608,15 @@ describe('HTTP API: what one client may take of the server', () => {
     }
   });
 
+  test('close() ends kept-alive connections at once', async () => {
+    const { server } = await startWith();
+    const kept = await holder(server.port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => /\r\n\r\n\{/.test(kept.received()));
+    const closed = server.close();
+    await waitFor(() => kept.closed());
+    await closed;
+  });
+
   test('a client that does not finish its body in time gets 408 through the waiting handler', async () => {
     const timers = new ManualTimers();
     const { server } = await startWith({ timers, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000 });

@@ -127,7 +127,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     close: () =>
       new Promise<void>((resolve) => {
         listener.close(() => resolve());
-        server.closeAllConnections();
+        admission.closeAll();
       }),
   };
 }
