@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { snapshotBytes, type Message, type NodeId } from '../raft/types.js';
 import { TcpTransport, type PeerRefusal, type SnapshotSink, type TransportOptions } from './tcp.js';
 import { encodeMessage } from './codec.js';
-import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, writeFrameHeader, type HelloAck } from './frame.js';
+import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, encodeSnapBegin, writeFrameHeader, type HelloAck } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
 import { createCertificateAuthority, issueCertificate, selfSignedCertificate, type PemPair } from '../tls/certs.js';
 import { peerTlsOptions, type TlsMaterial } from '../tls/index.js';
@@ -563,6 +563,26 @@ test('an impostor that knows the cluster id and a member id gets no message deli
       assert.equal(a!.transport.stats().peers[2]!.connected, true);
     },
     () => ({ handshakeTimeoutMs: 1000 }),
+  );
+});
+
+test('a snapshot announced on a connection not bound to a member is refused before anything is stored', { timeout: TEST_TIMEOUT_MS }, async () => {
+  let sinks = 0;
+  await withNodes(
+    2,
+    async ([, b], waiter) => {
+      b!.transport.addPeer(1, '127.0.0.1:1');
+      await withRawPeer(waiter, async (impostor) => {
+        const dial = await impostor.dial(b!.transport.address.port, { clusterId: 7, from: 1, to: 2 });
+        const empty: Message = { type: 'Snap', from: 1, to: 2, term: 9, snapshot: { metadata: { index: 50, term: 9, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(0) } };
+        dial.write(encodeSnapBegin(512 * 1024 * 1024, encodeMessage(empty)));
+        await waiter.until(() => dial.closed, 'the impostor to be cut off');
+      });
+      assert.match(b!.transport.stats().inbound.lastError ?? '', /before the dialer proved its member id/);
+      assert.equal(sinks, 0, 'no sink was opened');
+      assert.equal(b!.received.length, 0);
+    },
+    (id) => (id === 2 ? { receiveSnapshot: () => assert.fail(`sink ${++sinks} opened`) } : {}),
   );
 });
 
