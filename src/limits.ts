@@ -335,6 +335,7 @@ export function checkLimits(settings: LimitSettings): void {
     grpcStreamWindowBytesMax >= 16 * KiB && grpcStreamWindowBytesMax < 2 ** 31,
     `grpcStreamWindowBytesMax (${grpcStreamWindowBytesMax}) must hold one frame (16 KiB) and be below 2^31`,
   );
+  need(httpHeadersMsMax <= httpRequestMsMax, `httpHeadersMsMax (${httpHeadersMsMax}) exceeds httpRequestMsMax (${httpRequestMsMax}), which counts the headers too`);
   need(grpcConnectionReservedMessagesMax >= 1, `grpcConnectionReservedMessagesMax (${grpcConnectionReservedMessagesMax}) must let one message of the largest size through`);
   if (problems.length > 0) throw new LichenError(ErrorCode.InvalidArgument, `limits: ${problems.join('; ')}`);
 }
