@@ -112,8 +112,10 @@ export const clientTlsHandshakeMsMax = 10_000;
  * base64 (4/3 of their size) beside field names and punctuation. A larger body is refused unread.
  */
 export const gatewayJsonExpansionMax = 2;
-/** The request headers of a gateway request must arrive within this. */
+/** The request headers of a gateway request must arrive within this (else 408). */
 export const gatewayHeadersMsMax = 60_000;
+/** HTTP/1.1 connections to the gateway open at once; one more is answered 503 and closed. */
+export const gatewayConnectionsMax = 1024;
 /** An idle keep-alive gateway connection is closed after this (etcd keeps them; clients pool them). */
 export const gatewayKeepAliveIdleMsMax = 60_000;
 

@@ -23,6 +23,11 @@ export interface HttpLimits {
   requestTimeoutMs: number;
 }
 
+/** The JSON body of an error the admission answers itself; the default is the HTTP API's shape. */
+export type ErrorBody = (error: LichenError) => string;
+
+const httpApiErrorBody: ErrorBody = (error) => JSON.stringify(errorResponse(error).body);
+
 interface Connection {
   socket: Socket;
   deadline: unknown;
@@ -40,6 +45,7 @@ export class HttpAdmission {
     private readonly server: Server,
     private readonly limits: HttpLimits,
     private readonly timers: Timers = nodeTimers,
+    private readonly errorBody: ErrorBody = httpApiErrorBody,
   ) {
     server.on('request', (request: IncomingMessage, response: ServerResponse) => this.onRequest(request, response));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket));
@@ -52,6 +58,12 @@ export class HttpAdmission {
   /** Closes every connection now (node's closeAllConnections knows only servers that listen themselves). */
   closeAll(): void {
     for (const socket of [...this.open.keys(), ...this.ending]) socket.destroy();
+  }
+
+  /** Closes the connections that are not receiving or answering a request. */
+  closeIdle(): void {
+    for (const [socket, connection] of this.open) if (connection.request === undefined) socket.destroy();
+    for (const socket of this.ending) socket.destroy();
   }
 
   /** Serves HTTP/1.1 on an accepted socket, or answers 503 when the connections are all taken. */
@@ -105,8 +117,7 @@ export class HttpAdmission {
       const response = connection.response;
       if (response !== undefined && !response.headersSent) {
         // A handler may still be waiting for the body: the answer goes through node:http.
-        const failure = errorResponse(error);
-        const body = JSON.stringify(failure.body) + '\n';
+        const body = this.errorBody(error) + '\n';
         response.writeHead(408, { 'Content-Type': JSON_CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' });
         response.end(body);
         return;
@@ -126,9 +137,8 @@ export class HttpAdmission {
 
   /** Writes a whole response with a JSON error on the raw socket, ends it, and lets the client read it. */
   private answerAndClose(socket: Socket, status: number, error: LichenError): void {
-    const failure = errorResponse(error);
-    const body = JSON.stringify(failure.body) + '\n';
-    const headers = { ...failure.headers, 'Content-Type': JSON_CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
+    const body = this.errorBody(error) + '\n';
+    const headers = { ...errorResponse(error).headers, 'Content-Type': JSON_CONTENT_TYPE, 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' };
     const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
     this.ending.add(socket);
     socket.once('close', () => this.ending.delete(socket));

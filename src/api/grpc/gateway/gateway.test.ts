@@ -9,6 +9,7 @@ import net from 'node:net';
 import { startTestMember, type TestMember } from '../../../server/testing/in-process.js';
 import { startHarness } from '../testing/harness.js';
 import { GatewayClient } from './testing/http-client.js';
+import { gatewayConnectionsMax } from '../../../limits.js';
 
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 const text = (base64: string): string => Buffer.from(base64, 'base64').toString();
@@ -47,6 +48,33 @@ describe('one client port for gRPC and HTTP/1.1', () => {
       socket.write('\x16\x03\x01 not a request\r\n\r\n');
     });
     assert.match(reply, /^HTTP\/1\.1 400 Bad Request/);
+  });
+});
+
+describe('what one client may take of the gateway', () => {
+  it('answers a connection over gatewayConnectionsMax with 503 in etcd\'s error shape, not a reset', async () => {
+    const port = Number(member.node.addresses.client.split(':')[1]);
+    const open = (): Promise<net.Socket> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.write('POST /v3/kv/range HTTP/1.1\r\n'); // headers never finished
+          resolve(socket);
+        });
+        socket.on('error', reject);
+      });
+    const holders: net.Socket[] = [];
+    const probe = new GatewayClient(member.node.addresses.client);
+    try {
+      // As many as the limit (the shared client may hold one more): the limit is reached.
+      for (let i = 0; i < gatewayConnectionsMax; i++) holders.push(await open());
+      const answer = await probe.post('/v3/kv/range', { key: b64('x') });
+      assert.equal(answer.status, 503);
+      assert.match(answer.json.message, /^too many HTTP connections \(the limit is 1024\); retry later$/);
+      assert.equal(answer.json.code, 14, 'UNAVAILABLE');
+    } finally {
+      probe.close();
+      for (const holder of holders) holder.destroy();
+    }
   });
 });
 

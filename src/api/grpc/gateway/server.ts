@@ -11,11 +11,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { ErrorCode, isLichenError } from '../../../errors.js';
-import { gatewayHeadersMsMax, gatewayJsonExpansionMax, gatewayKeepAliveIdleMsMax } from '../../../limits.js';
+import { gatewayConnectionsMax, gatewayHeadersMsMax, gatewayJsonExpansionMax, gatewayKeepAliveIdleMsMax } from '../../../limits.js';
 import type { Registry } from '../../../metrics.js';
 import type { EtcdBackend } from '../../backend.js';
 import { checkHealth } from '../../health.js';
 import { readBody } from '../../http/body.js';
+import { HttpAdmission } from '../../http/admission.js';
+import type { Timers } from '../../timers.js';
+import { GRPC_ERROR_TABLE } from '../errors.js';
 import type { RequestHeaders } from '../h2/connection.js';
 import type { ClientIdentity } from '../h2/server.js';
 import { CallMetadata, GrpcCode, type GrpcRouter, type RegisteredMethod, type StatusError, type StreamHandler, type UnaryHandler } from '../http2-server.js';
@@ -36,6 +39,8 @@ export interface GatewayOptions {
   version: string;
   /** Bound on the read /health makes. */
   healthTimeoutMs: number;
+  /** Timers for the header deadline; tests inject their own. */
+  timers?: Timers;
 }
 
 /** etcd serves the gateway with CORS open to every origin (its --cors default, "*"). */
@@ -63,6 +68,8 @@ interface Route extends GatewayRoute {
 
 export class Gateway {
   private readonly server: Server;
+  /** The connection limit and the header deadline (src/api/http/admission.ts), in etcd's error shape. */
+  private readonly admission: HttpAdmission;
   private readonly routes = new Map<string, Route>();
   private readonly jsonBytesMax: number;
   /** Connections handed to the HTTP server (it counts only those it accepted itself). */
@@ -79,19 +86,14 @@ export class Gateway {
       this.routes.set(path, { ...route, method, requestMessage: root.lookupType(route.requestType), responseMessage: root.lookupType(route.responseType) });
     }
     this.jsonBytesMax = gatewayJsonExpansionMax * options.router.receiveMessageBytesMax;
-    this.server = createServer(
-      // No requestTimeout: the body of a watch or keep-alive call is a stream that stays open.
-      { requestTimeout: 0, headersTimeout: gatewayHeadersMsMax, keepAliveTimeout: gatewayKeepAliveIdleMsMax },
-      (request, response) => this.handle(request, response),
+    this.server = createServer({ requestTimeout: 0, keepAliveTimeout: gatewayKeepAliveIdleMsMax }, (request, response) => this.handle(request, response));
+    this.admission = new HttpAdmission(
+      this.server,
+      // No request deadline: the body of a watch or keep-alive call is a stream that stays open.
+      { connectionsMax: gatewayConnectionsMax, headersTimeoutMs: gatewayHeadersMsMax, requestTimeoutMs: 0 },
+      options.timers,
+      (error) => unaryErrorBody(GRPC_ERROR_TABLE[error.code].code, error.message),
     );
-    // Node checks headersTimeout on a timer it starts when the server starts listening; this
-    // server never listens (connections are handed to it), so start that timer the same way.
-    this.server.emit('listening');
-    this.server.on('clientError', (error: NodeJS.ErrnoException, socket: net.Socket) => {
-      if (!socket.writable || error.code === 'ECONNRESET') return void socket.destroy();
-      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    });
   }
 
   /** Serves HTTP/1.1 on an accepted connection (its first bytes put back) from `client`. */
@@ -100,7 +102,7 @@ export class Gateway {
     if (client !== undefined) this.clients.set(socket, client);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    this.server.emit('connection', socket);
+    this.admission.admit(socket);
   }
 
   /**
@@ -109,8 +111,7 @@ export class Gateway {
    */
   async close(graceMs: number): Promise<void> {
     this.closing = true;
-    // Stops the headers-timeout timer and closes the idle connections.
-    this.server.close();
+    this.admission.closeIdle();
     const force = setTimeout(() => {
       for (const socket of this.sockets) socket.destroy();
     }, graceMs);
