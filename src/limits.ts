@@ -108,6 +108,13 @@ export const clientFirstBytesMsMax = 10_000;
 /** A client's TLS handshake (gRPC and HTTP ports) must finish within this (Node's default is 120 s). */
 export const clientTlsHandshakeMsMax = 10_000;
 /**
+ * Connections to the client port in their TLS handshake or still to send those first bytes, at
+ * once; one more closes the one that has waited longest. With the caps of each protocol (grpcConnectionsMax,
+ * gatewayConnectionsMax) it bounds the port's connections, and a flood of one kind does not lock
+ * out the others.
+ */
+export const clientUnsortedConnectionsMax = 1024;
+/**
  * A gateway request's JSON may be this many times the largest gRPC message: bytes travel as
  * base64 (4/3 of their size) beside field names and punctuation. A larger body is refused unread.
  */
@@ -330,12 +337,12 @@ export function checkLimits(settings: LimitSettings): void {
     `peerHandshakeFrameBytesMax (${peerHandshakeFrameBytesMax}) exceeds peerFrameBytesMax (${peerFrameBytesMax})`,
   );
   need(
-    grpcHeaderListBytesMax <= grpcConnectionBufferedBytesMax,
-    `grpcHeaderListBytesMax (${grpcHeaderListBytesMax}) exceeds grpcConnectionBufferedBytesMax (${grpcConnectionBufferedBytesMax}): a stream with the largest headers could never open`,
-  );
-  need(
     grpcStreamWindowBytesMax >= 16 * KiB && grpcStreamWindowBytesMax < 2 ** 31,
     `grpcStreamWindowBytesMax (${grpcStreamWindowBytesMax}) must hold one frame (16 KiB) and be below 2^31`,
+  );
+  need(
+    grpcHeaderListBytesMax + grpcStreamWindowBytesMax <= grpcConnectionBufferedBytesMax,
+    `grpcHeaderListBytesMax (${grpcHeaderListBytesMax}) and grpcStreamWindowBytesMax (${grpcStreamWindowBytesMax}) exceed grpcConnectionBufferedBytesMax (${grpcConnectionBufferedBytesMax}): a stream with the largest headers could not send its window`,
   );
   need(httpHeadersMsMax <= httpRequestMsMax, `httpHeadersMsMax (${httpHeadersMsMax}) exceeds httpRequestMsMax (${httpRequestMsMax}), which counts the headers too`);
   need(grpcConnectionReservedMessagesMax >= 1, `grpcConnectionReservedMessagesMax (${grpcConnectionReservedMessagesMax}) must let one message of the largest size through`);

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { get } from 'node:https';
-import type net from 'node:net';
+import { once } from 'node:events';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { credentials, makeGenericClientConstructor, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { GrpcRouter, listenHttp2Grpc, type ServerCall, type UnaryCallback } from './http2-server.js';
@@ -81,7 +82,7 @@ test('over TLS the client port routes by ALPN (h2 to gRPC, http/1.1 to HTTP/1), 
   router.addService(WHO_AM_I, {
     WhoAmI: (call: ServerCall<Buffer, Buffer>, callback: UnaryCallback<Buffer>) => callback(null, Buffer.from(`grpc:${call.peerCommonName}`)),
   });
-  const http1 = (socket: net.Socket, client: ClientIdentity): void => {
+  const http1 = (socket: Socket, client: ClientIdentity): void => {
     const body = `http1:${client.peerCommonName}`;
     socket.resume(); // Read to the end, so the socket sees the client close it.
     socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
@@ -113,6 +114,50 @@ test('over TLS the client port routes by ALPN (h2 to gRPC, http/1.1 to HTTP/1), 
     ).finally(() => client.close());
     assert.equal(reply, 'grpc:alice');
   } finally {
+    await server.close(0);
+  }
+});
+
+test('over TLS, a connection that never starts its handshake is closed when one more would pass unsortedConnectionsMax', async () => {
+  const { ca, alice, material } = await pki();
+  const http1 = (socket: Socket): void => {
+    socket.resume();
+    socket.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
+  };
+  const router = new GrpcRouter({ receiveMessageBytesMax: 1024 });
+  const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { ...grpcServerLimits(1024), tls: listenerTls(material), http1, unsortedConnectionsMax: 2 });
+  const silent = async (): Promise<{ closed: boolean; socket: Socket }> => {
+    const socket = netConnect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    const state = { closed: false, socket };
+    socket.on('error', () => undefined);
+    socket.on('close', () => (state.closed = true));
+    return state;
+  };
+  const served = (alpn: string[] | undefined): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: alice.cert, key: alice.key, ...(alpn && { ALPNProtocols: alpn }) });
+      let text = '';
+      socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('end', () => {
+        resolve(text.split('\r\n')[0]!);
+        socket.destroy();
+      });
+      socket.on('error', reject);
+    });
+  const waiting = [await silent(), await silent()];
+  try {
+    assert.equal(await served(['http/1.1']), 'HTTP/1.1 204 No Content');
+    // Closed at once, not at the 10 s handshake deadline.
+    const deadline = Date.now() + 2000;
+    while (!waiting[0]!.closed && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(waiting[0]!.closed, true, 'the oldest silent connection made room');
+    // A finished handshake leaves the count: sniffing this one's first bytes closes nobody.
+    assert.equal(await served(undefined), 'HTTP/1.1 204 No Content');
+    assert.equal(waiting[1]!.closed, false);
+  } finally {
+    for (const { socket } of waiting) socket.destroy();
     await server.close(0);
   }
 });

@@ -291,8 +291,8 @@ describe('HTTP/2 server layer: shutdown', () => {
 });
 
 /** Yields to the event loop until `condition` holds; gives up after 10 s (a bound, not a delay). */
-async function waitFor(condition: () => boolean): Promise<void> {
-  const deadline = performance.now() + 10_000;
+async function waitFor(condition: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
   while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
   assert.ok(condition(), 'condition not reached');
 }
@@ -578,6 +578,36 @@ describe('HTTP/2 server layer: deadlines and the connection limit', () => {
     } finally {
       first.close();
       second.close();
+      await server.close(100);
+    }
+  });
+
+  it('closes the connection that has waited longest for its first bytes when one more would pass the limit', async () => {
+    const server = await listenH2('127.0.0.1', 0, () => undefined, {
+      ...OPTIONS,
+      unsortedConnectionsMax: 2,
+      http1: (socket) => void socket.end('HTTP/1.1 204 No Content\r\n\r\n'),
+    });
+    const connect = async (): Promise<{ socket: net.Socket; closed: boolean; received: string }> => {
+      const socket = net.connect(server.port, '127.0.0.1');
+      await once(socket, 'connect');
+      const state = { socket, closed: false, received: '' };
+      socket.on('data', (chunk: Buffer) => (state.received += chunk.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => (state.closed = true));
+      return state;
+    };
+    const silent = [await connect(), await connect()];
+    const client = await connect();
+    try {
+      client.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => client.closed);
+      assert.match(client.received, /^HTTP\/1.1 204 /);
+      // Well before the first-bytes deadline (10 s): the oldest silent one made room.
+      await waitFor(() => silent[0]!.closed, 2000);
+      assert.equal(silent[1]!.closed, false);
+    } finally {
+      for (const { socket } of [...silent, client]) socket.destroy();
       await server.close(100);
     }
   });

@@ -8,6 +8,7 @@ import { nodeTimers, type Timers } from '../../timers.js';
 import { endWithAnswer } from '../../linger.js';
 import { ErrorCode, goawayFrame, settingsFrame } from './frames.js';
 import { routeByFirstBytes } from './sniff.js';
+import { clientUnsortedConnectionsMax } from '../../../limits.js';
 
 /** Who is on the other end of a connection, as far as its transport tells. */
 export interface ClientIdentity {
@@ -45,6 +46,13 @@ export interface H2ServerOptions {
   http1?: (socket: net.Socket, client: ClientIdentity) => void;
   /** Serve TLS, offering ALPN "h2" (and "http/1.1" with `http1`). */
   tls?: H2Tls;
+  /**
+   * Connections whose protocol is not known yet (in their TLS handshake, or, with `http1`, still
+   * to send their first bytes), at once. One more closes the one that has waited longest (it sent
+   * nothing that could be answered; clients handshake and send as they connect), so silent
+   * connections cannot lock the port.
+   */
+  unsortedConnectionsMax?: number;
 }
 
 /**
@@ -66,6 +74,18 @@ export async function listenH2(
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   };
+  /** Connections whose protocol is not known yet, oldest first (a Set keeps insertion order). */
+  const unsorted = new Set<net.Socket>();
+  const unsortedMax = options.unsortedConnectionsMax ?? clientUnsortedConnectionsMax;
+  const waitForProtocol = (socket: net.Socket): void => {
+    if (unsorted.size >= unsortedMax) {
+      const oldest = unsorted.values().next().value as net.Socket;
+      unsorted.delete(oldest);
+      oldest.destroy();
+    }
+    unsorted.add(socket);
+    socket.once('close', () => unsorted.delete(socket));
+  };
   /** Hands a connection to its protocol: by ALPN when TLS negotiated one, else by its first bytes. */
   const serve = (socket: net.Socket, client: ClientIdentity, alpn: string | false | null): void => {
     // A connection accepted while we shut down would keep the server open: refuse it.
@@ -73,18 +93,43 @@ export async function listenH2(
     const { http1 } = options;
     if (http1 === undefined || alpn === 'h2') return http2(socket, client);
     if (alpn === 'http/1.1') return http1(socket, client);
-    routeByFirstBytes(socket, { http2: (s) => http2(s, client), http1: (s) => http1(s, client) });
+    waitForProtocol(socket);
+    const sorted = (to: (socket: net.Socket, client: ClientIdentity) => void) => (s: net.Socket) => {
+      unsorted.delete(s);
+      to(s, client);
+    };
+    routeByFirstBytes(socket, { http2: sorted(http2), http1: sorted(http1) });
   };
   const withTls = options.tls;
   const server = withTls
     ? tls.createServer(
         { ...withTls.options, ALPNProtocols: options.http1 ? ['h2', 'http/1.1'] : ['h2'], handshakeTimeout: clientTlsHandshakeMsMax },
         (socket) => {
+          handshakeDone(socket);
           socket.setNoDelay(true);
           serve(socket, { peerCommonName: withTls.peerCommonName(socket) }, socket.alpnProtocol);
         },
       )
     : net.createServer({ noDelay: true }, (socket) => serve(socket, PLAIN, false));
+  // TLS handshakes count as connections waiting for their protocol. node hands the secure socket,
+  // not the accepted one, to the callback above: the two share their addresses, unique among
+  // open connections, so those tell which accepted socket finished its handshake.
+  const handshaking = new Map<string, net.Socket>();
+  const addressesOf = (socket: net.Socket): string => `${socket.remoteAddress}|${socket.remotePort}|${socket.localAddress}|${socket.localPort}`;
+  const handshakeDone = (socket: net.Socket): void => {
+    const key = addressesOf(socket);
+    const accepted = handshaking.get(key);
+    handshaking.delete(key);
+    if (accepted !== undefined) unsorted.delete(accepted);
+  };
+  if (withTls) {
+    server.on('connection', (socket: net.Socket) => {
+      const key = addressesOf(socket);
+      waitForProtocol(socket);
+      handshaking.set(key, socket);
+      socket.once('close', () => handshaking.delete(key));
+    });
+  }
   // A failed TLS handshake (no or a bad client certificate) only ends that connection.
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {
