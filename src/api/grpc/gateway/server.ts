@@ -17,7 +17,6 @@ import type { EtcdBackend } from '../../backend.js';
 import { checkHealth } from '../../health.js';
 import { readBody } from '../../http/body.js';
 import { HttpAdmission } from '../../http/admission.js';
-import type { Timers } from '../../timers.js';
 import { GRPC_ERROR_TABLE } from '../errors.js';
 import type { RequestHeaders } from '../h2/connection.js';
 import type { ClientIdentity } from '../h2/server.js';
@@ -39,8 +38,6 @@ export interface GatewayOptions {
   version: string;
   /** Bound on the read /health makes. */
   healthTimeoutMs: number;
-  /** Timers for the header deadline; tests inject their own. */
-  timers?: Timers;
 }
 
 /** etcd serves the gateway with CORS open to every origin (its --cors default, "*"). */
@@ -91,7 +88,7 @@ export class Gateway {
       this.server,
       // No request deadline: the body of a watch or keep-alive call is a stream that stays open.
       { connectionsMax: gatewayConnectionsMax, headersTimeoutMs: gatewayHeadersMsMax, requestTimeoutMs: 0 },
-      options.timers,
+      undefined,
       (error) => unaryErrorBody(GRPC_ERROR_TABLE[error.code].code, error.message),
     );
   }

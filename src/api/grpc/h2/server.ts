@@ -2,13 +2,12 @@
 // over plain TCP (prior knowledge, as gRPC clients speak it) or TLS (ALPN "h2").
 import net from 'node:net';
 import tls from 'node:tls';
-import { clientTlsHandshakeMsMax } from '../../../limits.js';
+import { clientTlsHandshakeMsMax, clientUnsortedConnectionsMax } from '../../../limits.js';
 import { Http2Connection, type H2Limits, type H2Stream } from './connection.js';
 import { nodeTimers, type Timers } from '../../timers.js';
 import { endWithAnswer } from '../../linger.js';
 import { ErrorCode, goawayFrame, settingsFrame } from './frames.js';
 import { routeByFirstBytes } from './sniff.js';
-import { clientUnsortedConnectionsMax } from '../../../limits.js';
 
 /** Who is on the other end of a connection, as far as its transport tells. */
 export interface ClientIdentity {
