@@ -144,6 +144,11 @@ export const httpRequestMsMax = 60_000;
  * beyond it the response says `more: true` and the client continues after its last key.
  */
 export const httpResponseBytesMax = 4 * MiB;
+/**
+ * HTTPS connections in their TLS handshake at once; one more closes the one that has waited
+ * longest (real clients handshake as they connect), so silent connections cannot hold the port.
+ */
+export const httpTlsHandshakesMax = 1024;
 /** Request lines longer than this are refused before parsing (keys live in the URL). */
 export const httpUrlCharsMax = 64 * KiB;
 /** Query parameters beyond this count make the request invalid (bounds the parsing work). */

@@ -118,6 +118,23 @@ test('over TLS the client port routes by ALPN (h2 to gRPC, http/1.1 to HTTP/1), 
   }
 });
 
+/** A TCP connection that never sends a byte, and whether it was closed. */
+async function silentConnection(port: number): Promise<{ closed: boolean; socket: Socket }> {
+  const socket = netConnect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  const state = { closed: false, socket };
+  socket.on('error', () => undefined);
+  socket.on('close', () => (state.closed = true));
+  return state;
+}
+
+/** Asserts that `connection` is closed within 2 s: at once, not at the 10 s handshake deadline. */
+async function closedSoon(connection: { closed: boolean }): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!connection.closed && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(connection.closed, true, 'the oldest silent connection made room');
+}
+
 test('over TLS, a connection that never starts its handshake is closed when one more would pass unsortedConnectionsMax', async () => {
   const { ca, alice, material } = await pki();
   const http1 = (socket: Socket): void => {
@@ -126,14 +143,6 @@ test('over TLS, a connection that never starts its handshake is closed when one 
   };
   const router = new GrpcRouter({ receiveMessageBytesMax: 1024 });
   const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { ...grpcServerLimits(1024), tls: listenerTls(material), http1, unsortedConnectionsMax: 2 });
-  const silent = async (): Promise<{ closed: boolean; socket: Socket }> => {
-    const socket = netConnect(server.port, '127.0.0.1');
-    await once(socket, 'connect');
-    const state = { closed: false, socket };
-    socket.on('error', () => undefined);
-    socket.on('close', () => (state.closed = true));
-    return state;
-  };
   const served = (alpn: string[] | undefined): Promise<string> =>
     new Promise((resolve, reject) => {
       const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: alice.cert, key: alice.key, ...(alpn && { ALPNProtocols: alpn }) });
@@ -146,13 +155,10 @@ test('over TLS, a connection that never starts its handshake is closed when one 
       });
       socket.on('error', reject);
     });
-  const waiting = [await silent(), await silent()];
+  const waiting = [await silentConnection(server.port), await silentConnection(server.port)];
   try {
     assert.equal(await served(['http/1.1']), 'HTTP/1.1 204 No Content');
-    // Closed at once, not at the 10 s handshake deadline.
-    const deadline = Date.now() + 2000;
-    while (!waiting[0]!.closed && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(waiting[0]!.closed, true, 'the oldest silent connection made room');
+    await closedSoon(waiting[0]!);
     // A finished handshake leaves the count: sniffing this one's first bytes closes nobody.
     assert.equal(await served(undefined), 'HTTP/1.1 204 No Content');
     assert.equal(waiting[1]!.closed, false);
@@ -177,6 +183,32 @@ test('the HTTP API over TLS serves a client with a certificate and refuses one w
     assert.equal(await fetchStatus({ cert: alice.cert, key: alice.key }), 404);
     await assert.rejects(fetchStatus({}), /certificate required|socket hang up|ECONNRESET/);
   } finally {
+    await server.close();
+  }
+});
+
+test('the HTTP API over TLS closes the connection that has waited longest in its handshake when one more would pass tlsHandshakesMax', async () => {
+  const { ca, alice, material } = await pki();
+  const server = await startHttpServer({ backend: new StoreBackend(), registry: new Registry(), port: 0, tls: listenerTls(material), tlsHandshakesMax: 2 });
+  const kept: Socket[] = [];
+  /** The status line of a request on a new connection, which stays open (kept alive). */
+  const fetchStatus = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: alice.cert, key: alice.key });
+      kept.push(socket);
+      socket.on('secureConnect', () => socket.write('GET /v1/kv/missing HTTP/1.1\r\nHost: x\r\n\r\n'));
+      socket.once('data', (chunk: Buffer) => resolve(chunk.toString().split('\r\n')[0]!));
+      socket.on('error', reject);
+    });
+  const waiting = [await silentConnection(server.port), await silentConnection(server.port)];
+  try {
+    assert.equal(await fetchStatus(), 'HTTP/1.1 404 Not Found');
+    await closedSoon(waiting[0]!);
+    // A finished handshake leaves the count: the next one closes nobody.
+    assert.equal(await fetchStatus(), 'HTTP/1.1 404 Not Found');
+    assert.equal(waiting[1]!.closed, false);
+  } finally {
+    for (const socket of [...waiting.map((w) => w.socket), ...kept]) socket.destroy();
     await server.close();
   }
 });

@@ -14,10 +14,12 @@ import {
   httpRangeKeysMax,
   httpRequestMsMax,
   httpResponseBytesMax,
+  httpTlsHandshakesMax,
   httpUrlCharsMax,
   requestBytesMaxDefault,
 } from '../../limits.js';
 import { HttpAdmission } from './admission.js';
+import { UnsortedConnections } from '../unsorted.js';
 import type { Timers } from '../timers.js';
 import type { Caller, EtcdBackend } from '../backend.js';
 import { readBody } from './body.js';
@@ -45,6 +47,8 @@ export interface HttpServerOptions {
   responseBytesMax?: number;
   /** Open connections beyond this are answered 503. Default httpConnectionsMax. */
   connectionsMax?: number;
+  /** With TLS: handshakes at once; one more closes the one that has waited longest. Default httpTlsHandshakesMax. */
+  tlsHandshakesMax?: number;
   /** A request's headers must arrive within this. Default httpHeadersMsMax. */
   headersTimeoutMs?: number;
   /** A request (headers and body) must arrive within this. Default httpRequestMsMax. */
@@ -102,10 +106,20 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     },
     options.timers,
   );
-  // With TLS, a connection is admitted once its handshake is done (bounded by its own deadline).
-  const listener = withTls
-    ? tls.createServer({ ...withTls.options, ALPNProtocols: ['http/1.1'], handshakeTimeout: clientTlsHandshakeMsMax }, (socket) => admission.admit(socket))
-    : net.createServer({ noDelay: true }, (socket) => admission.admit(socket));
+  // With TLS, a connection is admitted once its handshake is done; until then it counts among the
+  // handshakes, whose number is capped as their time is.
+  let listener: net.Server;
+  if (withTls) {
+    const handshakes = new UnsortedConnections(options.tlsHandshakesMax ?? httpTlsHandshakesMax);
+    const tlsListener = tls.createServer({ ...withTls.options, ALPNProtocols: ['http/1.1'], handshakeTimeout: clientTlsHandshakeMsMax }, (socket) => {
+      handshakes.handshakeDone(socket);
+      admission.admit(socket);
+    });
+    handshakes.countHandshakes(tlsListener);
+    listener = tlsListener;
+  } else {
+    listener = net.createServer({ noDelay: true }, (socket) => admission.admit(socket));
+  }
   // A failed TLS handshake (no or a bad client certificate) only ends that connection.
   listener.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {

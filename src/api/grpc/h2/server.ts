@@ -8,6 +8,7 @@ import { nodeTimers, type Timers } from '../../timers.js';
 import { endWithAnswer } from '../../linger.js';
 import { ErrorCode, goawayFrame, settingsFrame } from './frames.js';
 import { routeByFirstBytes } from './sniff.js';
+import { UnsortedConnections } from '../../unsorted.js';
 
 /** Who is on the other end of a connection, as far as its transport tells. */
 export interface ClientIdentity {
@@ -73,18 +74,7 @@ export async function listenH2(
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   };
-  /** Connections whose protocol is not known yet, oldest first (a Set keeps insertion order). */
-  const unsorted = new Set<net.Socket>();
-  const unsortedMax = options.unsortedConnectionsMax ?? clientUnsortedConnectionsMax;
-  const waitForProtocol = (socket: net.Socket): void => {
-    if (unsorted.size >= unsortedMax) {
-      const oldest = unsorted.values().next().value as net.Socket;
-      unsorted.delete(oldest);
-      oldest.destroy();
-    }
-    unsorted.add(socket);
-    socket.once('close', () => unsorted.delete(socket));
-  };
+  const unsorted = new UnsortedConnections(options.unsortedConnectionsMax ?? clientUnsortedConnectionsMax);
   /** Hands a connection to its protocol: by ALPN when TLS negotiated one, else by its first bytes. */
   const serve = (socket: net.Socket, client: ClientIdentity, alpn: string | false | null): void => {
     // A connection accepted while we shut down would keep the server open: refuse it.
@@ -92,9 +82,9 @@ export async function listenH2(
     const { http1 } = options;
     if (http1 === undefined || alpn === 'h2') return http2(socket, client);
     if (alpn === 'http/1.1') return http1(socket, client);
-    waitForProtocol(socket);
+    unsorted.wait(socket);
     const sorted = (to: (socket: net.Socket, client: ClientIdentity) => void) => (s: net.Socket) => {
-      unsorted.delete(s);
+      unsorted.sorted(s);
       to(s, client);
     };
     routeByFirstBytes(socket, { http2: sorted(http2), http1: sorted(http1) });
@@ -104,31 +94,14 @@ export async function listenH2(
     ? tls.createServer(
         { ...withTls.options, ALPNProtocols: options.http1 ? ['h2', 'http/1.1'] : ['h2'], handshakeTimeout: clientTlsHandshakeMsMax },
         (socket) => {
-          handshakeDone(socket);
+          unsorted.handshakeDone(socket);
           socket.setNoDelay(true);
           serve(socket, { peerCommonName: withTls.peerCommonName(socket) }, socket.alpnProtocol);
         },
       )
     : net.createServer({ noDelay: true }, (socket) => serve(socket, PLAIN, false));
-  // TLS handshakes count as connections waiting for their protocol. node hands the secure socket,
-  // not the accepted one, to the callback above: the two share their addresses, unique among
-  // open connections, so those tell which accepted socket finished its handshake.
-  const handshaking = new Map<string, net.Socket>();
-  const addressesOf = (socket: net.Socket): string => `${socket.remoteAddress}|${socket.remotePort}|${socket.localAddress}|${socket.localPort}`;
-  const handshakeDone = (socket: net.Socket): void => {
-    const key = addressesOf(socket);
-    const accepted = handshaking.get(key);
-    handshaking.delete(key);
-    if (accepted !== undefined) unsorted.delete(accepted);
-  };
-  if (withTls) {
-    server.on('connection', (socket: net.Socket) => {
-      const key = addressesOf(socket);
-      waitForProtocol(socket);
-      handshaking.set(key, socket);
-      socket.once('close', () => handshaking.delete(key));
-    });
-  }
+  // TLS handshakes count as connections whose protocol is not known yet.
+  if (server instanceof tls.Server) unsorted.countHandshakes(server);
   // A failed TLS handshake (no or a bad client certificate) only ends that connection.
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {
