@@ -88,18 +88,10 @@ test('over TLS the client port routes by ALPN (h2 to gRPC, http/1.1 to HTTP/1), 
     socket.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   };
   const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { ...grpcServerLimits(1024), tls: listenerTls(material), http1 });
-  const exchange = (alpn: string[] | undefined): Promise<{ alpn: string | false | null; text: string }> =>
-    new Promise((resolve, reject) => {
-      const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: alice.cert, key: alice.key, ...(alpn && { ALPNProtocols: alpn }) });
-      let text = '';
-      socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      socket.on('end', () => {
-        resolve({ alpn: socket.alpnProtocol, text: text.slice(text.indexOf('\r\n\r\n') + 4) });
-        socket.destroy();
-      });
-      socket.on('error', reject);
-    });
+  const exchange = async (alpn: string[] | undefined): Promise<{ alpn: string | false | null; text: string }> => {
+    const { alpn: negotiated, response } = await requestOverTls(server.port, { ca: ca.cert, cert: alice.cert, key: alice.key }, alpn);
+    return { alpn: negotiated, text: response.slice(response.indexOf('\r\n\r\n') + 4) };
+  };
   try {
     assert.deepEqual(await exchange(['http/1.1']), { alpn: 'http/1.1', text: 'http1:alice' });
     assert.deepEqual(await exchange(undefined), { alpn: false, text: 'http1:alice' });
@@ -117,6 +109,21 @@ test('over TLS the client port routes by ALPN (h2 to gRPC, http/1.1 to HTTP/1), 
     await server.close(0);
   }
 });
+
+/** Sends `GET /` over TLS offering `alpn`, and reads the response until the server ends it. */
+function requestOverTls(port: number, keys: { ca: string; cert: string; key: string }, alpn: string[] | undefined): Promise<{ alpn: string | false | null; response: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ...keys, ...(alpn && { ALPNProtocols: alpn }) });
+    let response = '';
+    socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+    socket.on('data', (chunk: Buffer) => (response += chunk.toString()));
+    socket.on('end', () => {
+      resolve({ alpn: socket.alpnProtocol, response });
+      socket.destroy();
+    });
+    socket.on('error', reject);
+  });
+}
 
 /** A TCP connection that never sends a byte, and whether it was closed. */
 async function silentConnection(port: number): Promise<{ closed: boolean; socket: Socket }> {
@@ -143,18 +150,8 @@ test('over TLS, a connection that never starts its handshake is closed when one 
   };
   const router = new GrpcRouter({ receiveMessageBytesMax: 1024 });
   const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { ...grpcServerLimits(1024), tls: listenerTls(material), http1, unsortedConnectionsMax: 2 });
-  const served = (alpn: string[] | undefined): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const socket = tlsConnect({ host: '127.0.0.1', port: server.port, ca: ca.cert, cert: alice.cert, key: alice.key, ...(alpn && { ALPNProtocols: alpn }) });
-      let text = '';
-      socket.on('secureConnect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      socket.on('end', () => {
-        resolve(text.split('\r\n')[0]!);
-        socket.destroy();
-      });
-      socket.on('error', reject);
-    });
+  const served = async (alpn: string[] | undefined): Promise<string> =>
+    (await requestOverTls(server.port, { ca: ca.cert, cert: alice.cert, key: alice.key }, alpn)).response.split('\r\n')[0]!;
   const waiting = [await silentConnection(server.port), await silentConnection(server.port)];
   try {
     assert.equal(await served(['http/1.1']), 'HTTP/1.1 204 No Content');
