@@ -73,6 +73,14 @@ export class Nemesis {
     });
   }
 
+  /**
+   * Resolves when a fixed plan has run every fault and healed the last one (or stop() ended it
+   * early); a random schedule never finishes by itself.
+   */
+  planDone(): Promise<void> {
+    return this.options.plan === undefined ? new Promise(() => undefined) : this.loop;
+  }
+
   /** Ends the schedule and heals the active fault; resolves when the cluster is whole again. */
   async stop(): Promise<void> {
     this.stopRequested = true;

@@ -35,7 +35,7 @@ export interface CheckRunOptions {
   keyCount?: number;
   quietMs?: [number, number];
   holdMs?: [number, number];
-  /** A fixed fault schedule instead of a random one. */
+  /** A fixed fault schedule instead of a random one; the run lasts until its last fault is healed. */
   plan?: PlannedFault[];
   opDelayMs?: number;
   /** Bound on the wait for a leader and on the final reads after the heal. Default 30000. */
@@ -146,6 +146,9 @@ export async function runCheck(options: CheckRunOptions): Promise<Verdict> {
     });
     if (options.faults.length > 0) nemesis.start();
     await sleepUnlessAborted(options.durationMs, options.signal);
+    // A fixed plan runs to its end even when restarts on a loaded machine make it outlast the
+    // duration: the plan's faults are what the run promised to inject.
+    if (options.plan && options.faults.length > 0) await untilAborted(nemesis.planDone(), options.signal);
 
     log('healing and stopping clients');
     stopping = true;
@@ -325,6 +328,12 @@ async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<b
     await delay(100);
   }
   return true;
+}
+
+function untilAborted(done: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return done;
+  if (signal.aborted) return Promise.resolve();
+  return Promise.race([done, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
 }
 
 function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
