@@ -100,18 +100,19 @@ interface Target {
   version: string;
   endpoints: string[];
   pids: number[];
+  authEnabled: boolean;
   stop(): Promise<void>;
 }
 
 async function startTarget(system: System, profileDir: string | undefined): Promise<Target> {
   if (system === 'etcd') {
     const members = await startEtcdCluster(3);
-    return { system, version: `etcd ${members[0]!.version}`, endpoints: members.map((m) => m.client), pids: members.map((m) => m.pid), stop: async () => void (await Promise.all(members.map((m) => m.stop()))) };
+    return { system, version: `etcd ${members[0]!.version}`, endpoints: members.map((m) => m.client), pids: members.map((m) => m.pid), authEnabled: false, stop: async () => void (await Promise.all(members.map((m) => m.stop()))) };
   }
   const nodeFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
   const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags });
   const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  return { system, version: `lichen ${version}`, endpoints: cluster.members.map((m) => m.client), pids: cluster.members.map((m) => m.process!.pid!), stop: async () => {
+  return { system, version: `lichen ${version}`, endpoints: cluster.members.map((m) => m.client), pids: cluster.members.map((m) => m.process!.pid!), authEnabled: false, stop: async () => {
       // SIGTERM first: a member writes its CPU profile when it exits by itself.
       await Promise.all(cluster.members.map((m) => cluster.kill(m, 'SIGTERM')));
       await cluster.stop();
@@ -190,16 +191,17 @@ async function setUp(target: Target, flags: Flags): Promise<void> {
   if (load.ok !== KEYS) process.stderr.write(`${target.system}: ${KEYS - load.ok} of ${KEYS} keys not loaded (${load.firstErr})\n`);
 }
 
+/** Auth is disabled after setUp; each switch goes through here (etcd 3.4 has no AuthStatus to ask). */
 async function setAuth(target: Target, enabled: boolean): Promise<void> {
+  if (target.authEnabled === enabled) return;
   const endpoint = target.endpoints[0]!;
-  const status = await call<{ enabled: boolean }>(endpoint, 'Auth', 'AuthStatus', {});
-  if (status.enabled === enabled) return;
   if (enabled) {
     await call(endpoint, 'Auth', 'AuthEnable', {});
-    return;
+  } else {
+    const { token } = await call<{ token: string }>(endpoint, 'Auth', 'Authenticate', { name: 'root', password: ROOT_PASSWORD });
+    await call(endpoint, 'Auth', 'AuthDisable', {}, token);
   }
-  const { token } = await call<{ token: string }>(endpoint, 'Auth', 'Authenticate', { name: 'root', password: ROOT_PASSWORD });
-  await call(endpoint, 'Auth', 'AuthDisable', {}, token);
+  target.authEnabled = enabled;
 }
 
 // ------------------------------------------------------------------------------ measuring
