@@ -215,11 +215,11 @@ interface ToolResult {
   p99ms: number;
   firstErr: string;
   /**
-   * CPU seconds (user + system) all members used while the tool measured: its last `seconds`
+   * CPU seconds (user + system) each member used while the tool measured: its last `seconds`
    * before it exited. Not before: each of the tool's connections logs in first, and a login costs
    * a bcrypt check (0.1–0.2 s of CPU), which would otherwise count as the requests' cost.
    */
-  serverCpuSeconds: number;
+  memberCpuSeconds: number[];
   /** The same for the tool itself, which shares the machine's cores with the members. */
   toolCpuSeconds: number;
   /** When the tool measured, in µs of CLOCK_MONOTONIC: the clock of node --cpu-prof's timestamps. */
@@ -239,7 +239,7 @@ async function runTool(
   const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(KEYS)];
   if (login) args.push('--user', login.user, '--password', login.password);
   const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 120) * 1000 });
-  const samples: { atMs: number; cpu: number; toolCpu: number }[] = [];
+  const samples: { atMs: number; cpu: number[]; toolCpu: number }[] = [];
   const sample = (): void => {
     let toolCpu = samples[samples.length - 1]?.toolCpu ?? 0;
     try {
@@ -247,7 +247,7 @@ async function runTool(
     } catch {
       // The tool has exited: its last reading stands.
     }
-    samples.push({ atMs: performance.now(), cpu: cpuSeconds(target.pids), toolCpu });
+    samples.push({ atMs: performance.now(), cpu: target.pids.map((pid) => cpuSeconds([pid])), toolCpu });
   };
   sample();
   const timer = setInterval(sample, CPU_SAMPLE_INTERVAL_MS);
@@ -260,11 +260,11 @@ async function runTool(
   sample();
   const endUs = Number(process.hrtime.bigint() / 1000n);
   if (code !== 0) throw new Error(`${bench} failed (${code}): ${stderr.slice(-2000)}`);
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'serverCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs'>;
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'memberCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs'>;
   const end = samples[samples.length - 1]!;
   const startMs = end.atMs - result.seconds * 1000;
   const start = [...samples].reverse().find((s) => s.atMs <= startMs) ?? samples[0]!;
-  return { ...result, serverCpuSeconds: end.cpu - start.cpu, toolCpuSeconds: end.toolCpu - start.toolCpu, windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6), endUs] };
+  return { ...result, memberCpuSeconds: end.cpu.map((cpu, i) => cpu - start.cpu[i]!), toolCpuSeconds: end.toolCpu - start.toolCpu, windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6), endUs] };
 }
 
 const CLOCK_TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -289,6 +289,8 @@ interface Sample {
   errors: number;
   /** CPU time all three members used per request (µs): the server's cost, whatever the load. */
   serverCpuMicrosPerRequest: number;
+  /** The same for each member, in the order of --endpoints. */
+  memberCpuMicrosPerRequest: number[];
   /** The tool's CPU time per request (µs): with a token, etcd's client does more per request. */
   toolCpuMicrosPerRequest: number;
 }
@@ -321,10 +323,11 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
           p99Ms: r.p99ms,
           requestsPerSecond: r.qps,
           errors: r.errors,
-          serverCpuMicrosPerRequest: Math.round((r.serverCpuSeconds * 1e6) / Math.max(1, r.ok)),
+          serverCpuMicrosPerRequest: Math.round((r.memberCpuSeconds.reduce((a, b) => a + b, 0) * 1e6) / Math.max(1, r.ok)),
+          memberCpuMicrosPerRequest: r.memberCpuSeconds.map((cpu) => Math.round((cpu * 1e6) / Math.max(1, r.ok))),
           toolCpuMicrosPerRequest: Math.round((r.toolCpuSeconds * 1e6) / Math.max(1, r.ok)),
         };
-        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req, ${sample.toolCpuMicrosPerRequest} µs tool CPU/req\n`);
+        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req\n`);
         if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);
         samples.push(sample);
       }
