@@ -7,6 +7,9 @@ import {
   checkLimits,
   peerFrameBytesMax,
   peerFrameHeaderBytes,
+  peerSnapshotBytesMax,
+  peerSnapshotBytesMaxFor,
+  quotaBackendBytesDefault,
   raftAppendBatchBytesMax,
   raftEntryBytesMax,
   raftMessageBytesMax,
@@ -68,4 +71,11 @@ test('the fullest batch the raft core puts in one append, even of empty entries,
     const counted = batch.reduce((total, e) => total + entryBytes(e), 0);
     assert.ok(bytes - peerFrameHeaderBytes - counted <= raftMessageBytesMax - raftAppendBatchBytesMax);
   }
+});
+
+test('a member receives every snapshot its quota lets a peer build (a fixed 1 GiB refused one holding 1.5 GiB under the 2 GiB default)', () => {
+  const GiB = 1024 ** 3;
+  assert.ok(peerSnapshotBytesMax >= 2 * quotaBackendBytesDefault);
+  for (const quota of [1024 * 1024, quotaBackendBytesDefault, 8 * GiB]) assert.ok(peerSnapshotBytesMaxFor(quota) >= 2 * quota);
+  assert.equal(peerSnapshotBytesMaxFor(-1), Number.MAX_SAFE_INTEGER, 'no quota, no cap');
 });

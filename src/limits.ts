@@ -262,8 +262,19 @@ export const peerHandshakeFrameBytesMax = 1 * KiB;
  * up the heartbeats queued behind it on the same connection for one chunk at most.
  */
 export const peerSnapshotChunkBytesMax = 4 * MiB - peerFrameHeaderBytes;
-/** The largest snapshot a member receives from its peers; larger ones are dropped and logged. */
-export const peerSnapshotBytesMax = 1024 * MiB;
+/**
+ * The largest snapshot a member receives from its peers (larger ones are dropped and logged), for
+ * a space quota of `quotaBackendBytes`. A snapshot carries the data in use, which the quota bounds
+ * (passing it only by what is written before the NOSPACE alarm is raised), so twice the quota, and
+ * never less than twice the default, always fits; with no quota (negative) nothing is refused.
+ * Snapshots are streamed to disk, so this bounds disk, not memory. (A fixed 1 GiB refused the
+ * snapshot of any member holding more under the default 2 GiB quota: its follower never caught up.)
+ */
+export function peerSnapshotBytesMaxFor(quotaBackendBytes: number): number {
+  return quotaBackendBytes < 0 ? Number.MAX_SAFE_INTEGER : 2 * Math.max(quotaBackendBytes, quotaBackendBytesDefault);
+}
+/** The receive cap under the default quota (transports built without a server's settings). */
+export const peerSnapshotBytesMax = peerSnapshotBytesMaxFor(quotaBackendBytesDefault);
 /**
  * Snapshot data received and not yet written to its file; past it the connection is not read
  * until the disk catches up, so a received snapshot holds at most this plus one chunk in memory.

@@ -27,7 +27,7 @@ import type { EngineSpace } from '../engine/index.js';
 import { TcpTransport, type PeerTls } from '../transport/index.js';
 import { ReceivedSnapshot } from '../wal/index.js';
 import { ErrorCode, LichenError, isLichenError } from '../errors.js';
-import { inboxMessagesMax } from '../limits.js';
+import { inboxMessagesMax, peerSnapshotBytesMaxFor } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
@@ -202,6 +202,7 @@ export class ClusterNode {
       onSnapshotSent: (peer, ok) => this.enqueue(() => this.raw.reportSnapshot(peer, ok)),
       // Snapshots from peers are streamed into the snapshot store, never held whole in memory.
       receiveSnapshot: (m, dataBytes) => this.state.snapshots.receive(m.snapshot.metadata, dataBytes, m.from),
+      maxSnapshotBytes: peerSnapshotBytesMaxFor(config.quotaBackendBytes),
       onRefusal: (refusal) =>
         (refusal.kind === 'handshake' ? metrics.peerHandshakesRefusedTotal : metrics.peerMessagesDroppedTotal).inc({ reason: refusal.reason }),
       dataDirId: dataDirIdBytes(state.identity.dataDirId),
