@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds dist/ from src/ with tsc (the `build` script). With --if-stale (the `prepare` script) it
+// Builds dist/ from src/ with tsc, and the dashboard (web/, checked by tsc, bundled into
+// dist/dashboard by build-dashboard.mjs) (the `build` script). With --if-stale (the `prepare` script) it
 // builds only when dist/ is missing or older than what it is built from.
 //
 // Why --if-stale: npm runs `prepare` on every `npm install`, and npm 11 also runs it the first
@@ -9,7 +10,7 @@
 // where later ones take under 1 s.
 //
 // dist/ is up to date when its stamp (written after a successful build) records a start time
-// later than every file and folder under src/ and tsconfig.json (a folder's time changes when a
+// later than every file and folder under src/, web/ and tsconfig.json (a folder's time changes when a
 // file is added or removed), and the TypeScript version that built it is the installed one.
 // Paths are relative to the working directory, the package root when npm runs a script.
 import { spawnSync } from 'node:child_process';
@@ -40,16 +41,22 @@ function isUpToDate() {
     return false;
   }
   if (stamp.typescript !== typescriptVersion || typeof stamp.startedAt !== 'number') return false;
-  return Math.max(newestChange(join(root, 'src')), newestChange(join(root, 'tsconfig.json'))) < stamp.startedAt;
+  const sources = ['src', 'web', 'tsconfig.json', join('scripts', 'build-dashboard.mjs')];
+  return Math.max(...sources.map((path) => newestChange(join(root, path)))) < stamp.startedAt;
 }
 
 function build() {
   // The start time, not the end: a source saved while tsc runs must make the next check build.
   const startedAt = Date.now();
-  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', resolve(root, 'tsconfig.json')], {
-    stdio: 'inherit',
-  });
-  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  const steps = [
+    [require.resolve('typescript/bin/tsc'), '-p', resolve(root, 'tsconfig.json')],
+    [require.resolve('typescript/bin/tsc'), '-p', resolve(root, 'web', 'tsconfig.json')],
+    [join(root, 'scripts', 'build-dashboard.mjs')],
+  ];
+  for (const args of steps) {
+    const step = spawnSync(process.execPath, args, { stdio: 'inherit' });
+    if (step.status !== 0) process.exit(step.status ?? 1);
+  }
   chmodSync(join(root, 'dist', 'cli', 'main.js'), 0o755);
   writeFileSync(STAMP, JSON.stringify({ startedAt, typescript: typescriptVersion }) + '\n');
 }

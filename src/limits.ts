@@ -154,6 +154,32 @@ export const httpUrlCharsMax = 64 * KiB;
 /** Query parameters beyond this count make the request invalid (bounds the parsing work). */
 export const httpQueryParamsMax = 64;
 
+// ---- Dashboard and traffic samples (src/traffic, src/api/http/dashboard) ------------------
+
+/** Seconds of per-second rate and latency samples a member keeps (one hour). */
+export const trafficSecondsMax = 3600;
+/** Seconds of per-prefix counts (the key-space heatmap) a member keeps. */
+export const trafficHeatSecondsMax = 600;
+/** Key prefixes counted per second; more are folded by Space-Saving (the counts become estimates). */
+export const trafficPrefixesMax = 128;
+/** Bytes of a key that name its prefix; longer prefixes are cut here. */
+export const trafficPrefixBytesMax = 64;
+/** Open event streams (GET /v1/events, one per dashboard tab) per member; more get 503. */
+export const eventStreamsMax = 64;
+/**
+ * Bytes an event stream may have waiting in its socket; past it the reader is taken to have
+ * stopped reading and the stream is closed (the page reconnects and catches up).
+ */
+export const eventStreamUnreadBytesMax = 4 * MiB;
+/** Versions of one key GET /v1/history/<key> walks back through per request. */
+export const historyVersionsMax = 100;
+/** Leases GET /v1/leases describes (TTL and key count) per page. */
+export const leasesDescribedMax = 1000;
+/** Reads one GET /v1/children request makes (each skips the folders seen so far). */
+export const keyTreeReadsMax = 20;
+/** Keys one of those reads returns (keys only); also the most children one request lists. */
+export const keyTreeScanKeysMax = 1000;
+
 // ---- Watches and history (src/mvcc) ---------------------------------------------------------
 
 /** Live watchers per member. */

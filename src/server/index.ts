@@ -12,11 +12,16 @@ import { loadTlsMaterial, peerTlsOptions, serverOptions, verifiedCommonName, typ
 import { channelCredentials } from '../client/tls.js';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
+import type { EtcdBackend } from '../api/backend.js';
 import { MemberCalls } from './forward.js';
 import { ClusterNode, splitAddress } from './node.js';
 import { markRemoved, openNodeState, type NodeState } from './state.js';
 import { checkInitialHashKV, startCorruptionMonitor, type CorruptionCheckDeps } from './corruption.js';
 import { AlarmType } from '../mvcc/index.js';
+import { TrafficRecorder } from '../traffic/index.js';
+import type { DashboardSource } from '../api/http/dashboard/report.js';
+import { dashboardSource } from './dashboard.js';
+import { recordTraffic } from './traffic.js';
 
 export { defaultNodeConfig, type NodeConfig, type PeerSpec } from './config.js';
 export { ClusterNode } from './node.js';
@@ -51,7 +56,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   // Every listener is bound before anything is written to the data directory (or a join asks the
   // cluster to add this member): a port that is taken must not leave a half-made member behind.
   // The client listeners start first so the member can publish their real addresses.
-  const backendRef: { backend?: NodeBackend } = {};
+  const backendRef: { backend?: EtcdBackend } = {};
+  const dashboardRef: { source?: DashboardSource } = {};
+  const traffic = new TrafficRecorder({ nowMs: () => performance.timeOrigin + performance.now() });
   const metricsRef: { node?: ClusterNode; state?: NodeState } = {};
   const metrics = createLichenMetrics({
     raftTerm: () => metricsRef.node?.raftTerm ?? 0,
@@ -93,6 +100,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
           port: httpPort,
           maxRequestBytes: config.maxRequestBytes,
           tls: listenerTls,
+          dashboard: lazy(() => dashboardRef.source),
         }),
       );
       opened.push(http);
@@ -144,7 +152,8 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
         throw error;
       });
     }
-    backendRef.backend = new NodeBackend(node, config, forwarder);
+    backendRef.backend = recordTraffic(new NodeBackend(node, config, forwarder), traffic);
+    dashboardRef.source = dashboardSource(node, backendRef.backend, traffic, config.name);
     const stopCorruptionMonitor =
       config.experimentalCorruptCheckTimeMs > 0
         ? startCorruptionMonitor(

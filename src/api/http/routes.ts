@@ -2,6 +2,7 @@
 // a Reply; it reports failures by throwing LichenError, which server.ts maps through the one
 // table in errors.ts. Routes are matched on the raw path (not a normalized URL) so that keys like
 // "a/../b" reach the store unchanged.
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { ErrorCode, LichenError } from '../../errors.js';
 import { formatId } from '../../ids.js';
 import type { RangeRequest, ResponseHeader } from '../../mvcc/types.js';
@@ -24,6 +25,7 @@ import {
   type Query,
 } from './codec.js';
 import { invalidArgument, MethodNotAllowedError } from './errors.js';
+import { DASHBOARD_ROUTES, type DashboardDeps, type PathRoute } from './dashboard/routes.js';
 
 export interface RouteContext {
   method: string;
@@ -39,6 +41,8 @@ export interface RouteContext {
    * or its verified TLS client certificate; undefined when anonymous. Rejects an invalid token.
    */
   caller(): Promise<Caller | undefined>;
+  /** The request's headers (names in lower case). */
+  headers: IncomingHttpHeaders;
 }
 
 export interface Reply {
@@ -46,8 +50,12 @@ export interface Reply {
   /** Sent as JSON unless `text` is given. */
   json?: unknown;
   text?: string;
+  /** Raw bytes (the dashboard's files, a snapshot), sent as they are. */
+  body?: Uint8Array | AsyncIterable<Uint8Array>;
   contentType?: string;
   headers?: Record<string, string>;
+  /** A long-lived answer (server-sent events): takes over the response instead of a body. */
+  stream?: (response: ServerResponse) => void;
 }
 
 export interface RouteDeps {
@@ -59,9 +67,11 @@ export interface RouteDeps {
   rangeKeysMax: number;
   /** ... and stops once its keys and values pass this many bytes (at least one key; "more": true). */
   responseBytesMax: number;
+  /** The dashboard's page, event stream and cluster view; absent on a bare API server. */
+  dashboard?: DashboardDeps;
 }
 
-type Handler = (context: RouteContext, deps: RouteDeps) => Promise<Reply>;
+export type Handler = (context: RouteContext, deps: RouteDeps) => Promise<Reply>;
 
 interface Route {
   /** The label of lichen_http_request_seconds: the template, never the raw path. */
@@ -272,6 +282,14 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/metrics', { template: '/metrics', handlers: { GET: metricsRoute } }],
 ]);
 
+// The dashboard's routes: exact paths join (or add methods to) the table above; keyed ones are
+// matched by their prefix after /v1/kv/.
+for (const route of DASHBOARD_ROUTES.filter((r) => !r.keyed)) {
+  const existing = ROUTES.get(route.path);
+  (ROUTES as Map<string, Route>).set(route.path, { template: route.template, handlers: { ...existing?.handlers, ...route.handlers } });
+}
+const KEYED_ROUTES: readonly PathRoute[] = DASHBOARD_ROUTES.filter((r) => r.keyed);
+
 const KV_ROUTE: Route = { template: `${KV_PATH_PREFIX}:key`, handlers: { GET: restGet, PUT: restPut, DELETE: restDelete } };
 
 export const UNMATCHED_ROUTE = 'unmatched';
@@ -290,6 +308,11 @@ export function matchRoute(path: string, method: string): RouteMatch {
     route = KV_ROUTE;
     key = percentDecode(path.slice(KV_PATH_PREFIX.length), false);
   }
+  const keyed = route ? undefined : KEYED_ROUTES.find((r) => path.startsWith(r.path));
+  if (keyed) {
+    route = keyed;
+    key = percentDecode(path.slice(keyed.path.length), false);
+  }
   if (!route) throw new LichenError(ErrorCode.NotFound, `no route for ${method} ${path}`);
   const handler = route.handlers[method];
   if (!handler) throw new MethodNotAllowedError(method, Object.keys(route.handlers));
@@ -298,5 +321,8 @@ export function matchRoute(path: string, method: string): RouteMatch {
 
 /** The template label for a path, for metrics of requests that failed before matching. */
 export function templateOf(path: string): string {
-  return ROUTES.get(path)?.template ?? (path.startsWith(KV_PATH_PREFIX) ? KV_ROUTE.template : UNMATCHED_ROUTE);
+  return (
+    ROUTES.get(path)?.template ??
+    (path.startsWith(KV_PATH_PREFIX) ? KV_ROUTE.template : KEYED_ROUTES.find((r) => path.startsWith(r.path))?.template ?? UNMATCHED_ROUTE)
+  );
 }

@@ -4,6 +4,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import tls, { type TLSSocket, type TlsOptions } from 'node:tls';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
 import { createSilentLogger, type Logger } from '../../log.js';
 import { httpRequestSecondsOn, type Histogram, type Registry } from '../../metrics.js';
@@ -26,6 +28,9 @@ import { readBody } from './body.js';
 import { parseQuery } from './codec.js';
 import { errorResponse } from './errors.js';
 import { matchRoute, templateOf, type Reply, type RouteDeps } from './routes.js';
+import { DashboardAssets } from './dashboard/assets.js';
+import { ClusterMonitor, type MonitorDeps } from './dashboard/monitor.js';
+import type { DashboardSource, MemberReport } from './dashboard/report.js';
 
 export interface HttpServerOptions {
   backend: EtcdBackend;
@@ -58,6 +63,8 @@ export interface HttpServerOptions {
   log?: Logger;
   /** Monotonic milliseconds, for request latency; injected by tests. Default performance.now. */
   nowMs?: () => number;
+  /** The member behind the dashboard (its page at /, the cluster event stream); none: not served. */
+  dashboard?: DashboardSource;
 }
 
 export interface HttpServer {
@@ -85,6 +92,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     healthTimeoutMs: options.healthTimeoutMs ?? HEALTH_TIMEOUT_MS_DEFAULT,
     rangeKeysMax: options.rangeKeysMax ?? httpRangeKeysMax,
     responseBytesMax: options.responseBytesMax ?? httpResponseBytesMax,
+    dashboard: options.dashboard && {
+      source: options.dashboard,
+      monitor: new ClusterMonitor({ source: options.dashboard, fetchReport }),
+      assets: new DashboardAssets(),
+      openStreams: { count: 0 },
+    },
   };
 
   // Deadlines and the connection limit are the admission's (admission.ts says why not node's).
@@ -140,6 +153,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     },
     close: () =>
       new Promise<void>((resolve) => {
+        deps.dashboard?.monitor.close();
         listener.close(() => resolve());
         admission.closeAll();
       }),
@@ -177,6 +191,7 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
         body: () => readBody(request, env.maxRequestBytes),
         key: match.key,
         caller: () => callerOf(env.deps.backend, request, peerCommonName),
+        headers: request.headers,
       },
       env.deps,
     );
@@ -206,6 +221,14 @@ function callerOf(backend: EtcdBackend, request: IncomingMessage, peerCommonName
 
 function send(response: ServerResponse, reply: Reply): void {
   if (response.headersSent || response.destroyed) return;
+  if (reply.stream) {
+    reply.stream(response);
+    return;
+  }
+  if (reply.body) {
+    sendBody(response, reply, reply.body);
+    return;
+  }
   const body = reply.text ?? JSON.stringify(reply.json) + '\n';
   const payload = Buffer.from(body, 'utf8');
   response.writeHead(reply.status, {
@@ -215,3 +238,23 @@ function send(response: ServerResponse, reply: Reply): void {
   });
   response.end(payload);
 }
+
+function sendBody(response: ServerResponse, reply: Reply, body: Uint8Array | AsyncIterable<Uint8Array>): void {
+  const headers = { ...reply.headers, ...(reply.contentType ? { 'Content-Type': reply.contentType } : {}) };
+  if (body instanceof Uint8Array) {
+    response.writeHead(reply.status, { ...headers, 'Content-Length': String(body.length) });
+    response.end(body);
+    return;
+  }
+  response.writeHead(reply.status, headers);
+  // A failure half-way can no longer become an error answer: the connection is cut, so the
+  // client sees a short body (and a Content-Length it did not get) rather than a complete one.
+  pipeline(Readable.from(body), response).catch(() => response.destroy());
+}
+
+/** How a member asks another for its dashboard report (GET /v1/traffic). */
+const fetchReport: MonitorDeps['fetchReport'] = async (address, since, heatSince, timeoutMs) => {
+  const response = await fetch(`http://${address}/v1/traffic?since=${since}&heatSince=${heatSince}`, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  return (await response.json()) as MemberReport;
+};

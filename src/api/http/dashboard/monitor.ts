@@ -1,0 +1,250 @@
+// The cluster as the dashboard sees it, gathered by the member that serves the page: once a
+// second, while at least one page listens, it asks every member for its report (GET /v1/traffic
+// since what it already has; its own report is read in-process) and sends one event to every
+// page. Why the serving member gathers rather than each page asking every member itself: a page
+// then needs to reach one address only (one origin: no CORS, one TLS certificate to trust, one
+// token, a tunnel or port-forward to one port is enough), and five open tabs cost the cluster one
+// set of requests a second, not five.
+import { trafficHeatSecondsMax, trafficSecondsMax } from '../../../limits.js';
+import { SAMPLE_FIELDS, type HeatColumn, type TrafficSamples } from '../../../traffic/index.js';
+import type { DashboardSource, MemberAddress, MemberFacts, MemberReport } from './report.js';
+
+/** How often the pages hear from the cluster. */
+export const MONITOR_INTERVAL_MS = 1000;
+/**
+ * A member that has not answered within this is shown as down. Below the interval, so one round
+ * ends before the next starts and a member that died is shown within two rounds at most.
+ */
+export const MONITOR_PEER_TIMEOUT_MS = 900;
+
+export type MemberState = 'up' | 'down' | 'unknown';
+
+export interface MemberView extends MemberAddress {
+  state: MemberState;
+  /** Why the member is down or unknown. */
+  error?: string;
+  /** The last facts it reported (kept while it is down, marked by `state`). */
+  facts?: MemberFacts;
+  /** Log entries it has applied fewer than the leader; absent when either is not up. */
+  lag?: number;
+}
+
+/**
+ * One event to the pages. A "history" event carries the whole hour of samples and ten minutes of
+ * heat held here, a "tick" only what arrived since the previous tick; pages add ticks to what they
+ * have. Heat columns are per member: a page adds up the columns of one second.
+ */
+export interface ClusterEvent {
+  second: number;
+  /** The member the up members agree leads in the highest term; 0 when none. */
+  leader: number;
+  members: MemberView[];
+  samples: Record<string, TrafficSamples>;
+  heat: HeatColumn[];
+}
+
+export interface MonitorDeps {
+  source: DashboardSource;
+  /** GET http://<address>/v1/traffic?since=…&heatSince=…, rejecting on failure or after the timeout. */
+  fetchReport(address: string, since: number, heatSince: number, timeoutMs: number): Promise<MemberReport>;
+  /** Default setTimeout; tests drive rounds by hand. */
+  setTimer?: (run: () => void, ms: number) => { cancel(): void };
+  /** Wall-clock milliseconds. Default Date.now. */
+  nowMs?: () => number;
+}
+
+interface Tracked {
+  address: MemberAddress;
+  state: MemberState;
+  error?: string;
+  facts?: MemberFacts;
+  /** Samples of the last hour, columns as in TrafficSamples. */
+  samples: TrafficSamples;
+  /** The last closed second received, for the next request's `since`. */
+  cursor: number;
+  heatCursor: number;
+}
+
+export type Listener = (kind: 'history' | 'tick', event: ClusterEvent) => void;
+
+export class ClusterMonitor {
+  private readonly tracked = new Map<number, Tracked>();
+  /** Every member's heat columns of the last trafficHeatSecondsMax seconds, oldest first. */
+  private heat: HeatColumn[] = [];
+  private readonly listeners = new Set<Listener>();
+  /** Listeners that have not had their history event yet. */
+  private readonly waiting = new Set<Listener>();
+  private timer: { cancel(): void } | undefined;
+  private running = false;
+  private readonly setTimer: NonNullable<MonitorDeps['setTimer']>;
+  private readonly nowMs: () => number;
+
+  constructor(private readonly deps: MonitorDeps) {
+    this.nowMs = deps.nowMs ?? Date.now;
+    this.setTimer =
+      deps.setTimer ??
+      ((run, ms) => {
+        const handle = setTimeout(run, ms);
+        handle.unref();
+        return { cancel: () => clearTimeout(handle) };
+      });
+  }
+
+  /** Starts the rounds when the first listener comes; the listener gets a history event first. */
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    this.waiting.add(listener);
+    if (!this.running) {
+      this.running = true;
+      void this.round();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      this.waiting.delete(listener);
+    };
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  /** Stops the rounds (also done by itself when the last listener leaves). */
+  close(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.running = false;
+    this.listeners.clear();
+    this.waiting.clear();
+  }
+
+  /** One round: ask everyone, then tell every listener; the next round starts a second after this one. */
+  private async round(): Promise<void> {
+    const started = this.nowMs();
+    try {
+      const tick = await this.gather();
+      if (!this.running) return;
+      for (const listener of this.listeners) {
+        if (this.waiting.delete(listener)) listener('history', this.history(tick));
+        else listener('tick', tick);
+      }
+    } catch {
+      // The member is still starting (it has no member table yet): the pages wait for the next round.
+    }
+    if (!this.running) return;
+    if (this.listeners.size === 0) {
+      this.running = false;
+      return;
+    }
+    this.timer = this.setTimer(() => void this.round(), Math.max(0, MONITOR_INTERVAL_MS - (this.nowMs() - started)));
+  }
+
+  /** Asks every member for what is new, updates the view, and returns the tick it makes (public for tests). */
+  async gather(): Promise<ClusterEvent> {
+    const members = this.deps.source.members();
+    for (const id of this.tracked.keys()) if (!members.some((m) => m.id === id)) this.tracked.delete(id);
+    const newSamples: Record<string, TrafficSamples> = {};
+    const newHeat: HeatColumn[] = [];
+    await Promise.all(
+      members.map(async (address) => {
+        const tracked = this.trackedFor(address);
+        try {
+          const report = await this.reportOf(address, tracked);
+          tracked.state = 'up';
+          tracked.error = undefined;
+          tracked.facts = report.member;
+          newSamples[address.id] = report.samples;
+          appendSamples(tracked.samples, report.samples);
+          tracked.cursor = Math.max(tracked.cursor, report.second - 1);
+          for (const column of report.heat) {
+            newHeat.push(column);
+            tracked.heatCursor = Math.max(tracked.heatCursor, column.second);
+          }
+          tracked.heatCursor = Math.max(tracked.heatCursor, report.second - 1);
+        } catch (error) {
+          tracked.state = address.httpAddress === '' ? 'unknown' : 'down';
+          tracked.error = address.httpAddress === '' ? 'the member has not published an HTTP address' : errorText(error);
+        }
+      }),
+    );
+    newHeat.sort((a, b) => a.second - b.second);
+    this.heat.push(...newHeat);
+    this.heat.sort((a, b) => a.second - b.second);
+    const second = Math.floor(this.nowMs() / 1000);
+    this.heat = this.heat.filter((c) => c.second >= second - trafficHeatSecondsMax);
+    return { second, ...this.membersView(), samples: newSamples, heat: newHeat };
+  }
+
+  private trackedFor(address: MemberAddress): Tracked {
+    let tracked = this.tracked.get(address.id);
+    if (!tracked) {
+      tracked = { address, state: 'unknown', samples: emptySamples(), cursor: 0, heatCursor: 0 };
+      this.tracked.set(address.id, tracked);
+    }
+    tracked.address = address;
+    return tracked;
+  }
+
+  private reportOf(address: MemberAddress, tracked: Tracked): Promise<MemberReport> {
+    if (address.id === this.deps.source.memberId) return this.deps.source.report(tracked.cursor, tracked.heatCursor);
+    if (address.httpAddress === '') return Promise.reject(new Error('no HTTP address'));
+    return this.deps.fetchReport(address.httpAddress, tracked.cursor, tracked.heatCursor, MONITOR_PEER_TIMEOUT_MS);
+  }
+
+  private membersView(): Pick<ClusterEvent, 'leader' | 'members'> {
+    const up = [...this.tracked.values()].filter((t) => t.state === 'up' && t.facts);
+    const leaders = up.filter((t) => t.facts!.role === 'leader').sort((a, b) => b.facts!.term - a.facts!.term);
+    const leader = leaders[0]?.facts;
+    const members = [...this.tracked.values()]
+      .sort((a, b) => a.address.name.localeCompare(b.address.name) || a.address.id - b.address.id)
+      .map((t): MemberView => ({
+        ...t.address,
+        state: t.state,
+        ...(t.error !== undefined ? { error: t.error } : {}),
+        ...(t.facts ? { facts: t.facts } : {}),
+        ...(leader && t.state === 'up' && t.facts ? { lag: Math.max(0, leader.appliedIndex - t.facts.appliedIndex) } : {}),
+      }));
+    return { leader: leader?.id ?? 0, members };
+  }
+
+  private history(tick: ClusterEvent): ClusterEvent {
+    const samples: Record<string, TrafficSamples> = {};
+    for (const [id, tracked] of this.tracked) samples[id] = tracked.samples;
+    return { ...tick, samples, heat: this.heat };
+  }
+}
+
+function emptySamples(): TrafficSamples {
+  return { from: 0, reads: [], writes: [], readP50: [], readP99: [], writeP50: [], writeP99: [] };
+}
+
+/** Adds `more` after `into` (seconds both have are taken from `more`) and keeps the last hour. */
+function appendSamples(into: TrafficSamples, more: TrafficSamples): void {
+  if (more.reads.length === 0) return;
+  const end = into.from + into.reads.length;
+  if (into.reads.length === 0 || more.from < into.from || more.from - end > trafficSecondsMax) {
+    // Nothing kept yet, or older than what is kept (a clock step back): start again from `more`.
+    for (const field of SAMPLE_FIELDS) into[field] = [...more[field]];
+    into.from = more.from;
+  } else {
+    for (const field of SAMPLE_FIELDS) {
+      const column = into[field];
+      column.length = Math.min(column.length, more.from - into.from);
+      while (column.length < more.from - into.from) column.push(0);
+      column.push(...more[field]);
+    }
+  }
+  const excess = into.reads.length - trafficSecondsMax;
+  if (excess > 0) {
+    for (const field of SAMPLE_FIELDS) into[field].splice(0, excess);
+    into.from += excess;
+  }
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError' || error.name === 'AbortError') return `no answer within ${MONITOR_PEER_TIMEOUT_MS} ms`;
+    const cause = (error as Error & { cause?: { code?: string; message?: string } }).cause;
+    return cause?.code ?? cause?.message ?? error.message;
+  }
+  return String(error);
+}

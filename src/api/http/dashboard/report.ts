@@ -1,0 +1,50 @@
+// What one member says about itself to the dashboard (GET /v1/traffic), and how a member finds
+// the others' HTTP APIs.
+import type { HeatColumn, TrafficSamples } from '../../../traffic/index.js';
+
+export type MemberRole = 'leader' | 'follower' | 'candidate' | 'precandidate' | 'learner';
+
+/** A member's raft and storage facts, read locally (no raft round), as of `second`. */
+export interface MemberFacts {
+  id: number;
+  name: string;
+  role: MemberRole;
+  term: number;
+  /** The member it believes leads; 0 when it knows none. */
+  leader: number;
+  commitIndex: number;
+  appliedIndex: number;
+  revision: number;
+  dbSize: number;
+  dbSizeInUse: number;
+  version: string;
+  /** Raised alarms and other problems, human readable; empty when healthy. */
+  errors: string[];
+}
+
+/** GET /v1/traffic?since=S: the member's facts and its traffic in the closed seconds after S. */
+export interface MemberReport {
+  member: MemberFacts;
+  /** The member's current Unix second: samples and heat columns stop before it. */
+  second: number;
+  samples: TrafficSamples;
+  heat: HeatColumn[];
+}
+
+/** A member as the dashboard reaches it. */
+export interface MemberAddress {
+  id: number;
+  name: string;
+  /** host:port of its HTTP API; empty when it has none or has not published it yet. */
+  httpAddress: string;
+  isLearner: boolean;
+}
+
+/** What the serving member offers the dashboard routes. */
+export interface DashboardSource {
+  memberId: number;
+  /** This member's report (the same answer GET /v1/traffic gives). */
+  report(since: number, heatSince: number): Promise<MemberReport>;
+  /** Every member of the cluster, this one included. */
+  members(): MemberAddress[];
+}

@@ -1,0 +1,32 @@
+// What this member tells the dashboard about itself and where it finds the other members (the
+// HTTP addresses they published in the member table).
+import type { DashboardSource, MemberFacts, MemberRole } from '../api/http/dashboard/report.js';
+import type { EtcdBackend } from '../api/backend.js';
+import type { TrafficRecorder } from '../traffic/index.js';
+import type { ClusterNode } from './node.js';
+
+export function dashboardSource(node: ClusterNode, backend: EtcdBackend, traffic: TrafficRecorder, name: string): DashboardSource {
+  return {
+    memberId: node.memberId,
+    members: () => node.members.map((m) => ({ id: m.id, name: m.name, httpAddress: m.httpAddress, isLearner: m.isLearner })),
+    async report(since, heatSince) {
+      const status = await backend.status();
+      const raft = node.raftStatus();
+      const member: MemberFacts = {
+        id: node.memberId,
+        name,
+        role: (node.isLearner ? 'learner' : raft.role) satisfies MemberRole,
+        term: raft.term,
+        leader: raft.lead,
+        commitIndex: raft.commit,
+        appliedIndex: node.appliedIndex,
+        revision: status.header.revision,
+        dbSize: status.dbSize,
+        dbSizeInUse: status.dbSizeInUse,
+        version: status.version,
+        errors: status.errors,
+      };
+      return { member, second: traffic.nowSecond(), samples: traffic.samplesSince(since), heat: traffic.heatSince(heatSince) };
+    },
+  };
+}

@@ -1,0 +1,51 @@
+// Counts every KV request a member serves (from gRPC and HTTP alike) in its TrafficRecorder: the
+// backend the API layers call is wrapped so that range, put, deleteRange and txn are timed from
+// call to answer. Failed requests count too: an overloaded member's latency is worth seeing.
+import type { EtcdBackend } from '../api/backend.js';
+import { isReadOnlyTxn } from '../mvcc/index.js';
+import type { RequestOp, TxnRequest } from '../mvcc/types.js';
+import type { TrafficKind, TrafficRecorder } from '../traffic/index.js';
+
+const EMPTY_KEY = new Uint8Array();
+
+function opKey(op: RequestOp | undefined): Uint8Array | undefined {
+  if (op === undefined) return undefined;
+  if ('requestRange' in op) return op.requestRange.key;
+  if ('requestPut' in op) return op.requestPut.key;
+  if ('requestDeleteRange' in op) return op.requestDeleteRange.key;
+  return txnKey(op.requestTxn);
+}
+
+/** The key a txn is counted under: its first compare's, else its first operation's. */
+function txnKey(txn: TxnRequest): Uint8Array {
+  return txn.compare[0]?.key ?? opKey(txn.success[0]) ?? opKey(txn.failure[0]) ?? EMPTY_KEY;
+}
+
+/** `backend` with its KV calls recorded in `traffic`; everything else passes through. */
+export function recordTraffic(backend: EtcdBackend, traffic: TrafficRecorder, nowMs: () => number = () => performance.now()): EtcdBackend {
+  /** Wraps one method: its first argument is the request, the rest (e.g. who calls) pass through. */
+  const timed =
+    <R extends object, T>(call: (request: R, ...rest: unknown[]) => Promise<T>, kind: (request: R) => TrafficKind, key: (request: R) => Uint8Array) =>
+    async (request: R, ...rest: unknown[]): Promise<T> => {
+      const started = nowMs();
+      try {
+        return await call(request, ...rest);
+      } finally {
+        traffic.record(kind(request), key(request), nowMs() - started);
+      }
+    };
+  const method = <R extends object, T>(call: (request: R) => Promise<T>) => call.bind(backend) as (request: R, ...rest: unknown[]) => Promise<T>;
+  const overrides: Partial<EtcdBackend> = {
+    range: timed(method(backend.range), () => 'read', (r) => r.key),
+    put: timed(method(backend.put), () => 'write', (r) => r.key),
+    deleteRange: timed(method(backend.deleteRange), () => 'write', (r) => r.key),
+    txn: timed(method(backend.txn), (r) => (isReadOnlyTxn(r) ? 'read' : 'write'), txnKey),
+  };
+  return new Proxy(backend, {
+    get(target, property, receiver) {
+      if (typeof property === 'string' && property in overrides) return overrides[property as keyof EtcdBackend];
+      const value = Reflect.get(target, property, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}

@@ -1,0 +1,152 @@
+// Talking to the member that serves the page: JSON requests whose failures become ApiError (the
+// API's {"error": {code, message}} or the network's failure), never an exception the page does not
+// show, and the shapes the API answers with.
+
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** The session's token once logged in (auth on); sent as the Authorization header. */
+let token: string | undefined = sessionStorage.getItem('lichen-token') ?? undefined;
+
+export function setToken(value: string | undefined): void {
+  token = value;
+  if (value) sessionStorage.setItem('lichen-token', value);
+  else sessionStorage.removeItem('lichen-token');
+}
+
+export function hasToken(): boolean {
+  return token !== undefined;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      ...init,
+      headers: {
+        ...(body !== undefined && !(body instanceof Uint8Array) && typeof body !== 'string' ? { 'Content-Type': 'application/json' } : {}),
+        ...(token ? { Authorization: token } : {}),
+        ...(init.headers as Record<string, string> | undefined),
+      },
+      body: body === undefined ? undefined : body instanceof Uint8Array || typeof body === 'string' ? (body as BodyInit) : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new ApiError('Unreachable', `the member serving this page did not answer (${(error as Error).message})`, 0);
+  }
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    throw new ApiError('Internal', `HTTP ${response.status}: ${text.slice(0, 200)}`, response.status);
+  }
+  if (!response.ok) {
+    const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+    throw new ApiError(error?.code ?? 'Internal', error?.message ?? `HTTP ${response.status}`, response.status);
+  }
+  return json as T;
+}
+
+/** A key as a path segment: every byte percent-encoded as the API decodes it. */
+export function keyPath(key: string): string {
+  return encodeURIComponent(key);
+}
+
+export function hexId(id: number): string {
+  return id.toString(16).padStart(16, '0');
+}
+
+export interface KeyValue {
+  key: string;
+  keyEncoding?: 'base64';
+  value?: string;
+  encoding?: 'base64';
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  lease: number;
+}
+
+export interface TrafficSamples {
+  from: number;
+  reads: number[];
+  writes: number[];
+  readP50: number[];
+  readP99: number[];
+  writeP50: number[];
+  writeP99: number[];
+}
+
+export type HeatCell = [prefix: string, reads: number, writes: number];
+export interface HeatColumn {
+  second: number;
+  cells: HeatCell[];
+  approximate: boolean;
+}
+
+export interface MemberFacts {
+  id: number;
+  name: string;
+  role: 'leader' | 'follower' | 'candidate' | 'precandidate' | 'learner';
+  term: number;
+  leader: number;
+  commitIndex: number;
+  appliedIndex: number;
+  revision: number;
+  dbSize: number;
+  dbSizeInUse: number;
+  version: string;
+  errors: string[];
+}
+
+export interface MemberView {
+  id: number;
+  name: string;
+  httpAddress: string;
+  isLearner: boolean;
+  state: 'up' | 'down' | 'unknown';
+  error?: string;
+  facts?: MemberFacts;
+  lag?: number;
+}
+
+export interface ClusterEvent {
+  second: number;
+  leader: number;
+  members: MemberView[];
+  samples: Record<string, TrafficSamples>;
+  heat: HeatColumn[];
+}
+
+export interface WatchEvent {
+  type: 'PUT' | 'DELETE';
+  kv: KeyValue;
+  prevKv?: KeyValue;
+}
+
+/** Bytes of a value or key as the API sent it (UTF-8 text or base64). */
+export function bytesOf(text: string | undefined, encoding: 'base64' | undefined): Uint8Array {
+  if (text === undefined) return new Uint8Array();
+  if (encoding === 'base64') return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  return new TextEncoder().encode(text);
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = -1;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}

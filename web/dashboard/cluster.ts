@@ -1,0 +1,140 @@
+// The cluster as the page knows it: fed by the member's event stream (GET /v1/events), a
+// "history" event once and a "tick" every second. Samples (one hour per member) and heat columns
+// (ten minutes) are kept here with the same bounds as the server's.
+import { useEffect, useState } from 'preact/hooks';
+import type { ClusterEvent, HeatColumn, MemberView, TrafficSamples } from './api';
+
+export const SAMPLE_SECONDS = 3600;
+export const HEAT_SECONDS = 600;
+const FIELDS = ['reads', 'writes', 'readP50', 'readP99', 'writeP50', 'writeP99'] as const;
+
+export type Connection = 'connecting' | 'open' | 'lost';
+
+export interface ClusterState {
+  connection: Connection;
+  /** When the stream last delivered an event (ms), for "last heard" after a loss. */
+  heardAt: number;
+  second: number;
+  leader: number;
+  members: MemberView[];
+  samples: Map<number, TrafficSamples>;
+  /** Second → prefix → [reads, writes], added up over the members. */
+  heat: Map<number, Map<string, [number, number]>>;
+  approximateSeconds: Set<number>;
+}
+
+const state: ClusterState = {
+  connection: 'connecting',
+  heardAt: 0,
+  second: 0,
+  leader: 0,
+  members: [],
+  samples: new Map(),
+  heat: new Map(),
+  approximateSeconds: new Set(),
+};
+let version = 0;
+const listeners = new Set<() => void>();
+
+function changed(): void {
+  version++;
+  for (const listener of listeners) listener();
+}
+
+function addSamples(id: number, more: TrafficSamples, replace: boolean): void {
+  const into = state.samples.get(id);
+  if (replace || !into || into.reads.length === 0 || more.from < into.from || more.from > into.from + into.reads.length + SAMPLE_SECONDS) {
+    state.samples.set(id, { ...more, ...Object.fromEntries(FIELDS.map((f) => [f, [...more[f]]])) });
+    return;
+  }
+  // Overlap (a reconnect) is overwritten, a gap is zeros.
+  const offset = more.from - into.from;
+  for (const field of FIELDS) {
+    const column = into[field];
+    while (column.length < offset) column.push(0);
+    column.splice(offset, more[field].length, ...more[field]);
+  }
+  const excess = into.reads.length - SAMPLE_SECONDS;
+  if (excess > 0) {
+    for (const field of FIELDS) into[field].splice(0, excess);
+    into.from += excess;
+  }
+}
+
+function addHeat(columns: HeatColumn[]): void {
+  for (const column of columns) {
+    let cells = state.heat.get(column.second);
+    if (!cells) {
+      cells = new Map();
+      state.heat.set(column.second, cells);
+    }
+    for (const [prefix, reads, writes] of column.cells) {
+      const cell = cells.get(prefix);
+      if (cell) {
+        cell[0] += reads;
+        cell[1] += writes;
+      } else {
+        cells.set(prefix, [reads, writes]);
+      }
+    }
+    if (column.approximate) state.approximateSeconds.add(column.second);
+  }
+  for (const second of state.heat.keys()) {
+    if (second < state.second - HEAT_SECONDS) {
+      state.heat.delete(second);
+      state.approximateSeconds.delete(second);
+    }
+  }
+}
+
+function apply(kind: 'history' | 'tick', event: ClusterEvent): void {
+  state.connection = 'open';
+  state.heardAt = Date.now();
+  state.second = event.second;
+  state.leader = event.leader;
+  state.members = event.members;
+  if (kind === 'history') {
+    state.heat.clear();
+    state.approximateSeconds.clear();
+  }
+  for (const [id, samples] of Object.entries(event.samples)) addSamples(Number(id), samples, kind === 'history');
+  addHeat(event.heat);
+  changed();
+}
+
+let source: EventSource | undefined;
+
+/** Opens the stream once for the page; EventSource reconnects by itself after a loss. */
+export function connectCluster(url = '/v1/events'): void {
+  if (source) return;
+  source = new EventSource(url);
+  source.addEventListener('history', (e) => apply('history', JSON.parse((e as MessageEvent<string>).data) as ClusterEvent));
+  source.addEventListener('tick', (e) => apply('tick', JSON.parse((e as MessageEvent<string>).data) as ClusterEvent));
+  source.addEventListener('error', () => {
+    state.connection = 'lost';
+    changed();
+  });
+}
+
+export function reconnectCluster(): void {
+  source?.close();
+  source = undefined;
+  state.connection = 'connecting';
+  connectCluster();
+  changed();
+}
+
+/** The cluster state; the component renders again on every event. */
+export function useCluster(): ClusterState {
+  const [, setVersion] = useState(version);
+  useEffect(() => {
+    const listener = (): void => setVersion(version);
+    listeners.add(listener);
+    return () => void listeners.delete(listener);
+  }, []);
+  return state;
+}
+
+export function memberName(members: MemberView[], id: number): string {
+  return members.find((m) => m.id === id)?.name || (id === 0 ? 'none' : id.toString(16));
+}
