@@ -536,6 +536,7 @@ function printAddressTable(context: CommandContext, nodes: RunningNode[], dir: s
       ...(tls === undefined
         ? [`try: LICHEN_ENDPOINTS=${endpoints} lichen put hello world`]
         : [`TLS on every port, client certificates required (certificates in ${tls.dir}); try:`, ...clientTlsHints(tls, endpoints)]),
+      `dashboard: ${tls === undefined ? 'http' : 'https'}://${nodes[0]!.plan.http}/`,
       '',
     ].join('\n'),
   );

@@ -27,12 +27,10 @@ export type HeatCell = [prefix: string, reads: number, writes: number];
 
 export interface HeatColumn {
   second: number;
+  /** The prefixes counted this second, busiest first. */
   cells: HeatCell[];
-  /**
-   * More distinct prefixes than trafficPrefixesMax were seen this second: the counts are
-   * Space-Saving estimates, each too high by at most the smallest count in the column.
-   */
-  approximate: boolean;
+  /** Requests on prefixes beyond the trafficPrefixesMax counted this second: [reads, writes]. */
+  other: [reads: number, writes: number];
 }
 
 export const SAMPLE_FIELDS = ['reads', 'writes', 'readP50', 'readP99', 'writeP50', 'writeP99'] as const;
@@ -70,12 +68,12 @@ export function percentileMs(histogram: Uint32Array, count: number, q: number): 
 const SLASH = 0x2f;
 
 /**
- * The prefix a key's traffic is counted under: the key up to and including its second '/' (a
- * leading '/' does not count), so "/registry/pods/ns/name" counts as "/registry/pods/" and
- * "app/db/url" as "app/db/"; a key with one '/' counts under what comes before and at it ("app/");
- * a key with none counts as itself. Prefixes are at most trafficPrefixBytesMax bytes.
+ * Where a key's prefix ends: after its second '/' (a leading '/' does not count), so
+ * "/registry/pods/ns/name" counts as "/registry/pods/" and "app/db/url" as "app/db/"; a key with one
+ * '/' counts under what comes before and at it ("app/"); a key with none counts as itself.
+ * Prefixes are at most trafficPrefixBytesMax bytes.
  */
-export function keyPrefix(key: Uint8Array): string {
+function prefixEnd(key: Uint8Array): number {
   const limit = Math.min(key.length, trafficPrefixBytesMax);
   let end = limit;
   let slashes = 0;
@@ -85,7 +83,34 @@ export function keyPrefix(key: Uint8Array): string {
       if (++slashes === 2) break;
     }
   }
-  return Buffer.from(key.buffer, key.byteOffset, end).toString('utf8');
+  return end;
+}
+
+/** The prefix a key's traffic is counted under (see prefixEnd), as text. */
+export function keyPrefix(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, prefixEnd(key)).toString('utf8');
+}
+
+/** A prefix's counts in the second being counted, found by a hash of its bytes. */
+interface PrefixCell {
+  bytes: Uint8Array;
+  reads: number;
+  writes: number;
+}
+
+/**
+ * FNV-1a over the first `end` bytes, so no string is made per request (measured: making the
+ * prefix's string cost more than the rest of record()).
+ */
+function hashBytes(key: Uint8Array, end: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < end; i++) hash = Math.imul(hash ^ key[i]!, 0x01000193);
+  return hash >>> 0;
+}
+
+function startsWith(key: Uint8Array, bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (key[i] !== bytes[i]) return false;
+  return true;
 }
 
 class SecondAccumulator {
@@ -94,9 +119,9 @@ class SecondAccumulator {
   writes = 0;
   readonly readLatency = new Uint32Array(LATENCY_BUCKETS);
   readonly writeLatency = new Uint32Array(LATENCY_BUCKETS);
-  /** prefix → [reads, writes], at most prefixesMax entries (Space-Saving when more arrive). */
-  readonly heat = new Map<string, [number, number]>();
-  evictions = 0;
+  /** Prefixes counted this second by hash, at most prefixesMax; the rest go to `other`. */
+  readonly heat = new Map<number, PrefixCell>();
+  readonly other: [number, number] = [0, 0];
 
   reset(second: number): void {
     this.second = second;
@@ -104,8 +129,7 @@ class SecondAccumulator {
     this.writes = 0;
     this.readLatency.fill(0);
     this.writeLatency.fill(0);
-    this.heat.clear();
-    this.evictions = 0;
+    this.other[0] = this.other[1] = 0;
   }
 }
 
@@ -163,32 +187,21 @@ export class TrafficRecorder {
       current.writes++;
       current.writeLatency[latencyBucket(latencyMs)]!++;
     }
-    const prefix = keyPrefix(key);
-    let cell = current.heat.get(prefix);
-    if (cell === undefined) {
-      cell = current.heat.size < this.prefixesMax ? [0, 0] : this.evictSmallest();
-      current.heat.set(prefix, cell);
+    const end = prefixEnd(key);
+    const hash = hashBytes(key, end);
+    let cell = current.heat.get(hash);
+    if (cell === undefined && current.heat.size < this.prefixesMax) {
+      cell = { bytes: key.slice(0, end), reads: 0, writes: 0 };
+      current.heat.set(hash, cell);
     }
-    cell[kind === 'read' ? 0 : 1]++;
-  }
-
-  /**
-   * Space-Saving (Metwally et al., 2005): the new prefix takes over the counts of the smallest
-   * one, so a prefix that is hot keeps its place while cold ones come and go. The scan is over
-   * prefixesMax entries and happens only when a second sees more distinct prefixes than that.
-   */
-  private evictSmallest(): [number, number] {
-    let smallestPrefix = '';
-    let smallest: [number, number] | undefined;
-    for (const [prefix, cell] of this.current.heat) {
-      if (smallest === undefined || cell[0] + cell[1] < smallest[0] + smallest[1]) {
-        smallest = cell;
-        smallestPrefix = prefix;
-      }
+    // A second prefix with the same 32-bit hash (rare) is counted with the others.
+    if (cell === undefined || cell.bytes.length !== end || !startsWith(key, cell.bytes)) {
+      current.other[kind === 'read' ? 0 : 1]++;
+    } else if (kind === 'read') {
+      cell.reads++;
+    } else {
+      cell.writes++;
     }
-    this.current.heat.delete(smallestPrefix);
-    this.current.evictions++;
-    return smallest!;
   }
 
   /** Moves the second being counted into the rings and starts counting `second`. */
@@ -204,13 +217,33 @@ export class TrafficRecorder {
       c.readP99[slot] = percentileMs(current.readLatency, current.reads, 0.99);
       c.writeP50[slot] = percentileMs(current.writeLatency, current.writes, 0.5);
       c.writeP99[slot] = percentileMs(current.writeLatency, current.writes, 0.99);
-      this.heatColumns[current.second % this.heatSecondsMax] = {
-        second: current.second,
-        cells: [...current.heat].map(([prefix, [reads, writes]]) => [prefix, reads, writes]),
-        approximate: current.evictions > 0,
-      };
+      this.heatColumns[current.second % this.heatSecondsMax] = this.heatColumn(current);
     }
+    this.keepBusiestPrefixes(current);
     current.reset(second);
+  }
+
+  private heatColumn(current: SecondAccumulator): HeatColumn {
+    const cells: HeatCell[] = [];
+    for (const cell of current.heat.values()) {
+      if (cell.reads + cell.writes > 0) cells.push([Buffer.from(cell.bytes).toString('utf8'), cell.reads, cell.writes]);
+    }
+    cells.sort((a, b) => b[1] + b[2] - (a[1] + a[2]));
+    return { second: current.second, cells, other: [current.other[0], current.other[1]] };
+  }
+
+  /**
+   * The next second starts with the busiest half of this second's prefixes already in place (at
+   * zero), so a hot prefix keeps its place however many others come first; the other half of the
+   * places go to the first new prefixes of the second. A record() never does more than a lookup.
+   */
+  private keepBusiestPrefixes(current: SecondAccumulator): void {
+    const busiest = [...current.heat]
+      .filter(([, cell]) => cell.reads + cell.writes > 0)
+      .sort(([, a], [, b]) => b.reads + b.writes - (a.reads + a.writes))
+      .slice(0, Math.floor(this.prefixesMax / 2));
+    current.heat.clear();
+    for (const [hash, cell] of busiest) current.heat.set(hash, { bytes: cell.bytes, reads: 0, writes: 0 });
   }
 
   /** Closes the counted second when the clock has moved past it; returns the current second. */

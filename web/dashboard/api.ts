@@ -89,7 +89,8 @@ export type HeatCell = [prefix: string, reads: number, writes: number];
 export interface HeatColumn {
   second: number;
   cells: HeatCell[];
-  approximate: boolean;
+  /** Requests on the prefixes a member did not count one by one that second. */
+  other: [number, number];
 }
 
 export interface MemberFacts {

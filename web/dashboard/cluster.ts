@@ -18,10 +18,12 @@ export interface ClusterState {
   leader: number;
   members: MemberView[];
   samples: Map<number, TrafficSamples>;
-  /** Second → prefix → [reads, writes], added up over the members. */
+  /** Second → prefix → [reads, writes], added up over the members; OTHER_PREFIX holds the rest. */
   heat: Map<number, Map<string, [number, number]>>;
-  approximateSeconds: Set<number>;
 }
+
+/** The row of the requests on prefixes not counted one by one (a string no prefix can be: it is not a key's start). */
+export const OTHER_PREFIX = '\u0000(other)';
 
 const state: ClusterState = {
   connection: 'connecting',
@@ -31,7 +33,6 @@ const state: ClusterState = {
   members: [],
   samples: new Map(),
   heat: new Map(),
-  approximateSeconds: new Set(),
 };
 let version = 0;
 const listeners = new Set<() => void>();
@@ -68,22 +69,20 @@ function addHeat(columns: HeatColumn[]): void {
       cells = new Map();
       state.heat.set(column.second, cells);
     }
-    for (const [prefix, reads, writes] of column.cells) {
-      const cell = cells.get(prefix);
+    const add = (prefix: string, reads: number, writes: number): void => {
+      const cell = cells!.get(prefix);
       if (cell) {
         cell[0] += reads;
         cell[1] += writes;
       } else {
-        cells.set(prefix, [reads, writes]);
+        cells!.set(prefix, [reads, writes]);
       }
-    }
-    if (column.approximate) state.approximateSeconds.add(column.second);
+    };
+    for (const [prefix, reads, writes] of column.cells) add(prefix, reads, writes);
+    if (column.other[0] + column.other[1] > 0) add(OTHER_PREFIX, column.other[0], column.other[1]);
   }
   for (const second of state.heat.keys()) {
-    if (second < state.second - HEAT_SECONDS) {
-      state.heat.delete(second);
-      state.approximateSeconds.delete(second);
-    }
+    if (second < state.second - HEAT_SECONDS) state.heat.delete(second);
   }
 }
 
@@ -93,10 +92,7 @@ function apply(kind: 'history' | 'tick', event: ClusterEvent): void {
   state.second = event.second;
   state.leader = event.leader;
   state.members = event.members;
-  if (kind === 'history') {
-    state.heat.clear();
-    state.approximateSeconds.clear();
-  }
+  if (kind === 'history') state.heat.clear();
   for (const [id, samples] of Object.entries(event.samples)) addSamples(Number(id), samples, kind === 'history');
   addHeat(event.heat);
   changed();
@@ -124,13 +120,22 @@ export function reconnectCluster(): void {
   changed();
 }
 
-/** The cluster state; the component renders again on every event. */
+/**
+ * The cluster state; the component renders again on every event while the tab is visible (a
+ * hidden tab keeps the data and draws once it is shown again, so open tabs cost little).
+ */
 export function useCluster(): ClusterState {
   const [, setVersion] = useState(version);
   useEffect(() => {
-    const listener = (): void => setVersion(version);
+    const listener = (): void => {
+      if (!document.hidden) setVersion(version);
+    };
     listeners.add(listener);
-    return () => void listeners.delete(listener);
+    document.addEventListener('visibilitychange', listener);
+    return () => {
+      listeners.delete(listener);
+      document.removeEventListener('visibilitychange', listener);
+    };
   }, []);
   return state;
 }

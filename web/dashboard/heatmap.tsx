@@ -1,11 +1,11 @@
 // The key-space heatmap: key prefixes (in key order) down, the last ten minutes across, one cell
 // per prefix and second, darker for more requests (log scale), so a hot prefix is a dark band.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { HEAT_SECONDS, useCluster, type ClusterState } from './cluster';
+import { HEAT_SECONDS, OTHER_PREFIX, useCluster, type ClusterState } from './cluster';
 
 /** Rows drawn at most; the prefixes with less traffic over the window are summed into "(other)". */
 const ROWS_MAX = 40;
-const OTHER = '(other)';
+const OTHER_LABEL = '(other)';
 type Mode = 'writes' | 'reads' | 'both';
 
 interface Grid {
@@ -14,7 +14,6 @@ interface Grid {
   /** counts[row][column] */
   counts: number[][];
   max: number;
-  approximate: boolean;
 }
 
 function countOf(cell: [number, number], mode: Mode): number {
@@ -28,26 +27,24 @@ function grid(state: ClusterState, mode: Mode): Grid {
     if (second < start) continue;
     for (const [prefix, cell] of cells) totals.set(prefix, (totals.get(prefix) ?? 0) + countOf(cell, mode));
   }
-  const ranked = [...totals].filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+  const ranked = [...totals].filter(([p, n]) => n > 0 && p !== OTHER_PREFIX).sort((a, b) => b[1] - a[1]);
   const shown = new Set(ranked.slice(0, ROWS_MAX).map(([p]) => p));
   const prefixes = [...shown].sort();
-  if (ranked.length > ROWS_MAX) prefixes.push(OTHER);
+  if (ranked.length > ROWS_MAX || (totals.get(OTHER_PREFIX) ?? 0) > 0) prefixes.push(OTHER_PREFIX);
   const row = new Map(prefixes.map((p, i) => [p, i]));
   const counts = prefixes.map(() => new Array<number>(HEAT_SECONDS).fill(0));
   let max = 0;
-  let approximate = false;
   for (const [second, cells] of state.heat) {
     const column = second - start;
     if (column < 0 || column >= HEAT_SECONDS) continue;
-    approximate ||= state.approximateSeconds.has(second);
     for (const [prefix, cell] of cells) {
-      const r = row.get(shown.has(prefix) ? prefix : OTHER);
+      const r = row.get(shown.has(prefix) ? prefix : OTHER_PREFIX);
       if (r === undefined) continue;
       const value = (counts[r]![column]! += countOf(cell, mode));
       if (value > max) max = value;
     }
   }
-  return { prefixes, start, counts, max, approximate };
+  return { prefixes, start, counts, max };
 }
 
 const LABEL_WIDTH = 220;
@@ -70,7 +67,8 @@ function draw(canvas: HTMLCanvasElement, g: Grid): void {
   g.prefixes.forEach((prefix, r) => {
     const y = r * ROW_HEIGHT;
     ctx.fillStyle = '#333';
-    const label = prefix.length > 30 ? `${prefix.slice(0, 29)}…` : prefix;
+    const text = prefix === OTHER_PREFIX ? OTHER_LABEL : prefix;
+    const label = text.length > 30 ? `${text.slice(0, 29)}…` : text;
     ctx.fillText(label, 4, y + ROW_HEIGHT / 2);
     const counts = g.counts[r]!;
     for (let c = 0; c < HEAT_SECONDS; c++) {
@@ -109,9 +107,9 @@ export function Heatmap() {
     const prefix = g.prefixes[r];
     if (prefix === undefined || c < 0 || c >= HEAT_SECONDS) return setHover('');
     const second = g.start + c;
-    const cell = prefix === OTHER ? undefined : state.heat.get(second)?.get(prefix);
+    const cell = prefix === OTHER_PREFIX ? undefined : state.heat.get(second)?.get(prefix);
     const time = new Date(second * 1000).toLocaleTimeString();
-    setHover(`${prefix} at ${time}: ${cell ? `${cell[1]} writes, ${cell[0]} reads` : `${g.counts[r]![c]} requests`}`);
+    setHover(`${prefix === OTHER_PREFIX ? OTHER_LABEL : prefix} at ${time}: ${cell ? `${cell[1]} writes, ${cell[0]} reads` : `${g.counts[r]![c]} requests`}`);
   };
 
   return (
@@ -131,8 +129,8 @@ export function Heatmap() {
       )}
       <p class="muted" data-testid="heat-hover">
         {hover ||
-          `Prefix: a key up to its second '/' (e.g. /registry/pods/), or the whole key. ${g.prefixes.length} rows, busiest cell ${g.max}.` +
-            (g.approximate ? ' Some seconds saw more prefixes than a member tracks: their counts are estimates.' : '')}
+          `Prefix: a key up to its second '/' (e.g. /registry/pods/), or the whole key. ${g.prefixes.length} rows, busiest cell ${g.max}. ` +
+            `(other): the prefixes beyond the ${ROWS_MAX} busiest, and those beyond the 128 a member counts one by one in a second.`}
       </p>
     </section>
   );

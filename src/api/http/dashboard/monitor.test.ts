@@ -15,7 +15,7 @@ function report(member: MemberFacts, second: number, writes: number[]): MemberRe
     member,
     second,
     samples: { from: second - writes.length, reads: zeros, writes, readP50: zeros, readP99: zeros, writeP50: writes.map(() => 1), writeP99: writes.map(() => 2) },
-    heat: [{ second: second - 1, cells: [['/a/b/', 0, writes.at(-1) ?? 0]], approximate: false }],
+    heat: [{ second: second - 1, cells: [['/a/b/', 0, writes.at(-1) ?? 0]], other: [0, 0] }],
   };
 }
 

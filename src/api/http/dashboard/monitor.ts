@@ -65,7 +65,8 @@ interface Tracked {
   heatCursor: number;
 }
 
-export type Listener = (kind: 'history' | 'tick', event: ClusterEvent) => void;
+/** Gets each event as an object and as its JSON text (made once for every listener). */
+export type Listener = (kind: 'history' | 'tick', event: ClusterEvent, json: string) => void;
 
 export class ClusterMonitor {
   private readonly tracked = new Map<number, Tracked>();
@@ -123,9 +124,15 @@ export class ClusterMonitor {
     try {
       const tick = await this.gather();
       if (!this.running) return;
+      let tickJson: string | undefined;
+      let history: { event: ClusterEvent; json: string } | undefined;
       for (const listener of this.listeners) {
-        if (this.waiting.delete(listener)) listener('history', this.history(tick));
-        else listener('tick', tick);
+        if (this.waiting.delete(listener)) {
+          history ??= this.historyOf(tick);
+          listener('history', history.event, history.json);
+        } else {
+          listener('tick', tick, (tickJson ??= JSON.stringify(tick)));
+        }
       }
     } catch {
       // The member is still starting (it has no member table yet): the pages wait for the next round.
@@ -206,10 +213,11 @@ export class ClusterMonitor {
     return { leader: leader?.id ?? 0, members };
   }
 
-  private history(tick: ClusterEvent): ClusterEvent {
+  private historyOf(tick: ClusterEvent): { event: ClusterEvent; json: string } {
     const samples: Record<string, TrafficSamples> = {};
     for (const [id, tracked] of this.tracked) samples[id] = tracked.samples;
-    return { ...tick, samples, heat: this.heat };
+    const event = { ...tick, samples, heat: this.heat };
+    return { event, json: JSON.stringify(event) };
   }
 }
 

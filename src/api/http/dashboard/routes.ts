@@ -105,8 +105,8 @@ const eventsRoute: Handler = async (_context, deps) => {
         unsubscribe();
         release();
       });
-      unsubscribe = dashboard.monitor.subscribe((kind, event) => {
-        stream.send(kind, JSON.stringify(event), String(event.second));
+      unsubscribe = dashboard.monitor.subscribe((kind, event, json) => {
+        stream.send(kind, json, String(event.second));
       });
     },
   };
