@@ -160,7 +160,7 @@ export const httpQueryParamsMax = 64;
 export const trafficSecondsMax = 3600;
 /** Seconds of per-prefix counts (the key-space heatmap) a member keeps. */
 export const trafficHeatSecondsMax = 600;
-/** Key prefixes counted per second; more are folded by Space-Saving (the counts become estimates). */
+/** Key prefixes counted one by one per second; requests on more are counted together as "other". */
 export const trafficPrefixesMax = 128;
 /** Bytes of a key that name its prefix; longer prefixes are cut here. */
 export const trafficPrefixBytesMax = 64;

@@ -25,6 +25,11 @@ export function hasToken(): boolean {
   return token !== undefined;
 }
 
+/** The Authorization header of every request, when logged in. */
+export function authorization(): Record<string, string> {
+  return token ? { Authorization: token } : {};
+}
+
 export async function api<T>(method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<T> {
   let response: Response;
   try {
@@ -33,7 +38,7 @@ export async function api<T>(method: string, path: string, body?: unknown, init:
       ...init,
       headers: {
         ...(body !== undefined && !(body instanceof Uint8Array) && typeof body !== 'string' ? { 'Content-Type': 'application/json' } : {}),
-        ...(token ? { Authorization: token } : {}),
+        ...authorization(),
         ...(init.headers as Record<string, string> | undefined),
       },
       body: body === undefined ? undefined : body instanceof Uint8Array || typeof body === 'string' ? (body as BodyInit) : JSON.stringify(body),

@@ -3,6 +3,7 @@
 // (ten minutes) are kept here with the same bounds as the server's.
 import { useEffect, useState } from 'preact/hooks';
 import type { ClusterEvent, HeatColumn, MemberView, TrafficSamples } from './api';
+import { openStream, type Stream } from './stream';
 
 export const SAMPLE_SECONDS = 3600;
 export const HEAT_SECONDS = 600;
@@ -14,6 +15,8 @@ export interface ClusterState {
   connection: Connection;
   /** When the stream last delivered an event (ms), for "last heard" after a loss. */
   heardAt: number;
+  /** Why the stream was lost. */
+  error: string;
   second: number;
   leader: number;
   members: MemberView[];
@@ -28,6 +31,7 @@ export const OTHER_PREFIX = '\u0000(other)';
 const state: ClusterState = {
   connection: 'connecting',
   heardAt: 0,
+  error: '',
   second: 0,
   leader: 0,
   members: [],
@@ -98,17 +102,20 @@ function apply(kind: 'history' | 'tick', event: ClusterEvent): void {
   changed();
 }
 
-let source: EventSource | undefined;
+let source: Stream | undefined;
 
-/** Opens the stream once for the page; EventSource reconnects by itself after a loss. */
+/** Opens the stream once for the page; it reconnects by itself after a loss. */
 export function connectCluster(url = '/v1/events'): void {
   if (source) return;
-  source = new EventSource(url);
-  source.addEventListener('history', (e) => apply('history', JSON.parse((e as MessageEvent<string>).data) as ClusterEvent));
-  source.addEventListener('tick', (e) => apply('tick', JSON.parse((e as MessageEvent<string>).data) as ClusterEvent));
-  source.addEventListener('error', () => {
-    state.connection = 'lost';
-    changed();
+  source = openStream(url, {
+    onEvent: (event, data) => {
+      if (event === 'history' || event === 'tick') apply(event, JSON.parse(data) as ClusterEvent);
+    },
+    onError: (message) => {
+      state.connection = 'lost';
+      state.error = message;
+      changed();
+    },
   });
 }
 

@@ -4,6 +4,7 @@
 import { diffLines } from 'diff';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, bytesOf, hexId, keyPath, type KeyValue, type WatchEvent } from './api';
+import { openStream } from './stream';
 import { ConfirmButton, ErrorBox, useLoad } from './ui';
 
 interface Child {
@@ -337,16 +338,18 @@ function WatchTail({ initialPrefix }: { initialPrefix: string }) {
   const [status, setStatus] = useState('');
   useEffect(() => {
     if (watching === undefined) return;
-    const stream = new EventSource(`/v1/watch/${keyPath(watching)}?prefix=true`);
     setStatus(`watching "${watching}"…`);
-    stream.addEventListener('created', () => setStatus(`watching "${watching}"`));
-    stream.addEventListener('events', (e) => {
-      const batch = JSON.parse((e as MessageEvent<string>).data) as WatchEvent[];
-      setEvents((old) => [...batch.reverse().map((ev) => ({ ...ev, at: Date.now() })), ...old].slice(0, TAIL_EVENTS_MAX));
+    const stream = openStream(`/v1/watch/${keyPath(watching)}?prefix=true`, {
+      onEvent: (event, data) => {
+        if (event === 'created') setStatus(`watching "${watching}"`);
+        else if (event === 'events') {
+          const batch = JSON.parse(data) as WatchEvent[];
+          setEvents((old) => [...batch.reverse().map((ev) => ({ ...ev, at: Date.now() })), ...old].slice(0, TAIL_EVENTS_MAX));
+        } else if (event === 'canceled') setStatus(`canceled: ${(JSON.parse(data) as { reason: string }).reason}`);
+        else if (event === 'compacted') setStatus('the watch fell behind the compaction');
+      },
+      onError: (message) => setStatus(`watching "${watching}": ${message}; reconnecting…`),
     });
-    stream.addEventListener('canceled', (e) => setStatus(`canceled: ${(JSON.parse((e as MessageEvent<string>).data) as { reason: string }).reason}`));
-    stream.addEventListener('compacted', () => setStatus('the watch fell behind the compaction'));
-    stream.addEventListener('error', () => setStatus(`watching "${watching}": connection lost, reconnecting…`));
     return () => stream.close();
   }, [watching]);
   return (

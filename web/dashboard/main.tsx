@@ -25,8 +25,8 @@ function ConnectionBanner() {
   const others = state.members.filter((m) => m.state === 'up' && m.httpAddress && m.httpAddress !== location.host);
   return (
     <div class="banner error" role="alert">
-      Lost the connection to {location.host}
-      {state.heardAt ? ` (last heard ${new Date(state.heardAt).toLocaleTimeString()})` : ''}; retrying. <button onClick={reconnectCluster}>Retry now</button>
+      Lost the connection to {location.host} ({state.error})
+      {state.heardAt ? `, last heard at ${new Date(state.heardAt).toLocaleTimeString()}` : ''}; retrying. <button onClick={reconnectCluster}>Retry now</button>
       {others.length > 0 && (
         <>
           {' '}

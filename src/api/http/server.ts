@@ -29,8 +29,8 @@ import { parseQuery } from './codec.js';
 import { errorResponse } from './errors.js';
 import { matchRoute, templateOf, type Reply, type RouteDeps } from './routes.js';
 import { DashboardAssets } from './dashboard/assets.js';
-import { ClusterMonitor, type MonitorDeps } from './dashboard/monitor.js';
-import type { DashboardSource, MemberReport } from './dashboard/report.js';
+import { ClusterMonitor, fetchReport } from './dashboard/monitor.js';
+import type { DashboardSource } from './dashboard/report.js';
 
 export interface HttpServerOptions {
   backend: EtcdBackend;
@@ -251,10 +251,3 @@ function sendBody(response: ServerResponse, reply: Reply, body: Uint8Array | Asy
   // client sees a short body (and a Content-Length it did not get) rather than a complete one.
   pipeline(Readable.from(body), response).catch(() => response.destroy());
 }
-
-/** How a member asks another for its dashboard report (GET /v1/traffic). */
-const fetchReport: MonitorDeps['fetchReport'] = async (address, since, heatSince, timeoutMs) => {
-  const response = await fetch(`http://${address}/v1/traffic?since=${since}&heatSince=${heatSince}`, { signal: AbortSignal.timeout(timeoutMs) });
-  if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
-  return (await response.json()) as MemberReport;
-};

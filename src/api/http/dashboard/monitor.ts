@@ -221,6 +221,13 @@ export class ClusterMonitor {
   }
 }
 
+/** How a member asks another for its report: GET /v1/traffic on its HTTP port. */
+export const fetchReport: MonitorDeps['fetchReport'] = async (address, since, heatSince, timeoutMs) => {
+  const response = await fetch(`http://${address}/v1/traffic?since=${since}&heatSince=${heatSince}`, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  return (await response.json()) as MemberReport;
+};
+
 function emptySamples(): TrafficSamples {
   return { from: 0, reads: [], writes: [], readP50: [], readP99: [], writeP50: [], writeP99: [] };
 }
