@@ -4,20 +4,21 @@ import type { DashboardSource, MemberFacts, MemberRole } from '../api/http/dashb
 import type { EtcdBackend } from '../api/backend.js';
 import type { TrafficRecorder } from '../traffic/index.js';
 import type { ClusterNode } from './node.js';
+import { formatId } from '../ids.js';
 
 export function dashboardSource(node: ClusterNode, backend: EtcdBackend, traffic: TrafficRecorder, name: string): DashboardSource {
   return {
-    memberId: node.memberId,
-    members: () => node.members.map((m) => ({ id: m.id, name: m.name, httpAddress: m.httpAddress, isLearner: m.isLearner })),
+    memberId: formatId(node.memberId),
+    members: () => node.members.map((m) => ({ id: formatId(m.id), name: m.name, httpAddress: m.httpAddress, isLearner: m.isLearner })),
     async report(since, heatSince) {
       const status = await backend.status();
       const raft = node.raftStatus();
       const member: MemberFacts = {
-        id: node.memberId,
+        id: formatId(node.memberId),
         name,
         role: (node.isLearner ? 'learner' : raft.role) satisfies MemberRole,
         term: raft.term,
-        leader: raft.lead,
+        leader: formatId(raft.lead),
         commitIndex: raft.commit,
         appliedIndex: node.appliedIndex,
         revision: status.header.revision,

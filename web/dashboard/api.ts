@@ -65,9 +65,13 @@ export function keyPath(key: string): string {
   return encodeURIComponent(key);
 }
 
+/** A lease id in the form the API shows ids (16 hex digits) from the number a key's `lease` holds. */
 export function hexId(id: number): string {
   return id.toString(16).padStart(16, '0');
 }
+
+/** Member ids are 16 hex digits; all zeros is no member (no leader). */
+export const NO_MEMBER = '0000000000000000';
 
 export interface KeyValue {
   key: string;
@@ -99,11 +103,11 @@ export interface HeatColumn {
 }
 
 export interface MemberFacts {
-  id: number;
+  id: string;
   name: string;
   role: 'leader' | 'follower' | 'candidate' | 'precandidate' | 'learner';
   term: number;
-  leader: number;
+  leader: string;
   commitIndex: number;
   appliedIndex: number;
   revision: number;
@@ -114,7 +118,7 @@ export interface MemberFacts {
 }
 
 export interface MemberView {
-  id: number;
+  id: string;
   name: string;
   httpAddress: string;
   isLearner: boolean;
@@ -126,7 +130,7 @@ export interface MemberView {
 
 export interface ClusterEvent {
   second: number;
-  leader: number;
+  leader: string;
   members: MemberView[];
   samples: Record<string, TrafficSamples>;
   heat: HeatColumn[];

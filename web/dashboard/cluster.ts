@@ -2,7 +2,7 @@
 // "history" event once and a "tick" every second. Samples (one hour per member) and heat columns
 // (ten minutes) are kept here with the same bounds as the server's.
 import { useEffect, useState } from 'preact/hooks';
-import type { ClusterEvent, HeatColumn, MemberView, TrafficSamples } from './api';
+import { NO_MEMBER, type ClusterEvent, type HeatColumn, type MemberView, type TrafficSamples } from './api';
 import { openStream, type Stream } from './stream';
 
 export const SAMPLE_SECONDS = 3600;
@@ -18,9 +18,9 @@ export interface ClusterState {
   /** Why the stream was lost. */
   error: string;
   second: number;
-  leader: number;
+  leader: string;
   members: MemberView[];
-  samples: Map<number, TrafficSamples>;
+  samples: Map<string, TrafficSamples>;
   /** Second → prefix → [reads, writes], added up over the members; OTHER_PREFIX holds the rest. */
   heat: Map<number, Map<string, [number, number]>>;
 }
@@ -33,7 +33,7 @@ const state: ClusterState = {
   heardAt: 0,
   error: '',
   second: 0,
-  leader: 0,
+  leader: NO_MEMBER,
   members: [],
   samples: new Map(),
   heat: new Map(),
@@ -46,7 +46,7 @@ function changed(): void {
   for (const listener of listeners) listener();
 }
 
-function addSamples(id: number, more: TrafficSamples, replace: boolean): void {
+function addSamples(id: string, more: TrafficSamples, replace: boolean): void {
   const into = state.samples.get(id);
   if (replace || !into || into.reads.length === 0 || more.from < into.from || more.from > into.from + into.reads.length + SAMPLE_SECONDS) {
     state.samples.set(id, { ...more, ...Object.fromEntries(FIELDS.map((f) => [f, [...more[f]]])) });
@@ -97,7 +97,7 @@ function apply(kind: 'history' | 'tick', event: ClusterEvent): void {
   state.leader = event.leader;
   state.members = event.members;
   if (kind === 'history') state.heat.clear();
-  for (const [id, samples] of Object.entries(event.samples)) addSamples(Number(id), samples, kind === 'history');
+  for (const [id, samples] of Object.entries(event.samples)) addSamples(id, samples, kind === 'history');
   addHeat(event.heat);
   changed();
 }
@@ -147,6 +147,7 @@ export function useCluster(): ClusterState {
   return state;
 }
 
-export function memberName(members: MemberView[], id: number): string {
-  return members.find((m) => m.id === id)?.name || (id === 0 ? 'none' : id.toString(16));
+export function memberName(members: MemberView[], id: string | undefined): string {
+  if (id === undefined || id === NO_MEMBER) return 'none';
+  return members.find((m) => m.id === id)?.name || id;
 }

@@ -1,11 +1,12 @@
 // Leases: the list with a TTL counting down, each lease's keys, grant and revoke.
 import { Fragment } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, hexId } from './api';
+import { api } from './api';
 import { ConfirmButton, ErrorBox, useAction, useLoad } from './ui';
 
 interface LeaseRow {
-  id: number;
+  /** 16 hex digits, as etcdctl shows lease ids. */
+  id: string;
   ttl: number;
   grantedTTL: number;
   keys: number;
@@ -14,8 +15,8 @@ interface LeaseRow {
 /** Re-reads the list this often; between reads the TTLs count down on the page. */
 const REFRESH_MS = 5000;
 
-function LeaseKeys({ id }: { id: number }) {
-  const lease = useLoad(() => api<{ keys: { key: string; keyEncoding?: string }[] }>('GET', `/v1/leases/${hexId(id)}`), [id]);
+function LeaseKeys({ id }: { id: string }) {
+  const lease = useLoad(() => api<{ keys: { key: string; keyEncoding?: string }[] }>('GET', `/v1/leases/${id}`), [id]);
   if (lease.error) return <ErrorBox error={lease.error} />;
   const keys = lease.value?.keys ?? [];
   return <div class="mono lease-keys">{lease.value ? (keys.length === 0 ? <span class="muted">no keys</span> : keys.map((k) => <div key={k.key}>{k.key}</div>)) : 'loading…'}</div>;
@@ -25,7 +26,7 @@ export function Leases() {
   const [page, setPage] = useState(0);
   const list = useLoad(async () => ({ at: Date.now(), ...(await api<{ leases: LeaseRow[]; count: number; more: boolean }>('GET', '/v1/leases?limit=100')) }), [page]);
   const [now, setNow] = useState(Date.now());
-  const [open, setOpen] = useState<number>();
+  const [open, setOpen] = useState<string>();
   const [ttl, setTtl] = useState('60');
   const [outcome, run] = useAction();
   useEffect(() => {
@@ -64,10 +65,10 @@ export function Leases() {
         <tbody>
           {(list.value?.leases ?? []).map((lease) => (
             <Fragment key={lease.id}>
-              <tr data-lease={hexId(lease.id)}>
+              <tr data-lease={lease.id}>
                 <td class="mono">
                   <a href="#" onClick={(e) => (e.preventDefault(), setOpen(open === lease.id ? undefined : lease.id))}>
-                    {open === lease.id ? '▾' : '▸'} {hexId(lease.id)}
+                    {open === lease.id ? '▾' : '▸'} {lease.id}
                   </a>
                 </td>
                 <td class="num">{Math.max(0, lease.ttl - elapsed)} s</td>
@@ -77,8 +78,8 @@ export function Leases() {
                   <ConfirmButton
                     label="Revoke"
                     danger
-                    question={`Revoke ${hexId(lease.id)} and delete its ${lease.keys} keys?`}
-                    onConfirm={() => void run(`Revoke lease ${hexId(lease.id)}`, () => api('DELETE', `/v1/leases/${hexId(lease.id)}`)).then(() => setPage((p) => p + 1))}
+                    question={`Revoke ${lease.id} and delete its ${lease.keys} keys?`}
+                    onConfirm={() => void run(`Revoke lease ${lease.id}`, () => api('DELETE', `/v1/leases/${lease.id}`)).then(() => setPage((p) => p + 1))}
                   />
                 </td>
               </tr>

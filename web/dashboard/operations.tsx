@@ -1,7 +1,7 @@
 // Operations: transfer leadership, add / remove / promote a member, compact, snapshot. Each asks
 // for confirmation and shows what the cluster answered.
 import { useState } from 'preact/hooks';
-import { api, formatBytes, hexId } from './api';
+import { api, formatBytes } from './api';
 import { memberName, useCluster } from './cluster';
 import { ConfirmButton, useAction } from './ui';
 
@@ -10,9 +10,9 @@ export function Operations() {
   const [outcome, run] = useAction();
   const voters = state.members.filter((m) => !m.isLearner);
   const learners = state.members.filter((m) => m.isLearner);
-  const [target, setTarget] = useState<number>();
-  const [removeId, setRemoveId] = useState<number>();
-  const [promoteId, setPromoteId] = useState<number>();
+  const [target, setTarget] = useState<string>();
+  const [removeId, setRemoveId] = useState<string>();
+  const [promoteId, setPromoteId] = useState<string>();
   const [peerUrl, setPeerUrl] = useState('');
   const [asLearner, setAsLearner] = useState(true);
   const leaderFacts = state.members.find((m) => m.id === state.leader)?.facts;
@@ -20,11 +20,11 @@ export function Operations() {
   const transferTo = target ?? voters.find((m) => m.id !== state.leader)?.id;
   const removeTarget = removeId ?? state.members[0]?.id;
   const promoteTarget = promoteId ?? learners[0]?.id;
-  const select = (value: number | undefined, set: (id: number) => void, members: typeof state.members) => (
-    <select value={value} onChange={(e) => set(Number((e.target as HTMLSelectElement).value))}>
+  const select = (value: string | undefined, set: (id: string) => void, members: typeof state.members) => (
+    <select value={value} onChange={(e) => set((e.target as HTMLSelectElement).value)}>
       {members.map((m) => (
         <option value={m.id} key={m.id}>
-          {m.name || '(not started)'} {hexId(m.id)}
+          {m.name || '(not started)'} {m.id}
         </option>
       ))}
     </select>
@@ -39,7 +39,7 @@ export function Operations() {
         <ConfirmButton
           label="Transfer"
           disabled={transferTo === undefined || transferTo === state.leader}
-          question={`Make ${memberName(state.members, transferTo ?? 0)} the leader?`}
+          question={`Make ${memberName(state.members, transferTo)} the leader?`}
           onConfirm={() => void run('Transfer leadership', () => api('POST', '/v1/leader', { id: transferTo }))}
         />
       </div>
@@ -64,8 +64,8 @@ export function Operations() {
           label="Remove"
           danger
           disabled={removeTarget === undefined}
-          question={`Remove ${memberName(state.members, removeTarget ?? 0)} from the cluster for good?`}
-          onConfirm={() => void run('Remove a member', () => api('DELETE', `/v1/members/${hexId(removeTarget!)}`))}
+          question={`Remove ${memberName(state.members, removeTarget)} from the cluster for good?`}
+          onConfirm={() => void run('Remove a member', () => api('DELETE', `/v1/members/${removeTarget}`))}
         />
       </div>
       <div class="op">
@@ -77,8 +77,8 @@ export function Operations() {
             {select(promoteTarget, setPromoteId, learners)}{' '}
             <ConfirmButton
               label="Promote"
-              question={`Promote ${memberName(state.members, promoteTarget ?? 0)} to a voting member?`}
-              onConfirm={() => void run('Promote a learner', () => api('POST', `/v1/members/${hexId(promoteTarget!)}?promote`))}
+              question={`Promote ${memberName(state.members, promoteTarget)} to a voting member?`}
+              onConfirm={() => void run('Promote a learner', () => api('POST', `/v1/members/${promoteTarget}?promote`))}
             />
           </>
         )}

@@ -1,6 +1,6 @@
 // Overview: the members (role, term, applied index, lag, size, health, version), the leader, the
 // alarms, and the last hour of request rates and latencies.
-import { formatBytes, hexId, type MemberView, type TrafficSamples } from './api';
+import { formatBytes, NO_MEMBER, type MemberView, type TrafficSamples } from './api';
 import { Chart, color, type ChartSeries } from './chart';
 import { useState } from 'preact/hooks';
 import { memberName, SAMPLE_SECONDS, useCluster, type ClusterState } from './cluster';
@@ -9,12 +9,12 @@ const WINDOWS = { '5 min': 300, '15 min': 900, '1 hour': SAMPLE_SECONDS } as con
 type WindowName = keyof typeof WINDOWS;
 
 /** The window's seconds as x values, and each member's samples aligned on them (null where it has none). */
-function aligned(state: ClusterState, seconds: number, field: keyof Omit<TrafficSamples, 'from'>, zeroIsGap: boolean): { times: number[]; byMember: Map<number, (number | null)[]> } {
+function aligned(state: ClusterState, seconds: number, field: keyof Omit<TrafficSamples, 'from'>, zeroIsGap: boolean): { times: number[]; byMember: Map<string, (number | null)[]> } {
   const end = state.second;
   const start = end - seconds;
   const times: number[] = [];
   for (let t = start; t < end; t++) times.push(t);
-  const byMember = new Map<number, (number | null)[]>();
+  const byMember = new Map<string, (number | null)[]>();
   for (const [id, samples] of state.samples) {
     const values = times.map((t) => {
       const i = t - samples.from;
@@ -32,14 +32,14 @@ function sum(series: (number | null)[][], length: number): (number | null)[] {
   return out;
 }
 
-function MemberRow({ member, leader }: { member: MemberView; leader: number }) {
+function MemberRow({ member, leader }: { member: MemberView; leader: string }) {
   const facts = member.facts;
   const down = member.state !== 'up';
   return (
     <tr class={down ? 'down' : member.id === leader ? 'leader' : ''} data-member={member.name}>
       <td>
         <strong>{member.name || '(not started)'}</strong>
-        <div class="muted mono">{hexId(member.id)}</div>
+        <div class="muted mono">{member.id}</div>
       </td>
       <td>
         <span class={`badge role-${down ? 'down' : (facts?.role ?? 'unknown')}`} data-role>
@@ -84,7 +84,7 @@ export function Overview() {
       <div class="summary">
         <div class="stat">
           <span class="label">Leader</span>
-          <span class="value" data-testid="leader">{state.leader ? memberName(state.members, state.leader) : 'no leader'}</span>
+          <span class="value" data-testid="leader">{state.leader !== NO_MEMBER ? memberName(state.members, state.leader) : 'no leader'}</span>
         </div>
         <div class="stat">
           <span class="label">Term</span>
@@ -101,7 +101,7 @@ export function Overview() {
           </span>
         </div>
       </div>
-      {state.leader === 0 && state.connection === 'open' && <div class="banner error">No leader: the cluster cannot serve writes or linearizable reads until one is elected.</div>}
+      {state.leader === NO_MEMBER && state.connection === 'open' && <div class="banner error">No leader: the cluster cannot serve writes or linearizable reads until one is elected.</div>}
       {alarms.map((alarm) => (
         <div class="banner error" key={alarm}>
           Alarm: {alarm}

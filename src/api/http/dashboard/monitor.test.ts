@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { formatId } from '../../../ids.js';
 import { ClusterMonitor, type ClusterEvent } from './monitor.js';
 import type { DashboardSource, MemberAddress, MemberFacts, MemberReport } from './report.js';
 
 const NOW_MS = 1_000_000_000;
 
-function facts(id: number, role: MemberFacts['role'], appliedIndex: number, term = 3): MemberFacts {
-  return { id, name: `m${id}`, role, term, leader: 1, commitIndex: appliedIndex, appliedIndex, revision: 10, dbSize: 100, dbSizeInUse: 50, version: '3.5.0', errors: [] };
+const id = (n: number): string => formatId(n);
+
+function facts(n: number, role: MemberFacts['role'], appliedIndex: number, term = 3): MemberFacts {
+  return { id: id(n), name: `m${n}`, role, term, leader: id(1), commitIndex: appliedIndex, appliedIndex, revision: 10, dbSize: 100, dbSizeInUse: 50, version: '3.5.0', errors: [] };
 }
 
 function report(member: MemberFacts, second: number, writes: number[]): MemberReport {
@@ -21,14 +24,14 @@ function report(member: MemberFacts, second: number, writes: number[]): MemberRe
 
 function setup() {
   const addresses: MemberAddress[] = [
-    { id: 1, name: 'm1', httpAddress: '127.0.0.1:1', isLearner: false },
-    { id: 2, name: 'm2', httpAddress: '127.0.0.1:2', isLearner: false },
-    { id: 3, name: 'm3', httpAddress: '127.0.0.1:3', isLearner: false },
+    { id: id(1), name: 'm1', httpAddress: '127.0.0.1:1', isLearner: false },
+    { id: id(2), name: 'm2', httpAddress: '127.0.0.1:2', isLearner: false },
+    { id: id(3), name: 'm3', httpAddress: '127.0.0.1:3', isLearner: false },
   ];
   const peers = new Map<string, MemberReport | Error>();
   const asked: Array<{ address: string; since: number }> = [];
   const source: DashboardSource = {
-    memberId: 1,
+    memberId: id(1),
     members: () => addresses,
     report: async (since) => report(facts(1, 'leader', 100), NOW_MS / 1000, since === 0 ? [5, 6] : [7]),
   };
@@ -51,7 +54,7 @@ test('a round shows every member with its role and lag behind the leader, and a 
   peers.set('127.0.0.1:2', report(facts(2, 'follower', 97), NOW_MS / 1000, [1, 2]));
   peers.set('127.0.0.1:3', Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } }));
   const event = await monitor.gather();
-  assert.equal(event.leader, 1);
+  assert.equal(event.leader, id(1));
   const view = Object.fromEntries(event.members.map((m) => [m.name, m]));
   assert.equal(view['m1']!.state, 'up');
   assert.equal(view['m1']!.lag, 0);
@@ -59,7 +62,7 @@ test('a round shows every member with its role and lag behind the leader, and a 
   assert.equal(view['m3']!.state, 'down');
   assert.equal(view['m3']!.error, 'ECONNREFUSED');
   assert.equal(view['m3']!.lag, undefined);
-  assert.deepEqual(event.samples['2']!.writes, [1, 2]);
+  assert.deepEqual(event.samples[id(2)]!.writes, [1, 2]);
   assert.equal(event.heat.length, 2, 'one heat column from each member that answered');
 });
 
@@ -72,14 +75,14 @@ test('later rounds ask each member only for what is new, and pages joining late 
   peers.set('127.0.0.1:2', report(facts(2, 'follower', 100), NOW_MS / 1000 + 1, [9]));
   const tick = await monitor.gather();
   assert.deepEqual(asked.map((a) => a.since).sort(), [NOW_MS / 1000 - 1, NOW_MS / 1000 - 1]);
-  assert.deepEqual(tick.samples['2']!.writes, [9]);
+  assert.deepEqual(tick.samples[id(2)]!.writes, [9]);
 
   const received: Array<{ kind: string; event: ClusterEvent }> = [];
   monitor.subscribe((kind, event) => received.push({ kind, event }));
   await new Promise((resolve) => setImmediate(resolve));
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(received[0]!.kind, 'history');
-  assert.deepEqual(received[0]!.event.samples['2']!.writes, [1, 2, 9], 'the history holds every second received');
+  assert.deepEqual(received[0]!.event.samples[id(2)]!.writes, [1, 2, 9], 'the history holds every second received');
   monitor.close();
 });
 
@@ -88,5 +91,5 @@ test('the leader is the one in the highest term when two members claim it', asyn
   peers.set('127.0.0.1:2', report(facts(2, 'leader', 100, 4), NOW_MS / 1000, [1]));
   peers.set('127.0.0.1:3', report(facts(3, 'follower', 100, 4), NOW_MS / 1000, [1]));
   const event = await monitor.gather();
-  assert.equal(event.leader, 2);
+  assert.equal(event.leader, id(2));
 });

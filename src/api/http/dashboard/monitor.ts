@@ -5,6 +5,7 @@
 // then needs to reach one address only (one origin: no CORS, one TLS certificate to trust, one
 // token, a tunnel or port-forward to one port is enough), and five open tabs cost the cluster one
 // set of requests a second, not five.
+import { formatId } from '../../../ids.js';
 import { trafficHeatSecondsMax, trafficSecondsMax } from '../../../limits.js';
 import { SAMPLE_FIELDS, type HeatColumn, type TrafficSamples } from '../../../traffic/index.js';
 import type { DashboardSource, MemberAddress, MemberFacts, MemberReport } from './report.js';
@@ -18,6 +19,9 @@ export const MONITOR_INTERVAL_MS = 1000;
 export const MONITOR_PEER_TIMEOUT_MS = 900;
 
 export type MemberState = 'up' | 'down' | 'unknown';
+
+/** The id of no member (formatId(0)), as /v1/status says "no leader". */
+export const NO_MEMBER = formatId(0);
 
 export interface MemberView extends MemberAddress {
   state: MemberState;
@@ -36,8 +40,8 @@ export interface MemberView extends MemberAddress {
  */
 export interface ClusterEvent {
   second: number;
-  /** The member the up members agree leads in the highest term; 0 when none. */
-  leader: number;
+  /** The member that says it leads, in the highest term among the up members; all zeros when none. */
+  leader: string;
   members: MemberView[];
   samples: Record<string, TrafficSamples>;
   heat: HeatColumn[];
@@ -69,7 +73,7 @@ interface Tracked {
 export type Listener = (kind: 'history' | 'tick', event: ClusterEvent, json: string) => void;
 
 export class ClusterMonitor {
-  private readonly tracked = new Map<number, Tracked>();
+  private readonly tracked = new Map<string, Tracked>();
   /** Every member's heat columns of the last trafficHeatSecondsMax seconds, oldest first. */
   private heat: HeatColumn[] = [];
   private readonly listeners = new Set<Listener>();
@@ -202,7 +206,7 @@ export class ClusterMonitor {
     const leaders = up.filter((t) => t.facts!.role === 'leader').sort((a, b) => b.facts!.term - a.facts!.term);
     const leader = leaders[0]?.facts;
     const members = [...this.tracked.values()]
-      .sort((a, b) => a.address.name.localeCompare(b.address.name) || a.address.id - b.address.id)
+      .sort((a, b) => a.address.name.localeCompare(b.address.name) || a.address.id.localeCompare(b.address.id))
       .map((t): MemberView => ({
         ...t.address,
         state: t.state,
@@ -210,7 +214,7 @@ export class ClusterMonitor {
         ...(t.facts ? { facts: t.facts } : {}),
         ...(leader && t.state === 'up' && t.facts ? { lag: Math.max(0, leader.appliedIndex - t.facts.appliedIndex) } : {}),
       }));
-    return { leader: leader?.id ?? 0, members };
+    return { leader: leader?.id ?? NO_MEMBER, members };
   }
 
   private historyOf(tick: ClusterEvent): { event: ClusterEvent; json: string } {

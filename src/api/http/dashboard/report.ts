@@ -1,17 +1,17 @@
 // What one member says about itself to the dashboard (GET /v1/traffic), and how a member finds
-// the others' HTTP APIs.
+// the others' HTTP APIs. Member ids are text, 16 hex digits (formatId), as in the rest of /v1.
 import type { HeatColumn, TrafficSamples } from '../../../traffic/index.js';
 
 export type MemberRole = 'leader' | 'follower' | 'candidate' | 'precandidate' | 'learner';
 
 /** A member's raft and storage facts, read locally (no raft round), as of `second`. */
 export interface MemberFacts {
-  id: number;
+  id: string;
   name: string;
   role: MemberRole;
   term: number;
-  /** The member it believes leads; 0 when it knows none. */
-  leader: number;
+  /** The member it believes leads; all zeros when it knows none. */
+  leader: string;
   commitIndex: number;
   appliedIndex: number;
   revision: number;
@@ -33,7 +33,7 @@ export interface MemberReport {
 
 /** A member as the dashboard reaches it. */
 export interface MemberAddress {
-  id: number;
+  id: string;
   name: string;
   /** host:port of its HTTP API; empty when it has none or has not published it yet. */
   httpAddress: string;
@@ -42,7 +42,7 @@ export interface MemberAddress {
 
 /** What the serving member offers the dashboard routes. */
 export interface DashboardSource {
-  memberId: number;
+  memberId: string;
   /** This member's report (the same answer GET /v1/traffic gives). */
   report(since: number, heatSince: number): Promise<MemberReport>;
   /** Every member of the cluster, this one included. */

@@ -6,6 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import { startTestMember, type TestMember } from '../../../server/testing/in-process.js';
 import { HASHED_LENGTH_UNIT, SHA256_BYTES } from '../../../backup/index.js';
 import { eventStreamsMax } from '../../../limits.js';
+import { formatId } from '../../../ids.js';
 
 let member: TestMember;
 let base: string;
@@ -170,13 +171,13 @@ test('GET /v1/watch/<prefix> streams changes as server-sent events and resumes a
 
 test('leases: grant, list with TTLs and key counts, keys of one, revoke', async () => {
   const granted = await call('POST', '/v1/leases', { ttl: 120 });
-  const id: number = granted.json.id;
   // etcdctl's form: 16 hex digits, zero-padded.
-  const hex = id.toString(16).padStart(16, '0');
-  await put('leased/a', '1', id);
-  await put('leased/b', '2', id);
+  const hex: string = granted.json.id;
+  assert.match(hex, /^[0-9a-f]{16}$/);
+  await put('leased/a', '1', parseInt(hex, 16));
+  await put('leased/b', '2', parseInt(hex, 16));
   const list = await call('GET', '/v1/leases');
-  const row = list.json.leases.find((l: { id: number }) => l.id === id);
+  const row = list.json.leases.find((l: { id: string }) => l.id === hex);
   assert.ok(row.ttl > 100 && row.ttl <= 120, `ttl ${row.ttl}`);
   assert.equal(row.grantedTTL, 120);
   assert.equal(row.keys, 2);
@@ -191,6 +192,23 @@ test('leases: grant, list with TTLs and key counts, keys of one, revoke', async 
   assert.equal((await call('GET', '/v1/leases/ffffffffffffffff')).status, 400, 'ids are below 2^53');
 });
 
+test('membership and leadership through the routes: add a learner, remove it, move the leadership to the leader', async () => {
+  const added = await call('POST', '/v1/members', { peerURLs: ['http://127.0.0.1:1'], isLearner: true });
+  assert.equal(added.status, 200);
+  const learner = added.json.member;
+  assert.match(learner.id, /^[0-9a-f]{16}$/);
+  assert.equal(learner.isLearner, true);
+  assert.equal(added.json.members.length, 2);
+  const promoted = await call('POST', `/v1/members/${learner.id}?promote`);
+  assert.equal(promoted.status, 409, 'a learner that has not caught up is not promoted');
+  const removed = await call('DELETE', `/v1/members/${learner.id}`);
+  assert.equal(removed.status, 200);
+  assert.deepEqual(removed.json.members.map((m: { id: string }) => m.id), [formatId(member.node.memberId)]);
+  const moved = await call('POST', '/v1/leader', { id: formatId(member.node.memberId) });
+  assert.equal(moved.status, 200);
+  assert.equal(moved.json.leader, formatId(member.node.memberId));
+});
+
 test('operations refuse bad input with a clear error', async () => {
   const missing = await call('POST', '/v1/compact', {});
   assert.equal(missing.status, 400);
@@ -203,6 +221,9 @@ test('operations refuse bad input with a clear error', async () => {
   assert.equal(badMember.json.error.code, 'MemberNotFound');
   const noUrls = await call('POST', '/v1/members', { peerURLs: [] });
   assert.equal(noUrls.status, 400);
+  const numericId = await call('POST', '/v1/leader', { id: 12 });
+  assert.equal(numericId.status, 400);
+  assert.match(numericId.json.error.message, /"id" must be an id in hexadecimal/);
 });
 
 test('GET /v1/snapshot downloads the backend with its SHA-256 trailer, as etcdctl snapshot save writes it', async () => {
@@ -223,11 +244,11 @@ test('GET /v1/events sends the cluster history, then a tick a second; GET /v1/tr
   await stream.close();
   assert.deepEqual([first.event, second.event], ['history', 'tick']);
   const history = JSON.parse(first.data);
-  assert.equal(history.leader, member.node.memberId);
+  assert.equal(history.leader, formatId(member.node.memberId));
   assert.equal(history.members.length, 1);
   assert.equal(history.members[0].state, 'up');
   assert.equal(history.members[0].facts.role, 'leader');
-  assert.ok(Object.keys(history.samples).includes(String(member.node.memberId)));
+  assert.ok(Object.keys(history.samples).includes(formatId(member.node.memberId)));
   assert.ok(Number(second.id) >= Number(first.id), 'ids are the seconds of the events');
   const traffic = await call('GET', '/v1/traffic?since=0');
   assert.equal(traffic.json.member.name, 'solo');

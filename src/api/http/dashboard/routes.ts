@@ -8,7 +8,8 @@ import { HASHED_LENGTH_UNIT, SHA256_BYTES } from '../../../backup/index.js';
 import { ErrorCode, isLichenError, LichenError } from '../../../errors.js';
 import { eventStreamsMax, historyVersionsMax, keyTreeReadsMax, keyTreeScanKeysMax, leasesDescribedMax } from '../../../limits.js';
 import { EventType, type Event, type KeyValue } from '../../../mvcc/types.js';
-import type { SnapshotStream } from '../../backend.js';
+import type { Member, ResponseHeader, SnapshotStream } from '../../backend.js';
+import { formatId } from '../../../ids.js';
 import {
   bytesField,
   jsonInteger,
@@ -51,13 +52,27 @@ function dashboardOf(deps: RouteDeps): DashboardDeps {
   return deps.dashboard;
 }
 
-function idOf(context: RouteContext, what: string): number {
-  const text = Buffer.from(context.key ?? new Uint8Array()).toString('utf8');
-  // Ids are shown in hex (etcdctl's format) and sent back that way.
+/** An id as /v1 shows it (formatId: hexadecimal, zero padding allowed) back to a number. */
+function parseId(text: string, what: string): number {
   const id = /^[0-9a-fA-F]{1,16}$/.test(text) ? parseInt(text, 16) : NaN;
   if (!Number.isSafeInteger(id)) throw invalidArgument(`${what} must be an id in hexadecimal below 2^53, got ${JSON.stringify(text)}`);
   return id;
 }
+
+function idOf(context: RouteContext, what: string): number {
+  return parseId(Buffer.from(context.key ?? new Uint8Array()).toString('utf8'), what);
+}
+
+/** A required JSON field holding an id in the /v1 form. */
+function jsonId(json: Record<string, unknown>, name: string): number {
+  const text = json[name];
+  if (typeof text !== 'string') throw invalidArgument(`JSON field "${name}" must be an id in hexadecimal (a string)`);
+  return parseId(text, `JSON field "${name}"`);
+}
+
+// As the /v1 cluster routes show them: member and cluster ids in formatId's form.
+const headerJson = (header: ResponseHeader) => ({ ...header, clusterId: formatId(header.clusterId), memberId: formatId(header.memberId) });
+const membersJson = (members: Member[]) => members.map((m) => ({ ...m, id: formatId(m.id) }));
 
 function keyOf(context: RouteContext, allowEmpty = false): Uint8Array {
   const key = context.key ?? new Uint8Array();
@@ -280,14 +295,14 @@ function eventJson(event: Event): unknown {
 const leasesRoute: Handler = async (context, deps) => {
   const limit = Math.min(queryInteger(context.query, 'limit', 100) || 100, leasesDescribedMax);
   const afterText = context.query.get('after');
-  const afterId = afterText ? parseInt(Buffer.from(afterText).toString('utf8'), 16) : -1;
+  const afterId = afterText ? parseId(Buffer.from(afterText).toString('utf8'), 'query parameter "after"') : -1;
   const { ids, header } = await deps.backend.leaseLeases();
   const sorted = [...ids].sort((a, b) => a - b).filter((id) => id > afterId);
   const page = sorted.slice(0, limit);
   const leases = await Promise.all(
     page.map(async (id) => {
       const lease = await deps.backend.leaseTimeToLive(id, true);
-      return { id, ttl: lease.TTL, grantedTTL: lease.grantedTTL, keys: lease.keys.length };
+      return { id: formatId(id), ttl: lease.TTL, grantedTTL: lease.grantedTTL, keys: lease.keys.length };
     }),
   );
   return ok({ revision: header.revision, count: ids.length, leases, more: sorted.length > page.length });
@@ -298,7 +313,7 @@ const leaseRoute: Handler = async (context, deps) => {
   const id = idOf(context, 'the lease id');
   const lease = await deps.backend.leaseTimeToLive(id, true);
   if (lease.TTL === -1) throw new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
-  return ok({ revision: lease.header.revision, id, ttl: lease.TTL, grantedTTL: lease.grantedTTL, keys: lease.keys.map((k) => bytesField(k, 'key', 'keyEncoding')) });
+  return ok({ revision: lease.header.revision, id: formatId(id), ttl: lease.TTL, grantedTTL: lease.grantedTTL, keys: lease.keys.map((k) => bytesField(k, 'key', 'keyEncoding')) });
 };
 
 /** POST /v1/leases {"ttl"}: grants a lease of `ttl` seconds. */
@@ -307,7 +322,7 @@ const leaseGrantRoute: Handler = async (context, deps) => {
   const ttl = jsonInteger(json, 'ttl');
   if (ttl === undefined) throw invalidArgument('JSON field "ttl" is required');
   const result = await deps.backend.leaseGrant({ TTL: ttl, ID: 0 });
-  return ok({ revision: result.header.revision, id: result.ID, ttl: result.TTL });
+  return ok({ revision: result.header.revision, id: formatId(result.ID), ttl: result.TTL });
 };
 
 /** DELETE /v1/leases/<id>: revokes the lease and deletes its keys. */
@@ -328,10 +343,10 @@ function requiredInteger(json: Record<string, unknown>, name: string): number {
   return value;
 }
 
-/** POST /v1/leader {"id"}: hands leadership to the member (only the leader can; etcd's MoveLeader). */
+/** POST /v1/leader {"id"}: hands leadership to the member (etcd's MoveLeader); answers once it leads. */
 const moveLeaderRoute: Handler = async (context, deps) => {
-  const result = await deps.backend.moveLeader(requiredInteger(await jsonBody(context), 'id'));
-  return ok({ header: result.header, leader: deps.backend.leaderId() });
+  const result = await deps.backend.moveLeader(jsonId(await jsonBody(context), 'id'));
+  return ok({ header: headerJson(result.header), leader: formatId(deps.backend.leaderId()) });
 };
 
 /** POST /v1/members {"peerURLs", "isLearner"?}: adds a member (start it with --join afterwards). */
@@ -343,20 +358,20 @@ const memberAddRoute: Handler = async (context, deps) => {
   }
   if (json['isLearner'] !== undefined && typeof json['isLearner'] !== 'boolean') throw invalidArgument('JSON field "isLearner" must be true or false');
   const result = await deps.backend.memberAdd(urls as string[], json['isLearner'] === true);
-  return ok({ header: result.header, member: result.member, members: result.members });
+  return ok({ header: headerJson(result.header), member: membersJson([result.member])[0], members: membersJson(result.members) });
 };
 
 /** DELETE /v1/members/<id>: removes the member. */
 const memberRemoveRoute: Handler = async (context, deps) => {
   const result = await deps.backend.memberRemove(idOf(context, 'the member id'));
-  return ok({ header: result.header, members: result.members });
+  return ok({ header: headerJson(result.header), members: membersJson(result.members) });
 };
 
 /** POST /v1/members/<id>?promote: promotes a learner that has caught up to a voting member. */
 const memberPromoteRoute: Handler = async (context, deps) => {
   if (!queryBoolean(context.query, 'promote')) throw invalidArgument('POST /v1/members/<id> needs ?promote (the only change it makes)');
   const result = await deps.backend.memberPromote(idOf(context, 'the member id'));
-  return ok({ header: result.header, members: result.members });
+  return ok({ header: headerJson(result.header), members: membersJson(result.members) });
 };
 
 /** POST /v1/compact {"revision", "physical"?}: compacts the history before the revision. */
@@ -364,7 +379,7 @@ const compactRoute: Handler = async (context, deps) => {
   const json = await jsonBody(context);
   if (json['physical'] !== undefined && typeof json['physical'] !== 'boolean') throw invalidArgument('JSON field "physical" must be true or false');
   const result = await deps.backend.compact({ revision: requiredInteger(json, 'revision'), physical: json['physical'] === true });
-  return ok({ header: result.header });
+  return ok({ header: headerJson(result.header) });
 };
 
 /**
