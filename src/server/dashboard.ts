@@ -5,11 +5,21 @@ import type { EtcdBackend } from '../api/backend.js';
 import type { TrafficRecorder } from '../traffic/index.js';
 import type { ClusterNode } from './node.js';
 import { formatId } from '../ids.js';
+import type { Caller } from '../api/backend.js';
+import type { AuthInfo } from '../auth/index.js';
 
 export function dashboardSource(node: ClusterNode, backend: EtcdBackend, traffic: TrafficRecorder, name: string): DashboardSource {
   return {
     memberId: formatId(node.memberId),
     members: () => node.members.map((m) => ({ id: formatId(m.id), name: m.name, httpAddress: m.httpAddress, isLearner: m.isLearner })),
+    access(caller: Caller | undefined) {
+      // As the backend sees a caller: a simple token or a certificate stands for the current auth revision.
+      const info: AuthInfo | undefined = caller ? { user: caller.user, revision: caller.authRevision ?? node.auth.revision } : undefined;
+      return {
+        admin: passes(() => node.auth.checkAdmin(info)),
+        mayRead: (key) => passes(() => node.auth.checkRead(info, key)),
+      };
+    },
     async report(since, heatSince) {
       const status = await backend.status();
       const raft = node.raftStatus();
@@ -30,4 +40,13 @@ export function dashboardSource(node: ClusterNode, backend: EtcdBackend, traffic
       return { member, second: traffic.nowSecond(), samples: traffic.samplesSince(since), heat: traffic.heatSince(heatSince) };
     },
   };
+}
+
+function passes(check: () => void): boolean {
+  try {
+    check();
+    return true;
+  } catch {
+    return false;
+  }
 }

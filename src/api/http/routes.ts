@@ -26,6 +26,7 @@ import {
 } from './codec.js';
 import { invalidArgument, MethodNotAllowedError } from './errors.js';
 import { DASHBOARD_ROUTES, type DashboardDeps, type PathRoute } from './dashboard/routes.js';
+import { AUTH_ROUTES } from './auth-routes.js';
 
 export interface RouteContext {
   method: string;
@@ -282,13 +283,14 @@ const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
   ['/metrics', { template: '/metrics', handlers: { GET: metricsRoute } }],
 ]);
 
-// The dashboard's routes: exact paths join (or add methods to) the table above; keyed ones are
-// matched by their prefix after /v1/kv/.
-for (const route of DASHBOARD_ROUTES.filter((r) => !r.keyed)) {
+// The dashboard's and the auth routes: exact paths join (or add methods to) the table above;
+// keyed ones are matched by their prefix after /v1/kv/.
+const PATH_ROUTES = [...DASHBOARD_ROUTES, ...AUTH_ROUTES];
+for (const route of PATH_ROUTES.filter((r) => !r.keyed)) {
   const existing = ROUTES.get(route.path);
   (ROUTES as Map<string, Route>).set(route.path, { template: route.template, handlers: { ...existing?.handlers, ...route.handlers } });
 }
-const KEYED_ROUTES: readonly PathRoute[] = DASHBOARD_ROUTES.filter((r) => r.keyed);
+const KEYED_ROUTES: readonly PathRoute[] = PATH_ROUTES.filter((r) => r.keyed);
 
 const KV_ROUTE: Route = { template: `${KV_PATH_PREFIX}:key`, handlers: { GET: restGet, PUT: restPut, DELETE: restDelete } };
 

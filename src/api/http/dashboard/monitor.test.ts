@@ -29,18 +29,19 @@ function setup() {
     { id: id(3), name: 'm3', httpAddress: '127.0.0.1:3', isLearner: false },
   ];
   const peers = new Map<string, MemberReport | Error>();
-  const asked: Array<{ address: string; since: number }> = [];
+  const asked: Array<{ address: string; since: number; authorization?: string }> = [];
   const source: DashboardSource = {
     memberId: id(1),
     members: () => addresses,
+    access: () => ({ admin: true, mayRead: () => true }),
     report: async (since) => report(facts(1, 'leader', 100), NOW_MS / 1000, since === 0 ? [5, 6] : [7]),
   };
   const monitor = new ClusterMonitor({
     source,
     nowMs: () => NOW_MS,
     setTimer: () => ({ cancel: () => {} }),
-    fetchReport: async (address, since) => {
-      asked.push({ address, since });
+    fetchReport: async (address, since, _heatSince, _timeoutMs, authorization) => {
+      asked.push({ address, since, ...(authorization ? { authorization } : {}) });
       const answer = peers.get(address)!;
       if (answer instanceof Error) throw answer;
       return answer;
@@ -92,4 +93,27 @@ test('the leader is the one in the highest term when two members claim it', asyn
   peers.set('127.0.0.1:3', report(facts(3, 'follower', 100, 4), NOW_MS / 1000, [1]));
   const event = await monitor.gather();
   assert.equal(event.leader, id(2));
+});
+
+test('pages whose user may not see the heat get the events without it; the others are asked with a page that may', async () => {
+  const { monitor, peers, asked } = setup();
+  peers.set('127.0.0.1:2', report(facts(2, 'follower', 100), NOW_MS / 1000, [1]));
+  peers.set('127.0.0.1:3', report(facts(3, 'follower', 100), NOW_MS / 1000, [1]));
+  const received = new Map<string, ClusterEvent>();
+  const rootMayRead = { value: true };
+  monitor.subscribe((_kind, event) => received.set('root', event), { seesHeat: () => rootMayRead.value, authorization: 'root-token' });
+  monitor.subscribe((_kind, _event, json) => received.set('alice', JSON.parse(json) as ClusterEvent), { seesHeat: () => false, authorization: 'alice-token' });
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual([received.get('alice')!.heat, received.get('alice')!.heatHidden], [[], true]);
+  assert.deepEqual(received.get('alice')!.members.length, 3, 'everything else is the same');
+  assert.equal(received.get('root')!.heat.length, 3);
+  assert.equal(received.get('root')!.heatHidden, undefined);
+  assert.deepEqual(new Set(asked.map((a) => a.authorization)), new Set(['root-token']), "the peers are asked with root's credentials, never alice's");
+
+  rootMayRead.value = false; // root's role was revoked while its page is open
+  asked.length = 0;
+  await monitor.gather();
+  assert.deepEqual(new Set(asked.map((a) => a.authorization)), new Set([undefined]));
+  monitor.close();
 });

@@ -45,12 +45,17 @@ export interface ClusterEvent {
   members: MemberView[];
   samples: Record<string, TrafficSamples>;
   heat: HeatColumn[];
+  /** The heat is left out: auth is enabled and the page's user lacks the root role. */
+  heatHidden?: boolean;
 }
 
 export interface MonitorDeps {
   source: DashboardSource;
-  /** GET http://<address>/v1/traffic?since=…&heatSince=…, rejecting on failure or after the timeout. */
-  fetchReport(address: string, since: number, heatSince: number, timeoutMs: number): Promise<MemberReport>;
+  /**
+   * GET http://<address>/v1/traffic?since=…&heatSince=…, with the Authorization header when one is
+   * given, rejecting on failure or after the timeout.
+   */
+  fetchReport(address: string, since: number, heatSince: number, timeoutMs: number, authorization?: string): Promise<MemberReport>;
   /** Default setTimeout; tests drive rounds by hand. */
   setTimer?: (run: () => void, ms: number) => { cancel(): void };
   /** Wall-clock milliseconds. Default Date.now. */
@@ -72,11 +77,23 @@ interface Tracked {
 /** Gets each event as an object and as its JSON text (made once for every listener). */
 export type Listener = (kind: 'history' | 'tick', event: ClusterEvent, json: string) => void;
 
+export interface Subscription {
+  /** Whether the page's user may see the heat now (asked each round: auth or roles may change). */
+  seesHeat(): boolean;
+  /**
+   * The page's Authorization header. While auth is enabled the other members send their heat
+   * only to the root role, so the monitor asks them with the credentials of a page that sees it.
+   */
+  authorization?: string;
+}
+
+const SEES_EVERYTHING: Subscription = { seesHeat: () => true };
+
 export class ClusterMonitor {
   private readonly tracked = new Map<string, Tracked>();
   /** Every member's heat columns of the last trafficHeatSecondsMax seconds, oldest first. */
   private heat: HeatColumn[] = [];
-  private readonly listeners = new Set<Listener>();
+  private readonly listeners = new Map<Listener, Subscription>();
   /** Listeners that have not had their history event yet. */
   private readonly waiting = new Set<Listener>();
   private timer: { cancel(): void } | undefined;
@@ -96,8 +113,8 @@ export class ClusterMonitor {
   }
 
   /** Starts the rounds when the first listener comes; the listener gets a history event first. */
-  subscribe(listener: Listener): () => void {
-    this.listeners.add(listener);
+  subscribe(listener: Listener, subscription: Subscription = SEES_EVERYTHING): () => void {
+    this.listeners.set(listener, subscription);
     this.waiting.add(listener);
     if (!this.running) {
       this.running = true;
@@ -128,15 +145,23 @@ export class ClusterMonitor {
     try {
       const tick = await this.gather();
       if (!this.running) return;
-      let tickJson: string | undefined;
-      let history: { event: ClusterEvent; json: string } | undefined;
-      for (const listener of this.listeners) {
-        if (this.waiting.delete(listener)) {
-          history ??= this.historyOf(tick);
-          listener('history', history.event, history.json);
-        } else {
-          listener('tick', tick, (tickJson ??= JSON.stringify(tick)));
+      // Each event's JSON text is made once for the pages that see the heat and once for the rest.
+      const texts = new Map<string, { event: ClusterEvent; json: string }>();
+      const textOf = (kind: 'history' | 'tick', seesHeat: boolean): { event: ClusterEvent; json: string } => {
+        const name = `${kind}${seesHeat}`;
+        let text = texts.get(name);
+        if (!text) {
+          const full = kind === 'history' ? this.historyOf(tick) : tick;
+          const event: ClusterEvent = seesHeat ? full : { ...full, heat: [], heatHidden: true };
+          text = { event, json: JSON.stringify(event) };
+          texts.set(name, text);
         }
+        return text;
+      };
+      for (const [listener, subscription] of this.listeners) {
+        const kind = this.waiting.delete(listener) ? 'history' : 'tick';
+        const { event, json } = textOf(kind, subscription.seesHeat());
+        listener(kind, event, json);
       }
     } catch {
       // The member is still starting (it has no member table yet): the pages wait for the next round.
@@ -155,11 +180,12 @@ export class ClusterMonitor {
     for (const id of this.tracked.keys()) if (!members.some((m) => m.id === id)) this.tracked.delete(id);
     const newSamples: Record<string, TrafficSamples> = {};
     const newHeat: HeatColumn[] = [];
+    const authorization = this.heatCredentials();
     await Promise.all(
       members.map(async (address) => {
         const tracked = this.trackedFor(address);
         try {
-          const report = await this.reportOf(address, tracked);
+          const report = await this.reportOf(address, tracked, authorization);
           tracked.state = 'up';
           tracked.error = undefined;
           tracked.facts = report.member;
@@ -195,10 +221,17 @@ export class ClusterMonitor {
     return tracked;
   }
 
-  private reportOf(address: MemberAddress, tracked: Tracked): Promise<MemberReport> {
+  private reportOf(address: MemberAddress, tracked: Tracked, authorization: string | undefined): Promise<MemberReport> {
     if (address.id === this.deps.source.memberId) return this.deps.source.report(tracked.cursor, tracked.heatCursor);
     if (address.httpAddress === '') return Promise.reject(new Error('no HTTP address'));
-    return this.deps.fetchReport(address.httpAddress, tracked.cursor, tracked.heatCursor, MONITOR_PEER_TIMEOUT_MS);
+    return this.deps.fetchReport(address.httpAddress, tracked.cursor, tracked.heatCursor, MONITOR_PEER_TIMEOUT_MS, authorization);
+  }
+
+  /** The credentials of a page that sees the heat, the latest to subscribe; none when no page has any. */
+  private heatCredentials(): string | undefined {
+    let found: string | undefined;
+    for (const subscription of this.listeners.values()) if (subscription.authorization && subscription.seesHeat()) found = subscription.authorization;
+    return found;
   }
 
   private membersView(): Pick<ClusterEvent, 'leader' | 'members'> {
@@ -217,17 +250,21 @@ export class ClusterMonitor {
     return { leader: leader?.id ?? NO_MEMBER, members };
   }
 
-  private historyOf(tick: ClusterEvent): { event: ClusterEvent; json: string } {
+  /** The whole kept history: every member's samples of the last hour and the heat of ten minutes. */
+  private historyOf(tick: ClusterEvent): ClusterEvent {
     const samples: Record<string, TrafficSamples> = {};
     for (const [id, tracked] of this.tracked) samples[id] = tracked.samples;
-    const event = { ...tick, samples, heat: this.heat };
-    return { event, json: JSON.stringify(event) };
+    return { ...tick, samples, heat: this.heat };
   }
 }
 
 /** How a member asks another for its report: GET /v1/traffic on its HTTP port. */
-export const fetchReport: MonitorDeps['fetchReport'] = async (address, since, heatSince, timeoutMs) => {
-  const response = await fetch(`http://${address}/v1/traffic?since=${since}&heatSince=${heatSince}`, { signal: AbortSignal.timeout(timeoutMs) });
+export const fetchReport: MonitorDeps['fetchReport'] = async (address, since, heatSince, timeoutMs, authorization) => {
+  const url = `http://${address}/v1/traffic?since=${since}&heatSince=${heatSince}`;
+  const signal = AbortSignal.timeout(timeoutMs);
+  let response = await fetch(url, { signal, ...(authorization ? { headers: { authorization } } : {}) });
+  // The page's token expired (or auth was disabled and enabled again): the report without the heat.
+  if (response.status === 401 && authorization) response = await fetch(url, { signal });
   if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
   return (await response.json()) as MemberReport;
 };

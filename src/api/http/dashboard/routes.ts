@@ -104,13 +104,18 @@ function reserveStream(dashboard: DashboardDeps): () => void {
 
 /** GET /v1/traffic?since=S&heatSince=H: this member's facts and traffic after those seconds. */
 const trafficRoute: Handler = async (context, deps) => {
+  const source = dashboardOf(deps).source;
   const since = queryInteger(context.query, 'since', 0);
-  return ok(await dashboardOf(deps).source.report(since, queryInteger(context.query, 'heatSince', since)));
+  const seesHeat = source.access(await context.caller()).admin;
+  const report = await source.report(since, queryInteger(context.query, 'heatSince', since));
+  return ok(seesHeat ? report : { ...report, heat: [], heatHidden: true });
 };
 
 /** GET /v1/events: server-sent events, a "history" event and then a "tick" every second. */
-const eventsRoute: Handler = async (_context, deps) => {
+const eventsRoute: Handler = async (context, deps) => {
   const dashboard = dashboardOf(deps);
+  const caller = await context.caller();
+  const authorization = context.headers.authorization;
   const release = reserveStream(dashboard);
   return {
     status: 200,
@@ -120,9 +125,13 @@ const eventsRoute: Handler = async (_context, deps) => {
         unsubscribe();
         release();
       });
-      unsubscribe = dashboard.monitor.subscribe((kind, event, json) => {
-        stream.send(kind, json, String(event.second));
-      });
+      unsubscribe = dashboard.monitor.subscribe(
+        (kind, event, json) => {
+          stream.send(kind, json, String(event.second));
+        },
+        // Asked every round: auth may be enabled, or the caller's roles changed, while the page is open.
+        { seesHeat: () => dashboard.source.access(caller).admin, authorization },
+      );
     },
   };
 };
@@ -138,7 +147,8 @@ const eventsRoute: Handler = async (_context, deps) => {
 const historyRoute: Handler = async (context, deps) => {
   const key = keyOf(context);
   const limit = Math.min(queryInteger(context.query, 'limit', 20) || historyVersionsMax, historyVersionsMax);
-  const start = await deps.backend.range({ key, revision: queryInteger(context.query, 'rev', 0) });
+  const caller = await context.caller();
+  const start = await deps.backend.range({ key, revision: queryInteger(context.query, 'rev', 0) }, caller);
   const revision = start.header.revision;
   const versions: KeyValue[] = [];
   let next: KeyValue | undefined = start.kvs[0];
@@ -149,7 +159,7 @@ const historyRoute: Handler = async (context, deps) => {
     const before = versions.at(-1)!.modRevision - 1;
     if (before <= 0) break;
     try {
-      next = (await deps.backend.range({ key, revision: before, serializable: true })).kvs[0];
+      next = (await deps.backend.range({ key, revision: before, serializable: true }, caller)).kvs[0];
     } catch (error) {
       if (!isLichenError(error, ErrorCode.Compacted)) throw error;
       compacted = true;
@@ -182,9 +192,10 @@ const childrenRoute: Handler = async (context, deps) => {
   let cursor = afterChild ? skipPast(concat(prefix, afterChild)) : rangeStart;
   let revision = 0;
   let more = false;
+  const caller = await context.caller();
   for (let reads = 0; reads < keyTreeReadsMax; reads++) {
     if (!toTheEnd && Buffer.compare(cursor, rangeEnd) >= 0) break;
-    const result = await deps.backend.range({ key: cursor, rangeEnd, limit: keyTreeScanKeysMax, keysOnly: true, revision, serializable: revision > 0 });
+    const result = await deps.backend.range({ key: cursor, rangeEnd, limit: keyTreeScanKeysMax, keysOnly: true, revision, serializable: revision > 0 }, caller);
     revision = result.header.revision;
     let lastChild: Uint8Array | undefined;
     for (const kv of result.kvs) {
@@ -227,8 +238,9 @@ const keysRoute: Handler = async (context, deps) => {
   const limit = Math.min(queryInteger(context.query, 'limit', 100) || 100, deps.rangeKeysMax);
   const { key, rangeEnd } = prefixRange(prefix);
   const afterKey = context.query.get('after');
-  const result = await deps.backend.range({ key: afterKey ? after(afterKey) : key, rangeEnd, limit, keysOnly: true });
-  const count = afterKey ? (await deps.backend.range({ key, rangeEnd, countOnly: true, revision: result.header.revision, serializable: true })).count : result.count;
+  const caller = await context.caller();
+  const result = await deps.backend.range({ key: afterKey ? after(afterKey) : key, rangeEnd, limit, keysOnly: true }, caller);
+  const count = afterKey ? (await deps.backend.range({ key, rangeEnd, countOnly: true, revision: result.header.revision, serializable: true }, caller)).count : result.count;
   return ok({ revision: result.header.revision, kvs: result.kvs.map((kv) => keyValueJson(kv, { keysOnly: true })), count, more: result.more });
 };
 
@@ -244,6 +256,10 @@ const watchRoute: Handler = async (context, deps) => {
   const lastEventId = context.headers['last-event-id'];
   const resumeFrom = typeof lastEventId === 'string' && lastEventId !== '' ? parseNonNegativeInteger(lastEventId, 'Last-Event-ID') + 1 : 0;
   const startRevision = resumeFrom || queryInteger(context.query, 'rev', 0);
+  const caller = await context.caller();
+  // The watch checks read permission too, but inside the open stream; one key read first checks
+  // it the same way and refuses with a status (401, 403) the page can show.
+  await deps.backend.range({ ...range, limit: 1, keysOnly: true, serializable: true }, caller);
   const release = reserveStream(dashboard);
   return {
     status: 200,
@@ -271,6 +287,7 @@ const watchRoute: Handler = async (context, deps) => {
             stream.close();
           },
         },
+        caller,
       );
       if (stream.closed) handle.cancel();
       else cancel = () => handle.cancel();
@@ -313,7 +330,17 @@ const leaseRoute: Handler = async (context, deps) => {
   const id = idOf(context, 'the lease id');
   const lease = await deps.backend.leaseTimeToLive(id, true);
   if (lease.TTL === -1) throw new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
-  return ok({ revision: lease.header.revision, id: formatId(id), ttl: lease.TTL, grantedTTL: lease.grantedTTL, keys: lease.keys.map((k) => bytesField(k, 'key', 'keyEncoding')) });
+  // etcd 3.4 lists a lease's keys to anyone; the page shows only those the caller may read.
+  const access = dashboardOf(deps).source.access(await context.caller());
+  const keys = lease.keys.filter((k) => access.mayRead(k));
+  return ok({
+    revision: lease.header.revision,
+    id: formatId(id),
+    ttl: lease.TTL,
+    grantedTTL: lease.grantedTTL,
+    keys: keys.map((k) => bytesField(k, 'key', 'keyEncoding')),
+    hiddenKeys: lease.keys.length - keys.length,
+  });
 };
 
 /** POST /v1/leases {"ttl"}: grants a lease of `ttl` seconds. */
@@ -321,13 +348,13 @@ const leaseGrantRoute: Handler = async (context, deps) => {
   const json = parseJsonObject(await context.body());
   const ttl = jsonInteger(json, 'ttl');
   if (ttl === undefined) throw invalidArgument('JSON field "ttl" is required');
-  const result = await deps.backend.leaseGrant({ TTL: ttl, ID: 0 });
+  const result = await deps.backend.leaseGrant({ TTL: ttl, ID: 0 }, await context.caller());
   return ok({ revision: result.header.revision, id: formatId(result.ID), ttl: result.TTL });
 };
 
 /** DELETE /v1/leases/<id>: revokes the lease and deletes its keys. */
 const leaseRevokeRoute: Handler = async (context, deps) => {
-  const result = await deps.backend.leaseRevoke(idOf(context, 'the lease id'));
+  const result = await deps.backend.leaseRevoke(idOf(context, 'the lease id'), await context.caller());
   return ok({ revision: result.header.revision });
 };
 
@@ -357,20 +384,20 @@ const memberAddRoute: Handler = async (context, deps) => {
     throw invalidArgument('JSON field "peerURLs" must be a non-empty array of strings');
   }
   if (json['isLearner'] !== undefined && typeof json['isLearner'] !== 'boolean') throw invalidArgument('JSON field "isLearner" must be true or false');
-  const result = await deps.backend.memberAdd(urls as string[], json['isLearner'] === true);
+  const result = await deps.backend.memberAdd(urls as string[], json['isLearner'] === true, await context.caller());
   return ok({ header: headerJson(result.header), member: membersJson([result.member])[0], members: membersJson(result.members) });
 };
 
 /** DELETE /v1/members/<id>: removes the member. */
 const memberRemoveRoute: Handler = async (context, deps) => {
-  const result = await deps.backend.memberRemove(idOf(context, 'the member id'));
+  const result = await deps.backend.memberRemove(idOf(context, 'the member id'), await context.caller());
   return ok({ header: headerJson(result.header), members: membersJson(result.members) });
 };
 
 /** POST /v1/members/<id>?promote: promotes a learner that has caught up to a voting member. */
 const memberPromoteRoute: Handler = async (context, deps) => {
   if (!queryBoolean(context.query, 'promote')) throw invalidArgument('POST /v1/members/<id> needs ?promote (the only change it makes)');
-  const result = await deps.backend.memberPromote(idOf(context, 'the member id'));
+  const result = await deps.backend.memberPromote(idOf(context, 'the member id'), await context.caller());
   return ok({ header: headerJson(result.header), members: membersJson(result.members) });
 };
 
@@ -378,7 +405,7 @@ const memberPromoteRoute: Handler = async (context, deps) => {
 const compactRoute: Handler = async (context, deps) => {
   const json = await jsonBody(context);
   if (json['physical'] !== undefined && typeof json['physical'] !== 'boolean') throw invalidArgument('JSON field "physical" must be true or false');
-  const result = await deps.backend.compact({ revision: requiredInteger(json, 'revision'), physical: json['physical'] === true });
+  const result = await deps.backend.compact({ revision: requiredInteger(json, 'revision'), physical: json['physical'] === true }, await context.caller());
   return ok({ header: headerJson(result.header) });
 };
 
@@ -386,8 +413,8 @@ const compactRoute: Handler = async (context, deps) => {
  * GET /v1/snapshot: the member's backend as `etcdctl snapshot save` writes it (etcd 3.4's bbolt
  * file and its SHA-256), so `etcdctl snapshot restore` and `lichen snapshot restore` take it.
  */
-const snapshotRoute: Handler = async (_context, deps) => {
-  const snapshot = await deps.backend.snapshot();
+const snapshotRoute: Handler = async (context, deps) => {
+  const snapshot = await deps.backend.snapshot(await context.caller());
   const paddedBytes = Math.ceil(snapshot.sizeBytes / HASHED_LENGTH_UNIT) * HASHED_LENGTH_UNIT;
   return {
     status: 200,
