@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's chromium driven by playwright-core) against a real
 // 3-process cluster: the leader is shown, a key created in the page appears in a watch tail, an
 // edit shows in the key's history with a diff, and killing the leader process shows the new
-// leader within seconds. Screenshots of each view go to a temporary folder, or to the folder in
+// leader within seconds; with auth on, a login, refusals shown, and users and roles edited.
+// Screenshots of each view go to a temporary folder, or to the folder in
 // LICHEN_SCREENSHOTS_DIR (`LICHEN_SCREENSHOTS_DIR=docs/dashboard node scripts/test.mjs
 // e2e/dashboard` refreshes the README's pictures).
 import { after, before, test } from 'node:test';
@@ -148,4 +149,58 @@ test('killing the leader process shows it down and the new leader within seconds
   // rather than asserted tightly, because a loaded CI machine stretches both.
   console.log(JSON.stringify({ dashboard: { downAfterMs, newLeaderAfterMs } }));
   assert.ok(newLeaderAfterMs < 20_000, `the new leader showed after ${newLeaderAfterMs} ms`);
+});
+
+/** A request to the served member's HTTP API that must succeed. */
+async function http(method: string, path: string, body?: unknown, token?: string): Promise<any> {
+  const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+  if (token) headers['authorization'] = token;
+  const response = await fetch(`http://${served.http}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+async function logInAs(name: string, password: string): Promise<void> {
+  await page.waitForSelector('form.login');
+  await page.fill('form.login input[name=user]', name);
+  await page.fill('form.login input[name=password]', password);
+  await page.click('form.login button[type=submit]');
+  await until(`document.querySelector('[data-testid=user]')?.textContent === ${JSON.stringify(name)}`);
+}
+
+test('with auth on: a login; a user without root sees refusals, not keys; root edits users, roles and permissions', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  await http('POST', '/v1/auth/users', { name: 'root', password: 'rootpw' });
+  await http('POST', '/v1/auth/roles', { name: 'root' });
+  await http('POST', '/v1/auth/users/root', { grantRole: 'root' });
+  await http('POST', '/v1/auth/users', { name: 'alice', password: 'alicepw' });
+  await http('POST', '/v1/auth/roles', { name: 'app' });
+  await http('POST', '/v1/auth/roles/app', { grant: { permType: 'READWRITE', key: '/dash/', prefix: true } });
+  await http('POST', '/v1/auth/users/alice', { grantRole: 'app' });
+  await http('POST', '/v1/auth/enable');
+
+  await page.goto(`http://${served.http}/#keys`);
+  await page.reload();
+  await logInAs('alice', 'alicepw');
+  // The tree starts at the whole key space, which alice may not read: the member's refusal is shown.
+  await until("[...document.querySelectorAll('.banner.error')].some((b) => b.textContent.includes('permission denied'))");
+  await page.fill('input[name=search]', '/dash/');
+  await page.click('.browser form.toolbar button:has-text("Go")');
+  await until("[...document.querySelectorAll('.browser a')].some((a) => a.textContent.includes('greeting'))");
+  await page.goto(`http://${served.http}/#heatmap`);
+  await page.waitForSelector('[data-testid=heat-hidden]');
+
+  await page.click('header button:has-text("Log out")');
+  await logInAs('root', 'rootpw');
+  await page.goto(`http://${served.http}/#auth`);
+  await until("document.querySelector('tr[data-user=alice]')?.textContent.includes('app')");
+  await page.selectOption('.grant select >> nth=0', 'READ');
+  await page.selectOption('.grant select >> nth=1', 'prefix');
+  await page.fill('.grant input[placeholder=key]', '/config/');
+  await page.selectOption('.grant select >> nth=2', 'app');
+  await page.click('.grant button:has-text("Grant")');
+  await until("document.querySelector('tr[data-role-name=app]')?.textContent.includes('READ /config/* (prefix)')");
+  const role = await http('GET', '/v1/auth/roles/app', undefined, (await http('POST', '/v1/auth/authenticate', { name: 'root', password: 'rootpw' })).token);
+  assert.deepEqual(role.permissions.map((p: { permType: string; key: string }) => `${p.permType} ${p.key}`), ['READ /config/', 'READWRITE /dash/']);
+  await shoot('auth');
 });

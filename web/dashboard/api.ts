@@ -14,6 +14,8 @@ export class ApiError extends Error {
 
 /** The session's token once logged in (auth on); sent as the Authorization header. */
 let token: string | undefined = sessionStorage.getItem('lichen-token') ?? undefined;
+/** Told when the token is refused (it expired, or auth was disabled and enabled again). */
+let onTokenRefused: () => void = () => {};
 
 export function setToken(value: string | undefined): void {
   token = value;
@@ -21,8 +23,8 @@ export function setToken(value: string | undefined): void {
   else sessionStorage.removeItem('lichen-token');
 }
 
-export function hasToken(): boolean {
-  return token !== undefined;
+export function whenTokenRefused(listener: () => void): void {
+  onTokenRefused = listener;
 }
 
 /** The Authorization header of every request, when logged in. */
@@ -54,6 +56,7 @@ export async function api<T>(method: string, path: string, body?: unknown, init:
     throw new ApiError('Internal', `HTTP ${response.status}: ${text.slice(0, 200)}`, response.status);
   }
   if (!response.ok) {
+    if (response.status === 401 && token) onTokenRefused();
     const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     throw new ApiError(error?.code ?? 'Internal', error?.message ?? `HTTP ${response.status}`, response.status);
   }
@@ -134,6 +137,7 @@ export interface ClusterEvent {
   members: MemberView[];
   samples: Record<string, TrafficSamples>;
   heat: HeatColumn[];
+  heatHidden?: boolean;
 }
 
 export interface WatchEvent {

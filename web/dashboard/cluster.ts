@@ -23,6 +23,8 @@ export interface ClusterState {
   samples: Map<string, TrafficSamples>;
   /** Second → prefix → [reads, writes], added up over the members; OTHER_PREFIX holds the rest. */
   heat: Map<number, Map<string, [number, number]>>;
+  /** The member leaves the heat out: auth is on and the logged-in user lacks the root role. */
+  heatHidden: boolean;
 }
 
 /** The row of the requests on prefixes not counted one by one (a string no prefix can be: it is not a key's start). */
@@ -37,6 +39,7 @@ const state: ClusterState = {
   members: [],
   samples: new Map(),
   heat: new Map(),
+  heatHidden: false,
 };
 let version = 0;
 const listeners = new Set<() => void>();
@@ -97,6 +100,7 @@ function apply(kind: 'history' | 'tick', event: ClusterEvent): void {
   state.leader = event.leader;
   state.members = event.members;
   if (kind === 'history') state.heat.clear();
+  state.heatHidden = event.heatHidden === true;
   for (const [id, samples] of Object.entries(event.samples)) addSamples(id, samples, kind === 'history');
   addHeat(event.heat);
   changed();

@@ -112,6 +112,13 @@ export function Heatmap() {
     setHover(`${prefix === OTHER_PREFIX ? OTHER_LABEL : prefix} at ${time}: ${cell ? `${cell[1]} writes, ${cell[0]} reads` : `${g.counts[r]![c]} requests`}`);
   };
 
+  if (state.heatHidden) {
+    return (
+      <div class="banner error" role="alert" data-testid="heat-hidden">
+        The key-space heatmap needs the role root while authentication is enabled: it shows the names of keys across the whole key space. Log in as a user with that role to see it.
+      </div>
+    );
+  }
   return (
     <section>
       <div class="toolbar">

@@ -16,10 +16,16 @@ interface LeaseRow {
 const REFRESH_MS = 5000;
 
 function LeaseKeys({ id }: { id: string }) {
-  const lease = useLoad(() => api<{ keys: { key: string; keyEncoding?: string }[] }>('GET', `/v1/leases/${id}`), [id]);
+  const lease = useLoad(() => api<{ keys: { key: string; keyEncoding?: string }[]; hiddenKeys: number }>('GET', `/v1/leases/${id}`), [id]);
   if (lease.error) return <ErrorBox error={lease.error} />;
   const keys = lease.value?.keys ?? [];
-  return <div class="mono lease-keys">{lease.value ? (keys.length === 0 ? <span class="muted">no keys</span> : keys.map((k) => <div key={k.key}>{k.key}</div>)) : 'loading…'}</div>;
+  const hidden = lease.value?.hiddenKeys ?? 0;
+  return (
+    <div class="mono lease-keys">
+      {lease.value ? (keys.length === 0 && hidden === 0 ? <span class="muted">no keys</span> : keys.map((k) => <div key={k.key}>{k.key}</div>)) : 'loading…'}
+      {hidden > 0 && <div class="muted">and {hidden} keys you may not read</div>}
+    </div>
+  );
 }
 
 export function Leases() {

@@ -1,5 +1,6 @@
 // The Lichen dashboard: one page served at / by every member, fed by that member's HTTP API and
-// its event stream. Views: overview, key-space heatmap, keys, leases, operations.
+// its event stream. Views: overview, key-space heatmap, keys, leases, operations, auth; a login
+// first while auth is on.
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
 import { render } from 'preact';
@@ -10,8 +11,11 @@ import { Keys } from './keys';
 import { Leases } from './leases';
 import { Operations } from './operations';
 import { Overview } from './overview';
+import { Auth, Login } from './auth';
+import { logOut, refreshSession, useSession } from './session';
+import { ErrorBox } from './ui';
 
-const VIEWS = { overview: Overview, heatmap: Heatmap, keys: Keys, leases: Leases, operations: Operations } as const;
+const VIEWS = { overview: Overview, heatmap: Heatmap, keys: Keys, leases: Leases, operations: Operations, auth: Auth } as const;
 type ViewName = keyof typeof VIEWS;
 
 function viewFromHash(): ViewName {
@@ -44,7 +48,9 @@ function ConnectionBanner() {
 
 function App() {
   const [view, setView] = useState<ViewName>(viewFromHash());
+  const session = useSession();
   useEffect(() => {
+    void refreshSession();
     connectCluster();
     const onHash = (): void => setView(viewFromHash());
     addEventListener('hashchange', onHash);
@@ -63,13 +69,29 @@ function App() {
           ))}
         </nav>
         <span class="muted host">{location.host}</span>
+        {session.user !== null && (
+          <span class="session">
+            <span data-testid="user">{session.user}</span> <button onClick={() => void logOut()}>Log out</button>
+          </span>
+        )}
       </header>
       <main>
         <ConnectionBanner />
-        <View />
+        <ErrorBox error={session.error} />
+        {session.loading ? (
+          <div class="loading">loading…</div>
+        ) : session.enabled && session.user === null ? (
+          <Login />
+        ) : (
+          // A new login draws every view afresh, with what this user may see.
+          <View key={session.user ?? ''} />
+        )}
       </main>
     </>
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+// The "loading" text of index.html goes: Preact renders next to what it did not make.
+root.textContent = '';
+render(<App />, root);
