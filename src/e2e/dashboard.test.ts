@@ -118,7 +118,7 @@ test('the heatmap, leases and operations views render', { timeout: E2E_TEST_TIME
   await page.fill('input[name=ttl]', '600');
   await page.click('button:has-text("Grant lease")');
   const leaseId = await (await page.waitForSelector('tr[data-lease]')).getAttribute('data-lease');
-  await (await fetch(`http://${served.http}/v1/kv/%2Flocks%2Fleader?lease=${parseInt(leaseId!, 16)}`, { method: 'PUT', body: 'n1' })).arrayBuffer();
+  await (await fetch(`http://${served.http}/v1/kv/%2Flocks%2Fleader?lease=${leaseId}`, { method: 'PUT', body: 'n1' })).arrayBuffer();
   await page.click('tr[data-lease] a');
   await until("document.querySelector('.lease-keys')?.textContent === '/locks/leader'");
   await shoot('leases');

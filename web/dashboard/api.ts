@@ -68,13 +68,8 @@ export function keyPath(key: string): string {
   return encodeURIComponent(key);
 }
 
-/** A lease id in the form the API shows ids (16 hex digits) from the number a key's `lease` holds. */
-export function hexId(id: number): string {
-  return id.toString(16).padStart(16, '0');
-}
-
-/** Member ids are 16 hex digits; all zeros is no member (no leader). */
-export const NO_MEMBER = '0000000000000000';
+/** Member and lease ids are 16 hex digits; all zeros is none (no leader, no lease). */
+export const NO_ID = '0000000000000000';
 
 export interface KeyValue {
   key: string;
@@ -84,7 +79,7 @@ export interface KeyValue {
   createRevision: number;
   modRevision: number;
   version: number;
-  lease: number;
+  lease: string;
 }
 
 export interface TrafficSamples {

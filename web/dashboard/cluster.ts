@@ -2,7 +2,7 @@
 // "history" event once and a "tick" every second. Samples (one hour per member) and heat columns
 // (ten minutes) are kept here with the same bounds as the server's.
 import { useEffect, useState } from 'preact/hooks';
-import { NO_MEMBER, type ClusterEvent, type HeatColumn, type MemberView, type TrafficSamples } from './api';
+import { NO_ID, type ClusterEvent, type HeatColumn, type MemberView, type TrafficSamples } from './api';
 import { openStream, type Stream } from './stream';
 
 export const SAMPLE_SECONDS = 3600;
@@ -35,7 +35,7 @@ const state: ClusterState = {
   heardAt: 0,
   error: '',
   second: 0,
-  leader: NO_MEMBER,
+  leader: NO_ID,
   members: [],
   samples: new Map(),
   heat: new Map(),
@@ -152,6 +152,6 @@ export function useCluster(): ClusterState {
 }
 
 export function memberName(members: MemberView[], id: string | undefined): string {
-  if (id === undefined || id === NO_MEMBER) return 'none';
+  if (id === undefined || id === NO_ID) return 'none';
   return members.find((m) => m.id === id)?.name || id;
 }

@@ -3,7 +3,7 @@
 // lease, and a live watch tail of a prefix.
 import { diffLines } from 'diff';
 import { useEffect, useState } from 'preact/hooks';
-import { api, ApiError, bytesOf, hexId, keyPath, type KeyValue, type WatchEvent } from './api';
+import { api, ApiError, bytesOf, NO_ID, keyPath, type KeyValue, type WatchEvent } from './api';
 import { openStream } from './stream';
 import { ConfirmButton, ErrorBox, useLoad } from './ui';
 
@@ -219,14 +219,13 @@ function KeyDetail({ keyName, onDeleted }: { keyName: string; onDeleted: () => v
   useEffect(() => {
     setEditing(undefined);
     setError(undefined);
-    setLease(kv && kv.lease ? hexId(kv.lease) : '');
+    setLease(kv && kv.lease !== NO_ID ? kv.lease : '');
   }, [keyName, kv?.modRevision]);
 
   const save = async (value: string): Promise<void> => {
     try {
-      const leaseId = lease.trim() === '' ? 0 : parseInt(lease.trim(), 16);
-      if (Number.isNaN(leaseId)) throw new ApiError('InvalidArgument', 'the lease id is hexadecimal', 400);
-      await api('PUT', `/v1/kv/${keyPath(keyName)}`, { value, lease: leaseId });
+      // The member checks the id (16 hex digits, as the Leases view shows it) and says what is wrong.
+      await api('PUT', `/v1/kv/${keyPath(keyName)}`, { value, lease: lease.trim() || NO_ID });
       setEditing(undefined);
       loaded.reload();
     } catch (e) {
@@ -250,7 +249,7 @@ function KeyDetail({ keyName, onDeleted }: { keyName: string; onDeleted: () => v
         {keyName}
       </h2>
       <p class="muted">
-        version {kv.version} · created at revision {kv.createRevision} · modified at revision {kv.modRevision} · lease {kv.lease ? hexId(kv.lease) : 'none'} ·{' '}
+        version {kv.version} · created at revision {kv.createRevision} · modified at revision {kv.modRevision} · lease {kv.lease !== NO_ID ? kv.lease : 'none'} ·{' '}
         {bytesOf(kv.value, kv.encoding).length} bytes · shown as {mode === 'auto' ? view.format : mode}{' '}
         <select value={mode} onChange={(e) => setMode((e.target as HTMLSelectElement).value as typeof mode)}>
           <option value="auto">auto</option>

@@ -1,6 +1,6 @@
 // Overview: the members (role, term, applied index, lag, size, health, version), the leader, the
 // alarms, and the last hour of request rates and latencies.
-import { formatBytes, NO_MEMBER, type MemberView, type TrafficSamples } from './api';
+import { formatBytes, NO_ID, type MemberView, type TrafficSamples } from './api';
 import { Chart, color, type ChartSeries } from './chart';
 import { useState } from 'preact/hooks';
 import { memberName, SAMPLE_SECONDS, useCluster, type ClusterState } from './cluster';
@@ -84,7 +84,7 @@ export function Overview() {
       <div class="summary">
         <div class="stat">
           <span class="label">Leader</span>
-          <span class="value" data-testid="leader">{state.leader !== NO_MEMBER ? memberName(state.members, state.leader) : 'no leader'}</span>
+          <span class="value" data-testid="leader">{state.leader !== NO_ID ? memberName(state.members, state.leader) : 'no leader'}</span>
         </div>
         <div class="stat">
           <span class="label">Term</span>
@@ -101,7 +101,7 @@ export function Overview() {
           </span>
         </div>
       </div>
-      {state.leader === NO_MEMBER && state.connection === 'open' && <div class="banner error">No leader: the cluster cannot serve writes or linearizable reads until one is elected.</div>}
+      {state.leader === NO_ID && state.connection === 'open' && <div class="banner error">No leader: the cluster cannot serve writes or linearizable reads until one is elected.</div>}
       {alarms.map((alarm) => (
         <div class="banner error" key={alarm}>
           Alarm: {alarm}

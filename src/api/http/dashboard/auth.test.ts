@@ -88,8 +88,8 @@ test('keys: anonymous requests get 401, reads outside the permissions 403, insid
 
 test('a lease lists only the keys the caller may read', async () => {
   const lease = await expectOk('POST', '/v1/leases', { token: root, body: { ttl: 300 } });
-  await expectOk('PUT', `/v1/kv/app%2Fleased?lease=${parseInt(lease.id, 16)}`, { token: root, body: { value: 'v' } });
-  await expectOk('PUT', `/v1/kv/secret%2Fleased?lease=${parseInt(lease.id, 16)}`, { token: root, body: { value: 'v' } });
+  await expectOk('PUT', `/v1/kv/app%2Fleased?lease=${lease.id}`, { token: root, body: { value: 'v' } });
+  await expectOk('PUT', `/v1/kv/secret%2Fleased?lease=${lease.id}`, { token: root, body: { value: 'v' } });
   const seen = await expectOk('GET', `/v1/leases/${lease.id}`, { token: alice });
   assert.deepEqual(seen.keys, [{ key: 'app/leased' }]);
   assert.equal(seen.hiddenKeys, 1);

@@ -30,7 +30,7 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
   return { status: response.status, json: text ? JSON.parse(text) : undefined };
 }
 
-const put = (key: string, value: string, lease = 0) => call('PUT', `/v1/kv/${encodeURIComponent(key)}`, { value, lease });
+const put = (key: string, value: string, lease = '0000000000000000') => call('PUT', `/v1/kv/${encodeURIComponent(key)}`, { value, lease });
 
 interface SentEvent {
   event: string;
@@ -174,8 +174,8 @@ test('leases: grant, list with TTLs and key counts, keys of one, revoke', async 
   // etcdctl's form: 16 hex digits, zero-padded.
   const hex: string = granted.json.id;
   assert.match(hex, /^[0-9a-f]{16}$/);
-  await put('leased/a', '1', parseInt(hex, 16));
-  await put('leased/b', '2', parseInt(hex, 16));
+  await put('leased/a', '1', hex);
+  await put('leased/b', '2', hex);
   const list = await call('GET', '/v1/leases');
   const row = list.json.leases.find((l: { id: string }) => l.id === hex);
   assert.ok(row.ttl > 100 && row.ttl <= 120, `ttl ${row.ttl}`);

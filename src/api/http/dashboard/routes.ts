@@ -15,6 +15,7 @@ import {
   jsonInteger,
   keyValueJson,
   parseJsonObject,
+  parseLeaseId,
   parseNonNegativeInteger,
   prefixRange,
   queryBoolean,
@@ -61,6 +62,11 @@ function parseId(text: string, what: string): number {
 
 function idOf(context: RouteContext, what: string): number {
   return parseId(Buffer.from(context.key ?? new Uint8Array()).toString('utf8'), what);
+}
+
+/** A lease id in the path: exactly 16 hex digits, as the KV routes take it (see parseLeaseId). */
+function leaseIdOf(context: RouteContext): number {
+  return parseLeaseId(Buffer.from(context.key ?? new Uint8Array()).toString('utf8'), 'the lease id');
 }
 
 /** A required JSON field holding an id in the /v1 form. */
@@ -312,7 +318,7 @@ function eventJson(event: Event): unknown {
 const leasesRoute: Handler = async (context, deps) => {
   const limit = Math.min(queryInteger(context.query, 'limit', 100) || 100, leasesDescribedMax);
   const afterText = context.query.get('after');
-  const afterId = afterText ? parseId(Buffer.from(afterText).toString('utf8'), 'query parameter "after"') : -1;
+  const afterId = afterText ? parseLeaseId(Buffer.from(afterText).toString('utf8'), 'query parameter "after"') : -1;
   const { ids, header } = await deps.backend.leaseLeases();
   const sorted = [...ids].sort((a, b) => a - b).filter((id) => id > afterId);
   const page = sorted.slice(0, limit);
@@ -327,7 +333,7 @@ const leasesRoute: Handler = async (context, deps) => {
 
 /** GET /v1/leases/<id>: the lease's TTLs and its keys; 404 when it does not exist. */
 const leaseRoute: Handler = async (context, deps) => {
-  const id = idOf(context, 'the lease id');
+  const id = leaseIdOf(context);
   const lease = await deps.backend.leaseTimeToLive(id, true);
   if (lease.TTL === -1) throw new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
   // etcd 3.4 lists a lease's keys to anyone; the page shows only those the caller may read.
@@ -354,7 +360,7 @@ const leaseGrantRoute: Handler = async (context, deps) => {
 
 /** DELETE /v1/leases/<id>: revokes the lease and deletes its keys. */
 const leaseRevokeRoute: Handler = async (context, deps) => {
-  const result = await deps.backend.leaseRevoke(idOf(context, 'the lease id'), await context.caller());
+  const result = await deps.backend.leaseRevoke(leaseIdOf(context), await context.caller());
   return ok({ revision: result.header.revision });
 };
 
