@@ -1,7 +1,8 @@
 // npm runs the `prepare` script on every `npm install`, and npm 11 runs it too the first time
 // `npx lichen` is used in a checkout (see scripts/build.mjs). It must build dist/ when dist/ is
-// missing or older than src/, and leave an up-to-date dist/ alone. Runs the real package.json
-// scripts through npm on a one-file copy of the project.
+// missing or older than src/ or web/ (the dashboard), and leave an up-to-date dist/ alone. Runs the
+// real package.json scripts through npm on a copy of the project with one source file and a
+// one-file page.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -20,6 +21,12 @@ function makeProject(): string {
   copyFileSync(join(ROOT, 'tsconfig.json'), join(dir, 'tsconfig.json'));
   mkdirSync(join(dir, 'scripts'));
   copyFileSync(join(ROOT, 'scripts', 'build.mjs'), join(dir, 'scripts', 'build.mjs'));
+  copyFileSync(join(ROOT, 'scripts', 'build-dashboard.mjs'), join(dir, 'scripts', 'build-dashboard.mjs'));
+  mkdirSync(join(dir, 'web', 'dashboard'), { recursive: true });
+  copyFileSync(join(ROOT, 'web', 'tsconfig.json'), join(dir, 'web', 'tsconfig.json'));
+  copyFileSync(join(ROOT, 'web', 'dashboard', 'index.html'), join(dir, 'web', 'dashboard', 'index.html'));
+  writeFileSync(join(dir, 'web', 'dashboard', 'styles.css'), 'body { margin: 0; }\n');
+  writeFileSync(join(dir, 'web', 'dashboard', 'main.tsx'), "import './styles.css';\nexport const page = 'first';\n");
   mkdirSync(join(dir, 'src', 'cli'), { recursive: true });
   writeFileSync(join(dir, 'src', 'cli', 'main.ts'), 'export const version = 1;\n');
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
@@ -37,6 +44,8 @@ test('prepare builds a missing or stale dist/ and leaves an up-to-date one alone
     await runPrepare(dir);
     assert.match(readFileSync(output, 'utf8'), /version = 1/);
     assert.equal(statSync(output).mode & 0o111, 0o111, 'the bin is executable');
+    const page = join(dir, 'dist', 'dashboard', 'app.js');
+    assert.match(readFileSync(page, 'utf8'), /first/, 'the dashboard is built');
     const built = statSync(output).mtimeMs;
 
     await runPrepare(dir);
@@ -49,6 +58,10 @@ test('prepare builds a missing or stale dist/ and leaves an up-to-date one alone
     writeFileSync(join(dir, 'src', 'added.ts'), 'export const added = true;\n');
     await runPrepare(dir);
     assert.match(readFileSync(join(dir, 'dist', 'added.js'), 'utf8'), /added = true/, 'a new source is built');
+
+    writeFileSync(join(dir, 'web', 'dashboard', 'main.tsx'), "import './styles.css';\nexport const page = 'second';\n");
+    await runPrepare(dir);
+    assert.match(readFileSync(page, 'utf8'), /second/, 'a changed page is built again');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
