@@ -101,6 +101,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
           maxRequestBytes: config.maxRequestBytes,
           tls: listenerTls,
           dashboard: lazy(() => dashboardRef.source),
+          memberTls: clientTls && { ca: clientTls.ca, cert: clientTls.cert, key: clientTls.key, insecureSkipVerify: clientTls.selfSigned },
         }),
       );
       opened.push(http);

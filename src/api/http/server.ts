@@ -29,7 +29,7 @@ import { parseQuery } from './codec.js';
 import { errorResponse } from './errors.js';
 import { matchRoute, templateOf, type Reply, type RouteDeps } from './routes.js';
 import { DashboardAssets } from './dashboard/assets.js';
-import { ClusterMonitor, fetchReport } from './dashboard/monitor.js';
+import { ClusterMonitor, reportFetcher, type MemberTls } from './dashboard/monitor.js';
 import type { DashboardSource } from './dashboard/report.js';
 
 export interface HttpServerOptions {
@@ -65,6 +65,8 @@ export interface HttpServerOptions {
   nowMs?: () => number;
   /** The member behind the dashboard (its page at /, the cluster event stream); none: not served. */
   dashboard?: DashboardSource;
+  /** How the dashboard reaches the other members' HTTP ports when they serve TLS. */
+  memberTls?: MemberTls;
 }
 
 export interface HttpServer {
@@ -94,7 +96,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     responseBytesMax: options.responseBytesMax ?? httpResponseBytesMax,
     dashboard: options.dashboard && {
       source: options.dashboard,
-      monitor: new ClusterMonitor({ source: options.dashboard, fetchReport }),
+      monitor: new ClusterMonitor({ source: options.dashboard, fetchReport: reportFetcher(options.memberTls) }),
       assets: new DashboardAssets(),
       openStreams: { count: 0 },
     },

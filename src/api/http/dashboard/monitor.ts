@@ -5,6 +5,8 @@
 // then needs to reach one address only (one origin: no CORS, one TLS certificate to trust, one
 // token, a tunnel or port-forward to one port is enough), and five open tabs cost the cluster one
 // set of requests a second, not five.
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import { formatId } from '../../../ids.js';
 import { trafficHeatSecondsMax, trafficSecondsMax } from '../../../limits.js';
 import { SAMPLE_FIELDS, type HeatColumn, type TrafficSamples } from '../../../traffic/index.js';
@@ -258,16 +260,61 @@ export class ClusterMonitor {
   }
 }
 
-/** How a member asks another for its report: GET /v1/traffic on its HTTP port. */
-export const fetchReport: MonitorDeps['fetchReport'] = async (address, since, heatSince, timeoutMs, authorization) => {
-  const url = `http://${address}/v1/traffic?since=${since}&heatSince=${heatSince}`;
-  const signal = AbortSignal.timeout(timeoutMs);
-  let response = await fetch(url, { signal, ...(authorization ? { headers: { authorization } } : {}) });
-  // The page's token expired (or auth was disabled and enabled again): the report without the heat.
-  if (response.status === 401 && authorization) response = await fetch(url, { signal });
-  if (!response.ok) throw new Error(`HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
-  return (await response.json()) as MemberReport;
-};
+/** The client side of TLS to the other members' HTTP ports: the member's own client certificate. */
+export interface MemberTls {
+  ca: Buffer | undefined;
+  cert: Buffer;
+  key: Buffer;
+  /** Auto TLS: the peers' certificates are self-signed, nobody can verify them. */
+  insecureSkipVerify: boolean;
+}
+
+/**
+ * How a member asks another for its report: GET /v1/traffic on its HTTP port, over HTTPS with
+ * the member's client certificate when the HTTP ports serve TLS.
+ */
+export function reportFetcher(tls?: MemberTls): MonitorDeps['fetchReport'] {
+  return async (address, since, heatSince, timeoutMs, authorization) => {
+    const path = `/v1/traffic?since=${since}&heatSince=${heatSince}`;
+    const signal = AbortSignal.timeout(timeoutMs);
+    const get = (headers: Record<string, string>) => (tls ? httpsGet(address, path, headers, tls, signal) : plainGet(address, path, headers, signal));
+    let answer = await get(authorization ? { authorization } : {});
+    // The page's token expired (or auth was disabled and enabled again): the report without the heat.
+    if (answer.status === 401 && authorization) answer = await get({});
+    if (answer.status !== 200) throw new Error(`HTTP ${answer.status}: ${answer.text.slice(0, 200)}`);
+    return JSON.parse(answer.text) as MemberReport;
+  };
+}
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+async function plainGet(address: string, path: string, headers: Record<string, string>, signal: AbortSignal): Promise<Answer> {
+  const response = await fetch(`http://${address}${path}`, { headers, signal });
+  return { status: response.status, text: await response.text() };
+}
+
+/** fetch() cannot be given a CA or a client certificate; node:https can. */
+function httpsGet(address: string, path: string, headers: Record<string, string>, tls: MemberTls, signal: AbortSignal): Promise<Answer> {
+  const url = new URL(`https://${address}${path}`);
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      url,
+      { headers, signal, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecureSkipVerify, servername: isIP(url.hostname.replace(/^\[|\]$/g, '')) ? undefined : url.hostname },
+      (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (text += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+        response.on('error', reject);
+      },
+    );
+    request.on('error', reject);
+    request.end();
+  });
+}
 
 function emptySamples(): TrafficSamples {
   return { from: 0, reads: [], writes: [], readP50: [], readP99: [], writeP50: [], writeP99: [] };
