@@ -103,6 +103,8 @@ test('the traffic heat (key prefixes of the whole key space) is for the root rol
   assert.equal(asAlice.member.role, 'leader', 'the member facts are shown to anyone, as /v1/status is');
   // What the heat holds (it needs a closed second of traffic) is tested with a clock in monitor.test.ts.
   assert.equal((await expectOk('GET', '/v1/traffic?since=0', { token: root })).heatHidden, undefined);
+  const badToken = await expectOk('GET', '/v1/traffic?since=0', { token: 'expired' });
+  assert.equal(badToken.heatHidden, true, 'credentials that name nobody get the facts without the heat');
   const anonymousEvent = await firstEvent();
   assert.deepEqual([anonymousEvent.heat, anonymousEvent.heatHidden], [[], true]);
   assert.equal(anonymousEvent.members.length, 1);
