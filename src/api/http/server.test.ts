@@ -8,6 +8,9 @@ import { httpRequestSecondsOn, Registry } from '../../metrics.js';
 import { startHttpServer, type HttpServer, type HttpServerOptions } from './server.js';
 import { StoreBackend, TEST_CLUSTER_ID, TEST_MEMBER_ID } from './test-backend.js';
 import { ManualTimers } from '../testing/manual-timers.js';
+import { EventType } from '../../mvcc/types.js';
+import type { WatchCreate, WatchHandle, WatchSink } from '../backend.js';
+import type { DashboardSource } from './dashboard/report.js';
 
 interface Answer {
   status: number;
@@ -615,6 +618,45 @@ describe('HTTP API: what one client may take of the server', () => {
     const closed = server.close();
     await waitFor(() => kept.closed());
     await closed;
+  });
+
+  test('a server-sent event stream (a dashboard watch) outlives the request deadlines, and close() ends it', async () => {
+    // The deadlines bound receiving a request; a long-lived answer that has started is not cut.
+    let sink: WatchSink | undefined;
+    let canceled = false;
+    class WatchingBackend extends StoreBackend {
+      override watch(_request: WatchCreate, watchSink: WatchSink): WatchHandle {
+        sink = watchSink;
+        return { cancel: () => (canceled = true), requestProgress: () => undefined };
+      }
+    }
+    const dashboard: DashboardSource = {
+      memberId: formatId(TEST_MEMBER_ID),
+      report: () => Promise.reject(new Error('not asked in this test')),
+      members: () => [],
+      access: () => ({ admin: true, mayRead: () => true }),
+    };
+    const timers = new ManualTimers();
+    const { server } = await startWith({ backend: new WatchingBackend(), dashboard, timers, headersTimeoutMs: 10_000, requestTimeoutMs: 60_000 });
+    try {
+      const stream = await holder(server.port, 'GET /v1/watch/k HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor(() => /event: created/.test(stream.received()));
+      assert.equal(timers.fire(60_000), 1, 'the request deadline ran out while the stream was open');
+      assert.equal(timers.fire(10_000), 0, 'no header deadline runs while the answer is being sent');
+      const kv = { key: Buffer.from('k'), value: Buffer.from('v'), createRevision: 5, modRevision: 5, version: 1, lease: 0 };
+      sink!.onEvents([{ type: EventType.PUT, kv }], 5);
+      await waitFor(() => /id: 5\nevent: events\n/.test(stream.received()));
+      assert.match(stream.received(), /^HTTP\/1\.1 200 OK\r\n/);
+      assert.doesNotMatch(stream.received(), /408/);
+      assert.equal(stream.closed(), false);
+
+      const closed = server.close();
+      await waitFor(() => stream.closed());
+      await closed;
+      assert.ok(canceled, 'the watch ends with its stream');
+    } finally {
+      await server.close();
+    }
   });
 
   test('a client that does not finish its body in time gets 408 through the waiting handler', async () => {
