@@ -22,6 +22,7 @@ import { TrafficRecorder } from '../traffic/index.js';
 import type { DashboardSource } from '../api/http/dashboard/report.js';
 import { dashboardSource } from './dashboard.js';
 import { recordTraffic } from './traffic.js';
+import { BoundMethods } from './bound-method.js';
 
 export { defaultNodeConfig, type NodeConfig, type PeerSpec } from './config.js';
 export { ClusterNode } from './node.js';
@@ -252,6 +253,7 @@ function autoTlsPlace(config: NodeConfig, kind: 'client' | 'peer', ...listeners:
  * known) before the member exists. A request in that short window is told to come back.
  */
 function lazy<T extends object>(target: () => T | undefined): T {
+  let methods: BoundMethods | undefined;
   return new Proxy({} as T, {
     get(_unused, property) {
       const current = target();
@@ -260,8 +262,8 @@ function lazy<T extends object>(target: () => T | undefined): T {
           throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server is starting');
         };
       }
-      const value = Reflect.get(current, property) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(current) : value;
+      if (methods?.target !== current) methods = new BoundMethods(current);
+      return methods.get(property);
     },
   });
 }

@@ -18,6 +18,7 @@ test('every KV call through the wrapped backend is counted as a read or a write 
   await backend.deleteRange({ key: bytes('/app/a/1') });
   await assert.rejects(backend.range({ key: bytes('/app/a/1'), revision: 1_000 }), /revision/);
   assert.equal(backend.leaderId(), inner.leaderId(), 'other methods pass through');
+  assert.equal(backend.identify, backend.identify, 'bound once, not on every call');
   clock.wallMs = 1000;
   const samples = traffic.samplesSince(-1);
   assert.deepEqual([samples.reads, samples.writes], [[3], [3]], 'the failed read counts too');

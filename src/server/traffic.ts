@@ -5,6 +5,7 @@ import type { EtcdBackend } from '../api/backend.js';
 import { isReadOnlyTxn } from '../mvcc/index.js';
 import type { RequestOp, TxnRequest } from '../mvcc/types.js';
 import type { TrafficKind, TrafficRecorder } from '../traffic/index.js';
+import { BoundMethods } from './bound-method.js';
 
 const EMPTY_KEY = new Uint8Array();
 
@@ -41,11 +42,11 @@ export function recordTraffic(backend: EtcdBackend, traffic: TrafficRecorder, no
     deleteRange: timed(method(backend.deleteRange), () => 'write', (r) => r.key),
     txn: timed(method(backend.txn), (r) => (isReadOnlyTxn(r) ? 'read' : 'write'), txnKey),
   };
+  const methods = new BoundMethods(backend);
   return new Proxy(backend, {
-    get(target, property, receiver) {
+    get(_target, property) {
       if (typeof property === 'string' && property in overrides) return overrides[property as keyof EtcdBackend];
-      const value = Reflect.get(target, property, receiver) as unknown;
-      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      return methods.get(property);
     },
   });
 }
