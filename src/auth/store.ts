@@ -323,8 +323,10 @@ export class AuthStore {
     const permissions = this.permissionsOf(info.user);
     if (!permissions) throw authError('permissionDenied');
     if (permissions.root) return;
-    const interval: KeyInterval = intervalOf(keyString(key), rangeEnd === undefined ? '' : keyString(rangeEnd));
-    if (!permissions[access].covers(interval)) throw authError('permissionDenied');
+    const keys = permissions[access];
+    // One key ([key, key "\0")) is covered exactly when it is in the set: no interval to build.
+    const allowed = rangeEnd === undefined || rangeEnd.length === 0 ? keys.hasKey(keyString(key)) : keys.covers(intervalOf(keyString(key), keyString(rangeEnd)));
+    if (!allowed) throw authError('permissionDenied');
   }
 
   private permissionsOf(name: string): UserPermissions | undefined {

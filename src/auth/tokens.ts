@@ -108,10 +108,12 @@ export class SimpleTokens implements TokenProvider {
   }
 
   async verify(token: string): Promise<TokenInfo | undefined> {
+    // A token this member knows (every request's case) needs no parsing.
+    if (this.tokens.has(token)) return this.use(token);
     const dot = token.lastIndexOf('.');
     const index = Number(token.slice(dot + 1));
     if (dot <= 0 || !/^\d+$/.test(token.slice(dot + 1)) || !Number.isSafeInteger(index)) return undefined;
-    if (!this.tokens.has(token)) await this.options.waitForApplied(index);
+    await this.options.waitForApplied(index);
     return this.use(token);
   }
 
@@ -128,8 +130,10 @@ export class SimpleTokens implements TokenProvider {
     this.tokens.delete(token);
     const now = this.options.now();
     if (entry.expiresAtMs <= now) return undefined;
-    // Each use extends the token's life (etcd's simpleTokenTTLKeeper.resetSimpleToken).
-    this.tokens.set(token, { user: entry.user, expiresAtMs: now + this.options.ttlMs });
+    // Each use extends the token's life (etcd's simpleTokenTTLKeeper.resetSimpleToken) and makes
+    // it the most recently used (re-inserted last).
+    entry.expiresAtMs = now + this.options.ttlMs;
+    this.tokens.set(token, entry);
     return { user: entry.user };
   }
 
