@@ -14,13 +14,15 @@
 // non-root user with the 1,000 roles), root (the root user: a token lookup, no interval search).
 // etcd is the same etcd 3.4 (/usr/bin/etcd) on the same setup, for its own cost of auth.
 // --profile-dir: Lichen's members run with node --cpu-prof and write their profiles there.
+// Lichen's members run from the build (dist/, as users run them: `npm run build` first), not
+// through tsx, whose compiled code costs more per request (a defineProperty per closure made).
 //
 // The benchmarked keys are k0000000..k0009999 (the tool's key names); role r's range j is
 // [k, k "\xff") for the key number j*1000+r, so the 10,000 ranges stay disjoint after merging
 // (touching ranges would merge into one and make the search trivial). Compare ratios from one
 // run only: absolute figures move with the machine's load.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../src/api/grpc/proto.js';
@@ -109,8 +111,9 @@ async function startTarget(system: System, profileDir: string | undefined): Prom
     const members = await startEtcdCluster(3);
     return { system, version: `etcd ${members[0]!.version}`, endpoints: members.map((m) => m.client), pids: members.map((m) => m.pid), authEnabled: false, stop: async () => void (await Promise.all(members.map((m) => m.stop()))) };
   }
+  if (!existsSync(new URL('../dist/cli/main.js', import.meta.url))) throw new Error('no build in dist/: run npm run build first');
   const nodeFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags });
+  const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags, fromBuild: true });
   const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   return { system, version: `lichen ${version}`, endpoints: cluster.members.map((m) => m.client), pids: cluster.members.map((m) => m.process!.pid!), authEnabled: false, stop: async () => {
       // SIGTERM first: a member writes its CPU profile when it exits by itself.

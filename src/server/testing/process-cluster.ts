@@ -16,12 +16,12 @@ import { clusterClientTls, ensureClusterTls, serveTlsFlags, type ClusterTls } fr
 
 /**
  * How to start `lichen serve`: from TypeScript through tsx when this file runs as TypeScript
- * (tests), from the compiled entry when it runs from dist/ (`lichen check` after a build).
+ * (tests), from the compiled entry when it runs from dist/ (`lichen check` after a build) or
+ * when asked to (`fromBuild`).
  */
 const RUNNING_FROM_SOURCE = import.meta.url.endsWith('.ts');
-const MAIN_ARGS = RUNNING_FROM_SOURCE
-  ? ['--import', 'tsx', fileURLToPath(new URL('../../cli/main.ts', import.meta.url))]
-  : [fileURLToPath(new URL('../../cli/main.js', import.meta.url))];
+const SOURCE_MAIN_ARGS = ['--import', 'tsx', fileURLToPath(new URL('../../cli/main.ts', import.meta.url))];
+const BUILT_MAIN_ARGS = [fileURLToPath(new URL(RUNNING_FROM_SOURCE ? '../../../dist/cli/main.js' : '../../cli/main.js', import.meta.url))];
 
 export interface MemberProcess {
   name: string;
@@ -65,6 +65,12 @@ export interface ProcessClusterOptions {
   flags?: string[];
   /** Flags for node itself, before the script (e.g. --cpu-prof, which NODE_OPTIONS may not carry). */
   nodeFlags?: string[];
+  /**
+   * Run the members from the build (dist/cli/main.js, what users run) even when this file runs as
+   * TypeScript. Benchmarks need it: tsx compiles with esbuild's keepNames, which adds a
+   * defineProperty call to every closure created, a per-request cost the build does not have.
+   */
+  fromBuild?: boolean;
   /**
    * Chooses the peer address a member advertises, given the port its listener binds. Used to put
    * a fault-injecting proxy in front of each member. Default: the listener's own address.
@@ -174,7 +180,7 @@ export class ProcessCluster {
   launch(member: MemberProcess, launchOptions: LaunchOptions = {}): Promise<void> {
     const args = [
       ...(this.options.nodeFlags ?? []),
-      ...MAIN_ARGS, 'serve',
+      ...(RUNNING_FROM_SOURCE && !this.options.fromBuild ? SOURCE_MAIN_ARGS : BUILT_MAIN_ARGS), 'serve',
       '--name', member.name,
       '--data-dir', member.dataDir,
       '--listen-client', member.client,
