@@ -21,12 +21,12 @@
 // [k, k "\xff") for the key number j*1000+r, so the 10,000 ranges stay disjoint after merging
 // (touching ranges would merge into one and make the search trivial). Compare ratios from one
 // run only: absolute figures move with the machine's load.
-import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../src/api/grpc/proto.js';
 import { startEtcdCluster } from '../src/server/testing/etcd-process.js';
+import { BENCH_KEYS as KEYS, median, runTool, type BenchTarget } from './go-bench.js';
 import { ProcessCluster } from '../src/server/testing/process-cluster.js';
 
 type System = 'lichen' | 'etcd';
@@ -41,7 +41,6 @@ const SCENARIOS = {
 } as const;
 type ScenarioName = keyof typeof SCENARIOS;
 
-const KEYS = 10_000;
 const ROOT_PASSWORD = 'bench-root';
 const USER = 'bench';
 const USER_PASSWORD = 'bench-user';
@@ -97,11 +96,9 @@ function parseFlags(argv: string[]): Flags {
 
 // ------------------------------------------------------------------------------ the cluster
 
-interface Target {
+interface Target extends BenchTarget {
   system: System;
   version: string;
-  endpoints: string[];
-  pids: number[];
   authEnabled: boolean;
   stop(): Promise<void>;
 }
@@ -189,7 +186,7 @@ async function setUp(target: Target, flags: Flags): Promise<void> {
     ),
   );
   await inParallel(roles.map((r) => () => call(endpoint, 'Auth', 'UserGrantRole', { user: USER, role: roleOf(r) })));
-  const load = await runTool(flags.bench, target, { op: 'load', clients: 64, conns: 8 }, 600, undefined);
+  const load = await runTool(flags.bench, target, { op: 'load', clients: 64, conns: 8 }, 600);
   // A key whose put timed out (etcd under load) is still read (as missing) and written below.
   if (load.ok !== KEYS) process.stderr.write(`${target.system}: ${KEYS - load.ok} of ${KEYS} keys not loaded (${load.firstErr})\n`);
 }
@@ -209,79 +206,6 @@ async function setAuth(target: Target, enabled: boolean): Promise<void> {
 
 // ------------------------------------------------------------------------------ measuring
 
-interface ToolResult {
-  ok: number;
-  errors: number;
-  qps: number;
-  seconds: number;
-  p50ms: number;
-  p99ms: number;
-  firstErr: string;
-  /**
-   * CPU seconds (user + system) each member used while the tool measured: its last `seconds`
-   * before it exited. Not before: each of the tool's connections logs in first, and a login costs
-   * a bcrypt check (0.1–0.2 s of CPU), which would otherwise count as the requests' cost.
-   */
-  memberCpuSeconds: number[];
-  /** The same for the tool itself, which shares the machine's cores with the members. */
-  toolCpuSeconds: number;
-  /** When the tool measured, in µs of CLOCK_MONOTONIC: the clock of node --cpu-prof's timestamps. */
-  windowMonotonicUs: [number, number];
-}
-
-/** How often the members' CPU time is read while the tool runs. */
-const CPU_SAMPLE_INTERVAL_MS = 50;
-
-async function runTool(
-  bench: string,
-  target: Target,
-  workload: { op: string; clients: number; conns: number },
-  seconds: number,
-  login: { user: string; password: string } | undefined,
-): Promise<ToolResult> {
-  const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(KEYS)];
-  if (login) args.push('--user', login.user, '--password', login.password);
-  const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 120) * 1000 });
-  const samples: { atMs: number; cpu: number[]; toolCpu: number }[] = [];
-  const sample = (): void => {
-    let toolCpu = samples[samples.length - 1]?.toolCpu ?? 0;
-    try {
-      toolCpu = cpuSeconds([child.pid!]);
-    } catch {
-      // The tool has exited: its last reading stands.
-    }
-    samples.push({ atMs: performance.now(), cpu: target.pids.map((pid) => cpuSeconds([pid])), toolCpu });
-  };
-  sample();
-  const timer = setInterval(sample, CPU_SAMPLE_INTERVAL_MS);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | string>((resolve) => child.once('close', (status, signal) => resolve(status ?? signal ?? 'unknown')));
-  clearInterval(timer);
-  sample();
-  const endUs = Number(process.hrtime.bigint() / 1000n);
-  if (code !== 0) throw new Error(`${bench} failed (${code}): ${stderr.slice(-2000)}`);
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'memberCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs'>;
-  const end = samples[samples.length - 1]!;
-  const startMs = end.atMs - result.seconds * 1000;
-  const start = [...samples].reverse().find((s) => s.atMs <= startMs) ?? samples[0]!;
-  return { ...result, memberCpuSeconds: end.cpu.map((cpu, i) => cpu - start.cpu[i]!), toolCpuSeconds: end.toolCpu - start.toolCpu, windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6), endUs] };
-}
-
-const CLOCK_TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-/** CPU seconds (user + system) the members used so far, from /proc. */
-function cpuSeconds(pids: readonly number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks / CLOCK_TICKS_PER_SECOND;
-}
-
 interface Sample {
   round: number;
   mode: Mode;
@@ -298,10 +222,11 @@ interface Sample {
   toolCpuMicrosPerRequest: number;
 }
 
-function loginOf(mode: Mode): { user: string; password: string } | undefined {
-  if (mode === 'user') return { user: USER, password: USER_PASSWORD };
-  if (mode === 'root') return { user: 'root', password: ROOT_PASSWORD };
-  return undefined;
+/** The tool's flags to log in as the mode's user. */
+function loginOf(mode: Mode): string[] {
+  if (mode === 'user') return ['--user', USER, '--password', USER_PASSWORD];
+  if (mode === 'root') return ['--user', 'root', '--password', ROOT_PASSWORD];
+  return [];
 }
 
 async function measure(target: Target, flags: Flags): Promise<Sample[]> {
@@ -339,11 +264,6 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
   return samples;
 }
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 
 /** Per scenario and mode, the median p50 over the rounds, and each auth mode's cost relative to "off". */
 function summarize(samples: Sample[], flags: Flags): Record<string, Record<string, number>> {
@@ -378,7 +298,7 @@ async function main(): Promise<void> {
       const setupStart = performance.now();
       await setUp(target, flags);
       process.stderr.write(`${system}: set up in ${((performance.now() - setupStart) / 1000).toFixed(1)} s\n`);
-      await runTool(flags.bench, target, SCENARIOS['put-64'], WARMUP_SECONDS, undefined);
+      await runTool(flags.bench, target, SCENARIOS['put-64'], WARMUP_SECONDS);
       const samples = await measure(target, flags);
       systems[system] = { version: target.version, summary: summarize(samples, flags), samples };
     } catch (error) {

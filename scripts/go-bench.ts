@@ -1,0 +1,95 @@
+// Running the load generator on etcd's Go client (clientv3) against a 3-member cluster, for the
+// benchmark scripts (bench-auth.ts, bench-tls.ts): one run of the tool, with the members' and
+// the tool's own CPU time over exactly the seconds the tool measured. The tool takes --endpoints
+// --op --clients --conns --seconds --keys (and --user --password, --cacert --cert --key) and
+// prints one JSON line with p50ms; Lichen's tests do not use it (it is a local tool).
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+/** The members the tool talks to: their client endpoints (the tool's --endpoints) and process ids. */
+export interface BenchTarget {
+  endpoints: string[];
+  pids: number[];
+}
+
+export interface Workload {
+  op: string;
+  clients: number;
+  conns: number;
+}
+
+/** The benchmarked keys are k0000000..k0009999 (the tool's names); a set-up loads them once. */
+export const BENCH_KEYS = 10_000;
+
+export interface ToolResult {
+  ok: number;
+  errors: number;
+  qps: number;
+  seconds: number;
+  p50ms: number;
+  p99ms: number;
+  firstErr: string;
+  /**
+   * CPU seconds (user + system) each member used while the tool measured: its last `seconds`
+   * before it exited. Not before: each of the tool's connections logs in first, and a login costs
+   * a bcrypt check (0.1–0.2 s of CPU), which would otherwise count as the requests' cost.
+   */
+  memberCpuSeconds: number[];
+  /** The same for the tool itself, which shares the machine's cores with the members. */
+  toolCpuSeconds: number;
+  /** When the tool measured, in µs of CLOCK_MONOTONIC: the clock of node --cpu-prof's timestamps. */
+  windowMonotonicUs: [number, number];
+}
+
+/** How often the members' CPU time is read while the tool runs. */
+const CPU_SAMPLE_INTERVAL_MS = 50;
+
+/** Runs the tool once; `extraArgs` are e.g. --user/--password or --cacert/--cert/--key. */
+export async function runTool(bench: string, target: BenchTarget, workload: Workload, seconds: number, extraArgs: readonly string[] = []): Promise<ToolResult> {
+  const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(BENCH_KEYS), ...extraArgs];
+  const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 120) * 1000 });
+  const samples: { atMs: number; cpu: number[]; toolCpu: number }[] = [];
+  const sample = (): void => {
+    let toolCpu = samples[samples.length - 1]?.toolCpu ?? 0;
+    try {
+      toolCpu = cpuSeconds([child.pid!]);
+    } catch {
+      // The tool has exited: its last reading stands.
+    }
+    samples.push({ atMs: performance.now(), cpu: target.pids.map((pid) => cpuSeconds([pid])), toolCpu });
+  };
+  sample();
+  const timer = setInterval(sample, CPU_SAMPLE_INTERVAL_MS);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | string>((resolve) => child.once('close', (status, signal) => resolve(status ?? signal ?? 'unknown')));
+  clearInterval(timer);
+  sample();
+  const endUs = Number(process.hrtime.bigint() / 1000n);
+  if (code !== 0) throw new Error(`${bench} failed (${code}): ${stderr.slice(-2000)}`);
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'memberCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs'>;
+  const end = samples[samples.length - 1]!;
+  const startMs = end.atMs - result.seconds * 1000;
+  const start = [...samples].reverse().find((s) => s.atMs <= startMs) ?? samples[0]!;
+  return { ...result, memberCpuSeconds: end.cpu.map((cpu, i) => cpu - start.cpu[i]!), toolCpuSeconds: end.toolCpu - start.toolCpu, windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6), endUs] };
+}
+
+const CLOCK_TICKS_PER_SECOND = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) the processes used so far, from /proc. */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS_PER_SECOND;
+}
+
+export const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
