@@ -2,10 +2,12 @@
 // data directory, stopped and removed by stop(). Tests that compare Lichen with etcd need it; CI
 // installs it (.ci/run), and without it they fail saying so rather than pass without comparing.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, rmSync, closeSync } from 'node:fs';
-import { request } from 'node:http';
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, closeSync } from 'node:fs';
+import { request } from 'node:https';
+import { request as plainRequest, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureClusterTls, serveTlsFlags, type ClusterTls } from '../../tls/index.js';
 import { freePort } from './process-cluster.js';
 
 export interface EtcdProcess {
@@ -15,6 +17,8 @@ export interface EtcdProcess {
   readonly pid: number;
   readonly version: string;
   readonly dataDir: string;
+  /** With `tls`: the CA and the client certificate (CN root) that reach it, as `lichen up --tls` makes them. */
+  readonly tls?: ClusterTls;
   stop(): Promise<void>;
 }
 
@@ -36,9 +40,10 @@ export async function startEtcd(): Promise<EtcdProcess> {
 
 /**
  * `size` etcd members on loopback forming one cluster (fsync on, etcd's default); each member's
- * stop() stops it, and the last one stopped removes the data directory.
+ * stop() stops it, and the last one stopped removes the data directory. With `tls`, TLS with
+ * client certificates on the client and peer ports, as Lichen's ProcessCluster `tls` sets up.
  */
-export async function startEtcdCluster(size: number): Promise<EtcdProcess[]> {
+export async function startEtcdCluster(size: number, options: { tls?: boolean } = {}): Promise<EtcdProcess[]> {
   const binary = findEtcd();
   const version = spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]?.replace('etcd Version: ', '').trim() ?? 'unknown';
   const dataDir = mkdtempSync(join(tmpdir(), 'lichen-etcd-'));
@@ -46,7 +51,9 @@ export async function startEtcdCluster(size: number): Promise<EtcdProcess[]> {
   for (let i = 0; i < size; i++) {
     addresses.push({ name: size === 1 ? 'golden' : `etcd${i + 1}`, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}` });
   }
-  const initialCluster = addresses.map((a) => `${a.name}=http://${a.peer}`).join(',');
+  const tls = options.tls ? await ensureClusterTls(dataDir, addresses.map((a) => ({ ...a, http: a.client }))) : undefined;
+  const scheme = tls ? 'https' : 'http';
+  const initialCluster = addresses.map((a) => `${a.name}=${scheme}://${a.peer}`).join(',');
   let running = size;
   const started = addresses.map(({ name, client, peer }) => {
     const log = openSync(join(dataDir, `${name}.log`), 'a');
@@ -55,13 +62,14 @@ export async function startEtcdCluster(size: number): Promise<EtcdProcess[]> {
       [
         '--name', name,
         '--data-dir', join(dataDir, name),
-        '--listen-client-urls', `http://${client}`,
-        '--advertise-client-urls', `http://${client}`,
-        '--listen-peer-urls', `http://${peer}`,
-        '--initial-advertise-peer-urls', `http://${peer}`,
+        '--listen-client-urls', `${scheme}://${client}`,
+        '--advertise-client-urls', `${scheme}://${client}`,
+        '--listen-peer-urls', `${scheme}://${peer}`,
+        '--initial-advertise-peer-urls', `${scheme}://${peer}`,
         '--initial-cluster', initialCluster,
         '--initial-cluster-token', `lichen-test-${process.pid}-${dataDir}`,
         '--log-level', 'warn',
+        ...(tls ? serveTlsFlags(tls, name) : []),
       ],
       { stdio: ['ignore', log, log] },
     );
@@ -77,13 +85,13 @@ export async function startEtcdCluster(size: number): Promise<EtcdProcess[]> {
       }
       if (--running === 0) rmSync(dataDir, { recursive: true, force: true });
     };
-    const member: EtcdProcess = { client, peer, pid: child.pid!, version, dataDir, stop };
+    const member: EtcdProcess = { client, peer, pid: child.pid!, version, dataDir, ...(tls ? { tls } : {}), stop };
     return { member, child };
   });
   const members = started.map((s) => s.member);
   try {
     // An etcd member answers /health only once the cluster has a leader.
-    await Promise.all(started.map(({ member, child }) => waitHealthy(member.client, child)));
+    await Promise.all(started.map(({ member, child }) => waitHealthy(member, child)));
   } catch (error) {
     await Promise.all(members.map((m) => m.stop()));
     throw error;
@@ -92,22 +100,25 @@ export async function startEtcdCluster(size: number): Promise<EtcdProcess[]> {
 }
 
 /** Polls GET /health (a bounded wait for a process to come up, not a delay). */
-async function waitHealthy(client: string, child: ChildProcess): Promise<void> {
+async function waitHealthy(member: EtcdProcess, child: ChildProcess): Promise<void> {
   const deadline = performance.now() + READY_TIMEOUT_MS;
   while (performance.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`etcd exited with status ${child.exitCode} before it was ready`);
-    if (await healthy(client)) return;
+    if (await healthy(member)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`etcd on ${client} was not healthy within ${READY_TIMEOUT_MS} ms`);
+  throw new Error(`etcd on ${member.client} was not healthy within ${READY_TIMEOUT_MS} ms`);
 }
 
-function healthy(client: string): Promise<boolean> {
+function healthy({ client, tls }: EtcdProcess): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(`http://${client}/health`, (response) => {
+    const onResponse = (response: IncomingMessage): void => {
       response.resume();
       resolve(response.statusCode === 200);
-    });
+    };
+    const req = tls
+      ? request(`https://${client}/health`, { ca: readFileSync(tls.caFile), cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) }, onResponse)
+      : plainRequest(`http://${client}/health`, onResponse);
     req.on('error', () => resolve(false));
     req.setTimeout(1000, () => req.destroy());
     req.end();
