@@ -21,13 +21,11 @@
 // [k, k "\xff") for the key number j*1000+r, so the 10,000 ranges stay disjoint after merging
 // (touching ranges would merge into one and make the search trivial). Compare ratios from one
 // run only: absolute figures move with the machine's load.
-import { existsSync, readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../src/api/grpc/proto.js';
 import { startEtcdCluster } from '../src/server/testing/etcd-process.js';
-import { BENCH_KEYS as KEYS, median, runTool, type BenchTarget } from './go-bench.js';
-import { ProcessCluster } from '../src/server/testing/process-cluster.js';
+import { BENCH_KEYS as KEYS, median, runTool, ScriptFlags, startLichenCluster, type BenchTarget } from './go-bench.js';
 
 type System = 'lichen' | 'etcd';
 type Mode = 'off' | 'user' | 'root';
@@ -65,28 +63,16 @@ interface Flags {
 }
 
 function parseFlags(argv: string[]): Flags {
-  const args = new Map<string, string>();
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i]!;
-    if (!name.startsWith('--') || argv[i + 1] === undefined) throw new Error(`usage: see the comment at the top of scripts/bench-auth.ts (bad argument ${name})`);
-    args.set(name.slice(2), argv[i + 1]!);
-  }
-  const list = <T extends string>(name: string, fallback: string, allowed: readonly string[]): T[] => {
-    const values = (args.get(name) ?? fallback).split(',').filter(Boolean);
-    for (const v of values) if (!allowed.includes(v)) throw new Error(`--${name}: "${v}" is not one of ${allowed.join(', ')}`);
-    return values as T[];
-  };
-  const bench = args.get('bench');
-  if (!bench) throw new Error('--bench <path of the etcd Go client load generator> is required');
+  const args = new ScriptFlags(argv, 'scripts/bench-auth.ts');
   const flags: Flags = {
-    bench,
-    seconds: Number(args.get('seconds') ?? 5),
-    rounds: Number(args.get('rounds') ?? 2),
-    roles: Number(args.get('roles') ?? 1000),
-    rangesPerRole: Number(args.get('ranges-per-role') ?? 10),
-    systems: list<System>('systems', 'lichen', ['lichen', 'etcd']),
-    modes: list<Mode>('modes', 'off,user', ['off', 'user', 'root']),
-    scenarios: list<ScenarioName>('scenarios', 'put-1,put-64,range-1,range-64', Object.keys(SCENARIOS)),
+    bench: args.bench(),
+    seconds: args.number('seconds', 5),
+    rounds: args.number('rounds', 2),
+    roles: args.number('roles', 1000),
+    rangesPerRole: args.number('ranges-per-role', 10),
+    systems: args.list<System>('systems', 'lichen', ['lichen', 'etcd']),
+    modes: args.list<Mode>('modes', 'off,user', ['off', 'user', 'root']),
+    scenarios: args.list<ScenarioName>('scenarios', 'put-1,put-64,range-1,range-64', Object.keys(SCENARIOS)),
     profileDir: args.get('profile-dir'),
   };
   if (!(flags.seconds > 0) || !(flags.rounds >= 1) || !(flags.roles >= 1) || !(flags.rangesPerRole >= 1)) throw new Error('--seconds, --rounds, --roles and --ranges-per-role must be positive');
@@ -108,16 +94,8 @@ async function startTarget(system: System, profileDir: string | undefined): Prom
     const members = await startEtcdCluster(3);
     return { system, version: `etcd ${members[0]!.version}`, endpoints: members.map((m) => m.client), pids: members.map((m) => m.pid), authEnabled: false, stop: async () => void (await Promise.all(members.map((m) => m.stop()))) };
   }
-  if (!existsSync(new URL('../dist/cli/main.js', import.meta.url))) throw new Error('no build in dist/: run npm run build first');
-  const nodeFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags, fromBuild: true });
-  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-  return { system, version: `lichen ${version}`, endpoints: cluster.members.map((m) => m.client), pids: cluster.members.map((m) => m.process!.pid!), authEnabled: false, stop: async () => {
-      // SIGTERM first: a member writes its CPU profile when it exits by itself.
-      await Promise.all(cluster.members.map((m) => cluster.kill(m, 'SIGTERM')));
-      await cluster.stop();
-    },
-  };
+  const lichen = await startLichenCluster({ profileDir });
+  return { ...lichen, system, authEnabled: false };
 }
 
 type Service = 'Auth' | 'KV';

@@ -11,12 +11,10 @@
 // Lichen's members run from the build (dist/: `npm run build` first). --profile-dir: they run
 // with node --cpu-prof and write their profiles there; stderr prints each run's measured window
 // in CLOCK_MONOTONIC µs to cut the profiles with. Compare ratios from one run only.
-import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { startEtcdCluster } from '../src/server/testing/etcd-process.js';
-import { ProcessCluster } from '../src/server/testing/process-cluster.js';
 import type { ClusterTls } from '../src/tls/index.js';
-import { median, runTool, type BenchTarget } from './go-bench.js';
+import { median, runTool, ScriptFlags, startLichenCluster, type BenchTarget } from './go-bench.js';
 
 type System = 'lichen' | 'etcd';
 type Side = 'plain' | 'tls';
@@ -42,25 +40,13 @@ interface Flags {
 }
 
 function parseFlags(argv: string[]): Flags {
-  const args = new Map<string, string>();
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i]!;
-    if (!name.startsWith('--') || argv[i + 1] === undefined) throw new Error(`usage: see the comment at the top of scripts/bench-tls.ts (bad argument ${name})`);
-    args.set(name.slice(2), argv[i + 1]!);
-  }
-  const list = <T extends string>(name: string, fallback: string, allowed: readonly string[]): T[] => {
-    const values = (args.get(name) ?? fallback).split(',').filter(Boolean);
-    for (const v of values) if (!allowed.includes(v)) throw new Error(`--${name}: "${v}" is not one of ${allowed.join(', ')}`);
-    return values as T[];
-  };
-  const bench = args.get('bench');
-  if (!bench) throw new Error('--bench <path of the etcd Go client load generator> is required');
+  const args = new ScriptFlags(argv, 'scripts/bench-tls.ts');
   const flags: Flags = {
-    bench,
-    seconds: Number(args.get('seconds') ?? 5),
-    rounds: Number(args.get('rounds') ?? 4),
-    systems: list<System>('systems', 'lichen,etcd', ['lichen', 'etcd']),
-    scenarios: list<ScenarioName>('scenarios', 'put-64,range-64', Object.keys(SCENARIOS)),
+    bench: args.bench(),
+    seconds: args.number('seconds', 5),
+    rounds: args.number('rounds', 4),
+    systems: args.list<System>('systems', 'lichen,etcd', ['lichen', 'etcd']),
+    scenarios: args.list<ScenarioName>('scenarios', 'put-64,range-64', Object.keys(SCENARIOS)),
     profileDir: args.get('profile-dir'),
   };
   if (!(flags.seconds > 0) || !(flags.rounds >= 1)) throw new Error('--seconds and --rounds must be positive');
@@ -80,29 +66,16 @@ async function startCluster(system: System, side: Side, profileDir: string | und
   const tls = side === 'tls';
   if (system === 'etcd') {
     const members = await startEtcdCluster(3, { tls });
-    const scheme = tls ? 'https' : 'http';
     return {
-      endpoints: members.map((m) => `${scheme}://${m.client}`),
+      endpoints: members.map((m) => (tls ? `https://${m.client}` : m.client)),
       pids: members.map((m) => m.pid),
       toolArgs: members[0]!.tls ? tlsArgs(members[0]!.tls) : [],
       version: `etcd ${members[0]!.version}`,
       stop: async () => void (await Promise.all(members.map((m) => m.stop()))),
     };
   }
-  if (!existsSync(new URL('../dist/cli/main.js', import.meta.url))) throw new Error('no build in dist/: run npm run build first');
-  const nodeFlags = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
-  const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags, fromBuild: true, tls });
-  return {
-    endpoints: cluster.members.map((m) => `${tls ? 'https' : 'http'}://${m.client}`),
-    pids: cluster.members.map((m) => m.process!.pid!),
-    toolArgs: cluster.tls ? tlsArgs(cluster.tls) : [],
-    version: 'lichen',
-    stop: async () => {
-      // SIGTERM first: a member writes its CPU profile when it exits by itself.
-      await Promise.all(cluster.members.map((m) => cluster.kill(m, 'SIGTERM')));
-      await cluster.stop();
-    },
-  };
+  const lichen = await startLichenCluster({ profileDir, tls });
+  return { ...lichen, toolArgs: lichen.cluster.tls ? tlsArgs(lichen.cluster.tls) : [] };
 }
 
 interface Sample {

@@ -4,12 +4,36 @@
 // --op --clients --conns --seconds --keys (and --user --password, --cacert --cert --key) and
 // prints one JSON line with p50ms; Lichen's tests do not use it (it is a local tool).
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { ProcessCluster } from '../src/server/testing/process-cluster.js';
 
 /** The members the tool talks to: their client endpoints (the tool's --endpoints) and process ids. */
 export interface BenchTarget {
   endpoints: string[];
   pids: number[];
+}
+
+/**
+ * A 3-member Lichen cluster from the build (dist/, as users run it: `npm run build` first; through
+ * tsx every closure made costs a defineProperty, which is not what users run). With `profileDir`
+ * the members run with node --cpu-prof and write their profiles there when stopped.
+ */
+export async function startLichenCluster(options: { profileDir?: string; tls?: boolean }): Promise<BenchTarget & { cluster: ProcessCluster; version: string; stop(): Promise<void> }> {
+  if (!existsSync(new URL('../dist/cli/main.js', import.meta.url))) throw new Error('no build in dist/: run npm run build first');
+  const nodeFlags = options.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`];
+  const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags, fromBuild: true, tls: options.tls ?? false });
+  const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return {
+    cluster,
+    version: `lichen ${version}`,
+    endpoints: cluster.members.map((m) => (options.tls ? `https://${m.client}` : m.client)),
+    pids: cluster.members.map((m) => m.process!.pid!),
+    stop: async () => {
+      // SIGTERM first: a member writes its CPU profile when it exits by itself.
+      await Promise.all(cluster.members.map((m) => cluster.kill(m, 'SIGTERM')));
+      await cluster.stop();
+    },
+  };
 }
 
 export interface Workload {
@@ -93,3 +117,37 @@ export const median = (values: number[]): number => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
+
+/** A script's `--name value` flags: values by name, comma lists checked against what is allowed. */
+export class ScriptFlags {
+  private readonly values = new Map<string, string>();
+
+  constructor(argv: readonly string[], script: string) {
+    for (let i = 0; i < argv.length; i += 2) {
+      const name = argv[i]!;
+      if (!name.startsWith('--') || argv[i + 1] === undefined) throw new Error(`usage: see the comment at the top of ${script} (bad argument ${name})`);
+      this.values.set(name.slice(2), argv[i + 1]!);
+    }
+  }
+
+  get(name: string): string | undefined {
+    return this.values.get(name);
+  }
+
+  number(name: string, fallback: number): number {
+    return Number(this.values.get(name) ?? fallback);
+  }
+
+  list<T extends string>(name: string, fallback: string, allowed: readonly string[]): T[] {
+    const values = (this.values.get(name) ?? fallback).split(',').filter(Boolean);
+    for (const v of values) if (!allowed.includes(v)) throw new Error(`--${name}: "${v}" is not one of ${allowed.join(', ')}`);
+    return values as T[];
+  }
+
+  /** --bench, the path of the load generator (required). */
+  bench(): string {
+    const bench = this.values.get('bench');
+    if (!bench) throw new Error('--bench <path of the etcd Go client load generator> is required');
+    return bench;
+  }
+}
