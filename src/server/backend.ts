@@ -47,6 +47,7 @@ import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
 import { hashToId } from './ids.js';
 import type { Member } from './members.js';
+import type { LeaderForwarder } from './forward.js';
 import type { ClusterNode } from './node.js';
 import { quotaAdmits } from './quota.js';
 import { TMP_DIR } from './state.js';
@@ -58,12 +59,6 @@ const WATCH_PROGRESS_INTERVAL_MS = 10 * 60 * 1000;
 const SNAPSHOT_READ_BYTES = 64 * 1024;
 /** A learner may be promoted once its log is within this fraction of the leader's (etcd: 90%). */
 const LEARNER_READY_FRACTION = 0.9;
-
-/** Lease calls that only the leader can answer, forwarded from followers. */
-export interface LeaderForwarder {
-  leaseKeepAlive(leaderClientAddress: string, id: number): Promise<number>;
-  leaseTimeToLive(leaderClientAddress: string, id: number, keys: boolean): Promise<LeaseTimeToLiveResponse>;
-}
 
 export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   /** Members of one cluster serve TLS alike, so this member's settings tell the schemes of all. */

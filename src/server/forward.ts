@@ -6,7 +6,6 @@ import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } fro
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
 import { ErrorCode, LichenError } from '../errors.js';
-import type { LeaderForwarder } from './backend.js';
 import { memberClientsMax } from '../limits.js';
 import type { MemberHash } from './corruption.js';
 
@@ -19,6 +18,12 @@ interface KeepAliveReply {
 export interface MembershipView {
   appliedIndex: number;
   memberIds: number[];
+}
+
+/** Lease calls that only the leader can answer, forwarded from followers. */
+export interface LeaderForwarder {
+  leaseKeepAlive(leaderClientAddress: string, id: number): Promise<number>;
+  leaseTimeToLive(leaderClientAddress: string, id: number, keys: boolean): Promise<LeaseTimeToLiveResponse>;
 }
 
 type ServiceName = 'Lease' | 'Cluster' | 'Maintenance';

@@ -14,9 +14,6 @@ export {
   type PeerTls,
   type PeerRefusal,
   type TransportLogger,
-  type TransportStats,
-  type PeerStats,
-  type InboundStats,
 } from './tcp.js';
 export { MemoryNetwork, MemoryTransport, type MemoryNetworkOptions, type MemoryTransportOptions } from './memory.js';
-export type { Transport } from './types.js';
+export type { Transport, TransportStats, PeerStats, InboundStats } from './types.js';

@@ -15,10 +15,10 @@
 import type { Message, NodeId } from '../raft/types.js';
 import { assert } from '../errors.js';
 import { decodeMessage, encodeMessage } from './codec.js';
-import type { InboundStats, PeerStats, TransportLogger, TransportOptions, TransportStats } from './tcp.js';
+import type { TransportLogger, TransportOptions } from './tcp.js';
 import { peerFrameBytesMax, peerSendQueueMessagesMax, peerSnapshotBytesMax } from '../limits.js';
 import { FRAME_HEADER_BYTES } from './frame.js';
-import type { Transport } from './types.js';
+import type { InboundStats, PeerStats, Transport, TransportStats } from './types.js';
 import { mulberry32 } from '../random.js';
 
 export interface MemoryNetworkOptions {

@@ -68,7 +68,7 @@ import {
   peerSnapshotChunkBytesMax,
   peerSnapshotPendingBytesMax,
 } from '../limits.js';
-import type { Transport } from './types.js';
+import type { InboundStats, PeerStats, Transport, TransportStats } from './types.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import {
   FRAME_HEADER_BYTES,
@@ -164,40 +164,6 @@ export interface TransportOptions {
   /** A peer refused our dial because it knows this member by another data directory (see admitPeer). */
   onSuperseded?: (peer: NodeId, reason: string) => void;
   logger?: TransportLogger;
-}
-
-export interface PeerStats {
-  address: string;
-  /** True once the handshake succeeded and until the connection closes. */
-  connected: boolean;
-  queued: number;
-  dropped: number;
-  sentBytes: number;
-  /** Handshakes this peer refused (other cluster, other member id, other protocol version). */
-  refused: number;
-  lastError: string | null;
-}
-
-export interface InboundStats {
-  connections: number;
-  /** Handshakes this node refused (unproven member ids included). */
-  rejected: number;
-  /** Messages on a bound connection whose `from` is not the bound member (or `to` not us), dropped. */
-  mismatchedMessagesDropped: number;
-  protocolErrors: number;
-  lastError: string | null;
-  receivedBytes: number;
-  messagesReceived: number;
-  snapshotsReceived: number;
-  snapshotChunksReceived: number;
-  snapshotsDropped: number;
-}
-
-export interface TransportStats {
-  peers: Record<NodeId, PeerStats>;
-  inbound: InboundStats;
-  /** Messages addressed to an id that was never added with addPeer. */
-  unknownPeerDrops: number;
 }
 
 const RECONNECT_BACKOFF_MS_DEFAULT = { min: 50, max: 2000 };

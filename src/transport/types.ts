@@ -1,6 +1,5 @@
 // The surface shared by the TCP transport and its in-memory twin, so the server can take either.
 import type { Message, NodeId } from '../raft/types.js';
-import type { TransportStats } from './tcp.js';
 
 export interface Transport {
   /** Starts accepting peers; resolves with the bound address. */
@@ -14,4 +13,38 @@ export interface Transport {
   stats(): TransportStats;
   /** Stops listening, closes connections and timers; no callbacks fire afterwards. */
   close(): Promise<void>;
+}
+
+export interface PeerStats {
+  address: string;
+  /** True once the handshake succeeded and until the connection closes. */
+  connected: boolean;
+  queued: number;
+  dropped: number;
+  sentBytes: number;
+  /** Handshakes this peer refused (other cluster, other member id, other protocol version). */
+  refused: number;
+  lastError: string | null;
+}
+
+export interface InboundStats {
+  connections: number;
+  /** Handshakes this node refused (unproven member ids included). */
+  rejected: number;
+  /** Messages on a bound connection whose `from` is not the bound member (or `to` not us), dropped. */
+  mismatchedMessagesDropped: number;
+  protocolErrors: number;
+  lastError: string | null;
+  receivedBytes: number;
+  messagesReceived: number;
+  snapshotsReceived: number;
+  snapshotChunksReceived: number;
+  snapshotsDropped: number;
+}
+
+export interface TransportStats {
+  peers: Record<NodeId, PeerStats>;
+  inbound: InboundStats;
+  /** Messages addressed to an id that was never added with addPeer. */
+  unknownPeerDrops: number;
 }

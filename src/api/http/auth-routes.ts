@@ -5,8 +5,7 @@
 import type { KeyPermission } from '../backend.js';
 import { bytesField, jsonString, parseJsonObject, prefixRange } from './codec.js';
 import { invalidArgument } from './errors.js';
-import type { Handler, Reply, RouteContext } from './routes.js';
-import type { PathRoute } from './dashboard/routes.js';
+import type { Handler, PathRoute, Reply, RouteContext } from './route.js';
 
 const ok = (json: unknown): Reply => ({ status: 200, json });
 

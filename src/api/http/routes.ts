@@ -2,12 +2,10 @@
 // a Reply; it reports failures by throwing LichenError, which server.ts maps through the one
 // table in errors.ts. Routes are matched on the raw path (not a normalized URL) so that keys like
 // "a/../b" reach the store unchanged.
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { ErrorCode, LichenError } from '../../errors.js';
 import { formatId } from '../../ids.js';
 import type { RangeRequest, ResponseHeader } from '../../mvcc/types.js';
-import type { Registry } from '../../metrics.js';
-import type { Caller, EtcdBackend, Member } from '../backend.js';
+import type { Caller, Member } from '../backend.js';
 import { checkHealth } from '../health.js';
 import {
   bytesField,
@@ -25,54 +23,9 @@ import {
   type Query,
 } from './codec.js';
 import { invalidArgument, MethodNotAllowedError } from './errors.js';
-import { DASHBOARD_ROUTES, type DashboardDeps, type PathRoute } from './dashboard/routes.js';
+import { DASHBOARD_ROUTES } from './dashboard/routes.js';
+import type { Handler, PathRoute, Reply, RouteContext, RouteDeps } from './route.js';
 import { AUTH_ROUTES } from './auth-routes.js';
-
-export interface RouteContext {
-  method: string;
-  query: Query;
-  /** The content type without parameters, lower case ('' when absent). */
-  contentType: string;
-  /** Reads the whole body (at most maxRequestBytes, else TooLarge). */
-  body(): Promise<Uint8Array>;
-  /** Path parameters: the decoded key of /v1/kv/<key>. */
-  key?: Uint8Array;
-  /**
-   * Who sends the request, from its Authorization header (a token from /v1/auth/authenticate)
-   * or its verified TLS client certificate; undefined when anonymous. Rejects an invalid token.
-   */
-  caller(): Promise<Caller | undefined>;
-  /** The request's headers (names in lower case). */
-  headers: IncomingHttpHeaders;
-}
-
-export interface Reply {
-  status: number;
-  /** Sent as JSON unless `text` is given. */
-  json?: unknown;
-  text?: string;
-  /** Raw bytes (the dashboard's files, a snapshot), sent as they are. */
-  body?: Uint8Array | AsyncIterable<Uint8Array>;
-  contentType?: string;
-  headers?: Record<string, string>;
-  /** A long-lived answer (server-sent events): takes over the response instead of a body. */
-  stream?: (response: ServerResponse) => void;
-}
-
-export interface RouteDeps {
-  backend: EtcdBackend;
-  registry: Registry;
-  /** Bound on the linearizable read /health makes. */
-  healthTimeoutMs: number;
-  /** A prefix GET returns at most this many keys (with "more": true when cut short). */
-  rangeKeysMax: number;
-  /** ... and stops once its keys and values pass this many bytes (at least one key; "more": true). */
-  responseBytesMax: number;
-  /** The dashboard's page, event stream and cluster view; absent on a bare API server. */
-  dashboard?: DashboardDeps;
-}
-
-export type Handler = (context: RouteContext, deps: RouteDeps) => Promise<Reply>;
 
 interface Route {
   /** The label of lichen_http_request_seconds: the template, never the raw path. */

@@ -22,29 +22,8 @@ import {
   queryInteger,
 } from '../codec.js';
 import { invalidArgument } from '../errors.js';
-import type { Handler, Reply, RouteContext, RouteDeps } from '../routes.js';
-import type { DashboardAssets } from './assets.js';
+import type { DashboardDeps, Handler, PathRoute, Reply, RouteContext, RouteDeps } from '../route.js';
 import { openEventStream } from './events.js';
-import type { ClusterMonitor } from './monitor.js';
-import type { DashboardSource } from './report.js';
-
-/** What the dashboard routes need besides the backend. */
-export interface DashboardDeps {
-  source: DashboardSource;
-  monitor: ClusterMonitor;
-  assets: DashboardAssets;
-  /** Open event streams (cluster and watch), bounded by eventStreamsMax. */
-  openStreams: { count: number };
-}
-
-export interface PathRoute {
-  /** The exact path, or the part before the key when `keyed`. */
-  path: string;
-  /** The rest of the path after `path` is a percent-encoded key or id (context.key). */
-  keyed: boolean;
-  template: string;
-  handlers: Readonly<Record<string, Handler>>;
-}
 
 const ok = (json: unknown): Reply => ({ status: 200, json });
 
