@@ -8,7 +8,7 @@ import {
   LatencyHistogram,
   SUB_BUCKET_BITS,
 } from './histogram.js';
-import { mulberry32 } from '../random.js';
+import { seededRandom } from '../random.js';
 
 const RELATIVE_PRECISION = 1 / 2 ** SUB_BUCKET_BITS;
 
@@ -63,7 +63,7 @@ test('percentiles of a uniform distribution are within the precision of the exac
 });
 
 test('percentiles of a long-tailed (exponential) distribution are within the precision', () => {
-  const random = mulberry32(42);
+  const random = seededRandom(42);
   const h = new LatencyHistogram();
   const values: number[] = [];
   for (let i = 0; i < 50_000; i++) {
@@ -114,7 +114,7 @@ test('negative and absurdly large values are clamped into range', () => {
 });
 
 test('merging two histograms equals recording everything in one', () => {
-  const random = mulberry32(7);
+  const random = seededRandom(7);
   const a = new LatencyHistogram();
   const b = new LatencyHistogram();
   const all = new LatencyHistogram();
@@ -131,7 +131,7 @@ test('merging two histograms equals recording everything in one', () => {
 });
 
 test('bins are log-spaced, contiguous, span min to max, and add up to the count', () => {
-  const random = mulberry32(3);
+  const random = seededRandom(3);
   const h = new LatencyHistogram();
   for (let i = 0; i < 10_000; i++) h.record(Math.round(-Math.log(1 - random()) * 3_000) + 100);
   const bins = h.bins(12);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkOperations, kvModel } from './index.js';
 import type { KvInput, KvOperation, KvOutput } from './index.js';
-import { mulberry32 } from '../random.js';
+import { seededRandom } from '../random.js';
 
 let nextClient = 1;
 function op(input: KvInput, call: number, ret: number, output?: KvOutput): KvOperation {
@@ -181,7 +181,7 @@ test('a return before the call is rejected as a malformed history', () => {
  * writes are recorded as unknown-outcome.
  */
 function generateLinearizable(seed: number, opCount: number, keyCount: number): KvOperation[] {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const map = new Map<string, string>();
   const history: KvOperation[] = [];
   for (let i = 0; i < opCount; i++) {

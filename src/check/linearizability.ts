@@ -23,7 +23,7 @@ import type {
   Partition,
 } from './types.js';
 import { MEMO_ENTRIES_MAX_DEFAULT, SEARCH_STEPS_MAX_DEFAULT } from './types.js';
-import { mulberry32 } from '../random.js';
+import { Prng } from '../random.js';
 
 /** One event of the doubly linked event list: the call or the return of one operation. */
 interface EventNode {
@@ -256,9 +256,9 @@ class LinearizedSet {
 
   constructor(size: number) {
     this.words = new Uint32Array(size * 3);
-    // Seeded, so a replayed check searches identically. mulberry32 yields k / 2^32 for a 32-bit k.
-    const random = mulberry32(size);
-    for (let i = 0; i < this.words.length; i++) this.words[i] = random() * 2 ** 32;
+    // Seeded, so a replayed check searches identically.
+    const prng = new Prng(size);
+    for (let i = 0; i < this.words.length; i++) this.words[i] = prng.nextU32();
   }
 
   /** Adds the operation if absent, removes it if present. */

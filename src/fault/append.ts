@@ -63,7 +63,7 @@ export async function appendWorker(context: WorkerContext, options: AppendOption
     const slot = prng.int(options.keyCount);
     const generation = options.generations.get(slot) ?? 0;
     const key = `${APPEND_PREFIX}${slot}.${generation}`;
-    const f = prng.next() < 0.7 ? 'append' : 'read';
+    const f = prng.float() < 0.7 ? 'append' : 'read';
     const element = `${context.worker}.${process}.${sequence++}`;
     const input = f === 'append' ? { element } : {};
     const entry = history.invoke({ workload: 'append', process, worker: context.worker, node: context.node, f, key, input });

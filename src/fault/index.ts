@@ -12,4 +12,4 @@ export { checkWatch, type SeenEvent, type FinalWatchState } from './watch.js';
 export { checkRegister, registerOperations } from './register.js';
 export { buildVerdict, countOps, type Anomaly, type Verdict, type WorkloadCheck, type Counts } from './verdict.js';
 export { renderReport } from './report.js';
-export { Prng } from './prng.js';
+export { Prng } from '../random.js';

@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { type MemberProcess, type ProcessCluster } from '../server/testing/process-cluster.js';
 import type { FaultRecord, History } from './history.js';
 import { PARTITION_MODES, partitionGroups, type PartitionMode, type PeerNetwork } from './network.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../random.js';
 
 export type FaultKind = 'kill' | 'pause' | 'partition' | 'slow-disk' | 'membership' | 'wipe' | 'clock';
 export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'wipe', 'clock'];

@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { encodeHello } from '../transport/frame.js';
 import { partitionGroups } from './network.js';
 import { PeerProxy, readHelloPair } from './proxy.js';
-import { Prng } from './prng.js';
+import { Prng } from '../random.js';
 
 const names = ['n1', 'n2', 'n3', 'n4', 'n5'];
 const pick = (seed: number) => {

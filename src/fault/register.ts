@@ -20,7 +20,7 @@ export async function registerWorker(context: WorkerContext, options: RegisterOp
   let sequence = 0;
   await runWorker(context, async (process) => {
     const key = `${REGISTER_PREFIX}${prng.int(options.keyCount)}`;
-    const roll = prng.next();
+    const roll = prng.float();
     const f = roll < 0.4 ? 'get' : roll < 0.7 ? 'put' : 'cas';
     const value = `${process}.${sequence++}`;
     const input: Record<string, unknown> =

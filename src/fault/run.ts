@@ -12,7 +12,7 @@ import { APPEND_PREFIX, appendWorker, checkAppend, parseList } from './append.js
 import { History, type Workload } from './history.js';
 import { Nemesis, type FaultKind, type PlannedFault } from './nemesis.js';
 import { PeerNetwork } from './network.js';
-import { Prng } from './prng.js';
+import { Prng } from '../random.js';
 import { checkRegister, registerWorker } from './register.js';
 import { renderReport } from './report.js';
 import { buildVerdict, type Anomaly, type Verdict, type WorkloadCheck } from './verdict.js';

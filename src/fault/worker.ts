@@ -6,7 +6,7 @@ import { LichenClient } from '../client/index.js';
 import { fromGrpcError, surelyNotExecuted } from '../client/errors.js';
 import { ErrorCode } from '../errors.js';
 import type { History, OpStatus, Workload } from './history.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../random.js';
 
 /** Deadline of one client attempt; shorter than the server's request timeout, on purpose. */
 export const CLIENT_TIMEOUT_MS = 2000;

@@ -8,7 +8,7 @@ import type { Engine } from '../engine/types.js';
 import type { MvccCommand as Command } from './command.js';
 import { MvccStore, type ApplyResult, type MvccStoreOptions } from './store.js';
 import type { KeyValue, PutRequest } from './types.js';
-import { mulberry32 } from '../random.js';
+import { seededRandom } from '../random.js';
 
 export interface EngineFactory {
   kind: string;
@@ -100,12 +100,10 @@ export class Harness {
   }
 }
 
-/** Deterministic PRNG (mulberry32) for generated command streams. */
-export const prng = mulberry32;
 
 /** A random but valid command stream over a small key space (puts, deletes, txns, leases, compactions). */
 export function randomCommands(seed: number, count: number): Command[] {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!;
   const keys = ['a', 'b', 'c', 'd', 'e', 'f/1', 'f/2', 'g'];
   const commands: Command[] = [];

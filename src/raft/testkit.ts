@@ -2,23 +2,14 @@
 // would (persist into MemoryStorage, queue the messages, apply committed entries, advance) and
 // delivers queued messages, with hooks to drop, cut or hold messages. No timers: tests call tick().
 
+import { seededRandom } from '../random.js';
 import { decodeConfChange } from './membership.js';
 import { Raft, type RaftConfig, type ReadState } from './raft.js';
 import { RawNode, type RaftClass, type Ready } from './rawnode.js';
 import { MemoryStorage } from './storage.js';
 import { EntryType, snapshotBytes, type ConfState, type Entry, type Message, type NodeId } from './types.js';
 
-/** A small seeded PRNG (mulberry32), so every test run is the same. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };
 
 export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const str = (b: Uint8Array): string => new TextDecoder().decode(b);

@@ -14,7 +14,7 @@ import type { NodeId } from '../raft/types.js';
 import type { Cluster } from './cluster.js';
 import type { ApplyOutcome } from './kv-state-machine.js';
 import { encodeCommand } from './kv-state-machine.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../random.js';
 import { isLeaderRole } from './raft-adapter.js';
 
 export interface ClientTiming {

@@ -13,7 +13,7 @@ import { Hasher } from './hash.js';
 import { SafetyMonitor, SafetyViolation } from './invariants.js';
 import { KvStateMachine, type ApplyOutcome } from './kv-state-machine.js';
 import { Network } from './network.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../random.js';
 import type { RaftVariant } from './options.js';
 import {
   createRawNode,

@@ -5,7 +5,7 @@
 
 import type { Message, NodeId } from '../raft/types.js';
 import { assert } from '../errors.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../random.js';
 
 export interface NetworkFaults {
   /** Probability that a message is lost. */

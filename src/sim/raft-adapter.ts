@@ -2,7 +2,7 @@
 // PRNG handed to it, role names, and the deliberately broken variants used to prove that the
 // simulator can fail.
 
-import type { Prng } from './prng.js';
+import type { Prng } from '../random.js';
 import type { RaftVariant } from './options.js';
 import {
   MemoryStorage,

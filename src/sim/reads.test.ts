@@ -6,7 +6,7 @@ import type { Message, NodeId } from '../raft/types.js';
 import { Cluster } from './cluster.js';
 import { encodeCommand } from './kv-state-machine.js';
 import { Network } from './network.js';
-import { Prng } from './prng.js';
+import { Prng } from '../random.js';
 
 /** A network that holds back the messages `hold` selects until release() lets them through. */
 class HoldingNetwork extends Network {

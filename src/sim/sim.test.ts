@@ -4,7 +4,7 @@ import { DEFAULT_OPTIONS, type SimOptions } from './options.js';
 import { runSimulation, type SimResult } from './simulation.js';
 import { REGRESSION_SEEDS } from './regressions.js';
 import { parseArgs, replayCommand, runCampaign } from './campaign.js';
-import { Prng } from './prng.js';
+import { Prng } from '../random.js';
 
 function run(seed: number, options: Partial<Omit<SimOptions, 'seed'>> = {}): SimResult {
   return runSimulation({ ...DEFAULT_OPTIONS, ...options, seed });

@@ -19,7 +19,7 @@ import { SafetyViolation, type ViolationKind } from './invariants.js';
 import { encodeCommand } from './kv-state-machine.js';
 import { Network } from './network.js';
 import type { SimOptions } from './options.js';
-import { Prng } from './prng.js';
+import { Prng } from '../random.js';
 
 export interface SimResult {
   seed: number;

@@ -19,7 +19,7 @@ import type { TransportLogger, TransportOptions } from './tcp.js';
 import { peerFrameBytesMax, peerSendQueueMessagesMax, peerSnapshotBytesMax } from '../limits.js';
 import { FRAME_HEADER_BYTES } from './frame.js';
 import type { InboundStats, PeerStats, Transport, TransportStats } from './types.js';
-import { mulberry32 } from '../random.js';
+import { seededRandom } from '../random.js';
 
 export interface MemoryNetworkOptions {
   /** Seed of the PRNG behind setDropRate (default 1). */
@@ -48,7 +48,7 @@ export class MemoryNetwork {
   constructor(options: MemoryNetworkOptions = {}) {
     this.encode = options.encode ?? true;
     this.#observer = options.observer;
-    this.#random = mulberry32(options.seed ?? 1);
+    this.#random = seededRandom(options.seed ?? 1);
   }
 
   /** Cuts every link between nodes of different groups, both ways. Nodes in no group are untouched. */

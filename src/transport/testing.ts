@@ -2,10 +2,8 @@
 // a bounded wait for an event. Not part of the public surface.
 import type { Entry, Message, MessageType, Snapshot } from '../raft/types.js';
 import { MESSAGE_TYPE_CODES } from './codec.js';
-import { mulberry32 } from '../random.js';
 
-/** mulberry32: small, fast and good enough to generate test inputs reproducibly from a seed. */
-export const seededRandom = mulberry32;
+export { seededRandom } from '../random.js';
 
 export const ALL_MESSAGE_TYPES = Object.keys(MESSAGE_TYPE_CODES) as MessageType[];
 

@@ -12,7 +12,7 @@ import { LmdbEngine } from '../engine/lmdb.js';
 import { decodeChunk } from '../engine/codec.js';
 import { APPLIED_KEY, CRASH_SEGMENT_BYTES, entryKey, entryText } from './crash-writer.js';
 import { SnapshotStore, Wal } from './index.js';
-import { mulberry32 } from '../random.js';
+import { seededRandom } from '../random.js';
 
 const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -121,7 +121,7 @@ test('SIGKILL at random moments never loses an acknowledged entry (real processe
     for (const child of children) child.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const random = mulberry32(SEED);
+  const random = seededRandom(SEED);
   let acked = 0;
   let snapshots = 0;
   let repairedRuns = 0;

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { LichenError } from '../../errors.js';
-import { mulberry32 } from '../../random.js';
+import { seededRandom } from '../../random.js';
 import { KV_MESSAGES, withFastKvCodec, type MessageCodec } from './kv-codec.js';
 import { etcdPackageDefinition, serviceDefinition } from './proto.js';
 import { decodeRangeRequest } from './wire.js';
@@ -553,7 +553,7 @@ class MessageGenerator {
 describe('KV codec: seeded random messages', () => {
   it('matches protobufjs byte for byte and value for value over 2,000 random messages', () => {
     const seed = 0x5eed;
-    const gen = new MessageGenerator(mulberry32(seed));
+    const gen = new MessageGenerator(seededRandom(seed));
     const makers: Record<string, () => object> = {
       RangeRequest: gen.rangeRequest,
       RangeResponse: gen.rangeResponse,
