@@ -7,6 +7,7 @@ import { makeValue, randomKeyPicker, sequentialKeyPicker } from './keys.js';
 import { buildResult, type RunControls } from './run.js';
 import type { BenchResult } from './report.js';
 import { UsageError } from '../cli/args.js';
+import { parseHostPort, type HostPort } from '../address.js';
 
 export interface HttpPutOptions {
   /** host:port of HTTP listeners; connection i goes to url i mod n. */
@@ -54,14 +55,14 @@ function putOnce(agent: Agent, target: { host: string; port: number }, key: Buff
   });
 }
 
-function splitHostPort(address: string): { host: string; port: number } {
-  const clean = address.replace(/^https?:\/\//, '').replace(/\/+$/, '');
-  const colon = clean.lastIndexOf(':');
-  const port = Number(clean.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port <= 0 || port > 65_535) {
-    throw new UsageError(`invalid HTTP address: "${address}" (expected host:port)`);
+function splitHostPort(address: string): HostPort {
+  try {
+    const target = parseHostPort(address);
+    if (target.port > 0) return target;
+  } catch {
+    // Said below, in the tool's words.
   }
-  return { host: clean.slice(0, colon).replace(/^\[|\]$/g, ''), port };
+  throw new UsageError(`invalid HTTP address: "${address}" (expected host:port)`);
 }
 
 export async function runHttpPutBench(options: HttpPutOptions, controls: RunControls = {}): Promise<BenchResult> {

@@ -18,6 +18,7 @@ import {
   requestBytesMax,
   requestBytesMaxDefault,
 } from '../limits.js';
+import { formatHostPort, parseHostPort } from '../address.js';
 import { parseBoolean, parseInteger, UsageError, type FlagSpec } from './args.js';
 
 type Source = 'flag' | 'env' | 'file' | 'default';
@@ -39,7 +40,6 @@ interface ServeOption<K extends keyof SettableConfig = keyof SettableConfig> {
 }
 
 /** Host names, IPv4, or bracketed IPv6, then a port. */
-const ADDRESS_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 function asText(raw: unknown, where: string): string {
@@ -58,11 +58,13 @@ function parseName(raw: unknown, where: string): string {
 
 export function parseAddress(raw: unknown, where: string): string {
   const text = asText(raw, where);
-  const match = ADDRESS_PATTERN.exec(text.replace(/^(https?|tcp):\/\//, ''));
-  if (match === null) throw new UsageError(`invalid value for ${where}: "${text}" (expected host:port)`);
-  const port = Number(match[2]);
-  if (port > 65_535) throw new UsageError(`invalid value for ${where}: "${text}" (port must be 0..65535)`);
-  return `${match[1]}:${port}`;
+  try {
+    return formatHostPort(parseHostPort(text));
+  } catch {
+    const port = /:(\d+)$/.exec(text)?.[1];
+    const why = port !== undefined && Number(port) > 65_535 ? 'port must be 0..65535' : 'expected host:port';
+    throw new UsageError(`invalid value for ${where}: "${text}" (${why})`);
+  }
 }
 
 function parseOptionalAddress(raw: unknown, where: string): string {

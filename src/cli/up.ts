@@ -20,6 +20,7 @@ import { LOG_LEVELS } from '../log.js';
 import { leaderWatchIo, watchLeader, type LeaderView } from './up-leader.js';
 import { clientTlsHints, clusterClientTls, ensureClusterTls, serveTlsFlags, type ClusterTls } from '../tls/index.js';
 import { createDirectory } from '../directories.js';
+import { formatHostPort, parseHostPort } from '../address.js';
 
 export const UP_NODES_MAX = 9;
 export const UP_BASE_PORT_DEFAULT = 2379;
@@ -49,7 +50,7 @@ export function planCluster(nodeCount: number, basePort: number, host = '127.0.0
   const plans: NodePlan[] = [];
   for (let i = 0; i < nodeCount; i++) {
     const port = basePort + UP_PORT_STRIDE * i;
-    plans.push({ name: `node${i + 1}`, client: `${host}:${port}`, peer: `${host}:${port + 1}`, http: `${host}:${port + 2}` });
+    plans.push({ name: `node${i + 1}`, client: formatHostPort({ host, port }), peer: formatHostPort({ host, port: port + 1 }), http: formatHostPort({ host, port: port + 2 }) });
   }
   return plans;
 }
@@ -108,20 +109,12 @@ function writeClusterFile(dir: string, file: ClusterFile): void {
   renameSync(`${path}.tmp`, path);
 }
 
-function portOf(address: string): number {
-  return Number(address.slice(address.lastIndexOf(':') + 1));
-}
-
-function hostOf(address: string): string {
-  return address.slice(0, address.lastIndexOf(':'));
-}
-
 /** Resolves true when we could listen on the address (and closed it again). */
 async function canListen(address: string): Promise<boolean> {
   const server = createServer();
   return new Promise((resolvePromise) => {
     server.once('error', () => resolvePromise(false));
-    server.listen({ host: hostOf(address), port: portOf(address), exclusive: true }, () => {
+    server.listen({ ...parseHostPort(address), exclusive: true }, () => {
       server.close(() => resolvePromise(true));
     });
   });
@@ -409,10 +402,10 @@ async function runAddNode(args: ParsedArgs, context: CommandContext): Promise<nu
   const { dir, file } = requireClusterFile(args);
   const first = file.nodes[0]!;
   // The slot after the highest one in use: a removed node's name, ports and data are not reused.
-  const basePort = portOf(first.client) - UP_PORT_STRIDE * (Number(/\d+$/.exec(first.name)?.[0] ?? 1) - 1);
-  const slots = Math.max(...file.nodes.map((n) => (portOf(n.client) - basePort) / UP_PORT_STRIDE + 1)) + 1;
+  const basePort = parseHostPort(first.client).port - UP_PORT_STRIDE * (Number(/\d+$/.exec(first.name)?.[0] ?? 1) - 1);
+  const slots = Math.max(...file.nodes.map((n) => (parseHostPort(n.client).port - basePort) / UP_PORT_STRIDE + 1)) + 1;
   if (slots > UP_NODES_MAX) throw new UsageError(`the cluster in ${dir} has used all ${UP_NODES_MAX} node slots`);
-  const plan = planCluster(slots, basePort, hostOf(first.client)).at(-1)!;
+  const plan = planCluster(slots, basePort, parseHostPort(first.client).host).at(-1)!;
   await checkPortsFree([plan], undefined);
   const join = file.nodes.filter((n) => n.pid !== null && isAlive(n.pid)).map((n) => n.client)[0] ?? first.client;
   const tls = file.tls === true ? await ensureClusterTls(dir, [plan]) : undefined;

@@ -13,6 +13,7 @@ import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello
 import type { Entry, Message } from '../raft/types.js';
 import { EnvelopeKind, encodeEnvelope } from '../server/envelope.js';
 import { encodeCommand } from '../mvcc/command.js';
+import { parseHostPort } from '../address.js';
 
 interface Target {
   member: MemberProcess;
@@ -67,8 +68,8 @@ export function overTls(options: tls.ConnectionOptions): Connect {
  * or after a bound, with whether the listener ever accepted the claim.
  */
 async function forge(connect: Connect, peer: string, hello: { clusterId: number; from: number; to: number }, messages: Message[]): Promise<{ accepted: boolean }> {
-  const at = peer.lastIndexOf(':');
-  const { socket, ready } = connect(peer.slice(0, at), Number(peer.slice(at + 1)));
+  const { host, port } = parseHostPort(peer);
+  const { socket, ready } = connect(host, port);
   socket.on('error', () => {});
   let accepted = false;
   const reader = new FrameReader(1 << 20);

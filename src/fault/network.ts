@@ -2,6 +2,7 @@
 // pairs. Partitions are described by member names; the proxies see member ids (from the
 // handshake), so the table is keyed by id once the cluster tells us the ids.
 import { PeerProxy, type DirectedPair } from './proxy.js';
+import { parseHostPort } from '../address.js';
 
 /** Shapes of partition the nemesis can ask for (see partitionGroups). */
 export type PartitionMode = 'majority-minority' | 'isolate-leader' | 'isolate-one' | 'bridge';
@@ -16,9 +17,8 @@ export class PeerNetwork {
 
   /** Starts a proxy for a member whose real peer listener is `listenPeer`; returns its address. */
   async addMember(name: string, listenPeer: string): Promise<string> {
-    const at = listenPeer.lastIndexOf(':');
     const proxy = new PeerProxy({
-      target: { host: listenPeer.slice(0, at), port: Number(listenPeer.slice(at + 1)) },
+      target: parseHostPort(listenPeer),
       allows: (pair) => this.allows(pair),
     });
     const port = await proxy.start();

@@ -14,7 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import type { EtcdBackend } from '../api/backend.js';
 import { MemberCalls } from './forward.js';
-import { ClusterNode, splitAddress } from './node.js';
+import { ClusterNode } from './node.js';
 import { markRemoved, openNodeState, type NodeState } from './state.js';
 import { checkInitialHashKV, startCorruptionMonitor, type CorruptionCheckDeps } from './corruption.js';
 import { AlarmType } from '../mvcc/index.js';
@@ -23,6 +23,7 @@ import type { DashboardSource } from '../api/http/dashboard/report.js';
 import { dashboardSource } from './dashboard.js';
 import { recordTraffic } from './traffic.js';
 import { BoundMethods } from './bound-method.js';
+import { formatHostPort, parseHostPort } from '../address.js';
 
 export { defaultNodeConfig, type NodeConfig, type PeerSpec } from './config.js';
 export { ClusterNode } from './node.js';
@@ -77,7 +78,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   const opened: { close(): Promise<void> }[] = [];
   let started: ClusterNode | undefined;
   try {
-    const [clientHost, clientPort] = splitAddress(config.listenClient);
+    const { host: clientHost, port: clientPort } = parseHostPort(config.listenClient);
     const grpc = await listening(LISTENERS.client, config.listenClient, () =>
       startGrpcServer({
         backend: lazyBackend,
@@ -92,7 +93,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     opened.push(grpc);
     let http: { port: number; close(): Promise<void> } | undefined;
     if (config.listenHttp) {
-      const [httpHost, httpPort] = splitAddress(config.listenHttp);
+      const { host: httpHost, port: httpPort } = parseHostPort(config.listenHttp);
       http = await listening(LISTENERS.http, config.listenHttp, () =>
         startHttpServer({
           backend: lazyBackend,
@@ -126,7 +127,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     };
     const addresses = {
       client: `${clientHost}:${grpc.port}`,
-      http: http ? `${splitAddress(config.listenHttp)[0]}:${http.port}` : '',
+      http: http ? formatHostPort({ host: parseHostPort(config.listenHttp).host, port: http.port }) : '',
       peer: '',
     };
     const node = new ClusterNode(
@@ -220,7 +221,7 @@ async function listening<T>(role: string, address: string, start: () => Promise<
  * an accepted socket nobody reads would never see its peer hang up, and would hold close() forever.
  */
 function bindTcp(address: string): Promise<Server> {
-  const [host, port] = splitAddress(address);
+  const { host, port } = parseHostPort(address);
   const server = createServer((socket) => socket.destroy());
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -244,7 +245,7 @@ function clientListenerTls(material: TlsMaterial): { options: ReturnType<typeof 
 
 /** Where auto TLS keeps a listener's self-signed certificate (etcd's place), and the names it covers. */
 function autoTlsPlace(config: NodeConfig, kind: 'client' | 'peer', ...listeners: string[]): { dir: string; hosts: string[] } {
-  const hosts = listeners.filter((address) => address !== '').map((address) => splitAddress(address)[0]);
+  const hosts = listeners.filter((address) => address !== '').map((address) => parseHostPort(address).host);
   return { dir: join(config.dataDir, 'fixtures', kind), hosts: [...hosts, '127.0.0.1', '::1', 'localhost'] };
 }
 

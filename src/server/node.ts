@@ -42,6 +42,7 @@ import type { LichenMetrics } from '../metrics.js';
 import type { MembershipView } from './forward.js';
 import { Compactor, parseCompactionRetention } from './compactor.js';
 import { quotaCost } from './quota.js';
+import { parseHostPort } from '../address.js';
 
 /** Election timeouts without a leader before a member asks the others whether it was removed. */
 const MEMBERSHIP_PROBE_ELECTIONS = 3;
@@ -190,7 +191,7 @@ export class ClusterNode {
       issue: (context) => this.enqueue(() => this.issueReadIndex(context)),
       appliedIndex: () => this.applied,
     });
-    const [host, port] = splitAddress(config.listenPeer);
+    const { host, port } = parseHostPort(config.listenPeer);
     this.transport = new TcpTransport({
       id: this.memberId,
       clusterId: this.clusterId,
@@ -995,16 +996,6 @@ function remedy(memberId: number, dataDir: string): string {
     `\`lichen member remove ${formatId(memberId)} --endpoints <a running member's client address>\`, then delete ${dataDir} ` +
     `and start this member again with --join <a running member's client address> instead of --initial-cluster.`
   );
-}
-
-export function splitAddress(address: string): [host: string, port: number] {
-  const at = address.lastIndexOf(':');
-  const host = address.slice(0, at).replace(/^\[|\]$/g, '');
-  const port = Number(address.slice(at + 1));
-  if (at <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new LichenError(ErrorCode.InvalidArgument, `"${address}" is not a host:port address`);
-  }
-  return [host, port];
 }
 
 /** The transport logs ids as numbers; every other log line shows them as formatId does. */

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PemPair } from './certs.js';
+import { parseHostPort } from '../address.js';
 
 /** A member of the local cluster: its name and the addresses its certificate must name. */
 export interface LocalMember {
@@ -39,7 +40,7 @@ export async function ensureClusterTls(dir: string, plans: readonly LocalMember[
   const ca = await ensurePair(tlsDir, 'ca', () => createCertificateAuthority('Lichen local CA', VALID_DAYS));
   await ensurePair(tlsDir, 'client', () => issueCertificate(ca, { commonName: CLIENT_COMMON_NAME, hosts: [], usage: 'client', validDays: VALID_DAYS }));
   for (const plan of plans) {
-    const hosts = [...new Set([plan.client, plan.peer, plan.http].map(hostOf)), '127.0.0.1', '::1', 'localhost'];
+    const hosts = [...new Set([plan.client, plan.peer, plan.http].map((address) => parseHostPort(address).host)), '127.0.0.1', '::1', 'localhost'];
     await ensurePair(tlsDir, plan.name, () => issueCertificate(ca, { commonName: plan.name, hosts, usage: 'server-and-client', validDays: VALID_DAYS }));
   }
   return { dir: tlsDir, caFile: join(tlsDir, 'ca.pem'), clientCertFile: join(tlsDir, 'client.pem'), clientKeyFile: join(tlsDir, 'client-key.pem') };
@@ -87,6 +88,3 @@ async function ensurePair(dir: string, name: string, make: () => Promise<PemPair
   return pair;
 }
 
-function hostOf(address: string): string {
-  return address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '');
-}

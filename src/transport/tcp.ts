@@ -90,6 +90,7 @@ import {
   writeFrameHeader,
   type HelloAck,
 } from './frame.js';
+import { parseHostPort, type HostPort } from '../address.js';
 
 export type TransportLogger = (event: string, fields: Record<string, unknown>) => void;
 
@@ -224,14 +225,14 @@ interface SnapItem {
 
 type QueueItem = { kind: 'frame'; frame: Buffer } | SnapItem;
 
-function parseAddress(address: string): { host: string; port: number } | null {
-  const colon = address.lastIndexOf(':');
-  if (colon <= 0) return null;
-  let host = address.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  const port = Number(address.slice(colon + 1));
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
-  return { host, port };
+/** Where to dial a peer, or null when its address is not host:port with a port to dial (not 0). */
+function dialTarget(address: string): HostPort | null {
+  try {
+    const target = parseHostPort(address);
+    return target.port > 0 ? target : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Decoders throw LichenError for bad input; anything else is a bug in this process and must crash. */
@@ -392,7 +393,7 @@ class PeerLink {
 
   #dial(): void {
     if (this.#state === 'closed') return;
-    const target = parseAddress(this.address);
+    const target = dialTarget(this.address);
     if (target === null) {
       this.lastError = `invalid peer address ${JSON.stringify(this.address)} (want host:port)`;
       this.options.logger('dial-failed', { peer: this.id, address: this.address, error: this.lastError });
