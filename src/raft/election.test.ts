@@ -22,7 +22,7 @@ function drain(rn: RawNode): Message[] {
   if (!rn.hasReady()) return [];
   const rd = rn.ready();
   rn.advance();
-  return rd.messages;
+  return [...rd.messages, ...rd.messagesAfterPersist];
 }
 
 function vote(from: number, to: number, term: number, lastLogIndex: number, lastLogTerm: number, extra = {}): Message {
@@ -231,7 +231,7 @@ test('§4.2.3 leader lease: a follower that heard from a leader within the elect
   follower.step(vote(3, 2, term + 1, 100, term + 1));
   assert.equal(follower.raft.term, term, 'the term did not move');
   assert.equal(follower.raft.vote, 1);
-  assert.equal(follower.raft.msgs.length, 0, 'no answer at all');
+  assert.equal(follower.raft.hasMessages(), false, 'no answer at all');
   // A campaign started by a leadership transfer is heard despite the lease.
   follower.step(vote(3, 2, term + 1, 100, term + 1, { transfer: true }));
   assert.equal(follower.raft.term, term + 1);
@@ -253,4 +253,22 @@ test('a stale leader learns the newer term from the answer to its append and ste
   net.tick(1, 1);
   assert.equal(net.raft(1).role, 'follower');
   assert.equal(net.raft(1).term, newTerm);
+});
+
+test('§5.2 Figure 2: refusing a candidate whose log is behind adopts its term but keeps the election timer running (sim seed 100436)', () => {
+  // "If election timeout elapses without receiving AppendEntries RPC from current leader or
+  // granting vote to candidate: convert to candidate." A refused vote restarts nothing, so a member
+  // that is behind and campaigns without pre-vote cannot keep the up-to-date ones from campaigning.
+  const rn = lone(1, [1, 1, 2], [1, 2, 3], 2);
+  for (let i = 0; i < 5; i++) rn.tick();
+  rn.step(vote(3, 1, 3, 1, 1));
+  const [refusal] = drain(rn);
+  assert.ok(refusal?.type === 'VoteResp' && refusal.reject);
+  assert.equal(rn.raft.term, 3);
+  assert.equal(rn.raft.electionElapsed, 5, 'the timer kept running');
+  // A granted vote does restart it.
+  rn.step(vote(2, 1, 4, 3, 2));
+  const [grant] = drain(rn);
+  assert.ok(grant?.type === 'VoteResp' && !grant.reject);
+  assert.equal(rn.raft.electionElapsed, 0);
 });

@@ -32,6 +32,7 @@ import {
   type Entry,
   type HardState,
   type Message,
+  type MessageType,
   type NodeId,
 } from './types.js';
 
@@ -105,6 +106,52 @@ function unavailable(message: string, lead: NodeId): LichenError {
   return new LichenError('Unavailable', message, { leaderId: lead });
 }
 
+/**
+ * Whether a message of this type promises something about its sender's durable state, and so may
+ * leave only once that state is on stable storage (thesis §3.8: a server persists its term and
+ * vote "before responding to RPCs", and new log entries "before they are counted towards the
+ * entries' commitment"). etcd-io/raft keeps the same messages apart (msgsAfterAppend).
+ *
+ * - AppResp: "I hold the log up to `index`" (or, answering a snapshot, "I hold the snapshot"); the
+ *   leader counts it toward commit. Sent before the fsync, a crash could lose an entry a quorum was
+ *   counted for. Rejections and the answer to a stale leader claim nothing durable but are rare, so
+ *   they wait too rather than have a rule of their own.
+ * - VoteResp: a granted vote is the promise §5.2 rests on; one that leaves before the vote is
+ *   durable lets a restarted voter vote twice in one term (two leaders).
+ * - PreVoteResp: grants nothing durable, but is judged against this Ready's log and term; it waits
+ *   as etcd's does, at no cost (a pre-vote Ready rarely has anything to persist).
+ * - Vote: the candidate counts its own vote at once (etcd instead steps a vote to itself after the
+ *   append), so its requests wait until that vote and the new term are durable: no answer can then
+ *   be counted before the candidate's own vote could survive a crash.
+ *
+ * Everything else claims nothing durable and leaves at once: a leader's App, Snap, Heartbeat and
+ * TimeoutNow (thesis §10.2.1: the leader's own log counts toward commit only once persisted, see
+ * onPersisted; its term was made durable before its Vote requests left), PreVote, HeartbeatResp (an
+ * acknowledgement of a leader's term, whose loss in a crash elects nobody), and the forwarded Prop,
+ * ReadIndex, ReadIndexResp and TransferLeader. RawNode.ready() adds one rule the type alone cannot
+ * say: in a Ready that changes the term or the vote, every message waits (see there).
+ */
+function waitsForPersistence(type: MessageType): boolean {
+  switch (type) {
+    case 'AppResp':
+    case 'VoteResp':
+    case 'PreVoteResp':
+    case 'Vote':
+      return true;
+    case 'App':
+    case 'Snap':
+    case 'Heartbeat':
+    case 'TimeoutNow':
+    case 'PreVote':
+    case 'HeartbeatResp':
+    case 'Prop':
+    case 'ReadIndex':
+    case 'ReadIndexResp':
+    case 'TransferLeader':
+      return false;
+  }
+}
+
 function assertNever(m: never): never {
   throw new Error(`unhandled message ${JSON.stringify(m)}`);
 }
@@ -117,8 +164,13 @@ export class Raft {
   role: Role = 'follower';
   readonly log: RaftLog;
   readonly tracker: ProgressTracker;
-  /** Outgoing messages not yet handed out in a Ready. */
+  /** Outgoing messages not yet handed out in a Ready that may leave at once (Ready.messages). */
   msgs: Message[] = [];
+  /**
+   * Outgoing messages not yet handed out in a Ready that may leave only once this member's state
+   * is durable (Ready.messagesAfterPersist; see waitsForPersistence).
+   */
+  msgsAfterPersist: Message[] = [];
   /** Confirmed reads not yet handed out in a Ready. */
   readStates: ReadState[] = [];
   /** The member leadership is being transferred to (thesis §3.10), or NONE. */
@@ -210,12 +262,25 @@ export class Raft {
     return this.tracker.isVoter(this.id);
   }
 
+  /** Whether messages wait to be handed out in a Ready (either kind). */
+  hasMessages(): boolean {
+    return this.msgs.length > 0 || this.msgsAfterPersist.length > 0;
+  }
+
+  /** The messages that may leave at once; call takeMessagesAfterPersist() right after. */
   takeMessages(): Message[] {
     this.flushProposals();
     const out = this.msgs;
     this.msgs = [];
     // The heartbeats of every open ReadIndex round are now on their way: later reads need a new round.
     this.readOnly.seal();
+    return out;
+  }
+
+  /** The messages that may leave only once this member's state as of now is durable. */
+  takeMessagesAfterPersist(): Message[] {
+    const out = this.msgsAfterPersist;
+    this.msgsAfterPersist = [];
     return out;
   }
 
@@ -249,7 +314,7 @@ export class Raft {
 
   private send(m: Outgoing): void {
     if (m.to === this.id) return;
-    this.msgs.push({ ...m, from: this.id, term: m.term ?? this.term } as Message);
+    (waitsForPersistence(m.type) ? this.msgsAfterPersist : this.msgs).push({ ...m, from: this.id, term: m.term ?? this.term } as Message);
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -479,6 +544,16 @@ export class Raft {
       } else if (m.type === 'App' || m.type === 'Heartbeat' || m.type === 'Snap' || m.type === 'ReadIndexResp') {
         // Only a leader sends these, so we know the leader of the new term.
         this.becomeFollower(m.term, m.from);
+      } else if (m.type === 'Vote') {
+        // §5.2 (Figure 2): a follower converts to candidate when its election timeout elapses
+        // "without receiving AppendEntries RPC from current leader or granting vote to candidate".
+        // So adopting a candidate's term does not restart the timer; granting the vote does (see
+        // handleVoteRequest). Else a member whose log is behind, campaigning again and again
+        // without pre-vote, keeps the up-to-date members from ever timing out (simulator seed
+        // 100436: no leader for 330 ticks).
+        const elapsed = this.electionElapsed;
+        this.becomeFollower(m.term, NONE);
+        this.electionElapsed = elapsed;
       } else {
         this.becomeFollower(m.term, NONE);
       }

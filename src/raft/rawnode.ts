@@ -1,6 +1,7 @@
 // RawNode: the application's handle on the raft core. Inputs are tick(), step(), propose() and the
-// other requests; the output is a Ready batch that the application persists, sends and applies, in
-// that order, before calling advance().
+// other requests; the output is a Ready batch that the application sends, persists and applies in
+// the order its doc comment gives (the core sorts the messages by what may leave before the fsync),
+// before calling advance().
 
 import { assert } from '../errors.js';
 import { encodeConfChange } from './membership.js';
@@ -20,19 +21,24 @@ import {
 } from './types.js';
 
 /**
- * One batch of work for the application. Handle it in this order:
+ * One batch of work for the application. The core decides what may happen before this Ready is
+ * durable and what must wait; the application carries out exactly this order:
  *
- * 1. Persist `snapshot` (if any), then `hardState` (if any) and `entries`, with ONE fsync when
+ * 1. Send `messages`. They depend on nothing in this Ready, so they may leave at once, before or
+ *    while step 2 runs (thesis §10.2.1: a leader's appends travel in parallel with its own fsync,
+ *    because the core counts the leader's own log toward commit only in advance()).
+ * 2. Persist `snapshot` (if any), then `hardState` (if any) and `entries`, with ONE fsync when
  *    `mustSync` is true (a commit-index-only change may skip the sync). Mirror the same into the
  *    MemoryStorage: applySnapshot(snapshot), append(entries), setHardState(hardState).
- * 2. Then send `messages`. (Thesis §10.2.1: a leader may send its appends in parallel with its own
- *    fsync, because the core counts the leader's own log toward commit only in advance(). That is
- *    safe when softState?.role — or the last known role — is 'leader' and neither term nor vote
- *    changed in this Ready; everyone else must send after the fsync.)
- * 3. Apply `committedEntries` to the state machine, in order; for entries of type ConfChange call
- *    RawNode.applyConfChange(decodeConfChange(entry.data)). Serve `readStates` once the applied
- *    index reaches their index.
- * 4. Call advance().
+ * 3. Only once step 2 is durable, send `messagesAfterPersist`: append responses and votes, which
+ *    promise that this state survives a crash (see waitsForPersistence in raft.ts), and every
+ *    message of a Ready that changes the term or the vote.
+ * 4. Apply `committedEntries` to the state machine, in order; for entries of type ConfChange call
+ *    RawNode.applyConfChange(decodeConfChange(entry.data)). They are already durable on this member
+ *    (the core hands out only persisted entries), so applying may overlap step 2 — except in a
+ *    Ready with a snapshot, whose committed entries follow the snapshot. Serve `readStates` once
+ *    the applied index reaches their index.
+ * 5. Call advance(). Messages stepped in before advance() go out in the next Ready.
  */
 export interface Ready {
   /** Leader and role, when they changed since the previous Ready. */
@@ -45,11 +51,13 @@ export interface Ready {
   snapshot?: Snapshot;
   /** Committed, persisted entries to apply, oldest first. */
   committedEntries: Entry[];
-  /** Messages to send after step 1. */
+  /** Messages that may be sent at once, before this Ready is durable (step 1). */
   messages: Message[];
+  /** Messages that may be sent only after this Ready's snapshot, entries and hard state are durable (step 3). */
+  messagesAfterPersist: Message[];
   /** Confirmed linearizable reads (ReadIndex). */
   readStates: ReadState[];
-  /** Whether step 1 needs an fsync (entries, snapshot, term or vote changed). */
+  /** Whether step 2 needs an fsync (entries, snapshot, term or vote changed). */
   mustSync: boolean;
 }
 
@@ -186,7 +194,7 @@ export class RawNode {
     if (soft.lead !== this.prevSoftState.lead || soft.role !== this.prevSoftState.role) return true;
     if (!sameHardState(raft.hardState(), this.prevHardState)) return true;
     if (raft.log.unstableSnapshot()) return true;
-    if (raft.msgs.length > 0 || raft.readStates.length > 0 || raft.hasPendingProposals()) return true;
+    if (raft.hasMessages() || raft.readStates.length > 0 || raft.hasPendingProposals()) return true;
     if (raft.log.unstableEntries().length > 0) return true;
     return raft.log.hasNextCommittedEntries();
   }
@@ -197,25 +205,31 @@ export class RawNode {
     raft.flushProposals();
     const entries = raft.log.unstableEntries();
     const snapshot = raft.log.unstableSnapshot();
+    const hard = raft.hardState();
+    const termOrVoteChanged = hard.term !== this.prevHardState.term || hard.vote !== this.prevHardState.vote;
     const rd: Ready = {
       entries,
       committedEntries: raft.log.nextCommittedEntries(raft.maxApplyBytes),
       messages: raft.takeMessages(),
+      messagesAfterPersist: raft.takeMessagesAfterPersist(),
       readStates: raft.takeReadStates(),
-      mustSync: false,
+      mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
     };
+    if (termOrVoteChanged && rd.messages.length > 0) {
+      // Every message carries the sender's term, and a leader's App says "I lead this term": a
+      // member that crashed before its new term was durable could otherwise lead that term
+      // again and write other entries at the same (index, term) that a follower already holds
+      // (a lone voter elected in one step, with learners, would). The previous Ready's term and
+      // vote are durable (it was advanced), so this one's change is the only one in flight.
+      rd.messagesAfterPersist = rd.messages.concat(rd.messagesAfterPersist);
+      rd.messages = [];
+    }
     if (snapshot) rd.snapshot = snapshot;
     const soft = raft.softState();
     if (soft.lead !== this.prevSoftState.lead || soft.role !== this.prevSoftState.role) {
       rd.softState = soft;
       this.prevSoftState = soft;
     }
-    const hard = raft.hardState();
-    rd.mustSync =
-      entries.length > 0 ||
-      snapshot !== undefined ||
-      hard.term !== this.prevHardState.term ||
-      hard.vote !== this.prevHardState.vote;
     if (!sameHardState(hard, this.prevHardState)) {
       rd.hardState = hard;
       this.prevHardState = hard;

@@ -22,7 +22,7 @@ function drain(rn: RawNode): Message[] {
   if (!rn.hasReady()) return [];
   const rd = rn.ready();
   rn.advance();
-  return rd.messages;
+  return [...rd.messages, ...rd.messagesAfterPersist];
 }
 
 function logTerms(rn: RawNode): number[] {
@@ -93,7 +93,7 @@ test('§5.3: if an existing entry conflicts with a new one, the follower deletes
   const rd = rn.ready();
   assert.deepEqual(logTerms(rn), [1, 1, 3]);
   assert.deepEqual(rd.entries.map((e) => [e.index, e.term]), [[3, 3]], 'the replacement goes to disk');
-  const resp = rd.messages[0]!;
+  const resp = rd.messagesAfterPersist[0]!;
   assert.ok(resp.type === 'AppResp' && !resp.reject && resp.index === 3);
   rn.advance();
 });

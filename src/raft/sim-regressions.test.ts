@@ -15,7 +15,7 @@ function drain(rn: RawNode): Message[] {
   if (!rn.hasReady()) return [];
   const rd = rn.ready();
   rn.advance();
-  return rd.messages;
+  return [...rd.messages, ...rd.messagesAfterPersist];
 }
 
 test('§5.1: a vote request with a stale term is answered with a rejection carrying the current term (sim seed 3605)', () => {

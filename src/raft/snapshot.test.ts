@@ -41,7 +41,7 @@ test('§7: a follower ignores a snapshot that is not newer than its commit index
   rn.step({ type: 'Snap', from: 1, to: 2, term: 1, snapshot: snap });
   const rd = rn.ready();
   assert.equal(rd.snapshot, undefined);
-  const resp = rd.messages[0]!;
+  const resp = rd.messagesAfterPersist[0]!;
   assert.ok(resp.type === 'AppResp' && !resp.reject && resp.index === 4, 'answers with its commit index');
   rn.advance();
   assert.equal(rn.raft.log.lastIndex(), 4);
@@ -69,7 +69,7 @@ test('§7: a follower installs a newer snapshot, replacing its whole log, and ad
   assert.equal(rd.snapshot, snap);
   assert.equal(rd.committedEntries.length, 0);
   assert.ok(rd.mustSync);
-  const resp = rd.messages[0]!;
+  const resp = rd.messagesAfterPersist[0]!;
   assert.ok(resp.type === 'AppResp' && !resp.reject && resp.index === 10);
   storage.applySnapshot(rd.snapshot!);
   rn.advance();

@@ -1,6 +1,7 @@
 // A tiny deterministic network for raft tests: it handles every node's Ready exactly as a server
-// would (persist into MemoryStorage, queue the messages, apply committed entries, advance) and
-// delivers queued messages, with hooks to drop, cut or hold messages. No timers: tests call tick().
+// would (queue the messages that may leave at once, persist into MemoryStorage, queue the ones that
+// waited for it, apply committed entries, advance) and delivers queued messages, with hooks to
+// drop, cut or hold messages. No timers: tests call tick().
 
 import { seededRandom } from '../random.js';
 import { decodeConfChange } from './membership.js';
@@ -142,11 +143,13 @@ export class Network {
     return this.cuts.has(`${Math.min(a, b)}-${Math.max(a, b)}`);
   }
 
-  /** Handles one node's Ready the way a server does. */
+  /** Handles one node's Ready the way a server does, in the order the Ready gives. */
   handleReady(node: TestNode): void {
     const rd = node.raw.ready();
     node.readies.push(rd);
-    // 1. Persist.
+    // 1. Send what may leave at once.
+    this.queue.push(...rd.messages);
+    // 2. Persist.
     if (rd.snapshot) {
       node.storage.applySnapshot(rd.snapshot);
       node.applied = JSON.parse(new TextDecoder().decode(snapshotBytes(rd.snapshot.data))) as string[];
@@ -155,12 +158,12 @@ export class Network {
     }
     node.storage.append(rd.entries);
     if (rd.hardState) node.storage.setHardState(rd.hardState);
-    // 2. Send.
-    this.queue.push(...rd.messages);
-    // 3. Apply.
+    // 3. Send what waited for the persistence.
+    this.queue.push(...rd.messagesAfterPersist);
+    // 4. Apply.
     for (const e of rd.committedEntries) this.applyEntry(node, e);
     node.readStates.push(...rd.readStates);
-    // 4. Advance.
+    // 5. Advance.
     node.raw.advance();
   }
 

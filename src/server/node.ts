@@ -670,10 +670,9 @@ export class ClusterNode {
   }
 
   /**
-   * Handles one Ready in the order raft requires: persist (snapshot, then entries and hard state
-   * under one fsync), then send, then advance. A leader sends first: its appends may travel while
-   * its own fsync runs (thesis §10.2.1), because raft counts the leader's own copy only after
-   * advance().
+   * Handles one Ready in the order raft gives it (see Ready in src/raft/rawnode.ts): send the
+   * messages that may leave at once, persist (snapshot, then entries and hard state under one
+   * fsync), send the messages that waited for it, then advance.
    *
    * Committed entries are applied while this Ready's fsync runs, not after it (as etcd's server
    * does): raft hands out only entries that are committed AND already persisted on this member
@@ -686,8 +685,7 @@ export class ClusterNode {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
     if (rd.hardState) this.term = rd.hardState.term;
-    const [early, late] = this.role === 'leader' ? partition(rd.messages, isLeaderReplication) : [[], rd.messages];
-    this.transport.send(early);
+    this.transport.send(rd.messages);
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     let persisted: Promise<void> | undefined;
     const started = performance.now();
@@ -704,7 +702,7 @@ export class ClusterNode {
       if (rd.entries.length > 0) this.state.storage.append(rd.entries);
       if (rd.hardState) this.state.storage.setHardState(rd.hardState);
     }
-    this.transport.send(late);
+    this.transport.send(rd.messagesAfterPersist);
     if (rd.snapshot) this.applyCommitted(rd);
     this.raw.advance();
     this.maybeSnapshot();
@@ -972,21 +970,6 @@ export class ClusterNode {
     this.resolveHalted({ removed: false, reason: this.removedReason });
     process.exitCode = 1;
   }
-}
-
-/**
- * Messages a leader may send before its own fsync completes: replication traffic, which raft
- * answers only from the followers' persisted state. Votes and acknowledgements always wait.
- */
-function isLeaderReplication(message: Message): boolean {
-  return message.type === 'App' || message.type === 'Heartbeat' || message.type === 'Snap' || message.type === 'TimeoutNow';
-}
-
-function partition<T>(items: T[], test: (item: T) => boolean): [T[], T[]] {
-  const yes: T[] = [];
-  const no: T[] = [];
-  for (const item of items) (test(item) ? yes : no).push(item);
-  return [yes, no];
 }
 
 /** What an operator does about a member that lost its data (the README's "Lost data directories"). */

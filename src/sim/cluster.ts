@@ -383,19 +383,25 @@ export class Cluster {
     return true;
   }
 
+  /**
+   * Handles one Ready in the order raft gives it (see Ready in src/raft/rawnode.ts): send what may
+   * leave at once, persist, send what waited for that, apply, advance. A crash may strike between
+   * any two stages, so a message sent before the fsync meets a crash that loses what it followed.
+   */
   private handleReady(node: SimNode): void {
     const live = node.live!;
     const ready = live.raw.ready();
     const crashPoint = this.readyCrashRate > 0 ? this.random.pick(CRASH_POINTS) : undefined;
+    // The planted bug: a loop that sends append responses before its fsync.
+    const early = this.config.variant === 'acks-before-fsync' ? ready.messagesAfterPersist.filter((m) => m.type === 'AppResp') : [];
+    const afterPersist = early.length > 0 ? ready.messagesAfterPersist.filter((m) => m.type !== 'AppResp') : ready.messagesAfterPersist;
 
+    this.send(node, live, ready.messages);
+    this.send(node, live, early);
     if (crashPoint === 'before-persist' && this.maybeCrash(node, crashPoint)) return;
     this.persist(node, live, ready);
     if (crashPoint === 'after-persist' && this.maybeCrash(node, crashPoint)) return;
-    for (const message of ready.messages) {
-      // A real transport knows when a snapshot stream fails and tells raft (reportSnapshot);
-      // without that the leader would wait for that follower forever.
-      if (!this.network.send(message, this.now) && message.type === 'Snap') live.raw.reportSnapshot(message.to, false);
-    }
+    this.send(node, live, afterPersist);
     if (crashPoint === 'after-send' && this.maybeCrash(node, crashPoint)) return;
     if (ready.snapshot !== undefined && ready.snapshot.metadata.index > live.sm.appliedIndex) {
       this.restoreSnapshot(node, live, ready.snapshot);
@@ -406,6 +412,15 @@ export class Cluster {
     this.maybeSnapshot(node, live);
     if (crashPoint === 'after-apply' && this.maybeCrash(node, crashPoint)) return;
     this.callRaft(node.id, () => live.raw.advance());
+  }
+
+  private send(node: SimNode, live: LiveState, messages: Message[]): void {
+    for (const message of messages) {
+      this.monitor.observeSend(node.id, message, node.disk);
+      // A real transport knows when a snapshot stream fails and tells raft (reportSnapshot);
+      // without that the leader would wait for that follower forever.
+      if (!this.network.send(message, this.now) && message.type === 'Snap') live.raw.reportSnapshot(message.to, false);
+    }
   }
 
   private persist(node: SimNode, live: LiveState, ready: ReturnType<SimRawNode['ready']>): void {

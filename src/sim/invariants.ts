@@ -11,8 +11,13 @@
 // - State Machine Safety: if a server has applied a log entry at a given index, no other server
 //   will ever apply a different log entry for the same index. Checked on every apply, together
 //   with a digest of the whole state machine after that index (which also covers snapshots).
+// - Durability before promises (thesis §3.8: a server persists its term and vote "before
+//   responding to RPCs", and new entries "before they are counted towards the entries'
+//   commitment"): no message leaves a node promising state its disk does not hold yet. Checked
+//   on every send, so a Ready loop that sends an acknowledgement or a vote before its fsync is
+//   caught at once, not only in the rare runs where a crash then loses what it promised.
 
-import type { Entry, NodeId } from '../raft/types.js';
+import type { Entry, Message, NodeId } from '../raft/types.js';
 import type { DiskEntry, NodeDisk } from './disk.js';
 import { Hasher } from './hash.js';
 
@@ -21,6 +26,7 @@ export type ViolationKind =
   | 'log-matching'
   | 'leader-completeness'
   | 'state-machine-safety'
+  | 'durability'
   | 'linearizability'
   | 'liveness'
   | 'raft-crash';
@@ -113,6 +119,42 @@ export class SafetyMonitor {
     }
     const seen = this.committedIndexSeenAtTerm.get(term) ?? 0;
     if (commit > seen) this.committedIndexSeenAtTerm.set(term, commit);
+  }
+
+  /**
+   * Durability before promises, for a message `id` is sending now. An append acknowledgement says
+   * the log up to its index is on disk; a granted vote and a vote request say the vote is; a
+   * leader's messages say its term is (a leader whose term a crash could forget could lead that
+   * term again with another log).
+   */
+  observeSend(id: NodeId, message: Message, disk: NodeDisk): void {
+    this.checks++;
+    const durable = disk.hardState;
+    const unvoted = (term: number, candidate: NodeId): string | undefined =>
+      durable.term > term || (durable.term === term && durable.vote === candidate)
+        ? undefined
+        : `promised its vote in term ${term} to ${candidate} with term ${durable.term}, vote ${durable.vote} on disk`;
+    let broken: string | undefined;
+    switch (message.type) {
+      case 'AppResp':
+        if (!message.reject && disk.lastIndex() < message.index) broken = `acknowledged index ${message.index} with ${disk.lastIndex()} on disk`;
+        break;
+      case 'Vote':
+        broken = unvoted(message.term, id);
+        break;
+      case 'VoteResp':
+        if (!message.reject) broken = unvoted(message.term, message.to);
+        break;
+      case 'App':
+      case 'Heartbeat':
+      case 'Snap':
+      case 'TimeoutNow':
+        if (durable.term < message.term) broken = `sent ${message.type} of term ${message.term} with term ${durable.term} on disk`;
+        break;
+      default:
+        break;
+    }
+    if (broken !== undefined) throw new SafetyViolation('durability', `node ${id} ${broken}`);
   }
 
   /** Leader Completeness, called when a node is first seen as leader of `term`. */

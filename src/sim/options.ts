@@ -4,10 +4,12 @@
 /**
  * Which rules the nodes run: the real ones, or a deliberately broken variant. `unchecked-wipes`
  * runs the real raft but lets a member whose disk was wiped take part again as if nothing happened
- * (no data directory ids, see src/server/data-dirs.ts).
+ * (no data directory ids, see src/server/data-dirs.ts). `acks-before-fsync` runs the real raft but
+ * its Ready loop sends append responses before its fsync, as a loop that took them out of
+ * Ready.messagesAfterPersist would.
  */
-export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote' | 'unchecked-wipes';
-export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote', 'unchecked-wipes'];
+export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote' | 'unchecked-wipes' | 'acks-before-fsync';
+export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote', 'unchecked-wipes', 'acks-before-fsync'];
 
 export interface SimOptions {
   seed: number;

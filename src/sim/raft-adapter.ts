@@ -58,6 +58,8 @@ const RAFT_CLASSES: Record<RaftVariant, RaftClass> = {
   'double-vote': DoubleVoteRaft,
   // The raft rules are the real ones; the simulated members skip their data directory checks.
   'unchecked-wipes': Raft,
+  // The raft rules are the real ones; the simulated Ready loop sends append responses too early.
+  'acks-before-fsync': Raft,
 };
 
 export function createRawNode(variant: RaftVariant, config: SimRaftConfig): SimRawNode {

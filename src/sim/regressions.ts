@@ -28,4 +28,13 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       '(reportSnapshot), so the leader waited for two followers forever and commits stalled ' +
       '(fixed: report the loss, as a real transport does)',
   },
+  {
+    seed: 100436,
+    options: { steps: 2000, membershipRateMax: 0.03 },
+    found:
+      'raft liveness: without pre-vote, a member whose log was far behind campaigned again and again, ' +
+      'and every refused vote request restarted the up-to-date members\' election timers, so none of ' +
+      'them campaigned; no leader for 330 ticks after faults stopped (fixed: only a granted vote or the ' +
+      'leader restarts the timer, §5.2 Figure 2)',
+  },
 ];

@@ -107,9 +107,28 @@ test('members restarted on a wiped disk are refused, replaced, and safety holds;
   assert.equal(checked.faults.wipesRefused, checked.faults.wipes, 'every wiped member that restarted was refused');
   // Without data directory ids, the same fault loses committed data or elects two leaders, even
   // though raft stops a member that hears of a commit beyond its log: that comes too late.
-  const unchecked = runCampaign(parseArgs(['--start', '41', '--seeds', '20', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']));
+  const unchecked = runCampaign(parseArgs(['--start', '61', '--seeds', '40', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']));
   assert.ok(
     unchecked.failures.some((f) => f.kind === 'election-safety' || f.kind === 'leader-completeness'),
     `no safety violation against unchecked wipes: ${unchecked.failures.map((f) => f.kind).join(', ')}`,
   );
+});
+
+test('the simulator catches a Ready loop that sends append responses before its fsync', () => {
+  // Thesis §3.8: an acknowledgement counts toward commit, so the entries must be durable first.
+  // The check on every send catches the broken loop at once; the crash that would then lose a
+  // committed entry needs a rare run of faults to follow.
+  const args = parseArgs(['--start', '1', '--seeds', '10', '--variant', 'acks-before-fsync']);
+  const summary = runCampaign(args);
+  assert.equal(summary.failures.length, 10, 'every seed acknowledges an append before its fsync');
+  for (const failure of summary.failures) {
+    assert.equal(failure.kind, 'durability', failure.message);
+    assert.match(failure.message, /acknowledged index \d+ with \d+ on disk/);
+    assert.match(failure.replay, /^npm run sim -- --seed \d+ --variant acks-before-fsync$/);
+  }
+  // The real loop, with the same seeds, sends them after it.
+  for (const failure of summary.failures) {
+    const correct = runSimulation({ ...args.options, variant: 'correct', seed: failure.seed });
+    assert.ok(correct.ok, describeFailure(correct));
+  }
 });

@@ -1,0 +1,213 @@
+// Which outgoing messages may leave before a Ready is durable (Ready.messages) and which must wait
+// for it (Ready.messagesAfterPersist), per role. Thesis §3.8: a server persists its term and vote
+// "before responding to RPCs", and new log entries "before they are counted towards the entries'
+// commitment"; §10.2.1: a leader may write its log in parallel with replicating it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isLichenError } from '../errors.js';
+import { RawNode, type Ready } from './rawnode.js';
+import { MemoryStorage } from './storage.js';
+import { Network, seededRandom, storageWithLog, text, type TestNode } from './testkit.js';
+import type { Message, MessageType } from './types.js';
+
+const quiet = { preVote: false, checkQuorum: false };
+
+const storages = new Map<RawNode, MemoryStorage>();
+
+/** A member of the group `voters` (+ `learners`) whose log holds entries of the given terms. */
+function member(id: number, terms: number[], voters: number[], config = {}, learners: number[] = []): RawNode {
+  const storage = storageWithLog(terms, { voters, learners });
+  const rn = new RawNode({ id, storage, random: seededRandom(id), ...quiet, ...config });
+  storages.set(rn, storage);
+  return rn;
+}
+
+/** Takes the next Ready, persists it and advances. */
+function handle(rn: RawNode): Ready {
+  const rd = rn.ready();
+  const storage = storages.get(rn)!;
+  if (rd.snapshot) storage.applySnapshot(rd.snapshot);
+  storage.append(rd.entries);
+  if (rd.hardState) storage.setHardState(rd.hardState);
+  rn.advance();
+  return rd;
+}
+
+/** The message types of the next Ready, as [may leave now, wait for persistence]. */
+function sorted(rn: RawNode): [MessageType[], MessageType[]] {
+  const rd = handle(rn);
+  return [rd.messages.map((m) => m.type), rd.messagesAfterPersist.map((m) => m.type)];
+}
+
+function app(term: number, prevLogIndex: number, prevLogTerm: number, entryTerms: number[], commit = 0): Message {
+  const entries = entryTerms.map((t, i) => ({ term: t, index: prevLogIndex + 1 + i, type: 0 as const, data: text('x') }));
+  return { type: 'App', from: 1, to: 2, term, prevLogIndex, prevLogTerm, entries, commit };
+}
+
+test('follower: append responses wait for the fsync; heartbeat responses and forwarded requests leave at once', () => {
+  const rn = member(2, [1], [1, 2, 3]);
+  rn.step(app(1, 1, 1, [1, 1]));
+  assert.deepEqual(sorted(rn), [[], ['AppResp']], 'an acknowledgement of entries not yet on disk waits');
+  rn.step(app(1, 3, 1, [], 3));
+  assert.deepEqual(sorted(rn), [[], ['AppResp']], 'even one with nothing new to write');
+  rn.step(app(1, 9, 1, [1]));
+  const rd = handle(rn);
+  assert.ok(rd.messagesAfterPersist[0]?.type === 'AppResp' && rd.messagesAfterPersist[0].reject, 'a rejection waits too');
+  rn.step({ type: 'Heartbeat', from: 1, to: 2, term: 1, commit: 3, context: new Uint8Array(0) });
+  assert.deepEqual(sorted(rn), [['HeartbeatResp'], []]);
+  rn.propose(text('p'));
+  rn.readIndex(text('r'));
+  rn.transferLeader(3);
+  assert.deepEqual(sorted(rn), [['Prop', 'ReadIndex', 'TransferLeader'], []]);
+});
+
+test('follower: an answer to a snapshot waits until the snapshot is durable', () => {
+  const rn = member(2, [1], [1, 2, 3]);
+  const snapshot = { metadata: { index: 5, term: 1, conf: { voters: [1, 2, 3], learners: [] } }, data: text('s') };
+  rn.step({ type: 'Snap', from: 1, to: 2, term: 1, snapshot });
+  const rd = rn.ready();
+  assert.ok(rd.snapshot);
+  assert.deepEqual([rd.messages, rd.messagesAfterPersist.map((m) => m.type)], [[], ['AppResp']]);
+});
+
+test('voter: a granted or refused vote and a pre-vote answer wait for the fsync', () => {
+  const rn = member(2, [1], [1, 2, 3]);
+  rn.step({ type: 'Vote', from: 3, to: 2, term: 2, lastLogIndex: 1, lastLogTerm: 1, transfer: false });
+  const rd = handle(rn);
+  assert.deepEqual(rd.hardState, { term: 2, vote: 3, commit: 0 });
+  assert.deepEqual([rd.messages, rd.messagesAfterPersist.map((m) => m.type)], [[], ['VoteResp']]);
+  rn.step({ type: 'Vote', from: 1, to: 2, term: 2, lastLogIndex: 1, lastLogTerm: 1, transfer: false });
+  assert.deepEqual(sorted(rn), [[], ['VoteResp']], 'a refusal in the same term (nothing to persist) waits as well');
+  rn.step({ type: 'PreVote', from: 1, to: 2, term: 3, lastLogIndex: 1, lastLogTerm: 1, transfer: false });
+  assert.deepEqual(sorted(rn), [[], ['PreVoteResp']]);
+});
+
+test('candidate: vote requests wait until its new term and its vote for itself are durable', () => {
+  const rn = member(1, [1], [1, 2, 3]);
+  rn.campaign();
+  const rd = rn.ready();
+  assert.deepEqual(rd.hardState, { term: 2, vote: 1, commit: 0 });
+  assert.ok(rd.mustSync);
+  assert.deepEqual([rd.messages, rd.messagesAfterPersist.map((m) => m.type)], [[], ['Vote', 'Vote']]);
+});
+
+test('pre-candidate: pre-vote requests change no durable state and leave at once', () => {
+  const rn = member(1, [1], [1, 2, 3], { preVote: true });
+  rn.campaign();
+  const rd = rn.ready();
+  assert.equal(rd.hardState, undefined);
+  assert.deepEqual([rd.messages.map((m) => m.type), rd.messagesAfterPersist], [['PreVote', 'PreVote'], []]);
+});
+
+/** Snapshots the test state machine at its applied index and compacts the log, like a server does. */
+function snapshotAndCompact(node: TestNode): void {
+  node.storage.createSnapshot(node.appliedIndex, node.conf, text(JSON.stringify(node.applied)));
+  node.storage.compact(node.appliedIndex);
+}
+
+const WAITING: ReadonlySet<MessageType> = new Set(['AppResp', 'Vote', 'VoteResp', 'PreVoteResp']);
+
+test('leader: appends, heartbeats, snapshots, TimeoutNow and read answers leave before its own fsync', () => {
+  const net = new Network([1, 2, 3]);
+  net.campaign(1);
+  const leader = net.node(1);
+  const fromElection = leader.readies.length;
+  leader.raw.propose(text('a'));
+  const rd = leader.raw.ready();
+  assert.equal(rd.entries.length, 1, "the entry is not yet on the leader's disk");
+  assert.deepEqual([rd.messages.map((m) => m.type), rd.messagesAfterPersist], [['App', 'App'], []]);
+  net.queue.push(...rd.messages);
+  leader.storage.append(rd.entries);
+  leader.raw.advance();
+  net.tickAll(1);
+  net.node(2).raw.readIndex(text('read'));
+  net.stabilize();
+  net.down.add(3);
+  for (let i = 0; i < 5; i++) net.propose(1, `v${i}`);
+  snapshotAndCompact(leader);
+  net.down.delete(3);
+  net.tickAll(3);
+  leader.raw.transferLeader(2);
+  net.stabilize();
+  assert.equal(net.raft(2).role, 'leader');
+  const now = new Set<MessageType>();
+  const after = new Set<MessageType>();
+  for (const ready of leader.readies.slice(fromElection)) {
+    if (ready.softState?.role === 'follower') break;
+    for (const m of ready.messages) now.add(m.type);
+    for (const m of ready.messagesAfterPersist) after.add(m.type);
+  }
+  assert.deepEqual([...now].sort(), ['App', 'Heartbeat', 'ReadIndexResp', 'Snap', 'TimeoutNow']);
+  assert.deepEqual([...after], []);
+});
+
+test('a member answering a stale leader (to tell it the term) waits for the fsync like any append response', () => {
+  const rn = member(2, [1, 2], [1, 2, 3], { checkQuorum: true });
+  rn.step(app(1, 1, 1, [1]));
+  assert.deepEqual(sorted(rn), [[], ['AppResp']]);
+});
+
+test('a Ready that changes the term or the vote holds every message until it is durable', () => {
+  const follower = member(2, [1], [1, 2, 3]);
+  follower.step({ type: 'Heartbeat', from: 1, to: 2, term: 2, commit: 0, context: new Uint8Array(0) });
+  assert.deepEqual(sorted(follower), [[], ['HeartbeatResp']], 'a heartbeat of a new term');
+  // A lone voter wins its election in one step; appends to its learner in the same Ready would
+  // carry a term that a crash could forget, and a leader of that term again could write other
+  // entries at the same index and term.
+  const lone = member(1, [1], [1], {}, [2]);
+  lone.campaign();
+  lone.propose(text('x'));
+  const rd = handle(lone);
+  assert.deepEqual(rd.hardState && [rd.hardState.term, rd.hardState.vote], [2, 1]);
+  assert.deepEqual([rd.messages, rd.messagesAfterPersist.map((m) => m.type)], [[], ['App']]);
+  lone.tick();
+  assert.deepEqual(sorted(lone), [['Heartbeat'], []], 'once the term is durable, the leader\'s messages leave at once');
+});
+
+test('in randomized runs with loss, partitions and restarts, no Ready lets a promise leave before its fsync', () => {
+  let readies = 0;
+  let early = 0;
+  for (let seed = 1; seed <= 10; seed++) {
+    const net = new Network([1, 2, 3, 4, 5], { seed });
+    const rnd = seededRandom(seed);
+    net.route = () => (rnd() < 0.2 ? 'drop' : 'deliver');
+    const checked = new Map<TestNode, { term: number; vote: number; seen: number }>();
+    const check = (): void => {
+      for (const node of net.nodes.values()) {
+        const last = checked.get(node) ?? { term: 0, vote: 0, seen: 0 };
+        for (const rd of node.readies.slice(last.seen)) {
+          readies++;
+          early += rd.messages.length;
+          for (const m of rd.messages) assert.ok(!WAITING.has(m.type), `seed ${seed}: ${m.type} sent before the fsync`);
+          const hs = rd.hardState;
+          if (hs && (hs.term !== last.term || hs.vote !== last.vote)) {
+            assert.deepEqual(rd.messages, [], `seed ${seed}: messages before a new term or vote is durable`);
+            last.term = hs.term;
+            last.vote = hs.vote;
+          }
+        }
+        last.seen = node.readies.length;
+        checked.set(node, last);
+      }
+    };
+    for (let step = 0; step < 150; step++) {
+      const ids = [...net.nodes.keys()];
+      const id = ids[Math.floor(rnd() * ids.length)]!;
+      try {
+        net.node(id).raw.propose(text(`s${seed}-${step}`));
+      } catch (error) {
+        if (!isLichenError(error)) throw error;
+      }
+      if (rnd() < 0.05) net.isolate(ids[Math.floor(rnd() * ids.length)]!);
+      if (rnd() < 0.1) net.heal();
+      if (rnd() < 0.02) {
+        const restarted = net.restart(ids[Math.floor(rnd() * ids.length)]!);
+        const { term, vote } = restarted.raw.raft.hardState();
+        checked.set(restarted, { term, vote, seen: 0 });
+      }
+      net.tickAll(1);
+      check();
+    }
+  }
+  assert.ok(readies > 1000 && early > 1000, `only ${readies} Readies, ${early} messages sent at once`);
+});
