@@ -272,7 +272,7 @@ describe('LichenClient failover and retries', () => {
     await watcher.ready();
     await server.close(0);
     const ended = await ending;
-    assert.match(ended.message, new RegExp(`^cannot reach the cluster within \\d+m?s: ${live} (refused the connection|dropped the connection)$`));
+    assert.match(ended.message, new RegExp(`^cannot reach the cluster within [\\d.]+m?s: ${live} (refused the connection|dropped the connection)$`));
     assert.equal(ended.details['clusterUnavailable'], true);
   });
 
