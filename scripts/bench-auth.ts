@@ -242,7 +242,6 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
   return samples;
 }
 
-
 /** Per scenario and mode, the median p50 over the rounds, and each auth mode's cost relative to "off". */
 function summarize(samples: Sample[], flags: Flags): Record<string, Record<string, number>> {
   const summary: Record<string, Record<string, number>> = {};
