@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { EtcdBackend } from '../api/backend.js';
 import { MemberCalls } from './forward.js';
 import { ClusterNode } from './node.js';
+import { systemEnvironment } from './environment.js';
 import { markRemoved, openNodeState, type NodeState } from './state.js';
 import { checkInitialHashKV, startCorruptionMonitor, type CorruptionCheckDeps } from './corruption.js';
 import { AlarmType } from '../mvcc/index.js';
@@ -138,6 +139,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       { client: addresses.client, http: addresses.http },
       peerListener,
       (address) => forwarder.membership(address),
+      systemEnvironment,
       peerTls && peerTlsOptions(peerTls),
     );
     metricsRef.node = node;

@@ -6,9 +6,7 @@
 // closures (step a message, tick, propose, read) into a bounded inbox; the loop drains the inbox,
 // then handles one Ready: while that Ready's fsync is in flight, new work accumulates in the
 // inbox, so the next Ready carries all of it under one fsync (group commit for free).
-import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import {
   ConfChangeType,
   EntryType,
@@ -43,6 +41,7 @@ import type { MembershipView } from './forward.js';
 import { Compactor, parseCompactionRetention } from './compactor.js';
 import { quotaCost } from './quota.js';
 import { parseHostPort } from '../address.js';
+import type { Environment, TimerHandle } from '../replica/environment.js';
 
 /** Election timeouts without a leader before a member asks the others whether it was removed. */
 const MEMBERSHIP_PROBE_ELECTIONS = 3;
@@ -75,9 +74,9 @@ export class ClusterNode {
   private inbox: Array<() => void> = [];
   private wakeLoop: (() => void) | undefined;
   private loopDone: Promise<void> = Promise.resolve();
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: TimerHandle | undefined;
   /** Sends a held-back commit index to the followers (see NodeConfig.followerCommitDelayMs). */
-  private commitFlush: NodeJS.Timeout | undefined;
+  private commitFlush: TimerHandle | undefined;
   private stopped = false;
   /** Set once raft runs: a member of a new cluster waits for its peers first (see start()). */
   private raftStarted = false;
@@ -98,14 +97,14 @@ export class ClusterNode {
   /** Callers waiting until this member has applied an index (see waitForApplied). */
   private appliedWaiters: { index: number; wake: () => void }[] = [];
   /** Since when no leader is known, and whether a membership probe is out (maybeProbeMembership). */
-  private leaderlessSinceMs = performance.now();
+  private leaderlessSinceMs: number;
   private probingMembership = false;
   /** The peers the transport dials, kept equal to the other members (syncPeers). */
   private knownPeers = new Set<number>();
   /** The WAL's size when the last snapshot released what it could (see snapshot-policy.ts). */
   private walBytesAfterCompaction = 0;
   /** Where in SNAPSHOT_SPREAD this member's next snapshot falls (see snapshot-policy.ts). */
-  private snapshotSpread = Math.random();
+  private snapshotSpread: number;
   /** Snapshots received from peers that raft took and that are not installed yet (their files are kept). */
   private readonly receivedSnapshots = new Set<ReceivedSnapshot>();
   /** The snapshot being collected and saved in the background, if any (close() waits for it). */
@@ -135,9 +134,14 @@ export class ClusterNode {
     peerListener: Server,
     /** Asks the member at a client address for its view of the membership (see probeMembership). */
     private readonly askMembership: (clientAddress: string) => Promise<MembershipView>,
+    /** The clock, timers and randomness (src/server/environment.ts in a process). */
+    private readonly environment: Environment,
     /** Peer TLS for the transport; plain TCP without it. */
     peerTls?: PeerTls,
   ) {
+    const { clock, random } = environment;
+    this.leaderlessSinceMs = clock.monotonicMs();
+    this.snapshotSpread = random.float();
     this.halted = new Promise((resolve) => (this.resolveHalted = resolve));
     this.memberId = state.identity.memberId;
     this.clusterId = state.identity.clusterId;
@@ -148,7 +152,7 @@ export class ClusterNode {
     this.raw = new RawNode({
       id: this.memberId,
       storage: state.storage,
-      random: Math.random,
+      random: () => random.float(),
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
       lazyCommitBroadcast: config.followerCommitDelayMs > 0,
@@ -161,7 +165,7 @@ export class ClusterNode {
       minTtlSeconds: Math.ceil((1.5 * config.electionTicks * config.tickMs) / 1000),
       revokeRetryMs: config.requestTimeoutMs,
     });
-    for (const lease of state.store.leases()) this.lessor.grant(lease.ID, lease.grantedTTL, Date.now());
+    for (const lease of state.store.leases()) this.lessor.grant(lease.ID, lease.grantedTTL, clock.wallMs());
     this.sampledSpace = state.engine.space();
     const retention = parseCompactionRetention(config.autoCompactionMode, config.autoCompactionRetention);
     this.compactor =
@@ -169,7 +173,7 @@ export class ClusterNode {
         ? new Compactor({
             mode: config.autoCompactionMode,
             retention,
-            now: () => performance.now(),
+            now: () => clock.monotonicMs(),
             currentRevision: () => this.state.store.currentRevision,
             compact: async (revision) => void (await this.propose({ type: 'compact', request: { revision } })),
             log: (level, message, fields) => this.logger[level](message, fields),
@@ -177,17 +181,17 @@ export class ClusterNode {
         : undefined;
     this.tokens = createTokenProvider(config.authToken, {
       ttlMs: config.authTokenTtlSeconds * 1000,
-      now: () => Date.now(),
-      waitForApplied: (index) => this.waitForApplied(index, performance.now() + this.config.requestTimeoutMs),
+      now: () => clock.wallMs(),
+      waitForApplied: (index) => this.waitForApplied(index, clock.monotonicMs() + this.config.requestTimeoutMs),
     });
     this.replicated = { mvcc: state.store, auth: state.auth, onAuthApplied: (index, command) => this.tokens.onApplied(index, command) };
-    this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs });
+    this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs, timers: environment.timers });
     this.reads = new ReadRounds({
       max: config.pendingRequestsMax,
       timeoutMs: config.requestTimeoutMs,
       retryMs: config.electionTicks * config.tickMs,
-      now: () => performance.now(),
-      incarnation: randomBytes(8),
+      now: () => clock.monotonicMs(),
+      incarnation: random.bytes(8),
       issue: (context) => this.enqueue(() => this.issueReadIndex(context)),
       appliedIndex: () => this.applied,
     });
@@ -273,6 +277,11 @@ export class ClusterNode {
     return `${this.transport.address.host}:${this.transport.address.port}`;
   }
 
+  /** The monotonic clock, in milliseconds. */
+  private now(): number {
+    return this.environment.clock.monotonicMs();
+  }
+
   raftStatus(): ReturnType<RawNode['status']> {
     return this.raw.status();
   }
@@ -290,7 +299,7 @@ export class ClusterNode {
     }
     this.raftStarted = true;
     this.loopDone = this.runLoop().catch((error: unknown) => this.fail(error));
-    this.ticker = setInterval(() => this.onTick(), this.config.tickMs);
+    this.ticker = this.environment.timers.setInterval(() => this.onTick(), this.config.tickMs);
     this.logger.info('member started', {
       memberId: formatId(this.memberId),
       clusterId: formatId(this.clusterId),
@@ -361,8 +370,8 @@ export class ClusterNode {
     if (this.stopped) return;
     this.stopped = true;
     if (!this.raftStarted) this.confirmation?.reject(new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped'));
-    clearInterval(this.ticker);
-    clearTimeout(this.commitFlush);
+    this.environment.timers.clear(this.ticker);
+    this.environment.timers.clear(this.commitFlush);
     this.wakeLoop?.();
     await this.loopDone;
     await this.snapshotTask;
@@ -406,13 +415,13 @@ export class ClusterNode {
    * pending is the caller's to see.
    */
   async proposeConfChange(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
-    const deadline = performance.now() + this.config.requestTimeoutMs;
+    const deadline = this.now() + this.config.requestTimeoutMs;
     for (;;) {
       try {
         return await this.proposeConfChangeOnce(type, nodeId, member);
       } catch (error) {
         const pending = isLichenError(error, ErrorCode.MembershipRefused) ? error.details['pendingConfIndex'] : undefined;
-        if (typeof pending !== 'number' || this.hasUnappliedConfChange(pending) || performance.now() > deadline) throw error;
+        if (typeof pending !== 'number' || this.hasUnappliedConfChange(pending) || this.now() > deadline) throw error;
         await this.waitForApplied(pending, deadline);
       }
     }
@@ -430,18 +439,18 @@ export class ClusterNode {
    * membership, with the peers' client addresses, lives in the log), or after the request timeout.
    */
   replayed(): Promise<void> {
-    return this.waitForApplied(this.commitAtStart, performance.now() + this.config.requestTimeoutMs);
+    return this.waitForApplied(this.commitAtStart, this.now() + this.config.requestTimeoutMs);
   }
 
   /** Resolves once this member has applied `index`, or at the deadline (whichever is first). */
   private waitForApplied(index: number, deadline: number): Promise<void> {
     if (this.applied >= index) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
+      const timer = this.environment.timers.setTimeout(resolve, Math.max(0, deadline - this.now()));
       this.appliedWaiters.push({
         index,
         wake: () => {
-          clearTimeout(timer);
+          this.environment.timers.clear(timer);
           resolve();
         },
       });
@@ -473,7 +482,7 @@ export class ClusterNode {
     }
     await this.waitForLeader();
     if (this.lead === target) return;
-    const deadline = performance.now() + this.config.requestTimeoutMs;
+    const deadline = this.now() + this.config.requestTimeoutMs;
     this.enqueue(() => {
       try {
         this.raw.transferLeader(target);
@@ -484,7 +493,7 @@ export class ClusterNode {
       }
     });
     while (this.lead !== target) {
-      if (performance.now() > deadline) {
+      if (this.now() > deadline) {
         throw new LichenError(ErrorCode.Timeout, 'etcdserver: leadership transfer timed out');
       }
       await new Promise<void>((resolve) => this.leaderWaiters.push(resolve));
@@ -502,15 +511,15 @@ export class ClusterNode {
 
   /** Resolves when some leader is known, or fails after the request timeout. */
   async waitForLeader(): Promise<void> {
-    const deadline = performance.now() + this.config.requestTimeoutMs;
+    const deadline = this.now() + this.config.requestTimeoutMs;
     while (this.lead === 0) {
       this.assertServing();
-      const remaining = deadline - performance.now();
+      const remaining = deadline - this.now();
       if (remaining <= 0) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: no leader');
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, remaining);
+        const timer = this.environment.timers.setTimeout(resolve, remaining);
         this.leaderWaiters.push(() => {
-          clearTimeout(timer);
+          this.environment.timers.clear(timer);
           resolve();
         });
       });
@@ -618,7 +627,7 @@ export class ClusterNode {
    * as itself (so that member has seen this member's own addition too).
    */
   private maybeProbeMembership(): void {
-    const now = performance.now();
+    const now = this.now();
     if (this.lead !== 0 || this.removedReason) {
       this.leaderlessSinceMs = now;
       return;
@@ -688,7 +697,7 @@ export class ClusterNode {
     this.transport.send(rd.messages);
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     let persisted: Promise<void> | undefined;
-    const started = performance.now();
+    const started = this.now();
     if (rd.hardState || rd.entries.length > 0) {
       // mustSync is false when only the commit index moved: written, not flushed (see WalUpdate.sync).
       persisted = this.state.wal.save({ hardState: rd.hardState, entries: rd.entries, sync: rd.mustSync });
@@ -698,7 +707,7 @@ export class ClusterNode {
     if (!rd.snapshot) this.applyCommitted(rd);
     if (persisted) {
       await persisted;
-      if (rd.mustSync) this.metrics.walFsyncSeconds.observe((performance.now() - started) / 1000);
+      if (rd.mustSync) this.metrics.walFsyncSeconds.observe((this.now() - started) / 1000);
       if (rd.entries.length > 0) this.state.storage.append(rd.entries);
       if (rd.hardState) this.state.storage.setHardState(rd.hardState);
     }
@@ -711,7 +720,7 @@ export class ClusterNode {
 
   private scheduleCommitFlush(): void {
     if (this.commitFlush || this.stopped || !this.raw.commitUnannounced()) return;
-    this.commitFlush = setTimeout(() => {
+    this.commitFlush = this.environment.timers.setTimeout(() => {
       this.commitFlush = undefined;
       this.enqueue(() => this.raw.flushCommit());
     }, this.config.followerCommitDelayMs);
@@ -741,7 +750,7 @@ export class ClusterNode {
     if (role === 'leader' && !wasLeader) {
       // A new leader restarts every lease clock at a full TTL (as etcd does): it cannot know
       // when the old leader last heard a keep-alive.
-      this.lessor.promote(Date.now());
+      this.lessor.promote(this.environment.clock.wallMs());
     } else if (role !== 'leader' && wasLeader) {
       this.lessor.demote();
     }
@@ -775,7 +784,7 @@ export class ClusterNode {
     this.costAppliedSinceSample += quotaCost(command);
     if (command.type === 'leaseGrant') {
       const granted = result.response as { ID: number; TTL: number };
-      this.lessor.grant(granted.ID, granted.TTL, Date.now());
+      this.lessor.grant(granted.ID, granted.TTL, this.environment.clock.wallMs());
     } else if (command.type === 'leaseRevoke') {
       this.lessor.revoke(command.id);
     } else if (command.type === 'alarmActivate' || command.type === 'alarmDeactivate') {
@@ -898,7 +907,7 @@ export class ClusterNode {
     const parts: Uint8Array[] = [];
     for (let chunk = first; !chunk.done; chunk = rest.next()) {
       parts.push(chunk.value);
-      await new Promise((resolve) => setImmediate(resolve));
+      await this.environment.timers.nextTurn();
     }
     // A snapshot installed from the leader meanwhile supersedes this one; a closing member stops.
     if (this.stopped || index <= this.state.storage.snapshot().metadata.index) return;
@@ -915,7 +924,7 @@ export class ClusterNode {
     }
     this.snapshotIndex = Math.max(this.snapshotIndex, index);
     this.walBytesAfterCompaction = this.state.wal.sizeBytes;
-    this.snapshotSpread = Math.random();
+    this.snapshotSpread = this.environment.random.float();
     this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
   }
 
@@ -927,7 +936,7 @@ export class ClusterNode {
     const quota = this.config.quotaBackendBytes;
     if (quota < 0 || this.sampledSpace.inUseBytes < quota || this.lead === 0) return;
     if (this.state.store.alarms(AlarmType.NOSPACE).some((a) => a.memberId === this.memberId)) return;
-    const now = performance.now();
+    const now = this.now();
     if (now - this.noSpaceProposedAtMs < this.config.requestTimeoutMs) return;
     this.noSpaceProposedAtMs = now;
     this.logger.warn('the data in use reached --quota-backend-bytes: raising the NOSPACE alarm', {
@@ -939,7 +948,7 @@ export class ClusterNode {
 
   private revokeExpiredLeases(): void {
     // The lessor hands out each expired lease once per retry period, so a lost revoke repeats.
-    for (const id of this.lessor.expired(Date.now(), LEASE_REVOKES_PER_TICK)) {
+    for (const id of this.lessor.expired(this.environment.clock.wallMs(), LEASE_REVOKES_PER_TICK)) {
       this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'leaseRevoke', id }));
     }
   }
@@ -951,7 +960,7 @@ export class ClusterNode {
       this.publishedAttributes = true;
       return;
     }
-    const now = performance.now();
+    const now = this.now();
     if (now - this.publishAttemptAtMs < this.config.requestTimeoutMs) return;
     this.publishAttemptAtMs = now;
     const attributes: MemberAttributes = { name: this.config.name, clientAddress: this.publicAddresses.client, httpAddress: this.publicAddresses.http };
@@ -964,8 +973,8 @@ export class ClusterNode {
     else this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
     this.removedReason = `etcdserver: member failed: ${(error as Error)?.message ?? String(error)}`;
     this.stopped = true;
-    clearInterval(this.ticker);
-    clearTimeout(this.commitFlush);
+    this.environment.timers.clear(this.ticker);
+    this.environment.timers.clear(this.commitFlush);
     this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));
     this.resolveHalted({ removed: false, reason: this.removedReason });
     process.exitCode = 1;

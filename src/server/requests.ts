@@ -2,11 +2,12 @@
 // waiting for a ReadIndex round. Both are bounded and time out with a typed error, because a
 // proposal lost in a leader change never reports back.
 import { ErrorCode, LichenError, assert } from '../errors.js';
+import type { TimerHandle, Timers } from '../replica/environment.js';
 
 interface Waiter<T> {
   resolve: (value: T) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: TimerHandle;
 }
 
 /** Proposals this node made, keyed by a per-node sequence carried in the entry envelope. */
@@ -14,7 +15,7 @@ export class PendingProposals<T> {
   private sequence = 0;
   private readonly waiting = new Map<number, Waiter<T>>();
 
-  constructor(private readonly options: { max: number; timeoutMs: number }) {}
+  constructor(private readonly options: { max: number; timeoutMs: number; timers: Timers }) {}
 
   get size(): number {
     return this.waiting.size;
@@ -27,7 +28,7 @@ export class PendingProposals<T> {
     }
     const sequence = ++this.sequence;
     const result = new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.options.timers.setTimeout(() => {
         this.waiting.delete(sequence);
         reject(new LichenError(ErrorCode.Timeout, 'etcdserver: request timed out'));
       }, this.options.timeoutMs);
@@ -53,7 +54,7 @@ export class PendingProposals<T> {
   private take(sequence: number): Waiter<T> | undefined {
     const waiter = this.waiting.get(sequence);
     if (!waiter) return undefined;
-    clearTimeout(waiter.timer);
+    this.options.timers.clear(waiter.timer);
     this.waiting.delete(sequence);
     return waiter;
   }
