@@ -1,7 +1,7 @@
 // The real clock, timers and randomness a member process gives its replica (src/replica/environment.ts).
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { Environment, TimerHandle } from '../replica/environment.js';
+import type { Environment, TimerHandle } from '../replica/index.js';
 
 export const systemEnvironment: Environment = {
   clock: {

@@ -1,11 +1,10 @@
-// One cluster member: the raft core driven by a single loop that persists, sends and applies in
-// the order the Ready contract requires, plus the client-facing operations built on it
-// (proposals, linearizable reads, leases, membership, leadership transfer).
+// One cluster member: the raft core driven by the replica's Ready loop (src/replica/ready-loop.ts),
+// which sends, persists and applies in the order the core gives, plus the client-facing
+// operations built on it (proposals, linearizable reads, leases, membership, leadership transfer).
 //
 // Concurrency model: everything that touches the RawNode runs inside the loop. Callers enqueue
-// closures (step a message, tick, propose, read) into a bounded inbox; the loop drains the inbox,
-// then handles one Ready: while that Ready's fsync is in flight, new work accumulates in the
-// inbox, so the next Ready carries all of it under one fsync (group commit for free).
+// closures (step a message, tick, propose, read) into its bounded inbox; while a Ready's fsync is
+// in flight, new work accumulates there, so the next Ready carries all of it under one fsync.
 import type { Server } from 'node:net';
 import {
   ConfChangeType,
@@ -15,6 +14,7 @@ import {
   type ConfChange,
   type ConfState,
   type Entry,
+  type HardState,
   type Message,
   type Ready,
   type Snapshot,
@@ -32,7 +32,7 @@ import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { formatId } from './ids.js';
 import { dataDirIdBytes, dataDirIdHex } from './data-dirs.js';
 import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
-import { PendingProposals, ReadRounds } from './requests.js';
+import { PendingProposals, ReadRounds, ReadyLoop, type Environment, type TimerHandle } from '../replica/index.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { snapshotDue } from './snapshot-policy.js';
 import type { NodeState } from './state.js';
@@ -41,7 +41,6 @@ import type { MembershipView } from './forward.js';
 import { Compactor, parseCompactionRetention } from './compactor.js';
 import { quotaCost } from './quota.js';
 import { parseHostPort } from '../address.js';
-import type { Environment, TimerHandle } from '../replica/environment.js';
 
 /** Election timeouts without a leader before a member asks the others whether it was removed. */
 const MEMBERSHIP_PROBE_ELECTIONS = 3;
@@ -71,9 +70,7 @@ export class ClusterNode {
   private readonly transport: TcpTransport;
   private readonly proposals: PendingProposals<Applied | void>;
   private readonly reads: ReadRounds;
-  private inbox: Array<() => void> = [];
-  private wakeLoop: (() => void) | undefined;
-  private loopDone: Promise<void> = Promise.resolve();
+  private readonly loop: ReadyLoop;
   private ticker: TimerHandle | undefined;
   /** Sends a held-back commit index to the followers (see NodeConfig.followerCommitDelayMs). */
   private commitFlush: TimerHandle | undefined;
@@ -159,6 +156,20 @@ export class ClusterNode {
       // Raft re-delivers every entry after the snapshot; apply skips what the engine already
       // holds but still replays membership, which lives only in the log and snapshot.
       applied: state.snapshotIndex,
+    });
+    this.loop = new ReadyLoop(this.raw, {
+      observe: (rd) => {
+        if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
+        if (rd.hardState) this.term = rd.hardState.term;
+      },
+      send: (messages) => this.transport.send(messages),
+      installSnapshot: (snapshot) => this.installSnapshot(snapshot),
+      persist: (update) => this.persist(update),
+      apply: (rd) => this.applyCommitted(rd),
+      advanced: () => {
+        this.maybeSnapshot();
+        this.scheduleCommitFlush();
+      },
     });
     this.hub = new WatchHub(state.store);
     this.lessor = new Lessor({
@@ -298,7 +309,7 @@ export class ClusterNode {
       await new Promise<void>((resolve, reject) => (this.confirmation = { resolve, reject }));
     }
     this.raftStarted = true;
-    this.loopDone = this.runLoop().catch((error: unknown) => this.fail(error));
+    this.loop.start((error) => this.fail(error));
     this.ticker = this.environment.timers.setInterval(() => this.onTick(), this.config.tickMs);
     this.logger.info('member started', {
       memberId: formatId(this.memberId),
@@ -372,8 +383,7 @@ export class ClusterNode {
     if (!this.raftStarted) this.confirmation?.reject(new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped'));
     this.environment.timers.clear(this.ticker);
     this.environment.timers.clear(this.commitFlush);
-    this.wakeLoop?.();
-    await this.loopDone;
+    await this.loop.stop();
     await this.snapshotTask;
     await this.transport.close();
     const closed = new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
@@ -579,7 +589,7 @@ export class ClusterNode {
 
   private receive(message: Message): void {
     const received = message.type === 'Snap' && message.snapshot.data instanceof ReceivedSnapshot ? message.snapshot.data : undefined;
-    if (this.inbox.length >= inboxMessagesMax || !this.raftStarted) return received?.discard();
+    if (this.loop.backlog >= inboxMessagesMax || !this.raftStarted) return received?.discard();
     this.enqueue(() => {
       try {
         this.raw.step(message);
@@ -599,10 +609,7 @@ export class ClusterNode {
   }
 
   private enqueue(action: () => void): void {
-    this.inbox.push(action);
-    const wake = this.wakeLoop;
-    this.wakeLoop = undefined;
-    wake?.();
+    this.loop.enqueue(action);
   }
 
   private onTick(): void {
@@ -665,57 +672,13 @@ export class ClusterNode {
       .finally(() => (this.promotingSelf = false));
   }
 
-  private async runLoop(): Promise<void> {
-    while (!this.stopped) {
-      if (this.inbox.length === 0 && !this.raw.hasReady()) {
-        await new Promise<void>((resolve) => (this.wakeLoop = resolve));
-        continue;
-      }
-      const actions = this.inbox;
-      this.inbox = [];
-      for (const action of actions) action();
-      if (this.raw.hasReady()) await this.handleReady(this.raw.ready());
-    }
-  }
-
-  /**
-   * Handles one Ready in the order raft gives it (see Ready in src/raft/rawnode.ts): send the
-   * messages that may leave at once, persist (snapshot, then entries and hard state under one
-   * fsync), send the messages that waited for it, then advance.
-   *
-   * Committed entries are applied while this Ready's fsync runs, not after it (as etcd's server
-   * does): raft hands out only entries that are committed AND already persisted on this member
-   * (log.nextCommittedEntries stops at the persisted index), so nothing they depend on is in the
-   * write in flight. The only thing that may then be durable later than the state machine is the
-   * commit index in this Ready's hard state, which is a lower bound the leader teaches again; the
-   * engine keeps its own applied index. A Ready with a snapshot keeps the strict order, since its
-   * committed entries follow the snapshot.
-   */
-  private async handleReady(rd: Ready): Promise<void> {
-    if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
-    if (rd.hardState) this.term = rd.hardState.term;
-    this.transport.send(rd.messages);
-    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
-    let persisted: Promise<void> | undefined;
+  /** Writes a Ready's hard state and entries to the WAL, then mirrors them into raft's storage. */
+  private async persist(update: { hardState?: HardState; entries: Entry[]; sync: boolean }): Promise<void> {
     const started = this.now();
-    if (rd.hardState || rd.entries.length > 0) {
-      // mustSync is false when only the commit index moved: written, not flushed (see WalUpdate.sync).
-      persisted = this.state.wal.save({ hardState: rd.hardState, entries: rd.entries, sync: rd.mustSync });
-      // Awaited below; this only keeps a failure from being reported as unhandled if apply throws first.
-      persisted.catch(() => undefined);
-    }
-    if (!rd.snapshot) this.applyCommitted(rd);
-    if (persisted) {
-      await persisted;
-      if (rd.mustSync) this.metrics.walFsyncSeconds.observe((this.now() - started) / 1000);
-      if (rd.entries.length > 0) this.state.storage.append(rd.entries);
-      if (rd.hardState) this.state.storage.setHardState(rd.hardState);
-    }
-    this.transport.send(rd.messagesAfterPersist);
-    if (rd.snapshot) this.applyCommitted(rd);
-    this.raw.advance();
-    this.maybeSnapshot();
-    this.scheduleCommitFlush();
+    await this.state.wal.save(update);
+    if (update.sync) this.metrics.walFsyncSeconds.observe((this.now() - started) / 1000);
+    if (update.entries.length > 0) this.state.storage.append(update.entries);
+    if (update.hardState) this.state.storage.setHardState(update.hardState);
   }
 
   private scheduleCommitFlush(): void {
@@ -973,6 +936,7 @@ export class ClusterNode {
     else this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
     this.removedReason = `etcdserver: member failed: ${(error as Error)?.message ?? String(error)}`;
     this.stopped = true;
+    void this.loop.stop();
     this.environment.timers.clear(this.ticker);
     this.environment.timers.clear(this.commitFlush);
     this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));

@@ -4,7 +4,7 @@
 // those stages.
 
 import { isLichenError, LichenError } from '../errors.js';
-import { ReadRounds } from '../server/requests.js';
+import { ReadRounds } from '../replica/index.js';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Snapshot } from '../raft/types.js';
 import { ConfChangeType, EntryType, snapshotBytes } from '../raft/types.js';
 import { NodeDisk } from './disk.js';

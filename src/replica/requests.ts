@@ -2,7 +2,7 @@
 // waiting for a ReadIndex round. Both are bounded and time out with a typed error, because a
 // proposal lost in a leader change never reports back.
 import { ErrorCode, LichenError, assert } from '../errors.js';
-import type { TimerHandle, Timers } from '../replica/environment.js';
+import type { TimerHandle, Timers } from './environment.js';
 
 interface Waiter<T> {
   resolve: (value: T) => void;

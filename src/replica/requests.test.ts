@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReadRounds } from './requests.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ErrorCode, isLichenError } from '../errors.js';
+import { PendingProposals, ReadRounds } from './requests.js';
+import { VirtualEnvironment } from './virtual-environment.js';
 
 /** A ReadRounds as one process incarnation builds it; `issued` collects its round contexts. */
 function incarnation(options: { now: () => number; applied: () => number; incarnation: Uint8Array }) {
@@ -58,4 +62,32 @@ test('a read past its deadline fails on the next tick; an unanswered round is re
   rounds.onTick();
   await assert.rejects(read, /request timed out/);
   assert.equal(rounds.size, 0);
+});
+
+test('a proposal nobody answers fails with Timeout once its timeout has passed in virtual time, and not before', async () => {
+  const environment = new VirtualEnvironment(1);
+  const proposals = new PendingProposals<string>({ max: 2, timeoutMs: 5_000, timers: environment.timers });
+  const first = proposals.register();
+  const second = proposals.register();
+  assert.throws(() => proposals.register(), /too many requests in flight \(limit 2\)/);
+  const failure = first.result.catch((error: unknown) => error);
+  environment.advance(4_999);
+  proposals.resolve(second.sequence, 'applied');
+  assert.equal(await second.result, 'applied');
+  assert.equal(await outcome(failure.then(() => undefined)), 'waiting');
+  environment.advance(1);
+  assert.ok(isLichenError(await failure, ErrorCode.Timeout));
+  assert.equal(proposals.size, 0);
+  assert.equal(environment.timersPending, 0, 'the answered proposal cleared its timer');
+});
+
+test('src/replica reads no clock, sets no timer and draws no random number except through its Environment', () => {
+  const dir = new URL('.', import.meta.url).pathname;
+  const forbidden = /(?<![.\w])(Date\.now|performance\.now|setTimeout|setInterval|setImmediate|Math\.random|randomBytes)\s*\(/;
+  for (const name of readdirSync(dir)) {
+    // environment.ts declares the interface (its methods bear the same names).
+    if (!name.endsWith('.ts') || name.endsWith('.test.ts') || name === 'environment.ts') continue;
+    const code = readFileSync(join(dir, name), 'utf8').replace(/^\s*(\/\/|\/\*|\*).*$/gm, '');
+    assert.doesNotMatch(code, forbidden, name);
+  }
 });
