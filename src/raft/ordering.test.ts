@@ -4,10 +4,9 @@
 // commitment"; §10.2.1: a leader may write its log in parallel with replicating it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isLichenError } from '../errors.js';
 import { RawNode, type Ready } from './rawnode.js';
 import { MemoryStorage } from './storage.js';
-import { Network, seededRandom, storageWithLog, text, type TestNode } from './testkit.js';
+import { Network, chaosStep, seededRandom, storageWithLog, text, type TestNode } from './testkit.js';
 import type { Message, MessageType } from './types.js';
 
 const quiet = { preVote: false, checkQuorum: false };
@@ -191,21 +190,7 @@ test('in randomized runs with loss, partitions and restarts, no Ready lets a pro
       }
     };
     for (let step = 0; step < 150; step++) {
-      const ids = [...net.nodes.keys()];
-      const id = ids[Math.floor(rnd() * ids.length)]!;
-      try {
-        net.node(id).raw.propose(text(`s${seed}-${step}`));
-      } catch (error) {
-        if (!isLichenError(error)) throw error;
-      }
-      if (rnd() < 0.05) net.isolate(ids[Math.floor(rnd() * ids.length)]!);
-      if (rnd() < 0.1) net.heal();
-      if (rnd() < 0.02) {
-        const restarted = net.restart(ids[Math.floor(rnd() * ids.length)]!);
-        const { term, vote } = restarted.raw.raft.hardState();
-        checked.set(restarted, { term, vote, seen: 0 });
-      }
-      net.tickAll(1);
+      chaosStep(net, rnd, `s${seed}-${step}`, (restarted) => checked.set(restarted, { ...restarted.raw.raft.hardState(), seen: 0 }));
       check();
     }
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { isLichenError } from '../errors.js';
 import { Raft } from './raft.js';
 import { RawNode } from './rawnode.js';
-import { Network, seededRandom, storageWithLog, text } from './testkit.js';
+import { Network, chaosStep, seededRandom, storageWithLog, text } from './testkit.js';
 import type { Entry, Message } from './types.js';
 
 const quiet = { preVote: false, checkQuorum: false };
@@ -423,17 +423,7 @@ test('§5.2, §5.4.3: one leader per term and identical applied sequences under 
     net.route = () => (rnd() < 0.2 ? 'drop' : 'deliver');
     const leaderOfTerm = new Map<number, number>();
     for (let step = 0; step < 150; step++) {
-      const ids = [...net.nodes.keys()];
-      const id = ids[Math.floor(rnd() * ids.length)]!;
-      try {
-        net.node(id).raw.propose(text(`s${seed}-${step}`));
-      } catch (error) {
-        if (!isLichenError(error)) throw error;
-      }
-      if (rnd() < 0.05) net.isolate(ids[Math.floor(rnd() * ids.length)]!);
-      if (rnd() < 0.1) net.heal();
-      if (rnd() < 0.02) net.restart(ids[Math.floor(rnd() * ids.length)]!);
-      net.tickAll(1);
+      chaosStep(net, rnd, `s${seed}-${step}`);
       // Election Safety (§5.2): at most one leader per term.
       for (const n of net.nodes.values()) {
         if (n.raw.raft.role !== 'leader') continue;

@@ -3,6 +3,7 @@
 // waited for it, apply committed entries, advance) and delivers queued messages, with hooks to
 // drop, cut or hold messages. No timers: tests call tick().
 
+import { isLichenError } from '../errors.js';
 import { seededRandom } from '../random.js';
 import { decodeConfChange } from './membership.js';
 import { Raft, type RaftConfig, type ReadState } from './raft.js';
@@ -257,4 +258,23 @@ export class Network {
     }
     throw new Error('no leader elected');
   }
+}
+
+/**
+ * One step of a randomized run: a proposal `payload` on a random node (refusals are expected),
+ * sometimes a node cut off, the network healed, or a node restarted (`onRestart` sees it before it
+ * runs); then every node ticks once.
+ */
+export function chaosStep(net: Network, rnd: () => number, payload: string, onRestart?: (node: TestNode) => void): void {
+  const ids = [...net.nodes.keys()];
+  const pick = (): NodeId => ids[Math.floor(rnd() * ids.length)]!;
+  try {
+    net.node(pick()).raw.propose(text(payload));
+  } catch (error) {
+    if (!isLichenError(error)) throw error;
+  }
+  if (rnd() < 0.05) net.isolate(pick());
+  if (rnd() < 0.1) net.heal();
+  if (rnd() < 0.02) onRestart?.(net.restart(pick()));
+  net.tickAll(1);
 }
