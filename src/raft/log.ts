@@ -265,17 +265,18 @@ export class RaftLog {
 
   /**
    * The committed entries to hand to the application: after `applied`, up to the commit index but
-   * never beyond what is persisted locally, so the state machine never runs ahead of the WAL.
+   * never beyond what is persisted locally, so the state machine never runs ahead of the WAL, and
+   * never beyond `upTo` (see Raft.applyLimit).
    */
-  nextCommittedEntries(maxBytes: number): Entry[] {
-    const hi = Math.min(this.committed, this.persistedIndex());
+  nextCommittedEntries(maxBytes: number, upTo = Infinity): Entry[] {
+    const hi = Math.min(this.committed, this.persistedIndex(), upTo);
     const lo = Math.max(this.applied + 1, this.firstIndex());
     if (lo > hi) return [];
     return this.slice(lo, hi + 1, maxBytes);
   }
 
-  hasNextCommittedEntries(): boolean {
-    const hi = Math.min(this.committed, this.persistedIndex());
+  hasNextCommittedEntries(upTo = Infinity): boolean {
+    const hi = Math.min(this.committed, this.persistedIndex(), upTo);
     return Math.max(this.applied + 1, this.firstIndex()) <= hi;
   }
 

@@ -25,6 +25,7 @@ import { ProgressTracker } from './progress.js';
 import { ReadOnlyQueue, decodeRoundContext, encodeRoundContext, type PendingRead } from './readindex.js';
 import { entryBytes, type Storage } from './storage.js';
 import {
+  ConfChangeType,
   EntryType,
   NONE,
   type ConfChange,
@@ -101,6 +102,16 @@ type HeartbeatResponse = Extract<Message, { type: 'HeartbeatResp' }>;
 type SnapshotMessage = Extract<Message, { type: 'Snap' }>;
 type ProposalInput = Pick<Entry, 'type' | 'data'>;
 
+
+/**
+ * The context of the heartbeats a leader sends while it hands off before its own removal (see
+ * Raft.ownRemoval). One byte, so it is never mistaken for a ReadIndex round (eight bytes).
+ */
+const HANDOFF_CONTEXT = Uint8Array.of(0x68);
+
+function isHandoffContext(context: Uint8Array): boolean {
+  return context.length === 1 && context[0] === HANDOFF_CONTEXT[0];
+}
 
 function unavailable(message: string, lead: NodeId): LichenError {
   return new LichenError('Unavailable', message, { leaderId: lead });
@@ -206,6 +217,27 @@ export class Raft {
    * client waits for it to apply them. One number per follower.
    */
   private forwardedUpTo = new Map<NodeId, number>();
+  /**
+   * The index of the committed entry that removes this member, while this member holds it back
+   * from its application (see applyLimit), else 0.
+   *
+   * Removing the leader (thesis §4.2.2). A change takes effect where it is applied (etcd's rule,
+   * see membership.ts), so the other voters count votes in the old configuration until they learn
+   * that the change committed. A leader that applied its own removal at once stepped down, and its
+   * server stopped the member, before telling anyone: the others still needed its vote in the old
+   * configuration, and with one more member down no quorum was left at all (simulator seeds 9451,
+   * 11744 and 15574: no leader for 200+ ticks after faults stopped). So a member applies the entry
+   * that removes it only once the others know it committed: as leader, once a quorum of the
+   * remaining voters has answered a heartbeat that told them (sendHandoff); otherwise (a leader
+   * that stepped down meanwhile, or a restarted member) once a leader tells it a commit index that
+   * covers the entry, since that leader knows. Until then it accepts no proposals and cannot
+   * campaign (a committed change is unapplied), but it still votes and acknowledges appends.
+   */
+  private ownRemoval = 0;
+  /** Leader: the committed entries already searched for this member's removal. */
+  private ownRemovalScannedTo = 0;
+  /** Leader: the remaining voters that answered a heartbeat telling them of ownRemoval. */
+  private readonly handoffAcks = new Set<NodeId>();
 
   constructor(config: RaftConfig) {
     assert(Number.isSafeInteger(config.id) && config.id > 0, `raft id ${config.id} must be a positive integer`);
@@ -231,6 +263,9 @@ export class Raft {
     this.tracker.setConf(confState, this.log.lastIndex() + 1, false);
     this.loadHardState(hardState);
     if (config.applied !== undefined && config.applied > 0) this.log.appliedTo(config.applied);
+    // A member restarted between learning that its removal committed and applying it does not
+    // know whether the others know: it waits for a leader to say so (see ownRemoval).
+    this.ownRemoval = this.findOwnRemoval(this.log.applied + 1, this.log.committed);
     this.becomeFollower(this.term, NONE);
   }
 
@@ -290,6 +325,11 @@ export class Raft {
     return out;
   }
 
+  /** The highest index the application may apply now (see ownRemoval). */
+  applyLimit(): number {
+    return this.ownRemoval > 0 ? this.ownRemoval - 1 : Infinity;
+  }
+
   /** Called by RawNode.advance(): the Ready's snapshot and entries are on stable storage. */
   onPersisted(lastEntry: { index: number; term: number } | undefined, snapshotIndex: number | undefined): void {
     if (snapshotIndex !== undefined) {
@@ -338,6 +378,7 @@ export class Raft {
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.readOnly.clear();
+    this.handoffAcks.clear();
     this.waitingReads = [];
     this.proposalsPending = false;
     this.forwardedUpTo.clear();
@@ -421,6 +462,7 @@ export class Raft {
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat();
+      if (this.ownRemoval > 0) this.sendHandoff();
     }
   }
 
@@ -519,6 +561,9 @@ export class Raft {
       return;
     }
     this.stepRole(m);
+    if (this.ownRemoval > 0 && this.role === 'follower' && m.from === this.lead && leaderCommit(m) >= this.ownRemoval) {
+      this.ownRemoval = 0;
+    }
   }
 
   /**
@@ -784,7 +829,58 @@ export class Raft {
     return this.log.maybeCommit(this.tracker.quorumMatchIndex(), this.term);
   }
 
+  /** The index of the first entry in [from, to] that removes this member, else 0. */
+  private findOwnRemoval(from: number, to: number): number {
+    let lo = Math.max(from, this.log.firstIndex());
+    const hi = to + 1;
+    // Bounded: every page holds at least one entry.
+    while (lo < hi) {
+      const page = this.log.slice(lo, hi, this.maxMsgBytes);
+      for (const e of page) {
+        if (e.type !== EntryType.ConfChange) continue;
+        const cc = decodeConfChange(e.data);
+        if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.id) return e.index;
+      }
+      lo += page.length;
+    }
+    return 0;
+  }
+
+  /** Leader: starts the handoff when an entry that removes this member has just committed. */
+  private maybeStartHandoff(): void {
+    if (this.ownRemoval > 0) return;
+    const from = Math.max(this.ownRemovalScannedTo, this.log.applied) + 1;
+    this.ownRemovalScannedTo = this.log.committed;
+    this.ownRemoval = this.findOwnRemoval(from, this.log.committed);
+    if (this.ownRemoval > 0) this.sendHandoff();
+  }
+
+  /**
+   * Tells each remaining voter that has not confirmed it yet that ownRemoval committed: a heartbeat
+   * carries the commit index to a voter that holds the entry (its answer proves it knows), an append
+   * catches up the others first.
+   */
+  private sendHandoff(): void {
+    for (const id of this.tracker.voters) {
+      if (id === this.id || this.handoffAcks.has(id)) continue;
+      const pr = this.tracker.progress.get(id)!;
+      if (pr.match >= this.ownRemoval) this.sendHeartbeat(id, HANDOFF_CONTEXT);
+      else this.sendAppend(id);
+    }
+  }
+
+  private onHandoffAck(from: NodeId): void {
+    if (this.ownRemoval === 0 || !this.tracker.isVoter(from)) return;
+    this.handoffAcks.add(from);
+    const remaining = this.tracker.voters.size - 1;
+    let told = 0;
+    for (const id of this.handoffAcks) if (id !== this.id && this.tracker.isVoter(id)) told++;
+    // A quorum of the new configuration knows: it can elect a leader without this member.
+    if (told >= Math.floor(remaining / 2) + 1) this.ownRemoval = 0;
+  }
+
   private onCommitAdvanced(): void {
+    this.maybeStartHandoff();
     // Tell the followers (commit travels in appends) and serve reads that waited for this term's first commit.
     // Lazily: only appends that carry entries anyway (see lazyCommitBroadcast), except to a
     // follower whose forwarded proposals just committed: its client is waiting.
@@ -906,6 +1002,9 @@ export class Raft {
     }
     if (this.maybeCommit()) this.onCommitAdvanced();
     else if (wasPaused) this.sendAppend(m.from);
+    if (this.ownRemoval > 0 && pr.match >= this.ownRemoval && !this.handoffAcks.has(m.from)) {
+      this.sendHeartbeat(m.from, HANDOFF_CONTEXT);
+    }
     // Fill the flow control window (bounded by its size).
     for (let i = 0; i < pr.inflights.capacity && this.sendAppend(m.from, false); i++);
     // Thesis §3.10: once the transferee has caught up, tell it to campaign.
@@ -931,6 +1030,7 @@ export class Raft {
   private handleHeartbeatResponse(m: HeartbeatResponse): void {
     const pr = this.tracker.progress.get(m.from);
     if (!pr) return;
+    if (isHandoffContext(m.context)) this.onHandoffAck(m.from);
     pr.recentActive = true;
     pr.probeSent = false;
     // If appends were lost the window may be full forever; a heartbeat answer frees one slot.
@@ -986,7 +1086,9 @@ export class Raft {
   }
 
   private leaderAppend(inputs: ProposalInput[]): void {
-    if (!this.tracker.progress.has(this.id)) throw unavailable('proposal dropped: this leader was removed', NONE);
+    if (!this.tracker.progress.has(this.id) || this.ownRemoval > 0) {
+      throw unavailable('proposal dropped: this leader is being removed', NONE);
+    }
     if (this.leadTransferee !== NONE) {
       throw unavailable(`proposal dropped: leadership transfer to ${this.leadTransferee} in progress`, this.id);
     }
@@ -1042,6 +1144,11 @@ export class Raft {
    */
   applyConfChange(cc: ConfChange): ConfState {
     const next = applyChangeToConf(this.tracker.confState(), cc);
+    // A leader stops replicating to a member it removes: tell it the commit index one last time, so
+    // it applies its removal (see ownRemoval) rather than wait for someone to say so.
+    if (this.role === 'leader' && cc.type === ConfChangeType.RemoveNode && cc.nodeId !== this.id && this.tracker.progress.has(cc.nodeId)) {
+      this.sendHeartbeat(cc.nodeId, new Uint8Array(0));
+    }
     this.tracker.setConf(next, this.log.lastIndex() + 1, true);
     if (this.role === 'leader') {
       if (!this.tracker.isVoter(this.id)) {
@@ -1179,5 +1286,18 @@ export class Raft {
     // answer (or a heartbeat answer) before sending more.
     pr.becomeProbe();
     pr.probeSent = true;
+  }
+}
+
+/** The commit index a message from the leader says it has (0 for other messages). */
+function leaderCommit(m: Message): number {
+  switch (m.type) {
+    case 'App':
+    case 'Heartbeat':
+      return m.commit;
+    case 'Snap':
+      return m.snapshot.metadata.index;
+    default:
+      return 0;
   }
 }

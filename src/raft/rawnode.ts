@@ -196,7 +196,7 @@ export class RawNode {
     if (raft.log.unstableSnapshot()) return true;
     if (raft.hasMessages() || raft.readStates.length > 0 || raft.hasPendingProposals()) return true;
     if (raft.log.unstableEntries().length > 0) return true;
-    return raft.log.hasNextCommittedEntries();
+    return raft.log.hasNextCommittedEntries(raft.applyLimit());
   }
 
   ready(): Ready {
@@ -209,7 +209,7 @@ export class RawNode {
     const termOrVoteChanged = hard.term !== this.prevHardState.term || hard.vote !== this.prevHardState.vote;
     const rd: Ready = {
       entries,
-      committedEntries: raft.log.nextCommittedEntries(raft.maxApplyBytes),
+      committedEntries: raft.log.nextCommittedEntries(raft.maxApplyBytes, raft.applyLimit()),
       messages: raft.takeMessages(),
       messagesAfterPersist: raft.takeMessagesAfterPersist(),
       readStates: raft.takeReadStates(),

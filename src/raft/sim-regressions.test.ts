@@ -2,9 +2,10 @@
 // exposed it; the seed itself is replayed by src/sim/sim.test.ts (src/sim/regressions.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isLichenError } from '../errors.js';
 import { RawNode } from './rawnode.js';
-import { seededRandom, storageWithLog } from './testkit.js';
-import type { Message } from './types.js';
+import { Network, seededRandom, storageWithLog, text } from './testkit.js';
+import { ConfChangeType, type Message } from './types.js';
 
 function node(id: number, terms: number[], term: number): RawNode {
   const storage = storageWithLog(terms, { voters: [1, 2, 3], learners: [] }, term);
@@ -36,4 +37,45 @@ test('§5.1: a vote request with a stale term is answered with a rejection carry
   candidate.step({ ...resp, to: 2 });
   assert.equal(candidate.raft.term, 9);
   assert.equal(candidate.raft.role, 'follower');
+});
+
+test('§4.2.2: a leader that removes itself applies the removal only once the remaining voters know it committed (sim seeds 9451, 11744, 15574)', () => {
+  // Four voters, one of them down (a wiped member awaiting replacement). The leader removes itself;
+  // followers hear of commits only with later appends (lazyCommitBroadcast), and the server stops
+  // a member as soon as it applies its own removal.
+  const net = new Network([1, 2, 3, 4], { config: { lazyCommitBroadcast: true } });
+  net.campaign(1);
+  net.down.add(3);
+  net.node(1).raw.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 1, context: new Uint8Array(0) });
+  net.stabilize();
+  assert.deepEqual(net.node(1).conf.voters, [2, 3, 4], 'the leader applied its removal');
+  net.down.add(1);
+  // The others learned that the removal committed, so they count votes among 2, 3 and 4: two of
+  // them elect a leader. Before the fix they still counted 1, 2, 3 and 4, and two of four is no quorum.
+  for (const id of [2, 4]) assert.deepEqual(net.node(id).conf.voters, [2, 3, 4], `node ${id}`);
+  const leader = net.electSomeone();
+  net.propose(leader, 'after');
+  net.tickAll(); // the lazy commit broadcast reaches the follower with the next heartbeat
+  for (const id of [2, 4]) assert.deepEqual(net.node(id).applied, ['after'], `node ${id}`);
+});
+
+test('§4.2.2: until the remaining voters answer, a removed leader holds its removal back, refuses proposals and keeps its vote', () => {
+  const net = new Network([1, 2, 3], { config: { lazyCommitBroadcast: true, checkQuorum: false, preVote: false } });
+  net.campaign(1);
+  // The followers store the removal, but no heartbeat reaches them.
+  net.route = (m) => (m.type === 'Heartbeat' ? 'drop' : 'deliver');
+  net.node(1).raw.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 1, context: new Uint8Array(0) });
+  net.stabilize();
+  assert.equal(net.raft(1).log.committed, net.raft(1).log.lastIndex(), 'the removal committed');
+  assert.deepEqual(net.node(1).conf.voters, [1, 2, 3], 'but is not applied');
+  assert.equal(net.raft(1).role, 'leader');
+  assert.throws(() => net.node(1).raw.propose(text('x')), (e: unknown) => isLichenError(e, 'Unavailable'));
+  // Another member campaigns in the old configuration: the removed leader votes for it, and
+  // applies its removal once the new leader tells it the commit index.
+  net.heal();
+  net.campaign(2);
+  assert.equal(net.raft(2).role, 'leader');
+  net.tickAll(2);
+  assert.deepEqual(net.node(1).conf.voters, [2, 3]);
+  for (const id of [2, 3]) assert.deepEqual(net.node(id).conf.voters, [2, 3], `node ${id}`);
 });

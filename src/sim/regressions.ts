@@ -37,4 +37,39 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'them campaigned; no leader for 330 ticks after faults stopped (fixed: only a granted vote or the ' +
       'leader restarts the timer, §5.2 Figure 2)',
   },
+  // Seeds 9451, 11744 and 15574: one bug. A leader that removed itself applied the removal (and its
+  // member stopped) before the others learned that it committed, so they kept counting votes in the
+  // old configuration, which needed the stopped leader (fixed in src/raft/raft.ts, see ownRemoval).
+  // They failed on 181d385; the message ordering of 1763be9 changed their runs. Seed 32 with more
+  // membership changes and wipes fails the same way on a2bf773 (and the unit tests in
+  // src/raft/sim-regressions.test.ts reproduce the bug without a simulator).
+  {
+    seed: 9451,
+    options: {},
+    found:
+      'raft liveness: removed leader stopped before the others knew its removal committed; the old ' +
+      'configuration then needed a far-behind member whose own campaigns kept splitting the vote ' +
+      '(no leader for 254 ticks after faults stopped)',
+  },
+  {
+    seed: 11744,
+    options: {},
+    found:
+      'raft liveness: removed leader stopped before the others knew its removal committed; the old ' +
+      'configuration then needed a member partitioned since the start (no leader for 236 ticks)',
+  },
+  {
+    seed: 15574,
+    options: {},
+    found:
+      'raft liveness: removed leader stopped before the others knew its removal committed; with a ' +
+      'wiped member also gone the old configuration had no quorum left at all (no leader, ever)',
+  },
+  {
+    seed: 32,
+    options: { membershipRateMax: 0.03, wipeRateMax: 0.002 },
+    found:
+      'raft liveness: removed leader stopped before the others knew its removal committed; a wiped ' +
+      'member was also gone, so the old configuration had no quorum left at all (no leader, ever)',
+  },
 ];
