@@ -30,6 +30,7 @@ export interface CampaignSummary {
   checks: { ok: number; unknown: number };
   faults: SimResult['faults'];
   livenessTicksMax: number;
+  wipesUnrefused: SimResult['wipesUnrefused'];
   failures: CampaignFailure[];
   timeMs: number;
   options: string[];
@@ -103,6 +104,7 @@ export function runCampaign(args: CampaignArgs, now: () => number = Date.now): C
       messagesDuplicated: 0,
     },
     livenessTicksMax: 0,
+    wipesUnrefused: { removedFirst: 0, acceptedUnknown: 0 },
     failures: [],
     timeMs: 0,
     options: optionsToFlags(args.options),
@@ -126,6 +128,8 @@ export function addResult(summary: CampaignSummary, result: SimResult, options: 
   for (const key of Object.keys(summary.faults) as (keyof SimResult['faults'])[]) {
     summary.faults[key] += result.faults[key];
   }
+  summary.wipesUnrefused.removedFirst += result.wipesUnrefused.removedFirst;
+  summary.wipesUnrefused.acceptedUnknown += result.wipesUnrefused.acceptedUnknown;
   if (result.livenessTicks !== undefined) {
     summary.livenessTicksMax = Math.max(summary.livenessTicksMax, result.livenessTicks);
   }

@@ -58,6 +58,8 @@ export class SimNode {
   wiped = false;
   /** Stopped for good because a peer knows it by another data directory (or its join was refused). */
   superseded = false;
+  /** At its last wipe: the peers whose disks had recorded its data directory (see wipe()). */
+  wipedKnownBy: NodeId[] = [];
   constructor(
     readonly id: NodeId,
     public disk: NodeDisk,
@@ -241,6 +243,8 @@ export class Cluster {
   wipe(id: NodeId): void {
     const node = this.node(id);
     this.crash(id);
+    // Had it ever talked to a peer, that peer would refuse it now (src/server/data-dirs.ts).
+    node.wipedKnownBy = [...this.nodes.values()].filter((n) => n.id !== id && n.disk.dataDirs.entries().some(([peer]) => peer === id)).map((n) => n.id);
     node.disk = this.newDisk();
     node.started = false;
     node.wiped = true;

@@ -29,7 +29,9 @@ export type ViolationKind =
   | 'durability'
   | 'linearizability'
   | 'liveness'
-  | 'raft-crash';
+  | 'raft-crash'
+  /** A member back on a wiped disk was let in although a peer had recorded its lost data directory. */
+  | 'wiped-member-accepted';
 
 /** A broken property. The simulation stops at the first one and reports it with its seed. */
 export class SafetyViolation extends Error {

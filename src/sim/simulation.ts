@@ -49,6 +49,13 @@ export interface SimResult {
     messagesDropped: number;
     messagesDuplicated: number;
   };
+  /**
+   * Wiped members that were never refused, and why that is sound: removed (their removal was
+   * already under way, or they waited in vain for their peers) before any peer saw them again, or
+   * let in because no peer had ever recorded their data directory, so they had promised nothing
+   * (checked: a 'wiped-member-accepted' violation otherwise).
+   */
+  wipesUnrefused: { removedFirst: number; acceptedUnknown: number };
   /** Hash of every event of the run: equal seeds and options give equal traces. */
   trace: string;
 }
@@ -77,6 +84,7 @@ class Simulation {
   private restartAt = new Map<NodeId, number>();
   private healAt: number | undefined;
   private counts = { partitions: 0, membershipProposed: 0, transfers: 0 };
+  private readonly wipesUnrefused = { removedFirst: 0, acceptedUnknown: 0 };
   private readonly allIds: NodeId[];
   private probe: { call: number; target: NodeId | undefined; proposedAt: number; doneAt: number | undefined } | undefined;
   /**
@@ -192,6 +200,7 @@ class Simulation {
         messagesDropped: this.network.dropped,
         messagesDuplicated: this.network.duplicated,
       },
+      wipesUnrefused: { ...this.wipesUnrefused },
       trace: this.cluster.trace.digest(),
     };
   }
@@ -301,6 +310,7 @@ class Simulation {
     for (const [id, state] of this.wiped) {
       const node = this.cluster.node(id);
       if (!this.cluster.isMember(id)) {
+        if (!node.superseded) this.wipesUnrefused.removedFirst++;
         this.wiped.delete(id);
         this.retired.add(id);
         this.cluster.crash(id);
@@ -313,6 +323,13 @@ class Simulation {
       // Taking part again means its peers accepted it: it never talked to them before the wipe (or,
       // in the unchecked-wipes variant, nobody checks).
       if (node.live?.raftStarted === true) {
+        if (this.options.variant !== 'unchecked-wipes' && node.wipedKnownBy.length > 0) {
+          throw new SafetyViolation(
+            'wiped-member-accepted',
+            `node ${id} takes part on a wiped disk although node(s) ${node.wipedKnownBy.join(', ')} had recorded its data directory`,
+          );
+        }
+        this.wipesUnrefused.acceptedUnknown++;
         this.wiped.delete(id);
         continue;
       }
