@@ -80,6 +80,17 @@ test('the cycle finder finds a planted cycle', () => {
   assert.deepEqual(cycles(graph), [['a.ts', 'b.ts', 'c.ts']]);
 });
 
+/** Where etcd's error texts may appear: the API (which sends them) and the client (which reads them). */
+const ETCD_TEXT_ALLOWED = ['api/', 'client/', 'e2e/'];
+
+test("etcd's error texts live only in the API: other layers name the error (details.etcdError)", () => {
+  const writers = sourceFiles(SRC)
+    .map((file) => relative(SRC, file))
+    .filter((module) => !ETCD_TEXT_ALLOWED.some((folder) => module.startsWith(folder)))
+    .filter((module) => /['`"]etcdserver: /.test(readFileSync(join(SRC, module), 'utf8')));
+  assert.deepEqual(writers, []);
+});
+
 /** Typed errors, named limits and the seeded PRNG: imported everywhere, so they import nothing of ours but each other. */
 const SHARED_LEAVES = ['errors.ts', 'limits.ts', 'random.ts'];
 

@@ -53,13 +53,69 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * etcd's named errors. A layer below the API says which one it means by name; the words etcd
+ * clients match on live only in src/api (api/grpc/errors.ts has a row for every name).
+ */
+export const ETCD_ERROR_NAMES = [
+  'emptyKey', 'keyNotFound', 'valueProvided', 'leaseProvided', 'ttlZero', 'tooManyOps', 'duplicateKey', 'invalidSortOption',
+  'compacted', 'futureRevision', 'noSpace',
+  'leaseNotFound', 'leaseExists', 'leaseTTLTooLarge',
+  'memberExists', 'peerURLExists', 'memberNotEnoughStarted', 'memberBadURLs', 'memberNotFound', 'memberNotLearner', 'learnerNotReady', 'tooManyLearners',
+  'requestTooLarge', 'tooManyRequests',
+  'rootUserNotExist', 'rootRoleNotExist', 'userAlreadyExist', 'userEmpty', 'userNotFound', 'roleAlreadyExist', 'roleNotFound', 'roleEmpty',
+  'authFailed', 'noPasswordUser', 'permissionDenied', 'roleNotGranted', 'permissionNotGranted', 'authNotEnabled', 'invalidAuthToken',
+  'invalidAuthMgmt', 'authOldRevision', 'verifyOnly',
+  'noLeader', 'notLeader', 'leaderChanged', 'stopped', 'timeout', 'timeoutDueToLeaderFail', 'unhealthy', 'corrupt',
+  'notSupportedForLearner', 'badLeaderTransferee', 'timeoutLeaderTransfer',
+] as const;
+export type EtcdErrorName = (typeof ETCD_ERROR_NAMES)[number];
+
+/** The facts an error may carry besides its code and message, each with its one meaning. */
+export interface ErrorDetails {
+  /** Which of etcd's errors this is; its wire text and gRPC code come from src/api. */
+  etcdError?: EtcdErrorName;
+  /** NotLeader, Unavailable: the leader this member knows of (0: none). */
+  leaderId?: number;
+  /** Compacted: the oldest revision still kept. */
+  compactRevision?: number;
+  /** FutureRevision: the newest revision there is. */
+  currentRevision?: number;
+  /** LeaseNotFound, LeaseExists: the lease asked about. */
+  lease?: number;
+  /** TooLarge: the limit that was passed. Overloaded: what is queued against its limit. */
+  limitBytes?: number;
+  uncommittedBytes?: number;
+  /** MembershipRefused: the member the change was about, a change still pending, a learner behind. */
+  nodeId?: number;
+  pendingConfIndex?: number;
+  learnerMatch?: number;
+  leaderCommit?: number;
+  /** Why, in a word, where the message alone would have to be parsed. */
+  reason?: string;
+  /** Raft log positions: an index asked for, the first still kept, the last there is, the commit and applied indexes. */
+  index?: number;
+  firstIndex?: number;
+  lastIndex?: number;
+  commit?: number;
+  applied?: number;
+  /** InvalidArgument: the request field at fault; a decoder's position in its input. */
+  field?: string;
+  offset?: number;
+  /** Client side: the gRPC status the call ended with. */
+  grpcCode?: number;
+  /** Client side: the request may or may not have been applied. */
+  outcomeUnknown?: boolean;
+  /** Client side: no member of the cluster could be reached. */
+  clusterUnavailable?: boolean;
+}
+
 export class LichenError extends Error {
   override readonly name = 'LichenError';
   constructor(
     readonly code: ErrorCode,
     message: string,
-    /** Extra facts for the caller, e.g. { leaderId } for NotLeader, { compactRevision } for Compacted. */
-    readonly details: Record<string, unknown> = {},
+    readonly details: ErrorDetails = {},
   ) {
     super(message);
   }

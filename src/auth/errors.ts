@@ -32,5 +32,5 @@ export function authError(name: AuthErrorName, details: Record<string, unknown> 
 }
 
 export function isAuthErrorOf(error: unknown, name: AuthErrorName): boolean {
-  return isLichenError(error) && error.details['etcdError'] === name;
+  return isLichenError(error) && error.details.etcdError === name;
 }

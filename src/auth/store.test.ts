@@ -31,7 +31,7 @@ class Replica {
 function failsWith(result: ApplyResult, name: AuthErrorName): void {
   assert.ok('error' in result, `expected ${name}, the command succeeded`);
   assert.ok(isLichenError(result.error), String(result.error));
-  assert.equal(result.error.details['etcdError'], name, result.error.message);
+  assert.equal(result.error.details.etcdError, name, result.error.message);
 }
 
 function succeeds(result: ApplyResult): void {

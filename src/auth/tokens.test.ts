@@ -157,7 +157,7 @@ describe('JWT tokens', () => {
     const verifier = createTokenProvider(`jwt,pub-key=${esPub},sign-method=ES256`, options);
     const token = await signer.issue('bob', 2, '', 1);
     assert.deepEqual(await verifier.verify(token), { user: 'bob', revision: 2 });
-    await assert.rejects(verifier.issue('bob', 2, '', 1), (e) => isLichenError(e) && e.details['etcdError'] === 'verifyOnly');
+    await assert.rejects(verifier.issue('bob', 2, '', 1), (e) => isLichenError(e) && e.details.etcdError === 'verifyOnly');
 
     const secret = file('hmac.key', 'a shared secret of enough length for HS256!');
     const hs = createTokenProvider(`jwt,priv-key=${secret},sign-method=HS256`, options);

@@ -280,7 +280,7 @@ export class LichenClient {
       }
     } catch (error) {
       const failure = fromGrpcError(error);
-      const unanswered = remaining < 0 && failure.details['etcdError'] === undefined && (failure.code === ErrorCode.Unavailable || failure.code === ErrorCode.Timeout);
+      const unanswered = remaining < 0 && failure.details.etcdError === undefined && (failure.code === ErrorCode.Unavailable || failure.code === ErrorCode.Timeout);
       if (!unanswered) throw failure;
       throw this.transport.unreachable(started, new Map([[endpoint, describeAttemptFailure(failure, this.transport.timeoutMs)]]), failure);
     } finally {

@@ -1,7 +1,7 @@
 // Turns a gRPC failure into a LichenError with a stable code, recognising etcd's error texts.
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { ErrorCode, LichenError } from '../errors.js';
-import { ETCD_ERRORS, type EtcdErrorName } from '../api/grpc/errors.js';
+import { ErrorCode, LichenError, type ErrorDetails, type EtcdErrorName } from '../errors.js';
+import { ETCD_ERRORS } from '../api/grpc/errors.js';
 
 const CODE_BY_ETCD_ERROR: Partial<Record<EtcdErrorName, ErrorCode>> = {
   compacted: ErrorCode.Compacted,
@@ -61,10 +61,10 @@ export function fromGrpcError(error: unknown): LichenError {
   const message = error.details || error.message;
   const etcdError = NAME_BY_MESSAGE.get(message);
   const code = (etcdError && CODE_BY_ETCD_ERROR[etcdError]) ?? CODE_BY_GRPC_STATUS[error.code] ?? ErrorCode.Internal;
-  const details: Record<string, unknown> = { grpcCode: error.code };
-  if (etcdError) details['etcdError'] = etcdError;
+  const details: ErrorDetails = { grpcCode: error.code };
+  if (etcdError) details.etcdError = etcdError;
   const leader = error.metadata?.get('lichen-leader-id')[0];
-  if (leader !== undefined) details['leaderId'] = Number(leader);
+  if (leader !== undefined) details.leaderId = Number(leader);
   return new LichenError(code, message, details);
 }
 
@@ -81,16 +81,16 @@ export function refusalOf(reason: string): LichenError {
  * it was refused before any work (not leader), or the connection never got established.
  */
 export function surelyNotExecuted(error: LichenError): boolean {
-  if (error.details['etcdError'] === 'notLeader') return true;
-  if (error.details['etcdError'] !== undefined) return false;
-  if (error.details['grpcCode'] === status.DEADLINE_EXCEEDED) return neverConnected(error);
-  if (error.details['grpcCode'] !== status.UNAVAILABLE) return false;
+  if (error.details.etcdError === 'notLeader') return true;
+  if (error.details.etcdError !== undefined) return false;
+  if (error.details.grpcCode === status.DEADLINE_EXCEEDED) return neverConnected(error);
+  if (error.details.grpcCode !== status.UNAVAILABLE) return false;
   return /No connection established|ECONNREFUSED|Name resolution failed|connection refused/i.test(error.message);
 }
 
 /** A deadline that passed while grpc-js still had no connection to send the call on. */
 function neverConnected(error: LichenError): boolean {
-  return error.details['grpcCode'] === status.DEADLINE_EXCEEDED && error.message.includes('Waiting for LB pick');
+  return error.details.grpcCode === status.DEADLINE_EXCEEDED && error.message.includes('Waiting for LB pick');
 }
 
 /** "750ms", "1.5s", "5s": a duration as a person would say it. */
@@ -105,17 +105,17 @@ export function formatDuration(ms: number): string {
  * resolution, LB pick, the channel's last error) are library internals a user cannot act on.
  */
 export function describeAttemptFailure(error: LichenError, attemptMs: number): string {
-  if (error.details['etcdError'] !== undefined) return `answered "${error.message}"`;
-  if (error.details['grpcCode'] === undefined) return `failed (${error.message})`;
+  if (error.details.etcdError !== undefined) return `answered "${error.message}"`;
+  if (error.details.grpcCode === undefined) return `failed (${error.message})`;
   if (neverConnected(error)) return `could not be connected to within ${formatDuration(attemptMs)}`;
-  if (error.details['grpcCode'] === status.DEADLINE_EXCEEDED) return `gave no answer within ${formatDuration(attemptMs)}`;
+  if (error.details.grpcCode === status.DEADLINE_EXCEEDED) return `gave no answer within ${formatDuration(attemptMs)}`;
   const text = error.message;
   if (/ECONNREFUSED|connection refused/i.test(text)) return 'refused the connection';
   if (/Name resolution failed|ENOTFOUND|EAI_AGAIN/i.test(text)) return 'is a host name that does not resolve';
   if (/EHOSTUNREACH|ENETUNREACH/i.test(text)) return 'is unreachable (no route to the host)';
   if (/ETIMEDOUT/i.test(text)) return 'did not accept the connection in time';
   if (/ECONNRESET|Connection dropped|socket hang up|closed/i.test(text)) return 'dropped the connection';
-  if (error.details['grpcCode'] === status.UNAVAILABLE) return 'could not be reached';
+  if (error.details.grpcCode === status.UNAVAILABLE) return 'could not be reached';
   return `failed (${text.split(/[.,\n]/)[0]})`;
 }
 
@@ -124,7 +124,7 @@ export function describeAttemptFailure(error: LichenError, attemptMs: number): s
  * state) or found none while auth is enabled: a new login may let it through (clientv3's rule).
  */
 export function needsNewToken(error: LichenError): boolean {
-  const name = error.details['etcdError'];
+  const name = error.details.etcdError;
   return name === 'invalidAuthToken' || name === 'authOldRevision' || name === 'userEmpty';
 }
 

@@ -134,7 +134,7 @@ export class Transport {
     this.login ??= this.call<{ token: string }>('Auth', 'Authenticate', { name: this.auth.user, password: this.auth.password }, { idempotent: true, anonymous: true }).then(
       (response) => response.token,
       (error: LichenError) => {
-        if (error.details['etcdError'] === 'authNotEnabled') return undefined;
+        if (error.details.etcdError === 'authNotEnabled') return undefined;
         this.login = undefined;
         throw error;
       },
@@ -194,7 +194,7 @@ export class Transport {
         if (!worthRetrying(failure)) throw failure;
         failures.set(endpoint, describeAttemptFailure(failure, attemptMs));
         if (!retryUnknown && !surelyNotExecuted(failure)) {
-          const answered = failure.details['etcdError'] !== undefined;
+          const answered = failure.details.etcdError !== undefined;
           if (answered) throw new LichenError(failure.code, failure.message, { ...failure.details, outcomeUnknown: true });
           const sentence = `no answer within ${formatDuration(this.now() - started)}, so the write may or may not have been applied: ${this.describeFailures(failures)}`;
           throw new LichenError(failure.code, sentence, { ...failure.details, outcomeUnknown: true, clusterUnavailable: true });

@@ -30,7 +30,7 @@ test('a history whose observations are prefixes of the final lists is valid', ()
   ];
   const result = checkAppend(ops, new Map([['k', ['a', 'b', 'c']]]));
   assert.equal(result.result, 'valid');
-  assert.equal(result.details['unknownAppendsApplied'], 1);
+  assert.equal(result.details.unknownAppendsApplied, 1);
 });
 
 test('an acknowledged append missing from the final list is a lost append', () => {

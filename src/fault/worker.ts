@@ -49,7 +49,7 @@ export function failedOutcome(error: unknown, writes: boolean): { status: OpStat
   const failure = fromGrpcError(error);
   const message = `${failure.code}: ${failure.message}`;
   if (!writes) return { status: 'fail', message };
-  if (failure.details['outcomeUnknown'] === true) return { status: 'unknown', message };
+  if (failure.details.outcomeUnknown === true) return { status: 'unknown', message };
   if (surelyNotExecuted(failure) || REFUSED_CODES.has(failure.code)) return { status: 'fail', message };
   return { status: 'unknown', message };
 }

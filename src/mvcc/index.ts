@@ -22,17 +22,8 @@ export {
   leaseIdFromIndex,
   isReadOnlyTxn,
   isSerializableTxn,
-  ERR_COMPACTED,
-  ERR_FUTURE_REVISION,
-  ERR_LEASE_NOT_FOUND,
-  ERR_LEASE_EXISTS,
-  ERR_KEY_NOT_FOUND,
-  ERR_VALUE_PROVIDED,
-  ERR_LEASE_PROVIDED,
-  ERR_DUPLICATE_KEY,
-  ERR_NO_SPACE,
-  ERR_CORRUPT,
   txnHasPut,
+  noSpaceError,
 } from './store.js';
 export { WatchHub, type Watcher, type WatchMessage, type WatchRequest, type WatchSink, type WatchHubOptions } from './watch.js';
 export { Lessor, type LessorOptions } from './lessor.js';

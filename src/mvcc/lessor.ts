@@ -6,7 +6,7 @@
 //
 // Time is injected (nowMs) so tests and the simulator control it.
 import { LichenError } from '../errors.js';
-import { ERR_LEASE_NOT_FOUND } from './store.js';
+import { leaseNotFoundError } from './store.js';
 
 export interface LessorOptions {
   /** Leases shorter than this get this TTL (etcd: ceil(1.5 * election timeout)). */
@@ -55,10 +55,10 @@ export class Lessor {
 
   /** A keep-alive: restarts the lease's clock and returns its TTL in seconds. Leader only. */
   renew(id: number, nowMs: number): number {
-    if (!this.primary) throw new LichenError('NotLeader', 'etcdserver: not primary');
+    if (!this.primary) throw new LichenError('NotLeader', 'this member does not run the lease clocks (not the leader)', { etcdError: 'notLeader' });
     const clock = this.clocks.get(id);
     // An expired lease is as good as revoked: its revoke is on the way.
-    if (clock === undefined || clock.expiresAtMs <= nowMs) throw new LichenError('LeaseNotFound', ERR_LEASE_NOT_FOUND, { lease: id });
+    if (clock === undefined || clock.expiresAtMs <= nowMs) throw leaseNotFoundError(id);
     clock.expiresAtMs = nowMs + clock.ttlSeconds * 1000;
     return clock.ttlSeconds;
   }

@@ -3,19 +3,9 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine } from '../engine/types.js';
-import { LichenError } from '../errors.js';
+import { LichenError, type EtcdErrorName } from '../errors.js';
 import type { MvccCommand as Command } from './command.js';
 import {
-  ERR_COMPACTED,
-  ERR_CORRUPT,
-  ERR_DUPLICATE_KEY,
-  ERR_FUTURE_REVISION,
-  ERR_KEY_NOT_FOUND,
-  ERR_LEASE_EXISTS,
-  ERR_LEASE_NOT_FOUND,
-  ERR_LEASE_PROVIDED,
-  ERR_NO_SPACE,
-  ERR_VALUE_PROVIDED,
   MvccStore,
   isReadOnlyTxn,
   isSerializableTxn,
@@ -36,20 +26,21 @@ import {
 
 const ZERO = Uint8Array.of(0);
 
-function expectError(result: ReturnType<Harness['apply']>, code: string, message: string): LichenError {
+/** The refusal has the code and names etcd's error (whose words src/api sends). */
+function expectError(result: ReturnType<Harness['apply']>, code: string, etcdError: EtcdErrorName): LichenError {
   assert.ok('error' in result, `expected ${code}, got a response`);
   assert.equal(result.error.code, code);
-  assert.equal(result.error.message, message);
+  assert.equal(result.error.details.etcdError, etcdError);
   return result.error;
 }
 
-function throwsLichen(fn: () => unknown, code: string, message: string): LichenError {
+function throwsLichen(fn: () => unknown, code: string, etcdError: EtcdErrorName): LichenError {
   try {
     fn();
   } catch (error) {
     assert.ok(error instanceof LichenError, String(error));
     assert.equal(error.code, code);
-    assert.equal(error.message, message);
+    assert.equal(error.details.etcdError, etcdError);
     return error;
   }
   assert.fail(`expected ${code}`);
@@ -137,15 +128,15 @@ for (const factory of engineFactories()) {
 
       it('rejects a future revision', () => {
         const h = rangeFixture();
-        const error = throwsLichen(() => h.store.range({ key: b('a'), revision: 11 }), 'FutureRevision', ERR_FUTURE_REVISION);
+        const error = throwsLichen(() => h.store.range({ key: b('a'), revision: 11 }), 'FutureRevision', 'futureRevision');
         assert.equal(error.code, 'FutureRevision');
       });
 
       it('rejects a compacted revision with the compact revision in details, and reads at it', () => {
         const h = rangeFixture();
         h.ok({ type: 'compact', request: { revision: 5 } });
-        const error = throwsLichen(() => h.store.range({ key: b('a'), revision: 4 }), 'Compacted', ERR_COMPACTED);
-        assert.equal(error.details['compactRevision'], 5);
+        const error = throwsLichen(() => h.store.range({ key: b('a'), revision: 4 }), 'Compacted', 'compacted');
+        assert.equal(error.details.compactRevision, 5);
         assert.deepEqual(h.all(5), ['a=4@2/5/v2', 'b=2@3/3/v1', 'c=3@4/4/v1']);
       });
     });
@@ -195,19 +186,19 @@ for (const factory of engineFactories()) {
         assert.deepEqual(h.all(), ['k=x@2/5/v4/l7']);
       });
 
-      const errorCases: { name: string; request: Command; code: string; message: string }[] = [
-        { name: 'ignoreValue on a missing key', request: { type: 'put', request: { key: b('nope'), ignoreValue: true } }, code: 'InvalidArgument', message: ERR_KEY_NOT_FOUND },
-        { name: 'ignoreLease on a missing key', request: { type: 'put', request: { key: b('nope'), value: b('v'), ignoreLease: true } }, code: 'InvalidArgument', message: ERR_KEY_NOT_FOUND },
-        { name: 'ignoreValue with a value', request: { type: 'put', request: { key: b('k'), value: b('v'), ignoreValue: true } }, code: 'InvalidArgument', message: ERR_VALUE_PROVIDED },
-        { name: 'ignoreLease with a lease', request: { type: 'put', request: { key: b('k'), value: b('v'), lease: 5, ignoreLease: true } }, code: 'InvalidArgument', message: ERR_LEASE_PROVIDED },
-        { name: 'a lease that does not exist', request: { type: 'put', request: { key: b('k'), value: b('v'), lease: 99 } }, code: 'LeaseNotFound', message: ERR_LEASE_NOT_FOUND },
+      const errorCases: { name: string; request: Command; code: string; etcdError: EtcdErrorName }[] = [
+        { name: 'ignoreValue on a missing key', request: { type: 'put', request: { key: b('nope'), ignoreValue: true } }, code: 'InvalidArgument', etcdError: 'keyNotFound' },
+        { name: 'ignoreLease on a missing key', request: { type: 'put', request: { key: b('nope'), value: b('v'), ignoreLease: true } }, code: 'InvalidArgument', etcdError: 'keyNotFound' },
+        { name: 'ignoreValue with a value', request: { type: 'put', request: { key: b('k'), value: b('v'), ignoreValue: true } }, code: 'InvalidArgument', etcdError: 'valueProvided' },
+        { name: 'ignoreLease with a lease', request: { type: 'put', request: { key: b('k'), value: b('v'), lease: 5, ignoreLease: true } }, code: 'InvalidArgument', etcdError: 'leaseProvided' },
+        { name: 'a lease that does not exist', request: { type: 'put', request: { key: b('k'), value: b('v'), lease: 99 } }, code: 'LeaseNotFound', etcdError: 'leaseNotFound' },
       ];
       for (const c of errorCases) {
         it(`fails without a new revision: ${c.name}`, () => {
           const h = fresh();
           h.put('k', 'v');
           const result = h.apply(c.request);
-          expectError(result, c.code, c.message);
+          expectError(result, c.code, c.etcdError);
           assert.equal(result.revision, 2);
           assert.equal(h.store.currentRevision, 2);
           assert.equal(h.store.appliedIndex, h.index, 'an error still advances the applied index');
@@ -389,7 +380,7 @@ for (const factory of engineFactories()) {
           const h = txnFixture();
           const result = h.apply({ type: 'txn', request: { compare: [], success: c.ops, failure: [] } });
           if (c.duplicate) {
-            expectError(result, 'DuplicateKey', ERR_DUPLICATE_KEY);
+            expectError(result, 'DuplicateKey', 'duplicateKey');
             assert.equal(h.store.currentRevision, 4);
           } else {
             assert.ok(!('error' in result));
@@ -403,7 +394,7 @@ for (const factory of engineFactories()) {
         const ok = h.apply({ type: 'txn', request: { compare: [cmp('a', VERSION, EQUAL, 2)], success: [put('s', '1')], failure: [bad] } });
         assert.ok(!('error' in ok));
         const failed = h.apply({ type: 'txn', request: { compare: [], success: [put('x', '1'), bad], failure: [] } });
-        expectError(failed, 'LeaseNotFound', ERR_LEASE_NOT_FOUND);
+        expectError(failed, 'LeaseNotFound', 'leaseNotFound');
         assert.deepEqual(h.store.range({ key: b('x') }).kvs, [], 'nothing of the failed txn applied');
       });
 
@@ -468,17 +459,17 @@ for (const factory of engineFactories()) {
       });
 
       const errorCases = [
-        { name: 'at the compact revision', revision: 3, code: 'Compacted', message: ERR_COMPACTED },
-        { name: 'below the compact revision', revision: 2, code: 'Compacted', message: ERR_COMPACTED },
-        { name: 'above the current revision', revision: 6, code: 'FutureRevision', message: ERR_FUTURE_REVISION },
-      ];
+        { name: 'at the compact revision', revision: 3, code: 'Compacted', etcdError: 'compacted' },
+        { name: 'below the compact revision', revision: 2, code: 'Compacted', etcdError: 'compacted' },
+        { name: 'above the current revision', revision: 6, code: 'FutureRevision', etcdError: 'futureRevision' },
+      ] as const;
       for (const c of errorCases) {
         it(`refuses to compact ${c.name}`, () => {
           const h = fresh();
           for (let i = 0; i < 4; i++) h.put('k', `${i}`);
           h.ok({ type: 'compact', request: { revision: 3 } });
-          const error = expectError(h.apply({ type: 'compact', request: { revision: c.revision } }), c.code, c.message);
-          if (c.code === 'Compacted') assert.equal(error.details['compactRevision'], 3);
+          const error = expectError(h.apply({ type: 'compact', request: { revision: c.revision } }), c.code, c.etcdError);
+          if (c.code === 'Compacted') assert.equal(error.details.compactRevision, 3);
         });
       }
 
@@ -486,8 +477,8 @@ for (const factory of engineFactories()) {
         const h = fresh();
         for (let i = 0; i < 4; i++) h.put('k', `${i}`);
         h.ok({ type: 'compact', request: { revision: 4 } });
-        throwsLichen(() => h.store.hashKV(3), 'Compacted', ERR_COMPACTED);
-        throwsLichen(() => h.store.eventsSince(3, b('k')), 'Compacted', ERR_COMPACTED);
+        throwsLichen(() => h.store.hashKV(3), 'Compacted', 'compacted');
+        throwsLichen(() => h.store.eventsSince(3, b('k')), 'Compacted', 'compacted');
         assert.deepEqual(h.store.eventsSince(4, b('k')).map((e) => e.kv.modRevision), [4, 5]);
       });
     });
@@ -496,7 +487,7 @@ for (const factory of engineFactories()) {
       it('grants with a given id, refuses it twice, and lists leases', () => {
         const h = fresh();
         assert.deepEqual(h.ok({ type: 'leaseGrant', request: { ID: 42, TTL: 30 } }).response, { ID: 42, TTL: 30 });
-        expectError(h.apply({ type: 'leaseGrant', request: { ID: 42, TTL: 30 } }), 'LeaseExists', ERR_LEASE_EXISTS);
+        expectError(h.apply({ type: 'leaseGrant', request: { ID: 42, TTL: 30 } }), 'LeaseExists', 'leaseExists');
         assert.equal(h.store.currentRevision, 1, 'granting does not change the revision');
         assert.deepEqual(h.store.leases(), [{ ID: 42, grantedTTL: 30 }]);
       });
@@ -532,7 +523,7 @@ for (const factory of engineFactories()) {
         assert.deepEqual(result.events.map((e) => `${e.type}:${s(e.kv.key)}@${e.kv.modRevision}`), ['1:x@6', '1:z@6']);
         assert.deepEqual(h.all(), ['y=2@3/5/v2']);
         assert.equal(h.store.lease(9), undefined);
-        expectError(h.apply({ type: 'leaseRevoke', id: 9 }), 'LeaseNotFound', ERR_LEASE_NOT_FOUND);
+        expectError(h.apply({ type: 'leaseRevoke', id: 9 }), 'LeaseNotFound', 'leaseNotFound');
       });
 
       it('revoking a lease without keys keeps the revision', () => {
@@ -581,10 +572,10 @@ for (const factory of engineFactories()) {
         const { response } = h.ok({ type: 'leaseGrant', request: { TTL: 60, ID: 5 } });
         assert.deepEqual(response, { ID: 5, TTL: 60 });
         activate(h, 3, NOSPACE);
-        expectError(h.apply({ type: 'put', request: { key: b('b'), value: b('2') } }), 'NoSpace', ERR_NO_SPACE);
-        expectError(h.apply({ type: 'leaseGrant', request: { TTL: 60 } }), 'NoSpace', ERR_NO_SPACE);
+        expectError(h.apply({ type: 'put', request: { key: b('b'), value: b('2') } }), 'NoSpace', 'noSpace');
+        expectError(h.apply({ type: 'leaseGrant', request: { TTL: 60 } }), 'NoSpace', 'noSpace');
         const nested: RequestOp = { requestTxn: { compare: [], success: [], failure: [{ requestPut: { key: b('c'), value: b('3') } }] } };
-        expectError(h.apply({ type: 'txn', request: { compare: [], success: [nested], failure: [] } }), 'NoSpace', ERR_NO_SPACE);
+        expectError(h.apply({ type: 'txn', request: { compare: [], success: [nested], failure: [] } }), 'NoSpace', 'noSpace');
         const deleting = h.ok({ type: 'txn', request: { compare: [], success: [{ requestDeleteRange: { key: b('a') } }], failure: [] } });
         assert.equal((deleting.response as TxnResponse).succeeded, true);
         h.ok({ type: 'compact', request: { revision: h.store.currentRevision } });
@@ -607,11 +598,11 @@ for (const factory of engineFactories()) {
           { type: 'leaseGrant', request: { TTL: 60 } },
           { type: 'leaseRevoke', id: 1 },
         ];
-        for (const command of refused) expectError(h.apply(command), 'Corrupt', ERR_CORRUPT);
+        for (const command of refused) expectError(h.apply(command), 'Corrupt', 'corrupt');
         assert.deepEqual(h.all(), ['a=1@2/2/v1']);
         activate(h, 4, NOSPACE);
         deactivate(h, 4, CORRUPT);
-        expectError(h.apply(refused[0]!), 'NoSpace', ERR_NO_SPACE);
+        expectError(h.apply(refused[0]!), 'NoSpace', 'noSpace');
         h.del('a');
       });
 

@@ -11,6 +11,7 @@
 // revision. See layout.ts for the engine keys and keyindex.ts for why the key index is in memory.
 import { crc32 } from 'node:zlib';
 import { LichenError, assert } from '../errors.js';
+import { formatId } from '../ids.js';
 import { historyScanRecordsMax, leaseTtlSecondsMax } from '../limits.js';
 import type { Engine, WriteOp } from '../engine/types.js';
 import { AlarmTable } from './alarms.js';
@@ -62,17 +63,21 @@ import {
   type TxnResponse,
 } from './types.js';
 
-export const ERR_COMPACTED = 'etcdserver: mvcc: required revision has been compacted';
-export const ERR_FUTURE_REVISION = 'etcdserver: mvcc: required revision is a future revision';
-export const ERR_LEASE_NOT_FOUND = 'etcdserver: requested lease not found';
-export const ERR_LEASE_EXISTS = 'etcdserver: lease already exists';
-export const ERR_LEASE_TTL_TOO_LARGE = 'etcdserver: too large lease TTL';
-export const ERR_KEY_NOT_FOUND = 'etcdserver: key not found';
-export const ERR_VALUE_PROVIDED = 'etcdserver: value is provided';
-export const ERR_LEASE_PROVIDED = 'etcdserver: lease is provided';
-export const ERR_DUPLICATE_KEY = 'etcdserver: duplicate key given in txn request';
-export const ERR_NO_SPACE = 'etcdserver: mvcc: database space exceeded';
-export const ERR_CORRUPT = 'etcdserver: corrupt cluster';
+// Each refusal names etcd's error (details.etcdError), whose exact words src/api sends; the
+// messages here are for Lichen's HTTP API and logs.
+
+/** Writes that add data are refused while the NOSPACE alarm is raised. */
+export function noSpaceError(): LichenError {
+  return new LichenError('NoSpace', 'the space quota is used up (NOSPACE alarm): compact, defragment and disarm', { etcdError: 'noSpace' });
+}
+
+export function leaseNotFoundError(lease: number): LichenError {
+  return new LichenError('LeaseNotFound', `requested lease ${formatId(lease)} not found`, { etcdError: 'leaseNotFound', lease });
+}
+
+function futureRevisionError(current: number): LichenError {
+  return new LichenError('FutureRevision', `required revision is a future revision (the current revision is ${current})`, { etcdError: 'futureRevision', currentRevision: current });
+}
 
 
 export type ApplyResponse = PutResponse | DeleteRangeResponse | TxnResponse | LeaseGrantResponse | AlarmResponse | Record<string, never>;
@@ -279,10 +284,10 @@ export class MvccStore {
    */
   private refuseUnderAlarm(command: MvccCommand): void {
     if (command.type === 'noop' || command.type === 'alarmActivate' || command.type === 'alarmDeactivate') return;
-    if (this.alarmTable.has(AlarmType.CORRUPT)) throw new LichenError('Corrupt', ERR_CORRUPT);
+    if (this.alarmTable.has(AlarmType.CORRUPT)) throw new LichenError('Corrupt', 'the CORRUPT alarm is raised: writes are refused', { etcdError: 'corrupt' });
     if (!this.alarmTable.has(AlarmType.NOSPACE)) return;
     const addsData = command.type === 'put' || command.type === 'leaseGrant' || (command.type === 'txn' && txnHasPut(command.request));
-    if (addsData) throw new LichenError('NoSpace', ERR_NO_SPACE);
+    if (addsData) throw noSpaceError();
   }
 
   /** The raised alarms of one type (NONE: all), sorted by type, then member id. */
@@ -338,21 +343,21 @@ export class MvccStore {
 
   private checkPutStatic(request: PutRequest): void {
     if (request.ignoreValue && request.value !== undefined && request.value.length > 0) {
-      throw new LichenError('InvalidArgument', ERR_VALUE_PROVIDED);
+      throw new LichenError('InvalidArgument', 'ignore_value is set and a value is given', { etcdError: 'valueProvided' });
     }
     if (request.ignoreLease && request.lease !== undefined && request.lease !== 0) {
-      throw new LichenError('InvalidArgument', ERR_LEASE_PROVIDED);
+      throw new LichenError('InvalidArgument', 'ignore_lease is set and a lease is given', { etcdError: 'leaseProvided' });
     }
-    if (request.key.length === 0) throw new LichenError('InvalidArgument', 'etcdserver: key is not provided');
+    if (request.key.length === 0) throw new LichenError('InvalidArgument', 'the key is empty', { etcdError: 'emptyKey' });
   }
 
   /** Checks that depend on the state before the command (etcd: checkRequestPut). */
   private checkPutDynamic(request: PutRequest): void {
     if (request.ignoreValue || request.ignoreLease) {
-      if (this.getAt(keyString(request.key), Infinity) === undefined) throw new LichenError('InvalidArgument', ERR_KEY_NOT_FOUND);
+      if (this.getAt(keyString(request.key), Infinity) === undefined) throw new LichenError('InvalidArgument', 'ignore_value or ignore_lease needs an existing key', { etcdError: 'keyNotFound' });
     }
     const lease = request.lease ?? 0;
-    if (lease !== 0 && !this.leaseTable.has(lease)) throw new LichenError('LeaseNotFound', ERR_LEASE_NOT_FOUND, { lease });
+    if (lease !== 0 && !this.leaseTable.has(lease)) throw leaseNotFoundError(lease);
   }
 
   private put(request: PutRequest, batch: ApplyBatch): PutResponse {
@@ -496,7 +501,7 @@ export class MvccStore {
 
   private compact(revision: number, batch: ApplyBatch): void {
     if (revision <= this.compacted) throw compactedError(this.compacted);
-    if (revision > this.current) throw new LichenError('FutureRevision', ERR_FUTURE_REVISION, { currentRevision: this.current });
+    if (revision > this.current) throw futureRevisionError(this.current);
     const dropped: Revision[] = [];
     this.index.compact(revision, dropped);
     for (const { main, sub } of dropped) batch.ops.push({ type: 'del', key: revisionKey(main, sub) });
@@ -505,16 +510,16 @@ export class MvccStore {
   }
 
   private leaseGrant(index: number, requestedId: number, ttl: number, batch: ApplyBatch): LeaseGrantResponse {
-    if (!Number.isSafeInteger(requestedId) || requestedId < 0) throw new LichenError('InvalidArgument', `etcdserver: invalid lease id ${requestedId}`);
-    if (!Number.isSafeInteger(ttl)) throw new LichenError('InvalidArgument', `etcdserver: invalid lease TTL ${ttl}`);
-    if (ttl > leaseTtlSecondsMax) throw new LichenError('InvalidArgument', ERR_LEASE_TTL_TOO_LARGE);
+    if (!Number.isSafeInteger(requestedId) || requestedId < 0) throw new LichenError('InvalidArgument', `invalid lease id ${requestedId}`);
+    if (!Number.isSafeInteger(ttl)) throw new LichenError('InvalidArgument', `invalid lease TTL ${ttl}`);
+    if (ttl > leaseTtlSecondsMax) throw new LichenError('InvalidArgument', `lease TTL ${ttl} is above the largest, ${leaseTtlSecondsMax} seconds`, { etcdError: 'leaseTTLTooLarge' });
     let id = requestedId;
     if (id === 0) {
       id = leaseIdFromIndex(index);
       // Probing is bounded by the table size: some id among size+1 candidates is free.
       while (this.leaseTable.has(id)) id = id >= Number.MAX_SAFE_INTEGER ? 1 : id + 1;
     } else if (this.leaseTable.has(id)) {
-      throw new LichenError('LeaseExists', ERR_LEASE_EXISTS, { lease: id });
+      throw new LichenError('LeaseExists', `lease ${formatId(id)} already exists`, { etcdError: 'leaseExists', lease: id });
     }
     // etcd raises short TTLs to its minimum (at least one second), it does not refuse them.
     const grantedTtl = Math.max(ttl, this.minLeaseTtlSeconds, 1);
@@ -525,7 +530,7 @@ export class MvccStore {
 
   private leaseRevoke(id: number, batch: ApplyBatch): void {
     const lease = this.leaseTable.get(id);
-    if (lease === undefined) throw new LichenError('LeaseNotFound', ERR_LEASE_NOT_FOUND, { lease: id });
+    if (lease === undefined) throw leaseNotFoundError(id);
     // Sorted so every replica deletes the keys in the same order (same sub revisions).
     for (const name of [...lease.keys].sort()) {
       const kv = this.getAt(name, Infinity);
@@ -555,7 +560,7 @@ export class MvccStore {
 
   private checkReadRevision(revision: number): void {
     if (!Number.isSafeInteger(revision)) throw new LichenError('InvalidArgument', `invalid revision ${revision}`);
-    if (revision > this.current) throw new LichenError('FutureRevision', ERR_FUTURE_REVISION, { currentRevision: this.current });
+    if (revision > this.current) throw futureRevisionError(this.current);
     if (revision > 0 && revision < this.compacted) throw compactedError(this.compacted);
   }
 
@@ -719,7 +724,7 @@ export function isSerializableTxn(request: TxnRequest): boolean {
 }
 
 function compactedError(compactRevision: number): LichenError {
-  return new LichenError('Compacted', ERR_COMPACTED, { compactRevision });
+  return new LichenError('Compacted', `required revision has been compacted (the oldest kept is ${compactRevision})`, { etcdError: 'compacted', compactRevision });
 }
 
 /** A well-mixed, positive, safe-integer lease id from a raft index (splitmix-style, 52 bits). */
@@ -802,7 +807,7 @@ function overlapsDeletes(deletes: KeyBounds[], key: string): boolean {
 }
 
 function duplicate(): never {
-  throw new LichenError('DuplicateKey', ERR_DUPLICATE_KEY);
+  throw new LichenError('DuplicateKey', 'a txn writes one key twice', { etcdError: 'duplicateKey' });
 }
 
 function collectWrites(ops: RequestOp[]): Writes {

@@ -30,7 +30,7 @@ export class PendingProposals<T> {
     const result = new Promise<T>((resolve, reject) => {
       const timer = this.options.timers.setTimeout(() => {
         this.waiting.delete(sequence);
-        reject(new LichenError(ErrorCode.Timeout, 'etcdserver: request timed out'));
+        reject(new LichenError(ErrorCode.Timeout, 'request timed out', { etcdError: 'timeout' }));
       }, this.options.timeoutMs);
       this.waiting.set(sequence, { resolve, reject, timer });
     });
@@ -182,7 +182,7 @@ export class ReadRounds {
     this.queued = dropExpired(this.queued, now, expired);
     if (this.inFlight) this.inFlight.waiters = dropExpired(this.inFlight.waiters, now, expired);
     for (const round of this.confirmed) round.waiters = dropExpired(round.waiters, now, expired);
-    for (const waiter of expired) waiter.done(new LichenError(ErrorCode.Timeout, 'etcdserver: request timed out'));
+    for (const waiter of expired) waiter.done(new LichenError(ErrorCode.Timeout, 'request timed out', { etcdError: 'timeout' }));
   }
 
   private encodeRoundId(id: number): Uint8Array {

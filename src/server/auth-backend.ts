@@ -152,7 +152,7 @@ export class NodeAuthBackend implements AuthBackend {
 
   async roleGrantPermission(role: string, perm: KeyPermission, caller?: Caller): Promise<WithHeader<object>> {
     if (perm.permType !== PermissionType.READ && perm.permType !== PermissionType.WRITE && perm.permType !== PermissionType.READWRITE) {
-      throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: permission type ${perm.permType} is not READ (0), WRITE (1) or READWRITE (2)`);
+      throw new LichenError(ErrorCode.InvalidArgument, `permission type ${perm.permType} is not READ (0), WRITE (1) or READWRITE (2)`);
     }
     return this.proposeAdmin({ type: 'roleGrantPermission', name: role, permType: perm.permType, key: perm.key, rangeEnd: perm.rangeEnd }, caller);
   }

@@ -40,12 +40,12 @@ import type {
   TxnResponse,
 } from '../mvcc/types.js';
 import { ConfChangeType } from '../raft/index.js';
-import { ERR_NO_SPACE, isReadOnlyTxn, isSerializableTxn, type MvccCommand } from '../mvcc/index.js';
+import { noSpaceError, isReadOnlyTxn, isSerializableTxn, type MvccCommand } from '../mvcc/index.js';
 import { authorizeTxn } from '../auth/index.js';
 import { NodeAuthBackend } from './auth-backend.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
-import { hashToId } from './ids.js';
+import { formatId, hashToId } from './ids.js';
 import type { Member } from './members.js';
 import type { LeaderForwarder } from './forward.js';
 import type { ClusterNode } from './node.js';
@@ -124,7 +124,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   private async proposeWithinQuota(command: MvccCommand, caller: Caller | undefined): ReturnType<ClusterNode['propose']> {
     if (!quotaAdmits(this.config.quotaBackendBytes, this.node.inUseBytesEstimate, command)) {
       await this.node.propose({ type: 'alarmActivate', memberId: this.node.memberId, alarm: AlarmType.NOSPACE }).catch(() => undefined);
-      throw new LichenError(ErrorCode.NoSpace, ERR_NO_SPACE);
+      throw noSpaceError();
     }
     return this.proposeAs(command, caller);
   }
@@ -146,7 +146,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
 
   async leaseGrant(r: LeaseGrantRequest, caller?: Caller): Promise<WithHeader<LeaseGrantResponse>> {
     if (!Number.isInteger(r.TTL) || r.TTL <= 0) {
-      throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: lease TTL must be a positive number of seconds, got ${r.TTL}`);
+      throw new LichenError(ErrorCode.InvalidArgument, `lease TTL must be a positive number of seconds, got ${r.TTL}`);
     }
     const applied = await this.proposeWithinQuota({ type: 'leaseGrant', request: r }, caller);
     return { header: this.header(applied.revision), ...(applied.response as LeaseGrantResponse) };
@@ -186,7 +186,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   private leaderClientAddress(): string {
     const leader = this.node.leader();
     if (!leader || leader.clientAddress === '') {
-      throw new LichenError(ErrorCode.Unavailable, 'etcdserver: leader has not published its client address yet');
+      throw new LichenError(ErrorCode.Unavailable, 'leader has not published its client address yet');
     }
     return leader.clientAddress;
   }
@@ -202,7 +202,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     this.checkAdmin(caller);
     const peerAddress = addressOfUrls(peerURLs);
     if (this.node.members.some((m) => m.peerAddress === peerAddress)) {
-      throw new LichenError(ErrorCode.MemberExists, 'etcdserver: peerURL exists');
+      throw new LichenError(ErrorCode.MemberExists, `peer URL ${peerAddress} exists`, { etcdError: 'peerURLExists' });
     }
     // The proposer picks the id; every replica learns it from the committed entry.
     const id = hashToId(`added\0${peerAddress}\0${Date.now()}\0${Math.random()}`);
@@ -232,7 +232,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     this.checkAdmin(caller);
     const member = this.requireMember(id);
     if (!member.isLearner) {
-      throw new LichenError(ErrorCode.MembershipRefused, 'etcdserver: can only promote a learner member');
+      throw new LichenError(ErrorCode.MembershipRefused, `member ${formatId(id)} is not a learner`, { etcdError: 'memberNotLearner', nodeId: id });
     }
     this.refuseIfLearnerBehind(id);
     await this.node.proposeConfChange(ConfChangeType.AddNode, id);
@@ -253,7 +253,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
 
   private requireMember(id: number): Member {
     const member = this.node.members.find((m) => m.id === id);
-    if (!member) throw new LichenError(ErrorCode.MemberNotFound, 'etcdserver: member not found');
+    if (!member) throw new LichenError(ErrorCode.MemberNotFound, `member ${formatId(id)} not found`, { etcdError: 'memberNotFound', nodeId: id });
     return member;
   }
 
@@ -270,7 +270,8 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     if (active.length < Math.floor(remaining.length / 2) + 1) {
       throw new LichenError(
         ErrorCode.MembershipRefused,
-        `etcdserver: re-configuration failed due to not enough started members (${active.length} of ${remaining.length} remaining voters are active)`,
+        `not enough started members: ${active.length} of ${remaining.length} remaining voters are active`,
+        { etcdError: 'memberNotEnoughStarted', nodeId: id },
       );
     }
   }
@@ -280,10 +281,10 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     if (status.role !== 'leader' || !status.progress) return;
     const match = status.progress.get(id)?.match ?? 0;
     if (match < status.commit * LEARNER_READY_FRACTION) {
-      // etcd's words for gRPC clients (which match on them); the numbers stay in the message.
+      // gRPC clients get etcd's words (they match on them); the numbers are for the HTTP API and logs.
       throw new LichenError(
         ErrorCode.MembershipRefused,
-        `etcdserver: can only promote a learner member which is in sync with leader (learner at ${match}, leader committed ${status.commit})`,
+        `the learner is not in sync with the leader (learner at ${match}, leader committed ${status.commit})`,
         { etcdError: 'learnerNotReady', learnerMatch: match, leaderCommit: status.commit },
       );
     }
@@ -398,7 +399,7 @@ async function* readChunks(file: FileHandle): AsyncIterable<Uint8Array> {
 }
 
 function leaseNotFound(): LichenError {
-  return new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
+  return new LichenError(ErrorCode.LeaseNotFound, 'lease not found', { etcdError: 'leaseNotFound' });
 }
 
 /** A member as the Cluster API shows it; the URL schemes say whether its ports serve TLS. */
@@ -415,7 +416,7 @@ function toApiMember(member: Member, schemes: { client: string; peer: string }):
 /** "http://host:port" (or bare host:port) → host:port; exactly one URL is supported. */
 export function addressOfUrls(peerURLs: string[]): string {
   if (peerURLs.length !== 1) {
-    throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: exactly one peer URL is supported, got ${peerURLs.length}`);
+    throw new LichenError(ErrorCode.InvalidArgument, `exactly one peer URL is supported, got ${peerURLs.length}`);
   }
   const text = peerURLs[0]!;
   const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
@@ -423,8 +424,8 @@ export function addressOfUrls(peerURLs: string[]): string {
   try {
     url = new URL(withScheme);
   } catch {
-    throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: "${text}" is not a valid peer URL`);
+    throw new LichenError(ErrorCode.InvalidArgument, `"${text}" is not a valid peer URL`);
   }
-  if (!url.port) throw new LichenError(ErrorCode.InvalidArgument, `etcdserver: peer URL "${text}" has no port`);
+  if (!url.port) throw new LichenError(ErrorCode.InvalidArgument, `peer URL "${text}" has no port`);
   return `${url.hostname}:${url.port}`;
 }

@@ -54,7 +54,7 @@ export class MemberCalls implements LeaderForwarder {
         stream.write({ ID: String(id) });
       });
       const ttl = Number(reply.TTL);
-      if (ttl <= 0) throw new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
+      if (ttl <= 0) throw new LichenError(ErrorCode.LeaseNotFound, `lease ${id} not found`, { etcdError: 'leaseNotFound', lease: id });
       return ttl;
     } finally {
       stream.cancel();
@@ -130,11 +130,11 @@ export class MemberCalls implements LeaderForwarder {
 }
 
 function forwardTimeout(): LichenError {
-  return new LichenError(ErrorCode.Timeout, 'etcdserver: request timed out (forwarding to the leader)');
+  return new LichenError(ErrorCode.Timeout, 'request timed out (forwarding to the leader)', { etcdError: 'timeout' });
 }
 
 function forwardFailed(error: ServiceError): LichenError {
   // NOT_FOUND is the leader's "lease not found"; anything else means the leader was unreachable.
-  if (error.code === 5) return new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
-  return new LichenError(ErrorCode.Unavailable, `etcdserver: cannot reach the leader: ${error.details || error.message}`);
+  if (error.code === 5) return new LichenError(ErrorCode.LeaseNotFound, 'the leader does not know the lease', { etcdError: 'leaseNotFound' });
+  return new LichenError(ErrorCode.Unavailable, `cannot reach the leader: ${error.details || error.message}`);
 }

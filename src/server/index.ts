@@ -262,7 +262,7 @@ function lazy<T extends object>(target: () => T | undefined): T {
       const current = target();
       if (!current) {
         return () => {
-          throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server is starting');
+          throw new LichenError(ErrorCode.Unavailable, 'server is starting');
         };
       }
       if (methods?.target !== current) methods = new BoundMethods(current);

@@ -370,7 +370,7 @@ export class ClusterNode {
     );
     if (this.confirmation && !this.raftStarted) {
       this.logger.error(error.message);
-      this.removedReason = `etcdserver: member failed: ${error.message}`;
+      this.removedReason = `member failed: ${error.message}`;
       this.confirmation.reject(error);
       return;
     }
@@ -380,13 +380,13 @@ export class ClusterNode {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (!this.raftStarted) this.confirmation?.reject(new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped'));
+    if (!this.raftStarted) this.confirmation?.reject(new LichenError(ErrorCode.Unavailable, 'server stopped', { etcdError: 'stopped' }));
     this.environment.timers.clear(this.ticker);
     this.environment.timers.clear(this.commitFlush);
     await this.loop.stop();
     await this.snapshotTask;
     await this.transport.close();
-    const closed = new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
+    const closed = new LichenError(ErrorCode.Unavailable, 'server stopped', { etcdError: 'stopped' });
     this.proposals.rejectAll(closed);
     this.reads.rejectAll(closed);
     await this.state.wal.close();
@@ -403,7 +403,7 @@ export class ClusterNode {
     // start-up that any request within --max-request-bytes fits a raft entry, and any raft entry a
     // peer message and a peer frame, on every member whatever its own --max-request-bytes.
     if (body.length > this.config.maxRequestBytes) {
-      throw new LichenError(ErrorCode.TooLarge, 'etcdserver: request is too large', { limitBytes: this.config.maxRequestBytes });
+      throw new LichenError(ErrorCode.TooLarge, `request is larger than ${this.config.maxRequestBytes} bytes`, { etcdError: 'requestTooLarge', limitBytes: this.config.maxRequestBytes });
     }
     const result = (await this.proposeEnvelope(EnvelopeKind.Mvcc, body)) as ApplyResult;
     if ('error' in result) throw result.error;
@@ -430,7 +430,7 @@ export class ClusterNode {
       try {
         return await this.proposeConfChangeOnce(type, nodeId, member);
       } catch (error) {
-        const pending = isLichenError(error, ErrorCode.MembershipRefused) ? error.details['pendingConfIndex'] : undefined;
+        const pending = isLichenError(error, ErrorCode.MembershipRefused) ? error.details.pendingConfIndex : undefined;
         if (typeof pending !== 'number' || this.hasUnappliedConfChange(pending) || this.now() > deadline) throw error;
         await this.waitForApplied(pending, deadline);
       }
@@ -488,7 +488,7 @@ export class ClusterNode {
     this.assertServing();
     if (!this.confState.voters.includes(target)) {
       // etcd answers a transferee that is no voting member with ErrBadLeaderTransferee.
-      throw new LichenError(ErrorCode.MembershipRefused, `etcdserver: member ${formatId(target)} is not a voting member`, { etcdError: 'badLeaderTransferee' });
+      throw new LichenError(ErrorCode.MembershipRefused, `member ${formatId(target)} is not a voting member`, { etcdError: 'badLeaderTransferee' });
     }
     await this.waitForLeader();
     if (this.lead === target) return;
@@ -504,7 +504,7 @@ export class ClusterNode {
     });
     while (this.lead !== target) {
       if (this.now() > deadline) {
-        throw new LichenError(ErrorCode.Timeout, 'etcdserver: leadership transfer timed out');
+        throw new LichenError(ErrorCode.Timeout, 'leadership transfer timed out', { etcdError: 'timeoutLeaderTransfer' });
       }
       await new Promise<void>((resolve) => this.leaderWaiters.push(resolve));
     }
@@ -525,7 +525,7 @@ export class ClusterNode {
     while (this.lead === 0) {
       this.assertServing();
       const remaining = deadline - this.now();
-      if (remaining <= 0) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: no leader');
+      if (remaining <= 0) throw new LichenError(ErrorCode.Unavailable, 'no leader', { etcdError: 'noLeader' });
       await new Promise<void>((resolve) => {
         const timer = this.environment.timers.setTimeout(resolve, remaining);
         this.leaderWaiters.push(() => {
@@ -539,8 +539,8 @@ export class ClusterNode {
   /** Throws Unavailable unless this member serves: raft runs, and it was neither removed nor stopped. */
   assertServing(): void {
     if (this.removedReason) throw new LichenError(ErrorCode.Unavailable, this.removedReason);
-    if (this.stopped) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server stopped');
-    if (!this.raftStarted) throw new LichenError(ErrorCode.Unavailable, 'etcdserver: server is starting (waiting for the other members of the new cluster)');
+    if (this.stopped) throw new LichenError(ErrorCode.Unavailable, 'server stopped', { etcdError: 'stopped' });
+    if (!this.raftStarted) throw new LichenError(ErrorCode.Unavailable, 'server is starting (waiting for the other members of the new cluster)');
   }
 
   private async proposeEnvelope(kind: EnvelopeKind, body: Uint8Array): Promise<Applied | void | ApplyResult> {
@@ -764,7 +764,7 @@ export class ClusterNode {
       // Raft's configuration stays as it is; every member refuses the same entry.
       this.logger.warn('membership change refused at apply', { change: cc.type, member: formatId(cc.nodeId), index: entry.index, reason: refusal });
       if (context && context.origin === this.memberId) {
-        this.proposals.reject(context.sequence, new LichenError(ErrorCode.MemberNotFound, 'etcdserver: member not found', { reason: refusal }));
+        this.proposals.reject(context.sequence, new LichenError(ErrorCode.MemberNotFound, 'member not found', { etcdError: 'memberNotFound', reason: refusal }));
       }
       return;
     }
@@ -783,7 +783,7 @@ export class ClusterNode {
   }
 
   private onRemoved(how: string): void {
-    this.removedReason = 'etcdserver: the member has been permanently removed from the cluster';
+    this.removedReason = 'the member has been permanently removed from the cluster';
     this.logger.error('this member was removed from the cluster; it stops serving', { memberId: formatId(this.memberId), how });
     this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));
     this.resolveHalted({ removed: true, reason: this.removedReason });
@@ -934,7 +934,7 @@ export class ClusterNode {
     // A WAL or engine failure, or lost data, leaves this member unable to keep its promises: stop it loudly.
     if (isLichenError(error, ErrorCode.DataLoss)) this.logger.error(`fatal: ${error.message}`);
     else this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
-    this.removedReason = `etcdserver: member failed: ${(error as Error)?.message ?? String(error)}`;
+    this.removedReason = `member failed: ${(error as Error)?.message ?? String(error)}`;
     this.stopped = true;
     void this.loop.stop();
     this.environment.timers.clear(this.ticker);

@@ -2,12 +2,12 @@
 // the etcd3 npm package, etcdctl) recognise errors by their exact message text, so the messages
 // below are etcd's own (etcd-io/etcd api/v3rpc/rpctypes/error.go), word for word.
 //
-// A LichenError picks its row by code. Where etcd has several messages for what Lichen treats as
-// one code (e.g. MembershipRefused), the thrower names etcd's error in details.etcdError, using a
-// key of ETCD_ERRORS, and that row wins.
+// A LichenError that names one of etcd's errors (details.etcdError, a key of ETCD_ERRORS) gets
+// that row; otherwise its code picks the row. Layers below the API never write etcd's words:
+// they name the error, and its text lives here only.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { AuthErrorName } from '../../auth/errors.js';
-import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
+import { ErrorCode, isLichenError, LichenError, type EtcdErrorName } from '../../errors.js';
 import type { StatusError } from './http2-server.js';
 
 export interface GrpcErrorRow {
@@ -84,9 +84,8 @@ export const ETCD_ERRORS = {
   corrupt: { code: GrpcStatus.DATA_LOSS, message: 'etcdserver: corrupt cluster' },
   notSupportedForLearner: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: rpc not supported for learner' },
   badLeaderTransferee: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
-} as const satisfies Record<string, GrpcErrorRow>;
-
-export type EtcdErrorName = keyof typeof ETCD_ERRORS;
+  timeoutLeaderTransfer: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: request timed out, leader transfer took too long' },
+} as const satisfies Record<EtcdErrorName, GrpcErrorRow>;
 
 // Every error src/auth throws names a row of the table above (checked when compiling).
 const AUTH_ERROR_ROWS: Record<AuthErrorName, GrpcErrorRow> = ETCD_ERRORS;
@@ -124,19 +123,14 @@ export const GRPC_ERROR_TABLE: Record<ErrorCode, { code: GrpcStatus; message: st
   [ErrorCode.DataLoss]: { code: GrpcStatus.DATA_LOSS, message: null },
 };
 
-const ROWS_BY_MESSAGE = new Map<string, GrpcErrorRow>(Object.values(ETCD_ERRORS).map((row) => [row.message, row]));
-
 /** The gRPC code and message for any thrown value. Non-Lichen errors are internal errors. */
 export function grpcErrorFor(error: unknown): GrpcErrorRow {
   if (!isLichenError(error)) {
     const text = error instanceof Error ? error.message : String(error);
     return { code: GrpcStatus.INTERNAL, message: `lichen: internal error: ${text}` };
   }
-  const named = error.details['etcdError'];
-  if (typeof named === 'string' && named in ETCD_ERRORS) return ETCD_ERRORS[named as EtcdErrorName];
-  // A thrower that already used etcd's exact text (as src/mvcc does) gets that error's gRPC code.
-  const byMessage = ROWS_BY_MESSAGE.get(error.message);
-  if (byMessage) return byMessage;
+  const named = error.details.etcdError;
+  if (named !== undefined) return ETCD_ERRORS[named];
   const row = GRPC_ERROR_TABLE[error.code];
   if (row.message !== null) return { code: row.code, message: row.message };
   const own = error.message.startsWith('etcdserver: ') ? error.message : `etcdserver: ${error.message}`;
@@ -147,8 +141,8 @@ export function grpcErrorFor(error: unknown): GrpcErrorRow {
 export function toServiceError(error: unknown): StatusError {
   const { code, message } = grpcErrorFor(error);
   // The leader hint lets Lichen's own client go straight to the leader.
-  if (isLichenError(error, ErrorCode.NotLeader) && typeof error.details['leaderId'] === 'number') {
-    return { code, details: message, metadata: { 'lichen-leader-id': String(error.details['leaderId']) } };
+  if (isLichenError(error, ErrorCode.NotLeader) && typeof error.details.leaderId === 'number') {
+    return { code, details: message, metadata: { 'lichen-leader-id': String(error.details.leaderId) } };
   }
   return { code, details: message };
 }

@@ -160,10 +160,10 @@ class WatchStream {
       watcher.handle = this.ctx.backend.watch(request, this.sinkFor(watcher), caller);
     } catch (error) {
       this.watchers.delete(id);
-      if (isLichenError(error, ErrorCode.Compacted) && typeof error.details['compactRevision'] === 'number') {
+      if (isLichenError(error, ErrorCode.Compacted) && typeof error.details.compactRevision === 'number') {
         // Report it the way etcd does: created, then canceled with the compact revision.
         this.write({ header: this.header(), watch_id: id, created: true });
-        this.write({ header: this.header(0), watch_id: id, canceled: true, compact_revision: error.details['compactRevision'] });
+        this.write({ header: this.header(0), watch_id: id, canceled: true, compact_revision: error.details.compactRevision });
         return;
       }
       return this.refuse(cancelReason(error));

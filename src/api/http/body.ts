@@ -6,7 +6,7 @@ import { ErrorCode, LichenError } from '../../errors.js';
 
 export function tooLarge(maxRequestBytes: number): LichenError {
   return new LichenError(ErrorCode.TooLarge, `request body is larger than the limit of ${maxRequestBytes} bytes`, {
-    maxRequestBytes,
+    limitBytes: maxRequestBytes,
   });
 }
 

@@ -64,9 +64,9 @@ test('every error code has an HTTP status, and the table holds the documented on
   );
 });
 
-test('errorResponse keeps JSON-friendly details and hides messages of foreign errors', () => {
-  const compacted = errorResponse(new LichenError(ErrorCode.Compacted, 'gone', { compactRevision: 9, raw: text('x'), fn: () => 1 }));
-  assert.deepEqual(compacted.body, { error: { code: 'Compacted', message: 'gone', details: { compactRevision: 9, raw: 'x' } } });
+test('errorResponse shows the details, ids as hex, and hides messages of foreign errors', () => {
+  const compacted = errorResponse(new LichenError(ErrorCode.Compacted, 'gone', { compactRevision: 9, leaderId: 0x1b, reason: undefined }));
+  assert.deepEqual(compacted.body, { error: { code: 'Compacted', message: 'gone', details: { compactRevision: 9, leaderId: '000000000000001b' } } });
   assert.equal(compacted.internal, false);
   const foreign = errorResponse(new RangeError('stack details'));
   assert.deepEqual([foreign.status, foreign.body.error.message, foreign.internal], [500, 'internal error', true]);

@@ -1,7 +1,7 @@
 // The one table that maps error codes to HTTP statuses, and the JSON shape of every error
 // response: {"error": {"code", "message", "details"?}}. Handlers throw LichenError (or the
 // HTTP-only MethodNotAllowed below); the server turns whatever was thrown into a response here.
-import { ErrorCode, isLichenError, LichenError } from '../../errors.js';
+import { ErrorCode, isLichenError, LichenError, type ErrorDetails } from '../../errors.js';
 import { formatId } from '../../ids.js';
 
 /** Codes that exist only at the HTTP layer (routing), besides every LichenError code. */
@@ -87,7 +87,7 @@ export function errorResponse(error: unknown): ErrorResponse & { internal: boole
     if (error.code === ErrorCode.Overloaded || error.code === ErrorCode.Unavailable || error.code === ErrorCode.NotLeader) {
       headers['Retry-After'] = String(RETRY_AFTER_SECONDS);
     }
-    const details = jsonSafeDetails(error.details);
+    const details = jsonDetails(error.details);
     return {
       status: HTTP_STATUS_BY_CODE[error.code] ?? 500,
       headers,
@@ -106,14 +106,12 @@ export function errorResponse(error: unknown): ErrorResponse & { internal: boole
 /** The details that hold a lease or member id: shown as formatId shows ids everywhere else. */
 const ID_DETAILS: ReadonlySet<string> = new Set(['lease', 'leaderId', 'nodeId']);
 
-/** Details with only JSON-friendly values (bytes as UTF-8 text), or undefined when empty. */
-function jsonSafeDetails(details: Record<string, unknown>): Record<string, unknown> | undefined {
+/** The details as JSON, ids as formatId shows them, or undefined when there are none. */
+function jsonDetails(details: ErrorDetails): Record<string, unknown> | undefined {
   const entries = Object.entries(details).flatMap(([name, value]): Array<[string, unknown]> => {
-    if (ID_DETAILS.has(name) && (typeof value === 'number' || typeof value === 'bigint')) return [[name, formatId(value)]];
-    if (value instanceof Uint8Array) return [[name, Buffer.from(value).toString('utf8')]];
-    if (typeof value === 'bigint') return [[name, value.toString()]];
-    if (typeof value === 'function' || typeof value === 'symbol' || value === undefined) return [];
-    return [[name, value]];
+    // etcd's error name picks the gRPC text; the HTTP API has its own codes.
+    if (value === undefined || name === 'etcdError') return [];
+    return [[name, ID_DETAILS.has(name) && typeof value === 'number' ? formatId(value) : value]];
   });
   return entries.length > 0 ? Object.fromEntries(entries) : undefined;
 }

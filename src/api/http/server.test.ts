@@ -176,7 +176,7 @@ describe('HTTP API over a single-node MVCC store', () => {
       assertError(await ctx.call('POST', '/set', { body: '{"key":"k","value":"v","lease":true}' }), 400, 'InvalidArgument', /"lease" must be a non-negative integer/);
       assertError(await ctx.call('PUT', '/v1/kv/k?lease=ffffffffffffffff', { body: 'v' }), 400, 'InvalidArgument', /out of range: Lichen's lease ids are below 2\^53/);
       const unknown = await ctx.call('PUT', '/v1/kv/k?lease=00000000000000ab', { body: 'v' });
-      assertError(unknown, 404, 'LeaseNotFound', /requested lease not found/);
+      assertError(unknown, 404, 'LeaseNotFound', /requested lease 00000000000000ab not found/);
       assert.deepEqual(unknown.json.error.details, { lease: '00000000000000ab' });
       const none = await ctx.call('PUT', '/v1/kv/leased/none?lease=0000000000000000', { body: 'v' });
       assert.equal(none.status, 200, none.text);
