@@ -1,6 +1,6 @@
 // Authentication and authorization as etcd does them: users, roles and key-range permissions
 // replicated through raft (store.ts, apply.ts), tokens (tokens.ts), bcrypt passwords (password.ts).
-export { AuthStore, ROOT_USER, ROOT_ROLE, PREFIX_AUTH, type AuthInfo, type User, type Role, type Permission } from './store.js';
+export { AuthStore, initialAuthState, ROOT_USER, ROOT_ROLE, PREFIX_AUTH, type AuthInfo, type AuthState, type User, type Role, type Permission } from './store.js';
 export { applyCommand, authorizeTxn, type ApplyResult, type AppliedResponse, type AuthenticateApplied, type ReplicatedState } from './apply.js';
 export { authError, isAuthErrorOf, type AuthErrorName } from './errors.js';
 export { KeySet, intervalOf, type KeyInterval } from './key-set.js';

@@ -49,6 +49,21 @@ export interface Role {
   permissions: Permission[];
 }
 
+/** All auth state at one applied index: what a backup renders and a restore writes back. */
+export interface AuthState {
+  enabled: boolean;
+  revision: number;
+  /** Sorted by name. */
+  users: User[];
+  /** Sorted by name. */
+  roles: Role[];
+}
+
+/** A store where auth was never touched: disabled, revision 1, nobody. */
+export function initialAuthState(): AuthState {
+  return { enabled: false, revision: INITIAL_REVISION, users: [], roles: [] };
+}
+
 /**
  * Who asks, as the checks see it: a user name and the auth revision its credentials stand for.
  * A request checked against a newer auth state than its revision fails with "revision of auth
@@ -114,6 +129,30 @@ export class AuthStore {
       const role = decodeRole(asBuffer(key).toString('utf8', 2), value);
       this.roles.set(role.name, role);
     }
+  }
+
+  /**
+   * The whole state as plain data. Users and roles are replaced, never changed in place, so the
+   * lists stay true to this moment while later commands apply.
+   */
+  state(): AuthState {
+    const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+    return {
+      enabled: this.enabledFlag,
+      revision: this.currentRevision,
+      users: [...this.users.values()].sort(byName),
+      roles: [...this.roles.values()].sort(byName),
+    };
+  }
+
+  /** Writes `state` into an engine that holds no auth state yet (a restore), for open() to read. */
+  static write(engine: Engine, state: AuthState): void {
+    engine.write([
+      { type: 'put', key: META_ENABLED, value: Uint8Array.of(state.enabled ? 1 : 0) },
+      { type: 'put', key: META_REVISION, value: encodeNumber(state.revision) },
+      ...state.users.map((user): WriteOp => ({ type: 'put', key: authKey(KIND_USER, user.name), value: encodeUser(user) })),
+      ...state.roles.map((role): WriteOp => ({ type: 'put', key: authKey(KIND_ROLE, role.name), value: encodeRole(role) })),
+    ]);
   }
 
   get enabled(): boolean {

@@ -12,6 +12,8 @@ import { MemoryEngine } from '../engine/index.js';
 import { MvccStore, writeMvccState } from '../mvcc/index.js';
 import { Harness, b, randomCommands } from '../mvcc/testkit.js';
 import type { Member } from '../api/backend.js';
+import { AuthStore, initialAuthState, type AuthState } from '../auth/index.js';
+import type { AuthCommand } from '../mvcc/command.js';
 import { backendHash, readEtcdBackend, snapshotStatus, writeBackendFile, type BackendSource } from './index.js';
 import { Bucket, encodeKeyValue, encodeLease, revisionKey, u64 } from './layout.js';
 
@@ -24,13 +26,13 @@ const MEMBERS: Member[] = [
   { id: 0xa, name: 'n1', peerURLs: ['http://127.0.0.1:2380'], clientURLs: [], isLearner: true },
 ];
 
-function source(store: MvccStore): BackendSource {
-  return { mvcc: store.stateView(), members: MEMBERS, removedMemberIds: [0x30, 0x4] };
+function source(store: MvccStore, auth = initialAuthState()): BackendSource {
+  return { mvcc: store.stateView(), auth, members: MEMBERS, removedMemberIds: [0x30, 0x4] };
 }
 
-async function fileOf(store: MvccStore): Promise<string> {
+async function fileOf(store: MvccStore, auth?: AuthState): Promise<string> {
   const path = join(dir, `snapshot-${Math.random()}.db`);
-  const view = source(store);
+  const view = source(store, auth);
   try {
     await writeBackendFile(view, path, async () => {});
   } finally {
@@ -133,6 +135,46 @@ describe("etcd's backend format", () => {
     assert.equal(status.revision, 4);
     assert.equal(status.totalKey, 15, 'alarm 2, auth 1, cluster 1, key 3, lease 1, members 2, members_removed 2, meta 3');
     assert.equal(status.totalSize, 14 * 4096, 'two metas, ten buckets, the root, the freelist');
+  });
+
+  it("carries users, roles and the auth flag as etcd's authpb records, and reads them back", async () => {
+    const harness = Harness.open(new MemoryEngine());
+    const auth = AuthStore.open(harness.engine);
+    const commands: AuthCommand[] = [
+      { type: 'userAdd', name: 'root', passwordHash: 'r', noPassword: false },
+      { type: 'userGrantRole', user: 'root', role: 'root' },
+      { type: 'roleAdd', name: 'reader' },
+      { type: 'roleGrantPermission', name: 'reader', permType: 0, key: b('k'), rangeEnd: b('l') },
+      { type: 'roleGrantPermission', name: 'reader', permType: 2, key: b('a'), rangeEnd: b('') },
+      { type: 'userAdd', name: 'bot', passwordHash: '', noPassword: true },
+      { type: 'userGrantRole', user: 'bot', role: 'reader' },
+      { type: 'authEnable' },
+    ];
+    for (const command of commands) harness.engine.write(auth.execute(command));
+    const path = await fileOf(harness.store, auth.state());
+    const reader = BoltReader.open(path);
+    try {
+      const pairs = (name: Buffer): [string, string][] => [...reader.bucket(name)!].map((p) => [p.key.toString(), p.value.toString('hex')]);
+      const hex = (text: string): string => Buffer.from(text).toString('hex');
+      assert.deepEqual(pairs(Bucket.auth), [
+        ['authEnabled', '01'],
+        ['authRevision', '0000000000000008'],
+      ]);
+      // Role {name 1, keyPermission 2: {permType 1 (READ 0 left out), key 2, range_end 3}}, permissions by key.
+      assert.deepEqual(pairs(Bucket.authRoles), [['reader', '0a06' + hex('reader') + '1205' + '0802' + '1201' + hex('a') + '1206' + '1201' + hex('k') + '1a01' + hex('l')]]);
+      // User {name 1, password 2, roles 3, options 4: {no_password 1}}.
+      assert.deepEqual(pairs(Bucket.authUsers), [
+        ['bot', '0a03' + hex('bot') + '1a06' + hex('reader') + '2202' + '0801'],
+        ['root', '0a04' + hex('root') + '1201' + hex('r') + '1a04' + hex('root')],
+      ]);
+      const plain = (state: AuthState) => ({
+        ...state,
+        roles: state.roles.map((role) => ({ ...role, permissions: role.permissions.map((p) => ({ ...p, key: Buffer.from(p.key), rangeEnd: Buffer.from(p.rangeEnd) })) })),
+      });
+      assert.deepEqual(plain(readEtcdBackend(reader).auth), plain(auth.state()));
+    } finally {
+      reader.close();
+    }
   });
 
   it('Hash is the same for equal data applied at other raft indexes, and changes with a write', async () => {

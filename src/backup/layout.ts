@@ -13,9 +13,11 @@
 //   alarm            etcdserverpb.AlarmMember → empty
 //   auth             authEnabled → [1] or [0], authRevision → u64 BE
 //   authUsers        name → authpb.User;  authRoles: name → authpb.Role
+//                    (etcd 3.4's auth/authpb/auth.proto, encoded below)
 import { ErrorCode, LichenError } from '../errors.js';
-import type { StoredRecord } from '../mvcc/index.js';
-import { bytesField, decodeMessage, encodeMessage, intField } from './proto.js';
+import type { Permission, Role, User } from '../auth/index.js';
+import type { PermissionType, StoredRecord } from '../mvcc/index.js';
+import { bytesField, decodeMessage, encodeMessage, intField, type FieldValue } from './proto.js';
 
 export const Bucket = {
   alarm: Buffer.from('alarm'),
@@ -33,6 +35,7 @@ export const Bucket = {
 export const META_CONSISTENT_INDEX = Buffer.from('consistent_index');
 export const META_FINISHED_COMPACT = Buffer.from('finishedCompactRev');
 export const META_SCHEDULED_COMPACT = Buffer.from('scheduledCompactRev');
+export const AUTH_ENABLED = Buffer.from('authEnabled');
 export const AUTH_REVISION = Buffer.from('authRevision');
 export const CLUSTER_VERSION = Buffer.from('clusterVersion');
 /** The cluster version etcd 3.4 records; the layout written here is 3.4's. */
@@ -126,6 +129,62 @@ export function encodeAlarmMember(memberId: number, alarm: number): Buffer {
 export function decodeAlarmMember(bytes: Uint8Array): { memberId: number | bigint; alarm: number } {
   const fields = decodeMessage(bytes, 'etcdserverpb.AlarmMember');
   return { memberId: intField(fields, 1), alarm: safe(intField(fields, 2), 'alarm type') };
+}
+
+/**
+ * authpb.User: name 1, password 2 (the bcrypt hash), roles 3 (repeated), options 4
+ * (authpb.UserAddOptions: no_password 1).
+ */
+export function encodeAuthUser(user: User): Buffer {
+  return encodeMessage([
+    [1, Buffer.from(user.name)],
+    [2, Buffer.from(user.passwordHash)],
+    ...user.roles.map((role): [number, Buffer] => [3, Buffer.from(role)]),
+    [4, encodeMessage([[1, user.noPassword ? 1 : 0]])],
+  ]);
+}
+
+export function decodeAuthUser(bytes: Uint8Array): User {
+  const fields = decodeMessage(bytes, 'authpb.User');
+  const options = decodeMessage(bytesField(fields, 4), 'authpb.UserAddOptions');
+  const roles = (fields.get(3) ?? []).map((role) => text(role, 'user role')).sort();
+  return { name: text(bytesField(fields, 1), 'user name'), passwordHash: bytesField(fields, 2).toString(), noPassword: intField(options, 1) === 1, roles };
+}
+
+/** authpb.Role: name 1, keyPermission 2 (repeated authpb.Permission: permType 1, key 2, range_end 3). */
+export function encodeAuthRole(role: Role): Buffer {
+  return encodeMessage([
+    [1, Buffer.from(role.name)],
+    ...role.permissions.map((p): [number, Buffer] => [
+      2,
+      encodeMessage([
+        [1, p.permType],
+        [2, p.key],
+        [3, p.rangeEnd],
+      ]),
+    ]),
+  ]);
+}
+
+export function decodeAuthRole(bytes: Uint8Array): Role {
+  const fields = decodeMessage(bytes, 'authpb.Role');
+  const permissions = (fields.get(2) ?? []).map((value): Permission => {
+    const p = decodeMessage(asBytes(value, 'keyPermission'), 'authpb.Permission');
+    const permType = intField(p, 1);
+    if (permType !== 0 && permType !== 1 && permType !== 2) throw invalid(`permission type ${permType} is not READ, WRITE or READWRITE`);
+    return { permType: permType as PermissionType, key: bytesField(p, 2), rangeEnd: bytesField(p, 3) };
+  });
+  permissions.sort((a, b) => Buffer.compare(a.key, b.key));
+  return { name: text(bytesField(fields, 1), 'role name'), permissions };
+}
+
+function asBytes(value: FieldValue, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw invalid(`${what} is a number, expected bytes`);
+  return value;
+}
+
+function text(value: FieldValue, what: string): string {
+  return Buffer.from(asBytes(value, what)).toString();
 }
 
 /** A member as etcd's membership store marshals it (Go field order; empty optional fields left out). */

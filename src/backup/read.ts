@@ -1,5 +1,6 @@
 // An etcd 3.4 backend file (a snapshot from etcd or from Lichen) read back as Lichen's MVCC
-// state: the key bucket's revisions, the leases and the compaction revisions. The key bucket is
+// state: the key bucket's revisions, the leases, the compaction revisions, and the users, roles
+// and auth flag (etcd's restore keeps them too). The key bucket is
 // streamed from the file, so memory stays bounded by the leases, not by the keys.
 //
 // What is not carried over, as etcd's own restore does not either: the membership (members,
@@ -7,19 +8,23 @@
 // consistent index, which belongs to the old raft log. Nor are the alarms, which etcd's restore
 // keeps: they name members of the old cluster (by ids Lichen may not even hold) and describe its
 // state, not the new one's; they are returned so that the restore can say which were raised.
-// Auth is not carried yet.
 //
 // Lease ids: etcd draws them from 63 bits; Lichen keeps ids below 2^53 (JavaScript numbers). A
 // lease id at or above 2^53 is renumbered to its low 53 bits (the next free id on a collision),
 // and every key attached to it follows; the caller reports the renumbering.
 import type { BoltReader } from '../bbolt/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
+import type { AuthState } from '../auth/index.js';
 import type { LeaseRecord, MvccStateInput, RevisionRecord } from '../mvcc/index.js';
 import {
+  AUTH_ENABLED,
+  AUTH_REVISION,
   Bucket,
   META_FINISHED_COMPACT,
   META_SCHEDULED_COMPACT,
   decodeAlarmMember,
+  decodeAuthRole,
+  decodeAuthUser,
   decodeKeyValue,
   decodeLease,
   parseRevisionKey,
@@ -35,6 +40,7 @@ export interface EtcdBackendContents {
   renumberedLeases: { from: bigint; to: number }[];
   /** The alarms raised in the file (not restored). */
   alarms: { memberId: number | bigint; alarm: number }[];
+  auth: AuthState;
 }
 
 export function readEtcdBackend(reader: BoltReader): EtcdBackendContents {
@@ -53,6 +59,21 @@ export function readEtcdBackend(reader: BoltReader): EtcdBackendContents {
     scheduledCompactRevision: Math.max(compactRevision, revisionOf(META_SCHEDULED_COMPACT)),
     renumberedLeases,
     alarms: [...(reader.bucket(Bucket.alarm) ?? [])].map((pair) => decodeAlarmMember(pair.key)),
+    auth: readAuth(reader),
+  };
+}
+
+/** The auth buckets; a file without them (etcd before 3.0 auth) is a store where auth was never used. */
+function readAuth(reader: BoltReader): AuthState {
+  const flags = new Map<string, Buffer>();
+  for (const pair of reader.bucket(Bucket.auth) ?? []) flags.set(pair.key.toString('latin1'), pair.value);
+  const revision = flags.get(AUTH_REVISION.toString('latin1'));
+  if (revision !== undefined && revision.length !== 8) throw invalid(`authRevision has ${revision.length} bytes, expected 8`);
+  return {
+    enabled: flags.get(AUTH_ENABLED.toString('latin1'))?.[0] === 1,
+    revision: revision === undefined ? 1 : Number(revision.readBigUInt64BE()),
+    users: [...(reader.bucket(Bucket.authUsers) ?? [])].map((pair) => decodeAuthUser(pair.value)),
+    roles: [...(reader.bucket(Bucket.authRoles) ?? [])].map((pair) => decodeAuthRole(pair.value)),
   };
 }
 

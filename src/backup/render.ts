@@ -5,8 +5,10 @@
 // MiB so that a large store does not stall the server.
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Member } from '../api/backend.js';
+import type { AuthState } from '../auth/index.js';
 import type { MvccStateView } from '../mvcc/index.js';
 import {
+  AUTH_ENABLED,
   AUTH_REVISION,
   Bucket,
   CLUSTER_VERSION,
@@ -16,6 +18,8 @@ import {
   META_FINISHED_COMPACT,
   META_SCHEDULED_COMPACT,
   encodeAlarmMember,
+  encodeAuthRole,
+  encodeAuthUser,
   encodeKeyValue,
   encodeLease,
   encodeMember,
@@ -33,6 +37,8 @@ export interface BucketSink {
 /** Everything a member's backend holds, read at one applied index. */
 export interface BackendSource {
   mvcc: MvccStateView;
+  /** Users, roles and the enable flag, read at the same applied index as `mvcc`. */
+  auth: AuthState;
   members: Member[];
   removedMemberIds: number[];
 }
@@ -59,11 +65,17 @@ export async function renderBackend(source: BackendSource, sink: BucketSink, pau
 
   sink.bucket(Bucket.alarm);
   for (const [key] of byKey([...mvcc.alarms()], (a) => encodeAlarmMember(a.memberId, a.alarm))) await put(key, EMPTY);
+  const { auth } = source;
   sink.bucket(Bucket.auth);
-  // What etcd's auth store holds before auth is ever enabled: revision 1, no enable flag.
-  await put(AUTH_REVISION, u64(1));
+  // etcd writes the flag only once auth was enabled or disabled; absent reads as disabled.
+  if (auth.enabled) await put(AUTH_ENABLED, Uint8Array.of(1));
+  await put(AUTH_REVISION, u64(auth.revision));
+  // Names are the keys, and the lists are sorted by name as strings: byte order for ASCII names,
+  // so sort the encoded keys to be right for every name.
   sink.bucket(Bucket.authRoles);
+  for (const [key, role] of byKey(auth.roles, (r) => Buffer.from(r.name))) await put(key, encodeAuthRole(role));
   sink.bucket(Bucket.authUsers);
+  for (const [key, user] of byKey(auth.users, (u) => Buffer.from(u.name))) await put(key, encodeAuthUser(user));
   sink.bucket(Bucket.cluster);
   await put(CLUSTER_VERSION, CLUSTER_VERSION_VALUE);
 

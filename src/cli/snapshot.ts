@@ -108,8 +108,8 @@ const restoreCommand: Command = {
   details:
     'Restore the same file once per member, each with its own --name and the same --initial-cluster\n' +
     'and --initial-cluster-token, then start each with lichen serve --name <name> --data-dir <dir>\n' +
-    '--listen-peer <its peer address>. Keys, their revisions and history since the last compaction, and\n' +
-    'leases are kept; the membership is the new one. etcd lease ids at or above 2^53 get new ids (listed).',
+    '--listen-peer <its peer address>. Keys, their revisions and history since the last compaction,\n' +
+    'leases, users and roles are kept; the membership is the new one. etcd lease ids at or above 2^53 get new ids (listed).',
   flags: RESTORE_FLAGS,
   async run(args, context) {
     const [snapshotPath] = expectPositionals(args, restoreCommand, 1) as [string];
@@ -128,10 +128,12 @@ const restoreCommand: Command = {
       );
       return 0;
     }
-    const leases = result.leases === 1 ? '1 lease' : `${result.leases} leases`;
+    const counted = (count: number, what: string): string => `${count} ${what}${count === 1 ? '' : 's'}`;
+    const leases = counted(result.leases, 'lease');
+    const auth = `${counted(result.users, 'user')} and ${counted(result.roles, 'role')}, authentication ${result.authEnabled ? 'enabled' : 'disabled'}`;
     const lines = [
       `Restored ${snapshotPath} into ${options.dataDir}: revision ${result.revision} (compacted at ${result.compactRevision}), ` +
-        `${result.records} key versions, ${leases}; member ${formatId(result.memberId)} of cluster ${formatId(result.clusterId)}`,
+        `${result.records} key versions, ${leases}, ${auth}; member ${formatId(result.memberId)} of cluster ${formatId(result.clusterId)}`,
       ...result.renumberedLeases.map(({ from, to }) => `lease ${formatId(from)} is now ${formatId(to)} (Lichen keeps lease ids below 2^53)`),
       ...result.droppedAlarms.map(
         ({ memberId, alarm }) => `alarm ${alarmName(alarm)} of member ${formatId(memberId)} was raised in the snapshot; the new cluster starts without it`,

@@ -112,6 +112,25 @@ async function everything(endpoint: string, ...flags: string[]): Promise<{ revis
   return { revision: parsed.header.revision, kvs: parsed.kvs ?? [] };
 }
 
+/** A user alice who may only read keys under "a" (etcd's "--prefix read a"). */
+async function addReader(endpoint: string): Promise<void> {
+  await etcdctl(endpoint, 'user', 'add', 'alice:alice-pw');
+  await etcdctl(endpoint, 'role', 'add', 'reader');
+  await etcdctl(endpoint, 'role', 'grant-permission', 'reader', '--prefix=true', 'read', 'a');
+  await etcdctl(endpoint, 'user', 'grant-role', 'alice', 'reader');
+}
+
+/** `restored` has auth on, alice and her role as `original` has them, and checks her password and rights. */
+async function checkReader(restored: string, original: string): Promise<void> {
+  const root = '--user=root:root-pw';
+  for (const args of [['role', 'get', 'reader'], ['user', 'get', 'alice']]) {
+    assert.equal(await etcdctl(restored, root, ...args), await etcdctl(original, root, ...args), args.join(' '));
+  }
+  assert.equal(await etcdctl(restored, '--user=alice:alice-pw', 'get', 'a', '--print-value-only'), await etcdctl(original, root, 'get', 'a', '--print-value-only'));
+  await assert.rejects(etcdctl(restored, '--user=alice:alice-pw', 'put', 'a', 'x'), /permission denied/);
+  await assert.rejects(etcdctl(restored, '--user=alice:wrong', 'get', 'a'), /authentication failed/);
+}
+
 async function leaseOf(endpoint: string, hexId: string): Promise<{ grantedTtl: number; keys: string[] }> {
   const text = await etcdctl(endpoint, 'lease', 'timetolive', hexId, '--keys', '-w', 'json');
   const parsed = JSON.parse(text.replace(/"(id|cluster_id|member_id)":(\d+)/g, '"$1":"$2"')) as { 'granted-ttl': number; keys?: string[] };
@@ -180,6 +199,21 @@ test('a Lichen snapshot passes etcdctl snapshot status and restore, and etcd ser
     await etcdctl(etcd.client, 'alarm', 'disarm');
     // Both continue from the same revision.
     assert.deepEqual(JSON.parse(await etcdctl(etcd.client, 'put', 'after', 'x', '-w', 'json')).header.revision, lichenState.revision + 1);
+    await etcd.stop();
+
+    // Users, roles and the auth flag: a snapshot with auth on restores into an etcd that checks
+    // Lichen's bcrypt hashes and permissions.
+    await etcdctl(m.client, 'alarm', 'disarm'); // else the restored etcd refuses the put below for NOSPACE first
+    await addReader(m.client);
+    await etcdctl(m.client, 'user', 'add', 'root:root-pw');
+    await etcdctl(m.client, 'auth', 'enable');
+    const authFile = join(dir, 'lichen-auth.db');
+    await etcdctl(m.client, '--user=root:root-pw', 'snapshot', 'save', authFile);
+    const authPeer = `127.0.0.1:${await freePort()}`;
+    const authDataDir = join(dir, 'etcd-auth');
+    await execute('etcdctl', ['snapshot', 'restore', authFile, '--name', 'e2', '--data-dir', authDataDir, '--initial-cluster', `e2=http://${authPeer}`, '--initial-advertise-peer-urls', `http://${authPeer}`]);
+    etcd = await EtcdMember.start(authDataDir, 'e2', authPeer);
+    await checkReader(etcd.client, m.client);
   } finally {
     await etcd?.stop();
     await cluster.stop();
@@ -204,6 +238,7 @@ test('an etcd snapshot restored with lichen snapshot restore serves the same dat
     await etcdctl(e, 'put', 'leased', 'yes', `--lease=${leaseHex}`);
     await etcdctl(e, 'compact', '4');
     await etcdctl(e, 'put', 'a', '4');
+    await addReader(e);
     const etcdState = await everything(e);
     const file = join(dir, 'etcd.db');
     await etcdctl(e, 'snapshot', 'save', file);
@@ -234,6 +269,13 @@ test('an etcd snapshot restored with lichen snapshot restore serves the same dat
     const hashes = await Promise.all(cluster.members.map(async (m) => (await cluster!.call<{ hash: number }>(m, 'Maintenance', 'Hash', {})).hash));
     assert.equal(new Set(hashes).size, 1, `restored members hold the same backend: ${hashes.join(', ')}`);
     assert.equal(JSON.parse(await etcdctl(m1.client, 'put', 'after', 'x', '-w', 'json')).header.revision, etcdState.revision + 1);
+    // etcd's users and roles came along; its bcrypt hash lets alice in once auth is on.
+    assert.match(restoreOutput, / 1 user and 1 role, authentication disabled;/);
+    for (const endpoint of [m1.client, e]) {
+      await etcdctl(endpoint, 'user', 'add', 'root:root-pw');
+      await etcdctl(endpoint, 'auth', 'enable');
+    }
+    await checkReader(m2.client, e);
   } finally {
     await cluster?.stop();
     await etcd?.stop();

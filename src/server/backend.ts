@@ -360,7 +360,12 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
 
   /** This member's state at this moment: the engine view and the member table agree. */
   private backendSource(): BackendSource {
-    return { mvcc: this.node.store.stateView(), members: this.node.members.map(this.apiMember), removedMemberIds: this.node.removedMemberIds };
+    return {
+      mvcc: this.node.store.stateView(),
+      auth: this.node.auth.state(),
+      members: this.node.members.map(this.apiMember),
+      removedMemberIds: this.node.removedMemberIds,
+    };
   }
 
   async defragment(caller?: Caller): Promise<WithHeader<object>> {

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AuthStore } from '../auth/index.js';
 import { writeBackendFile } from '../backup/index.js';
 import { LmdbEngine, MemoryEngine } from '../engine/index.js';
 import { createSilentLogger } from '../log.js';
@@ -33,10 +34,15 @@ async function snapshotFile(withHash = true): Promise<string> {
   harness.put('a', '3', { lease: 77 });
   harness.ok({ type: 'compact', request: { revision: 3 } });
   harness.ok({ type: 'alarmActivate', memberId: 0x99, alarm: 1 });
+  const auth = AuthStore.open(harness.engine);
+  harness.engine.write(auth.execute({ type: 'userAdd', name: 'root', passwordHash: 'hash', noPassword: false }));
+  harness.engine.write(auth.execute({ type: 'userGrantRole', user: 'root', role: 'root' }));
+  harness.engine.write(auth.execute({ type: 'roleAdd', name: 'reader' }));
+  harness.engine.write(auth.execute({ type: 'authEnable' }));
   const path = join(dir, 'backup.db');
   const mvcc = harness.store.stateView();
   try {
-    await writeBackendFile({ mvcc, members: [], removedMemberIds: [] }, path);
+    await writeBackendFile({ mvcc, auth: auth.state(), members: [], removedMemberIds: [] }, path);
   } finally {
     mvcc.close();
   }
@@ -59,7 +65,7 @@ describe('snapshot restore', () => {
     // a@2 stays: it is a's newest version at the compaction (3), as etcd keeps it.
     assert.deepEqual({ ...result, memberId: 0, clusterId: 0 }, {
       memberId: 0, clusterId: 0, revision: 4, compactRevision: 3, records: 3, leases: 1, renumberedLeases: [],
-      droppedAlarms: [{ memberId: 0x99, alarm: 1 }],
+      droppedAlarms: [{ memberId: 0x99, alarm: 1 }], users: 1, roles: 1, authEnabled: true,
     });
     const config = defaultNodeConfig({ name: 'n2', dataDir: join(dir, 'n2'), initialCluster: CLUSTER, clusterToken: 'tok' });
     const state = await openNodeState(config, createSilentLogger());
@@ -71,6 +77,12 @@ describe('snapshot restore', () => {
       assert.equal(state.store.lease(77)?.grantedTTL, 60);
       assert.equal(state.store.compactRevision, 3);
       assert.deepEqual(state.store.alarms(), [], 'the new cluster starts without the old one\'s alarms');
+      assert.deepEqual(state.auth.state(), {
+        enabled: true,
+        revision: 4,
+        users: [{ name: 'root', passwordHash: 'hash', noPassword: false, roles: ['root'] }],
+        roles: [{ name: 'reader', permissions: [] }],
+      }, 'users, roles and the auth flag are kept, as etcd keeps them');
       assert.equal(state.snapshotIndex, 1, 'the restored state is the first raft snapshot');
     } finally {
       await state.wal.close();

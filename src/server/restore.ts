@@ -14,6 +14,7 @@ import { checkSnapshotHash, readEtcdBackend } from '../backup/index.js';
 import { LmdbEngine } from '../engine/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { createSilentLogger } from '../log.js';
+import { AuthStore } from '../auth/index.js';
 import { MvccStore, writeMvccState } from '../mvcc/index.js';
 import { defaultNodeConfig, type PeerSpec } from './config.js';
 import { openNodeState } from './state.js';
@@ -41,6 +42,10 @@ export interface RestoreResult {
   renumberedLeases: { from: bigint; to: number }[];
   /** Alarms raised in the snapshot, which the new cluster starts without. */
   droppedAlarms: { memberId: number | bigint; alarm: number }[];
+  /** Users and roles restored, and whether authentication is on in the restored cluster. */
+  users: number;
+  roles: number;
+  authEnabled: boolean;
 }
 
 export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreResult> {
@@ -87,6 +92,7 @@ async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<Restore
   const engine = LmdbEngine.open({ dir });
   try {
     writeMvccState(engine, { ...contents.state, records: counted, leases });
+    AuthStore.write(engine, contents.auth);
     const store = MvccStore.open(engine);
     // Raft entry 1 is the new cluster's bootstrap: the restored state is the state after it. A
     // compaction etcd had scheduled but not finished is finished here, as etcd does on start.
@@ -99,6 +105,9 @@ async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<Restore
       leases: leases.length,
       renumberedLeases: contents.renumberedLeases,
       droppedAlarms: contents.alarms,
+      users: contents.auth.users.length,
+      roles: contents.auth.roles.length,
+      authEnabled: contents.auth.enabled,
     };
   } finally {
     await engine.closeAsync();

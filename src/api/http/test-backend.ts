@@ -3,6 +3,7 @@
 // test make the next call of a method fail or hang, so the HTTP tests can check error mapping
 // and timeouts against real store semantics (revisions, compaction, prefix ranges).
 import { backendHash } from '../../backup/index.js';
+import { initialAuthState } from '../../auth/index.js';
 import { NoAuthBackend } from '../grpc/testing/no-auth.js';
 import { ErrorCode, LichenError } from '../../errors.js';
 import { MemoryEngine } from '../../engine/index.js';
@@ -174,7 +175,7 @@ export class StoreBackend extends NoAuthBackend implements EtcdBackend {
     await this.enter('hash', undefined);
     const mvcc = this.store.stateView();
     try {
-      return { hash: await backendHash({ mvcc, members: this.members, removedMemberIds: [] }), header: this.header() };
+      return { hash: await backendHash({ mvcc, auth: initialAuthState(), members: this.members, removedMemberIds: [] }), header: this.header() };
     } finally {
       mvcc.close();
     }
