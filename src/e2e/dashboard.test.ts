@@ -20,6 +20,8 @@ const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-
 const WAIT_MS = 30_000;
 
 let cluster: ProcessCluster;
+/** Kept so that after() closes the browser even when the cluster failed to start first: a live chromium would keep this file's process from ever ending. */
+let launching: Promise<Browser> | undefined;
 let browser: Browser;
 let page: Page;
 let served: MemberProcess;
@@ -27,16 +29,17 @@ const screenshots = process.env['LICHEN_SCREENSHOTS_DIR'] ? resolve(process.env[
 
 before(async () => {
   mkdirSync(screenshots, { recursive: true });
-  [cluster, browser] = await Promise.all([
-    ProcessCluster.start({ nodes: 3 }),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-  ]);
+  launching = chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  [cluster, browser] = await Promise.all([ProcessCluster.start({ nodes: 3 }), launching]);
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.setDefaultTimeout(WAIT_MS);
 });
 
 after(async () => {
-  await browser?.close();
+  await launching?.then(
+    (launched) => launched.close(),
+    () => undefined,
+  );
   await cluster?.stop();
   if (!process.env['LICHEN_SCREENSHOTS_DIR']) rmSync(screenshots, { recursive: true, force: true });
 });
