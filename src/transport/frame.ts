@@ -26,6 +26,11 @@ import { peerHandshakeFrameBytesMax } from '../limits.js';
 /**
  * 2: the dialer proves its member id (Challenge and Proof) before the HelloAck. 3: both sides
  * name their data directory (src/server/data-dirs.ts says why).
+ *
+ * Members speak exactly one version, and a listener refuses a dialer of another one at the Hello,
+ * so two releases never half-talk. For the refusal to be readable whatever the versions, two things
+ * never change: a Hello starts with HELLO_MAGIC and the version byte, and a refusing HelloAck is
+ * the frame kind, status 0 and the reason in UTF-8 (which names both versions).
  */
 export const PROTOCOL_VERSION = 3;
 /** A data directory id: 64 random bits drawn when the directory was created. */

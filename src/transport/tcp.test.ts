@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { snapshotBytes, type Message, type NodeId } from '../raft/types.js';
 import { TcpTransport, type PeerRefusal, type SnapshotSink, type TransportOptions } from './tcp.js';
 import { encodeMessage } from './codec.js';
-import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeNonceFrame, encodeSnapBegin, writeFrameHeader, type HelloAck } from './frame.js';
+import { FRAME_HEADER_BYTES, FrameKind, FrameReader, PROTOCOL_VERSION, decodeHelloAck, encodeHello, encodeHelloAck, encodeNonceFrame, encodeSnapBegin, writeFrameHeader, type HelloAck } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
 import { createCertificateAuthority, issueCertificate, selfSignedCertificate, type PemPair } from '../tls/certs.js';
 import { peerTlsOptions, type TlsMaterial } from '../tls/index.js';
@@ -564,6 +564,53 @@ test('an impostor that knows the cluster id and a member id gets no message deli
     },
     () => ({ handshakeTimeoutMs: 1000 }),
   );
+});
+
+test('members of two protocol versions refuse each other at the hello, and both ends name both versions', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(2, async ([, b], waiter) => {
+    // A newer release dials this member: another version byte, and a hello laid out differently after it.
+    const socket = net.connect({ host: '127.0.0.1', port: b!.transport.address.port });
+    const newer = new RawDial(socket, waiter);
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const hello = Buffer.concat([encodeHello({ clusterId: 7, from: 1, to: 2, dataDirId: new Uint8Array(8) }), Buffer.from('a future field')]);
+    hello[FRAME_HEADER_BYTES + 4] = PROTOCOL_VERSION + 1;
+    newer.write(writeFrameHeader(hello, FrameKind.Hello), messageFrame(heartbeat(1, 2, 1)));
+    await waiter.until(() => newer.closed, 'the newer dialer to be refused');
+    const told = `the dialer speaks peer protocol version ${PROTOCOL_VERSION + 1}, this member speaks ${PROTOCOL_VERSION}`;
+    const ack = newer.ack;
+    assert.ok(ack?.status === 'refused');
+    assert.ok(ack.reason.startsWith(told), ack.reason);
+    assert.ok(b!.transport.stats().inbound.lastError?.startsWith(told));
+    assert.deepEqual(b!.refusals, [{ kind: 'handshake', reason: 'version' }]);
+    assert.equal(b!.received.length, 0);
+  });
+
+  // This member dials a newer one, which answers as this code would, in the frozen refusal layout.
+  const hellos: Buffer[] = [];
+  const newerListener = net.createServer((socket) => {
+    socket.on('error', () => {});
+    const reader = new FrameReader(1 << 20);
+    socket.on('data', (chunk: Buffer) =>
+      reader.push(chunk, (frame) => {
+        hellos.push(Buffer.from(frame));
+        const reason = `the dialer speaks peer protocol version ${frame[1 + 4]}, this member speaks ${PROTOCOL_VERSION + 1}`;
+        socket.end(encodeHelloAck({ status: 'refused', reason }));
+      }),
+    );
+  });
+  await new Promise<void>((resolve) => newerListener.listen(0, '127.0.0.1', resolve));
+  try {
+    await withNodes(1, async ([a], waiter) => {
+      a!.transport.addPeer(2, `127.0.0.1:${(newerListener.address() as net.AddressInfo).port}`);
+      a!.transport.send([heartbeat(1, 2, 1)]);
+      await waiter.until(() => a!.hasEvent('handshake-refused'), 'the refusal to reach the dialer');
+      assert.equal(hellos[0]!.subarray(1, 6).toString('latin1'), `LCHN${String.fromCharCode(PROTOCOL_VERSION)}`, 'a hello starts with the magic and the version');
+      assert.match(a!.transport.stats().peers[2]!.lastError ?? '', new RegExp(`speaks peer protocol version ${PROTOCOL_VERSION}, this member speaks ${PROTOCOL_VERSION + 1}$`));
+      assert.equal(a!.transport.stats().peers[2]!.connected, false);
+    });
+  } finally {
+    await new Promise<void>((resolve) => newerListener.close(() => resolve()));
+  }
 });
 
 test('a snapshot announced on a connection not bound to a member is refused before anything is stored', { timeout: TEST_TIMEOUT_MS }, async () => {

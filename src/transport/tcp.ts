@@ -781,7 +781,11 @@ class InboundConnection {
     // Our own log gets the ids (see #refuse).
     let refusal: [Extract<PeerRefusal, { kind: 'handshake' }>['reason'], string] | null = null;
     if (hello.protocolVersion !== PROTOCOL_VERSION) {
-      refusal = ['version', `the dialer speaks peer protocol version ${hello.protocolVersion}, this member speaks ${PROTOCOL_VERSION}`];
+      refusal = [
+        'version',
+        `the dialer speaks peer protocol version ${hello.protocolVersion}, this member speaks ${PROTOCOL_VERSION}: ` +
+          'run lichen releases that speak the same version on every member (README, "Upgrades")',
+      ];
     } else if (hello.clusterId !== clusterId) {
       refusal = ['cluster', 'the dialer belongs to another cluster'];
     } else if (hello.to !== id) {
