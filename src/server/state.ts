@@ -1,8 +1,8 @@
 // Opening a node's durable state: the identity file, the engine, the WAL and the snapshots, and
 // bootstrapping a brand-new cluster. Everything a node knows after a restart comes from here.
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rename, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { openEngine, type Engine } from '../engine/index.js';
 import { AuthStore } from '../auth/index.js';
 import { MvccStore } from '../mvcc/index.js';
@@ -21,9 +21,19 @@ import { DATA_DIR_ID_BYTES, PeerDataDirs } from './data-dirs.js';
 import { clusterIdAt, joinCluster } from './join.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 
+/**
+ * The format of a data directory: member.json, the WAL, the snapshots and the engine files, as one
+ * number kept in member.json (`version`). Lichen 0.1 writes 1. A release that changes any of these
+ * formats raises it, and on start either migrates an older directory in place (writing member.json
+ * last, through writeFileDurably) or refuses it with the way forward. A directory of a newer format
+ * is always refused: this code cannot know what changed.
+ */
+export const DATA_DIR_FORMAT = 1;
+
 /** Who this data directory belongs to. Written once, when the member first starts. */
 export interface Identity {
-  version: 1;
+  /** The data directory format (DATA_DIR_FORMAT when written by this code). */
+  version: number;
   name: string;
   memberId: number;
   clusterId: number;
@@ -71,6 +81,8 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   createDirectory(config.dataDir);
   await rm(join(config.dataDir, TMP_DIR), { recursive: true, force: true });
   const existing = await readIdentity(config.dataDir);
+  if (existing === undefined) await refuseUnknownContents(config.dataDir);
+  else await checkFormat(config.dataDir, existing);
   if (existing?.removed) {
     throw new LichenError(
       ErrorCode.InvalidArgument,
@@ -253,6 +265,56 @@ export async function markRemoved(state: NodeState): Promise<void> {
   await state.saveIdentity();
 }
 
+/**
+ * Accepts a data directory of this format; migrates an older one (none yet: lichen 0.1 wrote format
+ * 1, and a member.json without a version is one of those too); refuses a newer or unknown one.
+ */
+async function checkFormat(dataDir: string, identity: Identity): Promise<void> {
+  const path = join(dataDir, IDENTITY_FILE);
+  const format: unknown = (identity as { version?: unknown }).version;
+  if (format === undefined) {
+    identity.version = DATA_DIR_FORMAT;
+    await writeFileDurably(path, JSON.stringify(identity, null, 2) + '\n');
+    return;
+  }
+  if (format === DATA_DIR_FORMAT) return;
+  if (typeof format === 'number' && Number.isSafeInteger(format) && format > DATA_DIR_FORMAT) {
+    throw new LichenError(
+      ErrorCode.InvalidArgument,
+      `data directory ${dataDir} has format ${format}, written by a newer lichen; this lichen reads format ${DATA_DIR_FORMAT}. ` +
+        'Start it with the lichen release that wrote it (or a newer one): a data directory is never converted back to an older format. ' +
+        'To go back to this release, restore a snapshot into an empty directory (lichen snapshot restore)',
+    );
+  }
+  throw new LichenError(
+    ErrorCode.InvalidArgument,
+    `data directory ${dataDir} names an unknown format ${JSON.stringify(format)} in ${path}; this lichen reads format ${DATA_DIR_FORMAT}. ` +
+      'It was not written by lichen, or member.json was damaged: restore it from a backup, or remove this member and add it again with --join and an empty directory',
+  );
+}
+
+/**
+ * What lichen writes only after member.json: found without it, they are not lichen's (or damaged).
+ * (`lichen snapshot restore` fills engine/ first, then writes member.json.)
+ */
+const DATA_DIR_CONTENTS = ['wal', 'snap'];
+
+async function refuseUnknownContents(dataDir: string): Promise<void> {
+  for (const name of DATA_DIR_CONTENTS) {
+    const found = await stat(join(dataDir, name)).then(() => true, (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw new LichenError(ErrorCode.Internal, `cannot read ${join(dataDir, name)}: ${error.message}`);
+    });
+    if (found) {
+      throw new LichenError(
+        ErrorCode.InvalidArgument,
+        `data directory ${dataDir} holds ${name}/ but no ${IDENTITY_FILE}, so its format is unknown (not written by lichen, or damaged): ` +
+          'give an empty --data-dir for a new member, or restore this one from a backup',
+      );
+    }
+  }
+}
+
 async function readIdentity(dataDir: string): Promise<Identity | undefined> {
   try {
     return JSON.parse(await readFile(join(dataDir, IDENTITY_FILE), 'utf8')) as Identity;
@@ -265,7 +327,7 @@ async function readIdentity(dataDir: string): Promise<Identity | undefined> {
 async function joinIdentity(config: NodeConfig, logger: Logger, credentials: ChannelCredentials): Promise<Identity> {
   const joined = await joinCluster(config, credentials);
   const identity: Identity = {
-    version: 1,
+    version: DATA_DIR_FORMAT,
     name: config.name,
     memberId: joined.memberId,
     clusterId: joined.clusterId,
@@ -310,7 +372,7 @@ async function bootstrapIdentity(config: NodeConfig): Promise<Identity> {
     );
   }
   const identity: Identity = {
-    version: 1,
+    version: DATA_DIR_FORMAT,
     name: config.name,
     memberId: memberIdOf(self, config.clusterToken),
     clusterId: clusterIdOf(config.initialCluster, config.clusterToken),
@@ -323,15 +385,23 @@ async function bootstrapIdentity(config: NodeConfig): Promise<Identity> {
   return identity;
 }
 
-/** Write to a temporary name, fsync, rename, so a crash leaves the old file or the new one. */
+/**
+ * Write to a temporary name, fsync, rename, fsync the directory, so a crash leaves the old file or
+ * the new one, and once this resolves the new one survives a crash.
+ */
 async function writeFileDurably(path: string, text: string): Promise<void> {
   const temp = `${path}.tmp`;
   await writeFile(temp, text);
-  const handle = await openFile(temp, 'r+');
+  await syncPath(temp, 'r+');
+  await rename(temp, path);
+  await syncPath(dirname(path), 'r');
+}
+
+async function syncPath(path: string, flags: string): Promise<void> {
+  const handle = await openFile(path, flags);
   try {
     await handle.sync();
   } finally {
     await handle.close();
   }
-  await rename(temp, path);
 }
