@@ -72,4 +72,12 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'raft liveness: removed leader stopped before the others knew its removal committed; a wiped ' +
       'member was also gone, so the old configuration had no quorum left at all (no leader, ever)',
   },
+  {
+    seed: 949,
+    options: {},
+    found:
+      'simulator: the check that no wiped member talks to a peer that knew its lost data directory ' +
+      'fired for a joiner that merely ran raft, before any peer had admitted it (it was refused at its ' +
+      'first connection; fixed: the check and the remedy look at the connections it has)',
+  },
 ];

@@ -322,11 +322,13 @@ class Simulation {
       }
       // Taking part again means its peers accepted it: it never talked to them before the wipe (or,
       // in the unchecked-wipes variant, nobody checks).
-      if (node.live?.raftStarted === true) {
-        if (this.options.variant !== 'unchecked-wipes' && node.wipedKnownBy.length > 0) {
+      // A joiner runs raft at once, but talks only over connections its peers admitted.
+      if (node.live?.raftStarted === true && node.live.links.size > 0) {
+        const knew = node.wipedKnownBy.filter((peer) => node.live!.links.has(peer));
+        if (this.options.variant !== 'unchecked-wipes' && knew.length > 0) {
           throw new SafetyViolation(
             'wiped-member-accepted',
-            `node ${id} takes part on a wiped disk although node(s) ${node.wipedKnownBy.join(', ')} had recorded its data directory`,
+            `node ${id} talks to node(s) ${knew.join(', ')} on a wiped disk although they had recorded its data directory`,
           );
         }
         this.wipesUnrefused.acceptedUnknown++;
