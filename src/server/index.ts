@@ -16,6 +16,7 @@ import type { EtcdBackend } from '../api/backend.js';
 import { MemberCalls } from './forward.js';
 import { ClusterNode } from './node.js';
 import { systemEnvironment } from './environment.js';
+import { tcpPeerTransport } from './peer-transport.js';
 import { markRemoved, openNodeState, type NodeState } from './state.js';
 import { checkInitialHashKV, startCorruptionMonitor, type CorruptionCheckDeps } from './corruption.js';
 import { AlarmType } from '../mvcc/index.js';
@@ -137,10 +138,9 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       logger,
       metrics,
       { client: addresses.client, http: addresses.http },
-      peerListener,
+      tcpPeerTransport({ config, state, metrics, logger, listener: peerListener, tls: peerTls && peerTlsOptions(peerTls) }),
       (address) => forwarder.membership(address),
       systemEnvironment,
-      peerTls && peerTlsOptions(peerTls),
     );
     metricsRef.node = node;
     started = node;

@@ -5,7 +5,6 @@
 // Concurrency model: everything that touches the RawNode runs inside the loop. Callers enqueue
 // closures (step a message, tick, propose, read) into its bounded inbox; while a Ready's fsync is
 // in flight, new work accumulates there, so the next Ready carries all of it under one fsync.
-import type { Server } from 'node:net';
 import {
   ConfChangeType,
   EntryType,
@@ -22,15 +21,15 @@ import {
 import { AlarmType, Lessor, WatchHub, decodeCommand, encodeCommand, type Command } from '../mvcc/index.js';
 import { applyCommand, createTokenProvider, type ApplyResult, type ReplicatedState, type TokenProvider } from '../auth/index.js';
 import type { EngineSpace } from '../engine/index.js';
-import { TcpTransport, type PeerTls } from '../transport/index.js';
+import type { Transport } from '../transport/index.js';
 import { ReceivedSnapshot } from '../wal/index.js';
 import { ErrorCode, LichenError, isLichenError } from '../errors.js';
-import { inboxMessagesMax, peerSnapshotBytesMaxFor } from '../limits.js';
+import { inboxMessagesMax } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { NodeConfig } from './config.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { formatId } from './ids.js';
-import { dataDirIdBytes, dataDirIdHex } from './data-dirs.js';
+import { dataDirIdHex } from './data-dirs.js';
 import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 import { PendingProposals, ReadRounds, ReadyLoop, type Environment, type TimerHandle } from '../replica/index.js';
 import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
@@ -40,7 +39,7 @@ import type { LichenMetrics } from '../metrics.js';
 import type { MembershipView } from './forward.js';
 import { Compactor, parseCompactionRetention } from './compactor.js';
 import { quotaCost } from './quota.js';
-import { parseHostPort } from '../address.js';
+import type { TransportFactory } from './peer-transport.js';
 
 /** Election timeouts without a leader before a member asks the others whether it was removed. */
 const MEMBERSHIP_PROBE_ELECTIONS = 3;
@@ -67,7 +66,7 @@ export class ClusterNode {
   private readonly replicated: ReplicatedState;
 
   private readonly raw: RawNode;
-  private readonly transport: TcpTransport;
+  private readonly transport: Transport;
   private readonly proposals: PendingProposals<Applied | void>;
   private readonly reads: ReadRounds;
   private readonly loop: ReadyLoop;
@@ -127,14 +126,12 @@ export class ClusterNode {
     private readonly logger: Logger,
     private readonly metrics: LichenMetrics,
     private readonly publicAddresses: { client: string; http: string },
-    /** The peer listener, already bound (before anything was written to the data directory). */
-    peerListener: Server,
+    /** Builds the peer transport around this member's handlers (tcpPeerTransport in a process). */
+    createTransport: TransportFactory,
     /** Asks the member at a client address for its view of the membership (see probeMembership). */
     private readonly askMembership: (clientAddress: string) => Promise<MembershipView>,
     /** The clock, timers and randomness (src/server/environment.ts in a process). */
     private readonly environment: Environment,
-    /** Peer TLS for the transport; plain TCP without it. */
-    peerTls?: PeerTls,
   ) {
     const { clock, random } = environment;
     this.leaderlessSinceMs = clock.monotonicMs();
@@ -206,32 +203,12 @@ export class ClusterNode {
       issue: (context) => this.enqueue(() => this.issueReadIndex(context)),
       appliedIndex: () => this.applied,
     });
-    const { host, port } = parseHostPort(config.listenPeer);
-    this.transport = new TcpTransport({
-      id: this.memberId,
-      clusterId: this.clusterId,
-      listen: { host, port },
-      server: peerListener,
-      tls: peerTls,
+    this.transport = createTransport({
       onMessage: (m) => this.receive(m),
       onUnreachable: (peer) => this.enqueue(() => this.raw.reportUnreachable(peer)),
       onSnapshotSent: (peer, ok) => this.enqueue(() => this.raw.reportSnapshot(peer, ok)),
-      // Snapshots from peers are streamed into the snapshot store, never held whole in memory.
-      receiveSnapshot: (m, dataBytes) => this.state.snapshots.receive(m.snapshot.metadata, dataBytes, m.from),
-      maxSnapshotBytes: peerSnapshotBytesMaxFor(config.quotaBackendBytes),
-      onRefusal: (refusal) =>
-        (refusal.kind === 'handshake' ? metrics.peerHandshakesRefusedTotal : metrics.peerMessagesDroppedTotal).inc({ reason: refusal.reason }),
-      dataDirId: dataDirIdBytes(state.identity.dataDirId),
       admitPeer: (peer, dataDirId, direction) => this.admitPeer(peer, dataDirIdHex(dataDirId), direction),
       onSuperseded: (peer) => this.onSuperseded(peer),
-      logger: (event, fields) => {
-        // A peer that is down makes the transport redial with backoff: that is expected and
-        // logged at debug; a refused handshake or a dropped message is worth a warning.
-        const problem = /queue-full|too-large|refused|rejected|protocol-error|listener-error|unknown-peer|dropped/.test(event);
-        const notable = /connected|listening/.test(event);
-        const log = problem ? this.logger.warn : notable ? this.logger.info : this.logger.debug;
-        log.call(this.logger, `transport: ${event}`, withHexIds(fields));
-      },
     });
   }
 
@@ -952,14 +929,4 @@ function remedy(memberId: number, dataDir: string): string {
     `\`lichen member remove ${formatId(memberId)} --endpoints <a running member's client address>\`, then delete ${dataDir} ` +
     `and start this member again with --join <a running member's client address> instead of --initial-cluster.`
   );
-}
-
-/** The transport logs ids as numbers; every other log line shows them as formatId does. */
-function withHexIds(fields: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(fields)) {
-    const isId = name === 'peer' || name === 'from' || name === 'to' || name === 'id' || name.endsWith('Id');
-    out[name] = isId && typeof value === 'number' && value > 0 ? formatId(value) : value;
-  }
-  return out;
 }
