@@ -170,8 +170,18 @@ export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * Keys up to this many bytes become strings through String.fromCharCode, which is twice as fast as
+ * a Buffer view's toString for short keys: 8 bytes 225–318 vs 505–608 ns, 32 bytes 361 vs 446 ns,
+ * 64 bytes 867 vs 392 ns (measured 2026-12-06, node 20, this 2-core machine under load). Every
+ * request converts its key at least once (the key index; with auth, the permission check on every
+ * member for a write).
+ */
+const SHORT_KEY_BYTES_MAX = 32;
+
 /** Latin-1 string of the bytes: one char per byte, so JS string order equals byte order. */
 export function keyString(bytes: Uint8Array): string {
+  if (bytes.length <= SHORT_KEY_BYTES_MAX) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   return asBuffer(bytes).toString('latin1');
 }
 
