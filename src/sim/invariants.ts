@@ -128,6 +128,14 @@ export class SafetyMonitor {
    * the log up to its index is on disk; a granted vote and a vote request say the vote is; a
    * leader's messages say its term is (a leader whose term a crash could forget could lead that
    * term again with another log).
+   *
+   * An acknowledgement of an older term than the disk's is not checked against the log: one Ready
+   * may acknowledge an append of term t and then, from a leader of a later term, replace those
+   * entries, persisting only the result. That is the run in which the node wrote the term-t log,
+   * acknowledged it, and then took the later term and its leader's log: every state a crash could
+   * leave is the final one, which follows the acknowledged one legitimately (etcd's raft sends such
+   * a stale response too). The old leader may count it; a leader of the later term already has
+   * every entry a quorum of term t could have committed (seed 19044).
    */
   observeSend(id: NodeId, message: Message, disk: NodeDisk): void {
     this.checks++;
@@ -139,7 +147,9 @@ export class SafetyMonitor {
     let broken: string | undefined;
     switch (message.type) {
       case 'AppResp':
-        if (!message.reject && disk.lastIndex() < message.index) broken = `acknowledged index ${message.index} with ${disk.lastIndex()} on disk`;
+        if (!message.reject && message.term >= durable.term && disk.lastIndex() < message.index) {
+          broken = `acknowledged index ${message.index} with ${disk.lastIndex()} on disk`;
+        }
         break;
       case 'Vote':
         broken = unvoted(message.term, id);
