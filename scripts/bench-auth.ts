@@ -25,27 +25,26 @@ import { cpus, loadavg } from 'node:os';
 import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../src/api/grpc/proto.js';
 import { startEtcdCluster } from '../src/server/testing/etcd-process.js';
-import { BENCH_KEYS as KEYS, median, runTool, ScriptFlags, startLichenCluster, type BenchTarget } from './go-bench.js';
+import {
+  BENCH_KEYS as KEYS,
+  median,
+  runTool,
+  SCENARIOS,
+  ScriptFlags,
+  startLichenCluster,
+  WARMUP_SECONDS,
+  type BenchTarget,
+  type ScenarioName,
+} from './go-bench.js';
 
 type System = 'lichen' | 'etcd';
 type Mode = 'off' | 'user' | 'root';
-
-const SCENARIOS = {
-  'put-1': { op: 'put', clients: 1, conns: 1 },
-  'put-64': { op: 'put', clients: 64, conns: 8 },
-  'range-1': { op: 'range', clients: 1, conns: 1 },
-  'range-64': { op: 'range', clients: 64, conns: 8 },
-  'srange-64': { op: 'srange', clients: 64, conns: 8 },
-} as const;
-type ScenarioName = keyof typeof SCENARIOS;
 
 const ROOT_PASSWORD = 'bench-root';
 const USER = 'bench';
 const USER_PASSWORD = 'bench-user';
 /** Setup requests in flight at once (roles, permissions and grants are ~12,000 raft proposals). */
 const SETUP_CONCURRENCY = 16;
-/** Seconds of unmeasured puts before the first round (a fresh Node process compiles its hot paths). */
-const WARMUP_SECONDS = 5;
 /** Seconds of unmeasured ranges after each switch of auth mode. */
 const SETTLE_SECONDS = 1;
 

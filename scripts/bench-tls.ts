@@ -14,21 +14,10 @@
 import { cpus, loadavg } from 'node:os';
 import { startEtcdCluster } from '../src/server/testing/etcd-process.js';
 import type { ClusterTls } from '../src/tls/index.js';
-import { median, runTool, ScriptFlags, startLichenCluster, type BenchTarget } from './go-bench.js';
+import { median, runTool, SCENARIOS, ScriptFlags, startLichenCluster, WARMUP_SECONDS, type BenchTarget, type ScenarioName } from './go-bench.js';
 
 type System = 'lichen' | 'etcd';
 type Side = 'plain' | 'tls';
-
-const SCENARIOS = {
-  'put-1': { op: 'put', clients: 1, conns: 1 },
-  'put-64': { op: 'put', clients: 64, conns: 8 },
-  'range-1': { op: 'range', clients: 1, conns: 1 },
-  'range-64': { op: 'range', clients: 64, conns: 8 },
-} as const;
-type ScenarioName = keyof typeof SCENARIOS;
-
-/** Seconds of unmeasured puts on each cluster before the first round (a fresh process compiles its hot paths). */
-const WARMUP_SECONDS = 5;
 
 interface Flags {
   bench: string;

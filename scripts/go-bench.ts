@@ -45,6 +45,19 @@ export interface Workload {
 /** The benchmarked keys are k0000000..k0009999 (the tool's names); a set-up loads them once. */
 export const BENCH_KEYS = 10_000;
 
+/** The load shapes the scripts measure: the tool's op, clients, and connections they share. */
+export const SCENARIOS = {
+  'put-1': { op: 'put', clients: 1, conns: 1 },
+  'put-64': { op: 'put', clients: 64, conns: 8 },
+  'range-1': { op: 'range', clients: 1, conns: 1 },
+  'range-64': { op: 'range', clients: 64, conns: 8 },
+  'srange-64': { op: 'srange', clients: 64, conns: 8 },
+} as const;
+export type ScenarioName = keyof typeof SCENARIOS;
+
+/** Seconds of unmeasured puts on a cluster before the first round (a fresh Node process compiles its hot paths). */
+export const WARMUP_SECONDS = 5;
+
 export interface ToolResult {
   ok: number;
   errors: number;
