@@ -24,6 +24,7 @@ export {
   isSerializableTxn,
   txnHasPut,
   noSpaceError,
+  leaseNotFoundError,
 } from './store.js';
 export { WatchHub, type Watcher, type WatchMessage, type WatchRequest, type WatchSink, type WatchHubOptions } from './watch.js';
 export { Lessor, type LessorOptions } from './lessor.js';

@@ -40,7 +40,7 @@ import type {
   TxnResponse,
 } from '../mvcc/types.js';
 import { ConfChangeType } from '../raft/index.js';
-import { noSpaceError, isReadOnlyTxn, isSerializableTxn, type MvccCommand } from '../mvcc/index.js';
+import { leaseNotFoundError, noSpaceError, isReadOnlyTxn, isSerializableTxn, type MvccCommand } from '../mvcc/index.js';
 import { authorizeTxn } from '../auth/index.js';
 import { NodeAuthBackend } from './auth-backend.js';
 import { ErrorCode, LichenError } from '../errors.js';
@@ -160,7 +160,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   async leaseKeepAlive(id: number): Promise<WithHeader<{ TTL: number }>> {
     await this.node.waitForLeader();
     if (this.node.isLeader()) {
-      if (!this.node.store.lease(id)) throw leaseNotFound();
+      if (!this.node.store.lease(id)) throw leaseNotFoundError(id);
       return { header: this.header(), TTL: this.node.lessor.renew(id, Date.now()) };
     }
     return { header: this.header(), TTL: await this.forwarder.leaseKeepAlive(this.leaderClientAddress(), id) };
@@ -401,10 +401,6 @@ async function* readChunks(file: FileHandle): AsyncIterable<Uint8Array> {
   } finally {
     await file.close();
   }
-}
-
-function leaseNotFound(): LichenError {
-  return new LichenError(ErrorCode.LeaseNotFound, 'lease not found', { etcdError: 'leaseNotFound' });
 }
 
 /** A member as the Cluster API shows it; the URL schemes say whether its ports serve TLS. */

@@ -5,6 +5,7 @@
 import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
+import { leaseNotFoundError } from '../mvcc/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { memberClientsMax } from '../limits.js';
 import type { MemberHash } from './corruption.js';
@@ -54,7 +55,7 @@ export class MemberCalls implements LeaderForwarder {
         stream.write({ ID: String(id) });
       });
       const ttl = Number(reply.TTL);
-      if (ttl <= 0) throw new LichenError(ErrorCode.LeaseNotFound, `lease ${id} not found`, { etcdError: 'leaseNotFound', lease: id });
+      if (ttl <= 0) throw leaseNotFoundError(id);
       return ttl;
     } finally {
       stream.cancel();
