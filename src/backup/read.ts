@@ -47,10 +47,9 @@ export function readEtcdBackend(reader: BoltReader): EtcdBackendContents {
   const keyBucket = reader.bucket(Bucket.key);
   if (keyBucket === undefined) throw invalid('the file has no "key" bucket: it is not an etcd v3 backend');
   const { leases, renumber, renumberedLeases } = readLeases(reader);
-  const meta = new Map<string, Buffer>();
-  for (const pair of reader.bucket(Bucket.meta) ?? []) meta.set(pair.key.toString('latin1'), pair.value);
+  const meta = smallBucket(reader, Bucket.meta);
   const revisionOf = (name: Buffer): number => {
-    const value = meta.get(name.toString('latin1'));
+    const value = meta(name);
     return value === undefined ? 0 : parseRevisionKey(value).main;
   };
   const compactRevision = revisionOf(META_FINISHED_COMPACT);
@@ -65,16 +64,22 @@ export function readEtcdBackend(reader: BoltReader): EtcdBackendContents {
 
 /** The auth buckets; a file without them (etcd before 3.0 auth) is a store where auth was never used. */
 function readAuth(reader: BoltReader): AuthState {
-  const flags = new Map<string, Buffer>();
-  for (const pair of reader.bucket(Bucket.auth) ?? []) flags.set(pair.key.toString('latin1'), pair.value);
-  const revision = flags.get(AUTH_REVISION.toString('latin1'));
+  const flags = smallBucket(reader, Bucket.auth);
+  const revision = flags(AUTH_REVISION);
   if (revision !== undefined && revision.length !== 8) throw invalid(`authRevision has ${revision.length} bytes, expected 8`);
   return {
-    enabled: flags.get(AUTH_ENABLED.toString('latin1'))?.[0] === 1,
+    enabled: flags(AUTH_ENABLED)?.[0] === 1,
     revision: revision === undefined ? 1 : Number(revision.readBigUInt64BE()),
     users: [...(reader.bucket(Bucket.authUsers) ?? [])].map((pair) => decodeAuthUser(pair.value)),
     roles: [...(reader.bucket(Bucket.authRoles) ?? [])].map((pair) => decodeAuthRole(pair.value)),
   };
+}
+
+/** A bucket of a few named values (meta, auth), read whole: the value of a key, if there is one. */
+function smallBucket(reader: BoltReader, name: Buffer): (key: Buffer) => Buffer | undefined {
+  const values = new Map<string, Buffer>();
+  for (const pair of reader.bucket(name) ?? []) values.set(pair.key.toString('latin1'), pair.value);
+  return (key) => values.get(key.toString('latin1'));
 }
 
 function* records(pairs: Iterable<{ key: Buffer; value: Buffer }>, renumber: (id: number | bigint) => number): Iterable<RevisionRecord> {
