@@ -102,3 +102,13 @@ test('the raft core imports nothing outside src/raft but the shared leaves, whic
   assert.deepEqual(outside, []);
   for (const leaf of SHARED_LEAVES) assert.deepEqual(graph.get(leaf)!.filter((path) => !SHARED_LEAVES.includes(path)), [], `${leaf} imports`);
 });
+
+/** Folders a replica may not import: it is given its world (DESIGN.md), and the server builds it. */
+const REPLICA_MAY_NOT_IMPORT = ['server/', 'api/', 'cli/', 'client/', 'sim/', 'transport/'];
+
+test('src/replica imports neither the server that builds it nor the APIs, the simulator or a concrete transport', () => {
+  const outside = [...importGraph()]
+    .filter(([module]) => module.startsWith('replica/'))
+    .flatMap(([module, imports]) => imports.filter((path) => REPLICA_MAY_NOT_IMPORT.some((folder) => path.startsWith(folder))).map((path) => `${module} -> ${path}`));
+  assert.deepEqual(outside, []);
+});

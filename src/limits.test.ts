@@ -20,7 +20,7 @@ import { EntryType, type Entry, type Message } from './raft/types.js';
 import { entryBytes, limitBytes } from './raft/storage.js';
 import { encodeMessage } from './transport/codec.js';
 import { FRAME_HEADER_BYTES } from './transport/frame.js';
-import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from './server/envelope.js';
+import { decodeEnvelope, encodeEnvelope, EnvelopeKind } from './replica/envelope.js';
 
 /** The largest number any varint field may carry, so every field takes its most bytes. */
 const HUGE = Number.MAX_SAFE_INTEGER;

@@ -11,7 +11,7 @@ import type { ProcessCluster, MemberProcess } from '../server/testing/process-cl
 import { encodeMessage } from '../transport/codec.js';
 import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, writeFrameHeader } from '../transport/frame.js';
 import type { Entry, Message } from '../raft/types.js';
-import { EnvelopeKind, encodeEnvelope } from '../server/envelope.js';
+import { EnvelopeKind, encodeEnvelope } from '../replica/envelope.js';
 import { encodeCommand } from '../mvcc/command.js';
 import { parseHostPort } from '../address.js';
 

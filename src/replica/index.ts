@@ -1,9 +1,19 @@
-// One raft group's replica: the loop that drives its raft core (ready-loop.ts), the client
-// requests waiting on it (requests.ts), and the clock, timers and randomness it is given
-// (environment.ts; virtual ones for tests in virtual-environment.ts). The server builds it from
-// the real ones. Moving the rest of the member (apply, snapshots, leases, membership, transfer)
-// here from src/server/node.ts is issue 16's next step.
+// One raft group's replica (replica.ts): the loop that drives its raft core (ready-loop.ts), the
+// client requests waiting on it (requests.ts), what its committed entries carry (envelope.ts,
+// members.ts, snapshot-data.ts), and the parts it is given: clock, timers and randomness
+// (environment.ts; virtual ones in virtual-environment.ts), its WAL, snapshot files and state
+// machine (storage.ts; the engine-backed machine in state-machine.ts, in-memory storage for tests
+// in memory-storage.ts). The server builds it from the real ones.
 export type { Clock, Environment, Randomness, TimerHandle, Timers } from './environment.js';
 export { ReadyLoop, type ReadyHandler } from './ready-loop.js';
 export { PendingProposals, ReadRounds } from './requests.js';
 export { VirtualEnvironment } from './virtual-environment.js';
+export { Replica, type Applied, type MembershipView, type PeerLinks, type ReplicaConfig, type ReplicaOptions } from './replica.js';
+export type { LogStore, ReplicaStorage, SnapshotFiles, StateMachine } from './storage.js';
+export { KvStateMachine } from './state-machine.js';
+export { MemoryLog, MemorySnapshots, type RecoveredLog } from './memory-storage.js';
+export { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
+export { EnvelopeKind, decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
+export { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+export { quotaAdmits, quotaCost } from './quota.js';
+export { recoverStorage, type RecoveryParts } from './recovery.js';

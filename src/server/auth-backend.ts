@@ -21,12 +21,12 @@ import { authenticateAttemptsMax } from '../limits.js';
 import { PermissionType, type AuthCommand, type Command, type MvccCommand } from '../mvcc/index.js';
 import type { ResponseHeader } from '../mvcc/types.js';
 import type { NodeConfig } from './config.js';
-import type { Applied, ClusterNode } from './node.js';
+import type { Applied, Replica } from '../replica/index.js';
 
 
 export class NodeAuthBackend implements AuthBackend {
   constructor(
-    protected readonly node: ClusterNode,
+    protected readonly node: Replica,
     protected readonly config: NodeConfig,
   ) {}
 

@@ -46,10 +46,10 @@ import { NodeAuthBackend } from './auth-backend.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
 import { formatId, hashToId } from './ids.js';
-import type { Member } from './members.js';
+import type { Member } from '../replica/members.js';
 import type { LeaderForwarder } from './forward.js';
-import type { ClusterNode } from './node.js';
-import { quotaAdmits } from './quota.js';
+import type { Replica } from '../replica/index.js';
+import { quotaAdmits } from '../replica/quota.js';
 import { TMP_DIR } from './state.js';
 import { watchStore } from './watch.js';
 
@@ -65,7 +65,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   private readonly apiMember: (member: Member) => ApiMember;
 
   constructor(
-    node: ClusterNode,
+    node: Replica,
     config: NodeConfig,
     private readonly forwarder: LeaderForwarder,
   ) {
@@ -121,7 +121,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
    * quota is refused before it is proposed, and this member's NOSPACE alarm is raised (etcd waits
    * for that proposal and ignores its outcome, and so do we).
    */
-  private async proposeWithinQuota(command: MvccCommand, caller: Caller | undefined): ReturnType<ClusterNode['propose']> {
+  private async proposeWithinQuota(command: MvccCommand, caller: Caller | undefined): ReturnType<Replica['propose']> {
     if (!quotaAdmits(this.config.quotaBackendBytes, this.node.inUseBytesEstimate, command)) {
       await this.node.propose({ type: 'alarmActivate', memberId: this.node.memberId, alarm: AlarmType.NOSPACE }).catch(() => undefined);
       throw noSpaceError();

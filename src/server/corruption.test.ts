@@ -4,7 +4,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { decodeRecord, encodeRecord, revisionKey } from '../mvcc/layout.js';
-import type { Engine } from '../engine/index.js';
+import type { KvStateMachine } from '../replica/index.js';
 import { findCorruptMember, inconsistentPeers, type MemberHash } from './corruption.js';
 import { startTestCluster, startTestMember, type TestMember } from './testing/in-process.js';
 
@@ -63,7 +63,7 @@ describe('corruption checks on a 3-member cluster', () => {
     const followerId = String(follower.node.memberId);
 
     // Change the follower's stored record of the first put, as a disk fault or a bug would.
-    const engine = (follower.node.node as unknown as { state: { engine: Engine } }).state.engine;
+    const engine = (follower.node.node.machine as KvStateMachine).engine;
     const key = revisionKey(Number(first.header.revision), 0);
     engine.write([{ type: 'put', key, value: encodeRecord({ ...decodeRecord(engine.get(key)!), value: b('tampered') }) }]);
 

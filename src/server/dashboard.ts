@@ -3,12 +3,12 @@
 import type { DashboardSource, MemberFacts, MemberRole } from '../api/http/dashboard/report.js';
 import type { EtcdBackend } from '../api/backend.js';
 import type { TrafficRecorder } from '../traffic/index.js';
-import type { ClusterNode } from './node.js';
+import type { Replica } from '../replica/index.js';
 import { formatId } from '../ids.js';
 import type { Caller } from '../api/backend.js';
 import type { AuthInfo } from '../auth/index.js';
 
-export function dashboardSource(node: ClusterNode, backend: EtcdBackend, traffic: TrafficRecorder, name: string): DashboardSource {
+export function dashboardSource(node: Replica, backend: EtcdBackend, traffic: TrafficRecorder, name: string): DashboardSource {
   return {
     memberId: formatId(node.memberId),
     members: () => node.members.map((m) => ({ id: formatId(m.id), name: m.name, httpAddress: m.httpAddress, isLearner: m.isLearner })),

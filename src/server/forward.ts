@@ -1,7 +1,7 @@
 // Calls one member makes to another's client (gRPC) address. Lease keep-alives and
 // time-to-live questions only the leader can answer (it alone runs the lease clocks), so a
 // follower forwards them, as etcd forwards them over its peer HTTP API. And a member that has
-// heard no leader for long asks the others whether it is still a member (see ClusterNode).
+// heard no leader for long asks the others whether it is still a member (see src/replica/replica.ts).
 import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
 import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
@@ -9,17 +9,13 @@ import { leaseNotFoundError } from '../mvcc/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { memberClientsMax } from '../limits.js';
 import type { MemberHash } from './corruption.js';
+import type { MembershipView } from '../replica/index.js';
 
 interface KeepAliveReply {
   ID: string;
   TTL: string;
 }
 
-/** What another member says about the membership, and how far it has applied the log. */
-export interface MembershipView {
-  appliedIndex: number;
-  memberIds: number[];
-}
 
 /** Lease calls that only the leader can answer, forwarded from followers. */
 export interface LeaderForwarder {

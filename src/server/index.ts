@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { EtcdBackend } from '../api/backend.js';
 import { MemberCalls } from './forward.js';
 import { ClusterNode } from './node.js';
+import type { Replica } from '../replica/index.js';
 import { systemEnvironment } from './environment.js';
 import { tcpPeerTransport } from './peer-transport.js';
 import { markRemoved, openNodeState, type NodeState } from './state.js';
@@ -29,6 +30,7 @@ import { formatHostPort, parseHostPort } from '../address.js';
 
 export { defaultNodeConfig, type NodeConfig, type PeerSpec } from './config.js';
 export { ClusterNode } from './node.js';
+export { Replica } from '../replica/index.js';
 export { NodeBackend } from './backend.js';
 
 export interface LichenNode {
@@ -36,7 +38,8 @@ export interface LichenNode {
   readonly clusterId: number;
   /** Where each listener ended up (ports resolved when the config asked for port 0). */
   readonly addresses: { client: string; peer: string; http: string };
-  readonly node: ClusterNode;
+  /** This member's replica of the cluster's raft group. */
+  readonly node: Replica;
   /**
    * Resolves when the member stops serving on its own: removed from the cluster (recorded in
    * its data directory, so it refuses to start again) or a fatal storage failure.
@@ -63,7 +66,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   const backendRef: { backend?: EtcdBackend } = {};
   const dashboardRef: { source?: DashboardSource } = {};
   const traffic = new TrafficRecorder({ nowMs: () => performance.timeOrigin + performance.now() });
-  const metricsRef: { node?: ClusterNode; state?: NodeState } = {};
+  const metricsRef: { node?: Replica; state?: NodeState } = {};
   const metrics = createLichenMetrics({
     raftTerm: () => metricsRef.node?.raftTerm ?? 0,
     raftCommitIndex: () => metricsRef.node?.raftStatus().commit ?? 0,
@@ -116,23 +119,12 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     const state = await openNodeState(config, logger, memberCredentials);
     metricsRef.state = state;
     const forwarder = new MemberCalls(config.requestTimeoutMs, memberCredentials);
-    const hashes: CorruptionCheckDeps = {
-      memberId: state.identity.memberId,
-      localHash: () => state.store.hashKV(),
-      peerAddresses: () =>
-        state.members
-          .list()
-          .filter((m) => m.id !== state.identity.memberId && m.clientAddress !== '')
-          .map((m) => m.clientAddress),
-      askPeer: (address, revision) => forwarder.hashKV(address, revision),
-      logger,
-    };
     const addresses = {
       client: `${clientHost}:${grpc.port}`,
       http: http ? formatHostPort({ host: parseHostPort(config.listenHttp).host, port: http.port }) : '',
       peer: '',
     };
-    const node = new ClusterNode(
+    const member = new ClusterNode(
       state,
       config,
       logger,
@@ -142,10 +134,18 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       (address) => forwarder.membership(address),
       systemEnvironment,
     );
+    const node = member.replica;
     metricsRef.node = node;
-    started = node;
-    await node.start();
-    addresses.peer = node.peerAddress;
+    const hashes: CorruptionCheckDeps = {
+      memberId: node.memberId,
+      localHash: () => node.store.hashKV(),
+      peerAddresses: () => node.members.filter((m) => m.id !== node.memberId && m.clientAddress !== '').map((m) => m.clientAddress),
+      askPeer: (address, revision) => forwarder.hashKV(address, revision),
+      logger,
+    };
+    started = member;
+    await member.start();
+    addresses.peer = member.peerAddress;
     if (config.experimentalInitialCorruptCheck) {
       // etcd checks before it serves any traffic. The peers' client addresses are in the log, so
       // here the member first replays its log (taking part in raft), and serves clients only
@@ -153,7 +153,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       await node.replayed();
       await checkInitialHashKV(hashes).catch(async (error: unknown) => {
         forwarder.close();
-        await node.close();
+        await member.close();
         throw error;
       });
     }
@@ -188,7 +188,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
           await grpc.close();
           await http?.close();
           forwarder.close();
-          await node.close();
+          await member.close();
           logger.info('member stopped');
         })()),
     };

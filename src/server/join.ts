@@ -1,7 +1,7 @@
 // Joining a running cluster (`lichen serve --join host:port`): the new member asks any member,
 // through the public Cluster API, to add it as a learner, and learns its id, the cluster id and
 // the other members' peer addresses from the answer. Raft then sends it a snapshot and the log
-// tail, and the member promotes itself once it has caught up (see ClusterNode.maybePromoteSelf).
+// tail, and the member promotes itself once it has caught up (see Replica.maybePromoteSelf in src/replica/replica.ts).
 //
 // Joining is idempotent: if a learner with our peer address exists already that never started (a
 // previous attempt crashed after MemberAdd), we take over its id instead of adding a second one.
@@ -11,7 +11,7 @@ import { etcdClientConstructors } from '../api/grpc/proto.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { NodeConfig } from './config.js';
 import { formatId } from './ids.js';
-import type { Member } from './members.js';
+import type { Member } from '../replica/members.js';
 
 interface WireMember {
   ID: string;

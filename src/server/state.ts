@@ -6,20 +6,21 @@ import { dirname, join } from 'node:path';
 import { openEngine, type Engine } from '../engine/index.js';
 import { AuthStore } from '../auth/index.js';
 import { MvccStore } from '../mvcc/index.js';
-import { ConfChangeType, EntryType, MemoryStorage, decodeConfChange, type Entry, type HardState, type Snapshot } from '../raft/index.js';
+import { ConfChangeType, EntryType, MemoryStorage, decodeConfChange, type Entry } from '../raft/index.js';
 import { SnapshotStore, Wal, type LoadedSnapshot } from '../wal/index.js';
 import { createDirectory } from '../directories.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeConfig, PeerSpec } from './config.js';
 import { clusterIdOf, formatId, memberIdOf } from './ids.js';
-import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes } from './members.js';
-import { EnvelopeKind, decodeEnvelope } from './envelope.js';
+import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes } from '../replica/members.js';
+import { EnvelopeKind, decodeEnvelope } from '../replica/envelope.js';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { channelCredentials } from '../client/tls.js';
 import { DATA_DIR_ID_BYTES, PeerDataDirs } from './data-dirs.js';
 import { clusterIdAt, joinCluster } from './join.js';
-import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+import { decodeSnapshotData, encodeSnapshotData } from '../replica/snapshot-data.js';
+import { KvStateMachine, recoverStorage } from '../replica/index.js';
 
 /**
  * The format of a data directory: member.json, the WAL, the snapshots and the engine files, as one
@@ -150,19 +151,11 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     });
   }
 
-  const { members, engineChunks } = decodeSnapshotData(snapshot!.data);
-  if (existing) refuseOtherMembership(config, identity, membershipAfter(members, state.entries));
-  if (store.appliedIndex < snapshot.metadata.index) {
-    // The engine lags the snapshot (a snapshot was received but the engine not yet replaced, or
-    // the engine's last writes were lost): the snapshot is the truth.
-    store.install(engineChunks);
-  }
-  const storage = new MemoryStorage();
-  storage.applySnapshot(snapshot);
-  storage.setHardState(mergeCommit(hardState, snapshot));
-  if (state.entries.length > 0) storage.append(state.entries);
+  if (existing) refuseOtherMembership(config, identity, membershipAfter(decodeSnapshotData(snapshot.data).members, state.entries));
+  const machine = new KvStateMachine(engine, { mvcc: store });
+  const { raftLog: storage, members, snapshotIndex } = recoverStorage({ wal, snapshots, machine, snapshot, log: { hardState, entries: state.entries } });
   const dataDirs = peerDataDirs(identity, members);
-  return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: snapshot.metadata.index, dataDirs, saveIdentity };
+  return { identity, engine, store, auth: machine.auth, wal, snapshots, storage, members, snapshotIndex, dataDirs, saveIdentity };
 }
 
 /** The peers' data directories as member.json records them; until confirmed, the other members wait. */
@@ -228,11 +221,6 @@ function membershipAfter(table: MemberTable, entries: readonly Entry[]): Member[
     }
   }
   return members.list();
-}
-
-/** The persisted commit can trail a snapshot installed from the leader; never go below it. */
-function mergeCommit(hardState: HardState, snapshot: Snapshot): HardState {
-  return { ...hardState, commit: Math.max(hardState.commit, snapshot.metadata.index) };
 }
 
 function initialSnapshot(config: NodeConfig, identity: Identity, engine: Engine): LoadedSnapshot {

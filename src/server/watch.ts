@@ -3,9 +3,9 @@
 // request once the watcher has caught up.
 import type { WatchCreate, WatchHandle, WatchSink } from '../api/backend.js';
 import type { WatchMessage } from '../mvcc/index.js';
-import type { ClusterNode } from './node.js';
+import type { Replica } from '../replica/index.js';
 
-export function watchStore(node: ClusterNode, request: WatchCreate, sink: WatchSink, progressIntervalMs: number, retryMs: number): WatchHandle {
+export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink, progressIntervalMs: number, retryMs: number): WatchHandle {
   let ended = false;
   const timers: NodeJS.Timeout[] = [];
   // Declared before the hub's watcher: a start revision that is already compacted ends the

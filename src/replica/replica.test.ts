@@ -1,0 +1,308 @@
+// A three-member group of real replicas in one process: in-memory WALs that lose unflushed
+// writes in a crash, the in-memory transport, the memory engine under the real MVCC and auth
+// stores, and one virtual clock. Time moves only when a test advances it; nothing sleeps.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryEngine } from '../engine/index.js';
+import { createSilentLogger } from '../log.js';
+import { Counter, Histogram } from '../metrics.js';
+import { ConfChangeType, MemoryStorage, type Snapshot } from '../raft/index.js';
+import { MemoryNetwork, MemoryTransport } from '../transport/index.js';
+import { MemberTable, encodeJson, type Member } from './members.js';
+import { MemoryLog, MemorySnapshots } from './memory-storage.js';
+import { recoverStorage } from './recovery.js';
+import { Replica, type ReplicaConfig } from './replica.js';
+import { encodeSnapshotData } from './snapshot-data.js';
+import { KvStateMachine } from './state-machine.js';
+import type { ReplicaStorage } from './storage.js';
+import { VirtualEnvironment } from './virtual-environment.js';
+
+const TICK_MS = 100;
+const CLUSTER_ID = 7;
+
+const CONFIG: ReplicaConfig = {
+  name: '',
+  tickMs: TICK_MS,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  followerCommitDelayMs: 2,
+  requestTimeoutMs: 5_000,
+  pendingRequestsMax: 1_000,
+  maxRequestBytes: 1024 * 1024,
+  snapshotEntries: 100_000,
+  snapshotCatchUpEntries: 5_000,
+  snapshotWalBytes: 1024 * 1024 * 1024,
+  quotaBackendBytes: -1,
+  authToken: 'simple',
+  authTokenTtlSeconds: 300,
+  unsafe: { readsWithoutReadIndex: false },
+};
+
+const bytes = (text: string): Uint8Array => Buffer.from(text);
+const peerAddress = (id: number): string => `member-${id}:1`;
+
+/** One member's disk: what survives when its process crashes. */
+interface Disk {
+  wal: MemoryLog;
+  snapshots: MemorySnapshots;
+  engine: MemoryEngine;
+}
+
+class Group {
+  readonly environment = new VirtualEnvironment(1);
+  readonly network = new MemoryNetwork();
+  readonly disks = new Map<number, Disk>();
+  readonly replicas = new Map<number, Replica>();
+  private readonly transports = new Map<number, MemoryTransport>();
+
+  constructor(private readonly config: Partial<ReplicaConfig> = {}) {}
+
+  /** Creates members `ids` as a new cluster (the first snapshot holds the membership) and starts them. */
+  static async bootstrap(ids: number[], config: Partial<ReplicaConfig> = {}): Promise<Group> {
+    const group = new Group(config);
+    const members = new MemberTable();
+    for (const id of ids) {
+      members.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeJson({ name: `m${id}`, peerAddress: peerAddress(id) }) });
+    }
+    for (const id of ids) {
+      const disk: Disk = { wal: new MemoryLog(), snapshots: new MemorySnapshots(), engine: new MemoryEngine() };
+      const first: Snapshot = { metadata: { index: 1, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData(members, disk.engine.export()) };
+      await disk.snapshots.save(first);
+      await disk.wal.saveSnapshotMarker(first.metadata);
+      await disk.wal.save({ hardState: { term: 1, vote: 0, commit: 1 }, entries: [] });
+      group.disks.set(id, disk);
+      await group.start(id);
+    }
+    return group;
+  }
+
+  /** Starts member `id` from what its disk holds (as a process restarting on its data directory). */
+  async start(id: number, joined?: { catchUpIndex: number; members: Member[] }): Promise<Replica> {
+    const disk = this.disks.get(id)!;
+    const machine = new KvStateMachine(disk.engine);
+    const log = disk.wal.recover();
+    const storage: ReplicaStorage = disk.snapshots.latest
+      ? recoverStorage({ wal: disk.wal, snapshots: disk.snapshots, machine, snapshot: disk.snapshots.latest, log })
+      : joinerStorage(disk, machine, joined!.members);
+    let replica: Replica | undefined;
+    const transport = new MemoryTransport({
+      network: this.network,
+      id,
+      clusterId: CLUSTER_ID,
+      listen: { host: `member-${id}`, port: 1 },
+      onMessage: (m) => replica?.receive(m),
+      onUnreachable: (peer) => replica?.reportUnreachable(peer),
+      onSnapshotSent: (peer, ok) => replica?.reportSnapshot(peer, ok),
+    });
+    replica = new Replica({
+      memberId: id,
+      clusterId: CLUSTER_ID,
+      storage,
+      joined,
+      config: { ...CONFIG, ...this.config, name: `m${id}` },
+      logger: createSilentLogger(),
+      metrics: {
+        walFsyncSeconds: new Histogram({ name: 'wal_fsync_seconds', help: 'test', registers: [] }),
+        raftLeaderChangesTotal: new Counter({ name: 'leader_changes', help: 'test', registers: [] }),
+        raftProposalsTotal: new Counter({ name: 'proposals', help: 'test', labelNames: ['result'], registers: [] }),
+      },
+      publicAddresses: { client: `client-${id}`, http: '' },
+      peers: transport,
+      askMembership: async (client) => {
+        const other = [...this.replicas.values()].find((r) => r.member(r.memberId)?.clientAddress === client);
+        if (!other) throw new Error(`nobody answers at ${client}`);
+        return { appliedIndex: other.appliedIndex, memberIds: other.members.map((m) => m.id) };
+      },
+      environment: this.environment,
+      lostDataRemedy: 'Remove it and add it again.',
+    });
+    replica.syncPeers();
+    await transport.start();
+    replica.start();
+    this.replicas.set(id, replica);
+    this.transports.set(id, transport);
+    return replica;
+  }
+
+  /** Adds member `id` to the disks with nothing on them (a new machine that joins). */
+  addDisk(id: number): void {
+    this.disks.set(id, { wal: new MemoryLog(), snapshots: new MemorySnapshots(), engine: new MemoryEngine() });
+  }
+
+  /** The process of member `id` dies: its loop and network go, and its disk keeps only what was flushed. */
+  crash(id: number): void {
+    void this.replicas.get(id)!.stop();
+    void this.transports.get(id)!.close();
+    this.replicas.delete(id);
+    this.transports.delete(id);
+    this.disks.get(id)!.wal.crash();
+  }
+
+  replica(id: number): Replica {
+    const replica = this.replicas.get(id);
+    assert.ok(replica, `member ${id} runs`);
+    return replica;
+  }
+
+  leader(): Replica | undefined {
+    return [...this.replicas.values()].find((r) => r.isLeader());
+  }
+
+  /** Moves virtual time a tick at a time, letting messages and Readies run in between. */
+  async run(ms: number): Promise<void> {
+    for (let elapsed = 0; elapsed < ms; elapsed += TICK_MS) {
+      this.environment.advance(TICK_MS);
+      await settle();
+    }
+  }
+
+  /** Runs until `done` holds; fails after `withinMs` of virtual time. */
+  async until(done: () => boolean, withinMs: number, what: string): Promise<void> {
+    for (let elapsed = 0; !done(); elapsed += TICK_MS) {
+      assert.ok(elapsed < withinMs, `${what}: not within ${withinMs} ms of virtual time`);
+      await this.run(TICK_MS);
+    }
+  }
+
+  /** Runs the group while `work` is pending (a proposal, a read, a transfer) and returns its result. */
+  async drive<T>(work: Promise<T>, withinMs = 10_000): Promise<T> {
+    let settled = false;
+    const watched = work.finally(() => (settled = true));
+    watched.catch(() => undefined);
+    await this.until(() => settled, withinMs, 'the request');
+    return watched;
+  }
+
+  async elect(): Promise<Replica> {
+    await this.until(() => this.leader() !== undefined, 10_000, 'a leader');
+    return this.leader()!;
+  }
+
+  async stop(): Promise<void> {
+    for (const id of [...this.replicas.keys()]) {
+      await this.replicas.get(id)!.close();
+      await this.transports.get(id)!.close();
+    }
+  }
+}
+
+/** A member that joined: an empty log, and the members it was told of, until a snapshot comes. */
+function joinerStorage(disk: Disk, machine: KvStateMachine, members: Member[]): ReplicaStorage {
+  return {
+    wal: disk.wal,
+    snapshots: disk.snapshots,
+    raftLog: new MemoryStorage(),
+    machine,
+    members: MemberTable.fromJSON({ members, removed: [] }),
+    snapshotIndex: 0,
+  };
+}
+
+/** Lets delivered messages and the loops' Readies run (the in-memory network delivers on the next turn). */
+async function settle(): Promise<void> {
+  for (let turn = 0; turn < 8; turn++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+function valueAt(replica: Replica, key: string): string | undefined {
+  const kv = replica.store.range({ key: bytes(key) }).kvs[0];
+  return kv && Buffer.from(kv.value).toString();
+}
+
+test('three replicas elect a leader; a write commits on all of them and a linearizable read on a follower sees it', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  const result = await group.drive(leader.propose({ type: 'put', request: { key: bytes('k'), value: bytes('v1') } }));
+  assert.ok(result.revision > 1);
+  const follower = [...group.replicas.values()].find((r) => r !== leader)!;
+  await group.drive(follower.linearizableBarrier());
+  assert.equal(valueAt(follower, 'k'), 'v1');
+  for (const replica of group.replicas.values()) assert.equal(replica.leaderId, leader.memberId);
+  await group.stop();
+});
+
+test('a member cut off while the log was compacted catches up from a snapshot the leader sends', async () => {
+  const group = await Group.bootstrap([1, 2, 3], { snapshotEntries: 20, snapshotCatchUpEntries: 5 });
+  const leader = await group.elect();
+  const lagging = [1, 2, 3].find((id) => id !== leader.memberId)!;
+  group.network.isolate(lagging);
+  for (let i = 0; i < 40; i++) await group.drive(leader.propose({ type: 'put', request: { key: bytes(`k${i}`), value: bytes(`v${i}`) } }));
+  await group.until(() => (group.disks.get(leader.memberId)!.snapshots.latest?.metadata.index ?? 0) > 20, 5_000, 'the leader takes a snapshot');
+  assert.equal(group.disks.get(lagging)!.snapshots.latest?.metadata.index, 1, 'the lagging member has only the first snapshot');
+  group.network.heal();
+  await group.until(() => group.replica(lagging).appliedIndex >= leader.appliedIndex, 10_000, 'the lagging member catches up');
+  const received = group.disks.get(lagging)!.snapshots.latest!;
+  assert.ok(received.metadata.index > 20, `a snapshot from the leader was installed (index ${received.metadata.index})`);
+  assert.equal(valueAt(group.replica(lagging), 'k39'), 'v39');
+  assert.equal(valueAt(group.replica(lagging), 'k0'), 'v0', 'entries only the snapshot carries are there too');
+  await group.stop();
+});
+
+test('a member added as a learner gets the state from a snapshot, promotes itself, and a removed member stops', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  await group.drive(leader.propose({ type: 'put', request: { key: bytes('before'), value: bytes('join') } }));
+  await group.drive(leader.proposeConfChange(ConfChangeType.AddLearner, 4, { name: 'm4', peerAddress: peerAddress(4) }));
+  group.addDisk(4);
+  const joiner = await group.start(4, { catchUpIndex: leader.raftStatus().commit, members: leader.members });
+  await group.until(() => leader.raftStatus().conf.voters.includes(4), 10_000, 'the learner promotes itself');
+  assert.equal(joiner.isLearner, false);
+  assert.equal(valueAt(joiner, 'before'), 'join');
+  assert.ok(group.disks.get(4)!.snapshots.latest, 'the joiner started from a snapshot');
+
+  const removed = [1, 2, 3].find((id) => id !== leader.memberId)!;
+  await group.drive(leader.proposeConfChange(ConfChangeType.RemoveNode, removed));
+  const halt = await group.drive(group.replica(removed).halted);
+  assert.equal(halt.removed, true);
+  assert.deepEqual(leader.raftStatus().conf.voters.sort(), [1, 2, 3, 4].filter((id) => id !== removed));
+  assert.ok(leader.removedMemberIds.includes(removed));
+  await group.stop();
+});
+
+test('leadership moves to the member it is handed to', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  const target = [1, 2, 3].find((id) => id !== leader.memberId)!;
+  await group.drive(leader.transferLeadership(target));
+  assert.equal(group.replica(target).isLeader(), true);
+  assert.equal(leader.isLeader(), false);
+  await group.drive(group.replica(target).propose({ type: 'put', request: { key: bytes('after'), value: bytes('transfer') } }));
+  await group.stop();
+});
+
+test('a lease expires on virtual time: the leader revokes it and its keys go', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  const granted = await group.drive(leader.propose({ type: 'leaseGrant', request: { TTL: 5 } }));
+  const id = (granted.response as { ID: number }).ID;
+  await group.drive(leader.propose({ type: 'put', request: { key: bytes('leased'), value: bytes('x'), lease: id } }));
+  await group.run(4_000);
+  assert.equal(valueAt(leader, 'leased'), 'x', 'not before its TTL');
+  await group.until(() => valueAt(leader, 'leased') === undefined, 3_000, 'the lease is revoked');
+  for (const replica of group.replicas.values()) {
+    await group.until(() => replica.store.lease(id) === undefined, 2_000, `member ${replica.memberId} applies the revocation`);
+  }
+  await group.stop();
+});
+
+test('a follower that crashes before its write is flushed loses that write, never acknowledged it, and catches up after a restart', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  await group.drive(leader.propose({ type: 'put', request: { key: bytes('k'), value: bytes('v1') } }));
+  const slow = [1, 2, 3].find((id) => id !== leader.memberId)!;
+  await group.until(() => group.replica(slow).appliedIndex === leader.appliedIndex, 2_000, 'the follower applies the first write');
+  const durableBefore = group.disks.get(slow)!.wal.recover().entries.at(-1)!.index;
+
+  group.disks.get(slow)!.wal.holdFlushes();
+  const write = await group.drive(leader.propose({ type: 'put', request: { key: bytes('k'), value: bytes('v2') } }));
+  const index = leader.appliedIndex;
+  assert.ok(index > durableBefore);
+  assert.ok((leader.raftStatus().progress!.get(slow)!.match ?? 0) < index, 'no acknowledgement before the flush');
+
+  group.crash(slow);
+  assert.ok(group.disks.get(slow)!.wal.recover().entries.at(-1)!.index < index, 'the unflushed entries are gone');
+  const restarted = await group.start(slow);
+  await group.until(() => restarted.appliedIndex >= index, 5_000, 'the restarted member catches up');
+  assert.equal(valueAt(restarted, 'k'), 'v2');
+  assert.equal(restarted.store.currentRevision, write.revision);
+  await group.stop();
+});

@@ -1,0 +1,921 @@
+// One raft group's replica: the raft core driven by the Ready loop (ready-loop.ts), which sends,
+// persists and applies in the order the core gives, plus the operations built on it (proposals,
+// linearizable reads, leases, membership, leadership transfer). Its clock, timers, randomness,
+// peer links, WAL, snapshot files and state machine are given to it (see ReplicaOptions), so the
+// same code runs in a process (src/server builds it) and in a test on virtual time.
+//
+// Concurrency model: everything that touches the RawNode runs inside the loop. Callers enqueue
+// closures (step a message, tick, propose, read) into its bounded inbox; while a Ready's fsync is
+// in flight, new work accumulates there, so the next Ready carries all of it under one fsync.
+import {
+  ConfChangeType,
+  EntryType,
+  RawNode,
+  decodeConfChange,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+  type Ready,
+  type Snapshot,
+} from '../raft/index.js';
+import { AlarmType, Lessor, WatchHub, decodeCommand, encodeCommand, isAuthCommand, type AuthCommand, type Command, type MvccCommand } from '../mvcc/index.js';
+import { createTokenProvider, type ApplyResult, type TokenProvider } from '../auth/index.js';
+import type { EngineSpace } from '../engine/index.js';
+import { ReceivedSnapshot } from '../wal/index.js';
+import { ErrorCode, LichenError, isLichenError } from '../errors.js';
+import { formatId } from '../ids.js';
+import { inboxMessagesMax } from '../limits.js';
+import type { Logger } from '../log.js';
+import type { LichenMetrics } from '../metrics.js';
+import type { Environment, TimerHandle } from './environment.js';
+import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
+import { quotaCost } from './quota.js';
+import { ReadyLoop } from './ready-loop.js';
+import { PendingProposals, ReadRounds } from './requests.js';
+import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+import { snapshotDue } from './snapshot-policy.js';
+import type { ReplicaStorage, StateMachine } from './storage.js';
+
+/** Election timeouts without a leader before a member asks the others whether it was removed. */
+const MEMBERSHIP_PROBE_ELECTIONS = 3;
+/** Expired leases revoked per tick, so a mass expiry does not flood the log. */
+const LEASE_REVOKES_PER_TICK = 64;
+
+/** The successful outcome of an applied proposal. */
+export type Applied = Extract<ApplyResult, { response: unknown }>;
+
+/** What a conf-change entry's context carries besides the member's name and address. */
+interface ConfContext extends Partial<MemberContext> {
+  origin: number;
+  sequence: number;
+}
+
+/** What another member says about the membership, and how far it has applied the log. */
+export interface MembershipView {
+  appliedIndex: number;
+  memberIds: number[];
+}
+
+/** The settings a replica uses (a subset of the server's NodeConfig, which satisfies it). */
+export interface ReplicaConfig {
+  /** This member's name, as it publishes it. */
+  name: string;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  /** Holds a new commit index back from followers this long, to send it with the next append (0: at once). */
+  followerCommitDelayMs: number;
+  requestTimeoutMs: number;
+  pendingRequestsMax: number;
+  maxRequestBytes: number;
+  snapshotEntries: number;
+  snapshotCatchUpEntries: number;
+  snapshotWalBytes: number;
+  /** Negative: no quota. */
+  quotaBackendBytes: number;
+  authToken: string;
+  authTokenTtlSeconds: number;
+  unsafe: { readsWithoutReadIndex: boolean };
+}
+
+/** The links to the group's other members (a peer transport in a process). */
+export interface PeerLinks {
+  /** Never blocks and never throws for network trouble. */
+  send(messages: Message[]): void;
+  updatePeer(id: NodeId, address: string): void;
+  removePeer(id: NodeId): void;
+}
+
+export interface ReplicaOptions {
+  memberId: number;
+  clusterId: number;
+  storage: ReplicaStorage;
+  /** Set when this member joined a running cluster: it promotes itself once it has applied catchUpIndex. */
+  joined: { catchUpIndex: number; members: Member[] } | undefined;
+  config: ReplicaConfig;
+  logger: Logger;
+  metrics: Pick<LichenMetrics, 'walFsyncSeconds' | 'raftLeaderChangesTotal' | 'raftProposalsTotal'>;
+  /** The client and HTTP addresses this member publishes to the others. */
+  publicAddresses: { client: string; http: string };
+  peers: PeerLinks;
+  /** Asks the member at a client address for its view of the membership (see maybeProbeMembership). */
+  askMembership: (clientAddress: string) => Promise<MembershipView>;
+  /** The clock, timers and randomness (src/server/environment.ts in a process). */
+  environment: Environment;
+  /** What an operator must do about a member that lost what it had promised (ends a DataLoss error). */
+  lostDataRemedy: string;
+  /** Told when another member's removal is applied (the server forgets its data directory). */
+  onMemberRemoved?: (id: number) => void;
+}
+
+export class Replica {
+  readonly memberId: number;
+  readonly clusterId: number;
+  readonly hub: WatchHub;
+  readonly lessor: Lessor;
+  /** This member's auth tokens (simple tokens are member-local; see src/auth/tokens.ts). */
+  readonly tokens: TokenProvider;
+
+  private readonly raw: RawNode;
+  private readonly storage: ReplicaStorage;
+  private readonly config: ReplicaConfig;
+  private readonly logger: Logger;
+  private readonly environment: Environment;
+  private readonly proposals: PendingProposals<Applied | void>;
+  private readonly reads: ReadRounds;
+  private readonly loop: ReadyLoop;
+  private ticker: TimerHandle | undefined;
+  /** Sends a held-back commit index to the followers (see NodeConfig.followerCommitDelayMs). */
+  private commitFlush: TimerHandle | undefined;
+  private isStopped = false;
+  private closed = false;
+  /** Set once raft runs: a member of a new cluster waits for its peers first (see start()). */
+  private raftStarted = false;
+
+  private lead = 0;
+  private role = 'follower';
+  private term = 0;
+  private applied: number;
+  private snapshotIndex: number;
+  private confState: ConfState;
+  /** A member that joined with --join promotes itself once it has caught up; this guards that. */
+  private promotingSelf = false;
+  private publishedAttributes = false;
+  private publishAttemptAtMs = -Infinity;
+  private leaderWaiters: Array<() => void> = [];
+  /** Callers waiting until this member has applied an index (see waitForApplied). */
+  private appliedWaiters: { index: number; wake: () => void }[] = [];
+  /** Since when no leader is known, and whether a membership probe is out (maybeProbeMembership). */
+  private leaderlessSinceMs: number;
+  private probingMembership = false;
+  /** The peers the transport dials, kept equal to the other members (syncPeers). */
+  private knownPeers = new Set<number>();
+  /** The WAL's size when the last snapshot released what it could (see snapshot-policy.ts). */
+  private walBytesAfterCompaction = 0;
+  /** Where in SNAPSHOT_SPREAD this member's next snapshot falls (see snapshot-policy.ts). */
+  private snapshotSpread: number;
+  /** Snapshots received from peers that raft took and that are not installed yet (their files are kept). */
+  private readonly receivedSnapshots = new Set<ReceivedSnapshot>();
+  /** The snapshot being collected and saved in the background, if any (close() waits for it). */
+  private snapshotTask: Promise<void> | undefined;
+  /** The engine's space, sampled once per tick (measuring it costs ~19 µs on lmdb). */
+  private sampledSpace: EngineSpace;
+  /** The quota cost of the writes applied since sampledSpace was measured. */
+  private costAppliedSinceSample = 0;
+  /** When this member last proposed its own NOSPACE alarm (so a tick does not repeat it). */
+  private noSpaceProposedAtMs = -Infinity;
+  /** Work the owner runs on every tick (the server's compactor). */
+  private readonly tickTasks: Array<() => void> = [];
+  /** The commit index this member's log held when it started (see replayed()). */
+  private readonly commitAtStart: number;
+  /** Set when this member learns it was removed: it stops serving and says why. */
+  removedReason: string | undefined;
+  /** Resolves when this member stops serving on its own: removed from the cluster, or a fatal failure. */
+  readonly halted: Promise<{ removed: boolean; reason: string }>;
+  private resolveHalted!: (halt: { removed: boolean; reason: string }) => void;
+
+  constructor(private readonly options: ReplicaOptions) {
+    const { storage, config, environment } = options;
+    const { clock, random } = environment;
+    this.storage = storage;
+    this.config = config;
+    this.logger = options.logger;
+    this.environment = environment;
+    this.leaderlessSinceMs = clock.monotonicMs();
+    this.snapshotSpread = random.float();
+    this.halted = new Promise((resolve) => (this.resolveHalted = resolve));
+    this.memberId = options.memberId;
+    this.clusterId = options.clusterId;
+    this.applied = storage.snapshotIndex;
+    this.snapshotIndex = storage.snapshotIndex;
+    this.confState = storage.raftLog.initialState().confState;
+    this.commitAtStart = storage.raftLog.initialState().hardState.commit;
+    this.raw = new RawNode({
+      id: this.memberId,
+      storage: storage.raftLog,
+      random: () => random.float(),
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      lazyCommitBroadcast: config.followerCommitDelayMs > 0,
+      // Raft re-delivers every entry after the snapshot; apply skips what the engine already
+      // holds but still replays membership, which lives only in the log and snapshot.
+      applied: storage.snapshotIndex,
+    });
+    this.loop = new ReadyLoop(this.raw, {
+      observe: (rd) => {
+        if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
+        if (rd.hardState) this.term = rd.hardState.term;
+      },
+      send: (messages) => options.peers.send(messages),
+      installSnapshot: (snapshot) => this.installSnapshot(snapshot),
+      persist: (update) => this.persist(update),
+      apply: (rd) => this.applyCommitted(rd),
+      advanced: () => {
+        this.maybeSnapshot();
+        this.scheduleCommitFlush();
+      },
+    });
+    this.hub = new WatchHub(storage.machine.mvcc);
+    this.lessor = new Lessor({
+      minTtlSeconds: Math.ceil((1.5 * config.electionTicks * config.tickMs) / 1000),
+      revokeRetryMs: config.requestTimeoutMs,
+    });
+    for (const lease of storage.machine.mvcc.leases()) this.lessor.grant(lease.ID, lease.grantedTTL, clock.wallMs());
+    this.sampledSpace = storage.machine.space();
+    this.tokens = createTokenProvider(config.authToken, {
+      ttlMs: config.authTokenTtlSeconds * 1000,
+      now: () => clock.wallMs(),
+      waitForApplied: (index) => this.waitForApplied(index, clock.monotonicMs() + this.config.requestTimeoutMs),
+    });
+    this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs, timers: environment.timers });
+    this.reads = new ReadRounds({
+      max: config.pendingRequestsMax,
+      timeoutMs: config.requestTimeoutMs,
+      retryMs: config.electionTicks * config.tickMs,
+      now: () => clock.monotonicMs(),
+      incarnation: random.bytes(8),
+      issue: (context) => this.enqueue(() => this.issueReadIndex(context)),
+      appliedIndex: () => this.applied,
+    });
+  }
+
+  get store(): StateMachine['mvcc'] {
+    return this.storage.machine.mvcc;
+  }
+
+  get auth(): StateMachine['auth'] {
+    return this.storage.machine.auth;
+  }
+
+  /** The state machine (the store and auth objects, which a snapshot reloads in place). */
+  get machine(): StateMachine {
+    return this.storage.machine;
+  }
+
+  get members(): Member[] {
+    return this.storage.members.list();
+  }
+
+  /** The member with this id, if it is one. */
+  member(id: number): Member | undefined {
+    return this.storage.members.get(id);
+  }
+
+  /** Ids removed from the cluster (they never rejoin). */
+  get removedMemberIds(): number[] {
+    return this.storage.members.toJSON().removed;
+  }
+
+  get leaderId(): number {
+    return this.lead;
+  }
+
+  get raftTerm(): number {
+    return this.term;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  /**
+   * The data in use now, for the space quota: as measured at the last tick, plus what the writes
+   * applied since then cost in etcd's estimate, so a burst of writes between two ticks cannot run
+   * far past the quota before the next measurement.
+   */
+  get inUseBytesEstimate(): number {
+    return this.sampledSpace.inUseBytes + this.costAppliedSinceSample;
+  }
+
+  /** Measures the engine's space now (and keeps it as the sample). */
+  measureSpace(): EngineSpace {
+    this.sampledSpace = this.storage.machine.space();
+    this.costAppliedSinceSample = 0;
+    return this.sampledSpace;
+  }
+
+  get isLearner(): boolean {
+    return this.confState.learners.includes(this.memberId);
+  }
+
+  /** Whether this replica stopped (closed, or failed). */
+  get stopped(): boolean {
+    return this.isStopped;
+  }
+
+  /** Whether raft runs here (see start()). */
+  get started(): boolean {
+    return this.raftStarted;
+  }
+
+  /** The monotonic clock, in milliseconds. */
+  private now(): number {
+    return this.environment.clock.monotonicMs();
+  }
+
+  raftStatus(): ReturnType<RawNode['status']> {
+    return this.raw.status();
+  }
+
+  /**
+   * Starts raft: the loop and the ticker. The owner first points the peer links at the members
+   * (syncPeers) and starts its transport; a member of a new cluster starts only once its peers
+   * know its data directory (src/server/data-dirs.ts).
+   */
+  start(): void {
+    this.raftStarted = true;
+    this.loop.start((error) => this.fail(error));
+    this.ticker = this.environment.timers.setInterval(() => this.onTick(), this.config.tickMs);
+  }
+
+  /** Runs `task` on every tick, after the replica's own tick work (the server's compactor). */
+  everyTick(task: () => void): void {
+    this.tickTasks.push(task);
+  }
+
+  /** Stops the loop and the timers, and waits for a snapshot being taken; close() then lets go of storage. */
+  async stop(): Promise<void> {
+    if (this.isStopped) return;
+    this.isStopped = true;
+    this.environment.timers.clear(this.ticker);
+    this.environment.timers.clear(this.commitFlush);
+    await this.loop.stop();
+    await this.snapshotTask;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.stop();
+    const closed = new LichenError(ErrorCode.Unavailable, 'server stopped', { etcdError: 'stopped' });
+    this.proposals.rejectAll(closed);
+    this.reads.rejectAll(closed);
+    await this.storage.wal.close();
+    await this.storage.machine.close();
+  }
+
+  // ---- Client operations -------------------------------------------------------------------
+
+  /** Replicates a command and resolves with its result once this member has applied it. */
+  async propose(command: Command): Promise<Applied> {
+    const body = encodeCommand(command);
+    // The only size check a request needs before it is proposed: checkLimits() made sure at
+    // start-up that any request within --max-request-bytes fits a raft entry, and any raft entry a
+    // peer message and a peer frame, on every member whatever its own --max-request-bytes.
+    if (body.length > this.config.maxRequestBytes) {
+      throw new LichenError(ErrorCode.TooLarge, `request is larger than ${this.config.maxRequestBytes} bytes`, { etcdError: 'requestTooLarge', limitBytes: this.config.maxRequestBytes });
+    }
+    const result = (await this.proposeEnvelope(EnvelopeKind.Mvcc, body)) as ApplyResult;
+    if ('error' in result) throw result.error;
+    return result;
+  }
+
+  /** Resolves once this member has applied everything committed before the call (ReadIndex). */
+  async linearizableBarrier(): Promise<void> {
+    this.assertServing();
+    if (this.config.unsafe.readsWithoutReadIndex) return;
+    await this.waitForLeader();
+    await this.reads.wait();
+  }
+
+  /**
+   * Proposes a membership change and resolves once it is applied here. A new leader refuses
+   * changes until its first entry is applied (Ongaro's rule); that refusal only means "not yet",
+   * so we wait for the entry and try again. A refusal because another membership change is still
+   * pending is the caller's to see.
+   */
+  async proposeConfChange(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
+    const deadline = this.now() + this.config.requestTimeoutMs;
+    for (;;) {
+      try {
+        return await this.proposeConfChangeOnce(type, nodeId, member);
+      } catch (error) {
+        const pending = isLichenError(error, ErrorCode.MembershipRefused) ? error.details.pendingConfIndex : undefined;
+        if (typeof pending !== 'number' || this.hasUnappliedConfChange(pending) || this.now() > deadline) throw error;
+        await this.waitForApplied(pending, deadline);
+      }
+    }
+  }
+
+  /** Whether a ConfChange entry lies between the applied index and `upTo` (inclusive). */
+  private hasUnappliedConfChange(upTo: number): boolean {
+    const from = Math.max(this.applied + 1, this.storage.raftLog.firstIndex());
+    if (from > upTo) return false;
+    return this.storage.raftLog.entries(from, upTo + 1).some((e) => e.type === EntryType.ConfChange);
+  }
+
+  /**
+   * Resolves once this member has applied everything its log had committed when it started (its
+   * membership, with the peers' client addresses, lives in the log), or after the request timeout.
+   */
+  replayed(): Promise<void> {
+    return this.waitForApplied(this.commitAtStart, this.now() + this.config.requestTimeoutMs);
+  }
+
+  /** Resolves once this member has applied `index`, or at the deadline (whichever is first). */
+  private waitForApplied(index: number, deadline: number): Promise<void> {
+    if (this.applied >= index) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = this.environment.timers.setTimeout(resolve, Math.max(0, deadline - this.now()));
+      this.appliedWaiters.push({
+        index,
+        wake: () => {
+          this.environment.timers.clear(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  private async proposeConfChangeOnce(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
+    this.assertServing();
+    await this.waitForLeader();
+    const { sequence, result } = this.proposals.register();
+    const context: ConfContext = { ...member, origin: this.memberId, sequence };
+    const cc: ConfChange = { type, nodeId, context: encodeJson(context) };
+    this.enqueue(() => {
+      try {
+        this.raw.proposeConfChange(cc);
+      } catch (error) {
+        this.proposals.reject(sequence, error as Error);
+      }
+    });
+    await result;
+  }
+
+  /** Asks the leader to hand leadership to `target`; resolves when `target` leads. */
+  async transferLeadership(target: number): Promise<void> {
+    this.assertServing();
+    if (!this.confState.voters.includes(target)) {
+      // etcd answers a transferee that is no voting member with ErrBadLeaderTransferee.
+      throw new LichenError(ErrorCode.MembershipRefused, `member ${formatId(target)} is not a voting member`, { etcdError: 'badLeaderTransferee' });
+    }
+    await this.waitForLeader();
+    if (this.lead === target) return;
+    const deadline = this.now() + this.config.requestTimeoutMs;
+    this.enqueue(() => {
+      try {
+        this.raw.transferLeader(target);
+      } catch (error) {
+        // The leader changed since the check above; the wait below ends in Timeout. Letting the
+        // error escape into the loop would stop this member.
+        this.logger.warn('raft: leadership transfer refused', { target: formatId(target), error: String(error) });
+      }
+    });
+    while (this.lead !== target) {
+      if (this.now() > deadline) {
+        throw new LichenError(ErrorCode.Timeout, 'leadership transfer timed out', { etcdError: 'timeoutLeaderTransfer' });
+      }
+      await new Promise<void>((resolve) => this.leaderWaiters.push(resolve));
+    }
+  }
+
+  /** The member that leads now, if known. */
+  leader(): Member | undefined {
+    return this.lead === 0 ? undefined : this.storage.members.get(this.lead);
+  }
+
+  isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  /** Resolves when some leader is known, or fails after the request timeout. */
+  async waitForLeader(): Promise<void> {
+    const deadline = this.now() + this.config.requestTimeoutMs;
+    while (this.lead === 0) {
+      this.assertServing();
+      const remaining = deadline - this.now();
+      if (remaining <= 0) throw new LichenError(ErrorCode.Unavailable, 'no leader', { etcdError: 'noLeader' });
+      await new Promise<void>((resolve) => {
+        const timer = this.environment.timers.setTimeout(resolve, remaining);
+        this.leaderWaiters.push(() => {
+          this.environment.timers.clear(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Throws Unavailable unless this member serves: raft runs, and it was neither removed nor stopped. */
+  assertServing(): void {
+    if (this.removedReason) throw new LichenError(ErrorCode.Unavailable, this.removedReason);
+    if (this.isStopped) throw new LichenError(ErrorCode.Unavailable, 'server stopped', { etcdError: 'stopped' });
+    if (!this.raftStarted) throw new LichenError(ErrorCode.Unavailable, 'server is starting (waiting for the other members of the new cluster)');
+  }
+
+  private async proposeEnvelope(kind: EnvelopeKind, body: Uint8Array): Promise<Applied | void | ApplyResult> {
+    this.assertServing();
+    await this.waitForLeader();
+    const { sequence, result } = this.proposals.register();
+    const data = encodeEnvelope({ kind, origin: this.memberId, sequence, body });
+    this.enqueue(() => {
+      try {
+        this.raw.propose(data);
+        this.options.metrics.raftProposalsTotal.inc({ result: 'proposed' });
+      } catch (error) {
+        this.options.metrics.raftProposalsTotal.inc({ result: 'dropped' });
+        this.proposals.reject(sequence, error as Error);
+      }
+    });
+    return result;
+  }
+
+  /** A proposal no client waits for (lease expiry, attribute publication). */
+  private proposeDetached(kind: EnvelopeKind, body: Uint8Array): void {
+    const data = encodeEnvelope({ kind, origin: this.memberId, sequence: 0, body });
+    this.enqueue(() => {
+      try {
+        this.raw.propose(data);
+      } catch {
+        // No leader right now: the tick that wanted this proposal will try again.
+      }
+    });
+  }
+
+  /**
+   * Asks raft for a read index. Raft refuses while an election is in progress or before the new
+   * leader has committed in its term; that refusal must not escape into the loop (it would stop
+   * the member): the round stays in flight and ReadRounds re-issues it after retryMs.
+   */
+  private issueReadIndex(context: Uint8Array): void {
+    try {
+      this.raw.readIndex(context);
+    } catch (error) {
+      this.logger.debug('raft: read index refused; the read round will be retried', { error: String(error) });
+    }
+  }
+
+  // ---- The loop ------------------------------------------------------------------------------
+
+  /** A message from a peer (dropped while raft does not run here, or when the inbox is full). */
+  receive(message: Message): void {
+    const received = message.type === 'Snap' && message.snapshot.data instanceof ReceivedSnapshot ? message.snapshot.data : undefined;
+    if (this.loop.backlog >= inboxMessagesMax || !this.raftStarted) return received?.discard();
+    this.enqueue(() => {
+      try {
+        this.raw.step(message);
+      } catch (error) {
+        if (isLichenError(error, ErrorCode.DataLoss)) {
+          this.fail(new LichenError(ErrorCode.DataLoss, `${error.message} This member lost log entries it had acknowledged. ${this.options.lostDataRemedy}`));
+          return;
+        }
+        this.logger.warn('raft: dropped a peer message', { type: message.type, from: formatId(message.from), error: String(error) });
+      }
+      if (received === undefined) return;
+      // Raft holds a snapshot it takes until a Ready hands it out to install; the file of one it
+      // did not take (older than what this member has) goes at once.
+      if (this.raw.pendingSnapshot()?.data === received) this.receivedSnapshots.add(received);
+      else received.discard();
+    });
+  }
+
+  /** The peer links could not deliver to `peer`: raft slows down and probes it. */
+  reportUnreachable(peer: NodeId): void {
+    this.enqueue(() => this.raw.reportUnreachable(peer));
+  }
+
+  /** A snapshot sent to `peer` was delivered (ok) or lost. */
+  reportSnapshot(peer: NodeId, ok: boolean): void {
+    this.enqueue(() => this.raw.reportSnapshot(peer, ok));
+  }
+
+  private enqueue(action: () => void): void {
+    this.loop.enqueue(action);
+  }
+
+  private onTick(): void {
+    this.enqueue(() => this.raw.tick());
+    this.tokens.sweep();
+    this.reads.onTick();
+    this.hub.syncUnsynced();
+    if (this.role === 'leader') this.revokeExpiredLeases();
+    this.measureSpace();
+    this.maybeRaiseNoSpace();
+    for (const task of this.tickTasks) task();
+    if (!this.publishedAttributes && this.lead !== 0) this.publishAttributes();
+    this.maybePromoteSelf();
+    this.maybeProbeMembership();
+  }
+
+  /**
+   * A follower that is removed may never see its removal commit: the leader stops replicating to
+   * it as soon as the change applies there. It then hears no leader and campaigns in vain. So a
+   * member without a leader for several election timeouts asks the others whether it is still a
+   * member, and trusts an answer only from a member that has applied at least as much of the log
+   * as itself (so that member has seen this member's own addition too).
+   */
+  private maybeProbeMembership(): void {
+    const now = this.now();
+    if (this.lead !== 0 || this.removedReason) {
+      this.leaderlessSinceMs = now;
+      return;
+    }
+    const patienceMs = MEMBERSHIP_PROBE_ELECTIONS * this.config.electionTicks * this.config.tickMs;
+    if (now - this.leaderlessSinceMs < patienceMs || this.probingMembership) return;
+    this.probingMembership = true;
+    this.leaderlessSinceMs = now;
+    const others = this.storage.members.list().filter((m) => m.id !== this.memberId && m.clientAddress !== '');
+    void Promise.allSettled(others.map((m) => this.options.askMembership(m.clientAddress)))
+      .then((answers) => {
+        for (const answer of answers) {
+          if (answer.status !== 'fulfilled' || answer.value.appliedIndex < this.applied) continue;
+          if (!answer.value.memberIds.includes(this.memberId) && !this.removedReason) {
+            this.onRemoved('another member reports that this member was removed');
+          }
+        }
+      })
+      .finally(() => (this.probingMembership = false));
+  }
+
+  /**
+   * A member that joined as a learner asks to become a voter once it has applied everything
+   * that was committed when it joined (the threshold is documented in the README): from then on
+   * it is as up to date as any follower, so adding it cannot stall commits.
+   */
+  private maybePromoteSelf(): void {
+    const joined = this.options.joined;
+    if (!joined || this.promotingSelf || !this.isLearner || this.lead === 0) return;
+    if (this.applied < joined.catchUpIndex) return;
+    this.promotingSelf = true;
+    this.proposeConfChange(ConfChangeType.AddNode, this.memberId)
+      .then(() => this.logger.info('promoted this learner to a voting member', { applied: this.applied }))
+      .catch((error: unknown) => this.logger.warn('self-promotion did not complete; will retry', { error: String(error) }))
+      .finally(() => (this.promotingSelf = false));
+  }
+
+  /** Writes a Ready's hard state and entries to the WAL, then mirrors them into raft's storage. */
+  private async persist(update: { hardState?: HardState; entries: Entry[]; sync: boolean }): Promise<void> {
+    const started = this.now();
+    await this.storage.wal.save(update);
+    if (update.sync) this.options.metrics.walFsyncSeconds.observe((this.now() - started) / 1000);
+    if (update.entries.length > 0) this.storage.raftLog.append(update.entries);
+    if (update.hardState) this.storage.raftLog.setHardState(update.hardState);
+  }
+
+  private scheduleCommitFlush(): void {
+    if (this.commitFlush || this.isStopped || !this.raw.commitUnannounced()) return;
+    this.commitFlush = this.environment.timers.setTimeout(() => {
+      this.commitFlush = undefined;
+      this.enqueue(() => this.raw.flushCommit());
+    }, this.config.followerCommitDelayMs);
+  }
+
+  private applyCommitted(rd: Ready): void {
+    // One engine commit for all of them: an LMDB commit per entry was about a third of the cost
+    // of applying it (40 of 130 µs per put, traced).
+    if (rd.committedEntries.length > 0) this.storage.machine.batch(() => rd.committedEntries.forEach((entry) => this.applyEntry(entry)));
+    for (const readState of rd.readStates) this.reads.onReadState(readState.context, readState.index);
+    this.reads.onApplied(this.applied);
+    if (this.appliedWaiters.length > 0) {
+      const due = this.appliedWaiters.filter((w) => w.index <= this.applied);
+      this.appliedWaiters = this.appliedWaiters.filter((w) => w.index > this.applied);
+      for (const waiter of due) waiter.wake();
+    }
+  }
+
+  private onSoftState(lead: number, role: string): void {
+    const wasLeader = this.role === 'leader';
+    if (lead !== this.lead) {
+      this.options.metrics.raftLeaderChangesTotal.inc();
+      this.logger.info('leader changed', { from: formatId(this.lead), to: formatId(lead), role });
+    }
+    this.lead = lead;
+    this.role = role;
+    if (role === 'leader' && !wasLeader) {
+      // A new leader restarts every lease clock at a full TTL (as etcd does): it cannot know
+      // when the old leader last heard a keep-alive.
+      this.lessor.promote(this.environment.clock.wallMs());
+    } else if (role !== 'leader' && wasLeader) {
+      this.lessor.demote();
+    }
+    if (lead !== 0) {
+      const waiters = this.leaderWaiters;
+      this.leaderWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  private applyEntry(entry: Entry): void {
+    if (entry.type === EntryType.ConfChange) {
+      this.applyConfChange(entry);
+    } else if (entry.data.length > 0) {
+      const envelope = decodeEnvelope(entry.data);
+      if (envelope.kind === EnvelopeKind.MemberAttributes) {
+        this.storage.members.applyAttributes(envelope.origin, decodeJson<MemberAttributes>(envelope.body));
+      } else if (entry.index > this.storage.machine.appliedIndex) {
+        const command = decodeCommand(envelope.body);
+        const result = this.storage.machine.apply(entry.index, command);
+        this.afterApply(entry.index, command.type === 'authorized' ? command.command : command, result);
+        if (envelope.origin === this.memberId) this.proposals.resolve(envelope.sequence, result as Applied);
+      }
+    }
+    this.applied = entry.index;
+  }
+
+  private afterApply(index: number, command: MvccCommand | AuthCommand, result: ApplyResult): void {
+    if ('error' in result) return;
+    // Tokens are member-local state that follows the auth store (see src/auth/tokens.ts).
+    if (isAuthCommand(command)) this.tokens.onApplied(index, command);
+    if (result.events.length > 0) this.hub.notify(result.events, result.revision);
+    this.costAppliedSinceSample += quotaCost(command);
+    if (command.type === 'leaseGrant') {
+      const granted = result.response as { ID: number; TTL: number };
+      this.lessor.grant(granted.ID, granted.TTL, this.environment.clock.wallMs());
+    } else if (command.type === 'leaseRevoke') {
+      this.lessor.revoke(command.id);
+    } else if (command.type === 'alarmActivate' || command.type === 'alarmDeactivate') {
+      const changed = (result.response as { alarms: unknown[] }).alarms.length > 0;
+      if (changed) this.logger.warn(command.type === 'alarmActivate' ? 'alarm raised' : 'alarm disarmed', { alarm: command.alarm, memberId: formatId(command.memberId) });
+    }
+  }
+
+  private applyConfChange(entry: Entry): void {
+    const cc = decodeConfChange(entry.data);
+    const context = cc.context.length > 0 ? decodeJson<ConfContext>(cc.context) : undefined;
+    const refusal = this.storage.members.refusal(cc);
+    if (refusal) {
+      // Raft's configuration stays as it is; every member refuses the same entry.
+      this.logger.warn('membership change refused at apply', { change: cc.type, member: formatId(cc.nodeId), index: entry.index, reason: refusal });
+      if (context && context.origin === this.memberId) {
+        this.proposals.reject(context.sequence, new LichenError(ErrorCode.MemberNotFound, 'member not found', { etcdError: 'memberNotFound', reason: refusal }));
+      }
+      return;
+    }
+    this.storage.members.applyConfChange(cc);
+    this.confState = this.raw.applyConfChange(cc);
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId !== this.memberId) {
+      this.options.onMemberRemoved?.(cc.nodeId);
+    }
+    this.syncPeers();
+    this.logger.info('membership changed', { change: cc.type, member: formatId(cc.nodeId), voters: this.confState.voters.map(formatId) });
+    if (context && context.origin === this.memberId) this.proposals.resolve(context.sequence, undefined);
+    if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.memberId) {
+      this.onRemoved('the removal was applied here');
+    }
+  }
+
+  private onRemoved(how: string): void {
+    this.removedReason = 'the member has been permanently removed from the cluster';
+    this.logger.error('this member was removed from the cluster; it stops serving', { memberId: formatId(this.memberId), how });
+    this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    this.resolveHalted({ removed: true, reason: this.removedReason });
+  }
+
+  private rejectWaiting(error: LichenError): void {
+    this.proposals.rejectAll(error);
+    this.reads.rejectAll(error);
+  }
+
+  /**
+   * Makes the transport dial exactly the current members (other than this one). A member that
+   * joined also keeps the members it was told of at its join until it has applied that far: the
+   * leader may send it an older snapshot (the first one, say), whose membership lacks members
+   * added since, the leader itself among them; dropping them would leave it unable to answer the
+   * leader (or accept its connection), so it could never apply the changes that add them back.
+   */
+  syncPeers(): void {
+    const current = new Set<number>();
+    const joined = this.options.joined;
+    const catchingUp = joined !== undefined && this.applied < joined.catchUpIndex ? joined.members : [];
+    for (const member of [...this.storage.members.list(), ...catchingUp]) {
+      if (member.id === this.memberId || current.has(member.id) || this.storage.members.isRemoved(member.id)) continue;
+      current.add(member.id);
+      this.options.peers.updatePeer(member.id, member.peerAddress);
+    }
+    for (const id of this.knownPeers) if (!current.has(id)) this.options.peers.removePeer(id);
+    this.knownPeers = current;
+  }
+
+  private async installSnapshot(snapshot: Snapshot): Promise<void> {
+    await this.storage.snapshots.save(snapshot);
+    await this.storage.wal.saveSnapshotMarker(snapshot.metadata);
+    // Received snapshots raft took earlier and replaced with this one are not needed any more.
+    for (const received of this.receivedSnapshots) if (received !== snapshot.data) received.discard();
+    this.receivedSnapshots.clear();
+    this.storage.raftLog.applySnapshot(snapshot);
+    // A received snapshot stays in its file: the engine imports it a piece at a time.
+    const { members, engineChunks } = decodeSnapshotData(snapshot.data);
+    this.storage.machine.install(engineChunks);
+    // Watchers were synced to the old state: they re-read what they missed from the new history.
+    this.hub.restored();
+    this.storage.members = members;
+    this.confState = snapshot.metadata.conf;
+    this.applied = snapshot.metadata.index;
+    this.snapshotIndex = snapshot.metadata.index;
+    this.syncPeers();
+    this.logger.info('installed a snapshot from the leader', { index: snapshot.metadata.index, term: snapshot.metadata.term });
+  }
+
+  /**
+   * Snapshots the state machine and releases log entries once enough have been applied. The copy
+   * is read from a consistent engine view taken now, but collected in the background a chunk per
+   * event-loop turn, so writes keep flowing while a large store is copied.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotTask) return;
+    const progress = {
+      entriesSinceSnapshot: this.applied - this.snapshotIndex,
+      walBytes: this.storage.wal.sizeBytes,
+      walBytesAfterCompaction: this.walBytesAfterCompaction,
+      spread: this.snapshotSpread,
+    };
+    if (!snapshotDue(this.config, progress)) return;
+    const index = this.applied;
+    const conf = this.confState;
+    const members = MemberTable.fromJSON(this.storage.members.toJSON());
+    const chunks = this.storage.machine.export()[Symbol.iterator]();
+    // Pulling the first chunk now pins the engine view at `index`, before the next apply.
+    const first = chunks.next();
+    this.snapshotTask = this.takeSnapshot(index, conf, members, first, chunks)
+      .catch((error: unknown) => this.fail(error))
+      .finally(() => (this.snapshotTask = undefined));
+  }
+
+  private async takeSnapshot(
+    index: number,
+    conf: ConfState,
+    members: MemberTable,
+    first: IteratorResult<Uint8Array>,
+    rest: Iterator<Uint8Array>,
+  ): Promise<void> {
+    const parts: Uint8Array[] = [];
+    for (let chunk = first; !chunk.done; chunk = rest.next()) {
+      parts.push(chunk.value);
+      await this.environment.timers.nextTurn();
+    }
+    // A snapshot installed from the leader meanwhile supersedes this one; a closing member stops.
+    if (this.isStopped || index <= this.storage.raftLog.snapshot().metadata.index) return;
+    const data = encodeSnapshotData(members, parts);
+    const snapshot = this.storage.raftLog.createSnapshot(index, conf, data);
+    await this.storage.snapshots.save(snapshot);
+    await this.storage.wal.saveSnapshotMarker(snapshot.metadata);
+    // The engine must hold everything up to `index` durably before the log entries go.
+    await this.storage.machine.sync();
+    const compactTo = Math.max(this.storage.raftLog.firstIndex() - 1, index - this.config.snapshotCatchUpEntries);
+    if (compactTo > this.storage.raftLog.firstIndex() - 1) {
+      this.storage.raftLog.compact(compactTo);
+      await this.storage.wal.releaseTo(compactTo);
+    }
+    this.snapshotIndex = Math.max(this.snapshotIndex, index);
+    this.walBytesAfterCompaction = this.storage.wal.sizeBytes;
+    this.snapshotSpread = this.environment.random.float();
+    this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
+  }
+
+  /**
+   * Once the data in use reaches the quota, this member raises its own NOSPACE alarm through raft
+   * (etcd raises it when a write crosses the quota; sampling each tick catches that within one).
+   */
+  private maybeRaiseNoSpace(): void {
+    const quota = this.config.quotaBackendBytes;
+    if (quota < 0 || this.sampledSpace.inUseBytes < quota || this.lead === 0) return;
+    if (this.storage.machine.mvcc.alarms(AlarmType.NOSPACE).some((a) => a.memberId === this.memberId)) return;
+    const now = this.now();
+    if (now - this.noSpaceProposedAtMs < this.config.requestTimeoutMs) return;
+    this.noSpaceProposedAtMs = now;
+    this.logger.warn('the data in use reached --quota-backend-bytes: raising the NOSPACE alarm', {
+      inUseBytes: this.sampledSpace.inUseBytes,
+      quotaBytes: quota,
+    });
+    this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'alarmActivate', memberId: this.memberId, alarm: AlarmType.NOSPACE }));
+  }
+
+  private revokeExpiredLeases(): void {
+    // The lessor hands out each expired lease once per retry period, so a lost revoke repeats.
+    for (const id of this.lessor.expired(this.environment.clock.wallMs(), LEASE_REVOKES_PER_TICK)) {
+      this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'leaseRevoke', id }));
+    }
+  }
+
+  private publishAttributes(): void {
+    const self = this.storage.members.get(this.memberId);
+    if (!self) return;
+    if (self.clientAddress === this.options.publicAddresses.client && self.httpAddress === this.options.publicAddresses.http) {
+      this.publishedAttributes = true;
+      return;
+    }
+    const now = this.now();
+    if (now - this.publishAttemptAtMs < this.config.requestTimeoutMs) return;
+    this.publishAttemptAtMs = now;
+    const attributes: MemberAttributes = { name: this.config.name, clientAddress: this.options.publicAddresses.client, httpAddress: this.options.publicAddresses.http };
+    this.proposeDetached(EnvelopeKind.MemberAttributes, encodeJson(attributes));
+  }
+
+  /** Stops this member for good: its storage failed, or it lost what it had promised (see halted). */
+  fail(error: unknown): void {
+    // A WAL or engine failure, or lost data, leaves this member unable to keep its promises: stop it loudly.
+    if (isLichenError(error, ErrorCode.DataLoss)) this.logger.error(`fatal: ${error.message}`);
+    else this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
+    this.removedReason = `member failed: ${(error as Error)?.message ?? String(error)}`;
+    this.isStopped = true;
+    void this.loop.stop();
+    this.environment.timers.clear(this.ticker);
+    this.environment.timers.clear(this.commitFlush);
+    this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));
+    this.resolveHalted({ removed: false, reason: this.removedReason });
+  }
+}
