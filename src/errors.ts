@@ -68,6 +68,7 @@ export const ETCD_ERROR_NAMES = [
   'invalidAuthMgmt', 'authOldRevision', 'verifyOnly',
   'noLeader', 'notLeader', 'leaderChanged', 'stopped', 'timeout', 'timeoutDueToLeaderFail', 'unhealthy', 'corrupt',
   'notSupportedForLearner', 'badLeaderTransferee', 'timeoutLeaderTransfer',
+  'electionNotLeader', 'electionNoLeader', 'lockSessionExpired', 'missingLeaderKey',
 ] as const;
 export type EtcdErrorName = (typeof ETCD_ERROR_NAMES)[number];
 

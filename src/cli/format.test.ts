@@ -17,7 +17,8 @@ import {
   linesToBuffer,
   type Line,
 } from './format.js';
-import { keyRange, parseHexId, prefixEnd, toBytes } from './keys.js';
+import { prefixRangeEnd as prefixEnd } from '../mvcc/key-range.js';
+import { keyRange, parseHexId, toBytes } from './keys.js';
 
 function kv(key: string, value: string, modRevision = 2): KeyValue {
   return { key: toBytes(key), value: toBytes(value), createRevision: 2, modRevision, version: 1, lease: 0 };

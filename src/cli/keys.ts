@@ -1,5 +1,6 @@
 // Key ranges as the etcd API expresses them (see RangeRequest in src/mvcc/types.ts), built from
 // what the user typed: one key, every key with a prefix, or every key from a key on.
+import { prefixRangeEnd } from '../mvcc/key-range.js';
 import { UsageError } from './args.js';
 
 const encoder = new TextEncoder();
@@ -13,17 +14,6 @@ export interface KeyRange {
   rangeEnd?: Uint8Array;
 }
 
-/** The smallest key greater than every key with this prefix; [0] when there is none (all 0xff). */
-export function prefixEnd(prefix: Uint8Array): Uint8Array {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if ((prefix[i] as number) < 0xff) {
-      const end = prefix.slice(0, i + 1);
-      end[i] = (prefix[i] as number) + 1;
-      return end;
-    }
-  }
-  return new Uint8Array([0]);
-}
 
 export function keyRange(keyText: string, options: { prefix?: boolean; fromKey?: boolean }): KeyRange {
   if (options.prefix && options.fromKey) throw new UsageError('--prefix and --from-key cannot be used together');
@@ -34,7 +24,7 @@ export function keyRange(keyText: string, options: { prefix?: boolean; fromKey?:
   }
   if (options.prefix) {
     if (key.length === 0) return { key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) };
-    return { key, rangeEnd: prefixEnd(key) };
+    return { key, rangeEnd: prefixRangeEnd(key) };
   }
   return { key };
 }

@@ -28,5 +28,7 @@ test("without a name, the code decides; a code of many situations passes the thr
 });
 
 test('every name has a row with an etcd message', () => {
-  for (const name of ETCD_ERROR_NAMES) assert.match(ETCD_ERRORS[name].message, /^(etcdserver|auth): /, name);
+  // etcd's server errors, its auth package's, and the Lock and Election services' (concurrency, v3election).
+  const etcdTexts = /^(etcdserver|auth|election|mutex): |^"leader" field must be provided$/;
+  for (const name of ETCD_ERROR_NAMES) assert.match(ETCD_ERRORS[name].message, etcdTexts, name);
 });

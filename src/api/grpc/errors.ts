@@ -85,6 +85,13 @@ export const ETCD_ERRORS = {
   notSupportedForLearner: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: rpc not supported for learner' },
   badLeaderTransferee: { code: GrpcStatus.FAILED_PRECONDITION, message: 'etcdserver: bad leader transferee' },
   timeoutLeaderTransfer: { code: GrpcStatus.UNAVAILABLE, message: 'etcdserver: request timed out, leader transfer took too long' },
+
+  // The Lock and Election services answer with their Go packages' texts (client/v3/concurrency,
+  // v3election), which gRPC sends with code Unknown.
+  electionNotLeader: { code: GrpcStatus.UNKNOWN, message: 'election: not leader' },
+  electionNoLeader: { code: GrpcStatus.UNKNOWN, message: 'election: no leader' },
+  lockSessionExpired: { code: GrpcStatus.UNKNOWN, message: 'mutex: session is expired' },
+  missingLeaderKey: { code: GrpcStatus.UNKNOWN, message: '"leader" field must be provided' },
 } as const satisfies Record<EtcdErrorName, GrpcErrorRow>;
 
 // Every error src/auth throws names a row of the table above (checked when compiling).

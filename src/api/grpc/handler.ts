@@ -79,27 +79,51 @@ export interface UnaryOptions {
    * at no credentials for some calls (Status, MemberList, MoveLeader, LeaseTimeToLive, LeaseLeases).
    */
   identify?: boolean;
+  /**
+   * Fail with code Unknown (keeping the message), as etcd's Lock and Election services do: they
+   * run on etcd's in-process client, which turns every error it passes on into a plain Go error.
+   */
+  unknownCode?: boolean;
 }
 
 /** A unary handler: size, leader and credential checks, then `run`; any throw becomes an etcd error status. */
 export function unary<Req extends object>(
   ctx: HandlerContext,
-  run: (request: Req, caller: Caller | undefined) => Promise<object> | object,
+  run: (request: Req, caller: Caller | undefined, call: ServerCall<Req, object>) => Promise<object> | object,
   options: UnaryOptions = {},
 ): (call: ServerCall<Req, object>, callback: UnaryCallback<object>) => void {
   return (call, callback) => {
     const respond = async (): Promise<object> => {
       checkRequestSize(ctx, call.request);
       checkRequireLeader(ctx, call.metadata);
-      const caller = options.identify === false ? undefined : await callerOf(ctx, call);
-      return run(call.request, caller);
+      if (!options.unknownCode) {
+        const caller = options.identify === false ? undefined : await callerOf(ctx, call);
+        return run(call.request, caller, call);
+      }
+      try {
+        return await run(call.request, await callerOf(ctx, call), call);
+      } catch (error) {
+        throw new UnknownCodeError(toServiceError(error).details);
+      }
     };
     respond().then(
       (response) => callback(null, response),
-      (error: unknown) => callback(toServiceError(error)),
+      (error: unknown) => callback(error instanceof UnknownCodeError ? { code: UNKNOWN, details: error.message } : toServiceError(error)),
     );
   };
 }
+
+/** A signal that aborts when the call ends before its handler does (the client cancelled, its deadline passed, the connection dropped). */
+export function signalOf<Req, Res>(call: ServerCall<Req, Res>): AbortSignal {
+  const controller = new AbortController();
+  call.once('cancelled', () => controller.abort());
+  return controller.signal;
+}
+
+const UNKNOWN = 2;
+
+/** A failure whose message goes out as is, with code Unknown (see UnaryOptions.unknownCode). */
+class UnknownCodeError extends Error {}
 
 /** A handler for RPCs Lichen declares (for wire compatibility) but does not serve. */
 export function unimplemented(message: string): UnaryHandler {

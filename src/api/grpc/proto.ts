@@ -10,7 +10,7 @@ import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 /** src/api/grpc and dist/api/grpc are both three levels below the package root. */
 export const PROTO_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'proto');
 
-export const PROTO_FILES = ['etcdserverpb/rpc.proto', 'grpc/health/v1/health.proto'];
+export const PROTO_FILES = ['etcdserverpb/rpc.proto', 'v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto', 'grpc/health/v1/health.proto'];
 
 export const LOADER_OPTIONS = {
   keepCase: true,
@@ -36,6 +36,8 @@ export const SERVICE_NAMES = [
   'etcdserverpb.Cluster',
   'etcdserverpb.Maintenance',
   'etcdserverpb.Auth',
+  'v3lockpb.Lock',
+  'v3electionpb.Election',
   'grpc.health.v1.Health',
 ] as const;
 export type ServiceName = (typeof SERVICE_NAMES)[number];
@@ -44,9 +46,9 @@ export function serviceDefinition(name: ServiceName): ServiceDefinition {
   return etcdPackageDefinition()[name] as unknown as ServiceDefinition;
 }
 
-/** Client constructors keyed by short name: KV, Watch, Lease, Cluster, Maintenance, Auth, Health. */
+/** Client constructors keyed by short name: KV, Watch, Lease, Cluster, Maintenance, Auth, Lock, Election, Health. */
 export function etcdClientConstructors(): Record<
-  'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth' | 'Health',
+  'KV' | 'Watch' | 'Lease' | 'Cluster' | 'Maintenance' | 'Auth' | 'Lock' | 'Election' | 'Health',
   ServiceClientConstructor
 > {
   const root = loadPackageDefinition(etcdPackageDefinition());
@@ -59,6 +61,8 @@ export function etcdClientConstructors(): Record<
     Cluster: etcd['Cluster'] as ServiceClientConstructor,
     Maintenance: etcd['Maintenance'] as ServiceClientConstructor,
     Auth: etcd['Auth'] as ServiceClientConstructor,
+    Lock: (root['v3lockpb'] as GrpcObject)['Lock'] as ServiceClientConstructor,
+    Election: (root['v3electionpb'] as GrpcObject)['Election'] as ServiceClientConstructor,
     Health: health['Health'] as ServiceClientConstructor,
   };
 }

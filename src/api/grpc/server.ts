@@ -25,6 +25,8 @@ import { clusterService } from './cluster.js';
 import { kvService } from './kv.js';
 import { leaseService } from './lease.js';
 import { authService } from './auth.js';
+import { electionService } from './election.js';
+import { lockService } from './lock.js';
 import { healthService, maintenanceService } from './maintenance.js';
 import { servedServiceDefinition } from './kv-codec.js';
 import type { ServiceName } from './proto.js';
@@ -88,6 +90,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ['etcdserverpb.Cluster', clusterService(ctx)],
     ['etcdserverpb.Maintenance', maintenanceService(ctx)],
     ['etcdserverpb.Auth', authService(ctx)],
+    ['v3lockpb.Lock', lockService(ctx)],
+    ['v3electionpb.Election', electionService(ctx)],
     ['grpc.health.v1.Health', healthService(ctx)],
   ];
   for (const [name, implementation] of services) router.addService(sizes.instrument(servedServiceDefinition(name)), implementation);

@@ -11,6 +11,7 @@
 //   JSON body may still give the decimal number older scripts send (see parseLeaseId).
 import { isUtf8 } from 'node:buffer';
 import type { KeyValue } from '../../mvcc/types.js';
+import { prefixRangeEnd } from '../../mvcc/key-range.js';
 import { invalidArgument } from './errors.js';
 import { formatId } from '../../ids.js';
 import { httpQueryParamsMax } from '../../limits.js';
@@ -117,22 +118,10 @@ export function parseNonNegativeInteger(text: string, what: string): number {
   return Number(text);
 }
 
-/**
- * The rangeEnd that selects every key starting with `prefix` (etcd's GetPrefixRangeEnd): the
- * prefix with its last byte below 0xFF incremented and what follows dropped; [0] ("to the end")
- * when there is no such byte. An empty prefix means all keys, which etcd spells key=[0].
- */
+/** Every key starting with `prefix`; an empty prefix means all keys, which etcd spells key=[0]. */
 export function prefixRange(prefix: Uint8Array): { key: Uint8Array; rangeEnd: Uint8Array } {
   if (prefix.length === 0) return { key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) };
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i]! < 0xff) {
-      // A copy, never a view: Buffer.prototype.slice shares memory and would bump the key too.
-      const end = Uint8Array.from(prefix.subarray(0, i + 1));
-      end[i]!++;
-      return { key: prefix, rangeEnd: end };
-    }
-  }
-  return { key: prefix, rangeEnd: new Uint8Array([0]) };
+  return { key: prefix, rangeEnd: prefixRangeEnd(prefix) };
 }
 
 /** Bytes as a JSON string field: UTF-8 when valid, else base64 with a marker field. */

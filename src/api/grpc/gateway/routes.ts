@@ -1,7 +1,8 @@
 // The paths of etcd's JSON gateway and the gRPC method each one calls: etcd 3.4's google.api.http
 // bindings (every one is POST with the whole body as the request), checked against etcd 3.4.23.
 // Two paths etcd added in 3.5 are served too, because Lichen serves their methods:
-// /v3/maintenance/hashkv and /v3/auth/status (etcd 3.4 answers 404 for both).
+// /v3/maintenance/hashkv and /v3/auth/status (etcd 3.4 answers 404 for both). Message names are
+// in the service's package (etcdserverpb, v3lockpb, v3electionpb).
 import type { ServiceName } from '../proto.js';
 
 export type CallKind = 'unary' | 'server-stream' | 'bidi-stream';
@@ -67,15 +68,28 @@ const BINDINGS: Binding[] = [
   ['/v3/auth/role/delete', 'etcdserverpb.Auth', 'RoleDelete', 'AuthRoleDeleteRequest', 'AuthRoleDeleteResponse'],
   ['/v3/auth/role/grant', 'etcdserverpb.Auth', 'RoleGrantPermission', 'AuthRoleGrantPermissionRequest', 'AuthRoleGrantPermissionResponse'],
   ['/v3/auth/role/revoke', 'etcdserverpb.Auth', 'RoleRevokePermission', 'AuthRoleRevokePermissionRequest', 'AuthRoleRevokePermissionResponse'],
+
+  ['/v3/lock/lock', 'v3lockpb.Lock', 'Lock', 'LockRequest', 'LockResponse'],
+  ['/v3/lock/unlock', 'v3lockpb.Lock', 'Unlock', 'UnlockRequest', 'UnlockResponse'],
+
+  ['/v3/election/campaign', 'v3electionpb.Election', 'Campaign', 'CampaignRequest', 'CampaignResponse'],
+  ['/v3/election/proclaim', 'v3electionpb.Election', 'Proclaim', 'ProclaimRequest', 'ProclaimResponse'],
+  ['/v3/election/leader', 'v3electionpb.Election', 'Leader', 'LeaderRequest', 'LeaderResponse'],
+  ['/v3/election/observe', 'v3electionpb.Election', 'Observe', 'LeaderRequest', 'LeaderResponse', 'server-stream'],
+  ['/v3/election/resign', 'v3electionpb.Election', 'Resign', 'ResignRequest', 'ResignResponse'],
 ];
 
 /** Every gateway path under /v3/ and what it calls. */
 export const GATEWAY_ROUTES: ReadonlyMap<string, GatewayRoute> = new Map(
   BINDINGS.map(([path, service, method, request, response, kind = 'unary']) => [
     path,
-    { grpcPath: `/${service}/${method}`, service, requestType: `etcdserverpb.${request}`, responseType: `etcdserverpb.${response}`, kind },
+    { grpcPath: `/${service}/${method}`, service, requestType: `${packageOf(service)}.${request}`, responseType: `${packageOf(service)}.${response}`, kind },
   ]),
 );
+
+function packageOf(service: ServiceName): string {
+  return service.slice(0, service.lastIndexOf('.'));
+}
 
 /** Older clients (etcd 3.3's paths) use /v3beta/; etcd 3.4 rewrites it to /v3/. */
 export const V3BETA_PREFIX = '/v3beta/';
