@@ -1,4 +1,11 @@
-// npm run bench:compare [-- --duration 10 --scenarios put-64,range-s-64 --quick]
+// npm run bench:compare [-- --duration 10 --scenarios put-64,range-s-64 --quick --go-client <binary>]
+//
+// The load comes from `lichen bench` (grpc-js, in this process) unless --go-client names a load
+// generator on etcd's Go client (clientv3, the client etcdctl and Kubernetes use; e.g. one built
+// from ../shared/tools/etcd-go-bench): grpc-js is slow enough to add the same latency to both
+// systems and shrink every ratio, so comparisons that matter use the Go client. The tool takes
+// --endpoints --op put|range|srange|load --clients --conns --seconds --keys and prints one JSON
+// line; nothing in Lichen depends on it.
 //
 // Runs the same benchmark scenarios against a 3-member etcd cluster (when the `etcd` binary is
 // installed; Debian: apt-get install -y etcd-server) and a 3-member Lichen cluster, one after the
@@ -33,6 +40,7 @@ import {
   type BenchOptions,
   type BenchResult,
 } from '../src/bench/index.js';
+import { BENCH_KEYS, runTool, type Workload } from './go-bench.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MEMBERS = 3;
@@ -62,6 +70,8 @@ interface CompareFlags {
   skipEtcd: boolean;
   skipLichen: boolean;
   verbose: boolean;
+  /** The load generator on etcd's Go client; empty: lichen bench (grpc-js). */
+  goClient: string;
 }
 
 const USAGE = `Usage: npm run bench:compare -- [flags]
@@ -73,6 +83,8 @@ const USAGE = `Usage: npm run bench:compare -- [flags]
   --etcd <path>          etcd binary (default: etcd on PATH, else /usr/bin/etcd)
   --skip-etcd            run Lichen only
   --skip-lichen          run etcd only
+  --go-client <path>     drive both systems with this load generator on etcd's Go client instead
+                         of lichen bench (grpc-js); scenarios it has no operation for are left out
   --verbose              print each run's full summary
 `;
 
@@ -86,6 +98,7 @@ function parseFlags(argv: string[]): CompareFlags {
     skipEtcd: false,
     skipLichen: false,
     verbose: false,
+    goClient: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -130,6 +143,10 @@ function parseFlags(argv: string[]): CompareFlags {
       case '--verbose':
         flags.verbose = true;
         break;
+      case '--go-client':
+        flags.goClient = value();
+        if (!existsSync(flags.goClient)) throw new Error(`--go-client: no such file: ${flags.goClient}`);
+        break;
       case '--help':
       case '-h':
         process.stdout.write(USAGE + scenarioHelp());
@@ -153,6 +170,11 @@ interface Scenario {
   /** The gRPC benchmark's options, or undefined for the HTTP scenario. */
   grpc?: Omit<BenchOptions, 'endpoints' | 'durationMs' | 'requestTimeoutMs'>;
   http?: { connections: number; keySpaceSize: number };
+  /**
+   * The same load from the Go client (--go-client), which spreads requests over every endpoint
+   * as clientv3 does (a follower forwards writes to the leader), over keys it loaded once.
+   */
+  go?: Workload;
 }
 
 const WRITE_DEFAULTS = {
@@ -171,21 +193,25 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'put-1',
     description: 'put, 1 client, 1 conn, to the leader (latency of one write)',
     grpc: { ...WRITE_DEFAULTS, kind: 'put', clients: 1, conns: 1, targetLeader: true },
+    go: { op: 'put', clients: 1, conns: 1 },
   },
   {
     name: 'put-64',
     description: 'put, 64 clients, 8 conns, to the leader',
     grpc: { ...WRITE_DEFAULTS, kind: 'put', clients: 64, conns: 8, targetLeader: true },
+    go: { op: 'put', clients: 64, conns: 8 },
   },
   {
     name: 'range-l-64',
     description: 'linearizable range of 1 key, 64 clients, 8 conns, all members',
     grpc: { ...READ_DEFAULTS, kind: 'range', clients: 64, conns: 8, consistency: 'l' },
+    go: { op: 'range', clients: 64, conns: 8 },
   },
   {
     name: 'range-s-64',
     description: 'serializable range of 1 key, 64 clients, 8 conns, all members',
     grpc: { ...READ_DEFAULTS, kind: 'range', clients: 64, conns: 8, consistency: 's' },
+    go: { op: 'srange', clients: 64, conns: 8 },
   },
   {
     name: 'txn-64',
@@ -397,8 +423,14 @@ async function stopCluster(cluster: Cluster, keepData: boolean): Promise<void> {
 
 // ---------------------------------------------------------------- running
 
+/** What the report reads of one run, whichever client made it. */
+type Measured = Pick<BenchResult, 'requests' | 'errors' | 'errorSamples' | 'throughputPerSecond'> & {
+  latency: Pick<BenchResult['latency'], 'p50Ms' | 'p99Ms'>;
+  tool: Pick<BenchResult['tool'], 'cpuPercentOfOneCore'>;
+};
+
 interface ScenarioOutcome {
-  result?: BenchResult;
+  result?: Measured;
   error?: string;
   /** CPU time the cluster's members used during the scenario (user + system), when known. */
   serverCpuSeconds?: number;
@@ -425,8 +457,32 @@ function cpuSecondsOf(children: readonly ChildProcess[]): number | undefined {
   }
 }
 
-async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: number, verbose: boolean): Promise<ScenarioOutcome> {
+/** Where the load comes from: lichen bench (grpc-js, in this process) or a Go client binary. */
+type LoadClient = { kind: 'lichen-bench' } | { kind: 'go'; binary: string };
+
+function targetOf(cluster: Cluster) {
+  return { endpoints: cluster.clientEndpoints, pids: cluster.members.map((m) => m.pid!) };
+}
+
+async function runGoScenario(binary: string, cluster: Cluster, workload: Workload, durationMs: number): Promise<ScenarioOutcome> {
+  const run = await runTool(binary, targetOf(cluster), workload, durationMs / 1000);
+  return {
+    result: {
+      requests: run.ok,
+      errors: run.errors,
+      errorSamples: run.errors > 0 ? [{ count: run.errors, message: run.firstErr }] : [],
+      throughputPerSecond: run.qps,
+      latency: { p50Ms: run.p50ms, p99Ms: run.p99ms },
+      tool: { cpuPercentOfOneCore: (run.toolCpuSeconds / run.seconds) * 100 },
+    },
+    // Over exactly the seconds the tool measured (its connections' set-up is left out).
+    serverCpuSeconds: run.memberCpuSeconds.reduce((sum, seconds) => sum + seconds, 0),
+  };
+}
+
+async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: number, verbose: boolean, client: LoadClient): Promise<ScenarioOutcome> {
   try {
+    if (client.kind === 'go') return await runGoScenario(client.binary, cluster, scenario.go!, durationMs);
     let result: BenchResult;
     const cpuBefore = cpuSecondsOf(cluster.members);
     if (scenario.grpc !== undefined) {
@@ -456,9 +512,14 @@ async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: num
   }
 }
 
-/** Unmeasured puts to the leader; a failure here shows up again in the scenarios, so it is only reported. */
-async function warmUp(cluster: Cluster, durationMs: number): Promise<void> {
+/** Unmeasured puts; a failure here shows up again in the scenarios, so it is only reported. */
+async function warmUp(cluster: Cluster, durationMs: number, client: LoadClient): Promise<void> {
   try {
+    if (client.kind === 'go') {
+      const run = await runTool(client.binary, targetOf(cluster), { op: 'put', clients: WARMUP_CLIENTS, conns: WARMUP_CLIENTS / 4 }, durationMs / 1000);
+      process.stdout.write(`  warm-up: ${run.ok} puts in ${(durationMs / 1000).toFixed(0)} s, ${WARMUP_CLIENTS} Go clients (not measured)\n`);
+      return;
+    }
     const result = await runBench({
       ...WRITE_DEFAULTS,
       kind: 'put',
@@ -477,12 +538,19 @@ async function warmUp(cluster: Cluster, durationMs: number): Promise<void> {
 
 function oneLine(system: System, scenario: Scenario, outcome: ScenarioOutcome): string {
   if (outcome.error !== undefined) return `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} FAILED: ${outcome.error}`;
-  const r = outcome.result as BenchResult;
+  const r = outcome.result!;
   return (
     `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} ${r.throughputPerSecond.toFixed(0).padStart(7)} req/s  ` +
     `p50 ${r.latency.p50Ms.toFixed(2)} ms  p99 ${r.latency.p99Ms.toFixed(2)} ms  errors ${r.errors}  tool CPU ${r.tool.cpuPercentOfOneCore.toFixed(0)}%  ` +
     `server CPU ${serverMicrosPerRequest(outcome)} µs/req`
   );
+}
+
+/** The Go client reads keys it wrote once (k0000000..): a range of a missing key would cost less. */
+async function loadKeysForGoReads(cluster: Cluster, scenarios: readonly Scenario[], client: LoadClient): Promise<void> {
+  if (client.kind !== 'go' || !scenarios.some((s) => s.go?.op === 'range' || s.go?.op === 'srange')) return;
+  const run = await runTool(client.binary, targetOf(cluster), { op: 'load', clients: 64, conns: 8 }, 600);
+  process.stdout.write(`  loaded ${run.ok} of ${BENCH_KEYS} keys for the reads\n`);
 }
 
 async function runSystem(
@@ -492,6 +560,7 @@ async function runSystem(
   durationMs: number,
   warmupMs: number,
   verbose: boolean,
+  client: LoadClient,
 ): Promise<{ version: string; outcomes: Record<string, ScenarioOutcome> }> {
   process.stdout.write(`\nStarting a ${MEMBERS}-member ${system} cluster…\n`);
   const cluster = await start();
@@ -500,10 +569,11 @@ async function runSystem(
   try {
     const leader = await waitForLeader(cluster);
     process.stdout.write(`  ${cluster.version}; leader at ${leader}\n`);
-    if (warmupMs > 0) await warmUp(cluster, warmupMs);
+    if (warmupMs > 0) await warmUp(cluster, warmupMs, client);
+    await loadKeysForGoReads(cluster, scenarios, client);
     for (const scenario of scenarios) {
       if (scenario.lichenOnly && system !== 'lichen') continue;
-      const outcome = await runScenario(cluster, scenario, durationMs, verbose);
+      const outcome = await runScenario(cluster, scenario, durationMs, verbose, client);
       outcomes[scenario.name] = outcome;
       process.stdout.write(oneLine(system, scenario, outcome) + '\n');
     }
@@ -552,14 +622,20 @@ function ratio(lichen: number | undefined, etcd: number | undefined): string {
   return `${(lichen / etcd).toFixed(2)}×`;
 }
 
-function cell(outcome: ScenarioOutcome | undefined, pick: (r: BenchResult) => number, digits: number): string {
+function cell(outcome: ScenarioOutcome | undefined, pick: (r: Measured) => number, digits: number): string {
   if (outcome === undefined) return '–';
   if (outcome.result === undefined) return 'failed';
   return pick(outcome.result).toFixed(digits);
 }
 
+function goDescription(workload: Workload): string {
+  return `${workload.op}, ${workload.clients} Go client${workload.clients === 1 ? '' : 's'}, ${workload.conns} conn${workload.conns === 1 ? '' : 's'}, all members`;
+}
+
 function markdownReport(report: {
   date: string;
+  client: string;
+  goClient: boolean;
   machine: ReturnType<typeof machineInfo>;
   durationSeconds: number;
   warmupSeconds: number;
@@ -573,8 +649,8 @@ function markdownReport(report: {
     '',
     `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}, ${machine.platform}.`,
     `Each scenario ran ${report.durationSeconds} s against a 3-member cluster on loopback, after ${report.warmupSeconds} s of`,
-    `unmeasured puts (${WARMUP_CLIENTS} clients) so that no scenario pays for a cold start; the benchmark`,
-    'process (lichen bench, grpc-js) shares the same CPUs, so on a small machine it competes with the',
+    `unmeasured puts (${WARMUP_CLIENTS} clients) so that no scenario pays for a cold start. Client: ${report.client}.`,
+    'The benchmark process shares the same CPUs, so on a small machine it competes with the',
     'servers: see "tool CPU" (% of one core used by the benchmark itself). "Server CPU" is the CPU time',
     'all three members used per request (user + system, from /proc): the cost of a request that does',
     'not depend on how crowded the cores are.',
@@ -601,7 +677,7 @@ function markdownReport(report: {
     );
   }
   lines.push('', 'Scenarios:', '');
-  for (const scenario of report.scenarios) lines.push(`- **${scenario.name}**: ${scenario.description}`);
+  for (const scenario of report.scenarios) lines.push(`- **${scenario.name}**: ${report.goClient ? goDescription(scenario.go!) : scenario.description}`);
   const failures = [...Object.entries(lichen.scenarios).map(([n, o]) => ['Lichen', n, o] as const), ...Object.entries(etcd.scenarios).map(([n, o]) => ['etcd', n, o] as const)]
     .filter(([, , o]) => o.error !== undefined || (o.result?.errors ?? 0) > 0);
   if (failures.length > 0) {
@@ -618,14 +694,19 @@ async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
   const unknown = (flags.scenarios ?? []).filter((name) => !SCENARIOS.some((s) => s.name === name));
   if (unknown.length > 0) throw new Error(`unknown scenario: ${unknown.join(', ')}${scenarioHelp()}`);
-  const scenarios = SCENARIOS.filter((s) => flags.scenarios === undefined || flags.scenarios.includes(s.name));
+  const client: LoadClient = flags.goClient === '' ? { kind: 'lichen-bench' } : { kind: 'go', binary: flags.goClient };
+  const chosen = SCENARIOS.filter((s) => flags.scenarios === undefined || flags.scenarios.includes(s.name));
+  const scenarios = client.kind === 'go' ? chosen.filter((s) => s.go !== undefined) : chosen;
+  const clientName = client.kind === 'go' ? `etcd's Go client (clientv3), ${client.binary}, requests spread over all members` : 'lichen bench (grpc-js)';
+  const leftOut = chosen.filter((s) => !scenarios.includes(s)).map((s) => s.name);
+  if (leftOut.length > 0) process.stdout.write(`Left out (the Go client has no such operation): ${leftOut.join(', ')}\n`);
   const durationMs = flags.durationSeconds * 1000;
   const warmupMs = flags.warmupSeconds * 1000;
   const date = new Date();
   const machine = machineInfo();
   process.stdout.write(
     `bench:compare — ${date.toISOString()} — ${machine.nproc} CPUs (${machine.cpuModel}), Node ${machine.node}\n` +
-      `Scenarios: ${scenarios.map((s) => s.name).join(', ')}; ${flags.durationSeconds} s each after ${flags.warmupSeconds} s of warm-up\n`,
+      `Scenarios: ${scenarios.map((s) => s.name).join(', ')}; ${flags.durationSeconds} s each after ${flags.warmupSeconds} s of warm-up; client: ${clientName}\n`,
   );
 
   const etcd: SystemReport = { ran: false, scenarios: {} };
@@ -640,13 +721,13 @@ async function main(): Promise<void> {
   } else if (etcdScenarios.length === 0) {
     etcd.note = 'no selected scenario applies to etcd';
   } else {
-    const run = await runSystem('etcd', () => startEtcdCluster(etcdBinary), etcdScenarios, durationMs, warmupMs, flags.verbose);
+    const run = await runSystem('etcd', () => startEtcdCluster(etcdBinary), etcdScenarios, durationMs, warmupMs, flags.verbose, client);
     Object.assign(etcd, { ran: true, version: run.version, scenarios: run.outcomes });
   }
   if (flags.skipLichen) {
     lichen.note = 'skipped (--skip-lichen)';
   } else {
-    const run = await runSystem('lichen', startLichenCluster, scenarios, durationMs, warmupMs, flags.verbose);
+    const run = await runSystem('lichen', startLichenCluster, scenarios, durationMs, warmupMs, flags.verbose, client);
     Object.assign(lichen, { ran: true, version: run.version, scenarios: run.outcomes });
   }
 
@@ -654,7 +735,7 @@ async function main(): Promise<void> {
   mkdirSync(flags.outDir, { recursive: true });
   const jsonPath = join(flags.outDir, `compare-${stamp}.json`);
   const mdPath = join(flags.outDir, `compare-${stamp}.md`);
-  const report = { date: date.toISOString(), machine, durationSeconds: flags.durationSeconds, warmupSeconds: flags.warmupSeconds, scenarios, etcd, lichen };
+  const report = { date: date.toISOString(), client: clientName, goClient: client.kind === 'go', machine, durationSeconds: flags.durationSeconds, warmupSeconds: flags.warmupSeconds, scenarios, etcd, lichen };
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n');
   const markdown = markdownReport(report);
   writeFileSync(mdPath, markdown);
