@@ -15,6 +15,13 @@ export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 
 /** Faults this build can inject (see the report for why the others are missing). */
 export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'wipe'];
 
+/**
+ * How a member restarted on a wiped data directory says it must not start (src/server): a peer
+ * knows it by another data directory; its --join finds its id already started; or the members of
+ * its --initial-cluster were all replaced since and refuse it.
+ */
+export const WIPED_MEMBER_REFUSAL = /by another data directory|has already been bootstrapped|cannot start: members of its --initial-cluster refused it/;
+
 /** Whom a kill or pause hits. */
 export type FaultTarget = 'leader' | 'random';
 
@@ -242,7 +249,7 @@ export class Nemesis {
       await (member.joined ? cluster.join(member, via()) : cluster.launch(member));
       this.deps.errors.push(`wipe: ${member.name} started on an empty data directory instead of refusing`);
     } catch (error) {
-      refusal = /by another data directory|has already been bootstrapped/.exec((error as Error).message)?.[0] ?? 'no refusal';
+      refusal = WIPED_MEMBER_REFUSAL.exec((error as Error).message)?.[0] ?? 'no refusal';
       if (refusal === 'no refusal') this.deps.errors.push(`wipe: ${member.name} failed to start without the expected refusal: ${(error as Error).message}`);
       // The refusal's error line is the expected outcome, not trouble to report.
       else member.troubles?.splice(troubles);

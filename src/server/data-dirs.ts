@@ -27,6 +27,19 @@
 //
 // The price: a new cluster starts only once every initial member has started once (etcd starts
 // with a majority). The simulator runs this class with members that restart on empty disks.
+//
+// One lost directory escapes the comparison: that of the last initial member of a cluster whose
+// other members were all replaced (removed and added again as new members, as the remedy does).
+// Started again with its original --initial-cluster, it dials ids that no longer exist, at
+// addresses where new members now answer "I am another member" (or "you are not a member"), so no
+// peer ever reads its data directory id, and it would wait for them forever. Waiting is right while
+// a peer is down or cut off (it cannot refuse), but a refusal because of membership is an answer:
+// once so many initial members refused this one that the others, this one included, can no longer
+// form a quorum of the initial cluster, the cluster its --initial-cluster describes can never start
+// with it, whatever the peers that have not answered say later. It stops then, with the remedy.
+// Fewer refusals keep it waiting: one member may be a stale or misconfigured process, and the
+// others may still accept it (or know its old directory and tell it it is superseded). Stopping is
+// safe in any case: a member that waits has promised nothing and served nothing.
 
 /** Bytes of a data directory id. */
 export const DATA_DIR_ID_BYTES = 8;
@@ -37,6 +50,10 @@ export type Admission = { admit: true; fresh: boolean } | { admit: false; known:
 export class PeerDataDirs {
   private readonly known: Map<number, string>;
   private readonly awaiting: Set<number>;
+  /** The other initial members this one waited for at start-up (empty once it may take part). */
+  private readonly initialPeers: ReadonlySet<number>;
+  /** Initial members that refused this one's handshake because of membership (since they last accepted it), and their words. */
+  private readonly refusing = new Map<number, string>();
 
   constructor(options: {
     /** Peer member id → the data directory id (hex) it first named. */
@@ -46,6 +63,7 @@ export class PeerDataDirs {
   }) {
     this.known = new Map(options.known);
     this.awaiting = new Set(options.awaiting);
+    this.initialPeers = new Set(options.awaiting);
   }
 
   /**
@@ -67,11 +85,37 @@ export class PeerDataDirs {
   forget(peer: number): void {
     this.known.delete(peer);
     this.awaiting.delete(peer);
+    this.refusing.delete(peer);
   }
 
   /** `peer` accepted our handshake, so it has recorded our data directory. */
   acceptedBy(peer: number): void {
     this.awaiting.delete(peer);
+    this.refusing.delete(peer);
+  }
+
+  /**
+   * The member at `peer`'s address refused our handshake because of membership (this member is
+   * not a current member of its cluster, or it is another member than `peer`).
+   */
+  refusedBy(peer: number, reason: string): void {
+    if (this.initialPeers.has(peer)) this.refusing.set(peer, reason);
+  }
+
+  /**
+   * Whether this member, still waiting to take part, was refused by so many initial members that
+   * the rest of the initial cluster, itself included, cannot form a quorum: it can never start.
+   */
+  shutOut(): boolean {
+    if (this.awaiting.size === 0) return false;
+    const members = this.initialPeers.size + 1;
+    const quorum = Math.floor(members / 2) + 1;
+    return members - this.refusing.size < quorum;
+  }
+
+  /** The initial members that refused this one because of membership, with the reason each gave. */
+  refusals(): [number, string][] {
+    return [...this.refusing].sort(([a], [b]) => a - b);
   }
 
   /** Initial members that have not yet recorded this member's data directory (empty: it may take part). */

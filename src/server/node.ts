@@ -50,6 +50,7 @@ export class ClusterNode {
       onSnapshotSent: (peer, ok) => replica?.reportSnapshot(peer, ok),
       admitPeer: (peer, dataDirId, direction) => this.admitPeer(peer, dataDirIdHex(dataDirId), direction),
       onSuperseded: (peer) => this.onSuperseded(peer),
+      onMembershipRefused: (peer, _refusal, reason) => this.onMembershipRefused(peer, reason),
     });
     replica = new Replica({
       memberId: state.identity.memberId,
@@ -180,6 +181,35 @@ export class ClusterNode {
       return;
     }
     replica.fail(error);
+  }
+
+  /**
+   * The member at a peer's address refused this one because of membership. While this member waits
+   * to take part in a new cluster, enough such refusals mean that the cluster its --initial-cluster
+   * describes has replaced its members since: it stops with the remedy (data-dirs.ts says when).
+   */
+  private onMembershipRefused(peer: number, reason: string): void {
+    const { replica } = this;
+    const { dataDirs } = this.state;
+    if (replica.started || replica.removedReason !== undefined) return;
+    dataDirs.refusedBy(peer, reason);
+    if (this.confirmation === undefined || !dataDirs.shutOut()) return;
+    const refusals = dataDirs.refusals().map(([id, why]) => {
+      const member = replica.member(id);
+      return `${member?.name || formatId(id)} at ${member?.peerAddress ?? 'its address'}: ${why}`;
+    });
+    const error = new LichenError(
+      ErrorCode.DataLoss,
+      `member "${this.config.name}" (${formatId(replica.memberId)}) cannot start: members of its --initial-cluster refused it (${refusals.join('; ')}). ` +
+        `Other members of the cluster answer at their addresses now, or this member is not a member there, and they are too many for the rest ` +
+        `of that cluster to form a quorum: the cluster has replaced them since, and will never start with this member as it is. Its data ` +
+        `directory (${this.config.dataDir}) never took part: if this member was part of the cluster before, its data was lost (the cluster may ` +
+        `still list it), or it was removed. ${remedy(replica.memberId, this.config.dataDir)} (Skip the removal if \`lichen member list\` no longer ` +
+        `lists ${formatId(replica.memberId)}.)`,
+    );
+    this.logger.error(error.message);
+    replica.removedReason = `member failed: ${error.message}`;
+    this.confirmation.reject(error);
   }
 }
 

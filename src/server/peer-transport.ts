@@ -13,7 +13,7 @@ import { formatId } from './ids.js';
 import type { NodeState } from './state.js';
 
 /** What a member hears from its transport: messages, delivery reports and handshakes to judge. */
-export type PeerEvents = Required<Pick<TransportOptions, 'onMessage' | 'onUnreachable' | 'onSnapshotSent' | 'admitPeer' | 'onSuperseded'>>;
+export type PeerEvents = Required<Pick<TransportOptions, 'onMessage' | 'onUnreachable' | 'onSnapshotSent' | 'admitPeer' | 'onSuperseded' | 'onMembershipRefused'>>;
 
 export type TransportFactory = (events: PeerEvents) => Transport;
 

@@ -4,10 +4,15 @@
 //   Hello      magic "LCHN" · u8 protocol version · varint clusterId · varint from · varint to ·
 //              the dialer's data directory id (DATA_DIR_ID_BYTES) (the first frame on a
 //              connection, sent by the dialer)
-//   HelloAck   u8 status · accepted (1): the listener's data directory id; refused (0), or
-//              refused because the listener knows the dialer's member by another data directory
-//              (2, "superseded"): a utf-8 reason, which never names an id of the cluster (whoever
-//              dials may be a stranger)
+//   HelloAck   u8 status · accepted (1): the listener's data directory id; otherwise a refusal
+//              and a utf-8 reason, which never names an id of the cluster (whoever dials may be a
+//              stranger). The status says what kind of refusal, for the dialer to act on: 2
+//              ("superseded"): the listener knows the dialer's member by another data directory;
+//              3 ("not_member"): the dialer is not a current member of the listener's cluster;
+//              4 ("wrong_member"): the listener is another member of that cluster than the one
+//              the dialer wants; 0 ("refused"): anything else. A release of protocol version 3
+//              that predates statuses 3 and 4 reads them as a malformed acknowledgement, drops the
+//              connection and dials again, as it did with those refusals before.
 //   Challenge  a random nonce of NONCE_BYTES: "if you are the member you claim, send this back"
 //   Proof      the nonce of a Challenge, sent back on the connection it vouches for
 //   Message    one message in the codec's encoding (src/transport/codec.ts)
@@ -130,10 +135,19 @@ export function decodeHello(payload: Uint8Array): Hello {
   return { protocolVersion, clusterId: clusterId.value, from: from.value, to: to.value, dataDirId: Uint8Array.from(payload.subarray(to.next)) };
 }
 
-/** What a HelloAck says: accepted with the listener's data directory id, or refused with a reason. */
-export type HelloAck = { status: 'accepted'; dataDirId: Uint8Array } | { status: 'refused' | 'superseded'; reason: string };
+/** Why a listener refused a handshake, as far as the dialer needs to know (see the HelloAck above). */
+export type HelloRefusalStatus = 'refused' | 'superseded' | 'not_member' | 'wrong_member';
 
-const ACK_STATUS = { refused: 0, accepted: 1, superseded: 2 } as const;
+/** What a HelloAck says: accepted with the listener's data directory id, or refused with a reason. */
+export type HelloAck = { status: 'accepted'; dataDirId: Uint8Array } | { status: HelloRefusalStatus; reason: string };
+
+const ACK_STATUS = { refused: 0, accepted: 1, superseded: 2, not_member: 3, wrong_member: 4 } as const;
+const REFUSAL_BY_STATUS = new Map<number, HelloRefusalStatus>([
+  [ACK_STATUS.refused, 'refused'],
+  [ACK_STATUS.superseded, 'superseded'],
+  [ACK_STATUS.not_member, 'not_member'],
+  [ACK_STATUS.wrong_member, 'wrong_member'],
+]);
 
 export function encodeHelloAck(ack: HelloAck): Buffer {
   const body = ack.status === 'accepted' ? ack.dataDirId : Buffer.from(ack.reason, 'utf8').subarray(0, REASON_BYTES_MAX);
@@ -145,16 +159,13 @@ export function encodeHelloAck(ack: HelloAck): Buffer {
 
 export function decodeHelloAck(payload: Uint8Array): HelloAck {
   const body = payload.subarray(1);
-  switch (payload[0]) {
-    case ACK_STATUS.accepted:
-      if (body.length !== DATA_DIR_ID_BYTES) throw protocolError('malformed hello acknowledgement');
-      return { status: 'accepted', dataDirId: Uint8Array.from(body) };
-    case ACK_STATUS.refused:
-    case ACK_STATUS.superseded:
-      return { status: payload[0] === ACK_STATUS.refused ? 'refused' : 'superseded', reason: Buffer.from(body).toString('utf8') };
-    default:
-      throw protocolError('malformed hello acknowledgement');
+  if (payload[0] === ACK_STATUS.accepted) {
+    if (body.length !== DATA_DIR_ID_BYTES) throw protocolError('malformed hello acknowledgement');
+    return { status: 'accepted', dataDirId: Uint8Array.from(body) };
   }
+  const status = REFUSAL_BY_STATUS.get(payload[0]!);
+  if (status === undefined) throw protocolError('malformed hello acknowledgement');
+  return { status, reason: Buffer.from(body).toString('utf8') };
 }
 
 /** 128 random bits: an impostor cannot guess a challenge within a handshake timeout. */

@@ -19,6 +19,8 @@ class Node {
   readonly snapshotsSent: { peer: NodeId; ok: boolean }[] = [];
   readonly events: { event: string; fields: Record<string, unknown> }[] = [];
   readonly refusals: PeerRefusal[] = [];
+  /** Dials of ours refused because of membership (onMembershipRefused). */
+  readonly membershipRefusals: { peer: NodeId; refusal: string; reason: string }[] = [];
   readonly transport: TcpTransport;
 
   constructor(
@@ -44,6 +46,10 @@ class Node {
       },
       onRefusal: (refusal) => {
         this.refusals.push(refusal);
+        waiter.poke();
+      },
+      onMembershipRefused: (peer, refusal, reason) => {
+        this.membershipRefusals.push({ peer, refusal, reason });
         waiter.poke();
       },
       logger: (event, fields) => {
@@ -238,6 +244,7 @@ test('a peer of another cluster is refused, both sides surface the error, and th
       assert.ok(b!.transport.stats().inbound.rejected >= 1);
       await waiter.until(() => a!.unreachable.includes(2), 'A to report B unreachable');
       assert.equal(b!.received.length, 0);
+      assert.deepEqual(a!.membershipRefusals, [], 'another cluster says nothing about membership');
     },
     (id) => ({ clusterId: id * 100 }),
   );
@@ -252,6 +259,10 @@ test('a dial addressed to another member id is refused', { timeout: TEST_TIMEOUT
     const told = a!.transport.stats().peers[3]!.lastError ?? '';
     assert.match(told, /the dialer wants another member than the one at this address \(stale peer address\?\)/);
     assertNamesNoId(told.slice(told.indexOf(': ')), [1, 2, 3]);
+    // The dialer learns what kind of refusal it is, to act on it (a new member whose
+    // --initial-cluster was replaced stops: src/server/data-dirs.ts).
+    await waiter.until(() => a!.membershipRefusals.length > 0, 'the membership refusal reported');
+    assert.deepEqual(a!.membershipRefusals[0], { peer: 3, refusal: 'wrong_member', reason: 'the dialer wants another member than the one at this address (stale peer address?)' });
   });
 });
 
@@ -660,6 +671,7 @@ test('a dialer that is not a current member is refused, and a removed member is 
       await waiter.until(() => a!.hasEvent('handshake-refused'), 'refusal of a stranger');
       assert.match(a!.transport.stats().peers[2]!.lastError ?? '', /the dialer is not a current member of this cluster$/);
       assert.deepEqual(b!.refusals, [{ kind: 'handshake', reason: 'not_member' }]);
+      assert.deepEqual(a!.membershipRefusals[0], { peer: 2, refusal: 'not_member', reason: 'the dialer is not a current member of this cluster' });
       b!.transport.addPeer(1, a!.addressText);
       await waiter.until(() => b!.received.length === 1, 'the heartbeat once B knows A');
       b!.transport.removePeer(1);

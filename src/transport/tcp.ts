@@ -37,6 +37,10 @@
 // once the dialer proved its member id, each end asks admitPeer whether the other may talk to it
 // (src/server/data-dirs.ts: a member that comes back with another data directory lost what it had
 // promised). A dialer refused that way is told it is "superseded" (onSuperseded) and stops.
+// A dialer refused because of membership (it is not a current member of the listener's cluster,
+// or the listener is another member than the one it dialed) is told so too (onMembershipRefused):
+// a new member whose --initial-cluster lists only members that were replaced since can learn
+// nothing else from its peers (src/server/data-dirs.ts decides when it gives up).
 //
 // Sending never blocks and never throws for network trouble: send() encodes each message into its
 // destination's bounded queue and schedules one flush per event-loop turn, which writes every
@@ -164,6 +168,12 @@ export interface TransportOptions {
   admitPeer?: (peer: NodeId, dataDirId: Uint8Array, direction: 'inbound' | 'outbound') => Promise<string | undefined>;
   /** A peer refused our dial because it knows this member by another data directory (see admitPeer). */
   onSuperseded?: (peer: NodeId, reason: string) => void;
+  /**
+   * The member at a peer's address refused our dial because of membership: `not_member`, this
+   * member is not a current member of its cluster; `wrong_member`, it is another member of this
+   * cluster than `peer`. `reason` is the listener's text, which names no id.
+   */
+  onMembershipRefused?: (peer: NodeId, refusal: 'not_member' | 'wrong_member', reason: string) => void;
   logger?: TransportLogger;
 }
 
@@ -176,9 +186,11 @@ const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
 const KEEPALIVE_INITIAL_DELAY_MS = 5000;
 const EMPTY_BYTES = new Uint8Array(0);
 
-interface ResolvedOptions extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls' | 'server' | 'onSuperseded'>> {
+interface ResolvedOptions
+  extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls' | 'server' | 'onSuperseded' | 'onMembershipRefused'>> {
   tls: PeerTls | undefined;
   onSuperseded: (peer: NodeId, reason: string) => void;
+  onMembershipRefused: (peer: NodeId, refusal: 'not_member' | 'wrong_member', reason: string) => void;
   onUnreachable: (peer: NodeId) => void;
   onSnapshotSent: (peer: NodeId, ok: boolean) => void;
   onRefusal: (refusal: PeerRefusal) => void;
@@ -468,6 +480,7 @@ class PeerLink {
       });
       socket.destroy();
       if (ack.status === 'superseded') this.options.onSuperseded(this.id, ack.reason);
+      if (ack.status === 'not_member' || ack.status === 'wrong_member') this.options.onMembershipRefused(this.id, ack.status, ack.reason);
       return;
     }
     void this.options.admitPeer(this.id, ack.dataDirId, 'outbound').then((refusal) => {
@@ -837,7 +850,7 @@ class InboundConnection {
     void this.transport.options.admitPeer(this.#claimedId!, this.#dataDirId!, 'inbound').then((refusal) => {
       if (this.#closing) return;
       if (refusal === undefined) return this.#bind();
-      this.#refuse('superseded', 'this member knows the dialer by another data directory: its data was lost or replaced', { refusal }, 'superseded');
+      this.#refuse('superseded', 'this member knows the dialer by another data directory: its data was lost or replaced', { refusal });
     }, (error: unknown) => this.#fail(`cannot admit the dialer: ${errorText(error)}`));
   }
 
@@ -856,13 +869,8 @@ class InboundConnection {
     this.#refuse('unproven', `the dialer did not prove its member id within ${handshakeTimeoutMs} ms (the proof comes back over the link to the member's registered peer address)`, {});
   }
 
-  /** Refuses the handshake: logs and counts it, tells the dialer why, and closes. */
-  #refuse(
-    reason: Extract<PeerRefusal, { kind: 'handshake' }>['reason'],
-    text: string,
-    details: Record<string, unknown>,
-    status: 'refused' | 'superseded' = 'refused',
-  ): void {
+  /** Refuses the handshake: logs and counts it, tells the dialer why (what kind, for those it acts on), and closes. */
+  #refuse(reason: Extract<PeerRefusal, { kind: 'handshake' }>['reason'], text: string, details: Record<string, unknown>): void {
     if (this.#closing) return;
     this.transport.inbound.rejected++;
     this.transport.inbound.lastError = text;
@@ -870,6 +878,7 @@ class InboundConnection {
     this.transport.options.logger('handshake-rejected', { ...this.#logFields, ...details, reason: text });
     this.#closing = true;
     this.#reader.stop();
+    const status = reason === 'superseded' || reason === 'not_member' || reason === 'wrong_member' ? reason : 'refused';
     this.socket.end(encodeHelloAck({ status, reason: text }));
     this.socket.setTimeout(this.transport.options.handshakeTimeoutMs, () => this.socket.destroy());
   }
@@ -1073,6 +1082,7 @@ export class TcpTransport implements Transport {
       dataDirId: options.dataDirId ?? new Uint8Array(DATA_DIR_ID_BYTES),
       admitPeer: options.admitPeer ?? (() => Promise.resolve(undefined)),
       onSuperseded: options.onSuperseded ?? (() => {}),
+      onMembershipRefused: options.onMembershipRefused ?? (() => {}),
       logger: options.logger ?? (() => {}),
       tls: options.tls,
     };
