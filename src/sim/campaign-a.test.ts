@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs, runCampaign } from './campaign.js';
 
-test('seeds 1..300 with every kind of fault run clean', () => {
-  const summary = runCampaign(parseArgs(['--start', '1', '--seeds', '300']));
+test('seeds 1..300 with every kind of fault run clean', async () => {
+  const summary = await runCampaign(parseArgs(['--start', '1', '--seeds', '300']));
   const report = summary.failures.map((f) => `${f.kind} ${f.message}\n  replay: ${f.replay}`).join('\n');
   assert.equal(summary.failures.length, 0, report);
   assert.equal(summary.seedsRun, 300);

@@ -7,8 +7,8 @@ import { parseArgs, runCampaign } from './campaign.js';
 
 const SEEDS = 1400;
 
-test(`seeds 100001..${100000 + SEEDS}: membership changes under crashes and partitions keep every safety check`, () => {
-  const summary = runCampaign(parseArgs(['--start', '100001', '--seeds', String(SEEDS), '--membership-rate', '0.03', '--steps', '2000']));
+test(`seeds 100001..${100000 + SEEDS}: membership changes under crashes and partitions keep every safety check`, async () => {
+  const summary = await runCampaign(parseArgs(['--start', '100001', '--seeds', String(SEEDS), '--membership-rate', '0.03', '--steps', '2000']));
   const report = summary.failures.map((f) => `${f.kind} ${f.message}\n  replay: ${f.replay}`).join('\n');
   assert.equal(summary.failures.length, 0, report);
   assert.equal(summary.seedsRun, SEEDS);

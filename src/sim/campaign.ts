@@ -79,7 +79,7 @@ export function replayCommand(seed: number, options: Omit<SimOptions, 'seed'>): 
   return ['npm run sim --', '--seed', String(seed), ...optionsToFlags(options)].join(' ');
 }
 
-export function runCampaign(args: CampaignArgs, now: () => number = Date.now): CampaignSummary {
+export async function runCampaign(args: CampaignArgs, now: () => number = Date.now): Promise<CampaignSummary> {
   const started = now();
   const summary: CampaignSummary = {
     seedsRun: 0,
@@ -110,7 +110,7 @@ export function runCampaign(args: CampaignArgs, now: () => number = Date.now): C
     options: optionsToFlags(args.options),
   };
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
-    const result = runSimulation({ ...args.options, seed });
+    const result = await runSimulation({ ...args.options, seed });
     addResult(summary, result, args.options);
     if (args.verbose) summary.result = result;
   }

@@ -146,7 +146,10 @@ export class ClientPool {
       refused = this.cluster.startRead(target, pending.readContext, pending.input.key);
     } else {
       const data = encodeCommand({ clientId: client.id, requestId: pending.requestId, op: pending.input });
-      refused = this.cluster.propose(target, data);
+      const attempt = pending.attempts;
+      refused = this.cluster.propose(target, data, () => this.onRefused(client, pending, attempt));
+      // Raft may still refuse it when the member's loop runs it; then it had no effect, but an
+      // earlier attempt may have had, so the client keeps assuming it might.
       if (refused === undefined) pending.mayHaveEffect = true;
     }
     if (refused !== undefined) {
@@ -159,6 +162,13 @@ export class ClientPool {
     // A node that accepted a request knows (or is) the leader: follow its hint next time.
     const status = this.cluster.node(target).live?.raw.status();
     if (status !== undefined) client.leaderGuess = isLeaderRole(status.role) ? target : status.lead || undefined;
+  }
+
+  /** Raft refused a proposal the member had taken: back off, then try again. */
+  private onRefused(client: SimClient, pending: PendingOperation, attempt: number): void {
+    if (client.pending !== pending || pending.attempts !== attempt || !pending.waiting) return;
+    pending.waiting = false;
+    pending.deadline = this.cluster.now + this.timing.refusalBackoffSteps;
   }
 
   private finish(client: SimClient, pending: PendingOperation, output: KvOutput, now: number): void {

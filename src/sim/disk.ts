@@ -1,8 +1,9 @@
-// The virtual disk of one node: what survives a crash. It holds exactly what the node persisted
-// from its Ready batches (snapshot, entries, hard state) plus the snapshots it made itself, and
-// nothing else: the raft object, the in-memory state machine and pending client requests are lost
-// in a crash. On restart the node rebuilds a MemoryStorage from this record. A wipe replaces the
-// whole disk with an empty one under a new data directory id.
+// The virtual disk of one node: what survives a crash. A node writes its Ready batches (snapshot,
+// entries, hard state) into the disk's page cache (`written`); they become durable (`durable`)
+// only when it syncs, and a crash throws away whatever was written since the last sync, as power
+// loss does. The raft object, the in-memory state machine and pending client requests are lost in
+// any crash. On restart the node rebuilds a MemoryStorage from the durable record. A wipe replaces
+// the whole disk with an empty one under a new data directory id.
 //
 // Every persisted entry also carries the chain hash of the log prefix it ends, so the log matching
 // check can compare whole prefixes in O(1).
@@ -17,24 +18,22 @@ export interface DiskEntry {
   chain: string;
 }
 
-export class NodeDisk {
-  /** What member.json holds besides the log: the peers' data directories, and whom a new member waits for. */
-  dataDirs = new PeerDataDirs({ known: [], awaiting: [] });
+/** One state of a node's raft log on disk: hard state, snapshot and the entries after it. */
+export class LogImage {
   hardState: HardState = { term: 0, vote: 0, commit: 0 };
   snapshot: Snapshot | undefined;
   /** The chain hash of the prefix the snapshot covers (ending at its index). */
   snapshotChain = '';
   /** Entries after the compaction point, in index order without gaps. */
   entries: DiskEntry[] = [];
-  /** Writes so far (a crash point counter and a statistic). */
-  writes = 0;
 
-  /** `dataDirId`: drawn when the disk is created, as a data directory's id (src/server/data-dirs.ts). */
-  constructor(readonly dataDirId: string) {}
-
-  /** Nothing was ever written (a node's first start, or a crash before its first write). */
-  isEmpty(): boolean {
-    return this.writes === 0;
+  copy(): LogImage {
+    const image = new LogImage();
+    image.hardState = this.hardState;
+    image.snapshot = this.snapshot;
+    image.snapshotChain = this.snapshotChain;
+    image.entries = this.entries.slice();
+    return image;
   }
 
   snapshotIndex(): number {
@@ -59,69 +58,108 @@ export class NodeDisk {
     return this.entries[index - offset]?.chain;
   }
 
-  termAt(index: number): number | undefined {
-    if (index === this.snapshotIndex() && this.snapshot !== undefined) return this.snapshot.metadata.term;
-    if (this.entries.length === 0) return undefined;
-    const offset = this.entries[0]!.entry.index;
-    return this.entries[index - offset]?.entry.term;
+  /** Entries after the snapshot, the ones a restarted MemoryStorage gets appended. */
+  entriesAfterSnapshot(): Entry[] {
+    const index = this.snapshotIndex();
+    return this.entries.filter((e) => e.entry.index > index).map((e) => e.entry);
   }
 
-  /** Installs a snapshot received from the leader: the whole log is replaced, as raft requires. */
-  installSnapshot(snapshot: Snapshot, chain: string): void {
-    if (snapshot.metadata.index <= this.snapshotIndex()) return;
-    this.writes++;
-    this.snapshot = snapshot;
-    this.snapshotChain = chain;
-    this.entries = [];
-  }
-
-  /**
-   * Appends entries, replacing any suffix that starts at the first new index (the rule
-   * MemoryStorage.append follows too). Returns the chain hashes of the appended entries.
-   */
-  append(entries: Entry[]): DiskEntry[] {
-    if (entries.length === 0) return [];
-    this.writes++;
-    const first = this.firstIndex();
-    const fresh = entries.filter((e) => e.index >= first);
-    if (fresh.length === 0) return [];
-    const at = fresh[0]!.index;
-    assert(at <= this.lastIndex() + 1, `disk append leaves a gap: last ${this.lastIndex()}, appending ${at}`);
-    const keep = at - first;
-    this.entries = this.entries.slice(0, Math.max(0, keep));
-    let previous = this.chainAt(at - 1);
-    assert(previous !== undefined, `disk append at ${at} has no predecessor chain`);
-    const added: DiskEntry[] = [];
-    for (const entry of fresh) {
-      previous = chainHash(previous, entry.index, entry.term, entry.type, entry.data);
-      const item = { entry, chain: previous };
-      this.entries.push(item);
-      added.push(item);
-    }
-    return added;
-  }
-
-  setHardState(hardState: HardState): void {
-    this.writes++;
-    this.hardState = { ...hardState };
-  }
-
-  /** Records a snapshot the node made of its own state machine and drops entries up to compactIndex. */
-  saveOwnSnapshot(snapshot: Snapshot, compactIndex: number): void {
-    const index = snapshot.metadata.index;
-    const chain = this.chainAt(index);
-    assert(chain !== undefined, `own snapshot at ${index} is not on disk`);
-    this.writes++;
+  /** Drops entries up to `compactIndex` under a snapshot that covers them. */
+  compact(snapshot: Snapshot, chain: string, compactIndex: number): void {
     this.snapshot = snapshot;
     this.snapshotChain = chain;
     // Entries after the snapshot stay; so do entries in (compactIndex, index], which MemoryStorage
     // keeps for slow followers. A restart drops the latter because the snapshot covers them.
     this.entries = this.entries.filter((e) => e.entry.index > compactIndex);
   }
+}
 
-  /** Entries after the snapshot, the ones a restarted MemoryStorage gets appended. */
-  entriesAfterSnapshot(): Entry[] {
-    const index = this.snapshotIndex();
-    return this.entries.filter((e) => e.entry.index > index).map((e) => e.entry);
+export class NodeDisk {
+  /** What member.json holds besides the log: the peers' data directories, and whom a new member waits for. */
+  dataDirs = new PeerDataDirs({ known: [], awaiting: [] });
+  /** What the node wrote: what it reads back while it runs. */
+  written = new LogImage();
+  /** What survives a crash: `written` as of the last sync. */
+  durable = new LogImage();
+  /** Writes not yet synced. */
+  private unsynced = 0;
+  /** Syncs that made something durable (zero: the disk holds nothing a restart could use). */
+  private syncs = 0;
+
+  /** `dataDirId`: drawn when the disk is created, as a data directory's id (src/server/data-dirs.ts). */
+  constructor(readonly dataDirId: string) {}
+
+  /** Nothing was ever made durable (a node's first start, or a crash before its first sync). */
+  isEmpty(): boolean {
+    return this.syncs === 0;
+  }
+
+  /** Makes everything written so far durable (fdatasync). */
+  sync(): void {
+    if (this.unsynced === 0) return;
+    this.durable = this.written.copy();
+    this.unsynced = 0;
+    this.syncs++;
+  }
+
+  /** A crash: what was written since the last sync is gone. */
+  loseUnsynced(): void {
+    if (this.unsynced === 0) return;
+    this.written = this.durable.copy();
+    this.unsynced = 0;
+  }
+
+  /** Writes a snapshot received from the leader: the whole log is replaced, as raft requires. */
+  installSnapshot(snapshot: Snapshot, chain: string): void {
+    if (snapshot.metadata.index <= this.written.snapshotIndex()) return;
+    this.unsynced++;
+    this.written.snapshot = snapshot;
+    this.written.snapshotChain = chain;
+    this.written.entries = [];
+  }
+
+  /**
+   * Writes entries, replacing any suffix that starts at the first new index (the rule
+   * MemoryStorage.append follows too). Returns the chain hashes of the written entries.
+   */
+  append(entries: Entry[]): DiskEntry[] {
+    if (entries.length === 0) return [];
+    this.unsynced++;
+    const log = this.written;
+    const first = log.firstIndex();
+    const fresh = entries.filter((e) => e.index >= first);
+    if (fresh.length === 0) return [];
+    const at = fresh[0]!.index;
+    assert(at <= log.lastIndex() + 1, `disk append leaves a gap: last ${log.lastIndex()}, appending ${at}`);
+    log.entries = log.entries.slice(0, Math.max(0, at - first));
+    let previous = log.chainAt(at - 1);
+    assert(previous !== undefined, `disk append at ${at} has no predecessor chain`);
+    const added: DiskEntry[] = [];
+    for (const entry of fresh) {
+      previous = chainHash(previous, entry.index, entry.term, entry.type, entry.data);
+      const item = { entry, chain: previous };
+      log.entries.push(item);
+      added.push(item);
+    }
+    return added;
+  }
+
+  setHardState(hardState: HardState): void {
+    this.unsynced++;
+    this.written.hardState = { ...hardState };
+  }
+
+  /**
+   * Saves a snapshot the node made of its own state machine (written and synced on its own, as a
+   * snapshot file is) and drops entries up to compactIndex. The snapshot covers only applied
+   * entries, which are durable, so both images hold its index.
+   */
+  saveOwnSnapshot(snapshot: Snapshot, compactIndex: number): void {
+    const index = snapshot.metadata.index;
+    const chain = this.durable.chainAt(index);
+    assert(chain !== undefined && chain === this.written.chainAt(index), `own snapshot at ${index} is not on disk`);
+    this.written.compact(snapshot, chain, compactIndex);
+    this.durable.compact(snapshot, chain, compactIndex);
+    this.syncs++;
   }
 }

@@ -18,7 +18,7 @@
 //   caught at once, not only in the rare runs where a crash then loses what it promised.
 
 import type { Entry, Message, NodeId } from '../raft/types.js';
-import type { DiskEntry, NodeDisk } from './disk.js';
+import type { DiskEntry, LogImage } from './disk.js';
 import { Hasher } from './hash.js';
 
 export type ViolationKind =
@@ -105,7 +105,7 @@ export class SafetyMonitor {
    * Records that a node persisted `commit` as committed while at `term`. Committed prefixes must
    * agree between nodes (this is where a leader that commits too early is caught first).
    */
-  observeCommit(id: NodeId, term: number, fromIndex: number, commit: number, disk: NodeDisk): void {
+  observeCommit(id: NodeId, term: number, fromIndex: number, commit: number, disk: LogImage): void {
     for (let index = Math.max(fromIndex + 1, disk.firstIndex()); index <= commit; index++) {
       this.checks++;
       const chain = disk.chainAt(index);
@@ -124,10 +124,11 @@ export class SafetyMonitor {
   }
 
   /**
-   * Durability before promises, for a message `id` is sending now. An append acknowledgement says
-   * the log up to its index is on disk; a granted vote and a vote request say the vote is; a
-   * leader's messages say its term is (a leader whose term a crash could forget could lead that
-   * term again with another log).
+   * Durability before promises, for a message `id` is sending now, against what its disk has
+   * synced (`disk`: what a crash would leave). An append acknowledgement says the log up to its
+   * index is durable; a granted vote and a vote request say the vote is; a leader's messages say
+   * its term is (a leader whose term a crash could forget could lead that term again with another
+   * log).
    *
    * An acknowledgement of an older term than the disk's is not checked against the log: one Ready
    * may acknowledge an append of term t and then, from a leader of a later term, replace those
@@ -137,7 +138,7 @@ export class SafetyMonitor {
    * a stale response too). The old leader may count it; a leader of the later term already has
    * every entry a quorum of term t could have committed (seed 19044).
    */
-  observeSend(id: NodeId, message: Message, disk: NodeDisk): void {
+  observeSend(id: NodeId, message: Message, disk: LogImage): void {
     this.checks++;
     const durable = disk.hardState;
     const unvoted = (term: number, candidate: NodeId): string | undefined =>
@@ -170,7 +171,7 @@ export class SafetyMonitor {
   }
 
   /** Leader Completeness, called when a node is first seen as leader of `term`. */
-  observeNewLeader(id: NodeId, term: number, disk: NodeDisk): void {
+  observeNewLeader(id: NodeId, term: number, disk: LogImage): void {
     this.checks++;
     let required = 0;
     for (const [seenTerm, index] of this.committedIndexSeenAtTerm) {

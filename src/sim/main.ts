@@ -3,6 +3,6 @@
 import { runCampaign, parseArgs } from './campaign.js';
 
 const args = parseArgs(process.argv.slice(2));
-const summary = runCampaign(args);
+const summary = await runCampaign(args);
 console.log(JSON.stringify(summary, null, 2));
 process.exit(summary.failures.length > 0 ? 1 : 0);

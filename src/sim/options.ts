@@ -4,9 +4,9 @@
 /**
  * Which rules the nodes run: the real ones, or a deliberately broken variant. `unchecked-wipes`
  * runs the real raft but lets a member whose disk was wiped take part again as if nothing happened
- * (no data directory ids, see src/server/data-dirs.ts). `acks-before-fsync` runs the real raft but
- * its Ready loop sends append responses before its fsync, as a loop that took them out of
- * Ready.messagesAfterPersist would.
+ * (no data directory ids, see src/server/data-dirs.ts). `acks-before-fsync` runs the real raft and
+ * the production Ready loop, but the loop's handler sends append responses before the write is
+ * synced, as a loop that took them out of Ready.messagesAfterPersist would.
  */
 export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote' | 'unchecked-wipes' | 'acks-before-fsync';
 export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote', 'unchecked-wipes', 'acks-before-fsync'];
@@ -32,6 +32,8 @@ export interface SimOptions {
   duplicateRateMax: number;
   /** Probability that a crash hits a node in the middle of handling one Ready batch. */
   readyCrashRateMax: number;
+  /** A disk sync takes 1 to this many time units; the Ready loop waits for it. */
+  syncStepsMax: number;
   /**
    * Probability per step that a member's disk is wiped: it crashes and restarts later on an empty
    * disk, as an operator's `rm -rf` of its data directory would leave it. It must be refused, and is
@@ -75,6 +77,7 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
   dropRateMax: 0.1,
   duplicateRateMax: 0.05,
   readyCrashRateMax: 0.003,
+  syncStepsMax: 2,
   wipeRateMax: 0.0004,
   membershipRateMax: 0.01,
   newLeaderFaultRateMax: 0.5,
@@ -103,6 +106,7 @@ const FLAGS: Record<Exclude<keyof SimOptions, 'seed'>, string> = {
   dropRateMax: 'drop-rate',
   duplicateRateMax: 'dup-rate',
   readyCrashRateMax: 'ready-crash-rate',
+  syncStepsMax: 'sync-steps',
   wipeRateMax: 'wipe-rate',
   membershipRateMax: 'membership-rate',
   newLeaderFaultRateMax: 'new-leader-fault-rate',

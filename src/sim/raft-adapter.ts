@@ -1,8 +1,7 @@
-// The one place the simulator touches the raft core's construction API: building a RawNode, the
-// PRNG handed to it, role names, and the deliberately broken variants used to prove that the
+// The one place the simulator touches the raft core's construction API: building a RawNode, role
+// names, and the deliberately broken variants used to prove that the
 // simulator can fail.
 
-import type { Prng } from '../random.js';
 import type { RaftVariant } from './options.js';
 import {
   MemoryStorage,
@@ -21,7 +20,8 @@ export type SimRawNode = RawNode;
 export interface SimRaftConfig {
   id: number;
   storage: MemoryStorage;
-  random: Prng;
+  /** A number in [0, 1): the process's randomness (its VirtualEnvironment). */
+  random: () => number;
   electionTicks: number;
   heartbeatTicks: number;
   applied: number;
@@ -58,13 +58,12 @@ const RAFT_CLASSES: Record<RaftVariant, RaftClass> = {
   'double-vote': DoubleVoteRaft,
   // The raft rules are the real ones; the simulated members skip their data directory checks.
   'unchecked-wipes': Raft,
-  // The raft rules are the real ones; the simulated Ready loop sends append responses too early.
+  // The raft rules are the real ones; the Ready loop's handler sends append responses too early.
   'acks-before-fsync': Raft,
 };
 
 export function createRawNode(variant: RaftVariant, config: SimRaftConfig): SimRawNode {
-  const prng = config.random;
-  return new RawNode({ ...config, random: () => prng.float() }, RAFT_CLASSES[variant]);
+  return new RawNode(config, RAFT_CLASSES[variant]);
 }
 
 export function isLeaderRole(role: string): boolean {

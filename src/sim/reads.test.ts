@@ -47,6 +47,7 @@ function setUp() {
     snapshotEvery: 1000,
     compactKeep: 3,
     msgBytesMax: 1024,
+    syncStepsMax: 2,
     variant: 'correct' as const,
   };
   const cluster = new Cluster(config, network, new Prng(2), [1, 2, 3], [1, 2, 3]);
@@ -54,15 +55,15 @@ function setUp() {
   cluster.listener = { onApplied: () => {}, onRead: (_node, context, value) => reads.set(context, value) };
   for (const id of [1, 2, 3]) cluster.start(id);
   let now = 0;
-  const step = () => {
+  const step = async () => {
     cluster.now = now++;
     cluster.deliver();
-    cluster.tick();
-    cluster.processReadies();
+    cluster.advanceClocks();
+    await cluster.settle();
     cluster.checkLeaders();
   };
-  const until = (what: string, condition: () => boolean) => {
-    for (let i = 0; i < 5000 && !condition(); i++) step();
+  const until = async (what: string, condition: () => boolean) => {
+    for (let i = 0; i < 5000 && !condition(); i++) await step();
     assert.ok(condition(), `timed out waiting until ${what}`);
   };
   const value = (id: NodeId) => cluster.node(id).live?.sm.read('k');
@@ -71,40 +72,40 @@ function setUp() {
   return { network, cluster, reads, step, until, value, put, now: () => now };
 }
 
-test("a ReadIndex answer for a member's previous process does not release a read of the restarted one", () => {
+test("a ReadIndex answer for a member's previous process does not release a read of the restarted one", async () => {
   const { network, cluster, reads, step, until, value, put, now } = setUp();
-  until('a leader is elected', () => cluster.leader() !== undefined);
+  await until('a leader is elected', () => cluster.leader() !== undefined);
   const leader = cluster.leader()!.id;
   const member = leader === 1 ? 2 : 1;
   put(leader, 1, 'v1');
-  until('the member applied v1', () => value(member) === 'v1');
+  await until('the member applied v1', () => value(member) === 'v1');
 
   // The answer to the member's read is held back in the network.
   const answerTo = (m: Message) => m.to === member && m.type === 'ReadIndexResp';
   network.hold = answerTo;
   assert.equal(cluster.startRead(member, 'before', 'k'), undefined);
-  until('the leader answered the first read', () => network.held.length > 0);
+  await until('the leader answered the first read', () => network.held.length > 0);
 
   // The member restarts; meanwhile v2 is committed without it, and appends to it are held back
   // too, so it stays at v1 while it hears the leader's heartbeats.
   cluster.crash(member);
   put(leader, 2, 'v2');
-  until('the leader applied v2', () => value(leader) === 'v2');
+  await until('the leader applied v2', () => value(leader) === 'v2');
   network.hold = (m) => answerTo(m) || (m.to === member && m.type === 'App');
   cluster.start(member);
-  until('the restarted member knows the leader', () => cluster.node(member).live!.raw.status().lead === leader);
+  await until('the restarted member knows the leader', () => cluster.node(member).live!.raw.status().lead === leader);
   assert.equal(value(member), 'v1');
   const oldAnswers = new Set(network.held.filter(answerTo));
 
   // A new read starts after v2 was acknowledged: it must not return v1.
   assert.equal(cluster.startRead(member, 'after', 'k'), undefined);
-  until('the leader answered the new read', () => network.held.filter(answerTo).length > oldAnswers.size);
+  await until('the leader answered the new read', () => network.held.filter(answerTo).length > oldAnswers.size);
   assert.ok(network.release((m) => oldAnswers.has(m), now()).length > 0);
-  for (let i = 0; i < 20; i++) step();
+  for (let i = 0; i < 20; i++) await step();
   assert.equal(reads.has('after'), false, `the old answer released the new read (it read ${reads.get('after')})`);
 
   network.hold = () => false;
   network.release(() => true, now());
-  until('the new read is served', () => reads.has('after'));
+  await until('the new read is served', () => reads.has('after'));
   assert.equal(reads.get('after'), 'v2');
 });

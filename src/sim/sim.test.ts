@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { DEFAULT_OPTIONS, type SimOptions } from './options.js';
 import { runSimulation, type SimResult } from './simulation.js';
 import { REGRESSION_SEEDS } from './regressions.js';
 import { parseArgs, replayCommand, runCampaign } from './campaign.js';
 import { Prng } from '../random.js';
 
-function run(seed: number, options: Partial<Omit<SimOptions, 'seed'>> = {}): SimResult {
+function run(seed: number, options: Partial<Omit<SimOptions, 'seed'>> = {}): Promise<SimResult> {
   return runSimulation({ ...DEFAULT_OPTIONS, ...options, seed });
 }
 
@@ -28,18 +30,39 @@ test('the PRNG is a pure function of its seed and spreads values evenly', () => 
   for (const count of buckets) assert.ok(count > 850 && count < 1150, `bucket count ${count}`);
 });
 
-test('one seed with the same options replays identically (trace hash and result)', () => {
+test('src/sim reads no clock, sets no timer and draws no random number of its own', () => {
+  // A run must be a function of its seed: time comes from the simulator's step counter and the
+  // members' VirtualEnvironments, randomness from the seeded Prng, and the Ready loops wait only
+  // on promises the simulator resolves (so no macrotask may be involved either).
+  const dir = new URL('.', import.meta.url).pathname;
+  const forbidden = /(?<![.\w])(Date\.now|performance\.now|setTimeout|setInterval|setImmediate|queueMicrotask|Math\.random|randomBytes)\s*\(|process\.hrtime/;
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.ts') || name.endsWith('.test.ts')) continue;
+    const code = readFileSync(join(dir, name), 'utf8').replace(/^\s*(\/\/|\/\*|\*).*$/gm, '');
+    assert.doesNotMatch(code, forbidden, name);
+  }
+});
+
+test('one seed with the same options replays identically (trace hash and result)', async () => {
   for (const seed of [3, 17, 101]) {
-    const first = run(seed);
-    const second = run(seed);
+    const first = await run(seed);
+    const second = await run(seed);
     assert.equal(first.trace, second.trace);
     assert.deepEqual(first, second);
   }
-  assert.notEqual(run(3).trace, run(4).trace);
+  assert.notEqual((await run(3)).trace, (await run(4)).trace);
 });
 
-test('a fault-free run elects a leader, serves every operation and passes every check', () => {
-  const result = run(1, { faults: false });
+test('runs interleaved on one event loop replay exactly as they do alone', async () => {
+  // The members' Ready loops are asynchronous; two simulations whose microtasks interleave must
+  // not see each other's (a shared queue, a timer, a global would show here).
+  const alone = [await run(5, { wipeRateMax: 0.003 }), await run(6, { membershipRateMax: 0.03 })];
+  const together = await Promise.all([run(5, { wipeRateMax: 0.003 }), run(6, { membershipRateMax: 0.03 })]);
+  assert.deepEqual(together, alone);
+});
+
+test('a fault-free run elects a leader, serves every operation and passes every check', async () => {
+  const result = await run(1, { faults: false });
   assert.ok(result.ok, describeFailure(result));
   assert.equal(result.check, 'ok');
   assert.ok(result.ops > 100, `only ${result.ops} operations`);
@@ -48,78 +71,78 @@ test('a fault-free run elects a leader, serves every operation and passes every 
   assert.ok(result.faults.snapshotsMade > 0, 'nodes snapshot and compact during the run');
 });
 
-test('after faults stop, a leader commits a fresh write within the liveness bound', () => {
+test('after faults stop, a leader commits a fresh write within the liveness bound', async () => {
   // Every run asserts this itself (a 'liveness' violation); here we also check the measured value.
   for (let seed = 1; seed <= 40; seed++) {
-    const result = run(seed);
+    const result = await run(seed);
     assert.ok(result.ok, describeFailure(result));
     assert.ok(result.livenessTicks !== undefined && result.livenessTicks <= DEFAULT_OPTIONS.livenessTicksMax);
   }
 });
 
-test('membership changes interleave with crashes, partitions, snapshots and transfers', () => {
+test('membership changes interleave with crashes, partitions, snapshots and transfers', async () => {
   const totals = { membershipApplied: 0, crashes: 0, partitions: 0, transfers: 0, snapshotsInstalled: 0 };
   for (let seed = 1; seed <= 40; seed++) {
-    const result = run(seed, { membershipRateMax: 0.03, crashRateMax: 0.006, nodes: 3, spareNodes: 2 });
+    const result = await run(seed, { membershipRateMax: 0.03, crashRateMax: 0.006, nodes: 3, spareNodes: 2 });
     assert.ok(result.ok, describeFailure(result));
     for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += result.faults[key];
   }
   for (const [key, value] of Object.entries(totals)) assert.ok(value > 10, `${key} happened only ${value} times`);
 });
 
-test('every regression seed runs clean', () => {
+test('every regression seed runs clean', async () => {
   for (const regression of REGRESSION_SEEDS) {
-    const result = run(regression.seed, regression.options);
+    const result = await run(regression.seed, regression.options);
     assert.ok(result.ok, `${regression.found}\n${describeFailure(result)}`);
   }
 });
 
-test('the simulator catches a raft that grants two votes in one term', () => {
-  const summary = runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--variant', 'double-vote']));
+test('the simulator catches a raft that grants two votes in one term', async () => {
+  const summary = await runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--variant', 'double-vote']));
   assert.ok(summary.failures.length > 0, 'no violation found against the double-vote variant');
   assert.ok(summary.failures.some((f) => f.kind === 'election-safety'));
   for (const failure of summary.failures) assert.match(failure.replay, /^npm run sim -- --seed \d+ --variant double-vote$/);
 });
 
-test('the simulator catches a raft that commits earlier-term entries by counting replicas', () => {
+test('the simulator catches a raft that commits earlier-term entries by counting replicas', async () => {
   // The Figure 8 scenario needs three leader changes in a row at the right moments, so this uses
   // many clients, one entry per append and leaders struck as soon as they are elected.
   const args = parseArgs([
-    '--start', '100', '--seeds', '120', '--variant', 'commit-by-count',
+    '--start', '500', '--seeds', '100', '--variant', 'commit-by-count',
     '--clients', '8', '--msg-bytes', '1', '--new-leader-fault-rate', '1',
   ]);
-  const summary = runCampaign(args);
+  const summary = await runCampaign(args);
   const safetyKinds = new Set(['leader-completeness', 'state-machine-safety', 'log-matching', 'linearizability', 'raft-crash']);
   assert.ok(summary.failures.length > 0, 'no violation found against the commit-by-count variant');
   for (const failure of summary.failures) assert.ok(safetyKinds.has(failure.kind), failure.message);
   // The same seeds are clean with the real commit rule.
   for (const failure of summary.failures) {
-    const correct = runSimulation({ ...args.options, variant: 'correct', seed: failure.seed });
+    const correct = await runSimulation({ ...args.options, variant: 'correct', seed: failure.seed });
     assert.ok(correct.ok, describeFailure(correct));
   }
 });
 
-test('members restarted on a wiped disk are refused, replaced, and safety holds; unchecked, they break it', () => {
-  const checked = runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003']));
+test('members restarted on a wiped disk are refused, replaced, and safety holds; unchecked, they break it', async () => {
+  const checked = await runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003']));
   const report = checked.failures.map((f) => `${f.kind} ${f.message}\n  replay: ${f.replay}`).join('\n');
   assert.equal(checked.failures.length, 0, report);
   assert.ok(checked.faults.wipes >= 20, `only ${checked.faults.wipes} wipes`);
   assert.equal(checked.faults.wipesRefused, checked.faults.wipes, 'every wiped member that restarted was refused');
   // Without data directory ids, the same fault loses committed data or elects two leaders, even
   // though raft stops a member that hears of a commit beyond its log: that comes too late.
-  const unchecked = runCampaign(parseArgs(['--start', '61', '--seeds', '40', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']));
+  const unchecked = await runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']));
   assert.ok(
     unchecked.failures.some((f) => f.kind === 'election-safety' || f.kind === 'leader-completeness'),
     `no safety violation against unchecked wipes: ${unchecked.failures.map((f) => f.kind).join(', ')}`,
   );
 });
 
-test('the simulator catches a Ready loop that sends append responses before its fsync', () => {
+test('the simulator catches a Ready loop that sends append responses before its fsync', async () => {
   // Thesis §3.8: an acknowledgement counts toward commit, so the entries must be durable first.
   // The check on every send catches the broken loop at once; the crash that would then lose a
   // committed entry needs a rare run of faults to follow.
   const args = parseArgs(['--start', '1', '--seeds', '10', '--variant', 'acks-before-fsync']);
-  const summary = runCampaign(args);
+  const summary = await runCampaign(args);
   assert.equal(summary.failures.length, 10, 'every seed acknowledges an append before its fsync');
   for (const failure of summary.failures) {
     assert.equal(failure.kind, 'durability', failure.message);
@@ -128,7 +151,7 @@ test('the simulator catches a Ready loop that sends append responses before its 
   }
   // The real loop, with the same seeds, sends them after it.
   for (const failure of summary.failures) {
-    const correct = runSimulation({ ...args.options, variant: 'correct', seed: failure.seed });
+    const correct = await runSimulation({ ...args.options, variant: 'correct', seed: failure.seed });
     assert.ok(correct.ok, describeFailure(correct));
   }
 });

@@ -8,8 +8,9 @@
 // 3. Drain: clients finish what they have in flight; then the whole client history must pass the
 //    linearizability checker.
 //
-// Everything random comes from one Prng seeded with options.seed, so a run is reproducible from
-// its seed and options alone; `trace` is a hash of every event, to prove it.
+// Everything random comes from one Prng seeded with options.seed, and the members' Ready loops run
+// only on promises this simulator resolves (see Cluster.settle), so a run is reproducible from its
+// seed and options alone; `trace` is a hash of every event, to prove it.
 
 import { checkOperations, kvModel, type KvOperation } from '../check/index.js';
 import { ConfChangeType, type ConfChange, type NodeId } from '../raft/types.js';
@@ -70,7 +71,7 @@ const DRAIN_STEPS_MAX = 3000;
  * Runs one seed. `log`, when given, receives a status line per node every tick of the liveness
  * phase (for debugging a replayed seed).
  */
-export function runSimulation(options: SimOptions, log?: (line: string) => void): SimResult {
+export function runSimulation(options: SimOptions, log?: (line: string) => void): Promise<SimResult> {
   return new Simulation(options, log).run();
 }
 
@@ -136,6 +137,7 @@ class Simulation {
         snapshotEvery: options.snapshotEvery,
         compactKeep: options.compactKeep,
         msgBytesMax: options.msgBytesMax,
+        syncStepsMax: Math.max(1, options.syncStepsMax),
         variant: options.variant,
       },
       this.network,
@@ -160,15 +162,15 @@ class Simulation {
     for (const id of initialVoters) this.cluster.start(id);
   }
 
-  run(): SimResult {
+  async run(): Promise<SimResult> {
     let violation: SimResult['violation'];
     let livenessTicks: number | undefined;
     let check: SimResult['check'] = 'skipped';
     try {
-      for (let i = 0; i < this.options.steps; i++) this.step(true);
+      for (let i = 0; i < this.options.steps; i++) await this.step(true);
       this.calmDown();
-      livenessTicks = this.awaitLiveness();
-      this.drain();
+      livenessTicks = await this.awaitLiveness();
+      await this.drain();
       check = this.checkHistory();
     } catch (error) {
       if (!(error instanceof SafetyViolation)) throw error;
@@ -206,16 +208,16 @@ class Simulation {
   }
 
   /** One time unit. `faulty` enables fault injection and new client operations. */
-  private step(faulty: boolean): void {
+  private async step(faulty: boolean): Promise<void> {
     this.cluster.now = this.now;
     if (faulty) this.injectFaults();
     this.restartDueNodes();
     this.followRemedy();
     this.cluster.deliver();
-    this.cluster.tick();
+    this.cluster.advanceClocks();
     this.clients.step(this.now, faulty);
     if (faulty) this.changeMembership();
-    this.cluster.processReadies();
+    await this.cluster.settle();
     this.cluster.stopRemoved();
     const leaders = this.cluster.checkLeaders();
     if (faulty) {
@@ -342,9 +344,7 @@ class Simulation {
       if (leader === undefined || this.now - state.removalProposedAt < this.options.electionTicks * tick) continue;
       state.removalProposedAt = this.now;
       this.cluster.trace.string(`remove-wiped${id}@${this.now};`);
-      this.cluster.callRaft(leader.id, () =>
-        leader.live!.raw.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) }),
-      );
+      this.cluster.proposeConfChange(leader.id, { type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
     }
   }
 
@@ -384,7 +384,7 @@ class Simulation {
     const to = this.random.pick(others);
     this.counts.transfers++;
     this.cluster.trace.string(`transfer${leader.id}>${to}@${this.now};`);
-    this.cluster.callRaft(leader.id, () => leader.live!.raw.transferLeader(to));
+    this.cluster.transferLeader(leader.id, to);
   }
 
   /** Proposes one membership change on the leader: add learner, promote, remove, or re-add. */
@@ -417,7 +417,7 @@ class Simulation {
     }
     this.counts.membershipProposed++;
     this.cluster.trace.string(`cc${change.type}:${change.nodeId}@${this.now};`);
-    this.cluster.callRaft(leader.id, () => leader.live!.raw.proposeConfChange(change));
+    this.cluster.proposeConfChange(leader.id, change);
   }
 
   /** Ends all faults: heal the network, bring every member up, stop every non-member. */
@@ -439,7 +439,7 @@ class Simulation {
   }
 
   /** Runs until a leader commits a fresh write; returns the raft ticks that took. */
-  private awaitLiveness(): number {
+  private async awaitLiveness(): Promise<number> {
     const start = this.now;
     const deadline = start + this.options.livenessTicksMax * this.options.tickSteps;
     this.probe = { call: start, target: undefined, proposedAt: -Infinity, doneAt: undefined };
@@ -461,7 +461,7 @@ class Simulation {
         }
       }
       if (this.log !== undefined && this.now % this.options.tickSteps === 0) this.logStatus();
-      this.step(false);
+      await this.step(false);
     }
     this.history().push({
       clientId: 0,
@@ -492,8 +492,8 @@ class Simulation {
     return this.clients.history;
   }
 
-  private drain(): void {
-    for (let i = 0; i < DRAIN_STEPS_MAX && !this.clients.idle(); i++) this.step(false);
+  private async drain(): Promise<void> {
+    for (let i = 0; i < DRAIN_STEPS_MAX && !this.clients.idle(); i++) await this.step(false);
     this.clients.abandonAll();
   }
 
