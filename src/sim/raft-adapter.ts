@@ -1,6 +1,5 @@
 // The one place the simulator touches the raft core's construction API: building a RawNode, role
-// names, and the deliberately broken variants used to prove that the
-// simulator can fail.
+// names, and the deliberately broken variants used to prove that the simulator can fail.
 
 import type { RaftVariant } from './options.js';
 import {
