@@ -1,14 +1,16 @@
-// One raft group's replica (replica.ts): the loop that drives its raft core (ready-loop.ts), the
+// One raft group's replica (replica.ts; its snapshots, lease clocks and membership duties in
+// snapshots.ts, leases.ts, membership.ts): the loop that drives its raft core (ready-loop.ts), the
 // client requests waiting on it (requests.ts), what its committed entries carry (envelope.ts,
 // members.ts, snapshot-data.ts), and the parts it is given: clock, timers and randomness
 // (environment.ts; virtual ones in virtual-environment.ts), its WAL, snapshot files and state
 // machine (storage.ts; the engine-backed machine in state-machine.ts, in-memory storage for tests
-// in memory-storage.ts). The server builds it from the real ones.
+// in memory-storage.ts; recovery.ts restarts from them). The server builds it from the real ones.
 export type { Clock, Environment, Randomness, TimerHandle, Timers } from './environment.js';
 export { ReadyLoop, type ReadyHandler } from './ready-loop.js';
 export { PendingProposals, ReadRounds } from './requests.js';
 export { VirtualEnvironment } from './virtual-environment.js';
-export { Replica, type Applied, type MembershipView, type PeerLinks, type ReplicaConfig, type ReplicaOptions } from './replica.js';
+export { Replica, type Applied, type ReplicaOptions } from './replica.js';
+export type { MembershipView, PeerLinks, ReplicaConfig } from './types.js';
 export type { LogStore, ReplicaStorage, SnapshotFiles, StateMachine } from './storage.js';
 export { KvStateMachine } from './state-machine.js';
 export { MemoryLog, MemorySnapshots, type RecoveredLog } from './memory-storage.js';

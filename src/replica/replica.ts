@@ -1,8 +1,10 @@
 // One raft group's replica: the raft core driven by the Ready loop (ready-loop.ts), which sends,
 // persists and applies in the order the core gives, plus the operations built on it (proposals,
-// linearizable reads, leases, membership, leadership transfer). Its clock, timers, randomness,
-// peer links, WAL, snapshot files and state machine are given to it (see ReplicaOptions), so the
-// same code runs in a process (src/server builds it) and in a test on virtual time.
+// linearizable reads, membership changes, leadership transfer). Its snapshots (snapshots.ts),
+// lease clocks (leases.ts) and its own membership duties (membership.ts) live beside it. Its
+// clock, timers, randomness, peer links, WAL, snapshot files and state machine are given to it
+// (see ReplicaOptions), so the same code runs in a process (src/server builds it) and in a test
+// on virtual time.
 //
 // Concurrency model: everything that touches the RawNode runs inside the loop. Callers enqueue
 // closures (step a message, tick, propose, read) into its bounded inbox; while a Ready's fsync is
@@ -21,7 +23,7 @@ import {
   type Ready,
   type Snapshot,
 } from '../raft/index.js';
-import { AlarmType, Lessor, WatchHub, decodeCommand, encodeCommand, isAuthCommand, type AuthCommand, type Command, type MvccCommand } from '../mvcc/index.js';
+import { AlarmType, WatchHub, type Lessor, decodeCommand, encodeCommand, isAuthCommand, type AuthCommand, type Command, type MvccCommand } from '../mvcc/index.js';
 import { createTokenProvider, type ApplyResult, type TokenProvider } from '../auth/index.js';
 import type { EngineSpace } from '../engine/index.js';
 import { ReceivedSnapshot } from '../wal/index.js';
@@ -32,18 +34,15 @@ import type { Logger } from '../log.js';
 import type { LichenMetrics } from '../metrics.js';
 import type { Environment, TimerHandle } from './environment.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
-import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
+import { decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 import { quotaCost } from './quota.js';
 import { ReadyLoop } from './ready-loop.js';
 import { PendingProposals, ReadRounds } from './requests.js';
-import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
-import { snapshotDue } from './snapshot-policy.js';
+import { LeaseClocks } from './leases.js';
+import { Membership } from './membership.js';
+import { Snapshots } from './snapshots.js';
+import type { MembershipView, PeerLinks, ReplicaConfig } from './types.js';
 import type { ReplicaStorage, StateMachine } from './storage.js';
-
-/** Election timeouts without a leader before a member asks the others whether it was removed. */
-const MEMBERSHIP_PROBE_ELECTIONS = 3;
-/** Expired leases revoked per tick, so a mass expiry does not flood the log. */
-const LEASE_REVOKES_PER_TICK = 64;
 
 /** The successful outcome of an applied proposal. */
 export type Applied = Extract<ApplyResult, { response: unknown }>;
@@ -52,42 +51,6 @@ export type Applied = Extract<ApplyResult, { response: unknown }>;
 interface ConfContext extends Partial<MemberContext> {
   origin: number;
   sequence: number;
-}
-
-/** What another member says about the membership, and how far it has applied the log. */
-export interface MembershipView {
-  appliedIndex: number;
-  memberIds: number[];
-}
-
-/** The settings a replica uses (a subset of the server's NodeConfig, which satisfies it). */
-export interface ReplicaConfig {
-  /** This member's name, as it publishes it. */
-  name: string;
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  /** Holds a new commit index back from followers this long, to send it with the next append (0: at once). */
-  followerCommitDelayMs: number;
-  requestTimeoutMs: number;
-  pendingRequestsMax: number;
-  maxRequestBytes: number;
-  snapshotEntries: number;
-  snapshotCatchUpEntries: number;
-  snapshotWalBytes: number;
-  /** Negative: no quota. */
-  quotaBackendBytes: number;
-  authToken: string;
-  authTokenTtlSeconds: number;
-  unsafe: { readsWithoutReadIndex: boolean };
-}
-
-/** The links to the group's other members (a peer transport in a process). */
-export interface PeerLinks {
-  /** Never blocks and never throws for network trouble. */
-  send(messages: Message[]): void;
-  updatePeer(id: NodeId, address: string): void;
-  removePeer(id: NodeId): void;
 }
 
 export interface ReplicaOptions {
@@ -116,7 +79,7 @@ export class Replica {
   readonly memberId: number;
   readonly clusterId: number;
   readonly hub: WatchHub;
-  readonly lessor: Lessor;
+  private readonly leases: LeaseClocks;
   /** This member's auth tokens (simple tokens are member-local; see src/auth/tokens.ts). */
   readonly tokens: TokenProvider;
 
@@ -140,28 +103,12 @@ export class Replica {
   private role = 'follower';
   private term = 0;
   private applied: number;
-  private snapshotIndex: number;
   private confState: ConfState;
-  /** A member that joined with --join promotes itself once it has caught up; this guards that. */
-  private promotingSelf = false;
-  private publishedAttributes = false;
-  private publishAttemptAtMs = -Infinity;
   private leaderWaiters: Array<() => void> = [];
   /** Callers waiting until this member has applied an index (see waitForApplied). */
   private appliedWaiters: { index: number; wake: () => void }[] = [];
-  /** Since when no leader is known, and whether a membership probe is out (maybeProbeMembership). */
-  private leaderlessSinceMs: number;
-  private probingMembership = false;
-  /** The peers the transport dials, kept equal to the other members (syncPeers). */
-  private knownPeers = new Set<number>();
-  /** The WAL's size when the last snapshot released what it could (see snapshot-policy.ts). */
-  private walBytesAfterCompaction = 0;
-  /** Where in SNAPSHOT_SPREAD this member's next snapshot falls (see snapshot-policy.ts). */
-  private snapshotSpread: number;
-  /** Snapshots received from peers that raft took and that are not installed yet (their files are kept). */
-  private readonly receivedSnapshots = new Set<ReceivedSnapshot>();
-  /** The snapshot being collected and saved in the background, if any (close() waits for it). */
-  private snapshotTask: Promise<void> | undefined;
+  private readonly membership: Membership;
+  private readonly snapshots: Snapshots;
   /** The engine's space, sampled once per tick (measuring it costs ~19 µs on lmdb). */
   private sampledSpace: EngineSpace;
   /** The quota cost of the writes applied since sampledSpace was measured. */
@@ -185,13 +132,36 @@ export class Replica {
     this.config = config;
     this.logger = options.logger;
     this.environment = environment;
-    this.leaderlessSinceMs = clock.monotonicMs();
-    this.snapshotSpread = random.float();
+    this.membership = new Membership({
+      memberId: options.memberId,
+      config,
+      clock,
+      logger: this.logger,
+      peers: options.peers,
+      publicAddresses: options.publicAddresses,
+      askMembership: options.askMembership,
+      joined: options.joined,
+      members: () => this.storage.members,
+      applied: () => this.applied,
+      leader: () => this.lead,
+      isLearner: () => this.isLearner,
+      halted: () => this.removedReason !== undefined,
+      promoteSelf: () => this.proposeConfChange(ConfChangeType.AddNode, this.memberId),
+      publish: (attributes) => this.proposeDetached(EnvelopeKind.MemberAttributes, encodeJson(attributes)),
+      onRemoved: (how) => this.onRemoved(how),
+    });
+    this.snapshots = new Snapshots({
+      storage,
+      policy: config,
+      environment,
+      logger: this.logger,
+      stopped: () => this.isStopped,
+      fail: (error) => this.fail(error),
+    });
     this.halted = new Promise((resolve) => (this.resolveHalted = resolve));
     this.memberId = options.memberId;
     this.clusterId = options.clusterId;
     this.applied = storage.snapshotIndex;
-    this.snapshotIndex = storage.snapshotIndex;
     this.confState = storage.raftLog.initialState().confState;
     this.commitAtStart = storage.raftLog.initialState().hardState.commit;
     this.raw = new RawNode({
@@ -215,16 +185,18 @@ export class Replica {
       persist: (update) => this.persist(update),
       apply: (rd) => this.applyCommitted(rd),
       advanced: () => {
-        this.maybeSnapshot();
+        this.snapshots.maybeTake(this.applied, this.confState);
         this.scheduleCommitFlush();
       },
     });
     this.hub = new WatchHub(storage.machine.mvcc);
-    this.lessor = new Lessor({
+    this.leases = new LeaseClocks({
+      clock,
+      leases: storage.machine.mvcc.leases(),
       minTtlSeconds: Math.ceil((1.5 * config.electionTicks * config.tickMs) / 1000),
       revokeRetryMs: config.requestTimeoutMs,
+      revoke: (id) => this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'leaseRevoke', id })),
     });
-    for (const lease of storage.machine.mvcc.leases()) this.lessor.grant(lease.ID, lease.grantedTTL, clock.wallMs());
     this.sampledSpace = storage.machine.space();
     this.tokens = createTokenProvider(config.authToken, {
       ttlMs: config.authTokenTtlSeconds * 1000,
@@ -268,6 +240,11 @@ export class Replica {
   /** Ids removed from the cluster (they never rejoin). */
   get removedMemberIds(): number[] {
     return this.storage.members.toJSON().removed;
+  }
+
+  /** The lease clocks (run by the leader only). */
+  get lessor(): Lessor {
+    return this.leases.lessor;
   }
 
   get leaderId(): number {
@@ -344,7 +321,7 @@ export class Replica {
     this.environment.timers.clear(this.ticker);
     this.environment.timers.clear(this.commitFlush);
     await this.loop.stop();
-    await this.snapshotTask;
+    await this.snapshots.settled();
   }
 
   async close(): Promise<void> {
@@ -568,7 +545,7 @@ export class Replica {
       if (received === undefined) return;
       // Raft holds a snapshot it takes until a Ready hands it out to install; the file of one it
       // did not take (older than what this member has) goes at once.
-      if (this.raw.pendingSnapshot()?.data === received) this.receivedSnapshots.add(received);
+      if (this.raw.pendingSnapshot()?.data === received) this.snapshots.hold(received);
       else received.discard();
     });
   }
@@ -592,59 +569,11 @@ export class Replica {
     this.tokens.sweep();
     this.reads.onTick();
     this.hub.syncUnsynced();
-    if (this.role === 'leader') this.revokeExpiredLeases();
+    if (this.role === 'leader') this.leases.revokeExpired();
     this.measureSpace();
     this.maybeRaiseNoSpace();
     for (const task of this.tickTasks) task();
-    if (!this.publishedAttributes && this.lead !== 0) this.publishAttributes();
-    this.maybePromoteSelf();
-    this.maybeProbeMembership();
-  }
-
-  /**
-   * A follower that is removed may never see its removal commit: the leader stops replicating to
-   * it as soon as the change applies there. It then hears no leader and campaigns in vain. So a
-   * member without a leader for several election timeouts asks the others whether it is still a
-   * member, and trusts an answer only from a member that has applied at least as much of the log
-   * as itself (so that member has seen this member's own addition too).
-   */
-  private maybeProbeMembership(): void {
-    const now = this.now();
-    if (this.lead !== 0 || this.removedReason) {
-      this.leaderlessSinceMs = now;
-      return;
-    }
-    const patienceMs = MEMBERSHIP_PROBE_ELECTIONS * this.config.electionTicks * this.config.tickMs;
-    if (now - this.leaderlessSinceMs < patienceMs || this.probingMembership) return;
-    this.probingMembership = true;
-    this.leaderlessSinceMs = now;
-    const others = this.storage.members.list().filter((m) => m.id !== this.memberId && m.clientAddress !== '');
-    void Promise.allSettled(others.map((m) => this.options.askMembership(m.clientAddress)))
-      .then((answers) => {
-        for (const answer of answers) {
-          if (answer.status !== 'fulfilled' || answer.value.appliedIndex < this.applied) continue;
-          if (!answer.value.memberIds.includes(this.memberId) && !this.removedReason) {
-            this.onRemoved('another member reports that this member was removed');
-          }
-        }
-      })
-      .finally(() => (this.probingMembership = false));
-  }
-
-  /**
-   * A member that joined as a learner asks to become a voter once it has applied everything
-   * that was committed when it joined (the threshold is documented in the README): from then on
-   * it is as up to date as any follower, so adding it cannot stall commits.
-   */
-  private maybePromoteSelf(): void {
-    const joined = this.options.joined;
-    if (!joined || this.promotingSelf || !this.isLearner || this.lead === 0) return;
-    if (this.applied < joined.catchUpIndex) return;
-    this.promotingSelf = true;
-    this.proposeConfChange(ConfChangeType.AddNode, this.memberId)
-      .then(() => this.logger.info('promoted this learner to a voting member', { applied: this.applied }))
-      .catch((error: unknown) => this.logger.warn('self-promotion did not complete; will retry', { error: String(error) }))
-      .finally(() => (this.promotingSelf = false));
+    this.membership.tick();
   }
 
   /** Writes a Ready's hard state and entries to the WAL, then mirrors them into raft's storage. */
@@ -685,13 +614,7 @@ export class Replica {
     }
     this.lead = lead;
     this.role = role;
-    if (role === 'leader' && !wasLeader) {
-      // A new leader restarts every lease clock at a full TTL (as etcd does): it cannot know
-      // when the old leader last heard a keep-alive.
-      this.lessor.promote(this.environment.clock.wallMs());
-    } else if (role !== 'leader' && wasLeader) {
-      this.lessor.demote();
-    }
+    if ((role === 'leader') !== wasLeader) this.leases.onLeadership(role === 'leader');
     if (lead !== 0) {
       const waiters = this.leaderWaiters;
       this.leaderWaiters = [];
@@ -722,11 +645,8 @@ export class Replica {
     if (isAuthCommand(command)) this.tokens.onApplied(index, command);
     if (result.events.length > 0) this.hub.notify(result.events, result.revision);
     this.costAppliedSinceSample += quotaCost(command);
-    if (command.type === 'leaseGrant') {
-      const granted = result.response as { ID: number; TTL: number };
-      this.lessor.grant(granted.ID, granted.TTL, this.environment.clock.wallMs());
-    } else if (command.type === 'leaseRevoke') {
-      this.lessor.revoke(command.id);
+    if (command.type === 'leaseGrant' || command.type === 'leaseRevoke') {
+      this.leases.onApplied(command, result.response);
     } else if (command.type === 'alarmActivate' || command.type === 'alarmDeactivate') {
       const changed = (result.response as { alarms: unknown[] }).alarms.length > 0;
       if (changed) this.logger.warn(command.type === 'alarmActivate' ? 'alarm raised' : 'alarm disarmed', { alarm: command.alarm, memberId: formatId(command.memberId) });
@@ -770,100 +690,19 @@ export class Replica {
     this.reads.rejectAll(error);
   }
 
-  /**
-   * Makes the transport dial exactly the current members (other than this one). A member that
-   * joined also keeps the members it was told of at its join until it has applied that far: the
-   * leader may send it an older snapshot (the first one, say), whose membership lacks members
-   * added since, the leader itself among them; dropping them would leave it unable to answer the
-   * leader (or accept its connection), so it could never apply the changes that add them back.
-   */
+  /** Makes the peer links dial exactly the current members (see Membership.syncPeers). */
   syncPeers(): void {
-    const current = new Set<number>();
-    const joined = this.options.joined;
-    const catchingUp = joined !== undefined && this.applied < joined.catchUpIndex ? joined.members : [];
-    for (const member of [...this.storage.members.list(), ...catchingUp]) {
-      if (member.id === this.memberId || current.has(member.id) || this.storage.members.isRemoved(member.id)) continue;
-      current.add(member.id);
-      this.options.peers.updatePeer(member.id, member.peerAddress);
-    }
-    for (const id of this.knownPeers) if (!current.has(id)) this.options.peers.removePeer(id);
-    this.knownPeers = current;
+    this.membership.syncPeers();
   }
 
   private async installSnapshot(snapshot: Snapshot): Promise<void> {
-    await this.storage.snapshots.save(snapshot);
-    await this.storage.wal.saveSnapshotMarker(snapshot.metadata);
-    // Received snapshots raft took earlier and replaced with this one are not needed any more.
-    for (const received of this.receivedSnapshots) if (received !== snapshot.data) received.discard();
-    this.receivedSnapshots.clear();
-    this.storage.raftLog.applySnapshot(snapshot);
-    // A received snapshot stays in its file: the engine imports it a piece at a time.
-    const { members, engineChunks } = decodeSnapshotData(snapshot.data);
-    this.storage.machine.install(engineChunks);
+    this.storage.members = await this.snapshots.install(snapshot);
     // Watchers were synced to the old state: they re-read what they missed from the new history.
     this.hub.restored();
-    this.storage.members = members;
     this.confState = snapshot.metadata.conf;
     this.applied = snapshot.metadata.index;
-    this.snapshotIndex = snapshot.metadata.index;
     this.syncPeers();
     this.logger.info('installed a snapshot from the leader', { index: snapshot.metadata.index, term: snapshot.metadata.term });
-  }
-
-  /**
-   * Snapshots the state machine and releases log entries once enough have been applied. The copy
-   * is read from a consistent engine view taken now, but collected in the background a chunk per
-   * event-loop turn, so writes keep flowing while a large store is copied.
-   */
-  private maybeSnapshot(): void {
-    if (this.snapshotTask) return;
-    const progress = {
-      entriesSinceSnapshot: this.applied - this.snapshotIndex,
-      walBytes: this.storage.wal.sizeBytes,
-      walBytesAfterCompaction: this.walBytesAfterCompaction,
-      spread: this.snapshotSpread,
-    };
-    if (!snapshotDue(this.config, progress)) return;
-    const index = this.applied;
-    const conf = this.confState;
-    const members = MemberTable.fromJSON(this.storage.members.toJSON());
-    const chunks = this.storage.machine.export()[Symbol.iterator]();
-    // Pulling the first chunk now pins the engine view at `index`, before the next apply.
-    const first = chunks.next();
-    this.snapshotTask = this.takeSnapshot(index, conf, members, first, chunks)
-      .catch((error: unknown) => this.fail(error))
-      .finally(() => (this.snapshotTask = undefined));
-  }
-
-  private async takeSnapshot(
-    index: number,
-    conf: ConfState,
-    members: MemberTable,
-    first: IteratorResult<Uint8Array>,
-    rest: Iterator<Uint8Array>,
-  ): Promise<void> {
-    const parts: Uint8Array[] = [];
-    for (let chunk = first; !chunk.done; chunk = rest.next()) {
-      parts.push(chunk.value);
-      await this.environment.timers.nextTurn();
-    }
-    // A snapshot installed from the leader meanwhile supersedes this one; a closing member stops.
-    if (this.isStopped || index <= this.storage.raftLog.snapshot().metadata.index) return;
-    const data = encodeSnapshotData(members, parts);
-    const snapshot = this.storage.raftLog.createSnapshot(index, conf, data);
-    await this.storage.snapshots.save(snapshot);
-    await this.storage.wal.saveSnapshotMarker(snapshot.metadata);
-    // The engine must hold everything up to `index` durably before the log entries go.
-    await this.storage.machine.sync();
-    const compactTo = Math.max(this.storage.raftLog.firstIndex() - 1, index - this.config.snapshotCatchUpEntries);
-    if (compactTo > this.storage.raftLog.firstIndex() - 1) {
-      this.storage.raftLog.compact(compactTo);
-      await this.storage.wal.releaseTo(compactTo);
-    }
-    this.snapshotIndex = Math.max(this.snapshotIndex, index);
-    this.walBytesAfterCompaction = this.storage.wal.sizeBytes;
-    this.snapshotSpread = this.environment.random.float();
-    this.logger.info('took a snapshot', { index, compactedTo: compactTo, bytes: data.length });
   }
 
   /**
@@ -882,27 +721,6 @@ export class Replica {
       quotaBytes: quota,
     });
     this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'alarmActivate', memberId: this.memberId, alarm: AlarmType.NOSPACE }));
-  }
-
-  private revokeExpiredLeases(): void {
-    // The lessor hands out each expired lease once per retry period, so a lost revoke repeats.
-    for (const id of this.lessor.expired(this.environment.clock.wallMs(), LEASE_REVOKES_PER_TICK)) {
-      this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'leaseRevoke', id }));
-    }
-  }
-
-  private publishAttributes(): void {
-    const self = this.storage.members.get(this.memberId);
-    if (!self) return;
-    if (self.clientAddress === this.options.publicAddresses.client && self.httpAddress === this.options.publicAddresses.http) {
-      this.publishedAttributes = true;
-      return;
-    }
-    const now = this.now();
-    if (now - this.publishAttemptAtMs < this.config.requestTimeoutMs) return;
-    this.publishAttemptAtMs = now;
-    const attributes: MemberAttributes = { name: this.config.name, clientAddress: this.options.publicAddresses.client, httpAddress: this.options.publicAddresses.http };
-    this.proposeDetached(EnvelopeKind.MemberAttributes, encodeJson(attributes));
   }
 
   /** Stops this member for good: its storage failed, or it lost what it had promised (see halted). */
