@@ -285,6 +285,21 @@ test('a lease expires on virtual time: the leader revokes it and its keys go', a
   await group.stop();
 });
 
+test('a new leader restarts every lease clock at a full TTL: it cannot know when the old one last heard a keep-alive', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  const granted = await group.drive(leader.propose({ type: 'leaseGrant', request: { TTL: 5 } }));
+  const id = (granted.response as { ID: number }).ID;
+  await group.drive(leader.propose({ type: 'put', request: { key: bytes('leased'), value: bytes('x'), lease: id } }));
+  await group.run(3_000);
+  const next = group.replica([1, 2, 3].find((member) => member !== leader.memberId)!);
+  await group.drive(leader.transferLeadership(next.memberId));
+  await group.run(4_000);
+  assert.equal(valueAt(next, 'leased'), 'x', 'over 5 s since the grant, but under 5 s since the new leader took over');
+  await group.until(() => valueAt(next, 'leased') === undefined, 2_000, 'the new leader revokes the lease');
+  await group.stop();
+});
+
 test('a follower that crashes before its write is flushed loses that write, never acknowledged it, and catches up after a restart', async () => {
   const group = await Group.bootstrap([1, 2, 3]);
   const leader = await group.elect();
