@@ -259,6 +259,24 @@ test('a member added as a learner gets the state from a snapshot, promotes itsel
   await group.stop();
 });
 
+test('a member removed while cut off, which never sees its removal, learns it by asking the others once it hears no leader', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  await group.until(() => leader.members.every((m) => m.clientAddress !== ''), 5_000, 'every member publishes its addresses');
+  const removed = group.replica([1, 2, 3].find((id) => id !== leader.memberId)!);
+  let halt: { removed: boolean; reason: string } | undefined;
+  void removed.halted.then((value) => (halt = value));
+  group.network.isolate(removed.memberId);
+  await group.drive(leader.proposeConfChange(ConfChangeType.RemoveNode, removed.memberId));
+  group.network.heal();
+  await group.run(2_000);
+  assert.equal(halt, undefined, 'not before it has heard no leader for three election timeouts');
+  await group.until(() => halt !== undefined, 10_000, 'the removed member learns it');
+  assert.equal(halt!.removed, true);
+  assert.ok(removed.appliedIndex < leader.appliedIndex, 'it never applied its removal');
+  await group.stop();
+});
+
 test('leadership moves to the member it is handed to', async () => {
   const group = await Group.bootstrap([1, 2, 3]);
   const leader = await group.elect();
