@@ -65,7 +65,7 @@ export interface ReplicaOptions {
   /** The client and HTTP addresses this member publishes to the others. */
   publicAddresses: { client: string; http: string };
   peers: PeerLinks;
-  /** Asks the member at a client address for its view of the membership (see maybeProbeMembership). */
+  /** Asks the member at a client address for its view of the membership (see membership.ts). */
   askMembership: (clientAddress: string) => Promise<MembershipView>;
   /** The clock, timers and randomness (src/server/environment.ts in a process). */
   environment: Environment;
@@ -92,7 +92,7 @@ export class Replica {
   private readonly reads: ReadRounds;
   private readonly loop: ReadyLoop;
   private ticker: TimerHandle | undefined;
-  /** Sends a held-back commit index to the followers (see NodeConfig.followerCommitDelayMs). */
+  /** Sends a held-back commit index to the followers (see ReplicaConfig.followerCommitDelayMs). */
   private commitFlush: TimerHandle | undefined;
   private isStopped = false;
   private closed = false;
@@ -309,7 +309,7 @@ export class Replica {
     this.ticker = this.environment.timers.setInterval(() => this.onTick(), this.config.tickMs);
   }
 
-  /** Runs `task` on every tick, after the replica's own tick work (the server's compactor). */
+  /** Runs `task` on every tick, before the membership duties (the server's compactor). */
   everyTick(task: () => void): void {
     this.tickTasks.push(task);
   }
