@@ -8,7 +8,7 @@ import type { Event } from '../mvcc/types.js';
 import { readFileSync } from 'node:fs';
 import type { ClientTls } from '../client/tls.js';
 import { booleanFlag, integerFlag, parseBoolean, parseInteger, stringFlag, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
-import type { CliAlarm, CliClient, ClientOptions } from './client-port.js';
+import type { CliAlarm, CliClient, ClientOptions, Exact } from './client-port.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import { EXIT_FAILURE, EXIT_UNAVAILABLE } from './dispatch.js';
 import {
@@ -230,7 +230,7 @@ const putCommand = clientCommand({
     const request = {
       key: toBytes(key as string),
       value,
-      lease: lease === undefined ? 0 : parseHexId(lease, 'lease id'),
+      lease: lease === undefined ? 0n : parseHexId(lease, 'lease id'),
       prevKv: booleanFlag(args, 'prev-kv'),
     };
     const response = await withClient(args, context, (client) => client.put(request));
@@ -315,7 +315,7 @@ const watchCommand = clientCommand({
           .watch(
             { ...range, startRevision: integerFlag(args, 'rev') ?? 0, prevKv: booleanFlag(args, 'prev-kv') },
             {
-              onEvents(events: Event[], revision: number) {
+              onEvents(events: Exact<Event>[], revision: number) {
                 if (json) print(context, formatJson({ revision, events }));
                 else for (const event of events) print(context, formatEvent(event));
               },
@@ -534,8 +534,8 @@ const memberAddCommand = clientCommand({
 });
 
 /** " to cluster c1" when the response names the cluster (etcdctl's wording), else nothing. */
-function inCluster(header: { clusterId: number } | undefined, preposition: string): string {
-  return header === undefined || header.clusterId === 0 ? '' : ` ${preposition} cluster ${formatId(header.clusterId)}`;
+function inCluster(header: { clusterId: bigint } | undefined, preposition: string): string {
+  return header === undefined || header.clusterId === 0n ? '' : ` ${preposition} cluster ${formatId(header.clusterId)}`;
 }
 
 function memberChangeCommand(
@@ -543,7 +543,7 @@ function memberChangeCommand(
   summary: string,
   verb: string,
   preposition: string,
-  call: (client: CliClient, id: number, args: ParsedArgs, command: Command) => Promise<{ header?: { clusterId: number } }>,
+  call: (client: CliClient, id: bigint, args: ParsedArgs, command: Command) => Promise<{ header?: { clusterId: bigint } }>,
   flags: readonly FlagSpec[] = [],
 ): Command {
   return clientCommand({
@@ -628,7 +628,7 @@ const moveLeaderCommand = clientCommand({
     const target = parseHexId(idText as string, 'member id');
     return withClient(args, context, async (client) => {
       const statuses = await client.statusAll();
-      const leader = statuses.find((s) => s.status !== undefined && s.status.leader !== 0)?.status?.leader ?? 0;
+      const leader = statuses.find((s) => s.status !== undefined && s.status.leader !== 0n)?.status?.leader ?? 0n;
       const response = await client.moveLeader(target);
       printResponse(context, args, response, () => [`Leadership transferred from ${formatId(leader)} to ${formatId(target)}`]);
       return 0;

@@ -18,10 +18,25 @@ import type {
   TxnResponse,
 } from '../mvcc/types.js';
 
-export type WithHeader<T> = T & { header?: ResponseHeader };
+/** Fields that hold one of etcd's 64-bit ids (lease, member, cluster): most of etcd's are above 2^53. */
+type IdField = 'lease' | 'clusterId' | 'memberId' | 'ID';
+
+/**
+ * One of the store's request or response types as the CLI carries it: its id fields as bigint, so
+ * that ids typed by a user, or sent by etcd, arrive and print exactly (as etcdctl's int64s do).
+ */
+export type Exact<T> = T extends Uint8Array
+  ? T
+  : T extends readonly (infer U)[]
+    ? Exact<U>[]
+    : T extends object
+      ? { [K in keyof T]: K extends IdField ? bigint | Extract<T[K], undefined> : Exact<T[K]> }
+      : T;
+
+export type WithHeader<T> = T & { header?: Exact<ResponseHeader> };
 
 export interface CliMember {
-  id: number;
+  id: bigint;
   name: string;
   peerURLs: string[];
   clientURLs: string[];
@@ -31,17 +46,17 @@ export interface CliMember {
 export interface CliStatus {
   version: string;
   dbSize: number;
-  leader: number;
+  leader: bigint;
   raftIndex: number;
   raftTerm: number;
   raftAppliedIndex: number;
   isLearner: boolean;
   errors: string[];
-  header?: ResponseHeader;
+  header?: Exact<ResponseHeader>;
 }
 
 export interface CliAlarm {
-  memberId: number;
+  memberId: bigint;
   /** NOSPACE or CORRUPT. */
   alarm: string;
 }
@@ -61,7 +76,7 @@ export interface CliWatchCreate {
 }
 
 export interface CliWatchSink {
-  onEvents(events: Event[], revision: number): void;
+  onEvents(events: Exact<Event>[], revision: number): void;
   /** The watch cannot continue: compacted start revision, canceled by the server, no endpoint answers. */
   onEnd(error: Error): void;
 }
@@ -71,32 +86,32 @@ export interface CliWatchHandle {
 }
 
 export interface CliClient {
-  range(r: RangeRequest): Promise<WithHeader<RangeResponse>>;
-  put(r: PutRequest): Promise<WithHeader<PutResponse>>;
-  deleteRange(r: DeleteRangeRequest): Promise<WithHeader<DeleteRangeResponse>>;
-  txn(r: TxnRequest): Promise<WithHeader<TxnResponse>>;
+  range(r: RangeRequest): Promise<WithHeader<Exact<RangeResponse>>>;
+  put(r: Exact<PutRequest>): Promise<WithHeader<Exact<PutResponse>>>;
+  deleteRange(r: DeleteRangeRequest): Promise<WithHeader<Exact<DeleteRangeResponse>>>;
+  txn(r: Exact<TxnRequest>): Promise<WithHeader<Exact<TxnResponse>>>;
   compact(r: CompactionRequest): Promise<WithHeader<object>>;
   watch(r: CliWatchCreate, sink: CliWatchSink): Promise<CliWatchHandle>;
 
-  leaseGrant(ttlSeconds: number): Promise<WithHeader<LeaseGrantResponse>>;
-  leaseRevoke(id: number): Promise<WithHeader<object>>;
+  leaseGrant(ttlSeconds: number): Promise<WithHeader<Exact<LeaseGrantResponse>>>;
+  leaseRevoke(id: bigint): Promise<WithHeader<object>>;
   /** One renewal; resolves to the new TTL in seconds. */
-  leaseKeepAliveOnce(id: number): Promise<WithHeader<{ ID: number; TTL: number }>>;
-  leaseTimeToLive(id: number, keys: boolean): Promise<WithHeader<LeaseTimeToLiveResponse>>;
-  leaseLeases(): Promise<WithHeader<{ ids: number[] }>>;
+  leaseKeepAliveOnce(id: bigint): Promise<WithHeader<{ ID: bigint; TTL: number }>>;
+  leaseTimeToLive(id: bigint, keys: boolean): Promise<WithHeader<Exact<LeaseTimeToLiveResponse>>>;
+  leaseLeases(): Promise<WithHeader<{ ids: bigint[] }>>;
 
   memberList(): Promise<WithHeader<{ members: CliMember[] }>>;
   memberAdd(peerURLs: string[], isLearner: boolean): Promise<WithHeader<{ member: CliMember; members: CliMember[] }>>;
-  memberRemove(id: number): Promise<WithHeader<{ members: CliMember[] }>>;
-  memberUpdate(id: number, peerURLs: string[]): Promise<WithHeader<{ members: CliMember[] }>>;
-  memberPromote(id: number): Promise<WithHeader<{ members: CliMember[] }>>;
+  memberRemove(id: bigint): Promise<WithHeader<{ members: CliMember[] }>>;
+  memberUpdate(id: bigint, peerURLs: string[]): Promise<WithHeader<{ members: CliMember[] }>>;
+  memberPromote(id: bigint): Promise<WithHeader<{ members: CliMember[] }>>;
 
   /** Asks every endpoint for its status (not just one); failures are reported per endpoint. */
   statusAll(): Promise<EndpointStatus[]>;
   /** The first endpoint's backend in etcd's snapshot format, streamed; no deadline (abort with the signal). */
   snapshot(signal: AbortSignal): AsyncIterable<Uint8Array>;
   /** Transfers leadership; the client finds the current leader itself. */
-  moveLeader(targetId: number): Promise<WithHeader<object>>;
+  moveLeader(targetId: bigint): Promise<WithHeader<object>>;
   /** The raised alarms (etcd's Alarm GET). */
   alarmList(): Promise<WithHeader<{ alarms: CliAlarm[] }>>;
   /** Clears every raised alarm, one (member, type) at a time; answers those cleared. */

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import type { Event, KeyValue, RangeRequest } from '../mvcc/types.js';
 import { EventType } from '../mvcc/types.js';
-import type { CliClient, CliWatchSink, ClientOptions } from './client-port.js';
+import type { CliClient, CliWatchSink, ClientOptions, Exact } from './client-port.js';
 import type { CommandContext } from './command.js';
 import { COMMANDS, dispatch } from './index.js';
 
@@ -20,20 +20,22 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 
 /** A single-member in-memory "cluster": enough of etcd's behaviour for the CLI's needs. */
 class FakeCluster implements CliClient {
-  readonly store = new Map<string, KeyValue>();
+  readonly store = new Map<string, Exact<KeyValue>>();
   readonly calls: { method: string; request: unknown }[] = [];
   readonly opened: ClientOptions[] = [];
   revision = 1;
   closed = 0;
   watchers: CliWatchSink[] = [];
-  leases = new Map<number, number>();
+  leases = new Map<bigint, number>();
+  /** The id the next lease grant returns (etcd's are mostly above 2^53). */
+  nextLeaseId = 0x2an;
   private header() {
-    return { clusterId: 0xc1, memberId: 0xa1, revision: this.revision, raftTerm: 2 };
+    return { clusterId: 0xc1n, memberId: 0xa1n, revision: this.revision, raftTerm: 2 };
   }
   private record(method: string, request: unknown) {
     this.calls.push({ method, request });
   }
-  private select(r: { key: Uint8Array; rangeEnd?: Uint8Array }): KeyValue[] {
+  private select(r: { key: Uint8Array; rangeEnd?: Uint8Array }): Exact<KeyValue>[] {
     const key = text(r.key);
     const end = r.rangeEnd === undefined ? undefined : r.rangeEnd.length === 1 && r.rangeEnd[0] === 0 ? '\uffff' : text(r.rangeEnd);
     return [...this.store.values()]
@@ -46,20 +48,20 @@ class FakeCluster implements CliClient {
     const limited = r.limit ? all.slice(0, r.limit) : all;
     return { header: this.header(), kvs: r.countOnly ? [] : limited, more: limited.length < all.length, count: all.length };
   }
-  async put(r: { key: Uint8Array; value?: Uint8Array; lease?: number; prevKv?: boolean }) {
+  async put(r: { key: Uint8Array; value?: Uint8Array; lease?: bigint; prevKv?: boolean }) {
     this.record('put', r);
     const previous = this.store.get(text(r.key));
     this.revision++;
-    const kv: KeyValue = {
+    const kv: Exact<KeyValue> = {
       key: r.key,
       value: r.value ?? previous?.value ?? new Uint8Array(),
       createRevision: previous?.createRevision ?? this.revision,
       modRevision: this.revision,
       version: (previous?.version ?? 0) + 1,
-      lease: r.lease ?? 0,
+      lease: r.lease ?? 0n,
     };
     this.store.set(text(r.key), kv);
-    const event: Event = { type: EventType.PUT, kv, ...(previous ? { prevKv: previous } : {}) };
+    const event: Exact<Event> = { type: EventType.PUT, kv, ...(previous ? { prevKv: previous } : {}) };
     for (const w of this.watchers) w.onEvents([event], this.revision);
     return { header: this.header(), ...(r.prevKv && previous ? { prevKv: previous } : {}) };
   }
@@ -85,19 +87,19 @@ class FakeCluster implements CliClient {
   }
   async leaseGrant(ttl: number) {
     this.record('leaseGrant', ttl);
-    this.leases.set(0x2a, ttl);
-    return { header: this.header(), ID: 0x2a, TTL: ttl };
+    this.leases.set(this.nextLeaseId, ttl);
+    return { header: this.header(), ID: this.nextLeaseId, TTL: ttl };
   }
-  async leaseRevoke(id: number) {
+  async leaseRevoke(id: bigint) {
     this.record('leaseRevoke', id);
     this.leases.delete(id);
     return { header: this.header() };
   }
-  async leaseKeepAliveOnce(id: number) {
+  async leaseKeepAliveOnce(id: bigint) {
     this.record('leaseKeepAliveOnce', id);
     return { header: this.header(), ID: id, TTL: this.leases.get(id) ?? 0 };
   }
-  async leaseTimeToLive(id: number, keys: boolean) {
+  async leaseTimeToLive(id: bigint, keys: boolean) {
     this.record('leaseTimeToLive', { id, keys });
     const ttl = this.leases.get(id);
     return { header: this.header(), ID: id, TTL: ttl ?? -1, grantedTTL: ttl ?? 0, keys: keys ? [bytes('k1')] : [] };
@@ -105,25 +107,25 @@ class FakeCluster implements CliClient {
   async leaseLeases() {
     return { header: this.header(), ids: [...this.leases.keys()] };
   }
-  private members = [{ id: 0xa1, name: 'node1', peerURLs: ['http://127.0.0.1:2380'], clientURLs: ['http://127.0.0.1:2379'], isLearner: false }];
+  private members = [{ id: 0xa1n, name: 'node1', peerURLs: ['http://127.0.0.1:2380'], clientURLs: ['http://127.0.0.1:2379'], isLearner: false }];
   async memberList() {
     return { header: this.header(), members: this.members };
   }
   async memberAdd(peerURLs: string[], isLearner: boolean) {
     this.record('memberAdd', { peerURLs, isLearner });
-    const member = { id: 0xb2, name: '', peerURLs, clientURLs: [], isLearner };
+    const member = { id: 0xb2n, name: '', peerURLs, clientURLs: [], isLearner };
     this.members = [...this.members, member];
     return { header: this.header(), member, members: this.members };
   }
-  async memberRemove(id: number) {
+  async memberRemove(id: bigint) {
     this.record('memberRemove', id);
     return { header: this.header(), members: this.members };
   }
-  async memberUpdate(id: number, peerURLs: string[]) {
+  async memberUpdate(id: bigint, peerURLs: string[]) {
     this.record('memberUpdate', { id, peerURLs });
     return { header: this.header(), members: this.members };
   }
-  async memberPromote(id: number) {
+  async memberPromote(id: bigint) {
     this.record('memberPromote', id);
     return { header: this.header(), members: this.members };
   }
@@ -131,11 +133,11 @@ class FakeCluster implements CliClient {
     return [
       {
         endpoint: '127.0.0.1:2379',
-        status: { version: '3.5.0', dbSize: 4096, leader: 0xa1, raftIndex: 7, raftTerm: 2, raftAppliedIndex: 7, isLearner: false, errors: [], header: this.header() },
+        status: { version: '3.5.0', dbSize: 4096, leader: 0xa1n, raftIndex: 7, raftTerm: 2, raftAppliedIndex: 7, isLearner: false, errors: [], header: this.header() },
       },
     ];
   }
-  async moveLeader(id: number) {
+  async moveLeader(id: bigint) {
     this.record('moveLeader', id);
     return { header: this.header() };
   }
@@ -145,7 +147,7 @@ class FakeCluster implements CliClient {
     this.record('snapshot', undefined);
     for (let i = 0; i < this.snapshotBytes.length; i += 500) yield this.snapshotBytes.subarray(i, i + 500);
   }
-  alarms = [{ memberId: 0xa1, alarm: 'NOSPACE' }];
+  alarms = [{ memberId: 0xa1n, alarm: 'NOSPACE' }];
   async alarmList() {
     this.record('alarmList', undefined);
     return { header: this.header(), alarms: [...this.alarms] };
@@ -342,7 +344,25 @@ test('lease commands take and print hex ids', async () => {
   assert.equal(expired.code, 1);
   assert.equal(expired.stderr, 'lease 000000000000002a expired or revoked.\n');
   assert.equal((await run(cluster, ['put', 'k', 'v', '--lease', '2a'])).code, 0);
-  assert.equal((cluster.calls.at(-1)?.request as { lease: number }).lease, 0x2a);
+  assert.equal((cluster.calls.at(-1)?.request as { lease: bigint }).lease, 0x2an);
+});
+
+test("lease ids above 2^53 (most of etcd's) are taken, carried and printed exactly", async () => {
+  const cluster = new FakeCluster();
+  cluster.nextLeaseId = 0x694d7a9b1c2d3e4fn;
+  assert.equal((await run(cluster, ['lease', 'grant', '60'])).stdout, 'lease 694d7a9b1c2d3e4f granted with TTL(60s)\n');
+  assert.equal((await run(cluster, ['lease', 'grant', '60', '-w', 'json'])).stdout, '{"header":{"clusterId":193,"memberId":161,"revision":1,"raftTerm":2},"ID":7587855753800400463,"TTL":60}\n');
+  const put = await run(cluster, ['put', 'k', 'v', '--lease', '694d7a9b1c2d3e4f']);
+  assert.equal(put.code, 0, put.stderr);
+  assert.equal((cluster.calls.at(-1)?.request as { lease: bigint }).lease, 0x694d7a9b1c2d3e4fn);
+  assert.equal((await run(cluster, ['lease', 'keep-alive', '694d7a9b1c2d3e4f', '--once'])).stdout, 'lease 694d7a9b1c2d3e4f keepalived with TTL(60)\n');
+  assert.equal((await run(cluster, ['lease', 'timetolive', '694d7a9b1c2d3e4f'])).stdout, 'lease 694d7a9b1c2d3e4f granted with TTL(60s), remaining(60s)\n');
+  assert.equal((await run(cluster, ['lease', 'list'])).stdout, 'found 1 leases\n694d7a9b1c2d3e4f\n');
+  assert.equal((await run(cluster, ['lease', 'revoke', '694d7a9b1c2d3e4f'])).stdout, 'lease 694d7a9b1c2d3e4f revoked\n');
+  assert.deepEqual(cluster.calls.at(-1), { method: 'leaseRevoke', request: 0x694d7a9b1c2d3e4fn });
+  const tooLong = await run(cluster, ['lease', 'revoke', '1694d7a9b1c2d3e4f']);
+  assert.equal(tooLong.code, 2);
+  assert.match(tooLong.stderr, /invalid lease id: "1694d7a9b1c2d3e4f" \(expected a hexadecimal id of at most 16 digits/);
 });
 
 test('member commands print like etcdctl and member add prints how to start the new member', async () => {

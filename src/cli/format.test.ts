@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventType, type KeyValue } from '../mvcc/types.js';
+import type { Exact } from './client-port.js';
 import {
   formatBoxTable,
   formatBytes,
@@ -20,8 +21,8 @@ import {
 import { prefixRangeEnd as prefixEnd } from '../mvcc/key-range.js';
 import { keyRange, parseHexId, toBytes } from './keys.js';
 
-function kv(key: string, value: string, modRevision = 2): KeyValue {
-  return { key: toBytes(key), value: toBytes(value), createRevision: 2, modRevision, version: 1, lease: 0 };
+function kv(key: string, value: string, modRevision = 2): Exact<KeyValue> {
+  return { key: toBytes(key), value: toBytes(value), createRevision: 2, modRevision, version: 1, lease: 0n };
 }
 
 function text(lines: Line[]): string {
@@ -71,18 +72,18 @@ test('txn prints SUCCESS or FAILURE, then each op result after a blank line', ()
 });
 
 test('leases print with hex ids as etcdctl does', () => {
-  assert.equal(text(formatLeaseList([0x1d77aa9e3826, 1])), 'found 2 leases\n00001d77aa9e3826\n0000000000000001\n');
+  assert.equal(text(formatLeaseList([0x1d77aa9e3826n, 1n])), 'found 2 leases\n00001d77aa9e3826\n0000000000000001\n');
   assert.equal(
-    text(formatLeaseTimeToLive({ ID: 255, TTL: 8, grantedTTL: 10, keys: [toBytes('a'), toBytes('b')] }, true)),
+    text(formatLeaseTimeToLive({ ID: 255n, TTL: 8, grantedTTL: 10, keys: [toBytes('a'), toBytes('b')] }, true)),
     'lease 00000000000000ff granted with TTL(10s), remaining(8s), attached keys([a, b])\n',
   );
-  assert.equal(text(formatLeaseTimeToLive({ ID: 255, TTL: -1, grantedTTL: 0, keys: [] }, false)), 'lease 00000000000000ff already expired\n');
+  assert.equal(text(formatLeaseTimeToLive({ ID: 255n, TTL: -1, grantedTTL: 0, keys: [] }, false)), 'lease 00000000000000ff already expired\n');
 });
 
 test('member list prints id, status, name, peer URLs, client URLs and learner flag', () => {
   const members = [
-    { id: 0xabc, name: 'node1', peerURLs: ['http://127.0.0.1:2380'], clientURLs: ['http://127.0.0.1:2379'], isLearner: false },
-    { id: 0xdef, name: '', peerURLs: ['http://127.0.0.1:2390'], clientURLs: [], isLearner: true },
+    { id: 0xabcn, name: 'node1', peerURLs: ['http://127.0.0.1:2380'], clientURLs: ['http://127.0.0.1:2379'], isLearner: false },
+    { id: 0xdefn, name: '', peerURLs: ['http://127.0.0.1:2390'], clientURLs: [], isLearner: true },
   ];
   assert.equal(
     text(formatMembers(members)),
@@ -92,8 +93,8 @@ test('member list prints id, status, name, peer URLs, client URLs and learner fl
 });
 
 test('status prints an aligned table with one row per endpoint, errors included', () => {
-  const header = { clusterId: 1, memberId: 0xa, revision: 42, raftTerm: 3 };
-  const status = { version: '3.5.0', dbSize: 20_480, leader: 0xa, raftIndex: 9, raftTerm: 3, raftAppliedIndex: 9, isLearner: false, errors: [] };
+  const header = { clusterId: 1n, memberId: 0xan, revision: 42, raftTerm: 3 };
+  const status = { version: '3.5.0', dbSize: 20_480, leader: 0xan, raftIndex: 9, raftTerm: 3, raftAppliedIndex: 9, isLearner: false, errors: [] };
   const lines = formatStatusTable([
     { endpoint: '127.0.0.1:2379', status: { ...status, header } },
     { endpoint: '127.0.0.1:2389', error: 'connection refused' },
@@ -129,12 +130,18 @@ test('boxed tables look like etcdctl -w table', () => {
 });
 
 test('json output encodes bytes as base64 and keeps every field', () => {
-  const [line] = formatJson({ kvs: [kv('a', 'hi')], count: 1, big: 10n });
+  const [line] = formatJson({ kvs: [kv('a', 'hi')], count: 1, big: 10n, gone: undefined, list: [1n, 'x'] });
   assert.deepEqual(JSON.parse(line as string), {
     kvs: [{ key: 'YQ==', value: 'aGk=', createRevision: 2, modRevision: 2, version: 1, lease: 0 }],
     count: 1,
-    big: '10',
+    big: 10,
+    list: [1, 'x'],
   });
+});
+
+test('json output writes 64-bit ids as exact bare numbers, as etcdctl does', () => {
+  // etcd's lease and member ids are mostly above 2^53, where a JSON number read as a double rounds.
+  assert.deepEqual(formatJson({ ID: 0x694d7a9b1c2d3e4fn, member_id: 0xf4697c3a9c3d6e5dn }), ['{"ID":7587855753800400463,"member_id":17611744408980254301}']);
 });
 
 test('key ranges follow the etcd conventions for prefixes and from-key', () => {
@@ -147,9 +154,12 @@ test('key ranges follow the etcd conventions for prefixes and from-key', () => {
   assert.throws(() => keyRange('k', { prefix: true, fromKey: true }), /cannot be used together/);
 });
 
-test('ids parse as hex with an optional 0x and refuse anything else', () => {
-  assert.equal(parseHexId('ff', 'lease id'), 255);
-  assert.equal(parseHexId('0x1F', 'lease id'), 31);
+test('ids parse as hex with an optional 0x, exactly up to 64 bits, and refuse anything else', () => {
+  assert.equal(parseHexId('ff', 'lease id'), 255n);
+  assert.equal(parseHexId('0x1F', 'lease id'), 31n);
+  // etcd's lease ids are int64 and its member ids uint64, mostly above 2^53.
+  assert.equal(parseHexId('694d7a9b1c2d3e4f', 'lease id'), 0x694d7a9b1c2d3e4fn);
+  assert.equal(parseHexId('ffffffffffffffff', 'member id'), 2n ** 64n - 1n);
   assert.throws(() => parseHexId('xyz', 'lease id'), /invalid lease id: "xyz" \(expected a hexadecimal id/);
-  assert.throws(() => parseHexId('fffffffffffffff', 'member id'), /invalid member id/);
+  assert.throws(() => parseHexId('1ffffffffffffffff', 'member id'), /invalid member id: "1ffffffffffffffff" \(expected a hexadecimal id of at most 16 digits/);
 });

@@ -4,7 +4,7 @@
 // Keys and values are written as raw bytes, so binary data survives a pipe.
 import type { DeleteRangeResponse, Event, KeyValue, RangeResponse, ResponseOp, TxnResponse } from '../mvcc/types.js';
 import { EventType } from '../mvcc/types.js';
-import type { CliMember, EndpointStatus } from './client-port.js';
+import type { CliMember, EndpointStatus, Exact } from './client-port.js';
 import { formatId } from '../ids.js';
 
 export type OutputFormat = 'simple' | 'json';
@@ -25,24 +25,24 @@ const NEWLINE = Buffer.from('\n');
 
 export { formatId };
 
-export function kvLines(kv: KeyValue, options: { keysOnly?: boolean } = {}): Line[] {
+export function kvLines(kv: Exact<KeyValue>, options: { keysOnly?: boolean } = {}): Line[] {
   return options.keysOnly ? [kv.key] : [kv.key, kv.value];
 }
 
-export function formatPut(response: { prevKv?: KeyValue }): Line[] {
+export function formatPut(response: { prevKv?: Exact<KeyValue> }): Line[] {
   return ['OK', ...(response.prevKv ? kvLines(response.prevKv) : [])];
 }
 
-export function formatRange(response: RangeResponse, options: { keysOnly?: boolean; countOnly?: boolean }): Line[] {
+export function formatRange(response: Exact<RangeResponse>, options: { keysOnly?: boolean; countOnly?: boolean }): Line[] {
   if (options.countOnly) return [String(response.count)];
   return response.kvs.flatMap((kv) => kvLines(kv, options));
 }
 
-export function formatDelete(response: DeleteRangeResponse): Line[] {
+export function formatDelete(response: Exact<DeleteRangeResponse>): Line[] {
   return [String(response.deleted), ...response.prevKvs.flatMap((kv) => kvLines(kv))];
 }
 
-export function formatEvent(event: Event): Line[] {
+export function formatEvent(event: Exact<Event>): Line[] {
   const lines: Line[] = [event.type === EventType.PUT ? 'PUT' : 'DELETE'];
   if (event.prevKv) lines.push(...kvLines(event.prevKv));
   lines.push(...kvLines(event.kv));
@@ -50,7 +50,7 @@ export function formatEvent(event: Event): Line[] {
 }
 
 /** etcdctl prints SUCCESS/FAILURE, then each op's result after a blank line. */
-export function formatTxn(response: TxnResponse): Line[] {
+export function formatTxn(response: Exact<TxnResponse>): Line[] {
   const lines: Line[] = [response.succeeded ? 'SUCCESS' : 'FAILURE'];
   for (const op of response.responses) {
     lines.push('', ...formatResponseOp(op));
@@ -58,19 +58,19 @@ export function formatTxn(response: TxnResponse): Line[] {
   return lines;
 }
 
-function formatResponseOp(op: ResponseOp): Line[] {
+function formatResponseOp(op: Exact<ResponseOp>): Line[] {
   if ('responseRange' in op) return formatRange(op.responseRange, {});
   if ('responsePut' in op) return formatPut(op.responsePut);
   if ('responseDeleteRange' in op) return formatDelete(op.responseDeleteRange);
   return formatTxn(op.responseTxn);
 }
 
-export function formatLeaseGranted(id: number, ttl: number): Line[] {
+export function formatLeaseGranted(id: bigint, ttl: number): Line[] {
   return [`lease ${formatId(id)} granted with TTL(${ttl}s)`];
 }
 
 export function formatLeaseTimeToLive(
-  response: { ID: number; TTL: number; grantedTTL: number; keys: Uint8Array[] },
+  response: { ID: bigint; TTL: number; grantedTTL: number; keys: Uint8Array[] },
   withKeys: boolean,
 ): Line[] {
   if (response.TTL === -1) return [`lease ${formatId(response.ID)} already expired`];
@@ -82,7 +82,7 @@ export function formatLeaseTimeToLive(
   return [line];
 }
 
-export function formatLeaseList(ids: readonly number[]): Line[] {
+export function formatLeaseList(ids: readonly bigint[]): Line[] {
   return [`found ${ids.length} leases`, ...ids.map(formatId)];
 }
 
@@ -105,12 +105,12 @@ export function formatStatusTable(statuses: readonly EndpointStatus[]): Line[] {
   const header = ['ENDPOINT', 'ID', 'LEADER', 'IS LEADER', 'TERM', 'RAFT INDEX', 'APPLIED', 'REVISION', 'DB SIZE', 'ERRORS'];
   const rows = statuses.map(({ endpoint, status, error }) => {
     if (status === undefined) return [endpoint, '-', '-', '-', '-', '-', '-', '-', '-', error ?? 'unknown error'];
-    const memberId = status.header?.memberId ?? 0;
+    const memberId = status.header?.memberId ?? 0n;
     return [
       endpoint,
       formatId(memberId),
       formatId(status.leader),
-      String(memberId !== 0 && memberId === status.leader),
+      String(memberId !== 0n && memberId === status.leader),
       String(status.raftTerm),
       String(status.raftIndex),
       String(status.raftAppliedIndex),
@@ -163,14 +163,22 @@ export function formatBoxTable(header: readonly string[], rows: readonly (readon
   ];
 }
 
-/** The response object as one JSON line; bytes become base64, as in etcdctl's json output. */
+/**
+ * The response object as one JSON line, as etcdctl's json output has it: bytes as base64, and
+ * 64-bit integers (bigint ids) as bare numbers, exact even above 2^53 (JSON.stringify cannot
+ * write a bigint, and a number would round it).
+ */
 export function formatJson(value: unknown): Line[] {
-  return [
-    JSON.stringify(value, function replacer(this: Record<string, unknown>, key, v: unknown) {
-      const original = key === '' ? v : this[key];
-      if (original instanceof Uint8Array) return Buffer.from(original).toString('base64');
-      if (typeof v === 'bigint') return v.toString();
-      return v;
-    }),
-  ];
+  return [toJson(value)];
+}
+
+function toJson(value: unknown): string {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Uint8Array) return JSON.stringify(Buffer.from(value).toString('base64'));
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : toJson(item))).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const fields = Object.entries(value).filter(([, field]) => field !== undefined && typeof field !== 'function');
+    return `{${fields.map(([name, field]) => `${JSON.stringify(name)}:${toJson(field)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }

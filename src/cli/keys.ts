@@ -29,13 +29,14 @@ export function keyRange(keyText: string, options: { prefix?: boolean; fromKey?:
   return { key };
 }
 
-/** Lease and member ids are hex, as etcd prints them; a 0x prefix is accepted. */
-export function parseHexId(text: string, what: string): number {
+/**
+ * Lease and member ids are hex, as etcd prints them; a 0x prefix is accepted. Any 64-bit id: etcd
+ * draws them from 64 bits (most of its lease ids are above 2^53), so the id is a bigint.
+ */
+export function parseHexId(text: string, what: string): bigint {
   const digits = text.trim().replace(/^0x/i, '');
   if (!/^[0-9a-fA-F]{1,16}$/.test(digits)) {
-    throw new UsageError(`invalid ${what}: "${text}" (expected a hexadecimal id, as printed by lichen)`);
+    throw new UsageError(`invalid ${what}: "${text}" (expected a hexadecimal id of at most 16 digits, as printed by lichen)`);
   }
-  const id = parseInt(digits, 16);
-  if (!Number.isSafeInteger(id)) throw new UsageError(`invalid ${what}: "${text}" (larger than 2^53 - 1)`);
-  return id;
+  return BigInt(`0x${digits}`);
 }

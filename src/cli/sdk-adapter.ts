@@ -1,9 +1,9 @@
 // Adapts the Lichen client SDK (src/client) to the CliClient view the commands use. The SDK is
 // imported lazily: `lichen help` and usage errors should not pay for loading gRPC.
 import { ErrorCode, isLichenError } from '../errors.js';
-import { EventType, type Event, type KeyValue, type RangeRequest, type ResponseOp, type TxnRequest, type TxnResponse } from '../mvcc/types.js';
+import { EventType, type Event, type RangeRequest, type ResponseOp, type TxnRequest, type TxnResponse } from '../mvcc/types.js';
 import type { LichenClient, OpResult, TxnResult } from '../client/index.js';
-import type { CliClient, CliWatchCreate, CliWatchSink, ClientOptions, EndpointStatus } from './client-port.js';
+import type { CliClient, CliWatchCreate, CliWatchSink, ClientOptions, EndpointStatus, Exact } from './client-port.js';
 
 export async function openSdkClient(options: ClientOptions): Promise<CliClient> {
   const sdk = await import('../client/index.js');
@@ -19,19 +19,19 @@ type OpWire = Parameters<ReturnType<LichenClient['txn']>['then']>[number];
 const COMPARE_FIELD = ['version', 'create_revision', 'mod_revision', 'value', 'lease'] as const;
 
 /** The SDK's txn builder takes wire-shaped compares and ops; build them from the store's types. */
-function compareToWire(compare: TxnRequest['compare'][number]): CompareWire {
+function compareToWire(compare: Exact<TxnRequest>['compare'][number]): CompareWire {
   const operand = [compare.version, compare.createRevision, compare.modRevision, compare.value, compare.lease][compare.target];
   const wire: Record<string, unknown> = {
     key: Buffer.from(compare.key),
     target: compare.target,
     result: compare.result,
-    [COMPARE_FIELD[compare.target]]: compare.target === 3 ? Buffer.from(compare.value ?? new Uint8Array()) : (operand ?? 0),
+    [COMPARE_FIELD[compare.target]]: compare.target === 3 ? Buffer.from(compare.value ?? new Uint8Array()) : String(operand ?? 0),
   };
   if (compare.rangeEnd !== undefined) wire.range_end = Buffer.from(compare.rangeEnd);
   return { wire };
 }
 
-function opToWire(op: TxnRequest['success'][number]): OpWire {
+function opToWire(op: Exact<TxnRequest>['success'][number]): OpWire {
   if ('requestRange' in op) {
     const r = op.requestRange;
     return {
@@ -53,7 +53,7 @@ function opToWire(op: TxnRequest['success'][number]): OpWire {
     return {
       writes: true,
       wire: {
-        request_put: { key: Buffer.from(r.key), value: Buffer.from(r.value ?? new Uint8Array()), lease: r.lease ?? 0, prev_kv: r.prevKv ?? false },
+        request_put: { key: Buffer.from(r.key), value: Buffer.from(r.value ?? new Uint8Array()), lease: String(r.lease ?? 0), prev_kv: r.prevKv ?? false },
       },
     };
   }
@@ -84,11 +84,11 @@ function opToWire(op: TxnRequest['success'][number]): OpWire {
   };
 }
 
-function txnFromSdk(result: TxnResult): TxnResponse & { header: TxnResult['header'] } {
+function txnFromSdk(result: TxnResult): Exact<TxnResponse> & { header: TxnResult['header'] } {
   return { header: result.header, succeeded: result.succeeded, responses: result.results.map(opFromSdk) };
 }
 
-function opFromSdk(result: OpResult): ResponseOp {
+function opFromSdk(result: OpResult): Exact<ResponseOp> {
   switch (result.type) {
     case 'range':
       return { responseRange: result.range };
@@ -134,7 +134,7 @@ class SdkCliClient implements CliClient {
     });
   }
 
-  async txn(r: TxnRequest) {
+  async txn(r: Exact<TxnRequest>) {
     const result = await this.client
       .txn()
       .if(...r.compare.map(compareToWire))
@@ -154,10 +154,10 @@ class SdkCliClient implements CliClient {
       ...(r.startRevision ? { startRevision: r.startRevision } : {}),
       prevKv: r.prevKv ?? false,
       onEvents: (batch) => {
-        const events: Event[] = batch.events.map((e) => ({
+        const events: Exact<Event>[] = batch.events.map((e) => ({
           type: e.type === 'put' ? EventType.PUT : EventType.DELETE,
-          kv: e.kv as KeyValue,
-          ...(e.prevKv ? { prevKv: e.prevKv as KeyValue } : {}),
+          kv: e.kv,
+          ...(e.prevKv ? { prevKv: e.prevKv } : {}),
         }));
         if (events.length > 0) sink.onEvents(events, batch.revision);
       },
@@ -171,11 +171,11 @@ class SdkCliClient implements CliClient {
     return { header: r.header, ID: r.id, TTL: r.ttl };
   }
 
-  async leaseRevoke(id: number) {
+  async leaseRevoke(id: bigint) {
     return { header: await this.client.leaseRevoke(id) };
   }
 
-  async leaseKeepAliveOnce(id: number) {
+  async leaseKeepAliveOnce(id: bigint) {
     try {
       return { ID: id, TTL: await this.client.leaseKeepAliveOnce(id) };
     } catch (error) {
@@ -185,7 +185,7 @@ class SdkCliClient implements CliClient {
     }
   }
 
-  async leaseTimeToLive(id: number, keys: boolean) {
+  async leaseTimeToLive(id: bigint, keys: boolean) {
     const r = await this.client.leaseTimeToLive(id, { keys });
     return { ID: r.id, TTL: r.ttl, grantedTTL: r.grantedTtl, keys: r.keys };
   }
@@ -202,15 +202,15 @@ class SdkCliClient implements CliClient {
     return this.client.memberAdd(peerURLs, { isLearner });
   }
 
-  async memberRemove(id: number) {
+  async memberRemove(id: bigint) {
     return { members: await this.client.memberRemove(id) };
   }
 
-  async memberUpdate(id: number, peerURLs: string[]) {
+  async memberUpdate(id: bigint, peerURLs: string[]) {
     return { members: await this.client.memberUpdate(id, peerURLs) };
   }
 
-  async memberPromote(id: number) {
+  async memberPromote(id: bigint) {
     return { members: await this.client.memberPromote(id) };
   }
 
@@ -230,7 +230,7 @@ class SdkCliClient implements CliClient {
     return this.client.snapshot({ signal });
   }
 
-  async moveLeader(targetId: number) {
+  async moveLeader(targetId: bigint) {
     return { header: await this.client.moveLeader(targetId) };
   }
 

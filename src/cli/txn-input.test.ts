@@ -22,9 +22,9 @@ test('parses the three sections of etcdctl txn input', () => {
       { target: CompareTarget.MOD, result: CompareResult.GREATER, key: b('key1'), modRevision: 0 },
       { target: CompareTarget.VALUE, result: CompareResult.EQUAL, key: b('k'), value: b('v w') },
     ],
-    success: [{ requestPut: { key: b('key1'), value: b('overwrote-key1'), lease: 0, prevKv: false } }],
+    success: [{ requestPut: { key: b('key1'), value: b('overwrote-key1'), lease: 0n, prevKv: false } }],
     failure: [
-      { requestPut: { key: b('key1'), value: b('created-key1'), lease: 0, prevKv: false } },
+      { requestPut: { key: b('key1'), value: b('created-key1'), lease: 0n, prevKv: false } },
       { requestRange: { key: b('key2'), limit: 0, revision: 0, keysOnly: false, countOnly: false } },
     ],
   });
@@ -33,7 +33,7 @@ test('parses the three sections of etcdctl txn input', () => {
 test('a leading blank line means no compares; missing sections are empty', () => {
   assert.deepEqual(parseTxnInput('\nput a 1\n'), {
     compare: [],
-    success: [{ requestPut: { key: b('a'), value: b('1'), lease: 0, prevKv: false } }],
+    success: [{ requestPut: { key: b('a'), value: b('1'), lease: 0n, prevKv: false } }],
     failure: [],
   });
   assert.deepEqual(parseTxnInput(''), { compare: [], success: [], failure: [] });
@@ -50,8 +50,10 @@ test('every compare target and operator is understood, with quoted or bare numbe
     target: CompareTarget.LEASE,
     result: CompareResult.EQUAL,
     key: b('a'),
-    lease: 0x1f,
+    lease: 0x1fn,
   });
+  // etcd's lease ids are mostly above 2^53: kept exact.
+  assert.equal(parseCompare('lease("a") = "694d7a9b1c2d3e4f"').lease, 0x694d7a9b1c2d3e4fn);
 });
 
 test('keys and values may contain quotes, spaces and escapes', () => {
@@ -73,7 +75,8 @@ test('ops take their flags: get --prefix, put --lease, del --prev-kv', () => {
   assert.deepEqual(parseOp('get foo --prefix --limit 2'), {
     requestRange: { key: b('foo'), rangeEnd: b('fop'), limit: 2, revision: 0, keysOnly: false, countOnly: false },
   });
-  assert.deepEqual(parseOp('put k v --lease 1a'), { requestPut: { key: b('k'), value: b('v'), lease: 0x1a, prevKv: false } });
+  assert.deepEqual(parseOp('put k v --lease 1a'), { requestPut: { key: b('k'), value: b('v'), lease: 0x1an, prevKv: false } });
+  assert.deepEqual(parseOp('put k v --lease 694d7a9b1c2d3e4f'), { requestPut: { key: b('k'), value: b('v'), lease: 0x694d7a9b1c2d3e4fn, prevKv: false } });
   assert.deepEqual(parseOp('del k --from-key --prev-kv'), {
     requestDeleteRange: { key: b('k'), rangeEnd: new Uint8Array([0]), prevKv: true },
   });

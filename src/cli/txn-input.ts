@@ -20,6 +20,7 @@ import {
   type TxnRequest,
 } from '../mvcc/types.js';
 import { integerFlag, parseArgs, splitWords, stringFlag, UsageError, type FlagSpec } from './args.js';
+import type { Exact } from './client-port.js';
 import { keyRange, parseHexId, toBytes } from './keys.js';
 
 /** A txn with more lines than this is refused (etcd's default limit is 128 ops per txn). */
@@ -48,7 +49,7 @@ const OPERATORS: Record<string, CompareResult> = {
 /** target("key") op value, where value is "quoted" or a bare word. */
 const COMPARE_PATTERN = /^(\w+)\(\s*("(?:[^"\\]|\\.)*"|'[^']*')\s*\)\s*(!=|==|=|<|>)\s*(.+)$/;
 
-export function parseTxnInput(text: string): TxnRequest {
+export function parseTxnInput(text: string): Exact<TxnRequest> {
   const lines = text.split(/\r?\n/);
   if (lines.length > TXN_LINES_MAX) throw new UsageError(`txn input has more than ${TXN_LINES_MAX} lines`);
   const sections: string[][] = [[], [], []];
@@ -83,7 +84,7 @@ function withLine<T>(numbered: string, parse: (line: string) => T): T {
   }
 }
 
-export function parseCompare(line: string): Compare {
+export function parseCompare(line: string): Exact<Compare> {
   const match = COMPARE_PATTERN.exec(line);
   if (match === null) {
     throw new UsageError(`not a compare: ${line} (expected e.g. value("key") = "v" or mod("key") > 5)`);
@@ -145,7 +146,7 @@ const DEL_FLAGS: FlagSpec[] = [
   { name: 'prev-kv', type: 'boolean', description: '' },
 ];
 
-export function parseOp(line: string): RequestOp {
+export function parseOp(line: string): Exact<RequestOp> {
   const [verb, ...rest] = splitWords(line);
   switch (verb) {
     case 'get': {
@@ -170,7 +171,7 @@ export function parseOp(line: string): RequestOp {
         requestPut: {
           key: toBytes(key),
           value: toBytes(value),
-          lease: lease === undefined ? 0 : parseHexId(lease, 'lease id'),
+          lease: lease === undefined ? 0n : parseHexId(lease, 'lease id'),
           prevKv: args.flags['prev-kv'] === true,
         },
       };

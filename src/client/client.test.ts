@@ -51,7 +51,7 @@ describe('LichenClient against one server', () => {
 
   it('puts, gets, lists a prefix and deletes it', async () => {
     const put = await client.put('app/a', '1');
-    assert.equal(put.header.clusterId, 1001);
+    assert.equal(put.header.clusterId, 1001n);
     await client.put('app/b', '2');
     await client.put('apple', 'not in the prefix');
     assert.equal((await client.getValue('app/a'))?.toString(), '1');

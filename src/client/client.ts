@@ -9,8 +9,10 @@ import {
   ALARM_TYPES,
   deleteResult,
   header,
+  idToWire,
   member,
   num,
+  wireId,
   prefixEnd,
   putResult,
   rangeResult,
@@ -41,7 +43,8 @@ export interface GetOptions {
 }
 
 export interface PutOptions {
-  lease?: number;
+  /** Attach the key to this lease (a number only below 2^53; etcd's lease ids need a bigint). */
+  lease?: bigint | number;
   prevKv?: boolean;
   /** Send again even if an earlier attempt may have applied (it may then apply twice). */
   retry?: boolean;
@@ -59,7 +62,7 @@ export interface StatusResult {
   version: string;
   dbSize: number;
   dbSizeInUse: number;
-  leader: number;
+  leader: bigint;
   raftIndex: number;
   raftTerm: number;
   raftAppliedIndex: number;
@@ -111,7 +114,7 @@ export class LichenClient {
   }
 
   put(key: Bytes, value: Bytes, options: PutOptions = {}): Promise<PutResult> {
-    const request = { key: toBuffer(key), value: toBuffer(value), lease: options.lease ?? 0, prev_kv: options.prevKv ?? false };
+    const request = { key: toBuffer(key), value: toBuffer(value), lease: idToWire(options.lease ?? 0), prev_kv: options.prevKv ?? false };
     return this.transport.call('KV', 'Put', request, { idempotent: false, retryWrites: options.retry }).then(putResult);
   }
 
@@ -151,37 +154,37 @@ export class LichenClient {
 
   // ---- Lease ----
 
-  async leaseGrant(ttlSeconds: number, options: { id?: number } = {}): Promise<{ id: number; ttl: number; header: Header }> {
-    const r = await this.transport.call<any>('Lease', 'LeaseGrant', { TTL: ttlSeconds, ID: options.id ?? 0 }, { idempotent: false });
-    return { id: num(r.ID), ttl: num(r.TTL), header: header(r.header) };
+  async leaseGrant(ttlSeconds: number, options: { id?: bigint | number } = {}): Promise<{ id: bigint; ttl: number; header: Header }> {
+    const r = await this.transport.call<any>('Lease', 'LeaseGrant', { TTL: ttlSeconds, ID: idToWire(options.id ?? 0) }, { idempotent: false });
+    return { id: wireId(r.ID), ttl: num(r.TTL), header: header(r.header) };
   }
 
-  async leaseRevoke(id: number): Promise<Header> {
-    const r = await this.transport.call<any>('Lease', 'LeaseRevoke', { ID: id }, { idempotent: true });
+  async leaseRevoke(id: bigint | number): Promise<Header> {
+    const r = await this.transport.call<any>('Lease', 'LeaseRevoke', { ID: idToWire(id) }, { idempotent: true });
     return header(r.header);
   }
 
   /** Renews once; resolves with the new TTL in seconds; LeaseNotFound when the lease is gone. */
-  leaseKeepAliveOnce(id: number): Promise<number> {
-    return keepAliveOnce(this.transport, id);
+  leaseKeepAliveOnce(id: bigint | number): Promise<number> {
+    return keepAliveOnce(this.transport, BigInt(idToWire(id)));
   }
 
   /** Keeps renewing until stop() or until the lease is lost (onLost). */
-  leaseKeepAlive(id: number, ttlSeconds: number, options: KeepAliveOptions = {}): KeepAlive {
+  leaseKeepAlive(id: bigint | number, ttlSeconds: number, options: KeepAliveOptions = {}): KeepAlive {
     const intervalMs = options.intervalMs ?? Math.max(500, Math.floor((ttlSeconds * 1000) / 3));
-    const keepAlive = new KeepAlive(this.transport, id, intervalMs, options);
+    const keepAlive = new KeepAlive(this.transport, BigInt(idToWire(id)), intervalMs, options);
     this.keepAlives.add(keepAlive);
     return keepAlive;
   }
 
-  async leaseTimeToLive(id: number, options: { keys?: boolean } = {}): Promise<{ id: number; ttl: number; grantedTtl: number; keys: Buffer[] }> {
-    const r = await this.transport.call<any>('Lease', 'LeaseTimeToLive', { ID: id, keys: options.keys ?? false }, { idempotent: true });
-    return { id: num(r.ID), ttl: num(r.TTL), grantedTtl: num(r.grantedTTL), keys: r.keys ?? [] };
+  async leaseTimeToLive(id: bigint | number, options: { keys?: boolean } = {}): Promise<{ id: bigint; ttl: number; grantedTtl: number; keys: Buffer[] }> {
+    const r = await this.transport.call<any>('Lease', 'LeaseTimeToLive', { ID: idToWire(id), keys: options.keys ?? false }, { idempotent: true });
+    return { id: wireId(r.ID), ttl: num(r.TTL), grantedTtl: num(r.grantedTTL), keys: r.keys ?? [] };
   }
 
-  async leases(): Promise<number[]> {
+  async leases(): Promise<bigint[]> {
     const r = await this.transport.call<any>('Lease', 'LeaseLeases', {}, { idempotent: true });
-    return (r.leases ?? []).map((l: any) => num(l.ID));
+    return (r.leases ?? []).map((l: any) => wireId(l.ID));
   }
 
   // ---- Cluster ----
@@ -196,18 +199,18 @@ export class LichenClient {
     return { member: member(r.member), members: r.members.map(member) };
   }
 
-  async memberRemove(id: number): Promise<Member[]> {
-    const r = await this.transport.call<any>('Cluster', 'MemberRemove', { ID: id }, { idempotent: false });
+  async memberRemove(id: bigint | number): Promise<Member[]> {
+    const r = await this.transport.call<any>('Cluster', 'MemberRemove', { ID: idToWire(id) }, { idempotent: false });
     return r.members.map(member);
   }
 
-  async memberUpdate(id: number, peerURLs: string[]): Promise<Member[]> {
-    const r = await this.transport.call<any>('Cluster', 'MemberUpdate', { ID: id, peerURLs }, { idempotent: true });
+  async memberUpdate(id: bigint | number, peerURLs: string[]): Promise<Member[]> {
+    const r = await this.transport.call<any>('Cluster', 'MemberUpdate', { ID: idToWire(id), peerURLs }, { idempotent: true });
     return r.members.map(member);
   }
 
-  async memberPromote(id: number): Promise<Member[]> {
-    const r = await this.transport.call<any>('Cluster', 'MemberPromote', { ID: id }, { idempotent: false });
+  async memberPromote(id: bigint | number): Promise<Member[]> {
+    const r = await this.transport.call<any>('Cluster', 'MemberPromote', { ID: idToWire(id) }, { idempotent: false });
     return r.members.map(member);
   }
 
@@ -221,7 +224,7 @@ export class LichenClient {
       version: r.version,
       dbSize: num(r.dbSize),
       dbSizeInUse: num(r.dbSizeInUse),
-      leader: num(r.leader),
+      leader: wireId(r.leader),
       raftIndex: num(r.raftIndex),
       raftTerm: num(r.raftTerm),
       raftAppliedIndex: num(r.raftAppliedIndex),
@@ -247,12 +250,12 @@ export class LichenClient {
       for (const raised of listed.alarms) cleared.push(...(await this.alarmDisarm(raised)).alarms);
       return { header: listed.header, alarms: cleared };
     }
-    const request = { action: 'DEACTIVATE', memberID: alarm.memberId, alarm: alarm.alarm };
+    const request = { action: 'DEACTIVATE', memberID: idToWire(alarm.memberId), alarm: alarm.alarm };
     return alarmResult(await this.transport.call<any>('Maintenance', 'Alarm', request, { idempotent: true }));
   }
 
-  async moveLeader(targetId: number): Promise<Header> {
-    const r = await this.transport.call<any>('Maintenance', 'MoveLeader', { targetID: targetId }, { idempotent: true });
+  async moveLeader(targetId: bigint | number): Promise<Header> {
+    const r = await this.transport.call<any>('Maintenance', 'MoveLeader', { targetID: idToWire(targetId) }, { idempotent: true });
     return header(r.header);
   }
 
@@ -304,7 +307,7 @@ export class LichenClient {
 }
 
 function alarmResult(r: { header: unknown; alarms: { memberID: unknown; alarm: number }[] }): { header: Header; alarms: Alarm[] } {
-  return { header: header(r.header), alarms: r.alarms.map((a) => ({ memberId: num(a.memberID), alarm: ALARM_TYPES[a.alarm] ?? 'NONE' })) };
+  return { header: header(r.header), alarms: r.alarms.map((a) => ({ memberId: wireId(a.memberID), alarm: ALARM_TYPES[a.alarm] ?? 'NONE' })) };
 }
 
 function rangeEndOf(key: Bytes, options: { rangeEnd?: Bytes; prefix?: boolean }): Buffer | undefined {

@@ -3,10 +3,10 @@
 import { ErrorCode, LichenError } from '../errors.js';
 import { describeAttemptFailure, fromGrpcError } from './errors.js';
 import type { Transport } from './transport.js';
-import { num } from './types.js';
+import { idToWire, num } from './types.js';
 
 /** Renews a lease once; resolves with its new TTL in seconds. LeaseNotFound when it is gone. */
-export async function keepAliveOnce(transport: Transport, id: number): Promise<number> {
+export async function keepAliveOnce(transport: Transport, id: bigint): Promise<number> {
   const started = transport.now();
   const failures = new Map<string, string>();
   let lastError: LichenError | undefined;
@@ -27,7 +27,7 @@ export async function keepAliveOnce(transport: Transport, id: number): Promise<n
   throw transport.unreachable(started, failures, lastError);
 }
 
-function renewOnStream(transport: Transport, id: number): Promise<number> {
+function renewOnStream(transport: Transport, id: bigint): Promise<number> {
   return new Promise((resolve, reject) => {
     const call = (transport.clients().Lease as any).LeaseKeepAlive({ deadline: Date.now() + transport.timeoutMs });
     let settled = false;
@@ -44,7 +44,7 @@ function renewOnStream(transport: Transport, id: number): Promise<number> {
         reject(fromGrpcError(error));
       }
     });
-    call.write({ ID: id });
+    call.write({ ID: idToWire(id) });
   });
 }
 
@@ -68,7 +68,7 @@ export class KeepAlive {
 
   constructor(
     private readonly transport: Transport,
-    readonly id: number,
+    readonly id: bigint,
     intervalMs: number,
     private readonly options: KeepAliveOptions,
   ) {

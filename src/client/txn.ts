@@ -1,5 +1,5 @@
 // A transaction builder: client.txn().if(...compares).then(...ops).else(...ops).commit().
-import { header, deleteResult, putResult, rangeResult, toBuffer, type Bytes, type DeleteResult, type Header, type PutResult, type RangeResult } from './types.js';
+import { header, idToWire, deleteResult, putResult, rangeResult, toBuffer, type Bytes, type DeleteResult, type Header, type PutResult, type RangeResult } from './types.js';
 
 export type CompareOperator = '==' | '!=' | '>' | '<';
 const RESULT: Record<CompareOperator, number> = { '==': 0, '>': 1, '<': 2, '!=': 3 };
@@ -20,7 +20,7 @@ export const compare = {
   createRevision: (key: Bytes, op: CompareOperator, revision: number) => compareOf(1, 'create_revision', key, op, revision),
   modRevision: (key: Bytes, op: CompareOperator, revision: number) => compareOf(2, 'mod_revision', key, op, revision),
   value: (key: Bytes, op: CompareOperator, value: Bytes) => compareOf(3, 'value', key, op, toBuffer(value)),
-  lease: (key: Bytes, op: CompareOperator, lease: number) => compareOf(4, 'lease', key, op, lease),
+  lease: (key: Bytes, op: CompareOperator, lease: bigint | number) => compareOf(4, 'lease', key, op, idToWire(lease)),
   /** The key does not exist (its version is 0). */
   missing: (key: Bytes) => compareOf(0, 'version', key, '==', 0),
 };
@@ -43,9 +43,9 @@ export const op = {
       },
     },
   }),
-  put: (key: Bytes, value: Bytes, options: { lease?: number; prevKv?: boolean } = {}): OpSpec => ({
+  put: (key: Bytes, value: Bytes, options: { lease?: bigint | number; prevKv?: boolean } = {}): OpSpec => ({
     writes: true,
-    wire: { request_put: { key: toBuffer(key), value: toBuffer(value), lease: options.lease ?? 0, prev_kv: options.prevKv ?? false } },
+    wire: { request_put: { key: toBuffer(key), value: toBuffer(value), lease: idToWire(options.lease ?? 0), prev_kv: options.prevKv ?? false } },
   }),
   delete: (key: Bytes, options: { rangeEnd?: Bytes; prevKv?: boolean } = {}): OpSpec => ({
     writes: true,

@@ -1,5 +1,7 @@
-// What the client returns: etcd's responses with camelCase names, numbers instead of int64
-// strings (Lichen keeps every revision and id below 2^53) and Buffers for keys and values.
+// What the client returns: etcd's responses with camelCase names, Buffers for keys and values,
+// numbers for revisions and counts (int64 on the wire, but far below 2^53), and bigints for
+// lease, member and cluster ids: etcd draws them from 64 bits (most are above 2^53, which a
+// number cannot hold exactly), and the SDK talks to etcd as well as to Lichen.
 import { ErrorCode, LichenError } from '../errors.js';
 
 export type Bytes = string | Uint8Array;
@@ -10,12 +12,13 @@ export interface KeyValue {
   createRevision: number;
   modRevision: number;
   version: number;
-  lease: number;
+  /** The lease the key is attached to; 0n for none. */
+  lease: bigint;
 }
 
 export interface Header {
-  clusterId: number;
-  memberId: number;
+  clusterId: bigint;
+  memberId: bigint;
   revision: number;
   raftTerm: number;
 }
@@ -50,12 +53,12 @@ export type AlarmName = (typeof ALARM_TYPES)[number];
 
 /** A raised alarm: etcd keys alarms by member id and type. */
 export interface Alarm {
-  memberId: number;
+  memberId: bigint;
   alarm: AlarmName;
 }
 
 export interface Member {
-  id: number;
+  id: bigint;
   name: string;
   peerURLs: string[];
   clientURLs: string[];
@@ -79,15 +82,30 @@ export function prefixEnd(prefix: Bytes): Buffer {
   return Buffer.from([0]);
 }
 
-/** An int64/uint64 from the wire as a number; Lichen never sends one above 2^53. */
+/** An int64/uint64 from the wire (a revision, a count, a TTL) as a number; none comes near 2^53. */
 export function num(value: unknown): number {
   const n = typeof value === 'number' ? value : Number(value ?? 0);
   if (!Number.isSafeInteger(n)) throw new LichenError(ErrorCode.Internal, `server sent an integer beyond 2^53: ${String(value)}`);
   return n;
 }
 
+/** An id (lease, member, cluster) as the wire has it (a decimal string: see longs in proto.ts), exactly. */
+export function wireId(value: unknown): bigint {
+  const text = String(value ?? 0);
+  if (!/^-?\d+$/.test(text)) throw new LichenError(ErrorCode.Internal, `server sent an id that is not an integer: ${text}`);
+  return BigInt(text);
+}
+
+/** An id as a request carries it: decimal, so a 64-bit one survives the trip (protobuf.js reads it exactly). */
+export function idToWire(id: bigint | number): string {
+  if (typeof id === 'number' && !Number.isSafeInteger(id)) {
+    throw new LichenError(ErrorCode.InvalidArgument, `id ${id} is not an integer that a number holds exactly; pass ids above 2^53 as bigint`);
+  }
+  return BigInt(id).toString();
+}
+
 export function header(w: any): Header {
-  return { clusterId: num(w?.cluster_id), memberId: num(w?.member_id), revision: num(w?.revision), raftTerm: num(w?.raft_term) };
+  return { clusterId: wireId(w?.cluster_id), memberId: wireId(w?.member_id), revision: num(w?.revision), raftTerm: num(w?.raft_term) };
 }
 
 export function keyValue(w: any): KeyValue {
@@ -97,7 +115,7 @@ export function keyValue(w: any): KeyValue {
     createRevision: num(w.create_revision),
     modRevision: num(w.mod_revision),
     version: num(w.version),
-    lease: num(w.lease),
+    lease: wireId(w.lease),
   };
 }
 
@@ -114,7 +132,7 @@ export function deleteResult(w: any): DeleteResult {
 }
 
 export function member(w: any): Member {
-  return { id: num(w.ID), name: w.name, peerURLs: w.peerURLs, clientURLs: w.clientURLs, isLearner: w.isLearner };
+  return { id: wireId(w.ID), name: w.name, peerURLs: w.peerURLs, clientURLs: w.clientURLs, isLearner: w.isLearner };
 }
 
 export function watchEvent(w: any): WatchEvent {

@@ -77,7 +77,7 @@ test('a member over --quota-backend-bytes raises NOSPACE, serves reads and delet
   const client = new LichenClient({ endpoints: [member.node.addresses.client] });
   try {
     const disarmed = await client.alarmDisarm();
-    assert.deepEqual(disarmed.alarms, [{ memberId: member.node.memberId, alarm: 'NOSPACE' }]);
+    assert.deepEqual(disarmed.alarms, [{ memberId: BigInt(member.node.memberId), alarm: 'NOSPACE' }]);
     assert.deepEqual((await client.alarmList()).alarms, []);
   } finally {
     client.close();
