@@ -3,14 +3,14 @@
 // With campaign-a and campaign-b, CI runs 2,000 faulty seeds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseArgs, runCampaign } from './campaign.js';
+import { describeFailures } from './campaign.js';
+import { runCampaignProcess } from './campaign-process.js';
 
 const SEEDS = 1400;
 
 test(`seeds 100001..${100000 + SEEDS}: membership changes under crashes and partitions keep every safety check`, async () => {
-  const summary = await runCampaign(parseArgs(['--start', '100001', '--seeds', String(SEEDS), '--membership-rate', '0.03', '--steps', '2000']));
-  const report = summary.failures.map((f) => `${f.kind} ${f.message}\n  replay: ${f.replay}`).join('\n');
-  assert.equal(summary.failures.length, 0, report);
+  const summary = await runCampaignProcess(['--start', '100001', '--seeds', String(SEEDS), '--membership-rate', '0.03', '--steps', '2000']);
+  assert.equal(summary.failures.length, 0, describeFailures(summary));
   assert.equal(summary.seedsRun, SEEDS);
   assert.ok(summary.faults.membershipApplied >= SEEDS, `only ${summary.faults.membershipApplied} membership changes applied`);
   assert.ok(summary.faults.crashes > 0 && summary.faults.partitions > 0, 'crashes and partitions happened');

@@ -75,6 +75,11 @@ function parseCount(flag: string, value: string): number {
   return n;
 }
 
+/** A campaign's failures, one per line with the command that replays it. */
+export function describeFailures(summary: CampaignSummary): string {
+  return summary.failures.map((f) => `${f.kind} ${f.message}\n  replay: ${f.replay}`).join('\n');
+}
+
 export function replayCommand(seed: number, options: Omit<SimOptions, 'seed'>): string {
   return ['npm run sim --', '--seed', String(seed), ...optionsToFlags(options)].join(' ');
 }

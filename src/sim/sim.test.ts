@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { DEFAULT_OPTIONS, type SimOptions } from './options.js';
 import { runSimulation, type SimResult } from './simulation.js';
 import { REGRESSION_SEEDS } from './regressions.js';
-import { parseArgs, replayCommand, runCampaign } from './campaign.js';
+import { describeFailures, parseArgs, replayCommand } from './campaign.js';
+import { runCampaignProcess } from './campaign-process.js';
 import { Prng } from '../random.js';
 
 function run(seed: number, options: Partial<Omit<SimOptions, 'seed'>> = {}): Promise<SimResult> {
@@ -73,21 +74,18 @@ test('a fault-free run elects a leader, serves every operation and passes every 
 
 test('after faults stop, a leader commits a fresh write within the liveness bound', async () => {
   // Every run asserts this itself (a 'liveness' violation); here we also check the measured value.
-  for (let seed = 1; seed <= 40; seed++) {
-    const result = await run(seed);
-    assert.ok(result.ok, describeFailure(result));
-    assert.ok(result.livenessTicks !== undefined && result.livenessTicks <= DEFAULT_OPTIONS.livenessTicksMax);
-  }
+  const summary = await runCampaignProcess(['--start', '1', '--seeds', '40']);
+  assert.equal(summary.failures.length, 0, describeFailures(summary));
+  assert.ok(summary.livenessTicksMax > 0 && summary.livenessTicksMax <= DEFAULT_OPTIONS.livenessTicksMax);
 });
 
 test('membership changes interleave with crashes, partitions, snapshots and transfers', async () => {
-  const totals = { membershipApplied: 0, crashes: 0, partitions: 0, transfers: 0, snapshotsInstalled: 0 };
-  for (let seed = 1; seed <= 40; seed++) {
-    const result = await run(seed, { membershipRateMax: 0.03, crashRateMax: 0.006, nodes: 3, spareNodes: 2 });
-    assert.ok(result.ok, describeFailure(result));
-    for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] += result.faults[key];
+  const summary = await runCampaignProcess(['--start', '1', '--seeds', '40', '--membership-rate', '0.03', '--crash-rate', '0.006']);
+  assert.equal(summary.failures.length, 0, describeFailures(summary));
+  const { membershipApplied, crashes, partitions, transfers, snapshotsInstalled } = summary.faults;
+  for (const [key, value] of Object.entries({ membershipApplied, crashes, partitions, transfers, snapshotsInstalled })) {
+    assert.ok(value > 10, `${key} happened only ${value} times`);
   }
-  for (const [key, value] of Object.entries(totals)) assert.ok(value > 10, `${key} happened only ${value} times`);
 });
 
 test('every regression seed runs clean', async () => {
@@ -98,7 +96,7 @@ test('every regression seed runs clean', async () => {
 });
 
 test('the simulator catches a raft that grants two votes in one term', async () => {
-  const summary = await runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--variant', 'double-vote']));
+  const summary = await runCampaignProcess(['--start', '1', '--seeds', '40', '--variant', 'double-vote']);
   assert.ok(summary.failures.length > 0, 'no violation found against the double-vote variant');
   assert.ok(summary.failures.some((f) => f.kind === 'election-safety'));
   for (const failure of summary.failures) assert.match(failure.replay, /^npm run sim -- --seed \d+ --variant double-vote$/);
@@ -107,11 +105,12 @@ test('the simulator catches a raft that grants two votes in one term', async () 
 test('the simulator catches a raft that commits earlier-term entries by counting replicas', async () => {
   // The Figure 8 scenario needs three leader changes in a row at the right moments, so this uses
   // many clients, one entry per append and leaders struck as soon as they are elected.
-  const args = parseArgs([
+  const argv = [
     '--start', '500', '--seeds', '100', '--variant', 'commit-by-count',
     '--clients', '8', '--msg-bytes', '1', '--new-leader-fault-rate', '1',
-  ]);
-  const summary = await runCampaign(args);
+  ];
+  const args = parseArgs(argv);
+  const summary = await runCampaignProcess(argv);
   const safetyKinds = new Set(['leader-completeness', 'state-machine-safety', 'log-matching', 'linearizability', 'raft-crash']);
   assert.ok(summary.failures.length > 0, 'no violation found against the commit-by-count variant');
   for (const failure of summary.failures) assert.ok(safetyKinds.has(failure.kind), failure.message);
@@ -123,14 +122,13 @@ test('the simulator catches a raft that commits earlier-term entries by counting
 });
 
 test('members restarted on a wiped disk are refused, replaced, and safety holds; unchecked, they break it', async () => {
-  const checked = await runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003']));
-  const report = checked.failures.map((f) => `${f.kind} ${f.message}\n  replay: ${f.replay}`).join('\n');
-  assert.equal(checked.failures.length, 0, report);
+  const checked = await runCampaignProcess(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003']);
+  assert.equal(checked.failures.length, 0, describeFailures(checked));
   assert.ok(checked.faults.wipes >= 20, `only ${checked.faults.wipes} wipes`);
   assert.equal(checked.faults.wipesRefused, checked.faults.wipes, 'every wiped member that restarted was refused');
   // Without data directory ids, the same fault loses committed data or elects two leaders, even
   // though raft stops a member that hears of a commit beyond its log: that comes too late.
-  const unchecked = await runCampaign(parseArgs(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']));
+  const unchecked = await runCampaignProcess(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']);
   assert.ok(
     unchecked.failures.some((f) => f.kind === 'election-safety' || f.kind === 'leader-completeness'),
     `no safety violation against unchecked wipes: ${unchecked.failures.map((f) => f.kind).join(', ')}`,
@@ -141,8 +139,9 @@ test('the simulator catches a Ready loop that sends append responses before its 
   // Thesis §3.8: an acknowledgement counts toward commit, so the entries must be durable first.
   // The check on every send catches the broken loop at once; the crash that would then lose a
   // committed entry needs a rare run of faults to follow.
-  const args = parseArgs(['--start', '1', '--seeds', '10', '--variant', 'acks-before-fsync']);
-  const summary = await runCampaign(args);
+  const argv = ['--start', '1', '--seeds', '10', '--variant', 'acks-before-fsync'];
+  const args = parseArgs(argv);
+  const summary = await runCampaignProcess(argv);
   assert.equal(summary.failures.length, 10, 'every seed acknowledges an append before its fsync');
   for (const failure of summary.failures) {
     assert.equal(failure.kind, 'durability', failure.message);
