@@ -4,11 +4,26 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import type { Event } from '../mvcc/types.js';
+import type { Event, ResponseHeader } from '../mvcc/types.js';
 import { readFileSync } from 'node:fs';
 import type { ClientTls } from '../client/tls.js';
 import { booleanFlag, integerFlag, parseBoolean, parseInteger, stringFlag, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
-import type { CliAlarm, CliClient, ClientOptions, Exact } from './client-port.js';
+import type { CliAlarm, CliClient, CliMember, ClientOptions, Exact, WithHeader } from './client-port.js';
+import {
+  alarmsJson,
+  deleteJson,
+  headerOnlyJson,
+  leaseGrantJson,
+  leaseKeepAliveJson,
+  leaseListJson,
+  leaseTimeToLiveJson,
+  membersJson,
+  putJson,
+  rangeJson,
+  statusesJson,
+  txnJson,
+  watchJson,
+} from './etcd-json.js';
 import { expectPositionals, type Command, type CommandContext } from './command.js';
 import { EXIT_FAILURE, EXIT_UNAVAILABLE } from './dispatch.js';
 import {
@@ -161,9 +176,9 @@ function print(context: CommandContext, lines: readonly Line[]): void {
   if (lines.length > 0) context.stdout.write(linesToBuffer(lines));
 }
 
-/** Prints a response in the chosen format: simple lines, or the response object as JSON. */
-function printResponse(context: CommandContext, args: ParsedArgs, response: unknown, simple: () => Line[]): void {
-  print(context, outputFormat(args) === 'json' ? formatJson(response) : simple());
+/** Prints a response in the chosen format: simple lines, or with -w json the object etcdctl prints (see etcd-json.ts). */
+function printResponse(context: CommandContext, args: ParsedArgs, output: { simple: () => Line[]; json: () => unknown }): void {
+  print(context, outputFormat(args) === 'json' ? formatJson(output.json()) : output.simple());
 }
 
 /** --timeout, else LICHEN_TIMEOUT, else 5 s. */
@@ -234,7 +249,7 @@ const putCommand = clientCommand({
       prevKv: booleanFlag(args, 'prev-kv'),
     };
     const response = await withClient(args, context, (client) => client.put(request));
-    printResponse(context, args, response, () => formatPut(response));
+    printResponse(context, args, { simple: () => formatPut(response), json: () => putJson(response) });
     return 0;
   },
 });
@@ -267,9 +282,10 @@ const getCommand = clientCommand({
       ...(order === undefined ? {} : { sortOrder: order === 'ASCEND' ? (1 as const) : (2 as const), sortTarget: 0 as const }),
     };
     const response = await withClient(args, context, (client) => client.range(request));
-    printResponse(context, args, response, () =>
-      formatRange(response, { keysOnly: request.keysOnly, countOnly: request.countOnly }),
-    );
+    printResponse(context, args, {
+      simple: () => formatRange(response, { keysOnly: request.keysOnly, countOnly: request.countOnly }),
+      json: () => rangeJson(response),
+    });
     return 0;
   },
 });
@@ -289,7 +305,7 @@ const delCommand = clientCommand({
     const response = await withClient(args, context, (client) =>
       client.deleteRange({ ...range, prevKv: booleanFlag(args, 'prev-kv') }),
     );
-    printResponse(context, args, response, () => formatDelete(response));
+    printResponse(context, args, { simple: () => formatDelete(response), json: () => deleteJson(response) });
     return 0;
   },
 });
@@ -315,8 +331,8 @@ const watchCommand = clientCommand({
           .watch(
             { ...range, startRevision: integerFlag(args, 'rev') ?? 0, prevKv: booleanFlag(args, 'prev-kv') },
             {
-              onEvents(events: Exact<Event>[], revision: number) {
-                if (json) print(context, formatJson({ revision, events }));
+              onEvents(events: Exact<Event>[], _revision: number, header: Exact<ResponseHeader>) {
+                if (json) print(context, formatJson(watchJson(header, events)));
                 else for (const event of events) print(context, formatEvent(event));
               },
               onEnd: reject,
@@ -351,7 +367,7 @@ const txnCommand = clientCommand({
     const text = context.interactive ? await readTxnInteractively(context) : (await readAll(context.stdin)).toString('utf8');
     const request = parseTxnInput(text);
     const response = await withClient(args, context, (client) => client.txn(request));
-    printResponse(context, args, response, () => formatTxn(response));
+    printResponse(context, args, { simple: () => formatTxn(response), json: () => txnJson(response) });
     return 0;
   },
 });
@@ -390,7 +406,7 @@ const compactCommand = clientCommand({
     const response = await withClient(args, context, (client) =>
       client.compact({ revision, physical: booleanFlag(args, 'physical') }),
     );
-    printResponse(context, args, response, () => [`compacted revision ${revision}`]);
+    printResponse(context, args, { simple: () => [`compacted revision ${revision}`], json: () => headerOnlyJson(response) });
     return 0;
   },
 });
@@ -403,7 +419,7 @@ const leaseGrantCommand = clientCommand({
     const [ttlText] = expectPositionals(args, command, 1);
     const ttl = parseInteger(ttlText as string, 'ttl', 1);
     const response = await withClient(args, context, (client) => client.leaseGrant(ttl));
-    printResponse(context, args, response, () => formatLeaseGranted(response.ID, response.TTL));
+    printResponse(context, args, { simple: () => formatLeaseGranted(response.ID, response.TTL), json: () => leaseGrantJson(response) });
     return 0;
   },
 });
@@ -416,7 +432,7 @@ const leaseRevokeCommand = clientCommand({
     const [idText] = expectPositionals(args, command, 1);
     const id = parseHexId(idText as string, 'lease id');
     const response = await withClient(args, context, (client) => client.leaseRevoke(id));
-    printResponse(context, args, response, () => [`lease ${formatId(id)} revoked`]);
+    printResponse(context, args, { simple: () => [`lease ${formatId(id)} revoked`], json: () => headerOnlyJson(response) });
     return 0;
   },
 });
@@ -441,7 +457,7 @@ const leaseKeepAliveCommand = clientCommand({
           context.stderr.write(`lease ${formatId(id)} expired or revoked.\n`);
           return 1;
         }
-        printResponse(context, args, response, () => [`lease ${formatId(id)} keepalived with TTL(${response.TTL})`]);
+        printResponse(context, args, { simple: () => [`lease ${formatId(id)} keepalived with TTL(${response.TTL})`], json: () => leaseKeepAliveJson(response) });
         if (once) return 0;
         const waitMs = Math.max(KEEPALIVE_INTERVAL_MIN_MS, (response.TTL * 1000) / 3);
         try {
@@ -464,7 +480,7 @@ const leaseTimeToLiveCommand = clientCommand({
     const id = parseHexId(idText as string, 'lease id');
     const withKeys = booleanFlag(args, 'keys');
     const response = await withClient(args, context, (client) => client.leaseTimeToLive(id, withKeys));
-    printResponse(context, args, response, () => formatLeaseTimeToLive(response, withKeys));
+    printResponse(context, args, { simple: () => formatLeaseTimeToLive(response, withKeys), json: () => leaseTimeToLiveJson(response, withKeys) });
     return 0;
   },
 });
@@ -476,7 +492,7 @@ const leaseListCommand = clientCommand({
   async run(args, context, command) {
     expectPositionals(args, command, 0);
     const response = await withClient(args, context, (client) => client.leaseLeases());
-    printResponse(context, args, response, () => formatLeaseList(response.ids));
+    printResponse(context, args, { simple: () => formatLeaseList(response.ids), json: () => leaseListJson(response) });
     return 0;
   },
 });
@@ -500,7 +516,7 @@ const memberListCommand = clientCommand({
   async run(args, context, command) {
     expectPositionals(args, command, 0);
     const response = await withClient(args, context, (client) => client.memberList());
-    printResponse(context, args, response, () => formatMembers(response.members));
+    printResponse(context, args, { simple: () => formatMembers(response.members), json: () => membersJson(response) });
     return 0;
   },
 });
@@ -514,7 +530,7 @@ const memberAddCommand = clientCommand({
     const [name] = expectPositionals(args, command, 1);
     const urls = peerUrls(args, command);
     const response = await withClient(args, context, (client) => client.memberAdd(urls, booleanFlag(args, 'learner')));
-    printResponse(context, args, response, () => {
+    printResponse(context, args, { json: () => membersJson(response), simple: () => {
       const cluster = response.members
         .map((m) => {
           const memberName = m.id === response.member.id ? (name as string) : m.name;
@@ -528,7 +544,7 @@ const memberAddCommand = clientCommand({
         `LICHEN_INITIAL_CLUSTER="${cluster}"`,
         `LICHEN_LISTEN_PEER="${(urls[0] as string).replace(/^[a-z]+:\/\//i, '')}"`,
       ];
-    });
+    } });
     return 0;
   },
 });
@@ -543,7 +559,7 @@ function memberChangeCommand(
   summary: string,
   verb: string,
   preposition: string,
-  call: (client: CliClient, id: bigint, args: ParsedArgs, command: Command) => Promise<{ header?: { clusterId: bigint } }>,
+  call: (client: CliClient, id: bigint, args: ParsedArgs, command: Command) => Promise<WithHeader<{ members: CliMember[] }>>,
   flags: readonly FlagSpec[] = [],
 ): Command {
   return clientCommand({
@@ -555,9 +571,10 @@ function memberChangeCommand(
       const [idText] = expectPositionals(args, command, 1);
       const id = parseHexId(idText as string, 'member id');
       const response = await withClient(args, context, (client) => call(client, id, args, command));
-      printResponse(context, args, response, () => [
-        `Member ${formatId(id)} ${verb}${inCluster(response.header, preposition)}`,
-      ]);
+      printResponse(context, args, {
+        simple: () => [`Member ${formatId(id)} ${verb}${inCluster(response.header, preposition)}`],
+        json: () => membersJson(response),
+      });
       return 0;
     },
   });
@@ -585,7 +602,7 @@ const statusCommand = clientCommand({
   async run(args, context, command) {
     expectPositionals(args, command, 0);
     const statuses = await withClient(args, context, (client) => client.statusAll());
-    printResponse(context, args, statuses, () => formatStatusTable(statuses));
+    printResponse(context, args, { simple: () => formatStatusTable(statuses), json: () => statusesJson(statuses) });
     if (statuses.every((s) => s.status !== undefined)) return 0;
     // The table names why each endpoint failed; none answering is "cluster unavailable".
     return statuses.some((s) => s.status !== undefined) ? EXIT_FAILURE : EXIT_UNAVAILABLE;
@@ -602,7 +619,7 @@ const alarmListCommand = clientCommand({
   async run(args, context, command) {
     expectPositionals(args, command, 0);
     const response = await withClient(args, context, (client) => client.alarmList());
-    printResponse(context, args, response, () => formatAlarms(response.alarms));
+    printResponse(context, args, { simple: () => formatAlarms(response.alarms), json: () => alarmsJson(response) });
     return 0;
   },
 });
@@ -614,7 +631,7 @@ const alarmDisarmCommand = clientCommand({
   async run(args, context, command) {
     expectPositionals(args, command, 0);
     const response = await withClient(args, context, (client) => client.alarmDisarm());
-    printResponse(context, args, response, () => formatAlarms(response.alarms));
+    printResponse(context, args, { simple: () => formatAlarms(response.alarms), json: () => alarmsJson(response) });
     return 0;
   },
 });
@@ -630,7 +647,7 @@ const moveLeaderCommand = clientCommand({
       const statuses = await client.statusAll();
       const leader = statuses.find((s) => s.status !== undefined && s.status.leader !== 0n)?.status?.leader ?? 0n;
       const response = await client.moveLeader(target);
-      printResponse(context, args, response, () => [`Leadership transferred from ${formatId(leader)} to ${formatId(target)}`]);
+      printResponse(context, args, { simple: () => [`Leadership transferred from ${formatId(leader)} to ${formatId(target)}`], json: () => headerOnlyJson(response) });
       return 0;
     });
   },

@@ -46,6 +46,8 @@ export interface CliMember {
 export interface CliStatus {
   version: string;
   dbSize: number;
+  /** Absent when the server does not say (etcd before 3.4). */
+  dbSizeInUse?: number;
   leader: bigint;
   raftIndex: number;
   raftTerm: number;
@@ -76,7 +78,7 @@ export interface CliWatchCreate {
 }
 
 export interface CliWatchSink {
-  onEvents(events: Exact<Event>[], revision: number): void;
+  onEvents(events: Exact<Event>[], revision: number, header: Exact<ResponseHeader>): void;
   /** The watch cannot continue: compacted start revision, canceled by the server, no endpoint answers. */
   onEnd(error: Error): void;
 }

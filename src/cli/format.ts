@@ -1,6 +1,6 @@
 // Output of the client commands. "simple" follows etcdctl's simple printer (get prints a key
 // line then a value line; put prints OK), so scripts written for etcdctl keep working.
-// "json" prints the response object, bytes as base64 (as etcdctl's json output does).
+// "json" writes the objects etcd-json.ts builds (what etcdctl -w json prints) as one line each.
 // Keys and values are written as raw bytes, so binary data survives a pipe.
 import type { DeleteRangeResponse, Event, KeyValue, RangeResponse, ResponseOp, TxnResponse } from '../mvcc/types.js';
 import { EventType } from '../mvcc/types.js';

@@ -159,7 +159,7 @@ class SdkCliClient implements CliClient {
           kv: e.kv,
           ...(e.prevKv ? { prevKv: e.prevKv } : {}),
         }));
-        if (events.length > 0) sink.onEvents(events, batch.revision);
+        if (events.length > 0) sink.onEvents(events, batch.revision, batch.header);
       },
       onError: (error) => sink.onEnd(error),
     });
@@ -177,7 +177,8 @@ class SdkCliClient implements CliClient {
 
   async leaseKeepAliveOnce(id: bigint) {
     try {
-      return { ID: id, TTL: await this.client.leaseKeepAliveOnce(id) };
+      const renewed = await this.client.leaseKeepAliveOnce(id);
+      return { header: renewed.header, ID: id, TTL: renewed.ttl };
     } catch (error) {
       // A lease that is gone is an answer, not a failure: the command reports it as expired.
       if (isLichenError(error, ErrorCode.LeaseNotFound)) return { ID: id, TTL: 0 };
@@ -187,15 +188,15 @@ class SdkCliClient implements CliClient {
 
   async leaseTimeToLive(id: bigint, keys: boolean) {
     const r = await this.client.leaseTimeToLive(id, { keys });
-    return { ID: r.id, TTL: r.ttl, grantedTTL: r.grantedTtl, keys: r.keys };
+    return { header: r.header, ID: r.id, TTL: r.ttl, grantedTTL: r.grantedTtl, keys: r.keys };
   }
 
   async leaseLeases() {
-    return { ids: await this.client.leases() };
+    return this.client.leases();
   }
 
   async memberList() {
-    return { members: await this.client.memberList() };
+    return this.client.memberList();
   }
 
   memberAdd(peerURLs: string[], isLearner: boolean) {
@@ -203,15 +204,15 @@ class SdkCliClient implements CliClient {
   }
 
   async memberRemove(id: bigint) {
-    return { members: await this.client.memberRemove(id) };
+    return this.client.memberRemove(id);
   }
 
   async memberUpdate(id: bigint, peerURLs: string[]) {
-    return { members: await this.client.memberUpdate(id, peerURLs) };
+    return this.client.memberUpdate(id, peerURLs);
   }
 
   async memberPromote(id: bigint) {
-    return { members: await this.client.memberPromote(id) };
+    return this.client.memberPromote(id);
   }
 
   async statusAll(): Promise<EndpointStatus[]> {

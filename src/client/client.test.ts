@@ -84,11 +84,11 @@ describe('LichenClient against one server', () => {
   it('grants, renews, inspects, lists and revokes leases', async () => {
     const lease = await client.leaseGrant(20);
     await client.put('session', 'me', { lease: lease.id });
-    assert.equal(await client.leaseKeepAliveOnce(lease.id), 20);
+    assert.equal((await client.leaseKeepAliveOnce(lease.id)).ttl, 20);
     const ttl = await client.leaseTimeToLive(lease.id, { keys: true });
     assert.equal(ttl.grantedTtl, 20);
     assert.deepEqual(ttl.keys.map(String), ['session']);
-    assert.ok((await client.leases()).includes(lease.id));
+    assert.ok((await client.leases()).ids.includes(lease.id));
     await client.leaseRevoke(lease.id);
     assert.equal(await client.getValue('session'), undefined);
     assert.equal((await client.leaseTimeToLive(lease.id)).ttl, -1);
@@ -115,14 +115,14 @@ describe('LichenClient against one server', () => {
   it('manages members and reads status, hashes, and compacts', async () => {
     const added = await client.memberAdd(['http://127.0.0.1:3380'], { isLearner: true });
     assert.equal(added.member.isLearner, true);
-    assert.equal((await client.memberPromote(added.member.id)).find((m) => m.id === added.member.id)?.isLearner, false);
+    assert.equal((await client.memberPromote(added.member.id)).members.find((m) => m.id === added.member.id)?.isLearner, false);
     await client.memberUpdate(added.member.id, ['http://127.0.0.1:3381']);
-    assert.equal((await client.memberList()).length, 2);
+    assert.equal((await client.memberList()).members.length, 2);
     await client.moveLeader(added.member.id);
     const status = await client.status();
     assert.equal(status.leader, added.member.id);
     backend.leader = 1;
-    assert.equal((await client.memberRemove(added.member.id)).length, 1);
+    assert.equal((await client.memberRemove(added.member.id)).members.length, 1);
     await rejectsCode(client.memberRemove(added.member.id), ErrorCode.MemberNotFound);
     const hash = await client.hashKV();
     assert.equal(hash.hashRevision, backend.revision);

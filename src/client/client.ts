@@ -165,7 +165,7 @@ export class LichenClient {
   }
 
   /** Renews once; resolves with the new TTL in seconds; LeaseNotFound when the lease is gone. */
-  leaseKeepAliveOnce(id: bigint | number): Promise<number> {
+  leaseKeepAliveOnce(id: bigint | number): Promise<{ ttl: number; header: Header }> {
     return keepAliveOnce(this.transport, BigInt(idToWire(id)));
   }
 
@@ -177,41 +177,41 @@ export class LichenClient {
     return keepAlive;
   }
 
-  async leaseTimeToLive(id: bigint | number, options: { keys?: boolean } = {}): Promise<{ id: bigint; ttl: number; grantedTtl: number; keys: Buffer[] }> {
+  async leaseTimeToLive(
+    id: bigint | number,
+    options: { keys?: boolean } = {},
+  ): Promise<{ id: bigint; ttl: number; grantedTtl: number; keys: Buffer[]; header: Header }> {
     const r = await this.transport.call<any>('Lease', 'LeaseTimeToLive', { ID: idToWire(id), keys: options.keys ?? false }, { idempotent: true });
-    return { id: wireId(r.ID), ttl: num(r.TTL), grantedTtl: num(r.grantedTTL), keys: r.keys ?? [] };
+    return { id: wireId(r.ID), ttl: num(r.TTL), grantedTtl: num(r.grantedTTL), keys: r.keys ?? [], header: header(r.header) };
   }
 
-  async leases(): Promise<bigint[]> {
+  async leases(): Promise<{ ids: bigint[]; header: Header }> {
     const r = await this.transport.call<any>('Lease', 'LeaseLeases', {}, { idempotent: true });
-    return (r.leases ?? []).map((l: any) => wireId(l.ID));
+    return { ids: (r.leases ?? []).map((l: any) => wireId(l.ID)), header: header(r.header) };
   }
 
   // ---- Cluster ----
 
-  async memberList(options: { linearizable?: boolean } = {}): Promise<Member[]> {
+  async memberList(options: { linearizable?: boolean } = {}): Promise<MembersResult> {
     const r = await this.transport.call<any>('Cluster', 'MemberList', { linearizable: options.linearizable ?? false }, { idempotent: true });
-    return r.members.map(member);
+    return membersResult(r);
   }
 
-  async memberAdd(peerURLs: string[], options: { isLearner?: boolean } = {}): Promise<{ member: Member; members: Member[] }> {
+  async memberAdd(peerURLs: string[], options: { isLearner?: boolean } = {}): Promise<MembersResult & { member: Member }> {
     const r = await this.transport.call<any>('Cluster', 'MemberAdd', { peerURLs, isLearner: options.isLearner ?? false }, { idempotent: false });
-    return { member: member(r.member), members: r.members.map(member) };
+    return { ...membersResult(r), member: member(r.member) };
   }
 
-  async memberRemove(id: bigint | number): Promise<Member[]> {
-    const r = await this.transport.call<any>('Cluster', 'MemberRemove', { ID: idToWire(id) }, { idempotent: false });
-    return r.members.map(member);
+  async memberRemove(id: bigint | number): Promise<MembersResult> {
+    return membersResult(await this.transport.call<any>('Cluster', 'MemberRemove', { ID: idToWire(id) }, { idempotent: false }));
   }
 
-  async memberUpdate(id: bigint | number, peerURLs: string[]): Promise<Member[]> {
-    const r = await this.transport.call<any>('Cluster', 'MemberUpdate', { ID: idToWire(id), peerURLs }, { idempotent: true });
-    return r.members.map(member);
+  async memberUpdate(id: bigint | number, peerURLs: string[]): Promise<MembersResult> {
+    return membersResult(await this.transport.call<any>('Cluster', 'MemberUpdate', { ID: idToWire(id), peerURLs }, { idempotent: true }));
   }
 
-  async memberPromote(id: bigint | number): Promise<Member[]> {
-    const r = await this.transport.call<any>('Cluster', 'MemberPromote', { ID: idToWire(id) }, { idempotent: false });
-    return r.members.map(member);
+  async memberPromote(id: bigint | number): Promise<MembersResult> {
+    return membersResult(await this.transport.call<any>('Cluster', 'MemberPromote', { ID: idToWire(id) }, { idempotent: false }));
   }
 
   // ---- Maintenance ----
@@ -304,6 +304,16 @@ export class LichenClient {
     this.watchers.clear();
     this.transport.close();
   }
+}
+
+/** The members after a Cluster call, and its header. */
+export interface MembersResult {
+  header: Header;
+  members: Member[];
+}
+
+function membersResult(r: { header: unknown; members: unknown[] }): MembersResult {
+  return { header: header(r.header), members: r.members.map(member) };
 }
 
 function alarmResult(r: { header: unknown; alarms: { memberID: unknown; alarm: number }[] }): { header: Header; alarms: Alarm[] } {

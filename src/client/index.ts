@@ -1,6 +1,6 @@
 // The Lichen client SDK (works with any etcd v3 server too).
 export { LichenClient } from './client.js';
-export type { GetOptions, PutOptions, DeleteOptions, StatusResult } from './client.js';
+export type { GetOptions, PutOptions, DeleteOptions, StatusResult, MembersResult } from './client.js';
 export type { ClientOptions } from './transport.js';
 export { channelCredentials, type ClientTls } from './tls.js';
 export { compare, op, TxnBuilder } from './txn.js';

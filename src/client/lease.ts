@@ -3,10 +3,10 @@
 import { ErrorCode, LichenError } from '../errors.js';
 import { describeAttemptFailure, fromGrpcError } from './errors.js';
 import type { Transport } from './transport.js';
-import { idToWire, num } from './types.js';
+import { header, idToWire, num, type Header } from './types.js';
 
-/** Renews a lease once; resolves with its new TTL in seconds. LeaseNotFound when it is gone. */
-export async function keepAliveOnce(transport: Transport, id: bigint): Promise<number> {
+/** Renews a lease once; resolves with its new TTL in seconds (and the answer's header). LeaseNotFound when it is gone. */
+export async function keepAliveOnce(transport: Transport, id: bigint): Promise<{ ttl: number; header: Header }> {
   const started = transport.now();
   const failures = new Map<string, string>();
   let lastError: LichenError | undefined;
@@ -14,9 +14,9 @@ export async function keepAliveOnce(transport: Transport, id: bigint): Promise<n
   for (let attempt = 0; attempt < transport.endpoints.length; attempt++) {
     const endpoint = transport.currentEndpoint;
     try {
-      const ttl = await renewOnStream(transport, id);
-      if (ttl <= 0) throw new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
-      return ttl;
+      const renewed = await renewOnStream(transport, id);
+      if (renewed.ttl <= 0) throw new LichenError(ErrorCode.LeaseNotFound, 'etcdserver: requested lease not found');
+      return renewed;
     } catch (error) {
       lastError = fromGrpcError(error);
       if (lastError.code !== ErrorCode.Unavailable && lastError.code !== ErrorCode.Timeout) throw lastError;
@@ -27,7 +27,7 @@ export async function keepAliveOnce(transport: Transport, id: bigint): Promise<n
   throw transport.unreachable(started, failures, lastError);
 }
 
-function renewOnStream(transport: Transport, id: bigint): Promise<number> {
+function renewOnStream(transport: Transport, id: bigint): Promise<{ ttl: number; header: Header }> {
   return new Promise((resolve, reject) => {
     const call = (transport.clients().Lease as any).LeaseKeepAlive({ deadline: Date.now() + transport.timeoutMs });
     let settled = false;
@@ -36,7 +36,7 @@ function renewOnStream(transport: Transport, id: bigint): Promise<number> {
       settled = true;
       call.end();
       call.cancel();
-      resolve(num(m.TTL));
+      resolve({ ttl: num(m.TTL), header: header(m.header) });
     });
     call.on('error', (error: unknown) => {
       if (!settled) {
@@ -91,7 +91,7 @@ export class KeepAlive {
     if (this.stopped || this.inFlight) return;
     this.inFlight = true;
     try {
-      const ttl = await keepAliveOnce(this.transport, this.id);
+      const { ttl } = await keepAliveOnce(this.transport, this.id);
       if (this.stopped) return;
       this.lastTtl = ttl;
       this.renewals++;

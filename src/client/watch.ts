@@ -9,7 +9,7 @@ import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { describeAttemptFailure, fromGrpcError, needsNewToken, refusalOf } from './errors.js';
 import type { Transport } from './transport.js';
-import { prefixEnd, toBuffer, num, watchEvent, type Bytes, type WatchEvent } from './types.js';
+import { header, prefixEnd, toBuffer, num, watchEvent, type Bytes, type Header, type WatchEvent } from './types.js';
 
 export interface WatchOptions {
   /** Watch [key, rangeEnd). */
@@ -31,6 +31,8 @@ export interface WatchOptions {
 export interface WatchBatch {
   /** The revision the batch brings the watcher to. */
   revision: number;
+  /** The header of the watch response that brought the batch. */
+  header: Header;
   events: WatchEvent[];
 }
 
@@ -197,7 +199,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     }
     const last = events[events.length - 1]!.kv.modRevision;
     this.nextRevision = Math.max(this.nextRevision, last + 1);
-    this.deliver({ revision: Math.max(revision, last), events });
+    this.deliver({ revision: Math.max(revision, last), header: header(m.header), events });
   }
 
   private deliver(batch: WatchBatch): void {

@@ -69,7 +69,7 @@ describe('data directory formats', () => {
       const { kvs } = await client.get('/fixture/', { prefix: true });
       const found = kvs.map((kv) => `${kv.key}=${kv.value}@${kv.modRevision}/v${kv.version}/l${kv.lease}`);
       assert.deepEqual(found, ['/fixture/a=alpha2@4/v2/l0', '/fixture/b=beta@3/v1/l0', `/fixture/leased=held@5/v1/l${FIXTURE_LEASE}`]);
-      assert.deepEqual(await client.leases(), [BigInt(FIXTURE_LEASE)]);
+      assert.deepEqual((await client.leases()).ids, [BigInt(FIXTURE_LEASE)]);
       assert.deepEqual(node.node.auth.userNames(), ['fixture-user']);
       assert.ok(node.node.auth.hasRole('fixture-user', 'fixture-role'));
       // It takes writes, and they survive a restart like any others.
