@@ -96,8 +96,8 @@ describe('data directory formats', () => {
     try {
       assert.equal(state.identity.memberId, 786863484097363);
     } finally {
-      await state.wal.close();
-      await (state.engine as LmdbEngine).closeAsync();
+      await state.storage.wal.close();
+      await (state.storage.machine.engine as LmdbEngine).closeAsync();
     }
     assert.equal(JSON.parse(readFileSync(join(dataDir, 'member.json'), 'utf8')).version, 1);
     assert.deepEqual(readdirSync(dataDir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file is left behind');

@@ -73,10 +73,10 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     raftAppliedIndex: () => metricsRef.node?.appliedIndex ?? 0,
     hasLeader: () => (metricsRef.node?.leaderId ?? 0) !== 0,
     isLeader: () => metricsRef.node?.isLeader() ?? false,
-    mvccRevision: () => metricsRef.state?.store.currentRevision ?? 0,
-    walBytes: () => metricsRef.state?.wal.sizeBytes ?? 0,
-    dbSizeBytes: () => metricsRef.state?.engine.space().sizeBytes ?? 0,
-    dbSizeInUseBytes: () => metricsRef.state?.engine.space().inUseBytes ?? 0,
+    mvccRevision: () => metricsRef.state?.storage.machine.mvcc.currentRevision ?? 0,
+    walBytes: () => metricsRef.state?.storage.wal.sizeBytes ?? 0,
+    dbSizeBytes: () => metricsRef.state?.storage.machine.space().sizeBytes ?? 0,
+    dbSizeInUseBytes: () => metricsRef.state?.storage.machine.space().inUseBytes ?? 0,
     quotaBackendBytes: () => config.quotaBackendBytes,
   });
   const lazyBackend = lazy(() => backendRef.backend);

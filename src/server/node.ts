@@ -1,7 +1,7 @@
 // One cluster member in a process: the replica of the cluster's raft group (src/replica) on this
 // member's data directory, its peer transport, and the peer admission by data directory that
 // keeps a member whose data was lost from taking part (data-dirs.ts).
-import { KvStateMachine, Replica, type Environment, type MembershipView, type ReplicaStorage } from '../replica/index.js';
+import { Replica, type Environment, type MembershipView } from '../replica/index.js';
 import type { Transport } from '../transport/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -33,14 +33,6 @@ export class ClusterNode {
     /** The clock, timers and randomness (src/server/environment.ts in a process). */
     environment: Environment,
   ) {
-    const storage: ReplicaStorage = {
-      wal: state.wal,
-      snapshots: state.snapshots,
-      raftLog: state.storage,
-      machine: new KvStateMachine(state.engine, { mvcc: state.store, auth: state.auth }),
-      members: state.members,
-      snapshotIndex: state.snapshotIndex,
-    };
     // The transport's events reach the replica, which needs the transport to send: one is built
     // first and told of the other through `replica` below.
     let replica: Replica | undefined;
@@ -55,7 +47,7 @@ export class ClusterNode {
     replica = new Replica({
       memberId: state.identity.memberId,
       clusterId: state.identity.clusterId,
-      storage,
+      storage: state.storage,
       joined: state.identity.joined,
       config,
       logger,
@@ -77,7 +69,7 @@ export class ClusterNode {
         mode: config.autoCompactionMode,
         retention,
         now: () => environment.clock.monotonicMs(),
-        currentRevision: () => state.store.currentRevision,
+        currentRevision: () => state.storage.machine.mvcc.currentRevision,
         compact: async (revision) => void (await this.replica.propose({ type: 'compact', request: { revision } })),
         log: (level, message, fields) => this.logger[level](message, fields),
       });

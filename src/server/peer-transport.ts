@@ -38,7 +38,7 @@ export function tcpPeerTransport({ config, state, metrics, logger, listener, tls
       server: listener,
       tls,
       // Snapshots from peers are streamed into the snapshot store, never held whole in memory.
-      receiveSnapshot: (m, dataBytes) => state.snapshots.receive(m.snapshot.metadata, dataBytes, m.from),
+      receiveSnapshot: (m, dataBytes) => state.storage.snapshots.receive(m.snapshot.metadata, dataBytes, m.from),
       maxSnapshotBytes: peerSnapshotBytesMaxFor(config.quotaBackendBytes),
       onRefusal: (refusal) =>
         (refusal.kind === 'handshake' ? metrics.peerHandshakesRefusedTotal : metrics.peerMessagesDroppedTotal).inc({ reason: refusal.reason }),

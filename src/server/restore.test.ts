@@ -68,25 +68,26 @@ describe('snapshot restore', () => {
       droppedAlarms: [{ memberId: 0x99, alarm: 1 }], users: 1, roles: 1, authEnabled: true,
     });
     const config = defaultNodeConfig({ name: 'n2', dataDir: join(dir, 'n2'), initialCluster: CLUSTER, clusterToken: 'tok' });
-    const state = await openNodeState(config, createSilentLogger());
+    const { identity, storage } = await openNodeState(config, createSilentLogger());
+    const { mvcc, auth, engine } = storage.machine;
     try {
-      assert.equal(state.identity.memberId, result.memberId);
-      assert.deepEqual(state.members.list().map((m) => m.name).sort(), ['n1', 'n2'], 'the membership is the new cluster\'s');
-      const harness = new Harness(state.store, state.engine);
+      assert.equal(identity.memberId, result.memberId);
+      assert.deepEqual(storage.members.list().map((m) => m.name).sort(), ['n1', 'n2'], 'the membership is the new cluster\'s');
+      const harness = new Harness(mvcc, engine);
       assert.deepEqual(harness.all(), ['a=3@2/4/v2/l77', 'b=2@3/3/v1']);
-      assert.equal(state.store.lease(77)?.grantedTTL, 60);
-      assert.equal(state.store.compactRevision, 3);
-      assert.deepEqual(state.store.alarms(), [], 'the new cluster starts without the old one\'s alarms');
-      assert.deepEqual(state.auth.state(), {
+      assert.equal(mvcc.lease(77)?.grantedTTL, 60);
+      assert.equal(mvcc.compactRevision, 3);
+      assert.deepEqual(mvcc.alarms(), [], 'the new cluster starts without the old one\'s alarms');
+      assert.deepEqual(auth.state(), {
         enabled: true,
         revision: 4,
         users: [{ name: 'root', passwordHash: 'hash', noPassword: false, roles: ['root'] }],
         roles: [{ name: 'reader', permissions: [] }],
       }, 'users, roles and the auth flag are kept, as etcd keeps them');
-      assert.equal(state.snapshotIndex, 1, 'the restored state is the first raft snapshot');
+      assert.equal(storage.snapshotIndex, 1, 'the restored state is the first raft snapshot');
     } finally {
-      await state.wal.close();
-      await (state.engine as LmdbEngine).closeAsync();
+      await storage.wal.close();
+      await (engine as LmdbEngine).closeAsync();
     }
   });
 

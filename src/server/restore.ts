@@ -74,8 +74,8 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     listenPeer: self.peerAddress,
   });
   const state = await openNodeState(config, createSilentLogger());
-  await state.wal.close();
-  if (state.engine instanceof LmdbEngine) await state.engine.closeAsync();
+  await state.storage.wal.close();
+  if (state.storage.machine.engine instanceof LmdbEngine) await state.storage.machine.engine.closeAsync();
   return { memberId: state.identity.memberId, clusterId: state.identity.clusterId, ...restored };
 }
 

@@ -4,8 +4,6 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { openEngine, type Engine } from '../engine/index.js';
-import { AuthStore } from '../auth/index.js';
-import { MvccStore } from '../mvcc/index.js';
 import { ConfChangeType, EntryType, MemoryStorage, decodeConfChange, type Entry } from '../raft/index.js';
 import { SnapshotStore, Wal, type LoadedSnapshot } from '../wal/index.js';
 import { createDirectory } from '../directories.js';
@@ -20,7 +18,7 @@ import { channelCredentials } from '../client/tls.js';
 import { DATA_DIR_ID_BYTES, PeerDataDirs } from './data-dirs.js';
 import { clusterIdAt, joinCluster } from './join.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../replica/snapshot-data.js';
-import { KvStateMachine, recoverStorage } from '../replica/index.js';
+import { KvStateMachine, recoverStorage, type ReplicaStorage } from '../replica/index.js';
 
 /**
  * The format of a data directory: member.json, the WAL, the snapshots and the engine files, as one
@@ -55,18 +53,18 @@ export interface Identity {
   confirmed: boolean;
 }
 
-export interface NodeState {
-  identity: Identity;
-  engine: Engine;
-  store: MvccStore;
-  /** Users, roles and permissions: replicated state in the same engine (see src/auth). */
-  auth: AuthStore;
+/** What this member's replica starts from: the WAL, the snapshot files and the engine in its data directory. */
+export interface NodeStorage extends ReplicaStorage {
   wal: Wal;
   snapshots: SnapshotStore;
-  storage: MemoryStorage;
-  members: MemberTable;
-  /** The index of the snapshot the raft log starts after. */
-  snapshotIndex: number;
+  /** The MVCC store and, in the same engine, users, roles and permissions (see src/auth). */
+  machine: KvStateMachine;
+}
+
+export interface NodeState {
+  identity: Identity;
+  /** The replica keeps it current (a snapshot from the leader replaces `members`). */
+  storage: NodeStorage;
   /** The peers' data directories, and the initial members this one still waits for. */
   dataDirs: PeerDataDirs;
   /** Writes `identity` to member.json (writes are queued, each durable before the next). */
@@ -106,7 +104,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     await saveIdentity();
   }
   const engine = openEngine(config.engine, join(config.dataDir, 'engine'));
-  const store = MvccStore.open(engine);
+  const machine = new KvStateMachine(engine);
   const snapshots = new SnapshotStore(join(config.dataDir, 'snap'));
   snapshots.removeIncoming();
   const { wal, state } = await Wal.open({
@@ -129,13 +127,13 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   if (!snapshot && identity.joined) {
     // A joining member starts empty: the leader sends it a snapshot, since every log starts
     // after the bootstrap snapshot. Until then it knows its peers from the join answer.
-    const storage = new MemoryStorage();
-    storage.setHardState(hardState);
-    if (state.entries.length > 0) storage.append(state.entries);
+    const raftLog = new MemoryStorage();
+    raftLog.setHardState(hardState);
+    if (state.entries.length > 0) raftLog.append(state.entries);
     const members = MemberTable.fromJSON({ members: identity.joined.members, removed: [] });
     if (existing) refuseOtherMembership(config, identity, membershipAfter(members, state.entries));
     const dataDirs = peerDataDirs(identity, members);
-    return { identity, engine, store, auth: AuthStore.open(engine), wal, snapshots, storage, members, snapshotIndex: 0, dataDirs, saveIdentity };
+    return { identity, storage: { wal, snapshots, raftLog, machine, members, snapshotIndex: 0 }, dataDirs, saveIdentity };
   }
   if (!snapshot) {
     // A brand-new member of a new cluster: the first snapshot holds the initial membership.
@@ -152,10 +150,8 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   }
 
   if (existing) refuseOtherMembership(config, identity, membershipAfter(decodeSnapshotData(snapshot.data).members, state.entries));
-  const machine = new KvStateMachine(engine, { mvcc: store });
-  const { raftLog: storage, members, snapshotIndex } = recoverStorage({ wal, snapshots, machine, snapshot, log: { hardState, entries: state.entries } });
-  const dataDirs = peerDataDirs(identity, members);
-  return { identity, engine, store, auth: machine.auth, wal, snapshots, storage, members, snapshotIndex, dataDirs, saveIdentity };
+  const storage = { ...recoverStorage({ wal, snapshots, machine, snapshot, log: { hardState, entries: state.entries } }), wal, snapshots, machine };
+  return { identity, storage, dataDirs: peerDataDirs(identity, storage.members), saveIdentity };
 }
 
 /** The peers' data directories as member.json records them; until confirmed, the other members wait. */
