@@ -1,0 +1,63 @@
+// The simulated disk: a write survives a crash only once a sync covered it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EntryType, type Entry } from '../raft/types.js';
+import { NodeDisk } from './disk.js';
+
+const entry = (index: number, term = 1): Entry => ({ index, term, type: EntryType.Normal, data: new Uint8Array([index]) });
+
+test('a write the disk did not sync is lost in a crash; a synced one survives', () => {
+  const disk = new NodeDisk('d1');
+  assert.equal(disk.isEmpty(), true);
+  disk.append([entry(1), entry(2)]);
+  disk.setHardState({ term: 1, vote: 1, commit: 0 });
+  assert.equal(disk.written.lastIndex(), 2, 'the process reads back what it wrote');
+  assert.equal(disk.durable.lastIndex(), 0, 'nothing is durable before the sync');
+  disk.loseUnsynced();
+  assert.equal(disk.written.lastIndex(), 0);
+  assert.deepEqual(disk.written.hardState, { term: 0, vote: 0, commit: 0 });
+  assert.equal(disk.isEmpty(), true, 'a crash before the first sync leaves an empty disk (the member bootstraps again)');
+
+  disk.append([entry(1), entry(2)]);
+  disk.sync();
+  disk.append([entry(3)]);
+  // A commit-only hard state is written without a sync (Ready.mustSync is false).
+  disk.setHardState({ term: 1, vote: 1, commit: 2 });
+  disk.loseUnsynced();
+  assert.equal(disk.durable.lastIndex(), 2);
+  assert.equal(disk.written.lastIndex(), 2, 'entry 3 was never synced');
+  assert.equal(disk.written.hardState.commit, 0, 'neither was the commit index');
+  assert.equal(disk.isEmpty(), false);
+});
+
+test('a sync makes everything written before it durable, and the images stay apart afterwards', () => {
+  const disk = new NodeDisk('d1');
+  disk.append([entry(1), entry(2), entry(3)]);
+  disk.sync();
+  // A new leader's entries replace the suffix from 2: written, not yet synced.
+  disk.append([entry(2, 2)]);
+  assert.equal(disk.written.lastIndex(), 2);
+  assert.equal(disk.durable.lastIndex(), 3, 'the durable log is untouched by an unsynced write');
+  assert.notEqual(disk.written.chainAt(2), disk.durable.chainAt(2), 'the two logs differ from index 2');
+  assert.equal(disk.written.chainAt(1), disk.durable.chainAt(1), 'and share the prefix before it');
+  disk.sync();
+  assert.equal(disk.durable.lastIndex(), 2);
+  assert.equal(disk.durable.chainAt(2), disk.written.chainAt(2));
+});
+
+test("a member's own snapshot is durable at once and compacts both images", () => {
+  const disk = new NodeDisk('d1');
+  disk.append([entry(1), entry(2), entry(3), entry(4)]);
+  disk.sync();
+  disk.append([entry(5)]);
+  const snapshot = { metadata: { index: 3, term: 1, conf: { voters: [1], learners: [] } }, data: new Uint8Array(0) };
+  disk.saveOwnSnapshot(snapshot, 2);
+  for (const image of [disk.written, disk.durable]) {
+    assert.equal(image.snapshotIndex(), 3);
+    assert.equal(image.firstIndex(), 3, 'entries after the compaction point stay');
+  }
+  disk.loseUnsynced();
+  assert.equal(disk.written.snapshotIndex(), 3, 'the snapshot survives a crash');
+  assert.equal(disk.written.lastIndex(), 4, 'entry 5 was never synced');
+  assert.deepEqual(disk.written.entriesAfterSnapshot().map((e) => e.index), [4]);
+});
