@@ -652,6 +652,9 @@ export class Cluster {
       live.sm.skip(entry.index);
       // A removed member's id is never used again (the simulator does reuse it, with the same disk).
       if (change.type === ConfChangeType.RemoveNode && change.nodeId !== node.id) node.disk.dataDirs.forget(change.nodeId);
+      // A member stops once it applies its own removal (raft holds that back until the others
+      // know it committed), not when another member applies it first.
+      if (change.type === ConfChangeType.RemoveNode && change.nodeId === node.id) this.pendingStops.add(node.id);
       this.monitor.observeApply(node.id, entry, live.sm.digest());
       this.onConfApplied(entry.index, change, conf);
       return;
@@ -661,7 +664,7 @@ export class Cluster {
     if (outcome !== undefined) this.listener?.onApplied(node.id, outcome);
   }
 
-  /** Tracks the committed membership and stops members once their removal is committed. */
+  /** Tracks the committed membership. */
   private onConfApplied(index: number, change: ConfChange, conf: ConfState): void {
     if (index <= this.committedConfIndex) return;
     this.committedConfIndex = index;
@@ -669,10 +672,9 @@ export class Cluster {
     if (index > this.bootstrapVoters.length) this.confChangesApplied++;
     this.committedConf = { voters: [...conf.voters], learners: [...conf.learners] };
     this.trace.string(`conf${index}:${change.type}:${change.nodeId};`);
-    if (change.type === ConfChangeType.RemoveNode) this.pendingStops.add(change.nodeId);
   }
 
-  /** Nodes to stop at the end of this step (their removal was committed). */
+  /** Nodes to stop at the end of this step (they applied their own removal). */
   readonly pendingStops = new Set<NodeId>();
   /** Nodes to stop at the end of this step: raft found they lost data (unchecked-wipes only). */
   private readonly lostData = new Set<NodeId>();

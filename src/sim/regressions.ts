@@ -82,6 +82,20 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'older than the disk\'s are not held against the log',
   },
   {
+    seed: 5784,
+    options: {},
+    found:
+      'simulator: a removed member was stopped as soon as ANY member applied its removal; here the ' +
+      'removed leader was stopped in the middle of its handoff, and the one follower that had learned ' +
+      'the commit then lost it in a crash (a commit index is written without a sync), so nobody alive ' +
+      'knew the removal committed: no leader, ever (fixed: a member stops when it applies its own ' +
+      'removal, as a replica does; found by the first 10,000-seed campaign through the Ready loop)',
+  },
+  // Seeds 17632 and 18512 failed the same way (liveness, no leader after faults stopped) in the
+  // 10,001..20,000 campaign on c4f70fd and pass with the same fix.
+  { seed: 17632, options: {}, found: 'simulator: liveness, as seed 5784 (a removed member stopped before it applied its removal)' },
+  { seed: 18512, options: {}, found: 'simulator: liveness, as seed 5784 (a removed member stopped before it applied its removal)' },
+  {
     seed: 949,
     options: {},
     found:
