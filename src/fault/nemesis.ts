@@ -274,9 +274,25 @@ export class Nemesis {
           await new Promise((resolve) => setTimeout(resolve, 500));
         }
       }
+      // Healed once it is a voter again: wiping another voter while it is still a learner would
+      // leave the cluster without a quorum, and with it no way to remove the wiped member.
+      if (!outcome.startsWith('remedy failed')) {
+        outcome = (await this.untilVoter(member, via, deadline)) ? `${outcome}; a voter again` : `remedy failed: ${member.name} was added again but not promoted to a voter within 30 s`;
+      }
       if (outcome.startsWith('remedy failed')) this.deps.errors.push(`wipe: ${member.name}: ${outcome}`);
       this.end(record, outcome);
     };
+  }
+
+  /** Whether the member at `member`'s peer address is listed as a voter before the deadline. */
+  private async untilVoter(member: MemberProcess, via: () => MemberProcess, deadline: number): Promise<boolean> {
+    const isVoter = (m: { peerURLs: string[]; isLearner: boolean }) => !m.isLearner && m.peerURLs.some((url) => url.endsWith(`//${member.listenPeer}`));
+    while (performance.now() < deadline) {
+      const list = await this.deps.cluster.call<{ members: { peerURLs: string[]; isLearner: boolean }[] }>(via(), 'Cluster', 'MemberList', {}, 5000).catch(() => undefined);
+      if (list?.members.some(isVoter)) return true;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    return false;
   }
 
   private async relaunch(member: MemberProcess, record: FaultRecord): Promise<void> {
