@@ -3,6 +3,7 @@
 // lease, member and cluster ids: etcd draws them from 64 bits (most are above 2^53, which a
 // number cannot hold exactly), and the SDK talks to etcd as well as to Lichen.
 import { ErrorCode, LichenError } from '../errors.js';
+import { prefixRangeEnd } from '../mvcc/key-range.js';
 
 export type Bytes = string | Uint8Array;
 
@@ -69,17 +70,10 @@ export function toBuffer(value: Bytes): Buffer {
   return typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
-/** The end of the range of every key starting with prefix (etcd's "prefix + 1"). */
+/** The end of the range of every key starting with prefix (etcd's "prefix + 1"; [0] when there is none). */
 export function prefixEnd(prefix: Bytes): Buffer {
-  const end = Buffer.from(toBuffer(prefix));
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++;
-      return end.subarray(0, i + 1);
-    }
-  }
-  // All 0xff (or empty): every key from prefix on.
-  return Buffer.from([0]);
+  const end = prefixRangeEnd(toBuffer(prefix));
+  return Buffer.from(end.buffer, end.byteOffset, end.byteLength);
 }
 
 /** An int64/uint64 from the wire (a revision, a count, a TTL) as a number; none comes near 2^53. */
