@@ -17,6 +17,17 @@ import type { LmdbEngine } from '../engine/index.js';
 const FIXTURE = new URL('./testdata/data-dir-0.1', import.meta.url).pathname;
 /** What the fixture's README says was written into it. */
 const FIXTURE_LEASE = 0x0e0ec6582531c1;
+/** Three members' directories written by lichen 0.1, after snapshots were taken (see its README). */
+const CLUSTER_FIXTURE = new URL('./testdata/data-dir-0.1-3', import.meta.url).pathname;
+const CLUSTER_FIXTURE_LEASE = 0x037020b19fea7c;
+/** The keys under /fixture/ the cluster fixture holds, as key=value@modRevision/vVersion/lLease. */
+const CLUSTER_FIXTURE_KEYS = [
+  '/fixture/a=alpha2@4/v2/l0',
+  '/fixture/after-snap=z@18/v1/l0',
+  '/fixture/b=beta@3/v1/l0',
+  `/fixture/leased=held@5/v1/l${CLUSTER_FIXTURE_LEASE}`,
+  ...Array.from({ length: 11 }, (_, i) => `/fixture/n${i + 1}=v${i + 1}@${6 + i}/v1/l0`).sort(),
+].sort();
 
 let dir: string;
 beforeEach(() => void (dir = mkdtempSync(join(tmpdir(), 'lichen-format-'))));
@@ -29,9 +40,9 @@ function fixtureCopy(): string {
   return dataDir;
 }
 
-function config(dataDir: string) {
+function config(dataDir: string, name = 'n1') {
   return defaultNodeConfig({
-    name: 'n1',
+    name,
     dataDir,
     listenClient: '127.0.0.1:0',
     listenPeer: '127.0.0.1:0',
@@ -86,6 +97,45 @@ describe('data directory formats', () => {
     } finally {
       reader.close();
       await again.close();
+    }
+  });
+
+  it('the directories of a 3-member lichen 0.1 cluster with snapshots taken open with their keys, lease, user and log', async () => {
+    for (const name of ['n1', 'n2', 'n3']) {
+      const dataDir = join(dir, name);
+      cpSync(join(CLUSTER_FIXTURE, name), dataDir, { recursive: true });
+      const state = await openNodeState(config(dataDir, name), createSilentLogger());
+      try {
+        const { machine, raftLog, snapshotIndex } = state.storage;
+        const { kvs } = machine.mvcc.range({ key: Buffer.from('/fixture/'), rangeEnd: Buffer.from('/fixture0') });
+        const found = kvs.map((kv) => `${Buffer.from(kv.key)}=${Buffer.from(kv.value)}@${kv.modRevision}/v${kv.version}/l${kv.lease}`);
+        assert.deepEqual(found.sort(), CLUSTER_FIXTURE_KEYS, name);
+        assert.equal(machine.mvcc.currentRevision, 19, name);
+        assert.deepEqual(machine.mvcc.leases().map((l) => l.ID), [CLUSTER_FIXTURE_LEASE], name);
+        assert.deepEqual(machine.auth.userNames(), ['fixture-user'], name);
+        assert.ok(machine.auth.hasRole('fixture-user', 'fixture-role'), name);
+        assert.ok(snapshotIndex > 1, `${name}: a snapshot was taken (snapshot index ${snapshotIndex})`);
+        assert.equal(raftLog.lastIndex(), 28, name);
+        assert.equal(state.storage.members.list().length, 3, name);
+      } finally {
+        await state.storage.wal.close();
+        await (state.storage.machine.engine as LmdbEngine).closeAsync();
+      }
+    }
+  });
+
+  it('a member of the 3-member lichen 0.1 cluster started alone serves its keys to serializable reads', async () => {
+    const dataDir = join(dir, 'n2');
+    cpSync(join(CLUSTER_FIXTURE, 'n2'), dataDir, { recursive: true });
+    const node = await startNode(config(dataDir, 'n2'), createSilentLogger());
+    const client = new LichenClient({ endpoints: [node.addresses.client], timeoutMs: 10_000 });
+    try {
+      const { kvs } = await client.get('/fixture/', { prefix: true, serializable: true });
+      const found = kvs.map((kv) => `${kv.key}=${kv.value}@${kv.modRevision}/v${kv.version}/l${kv.lease}`);
+      assert.deepEqual(found.sort(), CLUSTER_FIXTURE_KEYS);
+    } finally {
+      client.close();
+      await node.close();
     }
   });
 
