@@ -105,8 +105,11 @@ export type Message =
   /** On success `index` is the last index now matching the leader. On reject `index` is the rejected
    *  prevLogIndex, and (rejectHint, hintTerm) let the leader skip a whole term (fast backtracking). */
   | (MessageBase & { type: 'AppResp'; reject: boolean; index: number; rejectHint: number; hintTerm: number })
-  /** `context` is non-empty when the heartbeat also confirms leadership for a ReadIndex round. */
-  | (MessageBase & { type: 'Heartbeat'; commit: number; context: Uint8Array })
+  /**
+   * `context` is non-empty when the heartbeat also confirms leadership for a ReadIndex round.
+   * `quiesce`: the leader's last heartbeat before it goes quiet (see Raft.maybeQuiesce).
+   */
+  | (MessageBase & { type: 'Heartbeat'; commit: number; context: Uint8Array; quiesce?: true })
   | (MessageBase & { type: 'HeartbeatResp'; context: Uint8Array })
   /** InstallSnapshot (§7). */
   | (MessageBase & { type: 'Snap'; snapshot: Snapshot })

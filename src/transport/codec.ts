@@ -174,6 +174,7 @@ function writeMessage(sink: Sink, m: Message): void {
     case 'Heartbeat':
       sink.uvarint(m.commit);
       sink.bytes(m.context);
+      writeBool(sink, m.quiesce === true);
       return;
     case 'HeartbeatResp':
     case 'ReadIndex':
@@ -384,8 +385,11 @@ function readVariant(reader: Reader, type: MessageType, from: number, to: number
         rejectHint: reader.uvarint('rejectHint'),
         hintTerm: reader.uvarint('hintTerm'),
       };
-    case 'Heartbeat':
-      return { type, from, to, term, commit: reader.uvarint('commit'), context: reader.bytes('context') };
+    case 'Heartbeat': {
+      const heartbeat: Message = { type, from, to, term, commit: reader.uvarint('commit'), context: reader.bytes('context') };
+      if (reader.bool('quiesce')) heartbeat.quiesce = true;
+      return heartbeat;
+    }
     case 'HeartbeatResp':
     case 'ReadIndex':
       return { type, from, to, term, context: reader.bytes('context') };

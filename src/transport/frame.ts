@@ -1,9 +1,9 @@
 // Framing of the peer byte stream. Every frame is a u32 big-endian length (the bytes after the
 // length field), a u8 kind, and the payload:
 //
-//   Hello      magic "LCHN" · u8 protocol version · varint clusterId · varint from · varint to ·
-//              the dialer's data directory id (DATA_DIR_ID_BYTES) (the first frame on a
-//              connection, sent by the dialer)
+//   Hello      magic "LCHN" · u8 protocol version · varint clusterId · varint from · varint to
+//              (node ids: the dialing process and the one it dials) · the dialer's data
+//              directory id (DATA_DIR_ID_BYTES) (the first frame on a connection, sent by the dialer)
 //   HelloAck   u8 status · accepted (1): the listener's data directory id; otherwise a refusal
 //              and a utf-8 reason, which never names an id of the cluster (whoever dials may be a
 //              stranger). The status says what kind of refusal, for the dialer to act on: 2
@@ -15,29 +15,38 @@
 //              connection and dials again, as it did with those refusals before.
 //   Challenge  a random nonce of NONCE_BYTES: "if you are the member you claim, send this back"
 //   Proof      the nonce of a Challenge, sent back on the connection it vouches for
-//   Message    one message in the codec's encoding (src/transport/codec.ts)
-//   SnapBegin  varint total snapshot data bytes · a Snap message whose snapshot data is empty
+//   Message    varint group id · one message of that group in the codec's encoding (codec.ts)
+//   SnapBegin  varint total snapshot data bytes · varint group id · a Snap message whose
+//              snapshot data is empty
 //   SnapChunk  raw snapshot data bytes (the chunks after a SnapBegin add up to its total)
+//   Beat       varint count · count × (varint group id · varint length · message): a store's
+//              once-a-tick frame to a peer process, carrying the heartbeats and heartbeat
+//              responses of all its groups for that process (coalesced: one frame, not one per
+//              group), and standing in for a liveness heartbeat when it carries none
 //
-// Challenge and Proof bind a connection to one member id (tcp.ts says how and why); they may
+// Challenge and Proof bind a connection to one node id (tcp.ts says how and why); they may
 // travel before the HelloAck, in both directions' connections.
 //
 // A frame's size (length field included) never exceeds the receiver's maxFrameBytes; a receiver
 // closes the connection on an oversize or empty frame rather than buffering without bound.
-import type { NodeId } from '../raft/types.js';
+import type { Message, NodeId } from '../raft/types.js';
 import { LichenError, ErrorCode, assert } from '../errors.js';
+import { isGroupId, type GroupId } from '../ids.js';
+import { encodeMessage } from './codec.js';
 import { peerHandshakeFrameBytesMax } from '../limits.js';
 
 /**
  * 2: the dialer proves its member id (Challenge and Proof) before the HelloAck. 3: both sides
- * name their data directory (src/server/data-dirs.ts says why).
+ * name their data directory (src/server/data-dirs.ts says why). 4: a connection binds a node (a
+ * process hosting replicas of many groups), messages carry their group id, and Beat frames carry
+ * the heartbeats of all groups.
  *
  * Members speak exactly one version, and a listener refuses a dialer of another one at the Hello,
  * so two releases never half-talk. For the refusal to be readable whatever the versions, two things
  * never change: a Hello starts with HELLO_MAGIC and the version byte, and a refusing HelloAck is
  * the frame kind, status 0 and the reason in UTF-8 (which names both versions).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 /** A data directory id: 64 random bits drawn when the directory was created. */
 export const DATA_DIR_ID_BYTES = 8;
 export const FRAME_LENGTH_BYTES = 4;
@@ -48,7 +57,7 @@ const HELLO_MAGIC = Buffer.from('LCHN', 'latin1');
 export const HANDSHAKE_FRAME_BYTES_MAX = peerHandshakeFrameBytesMax;
 const REASON_BYTES_MAX = HANDSHAKE_FRAME_BYTES_MAX - FRAME_HEADER_BYTES - 1;
 
-export const FrameKind = { Hello: 1, HelloAck: 2, Message: 3, SnapBegin: 4, SnapChunk: 5, Challenge: 6, Proof: 7 } as const;
+export const FrameKind = { Hello: 1, HelloAck: 2, Message: 3, SnapBegin: 4, SnapChunk: 5, Challenge: 6, Proof: 7, Beat: 8 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 
 /** Fills in the frame header of a buffer whose first FRAME_HEADER_BYTES were left as headroom. */
@@ -184,18 +193,85 @@ export function decodeNonce(payload: Uint8Array): Buffer {
   return Buffer.from(payload.buffer, payload.byteOffset, payload.length);
 }
 
-/** SnapBegin payload: the total data length, then the Snap message encoded without its data. */
-export function encodeSnapBegin(totalBytes: number, emptySnapMessage: Uint8Array): Buffer {
-  const total = varintBytes(totalBytes);
-  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + total.length + emptySnapMessage.length);
-  frame.set(total, FRAME_HEADER_BYTES);
-  frame.set(emptySnapMessage, FRAME_HEADER_BYTES + total.length);
+/** SnapBegin payload: the total data length, the group id, then the Snap message encoded without its data. */
+export function encodeSnapBegin(totalBytes: number, group: GroupId, emptySnapMessage: Uint8Array): Buffer {
+  const head = [...varintBytes(totalBytes), ...varintBytes(group)];
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head.length + emptySnapMessage.length);
+  frame.set(head, FRAME_HEADER_BYTES);
+  frame.set(emptySnapMessage, FRAME_HEADER_BYTES + head.length);
   return writeFrameHeader(frame, FrameKind.SnapBegin);
 }
 
-export function decodeSnapBegin(payload: Uint8Array): { totalBytes: number; message: Uint8Array } {
+export function decodeSnapBegin(payload: Uint8Array): { totalBytes: number; group: GroupId; message: Uint8Array } {
   const total = readVarint(payload, 0, 'snapshot total bytes');
-  return { totalBytes: total.value, message: payload.subarray(total.next) };
+  const group = readGroupId(payload, total.next);
+  return { totalBytes: total.value, group: group.value, message: payload.subarray(group.next) };
+}
+
+function readGroupId(bytes: Uint8Array, offset: number): { value: GroupId; next: number } {
+  const group = readVarint(bytes, offset, 'group id');
+  if (!isGroupId(group.value)) throw protocolError(`group id ${group.value} is not a positive 32-bit integer`);
+  return group;
+}
+
+/** A message and the group it belongs to. */
+export interface GroupMessage {
+  group: GroupId;
+  message: Message;
+}
+
+/** A Message frame: the group id, then the message (encoded once, straight after the header). */
+export function encodeMessageFrame(group: GroupId, m: Message): Buffer {
+  const groupBytes = varintBytes(group);
+  const frame = encodeMessage(m, FRAME_HEADER_BYTES + groupBytes.length);
+  frame.set(groupBytes, FRAME_HEADER_BYTES);
+  return writeFrameHeader(frame, FrameKind.Message);
+}
+
+/** The group id of a Message payload and the bytes of its message. */
+export function decodeMessageFrame(payload: Uint8Array): { group: GroupId; message: Uint8Array } {
+  const group = readGroupId(payload, 0);
+  return { group: group.value, message: payload.subarray(group.next) };
+}
+
+/**
+ * Beat frames for `messages`, as few as fit `frameBytesMax` each (one, unless thousands of groups'
+ * heartbeats go to one peer with a small frame limit); one empty frame when there are none.
+ */
+export function encodeBeatFrames(messages: GroupMessage[], frameBytesMax: number): Buffer[] {
+  const items = messages.map(({ group, message }) => {
+    const body = encodeMessage(message);
+    return Buffer.concat([Buffer.from([...varintBytes(group), ...varintBytes(body.length)]), body]);
+  });
+  const frames: Buffer[] = [];
+  let start = 0;
+  do {
+    let bytes = FRAME_HEADER_BYTES + 8;
+    let end = start;
+    while (end < items.length && (end === start || bytes + items[end]!.length <= frameBytesMax)) bytes += items[end++]!.length;
+    const count = varintBytes(end - start);
+    frames.push(writeFrameHeader(Buffer.concat([Buffer.alloc(FRAME_HEADER_BYTES), Buffer.from(count), ...items.slice(start, end)]), FrameKind.Beat));
+    start = end;
+  } while (start < items.length);
+  return frames;
+}
+
+/** The group ids and encoded messages of a Beat payload (each message still to be decoded). */
+export function decodeBeat(payload: Uint8Array): { group: GroupId; message: Uint8Array }[] {
+  const count = readVarint(payload, 0, 'beat message count');
+  // Each item takes at least three bytes: a count beyond that is a lie, refused before any array is sized.
+  if (count.value > (payload.length - count.next) / 3) throw protocolError(`a beat announces ${count.value} messages in ${payload.length} bytes`);
+  const items: { group: GroupId; message: Uint8Array }[] = [];
+  let offset = count.next;
+  for (let i = 0; i < count.value; i++) {
+    const group = readGroupId(payload, offset);
+    const length = readVarint(payload, group.next, 'beat message length');
+    if (length.next + length.value > payload.length) throw protocolError('a beat message runs past the end of its frame');
+    items.push({ group: group.value, message: payload.subarray(length.next, length.next + length.value) });
+    offset = length.next + length.value;
+  }
+  if (offset !== payload.length) throw protocolError('a beat frame has bytes after its last message');
+  return items;
 }
 
 /**

@@ -7,13 +7,14 @@ export {
   encodedMessageBytes,
   type DecodeOptions,
 } from './codec.js';
-export { PROTOCOL_VERSION, FrameKind, FrameReader } from './frame.js';
+export { PROTOCOL_VERSION, FrameKind, FrameReader, type GroupMessage } from './frame.js';
 export {
   TcpTransport,
   type TransportOptions,
   type PeerTls,
   type PeerRefusal,
   type TransportLogger,
+  type SnapshotSink,
 } from './tcp.js';
 export { MemoryNetwork, MemoryTransport, type MemoryNetworkOptions, type MemoryTransportOptions } from './memory.js';
 export type { Transport, TransportStats, PeerStats, InboundStats } from './types.js';

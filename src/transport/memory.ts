@@ -8,16 +8,20 @@
 //   shares objects with the sender and every message must be encodable;
 // - a peer of another cluster, or an address that belongs to another member, is refused and the
 //   refusal is logged and shown in stats on both sides;
-// - a Snap reports onSnapshotSent(ok) once it is delivered or lost.
+// - a Snap reports onSnapshotSent(ok) once it is delivered or lost;
+// - messages travel with their group, a Beat is one frame (framesSent counts frames as TCP does),
+//   and a message whose sender is not hosted on the sending node, or whose receiver not on the
+//   receiving one (memberNode), is dropped and counted.
 // Differences: a link that is cut or lossy drops messages silently (like a black-holed network,
 // which TCP would only notice much later), and a peer address that nobody is bound to reports
 // onUnreachable at once (like a refused connection).
 import type { Message, NodeId } from '../raft/types.js';
 import { assert } from '../errors.js';
+import { metaGroupId, type GroupId } from '../ids.js';
 import { decodeMessage, encodeMessage } from './codec.js';
 import type { TransportLogger, TransportOptions } from './tcp.js';
 import { peerFrameBytesMax, peerSendQueueMessagesMax, peerSnapshotBytesMax } from '../limits.js';
-import { FRAME_HEADER_BYTES } from './frame.js';
+import { FRAME_HEADER_BYTES, type GroupMessage } from './frame.js';
 import type { InboundStats, PeerStats, Transport, TransportStats } from './types.js';
 import { seededRandom } from '../random.js';
 
@@ -90,12 +94,12 @@ export class MemoryNetwork {
     this.#filter = keep;
   }
 
-  /** Whether a message may cross the network now; counts it as dropped when not. */
-  admits(m: Message): boolean {
+  /** Whether a message from node `from` to node `to` may cross the network now; counts it as dropped when not. */
+  admits(m: Message, from: NodeId, to: NodeId): boolean {
     const blocked =
-      this.#isolated.has(m.from) ||
-      this.#isolated.has(m.to) ||
-      this.#cutLinks.has(`${m.from}>${m.to}`) ||
+      this.#isolated.has(from) ||
+      this.#isolated.has(to) ||
+      this.#cutLinks.has(`${from}>${to}`) ||
       (this.#dropRate > 0 && this.#random() < this.#dropRate) ||
       (this.#filter !== null && !this.#filter(m));
     if (blocked) this.dropped++;
@@ -136,17 +140,22 @@ export interface MemoryTransportOptions extends TransportOptions {
   network: MemoryNetwork;
 }
 
-interface Queued {
+interface QueuedMessage {
+  group: GroupId;
   message: Message;
   /** The encoded message when the network encodes; the receiver decodes its own copy from it. */
   bytes: Buffer | null;
 }
+
+/** One frame: a message, or a Beat with the heartbeats of many groups (maybe none). */
+type Queued = { beat: false; item: QueuedMessage } | { beat: true; items: QueuedMessage[] };
 
 interface MemoryPeer {
   address: string;
   queue: Queued[];
   dropped: number;
   sentBytes: number;
+  framesSent: number;
   refused: number;
   lastError: string | null;
 }
@@ -158,6 +167,7 @@ export class MemoryTransport implements Transport {
   readonly #sendQueueMax: number;
   readonly #maxFrameBytes: number;
   readonly #maxSnapshotBytes: number;
+  readonly #memberNode: (group: GroupId, member: NodeId) => NodeId | undefined;
   #peers = new Map<NodeId, MemoryPeer>();
   #address: { host: string; port: number } | null = null;
   #flushScheduled = false;
@@ -183,6 +193,7 @@ export class MemoryTransport implements Transport {
     this.#sendQueueMax = options.sendQueueMax ?? peerSendQueueMessagesMax;
     this.#maxFrameBytes = options.maxFrameBytes ?? peerFrameBytesMax;
     this.#maxSnapshotBytes = options.maxSnapshotBytes ?? peerSnapshotBytesMax;
+    this.#memberNode = options.memberNode ?? ((_group, member) => member);
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -205,7 +216,7 @@ export class MemoryTransport implements Transport {
       existing.address = address;
       return;
     }
-    this.#peers.set(id, { address, queue: [], dropped: 0, sentBytes: 0, refused: 0, lastError: null });
+    this.#peers.set(id, { address, queue: [], dropped: 0, sentBytes: 0, framesSent: 0, refused: 0, lastError: null });
   }
 
   updatePeer(id: NodeId, address: string): void {
@@ -216,31 +227,50 @@ export class MemoryTransport implements Transport {
     this.#peers.delete(id);
   }
 
-  send(messages: Message[]): void {
+  send(messages: Message[], group: GroupId = metaGroupId): void {
     if (this.#closed) return;
     for (const m of messages) {
-      const peer = this.#peers.get(m.to);
+      const node = this.#memberNode(group, m.to) ?? m.to;
+      const peer = this.#peers.get(node);
       if (peer === undefined) {
         this.#unknownPeerDrops++;
-        this.#logger('unknown-peer', { peer: m.to, message: m.type });
-        this.#fail(m);
+        this.#logger('unknown-peer', { peer: node, group, message: m.type });
+        this.#fail(node, group, m);
         continue;
       }
       if (peer.queue.length >= this.#sendQueueMax) {
         peer.dropped++;
-        this.#logger('queue-full', { peer: m.to, queued: peer.queue.length, message: m.type });
-        this.#fail(m);
+        this.#logger('queue-full', { peer: node, queued: peer.queue.length, message: m.type });
+        this.#fail(node, group, m);
         continue;
       }
       const bytes = this.#network.encode ? encodeMessage(m) : null;
       if (bytes !== null && m.type !== 'Snap' && bytes.length + FRAME_HEADER_BYTES > this.#maxFrameBytes) {
         peer.dropped++;
-        this.#logger('message-too-large', { peer: m.to, message: m.type, bytes: bytes.length });
-        this.#fail(m);
+        this.#logger('message-too-large', { peer: node, message: m.type, bytes: bytes.length });
+        this.#fail(node, group, m);
         continue;
       }
-      peer.queue.push({ message: m, bytes });
+      peer.queue.push({ beat: false, item: { group, message: m, bytes } });
     }
+    this.#scheduleFlush();
+  }
+
+  sendBeat(node: NodeId, messages: GroupMessage[]): void {
+    if (this.#closed) return;
+    const peer = this.#peers.get(node);
+    if (peer === undefined) {
+      this.#unknownPeerDrops++;
+      this.#logger('unknown-peer', { peer: node, message: 'Beat' });
+      return;
+    }
+    if (peer.queue.length >= this.#sendQueueMax) {
+      peer.dropped++;
+      this.options.onUnreachable?.(node);
+      return;
+    }
+    const items = messages.map(({ group, message }) => ({ group, message, bytes: this.#network.encode ? encodeMessage(message) : null }));
+    peer.queue.push({ beat: true, items });
     this.#scheduleFlush();
   }
 
@@ -253,6 +283,7 @@ export class MemoryTransport implements Transport {
         queued: peer.queue.length,
         dropped: peer.dropped,
         sentBytes: peer.sentBytes,
+        framesSent: peer.framesSent,
         refused: peer.refused,
         lastError: peer.lastError,
       };
@@ -266,9 +297,9 @@ export class MemoryTransport implements Transport {
     this.#peers.clear();
   }
 
-  #fail(m: Message): void {
-    if (m.type === 'Snap') this.options.onSnapshotSent?.(m.to, false);
-    this.options.onUnreachable?.(m.to);
+  #fail(node: NodeId, group: GroupId, m: Message): void {
+    if (m.type === 'Snap') this.options.onSnapshotSent?.(node, false, group, m.to);
+    this.options.onUnreachable?.(node);
   }
 
   #scheduleFlush(): void {
@@ -307,8 +338,7 @@ export class MemoryTransport implements Transport {
     return null;
   }
 
-  #deliver(id: NodeId, peer: MemoryPeer, item: Queued): void {
-    const { message } = item;
+  #deliver(id: NodeId, peer: MemoryPeer, queued: Queued): void {
     const refusal = this.#refusal(id, peer);
     if (refusal !== null) {
       peer.dropped++;
@@ -323,18 +353,30 @@ export class MemoryTransport implements Transport {
         }
       }
       peer.lastError = refusal;
-      this.#fail(message);
+      if (queued.beat) this.options.onUnreachable?.(id);
+      else this.#fail(id, queued.item.group, queued.item.message);
       return;
     }
     peer.lastError = null;
-    if (!this.#network.admits(message)) {
-      if (message.type === 'Snap') this.options.onSnapshotSent?.(id, false);
+    const target = this.#network.lookup(peer.address)!;
+    peer.framesSent++;
+    if (!queued.beat) return this.#carry(id, peer, target, queued.item);
+    // A beat says the process is alive only where the link is open; its heartbeats may still be lost one by one.
+    if (!this.#network.linkOpen(this.options.id, id)) return;
+    target.options.onBeat?.(this.options.id);
+    for (const item of queued.items) this.#carry(id, peer, target, item);
+  }
+
+  /** Hands one message to `target`, unless the network loses it. */
+  #carry(id: NodeId, peer: MemoryPeer, target: MemoryTransport, item: QueuedMessage): void {
+    const { message, group } = item;
+    if (!this.#network.admits(message, this.options.id, id)) {
+      if (message.type === 'Snap') this.options.onSnapshotSent?.(id, false, group, message.to);
       return;
     }
-    const target = this.#network.lookup(peer.address)!;
     peer.sentBytes += item.bytes?.length ?? 0;
-    target.#receive(item.bytes === null ? message : decodeMessage(item.bytes), item.bytes?.length ?? 0);
-    if (message.type === 'Snap') this.options.onSnapshotSent?.(id, true);
+    target.#receive(item.bytes === null ? message : decodeMessage(item.bytes), group, this.options.id, item.bytes?.length ?? 0);
+    if (message.type === 'Snap') this.options.onSnapshotSent?.(id, true, group, message.to);
   }
 
   #rejected(reason: string, remoteId: NodeId): void {
@@ -343,8 +385,13 @@ export class MemoryTransport implements Transport {
     this.#logger('handshake-rejected', { localId: this.options.id, remoteId, reason });
   }
 
-  #receive(m: Message, bytes: number): void {
+  #receive(m: Message, group: GroupId, fromNode: NodeId, bytes: number): void {
     this.inbound.receivedBytes += bytes;
+    if (this.#memberNode(group, m.from) !== fromNode || this.#memberNode(group, m.to) !== this.options.id) {
+      this.inbound.mismatchedMessagesDropped++;
+      this.#logger('message-dropped', { localId: this.options.id, remoteId: fromNode, group, message: m.type, from: m.from, to: m.to });
+      return;
+    }
     if (m.type === 'Snap') {
       if (m.snapshot.data.byteLength > this.#maxSnapshotBytes) {
         this.inbound.snapshotsDropped++;
@@ -354,6 +401,6 @@ export class MemoryTransport implements Transport {
       this.inbound.snapshotsReceived++;
     }
     this.inbound.messagesReceived++;
-    this.options.onMessage(m);
+    this.options.onMessage(m, group, fromNode);
   }
 }

@@ -5,7 +5,7 @@ import tls from 'node:tls';
 import { snapshotBytes, type Message, type NodeId } from '../raft/types.js';
 import { TcpTransport, type PeerRefusal, type SnapshotSink, type TransportOptions } from './tcp.js';
 import { encodeMessage } from './codec.js';
-import { FRAME_HEADER_BYTES, FrameKind, FrameReader, PROTOCOL_VERSION, decodeHelloAck, encodeHello, encodeHelloAck, encodeNonceFrame, encodeSnapBegin, writeFrameHeader, type HelloAck } from './frame.js';
+import { FRAME_HEADER_BYTES, FrameKind, FrameReader, PROTOCOL_VERSION, decodeHelloAck, encodeHello, encodeBeatFrames, encodeHelloAck, encodeMessageFrame, encodeNonceFrame, encodeSnapBegin, writeFrameHeader, type HelloAck } from './frame.js';
 import { Waiter, plain, seededRandom } from './testing.js';
 import { createCertificateAuthority, issueCertificate, selfSignedCertificate, type PemPair } from '../tls/certs.js';
 import { peerTlsOptions, type TlsMaterial } from '../tls/index.js';
@@ -15,6 +15,10 @@ const TEST_TIMEOUT_MS = 15_000;
 /** A transport on 127.0.0.1 that records everything it receives and reports. */
 class Node {
   readonly received: Message[] = [];
+  /** The group of each received message. */
+  readonly groups: number[] = [];
+  /** Beat frames received, by sending node. */
+  readonly beats: NodeId[] = [];
   readonly unreachable: NodeId[] = [];
   readonly snapshotsSent: { peer: NodeId; ok: boolean }[] = [];
   readonly events: { event: string; fields: Record<string, unknown> }[] = [];
@@ -32,8 +36,13 @@ class Node {
       id,
       clusterId: 7,
       listen: { host: '127.0.0.1', port: 0 },
-      onMessage: (m) => {
+      onMessage: (m, group) => {
         this.received.push(m);
+        this.groups.push(group);
+        waiter.poke();
+      },
+      onBeat: (node) => {
+        this.beats.push(node);
         waiter.poke();
       },
       onUnreachable: (peer) => {
@@ -481,8 +490,8 @@ class RawPeer {
   }
 }
 
-function messageFrame(m: Message): Buffer {
-  return writeFrameHeader(encodeMessage(m, FRAME_HEADER_BYTES), FrameKind.Message);
+function messageFrame(m: Message, group = 1): Buffer {
+  return encodeMessageFrame(group, m);
 }
 
 function proposal(from: NodeId, to: NodeId): Message {
@@ -633,7 +642,7 @@ test('a snapshot announced on a connection not bound to a member is refused befo
       await withRawPeer(waiter, async (impostor) => {
         const dial = await impostor.dial(b!.transport.address.port, { clusterId: 7, from: 1, to: 2 });
         const empty: Message = { type: 'Snap', from: 1, to: 2, term: 9, snapshot: { metadata: { index: 50, term: 9, conf: { voters: [1, 2], learners: [] } }, data: new Uint8Array(0) } };
-        dial.write(encodeSnapBegin(512 * 1024 * 1024, encodeMessage(empty)));
+        dial.write(encodeSnapBegin(512 * 1024 * 1024, 1, encodeMessage(empty)));
         await waiter.until(() => dial.closed, 'the impostor to be cut off');
       });
       assert.match(b!.transport.stats().inbound.lastError ?? '', /before the dialer proved its member id/);
@@ -660,6 +669,89 @@ test('a message on a bound connection that names another sender or receiver is d
       assert.equal(dial.closed, false);
     });
   });
+});
+
+test('a member of the previous release (peer protocol version 3) is refused at the hello with both versions named', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.equal(PROTOCOL_VERSION, 4);
+  await withNodes(2, async ([, b], waiter) => {
+    const socket = net.connect({ host: '127.0.0.1', port: b!.transport.address.port });
+    const old = new RawDial(socket, waiter);
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    // Version 3's hello has this layout too; its messages carry no group id.
+    const hello = encodeHello({ clusterId: 7, from: 1, to: 2, dataDirId: new Uint8Array(8) });
+    hello[FRAME_HEADER_BYTES + 4] = 3;
+    old.write(hello, writeFrameHeader(encodeMessage(heartbeat(1, 2, 1), FRAME_HEADER_BYTES), FrameKind.Message));
+    await waiter.until(() => old.closed, 'the old dialer to be refused');
+    const ack = old.ack;
+    assert.ok(ack?.status === 'refused');
+    assert.equal(
+      ack.reason,
+      'the dialer speaks peer protocol version 3, this member speaks 4: run lichen releases that speak the same version on every member (README, "Upgrades")',
+    );
+    assert.deepEqual(b!.refusals, [{ kind: 'handshake', reason: 'version' }]);
+    assert.equal(b!.received.length, 0);
+  });
+});
+
+test('messages carry their group: a sender or receiver not hosted on the bound node or here is dropped and counted', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // Node 3 hosts member 31 of group 5 and member 3 of group 1; node 2 (under test) hosts member 22 of group 5.
+  const hosts = new Map([['5:31', 3], ['5:22', 2], ['5:41', 4]]);
+  await withNodes(
+    2,
+    async ([, b], waiter) => {
+      await withRawPeer(waiter, async (raw) => {
+        b!.transport.addPeer(3, await raw.listen());
+        const dial = await raw.provenDial(b!.transport.address.port, 3, 2);
+        dial.write(
+          messageFrame(heartbeat(31, 22, 1), 5),
+          // Member 41 of group 5 lives on node 4: node 3 cannot speak for it.
+          messageFrame(heartbeat(41, 22, 1), 5),
+          // Member 31 exists in group 5 only.
+          messageFrame(heartbeat(31, 22, 1), 6),
+          // Member 31 on node 3 writes to member 2, which is not hosted here in group 5.
+          messageFrame(heartbeat(31, 2, 1), 5),
+          messageFrame(heartbeat(3, 2, 7), 1),
+        );
+        await waiter.until(() => b!.received.length === 2, 'the honest messages');
+        assert.deepEqual(b!.received.map((m) => [m.from, m.to]), [[31, 22], [3, 2]]);
+        assert.deepEqual(b!.groups, [5, 1]);
+        assert.equal(b!.transport.stats().inbound.mismatchedMessagesDropped, 3);
+        assert.deepEqual(b!.refusals.map((r) => r.reason), ['from_mismatch', 'from_mismatch', 'to_mismatch']);
+        // A frame with group id 0 breaks the protocol: the connection closes.
+        dial.write(messageFrame(heartbeat(31, 22, 1), 1).fill(0, FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + 1));
+        await waiter.until(() => dial.closed, 'the connection to close');
+        assert.match(b!.transport.stats().inbound.lastError ?? '', /group id 0 is not a positive 32-bit integer/);
+      });
+    },
+    (id) => (id === 2 ? { memberNode: (group, member) => (group === 1 ? member : hosts.get(`${group}:${member}`)) } : {}),
+  );
+});
+
+test('a beat is one frame with the heartbeats of many groups, or none; it may carry nothing else', { timeout: TEST_TIMEOUT_MS }, async () => {
+  await withNodes(
+    2,
+    async ([a, b], waiter) => {
+      a!.transport.addPeer(2, b!.addressText);
+      b!.transport.addPeer(1, a!.addressText);
+      const heartbeats = Array.from({ length: 300 }, (_, i) => ({ group: i + 1, message: heartbeat(1, 2, i) }));
+      a!.transport.sendBeat(2, heartbeats);
+      a!.transport.sendBeat(2, []);
+      await waiter.until(() => b!.beats.length === 2, 'both beats');
+      assert.deepEqual(b!.beats, [1, 1]);
+      assert.equal(b!.received.length, 300);
+      assert.deepEqual(b!.groups, heartbeats.map((h) => h.group));
+      assert.equal(a!.transport.stats().peers[2]!.framesSent, 2);
+      await withRawPeer(waiter, async (raw) => {
+        b!.transport.addPeer(3, await raw.listen());
+        const dial = await raw.provenDial(b!.transport.address.port, 3, 2);
+        const [beat] = encodeBeatFrames([{ group: 1, message: proposal(3, 2) }], 1 << 20);
+        dial.write(beat!);
+        await waiter.until(() => dial.closed, 'the connection to close');
+        assert.match(b!.transport.stats().inbound.lastError ?? '', /a beat carries a Prop message/);
+      });
+    },
+    (id) => (id === 2 ? { memberNode: (_group, member) => member } : {}),
+  );
 });
 
 test('a dialer that is not a current member is refused, and a removed member is cut off', { timeout: TEST_TIMEOUT_MS }, async () => {

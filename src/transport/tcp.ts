@@ -1,11 +1,12 @@
 // Raft messages between nodes over raw TCP with length-prefixed binary frames (see frame.ts for
 // the frame format and codec.ts for the message encoding).
 //
-// Shape: each node listens; for traffic A → B, A keeps one persistent outbound connection to B
-// (so every connection carries data in one direction, plus B's handshake frames). The dialer
-// sends Hello(protocol version, clusterId, from, to); the listener refuses a peer of another
-// cluster, a dial meant for another member id, and an id that is not a current member (a peer
-// added with addPeer). Refusals are logged and counted on both sides, never silent; the refusal
+// Shape: each node (a process: a store hosting replicas of one group or many, src/store) listens;
+// for traffic A → B, A keeps one persistent outbound connection to B (so every connection carries
+// data in one direction, plus B's handshake frames), whatever groups the traffic belongs to. Each
+// message travels with its group id. The dialer sends Hello(protocol version, clusterId, from, to)
+// with node ids; the listener refuses a peer of another cluster, a dial meant for another node id,
+// and an id that is not a current peer (added with addPeer). Refusals are logged and counted on both sides, never silent; the refusal
 // text sent back names no id, since whoever dials may be a stranger.
 //
 // Binding a connection to a member id. A Hello only claims an id, and a cluster's ids are public
@@ -18,8 +19,10 @@
 // from anywhere else never sees the nonce: its connection stays unbound, carries nothing but
 // handshake frames, and is cut at the handshake timeout, while A keeps its own connection (a new
 // connection replaces an older one of the same member only once it is bound). On a bound
-// connection, a message whose `from` is not the bound id, or whose `to` is not us, is dropped and
-// counted. Removing a peer closes its connections.
+// connection, a message whose `from` is not a member of its group hosted on the bound node, or
+// whose `to` is not a member of its group hosted here, is dropped and counted (memberNode says
+// which node hosts a group's member; in a one-group cluster member id and node id are the same).
+// Removing a peer closes its connections.
 //
 // What the binding protects against, and what not. It stops anyone who cannot receive traffic
 // sent to a member's peer address (another host, a client of the cluster, a process that read the
@@ -62,6 +65,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readSnapshotData, type Message, type NodeId, type SnapshotData } from '../raft/types.js';
 import { assert, isLichenError } from '../errors.js';
+import { metaGroupId, type GroupId } from '../ids.js';
 import {
   peerFrameBytesMax,
   peerInboundConnectionsMax,
@@ -83,15 +87,19 @@ import {
   PROTOCOL_VERSION,
   decodeHello,
   DATA_DIR_ID_BYTES,
+  decodeBeat,
   decodeHelloAck,
+  decodeMessageFrame,
   decodeNonce,
   decodeSnapBegin,
+  encodeBeatFrames,
   encodeHello,
+  encodeMessageFrame,
   encodeHelloAck,
   encodeNonceFrame,
   encodeSnapBegin,
   frameHeader,
-  writeFrameHeader,
+  type GroupMessage,
   type HelloAck,
 } from './frame.js';
 import { parseHostPort, type HostPort } from '../address.js';
@@ -120,12 +128,23 @@ export interface TransportOptions {
   listen: { host: string; port: number };
   /** A server already listening on `listen`, bound by the caller early; start() takes it over (its 'connection' listeners are replaced). */
   server?: net.Server;
-  /** Called synchronously for each received message, in the order the sender sent them. */
-  onMessage: (m: Message) => void;
+  /**
+   * Called synchronously for each received message, in the order the sender sent them, with its
+   * group and the node it came from.
+   */
+  onMessage: (m: Message, group: GroupId, fromNode: NodeId) => void;
+  /** A Beat frame arrived from `fromNode` (before its messages): that process is alive. */
+  onBeat?: (fromNode: NodeId) => void;
+  /**
+   * Which node hosts member `member` of `group` (undefined: none this process knows of). Inbound
+   * messages must name a sender hosted on the connection's node and a receiver hosted here;
+   * send() routes by it. Default: member ids are node ids (one group).
+   */
+  memberNode?: (group: GroupId, member: NodeId) => NodeId | undefined;
   /** A send failed or the peer is down: the server calls raft.reportUnreachable. */
   onUnreachable?: (peer: NodeId) => void;
-  /** A Snap message was fully written (ok) or failed: the server calls raft.reportSnapshot. */
-  onSnapshotSent?: (peer: NodeId, ok: boolean) => void;
+  /** A Snap message of `group` to `to` on node `peer` was fully written (ok) or failed: the server calls raft.reportSnapshot. */
+  onSnapshotSent?: (peer: NodeId, ok: boolean, group: GroupId, to: NodeId) => void;
   /** Messages queued per peer (default peerSendQueueMessagesMax); when full the message is dropped and onUnreachable called. */
   sendQueueMax?: number;
   /** The largest frame sent or accepted, length field included (default peerFrameBytesMax). Snapshots are chunked under it. */
@@ -151,7 +170,7 @@ export interface TransportOptions {
    * Where a snapshot's data goes as it arrives (the server streams it into a file of its snapshot
    * store). Default: a buffer in memory, for tests.
    */
-  receiveSnapshot?: (m: SnapMessage, dataBytes: number) => SnapshotSink;
+  receiveSnapshot?: (m: SnapMessage, dataBytes: number, group: GroupId) => SnapshotSink;
   /** Snapshot bytes a sink may have pending before the connection stops being read (default peerSnapshotPendingBytesMax). */
   snapshotPendingBytesMax?: number;
   /** Counts refusals (the server's metrics); they are logged and in stats() as well. */
@@ -187,12 +206,14 @@ const KEEPALIVE_INITIAL_DELAY_MS = 5000;
 const EMPTY_BYTES = new Uint8Array(0);
 
 interface ResolvedOptions
-  extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls' | 'server' | 'onSuperseded' | 'onMembershipRefused'>> {
+  extends Required<Omit<TransportOptions, 'onUnreachable' | 'onSnapshotSent' | 'onRefusal' | 'logger' | 'tls' | 'server' | 'onSuperseded' | 'onMembershipRefused' | 'onBeat' | 'memberNode'>> {
+  onBeat: (fromNode: NodeId) => void;
+  memberNode: (group: GroupId, member: NodeId) => NodeId | undefined;
   tls: PeerTls | undefined;
   onSuperseded: (peer: NodeId, reason: string) => void;
   onMembershipRefused: (peer: NodeId, refusal: 'not_member' | 'wrong_member', reason: string) => void;
   onUnreachable: (peer: NodeId) => void;
-  onSnapshotSent: (peer: NodeId, ok: boolean) => void;
+  onSnapshotSent: (peer: NodeId, ok: boolean, group: GroupId, to: NodeId) => void;
   onRefusal: (refusal: PeerRefusal) => void;
   logger: TransportLogger;
 }
@@ -228,6 +249,9 @@ function memorySink(dataBytes: number): SnapshotSink {
 /** A queued snapshot: its SnapBegin frame, then chunks cut from `data` as they are written. */
 interface SnapItem {
   kind: 'snap';
+  group: GroupId;
+  /** The member of `group` it is for. */
+  to: NodeId;
   begin: Buffer;
   data: SnapshotData;
   /** How much of `data` is handed to the socket; -1 until SnapBegin is written. */
@@ -285,6 +309,8 @@ class PeerLink {
   #snapsInFlight = new Set<SnapItem>();
   dropped = 0;
   sentBytes = 0;
+  /** Message and Beat frames handed to the socket (tests count coalescing by them). */
+  framesSent = 0;
   refused = 0;
   lastError: string | null = null;
   #loggedQueueFull = false;
@@ -359,27 +385,42 @@ class PeerLink {
     socket?.destroy();
   }
 
-  enqueue(m: Message): void {
-    if (this.#state === 'closed') return;
-    if (this.queued >= this.options.sendQueueMax) {
-      this.dropped++;
-      if (!this.#loggedQueueFull) {
-        this.#loggedQueueFull = true;
-        this.options.logger('queue-full', { peer: this.id, queued: this.queued, message: m.type });
-      }
-      if (m.type === 'Snap') this.options.onSnapshotSent(this.id, false);
-      this.options.onUnreachable(this.id);
+  enqueue(m: Message, group: GroupId): void {
+    if (!this.#admitToQueue(m.type)) {
+      if (m.type === 'Snap') this.options.onSnapshotSent(this.id, false, group, m.to);
       return;
     }
-    this.#loggedQueueFull = false;
-    const item = m.type === 'Snap' ? this.#snapItem(m) : this.#frameItem(m);
+    const item = m.type === 'Snap' ? this.#snapItem(m, group) : this.#frameItem(m, group);
     if (item === null) return;
     this.#queue.push(item);
     if (this.#state === 'open') this.#scheduleFlush();
   }
 
-  #frameItem(m: Message): QueueItem | null {
-    const frame = writeFrameHeader(encodeMessage(m, FRAME_HEADER_BYTES), FrameKind.Message);
+  /** Queues Beat frames (see frame.ts): dropped when the queue is full, like any message. */
+  enqueueBeat(messages: GroupMessage[]): void {
+    if (!this.#admitToQueue('Beat')) return;
+    for (const frame of encodeBeatFrames(messages, this.options.maxFrameBytes)) this.#queue.push({ kind: 'frame', frame });
+    if (this.#state === 'open') this.#scheduleFlush();
+  }
+
+  /** Whether the queue has room; a full one drops (counted, logged once) and reports the peer unreachable. */
+  #admitToQueue(what: string): boolean {
+    if (this.#state === 'closed') return false;
+    if (this.queued >= this.options.sendQueueMax) {
+      this.dropped++;
+      if (!this.#loggedQueueFull) {
+        this.#loggedQueueFull = true;
+        this.options.logger('queue-full', { peer: this.id, queued: this.queued, message: what });
+      }
+      this.options.onUnreachable(this.id);
+      return false;
+    }
+    this.#loggedQueueFull = false;
+    return true;
+  }
+
+  #frameItem(m: Message, group: GroupId): QueueItem | null {
+    const frame = encodeMessageFrame(group, m);
     if (frame.length > this.options.maxFrameBytes) {
       // Raft bounds its message sizes (entries per append); a message this large is dropped so the
       // log shows the limit to raise, and raft treats the peer as unreachable and retries.
@@ -396,11 +437,11 @@ class PeerLink {
     return { kind: 'frame', frame };
   }
 
-  #snapItem(m: SnapMessage): SnapItem {
+  #snapItem(m: SnapMessage, group: GroupId): SnapItem {
     const withoutData: SnapMessage = { ...m, snapshot: { metadata: m.snapshot.metadata, data: EMPTY_BYTES } };
-    const begin = encodeSnapBegin(m.snapshot.data.byteLength, encodeMessage(withoutData));
+    const begin = encodeSnapBegin(m.snapshot.data.byteLength, group, encodeMessage(withoutData));
     assert(begin.length <= this.options.maxFrameBytes, 'transport: snapshot metadata exceeds maxFrameBytes');
-    return { kind: 'snap', begin, data: m.snapshot.data, written: -1, reported: false };
+    return { kind: 'snap', group, to: m.to, begin, data: m.snapshot.data, written: -1, reported: false };
   }
 
   #dial(): void {
@@ -591,7 +632,7 @@ class PeerLink {
   #reportSnapshot(item: SnapItem, ok: boolean): void {
     if (item.reported || this.#state === 'closed') return;
     item.reported = true;
-    this.options.onSnapshotSent(this.id, ok);
+    this.options.onSnapshotSent(this.id, ok, item.group, item.to);
   }
 
   #scheduleFlush(): void {
@@ -624,6 +665,7 @@ class PeerLink {
         this.#head++;
       }
       this.sentBytes += bytes;
+      this.framesSent += frames.length;
       const batch = frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes);
       if (!socket.write(batch)) this.#blocked = true;
     }
@@ -681,6 +723,7 @@ class PeerLink {
 
 /** A snapshot being received; `sink` is null when it is over the limit and skipped. */
 interface Reception {
+  group: GroupId;
   message: SnapMessage;
   totalBytes: number;
   receivedBytes: number;
@@ -776,6 +819,8 @@ class InboundConnection {
         return this.#onSnapBegin(payload);
       case FrameKind.SnapChunk:
         return this.#onSnapChunk(payload);
+      case FrameKind.Beat:
+        return this.#onBeat(payload);
       default:
         return this.#fail(`unexpected frame kind ${kind}`);
     }
@@ -884,11 +929,11 @@ class InboundConnection {
   }
 
   /**
-   * Decodes one message of a bound connection. A message that claims another sender than the
-   * bound member, or another receiver than us, is dropped and counted (null), as is one that
-   * does not decode (the connection closes: the stream is broken).
+   * Decodes one message of a bound connection. A message whose sender is not a member of its
+   * group hosted on the bound node, or whose receiver is not one hosted here, is dropped and
+   * counted (null); one that does not decode closes the connection (the stream is broken).
    */
-  #decode(bytes: Uint8Array): Message | null {
+  #decode(bytes: Uint8Array, group: GroupId): Message | null {
     let m: Message;
     try {
       m = decodeMessage(bytes);
@@ -897,12 +942,14 @@ class InboundConnection {
       this.#fail(errorText(error));
       return null;
     }
-    if (m.from !== this.#remoteId || m.to !== this.transport.options.id) {
-      const reason = m.from !== this.#remoteId ? 'from_mismatch' : 'to_mismatch';
+    const { memberNode, id } = this.transport.options;
+    const fromMatches = memberNode(group, m.from) === this.#remoteId;
+    if (!fromMatches || memberNode(group, m.to) !== id) {
+      const reason = fromMatches ? 'to_mismatch' : 'from_mismatch';
       this.transport.inbound.mismatchedMessagesDropped++;
       this.transport.options.onRefusal({ kind: 'message', reason });
       // Logged once per connection: the counters tell how many more followed.
-      if (!this.#loggedMismatch) this.transport.options.logger('message-dropped', { ...this.#logFields, reason, message: m.type, from: m.from, to: m.to });
+      if (!this.#loggedMismatch) this.transport.options.logger('message-dropped', { ...this.#logFields, reason, group, message: m.type, from: m.from, to: m.to });
       this.#loggedMismatch = true;
       return null;
     }
@@ -910,10 +957,36 @@ class InboundConnection {
   }
 
   #onMessageFrame(payload: Buffer): void {
-    const m = this.#decode(payload);
+    let frame;
+    try {
+      frame = decodeMessageFrame(payload);
+    } catch (error) {
+      rethrowIfBug(error);
+      return this.#fail(errorText(error));
+    }
+    const m = this.#decode(frame.message, frame.group);
     if (m === null) return;
     if (m.type === 'Snap') return this.#fail('a snapshot must arrive as SnapBegin and chunks');
-    this.#deliver(m);
+    this.#deliver(m, frame.group);
+  }
+
+  /** A Beat: the peer process is alive, and here are its groups' heartbeats (see frame.ts). */
+  #onBeat(payload: Buffer): void {
+    let items;
+    try {
+      items = decodeBeat(payload);
+    } catch (error) {
+      rethrowIfBug(error);
+      return this.#fail(errorText(error));
+    }
+    this.transport.options.onBeat(this.#remoteId!);
+    for (const item of items) {
+      if (this.#closing) return;
+      const m = this.#decode(item.message, item.group);
+      if (m === null) continue;
+      if (m.type !== 'Heartbeat' && m.type !== 'HeartbeatResp') return this.#fail(`a beat carries a ${m.type} message`);
+      this.#deliver(m, item.group);
+    }
   }
 
   #onSnapBegin(payload: Buffer): void {
@@ -925,7 +998,7 @@ class InboundConnection {
       rethrowIfBug(error);
       return this.#fail(errorText(error));
     }
-    const m = this.#decode(begin.message);
+    const m = this.#decode(begin.message, begin.group);
     if (m === null) return;
     if (m.type !== 'Snap' || m.snapshot.data.byteLength !== 0) return this.#fail('SnapBegin does not carry an empty Snap');
     const { maxSnapshotBytes, receiveSnapshot } = this.transport.options;
@@ -933,9 +1006,9 @@ class InboundConnection {
     if (begin.totalBytes > maxSnapshotBytes) {
       this.transport.options.logger('snapshot-too-large', { ...this.#logFields, bytes: begin.totalBytes, maxSnapshotBytes });
     } else {
-      sink = receiveSnapshot(m, begin.totalBytes);
+      sink = receiveSnapshot(m, begin.totalBytes, begin.group);
     }
-    this.#snapshot = { message: m, totalBytes: begin.totalBytes, receivedBytes: 0, sink };
+    this.#snapshot = { group: begin.group, message: m, totalBytes: begin.totalBytes, receivedBytes: 0, sink };
     if (begin.totalBytes === 0) this.#finishSnapshot();
   }
 
@@ -980,7 +1053,7 @@ class InboundConnection {
         if (this.#closing) return;
         this.transport.inbound.snapshotsReceived++;
         const { message } = snapshot;
-        this.#deliver({ ...message, snapshot: { metadata: message.snapshot.metadata, data } });
+        this.#deliver({ ...message, snapshot: { metadata: message.snapshot.metadata, data } }, snapshot.group);
         const deferred = this.#deferred!;
         this.#deferred = null;
         // A frame below may finish another snapshot, which defers the ones after it in turn.
@@ -1005,10 +1078,10 @@ class InboundConnection {
     this.#snapshot = null;
   }
 
-  #deliver(m: Message): void {
+  #deliver(m: Message, group: GroupId): void {
     this.transport.inbound.messagesReceived++;
     // Not wrapped in try/catch on purpose: an exception from raft is a broken invariant and crashes.
-    this.transport.options.onMessage(m);
+    this.transport.options.onMessage(m, group, this.#remoteId!);
   }
 
   /** A peer broke the protocol: log it, count it, and close the connection (the dialer reconnects). */
@@ -1066,6 +1139,8 @@ export class TcpTransport implements Transport {
       clusterId: options.clusterId,
       listen: options.listen,
       onMessage: options.onMessage,
+      onBeat: options.onBeat ?? (() => {}),
+      memberNode: options.memberNode ?? ((_group, member) => member),
       onUnreachable: options.onUnreachable ?? (() => {}),
       onSnapshotSent: options.onSnapshotSent ?? (() => {}),
       sendQueueMax: options.sendQueueMax ?? peerSendQueueMessagesMax,
@@ -1147,19 +1222,31 @@ export class TcpTransport implements Transport {
     }
   }
 
-  send(messages: Message[]): void {
+  send(messages: Message[], group: GroupId = metaGroupId): void {
     if (this.#closed) return;
     for (const m of messages) {
-      const link = this.#peers.get(m.to);
+      const node = this.options.memberNode(group, m.to);
+      const link = node === undefined ? undefined : this.#peers.get(node);
       if (link === undefined) {
         this.#unknownPeerDrops++;
-        this.options.logger('unknown-peer', { peer: m.to, message: m.type });
-        if (m.type === 'Snap') this.options.onSnapshotSent(m.to, false);
-        this.options.onUnreachable(m.to);
+        this.options.logger('unknown-peer', { peer: node ?? m.to, group, message: m.type });
+        if (m.type === 'Snap') this.options.onSnapshotSent(node ?? m.to, false, group, m.to);
+        if (node !== undefined) this.options.onUnreachable(node);
         continue;
       }
-      link.enqueue(m);
+      link.enqueue(m, group);
     }
+  }
+
+  sendBeat(node: NodeId, messages: GroupMessage[]): void {
+    if (this.#closed) return;
+    const link = this.#peers.get(node);
+    if (link === undefined) {
+      this.#unknownPeerDrops++;
+      this.options.logger('unknown-peer', { peer: node, message: 'Beat' });
+      return;
+    }
+    link.enqueueBeat(messages);
   }
 
   stats(): TransportStats {
@@ -1171,6 +1258,7 @@ export class TcpTransport implements Transport {
         queued: link.queued,
         dropped: link.dropped,
         sentBytes: link.sentBytes,
+        framesSent: link.framesSent,
         refused: link.refused,
         lastError: link.lastError,
       };

@@ -80,8 +80,11 @@ export class MessageGenerator {
           rejectHint: this.number(),
           hintTerm: this.number(),
         };
-      case 'Heartbeat':
-        return { ...base, type, commit: this.number(), context: this.bytes(20) };
+      case 'Heartbeat': {
+        const heartbeat: Message = { ...base, type, commit: this.number(), context: this.bytes(20) };
+        if (this.random() < 0.5) heartbeat.quiesce = true;
+        return heartbeat;
+      }
       case 'HeartbeatResp':
       case 'ReadIndex':
         return { ...base, type, context: this.bytes(20) };
