@@ -84,7 +84,8 @@ const USAGE = `Usage: npm run bench:compare -- [flags]
   --skip-etcd            run Lichen only
   --skip-lichen          run etcd only
   --go-client <path>     drive both systems with this load generator on etcd's Go client instead
-                         of lichen bench (grpc-js); scenarios it has no operation for are left out
+                         of lichen bench (grpc-js); scenarios it has no operation for still run on
+                         lichen bench, and the report says which client made each row
   --verbose              print each run's full summary
 `;
 
@@ -185,6 +186,10 @@ const WRITE_DEFAULTS = {
   consistency: 'l' as const,
   readRatio: 0.5,
   preload: false,
+  rangeKeys: 1,
+  watchers: 1,
+  watchStreams: 1,
+  leases: 1,
 };
 const READ_DEFAULTS = { ...WRITE_DEFAULTS, keySpaceSize: 1_000, preload: true, targetLeader: false };
 
@@ -219,6 +224,26 @@ const SCENARIOS: readonly Scenario[] = [
     grpc: { ...WRITE_DEFAULTS, kind: 'txn', clients: 64, conns: 8, targetLeader: true },
   },
   {
+    name: 'range-10000',
+    description: 'linearizable range of 10,000 keys (256-byte values), 8 clients, 8 conns, all members',
+    grpc: { ...READ_DEFAULTS, kind: 'range', clients: 8, conns: 8, keySpaceSize: 10_000, rangeKeys: 10_000 },
+  },
+  {
+    name: 'txn-cas-64',
+    description: 'compare-and-swap (read, then txn: put if the mod revision is unchanged) on 16 keys, 64 clients, 8 conns, all members',
+    grpc: { ...WRITE_DEFAULTS, kind: 'txn-cas', clients: 64, conns: 8, keySpaceSize: 16, targetLeader: false },
+  },
+  {
+    name: 'watch-1000',
+    description: '1,000 watchers (10 streams) on the key space while 16 clients put 1,000 keys at 1,000 puts/s; events/s and delivery latency',
+    grpc: { ...WRITE_DEFAULTS, kind: 'watch', clients: 16, conns: 4, keySpaceSize: 1_000, ratePerSecond: 1_000, watchers: 1_000, watchStreams: 10, targetLeader: false },
+  },
+  {
+    name: 'lease-keepalive-10000',
+    description: '10,000 leases kept alive round robin, 64 clients (one keep-alive stream each), 8 conns, all members',
+    grpc: { ...WRITE_DEFAULTS, kind: 'lease-keepalive', clients: 64, conns: 8, leases: 10_000, targetLeader: false },
+  },
+  {
     name: 'http-put-64',
     description: 'PUT /v1/kv/<key> over HTTP, 64 keep-alive connections, to the leader (Lichen only)',
     lichenOnly: true,
@@ -226,8 +251,10 @@ const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
+const NAME_WIDTH = Math.max(...SCENARIOS.map((s) => s.name.length));
+
 function scenarioHelp(): string {
-  return `\nScenarios:\n${SCENARIOS.map((s) => `  ${s.name.padEnd(12)} ${s.description}`).join('\n')}\n`;
+  return `\nScenarios:\n${SCENARIOS.map((s) => `  ${s.name.padEnd(NAME_WIDTH)} ${s.description}`).join('\n')}\n`;
 }
 
 // ---------------------------------------------------------------- processes
@@ -424,12 +451,14 @@ async function stopCluster(cluster: Cluster, keepData: boolean): Promise<void> {
 // ---------------------------------------------------------------- running
 
 /** What the report reads of one run, whichever client made it. */
-type Measured = Pick<BenchResult, 'requests' | 'errors' | 'errorSamples' | 'throughputPerSecond'> & {
+type Measured = Pick<BenchResult, 'requests' | 'errors' | 'errorSamples' | 'throughputPerSecond' | 'watch' | 'cas'> & {
   latency: Pick<BenchResult['latency'], 'p50Ms' | 'p99Ms'>;
   tool: Pick<BenchResult['tool'], 'cpuPercentOfOneCore'>;
 };
 
 interface ScenarioOutcome {
+  /** Which load generator ran it: the Go client, or lichen bench (grpc-js, or HTTP for http-put). */
+  client: 'go' | 'lichen bench';
   result?: Measured;
   error?: string;
   /** CPU time the cluster's members used during the scenario (user + system), when known. */
@@ -467,6 +496,7 @@ function targetOf(cluster: Cluster) {
 async function runGoScenario(binary: string, cluster: Cluster, workload: Workload, durationMs: number): Promise<ScenarioOutcome> {
   const run = await runTool(binary, targetOf(cluster), workload, durationMs / 1000);
   return {
+    client: 'go',
     result: {
       requests: run.ok,
       errors: run.errors,
@@ -481,12 +511,22 @@ async function runGoScenario(binary: string, cluster: Cluster, workload: Workloa
 }
 
 async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: number, verbose: boolean, client: LoadClient): Promise<ScenarioOutcome> {
+  // A scenario the Go client has no operation for runs on lichen bench (the row says so).
+  if (client.kind === 'go' && scenario.go !== undefined) {
+    try {
+      return await runGoScenario(client.binary, cluster, scenario.go, durationMs);
+    } catch (error) {
+      return { client: 'go', error: error instanceof Error ? error.message : String(error) };
+    }
+  }
   try {
-    if (client.kind === 'go') return await runGoScenario(client.binary, cluster, scenario.go!, durationMs);
     let result: BenchResult;
+    // The preload runs first, on its own, so the members' CPU below is the measured phase's only.
+    const preloaded = scenario.grpc?.preload ? await preload(cluster, scenario.grpc) : 0;
     const cpuBefore = cpuSecondsOf(cluster.members);
     if (scenario.grpc !== undefined) {
-      result = await runBench({ ...scenario.grpc, endpoints: cluster.clientEndpoints, durationMs, requestTimeoutMs: 10_000 });
+      result = await runBench({ ...scenario.grpc, preload: false, endpoints: cluster.clientEndpoints, durationMs, requestTimeoutMs: 10_000 });
+      result.preloadedKeys = preloaded;
     } else if (scenario.http !== undefined) {
       const leader = await waitForLeader(cluster);
       const httpLeader = cluster.httpEndpoints[cluster.clientEndpoints.indexOf(leader)] as string;
@@ -506,10 +546,33 @@ async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: num
     if (verbose) process.stdout.write(`\n${formatSummary(result)}\n`);
     const cpuAfter = cpuSecondsOf(cluster.members);
     const serverCpuSeconds = cpuBefore !== undefined && cpuAfter !== undefined ? cpuAfter - cpuBefore : undefined;
-    return { result, serverCpuSeconds };
+    return { client: 'lichen bench', result, serverCpuSeconds };
   } catch (error) {
-    return { error: error instanceof Error ? error.message : String(error) };
+    return { client: 'lichen bench', error: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/** Writes every key of the scenario's key space once (64 clients, unmeasured), as runBench's preload does. */
+async function preload(cluster: Cluster, grpc: NonNullable<Scenario['grpc']>): Promise<number> {
+  const { keySpaceSize } = grpc;
+  const clients = Math.min(64, keySpaceSize);
+  const result = await runBench({
+    ...WRITE_DEFAULTS,
+    keySizeBytes: grpc.keySizeBytes,
+    valueSizeBytes: grpc.valueSizeBytes,
+    keySpaceSize,
+    kind: 'put',
+    targetLeader: false,
+    clients,
+    conns: Math.min(8, clients),
+    sequentialKeys: true,
+    preload: false,
+    total: keySpaceSize,
+    endpoints: cluster.clientEndpoints,
+    requestTimeoutMs: 10_000,
+  });
+  if (result.errors > 0) throw new Error(`preload failed: ${result.errors} of ${keySpaceSize} puts failed (${result.errorSamples[0]?.message ?? 'unknown error'})`);
+  return result.requests;
 }
 
 /** Unmeasured puts; a failure here shows up again in the scenarios, so it is only reported. */
@@ -537,12 +600,15 @@ async function warmUp(cluster: Cluster, durationMs: number, client: LoadClient):
 }
 
 function oneLine(system: System, scenario: Scenario, outcome: ScenarioOutcome): string {
-  if (outcome.error !== undefined) return `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} FAILED: ${outcome.error}`;
+  const name = scenario.name.padEnd(NAME_WIDTH);
+  if (outcome.error !== undefined) return `  ${system.padEnd(6)} ${name} FAILED: ${outcome.error}`;
   const r = outcome.result!;
+  const watch = r.watch ? `  ${r.watch.eventsPerSecond} events/s, delivery p99 ${r.watch.delivery.p99Ms.toFixed(2)} ms, ${r.watch.eventsReceived}/${r.watch.eventsExpected} events` : '';
+  const cas = r.cas ? `  ${r.cas.committed} committed, ${r.cas.conflicts} lost a race` : '';
   return (
-    `  ${system.padEnd(6)} ${scenario.name.padEnd(12)} ${r.throughputPerSecond.toFixed(0).padStart(7)} req/s  ` +
+    `  ${system.padEnd(6)} ${name} ${r.throughputPerSecond.toFixed(0).padStart(7)} req/s  ` +
     `p50 ${r.latency.p50Ms.toFixed(2)} ms  p99 ${r.latency.p99Ms.toFixed(2)} ms  errors ${r.errors}  tool CPU ${r.tool.cpuPercentOfOneCore.toFixed(0)}%  ` +
-    `server CPU ${serverMicrosPerRequest(outcome)} µs/req`
+    `server CPU ${serverMicrosPerRequest(outcome)} µs/req${watch}${cas}`
   );
 }
 
@@ -628,6 +694,22 @@ function cell(outcome: ScenarioOutcome | undefined, pick: (r: Measured) => numbe
   return pick(outcome.result).toFixed(digits);
 }
 
+/** The figures a watch or compare-and-swap row has beyond requests per second. */
+function specialFigures(scenario: Scenario): Array<[string, (r: Measured | undefined) => number | undefined]> {
+  if (scenario.grpc?.kind === 'watch') {
+    return [
+      ['events delivered/s', (r) => r?.watch?.eventsPerSecond],
+      ['events received / expected', (r) => (r?.watch ? r.watch.eventsReceived / Math.max(1, r.watch.eventsExpected) : undefined)],
+      ['delivery p50 ms', (r) => r?.watch?.delivery.p50Ms],
+      ['delivery p99 ms', (r) => r?.watch?.delivery.p99Ms],
+    ];
+  }
+  return [
+    ['committed/s', (r) => (r?.cas ? (r.cas.committed / Math.max(1, r.requests)) * r.throughputPerSecond : undefined)],
+    ['share that lost a race', (r) => (r?.cas ? r.cas.conflicts / Math.max(1, r.cas.committed + r.cas.conflicts) : undefined)],
+  ];
+}
+
 function goDescription(workload: Workload): string {
   return `${workload.op}, ${workload.clients} Go client${workload.clients === 1 ? '' : 's'}, ${workload.conns} conn${workload.conns === 1 ? '' : 's'}, all members`;
 }
@@ -676,8 +758,23 @@ function markdownReport(report: {
         `${serverMicrosPerRequest(l)} / ${scenario.lichenOnly ? 'n/a' : serverMicrosPerRequest(e)} |`,
     );
   }
+  const special = report.scenarios.filter((s) => s.grpc?.kind === 'watch' || s.grpc?.kind === 'txn-cas');
+  if (special.length > 0) {
+    lines.push('', '| scenario | figure | Lichen | etcd | Lichen/etcd |', '|---|---|---:|---:|---:|');
+    for (const scenario of special) {
+      for (const [figure, pick] of specialFigures(scenario)) {
+        const l = pick(lichen.scenarios[scenario.name]?.result);
+        const e = pick(etcd.scenarios[scenario.name]?.result);
+        lines.push(`| ${scenario.name} | ${figure} | ${l?.toFixed(2) ?? '–'} | ${e?.toFixed(2) ?? '–'} | ${ratio(l, e)} |`);
+      }
+    }
+  }
   lines.push('', 'Scenarios:', '');
-  for (const scenario of report.scenarios) lines.push(`- **${scenario.name}**: ${report.goClient ? goDescription(scenario.go!) : scenario.description}`);
+  for (const scenario of report.scenarios) {
+    const byGo = report.goClient && scenario.go !== undefined;
+    const fallback = report.goClient && !byGo ? ' (lichen bench, grpc-js: the Go client has no such operation)' : '';
+    lines.push(`- **${scenario.name}**: ${byGo ? goDescription(scenario.go!) : scenario.description}${fallback}`);
+  }
   const failures = [...Object.entries(lichen.scenarios).map(([n, o]) => ['Lichen', n, o] as const), ...Object.entries(etcd.scenarios).map(([n, o]) => ['etcd', n, o] as const)]
     .filter(([, , o]) => o.error !== undefined || (o.result?.errors ?? 0) > 0);
   if (failures.length > 0) {
@@ -695,11 +792,10 @@ async function main(): Promise<void> {
   const unknown = (flags.scenarios ?? []).filter((name) => !SCENARIOS.some((s) => s.name === name));
   if (unknown.length > 0) throw new Error(`unknown scenario: ${unknown.join(', ')}${scenarioHelp()}`);
   const client: LoadClient = flags.goClient === '' ? { kind: 'lichen-bench' } : { kind: 'go', binary: flags.goClient };
-  const chosen = SCENARIOS.filter((s) => flags.scenarios === undefined || flags.scenarios.includes(s.name));
-  const scenarios = client.kind === 'go' ? chosen.filter((s) => s.go !== undefined) : chosen;
+  const scenarios = SCENARIOS.filter((s) => flags.scenarios === undefined || flags.scenarios.includes(s.name));
   const clientName = client.kind === 'go' ? `etcd's Go client (clientv3), ${client.binary}, requests spread over all members` : 'lichen bench (grpc-js)';
-  const leftOut = chosen.filter((s) => !scenarios.includes(s)).map((s) => s.name);
-  if (leftOut.length > 0) process.stdout.write(`Left out (the Go client has no such operation): ${leftOut.join(', ')}\n`);
+  const onGrpcJs = client.kind === 'go' ? scenarios.filter((s) => s.go === undefined).map((s) => s.name) : [];
+  if (onGrpcJs.length > 0) process.stdout.write(`On lichen bench (grpc-js; the Go client has no such operation): ${onGrpcJs.join(', ')}\n`);
   const durationMs = flags.durationSeconds * 1000;
   const warmupMs = flags.warmupSeconds * 1000;
   const date = new Date();

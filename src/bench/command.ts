@@ -4,7 +4,7 @@
 import type { Writable } from 'node:stream';
 import { booleanFlag, stringFlag, type ParsedArgs } from '../cli/args.js';
 import { expectPositionals, type Command, type CommandContext } from '../cli/command.js';
-import { BENCH_FLAGS, benchOptionsFromArgs, type BenchKind } from './options.js';
+import { BENCH_FLAGS, BENCH_KINDS, KIND_FLAGS, benchOptionsFromArgs, type BenchKind } from './options.js';
 import { formatJson, formatProgress, formatSummary, type ProgressSnapshot } from './report.js';
 import { runBench } from './run.js';
 
@@ -13,6 +13,9 @@ const EXAMPLES: Record<BenchKind, string> = {
   range: 'lichen bench range --clients 64 --conns 8 --key-space-size 1000 --consistency s --duration 10',
   txn: 'lichen bench txn --clients 64 --conns 8 --total 50000 --target-leader',
   mixed: 'lichen bench mixed --clients 32 --conns 4 --read-ratio 0.9 --key-space-size 1000 --duration 10',
+  watch: 'lichen bench watch --watchers 1000 --streams 10 --clients 16 --conns 4 --rate 1000 --key-space-size 1000 --duration 10',
+  'lease-keepalive': 'lichen bench lease-keepalive --leases 10000 --clients 64 --conns 8 --duration 10',
+  'txn-cas': 'lichen bench txn-cas --clients 64 --conns 8 --key-space-size 16 --duration 10',
 };
 
 const SUMMARIES: Record<BenchKind, string> = {
@@ -20,6 +23,9 @@ const SUMMARIES: Record<BenchKind, string> = {
   range: 'Benchmark single-key ranges (etcd v3 KV.Range)',
   txn: 'Benchmark txns with one version compare and one put (etcd v3 KV.Txn)',
   mixed: 'Benchmark a mix of ranges and puts (--read-ratio)',
+  watch: 'Benchmark watch fan-out: events delivered per second and delivery latency while clients put',
+  'lease-keepalive': 'Benchmark lease keep-alives (etcd v3 Lease.LeaseKeepAlive) over many leases',
+  'txn-cas': 'Benchmark compare-and-swap txns on a few contended keys (read, then put if unchanged)',
 };
 
 const DETAILS = [
@@ -61,7 +67,7 @@ function createBenchCommand(kind: BenchKind): Command {
     usage: '[flags]',
     summary: SUMMARIES[kind],
     details: `${DETAILS}\n\nExample: ${EXAMPLES[kind]}`,
-    flags: kind === 'mixed' ? BENCH_FLAGS : BENCH_FLAGS.filter((f) => f.name !== 'read-ratio'),
+    flags: BENCH_FLAGS.filter((f) => KIND_FLAGS[f.name]?.includes(kind) ?? true),
     async run(args: ParsedArgs, context: CommandContext): Promise<number> {
       expectPositionals(args, command, 0);
       const options = benchOptionsFromArgs(kind, args, context.env);
@@ -87,10 +93,6 @@ function createBenchCommand(kind: BenchKind): Command {
   return command;
 }
 
-export const benchPutCommand = createBenchCommand('put');
-export const benchRangeCommand = createBenchCommand('range');
-export const benchTxnCommand = createBenchCommand('txn');
-export const benchMixedCommand = createBenchCommand('mixed');
-
 /** Every `lichen bench …` command, for the CLI's command table. */
-export const BENCH_COMMANDS: readonly Command[] = [benchPutCommand, benchRangeCommand, benchTxnCommand, benchMixedCommand];
+export const BENCH_COMMANDS: readonly Command[] = BENCH_KINDS.map(createBenchCommand);
+export const benchRangeCommand = BENCH_COMMANDS[BENCH_KINDS.indexOf('range')]!;

@@ -16,7 +16,7 @@ const STATUS_TIMEOUT_MS = 3_000;
  * and options. A local subchannel pool per channel gives each one its own connection, which is
  * what --conns promises.
  */
-const CHANNEL_OPTIONS = {
+export const CHANNEL_OPTIONS = {
   'grpc.use_local_subchannel_pool': 1,
   'grpc.max_receive_message_length': RECEIVE_MESSAGE_BYTES_MAX,
   'grpc.keepalive_time_ms': 30_000,

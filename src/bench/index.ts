@@ -1,6 +1,6 @@
 // The benchmark tool's public surface: the `lichen bench …` commands for the CLI table, and
 // runBench / runHttpPutBench for scripts (scripts/bench-compare.ts).
-export { BENCH_COMMANDS, benchPutCommand, benchRangeCommand, benchTxnCommand, benchMixedCommand } from './command.js';
+export { BENCH_COMMANDS, benchRangeCommand } from './command.js';
 export { runBench, resolveLeader, type RunControls } from './run.js';
 export { runHttpPutBench, type HttpPutOptions } from './http-put.js';
 export {

@@ -7,6 +7,15 @@ export function keyForIndex(index: number, keySizeBytes: number): Buffer {
   return Buffer.from(String(index).padStart(keySizeBytes, '0'), 'latin1');
 }
 
+/**
+ * The range request for `count` consecutive keys from index `start`. Keys are fixed-width decimal,
+ * so a range that reaches the last key ends at ":::" (':' sorts right after '9').
+ */
+export function rangeOfKeys(start: number, count: number, keySpaceSize: number, keySizeBytes: number): { key: Buffer; range_end: Buffer } {
+  const end = start + count;
+  return { key: keyForIndex(start, keySizeBytes), range_end: end < keySpaceSize ? keyForIndex(end, keySizeBytes) : Buffer.alloc(keySizeBytes, ':') };
+}
+
 export interface KeyPicker {
   next(): Buffer;
 }

@@ -24,6 +24,10 @@ test('defaults follow etcd benchmark: one client, one connection, 10000 requests
     readRatio: 0.5,
     preload: false,
     requestTimeoutMs: 10_000,
+    rangeKeys: 1,
+    watchers: 1_000,
+    watchStreams: 10,
+    leases: 10_000,
   });
 });
 
@@ -52,7 +56,23 @@ test('every flag reaches its option', () => {
     readRatio: 0.9,
     preload: false,
     requestTimeoutMs: 2000,
+    rangeKeys: 1,
+    watchers: 1_000,
+    watchStreams: 10,
+    leases: 10_000,
   });
+  const watch = optionsFor('watch', ['--watchers', '50', '--streams', '5', '--key-space-size', '10']);
+  assert.deepEqual([watch.watchers, watch.watchStreams], [50, 5]);
+  assert.equal(optionsFor('lease-keepalive', ['--leases', '123']).leases, 123);
+  assert.equal(optionsFor('range', ['--range-keys', '10', '--key-space-size', '10']).rangeKeys, 10);
+});
+
+test('flags of one benchmark are refused by the others, and impossible sizes are named', () => {
+  assert.throws(() => optionsFor('put', ['--watchers', '5']), { message: '--watchers applies to bench watch only' });
+  assert.throws(() => optionsFor('watch', ['--leases', '5']), { message: '--leases applies to bench lease-keepalive only' });
+  assert.throws(() => optionsFor('put', ['--read-ratio', '0.5']), { message: '--read-ratio applies to bench mixed only' });
+  assert.throws(() => optionsFor('range', ['--range-keys', '11', '--key-space-size', '10']), /--range-keys 11 is more than --key-space-size 10/);
+  assert.throws(() => optionsFor('watch', ['--watchers', '2', '--streams', '3']), /--streams \(at most --watchers\)/);
 });
 
 test('--duration alone replaces the default request count', () => {

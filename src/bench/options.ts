@@ -5,7 +5,7 @@ import { UsageError, type FlagSpec, type ParsedArgs } from '../cli/args.js';
 import { CLIENT_FLAGS, resolveClientTls, TLS_FLAG_ENV } from '../cli/client-commands.js';
 import type { ClientTls } from '../client/tls.js';
 
-export const BENCH_KINDS = ['put', 'range', 'txn', 'mixed'] as const;
+export const BENCH_KINDS = ['put', 'range', 'txn', 'mixed', 'watch', 'lease-keepalive', 'txn-cas'] as const;
 export type BenchKind = (typeof BENCH_KINDS)[number];
 
 export type Consistency = 'l' | 's';
@@ -41,6 +41,13 @@ export interface BenchOptions {
   preload: boolean;
   /** A request that takes longer than this fails with DEADLINE_EXCEEDED. */
   requestTimeoutMs: number;
+  /** Range: keys each range reads, consecutive from a random start (1: a single-key get). */
+  rangeKeys: number;
+  /** Watch: watchers on the whole key space, spread over `watchStreams` Watch streams. */
+  watchers: number;
+  watchStreams: number;
+  /** Lease-keepalive: leases granted before measuring and kept alive round robin. */
+  leases: number;
   /** TLS towards the endpoints (etcd's benchmark takes --cacert, --cert, --key too); cleartext when absent. */
   tls?: ClientTls;
 }
@@ -55,6 +62,10 @@ export const BENCH_DEFAULTS = {
   keySpaceSize: 1,
   readRatio: 0.5,
   requestTimeoutMs: 10_000,
+  rangeKeys: 1,
+  watchers: 1_000,
+  watchStreams: 10,
+  leases: 10_000,
 } as const;
 
 /** Guards against typos like --clients 1000000 that would only exhaust memory. */
@@ -63,6 +74,11 @@ export const CONNS_MAX = 1_000;
 /** etcd refuses requests above 1.5 MiB by default; we stay within that. */
 export const VALUE_SIZE_MAX_BYTES = 1_500_000;
 export const KEY_SIZE_MAX_BYTES = 1_024;
+/** The whole key space fits in one range response: PRELOAD_KEYS_MAX keys would not (16 MiB). */
+export const RANGE_KEYS_MAX = 100_000;
+/** Lichen's and etcd's own caps on watchers per process are higher; the tool's memory is the limit. */
+export const WATCHERS_MAX = 100_000;
+export const LEASES_MAX = 1_000_000;
 /** Preloading writes every key once; beyond this the preload would dominate the run. */
 export const PRELOAD_KEYS_MAX = 1_000_000;
 export const DURATION_MAX_SECONDS = 24 * 3600;
@@ -81,6 +97,10 @@ export const BENCH_FLAGS: readonly FlagSpec[] = [
   { name: 'target-leader', type: 'boolean', description: 'Send every request to the leader (found with Maintenance.Status)' },
   { name: 'rate', type: 'integer', min: 0, valueName: 'req/s', description: 'Cap on requests per second, 0 = no cap (default 0)' },
   { name: 'read-ratio', type: 'string', valueName: '0..1', description: 'mixed: share of requests that are ranges (default 0.5)' },
+  { name: 'range-keys', type: 'integer', min: 1, description: 'range: keys per range, consecutive from a random key (default 1)' },
+  { name: 'watchers', type: 'integer', min: 1, description: 'watch: watchers on the key space (default 1000)' },
+  { name: 'streams', type: 'integer', min: 1, description: 'watch: Watch streams the watchers are spread over (default 10)' },
+  { name: 'leases', type: 'integer', min: 1, description: 'lease-keepalive: leases granted first, then kept alive round robin (default 10000)' },
   { name: 'preload', type: 'boolean', description: 'Write the whole key space before measuring (default: on for range and mixed)' },
   { name: 'request-timeout-ms', type: 'integer', min: 1, valueName: 'ms', description: 'Per-request deadline (default 10000)' },
   { name: 'progress', type: 'boolean', description: 'Print a progress line on stderr (default: only when stderr is a terminal)' },
@@ -124,6 +144,15 @@ export function parseEndpoints(raw: string): string[] {
   return endpoints;
 }
 
+/** Flags that mean something to some benchmarks only (the others refuse them). */
+export const KIND_FLAGS: Readonly<Record<string, readonly BenchKind[]>> = {
+  'read-ratio': ['mixed'],
+  'range-keys': ['range'],
+  watchers: ['watch'],
+  streams: ['watch'],
+  leases: ['lease-keepalive'],
+};
+
 /** Builds the options of `lichen bench <kind>` from parsed flags and LICHEN_ENDPOINTS, applying defaults. */
 export function benchOptionsFromArgs(kind: BenchKind, args: ParsedArgs, env: Record<string, string | undefined> = {}): BenchOptions {
   const flags = args.flags;
@@ -136,7 +165,9 @@ export function benchOptionsFromArgs(kind: BenchKind, args: ParsedArgs, env: Rec
   const total = num('total') ?? (durationMs === undefined ? BENCH_DEFAULTS.total : undefined);
   const rate = num('rate');
   const readRatioRaw = str('read-ratio');
-  if (readRatioRaw !== undefined && kind !== 'mixed') throw new UsageError('--read-ratio applies to bench mixed only');
+  for (const [flag, kinds] of Object.entries(KIND_FLAGS)) {
+    if (flags[flag] !== undefined && !kinds.includes(kind)) throw new UsageError(`--${flag} applies to bench ${kinds.join(', ')} only`);
+  }
   const options: BenchOptions = {
     kind,
     endpoints: parseEndpoints(str('endpoints') ?? (env.LICHEN_ENDPOINTS || BENCH_DEFAULTS.endpoints.join(','))),
@@ -154,6 +185,10 @@ export function benchOptionsFromArgs(kind: BenchKind, args: ParsedArgs, env: Rec
     readRatio: readRatioRaw === undefined ? BENCH_DEFAULTS.readRatio : parseRatio(readRatioRaw, '--read-ratio'),
     preload: bool('preload') ?? (kind === 'range' || kind === 'mixed'),
     requestTimeoutMs: num('request-timeout-ms') ?? BENCH_DEFAULTS.requestTimeoutMs,
+    rangeKeys: num('range-keys') ?? BENCH_DEFAULTS.rangeKeys,
+    watchers: num('watchers') ?? BENCH_DEFAULTS.watchers,
+    watchStreams: num('streams') ?? BENCH_DEFAULTS.watchStreams,
+    leases: num('leases') ?? BENCH_DEFAULTS.leases,
   };
   const tls = resolveClientTls(args, env);
   if (tls) options.tls = tls;
@@ -184,6 +219,13 @@ export function validateBenchOptions(options: BenchOptions): void {
     throw new UsageError(`--preload writes every key; --key-space-size ${options.keySpaceSize} is above ${PRELOAD_KEYS_MAX}`);
   }
   if (options.readRatio < 0 || options.readRatio > 1) throw new UsageError('--read-ratio must be between 0 and 1');
+  checkIntegerRange(options.rangeKeys, 1, RANGE_KEYS_MAX, '--range-keys');
+  if (options.rangeKeys > options.keySpaceSize) {
+    throw new UsageError(`--range-keys ${options.rangeKeys} is more than --key-space-size ${options.keySpaceSize}: a range cannot read more keys than there are`);
+  }
+  checkIntegerRange(options.watchers, 1, WATCHERS_MAX, '--watchers');
+  checkIntegerRange(options.watchStreams, 1, options.watchers, '--streams (at most --watchers)');
+  checkIntegerRange(options.leases, 1, LEASES_MAX, '--leases');
   if (options.ratePerSecond !== undefined && !(options.ratePerSecond > 0)) throw new UsageError('--rate must be positive');
   if (options.conns > options.clients) {
     // Extra channels would sit idle; etcd's tool accepts this too, but it is almost surely a mistake.

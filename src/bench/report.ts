@@ -36,6 +36,18 @@ export interface ToolUsage {
   eventLoopDelayP99Ms: number;
 }
 
+export interface WatchFigures {
+  watchers: number;
+  streams: number;
+  /** Events the watchers should have received: puts acknowledged × watchers. */
+  eventsExpected: number;
+  eventsReceived: number;
+  /** Events received per second, from the first put sent to the last event received. */
+  eventsPerSecond: number;
+  /** From a put's send to a watcher's receipt of its event. */
+  delivery: LatencySummary;
+}
+
 export interface BenchResult {
   /** put, range, txn, mixed, or http-put. */
   kind: string;
@@ -58,6 +70,12 @@ export interface BenchResult {
   tool: ToolUsage;
   /** Set when the run ended before its total or duration (interrupted, or the target failed). */
   stoppedReason?: string;
+  /** bench watch: what the watchers received (the requests above are the puts). */
+  watch?: WatchFigures;
+  /** bench txn-cas: attempts whose compare held (the put happened) and attempts that lost a race. */
+  cas?: { committed: number; conflicts: number };
+  /** bench lease-keepalive: the leases granted (and revoked at the end). */
+  leases?: number;
 }
 
 const MICROS_PER_MS = 1000;
@@ -146,6 +164,19 @@ export function formatSummary(result: BenchResult): string {
       );
     }
   }
+
+  if (result.watch) {
+    const w = result.watch;
+    lines.push('', `Watch: ${w.watchers} watchers on ${w.streams} streams`);
+    lines.push(`  Events:       ${w.eventsReceived} of ${w.eventsExpected} received, ${w.eventsPerSecond} events/sec`);
+    lines.push(`  Delivery:     p50 ${fmtMs(w.delivery.p50Ms)}  p99 ${fmtMs(w.delivery.p99Ms)}  max ${fmtMs(w.delivery.maxMs)} (put sent → event received)`);
+  }
+  if (result.cas) {
+    const attempts = result.cas.committed + result.cas.conflicts;
+    const share = attempts === 0 ? 0 : (result.cas.conflicts / attempts) * 100;
+    lines.push('', `Compare-and-swap: ${result.cas.committed} committed, ${result.cas.conflicts} lost a race (${share.toFixed(1)}%)`);
+  }
+  if (result.leases !== undefined) lines.push('', `Leases: ${result.leases} granted, kept alive round robin, revoked at the end`);
 
   if (result.stoppedReason !== undefined) lines.push('', `Stopped early: ${result.stoppedReason}`);
 

@@ -3,15 +3,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openKvChannels, findLeaderEndpoint, type EndpointStatus, type KvChannel } from './connections.js';
 import { driveLoad, type LoadOutcome } from './driver.js';
-import { makeValue, randomKeyPicker, sequentialKeyPicker, type KeyPicker } from './keys.js';
+import { makeValue, rangeOfKeys, randomKeyPicker, sequentialKeyPicker, type KeyPicker } from './keys.js';
+import { runLeaseKeepAliveBench, runWatchBench } from './streams.js';
 import { validateBenchOptions, type BenchOptions } from './options.js';
 import { histogramBars, summarizeLatency, type BenchResult, type ProgressSnapshot } from './report.js';
 import { LichenError, ErrorCode } from '../errors.js';
 import type { ClientTls } from '../client/tls.js';
 
-/** Compare.CompareResult.NOT_EQUAL and Compare.CompareTarget.VERSION in rpc.proto. */
+/** Compare.CompareResult EQUAL and NOT_EQUAL, Compare.CompareTarget VERSION and MOD in rpc.proto. */
+const COMPARE_EQUAL = 0;
 const COMPARE_NOT_EQUAL = 3;
 const COMPARE_TARGET_VERSION = 0;
+const COMPARE_TARGET_MOD = 2;
 /** Leader discovery retries while an election may be under way. */
 const LEADER_ATTEMPTS_MAX = 20;
 const LEADER_RETRY_DELAY_MS = 250;
@@ -54,10 +57,17 @@ function requestBuilders(options: BenchOptions, value: Buffer) {
   return {
     put: (key: Buffer) => ({ key, value }),
     range: (key: Buffer) => ({ key, serializable }),
+    rangeOfKeys: (start: number) => ({ ...rangeOfKeys(start, options.rangeKeys, options.keySpaceSize, options.keySizeBytes), serializable }),
     // Like etcd's txn-put: one compare on the key's version (always true here, so the success
     // branch runs and every txn writes) and one put.
     txn: (key: Buffer) => ({
       compare: [{ result: COMPARE_NOT_EQUAL, target: COMPARE_TARGET_VERSION, key, version: '-1' }],
+      success: [{ request_put: { key, value } }],
+      failure: [],
+    }),
+    // Compare-and-swap: the put happens only if nobody wrote the key since it was read.
+    cas: (key: Buffer, modRevision: string) => ({
+      compare: [{ result: COMPARE_EQUAL, target: COMPARE_TARGET_MOD, key, mod_revision: modRevision }],
       success: [{ request_put: { key, value } }],
       failure: [],
     }),
@@ -77,6 +87,9 @@ function settingsOf(options: BenchOptions): Record<string, string | number | boo
   if (options.total !== undefined) settings.total = options.total;
   if (options.durationMs !== undefined) settings.durationSeconds = options.durationMs / 1000;
   if (options.kind === 'range' || options.kind === 'mixed') settings.consistency = options.consistency;
+  if (options.kind === 'range') settings.rangeKeys = options.rangeKeys;
+  if (options.kind === 'watch') Object.assign(settings, { watchers: options.watchers, streams: options.watchStreams });
+  if (options.kind === 'lease-keepalive') settings.leases = options.leases;
   if (options.kind === 'mixed') settings.readRatio = options.readRatio;
   if (options.ratePerSecond !== undefined) settings.rate = options.ratePerSecond;
   return settings;
@@ -121,6 +134,7 @@ export async function runBench(options: BenchOptions, controls: RunControls = {}
     const channelOf = (worker: number) => channels[worker % channels.length] as KvChannel;
 
     let outcome: LoadOutcome;
+    let extra: Pick<BenchResult, 'watch' | 'cas' | 'leases'> = {};
     const common = {
       kind: options.kind,
       phase: 'measure' as const,
@@ -139,14 +153,19 @@ export async function runBench(options: BenchOptions, controls: RunControls = {}
           issue: (w) => channelOf(w).put(build.put(picker.next()), timeoutMs),
         });
         break;
-      case 'range':
+      case 'range': {
+        const starts = options.keySpaceSize - options.rangeKeys + 1;
         outcome = await driveLoad({
           ...common,
           operations: ['range'],
           pickOperation: () => 0,
-          issue: (w) => channelOf(w).range(build.range(picker.next()), timeoutMs),
+          issue:
+            options.rangeKeys === 1
+              ? (w) => channelOf(w).range(build.range(picker.next()), timeoutMs)
+              : (w) => channelOf(w).range(build.rangeOfKeys(Math.floor(Math.random() * starts)), timeoutMs),
         });
         break;
+      }
       case 'txn':
         outcome = await driveLoad({
           ...common,
@@ -155,6 +174,35 @@ export async function runBench(options: BenchOptions, controls: RunControls = {}
           issue: (w) => channelOf(w).txn(build.txn(picker.next()), timeoutMs),
         });
         break;
+      case 'txn-cas': {
+        const cas = { committed: 0, conflicts: 0 };
+        outcome = await driveLoad({
+          ...common,
+          operations: ['cas'],
+          pickOperation: () => 0,
+          issue: async (w) => {
+            const key = picker.next();
+            const read = (await channelOf(w).range(build.range(key), timeoutMs)) as { kvs: Array<{ mod_revision: string }> };
+            const answer = (await channelOf(w).txn(build.cas(key, read.kvs[0]?.mod_revision ?? '0'), timeoutMs)) as { succeeded: boolean };
+            if (answer.succeeded) cas.committed++;
+            else cas.conflicts++;
+          },
+        });
+        extra = { cas };
+        break;
+      }
+      case 'watch': {
+        const run = await runWatchBench(options, channels, targets, common, value);
+        outcome = run.outcome;
+        extra = { watch: run.watch };
+        break;
+      }
+      case 'lease-keepalive': {
+        const run = await runLeaseKeepAliveBench(options, targets, common);
+        outcome = run.outcome;
+        extra = { leases: run.granted };
+        break;
+      }
       case 'mixed': {
         const readRatio = options.readRatio;
         outcome = await driveLoad({
@@ -176,6 +224,7 @@ export async function runBench(options: BenchOptions, controls: RunControls = {}
       preloadedKeys: preloaded,
       outcome,
       perOperation: options.kind === 'mixed',
+      extra,
     });
   } finally {
     for (const channel of channels) channel.close();
@@ -191,6 +240,8 @@ export interface ResultParts {
   preloadedKeys: number;
   outcome: LoadOutcome;
   perOperation: boolean;
+  /** The figures only some benchmarks have (watch delivery, compare-and-swap outcomes). */
+  extra?: Pick<BenchResult, 'watch' | 'cas' | 'leases'>;
 }
 
 export function buildResult(parts: ResultParts): BenchResult {
@@ -217,6 +268,7 @@ export function buildResult(parts: ResultParts): BenchResult {
       eventLoopDelayP99Ms: round(outcome.tool.eventLoopDelayP99Ms, 3),
     },
     ...(outcome.stoppedReason !== undefined ? { stoppedReason: outcome.stoppedReason } : {}),
+    ...parts.extra,
   };
   if (parts.perOperation) {
     result.operations = Object.fromEntries([...outcome.byOperation].map(([name, h]) => [name, summarizeLatency(h)]));

@@ -12,7 +12,11 @@ import { createSilentLogger } from '../log.js';
 import { deadEndpoint } from '../client/testing.js';
 import { parseCommandArgs } from '../cli/command.js';
 import type { CommandContext } from '../cli/command.js';
+import { etcdClientConstructors } from '../api/grpc/proto.js';
+import { channelCredentials } from '../client/tls.js';
 import { benchRangeCommand, runBench, runHttpPutBench, type BenchOptions, type BenchResult } from './index.js';
+import { openKvChannel } from './connections.js';
+import { keyForIndex, rangeOfKeys } from './keys.js';
 
 let node: LichenNode;
 let dataDir: string;
@@ -52,6 +56,10 @@ function options(overrides: Partial<BenchOptions>): BenchOptions {
     readRatio: 0.5,
     preload: false,
     requestTimeoutMs: 5_000,
+    rangeKeys: 1,
+    watchers: 1,
+    watchStreams: 1,
+    leases: 1,
     ...overrides,
   };
 }
@@ -84,6 +92,55 @@ test('range (after preloading), txn and mixed runs complete with no errors', asy
   const mixed = await runBench(options({ kind: 'mixed', total: 200, readRatio: 0.5, sequentialKeys: true }));
   assertCleanRun(mixed, 200);
   assert.equal((mixed.operations?.read?.count ?? 0) + (mixed.operations?.write?.count ?? 0), 200);
+});
+
+test('watch: every watcher receives every put, and each receipt is timed', async () => {
+  const result = await runBench(options({ kind: 'watch', total: 50, clients: 4, watchers: 6, watchStreams: 3, keySpaceSize: 20 }));
+  assertCleanRun(result, 50);
+  const watch = result.watch!;
+  assert.equal(watch.eventsExpected, 50 * 6);
+  assert.equal(watch.eventsReceived, 50 * 6);
+  assert.equal(watch.delivery.count, 50 * 6, 'one delivery time per event, including events that beat their put response');
+  assert.ok(watch.eventsPerSecond > 0 && watch.delivery.p50Ms <= watch.delivery.p99Ms);
+});
+
+test('lease-keepalive: grants the leases, keeps them alive round robin, and revokes them at the end', async () => {
+  const result = await runBench(options({ kind: 'lease-keepalive', total: 60, clients: 3, leases: 7 }));
+  assertCleanRun(result, 60);
+  assert.equal(result.leases, 7);
+  const { Lease } = etcdClientConstructors();
+  const client = new Lease(node.addresses.client, channelCredentials(undefined));
+  try {
+    const listed = await new Promise<{ leases: unknown[] }>((resolve, reject) =>
+      (client as unknown as { LeaseLeases(r: object, cb: (e: Error | null, r: { leases: unknown[] }) => void): void }).LeaseLeases({}, (e, r) => (e ? reject(e) : resolve(r))),
+    );
+    assert.deepEqual(listed.leases, []);
+  } finally {
+    client.close();
+  }
+});
+
+test('txn-cas: every attempt either commits its put or loses the race to another client', async () => {
+  // A key size no other test uses: the one key is this test's alone.
+  const result = await runBench(options({ kind: 'txn-cas', total: 120, clients: 8, keySpaceSize: 1, keySizeBytes: 12 }));
+  assertCleanRun(result, 120);
+  const { committed, conflicts } = result.cas!;
+  assert.equal(committed + conflicts, 120);
+  assert.ok(committed > 0);
+  // Only committed attempts wrote: the key's version counts them.
+  const channel = openKvChannel(node.addresses.client, channelCredentials(undefined));
+  try {
+    const read = (await channel.range({ key: keyForIndex(0, 12) }, 5_000)) as { kvs: Array<{ version: string }> };
+    assert.equal(Number(read.kvs[0]!.version), committed);
+  } finally {
+    channel.close();
+  }
+});
+
+test('range --range-keys: one range reads that many consecutive keys, up to the end of the key space', () => {
+  assert.deepEqual(rangeOfKeys(0, 3, 10, 4), { key: Buffer.from('0000'), range_end: Buffer.from('0003') });
+  assert.deepEqual(rangeOfKeys(7, 3, 10, 4), { key: Buffer.from('0007'), range_end: Buffer.from('::::') });
+  assert.deepEqual(rangeOfKeys(0, 10, 10, 2), { key: Buffer.from('00'), range_end: Buffer.from('::') });
 });
 
 test('the command prints one JSON object with -w json', async () => {
