@@ -1,8 +1,9 @@
 // What a Normal raft entry carries: who proposed it (so the proposing node can answer its client
 // when it applies the entry) and what to do. Binary layout, version 1:
 //   u8 version | u8 kind | f64 origin member id | f64 request sequence | body
-// The origin and sequence identify the waiting client request; both are 0 for entries no client
-// waits for (lease expiry, member attribute publication).
+// The origin and sequence identify the waiting client request (each process of a member starts its
+// sequence at a random point, see PendingProposals); both are 0 for entries no client waits for
+// (lease expiry, member attribute publication).
 import { assert } from '../errors.js';
 import { proposalHeaderBytesMax } from '../limits.js';
 

@@ -340,3 +340,43 @@ test('a follower that crashes before its write is flushed loses that write, neve
   assert.equal(restarted.store.currentRevision, write.revision);
   await group.stop();
 });
+
+test("a proposal of a member's previous process that commits after its restart answers no request of the new process", async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  const [follower, other] = [1, 2, 3].filter((id) => id !== leader.memberId);
+  // The follower's proposal reaches the leader, but nothing comes back to the follower.
+  group.network.cut(leader.memberId, follower!);
+  group.network.cut(other!, follower!);
+  void group.replica(follower!).propose({ type: 'put', request: { key: bytes('old'), value: bytes('from the old process') } }).catch(() => undefined);
+  await group.until(() => valueAt(leader, 'old') !== undefined, 5_000, 'the leader applies the old proposal');
+  group.crash(follower!);
+  group.network.heal();
+  const restarted = await group.start(follower!);
+  // The new process's first request; the old proposal commits on it meanwhile.
+  const result = await group.drive(restarted.propose({ type: 'put', request: { key: bytes('new'), value: bytes('from the new process') } }));
+  const stored = restarted.store.range({ key: bytes('new') }).kvs[0]!;
+  assert.equal(result.revision, stored.modRevision, 'the answer is the one of this request, not of the old process\'s');
+  await group.stop();
+});
+
+test('a member that just joined and hears no leader does not take a lagging member for proof that it was removed', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  await group.until(() => leader.members.every((m) => m.clientAddress !== ''), 5_000, 'every member publishes its addresses');
+  const lagging = [1, 2, 3].find((id) => id !== leader.memberId)!;
+  group.network.isolate(lagging);
+  await group.drive(leader.proposeConfChange(ConfChangeType.AddLearner, 4, { name: 'm4', peerAddress: peerAddress(4) }));
+  group.addDisk(4);
+  group.network.isolate(4);
+  const joiner = await group.start(4, { catchUpIndex: leader.raftStatus().commit, members: leader.members });
+  let halt: { removed: boolean; reason: string } | undefined;
+  void joiner.halted.then((value) => (halt = value));
+  // The joiner hears no leader, asks the others; the lagging member has not applied its addition.
+  await group.run(6_000);
+  assert.ok(group.replica(lagging).appliedIndex < leader.raftStatus().commit, 'the lagging member has not applied the addition');
+  assert.equal(halt, undefined, `the joiner stopped: ${halt?.reason}`);
+  group.network.heal();
+  await group.until(() => joiner.appliedIndex >= leader.appliedIndex, 10_000, 'the joiner catches up');
+  await group.stop();
+});

@@ -203,7 +203,13 @@ export class Replica {
       now: () => clock.wallMs(),
       waitForApplied: (index) => this.waitForApplied(index, clock.monotonicMs() + this.config.requestTimeoutMs),
     });
-    this.proposals = new PendingProposals({ max: config.pendingRequestsMax, timeoutMs: config.requestTimeoutMs, timers: environment.timers });
+    this.proposals = new PendingProposals({
+      max: config.pendingRequestsMax,
+      timeoutMs: config.requestTimeoutMs,
+      timers: environment.timers,
+      // 2^48 starting points, and a process would need 2^52 proposals to leave the safe integers.
+      firstSequence: 1 + Math.floor(random.float() * 2 ** 48),
+    });
     this.reads = new ReadRounds({
       max: config.pendingRequestsMax,
       timeoutMs: config.requestTimeoutMs,

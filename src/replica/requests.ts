@@ -12,10 +12,18 @@ interface Waiter<T> {
 
 /** Proposals this node made, keyed by a per-node sequence carried in the entry envelope. */
 export class PendingProposals<T> {
-  private sequence = 0;
+  private sequence: number;
   private readonly waiting = new Map<number, Waiter<T>>();
 
-  constructor(private readonly options: { max: number; timeoutMs: number; timers: Timers }) {}
+  /**
+   * `firstSequence`: where this process's sequence numbers start (default 1). An entry carries
+   * its proposer's member id and sequence, and entries a member's previous process proposed may
+   * commit after it restarted: starting each process at a random point keeps their sequences
+   * from answering the new process's requests.
+   */
+  constructor(private readonly options: { max: number; timeoutMs: number; timers: Timers; firstSequence?: number }) {
+    this.sequence = (options.firstSequence ?? 1) - 1;
+  }
 
   get size(): number {
     return this.waiting.size;
