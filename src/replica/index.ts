@@ -9,7 +9,7 @@ export type { Clock, Environment, Randomness, TimerHandle, Timers } from './envi
 export { ReadyLoop, type ReadyHandler } from './ready-loop.js';
 export { PendingProposals, ReadRounds } from './requests.js';
 export { VirtualEnvironment } from './virtual-environment.js';
-export { Replica, type Applied, type ReplicaOptions } from './replica.js';
+export { Replica, type Applied, type Halt, type ReplicaOptions } from './replica.js';
 export type { MembershipView, PeerLinks, ReplicaConfig } from './types.js';
 export type { LogStore, ReplicaStorage, SnapshotFiles, StateMachine } from './storage.js';
 export { KvStateMachine } from './state-machine.js';

@@ -20,6 +20,8 @@ import {
   type HardState,
   type Message,
   type NodeId,
+  type RaftClass,
+  type RaftConfig,
   type Ready,
   type Snapshot,
 } from '../raft/index.js';
@@ -36,7 +38,7 @@ import type { Environment, TimerHandle } from './environment.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 import { quotaCost } from './quota.js';
-import { ReadyLoop } from './ready-loop.js';
+import { ReadyLoop, type ReadyHandler } from './ready-loop.js';
 import { PendingProposals, ReadRounds } from './requests.js';
 import { LeaseClocks } from './leases.js';
 import { Membership } from './membership.js';
@@ -73,6 +75,23 @@ export interface ReplicaOptions {
   lostDataRemedy: string;
   /** Told when another member's removal is applied (the server forgets its data directory). */
   onMemberRemoved?: (id: number) => void;
+  /**
+   * The simulator's seams (src/sim); a process leaves them unset. `raft`: the core's class (a
+   * deliberately broken one, to show the simulator catches it) and the raft options a process
+   * leaves at their defaults, which the simulator varies per seed. `wrapReadyHandler`: wraps what
+   * the Ready loop calls, so the simulator can crash the member between any two steps of a Ready
+   * (or plant a loop that sends too early).
+   */
+  raft?: { raftClass?: RaftClass } & Pick<RaftConfig, 'preVote' | 'checkQuorum' | 'maxInflightMsgs' | 'maxMsgBytes'>;
+  wrapReadyHandler?: (handler: ReadyHandler) => ReadyHandler;
+}
+
+/** How a replica stopped serving on its own (see Replica.halted). */
+export interface Halt {
+  removed: boolean;
+  reason: string;
+  /** What stopped a member that failed (not set for a removal). */
+  error?: unknown;
 }
 
 export class Replica {
@@ -122,8 +141,8 @@ export class Replica {
   /** Set when this member learns it was removed: it stops serving and says why. */
   removedReason: string | undefined;
   /** Resolves when this member stops serving on its own: removed from the cluster, or a fatal failure. */
-  readonly halted: Promise<{ removed: boolean; reason: string }>;
-  private resolveHalted!: (halt: { removed: boolean; reason: string }) => void;
+  readonly halted: Promise<Halt>;
+  private resolveHalted!: (halt: Halt) => void;
 
   constructor(private readonly options: ReplicaOptions) {
     const { storage, config, environment } = options;
@@ -164,7 +183,9 @@ export class Replica {
     this.applied = storage.snapshotIndex;
     this.confState = storage.raftLog.initialState().confState;
     this.commitAtStart = storage.raftLog.initialState().hardState.commit;
+    const { raftClass, ...raftOptions } = options.raft ?? {};
     this.raw = new RawNode({
+      ...raftOptions,
       id: this.memberId,
       storage: storage.raftLog,
       random: () => random.float(),
@@ -174,8 +195,8 @@ export class Replica {
       // Raft re-delivers every entry after the snapshot; apply skips what the engine already
       // holds but still replays membership, which lives only in the log and snapshot.
       applied: storage.snapshotIndex,
-    });
-    this.loop = new ReadyLoop(this.raw, {
+    }, raftClass);
+    const handler: ReadyHandler = {
       observe: (rd) => {
         if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
         if (rd.hardState) this.term = rd.hardState.term;
@@ -188,7 +209,8 @@ export class Replica {
         this.snapshots.maybeTake(this.applied, this.confState);
         this.scheduleCommitFlush();
       },
-    });
+    };
+    this.loop = new ReadyLoop(this.raw, options.wrapReadyHandler?.(handler) ?? handler);
     this.hub = new WatchHub(storage.machine.mvcc);
     this.leases = new LeaseClocks({
       clock,
@@ -293,6 +315,14 @@ export class Replica {
   /** Whether raft runs here (see start()). */
   get started(): boolean {
     return this.raftStarted;
+  }
+
+  /**
+   * Whether the loop has work it can do now: queued actions, or a Ready to hand out (the
+   * simulator runs a member until it has none; a Ready in hand is the handler's to know of).
+   */
+  get hasPendingWork(): boolean {
+    return !this.isStopped && (this.loop.backlog > 0 || this.raw.hasReady());
   }
 
   /** The monotonic clock, in milliseconds. */
@@ -546,6 +576,9 @@ export class Replica {
           this.fail(new LichenError(ErrorCode.DataLoss, `${error.message} This member lost log entries it had acknowledged. ${this.options.lostDataRemedy}`));
           return;
         }
+        // A broken invariant (a failed assertion in the core) stops the member, as anywhere else
+        // in the loop; only a typed refusal means the message is merely dropped.
+        if (!isLichenError(error)) throw error;
         this.logger.warn('raft: dropped a peer message', { type: message.type, from: formatId(message.from), error: String(error) });
       }
       if (received === undefined) return;
@@ -740,6 +773,6 @@ export class Replica {
     this.environment.timers.clear(this.ticker);
     this.environment.timers.clear(this.commitFlush);
     this.rejectWaiting(new LichenError(ErrorCode.Unavailable, this.removedReason));
-    this.resolveHalted({ removed: false, reason: this.removedReason });
+    this.resolveHalted({ removed: false, reason: this.removedReason, error });
   }
 }

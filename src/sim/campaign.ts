@@ -102,6 +102,8 @@ export async function runCampaign(args: CampaignArgs, now: () => number = Date.n
       wipes: 0,
       wipesRefused: 0,
       transfers: 0,
+      membershipProbes: 0,
+      removedByProbe: 0,
       snapshotsMade: 0,
       snapshotsInstalled: 0,
       messagesSent: 0,

@@ -1,21 +1,23 @@
-// Simulated clients: each issues one operation at a time against whatever node it believes leads,
-// and records the operation in the history the linearizability checker reads.
+// Simulated clients: each issues one operation at a time against whatever member it believes leads,
+// through the replica's own client operations, and records the operation in the history the
+// linearizability checker reads.
 //
-// Writes (put, delete, cas) are proposed as log commands; the answer comes when the node the
-// client talks to applies the command. Reads use ReadIndex: the node asks the leader for a read
-// index, waits until it has applied that far, then reads its own state machine. A client that
-// hears nothing within attemptTimeoutSteps retries on another node (writes keep their request id,
-// so the session table makes the retry exactly-once). When it gives up, a write that may have
-// reached a node is recorded with an unknown outcome (return = Infinity); a write that never
-// reached any node, and any read without an answer, is left out: neither can have had an effect.
+// Writes (put, delete, and cas as a transaction comparing the value) go through Replica.propose;
+// the answer comes when the member the client talks to has applied the command. Reads wait for
+// Replica.linearizableBarrier (a ReadIndex round), then read that member's MVCC store. The real
+// MVCC keeps no session table, so a write handed to a member is never retried: when its member
+// does not answer in time, or answers with an error that does not rule out that it was appended,
+// it is recorded with an unknown outcome (return = Infinity) and the client moves on. A write
+// refused before it reached the log, and a read that got no answer, is tried again on another
+// member (or left out of the history when the client gives up: it can have had no effect).
 
 import type { KvInput, KvOperation, KvOutput } from '../check/index.js';
+import { isLichenError } from '../errors.js';
+import { CompareResult, CompareTarget, type Command, type TxnResponse } from '../mvcc/index.js';
 import type { NodeId } from '../raft/types.js';
+import type { Applied, Replica } from '../replica/index.js';
 import type { Cluster } from './cluster.js';
-import type { ApplyOutcome } from './kv-state-machine.js';
-import { encodeCommand } from './kv-state-machine.js';
 import type { Prng } from '../random.js';
-import { isLeaderRole } from './raft-adapter.js';
 
 export interface ClientTiming {
   /** Probability per step that an idle client starts an operation. */
@@ -37,9 +39,6 @@ interface PendingOperation {
   deadline: number;
   waiting: boolean;
   attempts: number;
-  /** A write that reached some node may still commit after we give up. */
-  mayHaveEffect: boolean;
-  readContext: string | undefined;
 }
 
 class SimClient {
@@ -49,6 +48,37 @@ class SimClient {
   /** Last value this client saw per key, used as a plausible cas expectation. */
   lastSeen = new Map<string, string | undefined>();
   constructor(readonly id: number) {}
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The MVCC command that carries out a write of the checker's model. */
+export function writeCommand(input: Exclude<KvInput, { kind: 'get' }>): Command {
+  const key = encoder.encode(input.key);
+  switch (input.kind) {
+    case 'put':
+      return { type: 'put', request: { key, value: encoder.encode(input.value) } };
+    case 'delete':
+      return { type: 'deleteRange', request: { key } };
+    case 'cas': {
+      // "The value is `expected`", or for an absent one, "the key has no version".
+      const compare =
+        input.expected === undefined
+          ? { result: CompareResult.EQUAL, target: CompareTarget.VERSION, key, version: 0 }
+          : { result: CompareResult.EQUAL, target: CompareTarget.VALUE, key, value: encoder.encode(input.expected) };
+      return { type: 'txn', request: { compare: [compare], success: [{ requestPut: { key, value: encoder.encode(input.value) } }], failure: [] } };
+    }
+  }
+}
+
+/**
+ * Whether a refused proposal certainly never reached the log: raft dropped it (no leader, an
+ * election or a transfer under way: Unavailable naming the leader it knew) or a limit refused it.
+ * Anything else (a timeout, a member that stopped) leaves the outcome unknown.
+ */
+function neverProposed(error: unknown): boolean {
+  return isLichenError(error, 'Overloaded') || (isLichenError(error, 'Unavailable') && error.details.leaderId !== undefined);
 }
 
 export class ClientPool {
@@ -63,7 +93,6 @@ export class ClientPool {
     private readonly keys: number,
     private readonly timing: ClientTiming,
   ) {
-    // Client ids start at 1; 0 is the liveness probe.
     for (let i = 1; i <= count; i++) this.clients.push(new SimClient(i));
   }
 
@@ -80,17 +109,18 @@ export class ClientPool {
         continue;
       }
       if (now < pending.deadline) continue;
-      if (now - pending.call >= this.timing.operationTimeoutSteps) {
-        this.abandon(client, pending);
+      // A write in some member's hands may still be applied: its outcome is unknown.
+      if (now - pending.call >= this.timing.operationTimeoutSteps || (pending.waiting && pending.input.kind !== 'get')) {
+        this.abandon(client, pending, pending.waiting);
         continue;
       }
-      this.attempt(client, pending, now, pending.waiting);
+      this.attempt(client, pending, now);
     }
   }
 
   /** Ends every operation still in flight (the run is over). */
   abandonAll(): void {
-    for (const client of this.clients) if (client.pending !== undefined) this.abandon(client, client.pending);
+    for (const client of this.clients) if (client.pending !== undefined) this.abandon(client, client.pending, client.pending.waiting);
   }
 
   private begin(client: SimClient, now: number): void {
@@ -106,20 +136,10 @@ export class ClientPool {
       const expected = this.random.chance(0.8) ? client.lastSeen.get(key) : `c${client.id}r${requestId - 1}`;
       input = { kind: 'cas', key, expected, value };
     }
-    client.pending = {
-      input,
-      call: now,
-      requestId,
-      target: undefined,
-      deadline: now,
-      waiting: false,
-      attempts: 0,
-      mayHaveEffect: false,
-      readContext: undefined,
-    };
+    client.pending = { input, call: now, requestId, target: undefined, deadline: now, waiting: false, attempts: 0 };
     this.stats.started++;
     this.cluster.trace.string(`op${client.id}:${requestId}:${input.kind}:${key}@${now};`);
-    this.attempt(client, client.pending, now, false);
+    this.attempt(client, client.pending, now);
   }
 
   /** Picks a node: the believed leader unless the last attempt there failed, else any member. */
@@ -133,45 +153,59 @@ export class ClientPool {
     return this.random.pick(others.length > 0 ? others : members);
   }
 
-  private attempt(client: SimClient, pending: PendingOperation, now: number, timedOut: boolean): void {
-    const avoid = timedOut || pending.attempts > 0 ? pending.target : undefined;
-    if (timedOut || pending.attempts > 0) client.leaderGuess = undefined;
-    const target = this.chooseTarget(client, avoid);
+  private attempt(client: SimClient, pending: PendingOperation, now: number): void {
+    const retry = pending.attempts > 0;
+    if (retry) client.leaderGuess = undefined;
+    const target = this.chooseTarget(client, retry ? pending.target : undefined);
     pending.target = target;
-    pending.attempts++;
+    const attempt = ++pending.attempts;
     this.stats.attempts++;
-    let refused: Error | undefined;
-    if (pending.input.kind === 'get') {
-      pending.readContext = `${client.id}:${pending.requestId}:${pending.attempts}`;
-      refused = this.cluster.startRead(target, pending.readContext, pending.input.key);
-    } else {
-      const data = encodeCommand({ clientId: client.id, requestId: pending.requestId, op: pending.input });
-      const attempt = pending.attempts;
-      refused = this.cluster.propose(target, data, () => this.onRefused(client, pending, attempt));
-      // Raft may still refuse it when the member's loop runs it; then it had no effect, but an
-      // earlier attempt may have had, so the client keeps assuming it might.
-      if (refused === undefined) pending.mayHaveEffect = true;
-    }
-    if (refused !== undefined) {
+    const replica = this.cluster.serving(target);
+    if (!('propose' in replica)) {
       pending.waiting = false;
       pending.deadline = now + this.timing.refusalBackoffSteps;
       return;
     }
+    const current = () => client.pending === pending && pending.attempts === attempt && pending.waiting;
+    const input = pending.input;
+    if (input.kind === 'get') {
+      replica.linearizableBarrier().then(
+        () => current() && this.finish(client, pending, { value: this.read(replica, input.key) }),
+        () => current() && this.backOff(pending),
+      );
+    } else {
+      replica.propose(writeCommand(input)).then(
+        (applied) => current() && this.finish(client, pending, this.outputOf(input, applied)),
+        (error: unknown) => {
+          if (!current()) return;
+          if (neverProposed(error)) this.backOff(pending);
+          else this.abandon(client, pending, true);
+        },
+      );
+    }
     pending.waiting = true;
     pending.deadline = now + this.timing.attemptTimeoutSteps;
     // A node that accepted a request knows (or is) the leader: follow its hint next time.
-    const status = this.cluster.node(target).live?.raw.status();
-    if (status !== undefined) client.leaderGuess = isLeaderRole(status.role) ? target : status.lead || undefined;
+    client.leaderGuess = replica.isLeader() ? target : replica.leaderId || undefined;
   }
 
-  /** Raft refused a proposal the member had taken: back off, then try again. */
-  private onRefused(client: SimClient, pending: PendingOperation, attempt: number): void {
-    if (client.pending !== pending || pending.attempts !== attempt || !pending.waiting) return;
+  private read(replica: Replica, key: string): string | undefined {
+    const kv = replica.store.range({ key: encoder.encode(key) }).kvs[0];
+    return kv === undefined ? undefined : decoder.decode(kv.value);
+  }
+
+  private outputOf(input: KvInput, applied: Applied): KvOutput {
+    return input.kind === 'cas' ? { ok: (applied.response as TxnResponse).succeeded } : {};
+  }
+
+  /** The attempt was refused without effect: back off, then try again. */
+  private backOff(pending: PendingOperation): void {
     pending.waiting = false;
     pending.deadline = this.cluster.now + this.timing.refusalBackoffSteps;
   }
 
-  private finish(client: SimClient, pending: PendingOperation, output: KvOutput, now: number): void {
+  private finish(client: SimClient, pending: PendingOperation, output: KvOutput): void {
+    const now = this.cluster.now;
     this.history.push({ clientId: client.id, input: pending.input, call: pending.call, output, return: now });
     if (pending.input.kind === 'get') client.lastSeen.set(pending.input.key, output.value);
     else if (pending.input.kind === 'put') client.lastSeen.set(pending.input.key, pending.input.value);
@@ -182,37 +216,21 @@ export class ClientPool {
     this.cluster.trace.string(`done${client.id}:${pending.requestId}:${JSON.stringify(output)}@${now};`);
   }
 
-  private abandon(client: SimClient, pending: PendingOperation): void {
+  /** Gives up on an operation; a write that reached a member (`mayHaveEffect`) is recorded as unknown. */
+  private abandon(client: SimClient, pending: PendingOperation, mayHaveEffect: boolean): void {
     client.pending = undefined;
     if (pending.input.kind === 'get') {
       this.stats.abandonedReads++;
       return;
     }
-    if (!pending.mayHaveEffect) {
+    if (!mayHaveEffect) {
       this.stats.abandonedUnsent++;
       return;
     }
     this.stats.unknown++;
     this.history.push({ clientId: client.id, input: pending.input, call: pending.call, output: undefined, return: Infinity });
+    this.cluster.trace.string(`unknown${client.id}:${pending.requestId}@${this.cluster.now};`);
     // The write may or may not have happened: forget what we believed about the key.
     client.lastSeen.delete(pending.input.key);
-  }
-
-  onApplied(node: NodeId, outcome: ApplyOutcome): void {
-    const client = this.clients[outcome.command.clientId - 1];
-    const pending = client?.pending;
-    if (client === undefined || pending === undefined || !pending.waiting) return;
-    if (pending.target !== node || pending.requestId !== outcome.command.requestId) return;
-    if (outcome.kind === 'stale') return;
-    this.finish(client, pending, outcome.result, this.cluster.now);
-  }
-
-  onRead(node: NodeId, context: string, value: string | undefined): void {
-    const clientId = Number(context.slice(0, context.indexOf(':')));
-    const client = this.clients[clientId - 1];
-    const pending = client?.pending;
-    if (client === undefined || pending === undefined || !pending.waiting) return;
-    if (pending.target !== node || pending.readContext !== context) return;
-    this.finish(client, pending, { value }, this.cluster.now);
   }
 }

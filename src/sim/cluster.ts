@@ -1,34 +1,46 @@
-// The simulated cluster: real RawNodes, each driven by the production Ready loop
-// (src/replica/ready-loop.ts) with a virtual environment (clock, timers, randomness) on the
-// simulator's clock, a virtual network, and a virtual disk whose writes become durable only when
-// they are synced. This file is the member around the loop (the ReadyHandler: send, persist,
-// apply, snapshot) and decides where a crash strikes inside a Ready turn: between any two of the
-// loop's steps, partway through its sends and applies, and between a write and its sync.
+// The simulated cluster: each member is a real Replica (src/replica) over the real MVCC and auth
+// stores on a memory engine, with a virtual environment (clock, timers, randomness) on the
+// simulator's clock, the simulator's network as its peer links, and a LogStore and SnapshotFiles
+// on a virtual disk whose writes become durable only when they are synced (member-storage.ts).
+// This file starts, crashes and wipes those processes, carries their messages and membership
+// probes, and decides where a crash strikes inside a Ready turn: it wraps the handler the
+// replica's Ready loop calls, so a crash can fall between any two of the loop's steps, partway
+// through its sends and applies, and between a write and its sync.
 //
 // The loops run asynchronously, as in a process: the simulator's step queues work (messages,
-// ticks, proposals) into their inboxes, then settle() lets the microtasks run until every loop
+// ticks, proposals) into the replicas, then settle() lets the microtasks run until every loop
 // waits for work or for its disk. Nothing else is asynchronous, so a run stays a function of its
 // seed.
 
 import { isLichenError, LichenError } from '../errors.js';
-import { ReadRounds, ReadyLoop, VirtualEnvironment, type ReadyHandler, type TimerHandle } from '../replica/index.js';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Snapshot } from '../raft/index.js';
-import { ConfChangeType, EntryType, snapshotBytes } from '../raft/types.js';
+import { MemoryEngine } from '../engine/index.js';
+import { createSilentLogger } from '../log.js';
+import { MemoryStorage, Raft, type RaftClass, type VoteRequest } from '../raft/index.js';
+import { ConfChangeType, EntryType, decodeConfChange, type ConfChange, type ConfState, type Message, type NodeId, type Ready, type Snapshot } from '../raft/index.js';
+import {
+  KvStateMachine,
+  MemberTable,
+  Replica,
+  VirtualEnvironment,
+  encodeJson,
+  encodeSnapshotData,
+  recoverStorage,
+  type Halt,
+  type MembershipView,
+  type ReadyHandler,
+  type ReplicaConfig,
+  type ReplicaOptions,
+  type ReplicaStorage,
+} from '../replica/index.js';
+import type { MvccStore } from '../mvcc/index.js';
 import { NodeDisk } from './disk.js';
 import { PeerDataDirs } from '../server/data-dirs.js';
 import { Hasher } from './hash.js';
 import { SafetyMonitor, SafetyViolation } from './invariants.js';
-import { KvStateMachine, type ApplyOutcome } from './kv-state-machine.js';
+import { SimLogStore, SimSnapshotFiles } from './member-storage.js';
 import { Network } from './network.js';
 import type { Prng } from '../random.js';
 import type { RaftVariant } from './options.js';
-import {
-  createRawNode,
-  decodeConfChange,
-  isLeaderRole,
-  MemoryStorage,
-  type SimRawNode,
-} from './raft-adapter.js';
 
 /** Where in a Ready turn a crash strikes (see ReadyHandler in src/replica/ready-loop.ts). */
 export type CrashPoint =
@@ -36,7 +48,7 @@ export type CrashPoint =
   | 'observe'
   /** Partway through sending the messages that may leave at once. */
   | 'send'
-  /** A snapshot from the leader is durable; the entries after it are not written. */
+  /** A snapshot from the leader is durable and installed; the entries after it are not written. */
   | 'install-snapshot'
   /** Before the write of the Ready's entries and hard state. */
   | 'write'
@@ -50,43 +62,25 @@ export type CrashPoint =
   | 'advanced';
 const CRASH_POINTS: readonly CrashPoint[] = ['observe', 'send', 'install-snapshot', 'write', 'unsynced', 'apply', 'send-after-persist', 'advanced'];
 
-/** A node's volatile state: everything here is lost in a crash. */
-interface LiveState {
-  raw: SimRawNode;
-  storage: MemoryStorage;
-  sm: KvStateMachine;
-  /** The membership as of sm.appliedIndex. */
-  conf: ConfState;
-  /** Index of the last snapshot this incarnation made or restored. */
-  snapshotIndex: number;
+/** One process's incarnation: everything here is lost in a crash. */
+export interface LiveState {
+  replica: Replica;
   /** This process's clock, timers and randomness; the cluster moves its clock one unit per step. */
   env: VirtualEnvironment;
-  /** The production Ready loop; every call into `raw` that changes it runs there. */
-  loop: ReadyLoop;
-  /** Linearizable reads, batched into ReadIndex rounds by the class the server uses. */
-  reads: ReadRounds;
-  /** The leader as the Ready loop last reported it (what a member knows of its leader). */
-  lead: NodeId;
   /** The term in which this incarnation was last seen as leader (leader-change detection). */
   leaderTerm: number;
   /** The commit index this incarnation had when last seen as leader. */
   leaderCommit: number;
-  /** The commit index already reported to the safety monitor. */
-  commitObserved: number;
-  /** Whether raft runs: a new member of the initial cluster first waits for its peers (data-dirs.ts). */
-  raftStarted: boolean;
   /** The peers this process has an established connection to (see connect()). */
   links: Set<NodeId>;
   /** The process ended (crash, removal, refusal): nothing of it may act again. */
   ended: boolean;
   /** The Ready turn in hand, from observe() to advanced(). */
-  turn: { crash: CrashPoint | undefined; sends: number } | undefined;
-  /** The turn waits for its disk to sync. */
-  syncing: boolean;
+  turn: { crash: CrashPoint | undefined; sends: number; installing: Snapshot['metadata'] | undefined } | undefined;
+  /** Disk syncs started and not finished (only a Ready turn waits for one; see member-storage.ts). */
+  syncsInFlight: number;
   /** Ready turns since the step began (a livelock guard). */
   turns: number;
-  /** The timer that will send a held-back commit index (lazyCommitBroadcast). */
-  commitFlush: TimerHandle | undefined;
 }
 
 /** Thrown inside a Ready turn of a process that crashed or ended: the turn stops there. */
@@ -98,7 +92,7 @@ export class SimNode {
   live: LiveState | undefined;
   /** Set once the node was started at least once (its disk is meaningful). */
   started = false;
-  /** Stopped because the committed membership no longer has it. */
+  /** Stopped because it learned it is no member any more. */
   removed = false;
   /** Added by a membership change (it joined) rather than bootstrapped with the initial voters. */
   joined = false;
@@ -118,26 +112,22 @@ export class SimNode {
 export type StartOutcome = 'started' | 'refused' | 'deferred';
 
 export interface ClusterConfig {
-  /** Time units per raft tick. */
+  /** Time units per raft tick (a member's clock counts one millisecond per time unit). */
   tickSteps: number;
   electionTicks: number;
   heartbeatTicks: number;
   preVote: boolean;
   checkQuorum: boolean;
-  /** Leaders hold back commit indexes (RaftConfig.lazyCommitBroadcast), flushed half a tick later. */
+  /** Leaders hold back commit indexes (ReplicaConfig.followerCommitDelayMs), flushed half a tick later. */
   lazyCommitBroadcast: boolean;
   snapshotEvery: number;
   compactKeep: number;
   msgBytesMax: number;
   /** A disk sync takes 1 to this many time units. */
   syncStepsMax: number;
+  /** How long a member waits for a proposal, a read round or a leader (its --request-timeout). */
+  requestTimeoutSteps: number;
   variant: RaftVariant;
-}
-
-/** What the cluster tells its environment (clients, the membership driver). */
-export interface ClusterListener {
-  onApplied(node: NodeId, outcome: ApplyOutcome): void;
-  onRead(node: NodeId, context: string, value: string | undefined): void;
 }
 
 /** Ready turns one node may take in one step before we call it a livelock. */
@@ -146,8 +136,57 @@ const READY_ROUNDS_MAX = 64;
 /** Microtask rounds one settle() may take; far above what the turns above need. */
 const SETTLE_ROUNDS_MAX = 100_000;
 
-/** Reads waiting on one node at most (the production default). */
-const READS_MAX = 10_000;
+/** Microtask rounds settle() runs on once every loop waits: promise callbacks around the loops (a halt, a client's answer) land in the step that caused them. */
+const SETTLE_TAIL_ROUNDS = 4;
+
+const CLUSTER_ID = 1;
+
+/**
+ * Broken on purpose (the Figure 8 bug, §5.4.2): commits whatever a quorum has replicated, even
+ * entries of earlier terms, by counting replicas.
+ */
+class CommitByCountRaft extends Raft {
+  protected override maybeCommit(): boolean {
+    const index = this.tracker.quorumMatchIndex();
+    if (index <= this.log.committed) return false;
+    this.log.commitTo(index);
+    return true;
+  }
+}
+
+/** Broken on purpose (§5.2): grants its vote to every candidate whose log is up to date, every time. */
+class DoubleVoteRaft extends Raft {
+  protected override canGrantVote(m: VoteRequest): boolean {
+    return this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+  }
+}
+
+/** The raft core each variant runs (the others run the real one and break something else). */
+const RAFT_CLASSES: Partial<Record<RaftVariant, RaftClass>> = { 'commit-by-count': CommitByCountRaft, 'double-vote': DoubleVoteRaft };
+
+/** The metrics a replica updates, as no-ops: nobody scrapes a simulated member. */
+const NO_METRICS = {
+  walFsyncSeconds: { observe() {} },
+  raftLeaderChangesTotal: { inc() {} },
+  raftProposalsTotal: { inc() {} },
+} as unknown as ReplicaOptions['metrics'];
+
+/** Every key ("\0" as rangeEnd: to the end). */
+const ALL_KEYS = new Uint8Array([0]);
+
+/** A fingerprint of the replicated state: the revision and every live key with its metadata. */
+export function stateDigest(store: MvccStore): string {
+  const hash = new Hasher().number(store.currentRevision);
+  for (const kv of store.range({ key: ALL_KEYS, rangeEnd: ALL_KEYS }).kvs) {
+    hash.bytes(kv.key).number(kv.createRevision).number(kv.modRevision).number(kv.version).number(kv.lease).bytes(kv.value).string('|');
+  }
+  return hash.digest();
+}
+
+/** The client address a simulated member publishes (what a membership probe is sent to). */
+function clientAddress(id: NodeId): string {
+  return `node-${id}:2379`;
+}
 
 export class Cluster {
   readonly nodes = new Map<NodeId, SimNode>();
@@ -155,17 +194,18 @@ export class Cluster {
   readonly trace = new Hasher();
   /** The latest committed membership, as first applied by any node. */
   committedConf: ConfState;
-  private committedConfIndex = 0;
-  /** The initial voters: each one bootstraps the group on its first start (RawNode.bootstrap). */
+  private committedConfIndex = 1;
+  /** The initial voters: each one bootstraps the group on its first start (a first snapshot). */
   private readonly bootstrapVoters: NodeId[];
   /** Membership changes committed (counted once, when the first node applies each). */
   confChangesApplied = 0;
   now = 0;
   readyCrashRate = 0;
-  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0, wipes: 0, refusals: 0 };
-  listener: ClusterListener | undefined;
+  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0, wipes: 0, refusals: 0, probes: 0, removedByProbe: 0 };
   /** The first thing that went wrong inside a Ready loop; settle() reports it. */
   private failure: SafetyViolation | undefined;
+  /** Membership probes on their way to a member or back (see askMembership). */
+  private calls: Array<{ at: number; run: () => void }> = [];
 
   constructor(
     readonly config: ClusterConfig,
@@ -207,101 +247,147 @@ export class Cluster {
   /**
    * Starts (or restarts) a node from what its disk holds, as `lichen serve` with the flags of its
    * first start would: an initial voter on an empty disk bootstraps again (and must then wait for its
-   * peers); a joiner on an empty disk joins again, which the cluster refuses while its id is a member.
+   * peers); a joiner on an empty disk joins again, which the cluster refuses while its id is a member
+   * it had started as (join.ts). A joiner starts only once its addition committed.
    */
   start(id: NodeId): StartOutcome {
     const node = this.node(id);
     if (node.live !== undefined) return 'started';
-    if (node.joined && !node.started) {
+    const disk = node.disk;
+    if (node.joined && disk.joined === undefined) {
+      if (!this.isMember(id)) return 'deferred';
       const via = this.joinTarget();
       if (via === undefined) return 'deferred';
-      const conf = via.live!.raw.status().conf;
-      // join.ts: a member id already in the cluster had a data directory, so this empty one is a lost one.
-      if (node.wiped && this.checksDataDirs && (conf.voters.includes(id) || conf.learners.includes(id))) return this.refuse(node, 'join');
+      // join.ts: a member id already started in the cluster had a data directory, so this empty one is a lost one.
+      if (node.wiped && this.checksDataDirs) return this.refuse(node, 'join');
+      // `member add` answers once the member asked has applied the addition; the join starts then.
+      if (via.live!.replica.member(id) === undefined) return 'deferred';
+      disk.joined = { catchUpIndex: via.live!.replica.raftStatus().commit, members: via.live!.replica.members };
     }
-    const storage = new MemoryStorage();
-    const disk = node.disk;
-    const log = disk.durable;
-    let sm = new KvStateMachine();
-    let conf: ConfState = { voters: [], learners: [] };
-    if (log.snapshot !== undefined) {
-      storage.applySnapshot(log.snapshot);
-      sm = KvStateMachine.fromSnapshot(snapshotBytes(log.snapshot.data), log.snapshot.metadata.index);
-      conf = log.snapshot.metadata.conf;
-    }
-    storage.append(log.entriesAfterSnapshot());
-    // A commit index written without a sync can be lost while a snapshot past it is durable; the
-    // member's start-up raises it to the snapshot (mergeCommit in src/server/state.ts).
-    storage.setHardState({ ...log.hardState, commit: Math.max(log.hardState.commit, log.snapshotIndex()) });
+    if (!node.joined && this.bootstrapVoters.includes(id) && disk.isEmpty()) this.bootstrap(node);
     // Like a process, each incarnation has its own clock (starting at zero) and random stream.
     const env = new VirtualEnvironment(this.random.nextU32());
-    const raw = createRawNode(this.config.variant, {
-      id,
-      storage,
-      random: () => env.random.float(),
-      electionTicks: this.config.electionTicks,
-      heartbeatTicks: this.config.heartbeatTicks,
-      applied: sm.appliedIndex,
-      preVote: this.config.preVote,
-      checkQuorum: this.config.checkQuorum,
-      lazyCommitBroadcast: this.config.lazyCommitBroadcast,
-      maxInflightMsgs: 16,
-      maxMsgBytes: this.config.msgBytesMax,
-    });
-    // An initial voter whose disk holds nothing (first start, a crash before its first sync, a wipe)
-    // bootstraps, as a member with an empty data directory and --initial-cluster does.
-    if (!node.joined && this.bootstrapVoters.includes(id) && disk.isEmpty()) {
-      raw.bootstrap(this.bootstrapVoters);
-      // A member of a new cluster waits until every other one has recorded its data directory.
-      if (this.checksDataDirs) disk.dataDirs = new PeerDataDirs({ known: disk.dataDirs.entries(), awaiting: this.bootstrapVoters.filter((v) => v !== id) });
-    }
-    const handler = this.readyHandler(node, () => live);
     const live: LiveState = {
-      raw,
-      storage,
-      sm,
-      conf,
-      snapshotIndex: sm.appliedIndex,
+      replica: undefined as unknown as Replica,
       env,
-      loop: new ReadyLoop(raw, this.config.variant === 'acks-before-fsync' ? sendingAcksBeforeFsync(handler) : handler),
-      reads: new ReadRounds({
-        max: READS_MAX,
-        // Clients give up on their own; a read they abandoned is ignored when it completes.
-        timeoutMs: Infinity,
-        retryMs: this.config.electionTicks * this.config.tickSteps,
-        now: () => env.clock.monotonicMs(),
-        incarnation: env.random.bytes(8),
-        // Refused while an election runs: the round stays in flight and is re-issued.
-        issue: (context) => this.enqueueRaft(node, live, () => raw.readIndex(context)),
-        appliedIndex: () => live.sm.appliedIndex,
-      }),
-      lead: 0,
       leaderTerm: 0,
       leaderCommit: 0,
-      commitObserved: log.hardState.commit,
-      raftStarted: !this.checksDataDirs || disk.dataDirs.waitingFor().length === 0,
       links: new Set(),
       ended: false,
       turn: undefined,
-      syncing: false,
+      syncsInFlight: 0,
       turns: 0,
-      commitFlush: undefined,
     };
+    live.replica = this.createReplica(node, live);
     node.live = live;
     if (node.started) this.stats.restarts++;
     node.started = true;
     node.removed = false;
     this.trace.string(`start${id}@${this.now};`);
-    env.timers.setInterval(() => this.onTick(node, live), this.config.tickSteps);
-    live.loop.start((error) => this.onLoopFailure(node.id, error));
+    void live.replica.halted.then((halt) => this.onHalted(node, live, halt));
+    // The transport (re)dials its peers on its own timer, set before the replica's ticker so that
+    // a tick sees the connections made at the same instant.
+    env.timers.setInterval(() => this.dialPeers(node, live), this.config.tickSteps);
+    if (!this.checksDataDirs || disk.dataDirs.waitingFor().length === 0) this.startRaft(node, live);
     return 'started';
+  }
+
+  /** Writes a new cluster's first snapshot (the membership, an empty store), as `lichen serve --initial-cluster` does. */
+  private bootstrap(node: SimNode): void {
+    const members = new MemberTable();
+    for (const id of this.bootstrapVoters) {
+      members.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeJson({ name: `n${id}`, peerAddress: `node-${id}:2380` }) });
+    }
+    const data = encodeSnapshotData(members, new KvStateMachine(new MemoryEngine()).export());
+    const first: Snapshot = { metadata: { index: 1, term: 1, conf: { voters: [...this.bootstrapVoters], learners: [] } }, data };
+    node.disk.bootstrap(first, this.monitor.chainForSnapshot(1, 1), { term: 1, vote: 0, commit: 1 });
+    // A member of a new cluster waits until every other one has recorded its data directory.
+    if (this.checksDataDirs) node.disk.dataDirs = new PeerDataDirs({ known: node.disk.dataDirs.entries(), awaiting: this.bootstrapVoters.filter((v) => v !== node.id) });
+  }
+
+  /** The replica of one incarnation, over the storage its disk holds (recovered as a process restarts). */
+  private createReplica(node: SimNode, live: LiveState): Replica {
+    const disk = node.disk;
+    const member = {
+      id: node.id,
+      disk,
+      monitor: this.monitor,
+      assertRunning: () => {
+        if (live.ended) throw new ProcessEnded();
+      },
+      sync: () => this.synced(node, live),
+      installing: () => live.turn?.installing,
+      tookSnapshot: (index: number) => {
+        this.stats.snapshotsMade++;
+        this.trace.string(`snap${node.id}:${index};`);
+      },
+    };
+    const wal = new SimLogStore(member);
+    const snapshots = new SimSnapshotFiles(member);
+    const machine = new KvStateMachine(new MemoryEngine());
+    const image = disk.durable;
+    let storage: ReplicaStorage;
+    if (image.snapshot !== undefined) {
+      const log = { hardState: image.hardState, entries: image.entriesAfterSnapshot() };
+      storage = recoverStorage({ wal, snapshots, machine, snapshot: disk.snapshotFile(image.snapshot.metadata), log });
+    } else {
+      // A member that joined and has not received its first snapshot yet (src/server/state.ts).
+      const members = MemberTable.fromJSON({ members: disk.joined!.members, removed: [] });
+      storage = { wal, snapshots, raftLog: new MemoryStorage(), machine, members, snapshotIndex: 0 };
+    }
+    const { config } = this;
+    const replicaConfig: ReplicaConfig = {
+      name: `n${node.id}`,
+      tickMs: config.tickSteps,
+      electionTicks: config.electionTicks,
+      heartbeatTicks: config.heartbeatTicks,
+      followerCommitDelayMs: config.lazyCommitBroadcast ? Math.floor(config.tickSteps / 2) : 0,
+      requestTimeoutMs: config.requestTimeoutSteps,
+      pendingRequestsMax: 10_000,
+      maxRequestBytes: 1024 * 1024,
+      snapshotEntries: config.snapshotEvery,
+      snapshotCatchUpEntries: config.compactKeep,
+      snapshotWalBytes: Number.MAX_SAFE_INTEGER,
+      quotaBackendBytes: -1,
+      authToken: 'simple',
+      authTokenTtlSeconds: 300,
+      unsafe: { readsWithoutReadIndex: false },
+    };
+    const raftClass = RAFT_CLASSES[config.variant];
+    return new Replica({
+      memberId: node.id,
+      clusterId: CLUSTER_ID,
+      storage,
+      joined: disk.joined,
+      config: replicaConfig,
+      logger: createSilentLogger(),
+      metrics: NO_METRICS,
+      publicAddresses: { client: clientAddress(node.id), http: '' },
+      peers: { send: (messages) => this.send(node, live, messages), updatePeer: () => {}, removePeer: () => {} },
+      askMembership: (address) => this.askMembership(node, address),
+      environment: live.env,
+      lostDataRemedy: 'Remove it and add it again.',
+      onMemberRemoved: (id) => disk.dataDirs.forget(id),
+      raft: { ...(raftClass && { raftClass }), preVote: config.preVote, checkQuorum: config.checkQuorum, maxInflightMsgs: 16, maxMsgBytes: config.msgBytesMax },
+      wrapReadyHandler: (handler) => {
+        const simulated = this.readyHandler(node, live, handler);
+        return config.variant === 'acks-before-fsync' ? sendingAcksBeforeFsync(simulated) : simulated;
+      },
+    });
+  }
+
+  /** Raft runs once the member's peers know its data directory (a joiner's at once). */
+  private startRaft(node: SimNode, live: LiveState): void {
+    live.replica.syncPeers();
+    live.replica.start();
+    this.trace.string(`raft${node.id}@${this.now};`);
   }
 
   /** The member a joiner asks: the leader, else the running member with the lowest id. */
   private joinTarget(): SimNode | undefined {
     const leader = this.leader();
     if (leader !== undefined) return leader;
-    return [...this.nodes.values()].find((n) => n.live?.raftStarted === true && this.isMember(n.id));
+    return [...this.nodes.values()].find((n) => n.live?.replica.started === true && this.isMember(n.id));
   }
 
   /** Wipes a node's disk: it crashes and will restart, when started again, on an empty disk. */
@@ -343,9 +429,9 @@ export class Cluster {
     a.disk.dataDirs.record(b.id, b.disk.dataDirId);
     a.disk.dataDirs.acceptedBy(b.id);
     a.live!.links.add(b.id);
-    if (!a.live!.raftStarted && a.disk.dataDirs.waitingFor().length === 0) {
-      a.live!.raftStarted = true;
+    if (!a.live!.replica.started && a.disk.dataDirs.waitingFor().length === 0) {
       this.trace.string(`confirmed${a.id}@${this.now};`);
+      this.startRaft(a, a.live!);
     }
   }
 
@@ -369,43 +455,60 @@ export class Cluster {
    */
   private end(node: SimNode, live: LiveState): void {
     live.ended = true;
-    void live.loop.stop();
+    void live.replica.stop();
     node.live = undefined;
     node.disk.loseUnsynced();
     this.dropLinksTo(node.id);
   }
 
-  /** Delivers the messages due now into their receivers' inboxes. */
+  /** Delivers the messages and probe calls due now. */
   deliver(): void {
     const { deliver, lost } = this.network.takeDue(this.now);
     for (const message of deliver) {
-      const receiver = this.nodes.get(message.to);
-      const target = receiver?.live;
+      const receiver = this.nodes.get(message.to)?.live;
       const linked = !this.checksDataDirs || this.nodes.get(message.from)?.live?.links.has(message.to) === true;
-      if (receiver === undefined || target === undefined || !linked || !target.raftStarted) {
+      if (receiver === undefined || !linked || !receiver.replica.started) {
         this.reportLost(message);
         continue;
       }
       this.trace.string(`m${message.from}>${message.to}${message.type}${message.term};`);
-      this.enqueueRaft(receiver, target, () => target.raw.step(message));
-      if (message.type === 'Snap') this.report(message.from, (raw) => raw.reportSnapshot(message.to, true));
+      receiver.replica.receive(message);
+      if (message.type === 'Snap') this.nodes.get(message.from)?.live?.replica.reportSnapshot(message.to, true);
     }
     for (const message of lost) this.reportLost(message);
+    const due = this.calls.filter((call) => call.at <= this.now);
+    this.calls = this.calls.filter((call) => call.at > this.now);
+    for (const call of due) call.run();
   }
 
   /** What a real transport does when a message cannot be delivered. */
   private reportLost(message: Message): void {
-    if (message.type === 'Snap') this.report(message.from, (raw) => raw.reportSnapshot(message.to, false));
-    else if (this.nodes.get(message.from)?.live !== undefined && this.random.chance(0.2)) {
-      this.report(message.from, (raw) => raw.reportUnreachable(message.to));
-    }
+    const sender = this.nodes.get(message.from)?.live?.replica;
+    if (sender === undefined) return;
+    if (message.type === 'Snap') sender.reportSnapshot(message.to, false);
+    else if (this.random.chance(0.2)) sender.reportUnreachable(message.to);
   }
 
-  /** Queues a transport report into the sender's loop, if it still runs. */
-  private report(id: NodeId, action: (raw: SimRawNode) => void): void {
-    const sender = this.nodes.get(id);
-    const live = sender?.live;
-    if (sender !== undefined && live !== undefined) this.enqueueRaft(sender, live, () => action(live.raw));
+  /**
+   * A member's membership probe (src/replica/membership.ts) over the simulated network: the call
+   * and its answer each take a network delay, and fail when either end is down or cut off.
+   */
+  private askMembership(from: SimNode, address: string): Promise<MembershipView> {
+    this.stats.probes++;
+    const to = [...this.nodes.values()].find((n) => clientAddress(n.id) === address);
+    const reachable = (): boolean => to?.live !== undefined && to.live.replica.started && from.live !== undefined && this.network.connected(from.id, to.id);
+    const delay = (): number => this.random.between(1, this.config.tickSteps);
+    return new Promise((resolve, reject) => {
+      this.calls.push({
+        at: this.now + delay(),
+        run: () => {
+          if (!reachable()) return reject(new Error(`${address} does not answer`));
+          const replica = to!.live!.replica;
+          const view = { appliedIndex: replica.appliedIndex, memberIds: replica.members.map((m) => m.id) };
+          this.calls.push({ at: this.now + delay(), run: () => (reachable() ? resolve(view) : reject(new Error(`${address} did not answer`))) });
+        },
+      });
+    });
   }
 
   /** Moves every running process's clock one time unit: its ticks, syncs and flushes fall due. */
@@ -417,57 +520,39 @@ export class Cluster {
     }
   }
 
-  /**
-   * A member's tick timer: it (re)dials the peers it has no connection to, as the transport does,
-   * ticks raft and checks its read rounds.
-   */
-  private onTick(node: SimNode, live: LiveState): void {
-    if (this.checksDataDirs) {
-      for (const peer of this.nodes.values()) if (peer !== node && !live.ended) this.connect(node, peer);
+  /** The transport's timer: (re)dials the peers it has no connection to. */
+  private dialPeers(node: SimNode, live: LiveState): void {
+    if (!this.checksDataDirs) return;
+    for (const peer of this.nodes.values()) if (peer !== node && !live.ended) this.connect(node, peer);
+  }
+
+  /** A replica stopped serving on its own: it learned of its removal, or it failed. */
+  private onHalted(node: SimNode, live: LiveState, halt: Halt): void {
+    if (live.ended) return;
+    if (halt.removed) {
+      // Its own configuration still has it: it learned the removal from a membership probe.
+      const conf = live.replica.raftStatus().conf;
+      if (conf.voters.includes(node.id) || conf.learners.includes(node.id)) this.stats.removedByProbe++;
+      this.pendingStops.add(node.id);
+      return;
     }
-    if (live.ended || !live.raftStarted) return;
-    this.enqueueRaft(node, live, () => live.raw.tick());
-    live.reads.onTick();
-  }
-
-  /**
-   * Queues a call into raft on the node's loop, as a member does for everything that touches its
-   * RawNode. Expected refusals go to `onRefused`; anything else fails the run.
-   */
-  private enqueueRaft(node: SimNode, live: LiveState, action: () => void, onRefused?: (error: LichenError) => void): void {
-    live.loop.enqueue(() => {
-      const result = this.callRaft(node.id, action);
-      if (result instanceof LichenError) onRefused?.(result);
-    });
-  }
-
-  /**
-   * Runs raft code, turning expected refusals into a return value and anything else into a
-   * simulator failure with the node named.
-   */
-  private callRaft<T>(id: NodeId, action: () => T): T | LichenError {
-    try {
-      return action();
-    } catch (error) {
-      if (isLichenError(error, 'DataLoss')) {
-        // A member that finds it lost data stops. With its data directory checked, a wiped member
-        // never gets this far: here it would mean one took part.
-        if (this.checksDataDirs) throw new SafetyViolation('raft-crash', `node ${id} at time ${this.now}: ${error.message}`);
-        this.lostData.add(id);
-        return error;
-      }
-      if (isLichenError(error)) return error;
-      throw error;
+    const error = halt.error;
+    if (isLichenError(error, 'DataLoss') && !this.checksDataDirs) {
+      // A member that finds it lost data stops. With its data directory checked, a wiped member
+      // never gets this far: there it fails the run below.
+      this.lostData.add(node.id);
+      return;
     }
+    this.fail(node.id, error);
   }
 
-  /** A Ready loop stopped: a crash ends its turn on purpose; anything else fails the run. */
-  private onLoopFailure(id: NodeId, error: unknown): void {
+  /** Records what broke a member (the first failure of the run is the one reported). */
+  private fail(id: NodeId, error: unknown): void {
     if (error instanceof ProcessEnded || this.failure !== undefined) return;
     if (error instanceof SafetyViolation) this.failure = error;
     else {
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      this.failure = new SafetyViolation('raft-crash', `node ${id} threw at time ${this.now}: ${text}`);
+      this.failure = new SafetyViolation('raft-crash', `node ${id} failed at time ${this.now}: ${text}`);
     }
   }
 
@@ -477,30 +562,56 @@ export class Cluster {
    * the virtual clocks, so awaiting resolved promises is enough to run them all.
    */
   async settle(): Promise<void> {
-    for (const node of this.running()) node.live!.turns = 0;
-    for (let round = 0; ; round++) {
+    const running = this.running();
+    for (const node of running) node.live!.turns = 0;
+    let quiet = 0;
+    for (let round = 0; quiet < SETTLE_TAIL_ROUNDS; round++) {
       if (this.failure !== undefined) throw this.failure;
-      if (!this.running().some((node) => Cluster.busy(node.live!))) return;
       if (round >= SETTLE_ROUNDS_MAX) throw new SafetyViolation('raft-crash', `the Ready loops did not settle within ${SETTLE_ROUNDS_MAX} rounds`);
+      // Nodes started during a step start no loop work before the next one; crashed ones have no live state.
+      quiet = running.some((node) => node.live !== undefined && Cluster.busy(node.live)) ? 0 : quiet + 1;
       await Promise.resolve();
     }
+    if (this.failure !== undefined) throw this.failure;
   }
 
   /** Whether a loop has something to do that waits for nothing outside it. */
   private static busy(live: LiveState): boolean {
-    if (live.turn !== undefined) return !live.syncing;
-    return live.loop.backlog > 0 || live.raw.hasReady();
+    if (live.replica.stopped) return false;
+    if (live.turn !== undefined) return live.syncsInFlight === 0;
+    return live.replica.hasPendingWork;
   }
 
-  /** The member around the Ready loop: the ReadyHandler calls, each a place a crash may strike. */
-  private readyHandler(node: SimNode, liveOf: () => LiveState): ReadyHandler {
+  /**
+   * The handler the replica's Ready loop calls, around the replica's own: each call is a place a
+   * crash may strike, and where the safety monitor looks (sends, applies, installed snapshots).
+   */
+  private readyHandler(node: SimNode, live: LiveState, handler: ReadyHandler): ReadyHandler {
+    const guarded = <A extends unknown[], R>(body: (...args: A) => R) => (...args: A): R => {
+      try {
+        return body(...args);
+      } catch (error) {
+        this.fail(node.id, error);
+        throw error;
+      }
+    };
     return {
-      observe: (rd) => this.observe(node, liveOf(), rd),
-      send: (messages) => this.send(node, liveOf(), messages),
-      installSnapshot: (snapshot) => this.installSnapshot(node, liveOf(), snapshot),
-      persist: (update) => this.persist(node, liveOf(), update),
-      apply: (rd) => this.applyReady(node, liveOf(), rd),
-      advanced: () => this.advanced(node, liveOf()),
+      observe: guarded((rd: Ready) => this.observe(node, live, rd, handler)),
+      send: guarded((messages) => this.sendPartway(node, live, messages, handler)),
+      installSnapshot: guarded((snapshot) => this.installSnapshot(node, live, snapshot, handler)),
+      persist: guarded((update) => {
+        this.checkpoint(node, live, 'write');
+        const persisted = handler.persist(update);
+        this.checkpoint(node, live, 'unsynced');
+        return persisted;
+      }),
+      apply: guarded((rd: Ready) => this.applyReady(node, live, rd, handler)),
+      advanced: guarded(() => {
+        this.checkpoint(node, live, undefined);
+        handler.advanced();
+        this.checkpoint(node, live, 'advanced');
+        live.turn = undefined;
+      }),
     };
   }
 
@@ -514,76 +625,57 @@ export class Cluster {
     throw new ProcessEnded();
   }
 
-  private observe(node: SimNode, live: LiveState, rd: Ready): void {
+  private observe(node: SimNode, live: LiveState, rd: Ready, handler: ReadyHandler): void {
     if (live.ended) throw new ProcessEnded();
     if (++live.turns > READY_ROUNDS_MAX) {
       throw new SafetyViolation('raft-crash', `node ${node.id} produced more than ${READY_ROUNDS_MAX} Ready batches in one step`);
     }
     const crash = this.random.chance(this.readyCrashRate) ? this.random.pick(CRASH_POINTS) : undefined;
-    live.turn = { crash, sends: 0 };
-    if (rd.softState !== undefined) live.lead = rd.softState.lead;
+    live.turn = { crash, sends: 0, installing: undefined };
+    handler.observe(rd);
     this.checkpoint(node, live, 'observe');
   }
 
-  /** Sends `messages`; the first call of a turn sends what may leave at once, the second what waited. */
-  private send(node: SimNode, live: LiveState, messages: Message[]): void {
+  /** The first call of a turn sends what may leave at once, the second what waited for the disk. */
+  private sendPartway(node: SimNode, live: LiveState, messages: Message[], handler: ReadyHandler): void {
     this.checkpoint(node, live, undefined);
     const point = live.turn!.sends++ === 0 ? 'send' : 'send-after-persist';
-    this.partway(node, live, point, messages, (message) => {
+    this.partway(node, live, point, messages, (message) => handler.send([message]));
+  }
+
+  /** The replica's peer links: every message is checked against what its sender's disk holds. */
+  private send(node: SimNode, live: LiveState, messages: Message[]): void {
+    if (live.ended) return;
+    for (const message of messages) {
       this.monitor.observeSend(node.id, message, node.disk.durable);
       // A real transport knows when a snapshot stream fails and tells raft (reportSnapshot);
       // without that the leader would wait for that follower forever.
-      if (!this.network.send(message, this.now) && message.type === 'Snap') this.report(node.id, (raw) => raw.reportSnapshot(message.to, false));
-    });
+      if (!this.network.send(message, this.now) && message.type === 'Snap') live.replica.reportSnapshot(message.to, false);
+    }
   }
 
   /** Runs `each` over `items`, unless this turn's crash strikes at `point`: then partway through. */
-  private partway<T>(node: SimNode, live: LiveState, point: CrashPoint, items: readonly T[], each: (item: T) => void): void {
+  private partway<T>(node: SimNode, live: LiveState, point: CrashPoint, items: readonly T[], each: (item: T, index: number) => void): void {
     const stopAt = live.turn?.crash === point ? this.random.int(items.length + 1) : -1;
     for (let i = 0; i < items.length; i++) {
       if (i === stopAt) this.checkpoint(node, live, point);
-      each(items[i]!);
+      each(items[i]!, i);
     }
     if (stopAt === items.length) this.checkpoint(node, live, point);
   }
 
-  /** Writes a snapshot from the leader, syncs it, and restores the state machine from it. */
-  private async installSnapshot(node: SimNode, live: LiveState, snapshot: Snapshot): Promise<void> {
+  /** Installs a snapshot from the leader (its marker waits for a sync), and checks the state it restores. */
+  private async installSnapshot(node: SimNode, live: LiveState, snapshot: Snapshot, handler: ReadyHandler): Promise<void> {
     this.checkpoint(node, live, undefined);
-    const meta = snapshot.metadata;
-    node.disk.installSnapshot(snapshot, this.monitor.chainForSnapshot(meta.index, meta.term));
-    await this.synced(node, live);
+    live.turn!.installing = snapshot.metadata;
+    await handler.installSnapshot(snapshot);
+    live.turn!.installing = undefined;
     this.checkpoint(node, live, undefined);
-    live.storage.applySnapshot(snapshot);
     this.stats.snapshotsInstalled++;
-    if (meta.index > live.sm.appliedIndex) this.restoreSnapshot(node, live, snapshot);
+    const index = snapshot.metadata.index;
+    this.monitor.observeRestore(node.id, index, stateDigest(live.replica.store));
+    this.trace.string(`restore${node.id}:${index};`);
     this.checkpoint(node, live, 'install-snapshot');
-  }
-
-  /** Writes a Ready's entries and hard state; resolves once they are synced (or at once if no sync is needed). */
-  private persist(node: SimNode, live: LiveState, update: { hardState?: HardState; entries: Entry[]; sync: boolean }): Promise<void> {
-    this.checkpoint(node, live, 'write');
-    const disk = node.disk;
-    if (update.entries.length > 0) this.monitor.observeAppend(node.id, disk.append(update.entries));
-    const hardState = update.hardState;
-    if (hardState !== undefined) {
-      disk.setHardState(hardState);
-      if (hardState.commit > live.commitObserved) {
-        this.monitor.observeCommit(node.id, hardState.term, live.commitObserved, hardState.commit, disk.written);
-        live.commitObserved = hardState.commit;
-      }
-    }
-    this.checkpoint(node, live, 'unsynced');
-    // As the WAL does, raft's storage learns the write once it is durable.
-    const mirror = (): void => {
-      live.storage.append(update.entries);
-      if (hardState !== undefined) live.storage.setHardState(hardState);
-    };
-    if (!update.sync) {
-      mirror();
-      return Promise.resolve();
-    }
-    return this.synced(node, live).then(mirror);
   }
 
   /**
@@ -591,91 +683,48 @@ export class Cluster {
    * A process that crashes meanwhile never syncs: its clock stops.
    */
   private synced(node: SimNode, live: LiveState): Promise<void> {
-    live.syncing = true;
+    live.syncsInFlight++;
     return new Promise<void>((resolve) => {
       live.env.timers.setTimeout(() => {
         if (live.ended) return;
-        live.syncing = false;
+        live.syncsInFlight--;
         node.disk.sync();
         resolve();
       }, this.random.between(1, this.config.syncStepsMax));
     });
   }
 
-  private applyReady(node: SimNode, live: LiveState, rd: Ready): void {
+  /**
+   * Hands the replica its committed entries one at a time (a crash may strike between any two),
+   * checking each: applied in order, the same entry and the same resulting state on every member.
+   */
+  private applyReady(node: SimNode, live: LiveState, rd: Ready, handler: ReadyHandler): void {
     this.checkpoint(node, live, undefined);
-    this.partway(node, live, 'apply', rd.committedEntries, (entry) => this.apply(node, live, entry));
-    for (const state of rd.readStates) live.reads.onReadState(state.context, state.index);
-    live.reads.onApplied(live.sm.appliedIndex);
-  }
-
-  private advanced(node: SimNode, live: LiveState): void {
-    this.checkpoint(node, live, undefined);
-    this.maybeSnapshot(node, live);
-    this.scheduleCommitFlush(node, live);
-    this.checkpoint(node, live, 'advanced');
-    live.turn = undefined;
-  }
-
-  /** A lazy leader sends its held-back commit index half a tick later, as a member's short commit timer does. */
-  private scheduleCommitFlush(node: SimNode, live: LiveState): void {
-    if (live.commitFlush !== undefined || !live.raw.commitUnannounced()) return;
-    live.commitFlush = live.env.timers.setTimeout(() => {
-      live.commitFlush = undefined;
-      this.enqueueRaft(node, live, () => live.raw.flushCommit());
-    }, Math.floor(this.config.tickSteps / 2));
-  }
-
-  private restoreSnapshot(node: SimNode, live: LiveState, snapshot: Snapshot): void {
-    const index = snapshot.metadata.index;
-    live.sm = KvStateMachine.fromSnapshot(snapshotBytes(snapshot.data), index);
-    live.conf = snapshot.metadata.conf;
-    live.snapshotIndex = index;
-    this.monitor.observeRestore(node.id, index, live.sm.digest());
-    this.trace.string(`restore${node.id}:${index};`);
-  }
-
-  private apply(node: SimNode, live: LiveState, entry: Entry): void {
-    if (entry.index !== live.sm.appliedIndex + 1) {
-      throw new SafetyViolation(
-        'state-machine-safety',
-        `node ${node.id} was handed entry ${entry.index} to apply after applying ${live.sm.appliedIndex}`,
-      );
-    }
-    this.stats.applied++;
-    this.trace.string(`a${node.id}:${entry.index};`);
-    if (entry.type === EntryType.ConfChange) {
-      const change = decodeConfChange(entry.data);
-      const conf = this.callRaft(node.id, () => live.raw.applyConfChange(change));
-      if (conf instanceof LichenError) throw new SafetyViolation('raft-crash', `applyConfChange refused a committed change: ${conf.message}`);
-      live.conf = conf;
-      live.sm.skip(entry.index);
-      // A removed member's id is never used again (the simulator does reuse it, with the same disk).
-      if (change.type === ConfChangeType.RemoveNode && change.nodeId !== node.id) node.disk.dataDirs.forget(change.nodeId);
-      // A member stops once it applies its own removal (raft holds that back until the others
-      // know it committed), not when another member applies it first.
-      if (change.type === ConfChangeType.RemoveNode && change.nodeId === node.id) this.pendingStops.add(node.id);
-      this.monitor.observeApply(node.id, entry, live.sm.digest());
-      this.onConfApplied(entry.index, change, conf);
-      return;
-    }
-    const outcome = live.sm.applyCommand(entry.index, entry.data);
-    this.monitor.observeApply(node.id, entry, live.sm.digest());
-    if (outcome !== undefined) this.listener?.onApplied(node.id, outcome);
+    const replica = live.replica;
+    this.partway(node, live, 'apply', rd.committedEntries, (entry) => {
+      if (entry.index !== replica.appliedIndex + 1) {
+        throw new SafetyViolation('state-machine-safety', `node ${node.id} was handed entry ${entry.index} to apply after applying ${replica.appliedIndex}`);
+      }
+      handler.apply({ ...rd, committedEntries: [entry], readStates: [] });
+      this.stats.applied++;
+      this.trace.string(`a${node.id}:${entry.index};`);
+      this.monitor.observeApply(node.id, entry, stateDigest(replica.store));
+      if (entry.type === EntryType.ConfChange) this.onConfApplied(entry.index, decodeConfChange(entry.data), replica.raftStatus().conf);
+    });
+    handler.apply({ ...rd, committedEntries: [], readStates: rd.readStates });
   }
 
   /** Tracks the committed membership. */
   private onConfApplied(index: number, change: ConfChange, conf: ConfState): void {
     if (index <= this.committedConfIndex) return;
     this.committedConfIndex = index;
-    // The bootstrap entries are not changes made during the run.
-    if (index > this.bootstrapVoters.length) this.confChangesApplied++;
+    this.confChangesApplied++;
     this.committedConf = { voters: [...conf.voters], learners: [...conf.learners] };
     this.trace.string(`conf${index}:${change.type}:${change.nodeId};`);
   }
 
-  /** Nodes to stop at the end of this step (they applied their own removal). */
-  readonly pendingStops = new Set<NodeId>();
+  /** Nodes to stop at the end of this step (they learned they were removed). */
+  private readonly pendingStops = new Set<NodeId>();
   /** Nodes to stop at the end of this step: raft found they lost data (unchecked-wipes only). */
   private readonly lostData = new Set<NodeId>();
 
@@ -684,28 +733,19 @@ export class Cluster {
     this.lostData.clear();
     for (const id of this.pendingStops) {
       const node = this.node(id);
-      if (this.isMember(id)) continue;
-      if (node.live !== undefined) this.end(node, node.live);
+      if (node.live === undefined) continue;
+      // A member only learns it was removed from a removal some member applied.
+      if (this.isMember(id)) this.fail(id, new SafetyViolation('raft-crash', `node ${id} stopped as removed while it is a member`));
+      this.end(node, node.live);
       node.removed = true;
       this.trace.string(`stop${id}@${this.now};`);
     }
     this.pendingStops.clear();
+    if (this.failure !== undefined) throw this.failure;
   }
 
   isMember(id: NodeId): boolean {
     return this.committedConf.voters.includes(id) || this.committedConf.learners.includes(id);
-  }
-
-  private maybeSnapshot(node: SimNode, live: LiveState): void {
-    const applied = live.sm.appliedIndex;
-    if (applied - live.snapshotIndex < this.config.snapshotEvery) return;
-    const snapshot = live.storage.createSnapshot(applied, live.conf, live.sm.snapshotData());
-    const compactIndex = Math.max(live.storage.firstIndex() - 1, applied - this.config.compactKeep);
-    live.storage.compact(compactIndex);
-    node.disk.saveOwnSnapshot(snapshot, compactIndex);
-    live.snapshotIndex = applied;
-    this.stats.snapshotsMade++;
-    this.trace.string(`snap${node.id}:${applied};`);
   }
 
   /**
@@ -717,8 +757,8 @@ export class Cluster {
     const committed: NodeId[] = [];
     for (const node of this.running()) {
       const live = node.live!;
-      const status = live.raw.status();
-      if (!isLeaderRole(status.role)) continue;
+      const status = live.replica.raftStatus();
+      if (status.role !== 'leader') continue;
       this.monitor.observeLeader(node.id, status.term);
       if (live.leaderTerm !== status.term) {
         live.leaderTerm = status.term;
@@ -739,8 +779,8 @@ export class Cluster {
     let best: SimNode | undefined;
     let bestTerm = -1;
     for (const node of this.running()) {
-      const status = node.live!.raw.status();
-      if (isLeaderRole(status.role) && status.term > bestTerm) {
+      const status = node.live!.replica.raftStatus();
+      if (status.role === 'leader' && status.term > bestTerm) {
         best = node;
         bestTerm = status.term;
       }
@@ -748,45 +788,12 @@ export class Cluster {
     return best;
   }
 
-  /** A member takes requests once raft runs and it knows a leader (else the client backs off). */
-  private serving(id: NodeId): LiveState | LichenError {
-    const live = this.node(id).live;
-    if (live === undefined || !live.raftStarted) return new LichenError('Unavailable', `node ${id} is down or starting`);
-    if (live.lead === 0) return new LichenError('Unavailable', `node ${id} knows no leader`);
-    return live;
-  }
-
-  /** Starts a ReadIndex round for a client read on one node. */
-  startRead(id: NodeId, context: string, key: string): LichenError | undefined {
-    const live = this.serving(id);
-    if (live instanceof LichenError) return live;
-    live.reads.waitFor((error) => {
-      if (error === undefined) this.listener?.onRead(id, context, live.sm.read(key));
-    });
-    return undefined;
-  }
-
-  /**
-   * Proposes a command on one node. A refusal the member can tell at once is returned; one raft
-   * gives when the loop runs the proposal (a transfer under way, say) goes to `onRefused`.
-   */
-  propose(id: NodeId, data: Uint8Array, onRefused?: (error: LichenError) => void): LichenError | undefined {
-    const live = this.serving(id);
-    if (live instanceof LichenError) return live;
-    this.enqueueRaft(this.node(id), live, () => live.raw.propose(data), onRefused);
-    return undefined;
-  }
-
-  /** Proposes a membership change on a running node (the leader, as an operator would). */
-  proposeConfChange(id: NodeId, change: ConfChange): void {
-    const live = this.node(id).live;
-    if (live !== undefined) this.enqueueRaft(this.node(id), live, () => live.raw.proposeConfChange(change));
-  }
-
-  /** Asks a running node (the leader) to hand its leadership to `to`. */
-  transferLeader(id: NodeId, to: NodeId): void {
-    const live = this.node(id).live;
-    if (live !== undefined) this.enqueueRaft(this.node(id), live, () => live.raw.transferLeader(to));
+  /** The replica of a member that takes requests: raft runs and it knows a leader (else the client backs off). */
+  serving(id: NodeId): Replica | LichenError {
+    const replica = this.node(id).live?.replica;
+    if (replica === undefined || !replica.started || replica.stopped) return new LichenError('Unavailable', `node ${id} is down or starting`);
+    if (replica.leaderId === 0) return new LichenError('Unavailable', `node ${id} knows no leader`);
+    return replica;
   }
 }
 

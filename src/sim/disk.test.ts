@@ -45,19 +45,37 @@ test('a sync makes everything written before it durable, and the images stay apa
   assert.equal(disk.durable.chainAt(2), disk.written.chainAt(2));
 });
 
-test("a member's own snapshot is durable at once and compacts both images", () => {
+test("a member's own snapshot is durable at once in both images, and its log keeps only what follows it", () => {
   const disk = new NodeDisk('d1');
   disk.append([entry(1), entry(2), entry(3), entry(4)]);
   disk.sync();
   disk.append([entry(5)]);
   const snapshot = { metadata: { index: 3, term: 1, conf: { voters: [1], learners: [] } }, data: new Uint8Array(0) };
-  disk.saveOwnSnapshot(snapshot, 2);
+  disk.saveSnapshotFile(snapshot);
+  disk.markOwnSnapshot(snapshot);
   for (const image of [disk.written, disk.durable]) {
     assert.equal(image.snapshotIndex(), 3);
-    assert.equal(image.firstIndex(), 3, 'entries after the compaction point stay');
+    assert.equal(image.firstIndex(), 4, 'the entries the snapshot covers are gone (the WAL releases them)');
   }
   disk.loseUnsynced();
   assert.equal(disk.written.snapshotIndex(), 3, 'the snapshot survives a crash');
   assert.equal(disk.written.lastIndex(), 4, 'entry 5 was never synced');
   assert.deepEqual(disk.written.entriesAfterSnapshot().map((e) => e.index), [4]);
+  assert.equal(disk.snapshotFile(snapshot.metadata), snapshot);
+});
+
+test("a snapshot from the leader replaces a log that differs from it, and is lost with an unsynced marker", () => {
+  const disk = new NodeDisk('d1');
+  disk.append([entry(1), entry(2)]);
+  disk.sync();
+  const snapshot = { metadata: { index: 5, term: 3, conf: { voters: [1], learners: [] } }, data: new Uint8Array(0) };
+  disk.saveSnapshotFile(snapshot);
+  disk.writeSnapshotMarker(snapshot, 'chain-5');
+  assert.equal(disk.written.snapshotIndex(), 5);
+  assert.equal(disk.written.entries.length, 0, 'the whole log is replaced');
+  assert.equal(disk.durable.snapshotIndex(), 0);
+  disk.loseUnsynced();
+  assert.equal(disk.written.snapshotIndex(), 0, 'an unsynced marker is lost in a crash');
+  assert.equal(disk.written.lastIndex(), 2);
+  assert.equal(disk.snapshotFile(snapshot.metadata), snapshot, 'the file itself was durable once saved');
 });

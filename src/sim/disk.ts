@@ -8,7 +8,8 @@
 // Every persisted entry also carries the chain hash of the log prefix it ends, so the log matching
 // check can compare whole prefixes in O(1).
 
-import type { Entry, HardState, Snapshot } from '../raft/types.js';
+import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../raft/types.js';
+import type { Member } from '../replica/index.js';
 import { assert } from '../errors.js';
 import { PeerDataDirs } from '../server/data-dirs.js';
 import { chainHash } from './hash.js';
@@ -64,13 +65,18 @@ export class LogImage {
     return this.entries.filter((e) => e.entry.index > index).map((e) => e.entry);
   }
 
-  /** Drops entries up to `compactIndex` under a snapshot that covers them. */
-  compact(snapshot: Snapshot, chain: string, compactIndex: number): void {
+  /**
+   * Records a snapshot marker, by the WAL's rules (src/wal/log-model.ts): an older one is ignored;
+   * entries after it stay when the log holds the snapshot's own (index, term), else the snapshot
+   * replaces the whole log (one received from a leader whose log differs).
+   */
+  applySnapshot(snapshot: Snapshot, chain: string): void {
+    const { index, term } = snapshot.metadata;
+    if (index <= this.snapshotIndex()) return;
+    const continues = this.entries.some((e) => e.entry.index === index && e.entry.term === term);
     this.snapshot = snapshot;
     this.snapshotChain = chain;
-    // Entries after the snapshot stay; so do entries in (compactIndex, index], which MemoryStorage
-    // keeps for slow followers. A restart drops the latter because the snapshot covers them.
-    this.entries = this.entries.filter((e) => e.entry.index > compactIndex);
+    this.entries = continues ? this.entries.filter((e) => e.entry.index > index) : [];
   }
 }
 
@@ -85,6 +91,10 @@ export class NodeDisk {
   private unsynced = 0;
   /** Syncs that made something durable (zero: the disk holds nothing a restart could use). */
   private syncs = 0;
+  /** Snapshot files by `${index}:${term}`: each durable once saved, as a file written and synced on its own. */
+  private readonly snapshotFiles = new Map<string, Snapshot>();
+  /** What a member that joined a running cluster keeps in member.json (src/server/state.ts). */
+  joined: { catchUpIndex: number; members: Member[] } | undefined;
 
   /** `dataDirId`: drawn when the disk is created, as a data directory's id (src/server/data-dirs.ts). */
   constructor(readonly dataDirId: string) {}
@@ -109,13 +119,31 @@ export class NodeDisk {
     this.unsynced = 0;
   }
 
-  /** Writes a snapshot received from the leader: the whole log is replaced, as raft requires. */
-  installSnapshot(snapshot: Snapshot, chain: string): void {
-    if (snapshot.metadata.index <= this.written.snapshotIndex()) return;
+  /** A new cluster's first snapshot, hard state and data directory, written and synced at creation. */
+  bootstrap(snapshot: Snapshot, chain: string, hardState: HardState): void {
+    this.saveSnapshotFile(snapshot);
+    for (const image of [this.written, this.durable]) {
+      image.applySnapshot(snapshot, chain);
+      image.hardState = { ...hardState };
+    }
+    this.syncs++;
+  }
+
+  saveSnapshotFile(snapshot: Snapshot): void {
+    this.snapshotFiles.set(`${snapshot.metadata.index}:${snapshot.metadata.term}`, snapshot);
+  }
+
+  /** The snapshot file a marker names (it was saved before the marker, as the replica does). */
+  snapshotFile(meta: SnapshotMetadata): Snapshot {
+    const snapshot = this.snapshotFiles.get(`${meta.index}:${meta.term}`);
+    assert(snapshot !== undefined, `no snapshot file for the marker at ${meta.index}:${meta.term}`);
+    return snapshot;
+  }
+
+  /** Writes the marker of a snapshot received from the leader (durable once synced). */
+  writeSnapshotMarker(snapshot: Snapshot, chain: string): void {
     this.unsynced++;
-    this.written.snapshot = snapshot;
-    this.written.snapshotChain = chain;
-    this.written.entries = [];
+    this.written.applySnapshot(snapshot, chain);
   }
 
   /**
@@ -150,16 +178,17 @@ export class NodeDisk {
   }
 
   /**
-   * Saves a snapshot the node made of its own state machine (written and synced on its own, as a
-   * snapshot file is) and drops entries up to compactIndex. The snapshot covers only applied
-   * entries, which are durable, so both images hold its index.
+   * Records a snapshot this node made of its own state machine. It covers only applied entries,
+   * which are durable, so both images hold its index; the marker is made durable at once (as if
+   * synced on its own), which keeps every sync the simulator waits for inside a Ready turn.
    */
-  saveOwnSnapshot(snapshot: Snapshot, compactIndex: number): void {
+  markOwnSnapshot(snapshot: Snapshot): void {
     const index = snapshot.metadata.index;
+    if (index <= this.written.snapshotIndex()) return;
     const chain = this.durable.chainAt(index);
     assert(chain !== undefined && chain === this.written.chainAt(index), `own snapshot at ${index} is not on disk`);
-    this.written.compact(snapshot, chain, compactIndex);
-    this.durable.compact(snapshot, chain, compactIndex);
+    this.written.applySnapshot(snapshot, chain);
+    this.durable.applySnapshot(snapshot, chain);
     this.syncs++;
   }
 }

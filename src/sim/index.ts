@@ -1,6 +1,6 @@
-// The deterministic simulator: runs the real raft core (src/raft) through the production Ready
-// loop (src/replica) on a virtual clock, network and disk (whose writes survive a crash only once
-// synced), all driven by one seeded PRNG, and checks Raft's safety properties after every step, a
+// The deterministic simulator: runs the real replica (src/replica: raft, its Ready loop, proposals,
+// read rounds, snapshots, membership) over the real MVCC on a memory engine, on a virtual clock,
+// network and disk (whose writes survive a crash only once synced), all driven by one seeded PRNG, and checks Raft's safety properties after every step, a
 // liveness bound after faults stop, and the linearizability of the client history (src/check).
 // A run is a pure function of its seed and options: nothing in src/sim may call Math.random or
 // read the wall clock to make a decision.

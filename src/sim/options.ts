@@ -4,9 +4,9 @@
 /**
  * Which rules the nodes run: the real ones, or a deliberately broken variant. `unchecked-wipes`
  * runs the real raft but lets a member whose disk was wiped take part again as if nothing happened
- * (no data directory ids, see src/server/data-dirs.ts). `acks-before-fsync` runs the real raft and
- * the production Ready loop, but the loop's handler sends append responses before the write is
- * synced, as a loop that took them out of Ready.messagesAfterPersist would.
+ * (no data directory ids, see src/server/data-dirs.ts). `acks-before-fsync` runs the real replica,
+ * but its Ready loop's handler sends append responses before the write is synced, as a loop that
+ * took them out of Ready.messagesAfterPersist would.
  */
 export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote' | 'unchecked-wipes' | 'acks-before-fsync';
 export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote', 'unchecked-wipes', 'acks-before-fsync'];
@@ -17,7 +17,7 @@ export interface SimOptions {
   steps: number;
   /** Voters the cluster starts with. */
   nodes: number;
-  /** Extra node ids that membership changes may add (and remove, and re-add). */
+  /** Members beyond `nodes` that membership changes may add (each with a fresh id: a removed one never rejoins). */
   spareNodes: number;
   clients: number;
   keys: number;

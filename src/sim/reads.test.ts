@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message, NodeId } from '../raft/types.js';
 import { Cluster } from './cluster.js';
-import { encodeCommand } from './kv-state-machine.js';
+import { writeCommand } from './clients.js';
 import { Network } from './network.js';
 import { Prng } from '../random.js';
 
@@ -48,11 +48,11 @@ function setUp() {
     compactKeep: 3,
     msgBytesMax: 1024,
     syncStepsMax: 2,
+    requestTimeoutSteps: 100_000,
     variant: 'correct' as const,
   };
   const cluster = new Cluster(config, network, new Prng(2), [1, 2, 3], [1, 2, 3]);
   const reads = new Map<string, string | undefined>();
-  cluster.listener = { onApplied: () => {}, onRead: (_node, context, value) => reads.set(context, value) };
   for (const id of [1, 2, 3]) cluster.start(id);
   let now = 0;
   const step = async () => {
@@ -66,39 +66,44 @@ function setUp() {
     for (let i = 0; i < 5000 && !condition(); i++) await step();
     assert.ok(condition(), `timed out waiting until ${what}`);
   };
-  const value = (id: NodeId) => cluster.node(id).live?.sm.read('k');
-  const put = (leader: NodeId, requestId: number, v: string) =>
-    assert.equal(cluster.propose(leader, encodeCommand({ clientId: 1, requestId, op: { kind: 'put', key: 'k', value: v } })), undefined);
-  return { network, cluster, reads, step, until, value, put, now: () => now };
+  const replica = (id: NodeId) => cluster.node(id).live!.replica;
+  const value = (id: NodeId) => {
+    const kv = cluster.node(id).live?.replica.store.range({ key: Buffer.from('k') }).kvs[0];
+    return kv && Buffer.from(kv.value).toString();
+  };
+  const put = (leader: NodeId, v: string) => void replica(leader).propose(writeCommand({ kind: 'put', key: 'k', value: v }));
+  /** A linearizable read of k on `id`, recorded under `context` once served. */
+  const startRead = (id: NodeId, context: string) => void replica(id).linearizableBarrier().then(() => reads.set(context, value(id)));
+  return { network, cluster, reads, step, until, value, put, startRead, replica, now: () => now };
 }
 
 test("a ReadIndex answer for a member's previous process does not release a read of the restarted one", async () => {
-  const { network, cluster, reads, step, until, value, put, now } = setUp();
+  const { network, cluster, reads, step, until, value, put, startRead, replica, now } = setUp();
   await until('a leader is elected', () => cluster.leader() !== undefined);
   const leader = cluster.leader()!.id;
   const member = leader === 1 ? 2 : 1;
-  put(leader, 1, 'v1');
+  put(leader, 'v1');
   await until('the member applied v1', () => value(member) === 'v1');
 
   // The answer to the member's read is held back in the network.
   const answerTo = (m: Message) => m.to === member && m.type === 'ReadIndexResp';
   network.hold = answerTo;
-  assert.equal(cluster.startRead(member, 'before', 'k'), undefined);
+  startRead(member, 'before');
   await until('the leader answered the first read', () => network.held.length > 0);
 
   // The member restarts; meanwhile v2 is committed without it, and appends to it are held back
   // too, so it stays at v1 while it hears the leader's heartbeats.
   cluster.crash(member);
-  put(leader, 2, 'v2');
+  put(leader, 'v2');
   await until('the leader applied v2', () => value(leader) === 'v2');
   network.hold = (m) => answerTo(m) || (m.to === member && m.type === 'App');
   cluster.start(member);
-  await until('the restarted member knows the leader', () => cluster.node(member).live!.raw.status().lead === leader);
+  await until('the restarted member knows the leader', () => replica(member).leaderId === leader);
   assert.equal(value(member), 'v1');
   const oldAnswers = new Set(network.held.filter(answerTo));
 
   // A new read starts after v2 was acknowledged: it must not return v1.
-  assert.equal(cluster.startRead(member, 'after', 'k'), undefined);
+  startRead(member, 'after');
   await until('the leader answered the new read', () => network.held.filter(answerTo).length > oldAnswers.size);
   assert.ok(network.release((m) => oldAnswers.has(m), now()).length > 0);
   for (let i = 0; i < 20; i++) await step();

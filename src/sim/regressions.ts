@@ -103,4 +103,24 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'fired for a joiner that merely ran raft, before any peer had admitted it (it was refused at its ' +
       'first connection; fixed: the check and the remedy look at the connections it has)',
   },
+  // Found when the simulator first ran the real Replica (simstore, 2026-12-06); each fails on
+  // 9215dc4, which is that simulator without the replica fix named.
+  {
+    seed: 44,
+    options: {},
+    found:
+      'replica: a proposal made by a member\'s previous process committed after it restarted and ' +
+      'answered a request of the new process that had the same sequence number (each process counted ' +
+      'from 1), so a client got a put\'s answer for its compare-and-swap: not linearizable (fixed: each ' +
+      'process starts its sequence at a random point, src/replica/requests.ts)',
+  },
+  {
+    seed: 26,
+    options: {},
+    found:
+      'replica: a member that had just joined heard no leader, probed the others, and believed a member ' +
+      'that had not yet applied its addition: it stopped as removed while a member (fixed: a joiner ' +
+      'trusts only answers from members that applied its catch-up index, src/replica/membership.ts)',
+  },
+  { seed: 51, options: {}, found: 'replica: a joiner stopped as removed on a lagging member\'s answer, as seed 26' },
 ];

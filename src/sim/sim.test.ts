@@ -86,6 +86,8 @@ test('membership changes interleave with crashes, partitions, snapshots and tran
   for (const [key, value] of Object.entries({ membershipApplied, crashes, partitions, transfers, snapshotsInstalled })) {
     assert.ok(value > 10, `${key} happened only ${value} times`);
   }
+  // A removed follower that never hears of its removal stops once a membership probe tells it.
+  assert.ok(summary.faults.removedByProbe > 0, 'no member learned its removal from a membership probe');
 });
 
 test('every regression seed runs clean', async () => {

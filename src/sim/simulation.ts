@@ -13,11 +13,10 @@
 // seed and options alone; `trace` is a hash of every event, to prove it.
 
 import { checkOperations, kvModel, type KvOperation } from '../check/index.js';
-import { ConfChangeType, type ConfChange, type NodeId } from '../raft/types.js';
-import { ClientPool } from './clients.js';
+import { ConfChangeType, type NodeId } from '../raft/types.js';
+import { ClientPool, writeCommand } from './clients.js';
 import { Cluster } from './cluster.js';
 import { SafetyViolation, type ViolationKind } from './invariants.js';
-import { encodeCommand } from './kv-state-machine.js';
 import { Network } from './network.js';
 import type { SimOptions } from './options.js';
 import { Prng } from '../random.js';
@@ -44,6 +43,9 @@ export interface SimResult {
     wipes: number;
     wipesRefused: number;
     transfers: number;
+    /** Membership probes members sent (no leader for a while), and members that learned their removal from one. */
+    membershipProbes: number;
+    removedByProbe: number;
     snapshotsMade: number;
     snapshotsInstalled: number;
     messagesSent: number;
@@ -94,8 +96,6 @@ class Simulation {
    * with a new id takes its place (the membership driver adds it later).
    */
   private readonly wiped = new Map<NodeId, { restartedAt: number; removalProposedAt: number }>();
-  /** Ids of wiped members that were removed: never added again (a real member id is never reused). */
-  private readonly retired = new Set<NodeId>();
 
   constructor(
     private readonly options: SimOptions,
@@ -138,6 +138,7 @@ class Simulation {
         compactKeep: options.compactKeep,
         msgBytesMax: options.msgBytesMax,
         syncStepsMax: Math.max(1, options.syncStepsMax),
+        requestTimeoutSteps: tick * 30,
         variant: options.variant,
       },
       this.network,
@@ -152,13 +153,6 @@ class Simulation {
       operationTimeoutSteps: tick * 150,
       refusalBackoffSteps: tick * 2,
     });
-    this.cluster.listener = {
-      onApplied: (node, outcome) => {
-        if (outcome.command.clientId === 0) this.onProbeApplied(node);
-        else this.clients.onApplied(node, outcome);
-      },
-      onRead: (node, context, value) => this.clients.onRead(node, context, value),
-    };
     for (const id of initialVoters) this.cluster.start(id);
   }
 
@@ -194,6 +188,8 @@ class Simulation {
         membershipProposed: this.counts.membershipProposed,
         membershipApplied: this.cluster.confChangesApplied,
         transfers: this.counts.transfers,
+        membershipProbes: stats.probes,
+        removedByProbe: stats.removedByProbe,
         snapshotsMade: stats.snapshotsMade,
         snapshotsInstalled: stats.snapshotsInstalled,
         wipes: stats.wipes,
@@ -281,7 +277,7 @@ class Simulation {
     // a real cluster that loses a quorum's disks needs its data restored, which is not this fault).
     const { voters, learners } = this.cluster.committedConf;
     const eligible = new Set([...learners, ...(voters.length >= 3 ? voters : [])]);
-    const candidates = this.cluster.running().filter((n) => n.live!.raftStarted && eligible.has(n.id));
+    const candidates = this.cluster.running().filter((n) => n.live!.replica.started && eligible.has(n.id));
     if (candidates.length === 0) return;
     const victim = this.random.pick(candidates).id;
     this.cluster.wipe(victim);
@@ -299,9 +295,9 @@ class Simulation {
     const members = [...voters, ...learners];
     const same = (a: number[], b: number[]) => a.length === b.length && a.every((id) => b.includes(id));
     return members.every((id) => {
-      const live = this.cluster.node(id).live;
-      if (live === undefined || !live.raftStarted) return false;
-      const conf = live.raw.status().conf;
+      const replica = this.cluster.node(id).live?.replica;
+      if (replica === undefined || !replica.started) return false;
+      const conf = replica.raftStatus().conf;
       return same(conf.voters, voters) && same(conf.learners, learners);
     });
   }
@@ -314,18 +310,14 @@ class Simulation {
       if (!this.cluster.isMember(id)) {
         if (!node.superseded) this.wipesUnrefused.removedFirst++;
         this.wiped.delete(id);
-        this.retired.add(id);
         this.cluster.crash(id);
-        const replacement = Math.max(...this.allIds) + 1;
-        this.allIds.push(replacement);
-        this.cluster.addNode(replacement);
-        this.cluster.trace.string(`replace${id}by${replacement}@${this.now};`);
+        this.cluster.trace.string(`retired${id}@${this.now};`);
         continue;
       }
       // Taking part again means its peers accepted it: it never talked to them before the wipe (or,
       // in the unchecked-wipes variant, nobody checks).
       // A joiner runs raft at once, but talks only over connections its peers admitted.
-      if (node.live?.raftStarted === true && node.live.links.size > 0) {
+      if (node.live?.replica.started === true && node.live.links.size > 0) {
         const knew = node.wipedKnownBy.filter((peer) => node.live!.links.has(peer));
         if (this.options.variant !== 'unchecked-wipes' && knew.length > 0) {
           throw new SafetyViolation(
@@ -338,13 +330,13 @@ class Simulation {
         continue;
       }
       // A member that never hears back from the peers it waits for is as good as refused.
-      const waitedTooLong = node.live !== undefined && !node.live.raftStarted && this.now - state.restartedAt > WIPED_WAIT_TICKS_MAX * tick;
+      const waitedTooLong = node.live !== undefined && !node.live.replica.started && this.now - state.restartedAt > WIPED_WAIT_TICKS_MAX * tick;
       if (!node.superseded && !waitedTooLong) continue;
       const leader = this.cluster.leader();
       if (leader === undefined || this.now - state.removalProposedAt < this.options.electionTicks * tick) continue;
       state.removalProposedAt = this.now;
       this.cluster.trace.string(`remove-wiped${id}@${this.now};`);
-      this.cluster.proposeConfChange(leader.id, { type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
+      leader.live!.replica.proposeConfChange(ConfChangeType.RemoveNode, id).catch(() => undefined);
     }
   }
 
@@ -384,10 +376,14 @@ class Simulation {
     const to = this.random.pick(others);
     this.counts.transfers++;
     this.cluster.trace.string(`transfer${leader.id}>${to}@${this.now};`);
-    this.cluster.transferLeader(leader.id, to);
+    leader.live!.replica.transferLeadership(to).catch(() => undefined);
   }
 
-  /** Proposes one membership change on the leader: add learner, promote, remove, or re-add. */
+  /**
+   * Proposes one membership change on the leader, as an operator would: add a new member (a fresh
+   * id: a removed id never rejoins) as a learner, which starts once its addition committed and
+   * promotes itself once it caught up; promote a learner by hand; or remove a learner or a voter.
+   */
   private changeMembership(): void {
     const r = this.random;
     if (!r.chance(this.rates.membership)) return;
@@ -395,29 +391,32 @@ class Simulation {
     if (this.wiped.size > 0) return;
     const leader = this.cluster.leader();
     if (leader === undefined) return;
-    const conf = leader.live!.conf;
-    const members = new Set([...conf.voters, ...conf.learners]);
-    const outsiders = this.allIds.filter((id) => !members.has(id) && !this.retired.has(id));
+    const replica = leader.live!.replica;
+    const conf = replica.raftStatus().conf;
+    const memberCount = conf.voters.length + conf.learners.length;
     const minVoters = Math.min(3, this.options.nodes);
-    const choices: ConfChange[] = [];
-    for (const id of outsiders) choices.push({ type: ConfChangeType.AddLearner, nodeId: id, context: new Uint8Array(0) });
+    const choices: Array<{ type: ConfChangeType; nodeId: NodeId }> = [];
+    if (memberCount < this.options.nodes + this.options.spareNodes) choices.push({ type: ConfChangeType.AddLearner, nodeId: Math.max(...this.allIds) + 1 });
     for (const id of conf.learners) {
-      choices.push({ type: ConfChangeType.AddNode, nodeId: id, context: new Uint8Array(0) });
-      choices.push({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
+      choices.push({ type: ConfChangeType.AddNode, nodeId: id });
+      choices.push({ type: ConfChangeType.RemoveNode, nodeId: id });
     }
     if (conf.voters.length > minVoters) {
-      for (const id of conf.voters) choices.push({ type: ConfChangeType.RemoveNode, nodeId: id, context: new Uint8Array(0) });
+      for (const id of conf.voters) choices.push({ type: ConfChangeType.RemoveNode, nodeId: id });
     }
     if (choices.length === 0) return;
     const change = r.pick(choices);
-    // A node joining (or re-joining, with whatever its disk still holds) must be running to catch up.
+    let member: { name: string; peerAddress: string } | undefined;
     if (change.type === ConfChangeType.AddLearner) {
-      this.cluster.node(change.nodeId).joined = true;
-      this.cluster.start(change.nodeId);
+      this.allIds.push(change.nodeId);
+      this.cluster.addNode(change.nodeId).joined = true;
+      member = { name: `n${change.nodeId}`, peerAddress: `node-${change.nodeId}:2380` };
+      // It starts once its addition committed (start() defers it until then), as `lichen serve --join` after `member add`.
+      this.restartAt.set(change.nodeId, this.now + 1);
     }
     this.counts.membershipProposed++;
     this.cluster.trace.string(`cc${change.type}:${change.nodeId}@${this.now};`);
-    this.cluster.proposeConfChange(leader.id, change);
+    replica.proposeConfChange(change.type, change.nodeId, member).catch(() => undefined);
   }
 
   /** Ends all faults: heal the network, bring every member up, stop every non-member. */
@@ -443,7 +442,7 @@ class Simulation {
     const start = this.now;
     const deadline = start + this.options.livenessTicksMax * this.options.tickSteps;
     this.probe = { call: start, target: undefined, proposedAt: -Infinity, doneAt: undefined };
-    const data = encodeCommand({ clientId: 0, requestId: 1, op: { kind: 'put', key: '__liveness', value: 'probe' } });
+    const command = writeCommand({ kind: 'put', key: '__liveness', value: 'probe' });
     while (this.probe.doneAt === undefined) {
       if (this.now > deadline) {
         const leader = this.cluster.leader();
@@ -454,11 +453,15 @@ class Simulation {
       }
       const leader = this.cluster.leader();
       const retryDue = this.now - this.probe.proposedAt > this.options.tickSteps * this.options.electionTicks;
-      if (leader !== undefined && (leader.id !== this.probe.target || retryDue)) {
-        if (this.cluster.propose(leader.id, data) === undefined) {
-          this.probe.target = leader.id;
-          this.probe.proposedAt = this.now;
-        }
+      const replica = leader === undefined ? undefined : this.cluster.serving(leader.id);
+      if (leader !== undefined && replica !== undefined && 'propose' in replica && (leader.id !== this.probe.target || retryDue)) {
+        const probe = this.probe;
+        probe.target = leader.id;
+        probe.proposedAt = this.now;
+        replica.propose(command).then(
+          () => (probe.doneAt ??= this.now),
+          () => undefined,
+        );
       }
       if (this.log !== undefined && this.now % this.options.tickSteps === 0) this.logStatus();
       await this.step(false);
@@ -475,17 +478,11 @@ class Simulation {
 
   private logStatus(): void {
     const parts = this.cluster.running().map((node) => {
-      const s = node.live!.raw.status();
+      const s = node.live!.replica.raftStatus();
       const conf = `${s.conf.voters.join(',')}/${s.conf.learners.join(',')}`;
       return `${node.id}:${s.role} t${s.term} lead=${s.lead} commit=${s.commit} applied=${s.applied} last=${s.lastIndex} conf=${conf}`;
     });
     this.log!(`t=${this.now} ${parts.join(' | ')}`);
-  }
-
-  private onProbeApplied(node: NodeId): void {
-    if (this.probe !== undefined && this.probe.doneAt === undefined && node === this.probe.target) {
-      this.probe.doneAt = this.now;
-    }
   }
 
   private history(): KvOperation[] {
