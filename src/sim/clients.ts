@@ -161,7 +161,7 @@ export class ClientPool {
     const attempt = ++pending.attempts;
     this.stats.attempts++;
     const replica = this.cluster.serving(target);
-    if (!('propose' in replica)) {
+    if (replica === undefined) {
       pending.waiting = false;
       pending.deadline = now + this.timing.refusalBackoffSteps;
       return;

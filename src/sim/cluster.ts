@@ -12,7 +12,7 @@
 // waits for work or for its disk. Nothing else is asynchronous, so a run stays a function of its
 // seed.
 
-import { isLichenError, LichenError } from '../errors.js';
+import { isLichenError } from '../errors.js';
 import { MemoryEngine } from '../engine/index.js';
 import { createSilentLogger } from '../log.js';
 import { MemoryStorage, Raft, type RaftClass, type VoteRequest } from '../raft/index.js';
@@ -788,12 +788,10 @@ export class Cluster {
     return best;
   }
 
-  /** The replica of a member that takes requests: raft runs and it knows a leader (else the client backs off). */
-  serving(id: NodeId): Replica | LichenError {
+  /** The replica of a member that takes requests: it runs raft and knows a leader (else the client backs off). */
+  serving(id: NodeId): Replica | undefined {
     const replica = this.node(id).live?.replica;
-    if (replica === undefined || !replica.started || replica.stopped) return new LichenError('Unavailable', `node ${id} is down or starting`);
-    if (replica.leaderId === 0) return new LichenError('Unavailable', `node ${id} knows no leader`);
-    return replica;
+    return replica !== undefined && replica.started && !replica.stopped && replica.leaderId !== 0 ? replica : undefined;
   }
 }
 

@@ -454,7 +454,7 @@ class Simulation {
       const leader = this.cluster.leader();
       const retryDue = this.now - this.probe.proposedAt > this.options.tickSteps * this.options.electionTicks;
       const replica = leader === undefined ? undefined : this.cluster.serving(leader.id);
-      if (leader !== undefined && replica !== undefined && 'propose' in replica && (leader.id !== this.probe.target || retryDue)) {
+      if (leader !== undefined && replica !== undefined && (leader.id !== this.probe.target || retryDue)) {
         const probe = this.probe;
         probe.target = leader.id;
         probe.proposedAt = this.now;
