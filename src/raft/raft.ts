@@ -230,8 +230,8 @@ export class Raft {
    * that removes it only once the others know it committed: as leader, once a quorum of the
    * remaining voters has answered a heartbeat that told them (sendHandoff); otherwise (a leader
    * that stepped down meanwhile, or a restarted member) once a leader tells it a commit index that
-   * covers the entry, since that leader knows. Until then it accepts no proposals and cannot
-   * campaign (a committed change is unapplied), but it still votes and acknowledges appends.
+   * covers the entry, since that leader knows. Until then it accepts no proposals, but it still
+   * votes, acknowledges appends, and may campaign (see hasUnappliedConfChanges).
    */
   private ownRemoval = 0;
   /** Leader: the committed entries already searched for this member's removal. */
@@ -266,6 +266,9 @@ export class Raft {
     // A member restarted between learning that its removal committed and applying it does not
     // know whether the others know: it waits for a leader to say so (see ownRemoval).
     this.ownRemoval = this.findOwnRemoval(this.log.applied + 1, this.log.committed);
+    // Elected later (see hasUnappliedConfChanges), it must not find the same removal again once the
+    // handoff has let it go.
+    this.ownRemovalScannedTo = this.log.committed;
     this.becomeFollower(this.term, NONE);
   }
 
@@ -484,8 +487,19 @@ export class Raft {
   }
 
   private hasUnappliedConfChanges(): boolean {
-    let lo = Math.max(this.log.applied + 1, this.log.firstIndex());
-    const hi = this.log.committed + 1;
+    if (this.ownRemoval === 0) return this.hasConfChangeIn(this.log.applied, this.log.committed);
+    // Its own removal, held back until the others know it committed (see ownRemoval), does not
+    // count: the member holding it may have the only complete log, and then nobody else can win
+    // its vote; were it unable to campaign, no leader could ever be elected (sim seed 14837, once
+    // a commit index that passes a membership change was synced). Elected in the configuration it
+    // still uses, it tells the others (sendHandoff) and then applies its removal.
+    return this.hasConfChangeIn(this.log.applied, this.ownRemoval - 1) || this.hasConfChangeIn(this.ownRemoval, this.log.committed);
+  }
+
+  /** Whether an entry with an index in (after, to] that this log still holds is a membership change. */
+  hasConfChangeIn(after: number, to: number): boolean {
+    let lo = Math.max(after + 1, this.log.firstIndex());
+    const hi = Math.min(to, this.log.lastIndex()) + 1;
     // Bounded: every page holds at least one entry.
     while (lo < hi) {
       const page = this.log.slice(lo, hi, this.maxMsgBytes);

@@ -79,3 +79,32 @@ test('§4.2.2: until the remaining voters answer, a removed leader holds its rem
   assert.deepEqual(net.node(1).conf.voters, [2, 3]);
   for (const id of [2, 3]) assert.deepEqual(net.node(id).conf.voters, [2, 3], `node ${id}`);
 });
+
+test('§4.2.2: a member that holds its own committed removal may still campaign, since its log may be the only complete one (analysis of sim seed 14837)', () => {
+  // Four voters, 4 down. Leader 3 removes itself and appends one more entry; the others store the
+  // removal but neither that entry nor any commit index reaches them.
+  const net = new Network([1, 2, 3, 4], { config: { lazyCommitBroadcast: true, checkQuorum: false, preVote: false, maxMsgBytes: 1 } });
+  net.campaign(3);
+  net.down.add(4);
+  const removalIndex = net.raft(3).log.lastIndex() + 1;
+  net.route = (m) => (m.type === 'Heartbeat' || (m.type === 'App' && m.entries.some((e) => e.index > removalIndex)) ? 'drop' : 'deliver');
+  net.node(3).raw.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3, context: new Uint8Array(0) });
+  net.node(3).raw.propose(text('x'));
+  net.stabilize();
+  assert.equal(net.raft(3).log.committed, removalIndex, 'the removal committed on 3');
+  for (const id of [1, 2]) assert.equal(net.raft(id).log.lastIndex(), removalIndex, `node ${id} holds the removal but not the entry after it`);
+  // 3 restarts: it knows its removal committed, not whether the others know, so it holds it back.
+  net.restart(3);
+  net.heal();
+  // Only 3 can win a vote (its log is the most complete, and 4 is down). Before the fix it could not
+  // campaign with a committed change unapplied, and no leader was ever elected. Elected, it tells
+  // the others that its removal committed, then applies it.
+  for (let tick = 0; tick < 200 && net.raft(3).log.applied < removalIndex; tick++) net.tickAll();
+  assert.deepEqual(net.node(3).conf.voters, [1, 2, 4], 'node 3 applied its removal');
+  assert.ok(net.raft(3).term > 1, 'after leading a term of its own');
+  net.down.add(3);
+  const leader = net.electSomeone();
+  assert.ok(leader === 1 || leader === 2);
+  net.propose(leader, 'after');
+  assert.deepEqual(net.node(leader).applied.slice(-2), ['x', 'after']);
+});
