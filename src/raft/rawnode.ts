@@ -28,11 +28,13 @@ import {
  *    while step 2 runs (thesis §10.2.1: a leader's appends travel in parallel with its own fsync,
  *    because the core counts the leader's own log toward commit only in advance()).
  * 2. Persist `snapshot` (if any), then `hardState` (if any) and `entries`, with ONE fsync when
- *    `mustSync` is true (a commit-index-only change may skip the sync). Mirror the same into the
+ *    `mustSync` is true (a commit-index-only change may skip the sync, unless it passes a
+ *    membership change). Mirror the same into the
  *    MemoryStorage: applySnapshot(snapshot), append(entries), setHardState(hardState).
  * 3. Only once step 2 is durable, send `messagesAfterPersist`: append responses and votes, which
  *    promise that this state survives a crash (see waitsForPersistence in raft.ts), and every
- *    message of a Ready that changes the term or the vote.
+ *    message of a Ready that changes the term or the vote, or whose commit index passes a
+ *    membership change.
  * 4. Apply `committedEntries` to the state machine, in order; for entries of type ConfChange call
  *    RawNode.applyConfChange(decodeConfChange(entry.data)). They are already durable on this member
  *    (the core hands out only persisted entries), so applying may overlap step 2 — except in a
@@ -207,15 +209,23 @@ export class RawNode {
     const snapshot = raft.log.unstableSnapshot();
     const hard = raft.hardState();
     const termOrVoteChanged = hard.term !== this.prevHardState.term || hard.vote !== this.prevHardState.vote;
+    // A commit index that passes a membership change is knowledge others act on: told of it (by a
+    // leader's append, or answering its handoff), a removed member applies its removal and stops
+    // (see Raft.ownRemoval). Forgotten in a machine crash (a commit-only change is not synced),
+    // it leaves the restarted members counting votes in the old configuration, which needs the
+    // stopped member: no leader ever again if one more member is lost (seen in the analysis of
+    // sim seed 5784). So such a Ready is synced, and nothing of it leaves before (membership
+    // changes are rare, so this costs nothing measurable).
+    const commitPassesConfChange = hard.commit > this.prevHardState.commit && raft.hasConfChangeIn(this.prevHardState.commit, hard.commit);
     const rd: Ready = {
       entries,
       committedEntries: raft.log.nextCommittedEntries(raft.maxApplyBytes, raft.applyLimit()),
       messages: raft.takeMessages(),
       messagesAfterPersist: raft.takeMessagesAfterPersist(),
       readStates: raft.takeReadStates(),
-      mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
+      mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged || commitPassesConfChange,
     };
-    if (termOrVoteChanged && rd.messages.length > 0) {
+    if ((termOrVoteChanged || commitPassesConfChange) && rd.messages.length > 0) {
       // Every message carries the sender's term, and a leader's App says "I lead this term": a
       // member that crashed before its new term was durable could otherwise lead that term
       // again and write other entries at the same (index, term) that a follower already holds

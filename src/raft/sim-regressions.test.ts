@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { isLichenError } from '../errors.js';
 import { RawNode } from './rawnode.js';
 import { Network, seededRandom, storageWithLog, text } from './testkit.js';
-import { ConfChangeType, type Message } from './types.js';
+import { encodeConfChange } from './membership.js';
+import { ConfChangeType, EntryType, type Message } from './types.js';
 
 function node(id: number, terms: number[], term: number): RawNode {
   const storage = storageWithLog(terms, { voters: [1, 2, 3], learners: [] }, term);
@@ -107,4 +108,39 @@ test('§4.2.2: a member that holds its own committed removal may still campaign,
   assert.ok(leader === 1 || leader === 2);
   net.propose(leader, 'after');
   assert.deepEqual(net.node(leader).applied.slice(-2), ['x', 'after']);
+});
+
+test('a commit index that passes a membership change is synced before anything this member says leaves (analysis of sim seed 5784)', () => {
+  // A follower holds an entry that removes member 3; the leader's heartbeat tells it the entry
+  // committed, and its answer may count toward the removed leader's handoff. Told so, a removed
+  // member stops; had this follower forgotten it in a machine crash (a commit-only change was not
+  // synced), it would count votes among 1, 2, 3 and 4 again after a restart, and with 3 stopped
+  // and 4 lost no leader could ever be elected.
+  const storage = storageWithLog([1, 1], { voters: [1, 2, 3, 4], learners: [] }, 1, 2);
+  const follower = new RawNode({ id: 2, storage, random: seededRandom(2), preVote: false, checkQuorum: false });
+  const persist = (): void => {
+    const rd = follower.ready();
+    storage.append(rd.entries);
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    follower.advance();
+  };
+  const removal = { term: 1, index: 3, type: EntryType.ConfChange, data: encodeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 3, context: new Uint8Array(0) }) };
+  follower.step({ type: 'App', from: 1, to: 2, term: 1, prevLogIndex: 2, prevLogTerm: 1, entries: [removal], commit: 2 });
+  persist();
+  follower.step({ type: 'Heartbeat', from: 1, to: 2, term: 1, commit: 3, context: new Uint8Array(0) });
+  const rd = follower.ready();
+  assert.equal(rd.hardState?.commit, 3);
+  assert.equal(rd.mustSync, true, 'the commit index that passes the removal is synced');
+  assert.deepEqual(rd.messages, [], 'nothing leaves before it is durable');
+  assert.deepEqual(rd.messagesAfterPersist.map((m) => m.type), ['HeartbeatResp']);
+  storage.setHardState(rd.hardState!);
+  follower.advance();
+  // An ordinary commit-only change still skips the sync and answers at once.
+  follower.step({ type: 'App', from: 1, to: 2, term: 1, prevLogIndex: 3, prevLogTerm: 1, entries: [{ term: 1, index: 4, type: EntryType.Normal, data: text('x') }], commit: 3 });
+  persist();
+  follower.step({ type: 'Heartbeat', from: 1, to: 2, term: 1, commit: 4, context: new Uint8Array(0) });
+  const plain = follower.ready();
+  assert.equal(plain.hardState?.commit, 4);
+  assert.equal(plain.mustSync, false);
+  assert.deepEqual(plain.messages.map((m) => m.type), ['HeartbeatResp']);
 });
