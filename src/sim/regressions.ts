@@ -123,4 +123,14 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'trusts only answers from members that applied its catch-up index, src/replica/membership.ts)',
   },
   { seed: 51, options: {}, found: 'replica: a joiner stopped as removed on a lagging member\'s answer, as seed 26' },
+  {
+    seed: 14837,
+    options: {},
+    found:
+      'raft liveness: with commit indexes that pass a membership change synced (74401b3), a removed ' +
+      'member kept its knowledge that its removal committed across a crash and held the removal back; ' +
+      'its log was the only complete one, so nobody else could win its vote, and it could not campaign ' +
+      'with a committed change unapplied: no leader, ever (failed through the old simulator loop on ' +
+      'd73d2f0 with 74401b3; fixed: a held removal does not stop a campaign, see raft.ts)',
+  },
 ];
