@@ -1,7 +1,10 @@
-// The write-ahead log and the snapshot files of one raft group.
+// The write-ahead logs (the one shared by every raft group of a process; the single-group log of
+// lichen 0.1 directories) and the snapshot files.
 export { Wal, SEGMENT_BYTES_DEFAULT, PREALLOCATE_BYTES, segmentFileName } from './wal.js';
 export type { WalOptions, WalState, WalUpdate } from './wal.js';
 export { ReceivedSnapshot, SnapshotReceiver, SnapshotStore, SNAPSHOTS_KEPT, type LoadedSnapshot } from './snapshot-store.js';
 export { WalCorruptError } from './errors.js';
 export { crc32c, crc32cUpdate } from './crc32c.js';
 export type { SyncEvent, DiskStats } from './disk.js';
+export { SharedWal, GroupLog, REWRITE_BYTES_MAX_DEFAULT, sharedSegmentFileName } from './shared-wal.js';
+export type { SharedWalOptions, RecoveredGroup, GroupUpdate } from './shared-wal.js';

@@ -32,6 +32,15 @@ export const RecordType = {
   SnapshotMarker: 3,
   /** A snapshot file: metadata plus the state machine data. */
   Snapshot: 4,
+  // The shared log of every raft group of a process (shared-wal.ts). Each record names its group.
+  /** First record of every shared-log segment: magic, format and seq. */
+  SharedSegmentHeader: 5,
+  /** One group's save(): the group id, then a Batch. */
+  GroupBatch: 6,
+  /** One group's snapshot marker: the group id, then the snapshot metadata. */
+  GroupSnapshotMarker: 7,
+  /** One group's whole log state (hard state, snapshot marker, every entry after it), replacing what came before. */
+  GroupState: 8,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 
@@ -47,6 +56,16 @@ export interface SegmentHeader {
   nextIndex: number;
   hardState: HardState;
   snapshot?: SnapshotMetadata;
+}
+
+export const SHARED_SEGMENT_MAGIC = 0x4c47574c; // "LGWL"
+export const SHARED_SEGMENT_FORMAT_VERSION = 1;
+
+/** A group's whole log as the shared WAL holds it (a GroupState record; also what recovery hands a group). */
+export interface GroupLogState {
+  hardState: HardState;
+  snapshot?: SnapshotMetadata;
+  entries: Entry[];
 }
 
 export interface Batch {
@@ -246,6 +265,58 @@ export function decodeBatch(payload: Buffer): Batch {
   return hardState ? { hardState, entries } : { entries };
 }
 
+export function encodeSharedSegmentHeader(seq: number): Buffer {
+  const w = new Writer();
+  w.u32(SHARED_SEGMENT_MAGIC);
+  w.u32(SHARED_SEGMENT_FORMAT_VERSION);
+  w.u64(seq);
+  return w.done();
+}
+
+export function decodeSharedSegmentHeader(payload: Buffer): { seq: number } {
+  const r = new Reader(payload);
+  const magic = r.u32();
+  if (magic !== SHARED_SEGMENT_MAGIC) throw new PayloadError(`bad shared segment magic 0x${magic.toString(16)}`);
+  const version = r.u32();
+  if (version !== SHARED_SEGMENT_FORMAT_VERSION) throw new PayloadError(`unsupported shared segment format version ${version}`);
+  const seq = r.u64();
+  r.end();
+  return { seq };
+}
+
+/** A group record's payload: the group id (u32), then the record's own payload. */
+export function encodeGroupPayload(groupId: number, payload: Buffer): Buffer {
+  assert(Number.isInteger(groupId) && groupId > 0 && groupId <= 0xffff_ffff, `wal: group id ${groupId} is not a positive 32-bit integer`);
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(groupId);
+  return Buffer.concat([head, payload]);
+}
+
+export function decodeGroupPayload(payload: Buffer): { groupId: number; rest: Buffer } {
+  if (payload.length < 4) throw new PayloadError('group record shorter than its group id');
+  const groupId = payload.readUInt32BE(0);
+  if (groupId === 0) throw new PayloadError('group record for group 0');
+  return { groupId, rest: payload.subarray(4) };
+}
+
+export function encodeGroupState(state: GroupLogState): Buffer {
+  const w = new Writer();
+  writeHardState(w, state.hardState);
+  w.u8(state.snapshot ? 1 : 0);
+  if (state.snapshot) writeSnapshotMetadata(w, state.snapshot);
+  const batch = encodeBatch({ entries: state.entries });
+  const head = w.done();
+  return Buffer.concat([head, batch]);
+}
+
+export function decodeGroupState(payload: Buffer): GroupLogState {
+  const r = new Reader(payload);
+  const hardState = readHardState(r);
+  const snapshot = r.u8() === 1 ? readSnapshotMetadata(r) : undefined;
+  const { entries } = decodeBatch(payload.subarray(r.position));
+  return snapshot ? { hardState, snapshot, entries } : { hardState, entries };
+}
+
 export function encodeSnapshotMarker(meta: SnapshotMetadata): Buffer {
   const w = new Writer();
   writeSnapshotMetadata(w, meta);
@@ -317,4 +388,48 @@ export function scanRecord(buf: Buffer, offset: number): ScanResult {
   const payload = buf.subarray(start, end);
   if (crc32c(payload) !== payloadCrc) return { kind: 'bad-payload', end };
   return { kind: 'record', type: type as RecordType, payload, end };
+}
+
+/** Disk sectors are written whole or not at all on the devices we care about. */
+const SECTOR_BYTES = 512;
+
+/**
+ * A failure at `offset` of the last segment is a torn write (never acknowledged, since
+ * acknowledgement follows the flush) when: the record runs past the end of the file; or
+ * everything from `offset` on is zeros (the size reached the disk before the data); or the last
+ * record's header is intact, only zeros follow it, and a whole sector of its payload is zeros
+ * (part of the write never reached the disk). Anything else is damage to data that may have
+ * been acknowledged.
+ */
+export function isTornTail(buf: Buffer, offset: number, result: Exclude<ScanResult, { kind: 'record' }>): boolean {
+  if (result.kind === 'incomplete') return true;
+  if (isZero(buf, offset, buf.length)) return true;
+  if (result.kind === 'bad-payload' && isZero(buf, result.end, buf.length)) {
+    const payloadStart = offset + RECORD_HEADER_BYTES;
+    let sectorStart = payloadStart;
+    while (sectorStart < result.end) {
+      const sectorEnd = Math.min(result.end, (Math.floor(sectorStart / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+      if (sectorEnd - sectorStart === SECTOR_BYTES || sectorEnd === result.end) {
+        if (isZero(buf, sectorStart, sectorEnd)) return true;
+      }
+      sectorStart = sectorEnd;
+    }
+  }
+  return false;
+}
+
+export function isZero(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+export function describeDamage(result: Exclude<ScanResult, { kind: 'record' }>): string {
+  switch (result.kind) {
+    case 'incomplete':
+      return 'record runs past the end of a segment that is not the last';
+    case 'bad-header':
+      return 'record header checksum mismatch';
+    case 'bad-payload':
+      return 'record payload checksum mismatch';
+  }
 }

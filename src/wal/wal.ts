@@ -34,12 +34,14 @@ import {
   decodeBatch,
   decodeSegmentHeader,
   decodeSnapshotMarker,
+  describeDamage,
   encodeBatch,
   encodeRecord,
   encodeSegmentHeader,
   encodeSnapshotMarker,
+  isTornTail,
+  isZero,
   scanRecord,
-  type ScanResult,
 } from './record.js';
 import { walPendingOperationsMax } from '../limits.js';
 
@@ -47,8 +49,6 @@ export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** Zeros written ahead of the records whenever a save would reach the end of the file. */
 export const PREALLOCATE_BYTES = 1024 * 1024;
 const ZEROS = Buffer.alloc(64 * 1024);
-/** Disk sectors are written whole or not at all on the devices we care about. */
-const SECTOR_BYTES = 512;
 
 export interface WalOptions {
   dir: string;
@@ -486,50 +486,8 @@ function applyRecord(
     case RecordType.SnapshotMarker:
       model.applySnapshot(decodeSnapshotMarker(payload));
       return;
-    case RecordType.SegmentHeader:
-    case RecordType.Snapshot:
+    default:
       throw new WalCorruptError(segment.path, offset, `unexpected record type ${type} inside a segment`);
-  }
-}
-
-/**
- * A failure at `offset` of the last segment is a torn write (never acknowledged, since
- * acknowledgement follows the flush) when: the record runs past the end of the file; or
- * everything from `offset` on is zeros (the size reached the disk before the data); or the last
- * record's header is intact, only zeros follow it, and a whole sector of its payload is zeros
- * (part of the write never reached the disk). Anything else is damage to data that may have
- * been acknowledged.
- */
-function isTornTail(buf: Buffer, offset: number, result: Exclude<ScanResult, { kind: 'record' }>): boolean {
-  if (result.kind === 'incomplete') return true;
-  if (isZero(buf, offset, buf.length)) return true;
-  if (result.kind === 'bad-payload' && isZero(buf, result.end, buf.length)) {
-    const payloadStart = offset + RECORD_HEADER_BYTES;
-    let sectorStart = payloadStart;
-    while (sectorStart < result.end) {
-      const sectorEnd = Math.min(result.end, (Math.floor(sectorStart / SECTOR_BYTES) + 1) * SECTOR_BYTES);
-      if (sectorEnd - sectorStart === SECTOR_BYTES || sectorEnd === result.end) {
-        if (isZero(buf, sectorStart, sectorEnd)) return true;
-      }
-      sectorStart = sectorEnd;
-    }
-  }
-  return false;
-}
-
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
-}
-
-function describeDamage(result: Exclude<ScanResult, { kind: 'record' }>): string {
-  switch (result.kind) {
-    case 'incomplete':
-      return 'record runs past the end of a segment that is not the last';
-    case 'bad-header':
-      return 'record header checksum mismatch';
-    case 'bad-payload':
-      return 'record payload checksum mismatch';
   }
 }
 
