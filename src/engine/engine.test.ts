@@ -1,10 +1,12 @@
-// One conformance suite, run against every engine: the MVCC layer must not be able to tell them apart.
+// One conformance suite, run against every engine and against one group's partition of each (a
+// ScopedEngine, with other groups' keys on both sides of it): the MVCC layer must not be able to
+// tell them apart.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LmdbEngine, MemoryEngine, openEngine, type Engine, type EngineKind, type RangeOptions } from './index.js';
+import { LmdbEngine, MemoryEngine, ScopedEngine, openEngine, type Engine, type EngineKind, type RangeOptions } from './index.js';
 
 const b = (s: string): Uint8Array => Buffer.from(s);
 const str = (u: Uint8Array): string => Buffer.from(u).toString();
@@ -12,8 +14,24 @@ const put = (key: Uint8Array | string, value: Uint8Array | string) =>
   ({ type: 'put', key: typeof key === 'string' ? b(key) : key, value: typeof value === 'string' ? b(value) : value }) as const;
 const del = (key: string) => ({ type: 'del', key: b(key) }) as const;
 
-/** Opens engines of one kind and closes/removes all of them when the test ends. */
-function factory(kind: EngineKind, t: { after: (fn: () => Promise<void> | void) => void }): () => Engine {
+/** Groups whose partitions the scoped variants hand out: the last group first, then others. */
+const SCOPED_GROUPS = [0xffff_ffff, 3, 5, 7];
+
+/** Writes keys at both ends of the partitions next to `group`'s, which its view must never show. */
+function neighbours(engine: Engine, group: number): void {
+  for (const other of [group - 1, group + 1]) {
+    if (other > 0xffff_ffff) continue;
+    const prefix = Buffer.alloc(4);
+    prefix.writeUInt32BE(other);
+    engine.write([put(prefix, 'edge'), put(Buffer.concat([prefix, Buffer.from([0xff, 0xff])]), 'edge')]);
+  }
+}
+
+/**
+ * Opens engines of one kind and closes/removes all of them when the test ends. `scoped`: each
+ * engine is another group's partition of one shared engine.
+ */
+function openEngines(kind: EngineKind, t: { after: (fn: () => Promise<void> | void) => void }, scoped = false): () => Engine {
   const root = fs.mkdtempSync(join(tmpdir(), `lichen-engine-${kind}-`));
   const opened: Engine[] = [];
   t.after(async () => {
@@ -23,18 +41,28 @@ function factory(kind: EngineKind, t: { after: (fn: () => Promise<void> | void) 
     }
     fs.rmSync(root, { recursive: true, force: true });
   });
+  let partitions = 0;
   return () => {
+    if (scoped && opened.length > 0) {
+      const group = SCOPED_GROUPS[partitions++]!;
+      neighbours(opened[0]!, group);
+      return new ScopedEngine(opened[0]!, group);
+    }
     const engine = openEngine(kind, join(root, `e${opened.length}`));
     opened.push(engine);
-    return engine;
+    if (!scoped) return engine;
+    const group = SCOPED_GROUPS[partitions++]!;
+    neighbours(engine, group);
+    return new ScopedEngine(engine, group);
   };
 }
 
 const keysOf = (engine: Pick<Engine, 'range'>, options: RangeOptions): string[] =>
   [...engine.range(options)].map(([key]) => str(key));
 
-for (const kind of ['memory', 'lmdb'] as const) {
-  describe(`${kind} engine`, () => {
+for (const [kind, scoped] of [['memory', false], ['lmdb', false], ['memory', true], ['lmdb', true]] as const) {
+  const factory = (engineKind: EngineKind, t: Parameters<typeof openEngines>[1]) => openEngines(engineKind, t, scoped);
+  describe(scoped ? `a group's partition of the ${kind} engine` : `${kind} engine`, () => {
     test('reports its kind and starts with an empty key space', (t) => {
       const engine = factory(kind, t)();
       assert.equal(engine.kind, kind);

@@ -16,3 +16,4 @@ export function openEngine(kind: EngineKind, dir: string): Engine {
       return new MemoryEngine();
   }
 }
+export { ScopedEngine, GROUP_PREFIX_BYTES, GROUP_ZERO, groupPrefix } from './scoped.js';
