@@ -92,7 +92,7 @@ test('a 512 MiB snapshot from a current member is streamed to disk, not memory; 
   try {
     peer.addPeer(target, member.listenPeer);
     await eventually(() => peer.stats().peers[target]?.connected === true, 'the added member is connected');
-    const snapDir = join(member.dataDir, 'snap');
+    const snapDir = join(member.dataDir, 'snapshots', '00000001');
     const incoming = (): string[] => readdirSync(snapDir).filter((name) => name.endsWith('.incoming'));
     resetPeak(member);
     const baseline = memoryOf(member, 'VmRSS');

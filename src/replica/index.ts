@@ -19,3 +19,16 @@ export { EnvelopeKind, decodeEnvelope, encodeEnvelope, type Envelope } from './e
 export { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 export { quotaAdmits, quotaCost } from './quota.js';
 export { recoverStorage, type RecoveryParts } from './recovery.js';
+export {
+  ProcessStorage,
+  bootstrapGroup,
+  snapshotDirName,
+  ENGINE_DIR,
+  ENGINE_FORMAT_KEY,
+  ENGINE_FORMAT_PARTITIONED,
+  SNAP_DIR,
+  WAL_DIR,
+  type GroupParts,
+  type GroupStorage,
+  type ProcessStorageOptions,
+} from './process-storage.js';

@@ -12,7 +12,7 @@ import { createSilentLogger } from '../log.js';
 import { defaultNodeConfig } from './config.js';
 import { startNode } from './index.js';
 import { DATA_DIR_FORMAT, openNodeState } from './state.js';
-import type { LmdbEngine } from '../engine/index.js';
+import { upgradeFormat1 } from './upgrade.js';
 
 const FIXTURE = new URL('./testdata/data-dir-0.1', import.meta.url).pathname;
 /** What the fixture's README says was written into it. */
@@ -118,8 +118,7 @@ describe('data directory formats', () => {
         assert.equal(raftLog.lastIndex(), 28, name);
         assert.equal(state.storage.members.list().length, 3, name);
       } finally {
-        await state.storage.wal.close();
-        await (state.storage.machine.engine as LmdbEngine).closeAsync();
+        await state.disk.close();
       }
     }
   });
@@ -139,6 +138,33 @@ describe('data directory formats', () => {
     }
   });
 
+  it('the upgrade to format 2 leaves lichen 0.1 files untouched until member.json says so; one cut short is done again on the next start', async () => {
+    const dataDir = join(dir, 'n3');
+    cpSync(join(CLUSTER_FIXTURE, 'n3'), dataDir, { recursive: true });
+    const format1 = (): Record<string, string> => {
+      const files = snapshotOf(dataDir);
+      return Object.fromEntries(Object.entries(files).filter(([name]) => name === 'member.json' || /^(wal|snap)\//.test(name)));
+    };
+    const before = format1();
+    // Everything before member.json is written, then a crash; and a leftover of an earlier attempt.
+    await upgradeFormat1(dataDir, 'lmdb', createSilentLogger(), async () => undefined);
+    mkdirSync(join(dataDir, 'log.tmp'));
+    writeFileSync(join(dataDir, 'log.tmp', '0000000000000001.wal'), 'half-written');
+    assert.deepEqual(format1(), before, 'member.json, wal/ and snap/ are as lichen 0.1 left them');
+    assert.ok(readdirSync(join(dataDir, 'snapshots', '00000001')).length === 3);
+
+    const state = await openNodeState(config(dataDir, 'n3'), createSilentLogger());
+    try {
+      const { kvs } = state.storage.machine.mvcc.range({ key: Buffer.from('/fixture/'), rangeEnd: Buffer.from('/fixture0') });
+      assert.equal(kvs.length, CLUSTER_FIXTURE_KEYS.length);
+      assert.equal(state.storage.raftLog.lastIndex(), 28);
+    } finally {
+      await state.disk.close();
+    }
+    assert.equal(JSON.parse(readFileSync(join(dataDir, 'member.json'), 'utf8')).version, DATA_DIR_FORMAT);
+    assert.deepEqual(readdirSync(dataDir).sort(), ['engine', 'log', 'member.json', 'snapshots'], 'lichen 0.1 files go once the upgrade is recorded');
+  });
+
   it('a member.json without a format is a lichen 0.1 directory: it opens, and the format is recorded', async () => {
     const dataDir = fixtureCopy();
     writeIdentity(dataDir, (identity) => delete identity['version']);
@@ -146,10 +172,9 @@ describe('data directory formats', () => {
     try {
       assert.equal(state.identity.memberId, 786863484097363);
     } finally {
-      await state.storage.wal.close();
-      await (state.storage.machine.engine as LmdbEngine).closeAsync();
+      await state.disk.close();
     }
-    assert.equal(JSON.parse(readFileSync(join(dataDir, 'member.json'), 'utf8')).version, 1);
+    assert.equal(JSON.parse(readFileSync(join(dataDir, 'member.json'), 'utf8')).version, DATA_DIR_FORMAT);
     assert.deepEqual(readdirSync(dataDir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file is left behind');
   });
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { EtcdBackend } from '../api/backend.js';
 import { MemberCalls } from './forward.js';
 import { ClusterNode } from './node.js';
-import type { Replica } from '../replica/index.js';
+import type { ProcessStorage, Replica } from '../replica/index.js';
 import { systemEnvironment } from './environment.js';
 import { tcpPeerTransport } from './peer-transport.js';
 import { markRemoved, openNodeState, type NodeState } from './state.js';
@@ -82,6 +82,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
   const lazyBackend = lazy(() => backendRef.backend);
   const opened: { close(): Promise<void> }[] = [];
   let started: ClusterNode | undefined;
+  let disk: ProcessStorage | undefined;
   try {
     const { host: clientHost, port: clientPort } = parseHostPort(config.listenClient);
     const grpc = await listening(LISTENERS.client, config.listenClient, () =>
@@ -117,6 +118,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     opened.push({ close: () => new Promise<void>((resolve) => peerListener.close(() => resolve())) });
 
     const state = await openNodeState(config, logger, memberCredentials);
+    disk = state.disk;
     metricsRef.state = state;
     const forwarder = new MemberCalls(config.requestTimeoutMs, memberCredentials);
     const addresses = {
@@ -189,11 +191,13 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
           await http?.close();
           forwarder.close();
           await member.close();
+          await state.disk.close();
           logger.info('member stopped');
         })()),
     };
   } catch (error) {
     await started?.close().catch(() => undefined);
+    await disk?.close().catch(() => undefined);
     for (const listener of opened.reverse()) await listener.close().catch(() => undefined);
     throw error;
   }

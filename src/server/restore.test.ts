@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthStore } from '../auth/index.js';
 import { writeBackendFile } from '../backup/index.js';
-import { LmdbEngine, MemoryEngine } from '../engine/index.js';
+import { MemoryEngine } from '../engine/index.js';
 import { createSilentLogger } from '../log.js';
 import { Harness } from '../mvcc/testkit.js';
 import { defaultNodeConfig } from './config.js';
@@ -68,7 +68,7 @@ describe('snapshot restore', () => {
       droppedAlarms: [{ memberId: 0x99, alarm: 1 }], users: 1, roles: 1, authEnabled: true,
     });
     const config = defaultNodeConfig({ name: 'n2', dataDir: join(dir, 'n2'), initialCluster: CLUSTER, clusterToken: 'tok' });
-    const { identity, storage } = await openNodeState(config, createSilentLogger());
+    const { identity, storage, disk } = await openNodeState(config, createSilentLogger());
     const { mvcc, auth, engine } = storage.machine;
     try {
       assert.equal(identity.memberId, result.memberId);
@@ -86,8 +86,7 @@ describe('snapshot restore', () => {
       }, 'users, roles and the auth flag are kept, as etcd keeps them');
       assert.equal(storage.snapshotIndex, 1, 'the restored state is the first raft snapshot');
     } finally {
-      await storage.wal.close();
-      await (engine as LmdbEngine).closeAsync();
+      await disk.close();
     }
   });
 

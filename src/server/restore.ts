@@ -11,13 +11,13 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BoltReader } from '../bbolt/index.js';
 import { checkSnapshotHash, readEtcdBackend } from '../backup/index.js';
-import { LmdbEngine } from '../engine/index.js';
+import { LmdbEngine, ScopedEngine } from '../engine/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { createSilentLogger } from '../log.js';
 import { AuthStore } from '../auth/index.js';
 import { MvccStore, writeMvccState } from '../mvcc/index.js';
 import { defaultNodeConfig, type PeerSpec } from './config.js';
-import { openNodeState } from './state.js';
+import { META_GROUP_ID, openNodeState } from './state.js';
 
 export interface RestoreOptions {
   snapshotPath: string;
@@ -74,8 +74,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     listenPeer: self.peerAddress,
   });
   const state = await openNodeState(config, createSilentLogger());
-  await state.storage.wal.close();
-  if (state.storage.machine.engine instanceof LmdbEngine) await state.storage.machine.engine.closeAsync();
+  await state.disk.close();
   return { memberId: state.identity.memberId, clusterId: state.identity.clusterId, ...restored };
 }
 
@@ -89,7 +88,9 @@ async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<Restore
     }
   })();
   const leases = [...contents.state.leases];
-  const engine = LmdbEngine.open({ dir });
+  const processEngine = LmdbEngine.open({ dir });
+  // The restored state is the cluster's group's (the engine's partitions: src/engine/scoped.ts).
+  const engine = new ScopedEngine(processEngine, META_GROUP_ID);
   try {
     writeMvccState(engine, { ...contents.state, records: counted, leases });
     AuthStore.write(engine, contents.auth);
@@ -110,7 +111,7 @@ async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<Restore
       authEnabled: contents.auth.enabled,
     };
   } finally {
-    await engine.closeAsync();
+    await processEngine.closeAsync();
   }
 }
 

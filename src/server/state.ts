@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { openEngine, type Engine } from '../engine/index.js';
+import type { Engine } from '../engine/index.js';
 import { ConfChangeType, EntryType, MemoryStorage, decodeConfChange, type Entry } from '../raft/index.js';
-import { SnapshotStore, Wal, type LoadedSnapshot } from '../wal/index.js';
+import type { LoadedSnapshot } from '../wal/index.js';
 import { createDirectory } from '../directories.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -18,16 +18,22 @@ import { channelCredentials } from '../client/tls.js';
 import { DATA_DIR_ID_BYTES, PeerDataDirs } from './data-dirs.js';
 import { clusterIdAt, joinCluster } from './join.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../replica/snapshot-data.js';
-import { KvStateMachine, recoverStorage, type ReplicaStorage } from '../replica/index.js';
+import { ProcessStorage, bootstrapGroup, recoverStorage, type GroupStorage } from '../replica/index.js';
+import { removeFormat1Leftovers, upgradeFormat1 } from './upgrade.js';
+
+/** The raft group every cluster has: its membership and today all of its keys. */
+export const META_GROUP_ID = 1;
 
 /**
  * The format of a data directory: member.json, the WAL, the snapshots and the engine files, as one
- * number kept in member.json (`version`). Lichen 0.1 writes 1. A release that changes any of these
- * formats raises it, and on start either migrates an older directory in place (writing member.json
- * last, through writeFileDurably) or refuses it with the way forward. A directory of a newer format
- * is always refused: this code cannot know what changed.
+ * number kept in member.json (`version`). Lichen 0.1 writes 1; format 2 holds every raft group of
+ * the process (one shared WAL, per-group snapshots, engine keys partitioned by group: see
+ * src/replica/process-storage.ts). A release that changes any of these formats raises it, and on
+ * start either migrates an older directory in place (writing member.json last, through
+ * writeFileDurably: format 1 is upgraded by upgrade.ts) or refuses it with the way forward. A
+ * directory of a newer format is always refused: this code cannot know what changed.
  */
-export const DATA_DIR_FORMAT = 1;
+export const DATA_DIR_FORMAT = 2;
 
 /** Who this data directory belongs to. Written once, when the member first starts. */
 export interface Identity {
@@ -53,16 +59,17 @@ export interface Identity {
   confirmed: boolean;
 }
 
-/** What this member's replica starts from: the WAL, the snapshot files and the engine in its data directory. */
-export interface NodeStorage extends ReplicaStorage {
-  wal: Wal;
-  snapshots: SnapshotStore;
-  /** The MVCC store and, in the same engine, users, roles and permissions (see src/auth). */
-  machine: KvStateMachine;
-}
+/**
+ * What this member's replica (group 1's) starts from: its view of the shared WAL, its snapshot
+ * files, and its state machine (the MVCC store and, in the same partition, users, roles and
+ * permissions: see src/auth) over its partition of the engine.
+ */
+export type NodeStorage = GroupStorage;
 
 export interface NodeState {
   identity: Identity;
+  /** The process's storage (the shared WAL and the engine); close it after the replica. */
+  disk: ProcessStorage;
   /** The replica keeps it current (a snapshot from the leader replaces `members`). */
   storage: NodeStorage;
   /** The peers' data directories, and the initial members this one still waits for. */
@@ -81,7 +88,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
   await rm(join(config.dataDir, TMP_DIR), { recursive: true, force: true });
   const existing = await readIdentity(config.dataDir);
   if (existing === undefined) await refuseUnknownContents(config.dataDir);
-  else await checkFormat(config.dataDir, existing);
+  else await checkFormat(config, existing, logger);
   if (existing?.removed) {
     throw new LichenError(
       ErrorCode.InvalidArgument,
@@ -103,45 +110,45 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     Object.assign(identity, { dataDirId: newDataDirId(), peerDataDirs: {}, confirmed: true });
     await saveIdentity();
   }
-  const engine = openEngine(config.engine, join(config.dataDir, 'engine'));
-  const machine = new KvStateMachine(engine);
-  const snapshots = new SnapshotStore(join(config.dataDir, 'snap'));
-  snapshots.removeIncoming();
-  const { wal, state } = await Wal.open({
-    dir: join(config.dataDir, 'wal'),
-    syncDelayMs: config.unsafe.walSyncDelayMs,
-    noSync: config.unsafe.walNoSync,
+  const disk = await ProcessStorage.open({
+    dir: config.dataDir,
+    engine: config.engine,
+    wal: { syncDelayMs: config.unsafe.walSyncDelayMs, noSync: config.unsafe.walNoSync },
   });
-  if (state.repairedTail) {
-    logger.warn('wal: repaired a torn record at the tail', { ...state.repairedTail });
+  try {
+    return await openMetaGroup(config, logger, { identity, existing: existing !== undefined, disk, saveIdentity });
+  } catch (error) {
+    await disk.close().catch(() => undefined);
+    throw error;
   }
+}
 
-  let snapshot = state.snapshot ? await snapshots.load(state.snapshot) : undefined;
-  if (state.snapshot && !snapshot) {
-    throw new LichenError(
-      ErrorCode.Internal,
-      `the WAL names snapshot ${state.snapshot.index} (term ${state.snapshot.term}) but no such snapshot file is in ${join(config.dataDir, 'snap')}`,
-    );
-  }
-  let hardState = state.hardState;
+/** Group 1's storage, bootstrapped for a new cluster member. */
+async function openMetaGroup(
+  config: NodeConfig,
+  logger: Logger,
+  { identity, existing, disk, saveIdentity }: { identity: Identity; existing: boolean; disk: ProcessStorage; saveIdentity: () => Promise<void> },
+): Promise<NodeState> {
+  const parts = await disk.group(META_GROUP_ID);
+  const { wal, snapshots, machine, log } = parts;
+  if (log.repairedTail) logger.warn('wal: repaired a torn record at the tail', { ...log.repairedTail });
+  let { snapshot } = parts;
+  let { hardState } = log;
   if (!snapshot && identity.joined) {
     // A joining member starts empty: the leader sends it a snapshot, since every log starts
     // after the bootstrap snapshot. Until then it knows its peers from the join answer.
     const raftLog = new MemoryStorage();
     raftLog.setHardState(hardState);
-    if (state.entries.length > 0) raftLog.append(state.entries);
+    if (log.entries.length > 0) raftLog.append(log.entries);
     const members = MemberTable.fromJSON({ members: identity.joined.members, removed: [] });
-    if (existing) refuseOtherMembership(config, identity, membershipAfter(members, state.entries));
+    if (existing) refuseOtherMembership(config, identity, membershipAfter(members, log.entries));
     const dataDirs = peerDataDirs(identity, members);
-    return { identity, storage: { wal, snapshots, raftLog, machine, members, snapshotIndex: 0 }, dataDirs, saveIdentity };
+    return { identity, disk, storage: { wal, snapshots, raftLog, machine, members, snapshotIndex: 0 }, dataDirs, saveIdentity };
   }
   if (!snapshot) {
     // A brand-new member of a new cluster: the first snapshot holds the initial membership.
-    snapshot = initialSnapshot(config, identity, engine);
-    await snapshots.save(snapshot);
-    await wal.saveSnapshotMarker(snapshot.metadata);
+    snapshot = await bootstrapGroup(parts, initialSnapshot(config, identity, machine.engine));
     hardState = { term: snapshot.metadata.term, vote: 0, commit: snapshot.metadata.index };
-    await wal.save({ hardState, entries: [] });
     logger.info('bootstrapped a new cluster member', {
       memberId: formatId(identity.memberId),
       clusterId: formatId(identity.clusterId),
@@ -149,9 +156,9 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     });
   }
 
-  if (existing) refuseOtherMembership(config, identity, membershipAfter(decodeSnapshotData(snapshot.data).members, state.entries));
-  const storage = { ...recoverStorage({ wal, snapshots, machine, snapshot, log: { hardState, entries: state.entries } }), wal, snapshots, machine };
-  return { identity, storage, dataDirs: peerDataDirs(identity, storage.members), saveIdentity };
+  if (existing) refuseOtherMembership(config, identity, membershipAfter(decodeSnapshotData(snapshot.data).members, log.entries));
+  const storage = { ...recoverStorage({ wal, snapshots, machine, snapshot, log: { hardState, entries: log.entries } }), wal, snapshots, machine };
+  return { identity, disk, storage, dataDirs: peerDataDirs(identity, storage.members), saveIdentity };
 }
 
 /** The peers' data directories as member.json records them; until confirmed, the other members wait. */
@@ -250,18 +257,22 @@ export async function markRemoved(state: NodeState): Promise<void> {
 }
 
 /**
- * Accepts a data directory of this format; migrates an older one (none yet: lichen 0.1 wrote format
- * 1, and a member.json without a version is one of those too); refuses a newer or unknown one.
+ * Accepts a data directory of this format; upgrades one of format 1 (lichen 0.1; a member.json
+ * without a version is one of those too) in place (upgrade.ts); refuses a newer or unknown one.
  */
-async function checkFormat(dataDir: string, identity: Identity): Promise<void> {
+async function checkFormat(config: NodeConfig, identity: Identity, logger: Logger): Promise<void> {
+  const dataDir = config.dataDir;
   const path = join(dataDir, IDENTITY_FILE);
   const format: unknown = (identity as { version?: unknown }).version;
-  if (format === undefined) {
+  if (format === undefined || format === 1) {
+    await upgradeFormat1(dataDir, config.engine, logger, (dir) => syncPath(dir, 'r'));
     identity.version = DATA_DIR_FORMAT;
     await writeFileDurably(path, JSON.stringify(identity, null, 2) + '\n');
+  }
+  if (identity.version === DATA_DIR_FORMAT) {
+    await removeFormat1Leftovers(dataDir);
     return;
   }
-  if (format === DATA_DIR_FORMAT) return;
   if (typeof format === 'number' && Number.isSafeInteger(format) && format > DATA_DIR_FORMAT) {
     throw new LichenError(
       ErrorCode.InvalidArgument,
@@ -281,7 +292,7 @@ async function checkFormat(dataDir: string, identity: Identity): Promise<void> {
  * What lichen writes only after member.json: found without it, they are not lichen's (or damaged).
  * (`lichen snapshot restore` fills engine/ first, then writes member.json.)
  */
-const DATA_DIR_CONTENTS = ['wal', 'snap'];
+const DATA_DIR_CONTENTS = ['log', 'snapshots', 'wal', 'snap'];
 
 async function refuseUnknownContents(dataDir: string): Promise<void> {
   for (const name of DATA_DIR_CONTENTS) {
