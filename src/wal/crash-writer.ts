@@ -1,95 +1,128 @@
-// The child process of the crash test (crash.test.ts): a miniature node write path that the test
-// kills with SIGKILL at random moments.
+// The child process of the crash test (crash.test.ts): a miniature write path of a process hosting
+// several raft groups, which the test kills with SIGKILL at random moments.
 //
 //   node --import tsx src/wal/crash-writer.ts <dir> <term>
 //
-// On start it opens the WAL, the snapshot store and an lmdb engine in <dir>, applies the WAL
-// entries the engine lacks (the engine's applied index is written in the same batch as the data),
-// and prints "ready <lastIndex> <appliedIndex>". Then it loops: save a batch of entries (durable
-// when save resolves), print "ack <lastIndex>", apply each entry to the engine together with the
-// applied index, and every so often take a snapshot, mark it in the WAL and release old segments,
-// as the server does. Output goes through fs.writeSync so a line the parent reads was written
-// after the save it reports had resolved.
+// On start it opens the shared WAL, one lmdb engine with a partition per group, and each group's
+// snapshot store in <dir>; applies to each partition the WAL entries it lacks (a partition's
+// applied index is written in the same batch as the data); and prints "ready" followed by
+// "<lastIndex>:<applied>" per group. Then it loops: each group saves a batch of entries, all in
+// the same turn (one write, one fdatasync), and once they are durable it prints "ack" followed by
+// each group's last index; applies them; and every so often takes a group's snapshot, marks it in
+// the WAL and releases the group's entries, as the server does. The last group saves one round in
+// LAGGING_EVERY_ROUNDS, so its entries sit in old segments that other groups have released (the
+// shared WAL rewrites them). Output goes through fs.writeSync so a line the parent reads was
+// written after the saves it reports had resolved.
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Entry } from '../raft/types.js';
-import { LmdbEngine } from '../engine/lmdb.js';
-import { SnapshotStore, Wal } from './index.js';
+import { LmdbEngine, ScopedEngine, type Engine } from '../engine/index.js';
+import { SharedWal, SnapshotStore, type GroupLog } from './index.js';
 
 export const APPLIED_KEY = Buffer.from('applied');
 export const CRASH_SEGMENT_BYTES = 8 * 1024;
+export const CRASH_GROUPS = [1, 2, 3];
+const LAGGING_EVERY_ROUNDS = 10;
 const SNAPSHOT_EVERY_ENTRIES = 50;
 const BATCH_ENTRIES_MAX = 7;
 
 export const entryKey = (index: number): Buffer => Buffer.from(`entry/${String(index).padStart(10, '0')}`);
-export const entryText = (index: number): string => `entry-${index}-` + 'p'.repeat(index % 200);
+export const entryText = (group: number, index: number): string => `entry-${group}-${index}-` + 'p'.repeat(index % 200);
+export const snapshotDir = (dir: string, group: number): string => join(dir, 'snap', String(group));
 
 function say(line: string): void {
   fs.writeSync(1, line + '\n');
 }
 
-function readApplied(engine: LmdbEngine): number {
+export function readApplied(engine: Engine): number {
   const value = engine.get(APPLIED_KEY);
   return value ? Number(Buffer.from(value).toString()) : 0;
+}
+
+interface Group {
+  id: number;
+  log: GroupLog;
+  engine: ScopedEngine;
+  snapshots: SnapshotStore;
+  terms: Map<number, number>;
+  lastIndex: number;
+  applied: number;
+  snapshotIndex: number;
+}
+
+function apply(group: Group, entry: Entry): void {
+  group.engine.write([
+    { type: 'put', key: entryKey(entry.index), value: entry.data },
+    { type: 'put', key: APPLIED_KEY, value: Buffer.from(String(entry.index)) },
+  ]);
+  group.applied = entry.index;
 }
 
 async function main(): Promise<void> {
   const [dir, termArg] = process.argv.slice(2);
   if (!dir || !termArg) throw new Error('usage: crash-writer.ts <dir> <term>');
   const term = Number(termArg);
-  const { wal, state } = await Wal.open({ dir: join(dir, 'wal'), segmentBytes: CRASH_SEGMENT_BYTES });
+  const wal = await SharedWal.open({ dir: join(dir, 'wal'), segmentBytes: CRASH_SEGMENT_BYTES });
   const engine = LmdbEngine.open({ dir: join(dir, 'engine') });
-  const snapshots = new SnapshotStore(join(dir, 'snap'));
-  const terms = new Map<number, number>();
-  let snapshotIndex = state.snapshot?.index ?? 0;
-
-  const apply = (entry: Entry): void => {
-    engine.write([
-      { type: 'put', key: entryKey(entry.index), value: entry.data },
-      { type: 'put', key: APPLIED_KEY, value: Buffer.from(String(entry.index)) },
-    ]);
-  };
-
-  let applied = readApplied(engine);
-  for (const entry of state.entries) {
-    terms.set(entry.index, entry.term);
-    if (entry.index > applied) {
-      apply(entry);
-      applied = entry.index;
+  const groups: Group[] = CRASH_GROUPS.map((id) => {
+    const { log, recovered } = wal.attach(id);
+    const scoped = new ScopedEngine(engine, id);
+    const group: Group = {
+      id,
+      log,
+      engine: scoped,
+      snapshots: new SnapshotStore(snapshotDir(dir, id)),
+      terms: new Map(),
+      lastIndex: recovered.entries[recovered.entries.length - 1]?.index ?? recovered.snapshot?.index ?? 0,
+      applied: readApplied(scoped),
+      snapshotIndex: recovered.snapshot?.index ?? 0,
+    };
+    for (const entry of recovered.entries) {
+      group.terms.set(entry.index, entry.term);
+      if (entry.index > group.applied) apply(group, entry);
     }
-  }
-  say(`ready ${wal.lastIndex} ${applied}`);
+    return group;
+  });
+  say(`ready ${groups.map((g) => `${g.lastIndex}:${g.applied}`).join(' ')}`);
 
   // Runs until killed; the bound only keeps an orphaned writer from running forever.
   for (let round = 0; round < 1_000_000; round++) {
-    const first = wal.lastIndex + 1;
-    const count = 1 + (first % BATCH_ENTRIES_MAX);
-    const entries: Entry[] = Array.from({ length: count }, (_, i) => ({
-      index: first + i,
-      term,
-      type: 0,
-      data: Buffer.from(entryText(first + i)),
-    }));
-    await wal.save({ hardState: { term, vote: 1, commit: applied }, entries });
-    say(`ack ${wal.lastIndex}`);
-    for (const entry of entries) {
-      terms.set(entry.index, entry.term);
-      apply(entry);
-      applied = entry.index;
-    }
-    if (applied - snapshotIndex >= SNAPSHOT_EVERY_ENTRIES) {
-      // The order the server follows: engine durable, snapshot file durable, marker, release.
-      await engine.sync();
-      const data = Buffer.concat([...engine.export()]);
-      const metadata = { index: applied, term: terms.get(applied)!, conf: { voters: [1], learners: [] } };
-      await snapshots.save({ metadata, data });
-      await wal.saveSnapshotMarker(metadata);
-      await wal.releaseTo(metadata.index);
-      for (const index of terms.keys()) if (index <= metadata.index) terms.delete(index);
-      snapshotIndex = metadata.index;
+    const active = groups.filter((_group, i) => i < groups.length - 1 || round % LAGGING_EVERY_ROUNDS === 0);
+    const batches = active.map((group) => {
+      const first = group.lastIndex + 1;
+      const count = 1 + ((first + group.id) % BATCH_ENTRIES_MAX);
+      const entries: Entry[] = Array.from({ length: count }, (_, i) => ({
+        index: first + i,
+        term,
+        type: 0,
+        data: Buffer.from(entryText(group.id, first + i)),
+      }));
+      group.lastIndex = first + count - 1;
+      return { group, entries, saved: group.log.save({ hardState: { term, vote: 1, commit: group.applied }, entries }) };
+    });
+    await Promise.all(batches.map((b) => b.saved));
+    say(`ack ${groups.map((g) => g.lastIndex).join(' ')}`);
+    for (const { group, entries } of batches) {
+      for (const entry of entries) {
+        group.terms.set(entry.index, entry.term);
+        apply(group, entry);
+      }
+      if (group.applied - group.snapshotIndex >= SNAPSHOT_EVERY_ENTRIES) await snapshot(group);
     }
   }
+}
+
+/** The order the server follows: engine durable, snapshot file durable, marker, release. */
+async function snapshot(group: Group): Promise<void> {
+  await group.engine.sync();
+  const data = Buffer.concat([...group.engine.export()]);
+  const metadata = { index: group.applied, term: group.terms.get(group.applied)!, conf: { voters: [1], learners: [] } };
+  await group.snapshots.save({ metadata, data });
+  await group.log.saveSnapshotMarker(metadata);
+  await group.log.releaseTo(metadata.index);
+  for (const index of group.terms.keys()) if (index <= metadata.index) group.terms.delete(index);
+  group.snapshotIndex = metadata.index;
 }
 
 // Run only as a script: the test imports the helpers above.

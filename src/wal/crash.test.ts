@@ -1,6 +1,8 @@
-// Kills a real writer process (crash-writer.ts) with SIGKILL at random moments and checks, after
-// every kill, that nothing it acknowledged was lost: every acknowledged index is in the WAL or in
-// the snapshot the WAL names, the log is contiguous, and the engine is never ahead of the log.
+// Kills a real writer process (crash-writer.ts: several raft groups over one shared WAL and one
+// engine) with SIGKILL at random moments and checks, after every kill, that nothing it
+// acknowledged was lost, for every group: every acknowledged index is in the group's log or in the
+// snapshot the WAL names for it, the log is contiguous, and the group's engine partition is never
+// ahead of its log.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,10 +10,9 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LmdbEngine } from '../engine/lmdb.js';
-import { decodeChunk } from '../engine/codec.js';
-import { APPLIED_KEY, CRASH_SEGMENT_BYTES, entryKey, entryText } from './crash-writer.js';
-import { SnapshotStore, Wal } from './index.js';
+import { LmdbEngine, ScopedEngine, decodeChunk } from '../engine/index.js';
+import { APPLIED_KEY, CRASH_GROUPS, CRASH_SEGMENT_BYTES, entryKey, entryText, readApplied, snapshotDir } from './crash-writer.js';
+import { SharedWal, SnapshotStore } from './index.js';
 import { seededRandom } from '../random.js';
 
 const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
@@ -69,48 +70,49 @@ interface Verified {
   applied: number;
 }
 
-/** Opens what the killed writer left and checks every durability promise it made. */
-async function verify(dir: string, ackedIndex: number): Promise<Verified> {
-  const { wal, state } = await Wal.open({ dir: join(dir, 'wal'), segmentBytes: CRASH_SEGMENT_BYTES });
+/** Opens what the killed writer left and checks every durability promise it made, group by group. */
+async function verify(dir: string, acked: number[]): Promise<Verified[]> {
+  const wal = await SharedWal.open({ dir: join(dir, 'wal'), segmentBytes: CRASH_SEGMENT_BYTES });
+  const engine = LmdbEngine.open({ dir: join(dir, 'engine') });
   try {
-    const snapshotIndex = state.snapshot?.index ?? 0;
-    if (state.snapshot) {
-      const snapshot = await new SnapshotStore(join(dir, 'snap')).load(state.snapshot);
-      assert.ok(snapshot, `the snapshot ${snapshotIndex} the WAL names is missing`);
-      // The snapshot holds the engine as of its index.
-      const keys = new Map<string, string>();
-      for (const [key, value] of decodeChunk(snapshot.data)) keys.set(Buffer.from(key).toString(), Buffer.from(value).toString());
-      assert.equal(keys.get(APPLIED_KEY.toString()), String(snapshotIndex));
-      assert.equal(keys.get(entryKey(snapshotIndex).toString()), entryText(snapshotIndex));
-    }
-    // Contiguous entries right after the snapshot, each with the content that was written.
-    state.entries.forEach((entry, i) => {
-      assert.equal(entry.index, snapshotIndex + 1 + i, 'the log is contiguous after the snapshot');
-      assert.equal(Buffer.from(entry.data).toString(), entryText(entry.index));
-      if (i > 0) assert.ok(entry.term >= state.entries[i - 1]!.term, 'terms never go down');
-    });
-    assert.equal(wal.lastIndex, snapshotIndex + state.entries.length);
-    // Every acknowledged index is in the snapshot or the log.
-    assert.ok(wal.lastIndex >= ackedIndex, `acknowledged ${ackedIndex} but the WAL ends at ${wal.lastIndex}`);
-
-    const engine = LmdbEngine.open({ dir: join(dir, 'engine') });
-    try {
-      const appliedBytes = engine.get(APPLIED_KEY);
-      const applied = appliedBytes ? Number(Buffer.from(appliedBytes).toString()) : 0;
-      assert.ok(applied <= wal.lastIndex, `engine applied ${applied} beyond the WAL's last index ${wal.lastIndex}`);
-      assert.ok(applied >= snapshotIndex, `engine applied ${applied} is behind the snapshot ${snapshotIndex}`);
-      // The applied index was written with its data: every entry up to it is in the engine.
-      for (let index = 1; index <= applied; index++) {
-        const value = engine.get(entryKey(index));
-        assert.ok(value, `entry ${index} <= applied ${applied} is missing from the engine`);
-        assert.equal(Buffer.from(value).toString(), entryText(index));
+    const verified: Verified[] = [];
+    for (const [i, group] of CRASH_GROUPS.entries()) {
+      const { recovered } = wal.attach(group);
+      const snapshotIndex = recovered.snapshot?.index ?? 0;
+      if (recovered.snapshot) {
+        const snapshot = await new SnapshotStore(snapshotDir(dir, group)).load(recovered.snapshot);
+        assert.ok(snapshot, `group ${group}: the snapshot ${snapshotIndex} the WAL names is missing`);
+        // The snapshot holds the group's partition as of its index.
+        const keys = new Map<string, string>();
+        for (const [key, value] of decodeChunk(snapshot.data)) keys.set(Buffer.from(key).toString(), Buffer.from(value).toString());
+        assert.equal(keys.get(APPLIED_KEY.toString()), String(snapshotIndex));
+        assert.equal(keys.get(entryKey(snapshotIndex).toString()), entryText(group, snapshotIndex));
       }
-      return { lastIndex: wal.lastIndex, snapshotIndex, applied };
-    } finally {
-      await engine.closeAsync();
+      // Contiguous entries right after the snapshot, each with the content that was written.
+      recovered.entries.forEach((entry, at) => {
+        assert.equal(entry.index, snapshotIndex + 1 + at, `group ${group}: the log is contiguous after the snapshot`);
+        assert.equal(Buffer.from(entry.data).toString(), entryText(group, entry.index));
+        if (at > 0) assert.ok(entry.term >= recovered.entries[at - 1]!.term, 'terms never go down');
+      });
+      const lastIndex = snapshotIndex + recovered.entries.length;
+      // Every acknowledged index is in the snapshot or the log.
+      assert.ok(lastIndex >= acked[i]!, `group ${group}: acknowledged ${acked[i]} but its log ends at ${lastIndex}`);
+      const partition = new ScopedEngine(engine, group);
+      const applied = readApplied(partition);
+      assert.ok(applied <= lastIndex, `group ${group}: applied ${applied} beyond its last index ${lastIndex}`);
+      assert.ok(applied >= snapshotIndex, `group ${group}: applied ${applied} is behind its snapshot ${snapshotIndex}`);
+      // The applied index was written with its data: every entry up to it is in the partition.
+      for (let index = 1; index <= applied; index++) {
+        const value = partition.get(entryKey(index));
+        assert.ok(value, `group ${group}: entry ${index} <= applied ${applied} is missing from the engine`);
+        assert.equal(Buffer.from(value).toString(), entryText(group, index));
+      }
+      verified.push({ lastIndex, snapshotIndex, applied });
     }
+    return verified;
   } finally {
     await wal.close();
+    await engine.closeAsync();
   }
 }
 
@@ -122,10 +124,11 @@ test('SIGKILL at random moments never loses an acknowledged entry (real processe
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const random = seededRandom(SEED);
-  let acked = 0;
+  let acked = CRASH_GROUPS.map(() => 0);
   let snapshots = 0;
   let repairedRuns = 0;
-  let previous: Verified = { lastIndex: 0, snapshotIndex: 0, applied: 0 };
+  let previous: Verified[] = CRASH_GROUPS.map(() => ({ lastIndex: 0, snapshotIndex: 0, applied: 0 }));
+  const lowestSegments: string[] = [];
 
   for (let run = 1; run <= KILLS; run++) {
     const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(run)], {
@@ -138,17 +141,21 @@ test('SIGKILL at random moments never loses an acknowledged entry (real processe
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const lines = new LineReader(child);
     try {
-      const ready = (await lines.next()).split(' ');
-      assert.equal(ready[0], 'ready');
-      assert.ok(Number(ready[1]) >= acked, `restarted writer has last index ${ready[1]} below acknowledged ${acked}`);
-      assert.equal(Number(ready[2]), Number(ready[1]), 'after replay the engine has applied the whole log');
+      const [word, ...groups] = (await lines.next()).split(' ');
+      assert.equal(word, 'ready');
+      groups.forEach((group, i) => {
+        const [lastIndex, applied] = group.split(':').map(Number);
+        assert.ok(lastIndex! >= acked[i]!, `restarted writer has last index ${lastIndex} below acknowledged ${acked[i]} in group ${CRASH_GROUPS[i]}`);
+        assert.equal(applied, lastIndex, 'after replay the engine has applied the whole log');
+      });
       // Kill after a random number of acknowledgements: sometimes at once, sometimes after dozens.
       const waitAcks = random() < 0.15 ? 0 : 1 + Math.floor(random() * 60);
       for (let i = 0; i < waitAcks; i++) {
-        const [word, index] = (await lines.next()).split(' ');
+        const [word, ...indexes] = (await lines.next()).split(' ');
         assert.equal(word, 'ack');
-        assert.ok(Number(index) > acked, 'acknowledged indexes increase');
-        acked = Number(index);
+        const next = indexes.map(Number);
+        assert.ok(next.every((index, g) => index >= acked[g]!) && next.some((index, g) => index > acked[g]!), 'acknowledged indexes increase');
+        acked = next;
       }
     } catch (error) {
       child.kill('SIGKILL');
@@ -159,13 +166,19 @@ test('SIGKILL at random moments never loses an acknowledged entry (real processe
     children.delete(child);
 
     const verified = await verify(dir, acked);
-    if (verified.snapshotIndex > previous.snapshotIndex) snapshots++;
-    if (verified.lastIndex > acked) repairedRuns++; // the writer had saved past its last ack line
-    assert.ok(verified.snapshotIndex >= previous.snapshotIndex, 'the snapshot marker never moves back');
+    verified.forEach((group, i) => {
+      if (group.snapshotIndex > previous[i]!.snapshotIndex) snapshots++;
+      if (group.lastIndex > acked[i]!) repairedRuns++; // the writer had saved past its last ack line
+      assert.ok(group.snapshotIndex >= previous[i]!.snapshotIndex, 'the snapshot marker never moves back');
+    });
     previous = verified;
+    lowestSegments.push(fs.readdirSync(join(dir, 'wal')).sort()[0]!);
   }
-  // The run exercised what it is meant to: many entries, snapshots and released segments.
-  assert.ok(acked > KILLS * 10, `only ${acked} entries acknowledged`);
+  // The run exercised what it is meant to: many entries, snapshots and released segments, also
+  // while the lagging group's entries sat in the oldest one.
+  const total = acked.reduce((sum, index) => sum + index, 0);
+  assert.ok(total > KILLS * 10, `only ${total} entries acknowledged`);
   assert.ok(snapshots >= 3, `only ${snapshots} snapshots were taken`);
-  t.diagnostic(`acknowledged ${acked} entries over ${KILLS} kills; ${snapshots} new snapshots; ${repairedRuns} runs ended with unacknowledged saves on disk`);
+  assert.notEqual(lowestSegments.at(-1), '0000000000000001.wal', 'the lagging group does not pin the first segment');
+  t.diagnostic(`acknowledged ${acked.join('/')} entries over ${KILLS} kills; ${snapshots} new snapshots; ${repairedRuns} group logs ended with unacknowledged saves on disk; oldest segment at the end ${lowestSegments.at(-1)}`);
 });
