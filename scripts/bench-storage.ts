@@ -1,4 +1,6 @@
-// Storage micro-benchmarks: raw flush rate of this disk, WAL group commit, and engine operations.
+// Storage micro-benchmarks: raw flush rate of this disk, WAL group commit (within a group, and across
+// the groups of a process: one shared WAL against one WAL per group), and engine operations (the
+// engine itself, and one group's partition of it, which is what the state machine runs on).
 // Prints ONE JSON object on stdout. Rates are per second; nothing here gates CI.
 //
 //   npm run bench:storage            (about 20 s)
@@ -7,8 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { Entry } from '../src/raft/types.js';
-import { Wal } from '../src/wal/index.js';
-import { LmdbEngine, MemoryEngine, type Engine } from '../src/engine/index.js';
+import { SharedWal, Wal } from '../src/wal/index.js';
+import { LmdbEngine, MemoryEngine, ScopedEngine, type Engine } from '../src/engine/index.js';
 import { seededRandom } from '../src/random.js';
 
 const quick = process.argv.includes('--quick');
@@ -16,6 +18,8 @@ const quick = process.argv.includes('--quick');
 const PHASE_MS = quick ? 60 : 1000;
 const WAL_PHASE_MS = quick ? 80 : 1500;
 const WAL_BATCH_SIZES = [1, 16, 64, 256] as const;
+/** Groups of one process, each saving one entry per turn. */
+const GROUP_COUNTS = quick ? ([1, 8] as const) : ([1, 8, 64] as const);
 const WAL_ENTRY_BYTES = 256;
 const ENGINE_KEYS = quick ? 2_000 : 50_000;
 const ENGINE_VALUE_BYTES = 100;
@@ -91,16 +95,20 @@ interface WalFigure {
   fdatasyncsPerSave: number;
 }
 
+/** The WAL a process runs (the shared one) with one group, one save at a time. */
 async function benchWal(root: string): Promise<WalFigure[]> {
   const figures: WalFigure[] = [];
   const payload = Buffer.alloc(WAL_ENTRY_BYTES, 0x61);
   for (const batchEntries of WAL_BATCH_SIZES) {
-    const { wal } = await Wal.open({ dir: tempDir(root, `wal-${batchEntries}`) });
+    const wal = await SharedWal.open({ dir: tempDir(root, `wal-${batchEntries}`) });
+    const { log } = wal.attach(1);
+    let lastIndex = 0;
     const syncsBefore = wal.stats.fileSyncs;
     const { perSec: savesPerSec, calls } = await rateAsync(WAL_PHASE_MS, async () => {
-      const first = wal.lastIndex + 1;
+      const first = lastIndex + 1;
       const entries: Entry[] = Array.from({ length: batchEntries }, (_, i) => ({ index: first + i, term: 1, type: 0, data: payload }));
-      await wal.save({ hardState: { term: 1, vote: 1, commit: first - 1 }, entries });
+      lastIndex += batchEntries;
+      await log.save({ hardState: { term: 1, vote: 1, commit: first - 1 }, entries });
       return 1;
     });
     const syncs = wal.stats.fileSyncs - syncsBefore;
@@ -112,6 +120,48 @@ async function benchWal(root: string): Promise<WalFigure[]> {
       mbPerSec: Math.round(((savesPerSec * batchEntries * WAL_ENTRY_BYTES) / 1e6) * 10) / 10,
       fdatasyncsPerSave: Math.round((syncs / Math.max(1, calls)) * 100) / 100,
     });
+  }
+  return figures;
+}
+
+interface GroupCommitFigure {
+  groups: number;
+  /** One shared WAL: each turn, every group saves one entry (issued in one pass, then awaited together). */
+  shared: { turnsPerSec: number; entriesPerSec: number; fdatasyncsPerTurn: number };
+  /** One WAL per group (lichen 0.1's Wal, each in its own directory), the same turns. */
+  perGroup: { turnsPerSec: number; entriesPerSec: number; fdatasyncsPerTurn: number };
+}
+
+/** Group commit across groups: N groups each saving one entry per turn, one WAL for all against one each. */
+async function benchGroupCommit(root: string): Promise<GroupCommitFigure[]> {
+  const payload = Buffer.alloc(WAL_ENTRY_BYTES, 0x61);
+  const figures: GroupCommitFigure[] = [];
+  const figure = (turns: { perSec: number; calls: number }, groups: number, syncs: number) => ({
+    turnsPerSec: round(turns.perSec),
+    entriesPerSec: round(turns.perSec * groups),
+    fdatasyncsPerTurn: Math.round((syncs / Math.max(1, turns.calls)) * 100) / 100,
+  });
+  for (const groups of GROUP_COUNTS) {
+    const entry = (index: number): Entry[] => [{ index, term: 1, type: 0, data: payload }];
+    const hardState = (index: number) => ({ term: 1, vote: 1, commit: index - 1 });
+    const shared = await SharedWal.open({ dir: tempDir(root, `shared-${groups}`) });
+    const logs = Array.from({ length: groups }, (_, i) => shared.attach(i + 1).log);
+    let syncs = shared.stats.fileSyncs;
+    const sharedTurns = await rateAsync(WAL_PHASE_MS, async (turn) => {
+      await Promise.all(logs.map((log) => log.save({ hardState: hardState(turn + 1), entries: entry(turn + 1) })));
+      return 1;
+    });
+    const sharedFigure = figure(sharedTurns, groups, shared.stats.fileSyncs - syncs);
+    await shared.close();
+    const separate = await Promise.all(Array.from({ length: groups }, async (_, i) => (await Wal.open({ dir: tempDir(root, `separate-${groups}-${i}`) })).wal));
+    syncs = separate.reduce((sum, wal) => sum + wal.stats.fileSyncs, 0);
+    const separateTurns = await rateAsync(WAL_PHASE_MS, async (turn) => {
+      await Promise.all(separate.map((wal) => wal.save({ hardState: hardState(turn + 1), entries: entry(turn + 1) })));
+      return 1;
+    });
+    const perGroup = figure(separateTurns, groups, separate.reduce((sum, wal) => sum + wal.stats.fileSyncs, 0) - syncs);
+    for (const wal of separate) await wal.close();
+    figures.push({ groups, shared: sharedFigure, perGroup });
   }
   return figures;
 }
@@ -182,13 +232,13 @@ function benchEngine(engine: Engine): EngineFigure {
   };
 }
 
-/** The MVCC store over lmdb, if the mvcc layer is importable: etcd puts and single-key ranges. */
+/** The MVCC store over one group's partition of lmdb (as a process runs it): etcd puts and single-key ranges. */
 async function benchMvcc(root: string): Promise<Record<string, number | string>> {
   try {
     const { MvccStore } = await import('../src/mvcc/index.js');
     const engine = LmdbEngine.open({ dir: tempDir(root, 'mvcc') });
     try {
-      const store = MvccStore.open(engine);
+      const store = MvccStore.open(new ScopedEngine(engine, 1));
       const value = Buffer.alloc(ENGINE_VALUE_BYTES, 0x63);
       let index = store.appliedIndex;
       const keys = Math.min(ENGINE_KEYS, 10_000);
@@ -216,10 +266,13 @@ async function main(): Promise<void> {
   try {
     const fdatasync = await benchRawFdatasync(root);
     const wal = await benchWal(root);
+    const groupCommit = await benchGroupCommit(root);
     const lmdb = LmdbEngine.open({ dir: tempDir(root, 'lmdb') });
     let lmdbFigures: EngineFigure;
+    let partitionFigures: EngineFigure;
     try {
       lmdbFigures = benchEngine(lmdb);
+      partitionFigures = benchEngine(new ScopedEngine(lmdb, 2));
     } finally {
       await lmdb.closeAsync();
     }
@@ -234,8 +287,8 @@ async function main(): Promise<void> {
       tmpdir: os.tmpdir(),
       rawFdatasyncPerSec: fdatasync.syncPerSec,
       rawFdatasyncAsyncPerSec: fdatasync.asyncPerSec,
-      wal: { entryBytes: WAL_ENTRY_BYTES, batches: wal },
-      engines: { lmdb: lmdbFigures, memory: memoryFigures },
+      wal: { entryBytes: WAL_ENTRY_BYTES, batches: wal, groupCommit },
+      engines: { lmdb: lmdbFigures, lmdbPartition: partitionFigures, memory: memoryFigures },
       mvcc,
       durationMs: round(performance.now() - started),
     };

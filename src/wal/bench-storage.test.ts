@@ -29,7 +29,13 @@ test('bench:storage --quick prints one JSON object with every storage figure', (
     assert.ok(isRate(batch.entriesPerSec) && isRate(batch.savesPerSec), JSON.stringify(batch));
     assert.equal(batch.fdatasyncsPerSave, 1, 'group commit: one flush per save');
   }
-  for (const kind of ['lmdb', 'memory']) {
+  assert.deepEqual(result.wal.groupCommit.map((g: { groups: number }) => g.groups), [1, 8]);
+  for (const figure of result.wal.groupCommit) {
+    assert.equal(figure.shared.fdatasyncsPerTurn, 1, `group commit across ${figure.groups} groups: one flush per turn`);
+    assert.equal(figure.perGroup.fdatasyncsPerTurn, figure.groups, 'one WAL per group: one flush per group per turn');
+    assert.ok(isRate(figure.shared.entriesPerSec) && isRate(figure.perGroup.entriesPerSec), JSON.stringify(figure));
+  }
+  for (const kind of ['lmdb', 'lmdbPartition', 'memory']) {
     const figures = result.engines[kind];
     for (const field of ['putPerSec', 'putBatched100PerSec', 'getPerSec', 'rangePerSec', 'rangeKeysPerSec']) {
       assert.ok(isRate(figures[field]), `${kind}.${field} = ${figures[field]}`);
