@@ -24,6 +24,16 @@ export function* exportChunks(view: ReadView, chunkBytes = EXPORT_CHUNK_BYTES_DE
   if (size > 0) yield Buffer.concat(parts);
 }
 
+/** exportChunks of a view opened when the first chunk is pulled, and closed after the last one. */
+export function* exportView(open: () => ReadView, chunkBytes?: number): Iterable<Uint8Array> {
+  const view = open();
+  try {
+    yield* exportChunks(view, chunkBytes);
+  } finally {
+    view.close();
+  }
+}
+
 export function* decodeChunk(chunk: Uint8Array): Iterable<[Uint8Array, Uint8Array]> {
   const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   let offset = 0;

@@ -26,7 +26,7 @@ import { open, type RootDatabase } from 'lmdb';
 import { mkdirSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ErrorCode, LichenError } from '../errors.js';
-import { decodeChunk, exportChunks } from './codec.js';
+import { decodeChunk, exportView } from './codec.js';
 import type { Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
 import { lmdbKeyBytesMax } from '../limits.js';
 
@@ -226,15 +226,7 @@ export class LmdbEngine implements Engine {
   }
 
   export(chunkBytes?: number): Iterable<Uint8Array> {
-    const engine = this;
-    return (function* () {
-      const view = engine.snapshot();
-      try {
-        yield* exportChunks(view, chunkBytes);
-      } finally {
-        view.close();
-      }
-    })();
+    return exportView(() => this.snapshot(), chunkBytes);
   }
 
   /** Replaces the key space in one write transaction: a bad chunk aborts it and nothing changes. */

@@ -9,7 +9,7 @@
 // (src/replica/process-storage.ts). With the prefix, the longest key a group may write is 4 bytes
 // shorter than the engine's (lmdbKeyBytesMax); engine keys are revisions and ids, far below it.
 import { assert } from '../errors.js';
-import { exportChunks, decodeChunk } from './codec.js';
+import { decodeChunk, exportView } from './codec.js';
 import type { Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
 
 export const GROUP_PREFIX_BYTES = 4;
@@ -91,15 +91,7 @@ export class ScopedEngine extends ScopedView implements Engine {
   }
 
   export(chunkBytes?: number): Iterable<Uint8Array> {
-    const engine = this;
-    return (function* () {
-      const view = engine.snapshot();
-      try {
-        yield* exportChunks(view, chunkBytes);
-      } finally {
-        view.close();
-      }
-    })();
+    return exportView(() => this.snapshot(), chunkBytes);
   }
 
   /** Replaces the partition's keys in one engine write: a bad chunk aborts it and nothing changes. */

@@ -74,7 +74,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
     hasLeader: () => (metricsRef.node?.leaderId ?? 0) !== 0,
     isLeader: () => metricsRef.node?.isLeader() ?? false,
     mvccRevision: () => metricsRef.state?.storage.machine.mvcc.currentRevision ?? 0,
-    walBytes: () => metricsRef.state?.storage.wal.sizeBytes ?? 0,
+    walBytes: () => metricsRef.state?.disk.wal.sizeBytes ?? 0,
     dbSizeBytes: () => metricsRef.state?.storage.machine.space().sizeBytes ?? 0,
     dbSizeInUseBytes: () => metricsRef.state?.storage.machine.space().inUseBytes ?? 0,
     quotaBackendBytes: () => config.quotaBackendBytes,

@@ -16,9 +16,10 @@
 //      here on the directory is format 2.
 //   5. wal/ and snap/ are removed (a crash before that leaves them to the next start, which removes
 //      them: see removeFormat1Leftovers).
-// Until step 4, wal/ and snap/ are untouched, so lichen 0.1 still starts on the directory (its
-// engine then lacks the applied index it looks for, so it installs its snapshot again, which clears
-// the moved keys, and replays its WAL: recoverStorage's rule for an engine behind the snapshot).
+// Until step 4, wal/ and snap/ are untouched (data-format.test.ts checks it). Lichen 0.1 started on
+// such a directory would find no applied index in its engine, so by recoverStorage's rule it would
+// install its snapshot again (clearing the moved keys) and replay its WAL; that is reasoned from the
+// code, not tested.
 import fs from 'node:fs';
 import { rm, rename } from 'node:fs/promises';
 import { join } from 'node:path';

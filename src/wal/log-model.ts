@@ -128,3 +128,22 @@ export class LogModel {
     return entries;
   }
 }
+
+/** The checks a save makes before writing: a record that replay would refuse must never reach the disk. */
+export function checkEntries(model: LogModel, entries: readonly Entry[]): void {
+  const first = entries[0];
+  if (!first) return;
+  const covered = model.snapshot?.index ?? 0;
+  assert(first.index > covered, `wal save: entry ${first.index} is covered by the snapshot at ${covered}`);
+  assert(first.index <= model.lastIndex + 1, `wal save: entry ${first.index} leaves a gap after last index ${model.lastIndex}`);
+  let previousTerm = model.termAt(first.index - 1);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]!;
+    if (i > 0) assert(entry.index === entries[i - 1]!.index + 1, `wal save: entries are not contiguous (${entries[i - 1]!.index} then ${entry.index})`);
+    assert(
+      previousTerm === undefined || entry.term >= previousTerm,
+      `wal save: entry ${entry.index} has term ${entry.term}, below the term ${previousTerm} of the entry before it`,
+    );
+    previousTerm = entry.term;
+  }
+}

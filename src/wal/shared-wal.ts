@@ -33,7 +33,8 @@ import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
 import { ErrorCode, LichenError, assert } from '../errors.js';
 import { Disk, type DiskStats, type SyncEvent } from './disk.js';
 import { WalCorruptError } from './errors.js';
-import { LogModel } from './log-model.js';
+import { LogModel, checkEntries } from './log-model.js';
+import { SerialIo } from './serial-io.js';
 import {
   PayloadError,
   RecordType,
@@ -54,12 +55,10 @@ import {
   scanRecord,
   type GroupLogState,
 } from './record.js';
-import { walPendingOperationsMax } from '../limits.js';
-import { PREALLOCATE_BYTES, SEGMENT_BYTES_DEFAULT } from './wal.js';
+import { SEGMENT_BYTES_DEFAULT, preallocate } from './wal.js';
 
 /** A group's live bytes up to which a roll-over rewrites it instead of waiting for its snapshot. */
 export const REWRITE_BYTES_MAX_DEFAULT = 1024 * 1024;
-const ZEROS = Buffer.alloc(64 * 1024);
 
 export interface SharedWalOptions {
   dir: string;
@@ -209,9 +208,7 @@ export class SharedWal {
   private flushScheduled = false;
   /** The records of the flush queued behind the one in flight (records queued meanwhile join it). */
   private waiting: Queued[] | undefined;
-  private operations: Promise<unknown> = Promise.resolve();
-  private pending = 0;
-  private failure: Error | undefined;
+  private readonly io = new SerialIo();
   private closed = false;
   /** Set by a roll-over: the next operation looks for groups to rewrite. */
   private rolledOver = false;
@@ -311,8 +308,8 @@ export class SharedWal {
   async close(): Promise<void> {
     if (this.closed) return;
     this.flushNow();
-    await this.operations.catch(() => undefined);
     this.closed = true;
+    await this.io.close();
     fs.closeSync(this.tailFd);
   }
 
@@ -364,7 +361,7 @@ export class SharedWal {
       this.attached--;
     }
     this.flushNow();
-    return this.operations.then(() => undefined);
+    return this.io.settled();
   }
 
   // ---- Writing --------------------------------------------------------------------------------
@@ -442,19 +439,11 @@ export class SharedWal {
     const bytes = run.length === 1 ? run[0]!.record : Buffer.concat(run.map((queued) => queued.record), runBytes);
     const end = segment.sizeBytes + bytes.length;
     this.guardSync(() => {
-      if (end > segment.allocatedBytes) this.preallocate(segment, end);
+      if (end > segment.allocatedBytes) segment.allocatedBytes = preallocate(this.disk, this.tailFd, end, this.segmentBytes);
       this.disk.writeAll(this.tailFd, bytes, segment.sizeBytes);
     });
     segment.sizeBytes = end;
     for (const queued of run) queued.written(segment.seq);
-  }
-
-  private preallocate(segment: Segment, end: number): void {
-    const target = Math.max(end, Math.min(end + PREALLOCATE_BYTES, this.segmentBytes));
-    for (let at = end; at < target; at += ZEROS.length) {
-      this.disk.writeAll(this.tailFd, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
-    }
-    segment.allocatedBytes = target;
   }
 
   private async rollOver(): Promise<void> {
@@ -542,42 +531,16 @@ export class SharedWal {
     return this.segments[this.segments.length - 1]!;
   }
 
-  /** Runs operations one at a time, in call order (as wal.ts); a failed write or flush makes the log unusable. */
   private enqueue(operation: () => Promise<void>): Promise<void> {
-    if (this.closed) return Promise.reject(new LichenError(ErrorCode.Internal, 'wal is closed'));
-    if (this.pending >= walPendingOperationsMax) {
-      return Promise.reject(new LichenError(ErrorCode.Overloaded, `wal: more than ${walPendingOperationsMax} operations queued`));
-    }
-    const start = async (): Promise<void> => {
-      try {
-        if (this.failure) throw new LichenError(ErrorCode.Internal, `wal unusable after an I/O error: ${this.failure.message}`);
-        await operation();
-      } finally {
-        this.pending--;
-      }
-    };
-    const run = this.pending++ === 0 ? start() : this.operations.then(start);
-    this.operations = run.catch(() => undefined);
-    return run;
+    return this.io.run(operation);
   }
 
-  /** After a failed write or flush the page cache and the disk may disagree (fsyncgate): stop. */
-  private async guard<T>(io: () => Promise<T>): Promise<T> {
-    try {
-      return await io();
-    } catch (error) {
-      if (!(error instanceof LichenError)) this.failure = error as Error;
-      throw error;
-    }
+  private guard<T>(io: () => Promise<T>): Promise<T> {
+    return this.io.guard(io);
   }
 
   private guardSync(io: () => void): void {
-    try {
-      io();
-    } catch (error) {
-      if (!(error instanceof LichenError)) this.failure = error as Error;
-      throw error;
-    }
+    this.io.guardSync(io);
   }
 }
 
@@ -609,25 +572,6 @@ export class GroupLog {
   /** Detaches the group once its records are written; the shared log stays open for the others. */
   close(): Promise<void> {
     return this.wal.detach(this.groupId);
-  }
-}
-
-/** The same checks as wal.ts's save: a record that replay would refuse must never reach the disk. */
-function checkEntries(model: LogModel, entries: readonly Entry[]): void {
-  const first = entries[0];
-  if (!first) return;
-  const covered = model.snapshot?.index ?? 0;
-  assert(first.index > covered, `wal save: entry ${first.index} is covered by the snapshot at ${covered}`);
-  assert(first.index <= model.lastIndex + 1, `wal save: entry ${first.index} leaves a gap after last index ${model.lastIndex}`);
-  let previousTerm = model.termAt(first.index - 1);
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i]!;
-    if (i > 0) assert(entry.index === entries[i - 1]!.index + 1, `wal save: entries are not contiguous (${entries[i - 1]!.index} then ${entry.index})`);
-    assert(
-      previousTerm === undefined || entry.term >= previousTerm,
-      `wal save: entry ${entry.index} has term ${entry.term}, below the term ${previousTerm} of the entry before it`,
-    );
-    previousTerm = entry.term;
   }
 }
 

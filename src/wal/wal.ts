@@ -23,10 +23,11 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
-import { ErrorCode, LichenError, assert } from '../errors.js';
+import { assert } from '../errors.js';
 import { Disk, type DiskStats, type SyncEvent } from './disk.js';
 import { WalCorruptError } from './errors.js';
-import { LogModel } from './log-model.js';
+import { LogModel, checkEntries } from './log-model.js';
+import { SerialIo } from './serial-io.js';
 import {
   PayloadError,
   RECORD_HEADER_BYTES,
@@ -43,7 +44,6 @@ import {
   isZero,
   scanRecord,
 } from './record.js';
-import { walPendingOperationsMax } from '../limits.js';
 
 export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
 /** Zeros written ahead of the records whenever a save would reach the end of the file. */
@@ -111,9 +111,7 @@ export class Wal {
   private readonly disk: Disk;
   private readonly segmentBytes: number;
   private tailFd: number;
-  private queue: Promise<unknown> = Promise.resolve();
-  private pending = 0;
-  private failure: Error | undefined;
+  private readonly io = new SerialIo();
   private closed = false;
 
   private constructor(
@@ -201,7 +199,7 @@ export class Wal {
       if (!hardState && entries.length === 0) return;
       const sync = update.sync ?? true;
       assert(sync || entries.length === 0, 'wal save: entries must be flushed (sync: false is for a commit-only hard state)');
-      this.checkEntries(entries);
+      checkEntries(this.model, entries);
       const record = encodeRecord(RecordType.Batch, encodeBatch(hardState ? { hardState, entries } : { entries }));
       await this.append(record, sync);
       if (hardState) this.model.setHardState(hardState);
@@ -249,96 +247,29 @@ export class Wal {
   /** Waits for queued operations, then closes the tail segment. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.queue.catch(() => undefined);
     this.closed = true;
+    await this.io.close();
     fs.closeSync(this.tailFd);
   }
 
-  private checkEntries(entries: readonly Entry[]): void {
-    if (entries.length === 0) return;
-    const first = entries[0]!;
-    const covered = this.model.snapshot?.index ?? 0;
-    assert(first.index > covered, `wal save: entry ${first.index} is covered by the snapshot at ${covered}`);
-    assert(
-      first.index <= this.model.lastIndex + 1,
-      `wal save: entry ${first.index} leaves a gap after last index ${this.model.lastIndex}`,
-    );
-    // Checked before writing: a record that replay would refuse must never reach the disk.
-    let previousTerm = this.model.termAt(first.index - 1);
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]!;
-      if (i > 0) {
-        assert(
-          entry.index === entries[i - 1]!.index + 1,
-          `wal save: entries are not contiguous (${entries[i - 1]!.index} then ${entry.index})`,
-        );
-      }
-      assert(
-        previousTerm === undefined || entry.term >= previousTerm,
-        `wal save: entry ${entry.index} has term ${entry.term}, below the term ${previousTerm} of the entry before it`,
-      );
-      previousTerm = entry.term;
-    }
-  }
-
-  /**
-   * Runs operations one at a time, in call order; a failed flush makes the WAL unusable. When
-   * nothing is queued the operation starts at once, inside the caller's turn: its write reaches
-   * the page cache and its fdatasync is on its way before the caller goes on (the server applies
-   * already-committed entries while this Ready's flush runs).
-   */
+  /** Runs operations one at a time, in call order; a failed write or flush makes the WAL unusable. */
   private enqueue(operation: () => Promise<void>): Promise<void> {
-    if (this.closed) return Promise.reject(new LichenError(ErrorCode.Internal, 'wal is closed'));
-    if (this.pending >= walPendingOperationsMax) {
-      return Promise.reject(
-        new LichenError(ErrorCode.Overloaded, `wal: more than ${walPendingOperationsMax} operations queued`),
-      );
-    }
-    const start = async (): Promise<void> => {
-      try {
-        if (this.failure) {
-          throw new LichenError(ErrorCode.Internal, `wal unusable after an I/O error: ${this.failure.message}`);
-        }
-        await operation();
-      } finally {
-        this.pending--;
-      }
-    };
-    const run = this.pending++ === 0 ? start() : this.queue.then(start);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.io.run(operation);
   }
 
-  private async append(record: Buffer, sync: boolean): Promise<void> {
-    try {
+  private append(record: Buffer, sync: boolean): Promise<void> {
+    return this.io.guard(async () => {
       const tail = this.tail;
       if (tail.sizeBytes > tail.headerBytes && tail.sizeBytes + record.length > this.segmentBytes) {
         await this.rollOver();
       }
       const segment = this.tail;
       const end = segment.sizeBytes + record.length;
-      if (end > segment.allocatedBytes) this.preallocate(segment, end);
+      if (end > segment.allocatedBytes) segment.allocatedBytes = preallocate(this.disk, this.tailFd, end, this.segmentBytes);
       this.disk.writeAll(this.tailFd, record, segment.sizeBytes);
       segment.sizeBytes = end;
       if (sync) await this.disk.syncFile(this.tailFd, segment.path);
-    } catch (error) {
-      // After a failed write or flush the page cache and the disk may disagree (fsyncgate): stop.
-      if (!(error instanceof LichenError)) this.failure = error as Error;
-      throw error;
-    }
-  }
-
-  /**
-   * Extends the tail segment with zeros up to PREALLOCATE_BYTES past `end` (where the record about
-   * to be written ends), within the segment size unless the record alone exceeds it. The save's
-   * own fdatasync makes them durable.
-   */
-  private preallocate(segment: Segment, end: number): void {
-    const target = Math.max(end, Math.min(end + PREALLOCATE_BYTES, this.segmentBytes));
-    for (let at = end; at < target; at += ZEROS.length) {
-      this.disk.writeAll(this.tailFd, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
-    }
-    segment.allocatedBytes = target;
+    });
   }
 
   private async rollOver(): Promise<void> {
@@ -350,6 +281,17 @@ export class Wal {
     this.segments.push(segment);
     this.tailFd = fs.openSync(segment.path, 'r+');
   }
+}
+
+/**
+ * Extends a tail segment with zeros up to PREALLOCATE_BYTES past `end` (where the record about to
+ * be written ends), within the segment size unless the record alone exceeds it; returns the bytes
+ * the file then has. The save's own fdatasync makes them durable.
+ */
+export function preallocate(disk: Disk, fd: number, end: number, segmentBytes: number): number {
+  const target = Math.max(end, Math.min(end + PREALLOCATE_BYTES, segmentBytes));
+  for (let at = end; at < target; at += ZEROS.length) disk.writeAll(fd, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
+  return target;
 }
 
 function listSegments(dir: string, names: string[]): Segment[] {
