@@ -188,3 +188,25 @@ test('a lichen 0.1 segment in the directory is refused, not misread', async (t) 
   fs.writeFileSync(join(dir, '0000000000000001-0000000000000001.wal'), Buffer.alloc(64));
   await assert.rejects(SharedWal.open({ dir }), /not a segment of a shared WAL/);
 });
+
+test('idle groups too many to rewrite into one segment are rewritten over several roll-overs', async (t) => {
+  const dir = tempDir(t);
+  const wal = await SharedWal.open({ dir, segmentBytes: 4096 });
+  t.after(() => wal.close());
+  const busy = wal.attach(1).log;
+  const idle = Array.from({ length: 40 }, (_, i) => wal.attach(100 + i).log);
+  await Promise.all(idle.map((log) => log.save({ hardState: hs(1, 1), entries: range(1, 1, 1, 100) })));
+  for (let i = 1; i <= 300; i++) {
+    await busy.save({ hardState: hs(1, i), entries: range(i, i, 1, 200) });
+    if (i % 20 === 0) {
+      await busy.saveSnapshotMarker({ index: i, term: 1, conf: { voters: [1], learners: [] } });
+      await busy.releaseTo(i);
+    }
+  }
+  const files = segmentFiles(dir);
+  assert.ok(files.length <= 4, `old segments went: ${files.join(', ')}`);
+  await wal.close();
+  const again = await SharedWal.open({ dir, segmentBytes: 4096 });
+  t.after(() => again.close());
+  for (let i = 0; i < 40; i++) assert.deepEqual(indexes(again.attach(100 + i).recovered.entries), [1], `group ${100 + i}`);
+});

@@ -468,30 +468,28 @@ export class SharedWal {
     }
     if (chosen.length === 0) return;
     const states = this.readGroups(new Set(chosen));
-    const records: Buffer[] = [];
+    // Straight into the new segment, as many as fit in it (the rest at the next roll-over: with
+    // thousands of idle groups, one roll-over may not take them all).
+    const run: Queued[] = [];
+    let bytes = 0;
     for (const groupId of chosen) {
       const model = states.get(groupId)!.model;
+      const lastIndex = model.lastIndex;
       const state: GroupLogState = { hardState: model.hardState, entries: model.takeEntries() };
       if (model.snapshot) state.snapshot = model.snapshot;
-      records.push(encodeRecord(RecordType.GroupState, encodeGroupPayload(groupId, encodeGroupState(state))));
-    }
-    const done = records.map((record, i) => ({
-      record,
-      sync: true,
-      written: (seq: number) => {
-        const track = this.tracks.get(chosen[i]!)!;
+      const record = encodeRecord(RecordType.GroupState, encodeGroupPayload(groupId, encodeGroupState(state)));
+      if (this.tail.sizeBytes + bytes + record.length > this.segmentBytes) break;
+      bytes += record.length;
+      const written = (seq: number): void => {
+        const track = this.tracks.get(groupId)!;
         track.segments.clear();
-        track.written(seq, record.length, true, states.get(chosen[i]!)!.model.lastIndex);
-        track.markerSeq = track.model.snapshot ? seq : 0;
-      },
-      resolve: () => undefined,
-      reject: () => undefined,
-    }));
-    // Straight into the new segment (bounded: rewriteBytesMax per group); a roll-over in between starts again next time.
-    let bytes = 0;
-    for (const queued of done) bytes += queued.record.length;
-    if (this.tail.sizeBytes + bytes > this.segmentBytes) return;
-    this.writeRun(done, bytes);
+        track.written(seq, record.length, true, lastIndex);
+        track.markerSeq = state.snapshot ? seq : 0;
+      };
+      run.push({ record, sync: true, written, resolve: () => undefined, reject: () => undefined });
+    }
+    if (run.length === 0) return;
+    this.writeRun(run, bytes);
     await this.guard(() => this.disk.syncFile(this.tailFd, this.tail.path));
   }
 
