@@ -17,9 +17,10 @@
 //   5. wal/ and snap/ are removed (a crash before that leaves them to the next start, which removes
 //      them: see removeFormat1Leftovers).
 // Until step 4, wal/ and snap/ are untouched (data-format.test.ts checks it). Lichen 0.1 started on
-// such a directory would find no applied index in its engine, so by recoverStorage's rule it would
-// install its snapshot again (clearing the moved keys) and replay its WAL; that is reasoned from the
-// code, not tested.
+// such a directory finds no applied index in its engine, so by recoverStorage's rule it installs
+// its snapshot again (clearing the moved keys) and replays its WAL. Checked by hand once, not by a
+// test (the old release is not in the tree): lichen 0.1 (d762ad1) on the 0.1 fixture after steps
+// 1-3 served its keys; this code then upgraded that directory again and served them too.
 import fs from 'node:fs';
 import { rm, rename } from 'node:fs/promises';
 import { join } from 'node:path';
