@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { GROUP_ZERO, LmdbEngine, groupPrefix, ScopedEngine, openEngine, type Engine, type EngineKind } from '../engine/index.js';
 import { SharedWal, SnapshotStore, type GroupLog, type LoadedSnapshot, type RecoveredGroup, type SharedWalOptions } from '../wal/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
+import type { GroupId } from '../ids.js';
 import { KvStateMachine } from './state-machine.js';
 import { recoverStorage } from './recovery.js';
 import type { ReplicaStorage } from './storage.js';
@@ -77,12 +78,12 @@ export class ProcessStorage {
   }
 
   /** The groups the WAL has records of. */
-  groupIds(): number[] {
+  groupIds(): GroupId[] {
     return this.wal.groupIds();
   }
 
   /** Opens group `groupId`'s parts (once per group while it runs): recovered, but not yet replayed. */
-  async group(groupId: number): Promise<GroupParts> {
+  async group(groupId: GroupId): Promise<GroupParts> {
     const { log: wal, recovered: log } = this.wal.attach(groupId);
     const snapshots = new SnapshotStore(join(this.dir, SNAP_DIR, snapshotDirName(groupId)));
     snapshots.removeIncoming();
@@ -102,7 +103,7 @@ export class ProcessStorage {
    * snapshot starts from `initial(machine)` (its first snapshot: the membership and the state it
    * starts with), which is made durable first.
    */
-  async replicaStorage(groupId: number, initial?: (machine: KvStateMachine) => LoadedSnapshot): Promise<GroupStorage> {
+  async replicaStorage(groupId: GroupId, initial?: (machine: KvStateMachine) => LoadedSnapshot): Promise<GroupStorage> {
     const parts = await this.group(groupId);
     let { snapshot } = parts;
     let { hardState } = parts.log;
@@ -136,7 +137,7 @@ export async function bootstrapGroup(parts: Pick<GroupParts, 'wal' | 'snapshots'
   return snapshot;
 }
 
-export const snapshotDirName = (groupId: number): string => groupId.toString(16).padStart(8, '0');
+export const snapshotDirName = (groupId: GroupId): string => groupId.toString(16).padStart(8, '0');
 
 /** An empty engine gets the partitioned format; one without it holds lichen 0.1 keys, which this code must not misread. */
 function checkEngineFormat(engine: Engine, dir: string): void {

@@ -17,7 +17,8 @@ import { createSilentLogger } from '../log.js';
 import { AuthStore } from '../auth/index.js';
 import { MvccStore, writeMvccState } from '../mvcc/index.js';
 import { defaultNodeConfig, type PeerSpec } from './config.js';
-import { META_GROUP_ID, openNodeState } from './state.js';
+import { openNodeState } from './state.js';
+import { metaGroupId } from '../ids.js';
 
 export interface RestoreOptions {
   snapshotPath: string;
@@ -90,7 +91,7 @@ async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<Restore
   const leases = [...contents.state.leases];
   const processEngine = LmdbEngine.open({ dir });
   // The restored state is the cluster's group's (the engine's partitions: src/engine/scoped.ts).
-  const engine = new ScopedEngine(processEngine, META_GROUP_ID);
+  const engine = new ScopedEngine(processEngine, metaGroupId);
   try {
     writeMvccState(engine, { ...contents.state, records: counted, leases });
     AuthStore.write(engine, contents.auth);

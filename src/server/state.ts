@@ -11,6 +11,7 @@ import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { NodeConfig, PeerSpec } from './config.js';
 import { clusterIdOf, formatId, memberIdOf } from './ids.js';
+import { metaGroupId } from '../ids.js';
 import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes } from '../replica/members.js';
 import { EnvelopeKind, decodeEnvelope } from '../replica/envelope.js';
 import type { ChannelCredentials } from '@grpc/grpc-js';
@@ -21,8 +22,6 @@ import { decodeSnapshotData, encodeSnapshotData } from '../replica/snapshot-data
 import { ProcessStorage, bootstrapGroup, recoverStorage, type GroupStorage } from '../replica/index.js';
 import { removeFormat1Leftovers, upgradeFormat1 } from './upgrade.js';
 
-/** The raft group every cluster has: its membership and today all of its keys. */
-export const META_GROUP_ID = 1;
 
 /**
  * The format of a data directory: member.json, the WAL, the snapshots and the engine files, as one
@@ -129,7 +128,7 @@ async function openMetaGroup(
   logger: Logger,
   { identity, existing, disk, saveIdentity }: { identity: Identity; existing: boolean; disk: ProcessStorage; saveIdentity: () => Promise<void> },
 ): Promise<NodeState> {
-  const parts = await disk.group(META_GROUP_ID);
+  const parts = await disk.group(metaGroupId);
   const { wal, snapshots, machine, log } = parts;
   if (log.repairedTail) logger.warn('wal: repaired a torn record at the tail', { ...log.repairedTail });
   let { snapshot } = parts;

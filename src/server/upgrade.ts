@@ -29,13 +29,14 @@ import { SharedWal, Wal } from '../wal/index.js';
 import { ENGINE_DIR, ENGINE_FORMAT_KEY, ENGINE_FORMAT_PARTITIONED, SNAP_DIR, WAL_DIR, snapshotDirName } from '../replica/index.js';
 import { ErrorCode, LichenError, assert } from '../errors.js';
 import type { Logger } from '../log.js';
+import { metaGroupId } from '../ids.js';
 
 /** Lichen 0.1's single-group WAL and snapshot directories. */
 const FORMAT1_WAL_DIR = 'wal';
 const FORMAT1_SNAP_DIR = 'snap';
 const SNAPSHOT_FILE = /^[0-9a-f]{16}-[0-9a-f]{16}\.snap$/;
-/** The group a lichen 0.1 directory's one group becomes. */
-const UPGRADED_GROUP = 1;
+/** The group a lichen 0.1 directory's one group becomes: the cluster's group. */
+const UPGRADED_GROUP = metaGroupId;
 
 /**
  * Steps 1-3 above; the caller writes member.json (step 4), then calls removeFormat1Leftovers
