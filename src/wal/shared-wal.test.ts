@@ -55,6 +55,23 @@ test('each group gets back its own hard state, entries and snapshot marker, conf
   assert.throws(() => view.save({ entries: [entry(2)] }), /leaves a gap after last index 0/);
 });
 
+test('a group closed and attached again in the same process gets its log back from the disk', async (t) => {
+  const wal = await SharedWal.open({ dir: tempDir(t) });
+  t.after(() => wal.close());
+  const other = wal.attach(2).log;
+  const first = wal.attach(1).log;
+  await first.save({ hardState: hs(2, 1), entries: [...range(1, 2), ...range(3, 3, 2)] });
+  await first.saveSnapshotMarker({ index: 1, term: 1, conf: { voters: [1], learners: [] } });
+  await other.save({ hardState: hs(1, 0), entries: range(1, 4) });
+  await first.close();
+  const again = wal.attach(1);
+  assert.deepEqual(again.recovered.entries.map((e) => [e.index, e.term]), [[2, 1], [3, 2]]);
+  assert.deepEqual(again.recovered.hardState, hs(2, 1));
+  assert.equal(again.recovered.snapshot?.index, 1);
+  await again.log.save({ entries: range(4, 4, 2) });
+  assert.throws(() => wal.attach(1), /already attached/);
+});
+
 test('saves of many groups issued in one turn go out in one write and one fdatasync', async (t) => {
   const dir = tempDir(t);
   const syncs: SyncEvent[] = [];

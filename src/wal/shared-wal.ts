@@ -110,6 +110,8 @@ class GroupTrack {
   /** Per segment: bytes of this group's records with entries, and the highest entry index among them. */
   readonly segments = new Map<number, { bytes: number; maxIndex: number }>();
   view: GroupLog | undefined;
+  /** Set once attached: the model keeps terms only from then on, so attaching again reads the group back. */
+  attachedBefore = false;
 
   /** The oldest segment this group needs (Infinity: none). */
   neededSeq(): number {
@@ -275,6 +277,12 @@ export class SharedWal {
     let track = this.tracks.get(groupId);
     if (!track) this.tracks.set(groupId, (track = new GroupTrack()));
     assert(track.view === undefined, `wal: group ${groupId} is already attached`);
+    if (track.attachedBefore) {
+      // Closed and opened again in this process: what it wrote is on disk (detach flushed it).
+      assert(this.queued.length === 0 && this.waiting === undefined, `wal: group ${groupId} attached again before its records were written`);
+      track.model = this.readGroups(new Set([groupId])).get(groupId)?.model ?? new LogModel(true);
+    }
+    track.attachedBefore = true;
     const entries = track.model.takeEntries();
     const recovered: RecoveredGroup = { hardState: track.model.hardState, entries };
     if (track.model.snapshot) recovered.snapshot = track.model.snapshot;
@@ -468,6 +476,7 @@ export class SharedWal {
     }
     if (chosen.length === 0) return;
     const states = this.readGroups(new Set(chosen));
+    for (const groupId of chosen) assert(states.has(groupId), `wal: group ${groupId} has no record to read back`);
     // Straight into the new segment, as many as fit in it (the rest at the next roll-over: with
     // thousands of idle groups, one roll-over may not take them all).
     const run: Queued[] = [];
@@ -507,7 +516,6 @@ export class SharedWal {
         track.replay(segment.seq, type, rest, bytes, `${segment.path} at byte offset ${offset}`);
       });
     }
-    for (const groupId of groupIds) assert(tracks.has(groupId), `wal: group ${groupId} has no record to read back`);
     return tracks;
   }
 
