@@ -13,6 +13,8 @@ import { decodeChunk, exportView } from './codec.js';
 import type { Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
 
 export const GROUP_PREFIX_BYTES = 4;
+/** Old keys deleted per engine write when an import replaces a partition. */
+const IMPORT_DELETES_PER_WRITE = 10_000;
 /** The prefix of the process's own keys, which no group has. */
 export const GROUP_ZERO = 0;
 
@@ -97,8 +99,12 @@ export class ScopedEngine extends ScopedView implements Engine {
   /** Replaces the partition's keys in one engine write: a bad chunk aborts it and nothing changes. */
   import(chunks: Iterable<Uint8Array>): void {
     this.engine.batch(() => {
-      const old = [...this.range({ start: new Uint8Array(0) })].map(([key]): WriteOp => ({ type: 'del', key: Uint8Array.from(key) }));
-      this.write(old);
+      // A slice of the old keys at a time (the batch sees its own deletes), so memory stays bounded.
+      for (;;) {
+        const old = [...this.range({ start: new Uint8Array(0), limit: IMPORT_DELETES_PER_WRITE })];
+        if (old.length === 0) break;
+        this.write(old.map(([key]): WriteOp => ({ type: 'del', key: Uint8Array.from(key) })));
+      }
       for (const chunk of chunks) this.write([...decodeChunk(chunk)].map(([key, value]): WriteOp => ({ type: 'put', key, value })));
     });
   }
