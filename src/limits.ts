@@ -224,6 +224,12 @@ export const lmdbKeyBytesMax = 4026 - 1;
 export const quotaBackendBytesDefault = 2 * 1024 * MiB;
 /** WAL save() calls waiting behind the one in progress; more means the caller is not awaiting. */
 export const walPendingOperationsMax = 1024;
+/**
+ * A raft group's live bytes in the shared WAL up to which, when the log rolls over, its live state
+ * is rewritten into the new segment so that it does not keep the oldest one (src/wal/shared-wal.ts);
+ * a group holding more snapshots by its own policy instead.
+ */
+export const walRewriteGroupBytesMax = 1 * MiB;
 
 // ---- Members and configuration --------------------------------------------------------------
 

@@ -6,5 +6,5 @@ export { ReceivedSnapshot, SnapshotReceiver, SnapshotStore, SNAPSHOTS_KEPT, type
 export { WalCorruptError } from './errors.js';
 export { crc32c, crc32cUpdate } from './crc32c.js';
 export type { SyncEvent, DiskStats } from './disk.js';
-export { SharedWal, GroupLog, REWRITE_BYTES_MAX_DEFAULT, sharedSegmentFileName } from './shared-wal.js';
+export { SharedWal, GroupLog, sharedSegmentFileName } from './shared-wal.js';
 export type { SharedWalOptions, RecoveredGroup, GroupUpdate } from './shared-wal.js';

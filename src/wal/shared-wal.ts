@@ -20,7 +20,7 @@
 // entries above the index it released (releaseTo). An idle group would pin its old segments for
 // ever (its entries sit there, and with no new writes it never snapshots), so when the log rolls
 // over to a new segment, every group that alone keeps the oldest segment alive and holds little
-// (rewriteBytesMax) has its whole live state (hard state, marker, the entries after it) rewritten
+// (walRewriteGroupBytesMax) has its whole live state (hard state, marker, the entries after it) rewritten
 // into the new segment as one GroupState record, read back from the segments it needs. This is
 // TiKV raft-engine's choice (it rewrites cold regions' entries when purging) rather than forcing
 // idle groups to snapshot: a snapshot of a group is its whole state machine, while an idle group's
@@ -35,6 +35,7 @@ import { Disk, type DiskStats, type SyncEvent } from './disk.js';
 import { WalCorruptError } from './errors.js';
 import { LogModel, checkEntries } from './log-model.js';
 import { SerialIo } from './serial-io.js';
+import { walRewriteGroupBytesMax } from '../limits.js';
 import {
   PayloadError,
   RecordType,
@@ -57,14 +58,12 @@ import {
 } from './record.js';
 import { SEGMENT_BYTES_DEFAULT, preallocate } from './wal.js';
 
-/** A group's live bytes up to which a roll-over rewrites it instead of waiting for its snapshot. */
-export const REWRITE_BYTES_MAX_DEFAULT = 1024 * 1024;
 
 export interface SharedWalOptions {
   dir: string;
   /** Roll over to a new segment when the current one would grow past this. Default 64 MiB. */
   segmentBytes?: number;
-  /** See the file comment, "Truncation". Default 1 MiB. */
+  /** See the file comment, "Truncation". Default walRewriteGroupBytesMax. */
   rewriteBytesMax?: number;
   /** Test-only slow disk: delay added before each fsync (used by fault tests). */
   syncDelayMs?: number;
@@ -224,7 +223,7 @@ export class SharedWal {
   ) {
     this.disk = disk;
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
-    this.rewriteBytesMax = options.rewriteBytesMax ?? REWRITE_BYTES_MAX_DEFAULT;
+    this.rewriteBytesMax = options.rewriteBytesMax ?? walRewriteGroupBytesMax;
     assert(this.segmentBytes >= 1024, `wal: segmentBytes ${this.segmentBytes} is below 1024`);
     this.tailFd = fs.openSync(this.tail.path, 'r+');
   }
