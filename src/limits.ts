@@ -186,8 +186,11 @@ export const keyTreeScanKeysMax = 1000;
 export const watchersMax = 100_000;
 /** Events per catch-up batch of an unsynced watcher (whole revisions; one revision may exceed it). */
 export const watchBatchEventsMax = 1000;
-/** Unsynced watchers advanced per catch-up step, so catching up never stalls the member. */
-export const watchSyncWatchersMax = 64;
+/**
+ * Unsynced watchers advanced per catch-up step (one history scan shared by all of them), so
+ * catching up never stalls the member; etcd's maxWatchersPerSync is the same.
+ */
+export const watchSyncWatchersMax = 512;
 /** Revision records one history scan examines (watch catch-up), so a sparse watcher cannot stall apply. */
 export const historyScanRecordsMax = 10_000;
 

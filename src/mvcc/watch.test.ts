@@ -10,7 +10,7 @@ class BoundedSink implements WatchSink {
   readonly buffer: WatchMessage[] = [];
   readonly received: WatchMessage[] = [];
   maxHeld = 0;
-  constructor(private readonly capacity = Infinity) {}
+  constructor(public capacity = Infinity) {}
 
   send(message: WatchMessage): boolean {
     if (this.buffer.length >= this.capacity) return false;
@@ -136,6 +136,53 @@ describe('WatchHub', () => {
     put('k', 'after');
     const revisions = sink.events().map((e) => Number(e.split('@')[1]));
     assert.deepEqual(revisions, Array.from({ length: 21 }, (_, i) => i + 2));
+  });
+
+  it('lagging watchers catch up together: one history scan per step, each gets exactly its own events', () => {
+    const { h, hub, put } = setup({ batchEventsMax: 1000 });
+    let scans = 0;
+    const scanEvents = h.store.scanEvents.bind(h.store);
+    h.store.scanEvents = (options) => {
+      scans++;
+      return scanEvents(options);
+    };
+    // 60 watchers on a prefix, 30 on one key, 10 with prevKv from a past revision: all slow.
+    const prefix = Array.from({ length: 60 }, () => new BoundedSink(1));
+    const single = Array.from({ length: 30 }, () => new BoundedSink(1));
+    for (const sink of prefix) hub.create({ key: b('p/'), rangeEnd: b('p0') }, sink);
+    for (const sink of single) hub.create({ key: b('p/a') }, sink);
+    put('p/a', 'x'); // revision 2, before the past watchers start
+    const past = Array.from({ length: 10 }, () => new BoundedSink(1));
+    for (const sink of past) hub.create({ key: b('p/'), rangeEnd: b('p0'), startRevision: 2, prevKv: true }, sink);
+    scans = 0;
+    for (let i = 0; i < 40; i++) put(i % 2 === 0 ? 'p/a' : (i % 3 === 0 ? 'q' : 'p/b'), `${i}`); // 3..42
+    assert.equal(hub.unsyncedCount, 100, 'every watcher fell behind');
+    for (const sink of [...prefix, ...single, ...past]) sink.drain();
+    assert.equal(hub.syncUnsynced(), 0, 'one step caught all of them up');
+    assert.equal(scans, 1, 'with one scan of history');
+    const keys = (i: number): string => (i % 2 === 0 ? 'p/a' : i % 3 === 0 ? 'q' : 'p/b');
+    const expected = (match: (key: string) => boolean): string[] =>
+      Array.from({ length: 40 }, (_, i) => [keys(i), i + 3] as const).filter(([key]) => match(key)).map(([key, rev]) => `0:${key}@${rev}`);
+    for (const sink of prefix) assert.deepEqual(sink.events(), ['0:p/a@2', ...expected((k) => k.startsWith('p/'))]);
+    for (const sink of single) assert.deepEqual(sink.events(), ['0:p/a@2', ...expected((k) => k === 'p/a')]);
+    for (const sink of past) assert.deepEqual(sink.events(), ['0:p/a@2', ...expected((k) => k.startsWith('p/'))]);
+    const withPrev = past[0]!.received.flatMap((m) => (m.type === 'events' ? m.events : []));
+    assert.equal(s(withPrev[1]!.prevKv?.value), 'x', 'prevKv for the watchers that asked');
+    const withoutPrev = prefix[0]!.received.flatMap((m) => (m.type === 'events' ? m.events : []));
+    assert.ok(withoutPrev.every((e) => e.prevKv === undefined), 'and none for the others');
+  });
+
+  it('a step serves the oldest unsynced watchers first and sends the ones still behind to the back', () => {
+    const { hub, put } = setup({ syncWatchersMax: 2 });
+    const sinks = Array.from({ length: 5 }, () => new BoundedSink(0));
+    const watchers = sinks.map((sink) => hub.create({ key: b('k') }, sink));
+    put('k', '1'); // every sink refuses: all five unsynced, in creation order
+    for (const i of [2, 3, 4]) sinks[i]!.capacity = Infinity; // the first two stay stuck
+    assert.equal(hub.syncUnsynced(), 5, 'the first step tries the two stuck ones');
+    assert.equal(hub.syncUnsynced(), 3, 'the next ones get their turn instead of waiting behind them');
+    assert.equal(hub.syncUnsynced(), 2);
+    assert.deepEqual(watchers.map((w) => w.synced), [false, false, true, true, true]);
+    for (const i of [2, 3, 4]) assert.deepEqual(sinks[i]!.events(), ['0:k@2']);
   });
 
   it('an unsynced watcher overtaken by compaction gets the compacted notice', () => {

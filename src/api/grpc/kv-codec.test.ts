@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { LichenError } from '../../errors.js';
 import { seededRandom } from '../../random.js';
-import { KV_MESSAGES, withFastKvCodec, type MessageCodec } from './kv-codec.js';
+import { KV_MESSAGES, serializeWatchResponse, servedServiceDefinition, withFastKvCodec, type MessageCodec } from './kv-codec.js';
 import { etcdPackageDefinition, serviceDefinition } from './proto.js';
 import { decodeRangeRequest } from './wire.js';
 
@@ -595,5 +595,40 @@ describe('withFastKvCodec', () => {
     assert.equal(fast['Range']!.path, '/etcdserverpb.KV/Range');
     assert.equal(original['Put']!.requestDeserialize, originalPut);
     assert.throws(() => withFastKvCodec(serviceDefinition('etcdserverpb.Lease')), /unexpected method/);
+  });
+});
+
+describe('Watch responses with events encoded once', () => {
+  const watchDefinition = etcdPackageDefinition()['etcdserverpb.Watch'] as unknown as ServiceDefinition;
+  const method = watchDefinition['Watch']!;
+  const kv = (key: string, mod: number) => ({ key: Buffer.from(key), create_revision: 2, mod_revision: mod, version: 3, value: Buffer.from(`v${mod}`), lease: 0 });
+  const events = [
+    { type: 0, kv: kv('a', 5), prev_kv: null },
+    { type: 1, kv: { ...kv('b', 6), value: Buffer.alloc(0) }, prev_kv: kv('b', 4) },
+    { type: 0, kv: { ...kv('c', 7), value: Buffer.alloc(300, 0x78) }, prev_kv: null },
+  ];
+  const header = { cluster_id: '17', member_id: '9', revision: 7, raft_term: 2 };
+
+  it('an Event encodes as protobufjs encodes it', () => {
+    for (const event of events) {
+      const decoded = method.responseDeserialize(method.responseSerialize({ header, watch_id: 1, events: [event] })) as { events: unknown[] };
+      assert.deepEqual(KV_MESSAGES.Event.decode(KV_MESSAGES.Event.encode(event)), { ...event, kv: { ...event.kv }, prev_kv: event.prev_kv });
+      assert.deepEqual(
+        method.responseDeserialize(serializeWatchResponse(method.responseSerialize as never, { header, watch_id: 1, events: [KV_MESSAGES.Event.encode(event)] } as never)),
+        decoded,
+      );
+    }
+  });
+
+  it('a response with pre-encoded events decodes to what protobufjs makes of the same response', () => {
+    const response = { header, watch_id: 42, events };
+    const reference = method.responseDeserialize(method.responseSerialize(response));
+    const encoded = serializeWatchResponse(method.responseSerialize as never, { header, watch_id: 42, events: events.map((e) => KV_MESSAGES.Event.encode(e)) });
+    assert.deepEqual(method.responseDeserialize(encoded), reference);
+    const served = servedServiceDefinition('etcdserverpb.Watch')['Watch']!;
+    assert.deepEqual(method.responseDeserialize(served.responseSerialize({ header, watch_id: 42, events: events.map((e) => KV_MESSAGES.Event.encode(e)) })), reference);
+    // Responses without events (created, canceled, progress) are proto-loader's bytes exactly.
+    const created = { header, watch_id: 3, created: true };
+    assert.deepEqual(served.responseSerialize(created), method.responseSerialize(created));
   });
 });

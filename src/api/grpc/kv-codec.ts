@@ -325,6 +325,29 @@ function readKeyValue(r: Reader, end: number): WireKeyValue {
   return { key, create_revision: createRevision, mod_revision: modRevision, version, value, lease };
 }
 
+/** mvccpb.Event: type 1 (enum), kv 2, prev_kv 3. */
+export interface WireEvent {
+  type: number;
+  kv: WireKeyValue | null;
+  prev_kv: WireKeyValue | null;
+}
+
+function readEvent(r: Reader, end: number): WireEvent {
+  let type = 0;
+  let kv: WireKeyValue | null = null;
+  let prevKv: WireKeyValue | null = null;
+  while (r.pos < end) {
+    const tag = readTag(r, end);
+    switch (tag) {
+      case 8: type = readEnum(r, end); break;
+      case 18: kv = readKeyValue(r, readMessageEnd(r, end)); break;
+      case 26: prevKv = readKeyValue(r, readMessageEnd(r, end)); break;
+      default: skipField(r, end, tag);
+    }
+  }
+  return { type, kv, prev_kv: prevKv };
+}
+
 function readRangeRequest(r: Reader, end: number): WireRangeRequest {
   let key: WireBytes = EMPTY_BYTES;
   let rangeEnd: WireBytes = EMPTY_BYTES;
@@ -902,6 +925,20 @@ function writeKeyValue(w: Writer, m: In<WireKeyValue>): void {
   writeInt64Field(w, 48, m.lease);
 }
 
+function sizeEvent(m: In<WireEvent>): number {
+  return (
+    enumFieldSize(8, m.type) +
+    (m.kv ? embeddedSize(18, m.kv, sizeKeyValue) : 0) +
+    (m.prev_kv ? embeddedSize(26, m.prev_kv, sizeKeyValue) : 0)
+  );
+}
+
+function writeEvent(w: Writer, m: In<WireEvent>): void {
+  writeEnumField(w, 8, m.type);
+  if (m.kv) writeEmbedded(w, 18, m.kv, writeKeyValue);
+  if (m.prev_kv) writeEmbedded(w, 26, m.prev_kv, writeKeyValue);
+}
+
 function sizeRangeRequest(m: In<WireRangeRequest>): number {
   return (
     bytesFieldSize(10, m.key) +
@@ -1205,6 +1242,7 @@ function messageOf(error: unknown): string {
 export const KV_MESSAGES = {
   ResponseHeader: messageCodec('etcdserverpb.ResponseHeader', sizeHeader, writeHeader, readHeader),
   KeyValue: messageCodec('mvccpb.KeyValue', sizeKeyValue, writeKeyValue, readKeyValue),
+  Event: messageCodec('mvccpb.Event', sizeEvent, writeEvent, readEvent),
   RangeRequest: messageCodec('etcdserverpb.RangeRequest', sizeRangeRequest, writeRangeRequest, readRangeRequest),
   RangeResponse: messageCodec('etcdserverpb.RangeResponse', sizeRangeResponse, writeRangeResponse, readRangeResponse),
   PutRequest: messageCodec('etcdserverpb.PutRequest', sizePutRequest, writePutRequest, readPutRequest),
@@ -1273,8 +1311,40 @@ export function withFastKvCodec(definition: ServiceDefinition): ServiceDefinitio
   return copy as ServiceDefinition;
 }
 
-/** A service's definition as the server serves it: proto-loader's, with this codec for KV. */
+/** WatchResponse's repeated `events` field (11, length-delimited). */
+const WATCH_RESPONSE_EVENTS_TAG = (11 << 3) | 2;
+
+/**
+ * A WatchResponse whose events are already encoded Event messages: the rest of the response goes
+ * through proto-loader's serializer, the events are appended as field 11 (protobuf allows a
+ * message's fields in any order). A watch stream encodes each event once however many watchers
+ * it reaches (see src/api/grpc/watch.ts): encoding the same event per watcher cost a fan-out of
+ * 1,000 watchers most of its CPU.
+ */
+export function serializeWatchResponse(serialize: (message: never) => Buffer, response: { readonly [field: string]: unknown; events?: readonly Buffer[] }): Buffer {
+  const events = response.events;
+  if (events === undefined || events.length === 0) return serialize(response as never);
+  const head = serialize({ ...response, events: [] } as never);
+  let length = head.length;
+  for (const event of events) length += 1 + varintSize(event.length) + event.length;
+  const w = new Writer(Buffer.allocUnsafe(length));
+  w.buf.set(head, 0);
+  w.pos = head.length;
+  for (const event of events) {
+    writeVarint(w, WATCH_RESPONSE_EVENTS_TAG);
+    writeVarint(w, event.length);
+    w.buf.set(event, w.pos);
+    w.pos += event.length;
+  }
+  return w.buf;
+}
+
+/** A service's definition as the server serves it: proto-loader's, with this codec for KV and Watch's events. */
 export function servedServiceDefinition(name: ServiceName): ServiceDefinition {
   const definition = serviceDefinition(name);
-  return name === 'etcdserverpb.KV' ? withFastKvCodec(definition) : definition;
+  if (name === 'etcdserverpb.KV') return withFastKvCodec(definition);
+  if (name !== 'etcdserverpb.Watch') return definition;
+  const watch = definition['Watch']!;
+  const serialize = watch.responseSerialize as (message: never) => Buffer;
+  return { ...definition, Watch: { ...watch, responseSerialize: (response: { readonly [field: string]: unknown; events?: readonly Buffer[] }) => serializeWatchResponse(serialize, response) } };
 }

@@ -16,6 +16,8 @@ import { etcdError, grpcErrorFor, toServiceError } from './errors.js';
 import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, credentialsOf, type HandlerContext, type Implementation } from './handler.js';
 import { encodeEvent, encodeHeader, toSafeInt, type WireLong } from './wire.js';
+import { KV_MESSAGES } from './kv-codec.js';
+import type { Event } from '../../mvcc/index.js';
 import { watchRequestsQueuedMax, watchStreamBufferedBytesMax, watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
 
 
@@ -52,7 +54,8 @@ interface WireWatchResponse {
   canceled?: boolean;
   compact_revision?: number;
   cancel_reason?: string;
-  events?: object[];
+  /** Encoded Event messages (see encodedEvent): serializeWatchResponse appends them. */
+  events?: Buffer[];
 }
 
 interface Watcher {
@@ -201,7 +204,7 @@ class WatchStream {
         // Not taken while the client is behind: the backend offers them again from history.
         const behind = watcher.early === null ? this.call.writableLength >= watchStreamBufferedBytesMax : watcher.early.length >= watchStreamResponsesMax;
         if (behind) return false;
-        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: events.map(encodeEvent) });
+        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: events.map(encodedEvent) });
         return true;
       },
       onCompacted: (compactRevision) => {
@@ -287,6 +290,22 @@ class WatchStream {
     this.cancelAll();
     this.call.destroy(toServiceError(error));
   }
+}
+
+/**
+ * Each event's Event message, encoded once: the hub hands every watcher of an event the same
+ * Event object (and the same copy without prevKv), so a fan-out to 1,000 watchers encodes it
+ * once, not 1,000 times. Entries go with their events.
+ */
+const encodedEvents = new WeakMap<Event, Buffer>();
+
+function encodedEvent(event: Event): Buffer {
+  let encoded = encodedEvents.get(event);
+  if (encoded === undefined) {
+    encoded = KV_MESSAGES.Event.encode(encodeEvent(event) as never);
+    encodedEvents.set(event, encoded);
+  }
+  return encoded;
 }
 
 const GO_CODE_NAMES: Partial<Record<number, string>> = {
