@@ -68,7 +68,7 @@ export const ETCD_ERROR_NAMES = [
   'invalidAuthMgmt', 'authOldRevision', 'verifyOnly',
   'noLeader', 'notLeader', 'leaderChanged', 'stopped', 'timeout', 'timeoutDueToLeaderFail', 'unhealthy', 'corrupt',
   'notSupportedForLearner', 'badLeaderTransferee', 'timeoutLeaderTransfer',
-  'electionNotLeader', 'electionNoLeader', 'lockSessionExpired', 'missingLeaderKey',
+  'electionNotLeader', 'electionNoLeader', 'lockSessionExpired', 'missingLeaderKey', 'lostWatcher',
 ] as const;
 export type EtcdErrorName = (typeof ETCD_ERROR_NAMES)[number];
 

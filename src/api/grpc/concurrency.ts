@@ -282,7 +282,7 @@ function callEnded(): LichenError {
 }
 
 function lostWatch(): LichenError {
-  return new LichenError(ErrorCode.Unavailable, 'lost watcher waiting for delete');
+  return etcdError('lostWatcher', ErrorCode.Unavailable);
 }
 
 const SLASH = Buffer.from('/');

@@ -92,6 +92,8 @@ export const ETCD_ERRORS = {
   electionNoLeader: { code: GrpcStatus.UNKNOWN, message: 'election: no leader' },
   lockSessionExpired: { code: GrpcStatus.UNKNOWN, message: 'mutex: session is expired' },
   missingLeaderKey: { code: GrpcStatus.UNKNOWN, message: '"leader" field must be provided' },
+  // concurrency's waitDelete, when the watch on the key ahead ends without its delete (compaction).
+  lostWatcher: { code: GrpcStatus.UNKNOWN, message: 'lost watcher waiting for delete' },
 } as const satisfies Record<EtcdErrorName, GrpcErrorRow>;
 
 // Every error src/auth throws names a row of the table above (checked when compiling).
