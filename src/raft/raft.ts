@@ -76,6 +76,12 @@ export interface RaftConfig {
    * once when the entry commits. Safety does not depend on it. Default false.
    */
   lazyCommitBroadcast?: boolean;
+  /**
+   * An idle leader may quiesce its group (see Raft.quiesced). Only for a host that wakes a group
+   * when it loses touch with the process of its leader or of a follower (src/store does): without
+   * that, nothing would notice a quiet leader's death. Default false.
+   */
+  quiescence?: boolean;
 }
 
 export type Role = 'follower' | 'candidate' | 'precandidate' | 'leader';
@@ -193,12 +199,25 @@ export class Raft {
   electionElapsed = 0;
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
+  /**
+   * Quiescence (CockroachDB's idea, for a process hosting thousands of groups): a leader whose
+   * followers all hold its whole log and know its commit index, and that has no work in flight,
+   * sends a last heartbeat marked `quiesce` and then stops heartbeating; a follower that holds the
+   * same log stops its election timer. Ticks do nothing while quiesced. Any proposal, read,
+   * transfer or incoming message wakes the group (see step and wake); so does the host, when it
+   * stops hearing from the process that hosts the leader (or, for a leader, a follower): the host
+   * stands in for the heartbeats with one liveness beat per process (src/store).
+   */
+  quiesced = false;
+  /** Set for the duration of tick(holdAwake): the application has work that needs ticks. */
+  private holdAwake = false;
 
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly lazyCommitBroadcast: boolean;
+  readonly quiescence: boolean;
   readonly maxMsgBytes: number;
   readonly maxUncommittedBytes: number;
   readonly maxApplyBytes: number;
@@ -250,6 +269,7 @@ export class Raft {
     this.preVote = config.preVote ?? true;
     this.checkQuorum = config.checkQuorum ?? true;
     this.lazyCommitBroadcast = config.lazyCommitBroadcast ?? false;
+    this.quiescence = config.quiescence ?? false;
     this.maxMsgBytes = config.maxMsgBytes ?? raftAppendBatchBytesMax;
     this.maxUncommittedBytes = config.maxUncommittedBytes ?? raftUncommittedBytesMax;
     this.maxApplyBytes = config.maxApplyBytes ?? raftApplyBytesMax;
@@ -372,6 +392,7 @@ export class Raft {
       this.vote = NONE;
     }
     this.lead = NONE;
+    this.quiesced = false;
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
@@ -435,8 +456,65 @@ export class Raft {
 
   // ---------------------------------------------------------------- ticks
 
-  tick(): void {
+  /** `holdAwake`: the application has work of its own that needs ticks (a leader then does not quiesce). */
+  tick(holdAwake = false): void {
+    if (this.quiesced) return;
+    this.holdAwake = holdAwake;
     this.tickRole();
+    this.holdAwake = false;
+  }
+
+  /**
+   * Ends quiescence. `leaderSilent`: the host has not heard from the leader's process for an
+   * election timeout, which stands in for the heartbeats a quiesced leader does not send: the
+   * follower's timer resumes as if an election timeout had passed without a heartbeat (so it
+   * neither keeps a leader lease nor waits another full timeout), and it campaigns within the
+   * randomized part of the timeout, with PreVote as usual. Otherwise the timers restart, and a
+   * leader must hear from a quorum again within an election timeout (CheckQuorum) before it can
+   * count anyone as recently active: what it heard before it went quiet is not fresh.
+   */
+  wake(reason: 'work' | 'leaderSilent' = 'work'): void {
+    if (!this.quiesced) return;
+    this.quiesced = false;
+    this.heartbeatElapsed = this.heartbeatTicks;
+    if (this.role === 'leader') {
+      this.electionElapsed = 0;
+      for (const [id, pr] of this.tracker.progress) pr.recentActive = id === this.id;
+    } else {
+      this.electionElapsed = reason === 'leaderSilent' ? this.electionTicks : 0;
+      // Every follower of the group wakes at about the same moment: fresh draws keep them from
+      // campaigning in lockstep.
+      this.resetRandomizedElectionTimeout();
+    }
+  }
+
+  /**
+   * Whether this leader may go quiet (see quiesced): nothing in flight (no proposal, read round,
+   * transfer, own removal or unapplied entry), and every follower answered within this election
+   * timeout, holds the whole log in the replicate state and was told the commit index.
+   */
+  private mayQuiesce(): boolean {
+    if (!this.quiescence || this.holdAwake || this.leadTransferee !== NONE || this.ownRemoval > 0 || this.proposalsPending) return false;
+    if (this.readOnly.size > 0 || this.waitingReads.length > 0) return false;
+    const last = this.log.lastIndex();
+    if (this.log.committed !== last || this.log.applied !== last || this.pendingConfIndex > last) return false;
+    for (const [id, pr] of this.tracker.progress) {
+      if (id === this.id) continue;
+      if (!pr.recentActive || pr.state !== 'replicate' || pr.match !== last || pr.commitSent < last) return false;
+    }
+    return true;
+  }
+
+  private quiesce(): void {
+    this.quiesced = true;
+    for (const id of this.tracker.progress.keys()) {
+      if (id !== this.id) this.send({ type: 'Heartbeat', to: id, commit: this.log.committed, context: new Uint8Array(0), quiesce: true });
+    }
+  }
+
+  /** A follower agrees to go quiet when it holds exactly the leader's log, all of it committed. */
+  private maybeFollowQuiesce(m: HeartbeatMessage): void {
+    if (m.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit && this.log.lastTerm() === this.term) this.quiesced = true;
   }
 
   private tickElection(): void {
@@ -464,6 +542,7 @@ export class Raft {
     if (this.role !== 'leader') return;
     if (this.heartbeatElapsed >= this.heartbeatTicks) {
       this.heartbeatElapsed = 0;
+      if (this.mayQuiesce()) return this.quiesce();
       this.bcastHeartbeat();
       if (this.ownRemoval > 0) this.sendHandoff();
     }
@@ -473,6 +552,7 @@ export class Raft {
 
   /** Starts an election now (a pre-election first when preVote is on). */
   campaign(): void {
+    this.wake();
     this.hup(false);
   }
 
@@ -569,6 +649,9 @@ export class Raft {
   /** Handles a message from a peer. */
   step(m: Message): void {
     if (m.to !== this.id) return;
+    // A follower's answer to a heartbeat (the quiesce heartbeat's among them) leaves a quiet leader
+    // quiet; anything else is news that needs the timers.
+    if (this.quiesced && !(m.type === 'HeartbeatResp' && m.context.length === 0)) this.wake();
     if (!this.stepTerm(m)) return;
     if (m.type === 'Vote' || m.type === 'PreVote') {
       this.handleVoteRequest(m);
@@ -647,6 +730,7 @@ export class Raft {
         this.electionElapsed = 0;
         this.lead = m.from;
         this.handleHeartbeat(m);
+        this.maybeFollowQuiesce(m);
         return;
       case 'Snap':
         this.electionElapsed = 0;
@@ -1060,11 +1144,13 @@ export class Raft {
 
   /** Proposes a state machine command. Throws Unavailable without a leader or during a transfer. */
   propose(data: Uint8Array): void {
+    this.wake();
     this.proposeEntries([{ type: EntryType.Normal, data }]);
   }
 
   /** Proposes a membership change (see membership.ts). Throws MembershipRefused while one is pending. */
   proposeConfChange(data: Uint8Array): void {
+    this.wake();
     this.proposeEntries([{ type: EntryType.ConfChange, data }]);
   }
 
@@ -1182,6 +1268,7 @@ export class Raft {
 
   /** Thesis §6.4 ReadIndex; the answer arrives as a ReadState (possibly on a later Ready). */
   readIndex(context: Uint8Array): void {
+    this.wake();
     switch (this.role) {
       case 'leader':
         this.handleReadIndexRequest(this.id, context);
@@ -1241,6 +1328,7 @@ export class Raft {
 
   /** Thesis §3.10. On a follower, forwards the request to the leader. */
   transferLeader(to: NodeId): void {
+    this.wake();
     switch (this.role) {
       case 'leader': {
         const pr = this.tracker.progress.get(to);

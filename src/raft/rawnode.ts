@@ -133,8 +133,22 @@ export class RawNode {
     for (const cc of changes) raft.applyConfChange(cc);
   }
 
-  tick(): void {
-    this.raft.tick();
+  /**
+   * One tick of the logical clock. `holdAwake`: the application has work of its own that needs
+   * ticks (leases to expire, watchers to catch up), so a leader does not quiesce (see Raft.quiesced).
+   */
+  tick(holdAwake = false): void {
+    this.raft.tick(holdAwake);
+  }
+
+  /** Whether this group is quiet: ticks do nothing until something wakes it (see Raft.quiesced). */
+  get quiesced(): boolean {
+    return this.raft.quiesced;
+  }
+
+  /** Ends quiescence (see Raft.wake); `leaderSilent` when the host lost touch with the leader's process. */
+  wake(reason: 'work' | 'leaderSilent' = 'work'): void {
+    this.raft.wake(reason);
   }
 
   campaign(): void {
