@@ -8,7 +8,7 @@ import type { Message } from './types.js';
 const quiet = { config: { quiescence: true } };
 
 /** A three-member group with leader 1, its first entries committed everywhere. */
-function group(options = quiet): Network {
+function group(options: { config: { quiescence?: boolean } } = quiet): Network {
   const net = new Network([1, 2, 3], options);
   net.campaign(1);
   assert.equal(net.raft(1).role, 'leader');

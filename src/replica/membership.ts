@@ -51,6 +51,11 @@ export class Membership {
     this.leaderlessSinceMs = context.clock.monotonicMs();
   }
 
+  /** Whether a duty here waits for ticks: publishing this member's addresses, or a joined learner's promotion. */
+  get needsTicks(): boolean {
+    return !this.publishedAttributes || (this.context.joined !== undefined && this.context.isLearner());
+  }
+
   /** Called every tick. */
   tick(): void {
     if (!this.publishedAttributes && this.context.leader() !== 0) this.publishAttributes();

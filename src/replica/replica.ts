@@ -84,6 +84,12 @@ export interface ReplicaOptions {
    */
   raft?: { raftClass?: RaftClass } & Pick<RaftConfig, 'preVote' | 'checkQuorum' | 'maxInflightMsgs' | 'maxMsgBytes'>;
   wrapReadyHandler?: (handler: ReadyHandler) => ReadyHandler;
+  /**
+   * Set by a host that ticks its replicas itself (src/store: one ticker for all of them) and may
+   * let an idle group quiesce, standing in with its own liveness beats (see tick() and wake()).
+   * Without it the replica runs its own ticker and never quiesces.
+   */
+  host?: { quiescence: boolean };
 }
 
 /** How a replica stopped serving on its own (see Replica.halted). */
@@ -192,6 +198,7 @@ export class Replica {
       electionTicks: config.electionTicks,
       heartbeatTicks: config.heartbeatTicks,
       lazyCommitBroadcast: config.followerCommitDelayMs > 0,
+      quiescence: options.host?.quiescence ?? false,
       // Raft re-delivers every entry after the snapshot; apply skips what the engine already
       // holds but still replays membership, which lives only in the log and snapshot.
       applied: storage.snapshotIndex,
@@ -342,7 +349,42 @@ export class Replica {
   start(): void {
     this.raftStarted = true;
     this.loop.start((error) => this.fail(error));
-    this.ticker = this.environment.timers.setInterval(() => this.onTick(), this.config.tickMs);
+    if (this.options.host === undefined) this.ticker = this.environment.timers.setInterval(() => this.tick(), this.config.tickMs);
+  }
+
+  /**
+   * Whether raft is quiet here (see Raft.quiesced): the host need not tick this replica unless
+   * needsTicks() says its own duties need the ticks.
+   */
+  get quiesced(): boolean {
+    return this.raw.quiesced;
+  }
+
+  /**
+   * Whether this replica has work of its own that runs on ticks: client requests or read rounds
+   * waiting (their timeouts and retries), leases to expire (the leader's clocks), watchers to
+   * catch up, a commit index held back, tasks of the owner (the compactor), or membership duties
+   * (publishing its addresses, a joined learner's promotion). A leader with any of it does not
+   * quiesce.
+   */
+  needsTicks(): boolean {
+    return (
+      this.proposals.size > 0 ||
+      this.reads.size > 0 ||
+      this.leases.lessor.size > 0 ||
+      this.hub.unsyncedCount > 0 ||
+      this.commitFlush !== undefined ||
+      this.tickTasks.length > 0 ||
+      this.membership.needsTicks
+    );
+  }
+
+  /**
+   * Wakes a quiet group (see Raft.wake): `leaderSilent` when the host lost touch with the process
+   * of the leader, `work` otherwise (a follower's process went silent, for a leader).
+   */
+  wake(reason: 'work' | 'leaderSilent'): void {
+    if (this.raftStarted && !this.isStopped) this.enqueue(() => this.raw.wake(reason));
   }
 
   /** Runs `task` on every tick, before the membership duties (the server's compactor). */
@@ -603,8 +645,10 @@ export class Replica {
     this.loop.enqueue(action);
   }
 
-  private onTick(): void {
-    this.enqueue(() => this.raw.tick());
+  /** One tick: raft's clock, then the duties that run on ticks (the host calls it when there is one). */
+  tick(): void {
+    const holdAwake = this.needsTicks();
+    this.enqueue(() => this.raw.tick(holdAwake));
     this.tokens.sweep();
     this.reads.onTick();
     this.hub.syncUnsynced();
