@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ProcessCluster, MemberProcess } from '../server/testing/process-cluster.js';
-import { encodeMessage } from '../transport/codec.js';
-import { FRAME_HEADER_BYTES, FrameKind, FrameReader, decodeHelloAck, encodeHello, writeFrameHeader } from '../transport/frame.js';
+import { FrameKind, FrameReader, decodeHelloAck, encodeHello, encodeMessageFrame } from '../transport/frame.js';
+import { metaGroupId } from '../ids.js';
 import type { Entry, Message } from '../raft/types.js';
 import { EnvelopeKind, encodeEnvelope } from '../replica/envelope.js';
 import { encodeCommand } from '../mvcc/command.js';
@@ -50,7 +50,7 @@ function forgedPut(key: string): Uint8Array {
 }
 
 function messageFrame(m: Message): Buffer {
-  return writeFrameHeader(encodeMessage(m, FRAME_HEADER_BYTES), FrameKind.Message);
+  return encodeMessageFrame(metaGroupId, m);
 }
 
 /** How the attacker reaches a peer port: a socket, and the event after which it may write. */

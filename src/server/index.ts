@@ -126,16 +126,16 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       http: http ? formatHostPort({ host: parseHostPort(config.listenHttp).host, port: http.port }) : '',
       peer: '',
     };
-    const member = new ClusterNode(
+    const member = await ClusterNode.open({
       state,
       config,
       logger,
       metrics,
-      { client: addresses.client, http: addresses.http },
-      tcpPeerTransport({ config, state, metrics, logger, listener: peerListener, tls: peerTls && peerTlsOptions(peerTls) }),
-      (address) => forwarder.membership(address),
-      systemEnvironment,
-    );
+      publicAddresses: { client: addresses.client, http: addresses.http },
+      createTransport: tcpPeerTransport({ config, state, metrics, logger, listener: peerListener, tls: peerTls && peerTlsOptions(peerTls) }),
+      askMembership: (address) => forwarder.membership(address),
+      environment: systemEnvironment,
+    });
     const node = member.replica;
     metricsRef.node = node;
     const hashes: CorruptionCheckDeps = {

@@ -1,9 +1,11 @@
-// One cluster member in a process: the replica of the cluster's raft group (src/replica) on this
-// member's data directory, its peer transport, and the peer admission by data directory that
-// keeps a member whose data was lost from taking part (data-dirs.ts).
-import { Replica, type Environment, type MembershipView } from '../replica/index.js';
-import type { Transport } from '../transport/index.js';
+// One cluster member in a process: a store (src/store) hosting the replica of the cluster's raft
+// group (group 1, src/replica) on this member's data directory, over the store's peer transport,
+// and the peer admission by data directory that keeps a member whose data was lost from taking
+// part (data-dirs.ts). The member id is the process's node id.
+import type { Environment, MembershipView, Replica } from '../replica/index.js';
+import { Store } from '../store/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
+import { metaGroupId } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { LichenMetrics } from '../metrics.js';
 import type { NodeConfig } from './config.js';
@@ -13,56 +15,79 @@ import { formatId } from './ids.js';
 import type { TransportFactory } from './peer-transport.js';
 import type { NodeState } from './state.js';
 
+/** What a member is built from (see ClusterNode.open). */
+export interface ClusterNodeParts {
+  state: NodeState;
+  config: NodeConfig;
+  logger: Logger;
+  metrics: LichenMetrics;
+  publicAddresses: { client: string; http: string };
+  /** Builds the peer transport around the store's and this member's handlers (tcpPeerTransport in a process). */
+  createTransport: TransportFactory;
+  /** Asks the member at a client address for its view of the membership (see Replica). */
+  askMembership: (clientAddress: string) => Promise<MembershipView>;
+  /** The clock, timers and randomness (src/server/environment.ts in a process). */
+  environment: Environment;
+}
+
 export class ClusterNode {
-  readonly replica: Replica;
-  private readonly transport: Transport;
   /** Settles start() of a member that waits for the other initial members (see data-dirs.ts). */
   private confirmation: { resolve: () => void; reject: (error: Error) => void } | undefined;
   private closing: Promise<void> | undefined;
+  private readonly state: NodeState;
+  private readonly config: NodeConfig;
+  private readonly logger: Logger;
 
-  constructor(
-    private readonly state: NodeState,
-    private readonly config: NodeConfig,
-    private readonly logger: Logger,
-    metrics: LichenMetrics,
-    publicAddresses: { client: string; http: string },
-    /** Builds the peer transport around this member's handlers (tcpPeerTransport in a process). */
-    createTransport: TransportFactory,
-    /** Asks the member at a client address for its view of the membership (see Replica). */
-    askMembership: (clientAddress: string) => Promise<MembershipView>,
-    /** The clock, timers and randomness (src/server/environment.ts in a process). */
-    environment: Environment,
-  ) {
-    // The transport's events reach the replica, which needs the transport to send: one is built
-    // first and told of the other through `replica` below.
-    let replica: Replica | undefined;
-    this.transport = createTransport({
-      onMessage: (m) => replica?.receive(m),
-      onUnreachable: (peer) => replica?.reportUnreachable(peer),
-      onSnapshotSent: (peer, ok) => replica?.reportSnapshot(peer, ok),
-      admitPeer: (peer, dataDirId, direction) => this.admitPeer(peer, dataDirIdHex(dataDirId), direction),
-      onSuperseded: (peer) => this.onSuperseded(peer),
-      onMembershipRefused: (peer, _refusal, reason) => this.onMembershipRefused(peer, reason),
-    });
-    replica = new Replica({
-      memberId: state.identity.memberId,
-      clusterId: state.identity.clusterId,
-      storage: state.storage,
-      joined: state.identity.joined,
-      config,
-      logger,
-      metrics,
-      publicAddresses,
-      peers: this.transport,
-      askMembership,
+  /** Builds the store and opens the cluster group's replica on the member's storage. */
+  static async open(parts: ClusterNodeParts): Promise<ClusterNode> {
+    const { state, config, logger, metrics, publicAddresses, askMembership, environment } = parts;
+    // The transport's handshake events reach the member, which needs the store first: it is told
+    // of the member through `member` below, before the transport starts (in start()).
+    let member: ClusterNode | undefined;
+    const store = new Store({
+      nodeId: state.identity.memberId,
+      transport: (events) =>
+        parts.createTransport({
+          ...events,
+          admitPeer: (peer, dataDirId, direction) => member!.admitPeer(peer, dataDirIdHex(dataDirId), direction),
+          onSuperseded: (peer) => member!.onSuperseded(peer),
+          onMembershipRefused: (peer, _refusal, reason) => member!.onMembershipRefused(peer, reason),
+        }),
+      openStorage: async () => state.storage,
+      replicaSettings: () => ({
+        memberId: state.identity.memberId,
+        clusterId: state.identity.clusterId,
+        joined: state.identity.joined,
+        config,
+        logger,
+        metrics,
+        publicAddresses,
+        askMembership,
+        lostDataRemedy: remedy(state.identity.memberId, config.dataDir),
+        onMemberRemoved: (id) => {
+          state.dataDirs.forget(id);
+          void member!.saveDataDirs().catch((error: unknown) => member!.replica.fail(error));
+        },
+      }),
       environment,
-      lostDataRemedy: remedy(state.identity.memberId, config.dataDir),
-      onMemberRemoved: (id) => {
-        state.dataDirs.forget(id);
-        void this.saveDataDirs().catch((error: unknown) => this.replica.fail(error));
-      },
+      tickMs: config.tickMs,
+      electionTicks: config.electionTicks,
+      logger,
     });
-    this.replica = replica;
+    const replica = await store.openGroup(metaGroupId);
+    member = new ClusterNode(parts, store, replica);
+    return member;
+  }
+
+  private constructor(
+    parts: ClusterNodeParts,
+    private readonly store: Store,
+    readonly replica: Replica,
+  ) {
+    const { state, config, logger, environment } = parts;
+    this.state = state;
+    this.config = config;
+    this.logger = logger;
     const retention = parseCompactionRetention(config.autoCompactionMode, config.autoCompactionRetention);
     if (retention > 0) {
       const compactor = new Compactor({
@@ -82,13 +107,14 @@ export class ClusterNode {
   }
 
   get peerAddress(): string {
-    return `${this.transport.address.host}:${this.transport.address.port}`;
+    const { address } = this.store.transport;
+    return `${address.host}:${address.port}`;
   }
 
   async start(): Promise<void> {
     // Peers first: the listener accepts only current members, so it must know them when it opens.
     this.replica.syncPeers();
-    await this.transport.start();
+    await this.store.start();
     const waitingFor = this.state.dataDirs.waitingFor();
     if (waitingFor.length > 0) {
       this.logger.info('waiting until every other member of the new cluster has recorded this data directory (see the README, "Lost data directories")', {
@@ -111,9 +137,7 @@ export class ClusterNode {
     if (this.replica.stopped && !this.closing) return Promise.resolve();
     return (this.closing ??= (async () => {
       if (!this.replica.started) this.confirmation?.reject(new LichenError(ErrorCode.Unavailable, 'server stopped', { etcdError: 'stopped' }));
-      await this.replica.stop();
-      await this.transport.close();
-      await this.replica.close();
+      await this.store.close();
     })());
   }
 

@@ -7,13 +7,14 @@ import { peerSnapshotBytesMaxFor } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { LichenMetrics } from '../metrics.js';
 import { TcpTransport, type PeerTls, type Transport, type TransportOptions } from '../transport/index.js';
+import type { StoreTransportEvents } from '../store/index.js';
 import type { NodeConfig } from './config.js';
 import { dataDirIdBytes } from './data-dirs.js';
 import { formatId } from './ids.js';
 import type { NodeState } from './state.js';
 
 /** What a member hears from its transport: messages, delivery reports and handshakes to judge. */
-export type PeerEvents = Required<Pick<TransportOptions, 'onMessage' | 'onUnreachable' | 'onSnapshotSent' | 'admitPeer' | 'onSuperseded' | 'onMembershipRefused'>>;
+export type PeerEvents = StoreTransportEvents & Required<Pick<TransportOptions, 'admitPeer' | 'onSuperseded' | 'onMembershipRefused'>>;
 
 export type TransportFactory = (events: PeerEvents) => Transport;
 
@@ -38,6 +39,7 @@ export function tcpPeerTransport({ config, state, metrics, logger, listener, tls
       server: listener,
       tls,
       // Snapshots from peers are streamed into the snapshot store, never held whole in memory.
+      // (One group per member today: its snapshot store takes them all.)
       receiveSnapshot: (m, dataBytes) => state.storage.snapshots.receive(m.snapshot.metadata, dataBytes, m.from),
       maxSnapshotBytes: peerSnapshotBytesMaxFor(config.quotaBackendBytes),
       onRefusal: (refusal) =>
