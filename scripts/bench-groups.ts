@@ -1,0 +1,157 @@
+// Many idle raft groups: three stores (src/store) in this process, over real loopback TCP, each
+// hosting a replica of every group (in-memory storage under the real replica and MVCC). Measures,
+// once every group has a leader and has quiesced: the CPU the process uses while idle (% of one
+// core, and per store), the RSS each replica adds, and the latency of a write to a cold (quiet)
+// group against a write to a warm one (the same group, just woken). Prints ONE JSON object.
+//
+//   npm run bench:groups -- --groups 10000    (default 10,000; --idle-seconds 10, --writes 200)
+import { performance } from 'node:perf_hooks';
+import { createSilentLogger } from '../src/log.js';
+import type { NodeId } from '../src/raft/index.js';
+import type { Replica } from '../src/replica/index.js';
+import { systemEnvironment } from '../src/server/environment.js';
+import { Store } from '../src/store/index.js';
+import { bootstrapMemoryStorage, testReplicaSettings } from '../src/store/testing.js';
+import { TcpTransport } from '../src/transport/index.js';
+
+function flag(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? Number(process.argv[at + 1]) : fallback;
+}
+
+const GROUPS = flag('groups', 10_000);
+const IDLE_SECONDS = flag('idle-seconds', 10);
+const WRITES = flag('writes', 200);
+const NODES: NodeId[] = [1, 2, 3];
+const TICK_MS = 100;
+const ELECTION_TICKS = 10;
+/** Member ids: four per group, the node's number in the low bits (so member ids are not node ids). */
+const memberOf = (node: NodeId, group: number): NodeId => group * 4 + node;
+const nodeOf = (_group: number, member: NodeId): NodeId => member % 4;
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const mib = (bytes: number): number => Math.round((bytes / 1024 / 1024) * 10) / 10;
+
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+async function main(): Promise<void> {
+  const logger = createSilentLogger();
+  const stores = NODES.map(
+    (node) =>
+      new Store({
+        nodeId: node,
+        transport: (events) => new TcpTransport({ ...events, id: node, clusterId: 7, listen: { host: '127.0.0.1', port: 0 } }),
+        openStorage: (group) => bootstrapMemoryStorage(NODES.map((n) => ({ id: memberOf(n, group), peerAddress: addresses[n - 1]! }))),
+        replicaSettings: (group) => testReplicaSettings(group, memberOf(node, group), { tickMs: TICK_MS, electionTicks: ELECTION_TICKS }),
+        memberNode: nodeOf,
+        environment: systemEnvironment,
+        tickMs: TICK_MS,
+        electionTicks: ELECTION_TICKS,
+        logger,
+      }),
+  );
+  const addresses: string[] = [];
+  for (const store of stores) {
+    const { port } = await store.start();
+    addresses.push(`127.0.0.1:${port}`);
+  }
+  await sleep(500);
+  collectGarbage();
+  const rssBefore = process.memoryUsage().rss;
+  const heapBefore = process.memoryUsage().heapUsed;
+
+  const openStarted = performance.now();
+  for (let group = 1; group <= GROUPS; group++) {
+    for (const store of stores) {
+      const replica = await store.openGroup(group);
+      replica.syncPeers();
+      replica.start();
+    }
+    // Let the loops run now and then, so thousands of groups do not all campaign in one turn.
+    if (group % 500 === 0) await sleep(10);
+  }
+  const openMs = performance.now() - openStarted;
+
+  const replicas = (group: number): Replica[] => stores.map((store) => store.replica(group)!);
+  const leaderOf = (group: number): Replica | undefined => replicas(group).find((r) => r.isLeader());
+  const settleStarted = performance.now();
+  let quiet = 0;
+  for (;;) {
+    quiet = 0;
+    for (let group = 1; group <= GROUPS; group++) if (replicas(group).every((r) => r.quiesced)) quiet++;
+    if (quiet === GROUPS || performance.now() - settleStarted > 600_000) break;
+    await sleep(1000);
+  }
+  const settleMs = performance.now() - settleStarted;
+  // The answers to the last quiesce heartbeats leave with the next beats.
+  await sleep(3 * TICK_MS);
+
+  collectGarbage();
+  const memory = process.memoryUsage();
+  const cpuBefore = process.cpuUsage();
+  const ticksBefore = stores.map((store) => store.stats.replicaTicks);
+  const idleStarted = performance.now();
+  await sleep(IDLE_SECONDS * 1000);
+  const idleMs = performance.now() - idleStarted;
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuPercentOfCore = ((cpu.user + cpu.system) / 1000 / idleMs) * 100;
+  const replicaTicksWhileIdle = stores.reduce((sum, store, i) => sum + store.stats.replicaTicks - ticksBefore[i]!, 0);
+
+  // Cold: a write to a quiet group. Warm: a second write to the same group right after (awake).
+  const cold: number[] = [];
+  const warm: number[] = [];
+  const step = Math.max(1, Math.floor(GROUPS / WRITES));
+  for (let i = 0, group = 1; i < WRITES && group <= GROUPS; i++, group += step) {
+    const leader = leaderOf(group);
+    if (!leader || !replicas(group).every((r) => r.quiesced)) continue;
+    for (const sample of [cold, warm]) {
+      const started = performance.now();
+      await leader.propose({ type: 'put', request: { key: Buffer.from('k'), value: Buffer.from(String(i)) } });
+      sample.push(performance.now() - started);
+    }
+  }
+  const percentile = (values: number[], p: number): number => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! * 1000) / 1000;
+  };
+
+  const replicasHosted = GROUPS * NODES.length;
+  console.log(
+    JSON.stringify({
+      groups: GROUPS,
+      stores: NODES.length,
+      replicas: replicasHosted,
+      tickMs: TICK_MS,
+      openSeconds: Math.round(openMs / 100) / 10,
+      settleSeconds: Math.round(settleMs / 100) / 10,
+      quiescedGroups: quiet,
+      idle: {
+        seconds: Math.round(idleMs / 100) / 10,
+        cpuPercentOfCore: Math.round(cpuPercentOfCore * 100) / 100,
+        cpuPercentOfCorePerStore: Math.round((cpuPercentOfCore / NODES.length) * 100) / 100,
+        replicaTicks: replicaTicksWhileIdle,
+      },
+      memory: {
+        rssMiB: mib(memory.rss),
+        rssBeforeGroupsMiB: mib(rssBefore),
+        rssKiBPerReplica: Math.round((memory.rss - rssBefore) / replicasHosted / 102.4) / 10,
+        heapKiBPerReplica: Math.round((memory.heapUsed - heapBefore) / replicasHosted / 102.4) / 10,
+        gcExposed: typeof (globalThis as { gc?: unknown }).gc === 'function',
+      },
+      writes: {
+        samples: cold.length,
+        coldP50Ms: percentile(cold, 50),
+        coldP99Ms: percentile(cold, 99),
+        warmP50Ms: percentile(warm, 50),
+        warmP99Ms: percentile(warm, 99),
+        coldOverWarmP99: Math.round((percentile(cold, 99) / percentile(warm, 99)) * 100) / 100,
+      },
+      node: process.version,
+    }),
+  );
+  for (const store of stores) await store.close();
+}
+
+await main();
