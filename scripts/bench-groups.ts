@@ -5,14 +5,18 @@
 // group against a write to a warm one (the same group, just woken). Prints ONE JSON object.
 //
 //   npm run bench:groups -- --groups 10000    (default 10,000; --idle-seconds 10, --writes 200)
+//
+// It runs the built code (dist/, which the npm script builds first), not the sources through
+// tsx: tsx names every function it compiles with Object.defineProperty, which turns each closure
+// into a dictionary-mode object and added 6 KiB of heap per replica (15 instead of 9 KiB, measured).
 import { performance } from 'node:perf_hooks';
-import { createSilentLogger } from '../src/log.js';
 import type { NodeId } from '../src/raft/index.js';
 import type { Replica } from '../src/replica/index.js';
-import { systemEnvironment } from '../src/server/environment.js';
-import { Store } from '../src/store/index.js';
-import { bootstrapMemoryStorage, testReplicaSettings } from '../src/store/testing.js';
-import { TcpTransport } from '../src/transport/index.js';
+import { createSilentLogger } from '../dist/log.js';
+import { systemEnvironment } from '../dist/server/environment.js';
+import { Store } from '../dist/store/index.js';
+import { bootstrapMemoryStorage, testReplicaSettings } from '../dist/store/testing.js';
+import { TcpTransport } from '../dist/transport/index.js';
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);

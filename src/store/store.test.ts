@@ -236,3 +236,18 @@ test('forged frames are dropped: a member not hosted on the sending node, or a g
     await cluster.close();
   }
 });
+
+test('a store whose replica failed stops vouching for its process: the followers of the group it led elect a new leader', async () => {
+  const cluster = await Cluster.start([1, 2, 3], [1, 2]);
+  try {
+    await cluster.electAll();
+    await cluster.until(() => cluster.nodes.every((node) => cluster.groups.every((group) => cluster.replica(node, group).quiesced)), 5_000, 'every group to quiesce');
+    const leader = cluster.leader(1)!;
+    const failedNode = nodeOf(1, leader.memberId);
+    leader.fail(new Error('the disk is gone'));
+    const others = cluster.nodes.filter((node) => node !== failedNode);
+    await cluster.until(() => others.some((node) => cluster.replica(node, 1).isLeader()), (ELECTION_TICKS + 4 * ELECTION_TICKS) * TICK_MS, 'a new leader of group 1');
+  } finally {
+    await cluster.close();
+  }
+});

@@ -162,10 +162,19 @@ export class Store {
   private sendBeats(): void {
     const pending = this.pendingBeats;
     this.pendingBeats = new Map();
+    // A replica that stopped on its own (it failed) cannot lead or answer any more: while the beats
+    // went on, the quiet followers of a group it led would never wake to replace it. Falling
+    // silent makes every other store wake what depended on this process.
+    if (this.anyReplicaFailed()) return;
     for (const node of this.nodes.keys()) {
       this.transport.sendBeat(node, pending.get(node) ?? []);
       this.stats.beatsSent++;
     }
+  }
+
+  private anyReplicaFailed(): boolean {
+    for (const replica of this.replicas.values()) if (replica.stopped && this.closing === undefined) return true;
+    return false;
   }
 
   private wakeDependentsOfSilentNodes(): void {
