@@ -96,25 +96,36 @@ async function main(): Promise<void> {
   const memory = process.memoryUsage();
   const cpuBefore = process.cpuUsage();
   const ticksBefore = stores.map((store) => store.stats.replicaTicks);
+  const wakesBefore = stores.map((store) => store.stats.livenessWakes);
   const idleStarted = performance.now();
   await sleep(IDLE_SECONDS * 1000);
   const idleMs = performance.now() - idleStarted;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuPercentOfCore = ((cpu.user + cpu.system) / 1000 / idleMs) * 100;
   const replicaTicksWhileIdle = stores.reduce((sum, store, i) => sum + store.stats.replicaTicks - ticksBefore[i]!, 0);
+  const livenessWakesWhileIdle = stores.reduce((sum, store, i) => sum + store.stats.livenessWakes - wakesBefore[i]!, 0);
 
   // Cold: a write to a quiet group. Warm: a second write to the same group right after (awake).
   const cold: number[] = [];
   const warm: number[] = [];
+  /** Writes that failed (a leader that had just lost its role, say): counted, not timed. */
+  let failedWrites = 0;
   const step = Math.max(1, Math.floor(GROUPS / WRITES));
   for (let i = 0, group = 1; i < WRITES && group <= GROUPS; i++, group += step) {
     const leader = leaderOf(group);
     if (!leader || !replicas(group).every((r) => r.quiesced)) continue;
     for (const sample of [cold, warm]) {
       const started = performance.now();
-      await leader.propose({ type: 'put', request: { key: Buffer.from('k'), value: Buffer.from(String(i)) } });
-      sample.push(performance.now() - started);
+      try {
+        await leader.propose({ type: 'put', request: { key: Buffer.from('k'), value: Buffer.from(String(i)) } });
+        sample.push(performance.now() - started);
+      } catch {
+        failedWrites++;
+        break;
+      }
     }
+    // A cold sample counts only with its warm twin, so both sets come from the same groups.
+    if (cold.length > warm.length) cold.pop();
   }
   const percentile = (values: number[], p: number): number => {
     const sorted = [...values].sort((a, b) => a - b);
@@ -136,7 +147,9 @@ async function main(): Promise<void> {
         cpuPercentOfCore: Math.round(cpuPercentOfCore * 100) / 100,
         cpuPercentOfCorePerStore: Math.round((cpuPercentOfCore / NODES.length) * 100) / 100,
         replicaTicks: replicaTicksWhileIdle,
+        livenessWakes: livenessWakesWhileIdle,
       },
+      livenessWakesInAll: stores.reduce((sum, store) => sum + store.stats.livenessWakes, 0),
       memory: {
         rssMiB: mib(memory.rss),
         rssBeforeGroupsMiB: mib(rssBefore),
@@ -146,6 +159,7 @@ async function main(): Promise<void> {
       },
       writes: {
         samples: cold.length,
+        failed: failedWrites,
         coldP50Ms: percentile(cold, 50),
         coldP99Ms: percentile(cold, 99),
         warmP50Ms: percentile(warm, 50),

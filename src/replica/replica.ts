@@ -362,7 +362,7 @@ export class Replica {
 
   /**
    * Whether this replica has work of its own that runs on ticks: client requests or read rounds
-   * waiting (their timeouts and retries), leases to expire (the leader's clocks), watchers to
+   * waiting (their timeouts and retries), leases to expire (on the leader, which runs their clocks), watchers to
    * catch up, a commit index held back, tasks of the owner (the compactor), or membership duties
    * (publishing its addresses, a joined learner's promotion). A leader with any of it does not
    * quiesce.
@@ -371,7 +371,7 @@ export class Replica {
     return (
       this.proposals.size > 0 ||
       this.reads.size > 0 ||
-      this.leases.lessor.size > 0 ||
+      (this.role === 'leader' && this.leases.lessor.size > 0) ||
       this.hub.unsyncedCount > 0 ||
       this.commitFlush !== undefined ||
       this.tickTasks.length > 0 ||

@@ -54,6 +54,19 @@ export class VirtualEnvironment implements Environment {
     this.nowMs = end;
   }
 
+  /**
+   * The process stalls for `ms` (a long garbage collection, a starved machine): the clock moves on
+   * and nothing runs; then, like Node's timers, each timer that fell due fires once (an interval
+   * does not make up the periods it missed), in time order.
+   */
+  pause(ms: number): void {
+    this.nowMs += ms;
+    for (const timer of this.pending.values()) {
+      if (timer.at < this.nowMs) timer.at = this.nowMs;
+    }
+    this.advance(0);
+  }
+
   private add(run: () => void, ms: number, everyMs: number | undefined): TimerHandle {
     const id = this.nextId++;
     this.pending.set(id, { at: this.nowMs + Math.max(0, ms), everyMs, run });

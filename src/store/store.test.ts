@@ -251,3 +251,20 @@ test('a store whose replica failed stops vouching for its process: the followers
     await cluster.close();
   }
 });
+
+test('a pause of the whole process (a long garbage collection) wakes no quiet group: silence is counted in ticks', async () => {
+  const cluster = await Cluster.start([1, 2, 3], [1, 2]);
+  try {
+    await cluster.electAll();
+    await cluster.until(() => cluster.nodes.every((node) => cluster.groups.every((group) => cluster.replica(node, group).quiesced)), 5_000, 'every group to quiesce');
+    await cluster.run(2 * TICK_MS);
+    // All three stores share the process, as in the groups benchmark: each ticker fires once when it resumes.
+    cluster.environment.pause(5 * ELECTION_TICKS * TICK_MS);
+    await settle();
+    await cluster.run(3 * TICK_MS);
+    assert.deepEqual([...cluster.stores.values()].map((store) => store.stats.livenessWakes), [0, 0, 0]);
+    assert.ok(cluster.nodes.every((node) => cluster.groups.every((group) => cluster.replica(node, group).quiesced)));
+  } finally {
+    await cluster.close();
+  }
+});

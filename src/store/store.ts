@@ -64,8 +64,13 @@ export interface StoreStats {
 interface PeerNode {
   address: string;
   members: number;
-  /** When a frame last arrived from it (or since when it is known). */
-  heardAtMs: number;
+  /**
+   * This store's ticks since a frame last arrived from it (or since it is known). Counted in ticks,
+   * not read off the clock, as raft counts its election timeout: a pause of this process (a long
+   * garbage collection, a busy machine) delays its ticks too, and the timer that fires first when
+   * the process resumes must not take the frames still waiting in its sockets for silence.
+   */
+  silentTicks: number;
 }
 
 export class Store {
@@ -178,10 +183,8 @@ export class Store {
   }
 
   private wakeDependentsOfSilentNodes(): void {
-    const now = this.options.environment.clock.monotonicMs();
-    const timeoutMs = this.options.electionTicks * this.options.tickMs;
     const silent = new Set<NodeId>();
-    for (const [id, node] of this.nodes) if (now - node.heardAtMs >= timeoutMs) silent.add(id);
+    for (const [id, node] of this.nodes) if (++node.silentTicks >= this.options.electionTicks) silent.add(id);
     if (silent.size === 0) return;
     for (const [group, replica] of this.replicas) {
       if (!replica.quiesced || !replica.started || replica.stopped) continue;
@@ -202,7 +205,7 @@ export class Store {
 
   private heard(node: NodeId): void {
     const peer = this.nodes.get(node);
-    if (peer) peer.heardAtMs = this.options.environment.clock.monotonicMs();
+    if (peer) peer.silentTicks = 0;
   }
 
   private onMessage(m: Message, group: GroupId, fromNode: NodeId): void {
@@ -270,7 +273,7 @@ export class Store {
   private holdNode(node: NodeId, address: string, newMember: boolean): void {
     const peer = this.nodes.get(node);
     if (peer === undefined) {
-      this.nodes.set(node, { address, members: 1, heardAtMs: this.options.environment.clock.monotonicMs() });
+      this.nodes.set(node, { address, members: 1, silentTicks: 0 });
       this.transport.addPeer(node, address);
       return;
     }
