@@ -86,6 +86,8 @@ export class Store {
   private readonly memberNode: (group: GroupId, member: NodeId) => NodeId;
   private ticker: TimerHandle | undefined;
   private closing: Promise<void> | undefined;
+  /** Set when a hosted replica stopped on a failure (see sendBeats). */
+  private replicaFailed = false;
 
   constructor(private readonly options: StoreOptions) {
     assert(options.tickMs > 0 && options.electionTicks > 0, 'store: tickMs and electionTicks must be positive');
@@ -125,6 +127,9 @@ export class Store {
       host: { quiescence: this.options.quiescence ?? true },
     });
     this.replicas.set(group, replica);
+    void replica.halted.then((halt) => {
+      if (!halt.removed) this.replicaFailed = true;
+    });
     return replica;
   }
 
@@ -170,16 +175,11 @@ export class Store {
     // A replica that stopped on its own (it failed) cannot lead or answer any more: while the beats
     // went on, the quiet followers of a group it led would never wake to replace it. Falling
     // silent makes every other store wake what depended on this process.
-    if (this.anyReplicaFailed()) return;
+    if (this.replicaFailed) return;
     for (const node of this.nodes.keys()) {
       this.transport.sendBeat(node, pending.get(node) ?? []);
       this.stats.beatsSent++;
     }
-  }
-
-  private anyReplicaFailed(): boolean {
-    for (const replica of this.replicas.values()) if (replica.stopped && this.closing === undefined) return true;
-    return false;
   }
 
   private wakeDependentsOfSilentNodes(): void {
