@@ -40,6 +40,23 @@ function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
+/** A CPU profile of the idle phase (BENCH_GROUPS_PROFILE=<file>), for finding what idle groups still cost. */
+async function startProfile(): Promise<{ stop(path: string): Promise<void> }> {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFile } = await import('node:fs/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(path) {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(path, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const logger = createSilentLogger();
   const stores = NODES.map(
@@ -98,7 +115,9 @@ async function main(): Promise<void> {
   const ticksBefore = stores.map((store) => store.stats.replicaTicks);
   const wakesBefore = stores.map((store) => store.stats.livenessWakes);
   const idleStarted = performance.now();
+  const profile = process.env.BENCH_GROUPS_PROFILE ? await startProfile() : undefined;
   await sleep(IDLE_SECONDS * 1000);
+  if (profile) await profile.stop(process.env.BENCH_GROUPS_PROFILE!);
   const idleMs = performance.now() - idleStarted;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuPercentOfCore = ((cpu.user + cpu.system) / 1000 / idleMs) * 100;
