@@ -757,6 +757,9 @@ export class Cluster {
     const committed: NodeId[] = [];
     for (const node of this.running()) {
       const live = node.live!;
+      // The role a replica observed is raft's once every loop has settled (a role changes only in
+      // the loop, whose next Ready reports it at once); raft's full status costs more to build.
+      if (!live.replica.isLeader()) continue;
       const status = live.replica.raftStatus();
       if (status.role !== 'leader') continue;
       this.monitor.observeLeader(node.id, status.term);
@@ -779,6 +782,7 @@ export class Cluster {
     let best: SimNode | undefined;
     let bestTerm = -1;
     for (const node of this.running()) {
+      if (!node.live!.replica.isLeader()) continue;
       const status = node.live!.replica.raftStatus();
       if (status.role === 'leader' && status.term > bestTerm) {
         best = node;
