@@ -327,9 +327,10 @@ export class Replica {
   /**
    * Whether the loop has work it can do now: queued actions, or a Ready to hand out (the
    * simulator runs a member until it has none; a Ready in hand is the handler's to know of).
+   * Before start() the loop does not run: what was queued (a transport report) waits for it.
    */
   get hasPendingWork(): boolean {
-    return !this.isStopped && (this.loop.backlog > 0 || this.raw.hasReady());
+    return this.raftStarted && !this.isStopped && (this.loop.backlog > 0 || this.raw.hasReady());
   }
 
   /** The monotonic clock, in milliseconds. */

@@ -133,4 +133,13 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'with a committed change unapplied: no leader, ever (failed through the old simulator loop on ' +
       'd73d2f0 with 74401b3; fixed: a held removal does not stop a campaign, see raft.ts)',
   },
+  {
+    seed: 3317,
+    options: {},
+    found:
+      'simulator: a transport report for a message of a member\'s previous process was queued into its ' +
+      'new process, a wiped member still waiting for its peers (raft not started, so its loop does not ' +
+      'run), and settle() took the queued report for work the loop could do: it never settled (fixed: ' +
+      'Replica.hasPendingWork is false before start(); found by the 5,000-seed run on 3379d54)',
+  },
 ];
