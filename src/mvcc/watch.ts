@@ -70,6 +70,8 @@ export interface WatchHubOptions {
   syncWatchersMax?: number;
   /** Upper bound on live watchers. */
   watchersMax?: number;
+  /** Told when a watcher starts to catch up from history (its owner must call syncUnsynced). */
+  onUnsynced?: () => void;
 }
 
 class WatcherState implements Watcher {
@@ -131,12 +133,14 @@ export class WatchHub {
   private readonly batchEventsMax: number;
   private readonly syncWatchersMax: number;
   private readonly watchersMax: number;
+  private readonly onUnsynced: () => void;
 
   constructor(private readonly store: MvccStore, options: WatchHubOptions = {}) {
     this.revision = store.currentRevision;
     this.batchEventsMax = options.batchEventsMax ?? watchBatchEventsMax;
     this.syncWatchersMax = options.syncWatchersMax ?? watchSyncWatchersMax;
     this.watchersMax = options.watchersMax ?? watchersMax;
+    this.onUnsynced = options.onUnsynced ?? (() => {});
   }
 
   /** The newest revision the hub has been told about. */
@@ -160,6 +164,7 @@ export class WatchHub {
     const start = request.startRevision ?? 0;
     if (start > 0 && start <= this.revision) {
       this.unsynced.add(watcher);
+      this.onUnsynced();
       this.catchUp([watcher]);
     } else {
       this.makeSynced(watcher);
@@ -205,6 +210,7 @@ export class WatchHub {
     this.unlinkSynced(watcher);
     watcher.nextRevision = nextRevision;
     this.unsynced.add(watcher);
+    this.onUnsynced();
   }
 
   /**

@@ -89,7 +89,15 @@ export interface ReplicaOptions {
    * let an idle group quiesce, standing in with its own liveness beats (see tick() and wake()).
    * Without it the replica runs its own ticker and never quiesces.
    */
-  host?: { quiescence: boolean };
+  host?: {
+    quiescence: boolean;
+    /**
+     * Told of anything that may need ticks again: work queued on the loop (a message, a proposal,
+     * a read, a wake) or a watcher that must catch up. A host that skips its quiet replicas' ticks
+     * starts ticking this one again (see needsTicks).
+     */
+    onActivity?: () => void;
+  };
 }
 
 /** How a replica stopped serving on its own (see Replica.halted). */
@@ -218,7 +226,7 @@ export class Replica {
       },
     };
     this.loop = new ReadyLoop(this.raw, options.wrapReadyHandler?.(handler) ?? handler);
-    this.hub = new WatchHub(storage.machine.mvcc);
+    this.hub = new WatchHub(storage.machine.mvcc, { onUnsynced: () => options.host?.onActivity?.() });
     this.leases = new LeaseClocks({
       clock,
       leases: storage.machine.mvcc.leases(),
@@ -643,6 +651,7 @@ export class Replica {
   }
 
   private enqueue(action: () => void): void {
+    this.options.host?.onActivity?.();
     this.loop.enqueue(action);
   }
 

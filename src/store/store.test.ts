@@ -268,3 +268,31 @@ test('a pause of the whole process (a long garbage collection) wakes no quiet gr
     await cluster.close();
   }
 });
+
+test('a watcher that must catch up from history on a quiet replica is driven by ticks again', async () => {
+  const cluster = await Cluster.start([1, 2, 3], [1]);
+  try {
+    await cluster.electAll();
+    await cluster.drive(cluster.leader(1)!.propose({ type: 'put', request: { key: bytes('w'), value: bytes('1') } }));
+    await cluster.until(() => cluster.nodes.every((node) => cluster.replica(node, 1).quiesced), 5_000, 'the group to quiesce');
+    await cluster.run(2 * TICK_MS);
+    const follower = cluster.nodes.map((node) => cluster.replica(node, 1)).find((replica) => !replica.isLeader())!;
+    const store = cluster.stores.get(nodeOf(1, follower.memberId))!;
+    // A client that reads slowly: its sink takes nothing at first, so the watcher stays behind.
+    let open = false;
+    const events: string[] = [];
+    follower.hub.create({ key: bytes('w'), startRevision: 1 }, {
+      send: (message) => {
+        if (!open) return false;
+        if (message.type === 'events') events.push(...message.events.map((e) => Buffer.from(e.kv.value).toString()));
+        return true;
+      },
+    });
+    const ticks = store.stats.replicaTicks;
+    open = true;
+    await cluster.until(() => events.includes('1'), 2_000, 'the watcher to catch up');
+    assert.ok(store.stats.replicaTicks > ticks, 'the quiet replica was ticked for its watcher');
+  } finally {
+    await cluster.close();
+  }
+});

@@ -78,6 +78,13 @@ export class Store {
   readonly transport: Transport;
   readonly stats: StoreStats = { ticks: 0, replicaTicks: 0, beatsSent: 0, unknownGroupDrops: 0, livenessWakes: 0 };
   private readonly replicas = new Map<GroupId, Replica>();
+  /**
+   * The replicas the ticker visits: all but the quiet ones without duties of their own. A replica
+   * joins again when anything happens to it (Replica host.onActivity). Visiting only these keeps
+   * the idle cost of a store from growing with the groups it hosts (a pass over 30,000 quiet
+   * replicas every tick was three quarters of an idle process's busy time).
+   */
+  private readonly awake = new Set<Replica>();
   /** Per hosted group: its peer members and the node of each. */
   private readonly groupPeers = new Map<GroupId, Map<NodeId, NodeId>>();
   private readonly nodes = new Map<NodeId, PeerNode>();
@@ -119,14 +126,15 @@ export class Store {
   async openGroup(group: GroupId): Promise<Replica> {
     assert(!this.replicas.has(group) && this.closing === undefined, `store: group ${group} is open already, or the store is closing`);
     const storage = await this.options.openStorage(group);
-    const replica = new Replica({
+    const replica: Replica = new Replica({
       ...this.options.replicaSettings(group, storage),
       storage,
       peers: this.links(group),
       environment: this.options.environment,
-      host: { quiescence: this.options.quiescence ?? true },
+      host: { quiescence: this.options.quiescence ?? true, onActivity: () => this.awake.add(replica) },
     });
     this.replicas.set(group, replica);
+    this.awake.add(replica);
     void replica.halted.then((halt) => {
       if (!halt.removed) this.replicaFailed = true;
     });
@@ -155,9 +163,16 @@ export class Store {
   private tick(): void {
     this.stats.ticks++;
     this.sendBeats();
-    for (const replica of this.replicas.values()) {
-      if (!replica.started || replica.stopped) continue;
-      if (replica.quiesced && !replica.needsTicks()) continue;
+    for (const replica of this.awake) {
+      if (replica.stopped) {
+        this.awake.delete(replica);
+        continue;
+      }
+      if (!replica.started) continue;
+      if (replica.quiesced && !replica.needsTicks()) {
+        this.awake.delete(replica);
+        continue;
+      }
       this.stats.replicaTicks++;
       replica.tick();
     }
