@@ -13,7 +13,7 @@ export { Replica, type Applied, type Halt, type ReplicaOptions } from './replica
 export type { MembershipView, PeerLinks, ReplicaConfig } from './types.js';
 export type { LogStore, ReplicaStorage, SnapshotFiles, StateMachine } from './storage.js';
 export { KvStateMachine } from './state-machine.js';
-export { MemoryLog, MemorySnapshots, type RecoveredLog } from './memory-storage.js';
+export { MemoryLog, MemorySnapshots, TEST_REPLICA_CONFIG, type RecoveredLog } from './memory-storage.js';
 export { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 export { EnvelopeKind, decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 export { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';

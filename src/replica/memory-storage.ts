@@ -4,6 +4,26 @@
 import { LogModel } from '../wal/log-model.js';
 import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../raft/index.js';
 import type { LogStore, SnapshotFiles } from './storage.js';
+import type { ReplicaConfig } from './types.js';
+
+/** A replica's settings for in-process tests: 100 ms ticks, an election after 10, no held commit. */
+export const TEST_REPLICA_CONFIG: ReplicaConfig = {
+  name: '',
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  followerCommitDelayMs: 0,
+  requestTimeoutMs: 5_000,
+  pendingRequestsMax: 1_000,
+  maxRequestBytes: 1024 * 1024,
+  snapshotEntries: 100_000,
+  snapshotCatchUpEntries: 5_000,
+  snapshotWalBytes: 1024 * 1024 * 1024,
+  quotaBackendBytes: -1,
+  authToken: 'simple',
+  authTokenTtlSeconds: 300,
+  unsafe: { readsWithoutReadIndex: false },
+};
 
 type LogRecord = { hardState?: HardState; entries: Entry[] } | { snapshot: SnapshotMetadata };
 

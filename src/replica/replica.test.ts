@@ -9,7 +9,7 @@ import { Counter, Histogram } from '../metrics.js';
 import { ConfChangeType, MemoryStorage, type Snapshot } from '../raft/index.js';
 import { MemoryNetwork, MemoryTransport } from '../transport/index.js';
 import { MemberTable, encodeJson, type Member } from './members.js';
-import { MemoryLog, MemorySnapshots } from './memory-storage.js';
+import { MemoryLog, MemorySnapshots, TEST_REPLICA_CONFIG } from './memory-storage.js';
 import { recoverStorage } from './recovery.js';
 import { Replica } from './replica.js';
 import type { ReplicaConfig } from './types.js';
@@ -21,23 +21,8 @@ import { VirtualEnvironment } from './virtual-environment.js';
 const TICK_MS = 100;
 const CLUSTER_ID = 7;
 
-const CONFIG: ReplicaConfig = {
-  name: '',
-  tickMs: TICK_MS,
-  electionTicks: 10,
-  heartbeatTicks: 1,
-  followerCommitDelayMs: 2,
-  requestTimeoutMs: 5_000,
-  pendingRequestsMax: 1_000,
-  maxRequestBytes: 1024 * 1024,
-  snapshotEntries: 100_000,
-  snapshotCatchUpEntries: 5_000,
-  snapshotWalBytes: 1024 * 1024 * 1024,
-  quotaBackendBytes: -1,
-  authToken: 'simple',
-  authTokenTtlSeconds: 300,
-  unsafe: { readsWithoutReadIndex: false },
-};
+// The commit a leader holds back for followers (2 ms) is on here: its flush timer is exercised too.
+const CONFIG: ReplicaConfig = { ...TEST_REPLICA_CONFIG, tickMs: TICK_MS, followerCommitDelayMs: 2 };
 
 const bytes = (text: string): Uint8Array => Buffer.from(text);
 const peerAddress = (id: number): string => `member-${id}:1`;

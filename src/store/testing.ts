@@ -11,6 +11,7 @@ import {
   MemberTable,
   MemoryLog,
   MemorySnapshots,
+  TEST_REPLICA_CONFIG,
   encodeJson,
   encodeSnapshotData,
   recoverStorage,
@@ -19,23 +20,6 @@ import {
 } from '../replica/index.js';
 import type { ReplicaSettings } from './store.js';
 
-export const TEST_REPLICA_CONFIG: ReplicaConfig = {
-  name: '',
-  tickMs: 100,
-  electionTicks: 10,
-  heartbeatTicks: 1,
-  followerCommitDelayMs: 0,
-  requestTimeoutMs: 5_000,
-  pendingRequestsMax: 1_000,
-  maxRequestBytes: 1024 * 1024,
-  snapshotEntries: 100_000,
-  snapshotCatchUpEntries: 5_000,
-  snapshotWalBytes: 1024 * 1024 * 1024,
-  quotaBackendBytes: -1,
-  authToken: 'simple',
-  authTokenTtlSeconds: 300,
-  unsafe: { readsWithoutReadIndex: false },
-};
 
 /** One member of a group: its id in the group and the peer address of the node hosting it. */
 export interface GroupMember {
