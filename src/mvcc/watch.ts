@@ -244,8 +244,8 @@ export class WatchHub {
    * Advances up to syncWatchersMax unsynced watchers, oldest first, by one bounded batch of
    * history read once for all of them (as etcd's syncWatchers does): reading history per watcher
    * cost a fan-out of 1,000 watchers on one prefix 65% of the member's CPU, each lagging watcher
-   * re-reading the same revisions. Call it periodically (e.g. every tick) and when a sink drains.
-   * Returns how many are still unsynced.
+   * re-reading the same revisions. Call it periodically (e.g. every tick) while watchers are
+   * unsynced (see WatchHubOptions.onUnsynced). Returns how many are still unsynced.
    */
   syncUnsynced(): number {
     if (this.unsynced.size === 0) return 0;
