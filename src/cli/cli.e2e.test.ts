@@ -26,11 +26,25 @@ function canListen(port: number): Promise<boolean> {
   });
 }
 
-/** A base port whose 3-node block (base .. base+22) is free right now; bounded attempts. */
+/**
+ * The lowest port the kernel hands out to outgoing connections and `listen(0)`. Base ports are
+ * chosen below it: a port in that range that is free when checked can be taken by any
+ * concurrent test's connection before `lichen up` binds it (a CI run failed so on port 38350).
+ */
+function ephemeralPortLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** A base port whose 4-node block (base .. base+32, room for `--add`) is free right now, below the ephemeral range; bounded attempts. */
 async function freeBasePort(): Promise<number> {
+  const blocks = Math.floor((ephemeralPortLow() - 10_000 - 40) / 40);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 3_000) * 10;
-    const ports = [0, 1, 2].flatMap((i) => [0, 1, 2].map((k) => base + 10 * i + k));
+    const base = 10_000 + Math.floor(Math.random() * blocks) * 40;
+    const ports = [0, 1, 2, 3].flatMap((i) => [0, 1, 2].map((k) => base + 10 * i + k));
     let free = true;
     for (const port of ports) {
       if (!(await canListen(port))) {
