@@ -11,6 +11,8 @@ export interface CampaignArgs {
   options: Omit<SimOptions, 'seed'>;
   /** Print the full result of every seed (for one-seed replays). */
   verbose: boolean;
+  /** Where each run's event lines go (`--trace`: standard error, one line per event). */
+  trace?: (line: string) => void;
 }
 
 export interface CampaignFailure {
@@ -50,6 +52,10 @@ export function parseArgs(argv: string[]): CampaignArgs {
     const name = flag.slice(2);
     if (name === 'verbose') {
       args.verbose = true;
+      continue;
+    }
+    if (name === 'trace') {
+      args.trace = (line) => process.stderr.write(`${line}\n`);
       continue;
     }
     const value = argv[++i];
@@ -117,7 +123,7 @@ export async function runCampaign(args: CampaignArgs, now: () => number = Date.n
     options: optionsToFlags(args.options),
   };
   for (let seed = args.start; seed < args.start + args.seeds; seed++) {
-    const result = await runSimulation({ ...args.options, seed });
+    const result = await runSimulation({ ...args.options, seed }, args.trace);
     addResult(summary, result, args.options);
     if (args.verbose) summary.result = result;
   }

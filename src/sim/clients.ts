@@ -138,7 +138,7 @@ export class ClientPool {
     }
     client.pending = { input, call: now, requestId, target: undefined, deadline: now, waiting: false, attempts: 0 };
     this.stats.started++;
-    this.cluster.trace.string(`op${client.id}:${requestId}:${input.kind}:${key}@${now};`);
+    this.cluster.trace.event(`op${client.id}:${requestId}:${input.kind}:${key}@${now};`);
     this.attempt(client, client.pending, now);
   }
 
@@ -170,12 +170,12 @@ export class ClientPool {
     const input = pending.input;
     if (input.kind === 'get') {
       replica.linearizableBarrier().then(
-        () => current() && this.finish(client, pending, { value: this.read(replica, input.key) }),
+        () => current() && this.finish(client, pending, { value: this.read(replica, input.key) }, target),
         () => current() && this.backOff(pending),
       );
     } else {
       replica.propose(writeCommand(input)).then(
-        (applied) => current() && this.finish(client, pending, this.outputOf(input, applied)),
+        (applied) => current() && this.finish(client, pending, this.outputOf(input, applied), target),
         (error: unknown) => {
           if (!current()) return;
           if (neverProposed(error)) this.backOff(pending);
@@ -204,7 +204,7 @@ export class ClientPool {
     pending.deadline = this.cluster.now + this.timing.refusalBackoffSteps;
   }
 
-  private finish(client: SimClient, pending: PendingOperation, output: KvOutput): void {
+  private finish(client: SimClient, pending: PendingOperation, output: KvOutput, by: NodeId): void {
     const now = this.cluster.now;
     this.history.push({ clientId: client.id, input: pending.input, call: pending.call, output, return: now });
     if (pending.input.kind === 'get') client.lastSeen.set(pending.input.key, output.value);
@@ -213,7 +213,7 @@ export class ClientPool {
     else if (output.ok === true) client.lastSeen.set(pending.input.key, pending.input.value);
     client.pending = undefined;
     this.stats.completed++;
-    this.cluster.trace.string(`done${client.id}:${pending.requestId}:${JSON.stringify(output)}@${now};`);
+    this.cluster.trace.event(`done${client.id}:${pending.requestId}:${JSON.stringify(output)}:n${by}@${now};`);
   }
 
   /** Gives up on an operation; a write that reached a member (`mayHaveEffect`) is recorded as unknown. */
@@ -229,7 +229,7 @@ export class ClientPool {
     }
     this.stats.unknown++;
     this.history.push({ clientId: client.id, input: pending.input, call: pending.call, output: undefined, return: Infinity });
-    this.cluster.trace.string(`unknown${client.id}:${pending.requestId}@${this.cluster.now};`);
+    this.cluster.trace.event(`unknown${client.id}:${pending.requestId}@${this.cluster.now};`);
     // The write may or may not have happened: forget what we believed about the key.
     client.lastSeen.delete(pending.input.key);
   }

@@ -35,7 +35,7 @@ import {
 import type { MvccStore } from '../mvcc/index.js';
 import { NodeDisk } from './disk.js';
 import { PeerDataDirs } from '../server/data-dirs.js';
-import { Hasher } from './hash.js';
+import { Hasher, Trace } from './hash.js';
 import { SafetyMonitor, SafetyViolation } from './invariants.js';
 import { SimLogStore, SimSnapshotFiles } from './member-storage.js';
 import { Network } from './network.js';
@@ -191,7 +191,7 @@ function clientAddress(id: NodeId): string {
 export class Cluster {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly monitor = new SafetyMonitor();
-  readonly trace = new Hasher();
+  readonly trace: Trace;
   /** The latest committed membership, as first applied by any node. */
   committedConf: ConfState;
   private committedConfIndex = 1;
@@ -213,7 +213,9 @@ export class Cluster {
     private readonly random: Prng,
     nodeIds: NodeId[],
     initialVoters: NodeId[],
+    traceSink?: (line: string) => void,
   ) {
+    this.trace = new Trace(() => this.now, traceSink);
     for (const id of nodeIds) this.addNode(id);
     this.committedConf = { voters: [...initialVoters], learners: [] };
     this.bootstrapVoters = [...initialVoters];
@@ -283,7 +285,7 @@ export class Cluster {
     if (node.started) this.stats.restarts++;
     node.started = true;
     node.removed = false;
-    this.trace.string(`start${id}@${this.now};`);
+    this.trace.event(`start${id}@${this.now};`);
     void live.replica.halted.then((halt) => this.onHalted(node, live, halt));
     // The transport (re)dials its peers on its own timer, set before the replica's ticker so that
     // a tick sees the connections made at the same instant.
@@ -319,7 +321,7 @@ export class Cluster {
       installing: () => live.turn?.installing,
       tookSnapshot: (index: number) => {
         this.stats.snapshotsMade++;
-        this.trace.string(`snap${node.id}:${index};`);
+        this.trace.event(`snap${node.id}:${index};`);
       },
     };
     const wal = new SimLogStore(member);
@@ -380,7 +382,7 @@ export class Cluster {
   private startRaft(node: SimNode, live: LiveState): void {
     live.replica.syncPeers();
     live.replica.start();
-    this.trace.string(`raft${node.id}@${this.now};`);
+    this.trace.event(`raft${node.id}@${this.now};`);
   }
 
   /** The member a joiner asks: the leader, else the running member with the lowest id. */
@@ -400,7 +402,7 @@ export class Cluster {
     node.started = false;
     node.wiped = true;
     this.stats.wipes++;
-    this.trace.string(`wipe${id}@${this.now};`);
+    this.trace.event(`wipe${id}@${this.now};`);
   }
 
   /** The node stops for good: a peer knows it by another data directory, or its join was refused. */
@@ -408,7 +410,7 @@ export class Cluster {
     this.crash(node.id);
     node.superseded = true;
     this.stats.refusals++;
-    this.trace.string(`refused${node.id}:${how}@${this.now};`);
+    this.trace.event(`refused${node.id}:${how}@${this.now};`);
     return 'refused';
   }
 
@@ -430,7 +432,7 @@ export class Cluster {
     a.disk.dataDirs.acceptedBy(b.id);
     a.live!.links.add(b.id);
     if (!a.live!.replica.started && a.disk.dataDirs.waitingFor().length === 0) {
-      this.trace.string(`confirmed${a.id}@${this.now};`);
+      this.trace.event(`confirmed${a.id}@${this.now};`);
       this.startRaft(a, a.live!);
     }
   }
@@ -446,7 +448,7 @@ export class Cluster {
     if (node.live === undefined) return;
     this.end(node, node.live);
     this.stats.crashes++;
-    this.trace.string(`crash${id}@${this.now};`);
+    this.trace.event(`crash${id}@${this.now};`);
   }
 
   /**
@@ -471,7 +473,7 @@ export class Cluster {
         this.reportLost(message);
         continue;
       }
-      this.trace.string(`m${message.from}>${message.to}${message.type}${message.term};`);
+      this.trace.event(`m${message.from}>${message.to}${message.type}${message.term};`);
       receiver.replica.receive(message);
       if (message.type === 'Snap') this.nodes.get(message.from)?.live?.replica.reportSnapshot(message.to, true);
     }
@@ -620,7 +622,7 @@ export class Cluster {
     if (live.ended) throw new ProcessEnded();
     if (point === undefined || live.turn?.crash !== point) return;
     this.stats.readyCrashes++;
-    this.trace.string(`rc${node.id}${point};`);
+    this.trace.event(`rc${node.id}${point};`);
     this.crash(node.id);
     throw new ProcessEnded();
   }
@@ -674,7 +676,7 @@ export class Cluster {
     this.stats.snapshotsInstalled++;
     const index = snapshot.metadata.index;
     this.monitor.observeRestore(node.id, index, stateDigest(live.replica.store));
-    this.trace.string(`restore${node.id}:${index};`);
+    this.trace.event(`restore${node.id}:${index};`);
     this.checkpoint(node, live, 'install-snapshot');
   }
 
@@ -707,7 +709,7 @@ export class Cluster {
       }
       handler.apply({ ...rd, committedEntries: [entry], readStates: [] });
       this.stats.applied++;
-      this.trace.string(`a${node.id}:${entry.index};`);
+      this.trace.event(`a${node.id}:${entry.index};`);
       this.monitor.observeApply(node.id, entry, stateDigest(replica.store));
       if (entry.type === EntryType.ConfChange) this.onConfApplied(entry.index, decodeConfChange(entry.data), replica.raftStatus().conf);
     });
@@ -720,7 +722,7 @@ export class Cluster {
     this.committedConfIndex = index;
     this.confChangesApplied++;
     this.committedConf = { voters: [...conf.voters], learners: [...conf.learners] };
-    this.trace.string(`conf${index}:${change.type}:${change.nodeId};`);
+    this.trace.event(`conf${index}:${change.type}:${change.nodeId};`);
   }
 
   /** Nodes to stop at the end of this step (they learned they were removed). */
@@ -738,7 +740,7 @@ export class Cluster {
       if (this.isMember(id)) this.fail(id, new SafetyViolation('raft-crash', `node ${id} stopped as removed while it is a member`));
       this.end(node, node.live);
       node.removed = true;
-      this.trace.string(`stop${id}@${this.now};`);
+      this.trace.event(`stop${id}@${this.now};`);
     }
     this.pendingStops.clear();
     if (this.failure !== undefined) throw this.failure;
@@ -767,7 +769,7 @@ export class Cluster {
         live.leaderTerm = status.term;
         // Its log as written: every loop waits for a sync or for work, so raft's log is all written.
         this.monitor.observeNewLeader(node.id, status.term, node.disk.written);
-        this.trace.string(`leader${node.id}:${status.term};`);
+        this.trace.event(`leader${node.id}:${status.term};`);
         fresh.push(node.id);
       } else if (status.commit > live.leaderCommit) {
         committed.push(node.id);

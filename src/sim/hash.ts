@@ -49,3 +49,34 @@ export class Hasher {
 export function chainHash(previous: string, index: number, term: number, type: number, data: Uint8Array): string {
   return new Hasher().string(previous).number(index).number(term).number(type).bytes(data).digest();
 }
+
+/**
+ * The run's event record: a hash of every event (equal seeds give equal digests), and, when a sink
+ * is given (`--trace`), one line per event stamped with the simulator's time.
+ */
+export class Trace {
+  private readonly hash = new Hasher();
+
+  constructor(
+    private readonly clock: () => number,
+    private readonly sink?: (line: string) => void,
+  ) {}
+
+  event(text: string): void {
+    this.hash.string(text);
+    this.sink?.(`${this.clock()} ${text}`);
+  }
+
+  /** A line for the reader only (a status dump): not part of the hash. */
+  note(text: string): void {
+    this.sink?.(`${this.clock()} ${text}`);
+  }
+
+  get enabled(): boolean {
+    return this.sink !== undefined;
+  }
+
+  digest(): string {
+    return this.hash.digest();
+  }
+}

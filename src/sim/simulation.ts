@@ -70,11 +70,11 @@ const WIPED_WAIT_TICKS_MAX = 100;
 const DRAIN_STEPS_MAX = 3000;
 
 /**
- * Runs one seed. `log`, when given, receives a status line per node every tick of the liveness
- * phase (for debugging a replayed seed).
+ * Runs one seed. `trace`, when given, receives one line per event (`--trace`), and a status line
+ * per node every tick of the liveness phase (for debugging a replayed seed).
  */
-export function runSimulation(options: SimOptions, log?: (line: string) => void): Promise<SimResult> {
-  return new Simulation(options, log).run();
+export function runSimulation(options: SimOptions, trace?: (line: string) => void): Promise<SimResult> {
+  return new Simulation(options, trace).run();
 }
 
 class Simulation {
@@ -99,7 +99,7 @@ class Simulation {
 
   constructor(
     private readonly options: SimOptions,
-    private readonly log?: (line: string) => void,
+    trace?: (line: string) => void,
   ) {
     this.random = new Prng(options.seed);
     const r = this.random;
@@ -145,6 +145,7 @@ class Simulation {
       r.fork(),
       this.allIds,
       initialVoters,
+      trace,
     );
     this.cluster.readyCrashRate = draw(options.readyCrashRateMax);
     this.clients = new ClientPool(this.cluster, r.fork(), options.clients, options.keys, {
@@ -236,7 +237,7 @@ class Simulation {
       this.network.partition([[id]]);
       this.healAt = this.now + r.between(3, 40) * tick;
       this.counts.partitions++;
-      this.cluster.trace.string(`isolate${id}@${this.now};`);
+      this.cluster.trace.event(`isolate${id}@${this.now};`);
     } else {
       this.cluster.crash(id);
       this.restartAt.set(id, this.now + r.between(3, 40) * tick);
@@ -259,7 +260,7 @@ class Simulation {
     if (this.healAt !== undefined && this.now >= this.healAt) {
       this.network.heal();
       this.healAt = undefined;
-      this.cluster.trace.string(`heal@${this.now};`);
+      this.cluster.trace.event(`heal@${this.now};`);
     } else if (this.healAt === undefined && r.chance(this.rates.partition)) {
       this.partition();
     }
@@ -311,7 +312,7 @@ class Simulation {
         if (!node.superseded) this.wipesUnrefused.removedFirst++;
         this.wiped.delete(id);
         this.cluster.crash(id);
-        this.cluster.trace.string(`retired${id}@${this.now};`);
+        this.cluster.trace.event(`retired${id}@${this.now};`);
         continue;
       }
       // Taking part again means its peers accepted it: it never talked to them before the wipe (or,
@@ -335,7 +336,7 @@ class Simulation {
       const leader = this.cluster.leader();
       if (leader === undefined || this.now - state.removalProposedAt < this.options.electionTicks * tick) continue;
       state.removalProposedAt = this.now;
-      this.cluster.trace.string(`remove-wiped${id}@${this.now};`);
+      this.cluster.trace.event(`remove-wiped${id}@${this.now};`);
       leader.live!.replica.proposeConfChange(ConfChangeType.RemoveNode, id).catch(() => undefined);
     }
   }
@@ -352,7 +353,7 @@ class Simulation {
     this.network.partition([isolated]);
     this.healAt = this.now + r.between(10, 100) * this.options.tickSteps;
     this.counts.partitions++;
-    this.cluster.trace.string(`part${isolated.join(',')}@${this.now};`);
+    this.cluster.trace.event(`part${isolated.join(',')}@${this.now};`);
   }
 
   /** Crashed nodes come back after their downtime (removed and refused nodes stay down). */
@@ -375,7 +376,7 @@ class Simulation {
     if (others.length === 0) return;
     const to = this.random.pick(others);
     this.counts.transfers++;
-    this.cluster.trace.string(`transfer${leader.id}>${to}@${this.now};`);
+    this.cluster.trace.event(`transfer${leader.id}>${to}@${this.now};`);
     leader.live!.replica.transferLeadership(to).catch(() => undefined);
   }
 
@@ -415,7 +416,7 @@ class Simulation {
       this.restartAt.set(change.nodeId, this.now + 1);
     }
     this.counts.membershipProposed++;
-    this.cluster.trace.string(`cc${change.type}:${change.nodeId}@${this.now};`);
+    this.cluster.trace.event(`cc${change.type}:${change.nodeId}@${this.now};`);
     replica.proposeConfChange(change.type, change.nodeId, member).catch(() => undefined);
   }
 
@@ -434,7 +435,7 @@ class Simulation {
         if (wiped !== undefined && node.live !== undefined && wiped.restartedAt === Infinity) wiped.restartedAt = this.now;
       } else if (node.live !== undefined) this.cluster.crash(id);
     }
-    this.cluster.trace.string(`calm@${this.now};`);
+    this.cluster.trace.event(`calm@${this.now};`);
   }
 
   /** Runs until a leader commits a fresh write; returns the raft ticks that took. */
@@ -463,7 +464,7 @@ class Simulation {
           () => undefined,
         );
       }
-      if (this.log !== undefined && this.now % this.options.tickSteps === 0) this.logStatus();
+      if (this.cluster.trace.enabled && this.now % this.options.tickSteps === 0) this.logStatus();
       await this.step(false);
     }
     this.history().push({
@@ -482,7 +483,7 @@ class Simulation {
       const conf = `${s.conf.voters.join(',')}/${s.conf.learners.join(',')}`;
       return `${node.id}:${s.role} t${s.term} lead=${s.lead} commit=${s.commit} applied=${s.applied} last=${s.lastIndex} conf=${conf}`;
     });
-    this.log!(`t=${this.now} ${parts.join(' | ')}`);
+    this.cluster.trace.note(parts.join(' | '));
   }
 
   private history(): KvOperation[] {
