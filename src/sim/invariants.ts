@@ -16,8 +16,12 @@
 //   commitment"): no message leaves a node promising state its disk does not hold yet. Checked
 //   on every send, so a Ready loop that sends an acknowledgement or a vote before its fsync is
 //   caught at once, not only in the rare runs where a crash then loses what it promised.
+// - Exactly once: a client's proposal (an entry naming its origin process and request sequence)
+//   is committed at one index at most. Raft does not deduplicate proposals and the MVCC keeps no
+//   session table, so a proposal in the log twice is a write applied twice.
 
-import type { Entry, Message, NodeId } from '../raft/types.js';
+import { EntryType, type Entry, type Message, type NodeId } from '../raft/types.js';
+import { decodeEnvelope } from '../replica/index.js';
 import type { DiskEntry, LogImage } from './disk.js';
 import { Hasher } from './hash.js';
 
@@ -27,6 +31,7 @@ export type ViolationKind =
   | 'leader-completeness'
   | 'state-machine-safety'
   | 'durability'
+  | 'exactly-once'
   | 'linearizability'
   | 'liveness'
   | 'raft-crash'
@@ -61,6 +66,8 @@ export class SafetyMonitor {
   private committedIndexSeenAtTerm = new Map<number, number>();
   /** index → what was applied there (entry fingerprint) and the state digest after it. */
   private applied = new Map<number, { fingerprint: string; digest: string | undefined; node: NodeId }>();
+  /** `${origin}:${sequence}` of each client proposal applied → its index. */
+  private proposalIndex = new Map<string, number>();
   checks = 0;
 
   /** Election Safety, called every step for every node that believes it leads. */
@@ -203,6 +210,7 @@ export class SafetyMonitor {
     const known = this.applied.get(entry.index);
     if (known === undefined) {
       this.applied.set(entry.index, { fingerprint, digest, node: id });
+      this.observeProposal(id, entry);
       return;
     }
     // A snapshot restore records the state at an index without the entry: fill the entry in.
@@ -220,6 +228,23 @@ export class SafetyMonitor {
       );
     }
     if (known.digest === undefined && digest !== undefined) known.digest = digest;
+  }
+
+  /** Exactly once, for an entry applied at its index for the first time. */
+  private observeProposal(id: NodeId, entry: Entry): void {
+    if (entry.type !== EntryType.Normal || entry.data.length === 0) return;
+    const { origin, sequence } = decodeEnvelope(entry.data);
+    // Sequence 0: nobody waits for the entry (a member's attributes, which it may publish again).
+    if (sequence === 0) return;
+    const key = `${origin}:${sequence}`;
+    const first = this.proposalIndex.get(key);
+    if (first === undefined) this.proposalIndex.set(key, entry.index);
+    else {
+      throw new SafetyViolation(
+        'exactly-once',
+        `node ${id} applied the proposal of member ${origin}'s request ${sequence} at index ${entry.index}, committed before at index ${first}`,
+      );
+    }
   }
 
   /** A node restored its state machine from a snapshot at `index`: its state must match. */

@@ -10,7 +10,7 @@ import type { Prng } from '../random.js';
 export interface NetworkFaults {
   /** Probability that a message is lost. */
   dropRate: number;
-  /** Probability that a message is delivered twice (the copy with its own delay). */
+  /** Probability that a message (not a proposal) is delivered twice (the copy with its own delay). */
   duplicateRate: number;
   /** Normal one-way delay range in time units (both ends included). */
   delayMin: number;
@@ -53,7 +53,11 @@ export class Network {
       return false;
     }
     this.enqueue(message, now);
-    if (this.random.chance(this.faults.duplicateRate)) {
+    // Never a proposal: raft tolerates any other message twice, but appends a forwarded proposal
+    // each time it arrives, and a write must apply once. The real transport cannot duplicate one
+    // (a message leaves its queue once written to the connection, src/transport/tcp.ts); the
+    // copies here stand for raft's contract with the network, not for what TCP does.
+    if (this.random.chance(this.faults.duplicateRate) && message.type !== 'Prop') {
       this.duplicated++;
       this.enqueue(message, now);
     }

@@ -142,4 +142,20 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'run), and settle() took the queued report for work the loop could do: it never settled (fixed: ' +
       'Replica.hasPendingWork is false before start(); found by the 5,000-seed run on 3379d54)',
   },
+  // Found by the first 20,000 seeds through the real replica (2026-12-06); each failed on 4ba82cb.
+  {
+    seed: 7605,
+    options: {},
+    found:
+      'simulator: the network duplicated a proposal a follower forwarded to the leader, which appended ' +
+      'it again (raft does not deduplicate proposals, nor does the MVCC), so a put applied twice and a ' +
+      'read returned the older value after the newer one: not linearizable (the real transport never ' +
+      'duplicates a message; fixed: the simulated network duplicates anything but a proposal, and the ' +
+      'exactly-once check now catches a proposal committed twice)',
+  },
+  ...[9252, 13096, 15038, 17096, 18229, 18606, 18862].map((seed) => ({
+    seed,
+    options: {},
+    found: 'simulator: not linearizable, as seed 7605 (a proposal duplicated by the network applied twice)',
+  })),
 ];
