@@ -18,7 +18,7 @@ export { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes
 export { EnvelopeKind, decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
 export { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 export { quotaAdmits, quotaCost } from './quota.js';
-export { recoverStorage, type RecoveryParts } from './recovery.js';
+export { recoverJoiner, recoverStorage, type RecoveryParts } from './recovery.js';
 export {
   ProcessStorage,
   bootstrapGroup,

@@ -2,6 +2,7 @@
 // after it. The same steps serve a process (src/server/state.ts, over the WAL and snapshot files)
 // and a test (over the in-memory twins of memory-storage.ts).
 import { MemoryStorage, type Entry, type HardState, type Snapshot } from '../raft/index.js';
+import type { MemberTable } from './members.js';
 import { decodeSnapshotData } from './snapshot-data.js';
 import type { LogStore, ReplicaStorage, SnapshotFiles, StateMachine } from './storage.js';
 
@@ -28,4 +29,17 @@ export function recoverStorage({ wal, snapshots, machine, snapshot, log }: Recov
   raftLog.setHardState({ ...log.hardState, commit: Math.max(log.hardState.commit, snapshot.metadata.index) });
   if (log.entries.length > 0) raftLog.append(log.entries);
   return { wal, snapshots, raftLog, machine, members, snapshotIndex: snapshot.metadata.index };
+}
+
+/**
+ * What a member that joined a running cluster restarts from while it has no snapshot yet (every
+ * log starts after the bootstrap snapshot, so its first one comes from the leader): the hard state
+ * and entries its log kept, above all its term and vote (a voter that forgot them could vote twice
+ * in one term), and the members the join answer named.
+ */
+export function recoverJoiner({ wal, snapshots, machine, log, members }: Omit<RecoveryParts, 'snapshot'> & { members: MemberTable }): ReplicaStorage {
+  const raftLog = new MemoryStorage();
+  raftLog.setHardState(log.hardState);
+  if (log.entries.length > 0) raftLog.append(log.entries);
+  return { wal, snapshots, raftLog, machine, members, snapshotIndex: 0 };
 }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Engine } from '../engine/index.js';
-import { ConfChangeType, EntryType, MemoryStorage, decodeConfChange, type Entry } from '../raft/index.js';
+import { ConfChangeType, EntryType, decodeConfChange, type Entry } from '../raft/index.js';
 import type { LoadedSnapshot } from '../wal/index.js';
 import { createDirectory } from '../directories.js';
 import { ErrorCode, LichenError } from '../errors.js';
@@ -19,7 +19,7 @@ import { channelCredentials } from '../client/tls.js';
 import { DATA_DIR_ID_BYTES, PeerDataDirs } from './data-dirs.js';
 import { clusterIdAt, joinCluster } from './join.js';
 import { decodeSnapshotData, encodeSnapshotData } from '../replica/snapshot-data.js';
-import { ProcessStorage, bootstrapGroup, recoverStorage, type GroupStorage } from '../replica/index.js';
+import { ProcessStorage, bootstrapGroup, recoverJoiner, recoverStorage, type GroupStorage } from '../replica/index.js';
 import { removeFormat1Leftovers, upgradeFormat1 } from './upgrade.js';
 
 
@@ -134,15 +134,11 @@ async function openMetaGroup(
   let { snapshot } = parts;
   let { hardState } = log;
   if (!snapshot && identity.joined) {
-    // A joining member starts empty: the leader sends it a snapshot, since every log starts
-    // after the bootstrap snapshot. Until then it knows its peers from the join answer.
-    const raftLog = new MemoryStorage();
-    raftLog.setHardState(hardState);
-    if (log.entries.length > 0) raftLog.append(log.entries);
+    // A joining member starts empty: the leader sends it a snapshot. Until then it knows its peers from the join answer.
     const members = MemberTable.fromJSON({ members: identity.joined.members, removed: [] });
     if (existing) refuseOtherMembership(config, identity, membershipAfter(members, log.entries));
     const dataDirs = peerDataDirs(identity, members);
-    return { identity, disk, storage: { wal, snapshots, raftLog, machine, members, snapshotIndex: 0 }, dataDirs, saveIdentity };
+    return { identity, disk, storage: { ...recoverJoiner({ wal, snapshots, machine, log: { hardState, entries: log.entries }, members }), wal, snapshots, machine }, dataDirs, saveIdentity };
   }
   if (!snapshot) {
     // A brand-new member of a new cluster: the first snapshot holds the initial membership.

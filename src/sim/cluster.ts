@@ -15,7 +15,7 @@
 import { isLichenError } from '../errors.js';
 import { MemoryEngine } from '../engine/index.js';
 import { createSilentLogger } from '../log.js';
-import { MemoryStorage, Raft, type RaftClass, type VoteRequest } from '../raft/index.js';
+import { Raft, type RaftClass, type VoteRequest } from '../raft/index.js';
 import { ConfChangeType, EntryType, decodeConfChange, type ConfChange, type ConfState, type Message, type NodeId, type Ready, type Snapshot } from '../raft/index.js';
 import {
   KvStateMachine,
@@ -24,6 +24,7 @@ import {
   VirtualEnvironment,
   encodeJson,
   encodeSnapshotData,
+  recoverJoiner,
   recoverStorage,
   type Halt,
   type MembershipView,
@@ -335,7 +336,7 @@ export class Cluster {
     } else {
       // A member that joined and has not received its first snapshot yet (src/server/state.ts).
       const members = MemberTable.fromJSON({ members: disk.joined!.members, removed: [] });
-      storage = { wal, snapshots, raftLog: new MemoryStorage(), machine, members, snapshotIndex: 0 };
+      storage = recoverJoiner({ wal, snapshots, machine, log: { hardState: image.hardState, entries: image.entriesAfterSnapshot() }, members });
     }
     const { config } = this;
     const replicaConfig: ReplicaConfig = {

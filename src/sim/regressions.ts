@@ -158,4 +158,13 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
     options: {},
     found: 'simulator: not linearizable, as seed 7605 (a proposal duplicated by the network applied twice)',
   })),
+  {
+    seed: 19468,
+    options: {},
+    found:
+      'simulator: a member that joined and never got its first snapshot restarted from an empty raft ' +
+      'log, forgetting the term and vote on its disk; it voted for node 1 in term 17, crashed, and ' +
+      'voted for node 3 in term 17: two leaders of one term (fixed: it recovers its hard state and ' +
+      'entries, as a process does, through the same recoverJoiner)',
+  },
 ];
