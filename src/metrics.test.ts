@@ -20,6 +20,10 @@ test('createLichenMetrics registers every Lichen metric with its sources', async
   metrics.raftLeaderChangesTotal.inc();
   metrics.raftProposalsTotal.inc({ result: 'proposed' });
   metrics.walFsyncSeconds.observe(0.003);
+  metrics.backendCommitSeconds.observe(0.00003);
+  metrics.applySeconds.observe(0.0001);
+  metrics.proposalCommitSeconds.observe(0.002);
+  metrics.peerRoundTripSeconds.observe({ To: '000000000000002a' }, 0.0002);
   metrics.httpRequestSeconds.observe({ route: '/v1/kv/:key', code: '200' }, 0.01);
   metrics.grpcRequestSeconds.observe({ method: '/etcdserverpb.KV/Range', code: 'OK' }, 0.02);
   const lines = (await metrics.registry.metrics()).split('\n');
@@ -31,8 +35,13 @@ test('createLichenMetrics registers every Lichen metric with its sources', async
     'lichen_server_is_leader 0',
     'lichen_raft_leader_changes_total 1',
     'lichen_raft_proposals_total{result="proposed"} 1',
-    'lichen_wal_fsync_seconds_bucket{le="0.004"} 1',
-    'lichen_wal_fsync_seconds_count 1',
+    'lichen_disk_wal_fsync_duration_seconds_bucket{le="0.00256"} 0',
+    'lichen_disk_wal_fsync_duration_seconds_bucket{le="0.00512"} 1',
+    'lichen_disk_wal_fsync_duration_seconds_count 1',
+    'lichen_disk_backend_commit_duration_seconds_bucket{le="0.00004"} 1',
+    'lichen_server_apply_duration_seconds_bucket{le="0.00016"} 1',
+    'lichen_server_proposal_commit_duration_seconds_bucket{le="0.00256"} 1',
+    'lichen_network_peer_round_trip_time_seconds_bucket{le="0.00032",To="000000000000002a"} 1',
     'lichen_wal_bytes 4096',
     'lichen_http_request_seconds_count{route="/v1/kv/:key",code="200"} 1',
     'lichen_grpc_request_seconds_count{method="/etcdserverpb.KV/Range",code="OK"} 1',

@@ -15,10 +15,14 @@ import { assert } from './errors.js';
 
 export { Counter, Gauge, Histogram, Registry };
 
-/** fsync latencies, 0.5 ms to ~8 s (etcd's wal_fsync_duration_seconds uses the same shape). */
-export const FSYNC_BUCKETS_SECONDS: readonly number[] = exponentialBuckets(0.0005, 2, 15);
 /** Request latencies on loopback are often under a millisecond: 100 µs to ~13 s, doubling. */
 export const REQUEST_BUCKETS_SECONDS: readonly number[] = exponentialBuckets(0.0001, 2, 18);
+/**
+ * The stages of a write (WAL fsync, apply, engine commit, proposal to commit, a peer's round trip)
+ * take from tens of µs to a few ms on loopback and a local disk (etcd's buckets start at 1 ms, too
+ * coarse for them): 10 µs to ~10 s, doubling.
+ */
+export const STAGE_BUCKETS_SECONDS: readonly number[] = exponentialBuckets(0.00001, 2, 21);
 
 /** Where the Lichen gauges read their values; each is called once per scrape. */
 export interface LichenMetricSources {
@@ -49,7 +53,16 @@ export interface LichenMetrics {
   raftLeaderChangesTotal: Counter;
   /** result: "proposed" | "dropped". */
   raftProposalsTotal: Counter<'result'>;
+  /** A Ready's WAL write and its fdatasync, as the replica waits for them (etcd_disk_wal_fsync_duration_seconds). */
   walFsyncSeconds: Histogram;
+  /** The engine commit of a Ready's applied entries, one LMDB transaction (etcd_disk_backend_commit_duration_seconds). */
+  backendCommitSeconds: Histogram;
+  /** Applying a Ready's committed entries to the state machine, before the engine commit. */
+  applySeconds: Histogram;
+  /** From a proposal made on this member to its entry committed and handed to apply here. */
+  proposalCommitSeconds: Histogram;
+  /** To: the peer's member id (hex). A read round's heartbeat to the peer and its answer (etcd_network_peer_round_trip_time_seconds). */
+  peerRoundTripSeconds: Histogram<'To'>;
   walBytes: Gauge;
   /** route: the route template (e.g. "/v1/kv/:key"), never the raw path; code: the HTTP status. */
   httpRequestSeconds: Histogram<'route' | 'code'>;
@@ -90,7 +103,11 @@ export function createLichenMetrics(sources: LichenMetricSources, registry = new
     isLeader: sourcedGauge(registry, 'lichen_server_is_leader', 'Whether this member is the leader: 1 if it is, 0 if not.', () => Number(sources.isLeader())),
     raftLeaderChangesTotal: new Counter({ name: 'lichen_raft_leader_changes_total', help: 'How many times this member saw the leader change.', registers }),
     raftProposalsTotal: new Counter({ name: 'lichen_raft_proposals_total', help: 'Raft proposals by outcome.', labelNames: ['result'], registers }),
-    walFsyncSeconds: new Histogram({ name: 'lichen_wal_fsync_seconds', help: 'Latency of WAL fsync calls.', buckets: [...FSYNC_BUCKETS_SECONDS], registers }),
+    walFsyncSeconds: new Histogram({ name: 'lichen_disk_wal_fsync_duration_seconds', help: 'Latency of WAL writes with their fsync, per raft Ready that needed one (etcd: etcd_disk_wal_fsync_duration_seconds).', buckets: [...STAGE_BUCKETS_SECONDS], registers }),
+    backendCommitSeconds: new Histogram({ name: 'lichen_disk_backend_commit_duration_seconds', help: 'Latency of the storage engine commit of the entries one raft Ready applied (etcd: etcd_disk_backend_commit_duration_seconds).', buckets: [...STAGE_BUCKETS_SECONDS], registers }),
+    applySeconds: new Histogram({ name: 'lichen_server_apply_duration_seconds', help: 'Time to apply the committed entries of one raft Ready to the state machine, before the engine commit.', buckets: [...STAGE_BUCKETS_SECONDS], registers }),
+    proposalCommitSeconds: new Histogram({ name: 'lichen_server_proposal_commit_duration_seconds', help: 'Time from a proposal made on this member to its entry committed and handed to apply on this member.', buckets: [...STAGE_BUCKETS_SECONDS], registers }),
+    peerRoundTripSeconds: new Histogram({ name: 'lichen_network_peer_round_trip_time_seconds', help: 'Round trip of a read round\'s heartbeat from the leader to a peer and back, by peer (etcd: etcd_network_peer_round_trip_time_seconds).', labelNames: ['To'], buckets: [...STAGE_BUCKETS_SECONDS], registers }),
     walBytes: sourcedGauge(registry, 'lichen_wal_bytes', 'Bytes in the write-ahead log segments.', sources.walBytes),
     httpRequestSeconds: httpRequestSecondsOn(registry),
     grpcRequestSeconds: new Histogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'], buckets: [...REQUEST_BUCKETS_SECONDS], registers }),

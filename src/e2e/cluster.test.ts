@@ -63,7 +63,9 @@ test('/metrics reports raft, WAL and per-method gRPC latency figures', { timeout
   assert.match(text, /^lichen_grpc_request_seconds_count\{method="\/etcdserverpb\.KV\/Put",code="OK"\} [1-9]\d*$/m);
   assert.match(text, /^lichen_raft_term [1-9]\d*$/m);
   assert.match(text, /^lichen_raft_applied_index [1-9]\d*$/m);
-  assert.match(text, /^lichen_wal_fsync_seconds_count [1-9]\d*$/m);
+  for (const stage of ['disk_wal_fsync_duration', 'disk_backend_commit_duration', 'server_apply_duration', 'server_proposal_commit_duration']) {
+    assert.match(text, new RegExp(`^lichen_${stage}_seconds_count [1-9]\\d*$`, 'm'), stage);
+  }
   assert.match(text, /^lichen_mvcc_revision [1-9]\d*$/m);
   assert.match(text, /^lichen_server_has_leader 1$/m);
   assert.match(text, /^lichen_server_is_leader [01]$/m);

@@ -11,12 +11,13 @@ import { MemoryNetwork, MemoryTransport } from '../transport/index.js';
 import { MemberTable, encodeJson, type Member } from './members.js';
 import { MemoryLog, MemorySnapshots, TEST_REPLICA_CONFIG } from './memory-storage.js';
 import { recoverStorage } from './recovery.js';
-import { Replica } from './replica.js';
+import { Replica, type ReplicaOptions } from './replica.js';
 import type { ReplicaConfig } from './types.js';
 import { encodeSnapshotData } from './snapshot-data.js';
 import { KvStateMachine } from './state-machine.js';
 import type { ReplicaStorage } from './storage.js';
 import { VirtualEnvironment } from './virtual-environment.js';
+import { formatId } from '../ids.js';
 
 const TICK_MS = 100;
 const CLUSTER_ID = 7;
@@ -39,6 +40,8 @@ class Group {
   readonly network = new MemoryNetwork();
   readonly disks = new Map<number, Disk>();
   readonly replicas = new Map<number, Replica>();
+  /** Each member's metrics, as its replica records them. */
+  readonly metrics = new Map<number, ReplicaOptions['metrics']>();
   private readonly transports = new Map<number, MemoryTransport>();
 
   constructor(private readonly config: Partial<ReplicaConfig> = {}) {}
@@ -71,6 +74,17 @@ class Group {
       ? recoverStorage({ wal: disk.wal, snapshots: disk.snapshots, machine, snapshot: disk.snapshots.latest, log })
       : joinerStorage(disk, machine, joined!.members);
     let replica: Replica | undefined;
+    const histogram = (name: string, labelNames: string[] = []): Histogram => new Histogram({ name, help: 'test', labelNames, registers: [] });
+    const metrics: ReplicaOptions['metrics'] = {
+      walFsyncSeconds: histogram('wal_fsync_seconds'),
+      raftLeaderChangesTotal: new Counter({ name: 'leader_changes', help: 'test', registers: [] }),
+      raftProposalsTotal: new Counter({ name: 'proposals', help: 'test', labelNames: ['result'], registers: [] }),
+      applySeconds: histogram('apply_seconds'),
+      backendCommitSeconds: histogram('backend_commit_seconds'),
+      proposalCommitSeconds: histogram('proposal_commit_seconds'),
+      peerRoundTripSeconds: histogram('peer_round_trip_seconds', ['To']) as Histogram<'To'>,
+    };
+    this.metrics.set(id, metrics);
     const transport = new MemoryTransport({
       network: this.network,
       id,
@@ -87,11 +101,7 @@ class Group {
       joined,
       config: { ...CONFIG, ...this.config, name: `m${id}` },
       logger: createSilentLogger(),
-      metrics: {
-        walFsyncSeconds: new Histogram({ name: 'wal_fsync_seconds', help: 'test', registers: [] }),
-        raftLeaderChangesTotal: new Counter({ name: 'leader_changes', help: 'test', registers: [] }),
-        raftProposalsTotal: new Counter({ name: 'proposals', help: 'test', labelNames: ['result'], registers: [] }),
-      },
+      metrics,
       publicAddresses: { client: `client-${id}`, http: '' },
       peers: transport,
       askMembership: async (client) => {
@@ -203,6 +213,37 @@ test('three replicas elect a leader; a write commits on all of them and a linear
   await group.drive(follower.linearizableBarrier());
   assert.equal(valueAt(follower, 'k'), 'v1');
   for (const replica of group.replicas.values()) assert.equal(replica.leaderId, leader.memberId);
+  await group.stop();
+});
+
+test('the per-stage histograms see a write (fsync, apply, engine commit, proposal to commit) and a read round (each peer\'s round trip)', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  const follower = [...group.replicas.values()].find((r) => r !== leader)!;
+  const before = await group.metrics.get(follower.memberId)!.proposalCommitSeconds!.get();
+  // The leader's appends are lost for 300 ms of virtual time: the follower's proposal waits that long for its commit.
+  group.network.setFilter((m) => m.type !== 'App');
+  const proposed = follower.propose({ type: 'put', request: { key: bytes('k'), value: bytes('v1') } });
+  await group.run(300);
+  group.network.setFilter(null);
+  await group.drive(proposed);
+  await group.drive(leader.linearizableBarrier());
+  const count = async (histogram: Histogram<string> | undefined, labels: Record<string, string> = {}): Promise<number> =>
+    (await histogram!.get()).values.find((v) => v.metricName?.endsWith('_count') && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+  const sum = async (histogram: Histogram<string> | undefined): Promise<number> => (await histogram!.get()).values.find((v) => v.metricName?.endsWith('_sum'))!.value;
+  const mine = group.metrics.get(follower.memberId)!;
+  assert.equal(await count(mine.proposalCommitSeconds) - (before.values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0), 1, 'the follower\'s own proposal');
+  assert.ok((await sum(mine.proposalCommitSeconds)) >= 0.3, 'its way to commit took the virtual time the appends were lost for');
+  for (const replica of group.replicas.values()) {
+    const metrics = group.metrics.get(replica.memberId)!;
+    assert.ok((await count(metrics.walFsyncSeconds)) >= 1, `member ${replica.memberId} flushed its WAL`);
+    assert.ok((await count(metrics.applySeconds)) >= 1, `member ${replica.memberId} applied`);
+    assert.ok((await count(metrics.backendCommitSeconds)) >= 1, `member ${replica.memberId} committed its engine`);
+  }
+  for (const peer of group.replicas.values()) {
+    if (peer === leader) continue;
+    assert.ok((await count(group.metrics.get(leader.memberId)!.peerRoundTripSeconds, { To: formatId(peer.memberId) })) >= 1, `the leader timed a round trip to ${peer.memberId}`);
+  }
   await group.stop();
 });
 

@@ -66,13 +66,15 @@ test('a read past its deadline fails on the next tick; an unanswered round is re
 
 test('a proposal nobody answers fails with Timeout once its timeout has passed in virtual time, and not before', async () => {
   const environment = new VirtualEnvironment(1);
-  const proposals = new PendingProposals<string>({ max: 2, timeoutMs: 5_000, timers: environment.timers });
+  const proposals = new PendingProposals<string>({ max: 2, timeoutMs: 5_000, timers: environment.timers, now: () => environment.clock.monotonicMs() });
   const first = proposals.register();
+  environment.advance(1);
   const second = proposals.register();
   assert.throws(() => proposals.register(), /too many requests in flight \(limit 2\)/);
   const failure = first.result.catch((error: unknown) => error);
-  environment.advance(4_999);
-  proposals.resolve(second.sequence, 'applied');
+  environment.advance(4_998);
+  assert.equal(proposals.resolve(second.sequence, 'applied'), 1, 'resolve tells when the proposal was registered (the proposal-to-commit histogram)');
+  assert.equal(proposals.resolve(second.sequence, 'again'), undefined, 'nobody waits for it any more');
   assert.equal(await second.result, 'applied');
   assert.equal(await outcome(failure.then(() => undefined)), 'waiting');
   environment.advance(1);

@@ -8,6 +8,7 @@ interface Waiter<T> {
   resolve: (value: T) => void;
   reject: (error: Error) => void;
   timer: TimerHandle;
+  registeredAtMs: number;
 }
 
 /** Proposals this node made, keyed by a per-node sequence carried in the entry envelope. */
@@ -21,7 +22,8 @@ export class PendingProposals<T> {
    * commit after it restarted: starting each process at a random point keeps their sequences
    * from answering the new process's requests.
    */
-  constructor(private readonly options: { max: number; timeoutMs: number; timers: Timers; firstSequence?: number }) {
+  /** `now`: the clock registration times are read from (see resolve). */
+  constructor(private readonly options: { max: number; timeoutMs: number; timers: Timers; now: () => number; firstSequence?: number }) {
     this.sequence = (options.firstSequence ?? 1) - 1;
   }
 
@@ -40,14 +42,16 @@ export class PendingProposals<T> {
         this.waiting.delete(sequence);
         reject(new LichenError(ErrorCode.Timeout, 'request timed out', { etcdError: 'timeout' }));
       }, this.options.timeoutMs);
-      this.waiting.set(sequence, { resolve, reject, timer });
+      this.waiting.set(sequence, { resolve, reject, timer, registeredAtMs: this.options.now() });
     });
     return { sequence, result };
   }
 
-  resolve(sequence: number, value: T): void {
+  /** Settles the proposal; returns when it was registered (undefined: nobody waits for it any more). */
+  resolve(sequence: number, value: T): number | undefined {
     const waiter = this.take(sequence);
     waiter?.resolve(value);
+    return waiter?.registeredAtMs;
   }
 
   reject(sequence: number, error: Error): void {
