@@ -241,7 +241,21 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
   return samples;
 }
 
-/** Per scenario and mode, the median p50 over the rounds, and each auth mode's cost relative to "off". */
+/**
+ * The median over the rounds of each round's own ratio (the mode against "off" in the same round,
+ * measured minutes apart at most), in percent: the machine's load drifts between rounds, and a
+ * ratio of medians mixes rounds measured at different loads.
+ */
+function pairedCostPercent(samples: Sample[], scenario: ScenarioName, mode: Mode, pick: (s: Sample) => number): number {
+  const ratios: number[] = [];
+  for (const withAuth of samples.filter((s) => s.scenario === scenario && s.mode === mode)) {
+    const off = samples.find((s) => s.scenario === scenario && s.mode === 'off' && s.round === withAuth.round);
+    if (off) ratios.push(pick(withAuth) / pick(off));
+  }
+  return Number(((median(ratios) - 1) * 100).toFixed(1));
+}
+
+/** Per scenario and mode, the median p50 over the rounds, and each auth mode's cost relative to "off" (also paired by round). */
 function summarize(samples: Sample[], flags: Flags): Record<string, Record<string, number>> {
   const summary: Record<string, Record<string, number>> = {};
   for (const scenario of flags.scenarios) {
@@ -256,6 +270,8 @@ function summarize(samples: Sample[], flags: Flags): Record<string, Record<strin
       for (const mode of flags.modes.filter((m) => m !== 'off')) {
         row[`${mode}P50CostPercent`] = Number(((of(mode, (s) => s.p50Ms) / of('off', (s) => s.p50Ms) - 1) * 100).toFixed(1));
         row[`${mode}CpuCostPercent`] = Number(((of(mode, (s) => s.serverCpuMicrosPerRequest) / of('off', (s) => s.serverCpuMicrosPerRequest) - 1) * 100).toFixed(1));
+        row[`${mode}PairedCpuCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.serverCpuMicrosPerRequest);
+        row[`${mode}PairedThroughputCostPercent`] = -pairedCostPercent(samples, scenario, mode, (s) => s.requestsPerSecond);
       }
     }
     summary[scenario] = row;

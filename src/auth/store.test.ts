@@ -133,6 +133,20 @@ describe('AuthStore', () => {
     failsWith(replica.as('alice', put('/c')), 'permissionDenied');
   });
 
+  it('refuses a deleted user at once, and a revoked role at once, even to a caller at the current revision (as a simple token is)', () => {
+    const replica = setUp();
+    const info = (): { user: string; revision: number } => ({ user: 'alice', revision: replica.state.auth.revision });
+    replica.state.auth.checkRead(info(), b('/a/x'));
+    succeeds(replica.as('root', { type: 'userRevokeRole', name: 'alice', role: 'r1' }));
+    assert.throws(() => replica.state.auth.checkRead(info(), b('/a/x')), /permission denied/);
+    failsWith(replica.as('alice', put('/a/x')), 'permissionDenied');
+    succeeds(replica.as('root', { type: 'userGrantRole', user: 'alice', role: 'r1' }));
+    replica.state.auth.checkRead(info(), b('/a/x'));
+    succeeds(replica.as('root', { type: 'userDelete', name: 'alice' }));
+    assert.throws(() => replica.state.auth.checkRead(info(), b('/a/x')), /permission denied/);
+    failsWith(replica.as('alice', put('/a/x')), 'permissionDenied');
+  });
+
   it('needs read permission too for a put or delete that returns the previous value', () => {
     const replica = setUp();
     replica.ok({ type: 'authorized', user: 'root', authRevision: replica.state.auth.revision, command: { type: 'roleGrantPermission', name: 'r1', permType: 1, key: b('/w'), rangeEnd: new Uint8Array() } });
