@@ -149,6 +149,18 @@ export class ByteReader {
     return this.raw(this.buffer.length - this.offset);
   }
 
+  /**
+   * The next `length` bytes (default: all that are left) as a view of the source, not a copy:
+   * only for a source nobody reuses or changes afterwards (an engine read's own buffer). Copying
+   * key and value was a third of a 10,000-key range's CPU.
+   */
+  view(length = this.buffer.length - this.offset): Uint8Array {
+    if (this.offset + length > this.buffer.length) this.fail('truncated');
+    const out = this.buffer.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return out;
+  }
+
   u64(): number {
     if (this.offset + 8 > this.buffer.length) this.fail('truncated');
     const value = readU64(this.buffer, this.offset);

@@ -90,6 +90,7 @@ export function encodeRecord(record: StoredRecord): Uint8Array {
   return w.finish();
 }
 
+/** The record's key and value are views of `bytes`: pass bytes the caller owns (an engine read's result). */
 export function decodeRecord(bytes: Uint8Array): StoredRecord {
   const r = new ByteReader(bytes, 'mvcc record');
   const format = r.u8();
@@ -98,8 +99,8 @@ export function decodeRecord(bytes: Uint8Array): StoredRecord {
   const createRevision = r.uvar();
   const version = r.uvar();
   const lease = r.uvar();
-  const key = r.bytes();
-  const value = r.rest();
+  const key = r.view(r.uvar());
+  const value = r.view();
   return { key, value, createRevision, version, lease, tombstone: (flags & FLAG_TOMBSTONE) !== 0 };
 }
 
