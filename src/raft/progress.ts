@@ -56,6 +56,12 @@ export class Progress {
   commitSent = 0;
   /** Heard from this member since the last check-quorum round. */
   recentActive = false;
+  /**
+   * Heard from this member in the check-quorum round before that. Questions about liveness
+   * (may this voter be removed?) ask "heard within the last one or two election timeouts":
+   * recentActive alone is false for everyone just after each reset.
+   */
+  activeLastRound = false;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number, public isLearner: boolean) {
@@ -235,7 +241,9 @@ export class ProgressTracker {
       if (id === self || pr?.recentActive) active++;
     }
     for (const [id, pr] of this.progress) {
-      if (id !== self) pr.recentActive = false;
+      if (id === self) continue;
+      pr.activeLastRound = pr.recentActive;
+      pr.recentActive = false;
     }
     return active >= this.quorum();
   }

@@ -479,7 +479,10 @@ export class Raft {
     this.heartbeatElapsed = this.heartbeatTicks;
     if (this.role === 'leader') {
       this.electionElapsed = 0;
-      for (const [id, pr] of this.tracker.progress) pr.recentActive = id === this.id;
+      for (const [id, pr] of this.tracker.progress) {
+        pr.recentActive = id === this.id;
+        pr.activeLastRound = false;
+      }
     } else {
       this.electionElapsed = reason === 'leaderSilent' ? this.electionTicks : 0;
       // Every follower of the group wakes at about the same moment: fresh draws keep them from

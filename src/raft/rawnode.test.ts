@@ -134,3 +134,23 @@ test('a commit index beyond the log is DataLoss with etcd words, from a heartbea
   truncated.setHardState({ term: 3, vote: 1, commit: 7 });
   assert.throws(() => new RawNode({ id: 2, storage: truncated, random: seededRandom(2) }), (error: unknown) => isLichenError(error, 'DataLoss'));
 });
+
+test("the leader's status counts a follower active while it answered within the last two check-quorum rounds, not only since the last reset", () => {
+  const net = new Network([1, 2, 3]);
+  net.campaign(1);
+  const active = (id: number) => net.node(1).raw.status().progress?.get(id)?.recentActive;
+  // Three election timeouts, looking right after every tick, before the answers to that tick's
+  // heartbeats arrive: a check-quorum round resets raft's own flags on one of these ticks, and a
+  // member-remove check asked then saw live followers as inactive (a CI run was refused so).
+  for (let i = 0; i < 3 * net.raft(1).electionTicks; i++) {
+    net.node(1).raw.tick();
+    assert.equal(active(2), true, `tick ${i}`);
+    assert.equal(active(3), true, `tick ${i}`);
+    net.stabilize();
+  }
+  // A follower that stops answering is reported inactive once two rounds passed without it.
+  net.isolate(3);
+  net.tick(1, 2 * net.raft(1).electionTicks);
+  assert.equal(active(2), true);
+  assert.equal(active(3), false);
+});

@@ -67,6 +67,7 @@ export interface ProgressStatus {
   match: number;
   next: number;
   state: 'probe' | 'replicate' | 'snapshot';
+  /** Heard from within the last one or two election timeouts (this check-quorum round or the one before). */
   recentActive: boolean;
 }
 
@@ -294,7 +295,7 @@ export class RawNode {
     if (raft.role === 'leader') {
       status.progress = new Map();
       for (const [id, pr] of raft.tracker.progress) {
-        status.progress.set(id, { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive });
+        status.progress.set(id, { match: pr.match, next: pr.next, state: pr.state, recentActive: pr.recentActive || pr.activeLastRound });
       }
     }
     return status;
