@@ -16,7 +16,7 @@ export { KvStateMachine } from './state-machine.js';
 export { MemoryLog, MemorySnapshots, TEST_REPLICA_CONFIG, type RecoveredLog } from './memory-storage.js';
 export { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 export { EnvelopeKind, decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
-export { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
+export { decodeSnapshotData, encodeSnapshotData, firstSnapshot, type GroupMember } from './snapshot-data.js';
 export { quotaAdmits, quotaCost } from './quota.js';
 export { recoverJoiner, recoverStorage, type RecoveryParts } from './recovery.js';
 export {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { groupPrefix } from '../engine/index.js';
 import { ConfChangeType } from '../raft/index.js';
 import type { LoadedSnapshot } from '../wal/index.js';
 import { MemberTable, encodeJson } from './members.js';
@@ -93,4 +94,35 @@ test('an engine holding lichen 0.1 keys is refused until its directory is upgrad
   engine.write([{ type: 'put', key: Buffer.from('mapplied-index'), value: Buffer.from('7') }]);
   await engine.closeAsync();
   await assert.rejects(ProcessStorage.open({ dir, engine: 'lmdb' }), /holds keys of lichen 0\.1 \(not partitioned by group\)/);
+});
+
+test('a removed group leaves nothing on disk: its WAL records, keys and snapshot files go, also when the process stopped halfway', async (t) => {
+  const dir = tempDir(t);
+  const disk = await ProcessStorage.open({ dir, engine: 'lmdb' });
+  const groups = new Map<number, GroupStorage>();
+  for (const id of [1, 2, 3]) groups.set(id, await disk.replicaStorage(id, initial));
+  for (const [id, storage] of groups) await write(storage, ['k', `g${id}`]);
+  const partitionKeys = (storage: ProcessStorage, group: number): number =>
+    [...storage.engine.range({ start: groupPrefix(group), end: groupPrefix(group + 1) })].length;
+  assert.ok(partitionKeys(disk, 2) > 0 && partitionKeys(disk, 3) > 0);
+
+  for (const id of [2, 3]) await groups.get(id)!.wal.close();
+  await disk.removeGroup(2);
+  assert.deepEqual(disk.groupIds(), [1, 3]);
+  assert.equal(partitionKeys(disk, 2), 0);
+  assert.deepEqual(fs.readdirSync(join(dir, 'snapshots')).sort(), ['00000001', '00000003']);
+  // The process stops right after group 3's removal is durable in the WAL, before its files go.
+  await disk.wal.removeGroup(3);
+  await groups.get(1)!.wal.close();
+  await disk.close();
+
+  const again = await ProcessStorage.open({ dir, engine: 'lmdb' });
+  t.after(() => again.close());
+  assert.deepEqual(again.groupIds(), [1]);
+  assert.deepEqual(again.wal.removedGroupIds(), []);
+  assert.equal(partitionKeys(again, 2) + partitionKeys(again, 3), 0);
+  assert.deepEqual(fs.readdirSync(join(dir, 'snapshots')), ['00000001']);
+  assert.deepEqual(keys(await again.replicaStorage(1)), ['k=g1']);
+  // A group created again under a removed id starts empty.
+  assert.deepEqual(keys(await again.replicaStorage(2, initial)), []);
 });

@@ -12,6 +12,7 @@
 //
 // A process hands each group a ReplicaStorage (group(), or replicaStorage() once the group has a
 // snapshot); src/store builds its replicas from them through a factory, src/server from group 1's.
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GROUP_ZERO, LmdbEngine, groupPrefix, ScopedEngine, openEngine, type Engine, type EngineKind } from '../engine/index.js';
 import { SharedWal, SnapshotStore, type GroupLog, type LoadedSnapshot, type RecoveredGroup, type SharedWalOptions } from '../wal/index.js';
@@ -70,7 +71,10 @@ export class ProcessStorage {
     try {
       checkEngineFormat(engine, join(options.dir, ENGINE_DIR));
       const wal = await SharedWal.open({ ...options.wal, dir: join(options.dir, WAL_DIR) });
-      return new ProcessStorage(options.dir, wal, engine);
+      const storage = new ProcessStorage(options.dir, wal, engine);
+      // A removal the process did not finish before it stopped (see removeGroup).
+      for (const groupId of wal.removedGroupIds()) await storage.deleteGroupFiles(groupId);
+      return storage;
     } catch (error) {
       await closeEngine(engine);
       throw error;
@@ -114,6 +118,24 @@ export class ProcessStorage {
     }
     const { wal, snapshots, machine } = parts;
     return { ...recoverStorage({ wal, snapshots, machine, snapshot, log: { hardState, entries: parts.log.entries } }), wal, snapshots, machine };
+  }
+
+  /**
+   * Removes group `groupId` (its replica closed) from the process: first, durably, from the WAL
+   * (from then on the group does not exist here, whatever else a crash leaves), then its engine
+   * partition and its snapshot files; a crash before those are gone has open() finish the job.
+   */
+  async removeGroup(groupId: GroupId): Promise<void> {
+    await this.wal.removeGroup(groupId);
+    await this.deleteGroupFiles(groupId);
+  }
+
+  private async deleteGroupFiles(groupId: GroupId): Promise<void> {
+    // Importing nothing replaces the partition's keys with none, a bounded batch of deletes at a time.
+    new ScopedEngine(this.engine, groupId).import([]);
+    await this.engine.sync();
+    await rm(join(this.dir, SNAP_DIR, snapshotDirName(groupId)), { recursive: true, force: true });
+    await this.wal.forgetRemoved(groupId);
   }
 
   /** Closes the WAL and the engine (after every group's replica has closed). */

@@ -5,7 +5,8 @@
 import { MemberTable } from './members.js';
 import { assert } from '../errors.js';
 import { wholeRecordsBytes } from '../engine/codec.js';
-import { readSnapshotData, type SnapshotData, type SnapshotFile } from '../raft/types.js';
+import { ConfChangeType, readSnapshotData, type NodeId, type Snapshot, type SnapshotData, type SnapshotFile } from '../raft/types.js';
+import { encodeJson } from './members.js';
 
 interface SnapshotHeader {
   version: 1;
@@ -21,6 +22,26 @@ export function encodeSnapshotData(members: MemberTable, engineChunks: Iterable<
   const length = Buffer.allocUnsafe(4);
   length.writeUInt32BE(json.length);
   return Buffer.concat([length, json, ...engineChunks]);
+}
+
+/** A member a new group starts with: its id in the group, its name and the peer address of its process. */
+export interface GroupMember {
+  id: NodeId;
+  name: string;
+  peerAddress: string;
+}
+
+/**
+ * A new group's first snapshot (index 1, term 1, as every member of the group makes it alike):
+ * `members` as its voters, and the state its machine starts with.
+ */
+export function firstSnapshot(members: readonly GroupMember[], engineChunks: Iterable<Uint8Array>): Snapshot & { data: Uint8Array } {
+  const table = new MemberTable();
+  for (const { id, name, peerAddress } of members) {
+    table.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeJson({ name, peerAddress }) });
+  }
+  const voters = members.map((m) => m.id);
+  return { metadata: { index: 1, term: 1, conf: { voters, learners: [] } }, data: encodeSnapshotData(table, engineChunks) };
 }
 
 /** The member table, and the engine export as chunks for the engine's import (read lazily from a file). */

@@ -40,6 +40,8 @@ export interface LichenNode {
   readonly addresses: { client: string; peer: string; http: string };
   /** This member's replica of the cluster's raft group. */
   readonly node: Replica;
+  /** The other raft groups this member hosts (no client API reaches them yet: tests and benchmarks create them). */
+  readonly groups: Pick<ClusterNode, 'createGroup' | 'removeGroup' | 'group' | 'groups'>;
   /**
    * Resolves when the member stops serving on its own: removed from the cluster (recorded in
    * its data directory, so it refuses to start again) or a fatal storage failure.
@@ -183,6 +185,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
       clusterId: node.clusterId,
       addresses,
       node,
+      groups: member,
       halted,
       close: () =>
         (closing ??= (async () => {

@@ -2,12 +2,12 @@
 // group (group 1, src/replica) on this member's data directory, over the store's peer transport,
 // and the peer admission by data directory that keeps a member whose data was lost from taking
 // part (data-dirs.ts). The member id is the process's node id.
-import type { Environment, MembershipView, Replica } from '../replica/index.js';
+import { firstSnapshot, type Environment, type GroupStorage, type MembershipView, type Replica } from '../replica/index.js';
 import { Store } from '../store/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
-import { metaGroupId } from '../ids.js';
+import { isGroupId, metaGroupId, type GroupId } from '../ids.js';
 import type { Logger } from '../log.js';
-import type { LichenMetrics } from '../metrics.js';
+import { Counter, type LichenMetrics } from '../metrics.js';
 import type { NodeConfig } from './config.js';
 import { Compactor, parseCompactionRetention } from './compactor.js';
 import { dataDirIdHex } from './data-dirs.js';
@@ -44,6 +44,15 @@ export class ClusterNode {
     // The transport's handshake events reach the member, which needs the store first: it is told
     // of the member through `member` below, before the transport starts (in start()).
     let member: ClusterNode | undefined;
+    /** Every hosted group's storage: a snapshot from a peer is streamed into its group's files. */
+    const storages = new Map<GroupId, GroupStorage>([[metaGroupId, state.storage]]);
+    // etcd's leader-change and proposal counters are the cluster's (group 1's); the other groups
+    // count theirs apart, unexported (no per-group metrics yet). The disk's fsyncs are everyone's.
+    const otherGroupsMetrics = {
+      walFsyncSeconds: metrics.walFsyncSeconds,
+      raftLeaderChangesTotal: new Counter({ name: 'group_leader_changes', help: 'groups other than 1', registers: [] }),
+      raftProposalsTotal: new Counter({ name: 'group_proposals', help: 'groups other than 1', labelNames: ['result'], registers: [] }),
+    };
     const store = new Store({
       nodeId: state.identity.memberId,
       transport: (events) =>
@@ -52,29 +61,52 @@ export class ClusterNode {
           admitPeer: (peer, dataDirId, direction) => member!.admitPeer(peer, dataDirIdHex(dataDirId), direction),
           onSuperseded: (peer) => member!.onSuperseded(peer),
           onMembershipRefused: (peer, _refusal, reason) => member!.onMembershipRefused(peer, reason),
+          // The transport asks only for a group the store hosts (it drops messages of any other).
+          receiveSnapshot: (m, dataBytes, group) => storages.get(group)!.snapshots.receive(m.snapshot.metadata, dataBytes, m.from),
         }),
-      openStorage: async () => state.storage,
-      replicaSettings: () => ({
-        memberId: state.identity.memberId,
-        clusterId: state.identity.clusterId,
-        joined: state.identity.joined,
-        config,
-        logger,
-        metrics,
-        publicAddresses,
-        askMembership,
-        lostDataRemedy: remedy(state.identity.memberId, config.dataDir),
-        onMemberRemoved: (id) => {
-          state.dataDirs.forget(id);
-          void member!.saveDataDirs().catch((error: unknown) => member!.replica.fail(error));
-        },
-      }),
+      openStorage: async (group, members) => {
+        if (group === metaGroupId) return state.storage;
+        const storage = await state.disk.replicaStorage(group, members && ((machine) => firstSnapshot(members, machine.export())));
+        storages.set(group, storage);
+        return storage;
+      },
+      removeStorage: async (group) => {
+        storages.delete(group);
+        await state.disk.removeGroup(group);
+      },
+      replicaSettings: (group) => {
+        const settings = {
+          memberId: state.identity.memberId,
+          clusterId: state.identity.clusterId,
+          joined: undefined,
+          config,
+          logger: group === metaGroupId ? logger : logger.child({ group }),
+          metrics: group === metaGroupId ? metrics : otherGroupsMetrics,
+          // Only the cluster's group publishes client addresses: no client talks to another group's members yet.
+          publicAddresses: { client: '', http: '' },
+          askMembership: () => Promise.reject(new LichenError(ErrorCode.FailedPrecondition, `group ${group} has no membership probes`)),
+          lostDataRemedy: remedy(state.identity.memberId, config.dataDir),
+        };
+        if (group !== metaGroupId) return settings;
+        return {
+          ...settings,
+          joined: state.identity.joined,
+          publicAddresses,
+          askMembership,
+          onMemberRemoved: (id: number) => {
+            state.dataDirs.forget(id);
+            void member!.saveDataDirs().catch((error: unknown) => member!.replica.fail(error));
+          },
+        };
+      },
       environment,
       tickMs: config.tickMs,
       electionTicks: config.electionTicks,
       logger,
     });
     const replica = await store.openGroup(metaGroupId);
+    // The other groups this process hosts, as its storage holds them.
+    for (const group of state.disk.groupIds()) if (group !== metaGroupId) await store.openGroup(group);
     member = new ClusterNode(parts, store, replica);
     return member;
   }
@@ -113,7 +145,7 @@ export class ClusterNode {
 
   async start(): Promise<void> {
     // Peers first: the listener accepts only current members, so it must know them when it opens.
-    this.replica.syncPeers();
+    for (const replica of this.hosted()) replica.syncPeers();
     await this.store.start();
     const waitingFor = this.state.dataDirs.waitingFor();
     if (waitingFor.length > 0) {
@@ -122,14 +154,63 @@ export class ClusterNode {
       });
       await new Promise<void>((resolve, reject) => (this.confirmation = { resolve, reject }));
     }
-    this.replica.start();
+    for (const replica of this.hosted()) replica.start();
     this.logger.info('member started', {
       memberId: formatId(this.replica.memberId),
       clusterId: formatId(this.replica.clusterId),
       peer: this.peerAddress,
       applied: this.replica.appliedIndex,
       members: this.replica.members.map((m) => m.name),
+      groups: this.store.groups.length,
     });
+  }
+
+  /** The replica of each group this member hosts (group 1, the cluster's, first). */
+  private hosted(): Replica[] {
+    return this.store.groups.map((group) => this.store.replica(group)!);
+  }
+
+  /** The groups this member hosts. */
+  get groups(): GroupId[] {
+    return this.store.groups;
+  }
+
+  /** This member's replica of `group`, if it hosts one. */
+  group(group: GroupId): Replica | undefined {
+    return this.store.replica(group);
+  }
+
+  /**
+   * Creates raft group `group` on this member, with the cluster's current voters as its members
+   * (or `memberIds` of them), and starts its replica; each of those members creates it likewise.
+   * A group this member holds already is opened as it is. There is no placement or client API for
+   * groups other than the cluster's yet: tests and benchmarks create them.
+   */
+  async createGroup(group: GroupId, memberIds?: readonly number[]): Promise<Replica> {
+    this.checkGroupId(group);
+    const members = this.replica.members
+      .filter((m) => (memberIds ? memberIds.includes(m.id) : !m.isLearner))
+      .map(({ id, name, peerAddress }) => ({ id, name, peerAddress }));
+    if (!members.some((m) => m.id === this.replica.memberId) || (memberIds && members.length !== memberIds.length)) {
+      throw new LichenError(ErrorCode.InvalidArgument, `group ${group}: its members must be members of the cluster, this one among them`);
+    }
+    const replica = await this.store.openGroup(group, members);
+    replica.syncPeers();
+    if (this.replica.started) replica.start();
+    return replica;
+  }
+
+  /** Removes this member's replica of `group` and deletes its data (its log records, keys and snapshots). */
+  async removeGroup(group: GroupId): Promise<void> {
+    this.checkGroupId(group);
+    if (this.store.replica(group) === undefined) throw new LichenError(ErrorCode.NotFound, `group ${group} is not hosted here`);
+    await this.store.removeGroup(group);
+  }
+
+  private checkGroupId(group: GroupId): void {
+    if (!isGroupId(group) || group === metaGroupId) {
+      throw new LichenError(ErrorCode.InvalidArgument, `group id ${group} must be an integer from 2 to ${0xffff_ffff} (group 1 is the cluster's)`);
+    }
   }
 
   close(): Promise<void> {

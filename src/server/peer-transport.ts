@@ -13,8 +13,8 @@ import { dataDirIdBytes } from './data-dirs.js';
 import { formatId } from './ids.js';
 import type { NodeState } from './state.js';
 
-/** What a member hears from its transport: messages, delivery reports and handshakes to judge. */
-export type PeerEvents = StoreTransportEvents & Required<Pick<TransportOptions, 'admitPeer' | 'onSuperseded' | 'onMembershipRefused'>>;
+/** What a member hears from its transport: messages, delivery reports, handshakes to judge, and where a snapshot goes. */
+export type PeerEvents = StoreTransportEvents & Required<Pick<TransportOptions, 'admitPeer' | 'onSuperseded' | 'onMembershipRefused' | 'receiveSnapshot'>>;
 
 export type TransportFactory = (events: PeerEvents) => Transport;
 
@@ -38,9 +38,7 @@ export function tcpPeerTransport({ config, state, metrics, logger, listener, tls
       listen: parseHostPort(config.listenPeer),
       server: listener,
       tls,
-      // Snapshots from peers are streamed into the snapshot store, never held whole in memory.
-      // (One group per member today: its snapshot store takes them all.)
-      receiveSnapshot: (m, dataBytes) => state.storage.snapshots.receive(m.snapshot.metadata, dataBytes, m.from),
+      // Snapshots from peers are streamed (events.receiveSnapshot) into their group's snapshot store, never held whole in memory.
       maxSnapshotBytes: peerSnapshotBytesMaxFor(config.quotaBackendBytes),
       onRefusal: (refusal) =>
         (refusal.kind === 'handshake' ? metrics.peerHandshakesRefusedTotal : metrics.peerMessagesDroppedTotal).inc({ reason: refusal.reason }),

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, stat, writeFile, open as openFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Engine } from '../engine/index.js';
-import { ConfChangeType, EntryType, decodeConfChange, type Entry } from '../raft/index.js';
+import { EntryType, decodeConfChange, type Entry } from '../raft/index.js';
 import type { LoadedSnapshot } from '../wal/index.js';
 import { createDirectory } from '../directories.js';
 import { ErrorCode, LichenError } from '../errors.js';
@@ -12,13 +12,13 @@ import type { Logger } from '../log.js';
 import type { NodeConfig, PeerSpec } from './config.js';
 import { clusterIdOf, formatId, memberIdOf } from './ids.js';
 import { metaGroupId } from '../ids.js';
-import { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes } from '../replica/members.js';
+import { MemberTable, decodeJson, type Member, type MemberAttributes } from '../replica/members.js';
 import { EnvelopeKind, decodeEnvelope } from '../replica/envelope.js';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { channelCredentials } from '../client/tls.js';
 import { DATA_DIR_ID_BYTES, PeerDataDirs } from './data-dirs.js';
 import { clusterIdAt, joinCluster } from './join.js';
-import { decodeSnapshotData, encodeSnapshotData } from '../replica/snapshot-data.js';
+import { decodeSnapshotData, firstSnapshot } from '../replica/snapshot-data.js';
 import { ProcessStorage, bootstrapGroup, recoverJoiner, recoverStorage, type GroupStorage } from '../replica/index.js';
 import { removeFormat1Leftovers, upgradeFormat1 } from './upgrade.js';
 
@@ -222,27 +222,14 @@ function membershipAfter(table: MemberTable, entries: readonly Entry[]): Member[
 }
 
 function initialSnapshot(config: NodeConfig, identity: Identity, engine: Engine): LoadedSnapshot {
-  const members = new MemberTable();
-  const voters: number[] = [];
-  for (const peer of config.initialCluster) {
-    const id = memberIdOf(peer, config.clusterToken);
-    voters.push(id);
-    members.applyConfChange({
-      type: ConfChangeType.AddNode,
-      nodeId: id,
-      context: encodeJson({ name: peer.name, peerAddress: peer.peerAddress }),
-    });
-  }
-  if (!voters.includes(identity.memberId)) {
+  const members = config.initialCluster.map((peer) => ({ id: memberIdOf(peer, config.clusterToken), name: peer.name, peerAddress: peer.peerAddress }));
+  if (!members.some((m) => m.id === identity.memberId)) {
     throw new LichenError(
       ErrorCode.InvalidArgument,
       `--initial-cluster does not contain this member (${config.name}=${config.listenPeer})`,
     );
   }
-  return {
-    metadata: { index: 1, term: 1, conf: { voters, learners: [] } },
-    data: encodeSnapshotData(members, engine.export()),
-  };
+  return firstSnapshot(members, engine.export());
 }
 
 /** Records that this member was removed, so it refuses to start on this data again. */

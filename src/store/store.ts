@@ -18,7 +18,7 @@ import { assert } from '../errors.js';
 import { formatId, type GroupId } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { Message, NodeId } from '../raft/index.js';
-import { Replica, type Environment, type PeerLinks, type ReplicaOptions, type ReplicaStorage, type TimerHandle } from '../replica/index.js';
+import { Replica, type Environment, type GroupMember, type PeerLinks, type ReplicaOptions, type ReplicaStorage, type TimerHandle } from '../replica/index.js';
 import type { GroupMessage, Transport, TransportOptions } from '../transport/index.js';
 
 /** What the store's transport reports to it (the host adds its own handshake concerns). */
@@ -32,8 +32,13 @@ export interface StoreOptions {
   nodeId: NodeId;
   /** Builds the process's one transport around the store's handlers. */
   transport: (events: StoreTransportEvents) => Transport;
-  /** Opens a group's storage (its log view, snapshot files and state machine). */
-  openStorage: (group: GroupId) => Promise<ReplicaStorage>;
+  /**
+   * Opens a group's storage (its log view, snapshot files and state machine). With `members`, a
+   * group this process holds nothing of is created with them as its voters.
+   */
+  openStorage: (group: GroupId, members?: readonly GroupMember[]) => Promise<ReplicaStorage>;
+  /** Deletes what a removed group kept (its replica closed); without it, removeGroup only closes the replica. */
+  removeStorage?: (group: GroupId) => Promise<void>;
   /** The settings of the replica of `group` opened on `storage`. */
   replicaSettings: (group: GroupId, storage: ReplicaStorage) => ReplicaSettings;
   /** Which node hosts member `member` of `group`. Default: member ids are node ids. */
@@ -120,12 +125,14 @@ export class Store {
   }
 
   /**
-   * Opens the replica of `group` from its storage. The caller points its peer links at the members
-   * (replica.syncPeers()) and starts it (replica.start()) when it should take part.
+   * Opens the replica of `group` from its storage; with `members`, creates the group first if this
+   * process holds nothing of it (every member is created with the same list, so they agree on the
+   * group's first snapshot). The caller points its peer links at the members (replica.syncPeers())
+   * and starts it (replica.start()) when it should take part.
    */
-  async openGroup(group: GroupId): Promise<Replica> {
+  async openGroup(group: GroupId, members?: readonly GroupMember[]): Promise<Replica> {
     assert(!this.replicas.has(group) && this.closing === undefined, `store: group ${group} is open already, or the store is closing`);
-    const storage = await this.options.openStorage(group);
+    const storage = await this.options.openStorage(group, members);
     const replica: Replica = new Replica({
       ...this.options.replicaSettings(group, storage),
       storage,
@@ -139,6 +146,22 @@ export class Store {
       if (!halt.removed) this.replicaFailed = true;
     });
     return replica;
+  }
+
+  /**
+   * Stops and closes the replica of `group`, forgets the group, and deletes what its storage kept
+   * (removeStorage). Only this member's copy goes: the group's other members are removed on their
+   * own stores (there is no membership change across groups yet).
+   */
+  async removeGroup(group: GroupId): Promise<void> {
+    const replica = this.replicas.get(group);
+    assert(replica !== undefined && this.closing === undefined, `store: group ${group} is not open, or the store is closing`);
+    this.replicas.delete(group);
+    this.awake.delete(replica);
+    for (const node of this.groupPeers.get(group)!.values()) this.releaseNode(node);
+    this.groupPeers.delete(group);
+    await replica.close();
+    await this.options.removeStorage?.(group);
   }
 
   /** Starts the transport (listening) and the ticker; resolves with the bound address. */

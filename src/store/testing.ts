@@ -5,43 +5,31 @@ import { MemoryEngine } from '../engine/index.js';
 import type { GroupId } from '../ids.js';
 import { createSilentLogger, type Logger } from '../log.js';
 import { Counter, Histogram } from '../metrics.js';
-import { ConfChangeType, type NodeId, type Snapshot } from '../raft/index.js';
+import type { NodeId } from '../raft/index.js';
 import {
   KvStateMachine,
-  MemberTable,
   MemoryLog,
   MemorySnapshots,
   TEST_REPLICA_CONFIG,
-  encodeJson,
-  encodeSnapshotData,
+  firstSnapshot,
   recoverStorage,
+  type GroupMember,
   type ReplicaConfig,
   type ReplicaStorage,
 } from '../replica/index.js';
 import type { ReplicaSettings } from './store.js';
 
 
-/** One member of a group: its id in the group and the peer address of the node hosting it. */
-export interface GroupMember {
-  id: NodeId;
-  peerAddress: string;
-}
-
 /**
  * A new group's storage on one member: its first snapshot holds the membership (index 1, term 1),
- * as a cluster bootstrapped by `lichen serve` starts.
+ * as a cluster bootstrapped by `lichen serve` starts. Members are named m<id>.
  */
-export async function bootstrapMemoryStorage(members: GroupMember[]): Promise<ReplicaStorage> {
-  const table = new MemberTable();
-  for (const { id, peerAddress } of members) {
-    // Client addresses are left empty: publishing them is a proposal, which the store tests want to count themselves.
-    table.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeJson({ name: `m${id}`, peerAddress }) });
-  }
+export async function bootstrapMemoryStorage(members: ReadonlyArray<Omit<GroupMember, 'name'>>): Promise<ReplicaStorage> {
   const wal = new MemoryLog();
   const snapshots = new MemorySnapshots();
   const engine = new MemoryEngine();
-  const voters = members.map((m) => m.id);
-  const first: Snapshot = { metadata: { index: 1, term: 1, conf: { voters, learners: [] } }, data: encodeSnapshotData(table, engine.export()) };
+  // Client addresses are left empty: publishing them is a proposal, which the store tests want to count themselves.
+  const first = firstSnapshot(members.map((m) => ({ ...m, name: `m${m.id}` })), engine.export());
   await snapshots.save(first);
   await wal.saveSnapshotMarker(first.metadata);
   await wal.save({ hardState: { term: 1, vote: 0, commit: 1 }, entries: [] });

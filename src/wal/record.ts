@@ -41,6 +41,8 @@ export const RecordType = {
   GroupSnapshotMarker: 7,
   /** One group's whole log state (hard state, snapshot marker, every entry after it), replacing what came before. */
   GroupState: 8,
+  /** A group was removed from the process: what came before of it is void (the group id, nothing else). */
+  GroupRemoved: 9,
 } as const;
 export type RecordType = (typeof RecordType)[keyof typeof RecordType];
 

@@ -227,3 +227,60 @@ test('idle groups too many to rewrite into one segment are rewritten over severa
   t.after(() => again.close());
   for (let i = 0; i < 40; i++) assert.deepEqual(indexes(again.attach(100 + i).recovered.entries), [1], `group ${100 + i}`);
 });
+
+test('a removed group is gone on replay, pins no segment once forgotten, and can be created again from nothing', async (t) => {
+  const dir = tempDir(t);
+  const wal = await SharedWal.open({ dir, segmentBytes: 4096, rewriteBytesMax: 0 });
+  const kept = wal.attach(1).log;
+  const removed = wal.attach(2).log;
+  await removed.save({ hardState: hs(3, 2, 5), entries: range(1, 2, 3, 100) });
+  assert.throws(() => wal.removeGroup(2), /is attached/);
+  await removed.close();
+  await wal.removeGroup(2);
+  assert.deepEqual(wal.groupIds(), [1]);
+  assert.deepEqual(wal.removedGroupIds(), [2]);
+  // The busy group fills segments and releases them; the removed group's records pin nothing, but
+  // its removal record pins its own (the first) segment until the removal is forgotten.
+  for (let i = 1; i <= 40; i++) await kept.save({ hardState: hs(1, i), entries: range(i, i, 1, 200) });
+  await kept.saveSnapshotMarker({ index: 40, term: 1, conf: { voters: [1], learners: [] } });
+  await kept.releaseTo(40);
+  assert.equal(segmentFiles(dir)[0], '0000000000000001.wal');
+  await wal.close();
+
+  // A crash before the process forgot the removal: the next open still lists it, and nothing else of it.
+  const again = await SharedWal.open({ dir, segmentBytes: 4096, rewriteBytesMax: 0 });
+  t.after(() => again.close());
+  assert.deepEqual(again.groupIds(), [1]);
+  assert.deepEqual(again.removedGroupIds(), [2]);
+  assert.throws(() => again.attach(2), /was removed/);
+  await again.forgetRemoved(2);
+  assert.deepEqual(again.removedGroupIds(), []);
+  const log = again.attach(1).log;
+  await log.save({ hardState: hs(1, 41), entries: range(41, 41, 1, 200) });
+  await log.saveSnapshotMarker({ index: 41, term: 1, conf: { voters: [1], learners: [] } });
+  await log.releaseTo(41);
+  assert.equal(segmentFiles(dir).length, 1, `only the tail is left: ${segmentFiles(dir).join(', ')}`);
+  // Created again: it starts from nothing, also on replay after its old records.
+  const reborn = again.attach(2);
+  assert.deepEqual(reborn.recovered, { hardState: hs(0, 0), entries: [] });
+  await reborn.log.save({ hardState: hs(1, 1), entries: range(1, 1) });
+});
+
+test('a group created again after its removal replays only what it wrote since', async (t) => {
+  const dir = tempDir(t);
+  const wal = await SharedWal.open({ dir });
+  const first = wal.attach(5).log;
+  await first.save({ hardState: hs(7, 3, 2), entries: range(1, 3, 7) });
+  await first.close();
+  await wal.removeGroup(5);
+  await wal.forgetRemoved(5);
+  const second = wal.attach(5).log;
+  await second.save({ hardState: hs(1, 1), entries: range(1, 1) });
+  await wal.close();
+  const again = await SharedWal.open({ dir });
+  t.after(() => again.close());
+  assert.deepEqual(again.removedGroupIds(), []);
+  const { recovered } = again.attach(5);
+  assert.deepEqual(recovered.hardState, hs(1, 1));
+  assert.deepEqual(recovered.entries.map((e) => [e.index, e.term]), [[1, 1]]);
+});

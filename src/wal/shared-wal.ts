@@ -27,6 +27,13 @@
 // live tail is usually a few small entries, and the rewrite needs nothing from the replica. A group
 // with more live bytes than that snapshots soon by its own policy (walBytes counts its bytes), and
 // then lets go of the segment itself.
+//
+// Removal. removeGroup writes a GroupRemoved record: on replay it voids everything the group wrote
+// before it (a group created again later with the same id starts after it). The group's records
+// then pin nothing, except that the removal record pins its own segment until the process says
+// the group's other files are gone (forgetRemoved): a crash between the two finds the removal on
+// open (removedGroupIds) and finishes it. Segments are deleted oldest first, so a removal record
+// outlives every segment holding records it voids.
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
@@ -111,9 +118,19 @@ class GroupTrack {
   view: GroupLog | undefined;
   /** Set once attached: the model keeps terms only from then on, so attaching again reads the group back. */
   attachedBefore = false;
+  /** Segment of the GroupRemoved record of a removed group whose files may still exist (0: not removed). */
+  removedSeq = 0;
+
+  /** The track of a group removed by a record in segment `seq`. */
+  static removed(seq: number): GroupTrack {
+    const track = new GroupTrack();
+    track.removedSeq = seq;
+    return track;
+  }
 
   /** The oldest segment this group needs (Infinity: none). */
   neededSeq(): number {
+    if (this.removedSeq > 0) return this.removedSeq;
     let needed = Infinity;
     if (this.hardStateSeq > 0) needed = this.hardStateSeq;
     if (this.markerSeq > 0) needed = Math.min(needed, this.markerSeq);
@@ -247,6 +264,7 @@ export class SharedWal {
       }
     }
     for (const [groupId, track] of tracks) {
+      if (track.removedSeq > 0) continue;
       const missing = track.model.missingBefore();
       if (missing !== undefined) {
         throw new WalCorruptError(
@@ -262,9 +280,41 @@ export class SharedWal {
     return wal;
   }
 
-  /** The groups that have records in the log. */
+  /** The groups that have records in the log (and were not removed since). */
   groupIds(): number[] {
-    return [...this.tracks.keys()].sort((a, b) => a - b);
+    return this.groupsWhere((track) => track.removedSeq === 0);
+  }
+
+  /** The groups removed whose other files the process has not yet said are gone (see forgetRemoved). */
+  removedGroupIds(): number[] {
+    return this.groupsWhere((track) => track.removedSeq > 0);
+  }
+
+  private groupsWhere(test: (track: GroupTrack) => boolean): number[] {
+    const ids: number[] = [];
+    for (const [groupId, track] of this.tracks) if (test(track)) ids.push(groupId);
+    return ids.sort((a, b) => a - b);
+  }
+
+  /**
+   * Removes group `groupId` (detached) from the log, durably: once this resolves, opening the log
+   * again finds nothing of it, and its records no longer keep segments alive. The removal itself
+   * is listed by removedGroupIds until forgetRemoved (see the file comment, "Removal").
+   */
+  removeGroup(groupId: number): Promise<void> {
+    this.checkOpen();
+    const track = this.tracks.get(groupId);
+    assert(track?.view === undefined, `wal: group ${groupId} is attached; close its log before removing it`);
+    const record = encodeRecord(RecordType.GroupRemoved, encodeGroupPayload(groupId, Buffer.alloc(0)));
+    return this.submit(record, true, (seq) => this.tracks.set(groupId, GroupTrack.removed(seq)));
+  }
+
+  /** The removed group's other files are gone: its removal record stops pinning its segment. */
+  forgetRemoved(groupId: number): Promise<void> {
+    const track = this.tracks.get(groupId);
+    if (track === undefined || track.removedSeq === 0) return Promise.resolve();
+    this.tracks.delete(groupId);
+    return this.enqueue(() => this.purge());
   }
 
   /**
@@ -274,6 +324,7 @@ export class SharedWal {
   attach(groupId: number): { log: GroupLog; recovered: RecoveredGroup } {
     this.checkOpen();
     let track = this.tracks.get(groupId);
+    assert(track === undefined || track.removedSeq === 0, `wal: group ${groupId} was removed; forgetRemoved must come first`);
     if (!track) this.tracks.set(groupId, (track = new GroupTrack()));
     assert(track.view === undefined, `wal: group ${groupId} is already attached`);
     if (track.attachedBefore) {
@@ -471,7 +522,7 @@ export class SharedWal {
     if (this.segments.length < 2) return;
     const chosen: number[] = [];
     for (const [groupId, track] of this.tracks) {
-      if (track.neededSeq() === oldest && track.liveBytes() <= this.rewriteBytesMax) chosen.push(groupId);
+      if (track.removedSeq === 0 && track.neededSeq() === oldest && track.liveBytes() <= this.rewriteBytesMax) chosen.push(groupId);
     }
     if (chosen.length === 0) return;
     const states = this.readGroups(new Set(chosen));
@@ -507,12 +558,7 @@ export class SharedWal {
     for (const segment of this.segments) {
       const buf = fs.readFileSync(segment.path).subarray(0, segment.sizeBytes);
       forEachRecord(buf, segment, (offset, type, payload, bytes) => {
-        if (offset === 0) return;
-        const { groupId, rest } = decodeGroupPayload(payload);
-        if (!groupIds.has(groupId)) return;
-        let track = tracks.get(groupId);
-        if (!track) tracks.set(groupId, (track = new GroupTrack()));
-        track.replay(segment.seq, type, rest, bytes, `${segment.path} at byte offset ${offset}`);
+        if (offset > 0) replayRecord(tracks, segment, offset, type, payload, bytes, groupIds);
       });
     }
     return tracks;
@@ -649,15 +695,26 @@ function forEachRecord(
   return { offset };
 }
 
+/** Replays one group record into its group's track (only for `only`'s groups when given). */
+function replayRecord(tracks: Map<number, GroupTrack>, segment: Segment, offset: number, type: RecordType, payload: Buffer, bytes: number, only?: Set<number>): void {
+  const { groupId, rest } = decodeGroupPayload(payload);
+  if (only && !only.has(groupId)) return;
+  if (type === RecordType.GroupRemoved) {
+    if (rest.length > 0) throw new PayloadError('GroupRemoved record with a payload');
+    tracks.set(groupId, GroupTrack.removed(segment.seq));
+    return;
+  }
+  let track = tracks.get(groupId);
+  // A group created again after its removal starts from nothing.
+  if (!track || track.removedSeq > 0) tracks.set(groupId, (track = new GroupTrack()));
+  track.replay(segment.seq, type, rest, bytes, `${segment.path} at byte offset ${offset}`);
+}
+
 /** Replays one segment into the groups' tracks; repairs (and returns) a torn tail of the last segment. */
 async function replaySegment(disk: Disk, segment: Segment, isLast: boolean, tracks: Map<number, GroupTrack>): Promise<RecoveredGroup['repairedTail']> {
   const buf = fs.readFileSync(segment.path);
   const stop = forEachRecord(buf, segment, (offset, type, payload, bytes) => {
-    if (offset === 0) return;
-    const { groupId, rest } = decodeGroupPayload(payload);
-    let track = tracks.get(groupId);
-    if (!track) tracks.set(groupId, (track = new GroupTrack()));
-    track.replay(segment.seq, type, rest, bytes, `${segment.path} at byte offset ${offset}`);
+    if (offset > 0) replayRecord(tracks, segment, offset, type, payload, bytes);
   });
   segment.sizeBytes = segment.allocatedBytes = stop.offset;
   if (!stop.damage && buf.length > 0) {
