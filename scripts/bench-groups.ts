@@ -57,6 +57,14 @@ async function startProfile(): Promise<{ stop(path: string): Promise<void> }> {
   };
 }
 
+/** A heap snapshot once every group is quiet (BENCH_GROUPS_HEAP=<file>), for finding what an idle replica holds. */
+async function writeHeapSnapshot(path: string): Promise<void> {
+  const { getHeapSnapshot } = await import('node:v8');
+  const { createWriteStream } = await import('node:fs');
+  const { pipeline } = await import('node:stream/promises');
+  await pipeline(getHeapSnapshot(), createWriteStream(path));
+}
+
 async function main(): Promise<void> {
   const logger = createSilentLogger();
   const stores = NODES.map(
@@ -80,8 +88,7 @@ async function main(): Promise<void> {
   }
   await sleep(500);
   collectGarbage();
-  const rssBefore = process.memoryUsage().rss;
-  const heapBefore = process.memoryUsage().heapUsed;
+  const before = process.memoryUsage();
 
   const openStarted = performance.now();
   for (let group = 1; group <= GROUPS; group++) {
@@ -111,6 +118,7 @@ async function main(): Promise<void> {
 
   collectGarbage();
   const memory = process.memoryUsage();
+  if (process.env.BENCH_GROUPS_HEAP) await writeHeapSnapshot(process.env.BENCH_GROUPS_HEAP);
   const cpuBefore = process.cpuUsage();
   const ticksBefore = stores.map((store) => store.stats.replicaTicks);
   const wakesBefore = stores.map((store) => store.stats.livenessWakes);
@@ -171,9 +179,10 @@ async function main(): Promise<void> {
       livenessWakesInAll: stores.reduce((sum, store) => sum + store.stats.livenessWakes, 0),
       memory: {
         rssMiB: mib(memory.rss),
-        rssBeforeGroupsMiB: mib(rssBefore),
-        rssKiBPerReplica: Math.round((memory.rss - rssBefore) / replicasHosted / 102.4) / 10,
-        heapKiBPerReplica: Math.round((memory.heapUsed - heapBefore) / replicasHosted / 102.4) / 10,
+        rssBeforeGroupsMiB: mib(before.rss),
+        rssKiBPerReplica: Math.round((memory.rss - before.rss) / replicasHosted / 102.4) / 10,
+        heapKiBPerReplica: Math.round((memory.heapUsed - before.heapUsed) / replicasHosted / 102.4) / 10,
+        externalKiBPerReplica: Math.round((memory.external - before.external) / replicasHosted / 102.4) / 10,
         gcExposed: typeof (globalThis as { gc?: unknown }).gc === 'function',
       },
       writes: {
