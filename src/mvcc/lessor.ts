@@ -24,7 +24,8 @@ interface LeaseClock {
 }
 
 export class Lessor {
-  private readonly clocks = new Map<number, LeaseClock>();
+  /** Created by the first grant (a process hosting thousands of groups pays for every empty Map). */
+  private clocks: Map<number, LeaseClock> | undefined;
   private primary = false;
   readonly minTtlSeconds: number;
   private readonly revokeRetryMs: number;
@@ -39,24 +40,24 @@ export class Lessor {
   }
 
   get size(): number {
-    return this.clocks.size;
+    return this.clocks?.size ?? 0;
   }
 
   /** Records a granted lease (call when a leaseGrant applies, on every replica). */
   grant(id: number, ttlSeconds: number, nowMs: number): void {
     const ttl = Math.max(ttlSeconds, this.minTtlSeconds);
-    this.clocks.set(id, { ttlSeconds: ttl, expiresAtMs: this.primary ? nowMs + ttl * 1000 : Infinity, retryAtMs: 0 });
+    (this.clocks ??= new Map()).set(id, { ttlSeconds: ttl, expiresAtMs: this.primary ? nowMs + ttl * 1000 : Infinity, retryAtMs: 0 });
   }
 
   /** Forgets a lease (call when a leaseRevoke applies). */
   revoke(id: number): void {
-    this.clocks.delete(id);
+    this.clocks?.delete(id);
   }
 
   /** A keep-alive: restarts the lease's clock and returns its TTL in seconds. Leader only. */
   renew(id: number, nowMs: number): number {
     if (!this.primary) throw new LichenError('NotLeader', 'this member does not run the lease clocks (not the leader)', { etcdError: 'notLeader' });
-    const clock = this.clocks.get(id);
+    const clock = this.clocks?.get(id);
     // An expired lease is as good as revoked: its revoke is on the way.
     if (clock === undefined || clock.expiresAtMs <= nowMs) throw leaseNotFoundError(id);
     clock.expiresAtMs = nowMs + clock.ttlSeconds * 1000;
@@ -65,7 +66,7 @@ export class Lessor {
 
   /** Remaining whole seconds (truncated, as etcd's TimeToLive), -1 when unknown or expired. */
   remaining(id: number, nowMs: number): number {
-    const clock = this.clocks.get(id);
+    const clock = this.clocks?.get(id);
     if (clock === undefined) return -1;
     if (clock.expiresAtMs === Infinity) return clock.ttlSeconds;
     const leftMs = clock.expiresAtMs - nowMs;
@@ -79,7 +80,7 @@ export class Lessor {
   expired(nowMs: number, max: number): number[] {
     const ids: number[] = [];
     if (!this.primary) return ids;
-    for (const [id, clock] of this.clocks) {
+    for (const [id, clock] of this.clocks ?? []) {
       if (ids.length >= max) break;
       if (clock.expiresAtMs > nowMs || clock.retryAtMs > nowMs) continue;
       clock.retryAtMs = nowMs + this.revokeRetryMs;
@@ -91,7 +92,7 @@ export class Lessor {
   /** This node became leader: every lease gets a full TTL from now. */
   promote(nowMs: number): void {
     this.primary = true;
-    for (const clock of this.clocks.values()) {
+    for (const clock of this.clocks?.values() ?? []) {
       clock.expiresAtMs = nowMs + clock.ttlSeconds * 1000;
       clock.retryAtMs = 0;
     }
@@ -100,12 +101,12 @@ export class Lessor {
   /** This node stopped being leader: clocks stop until the next promote. */
   demote(): void {
     this.primary = false;
-    for (const clock of this.clocks.values()) clock.expiresAtMs = Infinity;
+    for (const clock of this.clocks?.values() ?? []) clock.expiresAtMs = Infinity;
   }
 
   /** Replaces the table (after a snapshot install or on start) from the store's leases. */
   reset(leases: readonly { ID: number; grantedTTL: number }[], nowMs: number): void {
-    this.clocks.clear();
+    this.clocks = undefined;
     for (const lease of leases) this.grant(lease.ID, lease.grantedTTL, nowMs);
   }
 }

@@ -122,14 +122,20 @@ class WatcherState implements Watcher {
   }
 }
 
+/** A hub's watchers: synced and unsynced, and the synced ones indexed for notify(). */
+class WatcherSets {
+  readonly synced = new Set<WatcherState>();
+  readonly unsynced = new Set<WatcherState>();
+  /** Synced single-key watchers by key, so notify() costs per event, not per watcher. */
+  readonly byKey = new Map<string, Set<WatcherState>>();
+  readonly rangeWatchers = new Set<WatcherState>();
+}
+
 export class WatchHub {
   private revision: number;
   private nextId = 1;
-  private readonly synced = new Set<WatcherState>();
-  private readonly unsynced = new Set<WatcherState>();
-  /** Synced single-key watchers by key, so notify() costs per event, not per watcher. */
-  private readonly byKey = new Map<string, Set<WatcherState>>();
-  private readonly rangeWatchers = new Set<WatcherState>();
+  /** Created with the first watcher: a process hosting thousands of groups pays for every empty Set. */
+  private sets: WatcherSets | undefined;
   private readonly batchEventsMax: number;
   private readonly syncWatchersMax: number;
   private readonly watchersMax: number;
@@ -149,11 +155,15 @@ export class WatchHub {
   }
 
   get watcherCount(): number {
-    return this.synced.size + this.unsynced.size;
+    return this.sets === undefined ? 0 : this.sets.synced.size + this.sets.unsynced.size;
   }
 
   get unsyncedCount(): number {
-    return this.unsynced.size;
+    return this.sets?.unsynced.size ?? 0;
+  }
+
+  private get w(): WatcherSets {
+    return (this.sets ??= new WatcherSets());
   }
 
   create(request: WatchRequest, sink: WatchSink): Watcher {
@@ -163,7 +173,7 @@ export class WatchHub {
     const watcher = new WatcherState(this.nextId++, request, sink, this);
     const start = request.startRevision ?? 0;
     if (start > 0 && start <= this.revision) {
-      this.unsynced.add(watcher);
+      this.w.unsynced.add(watcher);
       this.onUnsynced();
       this.catchUp([watcher]);
     } else {
@@ -176,40 +186,40 @@ export class WatchHub {
   remove(watcher: WatcherState): void {
     if (watcher.cancelled) return;
     watcher.cancelled = true;
-    this.unsynced.delete(watcher);
+    this.w.unsynced.delete(watcher);
     this.unlinkSynced(watcher);
   }
 
   private makeSynced(watcher: WatcherState): void {
-    this.unsynced.delete(watcher);
+    this.w.unsynced.delete(watcher);
     watcher.synced = true;
-    this.synced.add(watcher);
+    this.w.synced.add(watcher);
     if (watcher.single) {
-      let set = this.byKey.get(watcher.start);
-      if (set === undefined) this.byKey.set(watcher.start, (set = new Set()));
+      let set = this.w.byKey.get(watcher.start);
+      if (set === undefined) this.w.byKey.set(watcher.start, (set = new Set()));
       set.add(watcher);
     } else {
-      this.rangeWatchers.add(watcher);
+      this.w.rangeWatchers.add(watcher);
     }
   }
 
   private unlinkSynced(watcher: WatcherState): void {
     if (!watcher.synced) return;
     watcher.synced = false;
-    this.synced.delete(watcher);
+    this.w.synced.delete(watcher);
     if (watcher.single) {
-      const set = this.byKey.get(watcher.start);
+      const set = this.w.byKey.get(watcher.start);
       set?.delete(watcher);
-      if (set?.size === 0) this.byKey.delete(watcher.start);
+      if (set?.size === 0) this.w.byKey.delete(watcher.start);
     } else {
-      this.rangeWatchers.delete(watcher);
+      this.w.rangeWatchers.delete(watcher);
     }
   }
 
   private makeUnsynced(watcher: WatcherState, nextRevision: number): void {
     this.unlinkSynced(watcher);
     watcher.nextRevision = nextRevision;
-    this.unsynced.add(watcher);
+    this.w.unsynced.add(watcher);
     this.onUnsynced();
   }
 
@@ -220,7 +230,8 @@ export class WatchHub {
   notify(events: Event[], revision: number): void {
     assert(revision >= this.revision, `watch: notify went back from ${this.revision} to ${revision}`);
     this.revision = revision;
-    if (events.length === 0) return;
+    const sets = this.sets;
+    if (events.length === 0 || sets === undefined) return;
     const perWatcher = new Map<WatcherState, Event[]>();
     const add = (watcher: WatcherState, event: Event): void => {
       const list = perWatcher.get(watcher);
@@ -229,8 +240,8 @@ export class WatchHub {
     };
     for (const event of events) {
       const key = keyString(event.kv.key);
-      for (const watcher of this.byKey.get(key) ?? []) add(watcher, event);
-      for (const watcher of this.rangeWatchers) if (watcher.matches(key)) add(watcher, event);
+      for (const watcher of sets.byKey.get(key) ?? []) add(watcher, event);
+      for (const watcher of sets.rangeWatchers) if (watcher.matches(key)) add(watcher, event);
     }
     for (const [watcher, candidates] of perWatcher) {
       const selected = watcher.select(candidates);
@@ -248,19 +259,19 @@ export class WatchHub {
    * unsynced (see WatchHubOptions.onUnsynced). Returns how many are still unsynced.
    */
   syncUnsynced(): number {
-    if (this.unsynced.size === 0) return 0;
+    if (this.unsyncedCount === 0) return 0;
     const group: WatcherState[] = [];
-    for (const watcher of this.unsynced) {
+    for (const watcher of this.w.unsynced) {
       if (group.length >= this.syncWatchersMax) break;
       group.push(watcher);
     }
     this.catchUp(group);
     // The ones still behind go to the back, so every unsynced watcher gets its turn.
     for (const watcher of group) {
-      if (!this.unsynced.delete(watcher)) continue;
-      this.unsynced.add(watcher);
+      if (!this.w.unsynced.delete(watcher)) continue;
+      this.w.unsynced.add(watcher);
     }
-    return this.unsynced.size;
+    return this.w.unsynced.size;
   }
 
   /**
@@ -306,7 +317,7 @@ export class WatchHub {
 
   /** Progress notices (progress_notify / RequestProgress) to synced watchers: "nothing more up to revision". */
   progress(revision = this.revision): void {
-    for (const watcher of this.synced) {
+    for (const watcher of this.sets?.synced ?? []) {
       watcher.sink.send({ type: 'progress', watchId: watcher.id, revision: Math.min(revision, this.revision) });
     }
   }
@@ -317,7 +328,7 @@ export class WatchHub {
    * catches up from the new history, or gets a compacted notice if that is gone.
    */
   restored(): void {
-    for (const watcher of [...this.synced]) this.makeUnsynced(watcher, Math.max(watcher.nextRevision, this.revision + 1));
+    for (const watcher of [...(this.sets?.synced ?? [])]) this.makeUnsynced(watcher, Math.max(watcher.nextRevision, this.revision + 1));
     this.revision = this.store.currentRevision;
   }
 }

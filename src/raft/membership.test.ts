@@ -97,7 +97,7 @@ test('learners never campaign, and their votes are not counted', () => {
   assert.equal(net.raft(4).promotable(), false);
   // Candidate 2 in a group of voters {1,2,3}: a learner's grant does not make a majority.
   const r2 = net.raft(2);
-  r2.tracker.votes.clear();
+  r2.tracker.clearVotes();
   r2.tracker.recordVote(2, true);
   r2.tracker.recordVote(4, true);
   assert.equal(r2.tracker.tallyVotes().result, 'pending');

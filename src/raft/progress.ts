@@ -151,8 +151,8 @@ export class ProgressTracker {
   readonly voters = new Set<NodeId>();
   readonly learners = new Set<NodeId>();
   readonly progress = new Map<NodeId, Progress>();
-  /** Votes received in the current (pre-)election: true = granted. */
-  readonly votes = new Map<NodeId, boolean>();
+  /** Votes received in the current (pre-)election: true = granted. Created by the first vote (a quiet group holds none). */
+  private votes: Map<NodeId, boolean> | undefined;
 
   constructor(readonly maxInflight: number) {}
 
@@ -215,7 +215,13 @@ export class ProgressTracker {
 
   /** Records a vote (only voters count; the first answer of each member wins). */
   recordVote(id: NodeId, granted: boolean): void {
-    if (!this.votes.has(id)) this.votes.set(id, granted);
+    const votes = (this.votes ??= new Map());
+    if (!votes.has(id)) votes.set(id, granted);
+  }
+
+  /** Forgets the votes of the previous (pre-)election. */
+  clearVotes(): void {
+    this.votes = undefined;
   }
 
   /** 'won' with a quorum of grants, 'lost' once a quorum can no longer be reached. */
@@ -223,7 +229,7 @@ export class ProgressTracker {
     let granted = 0;
     let rejected = 0;
     for (const id of this.voters) {
-      const v = this.votes.get(id);
+      const v = this.votes?.get(id);
       if (v === true) granted++;
       else if (v === false) rejected++;
     }

@@ -233,9 +233,10 @@ export class Raft {
   /**
    * Leader: per follower, the last index of the entries it forwarded (Prop) that have not
    * committed yet. That follower is told the commit at once, lazyCommitBroadcast or not, since its
-   * client waits for it to apply them. One number per follower.
+   * client waits for it to apply them. One number per follower. (Created when first needed, as
+   * handoffAcks: a process hosting thousands of idle groups pays for every empty Map.)
    */
-  private forwardedUpTo = new Map<NodeId, number>();
+  private forwardedUpTo: Map<NodeId, number> | undefined;
   /**
    * The index of the committed entry that removes this member, while this member holds it back
    * from its application (see applyLimit), else 0.
@@ -256,7 +257,7 @@ export class Raft {
   /** Leader: the committed entries already searched for this member's removal. */
   private ownRemovalScannedTo = 0;
   /** Leader: the remaining voters that answered a heartbeat telling them of ownRemoval. */
-  private readonly handoffAcks = new Set<NodeId>();
+  private handoffAcks: Set<NodeId> | undefined;
 
   constructor(config: RaftConfig) {
     assert(Number.isSafeInteger(config.id) && config.id > 0, `raft id ${config.id} must be a positive integer`);
@@ -397,15 +398,15 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.resetRandomizedElectionTimeout();
     this.abortLeaderTransfer();
-    this.tracker.votes.clear();
+    this.tracker.clearVotes();
     this.tracker.resetProgress(this.log.lastIndex() + 1, this.id, this.log.persistedIndex());
     this.pendingConfIndex = 0;
     this.uncommittedBytes = 0;
     this.readOnly.clear();
-    this.handoffAcks.clear();
+    this.handoffAcks = undefined;
     this.waitingReads = [];
     this.proposalsPending = false;
-    this.forwardedUpTo.clear();
+    this.forwardedUpTo = undefined;
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -421,7 +422,7 @@ export class Raft {
     // A pre-election neither increments the term nor changes the vote (thesis §9.6).
     this.stepRole = (m) => this.stepCandidate(m);
     this.tickRole = () => this.tickElection();
-    this.tracker.votes.clear();
+    this.tracker.clearVotes();
     this.lead = NONE;
     this.role = 'precandidate';
   }
@@ -963,7 +964,7 @@ export class Raft {
    */
   private sendHandoff(): void {
     for (const id of this.tracker.voters) {
-      if (id === this.id || this.handoffAcks.has(id)) continue;
+      if (id === this.id || this.handoffAcks?.has(id)) continue;
       const pr = this.tracker.progress.get(id)!;
       if (pr.match >= this.ownRemoval) this.sendHeartbeat(id, HANDOFF_CONTEXT);
       else this.sendAppend(id);
@@ -972,10 +973,11 @@ export class Raft {
 
   private onHandoffAck(from: NodeId): void {
     if (this.ownRemoval === 0 || !this.tracker.isVoter(from)) return;
-    this.handoffAcks.add(from);
+    const acks = (this.handoffAcks ??= new Set());
+    acks.add(from);
     const remaining = this.tracker.voters.size - 1;
     let told = 0;
-    for (const id of this.handoffAcks) if (id !== this.id && this.tracker.isVoter(id)) told++;
+    for (const id of acks) if (id !== this.id && this.tracker.isVoter(id)) told++;
     // A quorum of the new configuration knows: it can elect a leader without this member.
     if (told >= Math.floor(remaining / 2) + 1) this.ownRemoval = 0;
   }
@@ -986,9 +988,9 @@ export class Raft {
     // Lazily: only appends that carry entries anyway (see lazyCommitBroadcast), except to a
     // follower whose forwarded proposals just committed: its client is waiting.
     this.bcastAppend(!this.lazyCommitBroadcast);
-    for (const [id, upTo] of this.forwardedUpTo) {
+    for (const [id, upTo] of this.forwardedUpTo ?? []) {
       if (upTo > this.log.committed) continue;
-      this.forwardedUpTo.delete(id);
+      this.forwardedUpTo!.delete(id);
       const pr = this.tracker.progress.get(id);
       if (pr && pr.commitSent < this.log.committed) this.sendAppend(id, true);
     }
@@ -1103,7 +1105,7 @@ export class Raft {
     }
     if (this.maybeCommit()) this.onCommitAdvanced();
     else if (wasPaused) this.sendAppend(m.from);
-    if (this.ownRemoval > 0 && pr.match >= this.ownRemoval && !this.handoffAcks.has(m.from)) {
+    if (this.ownRemoval > 0 && pr.match >= this.ownRemoval && !this.handoffAcks?.has(m.from)) {
       this.sendHeartbeat(m.from, HANDOFF_CONTEXT);
     }
     // Fill the flow control window (bounded by its size).
@@ -1180,7 +1182,7 @@ export class Raft {
   private handleForwardedProposal(from: NodeId, entries: Entry[]): void {
     try {
       this.leaderAppend(entries.map((e) => ({ type: e.type, data: e.data })));
-      if (from !== this.id && this.tracker.progress.has(from)) this.forwardedUpTo.set(from, this.log.lastIndex());
+      if (from !== this.id && this.tracker.progress.has(from)) (this.forwardedUpTo ??= new Map()).set(from, this.log.lastIndex());
     } catch (error) {
       // Refused (transfer in progress, overloaded, membership change pending): the follower's
       // client times out and retries, as with any lost message.

@@ -47,18 +47,18 @@ function hasPeerAddress(context: Uint8Array): boolean {
 
 export class MemberTable {
   private readonly members = new Map<number, Member>();
-  /** Ids removed from the cluster: they may never rejoin under the same id (as in etcd). */
-  private readonly removed = new Set<number>();
+  /** Ids removed from the cluster: they may never rejoin under the same id (as in etcd). Created by the first removal. */
+  private removed: Set<number> | undefined;
 
   static fromJSON(json: { members: Member[]; removed: number[] }): MemberTable {
     const table = new MemberTable();
     for (const m of json.members) table.members.set(m.id, { ...m });
-    for (const id of json.removed) table.removed.add(id);
+    if (json.removed.length > 0) table.removed = new Set(json.removed);
     return table;
   }
 
   toJSON(): { members: Member[]; removed: number[] } {
-    return { members: this.list(), removed: [...this.removed].sort((a, b) => a - b) };
+    return { members: this.list(), removed: [...(this.removed ?? [])].sort((a, b) => a - b) };
   }
 
   list(): Member[] {
@@ -74,7 +74,7 @@ export class MemberTable {
   }
 
   isRemoved(id: number): boolean {
-    return this.removed.has(id);
+    return this.removed?.has(id) ?? false;
   }
 
   byPeerAddress(address: string): Member | undefined {
@@ -93,7 +93,7 @@ export class MemberTable {
     switch (cc.type) {
       case ConfChangeType.AddNode:
       case ConfChangeType.AddLearner:
-        if (this.removed.has(cc.nodeId)) return `member ${formatId(cc.nodeId)} was removed, and a removed id never rejoins`;
+        if (this.removed?.has(cc.nodeId)) return `member ${formatId(cc.nodeId)} was removed, and a removed id never rejoins`;
         if (!existing && !hasPeerAddress(cc.context)) return `member ${formatId(cc.nodeId)} is not in the cluster`;
         return undefined;
       case ConfChangeType.RemoveNode:
@@ -127,7 +127,7 @@ export class MemberTable {
       }
       case ConfChangeType.RemoveNode:
         this.members.delete(cc.nodeId);
-        this.removed.add(cc.nodeId);
+        (this.removed ??= new Set()).add(cc.nodeId);
         return;
       case ConfChangeType.UpdateNode: {
         assert(existing !== undefined, `UpdateNode for unknown member ${cc.nodeId} was applied (refusal() says no)`);

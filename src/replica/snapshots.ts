@@ -29,7 +29,7 @@ export class Snapshots {
   /** Where in SNAPSHOT_SPREAD this member's next snapshot falls (see snapshot-policy.ts). */
   private spread: number;
   /** Snapshots received from peers that raft took and that are not installed yet (their files are kept). */
-  private readonly received = new Set<ReceivedSnapshot>();
+  private received: ReceivedSnapshot[] = [];
   /** The snapshot being collected and saved in the background, if any. */
   private task: Promise<void> | undefined;
 
@@ -45,7 +45,7 @@ export class Snapshots {
 
   /** Keeps the file of a snapshot raft took from a peer until a Ready hands it out to install. */
   hold(received: ReceivedSnapshot): void {
-    this.received.add(received);
+    if (!this.received.includes(received)) this.received.push(received);
   }
 
   /**
@@ -58,7 +58,7 @@ export class Snapshots {
     await storage.wal.saveSnapshotMarker(snapshot.metadata);
     // Received snapshots raft took earlier and replaced with this one are not needed any more.
     for (const received of this.received) if (received !== snapshot.data) received.discard();
-    this.received.clear();
+    this.received = [];
     storage.raftLog.applySnapshot(snapshot);
     // A received snapshot stays in its file: the engine imports it a piece at a time.
     const { members, engineChunks } = decodeSnapshotData(snapshot.data);
