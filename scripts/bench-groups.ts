@@ -5,6 +5,8 @@
 // group against a write to a warm one (the same group, just woken). Prints ONE JSON object.
 //
 //   npm run bench:groups -- --groups 10000    (default 10,000; --idle-seconds 10, --writes 200)
+//   npm run bench:groups -- --groups 1000 --disk    (each store on its own data directory: one
+//                                                    shared WAL, lmdb partitions, snapshot files)
 //
 // It runs the built code (dist/, which the npm script builds first), not the sources through
 // tsx: tsx names every function it compiles with Object.defineProperty, which turns each closure
@@ -17,6 +19,10 @@ import { systemEnvironment } from '../dist/server/environment.js';
 import { Store } from '../dist/store/index.js';
 import { bootstrapMemoryStorage, testReplicaSettings } from '../dist/store/testing.js';
 import { TcpTransport } from '../dist/transport/index.js';
+import { ProcessStorage, firstSnapshot } from '../dist/replica/index.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -24,6 +30,8 @@ function flag(name: string, fallback: number): number {
 }
 
 const GROUPS = flag('groups', 10_000);
+/** Real storage: each store's groups on a ProcessStorage (shared WAL, lmdb) in a temporary directory. */
+const DISK = process.argv.includes('--disk');
 const IDLE_SECONDS = flag('idle-seconds', 10);
 const WRITES = flag('writes', 200);
 const NODES: NodeId[] = [1, 2, 3];
@@ -85,12 +93,18 @@ async function main(): Promise<void> {
   const logger = createSilentLogger();
   // One set of settings per store, as a member gives all its groups (its config, logger, metrics).
   const settings = NODES.map((node) => testReplicaSettings(0, node, { tickMs: TICK_MS, electionTicks: ELECTION_TICKS }));
+  const members = (group: number) => NODES.map((n) => ({ id: memberOf(n, group), name: `m${n}`, peerAddress: addresses[n - 1]! }));
+  const dataDir = DISK ? await mkdtemp(join(tmpdir(), 'lichen-bench-groups-')) : '';
+  const disks = DISK ? await Promise.all(NODES.map((node) => ProcessStorage.open({ dir: join(dataDir, `n${node}`), engine: 'lmdb' }))) : [];
   const stores = NODES.map(
     (node) =>
       new Store({
         nodeId: node,
         transport: (events) => new TcpTransport({ ...events, id: node, clusterId: 7, listen: { host: '127.0.0.1', port: 0 } }),
-        openStorage: (group) => bootstrapMemoryStorage(NODES.map((n) => ({ id: memberOf(n, group), peerAddress: addresses[n - 1]! }))),
+        openStorage: (group) =>
+          DISK
+            ? disks[node - 1]!.replicaStorage(group, (machine) => firstSnapshot(members(group), machine.export()))
+            : bootstrapMemoryStorage(members(group)),
         replicaSettings: (group) => ({ ...settings[node - 1]!, memberId: memberOf(node, group) }),
         memberNode: nodeOf,
         environment: systemEnvironment,
@@ -182,6 +196,7 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify({
       groups: GROUPS,
+      storage: DISK ? 'lmdb + shared WAL' : 'memory',
       stores: NODES.length,
       replicas: replicasHosted,
       tickMs: TICK_MS,
@@ -218,6 +233,8 @@ async function main(): Promise<void> {
     }),
   );
   for (const store of stores) await store.close();
+  for (const disk of disks) await disk.close();
+  if (DISK) await rm(dataDir, { recursive: true, force: true });
 }
 
 await main();
