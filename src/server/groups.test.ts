@@ -94,6 +94,7 @@ describe('raft groups besides the cluster\'s on three members', () => {
     }
     await assert.rejects(members[0]!.node.groups.removeGroup(3), /group 3 is not hosted here/);
     await assert.rejects(members[0]!.node.groups.createGroup(1), /group 1 is the cluster's/);
+    await assert.rejects(members[0]!.node.groups.createGroup(2), /group 2 is hosted here already/);
     const dataDirs = members.map((m) => m.dataDir);
     await Promise.all(members.map((m) => m.close({ keepData: true })));
     members = [];

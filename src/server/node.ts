@@ -188,6 +188,7 @@ export class ClusterNode {
    */
   async createGroup(group: GroupId, memberIds?: readonly number[]): Promise<Replica> {
     this.checkGroupId(group);
+    if (this.store.replica(group) !== undefined) throw new LichenError(ErrorCode.FailedPrecondition, `group ${group} is hosted here already`);
     const members = this.replica.members
       .filter((m) => (memberIds ? memberIds.includes(m.id) : !m.isLearner))
       .map(({ id, name, peerAddress }) => ({ id, name, peerAddress }));
