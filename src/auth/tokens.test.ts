@@ -51,6 +51,19 @@ describe('simple tokens', () => {
     assert.equal(await tokens.verify('p.1'), undefined);
   });
 
+  it('known here are answered at once, without a promise (every request pays for none), and each such use still starts the TTL again', () => {
+    const clock = new Clock();
+    const tokens = simpleTokens(clock);
+    tokens.onApplied(1, authenticate('alice', 'p'));
+    clock.ms += 299_000;
+    assert.deepEqual(tokens.verify('p.1'), { user: 'alice' });
+    clock.ms += 299_000;
+    assert.deepEqual(tokens.verify('p.1'), { user: 'alice' }, 'used 299 s ago');
+    clock.ms += 300_000;
+    assert.equal(tokens.verify('p.1'), undefined, 'expired: invalid at once too');
+    assert.ok(tokens.verify('q.2') instanceof Promise, 'a token not registered here waits for its Authenticate entry');
+  });
+
   it('are forgotten by the sweep once expired, at most once a second', () => {
     const clock = new Clock();
     const tokens = simpleTokens(clock);
@@ -90,6 +103,33 @@ describe('simple tokens', () => {
     tokens.onApplied(6, authenticate('dan', 'd'));
     tokens.onApplied(7, { type: 'authDisable' });
     assert.equal(tokens.size, 0);
+  });
+
+  it('past the limit go in the order of their last use, whatever left in between', async () => {
+    const tokens = simpleTokens(new Clock(), { tokensMax: 3 });
+    tokens.onApplied(1, authenticate('a', 'a'));
+    tokens.onApplied(2, authenticate('b', 'b'));
+    tokens.onApplied(3, authenticate('c', 'c'));
+    assert.ok(tokens.verify('a.1'));
+    assert.ok(tokens.verify('b.2'));
+    assert.ok(tokens.verify('b.2'), 'the most recently used, used again');
+    tokens.onApplied(4, authenticate('d', 'd'));
+    assert.equal(await tokens.verify('c.3'), undefined, 'c was the least recently used');
+    tokens.onApplied(5, { type: 'userDelete', name: 'b' });
+    tokens.onApplied(6, authenticate('e', 'e'));
+    tokens.onApplied(7, authenticate('f', 'f'));
+    assert.equal(tokens.size, 3);
+    assert.equal(await tokens.verify('a.1'), undefined, 'a went next, b having left by itself');
+    for (const token of ['d.4', 'e.6', 'f.7']) assert.ok(tokens.verify(token), token);
+    tokens.onApplied(8, { type: 'authDisable' });
+    tokens.onApplied(9, authenticate('g', 'g'));
+    tokens.onApplied(10, authenticate('h', 'h'));
+    assert.equal(tokens.size, 2);
+    assert.ok(tokens.verify('g.9'));
+    tokens.onApplied(11, authenticate('i', 'i'));
+    tokens.onApplied(12, authenticate('j', 'j'));
+    assert.equal(await tokens.verify('h.10'), undefined, 'the order starts again after auth disable');
+    assert.ok(tokens.verify('g.9'));
   });
 
   it('are bounded: past the limit the least recently used goes', async () => {

@@ -32,8 +32,11 @@ export interface TokenProvider {
   onApplied(index: number, command: AuthCommand): void;
   /** The token for an Authenticate applied at `index` at auth revision `revision`. */
   issue(user: string, revision: number, prefix: string, index: number): Promise<string>;
-  /** What `token` says, or undefined when it is not valid here. */
-  verify(token: string): Promise<TokenInfo | undefined>;
+  /**
+   * What `token` says, or undefined when it is not valid here. Answered at once (no promise) for a
+   * token this member already knows, which is every request's case: see NodeAuthBackend.identify.
+   */
+  verify(token: string): TokenInfo | undefined | Promise<TokenInfo | undefined>;
   /** Forgets expired tokens; called often, does work at most once a second. */
   sweep(): void;
 }
@@ -66,10 +69,26 @@ export interface SimpleTokenOptions {
   tokensMax?: number;
 }
 
+/** A registered simple token: what it says, when it expires, and its place in the order of use. */
+interface TokenEntry {
+  token: string;
+  info: TokenInfo;
+  expiresAtMs: number;
+  older: TokenEntry | undefined;
+  newer: TokenEntry | undefined;
+}
+
 export class SimpleTokens implements TokenProvider {
   readonly kind = 'simple';
-  /** token → user and expiry; Map order is least recently used first. */
-  private readonly tokens = new Map<string, { user: string; expiresAtMs: number }>();
+  private readonly tokens = new Map<string, TokenEntry>();
+  /**
+   * The order of use, least recently used first (what goes past tokensMax), as a doubly linked
+   * list: moving a used token to the end is a few pointer writes. Keeping that order in the Map
+   * instead (a delete and a set on every use) cost 0.9 µs per authenticated request, most of
+   * identifying the caller (2026-12-06, 400 tokens, load ~10).
+   */
+  private oldest: TokenEntry | undefined;
+  private newest: TokenEntry | undefined;
   private lastSweepMs = -Infinity;
 
   constructor(private readonly options: SimpleTokenOptions) {}
@@ -97,6 +116,7 @@ export class SimpleTokens implements TokenProvider {
         break;
       case 'authDisable':
         this.tokens.clear();
+        this.oldest = this.newest = undefined;
         break;
       default:
         break;
@@ -107,9 +127,14 @@ export class SimpleTokens implements TokenProvider {
     return `${prefix}.${index}`;
   }
 
-  async verify(token: string): Promise<TokenInfo | undefined> {
-    // A token this member knows (every request's case) needs no parsing.
+  verify(token: string): TokenInfo | undefined | Promise<TokenInfo | undefined> {
+    // A token this member knows (every request's case) needs no parsing and no waiting.
     if (this.tokens.has(token)) return this.use(token);
+    return this.verifyOnceApplied(token);
+  }
+
+  /** A token not registered here (yet): valid if the Authenticate entry its index names registers it. */
+  private async verifyOnceApplied(token: string): Promise<TokenInfo | undefined> {
     const dot = token.lastIndexOf('.');
     const index = Number(token.slice(dot + 1));
     if (dot <= 0 || !/^\d+$/.test(token.slice(dot + 1)) || !Number.isSafeInteger(index)) return undefined;
@@ -121,30 +146,61 @@ export class SimpleTokens implements TokenProvider {
     const now = this.options.now();
     if (now - this.lastSweepMs < SWEEP_INTERVAL_MS) return;
     this.lastSweepMs = now;
-    for (const [token, entry] of this.tokens) if (entry.expiresAtMs <= now) this.tokens.delete(token);
+    for (const entry of this.tokens.values()) if (entry.expiresAtMs <= now) this.forget(entry);
   }
 
   private use(token: string): TokenInfo | undefined {
     const entry = this.tokens.get(token);
     if (!entry) return undefined;
-    this.tokens.delete(token);
     const now = this.options.now();
-    if (entry.expiresAtMs <= now) return undefined;
+    if (entry.expiresAtMs <= now) {
+      this.forget(entry);
+      return undefined;
+    }
     // Each use extends the token's life (etcd's simpleTokenTTLKeeper.resetSimpleToken) and makes
-    // it the most recently used (re-inserted last).
+    // it the most recently used.
     entry.expiresAtMs = now + this.options.ttlMs;
-    this.tokens.set(token, entry);
-    return { user: entry.user };
+    if (entry !== this.newest) {
+      this.unlink(entry);
+      this.link(entry);
+    }
+    return entry.info;
   }
 
   private register(token: string, user: string): void {
-    this.tokens.set(token, { user, expiresAtMs: this.options.now() + this.options.ttlMs });
+    const known = this.tokens.get(token);
+    if (known) this.forget(known);
+    const entry: TokenEntry = { token, info: { user }, expiresAtMs: this.options.now() + this.options.ttlMs, older: undefined, newer: undefined };
+    this.tokens.set(token, entry);
+    this.link(entry);
     const max = this.options.tokensMax ?? authTokensMax;
-    while (this.tokens.size > max) this.tokens.delete(this.tokens.keys().next().value!);
+    while (this.tokens.size > max) this.forget(this.oldest!);
   }
 
   private dropUser(user: string): void {
-    for (const [token, entry] of this.tokens) if (entry.user === user) this.tokens.delete(token);
+    for (const entry of this.tokens.values()) if (entry.info.user === user) this.forget(entry);
+  }
+
+  private forget(entry: TokenEntry): void {
+    this.unlink(entry);
+    this.tokens.delete(entry.token);
+  }
+
+  /** Makes `entry` the most recently used. */
+  private link(entry: TokenEntry): void {
+    entry.older = this.newest;
+    entry.newer = undefined;
+    if (this.newest) this.newest.newer = entry;
+    else this.oldest = entry;
+    this.newest = entry;
+  }
+
+  private unlink(entry: TokenEntry): void {
+    if (entry.older) entry.older.newer = entry.newer;
+    else this.oldest = entry.newer;
+    if (entry.newer) entry.newer.older = entry.older;
+    else this.newest = entry.older;
+    entry.older = entry.newer = undefined;
   }
 }
 
@@ -188,10 +244,14 @@ export class JwtTokens implements TokenProvider {
       .sign(this.options.privateKey);
   }
 
-  async verify(token: string): Promise<TokenInfo | undefined> {
+  verify(token: string): TokenInfo | undefined | Promise<TokenInfo | undefined> {
     const now = this.options.now();
     const cached = this.verified.get(token);
     if (cached) return cached.expiresAtMs > now ? cached.info : undefined;
+    return this.verifySignature(token, now);
+  }
+
+  private async verifySignature(token: string, now: number): Promise<TokenInfo | undefined> {
     const { jwtVerify } = await loadJose();
     let payload: Record<string, unknown>;
     try {

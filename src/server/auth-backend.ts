@@ -15,6 +15,7 @@ import {
   isAuthErrorOf,
   type AuthenticateApplied,
   type AuthInfo,
+  type TokenInfo,
 } from '../auth/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { authenticateAttemptsMax } from '../limits.js';
@@ -23,6 +24,12 @@ import type { ResponseHeader } from '../mvcc/types.js';
 import type { NodeConfig } from './config.js';
 import type { Applied, Replica } from '../replica/index.js';
 
+
+/** The caller a token stands for; throws for a token that is not valid. */
+function callerOfToken(info: TokenInfo | undefined): Caller {
+  if (!info) throw authError('invalidAuthToken');
+  return info.revision === undefined ? { user: info.user } : { user: info.user, authRevision: info.revision };
+}
 
 export class NodeAuthBackend implements AuthBackend {
   constructor(
@@ -39,11 +46,10 @@ export class NodeAuthBackend implements AuthBackend {
     };
   }
 
-  async identify(credentials: Credentials): Promise<Caller | undefined> {
+  identify(credentials: Credentials): Caller | undefined | Promise<Caller | undefined> {
     if (credentials.token !== undefined) {
-      const info = await this.node.tokens.verify(credentials.token);
-      if (!info) throw authError('invalidAuthToken');
-      return info.revision === undefined ? { user: info.user } : { user: info.user, authRevision: info.revision };
+      const info = this.node.tokens.verify(credentials.token);
+      return info instanceof Promise ? info.then(callerOfToken) : callerOfToken(info);
     }
     // The TLS layer names a certificate only when it verified it (--client-cert-auth).
     if (credentials.commonName) return { user: credentials.commonName };

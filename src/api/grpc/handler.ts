@@ -66,8 +66,8 @@ export function credentialsOf(call: { metadata: CallMetadata; peerCommonName?: s
   return { token: token === undefined ? undefined : String(token), commonName: call.peerCommonName };
 }
 
-/** The authenticated caller, undefined when no credentials came; throws for an invalid token. */
-export async function callerOf(ctx: HandlerContext, call: { metadata: CallMetadata; peerCommonName?: string }): Promise<Caller | undefined> {
+/** The authenticated caller, undefined when no credentials came; throws for an invalid token (at once, or by rejecting when it had to wait). */
+export function callerOf(ctx: HandlerContext, call: { metadata: CallMetadata; peerCommonName?: string }): Caller | undefined | Promise<Caller | undefined> {
   const credentials = credentialsOf(call);
   if (credentials.token === undefined && !credentials.commonName) return undefined;
   return ctx.backend.identify(credentials);
@@ -97,8 +97,8 @@ export function unary<Req extends object>(
       checkRequestSize(ctx, call.request);
       checkRequireLeader(ctx, call.metadata);
       if (!options.unknownCode) {
-        const caller = options.identify === false ? undefined : await callerOf(ctx, call);
-        return run(call.request, caller, call);
+        const found = options.identify === false ? undefined : callerOf(ctx, call);
+        return run(call.request, found instanceof Promise ? await found : found, call);
       }
       try {
         return await run(call.request, await callerOf(ctx, call), call);

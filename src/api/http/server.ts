@@ -215,10 +215,10 @@ async function handleRequest(request: IncomingMessage, response: ServerResponse,
  * it or as "Bearer <token>", and the common name of a verified TLS client certificate, which the
  * TLS layer reads from the connection. HTTP Basic is not taken: it would cost a bcrypt check per request.
  */
-function callerOf(backend: EtcdBackend, request: IncomingMessage, peerCommonName: string | undefined): Promise<Caller | undefined> {
+async function callerOf(backend: EtcdBackend, request: IncomingMessage, peerCommonName: string | undefined): Promise<Caller | undefined> {
   const header = request.headers.authorization;
   const token = header === undefined ? undefined : header.replace(/^Bearer\s+/i, '');
-  if (token === undefined && !peerCommonName) return Promise.resolve(undefined);
+  if (token === undefined && !peerCommonName) return undefined;
   return backend.identify({ token, commonName: peerCommonName });
 }
 
