@@ -110,6 +110,7 @@ export async function runCampaign(args: CampaignArgs, now: () => number = Date.n
       transfers: 0,
       membershipProbes: 0,
       removedByProbe: 0,
+      quiescences: 0,
       snapshotsMade: 0,
       snapshotsInstalled: 0,
       messagesSent: 0,

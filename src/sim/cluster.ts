@@ -34,12 +34,16 @@ import {
   type ReplicaStorage,
 } from '../replica/index.js';
 import type { MvccStore } from '../mvcc/index.js';
+import { metaGroupId, type GroupId } from '../ids.js';
+import { Store, type ReplicaSettings, type StoreTransportEvents } from '../store/index.js';
+import type { GroupMessage } from '../transport/index.js';
 import { NodeDisk } from './disk.js';
 import { PeerDataDirs } from '../server/data-dirs.js';
 import { Hasher, Trace } from './hash.js';
 import { SafetyMonitor, SafetyViolation } from './invariants.js';
 import { SimLogStore, SimSnapshotFiles } from './member-storage.js';
-import { Network } from './network.js';
+import { Network, type Packet } from './network.js';
+import { SimTransport } from './transport.js';
 import type { Prng } from '../random.js';
 import type { RaftVariant } from './options.js';
 
@@ -66,12 +70,18 @@ const CRASH_POINTS: readonly CrashPoint[] = ['observe', 'send', 'install-snapsho
 /** One process's incarnation: everything here is lost in a crash. */
 export interface LiveState {
   replica: Replica;
+  /** The store hosting the replica (`--store`), or none: the replica runs alone, with its own ticker. */
+  store: Store | undefined;
+  /** What this process does with the packets it receives and the reports of its transport. */
+  events: StoreTransportEvents;
   /** This process's clock, timers and randomness; the cluster moves its clock one unit per step. */
   env: VirtualEnvironment;
   /** The term in which this incarnation was last seen as leader (leader-change detection). */
   leaderTerm: number;
   /** The commit index this incarnation had when last seen as leader. */
   leaderCommit: number;
+  /** Its group was quiet when last seen as leader. */
+  leaderQuiet: boolean;
   /** The peers this process has an established connection to (see connect()). */
   links: Set<NodeId>;
   /** The process ended (crash, removal, refusal): nothing of it may act again. */
@@ -129,6 +139,8 @@ export interface ClusterConfig {
   /** How long a member waits for a proposal, a read round or a leader (its --request-timeout). */
   requestTimeoutSteps: number;
   variant: RaftVariant;
+  /** Each process hosts its replica in a store (src/store), as a server does: see SimOptions.store. */
+  store: boolean;
 }
 
 /** Ready turns one node may take in one step before we call it a livelock. */
@@ -202,7 +214,7 @@ export class Cluster {
   confChangesApplied = 0;
   now = 0;
   readyCrashRate = 0;
-  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0, wipes: 0, refusals: 0, probes: 0, removedByProbe: 0 };
+  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0, wipes: 0, refusals: 0, probes: 0, removedByProbe: 0, quiescences: 0 };
   /** The first thing that went wrong inside a Ready loop; settle() reports it. */
   private failure: SafetyViolation | undefined;
   /** Membership probes on their way to a member or back (see askMembership). */
@@ -253,7 +265,7 @@ export class Cluster {
    * peers); a joiner on an empty disk joins again, which the cluster refuses while its id is a member
    * it had started as (join.ts). A joiner starts only once its addition committed.
    */
-  start(id: NodeId): StartOutcome {
+  start(id: NodeId): StartOutcome | Promise<StartOutcome> {
     const node = this.node(id);
     if (node.live !== undefined) return 'started';
     const disk = node.disk;
@@ -272,26 +284,42 @@ export class Cluster {
     const env = new VirtualEnvironment(this.random.nextU32());
     const live: LiveState = {
       replica: undefined as unknown as Replica,
+      store: undefined,
+      events: undefined as unknown as StoreTransportEvents,
       env,
       leaderTerm: 0,
       leaderCommit: 0,
+      leaderQuiet: false,
       links: new Set(),
       ended: false,
       turn: undefined,
       syncsInFlight: 0,
       turns: 0,
     };
-    live.replica = this.createReplica(node, live);
+    // Without a store nothing here waits: the runs of recorded seeds stay as they were.
+    if (!this.config.store) {
+      this.openReplica(node, live);
+      return this.launch(node, live);
+    }
+    return this.openStore(node, live).then(async () => {
+      const outcome = this.launch(node, live);
+      await live.store!.start();
+      return outcome;
+    });
+  }
+
+  /** The process runs: it dials its peers, and its raft starts once they know its data directory. */
+  private launch(node: SimNode, live: LiveState): 'started' {
+    // The transport (re)dials its peers on its own timer, set before the ticker (the replica's, set
+    // when raft starts, or the store's) so that a tick sees the connections made at the same instant.
+    live.env.timers.setInterval(() => this.dialPeers(node, live), this.config.tickSteps);
     node.live = live;
     if (node.started) this.stats.restarts++;
     node.started = true;
     node.removed = false;
-    this.trace.event(`start${id}@${this.now};`);
+    this.trace.event(`start${node.id}@${this.now};`);
     void live.replica.halted.then((halt) => this.onHalted(node, live, halt));
-    // The transport (re)dials its peers on its own timer, set before the replica's ticker so that
-    // a tick sees the connections made at the same instant.
-    env.timers.setInterval(() => this.dialPeers(node, live), this.config.tickSteps);
-    if (!this.checksDataDirs || disk.dataDirs.waitingFor().length === 0) this.startRaft(node, live);
+    if (!this.checksDataDirs || node.disk.dataDirs.waitingFor().length === 0) this.startRaft(node, live);
     return 'started';
   }
 
@@ -308,8 +336,52 @@ export class Cluster {
     if (this.checksDataDirs) node.disk.dataDirs = new PeerDataDirs({ known: node.disk.dataDirs.entries(), awaiting: this.bootstrapVoters.filter((v) => v !== node.id) });
   }
 
-  /** The replica of one incarnation, over the storage its disk holds (recovered as a process restarts). */
-  private createReplica(node: SimNode, live: LiveState): Replica {
+  /** The replica alone, with its own ticker; its peer links lead straight to the network. */
+  private openReplica(node: SimNode, live: LiveState): void {
+    const replica = new Replica({
+      ...this.replicaSettings(node, live),
+      storage: this.recoverStorage(node, live),
+      peers: { send: (messages) => this.send(node, live, metaGroupId, messages), updatePeer: () => {}, removePeer: () => {} },
+      environment: live.env,
+    });
+    live.replica = replica;
+    live.events = {
+      onMessage: (message) => replica.receive(message),
+      onBeat: () => {},
+      onUnreachable: (peer) => replica.reportUnreachable(peer),
+      onSnapshotSent: (_node, ok, _group, to) => replica.reportSnapshot(to, ok),
+      memberNode: (_group, member) => member,
+    };
+  }
+
+  /**
+   * The replica hosted by a store (src/store), as a server runs it: the store's ticker, its Beats to
+   * the peer processes, and quiescence of an idle group. The store's transport is the network.
+   */
+  private async openStore(node: SimNode, live: LiveState): Promise<void> {
+    const store = new Store({
+      nodeId: node.id,
+      transport: (events) => {
+        live.events = events;
+        return new SimTransport(node.id, {
+          send: (messages, group) => this.send(node, live, group, messages),
+          sendBeat: (to, messages) => this.sendBeat(node, live, to, messages),
+        });
+      },
+      openStorage: () => Promise.resolve(this.recoverStorage(node, live)),
+      replicaSettings: () => this.replicaSettings(node, live),
+      environment: live.env,
+      tickMs: this.config.tickSteps,
+      electionTicks: this.config.electionTicks,
+      quiescence: true,
+      logger: createSilentLogger(),
+    });
+    live.store = store;
+    live.replica = await store.openGroup(metaGroupId);
+  }
+
+  /** The storage of one incarnation: what its disk holds, recovered as a process restarts. */
+  private recoverStorage(node: SimNode, live: LiveState): ReplicaStorage {
     const disk = node.disk;
     const member = {
       id: node.id,
@@ -338,7 +410,13 @@ export class Cluster {
       const members = MemberTable.fromJSON({ members: disk.joined!.members, removed: [] });
       storage = recoverJoiner({ wal, snapshots, machine, log: { hardState: image.hardState, entries: image.entriesAfterSnapshot() }, members });
     }
+    return storage;
+  }
+
+  /** A replica's settings, apart from its storage, peer links and clock (the store gives those, or openReplica). */
+  private replicaSettings(node: SimNode, live: LiveState): ReplicaSettings {
     const { config } = this;
+    const disk = node.disk;
     const replicaConfig: ReplicaConfig = {
       name: `n${node.id}`,
       tickMs: config.tickSteps,
@@ -357,18 +435,15 @@ export class Cluster {
       unsafe: { readsWithoutReadIndex: false },
     };
     const raftClass = RAFT_CLASSES[config.variant];
-    return new Replica({
+    return {
       memberId: node.id,
       clusterId: CLUSTER_ID,
-      storage,
       joined: disk.joined,
       config: replicaConfig,
       logger: createSilentLogger(),
       metrics: NO_METRICS,
       publicAddresses: { client: clientAddress(node.id), http: '' },
-      peers: { send: (messages) => this.send(node, live, messages), updatePeer: () => {}, removePeer: () => {} },
       askMembership: (address) => this.askMembership(node, address),
-      environment: live.env,
       lostDataRemedy: 'Remove it and add it again.',
       onMemberRemoved: (id) => disk.dataDirs.forget(id),
       raft: { ...(raftClass && { raftClass }), preVote: config.preVote, checkQuorum: config.checkQuorum, maxInflightMsgs: 16, maxMsgBytes: config.msgBytesMax },
@@ -376,7 +451,7 @@ export class Cluster {
         const simulated = this.readyHandler(node, live, handler);
         return config.variant === 'acks-before-fsync' ? sendingAcksBeforeFsync(simulated) : simulated;
       },
-    });
+    };
   }
 
   /** Raft runs once the member's peers know its data directory (a joiner's at once). */
@@ -458,7 +533,7 @@ export class Cluster {
    */
   private end(node: SimNode, live: LiveState): void {
     live.ended = true;
-    void live.replica.stop();
+    void (live.store?.close() ?? live.replica.stop());
     node.live = undefined;
     node.disk.loseUnsynced();
     this.dropLinksTo(node.id);
@@ -467,29 +542,40 @@ export class Cluster {
   /** Delivers the messages and probe calls due now. */
   deliver(): void {
     const { deliver, lost } = this.network.takeDue(this.now);
-    for (const message of deliver) {
-      const receiver = this.nodes.get(message.to)?.live;
-      const linked = !this.checksDataDirs || this.nodes.get(message.from)?.live?.links.has(message.to) === true;
+    for (const packet of deliver) {
+      const receiver = this.nodes.get(packet.to)?.live;
+      const linked = !this.checksDataDirs || this.nodes.get(packet.from)?.live?.links.has(packet.to) === true;
       if (receiver === undefined || !linked || !receiver.replica.started) {
-        this.reportLost(message);
+        this.reportLost(packet);
         continue;
       }
-      this.trace.event(`m${message.from}>${message.to}${message.type}${message.term};`);
-      receiver.replica.receive(message);
-      if (message.type === 'Snap') this.nodes.get(message.from)?.live?.replica.reportSnapshot(message.to, true);
+      if ('beat' in packet) {
+        this.trace.event(`beat${packet.from}>${packet.to};`);
+        receiver.events.onBeat(packet.from);
+        for (const { group, message } of packet.beat) this.receive(receiver, packet.from, group, message);
+        continue;
+      }
+      const { group, message } = packet;
+      this.receive(receiver, packet.from, group, message);
+      if (message.type === 'Snap') this.nodes.get(packet.from)?.live?.events.onSnapshotSent(packet.to, true, group, message.to);
     }
-    for (const message of lost) this.reportLost(message);
+    for (const packet of lost) this.reportLost(packet);
     const due = this.calls.filter((call) => call.at <= this.now);
     this.calls = this.calls.filter((call) => call.at > this.now);
     for (const call of due) call.run();
   }
 
-  /** What a real transport does when a message cannot be delivered. */
-  private reportLost(message: Message): void {
-    const sender = this.nodes.get(message.from)?.live?.replica;
+  private receive(receiver: LiveState, from: NodeId, group: GroupId, message: Message): void {
+    this.trace.event(`m${message.from}>${message.to}${message.type}${message.term};`);
+    receiver.events.onMessage(message, group, from);
+  }
+
+  /** What a real transport does when a packet cannot be delivered. */
+  private reportLost(packet: Packet): void {
+    const sender = this.nodes.get(packet.from)?.live;
     if (sender === undefined) return;
-    if (message.type === 'Snap') sender.reportSnapshot(message.to, false);
-    else if (this.random.chance(0.2)) sender.reportUnreachable(message.to);
+    if ('message' in packet && packet.message.type === 'Snap') sender.events.onSnapshotSent(packet.to, false, packet.group, packet.message.to);
+    else if (this.random.chance(0.2)) sender.events.onUnreachable(packet.to);
   }
 
   /**
@@ -646,15 +732,23 @@ export class Cluster {
     this.partway(node, live, point, messages, (message) => handler.send([message]));
   }
 
-  /** The replica's peer links: every message is checked against what its sender's disk holds. */
-  private send(node: SimNode, live: LiveState, messages: Message[]): void {
+  /** The process's transport: every message is checked against what its sender's disk holds. */
+  private send(node: SimNode, live: LiveState, group: GroupId, messages: Message[]): void {
     if (live.ended) return;
     for (const message of messages) {
       this.monitor.observeSend(node.id, message, node.disk.durable);
       // A real transport knows when a snapshot stream fails and tells raft (reportSnapshot);
       // without that the leader would wait for that follower forever.
-      if (!this.network.send(message, this.now) && message.type === 'Snap') live.replica.reportSnapshot(message.to, false);
+      const sent = this.network.send({ from: node.id, to: message.to, group, message }, this.now);
+      if (!sent && message.type === 'Snap') live.events.onSnapshotSent(message.to, false, group, message.to);
     }
+  }
+
+  /** A store's Beat to a peer process, with the heartbeats its groups held for it. */
+  private sendBeat(node: SimNode, live: LiveState, to: NodeId, messages: GroupMessage[]): void {
+    if (live.ended) return;
+    for (const { message } of messages) this.monitor.observeSend(node.id, message, node.disk.durable);
+    this.network.send({ from: node.id, to, beat: messages }, this.now);
   }
 
   /** Runs `each` over `items`, unless this turn's crash strikes at `point`: then partway through. */
@@ -776,6 +870,11 @@ export class Cluster {
         committed.push(node.id);
       }
       live.leaderCommit = status.commit;
+      if (live.replica.quiesced && !live.leaderQuiet) {
+        this.stats.quiescences++;
+        this.trace.event(`quiet${node.id}:${status.term};`);
+      }
+      live.leaderQuiet = live.replica.quiesced;
     }
     return { elected: fresh, committed };
   }

@@ -3,7 +3,9 @@
 // Partitions split the nodes into groups; a message between groups is lost at delivery time, so a
 // partition also eats what was already in flight, as a real one would.
 
+import type { GroupId } from '../ids.js';
 import type { Message, NodeId } from '../raft/types.js';
+import type { GroupMessage } from '../transport/index.js';
 import { assert } from '../errors.js';
 import type { Prng } from '../random.js';
 
@@ -20,11 +22,17 @@ export interface NetworkFaults {
   slowDelayMax: number;
 }
 
+/**
+ * What travels between two processes: one raft message of a group, or a Beat (a store's per-tick
+ * frame to a peer process: the heartbeats of its quiet-capable groups, or nothing but "alive").
+ */
+export type Packet = { from: NodeId; to: NodeId; group: GroupId; message: Message } | { from: NodeId; to: NodeId; beat: GroupMessage[] };
+
 interface InFlight {
   deliverAt: number;
   /** Send order, so that equal delivery times keep a deterministic order. */
   seq: number;
-  message: Message;
+  packet: Packet;
 }
 
 /** The most messages the network holds at once; a run that exceeds it has a runaway sender. */
@@ -45,32 +53,32 @@ export class Network {
     public faults: NetworkFaults,
   ) {}
 
-  /** Queues a message; returns false when the network lost it on the spot. */
-  send(message: Message, now: number): boolean {
+  /** Queues a packet; returns false when the network lost it on the spot. */
+  send(packet: Packet, now: number): boolean {
     this.sent++;
     if (this.random.chance(this.faults.dropRate)) {
       this.dropped++;
       return false;
     }
-    this.enqueue(message, now);
+    this.enqueue(packet, now);
     // Never a proposal: raft tolerates any other message twice, but appends a forwarded proposal
     // each time it arrives, and a write must apply once. The real transport cannot duplicate one
     // (a message leaves its queue once written to the connection, src/transport/tcp.ts); the
     // copies here stand for raft's contract with the network, not for what TCP does.
-    if (this.random.chance(this.faults.duplicateRate) && message.type !== 'Prop') {
+    if (this.random.chance(this.faults.duplicateRate) && !('message' in packet && packet.message.type === 'Prop')) {
       this.duplicated++;
-      this.enqueue(message, now);
+      this.enqueue(packet, now);
     }
     return true;
   }
 
-  private enqueue(message: Message, now: number): void {
+  private enqueue(packet: Packet, now: number): void {
     assert(this.queue.length < IN_FLIGHT_MAX, `network holds more than ${IN_FLIGHT_MAX} messages`);
     const slow = this.random.chance(this.faults.slowRate);
     const delay = slow
       ? this.random.between(this.faults.delayMax, this.faults.slowDelayMax)
       : this.random.between(this.faults.delayMin, this.faults.delayMax);
-    const item: InFlight = { deliverAt: now + delay, seq: this.seq++, message };
+    const item: InFlight = { deliverAt: now + delay, seq: this.seq++, packet };
     // Insert in (deliverAt, seq) order. Most messages land near the end, so search from there.
     let i = this.queue.length;
     while (i > 0 && this.queue[i - 1]!.deliverAt > item.deliverAt) i--;
@@ -81,15 +89,15 @@ export class Network {
    * Removes and returns the messages due at or before `now`, in delivery order. Messages that cross
    * a partition are returned in `lost` instead (the caller tells the sender about lost snapshots).
    */
-  takeDue(now: number): { deliver: Message[]; lost: Message[] } {
+  takeDue(now: number): { deliver: Packet[]; lost: Packet[] } {
     let count = 0;
     while (count < this.queue.length && this.queue[count]!.deliverAt <= now) count++;
     const due = this.queue.splice(0, count);
-    const deliver: Message[] = [];
-    const lost: Message[] = [];
+    const deliver: Packet[] = [];
+    const lost: Packet[] = [];
     for (const item of due) {
-      if (this.connected(item.message.from, item.message.to)) deliver.push(item.message);
-      else lost.push(item.message);
+      if (this.connected(item.packet.from, item.packet.to)) deliver.push(item.packet);
+      else lost.push(item.packet);
     }
     this.delivered += deliver.length;
     this.dropped += lost.length;

@@ -61,6 +61,13 @@ export interface SimOptions {
   msgBytesMax: number;
   /** Work budget for the linearizability check of one run (see src/check). */
   checkStepsMax: number;
+  /**
+   * Each process hosts its replica in a store (src/store), as `lichen serve` does: the store's one
+   * ticker, its Beat frames to the peer processes (heartbeats coalesced, or an empty "alive"), and
+   * quiescence of an idle group with the store's liveness waking it. Off: the replica runs alone
+   * with its own ticker (the runs every recorded seed replays).
+   */
+  store: boolean;
 }
 
 export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
@@ -89,6 +96,7 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
   variant: 'correct',
   msgBytesMax: 1024,
   checkStepsMax: 5_000_000,
+  store: false,
 };
 
 /** Flag name for each option (kebab case), in the order replay commands print them. */
@@ -118,6 +126,7 @@ const FLAGS: Record<Exclude<keyof SimOptions, 'seed'>, string> = {
   variant: 'variant',
   msgBytesMax: 'msg-bytes',
   checkStepsMax: 'check-steps',
+  store: 'store',
 };
 
 /** The flags that differ from the defaults, e.g. ["--nodes", "5"]. */
@@ -137,8 +146,8 @@ export function applyFlag(options: Omit<SimOptions, 'seed'>, flag: string, value
   if (key === 'variant') {
     if (!RAFT_VARIANTS.includes(value as RaftVariant)) throw new Error(`--variant must be one of ${RAFT_VARIANTS.join(', ')}`);
     target[key] = value;
-  } else if (key === 'faults') {
-    if (value !== 'true' && value !== 'false') throw new Error('--faults must be true or false');
+  } else if (key === 'faults' || key === 'store') {
+    if (value !== 'true' && value !== 'false') throw new Error(`--${flag} must be true or false`);
     target[key] = value === 'true';
   } else {
     const number = Number(value);

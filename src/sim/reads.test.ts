@@ -5,37 +5,43 @@ import assert from 'node:assert/strict';
 import type { Message, NodeId } from '../raft/types.js';
 import { Cluster } from './cluster.js';
 import { writeCommand } from './clients.js';
-import { Network } from './network.js';
+import { Network, type Packet } from './network.js';
 import { Prng } from '../random.js';
 
 /** A network that holds back the messages `hold` selects until release() lets them through. */
 class HoldingNetwork extends Network {
-  held: Message[] = [];
+  held: Packet[] = [];
   hold: (m: Message) => boolean = () => false;
-  private readonly passing = new Set<Message>();
+  private readonly passing = new Set<Packet>();
 
-  override takeDue(now: number): { deliver: Message[]; lost: Message[] } {
+  override takeDue(now: number): { deliver: Packet[]; lost: Packet[] } {
     const due = super.takeDue(now);
-    const deliver = due.deliver.filter((m) => {
-      if (this.passing.delete(m) || !this.hold(m)) return true;
-      this.held.push(m);
+    const deliver = due.deliver.filter((p) => {
+      if (this.passing.delete(p) || !('message' in p) || !this.hold(p.message)) return true;
+      this.held.push(p);
       return false;
     });
     return { deliver, lost: due.lost };
   }
 
+  /** The messages held back. */
+  get heldMessages(): Message[] {
+    return this.held.flatMap((p) => ('message' in p ? [p.message] : []));
+  }
+
   release(which: (m: Message) => boolean, now: number): Message[] {
-    const released = this.held.filter(which);
-    this.held = this.held.filter((m) => !which(m));
-    for (const m of released) {
-      this.passing.add(m);
-      this.send(m, now);
+    const selected = (p: Packet) => 'message' in p && which(p.message);
+    const released = this.held.filter(selected);
+    this.held = this.held.filter((p) => !selected(p));
+    for (const p of released) {
+      this.passing.add(p);
+      this.send(p, now);
     }
-    return released;
+    return released.flatMap((p) => ('message' in p ? [p.message] : []));
   }
 }
 
-function setUp() {
+async function setUp() {
   const network = new HoldingNetwork(new Prng(1), { dropRate: 0, duplicateRate: 0, delayMin: 1, delayMax: 3, slowRate: 0, slowDelayMax: 3 });
   const config = {
     tickSteps: 10,
@@ -50,10 +56,11 @@ function setUp() {
     syncStepsMax: 2,
     requestTimeoutSteps: 100_000,
     variant: 'correct' as const,
+    store: false,
   };
   const cluster = new Cluster(config, network, new Prng(2), [1, 2, 3], [1, 2, 3]);
   const reads = new Map<string, string | undefined>();
-  for (const id of [1, 2, 3]) cluster.start(id);
+  for (const id of [1, 2, 3]) await cluster.start(id);
   let now = 0;
   const step = async () => {
     cluster.now = now++;
@@ -78,7 +85,7 @@ function setUp() {
 }
 
 test("a ReadIndex answer for a member's previous process does not release a read of the restarted one", async () => {
-  const { network, cluster, reads, step, until, value, put, startRead, replica, now } = setUp();
+  const { network, cluster, reads, step, until, value, put, startRead, replica, now } = await setUp();
   await until('a leader is elected', () => cluster.leader() !== undefined);
   const leader = cluster.leader()!.id;
   const member = leader === 1 ? 2 : 1;
@@ -97,14 +104,14 @@ test("a ReadIndex answer for a member's previous process does not release a read
   put(leader, 'v2');
   await until('the leader applied v2', () => value(leader) === 'v2');
   network.hold = (m) => answerTo(m) || (m.to === member && m.type === 'App');
-  cluster.start(member);
+  await cluster.start(member);
   await until('the restarted member knows the leader', () => replica(member).leaderId === leader);
   assert.equal(value(member), 'v1');
-  const oldAnswers = new Set(network.held.filter(answerTo));
+  const oldAnswers = new Set(network.heldMessages.filter(answerTo));
 
   // A new read starts after v2 was acknowledged: it must not return v1.
   startRead(member, 'after');
-  await until('the leader answered the new read', () => network.held.filter(answerTo).length > oldAnswers.size);
+  await until('the leader answered the new read', () => network.heldMessages.filter(answerTo).length > oldAnswers.size);
   assert.ok(network.release((m) => oldAnswers.has(m), now()).length > 0);
   for (let i = 0; i < 20; i++) await step();
   assert.equal(reads.has('after'), false, `the old answer released the new read (it read ${reads.get('after')})`);

@@ -52,6 +52,9 @@ test('one seed with the same options replays identically (trace hash and result)
     assert.deepEqual(first, second);
   }
   assert.notEqual((await run(3)).trace, (await run(4)).trace);
+  const inStore = await run(3, { store: true });
+  assert.deepEqual(inStore, await run(3, { store: true }));
+  assert.notEqual(inStore.trace, (await run(3)).trace);
 });
 
 test('runs interleaved on one event loop replay exactly as they do alone', async () => {

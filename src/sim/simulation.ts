@@ -15,7 +15,7 @@
 import { checkOperations, kvModel, type KvOperation } from '../check/index.js';
 import { ConfChangeType, type NodeId } from '../raft/types.js';
 import { ClientPool, writeCommand } from './clients.js';
-import { Cluster } from './cluster.js';
+import { Cluster, type StartOutcome } from './cluster.js';
 import { SafetyViolation, type ViolationKind } from './invariants.js';
 import { Network } from './network.js';
 import type { SimOptions } from './options.js';
@@ -46,6 +46,8 @@ export interface SimResult {
     /** Membership probes members sent (no leader for a while), and members that learned their removal from one. */
     membershipProbes: number;
     removedByProbe: number;
+    /** Times a leader's group went quiet (with --store: an idle group quiesces). */
+    quiescences: number;
     snapshotsMade: number;
     snapshotsInstalled: number;
     messagesSent: number;
@@ -77,6 +79,18 @@ export function runSimulation(options: SimOptions, trace?: (line: string) => voi
   return new Simulation(options, trace).run();
 }
 
+/**
+ * Runs `each` over `items` in order, waiting only where one returns a promise: without a store
+ * nothing waits, and the whole run stays synchronous where it was.
+ */
+function inOrder<T>(items: readonly T[], each: (item: T) => Promise<void> | undefined): Promise<void> | undefined {
+  for (let i = 0; i < items.length; i++) {
+    const pending = each(items[i]!);
+    if (pending !== undefined) return pending.then(() => inOrder(items.slice(i + 1), each));
+  }
+  return undefined;
+}
+
 class Simulation {
   private readonly random: Prng;
   private readonly cluster: Cluster;
@@ -89,6 +103,7 @@ class Simulation {
   private counts = { partitions: 0, membershipProposed: 0, transfers: 0 };
   private readonly wipesUnrefused = { removedFirst: 0, acceptedUnknown: 0 };
   private readonly allIds: NodeId[];
+  private readonly initialVoters: NodeId[];
   private probe: { call: number; target: NodeId | undefined; proposedAt: number; doneAt: number | undefined } | undefined;
   /**
    * Wiped members on their way out, as an operator follows the documented remedy: once refused
@@ -140,6 +155,7 @@ class Simulation {
         syncStepsMax: Math.max(1, options.syncStepsMax),
         requestTimeoutSteps: tick * 30,
         variant: options.variant,
+        store: options.store,
       },
       this.network,
       r.fork(),
@@ -154,7 +170,7 @@ class Simulation {
       operationTimeoutSteps: tick * 150,
       refusalBackoffSteps: tick * 2,
     });
-    for (const id of initialVoters) this.cluster.start(id);
+    this.initialVoters = initialVoters;
   }
 
   async run(): Promise<SimResult> {
@@ -162,8 +178,12 @@ class Simulation {
     let livenessTicks: number | undefined;
     let check: SimResult['check'] = 'skipped';
     try {
+      // An await of nothing would still let other microtasks run first: await only a promise.
+      const starting = inOrder(this.initialVoters, (id) => this.start(id));
+      if (starting !== undefined) await starting;
       for (let i = 0; i < this.options.steps; i++) await this.step(true);
-      this.calmDown();
+      const calming = this.calmDown();
+      if (calming !== undefined) await calming;
       livenessTicks = await this.awaitLiveness();
       await this.drain();
       check = this.checkHistory();
@@ -191,6 +211,7 @@ class Simulation {
         transfers: this.counts.transfers,
         membershipProbes: stats.probes,
         removedByProbe: stats.removedByProbe,
+        quiescences: stats.quiescences,
         snapshotsMade: stats.snapshotsMade,
         snapshotsInstalled: stats.snapshotsInstalled,
         wipes: stats.wipes,
@@ -208,7 +229,8 @@ class Simulation {
   private async step(faulty: boolean): Promise<void> {
     this.cluster.now = this.now;
     if (faulty) this.injectFaults();
-    this.restartDueNodes();
+    const restarting = this.restartDueNodes();
+    if (restarting !== undefined) await restarting;
     this.followRemedy();
     this.cluster.deliver();
     this.cluster.advanceClocks();
@@ -356,17 +378,31 @@ class Simulation {
     this.cluster.trace.event(`part${isolated.join(',')}@${this.now};`);
   }
 
+  /**
+   * Starts a node, then runs `then` with the outcome. A start with a store waits for the store to
+   * open; one without is synchronous, and then nothing here awaits, which keeps the microtasks of
+   * the runs every recorded seed replays in their order.
+   */
+  private start(id: NodeId, then: (outcome: StartOutcome) => void = () => {}): Promise<void> | undefined {
+    const started = this.cluster.start(id);
+    if (typeof started !== 'string') return started.then(then);
+    then(started);
+    return undefined;
+  }
+
   /** Crashed nodes come back after their downtime (removed and refused nodes stay down). */
-  private restartDueNodes(): void {
-    for (const [id, at] of this.restartAt) {
-      if (this.now < at) continue;
+  private restartDueNodes(): Promise<void> | undefined {
+    const due = [...this.restartAt].filter(([, at]) => this.now >= at).map(([id]) => id);
+    return inOrder(due, (id) => {
       this.restartAt.delete(id);
       const node = this.cluster.node(id);
-      if (node.removed || node.superseded) continue;
-      if (this.cluster.start(id) === 'deferred') this.restartAt.set(id, this.now + this.options.tickSteps);
-      const wiped = this.wiped.get(id);
-      if (wiped !== undefined && node.live !== undefined) wiped.restartedAt = this.now;
-    }
+      if (node.removed || node.superseded) return undefined;
+      return this.start(id, (outcome) => {
+        if (outcome === 'deferred') this.restartAt.set(id, this.now + this.options.tickSteps);
+        const wiped = this.wiped.get(id);
+        if (wiped !== undefined && node.live !== undefined) wiped.restartedAt = this.now;
+      });
+    });
   }
 
   private transferLeadership(): void {
@@ -421,21 +457,26 @@ class Simulation {
   }
 
   /** Ends all faults: heal the network, bring every member up, stop every non-member. */
-  private calmDown(): void {
+  private calmDown(): Promise<void> | undefined {
     this.network.heal();
     this.healAt = undefined;
     this.network.faults = { ...this.network.faults, dropRate: 0, duplicateRate: 0, slowRate: 0 };
     this.cluster.readyCrashRate = 0;
     this.restartAt.clear();
-    for (const id of this.allIds) {
+    const calm = () => this.cluster.trace.event(`calm@${this.now};`);
+    const starting = inOrder(this.allIds, (id) => {
       const node = this.cluster.node(id);
       if (this.cluster.isMember(id) && !node.superseded) {
-        this.cluster.start(id);
-        const wiped = this.wiped.get(id);
-        if (wiped !== undefined && node.live !== undefined && wiped.restartedAt === Infinity) wiped.restartedAt = this.now;
-      } else if (node.live !== undefined) this.cluster.crash(id);
-    }
-    this.cluster.trace.event(`calm@${this.now};`);
+        return this.start(id, () => {
+          const wiped = this.wiped.get(id);
+          if (wiped !== undefined && node.live !== undefined && wiped.restartedAt === Infinity) wiped.restartedAt = this.now;
+        });
+      }
+      if (node.live !== undefined) this.cluster.crash(id);
+      return undefined;
+    });
+    if (starting === undefined) return void calm();
+    return starting.then(calm);
   }
 
   /** Runs until a leader commits a fresh write; returns the raft ticks that took. */
