@@ -193,6 +193,10 @@ async function main(): Promise<void> {
   };
 
   const replicasHosted = GROUPS * NODES.length;
+  const closeStart = performance.now();
+  for (const store of stores) await store.close();
+  for (const disk of disks) await disk.close();
+  const closeMs = performance.now() - closeStart;
   console.log(
     JSON.stringify({
       groups: GROUPS,
@@ -229,11 +233,10 @@ async function main(): Promise<void> {
         warmP99Ms: percentile(warm, 99),
         coldOverWarmP99: Math.round((percentile(cold, 99) / percentile(warm, 99)) * 100) / 100,
       },
+      closeSeconds: Math.round(closeMs / 100) / 10,
       node: process.version,
     }),
   );
-  for (const store of stores) await store.close();
-  for (const disk of disks) await disk.close();
   if (DISK) await rm(dataDir, { recursive: true, force: true });
 }
 

@@ -81,3 +81,26 @@ test('an export abandoned half way releases its read transaction', async (t) => 
   engine.write([{ type: 'put', key: b('after'), value: b('1') }]);
   assert.equal(str(engine.get(b('after'))!), '1');
 });
+
+test('syncs asked for while a flush runs share the next flush, which covers the writes before them', async (t) => {
+  const engine = LmdbEngine.open({ dir: tempDir(t) });
+  t.after(() => engine.closeAsync());
+  const db = (engine as unknown as { db: { sync(callback: (error?: unknown) => void): void } }).db;
+  const pending: ((error?: unknown) => void)[] = [];
+  db.sync = (callback) => void pending.push(callback);
+  const first = engine.sync();
+  engine.write([{ type: 'put', key: b('a'), value: b('1') }]);
+  const during = [engine.sync(), engine.sync(), engine.sync()];
+  assert.equal(pending.length, 1, 'one flush at a time');
+  pending.shift()!();
+  await first;
+  await Promise.resolve();
+  assert.equal(pending.length, 1, 'the three callers that came during the first flush share one more');
+  pending.shift()!(new Error('disk gone'));
+  for (const waiting of during) await assert.rejects(waiting, /disk gone/);
+  // A failed flush does not wedge the next caller.
+  const later = engine.sync();
+  assert.equal(pending.length, 1);
+  pending.shift()!();
+  await later;
+});

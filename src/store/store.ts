@@ -177,7 +177,9 @@ export class Store {
       this.options.environment.timers.clear(this.ticker);
       await Promise.all([...this.replicas.values()].map((replica) => replica.stop()));
       await this.transport.close();
-      for (const replica of this.replicas.values()) await replica.close();
+      // All at once: their engine flushes join (see LmdbEngine.sync); one by one, 9,000 groups on
+      // disk did not close in 580 s.
+      await Promise.all([...this.replicas.values()].map((replica) => replica.close()));
     })());
   }
 
