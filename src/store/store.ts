@@ -177,8 +177,8 @@ export class Store {
       this.options.environment.timers.clear(this.ticker);
       await Promise.all([...this.replicas.values()].map((replica) => replica.stop()));
       await this.transport.close();
-      // All at once: their engine flushes join (see LmdbEngine.sync); one by one, 9,000 groups on
-      // disk did not close in 580 s.
+      // All at once: their engine flushes join (see LmdbEngine.sync); one by one, each waited for
+      // a flush of its own.
       await Promise.all([...this.replicas.values()].map((replica) => replica.close()));
     })());
   }
