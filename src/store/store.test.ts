@@ -296,3 +296,28 @@ test('a watcher that must catch up from history on a quiet replica is driven by 
     await cluster.close();
   }
 });
+
+test('a group removed from a store sends nothing more: the heartbeats it held for the next Beat are dropped with it', async () => {
+  const cluster = await Cluster.start([1, 2, 3], [1, 2], { quiescence: false });
+  try {
+    await cluster.electAll();
+    const node = nodeOf(2, cluster.leader(2)!.memberId);
+    const store = cluster.stores.get(node)!;
+    const transport = cluster.transports.get(node)!;
+    const beats: GroupId[][] = [];
+    const sendBeat = transport.sendBeat.bind(transport);
+    transport.sendBeat = (to, messages) => {
+      beats.push(messages.map((m) => m.group));
+      sendBeat(to, messages);
+    };
+    // The leader's heartbeats of the last tick wait for the next tick's Beat.
+    await cluster.run(TICK_MS);
+    assert.ok(beats.some((groups) => groups.includes(2)), 'the leader of group 2 beats its heartbeats');
+    await store.removeGroup(2);
+    beats.length = 0;
+    await cluster.run(2 * TICK_MS);
+    assert.ok(beats.length > 0 && beats.every((groups) => !groups.includes(2)), `a removed group's heartbeats left with a Beat: ${JSON.stringify(beats)}`);
+  } finally {
+    await cluster.close();
+  }
+});

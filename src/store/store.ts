@@ -158,6 +158,8 @@ export class Store {
     assert(replica !== undefined && this.closing === undefined, `store: group ${group} is not open, or the store is closing`);
     this.replicas.delete(group);
     this.awake.delete(replica);
+    // Heartbeats it held for the next Beat would speak for a replica (and a log) no longer here.
+    for (const [node, beat] of this.pendingBeats) this.pendingBeats.set(node, beat.filter((m) => m.group !== group));
     for (const node of this.groupPeers.get(group)!.values()) this.releaseNode(node);
     this.groupPeers.delete(group);
     await replica.close();
