@@ -1,6 +1,6 @@
 // Membership changes (add learner, promote, remove, re-add) interleaved with crashes,
 // partitions and leadership transfers, at a higher membership rate than the general campaign.
-// With campaign-a and campaign-b, CI runs 2,000 faulty seeds.
+// With campaign-a, campaign-b and campaign-groups, CI runs 2,000 faulty seeds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeFailures } from './campaign.js';

@@ -72,6 +72,7 @@ export function parseArgs(argv: string[]): CampaignArgs {
     args.verbose = true;
   }
   if (args.seeds > CAMPAIGN_SEEDS_MAX) throw new Error(`--seeds is limited to ${CAMPAIGN_SEEDS_MAX}`);
+  if (args.options.groups > 1 && !args.options.store) throw new Error('--groups needs --store true (the groups of a process share its store)');
   return args;
 }
 
@@ -111,6 +112,8 @@ export async function runCampaign(args: CampaignArgs, now: () => number = Date.n
       membershipProbes: 0,
       removedByProbe: 0,
       quiescences: 0,
+      groupJoins: 0,
+      groupLeaves: 0,
       snapshotsMade: 0,
       snapshotsInstalled: 0,
       messagesSent: 0,

@@ -1,6 +1,6 @@
-// Simulated clients: each issues one operation at a time against whatever member it believes leads,
-// through the replica's own client operations, and records the operation in the history the
-// linearizability checker reads.
+// Simulated clients: each issues one operation at a time against whatever member it believes leads
+// the group that holds the key (groupOfKey), through the replica's own client operations, and
+// records the operation in the history the linearizability checker reads (one check per group).
 //
 // Writes (put, delete, and cas as a transaction comparing the value) go through Replica.propose;
 // the answer comes when the member the client talks to has applied the command. Reads wait for
@@ -15,6 +15,7 @@ import type { KvInput, KvOperation, KvOutput } from '../check/index.js';
 import { isLichenError } from '../errors.js';
 import { CompareResult, CompareTarget, type Command, type TxnResponse } from '../mvcc/index.js';
 import type { NodeId } from '../raft/types.js';
+import { metaGroupId, type GroupId } from '../ids.js';
 import type { Applied, Replica } from '../replica/index.js';
 import type { Cluster } from './cluster.js';
 import type { Prng } from '../random.js';
@@ -32,6 +33,8 @@ export interface ClientTiming {
 
 interface PendingOperation {
   input: KvInput;
+  /** The group that holds the key. */
+  group: GroupId;
   call: number;
   requestId: number;
   target: NodeId | undefined;
@@ -44,10 +47,22 @@ interface PendingOperation {
 class SimClient {
   nextRequestId = 1;
   pending: PendingOperation | undefined;
-  leaderGuess: NodeId | undefined;
+  /** Per group: the member this client believes leads it. */
+  leaderGuess = new Map<GroupId, NodeId>();
   /** Last value this client saw per key, used as a plausible cas expectation. */
   lastSeen = new Map<string, string | undefined>();
   constructor(readonly id: number) {}
+}
+
+/**
+ * The group that holds a key of the clients (`k<n>`: group 1 + n mod groups) or of the liveness
+ * probe (`__liveness` in group 1, `__liveness/<group>` in the others). Keys are spread over the
+ * groups so that each group's history is checked on its own (linearizability is per key).
+ */
+export function groupOfKey(key: string, groups: number): GroupId {
+  if (key.startsWith('k')) return metaGroupId + (Number(key.slice(1)) % groups);
+  const slash = key.indexOf('/');
+  return slash < 0 ? metaGroupId : Number(key.slice(slash + 1));
 }
 
 const encoder = new TextEncoder();
@@ -136,31 +151,32 @@ export class ClientPool {
       const expected = this.random.chance(0.8) ? client.lastSeen.get(key) : `c${client.id}r${requestId - 1}`;
       input = { kind: 'cas', key, expected, value };
     }
-    client.pending = { input, call: now, requestId, target: undefined, deadline: now, waiting: false, attempts: 0 };
+    const group = groupOfKey(key, this.cluster.groupIds.length);
+    client.pending = { input, group, call: now, requestId, target: undefined, deadline: now, waiting: false, attempts: 0 };
     this.stats.started++;
     this.cluster.trace.event(`op${client.id}:${requestId}:${input.kind}:${key}@${now};`);
     this.attempt(client, client.pending, now);
   }
 
-  /** Picks a node: the believed leader unless the last attempt there failed, else any member. */
-  private chooseTarget(client: SimClient, avoid: NodeId | undefined): NodeId {
-    const conf = this.cluster.committedConf;
+  /** Picks a member of the group: the believed leader unless the last attempt there failed, else any member. */
+  private chooseTarget(client: SimClient, group: GroupId, avoid: NodeId | undefined): NodeId {
+    const conf = this.cluster.committedConfOf(group);
     const members = [...conf.voters, ...conf.learners];
-    if (client.leaderGuess !== undefined && client.leaderGuess !== avoid && members.includes(client.leaderGuess)) {
-      return client.leaderGuess;
-    }
+    const guess = client.leaderGuess.get(group);
+    if (guess !== undefined && guess !== avoid && members.includes(guess)) return guess;
     const others = members.filter((id) => id !== avoid);
     return this.random.pick(others.length > 0 ? others : members);
   }
 
   private attempt(client: SimClient, pending: PendingOperation, now: number): void {
     const retry = pending.attempts > 0;
-    if (retry) client.leaderGuess = undefined;
-    const target = this.chooseTarget(client, retry ? pending.target : undefined);
+    const { group } = pending;
+    if (retry) client.leaderGuess.delete(group);
+    const target = this.chooseTarget(client, group, retry ? pending.target : undefined);
     pending.target = target;
     const attempt = ++pending.attempts;
     this.stats.attempts++;
-    const replica = this.cluster.serving(target);
+    const replica = this.cluster.serving(target, group);
     if (replica === undefined) {
       pending.waiting = false;
       pending.deadline = now + this.timing.refusalBackoffSteps;
@@ -186,7 +202,9 @@ export class ClientPool {
     pending.waiting = true;
     pending.deadline = now + this.timing.attemptTimeoutSteps;
     // A node that accepted a request knows (or is) the leader: follow its hint next time.
-    client.leaderGuess = replica.isLeader() ? target : replica.leaderId || undefined;
+    const guess = replica.isLeader() ? target : replica.leaderId;
+    if (guess !== 0) client.leaderGuess.set(group, guess);
+    else client.leaderGuess.delete(group);
   }
 
   private read(replica: Replica, key: string): string | undefined {

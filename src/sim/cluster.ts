@@ -7,12 +7,18 @@
 // replica's Ready loop calls, so a crash can fall between any two of the loop's steps, partway
 // through its sends and applies, and between a write and its sync.
 //
+// With a store (`--store`) a process hosts its replicas as a server does, one per group it is a
+// member of (`--groups`): one disk whose sync covers every group's writes, one ticker, one
+// transport. Group 1 is the cluster's: its members are the processes (a process starts by joining
+// it and stops when removed from it); the other groups open and close on a running process as it
+// joins and leaves them (hostGroups). Each group has its own safety monitor and committed membership.
+//
 // The loops run asynchronously, as in a process: the simulator's step queues work (messages,
 // ticks, proposals) into the replicas, then settle() lets the microtasks run until every loop
 // waits for work or for its disk. Nothing else is asynchronous, so a run stays a function of its
 // seed.
 
-import { isLichenError } from '../errors.js';
+import { assert, isLichenError } from '../errors.js';
 import { MemoryEngine } from '../engine/index.js';
 import { createSilentLogger } from '../log.js';
 import { Raft, type RaftClass, type VoteRequest } from '../raft/index.js';
@@ -67,31 +73,53 @@ export type CrashPoint =
   | 'advanced';
 const CRASH_POINTS: readonly CrashPoint[] = ['observe', 'send', 'install-snapshot', 'write', 'unsynced', 'apply', 'send-after-persist', 'advanced'];
 
+/** One group's replica in one incarnation of a process, and what the simulator tracks of its Ready loop. */
+export interface GroupLive {
+  group: GroupId;
+  replica: Replica;
+  /** The term in which this replica was last seen as leader (leader-change detection). */
+  leaderTerm: number;
+  /** The commit index this replica had when last seen as leader. */
+  leaderCommit: number;
+  /** Its group was quiet when last seen as leader. */
+  leaderQuiet: boolean;
+  /** The Ready turn in hand, from observe() to advanced(). */
+  turn: { crash: CrashPoint | undefined; sends: number; installing: Snapshot['metadata'] | undefined } | undefined;
+  /** Disk syncs this replica waits for (only a Ready turn waits for one; see member-storage.ts). */
+  syncsInFlight: number;
+  /** Ready turns since the step began (a livelock guard). */
+  turns: number;
+  /** The group was removed from this process, which runs on: nothing of this replica may act again. */
+  closed: boolean;
+}
+
 /** One process's incarnation: everything here is lost in a crash. */
 export interface LiveState {
+  /** The replica of group 1, the cluster's: its members are the processes (removed from it, a process stops). */
   replica: Replica;
-  /** The store hosting the replica (`--store`), or none: the replica runs alone, with its own ticker. */
+  /** Every group's replica this process hosts, group 1 first. */
+  groups: Map<GroupId, GroupLive>;
+  /** The store hosting the replicas (`--store`), or none: group 1's replica runs alone, with its own ticker. */
   store: Store | undefined;
   /** What this process does with the packets it receives and the reports of its transport. */
   events: StoreTransportEvents;
   /** This process's clock, timers and randomness; the cluster moves its clock one unit per step. */
   env: VirtualEnvironment;
-  /** The term in which this incarnation was last seen as leader (leader-change detection). */
-  leaderTerm: number;
-  /** The commit index this incarnation had when last seen as leader. */
-  leaderCommit: number;
-  /** Its group was quiet when last seen as leader. */
-  leaderQuiet: boolean;
   /** The peers this process has an established connection to (see connect()). */
   links: Set<NodeId>;
   /** The process ended (crash, removal, refusal): nothing of it may act again. */
   ended: boolean;
-  /** The Ready turn in hand, from observe() to advanced(). */
-  turn: { crash: CrashPoint | undefined; sends: number; installing: Snapshot['metadata'] | undefined } | undefined;
-  /** Disk syncs started and not finished (only a Ready turn waits for one; see member-storage.ts). */
-  syncsInFlight: number;
-  /** Ready turns since the step began (a livelock guard). */
-  turns: number;
+  /**
+   * The disk's sync in flight (what waits for it), and what waits for the next one: one fdatasync
+   * at a time covers every group's writes made before it started, as the shared WAL's.
+   */
+  syncing: Array<() => void> | undefined;
+  nextSync: Array<() => void>;
+}
+
+/** The suffix that names a group other than 1 in trace events (group 1's events read as they always did). */
+export function groupTag(group: GroupId): string {
+  return group === metaGroupId ? '' : `g${group}`;
 }
 
 /** Thrown inside a Ready turn of a process that crashed or ended: the turn stops there. */
@@ -119,6 +147,12 @@ export class SimNode {
   ) {}
 }
 
+/** A replica seen leading its group. */
+export interface LeaderSeen {
+  id: NodeId;
+  group: GroupId;
+}
+
 /** What happened to a start: running, refused for good (a wiped member), or to be tried again later. */
 export type StartOutcome = 'started' | 'refused' | 'deferred';
 
@@ -141,6 +175,8 @@ export interface ClusterConfig {
   variant: RaftVariant;
   /** Each process hosts its replica in a store (src/store), as a server does: see SimOptions.store. */
   store: boolean;
+  /** Raft groups each process hosts (1..groups); more than one needs `store`. */
+  groups: number;
 }
 
 /** Ready turns one node may take in one step before we call it a livelock. */
@@ -203,18 +239,20 @@ function clientAddress(id: NodeId): string {
 
 export class Cluster {
   readonly nodes = new Map<NodeId, SimNode>();
-  readonly monitor = new SafetyMonitor();
+  /** The groups every process hosts (group 1, the cluster's, first). */
+  readonly groupIds: GroupId[];
+  /** Per group: the safety monitor of its logs, votes and applies. */
+  private readonly monitors = new Map<GroupId, SafetyMonitor>();
   readonly trace: Trace;
-  /** The latest committed membership, as first applied by any node. */
-  committedConf: ConfState;
-  private committedConfIndex = 1;
+  /** Per group: the latest committed membership, as first applied by any node, and its index. */
+  private readonly confs = new Map<GroupId, { conf: ConfState; index: number }>();
   /** The initial voters: each one bootstraps the group on its first start (a first snapshot). */
   private readonly bootstrapVoters: NodeId[];
   /** Membership changes committed (counted once, when the first node applies each). */
   confChangesApplied = 0;
   now = 0;
   readyCrashRate = 0;
-  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0, wipes: 0, refusals: 0, probes: 0, removedByProbe: 0, quiescences: 0 };
+  stats = { crashes: 0, readyCrashes: 0, restarts: 0, snapshotsMade: 0, snapshotsInstalled: 0, applied: 0, wipes: 0, refusals: 0, probes: 0, removedByProbe: 0, quiescences: 0, groupJoins: 0, groupLeaves: 0 };
   /** The first thing that went wrong inside a Ready loop; settle() reports it. */
   private failure: SafetyViolation | undefined;
   /** Membership probes on their way to a member or back (see askMembership). */
@@ -230,8 +268,28 @@ export class Cluster {
   ) {
     this.trace = new Trace(() => this.now, traceSink);
     for (const id of nodeIds) this.addNode(id);
-    this.committedConf = { voters: [...initialVoters], learners: [] };
+    assert(config.groups === 1 || config.store, 'several groups per process need a store');
+    this.groupIds = Array.from({ length: config.groups }, (_, i) => metaGroupId + i);
+    for (const group of this.groupIds) {
+      this.monitors.set(group, new SafetyMonitor(config.groups > 1 ? `group ${group}: ` : ''));
+      this.confs.set(group, { conf: { voters: [...initialVoters], learners: [] }, index: 1 });
+    }
     this.bootstrapVoters = [...initialVoters];
+  }
+
+  /** The safety monitor of `group`. */
+  monitor(group: GroupId): SafetyMonitor {
+    return this.monitors.get(group)!;
+  }
+
+  /** The latest committed membership of group 1, whose members are the cluster's processes. */
+  get committedConf(): ConfState {
+    return this.confs.get(metaGroupId)!.conf;
+  }
+
+  /** The latest committed membership of `group`, as first applied by any node. */
+  committedConfOf(group: GroupId): ConfState {
+    return this.confs.get(group)!.conf;
   }
 
   /** A new machine with an empty disk (not started, not a member). */
@@ -268,7 +326,7 @@ export class Cluster {
   start(id: NodeId): StartOutcome | Promise<StartOutcome> {
     const node = this.node(id);
     if (node.live !== undefined) return 'started';
-    const disk = node.disk;
+    const disk = node.disk.group(metaGroupId);
     if (node.joined && disk.joined === undefined) {
       if (!this.isMember(id)) return 'deferred';
       const via = this.joinTarget();
@@ -279,22 +337,19 @@ export class Cluster {
       if (via.live!.replica.member(id) === undefined) return 'deferred';
       disk.joined = { catchUpIndex: via.live!.replica.raftStatus().commit, members: via.live!.replica.members };
     }
-    if (!node.joined && this.bootstrapVoters.includes(id) && disk.isEmpty()) this.bootstrap(node);
+    if (!node.joined && this.bootstrapVoters.includes(id) && node.disk.isEmpty()) this.bootstrap(node);
     // Like a process, each incarnation has its own clock (starting at zero) and random stream.
     const env = new VirtualEnvironment(this.random.nextU32());
     const live: LiveState = {
       replica: undefined as unknown as Replica,
+      groups: new Map(),
       store: undefined,
       events: undefined as unknown as StoreTransportEvents,
       env,
-      leaderTerm: 0,
-      leaderCommit: 0,
-      leaderQuiet: false,
       links: new Set(),
       ended: false,
-      turn: undefined,
-      syncsInFlight: 0,
-      turns: 0,
+      syncing: undefined,
+      nextSync: [],
     };
     // Without a store nothing here waits: the runs of recorded seeds stay as they were.
     if (!this.config.store) {
@@ -318,12 +373,18 @@ export class Cluster {
     node.started = true;
     node.removed = false;
     this.trace.event(`start${node.id}@${this.now};`);
-    void live.replica.halted.then((halt) => this.onHalted(node, live, halt));
+    const first = live.groups.get(metaGroupId)!;
+    void live.replica.halted.then((halt) => this.onHalted(node, live, first, halt));
+    for (const hosted of live.groups.values()) if (hosted !== first) this.watchHalt(node, live, hosted);
     if (!this.checksDataDirs || node.disk.dataDirs.waitingFor().length === 0) this.startRaft(node, live);
     return 'started';
   }
 
-  /** Writes a new cluster's first snapshot (the membership, an empty store), as `lichen serve --initial-cluster` does. */
+  /**
+   * Writes a new cluster's first snapshot (the membership, an empty store), as `lichen serve
+   * --initial-cluster` does, and the same for every other group (as ClusterNode.createGroup with
+   * the cluster's voters).
+   */
   private bootstrap(node: SimNode): void {
     const members = new MemberTable();
     for (const id of this.bootstrapVoters) {
@@ -331,20 +392,21 @@ export class Cluster {
     }
     const data = encodeSnapshotData(members, new KvStateMachine(new MemoryEngine()).export());
     const first: Snapshot = { metadata: { index: 1, term: 1, conf: { voters: [...this.bootstrapVoters], learners: [] } }, data };
-    node.disk.bootstrap(first, this.monitor.chainForSnapshot(1, 1), { term: 1, vote: 0, commit: 1 });
+    for (const group of this.groupIds) node.disk.group(group).bootstrap(first, this.monitor(group).chainForSnapshot(1, 1), { term: 1, vote: 0, commit: 1 });
     // A member of a new cluster waits until every other one has recorded its data directory.
     if (this.checksDataDirs) node.disk.dataDirs = new PeerDataDirs({ known: node.disk.dataDirs.entries(), awaiting: this.bootstrapVoters.filter((v) => v !== node.id) });
   }
 
   /** The replica alone, with its own ticker; its peer links lead straight to the network. */
   private openReplica(node: SimNode, live: LiveState): void {
+    const hosted = this.hostGroup(live, metaGroupId);
     const replica = new Replica({
-      ...this.replicaSettings(node, live),
-      storage: this.recoverStorage(node, live),
+      ...this.replicaSettings(node, live, hosted),
+      storage: this.recoverStorage(node, live, hosted),
       peers: { send: (messages) => this.send(node, live, metaGroupId, messages), updatePeer: () => {}, removePeer: () => {} },
       environment: live.env,
     });
-    live.replica = replica;
+    live.replica = hosted.replica = replica;
     live.events = {
       onMessage: (message) => replica.receive(message),
       onBeat: () => {},
@@ -368,8 +430,8 @@ export class Cluster {
           sendBeat: (to, messages) => this.sendBeat(node, live, to, messages),
         });
       },
-      openStorage: () => Promise.resolve(this.recoverStorage(node, live)),
-      replicaSettings: () => this.replicaSettings(node, live),
+      openStorage: (group) => Promise.resolve(this.recoverStorage(node, live, this.hostGroup(live, group))),
+      replicaSettings: (group) => this.replicaSettings(node, live, live.groups.get(group)!),
       environment: live.env,
       tickMs: this.config.tickSteps,
       electionTicks: this.config.electionTicks,
@@ -377,24 +439,51 @@ export class Cluster {
       logger: createSilentLogger(),
     });
     live.store = store;
-    live.replica = await store.openGroup(metaGroupId);
+    live.replica = (await this.openGroup(live, metaGroupId)).replica;
+    // The other groups its disk holds, as a server reopens every group its WAL holds.
+    for (const group of node.disk.groupIds()) if (group !== metaGroupId) await this.openGroup(live, group);
+  }
+
+  /** Opens the replica of `group` in the process's store. */
+  private async openGroup(live: LiveState, group: GroupId): Promise<GroupLive> {
+    const replica = await live.store!.openGroup(group);
+    const hosted = live.groups.get(group)!;
+    hosted.replica = replica;
+    return hosted;
+  }
+
+  /** The simulator's record of a group's replica about to open in a process. */
+  private hostGroup(live: LiveState, group: GroupId): GroupLive {
+    const hosted: GroupLive = {
+      group,
+      replica: undefined as unknown as Replica,
+      leaderTerm: 0,
+      leaderCommit: 0,
+      leaderQuiet: false,
+      turn: undefined,
+      syncsInFlight: 0,
+      turns: 0,
+      closed: false,
+    };
+    live.groups.set(group, hosted);
+    return hosted;
   }
 
   /** The storage of one incarnation: what its disk holds, recovered as a process restarts. */
-  private recoverStorage(node: SimNode, live: LiveState): ReplicaStorage {
-    const disk = node.disk;
+  private recoverStorage(node: SimNode, live: LiveState, hosted: GroupLive): ReplicaStorage {
+    const disk = node.disk.group(hosted.group);
     const member = {
       id: node.id,
       disk,
-      monitor: this.monitor,
+      monitor: this.monitor(hosted.group),
       assertRunning: () => {
-        if (live.ended) throw new ProcessEnded();
+        if (live.ended || hosted.closed) throw new ProcessEnded();
       },
-      sync: () => this.synced(node, live),
-      installing: () => live.turn?.installing,
+      sync: () => this.synced(node, live, hosted),
+      installing: () => hosted.turn?.installing,
       tookSnapshot: (index: number) => {
         this.stats.snapshotsMade++;
-        this.trace.event(`snap${node.id}:${index};`);
+        this.trace.event(`snap${node.id}${groupTag(hosted.group)}:${index};`);
       },
     };
     const wal = new SimLogStore(member);
@@ -414,9 +503,9 @@ export class Cluster {
   }
 
   /** A replica's settings, apart from its storage, peer links and clock (the store gives those, or openReplica). */
-  private replicaSettings(node: SimNode, live: LiveState): ReplicaSettings {
+  private replicaSettings(node: SimNode, live: LiveState, hosted: GroupLive): ReplicaSettings {
     const { config } = this;
-    const disk = node.disk;
+    const disk = node.disk.group(hosted.group);
     const replicaConfig: ReplicaConfig = {
       name: `n${node.id}`,
       tickMs: config.tickSteps,
@@ -435,29 +524,38 @@ export class Cluster {
       unsafe: { readsWithoutReadIndex: false },
     };
     const raftClass = RAFT_CLASSES[config.variant];
-    return {
+    // As src/server/node.ts: only the cluster's group publishes client addresses and probes membership.
+    const settings: ReplicaSettings = {
       memberId: node.id,
       clusterId: CLUSTER_ID,
       joined: disk.joined,
       config: replicaConfig,
       logger: createSilentLogger(),
       metrics: NO_METRICS,
-      publicAddresses: { client: clientAddress(node.id), http: '' },
-      askMembership: (address) => this.askMembership(node, address),
+      publicAddresses: { client: '', http: '' },
+      askMembership: () => Promise.reject(new Error(`group ${hosted.group} has no membership probes`)),
       lostDataRemedy: 'Remove it and add it again.',
-      onMemberRemoved: (id) => disk.dataDirs.forget(id),
       raft: { ...(raftClass && { raftClass }), preVote: config.preVote, checkQuorum: config.checkQuorum, maxInflightMsgs: 16, maxMsgBytes: config.msgBytesMax },
       wrapReadyHandler: (handler) => {
-        const simulated = this.readyHandler(node, live, handler);
+        const simulated = this.readyHandler(node, live, hosted, handler);
         return config.variant === 'acks-before-fsync' ? sendingAcksBeforeFsync(simulated) : simulated;
       },
+    };
+    if (hosted.group !== metaGroupId) return settings;
+    return {
+      ...settings,
+      publicAddresses: { client: clientAddress(node.id), http: '' },
+      askMembership: (address) => this.askMembership(node, address),
+      onMemberRemoved: (id) => node.disk.dataDirs.forget(id),
     };
   }
 
   /** Raft runs once the member's peers know its data directory (a joiner's at once). */
   private startRaft(node: SimNode, live: LiveState): void {
-    live.replica.syncPeers();
-    live.replica.start();
+    for (const { replica } of live.groups.values()) {
+      replica.syncPeers();
+      replica.start();
+    }
     this.trace.event(`raft${node.id}@${this.now};`);
   }
 
@@ -466,6 +564,16 @@ export class Cluster {
     const leader = this.leader();
     if (leader !== undefined) return leader;
     return [...this.nodes.values()].find((n) => n.live?.replica.started === true && this.isMember(n.id));
+  }
+
+  /** The replica a process joining `group` asks: one that runs and applied the addition of `id`, the leader's if it has. */
+  private groupJoinTarget(group: GroupId, id: NodeId): Replica | undefined {
+    const candidates = [this.leader(group), ...this.nodes.values()];
+    for (const node of candidates) {
+      const replica = node?.live?.groups.get(group)?.replica;
+      if (replica !== undefined && replica.started && !replica.stopped && replica.member(id) !== undefined) return replica;
+    }
+    return undefined;
   }
 
   /** Wipes a node's disk: it crashes and will restart, when started again, on an empty disk. */
@@ -566,7 +674,7 @@ export class Cluster {
   }
 
   private receive(receiver: LiveState, from: NodeId, group: GroupId, message: Message): void {
-    this.trace.event(`m${message.from}>${message.to}${message.type}${message.term};`);
+    this.trace.event(`m${message.from}>${message.to}${message.type}${message.term}${groupTag(group)};`);
     receiver.events.onMessage(message, group, from);
   }
 
@@ -615,9 +723,19 @@ export class Cluster {
     for (const peer of this.nodes.values()) if (peer !== node && !live.ended) this.connect(node, peer);
   }
 
+  /** Watches a replica of a group other than 1 for a halt. */
+  private watchHalt(node: SimNode, live: LiveState, hosted: GroupLive): void {
+    void hosted.replica.halted.then((halt) => this.onHalted(node, live, hosted, halt));
+  }
+
   /** A replica stopped serving on its own: it learned of its removal, or it failed. */
-  private onHalted(node: SimNode, live: LiveState, halt: Halt): void {
-    if (live.ended) return;
+  private onHalted(node: SimNode, live: LiveState, hosted: GroupLive, halt: Halt): void {
+    if (live.ended || hosted.closed) return;
+    if (halt.removed && hosted.group !== metaGroupId) {
+      // The process runs on; the group leaves it at the end of the step (stopRemoved).
+      this.pendingGroupRemovals.push({ id: node.id, group: hosted.group });
+      return;
+    }
     if (halt.removed) {
       // Its own configuration still has it: it learned the removal from a membership probe.
       const conf = live.replica.raftStatus().conf;
@@ -652,30 +770,30 @@ export class Cluster {
    */
   async settle(): Promise<void> {
     const running = this.running();
-    for (const node of running) node.live!.turns = 0;
+    for (const node of running) for (const hosted of node.live!.groups.values()) hosted.turns = 0;
     let quiet = 0;
     for (let round = 0; quiet < SETTLE_TAIL_ROUNDS; round++) {
       if (this.failure !== undefined) throw this.failure;
       if (round >= SETTLE_ROUNDS_MAX) throw new SafetyViolation('raft-crash', `the Ready loops did not settle within ${SETTLE_ROUNDS_MAX} rounds`);
       // Nodes started during a step start no loop work before the next one; crashed ones have no live state.
-      quiet = running.some((node) => node.live !== undefined && Cluster.busy(node.live)) ? 0 : quiet + 1;
+      quiet = running.some((node) => node.live !== undefined && [...node.live.groups.values()].some(Cluster.busy)) ? 0 : quiet + 1;
       await Promise.resolve();
     }
     if (this.failure !== undefined) throw this.failure;
   }
 
   /** Whether a loop has something to do that waits for nothing outside it. */
-  private static busy(live: LiveState): boolean {
-    if (live.replica.stopped) return false;
-    if (live.turn !== undefined) return live.syncsInFlight === 0;
-    return live.replica.hasPendingWork;
+  private static busy(hosted: GroupLive): boolean {
+    if (hosted.closed || hosted.replica.stopped) return false;
+    if (hosted.turn !== undefined) return hosted.syncsInFlight === 0;
+    return hosted.replica.hasPendingWork;
   }
 
   /**
    * The handler the replica's Ready loop calls, around the replica's own: each call is a place a
    * crash may strike, and where the safety monitor looks (sends, applies, installed snapshots).
    */
-  private readyHandler(node: SimNode, live: LiveState, handler: ReadyHandler): ReadyHandler {
+  private readyHandler(node: SimNode, live: LiveState, hosted: GroupLive, handler: ReadyHandler): ReadyHandler {
     const guarded = <A extends unknown[], R>(body: (...args: A) => R) => (...args: A): R => {
       try {
         return body(...args);
@@ -685,58 +803,60 @@ export class Cluster {
       }
     };
     return {
-      observe: guarded((rd: Ready) => this.observe(node, live, rd, handler)),
-      send: guarded((messages) => this.sendPartway(node, live, messages, handler)),
-      installSnapshot: guarded((snapshot) => this.installSnapshot(node, live, snapshot, handler)),
+      observe: guarded((rd: Ready) => this.observe(node, live, hosted, rd, handler)),
+      send: guarded((messages) => this.sendPartway(node, live, hosted, messages, handler)),
+      installSnapshot: guarded((snapshot) => this.installSnapshot(node, live, hosted, snapshot, handler)),
       persist: guarded((update) => {
-        this.checkpoint(node, live, 'write');
+        this.checkpoint(node, live, hosted, 'write');
         const persisted = handler.persist(update);
-        this.checkpoint(node, live, 'unsynced');
+        this.checkpoint(node, live, hosted, 'unsynced');
         return persisted;
       }),
-      apply: guarded((rd: Ready) => this.applyReady(node, live, rd, handler)),
+      apply: guarded((rd: Ready) => this.applyReady(node, live, hosted, rd, handler)),
       advanced: guarded(() => {
-        this.checkpoint(node, live, undefined);
+        this.checkpoint(node, live, hosted, undefined);
         handler.advanced();
-        this.checkpoint(node, live, 'advanced');
-        live.turn = undefined;
+        this.checkpoint(node, live, hosted, 'advanced');
+        hosted.turn = undefined;
       }),
     };
   }
 
-  /** Stops a turn of a process that has ended; crashes it at `point` when this turn's crash is there. */
-  private checkpoint(node: SimNode, live: LiveState, point: CrashPoint | undefined): void {
-    if (live.ended) throw new ProcessEnded();
-    if (point === undefined || live.turn?.crash !== point) return;
+  /** Stops a turn of a process that has ended; crashes it (every group) at `point` when this turn's crash is there. */
+  private checkpoint(node: SimNode, live: LiveState, hosted: GroupLive, point: CrashPoint | undefined): void {
+    if (live.ended || hosted.closed) throw new ProcessEnded();
+    if (point === undefined || hosted.turn?.crash !== point) return;
     this.stats.readyCrashes++;
     this.trace.event(`rc${node.id}${point};`);
     this.crash(node.id);
     throw new ProcessEnded();
   }
 
-  private observe(node: SimNode, live: LiveState, rd: Ready, handler: ReadyHandler): void {
-    if (live.ended) throw new ProcessEnded();
-    if (++live.turns > READY_ROUNDS_MAX) {
-      throw new SafetyViolation('raft-crash', `node ${node.id} produced more than ${READY_ROUNDS_MAX} Ready batches in one step`);
+  private observe(node: SimNode, live: LiveState, hosted: GroupLive, rd: Ready, handler: ReadyHandler): void {
+    if (live.ended || hosted.closed) throw new ProcessEnded();
+    if (++hosted.turns > READY_ROUNDS_MAX) {
+      throw new SafetyViolation('raft-crash', `node ${node.id}${groupTag(hosted.group)} produced more than ${READY_ROUNDS_MAX} Ready batches in one step`);
     }
     const crash = this.random.chance(this.readyCrashRate) ? this.random.pick(CRASH_POINTS) : undefined;
-    live.turn = { crash, sends: 0, installing: undefined };
+    hosted.turn = { crash, sends: 0, installing: undefined };
     handler.observe(rd);
-    this.checkpoint(node, live, 'observe');
+    this.checkpoint(node, live, hosted, 'observe');
   }
 
   /** The first call of a turn sends what may leave at once, the second what waited for the disk. */
-  private sendPartway(node: SimNode, live: LiveState, messages: Message[], handler: ReadyHandler): void {
-    this.checkpoint(node, live, undefined);
-    const point = live.turn!.sends++ === 0 ? 'send' : 'send-after-persist';
-    this.partway(node, live, point, messages, (message) => handler.send([message]));
+  private sendPartway(node: SimNode, live: LiveState, hosted: GroupLive, messages: Message[], handler: ReadyHandler): void {
+    this.checkpoint(node, live, hosted, undefined);
+    const point = hosted.turn!.sends++ === 0 ? 'send' : 'send-after-persist';
+    this.partway(node, live, hosted, point, messages, (message) => handler.send([message]));
   }
 
   /** The process's transport: every message is checked against what its sender's disk holds. */
   private send(node: SimNode, live: LiveState, group: GroupId, messages: Message[]): void {
     if (live.ended) return;
+    const monitor = this.monitor(group);
+    const durable = node.disk.group(group).durable;
     for (const message of messages) {
-      this.monitor.observeSend(node.id, message, node.disk.durable);
+      monitor.observeSend(node.id, message, durable);
       // A real transport knows when a snapshot stream fails and tells raft (reportSnapshot);
       // without that the leader would wait for that follower forever.
       const sent = this.network.send({ from: node.id, to: message.to, group, message }, this.now);
@@ -747,81 +867,102 @@ export class Cluster {
   /** A store's Beat to a peer process, with the heartbeats its groups held for it. */
   private sendBeat(node: SimNode, live: LiveState, to: NodeId, messages: GroupMessage[]): void {
     if (live.ended) return;
-    for (const { message } of messages) this.monitor.observeSend(node.id, message, node.disk.durable);
+    for (const { group, message } of messages) this.monitor(group).observeSend(node.id, message, node.disk.group(group).durable);
     this.network.send({ from: node.id, to, beat: messages }, this.now);
   }
 
   /** Runs `each` over `items`, unless this turn's crash strikes at `point`: then partway through. */
-  private partway<T>(node: SimNode, live: LiveState, point: CrashPoint, items: readonly T[], each: (item: T, index: number) => void): void {
-    const stopAt = live.turn?.crash === point ? this.random.int(items.length + 1) : -1;
+  private partway<T>(node: SimNode, live: LiveState, hosted: GroupLive, point: CrashPoint, items: readonly T[], each: (item: T, index: number) => void): void {
+    const stopAt = hosted.turn?.crash === point ? this.random.int(items.length + 1) : -1;
     for (let i = 0; i < items.length; i++) {
-      if (i === stopAt) this.checkpoint(node, live, point);
+      if (i === stopAt) this.checkpoint(node, live, hosted, point);
       each(items[i]!, i);
     }
-    if (stopAt === items.length) this.checkpoint(node, live, point);
+    if (stopAt === items.length) this.checkpoint(node, live, hosted, point);
   }
 
   /** Installs a snapshot from the leader (its marker waits for a sync), and checks the state it restores. */
-  private async installSnapshot(node: SimNode, live: LiveState, snapshot: Snapshot, handler: ReadyHandler): Promise<void> {
-    this.checkpoint(node, live, undefined);
-    live.turn!.installing = snapshot.metadata;
+  private async installSnapshot(node: SimNode, live: LiveState, hosted: GroupLive, snapshot: Snapshot, handler: ReadyHandler): Promise<void> {
+    this.checkpoint(node, live, hosted, undefined);
+    hosted.turn!.installing = snapshot.metadata;
     await handler.installSnapshot(snapshot);
-    live.turn!.installing = undefined;
-    this.checkpoint(node, live, undefined);
+    hosted.turn!.installing = undefined;
+    this.checkpoint(node, live, hosted, undefined);
     this.stats.snapshotsInstalled++;
     const index = snapshot.metadata.index;
-    this.monitor.observeRestore(node.id, index, stateDigest(live.replica.store));
-    this.trace.event(`restore${node.id}:${index};`);
-    this.checkpoint(node, live, 'install-snapshot');
+    this.monitor(hosted.group).observeRestore(node.id, index, stateDigest(hosted.replica.store));
+    this.trace.event(`restore${node.id}${groupTag(hosted.group)}:${index};`);
+    this.checkpoint(node, live, hosted, 'install-snapshot');
   }
 
   /**
-   * Resolves once the disk synced, 1 to syncStepsMax time units from now on the process's clock.
-   * A process that crashes meanwhile never syncs: its clock stops.
+   * Resolves once the disk synced everything written so far. A sync takes 1 to syncStepsMax time
+   * units on the process's clock and makes every group's writes durable; one asked for while
+   * another runs waits for the next, which starts when that one ends (the shared WAL's group
+   * commit). A process that crashes meanwhile never syncs: its clock stops.
    */
-  private synced(node: SimNode, live: LiveState): Promise<void> {
-    live.syncsInFlight++;
+  private synced(node: SimNode, live: LiveState, hosted: GroupLive): Promise<void> {
+    hosted.syncsInFlight++;
     return new Promise<void>((resolve) => {
-      live.env.timers.setTimeout(() => {
-        if (live.ended) return;
-        live.syncsInFlight--;
-        node.disk.sync();
+      const done = () => {
+        hosted.syncsInFlight--;
         resolve();
-      }, this.random.between(1, this.config.syncStepsMax));
+      };
+      if (live.syncing === undefined) this.startSync(node, live, [done]);
+      else live.nextSync.push(done);
     });
+  }
+
+  private startSync(node: SimNode, live: LiveState, waiters: Array<() => void>): void {
+    live.syncing = waiters;
+    live.env.timers.setTimeout(() => {
+      if (live.ended) return;
+      node.disk.sync();
+      live.syncing = undefined;
+      for (const done of waiters) done();
+      if (live.nextSync.length === 0) return;
+      const next = live.nextSync;
+      live.nextSync = [];
+      this.startSync(node, live, next);
+    }, this.random.between(1, this.config.syncStepsMax));
   }
 
   /**
    * Hands the replica its committed entries one at a time (a crash may strike between any two),
    * checking each: applied in order, the same entry and the same resulting state on every member.
    */
-  private applyReady(node: SimNode, live: LiveState, rd: Ready, handler: ReadyHandler): void {
-    this.checkpoint(node, live, undefined);
-    const replica = live.replica;
-    this.partway(node, live, 'apply', rd.committedEntries, (entry) => {
+  private applyReady(node: SimNode, live: LiveState, hosted: GroupLive, rd: Ready, handler: ReadyHandler): void {
+    this.checkpoint(node, live, hosted, undefined);
+    const { replica, group } = hosted;
+    const tag = groupTag(group);
+    const monitor = this.monitor(group);
+    this.partway(node, live, hosted, 'apply', rd.committedEntries, (entry) => {
       if (entry.index !== replica.appliedIndex + 1) {
-        throw new SafetyViolation('state-machine-safety', `node ${node.id} was handed entry ${entry.index} to apply after applying ${replica.appliedIndex}`);
+        throw new SafetyViolation('state-machine-safety', `node ${node.id}${tag} was handed entry ${entry.index} to apply after applying ${replica.appliedIndex}`);
       }
       handler.apply({ ...rd, committedEntries: [entry], readStates: [] });
       this.stats.applied++;
-      this.trace.event(`a${node.id}:${entry.index};`);
-      this.monitor.observeApply(node.id, entry, stateDigest(replica.store));
-      if (entry.type === EntryType.ConfChange) this.onConfApplied(entry.index, decodeConfChange(entry.data), replica.raftStatus().conf);
+      this.trace.event(`a${node.id}${tag}:${entry.index};`);
+      monitor.observeApply(node.id, entry, stateDigest(replica.store));
+      if (entry.type === EntryType.ConfChange) this.onConfApplied(group, entry.index, decodeConfChange(entry.data), replica.raftStatus().conf);
     });
     handler.apply({ ...rd, committedEntries: [], readStates: rd.readStates });
   }
 
-  /** Tracks the committed membership. */
-  private onConfApplied(index: number, change: ConfChange, conf: ConfState): void {
-    if (index <= this.committedConfIndex) return;
-    this.committedConfIndex = index;
+  /** Tracks each group's committed membership. */
+  private onConfApplied(group: GroupId, index: number, change: ConfChange, conf: ConfState): void {
+    const committed = this.confs.get(group)!;
+    if (index <= committed.index) return;
+    committed.index = index;
+    committed.conf = { voters: [...conf.voters], learners: [...conf.learners] };
     this.confChangesApplied++;
-    this.committedConf = { voters: [...conf.voters], learners: [...conf.learners] };
-    this.trace.event(`conf${index}:${change.type}:${change.nodeId};`);
+    this.trace.event(`conf${index}:${change.type}:${change.nodeId}${groupTag(group)};`);
   }
 
   /** Nodes to stop at the end of this step (they learned they were removed). */
   private readonly pendingStops = new Set<NodeId>();
+  /** Replicas of groups other than 1 that learned they were removed (their process runs on). */
+  private pendingGroupRemovals: Array<{ id: NodeId; group: GroupId }> = [];
   /** Nodes to stop at the end of this step: raft found they lost data (unchecked-wipes only). */
   private readonly lostData = new Set<NodeId>();
 
@@ -838,54 +979,119 @@ export class Cluster {
       this.trace.event(`stop${id}@${this.now};`);
     }
     this.pendingStops.clear();
+    for (const { id, group } of this.pendingGroupRemovals) {
+      const live = this.node(id).live;
+      if (live === undefined || !live.groups.has(group)) continue;
+      if (this.isMember(id, group)) this.fail(id, new SafetyViolation('raft-crash', `node ${id} stopped as removed from group ${group} while it is a member`));
+      this.closeGroup(this.node(id), live, group);
+    }
+    this.pendingGroupRemovals = [];
     if (this.failure !== undefined) throw this.failure;
   }
 
-  isMember(id: NodeId): boolean {
-    return this.committedConf.voters.includes(id) || this.committedConf.learners.includes(id);
+  isMember(id: NodeId, group: GroupId = metaGroupId): boolean {
+    const conf = this.committedConfOf(group);
+    return conf.voters.includes(id) || conf.learners.includes(id);
+  }
+
+  /**
+   * Each running process hosts the groups it is a member of, as an operator keeps it: a member
+   * added to a group other than 1 opens it as a joiner (told the members and the catch-up index by
+   * a member that applied its addition, as `member add` answers), and one removed from it removes
+   * the group's replica and data (ClusterNode.removeGroup). Group 1 is the process itself (start(),
+   * stopRemoved()). Resolves once the groups it opens are open.
+   */
+  hostGroups(): Promise<void> | undefined {
+    if (this.groupIds.length === 1) return undefined;
+    const opening: Array<Promise<void>> = [];
+    for (const node of this.running()) {
+      const live = node.live!;
+      // A process whose peers have not admitted it yet (or a refused one) takes on no group.
+      if (live.ended || !live.replica.started) continue;
+      for (const group of this.groupIds) {
+        if (group === metaGroupId) continue;
+        const member = this.isMember(node.id, group);
+        if (live.groups.has(group) && !member) this.closeGroup(node, live, group);
+        else if (!live.groups.has(group) && member) {
+          const joining = this.joinGroup(node, live, group);
+          if (joining !== undefined) opening.push(joining);
+        }
+      }
+    }
+    return opening.length === 0 ? undefined : Promise.all(opening).then(() => undefined);
+  }
+
+  /** Opens `group` on a process added to it, once a member that applied the addition can tell it the group. */
+  private joinGroup(node: SimNode, live: LiveState, group: GroupId): Promise<void> | undefined {
+    const via = this.groupJoinTarget(group, node.id);
+    if (via === undefined) return undefined;
+    node.disk.group(group).joined = { catchUpIndex: via.raftStatus().commit, members: via.members };
+    this.stats.groupJoins++;
+    this.trace.event(`join${node.id}${groupTag(group)}@${this.now};`);
+    return this.openGroup(live, group).then((hosted) => {
+      this.watchHalt(node, live, hosted);
+      hosted.replica.syncPeers();
+      hosted.replica.start();
+    });
+  }
+
+  /** A group leaves a running process: its replica closes and its data goes (ClusterNode.removeGroup). */
+  private closeGroup(node: SimNode, live: LiveState, group: GroupId): void {
+    const hosted = live.groups.get(group)!;
+    hosted.closed = true;
+    live.groups.delete(group);
+    node.disk.removeGroup(group);
+    this.stats.groupLeaves++;
+    this.trace.event(`leave${node.id}${groupTag(group)}@${this.now};`);
+    void live.store!.removeGroup(group);
   }
 
   /**
    * Election Safety and Leader Completeness, checked every step. Returns the leaders that are new
    * this step and those whose commit index advanced (moments a fault is most revealing).
    */
-  checkLeaders(): { elected: NodeId[]; committed: NodeId[] } {
-    const fresh: NodeId[] = [];
-    const committed: NodeId[] = [];
+  checkLeaders(): { elected: LeaderSeen[]; committed: LeaderSeen[] } {
+    const fresh: LeaderSeen[] = [];
+    const committed: LeaderSeen[] = [];
     for (const node of this.running()) {
-      const live = node.live!;
-      // The role a replica observed is raft's once every loop has settled (a role changes only in
-      // the loop, whose next Ready reports it at once); raft's full status costs more to build.
-      if (!live.replica.isLeader()) continue;
-      const status = live.replica.raftStatus();
-      if (status.role !== 'leader') continue;
-      this.monitor.observeLeader(node.id, status.term);
-      if (live.leaderTerm !== status.term) {
-        live.leaderTerm = status.term;
-        // Its log as written: every loop waits for a sync or for work, so raft's log is all written.
-        this.monitor.observeNewLeader(node.id, status.term, node.disk.written);
-        this.trace.event(`leader${node.id}:${status.term};`);
-        fresh.push(node.id);
-      } else if (status.commit > live.leaderCommit) {
-        committed.push(node.id);
+      for (const hosted of node.live!.groups.values()) {
+        const { replica, group } = hosted;
+        // The role a replica observed is raft's once every loop has settled (a role changes only in
+        // the loop, whose next Ready reports it at once); raft's full status costs more to build.
+        if (!replica.isLeader()) continue;
+        const status = replica.raftStatus();
+        if (status.role !== 'leader') continue;
+        const monitor = this.monitor(group);
+        const tag = groupTag(group);
+        monitor.observeLeader(node.id, status.term);
+        if (hosted.leaderTerm !== status.term) {
+          hosted.leaderTerm = status.term;
+          // Its log as written: every loop waits for a sync or for work, so raft's log is all written.
+          monitor.observeNewLeader(node.id, status.term, node.disk.group(group).written);
+          this.trace.event(`leader${node.id}${tag}:${status.term};`);
+          fresh.push({ id: node.id, group });
+        } else if (status.commit > hosted.leaderCommit) {
+          committed.push({ id: node.id, group });
+        }
+        hosted.leaderCommit = status.commit;
+        if (replica.quiesced && !hosted.leaderQuiet) {
+          this.stats.quiescences++;
+          this.trace.event(`quiet${node.id}${tag}:${status.term};`);
+        }
+        hosted.leaderQuiet = replica.quiesced;
       }
-      live.leaderCommit = status.commit;
-      if (live.replica.quiesced && !live.leaderQuiet) {
-        this.stats.quiescences++;
-        this.trace.event(`quiet${node.id}:${status.term};`);
-      }
-      live.leaderQuiet = live.replica.quiesced;
     }
     return { elected: fresh, committed };
   }
 
-  /** The running node that believes it leads with the highest term, if any. */
-  leader(): SimNode | undefined {
+  /** The running node that believes it leads `group` with the highest term, if any. */
+  leader(group: GroupId = metaGroupId): SimNode | undefined {
     let best: SimNode | undefined;
     let bestTerm = -1;
     for (const node of this.running()) {
-      if (!node.live!.replica.isLeader()) continue;
-      const status = node.live!.replica.raftStatus();
+      const replica = node.live!.groups.get(group)?.replica;
+      if (replica === undefined || !replica.isLeader()) continue;
+      const status = replica.raftStatus();
       if (status.role === 'leader' && status.term > bestTerm) {
         best = node;
         bestTerm = status.term;
@@ -894,9 +1100,14 @@ export class Cluster {
     return best;
   }
 
+  /** The replica of `group` on the running node `id`, if it hosts one. */
+  replicaOf(id: NodeId, group: GroupId = metaGroupId): Replica | undefined {
+    return this.node(id).live?.groups.get(group)?.replica;
+  }
+
   /** The replica of a member that takes requests: it runs raft and knows a leader (else the client backs off). */
-  serving(id: NodeId): Replica | undefined {
-    const replica = this.node(id).live?.replica;
+  serving(id: NodeId, group: GroupId = metaGroupId): Replica | undefined {
+    const replica = this.replicaOf(id, group);
     return replica !== undefined && replica.started && !replica.stopped && replica.leaderId !== 0 ? replica : undefined;
   }
 }

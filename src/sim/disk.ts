@@ -1,9 +1,10 @@
-// The virtual disk of one node: what survives a crash. A node writes its Ready batches (snapshot,
-// entries, hard state) into the disk's page cache (`written`); they become durable (`durable`)
-// only when it syncs, and a crash throws away whatever was written since the last sync, as power
-// loss does. The raft object, the in-memory state machine and pending client requests are lost in
-// any crash. On restart the node rebuilds a MemoryStorage from the durable record. A wipe replaces
-// the whole disk with an empty one under a new data directory id.
+// The virtual disk of one node: what survives a crash. A node writes each group's Ready batches
+// (snapshot, entries, hard state) into the disk's page cache (`written`); they become durable
+// (`durable`) only when it syncs, one sync for all its groups as with the shared WAL, and a crash
+// throws away whatever was written since the last sync, in every group, as power loss does. The
+// raft object, the in-memory state machine and pending client requests are lost in any crash. On
+// restart each group's replica is recovered from its durable record. A wipe replaces the whole
+// disk with an empty one under a new data directory id.
 //
 // Every persisted entry also carries the chain hash of the log prefix it ends, so the log matching
 // check can compare whole prefixes in O(1).
@@ -13,6 +14,7 @@ import type { Member } from '../replica/index.js';
 import { assert } from '../errors.js';
 import { PeerDataDirs } from '../server/data-dirs.js';
 import { chainHash } from './hash.js';
+import type { GroupId } from '../ids.js';
 
 export interface DiskEntry {
   entry: Entry;
@@ -80,31 +82,31 @@ export class LogImage {
   }
 }
 
-export class NodeDisk {
-  /** What member.json holds besides the log: the peers' data directories, and whom a new member waits for. */
-  dataDirs = new PeerDataDirs({ known: [], awaiting: [] });
+/**
+ * One group's part of a node's disk: its log (as written, and as of the last sync) and its snapshot
+ * files. The shared WAL keeps every group's records in one file, so a sync covers all of them:
+ * NodeDisk syncs its groups together.
+ */
+export class GroupDisk {
   /** What the node wrote: what it reads back while it runs. */
   written = new LogImage();
   /** What survives a crash: `written` as of the last sync. */
   durable = new LogImage();
   /** Writes not yet synced. */
   private unsynced = 0;
-  /** Syncs that made something durable (zero: the disk holds nothing a restart could use). */
-  private syncs = 0;
+  /** Syncs that made something durable (zero: the group holds nothing a restart could use). */
+  syncs = 0;
   /** Snapshot files by `${index}:${term}`: each durable once saved, as a file written and synced on its own. */
   private readonly snapshotFiles = new Map<string, Snapshot>();
-  /** What a member that joined a running cluster keeps in member.json (src/server/state.ts). */
+  /** What a member that joined a running group keeps (for group 1, in member.json: src/server/state.ts). */
   joined: { catchUpIndex: number; members: Member[] } | undefined;
 
-  /** `dataDirId`: drawn when the disk is created, as a data directory's id (src/server/data-dirs.ts). */
-  constructor(readonly dataDirId: string) {}
-
-  /** Nothing was ever made durable (a node's first start, or a crash before its first sync). */
-  isEmpty(): boolean {
-    return this.syncs === 0;
+  /** Whether a restart finds this group on the disk: a snapshot, or the record of its join. */
+  holdsGroup(): boolean {
+    return this.durable.snapshot !== undefined || this.joined !== undefined;
   }
 
-  /** Makes everything written so far durable (fdatasync). */
+  /** Makes everything written so far durable (part of the node's fdatasync). */
   sync(): void {
     if (this.unsynced === 0) return;
     this.durable = this.written.copy();
@@ -119,7 +121,7 @@ export class NodeDisk {
     this.unsynced = 0;
   }
 
-  /** A new cluster's first snapshot, hard state and data directory, written and synced at creation. */
+  /** A new group's first snapshot and hard state, written and synced at creation. */
   bootstrap(snapshot: Snapshot, chain: string, hardState: HardState): void {
     this.saveSnapshotFile(snapshot);
     for (const image of [this.written, this.durable]) {
@@ -190,5 +192,51 @@ export class NodeDisk {
     this.written.applySnapshot(snapshot, chain);
     this.durable.applySnapshot(snapshot, chain);
     this.syncs++;
+  }
+}
+
+/**
+ * A node's disk: the data directory of one process, with one log per group it hosts in one shared
+ * WAL (src/wal/shared-wal.ts). One sync makes every group's writes durable, and a crash loses
+ * every group's unsynced writes at once.
+ */
+export class NodeDisk {
+  /** What member.json holds besides the log: the peers' data directories, and whom a new member waits for. */
+  dataDirs = new PeerDataDirs({ known: [], awaiting: [] });
+  private readonly groups = new Map<GroupId, GroupDisk>();
+
+  /** `dataDirId`: drawn when the disk is created, as a data directory's id (src/server/data-dirs.ts). */
+  constructor(readonly dataDirId: string) {}
+
+  /** The part of the disk that holds `group` (empty until the group writes to it). */
+  group(group: GroupId): GroupDisk {
+    let disk = this.groups.get(group);
+    if (disk === undefined) this.groups.set(group, (disk = new GroupDisk()));
+    return disk;
+  }
+
+  /** The groups a restart finds on this disk, in id order. */
+  groupIds(): GroupId[] {
+    return [...this.groups].filter(([, disk]) => disk.holdsGroup()).map(([group]) => group).sort((a, b) => a - b);
+  }
+
+  /** A group removed from this member: its records and files are gone (durably, as the WAL's removal record). */
+  removeGroup(group: GroupId): void {
+    this.groups.delete(group);
+  }
+
+  /** Nothing was ever made durable (a node's first start, or a crash before its first sync). */
+  isEmpty(): boolean {
+    return [...this.groups.values()].every((disk) => disk.syncs === 0);
+  }
+
+  /** Makes everything written so far durable, in every group (one fdatasync of the shared WAL). */
+  sync(): void {
+    for (const disk of this.groups.values()) disk.sync();
+  }
+
+  /** A crash: what was written since the last sync is gone, in every group. */
+  loseUnsynced(): void {
+    for (const disk of this.groups.values()) disk.loseUnsynced();
   }
 }

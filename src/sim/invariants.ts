@@ -54,6 +54,13 @@ function entryFingerprint(entry: Entry): string {
 }
 
 export class SafetyMonitor {
+  /** `label`: what each violation's message starts with (the group, when a process hosts several). */
+  constructor(private readonly label = '') {}
+
+  private violation(kind: ViolationKind, message: string): SafetyViolation {
+    return new SafetyViolation(kind, `${this.label}${message}`);
+  }
+
   private leaderOfTerm = new Map<number, NodeId>();
   /** `${index}:${term}` → chain hash of the prefix ending there. */
   private chainRegistry = new Map<string, string>();
@@ -76,7 +83,7 @@ export class SafetyMonitor {
     const known = this.leaderOfTerm.get(term);
     if (known === undefined) this.leaderOfTerm.set(term, id);
     else if (known !== id) {
-      throw new SafetyViolation('election-safety', `nodes ${known} and ${id} are both leader of term ${term}`);
+      throw this.violation('election-safety', `nodes ${known} and ${id} are both leader of term ${term}`);
     }
   }
 
@@ -100,7 +107,7 @@ export class SafetyMonitor {
       const known = this.chainRegistry.get(key);
       if (known === undefined) this.chainRegistry.set(key, chain);
       else if (known !== chain) {
-        throw new SafetyViolation(
+        throw this.violation(
           'log-matching',
           `node ${id} persisted entry ${entry.index} of term ${entry.term} after a prefix that differs from another log's`,
         );
@@ -120,7 +127,7 @@ export class SafetyMonitor {
       const known = this.committedChain.get(index);
       if (known === undefined) this.committedChain.set(index, chain);
       else if (known !== chain) {
-        throw new SafetyViolation(
+        throw this.violation(
           'state-machine-safety',
           `node ${id} committed a different entry at index ${index} than another node did`,
         );
@@ -174,7 +181,7 @@ export class SafetyMonitor {
       default:
         break;
     }
-    if (broken !== undefined) throw new SafetyViolation('durability', `node ${id} ${broken}`);
+    if (broken !== undefined) throw this.violation('durability', `node ${id} ${broken}`);
   }
 
   /** Leader Completeness, called when a node is first seen as leader of `term`. */
@@ -186,7 +193,7 @@ export class SafetyMonitor {
     }
     if (required === 0) return;
     if (disk.lastIndex() < required) {
-      throw new SafetyViolation(
+      throw this.violation(
         'leader-completeness',
         `node ${id} became leader of term ${term} with last index ${disk.lastIndex()}, missing committed index ${required}`,
       );
@@ -196,7 +203,7 @@ export class SafetyMonitor {
     const chain = disk.chainAt(at);
     const committed = this.committedChain.get(at);
     if (chain !== undefined && committed !== undefined && chain !== committed) {
-      throw new SafetyViolation(
+      throw this.violation(
         'leader-completeness',
         `node ${id} became leader of term ${term} but its log differs from the committed log at index ${at}`,
       );
@@ -216,13 +223,13 @@ export class SafetyMonitor {
     // A snapshot restore records the state at an index without the entry: fill the entry in.
     if (known.fingerprint === '') known.fingerprint = fingerprint;
     else if (known.fingerprint !== fingerprint) {
-      throw new SafetyViolation(
+      throw this.violation(
         'state-machine-safety',
         `nodes ${known.node} and ${id} applied different entries at index ${entry.index}`,
       );
     }
     if (digest !== undefined && known.digest !== undefined && digest !== known.digest) {
-      throw new SafetyViolation(
+      throw this.violation(
         'state-machine-safety',
         `nodes ${known.node} and ${id} reached different states after applying index ${entry.index}`,
       );
@@ -240,7 +247,7 @@ export class SafetyMonitor {
     const first = this.proposalIndex.get(key);
     if (first === undefined) this.proposalIndex.set(key, entry.index);
     else {
-      throw new SafetyViolation(
+      throw this.violation(
         'exactly-once',
         `node ${id} applied the proposal of member ${origin}'s request ${sequence} at index ${entry.index}, committed before at index ${first}`,
       );
@@ -256,7 +263,7 @@ export class SafetyMonitor {
       return;
     }
     if (known.digest !== undefined && known.digest !== digest) {
-      throw new SafetyViolation(
+      throw this.violation(
         'state-machine-safety',
         `node ${id} restored a snapshot at index ${index} whose state differs from what node ${known.node} applied`,
       );

@@ -1,16 +1,18 @@
-// A simulated member's storage: the replica's LogStore and SnapshotFiles over the node's virtual
-// disk (disk.ts), whose writes survive a crash only once synced. Every write is also where the
+// A simulated member's storage: the replica's LogStore and SnapshotFiles over its group's part of
+// the node's virtual disk (disk.ts), whose writes survive a crash only once synced. Every write is also where the
 // safety monitor looks: log matching on each entry written, agreement of committed prefixes on
 // each commit index written. One incarnation of a process owns one instance; once the process has
 // ended, any write it still attempts (a snapshot being taken in the background) is refused.
 import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../raft/types.js';
 import type { LogStore, SnapshotFiles } from '../replica/index.js';
-import type { NodeDisk } from './disk.js';
+import type { GroupDisk } from './disk.js';
 import type { SafetyMonitor } from './invariants.js';
 
 export interface MemberDisk {
   id: number;
-  disk: NodeDisk;
+  /** The group's part of the node's disk (whose sync covers every group's writes). */
+  disk: GroupDisk;
+  /** The group's safety monitor. */
   monitor: SafetyMonitor;
   /** Throws when the process has ended. */
   assertRunning(): void;

@@ -68,6 +68,12 @@ export interface SimOptions {
    * with its own ticker (the runs every recorded seed replays).
    */
   store: boolean;
+  /**
+   * Raft groups each process hosts (1..groups, each a replica in its store: needs `store`), with
+   * one disk and one sync for all of them, per-group checks, clients whose keys are spread over the
+   * groups, and the groups other than 1 following the cluster's processes as members.
+   */
+  groups: number;
 }
 
 export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
@@ -97,7 +103,11 @@ export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
   msgBytesMax: 1024,
   checkStepsMax: 5_000_000,
   store: false,
+  groups: 1,
 };
+
+/** Groups per simulated process at most (each costs a replica per process and its checks). */
+export const GROUPS_MAX = 64;
 
 /** Flag name for each option (kebab case), in the order replay commands print them. */
 const FLAGS: Record<Exclude<keyof SimOptions, 'seed'>, string> = {
@@ -127,6 +137,7 @@ const FLAGS: Record<Exclude<keyof SimOptions, 'seed'>, string> = {
   msgBytesMax: 'msg-bytes',
   checkStepsMax: 'check-steps',
   store: 'store',
+  groups: 'groups',
 };
 
 /** The flags that differ from the defaults, e.g. ["--nodes", "5"]. */
@@ -149,6 +160,10 @@ export function applyFlag(options: Omit<SimOptions, 'seed'>, flag: string, value
   } else if (key === 'faults' || key === 'store') {
     if (value !== 'true' && value !== 'false') throw new Error(`--${flag} must be true or false`);
     target[key] = value === 'true';
+  } else if (key === 'groups') {
+    const number = Number(value);
+    if (!Number.isSafeInteger(number) || number < 1 || number > GROUPS_MAX) throw new Error(`--groups needs an integer from 1 to ${GROUPS_MAX}, got ${value}`);
+    target[key] = number;
   } else {
     const number = Number(value);
     if (!Number.isFinite(number) || number < 0) throw new Error(`--${flag} needs a non-negative number, got ${value}`);

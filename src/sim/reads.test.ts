@@ -57,6 +57,7 @@ async function setUp() {
     requestTimeoutSteps: 100_000,
     variant: 'correct' as const,
     store: false,
+    groups: 1,
   };
   const cluster = new Cluster(config, network, new Prng(2), [1, 2, 3], [1, 2, 3]);
   const reads = new Map<string, string | undefined>();

@@ -55,6 +55,9 @@ test('one seed with the same options replays identically (trace hash and result)
   const inStore = await run(3, { store: true });
   assert.deepEqual(inStore, await run(3, { store: true }));
   assert.notEqual(inStore.trace, (await run(3)).trace);
+  const groups = await run(3, { store: true, groups: 3 });
+  assert.deepEqual(groups, await run(3, { store: true, groups: 3 }));
+  assert.notEqual(groups.trace, inStore.trace);
 });
 
 test('runs interleaved on one event loop replay exactly as they do alone', async () => {
@@ -158,4 +161,20 @@ test('the simulator catches a Ready loop that sends append responses before its 
     const correct = await runSimulation({ ...args.options, variant: 'correct', seed: failure.seed });
     assert.ok(correct.ok, describeFailure(correct));
   }
+});
+
+test('with 3 groups per process the planted bugs are still caught: acknowledgements before the fsync, two votes in one term', async () => {
+  // Each group's replica runs the broken loop or core; the checks are per group, on one shared disk.
+  const acks = await runCampaignProcess(['--start', '1', '--seeds', '4', '--store', 'true', '--groups', '3', '--variant', 'acks-before-fsync']);
+  assert.equal(acks.failures.length, 4, 'every seed acknowledges an append before its fsync');
+  for (const failure of acks.failures) assert.match(failure.message, /^durability: (group \d: )?node \d+ acknowledged index \d+ with \d+ on disk/);
+  const votes = await runCampaignProcess(['--start', '1', '--seeds', '10', '--store', 'true', '--groups', '3', '--variant', 'double-vote']);
+  assert.ok(votes.failures.some((f) => f.kind === 'election-safety'), `no election-safety violation: ${votes.failures.map((f) => f.kind).join(', ')}`);
+});
+
+test('--groups needs a store, and a whole number of groups', () => {
+  assert.throws(() => parseArgs(['--groups', '3']), /--groups needs --store true/);
+  assert.throws(() => parseArgs(['--groups', '0', '--store', 'true']), /--groups needs an integer from 1 to/);
+  assert.throws(() => parseArgs(['--groups', '1.5', '--store', 'true']), /--groups needs an integer from 1 to/);
+  assert.equal(parseArgs(['--groups', '3', '--store', 'true']).options.groups, 3);
 });
