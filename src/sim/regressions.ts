@@ -167,4 +167,13 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'voted for node 3 in term 17: two leaders of one term (fixed: it recovers its hard state and ' +
       'entries, as a process does, through the same recoverJoiner)',
   },
+  {
+    seed: 11,
+    options: { store: true, groups: 3 },
+    found:
+      'store: a group removed from a process (its member removed from group 3) still sent the ' +
+      'heartbeats it had held for the next Beat, promising a term its removed log no longer held: ' +
+      'the durability check failed (fixed: Store.removeGroup drops them; fails on ba594b1^ with ' +
+      'bd050ed\'s simulator)',
+  },
 ];
