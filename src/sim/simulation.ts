@@ -273,7 +273,8 @@ class Simulation {
     this.cluster.stopRemoved();
     const leaders = this.cluster.checkLeaders();
     if (faulty) {
-      // A process leads several groups' worth of leaders: theirs strike at a share of the rate.
+      // The other groups' new leaders strike at a share of the rate: a crash of a process that led
+      // every group elects as many new leaders, and each strike would beget more.
       const rate = (group: GroupId) => (group === metaGroupId ? this.rates.newLeader : this.rates.newLeader / this.options.groups);
       for (const { id, group } of leaders.elected) this.maybeStrikeLeader(id, rate(group));
       // Commits are frequent, so each one is a smaller chance.
@@ -567,8 +568,8 @@ class Simulation {
     this.counts.membershipProposed++;
     this.cluster.trace.event(`cc${change.type}:${change.nodeId}@${this.now};`);
     if (change.type === ConfChangeType.RemoveNode && this.options.groups > 1) {
+      // advanceRemoval() proposes it, group by group.
       this.removal = { id: change.nodeId, removalProposedAt: -Infinity };
-      this.advanceRemoval();
       return;
     }
     replica.proposeConfChange(change.type, change.nodeId, member).catch(() => undefined);
