@@ -23,7 +23,8 @@
 // through a held transaction returned a later write), so snapshot views read single keys through
 // a one-key range in their transaction.
 import { open, type RootDatabase } from 'lmdb';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ErrorCode, LichenError } from '../errors.js';
 import { decodeChunk, exportView } from './codec.js';
@@ -282,3 +283,6 @@ export class LmdbEngine implements Engine {
     await this.db.close();
   }
 }
+
+/** Whether `dir` holds an LMDB environment. */
+export const holdsLmdb = (dir: string): boolean => existsSync(join(dir, 'data.mdb'));

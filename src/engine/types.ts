@@ -26,7 +26,7 @@ export interface ReadView {
 }
 
 export interface Engine extends ReadView {
-  readonly kind: 'lmdb' | 'memory';
+  readonly kind: 'lmdb' | 'leveldb' | 'memory';
   /** Applies all ops atomically, in order. */
   write(ops: WriteOp[]): void;
   /**

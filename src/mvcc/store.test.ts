@@ -1,6 +1,6 @@
 // MvccStore behaviour tables, written from the etcd v3 API docs (rpc.proto comments, "KV API
 // guarantees", "Interacting with etcd") and run on every available engine.
-import { afterEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine } from '../engine/types.js';
 import { LichenError, type EtcdErrorName } from '../errors.js';
@@ -25,6 +25,8 @@ import {
 } from './types.js';
 
 const ZERO = Uint8Array.of(0);
+/** Engines opened for each test before it runs. */
+const ENGINES_PER_TEST_MAX = 3;
 
 /** The refusal has the code and names etcd's error (whose words src/api sends). */
 function expectError(result: ReturnType<Harness['apply']>, code: string, etcdError: EtcdErrorName): LichenError {
@@ -48,14 +50,25 @@ function throwsLichen(fn: () => unknown, code: string, etcdError: EtcdErrorName)
 
 for (const factory of engineFactories()) {
   describe(`MvccStore on the ${factory.kind} engine`, () => {
-    const cleanups: (() => void)[] = [];
-    afterEach(() => {
-      while (cleanups.length > 0) cleanups.pop()!();
+    // Engines open asynchronously, and the tests are synchronous: each test takes its engines
+    // from ones opened before it.
+    type Opened = Awaited<ReturnType<typeof factory.create>>;
+    const ready: Opened[] = [];
+    const used: Opened[] = [];
+    beforeEach(async () => {
+      while (ready.length < ENGINES_PER_TEST_MAX) ready.push(await factory.create());
+    });
+    afterEach(async () => {
+      for (const { cleanup } of used.splice(0)) await cleanup();
+    });
+    after(async () => {
+      for (const { cleanup } of ready.splice(0)) await cleanup();
     });
     const freshEngine = (): Engine => {
-      const { engine, cleanup } = factory.create();
-      cleanups.push(cleanup);
-      return engine;
+      const opened = ready.pop();
+      assert.ok(opened, `a test uses at most ${ENGINES_PER_TEST_MAX} engines`);
+      used.push(opened);
+      return opened.engine;
     };
     const fresh = (options?: Parameters<typeof Harness.open>[1]): Harness => Harness.open(freshEngine(), options);
 

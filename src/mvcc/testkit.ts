@@ -1,5 +1,5 @@
-// Test helpers for the MVCC tests: engine factories (memory, and lmdb once src/engine exports
-// it), a harness that numbers raft indexes, and short byte/KeyValue helpers.
+// Test helpers for the MVCC tests: engine factories (every kind), a harness that numbers raft
+// indexes, and short byte/KeyValue helpers.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,47 +11,27 @@ import type { KeyValue, PutRequest } from './types.js';
 import { seededRandom } from '../random.js';
 
 export interface EngineFactory {
-  kind: string;
+  kind: engines.EngineKind;
   /** A fresh engine; call cleanup() when the test ends. */
-  create(): { engine: Engine; cleanup(): void };
+  create(): Promise<{ engine: Engine; cleanup(): Promise<void> }>;
 }
 
-type LmdbOpener = (path: string) => Engine;
-
-/** Finds an lmdb engine constructor in src/engine/index.ts, whichever shape it was given. */
-function findLmdbOpener(): LmdbOpener | undefined {
-  const module = engines as Record<string, unknown>;
-  const openEngine = module['openEngine'];
-  if (typeof openEngine === 'function') {
-    return (path) => (openEngine as (kind: string, dir: string) => Engine)('lmdb', path);
-  }
-  const LmdbEngine = module['LmdbEngine'] as { open?: (path: string) => Engine; new (path: string): Engine } | undefined;
-  if (typeof LmdbEngine === 'function') return (path) => (LmdbEngine.open ? LmdbEngine.open(path) : new LmdbEngine(path));
-  return undefined;
-}
-
+/** Every engine kind, each in a fresh temporary directory. */
 export function engineFactories(): EngineFactory[] {
-  const factories: EngineFactory[] = [
-    { kind: 'memory', create: () => ({ engine: new engines.MemoryEngine(), cleanup: () => {} }) },
-  ];
-  const openLmdb = findLmdbOpener();
-  if (openLmdb !== undefined) {
-    factories.push({
-      kind: 'lmdb',
-      create: () => {
-        const dir = mkdtempSync(join(tmpdir(), 'lichen-mvcc-'));
-        const engine = openLmdb(join(dir, 'data'));
-        return {
-          engine,
-          cleanup: () => {
-            (engine as { close?: () => void }).close?.();
-            rmSync(dir, { recursive: true, force: true });
-          },
-        };
-      },
-    });
-  }
-  return factories;
+  return (['memory', 'lmdb', 'leveldb'] as const).map((kind) => ({
+    kind,
+    create: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'lichen-mvcc-'));
+      const engine = await engines.openEngine(kind, join(dir, 'data'));
+      return {
+        engine,
+        cleanup: async () => {
+          await engines.closeEngine(engine);
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  }));
 }
 
 export const b = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'latin1'));

@@ -14,7 +14,7 @@
 // snapshot); src/store builds its replicas from them through a factory, src/server from group 1's.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GROUP_ZERO, LmdbEngine, groupPrefix, ScopedEngine, openEngine, type Engine, type EngineKind } from '../engine/index.js';
+import { GROUP_ZERO, closeEngine, groupPrefix, ScopedEngine, openEngine, type Engine, type EngineKind } from '../engine/index.js';
 import { SharedWal, SnapshotStore, type GroupLog, type LoadedSnapshot, type RecoveredGroup, type SharedWalOptions } from '../wal/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { GroupId } from '../ids.js';
@@ -67,7 +67,7 @@ export class ProcessStorage {
   ) {}
 
   static async open(options: ProcessStorageOptions): Promise<ProcessStorage> {
-    const engine = openEngine(options.engine, join(options.dir, ENGINE_DIR));
+    const engine = await openEngine(options.engine, join(options.dir, ENGINE_DIR));
     try {
       checkEngineFormat(engine, join(options.dir, ENGINE_DIR));
       const wal = await SharedWal.open({ ...options.wal, dir: join(options.dir, WAL_DIR) });
@@ -171,9 +171,4 @@ function checkEngineFormat(engine: Engine, dir: string): void {
     throw new LichenError(ErrorCode.InvalidArgument, `engine ${dir} holds keys of lichen 0.1 (not partitioned by group); its data directory must be upgraded first`);
   }
   engine.write([{ type: 'put', key: ENGINE_FORMAT_KEY, value: Buffer.from(ENGINE_FORMAT_PARTITIONED) }]);
-}
-
-async function closeEngine(engine: Engine): Promise<void> {
-  if (engine instanceof LmdbEngine) await engine.closeAsync();
-  else engine.close();
 }

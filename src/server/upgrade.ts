@@ -24,7 +24,7 @@
 import fs from 'node:fs';
 import { rm, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { groupPrefix, openEngine, LmdbEngine, type Engine, type EngineKind, type WriteOp } from '../engine/index.js';
+import { closeEngine, groupPrefix, openEngine, type Engine, type EngineKind, type WriteOp } from '../engine/index.js';
 import { SharedWal, Wal } from '../wal/index.js';
 import { ENGINE_DIR, ENGINE_FORMAT_KEY, ENGINE_FORMAT_PARTITIONED, SNAP_DIR, WAL_DIR, snapshotDirName } from '../replica/index.js';
 import { ErrorCode, LichenError, assert } from '../errors.js';
@@ -74,14 +74,13 @@ export async function upgradeFormat1(dataDir: string, engineKind: EngineKind, lo
   await rename(snapshots, at(SNAP_DIR));
   await syncDir(dataDir);
 
-  const engine = openEngine(engineKind, at(ENGINE_DIR));
+  const engine = await openEngine(engineKind, at(ENGINE_DIR));
   try {
     const moved = partitionEngine(engine, UPGRADED_GROUP);
     await engine.sync();
     logger.info('upgraded a lichen 0.1 data directory', { dataDir, entries: state.entries.length, snapshots: names.length, engineKeys: moved });
   } finally {
-    if (engine instanceof LmdbEngine) await engine.closeAsync();
-    else engine.close();
+    await closeEngine(engine);
   }
 }
 

@@ -1,9 +1,9 @@
 // The child process of the crash test (crash.test.ts): a miniature write path of a process hosting
 // several raft groups, which the test kills with SIGKILL at random moments.
 //
-//   node --import tsx src/wal/crash-writer.ts <dir> <term>
+//   node --import tsx src/wal/crash-writer.ts <dir> <term> <engine: lmdb|leveldb>
 //
-// On start it opens the shared WAL, one lmdb engine with a partition per group, and each group's
+// On start it opens the shared WAL, one engine with a partition per group, and each group's
 // snapshot store in <dir>; applies to each partition the WAL entries it lacks (a partition's
 // applied index is written in the same batch as the data); and prints "ready" followed by
 // "<lastIndex>:<applied>" per group. Then it loops: each group saves a batch of entries, all in
@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Entry } from '../raft/types.js';
-import { LmdbEngine, ScopedEngine, type Engine } from '../engine/index.js';
+import { ScopedEngine, openEngine, type Engine } from '../engine/index.js';
 import { SharedWal, SnapshotStore, type GroupLog } from './index.js';
 
 export const APPLIED_KEY = Buffer.from('applied');
@@ -60,11 +60,11 @@ function apply(group: Group, entry: Entry): void {
 }
 
 async function main(): Promise<void> {
-  const [dir, termArg] = process.argv.slice(2);
-  if (!dir || !termArg) throw new Error('usage: crash-writer.ts <dir> <term>');
+  const [dir, termArg, kind] = process.argv.slice(2);
+  if (!dir || !termArg || (kind !== 'lmdb' && kind !== 'leveldb')) throw new Error('usage: crash-writer.ts <dir> <term> <lmdb|leveldb>');
   const term = Number(termArg);
   const wal = await SharedWal.open({ dir: join(dir, 'wal'), segmentBytes: CRASH_SEGMENT_BYTES });
-  const engine = LmdbEngine.open({ dir: join(dir, 'engine') });
+  const engine = await openEngine(kind, join(dir, 'engine'));
   const groups: Group[] = CRASH_GROUPS.map((id) => {
     const { log, recovered } = wal.attach(id);
     const scoped = new ScopedEngine(engine, id);

@@ -10,14 +10,16 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LmdbEngine, ScopedEngine, decodeChunk } from '../engine/index.js';
+import { ScopedEngine, closeEngine, decodeChunk, openEngine } from '../engine/index.js';
 import { APPLIED_KEY, CRASH_GROUPS, CRASH_SEGMENT_BYTES, entryKey, entryText, readApplied, snapshotDir } from './crash-writer.js';
 import { SharedWal, SnapshotStore } from './index.js';
 import { seededRandom } from '../random.js';
 
 const WRITER = fileURLToPath(new URL('./crash-writer.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const KILLS = 24;
+/** Kills per engine: the lmdb run is the long one; the leveldb run checks the same promises over fewer kills. */
+const KILLS = { lmdb: 24, leveldb: 12 };
+type CrashEngine = keyof typeof KILLS;
 const LINE_WAIT_MS = 15_000;
 const SEED = 0x5eed_1234;
 
@@ -71,9 +73,9 @@ interface Verified {
 }
 
 /** Opens what the killed writer left and checks every durability promise it made, group by group. */
-async function verify(dir: string, acked: number[]): Promise<Verified[]> {
+async function verify(dir: string, kind: CrashEngine, acked: number[]): Promise<Verified[]> {
   const wal = await SharedWal.open({ dir: join(dir, 'wal'), segmentBytes: CRASH_SEGMENT_BYTES });
-  const engine = LmdbEngine.open({ dir: join(dir, 'engine') });
+  const engine = await openEngine(kind, join(dir, 'engine'));
   try {
     const verified: Verified[] = [];
     for (const [i, group] of CRASH_GROUPS.entries()) {
@@ -112,73 +114,75 @@ async function verify(dir: string, acked: number[]): Promise<Verified[]> {
     return verified;
   } finally {
     await wal.close();
-    await engine.closeAsync();
+    await closeEngine(engine);
   }
 }
 
-test('SIGKILL at random moments never loses an acknowledged entry (real processes)', { timeout: 90_000 }, async (t) => {
-  const dir = fs.mkdtempSync(join(tmpdir(), 'lichen-crash-'));
-  const children = new Set<ChildProcess>();
-  t.after(() => {
-    for (const child of children) child.kill('SIGKILL');
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const random = seededRandom(SEED);
-  let acked = CRASH_GROUPS.map(() => 0);
-  let snapshots = 0;
-  let repairedRuns = 0;
-  let previous: Verified[] = CRASH_GROUPS.map(() => ({ lastIndex: 0, snapshotIndex: 0, applied: 0 }));
-  const lowestSegments: string[] = [];
-
-  for (let run = 1; run <= KILLS; run++) {
-    const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(run)], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+for (const kind of ['lmdb', 'leveldb'] as const) {
+  test(`SIGKILL at random moments never loses an acknowledged entry (real processes, ${kind} engine)`, { timeout: 90_000 }, async (t) => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'lichen-crash-'));
+    const children = new Set<ChildProcess>();
+    t.after(() => {
+      for (const child of children) child.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
     });
-    children.add(child);
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const lines = new LineReader(child);
-    try {
-      const [word, ...groups] = (await lines.next()).split(' ');
-      assert.equal(word, 'ready');
-      groups.forEach((group, i) => {
-        const [lastIndex, applied] = group.split(':').map(Number);
-        assert.ok(lastIndex! >= acked[i]!, `restarted writer has last index ${lastIndex} below acknowledged ${acked[i]} in group ${CRASH_GROUPS[i]}`);
-        assert.equal(applied, lastIndex, 'after replay the engine has applied the whole log');
+    const random = seededRandom(SEED);
+    let acked = CRASH_GROUPS.map(() => 0);
+    let snapshots = 0;
+    let repairedRuns = 0;
+    let previous: Verified[] = CRASH_GROUPS.map(() => ({ lastIndex: 0, snapshotIndex: 0, applied: 0 }));
+    const lowestSegments: string[] = [];
+
+    for (let run = 1; run <= KILLS[kind]; run++) {
+      const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, String(run), kind], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
       });
-      // Kill after a random number of acknowledgements: sometimes at once, sometimes after dozens.
-      const waitAcks = random() < 0.15 ? 0 : 1 + Math.floor(random() * 60);
-      for (let i = 0; i < waitAcks; i++) {
-        const [word, ...indexes] = (await lines.next()).split(' ');
-        assert.equal(word, 'ack');
-        const next = indexes.map(Number);
-        assert.ok(next.every((index, g) => index >= acked[g]!) && next.some((index, g) => index > acked[g]!), 'acknowledged indexes increase');
-        acked = next;
+      children.add(child);
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const lines = new LineReader(child);
+      try {
+        const [word, ...groups] = (await lines.next()).split(' ');
+        assert.equal(word, 'ready');
+        groups.forEach((group, i) => {
+          const [lastIndex, applied] = group.split(':').map(Number);
+          assert.ok(lastIndex! >= acked[i]!, `restarted writer has last index ${lastIndex} below acknowledged ${acked[i]} in group ${CRASH_GROUPS[i]}`);
+          assert.equal(applied, lastIndex, 'after replay the engine has applied the whole log');
+        });
+        // Kill after a random number of acknowledgements: sometimes at once, sometimes after dozens.
+        const waitAcks = random() < 0.15 ? 0 : 1 + Math.floor(random() * 60);
+        for (let i = 0; i < waitAcks; i++) {
+          const [word, ...indexes] = (await lines.next()).split(' ');
+          assert.equal(word, 'ack');
+          const next = indexes.map(Number);
+          assert.ok(next.every((index, g) => index >= acked[g]!) && next.some((index, g) => index > acked[g]!), 'acknowledged indexes increase');
+          acked = next;
+        }
+      } catch (error) {
+        child.kill('SIGKILL');
+        throw new Error(`run ${run}: ${(error as Error).message}\nwriter stderr:\n${stderr}`);
       }
-    } catch (error) {
       child.kill('SIGKILL');
-      throw new Error(`run ${run}: ${(error as Error).message}\nwriter stderr:\n${stderr}`);
-    }
-    child.kill('SIGKILL');
-    await exited;
-    children.delete(child);
+      await exited;
+      children.delete(child);
 
-    const verified = await verify(dir, acked);
-    verified.forEach((group, i) => {
-      if (group.snapshotIndex > previous[i]!.snapshotIndex) snapshots++;
-      if (group.lastIndex > acked[i]!) repairedRuns++; // the writer had saved past its last ack line
-      assert.ok(group.snapshotIndex >= previous[i]!.snapshotIndex, 'the snapshot marker never moves back');
-    });
-    previous = verified;
-    lowestSegments.push(fs.readdirSync(join(dir, 'wal')).sort()[0]!);
-  }
-  // The run exercised what it is meant to: many entries, snapshots and released segments, also
-  // while the lagging group's entries sat in the oldest one.
-  const total = acked.reduce((sum, index) => sum + index, 0);
-  assert.ok(total > KILLS * 10, `only ${total} entries acknowledged`);
-  assert.ok(snapshots >= 3, `only ${snapshots} snapshots were taken`);
-  assert.notEqual(lowestSegments.at(-1), '0000000000000001.wal', 'the lagging group does not pin the first segment');
-  t.diagnostic(`acknowledged ${acked.join('/')} entries over ${KILLS} kills; ${snapshots} new snapshots; ${repairedRuns} group logs ended with unacknowledged saves on disk; oldest segment at the end ${lowestSegments.at(-1)}`);
-});
+      const verified = await verify(dir, kind, acked);
+      verified.forEach((group, i) => {
+        if (group.snapshotIndex > previous[i]!.snapshotIndex) snapshots++;
+        if (group.lastIndex > acked[i]!) repairedRuns++; // the writer had saved past its last ack line
+        assert.ok(group.snapshotIndex >= previous[i]!.snapshotIndex, 'the snapshot marker never moves back');
+      });
+      previous = verified;
+      lowestSegments.push(fs.readdirSync(join(dir, 'wal')).sort()[0]!);
+    }
+    // The run exercised what it is meant to: many entries, snapshots and released segments, also
+    // while the lagging group's entries sat in the oldest one.
+    const total = acked.reduce((sum, index) => sum + index, 0);
+    assert.ok(total > KILLS[kind] * 10, `only ${total} entries acknowledged`);
+    assert.ok(snapshots >= 3, `only ${snapshots} snapshots were taken`);
+    assert.notEqual(lowestSegments.at(-1), '0000000000000001.wal', 'the lagging group does not pin the first segment');
+    t.diagnostic(`acknowledged ${acked.join('/')} entries over ${KILLS[kind]} kills; ${snapshots} new snapshots; ${repairedRuns} group logs ended with unacknowledged saves on disk; oldest segment at the end ${lowestSegments.at(-1)}`);
+  });
+}
