@@ -191,9 +191,9 @@ export const SERVE_OPTIONS: readonly ServeOption[] = [
     parse: asText,
   }),
   option({
-    flag: 'engine', env: 'LICHEN_ENGINE', key: 'engine', valueName: 'lmdb|memory',
-    description: 'Storage engine (default: lmdb)',
-    parse: oneOf(['lmdb', 'memory'] as const),
+    flag: 'engine', env: 'LICHEN_ENGINE', key: 'engine', valueName: 'lmdb|leveldb|memory',
+    description: 'Storage engine: lmdb (a B+tree), leveldb (an LSM tree) or memory (default: lmdb)',
+    parse: oneOf(['lmdb', 'leveldb', 'memory'] as const),
   }),
   option({
     flag: 'max-request-bytes', env: 'LICHEN_MAX_REQUEST_BYTES', key: 'maxRequestBytes', valueName: 'bytes',

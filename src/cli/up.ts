@@ -181,7 +181,7 @@ export const upCommand: Command = {
     { name: 'nodes', type: 'integer', min: 1, valueName: 'n', description: 'Number of nodes, 1..9 (default: 3, or as in cluster.json)' },
     { name: 'base-port', type: 'integer', min: 1, valueName: 'port', description: `First port (default: ${UP_BASE_PORT_DEFAULT}, or as in cluster.json)` },
     { name: 'dir', type: 'string', valueName: 'path', description: 'Where data, logs and cluster.json go (default: ./data)' },
-    { name: 'engine', type: 'string', choices: ['lmdb', 'memory'], valueName: 'lmdb|memory', description: 'Storage engine (default: lmdb)' },
+    { name: 'engine', type: 'string', choices: ['lmdb', 'leveldb', 'memory'], valueName: 'lmdb|leveldb|memory', description: 'Storage engine (default: lmdb)' },
     { name: 'log-level', type: 'string', choices: LOG_LEVELS, valueName: LOG_LEVELS.join('|'), description: 'Log level of the nodes (default: info)' },
     { name: 'quiet-leader', type: 'boolean', description: 'Do not wait for and print the leader' },
     {

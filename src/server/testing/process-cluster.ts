@@ -13,6 +13,7 @@ import { Metadata, type ChannelCredentials, type Client, type ServiceError } fro
 import { etcdClientConstructors } from '../../api/grpc/proto.js';
 import { channelCredentials } from '../../client/tls.js';
 import { clusterClientTls, ensureClusterTls, serveTlsFlags, type ClusterTls } from '../../tls/index.js';
+import type { EngineKind } from '../../engine/types.js';
 
 /**
  * How to start `lichen serve`: from TypeScript through tsx when this file runs as TypeScript
@@ -58,7 +59,7 @@ function noteTrouble(member: MemberProcess, text: string): void {
 
 export interface ProcessClusterOptions {
   nodes: number;
-  engine?: 'lmdb' | 'memory';
+  engine?: EngineKind;
   /** Extra environment for every member (e.g. LICHEN_UNSAFE_* fault switches). */
   env?: Record<string, string>;
   /** Extra flags for every member. */
