@@ -7,6 +7,10 @@
 //
 //   node --import tsx scripts/bench-builds.ts --bench /path/to/etcd-go-bench \
 //     --trees <checkout A>,<checkout B> [--seconds 5] [--rounds 4] [--scenarios put-1,put-64,range-64]
+//     [--engines lmdb,leveldb]   (each tree's --engine, in order; default lmdb for all)
+//
+// One checkout may be named twice with two engines (--trees .,. --engines lmdb,leveldb) to compare
+// the storage engines on one build.
 //
 // Each tree is a checkout of Lichen with its own build (`npm run build` in it): its own
 // src/server/testing/process-cluster.ts starts its own dist/cli/main.js. For example, to compare
@@ -15,11 +19,13 @@
 import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { EngineKind } from '../src/engine/types.js';
 import type { ProcessCluster } from '../src/server/testing/process-cluster.js';
 import { BENCH_KEYS, median, runTool, SCENARIOS, ScriptFlags, WARMUP_SECONDS, type BenchTarget, type ScenarioName } from './go-bench.js';
 
 interface Build {
   tree: string;
+  engine: EngineKind;
   commit: string;
   /** How the output names it: the commit and the checkout (two checkouts of one commit may be compared). */
   label: string;
@@ -29,7 +35,8 @@ interface Build {
 
 interface Sample {
   round: number;
-  tree: string;
+  /** The build's label. */
+  build: string;
   scenario: ScenarioName;
   requestsPerSecond: number;
   p50Ms: number;
@@ -39,13 +46,13 @@ interface Sample {
   errors: number;
 }
 
-async function startBuild(tree: string): Promise<Build> {
+async function startBuild(tree: string, engine: EngineKind): Promise<Build> {
   const root = resolve(tree);
   const module = (await import(pathToFileURL(`${root}/src/server/testing/process-cluster.ts`).href)) as typeof import('../src/server/testing/process-cluster.js');
-  const cluster = await module.ProcessCluster.start({ nodes: 3, fromBuild: true });
+  const cluster = await module.ProcessCluster.start({ nodes: 3, fromBuild: true, engine });
   const { execFileSync } = await import('node:child_process');
   const commit = execFileSync('git', ['-C', root, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  return { tree, commit, label: `${commit} (${tree})`, cluster, target: { endpoints: cluster.members.map((m) => m.client), pids: cluster.members.map((m) => m.process!.pid!) } };
+  return { tree, engine, commit, label: `${commit} (${tree}, ${engine})`, cluster, target: { endpoints: cluster.members.map((m) => m.client), pids: cluster.members.map((m) => m.process!.pid!) } };
 }
 
 async function main(): Promise<void> {
@@ -56,10 +63,12 @@ async function main(): Promise<void> {
   const seconds = args.number('seconds', 5);
   const rounds = args.number('rounds', 4);
   const scenarios = args.list<ScenarioName>('scenarios', 'put-1,put-64,range-64', Object.keys(SCENARIOS));
+  const engines = args.list<EngineKind>('engines', trees.map(() => 'lmdb').join(','), ['lmdb', 'leveldb', 'memory']);
+  if (engines.length !== trees.length) throw new Error('--engines needs one engine per tree');
   const loadBefore = loadavg().map((l) => Number(l.toFixed(2)));
   const builds: Build[] = [];
   try {
-    for (const tree of trees) builds.push(await startBuild(tree));
+    for (const [i, tree] of trees.entries()) builds.push(await startBuild(tree, engines[i]!));
     for (const build of builds) {
       await runTool(bench, build.target, { op: 'load', clients: 64, conns: 8 }, 600);
       await runTool(bench, build.target, SCENARIOS['put-64'], WARMUP_SECONDS);
@@ -72,7 +81,7 @@ async function main(): Promise<void> {
           const r = await runTool(bench, build.target, SCENARIOS[scenario], seconds);
           const perMember = r.memberCpuSeconds.map((seconds) => Math.round((seconds * 1e6) / Math.max(1, r.ok)));
           const cpu = perMember.reduce((a, b) => a + b, 0);
-          samples.push({ round, tree: build.tree, scenario, requestsPerSecond: r.qps, p50Ms: r.p50ms, serverCpuMicrosPerRequest: cpu, memberCpuMicrosPerRequest: perMember, errors: r.errors });
+          samples.push({ round, build: build.label, scenario, requestsPerSecond: r.qps, p50Ms: r.p50ms, serverCpuMicrosPerRequest: cpu, memberCpuMicrosPerRequest: perMember, errors: r.errors });
           process.stderr.write(`round ${round} ${build.label} ${scenario.padEnd(9)} ${r.qps} req/s, p50 ${r.p50ms} ms, ${cpu} µs server CPU/req (${perMember.join(' + ')}), load ${loadavg()[0]!.toFixed(1)}\n`);
         }
       }
@@ -81,7 +90,7 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       const row: Record<string, number> = {};
       for (const build of builds) {
-        const of = (pick: (s: Sample) => number): number => median(samples.filter((s) => s.scenario === scenario && s.tree === build.tree).map(pick));
+        const of = (pick: (s: Sample) => number): number => median(samples.filter((s) => s.scenario === scenario && s.build === build.label).map(pick));
         row[`${build.label} cpuMicrosPerRequest`] = of((s) => s.serverCpuMicrosPerRequest);
         row[`${build.label} requestsPerSecond`] = of((s) => s.requestsPerSecond);
         row[`${build.label} p50Ms`] = of((s) => s.p50Ms);
@@ -90,8 +99,8 @@ async function main(): Promise<void> {
       for (const build of builds.slice(1)) {
         const ratios = (pick: (s: Sample) => number): number => {
           const perRound = Array.from({ length: rounds }, (_u, round) => {
-            const of = (tree: string): Sample => samples.find((s) => s.scenario === scenario && s.tree === tree && s.round === round)!;
-            return pick(of(build.tree)) / pick(of(builds[0]!.tree));
+            const of = (label: string): Sample => samples.find((s) => s.scenario === scenario && s.build === label && s.round === round)!;
+            return pick(of(build.label)) / pick(of(builds[0]!.label));
           });
           return Number(((median(perRound) - 1) * 100).toFixed(1));
         };
@@ -105,7 +114,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString(),
         machine: { cpus: cpus().length, model: cpus()[0]?.model, loadavgBefore: loadBefore, loadavgAfter: loadavg().map((l) => Number(l.toFixed(2))), node: process.version },
         command: `node --import tsx scripts/bench-builds.ts ${process.argv.slice(2).join(' ')}`,
-        builds: builds.map((b) => ({ tree: b.tree, commit: b.commit })),
+        builds: builds.map((b) => ({ tree: b.tree, engine: b.engine, commit: b.commit })),
         keys: BENCH_KEYS,
         summary,
         samples,

@@ -1,5 +1,5 @@
 // Storage micro-benchmarks: raw flush rate of this disk, WAL group commit (within a group, and across
-// the groups of a process: one shared WAL against one WAL per group), and engine operations (the
+// the groups of a process: one shared WAL against one WAL per group), and engine operations (each
 // engine itself, and one group's partition of it, which is what the state machine runs on).
 // Prints ONE JSON object on stdout. Rates are per second; nothing here gates CI.
 //
@@ -10,7 +10,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import type { Entry } from '../src/raft/types.js';
 import { SharedWal, Wal } from '../src/wal/index.js';
-import { LmdbEngine, MemoryEngine, ScopedEngine, type Engine } from '../src/engine/index.js';
+import { MemoryEngine, ScopedEngine, closeEngine, openEngine, type Engine, type EngineKind } from '../src/engine/index.js';
 import { seededRandom } from '../src/random.js';
 
 const quick = process.argv.includes('--quick');
@@ -44,6 +44,26 @@ function rateSync(ms: number, step: (i: number) => number): number {
   }
   elapsed = performance.now() - started;
   return (ops * 1000) / elapsed;
+}
+
+/**
+ * rateSync for writes: yields to the event loop every CLOCK_EVERY steps, as the server does between
+ * Readies, and ends with engine.sync(), timed too. The leveldb engine hands writes to LevelDB in the
+ * background; without the yields they would pile up in its overlay and the reads after would
+ * measure that instead of LevelDB.
+ */
+async function rateWrites(ms: number, engine: Engine, step: (i: number) => number): Promise<number> {
+  const started = performance.now();
+  let ops = 0;
+  for (let i = 0; i < 1e9; i++) {
+    ops += step(i);
+    if (i % CLOCK_EVERY === 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (performance.now() - started >= ms) break;
+    }
+  }
+  await engine.sync();
+  return (ops * 1000) / (performance.now() - started);
 }
 
 async function rateAsync(ms: number, step: (i: number) => Promise<number>): Promise<{ perSec: number; calls: number }> {
@@ -182,7 +202,7 @@ function keyOf(i: number): Uint8Array {
   return Buffer.from(`bench/key/${String(i).padStart(10, '0')}`);
 }
 
-function benchEngine(engine: Engine): EngineFigure {
+async function benchEngine(engine: Engine): Promise<EngineFigure> {
   const random = seededRandom(42);
   const value = Buffer.alloc(ENGINE_VALUE_BYTES, 0x62);
   // Random insertion order over a fixed key set, so neither engine gets the append-only best case.
@@ -192,7 +212,7 @@ function benchEngine(engine: Engine): EngineFigure {
     [order[i], order[j]] = [order[j]!, order[i]!];
   }
   let written = 0;
-  const putPerSec = rateSync(PHASE_MS, (i) => {
+  const putPerSec = await rateWrites(PHASE_MS, engine, (i) => {
     engine.write([{ type: 'put', key: keyOf(order[i % ENGINE_KEYS]!), value }]);
     written = Math.max(written, i + 1);
     return 1;
@@ -203,7 +223,8 @@ function benchEngine(engine: Engine): EngineFigure {
     for (let i = start; i < Math.min(ENGINE_KEYS, start + 1000); i++) ops.push({ type: 'put' as const, key: keyOf(order[i]!), value });
     engine.write(ops);
   }
-  const putBatched100PerSec = rateSync(PHASE_MS, (i) => {
+  await engine.sync();
+  const putBatched100PerSec = await rateWrites(PHASE_MS, engine, (i) => {
     const ops = [];
     for (let k = 0; k < 100; k++) ops.push({ type: 'put' as const, key: keyOf(order[(i * 100 + k) % ENGINE_KEYS]!), value });
     engine.write(ops);
@@ -232,17 +253,17 @@ function benchEngine(engine: Engine): EngineFigure {
   };
 }
 
-/** The MVCC store over one group's partition of lmdb (as a process runs it): etcd puts and single-key ranges. */
-async function benchMvcc(root: string): Promise<Record<string, number | string>> {
+/** The MVCC store over one group's partition of an engine (as a process runs it): etcd puts and single-key ranges. */
+async function benchMvcc(root: string, kind: EngineKind): Promise<Record<string, number | string>> {
   try {
     const { MvccStore } = await import('../src/mvcc/index.js');
-    const engine = LmdbEngine.open({ dir: tempDir(root, 'mvcc') });
+    const engine = await openEngine(kind, tempDir(root, `mvcc-${kind}`));
     try {
       const store = MvccStore.open(new ScopedEngine(engine, 1));
       const value = Buffer.alloc(ENGINE_VALUE_BYTES, 0x63);
       let index = store.appliedIndex;
       const keys = Math.min(ENGINE_KEYS, 10_000);
-      const putPerSec = rateSync(PHASE_MS, (i) => {
+      const putPerSec = await rateWrites(PHASE_MS, engine, (i) => {
         store.apply(++index, { type: 'put', request: { key: keyOf(i % keys), value } });
         return 1;
       });
@@ -251,9 +272,9 @@ async function benchMvcc(root: string): Promise<Record<string, number | string>>
         store.range({ key: keyOf(Math.floor(random() * Math.min(keys, index))) });
         return 1;
       });
-      return { engine: 'lmdb', putPerSec: round(putPerSec), getPerSec: round(rangeOnePerSec) };
+      return { putPerSec: round(putPerSec), getPerSec: round(rangeOnePerSec) };
     } finally {
-      await engine.closeAsync();
+      await closeEngine(engine);
     }
   } catch (error) {
     return { error: (error as Error).message };
@@ -267,17 +288,18 @@ async function main(): Promise<void> {
     const fdatasync = await benchRawFdatasync(root);
     const wal = await benchWal(root);
     const groupCommit = await benchGroupCommit(root);
-    const lmdb = LmdbEngine.open({ dir: tempDir(root, 'lmdb') });
-    let lmdbFigures: EngineFigure;
-    let partitionFigures: EngineFigure;
-    try {
-      lmdbFigures = benchEngine(lmdb);
-      partitionFigures = benchEngine(new ScopedEngine(lmdb, 2));
-    } finally {
-      await lmdb.closeAsync();
+    const engines: Record<string, EngineFigure> = {};
+    for (const kind of ['lmdb', 'leveldb'] as const) {
+      const engine = await openEngine(kind, tempDir(root, kind));
+      try {
+        engines[kind] = await benchEngine(engine);
+        engines[`${kind}Partition`] = await benchEngine(new ScopedEngine(engine, 2));
+      } finally {
+        await closeEngine(engine);
+      }
     }
-    const memoryFigures = benchEngine(new MemoryEngine());
-    const mvcc = await benchMvcc(root);
+    engines['memory'] = await benchEngine(new MemoryEngine());
+    const mvcc = { lmdb: await benchMvcc(root, 'lmdb'), leveldb: await benchMvcc(root, 'leveldb') };
     const result = {
       benchmark: 'storage',
       quick,
@@ -288,7 +310,7 @@ async function main(): Promise<void> {
       rawFdatasyncPerSec: fdatasync.syncPerSec,
       rawFdatasyncAsyncPerSec: fdatasync.asyncPerSec,
       wal: { entryBytes: WAL_ENTRY_BYTES, batches: wal, groupCommit },
-      engines: { lmdb: lmdbFigures, lmdbPartition: partitionFigures, memory: memoryFigures },
+      engines,
       mvcc,
       durationMs: round(performance.now() - started),
     };
