@@ -98,6 +98,7 @@ const RESTORE_FLAGS: readonly FlagSpec[] = [
     description: "This member's peer address; must match its entry in --initial-cluster (default: that entry, else 127.0.0.1:2380)",
   },
   { name: 'skip-hash-check', type: 'boolean', description: 'Restore a file without (or with a wrong) SHA-256 trailer, e.g. a db file copied from a data directory' },
+  { name: 'engine', type: 'string', choices: ['lmdb', 'leveldb'], valueName: 'lmdb|leveldb', description: 'The storage engine the member will run, as lichen serve --engine (default: lmdb)' },
   { name: 'write-out', short: 'w', type: 'string', choices: ['simple', 'json'], valueName: 'simple|json', description: 'Output format (default: simple)' },
 ];
 
@@ -163,6 +164,7 @@ function restoreOptions(args: ParsedArgs, snapshotPath: string) {
     clusterToken: stringFlag(args, 'initial-cluster-token') ?? '',
     dataDir: stringFlag(args, 'data-dir') ?? `data/${name}`,
     skipHashCheck: booleanFlag(args, 'skip-hash-check'),
+    engine: (stringFlag(args, 'engine') ?? 'lmdb') as 'lmdb' | 'leveldb',
   };
 }
 

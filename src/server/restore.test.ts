@@ -58,37 +58,39 @@ function options(snapshotPath: string, overrides: Partial<RestoreOptions> = {}):
 }
 
 describe('snapshot restore', () => {
-  it('builds a data directory that opens as a member of the new cluster with the snapshot data', async () => {
-    const result = await restoreSnapshot(options(await snapshotFile()));
-    assert.equal(result.memberId, memberIdOf(CLUSTER[1]!, 'tok'));
-    assert.equal(result.clusterId, clusterIdOf(CLUSTER, 'tok'));
-    // a@2 stays: it is a's newest version at the compaction (3), as etcd keeps it.
-    assert.deepEqual({ ...result, memberId: 0, clusterId: 0 }, {
-      memberId: 0, clusterId: 0, revision: 4, compactRevision: 3, records: 3, leases: 1, renumberedLeases: [],
-      droppedAlarms: [{ memberId: 0x99, alarm: 1 }], users: 1, roles: 1, authEnabled: true,
+  for (const engineKind of ['lmdb', 'leveldb'] as const) {
+    it(`builds a data directory that opens as a member of the new cluster with the snapshot data (--engine ${engineKind})`, async () => {
+      const result = await restoreSnapshot(options(await snapshotFile(), { engine: engineKind }));
+      assert.equal(result.memberId, memberIdOf(CLUSTER[1]!, 'tok'));
+      assert.equal(result.clusterId, clusterIdOf(CLUSTER, 'tok'));
+      // a@2 stays: it is a's newest version at the compaction (3), as etcd keeps it.
+      assert.deepEqual({ ...result, memberId: 0, clusterId: 0 }, {
+        memberId: 0, clusterId: 0, revision: 4, compactRevision: 3, records: 3, leases: 1, renumberedLeases: [],
+        droppedAlarms: [{ memberId: 0x99, alarm: 1 }], users: 1, roles: 1, authEnabled: true,
+      });
+      const config = defaultNodeConfig({ name: 'n2', dataDir: join(dir, 'n2'), initialCluster: CLUSTER, clusterToken: 'tok', engine: engineKind });
+      const { identity, storage, disk } = await openNodeState(config, createSilentLogger());
+      const { mvcc, auth, engine } = storage.machine;
+      try {
+        assert.equal(identity.memberId, result.memberId);
+        assert.deepEqual(storage.members.list().map((m) => m.name).sort(), ['n1', 'n2'], 'the membership is the new cluster\'s');
+        const harness = new Harness(mvcc, engine);
+        assert.deepEqual(harness.all(), ['a=3@2/4/v2/l77', 'b=2@3/3/v1']);
+        assert.equal(mvcc.lease(77)?.grantedTTL, 60);
+        assert.equal(mvcc.compactRevision, 3);
+        assert.deepEqual(mvcc.alarms(), [], 'the new cluster starts without the old one\'s alarms');
+        assert.deepEqual(auth.state(), {
+          enabled: true,
+          revision: 4,
+          users: [{ name: 'root', passwordHash: 'hash', noPassword: false, roles: ['root'] }],
+          roles: [{ name: 'reader', permissions: [] }],
+        }, 'users, roles and the auth flag are kept, as etcd keeps them');
+        assert.equal(storage.snapshotIndex, 1, 'the restored state is the first raft snapshot');
+      } finally {
+        await disk.close();
+      }
     });
-    const config = defaultNodeConfig({ name: 'n2', dataDir: join(dir, 'n2'), initialCluster: CLUSTER, clusterToken: 'tok' });
-    const { identity, storage, disk } = await openNodeState(config, createSilentLogger());
-    const { mvcc, auth, engine } = storage.machine;
-    try {
-      assert.equal(identity.memberId, result.memberId);
-      assert.deepEqual(storage.members.list().map((m) => m.name).sort(), ['n1', 'n2'], 'the membership is the new cluster\'s');
-      const harness = new Harness(mvcc, engine);
-      assert.deepEqual(harness.all(), ['a=3@2/4/v2/l77', 'b=2@3/3/v1']);
-      assert.equal(mvcc.lease(77)?.grantedTTL, 60);
-      assert.equal(mvcc.compactRevision, 3);
-      assert.deepEqual(mvcc.alarms(), [], 'the new cluster starts without the old one\'s alarms');
-      assert.deepEqual(auth.state(), {
-        enabled: true,
-        revision: 4,
-        users: [{ name: 'root', passwordHash: 'hash', noPassword: false, roles: ['root'] }],
-        roles: [{ name: 'reader', permissions: [] }],
-      }, 'users, roles and the auth flag are kept, as etcd keeps them');
-      assert.equal(storage.snapshotIndex, 1, 'the restored state is the first raft snapshot');
-    } finally {
-      await disk.close();
-    }
-  });
+  }
 
   it("refuses what etcd's restore refuses, with etcd's messages", async () => {
     const path = await snapshotFile();

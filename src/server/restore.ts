@@ -11,7 +11,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BoltReader } from '../bbolt/index.js';
 import { checkSnapshotHash, readEtcdBackend } from '../backup/index.js';
-import { LmdbEngine, ScopedEngine } from '../engine/index.js';
+import { ScopedEngine, closeEngine, openEngine, type Engine } from '../engine/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { createSilentLogger } from '../log.js';
 import { AuthStore } from '../auth/index.js';
@@ -30,6 +30,8 @@ export interface RestoreOptions {
   dataDir: string;
   /** Restore a file without a hash trailer, or with a wrong one (a copy of a live db file). */
   skipHashCheck: boolean;
+  /** The engine the member will run (lichen serve --engine); default lmdb. */
+  engine?: 'lmdb' | 'leveldb';
 }
 
 export interface RestoreResult {
@@ -62,7 +64,7 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
   try {
     const problems = reader.check();
     if (problems.length > 0) throw invalid(`snapshot file integrity check failed. ${problems.length} errors found.\n${problems.join('\n')}`);
-    restored = await fillEngine(reader, join(options.dataDir, 'engine'));
+    restored = await fillEngine(reader, await openEngine(options.engine ?? 'lmdb', join(options.dataDir, 'engine')));
   } finally {
     reader.close();
   }
@@ -73,26 +75,26 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     initialCluster: options.initialCluster,
     clusterToken: options.clusterToken,
     listenPeer: self.peerAddress,
+    engine: options.engine ?? 'lmdb',
   });
   const state = await openNodeState(config, createSilentLogger());
   await state.disk.close();
   return { memberId: state.identity.memberId, clusterId: state.identity.clusterId, ...restored };
 }
 
-async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<RestoreResult, 'memberId' | 'clusterId'>> {
-  const contents = readEtcdBackend(reader);
-  let records = 0;
-  const counted = (function* () {
-    for (const record of contents.state.records) {
-      records++;
-      yield record;
-    }
-  })();
-  const leases = [...contents.state.leases];
-  const processEngine = LmdbEngine.open({ dir });
-  // The restored state is the cluster's group's (the engine's partitions: src/engine/scoped.ts).
-  const engine = new ScopedEngine(processEngine, metaGroupId);
+async function fillEngine(reader: BoltReader, processEngine: Engine): Promise<Omit<RestoreResult, 'memberId' | 'clusterId'>> {
   try {
+    const contents = readEtcdBackend(reader);
+    let records = 0;
+    const counted = (function* () {
+      for (const record of contents.state.records) {
+        records++;
+        yield record;
+      }
+    })();
+    const leases = [...contents.state.leases];
+    // The restored state is the cluster's group's (the engine's partitions: src/engine/scoped.ts).
+    const engine = new ScopedEngine(processEngine, metaGroupId);
     writeMvccState(engine, { ...contents.state, records: counted, leases });
     AuthStore.write(engine, contents.auth);
     const store = MvccStore.open(engine);
@@ -112,7 +114,7 @@ async function fillEngine(reader: BoltReader, dir: string): Promise<Omit<Restore
       authEnabled: contents.auth.enabled,
     };
   } finally {
-    await processEngine.closeAsync();
+    await closeEngine(processEngine);
   }
 }
 
