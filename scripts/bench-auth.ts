@@ -197,6 +197,9 @@ interface Sample {
   memberCpuMicrosPerRequest: number[];
   /** The tool's CPU time per request (µs): with a token, etcd's client does more per request. */
   toolCpuMicrosPerRequest: number;
+  /** Lichen: requests per WAL fsync (per member) and linearizable reads per read round. */
+  requestsPerFsync?: number;
+  readsPerRound?: number;
 }
 
 /** The tool's flags to log in as the mode's user. */
@@ -232,7 +235,11 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
           memberCpuMicrosPerRequest: r.memberCpuSeconds.map((cpu) => Math.round((cpu * 1e6) / Math.max(1, r.ok))),
           toolCpuMicrosPerRequest: Math.round((r.toolCpuSeconds * 1e6) / Math.max(1, r.ok)),
         };
-        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req\n`);
+        const requests = r.ok + r.errors;
+        if (r.rounds && SCENARIOS[scenario].op === 'put') sample.requestsPerFsync = Number(((requests * target.pids.length) / Math.max(1, r.rounds.fsyncs)).toFixed(2));
+        if (r.rounds && SCENARIOS[scenario].op === 'range') sample.readsPerRound = Number((requests / Math.max(1, r.rounds.readRounds)).toFixed(2));
+        const batching = sample.requestsPerFsync !== undefined ? `, ${sample.requestsPerFsync} puts/fsync` : sample.readsPerRound !== undefined ? `, ${sample.readsPerRound} reads/round` : '';
+        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}\n`);
         if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);
         samples.push(sample);
       }
@@ -247,12 +254,46 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
  * ratio of medians mixes rounds measured at different loads.
  */
 function pairedCostPercent(samples: Sample[], scenario: ScenarioName, mode: Mode, pick: (s: Sample) => number): number {
+  return Number(((median(pairedRatios(samples, scenario, mode, pick)) - 1) * 100).toFixed(1));
+}
+
+/** Each round's ratio of the mode to "off" in that round. */
+function pairedRatios(samples: Sample[], scenario: ScenarioName, mode: Mode, pick: (s: Sample) => number): number[] {
   const ratios: number[] = [];
   for (const withAuth of samples.filter((s) => s.scenario === scenario && s.mode === mode)) {
     const off = samples.find((s) => s.scenario === scenario && s.mode === 'off' && s.round === withAuth.round);
     if (off) ratios.push(pick(withAuth) / pick(off));
   }
-  return Number(((median(ratios) - 1) * 100).toFixed(1));
+  return ratios;
+}
+
+/**
+ * The mode's cost at equal throughput, in percent of "off": a least-squares fit over the rounds of
+ * both modes of cost per request = a + b / (requests per second) + c × (1 for the mode, 0 for
+ * off), so c / (a + b / mean off throughput). The b term takes the members' fixed work per second
+ * (ticks, heartbeats, timers: ~40 ms/s over three idle members) and batching, which both make a
+ * slower round cost more per request whatever the mode; on a shared machine a round's throughput
+ * moves with the other processes' load, so a plain ratio mixes the two.
+ */
+function costAtEqualThroughputPercent(samples: Sample[], scenario: ScenarioName, mode: Mode, pick: (s: Sample) => number): number | undefined {
+  const rows = samples.filter((s) => s.scenario === scenario && (s.mode === mode || s.mode === 'off') && s.requestsPerSecond > 0);
+  if (rows.length < 4 || !rows.some((s) => s.mode === 'off') || !rows.some((s) => s.mode === mode)) return undefined;
+  const xs = rows.map((s) => [1, 1000 / s.requestsPerSecond, s.mode === mode ? 1 : 0]);
+  const ys = rows.map(pick);
+  // Normal equations (XᵀX) β = Xᵀy, solved by Gaussian elimination (3 unknowns).
+  const m = [0, 1, 2].map((i) => [...[0, 1, 2].map((j) => xs.reduce((sum, x) => sum + x[i]! * x[j]!, 0)), xs.reduce((sum, x, k) => sum + x[i]! * ys[k]!, 0)]);
+  for (let col = 0; col < 3; col++) {
+    const pivot = m[col]![col]!;
+    if (Math.abs(pivot) < 1e-9) return undefined;
+    for (let row = 0; row < 3; row++) {
+      if (row === col) continue;
+      const factor = m[row]![col]! / pivot;
+      for (let k = col; k < 4; k++) m[row]![k]! -= factor * m[col]![k]!;
+    }
+  }
+  const [a, b, c] = [0, 1, 2].map((i) => m[i]![3]! / m[i]![i]!) as [number, number, number];
+  const offThroughput = median(rows.filter((s) => s.mode === 'off').map((s) => s.requestsPerSecond));
+  return Number(((c / (a + (b * 1000) / offThroughput)) * 100).toFixed(1));
 }
 
 /** Per scenario and mode, the median p50 over the rounds, and each auth mode's cost relative to "off" (also paired by round). */
@@ -265,6 +306,8 @@ function summarize(samples: Sample[], flags: Flags): Record<string, Record<strin
       row[`${mode}P50Ms`] = Number(of(mode, (s) => s.p50Ms).toFixed(3));
       row[`${mode}CpuMicrosPerRequest`] = of(mode, (s) => s.serverCpuMicrosPerRequest);
       row[`${mode}ToolCpuMicrosPerRequest`] = of(mode, (s) => s.toolCpuMicrosPerRequest);
+      const batching = samples.find((s) => s.scenario === scenario)?.requestsPerFsync !== undefined ? 'requestsPerFsync' : 'readsPerRound';
+      if (samples.some((s) => s.scenario === scenario && s[batching] !== undefined)) row[`${mode}${batching === 'requestsPerFsync' ? 'PutsPerFsync' : 'ReadsPerRound'}`] = of(mode, (s) => s[batching] ?? 0);
     }
     if (flags.modes.includes('off')) {
       for (const mode of flags.modes.filter((m) => m !== 'off')) {
@@ -272,6 +315,14 @@ function summarize(samples: Sample[], flags: Flags): Record<string, Record<strin
         row[`${mode}CpuCostPercent`] = Number(((of(mode, (s) => s.serverCpuMicrosPerRequest) / of('off', (s) => s.serverCpuMicrosPerRequest) - 1) * 100).toFixed(1));
         row[`${mode}PairedCpuCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.serverCpuMicrosPerRequest);
         row[`${mode}PairedThroughputCostPercent`] = -pairedCostPercent(samples, scenario, mode, (s) => s.requestsPerSecond);
+        row[`${mode}PairedP50CostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.p50Ms);
+        const cpuRatios = pairedRatios(samples, scenario, mode, (s) => s.serverCpuMicrosPerRequest);
+        row[`${mode}PairedCpuCostMinPercent`] = Number(((Math.min(...cpuRatios) - 1) * 100).toFixed(1));
+        row[`${mode}PairedCpuCostMaxPercent`] = Number(((Math.max(...cpuRatios) - 1) * 100).toFixed(1));
+        const atEqualThroughput = costAtEqualThroughputPercent(samples, scenario, mode, (s) => s.serverCpuMicrosPerRequest);
+        if (atEqualThroughput !== undefined) row[`${mode}CpuCostAtEqualThroughputPercent`] = atEqualThroughput;
+        const toolAtEqualThroughput = costAtEqualThroughputPercent(samples, scenario, mode, (s) => s.toolCpuMicrosPerRequest);
+        if (toolAtEqualThroughput !== undefined) row[`${mode}ToolCpuCostAtEqualThroughputPercent`] = toolAtEqualThroughput;
       }
     }
     summary[scenario] = row;

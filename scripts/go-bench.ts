@@ -11,6 +11,8 @@ import { ProcessCluster } from '../src/server/testing/process-cluster.js';
 export interface BenchTarget {
   endpoints: string[];
   pids: number[];
+  /** Lichen members' HTTP addresses (/metrics): runTool then counts their fsyncs and read rounds. */
+  http?: string[];
 }
 
 /**
@@ -28,6 +30,7 @@ export async function startLichenCluster(options: { profileDir?: string; tls?: b
     version: `lichen ${version}`,
     endpoints: cluster.members.map((m) => (options.tls ? `https://${m.client}` : m.client)),
     pids: cluster.members.map((m) => m.process!.pid!),
+    http: cluster.members.map((m) => m.http),
     stop: async () => {
       // SIGTERM first: a member writes its CPU profile when it exits by itself.
       await Promise.all(cluster.members.map((m) => cluster.kill(m, 'SIGTERM')));
@@ -77,6 +80,32 @@ export interface ToolResult {
   toolCpuSeconds: number;
   /** When the tool measured, in µs of CLOCK_MONOTONIC: the clock of node --cpu-prof's timestamps. */
   windowMonotonicUs: [number, number];
+  /** Lichen only (a target with `http`): the members' batching over the tool's whole run, logins included. */
+  rounds?: RoundCounts;
+}
+
+/**
+ * How the members batched the requests: WAL fsyncs summed over the members (each fsync covers
+ * the entries of one raft Ready), and the read rounds the leader ran (linearizable reads share a
+ * round; counted by its heartbeats' round trips, one per peer and round, over the peers).
+ */
+export interface RoundCounts {
+  fsyncs: number;
+  readRounds: number;
+}
+
+async function scrapeRoundCounts(http: readonly string[]): Promise<RoundCounts> {
+  let fsyncs = 0;
+  let roundTrips = 0;
+  for (const address of http) {
+    const text = await (await fetch(`http://${address}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      const match = /^(lichen_disk_wal_fsync_duration_seconds|lichen_network_peer_round_trip_time_seconds)_count(?:\{[^}]*\})? (\S+)$/.exec(line);
+      if (match?.[1] === 'lichen_disk_wal_fsync_duration_seconds') fsyncs += Number(match[2]);
+      else if (match) roundTrips += Number(match[2]);
+    }
+  }
+  return { fsyncs, readRounds: roundTrips / Math.max(1, http.length - 1) };
 }
 
 /** How often the members' CPU time is read while the tool runs. */
@@ -94,6 +123,7 @@ const CPU_WINDOW_SKIP_MS = 250;
 /** Runs the tool once; `extraArgs` are e.g. --user/--password or --cacert/--cert/--key. */
 export async function runTool(bench: string, target: BenchTarget, workload: Workload, seconds: number, extraArgs: readonly string[] = []): Promise<ToolResult> {
   const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(BENCH_KEYS), ...extraArgs];
+  const countsBefore = target.http === undefined ? undefined : await scrapeRoundCounts(target.http);
   const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 120) * 1000 });
   const samples: { atMs: number; cpu: number[]; toolCpu: number }[] = [];
   const sample = (): void => {
@@ -115,8 +145,9 @@ export async function runTool(bench: string, target: BenchTarget, workload: Work
   clearInterval(timer);
   sample();
   const endUs = Number(process.hrtime.bigint() / 1000n);
+  const countsAfter = target.http === undefined ? undefined : await scrapeRoundCounts(target.http);
   if (code !== 0) throw new Error(`${bench} failed (${code}): ${stderr.slice(-2000)}`);
-  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'memberCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs'>;
+  const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'memberCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs' | 'rounds'>;
   const end = samples[samples.length - 1]!;
   const startMs = end.atMs - result.seconds * 1000 + CPU_WINDOW_SKIP_MS;
   const start = samples.find((s) => s.atMs >= startMs) ?? samples[0]!;
@@ -127,6 +158,7 @@ export async function runTool(bench: string, target: BenchTarget, workload: Work
     memberCpuSeconds: end.cpu.map((cpu, i) => (cpu - start.cpu[i]!) * scale),
     toolCpuSeconds: (end.toolCpu - start.toolCpu) * scale,
     windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6) + CPU_WINDOW_SKIP_MS * 1000, endUs],
+    rounds: countsBefore && countsAfter && { fsyncs: countsAfter.fsyncs - countsBefore.fsyncs, readRounds: countsAfter.readRounds - countsBefore.readRounds },
   };
 }
 
