@@ -16,12 +16,89 @@
 //
 // Keys are kept in a "sorted list of sorted chunks": inserting a new key splices one chunk of at
 // most CHUNK_KEYS_MAX strings instead of a million-element array.
+//
+// The index also knows what a put needs of the key's newest version (its create revision,
+// version and lease), so a put reads no record from the engine: see KeyRevisions.
 import { assert } from '../errors.js';
 
 const CHUNK_KEYS_MAX = 1024;
 
-/** Revision pairs flattened: [main0, sub0, main1, sub1, ...]; a tombstone stores sub as -(sub+1). */
+/**
+ * Revision pairs flattened: [main0, sub0, main1, sub1, ...], oldest first; a tombstone stores sub
+ * as -(sub+1). When the newest pair is a put that is not the first version of its key without a
+ * lease, three numbers follow the pairs: that version's [createRevision, version, lease] (so the
+ * array's length is odd). Without them the newest put is version 1, created at its own revision,
+ * with no lease: a key written once costs no extra memory. Compaction drops pairs from the front
+ * only, never the newest put, so it leaves these numbers true.
+ */
 export type KeyRevisions = number[];
+
+/** What the index keeps of a key's newest version (a StoredRecord has these fields). */
+export interface KeyVersion {
+  tombstone: boolean;
+  createRevision: number;
+  version: number;
+  lease: number;
+}
+
+/** A key's newest version when it is live: its revision, create revision, version and lease. */
+export interface LatestVersion extends Revision {
+  createRevision: number;
+  version: number;
+  lease: number;
+}
+
+/** The numbers after the pairs, when present (see KeyRevisions). */
+const LATEST_FIELDS = 3;
+
+/** The length of the revision pairs (the array's length without the newest version's numbers). */
+export function pairsLength(revs: KeyRevisions): number {
+  return revs.length % 2 === 0 ? revs.length : revs.length - LATEST_FIELDS;
+}
+
+/** Appends a revision and keeps the newest version's numbers after the pairs when they are needed. */
+function appendTo(revs: KeyRevisions, main: number, sub: number, version: KeyVersion): void {
+  const fields = !version.tombstone && needsLatestFields(main, version);
+  const encoded = version.tombstone ? -(sub + 1) : sub;
+  if (revs.length % 2 === 0) {
+    if (fields) revs.push(main, encoded, version.createRevision, version.version, version.lease);
+    else revs.push(main, encoded);
+    return;
+  }
+  // The previous newest version's numbers are overwritten in place (setting an array's length is
+  // a runtime call; pop and push are not).
+  const end = revs.length - LATEST_FIELDS;
+  revs[end] = main;
+  revs[end + 1] = encoded;
+  if (fields) {
+    revs[end + 2] = version.createRevision;
+    revs.push(version.version, version.lease);
+  } else {
+    revs.pop();
+  }
+}
+
+function needsLatestFields(main: number, version: KeyVersion): boolean {
+  return version.version !== 1 || version.createRevision !== main || version.lease !== 0;
+}
+
+/** A new key's array: a literal has exactly its slots, where growing [] by push would reserve seventeen. */
+function freshRevisions(main: number, sub: number, version: KeyVersion): KeyRevisions {
+  if (version.tombstone) return [main, -(sub + 1)];
+  return needsLatestFields(main, version) ? [main, sub, version.createRevision, version.version, version.lease] : [main, sub];
+}
+
+/** The key's newest version, or undefined when it has none or the newest is a tombstone. */
+export function latestOf(revs: KeyRevisions | undefined): LatestVersion | undefined {
+  if (revs === undefined) return undefined;
+  const end = pairsLength(revs);
+  if (end === 0) return undefined;
+  const main = revs[end - 2]!;
+  const sub = revs[end - 1]!;
+  if (sub < 0) return undefined;
+  if (end === revs.length) return { main, sub, createRevision: main, version: 1, lease: 0 };
+  return { main, sub, createRevision: revs[end]!, version: revs[end + 1]!, lease: revs[end + 2]! };
+}
 
 export interface Revision {
   main: number;
@@ -129,33 +206,35 @@ export class KeyIndex {
     return this.revisions.get(key);
   }
 
-  /** Appends a revision; revisions of one key are appended in increasing order. */
-  append(key: string, main: number, sub: number, tombstone: boolean): void {
-    const encoded = tombstone ? -(sub + 1) : sub;
+  /** The key's newest version, or undefined when it has none or the newest is a tombstone. */
+  latest(key: string): LatestVersion | undefined {
+    return latestOf(this.revisions.get(key));
+  }
+
+  /** Appends a revision with what it wrote; revisions of one key are appended in increasing order. */
+  append(key: string, main: number, sub: number, version: KeyVersion): void {
     const revs = this.revisions.get(key);
     if (revs !== undefined) {
-      revs.push(main, encoded);
+      appendTo(revs, main, sub, version);
       return;
     }
-    // An array literal has exactly two slots; growing [] by push would reserve seventeen.
-    const fresh = [main, encoded];
+    const fresh = freshRevisions(main, sub, version);
     this.revisions.set(key, fresh);
     this.sorted.insert(key, fresh);
   }
 
   /** Appends without maintaining order (bulk load); call finishLoad() afterwards. */
-  appendUnsorted(key: string, main: number, sub: number, tombstone: boolean): void {
-    const encoded = tombstone ? -(sub + 1) : sub;
+  appendUnsorted(key: string, main: number, sub: number, version: KeyVersion): void {
     const revs = this.revisions.get(key);
-    if (revs === undefined) this.revisions.set(key, [main, encoded]);
-    else revs.push(main, encoded);
+    if (revs === undefined) this.revisions.set(key, freshRevisions(main, sub, version));
+    else appendTo(revs, main, sub, version);
   }
 
   finishLoad(): void {
     const keys = [...this.revisions.keys()].sort();
     const revs = keys.map((key) => {
       const grown = this.revisions.get(key)!;
-      if (grown.length === 2) return grown;
+      if (grown.length <= 2 + LATEST_FIELDS) return grown;
       // Trim the spare capacity that push() reserved while loading.
       const exact = grown.slice();
       this.revisions.set(key, exact);
@@ -189,7 +268,7 @@ export class KeyIndex {
       if (keepFrom === 0) continue;
       for (let i = 0; i < keepFrom; i += 2) dropped.push({ main: revs[i]!, sub: decodeSub(revs[i + 1]!) });
       revs.splice(0, keepFrom);
-      if (revs.length === 0) emptied.push(key);
+      if (pairsLength(revs) === 0) emptied.push(key);
     }
     for (const key of emptied) {
       this.revisions.delete(key);
@@ -205,7 +284,7 @@ export function decodeSub(encoded: number): number {
 /** Position (even index) of the newest pair with main <= revision, or -1. */
 export function lastAtOrBelow(revs: KeyRevisions, revision: number): number {
   let lo = 0;
-  let hi = revs.length / 2;
+  let hi = pairsLength(revs) / 2;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (revs[mid * 2]! <= revision) lo = mid + 1;
@@ -226,7 +305,7 @@ export function visibleAt(revs: KeyRevisions | undefined, revision: number): Rev
 
 /** The newest revision strictly before (main, sub), tombstone or not. */
 export function previousOf(revs: KeyRevisions, main: number, sub: number): VisibleRevision | undefined {
-  for (let i = revs.length - 2; i >= 0; i -= 2) {
+  for (let i = pairsLength(revs) - 2; i >= 0; i -= 2) {
     const m = revs[i]!;
     const s = decodeSub(revs[i + 1]!);
     if (m < main || (m === main && s < sub)) return { main: m, sub: s, tombstone: revs[i + 1]! < 0 };

@@ -105,29 +105,29 @@ export function decodeRecord(bytes: Uint8Array): StoredRecord {
 }
 
 /**
- * Only what rebuilding the key index needs (key as an index string, tombstone flag, lease),
- * without copying the value: open() reads every record once, so this is its hot loop.
+ * Only what rebuilding the key index needs (key as an index string, tombstone flag, create
+ * revision, version, lease), without copying the value: open() reads every record once, so this
+ * is its hot loop.
  */
-export function decodeRecordHead(bytes: Uint8Array): { key: string; tombstone: boolean; lease: number } {
+export function decodeRecordHead(bytes: Uint8Array): { key: string; tombstone: boolean; createRevision: number; version: number; lease: number } {
   const buf = asBuffer(bytes);
   if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
   const tombstone = (buf[1]! & FLAG_TOMBSTONE) !== 0;
-  let offset = 2;
-  // Skip the create revision and version varints.
-  for (let skipped = 0; skipped < 2; offset++) if (buf[offset]! < 0x80) skipped++;
-  let lease = 0;
+  const at = { offset: 2 };
+  const createRevision = readUvar(buf, at);
+  const version = readUvar(buf, at);
+  const lease = readUvar(buf, at);
+  const keyLength = readUvar(buf, at);
+  return { key: buf.toString('latin1', at.offset, at.offset + keyLength), tombstone, createRevision, version, lease };
+}
+
+function readUvar(buf: Buffer, at: { offset: number }): number {
+  let value = 0;
   for (let scale = 1; ; scale *= 0x80) {
-    const byte = buf[offset++]!;
-    lease += (byte & 0x7f) * scale;
-    if (byte < 0x80) break;
+    const byte = buf[at.offset++]!;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return value;
   }
-  let keyLength = 0;
-  for (let scale = 1; ; scale *= 0x80) {
-    const byte = buf[offset++]!;
-    keyLength += (byte & 0x7f) * scale;
-    if (byte < 0x80) break;
-  }
-  return { key: buf.toString('latin1', offset, offset + keyLength), tombstone, lease };
 }
 
 /** The smallest byte string greater than every string that starts with `prefix`. */

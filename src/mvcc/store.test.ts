@@ -11,6 +11,7 @@ import {
   isSerializableTxn,
   leaseIdFromIndex,
 } from './store.js';
+import { PREFIX_REVISION } from './layout.js';
 import { Harness, b, engineFactories, randomCommands, s, show } from './testkit.js';
 import {
   AlarmType,
@@ -493,6 +494,110 @@ for (const factory of engineFactories()) {
         throwsLichen(() => h.store.hashKV(3), 'Compacted', 'compacted');
         throwsLichen(() => h.store.eventsSince(3, b('k')), 'Compacted', 'compacted');
         assert.deepEqual(h.store.eventsSince(4, b('k')).map((e) => e.kv.modRevision), [4, 5]);
+      });
+    });
+
+    describe('what the key index keeps of each key (create revision, version, lease)', () => {
+      /** The engine, counting reads of revision records. */
+      const countingRecordReads = (engine: Engine): { engine: Engine; reads: () => number } => {
+        let reads = 0;
+        const counting = new Proxy(engine, {
+          get(target, property) {
+            if (property === 'get') {
+              return (key: Uint8Array) => {
+                if (key[0] === PREFIX_REVISION) reads++;
+                return target.get(key);
+              };
+            }
+            const value = Reflect.get(target, property) as unknown;
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        });
+        return { engine: counting, reads: () => reads };
+      };
+
+      it('a put reads no record of the previous version unless prevKv, ignore_value or a prevKv watcher needs it', () => {
+        const counted = countingRecordReads(freshEngine());
+        const h = Harness.open(counted.engine);
+        h.store.countPrevKvWatchers(0); // as a watch hub does: no watcher wants prevKv
+        h.ok({ type: 'leaseGrant', request: { ID: 7, TTL: 60 } });
+        h.put('k', 'v1'); // 2
+        h.put('k', 'v2', { lease: 7 }); // 3
+        h.ok({ type: 'put', request: { key: b('k'), value: b('v3'), ignoreLease: true } }); // 4
+        const { events } = h.put('k', 'v4'); // 5: detaches the lease
+        assert.equal(counted.reads(), 0);
+        assert.equal(events[0]!.prevKv, undefined, 'no prevKv in events while no watcher wants it');
+        assert.deepEqual(h.store.lease(7)?.keys, []);
+        assert.equal(show(h.store.range({ key: b('k'), keysOnly: true }).kvs[0]), 'k=@2/5/v4');
+        assert.equal(counted.reads(), 0, 'a keys-only range of the newest versions reads no record');
+
+        assert.equal(show((h.put('k', 'v5', { prevKv: true }).response as { prevKv: never }).prevKv), 'k=v4@2/5/v4');
+        assert.equal(counted.reads(), 1);
+        h.ok({ type: 'put', request: { key: b('k'), ignoreValue: true } });
+        assert.equal(counted.reads(), 2);
+        h.store.countPrevKvWatchers(1);
+        assert.equal(show(h.put('k', 'v6').events[0]!.prevKv), 'k=v5@2/7/v6');
+        assert.equal(counted.reads(), 3);
+        h.store.countPrevKvWatchers(-1);
+        assert.equal(h.put('k', 'v7').events[0]!.prevKv, undefined);
+        assert.equal(counted.reads(), 3);
+        assert.deepEqual(h.all(), ['k=v7@2/9/v8']);
+      });
+
+      it('versions and create revisions go on across compaction, and a delete starts them again', () => {
+        const h = fresh();
+        h.ok({ type: 'leaseGrant', request: { ID: 7, TTL: 60 } });
+        h.put('k', 'v1', { lease: 7 }); // 2
+        h.put('k', 'v2', { lease: 7 }); // 3
+        h.put('k', 'v3', { lease: 7 }); // 4
+        h.ok({ type: 'compact', request: { revision: 4 } });
+        h.ok({ type: 'put', request: { key: b('k'), value: b('v4'), ignoreLease: true } }); // 5
+        assert.deepEqual(h.all(), ['k=v4@2/5/v4/l7']);
+        const reopened = new Harness(MvccStore.open(h.engine), h.engine);
+        reopened.index = h.index;
+        reopened.put('k', 'v5'); // 6: detaches the lease
+        assert.deepEqual(reopened.all(), ['k=v5@2/6/v5']);
+        assert.deepEqual(reopened.store.lease(7)?.keys, []);
+        reopened.del('k'); // 7
+        reopened.put('k', 'v6'); // 8
+        assert.deepEqual(reopened.all(), ['k=v6@8/8/v1']);
+      });
+
+      it('answers keys-only ranges and compares exactly as the records do, live and after a reopen (random commands)', () => {
+        for (const seed of [3, 11]) {
+          const commands = randomCommands(seed, 400);
+          const live = fresh();
+          const reopenedEngine = freshEngine();
+          let reopened = Harness.open(reopenedEngine);
+          for (const [i, command] of commands.entries()) {
+            live.apply(command);
+            reopened.apply(command);
+            if (i === 200) {
+              // The index rebuilt from the records must give the next puts the same versions.
+              const index = reopened.index;
+              reopened = Harness.open(reopenedEngine);
+              assert.equal(reopened.index, index);
+            }
+          }
+          assert.deepEqual(reopened.store.hashKV(), live.store.hashKV(), `seed ${seed}`);
+          for (const h of [live, reopened]) {
+            const everything = { key: ZERO, rangeEnd: ZERO };
+            for (let revision = h.store.compactRevision; revision <= h.store.currentRevision; revision++) {
+              const full = h.store.range({ ...everything, revision }).kvs.map((kv) => show({ ...kv, value: new Uint8Array(0) }));
+              assert.deepEqual(h.store.range({ ...everything, revision, keysOnly: true }).kvs.map(show), full, `seed ${seed} revision ${revision}`);
+            }
+            for (const kv of h.store.range(everything).kvs) {
+              const holds = (target: CompareTarget, field: Partial<Compare>, result: CompareResult = CompareResult.EQUAL): boolean =>
+                h.store.readTxn({ compare: [{ key: kv.key, target, result, ...field }], success: [], failure: [] }).succeeded;
+              assert.ok(holds(CompareTarget.CREATE, { createRevision: kv.createRevision }), show(kv));
+              assert.ok(holds(CompareTarget.MOD, { modRevision: kv.modRevision }), show(kv));
+              assert.ok(holds(CompareTarget.VERSION, { version: kv.version }), show(kv));
+              assert.ok(holds(CompareTarget.LEASE, { lease: kv.lease }), show(kv));
+              assert.ok(!holds(CompareTarget.VERSION, { version: kv.version }, CompareResult.NOT_EQUAL), show(kv));
+              assert.ok(holds(CompareTarget.VALUE, { value: kv.value }), show(kv));
+            }
+          }
+        }
       });
     });
 

@@ -17,7 +17,7 @@ import type { Engine, WriteOp } from '../engine/types.js';
 import { AlarmTable } from './alarms.js';
 import { keyBytes, keyString } from './bytes.js';
 import type { MvccCommand } from './command.js';
-import { KeyIndex, previousOf, visibleAt, type KeyRevisions, type Revision } from './keyindex.js';
+import { KeyIndex, latestOf, previousOf, visibleAt, type KeyRevisions, type LatestVersion, type Revision } from './keyindex.js';
 import {
   META_APPLIED_INDEX,
   META_COMPACT_REVISION,
@@ -161,6 +161,13 @@ export class MvccStore {
   private compacted = 0;
   private batch: ApplyBatch | undefined;
   private readonly minLeaseTtlSeconds: number;
+  /**
+   * How many watchers want prevKv in their events, as the watch hub counts them (see
+   * countPrevKvWatchers). A put reads the key's previous version only when someone needs it, and
+   * put events carry it only while this is not 0. Undefined (not 0) until a hub counts: a store
+   * without one (tests, tools) puts prevKv in every put event.
+   */
+  private prevKvWatchers: number | undefined;
 
   private constructor(private readonly engine: Engine, options: MvccStoreOptions) {
     this.minLeaseTtlSeconds = options.minLeaseTtlSeconds ?? 0;
@@ -184,6 +191,12 @@ export class MvccStore {
     return this.compacted;
   }
 
+  /** The watch hub's count of watchers that want prevKv changed by `delta` (0: a hub starts counting). */
+  countPrevKvWatchers(delta: number): void {
+    this.prevKvWatchers = (this.prevKvWatchers ?? 0) + delta;
+    assert(this.prevKvWatchers >= 0, 'mvcc: prevKv watchers below zero');
+  }
+
   /** The number of keys the index tracks (live or with history). */
   get keyCount(): number {
     return this.index.keyCount;
@@ -205,7 +218,7 @@ export class MvccStore {
     for (const [key, value] of this.engine.range({ start: Uint8Array.of(PREFIX_REVISION), end: prefixEnd(PREFIX_REVISION) })) {
       const { main, sub } = parseRevisionKey(key);
       const head = decodeRecordHead(value);
-      this.index.appendUnsorted(head.key, main, sub, head.tombstone);
+      this.index.appendUnsorted(head.key, main, sub, head);
       if (head.lease !== 0 && !head.tombstone) leaseOfKey.set(head.key, head.lease);
       else leaseOfKey.delete(head.key);
     }
@@ -337,7 +350,7 @@ export class MvccStore {
     const sub = batch.sub++;
     batch.records.set(revisionId(main, sub), record);
     batch.ops.push({ type: 'put', key: revisionKey(main, sub), value: encodeRecord(record) });
-    this.index.append(keyString(record.key), main, sub, record.tombstone);
+    this.index.append(keyString(record.key), main, sub, record);
     return { main, sub };
   }
 
@@ -354,31 +367,43 @@ export class MvccStore {
   /** Checks that depend on the state before the command (etcd: checkRequestPut). */
   private checkPutDynamic(request: PutRequest): void {
     if (request.ignoreValue || request.ignoreLease) {
-      if (this.getAt(keyString(request.key), Infinity) === undefined) throw new LichenError('InvalidArgument', 'ignore_value or ignore_lease needs an existing key', { etcdError: 'keyNotFound' });
+      if (this.index.latest(keyString(request.key)) === undefined) throw new LichenError('InvalidArgument', 'ignore_value or ignore_lease needs an existing key', { etcdError: 'keyNotFound' });
     }
     const lease = request.lease ?? 0;
     if (lease !== 0 && !this.leaseTable.has(lease)) throw leaseNotFoundError(lease);
   }
 
+  /**
+   * The key's create revision, version and lease come from the index; the previous version itself
+   * (a record read) only when something needs it: the request's prevKv or ignore_value, or a
+   * watcher that wants prevKv in events.
+   */
   private put(request: PutRequest, batch: ApplyBatch): PutResponse {
     const name = keyString(request.key);
-    const previous = this.getAt(name, Infinity);
+    const latest = this.index.latest(name);
+    const needsPrevious = request.prevKv === true || request.ignoreValue === true || this.prevKvWatchers !== 0;
+    const previous = latest !== undefined && needsPrevious ? this.versionAt(latest) : undefined;
     const value = request.ignoreValue ? previous!.value : (request.value ?? EMPTY);
-    const lease = request.ignoreLease ? previous!.lease : (request.lease ?? 0);
+    const lease = request.ignoreLease ? latest!.lease : (request.lease ?? 0);
     const record: StoredRecord = {
       key: Uint8Array.from(request.key),
       value: Uint8Array.from(value),
-      createRevision: previous?.createRevision ?? batch.revision,
-      version: (previous?.version ?? 0) + 1,
+      createRevision: latest?.createRevision ?? batch.revision,
+      version: (latest?.version ?? 0) + 1,
       lease,
       tombstone: false,
     };
     const { main } = this.writeRecord(batch, record);
-    if (previous !== undefined && previous.lease !== 0) this.leaseTable.get(previous.lease)?.keys.delete(name);
+    if (latest !== undefined && latest.lease !== 0) this.leaseTable.get(latest.lease)?.keys.delete(name);
     if (lease !== 0) this.leaseTable.get(lease)!.keys.add(name);
     const kv = this.toKeyValue(record, main);
     batch.events.push(previous === undefined ? { type: EventType.PUT, kv } : { type: EventType.PUT, kv, prevKv: previous });
     return request.prevKv && previous !== undefined ? { prevKv: previous } : {};
+  }
+
+  /** The key-value of a version the index names. */
+  private versionAt(at: Revision): KeyValue {
+    return this.toKeyValue(this.readRecord(at.main, at.sub), at.main);
   }
 
   private deleteRange(request: DeleteRangeRequest, batch: ApplyBatch): DeleteRangeResponse {
@@ -484,10 +509,11 @@ export class MvccStore {
     let any = false;
     let holds = true;
     this.scanKeys(bounds, (_name, revs) => {
-      const at = visibleAt(revs, Infinity);
-      if (at === undefined) return true;
+      const latest = latestOf(revs);
+      if (latest === undefined) return true;
       any = true;
-      holds = compareKeyValue(compare, this.toKeyValue(this.readRecord(at.main, at.sub), at.main));
+      // Only a value compare reads the record: the index has the rest.
+      holds = compareKeyValue(compare, compare.target === CompareTarget.VALUE ? this.versionAt(latest) : metadataOf(latest, EMPTY));
       return holds;
     });
     if (any) return holds;
@@ -581,13 +607,17 @@ export class MvccStore {
     const fetchMax = sortOrder !== SortOrder.NONE || filtered || limit === 0 ? Infinity : limit + 1;
 
     let count = 0;
-    const found: { name: string; at: Revision }[] = [];
+    const found: { name: string; at: Revision; latest: LatestVersion | undefined }[] = [];
     const countOnly = request.countOnly === true;
+    const keysOnly = request.keysOnly === true;
     this.scanKeys(keyBounds(request.key, request.rangeEnd), (name, revs) => {
       const at = visibleAt(revs, revision);
       if (at === undefined) return;
       count++;
-      if (!countOnly && found.length < fetchMax) found.push({ name, at });
+      if (countOnly || found.length >= fetchMax) return;
+      // Without values, the newest version needs no record read: the index has the rest.
+      const latest = keysOnly ? latestOf(revs) : undefined;
+      found.push({ name, at, latest: latest?.main === at.main && latest.sub === at.sub ? latest : undefined });
     });
     if (request.countOnly) return { kvs: [], more: false, count };
 
@@ -597,9 +627,9 @@ export class MvccStore {
     let kvs: KeyValue[] = [];
     let bytes = 0;
     let cut = false;
-    for (const { at } of found) {
-      const kv = this.toKeyValue(this.readRecord(at.main, at.sub), at.main);
-      if (request.keysOnly) kv.value = EMPTY;
+    for (const { name, at, latest } of found) {
+      const kv = latest !== undefined ? metadataOf(latest, keyBytes(name)) : this.versionAt(at);
+      if (keysOnly) kv.value = EMPTY;
       bytes += kv.key.length + kv.value.length;
       if (bytes > bytesMax && kvs.length > 0) {
         cut = true;
@@ -740,6 +770,11 @@ export function leaseIdFromIndex(index: number): number {
   const b = mix(high ^ a ^ 0x7f4a7c15);
   const id = (b & 0xfffff) * 0x1_0000_0000 + a;
   return id === 0 ? 1 : id;
+}
+
+/** A key-value without its value, from what the index knows of the key's newest version. */
+function metadataOf(latest: LatestVersion, key: Uint8Array): KeyValue {
+  return { key, createRevision: latest.createRevision, modRevision: latest.main, version: latest.version, value: EMPTY, lease: latest.lease };
 }
 
 function compareKeyValue(compare: Compare, kv: KeyValue): boolean {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryEngine } from '../engine/memory.js';
 import type { MvccCommand as Command } from './command.js';
 import { Harness, b, s } from './testkit.js';
+import type { Event } from './types.js';
 import { WatchHub, type WatchMessage, type WatchSink } from './watch.js';
 
 /** A sink with a bounded buffer: refuses messages while holding `capacity` of them. */
@@ -54,6 +55,24 @@ describe('WatchHub', () => {
     assert.deepEqual(sink.events(), ['0:k@2', '0:k@4', '1:k@5']);
     const first = sink.received[0]!;
     assert.ok(first.type === 'events' && first.revision === 2 && first.watchId === watcher.id);
+  });
+
+  it('put events carry prevKv exactly while some watcher wants it (a put reads the previous version only then)', () => {
+    const { h, hub, put } = setup();
+    const putEvent = (value: string): Event => {
+      const result = h.put('k', value);
+      hub.notify(result.events, result.revision);
+      return result.events[0]!;
+    };
+    put('k', '1');
+    hub.create({ key: b('k') }, new BoundedSink());
+    assert.equal(putEvent('2').prevKv, undefined);
+    const watcher = hub.create({ key: b('k'), startRevision: 2, prevKv: true }, new BoundedSink(0));
+    assert.equal(watcher.synced, false, 'an unsynced watcher counts too: it may become synced before the next event');
+    assert.equal(s(putEvent('3').prevKv?.value), '2');
+    watcher.cancel();
+    watcher.cancel();
+    assert.equal(putEvent('4').prevKv, undefined);
   });
 
   it('a prefix watcher sees every key in its range; filters and prevKv apply', () => {

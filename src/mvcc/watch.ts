@@ -147,6 +147,8 @@ export class WatchHub {
     this.syncWatchersMax = options.syncWatchersMax ?? watchSyncWatchersMax;
     this.watchersMax = options.watchersMax ?? watchersMax;
     this.onUnsynced = options.onUnsynced ?? (() => {});
+    // From now on put events carry prevKv only while a watcher asks for it (see notify).
+    store.countPrevKvWatchers(0);
   }
 
   /** The newest revision the hub has been told about. */
@@ -171,6 +173,7 @@ export class WatchHub {
       throw new LichenError('Overloaded', `watch: too many watchers (${this.watchersMax})`);
     }
     const watcher = new WatcherState(this.nextId++, request, sink, this);
+    if (request.prevKv) this.store.countPrevKvWatchers(1);
     const start = request.startRevision ?? 0;
     if (start > 0 && start <= this.revision) {
       this.w.unsynced.add(watcher);
@@ -186,6 +189,7 @@ export class WatchHub {
   remove(watcher: WatcherState): void {
     if (watcher.cancelled) return;
     watcher.cancelled = true;
+    if (watcher.request.prevKv) this.store.countPrevKvWatchers(-1);
     this.w.unsynced.delete(watcher);
     this.unlinkSynced(watcher);
   }
@@ -225,7 +229,8 @@ export class WatchHub {
 
   /**
    * Delivers the events of one applied command (all at `revision`) to synced watchers. Call after
-   * every apply that changed the revision, in order.
+   * every apply that changed the revision, in order, before any new watcher is created: the store
+   * put prevKv in the put events only if a watcher wanted it when it applied them.
    */
   notify(events: Event[], revision: number): void {
     assert(revision >= this.revision, `watch: notify went back from ${this.revision} to ${revision}`);
