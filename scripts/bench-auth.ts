@@ -235,9 +235,8 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
           memberCpuMicrosPerRequest: r.memberCpuSeconds.map((cpu) => Math.round((cpu * 1e6) / Math.max(1, r.ok))),
           toolCpuMicrosPerRequest: Math.round((r.toolCpuSeconds * 1e6) / Math.max(1, r.ok)),
         };
-        const requests = r.ok + r.errors;
-        if (r.rounds && SCENARIOS[scenario].op === 'put') sample.requestsPerFsync = Number(((requests * target.pids.length) / Math.max(1, r.rounds.fsyncs)).toFixed(2));
-        if (r.rounds && SCENARIOS[scenario].op === 'range') sample.readsPerRound = Number((requests / Math.max(1, r.rounds.readRounds)).toFixed(2));
+        if (r.rounds && SCENARIOS[scenario].op === 'put') sample.requestsPerFsync = Number(((r.rounds.requests * target.pids.length) / Math.max(1, r.rounds.fsyncs)).toFixed(2));
+        if (r.rounds && SCENARIOS[scenario].op === 'range') sample.readsPerRound = Number((r.rounds.requests / Math.max(1, r.rounds.readRounds)).toFixed(2));
         const batching = sample.requestsPerFsync !== undefined ? `, ${sample.requestsPerFsync} puts/fsync` : sample.readsPerRound !== undefined ? `, ${sample.readsPerRound} reads/round` : '';
         process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}\n`);
         if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);

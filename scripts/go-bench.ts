@@ -80,9 +80,16 @@ export interface ToolResult {
   toolCpuSeconds: number;
   /** When the tool measured, in µs of CLOCK_MONOTONIC: the clock of node --cpu-prof's timestamps. */
   windowMonotonicUs: [number, number];
-  /** Lichen only (a target with `http`): the members' batching over the tool's whole run, logins included. */
-  rounds?: RoundCounts;
+  /**
+   * Lichen only (a target with `http`): the members' batching while the tool measured, and the
+   * tool's requests over the same time (the counters are read every ROUND_COUNTS_INTERVAL_MS, from
+   * the first reading after the tool's logins, which are raft entries of their own).
+   */
+  rounds?: RoundCounts & { requests: number };
 }
+
+/** How often the members' fsync and read round counters are read while the tool runs. */
+const ROUND_COUNTS_INTERVAL_MS = 250;
 
 /**
  * How the members batched the requests: WAL fsyncs summed over the members (each fsync covers
@@ -123,7 +130,13 @@ const CPU_WINDOW_SKIP_MS = 250;
 /** Runs the tool once; `extraArgs` are e.g. --user/--password or --cacert/--cert/--key. */
 export async function runTool(bench: string, target: BenchTarget, workload: Workload, seconds: number, extraArgs: readonly string[] = []): Promise<ToolResult> {
   const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(BENCH_KEYS), ...extraArgs];
-  const countsBefore = target.http === undefined ? undefined : await scrapeRoundCounts(target.http);
+  const countReadings: { atMs: number; counts: RoundCounts }[] = [];
+  const readCounts = async (): Promise<void> => {
+    if (target.http === undefined) return;
+    const atMs = performance.now();
+    countReadings.push({ atMs, counts: await scrapeRoundCounts(target.http) });
+  };
+  const counter = setInterval(() => void readCounts().catch(() => undefined), ROUND_COUNTS_INTERVAL_MS);
   const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 120) * 1000 });
   const samples: { atMs: number; cpu: number[]; toolCpu: number }[] = [];
   const sample = (): void => {
@@ -145,7 +158,8 @@ export async function runTool(bench: string, target: BenchTarget, workload: Work
   clearInterval(timer);
   sample();
   const endUs = Number(process.hrtime.bigint() / 1000n);
-  const countsAfter = target.http === undefined ? undefined : await scrapeRoundCounts(target.http);
+  clearInterval(counter);
+  await readCounts();
   if (code !== 0) throw new Error(`${bench} failed (${code}): ${stderr.slice(-2000)}`);
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'memberCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs' | 'rounds'>;
   const end = samples[samples.length - 1]!;
@@ -158,7 +172,21 @@ export async function runTool(bench: string, target: BenchTarget, workload: Work
     memberCpuSeconds: end.cpu.map((cpu, i) => (cpu - start.cpu[i]!) * scale),
     toolCpuSeconds: (end.toolCpu - start.toolCpu) * scale,
     windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6) + CPU_WINDOW_SKIP_MS * 1000, endUs],
-    rounds: countsBefore && countsAfter && { fsyncs: countsAfter.fsyncs - countsBefore.fsyncs, readRounds: countsAfter.readRounds - countsBefore.readRounds },
+    rounds: roundsOver(countReadings, end.atMs - result.seconds * 1000, result.ok + result.errors, result.seconds),
+  };
+}
+
+/** The counters from the first reading inside the tool's window to the last, with the requests of that span (spread evenly). */
+function roundsOver(readings: { atMs: number; counts: RoundCounts }[], windowStartMs: number, requests: number, seconds: number): ToolResult['rounds'] {
+  // A reading still in flight when the tool ended may land after the last one.
+  const sorted = [...readings].sort((a, b) => a.atMs - b.atMs);
+  const last = sorted[sorted.length - 1];
+  const first = sorted.find((r) => r.atMs >= windowStartMs);
+  if (last === undefined || first === undefined || first === last) return undefined;
+  return {
+    fsyncs: last.counts.fsyncs - first.counts.fsyncs,
+    readRounds: last.counts.readRounds - first.counts.readRounds,
+    requests: Math.round((requests * Math.min(1, (last.atMs - first.atMs) / (seconds * 1000)))),
   };
 }
 

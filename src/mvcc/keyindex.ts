@@ -61,8 +61,10 @@ function appendTo(revs: KeyRevisions, main: number, sub: number, version: KeyVer
   const fields = !version.tombstone && needsLatestFields(main, version);
   const encoded = version.tombstone ? -(sub + 1) : sub;
   if (revs.length % 2 === 0) {
-    if (fields) revs.push(main, encoded, version.createRevision, version.version, version.lease);
-    else revs.push(main, encoded);
+    // Two pushes: V8 sizes a grown array by the length one push needs, so the pair alone leaves
+    // room for the three numbers, where one push of five would reserve four slots more.
+    revs.push(main, encoded);
+    if (fields) revs.push(version.createRevision, version.version, version.lease);
     return;
   }
   // The previous newest version's numbers are overwritten in place (setting an array's length is
