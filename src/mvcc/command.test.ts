@@ -49,6 +49,10 @@ const commands: { name: string; command: Command }[] = [
     command: { type: 'authorized', user: 'alice', authRevision: 9, command: { type: 'put', request: { key: b('k'), value: b('v') } } },
   },
   { name: 'an auth change carrying its caller', command: { type: 'authorized', user: 'root', authRevision: 1, command: { type: 'roleDelete', role: 'r' } } },
+  {
+    name: 'a put carrying a caller whose name is not ASCII',
+    command: { type: 'authorized', user: 'zoë-日本', authRevision: 3, command: { type: 'put', request: { key: b('k'), value: b('v') } } },
+  },
 ];
 
 describe('command codec', () => {

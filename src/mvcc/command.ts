@@ -6,7 +6,7 @@
 // fields apart, so decode(encode(c)) deep-equals c.
 import { LichenError } from '../errors.js';
 import { commandTxnDepthMax } from '../limits.js';
-import { ByteReader, ByteWriter } from './bytes.js';
+import { ByteReader, ByteWriter, asBuffer } from './bytes.js';
 import type {
   AlarmType,
   CompactionRequest,
@@ -250,7 +250,9 @@ function readCommand(r: ByteReader, outermost: boolean): Command {
     case TAGS.alarmDeactivate: return { type: 'alarmDeactivate', memberId: r.uvar(), alarm: r.u8() as AlarmType };
     case TAG_AUTHORIZED: {
       if (!outermost) throw new LichenError('InvalidArgument', 'command: nested authorized command');
-      const user = Buffer.from(r.bytes()).toString('utf8');
+      // Decoded from a view: every member decodes every write's user, and two copies (the
+      // reader's, then a Buffer's) were half of what the credentials added to decoding a put.
+      const user = asBuffer(r.view(r.uvar())).toString('utf8');
       const authRevision = r.uvar();
       return { type: 'authorized', user, authRevision, command: readCommand(r, false) as AuthorizedCommand['command'] };
     }
