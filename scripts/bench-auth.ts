@@ -6,7 +6,7 @@
 //
 //   node --import tsx scripts/bench-auth.ts --bench /path/to/etcd-go-bench-tls \
 //     [--seconds 5] [--rounds 2] [--systems lichen,etcd] [--modes off,user] [--scenarios put-1,put-64,range-1,range-64]
-//     [--profile-dir <dir>]
+//     [--profile-dir <dir>] [--count-syscalls true]
 //
 // --bench: a load generator on etcd's Go client (clientv3) taking --endpoints --op --clients
 // --conns --seconds --keys --user --password and printing one JSON line with p50ms (Lichen's
@@ -14,6 +14,8 @@
 // non-root user with the 1,000 roles), root (the root user: a token lookup, no interval search).
 // etcd is the same etcd 3.4 (/usr/bin/etcd) on the same setup, for its own cost of auth.
 // --profile-dir: Lichen's members run with node --cpu-prof and write their profiles there.
+// --count-syscalls true: the members' system calls and context switches per request (`perf stat`,
+// counted rather than timed, so the machine's load moves them little).
 // Lichen's members run from the build (dist/, as users run them: `npm run build` first), not
 // through tsx, whose compiled code costs more per request (a defineProperty per closure made).
 //
@@ -35,6 +37,7 @@ import {
   WARMUP_SECONDS,
   type BenchTarget,
   type ScenarioName,
+  type SyscallCounts,
 } from './go-bench.js';
 
 type System = 'lichen' | 'etcd';
@@ -59,6 +62,8 @@ interface Flags {
   scenarios: ScenarioName[];
   /** Lichen members run with node --cpu-prof and write their profiles here when stopped. */
   profileDir: string | undefined;
+  /** Count the members' system calls and context switches per request (perf stat). */
+  countSyscalls: boolean;
 }
 
 function parseFlags(argv: string[]): Flags {
@@ -73,6 +78,7 @@ function parseFlags(argv: string[]): Flags {
     modes: args.list<Mode>('modes', 'off,user', ['off', 'user', 'root']),
     scenarios: args.list<ScenarioName>('scenarios', 'put-1,put-64,range-1,range-64', Object.keys(SCENARIOS)),
     profileDir: args.get('profile-dir'),
+    countSyscalls: args.get('count-syscalls') === 'true',
   };
   if (!(flags.seconds > 0) || !(flags.rounds >= 1) || !(flags.roles >= 1) || !(flags.rangesPerRole >= 1)) throw new Error('--seconds, --rounds, --roles and --ranges-per-role must be positive');
   if (flags.roles * flags.rangesPerRole > KEYS) throw new Error(`--roles × --ranges-per-role must be at most ${KEYS} (one range per benchmarked key)`);
@@ -200,6 +206,8 @@ interface Sample {
   /** Lichen: requests per WAL fsync (per member) and linearizable reads per read round. */
   requestsPerFsync?: number;
   readsPerRound?: number;
+  /** With --count-syscalls: the members' system calls (all, and some by kind) and context switches per request (all three members). */
+  syscallsPerRequest?: Record<keyof SyscallCounts, number>;
 }
 
 /** The tool's flags to log in as the mode's user. */
@@ -237,8 +245,12 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
         };
         if (r.rounds && SCENARIOS[scenario].op === 'put') sample.requestsPerFsync = Number(((r.rounds.requests * target.pids.length) / Math.max(1, r.rounds.fsyncs)).toFixed(2));
         if (r.rounds && SCENARIOS[scenario].op === 'range') sample.readsPerRound = Number((r.rounds.requests / Math.max(1, r.rounds.readRounds)).toFixed(2));
+        if (r.syscalls) {
+          const counts = r.syscalls;
+          sample.syscallsPerRequest = Object.fromEntries(Object.entries(counts).map(([name, count]) => [name, Number((count / Math.max(1, r.ok)).toFixed(2))])) as Sample['syscallsPerRequest'];
+        }
         const batching = sample.requestsPerFsync !== undefined ? `, ${sample.requestsPerFsync} puts/fsync` : sample.readsPerRound !== undefined ? `, ${sample.readsPerRound} reads/round` : '';
-        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}\n`);
+        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}${sample.syscallsPerRequest ? `, per request ${JSON.stringify(sample.syscallsPerRequest)}` : ''}\n`);
         if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);
         samples.push(sample);
       }
@@ -315,6 +327,11 @@ function summarize(samples: Sample[], flags: Flags): Record<string, Record<strin
         row[`${mode}PairedCpuCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.serverCpuMicrosPerRequest);
         row[`${mode}PairedThroughputCostPercent`] = -pairedCostPercent(samples, scenario, mode, (s) => s.requestsPerSecond);
         row[`${mode}PairedP50CostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.p50Ms);
+        const counted = samples.find((s) => s.scenario === scenario)?.syscallsPerRequest;
+        for (const name of Object.keys(counted ?? {}) as (keyof SyscallCounts)[]) {
+          row[`${mode}Paired${name[0]!.toUpperCase()}${name.slice(1)}PerRequestCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.syscallsPerRequest?.[name] ?? 0);
+          for (const m of ['off', mode] as const) row[`${m}${name[0]!.toUpperCase()}${name.slice(1)}PerRequest`] = of(m, (s) => s.syscallsPerRequest?.[name] ?? 0);
+        }
         const cpuRatios = pairedRatios(samples, scenario, mode, (s) => s.serverCpuMicrosPerRequest);
         row[`${mode}PairedCpuCostMinPercent`] = Number(((Math.min(...cpuRatios) - 1) * 100).toFixed(1));
         row[`${mode}PairedCpuCostMaxPercent`] = Number(((Math.max(...cpuRatios) - 1) * 100).toFixed(1));
@@ -336,6 +353,7 @@ async function main(): Promise<void> {
   for (const system of flags.systems) {
     process.stderr.write(`starting a 3-member ${system} cluster, ${flags.roles} roles × ${flags.rangesPerRole} ranges…\n`);
     const target = await startTarget(system, flags.profileDir);
+    target.countSyscalls = flags.countSyscalls;
     try {
       const setupStart = performance.now();
       await setUp(target, flags);

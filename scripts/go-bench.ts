@@ -13,6 +13,8 @@ export interface BenchTarget {
   pids: number[];
   /** Lichen members' HTTP addresses (/metrics): runTool then counts their fsyncs and read rounds. */
   http?: string[];
+  /** Count the members' system calls and context switches with `perf stat` while the tool runs. */
+  countSyscalls?: boolean;
 }
 
 /**
@@ -86,6 +88,8 @@ export interface ToolResult {
    * the first reading after the tool's logins, which are raft entries of their own).
    */
   rounds?: RoundCounts & { requests: number };
+  /** With BenchTarget.countSyscalls: the members' system calls (all, and some by kind) and context switches while the tool measured. */
+  syscalls?: SyscallCounts;
 }
 
 /** How often the members' fsync and read round counters are read while the tool runs. */
@@ -137,6 +141,7 @@ export async function runTool(bench: string, target: BenchTarget, workload: Work
     countReadings.push({ atMs, counts: await scrapeRoundCounts(target.http) });
   };
   const counter = setInterval(() => void readCounts().catch(() => undefined), ROUND_COUNTS_INTERVAL_MS);
+  const perf = target.countSyscalls ? countSyscalls(target.pids) : undefined;
   const child = spawn(bench, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: (seconds + 120) * 1000 });
   const samples: { atMs: number; cpu: number[]; toolCpu: number }[] = [];
   const sample = (): void => {
@@ -160,6 +165,7 @@ export async function runTool(bench: string, target: BenchTarget, workload: Work
   const endUs = Number(process.hrtime.bigint() / 1000n);
   clearInterval(counter);
   await readCounts();
+  const perfOutput = await perf?.stop();
   if (code !== 0) throw new Error(`${bench} failed (${code}): ${stderr.slice(-2000)}`);
   const result = JSON.parse(stdout.trim().split('\n').pop()!) as Omit<ToolResult, 'memberCpuSeconds' | 'toolCpuSeconds' | 'windowMonotonicUs' | 'rounds'>;
   const end = samples[samples.length - 1]!;
@@ -173,6 +179,62 @@ export async function runTool(bench: string, target: BenchTarget, workload: Work
     toolCpuSeconds: (end.toolCpu - start.toolCpu) * scale,
     windowMonotonicUs: [endUs - Math.round(result.seconds * 1e6) + CPU_WINDOW_SKIP_MS * 1000, endUs],
     rounds: roundsOver(countReadings, end.atMs - result.seconds * 1000, result.ok + result.errors, result.seconds),
+    syscalls: perfOutput?.over(startMs, end.atMs, result.seconds * 1000),
+  };
+}
+
+/** The members' system calls by kind (perf's tracepoint names), and their context switches. */
+const SYSCALL_EVENTS = {
+  syscalls: 'raw_syscalls:sys_enter',
+  reads: 'syscalls:sys_enter_read',
+  writes: 'syscalls:sys_enter_write',
+  writevs: 'syscalls:sys_enter_writev',
+  epollWaits: 'syscalls:sys_enter_epoll_wait',
+  futexes: 'syscalls:sys_enter_futex',
+  contextSwitches: 'context-switches',
+} as const;
+export type SyscallCounts = Record<keyof typeof SYSCALL_EVENTS, number>;
+
+/** How often `perf stat` reports its counts while the tool runs. */
+const SYSCALL_COUNT_INTERVAL_MS = 100;
+
+/**
+ * `perf stat` on the processes (tracepoint and software counters: this VM has no hardware ones)
+ * until stop(); over() then sums the intervals inside a window (the tool's logins and connections
+ * come before it), scaled to the window's length like the CPU time. Work counted rather than
+ * timed: a request that makes the members read, write, poll or wake more often shows here
+ * whatever the machine's load.
+ */
+function countSyscalls(pids: readonly number[]): { stop(): Promise<{ over(fromMs: number, toMs: number, scaleToMs: number): SyscallCounts }> } {
+  const startedMs = performance.now();
+  const args = ['stat', '-I', String(SYSCALL_COUNT_INTERVAL_MS), '-x', ',', '-e', Object.values(SYSCALL_EVENTS).join(','), '-p', pids.join(',')];
+  const perf = spawn('perf', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let output = '';
+  perf.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => perf.once('close', () => resolve()));
+  return {
+    stop: async () => {
+      perf.kill('SIGINT');
+      await exited;
+      return {
+        over: (fromMs, toMs, scaleToMs) => {
+          const names = new Map(Object.entries(SYSCALL_EVENTS).map(([name, event]) => [event as string, name as keyof SyscallCounts]));
+          const totals = Object.fromEntries(Object.keys(SYSCALL_EVENTS).map((name) => [name, 0])) as SyscallCounts;
+          const intervals = new Set<number>();
+          for (const line of output.split('\n')) {
+            const [at, value, , event] = line.trim().split(',');
+            const endMs = startedMs + Number(at) * 1000;
+            const name = names.get(event ?? '');
+            if (name === undefined || endMs - SYSCALL_COUNT_INTERVAL_MS < fromMs || endMs > toMs || !/^\d+$/.test(value ?? '')) continue;
+            intervals.add(endMs);
+            totals[name] += Number(value);
+          }
+          const scale = scaleToMs / Math.max(1, intervals.size * SYSCALL_COUNT_INTERVAL_MS);
+          for (const name of Object.keys(totals) as (keyof SyscallCounts)[]) totals[name] = Math.round(totals[name] * scale);
+          return totals;
+        },
+      };
+    },
   };
 }
 
