@@ -206,6 +206,8 @@ interface Sample {
   /** Lichen: requests per WAL fsync (per member) and linearizable reads per read round. */
   requestsPerFsync?: number;
   readsPerRound?: number;
+  /** Lichen: the members' garbage collection pauses per request (µs, all three). */
+  gcMicrosPerRequest?: number;
   /** With --count-syscalls: the members' system calls (all, and some by kind) and context switches per request (all three members). */
   syscallsPerRequest?: Record<keyof SyscallCounts, number>;
 }
@@ -244,13 +246,14 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
           toolCpuMicrosPerRequest: Math.round((r.toolCpuSeconds * 1e6) / Math.max(1, r.ok)),
         };
         if (r.rounds && SCENARIOS[scenario].op === 'put') sample.requestsPerFsync = Number(((r.rounds.requests * target.pids.length) / Math.max(1, r.rounds.fsyncs)).toFixed(2));
+        if (r.rounds) sample.gcMicrosPerRequest = Number(((r.rounds.gcSeconds * 1e6) / Math.max(1, r.rounds.requests)).toFixed(1));
         if (r.rounds && SCENARIOS[scenario].op === 'range') sample.readsPerRound = Number((r.rounds.requests / Math.max(1, r.rounds.readRounds)).toFixed(2));
         if (r.syscalls) {
           const counts = r.syscalls;
           sample.syscallsPerRequest = Object.fromEntries(Object.entries(counts).map(([name, count]) => [name, Number((count / Math.max(1, r.ok)).toFixed(2))])) as Sample['syscallsPerRequest'];
         }
         const batching = sample.requestsPerFsync !== undefined ? `, ${sample.requestsPerFsync} puts/fsync` : sample.readsPerRound !== undefined ? `, ${sample.readsPerRound} reads/round` : '';
-        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}${sample.syscallsPerRequest ? `, per request ${JSON.stringify(sample.syscallsPerRequest)}` : ''}\n`);
+        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}${sample.gcMicrosPerRequest !== undefined ? `, GC ${sample.gcMicrosPerRequest} µs/req` : ''}${sample.syscallsPerRequest ? `, per request ${JSON.stringify(sample.syscallsPerRequest)}` : ''}\n`);
         if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);
         samples.push(sample);
       }
@@ -327,6 +330,9 @@ function summarize(samples: Sample[], flags: Flags): Record<string, Record<strin
         row[`${mode}PairedCpuCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.serverCpuMicrosPerRequest);
         row[`${mode}PairedThroughputCostPercent`] = -pairedCostPercent(samples, scenario, mode, (s) => s.requestsPerSecond);
         row[`${mode}PairedP50CostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.p50Ms);
+        if (samples.some((s) => s.scenario === scenario && s.gcMicrosPerRequest !== undefined)) {
+          row[`${mode}PairedGcCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.gcMicrosPerRequest ?? 0);
+        }
         const counted = samples.find((s) => s.scenario === scenario)?.syscallsPerRequest;
         for (const name of Object.keys(counted ?? {}) as (keyof SyscallCounts)[]) {
           row[`${mode}Paired${name[0]!.toUpperCase()}${name.slice(1)}PerRequestCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.syscallsPerRequest?.[name] ?? 0);

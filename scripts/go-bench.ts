@@ -103,20 +103,24 @@ const ROUND_COUNTS_INTERVAL_MS = 250;
 export interface RoundCounts {
   fsyncs: number;
   readRounds: number;
+  /** The members' garbage collection pauses (prom-client's nodejs_gc_duration_seconds), summed. */
+  gcSeconds: number;
 }
 
 async function scrapeRoundCounts(http: readonly string[]): Promise<RoundCounts> {
   let fsyncs = 0;
   let roundTrips = 0;
+  let gcSeconds = 0;
   for (const address of http) {
     const text = await (await fetch(`http://${address}/metrics`)).text();
     for (const line of text.split('\n')) {
-      const match = /^(lichen_disk_wal_fsync_duration_seconds|lichen_network_peer_round_trip_time_seconds)_count(?:\{[^}]*\})? (\S+)$/.exec(line);
-      if (match?.[1] === 'lichen_disk_wal_fsync_duration_seconds') fsyncs += Number(match[2]);
+      const match = /^(lichen_disk_wal_fsync_duration_seconds_count|lichen_network_peer_round_trip_time_seconds_count|nodejs_gc_duration_seconds_sum)(?:\{[^}]*\})? (\S+)$/.exec(line);
+      if (match?.[1] === 'lichen_disk_wal_fsync_duration_seconds_count') fsyncs += Number(match[2]);
+      else if (match?.[1] === 'nodejs_gc_duration_seconds_sum') gcSeconds += Number(match[2]);
       else if (match) roundTrips += Number(match[2]);
     }
   }
-  return { fsyncs, readRounds: roundTrips / Math.max(1, http.length - 1) };
+  return { fsyncs, readRounds: roundTrips / Math.max(1, http.length - 1), gcSeconds };
 }
 
 /** How often the members' CPU time is read while the tool runs. */
@@ -248,6 +252,7 @@ function roundsOver(readings: { atMs: number; counts: RoundCounts }[], windowSta
   return {
     fsyncs: last.counts.fsyncs - first.counts.fsyncs,
     readRounds: last.counts.readRounds - first.counts.readRounds,
+    gcSeconds: last.counts.gcSeconds - first.counts.gcSeconds,
     requests: Math.round((requests * Math.min(1, (last.atMs - first.atMs) / (seconds * 1000)))),
   };
 }
