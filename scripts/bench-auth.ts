@@ -208,6 +208,8 @@ interface Sample {
   readsPerRound?: number;
   /** Lichen: the members' garbage collection pauses per request (µs, all three). */
   gcMicrosPerRequest?: number;
+  /** Lichen: requests per young-generation collection of a member (a measure of the bytes each request allocates). */
+  requestsPerScavenge?: number;
   /** With --count-syscalls: the members' system calls (all, and some by kind) and context switches per request (all three members). */
   syscallsPerRequest?: Record<keyof SyscallCounts, number>;
 }
@@ -246,14 +248,17 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
           toolCpuMicrosPerRequest: Math.round((r.toolCpuSeconds * 1e6) / Math.max(1, r.ok)),
         };
         if (r.rounds && SCENARIOS[scenario].op === 'put') sample.requestsPerFsync = Number(((r.rounds.requests * target.pids.length) / Math.max(1, r.rounds.fsyncs)).toFixed(2));
-        if (r.rounds) sample.gcMicrosPerRequest = Number(((r.rounds.gcSeconds * 1e6) / Math.max(1, r.rounds.requests)).toFixed(1));
+        if (r.rounds) {
+          sample.gcMicrosPerRequest = Number(((r.rounds.gcSeconds * 1e6) / Math.max(1, r.rounds.requests)).toFixed(1));
+          sample.requestsPerScavenge = Number(((r.rounds.requests * target.pids.length) / Math.max(1, r.rounds.scavenges)).toFixed(1));
+        }
         if (r.rounds && SCENARIOS[scenario].op === 'range') sample.readsPerRound = Number((r.rounds.requests / Math.max(1, r.rounds.readRounds)).toFixed(2));
         if (r.syscalls) {
           const counts = r.syscalls;
           sample.syscallsPerRequest = Object.fromEntries(Object.entries(counts).map(([name, count]) => [name, Number((count / Math.max(1, r.ok)).toFixed(2))])) as Sample['syscallsPerRequest'];
         }
         const batching = sample.requestsPerFsync !== undefined ? `, ${sample.requestsPerFsync} puts/fsync` : sample.readsPerRound !== undefined ? `, ${sample.readsPerRound} reads/round` : '';
-        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}${sample.gcMicrosPerRequest !== undefined ? `, GC ${sample.gcMicrosPerRequest} µs/req` : ''}${sample.syscallsPerRequest ? `, per request ${JSON.stringify(sample.syscallsPerRequest)}` : ''}\n`);
+        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}${sample.gcMicrosPerRequest !== undefined ? `, GC ${sample.gcMicrosPerRequest} µs/req, ${sample.requestsPerScavenge} req/scavenge` : ''}${sample.syscallsPerRequest ? `, per request ${JSON.stringify(sample.syscallsPerRequest)}` : ''}\n`);
         if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);
         samples.push(sample);
       }
@@ -332,6 +337,7 @@ function summarize(samples: Sample[], flags: Flags): Record<string, Record<strin
         row[`${mode}PairedP50CostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.p50Ms);
         if (samples.some((s) => s.scenario === scenario && s.gcMicrosPerRequest !== undefined)) {
           row[`${mode}PairedGcCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.gcMicrosPerRequest ?? 0);
+          row[`${mode}PairedRequestsPerScavengeCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.requestsPerScavenge ?? 0);
         }
         const counted = samples.find((s) => s.scenario === scenario)?.syscallsPerRequest;
         for (const name of Object.keys(counted ?? {}) as (keyof SyscallCounts)[]) {
