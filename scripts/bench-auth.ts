@@ -15,7 +15,11 @@
 // etcd is the same etcd 3.4 (/usr/bin/etcd) on the same setup, for its own cost of auth.
 // --profile-dir: Lichen's members run with node --cpu-prof and write their profiles there.
 // --count-syscalls true: the members' system calls and context switches per request (`perf stat`,
-// counted rather than timed, so the machine's load moves them little).
+// counted rather than timed, so the machine's load moves them little). Lichen's rounds also read
+// the members' /metrics over the tool's measured seconds: puts per WAL fsync, reads per read
+// round, GC pauses and requests per young-generation collection (what the members batch and
+// allocate per request), and the summary fits the cost at equal throughput (see
+// costAtEqualThroughputPercent).
 // Lichen's members run from the build (dist/, as users run them: `npm run build` first), not
 // through tsx, whose compiled code costs more per request (a defineProperty per closure made).
 //
