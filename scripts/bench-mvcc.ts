@@ -29,7 +29,8 @@ const keyOf = (n: number): string => `k${String(n).padStart(12, '0')}`;
 
 interface Build {
   openStore(engine: Engine): MvccStore;
-  openEngine(dir: string): Engine;
+  /** Synchronous or not, depending on the build (lsm's engines open asynchronously). */
+  openEngine(dir: string): Engine | Promise<Engine>;
   newIndex(): KeyIndex;
   /** Whether KeyIndex.append takes what the version wrote (this change) or only a tombstone flag. */
   indexKeepsVersions: boolean;
@@ -42,7 +43,7 @@ async function loadBuild(dist: string): Promise<Build> {
   const keyindex = (await import(url('mvcc/keyindex.js'))) as typeof import('../src/mvcc/keyindex.js');
   return {
     openStore: (engine) => store.MvccStore.open(engine),
-    openEngine: (dir) => engines.openEngine('lmdb', dir),
+    openEngine: (dir) => (engines.openEngine as (kind: string, dir: string) => Engine | Promise<Engine>)('lmdb', dir),
     newIndex: () => new keyindex.KeyIndex(),
     indexKeepsVersions: 'latest' in keyindex.KeyIndex.prototype,
   };
@@ -54,9 +55,9 @@ function cpuMicros(): number {
 }
 
 /** A store with `keys` keys written once; round() puts `puts` random ones and returns the CPU µs per put. */
-function storeUnderPuts(build: Build, keys: number, puts: number): { round(): number; close(): void } {
+async function storeUnderPuts(build: Build, keys: number, puts: number): Promise<{ round(): number; close(): void }> {
   const dir = mkdtempSync(join(tmpdir(), 'lichen-bench-mvcc-'));
-  const engine = build.openEngine(join(dir, 'data'));
+  const engine = await build.openEngine(join(dir, 'data'));
   const store = build.openStore(engine);
   // As the watch hub of a member does when no watcher asks for prevKv (builds that have it).
   (store as { countPrevKvWatchers?: (delta: number) => void }).countPrevKvWatchers?.(0);
@@ -116,7 +117,7 @@ async function main(): Promise<void> {
   const indexKeys = args.number('index-keys', 1_000_000);
   const loadBefore = loadavg().map((l) => Number(l.toFixed(2)));
   const builds = await Promise.all(dists.map(loadBuild));
-  const stores = builds.map((build) => storeUnderPuts(build, keys, puts));
+  const stores = await Promise.all(builds.map((build) => storeUnderPuts(build, keys, puts)));
   const cpu: number[][] = builds.map(() => []);
   try {
     for (let round = 0; round < rounds; round++) {
