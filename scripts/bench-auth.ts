@@ -210,8 +210,9 @@ interface Sample {
   /** Lichen: requests per WAL fsync (per member) and linearizable reads per read round. */
   requestsPerFsync?: number;
   readsPerRound?: number;
-  /** Lichen: the members' garbage collection pauses per request (µs, all three). */
+  /** Lichen: the members' garbage collection pauses per request (µs, all three), and the part of them that was not young-generation collection. */
   gcMicrosPerRequest?: number;
+  fullGcMicrosPerRequest?: number;
   /** Lichen: requests per young-generation collection of a member (a measure of the bytes each request allocates). */
   requestsPerScavenge?: number;
   /** With --count-syscalls: the members' system calls (all, and some by kind) and context switches per request (all three members). */
@@ -254,6 +255,7 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
         if (r.rounds && SCENARIOS[scenario].op === 'put') sample.requestsPerFsync = Number(((r.rounds.requests * target.pids.length) / Math.max(1, r.rounds.fsyncs)).toFixed(2));
         if (r.rounds) {
           sample.gcMicrosPerRequest = Number(((r.rounds.gcSeconds * 1e6) / Math.max(1, r.rounds.requests)).toFixed(1));
+          sample.fullGcMicrosPerRequest = Number(((r.rounds.fullGcSeconds * 1e6) / Math.max(1, r.rounds.requests)).toFixed(1));
           sample.requestsPerScavenge = Number(((r.rounds.requests * target.pids.length) / Math.max(1, r.rounds.scavenges)).toFixed(1));
         }
         if (r.rounds && SCENARIOS[scenario].op === 'range') sample.readsPerRound = Number((r.rounds.requests / Math.max(1, r.rounds.readRounds)).toFixed(2));
@@ -262,7 +264,7 @@ async function measure(target: Target, flags: Flags): Promise<Sample[]> {
           sample.syscallsPerRequest = Object.fromEntries(Object.entries(counts).map(([name, count]) => [name, Number((count / Math.max(1, r.ok)).toFixed(2))])) as Sample['syscallsPerRequest'];
         }
         const batching = sample.requestsPerFsync !== undefined ? `, ${sample.requestsPerFsync} puts/fsync` : sample.readsPerRound !== undefined ? `, ${sample.readsPerRound} reads/round` : '';
-        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}${sample.gcMicrosPerRequest !== undefined ? `, GC ${sample.gcMicrosPerRequest} µs/req, ${sample.requestsPerScavenge} req/scavenge` : ''}${sample.syscallsPerRequest ? `, per request ${JSON.stringify(sample.syscallsPerRequest)}` : ''}\n`);
+        process.stderr.write(`${target.system} round ${round} ${mode.padEnd(4)} ${scenario.padEnd(9)} p50 ${r.p50ms} ms, ${r.qps} req/s, ${sample.serverCpuMicrosPerRequest} µs server CPU/req (${sample.memberCpuMicrosPerRequest.join(' + ')}), ${sample.toolCpuMicrosPerRequest} µs tool CPU/req${batching}${sample.gcMicrosPerRequest !== undefined ? `, GC ${sample.gcMicrosPerRequest} µs/req (${sample.fullGcMicrosPerRequest} not young), ${sample.requestsPerScavenge} req/scavenge` : ''}${sample.syscallsPerRequest ? `, per request ${JSON.stringify(sample.syscallsPerRequest)}` : ''}\n`);
         if (flags.profileDir !== undefined) process.stderr.write(`profile window ${mode} ${scenario} ${r.windowMonotonicUs.join(' ')}\n`);
         samples.push(sample);
       }
@@ -341,6 +343,10 @@ function summarize(samples: Sample[], flags: Flags): Record<string, Record<strin
         row[`${mode}PairedP50CostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.p50Ms);
         if (samples.some((s) => s.scenario === scenario && s.gcMicrosPerRequest !== undefined)) {
           row[`${mode}PairedGcCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.gcMicrosPerRequest ?? 0);
+          for (const m of ['off', mode] as const) {
+            row[`${m}GcMicrosPerRequest`] = of(m, (s) => s.gcMicrosPerRequest ?? 0);
+            row[`${m}FullGcMicrosPerRequest`] = of(m, (s) => s.fullGcMicrosPerRequest ?? 0);
+          }
           row[`${mode}PairedRequestsPerScavengeCostPercent`] = pairedCostPercent(samples, scenario, mode, (s) => s.requestsPerScavenge ?? 0);
         }
         const counted = samples.find((s) => s.scenario === scenario)?.syscallsPerRequest;

@@ -107,6 +107,8 @@ export interface RoundCounts {
   gcSeconds: number;
   /** The members' young-generation collections: each comes when the new space is full, so they count allocation. */
   scavenges: number;
+  /** The part of gcSeconds that was not young-generation collection (mark-compact, incremental marking, weak callbacks). */
+  fullGcSeconds: number;
 }
 
 async function scrapeRoundCounts(http: readonly string[]): Promise<RoundCounts> {
@@ -114,19 +116,23 @@ async function scrapeRoundCounts(http: readonly string[]): Promise<RoundCounts> 
   let roundTrips = 0;
   let gcSeconds = 0;
   let scavenges = 0;
+  let fullGcSeconds = 0;
   for (const address of http) {
     const text = await (await fetch(`http://${address}/metrics`)).text();
     for (const line of text.split('\n')) {
       const match = /^(lichen_disk_wal_fsync_duration_seconds_count|lichen_network_peer_round_trip_time_seconds_count|nodejs_gc_duration_seconds_sum|nodejs_gc_duration_seconds_count)(?:\{([^}]*)\})? (\S+)$/.exec(line);
       const value = Number(match?.[3]);
       if (match?.[1] === 'lichen_disk_wal_fsync_duration_seconds_count') fsyncs += value;
-      else if (match?.[1] === 'nodejs_gc_duration_seconds_sum') gcSeconds += value;
+      else if (match?.[1] === 'nodejs_gc_duration_seconds_sum') {
+        gcSeconds += value;
+        if (!match[2]?.includes('kind="minor"')) fullGcSeconds += value;
+      }
       else if (match?.[1] === 'nodejs_gc_duration_seconds_count') {
         if (match[2]?.includes('kind="minor"')) scavenges += value;
       } else if (match) roundTrips += value;
     }
   }
-  return { fsyncs, readRounds: roundTrips / Math.max(1, http.length - 1), gcSeconds, scavenges };
+  return { fsyncs, readRounds: roundTrips / Math.max(1, http.length - 1), gcSeconds, fullGcSeconds, scavenges };
 }
 
 /** How often the members' CPU time is read while the tool runs. */
@@ -260,6 +266,7 @@ function roundsOver(readings: { atMs: number; counts: RoundCounts }[], windowSta
     readRounds: last.counts.readRounds - first.counts.readRounds,
     gcSeconds: last.counts.gcSeconds - first.counts.gcSeconds,
     scavenges: last.counts.scavenges - first.counts.scavenges,
+    fullGcSeconds: last.counts.fullGcSeconds - first.counts.fullGcSeconds,
     requests: Math.round((requests * Math.min(1, (last.atMs - first.atMs) / (seconds * 1000)))),
   };
 }
