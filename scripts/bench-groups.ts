@@ -148,10 +148,6 @@ async function main(): Promise<void> {
   // The answers to the last quiesce heartbeats leave with the next beats.
   await sleep(3 * TICK_MS);
 
-  collectGarbage();
-  const memory = process.memoryUsage();
-  if (process.env.BENCH_GROUPS_HEAP) await writeHeapSnapshot(process.env.BENCH_GROUPS_HEAP);
-  const compacted = await rssAfterCompaction();
   const cpuBefore = process.cpuUsage();
   const ticksBefore = stores.map((store) => store.stats.replicaTicks);
   const wakesBefore = stores.map((store) => store.stats.livenessWakes);
@@ -162,6 +158,13 @@ async function main(): Promise<void> {
   const idleMs = performance.now() - idleStarted;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuPercentOfCore = ((cpu.user + cpu.system) / 1000 / idleMs) * 100;
+  // What an idle process holds without being asked to collect: V8 collects (and compacts) on
+  // its own once allocation stops (its memory reducer).
+  const rssIdle = process.memoryUsage().rss;
+  collectGarbage();
+  const memory = process.memoryUsage();
+  if (process.env.BENCH_GROUPS_HEAP) await writeHeapSnapshot(process.env.BENCH_GROUPS_HEAP);
+  const compacted = await rssAfterCompaction();
   const replicaTicksWhileIdle = stores.reduce((sum, store, i) => sum + store.stats.replicaTicks - ticksBefore[i]!, 0);
   const livenessWakesWhileIdle = stores.reduce((sum, store, i) => sum + store.stats.livenessWakes - wakesBefore[i]!, 0);
 
@@ -218,6 +221,7 @@ async function main(): Promise<void> {
       memory: {
         rssMiB: mib(memory.rss),
         rssBeforeGroupsMiB: mib(before.rss),
+        rssIdleKiBPerReplica: Math.round((rssIdle - before.rss) / replicasHosted / 102.4) / 10,
         rssKiBPerReplica: Math.round((memory.rss - before.rss) / replicasHosted / 102.4) / 10,
         rssCompactedKiBPerReplica: Math.round((compacted - before.rss) / replicasHosted / 102.4) / 10,
         heapKiBPerReplica: Math.round((memory.heapUsed - before.heapUsed) / replicasHosted / 102.4) / 10,

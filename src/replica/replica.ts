@@ -25,7 +25,7 @@ import {
   type Ready,
   type Snapshot,
 } from '../raft/index.js';
-import { AlarmType, WatchHub, type Lessor, decodeCommand, encodeCommand, isAuthCommand, type AuthCommand, type Command, type MvccCommand } from '../mvcc/index.js';
+import { AlarmType, WatchHub, type Lessor, decodeCommand, encodeCommand, noSpaceError, isAuthCommand, type AuthCommand, type Command, type MvccCommand } from '../mvcc/index.js';
 import { createTokenProvider, type ApplyResult, type TokenProvider } from '../auth/index.js';
 import type { EngineSpace } from '../engine/index.js';
 import { ReceivedSnapshot } from '../wal/index.js';
@@ -37,7 +37,7 @@ import type { LichenMetrics } from '../metrics.js';
 import type { Environment, TimerHandle } from './environment.js';
 import { EnvelopeKind, decodeEnvelope, encodeEnvelope } from './envelope.js';
 import { decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
-import { quotaCost } from './quota.js';
+import { quotaAdmits, quotaCost } from './quota.js';
 import { ReadyLoop, type ReadyHandler } from './ready-loop.js';
 import { PendingProposals, ReadRounds } from './requests.js';
 import { LeaseClocks } from './leases.js';
@@ -77,6 +77,15 @@ export interface ReplicaOptions {
   lostDataRemedy: string;
   /** Told when another member's removal is applied (the server forgets its data directory). */
   onMemberRemoved?: (id: number) => void;
+  /**
+   * For a group other than the cluster's: the member's NOSPACE alarm. The space quota is the
+   * member's disk, which all its groups share, so the alarm is one per member and lives in the
+   * cluster's group (etcd's alarm list, which `alarm disarm` clears). A replica given this keeps
+   * no alarm of its own: it refuses proposals that add data while `raised()` (any member's alarm,
+   * as in etcd) or when they would pass the quota, and `raise()`s this member's alarm there.
+   * Unset (the cluster's group): the replica keeps the alarm in its own state machine.
+   */
+  memberNoSpace?: { raised(): boolean; raise(): void };
   /**
    * The simulator's seams (src/sim); a process leaves them unset. `raft`: the core's class (a
    * deliberately broken one, to show the simulator catches it) and the raft options a process
@@ -441,9 +450,21 @@ export class Replica {
     if (body.length > this.config.maxRequestBytes) {
       throw new LichenError(ErrorCode.TooLarge, `request is larger than ${this.config.maxRequestBytes} bytes`, { etcdError: 'requestTooLarge', limitBytes: this.config.maxRequestBytes });
     }
+    this.checkMemberQuota(command);
     const result = (await this.proposeEnvelope(EnvelopeKind.Mvcc, body)) as ApplyResult;
     if ('error' in result) throw result.error;
     return result;
+  }
+
+  /** etcd's quotaKVServer for a group whose alarm is the member's (see ReplicaOptions.memberNoSpace). */
+  private checkMemberQuota(command: Command): void {
+    const alarm = this.options.memberNoSpace;
+    if (alarm === undefined || quotaCost(command) === 0) return;
+    if (alarm.raised()) throw noSpaceError();
+    if (!quotaAdmits(this.config.quotaBackendBytes, this.inUseBytesEstimate, command)) {
+      alarm.raise();
+      throw noSpaceError();
+    }
   }
 
   /** Resolves once this member has applied everything committed before the call (ReadIndex). */
@@ -847,8 +868,9 @@ export class Replica {
    */
   private maybeRaiseNoSpace(): void {
     const quota = this.config.quotaBackendBytes;
+    const memberAlarm = this.options.memberNoSpace;
     if (quota < 0 || this.sampledSpace.inUseBytes < quota || this.lead === 0) return;
-    if (this.storage.machine.mvcc.alarms(AlarmType.NOSPACE).some((a) => a.memberId === this.memberId)) return;
+    if (memberAlarm ? memberAlarm.raised() : this.storage.machine.mvcc.alarms(AlarmType.NOSPACE).some((a) => a.memberId === this.memberId)) return;
     const now = this.now();
     if (now - this.noSpaceProposedAtMs < this.config.requestTimeoutMs) return;
     this.noSpaceProposedAtMs = now;
@@ -856,7 +878,8 @@ export class Replica {
       inUseBytes: this.sampledSpace.inUseBytes,
       quotaBytes: quota,
     });
-    this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'alarmActivate', memberId: this.memberId, alarm: AlarmType.NOSPACE }));
+    if (memberAlarm) memberAlarm.raise();
+    else this.proposeDetached(EnvelopeKind.Mvcc, encodeCommand({ type: 'alarmActivate', memberId: this.memberId, alarm: AlarmType.NOSPACE }));
   }
 
   /** Stops this member for good: its storage failed, or it lost what it had promised (see halted). */

@@ -14,6 +14,7 @@ import { dataDirIdHex } from './data-dirs.js';
 import { formatId } from './ids.js';
 import type { TransportFactory } from './peer-transport.js';
 import type { NodeState } from './state.js';
+import { AlarmType } from '../mvcc/index.js';
 
 /** What a member is built from (see ClusterNode.open). */
 export interface ClusterNodeParts {
@@ -87,7 +88,14 @@ export class ClusterNode {
           askMembership: () => Promise.reject(new LichenError(ErrorCode.FailedPrecondition, `group ${group} has no membership probes`)),
           lostDataRemedy: remedy(state.identity.memberId, config.dataDir),
         };
-        if (group !== metaGroupId) return settings;
+        if (group !== metaGroupId) {
+          // The quota is the member's disk: one NOSPACE alarm for all its groups, in the cluster's.
+          const memberNoSpace = {
+            raised: () => state.storage.machine.mvcc.alarms(AlarmType.NOSPACE).length > 0,
+            raise: () => void member!.replica.propose({ type: 'alarmActivate', memberId: state.identity.memberId, alarm: AlarmType.NOSPACE }).catch(() => undefined),
+          };
+          return { ...settings, memberNoSpace };
+        }
         return {
           ...settings,
           joined: state.identity.joined,

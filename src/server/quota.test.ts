@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { LichenClient } from '../client/index.js';
 import { startTestMember, type TestMember } from './testing/in-process.js';
+import { ErrorCode, isLichenError } from '../errors.js';
 
 const QUOTA_BYTES = 4 * 1024 * 1024;
 const NO_SPACE = 'etcdserver: mvcc: database space exceeded';
@@ -87,6 +88,59 @@ test('a member over --quota-backend-bytes raises NOSPACE, serves reads and delet
   await put('key/0');
   assert.equal((await member.call('KV', 'Range', { key: b('key/0') })).kvs[0].value.length, value.length);
 });
+
+test("a member's NOSPACE alarm is one for all its groups: raised in the cluster's group, it stops writes to every group, and disarming it there lifts it for all", async () => {
+  const solo = await startTestMember({ quotaBackendBytes: QUOTA_BYTES, tickMs: 20 });
+  try {
+    const group = await solo.node.groups.createGroup(2);
+    await until(() => group.isLeader(), 'group 2 has no leader');
+    const putToGroup = (key: string) => group.propose({ type: 'put', request: { key: b(key), value } });
+
+    // History written to group 2 fills the member's disk, which all its groups share.
+    let writes = 0;
+    for (;;) {
+      const refused = await putToGroup(`g2/${writes % 5}`).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      if (refused !== undefined) {
+        assert.ok(isLichenError(refused, ErrorCode.NoSpace), `refused with ${String(refused)}`);
+        break;
+      }
+      writes++;
+      assert.ok(writes < 100, 'the quota stopped nothing');
+    }
+    const memberId = String(solo.node.memberId);
+    const alarms = async () => (await solo.call('Maintenance', 'Alarm', { action: 'GET' })).alarms;
+    await until(async () => (await alarms()).length > 0, 'no NOSPACE alarm in the cluster\'s group');
+    assert.deepEqual(await alarms(), [{ memberID: memberId, alarm: 1 /* NOSPACE */ }]);
+    assert.deepEqual(group.store.alarms(), [], "group 2 keeps no alarm of its own: the API could not list or disarm it");
+    // The cluster's group refuses too, and group 2 refuses even a small put (the alarm, not the size).
+    await refusedWithNoSpace(solo.call('KV', 'Put', { key: b('one'), value: b('1') }), 'put to the cluster group');
+    await assert.rejects(group.propose({ type: 'put', request: { key: b('small'), value: b('1') } }), (error: unknown) => isLichenError(error, ErrorCode.NoSpace));
+    // Deletes and compaction still apply in group 2.
+    await group.propose({ type: 'deleteRange', request: { key: b('g2/4') } });
+    await group.propose({ type: 'compact', request: { revision: group.store.currentRevision, physical: true } });
+    await solo.call('Maintenance', 'Defragment', {});
+
+    // etcd's disarm (list, then clear each), on the cluster's group only.
+    await solo.call('Maintenance', 'Alarm', { action: 'DEACTIVATE', memberID: memberId, alarm: 1 });
+    assert.deepEqual(await alarms(), []);
+    await putToGroup('g2/after-disarm');
+    await solo.call('KV', 'Put', { key: b('one'), value: b('1') });
+  } finally {
+    await solo.close();
+  }
+});
+
+/** Waits (without a timer: each check yields to the event loop) until `condition` holds, for at most 10 s. */
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await condition())) {
+    assert.ok(Date.now() < deadline, what);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 test('a member started with --auto-compaction-retention compacts its history by itself', async () => {
   const compacting = await startTestMember({ autoCompactionMode: 'periodic', autoCompactionRetention: '500ms', tickMs: 10 });
