@@ -18,6 +18,7 @@ import { KvStateMachine } from './state-machine.js';
 import type { ReplicaStorage } from './storage.js';
 import { VirtualEnvironment } from './virtual-environment.js';
 import { formatId } from '../ids.js';
+import { ErrorCode, isLichenError } from '../errors.js';
 
 const TICK_MS = 100;
 const CLUSTER_ID = 7;
@@ -44,11 +45,14 @@ class Group {
   readonly metrics = new Map<number, ReplicaOptions['metrics']>();
   private readonly transports = new Map<number, MemoryTransport>();
 
-  constructor(private readonly config: Partial<ReplicaConfig> = {}) {}
+  constructor(
+    private readonly config: Partial<ReplicaConfig> = {},
+    private readonly options: Pick<ReplicaOptions, 'memberNoSpace'> = {},
+  ) {}
 
   /** Creates members `ids` as a new cluster (the first snapshot holds the membership) and starts them. */
-  static async bootstrap(ids: number[], config: Partial<ReplicaConfig> = {}): Promise<Group> {
-    const group = new Group(config);
+  static async bootstrap(ids: number[], config: Partial<ReplicaConfig> = {}, options: Pick<ReplicaOptions, 'memberNoSpace'> = {}): Promise<Group> {
+    const group = new Group(config, options);
     const members = new MemberTable();
     for (const id of ids) {
       members.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeJson({ name: `m${id}`, peerAddress: peerAddress(id) }) });
@@ -111,6 +115,7 @@ class Group {
       },
       environment: this.environment,
       lostDataRemedy: 'Remove it and add it again.',
+      ...this.options,
     });
     replica.syncPeers();
     await transport.start();
@@ -244,6 +249,35 @@ test('the per-stage histograms see a write (fsync, apply, engine commit, proposa
     if (peer === leader) continue;
     assert.ok((await count(group.metrics.get(leader.memberId)!.peerRoundTripSeconds, { To: formatId(peer.memberId) })) >= 1, `the leader timed a round trip to ${peer.memberId}`);
   }
+  await group.stop();
+});
+
+test("a group whose NOSPACE alarm is the member's refuses writes past the quota, raises the alarm there, and takes a write as soon as compaction frees space, before a tick measures it", async () => {
+  const raised: string[] = [];
+  let alarmRaised = false;
+  const memberNoSpace = { raised: () => alarmRaised, raise: () => void raised.push('NOSPACE') };
+  const group = await Group.bootstrap([1], { quotaBackendBytes: 64 * 1024 }, { memberNoSpace });
+  const leader = await group.elect();
+  const put = { type: 'put' as const, request: { key: bytes('k'), value: new Uint8Array(8 * 1024) } };
+  // History of one key fills the quota (the memory engine counts the bytes it holds).
+  let writes = 0;
+  while (leader.quotaAdmits(put)) {
+    await group.drive(leader.propose(put));
+    assert.ok(++writes < 100, 'the quota admitted everything');
+  }
+  await assert.rejects(leader.propose(put), (error: unknown) => isLichenError(error, ErrorCode.NoSpace));
+  assert.deepEqual(raised, ['NOSPACE'], 'the alarm is raised where the member keeps it');
+  assert.deepEqual(leader.store.alarms(), [], 'and not in this group');
+  alarmRaised = true;
+  await assert.rejects(leader.propose({ ...put, request: { key: bytes('small'), value: bytes('1') } }), (error: unknown) => isLichenError(error, ErrorCode.NoSpace));
+  // Compaction frees the history. It commits without time moving (one member), so no tick
+  // measures the space before the next write.
+  const compacted = leader.propose({ type: 'compact', request: { revision: leader.store.currentRevision } });
+  await settle();
+  await compacted;
+  alarmRaised = false;
+  await group.drive(leader.propose(put));
+  assert.deepEqual(raised, ['NOSPACE']);
   await group.stop();
 });
 

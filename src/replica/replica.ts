@@ -328,6 +328,16 @@ export class Replica {
     return this.sampledSpace.inUseBytes + this.costAppliedSinceSample;
   }
 
+  /**
+   * Whether the space quota admits `command`: by the estimate, or else by a measurement taken now
+   * (the estimate is as old as the last tick, and a quiet group does not tick: without this, a
+   * write right after compaction freed space could be refused on a stale sample).
+   */
+  quotaAdmits(command: Command): boolean {
+    const quota = this.config.quotaBackendBytes;
+    return quotaAdmits(quota, this.inUseBytesEstimate, command) || quotaAdmits(quota, this.measureSpace().inUseBytes, command);
+  }
+
   /** Measures the engine's space now (and keeps it as the sample). */
   measureSpace(): EngineSpace {
     this.sampledSpace = this.storage.machine.space();
@@ -461,7 +471,7 @@ export class Replica {
     const alarm = this.options.memberNoSpace;
     if (alarm === undefined || quotaCost(command) === 0) return;
     if (alarm.raised()) throw noSpaceError();
-    if (!quotaAdmits(this.config.quotaBackendBytes, this.inUseBytesEstimate, command)) {
+    if (!this.quotaAdmits(command)) {
       alarm.raise();
       throw noSpaceError();
     }

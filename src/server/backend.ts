@@ -49,7 +49,6 @@ import { formatId, hashToId } from './ids.js';
 import type { Member } from '../replica/members.js';
 import type { LeaderForwarder } from './forward.js';
 import type { Replica } from '../replica/index.js';
-import { quotaAdmits } from '../replica/quota.js';
 import { TMP_DIR } from './state.js';
 import { watchStore } from './watch.js';
 
@@ -122,7 +121,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
    * for that proposal and ignores its outcome, and so do we).
    */
   private async proposeWithinQuota(command: MvccCommand, caller: Caller | undefined): ReturnType<Replica['propose']> {
-    if (!quotaAdmits(this.config.quotaBackendBytes, this.node.inUseBytesEstimate, command)) {
+    if (!this.node.quotaAdmits(command)) {
       await this.node.propose({ type: 'alarmActivate', memberId: this.node.memberId, alarm: AlarmType.NOSPACE }).catch(() => undefined);
       throw noSpaceError();
     }
