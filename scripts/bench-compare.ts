@@ -72,6 +72,8 @@ interface CompareFlags {
   verbose: boolean;
   /** The load generator on etcd's Go client; empty: lichen bench (grpc-js). */
   goClient: string;
+  /** Lichen's storage engine (lichen serve --engine). */
+  engine: 'lmdb' | 'leveldb';
 }
 
 const USAGE = `Usage: npm run bench:compare -- [flags]
@@ -86,6 +88,7 @@ const USAGE = `Usage: npm run bench:compare -- [flags]
   --go-client <path>     drive both systems with this load generator on etcd's Go client instead
                          of lichen bench (grpc-js); scenarios it has no operation for still run on
                          lichen bench, and the report says which client made each row
+  --engine <kind>        Lichen's storage engine, lmdb (default) or leveldb
   --verbose              print each run's full summary
 `;
 
@@ -100,6 +103,7 @@ function parseFlags(argv: string[]): CompareFlags {
     skipLichen: false,
     verbose: false,
     goClient: '',
+    engine: 'lmdb',
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -144,6 +148,12 @@ function parseFlags(argv: string[]): CompareFlags {
       case '--verbose':
         flags.verbose = true;
         break;
+      case '--engine': {
+        const engine = value();
+        if (engine !== 'lmdb' && engine !== 'leveldb') throw new Error(`--engine must be lmdb or leveldb`);
+        flags.engine = engine;
+        break;
+      }
       case '--go-client':
         flags.goClient = value();
         if (!existsSync(flags.goClient)) throw new Error(`--go-client: no such file: ${flags.goClient}`);
@@ -404,7 +414,7 @@ function lichenCommand(): { command: string; args: string[]; how: string } {
   return { command: process.execPath, args: ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')], how: 'tsx src/cli/main.ts (dist/ missing or older than src/)' };
 }
 
-async function startLichenCluster(): Promise<Cluster> {
+async function startLichenCluster(engine: CompareFlags['engine']): Promise<Cluster> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-lichen-'));
   const ports = await freePorts(MEMBERS * 3);
   const names = Array.from({ length: MEMBERS }, (_u, i) => `lichen${i + 1}`);
@@ -426,6 +436,7 @@ async function startLichenCluster(): Promise<Cluster> {
         '--listen-peer', peerAddress(i),
         '--listen-http', httpAddress(i),
         '--initial-cluster', initialCluster,
+        '--engine', engine,
         '--log-level', 'warn',
       ],
       join(dataDir, `${name}.log`),
@@ -437,7 +448,7 @@ async function startLichenCluster(): Promise<Cluster> {
     httpEndpoints: names.map((_n, i) => httpAddress(i)),
     members,
     dataDir,
-    version: `lichen ${packageVersion} (${how})`,
+    version: `lichen ${packageVersion} (${how}, --engine ${engine})`,
   };
 }
 
@@ -823,7 +834,7 @@ async function main(): Promise<void> {
   if (flags.skipLichen) {
     lichen.note = 'skipped (--skip-lichen)';
   } else {
-    const run = await runSystem('lichen', startLichenCluster, scenarios, durationMs, warmupMs, flags.verbose, client);
+    const run = await runSystem('lichen', () => startLichenCluster(flags.engine), scenarios, durationMs, warmupMs, flags.verbose, client);
     Object.assign(lichen, { ran: true, version: run.version, scenarios: run.outcomes });
   }
 
