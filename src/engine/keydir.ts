@@ -3,11 +3,13 @@
 // iterates only asynchronously; see leveldb.ts for why the engine is built this way).
 //
 // Keys are Latin-1 strings (one char per byte, so string order is byte order), kept in a sorted
-// list of sorted chunks as the MVCC key index does (src/mvcc/keyindex.ts): an insert splices one
-// chunk of at most CHUNK_KEYS_MAX keys. Snapshots are copy-on-write: a snapshot shares every chunk
-// and freezes them all; the directory copies a frozen chunk the first time it changes it, so a
-// snapshot costs one copy of the chunk list, and each chunk is copied at most once per snapshot.
+// list of sorted chunks as the MVCC key index does (src/mvcc/keyindex.ts; both search with
+// sorted-chunks.ts): an insert splices one chunk of at most CHUNK_KEYS_MAX keys. Snapshots are
+// copy-on-write: a snapshot shares every chunk and freezes them all; the directory copies a frozen
+// chunk the first time it changes it, so a snapshot costs one copy of the chunk list, and each
+// chunk is copied at most once per snapshot.
 
+import { chunkFor, lowerBound } from './sorted-chunks.js';
 const CHUNK_KEYS_MAX = 1024;
 
 interface Chunk {
@@ -18,37 +20,14 @@ interface Chunk {
   generation: number;
 }
 
-/** Index of the first element >= key in a sorted array. */
-function lowerBound(keys: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** A read-only, ordered list of keys (the directory itself, or a snapshot of it). */
 export class KeyList {
   constructor(protected chunks: Chunk[]) {}
 
-  /** The index of the first chunk whose last key is >= key (or the last chunk); -1 when empty. */
-  protected chunkFor(key: string): number {
-    let lo = 0;
-    let hi = this.chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const keys = this.chunks[mid]!.keys;
-      if (keys[keys.length - 1]! < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return hi;
-  }
 
   has(key: string): boolean {
-    const c = this.chunkFor(key);
+    const c = chunkFor(this.chunks, key);
     if (c < 0) return false;
     const keys = this.chunks[c]!.keys;
     return keys[lowerBound(keys, key)] === key;
@@ -59,7 +38,7 @@ export class KeyList {
     if (this.chunks.length === 0 || (end !== undefined && start >= end)) return;
     const chunks = this.chunks;
     if (!reverse) {
-      for (let c = this.chunkFor(start), i = lowerBound(chunks[c]!.keys, start); c < chunks.length; c++, i = 0) {
+      for (let c = chunkFor(this.chunks, start), i = lowerBound(chunks[c]!.keys, start); c < chunks.length; c++, i = 0) {
         const keys = chunks[c]!.keys;
         for (; i < keys.length; i++) {
           if (end !== undefined && keys[i]! >= end) return;
@@ -68,7 +47,7 @@ export class KeyList {
       }
       return;
     }
-    let c = end === undefined ? chunks.length - 1 : this.chunkFor(end);
+    let c = end === undefined ? chunks.length - 1 : chunkFor(this.chunks, end);
     let i = end === undefined ? chunks[c]!.keys.length - 1 : lowerBound(chunks[c]!.keys, end) - 1;
     for (; c >= 0; c--, i = c >= 0 ? chunks[c]!.keys.length - 1 : 0) {
       const keys = chunks[c]!.keys;
@@ -113,7 +92,7 @@ export class KeyDirectory extends KeyList {
       this.bytes += key.length + valueBytes;
       return -1;
     }
-    const c = this.chunkFor(key);
+    const c = chunkFor(this.chunks, key);
     const chunk = this.writable(c);
     const at = lowerBound(chunk.keys, key);
     if (chunk.keys[at] === key) {
@@ -134,7 +113,7 @@ export class KeyDirectory extends KeyList {
 
   /** Forgets `key`; returns its value's size, or -1 if it was absent. */
   remove(key: string): number {
-    const c = this.chunkFor(key);
+    const c = chunkFor(this.chunks, key);
     if (c < 0) return -1;
     const at = lowerBound(this.chunks[c]!.keys, key);
     if (this.chunks[c]!.keys[at] !== key) return -1;

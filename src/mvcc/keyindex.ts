@@ -19,6 +19,7 @@
 //
 // The index also knows what a put needs of the key's newest version (its create revision,
 // version and lease), so a put reads no record from the engine: see KeyRevisions.
+import { chunkFor, lowerBound } from '../engine/sorted-chunks.js';
 import { assert } from '../errors.js';
 
 const CHUNK_KEYS_MAX = 1024;
@@ -127,25 +128,13 @@ class SortedKeys {
     for (let i = 0; i < keys.length; i += step) this.chunks.push({ keys: keys.slice(i, i + step), revs: revs.slice(i, i + step) });
   }
 
-  /** The index of the first chunk whose last key is >= key (or the last chunk). */
-  private chunkFor(key: string): number {
-    let lo = 0;
-    let hi = this.chunks.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const keys = this.chunks[mid]!.keys;
-      if (keys[keys.length - 1]! < key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
 
   insert(key: string, revs: KeyRevisions): void {
     if (this.chunks.length === 0) {
       this.chunks.push({ keys: [key], revs: [revs] });
       return;
     }
-    const c = this.chunkFor(key);
+    const c = chunkFor(this.chunks, key);
     const chunk = this.chunks[c]!;
     const at = lowerBound(chunk.keys, key);
     assert(chunk.keys[at] !== key, 'key index: inserting a key twice');
@@ -159,7 +148,7 @@ class SortedKeys {
 
   remove(key: string): void {
     if (this.chunks.length === 0) return;
-    const c = this.chunkFor(key);
+    const c = chunkFor(this.chunks, key);
     const chunk = this.chunks[c]!;
     const at = lowerBound(chunk.keys, key);
     if (chunk.keys[at] !== key) return;
@@ -174,7 +163,7 @@ class SortedKeys {
    */
   scan(start: string, end: string | undefined, visit: (key: string, revs: KeyRevisions) => boolean | void): void {
     if (this.chunks.length === 0) return;
-    for (let c = this.chunkFor(start), first = true; c < this.chunks.length; c++, first = false) {
+    for (let c = chunkFor(this.chunks, start), first = true; c < this.chunks.length; c++, first = false) {
       const { keys, revs } = this.chunks[c]!;
       for (let i = first ? lowerBound(keys, start) : 0; i < keys.length; i++) {
         const key = keys[i]!;
@@ -185,16 +174,6 @@ class SortedKeys {
   }
 }
 
-function lowerBound(sorted: string[], key: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 export class KeyIndex {
   private readonly revisions = new Map<string, KeyRevisions>();

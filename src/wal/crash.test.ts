@@ -119,7 +119,7 @@ async function verify(dir: string, kind: CrashEngine, acked: number[]): Promise<
 }
 
 for (const kind of ['lmdb', 'leveldb'] as const) {
-  test(`SIGKILL at random moments never loses an acknowledged entry (real processes, ${kind} engine)`, { timeout: 90_000 }, async (t) => {
+  test(`SIGKILL at random moments never loses an acknowledged entry (real processes, ${kind} engine)`, { timeout: 180_000 }, async (t) => {
     const dir = fs.mkdtempSync(join(tmpdir(), 'lichen-crash-'));
     const children = new Set<ChildProcess>();
     t.after(() => {
