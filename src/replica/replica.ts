@@ -324,7 +324,7 @@ export class Replica {
    * applied since then cost in etcd's estimate, so a burst of writes between two ticks cannot run
    * far past the quota before the next measurement.
    */
-  get inUseBytesEstimate(): number {
+  private get inUseBytesEstimate(): number {
     return this.sampledSpace.inUseBytes + this.costAppliedSinceSample;
   }
 
