@@ -4,7 +4,7 @@
 // files ourselves and fail loudly when there are none.
 //
 // Usage: node scripts/test.mjs [substring ...]   — only files whose path contains a substring.
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -33,7 +33,7 @@ if (files.length === 0) {
 const concurrency = Math.max(1, availableParallelism());
 // A whole-suite run uses every core for minutes and its real-process tests have deadlines. Two at
 // once on one machine (several checkouts, several people) starve each other into false timeouts,
-// so whole-suite runs take turns through a lock directory; filtered runs are small and go ahead.
+// so whole-suite runs take turns in a first-come queue; filtered runs are small and go ahead.
 const release = filters.length === 0 ? await takeMachineTurn() : () => undefined;
 const result = spawnSync(
   process.execPath,
@@ -43,38 +43,29 @@ const result = spawnSync(
 release();
 process.exit(result.status ?? 1);
 
-/** Waits until no other whole-suite run holds the machine's lock, takes it, returns its release. */
+/**
+ * Waits for this run's turn in the machine's queue of whole-suite runs and returns its release.
+ * The queue is first come, first served (a ticket file named by the time it was taken): a plain
+ * lock let runs that retried at the right moment go first, and one run once waited 67 minutes
+ * while three others took the lock in turn. Tickets of dead processes are removed by the waiters.
+ */
 async function takeMachineTurn() {
-  const lock = join(tmpdir(), 'lichen-npm-test.lock');
-  const owner = join(lock, 'pid');
+  const queue = join(tmpdir(), 'lichen-npm-test.queue');
+  mkdirSync(queue, { recursive: true });
+  const ticket = `${String(Date.now()).padStart(15, '0')}-${process.pid}`;
+  writeFileSync(join(queue, ticket), '');
+  const release = () => rmSync(join(queue, ticket), { force: true });
+  process.on('exit', release);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130));
   let announced = false;
   for (;;) {
-    try {
-      mkdirSync(lock);
-      writeFileSync(owner, String(process.pid));
-      const release = () => rmSync(lock, { recursive: true, force: true });
-      process.on('exit', release);
-      for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130));
-      return release;
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error;
-    }
-    const holder = Number(readFileSafe(owner));
-    if (holder > 0 && !isAlive(holder)) {
-      rmSync(lock, { recursive: true, force: true });
-      continue;
-    }
-    if (!announced) console.error(`waiting for another whole-suite run on this machine (pid ${holder || '?'}, lock ${lock})`);
+    const ahead = readdirSync(queue).filter((other) => other < ticket);
+    const dead = ahead.filter((other) => !isAlive(Number(other.split('-')[1])));
+    for (const other of dead) rmSync(join(queue, other), { force: true });
+    if (dead.length === ahead.length) return release;
+    if (!announced) console.error(`waiting for the whole-suite run(s) ahead of this one on this machine (queue ${queue})`);
     announced = true;
     await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-}
-
-function readFileSafe(path) {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
   }
 }
 
