@@ -14,6 +14,7 @@ import { LichenError, assert } from '../errors.js';
 import { formatId } from '../ids.js';
 import { historyScanRecordsMax, leaseTtlSecondsMax } from '../limits.js';
 import type { Engine, WriteOp } from '../engine/types.js';
+import { exportChunks } from '../engine/codec.js';
 import { AlarmTable } from './alarms.js';
 import { keyBytes, keyString } from './bytes.js';
 import type { MvccCommand } from './command.js';
@@ -715,6 +716,22 @@ export class MvccStore {
   /** The whole state machine as engine export chunks, from a consistent engine view. */
   export(chunkBytes?: number): Iterable<Uint8Array> {
     return this.engine.export(chunkBytes);
+  }
+
+  /**
+   * The whole state machine as engine export chunks, from a view taken when the first chunk is
+   * pulled, which must hold every apply made so far (a snapshot sent to a peer is named by what
+   * was applied): throws then if the engine's committed state is behind the applies.
+   */
+  *exportApplied(): Iterable<Uint8Array> {
+    const view = this.engine.snapshot();
+    try {
+      const viewApplied = decodeNumber(view.get(META_APPLIED_INDEX), 0);
+      if (viewApplied !== this.applied) throw new LichenError('Unavailable', `mvcc: the engine's committed state holds index ${viewApplied}, not yet the applied ${this.applied}`);
+      yield* exportChunks(view);
+    } finally {
+      view.close();
+    }
   }
 
   /** A consistent view of the whole state as of now (later applies do not change it). */

@@ -11,12 +11,12 @@ export { PendingProposals, ReadRounds } from './requests.js';
 export { VirtualEnvironment } from './virtual-environment.js';
 export { Replica, type Applied, type Halt, type ReplicaOptions } from './replica.js';
 export type { MembershipView, PeerLinks, ReplicaConfig } from './types.js';
-export type { LogStore, ReplicaStorage, SnapshotFiles, StateMachine } from './storage.js';
+export type { LogStore, ReplicaStorage, SnapshotFiles, SpooledSnapshot, StateMachine } from './storage.js';
 export { KvStateMachine } from './state-machine.js';
-export { MemoryLog, MemorySnapshots, TEST_REPLICA_CONFIG, type RecoveredLog } from './memory-storage.js';
+export { MemoryLog, MemorySnapshots, TEST_REPLICA_CONFIG, spoolInMemory, type RecoveredLog } from './memory-storage.js';
 export { MemberTable, decodeJson, encodeJson, type Member, type MemberAttributes, type MemberContext } from './members.js';
 export { EnvelopeKind, decodeEnvelope, encodeEnvelope, type Envelope } from './envelope.js';
-export { decodeSnapshotData, encodeSnapshotData, firstSnapshot, type GroupMember } from './snapshot-data.js';
+export { decodeSnapshotData, encodeSnapshotData, encodeSnapshotReference, firstSnapshot, type GroupMember } from './snapshot-data.js';
 export { quotaAdmits, quotaCost } from './quota.js';
 export { recoverJoiner, recoverStorage, type RecoveryParts } from './recovery.js';
 export {

@@ -3,7 +3,7 @@
 // flushes back (as a slow disk would) and crash the replica while they are in flight.
 import { LogModel } from '../wal/log-model.js';
 import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../raft/index.js';
-import type { LogStore, SnapshotFiles } from './storage.js';
+import type { LogStore, SnapshotFiles, SpooledSnapshot } from './storage.js';
 import type { ReplicaConfig } from './types.js';
 
 /** A replica's settings for in-process tests: 100 ms ticks, an election after 10, no held commit. */
@@ -122,8 +122,22 @@ export class MemoryLog implements LogStore {
 /** Snapshots kept in memory; a saved one is durable at once. */
 export class MemorySnapshots implements SnapshotFiles {
   latest: Snapshot | undefined;
+  /** Snapshot data written for peers so far, and how many bytes the largest held. */
+  spools = { count: 0, bytesMax: 0 };
 
   async save(snapshot: Snapshot): Promise<void> {
     if (!this.latest || snapshot.metadata.index > this.latest.metadata.index) this.latest = snapshot;
   }
+
+  async spool(chunks: Iterable<Uint8Array>): Promise<SpooledSnapshot> {
+    const spooled = spoolInMemory(chunks);
+    this.spools.count++;
+    this.spools.bytesMax = Math.max(this.spools.bytesMax, spooled.data.byteLength);
+    return spooled;
+  }
+}
+
+/** Snapshot data for a peer gathered in memory (tests and the simulator, where stores are small). */
+export function spoolInMemory(chunks: Iterable<Uint8Array>): SpooledSnapshot & { data: Uint8Array } {
+  return { data: Buffer.concat([...chunks]), release() {} };
 }

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { GROUP_ZERO, closeEngine, groupPrefix, ScopedEngine, openEngine, type Engine, type EngineKind } from '../engine/index.js';
 import { SharedWal, SnapshotStore, type GroupLog, type LoadedSnapshot, type RecoveredGroup, type SharedWalOptions } from '../wal/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
+import type { Snapshot } from '../raft/index.js';
 import type { GroupId } from '../ids.js';
 import { KvStateMachine } from './state-machine.js';
 import { recoverStorage } from './recovery.js';
@@ -46,8 +47,8 @@ export interface GroupParts {
   machine: KvStateMachine;
   /** What the WAL holds for the group. */
   log: RecoveredGroup;
-  /** The snapshot the WAL names (undefined for a group that has none yet). */
-  snapshot: LoadedSnapshot | undefined;
+  /** The snapshot the WAL names (undefined for a group that has none yet); its data stays in its file. */
+  snapshot: Snapshot | undefined;
 }
 
 /** A group's ReplicaStorage with the concrete parts a process uses (a received snapshot's store, the engine). */
@@ -92,7 +93,7 @@ export class ProcessStorage {
     const snapshots = new SnapshotStore(join(this.dir, SNAP_DIR, snapshotDirName(groupId)));
     snapshots.removeIncoming();
     const machine = new KvStateMachine(new ScopedEngine(this.engine, groupId));
-    const snapshot = log.snapshot ? await snapshots.load(log.snapshot) : undefined;
+    const snapshot = log.snapshot ? await snapshots.open(log.snapshot) : undefined;
     if (log.snapshot && !snapshot) {
       throw new LichenError(
         ErrorCode.Internal,

@@ -2,8 +2,9 @@
 // after it. The same steps serve a process (src/server/state.ts, over the WAL and snapshot files)
 // and a test (over the in-memory twins of memory-storage.ts).
 import { MemoryStorage, type Entry, type HardState, type Snapshot } from '../raft/index.js';
+import { ErrorCode, LichenError } from '../errors.js';
 import type { MemberTable } from './members.js';
-import { decodeSnapshotData } from './snapshot-data.js';
+import { decodeSnapshotData, encodeSnapshotReference } from './snapshot-data.js';
 import type { LogStore, ReplicaStorage, SnapshotFiles, StateMachine } from './storage.js';
 
 export interface RecoveryParts {
@@ -17,18 +18,28 @@ export interface RecoveryParts {
 }
 
 export function recoverStorage({ wal, snapshots, machine, snapshot, log }: RecoveryParts): ReplicaStorage {
+  const { index } = snapshot.metadata;
   const { members, engineChunks } = decodeSnapshotData(snapshot.data);
-  if (machine.appliedIndex < snapshot.metadata.index) {
-    // The machine lags the snapshot (a snapshot was received but the machine not yet replaced, or
-    // its last writes were lost): the snapshot is the truth.
+  if (machine.appliedIndex < index) {
+    // The machine lags the snapshot: a snapshot received from the leader whose import the engine
+    // had not synced yet (or a new group's first one). Its file is the truth.
+    if (engineChunks === undefined) {
+      // A member's own snapshot is taken only once the engine holds its index durably.
+      throw new LichenError(
+        ErrorCode.DataLoss,
+        `the engine holds the state up to index ${machine.appliedIndex}, but the snapshot at index ${index} says it held at least that much: the engine lost writes it had made durable`,
+      );
+    }
     machine.install(engineChunks);
+    machine.markApplied(index);
   }
   const raftLog = new MemoryStorage();
-  raftLog.applySnapshot(snapshot);
+  // Raft keeps only the reference: the engine holds the data (at or after the snapshot's index).
+  raftLog.applySnapshot({ metadata: snapshot.metadata, data: encodeSnapshotReference(members) });
   // The persisted commit can trail a snapshot installed from the leader; never go below it.
-  raftLog.setHardState({ ...log.hardState, commit: Math.max(log.hardState.commit, snapshot.metadata.index) });
+  raftLog.setHardState({ ...log.hardState, commit: Math.max(log.hardState.commit, index) });
   if (log.entries.length > 0) raftLog.append(log.entries);
-  return { wal, snapshots, raftLog, machine, members, snapshotIndex: snapshot.metadata.index };
+  return { wal, snapshots, raftLog, machine, members, snapshotIndex: index };
 }
 
 /**

@@ -13,7 +13,7 @@ import { MemoryLog, MemorySnapshots, TEST_REPLICA_CONFIG } from './memory-storag
 import { recoverStorage } from './recovery.js';
 import { Replica, type ReplicaOptions } from './replica.js';
 import type { ReplicaConfig } from './types.js';
-import { encodeSnapshotData } from './snapshot-data.js';
+import { decodeSnapshotData, encodeSnapshotData } from './snapshot-data.js';
 import { KvStateMachine } from './state-machine.js';
 import type { ReplicaStorage } from './storage.js';
 import { VirtualEnvironment } from './virtual-environment.js';
@@ -29,11 +29,51 @@ const CONFIG: ReplicaConfig = { ...TEST_REPLICA_CONFIG, tickMs: TICK_MS, followe
 const bytes = (text: string): Uint8Array => Buffer.from(text);
 const peerAddress = (id: number): string => `member-${id}:1`;
 
+/**
+ * A member's engine: the memory engine, whose writes survive a crash only once it synced (as an
+ * engine file after power loss). A test may hold its syncs back, as a slow disk would.
+ */
+class DiskEngine extends MemoryEngine {
+  /** The engine's export as of its last sync. */
+  private durable: Uint8Array[] = [];
+  private held: Array<() => void> | undefined;
+  syncs = 0;
+
+  override sync(): Promise<void> {
+    const image = [...this.export()];
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.durable = image;
+        this.syncs++;
+        resolve();
+      };
+      if (this.held) this.held.push(done);
+      else done();
+    });
+  }
+
+  holdSyncs(): void {
+    this.held ??= [];
+  }
+
+  releaseSyncs(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const done of held) done();
+  }
+
+  /** Loses what was written since the last sync; syncs in flight never complete. */
+  crash(): void {
+    this.held = undefined;
+    this.import(this.durable);
+  }
+}
+
 /** One member's disk: what survives when its process crashes. */
 interface Disk {
   wal: MemoryLog;
   snapshots: MemorySnapshots;
-  engine: MemoryEngine;
+  engine: DiskEngine;
 }
 
 class Group {
@@ -58,7 +98,7 @@ class Group {
       members.applyConfChange({ type: ConfChangeType.AddNode, nodeId: id, context: encodeJson({ name: `m${id}`, peerAddress: peerAddress(id) }) });
     }
     for (const id of ids) {
-      const disk: Disk = { wal: new MemoryLog(), snapshots: new MemorySnapshots(), engine: new MemoryEngine() };
+      const disk: Disk = { wal: new MemoryLog(), snapshots: new MemorySnapshots(), engine: new DiskEngine() };
       const first: Snapshot = { metadata: { index: 1, term: 1, conf: { voters: ids, learners: [] } }, data: encodeSnapshotData(members, disk.engine.export()) };
       await disk.snapshots.save(first);
       await disk.wal.saveSnapshotMarker(first.metadata);
@@ -127,7 +167,7 @@ class Group {
 
   /** Adds member `id` to the disks with nothing on them (a new machine that joins). */
   addDisk(id: number): void {
-    this.disks.set(id, { wal: new MemoryLog(), snapshots: new MemorySnapshots(), engine: new MemoryEngine() });
+    this.disks.set(id, { wal: new MemoryLog(), snapshots: new MemorySnapshots(), engine: new DiskEngine() });
   }
 
   /** The process of member `id` dies: its loop and network go, and its disk keeps only what was flushed. */
@@ -137,6 +177,7 @@ class Group {
     this.replicas.delete(id);
     this.transports.delete(id);
     this.disks.get(id)!.wal.crash();
+    this.disks.get(id)!.engine.crash();
   }
 
   replica(id: number): Replica {
@@ -295,6 +336,49 @@ test('a member cut off while the log was compacted catches up from a snapshot th
   assert.ok(received.metadata.index > 20, `a snapshot from the leader was installed (index ${received.metadata.index})`);
   assert.equal(valueAt(group.replica(lagging), 'k39'), 'v39');
   assert.equal(valueAt(group.replica(lagging), 'k0'), 'v0', 'entries only the snapshot carries are there too');
+  assert.notEqual(decodeSnapshotData(received.data).engineChunks, undefined, 'the snapshot sent carries the engine data');
+  // The lagging member restarts from the snapshot it received, its engine as synced (or not).
+  group.crash(lagging);
+  const restarted = await group.start(lagging);
+  await group.until(() => valueAt(restarted, 'k39') === 'v39', 10_000, 'the restarted member has every write');
+  assert.equal(valueAt(restarted, 'k0'), 'v0');
+  await group.stop();
+});
+
+test("a member's own snapshot copies nothing: it waits for the engine's sync, names the engine's state, and the data is written only for a peer that needs it", async () => {
+  const group = await Group.bootstrap([1, 2, 3], { snapshotEntries: 20, snapshotCatchUpEntries: 5 });
+  const leader = await group.elect();
+  const disk = group.disks.get(leader.memberId)!;
+  const lagging = [1, 2, 3].find((id) => id !== leader.memberId)!;
+  group.network.isolate(lagging);
+  disk.engine.holdSyncs();
+  for (let i = 0; i < 30; i++) await group.drive(leader.propose({ type: 'put', request: { key: bytes(`k${i}`), value: bytes(`v${i}`) } }));
+  await group.run(5 * TICK_MS);
+  assert.equal(disk.snapshots.latest!.metadata.index, 1, 'no snapshot before the engine made durable what it would name');
+  // A crash now loses the engine's writes since its last sync: the log still has every entry.
+  group.crash(leader.memberId);
+  const restarted = await group.start(leader.memberId);
+  await group.until(() => valueAt(restarted, 'k29') === 'v29', 10_000, 'the restarted member replays its log into the engine');
+  assert.equal(valueAt(restarted, 'k0'), 'v0');
+
+  const leaderNow = await group.elect();
+  const leaderDisk = group.disks.get(leaderNow.memberId)!;
+  for (let i = 30; i < 60; i++) await group.drive(leaderNow.propose({ type: 'put', request: { key: bytes(`k${i}`), value: bytes(`v${i}`) } }));
+  await group.until(() => (leaderDisk.snapshots.latest?.metadata.index ?? 0) > 20, 5_000, 'the leader takes a snapshot');
+  const own = leaderDisk.snapshots.latest!;
+  assert.equal(decodeSnapshotData(own.data).engineChunks, undefined, 'its own snapshot holds no copy of the store');
+  assert.ok(own.data.byteLength < 1024, `its own snapshot is the member table only (${own.data.byteLength} bytes)`);
+  assert.equal(leaderDisk.snapshots.spools.count, 0, 'nothing written for peers while none needs a snapshot');
+
+  group.network.heal();
+  await group.until(() => group.replica(lagging).appliedIndex >= leaderNow.appliedIndex, 10_000, 'the lagging member catches up');
+  assert.ok(leaderDisk.snapshots.spools.count >= 1, 'the engine data was written for the lagging member');
+  assert.equal(valueAt(group.replica(lagging), 'k0'), 'v0');
+  assert.equal(valueAt(group.replica(lagging), 'k59'), 'v59');
+  // A restart of the leader starts from its reference snapshot and the engine it names.
+  group.crash(leaderNow.memberId);
+  const again = await group.start(leaderNow.memberId);
+  await group.until(() => valueAt(again, 'k59') === 'v59', 10_000, 'the restarted member has every write');
   await group.stop();
 });
 

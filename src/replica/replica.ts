@@ -201,6 +201,7 @@ export class Replica {
       policy: config,
       environment,
       logger: this.logger,
+      applied: () => ({ index: this.applied, conf: this.confState }),
       stopped: () => this.isStopped,
       fail: (error) => this.fail(error),
     });
@@ -231,7 +232,9 @@ export class Replica {
       },
       send: (messages) => {
         if (options.metrics.peerRoundTripSeconds) this.noteRoundTripProbes(messages);
-        options.peers.send(messages);
+        const snaps = messages.filter((m) => m.type === 'Snap');
+        options.peers.send(snaps.length === 0 ? messages : messages.filter((m) => m.type !== 'Snap'));
+        for (const snap of snaps) this.sendSnapshot(snap);
       },
       installSnapshot: (snapshot) => this.installSnapshot(snapshot),
       persist: (update) => this.persist(update),
@@ -685,9 +688,21 @@ export class Replica {
     this.enqueue(() => this.raw.reportUnreachable(peer));
   }
 
-  /** A snapshot sent to `peer` was delivered (ok) or lost. */
+  /** A snapshot sent to `peer` was delivered (ok) or lost (the transport reports each send, in order). */
   reportSnapshot(peer: NodeId, ok: boolean): void {
+    this.snapshots.sent(peer);
     this.enqueue(() => this.raw.reportSnapshot(peer, ok));
+  }
+
+  /**
+   * Sends a snapshot once its data is written out for the peer (in the background: a large engine
+   * takes a while to stream); raft hears of a failure as of a lost send and tries again later.
+   */
+  private sendSnapshot(message: Extract<Message, { type: 'Snap' }>): void {
+    this.snapshots.send(message, (whole) => this.options.peers.send([whole])).catch((error: unknown) => {
+      this.logger.warn('could not write a snapshot for a peer', { peer: formatId(message.to), error: String(error) });
+      this.enqueue(() => this.raw.reportSnapshot(message.to, false));
+    });
   }
 
   private enqueue(action: () => void): void {

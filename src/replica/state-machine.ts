@@ -28,12 +28,20 @@ export class KvStateMachine implements StateMachine {
     return applyCommand(this, index, command);
   }
 
+  markApplied(index: number): void {
+    this.mvcc.applyBeside(index, []);
+  }
+
   batch(applies: () => void): void {
     this.engine.batch(applies);
   }
 
   export(): Iterable<Uint8Array> {
     return this.mvcc.export();
+  }
+
+  exportApplied(): Iterable<Uint8Array> {
+    return this.mvcc.exportApplied();
   }
 
   install(chunks: Iterable<Uint8Array>): void {

@@ -5,7 +5,7 @@
 import type { ApplyResult, AuthStore } from '../auth/index.js';
 import type { EngineSpace } from '../engine/index.js';
 import type { Command, MvccStore } from '../mvcc/index.js';
-import type { Entry, HardState, MemoryStorage, Snapshot, SnapshotMetadata } from '../raft/index.js';
+import type { Entry, HardState, MemoryStorage, Snapshot, SnapshotData, SnapshotMetadata } from '../raft/index.js';
 import type { MemberTable } from './members.js';
 
 /** The write-ahead log of one raft group (src/wal's Wal in a process). */
@@ -29,6 +29,17 @@ export interface LogStore {
 export interface SnapshotFiles {
   /** Resolves once the snapshot is durable. */
   save(snapshot: Snapshot): Promise<void>;
+  /**
+   * Writes a snapshot's data for a peer, pulling `chunks` one at a time (a process writes them to
+   * a file, so memory stays bounded whatever the engine holds); the transport reads it from there.
+   */
+  spool(chunks: Iterable<Uint8Array>): Promise<SpooledSnapshot>;
+}
+
+/** Snapshot data written for one send: kept until release() (the transport reported the send). */
+export interface SpooledSnapshot {
+  readonly data: SnapshotData;
+  release(): void;
 }
 
 /**
@@ -42,10 +53,18 @@ export interface StateMachine {
   readonly appliedIndex: number;
   /** Applies one committed command at raft index `index`. */
   apply(index: number, command: Command): ApplyResult;
+  /**
+   * Records that everything up to `index` is applied (entries that are no commands, such as
+   * membership changes, leave no trace in the engine otherwise): a snapshot at `index` names
+   * the engine's state, which must then say it holds `index`.
+   */
+  markApplied(index: number): void;
   /** Runs `applies` so that all of them are committed to the engine at once. */
   batch(applies: () => void): void;
   /** The whole state as chunks, from a view pinned when the first chunk is pulled. */
   export(): Iterable<Uint8Array>;
+  /** The whole state as chunks, from a view pinned when the first chunk is pulled that holds every apply (see MvccStore.exportApplied). */
+  exportApplied(): Iterable<Uint8Array>;
   /** Replaces the whole state with a snapshot's (an export's chunks). */
   install(chunks: Iterable<Uint8Array>): void;
   space(): EngineSpace;

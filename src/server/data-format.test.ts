@@ -178,6 +178,22 @@ describe('data directory formats', () => {
     assert.deepEqual(readdirSync(dataDir).filter((name) => name.endsWith('.tmp')), [], 'no temporary file is left behind');
   });
 
+  it('a format-2 directory (its snapshots all whole) is recorded as format 3 and serves its keys', async () => {
+    const dataDir = fixtureCopy();
+    const upgraded = await startNode(config(dataDir), createSilentLogger());
+    await upgraded.close();
+    writeIdentity(dataDir, (identity) => (identity['version'] = 2));
+    const node = await startNode(config(dataDir), createSilentLogger());
+    const client = new LichenClient({ endpoints: [node.addresses.client], timeoutMs: 10_000 });
+    try {
+      assert.equal((await client.getValue('/fixture/a'))?.toString(), 'alpha2');
+      assert.equal(JSON.parse(readFileSync(join(dataDir, 'member.json'), 'utf8')).version, 3);
+    } finally {
+      client.close();
+      await node.close();
+    }
+  });
+
   it('a directory of a newer format is refused, untouched, with the way forward', async () => {
     const dataDir = fixtureCopy();
     writeIdentity(dataDir, (identity) => (identity['version'] = DATA_DIR_FORMAT + 1));

@@ -27,12 +27,14 @@ import { removeFormat1Leftovers, upgradeFormat1 } from './upgrade.js';
  * The format of a data directory: member.json, the WAL, the snapshots and the engine files, as one
  * number kept in member.json (`version`). Lichen 0.1 writes 1; format 2 holds every raft group of
  * the process (one shared WAL, per-group snapshots, engine keys partitioned by group: see
- * src/replica/process-storage.ts). A release that changes any of these formats raises it, and on
+ * src/replica/process-storage.ts); format 3 adds a member's own snapshots that hold no engine data
+ * (src/replica/snapshot-data.ts), which a format-2 release cannot read (a format-2 directory holds
+ * only whole snapshots: it becomes format 3 as it is). A release that changes any of these formats raises it, and on
  * start either migrates an older directory in place (writing member.json last, through
  * writeFileDurably: format 1 is upgraded by upgrade.ts) or refuses it with the way forward. A
  * directory of a newer format is always refused: this code cannot know what changed.
  */
-export const DATA_DIR_FORMAT = 2;
+export const DATA_DIR_FORMAT = 3;
 
 /** Who this data directory belongs to. Written once, when the member first starts. */
 export interface Identity {
@@ -240,14 +242,15 @@ export async function markRemoved(state: NodeState): Promise<void> {
 
 /**
  * Accepts a data directory of this format; upgrades one of format 1 (lichen 0.1; a member.json
- * without a version is one of those too) in place (upgrade.ts); refuses a newer or unknown one.
+ * without a version is one of those too) in place (upgrade.ts), and one of format 2 by recording
+ * format 3 (nothing else changes); refuses a newer or unknown one.
  */
 async function checkFormat(config: NodeConfig, identity: Identity, logger: Logger): Promise<void> {
   const dataDir = config.dataDir;
   const path = join(dataDir, IDENTITY_FILE);
   const format: unknown = (identity as { version?: unknown }).version;
-  if (format === undefined || format === 1) {
-    await upgradeFormat1(dataDir, config.engine, logger, (dir) => syncPath(dir, 'r'));
+  if (format === undefined || format === 1) await upgradeFormat1(dataDir, config.engine, logger, (dir) => syncPath(dir, 'r'));
+  if (format === undefined || format === 1 || format === 2) {
     identity.version = DATA_DIR_FORMAT;
     await writeFileDurably(path, JSON.stringify(identity, null, 2) + '\n');
   }

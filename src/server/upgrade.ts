@@ -1,4 +1,5 @@
-// The upgrade of a data directory written by lichen 0.1 (format 1) to format 2, in place, when its
+// The upgrade of a data directory written by lichen 0.1 (format 1) to format 2 (recorded as the
+// current format, 3, which adds nothing a 0.1 directory has to convert), in place, when its
 // member starts. Format 1 held one raft group: its WAL in wal/ (src/wal/wal.ts), its snapshot files
 // in snap/, and its engine keys unpartitioned. Format 2 holds every group of the process: the
 // shared WAL in log/, each group's snapshots in snapshots/<group>/, the engine's keys behind their
@@ -12,8 +13,8 @@
 //      snapshots.tmp/00000001/ (same bytes, no copy); both are flushed and renamed into place.
 //   3. The engine's keys move behind group 1's prefix in one engine transaction that also writes
 //      the engine's format key, so it happens once or not at all (a second attempt sees the key).
-//   4. member.json is rewritten with format 2 (through a flushed temporary file and a rename): from
-//      here on the directory is format 2.
+//   4. member.json is rewritten with the current format (through a flushed temporary file and a
+//      rename): from here on the directory is that format.
 //   5. wal/ and snap/ are removed (a crash before that leaves them to the next start, which removes
 //      them: see removeFormat1Leftovers).
 // Until step 4, wal/ and snap/ are untouched (data-format.test.ts checks it). Lichen 0.1 started on
@@ -84,7 +85,7 @@ export async function upgradeFormat1(dataDir: string, engineKind: EngineKind, lo
   }
 }
 
-/** Step 5: lichen 0.1's WAL and snapshots, once member.json says format 2. */
+/** Step 5: lichen 0.1's WAL and snapshots, once member.json says the current format. */
 export async function removeFormat1Leftovers(dataDir: string): Promise<void> {
   for (const name of [FORMAT1_WAL_DIR, FORMAT1_SNAP_DIR]) await rm(join(dataDir, name), { recursive: true, force: true });
 }

@@ -96,6 +96,11 @@ export class GroupDisk {
   private unsynced = 0;
   /** Syncs that made something durable (zero: the group holds nothing a restart could use). */
   syncs = 0;
+  /**
+   * The group's engine (its partition of the node's engine) as of the engine's last sync: the
+   * engine keeps its own file, which its own sync makes durable (src/sim/member-storage.ts).
+   */
+  engine: Array<[key: Uint8Array, value: Uint8Array]> = [];
   /** Snapshot files by `${index}:${term}`: each durable once saved, as a file written and synced on its own. */
   private readonly snapshotFiles = new Map<string, Snapshot>();
   /** What a member that joined a running group keeps (for group 1, in member.json: src/server/state.ts). */

@@ -4,7 +4,8 @@
 // each commit index written. One incarnation of a process owns one instance; once the process has
 // ended, any write it still attempts (a snapshot being taken in the background) is refused.
 import type { Entry, HardState, Snapshot, SnapshotMetadata } from '../raft/types.js';
-import type { LogStore, SnapshotFiles } from '../replica/index.js';
+import { MemoryEngine, type WriteOp } from '../engine/index.js';
+import { spoolInMemory, type LogStore, type SnapshotFiles, type SpooledSnapshot } from '../replica/index.js';
 import type { GroupDisk } from './disk.js';
 import type { SafetyMonitor } from './invariants.js';
 
@@ -79,5 +80,30 @@ export class SimSnapshotFiles implements SnapshotFiles {
   async save(snapshot: Snapshot): Promise<void> {
     this.member.assertRunning();
     this.member.disk.saveSnapshotFile(snapshot);
+  }
+
+  async spool(chunks: Iterable<Uint8Array>): Promise<SpooledSnapshot> {
+    this.member.assertRunning();
+    return spoolInMemory(chunks);
+  }
+}
+
+/**
+ * The group's engine: the real memory engine, reopened on what the disk kept of it. Its writes
+ * survive a crash only once the engine synced (an engine file whose pages were never flushed, as
+ * after power loss), which the disk's syncs of the WAL do not do for it.
+ */
+export class SimEngine extends MemoryEngine {
+  constructor(private readonly member: MemberDisk) {
+    super();
+    const kept = member.disk.engine;
+    if (kept.length > 0) this.write(kept.map(([key, value]): WriteOp => ({ type: 'put', key, value })));
+  }
+
+  /** Never resolves once the process ended (its clock stopped), as the disk's sync. */
+  override async sync(): Promise<void> {
+    const image = [...this.range({ start: new Uint8Array(0) })];
+    await this.member.sync();
+    this.member.disk.engine = image;
   }
 }

@@ -30,6 +30,8 @@ const BATCH_ENTRIES_MAX = 7;
 export const entryKey = (index: number): Buffer => Buffer.from(`entry/${String(index).padStart(10, '0')}`);
 export const entryText = (group: number, index: number): string => `entry-${group}-${index}-` + 'p'.repeat(index % 200);
 export const snapshotDir = (dir: string, group: number): string => join(dir, 'snap', String(group));
+/** What a snapshot file of the writer holds: the index the engine held durably when it was taken. */
+export const snapshotReference = (index: number): Buffer => Buffer.from(`engine holds ${index}`);
 
 function say(line: string): void {
   fs.writeSync(1, line + '\n');
@@ -113,10 +115,14 @@ async function main(): Promise<void> {
   }
 }
 
-/** The order the server follows: engine durable, snapshot file durable, marker, release. */
+/**
+ * The order the server follows: engine durable, snapshot file durable, marker, release. As the
+ * server's own snapshots (src/replica/snapshots.ts), the file holds no copy of the engine: it names
+ * the index the engine durably holds.
+ */
 async function snapshot(group: Group): Promise<void> {
   await group.engine.sync();
-  const data = Buffer.concat([...group.engine.export()]);
+  const data = snapshotReference(group.applied);
   const metadata = { index: group.applied, term: group.terms.get(group.applied)!, conf: { voters: [1], learners: [] } };
   await group.snapshots.save({ metadata, data });
   await group.log.saveSnapshotMarker(metadata);

@@ -134,3 +134,38 @@ async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition() && performance.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
   assert.ok(condition(), 'condition not reached');
 }
+
+test('open() checks a large snapshot a slice at a time and leaves its data in the file', async (t) => {
+  const store = new SnapshotStore(join(tempDir(t), 'snap'));
+  const big = snapshot(40, 4, 3 * 1024 * 1024 + 5);
+  await store.save(big);
+  const opened = await store.open(big.metadata);
+  assert.deepEqual(opened?.metadata, big.metadata);
+  assert.ok(!(opened!.data instanceof Uint8Array), 'the data is read from the file when asked for');
+  assert.equal(opened!.data.byteLength, big.data.length);
+  const at = 2 * 1024 * 1024 - 3;
+  assert.ok(Buffer.from(opened!.data.read(at, 1000)).equals(Buffer.from(big.data.subarray(at, at + 1000))));
+});
+
+test('spool() writes data for a peer to a file that is gone from the directory, readable until released', async (t) => {
+  const dir = join(tempDir(t), 'snap');
+  const store = new SnapshotStore(dir);
+  const chunks = [Buffer.alloc(1024 * 1024 + 3, 1), Buffer.from('tail')];
+  const spooled = await store.spool(chunks);
+  assert.deepEqual(fs.readdirSync(dir), [], 'nothing is left behind, whatever happens to the process');
+  assert.equal(spooled.byteLength, chunks[0]!.length + 4);
+  assert.equal(Buffer.from(spooled.data.read(chunks[0]!.length - 1, 10)).toString('latin1'), '\x01tail');
+  spooled.release();
+  spooled.release();
+  assert.throws(() => spooled.data.read(0, 1), /read after its release/);
+});
+
+test('removeIncoming() removes a spool file a crash left behind', async (t) => {
+  const dir = join(tempDir(t), 'snap');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(join(dir, '123-1.spool'), 'x');
+  const store = new SnapshotStore(dir);
+  await store.save(snapshot(5, 1));
+  store.removeIncoming();
+  assert.deepEqual(fs.readdirSync(dir), ['0000000000000005-0000000000000001.snap']);
+});

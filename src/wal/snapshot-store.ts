@@ -5,9 +5,9 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { snapshotBytes, type Snapshot, type SnapshotFile, type SnapshotMetadata } from '../raft/types.js';
+import { readSnapshotData, snapshotBytes, type Snapshot, type SnapshotFile, type SnapshotMetadata } from '../raft/types.js';
 import { assert } from '../errors.js';
-import { crc32cUpdate } from './crc32c.js';
+import { crc32c, crc32cUpdate } from './crc32c.js';
 import { Disk, type DiskOptions } from './disk.js';
 import { WalCorruptError } from './errors.js';
 import {
@@ -17,7 +17,6 @@ import {
   decodeSnapshotPayload,
   encodeSnapshotHead,
   frameRecord,
-  scanRecord,
 } from './record.js';
 
 /**
@@ -36,9 +35,13 @@ const SLICE_BYTES = 1024 * 1024;
 /** A snapshot read back whole into memory. */
 export type LoadedSnapshot = Snapshot & { data: Uint8Array };
 
+/** A snapshot whose data stays in its file (checked, then read in pieces when needed). */
+export type OpenedSnapshot = Snapshot & { data: SnapshotFile };
+
 const SNAPSHOT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 const TEMP_SUFFIX = '.tmp';
 const INCOMING_SUFFIX = '.incoming';
+const SPOOL_SUFFIX = '.spool';
 const hex16 = (n: number): string => n.toString(16).padStart(16, '0');
 const fileName = (meta: Pick<SnapshotMetadata, 'index' | 'term'>): string => `${hex16(meta.index)}-${hex16(meta.term)}.snap`;
 
@@ -52,7 +55,7 @@ export class SnapshotStore {
   private readonly disk: Disk;
   /** Saves run one at a time, so pruning never deletes the temporary file of a save in progress. */
   private saving: Promise<unknown> = Promise.resolve();
-  /** Receptions started by this process, so that their files never share a name. */
+  /** Receptions and spools started by this process, so that their files never share a name. */
   private receptions = 0;
 
   constructor(
@@ -84,7 +87,7 @@ export class SnapshotStore {
     return new SnapshotReceiver(this, this.disk, path, metadata, dataBytes);
   }
 
-  /** Removes what receptions cut short by a crash left behind. */
+  /** Removes what receptions (and spools) cut short by a crash left behind. */
   removeIncoming(): void {
     let names: string[];
     try {
@@ -93,7 +96,31 @@ export class SnapshotStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    for (const name of names) if (name.endsWith(INCOMING_SUFFIX)) fs.unlinkSync(join(this.dir, name));
+    for (const name of names) if (name.endsWith(INCOMING_SUFFIX) || name.endsWith(SPOOL_SUFFIX)) fs.unlinkSync(join(this.dir, name));
+  }
+
+  /**
+   * Writes a snapshot's data for a peer, `chunks` pulled one at a time and written on the thread
+   * pool, so memory holds one chunk whatever the data's size and the event loop keeps serving. The
+   * file is unlinked once open: it lives as long as its descriptor (until release()), and a crash
+   * leaves nothing behind.
+   */
+  async spool(chunks: Iterable<Uint8Array>): Promise<SpooledData> {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const path = join(this.dir, `${process.pid}-${++this.receptions}${SPOOL_SUFFIX}`);
+    const fd = fs.openSync(path, 'w+');
+    fs.unlinkSync(path);
+    let length = 0;
+    try {
+      for (const chunk of chunks) {
+        await this.disk.writeAllAsync(fd, chunk, length);
+        length += chunk.length;
+      }
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
+    return new SpooledData(fd, length);
   }
 
   private async adopt(received: ReceivedSnapshot, metadata: SnapshotMetadata): Promise<void> {
@@ -146,34 +173,56 @@ export class SnapshotStore {
    * one (undefined if there is none). Throws WalCorruptError if the file fails its checksum.
    */
   async load(meta?: SnapshotMetadata): Promise<LoadedSnapshot | undefined> {
+    const opened = await this.open(meta);
+    return opened && { metadata: opened.metadata, data: readSnapshotData(opened.data, 0, opened.data.byteLength) };
+  }
+
+  /**
+   * As load(), but the data stays in the file: its checksum is checked a slice at a time, so a
+   * large snapshot (one received from the leader) never sits whole in memory.
+   */
+  async open(meta?: SnapshotMetadata): Promise<OpenedSnapshot | undefined> {
     const files = this.list();
     const file = meta
       ? files.find((f) => f.index === meta.index && f.term === meta.term)
       : files[files.length - 1];
     if (!file) return undefined;
     const path = join(this.dir, file.name);
-    const buf = await fs.promises.readFile(path);
-    const result = scanRecord(buf, 0);
-    if (result.kind !== 'record' || result.type !== RecordType.Snapshot || result.end !== buf.length) {
-      const reason =
-        result.kind === 'record'
-          ? `expected one snapshot record filling the file`
-          : result.kind === 'incomplete'
-            ? 'snapshot file is truncated'
-            : 'snapshot checksum mismatch';
-      throw new WalCorruptError(path, 0, reason);
-    }
-    let decoded: LoadedSnapshot;
+    const fd = fs.openSync(path, 'r');
     try {
-      decoded = decodeSnapshotPayload(result.payload);
-    } catch (error) {
-      if (error instanceof PayloadError) throw new WalCorruptError(path, 0, error.message);
-      throw error;
+      const fileBytes = fs.fstatSync(fd).size;
+      const header = readAt(fd, 0, RECORD_HEADER_BYTES);
+      if (header.length < RECORD_HEADER_BYTES) throw new WalCorruptError(path, 0, 'snapshot file is truncated');
+      if (crc32c(header.subarray(4)) !== header.readUInt32BE(0)) throw new WalCorruptError(path, 0, 'snapshot checksum mismatch');
+      if (header[12] !== RecordType.Snapshot) throw new WalCorruptError(path, 0, 'expected one snapshot record filling the file');
+      const payloadBytes = header.readUInt32BE(8);
+      if (RECORD_HEADER_BYTES + payloadBytes > fileBytes) throw new WalCorruptError(path, 0, 'snapshot file is truncated');
+      if (RECORD_HEADER_BYTES + payloadBytes < fileBytes) throw new WalCorruptError(path, 0, 'expected one snapshot record filling the file');
+      let crc = 0;
+      for (let at = 0; at < payloadBytes; at += SLICE_BYTES) {
+        crc = crc32cUpdate(crc, readAt(fd, RECORD_HEADER_BYTES + at, Math.min(SLICE_BYTES, payloadBytes - at)));
+        await nextTurn();
+      }
+      if (crc !== header.readUInt32BE(4)) throw new WalCorruptError(path, 0, 'snapshot checksum mismatch');
+      let metadata: SnapshotMetadata;
+      let dataAt: number;
+      try {
+        // The metadata is small: a slice holds it whole.
+        const slice = readAt(fd, RECORD_HEADER_BYTES, Math.min(SLICE_BYTES, payloadBytes));
+        const head = decodeSnapshotPayload(slice);
+        metadata = head.metadata;
+        dataAt = RECORD_HEADER_BYTES + slice.length - head.data.length;
+      } catch (error) {
+        if (error instanceof PayloadError) throw new WalCorruptError(path, 0, error.message);
+        throw error;
+      }
+      if (metadata.index !== file.index || metadata.term !== file.term) {
+        throw new WalCorruptError(path, 0, `file holds snapshot ${metadata.index} (term ${metadata.term})`);
+      }
+      return { metadata, data: new SnapshotFileData(path, dataAt, fileBytes - dataAt) };
+    } finally {
+      fs.closeSync(fd);
     }
-    if (decoded.metadata.index !== file.index || decoded.metadata.term !== file.term) {
-      throw new WalCorruptError(path, 0, `file holds snapshot ${decoded.metadata.index} (term ${decoded.metadata.term})`);
-    }
-    return decoded;
   }
 
   /** Metadata of the snapshot files present, oldest first. */
@@ -279,31 +328,85 @@ export class SnapshotReceiver {
   }
 }
 
-/** A received snapshot's data, read from its file in pieces; the file moves into the store when saved. */
-export class ReceivedSnapshot implements SnapshotFile {
+/** `length` bytes of file `fd` at `position` (fewer at its end). */
+function readAt(fd: number, position: number, length: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  let read = 0;
+  while (read < length) {
+    const n = fs.readSync(fd, bytes, read, length - read, position + read);
+    if (n === 0) break;
+    read += n;
+  }
+  return read === length ? bytes : bytes.subarray(0, read);
+}
+
+/** A snapshot's data in a snapshot file, read in pieces. */
+export class SnapshotFileData implements SnapshotFile {
   constructor(
-    readonly store: SnapshotStore,
-    /** Where the file is: its reception name, then its name in the store once saved. */
+    /** Where the file is (a received snapshot's moves into the store when saved). */
     public path: string,
-    readonly metadata: SnapshotMetadata,
     private readonly dataAt: number,
     readonly byteLength: number,
   ) {}
 
   read(offset: number, length: number): Uint8Array {
-    const bytes = Buffer.allocUnsafe(Math.max(0, Math.min(length, this.byteLength - offset)));
     const fd = fs.openSync(this.path, 'r');
     try {
-      let read = 0;
-      while (read < bytes.length) {
-        const n = fs.readSync(fd, bytes, read, bytes.length - read, this.dataAt + offset + read);
-        assert(n > 0, `snapshot file ${this.path} is shorter than its record says`);
-        read += n;
-      }
+      const bytes = readAt(fd, this.dataAt + offset, Math.max(0, Math.min(length, this.byteLength - offset)));
+      assert(bytes.length === Math.max(0, Math.min(length, this.byteLength - offset)), `snapshot file ${this.path} is shorter than its record says`);
+      return bytes;
     } finally {
       fs.closeSync(fd);
     }
+  }
+}
+
+/**
+ * Closes the file of spooled data dropped without release(): a replica that closed while its
+ * transport still held a send lets go of it, and the transport may read it until it drops it too.
+ */
+const unreleasedSpools = new FinalizationRegistry<number>((fd) => fs.close(fd, () => {}));
+
+/** Snapshot data spooled for a peer (see SnapshotStore.spool): an unlinked file, open until released. */
+export class SpooledData implements SnapshotFile {
+  private open = true;
+
+  constructor(
+    private readonly fd: number,
+    readonly byteLength: number,
+  ) {
+    unreleasedSpools.register(this, fd, this);
+  }
+
+  get data(): SnapshotFile {
+    return this;
+  }
+
+  read(offset: number, length: number): Uint8Array {
+    assert(this.open, 'spooled snapshot data read after its release');
+    const bytes = readAt(this.fd, offset, Math.max(0, Math.min(length, this.byteLength - offset)));
+    assert(bytes.length === Math.max(0, Math.min(length, this.byteLength - offset)), 'spooled snapshot data is shorter than written');
     return bytes;
+  }
+
+  release(): void {
+    if (!this.open) return;
+    this.open = false;
+    unreleasedSpools.unregister(this);
+    fs.closeSync(this.fd);
+  }
+}
+
+/** A received snapshot's data, read from its file in pieces; the file moves into the store when saved. */
+export class ReceivedSnapshot extends SnapshotFileData {
+  constructor(
+    readonly store: SnapshotStore,
+    path: string,
+    readonly metadata: SnapshotMetadata,
+    dataAt: number,
+    byteLength: number,
+  ) {
+    super(path, dataAt, byteLength);
   }
 
   /** Removes the file, unless it became the store's (a snapshot raft did not take, or one superseded). */
