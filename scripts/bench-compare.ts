@@ -186,6 +186,15 @@ interface Scenario {
    * as clientv3 does (a follower forwards writes to the leader), over keys it loaded once.
    */
   go?: Workload;
+  /**
+   * The Go client's `load` (go.keys distinct keys, each put once, as fast as it goes): the row
+   * adds the slowest request, and each member's RSS (now and peak) and data directory size after it.
+   */
+  load?: true;
+  /** `etcdctl check perf --load=<size>` against the cluster (60 s): its throughput, slowest request and deviation. */
+  checkPerf?: 'm' | 'l';
+  /** Runs only when --scenarios names it (it takes minutes). */
+  onlyWhenNamed?: true;
 }
 
 const WRITE_DEFAULTS = {
@@ -252,6 +261,25 @@ const SCENARIOS: readonly Scenario[] = [
     name: 'lease-keepalive-10000',
     description: '10,000 leases kept alive round robin, 64 clients (one keep-alive stream each), 8 conns, all members',
     grpc: { ...WRITE_DEFAULTS, kind: 'lease-keepalive', clients: 64, conns: 8, leases: 10_000, targetLeader: false },
+  },
+  {
+    name: 'load-1m',
+    description: "1,000,000 keys of 256 B put once each, 64 Go clients, 8 conns, all members (needs --go-client); slowest request, RSS and data size per member after it",
+    go: { op: 'load', clients: 64, conns: 8, keys: 1_000_000 },
+    load: true,
+    onlyWhenNamed: true,
+  },
+  {
+    name: 'check-perf-m',
+    description: 'etcdctl check perf --load=m (60 s of puts at etcd\'s medium load): throughput, slowest request, deviation, timeouts',
+    checkPerf: 'm',
+    onlyWhenNamed: true,
+  },
+  {
+    name: 'check-perf-l',
+    description: 'etcdctl check perf --load=l (60 s of puts at etcd\'s large load): throughput, slowest request, deviation, timeouts',
+    checkPerf: 'l',
+    onlyWhenNamed: true,
   },
   {
     name: 'http-put-64',
@@ -333,6 +361,8 @@ interface Cluster {
   httpEndpoints: string[];
   members: ChildProcess[];
   dataDir: string;
+  /** Each member's data directory, in the same order as members. */
+  memberDataDirs: string[];
   version: string;
 }
 
@@ -386,7 +416,7 @@ async function startEtcdCluster(binary: string): Promise<Cluster> {
       join(dataDir, `${name}.log`),
     ),
   );
-  return { system: 'etcd', clientEndpoints: names.map((_n, i) => `127.0.0.1:${ports[i]}`), httpEndpoints: [], members, dataDir, version };
+  return { system: 'etcd', clientEndpoints: names.map((_n, i) => `127.0.0.1:${ports[i]}`), httpEndpoints: [], members, dataDir, memberDataDirs: names.map((n) => join(dataDir, n)), version };
 }
 
 /** The newest modification time of any .ts file under a folder (bounded walk). */
@@ -448,6 +478,7 @@ async function startLichenCluster(engine: CompareFlags['engine']): Promise<Clust
     httpEndpoints: names.map((_n, i) => httpAddress(i)),
     members,
     dataDir,
+    memberDataDirs: names.map((n) => join(dataDir, n)),
     version: `lichen ${packageVersion} (${how}, --engine ${engine})`,
   };
 }
@@ -463,8 +494,12 @@ async function stopCluster(cluster: Cluster, keepData: boolean): Promise<void> {
 
 /** What the report reads of one run, whichever client made it. */
 type Measured = Pick<BenchResult, 'requests' | 'errors' | 'errorSamples' | 'throughputPerSecond' | 'watch' | 'cas'> & {
-  latency: Pick<BenchResult['latency'], 'p50Ms' | 'p99Ms'>;
+  latency: Pick<BenchResult['latency'], 'p50Ms' | 'p99Ms'> & { maxMs?: number };
   tool: Pick<BenchResult['tool'], 'cpuPercentOfOneCore'>;
+  /** After a load: each member's resident set (now, and its peak: VmRSS, VmHWM) and data directory, in MiB. */
+  members?: { rssMiB: number[]; peakRssMiB: number[]; dataMiB: number[] };
+  /** etcdctl check perf: its verdict, latency deviation, and the requests that timed out. */
+  checkPerf?: { passed: boolean; stddevMs: number; timeouts: number; output: string };
 };
 
 interface ScenarioOutcome {
@@ -504,8 +539,12 @@ function targetOf(cluster: Cluster) {
   return { endpoints: cluster.clientEndpoints, pids: cluster.members.map((m) => m.pid!) };
 }
 
+/** The last Go client run's full output (the load row reads its slowest request). */
+let lastToolRun: Awaited<ReturnType<typeof runTool>> | undefined;
+
 async function runGoScenario(binary: string, cluster: Cluster, workload: Workload, durationMs: number): Promise<ScenarioOutcome> {
   const run = await runTool(binary, targetOf(cluster), workload, durationMs / 1000);
+  lastToolRun = run;
   return {
     client: 'go',
     result: {
@@ -522,6 +561,11 @@ async function runGoScenario(binary: string, cluster: Cluster, workload: Workloa
 }
 
 async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: number, verbose: boolean, client: LoadClient): Promise<ScenarioOutcome> {
+  if (scenario.checkPerf !== undefined) return runCheckPerf(cluster, scenario.checkPerf);
+  if (scenario.load) {
+    if (client.kind !== 'go') return { client: 'lichen bench', error: `${scenario.name} needs --go-client (its load operation)` };
+    return runLoad(client.binary, cluster, scenario.go!);
+  }
   // A scenario the Go client has no operation for runs on lichen bench (the row says so).
   if (client.kind === 'go' && scenario.go !== undefined) {
     try {
@@ -561,6 +605,93 @@ async function runScenario(cluster: Cluster, scenario: Scenario, durationMs: num
   } catch (error) {
     return { client: 'lichen bench', error: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/** Seconds the Go client's load may take at most (it stops once every key is written). */
+const LOAD_SECONDS_MAX = 1800;
+
+/** The Go client's load, then each member's memory and data directory size. */
+async function runLoad(binary: string, cluster: Cluster, workload: Workload): Promise<ScenarioOutcome> {
+  try {
+    const outcome = await runGoScenario(binary, cluster, workload, LOAD_SECONDS_MAX * 1000);
+    outcome.result!.latency.maxMs = lastToolRun?.maxms;
+    const status = cluster.members.map((m) => readFileSync(`/proc/${m.pid}/status`, 'utf8'));
+    const kib = (text: string, field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+    outcome.result!.members = {
+      rssMiB: status.map((text) => kib(text, 'VmRSS') / 1024),
+      peakRssMiB: status.map((text) => kib(text, 'VmHWM') / 1024),
+      dataMiB: cluster.memberDataDirs.map((dir) => directoryBytes(dir) / 2 ** 20),
+    };
+    return outcome;
+  } catch (error) {
+    return { client: 'go', error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
+/** The bytes the files under `dir` take on disk (allocated blocks, as du counts: a preallocated WAL counts whole). */
+function directoryBytes(dir: string, depth = 0): number {
+  if (depth > 8) return 0;
+  let bytes = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const stat = statSync(path);
+    bytes += stat.isDirectory() ? directoryBytes(path, depth + 1) : stat.blocks * 512;
+  }
+  return bytes;
+}
+
+/** How long etcdctl check perf may take (it runs 60 s, then deletes its keys). */
+const CHECK_PERF_TIMEOUT_MS = 300_000;
+
+/**
+ * `etcdctl check perf --load=<size>`: etcd's own check (puts at a fixed rate for 60 s from its
+ * clients, then PASS or FAIL on throughput, slowest request and deviation). Its output is parsed;
+ * a request that failed ("request timed out") is counted.
+ */
+async function runCheckPerf(cluster: Cluster, load: 'm' | 'l'): Promise<ScenarioOutcome> {
+  const etcdctl = findEtcdctl();
+  if (etcdctl === undefined) return { client: 'go', error: 'etcdctl is not installed (Debian: apt-get install -y etcd-client)' };
+  const cpuBefore = cpuSecondsOf(cluster.members);
+  const startedMs = performance.now();
+  const child = spawn(etcdctl, ['--endpoints', cluster.clientEndpoints.join(','), 'check', 'perf', `--load=${load}`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ETCDCTL_API: '3' },
+    timeout: CHECK_PERF_TIMEOUT_MS,
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | string>((resolve) => child.once('close', (status, signal) => resolve(status ?? signal ?? 'unknown')));
+  const seconds = (performance.now() - startedMs) / 1000;
+  const cpuAfter = cpuSecondsOf(cluster.members);
+  // The progress bar redraws with carriage returns; only the verdict lines matter.
+  const verdicts = output.split(/[\r\n]+/).filter((line) => /^(PASS|FAIL)/.test(line.trim())).join('\n');
+  const figure = (pattern: RegExp): number => Number(pattern.exec(output)?.[1] ?? NaN);
+  const throughput = figure(/Throughput is (\d+) writes\/s/);
+  const slowestMs = figure(/Slowest request took ([\d.]+)s/) * 1000;
+  const stddevMs = figure(/Stddev is ([\d.]+)s/) * 1000;
+  const timeouts = output.match(/request timed out/g)?.length ?? 0;
+  if (Number.isNaN(throughput)) return { client: 'go', error: `etcdctl check perf --load=${load} exited ${code}: ${output.slice(-500)}` };
+  return {
+    client: 'go',
+    result: {
+      requests: Math.round(throughput * 60),
+      errors: timeouts,
+      errorSamples: timeouts > 0 ? [{ count: timeouts, message: 'request timed out' }] : [],
+      throughputPerSecond: throughput,
+      latency: { p50Ms: NaN, p99Ms: NaN, maxMs: slowestMs },
+      tool: { cpuPercentOfOneCore: NaN },
+      checkPerf: { passed: code === 0 && !/FAIL/.test(verdicts), stddevMs, timeouts, output: verdicts },
+    },
+    serverCpuSeconds: cpuBefore !== undefined && cpuAfter !== undefined ? ((cpuAfter - cpuBefore) * 60) / Math.max(60, seconds) : undefined,
+  };
+}
+
+function findEtcdctl(): string | undefined {
+  const which = spawnSync('sh', ['-c', 'command -v etcdctl'], { encoding: 'utf8' });
+  const onPath = which.status === 0 ? which.stdout.trim() : '';
+  if (onPath !== '') return onPath;
+  return existsSync('/usr/bin/etcdctl') ? '/usr/bin/etcdctl' : undefined;
 }
 
 /** Writes every key of the scenario's key space once (64 clients, unmeasured), as runBench's preload does. */
@@ -721,6 +852,21 @@ function specialFigures(scenario: Scenario): Array<[string, (r: Measured | undef
   ];
 }
 
+/** The figures of a load or check perf row beyond requests per second (members: the largest of the three). */
+function longRunFigures(scenario: Scenario): Array<[string, (r: Measured | undefined) => number | undefined]> {
+  const largest = (values: number[] | undefined): number | undefined => (values === undefined ? undefined : Math.max(...values));
+  const slowest: [string, (r: Measured | undefined) => number | undefined] = ['slowest request ms', (r) => r?.latency.maxMs];
+  if (scenario.checkPerf) {
+    return [slowest, ['latency deviation ms', (r) => r?.checkPerf?.stddevMs], ['requests timed out', (r) => r?.checkPerf?.timeouts], ['passed (1) / failed (0)', (r) => (r?.checkPerf ? Number(r.checkPerf.passed) : undefined)]];
+  }
+  return [
+    slowest,
+    ['RSS MiB after, largest member', (r) => largest(r?.members?.rssMiB)],
+    ['peak RSS MiB, largest member', (r) => largest(r?.members?.peakRssMiB)],
+    ['data directory MiB, largest member', (r) => largest(r?.members?.dataMiB)],
+  ];
+}
+
 function goDescription(workload: Workload): string {
   return `${workload.op}, ${workload.clients} Go client${workload.clients === 1 ? '' : 's'}, ${workload.conns} conn${workload.conns === 1 ? '' : 's'}, all members`;
 }
@@ -769,6 +915,17 @@ function markdownReport(report: {
         `${serverMicrosPerRequest(l)} / ${scenario.lichenOnly ? 'n/a' : serverMicrosPerRequest(e)} |`,
     );
   }
+  const long = report.scenarios.filter((s) => s.load || s.checkPerf);
+  if (long.length > 0) {
+    lines.push('', '| scenario | figure | Lichen | etcd | Lichen/etcd |', '|---|---|---:|---:|---:|');
+    for (const scenario of long) {
+      for (const [figure, pick] of longRunFigures(scenario)) {
+        const l = pick(lichen.scenarios[scenario.name]?.result);
+        const e = pick(etcd.scenarios[scenario.name]?.result);
+        lines.push(`| ${scenario.name} | ${figure} | ${l?.toFixed(1) ?? '–'} | ${e?.toFixed(1) ?? '–'} | ${ratio(l, e)} |`);
+      }
+    }
+  }
   const special = report.scenarios.filter((s) => s.grpc?.kind === 'watch' || s.grpc?.kind === 'txn-cas');
   if (special.length > 0) {
     lines.push('', '| scenario | figure | Lichen | etcd | Lichen/etcd |', '|---|---|---:|---:|---:|');
@@ -803,7 +960,7 @@ async function main(): Promise<void> {
   const unknown = (flags.scenarios ?? []).filter((name) => !SCENARIOS.some((s) => s.name === name));
   if (unknown.length > 0) throw new Error(`unknown scenario: ${unknown.join(', ')}${scenarioHelp()}`);
   const client: LoadClient = flags.goClient === '' ? { kind: 'lichen-bench' } : { kind: 'go', binary: flags.goClient };
-  const scenarios = SCENARIOS.filter((s) => flags.scenarios === undefined || flags.scenarios.includes(s.name));
+  const scenarios = SCENARIOS.filter((s) => (flags.scenarios === undefined ? !s.onlyWhenNamed : flags.scenarios.includes(s.name)));
   const clientName = client.kind === 'go' ? `etcd's Go client (clientv3), ${client.binary}, requests spread over all members` : 'lichen bench (grpc-js)';
   const onGrpcJs = client.kind === 'go' ? scenarios.filter((s) => s.go === undefined).map((s) => s.name) : [];
   if (onGrpcJs.length > 0) process.stdout.write(`On lichen bench (grpc-js; the Go client has no such operation): ${onGrpcJs.join(', ')}\n`);

@@ -45,6 +45,8 @@ export interface Workload {
   op: string;
   clients: number;
   conns: number;
+  /** The tool's --keys (default BENCH_KEYS): the key space, or for `load` the keys it writes once each. */
+  keys?: number;
 }
 
 /** The benchmarked keys are k0000000..k0009999 (the tool's names); a set-up loads them once. */
@@ -70,6 +72,8 @@ export interface ToolResult {
   seconds: number;
   p50ms: number;
   p99ms: number;
+  /** The slowest request (the longest stall a client saw). */
+  maxms: number;
   firstErr: string;
   /**
    * CPU seconds (user + system) each member used while the tool measured: its last `seconds`
@@ -149,7 +153,7 @@ const CPU_WINDOW_SKIP_MS = 250;
 
 /** Runs the tool once; `extraArgs` are e.g. --user/--password or --cacert/--cert/--key. */
 export async function runTool(bench: string, target: BenchTarget, workload: Workload, seconds: number, extraArgs: readonly string[] = []): Promise<ToolResult> {
-  const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(BENCH_KEYS), ...extraArgs];
+  const args = ['--endpoints', target.endpoints.join(','), '--op', workload.op, '--clients', String(workload.clients), '--conns', String(workload.conns), '--seconds', String(seconds), '--keys', String(workload.keys ?? BENCH_KEYS), ...extraArgs];
   const countReadings: { atMs: number; counts: RoundCounts }[] = [];
   const readCounts = async (): Promise<void> => {
     if (target.http === undefined) return;
