@@ -503,8 +503,8 @@ type Measured = Pick<BenchResult, 'requests' | 'errors' | 'errorSamples' | 'thro
 };
 
 interface ScenarioOutcome {
-  /** Which load generator ran it: the Go client, or lichen bench (grpc-js, or HTTP for http-put). */
-  client: 'go' | 'lichen bench';
+  /** Which load generator ran it: the Go client, lichen bench (grpc-js, or HTTP for http-put), or etcdctl check perf. */
+  client: 'go' | 'lichen bench' | 'etcdctl';
   result?: Measured;
   error?: string;
   /** CPU time the cluster's members used during the scenario (user + system), when known. */
@@ -650,7 +650,7 @@ const CHECK_PERF_TIMEOUT_MS = 300_000;
  */
 async function runCheckPerf(cluster: Cluster, load: 'm' | 'l'): Promise<ScenarioOutcome> {
   const etcdctl = findEtcdctl();
-  if (etcdctl === undefined) return { client: 'go', error: 'etcdctl is not installed (Debian: apt-get install -y etcd-client)' };
+  if (etcdctl === undefined) return { client: 'etcdctl', error: 'etcdctl is not installed (Debian: apt-get install -y etcd-client)' };
   const cpuBefore = cpuSecondsOf(cluster.members);
   const startedMs = performance.now();
   const child = spawn(etcdctl, ['--endpoints', cluster.clientEndpoints.join(','), 'check', 'perf', `--load=${load}`], {
@@ -671,9 +671,9 @@ async function runCheckPerf(cluster: Cluster, load: 'm' | 'l'): Promise<Scenario
   const slowestMs = figure(/Slowest request took ([\d.]+)s/) * 1000;
   const stddevMs = figure(/Stddev is ([\d.]+)s/) * 1000;
   const timeouts = output.match(/request timed out/g)?.length ?? 0;
-  if (Number.isNaN(throughput)) return { client: 'go', error: `etcdctl check perf --load=${load} exited ${code}: ${output.slice(-500)}` };
+  if (Number.isNaN(throughput)) return { client: 'etcdctl', error: `etcdctl check perf --load=${load} exited ${code}: ${output.slice(-500)}` };
   return {
-    client: 'go',
+    client: 'etcdctl',
     result: {
       requests: Math.round(throughput * 60),
       errors: timeouts,
@@ -940,7 +940,7 @@ function markdownReport(report: {
   lines.push('', 'Scenarios:', '');
   for (const scenario of report.scenarios) {
     const byGo = report.goClient && scenario.go !== undefined;
-    const fallback = report.goClient && !byGo ? ' (lichen bench, grpc-js: the Go client has no such operation)' : '';
+    const fallback = report.goClient && !byGo && !scenario.checkPerf ? ' (lichen bench, grpc-js: the Go client has no such operation)' : '';
     lines.push(`- **${scenario.name}**: ${byGo ? goDescription(scenario.go!) : scenario.description}${fallback}`);
   }
   const failures = [...Object.entries(lichen.scenarios).map(([n, o]) => ['Lichen', n, o] as const), ...Object.entries(etcd.scenarios).map(([n, o]) => ['etcd', n, o] as const)]
@@ -962,7 +962,7 @@ async function main(): Promise<void> {
   const client: LoadClient = flags.goClient === '' ? { kind: 'lichen-bench' } : { kind: 'go', binary: flags.goClient };
   const scenarios = SCENARIOS.filter((s) => (flags.scenarios === undefined ? !s.onlyWhenNamed : flags.scenarios.includes(s.name)));
   const clientName = client.kind === 'go' ? `etcd's Go client (clientv3), ${client.binary}, requests spread over all members` : 'lichen bench (grpc-js)';
-  const onGrpcJs = client.kind === 'go' ? scenarios.filter((s) => s.go === undefined).map((s) => s.name) : [];
+  const onGrpcJs = client.kind === 'go' ? scenarios.filter((s) => s.go === undefined && s.checkPerf === undefined).map((s) => s.name) : [];
   if (onGrpcJs.length > 0) process.stdout.write(`On lichen bench (grpc-js; the Go client has no such operation): ${onGrpcJs.join(', ')}\n`);
   const durationMs = flags.durationSeconds * 1000;
   const warmupMs = flags.warmupSeconds * 1000;
