@@ -496,8 +496,12 @@ async function stopCluster(cluster: Cluster, keepData: boolean): Promise<void> {
 type Measured = Pick<BenchResult, 'requests' | 'errors' | 'errorSamples' | 'throughputPerSecond' | 'watch' | 'cas'> & {
   latency: Pick<BenchResult['latency'], 'p50Ms' | 'p99Ms'> & { maxMs?: number };
   tool: Pick<BenchResult['tool'], 'cpuPercentOfOneCore'>;
-  /** After a load: each member's resident set (now, and its peak: VmRSS, VmHWM) and data directory, in MiB. */
-  members?: { rssMiB: number[]; peakRssMiB: number[]; dataMiB: number[] };
+  /**
+   * After a load: each member's resident set (now, and its peak: VmRSS, VmHWM; now, the part that
+   * is anonymous memory, the heap's, and the part that is mapped files, an engine's pages) and data
+   * directory, in MiB.
+   */
+  members?: { rssMiB: number[]; peakRssMiB: number[]; anonMiB: number[]; fileMiB: number[]; dataMiB: number[] };
   /** etcdctl check perf: its verdict, latency deviation, and the requests that timed out. */
   checkPerf?: { passed: boolean; stddevMs: number; timeouts: number; output: string };
 };
@@ -620,6 +624,8 @@ async function runLoad(binary: string, cluster: Cluster, workload: Workload): Pr
     outcome.result!.members = {
       rssMiB: status.map((text) => kib(text, 'VmRSS') / 1024),
       peakRssMiB: status.map((text) => kib(text, 'VmHWM') / 1024),
+      anonMiB: status.map((text) => kib(text, 'RssAnon') / 1024),
+      fileMiB: status.map((text) => kib(text, 'RssFile') / 1024),
       dataMiB: cluster.memberDataDirs.map((dir) => directoryBytes(dir) / 2 ** 20),
     };
     return outcome;
@@ -863,6 +869,8 @@ function longRunFigures(scenario: Scenario): Array<[string, (r: Measured | undef
     slowest,
     ['RSS MiB after, largest member', (r) => largest(r?.members?.rssMiB)],
     ['peak RSS MiB, largest member', (r) => largest(r?.members?.peakRssMiB)],
+    ['RSS anonymous MiB, largest member', (r) => largest(r?.members?.anonMiB)],
+    ['RSS mapped files MiB, largest member', (r) => largest(r?.members?.fileMiB)],
     ['data directory MiB, largest member', (r) => largest(r?.members?.dataMiB)],
   ];
 }
