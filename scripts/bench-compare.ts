@@ -501,7 +501,7 @@ type Measured = Pick<BenchResult, 'requests' | 'errors' | 'errorSamples' | 'thro
    * is anonymous memory, the heap's, and the part that is mapped files, an engine's pages) and data
    * directory, in MiB.
    */
-  members?: { rssMiB: number[]; peakRssMiB: number[]; anonMiB: number[]; fileMiB: number[]; dataMiB: number[] };
+  members?: { rssMiB: number[]; peakRssMiB: number[]; anonMiB: number[]; fileMiB: number[]; dataMiB: number[]; heapUsedMiB?: number[] };
   /** etcdctl check perf: its verdict, latency deviation, and the requests that timed out. */
   checkPerf?: { passed: boolean; stddevMs: number; timeouts: number; output: string };
 };
@@ -628,10 +628,18 @@ async function runLoad(binary: string, cluster: Cluster, workload: Workload): Pr
       fileMiB: status.map((text) => kib(text, 'RssFile') / 1024),
       dataMiB: cluster.memberDataDirs.map((dir) => directoryBytes(dir) / 2 ** 20),
     };
+    // Lichen's members say how much of it is V8's heap in use (the key index, the members' state).
+    if (cluster.httpEndpoints.length > 0) outcome.result!.members.heapUsedMiB = await Promise.all(cluster.httpEndpoints.map(heapUsedMiB));
     return outcome;
   } catch (error) {
     return { client: 'go', error: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/** V8's heap in use in a Lichen member (prom-client's nodejs_heap_size_used_bytes on /metrics), in MiB. */
+async function heapUsedMiB(http: string): Promise<number> {
+  const text = await (await fetch(`http://${http}/metrics`)).text();
+  return Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / 2 ** 20;
 }
 
 /** The bytes the files under `dir` take on disk (allocated blocks, as du counts: a preallocated WAL counts whole). */
@@ -871,6 +879,7 @@ function longRunFigures(scenario: Scenario): Array<[string, (r: Measured | undef
     ['peak RSS MiB, largest member', (r) => largest(r?.members?.peakRssMiB)],
     ['RSS anonymous MiB, largest member', (r) => largest(r?.members?.anonMiB)],
     ['RSS mapped files MiB, largest member', (r) => largest(r?.members?.fileMiB)],
+    ['V8 heap in use MiB, largest member', (r) => largest(r?.members?.heapUsedMiB)],
     ['data directory MiB, largest member', (r) => largest(r?.members?.dataMiB)],
   ];
 }
