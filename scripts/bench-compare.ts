@@ -681,9 +681,10 @@ async function runCheckPerf(cluster: Cluster, load: 'm' | 'l'): Promise<Scenario
   // The progress bar redraws with carriage returns; only the verdict lines matter.
   const verdicts = output.split(/[\r\n]+/).filter((line) => /^(PASS|FAIL)/.test(line.trim())).join('\n');
   const figure = (pattern: RegExp): number => Number(pattern.exec(output)?.[1] ?? NaN);
-  const throughput = figure(/Throughput is (\d+) writes\/s/);
-  const slowestMs = figure(/Slowest request took ([\d.]+)s/) * 1000;
-  const stddevMs = figure(/Stddev is ([\d.]+)s/) * 1000;
+  // PASS: "Throughput is 150 writes/s"; FAIL: "Throughput too low: 537 writes/s" (and the same for the others).
+  const throughput = figure(/Throughput (?:is|too low:) (\d+) writes\/s/);
+  const slowestMs = figure(/Slowest request took (?:too long: )?([\d.]+)s/) * 1000;
+  const stddevMs = figure(/Stddev (?:is|too high:) ([\d.]+)s/) * 1000;
   const timeouts = output.match(/request timed out/g)?.length ?? 0;
   if (Number.isNaN(throughput)) return { client: 'etcdctl', error: `etcdctl check perf --load=${load} exited ${code}: ${output.slice(-500)}` };
   return {
