@@ -685,7 +685,8 @@ async function runCheckPerf(cluster: Cluster, load: 'm' | 'l'): Promise<Scenario
   const throughput = figure(/Throughput (?:is|too low:) (\d+) writes\/s/);
   const slowestMs = figure(/Slowest request took (?:too long: )?([\d.]+)s/) * 1000;
   const stddevMs = figure(/Stddev (?:is|too high:) ([\d.]+)s/) * 1000;
-  const timeouts = output.match(/request timed out/g)?.length ?? 0;
+  // A failed run lists its errors as "ERROR(etcdserver: request timed out) -> 8".
+  const timeouts = [...output.matchAll(/ERROR\(([^)]*)\) -> (\d+)/g)].filter((m) => m[1]!.includes('request timed out')).reduce((sum, m) => sum + Number(m[2]), 0);
   if (Number.isNaN(throughput)) return { client: 'etcdctl', error: `etcdctl check perf --load=${load} exited ${code}: ${output.slice(-500)}` };
   return {
     client: 'etcdctl',
