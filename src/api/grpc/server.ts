@@ -74,7 +74,7 @@ export interface GrpcServerHandle {
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServerHandle> {
   const maxRequestBytes = options.maxRequestBytes ?? requestBytesMaxDefault;
-  const sizes = new RequestSizes();
+  const sizes = new RequestSizes(maxRequestBytes);
   const ctx: HandlerContext = { backend: options.backend, maxRequestBytes, sizeOf: (m) => sizes.sizeOf(m) };
   const messageBytesMax = maxRequestBytes + grpcRequestOverheadBytes;
   const router = new GrpcRouter({
