@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Registry, createLichenMetrics, httpRequestSecondsOn, type LichenMetricSources } from './metrics.js';
+import { Histogram, Registry, RequestHistogram, createLichenMetrics, httpRequestSecondsOn, type LichenMetricSources } from './metrics.js';
 
 const SOURCES: LichenMetricSources = {
   raftTerm: () => 5,
@@ -84,4 +84,28 @@ test('httpRequestSecondsOn returns the registered histogram or registers it once
   assert.equal(httpRequestSecondsOn(registry), first);
   const lichen = createLichenMetrics(SOURCES);
   assert.equal(httpRequestSecondsOn(lichen.registry), lichen.httpRequestSeconds);
+});
+
+test('a RequestHistogram renders exactly what a prom-client Histogram renders for the same observations', async () => {
+  const ours = new Registry();
+  const theirs = new Registry();
+  const options = { name: 'calls_seconds', help: 'Calls.', labelNames: ['method', 'code'] as const, buckets: [0.001, 0.01, 0.1] };
+  const fast = new RequestHistogram({ ...options, registry: ours });
+  const reference = new Histogram({ ...options, labelNames: [...options.labelNames], buckets: [...options.buckets], registers: [theirs] });
+  // Values on, between, below and above the bounds, in several label sets (one method with two codes).
+  const observations: Array<[string, string, number]> = [
+    ['/a', 'OK', 0.001],
+    ['/a', 'OK', 0.0005],
+    ['/a', 'NOT_FOUND', 0.05],
+    ['/b', 'OK', 3],
+    ['/a', 'OK', 0.01],
+    ['/b', 'OK', 0.1000001],
+  ];
+  for (const [method, code, seconds] of observations) {
+    fast.observe({ method, code }, seconds);
+    reference.observe({ method, code }, seconds);
+  }
+  const sorted = async (registry: Registry) => (await registry.metrics()).split('\n').sort();
+  assert.deepEqual(await sorted(ours), await sorted(theirs));
+  assert.match(await ours.metrics(), /^calls_seconds_bucket\{le="0.01",method="\/a",code="OK"\} 3$/m);
 });

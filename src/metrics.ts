@@ -67,7 +67,7 @@ export interface LichenMetrics {
   /** route: the route template (e.g. "/v1/kv/:key"), never the raw path; code: the HTTP status. */
   httpRequestSeconds: Histogram<'route' | 'code'>;
   /** method: the full gRPC method name; code: the gRPC status name. */
-  grpcRequestSeconds: Histogram<'method' | 'code'>;
+  grpcRequestSeconds: RequestHistogram<'method' | 'code'>;
   mvccRevision: Gauge;
   dbSizeBytes: Gauge;
   dbSizeInUseBytes: Gauge;
@@ -110,7 +110,7 @@ export function createLichenMetrics(sources: LichenMetricSources, registry = new
     peerRoundTripSeconds: new Histogram({ name: 'lichen_network_peer_round_trip_time_seconds', help: 'Round trip of a read round\'s heartbeat from the leader to a peer and back, by peer (etcd: etcd_network_peer_round_trip_time_seconds).', labelNames: ['To'], buckets: [...STAGE_BUCKETS_SECONDS], registers }),
     walBytes: sourcedGauge(registry, 'lichen_wal_bytes', 'Bytes in the write-ahead log segments.', sources.walBytes),
     httpRequestSeconds: httpRequestSecondsOn(registry),
-    grpcRequestSeconds: new Histogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'], buckets: [...REQUEST_BUCKETS_SECONDS], registers }),
+    grpcRequestSeconds: new RequestHistogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'], buckets: REQUEST_BUCKETS_SECONDS, registry }),
     mvccRevision: sourcedGauge(registry, 'lichen_mvcc_revision', 'The current MVCC revision of the key-value store.', sources.mvccRevision),
     dbSizeBytes: sourcedGauge(registry, 'lichen_mvcc_db_total_size_in_bytes', 'Size of the storage engine file (etcd: etcd_mvcc_db_total_size_in_bytes).', sources.dbSizeBytes),
     dbSizeInUseBytes: sourcedGauge(registry, 'lichen_mvcc_db_total_size_in_use_in_bytes', 'Bytes of the storage engine in use; the space quota counts these.', sources.dbSizeInUseBytes),
@@ -139,4 +139,92 @@ export function httpRequestSecondsOn(registry: Registry): Histogram<'route' | 'c
     buckets: [...REQUEST_BUCKETS_SECONDS],
     registers: [registry],
   });
+}
+
+/** One line of a histogram's exposition, as prom-client's registry reads it. */
+interface HistogramValue {
+  metricName: string;
+  labels: Record<string, string | number>;
+  value: number;
+}
+
+/** One label set's counts in a RequestHistogram: per bucket (not cumulative; the last is +Inf), sum, count. */
+interface HistogramSeries {
+  labels: Record<string, string>;
+  buckets: Float64Array;
+  sum: number;
+  count: number;
+}
+
+/**
+ * A histogram for what is observed on every request (the gRPC call latency), read by the
+ * registry exactly as a prom-client Histogram is (same series, same lines). prom-client's
+ * observe() builds a labels object, validates it, hashes it to a string and counts into a map
+ * keyed by the bound's string: 0.7–0.9 µs per call in a tight loop, and 3% of a member's CPU in a
+ * profile under 64 clients doing serializable ranges (2026-12-07). This one finds the series by
+ * its label values through one Map per label and counts into a typed array. It is a custom
+ * metric of the registry (registerMetric; the registry calls get() at each scrape).
+ */
+export class RequestHistogram<L extends string> {
+  readonly name: string;
+  readonly help: string;
+  readonly type = 'histogram' as const;
+  readonly aggregator = 'sum' as const;
+  private readonly labelNames: readonly L[];
+  private readonly bounds: readonly number[];
+  /** Nested by label value, in labelNames' order; the innermost values are the series. */
+  private readonly tree = new Map<string, unknown>();
+  private readonly series: HistogramSeries[] = [];
+
+  constructor(options: { name: string; help: string; labelNames: readonly L[]; buckets: readonly number[]; registry: Registry }) {
+    assert(options.labelNames.length > 0, `${options.name}: a RequestHistogram has labels`);
+    this.name = options.name;
+    this.help = options.help;
+    this.labelNames = options.labelNames;
+    this.bounds = [...options.buckets].sort((a, b) => a - b);
+    options.registry.registerMetric(this as never);
+  }
+
+  observe(labels: Record<L, string>, value: number): void {
+    const series = this.seriesOf(labels);
+    const bounds = this.bounds;
+    let bucket = 0;
+    while (bucket < bounds.length && value > bounds[bucket]!) bucket++;
+    series.buckets[bucket]! += 1;
+    series.sum += value;
+    series.count += 1;
+  }
+
+  private seriesOf(labels: Record<L, string>): HistogramSeries {
+    let level = this.tree;
+    const last = this.labelNames.length - 1;
+    for (let i = 0; i < last; i++) {
+      const value = labels[this.labelNames[i]!];
+      let next = level.get(value) as Map<string, unknown> | undefined;
+      if (next === undefined) level.set(value, (next = new Map()));
+      level = next;
+    }
+    const found = level.get(labels[this.labelNames[last]!]) as HistogramSeries | undefined;
+    if (found !== undefined) return found;
+    const series: HistogramSeries = { labels: { ...labels }, buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
+    level.set(labels[this.labelNames[last]!], series);
+    this.series.push(series);
+    return series;
+  }
+
+  /** What the registry renders: prom-client's histogram values (cumulative buckets, +Inf, sum, count per series). */
+  get(): { name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramValue[] } {
+    const values: HistogramValue[] = [];
+    for (const series of this.series) {
+      let cumulative = 0;
+      this.bounds.forEach((bound, i) => {
+        cumulative += series.buckets[i]!;
+        values.push({ metricName: `${this.name}_bucket`, labels: { le: bound, ...series.labels }, value: cumulative });
+      });
+      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...series.labels }, value: series.count });
+      values.push({ metricName: `${this.name}_sum`, labels: { ...series.labels }, value: series.sum });
+      values.push({ metricName: `${this.name}_count`, labels: { ...series.labels }, value: series.count });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
 }

@@ -14,7 +14,7 @@ import {
   grpcStreamWindowBytesMax,
   requestBytesMaxDefault,
 } from '../../limits.js';
-import type { Histogram, Registry } from '../../metrics.js';
+import type { Registry, RequestHistogram } from '../../metrics.js';
 import { ETCD_API_VERSION, type EtcdBackend } from '../backend.js';
 import { HEALTH_TIMEOUT_MS_DEFAULT } from '../http/server.js';
 import { Gateway } from './gateway/server.js';
@@ -61,7 +61,7 @@ export interface GrpcServerOptions {
   /** Serve TLS (ALPN h2) instead of cleartext HTTP/2. */
   tls?: H2Tls;
   /** Where unary call latencies go, by full method name and status code name. */
-  requestSeconds?: Histogram<'method' | 'code'>;
+  requestSeconds?: RequestHistogram<'method' | 'code'>;
   /** What the gateway's GET /metrics renders (404 without it). */
   registry?: Registry;
 }
