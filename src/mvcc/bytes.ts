@@ -156,7 +156,8 @@ export class ByteReader {
    */
   view(length = this.buffer.length - this.offset): Uint8Array {
     if (this.offset + length > this.buffer.length) this.fail('truncated');
-    const out = this.buffer.subarray(this.offset, this.offset + length);
+    // A plain Uint8Array even when the source is a Buffer, as a copy would be.
+    const out = new Uint8Array(this.buffer.buffer, this.buffer.byteOffset + this.offset, length);
     this.offset += length;
     return out;
   }

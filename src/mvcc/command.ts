@@ -154,7 +154,7 @@ function readFields<T>(r: ByteReader, schema: Schema): T {
     const bit = 2 ** i;
     if (Math.floor(present / bit) % 2 === 0) continue;
     if (kind === 'bool') out[name] = Math.floor(bools / bit) % 2 === 1;
-    else if (kind === 'bytes') out[name] = r.bytes();
+    else if (kind === 'bytes') out[name] = r.view(r.uvar());
     else if (kind === 'string') out[name] = Buffer.from(r.bytes()).toString('utf8');
     else out[name] = r.svar();
   }
@@ -227,6 +227,12 @@ function writeCommand(w: ByteWriter, command: Command): ByteWriter {
   }
 }
 
+/**
+ * The command in `bytes`. Its byte fields (keys, values, range ends) are views of `bytes`, not
+ * copies: pass bytes that nobody changes afterwards, as a raft entry's data (the proposer's
+ * encoding, or a peer message's fresh receive buffer). Copying them was a new backing store per
+ * field, per entry, on every member (two for a put).
+ */
 export function decodeCommand(bytes: Uint8Array): Command {
   const r = new ByteReader(bytes, 'command');
   const version = r.u8();
