@@ -262,7 +262,6 @@ export class Replica {
     this.proposals = new PendingProposals({
       max: config.pendingRequestsMax,
       timeoutMs: config.requestTimeoutMs,
-      timers: environment.timers,
       now: () => clock.monotonicMs(),
       // 2^48 starting points, and a process would need 2^52 proposals to leave the safe integers.
       firstSequence: 1 + Math.floor(random.float() * 2 ** 48),
@@ -715,6 +714,7 @@ export class Replica {
     const holdAwake = this.needsTicks();
     this.enqueue(() => this.raw.tick(holdAwake));
     this.tokens.sweep();
+    this.proposals.onTick();
     this.reads.onTick();
     this.hub.syncUnsynced();
     if (this.role === 'leader') this.leases.revokeExpired();

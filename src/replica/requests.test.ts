@@ -64,23 +64,45 @@ test('a read past its deadline fails on the next tick; an unanswered round is re
   assert.equal(rounds.size, 0);
 });
 
-test('a proposal nobody answers fails with Timeout once its timeout has passed in virtual time, and not before', async () => {
+test('a proposal nobody answers fails with Timeout on the first tick once its timeout has passed in virtual time, and not before', async () => {
   const environment = new VirtualEnvironment(1);
-  const proposals = new PendingProposals<string>({ max: 2, timeoutMs: 5_000, timers: environment.timers, now: () => environment.clock.monotonicMs() });
+  const proposals = new PendingProposals<string>({ max: 2, timeoutMs: 5_000, now: () => environment.clock.monotonicMs() });
   const first = proposals.register();
   environment.advance(1);
   const second = proposals.register();
+  assert.equal(environment.timersPending, 0, 'a proposal sets no timer of its own');
   assert.throws(() => proposals.register(), /too many requests in flight \(limit 2\)/);
   const failure = first.result.catch((error: unknown) => error);
   environment.advance(4_998);
+  proposals.onTick();
   assert.equal(proposals.resolve(second.sequence, 'applied'), 1, 'resolve tells when the proposal was registered (the proposal-to-commit histogram)');
   assert.equal(proposals.resolve(second.sequence, 'again'), undefined, 'nobody waits for it any more');
   assert.equal(await second.result, 'applied');
   assert.equal(await outcome(failure.then(() => undefined)), 'waiting');
   environment.advance(1);
+  assert.equal(await outcome(failure.then(() => undefined)), 'waiting', 'it fails on a tick, not by a timer');
+  proposals.onTick();
   assert.ok(isLichenError(await failure, ErrorCode.Timeout));
   assert.equal(proposals.size, 0);
-  assert.equal(environment.timersPending, 0, 'the answered proposal cleared its timer');
+});
+
+test('proposals past their deadline fail on a tick in registration order; later ones keep waiting', async () => {
+  let now = 0;
+  const proposals = new PendingProposals<string>({ max: 10, timeoutMs: 100, now: () => now });
+  const settled: string[] = [];
+  for (const at of [0, 10, 20]) {
+    now = at;
+    const { sequence, result } = proposals.register();
+    result.then(() => settled.push(`${sequence} applied`), () => settled.push(`${sequence} timed out`));
+  }
+  now = 110;
+  proposals.onTick();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(settled, ['1 timed out', '2 timed out']);
+  assert.equal(proposals.size, 1);
+  proposals.resolve(3, 'x');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(settled, ['1 timed out', '2 timed out', '3 applied']);
 });
 
 test('src/replica reads no clock, sets no timer and draws no random number except through its Environment', () => {
