@@ -25,8 +25,13 @@ export interface LeaderForwarder {
 
 type ServiceName = 'Lease' | 'Cluster' | 'Maintenance';
 
+/** Keep-alive streams a member keeps open to the leader for the renewals it forwards. */
+const KEEPALIVE_FORWARD_STREAMS = 8;
+
 export class MemberCalls implements LeaderForwarder {
   private readonly clients = new Map<string, Client>();
+  /** Open keep-alive streams to each leader address (see leaseKeepAlive). */
+  private readonly keepAliveStreams = new Map<string, ForwardedKeepAlives[]>();
 
   constructor(
     private readonly timeoutMs: number,
@@ -34,28 +39,27 @@ export class MemberCalls implements LeaderForwarder {
     private readonly credentials: ChannelCredentials,
   ) {}
 
-  async leaseKeepAlive(address: string, id: number): Promise<number> {
-    const client = this.client('Lease', address) as Client & { LeaseKeepAlive: () => ClientDuplexStream<{ ID: string }, KeepAliveReply> };
-    const stream = client.LeaseKeepAlive();
-    try {
-      const reply = await new Promise<KeepAliveReply>((resolve, reject) => {
-        const timer = setTimeout(() => reject(forwardTimeout()), this.timeoutMs);
-        stream.once('data', (data: KeepAliveReply) => {
-          clearTimeout(timer);
-          resolve(data);
-        });
-        stream.once('error', (error: ServiceError) => {
-          clearTimeout(timer);
-          reject(forwardFailed(error));
-        });
-        stream.write({ ID: String(id) });
+  /**
+   * Renews a lease at the leader over keep-alive streams kept open to its address and shared by
+   * every keep-alive this member forwards: a renewal goes to the stream with the fewest waiting,
+   * and a new stream opens only while all are busy, up to KEEPALIVE_FORWARD_STREAMS. (A stream
+   * opened and cancelled per keep-alive cost a grpc-js call setup each time; one shared stream
+   * sends a single message per socket write, so its queue grew with the load.)
+   */
+  leaseKeepAlive(address: string, id: number): Promise<number> {
+    const streams = this.keepAliveStreams.get(address) ?? [];
+    this.keepAliveStreams.set(address, streams);
+    let stream = streams.reduce<ForwardedKeepAlives | undefined>((least, s) => (least && least.waitingCount <= s.waitingCount ? least : s), undefined);
+    if (!stream || (stream.waitingCount > 0 && streams.length < KEEPALIVE_FORWARD_STREAMS)) {
+      const client = this.client('Lease', address) as Client & { LeaseKeepAlive: () => ClientDuplexStream<{ ID: string }, KeepAliveReply> };
+      const opened = new ForwardedKeepAlives(client.LeaseKeepAlive(), this.timeoutMs, () => {
+        const index = streams.indexOf(opened);
+        if (index >= 0) streams.splice(index, 1);
       });
-      const ttl = Number(reply.TTL);
-      if (ttl <= 0) throw leaseNotFoundError(id);
-      return ttl;
-    } finally {
-      stream.cancel();
+      streams.push(opened);
+      stream = opened;
     }
+    return stream.renew(id);
   }
 
   async leaseTimeToLive(address: string, id: number, keys: boolean): Promise<LeaseTimeToLiveResponse> {
@@ -106,6 +110,10 @@ export class MemberCalls implements LeaderForwarder {
   }
 
   close(): void {
+    for (const streams of this.keepAliveStreams.values()) {
+      for (const stream of [...streams]) stream.close(forwardFailed({ code: 1, details: 'the member is stopping' }));
+    }
+    this.keepAliveStreams.clear();
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
@@ -126,11 +134,66 @@ export class MemberCalls implements LeaderForwarder {
   }
 }
 
+/**
+ * Keep-alives forwarded over one stream to the leader. The leader answers a stream's requests in
+ * the order they came (src/api/grpc/lease.ts), so each reply belongs to the oldest request still
+ * waiting. A request that waits longer than the timeout, or an error on the stream, closes the
+ * stream and fails every request on it (a late reply could no longer be matched); the next
+ * keep-alive opens a new one.
+ */
+class ForwardedKeepAlives {
+  private readonly waiting: { id: number; resolve(ttl: number): void; reject(error: LichenError): void; timer: NodeJS.Timeout }[] = [];
+  private closed = false;
+
+  get waitingCount(): number {
+    return this.waiting.length;
+  }
+
+  constructor(
+    private readonly stream: ClientDuplexStream<{ ID: string }, KeepAliveReply>,
+    private readonly timeoutMs: number,
+    private readonly onClosed: () => void,
+  ) {
+    stream.on('data', (reply: KeepAliveReply) => this.answer(reply));
+    stream.on('error', (error: ServiceError) => this.close(forwardFailed(error)));
+    stream.on('end', () => this.close(forwardFailed({ code: 14, details: 'the leader ended the keep-alive stream' })));
+  }
+
+  renew(id: number): Promise<number> {
+    if (this.closed) return Promise.reject(forwardFailed({ code: 14, details: 'the keep-alive stream is closed' }));
+    return new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => this.close(forwardTimeout()), this.timeoutMs);
+      this.waiting.push({ id, resolve, reject, timer });
+      this.stream.write({ ID: String(id) });
+    });
+  }
+
+  close(error: LichenError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed();
+    this.stream.cancel();
+    for (const request of this.waiting.splice(0)) {
+      clearTimeout(request.timer);
+      request.reject(error);
+    }
+  }
+
+  private answer(reply: KeepAliveReply): void {
+    const request = this.waiting.shift();
+    if (!request) return this.close(forwardFailed({ code: 13, details: 'the leader answered a keep-alive that was not asked' }));
+    clearTimeout(request.timer);
+    const ttl = Number(reply.TTL);
+    if (ttl > 0) request.resolve(ttl);
+    else request.reject(leaseNotFoundError(request.id));
+  }
+}
+
 function forwardTimeout(): LichenError {
   return new LichenError(ErrorCode.Timeout, 'request timed out (forwarding to the leader)', { etcdError: 'timeout' });
 }
 
-function forwardFailed(error: ServiceError): LichenError {
+function forwardFailed(error: Pick<ServiceError, 'code' | 'details'> & { message?: string }): LichenError {
   // NOT_FOUND is the leader's "lease not found"; anything else means the leader was unreachable.
   if (error.code === 5) return new LichenError(ErrorCode.LeaseNotFound, 'the leader does not know the lease', { etcdError: 'leaseNotFound' });
   return new LichenError(ErrorCode.Unavailable, `cannot reach the leader: ${error.details || error.message}`);

@@ -419,6 +419,40 @@ describe('gRPC Lease service', () => {
   });
 });
 
+describe('gRPC keep-alive stream through a follower', () => {
+  /** A follower whose forwarded renewals wait until the test answers them. */
+  class ForwardingBackend extends MemoryBackend {
+    readonly waiting = new Map<number, () => void>();
+    override async leaseKeepAlive(id: number) {
+      await new Promise<void>((resolve) => this.waiting.set(id, resolve));
+      return super.leaseKeepAlive(id);
+    }
+  }
+  let h: Harness;
+  let backend: ForwardingBackend;
+  before(async () => {
+    backend = new ForwardingBackend();
+    h = await startHarness({ backend });
+  });
+  after(() => h.close());
+
+  it('starts each renewal when it arrives and answers in order', async () => {
+    const first = await backend.leaseGrant({ TTL: 21 });
+    const second = await backend.leaseGrant({ TTL: 22 });
+    const stream = (h.clients.Lease as any).LeaseKeepAlive();
+    const responses = new MessageQueue<any>(stream);
+    stream.write({ ID: first.ID });
+    stream.write({ ID: second.ID });
+    // Both renewals are under way before either is answered (one forward to the leader each).
+    for (let turn = 0; backend.waiting.size < 2 && turn < 10_000; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(backend.waiting.size, 2);
+    backend.waiting.get(second.ID)!();
+    backend.waiting.get(first.ID)!();
+    assert.deepEqual([(await responses.next()).TTL, (await responses.next()).TTL], ['21', '22']);
+    stream.end();
+  });
+});
+
 describe('gRPC Cluster, Maintenance, Auth and Health services', () => {
   let h: Harness;
   before(async () => {
