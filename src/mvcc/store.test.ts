@@ -544,6 +544,30 @@ for (const factory of engineFactories()) {
         assert.deepEqual(h.all(), ['k=v7@2/9/v8']);
       });
 
+      it('a delete range and a lease revoke read no record unless prevKv or a prevKv watcher needs it', () => {
+        const counted = countingRecordReads(freshEngine());
+        const h = Harness.open(counted.engine);
+        h.store.countPrevKvWatchers(0);
+        h.ok({ type: 'leaseGrant', request: { ID: 7, TTL: 60 } });
+        for (const name of ['a1', 'a2', 'a3', 'b1', 'b2']) h.put(name, `v-${name}`, { lease: name.startsWith('b') ? 7 : 0 });
+        const deleted = h.ok({ type: 'deleteRange', request: { key: b('a'), rangeEnd: b('b') } });
+        assert.equal((deleted.response as { deleted: number }).deleted, 3);
+        assert.deepEqual(deleted.events.map((e) => [s(e.kv.key), e.type, e.prevKv]), [['a1', 1, undefined], ['a2', 1, undefined], ['a3', 1, undefined]]);
+        const revoked = h.ok({ type: 'leaseRevoke', id: 7 });
+        assert.deepEqual(revoked.events.map((e) => s(e.kv.key)), ['b1', 'b2']);
+        assert.equal(counted.reads(), 0);
+        assert.deepEqual(h.all(), []);
+
+        for (const name of ['c1', 'c2']) h.put(name, `v-${name}`);
+        const withPrevKv = h.ok({ type: 'deleteRange', request: { key: b('c1'), prevKv: true } });
+        assert.deepEqual((withPrevKv.response as { prevKvs: never[] }).prevKvs.map(show), ['c1=v-c1@9/9/v1']);
+        assert.equal(counted.reads(), 1);
+        h.store.countPrevKvWatchers(1);
+        const watched = h.ok({ type: 'deleteRange', request: { key: b('c2') } });
+        assert.equal(show(watched.events[0]!.prevKv!), 'c2=v-c2@10/10/v1');
+        assert.equal(counted.reads(), 2);
+      });
+
       it('versions and create revisions go on across compaction, and a delete starts them again', () => {
         const h = fresh();
         h.ok({ type: 'leaseGrant', request: { ID: 7, TTL: 60 } });
