@@ -221,6 +221,12 @@ export const authTokenTtlSecondsMax = 24 * 3600;
  */
 export const lmdbKeyBytesMax = 4026 - 1;
 /**
+ * Writes an engine keeps in memory, applied but not yet committed to its storage, before it
+ * commits them without waiting for the next tick: etcd's backend batch limit (10,000; its
+ * interval, 100 ms, is our tick). See src/engine/types.ts, commit().
+ */
+export const engineUncommittedOpsMax = 10_000;
+/**
  * etcd's default --quota-backend-bytes (DefaultQuotaBytes, 2 GiB): once the data in use reaches
  * the quota, the NOSPACE alarm is raised and writes that add data are refused (src/server/quota.ts).
  */

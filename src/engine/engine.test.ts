@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryEngine, ScopedEngine, closeEngine, openEngine, type Engine, type EngineKind, type RangeOptions } from './index.js';
+import { engineUncommittedOpsMax } from '../limits.js';
 
 const b = (s: string): Uint8Array => Buffer.from(s);
 const str = (u: Uint8Array): string => Buffer.from(u).toString();
@@ -130,6 +131,81 @@ for (const [kind, scoped] of KINDS.flatMap((kind) => [[kind, false], [kind, true
       assert.deepEqual(keysOf(engine, { start: new Uint8Array(0) }), ['a', 'gone']);
       engine.write([put('c', 'C')]);
       assert.equal(str(engine.get(b('c'))!), 'C');
+    });
+
+    test('committed and uncommitted writes read as one, in get, range and snapshots; commit() changes no read', async (t) => {
+      const engine = await factory(kind, t)();
+      engine.write(['a', 'b', 'c', 'd', 'e'].map((k) => put(k, k.toUpperCase())));
+      engine.commit();
+      assert.equal(engine.uncommittedOps, 0);
+      await engine.sync(); // leveldb: its commit's LevelDB batch is done, so the next one starts at once
+      engine.write([put('b', 'new'), del('c'), put('bb', 'BB'), del('a')]);
+      engine.batch(() => engine.write([put('f', 'F'), put('a', 'again'), del('a')]));
+      // memory commits every batch as it ends; lmdb and leveldb keep them until commit().
+      assert.equal(engine.uncommittedOps, kind === 'memory' ? 0 : 7);
+      const view = engine.snapshot();
+      const reads = (from: Pick<Engine, 'get' | 'range'>) => ({
+        a: from.get(b('a')),
+        b: str(from.get(b('b'))!),
+        c: from.get(b('c')),
+        all: [...from.range({ start: b('') })].map(([k, v]) => `${str(k)}=${str(v)}`),
+        reverse: keysOf(from, { start: b(''), reverse: true }),
+        window: keysOf(from, { start: b('b'), end: b('d') }),
+        windowReverse: keysOf(from, { start: b('a'), end: b('e'), reverse: true, limit: 2 }),
+        limited: keysOf(from, { start: b(''), limit: 3 }),
+      });
+      const expected = {
+        a: undefined,
+        b: 'new',
+        c: undefined,
+        all: ['b=new', 'bb=BB', 'd=D', 'e=E', 'f=F'],
+        reverse: ['f', 'e', 'd', 'bb', 'b'],
+        window: ['b', 'bb'],
+        windowReverse: ['d', 'bb'],
+        limited: ['b', 'bb', 'd'],
+      };
+      assert.deepEqual(reads(engine), expected);
+      engine.commit();
+      assert.equal(engine.uncommittedOps, 0);
+      assert.deepEqual(reads(engine), expected);
+      engine.write([put('b', 'newer'), del('d')]);
+      engine.commit();
+      assert.deepEqual(reads(view), expected, 'a view taken before the commits keeps what it saw');
+      view.close();
+      await engine.sync();
+      assert.deepEqual(keysOf(engine, { start: b('') }), ['b', 'bb', 'e', 'f']);
+    });
+
+    test('a direct batch commits as it ends, with the writes waiting before it; reads inside see its writes; a throw keeps none of them', async (t) => {
+      const engine = await factory(kind, t)();
+      await engine.sync();
+      engine.write([put('waiting', '1'), put('a', 'old')]);
+      const seen = engine.batch(
+        () => {
+          engine.write([put('a', 'new'), put('b', 'B')]);
+          engine.batch(() => engine.write([del('waiting')])); // nested: joins the direct batch
+          return keysOf(engine, { start: b('') }).map((key) => `${key}=${str(engine.get(b(key))!)}`);
+        },
+        { direct: true },
+      );
+      assert.deepEqual(seen, ['a=new', 'b=B']);
+      assert.equal(engine.uncommittedOps, 0);
+      assert.throws(() => engine.batch(() => (engine.write([put('c', 'C'), del('a')]), assert.fail('disk on fire')), { direct: true }), /disk on fire/);
+      assert.deepEqual([...engine.range({ start: b('') })].map(([k, v]) => `${str(k)}=${str(v)}`), ['a=new', 'b=B']);
+      await engine.sync();
+    });
+
+    test(`an engine commits by itself once ${engineUncommittedOpsMax} ops wait`, async (t) => {
+      const engine = await factory(kind, t)();
+      await engine.sync(); // the neighbours' writes of a partition, and no LevelDB batch running
+      const batchOps = 100;
+      for (let i = 0; i < engineUncommittedOpsMax / batchOps - 1; i++) {
+        engine.write(Array.from({ length: batchOps }, (_, j) => put(`k${(i * batchOps + j) % 500}`, `v${i}`)));
+      }
+      assert.equal(engine.uncommittedOps, kind === 'memory' ? 0 : engineUncommittedOpsMax - batchOps);
+      engine.write(Array.from({ length: batchOps }, (_, j) => put(`last${j}`, 'v')));
+      assert.equal(engine.uncommittedOps, 0);
+      assert.equal(keysOf(engine, { start: b('') }).length, 600);
     });
 
     test('range honours inclusive start, exclusive end, reverse and limit', async (t) => {

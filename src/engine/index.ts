@@ -1,4 +1,4 @@
-export type { Engine, EngineKind, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
+export type { BatchOptions, Engine, EngineKind, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
 export { MemoryEngine } from './memory.js';
 export { LmdbEngine } from './lmdb.js';
 export type { LmdbEngineOptions } from './lmdb.js';

@@ -30,22 +30,22 @@ interface HeldBatch {
  * test ends, the real call is back and whatever is still held runs.
  */
 function holdBatches(t: { after: (fn: () => Promise<void>) => void }, engine: LevelEngine): HeldBatch[] {
-  const db = (engine as unknown as { db: { batch(ops: unknown[], options: { sync: boolean }): Promise<void> } }).db;
-  const real = db.batch.bind(db);
+  const writer = engine as unknown as { writeBatch(ops: unknown[], sync: boolean): Promise<void> };
+  const real = writer.writeBatch.bind(engine);
   const held: HeldBatch[] = [];
-  db.batch = (ops, options) =>
+  writer.writeBatch = (ops, sync) =>
     new Promise<void>((resolve, reject) => {
       held.push({
         ops: [...ops],
-        sync: options.sync,
+        sync,
         release: async (error) => {
           if (error) return reject(error);
-          await real(ops, options).then(resolve, reject);
+          await real(ops, sync).then(resolve, reject);
         },
       });
     });
   t.after(async () => {
-    db.batch = real;
+    writer.writeBatch = real;
     for (const call of held) await call.release().catch(() => {});
   });
   return held;
@@ -80,20 +80,26 @@ test('closing flushes the writes still queued', async (t) => {
   assert.equal([...again.range({ start: b('') })].length, 100);
 });
 
-test('writes made while a LevelDB batch runs go into the next one, each key once with its last value; reads see them at once', async (t) => {
+test('writes wait for a commit; those made while a LevelDB batch runs go into the next one, each key once with its last value; reads see them at once', async (t) => {
   const engine = await LevelEngine.open({ dir: tempDir(t) });
   const held = holdBatches(t, engine);
   t.after(() => engine.closeAsync());
   engine.write([put('a', '1')]);
+  assert.equal(held.length, 0, 'kept until a commit');
+  engine.commit();
+  assert.equal(held.length, 1);
   engine.write([put('a', '2'), put('b', '1')]);
   engine.write([put('a', '3')]);
+  engine.commit();
   assert.equal(held.length, 1, 'one LevelDB batch at a time');
+  assert.equal(engine.uncommittedOps, 3, 'the commit waits for the batch running');
   assert.equal(str(engine.get(b('a'))!), '3');
   assert.deepEqual([...engine.range({ start: b('') })].map(([k, v]) => `${str(k)}=${str(v)}`), ['a=3', 'b=1']);
   const synced = engine.sync();
   await held[0]!.release();
   await settle();
   assert.equal(held.length, 2);
+  assert.equal(engine.uncommittedOps, 0);
   const text = (bytes: unknown) => Buffer.from(bytes as Uint8Array).toString('latin1');
   const written = (held[1]!.ops as { type: string; key: Uint8Array; value?: Uint8Array }[]).map((op) => `${op.type} ${text(op.key)}=${op.value ? text(op.value) : ''}`);
   assert.deepEqual(written, ['put \x00b=1', 'put \x00a=3', 'put \x01sync='], "the queued writes, each key's last op once, then the sync marker");
@@ -114,6 +120,33 @@ test('a failed LevelDB write fails sync and every later write: the process must 
   assert.throws(() => engine.write([put('b', '1')]), /disk gone/);
   await assert.rejects(engine.sync(), /disk gone/);
 });
+
+test('space() measures the files in the background: not on every call, again after 1 MiB written or 100 calls', async (t) => {
+  const dir = tempDir(t);
+  const engine = await LevelEngine.open({ dir });
+  t.after(() => engine.closeAsync());
+  const measuredAtOpen = engine.space().sizeBytes;
+  // A file that appears in the directory is not seen by the next calls (they stat nothing)...
+  fs.writeFileSync(join(dir, 'extra'), Buffer.alloc(3 << 20));
+  for (let i = 0; i < 10; i++) assert.equal(engine.space().sizeBytes, measuredAtOpen);
+  // ...but by the measurement that starts after 100 calls.
+  for (let i = 0; i < 90; i++) engine.space();
+  await until(() => engine.space().sizeBytes >= measuredAtOpen + (3 << 20));
+  // What is handed to LevelDB counts at once, and 1 MiB of it starts a new measurement.
+  await until(() => !(engine as unknown as { measuring: boolean }).measuring);
+  const withExtra = engine.space().sizeBytes;
+  fs.rmSync(join(dir, 'extra'));
+  engine.write([put('big', 'x'.repeat(1 << 20))]);
+  await engine.sync();
+  assert.ok(engine.space().sizeBytes >= withExtra + (1 << 20), 'the write counts before the files are measured');
+  await until(() => engine.space().sizeBytes < withExtra, 'a measurement without the removed file');
+});
+
+/** Waits (bounded, turn by turn) until `done()`: the engine's measurement runs on libuv's threads. */
+async function until(done: () => boolean, what = 'the background measurement'): Promise<void> {
+  for (let turn = 0; turn < 10_000 && !done(); turn++) await settle();
+  assert.ok(done(), `${what} did not happen`);
+}
 
 test('a data directory of the other on-disk engine is refused, not misread', async (t) => {
   const lmdbDir = join(tempDir(t), 'engine');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isLichenError } from '../errors.js';
 import { lmdbKeyBytesMax } from '../limits.js';
-import { LmdbEngine, type WriteOp } from './index.js';
+import { LmdbEngine, MemoryEngine, ScopedEngine, type WriteOp } from './index.js';
 
 const b = (s: string): Uint8Array => Buffer.from(s);
 const str = (u: Uint8Array): string => Buffer.from(u).toString();
@@ -103,4 +103,25 @@ test('syncs asked for while a flush runs share the next flush, which covers the 
   assert.equal(pending.length, 1);
   pending.shift()!();
   await later;
+});
+
+test("a partition's import goes straight into one LMDB transaction: none of it waits in memory", async (t) => {
+  const engine = LmdbEngine.open({ dir: tempDir(t) });
+  t.after(() => engine.closeAsync());
+  const partition = new ScopedEngine(engine, 7);
+  partition.write([{ type: 'put', key: b('old'), value: b('1') }]);
+  const source = new MemoryEngine();
+  source.write(Array.from({ length: 2_000 }, (_, i) => ({ type: 'put' as const, key: b(`k${i}`), value: b('v'.repeat(100)) })));
+  const waiting: number[] = [];
+  function* chunks(): Iterable<Uint8Array> {
+    for (const chunk of source.export(4096)) {
+      waiting.push((engine as unknown as { writes: Map<string, unknown> }).writes.size);
+      yield chunk;
+    }
+  }
+  partition.import(chunks());
+  assert.ok(waiting.length > 10);
+  assert.deepEqual(new Set(waiting), new Set([0]), 'the write waiting before it was committed first, and the import holds nothing');
+  assert.equal(partition.get(b('old')), undefined);
+  assert.equal([...partition.range({ start: b('') })].length, 2_000);
 });

@@ -13,6 +13,11 @@
 // systems that keep write order, so sync() (mdb_env_sync with force) must run before the server
 // releases WAL segments or relies on the engine alone; after it, everything written is durable.
 //
+// Commits. A batch's writes wait in memory (uncommitted.ts: reads lay them over LMDB's) until
+// commit(), which writes all of them, each key's last, in one LMDB write transaction: the server
+// commits on its ticks, as etcd's backend does every 100 ms, and the engine by itself once
+// engineUncommittedOpsMax writes wait. A process crash loses what waits; the WAL replays it.
+//
 // Keys. LMDB rejects zero-length keys, and the engine contract allows them, so every stored key
 // carries a one-byte prefix. That keeps byte order and costs one copy per key written or sought.
 // With 8 KiB pages LMDB allows keys up to 4026 bytes, so engine keys may be up to 4025 bytes.
@@ -26,10 +31,13 @@ import { open, type RootDatabase } from 'lmdb';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ErrorCode, LichenError } from '../errors.js';
+import { ErrorCode, LichenError, assert } from '../errors.js';
 import { decodeChunk, exportView } from './codec.js';
-import type { Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
-import { lmdbKeyBytesMax } from '../limits.js';
+import type { BatchOptions, Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
+import { overlay, storedId, type UncommittedWrite, type UncommittedWrites } from './uncommitted.js';
+import { engineUncommittedOpsMax, lmdbKeyBytesMax } from '../limits.js';
+
+const NO_WRITES: UncommittedWrites = new Map();
 
 const PAGE_BYTES = 8192;
 const KEY_PREFIX = 0x00;
@@ -69,34 +77,40 @@ function checkKey(key: Uint8Array): void {
 }
 
 /**
- * Pairs of [start, end) in key order (or reverse), from a database and optionally a held read
- * transaction. lmdb-js takes a reverse range as (start = high bound inclusive, end = low bound
- * exclusive), the opposite of our [start, end), so reverse scans start at `end` and skip it.
+ * Stored pairs of [low, high) in key order (or reverse), from a database and optionally a held
+ * read transaction. lmdb-js takes a reverse range as (start = high bound inclusive, end = low
+ * bound exclusive), the opposite of our [start, end), so reverse scans start at `high` and skip it.
  */
+function* storedPairs(db: RootDatabase<Buffer, Buffer>, low: Buffer, high: Buffer, reverse: boolean, transaction: Transaction | undefined): Iterable<[Buffer, Buffer]> {
+  const options = reverse ? { start: high, end: low, reverse: true, transaction } : { start: low, end: high, transaction };
+  for (const { key, value } of db.getRange(options as GetRangeOptions)) {
+    const stored = key as Buffer;
+    if (reverse && stored.equals(high)) continue; // exclusive upper bound
+    yield [stored, value as Buffer];
+  }
+  // lmdb-js ends a reverse scan before its exclusive `end`, so `low` itself comes last.
+  if (reverse) {
+    const value = getStored(db, low, transaction);
+    if (value !== undefined) yield [low, value];
+  }
+}
+
+/** Pairs of [start, end): the database's (or a held transaction's), with the uncommitted writes laid over them. */
 function* scan(
   db: RootDatabase<Buffer, Buffer>,
   { start, end, reverse = false, limit }: RangeOptions,
   transaction: Transaction | undefined,
+  writes: UncommittedWrites,
 ): Iterable<[Uint8Array, Uint8Array]> {
   const max = limit ?? Infinity;
   if (max <= 0) return;
   const low = toStored(start);
   const high = end === undefined ? STORED_END : toStored(end);
   if (Buffer.compare(low, high) >= 0) return;
-  const options = reverse
-    ? { start: high, end: low, reverse: true, transaction }
-    : { start: low, end: high, transaction };
   let yielded = 0;
-  for (const { key, value } of db.getRange(options as GetRangeOptions)) {
-    const stored = key as Buffer;
-    if (reverse && stored.equals(high)) continue; // exclusive upper bound
-    yield [fromStored(stored), value as Buffer];
+  for (const [stored, value] of overlay(storedPairs(db, low, high, reverse, transaction), writes, low, high, reverse)) {
+    yield [fromStored(stored), value];
     if (++yielded >= max) return;
-  }
-  // lmdb-js ends a reverse scan before its exclusive `end`, so `start` itself comes last.
-  if (reverse) {
-    const value = getStored(db, low, transaction);
-    if (value !== undefined) yield [fromStored(low), value];
   }
 }
 
@@ -111,23 +125,35 @@ function getStored(db: RootDatabase<Buffer, Buffer>, stored: Buffer, transaction
   return undefined;
 }
 
+/** The value of `stored` among uncommitted writes: a write, a delete (null), or none (undefined). */
+function uncommittedValue(writes: UncommittedWrites, stored: Buffer): Buffer | null | undefined {
+  if (writes.size === 0) return undefined;
+  const write = writes.get(storedId(stored));
+  return write === undefined ? undefined : (write.value ?? null);
+}
+
 class LmdbReadView implements ReadView {
   private closed = false;
 
   constructor(
     private readonly db: RootDatabase<Buffer, Buffer>,
     private readonly transaction: Transaction,
+    /** The engine's uncommitted writes when the view was taken (a copy). */
+    private readonly writes: UncommittedWrites,
   ) {}
 
   get(key: Uint8Array): Uint8Array | undefined {
     this.checkOpen();
     if (key.length > lmdbKeyBytesMax) return undefined;
-    return getStored(this.db, toStored(key), this.transaction);
+    const stored = toStored(key);
+    const uncommitted = uncommittedValue(this.writes, stored);
+    if (uncommitted !== undefined) return uncommitted ?? undefined;
+    return getStored(this.db, stored, this.transaction);
   }
 
   range(options: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {
     this.checkOpen();
-    return scan(this.db, options, this.transaction);
+    return scan(this.db, options, this.transaction, this.writes);
   }
 
   close(): void {
@@ -149,12 +175,24 @@ export interface LmdbEngineOptions {
 export class LmdbEngine implements Engine {
   readonly kind = 'lmdb' as const;
   private closed = false;
-  private batching = false;
+  /** Writes of finished batches that LMDB does not hold yet (see commit). */
+  private writes: UncommittedWrites = new Map();
+  private writesOps = 0;
+  /** While a batch runs: what its writes replaced among `writes` (undefined: nothing). */
+  private undo: Map<string, UncommittedWrite | undefined> | undefined;
+  private batchOps = 0;
+  /** While a direct batch runs (see BatchOptions): writes go straight into its LMDB transaction. */
+  private direct = false;
+  /** The first failed commit: the engine refuses every write after it (the process must restart). */
+  private failure: Error | undefined;
   /** The flush in progress, and the one that callers arriving during it share (see sync). */
   private flushing: Promise<void> | undefined;
   private nextFlush: Promise<void> | undefined;
 
-  private constructor(private readonly db: RootDatabase<Buffer, Buffer>) {}
+  private constructor(
+    private readonly db: RootDatabase<Buffer, Buffer>,
+    private readonly dir: string,
+  ) {}
 
   static open(options: LmdbEngineOptions): LmdbEngine {
     mkdirSync(options.dir, { recursive: true });
@@ -166,45 +204,104 @@ export class LmdbEngine implements Engine {
       noSync: true,
       overlappingSync: false,
     });
-    return new LmdbEngine(db);
+    return new LmdbEngine(db, options.dir);
   }
 
   get(key: Uint8Array): Uint8Array | undefined {
     if (key.length > lmdbKeyBytesMax) return undefined;
-    return this.db.get(toStored(key));
+    const stored = toStored(key);
+    const uncommitted = uncommittedValue(this.writes, stored);
+    if (uncommitted !== undefined) return uncommitted ?? undefined;
+    return this.db.get(stored);
   }
 
   range(options: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {
-    return scan(this.db, options, undefined);
+    return scan(this.db, options, undefined, this.writes);
   }
 
   write(ops: WriteOp[]): void {
     for (const op of ops) checkKey(op.key);
-    const stored = ops.map((op) => toStored(op.key));
-    // One synchronous LMDB write transaction (or the batch's): all ops or none (a throw aborts it).
-    this.batch(() => {
-      for (let i = 0; i < ops.length; i++) {
-        const op = ops[i]!;
-        if (op.type === 'put') this.db.put(stored[i]!, Buffer.from(op.value.buffer, op.value.byteOffset, op.value.byteLength));
-        else this.db.remove(stored[i]!);
+    if (this.direct) {
+      // Straight into the direct batch's LMDB transaction (LMDB copies the bytes).
+      for (const op of ops) {
+        if (op.type === 'put') this.db.put(toStored(op.key), Buffer.from(op.value.buffer, op.value.byteOffset, op.value.byteLength));
+        else this.db.remove(toStored(op.key));
       }
+      return;
+    }
+    this.batch(() => {
+      for (const op of ops) this.stage(toStored(op.key), op.type === 'put' ? Buffer.from(op.value) : undefined);
     });
   }
 
-  batch<T>(fn: () => T): T {
-    // Inside a batch, writes join its transaction: no child transaction (lmdb-js makes one for a
-    // nested transactionSync), since a throw aborts the whole batch anyway.
-    if (this.batching) return fn();
-    this.batching = true;
+  private stage(stored: Buffer, value: Buffer | undefined): void {
+    const id = storedId(stored);
+    if (!this.undo!.has(id)) this.undo!.set(id, this.writes.get(id));
+    this.writes.set(id, { stored, value });
+    this.batchOps++;
+  }
+
+  batch<T>(fn: () => T, options?: BatchOptions): T {
+    if (this.undo || this.direct) return fn();
+    if (this.failure) throw this.failure;
+    if (options?.direct) return this.directBatch(fn);
+    const undo = (this.undo = new Map());
+    this.batchOps = 0;
+    let result: T;
+    try {
+      result = fn();
+    } catch (error) {
+      for (const [id, before] of undo) {
+        if (before === undefined) this.writes.delete(id);
+        else this.writes.set(id, before);
+      }
+      throw error;
+    } finally {
+      this.undo = undefined;
+    }
+    this.writesOps += this.batchOps;
+    if (this.writesOps >= engineUncommittedOpsMax) this.commit();
+    return result;
+  }
+
+  /** The waiting writes committed first, then `fn` in one LMDB write transaction of its own (a throw aborts it). */
+  private directBatch<T>(fn: () => T): T {
+    this.commit();
+    this.direct = true;
     try {
       return this.db.transactionSync(fn);
     } finally {
-      this.batching = false;
+      this.direct = false;
     }
   }
 
+  get uncommittedOps(): number {
+    return this.writesOps;
+  }
+
+  /** One synchronous LMDB write transaction with every uncommitted write (each key's last). */
+  commit(): void {
+    assert(this.undo === undefined && !this.direct, 'lmdb: commit inside a batch');
+    if (this.failure) throw this.failure;
+    if (this.writes.size === 0) return;
+    const writes = this.writes;
+    try {
+      this.db.transactionSync(() => {
+        for (const { stored, value } of writes.values()) {
+          if (value === undefined) this.db.remove(stored);
+          else this.db.put(stored, value);
+        }
+      });
+    } catch (error) {
+      this.failure = new LichenError(ErrorCode.Internal, `lmdb commit failed in ${this.dir}: ${String(error)}`);
+      throw this.failure;
+    }
+    this.writes = new Map();
+    this.writesOps = 0;
+  }
+
   snapshot(): ReadView {
-    return new LmdbReadView(this.db, this.db.useReadTransaction());
+    return new LmdbReadView(this.db, this.db.useReadTransaction(), this.writes.size === 0 ? NO_WRITES : new Map(this.writes));
   }
 
   /**
@@ -215,6 +312,8 @@ export class LmdbEngine implements Engine {
    * sample it (the server does once per tick), never per request.
    */
   space(): EngineSpace {
+    // LMDB counts what it holds: the writes waiting count once committed (never inside a batch).
+    if (this.undo === undefined && !this.direct && this.failure === undefined) this.commit();
     const stats = this.db.getStats() as LmdbStats;
     const pagesInUse = META_PAGES + treePages(stats) + treePages(stats.free);
     return { sizeBytes: (stats.lastPageNumber + 1) * stats.pageSize, inUseBytes: pagesInUse * stats.pageSize };
@@ -227,6 +326,11 @@ export class LmdbEngine implements Engine {
    * replicas took 1.2 s with one flush each, 0.2 s with shared flushes: bench:groups --disk).
    */
   sync(): Promise<void> {
+    try {
+      this.commit();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.flushing === undefined) return this.flush();
     const after = () => {
       this.nextFlush = undefined;
@@ -255,6 +359,8 @@ export class LmdbEngine implements Engine {
 
   /** Replaces the key space in one write transaction: a bad chunk aborts it and nothing changes. */
   import(chunks: Iterable<Uint8Array>): void {
+    // The import replaces what LMDB holds, so what waits goes in first (a failed import keeps it).
+    this.commit();
     this.db.transactionSync(() => {
       // Nested in our transaction, clearSync runs inside it rather than committing on its own.
       this.db.clearSync();
@@ -279,6 +385,7 @@ export class LmdbEngine implements Engine {
   async closeAsync(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (!this.failure) this.commit();
     await delay(0);
     await this.db.close();
   }

@@ -85,6 +85,13 @@ export class MemoryEngine extends SortedMap implements Engine {
     return new SortedMap([...this.keys], new Map(this.values));
   }
 
+  /** Every batch is "committed" as it ends: there is no storage to defer to. */
+  get uncommittedOps(): number {
+    return 0;
+  }
+
+  commit(): void {}
+
   async sync(): Promise<void> {}
 
   /** Nothing is allocated beyond the keys and values, so the size and the size in use agree. */

@@ -10,7 +10,7 @@
 // shorter than the engine's (lmdbKeyBytesMax); engine keys are revisions and ids, far below it.
 import { assert } from '../errors.js';
 import { decodeChunk, exportView } from './codec.js';
-import type { Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
+import type { BatchOptions, Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
 
 export const GROUP_PREFIX_BYTES = 4;
 /** Old keys deleted per engine write when an import replaces a partition. */
@@ -75,12 +75,21 @@ export class ScopedEngine extends ScopedView implements Engine {
     this.engine.write(ops.map((op) => (op.type === 'put' ? { type: 'put', key: this.key(op.key), value: op.value } : { type: 'del', key: this.key(op.key) })));
   }
 
-  batch<T>(fn: () => T): T {
-    return this.engine.batch(fn);
+  batch<T>(fn: () => T, options?: BatchOptions): T {
+    return this.engine.batch(fn, options);
   }
 
   snapshot(): ReadView {
     return new ScopedView(this.engine.snapshot(), this.prefix, this.end);
+  }
+
+  /** The whole engine's: its commits hold every group's writes. */
+  get uncommittedOps(): number {
+    return this.engine.uncommittedOps;
+  }
+
+  commit(): void {
+    this.engine.commit();
   }
 
   sync(): Promise<void> {
@@ -98,15 +107,19 @@ export class ScopedEngine extends ScopedView implements Engine {
 
   /** Replaces the partition's keys in one engine write: a bad chunk aborts it and nothing changes. */
   import(chunks: Iterable<Uint8Array>): void {
-    this.engine.batch(() => {
-      // A slice of the old keys at a time (the batch sees its own deletes), so memory stays bounded.
-      for (;;) {
-        const old = [...this.range({ start: new Uint8Array(0), limit: IMPORT_DELETES_PER_WRITE })];
-        if (old.length === 0) break;
-        this.write(old.map(([key]): WriteOp => ({ type: 'del', key: Uint8Array.from(key) })));
-      }
-      for (const chunk of chunks) this.write([...decodeChunk(chunk)].map(([key, value]): WriteOp => ({ type: 'put', key, value })));
-    });
+    // Direct: a partition may be large, and lmdb then holds none of it in memory.
+    this.engine.batch(
+      () => {
+        // A slice of the old keys at a time (the batch sees its own deletes), so memory stays bounded.
+        for (;;) {
+          const old = [...this.range({ start: new Uint8Array(0), limit: IMPORT_DELETES_PER_WRITE })];
+          if (old.length === 0) break;
+          this.write(old.map(([key]): WriteOp => ({ type: 'del', key: Uint8Array.from(key) })));
+        }
+        for (const chunk of chunks) this.write([...decodeChunk(chunk)].map(([key, value]): WriteOp => ({ type: 'put', key, value })));
+      },
+      { direct: true },
+    );
   }
 
   /** The engine is the process's: it stays open for the other groups (ProcessStorage closes it). */

@@ -2,6 +2,8 @@
 // All calls are synchronous: the apply loop runs one command at a time and must read its own
 // writes. Durability comes from the WAL (the applied raft index is written in the same batch as
 // the data it covers, so after a crash the server replays what the engine does not yet hold).
+// So an engine may also keep finished batches in memory and commit them to its storage later,
+// many at once, as etcd's backend commits every 100 ms or 10,000 writes (see commit()).
 
 export type WriteOp =
   | { type: 'put'; key: Uint8Array; value: Uint8Array }
@@ -33,12 +35,20 @@ export interface Engine extends ReadView {
    * Runs `fn` so that every write it makes is committed together, as one write: reads inside
    * see them, and if `fn` throws none of them is kept. Nested calls join the outer one. (The
    * server applies all committed entries of a Ready in one batch: an LMDB commit per entry was
-   * about a third of the cost of applying it.)
+   * about a third of the cost of applying it.) A finished batch is either committed to storage
+   * at once (uncommittedOps stays 0) or kept, visible to reads, until the next commit().
    */
-  batch<T>(fn: () => T): T;
+  batch<T>(fn: () => T, options?: BatchOptions): T;
+  /** The ops of finished batches not yet committed to storage (a process crash loses them). */
+  readonly uncommittedOps: number;
+  /**
+   * Commits every finished batch to storage now, all in one transaction, in their order (leveldb
+   * hands them to LevelDB as one batch, after the one it is writing if any).
+   */
+  commit(): void;
   /** A consistent read view as of now. */
   snapshot(): ReadView;
-  /** Resolves when every write so far is on stable storage (call before releasing WAL entries). */
+  /** Resolves when every write so far is committed and on stable storage (call before releasing WAL entries). */
   sync(): Promise<void>;
   /** How much space the engine takes and how much of it holds data (see EngineSpace). */
   space(): EngineSpace;
@@ -46,6 +56,15 @@ export interface Engine extends ReadView {
   export(chunkBytes?: number): Iterable<Uint8Array>;
   /** Replaces the whole key space with an export, atomically. */
   import(chunks: Iterable<Uint8Array>): void;
+}
+
+export interface BatchOptions {
+  /**
+   * Commit the batch as it ends, with the writes waiting before it, and hold none of its writes
+   * in memory where the engine can (lmdb writes them straight into its transaction): for large
+   * batches, such as replacing a group's partition with a snapshot.
+   */
+  direct?: boolean;
 }
 
 export type EngineKind = Engine['kind'];

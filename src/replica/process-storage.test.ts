@@ -126,3 +126,22 @@ test('a removed group leaves nothing on disk: its WAL records, keys and snapshot
   // A group created again under a removed id starts empty.
   assert.deepEqual(keys(await again.replicaStorage(2, initial)), []);
 });
+
+for (const engine of ['lmdb', 'leveldb'] as const) {
+  test(`applied writes wait in the ${engine} engine for a commit, and durableIndex moves only with a sync`, async (t) => {
+    const disk = await ProcessStorage.open({ dir: tempDir(t), engine });
+    t.after(() => disk.close());
+    const one = await disk.replicaStorage(1, initial);
+    const durableAtOpen = one.machine.durableIndex;
+    await write(one, ['a', '1'], ['b', '2'], ['c', '3']);
+    assert.ok(one.machine.uncommittedOps > 0, 'applies are kept until a commit');
+    assert.deepEqual(keys(one), ['a=1', 'b=2', 'c=3']);
+    one.machine.commit();
+    assert.equal(one.machine.uncommittedOps, 0);
+    assert.equal(one.machine.durableIndex, durableAtOpen, 'a commit is not a sync');
+    const applied = one.machine.appliedIndex;
+    await one.machine.sync();
+    assert.equal(one.machine.durableIndex, applied);
+    await one.wal.close();
+  });
+}

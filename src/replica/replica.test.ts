@@ -293,6 +293,49 @@ test('the per-stage histograms see a write (fsync, apply, engine commit, proposa
   await group.stop();
 });
 
+/** An engine that counts its writes as waiting for a commit, as lmdb and leveldb keep them. */
+class DeferringEngine extends DiskEngine {
+  waiting = 0;
+  commits = 0;
+
+  override get uncommittedOps(): number {
+    return this.waiting;
+  }
+
+  override write(ops: Parameters<MemoryEngine['write']>[0]): void {
+    super.write(ops);
+    this.waiting += ops.length;
+  }
+
+  override commit(): void {
+    if (this.waiting > 0) this.commits++;
+    this.waiting = 0;
+  }
+}
+
+test('applied writes wait in the engine until the next tick commits them, and the commit is timed', async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const engines = new Map([...group.replicas.keys()].map((id) => [id, new DeferringEngine()]));
+  // The members restart at once on engines that defer commits (their state comes back from their WALs).
+  for (const [id, engine] of engines) {
+    group.crash(id);
+    group.disks.get(id)!.engine = engine;
+    await group.start(id);
+  }
+  const newLeader = await group.elect();
+  await group.drive(newLeader.propose({ type: 'put', request: { key: bytes('k'), value: bytes('v1') } }));
+  const engine = engines.get(newLeader.memberId)!;
+  assert.ok(engine.uncommittedOps > 0, 'the apply left its writes waiting');
+  const commitsBefore = engine.commits;
+  const timed = async () => (await group.metrics.get(newLeader.memberId)!.backendCommitSeconds!.get()).values.find((v) => v.metricName?.endsWith('_count'))!.value;
+  const timedBefore = await timed();
+  await group.run(TICK_MS);
+  assert.equal(engine.uncommittedOps, 0);
+  assert.ok(engine.commits > commitsBefore, 'a tick committed them');
+  assert.ok((await timed()) > timedBefore, 'backend_commit_duration_seconds saw the commit');
+  await group.stop();
+});
+
 test("a group whose NOSPACE alarm is the member's refuses writes past the quota, raises the alarm there, and takes a write as soon as compaction frees space, before a tick measures it", async () => {
   const raised: string[] = [];
   let alarmRaised = false;

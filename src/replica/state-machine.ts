@@ -2,6 +2,13 @@
 // over one engine (lmdb in a process, the memory engine in tests), with etcd's apply-time
 // authorization (src/auth/apply.ts). Both stores keep their data under their own key prefixes,
 // so one engine export is the whole state and one import restores it.
+//
+// Engine commits. The replica applies each Ready's entries in one batch; an engine may commit
+// batches to its storage later, many at once (the replica commits on every tick, the engine by
+// itself once engineUncommittedOpsMax writes wait), as etcd's backend commits every 100 ms or
+// 10,000 writes. Each batch carries the applied index with its data, so after a crash the engine
+// holds the state as of some applied index and the WAL replays the rest; the WAL may release
+// entries only up to what a sync() has made durable (durableIndex).
 import { AuthStore, applyCommand, type ApplyResult } from '../auth/index.js';
 import type { Engine, EngineSpace } from '../engine/index.js';
 import { MvccStore, type Command } from '../mvcc/index.js';
@@ -11,6 +18,8 @@ export class KvStateMachine implements StateMachine {
   readonly mvcc: MvccStore;
   readonly auth: AuthStore;
 
+  private durable: number;
+
   /** `stores`: already opened over `engine` (start-up may have installed a snapshot into them). */
   constructor(
     readonly engine: Engine,
@@ -18,6 +27,8 @@ export class KvStateMachine implements StateMachine {
   ) {
     this.mvcc = stores.mvcc ?? MvccStore.open(engine);
     this.auth = stores.auth ?? AuthStore.open(engine);
+    // What the engine holds at open came from its files (a snapshot installed later is durable after the next sync).
+    this.durable = this.mvcc.appliedIndex;
   }
 
   get appliedIndex(): number {
@@ -34,6 +45,18 @@ export class KvStateMachine implements StateMachine {
 
   batch(applies: () => void): void {
     this.engine.batch(applies);
+  }
+
+  get uncommittedOps(): number {
+    return this.engine.uncommittedOps;
+  }
+
+  commit(): void {
+    this.engine.commit();
+  }
+
+  get durableIndex(): number {
+    return this.durable;
   }
 
   export(): Iterable<Uint8Array> {
@@ -53,8 +76,10 @@ export class KvStateMachine implements StateMachine {
     return this.engine.space();
   }
 
-  sync(): Promise<void> {
-    return this.engine.sync();
+  async sync(): Promise<void> {
+    const applied = this.appliedIndex;
+    await this.engine.sync();
+    this.durable = Math.max(this.durable, applied);
   }
 
   async close(): Promise<void> {

@@ -59,8 +59,20 @@ export interface StateMachine {
    * the engine's state, which must then say it holds `index`.
    */
   markApplied(index: number): void;
-  /** Runs `applies` so that all of them are committed to the engine at once. */
+  /**
+   * Runs `applies` as one engine write. The engine commits it to storage at once or keeps it,
+   * with later ones, until commit() (the replica's tick) or until enough writes wait.
+   */
   batch(applies: () => void): void;
+  /** The engine's writes not yet committed to storage (0 when each batch commits as it ends). */
+  readonly uncommittedOps: number;
+  /** Commits the engine's waiting writes to storage now, in one transaction. */
+  commit(): void;
+  /**
+   * An applied index the engine holds durably: its state as of this index (or later) survives a
+   * crash of the machine. Set at open and by every sync(); the WAL may let go of entries up to it.
+   */
+  readonly durableIndex: number;
   /** The whole state as chunks, from a view pinned when the first chunk is pulled. */
   export(): Iterable<Uint8Array>;
   /** The whole state as chunks, from a view pinned when the first chunk is pulled that holds every apply (see MvccStore.exportApplied). */
@@ -68,7 +80,7 @@ export interface StateMachine {
   /** Replaces the whole state with a snapshot's (an export's chunks). */
   install(chunks: Iterable<Uint8Array>): void;
   space(): EngineSpace;
-  /** Resolves once everything applied so far is durable (before the log lets go of it). */
+  /** Resolves once everything applied so far is durable (before the log lets go of it): durableIndex is then at least the applied index of the call. */
   sync(): Promise<void>;
   close(): Promise<void>;
 }

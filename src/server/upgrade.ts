@@ -120,5 +120,5 @@ function partitionEngine(engine: Engine, groupId: number): number {
     assert(below === undefined && above === undefined, 'a lichen 0.1 engine holds a key starting with byte 0');
     engine.write([{ type: 'put', key: ENGINE_FORMAT_KEY, value: Buffer.from(ENGINE_FORMAT_PARTITIONED) }]);
     return moved;
-  });
+  }, { direct: true });
 }

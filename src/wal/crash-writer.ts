@@ -8,8 +8,9 @@
 // applied index is written in the same batch as the data); and prints "ready" followed by
 // "<lastIndex>:<applied>" per group. Then it loops: each group saves a batch of entries, all in
 // the same turn (one write, one fdatasync), and once they are durable it prints "ack" followed by
-// each group's last index; applies them; and every so often takes a group's snapshot, marks it in
-// the WAL and releases the group's entries, as the server does. The last group saves one round in
+// each group's last index; applies them (each group's in one engine batch); commits the engine
+// every few rounds; and every so often takes a group's snapshot, marks it in the WAL and releases
+// the group's entries, as the server does. The last group saves one round in
 // LAGGING_EVERY_ROUNDS, so its entries sit in old segments that other groups have released (the
 // shared WAL rewrites them). Output goes through fs.writeSync so a line the parent reads was
 // written after the saves it reports had resolved.
@@ -26,6 +27,7 @@ export const CRASH_GROUPS = [1, 2, 3];
 const LAGGING_EVERY_ROUNDS = 10;
 const SNAPSHOT_EVERY_ENTRIES = 50;
 const BATCH_ENTRIES_MAX = 7;
+const COMMIT_EVERY_ROUNDS = 3;
 
 export const entryKey = (index: number): Buffer => Buffer.from(`entry/${String(index).padStart(10, '0')}`);
 export const entryText = (group: number, index: number): string => `entry-${group}-${index}-` + 'p'.repeat(index % 200);
@@ -106,12 +108,17 @@ async function main(): Promise<void> {
     await Promise.all(batches.map((b) => b.saved));
     say(`ack ${groups.map((g) => g.lastIndex).join(' ')}`);
     for (const { group, entries } of batches) {
-      for (const entry of entries) {
-        group.terms.set(entry.index, entry.term);
-        apply(group, entry);
-      }
+      group.engine.batch(() => {
+        for (const entry of entries) {
+          group.terms.set(entry.index, entry.term);
+          apply(group, entry);
+        }
+      });
       if (group.applied - group.snapshotIndex >= SNAPSHOT_EVERY_ENTRIES) await snapshot(group);
     }
+    // The server commits the engine on its ticks, across many saves: a kill finds writes applied
+    // but not committed, committed but not synced, and synced with the log not yet released.
+    if (round % COMMIT_EVERY_ROUNDS === 0) engine.commit();
   }
 }
 
