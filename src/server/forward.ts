@@ -111,7 +111,7 @@ export class MemberCalls implements LeaderForwarder {
 
   close(): void {
     for (const streams of this.keepAliveStreams.values()) {
-      for (const stream of [...streams]) stream.close(forwardFailed({ code: 1, details: 'the member is stopping' }));
+      for (const stream of [...streams]) stream.close(leaderUnreachable('the member is stopping'));
     }
     this.keepAliveStreams.clear();
     for (const client of this.clients.values()) client.close();
@@ -156,11 +156,11 @@ class ForwardedKeepAlives {
   ) {
     stream.on('data', (reply: KeepAliveReply) => this.answer(reply));
     stream.on('error', (error: ServiceError) => this.close(forwardFailed(error)));
-    stream.on('end', () => this.close(forwardFailed({ code: 14, details: 'the leader ended the keep-alive stream' })));
+    stream.on('end', () => this.close(leaderUnreachable('the leader ended the keep-alive stream')));
   }
 
   renew(id: number): Promise<number> {
-    if (this.closed) return Promise.reject(forwardFailed({ code: 14, details: 'the keep-alive stream is closed' }));
+    if (this.closed) return Promise.reject(leaderUnreachable('the keep-alive stream is closed'));
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => this.close(forwardTimeout()), this.timeoutMs);
       this.waiting.push({ id, resolve, reject, timer });
@@ -181,7 +181,7 @@ class ForwardedKeepAlives {
 
   private answer(reply: KeepAliveReply): void {
     const request = this.waiting.shift();
-    if (!request) return this.close(forwardFailed({ code: 13, details: 'the leader answered a keep-alive that was not asked' }));
+    if (!request) return this.close(leaderUnreachable('the leader answered a keep-alive that was not asked'));
     clearTimeout(request.timer);
     const ttl = Number(reply.TTL);
     if (ttl > 0) request.resolve(ttl);
@@ -193,8 +193,12 @@ function forwardTimeout(): LichenError {
   return new LichenError(ErrorCode.Timeout, 'request timed out (forwarding to the leader)', { etcdError: 'timeout' });
 }
 
-function forwardFailed(error: Pick<ServiceError, 'code' | 'details'> & { message?: string }): LichenError {
+function forwardFailed(error: ServiceError): LichenError {
   // NOT_FOUND is the leader's "lease not found"; anything else means the leader was unreachable.
   if (error.code === 5) return new LichenError(ErrorCode.LeaseNotFound, 'the leader does not know the lease', { etcdError: 'leaseNotFound' });
-  return new LichenError(ErrorCode.Unavailable, `cannot reach the leader: ${error.details || error.message}`);
+  return leaderUnreachable(error.details || error.message);
+}
+
+function leaderUnreachable(reason: string): LichenError {
+  return new LichenError(ErrorCode.Unavailable, `cannot reach the leader: ${reason}`);
 }
