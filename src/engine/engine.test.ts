@@ -284,6 +284,23 @@ for (const [kind, scoped] of KINDS.flatMap((kind) => [[kind, false], [kind, true
       assert.equal(str(ranged), 'value');
     });
 
+    test('a value read is the caller\'s: later reads, writes and a reused key buffer change nothing', async (t) => {
+      const engine = await factory(kind, t)();
+      engine.write([put('a', 'first value'), put('b', 'second, longer value'), put('c', 'x')]);
+      engine.commit();
+      const key = Buffer.from('a');
+      const first = engine.get(key)!;
+      // Callers may reuse a key buffer once get returns (src/engine/lookup-keys.ts relies on it).
+      key[0] = 0x62;
+      const second = engine.get(key)!;
+      engine.get(b('c'));
+      engine.write([put('a', 'rewritten'), put('b', 'rewritten')]);
+      engine.commit();
+      assert.equal(str(first), 'first value');
+      assert.equal(str(second), 'second, longer value');
+      assert.equal(str(engine.get(b('b'))!), 'rewritten');
+    });
+
     test('a snapshot keeps its view while later writes happen, in get and range, until closed', async (t) => {
       const engine = await factory(kind, t)();
       engine.write([put('a', '1'), put('b', '1')]);

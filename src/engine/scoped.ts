@@ -10,6 +10,7 @@
 // shorter than the engine's (lmdbKeyBytesMax); engine keys are revisions and ids, far below it.
 import { assert } from '../errors.js';
 import { decodeChunk, exportView } from './codec.js';
+import { LookupKeys } from './lookup-keys.js';
 import type { BatchOptions, Engine, EngineSpace, RangeOptions, ReadView, WriteOp } from './types.js';
 
 export const GROUP_PREFIX_BYTES = 4;
@@ -26,6 +27,8 @@ export function groupPrefix(groupId: number): Buffer {
 }
 
 class ScopedView implements ReadView {
+  private readonly lookupKeys = new LookupKeys();
+
   constructor(
     protected readonly inner: ReadView,
     protected readonly prefix: Buffer,
@@ -41,7 +44,10 @@ class ScopedView implements ReadView {
   }
 
   get(key: Uint8Array): Uint8Array | undefined {
-    return this.inner.get(this.key(key));
+    const stored = this.lookupKeys.of(GROUP_PREFIX_BYTES + key.length);
+    this.prefix.copy(stored, 0);
+    stored.set(key, GROUP_PREFIX_BYTES);
+    return this.inner.get(stored);
   }
 
   *range({ start, end, reverse, limit }: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {

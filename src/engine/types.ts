@@ -22,6 +22,7 @@ export interface RangeOptions {
 
 /** A consistent read view: later writes are invisible to it. Close it when done. */
 export interface ReadView {
+  /** Does not keep `key` after it returns: callers may reuse its buffer (see lookup-keys.ts). */
   get(key: Uint8Array): Uint8Array | undefined;
   range(options: RangeOptions): Iterable<[key: Uint8Array, value: Uint8Array]>;
   close(): void;

@@ -8,7 +8,8 @@
 //   'a' + kind + name                                     → 'm' meta (enabled, revision), 'u' users, 'r' roles
 // Revision records sort by (main, sub), so history for watch catch-up and HashKV is one ordered
 // engine scan, and compaction deletes records by their exact keys.
-import { ByteReader, ByteWriter, asBuffer, readU64, writeU64 } from './bytes.js';
+import { LichenError } from '../errors.js';
+import { ByteWriter, asBuffer, readU64, writeU64 } from './bytes.js';
 
 export const PREFIX_REVISION = 0x72; // 'r'
 export const PREFIX_META = 0x6d; // 'm'
@@ -21,8 +22,20 @@ export const META_APPLIED_INDEX = Buffer.from('mapplied-index');
 export const META_CURRENT_REVISION = Buffer.from('mcurrent-revision');
 export const META_COMPACT_REVISION = Buffer.from('mcompact-revision');
 
+const REVISION_KEY_BYTES = 13;
+
 export function revisionKey(main: number, sub: number): Uint8Array {
-  const key = Buffer.allocUnsafe(13);
+  return writeRevisionKey(Buffer.allocUnsafe(REVISION_KEY_BYTES), main, sub);
+}
+
+/**
+ * A buffer to write revision keys into that are only looked up: an engine's get does not keep the
+ * key it is given, so one buffer serves every record read (a range reads one per key it returns).
+ */
+export const revisionLookupKey = (): Buffer => Buffer.allocUnsafe(REVISION_KEY_BYTES);
+
+/** Writes the revision key of (main, sub) into `key` (from revisionLookupKey) and returns it. */
+export function writeRevisionKey(key: Buffer, main: number, sub: number): Buffer {
   key[0] = PREFIX_REVISION;
   writeU64(key, 1, main);
   key.writeUInt32BE(sub, 9);
@@ -90,17 +103,21 @@ export function encodeRecord(record: StoredRecord): Uint8Array {
   return w.finish();
 }
 
-/** The record's key and value are views of `bytes`: pass bytes the caller owns (an engine read's result). */
+/**
+ * The record's key and value are views of `bytes`: pass bytes the caller owns (an engine read's
+ * result). Parsed in place, without a reader object: a range reads one record per key it returns.
+ */
 export function decodeRecord(bytes: Uint8Array): StoredRecord {
-  const r = new ByteReader(bytes, 'mvcc record');
-  const format = r.u8();
-  if (format !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${format}`);
-  const flags = r.u8();
-  const createRevision = r.uvar();
-  const version = r.uvar();
-  const lease = r.uvar();
-  const key = r.view(r.uvar());
-  const value = r.view();
+  const buf = asBuffer(bytes);
+  const flags = recordStart(buf);
+  const createRevision = recordUvar(buf);
+  const version = recordUvar(buf);
+  const lease = recordUvar(buf);
+  const keyLength = recordUvar(buf);
+  const keyStart = cursor;
+  if (keyStart + keyLength > buf.length) throw recordError('truncated');
+  const key = new Uint8Array(buf.buffer, buf.byteOffset + keyStart, keyLength);
+  const value = new Uint8Array(buf.buffer, buf.byteOffset + keyStart + keyLength, buf.length - keyStart - keyLength);
   return { key, value, createRevision, version, lease, tombstone: (flags & FLAG_TOMBSTONE) !== 0 };
 }
 
@@ -111,23 +128,42 @@ export function decodeRecord(bytes: Uint8Array): StoredRecord {
  */
 export function decodeRecordHead(bytes: Uint8Array): { key: string; tombstone: boolean; createRevision: number; version: number; lease: number } {
   const buf = asBuffer(bytes);
-  if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
-  const tombstone = (buf[1]! & FLAG_TOMBSTONE) !== 0;
-  const at = { offset: 2 };
-  const createRevision = readUvar(buf, at);
-  const version = readUvar(buf, at);
-  const lease = readUvar(buf, at);
-  const keyLength = readUvar(buf, at);
-  return { key: buf.toString('latin1', at.offset, at.offset + keyLength), tombstone, createRevision, version, lease };
+  const flags = recordStart(buf);
+  const createRevision = recordUvar(buf);
+  const version = recordUvar(buf);
+  const lease = recordUvar(buf);
+  const keyLength = recordUvar(buf);
+  if (cursor + keyLength > buf.length) throw recordError('truncated');
+  return { key: buf.toString('latin1', cursor, cursor + keyLength), tombstone: (flags & FLAG_TOMBSTONE) !== 0, createRevision, version, lease };
 }
 
-function readUvar(buf: Buffer, at: { offset: number }): number {
+/** Where the record being decoded is read next: decoding is synchronous, so one cursor serves every call. */
+let cursor = 0;
+
+/** Checks the format byte and returns the flags, leaving the cursor on the first varint. */
+function recordStart(buf: Buffer): number {
+  if (buf.length < 2) throw recordError('truncated', buf.length);
+  if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
+  cursor = 2;
+  return buf[1]!;
+}
+
+function recordUvar(buf: Buffer): number {
   let value = 0;
-  for (let scale = 1; ; scale *= 0x80) {
-    const byte = buf[at.offset++]!;
+  for (let i = 0, scale = 1; i < 8; i++, scale *= 0x80) {
+    if (cursor >= buf.length) throw recordError('truncated');
+    const byte = buf[cursor++]!;
     value += (byte & 0x7f) * scale;
-    if (byte < 0x80) return value;
+    if (byte < 0x80) {
+      if (!Number.isSafeInteger(value)) throw recordError('varint out of range');
+      return value;
+    }
   }
+  throw recordError('varint too long');
+}
+
+function recordError(reason: string, at = cursor): LichenError {
+  return new LichenError('InvalidArgument', `mvcc record: ${reason} at byte ${at}`);
 }
 
 /** The smallest byte string greater than every string that starts with `prefix`. */

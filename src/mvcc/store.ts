@@ -35,6 +35,8 @@ import {
   parseRevisionKey,
   prefixEnd,
   revisionKey,
+  revisionLookupKey,
+  writeRevisionKey,
   type StoredRecord,
 } from './layout.js';
 import { MvccStateView } from './state.js';
@@ -155,6 +157,8 @@ const revisionId = (main: number, sub: number): string => `${main}/${sub}`;
 
 export class MvccStore {
   private readonly index = new KeyIndex();
+  /** The key of the record readRecord reads, rewritten each time (see revisionLookupKey). */
+  private readonly lookupKey = revisionLookupKey();
   private readonly leaseTable = new Map<number, LeaseState>();
   private readonly alarmTable = new AlarmTable();
   private applied = 0;
@@ -330,7 +334,7 @@ export class MvccStore {
   private readRecord(main: number, sub: number): StoredRecord {
     const pending = this.batch?.records.get(revisionId(main, sub));
     if (pending !== undefined) return pending;
-    const bytes = this.engine.get(revisionKey(main, sub));
+    const bytes = this.engine.get(writeRevisionKey(this.lookupKey, main, sub));
     assert(bytes !== undefined, `mvcc: record ${main}/${sub} missing`);
     return decodeRecord(bytes);
   }
