@@ -150,6 +150,11 @@ export interface WatchHandle {
   cancel(): void;
   /** Ask for one onProgress call as soon as the watcher is synced (at once if it is). */
   requestProgress(): void;
+  /**
+   * The sink can take events again (its client read what was waiting): a watcher it turned away
+   * catches up now rather than on the backend's next periodic step.
+   */
+  resume(): void;
 }
 
 /**

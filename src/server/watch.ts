@@ -69,5 +69,26 @@ export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink,
       progressWanted = true;
       sendProgressIfSynced();
     },
+    resume(): void {
+      if (!ended) catchUpSoon(node);
+    },
   };
+}
+
+/** Members with a catch-up step waiting for the next turn of the event loop (see catchUpSoon). */
+const catchUpScheduled = new WeakSet<Replica>();
+
+/**
+ * One catch-up step for the member's watchers that fell behind, once this turn's work is done;
+ * calls in the same turn share it. The member also steps on every tick, but a fan-out to many
+ * watchers whose clients read fast refills their streams far sooner than that: paced by the tick
+ * alone, 1,000 watchers on one prefix got 52,000 events/s, etcd's 235,000.
+ */
+function catchUpSoon(node: Replica): void {
+  if (catchUpScheduled.has(node)) return;
+  catchUpScheduled.add(node);
+  setImmediate(() => {
+    catchUpScheduled.delete(node);
+    if (!node.stopped) node.hub.syncUnsynced();
+  });
 }

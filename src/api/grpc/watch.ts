@@ -75,6 +75,8 @@ export function watchService(ctx: HandlerContext): Implementation {
 
 class WatchStream {
   private readonly watchers = new Map<number, Watcher>();
+  /** Watchers whose events this stream refused while its client was behind: resumed on 'drain'. */
+  private readonly turnedAway = new Set<Watcher>();
   private nextWatchId = 0;
   private closed = false;
   /** A stream-wide progress request waiting for its watchers to report. */
@@ -103,6 +105,14 @@ class WatchStream {
     // No 'end' handler: etcd keeps a watch stream open after the client half-closes it.
     this.call.on('error', () => this.cancelAll());
     this.call.on('cancelled', () => this.cancelAll());
+    this.call.on('drain', () => this.resumeTurnedAway());
+  }
+
+  /** The client read what was waiting: the watchers turned away catch up now, not on the next tick. */
+  private resumeTurnedAway(): void {
+    if (this.closed) return;
+    for (const watcher of this.turnedAway) if (!watcher.ended) watcher.handle?.resume();
+    this.turnedAway.clear();
   }
 
   private onRequest(request: WireWatchRequest): void {
@@ -203,7 +213,10 @@ class WatchStream {
         if (watcher.ended || events.length === 0) return true;
         // Not taken while the client is behind: the backend offers them again from history.
         const behind = watcher.early === null ? this.call.writableLength >= watchStreamBufferedBytesMax : watcher.early.length >= watchStreamResponsesMax;
-        if (behind) return false;
+        if (behind) {
+          this.turnedAway.add(watcher);
+          return false;
+        }
         this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: events.map(encodedEvent) });
         return true;
       },

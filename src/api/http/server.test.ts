@@ -627,7 +627,7 @@ describe('HTTP API: what one client may take of the server', () => {
     class WatchingBackend extends StoreBackend {
       override watch(_request: WatchCreate, watchSink: WatchSink): WatchHandle {
         sink = watchSink;
-        return { cancel: () => (canceled = true), requestProgress: () => undefined };
+        return { cancel: () => (canceled = true), requestProgress: () => undefined, resume: () => undefined };
       }
     }
     const dashboard: DashboardSource = {

@@ -154,7 +154,7 @@ export class MemoryBackend extends NoAuthBackend implements EtcdBackend {
     const start = request.startRevision ?? 0;
     if (start > 0 && start < this.compactRevision) {
       sink.onCompacted(this.compactRevision);
-      return { cancel: () => {}, requestProgress: () => {} };
+      return { cancel: () => {}, requestProgress: () => {}, resume: () => {} };
     }
     if (start > 0) {
       // Replay history synchronously, grouped by revision (the API layer must hold these until "created").
@@ -170,6 +170,8 @@ export class MemoryBackend extends NoAuthBackend implements EtcdBackend {
       requestProgress: () => {
         if (!watcher.canceled) sink.onProgress(this.revision);
       },
+      // Delivers every event at once and keeps none back: there is nothing to catch up.
+      resume: () => {},
     };
   }
 
