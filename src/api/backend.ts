@@ -134,6 +134,8 @@ export interface WatchSink {
    * them and offers them again later, from history, starting with the first of this batch.
    */
   onEvents(events: Event[], revision: number): boolean;
+  /** False while onEvents would turn events away, so the backend need not prepare them. Absent: always ready. */
+  ready?(): boolean;
   /** The start revision (or the point a slow watcher fell behind to) was compacted away. */
   onCompacted(compactRevision: number): void;
   /**

@@ -204,6 +204,44 @@ describe('WatchHub', () => {
     for (const i of [2, 3, 4]) assert.deepEqual(sinks[i]!.events(), ['0:k@2']);
   });
 
+  it('a step passes by watchers whose sinks are not ready, and later steps reuse the history read for the others', () => {
+    const { h, hub, put } = setup();
+    let scans = 0;
+    const scanEvents = h.store.scanEvents.bind(h.store);
+    h.store.scanEvents = (options) => {
+      scans++;
+      return scanEvents(options);
+    };
+    /** A sink that says when it is full, as a watch stream does, and takes nothing then. */
+    class ReadySink extends BoundedSink {
+      sent = 0;
+      override send(message: WatchMessage): boolean {
+        this.sent++;
+        return super.send(message);
+      }
+      ready(): boolean {
+        return this.buffer.length < this.capacity;
+      }
+    }
+    const sinks = Array.from({ length: 3 }, () => new ReadySink(1));
+    const watchers = sinks.map((sink) => hub.create({ key: b('p/'), rangeEnd: b('p0') }, sink));
+    for (let i = 0; i < 4; i++) put(`p/${i}`, `${i}`); // 2..5: each sink takes revision 2, then is full
+    assert.equal(hub.unsyncedCount, 3);
+    const sentBefore = sinks.map((sink) => sink.sent);
+    scans = 0;
+    hub.syncUnsynced();
+    assert.deepEqual(sinks.map((sink) => sink.sent), sentBefore, 'no sink was offered events while full');
+    assert.equal(scans, 0, 'and no history was read for them');
+
+    for (const [i, sink] of sinks.entries()) {
+      sink.drain(); // one client reads; the next step serves its watcher alone
+      hub.syncUnsynced();
+      assert.equal(watchers[i]!.synced, true, `watcher ${i} caught up`);
+    }
+    assert.equal(scans, 1, 'the three steps read history once');
+    for (const sink of sinks) assert.deepEqual(sink.events(), ['0:p/0@2', '0:p/1@3', '0:p/2@4', '0:p/3@5']);
+  });
+
   it('an unsynced watcher overtaken by compaction gets the compacted notice', () => {
     const { hub, put, run } = setup();
     const sink = new BoundedSink(1);

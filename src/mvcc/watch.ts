@@ -53,6 +53,11 @@ export type WatchMessage =
 export interface WatchSink {
   /** Takes the message, or returns false (message NOT taken) when the sink's bounded buffer is full. */
   send(message: WatchMessage): boolean;
+  /**
+   * False while send() would refuse events (its buffer is full): a catch-up step then passes the
+   * watcher by without selecting events for it. Absent: always ready.
+   */
+  ready?(): boolean;
 }
 
 export interface Watcher {
@@ -140,6 +145,14 @@ export class WatchHub {
   private readonly syncWatchersMax: number;
   private readonly watchersMax: number;
   private readonly onUnsynced: () => void;
+  /**
+   * The last catch-up scan of every key, reused while a later step starts inside it: watchers of
+   * one fan-out lag at about the same revisions, and each step can advance only those whose
+   * clients have room, so without it the same history was read again step after step. History
+   * never changes below the hub's revision; a compaction leaves every event a watcher still
+   * needs (watchers below it are cancelled first), and restored() drops it.
+   */
+  private lastScan: { fromRevision: number; nextRevision: number; prevKv: boolean; events: Event[]; keys: string[] } | undefined;
 
   constructor(private readonly store: MvccStore, options: WatchHubOptions = {}) {
     this.revision = store.currentRevision;
@@ -264,7 +277,10 @@ export class WatchHub {
    * unsynced (see WatchHubOptions.onUnsynced). Returns how many are still unsynced.
    */
   syncUnsynced(): number {
-    if (this.unsyncedCount === 0) return 0;
+    if (this.unsyncedCount === 0) {
+      this.lastScan = undefined;
+      return 0;
+    }
     const group: WatcherState[] = [];
     for (const watcher of this.w.unsynced) {
       if (group.length >= this.syncWatchersMax) break;
@@ -295,22 +311,23 @@ export class WatchHub {
         if (watcher.sink.send({ type: 'compacted', watchId: watcher.id, compactRevision })) this.remove(watcher);
       } else if (watcher.nextRevision > to) {
         this.makeSynced(watcher);
-      } else {
+      } else if (watcher.sink.ready?.() !== false) {
         behind.push(watcher);
       }
     }
     if (behind.length === 0) return;
-    // One watcher reads only its own keys; a group reads every key and each filters.
-    const alone = behind.length === 1 ? behind[0]!.request : undefined;
-    const scan = this.store.scanEvents({
-      fromRevision: Math.min(...behind.map((w) => w.nextRevision)),
-      toRevision: to,
-      key: alone ? alone.key : EVERY_KEY,
-      rangeEnd: alone ? alone.rangeEnd : EVERY_KEY,
-      prevKv: behind.some((w) => w.request.prevKv === true),
-      eventsMax: this.batchEventsMax,
-    });
-    const keys = alone === undefined ? scan.events.map((event) => keyString(event.kv.key)) : undefined;
+    // The only watcher behind reads only its own keys; otherwise a scan reads every key and each
+    // watcher filters (the next steps, for the others, reuse that scan).
+    const alone = behind.length === 1 && this.w.unsynced.size === 1 ? behind[0]!.request : undefined;
+    let fromRevision = behind[0]!.nextRevision;
+    for (const watcher of behind) fromRevision = Math.min(fromRevision, watcher.nextRevision);
+    const prevKv = behind.some((w) => w.request.prevKv === true);
+    const scan: { events: Event[]; nextRevision: number; keys?: string[] } =
+      this.lastScanFrom(fromRevision, prevKv) ??
+      (alone
+        ? this.store.scanEvents({ fromRevision, toRevision: to, key: alone.key, rangeEnd: alone.rangeEnd, prevKv, eventsMax: this.batchEventsMax })
+        : this.scanEveryKey(fromRevision, to, prevKv));
+    const keys = scan.keys;
     for (const watcher of behind) {
       if (watcher.nextRevision >= scan.nextRevision) continue;
       const selected = watcher.select(scan.events, keys);
@@ -318,6 +335,20 @@ export class WatchHub {
       watcher.nextRevision = scan.nextRevision;
       if (watcher.nextRevision > to) this.makeSynced(watcher);
     }
+  }
+
+  /** The last scan of every key, when it holds the events from `fromRevision` on (see lastScan). */
+  private lastScanFrom(fromRevision: number, prevKv: boolean): { events: Event[]; keys: string[]; nextRevision: number } | undefined {
+    const last = this.lastScan;
+    const covers = last !== undefined && last.fromRevision <= fromRevision && fromRevision < last.nextRevision && (last.prevKv || !prevKv);
+    return covers ? last : undefined;
+  }
+
+  /** History of every key from `fromRevision`, kept as the last scan. */
+  private scanEveryKey(fromRevision: number, toRevision: number, prevKv: boolean): { events: Event[]; keys: string[]; nextRevision: number } {
+    const scan = this.store.scanEvents({ fromRevision, toRevision, key: EVERY_KEY, rangeEnd: EVERY_KEY, prevKv, eventsMax: this.batchEventsMax });
+    this.lastScan = { fromRevision, nextRevision: scan.nextRevision, prevKv, events: scan.events, keys: scan.events.map((event) => keyString(event.kv.key)) };
+    return this.lastScan;
   }
 
   /** Progress notices (progress_notify / RequestProgress) to synced watchers: "nothing more up to revision". */
@@ -333,6 +364,7 @@ export class WatchHub {
    * catches up from the new history, or gets a compacted notice if that is gone.
    */
   restored(): void {
+    this.lastScan = undefined;
     for (const watcher of [...(this.sets?.synced ?? [])]) this.makeUnsynced(watcher, Math.max(watcher.nextRevision, this.revision + 1));
     this.revision = this.store.currentRevision;
   }

@@ -24,6 +24,7 @@ export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink,
       noDelete: request.noDelete,
     },
     {
+      ready: () => ended || sink.ready?.() !== false,
       send(message: WatchMessage): boolean {
         if (ended) return true;
         switch (message.type) {

@@ -49,3 +49,24 @@ test("a watcher turned away while the client was behind is resumed when the stre
   call.emit('drain');
   assert.equal(resumed, 1, 'a drain with nobody turned away resumes nothing');
 });
+
+test('a watcher the backend found not ready is resumed when the stream drains, like one turned away', () => {
+  let sink: WatchSink | undefined;
+  let resumed = 0;
+  const backend = {
+    watch: (_request: unknown, watchSink: WatchSink) => {
+      sink = watchSink;
+      return { cancel: () => {}, requestProgress: () => {}, resume: () => resumed++ } satisfies WatchHandle;
+    },
+    header: () => ({ clusterId: 1, memberId: 2, revision: 5, raftTerm: 1 }),
+  } as unknown as EtcdBackend;
+  const call = new FakeCall();
+  (watchService({ backend, maxRequestBytes: 1 << 20, sizeOf: () => 0 }) as { Watch: (call: ServerCall<object, object>) => void }).Watch(call as unknown as ServerCall<object, object>);
+  call.emit('data', { request_union: 'create_request', create_request: { key: Buffer.from('k') } });
+  assert.equal(sink!.ready!(), true);
+  call.writableLength = watchStreamBufferedBytesMax;
+  assert.equal(sink!.ready!(), false, 'not ready while the client is behind');
+  call.writableLength = 0;
+  call.emit('drain');
+  assert.equal(resumed, 1);
+});

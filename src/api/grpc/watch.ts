@@ -209,14 +209,12 @@ class WatchStream {
 
   private sinkFor(watcher: Watcher): WatchSink {
     return {
+      // A watcher found not ready, like one turned away, is resumed when the stream drains.
+      ready: () => watcher.ended || !this.turnAwayIfBehind(watcher),
       onEvents: (events, revision) => {
         if (watcher.ended || events.length === 0) return true;
         // Not taken while the client is behind: the backend offers them again from history.
-        const behind = watcher.early === null ? this.call.writableLength >= watchStreamBufferedBytesMax : watcher.early.length >= watchStreamResponsesMax;
-        if (behind) {
-          this.turnedAway.add(watcher);
-          return false;
-        }
+        if (this.turnAwayIfBehind(watcher)) return false;
         this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: events.map(encodedEvent) });
         return true;
       },
@@ -242,6 +240,16 @@ class WatchStream {
         this.end(watcher);
       },
     };
+  }
+
+  /**
+   * Whether the watcher's responses wait for the client beyond the stream's bound (or, before
+   * "created", the watcher's own); if so the watcher is resumed on the next 'drain'.
+   */
+  private turnAwayIfBehind(watcher: Watcher): boolean {
+    const behind = watcher.early === null ? this.call.writableLength >= watchStreamBufferedBytesMax : watcher.early.length >= watchStreamResponsesMax;
+    if (behind) this.turnedAway.add(watcher);
+    return behind;
   }
 
   private emit(watcher: Watcher, response: WireWatchResponse): void {
