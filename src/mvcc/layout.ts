@@ -109,16 +109,11 @@ export function encodeRecord(record: StoredRecord): Uint8Array {
  */
 export function decodeRecord(bytes: Uint8Array): StoredRecord {
   const buf = asBuffer(bytes);
-  const flags = recordStart(buf);
-  const createRevision = recordUvar(buf);
-  const version = recordUvar(buf);
-  const lease = recordUvar(buf);
-  const keyLength = recordUvar(buf);
+  readRecordHead(buf);
   const keyStart = cursor;
-  if (keyStart + keyLength > buf.length) throw recordError('truncated');
-  const key = new Uint8Array(buf.buffer, buf.byteOffset + keyStart, keyLength);
-  const value = new Uint8Array(buf.buffer, buf.byteOffset + keyStart + keyLength, buf.length - keyStart - keyLength);
-  return { key, value, createRevision, version, lease, tombstone: (flags & FLAG_TOMBSTONE) !== 0 };
+  const key = new Uint8Array(buf.buffer, buf.byteOffset + keyStart, head.keyLength);
+  const value = new Uint8Array(buf.buffer, buf.byteOffset + keyStart + head.keyLength, buf.length - keyStart - head.keyLength);
+  return { key, value, createRevision: head.createRevision, version: head.version, lease: head.lease, tombstone: (head.flags & FLAG_TOMBSTONE) !== 0 };
 }
 
 /**
@@ -128,24 +123,29 @@ export function decodeRecord(bytes: Uint8Array): StoredRecord {
  */
 export function decodeRecordHead(bytes: Uint8Array): { key: string; tombstone: boolean; createRevision: number; version: number; lease: number } {
   const buf = asBuffer(bytes);
-  const flags = recordStart(buf);
-  const createRevision = recordUvar(buf);
-  const version = recordUvar(buf);
-  const lease = recordUvar(buf);
-  const keyLength = recordUvar(buf);
-  if (cursor + keyLength > buf.length) throw recordError('truncated');
-  return { key: buf.toString('latin1', cursor, cursor + keyLength), tombstone: (flags & FLAG_TOMBSTONE) !== 0, createRevision, version, lease };
+  readRecordHead(buf);
+  const key = buf.toString('latin1', cursor, cursor + head.keyLength);
+  return { key, tombstone: (head.flags & FLAG_TOMBSTONE) !== 0, createRevision: head.createRevision, version: head.version, lease: head.lease };
 }
 
-/** Where the record being decoded is read next: decoding is synchronous, so one cursor serves every call. */
+/**
+ * The record being decoded: its fields before the key, and where it is read next (at the key once
+ * readRecordHead returns). Decoding is synchronous, so one of each serves every call.
+ */
+const head = { flags: 0, createRevision: 0, version: 0, lease: 0, keyLength: 0 };
 let cursor = 0;
 
-/** Checks the format byte and returns the flags, leaving the cursor on the first varint. */
-function recordStart(buf: Buffer): number {
+/** Reads a record's format, flags, revisions, lease and key length into `head`; checks the key fits. */
+function readRecordHead(buf: Buffer): void {
   if (buf.length < 2) throw recordError('truncated', buf.length);
   if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
+  head.flags = buf[1]!;
   cursor = 2;
-  return buf[1]!;
+  head.createRevision = recordUvar(buf);
+  head.version = recordUvar(buf);
+  head.lease = recordUvar(buf);
+  head.keyLength = recordUvar(buf);
+  if (cursor + head.keyLength > buf.length) throw recordError('truncated');
 }
 
 function recordUvar(buf: Buffer): number {
