@@ -20,11 +20,12 @@ export interface BenchTarget {
 /**
  * A 3-member Lichen cluster from the build (dist/, as users run it: `npm run build` first; through
  * tsx every closure made costs a defineProperty, which is not what users run). With `profileDir`
- * the members run with node --cpu-prof and write their profiles there when stopped.
+ * the members run with node --cpu-prof and write their profiles there when stopped; `nodeFlags`
+ * go to node before the program (V8's flags, say, to try a garbage collector setting).
  */
-export async function startLichenCluster(options: { profileDir?: string; tls?: boolean }): Promise<BenchTarget & { cluster: ProcessCluster; version: string; stop(): Promise<void> }> {
+export async function startLichenCluster(options: { profileDir?: string; tls?: boolean; nodeFlags?: string[] }): Promise<BenchTarget & { cluster: ProcessCluster; version: string; stop(): Promise<void> }> {
   if (!existsSync(new URL('../dist/cli/main.js', import.meta.url))) throw new Error('no build in dist/: run npm run build first');
-  const nodeFlags = options.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`];
+  const nodeFlags = [...(options.nodeFlags ?? []), ...(options.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`])];
   const cluster = await ProcessCluster.start({ nodes: 3, nodeFlags, fromBuild: true, tls: options.tls ?? false });
   const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
   return {
