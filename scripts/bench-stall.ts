@@ -218,7 +218,9 @@ async function runWorkload(endpoints: string[], pids: number[]): Promise<string>
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     await new Promise((resolve) => child.once('close', resolve));
-    return output.split(/[\r\n]+/).filter((l) => /PASS|FAIL|ERROR|Slowest|Stddev|Throughput/.test(l)).join('\n');
+    const verdicts = output.split(/[\r\n]+/).filter((l) => /PASS|FAIL|ERROR|Slowest|Stddev|Throughput/.test(l));
+    // No verdict: etcdctl failed (its last words say why).
+    return verdicts.length > 0 ? verdicts.join('\n') : `etcdctl printed no verdict: ${output.slice(-300)}`;
   }
   if (workload === 'load-1m') {
     const run = await runTool(args['go-client']!, { endpoints, pids }, { op: 'load', clients: 64, conns: 8, keys: Number(args.keys) }, 1800);
@@ -236,16 +238,20 @@ let verdict = '';
 try {
   const warmupSeconds = Number(args.warmup);
   if (warmupSeconds > 0) await runTool(args['go-client']!, target, { op: 'put', clients: 16, conns: 4 }, warmupSeconds);
-  let last = await Promise.all(target.http!.map(read));
+  const last = await Promise.all(target.http!.map(read));
   const t0 = performance.now();
   let running = true;
   const sampler = (async () => {
     while (running) {
       await sleep(sampleMs);
-      const now = await Promise.all(target.http!.map(read));
+      // A member too busy to answer (or gone) is read again next time; its interval then spans both.
+      const now = await Promise.all(target.http!.map((http) => read(http).catch(() => undefined)));
       const atMs = Math.round(performance.now() - t0);
-      now.forEach((reading, member) => timeline.push(interval(atMs, member, last[member]!, reading)));
-      last = now;
+      now.forEach((reading, member) => {
+        if (reading === undefined) return;
+        timeline.push(interval(atMs, member, last[member]!, reading));
+        last[member] = reading;
+      });
     }
   })();
   const loadBefore = loadavg()[0]!.toFixed(1);
