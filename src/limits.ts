@@ -82,6 +82,11 @@ export function grpcConnectionReservedBytesMax(grpcMessageBytesMax: number): num
 export const grpcHandshakeMsMax = 10_000;
 /** A connection without any open stream for this long is sent GOAWAY (NO_ERROR) and closed. */
 export const grpcConnectionIdleMsMax = 5 * 60_000;
+/**
+ * How long the acknowledgement of a client's PING may wait, while the connection has streams
+ * open, for a response to go out with (one socket write for both, see H2Limits.pingAckDelayMs).
+ */
+export const grpcPingAckDelayMsMax = 20;
 /** Client connections open at once; one more is answered with GOAWAY (ENHANCE_YOUR_CALM) and closed. */
 export const grpcConnectionsMax = 1024;
 /** Watchers on one watch stream; etcd has no limit, but every collection here is bounded. */

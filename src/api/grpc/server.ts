@@ -10,6 +10,7 @@ import {
   grpcConnectionReservedBytesMax,
   grpcConnectionsMax,
   grpcHandshakeMsMax,
+  grpcPingAckDelayMsMax,
   grpcRequestOverheadBytes,
   grpcStreamWindowBytesMax,
   requestBytesMaxDefault,
@@ -47,6 +48,7 @@ export function grpcServerLimits(messageBytesMax: number): H2ServerOptions {
       reservedBytesMax: grpcConnectionReservedBytesMax(messageBytesMax),
       handshakeTimeoutMs: grpcHandshakeMsMax,
       idleTimeoutMs: grpcConnectionIdleMsMax,
+      pingAckDelayMs: grpcPingAckDelayMsMax,
     },
   };
 }

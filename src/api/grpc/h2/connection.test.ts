@@ -302,6 +302,8 @@ interface Frame {
   flags: number;
   streamId: number;
   payload: Buffer;
+  /** The number of the socket read that completed the frame. */
+  read: number;
 }
 
 /** A client on a raw socket that sends exactly the frames a test writes and records every frame it gets. */
@@ -310,13 +312,15 @@ class RawClient {
   closed = false;
   private pending = Buffer.alloc(0);
   private pings = 0;
+  private reads = 0;
 
   constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
+      const read = ++this.reads;
       let data = Buffer.concat([this.pending, chunk]);
       while (data.length >= 9 && data.length >= 9 + data.readUIntBE(0, 3)) {
         const length = data.readUIntBE(0, 3);
-        this.frames.push({ type: data[3]!, flags: data[4]!, streamId: data.readUInt32BE(5) & 0x7fffffff, payload: data.subarray(9, 9 + length) });
+        this.frames.push({ type: data[3]!, flags: data[4]!, streamId: data.readUInt32BE(5) & 0x7fffffff, payload: data.subarray(9, 9 + length), read });
         data = data.subarray(9 + length);
       }
       this.pending = Buffer.from(data);
@@ -352,10 +356,20 @@ class RawClient {
 
   /** Resolves once the server has answered a PING sent now: it has handled everything sent before. */
   async sync(): Promise<void> {
+    const payload = this.ping();
+    await waitFor(() => this.closed || this.pingAck(payload) !== undefined);
+  }
+
+  /** Sends a PING; returns its payload. */
+  ping(): Buffer {
     const payload = Buffer.alloc(8);
     payload.writeUInt32BE(++this.pings);
     this.socket.write(frame(FrameType.PING, 0, 0, payload));
-    await waitFor(() => this.closed || this.frames.some((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0 && f.payload.equals(payload)));
+    return payload;
+  }
+
+  pingAck(payload: Buffer): Frame | undefined {
+    return this.frames.find((f) => f.type === FrameType.PING && (f.flags & Flag.ACK) !== 0 && f.payload.equals(payload));
   }
 
   /** The window the server has given stream `id` beyond its initial window. */
@@ -554,6 +568,46 @@ describe('HTTP/2 server layer: deadlines and the connection limit', () => {
       timers.fire(LIMITS.idleTimeoutMs);
       await waitFor(() => client.closed);
       assert.deepEqual(client.goaway(), { code: ErrorCode.NO_ERROR, reason: 'idle for 60000 ms' });
+    } finally {
+      client.close();
+      await server.close(100);
+    }
+  });
+
+  it('acknowledges a PING at once when no stream is open, else with the next response in one write, or after pingAckDelayMs', async () => {
+    const timers = new ManualTimers();
+    const held: H2Stream[] = [];
+    const limits: H2Limits = { ...LIMITS, pingAckDelayMs: 20 };
+    const server = await listenH2('127.0.0.1', 0, (stream) => void held.push(stream), { connectionsMax: 100, limits, timers });
+    const client = await RawClient.connect(server.port);
+    const pingTimers = (): number => [...timers.pending.values()].filter((t) => t.ms === 20).length;
+    try {
+      // Nothing open: no response to wait for.
+      await client.sync();
+      assert.equal(pingTimers(), 0);
+      client.open(1, '/held');
+      client.data(1, 1, true);
+      await waitFor(() => held.length === 1);
+      // A stream is open: the ACK waits for its response and leaves in the same write.
+      const first = client.ping();
+      await waitFor(() => pingTimers() === 1);
+      assert.equal(client.pingAck(first), undefined, 'not acknowledged on its own');
+      held[0]!.end(Buffer.from('answer'), DONE);
+      await waitFor(() => client.frames.some((f) => f.type === FrameType.DATA && f.streamId === 1));
+      const ack = client.pingAck(first);
+      assert.ok(ack, 'acknowledged with the response');
+      const answer = client.frames.find((f) => f.type === FrameType.DATA && f.streamId === 1)!;
+      assert.equal(ack.read, answer.read, 'the ACK and the response came in one read');
+      assert.ok(client.frames.indexOf(ack) < client.frames.indexOf(answer), 'frames keep their order');
+      assert.equal(pingTimers(), 0, 'the write took the deadline with it');
+      // A stream stays open and nothing answers it: the ACK goes once the delay is over.
+      client.open(3, '/held');
+      client.data(3, 1, true);
+      await waitFor(() => held.length === 2);
+      const second = client.ping();
+      await waitFor(() => pingTimers() === 1);
+      assert.equal(timers.fire(20), 1);
+      await waitFor(() => client.pingAck(second) !== undefined);
     } finally {
       client.close();
       await server.close(100);

@@ -62,6 +62,11 @@ export interface H2Limits {
   handshakeTimeoutMs: number;
   /** A connection with no open stream for this long is sent GOAWAY (NO_ERROR) and closed. */
   idleTimeoutMs: number;
+  /**
+   * While streams are open, the acknowledgement of a client's PING waits up to this long for
+   * other frames to leave with (see onPing). Undefined: acknowledged at once.
+   */
+  pingAckDelayMs?: number;
 }
 
 /** Receive window of the whole connection, raised from the protocol's 64 KiB at the start. */
@@ -210,6 +215,8 @@ export class Http2Connection {
   private readonly waitingForDrain = new Set<H2Stream>();
   /** The handshake deadline until it completes, then the idle deadline while no stream is open. */
   private timer: unknown;
+  /** Set while a PING's acknowledgement waits in `out` for other frames (see onPing). */
+  private pingAckTimer: unknown;
   private goingAway = false;
   private closed = false;
 
@@ -272,6 +279,12 @@ export class Http2Connection {
     if (this.timer === undefined) return;
     this.timers.clearTimeout(this.timer);
     this.timer = undefined;
+  }
+
+  private clearPingAckTimer(): void {
+    if (this.pingAckTimer === undefined) return;
+    this.timers.clearTimeout(this.pingAckTimer);
+    this.pingAckTimer = undefined;
   }
 
   // ------------------------------------------------------------------ input
@@ -634,7 +647,22 @@ export class Http2Connection {
   private onPing(flags: number, streamId: number, payload: Buffer): void {
     if (streamId !== 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
     if (payload.length !== 8) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'PING must be 8 bytes');
-    if ((flags & Flag.ACK) === 0) this.send(frame(FrameType.PING, Flag.ACK, 0, payload));
+    if ((flags & Flag.ACK) !== 0) return;
+    const ack = frame(FrameType.PING, Flag.ACK, 0, payload);
+    const delayMs = this.limits.pingAckDelayMs;
+    // gRPC clients ping after most responses they read (grpc-go's bandwidth estimator: one PING
+    // in flight, the next after its ACK). Each ACK sent at once was a socket write of its own:
+    // under 64 clients on 8 connections, 45% of the writes to clients (strace), each a loopback
+    // send and a wake-up of the client. While streams are open a response follows soon, so the
+    // ACK waits to leave with it, in the same write, or after delayMs (a PING's sender waits
+    // seconds for its ACK; its round-trip estimate only grows). Frames keep their order.
+    if (delayMs === undefined || this.flushQueued || this.streams.size === 0 || this.goingAway || this.closed) return this.send(ack);
+    this.out.push(ack);
+    this.outBytes += ack.length;
+    this.pingAckTimer ??= this.timers.setTimeout(() => {
+      this.pingAckTimer = undefined;
+      this.flushOutput();
+    }, delayMs);
   }
 
   private onWindowUpdate(streamId: number, payload: Buffer): void {
@@ -761,6 +789,7 @@ export class Http2Connection {
   /** Writes every frame queued since the last flush in one go (see the top of the file). */
   flushOutput(): void {
     this.flushQueued = false;
+    this.clearPingAckTimer();
     if (this.closed || this.out.length === 0) return;
     const out = this.out;
     const bytes = this.outBytes;
@@ -804,6 +833,7 @@ export class Http2Connection {
   private onSocketClosed(): void {
     this.closed = true;
     this.clearTimer();
+    this.clearPingAckTimer();
     this.cancelAll();
   }
 
