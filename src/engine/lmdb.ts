@@ -59,8 +59,8 @@ interface LmdbStats extends TreeStats {
 const META_PAGES = 2;
 const treePages = (tree: TreeStats): number => tree.treeBranchPageCount + tree.treeLeafPageCount + tree.overflowPages;
 
-function toStored(key: Uint8Array): Buffer {
-  const stored = Buffer.allocUnsafe(key.length + 1);
+/** The stored form of `key`, written into `stored` (key.length + 1 bytes; a new buffer unless given). */
+function toStored(key: Uint8Array, stored: Buffer = Buffer.allocUnsafe(key.length + 1)): Buffer {
   stored[0] = KEY_PREFIX;
   stored.set(key, 1);
   return stored;
@@ -225,9 +225,7 @@ export class LmdbEngine implements Engine {
 
   get(key: Uint8Array): Uint8Array | undefined {
     if (key.length > lmdbKeyBytesMax) return undefined;
-    const stored = this.lookupKeys.of(key.length + 1);
-    stored[0] = KEY_PREFIX;
-    stored.set(key, 1);
+    const stored = toStored(key, this.lookupKeys.of(key.length + 1));
     const uncommitted = uncommittedValue(this.writes, stored);
     if (uncommitted !== undefined) return uncommitted ?? undefined;
     return copyOut(this.db.getBinaryFast(stored));

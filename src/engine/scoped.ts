@@ -36,18 +36,15 @@ class ScopedView implements ReadView {
     protected readonly end: Buffer | undefined,
   ) {}
 
-  protected key(key: Uint8Array): Buffer {
-    const stored = Buffer.allocUnsafe(GROUP_PREFIX_BYTES + key.length);
+  /** The partition's form of `key`, written into `stored` (4 + key.length bytes; a new buffer unless given). */
+  protected key(key: Uint8Array, stored: Buffer = Buffer.allocUnsafe(GROUP_PREFIX_BYTES + key.length)): Buffer {
     this.prefix.copy(stored, 0);
     stored.set(key, GROUP_PREFIX_BYTES);
     return stored;
   }
 
   get(key: Uint8Array): Uint8Array | undefined {
-    const stored = this.lookupKeys.of(GROUP_PREFIX_BYTES + key.length);
-    this.prefix.copy(stored, 0);
-    stored.set(key, GROUP_PREFIX_BYTES);
-    return this.inner.get(stored);
+    return this.inner.get(this.key(key, this.lookupKeys.of(GROUP_PREFIX_BYTES + key.length)));
   }
 
   *range({ start, end, reverse, limit }: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {

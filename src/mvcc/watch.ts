@@ -127,6 +127,13 @@ class WatcherState implements Watcher {
   }
 }
 
+/** History of every key read for a catch-up step: the events, each event's key as a string, and where the next step starts. */
+interface HistoryScan {
+  events: Event[];
+  keys: string[];
+  nextRevision: number;
+}
+
 /** A hub's watchers: synced and unsynced, and the synced ones indexed for notify(). */
 class WatcherSets {
   readonly synced = new Set<WatcherState>();
@@ -152,7 +159,7 @@ export class WatchHub {
    * never changes below the hub's revision; a compaction leaves every event a watcher still
    * needs (watchers below it are cancelled first), and restored() drops it.
    */
-  private lastScan: { fromRevision: number; nextRevision: number; prevKv: boolean; events: Event[]; keys: string[] } | undefined;
+  private lastScan: (HistoryScan & { fromRevision: number; prevKv: boolean }) | undefined;
 
   constructor(private readonly store: MvccStore, options: WatchHubOptions = {}) {
     this.revision = store.currentRevision;
@@ -338,14 +345,14 @@ export class WatchHub {
   }
 
   /** The last scan of every key, when it holds the events from `fromRevision` on (see lastScan). */
-  private lastScanFrom(fromRevision: number, prevKv: boolean): { events: Event[]; keys: string[]; nextRevision: number } | undefined {
+  private lastScanFrom(fromRevision: number, prevKv: boolean): HistoryScan | undefined {
     const last = this.lastScan;
     const covers = last !== undefined && last.fromRevision <= fromRevision && fromRevision < last.nextRevision && (last.prevKv || !prevKv);
     return covers ? last : undefined;
   }
 
   /** History of every key from `fromRevision`, kept as the last scan. */
-  private scanEveryKey(fromRevision: number, toRevision: number, prevKv: boolean): { events: Event[]; keys: string[]; nextRevision: number } {
+  private scanEveryKey(fromRevision: number, toRevision: number, prevKv: boolean): HistoryScan {
     const scan = this.store.scanEvents({ fromRevision, toRevision, key: EVERY_KEY, rangeEnd: EVERY_KEY, prevKv, eventsMax: this.batchEventsMax });
     this.lastScan = { fromRevision, nextRevision: scan.nextRevision, prevKv, events: scan.events, keys: scan.events.map((event) => keyString(event.kv.key)) };
     return this.lastScan;
