@@ -997,6 +997,22 @@ export class Cluster {
   }
 
   /**
+   * Whether a running member's replica of group 1 counts `id` in its configuration although the
+   * change that adds it is not committed yet: raft already counts it in its quorums, and an operator
+   * who ran `member add` keeps that process up. The node's own view does not count: a removed member
+   * that has not applied its removal still counts itself, and the operator stops it.
+   */
+  isAddedUncommitted(id: NodeId): boolean {
+    if (this.isMember(id)) return false;
+    for (const [nodeId, node] of this.nodes) {
+      if (nodeId === id || !this.isMember(nodeId)) continue;
+      const conf = node.live?.replica.raftStatus().conf;
+      if (conf !== undefined && (conf.voters.includes(id) || conf.learners.includes(id))) return true;
+    }
+    return false;
+  }
+
+  /**
    * Each running process hosts the groups it is a member of, as an operator keeps it: a member
    * added to a group other than 1 opens it as a joiner (told the members and the catch-up index by
    * a member that applied its addition, as `member add` answers), and one removed from it removes

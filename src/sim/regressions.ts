@@ -176,4 +176,14 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'the durability check failed (fixed: Store.removeGroup drops them; fails on ba594b1^ with ' +
       'bd050ed\'s simulator)',
   },
+  {
+    seed: 203147,
+    options: { store: true },
+    found:
+      'simulator: when faults stopped it brought up only members of the committed configuration, but ' +
+      'raft already counted node 8, whose addition was appended and not yet committed: with node 6 ' +
+      'wiped (refused) and node 8 left down, 2 of the 4 voters could not elect a leader for 200 ' +
+      'ticks (fixed: calmDown also starts a member whose addition a running replica counts; found ' +
+      'by the 2026-12-07 campaign, fails on 1bed9f8)',
+  },
 ];

@@ -575,7 +575,10 @@ class Simulation {
     replica.proposeConfChange(change.type, change.nodeId, member).catch(() => undefined);
   }
 
-  /** Ends all faults: heal the network, bring every member up, stop every non-member. */
+  /**
+   * Ends all faults: heal the network, bring every member up (also one whose addition is not
+   * committed yet: raft counts it already), stop every other process.
+   */
   private calmDown(): Promise<void> | undefined {
     this.network.heal();
     this.healAt = undefined;
@@ -585,7 +588,7 @@ class Simulation {
     const calm = () => this.cluster.trace.event(`calm@${this.now};`);
     const starting = inOrder(this.allIds, (id) => {
       const node = this.cluster.node(id);
-      if (this.cluster.isMember(id) && !node.superseded) {
+      if ((this.cluster.isMember(id) || this.cluster.isAddedUncommitted(id)) && !node.superseded) {
         return this.start(id, () => {
           const wiped = this.wiped.get(id);
           if (wiped !== undefined && node.live !== undefined && wiped.restartedAt === Infinity) wiped.restartedAt = this.now;
