@@ -50,36 +50,62 @@ async function echoServer(): Promise<net.Server> {
   return server;
 }
 
-/** Sends a hello then `payload`; resolves with what came back before the socket closed or timeoutMs. */
-async function exchange(port: number, from: number, payload: string, timeoutMs: number): Promise<{ echoed: string; closed: boolean }> {
+/** A connection through the proxy that sent a hello from `from`, then `payload`; collects what comes back. */
+async function dial(port: number, from: number, payload: string): Promise<{ socket: net.Socket; echo: () => string; echoed(length: number): Promise<void>; closed: Promise<unknown> }> {
   const socket = net.connect(port, '127.0.0.1');
   await once(socket, 'connect');
+  const closed = once(socket, 'close');
   const hello = encodeHello({ clusterId: 1, from, to: 2, dataDirId: new Uint8Array(8) });
-  socket.write(Buffer.concat([hello, Buffer.from(payload)]));
   let received = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
-  const closed = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
+  let waiting: { length: number; resolve: () => void } | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    if (waiting !== undefined && received.length >= hello.length + waiting.length) waiting.resolve();
   });
-  socket.destroy();
-  return { echoed: received.subarray(Math.min(received.length, hello.length)).toString(), closed };
+  socket.write(Buffer.concat([hello, Buffer.from(payload)]));
+  return {
+    socket,
+    echo: () => received.subarray(Math.min(received.length, hello.length)).toString(),
+    // Resolves once the hello and `length` bytes after it came back (no timer: the echo server answers).
+    echoed: (length) => new Promise<void>((resolve) => {
+      if (received.length >= hello.length + length) resolve();
+      else waiting = { length, resolve };
+    }),
+    closed,
+  };
 }
 
 test('the proxy passes allowed directions, black-holes blocked ones and cuts them when the policy changes', async () => {
   const server = await echoServer();
   const blocked = new Set<number>();
-  const proxy = new PeerProxy({ target: { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }, allows: (p) => !blocked.has(p.from) });
+  // The proxy asks the policy as it reads a connection's hello; a test waits for that, not for a timer.
+  const asked = new Map<number, () => void>();
+  const askedAbout = (from: number): Promise<void> => new Promise((resolve) => asked.set(from, resolve));
+  const proxy = new PeerProxy({
+    target: { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port },
+    allows: (p) => {
+      asked.get(p.from)?.();
+      return !blocked.has(p.from);
+    },
+  });
   const port = await proxy.start();
   try {
-    const allowed = await exchange(port, 1, 'ping', 200);
-    assert.equal(allowed.echoed, 'ping');
+    const allowed = await dial(port, 1, 'ping');
+    await allowed.echoed(4);
+    assert.equal(allowed.echo(), 'ping');
+    allowed.socket.destroy();
+
+    // A blocked direction is held open and its bytes dropped, until the block ends and it is cut.
     blocked.add(3);
-    const dropped = await exchange(port, 3, 'ping', 200);
-    assert.deepEqual(dropped, { echoed: '', closed: false });
+    const decided = askedAbout(3);
+    const held = await dial(port, 3, 'ping');
+    await decided;
+    assert.equal(proxy.blockedConnections, 1);
+    assert.equal(held.socket.closed, false);
+    blocked.delete(3);
+    proxy.refresh();
+    await held.closed;
+    assert.equal(held.echo(), '');
 
     // A live connection is cut when its direction becomes blocked.
     const socket = net.connect(port, '127.0.0.1');
