@@ -823,7 +823,8 @@ export class Raft {
         return;
       case 'ReadIndex':
         try {
-          this.handleReadIndexRequest(m.from, m.context);
+          if (this.vouchesForLeadership(m)) this.answerRead({ index: this.log.committed, context: m.context, from: m.from });
+          else this.handleReadIndexRequest(m.from, m.context);
         } catch (error) {
           if (!isLichenError(error)) throw error;
           // Overloaded: the follower's read times out and is retried.
@@ -1299,6 +1300,25 @@ export class Raft {
       return;
     }
     this.startRead(from, context);
+  }
+
+  /**
+   * Whether a follower's ReadIndex request is itself the quorum's word that this leader still
+   * leads, so it may be answered with the commit index at once, without a heartbeat round.
+   *
+   * A heartbeat round proves that, after the read arrived, a quorum was still in this leader's
+   * term, so no later leader had been elected when the read started and none could have
+   * acknowledged a write this leader does not know of. The request carries the term its sender
+   * was in when it made it, which was after every read it asks for had started (the member
+   * batches reads before it asks): a sender in our term had voted in no later term by then, and
+   * neither had we (we still lead in it now). When the two of us are a quorum (three voters), no
+   * later leader could have been elected before those reads started, and our commit index, once
+   * we have committed in our term, covers every write acknowledged before them: the round would
+   * prove nothing more. Otherwise (five voters, a sender of an older term, a learner, no entry of
+   * our term committed yet) the read takes a round as before.
+   */
+  private vouchesForLeadership(m: Extract<Message, { type: 'ReadIndex' }>): boolean {
+    return m.term === this.term && this.committedEntryInCurrentTerm() && this.tracker.hasQuorum(new Set([m.from]), this.id);
   }
 
   private startRead(from: NodeId, context: Uint8Array): void {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { isLichenError } from '../errors.js';
 import { decodeRoundContext, encodeRoundContext } from './readindex.js';
 import { Network, str, text } from './testkit.js';
+import { ConfChangeType } from './types.js';
 
 test('§6.4: the leader records its commit index and serves the read after a heartbeat round confirms leadership', () => {
   const net = new Network([1, 2, 3]);
@@ -101,6 +102,114 @@ test('§6.4: followers forward ReadIndex to the leader and get the leader\'s com
   assert.equal(rs.length, 1);
   assert.equal(rs[0]!.index, net.raft(1).log.committed);
   assert.equal(str(rs[0]!.context), 'f');
+});
+
+/** The heartbeats of read rounds (they carry a context) sent while `run` runs. */
+function roundHeartbeats(net: Network, run: () => void): number {
+  let heartbeats = 0;
+  net.route = (m) => {
+    if (m.type === 'Heartbeat' && m.context.length > 0) heartbeats++;
+    return 'deliver';
+  };
+  run();
+  net.route = () => 'deliver';
+  return heartbeats;
+}
+
+test('with three voters the leader answers a follower\'s ReadIndex at once: the request is the second member of the quorum', () => {
+  const net = new Network([1, 2, 3]);
+  net.campaign(1);
+  net.propose(1, 'a');
+  const heartbeats = roundHeartbeats(net, () => {
+    net.node(3).raw.readIndex(text('f'));
+    net.stabilize();
+  });
+  assert.equal(heartbeats, 0, 'no heartbeat round');
+  assert.deepEqual(net.node(3).readStates.map((r) => [r.index, str(r.context)]), [[net.raft(1).log.committed, 'f']]);
+});
+
+test('a follower\'s ReadIndex made in an older term takes a heartbeat round', () => {
+  const net = new Network([1, 2, 3]);
+  net.campaign(1);
+  net.propose(1, 'a');
+  const term = net.raft(1).term;
+  const heartbeats = roundHeartbeats(net, () => {
+    // As if node 3 made the request before it heard of this term (delivered late, say).
+    net.deliver({ type: 'ReadIndex', from: 3, to: 1, term: term - 1, context: text('stale') });
+    net.stabilize();
+  });
+  assert.equal(heartbeats, 2);
+  assert.deepEqual(net.node(3).readStates.map((r) => str(r.context)), ['stale']);
+});
+
+test('with five voters a follower\'s ReadIndex still takes a heartbeat round (leader and follower are no quorum)', () => {
+  const net = new Network([1, 2, 3, 4, 5]);
+  net.campaign(1);
+  net.propose(1, 'a');
+  const heartbeats = roundHeartbeats(net, () => {
+    net.node(5).raw.readIndex(text('f'));
+    net.stabilize();
+  });
+  assert.equal(heartbeats, 4);
+  assert.deepEqual(net.node(5).readStates.map((r) => str(r.context)), ['f']);
+});
+
+test('§6.4: an old leader and one follower cut off with it never answer the follower\'s read (five voters)', () => {
+  const net = new Network([1, 2, 3, 4, 5]);
+  net.campaign(1);
+  net.propose(1, 'old');
+  const oldTerm = net.raft(1).term;
+  // 1 and 2 on one side, the majority on the other; the majority elects a leader, which commits a write.
+  for (const a of [1, 2]) for (const b of [3, 4, 5]) net.cut(a, b);
+  // Only the majority's clocks run (the old leader would step down after an election timeout
+  // without a quorum; the read below comes before that).
+  const majority = [3, 4, 5];
+  for (let i = 0; i < 100 && !majority.some((id) => net.raft(id).role === 'leader'); i++) for (const id of majority) net.tick(id);
+  const newLeader = majority.find((id) => net.raft(id).role === 'leader')!;
+  assert.ok(newLeader !== undefined, 'the majority elected a leader');
+  net.propose(newLeader, 'new');
+  assert.ok(net.node(newLeader).applied.includes('new'), 'the write is committed (acknowledged) on the majority side');
+  assert.equal(net.raft(1).role, 'leader', 'the old leader has not heard of the new term');
+  assert.equal(net.raft(2).term, oldTerm);
+  // A read that starts now at 2 goes to 1, in the old term: 1 and 2 are no quorum of five, so the
+  // stale commit index (which lacks 'new') must never come back.
+  net.node(2).raw.readIndex(text('after-new'));
+  net.stabilize();
+  net.tick(2, 3);
+  net.tick(1, 3);
+  net.stabilize();
+  assert.deepEqual(net.node(2).readStates, []);
+});
+
+test('a learner\'s ReadIndex takes a heartbeat round: leader and learner are no quorum', () => {
+  const net = new Network([1, 2, 3, 4], { joiners: [4] });
+  net.campaign(1);
+  net.node(1).raw.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4, context: text('') });
+  net.stabilize();
+  assert.deepEqual(net.node(1).conf, { voters: [1, 2, 3], learners: [4] });
+  const heartbeats = roundHeartbeats(net, () => {
+    net.node(4).raw.readIndex(text('learner'));
+    net.stabilize();
+  });
+  assert.equal(heartbeats, 3);
+  assert.deepEqual(net.node(4).readStates.map((r) => str(r.context)), ['learner']);
+});
+
+test('a follower\'s ReadIndex waits for the new leader\'s first commit in its term even with three voters', () => {
+  const net = new Network([1, 2, 3]);
+  net.route = (m) => (m.type === 'App' ? 'hold' : 'deliver');
+  net.campaign(1);
+  net.deliver({ type: 'ReadIndex', from: 3, to: 1, term: net.raft(1).term, context: text('early') });
+  net.stabilize();
+  assert.equal(net.node(3).readStates.length, 0);
+  net.route = () => 'deliver';
+  const held = net.held;
+  net.held = [];
+  for (const m of held) net.deliver(m);
+  net.stabilize();
+  net.tickAll(1);
+  net.stabilize();
+  assert.deepEqual(net.node(3).readStates.map((r) => [r.index, str(r.context)]), [[net.raft(1).log.committed, 'early']]);
 });
 
 test('§6.4: a single-voter group answers reads at once, without a round trip', () => {
