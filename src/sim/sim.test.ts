@@ -133,7 +133,13 @@ test('members restarted on a wiped disk are refused, replaced, and safety holds;
   const checked = await runCampaignProcess(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003']);
   assert.equal(checked.failures.length, 0, describeFailures(checked));
   assert.ok(checked.faults.wipes >= 20, `only ${checked.faults.wipes} wipes`);
-  assert.equal(checked.faults.wipesRefused, checked.faults.wipes, 'every wiped member that restarted was refused');
+  // A wiped member is refused when it comes back to a peer that had recorded it. One the operator
+  // removed before it came back, or one no peer had recorded, is sound unrefused (Simulation's
+  // wipesUnrefused checks that): since a follower's reads skip the heartbeat round, one of these
+  // seeds has a wiped member removed first.
+  const { removedFirst, acceptedUnknown } = checked.wipesUnrefused;
+  assert.equal(checked.faults.wipesRefused + removedFirst + acceptedUnknown, checked.faults.wipes, 'every wipe is accounted for');
+  assert.ok(checked.faults.wipesRefused >= checked.faults.wipes - 2, `only ${checked.faults.wipesRefused} of ${checked.faults.wipes} wiped members that restarted were refused`);
   // Without data directory ids, the same fault loses committed data or elects two leaders, even
   // though raft stops a member that hears of a commit beyond its log: that comes too late.
   const unchecked = await runCampaignProcess(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']);
