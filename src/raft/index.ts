@@ -7,6 +7,7 @@
 // Deliberately unsafe variants (for the simulator): subclass Raft and override
 //   protected canGrantVote(m: VoteRequest): boolean   — the vote-granting rule (§5.2, §5.4.1)
 //   protected maybeCommit(): boolean                  — the commit rule (§5.3, §5.4.2)
+//   protected vouchesForLeadership(m): boolean        — a follower's ReadIndex answered without a round (§6.4)
 // then build `new RawNode(config, MySubclass)`. Inside an override, `this.log` (RaftLog: committed,
 // commitTo, termOrZero, isUpToDate), `this.tracker` (ProgressTracker: quorumMatchIndex) and
 // `this.term`, `this.vote`, `this.lead` are available. Example, a node that commits entries of

@@ -1317,7 +1317,7 @@ export class Raft {
    * prove nothing more. Otherwise (five voters, a sender of an older term, a learner, no entry of
    * our term committed yet) the read takes a round as before.
    */
-  private vouchesForLeadership(m: Extract<Message, { type: 'ReadIndex' }>): boolean {
+  protected vouchesForLeadership(m: Extract<Message, { type: 'ReadIndex' }>): boolean {
     return m.term === this.term && this.committedEntryInCurrentTerm() && this.tracker.hasQuorum(new Set([m.from]), this.id);
   }
 

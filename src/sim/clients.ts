@@ -100,6 +100,12 @@ export class ClientPool {
   readonly history: KvOperation[] = [];
   private readonly clients: SimClient[] = [];
   stats = { started: 0, completed: 0, unknown: 0, abandonedReads: 0, abandonedUnsent: 0, attempts: 0 };
+  /**
+   * A leader cut off with followers (the simulator's partition sets it, and clears it on heal):
+   * meanwhile reads go through those followers and writes to the members outside, so that writes
+   * the majority acknowledges are followed by reads the cut-off side answers, if it answers.
+   */
+  cutOff: { leader: NodeId; side: NodeId[] } | undefined;
 
   constructor(
     private readonly cluster: Cluster,
@@ -158,10 +164,21 @@ export class ClientPool {
     this.attempt(client, client.pending, now);
   }
 
-  /** Picks a member of the group: the believed leader unless the last attempt there failed, else any member. */
-  private chooseTarget(client: SimClient, group: GroupId, avoid: NodeId | undefined): NodeId {
+  /**
+   * Picks a member of the group: the believed leader unless the last attempt there failed, else any
+   * member. While a leader is cut off with followers (cutOff), a read goes through one of those
+   * followers and a write to a member outside.
+   */
+  private chooseTarget(client: SimClient, group: GroupId, avoid: NodeId | undefined, read: boolean): NodeId {
     const conf = this.cluster.committedConfOf(group);
     const members = [...conf.voters, ...conf.learners];
+    const cutOff = this.cutOff;
+    if (cutOff !== undefined) {
+      const side = members.filter((id) => (read ? id !== cutOff.leader && cutOff.side.includes(id) : !cutOff.side.includes(id)));
+      const guess = client.leaderGuess.get(group);
+      if (!read && guess !== undefined && guess !== avoid && side.includes(guess)) return guess;
+      if (side.length > 0) return this.random.pick(side);
+    }
     const guess = client.leaderGuess.get(group);
     if (guess !== undefined && guess !== avoid && members.includes(guess)) return guess;
     const others = members.filter((id) => id !== avoid);
@@ -172,7 +189,7 @@ export class ClientPool {
     const retry = pending.attempts > 0;
     const { group } = pending;
     if (retry) client.leaderGuess.delete(group);
-    const target = this.chooseTarget(client, group, retry ? pending.target : undefined);
+    const target = this.chooseTarget(client, group, retry ? pending.target : undefined, pending.input.kind === 'get');
     pending.target = target;
     const attempt = ++pending.attempts;
     this.stats.attempts++;

@@ -210,8 +210,24 @@ class DoubleVoteRaft extends Raft {
   }
 }
 
+/**
+ * Broken on purpose (§6.4): the leader answers every follower's ReadIndex at once with its commit
+ * index, whatever the request's term and however many voters there are. A leader cut off from the
+ * majority with one follower of five then serves that follower's reads after the majority elected
+ * another leader and acknowledged writes it does not know of.
+ */
+class ReadsWithoutQuorumRaft extends Raft {
+  protected override vouchesForLeadership(): boolean {
+    return true;
+  }
+}
+
 /** The raft core each variant runs (the others run the real one and break something else). */
-const RAFT_CLASSES: Partial<Record<RaftVariant, RaftClass>> = { 'commit-by-count': CommitByCountRaft, 'double-vote': DoubleVoteRaft };
+const RAFT_CLASSES: Partial<Record<RaftVariant, RaftClass>> = {
+  'commit-by-count': CommitByCountRaft,
+  'double-vote': DoubleVoteRaft,
+  'reads-without-quorum': ReadsWithoutQuorumRaft,
+};
 
 /** The metrics a replica updates, as no-ops: nobody scrapes a simulated member. */
 const NO_METRICS = {
@@ -708,10 +724,19 @@ export class Cluster {
     });
   }
 
+  /**
+   * A process whose clock runs slow: it moves one time unit in `factor` (its ticks, syncs and
+   * flushes come that much later; it still handles every message as it arrives). Raft's safety
+   * must not depend on clocks; a cut-off leader that counts its election timeout slowly keeps
+   * leading its side of a partition after the majority has elected another leader.
+   */
+  slowClock: { id: NodeId; factor: number } | undefined;
+
   /** Moves every running process's clock one time unit: its ticks, syncs and flushes fall due. */
   advanceClocks(): void {
     for (const node of this.running()) {
       const live = node.live!;
+      if (this.slowClock?.id === node.id && this.now % this.slowClock.factor !== 0) continue;
       // A process crashed by an earlier one's timer (a refused handshake) stays down.
       if (!live.ended) live.env.advance(1);
     }

@@ -6,10 +6,19 @@
  * runs the real raft but lets a member whose disk was wiped take part again as if nothing happened
  * (no data directory ids, see src/server/data-dirs.ts). `acks-before-fsync` runs the real replica,
  * but its Ready loop's handler sends append responses before the write is synced, as a loop that
- * took them out of Ready.messagesAfterPersist would.
+ * took them out of Ready.messagesAfterPersist would. `reads-without-quorum` runs a raft whose
+ * leader answers every follower's ReadIndex at once, without a heartbeat round or a check that
+ * the follower and the leader are a quorum in the leader's term.
  */
-export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote' | 'unchecked-wipes' | 'acks-before-fsync';
-export const RAFT_VARIANTS: readonly RaftVariant[] = ['correct', 'commit-by-count', 'double-vote', 'unchecked-wipes', 'acks-before-fsync'];
+export type RaftVariant = 'correct' | 'commit-by-count' | 'double-vote' | 'unchecked-wipes' | 'acks-before-fsync' | 'reads-without-quorum';
+export const RAFT_VARIANTS: readonly RaftVariant[] = [
+  'correct',
+  'commit-by-count',
+  'double-vote',
+  'unchecked-wipes',
+  'acks-before-fsync',
+  'reads-without-quorum',
+];
 
 export interface SimOptions {
   seed: number;

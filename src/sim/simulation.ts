@@ -85,6 +85,13 @@ function memberInfo(id: NodeId): { name: string; peerAddress: string } {
 /** Raft ticks a restarted wiped member may wait for its peers before the operator gives up on it. */
 const WIPED_WAIT_TICKS_MAX = 100;
 
+/**
+ * How many times slower the clock of a leader cut off with followers runs: its heartbeats (one per
+ * tick of its own) still reach them well within their election timeout, while its CheckQuorum
+ * takes this many times longer to depose it.
+ */
+const CUT_OFF_CLOCK_SLOWDOWN = 5;
+
 /** Drain phase limit: time units to let in-flight client operations finish. */
 const DRAIN_STEPS_MAX = 3000;
 
@@ -293,6 +300,7 @@ class Simulation {
     const tick = this.options.tickSteps;
     if (r.chance(0.5)) {
       this.network.partition([[id]]);
+      this.setCutOff(undefined);
       this.healAt = this.now + r.between(3, 40) * tick;
       this.counts.partitions++;
       this.cluster.trace.event(`isolate${id}@${this.now};`);
@@ -317,6 +325,7 @@ class Simulation {
     }
     if (this.healAt !== undefined && this.now >= this.healAt) {
       this.network.heal();
+      this.setCutOff(undefined);
       this.healAt = undefined;
       this.cluster.trace.event(`heal@${this.now};`);
     } else if (this.healAt === undefined && r.chance(this.rates.partition)) {
@@ -481,13 +490,44 @@ class Simulation {
     const leader = this.cluster.leader()?.id;
     let isolated: NodeId[];
     const mode = r.int(3);
-    if (mode === 0 && leader !== undefined) isolated = [leader];
+    const cutOff = mode === 0 && leader !== undefined;
+    if (cutOff) isolated = this.leaderSide(leader);
     else if (mode === 1) isolated = [r.pick(ids)];
     else isolated = ids.filter(() => r.chance(0.5));
     this.network.partition([isolated]);
+    this.setCutOff(cutOff && isolated.length > 1 ? { leader: isolated[0]!, side: isolated } : undefined);
     this.healAt = this.now + r.between(10, 100) * this.options.tickSteps;
     this.counts.partitions++;
-    this.cluster.trace.event(`part${isolated.join(',')}@${this.now};`);
+    this.cluster.trace.event(`part${isolated.join(',')}${this.clients.cutOff === undefined ? '' : ':cut-off'}@${this.now};`);
+  }
+
+  /**
+   * The leader and as many other voters as can be cut off while the rest still form a quorum: the
+   * leader alone with three voters, the leader and one follower with five. The follower keeps the
+   * cut-off leader as its leader and asks it for reads, while the majority elects another leader
+   * and acknowledges writes the old one never sees: whether a read through that follower can still
+   * come back stale is what the leader's answer to its ReadIndex decides (raft's
+   * vouchesForLeadership).
+   */
+  private leaderSide(leader: NodeId): NodeId[] {
+    const { voters } = this.cluster.committedConf;
+    const others = voters.filter((id) => id !== leader);
+    const quorum = Math.floor(voters.length / 2) + 1;
+    const side = [leader];
+    while (voters.length - (side.length + 1) >= quorum) side.push(others.splice(this.random.int(others.length), 1)[0]!);
+    return side;
+  }
+
+  /**
+   * A leader cut off with followers (or none: the partition healed or changed). Meanwhile clients
+   * read through those followers and write on the majority's side, as clients spread over the
+   * members would: the reads that must not come back stale. And the leader's clock runs slow, so
+   * that CheckQuorum does not depose it about when the majority elects another leader, which would
+   * leave almost no time for a stale read.
+   */
+  private setCutOff(cutOff: { leader: NodeId; side: NodeId[] } | undefined): void {
+    this.clients.cutOff = cutOff;
+    this.cluster.slowClock = cutOff && { id: cutOff.leader, factor: CUT_OFF_CLOCK_SLOWDOWN };
   }
 
   /**
@@ -581,6 +621,7 @@ class Simulation {
    */
   private calmDown(): Promise<void> | undefined {
     this.network.heal();
+    this.setCutOff(undefined);
     this.healAt = undefined;
     this.network.faults = { ...this.network.faults, dropRate: 0, duplicateRate: 0, slowRate: 0 };
     this.cluster.readyCrashRate = 0;
