@@ -1316,6 +1316,13 @@ export class Raft {
    * we have committed in our term, covers every write acknowledged before them: the round would
    * prove nothing more. Otherwise (five voters, a sender of an older term, a learner, no entry of
    * our term committed yet) the read takes a round as before.
+   *
+   * It is the round's own argument with the request as the sender's acknowledgement, so it holds
+   * where the round's does: for a request delayed in the network (its term is the one it was made
+   * in, not the one it arrives in), across a leadership transfer (the transferee needs a vote of
+   * ours, and we would have stepped down, or the sender's, given after it asked), and while a
+   * membership change is in flight (changes are one voter at a time, so every majority of a
+   * configuration one change away from ours includes one of us two).
    */
   protected vouchesForLeadership(m: Extract<Message, { type: 'ReadIndex' }>): boolean {
     return m.term === this.term && this.committedEntryInCurrentTerm() && this.tracker.hasQuorum(new Set([m.from]), this.id);
