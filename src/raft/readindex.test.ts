@@ -116,16 +116,21 @@ function roundHeartbeats(net: Network, run: () => void): number {
   return heartbeats;
 }
 
+/** A read asked at `id`: the heartbeats of read rounds it took, and the contexts answered there. */
+function readAt(net: Network, id: number, context: string): { heartbeats: number; answered: string[] } {
+  const heartbeats = roundHeartbeats(net, () => {
+    net.node(id).raw.readIndex(text(context));
+    net.stabilize();
+  });
+  return { heartbeats, answered: net.node(id).readStates.map((r) => str(r.context)) };
+}
+
 test('with three voters the leader answers a follower\'s ReadIndex at once: the request is the second member of the quorum', () => {
   const net = new Network([1, 2, 3]);
   net.campaign(1);
   net.propose(1, 'a');
-  const heartbeats = roundHeartbeats(net, () => {
-    net.node(3).raw.readIndex(text('f'));
-    net.stabilize();
-  });
-  assert.equal(heartbeats, 0, 'no heartbeat round');
-  assert.deepEqual(net.node(3).readStates.map((r) => [r.index, str(r.context)]), [[net.raft(1).log.committed, 'f']]);
+  assert.deepEqual(readAt(net, 3, 'f'), { heartbeats: 0, answered: ['f'] }, 'no heartbeat round');
+  assert.deepEqual(net.node(3).readStates.map((r) => r.index), [net.raft(1).log.committed]);
 });
 
 test('a follower\'s ReadIndex made in an older term takes a heartbeat round', () => {
@@ -146,12 +151,7 @@ test('with five voters a follower\'s ReadIndex still takes a heartbeat round (le
   const net = new Network([1, 2, 3, 4, 5]);
   net.campaign(1);
   net.propose(1, 'a');
-  const heartbeats = roundHeartbeats(net, () => {
-    net.node(5).raw.readIndex(text('f'));
-    net.stabilize();
-  });
-  assert.equal(heartbeats, 4);
-  assert.deepEqual(net.node(5).readStates.map((r) => str(r.context)), ['f']);
+  assert.deepEqual(readAt(net, 5, 'f'), { heartbeats: 4, answered: ['f'] });
 });
 
 test('§6.4: an old leader and one follower cut off with it never answer the follower\'s read (five voters)', () => {
@@ -187,12 +187,7 @@ test('a learner\'s ReadIndex takes a heartbeat round: leader and learner are no 
   net.node(1).raw.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 4, context: text('') });
   net.stabilize();
   assert.deepEqual(net.node(1).conf, { voters: [1, 2, 3], learners: [4] });
-  const heartbeats = roundHeartbeats(net, () => {
-    net.node(4).raw.readIndex(text('learner'));
-    net.stabilize();
-  });
-  assert.equal(heartbeats, 3);
-  assert.deepEqual(net.node(4).readStates.map((r) => str(r.context)), ['learner']);
+  assert.deepEqual(readAt(net, 4, 'learner'), { heartbeats: 3, answered: ['learner'] });
 });
 
 test('a follower\'s ReadIndex waits for the new leader\'s first commit in its term even with three voters', () => {
