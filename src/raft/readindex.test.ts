@@ -57,6 +57,16 @@ test('§6.4: a read that arrives after a round\'s heartbeats left waits for a ne
   assert.deepEqual(net.node(1).readStates.map((r) => str(r.context)), ['early', 'late']);
 });
 
+/** Delivers every held message and routes all later ones, then lets one tick pass (the new leader's no-op commits). */
+function releaseHeld(net: Network): void {
+  net.route = () => 'deliver';
+  const held = net.held;
+  net.held = [];
+  for (const m of held) net.deliver(m);
+  net.stabilize();
+  net.tickAll(1);
+}
+
 test('§6.4: a leader answers reads only once it has committed an entry of its own term', () => {
   const net = new Network([1, 2, 3]);
   // Hold every append so the new leader's no-op cannot commit yet.
@@ -67,12 +77,7 @@ test('§6.4: a leader answers reads only once it has committed an entry of its o
   net.node(1).raw.readIndex(text('r'));
   net.tickAll(2);
   assert.equal(net.node(1).readStates.length, 0);
-  net.route = () => 'deliver';
-  const held = net.held;
-  net.held = [];
-  for (const m of held) net.deliver(m);
-  net.stabilize();
-  net.tickAll(1);
+  releaseHeld(net);
   assert.equal(net.node(1).readStates.length, 1);
   assert.equal(net.node(1).readStates[0]!.index, net.raft(1).log.committed);
 });
@@ -197,12 +202,7 @@ test('a follower\'s ReadIndex waits for the new leader\'s first commit in its te
   net.deliver({ type: 'ReadIndex', from: 3, to: 1, term: net.raft(1).term, context: text('early') });
   net.stabilize();
   assert.equal(net.node(3).readStates.length, 0);
-  net.route = () => 'deliver';
-  const held = net.held;
-  net.held = [];
-  for (const m of held) net.deliver(m);
-  net.stabilize();
-  net.tickAll(1);
+  releaseHeld(net);
   net.stabilize();
   assert.deepEqual(net.node(3).readStates.map((r) => [r.index, str(r.context)]), [[net.raft(1).log.committed, 'early']]);
 });
