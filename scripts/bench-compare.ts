@@ -74,6 +74,8 @@ interface CompareFlags {
   goClient: string;
   /** Lichen's storage engine (lichen serve --engine). */
   engine: 'lmdb' | 'leveldb';
+  /** Lichen's members run with node --cpu-prof and write their profiles here when stopped; empty: no profiles. */
+  profileDir: string;
 }
 
 const USAGE = `Usage: npm run bench:compare -- [flags]
@@ -89,6 +91,8 @@ const USAGE = `Usage: npm run bench:compare -- [flags]
                          of lichen bench (grpc-js); scenarios it has no operation for still run on
                          lichen bench, and the report says which client made each row
   --engine <kind>        Lichen's storage engine, lmdb (default) or leveldb
+  --profile-dir <dir>    Lichen's members run with node --cpu-prof and write their CPU profiles
+                         there when stopped (one file per member, covering the whole run)
   --verbose              print each run's full summary
 `;
 
@@ -104,6 +108,7 @@ function parseFlags(argv: string[]): CompareFlags {
     verbose: false,
     goClient: '',
     engine: 'lmdb',
+    profileDir: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
@@ -154,6 +159,10 @@ function parseFlags(argv: string[]): CompareFlags {
         flags.engine = engine;
         break;
       }
+      case '--profile-dir':
+        flags.profileDir = value();
+        mkdirSync(flags.profileDir, { recursive: true });
+        break;
       case '--go-client':
         flags.goClient = value();
         if (!existsSync(flags.goClient)) throw new Error(`--go-client: no such file: ${flags.goClient}`);
@@ -444,7 +453,7 @@ function lichenCommand(): { command: string; args: string[]; how: string } {
   return { command: process.execPath, args: ['--import', 'tsx', join(ROOT, 'src', 'cli', 'main.ts')], how: 'tsx src/cli/main.ts (dist/ missing or older than src/)' };
 }
 
-async function startLichenCluster(engine: CompareFlags['engine']): Promise<Cluster> {
+async function startLichenCluster(engine: CompareFlags['engine'], profileDir: string): Promise<Cluster> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-lichen-'));
   const ports = await freePorts(MEMBERS * 3);
   const names = Array.from({ length: MEMBERS }, (_u, i) => `lichen${i + 1}`);
@@ -452,7 +461,8 @@ async function startLichenCluster(engine: CompareFlags['engine']): Promise<Clust
   const peerAddress = (i: number) => `127.0.0.1:${ports[MEMBERS + i]}`;
   const httpAddress = (i: number) => `127.0.0.1:${ports[2 * MEMBERS + i]}`;
   const initialCluster = names.map((n, i) => `${n}=${peerAddress(i)}`).join(',');
-  const { command, args, how } = lichenCommand();
+  const { command, args: programArgs, how } = lichenCommand();
+  const args = profileDir === '' ? programArgs : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, ...programArgs];
   const packageVersion = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
   const members = names.map((name, i) =>
     startProcess(
@@ -1010,7 +1020,7 @@ async function main(): Promise<void> {
   if (flags.skipLichen) {
     lichen.note = 'skipped (--skip-lichen)';
   } else {
-    const run = await runSystem('lichen', () => startLichenCluster(flags.engine), scenarios, durationMs, warmupMs, flags.verbose, client);
+    const run = await runSystem('lichen', () => startLichenCluster(flags.engine, flags.profileDir), scenarios, durationMs, warmupMs, flags.verbose, client);
     Object.assign(lichen, { ran: true, version: run.version, scenarios: run.outcomes });
   }
 
