@@ -15,6 +15,7 @@ import type {
   DeleteRangeResponse,
   Event,
   HashKVResponse,
+  KeyValueSink,
   LeaseGrantRequest,
   LeaseGrantResponse,
   LeaseTimeToLiveResponse,
@@ -234,8 +235,12 @@ export interface EtcdBackend extends AuthBackend {
   // `caller` (from identify) is checked against the permissions of its roles while auth is
   // enabled, as etcd checks it; an anonymous request then fails with "user name is empty".
 
-  /** Linearizable unless r.serializable (then served from local state, possibly stale). */
-  range(r: RangeRequest, caller?: Caller): Promise<WithHeader<RangeResponse>>;
+  /**
+   * Linearizable unless r.serializable (then served from local state, possibly stale). With
+   * `into`, the key-values may go to `into` as they are read instead of into the answer's kvs (see
+   * KeyValueSink; a backend may also ignore it): the caller takes both.
+   */
+  range(r: RangeRequest, caller?: Caller, into?: KeyValueSink): Promise<WithHeader<RangeResponse>>;
   put(r: PutRequest, caller?: Caller): Promise<WithHeader<PutResponse>>;
   deleteRange(r: DeleteRangeRequest, caller?: Caller): Promise<WithHeader<DeleteRangeResponse>>;
   txn(r: TxnRequest, caller?: Caller): Promise<WithHeader<TxnResponse>>;

@@ -101,6 +101,22 @@ for (const [kind, scoped] of KINDS.flatMap((kind) => [[kind, false], [kind, true
       engine.write([]);
     });
 
+    test('peek gives what get gives, committed or not, until the next read', async (t) => {
+      const engine = await factory(kind, t)();
+      engine.write([put('a', 'A'.repeat(300)), put('b', 'B')]);
+      engine.commit();
+      engine.batch(() => engine.write([put('b', 'newer'), put('c', 'C'), del('a')]));
+      for (const key of ['a', 'b', 'c', 'missing']) {
+        const got = engine.get(b(key));
+        const peeked = engine.peek(b(key));
+        assert.deepEqual(peeked === undefined ? undefined : str(peeked), got === undefined ? undefined : str(got), key);
+      }
+      engine.commit();
+      const long = engine.peek(b('b'));
+      assert.equal(str(long!), 'newer', 'a peeked value is exactly the value, however large the buffer behind it');
+      assert.equal(engine.peek(b('a')), undefined);
+    });
+
     test('a batch commits its writes together; reads inside it see them', async (t) => {
       const engine = await factory(kind, t)();
       engine.write([put('a', 'old'), put('gone', 'x')]);

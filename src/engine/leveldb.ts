@@ -112,6 +112,11 @@ class LevelReadView extends LevelReader implements ReadView {
     return this.keys.has(name) ? this.value(name, this.pending) : undefined;
   }
 
+  /** LevelDB hands out a buffer of its own per read, so get's value is as good. */
+  peek(key: Uint8Array): Uint8Array | undefined {
+    return this.get(key);
+  }
+
   range(options: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {
     this.checkOpen();
     return this.scan(this.keys, this.pending, options);
@@ -232,6 +237,11 @@ export class LevelEngine extends LevelReader implements Engine {
     if (written !== undefined) return written.value;
     // The directory knows every key: a miss costs no LevelDB read.
     return this.directory.has(name) ? this.db.getSync(storedKey(name)) : undefined;
+  }
+
+  /** LevelDB hands out a buffer of its own per read, so get's value is as good. */
+  peek(key: Uint8Array): Uint8Array | undefined {
+    return this.get(key);
   }
 
   /** Scans a snapshot of the key list, reading the newest values (a key deleted meanwhile is skipped). */

@@ -28,6 +28,11 @@ class SortedMap implements ReadView {
     return this.values.get(hex(key));
   }
 
+  /** Stored values are never changed in place, so get's value is as good. */
+  peek(key: Uint8Array): Uint8Array | undefined {
+    return this.get(key);
+  }
+
   *range({ start, end, reverse = false, limit }: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {
     const from = lowerBound(this.keys, start);
     const to = end === undefined ? this.keys.length : lowerBound(this.keys, end);

@@ -47,6 +47,10 @@ class ScopedView implements ReadView {
     return this.inner.get(this.key(key, this.lookupKeys.of(GROUP_PREFIX_BYTES + key.length)));
   }
 
+  peek(key: Uint8Array): Uint8Array | undefined {
+    return this.inner.peek(this.key(key, this.lookupKeys.of(GROUP_PREFIX_BYTES + key.length)));
+  }
+
   *range({ start, end, reverse, limit }: RangeOptions): Iterable<[Uint8Array, Uint8Array]> {
     const options: RangeOptions = { start: this.key(start) };
     const upper = end === undefined ? this.end : this.key(end);

@@ -24,6 +24,12 @@ export interface RangeOptions {
 export interface ReadView {
   /** Does not keep `key` after it returns: callers may reuse its buffer (see lookup-keys.ts). */
   get(key: Uint8Array): Uint8Array | undefined;
+  /**
+   * get's value, but possibly in a buffer the engine reuses (lmdb: its read buffer), so valid only
+   * until the next read of this engine: for callers that copy or parse the bytes at once. A range of
+   * 10,000 keys encoded as it reads saves a copy and an object per key. Keeps no key, as get.
+   */
+  peek(key: Uint8Array): Uint8Array | undefined;
   range(options: RangeOptions): Iterable<[key: Uint8Array, value: Uint8Array]>;
   close(): void;
 }

@@ -10,6 +10,7 @@
 // engine scan, and compaction deletes records by their exact keys.
 import { LichenError } from '../errors.js';
 import { ByteWriter, asBuffer, readU64, writeU64 } from './bytes.js';
+import type { KeyValue } from './types.js';
 
 export const PREFIX_REVISION = 0x72; // 'r'
 export const PREFIX_META = 0x6d; // 'm'
@@ -117,6 +118,44 @@ export function decodeRecord(bytes: Uint8Array): StoredRecord {
 }
 
 /**
+ * The record as the KeyValue of revision `modRevision`, its key and value views of `bytes` (pass
+ * bytes the caller owns), with no StoredRecord between: a range makes one per key it returns.
+ */
+export function decodeKeyValue(bytes: Uint8Array, modRevision: number): KeyValue {
+  const buf = asBuffer(bytes);
+  readRecordHead(buf);
+  const keyStart = cursor;
+  const key = new Uint8Array(buf.buffer, buf.byteOffset + keyStart, head.keyLength);
+  const value = new Uint8Array(buf.buffer, buf.byteOffset + keyStart + head.keyLength, buf.length - keyStart - head.keyLength);
+  return { key, createRevision: head.createRevision, modRevision, version: head.version, value, lease: head.lease };
+}
+
+/**
+ * A record's numbers and where its key lies, as parseRecord leaves them (the value follows the key
+ * to the end of the record). One object, rewritten by each parse: parsing allocates nothing.
+ */
+export interface ParsedRecord {
+  readonly createRevision: number;
+  readonly version: number;
+  readonly lease: number;
+  readonly keyStart: number;
+  readonly keyEnd: number;
+}
+
+const parsed = { createRevision: 0, version: 0, lease: 0, keyStart: 0, keyEnd: 0 };
+
+/** Parses `bytes` in place; the result is valid until the next parse. */
+export function parseRecord(bytes: Uint8Array): ParsedRecord {
+  readRecordHead(bytes);
+  parsed.createRevision = head.createRevision;
+  parsed.version = head.version;
+  parsed.lease = head.lease;
+  parsed.keyStart = cursor;
+  parsed.keyEnd = cursor + head.keyLength;
+  return parsed;
+}
+
+/**
  * Only what rebuilding the key index needs (key as an index string, tombstone flag, create
  * revision, version, lease), without copying the value: open() reads every record once, so this
  * is its hot loop.
@@ -136,7 +175,7 @@ const head = { flags: 0, createRevision: 0, version: 0, lease: 0, keyLength: 0 }
 let cursor = 0;
 
 /** Reads a record's format, flags, revisions, lease and key length into `head`; checks the key fits. */
-function readRecordHead(buf: Buffer): void {
+function readRecordHead(buf: Uint8Array): void {
   if (buf.length < 2) throw recordError('truncated', buf.length);
   if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
   head.flags = buf[1]!;
@@ -148,7 +187,7 @@ function readRecordHead(buf: Buffer): void {
   if (cursor + head.keyLength > buf.length) throw recordError('truncated');
 }
 
-function recordUvar(buf: Buffer): number {
+function recordUvar(buf: Uint8Array): number {
   let value = 0;
   for (let i = 0, scale = 1; i < 8; i++, scale *= 0x80) {
     if (cursor >= buf.length) throw recordError('truncated');

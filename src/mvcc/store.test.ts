@@ -20,6 +20,8 @@ import {
   SortOrder,
   SortTarget,
   type Compare,
+  type KeyValue,
+  type KeyValueSink,
   type RangeRequest,
   type RequestOp,
   type TxnResponse,
@@ -129,6 +131,9 @@ for (const factory of engineFactories()) {
         { name: 'maxModRevision filters', request: { key: ZERO, rangeEnd: ZERO, maxModRevision: 5 }, kvs: [A, C], count: 6 },
         { name: 'create revision window', request: { key: ZERO, rangeEnd: ZERO, minCreateRevision: 3, maxCreateRevision: 8 }, kvs: [B, C, FOO], count: 6 },
         { name: 'filter then limit', request: { key: ZERO, rangeEnd: ZERO, minModRevision: 5, limit: 2 }, kvs: [A, B], more: true, count: 6 },
+        { name: 'bytesMax stops reading once keys and values pass it, and sets more', request: { key: ZERO, rangeEnd: ZERO, bytesMax: 3 }, kvs: [A], more: true, count: 6 },
+        { name: 'bytesMax keeps the first key-value even when it alone passes it', request: { key: ZERO, rangeEnd: ZERO, bytesMax: 1 }, kvs: [A], more: true, count: 6 },
+        { name: 'bytesMax and limit: the limit first', request: { key: ZERO, rangeEnd: ZERO, bytesMax: 100, limit: 3 }, kvs: [A, B, C], more: true, count: 6 },
       ];
       for (const c of cases) {
         it(c.name, () => {
@@ -138,7 +143,36 @@ for (const factory of engineFactories()) {
           assert.equal(response.more, c.more ?? false);
           assert.equal(response.count, c.count);
         });
+        it(`${c.name}, into a sink`, () => {
+          const h = rangeFixture();
+          const sunk: KeyValue[] = [];
+          const sink: KeyValueSink = {
+            add: (record, keyStart, keyEnd, createRevision, modRevision, version, lease) =>
+              sunk.push({ key: record.slice(keyStart, keyEnd), value: record.slice(keyEnd), createRevision, modRevision, version, lease }),
+          };
+          const response = h.store.range(c.request, sink);
+          assert.ok(sunk.length === 0 || response.kvs.length === 0, 'key-values go to the sink or into the answer, not both');
+          assert.deepEqual([...sunk, ...response.kvs].map(show), c.kvs);
+          assert.equal(response.more, c.more ?? false);
+          assert.equal(response.count, c.count);
+        });
       }
+
+      it('a range into a sink hands over each record as the engine read it, leases included', () => {
+        const h = fresh();
+        h.ok({ type: 'leaseGrant', request: { TTL: 10, ID: 7 } });
+        h.put('a', '', { lease: 7 });
+        h.put('b', 'x'.repeat(20_000));
+        h.put('a', 'again', { lease: 7 });
+        const sunk: string[] = [];
+        const response = h.store.range({ key: ZERO, rangeEnd: ZERO }, {
+          add: (record, keyStart, keyEnd, createRevision, modRevision, version, lease) =>
+            sunk.push(show({ key: record.slice(keyStart, keyEnd), value: record.slice(keyEnd), createRevision, modRevision, version, lease })),
+        });
+        assert.deepEqual(response, { kvs: [], more: false, count: 2 });
+        assert.deepEqual(sunk, h.all());
+        assert.deepEqual(sunk[0], 'a=again@2/4/v2/l7');
+      });
 
       it('rejects a future revision', () => {
         const h = rangeFixture();

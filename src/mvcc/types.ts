@@ -14,6 +14,16 @@ export interface KeyValue {
   lease: number;
 }
 
+/**
+ * Takes a range's key-values one by one as the store reads them (MvccStore.range's `into`), so a
+ * large range can be encoded as it is read instead of held as objects: the key is bytes
+ * [keyStart, keyEnd) of `record` and the value [keyEnd, record.length). `record` is the engine's
+ * read buffer, reused once the call returns: copy what you keep.
+ */
+export interface KeyValueSink {
+  add(record: Uint8Array, keyStart: number, keyEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void;
+}
+
 export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;
 export type SortOrder = (typeof SortOrder)[keyof typeof SortOrder];
 export const SortTarget = { KEY: 0, VERSION: 1, CREATE: 2, MOD: 3, VALUE: 4 } as const;

@@ -29,6 +29,7 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
   HashKVResponse,
+  KeyValueSink,
   LeaseGrantRequest,
   LeaseGrantResponse,
   LeaseTimeToLiveResponse,
@@ -82,13 +83,13 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
 
   // ---- KV ----
 
-  async range(r: RangeRequest, caller?: Caller): Promise<WithHeader<RangeResponse>> {
+  async range(r: RangeRequest, caller?: Caller, into?: KeyValueSink): Promise<WithHeader<RangeResponse>> {
     // A serializable read is served from local state, which only a serving member may do (one
     // waiting for its new cluster, or stopped by lost data, would answer from an empty store).
     if (r.serializable) this.node.assertServing();
     else await this.node.linearizableBarrier();
     this.node.auth.checkRead(this.authInfo(caller), r.key, r.rangeEnd);
-    const response = this.node.store.range(r);
+    const response = this.node.store.range(r, into);
     return { header: this.header(), ...response };
   }
 

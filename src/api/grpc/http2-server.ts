@@ -28,6 +28,12 @@ export const GrpcCode = {
   INTERNAL: 13,
 } as const;
 
+/**
+ * Bytes in front of every gRPC message on the wire: the compressed flag and the message's length
+ * (gRPC over HTTP/2's Length-Prefixed-Message).
+ */
+export const GRPC_MESSAGE_PREFIX_BYTES = 5;
+
 /** One method as @grpc/proto-loader describes it (a grpc-js ServiceDefinition entry fits). */
 export interface MethodDefinition {
   path: string;
@@ -35,6 +41,11 @@ export interface MethodDefinition {
   responseStream: boolean;
   requestDeserialize(bytes: Buffer): unknown;
   responseSerialize(value: never): Buffer;
+  /**
+   * Optional: the message's bytes after GRPC_MESSAGE_PREFIX_BYTES of room for the prefix, which the server
+   * fills in, so a large response is not copied once more behind its prefix.
+   */
+  responseSerializeFramed?(value: never): Buffer;
 }
 
 export type ServiceDefinition = Record<string, MethodDefinition>;
@@ -122,7 +133,7 @@ class Http2Call<Req = unknown, Res = unknown> extends EventEmitter implements Se
   write(message: Res): boolean {
     if (this.finished || this.stream.ended) return true;
     this.sendHeaders();
-    return this.stream.write(frameMessage(this.method.responseSerialize(message as never)));
+    return this.stream.write(frameMessage(this.method, message));
   }
 
   /** Ends the call with status OK. */
@@ -146,7 +157,7 @@ class Http2Call<Req = unknown, Res = unknown> extends EventEmitter implements Se
     if (this.finished || this.stream.ended) return;
     this.finished = true;
     this.sendHeaders();
-    this.stream.end(frameMessage(this.method.responseSerialize(message as never)), OK_TRAILERS);
+    this.stream.end(frameMessage(this.method, message), OK_TRAILERS);
   }
 
   finish(code: number, details: string, metadata?: Record<string, string>): void {
@@ -412,11 +423,18 @@ export class MessageReader {
   }
 }
 
-function frameMessage(body: Buffer): Buffer {
-  const framed = Buffer.allocUnsafe(5 + body.length);
+/** The response message with its gRPC prefix (uncompressed flag, length). */
+function frameMessage(method: MethodDefinition, message: unknown): Buffer {
+  let framed: Buffer;
+  if (method.responseSerializeFramed !== undefined) {
+    framed = method.responseSerializeFramed(message as never);
+  } else {
+    const body = method.responseSerialize(message as never);
+    framed = Buffer.allocUnsafe(GRPC_MESSAGE_PREFIX_BYTES + body.length);
+    body.copy(framed, GRPC_MESSAGE_PREFIX_BYTES);
+  }
   framed[0] = 0;
-  framed.writeUInt32BE(body.length, 1);
-  body.copy(framed, 5);
+  framed.writeUInt32BE(framed.length - GRPC_MESSAGE_PREFIX_BYTES, 1);
   return framed;
 }
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { LichenError } from '../../errors.js';
 import { seededRandom } from '../../random.js';
-import { KV_MESSAGES, serializeWatchResponse, servedServiceDefinition, withFastKvCodec, type MessageCodec } from './kv-codec.js';
+import type { KeyValue } from '../../mvcc/types.js';
+import { KV_MESSAGES, RangeResponseWriter, serializeWatchResponse, servedServiceDefinition, withFastKvCodec, type MessageCodec } from './kv-codec.js';
 import { etcdPackageDefinition, serviceDefinition } from './proto.js';
 import { decodeRangeRequest } from './wire.js';
 
@@ -630,5 +631,71 @@ describe('Watch responses with events encoded once', () => {
     // Responses without events (created, canceled, progress) are proto-loader's bytes exactly.
     const created = { header, watch_id: 3, created: true };
     assert.deepEqual(served.responseSerialize(created), method.responseSerialize(created));
+  });
+});
+
+describe('Range responses encoded as the store reads them (RangeResponseWriter)', () => {
+  const header = { cluster_id: 0x1234_5678_9abc, member_id: '18446744073709551615', revision: 2 ** 40 + 3, raft_term: 7 };
+  /** A stored-record-like buffer: some bytes, then the key, then the value to the end (as the store hands them over). */
+  const record = (key: Uint8Array, value: Uint8Array): { bytes: Uint8Array; keyStart: number; keyEnd: number } => {
+    const lead = 3;
+    const bytes = new Uint8Array(lead + key.length + value.length).fill(0xee);
+    bytes.set(key, lead);
+    bytes.set(value, lead + key.length);
+    return { bytes, keyStart: lead, keyEnd: lead + key.length };
+  };
+  const kvs: KeyValue[] = [
+    { key: Buffer.from('a'), createRevision: 2, modRevision: 2, version: 1, value: Buffer.from('one'), lease: 0 },
+    { key: Buffer.from('empty-value'), createRevision: 3, modRevision: 9, version: 4, value: new Uint8Array(0), lease: 0x7fff_ffff_ffff },
+    { key: Buffer.from('k'.repeat(300)), createRevision: 2 ** 33, modRevision: 2 ** 53 - 1, version: 128, value: Buffer.alloc(70_000, 7), lease: 1 },
+    { key: Buffer.from('short'), createRevision: 0, modRevision: 5, version: 0, value: Buffer.from('0123456789abcdefg'), lease: 0 },
+  ];
+  const wire = (kv: KeyValue) => ({ key: kv.key, create_revision: kv.createRevision, mod_revision: kv.modRevision, version: kv.version, value: kv.value, lease: kv.lease });
+
+  it('writes the bytes the generic encoder writes, from records and from key-values, framed for gRPC', () => {
+    for (const list of [[], kvs.slice(0, 1), kvs]) {
+      for (const [more, count] of [[false, 0], [true, list.length + 5], [false, 2 ** 40]] as const) {
+        const expected = KV_MESSAGES.RangeResponse.encode({ header, kvs: list.map(wire), more, count });
+        const fromRecords = new RangeResponseWriter();
+        for (const kv of list) {
+          const r = record(kv.key, kv.value);
+          fromRecords.add(r.bytes, r.keyStart, r.keyEnd, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+        }
+        const fromObjects = new RangeResponseWriter();
+        for (const kv of list) fromObjects.addKeyValue(kv);
+        for (const message of [fromRecords.finish(header, more, count), fromObjects.finish(header, more, count)]) {
+          assert.deepEqual(message.body, expected);
+          assert.equal(message.framed.length, expected.length + 5);
+          assert.deepEqual(message.framed.subarray(5), expected);
+          // The served serializers pass an encoded message through as it is.
+          assert.deepEqual(KV_MESSAGES.RangeResponse.encode(message), expected);
+          assert.equal(KV_MESSAGES.RangeResponse.encodeFramed(message), message.framed);
+          const decoded = reference('Range', 'response').decode(message.body) as { kvs: unknown[]; count: string; more: boolean };
+          assert.equal(decoded.kvs.length, list.length);
+          assert.equal(decoded.more, more);
+        }
+      }
+    }
+  });
+
+  it('a header of any size fits in front of the key-values', () => {
+    for (const h of [{}, { revision: 1 }, header, { cluster_id: '18446744073709551615', member_id: '18446744073709551615', revision: -1, raft_term: '18446744073709551615' }]) {
+      const writer = new RangeResponseWriter();
+      writer.addKeyValue(kvs[0]!);
+      assert.deepEqual(writer.finish(h, false, 1).body, KV_MESSAGES.RangeResponse.encode({ header: h, kvs: [wire(kvs[0]!)], more: false, count: 1 }));
+    }
+  });
+
+  it('refuses a revision, version or lease that is not a non-negative safe integer', () => {
+    for (const bad of [-1, 2 ** 53, 1.5]) {
+      assert.throws(() => new RangeResponseWriter().addKeyValue({ ...kvs[0]!, lease: bad }), /RangeResponse/);
+      assert.throws(() => new RangeResponseWriter().addKeyValue({ ...kvs[0]!, modRevision: bad }), /RangeResponse/);
+    }
+  });
+
+  it('the encodeFramed of every KV codec leaves room for the prefix before the bytes encode writes', () => {
+    const message = { header, prev_kv: wire(kvs[1]!) };
+    const framed = KV_MESSAGES.PutResponse.encodeFramed(message);
+    assert.deepEqual(framed.subarray(5), KV_MESSAGES.PutResponse.encode(message));
   });
 });

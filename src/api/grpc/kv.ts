@@ -1,6 +1,7 @@
 // The KV service: Range, Put, DeleteRange, Txn, Compact.
 import { ErrorCode, LichenError } from '../../errors.js';
 import { unary, type HandlerContext, type Implementation } from './handler.js';
+import { RangeResponseWriter } from './kv-codec.js';
 import {
   decodeDeleteRangeRequest,
   decodePutRequest,
@@ -9,7 +10,6 @@ import {
   encodeDeleteRangeResponse,
   encodeHeader,
   encodePutResponse,
-  encodeRangeResponse,
   encodeTxnResponse,
   toSafeInt,
   type WireDeleteRangeRequest,
@@ -23,8 +23,12 @@ export function kvService(ctx: HandlerContext): Implementation {
   const { backend } = ctx;
   return {
     Range: unary<WireRangeRequest>(ctx, async (w, caller) => {
-      const response = await backend.range(decodeRangeRequest(w), caller);
-      return encodeRangeResponse(response, encodeHeader(response.header));
+      // The key-values are encoded as the store reads them (see RangeResponseWriter); a backend
+      // that answers with them instead gets them encoded here.
+      const writer = new RangeResponseWriter();
+      const response = await backend.range(decodeRangeRequest(w), caller, writer);
+      for (const kv of response.kvs) writer.addKeyValue(kv);
+      return writer.finish(encodeHeader(response.header), response.more, response.count);
     }),
     Put: unary<WirePutRequest>(ctx, async (w, caller) => {
       const response = await backend.put(decodePutRequest(w), caller);
