@@ -191,6 +191,35 @@ describe('WatchHub', () => {
     assert.ok(withoutPrev.every((e) => e.prevKv === undefined), 'and none for the others');
   });
 
+  it('watchers of one shape share a step\'s selection from where each of them is, and other shapes select their own', () => {
+    const { hub, put, run } = setup({ batchEventsMax: 1000 });
+    // Two watchers that take nothing until they are caught up in one step, together.
+    const lagging = [new BoundedSink(0), new BoundedSink(0)];
+    for (const sink of lagging) hub.create({ key: b('p/'), rangeEnd: b('p0') }, sink);
+    for (let i = 0; i < 12; i++) {
+      if (i % 4 === 3) run({ type: 'deleteRange', request: { key: b(`p/${i - 1}`) } });
+      else put(i % 5 === 4 ? 'q' : `p/${i}`, `${i}`);
+    } // revisions 2..13 (q at 6 and 11)
+    const sinks = [2, 5, 5, 9, 14].map((startRevision) => {
+      const sink = new BoundedSink();
+      hub.create({ key: b('p/'), rangeEnd: b('p0'), startRevision }, sink);
+      return sink;
+    });
+    const noPut = new BoundedSink();
+    hub.create({ key: b('p/'), rangeEnd: b('p0'), startRevision: 2, noPut: true }, noPut);
+    for (const sink of lagging) sink.capacity = Infinity;
+    assert.equal(hub.syncUnsynced(), 0);
+    const all = ['0:p/0@2', '0:p/1@3', '0:p/2@4', '1:p/2@5', '0:p/5@7', '0:p/6@8', '1:p/6@9', '0:p/8@10', '0:p/10@12', '1:p/10@13'];
+    const from = (revision: number): string[] => all.filter((e) => Number(e.split('@')[1]) >= revision);
+    assert.deepEqual(sinks.map((sink) => sink.events()), [from(2), from(5), from(5), from(9), []]);
+    const eventsOf = (sink: BoundedSink): Event[] => sink.received.flatMap((m) => (m.type === 'events' ? m.events : []));
+    assert.equal(eventsOf(sinks[1]!).length, 7);
+    assert.deepEqual(lagging.map((sink) => sink.events()), [all, all]);
+    const lists = lagging.map((sink) => sink.received.find((m) => m.type === 'events')!);
+    assert.ok(lists[0]!.type === 'events' && lists[1]!.type === 'events' && lists[0]!.events === lists[1]!.events, 'one list for both');
+    assert.deepEqual(noPut.events(), all.filter((e) => e.startsWith('1:')));
+  });
+
   it('a step serves the oldest unsynced watchers first and sends the ones still behind to the back', () => {
     const { hub, put } = setup({ syncWatchersMax: 2 });
     const sinks = Array.from({ length: 5 }, () => new BoundedSink(0));

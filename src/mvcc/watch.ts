@@ -87,6 +87,8 @@ class WatcherState implements Watcher {
   readonly single: boolean;
   readonly start: string;
   readonly end: string | undefined;
+  /** Everything but the next revision that decides what select() takes: watchers of one fan-out share it. */
+  readonly shape: string;
 
   constructor(
     readonly id: number,
@@ -99,6 +101,7 @@ class WatcherState implements Watcher {
     const rangeEnd = request.rangeEnd;
     this.single = rangeEnd === undefined || rangeEnd.length === 0;
     this.end = this.single || (rangeEnd!.length === 1 && rangeEnd![0] === 0) ? undefined : keyString(rangeEnd!);
+    this.shape = JSON.stringify([this.start, this.end ?? null, this.single, request.noPut === true, request.noDelete === true, request.prevKv === true]);
   }
 
   matches(key: string): boolean {
@@ -107,14 +110,14 @@ class WatcherState implements Watcher {
   }
 
   /**
-   * Filters events for this watcher (type filters, prevKv stripping); with `keys` (each event's
-   * key as a string, computed once for a whole group of watchers), by key as well.
+   * Filters events for this watcher (from `fromRevision` on, type filters, prevKv stripping); with
+   * `keys` (each event's key as a string, computed once for a whole group of watchers), by key as well.
    */
-  select(events: Event[], keys?: readonly string[]): Event[] {
+  select(events: Event[], keys?: readonly string[], fromRevision = this.nextRevision): Event[] {
     const out: Event[] = [];
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
-      if (event.kv.modRevision < this.nextRevision) continue;
+      if (event.kv.modRevision < fromRevision) continue;
       if (event.type === EventType.PUT ? this.request.noPut : this.request.noDelete) continue;
       if (keys !== undefined && !this.matches(keys[i]!)) continue;
       out.push(this.request.prevKv || event.prevKv === undefined ? event : withoutPrevKv(event));
@@ -125,6 +128,52 @@ class WatcherState implements Watcher {
   cancel(): void {
     this.hub.remove(this);
   }
+}
+
+/**
+ * A catch-up step's selections, shared by the watchers of one shape (see WatcherState.shape): a
+ * fan-out of 1,000 watchers on one prefix selected the same events 1,000 times per step (the
+ * step's selection and its loop were half of a member's CPU under watch-1000). Each shape's
+ * selection is made once over the whole scan, and a watcher gets the part from its next revision
+ * on, the same array for every watcher at the same point (sinks do not change what they are sent,
+ * and the gRPC API encodes a shared list once, see src/api/grpc/watch.ts).
+ */
+class SharedSelections {
+  private readonly byShape = new Map<string, { all: Event[]; from: Map<number, Event[]> }>();
+
+  constructor(
+    private readonly events: Event[],
+    private readonly keys: readonly string[] | undefined,
+  ) {}
+
+  of(watcher: WatcherState): Event[] {
+    let shape = this.byShape.get(watcher.shape);
+    if (shape === undefined) {
+      shape = { all: watcher.select(this.events, this.keys, 0), from: new Map() };
+      this.byShape.set(watcher.shape, shape);
+    }
+    const all = shape.all;
+    const start = firstAtOrAfter(all, watcher.nextRevision);
+    if (start === 0) return all;
+    let part = shape.from.get(start);
+    if (part === undefined) {
+      part = all.slice(start);
+      shape.from.set(start, part);
+    }
+    return part;
+  }
+}
+
+/** The index of the first event (in revision order) at or after `revision`; events.length when none. */
+function firstAtOrAfter(events: readonly Event[], revision: number): number {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (events[mid]!.kv.modRevision < revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** History of every key read for a catch-up step: the events, each event's key as a string, and where the next step starts. */
@@ -335,9 +384,10 @@ export class WatchHub {
         ? this.store.scanEvents({ fromRevision, toRevision: to, key: alone.key, rangeEnd: alone.rangeEnd, prevKv, eventsMax: this.batchEventsMax })
         : this.scanEveryKey(fromRevision, to, prevKv));
     const keys = scan.keys;
+    const selections = new SharedSelections(scan.events, keys);
     for (const watcher of behind) {
       if (watcher.nextRevision >= scan.nextRevision) continue;
-      const selected = watcher.select(scan.events, keys);
+      const selected = selections.of(watcher);
       if (selected.length > 0 && !watcher.sink.send({ type: 'events', watchId: watcher.id, revision: to, events: selected })) continue;
       watcher.nextRevision = scan.nextRevision;
       if (watcher.nextRevision > to) this.makeSynced(watcher);

@@ -215,7 +215,7 @@ class WatchStream {
         if (watcher.ended || events.length === 0) return true;
         // Not taken while the client is behind: the backend offers them again from history.
         if (this.turnAwayIfBehind(watcher)) return false;
-        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: events.map(encodedEvent) });
+        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: encodedEventList(events) });
         return true;
       },
       onCompacted: (compactRevision) => {
@@ -325,6 +325,22 @@ function encodedEvent(event: Event): Buffer {
   if (encoded === undefined) {
     encoded = KV_MESSAGES.Event.encode(encodeEvent(event) as never);
     encodedEvents.set(event, encoded);
+  }
+  return encoded;
+}
+
+/**
+ * A list of events, encoded: the hub hands the watchers of one fan-out the same list (see
+ * SharedSelections in src/mvcc/watch.ts), so its encoded form is made once too. Entries go with
+ * their lists.
+ */
+const encodedLists = new WeakMap<readonly Event[], Buffer[]>();
+
+function encodedEventList(events: readonly Event[]): Buffer[] {
+  let encoded = encodedLists.get(events);
+  if (encoded === undefined) {
+    encoded = events.map(encodedEvent);
+    encodedLists.set(events, encoded);
   }
   return encoded;
 }
