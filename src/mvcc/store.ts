@@ -158,6 +158,21 @@ class ApplyBatch {
 
 const revisionId = (main: number, sub: number): string => `${main}/${sub}`;
 
+/**
+ * A sink that keeps the key-values as objects: each record's key and value copied out together,
+ * as plain Uint8Array views of the copy (what the general path's record reads give).
+ */
+class CollectedKeyValues implements KeyValueSink {
+  readonly kvs: KeyValue[] = [];
+
+  add(record: Uint8Array, keyStart: number, keyEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void {
+    const copy = new Uint8Array(record.length - keyStart);
+    copy.set(new Uint8Array(record.buffer, record.byteOffset + keyStart, copy.length));
+    const keyLength = keyEnd - keyStart;
+    this.kvs.push({ key: copy.subarray(0, keyLength), createRevision, modRevision, version, value: copy.subarray(keyLength), lease });
+  }
+}
+
 export class MvccStore {
   private readonly index = new KeyIndex();
   /** The key of the record readRecord reads, rewritten each time (see revisionLookupKey). */
@@ -651,11 +666,13 @@ export class MvccStore {
     const countOnly = request.countOnly === true;
     const keysOnly = request.keysOnly === true;
     const order = sortOrder === SortOrder.NONE && sortTarget !== SortTarget.KEY ? SortOrder.ASCEND : sortOrder;
-    if (order === SortOrder.NONE && !filtered && !keysOnly && !countOnly) {
+    // Records waiting in an apply's batch are objects, not yet in the engine: the general path reads those.
+    if (order === SortOrder.NONE && !filtered && !keysOnly && !countOnly && this.batch === undefined) {
       const bounds = keyBounds(request.key, request.rangeEnd);
-      // Records waiting in an apply's batch are objects, not engine bytes: a sink takes neither then.
-      if (into !== undefined && this.batch === undefined) return this.rangeInto(into, bounds, revision, limit, request.bytesMax ?? Infinity);
-      return this.rangeInKeyOrder(bounds, revision, fetchMax, limit, request.bytesMax ?? Infinity);
+      const bytesMax = request.bytesMax ?? Infinity;
+      if (into !== undefined) return this.rangeInto(into, bounds, revision, limit, bytesMax);
+      const collected = new CollectedKeyValues();
+      return { ...this.rangeInto(collected, bounds, revision, limit, bytesMax), kvs: collected.kvs };
     }
 
     let count = 0;
@@ -697,47 +714,14 @@ export class MvccStore {
   }
 
   /**
-   * A range answered in key order with values, neither sorted nor filtered (what clients
-   * mostly ask): each visible version's record is read as the index scan meets its key, into a
-   * KeyValue whose key and value are views of the bytes the engine read, with nothing else kept
-   * per key. A range of 10,000 keys made seven objects per key before (the scan's entry, its
-   * revision, the record, the key-value, and the views), and the scavenger copied all of them
-   * while the response was built. Same answer as the general path: `count` counts every visible
-   * key, at most fetchMax are read, reading stops once the values pass bytesMax (keeping at least
-   * one), and more than `limit` sets `more`.
-   */
-  private rangeInKeyOrder(bounds: KeyBounds, revision: number, fetchMax: number, limit: number, bytesMax: number): RangeResponse {
-    let count = 0;
-    let kvs: KeyValue[] = [];
-    let bytes = 0;
-    let cut = false;
-    this.scanKeys(bounds, (_name, revs) => {
-      const at = lastAtOrBelow(revs, revision);
-      if (at < 0) return;
-      const sub = revs[at + 1]!;
-      if (sub < 0) return; // a tombstone: the key is deleted at `revision`
-      count++;
-      if (cut || kvs.length >= fetchMax) return;
-      const kv = this.keyValueAt(revs[at]!, sub);
-      bytes += kv.key.length + kv.value.length;
-      if (bytes > bytesMax && kvs.length > 0) {
-        cut = true;
-        return;
-      }
-      kvs.push(kv);
-    });
-    let more = cut;
-    if (limit > 0 && kvs.length > limit) {
-      kvs = kvs.slice(0, limit);
-      more = true;
-    }
-    return { kvs, more, count };
-  }
-
-  /**
-   * rangeInKeyOrder's answer with the key-values handed to `into` as their records are read
-   * (engine.peek, parsed in place), so nothing is kept per key: the sink copies the bytes where
-   * they go (the gRPC API: into the response's encoding). A key past `limit` sets `more`.
+   * A range in key order with values, neither sorted nor filtered (what clients mostly ask): the
+   * key-values go to `into` as the index scan meets their keys and their records are read
+   * (engine.peek, parsed in place), so nothing is kept per key unless the sink keeps it (the gRPC
+   * API copies the bytes into the response's encoding). A range of 10,000 keys made seven objects
+   * per key before (the scan's entry, its revision, the record, the key-value, its views, and the
+   * API's wire object), all alive until the response was encoded. The general path's answer:
+   * `count` counts every visible key, reading stops once keys and values pass bytesMax (keeping at
+   * least one), and a key past `limit` sets `more`.
    */
   private rangeInto(into: KeyValueSink, bounds: KeyBounds, revision: number, limit: number, bytesMax: number): RangeResponse {
     let count = 0;
