@@ -29,7 +29,7 @@ const header: ResponseHeader = { clusterId: 0x1234_5678_9abc, memberId: 0x2345_6
 interface Subject {
   dist: string;
   /** One range of every key, through the Range handler and the serializer: the bytes the server writes. */
-  range(): Promise<Buffer>;
+  range(): Promise<Buffer | readonly Buffer[]>;
   close(): void;
 }
 
@@ -39,9 +39,12 @@ async function open(dist: string, keys: number): Promise<Subject> {
   const engines = (await import(url('engine/index.js'))) as typeof import('../src/engine/index.js');
   const codec = (await import(url('api/grpc/kv-codec.js'))) as typeof import('../src/api/grpc/kv-codec.js');
   const kv = (await import(url('api/grpc/kv.js'))) as typeof import('../src/api/grpc/kv.js');
-  const method = codec.servedServiceDefinition('etcdserverpb.KV')['Range']! as { responseSerialize(m: unknown): Buffer; responseSerializeFramed?(m: unknown): Buffer };
+  const method = codec.servedServiceDefinition('etcdserverpb.KV')['Range']! as {
+    responseSerialize(m: unknown): Buffer;
+    responseSerializeFramed?(m: unknown): Buffer | readonly Buffer[];
+  };
   // What the server's frameMessage does: the serializer's framed form, or the message copied behind the prefix.
-  const frame = (message: unknown): Buffer => {
+  const frame = (message: unknown): Buffer | readonly Buffer[] => {
     if (method.responseSerializeFramed) return method.responseSerializeFramed(message);
     const body = method.responseSerialize(message);
     const framed = Buffer.allocUnsafe(5 + body.length);
@@ -75,7 +78,7 @@ async function open(dist: string, keys: number): Promise<Subject> {
   return {
     dist,
     range: () =>
-      new Promise<Buffer>((done, fail) => handler(call, (error, response) => (error ? fail(error as Error) : done(frame(response))))),
+      new Promise<Buffer | readonly Buffer[]>((done, fail) => handler(call, (error, response) => (error ? fail(error as Error) : done(frame(response))))),
     close: () => {
       engine.close();
       rmSync(dir, { recursive: true, force: true });
@@ -92,7 +95,10 @@ function cpuMicros(): number {
 async function round(subject: Subject, ranges: number): Promise<{ us: number; bytes: number }> {
   let bytes = 0;
   const started = cpuMicros();
-  for (let i = 0; i < ranges; i++) bytes = (await subject.range()).length;
+  for (let i = 0; i < ranges; i++) {
+    const framed = await subject.range();
+    bytes = Buffer.isBuffer(framed) ? framed.length : framed.reduce((sum, piece) => sum + piece.length, 0);
+  }
   return { us: (cpuMicros() - started) / ranges, bytes };
 }
 

@@ -45,7 +45,7 @@ export interface MethodDefinition {
    * Optional: the message's bytes after GRPC_MESSAGE_PREFIX_BYTES of room for the prefix, which the server
    * fills in, so a large response is not copied once more behind its prefix.
    */
-  responseSerializeFramed?(value: never): Buffer;
+  responseSerializeFramed?(value: never): Buffer | readonly Buffer[];
 }
 
 export type ServiceDefinition = Record<string, MethodDefinition>;
@@ -423,9 +423,9 @@ export class MessageReader {
   }
 }
 
-/** The response message with its gRPC prefix (uncompressed flag, length). */
-function frameMessage(method: MethodDefinition, message: unknown): Buffer {
-  let framed: Buffer;
+/** The response message with its gRPC prefix (uncompressed flag, length), in one buffer or in pieces. */
+function frameMessage(method: MethodDefinition, message: unknown): Buffer | readonly Buffer[] {
+  let framed: Buffer | readonly Buffer[];
   if (method.responseSerializeFramed !== undefined) {
     framed = method.responseSerializeFramed(message as never);
   } else {
@@ -433,8 +433,18 @@ function frameMessage(method: MethodDefinition, message: unknown): Buffer {
     framed = Buffer.allocUnsafe(GRPC_MESSAGE_PREFIX_BYTES + body.length);
     body.copy(framed, GRPC_MESSAGE_PREFIX_BYTES);
   }
-  framed[0] = 0;
-  framed.writeUInt32BE(framed.length - GRPC_MESSAGE_PREFIX_BYTES, 1);
+  let first: Buffer;
+  let length: number;
+  if (Buffer.isBuffer(framed)) {
+    first = framed;
+    length = framed.length;
+  } else {
+    first = framed[0]!;
+    length = 0;
+    for (const piece of framed) length += piece.length;
+  }
+  first[0] = 0;
+  first.writeUInt32BE(length - GRPC_MESSAGE_PREFIX_BYTES, 1);
   return framed;
 }
 

@@ -1201,17 +1201,19 @@ function writeCompactionResponse(w: Writer, m: In<WireCompactionResponse>): void
 
 /**
  * A response message its handler already encoded, with room for the gRPC prefix in front (the
- * server fills it in and sends the buffer as is): a range of 10,000 keys is about 2.8 MB, and
- * copying it once more behind a prefix cost as much as its encoding's own writes.
+ * server fills it in and sends the pieces as they are): a range of 10,000 keys is about 2.8 MB,
+ * and copying it once more behind a prefix cost as much as its encoding's own writes.
  */
 export class EncodedMessage {
   constructor(
-    /** GRPC_MESSAGE_PREFIX_BYTES unwritten bytes, then the message. */
-    readonly framed: Buffer,
+    /** In order: GRPC_MESSAGE_PREFIX_BYTES unwritten bytes, then the message (the first piece holds the prefix). */
+    readonly framed: readonly Buffer[],
   ) {}
 
+  /** The message in one buffer (a copy when it is in several pieces): for callers other than the server. */
   get body(): Buffer {
-    return this.framed.subarray(GRPC_MESSAGE_PREFIX_BYTES);
+    const first = this.framed[0]!.subarray(GRPC_MESSAGE_PREFIX_BYTES);
+    return this.framed.length === 1 ? first : Buffer.concat([first, ...this.framed.slice(1)]);
   }
 }
 
@@ -1243,8 +1245,14 @@ function isVarintNumber(n: number): boolean {
 const HEADER_FIELD_BYTES_MAX = 2 + 4 * 11;
 /** Room left in front of a range response's key-values: the gRPC prefix, then the header. */
 const RANGE_RESPONSE_ROOM = GRPC_MESSAGE_PREFIX_BYTES + HEADER_FIELD_BYTES_MAX;
-/** First size of a range response's buffer (it doubles as key-values come): a few small key-values fit. */
+/** Size of a range response's first piece: a few small key-values fit (most ranges), from Node's buffer pool. */
 const RANGE_RESPONSE_FIRST_BYTES = 1024;
+/**
+ * Size of each further piece of a larger response. Pieces, not one buffer grown by doubling: a
+ * range of 10,000 keys then allocates its 2.8 MB once, not 5.6 MB, and large buffers allocated
+ * and dropped are what drives a member's full garbage collections (external memory).
+ */
+const RANGE_RESPONSE_PIECE_BYTES = 64 * 1024;
 
 /**
  * Encodes an etcdserverpb.RangeResponse as its key-values come, straight into one growing
@@ -1257,9 +1265,14 @@ const RANGE_RESPONSE_FIRST_BYTES = 1024;
  * the gRPC prefix before it.
  */
 export class RangeResponseWriter implements KeyValueSink {
-  private w = new Writer(Buffer.allocUnsafe(RANGE_RESPONSE_FIRST_BYTES));
+  /** The pieces before the one being written, each filled to its end. */
+  private readonly done: Buffer[] = [];
+  private first: Buffer;
+  private w: Writer;
 
   constructor() {
+    this.first = Buffer.allocUnsafe(RANGE_RESPONSE_FIRST_BYTES);
+    this.w = new Writer(this.first);
     this.w.pos = RANGE_RESPONSE_ROOM;
   }
 
@@ -1273,22 +1286,22 @@ export class RangeResponseWriter implements KeyValueSink {
 
   /** The whole response, framed for the wire; the writer is not used again. */
   finish(header: Encodable<WireHeader>, more: boolean, count: number): EncodedMessage {
+    this.reserve(boolFieldSize(24, more) + int64FieldSize(32, count));
+    writeBoolField(this.w, 24, more);
+    writeInt64Field(this.w, 32, count);
+    const last = this.w.buf.subarray(0, this.w.pos);
     embeddedNext = 0;
     const headerBytes = headerFieldSize(header);
     assert(headerBytes <= HEADER_FIELD_BYTES_MAX, 'a response header larger than its room');
-    this.reserve(boolFieldSize(24, more) + int64FieldSize(32, count));
-    const w = this.w;
-    const end = w.pos;
-    writeBoolField(w, 24, more);
-    writeInt64Field(w, 32, count);
-    const tail = w.pos;
     const start = RANGE_RESPONSE_ROOM - headerBytes - GRPC_MESSAGE_PREFIX_BYTES;
-    w.pos = start + GRPC_MESSAGE_PREFIX_BYTES;
+    const head = new Writer(this.first);
+    head.pos = start + GRPC_MESSAGE_PREFIX_BYTES;
     embeddedNext = 0;
-    writeHeaderField(w, header);
-    assert.equal(w.pos, RANGE_RESPONSE_ROOM, 'the header encoder wrote a different number of bytes than it sized');
-    w.pos = end;
-    return new EncodedMessage(w.buf.subarray(start, tail));
+    writeHeaderField(head, header);
+    assert.equal(head.pos, RANGE_RESPONSE_ROOM, 'the header encoder wrote a different number of bytes than it sized');
+    const pieces = [...this.done, last];
+    pieces[0] = pieces[0]!.subarray(start);
+    return new EncodedMessage(pieces);
   }
 
   private write(
@@ -1315,15 +1328,12 @@ export class RangeResponseWriter implements KeyValueSink {
     writeKvNumber(w, KV_LEASE_TAG, lease);
   }
 
-  /** Room for `bytes` more: the buffer doubles (or more) when full. */
+  /** Room for `bytes` more in the piece being written: a new piece when it is full (a key-value never spans two). */
   private reserve(bytes: number): void {
     const w = this.w;
     if (w.pos + bytes <= w.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(w.buf.length * 2, w.pos + bytes));
-    w.buf.copy(grown, 0, 0, w.pos);
-    const next = new Writer(grown);
-    next.pos = w.pos;
-    this.w = next;
+    this.done.push(w.buf.subarray(0, w.pos));
+    this.w = new Writer(Buffer.allocUnsafe(Math.max(RANGE_RESPONSE_PIECE_BYTES, bytes)));
   }
 }
 
@@ -1352,8 +1362,8 @@ function writeKvBytes(w: Writer, tag: number, from: Uint8Array, start: number, l
 export interface MessageCodec<T> {
   /** The message's bytes; an EncodedMessage's are returned as they are. */
   encode(message: Encodable<T> | EncodedMessage): Buffer;
-  /** The same bytes after GRPC_MESSAGE_PREFIX_BYTES of room for the gRPC prefix (unwritten). */
-  encodeFramed(message: Encodable<T> | EncodedMessage): Buffer;
+  /** The same bytes after GRPC_MESSAGE_PREFIX_BYTES of room for the gRPC prefix (unwritten), in one buffer or in pieces. */
+  encodeFramed(message: Encodable<T> | EncodedMessage): Buffer | readonly Buffer[];
   /** Throws an Error naming the message when the bytes are truncated or malformed. */
   decode(bytes: Uint8Array): T;
 }
@@ -1438,7 +1448,7 @@ export const KV_MESSAGES = {
 /** Any message's codec, as grpc-js sees it: its (de)serializers are untyped. */
 interface UntypedCodec {
   encode(message: never): Buffer;
-  encodeFramed(message: never): Buffer;
+  encodeFramed(message: never): Buffer | readonly Buffer[];
   decode(bytes: Uint8Array): unknown;
 }
 

@@ -159,24 +159,31 @@ export class H2Stream {
     this.connection.sendHeaderBlock(this.id, block, false);
   }
 
-  /** Queues response data; false asks the caller to wait for onDrain before writing more. */
-  write(data: Buffer): boolean {
+  /** Queues response data (one buffer, or pieces sent in order); false asks the caller to wait for onDrain before writing more. */
+  write(data: Buffer | readonly Buffer[]): boolean {
     if (this.ended) return true;
-    this.queue.push(data);
-    this.queuedBytes += data.length;
+    this.enqueue(data);
     return this.connection.flushStream(this);
+  }
+
+  private enqueue(data: Buffer | readonly Buffer[]): void {
+    if (Buffer.isBuffer(data)) return this.enqueuePiece(data);
+    for (const piece of data) this.enqueuePiece(piece);
+  }
+
+  private enqueuePiece(piece: Buffer): void {
+    if (piece.length === 0) return;
+    this.queue.push(piece);
+    this.queuedBytes += piece.length;
   }
 
   /**
    * Ends the response: optional last data, then `block` as the final HEADERS frame (trailers,
    * or the whole response when nothing was sent before).
    */
-  end(data: Buffer | undefined, block: Buffer): void {
+  end(data: Buffer | readonly Buffer[] | undefined, block: Buffer): void {
     if (this.ended) return;
-    if (data !== undefined && data.length > 0) {
-      this.queue.push(data);
-      this.queuedBytes += data.length;
-    }
+    if (data !== undefined) this.enqueue(data);
     this.ending = true;
     this.queue.push(new EndOfStream(block));
     this.connection.flushStream(this);
