@@ -330,19 +330,20 @@ function encodedEvent(event: Event): Buffer {
 }
 
 /**
- * A list of events, encoded: the hub hands the watchers of one fan-out the same list (see
- * SharedSelections in src/mvcc/watch.ts), so its encoded form is made once too. Entries go with
- * their lists.
+ * A list of events, encoded: a catch-up step hands the watchers of one fan-out the same list one
+ * after the other (see SharedSelections in src/mvcc/watch.ts), so the last list's encoded form
+ * is kept for the next call. One entry, not a WeakMap by list: live events come in a new list per
+ * watcher, and an entry for each made the garbage collector's work grow with the fan-out.
  */
-const encodedLists = new WeakMap<readonly Event[], Buffer[]>();
+let lastList: readonly Event[] | undefined;
+let lastEncoded: Buffer[] = [];
 
 function encodedEventList(events: readonly Event[]): Buffer[] {
-  let encoded = encodedLists.get(events);
-  if (encoded === undefined) {
-    encoded = events.map(encodedEvent);
-    encodedLists.set(events, encoded);
+  if (events !== lastList) {
+    lastEncoded = events.map(encodedEvent);
+    lastList = events;
   }
-  return encoded;
+  return lastEncoded;
 }
 
 const GO_CODE_NAMES: Partial<Record<number, string>> = {
