@@ -50,6 +50,12 @@ function handler(seen: Map<string, Seen>, drained: () => void): (stream: H2Strea
       stream.respond(OK);
       if (path === '/echo') return stream.end(Buffer.concat(body), DONE);
       if (path.startsWith('/big/')) return stream.end(pattern(Number(path.slice(5))), DONE);
+      if (path.startsWith('/pieces/')) {
+        // The same pattern, handed over in pieces of uneven sizes (an empty one too).
+        const whole = pattern(Number(path.slice(8)));
+        const pieces = [whole.subarray(0, 1), whole.subarray(1, 1), whole.subarray(1, 70_001), whole.subarray(70_001)];
+        return stream.end(pieces, DONE);
+      }
       if (path === '/flood') {
         let written = 0;
         while (stream.write(Buffer.alloc(8192, 1))) written += 8192;
@@ -106,6 +112,17 @@ describe('HTTP/2 server layer', () => {
         assert.equal(answer.body.toString(), `message ${i}`);
         assert.equal(answer.trailers['x-done'], 'yes');
       });
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('sends a response handed over in pieces as one body, in order, within a small window', async () => {
+    const client = http2.connect(url(), { settings: { initialWindowSize: 1000 } });
+    try {
+      const answer = await request(client, '/pieces/200000');
+      assert.ok(answer.body.equals(pattern(200_000)), 'the pieces arrive intact and in order');
+      assert.equal(answer.trailers['x-done'], 'yes');
     } finally {
       client.destroy();
     }
