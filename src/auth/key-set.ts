@@ -2,7 +2,17 @@
 // disjoint, non-touching intervals, so a check is one binary search however many roles and
 // permissions the user has (etcd keeps an interval tree per user for the same reason).
 //
-// Keys are latin1 strings of their bytes (mvcc/bytes.ts keyString), so string order is byte order.
+// The merged intervals are packed into three typed arrays, and a check compares the request's key
+// bytes with them in place: no string is made per check, and the search touches a few cache lines
+// of one contiguous array rather than a dozen strings spread over the heap. Members check a write
+// when they apply it, between much other work, so those lines are seldom in cache: a search over
+// 10,000 ranges held as strings took 6–11 µs per check inside a member under 64 clients (CPU
+// profiles, 2026-12-07) against 0.7 µs in a loop. Each start's first 8 bytes after the prefix all
+// starts share are held as two 32-bit words, so the search compares integers and reads a start's
+// full bytes only where those words tie.
+//
+// Intervals are built from latin1 strings of the key bytes (mvcc/bytes.ts keyString), so string
+// order is byte order, and packed back into those bytes.
 
 /** A half-open key interval [start, end); `end` undefined means "every key from start on". */
 export interface KeyInterval {
@@ -19,13 +29,50 @@ export function intervalOf(key: string, rangeEnd: string): KeyInterval {
 
 const isEmpty = (interval: KeyInterval): boolean => interval.end !== undefined && interval.end <= interval.start;
 
+/** Int32 words per interval in `entries`: its start's and its end's bytes [common, common + 8), as two words each. */
+const ENTRY_WORDS = 4;
+/** Flipping the sign bit maps unsigned 32-bit order onto the signed order Int32Array values compare in. */
+const SIGN_FLIP = 0x80000000;
+/** The words of an end above every key that starts with the common prefix (or of no end): the largest. */
+const WORD_MAX = 0x7fffffff;
+
+/** Bytes [from, from + 4) of `bytes` (zero past `end`) as a big-endian word in signed order. */
+function wordAt(bytes: Uint8Array, from: number, end: number): number {
+  const b0 = from < end ? bytes[from]! : 0;
+  const b1 = from + 1 < end ? bytes[from + 1]! : 0;
+  const b2 = from + 2 < end ? bytes[from + 2]! : 0;
+  const b3 = from + 3 < end ? bytes[from + 3]! : 0;
+  return ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) ^ SIGN_FLIP;
+}
+
+/** Byte order of bytes[start, end) against `key`, both known equal before position `from`. */
+function compareTail(bytes: Uint8Array, start: number, end: number, key: Uint8Array, from: number): number {
+  const length = end - start;
+  const shorter = Math.min(length, key.length);
+  for (let i = from; i < shorter; i++) {
+    const d = bytes[start + i]! - key[i]!;
+    if (d !== 0) return d;
+  }
+  return length - key.length;
+}
+
 export class KeySet {
   private constructor(
-    private readonly starts: readonly string[],
-    private readonly ends: readonly (string | undefined)[],
+    /**
+     * ENTRY_WORDS per interval, in order: its start's bytes [common, common + 8) as two words
+     * (zero-padded, see wordAt), then its end's, or WORD_MAX twice for no end or an end that does
+     * not start with the common prefix (it is then above every key that does). Equal words leave
+     * the order to the full bytes; unequal ones decide it, padding included.
+     */
+    private readonly entries: Int32Array,
+    /** Interval i's start is bytes[offsets[2i], offsets[2i+1]), its end bytes[offsets[2i+1], offsets[2i+2]); an empty end is "no end" (a real end is never empty: it is above its start). */
+    private readonly bytes: Uint8Array,
+    private readonly offsets: Uint32Array,
+    /** The prefix every start shares (with no intervals, none). */
+    private readonly common: Uint8Array,
   ) {}
 
-  static readonly EMPTY = new KeySet([], []);
+  static readonly EMPTY = KeySet.of([]);
 
   static of(intervals: readonly KeyInterval[]): KeySet {
     const sorted = intervals.filter((i) => !isEmpty(i)).sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
@@ -41,41 +88,128 @@ export class KeySet {
       starts.push(start);
       ends.push(end);
     }
-    return new KeySet(starts, ends);
+    return KeySet.pack(starts, ends);
+  }
+
+  private static pack(starts: readonly string[], ends: readonly (string | undefined)[]): KeySet {
+    const count = starts.length;
+    let total = 0;
+    for (let i = 0; i < count; i++) total += starts[i]!.length + (ends[i]?.length ?? 0);
+    const bytes = new Uint8Array(total);
+    const writer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const offsets = new Uint32Array(2 * count + 1);
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      offsets[2 * i] = at;
+      at += writer.write(starts[i]!, at, 'latin1');
+      offsets[2 * i + 1] = at;
+      at += writer.write(ends[i] ?? '', at, 'latin1');
+    }
+    offsets[2 * count] = at;
+    // Sorted strings share the prefix their first and last share.
+    let common = 0;
+    if (count > 0) {
+      const first = starts[0]!;
+      const last = starts[count - 1]!;
+      while (common < first.length && common < last.length && first.charCodeAt(common) === last.charCodeAt(common)) common++;
+    }
+    const entries = new Int32Array(ENTRY_WORDS * count);
+    for (let i = 0; i < count; i++) {
+      const startFrom = offsets[2 * i]!;
+      const endFrom = offsets[2 * i + 1]!;
+      const endTo = offsets[2 * i + 2]!;
+      entries[ENTRY_WORDS * i] = wordAt(bytes, startFrom + common, endFrom);
+      entries[ENTRY_WORDS * i + 1] = wordAt(bytes, startFrom + common + 4, endFrom);
+      const endShares = endTo > endFrom && compareTail(bytes, endFrom, Math.min(endTo, endFrom + common), bytes.subarray(startFrom, startFrom + common), 0) === 0;
+      entries[ENTRY_WORDS * i + 2] = endShares ? wordAt(bytes, endFrom + common, endTo) : WORD_MAX;
+      entries[ENTRY_WORDS * i + 3] = endShares ? wordAt(bytes, endFrom + common + 4, endTo) : WORD_MAX;
+    }
+    return new KeySet(entries, bytes, offsets, bytes.slice(0, common));
   }
 
   get size(): number {
-    return this.starts.length;
+    return this.entries.length / ENTRY_WORDS;
   }
 
-  hasKey(key: string): boolean {
-    const at = this.lastStartAtOrBefore(key);
+  hasKey(key: Uint8Array): boolean {
+    const count = this.entries.length / ENTRY_WORDS;
+    if (count === 0) return false;
+    const order = this.orderToCommon(key);
+    if (order < 0) return false;
+    if (order > 0) return this.endAbove(count - 1, key);
+    const common = this.common.length;
+    const high = wordAt(key, common, key.length);
+    const low = wordAt(key, common + 4, key.length);
+    const at = this.lastStartAtOrBefore(key, high, low);
     if (at < 0) return false;
-    const end = this.ends[at];
-    return end === undefined || key < end;
+    // The interval's end words sit beside its start's, on a line the search has read.
+    const endHigh = this.entries[ENTRY_WORDS * at + 2]!;
+    if (endHigh !== high) return endHigh > high;
+    const endLow = this.entries[ENTRY_WORDS * at + 3]!;
+    if (endLow !== low) return endLow > low;
+    return this.endAbove(at, key);
   }
 
-  /** Whether every key of [start, end) is in the set; an empty or inverted range checks `start` alone. */
-  covers(interval: KeyInterval): boolean {
-    if (isEmpty(interval)) return this.hasKey(interval.start);
-    const at = this.lastStartAtOrBefore(interval.start);
+  /**
+   * Whether every key etcd means by `key` and `rangeEnd` is in the set: the key alone (an empty
+   * range end), every key from it on ("\0"), or [key, rangeEnd); an empty or inverted range
+   * checks `key` alone (etcd lets it through when that key is permitted).
+   */
+  covers(key: Uint8Array, rangeEnd: Uint8Array): boolean {
+    if (rangeEnd.length === 0) return this.hasKey(key);
+    const open = rangeEnd.length === 1 && rangeEnd[0] === 0;
+    if (!open && compareTail(rangeEnd, 0, rangeEnd.length, key, 0) <= 0) return this.hasKey(key);
+    const count = this.entries.length / ENTRY_WORDS;
+    if (count === 0) return false;
+    const order = this.orderToCommon(key);
+    if (order < 0) return false;
+    const common = this.common.length;
+    const at = order > 0 ? count - 1 : this.lastStartAtOrBefore(key, wordAt(key, common, key.length), wordAt(key, common + 4, key.length));
     if (at < 0) return false;
-    const end = this.ends[at];
-    if (end === undefined) return true;
-    return interval.start < end && interval.end !== undefined && interval.end <= end;
+    const endFrom = this.offsets[2 * at + 1]!;
+    const endTo = this.offsets[2 * at + 2]!;
+    if (endFrom === endTo) return true;
+    // The interval holds key (its end is above it) and reaches rangeEnd.
+    return !open && compareTail(this.bytes, endFrom, endTo, key, 0) > 0 && compareTail(this.bytes, endFrom, endTo, rangeEnd, 0) >= 0;
   }
 
-  private lastStartAtOrBefore(key: string): number {
-    let low = 0;
-    let high = this.starts.length - 1;
+  /** Whether interval `at`'s end is above `key` (or it has none), from the full bytes. */
+  private endAbove(at: number, key: Uint8Array): boolean {
+    const endFrom = this.offsets[2 * at + 1]!;
+    const endTo = this.offsets[2 * at + 2]!;
+    return endFrom === endTo || compareTail(this.bytes, endFrom, endTo, key, 0) > 0;
+  }
+
+  /** -1 when `key` is below the common prefix (so below every start), 1 when above it (so above every start), 0 when it starts with it. */
+  private orderToCommon(key: Uint8Array): number {
+    const common = this.common;
+    for (let i = 0; i < common.length; i++) {
+      if (i >= key.length) return -1;
+      const d = common[i]! - key[i]!;
+      if (d !== 0) return d > 0 ? -1 : 1;
+    }
+    return 0;
+  }
+
+  /** The last interval whose start is at or before `key` (which starts with the common prefix; `high` and `low` are its next words), or -1. */
+  private lastStartAtOrBefore(key: Uint8Array, high: number, low: number): number {
+    const entries = this.entries;
+    let from = 0;
+    let to = entries.length / ENTRY_WORDS - 1;
     let found = -1;
-    while (low <= high) {
-      const mid = (low + high) >>> 1;
-      if (this.starts[mid]! <= key) {
+    while (from <= to) {
+      const mid = (from + to) >>> 1;
+      const startHigh = entries[ENTRY_WORDS * mid]!;
+      const startLow = entries[ENTRY_WORDS * mid + 1]!;
+      const atOrBefore =
+        startHigh !== high ? startHigh < high
+        : startLow !== low ? startLow < low
+        : compareTail(this.bytes, this.offsets[2 * mid]!, this.offsets[2 * mid + 1]!, key, this.common.length) <= 0;
+      if (atOrBefore) {
         found = mid;
-        low = mid + 1;
+        from = mid + 1;
       } else {
-        high = mid - 1;
+        to = mid - 1;
       }
     }
     return found;
