@@ -151,6 +151,28 @@ describe('KeySet', () => {
     assert.equal(covers(keys, 'pb', '\0'), false);
   });
 
+  it('finds the range holding a key among thousands, sizes from a few to thousands', () => {
+    let seed = 11;
+    const random = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const digits = (): string => String(random(100_000)).padStart(5, '0');
+    for (const size of [7, 8, 9, 63, 64, 65, 513, 3000]) {
+      // Disjoint ranges [k, k "\xff") on 5-digit keys, some with a long tail so that words tie.
+      const starts = [...new Set(Array.from({ length: size }, () => `/key/${digits()}${random(4) === 0 ? '/a long tail' : ''}`))];
+      const perms = starts.map((start) => intervalOf(start, `${start}\xff`));
+      const keys = KeySet.of(perms);
+      const holds = (k: string): boolean => perms.some((p) => k >= p.start && k < p.end!);
+      for (const start of starts) assert.equal(has(keys, start), true, start);
+      for (let i = 0; i < 500; i++) {
+        const k = random(3) === 0 ? starts[random(starts.length)]! + ['\0', '\xff', '/x', ''][random(4)] : `/key/${digits()}`;
+        assert.equal(has(keys, k), holds(k), `${JSON.stringify(k)} among ${size}`);
+      }
+      assert.equal(has(keys, '/key/'), false);
+      assert.equal(has(keys, '/kez'), false);
+      assert.equal(covers(keys, starts[0]!, `${starts[0]!}\xff`), true);
+      assert.equal(covers(keys, starts[0]!, `${starts[0]!}\xff\0`), false);
+    }
+  });
+
   it('answers like a direct walk over the unmerged permissions, for random permissions and requests', () => {
     let seed = 7;
     const random = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;

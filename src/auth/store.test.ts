@@ -133,6 +133,27 @@ describe('AuthStore', () => {
     failsWith(replica.as('alice', put('/c')), 'permissionDenied');
   });
 
+  it('answers each user with its own permissions when users alternate, and forgets them on a reload', () => {
+    const replica = setUp();
+    succeeds(replica.as('root', { type: 'userAdd', name: 'bob', passwordHash: 'h', noPassword: false }));
+    succeeds(replica.as('root', { type: 'roleAdd', name: 'rb' }));
+    succeeds(replica.as('root', { type: 'roleGrantPermission', name: 'rb', permType: 2, key: b('/b/'), rangeEnd: b('/b0') }));
+    succeeds(replica.as('root', { type: 'userGrantRole', user: 'bob', role: 'rb' }));
+    for (let i = 0; i < 3; i++) {
+      succeeds(replica.as('alice', put('/a/x')));
+      failsWith(replica.as('alice', put('/b/x')), 'permissionDenied');
+      succeeds(replica.as('bob', put('/b/x')));
+      failsWith(replica.as('bob', put('/a/x')), 'permissionDenied');
+    }
+    // A snapshot replaces the engine's auth state under the store: bob's role gone, same revision.
+    const engineState = replica.state.auth.state();
+    replica.state.auth.checkWrite({ user: 'bob', revision: engineState.revision }, b('/b/x'));
+    const replaced = { ...engineState, users: engineState.users.map((u) => (u.name === 'bob' ? { ...u, roles: [] } : u)) };
+    AuthStore.write(replica.engine, replaced);
+    replica.state.auth.reload();
+    assert.throws(() => replica.state.auth.checkWrite({ user: 'bob', revision: engineState.revision }, b('/b/x')), /permission denied/);
+  });
+
   it('refuses a deleted user at once, and a revoked role at once, even to a caller at the current revision (as a simple token is)', () => {
     const replica = setUp();
     const info = (): { user: string; revision: number } => ({ user: 'alice', revision: replica.state.auth.revision });
