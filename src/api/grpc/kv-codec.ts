@@ -836,16 +836,16 @@ function writeBytesMember(w: Writer, tag: number, value: Uint8Array): void {
 /** Keys are short; below this length a plain loop beats the call into TypedArray#set. */
 const LOOP_COPY_BYTES_MAX = 16;
 
-function copyBytes(w: Writer, value: Uint8Array): void {
-  const length = value.length;
+/** Writes bytes [start, start + length) of `from` (all of it by default). */
+function copyBytes(w: Writer, from: Uint8Array, start = 0, length = from.length): void {
+  const buf = w.buf;
+  const pos = w.pos;
   if (length <= LOOP_COPY_BYTES_MAX) {
-    const buf = w.buf;
-    const pos = w.pos;
-    for (let i = 0; i < length; i++) buf[pos + i] = value[i] as number;
+    for (let i = 0; i < length; i++) buf[pos + i] = from[start + i] as number;
   } else {
-    w.buf.set(value, w.pos);
+    buf.set(start === 0 && length === from.length ? from : from.subarray(start, start + length), pos);
   }
-  w.pos += length;
+  w.pos = pos + length;
 }
 
 // Embedded messages: the size pass records each one's body size here, in the order both passes
@@ -1255,8 +1255,8 @@ const RANGE_RESPONSE_FIRST_BYTES = 1024;
 const RANGE_RESPONSE_PIECE_BYTES = 64 * 1024;
 
 /**
- * Encodes an etcdserverpb.RangeResponse as its key-values come, straight into one growing
- * buffer: the store hands each record's bytes over as it reads them (it is the range's
+ * Encodes an etcdserverpb.RangeResponse as its key-values come, straight into pieces of
+ * RANGE_RESPONSE_PIECE_BYTES: the store hands each record's bytes over as it reads them (it is the range's
  * KeyValueSink), so no object is made per key-value, and the value is copied once on its way
  * from the engine to the socket. A range of 10,000 keys made seven objects per key and copied each
  * value three times before, and its memory was most of what the scavenger copied. The bytes are
@@ -1265,7 +1265,7 @@ const RANGE_RESPONSE_PIECE_BYTES = 64 * 1024;
  * the gRPC prefix before it.
  */
 export class RangeResponseWriter implements KeyValueSink {
-  /** The pieces before the one being written, each filled to its end. */
+  /** The pieces before the one being written, each cut to the bytes written into it. */
   private readonly done: Buffer[] = [];
   private first: Buffer;
   private w: Writer;
@@ -1347,14 +1347,7 @@ function writeKvBytes(w: Writer, tag: number, from: Uint8Array, start: number, l
   if (length === 0) return;
   w.buf[w.pos++] = tag;
   writeVarint(w, length);
-  const buf = w.buf;
-  const pos = w.pos;
-  if (length <= LOOP_COPY_BYTES_MAX) {
-    for (let i = 0; i < length; i++) buf[pos + i] = from[start + i] as number;
-  } else {
-    buf.set(start === 0 && length === from.length ? from : from.subarray(start, start + length), pos);
-  }
-  w.pos = pos + length;
+  copyBytes(w, from, start, length);
 }
 
 // ---- codecs ----
