@@ -197,8 +197,13 @@ export class LmdbEngine implements Engine {
   /** Writes of finished batches that LMDB does not hold yet (see commit). */
   private writes: UncommittedWrites = new Map();
   private writesOps = 0;
-  /** While a batch runs: what its writes replaced among `writes` (undefined: nothing). */
-  private undo: Map<string, UncommittedWrite | undefined> | undefined;
+  /**
+   * While a batch runs: each of its writes as two items, the key's id and what the write
+   * replaced among `writes` (undefined: nothing), in the order written, so a rollback restores
+   * them last to first. A flat list, not a map by key: a batch rarely writes a key twice, and a
+   * map's lookup and insert per write were a tenth of the engine's part of a 50,000-key delete.
+   */
+  private undo: (string | UncommittedWrite | undefined)[] | undefined;
   private batchOps = 0;
   /** While a direct batch runs (see BatchOptions): writes go straight into its LMDB transaction. */
   private direct = false;
@@ -268,7 +273,7 @@ export class LmdbEngine implements Engine {
 
   private stage(stored: Buffer, value: Buffer | undefined): void {
     const id = storedId(stored);
-    if (!this.undo!.has(id)) this.undo!.set(id, this.writes.get(id));
+    this.undo!.push(id, this.writes.get(id));
     this.writes.set(id, { stored, value });
     this.batchOps++;
   }
@@ -277,13 +282,15 @@ export class LmdbEngine implements Engine {
     if (this.undo || this.direct) return fn();
     if (this.failure) throw this.failure;
     if (options?.direct) return this.directBatch(fn);
-    const undo = (this.undo = new Map());
+    const undo: NonNullable<LmdbEngine['undo']> = (this.undo = []);
     this.batchOps = 0;
     let result: T;
     try {
       result = fn();
     } catch (error) {
-      for (const [id, before] of undo) {
+      for (let i = undo.length - 2; i >= 0; i -= 2) {
+        const id = undo[i] as string;
+        const before = undo[i + 1] as UncommittedWrite | undefined;
         if (before === undefined) this.writes.delete(id);
         else this.writes.set(id, before);
       }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { keyString } from './bytes.js';
+import { decodeRecord, encodeRecord, encodeTombstone, tombstoneKeyStart } from './layout.js';
 
 test('keyString is the latin-1 string of the bytes, one char per byte, for short and long keys alike', () => {
   const all = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -25,4 +26,14 @@ test('keyString keeps byte order as string order', () => {
     keys.map(keyString).sort(),
     sorted.map(keyString),
   );
+});
+
+test('a tombstone written from its key string is the record encodeRecord makes, at every key-length varint width', () => {
+  for (const length of [0, 1, 127, 128, 300, 16_383, 16_384]) {
+    const key = Uint8Array.from({ length }, (_, i) => (i * 37 + length) & 0xff);
+    const record = encodeTombstone(keyString(key));
+    assert.deepEqual(record, Buffer.from(encodeRecord({ key, value: new Uint8Array(0), createRevision: 0, version: 0, lease: 0, tombstone: true })), `key of ${length} bytes`);
+    assert.deepEqual(record.subarray(tombstoneKeyStart(length)), Buffer.from(key));
+    assert.equal(decodeRecord(record).tombstone, true);
+  }
 });

@@ -103,6 +103,28 @@ export function latestOf(revs: KeyRevisions | undefined): LatestVersion | undefi
   return { main, sub, createRevision: revs[end]!, version: revs[end + 1]!, lease: revs[end + 2]! };
 }
 
+/**
+ * The lease of the key's newest version when that version is live, or -1 when the key has none
+ * or the newest is a tombstone: what a delete needs of a key, without latestOf's object.
+ */
+export function liveLease(revs: KeyRevisions): number {
+  const end = pairsLength(revs);
+  if (end === 0 || revs[end - 1]! < 0) return -1;
+  return end === revs.length ? 0 : revs[end + 2]!;
+}
+
+const TOMBSTONE: KeyVersion = { tombstone: true, createRevision: 0, version: 0, lease: 0 };
+
+/**
+ * Appends a tombstone at (main, sub) to a key's revisions as the index holds them (from get() or
+ * scan()): a delete already has the key's array in hand, so it skips append()'s lookup by a key
+ * string rebuilt from the bytes (hashing a fresh string per key was 9% of a 50,000-key delete).
+ */
+export function appendTombstone(revs: KeyRevisions, main: number, sub: number): void {
+  assert(pairsLength(revs) > 0, 'key index: a tombstone for a key it does not hold');
+  appendTo(revs, main, sub, TOMBSTONE);
+}
+
 export interface Revision {
   main: number;
   sub: number;

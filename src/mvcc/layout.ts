@@ -105,6 +105,40 @@ export function encodeRecord(record: StoredRecord): Uint8Array {
 }
 
 /**
+ * encodeRecord's bytes for a tombstone of the key whose index string is `name` (Latin-1, one char
+ * per byte: see keyString), written straight from the string: a delete of many keys has only
+ * their index strings, and making each key's bytes first cost an allocation per key. The key is
+ * at tombstoneKeyStart(name.length) of the result.
+ */
+export function encodeTombstone(name: string): Buffer {
+  const keyStart = tombstoneKeyStart(name.length);
+  const record = Buffer.allocUnsafe(keyStart + name.length);
+  record[0] = RECORD_FORMAT;
+  record[1] = FLAG_TOMBSTONE;
+  // createRevision, version and lease: each 0, one varint byte.
+  record[2] = 0;
+  record[3] = 0;
+  record[4] = 0;
+  let at = 5;
+  for (let length = name.length; ; length = Math.floor(length / 0x80)) {
+    if (length < 0x80) {
+      record[at++] = length;
+      break;
+    }
+    record[at++] = (length % 0x80) | 0x80;
+  }
+  record.write(name, at, 'latin1');
+  return record;
+}
+
+/** Where a tombstone's key starts in its record: after five bytes and the key length's varint. */
+export function tombstoneKeyStart(keyLength: number): number {
+  let at = 6;
+  for (let length = keyLength; length >= 0x80; length = Math.floor(length / 0x80)) at++;
+  return at;
+}
+
+/**
  * The record's key and value are views of `bytes`: pass bytes the caller owns (an engine read's
  * result). Parsed in place, without a reader object: a range reads one record per key it returns.
  */

@@ -305,6 +305,101 @@ for (const factory of engineFactories()) {
         assert.deepEqual(h.all(), ['q=q@5/5/v1']);
       });
 
+      /**
+       * Distinct keys of 3 to 300 bytes (both widths of a tombstone's key-length varint) with
+       * bytes above 0x7f: more than one engine write of tombstones.
+       */
+      const manyKeys = (count: number): Uint8Array[] =>
+        Array.from({ length: count }, (_, i) => {
+          const key = new Uint8Array(3 + ((i * 131) % 298));
+          for (let j = 3; j < key.length; j++) key[j] = (i * 7 + j * 13) & 0xff;
+          key.set([0x70, (i >> 8) & 0xff, i & 0xff]); // 'p', then the number
+          return key;
+        });
+
+      /** The engine with a count of the top-level batches and of the writes made outside one. */
+      const watched = (engine: Engine): { engine: Engine; seen: { batches: number; writesOutside: number } } => {
+        const seen = { batches: 0, writesOutside: 0 };
+        let depth = 0;
+        const proxy = new Proxy(engine, {
+          get(target, property) {
+            if (property === 'batch') {
+              return <T>(fn: () => T, options?: Parameters<Engine['batch']>[1]): T => {
+                if (depth++ === 0) seen.batches++;
+                try {
+                  return target.batch(fn, options);
+                } finally {
+                  depth--;
+                }
+              };
+            }
+            if (property === 'write') {
+              return (ops: Parameters<Engine['write']>[0]) => {
+                if (depth === 0) seen.writesOutside++;
+                target.write(ops);
+              };
+            }
+            const value = Reflect.get(target, property, target) as unknown;
+            return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+          },
+        });
+        return { engine: proxy, seen };
+      };
+
+      it('a delete of more keys than one engine write takes is one engine batch, and reopening rebuilds what it left', () => {
+        const { engine, seen } = watched(freshEngine());
+        const h = Harness.open(engine);
+        h.ok({ type: 'leaseGrant', request: { ID: 5, TTL: 60 } });
+        const keys = manyKeys(2500);
+        keys.forEach((key, i) => h.ok({ type: 'put', request: { key, value: b(`v${i}`), lease: i % 3 === 0 ? 5 : 0 } }));
+        h.put('q', 'outside');
+        const before = h.store.range({ key: b('p'), rangeEnd: b('q') });
+        assert.equal(before.count, keys.length);
+        seen.batches = 0;
+        seen.writesOutside = 0;
+        const result = h.ok({ type: 'deleteRange', request: { key: b('p'), rangeEnd: b('q'), prevKv: true } });
+        assert.equal(seen.batches + seen.writesOutside, 1, 'the command is one engine write or one batch, so a crash keeps all of it or none');
+        const revision = h.store.currentRevision;
+        assert.equal(result.revision, revision);
+        assert.deepEqual(result.response, { deleted: keys.length, prevKvs: before.kvs });
+        assert.deepEqual(
+          result.events.map((e) => [e.type, s(e.kv.key), e.kv.modRevision, e.kv.createRevision, e.kv.version, e.kv.lease, e.kv.value.length, show(e.prevKv)]),
+          before.kvs.map((kv) => [1, s(kv.key), revision, 0, 0, 0, 0, show(kv)]),
+        );
+        assert.ok(result.events.every((e) => e.kv.key instanceof Uint8Array && !Buffer.isBuffer(e.kv.key)), 'event keys are plain byte arrays');
+        assert.deepEqual(h.all(), ['q=outside@2502/2502/v1']);
+        assert.deepEqual(h.store.lease(5)?.keys, [], 'the deleted keys left their lease');
+        const reopened = MvccStore.open(engine);
+        assert.deepEqual(reopened.hashKV(), h.store.hashKV());
+        assert.deepEqual(reopened.lease(5), h.store.lease(5));
+        for (const at of [revision - 1, revision]) {
+          assert.deepEqual(reopened.range({ key: ZERO, rangeEnd: ZERO, revision: at }), h.store.range({ key: ZERO, rangeEnd: ZERO, revision: at }));
+        }
+        // The index holds the tombstones: a put after the delete is a new key's first version.
+        const again = h.ok({ type: 'put', request: { key: keys[7]!, value: b('back') } });
+        assert.deepEqual(h.store.range({ key: keys[7]! }).kvs.map((kv) => [kv.createRevision, kv.version]), [[again.revision, 1]]);
+      });
+
+      it('a lease revoke of many keys writes what a delete of them writes, with prevKv in events while a watcher wants it', () => {
+        const revoked = fresh();
+        const deleted = fresh();
+        revoked.store.countPrevKvWatchers(1);
+        deleted.store.countPrevKvWatchers(1);
+        const keys = manyKeys(1500);
+        for (const h of [revoked, deleted]) {
+          h.ok({ type: 'leaseGrant', request: { ID: 8, TTL: 60 } });
+          keys.forEach((key, i) => h.ok({ type: 'put', request: { key, value: b(`v${i}`), lease: 8 } }));
+        }
+        const byRevoke = revoked.ok({ type: 'leaseRevoke', id: 8 });
+        const byDelete = deleted.ok({ type: 'deleteRange', request: { key: b('p'), rangeEnd: b('q') } });
+        deleted.ok({ type: 'leaseRevoke', id: 8 });
+        assert.equal(byRevoke.events.length, keys.length);
+        assert.deepEqual(byRevoke.events.map((e) => [s(e.kv.key), e.kv.modRevision, show(e.prevKv)]), byDelete.events.map((e) => [s(e.kv.key), e.kv.modRevision, show(e.prevKv)]));
+        assert.ok(byRevoke.events.every((e) => e.prevKv !== undefined && e.prevKv.lease === 8));
+        assert.deepEqual(revoked.store.hashKV(), deleted.store.hashKV());
+        assert.equal(revoked.store.lease(8), undefined);
+      });
+
       it("deletes every key from key on with rangeEnd '\\0'", () => {
         const h = fresh();
         for (const key of ['a', 'b', 'c']) h.put(key, key);
