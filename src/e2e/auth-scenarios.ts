@@ -22,12 +22,16 @@ export class Etcdctl {
     private readonly flags: string[] = [],
   ) {}
 
-  /** Resolves with the exit code and output, whatever they are. */
+  /**
+   * Resolves with the exit code and output, whatever they are. The dial timeout is raised from
+   * etcdctl's 2 s because etcd 3.4's client authenticates a --user within it (a ReadIndex, a
+   * bcrypt of cost 10 and a raft round): past it, etcdctl says only "context deadline exceeded".
+   */
   run(args: string[], input?: string): Promise<Run> {
     return new Promise((resolve) => {
       const child = execFile(
         'etcdctl',
-        [`--endpoints=${this.endpoints.join(',')}`, '--command-timeout=10s', ...this.flags, ...args],
+        [`--endpoints=${this.endpoints.join(',')}`, '--dial-timeout=10s', '--command-timeout=10s', ...this.flags, ...args],
         { env: { ...process.env, ETCDCTL_API: '3' }, timeout: 30_000 },
         (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );

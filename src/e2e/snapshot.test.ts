@@ -24,7 +24,13 @@ function execute(command: string, args: string[]): Promise<string> {
   });
 }
 
-const etcdctl = (endpoint: string, ...args: string[]): Promise<string> => execute('etcdctl', [`--endpoints=${endpoint}`, '--command-timeout=20s', ...args]);
+/**
+ * etcd 3.4's client authenticates a --user within the dial timeout (etcdctl's default 2 s): a
+ * ReadIndex, a bcrypt of cost 10 and a raft round, which once took longer at a load of 15 on two
+ * cores and failed with nothing but "context deadline exceeded". Hence a dial timeout as long as
+ * the command's.
+ */
+const etcdctl = (endpoint: string, ...args: string[]): Promise<string> => execute('etcdctl', [`--endpoints=${endpoint}`, '--dial-timeout=20s', '--command-timeout=20s', ...args]);
 
 /** `lichen <argv>` in this process; resolves with stdout, rejects with stderr. */
 async function lichen(...argv: string[]): Promise<string> {
