@@ -21,6 +21,7 @@ import { leaderWatchIo, watchLeader, type LeaderView } from './up-leader.js';
 import { clientTlsHints, clusterClientTls, ensureClusterTls, serveTlsFlags, type ClusterTls } from '../tls/index.js';
 import { createDirectory } from '../directories.js';
 import { formatHostPort, parseHostPort } from '../address.js';
+import { majorityOf } from '../raft/index.js';
 
 export const UP_NODES_MAX = 9;
 export const UP_BASE_PORT_DEFAULT = 2379;
@@ -320,7 +321,7 @@ export function adviceAfterExit(
 ): string[] {
   const lines: string[] = [];
   const running = members.filter((n) => n.running).length;
-  const majority = Math.floor(members.length / 2) + 1;
+  const majority = majorityOf(members.length);
   const { leader } = context;
   const ledBy = (n: NodePlan) => leader !== undefined && (n.name === leader.name || n.client === leader.clientAddress);
   if (running < majority) {

@@ -34,5 +34,5 @@ export {
 } from './raft.js';
 export { RawNode, type ProgressStatus, type RaftClass, type Ready, type Status } from './rawnode.js';
 export { RaftLog } from './log.js';
-export { Progress, ProgressTracker, type ProgressState } from './progress.js';
+export { Progress, ProgressTracker, majorityOf, type ProgressState } from './progress.js';
 export { applyChangeToConf, decodeConfChange, encodeConfChange, validateConfChange } from './membership.js';

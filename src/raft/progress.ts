@@ -146,6 +146,11 @@ export class Progress {
   }
 }
 
+/** How many of `voters` make a majority: a quorum to elect, commit or decide anything among them. */
+export function majorityOf(voters: number): number {
+  return Math.floor(voters / 2) + 1;
+}
+
 /** The membership and every member's progress, with the quorum arithmetic of a single config. */
 export class ProgressTracker {
   readonly voters = new Set<NodeId>();
@@ -165,7 +170,7 @@ export class ProgressTracker {
   }
 
   quorum(): number {
-    return Math.floor(this.voters.size / 2) + 1;
+    return majorityOf(this.voters.size);
   }
 
   /**

@@ -21,7 +21,7 @@ import {
 import { RaftLog } from './log.js';
 import { applyChangeToConf, decodeConfChange, validateConfChange } from './membership.js';
 import type { Progress } from './progress.js';
-import { ProgressTracker } from './progress.js';
+import { ProgressTracker, majorityOf } from './progress.js';
 import { ReadOnlyQueue, decodeRoundContext, encodeRoundContext, type PendingRead } from './readindex.js';
 import { entryBytes, type Storage } from './storage.js';
 import {
@@ -980,7 +980,7 @@ export class Raft {
     let told = 0;
     for (const id of acks) if (id !== this.id && this.tracker.isVoter(id)) told++;
     // A quorum of the new configuration knows: it can elect a leader without this member.
-    if (told >= Math.floor(remaining / 2) + 1) this.ownRemoval = 0;
+    if (told >= majorityOf(remaining)) this.ownRemoval = 0;
   }
 
   private onCommitAdvanced(): void {

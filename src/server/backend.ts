@@ -40,7 +40,7 @@ import type {
   TxnRequest,
   TxnResponse,
 } from '../mvcc/types.js';
-import { ConfChangeType } from '../raft/index.js';
+import { ConfChangeType, majorityOf } from '../raft/index.js';
 import { leaseNotFoundError, noSpaceError, isReadOnlyTxn, isSerializableTxn, type MvccCommand } from '../mvcc/index.js';
 import { authorizeTxn } from '../auth/index.js';
 import { NodeAuthBackend } from './auth-backend.js';
@@ -267,7 +267,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
     if (status.role !== 'leader' || !status.progress) return;
     const remaining = status.conf.voters.filter((v) => v !== id);
     const active = remaining.filter((v) => v === status.id || status.progress!.get(v)?.recentActive);
-    if (active.length < Math.floor(remaining.length / 2) + 1) {
+    if (active.length < majorityOf(remaining.length)) {
       throw new LichenError(
         ErrorCode.MembershipRefused,
         `not enough started members: ${active.length} of ${remaining.length} remaining voters are active`,

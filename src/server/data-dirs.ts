@@ -41,6 +41,8 @@
 // others may still accept it (or know its old directory and tell it it is superseded). Stopping is
 // safe in any case: a member that waits has promised nothing and served nothing.
 
+import { majorityOf } from '../raft/index.js';
+
 /** Bytes of a data directory id. */
 export const DATA_DIR_ID_BYTES = 8;
 
@@ -109,8 +111,7 @@ export class PeerDataDirs {
   shutOut(): boolean {
     if (this.awaiting.size === 0) return false;
     const members = this.initialPeers.size + 1;
-    const quorum = Math.floor(members / 2) + 1;
-    return members - this.refusing.size < quorum;
+    return members - this.refusing.size < majorityOf(members);
   }
 
   /** The initial members that refused this one because of membership, with the reason each gave. */

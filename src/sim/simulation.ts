@@ -21,6 +21,7 @@
 
 import { checkOperations, kvModel, type KvOperation } from '../check/index.js';
 import { ConfChangeType, type NodeId } from '../raft/types.js';
+import { majorityOf } from '../raft/progress.js';
 import { ClientPool, groupOfKey, writeCommand } from './clients.js';
 import { Cluster, groupTag, type StartOutcome } from './cluster.js';
 import { metaGroupId, type GroupId } from '../ids.js';
@@ -512,7 +513,7 @@ class Simulation {
   private leaderSide(leader: NodeId): NodeId[] {
     const { voters } = this.cluster.committedConf;
     const others = voters.filter((id) => id !== leader);
-    const quorum = Math.floor(voters.length / 2) + 1;
+    const quorum = majorityOf(voters.length);
     const side = [leader];
     while (voters.length - (side.length + 1) >= quorum) side.push(others.splice(this.random.int(others.length), 1)[0]!);
     return side;
