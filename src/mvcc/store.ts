@@ -18,7 +18,7 @@ import { exportChunks } from '../engine/codec.js';
 import { AlarmTable } from './alarms.js';
 import { keyBytes, keyString } from './bytes.js';
 import type { MvccCommand } from './command.js';
-import { KeyIndex, lastAtOrBelow, latestOf, previousOf, visibleAt, type KeyRevisions, type LatestVersion, type Revision } from './keyindex.js';
+import { KeyIndex, lastAtOrBelow, latestOf, mainAt, previousOf, subAt, visibleAt, type KeyRevisions, type LatestVersion, type Revision } from './keyindex.js';
 import {
   META_APPLIED_INDEX,
   META_COMPACT_REVISION,
@@ -731,7 +731,7 @@ export class MvccStore {
     this.scanKeys(bounds, (_name, revs) => {
       const at = lastAtOrBelow(revs, revision);
       if (at < 0) return;
-      const sub = revs[at + 1]!;
+      const sub = subAt(revs, at);
       if (sub < 0) return; // a tombstone: the key is deleted at `revision`
       count++;
       if (more) return;
@@ -739,7 +739,7 @@ export class MvccStore {
         more = true;
         return;
       }
-      const main = revs[at]!;
+      const main = mainAt(revs, at);
       const record = this.engine.peek(writeRevisionKey(this.lookupKey, main, sub));
       if (record === undefined) assert(false, `mvcc: record ${main}/${sub} missing`);
       const fields = parseRecord(record);
