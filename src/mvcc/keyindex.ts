@@ -305,7 +305,7 @@ export class KeyIndex {
    * Compacts every key at `revision`: drops all revisions older than the newest one at or below
    * `revision`, and that one too when it is a tombstone (as etcd does). Returns the dropped
    * revisions so the caller removes their records. A number form is one put, which compaction
-   * keeps.
+   * keeps; an array left with one put of version 1 without a lease becomes its number form.
    */
   compact(revision: number, dropped: Revision[]): void {
     const emptied: string[] = [];
@@ -317,7 +317,17 @@ export class KeyIndex {
       if (keepFrom === 0) continue;
       for (let i = 0; i < keepFrom; i += 2) dropped.push({ main: revs[i]!, sub: decodeSub(revs[i + 1]!) });
       revs.splice(0, keepFrom);
-      if (pairsLength(revs) === 0) emptied.push(key);
+      if (pairsLength(revs) === 0) {
+        emptied.push(key);
+      } else if (revs.length === 2 && revs[1]! >= 0) {
+        // One put left, version 1 without a lease (the key was deleted and put again): the
+        // number form when it has one, as a reload would give.
+        const number = numberForm(revs[0]!, revs[1]!);
+        if (number !== undefined) {
+          this.revisions.set(key, number);
+          this.sorted.replace(key, number);
+        }
+      }
     }
     for (const key of emptied) {
       this.revisions.delete(key);
