@@ -183,6 +183,25 @@ describe('KeyIndex', () => {
     for (const key of shuffled.slice(0, 500)) assert.equal(typeof index.get(key), 'number');
     for (const key of shuffled.slice(1000, 2500)) assert.equal(Array.isArray(index.get(key)), true);
     for (const key of shuffled.slice(2500)) assert.equal(typeof index.get(key), 'number');
+    // Every chunk boundary still finds its keys: a scan from each key (kept or removed) starts at
+    // the first kept key at or after it, and removed keys come back in their places.
+    for (const key of keys) {
+      let first: string | undefined;
+      index.scan(key, undefined, (found) => {
+        first = found;
+        return false;
+      });
+      assert.equal(first, scanned.find((kept) => kept >= key));
+    }
+    for (const key of shuffled.slice(500, 1000)) index.append(key, ++revision, 0, put(revision, 1));
+    for (const key of shuffled) index.append(key, ++revision, 0, put(index.latest(key)!.createRevision, index.latest(key)!.version + 1));
+    const all: string[] = [];
+    index.scan('', undefined, (key, revs) => {
+      all.push(key);
+      assert.equal(revs, index.get(key));
+      assert.equal(Array.isArray(revs), true);
+    });
+    assert.deepEqual(all, keys);
   });
 
   it('agrees with a plain list of versions per key over random puts, deletes, txns, compactions and reloads', () => {
