@@ -6,13 +6,18 @@
 //   latest-pointer, history entry), and ranges walk a JS structure instead of decoding engine
 //   keys;
 // - memory stays bounded by the number of key versions, not by values: keys are Latin-1
-//   strings (one char per byte, so string order is byte order) mapped to small number arrays;
-//   values stay in the engine;
+//   strings (one char per byte, so string order is byte order) mapped to a number or a small
+//   number array (see KeyRevisions); values stay in the engine;
 // - the cost is startup: open scans every revision record once and sorts the keys once.
-// Measured on this 2-core machine (1M keys of 13 B with 256 B values, lmdb): index heap 142 MB,
-// open 3.5 s (1.1 s of it the lmdb scan), a limit-100 range over the 1M-key prefix 27 ms (etcd
-// semantics: count walks the whole range). A persistent index would open instantly but triple
-// the writes per put; etcd makes the same choice as we do.
+// Measured on this 2-core machine (1M keys of 13 B with 256 B values, lmdb): open 3.5 s (1.1 s of
+// it the lmdb scan), a limit-100 range over the 1M-key prefix 27 ms (etcd semantics: count walks
+// the whole range). A persistent index would open instantly but triple the writes per put; etcd
+// makes the same choice as we do.
+//
+// Heap per key (scripts/bench-keyindex.ts, 1M keys of 8 B as in the load-1m benchmark,
+// 2026-12-07): 70 bytes written once (its string 24, the map entry about 30, two slots of the
+// sorted list 16), 174 written twice; it was 155 and 315 while every key had an array (64 bytes
+// for [main, sub]) and chunks kept the slack of their splits.
 //
 // Keys are kept in a "sorted list of sorted chunks": inserting a new key splices one chunk of at
 // most CHUNK_KEYS_MAX strings instead of a million-element array.
