@@ -18,7 +18,7 @@ import { exportChunks } from '../engine/codec.js';
 import { AlarmTable } from './alarms.js';
 import { keyBytes, keyString } from './bytes.js';
 import type { MvccCommand } from './command.js';
-import { KeyIndex, appendTombstone, lastAtOrBelow, latestOf, liveLease, previousOf, visibleAt, type KeyRevisions, type LatestVersion, type Revision } from './keyindex.js';
+import { KeyIndex, appendTombstone, lastAtOrBelow, latestOf, liveLease, mainAt, previousOf, subAt, visibleAt, type KeyRevisions, type LatestVersion, type Revision } from './keyindex.js';
 import {
   META_APPLIED_INDEX,
   META_COMPACT_REVISION,
@@ -464,28 +464,36 @@ export class MvccStore {
   /**
    * etcdctl check perf ends by deleting every key it wrote (31,000-92,000) in one request, so a
    * delete's cost per key is what holds the event loop then (see writeTombstone). The index is
-   * written while it is scanned: a tombstone only appends to the key's revisions array in hand,
-   * which leaves the scan's order alone.
+   * written while it is scanned: a tombstone appends to the key's revisions in hand, or replaces
+   * a number form in its slot, which leaves the scan's order alone.
    */
   private deleteRange(request: DeleteRangeRequest, batch: ApplyBatch): DeleteRangeResponse {
     const bounds = keyBounds(request.key, request.rangeEnd);
     const readPrevious = request.prevKv === true || this.prevKvWatchers !== 0;
     const prevKvs: KeyValue[] = [];
     let deleted = 0;
-    this.scanKeys(bounds, (name, revs) => {
+    const tombstone = (name: string, revs: KeyRevisions): KeyRevisions | undefined => {
       const lease = liveLease(revs);
-      if (lease < 0) return;
+      if (lease < 0) return undefined;
       const previous = readPrevious ? this.versionAt(latestOf(revs)!) : undefined;
-      this.writeTombstone(name, revs, lease, previous, batch);
       if (request.prevKv) prevKvs.push(previous!);
       deleted++;
-    });
+      return this.writeTombstone(name, revs, lease, previous, batch);
+    };
+    if (bounds.single) {
+      const revs = this.index.get(bounds.start);
+      const next = revs === undefined ? undefined : tombstone(bounds.start, revs);
+      if (next !== undefined && next !== revs) this.index.replace(bounds.start, next);
+    } else if (bounds.end === undefined || bounds.end > bounds.start) {
+      this.index.update(bounds.start, bounds.end, tombstone);
+    }
     return { deleted, prevKvs };
   }
 
   /**
    * Deletes the key whose index string is `name` and revisions `revs` (its newest version live,
-   * with `lease`): a tombstone record written from the string, appended to `revs` in place, the
+   * with `lease`) and returns its revisions after the tombstone (see appendTombstone, which says
+   * where they go): a tombstone record written from the string, appended to `revs`, the
    * key taken off its lease, and a delete event whose key is a view of the record's. `previous`:
    * the deleted version when it was read (the request's prevKv, or a watcher that wants prevKv),
    * which the event then carries. Nothing here looks a key up by bytes or copies them: a delete of
@@ -493,12 +501,12 @@ export class MvccStore {
    * objects made per key. Tombstones stay out of batch.records, which serves reads of versions
    * written earlier in the same command, and a tombstone is never a version to read.
    */
-  private writeTombstone(name: string, revs: KeyRevisions, lease: number, previous: KeyValue | undefined, batch: ApplyBatch): void {
+  private writeTombstone(name: string, revs: KeyRevisions, lease: number, previous: KeyValue | undefined, batch: ApplyBatch): KeyRevisions {
     const main = batch.revision;
     const sub = batch.sub++;
     const record = encodeTombstone(name);
     batch.ops.push({ type: 'put', key: revisionKey(main, sub), value: record });
-    appendTombstone(revs, main, sub);
+    const after = appendTombstone(revs, main, sub);
     if (lease !== 0) this.leaseTable.get(lease)?.keys.delete(name);
     const key = new Uint8Array(record.buffer, record.byteOffset + tombstoneKeyStart(name.length), name.length);
     const kv: KeyValue = { key, createRevision: 0, modRevision: main, version: 0, value: EMPTY, lease: 0 };
@@ -507,6 +515,7 @@ export class MvccStore {
       this.engine.write(batch.ops);
       batch.ops = [];
     }
+    return after;
   }
 
   /** Visits the index entries of the keys in bounds, in key order, until visit returns false. */
@@ -646,6 +655,7 @@ export class MvccStore {
     for (const name of [...lease.keys].sort()) {
       const revs = this.index.get(name);
       assert(revs !== undefined && liveLease(revs) === id, 'mvcc: lease key table out of date');
+      // A leased key's revisions are an array (a number form has no lease), appended in place.
       this.writeTombstone(name, revs, id, readPrevious ? this.versionAt(latestOf(revs)!) : undefined, batch);
     }
     this.leaseTable.delete(id);
@@ -764,7 +774,7 @@ export class MvccStore {
     this.scanKeys(bounds, (_name, revs) => {
       const at = lastAtOrBelow(revs, revision);
       if (at < 0) return;
-      const sub = revs[at + 1]!;
+      const sub = subAt(revs, at);
       if (sub < 0) return; // a tombstone: the key is deleted at `revision`
       count++;
       if (more) return;
@@ -772,7 +782,7 @@ export class MvccStore {
         more = true;
         return;
       }
-      const main = revs[at]!;
+      const main = mainAt(revs, at);
       const record = this.engine.peek(writeRevisionKey(this.lookupKey, main, sub));
       if (record === undefined) assert(false, `mvcc: record ${main}/${sub} missing`);
       const fields = parseRecord(record);
