@@ -1560,16 +1560,36 @@ function sizeWatchHeader(h: Encodable<WireHeader>): number {
   return presentLongSize(h.cluster_id) + presentLongSize(h.member_id) + presentLongSize(h.revision) + presentLongSize(h.raft_term);
 }
 
+/**
+ * The last header written and its body's bytes: the Watch service hands the responses of one put
+ * (one per watcher of a fan-out) the same header object, which it does not change afterwards.
+ */
+let lastHeader: Encodable<WireHeader> | undefined;
+let lastHeaderBody: Buffer = Buffer.alloc(0);
+
+function watchHeaderBody(header: Encodable<WireHeader>): Buffer {
+  if (header !== lastHeader) {
+    const w = new Writer(Buffer.allocUnsafe(sizeWatchHeader(header)));
+    writePresentLong(w, 8, header.cluster_id);
+    writePresentLong(w, 16, header.member_id);
+    writePresentLong(w, 24, header.revision);
+    writePresentLong(w, 32, header.raft_term);
+    lastHeaderBody = w.buf;
+    lastHeader = header;
+  }
+  return lastHeaderBody;
+}
+
 /** The response without its events, after `room` unwritten bytes. */
 function encodeWatchHead(m: WatchResponseOut, room: number): Buffer {
   try {
     const header = m.header;
-    const headerBody = header === undefined || header === null ? -1 : sizeWatchHeader(header);
+    const headerBody = header === undefined || header === null ? undefined : watchHeaderBody(header);
     const reason = m.cancel_reason;
     if (reason !== undefined && reason !== null && typeof reason !== 'string') throw new Error(`cancel_reason must be a string, not ${typeof reason}`);
     const reasonBytes = reason === undefined || reason === null ? -1 : Buffer.byteLength(reason, 'utf8');
     const length =
-      (headerBody < 0 ? 0 : 1 + varintSize(headerBody) + headerBody) +
+      (headerBody === undefined ? 0 : 1 + varintSize(headerBody.length) + headerBody.length) +
       presentLongSize(m.watch_id) +
       presentBoolSize(m.created) +
       presentBoolSize(m.canceled) +
@@ -1578,13 +1598,10 @@ function encodeWatchHead(m: WatchResponseOut, room: number): Buffer {
       presentBoolSize(m.fragment);
     const w = new Writer(Buffer.allocUnsafe(room + length));
     w.pos = room;
-    if (headerBody >= 0) {
+    if (headerBody !== undefined) {
       w.buf[w.pos++] = WATCH_HEADER_TAG;
-      writeVarint(w, headerBody);
-      writePresentLong(w, 8, header!.cluster_id);
-      writePresentLong(w, 16, header!.member_id);
-      writePresentLong(w, 24, header!.revision);
-      writePresentLong(w, 32, header!.raft_term);
+      writeVarint(w, headerBody.length);
+      copyBytes(w, headerBody);
     }
     writePresentLong(w, WATCH_ID_TAG, m.watch_id);
     writePresentBool(w, WATCH_CREATED_TAG, m.created);

@@ -78,6 +78,7 @@ class WatchStream {
   /** Requests wait here, in order, while a create's credentials are checked (only when there are credentials). */
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
+  private lastHeader: WireHeader | undefined;
 
   constructor(
     private readonly ctx: HandlerContext,
@@ -280,8 +281,15 @@ class WatchStream {
     this.write({ header: this.header(revision), watch_id: NO_WATCH_ID });
   }
 
+  /**
+   * The backend's header for `revision`, as the same object while it does not change: the
+   * responses of a put to the stream's watchers all carry it, and the encoder sizes it once.
+   */
   private header(revision?: number): WireHeader {
-    return encodeHeader(this.ctx.backend.header(revision));
+    const h = this.ctx.backend.header(revision);
+    const last = this.lastHeader;
+    if (last !== undefined && last.revision === h.revision && last.raft_term === h.raftTerm && last.member_id === h.memberId && last.cluster_id === h.clusterId) return last;
+    return (this.lastHeader = encodeHeader(h));
   }
 
   private write(response: WireWatchResponse): void {
