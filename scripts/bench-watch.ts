@@ -7,7 +7,12 @@
 // time waiting for a core does not count) as one JSON object.
 //
 //   npm run build && node --import tsx scripts/bench-watch.ts [--builds dist[,<other>/dist]]
-//     [--watchers 1000] [--streams 10] [--puts 200] [--rounds 6]
+//     [--watchers 1000] [--streams 10] [--puts 200] [--rounds 6] [--window 2147483647]
+//
+// --window: each client's stream window, given back as it reads half of it. The default never
+// holds the server back, so every watcher stays synced (the live path alone); a window of 65535
+// (HTTP/2's default) holds each stream to what the client has read, so watchers fall behind and
+// catch up from history, as the fan-out's watchers do behind grpc-js clients (the catch-up path).
 //
 // --builds: the dist/ folders of the builds to measure, e.g. another checkout's: each gets its own
 // store, hub, server and clients, and the rounds alternate between them (ABBA), so drift in the
@@ -29,7 +34,7 @@ const keyOf = (n: number): Buffer => Buffer.from(String(n % KEYS).padStart(8, '0
 const PREFIX = Buffer.from('0');
 const PREFIX_END = Buffer.from('1');
 const WINDOW_MAX = 2 ** 31 - 1;
-/** The client gives window back in steps of this many bytes. */
+/** The client gives window back in steps of at most this many bytes. */
 const WINDOW_STEP = 16 << 20;
 
 // HTTP/2 frame types and flags (RFC 9113 §6) the client needs.
@@ -82,18 +87,24 @@ class Client {
   private head = Buffer.alloc(0);
   private left = 0;
 
-  private constructor(private readonly socket: net.Socket) {
+  private readonly step: number;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    window: number,
+  ) {
+    this.step = Math.min(WINDOW_STEP, Math.floor(window / 2));
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
   }
 
-  static async open(port: number, headerBlock: Buffer, watchers: number): Promise<Client> {
+  static async open(port: number, headerBlock: Buffer, watchers: number, window: number): Promise<Client> {
     const socket = net.connect(port, '127.0.0.1');
     await new Promise<void>((done, fail) => socket.once('connect', done).once('error', fail));
     socket.setNoDelay(true);
-    const client = new Client(socket);
+    const client = new Client(socket, window);
     const settings = Buffer.alloc(6);
     settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 0);
-    settings.writeUInt32BE(WINDOW_MAX, 2);
+    settings.writeUInt32BE(window, 2);
     const creates = Buffer.concat(Array.from({ length: watchers }, () => createRequest(PREFIX, PREFIX_END)));
     socket.write(
       Buffer.concat([
@@ -127,7 +138,7 @@ class Client {
 
   private onData(payload: Buffer): void {
     this.unacknowledged += payload.length;
-    if (this.unacknowledged >= WINDOW_STEP) {
+    if (this.unacknowledged >= this.step) {
       this.socket.write(Buffer.concat([windowUpdate(0, this.unacknowledged), windowUpdate(1, this.unacknowledged)]));
       this.unacknowledged = 0;
     }
@@ -169,12 +180,14 @@ interface Subject {
   dist: string;
   store: MvccStore;
   put(): void;
+  /** A member's tick: one catch-up step. */
+  tick(): void;
   idle(): boolean;
   clients: Client[];
   close(): Promise<void>;
 }
 
-async function open(dist: string, watchers: number, streams: number): Promise<Subject> {
+async function open(dist: string, watchers: number, streams: number, window: number): Promise<Subject> {
   const url = (path: string): string => pathToFileURL(join(resolve(dist), path)).href;
   const mvcc = (await import(url('mvcc/index.js'))) as typeof import('../src/mvcc/index.js');
   const engines = (await import(url('engine/index.js'))) as typeof import('../src/engine/index.js');
@@ -204,7 +217,7 @@ async function open(dist: string, watchers: number, streams: number): Promise<Su
     ['te', 'trailers'],
   ]);
   const clients: Client[] = [];
-  for (let s = 0; s < streams; s++) clients.push(await Client.open(server.port, block, Math.round(((s + 1) * watchers) / streams) - Math.round((s * watchers) / streams)));
+  for (let s = 0; s < streams; s++) clients.push(await Client.open(server.port, block, Math.round(((s + 1) * watchers) / streams) - Math.round((s * watchers) / streams), window));
   const value = new Uint8Array(VALUE_BYTES).fill(118);
   let index = 0;
   let ticks = 0;
@@ -220,6 +233,7 @@ async function open(dist: string, watchers: number, streams: number): Promise<Su
       // A member's tick steps the catch-up too (every 10 puts here, at 1,000 puts/s a 10 ms tick).
       if (++ticks % 10 === 0) hub.syncUnsynced();
     },
+    tick: () => hub.syncUnsynced(),
     idle: () => hub.unsyncedCount === 0,
     async close() {
       for (const client of clients) client.close();
@@ -238,11 +252,12 @@ function cpuMicros(): number {
 const turn = (): Promise<void> => new Promise((done) => setImmediate(done));
 const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
 
-/** Waits until every watcher is synced and the clients have received nothing for a while. */
+/** Waits until every watcher is synced and the clients have received nothing for a while, ticking as a member does. */
 async function settle(subject: Subject): Promise<void> {
   let last = -1;
   for (;;) {
     await sleep(10);
+    subject.tick();
     const received = subject.clients.reduce((sum, c) => sum + c.bytes, 0);
     if (subject.idle() && received === last) return;
     last = received;
@@ -311,11 +326,12 @@ async function main(): Promise<void> {
   const streams = args.number('streams', 10);
   const puts = args.number('puts', 200);
   const rounds = args.number('rounds', 6);
+  const window = args.number('window', WINDOW_MAX);
   const loadBefore = loadavg().map((l) => Number(l.toFixed(2)));
   const proto = (await import(pathToFileURL(join(resolve(dists[0]!), 'api/grpc/proto.js')).href)) as typeof import('../src/api/grpc/proto.js');
   const method = proto.serviceDefinition('etcdserverpb.Watch')['Watch']! as unknown as { responseDeserialize(bytes: Buffer): WatchResponse };
   const subjects: Subject[] = [];
-  for (const dist of dists) subjects.push(await open(dist, watchers, streams));
+  for (const dist of dists) subjects.push(await open(dist, watchers, streams, window));
   const samples = subjects.map(() => [] as Sample[]);
   try {
     for (const subject of subjects) await checkedRound(subject, Math.min(puts, 50), (bytes) => method.responseDeserialize(bytes), watchers);
@@ -343,6 +359,7 @@ async function main(): Promise<void> {
       streams,
       puts,
       rounds,
+      window,
       results: results.map((r) => ({ ...r, ofFirst: Number((r.cpuUsPerPut / first).toFixed(3)) })),
     }),
   );
