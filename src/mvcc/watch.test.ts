@@ -220,6 +220,69 @@ describe('WatchHub', () => {
     assert.deepEqual(noPut.events(), all.filter((e) => e.startsWith('1:')));
   });
 
+  it('a put\'s events are selected once per shape: watchers of one shape get one list, each by its own start revision, filters and keys', () => {
+    const { hub, put, run } = setup();
+    const prefix = { key: b('p/'), rangeEnd: b('p0') };
+    const same = [new BoundedSink(), new BoundedSink(), new BoundedSink()];
+    const watchers = same.map((sink) => hub.create(prefix, sink));
+    const noDelete = new BoundedSink();
+    hub.create({ ...prefix, noDelete: true }, noDelete);
+    const withPrev = new BoundedSink();
+    hub.create({ ...prefix, prevKv: true }, withPrev);
+    const future = new BoundedSink();
+    hub.create({ ...prefix, startRevision: 4 }, future);
+    const oneKey = [new BoundedSink(), new BoundedSink()];
+    for (const sink of oneKey) hub.create({ key: b('p/a') }, sink);
+    const elsewhere = new BoundedSink();
+    hub.create({ key: b('q'), rangeEnd: b('r') }, elsewhere);
+
+    put('p/a', '1'); // 2
+    put('p/b', '1'); // 3
+    run({ type: 'deleteRange', request: { key: b('p/a') } }); // 4
+    put('p/a', '2'); // 5
+    // A txn on two keys: one response per watcher, with the events it wants.
+    run({ type: 'txn', request: { compare: [], success: [{ requestDeleteRange: { key: b('p/a') } }, { requestPut: { key: b('p/b'), value: b('2') } }], failure: [] } }); // 6
+
+    const all = ['0:p/a@2', '0:p/b@3', '1:p/a@4', '0:p/a@5', '1:p/a@6', '0:p/b@6'];
+    for (const sink of same) assert.deepEqual(sink.events(), all);
+    for (let i = 0; i < 5; i++) {
+      const lists = same.map((sink) => (sink.received[i] as Extract<WatchMessage, { type: 'events' }>).events);
+      assert.ok(lists[0] === lists[1] && lists[1] === lists[2], `one list for the shape's watchers at put ${i}`);
+    }
+    assert.deepEqual(same.map((sink) => (sink.received[0] as Extract<WatchMessage, { type: 'events' }>).watchId), watchers.map((w) => w.id));
+    assert.deepEqual(noDelete.events(), all.filter((e) => e.startsWith('0:')));
+    assert.deepEqual(future.events(), all.filter((e) => Number(e.split('@')[1]) >= 4));
+    assert.deepEqual(withPrev.events(), all);
+    const prevOf = (sink: BoundedSink, i: number) => (sink.received[i] as Extract<WatchMessage, { type: 'events' }>).events[0]!.prevKv;
+    assert.ok(prevOf(withPrev, 2) !== undefined && prevOf(same[0]!, 2) === undefined, 'prevKv only for the watcher that asked');
+    for (const sink of oneKey) assert.deepEqual(sink.events(), ['0:p/a@2', '1:p/a@4', '0:p/a@5', '1:p/a@6']);
+    assert.deepEqual(elsewhere.events(), []);
+  });
+
+  it('a watcher of a shared shape whose sink refuses a put falls behind alone and catches up exactly; a cancelled one gets nothing more', () => {
+    const { hub, put } = setup();
+    const prefix = { key: b('p/'), rangeEnd: b('p0') };
+    const slow = new BoundedSink(1);
+    const fast = new BoundedSink();
+    const gone = new BoundedSink();
+    const slowWatcher = hub.create(prefix, slow);
+    hub.create(prefix, fast);
+    const goneWatcher = hub.create(prefix, gone);
+    put('p/1', 'a'); // 2
+    goneWatcher.cancel();
+    put('p/2', 'a'); // 3: slow's buffer is full
+    put('p/3', 'a'); // 4
+    assert.equal(slowWatcher.synced, false);
+    assert.deepEqual(fast.events(), ['0:p/1@2', '0:p/2@3', '0:p/3@4']);
+    assert.deepEqual(gone.events(), ['0:p/1@2']);
+    slow.capacity = Infinity;
+    hub.syncUnsynced();
+    assert.equal(slowWatcher.synced, true);
+    put('p/4', 'a'); // 5
+    assert.deepEqual(slow.events(), ['0:p/1@2', '0:p/2@3', '0:p/3@4', '0:p/4@5']);
+    assert.deepEqual(fast.events(), ['0:p/1@2', '0:p/2@3', '0:p/3@4', '0:p/4@5']);
+  });
+
   it('a step serves the oldest unsynced watchers first and sends the ones still behind to the back', () => {
     const { hub, put } = setup({ syncWatchersMax: 2 });
     const sinks = Array.from({ length: 5 }, () => new BoundedSink(0));

@@ -79,29 +79,44 @@ export interface WatchHubOptions {
   onUnsynced?: () => void;
 }
 
-class WatcherState implements Watcher {
-  synced = false;
-  cancelled = false;
-  /** Unsynced: the next revision to read from history. Synced: events below it are skipped. */
-  nextRevision: number;
+/**
+ * Everything but the next revision that decides what a watcher is sent: its keys, its filters,
+ * prevKv. Watchers of one fan-out share one Shape (the hub keeps one per distinct request), so a
+ * put's events are matched and filtered once per shape, not once per watcher: 1,000 watchers on
+ * one prefix each matched and filtered every event of every put, and notify() was the largest
+ * share of the CPU a put cost under that fan-out.
+ */
+class Shape {
   readonly single: boolean;
   readonly start: string;
   readonly end: string | undefined;
-  /** Everything but the next revision that decides what select() takes: watchers of one fan-out share it. */
-  readonly shape: string;
+  readonly noPut: boolean;
+  readonly noDelete: boolean;
+  readonly prevKv: boolean;
+  /** The synced watchers of this shape: the ones notify() delivers to. */
+  readonly synced = new Set<WatcherState>();
+  /** Live watchers of this shape, synced or not: the hub forgets the shape when none is left. */
+  watchers = 0;
 
   constructor(
-    readonly id: number,
-    readonly request: WatchRequest,
-    readonly sink: WatchSink,
-    private readonly hub: WatchHub,
+    readonly name: string,
+    request: WatchRequest,
   ) {
-    this.nextRevision = request.startRevision ?? 0;
     this.start = keyString(request.key);
     const rangeEnd = request.rangeEnd;
     this.single = rangeEnd === undefined || rangeEnd.length === 0;
     this.end = this.single || (rangeEnd!.length === 1 && rangeEnd![0] === 0) ? undefined : keyString(rangeEnd!);
-    this.shape = JSON.stringify([this.start, this.end ?? null, this.single, request.noPut === true, request.noDelete === true, request.prevKv === true]);
+    this.noPut = request.noPut === true;
+    this.noDelete = request.noDelete === true;
+    this.prevKv = request.prevKv === true;
+  }
+
+  /** The name that identifies a shape (two requests with the same name select the same events). */
+  static nameOf(request: WatchRequest): string {
+    const rangeEnd = request.rangeEnd;
+    const single = rangeEnd === undefined || rangeEnd.length === 0;
+    const end = single || (rangeEnd!.length === 1 && rangeEnd![0] === 0) ? null : keyString(rangeEnd!);
+    return JSON.stringify([keyString(request.key), end, single, request.noPut === true, request.noDelete === true, request.prevKv === true]);
   }
 
   matches(key: string): boolean {
@@ -110,19 +125,36 @@ class WatcherState implements Watcher {
   }
 
   /**
-   * Filters events for this watcher (from `fromRevision` on, type filters, prevKv stripping); with
+   * Filters events for this shape (from `fromRevision` on, type filters, prevKv stripping); with
    * `keys` (each event's key as a string, computed once for a whole group of watchers), by key as well.
    */
-  select(events: Event[], keys?: readonly string[], fromRevision = this.nextRevision): Event[] {
+  select(events: readonly Event[], keys: readonly string[] | undefined, fromRevision: number): Event[] {
     const out: Event[] = [];
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
       if (event.kv.modRevision < fromRevision) continue;
-      if (event.type === EventType.PUT ? this.request.noPut : this.request.noDelete) continue;
+      if (event.type === EventType.PUT ? this.noPut : this.noDelete) continue;
       if (keys !== undefined && !this.matches(keys[i]!)) continue;
-      out.push(this.request.prevKv || event.prevKv === undefined ? event : withoutPrevKv(event));
+      out.push(this.prevKv || event.prevKv === undefined ? event : withoutPrevKv(event));
     }
     return out;
+  }
+}
+
+class WatcherState implements Watcher {
+  synced = false;
+  cancelled = false;
+  /** Unsynced: the next revision to read from history. Synced: events below it are skipped. */
+  nextRevision: number;
+
+  constructor(
+    readonly id: number,
+    readonly request: WatchRequest,
+    readonly sink: WatchSink,
+    readonly shape: Shape,
+    private readonly hub: WatchHub,
+  ) {
+    this.nextRevision = request.startRevision ?? 0;
   }
 
   cancel(): void {
@@ -131,25 +163,25 @@ class WatcherState implements Watcher {
 }
 
 /**
- * A catch-up step's selections, shared by the watchers of one shape (see WatcherState.shape): a
- * fan-out of 1,000 watchers on one prefix selected the same events 1,000 times per step (the
- * step's selection and its loop were half of a member's CPU under watch-1000). Each shape's
- * selection is made once over the whole scan, and a watcher gets the part from its next revision
- * on, the same array for every watcher at the same point (sinks do not change what they are sent,
- * and the gRPC API encodes a shared list once, see src/api/grpc/watch.ts).
+ * The selections of one batch of events (a catch-up step's scan, or a put's events), shared by
+ * the watchers of one shape: each shape's selection is made once over the whole batch, and a
+ * watcher gets the part from its next revision on, the same array for every watcher at the same
+ * point. Sinks must not change what they are sent, and the gRPC API encodes a shared list once
+ * (see src/api/grpc/watch.ts). A fan-out of 1,000 watchers on one prefix selected the same events
+ * 1,000 times per catch-up step (half of a member's CPU under watch-1000) and per put.
  */
 class SharedSelections {
-  private readonly byShape = new Map<string, { all: Event[]; from: Map<number, Event[]> }>();
+  private readonly byShape = new Map<Shape, { all: Event[]; from: Map<number, Event[]> }>();
 
   constructor(
-    private readonly events: Event[],
+    private readonly events: readonly Event[],
     private readonly keys: readonly string[] | undefined,
   ) {}
 
   of(watcher: WatcherState): Event[] {
     let shape = this.byShape.get(watcher.shape);
     if (shape === undefined) {
-      shape = { all: watcher.select(this.events, this.keys, 0), from: new Map() };
+      shape = { all: watcher.shape.select(this.events, this.keys, 0), from: new Map() };
       this.byShape.set(watcher.shape, shape);
     }
     const all = shape.all;
@@ -183,13 +215,16 @@ interface HistoryScan {
   nextRevision: number;
 }
 
-/** A hub's watchers: synced and unsynced, and the synced ones indexed for notify(). */
+/** A hub's watchers: synced and unsynced, their shapes, and the shapes with synced watchers indexed for notify(). */
 class WatcherSets {
   readonly synced = new Set<WatcherState>();
   readonly unsynced = new Set<WatcherState>();
-  /** Synced single-key watchers by key, so notify() costs per event, not per watcher. */
-  readonly byKey = new Map<string, Set<WatcherState>>();
-  readonly rangeWatchers = new Set<WatcherState>();
+  /** Every live watcher's shape, by name. */
+  readonly shapes = new Map<string, Shape>();
+  /** Single-key shapes with synced watchers, by key, so notify() costs per event, not per shape. */
+  readonly byKey = new Map<string, Set<Shape>>();
+  /** Range shapes with synced watchers. */
+  readonly rangeShapes = new Set<Shape>();
 }
 
 export class WatchHub {
@@ -241,7 +276,8 @@ export class WatchHub {
     if (this.watcherCount >= this.watchersMax) {
       throw new LichenError('Overloaded', `watch: too many watchers (${this.watchersMax})`);
     }
-    const watcher = new WatcherState(this.nextId++, request, sink, this);
+    const watcher = new WatcherState(this.nextId++, request, sink, this.shapeOf(request), this);
+    watcher.shape.watchers++;
     if (request.prevKv) this.store.countPrevKvWatchers(1);
     const start = request.startRevision ?? 0;
     if (start > 0 && start <= this.revision) {
@@ -261,18 +297,31 @@ export class WatchHub {
     if (watcher.request.prevKv) this.store.countPrevKvWatchers(-1);
     this.w.unsynced.delete(watcher);
     this.unlinkSynced(watcher);
+    if (--watcher.shape.watchers === 0) this.w.shapes.delete(watcher.shape.name);
+  }
+
+  /** The shape of a new watcher's request: the one its fan-out already has, or a new one. */
+  private shapeOf(request: WatchRequest): Shape {
+    const name = Shape.nameOf(request);
+    let shape = this.w.shapes.get(name);
+    if (shape === undefined) this.w.shapes.set(name, (shape = new Shape(name, request)));
+    return shape;
   }
 
   private makeSynced(watcher: WatcherState): void {
     this.w.unsynced.delete(watcher);
     watcher.synced = true;
     this.w.synced.add(watcher);
-    if (watcher.single) {
-      let set = this.w.byKey.get(watcher.start);
-      if (set === undefined) this.w.byKey.set(watcher.start, (set = new Set()));
-      set.add(watcher);
+    const shape = watcher.shape;
+    shape.synced.add(watcher);
+    if (shape.synced.size > 1) return;
+    // The shape's first synced watcher: notify() looks at the shape from now on.
+    if (shape.single) {
+      let set = this.w.byKey.get(shape.start);
+      if (set === undefined) this.w.byKey.set(shape.start, (set = new Set()));
+      set.add(shape);
     } else {
-      this.w.rangeWatchers.add(watcher);
+      this.w.rangeShapes.add(shape);
     }
   }
 
@@ -280,12 +329,15 @@ export class WatchHub {
     if (!watcher.synced) return;
     watcher.synced = false;
     this.w.synced.delete(watcher);
-    if (watcher.single) {
-      const set = this.w.byKey.get(watcher.start);
-      set?.delete(watcher);
-      if (set?.size === 0) this.w.byKey.delete(watcher.start);
+    const shape = watcher.shape;
+    shape.synced.delete(watcher);
+    if (shape.synced.size > 0) return;
+    if (shape.single) {
+      const set = this.w.byKey.get(shape.start);
+      set?.delete(shape);
+      if (set?.size === 0) this.w.byKey.delete(shape.start);
     } else {
-      this.w.rangeWatchers.delete(watcher);
+      this.w.rangeShapes.delete(shape);
     }
   }
 
@@ -305,23 +357,31 @@ export class WatchHub {
     assert(revision >= this.revision, `watch: notify went back from ${this.revision} to ${revision}`);
     this.revision = revision;
     const sets = this.sets;
-    if (events.length === 0 || sets === undefined) return;
-    const perWatcher = new Map<WatcherState, Event[]>();
-    const add = (watcher: WatcherState, event: Event): void => {
-      const list = perWatcher.get(watcher);
-      if (list === undefined) perWatcher.set(watcher, [event]);
-      else list.push(event);
-    };
-    for (const event of events) {
-      const key = keyString(event.kv.key);
-      for (const watcher of sets.byKey.get(key) ?? []) add(watcher, event);
-      for (const watcher of sets.rangeWatchers) if (watcher.matches(key)) add(watcher, event);
+    if (events.length === 0 || sets === undefined || sets.synced.size === 0) return;
+    const keys = events.map((event) => keyString(event.kv.key));
+    const selections = new SharedSelections(events, keys);
+    for (const shape of sets.rangeShapes) this.deliver(shape, selections, revision);
+    if (keys.length === 1) {
+      for (const shape of sets.byKey.get(keys[0]!) ?? []) this.deliver(shape, selections, revision);
+      return;
     }
-    for (const [watcher, candidates] of perWatcher) {
-      const selected = watcher.select(candidates);
+    const seen = new Set<Shape>(); // A txn's events may touch one key twice (a delete, then a put).
+    for (const key of keys) {
+      for (const shape of sets.byKey.get(key) ?? []) {
+        if (seen.has(shape)) continue;
+        seen.add(shape);
+        this.deliver(shape, selections, revision);
+      }
+    }
+  }
+
+  /** A put's events to the synced watchers of one shape, selected once for all of them. */
+  private deliver(shape: Shape, selections: SharedSelections, revision: number): void {
+    // A watcher whose sink refuses leaves the set as it is visited, which iteration allows.
+    for (const watcher of shape.synced) {
+      const selected = selections.of(watcher);
       if (selected.length === 0) continue;
-      const sent = watcher.sink.send({ type: 'events', watchId: watcher.id, revision, events: selected });
-      if (!sent) this.makeUnsynced(watcher, selected[0]!.kv.modRevision);
+      if (!watcher.sink.send({ type: 'events', watchId: watcher.id, revision, events: selected })) this.makeUnsynced(watcher, selected[0]!.kv.modRevision);
     }
   }
 

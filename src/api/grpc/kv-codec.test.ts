@@ -4,7 +4,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import { LichenError } from '../../errors.js';
 import { seededRandom } from '../../random.js';
 import type { KeyValue } from '../../mvcc/types.js';
-import { KV_MESSAGES, RangeResponseWriter, serializeWatchResponse, servedServiceDefinition, withFastKvCodec, type MessageCodec } from './kv-codec.js';
+import { EncodedWatchEvents, KV_MESSAGES, RangeResponseWriter, servedServiceDefinition, withFastKvCodec, type MessageCodec } from './kv-codec.js';
 import { etcdPackageDefinition, serviceDefinition } from './proto.js';
 import { decodeRangeRequest } from './wire.js';
 
@@ -599,38 +599,85 @@ describe('withFastKvCodec', () => {
   });
 });
 
-describe('Watch responses with events encoded once', () => {
+describe('Watch responses: each watcher\'s own bytes, then events encoded once (WATCH_RESPONSE)', () => {
   const watchDefinition = etcdPackageDefinition()['etcdserverpb.Watch'] as unknown as ServiceDefinition;
   const method = watchDefinition['Watch']!;
-  const kv = (key: string, mod: number) => ({ key: Buffer.from(key), create_revision: 2, mod_revision: mod, version: 3, value: Buffer.from(`v${mod}`), lease: 0 });
+  const served = servedServiceDefinition('etcdserverpb.Watch')['Watch']! as ServiceDefinition[string] & { responseSerializeFramed(m: unknown): Buffer | readonly Buffer[] };
+  /** An object holding only the fields that are not their default: protobufjs writes every field an object holds. */
+  const withoutDefaults = (m: Record<string, unknown>): Record<string, unknown> =>
+    Object.fromEntries(
+      Object.entries(m)
+        .filter(([, v]) => v !== null && v !== 0 && v !== '0' && !(v instanceof Uint8Array && v.length === 0))
+        .map(([k, v]) => [k, v !== null && typeof v === 'object' && !(v instanceof Uint8Array) ? withoutDefaults(v as Record<string, unknown>) : v]),
+    );
+  const kv = (key: string, mod: number, rest: object = {}) => ({ key: Buffer.from(key), create_revision: 2, mod_revision: mod, version: 3, value: Buffer.from(`v${mod}`), lease: 0, ...rest });
   const events = [
     { type: 0, kv: kv('a', 5), prev_kv: null },
-    { type: 1, kv: { ...kv('b', 6), value: Buffer.alloc(0) }, prev_kv: kv('b', 4) },
-    { type: 0, kv: { ...kv('c', 7), value: Buffer.alloc(300, 0x78) }, prev_kv: null },
+    // A delete with its prevKv (the watcher asked for it).
+    { type: 1, kv: kv('b', 6, { create_revision: 0, version: 0, value: Buffer.alloc(0) }), prev_kv: kv('b', 4, { lease: 7 }) },
+    { type: 0, kv: kv('c', 7, { value: Buffer.alloc(300, 0x78), lease: 2 ** 40 }), prev_kv: null },
+    // Revisions above 2^32 (and their varints above 5 bytes).
+    { type: 0, kv: kv('d', 2 ** 33 + 5, { create_revision: 2 ** 32 + 1, version: 2 ** 35 }), prev_kv: kv('d', 2 ** 32 + 1) },
   ];
   const header = { cluster_id: '17', member_id: '9', revision: 7, raft_term: 2 };
+  const framedBody = (m: unknown): Buffer => {
+    const framed = served.responseSerializeFramed(m);
+    const pieces = Buffer.isBuffer(framed) ? [framed] : framed;
+    return Buffer.concat(pieces).subarray(5);
+  };
+  const encodedEvents = (list: typeof events) => new EncodedWatchEvents(list.map((e) => KV_MESSAGES.Event.encode(e)));
 
-  it('an Event encodes as protobufjs encodes it', () => {
-    for (const event of events) {
-      const decoded = method.responseDeserialize(method.responseSerialize({ header, watch_id: 1, events: [event] })) as { events: unknown[] };
-      assert.deepEqual(KV_MESSAGES.Event.decode(KV_MESSAGES.Event.encode(event)), { ...event, kv: { ...event.kv }, prev_kv: event.prev_kv });
-      assert.deepEqual(
-        method.responseDeserialize(serializeWatchResponse(method.responseSerialize as never, { header, watch_id: 1, events: [KV_MESSAGES.Event.encode(event)] } as never)),
-        decoded,
-      );
+  it('a response with events is the bytes protobufjs writes for it (events without their default fields)', () => {
+    const cases = [[events[0]!], [events[1]!], [events[2]!], [events[3]!], events];
+    for (const list of cases) {
+      for (const h of [header, { cluster_id: 0x1234_5678_9abc, member_id: '18446744073709551615', revision: 2 ** 40 + 3, raft_term: 7 }]) {
+        const reference = method.responseSerialize({ header: h, watch_id: 42, events: list.map(withoutDefaults) });
+        const response = { header: h, watch_id: 42, events: encodedEvents(list) };
+        assert.deepEqual(served.responseSerialize(response), reference);
+        assert.deepEqual(framedBody(response), reference);
+        // What the client decodes is what protobufjs makes of the events as they are, defaults and all.
+        assert.deepEqual(method.responseDeserialize(reference), method.responseDeserialize(method.responseSerialize({ header: h, watch_id: 42, events: list })));
+      }
     }
   });
 
-  it('a response with pre-encoded events decodes to what protobufjs makes of the same response', () => {
-    const response = { header, watch_id: 42, events };
-    const reference = method.responseDeserialize(method.responseSerialize(response));
-    const encoded = serializeWatchResponse(method.responseSerialize as never, { header, watch_id: 42, events: events.map((e) => KV_MESSAGES.Event.encode(e)) });
-    assert.deepEqual(method.responseDeserialize(encoded), reference);
-    const served = servedServiceDefinition('etcdserverpb.Watch')['Watch']!;
-    assert.deepEqual(method.responseDeserialize(served.responseSerialize({ header, watch_id: 42, events: events.map((e) => KV_MESSAGES.Event.encode(e)) })), reference);
-    // Responses without events (created, canceled, progress) are proto-loader's bytes exactly.
-    const created = { header, watch_id: 3, created: true };
-    assert.deepEqual(served.responseSerialize(created), method.responseSerialize(created));
+  it('the framed form is the watcher\'s own bytes after room for the gRPC prefix, then the shared events as they are', () => {
+    const shared = encodedEvents(events);
+    const framed = served.responseSerializeFramed({ header, watch_id: 1, events: shared }) as readonly Buffer[];
+    assert.equal(framed.length, 2);
+    assert.equal(framed[1], shared.bytes, 'the events are not copied');
+    const other = served.responseSerializeFramed({ header, watch_id: 2, events: shared }) as readonly Buffer[];
+    assert.equal(other[1], shared.bytes);
+    assert.notEqual(other[0], framed[0]);
+  });
+
+  it('responses without events are protobufjs\'s bytes exactly: created, canceled, compacted, refused, progress, zero fields included', () => {
+    const big = { cluster_id: '18446744073709551615', member_id: 0x2345_6789_abcd, revision: 2 ** 32 + 17, raft_term: 2 ** 33 };
+    const responses: Record<string, unknown>[] = [
+      { header, watch_id: 3, created: true },
+      { header, watch_id: 0, created: true },
+      { header: big, watch_id: 5, created: true },
+      { header, watch_id: 3, canceled: true },
+      { header: { ...header, revision: 0 }, watch_id: 4, canceled: true, compact_revision: 2 ** 32 + 9 },
+      { header, watch_id: -1, created: true, canceled: true, cancel_reason: 'mvcc: duplicate watch ID provided on the WatchStream' },
+      { header, watch_id: -1, created: true, canceled: true, cancel_reason: 'rpc error: code = PermissionDenied desc = etcdserver: permission denied ☃' },
+      { header, watch_id: 7, canceled: true, cancel_reason: '' },
+      { header, watch_id: -1 },
+      { header: big, watch_id: 9 },
+      { header: { cluster_id: 0, member_id: 0, revision: 0, raft_term: 0 }, watch_id: 0, created: false, canceled: false, compact_revision: 0, fragment: false },
+      { header, watch_id: 1, fragment: true },
+      {},
+    ];
+    for (const response of responses) {
+      const reference = method.responseSerialize(response);
+      assert.deepEqual(served.responseSerialize(response), reference, JSON.stringify(response));
+      assert.deepEqual(framedBody(response), reference, JSON.stringify(response));
+    }
+  });
+
+  it('a value it cannot encode is an error naming the message', () => {
+    assert.throws(() => served.responseSerialize({ header, watch_id: 1.5 }), /cannot encode etcdserverpb.WatchResponse/);
+    assert.throws(() => served.responseSerialize({ header: { ...header, revision: 'x' }, watch_id: 1 }), /cannot encode etcdserverpb.WatchResponse/);
   });
 });
 

@@ -1478,40 +1478,167 @@ export function withFastKvCodec(definition: ServiceDefinition): ServiceDefinitio
   return copy as ServiceDefinition;
 }
 
-/** WatchResponse's repeated `events` field (11, length-delimited). */
-const WATCH_RESPONSE_EVENTS_TAG = (11 << 3) | 2;
+// ---- Watch responses ----
+// The Watch service's responses are encoded here rather than by proto-loader's protobufjs: a
+// fan-out sends the same events to many watchers, and each response was a protobufjs encode of
+// its header and watch_id (objects, Longs) plus a copy of every event's bytes, twice (into the
+// response, then behind the gRPC prefix). Now a list of events is encoded once
+// (EncodedWatchEvents) and each watcher's response is its own few bytes (header, watch_id, ...)
+// followed by those shared bytes as a second piece, sent as they are.
+//
+// The bytes are those protobufjs writes for the same response object with the events appended:
+// protobufjs writes every field the object holds, zero values too (a watch_id of 0, a header
+// revision of 0, created: false), and omits the ones it does not; fields in number order, events
+// (field 11) last. The Event messages themselves are KV_MESSAGES.Event's (zero fields omitted,
+// as etcd writes them).
+
+/** WatchResponse's fields as full tags: header 1, watch_id 2, created 3, canceled 4, compact_revision 5, cancel_reason 6, fragment 7, events 11. */
+const WATCH_HEADER_TAG = (1 << 3) | 2;
+const WATCH_ID_TAG = 2 << 3;
+const WATCH_CREATED_TAG = 3 << 3;
+const WATCH_CANCELED_TAG = 4 << 3;
+const WATCH_COMPACT_REVISION_TAG = 5 << 3;
+const WATCH_CANCEL_REASON_TAG = (6 << 3) | 2;
+const WATCH_FRAGMENT_TAG = 7 << 3;
+const WATCH_EVENTS_TAG = (11 << 3) | 2;
 
 /**
- * A WatchResponse whose events are already encoded Event messages: the rest of the response goes
- * through proto-loader's serializer, the events are appended as field 11 (protobuf allows a
- * message's fields in any order). A watch stream encodes each event once however many watchers
- * it reaches (see src/api/grpc/watch.ts): encoding the same event per watcher cost a fan-out of
- * 1,000 watchers most of its CPU.
+ * A list of events encoded once as WatchResponse's repeated events field (tag, length and Event
+ * message for each, in order): every watcher sent the list sends these bytes.
  */
-export function serializeWatchResponse(serialize: (message: never) => Buffer, response: { readonly [field: string]: unknown; events?: readonly Buffer[] }): Buffer {
-  const events = response.events;
-  if (events === undefined || events.length === 0) return serialize(response as never);
-  const head = serialize({ ...response, events: [] } as never);
-  let length = head.length;
-  for (const event of events) length += 1 + varintSize(event.length) + event.length;
-  const w = new Writer(Buffer.allocUnsafe(length));
-  w.buf.set(head, 0);
-  w.pos = head.length;
-  for (const event of events) {
-    writeVarint(w, WATCH_RESPONSE_EVENTS_TAG);
-    writeVarint(w, event.length);
-    w.buf.set(event, w.pos);
-    w.pos += event.length;
+export class EncodedWatchEvents {
+  readonly bytes: Buffer;
+
+  /** `events`: each event's encoded Event message. */
+  constructor(events: readonly Uint8Array[]) {
+    let length = 0;
+    for (const event of events) length += 1 + varintSize(event.length) + event.length;
+    const w = new Writer(Buffer.allocUnsafe(length));
+    for (const event of events) {
+      w.buf[w.pos++] = WATCH_EVENTS_TAG;
+      writeVarint(w, event.length);
+      copyBytes(w, event);
+    }
+    this.bytes = w.buf;
   }
-  return w.buf;
 }
 
-/** A service's definition as the server serves it: proto-loader's, with this codec for KV and Watch's events. */
+/** A WatchResponse as the Watch service writes it: plain fields (present or absent, see above) and the events already encoded. */
+export interface WatchResponseOut {
+  header?: Encodable<WireHeader> | null;
+  watch_id?: LongInput | null;
+  created?: boolean | null;
+  canceled?: boolean | null;
+  compact_revision?: LongInput | null;
+  cancel_reason?: string | null;
+  fragment?: boolean | null;
+  events?: EncodedWatchEvents | null;
+}
+
+/** A field protobufjs writes because the object holds it (zero included); tags here are one byte. */
+function presentLongSize(value: Maybe<LongInput>): number {
+  return value === undefined || value === null ? 0 : 1 + longSize(value);
+}
+
+function writePresentLong(w: Writer, tag: number, value: Maybe<LongInput>): void {
+  if (value === undefined || value === null) return;
+  w.buf[w.pos++] = tag;
+  writeLong(w, value);
+}
+
+function presentBoolSize(value: Maybe<boolean>): number {
+  return value === undefined || value === null ? 0 : 2;
+}
+
+function writePresentBool(w: Writer, tag: number, value: Maybe<boolean>): void {
+  if (value === undefined || value === null) return;
+  w.buf[w.pos++] = tag;
+  w.buf[w.pos++] = value ? 1 : 0;
+}
+
+function sizeWatchHeader(h: Encodable<WireHeader>): number {
+  return presentLongSize(h.cluster_id) + presentLongSize(h.member_id) + presentLongSize(h.revision) + presentLongSize(h.raft_term);
+}
+
+/**
+ * The last header written and its body's bytes: the Watch service hands the responses of one put
+ * (one per watcher of a fan-out) the same header object, which it does not change afterwards.
+ */
+let lastHeader: Encodable<WireHeader> | undefined;
+let lastHeaderBody: Buffer = Buffer.alloc(0);
+
+function watchHeaderBody(header: Encodable<WireHeader>): Buffer {
+  if (header !== lastHeader) {
+    const w = new Writer(Buffer.allocUnsafe(sizeWatchHeader(header)));
+    writePresentLong(w, 8, header.cluster_id);
+    writePresentLong(w, 16, header.member_id);
+    writePresentLong(w, 24, header.revision);
+    writePresentLong(w, 32, header.raft_term);
+    lastHeaderBody = w.buf;
+    lastHeader = header;
+  }
+  return lastHeaderBody;
+}
+
+/** The response without its events, after `room` unwritten bytes. */
+function encodeWatchHead(m: WatchResponseOut, room: number): Buffer {
+  try {
+    const header = m.header;
+    const headerBody = header === undefined || header === null ? undefined : watchHeaderBody(header);
+    const reason = m.cancel_reason;
+    if (reason !== undefined && reason !== null && typeof reason !== 'string') throw new Error(`cancel_reason must be a string, not ${typeof reason}`);
+    const reasonBytes = reason === undefined || reason === null ? -1 : Buffer.byteLength(reason, 'utf8');
+    const length =
+      (headerBody === undefined ? 0 : 1 + varintSize(headerBody.length) + headerBody.length) +
+      presentLongSize(m.watch_id) +
+      presentBoolSize(m.created) +
+      presentBoolSize(m.canceled) +
+      presentLongSize(m.compact_revision) +
+      (reasonBytes < 0 ? 0 : 1 + varintSize(reasonBytes) + reasonBytes) +
+      presentBoolSize(m.fragment);
+    const w = new Writer(Buffer.allocUnsafe(room + length));
+    w.pos = room;
+    if (headerBody !== undefined) {
+      w.buf[w.pos++] = WATCH_HEADER_TAG;
+      writeVarint(w, headerBody.length);
+      copyBytes(w, headerBody);
+    }
+    writePresentLong(w, WATCH_ID_TAG, m.watch_id);
+    writePresentBool(w, WATCH_CREATED_TAG, m.created);
+    writePresentBool(w, WATCH_CANCELED_TAG, m.canceled);
+    writePresentLong(w, WATCH_COMPACT_REVISION_TAG, m.compact_revision);
+    if (reasonBytes >= 0) {
+      w.buf[w.pos++] = WATCH_CANCEL_REASON_TAG;
+      writeVarint(w, reasonBytes);
+      w.pos += w.buf.write(reason!, w.pos, 'utf8');
+    }
+    writePresentBool(w, WATCH_FRAGMENT_TAG, m.fragment);
+    assert.equal(w.pos, room + length, 'the encoder wrote a different number of bytes than it sized');
+    return w.buf;
+  } catch (error) {
+    throw new Error(`cannot encode etcdserverpb.WatchResponse: ${messageOf(error)}`);
+  }
+}
+
+/** The Watch service's response encoder (see above). */
+export const WATCH_RESPONSE = {
+  /** The response in one buffer. */
+  encode(m: WatchResponseOut): Buffer {
+    const head = encodeWatchHead(m, 0);
+    return m.events ? Buffer.concat([head, m.events.bytes]) : head;
+  },
+  /** After GRPC_MESSAGE_PREFIX_BYTES of room: the watcher's own bytes, then the shared events as they are. */
+  encodeFramed(m: WatchResponseOut): Buffer | readonly Buffer[] {
+    const head = encodeWatchHead(m, GRPC_MESSAGE_PREFIX_BYTES);
+    return m.events ? [head, m.events.bytes] : head;
+  },
+};
+
+/** A service's definition as the server serves it: proto-loader's, with this codec for KV and for Watch's responses. */
 export function servedServiceDefinition(name: ServiceName): ServiceDefinition {
   const definition = serviceDefinition(name);
   if (name === 'etcdserverpb.KV') return withFastKvCodec(definition);
   if (name !== 'etcdserverpb.Watch') return definition;
-  const watch = definition['Watch']!;
-  const serialize = watch.responseSerialize as (message: never) => Buffer;
-  return { ...definition, Watch: { ...watch, responseSerialize: (response: { readonly [field: string]: unknown; events?: readonly Buffer[] }) => serializeWatchResponse(serialize, response) } };
+  const watch = { ...definition['Watch']!, responseSerialize: WATCH_RESPONSE.encode, responseSerializeFramed: WATCH_RESPONSE.encodeFramed };
+  return { ...definition, Watch: watch as ServiceDefinition[string] };
 }

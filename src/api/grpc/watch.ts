@@ -15,8 +15,8 @@ import type { Caller, Credentials, WatchCreate, WatchHandle, WatchSink } from '.
 import { etcdError, grpcErrorFor, toServiceError } from './errors.js';
 import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, credentialsOf, type HandlerContext, type Implementation } from './handler.js';
-import { encodeEvent, encodeHeader, toSafeInt, type WireLong } from './wire.js';
-import { KV_MESSAGES } from './kv-codec.js';
+import { encodeEvent, encodeHeader, toSafeInt, type WireHeader, type WireLong } from './wire.js';
+import { EncodedWatchEvents, KV_MESSAGES, type WatchResponseOut } from './kv-codec.js';
 import type { Event } from '../../mvcc/index.js';
 import { watchRequestsQueuedMax, watchStreamBufferedBytesMax, watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
 
@@ -47,16 +47,8 @@ interface WireWatchRequest {
   progress_request?: object;
 }
 
-interface WireWatchResponse {
-  header: object;
-  watch_id: number;
-  created?: boolean;
-  canceled?: boolean;
-  compact_revision?: number;
-  cancel_reason?: string;
-  /** Encoded Event messages (see encodedEvent): serializeWatchResponse appends them. */
-  events?: Buffer[];
-}
+/** What the stream writes (WATCH_RESPONSE in kv-codec.ts encodes it): the fields it sets, events already encoded. */
+type WireWatchResponse = WatchResponseOut & { header: WireHeader; watch_id: number };
 
 interface Watcher {
   id: number;
@@ -86,6 +78,7 @@ class WatchStream {
   /** Requests wait here, in order, while a create's credentials are checked (only when there are credentials). */
   private queue: Promise<void> = Promise.resolve();
   private queued = 0;
+  private lastHeader: WireHeader | undefined;
 
   constructor(
     private readonly ctx: HandlerContext,
@@ -288,8 +281,15 @@ class WatchStream {
     this.write({ header: this.header(revision), watch_id: NO_WATCH_ID });
   }
 
-  private header(revision?: number): object {
-    return encodeHeader(this.ctx.backend.header(revision));
+  /**
+   * The backend's header for `revision`, as the same object while it does not change: the
+   * responses of a put to the stream's watchers all carry it, and the encoder sizes it once.
+   */
+  private header(revision?: number): WireHeader {
+    const h = this.ctx.backend.header(revision);
+    const last = this.lastHeader;
+    if (last !== undefined && last.revision === h.revision && last.raft_term === h.raftTerm && last.member_id === h.memberId && last.cluster_id === h.clusterId) return last;
+    return (this.lastHeader = encodeHeader(h));
   }
 
   private write(response: WireWatchResponse): void {
@@ -330,17 +330,18 @@ function encodedEvent(event: Event): Buffer {
 }
 
 /**
- * A list of events, encoded: a catch-up step hands the watchers of one fan-out the same list one
- * after the other (see SharedSelections in src/mvcc/watch.ts), so the last list's encoded form
- * is kept for the next call. One entry, not a WeakMap by list: live events come in a new list per
- * watcher, and an entry for each made the garbage collector's work grow with the fan-out.
+ * A list of events, encoded as a response's events field: the hub hands the watchers of one
+ * shape the same list one after the other, for a put's events and for a catch-up step's (see
+ * SharedSelections in src/mvcc/watch.ts), so the last list's encoded form is kept for the next
+ * call, and each of those watchers' responses sends the same bytes. One entry, not a WeakMap by
+ * list: an entry per list made the garbage collector's work grow with the fan-out.
  */
 let lastList: readonly Event[] | undefined;
-let lastEncoded: Buffer[] = [];
+let lastEncoded: EncodedWatchEvents | undefined;
 
-function encodedEventList(events: readonly Event[]): Buffer[] {
-  if (events !== lastList) {
-    lastEncoded = events.map(encodedEvent);
+function encodedEventList(events: readonly Event[]): EncodedWatchEvents {
+  if (events !== lastList || lastEncoded === undefined) {
+    lastEncoded = new EncodedWatchEvents(events.map(encodedEvent));
     lastList = events;
   }
   return lastEncoded;

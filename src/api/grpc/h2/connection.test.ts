@@ -461,6 +461,26 @@ describe('HTTP/2 server layer: what one connection may make the server hold', ()
     }
   });
 
+  it('sends the whole pieces that fit in one DATA frame, and cuts a piece larger than a frame', async () => {
+    streams.clear();
+    const client = await RawClient.connect(server.port);
+    try {
+      client.open(1, '/pieces');
+      await client.sync();
+      const stream = streams.get(1)!;
+      stream.respond(OK);
+      // A watch response: a watcher's own bytes and the events shared with others, two pieces.
+      stream.write([pattern(5), pattern(7)]);
+      stream.write([pattern(3), pattern(20_000), pattern(4)]);
+      await client.sync();
+      const data = client.frames.filter((f) => f.type === FrameType.DATA && f.streamId === 1);
+      assert.deepEqual(data.map((f) => f.payload.length), [12, 3, 16_384, 3_620]);
+      assert.deepEqual(Buffer.concat(data.map((f) => f.payload)), Buffer.concat([pattern(5), pattern(7), pattern(3), pattern(20_000), pattern(4)]));
+    } finally {
+      client.close();
+    }
+  });
+
   it('reserves room for messages larger than a window, granting them in order as room frees', async () => {
     streams.clear();
     const client = await RawClient.connect(server.port);

@@ -713,17 +713,33 @@ export class Http2Connection {
         this.endLocal(stream);
         break;
       }
-      const bytes = Math.min(head.length, this.sendWindow, stream.sendWindow, this.peerFrameBytes);
-      if (bytes <= 0) {
+      const room = Math.min(this.sendWindow, stream.sendWindow, this.peerFrameBytes);
+      if (room <= 0) {
         this.blocked.add(stream);
         break;
       }
-      this.sendData(stream.id, head.subarray(0, bytes));
+      // Whole pieces that fit go out in one DATA frame: a watch response is its watcher's few
+      // bytes and the events shared with other watchers, and a frame for each would double the
+      // frames (and their headers) a fan-out sends. A piece larger than the room is cut.
+      let pieces = 0;
+      let bytes = 0;
+      for (let i = 0; i < queue.length; i++) {
+        const piece = queue[i]!;
+        if (piece instanceof EndOfStream || bytes + piece.length > room) break;
+        bytes += piece.length;
+        pieces++;
+      }
+      if (pieces === 0) {
+        bytes = room;
+        this.sendData(stream.id, head.subarray(0, bytes));
+        queue[0] = head.subarray(bytes);
+      } else {
+        this.sendDataHeader(stream.id, bytes);
+        for (let i = 0; i < pieces; i++) this.send(queue.shift() as Buffer);
+      }
       this.sendWindow -= bytes;
       stream.sendWindow -= bytes;
       stream.queuedBytes -= bytes;
-      if (bytes === head.length) queue.shift();
-      else queue[0] = head.subarray(bytes);
     }
     if (queue.length === 0) this.blocked.delete(stream);
     const mayContinue = stream.queuedBytes < STREAM_BUFFER_BYTES && this.socket.writableLength < SOCKET_BUFFER_BYTES;
@@ -732,10 +748,15 @@ export class Http2Connection {
   }
 
   private sendData(streamId: number, data: Buffer): void {
-    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-    writeFrameHeader(head, 0, data.length, FrameType.DATA, 0, streamId);
-    this.send(head);
+    this.sendDataHeader(streamId, data.length);
     this.send(data);
+  }
+
+  /** A DATA frame's header; its `length` bytes of data are sent next. */
+  private sendDataHeader(streamId: number, length: number): void {
+    const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+    writeFrameHeader(head, 0, length, FrameType.DATA, 0, streamId);
+    this.send(head);
   }
 
   /** Our side is done. A client still sending is told to stop (RST_STREAM NO_ERROR, RFC 9113 §8.1). */
