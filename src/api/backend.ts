@@ -174,8 +174,8 @@ export interface Credentials {
  * simple tokens and certificates, which are checked against the auth state at the time of the check.
  */
 export interface Caller {
-  user: string;
-  authRevision?: number;
+  readonly user: string;
+  readonly authRevision?: number;
 }
 
 /** etcd's authpb.Permission; permType READ 0, WRITE 1, READWRITE 2. */

@@ -35,6 +35,18 @@ const ENTRY_WORDS = 4;
 const SIGN_FLIP = 0x80000000;
 /** The words of an end above every key that starts with the common prefix (or of no end): the largest. */
 const WORD_MAX = 0x7fffffff;
+/** Bytes after the common prefix that an entry's two words hold. */
+const WORD_BYTES = 8;
+/** In `tails`: the bound has more bytes after the common prefix than its words hold (or is no end, or leaves the prefix). */
+const TAIL_LONG = 255;
+/**
+ * Intervals per fence: the search first finds a key's block among every FENCE_SPAN-th start (a
+ * small array that stays in cache), then searches that block (a few lines of `entries`). A plain
+ * binary search over 10,000 intervals reads about 14 lines spread over 160 KiB, 8–10 of them
+ * seldom in cache in a busy member; with fences of 64 a check after reading 8 MiB of other memory
+ * took 1.1 µs against 1.6 µs (measured 2026-12-07 in a loop over random keys).
+ */
+const FENCE_SPAN = 64;
 
 /** Bytes [from, from + 4) of `bytes` (zero past `end`) as a big-endian word in signed order. */
 function wordAt(bytes: Uint8Array, from: number, end: number): number {
@@ -70,6 +82,14 @@ export class KeySet {
     private readonly offsets: Uint32Array,
     /** The prefix every start shares (with no intervals, none). */
     private readonly common: Uint8Array,
+    /** The words of every FENCE_SPAN-th interval's start (intervals 0, FENCE_SPAN, ...), two per fence. */
+    private readonly fences: Int32Array,
+    /**
+     * Per interval, its start's and then its end's length after the common prefix when its words
+     * hold all of it (at most WORD_BYTES), else TAIL_LONG: where the words tie with a key's, that
+     * length decides the order without reading the full bytes (see tieOrder).
+     */
+    private readonly tails: Uint8Array,
   ) {}
 
   static readonly EMPTY = KeySet.of([]);
@@ -114,6 +134,9 @@ export class KeySet {
       while (common < first.length && common < last.length && first.charCodeAt(common) === last.charCodeAt(common)) common++;
     }
     const entries = new Int32Array(ENTRY_WORDS * count);
+    const tails = new Uint8Array(2 * count);
+    const fences = new Int32Array(2 * Math.ceil(count / FENCE_SPAN));
+    const tailOf = (length: number): number => (length <= WORD_BYTES ? length : TAIL_LONG);
     for (let i = 0; i < count; i++) {
       const startFrom = offsets[2 * i]!;
       const endFrom = offsets[2 * i + 1]!;
@@ -123,8 +146,14 @@ export class KeySet {
       const endShares = endTo > endFrom && compareTail(bytes, endFrom, Math.min(endTo, endFrom + common), bytes.subarray(startFrom, startFrom + common), 0) === 0;
       entries[ENTRY_WORDS * i + 2] = endShares ? wordAt(bytes, endFrom + common, endTo) : WORD_MAX;
       entries[ENTRY_WORDS * i + 3] = endShares ? wordAt(bytes, endFrom + common + 4, endTo) : WORD_MAX;
+      tails[2 * i] = tailOf(endFrom - startFrom - common);
+      tails[2 * i + 1] = endShares ? tailOf(endTo - endFrom - common) : TAIL_LONG;
+      if (i % FENCE_SPAN === 0) {
+        fences[2 * (i / FENCE_SPAN)] = entries[ENTRY_WORDS * i]!;
+        fences[2 * (i / FENCE_SPAN) + 1] = entries[ENTRY_WORDS * i + 1]!;
+      }
     }
-    return new KeySet(entries, bytes, offsets, bytes.slice(0, common));
+    return new KeySet(entries, bytes, offsets, bytes.slice(0, common), fences, tails);
   }
 
   get size(): number {
@@ -147,6 +176,9 @@ export class KeySet {
     if (endHigh !== high) return endHigh > high;
     const endLow = this.entries[ENTRY_WORDS * at + 3]!;
     if (endLow !== low) return endLow > low;
+    const tail = this.tails[2 * at + 1]!;
+    // Equal words, and the end is all in them: the end is above the key when it is longer.
+    if (tail !== TAIL_LONG) return tail > key.length - common;
     return this.endAbove(at, key);
   }
 
@@ -193,10 +225,35 @@ export class KeySet {
 
   /** The last interval whose start is at or before `key` (which starts with the common prefix; `high` and `low` are its next words), or -1. */
   private lastStartAtOrBefore(key: Uint8Array, high: number, low: number): number {
-    const entries = this.entries;
+    const count = this.entries.length / ENTRY_WORDS;
+    // The last fence whose words are at or below the key's.
+    const fences = this.fences;
     let from = 0;
-    let to = entries.length / ENTRY_WORDS - 1;
-    let found = -1;
+    let to = fences.length / 2 - 1;
+    let fence = -1;
+    while (from <= to) {
+      const mid = (from + to) >>> 1;
+      const fenceHigh = fences[2 * mid]!;
+      if (fenceHigh < high || (fenceHigh === high && fences[2 * mid + 1]! <= low)) {
+        fence = mid;
+        from = mid + 1;
+      } else {
+        to = mid - 1;
+      }
+    }
+    // Every start's words are above the key's: so is every start.
+    if (fence < 0) return -1;
+    const blockEnd = Math.min(count, (fence + 1) * FENCE_SPAN) - 1;
+    // Words equal to the key's leave that fence's order to its full bytes, and earlier fences may
+    // tie too (starts that agree in all the bytes their words hold): search everything up to here.
+    if (fences[2 * fence] === high && fences[2 * fence + 1] === low) return this.searchStarts(key, high, low, 0, blockEnd, -1);
+    // Fence `fence` is below the key and the next one above: the answer is in its block.
+    return this.searchStarts(key, high, low, fence * FENCE_SPAN + 1, blockEnd, fence * FENCE_SPAN);
+  }
+
+  /** Binary search of intervals [from, to] for the last start at or before `key`; `found` if none is. */
+  private searchStarts(key: Uint8Array, high: number, low: number, from: number, to: number, found: number): number {
+    const entries = this.entries;
     while (from <= to) {
       const mid = (from + to) >>> 1;
       const startHigh = entries[ENTRY_WORDS * mid]!;
@@ -204,7 +261,7 @@ export class KeySet {
       const atOrBefore =
         startHigh !== high ? startHigh < high
         : startLow !== low ? startLow < low
-        : compareTail(this.bytes, this.offsets[2 * mid]!, this.offsets[2 * mid + 1]!, key, this.common.length) <= 0;
+        : this.startTieAtOrBefore(mid, key);
       if (atOrBefore) {
         found = mid;
         from = mid + 1;
@@ -213,5 +270,13 @@ export class KeySet {
       }
     }
     return found;
+  }
+
+  /** Whether interval `at`'s start, whose words equal `key`'s, is at or before it. */
+  private startTieAtOrBefore(at: number, key: Uint8Array): boolean {
+    const tail = this.tails[2 * at]!;
+    // The start is all in its words: the key (equal up to there) is at or after it unless shorter.
+    if (tail !== TAIL_LONG) return key.length - this.common.length >= tail;
+    return compareTail(this.bytes, this.offsets[2 * at]!, this.offsets[2 * at + 1]!, key, this.common.length) <= 0;
   }
 }

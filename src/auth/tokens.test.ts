@@ -61,7 +61,9 @@ describe('simple tokens', () => {
     assert.deepEqual(tokens.verify('p.1'), { user: 'alice' }, 'used 299 s ago');
     clock.ms += 300_000;
     assert.equal(tokens.verify('p.1'), undefined, 'expired: invalid at once too');
-    assert.ok(tokens.verify('q.2') instanceof Promise, 'a token not registered here waits for its Authenticate entry');
+    tokens.onApplied(2, authenticate('bob', 'q'));
+    assert.equal(tokens.verify('q.2'), tokens.verify('q.2'), "the token's own info each time: a request's caller is no copy");
+    assert.ok(tokens.verify('r.3') instanceof Promise, 'a token not registered here waits for its Authenticate entry');
   });
 
   it('are forgotten by the sweep once expired, at most once a second', () => {
@@ -171,7 +173,7 @@ describe('JWT tokens', () => {
     assert.equal(payload.username, 'alice');
     assert.equal(payload.revision, 7);
     assert.equal(payload.exp, Math.floor((clock.ms + 600_000) / 1000));
-    assert.deepEqual(await tokens.verify(token), { user: 'alice', revision: 7 });
+    assert.deepEqual(await tokens.verify(token), { user: 'alice', authRevision: 7 });
   });
 
   it('are refused when expired, signed by another key, or altered', async () => {
@@ -196,12 +198,12 @@ describe('JWT tokens', () => {
     const signer = createTokenProvider(`jwt,priv-key=${esPriv},pub-key=${esPub},sign-method=ES256`, options);
     const verifier = createTokenProvider(`jwt,pub-key=${esPub},sign-method=ES256`, options);
     const token = await signer.issue('bob', 2, '', 1);
-    assert.deepEqual(await verifier.verify(token), { user: 'bob', revision: 2 });
+    assert.deepEqual(await verifier.verify(token), { user: 'bob', authRevision: 2 });
     await assert.rejects(verifier.issue('bob', 2, '', 1), (e) => isLichenError(e) && e.details.etcdError === 'verifyOnly');
 
     const secret = file('hmac.key', 'a shared secret of enough length for HS256!');
     const hs = createTokenProvider(`jwt,priv-key=${secret},sign-method=HS256`, options);
-    assert.deepEqual(await hs.verify(await hs.issue('carl', 1, '', 1)), { user: 'carl', revision: 1 });
+    assert.deepEqual(await hs.verify(await hs.issue('carl', 1, '', 1)), { user: 'carl', authRevision: 1 });
   });
 
   it('refuse mismatched keys and keys of the wrong kind at start-up', () => {

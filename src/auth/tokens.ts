@@ -17,11 +17,15 @@ import { authTokensMax, jwtVerifiedTokensMax } from '../limits.js';
 import type { AuthCommand } from '../mvcc/command.js';
 import { authError } from './errors.js';
 
-/** What a valid token says: the user, and for a JWT the auth revision it was issued at. */
+/**
+ * What a valid token says: the user, and for a JWT the auth revision it was issued at. One object
+ * per token, kept with it and handed out on every use (the API layer's caller is this object, not
+ * a copy made per request), so nothing may change it.
+ */
 export interface TokenInfo {
-  user: string;
+  readonly user: string;
   /** Absent for simple tokens: they stand for the current auth state (etcd checks them so). */
-  revision?: number;
+  readonly authRevision?: number;
 }
 
 export interface TokenProvider {
@@ -129,7 +133,8 @@ export class SimpleTokens implements TokenProvider {
 
   verify(token: string): TokenInfo | undefined | Promise<TokenInfo | undefined> {
     // A token this member knows (every request's case) needs no parsing and no waiting.
-    if (this.tokens.has(token)) return this.use(token);
+    const entry = this.tokens.get(token);
+    if (entry) return this.use(entry);
     return this.verifyOnceApplied(token);
   }
 
@@ -139,7 +144,8 @@ export class SimpleTokens implements TokenProvider {
     const index = Number(token.slice(dot + 1));
     if (dot <= 0 || !/^\d+$/.test(token.slice(dot + 1)) || !Number.isSafeInteger(index)) return undefined;
     await this.options.waitForApplied(index);
-    return this.use(token);
+    const entry = this.tokens.get(token);
+    return entry && this.use(entry);
   }
 
   sweep(): void {
@@ -149,9 +155,7 @@ export class SimpleTokens implements TokenProvider {
     for (const entry of this.tokens.values()) if (entry.expiresAtMs <= now) this.forget(entry);
   }
 
-  private use(token: string): TokenInfo | undefined {
-    const entry = this.tokens.get(token);
-    if (!entry) return undefined;
+  private use(entry: TokenEntry): TokenInfo | undefined {
     const now = this.options.now();
     if (entry.expiresAtMs <= now) {
       this.forget(entry);
@@ -261,7 +265,7 @@ export class JwtTokens implements TokenProvider {
     }
     const { username, revision, exp } = payload;
     if (typeof username !== 'string' || typeof revision !== 'number' || !Number.isSafeInteger(revision) || typeof exp !== 'number') return undefined;
-    const info = { user: username, revision };
+    const info: TokenInfo = { user: username, authRevision: revision };
     if (this.verified.size >= jwtVerifiedTokensMax) this.verified.clear();
     this.verified.set(token, { info, expiresAtMs: exp * 1000 });
     return info;

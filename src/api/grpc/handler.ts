@@ -70,15 +70,14 @@ export function checkRequireLeader(ctx: HandlerContext, metadata: CallMetadata):
  * verified TLS client certificate, which the TLS layer sets on the call.
  */
 export function credentialsOf(call: { metadata: CallMetadata; peerCommonName?: string }): Credentials {
-  const token = call.metadata.get('token')[0] ?? call.metadata.get('authorization')[0];
-  return { token: token === undefined ? undefined : String(token), commonName: call.peerCommonName };
+  return { token: call.metadata.first('token') ?? call.metadata.first('authorization'), commonName: call.peerCommonName };
 }
 
 /** The authenticated caller, undefined when no credentials came; throws for an invalid token (at once, or by rejecting when it had to wait). */
 export function callerOf(ctx: HandlerContext, call: { metadata: CallMetadata; peerCommonName?: string }): Caller | undefined | Promise<Caller | undefined> {
-  const credentials = credentialsOf(call);
-  if (credentials.token === undefined && !credentials.commonName) return undefined;
-  return ctx.backend.identify(credentials);
+  const token = call.metadata.first('token') ?? call.metadata.first('authorization');
+  if (token === undefined && !call.peerCommonName) return undefined;
+  return ctx.backend.identify({ token, commonName: call.peerCommonName });
 }
 
 export interface UnaryOptions {

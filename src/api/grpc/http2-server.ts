@@ -79,6 +79,15 @@ export class CallMetadata {
     if (value === undefined) return [];
     return Array.isArray(value) ? value : [value];
   }
+
+  /**
+   * The first value of `name` (lower case, as HTTP/2 sends names), or undefined: what a check of
+   * one header needs on every request, without get's lower-casing and array.
+   */
+  first(name: string): string | undefined {
+    const value = this.headers[name];
+    return typeof value === 'string' || value === undefined ? value : value[0];
+  }
 }
 
 /**

@@ -6,13 +6,13 @@ import { EventEmitter } from 'node:events';
 import type { EtcdBackend, WatchHandle, WatchSink } from '../backend.js';
 import { EventType, type Event } from '../../mvcc/types.js';
 import { watchStreamBufferedBytesMax } from '../../limits.js';
-import type { ServerCall } from './http2-server.js';
+import { CallMetadata, type ServerCall } from './http2-server.js';
 import { watchService } from './watch.js';
 
 class FakeCall extends EventEmitter {
   writableLength = 0;
   readonly written: object[] = [];
-  readonly metadata = { get: (): unknown[] => [] };
+  readonly metadata = new CallMetadata({});
   write(message: object): boolean {
     this.written.push(message);
     return true;
