@@ -236,6 +236,12 @@ export const engineUncommittedOpsMax = 10_000;
  * the quota, the NOSPACE alarm is raised and writes that add data are refused (src/server/quota.ts).
  */
 export const quotaBackendBytesDefault = 2 * 1024 * MiB;
+/**
+ * The memory a process gives to the revision records its ranges read, so that the next range over
+ * the same keys reads them without a call into the engine per record (src/mvcc/record-cache.ts).
+ * Shared by all the process's groups; one range adds at most a quarter of it.
+ */
+export const recordCacheBytesMax = 32 * MiB;
 /** WAL save() calls waiting behind the one in progress; more means the caller is not awaiting. */
 export const walPendingOperationsMax = 1024;
 /**

@@ -1276,8 +1276,8 @@ export class RangeResponseWriter implements KeyValueSink {
     this.w.pos = RANGE_RESPONSE_ROOM;
   }
 
-  add(record: Uint8Array, keyStart: number, keyEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void {
-    this.write(record, keyStart, keyEnd, record, keyEnd, record.length, createRevision, modRevision, version, lease);
+  add(record: Uint8Array, keyStart: number, keyEnd: number, valueEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void {
+    this.write(record, keyStart, keyEnd, record, keyEnd, valueEnd, createRevision, modRevision, version, lease);
   }
 
   addKeyValue(kv: KeyValue): void {
