@@ -843,7 +843,9 @@ function copyBytes(w: Writer, from: Uint8Array, start = 0, length = from.length)
   if (length <= LOOP_COPY_BYTES_MAX) {
     for (let i = 0; i < length; i++) buf[pos + i] = from[start + i] as number;
   } else {
-    buf.set(start === 0 && length === from.length ? from : from.subarray(start, start + length), pos);
+    // A plain Uint8Array view of the part, not from.subarray: a Buffer's subarray builds a Buffer
+    // through its class constructor, which cost as much as the copy itself for 256-byte values.
+    buf.set(start === 0 && length === from.length ? from : new Uint8Array(from.buffer, from.byteOffset + start, length), pos);
   }
   w.pos = pos + length;
 }
