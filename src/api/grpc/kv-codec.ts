@@ -25,6 +25,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import { txnDepthMax } from '../../limits.js';
 import type { KeyValue, KeyValueSink } from '../../mvcc/types.js';
 import { GRPC_MESSAGE_PREFIX_BYTES } from './http2-server.js';
+import { RESPONSE_PIECE_BYTES, lendPiece } from './h2/pieces.js';
 import { serviceDefinition, type ServiceName } from './proto.js';
 import {
   type WireBytes,
@@ -1251,10 +1252,11 @@ const RANGE_RESPONSE_ROOM = GRPC_MESSAGE_PREFIX_BYTES + HEADER_FIELD_BYTES_MAX;
 const RANGE_RESPONSE_FIRST_BYTES = 1024;
 /**
  * Size of each further piece of a larger response. Pieces, not one buffer grown by doubling: a
- * range of 10,000 keys then allocates its 2.8 MB once, not 5.6 MB, and large buffers allocated
- * and dropped are what drives a member's full garbage collections (external memory).
+ * range of 10,000 keys then takes its 2.8 MB once, not 5.6 MB; and the pieces are lent (h2/pieces.ts)
+ * and come back once the connection has written them, since large buffers allocated and dropped
+ * are what drives a member's full garbage collections (external memory).
  */
-const RANGE_RESPONSE_PIECE_BYTES = 64 * 1024;
+const RANGE_RESPONSE_PIECE_BYTES = RESPONSE_PIECE_BYTES;
 
 /**
  * Encodes an etcdserverpb.RangeResponse as its key-values come, straight into pieces of
@@ -1335,7 +1337,8 @@ export class RangeResponseWriter implements KeyValueSink {
     const w = this.w;
     if (w.pos + bytes <= w.buf.length) return;
     this.done.push(w.buf.subarray(0, w.pos));
-    this.w = new Writer(Buffer.allocUnsafe(Math.max(RANGE_RESPONSE_PIECE_BYTES, bytes)));
+    // A key-value larger than a piece gets a buffer of its own size (not lent: it is rare).
+    this.w = new Writer(bytes <= RANGE_RESPONSE_PIECE_BYTES ? lendPiece() : Buffer.allocUnsafe(bytes));
   }
 }
 
