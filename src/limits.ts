@@ -61,6 +61,12 @@ export const grpcHeaderListBytesMax = 64 * KiB;
  */
 export const grpcUnreadResponseBytesMax = 64 * MiB;
 /**
+ * Written 64 KiB response pieces a process keeps to lend again (src/api/grpc/h2/pieces.ts): 16 MiB.
+ * A member serving a few ranges of 10,000 keys at once has 40-45 pieces in flight for each until
+ * its clients read them; with 64 kept, half the pieces lent were new ones.
+ */
+export const grpcResponsePiecesKeptMax = 256;
+/**
  * What a stream may send before the server has consumed it (its HTTP/2 receive window, given back
  * as messages are handed on): one frame, so a request of up to 16 KiB arrives whole without
  * waiting. A larger message gets window for all of it once its connection can reserve the room.

@@ -12,14 +12,10 @@
 // that is never written (a reset stream, an encoding that failed, a closed connection) is simply
 // not given back: the garbage collector takes it, as it took every piece before.
 
+import { grpcResponsePiecesKeptMax } from '../../../limits.js';
+
 /** The size of a lent piece. */
 export const RESPONSE_PIECE_BYTES = 64 * 1024;
-/**
- * Pieces kept for reuse (16 MiB); one given back beyond these is left to the garbage collector.
- * A member serving a few ranges of 10,000 keys at once has 40-45 pieces in flight for each until
- * its clients read them: with 64 kept, half the pieces lent were new ones.
- */
-const FREE_PIECES_MAX = 256;
 
 const free: ArrayBuffer[] = [];
 /** The memory of the pieces lent and not given back yet. */
@@ -40,7 +36,8 @@ export function isLent(bytes: Uint8Array): boolean {
 /** The socket wrote the last byte of this lent memory: it may be lent again. */
 export function giveBack(memory: ArrayBuffer): void {
   if (!lent.delete(memory)) return;
-  if (free.length < FREE_PIECES_MAX) free.push(memory);
+  // Beyond the bound, a piece given back is left to the garbage collector.
+  if (free.length < grpcResponsePiecesKeptMax) free.push(memory);
 }
 
 /** Pieces waiting to be lent again (for tests). */
