@@ -61,6 +61,12 @@ export const grpcHeaderListBytesMax = 64 * KiB;
  */
 export const grpcUnreadResponseBytesMax = 64 * MiB;
 /**
+ * Written 64 KiB response pieces a process keeps to lend again (src/api/grpc/h2/pieces.ts): 16 MiB.
+ * A member serving a few ranges of 10,000 keys at once has 40-45 pieces in flight for each until
+ * its clients read them; with 64 kept, half the pieces lent were new ones.
+ */
+export const grpcResponsePiecesKeptMax = 256;
+/**
  * What a stream may send before the server has consumed it (its HTTP/2 receive window, given back
  * as messages are handed on): one frame, so a request of up to 16 KiB arrives whole without
  * waiting. A larger message gets window for all of it once its connection can reserve the room.
@@ -236,6 +242,12 @@ export const engineUncommittedOpsMax = 10_000;
  * the quota, the NOSPACE alarm is raised and writes that add data are refused (src/server/quota.ts).
  */
 export const quotaBackendBytesDefault = 2 * 1024 * MiB;
+/**
+ * The memory a process gives to the revision records its ranges read, so that the next range over
+ * the same keys reads them without a call into the engine per record (src/mvcc/record-cache.ts).
+ * Shared by all the process's groups; one range adds at most a quarter of it.
+ */
+export const recordCacheBytesMax = 32 * MiB;
 /** WAL save() calls waiting behind the one in progress; more means the caller is not awaiting. */
 export const walPendingOperationsMax = 1024;
 /**

@@ -178,9 +178,9 @@ export interface ParsedRecord {
 
 const parsed = { createRevision: 0, version: 0, lease: 0, keyStart: 0, keyEnd: 0 };
 
-/** Parses `bytes` in place; the result is valid until the next parse. */
-export function parseRecord(bytes: Uint8Array): ParsedRecord {
-  readRecordHead(bytes);
+/** Parses the record at [start, end) of `bytes` (default: all of it) in place; the result is valid until the next parse. */
+export function parseRecord(bytes: Uint8Array, start = 0, end = bytes.length): ParsedRecord {
+  readRecordHead(bytes, start, end);
   parsed.createRevision = head.createRevision;
   parsed.version = head.version;
   parsed.lease = head.lease;
@@ -207,24 +207,30 @@ export function decodeRecordHead(bytes: Uint8Array): { key: string; tombstone: b
  */
 const head = { flags: 0, createRevision: 0, version: 0, lease: 0, keyLength: 0 };
 let cursor = 0;
+/** Where the record being decoded ends. */
+let limit = 0;
 
-/** Reads a record's format, flags, revisions, lease and key length into `head`; checks the key fits. */
-function readRecordHead(buf: Uint8Array): void {
-  if (buf.length < 2) throw recordError('truncated', buf.length);
-  if (buf[0] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[0]}`);
-  head.flags = buf[1]!;
-  cursor = 2;
+/**
+ * Reads the format, flags, revisions, lease and key length of the record at [start, end) of
+ * `buf` into `head`; checks the key fits. The cursor is left at the key (an index into `buf`).
+ */
+function readRecordHead(buf: Uint8Array, start = 0, end = buf.length): void {
+  if (end - start < 2) throw recordError('truncated', end - start);
+  if (buf[start] !== RECORD_FORMAT) throw new Error(`mvcc record: unknown format ${buf[start]}`);
+  head.flags = buf[start + 1]!;
+  cursor = start + 2;
+  limit = end;
   head.createRevision = recordUvar(buf);
   head.version = recordUvar(buf);
   head.lease = recordUvar(buf);
   head.keyLength = recordUvar(buf);
-  if (cursor + head.keyLength > buf.length) throw recordError('truncated');
+  if (cursor + head.keyLength > end) throw recordError('truncated');
 }
 
 function recordUvar(buf: Uint8Array): number {
   let value = 0;
   for (let i = 0, scale = 1; i < 8; i++, scale *= 0x80) {
-    if (cursor >= buf.length) throw recordError('truncated');
+    if (cursor >= limit) throw recordError('truncated');
     const byte = buf[cursor++]!;
     value += (byte & 0x7f) * scale;
     if (byte < 0x80) {

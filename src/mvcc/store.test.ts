@@ -12,6 +12,7 @@ import {
   leaseIdFromIndex,
 } from './store.js';
 import { PREFIX_REVISION } from './layout.js';
+import { RecordCache } from './record-cache.js';
 import { Harness, b, engineFactories, randomCommands, s, show } from './testkit.js';
 import {
   AlarmType,
@@ -147,8 +148,8 @@ for (const factory of engineFactories()) {
           const h = rangeFixture();
           const sunk: KeyValue[] = [];
           const sink: KeyValueSink = {
-            add: (record, keyStart, keyEnd, createRevision, modRevision, version, lease) =>
-              sunk.push({ key: record.slice(keyStart, keyEnd), value: record.slice(keyEnd), createRevision, modRevision, version, lease }),
+            add: (record, keyStart, keyEnd, valueEnd, createRevision, modRevision, version, lease) =>
+              sunk.push({ key: record.slice(keyStart, keyEnd), value: record.slice(keyEnd, valueEnd), createRevision, modRevision, version, lease }),
           };
           const response = h.store.range(c.request, sink);
           assert.ok(sunk.length === 0 || response.kvs.length === 0, 'key-values go to the sink or into the answer, not both');
@@ -156,7 +157,47 @@ for (const factory of engineFactories()) {
           assert.equal(response.more, c.more ?? false);
           assert.equal(response.count, c.count);
         });
+        it(`${c.name}, read again (from the record cache)`, () => {
+          const h = rangeFixture();
+          h.store.range({ key: ZERO, rangeEnd: ZERO }); // caches every key's newest record
+          h.store.range({ key: ZERO, rangeEnd: ZERO, revision: 4 }); // and older ones
+          const response = h.store.range(c.request);
+          assert.deepEqual(response.kvs.map(show), c.kvs);
+          assert.equal(response.more, c.more ?? false);
+          assert.equal(response.count, c.count);
+        });
       }
+
+      it('ranges that read the same records again read them from the record cache, within its budget', () => {
+        const cache = new RecordCache(1024 * 1024);
+        const part = cache.part();
+        const h = fresh({ recordCache: part });
+        for (let i = 0; i < 1_000; i++) h.put(`k${String(i).padStart(4, '0')}`, 'v'.repeat(400 + (i % 200)));
+        const everything = { key: ZERO, rangeEnd: ZERO };
+        const first = h.store.range(everything);
+        // One range admits a quarter of the budget: 256 KiB of 1,000 records of about 580 B charged each.
+        assert.ok(part.size > 300 && part.size < 600, `${part.size} records cached`);
+        assert.ok(cache.chargedBytes <= cache.bytesMax);
+        assert.deepEqual(h.store.range(everything), first);
+        assert.deepEqual(h.store.range({ ...everything, limit: 10 }), { ...first, kvs: first.kvs.slice(0, 10), more: true });
+        // The engine's reused read buffer was copied, not kept: records read after it are intact.
+        const sunk: string[] = [];
+        h.store.range(everything, {
+          add: (record, keyStart, keyEnd, valueEnd, createRevision, modRevision, version, lease) =>
+            sunk.push(show({ key: record.slice(keyStart, keyEnd), value: record.slice(keyEnd, valueEnd), createRevision, modRevision, version, lease })),
+        });
+        assert.deepEqual(sunk, first.kvs.map(show));
+      });
+
+      it('a store that installs a snapshot forgets the records it cached (the same revisions may hold others)', () => {
+        const source = fresh();
+        source.put('k', 'theirs'); // revision 2
+        const target = fresh();
+        target.put('k', 'ours'); // revision 2 too
+        assert.deepEqual(target.all(), ['k=ours@2/2/v1']);
+        target.store.install(source.store.export());
+        assert.deepEqual(target.all(), ['k=theirs@2/2/v1']);
+      });
 
       it('a range into a sink hands over each record as the engine read it, leases included', () => {
         const h = fresh();
@@ -166,8 +207,8 @@ for (const factory of engineFactories()) {
         h.put('a', 'again', { lease: 7 });
         const sunk: string[] = [];
         const response = h.store.range({ key: ZERO, rangeEnd: ZERO }, {
-          add: (record, keyStart, keyEnd, createRevision, modRevision, version, lease) =>
-            sunk.push(show({ key: record.slice(keyStart, keyEnd), value: record.slice(keyEnd), createRevision, modRevision, version, lease })),
+          add: (record, keyStart, keyEnd, valueEnd, createRevision, modRevision, version, lease) =>
+            sunk.push(show({ key: record.slice(keyStart, keyEnd), value: record.slice(keyEnd, valueEnd), createRevision, modRevision, version, lease })),
         });
         assert.deepEqual(response, { kvs: [], more: false, count: 2 });
         assert.deepEqual(sunk, h.all());

@@ -12,7 +12,7 @@
 import { crc32 } from 'node:zlib';
 import { LichenError, assert } from '../errors.js';
 import { formatId } from '../ids.js';
-import { historyScanRecordsMax, leaseTtlSecondsMax } from '../limits.js';
+import { historyScanRecordsMax, leaseTtlSecondsMax, recordCacheBytesMax } from '../limits.js';
 import type { Engine, WriteOp } from '../engine/types.js';
 import { exportChunks } from '../engine/codec.js';
 import { AlarmTable } from './alarms.js';
@@ -43,6 +43,7 @@ import {
   writeRevisionKey,
   type StoredRecord,
 } from './layout.js';
+import { RecordCache, type RecordCachePart } from './record-cache.js';
 import { MvccStateView } from './state.js';
 import {
   AlarmType,
@@ -96,6 +97,11 @@ export type ApplyResult =
 export interface MvccStoreOptions {
   /** Leases granted with a shorter TTL get this one (etcd: ceil(1.5 * election timeout)). Same on every replica. */
   minLeaseTtlSeconds?: number;
+  /**
+   * Where ranges keep the records they read (see record-cache.ts): the process's cache, shared by
+   * its groups' stores. Default: a cache of this store's own, of recordCacheBytesMax.
+   */
+  recordCache?: RecordCachePart;
 }
 
 export interface LeaseInfo {
@@ -174,8 +180,8 @@ const revisionId = (main: number, sub: number): string => `${main}/${sub}`;
 class CollectedKeyValues implements KeyValueSink {
   readonly kvs: KeyValue[] = [];
 
-  add(record: Uint8Array, keyStart: number, keyEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void {
-    const copy = new Uint8Array(record.length - keyStart);
+  add(record: Uint8Array, keyStart: number, keyEnd: number, valueEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void {
+    const copy = new Uint8Array(valueEnd - keyStart);
     copy.set(new Uint8Array(record.buffer, record.byteOffset + keyStart, copy.length));
     const keyLength = keyEnd - keyStart;
     this.kvs.push({ key: copy.subarray(0, keyLength), createRevision, modRevision, version, value: copy.subarray(keyLength), lease });
@@ -193,6 +199,7 @@ export class MvccStore {
   private compacted = 0;
   private batch: ApplyBatch | undefined;
   private readonly minLeaseTtlSeconds: number;
+  private readonly recordCache: RecordCachePart;
   /**
    * How many watchers want prevKv in their events, as the watch hub counts them (see
    * countPrevKvWatchers). A put reads the key's previous version only when someone needs it, and
@@ -203,6 +210,7 @@ export class MvccStore {
 
   private constructor(private readonly engine: Engine, options: MvccStoreOptions) {
     this.minLeaseTtlSeconds = options.minLeaseTtlSeconds ?? 0;
+    this.recordCache = options.recordCache ?? new RecordCache(recordCacheBytesMax).part();
   }
 
   static open(engine: Engine, options: MvccStoreOptions = {}): MvccStore {
@@ -237,6 +245,7 @@ export class MvccStore {
   /** Rebuilds the in-memory state (meta, key index, lease table) from the engine. */
   private reload(): void {
     this.index.clear();
+    this.recordCache.clear();
     this.leaseTable.clear();
     this.applied = decodeNumber(this.engine.get(META_APPLIED_INDEX), 0);
     this.current = decodeNumber(this.engine.get(META_CURRENT_REVISION), 1);
@@ -758,8 +767,9 @@ export class MvccStore {
 
   /**
    * A range in key order with values, neither sorted nor filtered (what clients mostly ask): the
-   * key-values go to `into` as the index scan meets their keys and their records are read
-   * (engine.peek, parsed in place), so nothing is kept per key unless the sink keeps it (the gRPC
+   * key-values go to `into` as the index scan meets their keys and their records are read (from
+   * the record cache, else engine.peek and into the cache while this range's share of it lasts;
+   * parsed in place), so nothing is kept per key unless the sink keeps it (the gRPC
    * API copies the bytes into the response's encoding). A range of 10,000 keys made seven objects
    * per key before (the scan's entry, its revision, the record, the key-value, its views, and the
    * API's wire object), all alive until the response was encoded. The general path's answer:
@@ -767,6 +777,9 @@ export class MvccStore {
    * least one), and a key past `limit` sets `more`.
    */
   private rangeInto(into: KeyValueSink, bounds: KeyBounds, revision: number, limit: number, bytesMax: number): RangeResponse {
+    const cache = this.recordCache;
+    const admitMax = cache.rangeAdmitBytesMax;
+    let admitted = 0;
     let count = 0;
     let added = 0;
     let bytes = 0;
@@ -783,15 +796,27 @@ export class MvccStore {
         return;
       }
       const main = mainAt(revs, at);
-      const record = this.engine.peek(writeRevisionKey(this.lookupKey, main, sub));
-      if (record === undefined) assert(false, `mvcc: record ${main}/${sub} missing`);
-      const fields = parseRecord(record);
-      bytes += record.length - fields.keyStart;
+      let record: Uint8Array;
+      let start = 0;
+      let end: number;
+      if (cache.lookup(main, sub)) {
+        record = cache.bytes;
+        start = cache.start;
+        end = cache.end;
+      } else {
+        const read = this.engine.peek(writeRevisionKey(this.lookupKey, main, sub));
+        if (read === undefined) assert(false, `mvcc: record ${main}/${sub} missing`);
+        if (admitted < admitMax) admitted += cache.add(main, sub, read);
+        record = read;
+        end = read.length;
+      }
+      const fields = parseRecord(record, start, end);
+      bytes += end - fields.keyStart;
       if (bytes > bytesMax && added > 0) {
         more = true;
         return;
       }
-      into.add(record, fields.keyStart, fields.keyEnd, fields.createRevision, main, fields.version, fields.lease);
+      into.add(record, fields.keyStart, fields.keyEnd, end, fields.createRevision, main, fields.version, fields.lease);
       added++;
     });
     return { kvs: [], more, count };

@@ -17,11 +17,11 @@ export interface KeyValue {
 /**
  * Takes a range's key-values one by one as the store reads them (MvccStore.range's `into`), so a
  * large range can be encoded as it is read instead of held as objects: the key is bytes
- * [keyStart, keyEnd) of `record` and the value [keyEnd, record.length). `record` is the engine's
- * read buffer, reused once the call returns: copy what you keep.
+ * [keyStart, keyEnd) of `record` and the value [keyEnd, valueEnd). `record` is the engine's read
+ * buffer or the store's record cache, reused once the call returns: copy what you keep.
  */
 export interface KeyValueSink {
-  add(record: Uint8Array, keyStart: number, keyEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void;
+  add(record: Uint8Array, keyStart: number, keyEnd: number, valueEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void;
 }
 
 export const SortOrder = { NONE: 0, ASCEND: 1, DESCEND: 2 } as const;

@@ -17,6 +17,8 @@ import { join } from 'node:path';
 import { GROUP_ZERO, closeEngine, groupPrefix, ScopedEngine, openEngine, type Engine, type EngineKind } from '../engine/index.js';
 import { SharedWal, SnapshotStore, type GroupLog, type LoadedSnapshot, type RecoveredGroup, type SharedWalOptions } from '../wal/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
+import { recordCacheBytesMax } from '../limits.js';
+import { RecordCache } from '../mvcc/index.js';
 import type { Snapshot } from '../raft/index.js';
 import type { GroupId } from '../ids.js';
 import { KvStateMachine } from './state-machine.js';
@@ -60,6 +62,8 @@ export interface GroupStorage extends ReplicaStorage {
 
 export class ProcessStorage {
   private closed = false;
+  /** The records the groups' ranges read, under one budget for the process (src/mvcc/record-cache.ts). */
+  private readonly recordCache = new RecordCache(recordCacheBytesMax);
 
   private constructor(
     readonly dir: string,
@@ -92,7 +96,7 @@ export class ProcessStorage {
     const { log: wal, recovered: log } = this.wal.attach(groupId);
     const snapshots = new SnapshotStore(join(this.dir, SNAP_DIR, snapshotDirName(groupId)));
     snapshots.removeIncoming();
-    const machine = new KvStateMachine(new ScopedEngine(this.engine, groupId));
+    const machine = new KvStateMachine(new ScopedEngine(this.engine, groupId), { recordCache: this.recordCache.part() });
     const snapshot = log.snapshot ? await snapshots.open(log.snapshot) : undefined;
     if (log.snapshot && !snapshot) {
       throw new LichenError(

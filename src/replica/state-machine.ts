@@ -11,7 +11,7 @@
 // entries only up to what a sync() has made durable (durableIndex).
 import { AuthStore, applyCommand, type ApplyResult } from '../auth/index.js';
 import type { Engine, EngineSpace } from '../engine/index.js';
-import { MvccStore, type Command } from '../mvcc/index.js';
+import { MvccStore, type Command, type RecordCachePart } from '../mvcc/index.js';
 import type { StateMachine } from './storage.js';
 
 export class KvStateMachine implements StateMachine {
@@ -20,12 +20,15 @@ export class KvStateMachine implements StateMachine {
 
   private durable: number;
 
-  /** `stores`: already opened over `engine` (start-up may have installed a snapshot into them). */
+  /**
+   * `stores`: already opened over `engine` (start-up may have installed a snapshot into them);
+   * `recordCache`: the process's, for the MVCC store opened here (see MvccStoreOptions).
+   */
   constructor(
     readonly engine: Engine,
-    stores: { mvcc?: MvccStore; auth?: AuthStore } = {},
+    stores: { mvcc?: MvccStore; auth?: AuthStore; recordCache?: RecordCachePart } = {},
   ) {
-    this.mvcc = stores.mvcc ?? MvccStore.open(engine);
+    this.mvcc = stores.mvcc ?? MvccStore.open(engine, stores.recordCache ? { recordCache: stores.recordCache } : {});
     this.auth = stores.auth ?? AuthStore.open(engine);
     // What the engine holds at open came from its files (a snapshot installed later is durable after the next sync).
     this.durable = this.mvcc.appliedIndex;

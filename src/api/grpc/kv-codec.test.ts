@@ -684,12 +684,14 @@ describe('Watch responses: each watcher\'s own bytes, then events encoded once (
 describe('Range responses encoded as the store reads them (RangeResponseWriter)', () => {
   const header = { cluster_id: 0x1234_5678_9abc, member_id: '18446744073709551615', revision: 2 ** 40 + 3, raft_term: 7 };
   /** A stored-record-like buffer: some bytes, then the key, then the value to the end (as the store hands them over). */
-  const record = (key: Uint8Array, value: Uint8Array): { bytes: Uint8Array; keyStart: number; keyEnd: number } => {
+  /** A record's bytes as the store hands them over: other bytes before the key and after the value (a cache slab). */
+  const record = (key: Uint8Array, value: Uint8Array): { bytes: Uint8Array; keyStart: number; keyEnd: number; valueEnd: number } => {
     const lead = 3;
-    const bytes = new Uint8Array(lead + key.length + value.length).fill(0xee);
+    const trail = 5;
+    const bytes = new Uint8Array(lead + key.length + value.length + trail).fill(0xee);
     bytes.set(key, lead);
     bytes.set(value, lead + key.length);
-    return { bytes, keyStart: lead, keyEnd: lead + key.length };
+    return { bytes, keyStart: lead, keyEnd: lead + key.length, valueEnd: lead + key.length + value.length };
   };
   const kvs: KeyValue[] = [
     { key: Buffer.from('a'), createRevision: 2, modRevision: 2, version: 1, value: Buffer.from('one'), lease: 0 },
@@ -708,7 +710,7 @@ describe('Range responses encoded as the store reads them (RangeResponseWriter)'
         const fromRecords = new RangeResponseWriter();
         for (const kv of list) {
           const r = record(kv.key, kv.value);
-          fromRecords.add(r.bytes, r.keyStart, r.keyEnd, kv.createRevision, kv.modRevision, kv.version, kv.lease);
+          fromRecords.add(r.bytes, r.keyStart, r.keyEnd, r.valueEnd, kv.createRevision, kv.modRevision, kv.version, kv.lease);
         }
         const fromObjects = new RangeResponseWriter();
         for (const kv of list) fromObjects.addKeyValue(kv);

@@ -25,6 +25,7 @@ import type { ServiceDefinition } from '@grpc/grpc-js';
 import { txnDepthMax } from '../../limits.js';
 import type { KeyValue, KeyValueSink } from '../../mvcc/types.js';
 import { GRPC_MESSAGE_PREFIX_BYTES } from './http2-server.js';
+import { RESPONSE_PIECE_BYTES, lendPiece } from './h2/pieces.js';
 import { serviceDefinition, type ServiceName } from './proto.js';
 import {
   type WireBytes,
@@ -843,7 +844,9 @@ function copyBytes(w: Writer, from: Uint8Array, start = 0, length = from.length)
   if (length <= LOOP_COPY_BYTES_MAX) {
     for (let i = 0; i < length; i++) buf[pos + i] = from[start + i] as number;
   } else {
-    buf.set(start === 0 && length === from.length ? from : from.subarray(start, start + length), pos);
+    // A plain Uint8Array view of the part, not from.subarray: a Buffer's subarray builds a Buffer
+    // through its class constructor, which cost as much as the copy itself for 256-byte values.
+    buf.set(start === 0 && length === from.length ? from : new Uint8Array(from.buffer, from.byteOffset + start, length), pos);
   }
   w.pos = pos + length;
 }
@@ -1249,10 +1252,11 @@ const RANGE_RESPONSE_ROOM = GRPC_MESSAGE_PREFIX_BYTES + HEADER_FIELD_BYTES_MAX;
 const RANGE_RESPONSE_FIRST_BYTES = 1024;
 /**
  * Size of each further piece of a larger response. Pieces, not one buffer grown by doubling: a
- * range of 10,000 keys then allocates its 2.8 MB once, not 5.6 MB, and large buffers allocated
- * and dropped are what drives a member's full garbage collections (external memory).
+ * range of 10,000 keys then takes its 2.8 MB once, not 5.6 MB; and the pieces are lent (h2/pieces.ts)
+ * and come back once the connection has written them, since large buffers allocated and dropped
+ * are what drives a member's full garbage collections (external memory).
  */
-const RANGE_RESPONSE_PIECE_BYTES = 64 * 1024;
+const RANGE_RESPONSE_PIECE_BYTES = RESPONSE_PIECE_BYTES;
 
 /**
  * Encodes an etcdserverpb.RangeResponse as its key-values come, straight into pieces of
@@ -1276,8 +1280,8 @@ export class RangeResponseWriter implements KeyValueSink {
     this.w.pos = RANGE_RESPONSE_ROOM;
   }
 
-  add(record: Uint8Array, keyStart: number, keyEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void {
-    this.write(record, keyStart, keyEnd, record, keyEnd, record.length, createRevision, modRevision, version, lease);
+  add(record: Uint8Array, keyStart: number, keyEnd: number, valueEnd: number, createRevision: number, modRevision: number, version: number, lease: number): void {
+    this.write(record, keyStart, keyEnd, record, keyEnd, valueEnd, createRevision, modRevision, version, lease);
   }
 
   addKeyValue(kv: KeyValue): void {
@@ -1333,7 +1337,8 @@ export class RangeResponseWriter implements KeyValueSink {
     const w = this.w;
     if (w.pos + bytes <= w.buf.length) return;
     this.done.push(w.buf.subarray(0, w.pos));
-    this.w = new Writer(Buffer.allocUnsafe(Math.max(RANGE_RESPONSE_PIECE_BYTES, bytes)));
+    // A key-value larger than a piece gets a buffer of its own size (not lent: it is rare).
+    this.w = new Writer(bytes <= RANGE_RESPONSE_PIECE_BYTES ? lendPiece() : Buffer.allocUnsafe(bytes));
   }
 }
 

@@ -10,6 +10,7 @@ import { STREAM_BUFFER_BYTES, type H2Limits, type H2Stream } from './connection.
 import { ManualTimers } from '../../testing/manual-timers.js';
 import { encodeHeaders } from './hpack.js';
 import { CLIENT_PREFACE, ErrorCode, Flag, FrameType, frame, rstStreamFrame, settingsFrame } from './frames.js';
+import { RESPONSE_PIECE_BYTES, freePieces, isLent, lendPiece } from './pieces.js';
 
 const LIMITS: H2Limits = {
   streamsMax: 1000,
@@ -50,6 +51,19 @@ function handler(seen: Map<string, Seen>, drained: () => void): (stream: H2Strea
       stream.respond(OK);
       if (path === '/echo') return stream.end(Buffer.concat(body), DONE);
       if (path.startsWith('/big/')) return stream.end(pattern(Number(path.slice(5))), DONE);
+      if (path.startsWith('/lent/')) {
+        // n lent pieces holding the pattern of their whole (pieces.ts), the last one cut short.
+        const count = Number(path.slice(6));
+        const whole = pattern(count * RESPONSE_PIECE_BYTES - 100);
+        const pieces: Buffer[] = [];
+        for (let at = 0; at < whole.length; at += RESPONSE_PIECE_BYTES) {
+          const piece = lendPiece();
+          const part = whole.subarray(at, at + RESPONSE_PIECE_BYTES);
+          part.copy(piece);
+          pieces.push(piece.subarray(0, part.length));
+        }
+        return stream.end(pieces, DONE);
+      }
       if (path.startsWith('/pieces/')) {
         // The same pattern, handed over in pieces of uneven sizes (an empty one too).
         const whole = pattern(Number(path.slice(8)));
@@ -123,6 +137,43 @@ describe('HTTP/2 server layer', () => {
       const answer = await request(client, '/pieces/200000');
       assert.ok(answer.body.equals(pattern(200_000)), 'the pieces arrive intact and in order');
       assert.equal(answer.trailers['x-done'], 'yes');
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('gives lent pieces back once the socket has written them, and the next response writes into them intact', async () => {
+    const client = http2.connect(url(), { settings: { initialWindowSize: 1000 } });
+    try {
+      const before = freePieces();
+      const first = await request(client, '/lent/5');
+      assert.ok(first.body.equals(pattern(5 * RESPONSE_PIECE_BYTES - 100)), 'the body arrives intact and in order');
+      // Lending takes free pieces first: once all are back, as many are free as were out at once.
+      await waitFor(() => freePieces() === Math.max(before, 5));
+      const again = await request(client, '/lent/7');
+      assert.ok(again.body.equals(pattern(7 * RESPONSE_PIECE_BYTES - 100)));
+      await waitFor(() => freePieces() === Math.max(before, 7));
+      assert.equal(isLent(lendPiece()), true);
+      assert.equal(isLent(Buffer.alloc(RESPONSE_PIECE_BYTES)), false);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('leaves the lent pieces of a stream reset before they were sent to the garbage collector', async () => {
+    const client = http2.connect(url(), { settings: { initialWindowSize: 1000 } });
+    try {
+      const before = freePieces();
+      const req = client.request({ ':method': 'POST', ':path': '/lent/3' });
+      req.on('error', () => undefined);
+      req.pause(); // its window stays at 1,000 bytes: the pieces wait in the stream's queue
+      req.end();
+      await waitFor(() => seen.has('/lent/3'));
+      req.close(http2.constants.NGHTTP2_CANCEL);
+      await waitFor(() => seen.get('/lent/3')!.closed);
+      assert.ok(freePieces() <= before, 'no piece of the reset stream came back');
+      const next = await request(client, '/lent/2');
+      assert.ok(next.body.equals(pattern(2 * RESPONSE_PIECE_BYTES - 100)));
     } finally {
       client.destroy();
     }

@@ -32,6 +32,7 @@ import {
 } from './frames.js';
 import { grpcHeaderBlockBytesMax, grpcHeaderListBytesMax, grpcUnreadResponseBytesMax } from '../../../limits.js';
 import { nodeTimers, type Timers } from '../../timers.js';
+import { giveBack, isLent } from './pieces.js';
 
 /**
  * What one connection may make the server hold, and how long it may take to say anything. Request
@@ -75,8 +76,14 @@ export const CONNECTION_WINDOW_BYTES = 16 << 20;
 export const STREAM_BUFFER_BYTES = 64 << 10;
 /** Bytes waiting in the socket above which every write() asks its caller to wait for drain. */
 export const SOCKET_BUFFER_BYTES = 1 << 20;
-/** Bytes of queued frames written as one joined buffer; more go out corked, without the copy. */
-const JOIN_BYTES_MAX = 64 << 10;
+/**
+ * Bytes of queued frames written as one joined buffer; more go out corked (one writev), without
+ * the copy. Small: a join of this size comes from Node's buffer pool, while a larger one is an
+ * ArrayBuffer of its own. At 64 KiB, a 2.8 MB range response sent as the client's window opened
+ * was copied once more into fresh 20-64 KiB buffers, whose churn (external memory) drove the
+ * members' full collections (range-10000, 2026-12-07).
+ */
+const JOIN_BYTES_MAX = 4 << 10;
 
 export type RequestHeaders = Record<string, string | string[]>;
 
@@ -216,6 +223,8 @@ export class Http2Connection {
   private readonly reservationQueue: H2Stream[] = [];
   private out: Buffer[] = [];
   private outBytes = 0;
+  /** Lent pieces (pieces.ts) whose last bytes are in `out`: given back once the socket has written them. */
+  private outLent: ArrayBuffer[] = [];
   private flushQueued = false;
   /** Streams with data waiting for window, and streams whose caller waits for onDrain. */
   private readonly blocked = new Set<H2Stream>();
@@ -735,7 +744,12 @@ export class Http2Connection {
         queue[0] = head.subarray(bytes);
       } else {
         this.sendDataHeader(stream.id, bytes);
-        for (let i = 0; i < pieces; i++) this.send(queue.shift() as Buffer);
+        for (let i = 0; i < pieces; i++) {
+          const piece = queue.shift() as Buffer;
+          this.send(piece);
+          // A lent piece (or the rest of one cut before) goes back once the socket has written it.
+          if (isLent(piece)) this.outLent.push(piece.buffer as ArrayBuffer);
+        }
       }
       this.sendWindow -= bytes;
       stream.sendWindow -= bytes;
@@ -821,19 +835,28 @@ export class Http2Connection {
     if (this.closed || this.out.length === 0) return;
     const out = this.out;
     const bytes = this.outBytes;
+    const lentPieces = this.outLent;
     this.out = [];
     this.outBytes = 0;
+    this.outLent = [];
     if (this.socket.writableLength > grpcUnreadResponseBytesMax) {
       this.socket.destroy();
       return;
     }
+    // Lent pieces go back once written, and only then (a failed write leaves them to the collector).
+    const written = lentPieces.length === 0 ? undefined : (error?: Error | null): void => {
+      if (!error) for (const memory of lentPieces) giveBack(memory);
+    };
     if (out.length === 1) {
-      this.socket.write(out[0]!);
+      this.socket.write(out[0]!, written);
     } else if (bytes <= JOIN_BYTES_MAX) {
       this.socket.write(Buffer.concat(out, bytes));
+      written?.(); // copied already
     } else {
       this.socket.cork();
-      for (const piece of out) this.socket.write(piece);
+      const last = out.length - 1;
+      for (let i = 0; i < last; i++) this.socket.write(out[i]!);
+      this.socket.write(out[last]!, written);
       this.socket.uncork();
     }
   }
