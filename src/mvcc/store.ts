@@ -2,8 +2,10 @@
 //
 // Determinism: apply() depends only on the store's state and the command (lease ids picked for
 // ID=0 derive from the raft index), so replicas applying the same log hold byte-identical
-// engines. Every apply ends in ONE engine.write that also records the applied index, so after a
-// crash the server replays exactly the entries the engine does not yet hold.
+// engines. Every apply ends in ONE engine.write; the applied index and the current revision go
+// into the same engine batch as the data they cover (once per batchApplies, once per apply
+// outside one), so after a crash the server replays exactly the entries the engine does not yet
+// hold.
 //
 // Semantics follow etcd (api/etcdserverpb/rpc.proto, server/mvcc, server/etcdserver/apply):
 // an empty store is at revision 1; each command that changes keys takes the next revision and
@@ -197,7 +199,12 @@ export class MvccStore {
   private applied = 0;
   private current = 1;
   private compacted = 0;
-  private batch: ApplyBatch | undefined;
+  private applying: ApplyBatch | undefined;
+  /**
+   * While batchApplies runs: the applied index and current revision the engine held when it
+   * began (its end writes whichever moved). Undefined outside: each apply writes its own.
+   */
+  private batchStart: { applied: number; current: number } | undefined;
   private readonly minLeaseTtlSeconds: number;
   private readonly recordCache: RecordCachePart;
   /**
@@ -285,9 +292,9 @@ export class MvccStore {
   }
 
   private applyCommand(index: number, command: MvccCommand): ApplyResult {
-    assert(this.batch === undefined, 'mvcc: apply re-entered');
+    assert(this.applying === undefined, 'mvcc: apply re-entered');
     const batch = new ApplyBatch(this.current + 1);
-    this.batch = batch;
+    this.applying = batch;
     let result: ApplyResult;
     try {
       const response = this.execute(index, command, batch);
@@ -299,18 +306,45 @@ export class MvccStore {
       result = { revision: this.current, error };
       batch.ops.length = 0;
     } finally {
-      this.batch = undefined;
+      this.applying = undefined;
     }
-    if (batch.sub > 0) {
-      this.current = batch.revision;
-      batch.ops.push({ type: 'put', key: META_CURRENT_REVISION, value: encodeNumber(this.current) });
-    }
+    const appliedBefore = this.applied;
+    const currentBefore = this.current;
+    if (batch.sub > 0) this.current = batch.revision;
     this.applied = index;
-    batch.ops.push({ type: 'put', key: META_APPLIED_INDEX, value: encodeNumber(index) });
+    if (this.batchStart === undefined) this.metaOps(batch.ops, appliedBefore, currentBefore);
     // If this write throws (disk failure), memory and engine disagree: the error propagates and
     // the process must restart (reopening rebuilds memory from the engine).
-    this.engine.write(batch.ops);
+    if (batch.ops.length > 0) this.engine.write(batch.ops);
     return result;
+  }
+
+  /**
+   * Runs `applies` (calls of apply and applyBeside) as one engine batch, which ends by writing the
+   * applied index and the current revision once, if they moved: a put then costs one engine
+   * write, not three (the record and both meta keys). The data and the meta keys that cover it
+   * commit together or not at all, as with one apply. Nested calls join the outer one.
+   */
+  batchApplies<T>(applies: () => T): T {
+    if (this.batchStart !== undefined) return applies();
+    return this.engine.batch(() => {
+      const start = (this.batchStart = { applied: this.applied, current: this.current });
+      try {
+        const result = applies();
+        const ops: WriteOp[] = [];
+        this.metaOps(ops, start.applied, start.current);
+        if (ops.length > 0) this.engine.write(ops);
+        return result;
+      } finally {
+        this.batchStart = undefined;
+      }
+    });
+  }
+
+  /** Adds the writes of the applied index and the current revision unless they are `applied` and `current`. */
+  private metaOps(ops: WriteOp[], applied: number, current: number): void {
+    if (this.current !== current) ops.push({ type: 'put', key: META_CURRENT_REVISION, value: encodeNumber(this.current) });
+    if (this.applied !== applied) ops.push({ type: 'put', key: META_APPLIED_INDEX, value: encodeNumber(this.applied) });
   }
 
   private execute(index: number, command: MvccCommand, batch: ApplyBatch): ApplyResponse {
@@ -369,13 +403,15 @@ export class MvccStore {
    */
   applyBeside(index: number, ops: readonly WriteOp[]): void {
     if (index <= this.applied) return;
-    assert(this.batch === undefined, 'mvcc: apply re-entered');
+    assert(this.applying === undefined, 'mvcc: apply re-entered');
     this.applied = index;
-    this.engine.write([...ops, { type: 'put', key: META_APPLIED_INDEX, value: encodeNumber(index) }]);
+    const writes = [...ops];
+    if (this.batchStart === undefined) writes.push({ type: 'put', key: META_APPLIED_INDEX, value: encodeNumber(index) });
+    if (writes.length > 0) this.engine.write(writes);
   }
 
   private readRecord(main: number, sub: number): StoredRecord {
-    const pending = this.batch?.records.get(revisionId(main, sub));
+    const pending = this.applying?.records.get(revisionId(main, sub));
     if (pending !== undefined) return pending;
     return decodeRecord(this.readStored(main, sub));
   }
@@ -465,7 +501,7 @@ export class MvccStore {
 
   /** The key-value of version (main, sub), read straight from its record (no StoredRecord between). */
   private keyValueAt(main: number, sub: number): KeyValue {
-    const pending = this.batch?.records.get(revisionId(main, sub));
+    const pending = this.applying?.records.get(revisionId(main, sub));
     if (pending !== undefined) return this.toKeyValue(pending, main);
     return decodeKeyValue(this.readStored(main, sub), main);
   }
@@ -561,7 +597,7 @@ export class MvccStore {
    */
   readTxn(request: TxnRequest): TxnResponse {
     assert(isReadOnlyTxn(request), 'mvcc: readTxn given a txn that writes');
-    assert(this.batch === undefined, 'mvcc: readTxn during an apply');
+    assert(this.applying === undefined, 'mvcc: readTxn during an apply');
     const path = this.choosePath(request);
     return this.executeTxn(request, path, new ApplyBatch(this.current + 1));
   }
@@ -719,7 +755,7 @@ export class MvccStore {
     const keysOnly = request.keysOnly === true;
     const order = sortOrder === SortOrder.NONE && sortTarget !== SortTarget.KEY ? SortOrder.ASCEND : sortOrder;
     // Records waiting in an apply's batch are objects, not yet in the engine: the general path reads those.
-    if (order === SortOrder.NONE && !filtered && !keysOnly && !countOnly && this.batch === undefined) {
+    if (order === SortOrder.NONE && !filtered && !keysOnly && !countOnly && this.applying === undefined) {
       const bounds = keyBounds(request.key, request.rangeEnd);
       const bytesMax = request.bytesMax ?? Infinity;
       if (into !== undefined) return this.rangeInto(into, bounds, revision, limit, bytesMax);

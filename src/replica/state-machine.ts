@@ -6,9 +6,10 @@
 // Engine commits. The replica applies each Ready's entries in one batch; an engine may commit
 // batches to its storage later, many at once (the replica commits on every tick, the engine by
 // itself once engineUncommittedOpsMax writes wait), as etcd's backend commits every 100 ms or
-// 10,000 writes. Each batch carries the applied index with its data, so after a crash the engine
-// holds the state as of some applied index and the WAL replays the rest; the WAL may release
-// entries only up to what a sync() has made durable (durableIndex).
+// 10,000 writes. Each batch carries the applied index and the current revision with its data
+// (written once, as the batch ends: MvccStore.batchApplies), so after a crash the engine holds the
+// state as of some applied index and the WAL replays the rest; the WAL may release entries only
+// up to what a sync() has made durable (durableIndex).
 import { AuthStore, applyCommand, type ApplyResult } from '../auth/index.js';
 import type { Engine, EngineSpace } from '../engine/index.js';
 import { MvccStore, type Command, type RecordCachePart } from '../mvcc/index.js';
@@ -47,7 +48,7 @@ export class KvStateMachine implements StateMachine {
   }
 
   batch(applies: () => void): void {
-    this.engine.batch(applies);
+    this.mvcc.batchApplies(applies);
   }
 
   get uncommittedOps(): number {
