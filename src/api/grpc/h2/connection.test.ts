@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { once } from 'node:events';
+import { Duplex } from 'node:stream';
 import { listenH2, type H2Server, type H2ServerOptions } from './server.js';
-import { STREAM_BUFFER_BYTES, type H2Limits, type H2Stream } from './connection.js';
+import { Http2Connection, STREAM_BUFFER_BYTES, type H2Limits, type H2Stream } from './connection.js';
 import { ManualTimers } from '../../testing/manual-timers.js';
 import { encodeHeaders } from './hpack.js';
-import { CLIENT_PREFACE, ErrorCode, Flag, FrameType, frame, rstStreamFrame, settingsFrame } from './frames.js';
+import { CLIENT_PREFACE, ErrorCode, Flag, FrameType, Setting, frame, rstStreamFrame, settingsFrame, windowUpdateFrame } from './frames.js';
 import { RESPONSE_PIECE_BYTES, freePieces, isLent, lendPiece } from './pieces.js';
 
 const LIMITS: H2Limits = {
@@ -751,6 +752,91 @@ describe('HTTP/2 server layer: deadlines and the connection limit', () => {
     } finally {
       for (const { socket } of [...silent, client]) socket.destroy();
       await server.close(100);
+    }
+  });
+});
+
+/**
+ * A byte stream whose writes complete only when the test lets them, as a socket's do when a slow
+ * client leaves the kernel's buffers full: until then it holds references to the bytes handed to
+ * it, and it reads them only as it "sends" them.
+ */
+class HeldSocket extends Duplex {
+  holding = false;
+  readonly sent: Buffer[] = [];
+  private readonly held: Array<{ chunk: Buffer; done: (error?: Error | null) => void }> = [];
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    if (!this.holding) {
+      this.sent.push(Buffer.from(chunk));
+      done();
+      return;
+    }
+    this.held.push({ chunk, done });
+  }
+
+  /** Sends what was held (a completed write lets the stream hand over the next). */
+  release(): void {
+    this.holding = false;
+    for (let write = this.held.shift(); write; write = this.held.shift()) {
+      this.sent.push(Buffer.from(write.chunk));
+      write.done();
+    }
+  }
+
+  /** The DATA payloads sent on `streamId`, joined. */
+  dataOf(streamId: number): Buffer {
+    const parts: Buffer[] = [];
+    const wire = Buffer.concat(this.sent);
+    for (let at = 0; at + 9 <= wire.length; ) {
+      const length = wire.readUIntBE(at, 3);
+      if (wire[at + 3] === FrameType.DATA && (wire.readUInt32BE(at + 5) & 0x7fffffff) === streamId) parts.push(wire.subarray(at + 9, at + 9 + length));
+      at += 9 + length;
+    }
+    return Buffer.concat(parts);
+  }
+}
+
+describe('HTTP/2 server layer: lent memory and a socket that has not written yet', () => {
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  it('gives a lent piece cut by the window back only after the socket wrote its first part too', async () => {
+    const socket = new HeldSocket();
+    let stream: H2Stream | undefined;
+    const connection = new Http2Connection(socket, (opened) => (stream = opened), LIMITS, new ManualTimers());
+    try {
+      socket.push(Buffer.concat([CLIENT_PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 10_000]]), frame(FrameType.SETTINGS, Flag.ACK, 0)]));
+      const block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/cut'], [':authority', 'test']]);
+      socket.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, block));
+      await tick();
+      assert.ok(stream, 'the stream opened');
+
+      // 12,000 bytes in a lent piece against a window of 10,000: the first 10,000 go out as a view of
+      // the lent memory (more than a join's worth, so not copied), and the socket does not write them yet.
+      socket.holding = true;
+      const body = pattern(12_000);
+      const piece = lendPiece();
+      body.copy(piece);
+      stream.respond(OK);
+      stream.write([piece.subarray(0, body.length)]);
+      await tick();
+      const free = freePieces();
+
+      // The window opens: the last 2,000 bytes go out in a small flush, joined (copied).
+      socket.push(windowUpdateFrame(1, 2_000));
+      await tick();
+      assert.equal(freePieces(), free, 'the piece is not free while the socket still holds its first part');
+      // Whatever is lent next must not be the memory the socket has yet to send.
+      lendPiece().fill(0);
+
+      socket.release();
+      await tick();
+      assert.ok(socket.dataOf(1).equals(body), 'the bytes on the wire are the response');
+      assert.equal(freePieces(), Math.max(free, 1), 'the piece came back once written');
+    } finally {
+      connection.destroy();
     }
   });
 });

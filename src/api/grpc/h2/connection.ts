@@ -850,8 +850,9 @@ export class Http2Connection {
     if (out.length === 1) {
       this.socket.write(out[0]!, written);
     } else if (bytes <= JOIN_BYTES_MAX) {
-      this.socket.write(Buffer.concat(out, bytes));
-      written?.(); // copied already
+      // Copied, but not given back yet: a lent piece cut by a window may have its first part in an
+      // earlier write, not copied and not yet written. Writes complete in order.
+      this.socket.write(Buffer.concat(out, bytes), written);
     } else {
       this.socket.cork();
       const last = out.length - 1;
