@@ -7,8 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { get, request as httpsRequest } from 'node:https';
 import { Etcd3, EtcdPermissionDeniedError } from 'etcd3';
 import { LichenClient } from '../client/index.js';
@@ -32,18 +31,6 @@ before(async () => {
   const tls = cluster.tls!;
   files = { ca: tls.caFile, cert: tls.clientCertFile, key: tls.clientKeyFile };
 });
-
-/** A client certificate from the cluster's CA with this common name; its files in the cluster's tls dir. */
-async function clientCertificate(commonName: string): Promise<{ cert: string; key: string }> {
-  const dir = cluster.tls!.dir;
-  const ca = { cert: readFileSync(join(dir, 'ca.pem'), 'utf8'), key: readFileSync(join(dir, 'ca-key.pem'), 'utf8') };
-  const pair = await issueCertificate(ca, { commonName, hosts: [], usage: 'client', validDays: 1 });
-  const cert = join(dir, `user-${commonName}.pem`);
-  const key = join(dir, `user-${commonName}-key.pem`);
-  writeFileSync(cert, pair.cert);
-  writeFileSync(key, pair.key, { mode: 0o600 });
-  return { cert, key };
-}
 
 after(async () => {
   await cluster?.stop();
@@ -141,8 +128,8 @@ test('with TLS on, dialers of the peer port without a valid certificate get no f
 test('TLS and auth together with etcdctl: passwords, a role with a prefix, the certificate\'s common name as the user, token expiry, auth disable', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   // The cluster's client certificate (common name root) is etcdctl's unless a run names another.
   const ctl = new Etcdctl(https, [`--cacert=${files.ca}`, `--cert=${files.cert}`, `--key=${files.key}`]);
-  const nobody = await clientCertificate('nobody');
-  const alice = await clientCertificate('alice');
+  const nobody = await cluster.issueClientCertificate('nobody');
+  const alice = await cluster.issueClientCertificate('alice');
   await etcdctlAuthScenario(ctl, {
     // Every client presents a certificate here; one that names no user may do nothing (etcd's answer).
     anonymous: { flags: [`--cert=${nobody.cert}`, `--key=${nobody.key}`], error: 'etcdserver: permission denied' },
@@ -157,7 +144,7 @@ test('TLS and auth together with etcdctl: passwords, a role with a prefix, the c
 
 test('TLS and auth together with the etcd3 npm client: a role with a prefix, permission denied outside it, a new login after a password change and after token expiry', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
   const ca = readFileSync(files.ca);
-  const nobody = await clientCertificate('nobody-etcd3');
+  const nobody = await cluster.issueClientCertificate('nobody-etcd3');
   const connect = (certificate: { cert: string | Buffer; key: string | Buffer }, auth?: { username: string; password: string }) =>
     new Etcd3({
       hosts: https,

@@ -4,7 +4,7 @@
 // and restart, optionally with extra environment such as a slow disk), pause/resume (SIGSTOP and
 // SIGCONT) and advertisePeer (put a proxy in front of each member's peer listener).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +137,23 @@ export class ProcessCluster {
 
   private constructor(private readonly options: ProcessClusterOptions) {
     this.root = mkdtempSync(join(tmpdir(), 'lichen-e2e-'));
+  }
+
+  /**
+   * A client certificate from the CA of a cluster started with `tls`, with this common name (the
+   * user it names when auth is on); its files go in the cluster's tls dir.
+   */
+  async issueClientCertificate(commonName: string): Promise<{ cert: string; key: string }> {
+    if (!this.tls) throw new Error('the cluster was started without tls');
+    // Loaded here, not at the top: the certificate library takes about a second to load.
+    const { issueCertificate } = await import('../../tls/certs.js');
+    const ca = { cert: readFileSync(join(this.tls.dir, 'ca.pem'), 'utf8'), key: readFileSync(join(this.tls.dir, 'ca-key.pem'), 'utf8') };
+    const pair = await issueCertificate(ca, { commonName, hosts: [], usage: 'client', validDays: 1 });
+    const cert = join(this.tls.dir, `user-${commonName}.pem`);
+    const key = join(this.tls.dir, `user-${commonName}-key.pem`);
+    writeFileSync(cert, pair.cert);
+    writeFileSync(key, pair.key, { mode: 0o600 });
+    return { cert, key };
   }
 
   static async start(options: ProcessClusterOptions): Promise<ProcessCluster> {
