@@ -1,6 +1,6 @@
 // node --import tsx scripts/bench-stall.ts --workload check-perf-m|check-perf-l|load-1m
 //     [--go-client <etcd-go-bench>] [--profile-dir <dir>] [--sample-ms 500] [--warmup 5]
-//     [--keys 1000000] [--stretch-ms 50] [--node-flags '<flags for the members' node>'] [--out <file.json>]
+//     [--keys 1000000] [--stretch-ms 50] [--node-flags=<flags for the members' node>] [--window-s 55] [--out <file.json>]
 //
 // Finds what stalls Lichen's members under a long load: starts a 3-member cluster from the build
 // (dist/: `npm run build` first), runs the load (etcdctl check perf, or the Go client's `load` of
@@ -14,6 +14,13 @@
 // member's profile and lists its longest busy stretches (consecutive samples with the main thread
 // never idle, i.e. the loop did not wait for I/O once) with the functions that took their time,
 // so a stall can be named. Its summary goes to stdout and, with --out, everything to a JSON file.
+//
+// Over the first --window-s seconds of the load (default 55: inside check perf's 60 s of puts,
+// before its final Delete) it also reads each member's kernel counters (/proc: CPU and its system
+// part, read and write calls, voluntary and involuntary context switches) and GC time, per put at
+// etcdctl's writes/s, and the distributions of WAL fsyncs, proposal to apply on the proposing
+// member, Put requests, applies and engine commits (how many, and how many over 25/50/100/250 ms):
+// figures that survive a crowded machine better than one run's slowest request.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -32,6 +39,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '5' },
     keys: { type: 'string', default: '1000000' },
     'stretch-ms': { type: 'string', default: '50' },
+    'window-s': { type: 'string', default: '55' },
     out: { type: 'string' },
   },
 });
@@ -52,6 +60,8 @@ const HISTOGRAMS = {
   commit: 'lichen_disk_backend_commit_duration_seconds',
   apply: 'lichen_server_apply_duration_seconds',
   gcMajor: 'nodejs_gc_duration_seconds',
+  proposal: 'lichen_server_proposal_commit_duration_seconds',
+  put: 'lichen_grpc_request_seconds',
 } as const;
 
 async function read(http: string): Promise<Reading> {
@@ -75,6 +85,8 @@ async function read(http: string): Promise<Reading> {
       if (name !== `${metric}_bucket`) continue;
       // The GC histogram is per kind: only the collections that are not scavenges count as major.
       if (short === 'gcMajor' && labels.includes('kind="minor"')) continue;
+      // Requests: only the puts (check perf's load), by the full method name.
+      if (short === 'put' && !labels.includes('KV/Put"')) continue;
       const le = /le="([^"]+)"/.exec(labels)?.[1];
       const bound = le === '+Inf' ? Infinity : Number(le);
       const buckets = (reading.histograms[short] ??= new Map());
@@ -130,6 +142,19 @@ function interval(atMs: number, member: number, before: Reading, after: Reading)
     leaderChanges: after.leaderChanges - before.leaderChanges,
     heapUsedMiB: Math.round(after.heapUsedMiB),
   };
+}
+
+/**
+ * A histogram's observations between two readings: how many, and how many above 25, 50, 100 and
+ * 250 ms (by bucket bounds: the count at or below the largest bound not above each threshold).
+ */
+function distribution(before: Map<number, number> | undefined, after: Map<number, number> | undefined): string {
+  if (!after) return '-';
+  const delta = (bound: number) => (after.get(bound) ?? 0) - (before?.get(bound) ?? 0);
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = delta(Infinity);
+  const above = (seconds: number) => total - delta(bounds.filter((b) => b <= seconds).pop() ?? 0);
+  return `n ${total}, >25ms ${above(0.025)}, >50ms ${above(0.05)}, >100ms ${above(0.1)}, >250ms ${above(0.25)}, max ≤${largestBucket(before, after) * 1000} ms`;
 }
 
 // ---------------------------------------------------------------- CPU profiles
@@ -207,6 +232,38 @@ function busyStretches(profile: CpuProfile, minMs: number): Stretch[] {
   return stretches.sort((a, b) => b.ms - a.ms).slice(0, 8);
 }
 
+// ---------------------------------------------------------------- the process's own counters
+
+/** What the kernel counts for one member: CPU, system calls that read and write, context switches. */
+interface ProcCounters {
+  cpuMs: number;
+  /** Of cpuMs, the kernel's part (system calls: sockets, the WAL, the engine's writes). */
+  sysMs: number;
+  syscr: number;
+  syscw: number;
+  voluntary: number;
+  involuntary: number;
+  gcMs: number;
+}
+
+function procCounters(pid: number, reading: Reading | undefined): ProcCounters {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const num = (text: string, name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
+  return {
+    // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second).
+    cpuMs: (Number(fields[11]) + Number(fields[12])) * 10,
+    sysMs: Number(fields[12]) * 10,
+    syscr: num(io, 'syscr'),
+    syscw: num(io, 'syscw'),
+    voluntary: num(status, 'voluntary_ctxt_switches'),
+    involuntary: num(status, 'nonvoluntary_ctxt_switches'),
+    gcMs: reading ? Object.values(reading.gc).reduce((sum, g) => sum + g.sum * 1000, 0) : NaN,
+  };
+}
+
 // ---------------------------------------------------------------- the run
 
 async function runWorkload(endpoints: string[], pids: number[]): Promise<string> {
@@ -235,6 +292,8 @@ const target = await startLichenCluster({ profileDir, nodeFlags: args['node-flag
 const startedAt = new Date().toISOString();
 const timeline: Interval[] = [];
 let verdict = '';
+let windowCounters: ProcCounters[] = [];
+let windowDistributions: Array<Record<string, string>> = [];
 try {
   const warmupSeconds = Number(args.warmup);
   if (warmupSeconds > 0) await runTool(args['go-client']!, target, { op: 'put', clients: 16, conns: 4 }, warmupSeconds);
@@ -255,7 +314,24 @@ try {
     }
   })();
   const loadBefore = loadavg()[0]!.toFixed(1);
+  // The kernel's counters over a window inside check perf's 60 s of puts (its final Delete after).
+  const windowS = Number(args['window-s']);
+  const countersBefore = target.pids.map((pid, m) => procCounters(pid, last[m]));
+  const readingsBefore = [...last];
+  const windowDone = sleep(windowS * 1000).then(async () => {
+    const readings = await Promise.all(target.http!.map((http) => read(http).catch(() => undefined)));
+    windowCounters = target.pids.map((pid, m) => {
+      const after = procCounters(pid, readings[m]);
+      const before = countersBefore[m]!;
+      return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - before[k as keyof ProcCounters]])) as unknown as ProcCounters;
+    });
+    windowDistributions = readings.map((after, m) => {
+      const before = readingsBefore[m]!;
+      return Object.fromEntries((['fsync', 'proposal', 'put', 'apply', 'commit'] as const).map((short) => [short, distribution(before.histograms[short], after?.histograms[short])]));
+    });
+  });
   verdict = await runWorkload(target.endpoints, target.pids);
+  await windowDone;
   running = false;
   await sampler;
   verdict += `\nload average ${loadBefore} before, ${loadavg()[0]!.toFixed(1)} after; started ${startedAt}`;
@@ -271,6 +347,11 @@ for (const i of timeline.filter((x) => x.lagMaxMs >= stretchMs || x.leaderChange
   process.stdout.write(`  t=${(i.atMs / 1000).toFixed(1)}s m${i.member + 1} loop ${i.lagMaxMs} ms, fsync ≤${i.fsyncMaxMs} commit ≤${i.commitMaxMs} apply ≤${i.applyMaxMs} majorGC ≤${i.gcMaxMs} ms, gc ${JSON.stringify(i.gcMs)}, heap ${i.heapUsedMiB} MiB${i.leaderChanges ? `, LEADER CHANGES ${i.leaderChanges}` : ''}\n`);
 }
 
+const writesPerSecond = Number(/(\d+) writes\/s/.exec(verdict)?.[1] ?? NaN);
+process.stdout.write(`\nfirst ${args['window-s']} s of the load, per member (per put at ${writesPerSecond} writes/s): ` +
+  windowCounters.map((c) => Object.entries(c).map(([k, v]) => `${k} ${v} (${(v / (writesPerSecond * Number(args['window-s']))).toFixed(3)})`).join(', ')).join('\n  ') + '\n');
+windowDistributions.forEach((d, m) => process.stdout.write(`  m${m + 1}: ${Object.entries(d).map(([k, v]) => `${k}: ${v}`).join('\n      ')}\n`));
+
 const profiles: Record<string, Stretch[]> = {};
 if (profileDir) {
   for (const file of readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'))) {
@@ -283,4 +364,4 @@ if (profileDir) {
     }
   }
 }
-if (args.out) writeFileSync(args.out, JSON.stringify({ workload: args.workload, verdict, timeline, profiles }, null, 1));
+if (args.out) writeFileSync(args.out, JSON.stringify({ workload: args.workload, verdict, windowCounters, windowDistributions, timeline, profiles }, null, 1));
