@@ -1,35 +1,54 @@
-// The cost of etcd authentication on one member's request path, in one process: a single-member
-// Lichen cluster (raft, WAL, lmdb, the gRPC server) started here from a build, with the user of
+// The cost of etcd authentication on one member's request path: a single-member Lichen cluster
+// (raft, WAL, lmdb, the gRPC server) started in this process from a build, with the user of
 // scripts/bench-auth.ts (1,000 roles of 10 key ranges each, 10,000 disjoint ranges after merging),
-// driven over loopback by a minimal HTTP/2 client written for this script: its requests are
-// encoded once, and its header blocks are what etcd's Go client (grpc-go) sends: every field added
-// to HPACK's dynamic table on a connection's first request, then indexed (the `token` field too).
-// So the client costs little and the same in both modes, and what changes between auth off and on
-// is the member's work: reading the token, finding its user, the permission check, and whatever
-// else the authenticated path does. Auth is switched on and off on the same member (as
-// bench-auth.ts does on its cluster), rounds alternate off-on and on-off (ABBA), and each round
-// reports the process's CPU time per request (process.cpuUsage: time spent waiting for a core
-// does not count), the median latency and the GC pause time per request. Prints one JSON object.
+// driven over loopback by a minimal HTTP/2 client written for this script, in a process of its
+// own (so this process's CPU time is the member's alone; --client-core puts it on another core):
+// its requests are encoded once, and its header blocks are what etcd's Go client (grpc-go) sends:
+// every field added to HPACK's dynamic table on a connection's first request, then indexed (the
+// `token` field too). So the client costs little and the same in both modes, and what changes
+// between auth off and on is the member's work: reading the token, finding its user, the
+// permission check (at the API for a range, at apply for a put), and whatever else the
+// authenticated path does. Auth is switched on and off on the same member (as bench-auth.ts does
+// on its cluster). Each round runs every scenario in both modes, one window right after the other,
+// the order alternating (ABBA); a window reports the member's CPU time per request
+// (process.cpuUsage: all of its threads; time spent waiting for a core does not count), the
+// median latency and the GC pause time per request. Per scenario the figure is the median of the
+// rounds' own ratios (user / off) with a distribution-free 95% interval of that median (order
+// statistics) and the quartiles: the interval says whether the run can decide a 5% target.
+// Prints one JSON object.
 //
-//   npm run build && node --import tsx scripts/bench-auth-path.ts [--builds dist[,<other>/dist]]
-//     [--op range|put] [--modes off,user[,root]] [--seconds 2] [--rounds 6] [--clients 64] [--conns 8] [--profile true]
+//   npm run build && taskset -c 0 node --expose-gc --import tsx scripts/bench-auth-path.ts --client-core 1
+//     [--builds dist[,<other>/dist]] [--scenarios put-1,put-64,range-1,range-64] [--modes off,user[,root]]
+//     [--rounds 20] [--seconds 1] [--settle 0.3] [--twin true] [--profile true]
 //
-// --modes: off (auth disabled, no token), user (the 1,000-role user's token: identification and
-// the search of its 10,000 ranges), root (root's token: identification, no range search).
-// --builds: the dist/ folders of the builds to measure (e.g. another checkout's, to compare two
-// builds): each gets its own member in this process, and the rounds go over every build and mode.
-// --profile true: the process is sampled (node:inspector, every 100 µs) during each measured
-// round; printed per build (stderr): the inclusive time per request of auth's functions and the
+// --scenarios: op-callers; put (a 256-byte value) or linearizable range of one key of 10,000, by N
+// callers on min(N, 8) connections. --modes: off (auth disabled, no token), user (the 1,000-role
+// user's token: identification and the search of its 10,000 ranges), root (root's token:
+// identification, no range search). --settle: seconds of unmeasured requests after each switch of
+// mode (the first check after it rebuilds the merged ranges: 7–17 ms). --builds: the dist/
+// folders of the builds to measure (inside a checkout, so their packages resolve): each gets its
+// own member in this process, and the rounds go over every build and mode.
+// --twin true: two members of one build in this process, auth off on one and on on the other;
+// windows alternate between them with no switch in between (so they can be short, e.g.
+// --seconds 0.2, and many: the machine's load changes less between two of them), and halfway the
+// two swap modes (each half starts with a warm-up round), so a difference between the members
+// counts for both modes alike. On a shared machine this is the steadier figure.
+// With --expose-gc, a minor collection runs before each window (not counted), so that each
+// window starts with an empty young generation.
+// --profile true: this process is sampled (node:inspector, every 100 µs) during each measured
+// window; printed per build (stderr): the inclusive time per request of auth's functions and the
 // request path around them, and the functions whose self time per request differs most between
 // auth off and each other mode. The samples are wall-clock time of the thread: on a loaded
 // machine they include time it waited for a core, so compare modes and builds of one run only.
-import { Session } from 'node:inspector';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { connect, type Socket } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PerformanceObserver } from 'node:perf_hooks';
-import { pathToFileURL } from 'node:url';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Client, ServiceError } from '@grpc/grpc-js';
 import { median, ScriptFlags } from './go-bench.js';
 
@@ -45,8 +64,8 @@ const ROOT_PASSWORD = 'bench-root';
 const VALUE_BYTES = 256;
 /** Set-up calls in flight at once. */
 const SETUP_CONCURRENCY = 32;
-/** Seconds of unmeasured requests after each switch of mode (the first check rebuilds the merged ranges). */
-const SETTLE_SECONDS = 0.5;
+/** Connections a scenario's callers share at most (bench-auth.ts: 64 clients on 8 connections). */
+const CONNECTIONS_MAX = 8;
 /** The profile's sampling interval. */
 const PROFILE_INTERVAL_US = 100;
 /** The functions whose inclusive time the profile report prints: auth's, and the request path around it. */
@@ -336,17 +355,163 @@ async function setMode(member: Member, mode: Mode): Promise<string | undefined> 
   return (await member.call<{ token: string }>('Auth', 'Authenticate', login)).token;
 }
 
+// ------------------------------------------------------------------------------ the client process
+
+interface DriveCommand {
+  port: number;
+  op: Op;
+  clients: number;
+  conns: number;
+  token: string | undefined;
+  seconds: number;
+}
+
+interface DriveResult {
+  requests: number;
+  errors: number;
+  p50Ms: number;
+  elapsedMs: number;
+}
+
+/**
+ * The client side (`--client true`): reads one DriveCommand per line on stdin, opens its
+ * connections, writes {"started":true}, runs the callers for the command's seconds and writes a
+ * DriveResult. It runs in a process of its own so that the member's process CPU time is the
+ * member's alone (and can be on another core: --client-core).
+ */
+async function clientMain(): Promise<void> {
+  const bodies = new Map<Op, Buffer[]>();
+  const open = new Map<string, RawGrpcConnection[]>();
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    const command = JSON.parse(line) as DriveCommand;
+    const fields: Array<[string, string]> = [
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', command.op === 'range' ? '/etcdserverpb.KV/Range' : '/etcdserverpb.KV/Put'],
+      [':authority', `127.0.0.1:${command.port}`],
+      ['content-type', 'application/grpc'],
+      ['user-agent', 'grpc-go/1.26.0'],
+      ['te', 'trailers'],
+      ...(command.token === undefined ? [] : ([['token', command.token]] as Array<[string, string]>)),
+    ];
+    // Connections are kept for the next window to the same member with the same token (with
+    // --twin, windows alternate between two members many times a second).
+    const reuse = `${command.port} ${command.token} ${command.op} ${command.conns}`;
+    let connections = open.get(reuse);
+    if (!connections || connections.some((c) => c.failure !== undefined)) {
+      for (const connection of connections ?? []) connection.close();
+      connections = await Promise.all(Array.from({ length: command.conns }, () => RawGrpcConnection.open(command.port, fields)));
+      // Every connection's first call carries its literal header fields: made before the window.
+      await Promise.all(connections.map((connection) => connection.call(requestBody(command.op, keyOf(0)))));
+      open.set(reuse, connections);
+    }
+    let opBodies = bodies.get(command.op);
+    if (!opBodies) bodies.set(command.op, (opBodies = Array.from({ length: KEYS }, (_u, n) => requestBody(command.op, keyOf(n)))));
+    const latencies: number[] = [];
+    let requests = 0;
+    let errors = 0;
+    let seed = 12345;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fff_ffff;
+      return seed;
+    };
+    process.stdout.write('{"started":true}\n');
+    const start = performance.now();
+    const deadline = start + command.seconds * 1000;
+    await Promise.all(
+      Array.from({ length: command.clients }, async (_u, c) => {
+        const connection = connections[c % connections.length]!;
+        while (performance.now() < deadline) {
+          const sent = performance.now();
+          const ok = await connection.call(opBodies[random() % KEYS]!);
+          latencies.push(performance.now() - sent);
+          if (ok) requests++;
+          else errors++;
+          if (connection.failure) throw new Error(connection.failure);
+        }
+      }),
+    );
+    const result: DriveResult = { requests, errors, p50Ms: median(latencies), elapsedMs: performance.now() - start };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  }
+  for (const connections of open.values()) for (const connection of connections) connection.close();
+}
+
+/** The client process, seen from the member's: one drive at a time. */
+class ClientProcess {
+  private readonly child: ChildProcess;
+  private readonly messages: string[] = [];
+  private waiting: ((line: string) => void) | undefined;
+  private exited: Error | undefined;
+  private failWaiting: ((error: Error) => void) | undefined;
+
+  constructor(core: string | undefined) {
+    const args = [...process.execArgv, fileURLToPath(import.meta.url), '--client', 'true'];
+    const [command, ...rest] = core === undefined ? [process.execPath, ...args] : ['taskset', '-c', core, process.execPath, ...args];
+    this.child = spawn(command!, rest, { stdio: ['pipe', 'pipe', 'inherit'] });
+    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      if (waiting) waiting(line);
+      else this.messages.push(line);
+    });
+    this.child.once('exit', (code) => {
+      this.exited = new Error(`the client process exited (${code})`);
+      this.failWaiting?.(this.exited);
+    });
+  }
+
+  private next(): Promise<string> {
+    const line = this.messages.shift();
+    if (line !== undefined) return Promise.resolve(line);
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolveLine, reject) => {
+      this.waiting = resolveLine;
+      this.failWaiting = reject;
+    });
+  }
+
+  /** Runs one drive; `onStarted` is called when the client's measured window opens. */
+  async drive(command: DriveCommand, onStarted: () => void): Promise<DriveResult> {
+    this.child.stdin!.write(`${JSON.stringify(command)}\n`);
+    await this.next();
+    onStarted();
+    return JSON.parse(await this.next()) as DriveResult;
+  }
+
+  close(): void {
+    this.child.stdin!.end();
+  }
+}
+
 // ------------------------------------------------------------------------------ measuring
+
+interface Scenario {
+  name: string;
+  op: Op;
+  clients: number;
+  conns: number;
+}
+
+/** "range-64": 64 callers of range on 8 connections (as bench-auth.ts); "put-1": one caller on one connection. */
+function scenarioOf(name: string): Scenario {
+  const match = /^(range|put)-(\d+)$/.exec(name);
+  if (!match) throw new Error(`--scenarios: "${name}" is not range-N or put-N`);
+  const clients = Number(match[2]);
+  return { name, op: match[1] as Op, clients, conns: Math.min(clients, CONNECTIONS_MAX) };
+}
 
 interface Flags {
   builds: string[];
-  op: Op;
+  scenarios: Scenario[];
   seconds: number;
+  settleSeconds: number;
   rounds: number;
-  clients: number;
-  conns: number;
   modes: Mode[];
   profile: boolean;
+  clientCore: string | undefined;
+  twin: boolean;
 }
 
 interface RoundResult {
@@ -363,57 +528,59 @@ new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) gcMs += entry.duration;
 }).observe({ entryTypes: ['gc'] });
 
-/** Runs `clients` callers over `conns` connections of the raw client for `seconds` with `token` (none: no token header). */
-async function drive(member: Member, flags: Flags, token: string | undefined, seconds: number): Promise<RoundResult> {
-  const fields: Array<[string, string]> = [
-    [':method', 'POST'],
-    [':scheme', 'http'],
-    [':path', flags.op === 'range' ? '/etcdserverpb.KV/Range' : '/etcdserverpb.KV/Put'],
-    [':authority', `127.0.0.1:${member.port}`],
-    ['content-type', 'application/grpc'],
-    ['user-agent', 'grpc-go/1.26.0'],
-    ['te', 'trailers'],
-    ...(token === undefined ? [] : ([['token', token]] as Array<[string, string]>)),
-  ];
-  const connections = await Promise.all(Array.from({ length: flags.conns }, () => RawGrpcConnection.open(member.port, fields)));
-  const bodies = Array.from({ length: KEYS }, (_u, n) => requestBody(flags.op, keyOf(n)));
-  const latencies: number[] = [];
-  let requests = 0;
-  let errors = 0;
-  const startCpu = process.cpuUsage();
-  const startGcMs = gcMs;
-  const start = performance.now();
-  const deadline = start + seconds * 1000;
-  let seed = 12345;
-  const random = (): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fff_ffff;
-    return seed;
-  };
-  await Promise.all(
-    Array.from({ length: flags.clients }, async (_u, c) => {
-      const connection = connections[c % connections.length]!;
-      while (performance.now() < deadline) {
-        const sent = performance.now();
-        const ok = await connection.call(bodies[random() % KEYS]!);
-        latencies.push(performance.now() - sent);
-        if (ok) requests++;
-        else errors++;
-        if (connection.failure) throw new Error(connection.failure);
-      }
-    }),
-  );
-  const elapsedMs = performance.now() - start;
+/** One window of `seconds` with `token` (none: no token header); the CPU time is this process's: the member's. */
+async function drive(client: ClientProcess, member: Member, scenario: Scenario, token: string | undefined, seconds: number): Promise<RoundResult> {
+  // With --expose-gc, every window starts with an empty young generation: how many scavenges
+  // fall into a short window then depends on what it allocates, not on where the last one left off.
+  (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
+  let startCpu = process.cpuUsage();
+  let startGcMs = gcMs;
+  const result = await client.drive({ port: member.port, op: scenario.op, clients: scenario.clients, conns: scenario.conns, token, seconds }, () => {
+    startCpu = process.cpuUsage();
+    startGcMs = gcMs;
+  });
   const cpu = process.cpuUsage(startCpu);
-  const result: RoundResult = {
-    requests,
-    errors,
-    cpuMicrosPerRequest: (cpu.user + cpu.system) / Math.max(1, requests + errors),
-    gcMicrosPerRequest: ((gcMs - startGcMs) * 1000) / Math.max(1, requests + errors),
-    p50Ms: median(latencies),
-    requestsPerSecond: ((requests + errors) * 1000) / elapsedMs,
+  const calls = Math.max(1, result.requests + result.errors);
+  return {
+    requests: result.requests,
+    errors: result.errors,
+    cpuMicrosPerRequest: (cpu.user + cpu.system) / calls,
+    gcMicrosPerRequest: ((gcMs - startGcMs) * 1000) / calls,
+    p50Ms: result.p50Ms,
+    requestsPerSecond: ((result.requests + result.errors) * 1000) / result.elapsedMs,
   };
-  for (const connection of connections) connection.close();
-  return result;
+}
+
+/**
+ * The median of `values` with a distribution-free confidence interval of at least 95% (order
+ * statistics: the interval [x(k), x(n+1-k)] holds the true median unless at least n+1-k values
+ * fall on one side of it, a binomial tail), and the quartiles. Undefined bounds below 6 values.
+ */
+function medianWithInterval(values: readonly number[]): { median: number; low?: number; high?: number; confidence?: number; q1: number; q3: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const quantile = (q: number): number => {
+    const at = q * (n - 1);
+    const below = Math.floor(at);
+    return sorted[below]! + (sorted[Math.min(n - 1, below + 1)]! - sorted[below]!) * (at - below);
+  };
+  // P(B <= j) for B ~ Binomial(n, 1/2), summed in logs so large n does not overflow.
+  const logChoose = (j: number): number => {
+    let sum = 0;
+    for (let i = 1; i <= j; i++) sum += Math.log((n - j + i) / i);
+    return sum;
+  };
+  let tail = 0;
+  let k = 0;
+  for (let j = 0; j < n; j++) {
+    const next = tail + Math.exp(logChoose(j) - n * Math.LN2);
+    if (next > 0.025) break;
+    tail = next;
+    k = j + 1;
+  }
+  const base = { median: quantile(0.5), q1: quantile(0.25), q3: quantile(0.75) };
+  if (k === 0) return base;
+  return { ...base, low: sorted[k - 1]!, high: sorted[n - k]!, confidence: 1 - 2 * tail };
 }
 
 class Profiles {
@@ -501,72 +668,147 @@ class Profiles {
 
 async function main(): Promise<void> {
   const args = new ScriptFlags(process.argv.slice(2), 'scripts/bench-auth-path.ts');
+  if (args.get('client') === 'true') return clientMain();
   const flags: Flags = {
     builds: (args.get('builds') ?? 'dist').split(','),
-    op: args.list<Op>('op', 'range', ['range', 'put'])[0]!,
-    seconds: args.number('seconds', 2),
-    rounds: args.number('rounds', 6),
-    clients: args.number('clients', 64),
-    conns: args.number('conns', 8),
+    scenarios: (args.get('scenarios') ?? 'range-64').split(',').map(scenarioOf),
+    seconds: args.number('seconds', 1),
+    settleSeconds: args.number('settle', 0.3),
+    rounds: args.number('rounds', 20),
     modes: args.list<Mode>('modes', 'off,user', ['off', 'user', 'root']),
     profile: args.get('profile') === 'true',
+    clientCore: args.get('client-core'),
+    twin: args.get('twin') === 'true',
   };
+  if (flags.twin && (flags.builds.length !== 1 || flags.modes.length !== 2 || flags.modes[0] !== 'off')) throw new Error('--twin true takes one build and --modes off,user (or off,root)');
   const loadBefore = loadavg()[0]!;
   const startedAt = new Date().toISOString();
   const members: Member[] = [];
-  for (const dist of flags.builds) {
+  for (const dist of flags.twin ? [flags.builds[0]!, flags.builds[0]!] : flags.builds) {
     process.stderr.write(`${dist}: starting a member and setting up ${ROLES} roles × ${RANGES_PER_ROLE} ranges…\n`);
     const member = await startMember(dist);
     members.push(member);
     await setUp(member);
   }
+  const client = new ClientProcess(flags.clientCore);
   const profiles = flags.profile ? new Profiles() : undefined;
-  const samples: Array<{ round: number; dist: string; mode: Mode } & RoundResult> = [];
-  const modes = flags.modes;
-  // Round -1 warms up every member and mode and is not counted.
-  for (let round = -1; round < flags.rounds; round++) {
-    const order = members.flatMap((member) => modes.map((mode) => ({ member, mode })));
-    for (const { member, mode } of round % 2 === 0 ? order : order.reverse()) {
-      const token = await setMode(member, mode);
-      await drive(member, flags, token, SETTLE_SECONDS);
-      await profiles?.start();
-      const result = await drive(member, flags, token, flags.seconds);
-      await profiles?.stop(round >= 0 ? `${member.dist} ${mode}` : undefined, result.requests + result.errors);
-      if (round < 0) continue;
-      samples.push({ round, dist: member.dist, mode, ...result });
-      process.stderr.write(
-        `round ${round} ${member.dist} ${mode.padEnd(4)} ${result.cpuMicrosPerRequest.toFixed(1)} µs CPU/req, p50 ${result.p50Ms.toFixed(2)} ms, ` +
-          `${Math.round(result.requestsPerSecond)} req/s, GC ${result.gcMicrosPerRequest.toFixed(1)} µs/req${result.errors ? `, ${result.errors} errors` : ''}\n`,
-      );
+  const samples: Array<{ round: number; dist: string; member: number; scenario: string; mode: Mode } & RoundResult> = [];
+  /** One measured window (a warm-up one when round < 0: shorter, not kept). */
+  const measure = async (round: number, member: Member, scenario: Scenario, mode: Mode, token: string | undefined): Promise<void> => {
+    if (round < 0) {
+      await drive(client, member, scenario, token, flags.settleSeconds);
+      return;
+    }
+    await profiles?.start();
+    const result = await drive(client, member, scenario, token, flags.seconds);
+    const label = `${member.dist} ${scenario.name} ${mode}`;
+    await profiles?.stop(label, result.requests + result.errors);
+    samples.push({ round, dist: member.dist, member: members.indexOf(member), scenario: scenario.name, mode, ...result });
+    process.stderr.write(
+      `round ${round} ${label.padEnd(20)} ${result.cpuMicrosPerRequest.toFixed(1)} µs CPU/req, p50 ${result.p50Ms.toFixed(3)} ms, ` +
+        `${Math.round(result.requestsPerSecond)} req/s, GC ${result.gcMicrosPerRequest.toFixed(1)} µs/req${result.errors ? `, ${result.errors} errors` : ''}\n`,
+    );
+  };
+  // The order of modes alternates from one scenario to the next and from one round to the next
+  // (ABBA), so that neither mode always comes first.
+  let reverse = false;
+  const nextOrder = <T>(order: T[]): T[] => {
+    if (reverse) order.reverse();
+    reverse = !reverse;
+    return order;
+  };
+  if (flags.twin) {
+    // Two members of one build, one with auth off and one with it on: windows alternate between
+    // them with no switch in between, so they can be short and many (the machine's load changes
+    // less between two of them). Halfway the members swap modes, so that whatever differs
+    // between the two members counts for both modes alike. Each half starts with a warm-up round.
+    const on = flags.modes.find((mode) => mode !== 'off') ?? 'user';
+    const half = Math.ceil(flags.rounds / 2);
+    for (let phase = 0; phase < 2; phase++) {
+      const offMember = members[phase]!;
+      const onMember = members[1 - phase]!;
+      await setMode(offMember, 'off');
+      const token = await setMode(onMember, on);
+      for (let round = -1; round < half; round++) {
+        for (const scenario of flags.scenarios) {
+          for (const [member, mode, t] of nextOrder<[Member, Mode, string | undefined]>([[offMember, 'off', undefined], [onMember, on, token]])) {
+            await measure(round < 0 ? round : phase * half + round, member, scenario, mode, t);
+          }
+        }
+        if (flags.scenarios.length % 2 === 0) reverse = !reverse;
+      }
+    }
+  } else {
+    // Within a round every scenario runs every build and mode, auth switched on the member before
+    // each window (a mode is switched once per scenario). Round -1 warms up and is not counted.
+    for (let round = -1; round < flags.rounds; round++) {
+      for (const scenario of flags.scenarios) {
+        for (const { member, mode } of nextOrder(members.flatMap((member) => flags.modes.map((mode) => ({ member, mode }))))) {
+          const token = await setMode(member, mode);
+          await drive(client, member, scenario, token, flags.settleSeconds);
+          await measure(round, member, scenario, mode, token);
+        }
+      }
+      // With an even number of scenarios a round ends where it started: flip once more.
+      if (flags.scenarios.length % 2 === 0) reverse = !reverse;
     }
   }
-  // Per build and mode: medians of the rounds, and the medians of each round's own ratio to auth off.
-  const summary = flags.builds.map((dist) => {
-    const of = (mode: Mode, field: keyof RoundResult): number[] => samples.filter((s) => s.dist === dist && s.mode === mode).map((s) => s[field]);
-    const round2 = (x: number): number => Number(x.toFixed(2));
-    const pairedPercent = (mode: Mode, field: keyof RoundResult): number => {
-      const off = of('off', field);
-      return Number((100 * (median(of(mode, field).map((v, i) => v / off[i]!)) - 1)).toFixed(1));
-    };
-    const modesSummary = flags.modes.map((mode) => ({
-      mode,
-      cpuMicrosPerRequest: round2(median(of(mode, 'cpuMicrosPerRequest'))),
-      p50Ms: round2(median(of(mode, 'p50Ms'))),
-      gcMicrosPerRequest: round2(median(of(mode, 'gcMicrosPerRequest'))),
-      ...(mode === 'off' || !flags.modes.includes('off')
-        ? {}
-        : {
-            cpuCostMicros: round2(median(of(mode, 'cpuMicrosPerRequest')) - median(of('off', 'cpuMicrosPerRequest'))),
-            pairedCpuCostPercent: pairedPercent(mode, 'cpuMicrosPerRequest'),
-            pairedP50CostPercent: pairedPercent(mode, 'p50Ms'),
-          }),
-    }));
-    return { dist, modes: modesSummary };
-  });
+  client.close();
+  // Per build, scenario and mode: medians of the rounds, and each round's own ratio to auth off
+  // (the two windows of a round run back to back), as a median with its confidence interval.
+  const round3 = (x: number | undefined): number | undefined => (x === undefined ? undefined : Number(x.toFixed(3)));
+  const percent = (x: number | undefined): number | undefined => (x === undefined ? undefined : Number((100 * (x - 1)).toFixed(1)));
+  const summary = flags.builds.flatMap((dist) =>
+    flags.scenarios.map((scenario) => {
+      const of = (mode: Mode, field: keyof RoundResult): number[] =>
+        samples.filter((s) => s.dist === dist && s.scenario === scenario.name && s.mode === mode).map((s) => s[field]);
+      const paired = (mode: Mode, field: keyof RoundResult): object => {
+        const off = of('off', field);
+        const ratios = of(mode, field).map((v, i) => v / off[i]!);
+        const m = medianWithInterval(ratios);
+        return {
+          medianPercent: percent(m.median),
+          interval95Percent: m.low === undefined ? undefined : [percent(m.low), percent(m.high)],
+          intervalConfidence: round3(m.confidence),
+          quartilesPercent: [percent(m.q1), percent(m.q3)],
+          roundsAbove: ratios.filter((r) => r > 1).length,
+          rounds: ratios.length,
+        };
+      };
+      return {
+        dist,
+        scenario: scenario.name,
+        modes: flags.modes.map((mode) => ({
+          mode,
+          cpuMicrosPerRequest: round3(median(of(mode, 'cpuMicrosPerRequest'))),
+          p50Ms: round3(median(of(mode, 'p50Ms'))),
+          requestsPerSecond: Math.round(median(of(mode, 'requestsPerSecond'))),
+          gcMicrosPerRequest: round3(median(of(mode, 'gcMicrosPerRequest'))),
+          ...(mode === 'off' || !flags.modes.includes('off')
+            ? {}
+            : {
+                cpuCostMicros: round3(median(of(mode, 'cpuMicrosPerRequest').map((v, i) => v - of('off', 'cpuMicrosPerRequest')[i]!))),
+                pairedCpuCost: paired(mode, 'cpuMicrosPerRequest'),
+                pairedP50Cost: paired(mode, 'p50Ms'),
+              }),
+        })),
+      };
+    }),
+  );
   if (profiles) process.stderr.write(`${profiles.inclusiveReport(INCLUSIVE_PATTERN)}\n`);
-  if (profiles) for (const dist of flags.builds) for (const mode of flags.modes.filter((m) => m !== 'off')) process.stderr.write(`${profiles.report(dist, mode, 30)}\n`);
+  if (profiles)
+    for (const dist of flags.builds)
+      for (const scenario of flags.scenarios)
+        for (const mode of flags.modes.filter((m) => m !== 'off')) process.stderr.write(`${profiles.report(`${dist} ${scenario.name}`, mode, 30)}\n`);
   for (const member of members) await member.close();
-  console.log(JSON.stringify({ startedAt, loadAverage: [loadBefore, loadavg()[0]], ...flags, node: process.version, summary, samples }, null, 1));
+  const { scenarios, ...rest } = flags;
+  console.log(
+    JSON.stringify(
+      { startedAt, endedAt: new Date().toISOString(), loadAverage: [loadBefore, loadavg()[0]], ...rest, scenarios: scenarios.map((s) => s.name), node: process.version, summary, samples },
+      null,
+      1,
+    ),
+  );
 }
 
 await main();

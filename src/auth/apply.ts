@@ -28,7 +28,8 @@ export interface ReplicatedState {
 }
 
 export function applyCommand(state: ReplicatedState, index: number, command: Command): ApplyResult {
-  const info: AuthInfo | undefined = command.type === 'authorized' ? { user: command.user, revision: command.authRevision } : undefined;
+  // The authorized command's own user and authRevision fields are the check's AuthInfo.
+  const info: AuthInfo | undefined = command.type === 'authorized' ? command : undefined;
   const inner = command.type === 'authorized' ? command.command : command;
   if (!isAuthCommand(inner)) {
     try {

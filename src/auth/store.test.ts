@@ -147,16 +147,16 @@ describe('AuthStore', () => {
     }
     // A snapshot replaces the engine's auth state under the store: bob's role gone, same revision.
     const engineState = replica.state.auth.state();
-    replica.state.auth.checkWrite({ user: 'bob', revision: engineState.revision }, b('/b/x'));
+    replica.state.auth.checkWrite({ user: 'bob', authRevision: engineState.revision }, b('/b/x'));
     const replaced = { ...engineState, users: engineState.users.map((u) => (u.name === 'bob' ? { ...u, roles: [] } : u)) };
     AuthStore.write(replica.engine, replaced);
     replica.state.auth.reload();
-    assert.throws(() => replica.state.auth.checkWrite({ user: 'bob', revision: engineState.revision }, b('/b/x')), /permission denied/);
+    assert.throws(() => replica.state.auth.checkWrite({ user: 'bob', authRevision: engineState.revision }, b('/b/x')), /permission denied/);
   });
 
   it('refuses a deleted user at once, and a revoked role at once, even to a caller at the current revision (as a simple token is)', () => {
     const replica = setUp();
-    const info = (): { user: string; revision: number } => ({ user: 'alice', revision: replica.state.auth.revision });
+    const info = (): { user: string; authRevision: number } => ({ user: 'alice', authRevision: replica.state.auth.revision });
     replica.state.auth.checkRead(info(), b('/a/x'));
     succeeds(replica.as('root', { type: 'userRevokeRole', name: 'alice', role: 'r1' }));
     assert.throws(() => replica.state.auth.checkRead(info(), b('/a/x')), /permission denied/);
@@ -166,6 +166,19 @@ describe('AuthStore', () => {
     succeeds(replica.as('root', { type: 'userDelete', name: 'alice' }));
     assert.throws(() => replica.state.auth.checkRead(info(), b('/a/x')), /permission denied/);
     failsWith(replica.as('alice', put('/a/x')), 'permissionDenied');
+  });
+
+  it('checks a caller without a revision (a simple token, a certificate) at the current revision, and one with a revision against it', () => {
+    const replica = setUp();
+    const issuedAt = replica.state.auth.revision;
+    replica.state.auth.checkRead({ user: 'alice' }, b('/a/x'));
+    replica.state.auth.checkRead({ user: 'alice', authRevision: issuedAt }, b('/a/x'));
+    succeeds(replica.as('root', { type: 'roleAdd', name: 'unrelated' }));
+    replica.state.auth.checkRead({ user: 'alice' }, b('/a/x'));
+    replica.state.auth.checkWrite({ user: 'alice' }, b('/a/x'));
+    assert.throws(() => replica.state.auth.checkRead({ user: 'alice', authRevision: issuedAt }, b('/a/x')), /revision of auth store is old/);
+    assert.throws(() => replica.state.auth.checkWrite({ user: 'alice' }, b('/b/x')), /permission denied/);
+    assert.throws(() => replica.state.auth.checkRead({ user: '' }, b('/a/x')), /user name is empty/);
   });
 
   it('needs read permission too for a put or delete that returns the previous value', () => {
@@ -247,7 +260,7 @@ describe('AuthStore', () => {
     other.state.mvcc.install(replica.state.mvcc.export());
     other.state.auth.reload();
     assert.deepEqual(other.state.auth.roleNames(), ['r1']);
-    assert.doesNotThrow(() => other.state.auth.checkWrite({ user: 'alice', revision: other.state.auth.revision }, b('/a/x')));
+    assert.doesNotThrow(() => other.state.auth.checkWrite({ user: 'alice', authRevision: other.state.auth.revision }, b('/a/x')));
   });
 
   it('drops every check while auth is disabled, and moves the revision on disabling', () => {

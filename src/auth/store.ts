@@ -67,11 +67,14 @@ export function initialAuthState(): AuthState {
 /**
  * Who asks, as the checks see it: a user name and the auth revision its credentials stand for.
  * A request checked against a newer auth state than its revision fails with "revision of auth
- * store is old" (etcd's guard against a permission change between check and apply).
+ * store is old" (etcd's guard against a permission change between check and apply). No revision:
+ * the current one (a simple token or a certificate checked now). The API layer's caller (a
+ * token's stored info) and a replicated command's fields are AuthInfos as they are, so a check
+ * allocates nothing.
  */
 export interface AuthInfo {
-  user: string;
-  revision: number;
+  readonly user: string;
+  readonly authRevision?: number;
 }
 
 /** The keys one user may read and write, merged over its roles (rebuilt when the revision moves). */
@@ -366,7 +369,7 @@ export class AuthStore {
   private checkKeys(info: AuthInfo | undefined, access: 'read' | 'write', key: Uint8Array, rangeEnd: Uint8Array | undefined): void {
     if (!this.enabledFlag) return;
     if (!info || info.user === '') throw authError('userEmpty');
-    if (info.revision < this.currentRevision) throw authError('authOldRevision');
+    if (info.authRevision !== undefined && info.authRevision < this.currentRevision) throw authError('authOldRevision');
     const permissions = this.permissionsOf(info.user);
     if (!permissions) throw authError('permissionDenied');
     if (permissions.root) return;

@@ -172,9 +172,12 @@ export class NodeAuthBackend implements AuthBackend {
 
   // ---- helpers for the other services ----
 
-  /** The caller as the auth checks see it: a simple token or certificate stands for the current auth revision. */
+  /**
+   * The caller as the auth checks see it: itself (a Caller is an AuthInfo; a simple token or a
+   * certificate has no revision and stands for the current one), so a check allocates nothing.
+   */
   protected authInfo(caller: Caller | undefined): AuthInfo | undefined {
-    return caller ? { user: caller.user, revision: caller.authRevision ?? this.node.auth.revision } : undefined;
+    return caller;
   }
 
   /** Throws unless the caller has the root role (or auth is disabled). */
@@ -199,7 +202,8 @@ export class NodeAuthBackend implements AuthBackend {
       }
       return this.node.propose(command);
     }
-    const authorized: Command = { type: 'authorized', user: info.user, authRevision: info.revision, command };
+    // The revision checked at apply: the token's, or for a simple token the one this member is at now.
+    const authorized: Command = { type: 'authorized', user: info.user, authRevision: info.authRevision ?? this.node.auth.revision, command };
     return this.node.propose(authorized);
   }
 
