@@ -24,7 +24,8 @@ export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink,
       noDelete: request.noDelete,
     },
     {
-      ready: () => ended || sink.ready?.() !== false,
+      // Only a sink that resumes its watcher has ready() (see WatchSink.ready in src/mvcc/watch.ts).
+      ready: sink.ready === undefined ? undefined : () => ended || sink.ready!(),
       send(message: WatchMessage): boolean {
         if (ended) return true;
         switch (message.type) {
@@ -71,7 +72,9 @@ export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink,
       sendProgressIfSynced();
     },
     resume(): void {
-      if (!ended) catchUpSoon(node);
+      if (ended) return;
+      watcher.resume();
+      catchUpSoon(node);
     },
   };
 }
