@@ -135,7 +135,11 @@ export interface WatchSink {
    * them and offers them again later, from history, starting with the first of this batch.
    */
   onEvents(events: Event[], revision: number): boolean;
-  /** False while onEvents would turn events away, so the backend need not prepare them. Absent: always ready. */
+  /**
+   * False while onEvents would turn events away, so the backend need not prepare them. Absent:
+   * always ready. A sink that has it calls the handle's resume() once it can take events again
+   * after it said false or onEvents refused: the backend leaves the watcher aside until then.
+   */
   ready?(): boolean;
   /** The start revision (or the point a slow watcher fell behind to) was compacted away. */
   onCompacted(compactRevision: number): void;
@@ -155,7 +159,7 @@ export interface WatchHandle {
   requestProgress(): void;
   /**
    * The sink can take events again (its client read what was waiting): a watcher it turned away
-   * catches up now rather than on the backend's next periodic step.
+   * catches up now; a sink with ready() must call it (see ready).
    */
   resume(): void;
 }

@@ -27,6 +27,6 @@ export {
   leaseNotFoundError,
 } from './store.js';
 export { RecordCache, type RecordCachePart } from './record-cache.js';
-export { WatchHub, type Watcher, type WatchMessage, type WatchRequest, type WatchSink, type WatchHubOptions } from './watch.js';
+export { WatchHub, partOf, type Watcher, type WatchMessage, type WatchRequest, type WatchSink, type WatchHubOptions } from './watch.js';
 export { Lessor, type LessorOptions } from './lessor.js';
 export { MvccStateView, writeMvccState, type MvccStateInput, type RevisionRecord, type LeaseRecord, type StoredRecord } from './state.js';

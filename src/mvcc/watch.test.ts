@@ -4,7 +4,7 @@ import { MemoryEngine } from '../engine/memory.js';
 import type { MvccCommand as Command } from './command.js';
 import { Harness, b, s } from './testkit.js';
 import type { Event } from './types.js';
-import { WatchHub, type WatchMessage, type WatchSink } from './watch.js';
+import { WatchHub, partOf, type WatchMessage, type WatchSink, type Watcher } from './watch.js';
 
 /** A sink with a bounded buffer: refuses messages while holding `capacity` of them. */
 class BoundedSink implements WatchSink {
@@ -28,6 +28,26 @@ class BoundedSink implements WatchSink {
   events(): string[] {
     this.drain();
     return this.received.flatMap((m) => (m.type === 'events' ? m.events.map((e) => `${e.type}:${s(e.kv.key)}@${e.kv.modRevision}`) : []));
+  }
+}
+
+/** A sink that says when it is full, as a watch stream does, takes nothing then, and resumes its watcher once drained. */
+class ReadySink extends BoundedSink {
+  sent = 0;
+  asked = 0;
+  watcher: Watcher | undefined;
+  override send(message: WatchMessage): boolean {
+    this.sent++;
+    return super.send(message);
+  }
+  ready(): boolean {
+    this.asked++;
+    return this.buffer.length < this.capacity;
+  }
+  override drain(): void {
+    const wasFull = this.buffer.length >= this.capacity;
+    super.drain();
+    if (wasFull) this.watcher?.resume();
   }
 }
 
@@ -304,19 +324,8 @@ describe('WatchHub', () => {
       scans++;
       return scanEvents(options);
     };
-    /** A sink that says when it is full, as a watch stream does, and takes nothing then. */
-    class ReadySink extends BoundedSink {
-      sent = 0;
-      override send(message: WatchMessage): boolean {
-        this.sent++;
-        return super.send(message);
-      }
-      ready(): boolean {
-        return this.buffer.length < this.capacity;
-      }
-    }
     const sinks = Array.from({ length: 3 }, () => new ReadySink(1));
-    const watchers = sinks.map((sink) => hub.create({ key: b('p/'), rangeEnd: b('p0') }, sink));
+    const watchers = sinks.map((sink) => (sink.watcher = hub.create({ key: b('p/'), rangeEnd: b('p0') }, sink)));
     for (let i = 0; i < 4; i++) put(`p/${i}`, `${i}`); // 2..5: each sink takes revision 2, then is full
     assert.equal(hub.unsyncedCount, 3);
     const sentBefore = sinks.map((sink) => sink.sent);
@@ -332,6 +341,79 @@ describe('WatchHub', () => {
     }
     assert.equal(scans, 1, 'the three steps read history once');
     for (const sink of sinks) assert.deepEqual(sink.events(), ['0:p/0@2', '0:p/1@3', '0:p/2@4', '0:p/3@5']);
+  });
+
+  it('a watcher whose sink is full is parked: no step looks at it until its sink resumes it', () => {
+    let unsyncedCalls = 0;
+    const { hub, put } = setup({ onUnsynced: () => unsyncedCalls++ });
+    const full = new ReadySink(1);
+    const plain = new BoundedSink(1); // no ready(): offered events again at every step
+    full.watcher = hub.create({ key: b('k') }, full);
+    const plainWatcher = hub.create({ key: b('k') }, plain);
+    put('k', '1'); // 2: both take it
+    put('k', '2'); // 3: both refuse; the full one is parked, the plain one unsynced
+    assert.equal(hub.unsyncedCount, 2);
+    assert.equal(hub.watcherCount, 2);
+    assert.equal(unsyncedCalls, 1, 'only the plain watcher asks for steps');
+    put('k', '3'); // 4
+    const [asked, sent] = [full.asked, full.sent];
+    for (let i = 0; i < 3; i++) hub.syncUnsynced();
+    assert.deepEqual([full.asked, full.sent], [asked, sent], 'the parked watcher was neither asked nor offered anything');
+    assert.equal(plainWatcher.synced, false, 'the plain one is still offered events and still refuses');
+
+    full.drain(); // the client read: the sink resumes its watcher
+    assert.equal(unsyncedCalls, 2, 'a resumed watcher asks for a step');
+    assert.equal(hub.syncUnsynced(), 1);
+    assert.equal(full.watcher.synced, true);
+    assert.deepEqual(full.events(), ['0:k@2', '0:k@3', '0:k@4']);
+    full.watcher.resume(); // resuming a watcher that is not parked changes nothing
+    assert.equal(full.watcher.synced, true);
+
+    full.capacity = 0;
+    put('k', '4'); // 5: refused again, parked again; cancelled while parked
+    assert.equal(hub.unsyncedCount, 2);
+    full.watcher.cancel();
+    assert.equal(hub.unsyncedCount, 1);
+    assert.equal(hub.watcherCount, 1);
+    full.watcher.resume();
+    assert.equal(hub.unsyncedCount, 1, 'a cancelled watcher does not come back');
+  });
+
+  it("watchers catching up from one scan get parts of one selection, kept across steps, and partOf says where each was cut", () => {
+    const { hub, put } = setup();
+    // Each sink takes one message: w0 is left behind at revision 3, w1 at 4, w2 at 5.
+    const sinks = [new ReadySink(1), new ReadySink(1), new ReadySink(1)];
+    sinks[0]!.watcher = hub.create({ key: b('p/'), rangeEnd: b('p0') }, sinks[0]!);
+    put('p/a', '1'); // 2
+    sinks[1]!.watcher = hub.create({ key: b('p/'), rangeEnd: b('p0') }, sinks[1]!);
+    put('p/b', '1'); // 3
+    sinks[2]!.watcher = hub.create({ key: b('p/'), rangeEnd: b('p0') }, sinks[2]!);
+    put('p/c', '1'); // 4
+    put('p/d', '1'); // 5
+    put('p/e', '1'); // 6
+    assert.equal(hub.unsyncedCount, 3);
+    const lastList = (sink: ReadySink): Event[] => {
+      const message = sink.buffer.at(-1)!;
+      assert.equal(message.type, 'events');
+      return (message as Extract<WatchMessage, { type: 'events' }>).events;
+    };
+    sinks[0]!.drain();
+    sinks[1]!.drain();
+    hub.syncUnsynced(); // one scan, 3..6; w2 is still parked
+    const whole = lastList(sinks[0]!);
+    assert.deepEqual(partOf(whole), { whole, first: 0 }, 'w0 needs the whole selection');
+    assert.deepEqual(partOf(lastList(sinks[1]!)), { whole, first: 1 });
+    sinks[2]!.drain();
+    hub.syncUnsynced(); // a later step reuses the scan, and its selection
+    assert.deepEqual(partOf(lastList(sinks[2]!)), { whole, first: 2 });
+    sinks[0]!.drain();
+    put('p/f', '1'); // 7, live
+    assert.equal(partOf(lastList(sinks[0]!)), undefined, "a put's events are no selection of history");
+    assert.deepEqual(sinks.map((sink) => sink.events()), [
+      ['0:p/a@2', '0:p/b@3', '0:p/c@4', '0:p/d@5', '0:p/e@6', '0:p/f@7'],
+      ['0:p/b@3', '0:p/c@4', '0:p/d@5', '0:p/e@6'],
+      ['0:p/c@4', '0:p/d@5', '0:p/e@6'],
+    ]);
   });
 
   it('an unsynced watcher overtaken by compaction gets the compacted notice', () => {

@@ -56,6 +56,10 @@ export interface WatchSink {
   /**
    * False while send() would refuse events (its buffer is full): a catch-up step then passes the
    * watcher by without selecting events for it. Absent: always ready.
+   *
+   * A sink that has ready() promises to call the watcher's resume() once it can take events again
+   * after ready() said false or send() refused events; the hub parks the watcher until then and
+   * no catch-up step looks at it. A sink without ready() is offered events again at every step.
    */
   ready?(): boolean;
 }
@@ -66,6 +70,8 @@ export interface Watcher {
   readonly synced: boolean;
   readonly cancelled: boolean;
   cancel(): void;
+  /** The sink can take events again (see WatchSink.ready): a parked watcher catches up at the next step. */
+  resume(): void;
 }
 
 export interface WatchHubOptions {
@@ -160,39 +166,65 @@ class WatcherState implements Watcher {
   cancel(): void {
     this.hub.remove(this);
   }
+
+  resume(): void {
+    this.hub.resume(this);
+  }
+}
+
+/** The selections of catch-up scans (each its own whole, from 0) and the parts cut from them. */
+const parts = new WeakMap<readonly Event[], { whole: readonly Event[]; first: number }>();
+
+/**
+ * Whether `events` (a list the hub sent) is a catch-up selection or the part of one from index
+ * `first` on: an encoder that encodes the whole once sends each part as a view of it (see
+ * src/api/grpc/watch.ts). Undefined for a put's events.
+ */
+export function partOf(events: readonly Event[]): { whole: readonly Event[]; first: number } | undefined {
+  return parts.get(events);
 }
 
 /**
- * The selections of one batch of events (a catch-up step's scan, or a put's events), shared by
- * the watchers of one shape: each shape's selection is made once over the whole batch, and a
- * watcher gets the part from its next revision on, the same array for every watcher at the same
- * point. Sinks must not change what they are sent, and the gRPC API encodes a shared list once
- * (see src/api/grpc/watch.ts). A fan-out of 1,000 watchers on one prefix selected the same events
- * 1,000 times per catch-up step (half of a member's CPU under watch-1000) and per put.
+ * The selections of one batch of events (a catch-up scan, or a put's events), shared by the
+ * watchers of one shape: each shape's selection is made once over the whole batch, and a watcher
+ * gets the part from its next revision on, the same array for every watcher at the same point
+ * (partOf says which selection a part was cut from). Sinks must not change what they are sent,
+ * and the gRPC API encodes a shared list once (see src/api/grpc/watch.ts). A fan-out of 1,000
+ * watchers on one prefix selected the same events 1,000 times per catch-up step (half of a
+ * member's CPU under watch-1000) and per put.
  */
 class SharedSelections {
-  private readonly byShape = new Map<Shape, { all: Event[]; from: Map<number, Event[]> }>();
+  /**
+   * Each shape's selection, and the last part cut from it (watchers at the same point follow one
+   * another); a catch-up scan keeps its selections while steps reuse it, and each watcher takes a
+   * part of a scan once, so a cache of every part would grow with the watchers behind.
+   */
+  private readonly byShape = new Map<Shape, { all: Event[]; first: number; part: Event[] }>();
 
   constructor(
     private readonly events: readonly Event[],
     private readonly keys: readonly string[] | undefined,
+    /** A catch-up scan's: its selections and their parts are told by partOf. */
+    private readonly fromHistory: boolean,
   ) {}
 
   of(watcher: WatcherState): Event[] {
     let shape = this.byShape.get(watcher.shape);
     if (shape === undefined) {
-      shape = { all: watcher.shape.select(this.events, this.keys, 0), from: new Map() };
+      const all = watcher.shape.select(this.events, this.keys, 0);
+      shape = { all, first: 0, part: all };
       this.byShape.set(watcher.shape, shape);
+      if (this.fromHistory) parts.set(all, { whole: all, first: 0 });
     }
     const all = shape.all;
-    const start = firstAtOrAfter(all, watcher.nextRevision);
-    if (start === 0) return all;
-    let part = shape.from.get(start);
-    if (part === undefined) {
-      part = all.slice(start);
-      shape.from.set(start, part);
+    const first = firstAtOrAfter(all, watcher.nextRevision);
+    if (first === 0) return all;
+    if (first !== shape.first) {
+      shape.first = first;
+      shape.part = all.slice(first);
+      if (this.fromHistory) parts.set(shape.part, { whole: all, first });
     }
-    return part;
+    return shape.part;
   }
 }
 
@@ -208,17 +240,30 @@ function firstAtOrAfter(events: readonly Event[], revision: number): number {
   return lo;
 }
 
-/** History of every key read for a catch-up step: the events, each event's key as a string, and where the next step starts. */
+/**
+ * History of every key read for a catch-up step: the events, each event's key as a string, where
+ * the next step starts, and the shapes' selections of it (kept with the scan while later steps
+ * reuse it, so their lists, and the encodings the API keeps of them, are made once).
+ */
 interface HistoryScan {
   events: Event[];
   keys: string[];
   nextRevision: number;
+  selections: SharedSelections;
 }
 
 /** A hub's watchers: synced and unsynced, their shapes, and the shapes with synced watchers indexed for notify(). */
 class WatcherSets {
   readonly synced = new Set<WatcherState>();
+  /** Unsynced watchers a catch-up step looks at, oldest first. */
   readonly unsynced = new Set<WatcherState>();
+  /**
+   * Unsynced watchers whose sinks are full, waiting for their resume() (see WatchSink.ready). A
+   * step looked at every unsynced watcher, asking each sink whether it had room: under watch-1000
+   * (1,000 watchers behind grpc-js clients, each stream's drain starting a step) that asking was
+   * a fifth of a member's busy time, nearly every answer "full".
+   */
+  readonly parked = new Set<WatcherState>();
   /** Every live watcher's shape, by name. */
   readonly shapes = new Map<string, Shape>();
   /** Single-key shapes with synced watchers, by key, so notify() costs per event, not per shape. */
@@ -261,11 +306,12 @@ export class WatchHub {
   }
 
   get watcherCount(): number {
-    return this.sets === undefined ? 0 : this.sets.synced.size + this.sets.unsynced.size;
+    return this.sets === undefined ? 0 : this.sets.synced.size + this.sets.unsynced.size + this.sets.parked.size;
   }
 
+  /** Watchers not synced: catching up, or parked until their sinks resume them. */
   get unsyncedCount(): number {
-    return this.sets?.unsynced.size ?? 0;
+    return this.sets === undefined ? 0 : this.sets.unsynced.size + this.sets.parked.size;
   }
 
   private get w(): WatcherSets {
@@ -296,8 +342,22 @@ export class WatchHub {
     watcher.cancelled = true;
     if (watcher.request.prevKv) this.store.countPrevKvWatchers(-1);
     this.w.unsynced.delete(watcher);
+    this.w.parked.delete(watcher);
     this.unlinkSynced(watcher);
     if (--watcher.shape.watchers === 0) this.w.shapes.delete(watcher.shape.name);
+  }
+
+  /** @internal Called by Watcher.resume(): a parked watcher is looked at again from the next step on. */
+  resume(watcher: WatcherState): void {
+    if (!this.sets?.parked.delete(watcher)) return;
+    this.sets.unsynced.add(watcher);
+    this.onUnsynced();
+  }
+
+  /** An unsynced watcher whose sink is full waits for its resume() (see WatchSink.ready). */
+  private park(watcher: WatcherState): void {
+    this.w.unsynced.delete(watcher);
+    this.w.parked.add(watcher);
   }
 
   /** The shape of a new watcher's request: the one its fan-out already has, or a new one. */
@@ -348,6 +408,14 @@ export class WatchHub {
     this.onUnsynced();
   }
 
+  /** A synced watcher whose sink refused a put's events: it catches up from them once its sink has room. */
+  private fallBehind(watcher: WatcherState, nextRevision: number): void {
+    if (watcher.sink.ready === undefined) return this.makeUnsynced(watcher, nextRevision);
+    this.unlinkSynced(watcher);
+    watcher.nextRevision = nextRevision;
+    this.w.parked.add(watcher);
+  }
+
   /**
    * Delivers the events of one applied command (all at `revision`) to synced watchers. Call after
    * every apply that changed the revision, in order, before any new watcher is created: the store
@@ -359,7 +427,7 @@ export class WatchHub {
     const sets = this.sets;
     if (events.length === 0 || sets === undefined || sets.synced.size === 0) return;
     const keys = events.map((event) => keyString(event.kv.key));
-    const selections = new SharedSelections(events, keys);
+    const selections = new SharedSelections(events, keys, false);
     for (const shape of sets.rangeShapes) this.deliver(shape, selections, revision);
     if (keys.length === 1) {
       for (const shape of sets.byKey.get(keys[0]!) ?? []) this.deliver(shape, selections, revision);
@@ -381,7 +449,7 @@ export class WatchHub {
     for (const watcher of shape.synced) {
       const selected = selections.of(watcher);
       if (selected.length === 0) continue;
-      if (!watcher.sink.send({ type: 'events', watchId: watcher.id, revision, events: selected })) this.makeUnsynced(watcher, selected[0]!.kv.modRevision);
+      if (!watcher.sink.send({ type: 'events', watchId: watcher.id, revision, events: selected })) this.fallBehind(watcher, selected[0]!.kv.modRevision);
     }
   }
 
@@ -393,10 +461,8 @@ export class WatchHub {
    * unsynced (see WatchHubOptions.onUnsynced). Returns how many are still unsynced.
    */
   syncUnsynced(): number {
-    if (this.unsyncedCount === 0) {
-      this.lastScan = undefined;
-      return 0;
-    }
+    if (this.unsyncedCount === 0) this.lastScan = undefined;
+    if (this.sets === undefined || this.sets.unsynced.size === 0) return this.unsyncedCount;
     const group: WatcherState[] = [];
     for (const watcher of this.w.unsynced) {
       if (group.length >= this.syncWatchersMax) break;
@@ -408,7 +474,7 @@ export class WatchHub {
       if (!this.w.unsynced.delete(watcher)) continue;
       this.w.unsynced.add(watcher);
     }
-    return this.w.unsynced.size;
+    return this.unsyncedCount;
   }
 
   /**
@@ -429,26 +495,30 @@ export class WatchHub {
         this.makeSynced(watcher);
       } else if (watcher.sink.ready?.() !== false) {
         behind.push(watcher);
+      } else {
+        this.park(watcher);
       }
     }
     if (behind.length === 0) return;
     // The only watcher behind reads only its own keys; otherwise a scan reads every key and each
     // watcher filters (the next steps, for the others, reuse that scan).
-    const alone = behind.length === 1 && this.w.unsynced.size === 1 ? behind[0]!.request : undefined;
+    const alone = behind.length === 1 && this.unsyncedCount === 1 ? behind[0]!.request : undefined;
     let fromRevision = behind[0]!.nextRevision;
     for (const watcher of behind) fromRevision = Math.min(fromRevision, watcher.nextRevision);
     const prevKv = behind.some((w) => w.request.prevKv === true);
-    const scan: { events: Event[]; nextRevision: number; keys?: string[] } =
+    const scan: { events: Event[]; nextRevision: number; selections?: SharedSelections } =
       this.lastScanFrom(fromRevision, prevKv) ??
       (alone
         ? this.store.scanEvents({ fromRevision, toRevision: to, key: alone.key, rangeEnd: alone.rangeEnd, prevKv, eventsMax: this.batchEventsMax })
         : this.scanEveryKey(fromRevision, to, prevKv));
-    const keys = scan.keys;
-    const selections = new SharedSelections(scan.events, keys);
+    const selections = scan.selections ?? new SharedSelections(scan.events, undefined, true);
     for (const watcher of behind) {
       if (watcher.nextRevision >= scan.nextRevision) continue;
       const selected = selections.of(watcher);
-      if (selected.length > 0 && !watcher.sink.send({ type: 'events', watchId: watcher.id, revision: to, events: selected })) continue;
+      if (selected.length > 0 && !watcher.sink.send({ type: 'events', watchId: watcher.id, revision: to, events: selected })) {
+        if (watcher.sink.ready !== undefined) this.park(watcher);
+        continue;
+      }
       watcher.nextRevision = scan.nextRevision;
       if (watcher.nextRevision > to) this.makeSynced(watcher);
     }
@@ -464,7 +534,8 @@ export class WatchHub {
   /** History of every key from `fromRevision`, kept as the last scan. */
   private scanEveryKey(fromRevision: number, toRevision: number, prevKv: boolean): HistoryScan {
     const scan = this.store.scanEvents({ fromRevision, toRevision, key: EVERY_KEY, rangeEnd: EVERY_KEY, prevKv, eventsMax: this.batchEventsMax });
-    this.lastScan = { fromRevision, nextRevision: scan.nextRevision, prevKv, events: scan.events, keys: scan.events.map((event) => keyString(event.kv.key)) };
+    const keys = scan.events.map((event) => keyString(event.kv.key));
+    this.lastScan = { fromRevision, nextRevision: scan.nextRevision, prevKv, events: scan.events, keys, selections: new SharedSelections(scan.events, keys, true) };
     return this.lastScan;
   }
 

@@ -7,12 +7,14 @@ import type { Replica } from '../replica/index.js';
 
 export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink, progressIntervalMs: number, retryMs: number): WatchHandle {
   let ended = false;
-  const timers: NodeJS.Timeout[] = [];
+  let progressTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
   // Declared before the hub's watcher: a start revision that is already compacted ends the
   // watcher inside create() itself.
   const end = (): void => {
     ended = true;
-    for (const timer of timers) clearInterval(timer);
+    clearInterval(progressTimer);
+    clearTimeout(retryTimer);
   };
   const watcher = node.hub.create(
     {
@@ -24,7 +26,8 @@ export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink,
       noDelete: request.noDelete,
     },
     {
-      ready: () => ended || sink.ready?.() !== false,
+      // Only a sink that resumes its watcher has ready() (see WatchSink.ready in src/mvcc/watch.ts).
+      ready: sink.ready === undefined ? undefined : () => ended || sink.ready!(),
       send(message: WatchMessage): boolean {
         if (ended) return true;
         switch (message.type) {
@@ -42,23 +45,27 @@ export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink,
     },
   );
   // A progress notice promises "nothing below this revision is still coming", which only holds
-  // once the watcher is synced; until then the notice waits.
+  // once the watcher is synced; until then the notice waits, looked at again every retryMs. Only
+  // then: a timer per watcher every tick, wanted or not, was thousands of callbacks a second on a
+  // member with a thousand watchers.
   let progressWanted = false;
   const sendProgressIfSynced = (): void => {
-    if (ended || !progressWanted || !watcher.synced) return;
+    if (ended || !progressWanted) return;
+    if (!watcher.synced) {
+      retryTimer ??= setTimeout(() => {
+        retryTimer = undefined;
+        sendProgressIfSynced();
+      }, retryMs);
+      return;
+    }
     progressWanted = false;
     sink.onProgress(node.hub.currentRevision);
   };
-  if (!ended) {
-    timers.push(setInterval(sendProgressIfSynced, retryMs));
-    if (request.progressNotify) {
-      timers.push(
-        setInterval(() => {
-          progressWanted = true;
-          sendProgressIfSynced();
-        }, progressIntervalMs),
-      );
-    }
+  if (!ended && request.progressNotify) {
+    progressTimer = setInterval(() => {
+      progressWanted = true;
+      sendProgressIfSynced();
+    }, progressIntervalMs);
   }
   return {
     cancel(): void {
@@ -71,7 +78,9 @@ export function watchStore(node: Replica, request: WatchCreate, sink: WatchSink,
       sendProgressIfSynced();
     },
     resume(): void {
-      if (!ended) catchUpSoon(node);
+      if (ended) return;
+      watcher.resume();
+      catchUpSoon(node);
     },
   };
 }

@@ -625,7 +625,7 @@ describe('Watch responses: each watcher\'s own bytes, then events encoded once (
     const pieces = Buffer.isBuffer(framed) ? [framed] : framed;
     return Buffer.concat(pieces).subarray(5);
   };
-  const encodedEvents = (list: typeof events) => new EncodedWatchEvents(list.map((e) => KV_MESSAGES.Event.encode(e)));
+  const encodedEvents = (list: typeof events) => EncodedWatchEvents.encode(list.map((e) => KV_MESSAGES.Event.encode(e)));
 
   it('a response with events is the bytes protobufjs writes for it (events without their default fields)', () => {
     const cases = [[events[0]!], [events[1]!], [events[2]!], [events[3]!], events];
@@ -639,6 +639,17 @@ describe('Watch responses: each watcher\'s own bytes, then events encoded once (
         assert.deepEqual(method.responseDeserialize(reference), method.responseDeserialize(method.responseSerialize({ header: h, watch_id: 42, events: list })));
       }
     }
+  });
+
+  it('a part of an encoded list from any event on is that suffix\'s encoding, as a view of the same bytes', () => {
+    const whole = encodedEvents(events);
+    for (let first = 0; first <= events.length; first++) {
+      const part = whole.from(first);
+      assert.deepEqual(part.bytes, encodedEvents(events.slice(first)).bytes);
+      assert.equal(part.bytes.buffer, whole.bytes.buffer, 'not copied');
+      assert.deepEqual(served.responseSerialize({ header, watch_id: 4, events: part }), method.responseSerialize({ header, watch_id: 4, events: events.slice(first).map(withoutDefaults) }));
+    }
+    assert.throws(() => whole.from(1).from(1), RangeError);
   });
 
   it('the framed form is the watcher\'s own bytes after room for the gRPC prefix, then the shared events as they are', () => {

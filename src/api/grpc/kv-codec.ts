@@ -1512,19 +1512,41 @@ const WATCH_EVENTS_TAG = (11 << 3) | 2;
  * message for each, in order): every watcher sent the list sends these bytes.
  */
 export class EncodedWatchEvents {
-  readonly bytes: Buffer;
+  /** Where each event's record starts in `bytes` (made by encode(); a part has none). */
+  private readonly starts: Uint32Array | undefined;
+
+  private constructor(
+    readonly bytes: Buffer,
+    starts?: Uint32Array,
+  ) {
+    this.starts = starts;
+  }
 
   /** `events`: each event's encoded Event message. */
-  constructor(events: readonly Uint8Array[]) {
+  static encode(events: readonly Uint8Array[]): EncodedWatchEvents {
     let length = 0;
     for (const event of events) length += 1 + varintSize(event.length) + event.length;
     const w = new Writer(Buffer.allocUnsafe(length));
-    for (const event of events) {
+    const starts = new Uint32Array(events.length);
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      starts[i] = w.pos;
       w.buf[w.pos++] = WATCH_EVENTS_TAG;
       writeVarint(w, event.length);
       copyBytes(w, event);
     }
-    this.bytes = w.buf;
+    return new EncodedWatchEvents(w.buf, starts);
+  }
+
+  /**
+   * The events from index `first` on, as a view of these bytes, not a copy: a watcher catching
+   * up is sent the part of a shared list from its next revision on (see src/api/grpc/watch.ts).
+   */
+  from(first: number): EncodedWatchEvents {
+    if (first === 0) return this;
+    const starts = this.starts;
+    if (starts === undefined) throw new RangeError('watch events: a part of a part');
+    return new EncodedWatchEvents(first >= starts.length ? this.bytes.subarray(this.bytes.length) : this.bytes.subarray(starts[first]!));
   }
 }
 

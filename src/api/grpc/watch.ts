@@ -17,7 +17,7 @@ import type { ServerCall } from './http2-server.js';
 import { checkRequestSize, checkRequireLeader, credentialsOf, type HandlerContext, type Implementation } from './handler.js';
 import { encodeEvent, encodeHeader, toSafeInt, type WireHeader, type WireLong } from './wire.js';
 import { EncodedWatchEvents, KV_MESSAGES, type WatchResponseOut } from './kv-codec.js';
-import type { Event } from '../../mvcc/index.js';
+import { partOf, type Event } from '../../mvcc/index.js';
 import { watchRequestsQueuedMax, watchStreamBufferedBytesMax, watchStreamResponsesMax, watchersPerStreamMax } from '../../limits.js';
 
 
@@ -67,8 +67,11 @@ export function watchService(ctx: HandlerContext): Implementation {
 
 class WatchStream {
   private readonly watchers = new Map<number, Watcher>();
-  /** Watchers whose events this stream refused while its client was behind: resumed on 'drain'. */
+  /** Watchers whose events this stream refused while its client was behind, oldest first: resumed as it drains. */
   private readonly turnedAway = new Set<Watcher>();
+  /** The size of the last events response written: what a resumed watcher is expected to write. */
+  private lastEventsBytes = 0;
+  private resumeQueued = false;
   private nextWatchId = 0;
   private closed = false;
   /** A stream-wide progress request waiting for its watchers to report. */
@@ -101,11 +104,30 @@ class WatchStream {
     this.call.on('drain', () => this.resumeTurnedAway());
   }
 
-  /** The client read what was waiting: the watchers turned away catch up now, not on the next tick. */
+  /**
+   * The client read what was waiting: watchers turned away catch up now, oldest first, as many as
+   * the stream has room for by the last response's size. The others wait for the next turn of the
+   * event loop, after the backend's catch-up step for these (see catchUpSoon in
+   * src/server/watch.ts), or for the next drain if the stream is behind again by then. Resuming
+   * them all at every drain had each step ask a stream's hundred watchers for room, and park
+   * nearly all of them again, to serve a few.
+   */
   private resumeTurnedAway(): void {
     if (this.closed) return;
-    for (const watcher of this.turnedAway) if (!watcher.ended) watcher.handle?.resume();
-    this.turnedAway.clear();
+    let room = watchStreamBufferedBytesMax - this.call.writableLength;
+    for (const watcher of this.turnedAway) {
+      if (room <= 0) break;
+      this.turnedAway.delete(watcher);
+      if (watcher.ended) continue;
+      watcher.handle?.resume();
+      room -= this.lastEventsBytes;
+    }
+    if (this.turnedAway.size === 0 || this.resumeQueued) return;
+    this.resumeQueued = true;
+    setImmediate(() => {
+      this.resumeQueued = false;
+      if (this.call.writableLength < watchStreamBufferedBytesMax) this.resumeTurnedAway();
+    });
   }
 
   private onRequest(request: WireWatchRequest): void {
@@ -178,6 +200,9 @@ class WatchStream {
     const early = watcher.early ?? [];
     watcher.early = null;
     for (const response of early) this.write(response);
+    // Turned away before "created" (its own bound, not the stream's): no drain may follow, so
+    // unless the stream is behind now, it resumes here (the backend waits for that; see ready()).
+    if (this.turnedAway.has(watcher) && this.call.writableLength < watchStreamBufferedBytesMax) this.resumeTurnedAway();
   }
 
   /** etcd's answer to a create it cannot honour: created and canceled at once, id -1. */
@@ -208,7 +233,9 @@ class WatchStream {
         if (watcher.ended || events.length === 0) return true;
         // Not taken while the client is behind: the backend offers them again from history.
         if (this.turnAwayIfBehind(watcher)) return false;
-        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: encodedEventList(events) });
+        const encoded = encodedEventList(events);
+        this.lastEventsBytes = encoded.bytes.length;
+        this.emit(watcher, { header: this.header(revision), watch_id: watcher.id, events: encoded });
         return true;
       },
       onCompacted: (compactRevision) => {
@@ -335,16 +362,32 @@ function encodedEvent(event: Event): Buffer {
  * SharedSelections in src/mvcc/watch.ts), so the last list's encoded form is kept for the next
  * call, and each of those watchers' responses sends the same bytes. One entry, not a WeakMap by
  * list: an entry per list made the garbage collector's work grow with the fan-out.
+ *
+ * A watcher catching up gets a scan's selection or the part of it from its next revision on
+ * (partOf): the selection is encoded once, and each part is sent as a view of those bytes. Each part
+ * encoded on its own copied every event of it again, response after response, a tenth of a
+ * member's busy time under watch-1000.
  */
 let lastList: readonly Event[] | undefined;
 let lastEncoded: EncodedWatchEvents | undefined;
+/** The selections parts were cut from, encoded (an entry per scan and shape, gone with them). */
+const encodedWholes = new WeakMap<readonly Event[], EncodedWatchEvents>();
 
 function encodedEventList(events: readonly Event[]): EncodedWatchEvents {
-  if (events !== lastList || lastEncoded === undefined) {
-    lastEncoded = new EncodedWatchEvents(events.map(encodedEvent));
-    lastList = events;
+  if (events === lastList && lastEncoded !== undefined) return lastEncoded;
+  const part = partOf(events);
+  let encoded: EncodedWatchEvents;
+  if (part === undefined) {
+    encoded = EncodedWatchEvents.encode(events.map(encodedEvent));
+  } else {
+    // The whole is encoded once, whichever of its parts comes first.
+    let whole = encodedWholes.get(part.whole);
+    if (whole === undefined) encodedWholes.set(part.whole, (whole = EncodedWatchEvents.encode(part.whole.map(encodedEvent))));
+    encoded = whole.from(part.first);
   }
-  return lastEncoded;
+  lastList = events;
+  lastEncoded = encoded;
+  return encoded;
 }
 
 const GO_CODE_NAMES: Partial<Record<number, string>> = {
