@@ -59,10 +59,10 @@ test('python-etcd3gw over the JSON gateway with TLS: puts, create, replace, leas
 });
 
 test('python-etcd3 with authentication: a role with a prefix, permission denied outside it, a wrong password, a caller who is nobody', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
-  await ctl.ok(['user', 'add', 'root:rootpw']);
+  await ctl.ok(['user', 'add', ROOT_LOGIN[1]!]);
   await ctl.ok(['role', 'add', 'app']);
   await ctl.ok(['role', 'grant-permission', 'app', '--prefix=true', 'readwrite', 'app/']);
-  await ctl.ok(['user', 'add', `${ALICE_LOGIN[1]}`]);
+  await ctl.ok(['user', 'add', ALICE_LOGIN[1]!]);
   await ctl.ok(['user', 'grant-role', 'alice', 'app']);
   await ctl.ok(['auth', 'enable']);
   try {

@@ -375,6 +375,16 @@ interface Frame {
   read: number;
 }
 
+/** Hands each whole frame at the start of `data` to `onFrame`; returns the bytes of an incomplete one. */
+function readFrames(data: Buffer, onFrame: (frame: Omit<Frame, 'read'>) => void): Buffer {
+  while (data.length >= 9 && data.length >= 9 + data.readUIntBE(0, 3)) {
+    const length = data.readUIntBE(0, 3);
+    onFrame({ type: data[3]!, flags: data[4]!, streamId: data.readUInt32BE(5) & 0x7fffffff, payload: data.subarray(9, 9 + length) });
+    data = data.subarray(9 + length);
+  }
+  return data;
+}
+
 /** A client on a raw socket that sends exactly the frames a test writes and records every frame it gets. */
 class RawClient {
   readonly frames: Frame[] = [];
@@ -386,13 +396,8 @@ class RawClient {
   constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
       const read = ++this.reads;
-      let data = Buffer.concat([this.pending, chunk]);
-      while (data.length >= 9 && data.length >= 9 + data.readUIntBE(0, 3)) {
-        const length = data.readUIntBE(0, 3);
-        this.frames.push({ type: data[3]!, flags: data[4]!, streamId: data.readUInt32BE(5) & 0x7fffffff, payload: data.subarray(9, 9 + length), read });
-        data = data.subarray(9 + length);
-      }
-      this.pending = Buffer.from(data);
+      const rest = readFrames(Buffer.concat([this.pending, chunk]), (f) => this.frames.push({ ...f, read }));
+      this.pending = Buffer.from(rest);
     });
     socket.on('close', () => (this.closed = true));
     socket.on('error', () => undefined);
@@ -789,12 +794,9 @@ class HeldSocket extends Duplex {
   /** The DATA payloads sent on `streamId`, joined. */
   dataOf(streamId: number): Buffer {
     const parts: Buffer[] = [];
-    const wire = Buffer.concat(this.sent);
-    for (let at = 0; at + 9 <= wire.length; ) {
-      const length = wire.readUIntBE(at, 3);
-      if (wire[at + 3] === FrameType.DATA && (wire.readUInt32BE(at + 5) & 0x7fffffff) === streamId) parts.push(wire.subarray(at + 9, at + 9 + length));
-      at += 9 + length;
-    }
+    readFrames(Buffer.concat(this.sent), (f) => {
+      if (f.type === FrameType.DATA && f.streamId === streamId) parts.push(f.payload);
+    });
     return Buffer.concat(parts);
   }
 }
