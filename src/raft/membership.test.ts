@@ -191,3 +191,39 @@ test('followers forward membership changes to the leader', () => {
   change(net, 2, cc(ConfChangeType.AddLearner, 4));
   assert.deepEqual(net.node(1).conf.learners, [4]);
 });
+
+test('lazyCommitBroadcast: a committed membership change leaves for the followers before it is applied', () => {
+  // Voters {1, 2} with learner 3; leader 2 promotes 3. A server answers the promotion as it applies
+  // the entry; were the new commit index held back, or sent only in a later Ready, a leader failing
+  // in between would leave 1 and 3 counting in {1, 2}: 1 cannot win without 2, and 3, a learner in
+  // its own eyes, never campaigns (replaced-cluster.test.ts timed out so under load). The Ready
+  // sends it, then applies (applyAfterPersist); see ready-loop.test.ts for the server's order.
+  const net = new Network([1, 2, 3], { joiners: [3], config: { lazyCommitBroadcast: true } });
+  net.campaign(2);
+  change(net, 2, cc(ConfChangeType.AddLearner, 3));
+  net.raft(2).flushCommit();
+  net.stabilize();
+  const before = net.node(2).readies.length;
+  change(net, 2, cc(ConfChangeType.AddNode, 3));
+  const promotion = net.node(2).readies.slice(before).find((rd) => rd.committedEntries.some((e) => e.type === EntryType.ConfChange));
+  assert.ok(promotion, 'the leader applied the promotion');
+  const index = promotion.committedEntries.find((e) => e.type === EntryType.ConfChange)!.index;
+  assert.ok(promotion.applyAfterPersist);
+  for (const to of [1, 3]) {
+    assert.ok(
+      promotion.messagesAfterPersist.some((m) => m.to === to && m.type === 'App' && m.commit >= index),
+      `node ${to} is told the commit in the same Ready`,
+    );
+  }
+
+  net.down.add(2);
+  assert.notEqual(net.electSomeone(), 2);
+
+  // An ordinary entry stays lazy.
+  const leader = net.leaders()[0]!;
+  net.raft(leader).flushCommit();
+  net.stabilize();
+  net.propose(leader, 'lazy');
+  const follower = leader === 1 ? 3 : 1;
+  assert.deepEqual(net.node(follower).applied, [], 'a normal commit still waits for the next append');
+});

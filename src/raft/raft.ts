@@ -364,7 +364,8 @@ export class Raft {
     // Thesis §10.2.1: the leader's own log counts toward commit only once it is persisted.
     if (this.role === 'leader') {
       const self = this.tracker.progress.get(this.id);
-      if (self && self.maybeUpdate(this.log.persistedIndex()) && this.maybeCommit()) this.onCommitAdvanced();
+      const previousCommit = this.log.committed;
+      if (self && self.maybeUpdate(this.log.persistedIndex()) && this.maybeCommit()) this.onCommitAdvanced(previousCommit);
     }
   }
 
@@ -983,12 +984,18 @@ export class Raft {
     if (told >= majorityOf(remaining)) this.ownRemoval = 0;
   }
 
-  private onCommitAdvanced(): void {
+  private onCommitAdvanced(previousCommit: number): void {
     this.maybeStartHandoff();
     // Tell the followers (commit travels in appends) and serve reads that waited for this term's first commit.
     // Lazily: only appends that carry entries anyway (see lazyCommitBroadcast), except to a
-    // follower whose forwarded proposals just committed: its client is waiting.
-    this.bcastAppend(!this.lazyCommitBroadcast);
+    // follower whose forwarded proposals just committed: its client is waiting. A membership
+    // change (or this term's first entry) is announced at once: until a follower applies it, it
+    // campaigns and counts votes in the old configuration, so a leader that failed right after
+    // committing it could leave survivors who cannot elect anyone (a learner promoted beside one
+    // other voter: the voter cannot win alone, the learner does not campaign; a flake of
+    // replaced-cluster.test.ts under load).
+    const confCommitted = this.pendingConfIndex > previousCommit && this.pendingConfIndex <= this.log.committed;
+    this.bcastAppend(!this.lazyCommitBroadcast || confCommitted);
     for (const [id, upTo] of this.forwardedUpTo ?? []) {
       if (upTo > this.log.committed) continue;
       this.forwardedUpTo!.delete(id);
@@ -1104,7 +1111,8 @@ export class Raft {
         pr.inflights.freeLE(m.index);
         break;
     }
-    if (this.maybeCommit()) this.onCommitAdvanced();
+    const previousCommit = this.log.committed;
+    if (this.maybeCommit()) this.onCommitAdvanced(previousCommit);
     else if (wasPaused) this.sendAppend(m.from);
     if (this.ownRemoval > 0 && pr.match >= this.ownRemoval && !this.handoffAcks?.has(m.from)) {
       this.sendHeartbeat(m.from, HANDOFF_CONTEXT);
@@ -1264,7 +1272,8 @@ export class Raft {
       }
       if (this.leadTransferee !== NONE && !this.tracker.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
       // The quorum changed: entries may now be committed, and new members need appends.
-      if (this.maybeCommit()) this.onCommitAdvanced();
+      const previousCommit = this.log.committed;
+      if (this.maybeCommit()) this.onCommitAdvanced(previousCommit);
       else this.bcastAppend();
     }
     return next;

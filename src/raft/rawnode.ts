@@ -61,6 +61,15 @@ export interface Ready {
   readStates: ReadState[];
   /** Whether step 2 needs an fsync (entries, snapshot, term or vote changed). */
   mustSync: boolean;
+  /**
+   * Whether committedEntries must wait until this Ready is durable and messagesAfterPersist have
+   * left; otherwise they may be applied while it is persisted. With a snapshot (the entries follow
+   * it), and with a membership change: a server answers the change as it applies it, and the
+   * followers must have been sent its commit first, or a leader failing in between leaves them
+   * counting votes in the old configuration (a learner promoted beside one other voter: the voter
+   * cannot win alone and the learner does not campaign).
+   */
+  applyAfterPersist: boolean;
 }
 
 export interface ProgressStatus {
@@ -232,13 +241,15 @@ export class RawNode {
     // sim seed 5784). So such a Ready is synced, and nothing of it leaves before (membership
     // changes are rare, so this costs nothing measurable).
     const commitPassesConfChange = hard.commit > this.prevHardState.commit && raft.hasConfChangeIn(this.prevHardState.commit, hard.commit);
+    const committedEntries = raft.log.nextCommittedEntries(raft.maxApplyBytes, raft.applyLimit());
     const rd: Ready = {
       entries,
-      committedEntries: raft.log.nextCommittedEntries(raft.maxApplyBytes, raft.applyLimit()),
+      committedEntries,
       messages: raft.takeMessages(),
       messagesAfterPersist: raft.takeMessagesAfterPersist(),
       readStates: raft.takeReadStates(),
       mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged || commitPassesConfChange,
+      applyAfterPersist: snapshot !== undefined || committedEntries.some((e) => e.type === EntryType.ConfChange),
     };
     if ((termOrVoteChanged || commitPassesConfChange) && rd.messages.length > 0) {
       // Every message carries the sender's term, and a leader's App says "I lead this term": a

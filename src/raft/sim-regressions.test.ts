@@ -63,8 +63,8 @@ test('§4.2.2: a leader that removes itself applies the removal only once the re
 test('§4.2.2: until the remaining voters answer, a removed leader holds its removal back, refuses proposals and keeps its vote', () => {
   const net = new Network([1, 2, 3], { config: { lazyCommitBroadcast: true, checkQuorum: false, preVote: false } });
   net.campaign(1);
-  // The followers store the removal, but no heartbeat reaches them.
-  net.route = (m) => (m.type === 'Heartbeat' ? 'drop' : 'deliver');
+  // The followers store the removal, but neither a heartbeat nor the commit index reaches them.
+  net.route = (m) => (m.type === 'Heartbeat' || (m.type === 'App' && m.entries.length === 0) ? 'drop' : 'deliver');
   net.node(1).raw.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: 1, context: new Uint8Array(0) });
   net.stabilize();
   assert.equal(net.raft(1).log.committed, net.raft(1).log.lastIndex(), 'the removal committed');

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Network, seededRandom, storageWithLog, text } from '../raft/testkit.js';
-import { RawNode, type MemoryStorage, type Message } from '../raft/index.js';
+import { ConfChangeType, RawNode, type MemoryStorage, type Message } from '../raft/index.js';
 import { ReadyLoop, type ReadyHandler } from './ready-loop.js';
 
 /** Lets the loop run until it waits for something (a write, or work). */
@@ -93,6 +93,32 @@ test("a leader's appends leave before its own write is durable; committed entrie
   writes[1]!.durable();
   await settle();
   assert.deepEqual(take(), ['durable', 'advanced']);
+  await loop.stop();
+});
+
+test("a membership change applies only after the followers were sent its commit (its answer must not go first)", async () => {
+  // Voters {1, 2}, learner 3, commits told lazily. Were the promotion of 3 answered while its
+  // commit was still unsent, a leader failing in between would leave 2 and 3 counting in {1, 2}:
+  // no leader ever again (replaced-cluster.test.ts timed out so under load).
+  const net = new Network([1, 2, 3], { joiners: [3], config: { lazyCommitBroadcast: true } });
+  net.campaign(1);
+  net.node(1).raw.proposeConfChange({ type: ConfChangeType.AddLearner, nodeId: 3, context: text('') });
+  net.stabilize();
+  net.raft(1).flushCommit();
+  net.stabilize();
+  const { raw, storage } = net.node(1);
+  const index = raw.raft.log.lastIndex() + 1;
+  const { loop, writes, take } = harness(raw, storage);
+  loop.enqueue(() => raw.proposeConfChange({ type: ConfChangeType.AddNode, nodeId: 3, context: text('') }));
+  await settle();
+  assert.deepEqual(take(), ['send App>2', 'send App>3', `write ${index} sync`]);
+  loop.enqueue(() => raw.step({ type: 'AppResp', from: 2, to: 1, term: raw.raft.term, reject: false, index, rejectHint: 0, hintTerm: 0 }));
+  writes[0]!.durable();
+  await settle();
+  assert.deepEqual(take(), ['durable', 'advanced', 'write  sync'], 'the commit of a membership change is synced; nothing applies meanwhile');
+  writes[1]!.durable();
+  await settle();
+  assert.deepEqual(take().slice(0, 4), ['durable', 'send App>2', 'send App>3', `apply ${index}`]);
   await loop.stop();
 });
 

@@ -83,8 +83,8 @@ export class ReadyLoop {
    * does): the core hands out only entries that are committed AND already persisted here, so
    * nothing they depend on is in the write in flight. The only thing that may then be durable
    * later than the state machine is the commit index in this Ready's hard state, a lower bound the
-   * leader teaches again. A Ready with a snapshot keeps the strict order, since its committed
-   * entries follow the snapshot.
+   * leader teaches again. A Ready the core marks applyAfterPersist (a snapshot, a membership
+   * change) keeps the strict order.
    */
   private async handle(rd: Ready): Promise<void> {
     const handler = this.handler;
@@ -98,10 +98,10 @@ export class ReadyLoop {
       // Awaited below; this only keeps a failure from being reported as unhandled if apply throws first.
       persisted.catch(() => undefined);
     }
-    if (!rd.snapshot) handler.apply(rd);
+    if (!rd.applyAfterPersist) handler.apply(rd);
     if (persisted) await persisted;
     handler.send(rd.messagesAfterPersist);
-    if (rd.snapshot) handler.apply(rd);
+    if (rd.applyAfterPersist) handler.apply(rd);
     this.raw.advance();
     handler.advanced();
   }
