@@ -63,8 +63,9 @@ const STOP_TIMEOUT_MS = 10_000;
  * on, and the members' CPU per put fell from 1,240–1,510 µs to 360–490 µs over the first 30–50 s;
  * `--duration 5 --scenarios put-1,put-64 --skip-etcd` gave 1,641 µs per put-64 with `--warmup 3`
  * and 426 µs with `--warmup 45`, put-1's p99 115 against 46 ms; `--scenarios put-64` 1,417 µs
- * with `--warmup 3` and 573 µs with `--warmup 40` (one run each, load 11–14). etcd,
- * compiled ahead of time, has nothing to warm up: the longer warm-up costs it time only.
+ * with `--warmup 3` and 573 µs with `--warmup 40` (one run each, load 11–14). On a quiet machine
+ * tier-up ends sooner (more puts per second), so the difference is smaller there. etcd, compiled
+ * ahead of time, has nothing to warm up: the longer warm-up costs it time only.
  */
 const DEFAULT_WARMUP_SECONDS = 40;
 const WARMUP_CLIENTS = 16;
