@@ -54,11 +54,20 @@ const STOP_TIMEOUT_MS = 10_000;
 /**
  * Seconds of puts (16 clients, not measured) each cluster gets before its first scenario, so that
  * every scenario measures a server in its steady state. A fresh Node process spends its first
- * seconds compiling its hot paths (measured: TurboFan's threads used 18% of the leader's CPU 2–7 s
- * after start, 2% at 20–25 s), and put-1, the first scenario, paid for all of it: 660–720 req/s
- * cold against 850–925 after 5 s of warm-up. etcd gets the same warm-up.
+ * seconds compiling its hot paths (measured 2026-11-24 on a quiet machine: TurboFan's threads used
+ * 18% of the leader's CPU 2–7 s after start, 2% at 20–25 s), and put-1, the first scenario, paid
+ * for all of it: 660–720 req/s cold against 850–925 after 5 s of warm-up. Five seconds were not
+ * enough under load: measured 2026-12-07 (put-64 in back-to-back 3–4 s runs from a cluster's
+ * start, load 11–15), the members' threads other than the main one (TurboFan, concurrent marking,
+ * fdatasync) took 43–48% of their CPU 8–15 s after start, 17–27% at 20–28 s and 11–15% from 40 s
+ * on, and the members' CPU per put fell from 1,240–1,510 µs to 360–490 µs over the first 30–50 s;
+ * `--duration 5 --scenarios put-1,put-64 --skip-etcd` gave 1,641 µs per put-64 with `--warmup 3`
+ * and 426 µs with `--warmup 45`, put-1's p99 115 against 46 ms; `--scenarios put-64` 1,417 µs
+ * with `--warmup 3` and 573 µs with `--warmup 40` (one run each, load 11–14). On a quiet machine
+ * tier-up ends sooner (more puts per second), so the difference is smaller there. etcd, compiled
+ * ahead of time, has nothing to warm up: the longer warm-up costs it time only.
  */
-const DEFAULT_WARMUP_SECONDS = 5;
+const DEFAULT_WARMUP_SECONDS = 40;
 const WARMUP_CLIENTS = 16;
 
 interface CompareFlags {
@@ -80,7 +89,8 @@ interface CompareFlags {
 
 const USAGE = `Usage: npm run bench:compare -- [flags]
   --duration <s>         seconds per scenario (default 10)
-  --warmup <s>           seconds of unmeasured puts before the first scenario (default 5; 0: none)
+  --warmup <s>           seconds of unmeasured puts before the first scenario (default 40: a
+                         fresh Node process needs 30-50 s of load to finish compiling; 0: none)
   --quick                1-second scenarios and warm-up (same as --duration 1 --warmup 1)
   --scenarios <a,b>      run only these scenarios (${'names below'})
   --out <dir>            where to write results (default bench-results)
