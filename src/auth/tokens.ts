@@ -132,12 +132,8 @@ export class SimpleTokens implements TokenProvider {
   }
 
   verify(token: string): TokenInfo | undefined | Promise<TokenInfo | undefined> {
-    // A token this member knows (every request's case) needs no parsing and no waiting. The
-    // most recently used one (a member's requests mostly come with a few tokens, each as the same
-    // string from HPACK's table) is checked first: an entry linked in the order of use is one
-    // the Map holds, so this skips the Map's probe of a table seldom in cache and changes nothing.
-    const newest = this.newest;
-    const entry = newest !== undefined && newest.token === token ? newest : this.tokens.get(token);
+    // A token this member knows (every request's case) needs no parsing and no waiting.
+    const entry = this.tokens.get(token);
     if (entry) return this.use(entry);
     return this.verifyOnceApplied(token);
   }
