@@ -2,7 +2,7 @@
 // disjoint, non-touching intervals, so a check is one binary search however many roles and
 // permissions the user has (etcd keeps an interval tree per user for the same reason).
 //
-// The merged intervals are packed into three typed arrays, and a check compares the request's key
+// The merged intervals are packed into typed arrays (what a check reads in one), and a check compares the request's key
 // bytes with them in place: no string is made per check, and the search touches a few cache lines
 // of one contiguous array rather than a dozen strings spread over the heap. Members check a write
 // when they apply it, between much other work, so those lines are seldom in cache: a search over
@@ -71,25 +71,30 @@ function compareTail(bytes: Uint8Array, start: number, end: number, key: Uint8Ar
 export class KeySet {
   private constructor(
     /**
-     * ENTRY_WORDS per interval, in order: its start's bytes [common, common + 8) as two words
-     * (zero-padded, see wordAt), then its end's, or WORD_MAX twice for no end or an end that does
-     * not start with the common prefix (it is then above every key that does). Equal words leave
-     * the order to the full bytes; unequal ones decide it, padding included.
+     * Everything a check reads, in one array (one object, its data on adjacent lines; four typed
+     * arrays were four more objects, each a cold line or two before its data): from 0, the
+     * common prefix's bytes, four per word (byte i in bits 8(i mod 4)..); from fencesAt, the
+     * words of every FENCE_SPAN-th interval's start (intervals 0, FENCE_SPAN, ...), two per
+     * fence; from entriesAt, ENTRY_WORDS per interval: its start's bytes [common, common + 8)
+     * after the prefix as two words (zero-padded, see wordAt), then its end's, or WORD_MAX twice
+     * for no end or an end that does not start with the common prefix (it is then above every
+     * key that does); equal words leave the order to the full bytes, unequal ones decide it,
+     * padding included; from tailsAt, per interval its start's and then its end's length after
+     * the common prefix when its words hold all of it (at most WORD_BYTES), else TAIL_LONG, four
+     * per word like the prefix: where the words tie with a key's, that length decides the order
+     * without reading the full bytes (see startTieAtOrBefore).
      */
-    private readonly entries: Int32Array,
+    private readonly words: Int32Array,
     /** Interval i's start is bytes[offsets[2i], offsets[2i+1]), its end bytes[offsets[2i+1], offsets[2i+2]); an empty end is "no end" (a real end is never empty: it is above its start). */
     private readonly bytes: Uint8Array,
     private readonly offsets: Uint32Array,
-    /** The prefix every start shares (with no intervals, none). */
-    private readonly common: Uint8Array,
-    /** The words of every FENCE_SPAN-th interval's start (intervals 0, FENCE_SPAN, ...), two per fence. */
-    private readonly fences: Int32Array,
-    /**
-     * Per interval, its start's and then its end's length after the common prefix when its words
-     * hold all of it (at most WORD_BYTES), else TAIL_LONG: where the words tie with a key's, that
-     * length decides the order without reading the full bytes (see tieOrder).
-     */
-    private readonly tails: Uint8Array,
+    /** Intervals. */
+    private readonly count: number,
+    /** The length of the prefix every start shares (with no intervals, 0). */
+    private readonly common: number,
+    private readonly fencesAt: number,
+    private readonly entriesAt: number,
+    private readonly tailsAt: number,
   ) {}
 
   static readonly EMPTY = KeySet.of([]);
@@ -133,50 +138,59 @@ export class KeySet {
       const last = starts[count - 1]!;
       while (common < first.length && common < last.length && first.charCodeAt(common) === last.charCodeAt(common)) common++;
     }
-    const entries = new Int32Array(ENTRY_WORDS * count);
-    const tails = new Uint8Array(2 * count);
-    const fences = new Int32Array(2 * Math.ceil(count / FENCE_SPAN));
+    // Fences on 8-byte and entries on 16-byte boundaries: an entry never straddles two lines.
+    const fencesAt = align(Math.ceil(common / 4), 2);
+    const entriesAt = align(fencesAt + 2 * Math.ceil(count / FENCE_SPAN), ENTRY_WORDS);
+    const tailsAt = entriesAt + ENTRY_WORDS * count;
+    const words = new Int32Array(tailsAt + Math.ceil((2 * count) / 4));
+    for (let i = 0; i < common; i++) words[i >> 2]! |= bytes[i]! << ((i & 3) << 3);
     const tailOf = (length: number): number => (length <= WORD_BYTES ? length : TAIL_LONG);
+    const setTail = (j: number, tail: number): void => {
+      words[tailsAt + (j >> 2)]! |= tail << ((j & 3) << 3);
+    };
     for (let i = 0; i < count; i++) {
       const startFrom = offsets[2 * i]!;
       const endFrom = offsets[2 * i + 1]!;
       const endTo = offsets[2 * i + 2]!;
-      entries[ENTRY_WORDS * i] = wordAt(bytes, startFrom + common, endFrom);
-      entries[ENTRY_WORDS * i + 1] = wordAt(bytes, startFrom + common + 4, endFrom);
+      const entry = entriesAt + ENTRY_WORDS * i;
+      words[entry] = wordAt(bytes, startFrom + common, endFrom);
+      words[entry + 1] = wordAt(bytes, startFrom + common + 4, endFrom);
       const endShares = endTo > endFrom && compareTail(bytes, endFrom, Math.min(endTo, endFrom + common), bytes.subarray(startFrom, startFrom + common), 0) === 0;
-      entries[ENTRY_WORDS * i + 2] = endShares ? wordAt(bytes, endFrom + common, endTo) : WORD_MAX;
-      entries[ENTRY_WORDS * i + 3] = endShares ? wordAt(bytes, endFrom + common + 4, endTo) : WORD_MAX;
-      tails[2 * i] = tailOf(endFrom - startFrom - common);
-      tails[2 * i + 1] = endShares ? tailOf(endTo - endFrom - common) : TAIL_LONG;
+      words[entry + 2] = endShares ? wordAt(bytes, endFrom + common, endTo) : WORD_MAX;
+      words[entry + 3] = endShares ? wordAt(bytes, endFrom + common + 4, endTo) : WORD_MAX;
+      setTail(2 * i, tailOf(endFrom - startFrom - common));
+      setTail(2 * i + 1, endShares ? tailOf(endTo - endFrom - common) : TAIL_LONG);
       if (i % FENCE_SPAN === 0) {
-        fences[2 * (i / FENCE_SPAN)] = entries[ENTRY_WORDS * i]!;
-        fences[2 * (i / FENCE_SPAN) + 1] = entries[ENTRY_WORDS * i + 1]!;
+        words[fencesAt + 2 * (i / FENCE_SPAN)] = words[entry]!;
+        words[fencesAt + 2 * (i / FENCE_SPAN) + 1] = words[entry + 1]!;
       }
     }
-    return new KeySet(entries, bytes, offsets, bytes.slice(0, common), fences, tails);
+    return new KeySet(words, bytes, offsets, count, common, fencesAt, entriesAt, tailsAt);
   }
 
   get size(): number {
-    return this.entries.length / ENTRY_WORDS;
+    return this.count;
   }
 
   hasKey(key: Uint8Array): boolean {
-    const count = this.entries.length / ENTRY_WORDS;
+    const count = this.count;
     if (count === 0) return false;
     const order = this.orderToCommon(key);
     if (order < 0) return false;
     if (order > 0) return this.endAbove(count - 1, key);
-    const common = this.common.length;
+    const common = this.common;
     const high = wordAt(key, common, key.length);
     const low = wordAt(key, common + 4, key.length);
     const at = this.lastStartAtOrBefore(key, high, low);
     if (at < 0) return false;
     // The interval's end words sit beside its start's, on a line the search has read.
-    const endHigh = this.entries[ENTRY_WORDS * at + 2]!;
+    const words = this.words;
+    const entry = this.entriesAt + ENTRY_WORDS * at;
+    const endHigh = words[entry + 2]!;
     if (endHigh !== high) return endHigh > high;
-    const endLow = this.entries[ENTRY_WORDS * at + 3]!;
+    const endLow = words[entry + 3]!;
     if (endLow !== low) return endLow > low;
-    const tail = this.tails[2 * at + 1]!;
+    const tail = this.tail(2 * at + 1);
     // Equal words, and the end is all in them: the end is above the key when it is longer.
     if (tail !== TAIL_LONG) return tail > key.length - common;
     return this.endAbove(at, key);
@@ -191,11 +205,11 @@ export class KeySet {
     if (rangeEnd.length === 0) return this.hasKey(key);
     const open = rangeEnd.length === 1 && rangeEnd[0] === 0;
     if (!open && compareTail(rangeEnd, 0, rangeEnd.length, key, 0) <= 0) return this.hasKey(key);
-    const count = this.entries.length / ENTRY_WORDS;
+    const count = this.count;
     if (count === 0) return false;
     const order = this.orderToCommon(key);
     if (order < 0) return false;
-    const common = this.common.length;
+    const common = this.common;
     const at = order > 0 ? count - 1 : this.lastStartAtOrBefore(key, wordAt(key, common, key.length), wordAt(key, common + 4, key.length));
     if (at < 0) return false;
     const endFrom = this.offsets[2 * at + 1]!;
@@ -203,6 +217,11 @@ export class KeySet {
     if (endFrom === endTo) return true;
     // The interval holds key (its end is above it) and reaches rangeEnd.
     return !open && compareTail(this.bytes, endFrom, endTo, key, 0) > 0 && compareTail(this.bytes, endFrom, endTo, rangeEnd, 0) >= 0;
+  }
+
+  /** Tail j (2i: interval i's start, 2i + 1: its end). */
+  private tail(j: number): number {
+    return (this.words[this.tailsAt + (j >> 2)]! >>> ((j & 3) << 3)) & 0xff;
   }
 
   /** Whether interval `at`'s end is above `key` (or it has none), from the full bytes. */
@@ -214,10 +233,10 @@ export class KeySet {
 
   /** -1 when `key` is below the common prefix (so below every start), 1 when above it (so above every start), 0 when it starts with it. */
   private orderToCommon(key: Uint8Array): number {
-    const common = this.common;
-    for (let i = 0; i < common.length; i++) {
+    const words = this.words;
+    for (let i = 0; i < this.common; i++) {
       if (i >= key.length) return -1;
-      const d = common[i]! - key[i]!;
+      const d = ((words[i >> 2]! >>> ((i & 3) << 3)) & 0xff) - key[i]!;
       if (d !== 0) return d > 0 ? -1 : 1;
     }
     return 0;
@@ -225,16 +244,17 @@ export class KeySet {
 
   /** The last interval whose start is at or before `key` (which starts with the common prefix; `high` and `low` are its next words), or -1. */
   private lastStartAtOrBefore(key: Uint8Array, high: number, low: number): number {
-    const count = this.entries.length / ENTRY_WORDS;
+    const count = this.count;
     // The last fence whose words are at or below the key's.
-    const fences = this.fences;
+    const words = this.words;
+    const fencesAt = this.fencesAt;
     let from = 0;
-    let to = fences.length / 2 - 1;
+    let to = Math.ceil(count / FENCE_SPAN) - 1;
     let fence = -1;
     while (from <= to) {
       const mid = (from + to) >>> 1;
-      const fenceHigh = fences[2 * mid]!;
-      if (fenceHigh < high || (fenceHigh === high && fences[2 * mid + 1]! <= low)) {
+      const fenceHigh = words[fencesAt + 2 * mid]!;
+      if (fenceHigh < high || (fenceHigh === high && words[fencesAt + 2 * mid + 1]! <= low)) {
         fence = mid;
         from = mid + 1;
       } else {
@@ -246,18 +266,19 @@ export class KeySet {
     const blockEnd = Math.min(count, (fence + 1) * FENCE_SPAN) - 1;
     // Words equal to the key's leave that fence's order to its full bytes, and earlier fences may
     // tie too (starts that agree in all the bytes their words hold): search everything up to here.
-    if (fences[2 * fence] === high && fences[2 * fence + 1] === low) return this.searchStarts(key, high, low, 0, blockEnd, -1);
+    if (words[fencesAt + 2 * fence] === high && words[fencesAt + 2 * fence + 1] === low) return this.searchStarts(key, high, low, 0, blockEnd, -1);
     // Fence `fence` is below the key and the next one above: the answer is in its block.
     return this.searchStarts(key, high, low, fence * FENCE_SPAN + 1, blockEnd, fence * FENCE_SPAN);
   }
 
   /** Binary search of intervals [from, to] for the last start at or before `key`; `found` if none is. */
   private searchStarts(key: Uint8Array, high: number, low: number, from: number, to: number, found: number): number {
-    const entries = this.entries;
+    const words = this.words;
+    const entriesAt = this.entriesAt;
     while (from <= to) {
       const mid = (from + to) >>> 1;
-      const startHigh = entries[ENTRY_WORDS * mid]!;
-      const startLow = entries[ENTRY_WORDS * mid + 1]!;
+      const startHigh = words[entriesAt + ENTRY_WORDS * mid]!;
+      const startLow = words[entriesAt + ENTRY_WORDS * mid + 1]!;
       const atOrBefore =
         startHigh !== high ? startHigh < high
         : startLow !== low ? startLow < low
@@ -274,9 +295,14 @@ export class KeySet {
 
   /** Whether interval `at`'s start, whose words equal `key`'s, is at or before it. */
   private startTieAtOrBefore(at: number, key: Uint8Array): boolean {
-    const tail = this.tails[2 * at]!;
+    const tail = this.tail(2 * at);
     // The start is all in its words: the key (equal up to there) is at or after it unless shorter.
-    if (tail !== TAIL_LONG) return key.length - this.common.length >= tail;
-    return compareTail(this.bytes, this.offsets[2 * at]!, this.offsets[2 * at + 1]!, key, this.common.length) <= 0;
+    if (tail !== TAIL_LONG) return key.length - this.common >= tail;
+    return compareTail(this.bytes, this.offsets[2 * at]!, this.offsets[2 * at + 1]!, key, this.common) <= 0;
   }
+}
+
+/** `n` rounded up to a multiple of `to`. */
+function align(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
 }

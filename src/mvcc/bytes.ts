@@ -162,12 +162,47 @@ export class ByteReader {
     return out;
   }
 
+  /**
+   * The next `length` bytes as UTF-8 text: `last`'s text when they are the bytes `last` was made
+   * from (no view, no new string), else a new string, which `last` then keeps.
+   */
+  text(length: number, last: LastText): string {
+    if (this.offset + length > this.buffer.length) this.fail('truncated');
+    const from = this.offset;
+    this.offset += length;
+    const known = last.bytes;
+    if (known.length === length) {
+      let same = true;
+      for (let i = 0; i < length; i++) {
+        if (known[i] !== this.buffer[from + i]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return last.text;
+    }
+    // A copy: the source may be reused (Buffer's slice would be a view).
+    last.bytes = Uint8Array.prototype.slice.call(this.buffer, from, this.offset);
+    last.text = this.buffer.toString('utf8', from, this.offset);
+    return last.text;
+  }
+
   u64(): number {
     if (this.offset + 8 > this.buffer.length) this.fail('truncated');
     const value = readU64(this.buffer, this.offset);
     this.offset += 8;
     return value;
   }
+}
+
+/**
+ * The last text a ByteReader decoded through it and the bytes it came from (a copy), so that the
+ * same bytes decode to the same string object: for a field that repeats from entry to entry (a
+ * write's user name), decoding is a compare, and later compares with that string are a pointer's.
+ */
+export class LastText {
+  bytes: Uint8Array = new Uint8Array(0);
+  text = '';
 }
 
 export function writeU64(buffer: Buffer, offset: number, value: number): void {

@@ -92,6 +92,25 @@ describe('command codec', () => {
     });
   }
 
+  it("decodes a write's user as the same string while it repeats, and anew when another user writes", () => {
+    const as = (user: string, key: string): Uint8Array => encodeCommand({ type: 'authorized', user, authRevision: 2, command: { type: 'put', request: { key: b(key), value: b('v') } } });
+    const userOf = (bytes: Uint8Array): string => (decodeCommand(bytes) as { user: string }).user;
+    // The same user from different entries (and a source buffer reused after decoding) is one string.
+    const source = Buffer.from(as('alice', 'k1'));
+    const first = userOf(source);
+    assert.equal(first, 'alice');
+    assert.equal(userOf(as('alice', 'k2')), first);
+    // The source reused for another user's entry: what was kept is a copy, not a view of it.
+    source.set(as('carol', 'k1'));
+    assert.equal(userOf(as('carol', 'k3')), 'carol');
+    // Names of the same length and of other lengths, UTF-8 included, each decode to themselves,
+    // and encoding after them still writes each one's own bytes.
+    for (const user of ['alicf', 'bob', 'zoë', 'alice', '', 'zoé', 'alice', 'bob']) {
+      assert.equal(userOf(as(user, 'k')), user);
+      assert.deepEqual(decodeCommand(as(user, 'k')), { type: 'authorized', user, authRevision: 2, command: { type: 'put', request: { key: b('k'), value: b('v') } } });
+    }
+  });
+
   it('refuses to encode numbers outside the safe-integer range', () => {
     assert.throws(() => encodeCommand({ type: 'leaseRevoke', id: 2 ** 60 }), LichenError);
   });

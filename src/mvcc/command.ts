@@ -6,7 +6,7 @@
 // fields apart, so decode(encode(c)) deep-equals c.
 import { LichenError } from '../errors.js';
 import { commandTxnDepthMax } from '../limits.js';
-import { ByteReader, ByteWriter, asBuffer } from './bytes.js';
+import { ByteReader, ByteWriter, LastText } from './bytes.js';
 import type {
   AlarmType,
   CompactionRequest,
@@ -202,6 +202,26 @@ function readOps(r: ByteReader, depth: number): RequestOp[] {
   return ops;
 }
 
+/**
+ * Every member decodes every write's user, and a member's writes mostly come from a few users: the
+ * last user's name decodes to the same string (a compare of its bytes, not a view, a Buffer and a
+ * new string per entry), which the permission check then compares by pointer. The encoding side
+ * keeps the last user's bytes likewise. Both hold only what the bytes are, so they need no
+ * invalidation: other bytes are a miss.
+ */
+const lastDecodedUser = new LastText();
+let lastEncodedUser = '';
+let lastEncodedUserBytes: Uint8Array = new Uint8Array(0);
+
+/** `user` in UTF-8: the same bytes as last time for the same user (read only: ByteWriter copies them). */
+function userBytes(user: string): Uint8Array {
+  if (user !== lastEncodedUser) {
+    lastEncodedUserBytes = Buffer.from(user, 'utf8');
+    lastEncodedUser = user;
+  }
+  return lastEncodedUserBytes;
+}
+
 export function encodeCommand(command: Command): Uint8Array {
   return writeCommand(new ByteWriter().u8(COMMAND_FORMAT_VERSION), command).finish();
 }
@@ -219,7 +239,7 @@ function writeCommand(w: ByteWriter, command: Command): ByteWriter {
     case 'alarmDeactivate': return w.u8(TAGS[command.type]).uvar(command.memberId).u8(command.alarm);
     case 'authorized':
       if (command.command.type === ('authorized' as string)) throw new LichenError('InvalidArgument', 'command: nested authorized command');
-      return writeCommand(w.u8(TAG_AUTHORIZED).bytes(Buffer.from(command.user, 'utf8')).uvar(command.authRevision), command.command);
+      return writeCommand(w.u8(TAG_AUTHORIZED).bytes(userBytes(command.user)).uvar(command.authRevision), command.command);
     default: {
       const [tag, schema] = AUTH_SCHEMAS[command.type];
       return writeFields(w.u8(tag), schema, command);
@@ -256,9 +276,7 @@ function readCommand(r: ByteReader, outermost: boolean): Command {
     case TAGS.alarmDeactivate: return { type: 'alarmDeactivate', memberId: r.uvar(), alarm: r.u8() as AlarmType };
     case TAG_AUTHORIZED: {
       if (!outermost) throw new LichenError('InvalidArgument', 'command: nested authorized command');
-      // Decoded from a view: every member decodes every write's user, and two copies (the
-      // reader's, then a Buffer's) were half of what the credentials added to decoding a put.
-      const user = asBuffer(r.view(r.uvar())).toString('utf8');
+      const user = r.text(r.uvar(), lastDecodedUser);
       const authRevision = r.uvar();
       return { type: 'authorized', user, authRevision, command: readCommand(r, false) as AuthorizedCommand['command'] };
     }

@@ -28,7 +28,7 @@ const DONE = encodeHeaders([['x-done', 'yes']]);
 
 /** What the test server's handler saw, by path. */
 interface Seen {
-  headers: Record<string, string | string[]>;
+  headers: Record<string, string | string[] | undefined>;
   closed: boolean;
 }
 

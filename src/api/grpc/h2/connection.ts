@@ -85,7 +85,8 @@ export const SOCKET_BUFFER_BYTES = 1 << 20;
  */
 const JOIN_BYTES_MAX = 4 << 10;
 
-export type RequestHeaders = Record<string, string | string[]>;
+/** A request's header fields by name; a name the request did not send may be present, undefined. */
+export type RequestHeaders = Record<string, string | string[] | undefined>;
 
 /** Trailers (or a trailers-only response) waiting behind a stream's queued data. */
 class EndOfStream {
@@ -912,7 +913,15 @@ function unpad(flags: number, payload: Buffer): Buffer {
  * the request is malformed (RFC 9113 §8.3.1: it needs :method and :path; names are lower case).
  */
 function requestHeaders(fields: ReadonlyArray<readonly [string, string]>): RequestHeaders | undefined {
-  const headers: RequestHeaders = {};
+  // Every field a gRPC request commonly has (or is looked for on every request) has a slot from
+  // the start, undefined until sent: a `{}` holds 4 fields in the object and grows a separate
+  // array for more, which the 8th (etcd's Go client's `token`, after its 7 others) outgrew:
+  // two more allocations per authenticated request than per anonymous one.
+  const headers: RequestHeaders = {
+    ':method': undefined, ':scheme': undefined, ':path': undefined, ':authority': undefined, 'content-type': undefined,
+    'user-agent': undefined, te: undefined, 'grpc-timeout': undefined, 'grpc-encoding': undefined,
+    'grpc-accept-encoding': undefined, hasleader: undefined, token: undefined, authorization: undefined,
+  };
   for (const [name, value] of fields) {
     if (name !== name.toLowerCase()) return undefined;
     const previous = headers[name];
