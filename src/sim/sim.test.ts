@@ -157,10 +157,13 @@ test('members restarted on a wiped disk are refused, replaced, and safety holds;
   assert.equal(checked.faults.wipesRefused + removedFirst + acceptedUnknown, checked.faults.wipes, 'every wipe is accounted for');
   assert.ok(checked.faults.wipesRefused >= checked.faults.wipes - 2, `only ${checked.faults.wipesRefused} of ${checked.faults.wipes} wiped members that restarted were refused`);
   // Without data directory ids, the same fault loses committed data or elects two leaders, even
-  // though raft stops a member that hears of a commit beyond its log: that comes too late.
+  // though raft stops a member that hears of a commit beyond its log: that comes too late. Which
+  // check sees it first depends on the loop's timing (seed 17 since membership changes apply
+  // after their Ready's messages: two members applied different entries at index 2).
   const unchecked = await runCampaignProcess(['--start', '1', '--seeds', '40', '--wipe-rate', '0.003', '--variant', 'unchecked-wipes']);
+  const lostOrSplit = new Set(['election-safety', 'leader-completeness', 'state-machine-safety']);
   assert.ok(
-    unchecked.failures.some((f) => f.kind === 'election-safety' || f.kind === 'leader-completeness'),
+    unchecked.failures.some((f) => lostOrSplit.has(f.kind)),
     `no safety violation against unchecked wipes: ${unchecked.failures.map((f) => f.kind).join(', ')}`,
   );
 });
