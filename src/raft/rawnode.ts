@@ -38,8 +38,9 @@ import {
  * 4. Apply `committedEntries` to the state machine, in order; for entries of type ConfChange call
  *    RawNode.applyConfChange(decodeConfChange(entry.data)). They are already durable on this member
  *    (the core hands out only persisted entries), so applying may overlap step 2 — except in a
- *    Ready with a snapshot, whose committed entries follow the snapshot. Serve `readStates` once
- *    the applied index reaches their index.
+ *    Ready marked `applyAfterPersist`: after step 3 when it has a snapshot (its committed entries
+ *    follow it) or a membership change (the followers are sent its commit first). Serve
+ *    `readStates` once the applied index reaches their index.
  * 5. Call advance(). Messages stepped in before advance() go out in the next Ready.
  */
 export interface Ready {
