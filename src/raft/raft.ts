@@ -364,8 +364,7 @@ export class Raft {
     // Thesis §10.2.1: the leader's own log counts toward commit only once it is persisted.
     if (this.role === 'leader') {
       const self = this.tracker.progress.get(this.id);
-      const previousCommit = this.log.committed;
-      if (self && self.maybeUpdate(this.log.persistedIndex()) && this.maybeCommit()) this.onCommitAdvanced(previousCommit);
+      if (self && self.maybeUpdate(this.log.persistedIndex())) this.commitAndAnnounce();
     }
   }
 
@@ -984,6 +983,14 @@ export class Raft {
     if (told >= majorityOf(remaining)) this.ownRemoval = 0;
   }
 
+  /** Advances the commit index if a quorum allows and tells whom it concerns; whether it moved. */
+  private commitAndAnnounce(): boolean {
+    const previousCommit = this.log.committed;
+    if (!this.maybeCommit()) return false;
+    this.onCommitAdvanced(previousCommit);
+    return true;
+  }
+
   private onCommitAdvanced(previousCommit: number): void {
     this.maybeStartHandoff();
     // Tell the followers (commit travels in appends) and serve reads that waited for this term's first commit.
@@ -1111,9 +1118,7 @@ export class Raft {
         pr.inflights.freeLE(m.index);
         break;
     }
-    const previousCommit = this.log.committed;
-    if (this.maybeCommit()) this.onCommitAdvanced(previousCommit);
-    else if (wasPaused) this.sendAppend(m.from);
+    if (!this.commitAndAnnounce() && wasPaused) this.sendAppend(m.from);
     if (this.ownRemoval > 0 && pr.match >= this.ownRemoval && !this.handoffAcks?.has(m.from)) {
       this.sendHeartbeat(m.from, HANDOFF_CONTEXT);
     }
@@ -1272,9 +1277,7 @@ export class Raft {
       }
       if (this.leadTransferee !== NONE && !this.tracker.isVoter(this.leadTransferee)) this.abortLeaderTransfer();
       // The quorum changed: entries may now be committed, and new members need appends.
-      const previousCommit = this.log.committed;
-      if (this.maybeCommit()) this.onCommitAdvanced(previousCommit);
-      else this.bcastAppend();
+      if (!this.commitAndAnnounce()) this.bcastAppend();
     }
     return next;
   }
