@@ -291,7 +291,13 @@ export class GrpcRouter {
       if (count === 0) return call.finish(GrpcCode.UNIMPLEMENTED, `received no request message for ${path}`);
       call.request = request;
       if (definition.responseStream) return (handler as StreamHandler)(call);
+      // The handler's work (a proposal, a read round) goes on if the client resets the stream: the
+      // stream keeps its place among the connection's streams until the handler answers, so a
+      // client that resets calls as fast as it sends them runs no more at once than one that
+      // waits (HTTP/2 "Rapid Reset", h2/connection.ts).
+      stream.startWork();
       this.runUnary(path, handler as UnaryHandler, call, (error, response) => {
+        stream.endWork();
         if (error) call.finish(error.code, error.details, error.metadata);
         else call.respond(response);
       });

@@ -20,6 +20,9 @@ const LIMITS: H2Limits = {
   reservedBytesMax: 1 << 20,
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
+  workResetsMax: 1000,
+  workResetsWindowMs: 10_000,
+  controlFramesUnwrittenMax: 1000,
 };
 const OPTIONS: H2ServerOptions = { connectionsMax: 100, limits: LIMITS };
 
