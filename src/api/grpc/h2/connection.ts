@@ -439,8 +439,7 @@ export class Http2Connection {
       case FrameType.CONTINUATION:
         return this.onContinuation(flags, streamId, payload);
       case FrameType.PRIORITY:
-        if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-        return; // Priorities are advisory; responses go out in the order they are made.
+        return this.onPriority(streamId, payload);
       case FrameType.RST_STREAM:
         return this.onRstStream(streamId, payload);
       case FrameType.SETTINGS:
@@ -651,6 +650,20 @@ export class Http2Connection {
   private endRemote(stream: H2Stream): void {
     stream.remoteEnded = true;
     stream.onEnd?.();
+  }
+
+  /**
+   * Priorities are advisory (and deprecated by RFC 9113): responses go out in the order they are
+   * made. Nothing is kept for them, no tree, so a flood of PRIORITY frames that reshuffles one
+   * (CVE-2019-9513, "resource loop") costs only the reading of each.
+   */
+  private onPriority(streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
+    // RFC 9113 §6.3: a stream error, so it is answered (a control frame, counted as such).
+    if (payload.length === 5) return;
+    const stream = this.streams.get(streamId);
+    if (stream !== undefined) this.resetStream(stream, ErrorCode.FRAME_SIZE_ERROR);
+    else this.sendControl(rstStreamFrame(streamId, ErrorCode.FRAME_SIZE_ERROR));
   }
 
   private onRstStream(streamId: number, payload: Buffer): void {
