@@ -331,6 +331,23 @@ describe('gRPC message framing', () => {
     assert.ok(seen[0]!.equals(body));
   });
 
+  it('data dribble (CVE-2019-9511): a message sent a byte at a time is held in few buffers, and arrives intact', () => {
+    const body = Buffer.alloc(16_000);
+    for (let i = 0; i < body.length; i++) body[i] = i % 251;
+    const wire = frame(body);
+    const reader = new MessageReader(body.length, undefined);
+    const seen: Buffer[] = [];
+    let chunksMax = 0;
+    for (let at = 0; at < wire.length; at++) {
+      seen.push(...reader.push(wire.subarray(at, at + 1), noFailure));
+      chunksMax = Math.max(chunksMax, reader.chunkCount);
+    }
+    // 16,005 one-byte chunks; kept as they came, 16,004 Buffers before the last one.
+    assert.ok(chunksMax <= MessageReader.CHUNKS_KEPT_MAX + 16_005 / (MessageReader.CHUNKS_KEPT_MAX / 2), `${chunksMax} chunks held at most`);
+    assert.equal(seen.length, 1);
+    assert.ok(seen[0]!.equals(body));
+  });
+
   it('fails on the length prefix of an oversized message, before its bytes arrive', () => {
     const reader = new MessageReader(10, undefined);
     const failures: [number, string][] = [];
