@@ -17,6 +17,7 @@ import {
   grpcPingAckDelayMsMax,
   grpcRequestOverheadBytes,
   grpcStreamWindowBytesMax,
+  grpcUnreadResponseBytesMax,
   requestBytesMaxDefault,
 } from '../../limits.js';
 import type { Registry, RequestHistogram } from '../../metrics.js';
@@ -56,6 +57,7 @@ export function grpcServerLimits(messageBytesMax: number): H2ServerOptions {
       workResetsMax: grpcWorkResetsMax,
       workResetsWindowMs: grpcWorkResetsWindowMs,
       controlFramesUnwrittenMax: grpcControlFramesUnwrittenMax,
+      unreadResponseBytesMax: grpcUnreadResponseBytesMax,
     },
   };
 }

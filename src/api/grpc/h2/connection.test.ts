@@ -23,6 +23,7 @@ const LIMITS: H2Limits = {
   workResetsMax: 1000,
   workResetsWindowMs: 10_000,
   controlFramesUnwrittenMax: 1000,
+  unreadResponseBytesMax: 64 << 20,
 };
 const OPTIONS: H2ServerOptions = { connectionsMax: 100, limits: LIMITS };
 
@@ -1079,6 +1080,27 @@ describe('HTTP/2 server layer: the known denial-of-service attacks', () => {
     });
   });
 
+  it('data dribble (CVE-2019-9511): one-byte window updates get one-byte DATA frames, no more frames than updates', async () => {
+    const server = await listenH2('127.0.0.1', 0, handler(new Map(), () => undefined), { connectionsMax: 100, limits: LIMITS });
+    const client = await RawClient.connect(server.port, false);
+    try {
+      client.socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 0]]), frame(FrameType.SETTINGS, Flag.ACK, 0)]));
+      client.open(1, '/big/100000');
+      client.data(1, 0, true);
+      await client.sync();
+      const dataFrames = (): Frame[] => client.frames.filter((f) => f.type === FrameType.DATA);
+      assert.equal(dataFrames().length, 0, 'no window, no data');
+      for (let i = 0; i < 200; i++) client.socket.write(windowUpdateFrame(1, 1));
+      await client.sync();
+      assert.equal(dataFrames().length, 200);
+      assert.ok(dataFrames().every((f) => f.payload.length === 1));
+      assert.equal(client.closed, false);
+    } finally {
+      client.close();
+      await server.close(100);
+    }
+  });
+
   describe('a client that sends and does not read', () => {
     const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
     const limits: H2Limits = { ...LIMITS, controlFramesUnwrittenMax: 100 };
@@ -1117,6 +1139,33 @@ describe('HTTP/2 server layer: the known denial-of-service attacks', () => {
         }
       });
     }
+
+    it('internal data buffering (CVE-2019-9517): responses to a client that opened its windows and does not read stop at unreadResponseBytesMax', async () => {
+      const socket = new HeldSocket();
+      const errors: number[] = [];
+      const unread: H2Limits = { ...LIMITS, unreadResponseBytesMax: 1 << 20 };
+      const connection = new Http2Connection(socket, handler(new Map(), () => undefined), unread, new ManualTimers(), (code) => void errors.push(code));
+      try {
+        socket.push(Buffer.concat([CLIENT_PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]]), frame(FrameType.SETTINGS, Flag.ACK, 0), windowUpdateFrame(0, 2 ** 31 - 1 - 65_535)]));
+        await tick();
+        socket.holding = true;
+        const ask = (id: number): void => {
+          socket.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, encodeHeaders([[':method', 'POST'], [':path', '/big/600000']])));
+        };
+        ask(1);
+        await tick();
+        ask(3);
+        await tick();
+        assert.equal(socket.destroyed, false, '1.2 MB handed to the socket: the last flush found 600 KB unread');
+        assert.ok(socket.writableLength <= unread.unreadResponseBytesMax + 600_100);
+        ask(5);
+        await tick();
+        assert.equal(socket.destroyed, true, 'the next flush found more than 1 MiB unread');
+        assert.deepEqual(errors, [ErrorCode.ENHANCE_YOUR_CALM]);
+      } finally {
+        connection.destroy();
+      }
+    });
 
     it('a client that reads may send as many PINGs as it likes, spread over reads', async () => {
       const { socket, connection, errors } = await connect();

@@ -36,7 +36,6 @@ import {
   grpcHeaderBlockFramesMax,
   grpcHeaderListBytesMax,
   grpcHpackTableBytesMax,
-  grpcUnreadResponseBytesMax,
 } from '../../../limits.js';
 import { nodeTimers, type Timers } from '../../timers.js';
 import { giveBack, isLent } from './pieces.js';
@@ -87,6 +86,11 @@ export interface H2Limits {
    * floods us and does not read.
    */
   controlFramesUnwrittenMax: number;
+  /**
+   * Bytes the socket may hold unwritten when more are to be written: beyond it the client is taken
+   * to have stopped reading, and the connection is cut rather than let responses pile up in memory.
+   */
+  unreadResponseBytesMax: number;
 }
 
 /** Receive window of the whole connection, raised from the protocol's 64 KiB at the start. */
@@ -962,8 +966,11 @@ export class Http2Connection {
     this.outBytes = 0;
     this.outLent = [];
     this.controlFramesQueued = 0;
-    if (this.socket.writableLength > grpcUnreadResponseBytesMax) {
+    if (this.socket.writableLength > this.limits.unreadResponseBytesMax) {
+      // Internal data buffering for a client that does not read (CVE-2019-9517).
+      this.closed = true;
       this.socket.destroy();
+      this.onConnectionError?.(ErrorCode.ENHANCE_YOUR_CALM, `more than ${this.limits.unreadResponseBytesMax} bytes unread`);
       return;
     }
     // Lent pieces go back once written, and only then (a failed write leaves them to the collector).
