@@ -95,6 +95,47 @@ export const grpcConnectionIdleMsMax = 5 * 60_000;
 export const grpcPingAckDelayMsMax = 20;
 /** Client connections open at once; one more is answered with GOAWAY (ENHANCE_YOUR_CALM) and closed. */
 export const grpcConnectionsMax = 1024;
+/**
+ * Streams a client resets while the server works on their request (a unary handler running), per
+ * connection within grpcWorkResetsWindowMs; one more is answered with GOAWAY (ENHANCE_YOUR_CALM).
+ * The HTTP/2 "Rapid Reset" attack (CVE-2023-44487) opens a request and resets it at once, over and
+ * over, so that each costs us a handler and a raft proposal while the client never has more than
+ * a stream open. Such streams keep counting against grpcConcurrentStreamsMax until their handler
+ * ends (Go's fix); this cap ends the connection of a client that keeps doing it (nginx's). A real
+ * client resets a running call only when it gives up on it (a deadline, a cancel): 1,000 in 10 s on
+ * one connection is 100 calls a second given up, far more than any deadline pattern makes.
+ */
+export const grpcWorkResetsMax = 1000;
+/** The window grpcWorkResetsMax counts over: it starts at the first such reset and clears after this. */
+export const grpcWorkResetsWindowMs = 10_000;
+/**
+ * Control frames the server owes a client (PING and SETTINGS acknowledgements, RST_STREAM) that the
+ * socket has not written yet, per connection; one more ends the connection (ENHANCE_YOUR_CALM).
+ * Each answers a frame the client sent, so a client that floods PINGs, SETTINGS or requests that
+ * are refused, and does not read (CVE-2019-9512, -9514, -9515), would otherwise make us queue
+ * answers without end. nghttp2 bounds its outbound acknowledgements at 1,000 too; a gRPC client
+ * has one PING in flight.
+ */
+export const grpcControlFramesUnwrittenMax = 1000;
+/**
+ * HEADERS plus CONTINUATION frames in one header block; one more ends the connection
+ * (ENHANCE_YOUR_CALM). grpcHeaderBlockBytesMax bounds the bytes, this the frames: without it, empty
+ * or one-byte CONTINUATION frames (the "CONTINUATION flood", CVE-2024-27316 and its kin) cost a
+ * buffer each. Clients fill frames to the 16 KiB frame size, so 32 frames is 512 KiB, twice the
+ * block limit.
+ */
+export const grpcHeaderBlockFramesMax = 32;
+/**
+ * DATA frames in a row that carry nothing (no data, no END_STREAM); one more ends the connection
+ * (ENHANCE_YOUR_CALM). They cost work and give nothing (CVE-2019-9518); clients send an empty
+ * DATA frame only to end a stream. Envoy allows 1.
+ */
+export const grpcEmptyDataFramesMax = 100;
+/**
+ * The HPACK dynamic table a client may make a connection keep (SETTINGS_HEADER_TABLE_SIZE, the
+ * protocol's default, advertised). A larger table size update is a COMPRESSION_ERROR.
+ */
+export const grpcHpackTableBytesMax = 4 * KiB;
 /** Watchers on one watch stream; etcd has no limit, but every collection here is bounded. */
 export const watchersPerStreamMax = 4096;
 /**
@@ -419,6 +460,23 @@ export function checkLimits(settings: LimitSettings): void {
     `grpcHeaderListBytesMax (${grpcHeaderListBytesMax}) and grpcStreamWindowBytesMax (${grpcStreamWindowBytesMax}) exceed grpcConnectionBufferedBytesMax (${grpcConnectionBufferedBytesMax}): a stream with the largest headers could not send its window`,
   );
   need(httpHeadersMsMax <= httpRequestMsMax, `httpHeadersMsMax (${httpHeadersMsMax}) exceeds httpRequestMsMax (${httpRequestMsMax}), which counts the headers too`);
+  need(
+    grpcHeaderListBytesMax <= grpcHeaderBlockBytesMax,
+    `grpcHeaderListBytesMax (${grpcHeaderListBytesMax}) exceeds grpcHeaderBlockBytesMax (${grpcHeaderBlockBytesMax}): a header list we accept could not be sent as literals`,
+  );
+  need(
+    grpcHeaderBlockFramesMax * 16 * KiB >= grpcHeaderBlockBytesMax,
+    `grpcHeaderBlockFramesMax (${grpcHeaderBlockFramesMax}) frames of 16 KiB cannot carry grpcHeaderBlockBytesMax (${grpcHeaderBlockBytesMax})`,
+  );
+  need(
+    grpcHpackTableBytesMax <= grpcHeaderListBytesMax,
+    `grpcHpackTableBytesMax (${grpcHpackTableBytesMax}) exceeds grpcHeaderListBytesMax (${grpcHeaderListBytesMax}): a table entry could not be used in a header list`,
+  );
+  need(grpcWorkResetsMax >= 1 && grpcWorkResetsWindowMs > 0, `grpcWorkResetsMax (${grpcWorkResetsMax}) and grpcWorkResetsWindowMs (${grpcWorkResetsWindowMs}) must be positive`);
+  need(
+    grpcControlFramesUnwrittenMax >= 2,
+    `grpcControlFramesUnwrittenMax (${grpcControlFramesUnwrittenMax}) must let a SETTINGS acknowledgement and a PING acknowledgement wait together`,
+  );
   need(grpcConnectionReservedMessagesMax >= 1, `grpcConnectionReservedMessagesMax (${grpcConnectionReservedMessagesMax}) must let one message of the largest size through`);
   if (problems.length > 0) throw new LichenError(ErrorCode.InvalidArgument, `limits: ${problems.join('; ')}`);
 }

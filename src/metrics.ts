@@ -68,6 +68,8 @@ export interface LichenMetrics {
   httpRequestSeconds: Histogram<'route' | 'code'>;
   /** method: the full gRPC method name; code: the gRPC status name. */
   grpcRequestSeconds: RequestHistogram<'method' | 'code'>;
+  /** code: the HTTP/2 error code a client connection was ended with (ENHANCE_YOUR_CALM: a client over a limit). */
+  grpcConnectionErrorsTotal: Counter<'code'>;
   mvccRevision: Gauge;
   dbSizeBytes: Gauge;
   dbSizeInUseBytes: Gauge;
@@ -111,6 +113,7 @@ export function createLichenMetrics(sources: LichenMetricSources, registry = new
     walBytes: sourcedGauge(registry, 'lichen_wal_bytes', 'Bytes in the write-ahead log segments.', sources.walBytes),
     httpRequestSeconds: httpRequestSecondsOn(registry),
     grpcRequestSeconds: new RequestHistogram({ name: 'lichen_grpc_request_seconds', help: 'gRPC request latency by method and status code.', labelNames: ['method', 'code'], buckets: REQUEST_BUCKETS_SECONDS, registry }),
+    grpcConnectionErrorsTotal: new Counter({ name: 'lichen_grpc_connection_errors_total', help: 'Client HTTP/2 connections ended with an error code, by code (ENHANCE_YOUR_CALM: the client passed a limit; PROTOCOL_ERROR and the like: it broke the protocol).', labelNames: ['code'], registers }),
     mvccRevision: sourcedGauge(registry, 'lichen_mvcc_revision', 'The current MVCC revision of the key-value store.', sources.mvccRevision),
     dbSizeBytes: sourcedGauge(registry, 'lichen_mvcc_db_total_size_in_bytes', 'Size of the storage engine file (etcd: etcd_mvcc_db_total_size_in_bytes).', sources.dbSizeBytes),
     dbSizeInUseBytes: sourcedGauge(registry, 'lichen_mvcc_db_total_size_in_use_in_bytes', 'Bytes of the storage engine in use; the space quota counts these.', sources.dbSizeInUseBytes),

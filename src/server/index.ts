@@ -94,6 +94,7 @@ export async function startNode(config: NodeConfig, logger: Logger): Promise<Lic
         port: clientPort,
         maxRequestBytes: config.maxRequestBytes,
         requestSeconds: metrics.grpcRequestSeconds,
+        connectionErrors: metrics.grpcConnectionErrorsTotal,
         registry: metrics.registry,
         tls: listenerTls,
       }),

@@ -7,7 +7,9 @@ import { credentials, makeGenericClientConstructor, Metadata, type Client, type 
 import { GrpcRouter, MessageReader, listenHttp2Grpc, percentEncode, type Http2GrpcServer, type ServerCall, type UnaryCallback } from './http2-server.js';
 import { grpcServerLimits } from './server.js';
 import { UnfinishedStreams } from './testing/unfinished-streams.js';
-import { DEFAULT_WINDOW_BYTES } from './h2/frames.js';
+import net from 'node:net';
+import { CLIENT_PREFACE, DEFAULT_WINDOW_BYTES, ErrorCode, Flag, FrameType, frame, rstStreamFrame, settingsFrame } from './h2/frames.js';
+import { encodeHeaders } from './h2/hpack.js';
 
 const identity = (bytes: Buffer): Buffer => bytes;
 const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
@@ -253,6 +255,50 @@ describe('gRPC over HTTP/2: request bytes a connection may make the server hold'
   });
 });
 
+describe('gRPC over HTTP/2: Rapid Reset (CVE-2023-44487)', () => {
+  it('runs no more unary handlers at once than a connection may have streams, however fast the client resets its calls', async () => {
+    const options = grpcServerLimits(MESSAGE_BYTES_MAX);
+    const streamsMax = 8;
+    const pending: Array<() => void> = [];
+    const router = new GrpcRouter({ receiveMessageBytesMax: MESSAGE_BYTES_MAX });
+    // A handler whose work (a proposal, say) goes on after the client is gone, until the test ends it.
+    router.addService(DEFINITION, {
+      Echo: (call: ServerCall<Buffer, Buffer>, callback: UnaryCallback<Buffer>) => void pending.push(() => callback(null, call.request)),
+    });
+    const server = await listenHttp2Grpc(router, '127.0.0.1', 0, { ...options, limits: { ...options.limits, streamsMax } });
+    const socket = net.connect(server.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    const block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/test.Echo/Echo'], [':authority', 'x'], ['content-type', 'application/grpc'], ['te', 'trailers']]);
+    const message = Buffer.from([0, 0, 0, 0, 2, 0x68, 0x69]);
+    /** Sends `calls` calls, each reset as soon as sent, then waits until the server has read them all. */
+    const rapid = async (calls: number, from: number): Promise<void> => {
+      const frames: Buffer[] = [];
+      for (let id = from; id < from + 2 * calls; id += 2) {
+        frames.push(frame(FrameType.HEADERS, Flag.END_HEADERS, id, block), frame(FrameType.DATA, Flag.END_STREAM, id, message), rstStreamFrame(id, ErrorCode.CANCEL));
+      }
+      frames.push(frame(FrameType.PING, 0, 0, Buffer.alloc(8, from & 0xff)));
+      socket.write(Buffer.concat(frames));
+      const ack = frame(FrameType.PING, Flag.ACK, 0, Buffer.alloc(8, from & 0xff));
+      while (!received.includes(ack)) await new Promise((resolve) => setImmediate(resolve));
+    };
+    try {
+      await once(socket, 'connect');
+      socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([]), frame(FrameType.SETTINGS, Flag.ACK, 0)]));
+      await rapid(100, 1);
+      assert.equal(pending.length, streamsMax, 'the calls beyond the limit were refused, not run');
+      // The handlers answer (to no one): as many calls may run again.
+      for (const answer of pending.splice(0)) answer();
+      await rapid(100, 201);
+      assert.equal(pending.length, streamsMax);
+    } finally {
+      socket.destroy();
+      await server.close(100);
+    }
+  });
+});
+
 describe('gRPC message framing', () => {
   const frame = (body: Buffer): Buffer => {
     const prefix = Buffer.alloc(5);
@@ -281,6 +327,23 @@ describe('gRPC message framing', () => {
     const reader = new MessageReader(body.length, undefined);
     const seen: Buffer[] = [];
     for (let at = 0; at < wire.length; at += 16_384) seen.push(...reader.push(wire.subarray(at, at + 16_384), noFailure));
+    assert.equal(seen.length, 1);
+    assert.ok(seen[0]!.equals(body));
+  });
+
+  it('data dribble (CVE-2019-9511): a message sent a byte at a time is held in few buffers, and arrives intact', () => {
+    const body = Buffer.alloc(16_000);
+    for (let i = 0; i < body.length; i++) body[i] = i % 251;
+    const wire = frame(body);
+    const reader = new MessageReader(body.length, undefined);
+    const seen: Buffer[] = [];
+    let chunksMax = 0;
+    for (let at = 0; at < wire.length; at++) {
+      seen.push(...reader.push(wire.subarray(at, at + 1), noFailure));
+      chunksMax = Math.max(chunksMax, reader.chunkCount);
+    }
+    // 16,005 one-byte chunks; kept as they came, 16,004 Buffers before the last one.
+    assert.ok(chunksMax <= MessageReader.CHUNKS_KEPT_MAX + 16_005 / (MessageReader.CHUNKS_KEPT_MAX / 2), `${chunksMax} chunks held at most`);
     assert.equal(seen.length, 1);
     assert.ok(seen[0]!.equals(body));
   });

@@ -291,7 +291,13 @@ export class GrpcRouter {
       if (count === 0) return call.finish(GrpcCode.UNIMPLEMENTED, `received no request message for ${path}`);
       call.request = request;
       if (definition.responseStream) return (handler as StreamHandler)(call);
+      // The handler's work (a proposal, a read round) goes on if the client resets the stream: the
+      // stream keeps its place among the connection's streams until the handler answers, so a
+      // client that resets calls as fast as it sends them runs no more at once than one that
+      // waits (HTTP/2 "Rapid Reset", h2/connection.ts).
+      stream.startWork();
       this.runUnary(path, handler as UnaryHandler, call, (error, response) => {
+        stream.endWork();
         if (error) call.finish(error.code, error.details, error.metadata);
         else call.respond(response);
       });
@@ -352,6 +358,13 @@ function deserialize(definition: MethodDefinition, message: Buffer, fail: (code:
  * large message arriving in many DATA frames is copied once.
  */
 export class MessageReader {
+  /**
+   * Chunks kept before the newest half of them are joined into one. A client may send a message
+   * in DATA frames of one byte ("data dribble", CVE-2019-9511): each would be a Buffer of its own,
+   * ~100 bytes of heap for one byte counted by flow control, and would keep alive the whole socket
+   * read it came in. Joined, the newest chunks are copied once and the reads they came from let go.
+   */
+  static readonly CHUNKS_KEPT_MAX = 64;
   private chunks: Buffer[] = [];
   private buffered = 0;
   private failed = false;
@@ -371,10 +384,20 @@ export class MessageReader {
     private readonly encoding: string | undefined,
   ) {}
 
+  /** Chunks held (for tests). */
+  get chunkCount(): number {
+    return this.chunks.length;
+  }
+
   push(chunk: Buffer, fail: (code: number, details: string) => void): Buffer[] {
     if (this.failed) return [];
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    if (this.chunks.length > MessageReader.CHUNKS_KEPT_MAX) {
+      // The newest half only: older chunks are not copied again, so every byte is copied at most once here.
+      const newest = this.chunks.splice(MessageReader.CHUNKS_KEPT_MAX / 2);
+      this.chunks.push(Buffer.concat(newest));
+    }
     const messages: Buffer[] = [];
     while (this.buffered >= 5) {
       const head = this.head();

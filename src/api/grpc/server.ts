@@ -3,16 +3,21 @@
 // told apart by the first bytes of each connection (h2/sniff.ts), etcd's HTTP/1.1 JSON gateway
 // (gateway/server.ts), which runs the same service handlers.
 import { status } from '@grpc/grpc-js';
+import { errorCodeName } from './h2/frames.js';
 import {
   grpcConcurrentStreamsMax,
   grpcConnectionBufferedBytesMax,
   grpcConnectionIdleMsMax,
   grpcConnectionReservedBytesMax,
   grpcConnectionsMax,
+  grpcControlFramesUnwrittenMax,
+  grpcWorkResetsMax,
+  grpcWorkResetsWindowMs,
   grpcHandshakeMsMax,
   grpcPingAckDelayMsMax,
   grpcRequestOverheadBytes,
   grpcStreamWindowBytesMax,
+  grpcUnreadResponseBytesMax,
   requestBytesMaxDefault,
 } from '../../limits.js';
 import type { Registry, RequestHistogram } from '../../metrics.js';
@@ -49,6 +54,10 @@ export function grpcServerLimits(messageBytesMax: number): H2ServerOptions {
       handshakeTimeoutMs: grpcHandshakeMsMax,
       idleTimeoutMs: grpcConnectionIdleMsMax,
       pingAckDelayMs: grpcPingAckDelayMsMax,
+      workResetsMax: grpcWorkResetsMax,
+      workResetsWindowMs: grpcWorkResetsWindowMs,
+      controlFramesUnwrittenMax: grpcControlFramesUnwrittenMax,
+      unreadResponseBytesMax: grpcUnreadResponseBytesMax,
     },
   };
 }
@@ -64,6 +73,8 @@ export interface GrpcServerOptions {
   tls?: H2Tls;
   /** Where unary call latencies go, by full method name and status code name. */
   requestSeconds?: RequestHistogram<'method' | 'code'>;
+  /** Client connections ended with an HTTP/2 error code, by the code's name. */
+  connectionErrors?: { inc(labels: { code: string }): void };
   /** What the gateway's GET /metrics renders (404 without it). */
   registry?: Registry;
 }
@@ -108,6 +119,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     ...grpcServerLimits(messageBytesMax),
     http1: (socket, client) => gateway.accept(socket, client),
     tls: options.tls,
+    onConnectionError: options.connectionErrors ? (code) => options.connectionErrors!.inc({ code: errorCodeName(code) }) : undefined,
   });
   return {
     port: server.port,

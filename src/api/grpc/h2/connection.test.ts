@@ -20,6 +20,10 @@ const LIMITS: H2Limits = {
   reservedBytesMax: 1 << 20,
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 60_000,
+  workResetsMax: 1000,
+  workResetsWindowMs: 10_000,
+  controlFramesUnwrittenMax: 1000,
+  unreadResponseBytesMax: 64 << 20,
 };
 const OPTIONS: H2ServerOptions = { connectionsMax: 100, limits: LIMITS };
 
@@ -840,5 +844,344 @@ describe('HTTP/2 server layer: lent memory and a socket that has not written yet
     } finally {
       connection.destroy();
     }
+  });
+});
+
+/** An HPACK integer with `prefixBits` bits of prefix in a first byte that carries `flags` (RFC 7541 §5.1). */
+function hpackInteger(flags: number, prefixBits: number, value: number): Buffer {
+  const limit = (1 << prefixBits) - 1;
+  if (value < limit) return Buffer.from([flags | value]);
+  const bytes = [flags | limit];
+  for (value -= limit; value >= 128; value >>>= 7) bytes.push((value & 0x7f) | 0x80);
+  bytes.push(value);
+  return Buffer.from(bytes);
+}
+
+/** A literal field with a literal name (not Huffman coded): 0x40 to index it, 0x00 not to. */
+function hpackLiteral(flags: 0x40 | 0x00, name: string, value: string): Buffer {
+  return Buffer.concat([Buffer.from([flags]), hpackInteger(0, 7, name.length), Buffer.from(name, 'latin1'), hpackInteger(0, 7, value.length), Buffer.from(value, 'latin1')]);
+}
+
+const REQUEST_BLOCK = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/x'], [':authority', 'test']]);
+
+/** Every SETTINGS value the server advertised, by id. */
+function advertised(client: RawClient): Map<number, number> {
+  const settings = new Map<number, number>();
+  for (const f of client.frames) {
+    if (f.type !== FrameType.SETTINGS || (f.flags & Flag.ACK) !== 0) continue;
+    for (let at = 0; at + 6 <= f.payload.length; at += 6) settings.set(f.payload.readUInt16BE(at), f.payload.readUInt32BE(at + 2));
+  }
+  return settings;
+}
+
+// Each known HTTP/2 attack on a server, by the name the advisories gave it, and the bound that
+// holds against it here. Limits are small so that the tests send little.
+describe('HTTP/2 server layer: the known denial-of-service attacks', () => {
+  const errors: Array<{ code: number; reason: string }> = [];
+  const onConnectionError = (code: number, reason: string): void => void errors.push({ code, reason });
+
+  it('Rapid Reset (CVE-2023-44487): streams reset while their requests run keep their place, and resetting too many ends the connection', async () => {
+    const timers = new ManualTimers();
+    const limits: H2Limits = { ...LIMITS, streamsMax: 4, workResetsMax: 20, workResetsWindowMs: 1000 };
+    const running: H2Stream[] = [];
+    const server = await listenH2(
+      '127.0.0.1',
+      0,
+      (stream) => {
+        // A unary handler: its work starts once the request is in, and outlives a reset.
+        stream.onEnd = () => {
+          stream.startWork();
+          running.push(stream);
+        };
+      },
+      { connectionsMax: 100, limits, timers, onConnectionError },
+    );
+    const rapid = (client: RawClient, id: number): void => {
+      client.socket.write(Buffer.concat([frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, REQUEST_BLOCK), rstStreamFrame(id, ErrorCode.CANCEL)]));
+    };
+    const client = await RawClient.connect(server.port);
+    const other = await RawClient.connect(server.port);
+    try {
+      // Never more than one stream open as the client sees it, but each one's work goes on.
+      for (let id = 1; id <= 19; id += 2) rapid(client, id);
+      await client.sync();
+      assert.equal(running.length, 4, 'no more requests run at once than streamsMax');
+      assert.deepEqual([9, 11, 13, 15, 17, 19].map((id) => client.resetCode(id)), Array(6).fill(ErrorCode.REFUSED_STREAM));
+      // A handler ends: its place is free again.
+      running[0]!.endWork();
+      rapid(client, 21);
+      await client.sync();
+      assert.equal(running.length, 5);
+      for (const stream of running) stream.endWork();
+
+      // Resets of streams that had not started work (a request still being sent) are not counted.
+      for (let id = 23; id < 23 + 2 * 50; id += 2) {
+        client.open(id, '/x');
+        client.socket.write(rstStreamFrame(id, ErrorCode.CANCEL));
+      }
+      await client.sync();
+      assert.equal(client.goaway(), undefined);
+
+      // 20 resets of running requests fill the window (5 so far); it clears after workResetsWindowMs.
+      const resetRunning = async (count: number, from: number): Promise<number> => {
+        let id = from;
+        for (let i = 0; i < count; i++, id += 2) {
+          rapid(client, id);
+          await client.sync();
+          for (const stream of running) stream.endWork();
+        }
+        return id;
+      };
+      let next = await resetRunning(15, 123);
+      assert.equal(client.goaway(), undefined);
+      assert.equal(timers.fire(1000), 1, 'the window closed');
+      next = await resetRunning(20, next);
+      assert.equal(client.goaway(), undefined, '20 in a window are allowed');
+      await resetRunning(1, next);
+      await waitFor(() => client.closed);
+      assert.deepEqual(client.goaway(), { code: ErrorCode.ENHANCE_YOUR_CALM, reason: 'more than 20 streams reset while their requests ran, within 1000 ms' });
+      assert.deepEqual(errors.at(-1), client.goaway());
+      // Other connections are served.
+      await other.sync();
+      assert.equal(other.closed, false);
+    } finally {
+      client.close();
+      other.close();
+      await server.close(100);
+    }
+  });
+
+  describe('header blocks', () => {
+    let server: H2Server;
+    const opened: H2Stream[] = [];
+    before(async () => {
+      server = await listenH2('127.0.0.1', 0, (stream) => void opened.push(stream), { connectionsMax: 100, limits: LIMITS, onConnectionError });
+    });
+    after(async () => {
+      await server.close(100);
+    });
+
+    it('CONTINUATION flood (CVE-2024-27316): a block in more frames than grpcHeaderBlockFramesMax ends the connection, empty frames too', async () => {
+      const client = await RawClient.connect(server.port);
+      const other = await RawClient.connect(server.port);
+      try {
+        client.socket.write(frame(FrameType.HEADERS, 0, 1, REQUEST_BLOCK.subarray(0, 3)));
+        for (let i = 0; i < 40; i++) client.socket.write(frame(FrameType.CONTINUATION, 0, 1));
+        await waitFor(() => client.closed);
+        assert.deepEqual(client.goaway(), { code: ErrorCode.ENHANCE_YOUR_CALM, reason: 'header block in more than 32 frames' });
+        await other.sync();
+        assert.equal(other.closed, false, 'other connections are served');
+      } finally {
+        client.close();
+        other.close();
+      }
+    });
+
+    it('CONTINUATION flood: a block over grpcHeaderBlockBytesMax ends the connection before more is buffered', async () => {
+      const client = await RawClient.connect(server.port);
+      try {
+        client.socket.write(frame(FrameType.HEADERS, 0, 1, REQUEST_BLOCK));
+        for (let i = 0; i < 17 && !client.closed; i++) client.socket.write(frame(FrameType.CONTINUATION, 0, 1, Buffer.alloc(16_384, 0x40)));
+        await waitFor(() => client.closed);
+        assert.deepEqual(client.goaway(), { code: ErrorCode.ENHANCE_YOUR_CALM, reason: 'header block over 262144 bytes' });
+      } finally {
+        client.close();
+      }
+    });
+
+    it('HPACK bomb: a small block whose references decode to a large header list ends the connection (COMPRESSION_ERROR), and the table is the advertised 4 KiB', async () => {
+      const client = await RawClient.connect(server.port);
+      try {
+        assert.equal(advertised(client).get(Setting.HEADER_TABLE_SIZE), 4096);
+        assert.equal(advertised(client).get(Setting.MAX_HEADER_LIST_SIZE), 65_536);
+        // One 4,038-byte entry in the table, then 100 one-byte references to it: 4 KiB that
+        // decode to 400 KB.
+        const block = Buffer.concat([REQUEST_BLOCK, hpackLiteral(0x40, 'x-bomb', 'b'.repeat(4000)), Buffer.alloc(100, 0x80 | 62)]);
+        assert.ok(block.length < 4200);
+        client.socket.write(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, block));
+        await waitFor(() => client.closed);
+        assert.deepEqual(client.goaway(), { code: ErrorCode.COMPRESSION_ERROR, reason: 'header list exceeds 65536 bytes' });
+      } finally {
+        client.close();
+      }
+      const grower = await RawClient.connect(server.port);
+      try {
+        // A table size update past what we advertised.
+        grower.socket.write(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([hpackInteger(0x20, 5, 8192), REQUEST_BLOCK])));
+        await waitFor(() => grower.closed);
+        assert.deepEqual(grower.goaway(), { code: ErrorCode.COMPRESSION_ERROR, reason: 'table size update to 8192 exceeds our 4096' });
+      } finally {
+        grower.close();
+      }
+    });
+
+    it('0-length headers (CVE-2019-9516): a request with an empty field name is malformed, and thousands of them pass the header list limit', async () => {
+      const client = await RawClient.connect(server.port);
+      try {
+        opened.length = 0;
+        const empty = hpackLiteral(0x00, '', '');
+        client.socket.write(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, Buffer.concat([REQUEST_BLOCK, empty, empty, empty])));
+        await client.sync();
+        assert.equal(client.resetCode(1), ErrorCode.PROTOCOL_ERROR);
+        assert.equal(opened.length, 0, 'no handler saw it');
+        // 3,000 of them: 9 KB that count 96,000 bytes (32 each) against the 64 KiB list limit.
+        client.socket.write(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, Buffer.concat([REQUEST_BLOCK, ...Array<Buffer>(3000).fill(empty)])));
+        await waitFor(() => client.closed);
+        assert.deepEqual(client.goaway(), { code: ErrorCode.COMPRESSION_ERROR, reason: 'header list exceeds 65536 bytes' });
+      } finally {
+        client.close();
+      }
+    });
+
+    it('resource loop (CVE-2019-9513): PRIORITY frames that reshuffle streams, themselves included, cost no answer and keep nothing', async () => {
+      const client = await RawClient.connect(server.port);
+      try {
+        opened.length = 0;
+        client.open(1, '/x');
+        const priority = (id: number, dependsOn: number): Buffer => {
+          const payload = Buffer.alloc(5);
+          payload.writeUInt32BE((dependsOn | 0x80000000) >>> 0); // exclusive
+          payload[4] = 255;
+          return frame(FrameType.PRIORITY, 0, id, payload);
+        };
+        const frames: Buffer[] = [];
+        for (let i = 0; i < 10_000; i++) frames.push(priority(1 + 2 * (i % 50), 1 + 2 * ((i * 7) % 50)));
+        const before = client.frames.length;
+        client.socket.write(Buffer.concat(frames));
+        await client.sync();
+        assert.deepEqual(client.frames.slice(before).map((f) => f.type), [FrameType.PING], 'only the PING was answered');
+        assert.equal(opened.length, 1, 'the open stream is still there');
+        // A PRIORITY frame of the wrong length is a stream error (RFC 9113 §6.3).
+        client.socket.write(frame(FrameType.PRIORITY, 0, 1, Buffer.alloc(4)));
+        await client.sync();
+        assert.equal(client.resetCode(1), ErrorCode.FRAME_SIZE_ERROR);
+        assert.equal(client.closed, false);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('empty frames flood (CVE-2019-9518): more than grpcEmptyDataFramesMax DATA frames in a row without data or END_STREAM end the connection', async () => {
+      const client = await RawClient.connect(server.port);
+      try {
+        client.open(1, '/x');
+        const empties = (count: number): Buffer => Buffer.concat(Array<Buffer>(count).fill(frame(FrameType.DATA, 0, 1)));
+        client.socket.write(empties(100));
+        client.data(1, 10);
+        client.socket.write(empties(100));
+        await client.sync();
+        assert.equal(client.goaway(), undefined, '100 in a row are allowed; data between them starts the count again');
+        client.socket.write(empties(1));
+        await waitFor(() => client.closed);
+        assert.deepEqual(client.goaway(), { code: ErrorCode.ENHANCE_YOUR_CALM, reason: 'more than 100 empty DATA frames in a row' });
+      } finally {
+        client.close();
+      }
+    });
+  });
+
+  it('data dribble (CVE-2019-9511): one-byte window updates get one-byte DATA frames, no more frames than updates', async () => {
+    const server = await listenH2('127.0.0.1', 0, handler(new Map(), () => undefined), { connectionsMax: 100, limits: LIMITS });
+    const client = await RawClient.connect(server.port, false);
+    try {
+      client.socket.write(Buffer.concat([CLIENT_PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 0]]), frame(FrameType.SETTINGS, Flag.ACK, 0)]));
+      client.open(1, '/big/100000');
+      client.data(1, 0, true);
+      await client.sync();
+      const dataFrames = (): Frame[] => client.frames.filter((f) => f.type === FrameType.DATA);
+      assert.equal(dataFrames().length, 0, 'no window, no data');
+      for (let i = 0; i < 200; i++) client.socket.write(windowUpdateFrame(1, 1));
+      await client.sync();
+      assert.equal(dataFrames().length, 200);
+      assert.ok(dataFrames().every((f) => f.payload.length === 1));
+      assert.equal(client.closed, false);
+    } finally {
+      client.close();
+      await server.close(100);
+    }
+  });
+
+  describe('a client that sends and does not read', () => {
+    const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const limits: H2Limits = { ...LIMITS, controlFramesUnwrittenMax: 100 };
+
+    async function connect(): Promise<{ socket: HeldSocket; connection: Http2Connection; errors: number[] }> {
+      const socket = new HeldSocket();
+      const errors: number[] = [];
+      const connection = new Http2Connection(socket, () => undefined, limits, new ManualTimers(), (code) => void errors.push(code));
+      socket.push(Buffer.concat([CLIENT_PREFACE, settingsFrame([]), frame(FrameType.SETTINGS, Flag.ACK, 0)]));
+      await tick();
+      socket.holding = true; // From here on the client reads nothing.
+      return { socket, connection, errors };
+    }
+
+    const floods: Array<[string, (i: number) => Buffer]> = [
+      ['ping flood (CVE-2019-9512)', () => frame(FrameType.PING, 0, 0, Buffer.alloc(8))],
+      ['settings flood (CVE-2019-9515)', () => settingsFrame([[Setting.ENABLE_PUSH, 0]])],
+      // Each request lacks :path, so each is reset (PROTOCOL_ERROR).
+      ['reset flood (CVE-2019-9514)', (i) => frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1 + 2 * i, encodeHeaders([[':method', 'POST']]))],
+    ];
+    for (const [name, flood] of floods) {
+      it(`${name}: the answers owed stay under controlFramesUnwrittenMax, then the connection is cut`, async () => {
+        const { socket, connection, errors } = await connect();
+        try {
+          let sent = 0;
+          for (; sent < 99; sent++) socket.push(flood(sent));
+          await tick();
+          assert.ok(connection.controlFramesPending <= 100, `${connection.controlFramesPending} answers owed`);
+          assert.equal(socket.destroyed, false, 'up to the limit the connection lives');
+          for (; sent < 110; sent++) socket.push(flood(sent));
+          await tick();
+          assert.equal(socket.destroyed, true);
+          assert.deepEqual(errors, [ErrorCode.ENHANCE_YOUR_CALM]);
+        } finally {
+          connection.destroy();
+        }
+      });
+    }
+
+    it('internal data buffering (CVE-2019-9517): responses to a client that opened its windows and does not read stop at unreadResponseBytesMax', async () => {
+      const socket = new HeldSocket();
+      const errors: number[] = [];
+      const unread: H2Limits = { ...LIMITS, unreadResponseBytesMax: 1 << 20 };
+      const connection = new Http2Connection(socket, handler(new Map(), () => undefined), unread, new ManualTimers(), (code) => void errors.push(code));
+      try {
+        socket.push(Buffer.concat([CLIENT_PREFACE, settingsFrame([[Setting.INITIAL_WINDOW_SIZE, 2 ** 31 - 1]]), frame(FrameType.SETTINGS, Flag.ACK, 0), windowUpdateFrame(0, 2 ** 31 - 1 - 65_535)]));
+        await tick();
+        socket.holding = true;
+        const ask = (id: number): void => {
+          socket.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, encodeHeaders([[':method', 'POST'], [':path', '/big/600000']])));
+        };
+        ask(1);
+        await tick();
+        ask(3);
+        await tick();
+        assert.equal(socket.destroyed, false, '1.2 MB handed to the socket: the last flush found 600 KB unread');
+        assert.ok(socket.writableLength <= unread.unreadResponseBytesMax + 600_100);
+        ask(5);
+        await tick();
+        assert.equal(socket.destroyed, true, 'the next flush found more than 1 MiB unread');
+        assert.deepEqual(errors, [ErrorCode.ENHANCE_YOUR_CALM]);
+      } finally {
+        connection.destroy();
+      }
+    });
+
+    it('a client that reads may send as many PINGs as it likes, spread over reads', async () => {
+      const { socket, connection, errors } = await connect();
+      try {
+        socket.release();
+        for (let round = 0; round < 20; round++) {
+          for (let i = 0; i < 90; i++) socket.push(frame(FrameType.PING, 0, 0, Buffer.alloc(8)));
+          await tick();
+          await tick();
+        }
+        assert.equal(socket.destroyed, false);
+        assert.deepEqual(errors, []);
+        assert.equal(connection.controlFramesPending, 0, 'everything owed was written');
+      } finally {
+        connection.destroy();
+      }
+    });
   });
 });

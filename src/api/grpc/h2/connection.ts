@@ -30,7 +30,13 @@ import {
   windowUpdateFrame,
   writeFrameHeader,
 } from './frames.js';
-import { grpcHeaderBlockBytesMax, grpcHeaderListBytesMax, grpcUnreadResponseBytesMax } from '../../../limits.js';
+import {
+  grpcEmptyDataFramesMax,
+  grpcHeaderBlockBytesMax,
+  grpcHeaderBlockFramesMax,
+  grpcHeaderListBytesMax,
+  grpcHpackTableBytesMax,
+} from '../../../limits.js';
 import { nodeTimers, type Timers } from '../../timers.js';
 import { giveBack, isLent } from './pieces.js';
 
@@ -68,6 +74,23 @@ export interface H2Limits {
    * other frames to leave with (see onPing). Undefined: acknowledged at once.
    */
   pingAckDelayMs?: number;
+  /**
+   * Streams the client may reset while their caller works on them (H2Stream.startWork), within
+   * workResetsWindowMs; one more ends the connection with ENHANCE_YOUR_CALM ("Rapid Reset").
+   */
+  workResetsMax: number;
+  workResetsWindowMs: number;
+  /**
+   * Control frames answering the client (PING and SETTINGS acknowledgements, RST_STREAM) the
+   * socket may have left unwritten; one more ends the connection (ENHANCE_YOUR_CALM): the client
+   * floods us and does not read.
+   */
+  controlFramesUnwrittenMax: number;
+  /**
+   * Bytes the socket may hold unwritten when more are to be written: beyond it the client is taken
+   * to have stopped reading, and the connection is cut rather than let responses pile up in memory.
+   */
+  unreadResponseBytesMax: number;
 }
 
 /** Receive window of the whole connection, raised from the protocol's 64 KiB at the start. */
@@ -122,6 +145,8 @@ export class H2Stream {
   receiveWindow: number;
   /** Bytes handed to onData and not yet released. */
   held = 0;
+  /** The caller works on the request (startWork) and has not said it is done (endWork). */
+  working = false;
   /** Bytes reserved for this stream's current message (0: it lives within its window). */
   reserved = 0;
   /** Bytes this stream waits to have reserved (0: it is not waiting). */
@@ -154,6 +179,23 @@ export class H2Stream {
    */
   need(bytes: number): void {
     this.connection.need(this, bytes);
+  }
+
+  /**
+   * The caller has started work on the request that goes on whether or not the client stays (a
+   * handler running, a proposal made). Until endWork(), the stream counts against streamsMax even
+   * after it closed, and a reset from the client counts against workResetsMax: a client cannot
+   * make us run more than streamsMax requests at once by resetting the ones it sent ("Rapid Reset").
+   */
+  startWork(): void {
+    this.working = true;
+  }
+
+  /** The work begun with startWork() is over (answered, failed, or abandoned after the close). */
+  endWork(): void {
+    if (!this.working) return;
+    this.working = false;
+    if (this.closed) this.connection.workEndedAfterClose();
   }
 
   /** Whether end() was called (the response may still be waiting for window). */
@@ -200,7 +242,7 @@ export class H2Stream {
 
 export class Http2Connection {
   private readonly streams = new Map<number, H2Stream>();
-  private readonly decoder = new HpackDecoder();
+  private readonly decoder = new HpackDecoder(grpcHpackTableBytesMax);
   private pending: Buffer | undefined;
   private prefaceSeen = false;
   private prefaceSent = false;
@@ -208,6 +250,16 @@ export class Http2Connection {
   /** Whether the client acknowledged our SETTINGS: until then its streams start with the default window. */
   private settingsAcknowledged = false;
   private headerBlock: { streamId: number; endStream: boolean; chunks: Buffer[]; bytes: number } | undefined;
+  /** Closed streams whose caller still works on them (H2Stream.startWork): they count against streamsMax. */
+  private workingClosed = 0;
+  /** Streams reset by the client while worked on, since workResetsTimer was set. */
+  private workResets = 0;
+  private workResetsTimer: unknown;
+  /** Control frames in `out`, and those handed to the socket and not written yet (H2Limits.controlFramesUnwrittenMax). */
+  private controlFramesQueued = 0;
+  private controlFramesUnwritten = 0;
+  /** DATA frames in a row without data or END_STREAM (grpcEmptyDataFramesMax). */
+  private emptyDataFrames = 0;
   private lastStreamId = 0;
   private receiveWindow = CONNECTION_WINDOW_BYTES;
   private receivedUnacknowledged = 0;
@@ -243,6 +295,8 @@ export class Http2Connection {
     private readonly onStream: (stream: H2Stream) => void,
     private readonly limits: H2Limits,
     private readonly timers: Timers = nodeTimers,
+    /** Told of every connection error we end a connection with (GOAWAY with a code other than NO_ERROR). */
+    private readonly onConnectionError?: (code: number, reason: string) => void,
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('drain', () => this.releaseWaiters());
@@ -356,6 +410,7 @@ export class Http2Connection {
         [Setting.MAX_CONCURRENT_STREAMS, this.limits.streamsMax],
         [Setting.INITIAL_WINDOW_SIZE, this.limits.streamWindowBytes],
         [Setting.MAX_HEADER_LIST_SIZE, grpcHeaderListBytesMax],
+        [Setting.HEADER_TABLE_SIZE, grpcHpackTableBytesMax],
       ]),
     );
     this.send(windowUpdateFrame(0, CONNECTION_WINDOW_BYTES - DEFAULT_WINDOW_BYTES));
@@ -388,8 +443,7 @@ export class Http2Connection {
       case FrameType.CONTINUATION:
         return this.onContinuation(flags, streamId, payload);
       case FrameType.PRIORITY:
-        if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-        return; // Priorities are advisory; responses go out in the order they are made.
+        return this.onPriority(streamId, payload);
       case FrameType.RST_STREAM:
         return this.onRstStream(streamId, payload);
       case FrameType.SETTINGS:
@@ -410,6 +464,11 @@ export class Http2Connection {
 
   private onData(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
+    if (payload.length === 0 && (flags & Flag.END_STREAM) === 0) {
+      if (++this.emptyDataFrames > grpcEmptyDataFramesMax) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${grpcEmptyDataFramesMax} empty DATA frames in a row`);
+    } else {
+      this.emptyDataFrames = 0;
+    }
     this.consumeConnectionWindow(payload.length);
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
@@ -543,12 +602,15 @@ export class Http2Connection {
       fragment = fragment.subarray(5);
     }
     this.headerBlock = { streamId, endStream: (flags & Flag.END_STREAM) !== 0, chunks: [fragment], bytes: fragment.length };
+    this.emptyDataFrames = 0;
     if ((flags & Flag.END_HEADERS) !== 0) this.finishHeaderBlock();
   }
 
   private onContinuation(flags: number, streamId: number, payload: Buffer): void {
     const block = this.headerBlock;
     if (block === undefined) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `CONTINUATION without HEADERS on stream ${streamId}`);
+    // Frames and bytes are both bounded: empty or tiny CONTINUATION frames would cost a buffer each.
+    if (block.chunks.length >= grpcHeaderBlockFramesMax) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `header block in more than ${grpcHeaderBlockFramesMax} frames`);
     block.chunks.push(payload);
     block.bytes += payload.length;
     if (block.bytes > grpcHeaderBlockBytesMax) throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `header block over ${grpcHeaderBlockBytesMax} bytes`);
@@ -576,10 +638,11 @@ export class Http2Connection {
     this.lastStreamId = streamId;
     // Refused streams were not processed at all: clients may retry them (RFC 9113 §8.7).
     const headerBytes = fields.reduce((sum, [name, value]) => sum + entryBytes(name, value), 0);
-    const full = this.streams.size >= this.limits.streamsMax || this.bufferedBytes + headerBytes > this.limits.bufferedBytesMax;
-    if (this.goingAway || full) return this.send(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
+    // Streams closed by the client while worked on still count: their work goes on (startWork).
+    const full = this.streams.size + this.workingClosed >= this.limits.streamsMax || this.bufferedBytes + headerBytes > this.limits.bufferedBytesMax;
+    if (this.goingAway || full) return this.sendControl(rstStreamFrame(streamId, ErrorCode.REFUSED_STREAM));
     const headers = requestHeaders(fields);
-    if (headers === undefined) return this.send(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
+    if (headers === undefined) return this.sendControl(rstStreamFrame(streamId, ErrorCode.PROTOCOL_ERROR));
     const stream = new H2Stream(this, streamId, headers, headerBytes, this.peerStreamWindow, this.streamWindow);
     this.streams.set(streamId, stream);
     this.bufferedBytes += headerBytes;
@@ -593,11 +656,46 @@ export class Http2Connection {
     stream.onEnd?.();
   }
 
+  /**
+   * Priorities are advisory (and deprecated by RFC 9113): responses go out in the order they are
+   * made. Nothing is kept for them, no tree, so a flood of PRIORITY frames that reshuffles one
+   * (CVE-2019-9513, "resource loop") costs only the reading of each.
+   */
+  private onPriority(streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
+    // RFC 9113 §6.3: a stream error, so it is answered (a control frame, counted as such).
+    if (payload.length === 5) return;
+    const stream = this.streams.get(streamId);
+    if (stream !== undefined) this.resetStream(stream, ErrorCode.FRAME_SIZE_ERROR);
+    else this.sendControl(rstStreamFrame(streamId, ErrorCode.FRAME_SIZE_ERROR));
+  }
+
   private onRstStream(streamId: number, payload: Buffer): void {
     if (payload.length !== 4) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'RST_STREAM must be 4 bytes');
     if (streamId === 0 || streamId > this.lastStreamId) throw new ConnectionError(ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
     const stream = this.streams.get(streamId);
-    if (stream !== undefined) this.closeStream(stream);
+    if (stream === undefined) return;
+    if (stream.working) this.countWorkReset();
+    this.closeStream(stream);
+  }
+
+  /** A client reset a stream we work on: past workResetsMax within the window, it is flooding us. */
+  private countWorkReset(): void {
+    const { workResetsMax, workResetsWindowMs } = this.limits;
+    if (this.workResets++ === 0) {
+      this.workResetsTimer = this.timers.setTimeout(() => {
+        this.workResetsTimer = undefined;
+        this.workResets = 0;
+      }, workResetsWindowMs);
+    }
+    if (this.workResets > workResetsMax) {
+      throw new ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, `more than ${workResetsMax} streams reset while their requests ran, within ${workResetsWindowMs} ms`);
+    }
+  }
+
+  /** A stream closed while worked on is done with (H2Stream.endWork): its place may be taken. */
+  workEndedAfterClose(): void {
+    this.workingClosed--;
   }
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {
@@ -608,7 +706,7 @@ export class Http2Connection {
     }
     if (payload.length % 6 !== 0) throw new ConnectionError(ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS payload is not a multiple of 6 bytes');
     for (let at = 0; at < payload.length; at += 6) this.applySetting(payload.readUInt16BE(at), payload.readUInt32BE(at + 2));
-    this.send(frame(FrameType.SETTINGS, Flag.ACK, 0));
+    this.sendControl(frame(FrameType.SETTINGS, Flag.ACK, 0));
     this.flushBlocked();
     this.onHandshakeProgress();
   }
@@ -673,7 +771,8 @@ export class Http2Connection {
     // send and a wake-up of the client. While streams are open a response follows soon, so the
     // ACK waits to leave with it, in the same write, or after delayMs (a PING's sender waits
     // seconds for its ACK; its round-trip estimate only grows). Frames keep their order.
-    if (delayMs === undefined || this.flushQueued || this.streams.size === 0 || this.goingAway || this.closed) return this.send(ack);
+    if (delayMs === undefined || this.flushQueued || this.streams.size === 0 || this.goingAway || this.closed) return this.sendControl(ack);
+    if (!this.countControlFrame()) return;
     this.out.push(ack);
     this.outBytes += ack.length;
     this.pingAckTimer ??= this.timers.setTimeout(() => {
@@ -776,17 +875,18 @@ export class Http2Connection {
 
   /** Our side is done. A client still sending is told to stop (RST_STREAM NO_ERROR, RFC 9113 §8.1). */
   private endLocal(stream: H2Stream): void {
-    if (!stream.remoteEnded) this.send(rstStreamFrame(stream.id, ErrorCode.NO_ERROR));
+    if (!stream.remoteEnded) this.sendControl(rstStreamFrame(stream.id, ErrorCode.NO_ERROR));
     this.closeStream(stream);
   }
 
   private resetStream(stream: H2Stream, code: number): void {
-    this.send(rstStreamFrame(stream.id, code));
+    this.sendControl(rstStreamFrame(stream.id, code));
     this.closeStream(stream);
   }
 
   private closeStream(stream: H2Stream): void {
     if (stream.closed) return;
+    if (stream.working) this.workingClosed++;
     this.dropReservation(stream);
     this.bufferedBytes -= stream.headerBytes + stream.held;
     stream.held = 0;
@@ -819,6 +919,30 @@ export class Http2Connection {
     }
   }
 
+  /**
+   * A frame that answers one the client sent (an acknowledgement, a reset): counted until the socket
+   * has written it, so that a client that sends such frames and does not read cannot make us queue
+   * answers without end (CVE-2019-9512, -9514, -9515).
+   */
+  private sendControl(bytes: Buffer): void {
+    if (this.countControlFrame()) this.send(bytes);
+  }
+
+  /** Counts one more control frame; false (and the connection ended) when it is one too many. */
+  private countControlFrame(): boolean {
+    if (this.closed) return false;
+    if (++this.controlFramesQueued + this.controlFramesUnwritten <= this.limits.controlFramesUnwrittenMax) return true;
+    // The client does not read what we owe it: the GOAWAY would wait behind the rest, so the
+    // connection is cut, and what it queued is let go.
+    this.fail(ErrorCode.ENHANCE_YOUR_CALM, `more than ${this.limits.controlFramesUnwrittenMax} control frames unwritten: the client sends and does not read`, true);
+    return false;
+  }
+
+  /** Control frames queued and not yet written by the socket (for tests). */
+  get controlFramesPending(): number {
+    return this.controlFramesQueued + this.controlFramesUnwritten;
+  }
+
   private send(bytes: Buffer): void {
     if (this.closed) return;
     this.out.push(bytes);
@@ -837,15 +961,23 @@ export class Http2Connection {
     const out = this.out;
     const bytes = this.outBytes;
     const lentPieces = this.outLent;
+    const controlFrames = this.controlFramesQueued;
     this.out = [];
     this.outBytes = 0;
     this.outLent = [];
-    if (this.socket.writableLength > grpcUnreadResponseBytesMax) {
+    this.controlFramesQueued = 0;
+    if (this.socket.writableLength > this.limits.unreadResponseBytesMax) {
+      // Internal data buffering for a client that does not read (CVE-2019-9517).
+      this.closed = true;
       this.socket.destroy();
+      this.onConnectionError?.(ErrorCode.ENHANCE_YOUR_CALM, `more than ${this.limits.unreadResponseBytesMax} bytes unread`);
       return;
     }
     // Lent pieces go back once written, and only then (a failed write leaves them to the collector).
-    const written = lentPieces.length === 0 ? undefined : (error?: Error | null): void => {
+    // Control frames count as unwritten until then.
+    this.controlFramesUnwritten += controlFrames;
+    const written = lentPieces.length === 0 && controlFrames === 0 ? undefined : (error?: Error | null): void => {
+      this.controlFramesUnwritten -= controlFrames;
       if (!error) for (const memory of lentPieces) giveBack(memory);
     };
     if (out.length === 1) {
@@ -871,22 +1003,32 @@ export class Http2Connection {
     this.socket.end();
   }
 
-  /** A connection error: GOAWAY with the code and reason, then the socket closes. */
-  private fail(code: number, reason: string): void {
+  /** A connection error: GOAWAY with the code and reason, then the socket closes (at once when `cut`: the client does not read). */
+  private fail(code: number, reason: string, cut = false): void {
     if (this.closed) return;
     this.sendPrefaceIfNeeded();
     this.send(goawayFrame(this.lastStreamId, code, reason));
     this.flushOutput();
     this.closed = true;
     this.clearTimer();
-    this.socket.end();
+    this.clearWorkResetsTimer();
+    if (cut) this.socket.destroy();
+    else this.socket.end();
     this.cancelAll();
+    this.onConnectionError?.(code, reason);
+  }
+
+  private clearWorkResetsTimer(): void {
+    if (this.workResetsTimer === undefined) return;
+    this.timers.clearTimeout(this.workResetsTimer);
+    this.workResetsTimer = undefined;
   }
 
   private onSocketClosed(): void {
     this.closed = true;
     this.clearTimer();
     this.clearPingAckTimer();
+    this.clearWorkResetsTimer();
     this.cancelAll();
   }
 
@@ -910,7 +1052,7 @@ function unpad(flags: number, payload: Buffer): Buffer {
 
 /**
  * The request's header fields as an object (repeated names become arrays), or undefined when
- * the request is malformed (RFC 9113 §8.3.1: it needs :method and :path; names are lower case).
+ * the request is malformed (RFC 9113 §8.3.1: it needs :method and :path; names are lower case and not empty).
  */
 function requestHeaders(fields: ReadonlyArray<readonly [string, string]>): RequestHeaders | undefined {
   // Every field a gRPC request commonly has (or is looked for on every request) has a slot from
@@ -923,7 +1065,9 @@ function requestHeaders(fields: ReadonlyArray<readonly [string, string]>): Reque
     'grpc-accept-encoding': undefined, hasleader: undefined, token: undefined, authorization: undefined,
   };
   for (const [name, value] of fields) {
-    if (name !== name.toLowerCase()) return undefined;
+    // An empty name is no field name (RFC 9110 §5.1: a token of one or more characters); the
+    // "0-length headers" attack (CVE-2019-9516) sends them by the thousand.
+    if (name.length === 0 || name !== name.toLowerCase()) return undefined;
     const previous = headers[name];
     if (previous === undefined) headers[name] = value;
     else if (Array.isArray(previous)) previous.push(value);

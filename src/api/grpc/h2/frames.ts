@@ -38,6 +38,12 @@ export const ErrorCode = {
   ENHANCE_YOUR_CALM: 0xb,
 } as const;
 
+/** An error code's name as RFC 9113 §7 spells it (the number, for a code it does not define). */
+export function errorCodeName(code: number): string {
+  for (const [name, value] of Object.entries(ErrorCode)) if (value === code) return name;
+  return `0x${code.toString(16)}`;
+}
+
 export const Setting = {
   HEADER_TABLE_SIZE: 0x1,
   ENABLE_PUSH: 0x2,

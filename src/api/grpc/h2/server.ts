@@ -53,6 +53,11 @@ export interface H2ServerOptions {
    * connections cannot lock the port.
    */
   unsortedConnectionsMax?: number;
+  /**
+   * Told of every connection ended with an error code (ENHANCE_YOUR_CALM for a client over a
+   * limit, PROTOCOL_ERROR and the like for one that breaks the protocol), with the reason sent.
+   */
+  onConnectionError?: (code: number, reason: string) => void;
 }
 
 /**
@@ -69,8 +74,12 @@ export async function listenH2(
   const connections = new Set<Http2Connection>();
   let closing = false;
   const http2 = (socket: net.Socket, client: ClientIdentity): void => {
-    if (connections.size >= options.connectionsMax) return refuseConnection(socket, `too many connections (the limit is ${options.connectionsMax})`, timers);
-    const connection = new Http2Connection(socket, (stream) => onStream(stream, client), options.limits, timers);
+    if (connections.size >= options.connectionsMax) {
+      const reason = `too many connections (the limit is ${options.connectionsMax})`;
+      options.onConnectionError?.(ErrorCode.ENHANCE_YOUR_CALM, reason);
+      return refuseConnection(socket, reason, timers);
+    }
+    const connection = new Http2Connection(socket, (stream) => onStream(stream, client), options.limits, timers, options.onConnectionError);
     connections.add(connection);
     socket.on('close', () => connections.delete(connection));
   };

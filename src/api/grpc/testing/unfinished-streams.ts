@@ -3,7 +3,7 @@
 // much of it as the server's flow-control windows allow, all but its last byte, and waits. A
 // server that buffers what it receives until a message is whole holds everything sent here.
 import net from 'node:net';
-import { CLIENT_PREFACE, ErrorCode, FRAME_HEADER_BYTES, Flag, FrameType, frame, settingsFrame, writeFrameHeader } from '../h2/frames.js';
+import { CLIENT_PREFACE, FRAME_HEADER_BYTES, Flag, FrameType, errorCodeName, frame, settingsFrame, writeFrameHeader } from '../h2/frames.js';
 import { HpackDecoder, encodeHeaders } from '../h2/hpack.js';
 
 export interface UnfinishedStreamsOptions {
@@ -29,7 +29,6 @@ export interface UnfinishedStreamsReport {
 
 const DEFAULT_WINDOW = 65_535;
 const DATA_FRAME_BYTES = 16_384;
-const CODE_NAMES = Object.fromEntries(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
 
 interface Stream {
   id: number;
@@ -174,7 +173,7 @@ export class UnfinishedStreams {
         return;
       }
       case FrameType.RST_STREAM: {
-        const name = CODE_NAMES[payload.readUInt32BE(0)] ?? String(payload.readUInt32BE(0));
+        const name = errorCodeName(payload.readUInt32BE(0));
         this.report.resets[name] = (this.report.resets[name] ?? 0) + 1;
         if (stream) stream.open = false;
         return;
