@@ -1537,18 +1537,23 @@ export function withFastKvCodec(definition: ServiceDefinition): ServiceDefinitio
   for (const [name, method] of Object.entries(definition)) {
     const codecs = KV_METHODS[name];
     assert(codecs, `withFastKvCodec: unexpected method ${name} (is this the etcdserverpb.KV definition?)`);
-    const [request, response] = codecs;
-    copy[name] = {
-      ...method,
-      requestSerialize: request.encode,
-      requestDeserialize: request.decode,
-      responseSerialize: response.encode,
-      responseSerializeFramed: response.encodeFramed,
-      responseDeserialize: response.decode,
-    };
+    copy[name] = withCodecs(method, ...codecs);
   }
   assert.equal(Object.keys(copy).length, Object.keys(KV_METHODS).length, 'withFastKvCodec: a KV method is missing');
   return copy as ServiceDefinition;
+}
+
+/** A copy of one method's definition with all four (de)serializers from these codecs. */
+function withCodecs(method: object, request: UntypedCodec, response: UntypedCodec): ServiceDefinition[string] {
+  const copy = {
+    ...method,
+    requestSerialize: request.encode,
+    requestDeserialize: request.decode,
+    responseSerialize: response.encode,
+    responseSerializeFramed: response.encodeFramed,
+    responseDeserialize: response.decode,
+  };
+  return copy as unknown as ServiceDefinition[string];
 }
 
 // ---- Watch responses ----
@@ -1743,17 +1748,8 @@ export const WATCH_RESPONSE = {
 export function withFastLeaseKeepAliveCodec(definition: ServiceDefinition): ServiceDefinition {
   const method = definition['LeaseKeepAlive'];
   assert(method, 'withFastLeaseKeepAliveCodec: no LeaseKeepAlive method (is this the etcdserverpb.Lease definition?)');
-  const request = KV_MESSAGES.LeaseKeepAliveRequest as UntypedCodec;
-  const response = KV_MESSAGES.LeaseKeepAliveResponse as UntypedCodec;
-  const keepAlive = {
-    ...method,
-    requestSerialize: request.encode,
-    requestDeserialize: request.decode,
-    responseSerialize: response.encode,
-    responseSerializeFramed: response.encodeFramed,
-    responseDeserialize: response.decode,
-  };
-  return { ...definition, LeaseKeepAlive: keepAlive as unknown as ServiceDefinition[string] };
+  const keepAlive = withCodecs(method, KV_MESSAGES.LeaseKeepAliveRequest as UntypedCodec, KV_MESSAGES.LeaseKeepAliveResponse as UntypedCodec);
+  return { ...definition, LeaseKeepAlive: keepAlive };
 }
 
 let fastLeaseClient: ServiceClientConstructor | undefined;
