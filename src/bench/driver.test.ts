@@ -24,6 +24,23 @@ test('a run with a total issues exactly that many requests, spread over the work
   assert.equal(perWorker.size, 4);
 });
 
+test('onMeasured marks the first and last measured request, and a preload phase calls it never', async () => {
+  const log: string[] = [];
+  for (const phase of ['preload', 'measure'] as const) {
+    await driveLoad({
+      kind: 'put',
+      phase,
+      workers: 2,
+      total: 3,
+      operations: ['put'],
+      pickOperation: () => 0,
+      issue: async () => void log.push(`${phase} request`),
+      onMeasured: (edge) => void log.push(`${phase} ${edge}`),
+    });
+  }
+  assert.deepEqual(log, ['preload request', 'preload request', 'preload request', 'measure start', 'measure request', 'measure request', 'measure request', 'measure end']);
+});
+
 test('failed requests are counted by message and kept out of the latency histogram', async () => {
   let n = 0;
   const outcome = await driveLoad({

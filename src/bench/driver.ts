@@ -28,6 +28,12 @@ export interface LoadSpec {
   signal?: AbortSignal;
   onProgress?: (snapshot: ProgressSnapshot) => void;
   progressIntervalMs?: number;
+  /**
+   * Called (phase 'measure' only) right before the first measured request and right after the
+   * last one settles, so a caller can read the servers' CPU over exactly the measured requests: a
+   * benchmark's unmeasured phases (10,000 lease grants and revokes, say) are not theirs.
+   */
+  onMeasured?: (edge: 'start' | 'end') => void;
 }
 
 export interface LoadOutcome {
@@ -89,6 +95,7 @@ export async function driveLoad(spec: LoadSpec): Promise<LoadOutcome> {
   let stoppedReason: string | undefined;
   const startMs = performance.now();
   const deadlineMs = spec.durationMs === undefined ? Infinity : startMs + spec.durationMs;
+  if (spec.phase === 'measure') spec.onMeasured?.('start');
   const cpuStart = process.cpuUsage();
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
@@ -177,6 +184,7 @@ export async function driveLoad(spec: LoadSpec): Promise<LoadOutcome> {
     if (timer !== undefined) clearInterval(timer);
     loopDelay.disable();
   }
+  if (spec.phase === 'measure') spec.onMeasured?.('end');
 
   const elapsedMs = Math.max(0.001, performance.now() - startMs);
   const cpu = process.cpuUsage(cpuStart);

@@ -23,6 +23,8 @@ export interface RunControls {
   signal?: AbortSignal;
   onProgress?: (snapshot: ProgressSnapshot) => void;
   progressIntervalMs?: number;
+  /** See LoadSpec.onMeasured: the edges of the measured requests. */
+  onMeasured?: (edge: 'start' | 'end') => void;
 }
 
 /** Finds the leader among the endpoints, retrying for a few seconds while there is none. */

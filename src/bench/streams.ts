@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ClientDuplexStream, Client } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
+import { fastLeaseClientConstructor } from '../api/grpc/kv-codec.js';
 import { channelCredentials } from '../client/tls.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { CHANNEL_OPTIONS, type KvChannel } from './connections.js';
@@ -28,7 +29,9 @@ export const BENCH_LEASE_TTL_SECONDS = 300;
 type Duplex = ClientDuplexStream<object, Record<string, any>>;
 
 function openStreamClients(service: 'Watch' | 'Lease', endpoints: readonly string[], count: number, options: BenchOptions): Client[] {
-  const Ctor = etcdClientConstructors()[service];
+  // Keep-alives through Lichen's codec, as KV requests are (see connections.ts): the tool shares
+  // the machine with the servers it measures.
+  const Ctor = service === 'Lease' ? fastLeaseClientConstructor() : etcdClientConstructors()[service];
   const credentials = channelCredentials(options.tls);
   return Array.from({ length: count }, (_u, i) => new Ctor(endpoints[i % endpoints.length] as string, credentials, CHANNEL_OPTIONS));
 }

@@ -27,6 +27,16 @@ export class Lessor {
   /** Created by the first grant (a process hosting thousands of groups pays for every empty Map). */
   private clocks: Map<number, LeaseClock> | undefined;
   private primary = false;
+  /**
+   * No clock is due (expired and not held back) before this time: a lower bound, so expired()
+   * looks at no clock before it. The leader calls expired() every tick, and a scan of 10,000
+   * leases every 100 ms was 10–12% of the leader's CPU under 10,000 leases kept alive (profiled
+   * 2026-12-07: 167–199 ms in expired() per 5 s). Keep-alives only move expiries later, so the
+   * bound stays valid without being touched, and a scan happens about once per TTL.
+   */
+  private nextDueMs = Infinity;
+  /** Clocks expired() has looked at, over the lessor's life (tests check the scans it skips). */
+  clocksExamined = 0;
   readonly minTtlSeconds: number;
   private readonly revokeRetryMs: number;
 
@@ -46,7 +56,9 @@ export class Lessor {
   /** Records a granted lease (call when a leaseGrant applies, on every replica). */
   grant(id: number, ttlSeconds: number, nowMs: number): void {
     const ttl = Math.max(ttlSeconds, this.minTtlSeconds);
-    (this.clocks ??= new Map()).set(id, { ttlSeconds: ttl, expiresAtMs: this.primary ? nowMs + ttl * 1000 : Infinity, retryAtMs: 0 });
+    const expiresAtMs = this.primary ? nowMs + ttl * 1000 : Infinity;
+    (this.clocks ??= new Map()).set(id, { ttlSeconds: ttl, expiresAtMs, retryAtMs: 0 });
+    this.nextDueMs = Math.min(this.nextDueMs, expiresAtMs);
   }
 
   /** Forgets a lease (call when a leaseRevoke applies). */
@@ -61,6 +73,8 @@ export class Lessor {
     // An expired lease is as good as revoked: its revoke is on the way.
     if (clock === undefined || clock.expiresAtMs <= nowMs) throw leaseNotFoundError(id);
     clock.expiresAtMs = nowMs + clock.ttlSeconds * 1000;
+    // Only a wall clock stepped back can move an expiry earlier than the bound.
+    if (clock.expiresAtMs < this.nextDueMs) this.nextDueMs = clock.expiresAtMs;
     return clock.ttlSeconds;
   }
 
@@ -79,22 +93,37 @@ export class Lessor {
    */
   expired(nowMs: number, max: number): number[] {
     const ids: number[] = [];
-    if (!this.primary) return ids;
-    for (const [id, clock] of this.clocks ?? []) {
-      if (ids.length >= max) break;
-      if (clock.expiresAtMs > nowMs || clock.retryAtMs > nowMs) continue;
+    if (!this.primary || nowMs < this.nextDueMs || this.clocks === undefined) return ids;
+    let nextDueMs = Infinity;
+    for (const [id, clock] of this.clocks) {
+      this.clocksExamined++;
+      const dueMs = Math.max(clock.expiresAtMs, clock.retryAtMs);
+      if (dueMs > nowMs) {
+        if (dueMs < nextDueMs) nextDueMs = dueMs;
+        continue;
+      }
+      if (ids.length >= max) {
+        // The clocks not looked at may be due at any time (even before nowMs, should the wall
+        // clock step back): scan again at the next call.
+        this.nextDueMs = -Infinity;
+        return ids;
+      }
       clock.retryAtMs = nowMs + this.revokeRetryMs;
+      if (clock.retryAtMs < nextDueMs) nextDueMs = clock.retryAtMs;
       ids.push(id);
     }
+    this.nextDueMs = nextDueMs;
     return ids;
   }
 
   /** This node became leader: every lease gets a full TTL from now. */
   promote(nowMs: number): void {
     this.primary = true;
+    this.nextDueMs = Infinity;
     for (const clock of this.clocks?.values() ?? []) {
       clock.expiresAtMs = nowMs + clock.ttlSeconds * 1000;
       clock.retryAtMs = 0;
+      if (clock.expiresAtMs < this.nextDueMs) this.nextDueMs = clock.expiresAtMs;
     }
   }
 
@@ -102,11 +131,13 @@ export class Lessor {
   demote(): void {
     this.primary = false;
     for (const clock of this.clocks?.values() ?? []) clock.expiresAtMs = Infinity;
+    this.nextDueMs = Infinity;
   }
 
   /** Replaces the table (after a snapshot install or on start) from the store's leases. */
   reset(leases: readonly { ID: number; grantedTTL: number }[], nowMs: number): void {
     this.clocks = undefined;
+    this.nextDueMs = Infinity;
     for (const lease of leases) this.grant(lease.ID, lease.grantedTTL, nowMs);
   }
 }

@@ -431,6 +431,7 @@ for (const factory of engineFactories()) {
           h.ok({ type: 'leaseGrant', request: { ID: 8, TTL: 60 } });
           keys.forEach((key, i) => h.ok({ type: 'put', request: { key, value: b(`v${i}`), lease: 8 } }));
         }
+        assert.equal(revoked.store.hasLease(8), true);
         const byRevoke = revoked.ok({ type: 'leaseRevoke', id: 8 });
         const byDelete = deleted.ok({ type: 'deleteRange', request: { key: b('p'), rangeEnd: b('q') } });
         deleted.ok({ type: 'leaseRevoke', id: 8 });
@@ -439,6 +440,7 @@ for (const factory of engineFactories()) {
         assert.ok(byRevoke.events.every((e) => e.prevKv !== undefined && e.prevKv.lease === 8));
         assert.deepEqual(revoked.store.hashKV(), deleted.store.hashKV());
         assert.equal(revoked.store.lease(8), undefined);
+        assert.equal(revoked.store.hasLease(8), false);
       });
 
       it("deletes every key from key on with rangeEnd '\\0'", () => {

@@ -707,6 +707,11 @@ export class MvccStore {
     batch.ops.push({ type: 'del', key: leaseKey(id) });
   }
 
+  /** Whether the lease exists (a keep-alive's check: lease() copies and sorts its keys). */
+  hasLease(id: number): boolean {
+    return this.leaseTable.has(id);
+  }
+
   lease(id: number): LeaseInfo | undefined {
     const lease = this.leaseTable.get(id);
     if (lease === undefined) return undefined;

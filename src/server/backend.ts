@@ -160,7 +160,7 @@ export class NodeBackend extends NodeAuthBackend implements EtcdBackend {
   async leaseKeepAlive(id: number): Promise<WithHeader<{ TTL: number }>> {
     await this.node.waitForLeader();
     if (this.node.isLeader()) {
-      if (!this.node.store.lease(id)) throw leaseNotFoundError(id);
+      if (!this.node.store.hasLease(id)) throw leaseNotFoundError(id);
       return { header: this.header(), TTL: this.node.lessor.renew(id, Date.now()) };
     }
     return { header: this.header(), TTL: await this.forwarder.leaseKeepAlive(this.leaderClientAddress(), id) };

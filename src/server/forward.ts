@@ -4,6 +4,7 @@
 // heard no leader for long asks the others whether it is still a member (see src/replica/replica.ts).
 import type { ChannelCredentials, Client, ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { etcdClientConstructors } from '../api/grpc/proto.js';
+import { fastLeaseClientConstructor } from '../api/grpc/kv-codec.js';
 import type { LeaseTimeToLiveResponse } from '../mvcc/types.js';
 import { leaseNotFoundError } from '../mvcc/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
@@ -11,9 +12,10 @@ import { memberClientsMax } from '../limits.js';
 import type { MemberHash } from './corruption.js';
 import type { MembershipView } from '../replica/index.js';
 
+/** As the keep-alive codec decodes it: numbers (a decimal string only beyond 2^53). */
 interface KeepAliveReply {
-  ID: string;
-  TTL: string;
+  ID: number | string;
+  TTL: number | string;
 }
 
 
@@ -51,7 +53,7 @@ export class MemberCalls implements LeaderForwarder {
     this.keepAliveStreams.set(address, streams);
     let stream = streams.reduce<ForwardedKeepAlives | undefined>((least, s) => (least && least.waitingCount <= s.waitingCount ? least : s), undefined);
     if (!stream || (stream.waitingCount > 0 && streams.length < KEEPALIVE_FORWARD_STREAMS)) {
-      const client = this.client('Lease', address) as Client & { LeaseKeepAlive: () => ClientDuplexStream<{ ID: string }, KeepAliveReply> };
+      const client = this.client('Lease', address) as Client & { LeaseKeepAlive: () => ClientDuplexStream<{ ID: number }, KeepAliveReply> };
       const opened = new ForwardedKeepAlives(client.LeaseKeepAlive(), this.timeoutMs, () => {
         const index = streams.indexOf(opened);
         if (index >= 0) streams.splice(index, 1);
@@ -127,7 +129,9 @@ export class MemberCalls implements LeaderForwarder {
         oldClient.close();
         this.clients.delete(oldest);
       }
-      client = new (etcdClientConstructors()[service])(address, this.credentials);
+      // Lease: forwarded keep-alives go through Lichen's keep-alive codec, not protobufjs.
+      const Client = service === 'Lease' ? fastLeaseClientConstructor() : etcdClientConstructors()[service];
+      client = new Client(address, this.credentials);
       this.clients.set(key, client);
     }
     return client;
@@ -150,7 +154,7 @@ class ForwardedKeepAlives {
   }
 
   constructor(
-    private readonly stream: ClientDuplexStream<{ ID: string }, KeepAliveReply>,
+    private readonly stream: ClientDuplexStream<{ ID: number }, KeepAliveReply>,
     private readonly timeoutMs: number,
     private readonly onClosed: () => void,
   ) {
@@ -164,7 +168,7 @@ class ForwardedKeepAlives {
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => this.close(forwardTimeout()), this.timeoutMs);
       this.waiting.push({ id, resolve, reject, timer });
-      this.stream.write({ ID: String(id) });
+      this.stream.write({ ID: id });
     });
   }
 

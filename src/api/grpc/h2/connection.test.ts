@@ -805,6 +805,47 @@ class HeldSocket extends Duplex {
   }
 }
 
+describe('HTTP/2 server layer: a PING read with the next request', () => {
+  const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+  /** The frame types of each write the connection made, in order. */
+  const writes = (socket: HeldSocket): number[][] =>
+    socket.sent.map((bytes) => {
+      const types: number[] = [];
+      readFrames(bytes, (f) => void types.push(f.type));
+      return types;
+    });
+
+  it('waits for the response of a request read with it while no stream was open, and leaves in the same write', async () => {
+    const socket = new HeldSocket();
+    const timers = new ManualTimers();
+    let stream: H2Stream | undefined;
+    const connection = new Http2Connection(socket, (opened) => (stream = opened), { ...LIMITS, pingAckDelayMs: 20 }, timers);
+    try {
+      socket.push(Buffer.concat([CLIENT_PREFACE, settingsFrame([]), frame(FrameType.SETTINGS, Flag.ACK, 0)]));
+      await tick();
+      const before = socket.sent.length;
+      // One read: the PING (no stream open yet), then the request that follows it.
+      const block = encodeHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', '/next'], [':authority', 'test']]);
+      socket.push(Buffer.concat([frame(FrameType.PING, 0, 0, Buffer.alloc(8, 7)), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, block)]));
+      await tick();
+      assert.ok(stream, 'the request opened');
+      assert.equal(socket.sent.length, before, 'the ACK did not go out alone');
+      stream.respond(OK);
+      stream.end(Buffer.from('answer'), DONE);
+      await tick();
+      assert.deepEqual(writes(socket).slice(before), [[FrameType.PING, FrameType.HEADERS, FrameType.DATA, FrameType.HEADERS]], 'the ACK and the response in one write');
+      assert.equal(timers.pending.size, 1, 'the write took the ACK deadline with it (the idle deadline remains)');
+
+      // A PING read alone, with no stream open: acknowledged at once.
+      socket.push(frame(FrameType.PING, 0, 0, Buffer.alloc(8, 8)));
+      await tick();
+      assert.deepEqual(writes(socket).at(-1), [FrameType.PING]);
+    } finally {
+      connection.destroy();
+    }
+  });
+});
+
 describe('HTTP/2 server layer: lent memory and a socket that has not written yet', () => {
   const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
