@@ -329,6 +329,15 @@ export class Raft {
   /** The messages that may leave at once; call takeMessagesAfterPersist() right after. */
   takeMessages(): Message[] {
     this.flushProposals();
+    return this.takeQueuedMessages();
+  }
+
+  /**
+   * The messages queued so far that may leave at once, without the appends of proposals batched
+   * since the last Ready (they go out together in the next one; see flushProposals). For
+   * RawNode.takeMessagesDuringPersist, which decides when they may leave.
+   */
+  takeQueuedMessages(): Message[] {
     const out = this.msgs;
     this.msgs = [];
     // The heartbeats of every open ReadIndex round are now on their way: later reads need a new round.
