@@ -528,6 +528,36 @@ test('a follower that crashes before its write is flushed loses that write, neve
   await group.stop();
 });
 
+test("a follower's proposal reaches the leader and commits while the follower's own fsync is still in flight", async () => {
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  await group.drive(leader.propose({ type: 'put', request: { key: bytes('a'), value: bytes('1') } }));
+  const slow = [1, 2, 3].find((id) => id !== leader.memberId)!;
+  await group.until(() => group.replica(slow).appliedIndex === leader.appliedIndex, 2_000, 'the follower applies the first write');
+
+  // The follower's loop waits for a flush of the leader's next entry, which never completes here.
+  const disk = group.disks.get(slow)!.wal;
+  disk.holdFlushes();
+  const flushesBefore = disk.flushes;
+  await group.drive(leader.propose({ type: 'put', request: { key: bytes('b'), value: bytes('2') } }));
+  await group.run(TICK_MS);
+  assert.equal(disk.flushes, flushesBefore, "the follower's flush is held");
+
+  // Its own client's write does not wait for that flush to reach the leader: the leader and the
+  // other follower commit it (before: it sat in the follower's inbox until the flush completed).
+  const write = group.replica(slow).propose({ type: 'put', request: { key: bytes('c'), value: bytes('3') } });
+  write.catch(() => undefined);
+  await group.until(() => valueAt(leader, 'c') === '3', 2_000, "the leader applies the follower's proposal");
+  assert.equal(valueAt(group.replica(slow), 'c'), undefined, 'the follower has not applied it yet');
+
+  // The follower answers its client once it has flushed and applied the entry.
+  disk.releaseFlushes();
+  const applied = await group.drive(write);
+  assert.equal(valueAt(group.replica(slow), 'c'), '3');
+  assert.equal(applied.revision, group.replica(slow).store.currentRevision);
+  await group.stop();
+});
+
 test("a proposal of a member's previous process that commits after its restart answers no request of the new process", async () => {
   const group = await Group.bootstrap([1, 2, 3]);
   const leader = await group.elect();

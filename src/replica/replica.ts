@@ -8,7 +8,10 @@
 //
 // Concurrency model: everything that touches the RawNode runs inside the loop. Callers enqueue
 // closures (step a message, tick, propose, read) into its bounded inbox; while a Ready's fsync is
-// in flight, new work accumulates there, so the next Ready carries all of it under one fsync.
+// in flight the loop steps them into the core as they come and sends only what the core lets
+// leave before that fsync (a follower's forwarded proposals); the rest (new entries, the answers
+// that promise them, a leader's batched proposals) waits in the core for the next Ready, which
+// carries all of it under one fsync.
 import {
   ConfChangeType,
   EntryType,
@@ -225,17 +228,19 @@ export class Replica {
       // holds but still replays membership, which lives only in the log and snapshot.
       applied: storage.snapshotIndex,
     }, raftClass);
+    const send = (messages: Message[]) => {
+      if (options.metrics.peerRoundTripSeconds) this.noteRoundTripProbes(messages);
+      const snaps = messages.filter((m) => m.type === 'Snap');
+      options.peers.send(snaps.length === 0 ? messages : messages.filter((m) => m.type !== 'Snap'));
+      for (const snap of snaps) this.sendSnapshot(snap);
+    };
     const handler: ReadyHandler = {
       observe: (rd) => {
         if (rd.softState) this.onSoftState(rd.softState.lead, rd.softState.role);
         if (rd.hardState) this.term = rd.hardState.term;
       },
-      send: (messages) => {
-        if (options.metrics.peerRoundTripSeconds) this.noteRoundTripProbes(messages);
-        const snaps = messages.filter((m) => m.type === 'Snap');
-        options.peers.send(snaps.length === 0 ? messages : messages.filter((m) => m.type !== 'Snap'));
-        for (const snap of snaps) this.sendSnapshot(snap);
-      },
+      send,
+      sendDuringPersist: send,
       installSnapshot: (snapshot) => this.installSnapshot(snapshot),
       persist: (update) => this.persist(update),
       apply: (rd) => this.applyCommitted(rd),
@@ -362,12 +367,13 @@ export class Replica {
   }
 
   /**
-   * Whether the loop has work it can do now: queued actions, or a Ready to hand out (the
+   * Whether the loop has work it can do now: queued actions it runs now (also while a Ready's
+   * write is in flight, but not while it installs a snapshot), or a Ready to hand out (the
    * simulator runs a member until it has none; a Ready in hand is the handler's to know of).
    * Before start() the loop does not run: what was queued (a transport report) waits for it.
    */
   get hasPendingWork(): boolean {
-    return this.raftStarted && !this.isStopped && (this.loop.backlog > 0 || this.raw.hasReady());
+    return this.raftStarted && !this.isStopped && ((this.loop.backlog > 0 && this.loop.runsActions) || this.raw.hasReady());
   }
 
   /** The monotonic clock, in milliseconds. */
