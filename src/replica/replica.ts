@@ -43,6 +43,7 @@ import { decodeJson, encodeJson, type Member, type MemberAttributes, type Member
 import { quotaAdmits, quotaCost } from './quota.js';
 import { ReadyLoop, type ReadyHandler } from './ready-loop.js';
 import { PendingProposals, ReadRounds } from './requests.js';
+import { ProposalResults, outcomeUnknownError } from './proposal-results.js';
 import { LeaseClocks } from './leases.js';
 import { Membership } from './membership.js';
 import { Snapshots } from './snapshots.js';
@@ -143,6 +144,8 @@ export class Replica {
   private readonly logger: Logger;
   private readonly environment: Environment;
   private readonly proposals: PendingProposals<Applied | void>;
+  /** The results of the client proposals applied most recently, for snapshots sent to peers (see proposal-results.ts). */
+  private results: ProposalResults;
   private readonly reads: ReadRounds;
   private readonly loop: ReadyLoop;
   private ticker: TimerHandle | undefined;
@@ -219,6 +222,7 @@ export class Replica {
       environment,
       logger: this.logger,
       applied: () => ({ index: this.applied, conf: this.confState }),
+      results: (index) => this.results.toJSON(index),
       stopped: () => this.isStopped,
       fail: (error) => this.fail(error),
     });
@@ -227,6 +231,8 @@ export class Replica {
     this.clusterId = options.clusterId;
     this.applied = storage.snapshotIndex;
     this.appliedAdvanced = this.applied;
+    // Entries the engine already holds replay without a result (see applyEntry).
+    this.results = new ProposalResults(storage.machine.appliedIndex);
     this.confState = storage.raftLog.initialState().confState;
     this.commitAtStart = storage.raftLog.initialState().hardState.commit;
     const { raftClass, ...raftOptions } = options.raft ?? {};
@@ -570,7 +576,7 @@ export class Replica {
   private async proposeConfChangeOnce(type: ConfChangeType, nodeId: number, member?: MemberContext): Promise<void> {
     this.assertServing();
     await this.waitForLeader();
-    const { sequence, result } = this.proposals.register();
+    const { sequence, result } = this.proposals.register(this.applied);
     const context: ConfContext = { ...member, origin: this.memberId, sequence };
     const cc: ConfChange = { type, nodeId, context: encodeJson(context) };
     this.enqueue(() => {
@@ -646,7 +652,7 @@ export class Replica {
   private async proposeEnvelope(kind: EnvelopeKind, body: Uint8Array): Promise<Applied | void | ApplyResult> {
     this.assertServing();
     await this.waitForLeader();
-    const { sequence, result } = this.proposals.register();
+    const { sequence, result } = this.proposals.register(this.applied);
     const data = encodeEnvelope({ kind, origin: this.memberId, sequence, body });
     this.enqueue(() => {
       try {
@@ -859,7 +865,9 @@ export class Replica {
       } else if (entry.index > this.storage.machine.appliedIndex) {
         const command = decodeCommand(envelope.body);
         const result = this.storage.machine.apply(entry.index, command);
-        this.afterApply(entry.index, command.type === 'authorized' ? command.command : command, result);
+        const inner = command.type === 'authorized' ? command.command : command;
+        this.afterApply(entry.index, inner, result);
+        this.results.record(entry.index, envelope.origin, envelope.sequence, inner.type === 'authenticate' ? { local: true } : { command: result });
         if (envelope.origin === this.memberId) {
           const proposedAtMs = this.proposals.resolve(envelope.sequence, result as Applied);
           if (proposedAtMs !== undefined) this.options.metrics.proposalCommitSeconds?.observe((handedAtMs - proposedAtMs) / 1000);
@@ -890,9 +898,9 @@ export class Replica {
     if (refusal) {
       // Raft's configuration stays as it is; every member refuses the same entry.
       this.logger.warn('membership change refused at apply', { change: cc.type, member: formatId(cc.nodeId), index: entry.index, reason: refusal });
-      if (context && context.origin === this.memberId) {
-        this.proposals.reject(context.sequence, new LichenError(ErrorCode.MemberNotFound, 'member not found', { etcdError: 'memberNotFound', reason: refusal }));
-      }
+      const error = new LichenError(ErrorCode.MemberNotFound, 'member not found', { etcdError: 'memberNotFound', reason: refusal });
+      if (context) this.results.record(entry.index, context.origin, context.sequence, { conf: error });
+      if (context && context.origin === this.memberId) this.proposals.reject(context.sequence, error);
       return;
     }
     this.storage.members.applyConfChange(cc);
@@ -902,6 +910,7 @@ export class Replica {
     }
     this.syncPeers();
     this.logger.info('membership changed', { change: cc.type, member: formatId(cc.nodeId), voters: this.confState.voters.map(formatId) });
+    if (context) this.results.record(entry.index, context.origin, context.sequence, { conf: undefined });
     if (context && context.origin === this.memberId) this.proposals.resolve(context.sequence, undefined);
     if (cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.memberId) {
       this.onRemoved('the removal was applied here');
@@ -926,13 +935,35 @@ export class Replica {
   }
 
   private async installSnapshot(snapshot: Snapshot): Promise<void> {
-    this.storage.members = await this.snapshots.install(snapshot);
+    const { members, results } = await this.snapshots.install(snapshot);
+    this.storage.members = members;
     // Watchers were synced to the old state: they re-read what they missed from the new history.
     this.hub.restored();
+    const { index } = snapshot.metadata;
     this.confState = snapshot.metadata.conf;
-    this.applied = snapshot.metadata.index;
+    this.applied = index;
+    this.results = ProposalResults.fromJSON(results, index);
+    this.answerCovered(index);
     this.syncPeers();
-    this.logger.info('installed a snapshot from the leader', { index: snapshot.metadata.index, term: snapshot.metadata.term });
+    this.logger.info('installed a snapshot from the leader', { index, term: snapshot.metadata.term });
+  }
+
+  /**
+   * This member never applies the entries a snapshot it installed covers, so it answers its own
+   * proposals among them from the results the snapshot carries: with the real result, or, when the
+   * snapshot cannot say whether it holds a proposal, with the "request timed out" its client would
+   * otherwise get only at the request timeout. Proposals the snapshot surely does not hold wait on.
+   */
+  private answerCovered(index: number): void {
+    for (const { sequence, floor } of this.proposals.waitingNow()) {
+      const outcome = this.results.settle(this.memberId, sequence, floor, index);
+      if (outcome === 'waiting') continue;
+      if (outcome === 'unknown') this.proposals.reject(sequence, outcomeUnknownError(index));
+      else if ('conf' in outcome) {
+        if (outcome.conf) this.proposals.reject(sequence, outcome.conf);
+        else this.proposals.resolve(sequence, undefined);
+      } else this.proposals.resolve(sequence, outcome.command as Applied);
+    }
   }
 
   /**
