@@ -955,15 +955,20 @@ export class Replica {
    * otherwise get only at the request timeout. Proposals the snapshot surely does not hold wait on.
    */
   private answerCovered(index: number): void {
+    let answered = 0;
+    let unknown = 0;
     for (const { sequence, floor } of this.proposals.waitingNow()) {
       const outcome = this.results.settle(this.memberId, sequence, floor, index);
       if (outcome === 'waiting') continue;
+      if (outcome === 'unknown') unknown++;
+      else answered++;
       if (outcome === 'unknown') this.proposals.reject(sequence, outcomeUnknownError(index));
       else if ('conf' in outcome) {
         if (outcome.conf) this.proposals.reject(sequence, outcome.conf);
         else this.proposals.resolve(sequence, undefined);
       } else this.proposals.resolve(sequence, outcome.command as Applied);
     }
+    if (answered + unknown > 0) this.logger.info('answered own proposals the installed snapshot holds', { index, answered, unknown });
   }
 
   /**
