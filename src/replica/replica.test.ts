@@ -558,6 +558,27 @@ test("a follower's proposal reaches the leader and commits while the follower's 
   await group.stop();
 });
 
+test("a membership change refused while another one is still in the leader's write in flight is the caller's to see (not an assertion)", async () => {
+  // The leader's loop steps the second change while the first one's entry is being written: the
+  // core refuses it with the first one's index, which its persisted raft storage does not hold
+  // yet. Reading it there failed an assertion, answered as INTERNAL (src/e2e/membership.test.ts).
+  const group = await Group.bootstrap([1, 2, 3]);
+  const leader = await group.elect();
+  const wal = group.disks.get(leader.memberId)!.wal;
+  wal.holdFlushes();
+  const first = leader.proposeConfChange(ConfChangeType.AddLearner, 4, { name: 'm4', peerAddress: peerAddress(4) });
+  first.catch(() => undefined);
+  await group.run(TICK_MS);
+  const second = leader.proposeConfChange(ConfChangeType.AddLearner, 5, { name: 'm5', peerAddress: peerAddress(5) });
+  second.catch(() => undefined);
+  await group.run(TICK_MS);
+  await assert.rejects(second, (error: unknown) => isLichenError(error, ErrorCode.MembershipRefused) && error.details.reason === 'changePending');
+  wal.releaseFlushes();
+  await group.drive(first);
+  assert.ok(leader.members.some((m) => m.id === 4));
+  await group.stop();
+});
+
 test("a member's own proposal that the snapshot it installs covers is answered at once, with its real result", async () => {
   // The follower's proposal reaches the leader and commits, but nothing comes back to the
   // follower; the leader then compacts its log past it, so the follower catches up from a

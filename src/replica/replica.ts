@@ -528,8 +528,9 @@ export class Replica {
       try {
         return await this.proposeConfChangeOnce(type, nodeId, member);
       } catch (error) {
-        const pending = isLichenError(error, ErrorCode.MembershipRefused) ? error.details.pendingConfIndex : undefined;
-        if (typeof pending !== 'number' || this.hasUnappliedConfChange(pending) || this.now() > deadline) throw error;
+        const refused = isLichenError(error, ErrorCode.MembershipRefused) ? error : undefined;
+        const pending = refused?.details.pendingConfIndex;
+        if (typeof pending !== 'number' || this.hasUnappliedConfChange(pending, refused!.details.reason) || this.now() > deadline) throw error;
         // Until the core counts the entry applied, not only this member: the loop steps a proposal
         // while a Ready's write is in flight, after it applied that Ready's entries but before the
         // core hears of it (advance), so a retry then would be refused again at once, forever
@@ -539,11 +540,19 @@ export class Replica {
     }
   }
 
-  /** Whether a ConfChange entry lies between the applied index and `upTo` (inclusive). */
-  private hasUnappliedConfChange(upTo: number): boolean {
-    const from = Math.max(this.applied + 1, this.storage.raftLog.firstIndex());
-    if (from > upTo) return false;
-    return this.storage.raftLog.entries(from, upTo + 1).some((e) => e.type === EntryType.ConfChange);
+  /**
+   * Whether a ConfChange entry lies between the applied index and `upTo` (inclusive). Entries this
+   * member has not persisted yet (the loop steps proposals while a Ready's write is in flight) are
+   * not in its raft storage: for them the core's refusal says whether a change is among its
+   * unapplied entries (`reason`). Reading past the persisted log failed an assertion
+   * (src/e2e/membership.test.ts: a MemberRemove right after a promotion answered INTERNAL).
+   */
+  private hasUnappliedConfChange(upTo: number, reason: string | undefined): boolean {
+    const log = this.storage.raftLog;
+    const from = Math.max(this.applied + 1, log.firstIndex());
+    const persistedTo = Math.min(upTo, log.lastIndex());
+    if (from <= persistedTo && log.entries(from, persistedTo + 1).some((e) => e.type === EntryType.ConfChange)) return true;
+    return upTo > persistedTo && reason === 'changePending';
   }
 
   /**
