@@ -113,7 +113,10 @@ export class ReadyLoop {
    * later than the state machine is the commit index in this Ready's hard state, a lower bound the
    * leader teaches again. A Ready the core marks applyAfterPersist (a snapshot, a membership
    * change) keeps the strict order. The loop steps what arrives while the write is in flight,
-   * except in a Ready with a snapshot (see stepWhilePersisting).
+   * except in a Ready with a snapshot (see stepWhilePersisting). A membership change's Ready may
+   * step: what applying the change waits for is that its commit left first, and the core releases
+   * nothing early while a commit past a membership change is not durable
+   * (RawNode.takeMessagesDuringPersist; ready-loop.test.ts steps an answer during that write).
    */
   private async handle(rd: Ready): Promise<void> {
     const handler = this.handler;
