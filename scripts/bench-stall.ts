@@ -20,7 +20,9 @@
 // part, read and write calls, voluntary and involuntary context switches) and GC time, per put at
 // etcdctl's writes/s, and the distributions of WAL fsyncs, proposal to apply on the proposing
 // member, Put requests, applies and engine commits (how many, and how many over 25/50/100/250 ms):
-// figures that survive a crowded machine better than one run's slowest request.
+// figures that survive a crowded machine better than one run's slowest request. Each member's role
+// (leader or follower, at the window's end) is printed with them, and the share of proposals over
+// 50 ms on the followers against the leader's (a follower's puts take one more hop).
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -53,6 +55,7 @@ interface Reading {
   histograms: Record<string, Map<number, number>>;
   leaderChanges: number;
   heapUsedMiB: number;
+  isLeader: boolean;
 }
 
 const HISTOGRAMS = {
@@ -66,7 +69,7 @@ const HISTOGRAMS = {
 
 async function read(http: string): Promise<Reading> {
   const text = await (await fetch(`http://${http}/metrics`)).text();
-  const reading: Reading = { lagMaxSeconds: NaN, gc: {}, histograms: {}, leaderChanges: 0, heapUsedMiB: NaN };
+  const reading: Reading = { lagMaxSeconds: NaN, gc: {}, histograms: {}, leaderChanges: 0, heapUsedMiB: NaN, isLeader: false };
   for (const line of text.split('\n')) {
     const match = /^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
     if (!match) continue;
@@ -75,6 +78,7 @@ async function read(http: string): Promise<Reading> {
     if (name === 'nodejs_eventloop_lag_max_seconds') reading.lagMaxSeconds = value;
     else if (name === 'nodejs_heap_size_used_bytes') reading.heapUsedMiB = value / 2 ** 20;
     else if (name === 'lichen_raft_leader_changes_total') reading.leaderChanges = value;
+    else if (name === 'lichen_server_is_leader') reading.isLeader = value === 1;
     else if (name === 'nodejs_gc_duration_seconds_sum' || name === 'nodejs_gc_duration_seconds_count') {
       const kind = /kind="([^"]+)"/.exec(labels)?.[1] ?? '?';
       const entry = (reading.gc[kind] ??= { count: 0, sum: 0 });
@@ -327,7 +331,8 @@ try {
     });
     windowDistributions = readings.map((after, m) => {
       const before = readingsBefore[m]!;
-      return Object.fromEntries((['fsync', 'proposal', 'put', 'apply', 'commit'] as const).map((short) => [short, distribution(before.histograms[short], after?.histograms[short])]));
+      const shapes = Object.fromEntries((['fsync', 'proposal', 'put', 'apply', 'commit'] as const).map((short) => [short, distribution(before.histograms[short], after?.histograms[short])]));
+      return { role: after === undefined ? '?' : after.isLeader ? 'leader' : 'follower', ...shapes };
     });
   });
   verdict = await runWorkload(target.endpoints, target.pids);
@@ -351,6 +356,16 @@ const writesPerSecond = Number(/(\d+) writes\/s/.exec(verdict)?.[1] ?? NaN);
 process.stdout.write(`\nfirst ${args['window-s']} s of the load, per member (per put at ${writesPerSecond} writes/s): ` +
   windowCounters.map((c) => Object.entries(c).map(([k, v]) => `${k} ${v} (${(v / (writesPerSecond * Number(args['window-s']))).toFixed(3)})`).join(', ')).join('\n  ') + '\n');
 windowDistributions.forEach((d, m) => process.stdout.write(`  m${m + 1}: ${Object.entries(d).map(([k, v]) => `${k}: ${v}`).join('\n      ')}\n`));
+// A proposal's way to apply on the member that proposed it: a follower's puts go through the leader.
+const slowProposals = (role: string) => {
+  const counts = windowDistributions.filter((d) => d.role === role).map((d) => /^n (\d+), >25ms \d+, >50ms (\d+)/.exec(d.proposal ?? '')?.slice(1).map(Number) ?? [0, 0]);
+  const n = counts.reduce((sum, [total]) => sum + total!, 0);
+  const slow = counts.reduce((sum, [, over]) => sum + over!, 0);
+  return { n, slow, share: slow / n };
+};
+const [followers, leader] = [slowProposals('follower'), slowProposals('leader')];
+process.stdout.write(`proposals over 50 ms: followers ${followers.slow} of ${followers.n} (${(followers.share * 100).toFixed(1)}%), ` +
+  `leader ${leader.slow} of ${leader.n} (${(leader.share * 100).toFixed(1)}%): ${(followers.share / leader.share).toFixed(2)}x\n`);
 
 const profiles: Record<string, Stretch[]> = {};
 if (profileDir) {

@@ -41,6 +41,14 @@ export const commandTxnDepthMax = 32;
 export const leaseTtlSecondsMax = 9_000_000_000;
 /** Client requests waiting for raft (proposals and reads), per member; beyond it "too many requests". */
 export const pendingRequestsMax = 10_000;
+/**
+ * Results of recently applied client proposals each member keeps, and the key-value bytes they may
+ * hold (src/replica/proposal-results.ts): a snapshot sent to a peer carries them, so the peer
+ * answers its own proposals the snapshot covers. Beyond either, the oldest go, and a proposal whose
+ * result went fails at once with "request timed out" (its outcome unknown) instead of later.
+ */
+export const proposalResultsMax = 4096;
+export const proposalResultsBytesMax = 4 * MiB;
 
 // ---- gRPC (src/api/grpc) --------------------------------------------------------------------
 

@@ -329,6 +329,15 @@ export class Raft {
   /** The messages that may leave at once; call takeMessagesAfterPersist() right after. */
   takeMessages(): Message[] {
     this.flushProposals();
+    return this.takeQueuedMessages();
+  }
+
+  /**
+   * The messages queued so far that may leave at once, without the appends of proposals batched
+   * since the last Ready (they go out together in the next one; see flushProposals). For
+   * RawNode.takeMessagesDuringPersist, which decides when they may leave.
+   */
+  takeQueuedMessages(): Message[] {
     const out = this.msgs;
     this.msgs = [];
     // The heartbeats of every open ReadIndex round are now on their way: later reads need a new round.
@@ -1248,10 +1257,16 @@ export class Raft {
   private checkConfChangeAllowed(cc: ConfChange, countInBatch: number): void {
     if (countInBatch > 1) throw new LichenError('MembershipRefused', 'only one membership change at a time');
     if (this.pendingConfIndex > this.log.applied) {
+      // Which it is matters to the caller: a new leader's first entry means only "not yet" (the
+      // replica retries once it is applied), another change is the caller's to see. Told here,
+      // where the whole log is, including entries not yet persisted.
+      const change = this.hasConfChangeIn(this.log.applied, this.pendingConfIndex);
       throw new LichenError(
         'MembershipRefused',
-        `a membership change (or this new leader's first entry) at index ${this.pendingConfIndex} is not yet applied`,
-        { pendingConfIndex: this.pendingConfIndex, applied: this.log.applied },
+        change
+          ? `another membership change (up to index ${this.pendingConfIndex}) is not yet applied`
+          : `this new leader's first entry (index ${this.pendingConfIndex}) is not yet applied`,
+        { pendingConfIndex: this.pendingConfIndex, applied: this.log.applied, reason: change ? 'changePending' : 'leaderStartPending' },
       );
     }
     validateConfChange(this.tracker.confState(), cc);

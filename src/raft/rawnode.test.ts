@@ -2,9 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isLichenError } from '../errors.js';
 import { Raft, type VoteRequest } from './raft.js';
-import { RawNode } from './rawnode.js';
+import { RawNode, type Ready } from './rawnode.js';
 import { MemoryStorage } from './storage.js';
-import { Network, seededRandom, text } from './testkit.js';
+import { Network, seededRandom, storageWithLog, text } from './testkit.js';
+import type { Message } from './types.js';
 
 test('a Ready carries hard state only when it changed, and mustSync only for entries, term or vote', () => {
   const net = new Network([1]);
@@ -153,4 +154,144 @@ test("the leader's status counts a follower active while it answered within the 
   net.tick(1, 2 * net.raft(1).electionTicks);
   assert.equal(active(2), true);
   assert.equal(active(3), false);
+});
+
+/** Persists a Ready into `storage` as the application would (the test then calls advance()). */
+function persist(storage: MemoryStorage, rd: Ready): void {
+  if (rd.snapshot) storage.applySnapshot(rd.snapshot);
+  storage.append(rd.entries);
+  if (rd.hardState) storage.setHardState(rd.hardState);
+}
+
+const types = (messages: Message[]): string[] => messages.map((m) => `${m.type}>${m.to}`);
+
+function app(term: number, prevLogIndex: number, entryTerms: number[], commit = 0): Message {
+  const entries = entryTerms.map((t, i) => ({ term: t, index: prevLogIndex + 1 + i, type: 0 as const, data: text(`e${prevLogIndex + 1 + i}`) }));
+  return { type: 'App', from: 1, to: 2, term, prevLogIndex, prevLogTerm: 1, entries, commit };
+}
+
+test("while a Ready is in flight, a follower's forwarded requests and heartbeat answers leave at once; append answers and the entries they promise wait for the next Ready", () => {
+  const storage = storageWithLog([1], { voters: [1, 2, 3], learners: [] }, 1);
+  const rn = new RawNode({ id: 2, storage, random: seededRandom(2) });
+  rn.step(app(1, 1, [1]));
+  const inFlight = rn.ready();
+  assert.deepEqual(inFlight.entries.map((e) => e.index), [2]);
+  // Stepped while entry 2 is being written:
+  rn.propose(text('p'));
+  rn.readIndex(text('r'));
+  rn.step({ type: 'Heartbeat', from: 1, to: 2, term: 1, commit: 1, context: new Uint8Array(0) });
+  rn.step(app(1, 2, [1]));
+  const early = rn.takeMessagesDuringPersist();
+  assert.deepEqual(types(early), ['Prop>1', 'ReadIndex>1', 'HeartbeatResp>1'], 'in the order the core queued them; the append answer is not among them');
+  assert.equal(rn.takeMessagesDuringPersist().length, 0, 'handed out once');
+  rn.propose(text('q'));
+  persist(storage, inFlight);
+  assert.deepEqual(types(inFlight.messagesAfterPersist), ['AppResp>1']);
+  rn.advance();
+  const next = rn.ready();
+  assert.deepEqual(next.entries.map((e) => e.index), [3], 'the append that arrived meanwhile is written in the next Ready');
+  assert.deepEqual(types(next.messages), ['Prop>1'], 'only what was stepped after the last call; nothing twice');
+  assert.equal(next.messages[0]?.type === 'Prop' && new TextDecoder().decode(next.messages[0].entries[0]!.data), 'q');
+  assert.deepEqual(types(next.messagesAfterPersist), ['AppResp>1'], 'the answer for entry 3 waits for its write');
+});
+
+test('nothing leaves while a Ready is in flight unless the term and vote are durable', () => {
+  // The Ready in flight changes the term: a message of that term may not leave before it is durable.
+  let storage = storageWithLog([1], { voters: [1, 2, 3], learners: [] }, 1);
+  let rn = new RawNode({ id: 2, storage, random: seededRandom(2) });
+  rn.step({ type: 'Heartbeat', from: 1, to: 2, term: 2, commit: 0, context: new Uint8Array(0) });
+  let inFlight = rn.ready();
+  assert.equal(inFlight.hardState?.term, 2);
+  rn.propose(text('p'));
+  assert.deepEqual(rn.takeMessagesDuringPersist(), []);
+  persist(storage, inFlight);
+  rn.advance();
+  assert.deepEqual(types(rn.ready().messages), ['Prop>1'], 'it leaves with the next Ready, once the term is durable');
+
+  // A step while the Ready is in flight changes the term: what was queued before waits too.
+  storage = storageWithLog([1], { voters: [1, 2, 3], learners: [] }, 1);
+  rn = new RawNode({ id: 2, storage, random: seededRandom(2) });
+  rn.step(app(1, 1, [1]));
+  inFlight = rn.ready();
+  rn.propose(text('p'));
+  rn.step({ type: 'Heartbeat', from: 3, to: 2, term: 2, commit: 0, context: new Uint8Array(0) });
+  rn.propose(text('q'));
+  assert.deepEqual(rn.takeMessagesDuringPersist(), []);
+  persist(storage, inFlight);
+  rn.advance();
+  const next = rn.ready();
+  assert.equal(next.hardState?.term, 2);
+  assert.deepEqual([types(next.messages), types(next.messagesAfterPersist)], [[], ['Prop>1', 'HeartbeatResp>3', 'Prop>3']]);
+
+  // A vote granted in flight (same term) holds them as well.
+  storage = storageWithLog([1], { voters: [1, 2, 3], learners: [] }, 2);
+  rn = new RawNode({ id: 2, storage, random: seededRandom(2), preVote: false, checkQuorum: false });
+  rn.tick();
+  inFlight = rn.ready();
+  rn.step({ type: 'Vote', from: 3, to: 2, term: 2, lastLogIndex: 1, lastLogTerm: 1, transfer: false });
+  rn.step({ type: 'Heartbeat', from: 1, to: 2, term: 2, commit: 0, context: new Uint8Array(0) });
+  assert.equal(rn.raft.vote, 3);
+  assert.deepEqual(rn.takeMessagesDuringPersist(), []);
+});
+
+test("a leader's read round leaves while its write is in flight; its proposals stay batched for the next Ready", () => {
+  const net = new Network([1, 2, 3]);
+  net.campaign(1);
+  const { raw, storage } = net.node(1);
+  raw.propose(text('a'));
+  const inFlight = raw.ready();
+  assert.deepEqual(types(inFlight.messages), ['App>2', 'App>3']);
+  raw.propose(text('b'));
+  raw.propose(text('c'));
+  assert.deepEqual(raw.takeMessagesDuringPersist(), [], 'group commit: proposals wait for the next Ready');
+  raw.readIndex(text('read'));
+  const early = raw.takeMessagesDuringPersist();
+  assert.deepEqual(types(early), ['Heartbeat>2', 'Heartbeat>3'], "the read round's heartbeats");
+  persist(storage, inFlight);
+  raw.advance();
+  const next = raw.ready();
+  assert.deepEqual(
+    next.messages.map((m) => (m.type === 'App' ? m.entries.map((e) => new TextDecoder().decode(e.data)) : m.type)),
+    [['b', 'c'], ['b', 'c']],
+    'one append per follower carries both proposals',
+  );
+});
+
+test('nothing leaves while a Ready is in flight once the commit index passes a membership change that is not durable', () => {
+  for (const membership of [true, false]) {
+    const net = new Network([1, 2, 3]);
+    net.campaign(1);
+    const leader = net.node(1);
+    if (membership) leader.raw.proposeConfChange({ type: 1, nodeId: 4, context: new Uint8Array(0) });
+    else leader.raw.propose(text('x'));
+    // The leader writes the entry; follower 2 writes it and answers; the answer is held.
+    const written = leader.raw.ready();
+    persist(leader.storage, written);
+    leader.raw.advance();
+    for (const m of written.messages) if (m.to === 2) net.node(2).raw.step(m);
+    net.handleReady(net.node(2));
+    const answer = net.queue.find((m) => m.type === 'AppResp' && m.from === 2)!;
+    net.queue = [];
+    // While the leader's next write is in flight, the answer commits the entry.
+    leader.raw.propose(text('y'));
+    const inFlight = leader.raw.ready();
+    leader.raw.step(answer);
+    assert.equal(leader.raw.raft.log.committed, written.entries[0]!.index);
+    const early = leader.raw.takeMessagesDuringPersist();
+    if (membership) {
+      assert.deepEqual(early, [], 'the appends that tell the commit wait for a synced Ready');
+      persist(leader.storage, inFlight);
+      leader.raw.advance();
+      const next = leader.raw.ready();
+      assert.ok(next.mustSync);
+      assert.deepEqual([types(next.messages), types(next.messagesAfterPersist)], [[], ['App>2', 'App>3']]);
+    } else {
+      assert.deepEqual(types(early), ['App>2', 'App>3'], 'an ordinary entry: the new commit index leaves at once');
+    }
+  }
+});
+
+test('takeMessagesDuringPersist() without an outstanding Ready is a bug', () => {
+  const net = new Network([1]);
+  assert.throws(() => net.node(1).raw.takeMessagesDuringPersist(), /without an outstanding/);
 });

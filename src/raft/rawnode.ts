@@ -41,7 +41,8 @@ import {
  *    Ready marked `applyAfterPersist`: after step 3 when it has a snapshot (its committed entries
  *    follow it) or a membership change (the followers are sent its commit first). Serve
  *    `readStates` once the applied index reaches their index.
- * 5. Call advance(). Messages stepped in before advance() go out in the next Ready.
+ * 5. Call advance(). Messages stepped in before advance() go out in the next Ready, except those
+ *    takeMessagesDuringPersist() hands out earlier (while step 2 runs).
  */
 export interface Ready {
   /** Leader and role, when they changed since the previous Ready. */
@@ -113,11 +114,16 @@ export class RawNode {
   private prevHardState: HardState;
   /** The Ready handed out and not yet advanced. */
   private outstanding: Ready | undefined;
+  /** The hard state as of the last advanced Ready: term and vote durable (see takeMessagesDuringPersist). */
+  private durableHardState: HardState;
+  /** Committed entries above durableHardState.commit up to here hold no membership change (a cache). */
+  private confFreeCommitTo = 0;
 
   constructor(config: RaftConfig, raftClass: RaftClass = Raft) {
     this.raft = new raftClass(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
+    this.durableHardState = this.prevHardState;
   }
 
   /**
@@ -275,11 +281,45 @@ export class RawNode {
     return rd;
   }
 
+  /**
+   * While a Ready is outstanding (after ready(), before advance()): the messages stepped in since
+   * that may leave now, before the outstanding Ready is durable, so that the application need not
+   * hold what it steps in during the fsync until the next Ready. Send them at once; what stays
+   * goes out in the next Ready, in its order. A follower's forwarded proposals and reads reach the
+   * leader while the follower's own write is in flight (they depend on nothing it writes).
+   *
+   * These are the messages the core queued to leave at once (see waitsForPersistence in raft.ts),
+   * in order, but only while:
+   * - the term and vote are those of the last advanced Ready: a message carries the sender's term,
+   *   which must be durable first (ready() holds every message of a Ready that changes them; the
+   *   outstanding one may be such a Ready, and a step since may have changed them again);
+   * - no committed entry above the last advanced Ready's commit index is a membership change
+   *   (ready() holds every message of a Ready whose commit passes one).
+   * Otherwise nothing leaves (the next Ready sorts them). Append responses and votes never leave
+   * here: they promise state that only the next Ready persists. A leader's batched proposals stay
+   * for the next Ready too (group commit: their appends go out together; see flushProposals).
+   */
+  takeMessagesDuringPersist(): Message[] {
+    assert(this.outstanding, 'takeMessagesDuringPersist() without an outstanding ready()');
+    const raft = this.raft;
+    if (raft.msgs.length === 0) return [];
+    const durable = this.durableHardState;
+    if (raft.term !== durable.term || raft.vote !== durable.vote) return [];
+    const commit = raft.log.committed;
+    const checkedTo = Math.max(this.confFreeCommitTo, durable.commit);
+    if (commit > checkedTo) {
+      if (raft.hasConfChangeIn(checkedTo, commit)) return [];
+      this.confFreeCommitTo = commit;
+    }
+    return raft.takeQueuedMessages();
+  }
+
   /** Acknowledges the last Ready: its state is persisted, its messages sent, its entries applied. */
   advance(): void {
     const rd = this.outstanding;
     assert(rd, 'advance() without an outstanding ready()');
     this.outstanding = undefined;
+    this.durableHardState = this.prevHardState;
     const last = rd.entries[rd.entries.length - 1];
     this.raft.onPersisted(last ? { index: last.index, term: last.term } : undefined, rd.snapshot?.metadata.index);
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];

@@ -18,6 +18,9 @@ function harness(raw: RawNode, storage: MemoryStorage) {
     send: (messages) => {
       for (const m of messages) events.push(`send ${m.type}>${m.to}`);
     },
+    sendDuringPersist: (messages) => {
+      for (const m of messages) events.push(`send early ${m.type}>${m.to}`);
+    },
     installSnapshot: async (snapshot) => {
       storage.applySnapshot(snapshot);
       events.push(`snapshot ${snapshot.metadata.index}`);
@@ -119,6 +122,29 @@ test("a membership change applies only after the followers were sent its commit 
   writes[1]!.durable();
   await settle();
   assert.deepEqual(take().slice(0, 4), ['durable', 'send App>2', 'send App>3', `apply ${index}`]);
+  await loop.stop();
+});
+
+test("a follower's own client proposal leaves while its write is in flight; what promises the write still waits", async () => {
+  const storage = storageWithLog([1], { voters: [1, 2, 3], learners: [] }, 1);
+  const raw = new RawNode({ id: 2, storage, random: seededRandom(2) });
+  const { loop, writes, take } = harness(raw, storage);
+  loop.enqueue(() => raw.step(app(1, [2], 1)));
+  await settle();
+  assert.deepEqual(take(), ['write 2 sync', 'apply 1']);
+  // While entry 2 is written: a client's proposal, a heartbeat and another append arrive.
+  loop.enqueue(() => raw.propose(text('p')));
+  loop.enqueue(() => raw.step({ type: 'Heartbeat', from: 1, to: 2, term: 1, commit: 1, context: new Uint8Array(0) }));
+  loop.enqueue(() => raw.step(app(2, [3], 1)));
+  await settle();
+  assert.deepEqual(take(), ['send early Prop>1', 'send early HeartbeatResp>1'], 'the forwarded proposal does not wait for the write (before: nothing left until it was durable)');
+  writes[0]!.durable();
+  await settle();
+  // The append that arrived meanwhile is written next, and only then acknowledged.
+  assert.deepEqual(take(), ['durable', 'send AppResp>1', 'advanced', 'write 3 sync']);
+  writes[1]!.durable();
+  await settle();
+  assert.deepEqual(take(), ['durable', 'send AppResp>1', 'advanced']);
   await loop.stop();
 });
 

@@ -8,6 +8,8 @@ interface Waiter<T> {
   reject: (error: Error) => void;
   registeredAtMs: number;
   deadlineMs: number;
+  /** The member's applied index at registration: the proposal's entry, if any, lies above it. */
+  floor: number;
 }
 
 /**
@@ -36,15 +38,18 @@ export class PendingProposals<T> {
     return this.waiting.size;
   }
 
-  /** Reserves a sequence number; the promise settles when the entry applies or on timeout. */
-  register(): { sequence: number; result: Promise<T> } {
+  /**
+   * Reserves a sequence number; the promise settles when the entry applies or on timeout.
+   * `floor`: the member's applied index now (see waiting()).
+   */
+  register(floor = 0): { sequence: number; result: Promise<T> } {
     if (this.waiting.size >= this.options.max) {
       throw new LichenError(ErrorCode.Overloaded, `too many requests in flight (limit ${this.options.max})`);
     }
     const sequence = ++this.sequence;
     const registeredAtMs = this.options.now();
     const result = new Promise<T>((resolve, reject) => {
-      this.waiting.set(sequence, { resolve, reject, registeredAtMs, deadlineMs: registeredAtMs + this.options.timeoutMs });
+      this.waiting.set(sequence, { resolve, reject, registeredAtMs, deadlineMs: registeredAtMs + this.options.timeoutMs, floor });
     });
     return { sequence, result };
   }
@@ -59,6 +64,11 @@ export class PendingProposals<T> {
   reject(sequence: number, error: Error): void {
     const waiter = this.take(sequence);
     waiter?.reject(error);
+  }
+
+  /** The proposals waiting now, each with the applied index it was registered at (its floor). */
+  waitingNow(): Array<{ sequence: number; floor: number }> {
+    return [...this.waiting].map(([sequence, waiter]) => ({ sequence, floor: waiter.floor }));
   }
 
   rejectAll(error: Error): void {

@@ -14,6 +14,7 @@ import { assert } from '../errors.js';
 import { wholeRecordsBytes } from '../engine/codec.js';
 import { ConfChangeType, readSnapshotData, type NodeId, type Snapshot, type SnapshotData, type SnapshotFile } from '../raft/types.js';
 import { encodeJson } from './members.js';
+import type { ProposalResultsJson } from './proposal-results.js';
 
 const WHOLE = 1;
 const REFERENCE = 2;
@@ -21,13 +22,15 @@ const REFERENCE = 2;
 interface SnapshotHeader {
   version: typeof WHOLE | typeof REFERENCE;
   members: ReturnType<MemberTable['toJSON']>;
+  /** A whole snapshot sent to a peer: the recent proposals' results as of its index (see proposal-results.ts). */
+  results?: ProposalResultsJson;
 }
 
 /** Bytes read from a snapshot file at a time while installing it. */
 const FILE_READ_BYTES = 1024 * 1024;
 
-function encodeHeader(version: SnapshotHeader['version'], members: MemberTable): Buffer {
-  const header: SnapshotHeader = { version, members: members.toJSON() };
+function encodeHeader(version: SnapshotHeader['version'], members: MemberTable, results?: ProposalResultsJson): Buffer {
+  const header: SnapshotHeader = { version, members: members.toJSON(), ...(results ? { results } : {}) };
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const length = Buffer.allocUnsafe(4);
   length.writeUInt32BE(json.length);
@@ -44,11 +47,11 @@ export function encodeSnapshotData(members: MemberTable, engineChunks: Iterable<
  * memory). Pulling the first chunk also pulls the export's first, so the member table and the
  * engine's view are taken at the same moment.
  */
-export function* streamSnapshotData(members: MemberTable, engineChunks: Iterable<Uint8Array>): Iterable<Uint8Array> {
+export function* streamSnapshotData(members: MemberTable, engineChunks: Iterable<Uint8Array>, results?: ProposalResultsJson): Iterable<Uint8Array> {
   const engine = engineChunks[Symbol.iterator]();
   try {
     const first = engine.next();
-    yield encodeHeader(WHOLE, members);
+    yield encodeHeader(WHOLE, members, results);
     for (let chunk = first; !chunk.done; chunk = engine.next()) yield chunk.value;
   } finally {
     engine.return?.();
@@ -83,8 +86,13 @@ export function firstSnapshot(members: readonly GroupMember[], engineChunks: Ite
 /**
  * The member table, and the engine export as chunks for the engine's import (read lazily from a
  * file); `engineChunks` is undefined for a reference snapshot, whose data is the engine itself.
+ * `results`: what a snapshot sent to a peer carries of the recent proposals' results.
  */
-export function decodeSnapshotData(data: SnapshotData): { members: MemberTable; engineChunks: Iterable<Uint8Array> | undefined } {
+export function decodeSnapshotData(data: SnapshotData): {
+  members: MemberTable;
+  engineChunks: Iterable<Uint8Array> | undefined;
+  results: ProposalResultsJson | undefined;
+} {
   const length = readSnapshotData(data, 0, 4);
   assert(length.length === 4, 'snapshot data is shorter than its header length');
   const jsonBytes = Buffer.from(length.buffer, length.byteOffset, 4).readUInt32BE(0);
@@ -96,10 +104,10 @@ export function decodeSnapshotData(data: SnapshotData): { members: MemberTable; 
   const engineAt = 4 + jsonBytes;
   if (header.version === REFERENCE) {
     assert(data.byteLength === engineAt, 'a reference snapshot holds no engine data');
-    return { members, engineChunks: undefined };
+    return { members, engineChunks: undefined, results: header.results };
   }
   const engineChunks = data instanceof Uint8Array ? [data.subarray(engineAt)] : recordChunks(data, engineAt);
-  return { members, engineChunks };
+  return { members, engineChunks, results: header.results };
 }
 
 /** The engine export in a snapshot file, read a piece at a time and cut where records end. */

@@ -13,6 +13,7 @@ import type { ReceivedSnapshot } from '../wal/index.js';
 import type { Environment } from './environment.js';
 import { MemberTable } from './members.js';
 import { decodeSnapshotData, encodeSnapshotReference, streamSnapshotData } from './snapshot-data.js';
+import type { ProposalResultsJson } from './proposal-results.js';
 import { snapshotDue, type SnapshotPolicy } from './snapshot-policy.js';
 import type { ReplicaStorage, SpooledSnapshot } from './storage.js';
 import { assert } from '../errors.js';
@@ -25,6 +26,8 @@ export interface SnapshotsContext {
   logger: Logger;
   /** What the replica has applied: its index and the configuration as of it. */
   applied(): { index: number; conf: ConfState };
+  /** The recent proposals' results as of `index` (what the replica has applied), for a snapshot sent to a peer. */
+  results(index: number): ProposalResultsJson;
   /** Whether the replica stopped: a snapshot still being taken is then dropped. */
   stopped(): boolean;
   /** A snapshot that could not be saved stops the replica. */
@@ -69,9 +72,9 @@ export class Snapshots {
 
   /**
    * Makes a snapshot from the leader durable and installs it in raft's log (as a reference) and the
-   * state machine; returns the membership it carries.
+   * state machine; returns the membership and the proposals' results it carries.
    */
-  async install(snapshot: Snapshot): Promise<MemberTable> {
+  async install(snapshot: Snapshot): Promise<{ members: MemberTable; results: ProposalResultsJson | undefined }> {
     const { storage } = this.context;
     await storage.snapshots.save(snapshot);
     await storage.wal.saveSnapshotMarker(snapshot.metadata);
@@ -80,14 +83,14 @@ export class Snapshots {
     this.received = [];
     // A received snapshot stays in its file: the engine imports it a piece at a time. Until the
     // engine has synced it, a restart installs it again from that file (recovery.ts).
-    const { members, engineChunks } = decodeSnapshotData(snapshot.data);
+    const { members, engineChunks, results } = decodeSnapshotData(snapshot.data);
     assert(engineChunks !== undefined, 'a snapshot from the leader carries the engine data');
     storage.raftLog.applySnapshot({ metadata: snapshot.metadata, data: encodeSnapshotReference(members) });
     storage.machine.install(engineChunks);
     // The engine's applied index is its last command's; the snapshot may name a later entry.
     storage.machine.markApplied(snapshot.metadata.index);
     this.index = snapshot.metadata.index;
-    return members;
+    return { members, results };
   }
 
   /** Takes a snapshot and releases log entries once enough have been applied (in the background). */
@@ -147,7 +150,7 @@ export class Snapshots {
     assert(index >= message.snapshot.metadata.index, 'a member applied at least its own snapshot');
     const metadata = { index, term: storage.raftLog.term(index), conf: { voters: [...conf.voters], learners: [...conf.learners] } };
     // The spool pulls the first chunk before it first waits: the engine's view is taken now.
-    const spool = await storage.snapshots.spool(streamSnapshotData(storage.members, storage.machine.exportApplied()));
+    const spool = await storage.snapshots.spool(streamSnapshotData(storage.members, storage.machine.exportApplied(), this.context.results(index)));
     if (this.context.stopped()) return spool.release();
     // The transport reports each send, in the order of sends: the oldest of a peer's is the one reported.
     const spools = this.spooled.get(message.to) ?? [];

@@ -807,10 +807,13 @@ export class Cluster {
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** Whether a loop has something to do that waits for nothing outside it. */
+  /**
+   * Whether a loop has something to do that waits for nothing outside it: a Ready turn not waiting
+   * for its sync, or queued actions (which the loop also runs while it waits for one).
+   */
   private static busy(hosted: GroupLive): boolean {
     if (hosted.closed || hosted.replica.stopped) return false;
-    if (hosted.turn !== undefined) return hosted.syncsInFlight === 0;
+    if (hosted.turn !== undefined && hosted.syncsInFlight === 0) return true;
     return hosted.replica.hasPendingWork;
   }
 
@@ -830,6 +833,10 @@ export class Cluster {
     return {
       observe: guarded((rd: Ready) => this.observe(node, live, hosted, rd, handler)),
       send: guarded((messages) => this.sendPartway(node, live, hosted, messages, handler)),
+      sendDuringPersist: guarded((messages: Message[]) => {
+        this.checkpoint(node, live, hosted, undefined);
+        handler.sendDuringPersist(messages);
+      }),
       installSnapshot: guarded((snapshot) => this.installSnapshot(node, live, hosted, snapshot, handler)),
       persist: guarded((update) => {
         this.checkpoint(node, live, hosted, 'write');

@@ -186,4 +186,14 @@ export const REGRESSION_SEEDS: RegressionSeed[] = [
       'ticks (fixed: calmDown also starts a member whose addition a running replica counts; found ' +
       'by the 2026-12-07 campaign, fails on 1bed9f8)',
   },
+  {
+    seed: 100363,
+    options: { steps: 2000, membershipRateMax: 0.03 },
+    found:
+      'replica: once the Ready loop stepped actions while a Ready\'s write was in flight, a membership ' +
+      'change refused because the previous one was not yet applied was retried as soon as the member ' +
+      'had applied it, but raft counts it applied only when the Ready is advanced: refused again at ' +
+      'once, forever, and the loops never settled (fixed: the retry waits until the core counts it, ' +
+      'Replica.appliedAdvanced; found by campaign-membership.test.ts on the fprop branch)',
+  },
 ];
