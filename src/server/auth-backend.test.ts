@@ -47,7 +47,7 @@ class LaggingMember {
       raftTerm: 1,
       store: this.state.mvcc,
       auth: this.state.auth,
-      tokens: new SimpleTokens({ ttlMs: 60_000, now: () => 0, waitForApplied: async () => {} }),
+      tokens: new SimpleTokens({ ttlMs: 60_000, now: () => 0, timers: { setTimeout: () => undefined, clear: () => {} }, waitForApplied: async () => {} }),
       propose: async (command: Command) => {
         this.pending.push(command);
         let last;
