@@ -12,7 +12,9 @@ export {
   loadJwtKeys,
   parseGoDurationMs,
   AUTH_TOKEN_TTL_SECONDS_DEFAULT,
+  SIMPLE_TOKEN_CLOCK_RESOLUTION_MS,
   type TokenProvider,
+  type TokenTimers,
   type TokenInfo,
   type AuthTokenSpec,
 } from './tokens.js';

@@ -6,18 +6,61 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isLichenError } from '../errors.js';
 import { checkPassword, hashPassword } from './password.js';
-import { createTokenProvider, JwtTokens, loadJwtKeys, parseAuthTokenSpec, parseGoDurationMs, SimpleTokens } from './tokens.js';
+import {
+  createTokenProvider,
+  JwtTokens,
+  loadJwtKeys,
+  parseAuthTokenSpec,
+  parseGoDurationMs,
+  SIMPLE_TOKEN_CLOCK_RESOLUTION_MS,
+  SimpleTokens,
+  type TokenTimers,
+} from './tokens.js';
 
-/** A clock tests move by hand. */
+/** A clock and one-shot timers tests move by hand: advance() runs the timers that come due. */
 class Clock {
   ms = 1_000_000;
-  readonly now = (): number => this.ms;
+  reads = 0;
+  private pending: Array<{ at: number; run: () => void }> = [];
+  readonly now = (): number => {
+    this.reads++;
+    return this.ms;
+  };
+  readonly timers: TokenTimers = {
+    setTimeout: (run, ms) => {
+      const timer = { at: this.ms + ms, run };
+      this.pending.push(timer);
+      return timer;
+    },
+    clear: (handle) => {
+      this.pending = this.pending.filter((timer) => timer !== handle);
+    },
+  };
+
+  advance(ms: number): void {
+    const end = this.ms + ms;
+    for (;;) {
+      const due = this.pending.filter((timer) => timer.at <= end).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.pending = this.pending.filter((timer) => timer !== due);
+      this.ms = due.at;
+      due.run();
+    }
+    this.ms = end;
+  }
+
+  get timersPending(): number {
+    return this.pending.length;
+  }
 }
+
+const TTL_MS = 300_000;
 
 function simpleTokens(clock: Clock, options: { tokensMax?: number } = {}): SimpleTokens {
   return new SimpleTokens({
-    ttlMs: 300_000,
+    ttlMs: TTL_MS,
     now: clock.now,
+    timers: clock.timers,
     waitForApplied: async () => {},
     tokensMax: options.tokensMax,
   });
@@ -39,27 +82,62 @@ describe('simple tokens', () => {
     assert.equal(await tokens.verify('.5'), undefined);
   });
 
-  it('expire the TTL after their last use; each use starts the TTL again', async () => {
+  it('expire the TTL (to one second more, as etcd\'s once-a-second keeper) after their last use; each use starts the TTL again', async () => {
     const clock = new Clock();
     const tokens = simpleTokens(clock);
     tokens.onApplied(1, authenticate('alice', 'p'));
-    clock.ms += 299_000;
+    clock.advance(299_000);
     assert.ok(await tokens.verify('p.1'));
-    clock.ms += 299_000;
+    clock.advance(299_000);
     assert.ok(await tokens.verify('p.1'), 'used 299 s ago');
-    clock.ms += 300_000;
+    clock.advance(TTL_MS + 1000);
     assert.equal(await tokens.verify('p.1'), undefined);
+  });
+
+  it('live at least the TTL after their last use, whenever in the clock\'s resolution it came', async () => {
+    for (const lateMs of [0, 1, SIMPLE_TOKEN_CLOCK_RESOLUTION_MS / 2, SIMPLE_TOKEN_CLOCK_RESOLUTION_MS - 1]) {
+      const clock = new Clock();
+      const tokens = simpleTokens(clock);
+      tokens.onApplied(1, authenticate('alice', 'p'));
+      clock.advance(10_000);
+      assert.ok(tokens.verify('p.1'), 'reads the clock');
+      clock.advance(lateMs);
+      assert.ok(tokens.verify('p.1'), 'the last use, on the reading of lateMs ago');
+      clock.advance(TTL_MS - 1);
+      assert.ok(tokens.verify('p.1'), `1 ms before the TTL since the last use (${lateMs} ms into the reading)`);
+      clock.advance(TTL_MS + 1000);
+      assert.equal(tokens.verify('p.1'), undefined);
+    }
+  });
+
+  it('read the clock at most once per resolution while used, and a use after an idle spell reads it anew', () => {
+    const clock = new Clock();
+    const tokens = simpleTokens(clock);
+    tokens.onApplied(1, authenticate('alice', 'p'));
+    const reads = clock.reads;
+    for (let i = 0; i < 1000; i++) assert.ok(tokens.verify('p.1'));
+    assert.equal(clock.reads, reads, 'no read for a thousand uses within the resolution');
+    clock.advance(SIMPLE_TOKEN_CLOCK_RESOLUTION_MS);
+    assert.equal(clock.timersPending, 0, 'no timer while idle');
+    assert.ok(tokens.verify('p.1'));
+    assert.equal(clock.reads, reads + 1);
+    // A quiescent member neither ticks nor sweeps: after a long idle spell the first use still
+    // sees the true time, so an expired token is refused rather than kept alive.
+    clock.advance(10 * TTL_MS);
+    assert.equal(tokens.verify('p.1'), undefined);
+    tokens.close();
+    assert.equal(clock.timersPending, 0, 'close clears the timer');
   });
 
   it('known here are answered at once, without a promise (every request pays for none), and each such use still starts the TTL again', () => {
     const clock = new Clock();
     const tokens = simpleTokens(clock);
     tokens.onApplied(1, authenticate('alice', 'p'));
-    clock.ms += 299_000;
+    clock.advance(299_000);
     assert.deepEqual(tokens.verify('p.1'), { user: 'alice' });
-    clock.ms += 299_000;
+    clock.advance(299_000);
     assert.deepEqual(tokens.verify('p.1'), { user: 'alice' }, 'used 299 s ago');
-    clock.ms += 300_000;
+    clock.advance(TTL_MS + 1000);
     assert.equal(tokens.verify('p.1'), undefined, 'expired: invalid at once too');
     tokens.onApplied(2, authenticate('bob', 'q'));
     assert.equal(tokens.verify('q.2'), tokens.verify('q.2'), "the token's own info each time: a request's caller is no copy");
@@ -71,7 +149,7 @@ describe('simple tokens', () => {
     const tokens = simpleTokens(clock);
     tokens.onApplied(1, authenticate('alice', 'p'));
     tokens.sweep();
-    clock.ms += 300_000;
+    clock.advance(TTL_MS + 1000);
     tokens.onApplied(2, authenticate('bob', 'q'));
     tokens.sweep();
     assert.equal(tokens.size, 1);
@@ -82,6 +160,7 @@ describe('simple tokens', () => {
     const tokens = new SimpleTokens({
       ttlMs: 1000,
       now: () => 0,
+      timers: new Clock().timers,
       waitForApplied: async (index) => {
         waited.push(index);
         tokens.onApplied(index, authenticate('carol', 'x'));
@@ -165,7 +244,7 @@ describe('JWT tokens', () => {
   it('carry the user and the auth revision, signed with RS256 (a PKCS#1 key, as etcd\'s docs make)', async () => {
     const priv = file('rsa.key', rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }));
     const clock = new Clock();
-    const tokens = createTokenProvider(`jwt,priv-key=${priv},sign-method=RS256,ttl=10m`, { ttlMs: 0, now: clock.now, waitForApplied: async () => {} });
+    const tokens = createTokenProvider(`jwt,priv-key=${priv},sign-method=RS256,ttl=10m`, { ttlMs: 0, now: clock.now, timers: clock.timers, waitForApplied: async () => {} });
     assert.equal(tokens.newPrefix(), '');
     const token = await tokens.issue('alice', 7, '', 99);
     const [header, payload] = token.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()));
@@ -194,7 +273,7 @@ describe('JWT tokens', () => {
     const clock = new Clock();
     const esPriv = file('ec.key', ec.privateKey.export({ type: 'sec1', format: 'pem' }));
     const esPub = file('ec.pub', ec.publicKey.export({ type: 'spki', format: 'pem' }));
-    const options = { ttlMs: 0, now: clock.now, waitForApplied: async () => {} };
+    const options = { ttlMs: 0, now: clock.now, timers: clock.timers, waitForApplied: async () => {} };
     const signer = createTokenProvider(`jwt,priv-key=${esPriv},pub-key=${esPub},sign-method=ES256`, options);
     const verifier = createTokenProvider(`jwt,pub-key=${esPub},sign-method=ES256`, options);
     const token = await signer.issue('bob', 2, '', 1);

@@ -7,7 +7,11 @@ import { execFile } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ServiceError } from '@grpc/grpc-js';
 import { EtcdPermissionDeniedError, Range, type Etcd3 } from 'etcd3';
+import { SIMPLE_TOKEN_CLOCK_RESOLUTION_MS } from '../auth/index.js';
 import type { ProcessCluster } from '../server/testing/process-cluster.js';
+
+/** A simple token unused for its TTL and this much more has expired (see SIMPLE_TOKEN_CLOCK_RESOLUTION_MS). */
+const TOKEN_EXPIRED_AFTER_TTL_MS = 2 * SIMPLE_TOKEN_CLOCK_RESOLUTION_MS + 100;
 
 export interface Run {
   code: number;
@@ -134,7 +138,7 @@ export async function tokenExpiryScenario(cluster: ProcessCluster, ctl: Etcdctl,
     assert.equal(await ctl.ok([...ALICE_LOGIN, 'get', '/app/x', '--print-value-only']), '1\n');
     // A real process has a real clock (the TTL logic is tested on an injected clock in
     // src/auth/tokens.test.ts): wait out the TTL since the token's last use on member 1.
-    const expiredAt = lastUse + ttlSeconds * 1000 + 100;
+    const expiredAt = lastUse + ttlSeconds * 1000 + TOKEN_EXPIRED_AFTER_TTL_MS;
     if (Date.now() < expiredAt) await delay(expiredAt - Date.now());
     await assert.rejects(call(1, 'KV', 'Range', { key: Buffer.from('/app/x') }, token), (error: ServiceError) => {
       assert.equal(error.details, 'etcdserver: invalid auth token');
@@ -196,7 +200,7 @@ export async function etcd3AuthScenario({ connect, anonymous, anonymousError, to
       // Left unused past the TTL, the token expires (tokenExpiryScenario shows the member's
       // "invalid auth token"); etcd3 logs in again and repeats the call, as with etcd. A real
       // process has a real clock, so this waits.
-      await delay(tokenTtlSeconds * 1000 + 100);
+      await delay(tokenTtlSeconds * 1000 + TOKEN_EXPIRED_AFTER_TTL_MS);
       assert.equal(await alice.get('app/x').string(), '1');
       await alice.put('app/after-expiry').value('2');
     }

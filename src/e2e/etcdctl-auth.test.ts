@@ -2,7 +2,7 @@
 // cluster without TLS (tls.test.ts runs the same scenarios with TLS and client certificates).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { E2E_TEST_TIMEOUT_MS, ProcessCluster } from '../server/testing/process-cluster.js';
+import { E2E_TEST_TIMEOUT_MS, ProcessCluster, type MemberProcess } from '../server/testing/process-cluster.js';
 import { Etcdctl, ROOT_LOGIN, etcdctlAuthScenario, tokenExpiryScenario } from './auth-scenarios.js';
 
 /** Simple tokens live this long after their last use on this cluster. */
@@ -29,23 +29,38 @@ test('a simple token works on every member, and expires when unused for --auth-t
   await tokenExpiryScenario(cluster, ctl, TOKEN_TTL_SECONDS);
 });
 
-test('a put without credentials sent right after "auth disable" to a member that has not applied it yet succeeds, as in etcd', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+/**
+ * Enables auth, stops a follower, disables auth through the leader, then sends `request` without
+ * credentials to the stopped member (it still holds "enabled") and resumes it. The request's
+ * entry follows the disable in the log, where etcd checks it: it must not be refused with "user
+ * name is empty".
+ */
+async function sendBehindDisable(request: (lagging: MemberProcess) => Promise<unknown>): Promise<void> {
   await ctl.ok([...ROOT_LOGIN, 'auth', 'enable']);
   const leader = await cluster.waitForLeader();
   const lagging = cluster.members.find((m) => m !== leader)!;
-  // A call first, so the channel to it is open and the put below is queued in its socket while it is stopped.
+  // A call first, so the channel to it is open and the request is queued in its socket while it is stopped.
   await cluster.call(lagging, 'Maintenance', 'Status', {});
   cluster.pause(lagging);
   try {
     const { token } = await cluster.call(leader, 'Auth', 'Authenticate', { name: 'root', password: 'rootpw' });
     await cluster.call(leader, 'Auth', 'AuthDisable', {}, 10_000, token);
-    // The stopped member still holds "enabled"; the put's entry will follow the disable in the
-    // log, where etcd checks it: it must not be refused with "user name is empty".
-    const put = cluster.call(lagging, 'KV', 'Put', { key: Buffer.from('/after-disable'), value: Buffer.from('anyone') });
+    const sent = request(lagging);
     cluster.resume(lagging);
-    await put;
-    assert.equal((await cluster.call(leader, 'KV', 'Range', { key: Buffer.from('/after-disable') })).count, '1');
+    await sent;
   } finally {
     cluster.resume(lagging);
   }
+}
+
+test('a put without credentials sent right after "auth disable" to a member that has not applied it yet succeeds, as in etcd', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  await sendBehindDisable((lagging) => cluster.call(lagging, 'KV', 'Put', { key: Buffer.from('/after-disable'), value: Buffer.from('anyone') }));
+  assert.equal((await cluster.call(cluster.members[0]!, 'KV', 'Range', { key: Buffer.from('/after-disable') })).count, '1');
+});
+
+test('"auth enable" without credentials sent right after "auth disable" to a member that has not applied it yet succeeds, as in etcd', { timeout: E2E_TEST_TIMEOUT_MS }, async () => {
+  // etcd checks the root role when it applies the enable, after the disable: no user is needed then.
+  await sendBehindDisable((lagging) => cluster.call(lagging, 'Auth', 'AuthEnable', {}));
+  assert.equal((await cluster.call(cluster.members[0]!, 'Auth', 'AuthStatus', {})).enabled, true);
+  await ctl.ok([...ROOT_LOGIN, 'auth', 'disable']);
 });

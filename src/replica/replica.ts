@@ -285,6 +285,7 @@ export class Replica {
     this.tokens = createTokenProvider(config.authToken, {
       ttlMs: config.authTokenTtlSeconds * 1000,
       now: () => clock.wallMs(),
+      timers: environment.timers,
       waitForApplied: (index) => this.waitForApplied(index, clock.monotonicMs() + this.config.requestTimeoutMs),
     });
     this.proposals = new PendingProposals({
@@ -465,6 +466,7 @@ export class Replica {
     this.isStopped = true;
     this.environment.timers.clear(this.ticker);
     this.environment.timers.clear(this.commitFlush);
+    this.tokens.close();
     await this.loop.stop();
     await this.snapshots.settled();
   }

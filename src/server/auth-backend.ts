@@ -2,8 +2,12 @@
 //
 // Where each check happens, as in etcd (etcdserver/v3_server.go, apply_auth.go):
 // - Changes (users, roles, enabling) are raft commands carrying the caller; every replica checks
-//   the root role when it applies them. This member checks first too, so a caller without the
-//   root role costs no bcrypt hash and no log entry.
+//   the root role when it applies them, in log order (etcd's authApplierV3 and needAdminPermission).
+//   This member does not check them against its own auth state first: it may not have applied
+//   entries committed before the request (an "auth disable", a grant of the root role), which
+//   etcd's check at apply sees. The one exception keeps a bcrypt hash (user add, password change)
+//   from costing anything to a caller without the root role: that refusal is made only after a
+//   ReadIndex, so it holds at a point inside the request (see checkAdminBeforeHashing).
 // - Reads of the auth state (user and role lists and details) are linearizable reads, checked here.
 // - Authenticate checks the password here, then replicates a command that issues the token on
 //   every member at the same log position, if the auth state has not moved since the check.
@@ -17,7 +21,7 @@ import {
   type AuthInfo,
   type TokenInfo,
 } from '../auth/index.js';
-import { ErrorCode, LichenError } from '../errors.js';
+import { ErrorCode, isLichenError, LichenError } from '../errors.js';
 import { authenticateAttemptsMax } from '../limits.js';
 import { PermissionType, type AuthCommand, type Command, type MvccCommand } from '../mvcc/index.js';
 import type { ResponseHeader } from '../mvcc/types.js';
@@ -96,9 +100,13 @@ export class NodeAuthBackend implements AuthBackend {
   }
 
   async userAdd(r: { name: string; password: string; noPassword: boolean }, caller?: Caller): Promise<WithHeader<object>> {
-    this.node.auth.checkAdmin(this.authInfo(caller));
-    if (r.name === '') throw authError('userEmpty');
-    const passwordHash = r.noPassword ? '' : await hashPassword(r.password, this.config.bcryptCost);
+    let passwordHash = '';
+    if (!r.noPassword) {
+      await this.checkAdminBeforeHashing(caller);
+      // An empty name fails at apply too, after the root role (checked just above): no hash for it.
+      if (r.name === '') throw authError('userEmpty');
+      passwordHash = await hashPassword(r.password, this.config.bcryptCost);
+    }
     return this.proposeAdmin({ type: 'userAdd', name: r.name, passwordHash, noPassword: r.noPassword }, caller);
   }
 
@@ -122,8 +130,8 @@ export class NodeAuthBackend implements AuthBackend {
   }
 
   async userChangePassword(name: string, password: string, caller?: Caller): Promise<WithHeader<object>> {
-    this.node.auth.checkAdmin(this.authInfo(caller));
-    if (!this.node.auth.user(name)) throw authError('userNotFound');
+    // Whether the user exists is checked at apply: it may have been added by an entry not applied here yet.
+    await this.checkAdminBeforeHashing(caller);
     const passwordHash = await hashPassword(password, this.config.bcryptCost);
     return this.proposeAdmin({ type: 'userChangePassword', name, passwordHash }, caller);
   }
@@ -207,9 +215,28 @@ export class NodeAuthBackend implements AuthBackend {
     return this.node.propose(authorized);
   }
 
+  /** An auth change, checked (the root role, then its arguments) by every replica when it applies it. */
   private async proposeAdmin(command: AuthCommand, caller: Caller | undefined): Promise<WithHeader<object>> {
-    this.checkAdmin(caller);
     await this.proposeAs(command, caller);
     return { header: this.header() };
+  }
+
+  /**
+   * Refuses a caller without the root role before its password is hashed (etcd hashes first and
+   * refuses at apply; a bcrypt hash per anonymous request is a cost worth not paying). A refusal
+   * by this member's state alone could contradict the log (an "auth disable" committed but not
+   * applied here), so it is confirmed after a ReadIndex: everything committed before the request
+   * is then applied, and the refusal is the one the request's entry would meet at that point.
+   */
+  private async checkAdminBeforeHashing(caller: Caller | undefined): Promise<void> {
+    const info = this.authInfo(caller);
+    try {
+      this.node.auth.checkAdmin(info);
+      return;
+    } catch (error) {
+      if (!isLichenError(error)) throw error;
+    }
+    await this.node.linearizableBarrier();
+    this.node.auth.checkAdmin(info);
   }
 }
