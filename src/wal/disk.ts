@@ -52,22 +52,21 @@ export interface DiskFaults {
 
 /**
  * A disk with `bytes` bytes free, shared by every file of a process (LICHEN_UNSAFE_DISK_BUDGET_BYTES):
- * writes that extend files use it up; once it is gone, the write that needs more stops short and
- * fails, and so does every flush after it (a delayed-allocation file system reports ENOSPC at
- * fdatasync as well).
+ * every byte written uses it up, overwrites of preallocated space too, as on a copy-on-write file
+ * system (the strictest case: a record can be cut part way, not only a preallocation). Once it is
+ * gone, the write that needs more stops short and fails, and so does every flush after it (a
+ * delayed-allocation file system reports ENOSPC at fdatasync as well).
  */
 export class DiskBudget implements DiskFaults {
   private exhausted = false;
 
   constructor(private remainingBytes: number) {}
 
-  writable(_path: string, position: number, bytes: number, fileBytes: number): number {
-    const overwrite = Math.max(0, Math.min(bytes, fileBytes - position));
-    const growth = bytes - overwrite;
-    const granted = Math.min(growth, this.remainingBytes);
+  writable(_path: string, _position: number, bytes: number): number {
+    const granted = Math.min(bytes, this.remainingBytes);
     this.remainingBytes -= granted;
-    if (granted < growth) this.exhausted = true;
-    return overwrite + granted;
+    if (granted < bytes) this.exhausted = true;
+    return granted;
   }
 
   beforeSync(path: string): void {
