@@ -53,10 +53,10 @@ test('a member whose disk fills stops on the write that found no space, acknowle
 
   // Space freed: the WAL opens (a record cut part way was cut off) and every acknowledged put is there.
   const restarted = await startTestMember({ dataDir, unsafe: unsafe(undefined) });
-  t.after(() => restarted.close({ keepData: true }));
   const range = await restarted.call<{ kvs: { key: Buffer }[] }>('KV', 'Range', { key: Buffer.from('k'), range_end: Buffer.from('l'), keys_only: true });
   const keys = range.kvs.map((kv) => kv.key.toString());
   for (const key of acknowledged) assert.ok(keys.includes(key), `acknowledged put ${key} survived`);
   assert.ok(keys.length <= acknowledged.length + 1, 'at most the put that failed (outcome unknown to its client) is there besides');
   await restarted.call('KV', 'Put', { key: Buffer.from('after'), value: Buffer.from('space freed') });
+  await restarted.close({ keepData: true });
 });

@@ -6,6 +6,6 @@ export { ReceivedSnapshot, SnapshotReceiver, SnapshotStore, SNAPSHOTS_KEPT, type
 export { WalCorruptError } from './errors.js';
 export { crc32c, crc32cUpdate } from './crc32c.js';
 export { DiskBudget } from './disk.js';
-export type { SyncEvent, DiskStats, DiskFaults, DiskOptions } from './disk.js';
+export type { SyncEvent, DiskStats, DiskFaults } from './disk.js';
 export { SharedWal, GroupLog, sharedSegmentFileName } from './shared-wal.js';
 export type { SharedWalOptions, RecoveredGroup, GroupUpdate } from './shared-wal.js';
