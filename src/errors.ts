@@ -130,3 +130,46 @@ export function isLichenError(error: unknown, code?: ErrorCode): error is Lichen
 export function assert(condition: unknown, message: string): asserts condition {
   if (!condition) throw new Error(`assertion failed: ${message}`);
 }
+
+/**
+ * A write to the data directory failed because its disk is full (ENOSPC). Thrown by the file layer
+ * (src/wal/disk.ts) with the path it was writing. A member stops on it (fail-stop, as etcd does on
+ * a failed WAL or backend write): raft must never acknowledge an entry or a vote that is not
+ * durable, and after a failed write the page cache and the disk may disagree, so the member does
+ * not retry either; restarted once space is freed, it repairs the torn WAL tail and catches up.
+ */
+export class DiskFullError extends Error {
+  override readonly name = 'DiskFullError';
+  /** Node's code for the condition, so callers that test `code === 'ENOSPC'` see it too. */
+  readonly code = 'ENOSPC';
+  constructor(
+    readonly path: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`no space left on device: cannot write ${path}`, options);
+  }
+}
+
+/** errno of ENOSPC on Linux: lmdb-js reports it as a number in `code`. */
+const ENOSPC_ERRNO = 28;
+/** lmdb's MDB_MAP_FULL: the environment's map is full (lmdb-js grows it, so only a full disk stops that). */
+const MDB_MAP_FULL = -30792;
+
+/**
+ * Whether `error` says the disk under the data directory is full: our DiskFullError, Node's
+ * ENOSPC (fs), lmdb-js's (`code` 28 or MDB_MAP_FULL, the message from mdb_strerror), or
+ * classic-level's IO error, which carries the operating system's words only in its message.
+ */
+export function isDiskFull(error: unknown): boolean {
+  if (error instanceof DiskFullError) return true;
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ENOSPC' || code === ENOSPC_ERRNO || code === MDB_MAP_FULL) return true;
+  return /no space left on device|MDB_MAP_FULL/i.test(error.message);
+}
+
+/** The file a disk-full error names, when it names one (Node's fs errors carry `path` for path calls). */
+export function diskFullPath(error: unknown): string | undefined {
+  const path = (error as { path?: unknown } | null)?.path;
+  return typeof path === 'string' ? path : undefined;
+}

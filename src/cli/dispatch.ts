@@ -1,6 +1,6 @@
 // Turns an argument vector into a command run: help, version, lookup in the command table,
 // flag parsing, and the mapping of failures to exit codes (2: usage, 3: the cluster could not be
-// reached or gave no answer in time, 1: any other failure).
+// reached or gave no answer in time, 4: `serve` stopped on a full disk, 1: any other failure).
 // Used by main.ts for the process and by the shell for each line typed.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -20,6 +20,8 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 /** No endpoint answered within --timeout: nothing listens, no leader, or no answer in time. */
 export const EXIT_UNAVAILABLE = 3;
+/** `lichen serve` stopped because its data directory's disk is full (README, "A full disk"). */
+export const EXIT_DISK_FULL = 4;
 
 export interface DispatchOptions {
   /** Inside `lichen shell`: process-only commands (serve, up, shell) are unknown there. */

@@ -388,6 +388,7 @@ export const UNSAFE_ENV = {
   walSyncDelayMs: 'LICHEN_UNSAFE_WAL_SYNC_DELAY_MS',
   walNoSync: 'LICHEN_UNSAFE_WAL_NO_SYNC',
   readsWithoutReadIndex: 'LICHEN_UNSAFE_READS_WITHOUT_READINDEX',
+  diskBudgetBytes: 'LICHEN_UNSAFE_DISK_BUDGET_BYTES',
 } as const;
 
 export interface ResolveInput {
@@ -510,6 +511,11 @@ function readUnsafeOptions(env: Record<string, string | undefined>): { unsafe: N
     if (unsafe.walNoSync) {
       warnings.push(`${UNSAFE_ENV.walNoSync}: the WAL is never fsynced; acknowledged writes can be lost on power failure`);
     }
+  }
+  const budget = env[UNSAFE_ENV.diskBudgetBytes];
+  if (budget !== undefined && budget !== '') {
+    unsafe.diskBudgetBytes = parseInteger(budget, UNSAFE_ENV.diskBudgetBytes, 0, Number.MAX_SAFE_INTEGER);
+    warnings.push(`${UNSAFE_ENV.diskBudgetBytes}=${unsafe.diskBudgetBytes}: WAL and snapshot writes fail with ENOSPC after that many more bytes (test-only full disk)`);
   }
   const staleReads = env[UNSAFE_ENV.readsWithoutReadIndex];
   if (staleReads !== undefined && staleReads !== '') {

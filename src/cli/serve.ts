@@ -1,6 +1,8 @@
 // `lichen serve`: runs one node in the foreground until SIGINT/SIGTERM, logging JSON lines to
 // stderr. The server module is imported lazily so client commands start fast.
+import { diskFullPath, isDiskFull } from '../errors.js';
 import { formatId } from '../ids.js';
+import { EXIT_DISK_FULL } from './dispatch.js';
 import { createLogger, type Logger } from '../log.js';
 import type { Command, CommandContext } from './command.js';
 import { expectPositionals, whenAborted } from './command.js';
@@ -23,6 +25,7 @@ export const serveCommand: Command = {
       [`${UNSAFE_ENV.walSyncDelayMs}=<ms>`, 'delay every WAL fsync'],
       [`${UNSAFE_ENV.walNoSync}=1`, 'skip fsync (acknowledged writes can be lost)'],
       [`${UNSAFE_ENV.readsWithoutReadIndex}=1`, 'serve linearizable reads locally (stale reads)'],
+      [`${UNSAFE_ENV.diskBudgetBytes}=<bytes>`, `a full disk: WAL and snapshot writes fail with ENOSPC after that many bytes (exit ${EXIT_DISK_FULL})`],
     ]).map((line) => `  ${line}`),
     '',
     'Example: lichen serve --name n1 --data-dir data/n1 --initial-cluster n1=127.0.0.1:2380',
@@ -48,7 +51,16 @@ export const serveCommand: Command = {
     // A signal during start-up (a join that waits on an unreachable member, say) stops it: the
     // process exits when this returns, which releases whatever the start had opened.
     const starting = startNode(config, logger);
-    const node = await Promise.race([starting, whenAborted(context.signal).then(() => undefined)]);
+    let node;
+    try {
+      node = await Promise.race([starting, whenAborted(context.signal).then(() => undefined)]);
+    } catch (error) {
+      // Restarted while the disk is still full (the WAL's torn tail is repaired on open, a new
+      // segment created): the same stop, the same code, the same remedy.
+      if (!isDiskFull(error)) throw error;
+      logger.error(diskFullMessage(error, config.dataDir));
+      return EXIT_DISK_FULL;
+    }
     if (node === undefined) {
       starting.catch(() => undefined);
       logger.info('start-up interrupted by a signal; stopped');
@@ -60,14 +72,28 @@ export const serveCommand: Command = {
     if (halt) {
       // Removed from the cluster (or a fatal storage failure): stop, say why, and exit non-zero
       // so a supervisor does not mistake it for a clean shutdown.
-      logger.error(`stopping: ${halt.reason}`, { removed: halt.removed });
+      const diskFull = !halt.removed && isDiskFull(halt.error);
+      logger.error(diskFull ? diskFullMessage(halt.error, config.dataDir) : `stopping: ${halt.reason}`, { removed: halt.removed });
       await closeWithin(node, logger);
-      return 1;
+      return diskFull ? EXIT_DISK_FULL : 1;
     }
     logger.info('shutting down');
     return closeWithin(node, logger);
   },
 };
+
+/**
+ * What an operator reads when the member stops on a full disk (fail-stop, as etcd does): the
+ * file, the words of the error, and what to do.
+ */
+export function diskFullMessage(error: unknown, dataDir: string): string {
+  const where = diskFullPath(error) ?? dataDir;
+  return (
+    `stopping: no space left on device writing ${where}. This member stopped so that it never acknowledges a write or a vote ` +
+    `it could not make durable; the others keep serving while a quorum of them runs. Free space on the disk that holds ` +
+    `${dataDir}, then start this member again: it repairs the WAL's torn tail and catches up from the leader (exit code ${EXIT_DISK_FULL}).`
+  );
+}
 
 /** Unsafe options are logged through a logger fixed at warn level, so no --log-level can hide them. */
 function warnAboutUnsafeOptions(warnings: string[], name: string, context: CommandContext): void {

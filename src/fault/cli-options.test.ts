@@ -12,7 +12,7 @@ test('defaults: 3 members, 60 s, every workload, every supported fault, a random
   assert.equal(options.nodes, 3);
   assert.equal(options.durationMs, 60_000);
   assert.deepEqual(options.workloads, ['register', 'append', 'watch']);
-  assert.deepEqual(options.faults, ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'wipe']);
+  assert.deepEqual(options.faults, ['kill', 'pause', 'partition', 'slow-disk', 'full-disk', 'membership', 'wipe']);
   assert.ok(Number.isInteger(options.seed));
   assert.equal(options.unsafeReads, false);
 });

@@ -5,15 +5,17 @@
 // Faults are scheduled in wall time (a real cluster has no virtual clock), but every wait is
 // bounded and ends early when the run stops.
 import { rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { EXIT_DISK_FULL } from '../cli/dispatch.js';
 import { type MemberProcess, type ProcessCluster } from '../server/testing/process-cluster.js';
 import type { FaultRecord, History } from './history.js';
 import { PARTITION_MODES, partitionGroups, type PartitionMode, type PeerNetwork } from './network.js';
 import type { Prng } from '../random.js';
 
-export type FaultKind = 'kill' | 'pause' | 'partition' | 'slow-disk' | 'membership' | 'wipe' | 'clock';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'wipe', 'clock'];
+export type FaultKind = 'kill' | 'pause' | 'partition' | 'slow-disk' | 'full-disk' | 'membership' | 'wipe' | 'clock';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'full-disk', 'membership', 'wipe', 'clock'];
 /** Faults this build can inject (see the report for why the others are missing). */
-export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'membership', 'wipe'];
+export const SUPPORTED_FAULTS: readonly FaultKind[] = ['kill', 'pause', 'partition', 'slow-disk', 'full-disk', 'membership', 'wipe'];
 
 /**
  * How a member restarted on a wiped data directory says it must not start (src/server): a peer
@@ -45,7 +47,19 @@ export interface NemesisOptions {
   plan?: readonly PlannedFault[];
   /** WAL fsync delay of a slow-disk restart, uniformly in [min, max] ms. */
   slowDiskDelayMs?: [number, number];
+  /** Bytes free for a full-disk restart, uniformly in [min, max]. Default [0, FULL_DISK_BYTES_MAX]. */
+  fullDiskBytes?: [number, number];
 }
+
+/**
+ * The most bytes a full-disk restart leaves free by default. Every byte written counts (DiskBudget,
+ * src/wal/disk.ts); a follower under the workloads of `lichen check` writes ~1 kB of WAL records a
+ * second (run of 2026-12-07: 39 kB lasted over 30 s), so this fills within a few seconds, inside
+ * the fault's hold and the wait of its heal.
+ */
+const FULL_DISK_BYTES_MAX = 8 * 1024;
+/** How long the heal of a full-disk fault waits for the member to stop by itself before killing it. */
+const FULL_DISK_EXIT_WAIT_MS = 15_000;
 
 export interface NemesisDeps {
   cluster: ProcessCluster;
@@ -121,6 +135,8 @@ export class Nemesis {
         return this.partition((mode as PartitionMode | undefined) ?? this.deps.prng.pick(PARTITION_MODES));
       case 'slow-disk':
         return this.slowDisk();
+      case 'full-disk':
+        return this.fullDisk();
       case 'membership':
         return this.addAndRemoveMember();
       case 'wipe':
@@ -182,6 +198,48 @@ export class Nemesis {
     this.undo = async () => {
       await cluster.kill(member);
       await this.relaunch(member, record);
+    };
+  }
+
+  /**
+   * Restarts a member whose WAL and snapshot files have only a few bytes left on disk
+   * (LICHEN_UNSAFE_DISK_BUDGET_BYTES). It must stop by itself with EXIT_DISK_FULL (fail-stop,
+   * having acknowledged nothing it could not make durable) while the others keep serving; the
+   * heal frees the space (restarts it without the budget), and it catches up.
+   */
+  private async fullDisk(): Promise<void> {
+    const { cluster, prng } = this.deps;
+    const candidates = cluster.members.filter((m) => m.process !== undefined && !m.paused);
+    if (candidates.length === 0) return;
+    const member = prng.pick(candidates);
+    const bytes = this.between(this.options.fullDiskBytes ?? [0, FULL_DISK_BYTES_MAX]);
+    await cluster.kill(member);
+    const record = this.begin('full-disk', `${member.name} restarted with ${bytes} bytes free for its WAL and snapshots`);
+    const troubles = member.troubles?.length ?? 0;
+    let exited: Promise<number | null>;
+    try {
+      await cluster.launch(member, { env: { LICHEN_UNSAFE_DISK_BUDGET_BYTES: String(bytes) } });
+      exited = exitCodeOf(member.process!);
+    } catch (error) {
+      // It may find the disk full before it reports in (a torn tail to repair on open).
+      const code = /exited before it started \(code (\d+)/.exec((error as Error).message)?.[1];
+      exited = Promise.resolve(code === undefined ? null : Number(code));
+    }
+    this.undo = async () => {
+      const code = await Promise.race([exited, this.wait(FULL_DISK_EXIT_WAIT_MS).then(() => 'running' as const)]);
+      let outcome: string;
+      if (code === EXIT_DISK_FULL) {
+        // Its exit and its error line are the expected outcome, not trouble to report.
+        member.troubles?.splice(troubles);
+        outcome = `${member.name} stopped on the full disk (exit ${EXIT_DISK_FULL})`;
+      } else if (code === 'running') {
+        outcome = `${member.name} still ran after ${FULL_DISK_EXIT_WAIT_MS} ms (no write filled its disk); killed`;
+        await cluster.kill(member);
+      } else {
+        outcome = `${member.name} exited with code ${code}, not ${EXIT_DISK_FULL}`;
+        this.deps.errors.push(`full-disk: ${outcome}`);
+      }
+      await this.relaunch(member, record, `${outcome}; space freed, restarted`);
     };
   }
 
@@ -295,10 +353,10 @@ export class Nemesis {
     return false;
   }
 
-  private async relaunch(member: MemberProcess, record: FaultRecord): Promise<void> {
+  private async relaunch(member: MemberProcess, record: FaultRecord, healed = `restarted ${member.name}`): Promise<void> {
     try {
       await this.deps.cluster.launch(member);
-      this.end(record, `restarted ${member.name}`);
+      this.end(record, healed);
     } catch (error) {
       this.end(record, `${member.name} FAILED to restart`);
       this.deps.errors.push(`${member.name} did not restart after ${record.kind}: ${(error as Error).message}`);
@@ -347,6 +405,11 @@ export class Nemesis {
     return this.deps.prng.between(min, max);
   }
 
+  /** Waits `ms` (a bound on waiting for an event, which stop() does not cut short). */
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  }
+
   /** Sleeps up to `ms`; stop() cuts it short. */
   private sleep(ms: number): Promise<void> {
     if (this.stopRequested) return Promise.resolve();
@@ -358,4 +421,10 @@ export class Nemesis {
       };
     });
   }
+}
+
+/** The exit code of `child` once it exits (null: killed by a signal). */
+function exitCodeOf(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }

@@ -15,7 +15,7 @@ const WIDTH_MIN_PX = 1100;
 const WIDTH_MAX_PX = 60_000;
 
 const STATUS_COLOR: Record<string, string> = { ok: '#3a9d5d', fail: '#9aa0a6', unknown: '#e8a33d', pending: '#e8a33d' };
-const FAULT_COLOR: Record<string, string> = { kill: '#d9534f', pause: '#8e6cc7', partition: '#3b7dd8', 'slow-disk': '#c7883b', membership: '#2aa198' };
+const FAULT_COLOR: Record<string, string> = { kill: '#d9534f', pause: '#8e6cc7', partition: '#3b7dd8', 'slow-disk': '#c7883b', 'full-disk': '#a0522d', membership: '#2aa198' };
 
 export function renderReport(verdict: Verdict, history: History): string {
   const flagged = new Set<number>(verdict.anomalies.flatMap((a) => a.opIds));

@@ -43,10 +43,17 @@ export class MemoryLog implements LogStore {
   private releasedTo = 0;
   /** Flushes done so far. */
   flushes = 0;
+  /** Set by failFlushes: every later flush fails with it (a full disk), and nothing more becomes durable. */
+  private flushError: Error | undefined;
 
   /** Makes every later flush wait until releaseFlushes() (a slow disk). */
   holdFlushes(): void {
     this.heldFlushes ??= [];
+  }
+
+  /** Makes every later flush fail with `error` (a full disk, say); undefined: space is back. */
+  failFlushes(error: Error | undefined): void {
+    this.flushError = error;
   }
 
   /** Completes the flushes held so far and stops holding them. */
@@ -105,6 +112,7 @@ export class MemoryLog implements LogStore {
   private flush(): Promise<void> {
     const upTo = this.records.length;
     const records = this.records;
+    if (this.flushError) return Promise.reject(this.flushError);
     return new Promise<void>((resolve) => {
       const done = (): void => {
         // A crash since this flush began took the records with it.

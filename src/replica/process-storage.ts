@@ -15,7 +15,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GROUP_ZERO, closeEngine, groupPrefix, ScopedEngine, openEngine, type Engine, type EngineKind } from '../engine/index.js';
-import { SharedWal, SnapshotStore, type GroupLog, type LoadedSnapshot, type RecoveredGroup, type SharedWalOptions } from '../wal/index.js';
+import { SharedWal, SnapshotStore, type DiskFaults, type GroupLog, type LoadedSnapshot, type RecoveredGroup, type SharedWalOptions } from '../wal/index.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import { recordCacheBytesMax } from '../limits.js';
 import { RecordCache } from '../mvcc/index.js';
@@ -40,6 +40,8 @@ export interface ProcessStorageOptions {
   engine: EngineKind;
   /** Test and fault knobs of the shared WAL (syncDelayMs, noSync, segmentBytes). */
   wal?: Omit<SharedWalOptions, 'dir'>;
+  /** Test and fault-run only: a full disk, for the WAL and the snapshot files alike. */
+  faults?: DiskFaults;
 }
 
 /** One group's storage: its view of the WAL, its snapshot files and its state machine, as recovered. */
@@ -69,14 +71,15 @@ export class ProcessStorage {
     readonly dir: string,
     readonly wal: SharedWal,
     readonly engine: Engine,
+    private readonly faults: DiskFaults | undefined,
   ) {}
 
   static async open(options: ProcessStorageOptions): Promise<ProcessStorage> {
     const engine = await openEngine(options.engine, join(options.dir, ENGINE_DIR));
     try {
       checkEngineFormat(engine, join(options.dir, ENGINE_DIR));
-      const wal = await SharedWal.open({ ...options.wal, dir: join(options.dir, WAL_DIR) });
-      const storage = new ProcessStorage(options.dir, wal, engine);
+      const wal = await SharedWal.open({ ...options.wal, faults: options.faults ?? options.wal?.faults, dir: join(options.dir, WAL_DIR) });
+      const storage = new ProcessStorage(options.dir, wal, engine, options.faults ?? options.wal?.faults);
       // A removal the process did not finish before it stopped (see removeGroup).
       for (const groupId of wal.removedGroupIds()) await storage.deleteGroupFiles(groupId);
       return storage;
@@ -94,7 +97,7 @@ export class ProcessStorage {
   /** Opens group `groupId`'s parts (once per group while it runs): recovered, but not yet replayed. */
   async group(groupId: GroupId): Promise<GroupParts> {
     const { log: wal, recovered: log } = this.wal.attach(groupId);
-    const snapshots = new SnapshotStore(join(this.dir, SNAP_DIR, snapshotDirName(groupId)));
+    const snapshots = new SnapshotStore(join(this.dir, SNAP_DIR, snapshotDirName(groupId)), { faults: this.faults });
     snapshots.removeIncoming();
     const machine = new KvStateMachine(new ScopedEngine(this.engine, groupId), { recordCache: this.recordCache.part() });
     const snapshot = log.snapshot ? await snapshots.open(log.snapshot) : undefined;

@@ -18,7 +18,7 @@ import { KvStateMachine } from './state-machine.js';
 import type { ReplicaStorage } from './storage.js';
 import { VirtualEnvironment } from './virtual-environment.js';
 import { formatId } from '../ids.js';
-import { ErrorCode, isLichenError } from '../errors.js';
+import { DiskFullError, ErrorCode, isDiskFull, isLichenError } from '../errors.js';
 
 const TICK_MS = 100;
 const CLUSTER_ID = 7;
@@ -38,6 +38,13 @@ class DiskEngine extends MemoryEngine {
   private durable: Uint8Array[] = [];
   private held: Array<() => void> | undefined;
   syncs = 0;
+  /** Set: every write transaction throws it (lmdb-js on a full disk); the memory engine commits as a batch ends. */
+  commitError: Error | undefined;
+
+  override batch<T>(fn: () => T): T {
+    if (this.commitError) throw this.commitError;
+    return super.batch(fn);
+  }
 
   override sync(): Promise<void> {
     const image = [...this.export()];
@@ -649,3 +656,48 @@ test('a member that just joined and hears no leader does not take a lagging memb
   await group.until(() => joiner.appliedIndex >= leader.appliedIndex, 10_000, 'the joiner catches up');
   await group.stop();
 });
+
+/** What lmdb-js throws on a full disk (code: errno 28, message from mdb_strerror) and when its map is full. */
+const LMDB_FULL_ERRORS = [
+  Object.assign(new Error('No space left on device'), { code: 28 }),
+  Object.assign(new Error('MDB_MAP_FULL: Environment mapsize limit reached'), { code: -30792 }),
+];
+
+for (const [where, fill] of [
+  ...LMDB_FULL_ERRORS.map((error) => [`its engine commit (lmdb: ${error.message})`, (disk: Disk) => (disk.engine.commitError = error)] as const),
+  ['its WAL flush', (disk: Disk) => disk.wal.failFlushes(new DiskFullError('/data/log/0000000000000001.wal'))] as const,
+]) {
+  test(`a follower whose disk fills at ${where} stops without acknowledging, the other two keep serving, and once space is freed it restarts, catches up and agrees`, async () => {
+    const group = await Group.bootstrap([1, 2, 3]);
+    const leader = await group.elect();
+    await group.drive(leader.propose({ type: 'put', request: { key: bytes('k'), value: bytes('v1') } }));
+    const full = [1, 2, 3].find((id) => id !== leader.memberId)!;
+    await group.until(() => group.replica(full).appliedIndex === leader.appliedIndex, 2_000, 'the follower applies the first write');
+    const disk = group.disks.get(full)!;
+    const durableBefore = disk.wal.recover().entries.at(-1)!.index;
+    const halted = group.replica(full).halted;
+
+    fill(disk);
+    const write = await group.drive(leader.propose({ type: 'put', request: { key: bytes('k'), value: bytes('v2') } }));
+    for (let i = 0; i < 5; i++) await group.drive(leader.propose({ type: 'put', request: { key: bytes(`more-${i}`), value: bytes('x') } }));
+    await group.until(() => group.replica(full).stopped, 2_000, 'the member with the full disk stops');
+    const halt = await halted;
+    assert.equal(halt.removed, false);
+    assert.ok(isDiskFull(halt.error), `stopped for the full disk: ${String(halt.error)}`);
+    if (where === 'its WAL flush') {
+      // Nothing it could not make durable was acknowledged: the leader never counted it past its last flush.
+      assert.equal(leader.raftStatus().progress!.get(full)!.match, durableBefore);
+    }
+
+    // Space is freed; the member restarts from what its disk kept.
+    group.crash(full);
+    disk.engine.commitError = undefined;
+    disk.wal.failFlushes(undefined);
+    const restarted = await group.start(full);
+    await group.until(() => restarted.appliedIndex >= leader.appliedIndex, 5_000, 'the restarted member catches up');
+    assert.equal(valueAt(restarted, 'k'), 'v2');
+    assert.equal(restarted.store.currentRevision, leader.store.currentRevision);
+    assert.ok(write.revision <= restarted.store.currentRevision);
+    await group.stop();
+  });
+}

@@ -32,7 +32,7 @@ import { AlarmType, WatchHub, type Lessor, decodeCommand, encodeCommand, noSpace
 import { createTokenProvider, type ApplyResult, type TokenProvider } from '../auth/index.js';
 import type { EngineSpace } from '../engine/index.js';
 import { ReceivedSnapshot } from '../wal/index.js';
-import { ErrorCode, LichenError, isLichenError } from '../errors.js';
+import { ErrorCode, LichenError, isDiskFull, isLichenError } from '../errors.js';
 import { formatId } from '../ids.js';
 import { inboxMessagesMax } from '../limits.js';
 import type { Logger } from '../log.js';
@@ -1006,6 +1006,7 @@ export class Replica {
   fail(error: unknown): void {
     // A WAL or engine failure, or lost data, leaves this member unable to keep its promises: stop it loudly.
     if (isLichenError(error, ErrorCode.DataLoss)) this.logger.error(`fatal: ${error.message}`);
+    else if (isDiskFull(error)) this.logger.error(`fatal: ${(error as Error).message}; stopping this member (nothing past the last durable write was acknowledged)`);
     else this.logger.error('fatal: the raft loop failed; stopping this member', { error: String((error as Error)?.stack ?? error) });
     this.removedReason = `member failed: ${(error as Error)?.message ?? String(error)}`;
     this.isStopped = true;

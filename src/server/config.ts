@@ -113,6 +113,11 @@ export interface NodeConfig {
     walNoSync: boolean;
     /** Serve "linearizable" reads locally without ReadIndex (stale reads possible). */
     readsWithoutReadIndex: boolean;
+    /**
+     * A full disk: writes to the WAL and snapshot files fail with ENOSPC once they have taken this
+     * many more bytes (undefined: no limit). The `full-disk` fault of `lichen check` sets it.
+     */
+    diskBudgetBytes?: number;
   };
 }
 

@@ -46,7 +46,7 @@ export interface LichenNode {
    * Resolves when the member stops serving on its own: removed from the cluster (recorded in
    * its data directory, so it refuses to start again) or a fatal storage failure.
    */
-  readonly halted: Promise<{ removed: boolean; reason: string }>;
+  readonly halted: Promise<{ removed: boolean; reason: string; error?: unknown }>;
   close(): Promise<void>;
 }
 

@@ -223,8 +223,9 @@ export class ClusterNode {
   }
 
   close(): Promise<void> {
-    // A member that failed stopped already, and leaves its storage as the failure left it.
-    if (this.replica.stopped && !this.closing) return Promise.resolve();
+    // A member that failed stopped already, and leaves its storage as the failure left it; its
+    // listener and ticker go (an embedding process, or a test, goes on running).
+    if (this.replica.stopped && !this.closing) return (this.closing = this.store.closeNetwork());
     return (this.closing ??= (async () => {
       if (!this.replica.started) this.confirmation?.reject(new LichenError(ErrorCode.Unavailable, 'server stopped', { etcdError: 'stopped' }));
       await this.store.close();

@@ -5,7 +5,7 @@ import { readFile, rename, rm, stat, writeFile, open as openFile } from 'node:fs
 import { dirname, join } from 'node:path';
 import type { Engine } from '../engine/index.js';
 import { EntryType, decodeConfChange, type Entry } from '../raft/index.js';
-import type { LoadedSnapshot } from '../wal/index.js';
+import { DiskBudget, type LoadedSnapshot } from '../wal/index.js';
 import { createDirectory } from '../directories.js';
 import { ErrorCode, LichenError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -115,6 +115,7 @@ export async function openNodeState(config: NodeConfig, logger: Logger, credenti
     dir: config.dataDir,
     engine: config.engine,
     wal: { syncDelayMs: config.unsafe.walSyncDelayMs, noSync: config.unsafe.walNoSync },
+    ...(config.unsafe.diskBudgetBytes !== undefined && { faults: new DiskBudget(config.unsafe.diskBudgetBytes) }),
   });
   try {
     return await openMetaGroup(config, logger, { identity, existing: existing !== undefined, disk, saveIdentity });

@@ -173,6 +173,15 @@ export class Store {
     return address;
   }
 
+  /**
+   * Stops the ticker and closes the transport, and touches no storage: what a process does with a
+   * replica that failed (a full disk, say), whose storage stays as the failure left it.
+   */
+  async closeNetwork(): Promise<void> {
+    this.options.environment.timers.clear(this.ticker);
+    await this.transport.close();
+  }
+
   /** Stops the ticker and every replica, closes the transport, then lets go of every replica's storage. */
   close(): Promise<void> {
     return (this.closing ??= (async () => {

@@ -64,7 +64,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readSnapshotData, type Message, type NodeId, type SnapshotData } from '../raft/types.js';
-import { assert, isLichenError } from '../errors.js';
+import { assert, isDiskFull, isLichenError } from '../errors.js';
 import { metaGroupId, type GroupId } from '../ids.js';
 import {
   peerFrameBytesMax,
@@ -1006,7 +1006,14 @@ class InboundConnection {
     if (begin.totalBytes > maxSnapshotBytes) {
       this.transport.options.logger('snapshot-too-large', { ...this.#logFields, bytes: begin.totalBytes, maxSnapshotBytes });
     } else {
-      sink = receiveSnapshot(m, begin.totalBytes, begin.group);
+      try {
+        sink = receiveSnapshot(m, begin.totalBytes, begin.group);
+      } catch (error) {
+        // No room for even the file (a full disk): refuse the snapshot as a failed write of it is
+        // refused, and the leader, hearing of a failed send, tries again later.
+        if (!isDiskFull(error)) throw error;
+        return this.#fail(`cannot store the snapshot: ${errorText(error)}`);
+      }
     }
     this.#snapshot = { group: begin.group, message: m, totalBytes: begin.totalBytes, receivedBytes: 0, sink };
     if (begin.totalBytes === 0) this.#finishSnapshot();

@@ -5,6 +5,7 @@ export type { WalOptions, WalState, WalUpdate } from './wal.js';
 export { ReceivedSnapshot, SnapshotReceiver, SnapshotStore, SNAPSHOTS_KEPT, type LoadedSnapshot } from './snapshot-store.js';
 export { WalCorruptError } from './errors.js';
 export { crc32c, crc32cUpdate } from './crc32c.js';
-export type { SyncEvent, DiskStats } from './disk.js';
+export { DiskBudget } from './disk.js';
+export type { SyncEvent, DiskStats, DiskFaults } from './disk.js';
 export { SharedWal, GroupLog, sharedSegmentFileName } from './shared-wal.js';
 export type { SharedWalOptions, RecoveredGroup, GroupUpdate } from './shared-wal.js';

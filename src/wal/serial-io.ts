@@ -1,7 +1,7 @@
 // The discipline both WALs follow for their file operations: one at a time, in call order; and
 // after a failed write or flush, none at all (the page cache and the disk may disagree then, as
 // PostgreSQL's "fsyncgate" showed, so retrying could report data durable that is not).
-import { ErrorCode, LichenError } from '../errors.js';
+import { DiskFullError, ErrorCode, LichenError } from '../errors.js';
 import { walPendingOperationsMax } from '../limits.js';
 
 export class SerialIo {
@@ -22,6 +22,8 @@ export class SerialIo {
     }
     const start = async (): Promise<void> => {
       try {
+        // A full disk stays recognisable as one, so whoever hears of it first stops for that reason.
+        if (this.failure instanceof DiskFullError) throw this.failure;
         if (this.failure) throw new LichenError(ErrorCode.Internal, `wal unusable after an I/O error: ${this.failure.message}`);
         await operation();
       } finally {

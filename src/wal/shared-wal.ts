@@ -38,7 +38,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
 import { ErrorCode, LichenError, assert } from '../errors.js';
-import { Disk, type DiskStats, type SyncEvent } from './disk.js';
+import { Disk, type DiskFaults, type DiskStats, type SyncEvent } from './disk.js';
 import { WalCorruptError } from './errors.js';
 import { LogModel, checkEntries } from './log-model.js';
 import { SerialIo } from './serial-io.js';
@@ -63,7 +63,7 @@ import {
   scanRecord,
   type GroupLogState,
 } from './record.js';
-import { SEGMENT_BYTES_DEFAULT, preallocate } from './wal.js';
+import { SEGMENT_BYTES_DEFAULT, preallocate, writeRecords } from './wal.js';
 
 
 export interface SharedWalOptions {
@@ -78,6 +78,8 @@ export interface SharedWalOptions {
   noSync?: boolean;
   /** Called after every fsync (tests count them). */
   onSync?: (event: SyncEvent) => void;
+  /** Test and fault-run only: a disk that runs out of space. */
+  faults?: DiskFaults;
 }
 
 /** What recovery hands a group: its hard state, latest snapshot marker and the entries after it. */
@@ -497,8 +499,8 @@ export class SharedWal {
     const bytes = run.length === 1 ? run[0]!.record : Buffer.concat(run.map((queued) => queued.record), runBytes);
     const end = segment.sizeBytes + bytes.length;
     this.guardSync(() => {
-      if (end > segment.allocatedBytes) segment.allocatedBytes = preallocate(this.disk, this.tailFd, end, this.segmentBytes);
-      this.disk.writeAll(this.tailFd, bytes, segment.sizeBytes);
+      if (end > segment.allocatedBytes) segment.allocatedBytes = preallocate(this.disk, this.tailFd, segment.path, end, this.segmentBytes);
+      writeRecords(this.disk, this.tailFd, segment.path, bytes, segment.sizeBytes);
     });
     segment.sizeBytes = end;
     for (const queued of run) queued.written(segment.seq);
@@ -655,8 +657,12 @@ async function createSegment(disk: Disk, dir: string, seq: number): Promise<Segm
   const temp = path + TEMP_SUFFIX;
   const fd = fs.openSync(temp, 'w');
   try {
-    disk.writeAll(fd, header, 0);
+    disk.writeAll(fd, temp, header, 0);
     await disk.syncFile(fd, temp);
+  } catch (error) {
+    // A full disk: the half-made segment goes now rather than hold space until the next open.
+    fs.rmSync(temp, { force: true });
+    throw error;
   } finally {
     fs.closeSync(fd);
   }
@@ -730,7 +736,7 @@ async function replaySegment(disk: Disk, segment: Segment, isLast: boolean, trac
     fs.ftruncateSync(fd, stop.offset);
     if (stop.offset === 0) {
       const header = encodeRecord(RecordType.SharedSegmentHeader, encodeSharedSegmentHeader(segment.seq));
-      disk.writeAll(fd, header, 0);
+      disk.writeAll(fd, segment.path, header, 0);
       segment.sizeBytes = segment.allocatedBytes = header.length;
     }
     await disk.syncFile(fd, segment.path);

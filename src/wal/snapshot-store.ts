@@ -87,7 +87,7 @@ export class SnapshotStore {
     return new SnapshotReceiver(this, this.disk, path, metadata, dataBytes);
   }
 
-  /** Removes what receptions (and spools) cut short by a crash left behind. */
+  /** Removes what receptions, spools and saves cut short by a crash (or a full disk) left behind. */
   removeIncoming(): void {
     let names: string[];
     try {
@@ -96,7 +96,9 @@ export class SnapshotStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
-    for (const name of names) if (name.endsWith(INCOMING_SUFFIX) || name.endsWith(SPOOL_SUFFIX)) fs.unlinkSync(join(this.dir, name));
+    for (const name of names) {
+      if (name.endsWith(INCOMING_SUFFIX) || name.endsWith(SPOOL_SUFFIX) || name.endsWith(`.snap${TEMP_SUFFIX}`)) fs.unlinkSync(join(this.dir, name));
+    }
   }
 
   /**
@@ -113,7 +115,7 @@ export class SnapshotStore {
     let length = 0;
     try {
       for (const chunk of chunks) {
-        await this.disk.writeAllAsync(fd, chunk, length);
+        await this.disk.writeAllAsync(fd, path, chunk, length);
         length += chunk.length;
       }
     } catch (error) {
@@ -148,24 +150,32 @@ export class SnapshotStore {
     const dataAt = RECORD_HEADER_BYTES + head.length;
     const fd = fs.openSync(temp, 'w');
     try {
-      // The data first, a slice per turn; the record header, which holds the CRC of it all, last.
-      let crc = crc32cUpdate(0, head);
-      for (let at = 0; at < data.length; at += SLICE_BYTES) {
-        const slice = data.subarray(at, Math.min(at + SLICE_BYTES, data.length));
-        crc = crc32cUpdate(crc, slice);
-        this.disk.writeAll(fd, slice, dataAt + at);
-        await nextTurn();
-      }
-      const header = frameRecord(RecordType.Snapshot, head.length + data.length, crc);
-      this.disk.writeAll(fd, header, 0);
-      this.disk.writeAll(fd, head, header.length);
-      await this.disk.syncFile(fd, temp);
-    } finally {
+      await this.writeSnapshotFile(fd, temp, head, data, dataAt);
+    } catch (error) {
+      // A full disk, most likely: what was written of the file goes, and with it the space it held.
       fs.closeSync(fd);
+      fs.rmSync(temp, { force: true });
+      throw error;
     }
+    fs.closeSync(fd);
     fs.renameSync(temp, path);
     await this.disk.syncDir(this.dir);
     await this.prune();
+  }
+
+  /** The data first, a slice per turn; the record header, which holds the CRC of it all, last; then the flush. */
+  private async writeSnapshotFile(fd: number, temp: string, head: Uint8Array, data: Uint8Array, dataAt: number): Promise<void> {
+    let crc = crc32cUpdate(0, head);
+    for (let at = 0; at < data.length; at += SLICE_BYTES) {
+      const slice = data.subarray(at, Math.min(at + SLICE_BYTES, data.length));
+      crc = crc32cUpdate(crc, slice);
+      this.disk.writeAll(fd, temp, slice, dataAt + at);
+      await nextTurn();
+    }
+    const header = frameRecord(RecordType.Snapshot, head.length + data.length, crc);
+    this.disk.writeAll(fd, temp, header, 0);
+    this.disk.writeAll(fd, temp, head, header.length);
+    await this.disk.syncFile(fd, temp);
   }
 
   /**
@@ -298,7 +308,7 @@ export class SnapshotReceiver {
     const position = RECORD_HEADER_BYTES + this.head.length + this.received;
     this.received += chunk.length;
     this.pendingBytes += chunk.length;
-    const written = this.writes.then(() => this.disk.writeAllAsync(this.fd, chunk, position)).finally(() => (this.pendingBytes -= chunk.length));
+    const written = this.writes.then(() => this.disk.writeAllAsync(this.fd, this.path, chunk, position)).finally(() => (this.pendingBytes -= chunk.length));
     this.writes = written.catch(() => undefined);
     return written;
   }
@@ -308,7 +318,7 @@ export class SnapshotReceiver {
     assert(this.received === this.dataBytes, `snapshot receiver: ${this.received} of ${this.dataBytes} bytes received`);
     await this.writes;
     const header = frameRecord(RecordType.Snapshot, this.head.length + this.dataBytes, this.crc);
-    await this.disk.writeAllAsync(this.fd, Buffer.concat([header, this.head]), 0);
+    await this.disk.writeAllAsync(this.fd, this.path, Buffer.concat([header, this.head]), 0);
     this.close();
     return new ReceivedSnapshot(this.store, this.path, this.metadata, RECORD_HEADER_BYTES + this.head.length, this.dataBytes);
   }

@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Entry, HardState, SnapshotMetadata } from '../raft/types.js';
 import { assert } from '../errors.js';
-import { Disk, type DiskStats, type SyncEvent } from './disk.js';
+import { Disk, type DiskFaults, type DiskStats, type SyncEvent } from './disk.js';
 import { WalCorruptError } from './errors.js';
 import { LogModel, checkEntries } from './log-model.js';
 import { SerialIo } from './serial-io.js';
@@ -60,6 +60,8 @@ export interface WalOptions {
   noSync?: boolean;
   /** Called after every fsync (tests count them). */
   onSync?: (event: SyncEvent) => void;
+  /** Test and fault-run only: a disk that runs out of space. */
+  faults?: DiskFaults;
 }
 
 export interface WalState {
@@ -265,8 +267,8 @@ export class Wal {
       }
       const segment = this.tail;
       const end = segment.sizeBytes + record.length;
-      if (end > segment.allocatedBytes) segment.allocatedBytes = preallocate(this.disk, this.tailFd, end, this.segmentBytes);
-      this.disk.writeAll(this.tailFd, record, segment.sizeBytes);
+      if (end > segment.allocatedBytes) segment.allocatedBytes = preallocate(this.disk, this.tailFd, segment.path, end, this.segmentBytes);
+      writeRecords(this.disk, this.tailFd, segment.path, record, segment.sizeBytes);
       segment.sizeBytes = end;
       if (sync) await this.disk.syncFile(this.tailFd, segment.path);
     });
@@ -288,10 +290,31 @@ export class Wal {
  * be written ends), within the segment size unless the record alone exceeds it; returns the bytes
  * the file then has. The save's own fdatasync makes them durable.
  */
-export function preallocate(disk: Disk, fd: number, end: number, segmentBytes: number): number {
+export function preallocate(disk: Disk, fd: number, path: string, end: number, segmentBytes: number): number {
   const target = Math.max(end, Math.min(end + PREALLOCATE_BYTES, segmentBytes));
-  for (let at = end; at < target; at += ZEROS.length) disk.writeAll(fd, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
+  for (let at = end; at < target; at += ZEROS.length) disk.writeAll(fd, path, ZEROS.subarray(0, Math.min(ZEROS.length, target - at)), at);
   return target;
+}
+
+/**
+ * Writes records at `position` (the end of the last whole record) of a tail segment. The space is
+ * preallocated, so a full disk fails the preallocation, not this; but a copy-on-write file system
+ * needs new blocks even to overwrite, and may stop part way. Then the file is cut back to
+ * `position` (truncating needs no space): a record cut short in the middle of a sector, followed
+ * by zeros, would not pass for a torn tail on open (record.ts, isTornTail), and the WAL must open
+ * once space returns. The write itself still fails, and the WAL with it (serial-io.ts).
+ */
+export function writeRecords(disk: Disk, fd: number, path: string, bytes: Uint8Array, position: number): void {
+  try {
+    disk.writeAll(fd, path, bytes, position);
+  } catch (error) {
+    try {
+      fs.ftruncateSync(fd, position);
+    } catch {
+      // The write's own error is the one to report; open() judges whatever is left.
+    }
+    throw error;
+  }
 }
 
 function listSegments(dir: string, names: string[]): Segment[] {
@@ -338,8 +361,12 @@ async function createSegment(disk: Disk, dir: string, seq: number, model: LogMod
   const temp = path + TEMP_SUFFIX;
   const fd = fs.openSync(temp, 'w');
   try {
-    disk.writeAll(fd, header, 0);
+    disk.writeAll(fd, temp, header, 0);
     await disk.syncFile(fd, temp);
+  } catch (error) {
+    // A full disk: the half-made segment goes now rather than hold space until the next open.
+    fs.rmSync(temp, { force: true });
+    throw error;
   } finally {
     fs.closeSync(fd);
   }
@@ -457,7 +484,7 @@ async function repairTail(
             : { seq: segment.seq, nextIndex: segment.nextIndex, hardState: model.hardState },
         ),
       );
-      disk.writeAll(fd, header, 0);
+      disk.writeAll(fd, segment.path, header, 0);
       sizeBytes = segment.headerBytes = header.length;
     }
     await disk.syncFile(fd, segment.path);
