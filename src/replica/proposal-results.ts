@@ -5,7 +5,7 @@
 // Why: a member that falls behind past the leader's compacted log catches up from a snapshot, and
 // its own proposals committed meanwhile lie inside it: the member never applies those entries
 // itself, so its applyEntry never answers them (etcd leaves such requests to time out with
-// "etcdserver: request timed out"; src/e2e/membership.test.ts's snapshot test hit it now and then).
+// its ErrTimeout, "request timed out"; src/e2e/membership.test.ts's snapshot test hit it now and then).
 // Every member records here the result of each client proposal it applies (every member computes
 // the same result for the same entry); a snapshot sent to a peer carries the table as of the
 // snapshot's index (snapshot-data.ts), and the member installing it answers its own proposals from
